@@ -1,0 +1,129 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Error codes the server puts in [APIError.Code]. Programs should branch on
+// these (or on the status code) rather than on messages, which are written
+// for people and may change.
+const (
+	CodeInvalidRequest  = "INVALID_REQUEST"       // the request is malformed
+	CodeInvalidJSON     = "INVALID_JSON"          // the body is not the JSON expected
+	CodeInvalidState    = "INVALID_STATE"         // the job's status forbids the action
+	CodeInvalidConfig   = "INVALID_RENDER_CONFIG" // a render setting cannot be honoured; see Field
+	CodeNotFound        = "NOT_FOUND"             // no such job, or another workspace's
+	CodeUnauthorized    = "UNAUTHORIZED"          // missing or unknown API key
+	CodeTooLarge        = "PAYLOAD_TOO_LARGE"     // the upload or body is over the limit
+	CodeUploadNotFound  = "UPLOAD_NOT_FOUND"      // the slug names no upload
+	CodeUploadMissing   = "UPLOAD_NOT_RECEIVED"   // the slug's file never arrived
+	CodeSlugUsed        = "SLUG_ALREADY_USED"     // a slug makes at most one job
+	CodeConflict        = "CONFLICT"              // a concurrent change won; retry
+	CodeInternal        = "INTERNAL"              // the server failed; details are in its logs
+	CodeRateLimited     = "RATE_LIMITED"          // too many requests; slow down
+	CodeValidationError = "VALIDATION_FAILED"     // the file could not be validated
+)
+
+// APIError is an error answer of the server: the HTTP status, and the
+// {"error": {"code", "message", "field"}} body when the server sent one.
+// Answers that are not the server's JSON (a proxy's HTML page, a storage
+// service's XML) keep Code empty and carry the start of the body in Message,
+// so that the reason is still visible.
+type APIError struct {
+	// StatusCode is the HTTP status, such as 400 or 404.
+	StatusCode int
+	// Code is the stable, machine-readable reason, one of the Code constants.
+	Code string
+	// Message says, for a person, what went wrong and what to do about it.
+	Message string
+	// Field is the request field the error is about, when there is one, as
+	// a path in the request body such as "requestedRenderConfig.frameRanges".
+	Field string
+}
+
+// Error reads like "400 INVALID_STATE: cannot validate a job that is validated".
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", e.StatusCode)
+	if e.Code != "" {
+		b.WriteString(" " + e.Code)
+	} else if text := http.StatusText(e.StatusCode); text != "" {
+		b.WriteString(" " + text)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	// The server usually names the field in its message already; saying it
+	// twice would only add noise.
+	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
+		b.WriteString(" (field " + e.Field + ")")
+	}
+	return b.String()
+}
+
+// IsNotFound reports whether err is the server saying that a job or upload
+// does not exist. The server answers the same for another workspace's ids,
+// so this also means "not visible with this API key".
+func IsNotFound(err error) bool {
+	return hasStatus(err, http.StatusNotFound)
+}
+
+// IsUnauthorized reports whether the server refused the API key, which no
+// retry will fix.
+func IsUnauthorized(err error) bool {
+	return hasStatus(err, http.StatusUnauthorized)
+}
+
+// IsInvalidState reports whether an action was refused because of the job's
+// status, such as validating a job twice or canceling a finished one. A
+// pipeline that retries may treat it as "already done".
+func IsInvalidState(err error) bool {
+	return HasCode(err, CodeInvalidState)
+}
+
+// HasCode reports whether err is an [*APIError] with the given code, for
+// codes that have no helper of their own.
+func HasCode(err error, code string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+func hasStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode == status
+}
+
+// readAPIError makes an *APIError of a non-2xx answer, preferring the
+// server's JSON error and falling back to the body's text.
+func readAPIError(resp *http.Response) *APIError {
+	ae := &APIError{StatusCode: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+
+	var wire struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &wire) == nil && wire.Error != nil && (wire.Error.Code != "" || wire.Error.Message != "") {
+		ae.Code = wire.Error.Code
+		ae.Message = wire.Error.Message
+		ae.Field = wire.Error.Field
+		return ae
+	}
+
+	// Not our JSON: keep a short, single-line start of the body.
+	text := strings.Join(strings.Fields(string(body)), " ")
+	const maxText = 300
+	if r := []rune(text); len(r) > maxText {
+		text = string(r[:maxText]) + "…"
+	}
+	ae.Message = text
+	return ae
+}

@@ -1,0 +1,205 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// replayHeader is set to "true" on a render answer when rendering had
+// already started, so that a retried request is told apart from a new one.
+const replayHeader = "X-Idempotent-Replay"
+
+// CreateUpload asks the server where to put a file. fileType must be
+// [FileTypeBlend] or [FileTypeZip] and match fileName's extension. Most
+// callers want [Client.UploadFile], which does this and the upload.
+func (c *Client) CreateUpload(ctx context.Context, fileName, fileType string) (*UploadTicket, error) {
+	in := struct {
+		FileName string `json:"fileName"`
+		FileType string `json:"fileType"`
+	}{fileName, fileType}
+	var t UploadTicket
+	if _, err := c.call(ctx, "create upload", http.MethodPost, "/uploads", nil, in, &t); err != nil {
+		return nil, err
+	}
+	if t.UploadURL == "" || t.Slug == "" {
+		return nil, errors.New("create upload: the answer has no uploadUrl or slug")
+	}
+	return &t, nil
+}
+
+// CreateJob makes a job of an uploaded file, named by the slug its upload
+// ticket gave. The job starts in [StatusCreated]; nothing is checked or
+// rendered until [Client.Validate] and [Client.Render]. A slug makes at most
+// one job, so retrying a CreateJob that may have succeeded fails with
+// [CodeSlugUsed] rather than making a second job.
+func (c *Client) CreateJob(ctx context.Context, slug string) (*Job, error) {
+	in := struct {
+		Slug string `json:"slug"`
+	}{slug}
+	return c.jobCall(ctx, "create job", http.MethodPost, "/jobs", in)
+}
+
+// GetJob returns a job as it is now.
+func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
+	var out struct {
+		Data *Job `json:"data"`
+	}
+	op := "get job " + id
+	path, err := jobPath(op, id, "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.call(ctx, op, http.MethodGet, path, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Data == nil || out.Data.ID == "" {
+		return nil, fmt.Errorf("%s: the answer has no job in its data field", op)
+	}
+	return out.Data, nil
+}
+
+// ListJobs returns one page of the workspace's jobs. To walk all of them,
+// ask for pages 1 to Pagination.TotalPages.
+func (c *Client) ListJobs(ctx context.Context, opts ListOptions) (*JobList, error) {
+	q := url.Values{}
+	if opts.Page > 0 {
+		q.Set("page", strconv.Itoa(opts.Page))
+	}
+	if opts.PageSize > 0 {
+		q.Set("pageSize", strconv.Itoa(opts.PageSize))
+	}
+	if opts.Status != "" {
+		q.Set("status", string(opts.Status))
+	}
+	var out JobList
+	if _, err := c.call(ctx, "list jobs", http.MethodGet, "/jobs", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Validate asks the farm to inspect the job's file. It returns at once with
+// the job in [StatusValidating]; wait for [StatusValidated] with
+// [Client.Wait], then read Job.Analysis before choosing render settings.
+// Validating a job that is already validating or validated fails with
+// [CodeInvalidState].
+func (c *Client) Validate(ctx context.Context, id string) (*Job, error) {
+	return c.jobAction(ctx, "validate job "+id, id, "/validate")
+}
+
+// Render starts rendering a validated job with cfg, of which only
+// ColorManagementPreset is required. Sending the same request again is
+// safe: when rendering had already started, the server answers with the
+// job as it is and replay is true, so a pipeline can retry a Render whose
+// answer it lost without starting a second render. A setting the workers
+// cannot honour fails with [CodeInvalidConfig] and the field named in
+// [APIError.Field].
+func (c *Client) Render(ctx context.Context, id string, cfg RenderConfig) (job *Job, replay bool, err error) {
+	in := struct {
+		Config RenderConfig `json:"requestedRenderConfig"`
+	}{cfg}
+	var out Job
+	op := "render job " + id
+	path, err := jobPath(op, id, "/render")
+	if err != nil {
+		return nil, false, err
+	}
+	h, err := c.call(ctx, op, http.MethodPost, path, nil, in, &out)
+	if err != nil {
+		return nil, false, err
+	}
+	if out.ID == "" {
+		return nil, false, fmt.Errorf("%s: the answer has no job id", op)
+	}
+	return &out, strings.EqualFold(h.Get(replayHeader), "true"), nil
+}
+
+// Cancel stops a job that is in progress: queued frames are dropped and
+// running Blender processes are stopped. Canceling a job that is completed,
+// failed or already canceled fails with [CodeInvalidState].
+func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
+	return c.jobAction(ctx, "cancel job "+id, id, "/cancel")
+}
+
+// Progress returns the job's render counters and per-frame state. It
+// answers at any status; before rendering, the counters are zero.
+func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {
+	var out Progress
+	op := "get progress of job " + id
+	path, err := jobPath(op, id, "/progress")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.call(ctx, op, http.MethodGet, path, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RunningProgress returns the progress of every job of the workspace that
+// the farm is working on, for a dashboard of everything at once. It is
+// empty when nothing runs.
+func (c *Client) RunningProgress(ctx context.Context) ([]Progress, error) {
+	var out []Progress
+	if _, err := c.call(ctx, "get progress of running jobs", http.MethodGet, "/jobs/progress", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []Progress{}
+	}
+	return out, nil
+}
+
+// Downloads returns the job's output files as presigned URLs. Before the
+// job is completed the lists are empty; fetch files with
+// [Client.DownloadFile].
+func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
+	var out Downloads
+	op := "get downloads of job " + id
+	path, err := jobPath(op, id, "/downloads")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.call(ctx, op, http.MethodGet, path, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// jobAction posts an action without a body to one job, such as /validate.
+func (c *Client) jobAction(ctx context.Context, op, id, action string) (*Job, error) {
+	path, err := jobPath(op, id, action)
+	if err != nil {
+		return nil, err
+	}
+	return c.jobCall(ctx, op, http.MethodPost, path, nil)
+}
+
+// jobCall sends a request whose answer is a bare Job. An answer without an
+// id is refused, because a server that wrapped the job differently would
+// otherwise give the caller an empty Job and no error.
+func (c *Client) jobCall(ctx context.Context, op, method, path string, in any) (*Job, error) {
+	var out Job
+	if _, err := c.call(ctx, op, method, path, nil, in, &out); err != nil {
+		return nil, err
+	}
+	if out.ID == "" {
+		return nil, fmt.Errorf("%s: the answer has no job id", op)
+	}
+	return &out, nil
+}
+
+// jobPath escapes id so that an id typed by a user cannot reach another
+// route. An empty id is refused here, because "/jobs/" + action would
+// otherwise reach a different route and fail in a confusing way.
+func jobPath(op, id, action string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("%s: the job id is empty", op)
+	}
+	return "/jobs/" + url.PathEscape(id) + action, nil
+}

@@ -1,0 +1,132 @@
+package blender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// maxInspectionBytes bounds the JSON read back from Blender: the file is
+// untrusted and could name a huge number of external files.
+const maxInspectionBytes = 16 << 20
+
+// InspectError is returned when Blender could not inspect a file: it is not
+// a .blend, it is damaged, or it was saved by a much newer Blender. Line is
+// Blender's own explanation.
+type InspectError struct {
+	Path     string
+	Line     string
+	ExitCode int
+	LogTail  []string
+}
+
+func (e *InspectError) Error() string {
+	return fmt.Sprintf("blender: cannot inspect %s: %s", filepath.Base(e.Path), e.Line)
+}
+
+// Inspect loads blendPath in Blender (its Python stays off) and describes
+// its scenes, render settings and external files. A file Blender cannot read
+// gives an *InspectError. It costs one Blender start, about a second.
+func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, error) {
+	abs, err := filepath.Abs(blendPath)
+	if err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+	dir, tmp, err := r.runDir()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	script, err := writeScript(dir, "inspect.py")
+	if err != nil {
+		return nil, err
+	}
+	outPath := filepath.Join(dir, "inspection.json")
+
+	var parser Parser
+	tail := newLogTail(logTailLines)
+	var firstError string
+	onLine := func(line string) {
+		tail.add(line)
+		for _, ev := range parser.Feed(line) {
+			if ev.Kind == ErrorLine && firstError == "" {
+				firstError = ev.Line
+			}
+		}
+	}
+	status, err := r.run(ctx, inspectArgv(r.binary(), abs, script, outPath), r.env(tmp), onLine)
+	if err != nil {
+		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
+	}
+	if status.failed() {
+		line := firstError
+		if line == "" {
+			line = lastMeaningfulLine(tail.lines(), status)
+		}
+		// Users see this line; the worker's paths mean nothing to them.
+		line = strings.ReplaceAll(line, abs, filepath.Base(abs))
+		return nil, &InspectError{Path: abs, Line: line, ExitCode: status.exitCode, LogTail: tail.lines()}
+	}
+
+	insp, err := readInspection(outPath)
+	if err != nil {
+		return nil, &InspectError{Path: abs, Line: err.Error(), ExitCode: status.exitCode, LogTail: tail.lines()}
+	}
+	r.setVersion(insp.BlenderVersion)
+	return insp, nil
+}
+
+// inspectArgv is the command line of an inspection, before Wrap.
+func inspectArgv(binary, blendPath, script, outPath string) []string {
+	argv := append([]string{binary}, baseArgs...)
+	return append(argv,
+		"--python-exit-code", "1",
+		blendPath,
+		"--python", script,
+		"--", outPath)
+}
+
+func readInspection(path string) (*Inspection, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.New("the inspection script wrote no result")
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, maxInspectionBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the inspection: %w", err)
+	}
+	if len(body) > maxInspectionBytes {
+		return nil, errors.New("the inspection is too large")
+	}
+	var insp Inspection
+	if err := json.Unmarshal(body, &insp); err != nil {
+		return nil, fmt.Errorf("decoding the inspection: %w", err)
+	}
+	return &insp, nil
+}
+
+// lastMeaningfulLine picks the line that best explains a failure when
+// Blender printed no error line: the last one with content, or how the
+// process ended.
+func lastMeaningfulLine(lines []string, status exitStatus) string {
+	if status.signal != 0 {
+		return status.describe()
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if line == "" || line == "Blender quit" {
+			continue
+		}
+		return line
+	}
+	return status.describe()
+}

@@ -1,0 +1,279 @@
+package blender
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.events.json from the parser's output")
+
+// TestParserGolden feeds each captured Blender log through a Parser and
+// compares the events with the golden file beside it.
+func TestParserGolden(t *testing.T) {
+	logs, err := filepath.Glob("testdata/*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) == 0 {
+		t.Fatal("no testdata/*.log: capture them with go test -run TestCaptureLogs -capture")
+	}
+	for _, logPath := range logs {
+		name := strings.TrimSuffix(filepath.Base(logPath), ".log")
+		t.Run(name, func(t *testing.T) {
+			got := parseLog(t, logPath)
+			goldenPath := strings.TrimSuffix(logPath, ".log") + ".events.json"
+			if *update {
+				body, err := json.MarshalIndent(got, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(goldenPath, append(body, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			body, err := os.ReadFile(goldenPath)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			var want []Event
+			if err := json.Unmarshal(body, &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				gotJSON, _ := json.MarshalIndent(got, "", "  ")
+				t.Errorf("events differ from %s (run with -update if the change is right); got:\n%s", goldenPath, gotJSON)
+			}
+		})
+	}
+}
+
+func parseLog(t *testing.T, path string) []Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var p Parser
+	events := []Event{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		events = append(events, p.Feed(sc.Text())...)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return append(events, p.Flush()...)
+}
+
+// TestParserLines checks single lines, including the shapes of Blender
+// releases newer than the one installed here.
+func TestParserLines(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  []Event
+	}{
+		{
+			name: "cycles 3.4",
+			lines: []string{
+				"Fra:12 Mem:9.91M (Peak 11.12M) | Time:00:00.03 | Mem:0.76M, Peak:0.76M | Scene, ViewLayer | Sample 0/4",
+				"Fra:12 Mem:10.00M (Peak 11.12M) | Time:00:00.03 | Remaining:00:00.00 | Mem:0.84M, Peak:0.84M | Scene, ViewLayer | Sample 1/4",
+				"Fra:12 Mem:10.00M (Peak 11.12M) | Time:00:00.03 | Remaining:00:00.00 | Mem:0.84M, Peak:0.84M | Scene, ViewLayer | Sample 1/4",
+				"Fra:12 Mem:10.03M (Peak 11.12M) | Time:00:01.03 | Mem:0.84M, Peak:0.84M | Scene, ViewLayer | Finished",
+				"Saved: '/out/frame_0012.png'",
+				" Time: 00:01.05 (Saving: 00:00.02)",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 12},
+				{Kind: SampleProgress, Frame: 12, Sample: 0, Samples: 4},
+				{Kind: SampleProgress, Frame: 12, Sample: 1, Samples: 4},
+				{Kind: FrameSaved, Frame: 12, Path: "/out/frame_0012.png", RenderSeconds: 1.05},
+			},
+		},
+		{
+			name: "cycles 2.9x tiles",
+			lines: []string{
+				"Fra:125 Mem:12.37M (0.00M, Peak 14.83M) | Time:00:00.13 | Remaining:00:00.14 | Mem:0.71M, Peak:1.20M | Background Lines, RenderLayer | Path Tracing Tile 1/16, Sample 10/10",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 125},
+				{Kind: SampleProgress, Frame: 125, Sample: 10, Samples: 10},
+			},
+		},
+		{
+			name: "eevee",
+			lines: []string{
+				"Fra:1 Mem:11.63M (Peak 12.74M) | Time:00:08.35 | Rendering 26 / 64 samples",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 1},
+				{Kind: SampleProgress, Frame: 1, Sample: 26, Samples: 64},
+			},
+		},
+		{
+			name: "prefixed lines of newer releases",
+			lines: []string{
+				"00:01.234  render           | Fra:3 Mem:12.77M (Peak 14.53M) | Time:00:01.02 | Mem:2.74M, Peak:2.74M | Scene, ViewLayer | Sample 16/16",
+				`00:01.300  image            | Saved: "/out/frame_0003.exr"`,
+				"00:01.301  render           |  Time: 01:02:03.50 (Saving: 00:00.02)",
+				"00:01.400  blend            | ERROR Cannot read file",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 3},
+				{Kind: SampleProgress, Frame: 3, Sample: 16, Samples: 16},
+				{Kind: FrameSaved, Frame: 3, Path: "/out/frame_0003.exr", RenderSeconds: 3723.5},
+				{Kind: ErrorLine, Frame: 3, Line: "00:01.400  blend            | ERROR Cannot read file"},
+			},
+		},
+		{
+			name: "saved without a time line, frame from the marker",
+			lines: []string{
+				"renderfarm: rendering frame 7",
+				"Saved: '/out/frame_0007.png'",
+				"",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 7},
+				{Kind: FrameSaved, Frame: 7, Path: "/out/frame_0007.png"},
+			},
+		},
+		{
+			name:  "saved with no frame announced takes the file's number",
+			lines: []string{"Saved: '/out/frame_0042.png'"},
+			want:  []Event{{Kind: FrameSaved, Frame: 42, Path: "/out/frame_0042.png"}},
+		},
+		{
+			name: "errors",
+			lines: []string{
+				"Fra:1 Mem:9.91M (Peak 11.12M) | Time:00:00.02 | Mem:0.76M, Peak:0.76M | Scene, ViewLayer | Build without OpenImageDenoiser",
+				"Error: Build without OpenImageDenoiser",
+				"EGL Error (0x3009): EGL_BAD_MATCH: Arguments are inconsistent.",
+				"Fra:1 Mem:1M | Time:00:00.02 | Scene, ViewLayer | Error: Out of memory",
+			},
+			want: []Event{
+				{Kind: FrameStarted, Frame: 1},
+				{Kind: ErrorLine, Frame: 1, Line: "Error: Build without OpenImageDenoiser"},
+				{Kind: ErrorLine, Frame: 1, Line: "Fra:1 Mem:1M | Time:00:00.02 | Scene, ViewLayer | Error: Out of memory"},
+			},
+		},
+		{
+			name: "python traceback",
+			lines: []string{
+				"Error: Python: Traceback (most recent call last):",
+				`  File "/tmp/x.py", line 2, in <module>`,
+				"    raise RuntimeError(\"boom\")",
+				"    ^^^^^^^^^^^^^^^^^^^^^^",
+				"RuntimeError: boom",
+				"",
+				"Error: script failed, file: '/tmp/x.py', exiting.",
+			},
+			want: []Event{
+				{Kind: ErrorLine, Line: "RuntimeError: boom"},
+				{Kind: ErrorLine, Line: "Error: script failed, file: '/tmp/x.py', exiting."},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Parser
+			got := []Event{}
+			for _, line := range tt.lines {
+				got = append(got, p.Feed(line)...)
+			}
+			got = append(got, p.Flush()...)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("events:\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseClock(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"00:01.05", 1.05, true},
+		{"02:30.50", 150.5, true},
+		{"01:02:03.25", 3723.25, true},
+		{"1.5", 0, false},
+		{"00:xx", 0, false},
+		{"00.5:10", 0, false},
+		{"1:2:3:4", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseClock(tt.in)
+		if ok != tt.ok || (ok && (got-tt.want > 1e-9 || tt.want-got > 1e-9)) {
+			t.Errorf("parseClock(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestCaptureLogs records real Blender logs as testdata for the golden tests.
+// Paths that change from run to run are replaced with fixed ones.
+func TestCaptureLogs(t *testing.T) {
+	if !*capture {
+		t.Skip("run with -capture to record testdata/*.log from the installed Blender")
+	}
+	r := needBlender(t)
+	cube, eevee := scene(t, "cube.blend"), scene(t, "eevee.blend")
+	renders := []struct {
+		name string
+		job  RenderJob
+	}{
+		{"cycles", RenderJob{BlendPath: cube, Frames: []int{1, 2, 5}, Settings: Settings{Denoising: ptr(false)}}},
+		{"eevee", RenderJob{BlendPath: eevee, Frames: []int{1, 2}}},
+		{"workbench", RenderJob{BlendPath: cube, Frames: []int{1, 2}, Settings: Settings{Engine: "BLENDER_WORKBENCH"}}},
+		{"denoiser_missing", RenderJob{BlendPath: cube, Frames: []int{1, 2}, Settings: Settings{Denoising: ptr(true)}}},
+		{"settings_refused", RenderJob{BlendPath: cube, Frames: []int{1}, Settings: Settings{ColorManagement: "aces"}}},
+	}
+	for _, rc := range renders {
+		var lines []string
+		rc.job.OutputDir = t.TempDir()
+		_, err := r.render(context.Background(), rc.job, nil, func(line string) { lines = append(lines, line) })
+		t.Logf("%s: %v", rc.name, err)
+		writeCapturedLog(t, rc.name, lines, rc.job.OutputDir)
+	}
+
+	// A Python exception, as a script that breaks shows it.
+	var lines []string
+	argv := append([]string{r.binary()}, baseArgs...)
+	argv = append(argv, "--python-exit-code", "1", cube,
+		"--python-expr", "import bpy\nbpy.context.scene.render.engine = 'NO_SUCH_ENGINE'\n")
+	status, err := r.run(context.Background(), argv, r.env(""), func(line string) { lines = append(lines, line) })
+	t.Logf("script_error: exit %d, %v", status.exitCode, err)
+	writeCapturedLog(t, "script_error", lines, "")
+}
+
+var runDirRe = regexp.MustCompile(`renderfarm-blender-\d+`)
+
+func writeCapturedLog(t *testing.T, name string, lines []string, outDir string) {
+	t.Helper()
+	scenes, err := filepath.Abs(scenesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		if outDir != "" {
+			line = strings.ReplaceAll(line, outDir, "/tmp/out")
+		}
+		line = strings.ReplaceAll(line, scenes, "/scenes")
+		line = runDirRe.ReplaceAllString(line, "renderfarm-blender-RUN")
+		b.WriteString(line + "\n")
+	}
+	if err := os.WriteFile(filepath.Join("testdata", name+".log"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

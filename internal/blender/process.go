@@ -1,0 +1,161 @@
+package blender
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// killGrace is how long Blender gets to exit after SIGTERM before the
+	// whole group is killed; Blender 3.4 dies at once on SIGTERM, so this
+	// only matters for wrappers and stuck processes.
+	killGrace = time.Second
+	// drainGrace bounds the wait for the output pipe to close once Blender has
+	// exited, in case something outside its process group still holds it.
+	drainGrace = 500 * time.Millisecond
+	// maxLineBytes caps one line of output; the rest of a longer line is
+	// dropped (but still read, so Blender never blocks on a full pipe).
+	maxLineBytes = 16 << 10
+)
+
+// exitStatus is how a Blender process ended.
+type exitStatus struct {
+	exitCode int            // -1 when killed by a signal
+	signal   syscall.Signal // the signal that killed it, if any
+	canceled bool           // the context ended while it ran
+}
+
+func (s exitStatus) failed() bool { return s.exitCode != 0 }
+
+// describe says how the process ended, for errors without a better line.
+func (s exitStatus) describe() string {
+	if s.signal != 0 {
+		return "Blender was killed by signal " + s.signal.String()
+	}
+	return fmt.Sprintf("Blender exited with code %d", s.exitCode)
+}
+
+// run starts argv (after Wrap) in its own process group with stdout and
+// stderr on one pipe, so lines arrive in the order Blender wrote them, and
+// calls onLine for each line from a single goroutine. It returns once the
+// process has exited and the output is drained; onLine is never called after.
+// When ctx ends, the whole group gets SIGTERM, then SIGKILL after killGrace,
+// and run returns ctx's error with the status.
+func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string)) (exitStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return exitStatus{canceled: true}, err
+	}
+	argv = r.wrap(argv)
+	if len(argv) == 0 {
+		return exitStatus{}, fmt.Errorf("%w: Wrap returned an empty command", ErrNotStarted)
+	}
+
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return exitStatus{}, fmt.Errorf("%w: %v", ErrNotStarted, err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	cmd.SysProcAttr = sysProcAttr()
+	// On Linux the child dies with the thread that started it (see
+	// sysProcAttr); holding the thread until Wait returns keeps Go from
+	// retiring it under a running Blender.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return exitStatus{}, startError(argv, err)
+	}
+	pw.Close()
+	pgid := cmd.Process.Pid
+
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		readLines(pr, onLine)
+	}()
+
+	exited := make(chan struct{})
+	var canceled atomic.Bool
+	go func() {
+		select {
+		case <-ctx.Done():
+			canceled.Store(true)
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(killGrace):
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		case <-exited:
+		}
+	}()
+
+	waitErr := cmd.Wait()
+	close(exited)
+	// Whatever Blender left behind in its group goes with it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+
+	select {
+	case <-readDone:
+	case <-time.After(drainGrace):
+		pr.Close()
+		<-readDone
+	}
+	pr.Close()
+
+	status := exitStatus{canceled: canceled.Load()}
+	if waitErr != nil {
+		var exitErr *exec.ExitError
+		if !errors.As(waitErr, &exitErr) {
+			return status, fmt.Errorf("blender: waiting for %s: %w", argv[0], waitErr)
+		}
+		status.exitCode = exitErr.ExitCode()
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			status.exitCode = -1
+			status.signal = ws.Signal()
+		}
+	}
+	if status.canceled {
+		return status, ctx.Err()
+	}
+	return status, nil
+}
+
+// readLines calls onLine for every line of r until EOF or a read error.
+// Lines are trimmed of their line ending, capped at maxLineBytes and made
+// valid UTF-8, since they end up in logs stored as text.
+func readLines(r io.Reader, onLine func(string)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if room := maxLineBytes - len(line); room > 0 {
+			line = append(line, chunk[:min(room, len(chunk))]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == nil || len(line) > 0 {
+			s := strings.TrimRight(string(line), "\r\n")
+			onLine(strings.ToValidUTF8(s, "\uFFFD"))
+		}
+		line = line[:0]
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package blender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// logTailLines is how much of Blender's output a chunk keeps as its log.
+const logTailLines = 200
+
+// RenderJob is one chunk of frames to render in one Blender process: a
+// Blender start costs about a second, so a chunk amortises it over its
+// frames.
+type RenderJob struct {
+	BlendPath string
+	// Scene is the scene to render; "" renders the file's active scene.
+	Scene string
+	// Frames are the frames of the chunk, in render order. They may skip
+	// (a frame step) but may not be negative: Blender's -f reads "-N" as
+	// "N frames before the end".
+	Frames []int
+	// OutputDir receives the frames as frame_0001.png and so on (at least
+	// four digits, Blender's extension for the format). It is created if
+	// needed.
+	OutputDir string
+	Settings  Settings
+}
+
+// Settings are the render settings a request may change. Zero values keep
+// what the file has, so an empty Settings renders the file as saved.
+type Settings struct {
+	// Engine is Blender's identifier: CYCLES, BLENDER_EEVEE,
+	// BLENDER_WORKBENCH.
+	Engine string `json:"engine,omitempty"`
+	// Samples sets Cycles' or EEVEE's render samples (ignored by Workbench).
+	Samples              int `json:"samples,omitempty"`
+	ResolutionX          int `json:"resolutionX,omitempty"`
+	ResolutionY          int `json:"resolutionY,omitempty"`
+	ResolutionPercentage int `json:"resolutionPercentage,omitempty"`
+	// OutputFormat is Blender's identifier (PNG, JPEG, OPEN_EXR, TIFF,
+	// BMP, …). Movie formats are refused: the farm renders still frames, and
+	// a file saved with one renders PNG.
+	OutputFormat string `json:"outputFormat,omitempty"`
+	ColorMode    string `json:"colorMode,omitempty"`  // BW, RGB, RGBA
+	ColorDepth   string `json:"colorDepth,omitempty"` // "8", "16", "32"
+	ExrCodec     string `json:"exrCodec,omitempty"`   // ZIP, PIZ, DWAA, …
+	TiffCodec    string `json:"tiffCodec,omitempty"`  // NONE, DEFLATE, LZW, PACKBITS
+	Compression  int    `json:"compression,omitempty"`
+	Quality      int    `json:"quality,omitempty"`
+	// Denoising, when set, turns Cycles denoising on or off for the scene
+	// and every view layer. A Blender without OpenImageDenoise (Debian's)
+	// fails every frame with it on.
+	Denoising *bool `json:"denoising,omitempty"`
+	// UseTiling and TileSize set Cycles' tiled rendering, which bounds
+	// memory on large frames.
+	UseTiling *bool `json:"useTiling,omitempty"`
+	TileSize  int   `json:"tileSize,omitempty"`
+	FPS       int   `json:"fps,omitempty"`
+	// ColorManagement is a view transform or a preset: "" and "default"
+	// keep the file's; other values ("aces", "Filmic", …) must match a view
+	// transform of this Blender (case aside; a preset may match the start of
+	// a name) or the render fails before its first frame.
+	ColorManagement string `json:"colorManagement,omitempty"`
+}
+
+// RenderResult is what a chunk produced, also when it failed: frames saved
+// before a failure are good and need not be rendered again.
+type RenderResult struct {
+	FramesSaved []int
+	// LogTail is the last lines of Blender's output, kept as the chunk's log.
+	LogTail []string
+}
+
+// RenderError is returned when Blender failed or did not save every frame of
+// the chunk.
+type RenderError struct {
+	// Frame is the first frame of the chunk that was not saved, or -1 when
+	// all were saved and Blender still failed.
+	Frame int
+	// Line is Blender's most relevant line about it: its first error line
+	// (an "Error: …" line, a Python exception), or else its last words.
+	Line string
+	// ExitCode is Blender's exit code, -1 if it was killed by a signal.
+	ExitCode int
+}
+
+func (e *RenderError) Error() string {
+	if e.Frame < 0 {
+		return fmt.Sprintf("blender: render failed after saving every frame (exit code %d): %s", e.ExitCode, e.Line)
+	}
+	return fmt.Sprintf("blender: frame %d was not rendered (exit code %d): %s", e.Frame, e.ExitCode, e.Line)
+}
+
+// renderRequest is the JSON render_settings.py reads.
+type renderRequest struct {
+	Scene      string   `json:"scene,omitempty"`
+	OutputPath string   `json:"outputPath"`
+	Settings   Settings `json:"settings"`
+}
+
+// Render renders job's frames in one Blender process. onEvent, if not nil,
+// is called as Blender reports progress, in order and never concurrently,
+// and not after Render returns; it should return quickly, as Blender waits
+// while its output is not read.
+//
+// The result is returned also with an error, holding the frames saved so
+// far and the log. A cancelled ctx kills Blender's whole process group and
+// returns ctx's error (within about a second); a failed render returns a
+// *RenderError.
+func (r *Runner) Render(ctx context.Context, job RenderJob, onEvent func(Event)) (*RenderResult, error) {
+	return r.render(ctx, job, onEvent, nil)
+}
+
+// render is Render with a hook that sees every raw line, for capturing logs.
+func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event), onLine func(string)) (*RenderResult, error) {
+	if err := checkJob(&job); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+	dir, tmp, err := r.runDir()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	script, err := writeScript(dir, "render_settings.py")
+	if err != nil {
+		return nil, err
+	}
+	settingsPath := filepath.Join(dir, "settings.json")
+	body, err := settingsJSON(job)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(settingsPath, body, 0o600); err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+
+	result := &RenderResult{}
+	var parser Parser
+	tail := newLogTail(logTailLines)
+	var firstError string
+	handle := func(ev Event) {
+		switch ev.Kind {
+		case FrameSaved:
+			if !slices.Contains(result.FramesSaved, ev.Frame) {
+				result.FramesSaved = append(result.FramesSaved, ev.Frame)
+			}
+		case ErrorLine:
+			if firstError == "" {
+				firstError = ev.Line
+			}
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	}
+	lineHandler := func(line string) {
+		if onLine != nil {
+			onLine(line)
+		}
+		tail.add(line)
+		for _, ev := range parser.Feed(line) {
+			handle(ev)
+		}
+	}
+
+	argv := r.renderArgv(job, script, settingsPath)
+	status, runErr := r.run(ctx, argv, r.env(tmp), lineHandler)
+	for _, ev := range parser.Flush() {
+		handle(ev)
+	}
+	result.LogTail = tail.lines()
+	if runErr != nil {
+		return result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), runErr)
+	}
+
+	unfinished := -1
+	for _, f := range job.Frames {
+		if !slices.Contains(result.FramesSaved, f) {
+			unfinished = f
+			break
+		}
+	}
+	if unfinished < 0 && !status.failed() {
+		return result, nil
+	}
+	line := firstError
+	if line == "" {
+		line = lastMeaningfulLine(result.LogTail, status)
+		if !status.failed() {
+			line = "Blender exited without saving the frame; its last line: " + line
+		}
+	}
+	return result, &RenderError{Frame: unfinished, Line: line, ExitCode: status.exitCode}
+}
+
+// checkJob refuses what Blender would misread and makes paths absolute,
+// since Blender resolves relative output paths against the .blend's folder.
+func checkJob(job *RenderJob) error {
+	if job.BlendPath == "" {
+		return errors.New("blender: render job has no .blend file")
+	}
+	if len(job.Frames) == 0 {
+		return errors.New("blender: render job has no frames")
+	}
+	for _, f := range job.Frames {
+		if f < 0 {
+			return fmt.Errorf("blender: frame %d: negative frames cannot be rendered with -f", f)
+		}
+	}
+	if job.OutputDir == "" {
+		return errors.New("blender: render job has no output directory")
+	}
+	// Blender turns runs of # in the output path into the frame number.
+	if strings.Contains(job.OutputDir, "#") {
+		return fmt.Errorf("blender: output directory %q contains '#'", job.OutputDir)
+	}
+	var err error
+	if job.BlendPath, err = filepath.Abs(job.BlendPath); err != nil {
+		return fmt.Errorf("blender: %w", err)
+	}
+	if job.OutputDir, err = filepath.Abs(job.OutputDir); err != nil {
+		return fmt.Errorf("blender: %w", err)
+	}
+	if _, err := os.Stat(job.BlendPath); err != nil {
+		return fmt.Errorf("blender: %w", err)
+	}
+	return nil
+}
+
+// settingsJSON is what render_settings.py is given for job.
+func settingsJSON(job RenderJob) ([]byte, error) {
+	body, err := json.Marshal(renderRequest{
+		Scene:      job.Scene,
+		OutputPath: filepath.Join(job.OutputDir, "frame_####"),
+		Settings:   job.Settings,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+	return body, nil
+}
+
+// renderArgv is the command line of a render, before Wrap. Blender reads its
+// arguments in order: the file loads, -S picks the scene, -t applies to the
+// renders, the script adjusts the scene, and -f renders.
+func (r *Runner) renderArgv(job RenderJob, script, settingsPath string) []string {
+	argv := append([]string{r.binary()}, baseArgs...)
+	argv = append(argv, "--python-exit-code", "1", job.BlendPath)
+	if job.Scene != "" {
+		argv = append(argv, "-S", job.Scene)
+	}
+	if r.Threads > 0 {
+		argv = append(argv, "-t", strconv.Itoa(r.Threads))
+	}
+	return append(argv,
+		"--python", script,
+		"-f", frameList(job.Frames),
+		"--", settingsPath)
+}
+
+// frameList is Blender's -f syntax for frames: "1,2,5".
+func frameList(frames []int) string {
+	parts := make([]string, len(frames))
+	for i, f := range frames {
+		parts[i] = strconv.Itoa(f)
+	}
+	return strings.Join(parts, ",")
+}
+
+// logTail keeps the last n lines of a log.
+type logTail struct {
+	buf  []string
+	next int
+	full bool
+}
+
+func newLogTail(n int) *logTail { return &logTail{buf: make([]string, n)} }
+
+func (t *logTail) add(line string) {
+	t.buf[t.next] = line
+	t.next++
+	if t.next == len(t.buf) {
+		t.next, t.full = 0, true
+	}
+}
+
+func (t *logTail) lines() []string {
+	if !t.full {
+		return slices.Clone(t.buf[:t.next])
+	}
+	return append(slices.Clone(t.buf[t.next:]), t.buf[:t.next]...)
+}

@@ -1,0 +1,221 @@
+package blender
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRenderArgv(t *testing.T) {
+	base := []string{"-b", "--factory-startup", "--disable-autoexec", "-noaudio", "--python-exit-code", "1"}
+	tests := []struct {
+		name   string
+		runner *Runner
+		job    RenderJob
+		want   []string
+	}{
+		{
+			name:   "defaults",
+			runner: &Runner{},
+			job:    RenderJob{BlendPath: "/in/a.blend", Frames: []int{1, 2, 5}},
+			want: slices.Concat([]string{"blender"}, base, []string{"/in/a.blend",
+				"--python", "/run/render_settings.py", "-f", "1,2,5", "--", "/run/settings.json"}),
+		},
+		{
+			name:   "scene and threads",
+			runner: &Runner{Binary: "/opt/blender/blender", Threads: 2},
+			job:    RenderJob{BlendPath: "/in/a.blend", Scene: "Shot 010", Frames: []int{0, 10, 20}},
+			want: slices.Concat([]string{"/opt/blender/blender"}, base, []string{"/in/a.blend",
+				"-S", "Shot 010", "-t", "2",
+				"--python", "/run/render_settings.py", "-f", "0,10,20", "--", "/run/settings.json"}),
+		},
+		{
+			name:   "one frame",
+			runner: &Runner{},
+			job:    RenderJob{BlendPath: "/in/a.blend", Frames: []int{250}},
+			want: slices.Concat([]string{"blender"}, base, []string{"/in/a.blend",
+				"--python", "/run/render_settings.py", "-f", "250", "--", "/run/settings.json"}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.runner.renderArgv(tt.job, "/run/render_settings.py", "/run/settings.json")
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("argv:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInspectArgv(t *testing.T) {
+	got := inspectArgv("blender", "/in/a.blend", "/run/inspect.py", "/run/out.json")
+	want := []string{"blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
+		"--python-exit-code", "1", "/in/a.blend", "--python", "/run/inspect.py", "--", "/run/out.json"}
+	if !slices.Equal(got, want) {
+		t.Errorf("argv:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	r := &Runner{Wrap: func(argv []string) []string {
+		return append([]string{"bwrap", "--die-with-parent", "--"}, argv...)
+	}}
+	got := r.wrap([]string{"blender", "-b"})
+	want := []string{"bwrap", "--die-with-parent", "--", "blender", "-b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("wrap = %q, want %q", got, want)
+	}
+	if got := (&Runner{}).wrap([]string{"blender"}); !slices.Equal(got, []string{"blender"}) {
+		t.Errorf("default wrap = %q", got)
+	}
+}
+
+func TestEnvIsSmall(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("HOME", "/home/worker")
+	r := &Runner{ExtraEnv: []string{"CUDA_VISIBLE_DEVICES=0", "HOME=/sandbox"}}
+	env := r.env("/run/tmp")
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "AWS_") {
+			t.Errorf("env leaks %s", kv)
+		}
+	}
+	for _, want := range []string{"TMPDIR=/run/tmp", "CUDA_VISIBLE_DEVICES=0", "HOME=/home/worker"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("env %q lacks %s", env, want)
+		}
+	}
+	// ExtraEnv comes last, so exec's last-one-wins rule lets it override.
+	if last := env[len(env)-1]; last != "HOME=/sandbox" {
+		t.Errorf("last entry = %q, want ExtraEnv's", last)
+	}
+}
+
+func TestSettingsJSON(t *testing.T) {
+	off := false
+	body, err := settingsJSON(RenderJob{
+		Scene:     "Scene",
+		OutputDir: "/out/chunk-1",
+		Settings: Settings{
+			Engine: "CYCLES", Samples: 16, ResolutionX: 1920, ResolutionY: 1080,
+			OutputFormat: "OPEN_EXR", ColorDepth: "32", ExrCodec: "ZIP",
+			Denoising: &off, ColorManagement: "aces",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"scene":      "Scene",
+		"outputPath": "/out/chunk-1/frame_####",
+		"settings": map[string]any{
+			"engine": "CYCLES", "samples": 16.0, "resolutionX": 1920.0, "resolutionY": 1080.0,
+			"outputFormat": "OPEN_EXR", "colorDepth": "32", "exrCodec": "ZIP",
+			// false is sent: it means "turn denoising off", not "keep".
+			"denoising": false, "colorManagement": "aces",
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("settings JSON:\n got %v\nwant %v", got, want)
+	}
+
+	// Zero settings say nothing, so the script keeps the file's values.
+	body, err = settingsJSON(RenderJob{OutputDir: "/out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"outputPath":"/out/frame_####","settings":{}}`; string(body) != want {
+		t.Errorf("empty settings JSON = %s, want %s", body, want)
+	}
+}
+
+func TestCheckJob(t *testing.T) {
+	blend := filepath.Join(t.TempDir(), "a.blend")
+	if err := os.WriteFile(blend, []byte("BLENDER-v304"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		job  RenderJob
+		want string // "" for no error
+	}{
+		{"ok", RenderJob{BlendPath: blend, Frames: []int{1}, OutputDir: "/out"}, ""},
+		{"frame zero", RenderJob{BlendPath: blend, Frames: []int{0}, OutputDir: "/out"}, ""},
+		{"no blend", RenderJob{Frames: []int{1}, OutputDir: "/out"}, "no .blend"},
+		{"missing blend", RenderJob{BlendPath: blend + ".gone", Frames: []int{1}, OutputDir: "/out"}, "no such file"},
+		{"no frames", RenderJob{BlendPath: blend, OutputDir: "/out"}, "no frames"},
+		{"negative frame", RenderJob{BlendPath: blend, Frames: []int{1, -3}, OutputDir: "/out"}, "negative"},
+		{"no output", RenderJob{BlendPath: blend, Frames: []int{1}}, "no output"},
+		{"hash in output", RenderJob{BlendPath: blend, Frames: []int{1}, OutputDir: "/out/#1"}, "'#'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := tt.job
+			err := checkJob(&job)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("checkJob: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("checkJob error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRenderErrorMessage(t *testing.T) {
+	err := &RenderError{Frame: 1, Line: "Error: Build without OpenImageDenoiser", ExitCode: 1}
+	want := "blender: frame 1 was not rendered (exit code 1): Error: Build without OpenImageDenoiser"
+	if err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	tail := newLogTail(3)
+	if got := tail.lines(); len(got) != 0 {
+		t.Errorf("empty tail = %q", got)
+	}
+	for i := 1; i <= 5; i++ {
+		tail.add(fmt.Sprint(i))
+		if i == 2 {
+			if got := tail.lines(); !slices.Equal(got, []string{"1", "2"}) {
+				t.Errorf("tail after 2 = %q", got)
+			}
+		}
+	}
+	if got := tail.lines(); !slices.Equal(got, []string{"3", "4", "5"}) {
+		t.Errorf("tail after 5 = %q, want [3 4 5]", got)
+	}
+}
+
+func TestReadLines(t *testing.T) {
+	long := strings.Repeat("x", 100<<10)
+	input := "first\r\n" + long + "\nbad \xff byte\nlast without newline"
+	var got []string
+	readLines(strings.NewReader(input), func(line string) { got = append(got, line) })
+	want := []string{"first", long[:maxLineBytes], "bad \uFFFD byte", "last without newline"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lines = %d %q…, want %d", len(got), got[0], len(want))
+	}
+
+	// A reader that fails still ends the loop.
+	got = nil
+	readLines(io.MultiReader(strings.NewReader("a\nb"), errReader{}), func(line string) { got = append(got, line) })
+	if !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("lines = %q, want [a b]", got)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, os.ErrClosed }

@@ -1,0 +1,225 @@
+# Apply renderfarm's render settings to the scene Blender is about to render.
+#
+# Run as: blender -b --factory-startup --disable-autoexec FILE [-S SCENE]
+#             --python render_settings.py -f FRAMES -- SETTINGS.json
+#
+# Blender renders the frames given with -f after this script returns. Any
+# setting this Blender cannot honour stops the process with an "Error: ..."
+# line and exit code 1, before a frame is rendered: a silently different render
+# is worse than a failed one.
+
+import json
+import re
+import sys
+
+import bpy
+
+MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW", "FRAMESERVER", "H264", "XVID", "THEORA", "QUICKTIME"}
+EEVEE_ENGINES = ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+
+
+def fail(message):
+    print("Error: " + message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    sys.exit(1)
+
+
+def note(message):
+    print("renderfarm: " + message, flush=True)
+
+
+def load_request():
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if len(argv) != 1:
+        fail("render_settings.py expects one argument after --: the settings JSON path")
+    with open(argv[0], encoding="utf-8") as f:
+        return json.load(f)
+
+
+def enum_choices(err):
+    match = re.search(r"not found in \((.*)\)", str(err))
+    if not match:
+        return []
+    return re.findall(r"'([^']*)'", match.group(1))
+
+
+def assign(owner, attr, value, field, where=""):
+    """Set owner.attr, turning Blender's refusal into a message naming field."""
+    try:
+        setattr(owner, attr, value)
+    except TypeError as err:
+        choices = enum_choices(err)
+        if choices:
+            fail("%s %r is not available%s in Blender %s (choose one of: %s)"
+                 % (field, value, where, bpy.app.version_string, ", ".join(choices)))
+        fail("%s %r was refused%s by Blender %s: %s" % (field, value, where, bpy.app.version_string, err))
+    except (ValueError, AttributeError) as err:
+        fail("%s %r was refused%s by Blender %s: %s" % (field, value, where, bpy.app.version_string, err))
+
+
+def apply_engine(scene, engine):
+    try:
+        scene.render.engine = engine
+        return
+    except TypeError as err:
+        choices = enum_choices(err)
+    # EEVEE's identifier was BLENDER_EEVEE_NEXT in 4.2-4.4 and is
+    # BLENDER_EEVEE before and after; accept either everywhere.
+    if engine in EEVEE_ENGINES:
+        for alias in EEVEE_ENGINES:
+            if alias in choices:
+                scene.render.engine = alias
+                return
+    fail("engine %r is not available in Blender %s (choose one of: %s)"
+         % (engine, bpy.app.version_string, ", ".join(choices)))
+
+
+def apply_samples(scene, samples):
+    engine = scene.render.engine
+    if engine == "CYCLES":
+        assign(scene.cycles, "samples", samples, "samples")
+    elif engine in EEVEE_ENGINES:
+        assign(scene.eevee, "taa_render_samples", samples, "samples")
+    else:
+        note("samples ignored: %s has no sample count" % engine)
+
+
+def apply_denoising(scene, enabled):
+    cycles = getattr(scene, "cycles", None)
+    if cycles is None:
+        if enabled:
+            fail("denoising was requested but this Blender has no Cycles")
+        return
+    # Cycles denoises a view layer only when the scene flag and the layer's
+    # own flag are both on, so both are set the same way.
+    cycles.use_denoising = enabled
+    for layer in scene.view_layers:
+        layer_cycles = getattr(layer, "cycles", None)
+        if layer_cycles is not None:
+            layer_cycles.use_denoising = enabled
+
+
+def apply_tiling(scene, use_tiling, tile_size):
+    cycles = getattr(scene, "cycles", None)
+    if cycles is None or not hasattr(cycles, "use_auto_tile"):
+        note("tiling settings ignored: this Blender has no Cycles tiling")
+        return
+    if use_tiling is not None:
+        cycles.use_auto_tile = use_tiling
+    if tile_size:
+        assign(cycles, "tile_size", tile_size, "tileSize")
+
+
+def view_transform_for(settings, wanted):
+    """The view transform asked for (None if there is none), and all there are.
+
+    Matching ignores case; a preset such as "aces" also matches the newest
+    transform whose name starts with it ("ACES 2.0" over "ACES 1.3").
+    """
+    try:
+        settings.view_transform = "\u0000renderfarm-probe"
+        available = []
+    except TypeError as err:
+        available = enum_choices(err)
+    lowered = wanted.lower()
+    for name in available:
+        if name.lower() == lowered:
+            return name, available
+    prefixed = sorted(name for name in available if name.lower().startswith(lowered))
+    if prefixed:
+        return prefixed[-1], available
+    return None, available
+
+
+def apply_color_management(scene, preset):
+    if preset in ("", "default"):
+        return
+    settings = scene.view_settings
+    current = settings.view_transform
+    name, available = view_transform_for(settings, preset)
+    if name is None:
+        settings.view_transform = current
+        fail("color management %r is not available in Blender %s: its view transforms are %s"
+             % (preset, bpy.app.version_string, ", ".join(available) or "unknown"))
+    settings.view_transform = name
+    note("view transform %s" % name)
+
+
+def apply_output(scene, s, output_path):
+    image = scene.render.image_settings
+    fmt = s.get("outputFormat")
+    if fmt:
+        if fmt in MOVIE_FORMATS:
+            fail("outputFormat %r is a movie format; the farm renders still frames" % fmt)
+        assign(image, "file_format", fmt, "outputFormat")
+    elif image.file_format in MOVIE_FORMATS:
+        note("the scene's output format %s is a movie format; rendering PNG frames instead" % image.file_format)
+        image.file_format = "PNG"
+
+    # The order matters: valid modes, depths and codecs depend on the format.
+    where = " for " + image.file_format
+    for key, attr in (("colorMode", "color_mode"), ("colorDepth", "color_depth"),
+                      ("exrCodec", "exr_codec"), ("tiffCodec", "tiff_codec"),
+                      ("compression", "compression"), ("quality", "quality")):
+        if s.get(key):
+            assign(image, attr, s[key], key, where)
+
+    render = scene.render
+    render.filepath = output_path
+    render.use_file_extension = True
+    # A file saved with overwrite off would make Blender skip frames whose
+    # files exist, and placeholders would look like finished frames.
+    render.use_overwrite = True
+    render.use_placeholder = False
+
+
+def announce_frame(scene, *_):
+    # Workbench prints no "Fra:" lines; this marks the start of every frame
+    # whatever the engine.
+    print("renderfarm: rendering frame %d" % scene.frame_current, flush=True)
+
+
+def main():
+    request = load_request()
+    scene = bpy.context.scene
+    if not bpy.data.filepath:
+        fail("no .blend file was loaded")
+    wanted = request.get("scene") or ""
+    # -S only warns when the scene does not exist and renders another one.
+    if wanted and scene.name != wanted:
+        fail("scene %r not found; the file has: %s"
+             % (wanted, ", ".join(s.name for s in bpy.data.scenes)))
+
+    s = request.get("settings") or {}
+    render = scene.render
+    if s.get("engine"):
+        apply_engine(scene, s["engine"])
+    if s.get("samples"):
+        apply_samples(scene, s["samples"])
+    if s.get("resolutionX"):
+        assign(render, "resolution_x", s["resolutionX"], "resolutionX")
+    if s.get("resolutionY"):
+        assign(render, "resolution_y", s["resolutionY"], "resolutionY")
+    if s.get("resolutionPercentage"):
+        assign(render, "resolution_percentage", s["resolutionPercentage"], "resolutionPercentage")
+    if s.get("fps"):
+        assign(render, "fps", s["fps"], "fps")
+        render.fps_base = 1.0
+    if s.get("denoising") is not None:
+        apply_denoising(scene, bool(s["denoising"]))
+    if s.get("useTiling") is not None or s.get("tileSize"):
+        apply_tiling(scene, s.get("useTiling"), s.get("tileSize"))
+    apply_color_management(scene, s.get("colorManagement") or "")
+    apply_output(scene, s, request["outputPath"])
+
+    if render.engine == "CYCLES" and scene.cycles.use_denoising:
+        denoise = "on"
+    else:
+        denoise = "off"
+    note("scene %s: engine %s, %dx%d at %d%%, %s, denoising %s"
+         % (scene.name, render.engine, render.resolution_x, render.resolution_y,
+            render.resolution_percentage, render.image_settings.file_format, denoise))
+    bpy.app.handlers.render_pre.append(announce_frame)
+
+
+main()

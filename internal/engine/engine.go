@@ -1,0 +1,260 @@
+// Package engine carries out the farm's use cases: it takes API requests
+// (upload, create, validate, render, cancel, progress, downloads), records
+// each status change together with the River work it implies in one
+// transaction, and runs that work: validating files, rendering chunks of
+// frames with Blender, finalizing outputs, and handing out again the work
+// of workers that died.
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// Config wires the engine to its parts and sets its limits.
+type Config struct {
+	Store   *store.Store
+	Objects objstore.Store
+	Blender *blender.Runner
+	Logger  *slog.Logger
+
+	// RenderWorkers is how many chunks this process renders at once; 0 runs
+	// the API and maintenance only.
+	RenderWorkers int
+	// WorkerName names this process's worker in progress reports.
+	WorkerName string
+	// WorkDir holds extracted projects and frames being rendered.
+	WorkDir string
+	// FFmpeg is the ffmpeg binary that makes preview videos.
+	FFmpeg string
+
+	UploadURLTTL   time.Duration
+	DownloadURLTTL time.Duration
+	ZipLimits      blendfile.ZipLimits
+
+	// WorkerTimeout is how long a worker may go without a heartbeat before
+	// its work is handed to another.
+	WorkerTimeout time.Duration
+	// HeartbeatInterval is how often a worker records that it is alive.
+	HeartbeatInterval time.Duration
+	// RenderAttempts is how many times a chunk is tried before its job fails.
+	RenderAttempts int
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.WorkerName == "" {
+		host, _ := os.Hostname()
+		c.WorkerName = host
+	}
+	if c.FFmpeg == "" {
+		c.FFmpeg = "ffmpeg"
+	}
+	if c.UploadURLTTL <= 0 {
+		c.UploadURLTTL = 15 * time.Minute
+	}
+	if c.DownloadURLTTL <= 0 {
+		c.DownloadURLTTL = time.Hour
+	}
+	if c.ZipLimits == (blendfile.ZipLimits{}) {
+		c.ZipLimits = blendfile.DefaultZipLimits()
+	}
+	if c.WorkerTimeout <= 0 {
+		c.WorkerTimeout = 60 * time.Second
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = min(5*time.Second, c.WorkerTimeout/4)
+	}
+	if c.RenderAttempts <= 0 {
+		c.RenderAttempts = 3
+	}
+}
+
+// Engine is the farm's job engine.
+type Engine struct {
+	cfg      Config
+	store    *store.Store
+	objects  objstore.Store
+	log      *slog.Logger
+	river    *river.Client[*sql.Tx]
+	workerID string
+
+	// inputs serialises preparing one job's input on this machine.
+	inputs sync.Map // job id -> *sync.Mutex
+
+	busy      sync.Mutex
+	busyTasks map[string]bool
+
+	stopHeartbeat context.CancelFunc
+	heartbeatDone chan struct{}
+}
+
+// New migrates River's tables and builds the engine. Call Start to run work.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	if cfg.Store == nil || cfg.Objects == nil {
+		return nil, errors.New("engine: a store and an object store are required")
+	}
+	if cfg.RenderWorkers > 0 && cfg.Blender == nil {
+		return nil, errors.New("engine: render workers need a Blender runner")
+	}
+	if cfg.WorkDir != "" {
+		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+			return nil, fmt.Errorf("engine: work directory: %w", err)
+		}
+	}
+	e := &Engine{
+		cfg:       cfg,
+		store:     cfg.Store,
+		objects:   cfg.Objects,
+		log:       cfg.Logger,
+		workerID:  uuid.NewString(),
+		busyTasks: map[string]bool{},
+	}
+
+	driver := riversqlite.New(cfg.Store.DB())
+	migrator, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("engine: migrate River tables: %w", err)
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &validateWorker{e: e})
+	river.AddWorker(workers, &renderWorker{e: e})
+	river.AddWorker(workers, &finalizeWorker{e: e})
+	river.AddWorker(workers, &reapWorker{e: e})
+
+	queues := map[string]river.QueueConfig{
+		queueMaintenance: {MaxWorkers: 1},
+		queueControl:     {MaxWorkers: 2},
+	}
+	if cfg.RenderWorkers > 0 {
+		queues[queueRender] = river.QueueConfig{MaxWorkers: cfg.RenderWorkers}
+	} else {
+		// Without render workers, validation and finalizing (which run
+		// Blender and ffmpeg) are left to the worker processes too.
+		queues = map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}}
+	}
+
+	reapEvery := max(time.Second, cfg.WorkerTimeout/4)
+	client, err := river.NewClient(driver, &river.Config{
+		Logger:  cfg.Logger.With("component", "river"),
+		Queues:  queues,
+		Workers: workers,
+		// Renders legitimately run for hours: no timeout cancels them. Dead
+		// workers are found by their heartbeats instead (see reap.go).
+		JobTimeout: -1,
+		// River rescues a job that stayed running this long; our tasks'
+		// generations make a rescued duplicate harmless.
+		RescueStuckJobsAfter: 10 * time.Minute,
+		// SQLite has no LISTEN/NOTIFY: poll often so that new work starts
+		// at once rather than a second later.
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(reapEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return reapArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: River client: %w", err)
+	}
+	e.river = client
+	return e, nil
+}
+
+// Start registers this process's worker and starts taking work.
+func (e *Engine) Start(ctx context.Context) error {
+	if e.cfg.RenderWorkers > 0 {
+		now := time.Now()
+		err := e.store.RegisterWorker(ctx, store.Worker{ID: e.workerID, Name: e.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle})
+		if err != nil {
+			return err
+		}
+		hbCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		e.stopHeartbeat = cancel
+		e.heartbeatDone = make(chan struct{})
+		go e.heartbeatLoop(hbCtx)
+	}
+	if err := e.river.Start(ctx); err != nil {
+		return fmt.Errorf("engine: start River: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking work, waits up to ctx for running work to end, then
+// cancels what still runs (its tasks are handed out again later).
+func (e *Engine) Stop(ctx context.Context) error {
+	err := e.river.Stop(ctx)
+	if err != nil {
+		err = e.river.StopAndCancel(context.Background())
+	}
+	if e.stopHeartbeat != nil {
+		e.stopHeartbeat()
+		<-e.heartbeatDone
+		_ = e.store.Heartbeat(context.Background(), e.workerID, store.WorkerStopped, "")
+	}
+	return err
+}
+
+func (e *Engine) heartbeatLoop(ctx context.Context) {
+	defer close(e.heartbeatDone)
+	t := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		state, current := store.WorkerIdle, ""
+		e.busy.Lock()
+		for id := range e.busyTasks {
+			state, current = store.WorkerBusy, id
+			break
+		}
+		e.busy.Unlock()
+		if err := e.store.Heartbeat(ctx, e.workerID, state, current); err != nil && ctx.Err() == nil {
+			e.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}
+
+func (e *Engine) markBusy(taskID string, busy bool) {
+	e.busy.Lock()
+	defer e.busy.Unlock()
+	if busy {
+		e.busyTasks[taskID] = true
+	} else {
+		delete(e.busyTasks, taskID)
+	}
+}
+
+// jobDir is where this machine keeps a job's extracted input and the frames
+// being rendered.
+func (e *Engine) jobDir(jobID string) string {
+	return filepath.Join(e.cfg.WorkDir, jobID)
+}

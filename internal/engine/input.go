@@ -1,0 +1,170 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// preparedInput is a job's input made ready for Blender on this machine.
+type preparedInput struct {
+	BlendPath string             `json:"blendPath"`
+	SceneFile farm.SceneFile     `json:"sceneFile"`
+	Header    blendfile.Header   `json:"header"`
+	Project   *blendfile.Project `json:"project,omitempty"`
+}
+
+// localPather is an object store whose objects are files on this machine,
+// so inputs can be read in place instead of copied.
+type localPather interface {
+	Path(key string) (string, error)
+}
+
+// prepareInput makes a job's .blend available on this machine: the
+// uploaded file itself, or the project zip extracted after its checks. It
+// checks the .blend header too, so a file that is not a .blend fails here
+// with a clear message instead of in Blender. The result is kept beside the
+// extracted files, so later chunks on the same machine reuse it.
+//
+// A *blendfile.Error means the input itself is bad; any other error is a
+// passing fault worth retrying.
+func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput, error) {
+	lock, _ := e.inputs.LoadOrStore(job.ID, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
+
+	dir := filepath.Join(e.jobDir(job.ID), "input")
+	marker := filepath.Join(dir, "prepared.json")
+	if b, err := os.ReadFile(marker); err == nil {
+		var in preparedInput
+		if err := json.Unmarshal(b, &in); err == nil {
+			if _, err := os.Stat(in.BlendPath); err == nil {
+				return &in, nil
+			}
+		}
+	}
+	// Start clean: a previous attempt may have died half-way.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	up, err := e.store.GetUpload(ctx, job.WorkspaceID, job.Slug)
+	if err != nil {
+		return nil, fmt.Errorf("find upload of job %s: %w", job.ID, err)
+	}
+	source, err := e.fetchObject(ctx, up.ObjectKey, filepath.Join(dir, "source"+filepath.Ext(up.FileName)))
+	if err != nil {
+		return nil, err
+	}
+	size, sum, err := hashFile(source)
+	if err != nil {
+		return nil, err
+	}
+	in := &preparedInput{SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
+	switch up.FileType {
+	case farm.FileTypeZip:
+		project, err := blendfile.ExtractZip(source, filepath.Join(dir, "project"), e.cfg.ZipLimits)
+		if err != nil {
+			return nil, err
+		}
+		in.Project = &project
+		in.BlendPath = filepath.Join(dir, "project", filepath.FromSlash(project.BlendPath))
+		in.SceneFile.BlendPath = project.BlendPath
+		in.SceneFile.ProjectEntries = project.Entries
+		in.SceneFile.ProjectBytes = project.TotalBytes
+	default:
+		in.BlendPath = source
+		in.SceneFile.BlendPath = up.FileName
+	}
+	header, err := blendfile.ReadHeaderFile(in.BlendPath)
+	if err != nil {
+		return nil, err
+	}
+	in.Header = header
+	in.SceneFile.Compression = header.Compression
+	in.SceneFile.Version = header.VersionString()
+
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(marker, b, 0o644); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// fetchObject returns a local path of an object: the object itself when
+// the store is on this machine, else a copy downloaded to dst.
+func (e *Engine) fetchObject(ctx context.Context, key, dst string) (string, error) {
+	if lp, ok := e.objects.(localPather); ok {
+		return lp.Path(key)
+	}
+	r, err := e.objects.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return "", err
+	}
+	return dst, f.Close()
+}
+
+func hashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// isInputError reports whether err says the uploaded file itself is bad,
+// which no retry can fix.
+func isInputError(err error) (*blendfile.Error, bool) {
+	var be *blendfile.Error
+	ok := errors.As(err, &be)
+	return be, ok
+}
+
+// forgetJobFiles removes what this machine kept for a finished job.
+func (e *Engine) forgetJobFiles(jobID string) {
+	e.inputs.Delete(jobID)
+	if err := os.RemoveAll(e.jobDir(jobID)); err != nil {
+		e.log.Warn("could not remove job work files", "job", jobID, "err", err)
+	}
+}
+
+// tidyIfFinal removes this machine's files of a job that has ended (canceled
+// or failed while a chunk ran here); a job still going keeps its input for
+// the next chunk.
+func (e *Engine) tidyIfFinal(jobID string) {
+	job, err := e.store.GetJob(context.Background(), "", jobID)
+	if err == nil && job.Status.IsFinal() {
+		e.forgetJobFiles(jobID)
+	}
+}

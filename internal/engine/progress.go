@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"path"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// Progress reports a job's frames, at any status.
+func (e *Engine) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
+	job, err := e.loadJob(ctx, e.store.Queries, p, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.progressOf(ctx, job)
+}
+
+// RunningProgress reports every job of the workspace that is being worked on.
+func (e *Engine) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
+	jobs, err := e.store.JobsWithStatus(ctx, p.WorkspaceID, farm.StatusValidating, farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing)
+	if err != nil {
+		return nil, err
+	}
+	out := []farm.Progress{}
+	for i := range jobs {
+		pr, err := e.progressOf(ctx, &jobs[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
+	}
+	return out, nil
+}
+
+func (e *Engine) progressOf(ctx context.Context, job *farm.Job) (*farm.Progress, error) {
+	frames, err := e.store.FramesOfJob(ctx, job.ID)
+	if err != nil {
+		return nil, err
+	}
+	pr := &farm.Progress{JobID: job.ID, Status: job.Status, FramesTotal: len(frames), Frames: make([]farm.FrameProgress, 0, len(frames))}
+	var renderSeconds float64
+	for _, f := range frames {
+		switch f.Status {
+		case farm.FrameCompleted:
+			pr.FramesCompleted++
+			renderSeconds += f.RenderSeconds
+		case farm.FrameRendering:
+			pr.FramesRendering++
+		case farm.FrameFailed:
+			pr.FramesFailed++
+		}
+		pr.Frames = append(pr.Frames, farm.FrameProgress{Frame: f.Frame, Status: f.Status, Worker: f.Worker, RenderSeconds: f.RenderSeconds, Attempts: f.Attempts})
+	}
+	switch {
+	case job.Status == farm.StatusCompleted:
+		pr.PercentComplete = 100
+	case pr.FramesTotal > 0:
+		pr.PercentComplete = math.Round(1000*float64(pr.FramesCompleted)/float64(pr.FramesTotal)) / 10
+	}
+	if job.Status.IsRunning() && pr.FramesCompleted > 0 && pr.FramesTotal > 0 {
+		// Frames left times the mean frame time, shared by the workers that
+		// are rendering now.
+		parallel := max(1, pr.FramesRendering)
+		eta := float64(pr.FramesTotal-pr.FramesCompleted) * renderSeconds / float64(pr.FramesCompleted) / float64(parallel)
+		eta = math.Round(eta*10) / 10
+		pr.EtaSeconds = &eta
+	}
+	return pr, nil
+}
+
+// Downloads lists presigned URLs of a job's frames as they land, and of
+// the zip and preview video once finalizing made them.
+func (e *Engine) Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error) {
+	job, err := e.loadJob(ctx, e.store.Queries, p, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &farm.Downloads{Frames: []string{}, CompositeNodes: []string{}, FrameOutputs: []farm.FileOutput{}, CompositeNodeOutputs: []farm.FileOutput{}}
+	if job.Output.IsDeletedForClient {
+		return d, nil
+	}
+	frames, err := e.store.FramesOfJob(ctx, job.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range frames {
+		if f.Status != farm.FrameCompleted || f.ObjectKey == "" {
+			continue
+		}
+		out, err := e.fileOutput(ctx, f.ObjectKey, f.SizeBytes)
+		if err != nil {
+			return nil, err
+		}
+		frame := f.Frame
+		out.Frame = &frame
+		d.Frames = append(d.Frames, out.URL)
+		d.FrameOutputs = append(d.FrameOutputs, out)
+	}
+	if key := job.Files.FramesZipKey; key != "" {
+		out, err := e.fileOutput(ctx, key, job.Files.FramesZipSize)
+		if err != nil {
+			return nil, err
+		}
+		d.Transforms.FramesZip = &out.URL
+		d.Transforms.FramesZipOutputs = &out
+	}
+	if key := job.Files.VideoKey; key != "" {
+		out, err := e.fileOutput(ctx, key, job.Files.VideoSize)
+		if err != nil {
+			return nil, err
+		}
+		d.Transforms.Video = &farm.VideoOutput{URL: out.URL, FileName: out.FileName, Codec: "h264", FPS: job.Files.VideoFPS, SizeBytes: job.Files.VideoSize}
+	}
+	return d, nil
+}
+
+func (e *Engine) fileOutput(ctx context.Context, key string, size int64) (farm.FileOutput, error) {
+	name := path.Base(key)
+	url, _, err := e.objects.PresignGet(ctx, key, e.cfg.DownloadURLTTL, name)
+	if err != nil {
+		return farm.FileOutput{}, err
+	}
+	return farm.FileOutput{URL: url, FileName: name, RelativePath: name, SizeBytes: size}, nil
+}
+
+// jobFramesPrefix is where a job's frame images are stored.
+func jobFramesPrefix(jobID string) string { return "jobs/" + jobID + "/frames/" }

@@ -1,0 +1,325 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/riverqueue/river"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// renderWorker renders one chunk of a job's frames in one Blender process,
+// storing each frame the moment Blender saves it.
+type renderWorker struct {
+	river.WorkerDefaults[renderArgs]
+	e *Engine
+}
+
+func (w *renderWorker) Work(ctx context.Context, rj *river.Job[renderArgs]) error {
+	e, ref := w.e, rj.Args.taskRef
+	if ok, err := e.claim(ctx, ref); !ok {
+		return err
+	}
+	defer e.markBusy(ref.TaskID, false)
+
+	job, todo, err := e.startChunk(ctx, ref)
+	if err != nil {
+		e.release(ref)
+		return err
+	}
+	if job == nil || len(todo) == 0 {
+		return e.endChunk(ctx, ref, nil)
+	}
+
+	renderErr := e.renderFrames(ctx, ref, job, todo)
+	defer e.tidyIfFinal(job.ID)
+	switch {
+	case renderErr == nil:
+		return e.endChunk(ctx, ref, nil)
+	case errors.Is(renderErr, errNotOurs):
+		e.log.Info("chunk was handed to another worker; stopped", "job", job.ID, "task", ref.TaskID)
+		return nil
+	case ctx.Err() != nil:
+		// Canceled (the job was, or the worker is stopping): Cancel already
+		// marked the task, or the reaper will hand it out again.
+		e.release(ref)
+		return renderErr
+	case rj.Attempt < rj.MaxAttempts:
+		e.log.Warn("chunk failed; River retries it", "job", job.ID, "task", ref.TaskID, "attempt", rj.Attempt, "err", renderErr)
+		e.release(ref)
+		return renderErr
+	default:
+		return e.endChunk(ctx, ref, renderErr)
+	}
+}
+
+// startChunk moves the job to rendering and lists the chunk's frames that
+// still need rendering (after a retry or a rescue, some are done). A nil job
+// means the job no longer wants this chunk.
+func (e *Engine) startChunk(ctx context.Context, ref taskRef) (*farm.Job, []int, error) {
+	var job *farm.Job
+	var todo []int
+	err := e.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = tx.GetJob(ctx, "", ref.JobID); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusBooting:
+			job.Status = farm.StatusRendering
+			if err := tx.UpdateJob(ctx, job); err != nil {
+				return err
+			}
+		case farm.StatusRendering:
+		default:
+			job = nil
+			return nil
+		}
+		frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if f.Status != farm.FrameCompleted {
+				todo = append(todo, f.Frame)
+			}
+		}
+		return nil
+	})
+	return job, todo, err
+}
+
+// renderFrames runs Blender on the frames and records each as it lands.
+func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, frames []int) error {
+	in, err := e.prepareInput(ctx, job)
+	if err != nil {
+		return err
+	}
+	outDir := filepath.Join(e.jobDir(job.ID), "out", ref.TaskID+"-"+strconv.Itoa(ref.Generation))
+	if err := os.RemoveAll(outDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(outDir)
+
+	// A failure to record a frame stops Blender: going on would render
+	// frames nobody can see.
+	renderCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var recordErr error
+	onEvent := func(ev blender.Event) {
+		if recordErr != nil {
+			return
+		}
+		switch ev.Kind {
+		case blender.FrameStarted:
+			recordErr = e.frameStarted(ctx, ref, ev.Frame)
+		case blender.FrameSaved:
+			recordErr = e.frameSaved(ctx, ref, ev)
+		}
+		if recordErr != nil {
+			stop()
+		}
+	}
+	_, err = e.cfg.Blender.Render(renderCtx, blender.RenderJob{
+		BlendPath: in.BlendPath,
+		Scene:     job.FinalConfig.Scene,
+		Frames:    frames,
+		OutputDir: outDir,
+		Settings:  settingsFor(job.FinalConfig),
+	}, onEvent)
+	if recordErr != nil {
+		return recordErr
+	}
+	if err != nil {
+		var re *blender.RenderError
+		if errors.As(err, &re) && re.Frame != 0 {
+			e.frameFailed(ctx, ref, re.Frame, re.Line)
+		}
+	}
+	return err
+}
+
+// errNotOurs stops a chunk whose task was handed to another worker.
+var errNotOurs = errors.New("the task was handed to another worker")
+
+func (e *Engine) frameStarted(ctx context.Context, ref taskRef, frame int) error {
+	return e.updateFrame(ctx, ref, frame, func(f *store.Frame) {
+		if f.Status == farm.FrameRendering && f.Worker == e.cfg.WorkerName {
+			return // the same start, reported twice
+		}
+		f.Status = farm.FrameRendering
+		f.Worker = e.cfg.WorkerName
+		f.Attempts++
+	})
+}
+
+func (e *Engine) frameFailed(ctx context.Context, ref taskRef, frame int, line string) {
+	err := e.updateFrame(context.WithoutCancel(ctx), ref, frame, func(f *store.Frame) {
+		f.Status = farm.FrameQueued
+		f.Error = line
+	})
+	if err != nil && !errors.Is(err, errNotOurs) {
+		e.log.Warn("could not record failed frame", "job", ref.JobID, "frame", frame, "err", err)
+	}
+}
+
+// frameSaved stores the image Blender just wrote and marks the frame done,
+// unless the task has moved on to another holder.
+func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) error {
+	name := filepath.Base(ev.Path)
+	key := jobFramesPrefix(ref.JobID) + name
+	f, err := os.Open(ev.Path)
+	if err != nil {
+		return fmt.Errorf("frame %d: %w", ev.Frame, err)
+	}
+	size, err := e.objects.Put(ctx, key, f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("store frame %d: %w", ev.Frame, err)
+	}
+	return e.updateFrame(ctx, ref, ev.Frame, func(f *store.Frame) {
+		f.Status = farm.FrameCompleted
+		f.Worker = e.cfg.WorkerName
+		f.RenderSeconds = ev.RenderSeconds
+		f.ObjectKey = key
+		f.SizeBytes = size
+		f.Error = ""
+	})
+}
+
+// updateFrame changes one frame of the chunk, checking in the same
+// transaction that this worker still holds the task.
+func (e *Engine) updateFrame(ctx context.Context, ref taskRef, frame int, change func(*store.Frame)) error {
+	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		task, err := tx.GetTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != e.workerID {
+			return errNotOurs
+		}
+		frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if f.Frame == frame {
+				if f.Status == farm.FrameCompleted {
+					return nil // each frame once
+				}
+				change(&f)
+				return tx.UpdateFrame(ctx, f)
+			}
+		}
+		return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)
+	})
+}
+
+// endChunk closes the task. With renderErr (the last attempt failed) the
+// job fails, naming the frame; otherwise, if this was the last chunk, the
+// job moves to finalizing and the finalize work is queued in the same
+// transaction.
+func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) error {
+	ctx = context.WithoutCancel(ctx)
+	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		status := store.TaskDone
+		if renderErr != nil {
+			status = store.TaskFailed
+		}
+		if ok, err := e.finish(ctx, tx, ref, status); !ok {
+			return err
+		}
+		job, err := tx.GetJob(ctx, "", ref.JobID)
+		if err != nil {
+			return err
+		}
+		if job.Status != farm.StatusRendering && job.Status != farm.StatusBooting {
+			return nil
+		}
+		if renderErr != nil {
+			job.Status = farm.StatusFailed
+			job.FailedReason = renderFailure(renderErr, e.cfg.RenderAttempts)
+			if err := tx.UpdateJob(ctx, job); err != nil {
+				return err
+			}
+			if err := e.cancelWork(ctx, tx, job.ID); err != nil {
+				return err
+			}
+			var re *blender.RenderError
+			if errors.As(renderErr, &re) && re.Frame != 0 {
+				return tx.SetFramesStatus(ctx, job.ID, farm.FrameFailed, farm.FrameCanceled)
+			}
+			return nil
+		}
+		counts, err := tx.CountFrames(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		if counts[farm.FrameCompleted] < total {
+			return nil
+		}
+		job.Status = farm.StatusFinalizing
+		if err := tx.UpdateJob(ctx, job); err != nil {
+			return err
+		}
+		_, err = e.enqueue(ctx, tx, job.ID, store.TaskFinalize, 0, func(r taskRef) river.JobArgs { return finalizeArgs{r} }, nil)
+		return err
+	})
+}
+
+func renderFailure(err error, attempts int) *farm.FailedReason {
+	var re *blender.RenderError
+	if errors.As(err, &re) && re.Frame != 0 {
+		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)
+		if re.Line != "" {
+			msg += ": " + re.Line
+		}
+		return &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: msg}
+	}
+	return &farm.FailedReason{Name: "RENDER_FAILED", Type: farm.FailRender,
+		Message: fmt.Sprintf("a chunk failed after %d attempts: %v", attempts, err)}
+}
+
+// settingsFor turns the final configuration into what the settings script
+// applies in Blender.
+func settingsFor(fc *farm.FinalConfig) blender.Settings {
+	denoise := fc.DenoisingEnabled
+	s := blender.Settings{
+		Engine:               fc.RenderEngine,
+		Samples:              fc.SampleCount,
+		ResolutionPercentage: fc.ResolutionPercentage,
+		OutputFormat:         fc.OutputFormat,
+		ColorMode:            fc.OutputSettings.ColorMode,
+		ColorDepth:           fc.OutputSettings.ColorDepth,
+		ExrCodec:             fc.OutputSettings.ExrCodec,
+		TiffCodec:            fc.OutputSettings.TiffCodec,
+		Denoising:            &denoise,
+		UseTiling:            fc.UseTiling,
+		TileSize:             fc.TileSize,
+		ColorManagement:      fc.ColorManagementPreset,
+	}
+	if len(fc.Resolution) == 2 {
+		s.ResolutionX, s.ResolutionY = fc.Resolution[0], fc.Resolution[1]
+	}
+	if fc.OutputSettings.Compression != nil {
+		s.Compression = *fc.OutputSettings.Compression
+	}
+	if fc.OutputSettings.Quality != nil {
+		s.Quality = *fc.OutputSettings.Quality
+	}
+	return s
+}

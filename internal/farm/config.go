@@ -1,0 +1,389 @@
+package farm
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// RenderConfig is requestedRenderConfig: what the client asks for. Every
+// field left out falls back to what validation found in the file, which is
+// why every field is a pointer or a nil-able slice.
+type RenderConfig struct {
+	ColorManagementPreset *string         `json:"colorManagementPreset,omitempty"`
+	FrameRanges           []string        `json:"frameRanges,omitempty"`
+	Notes                 *string         `json:"notes,omitempty"`
+	RenderEngine          *string         `json:"renderEngine,omitempty"`
+	CompositorDevice      *string         `json:"compositorDevice,omitempty"`
+	ComputeDeviceType     *string         `json:"computeDeviceType,omitempty"`
+	GPUCount              *int            `json:"gpuCount,omitempty"`
+	SampleCount           *int            `json:"sampleCount,omitempty"`
+	DenoisingEnabled      *bool           `json:"denoisingEnabled,omitempty"`
+	DenoiserType          *string         `json:"denoiserType,omitempty"`
+	Resolution            []int           `json:"resolution,omitempty"`
+	ResolutionPercentage  *int            `json:"resolutionPercentage,omitempty"`
+	OutputFormat          *string         `json:"outputFormat,omitempty"`
+	FPS                   *int            `json:"fps,omitempty"`
+	UseTiling             *bool           `json:"useTiling,omitempty"`
+	TileSize              *int            `json:"tileSize,omitempty"`
+	OutputSettings        *OutputSettings `json:"outputSettings,omitempty"`
+	MinimumRAM            *int            `json:"minimumRam,omitempty"`
+
+	// ChunkSize is ours: how many frames one Blender process renders.
+	ChunkSize *int `json:"chunkSize,omitempty"`
+	// Scene is ours: which scene of the file to render (default: the active one).
+	Scene *string `json:"scene,omitempty"`
+}
+
+// OutputSettings are the image format details of requestedRenderConfig.
+type OutputSettings struct {
+	ColorMode   *string `json:"colorMode,omitempty"`
+	ColorDepth  *string `json:"colorDepth,omitempty"`
+	ExrCodec    *string `json:"exrCodec,omitempty"`
+	TiffCodec   *string `json:"tiffCodec,omitempty"`
+	Compression *int    `json:"compression,omitempty"`
+	Quality     *int    `json:"quality,omitempty"`
+}
+
+// FinalConfig is what the workers render: the request merged over the
+// analysis, every value resolved.
+type FinalConfig struct {
+	Scene                 string              `json:"scene"`
+	FrameRanges           []string            `json:"frameRanges"`
+	FrameCount            int                 `json:"frameCount"`
+	ColorManagementPreset string              `json:"colorManagementPreset"`
+	RenderEngine          string              `json:"renderEngine"`
+	ComputeDeviceType     string              `json:"computeDeviceType"`
+	CompositorDevice      string              `json:"compositorDevice"`
+	SampleCount           int                 `json:"sampleCount"`
+	DenoisingEnabled      bool                `json:"denoisingEnabled"`
+	DenoiserType          string              `json:"denoiserType,omitempty"`
+	Resolution            []int               `json:"resolution"`
+	ResolutionPercentage  int                 `json:"resolutionPercentage"`
+	OutputFormat          string              `json:"outputFormat"`
+	FPS                   float64             `json:"fps"`
+	UseTiling             *bool               `json:"useTiling,omitempty"`
+	TileSize              int                 `json:"tileSize,omitempty"`
+	OutputSettings        FinalOutputSettings `json:"outputSettings"`
+	ChunkSize             int                 `json:"chunkSize"`
+	Notes                 string              `json:"notes,omitempty"`
+	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+}
+
+// FinalOutputSettings are the resolved image format details; empty strings
+// and zeros keep what the file has.
+type FinalOutputSettings struct {
+	ColorMode   string `json:"colorMode,omitempty"`
+	ColorDepth  string `json:"colorDepth,omitempty"`
+	ExrCodec    string `json:"exrCodec,omitempty"`
+	TiffCodec   string `json:"tiffCodec,omitempty"`
+	Compression *int   `json:"compression,omitempty"`
+	Quality     *int   `json:"quality,omitempty"`
+}
+
+// Enumerations a render request may use: Blender's own identifiers.
+var (
+	RenderEngines = []string{"CYCLES", "BLENDER_EEVEE", "BLENDER_EEVEE_NEXT", "BLENDER_WORKBENCH"}
+	// OutputFormats are still-image formats only: the farm makes the preview
+	// video itself, and a movie cannot be split across workers.
+	OutputFormats = []string{"PNG", "JPEG", "JPEG2000", "BMP", "TARGA", "TARGA_RAW", "TIFF",
+		"OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR", "CINEON", "DPX", "IRIS", "WEBP"}
+	MovieFormats = []string{"FFMPEG", "AVI_JPEG", "AVI_RAW"}
+	ColorModes   = []string{"BW", "RGB", "RGBA"}
+	ColorDepths  = []string{"8", "10", "12", "16", "32"}
+	ExrCodecs    = []string{"NONE", "PXR24", "ZIP", "PIZ", "RLE", "ZIPS", "B44", "B44A", "DWAA", "DWAB"}
+	TiffCodecs   = []string{"NONE", "DEFLATE", "LZW", "PACKBITS"}
+	// ColorPresets are the colorManagementPreset values; "aces" needs an
+	// ACES view transform, which Blender before 4.x does not ship.
+	ColorPresets = []string{"default", "aces"}
+)
+
+// Limits on numeric fields of a render request.
+const (
+	MaxResolution  = 16384
+	MaxSampleCount = 1 << 24
+	MaxNotesLength = 10_000
+	MaxFPS         = 1000
+)
+
+// WorkerCaps is what the farm's workers can do; a request for something
+// beyond it is refused rather than silently changed.
+type WorkerCaps struct {
+	GPUs            int
+	ACES            bool
+	ExpectedWorkers int
+}
+
+// ResolveConfig checks a render request field by field against the analysis
+// and the workers, and merges it over what the file has. It returns the
+// final configuration and the frames to render.
+func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfig, []int, error) {
+	if req == nil {
+		return nil, nil, Invalid(CodeInvalidConfig, "requestedRenderConfig is required; send at least {\"colorManagementPreset\": \"default\"}")
+	}
+	if a == nil {
+		return nil, nil, Invalid(CodeInvalidState, "the job has no analysis; validate it first")
+	}
+
+	sceneName := a.ActiveScene
+	if req.Scene != nil {
+		sceneName = *req.Scene
+	}
+	scene, ok := a.Scene(sceneName)
+	if !ok {
+		names := make([]string, 0, len(a.Scenes))
+		for _, s := range a.Scenes {
+			names = append(names, s.Name)
+		}
+		return nil, nil, InvalidField("scene", "the file has no scene %q; its scenes are %s", sceneName, strings.Join(names, ", "))
+	}
+
+	if scene.Camera == "" {
+		return nil, nil, InvalidField("scene", "scene %q has no camera, so Blender cannot render it; add a camera to the scene and upload the file again", scene.Name)
+	}
+
+	fc := &FinalConfig{
+		Scene:                scene.Name,
+		RenderEngine:         scene.Engine,
+		ComputeDeviceType:    "CPU",
+		CompositorDevice:     "CPU",
+		SampleCount:          scene.Samples,
+		Resolution:           []int{scene.ResolutionX, scene.ResolutionY},
+		ResolutionPercentage: scene.ResolutionPercentage,
+		OutputFormat:         scene.OutputFormat,
+		FPS:                  scene.FPS,
+	}
+
+	if req.ColorManagementPreset == nil {
+		return nil, nil, InvalidField("colorManagementPreset", "is required: \"default\" keeps the file's color management")
+	}
+	preset := *req.ColorManagementPreset
+	if !slices.Contains(ColorPresets, preset) {
+		return nil, nil, InvalidField("colorManagementPreset", "must be one of %s, not %q", strings.Join(ColorPresets, ", "), preset)
+	}
+	if preset == "aces" && !slices.ContainsFunc(a.ViewTransforms, func(v string) bool { return strings.Contains(strings.ToUpper(v), "ACES") }) {
+		return nil, nil, InvalidField("colorManagementPreset", "\"aces\" needs an ACES view transform, which this farm's Blender %s does not have; use \"default\"", a.BlenderVersion)
+	}
+	fc.ColorManagementPreset = preset
+
+	step := max(scene.FrameStep, 1)
+	var frames []int
+	var err error
+	if req.FrameRanges != nil {
+		frames, err = ExpandFrames(req.FrameRanges, scene.FrameStart, scene.FrameEnd)
+		if err != nil {
+			return nil, nil, InvalidField("frameRanges", "%s", err)
+		}
+	} else {
+		frames, err = ExpandFrames([]string{FrameRange{Start: scene.FrameStart, End: scene.FrameEnd, Step: step}.String()}, scene.FrameStart, scene.FrameEnd)
+		if err != nil {
+			return nil, nil, InvalidField("frameRanges", "the scene's own frames cannot be rendered: %s; give frameRanges", err)
+		}
+	}
+	fc.FrameRanges = CompactRanges(frames)
+	fc.FrameCount = len(frames)
+
+	if req.Notes != nil {
+		if len(*req.Notes) > MaxNotesLength {
+			return nil, nil, InvalidField("notes", "is %d characters; keep it under %d", len(*req.Notes), MaxNotesLength)
+		}
+		fc.Notes = *req.Notes
+	}
+	if req.RenderEngine != nil {
+		if !slices.Contains(RenderEngines, *req.RenderEngine) {
+			return nil, nil, InvalidField("renderEngine", "must be one of %s, not %q", strings.Join(RenderEngines, ", "), *req.RenderEngine)
+		}
+		fc.RenderEngine = *req.RenderEngine
+	}
+	if req.ComputeDeviceType != nil {
+		switch d := strings.ToUpper(*req.ComputeDeviceType); d {
+		case "CPU", "NONE":
+		case "CUDA", "OPTIX", "HIP", "METAL", "ONEAPI":
+			if caps.GPUs == 0 {
+				return nil, nil, InvalidField("computeDeviceType", "%q needs a GPU and this farm's workers have none; use \"CPU\"", *req.ComputeDeviceType)
+			}
+			fc.ComputeDeviceType = d
+		default:
+			return nil, nil, InvalidField("computeDeviceType", "must be CPU, CUDA, OPTIX, HIP, METAL or ONEAPI, not %q", *req.ComputeDeviceType)
+		}
+	}
+	if req.CompositorDevice != nil {
+		switch d := strings.ToUpper(*req.CompositorDevice); d {
+		case "CPU":
+		case "GPU":
+			if caps.GPUs == 0 {
+				return nil, nil, InvalidField("compositorDevice", "\"GPU\" needs a GPU and this farm's workers have none; use \"CPU\"")
+			}
+			fc.CompositorDevice = d
+		default:
+			return nil, nil, InvalidField("compositorDevice", "must be CPU or GPU, not %q", *req.CompositorDevice)
+		}
+	}
+	if req.GPUCount != nil {
+		if *req.GPUCount < 0 || *req.GPUCount > caps.GPUs {
+			return nil, nil, InvalidField("gpuCount", "is %d but the workers have %d GPUs", *req.GPUCount, caps.GPUs)
+		}
+	}
+	if req.SampleCount != nil {
+		if *req.SampleCount < 1 || *req.SampleCount > MaxSampleCount {
+			return nil, nil, InvalidField("sampleCount", "must be between 1 and %d, not %d", MaxSampleCount, *req.SampleCount)
+		}
+		if fc.RenderEngine == "BLENDER_WORKBENCH" {
+			return nil, nil, InvalidField("sampleCount", "the Workbench engine has no samples; leave sampleCount out")
+		}
+		fc.SampleCount = *req.SampleCount
+	}
+
+	if err := resolveDenoising(req, a, scene.DenoisingEnabled, fc); err != nil {
+		return nil, nil, err
+	}
+
+	if req.Resolution != nil {
+		if len(req.Resolution) != 2 {
+			return nil, nil, InvalidField("resolution", "must be [width, height], got %d numbers", len(req.Resolution))
+		}
+		for i, v := range req.Resolution {
+			if v < 1 || v > MaxResolution {
+				return nil, nil, InvalidField("resolution", "%s must be between 1 and %d, not %d", []string{"width", "height"}[i], MaxResolution, v)
+			}
+		}
+		fc.Resolution = []int{req.Resolution[0], req.Resolution[1]}
+	}
+	if req.ResolutionPercentage != nil {
+		if p := *req.ResolutionPercentage; p < 1 || p > 100 {
+			return nil, nil, InvalidField("resolutionPercentage", "must be between 1 and 100, not %d", p)
+		}
+		fc.ResolutionPercentage = *req.ResolutionPercentage
+	}
+	if req.OutputFormat != nil {
+		f := *req.OutputFormat
+		if slices.Contains(MovieFormats, f) {
+			return nil, nil, InvalidField("outputFormat", "%q is a movie format; the farm renders frames as images (for example PNG) and makes the preview video itself", f)
+		}
+		if !slices.Contains(OutputFormats, f) {
+			return nil, nil, InvalidField("outputFormat", "must be one of %s, not %q", strings.Join(OutputFormats, ", "), f)
+		}
+		fc.OutputFormat = f
+	} else if slices.Contains(MovieFormats, fc.OutputFormat) || fc.OutputFormat == "" {
+		// The file writes a movie: render PNG frames instead, as the
+		// analysis warned.
+		fc.OutputFormat = "PNG"
+	}
+	if req.FPS != nil {
+		if *req.FPS < 1 || *req.FPS > MaxFPS {
+			return nil, nil, InvalidField("fps", "must be between 1 and %d, not %d", MaxFPS, *req.FPS)
+		}
+		fc.FPS = float64(*req.FPS)
+	}
+	if req.UseTiling != nil {
+		fc.UseTiling = req.UseTiling
+	}
+	if req.TileSize != nil {
+		if *req.TileSize < 8 || *req.TileSize > MaxResolution {
+			return nil, nil, InvalidField("tileSize", "must be between 8 and %d, not %d", MaxResolution, *req.TileSize)
+		}
+		fc.TileSize = *req.TileSize
+	}
+	if err := resolveOutputSettings(req.OutputSettings, fc); err != nil {
+		return nil, nil, err
+	}
+	if req.MinimumRAM != nil {
+		if *req.MinimumRAM < 0 {
+			return nil, nil, InvalidField("minimumRam", "must not be negative")
+		}
+		fc.MinimumRAM = *req.MinimumRAM
+	}
+
+	fc.ChunkSize = DefaultChunkSize(len(frames), caps.ExpectedWorkers)
+	if req.ChunkSize != nil {
+		if *req.ChunkSize < 1 || *req.ChunkSize > MaxChunkSize {
+			return nil, nil, InvalidField("chunkSize", "must be between 1 and %d, not %d", MaxChunkSize, *req.ChunkSize)
+		}
+		fc.ChunkSize = *req.ChunkSize
+	}
+	if fc.RenderEngine != "CYCLES" && fc.DenoisingEnabled {
+		fc.DenoisingEnabled = false
+		fc.DenoiserType = ""
+	}
+	return fc, frames, nil
+}
+
+// resolveDenoising applies the rule for a Blender without a denoiser: a
+// scene that asks for one renders without it (the analysis said so), and
+// only an explicit request for denoising is refused.
+func resolveDenoising(req *RenderConfig, a *Analysis, sceneWants bool, fc *FinalConfig) error {
+	fc.DenoisingEnabled = sceneWants && a.DenoiserAvailable
+	if req.DenoisingEnabled != nil {
+		if *req.DenoisingEnabled && !a.DenoiserAvailable {
+			return InvalidField("denoisingEnabled", "this farm's Blender %s was built without OpenImageDenoise; set it to false or leave it out", a.BlenderVersion)
+		}
+		fc.DenoisingEnabled = *req.DenoisingEnabled
+	}
+	if req.DenoiserType != nil {
+		switch *req.DenoiserType {
+		case "OPENIMAGEDENOISE":
+			if !a.DenoiserAvailable {
+				return InvalidField("denoiserType", "OPENIMAGEDENOISE is not available in this farm's Blender %s; leave denoiserType out", a.BlenderVersion)
+			}
+		case "OPTIX":
+			return InvalidField("denoiserType", "OPTIX needs an NVIDIA GPU and this farm's workers have none")
+		default:
+			return InvalidField("denoiserType", "must be OPENIMAGEDENOISE or OPTIX, not %q", *req.DenoiserType)
+		}
+		fc.DenoiserType = *req.DenoiserType
+	}
+	return nil
+}
+
+func resolveOutputSettings(os *OutputSettings, fc *FinalConfig) error {
+	if os == nil {
+		return nil
+	}
+	check := func(field string, v *string, allowed []string, dst *string) error {
+		if v == nil {
+			return nil
+		}
+		if !slices.Contains(allowed, *v) {
+			return InvalidField("outputSettings."+field, "must be one of %s, not %q", strings.Join(allowed, ", "), *v)
+		}
+		*dst = *v
+		return nil
+	}
+	out := &fc.OutputSettings
+	if err := check("colorMode", os.ColorMode, ColorModes, &out.ColorMode); err != nil {
+		return err
+	}
+	if err := check("colorDepth", os.ColorDepth, ColorDepths, &out.ColorDepth); err != nil {
+		return err
+	}
+	if err := check("exrCodec", os.ExrCodec, ExrCodecs, &out.ExrCodec); err != nil {
+		return err
+	}
+	if err := check("tiffCodec", os.TiffCodec, TiffCodecs, &out.TiffCodec); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		dst  **int
+	}{{"compression", os.Compression, &out.Compression}, {"quality", os.Quality, &out.Quality}} {
+		if f.v == nil {
+			continue
+		}
+		if *f.v < 0 || *f.v > 100 {
+			return InvalidField("outputSettings."+f.name, "must be between 0 and 100, not %d", *f.v)
+		}
+		*f.dst = f.v
+	}
+	return nil
+}
+
+// IsEmpty reports whether a request sets nothing at all, which the contract
+// answers with 400.
+func (c *RenderConfig) IsEmpty() bool {
+	if c == nil {
+		return true
+	}
+	b, err := json.Marshal(c)
+	return err == nil && string(b) == "{}"
+}

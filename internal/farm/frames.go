@@ -1,0 +1,156 @@
+package farm
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// MaxFramesPerJob bounds how many frames one render request may ask for, so
+// that a typo such as "1-1000000" cannot flood the queue.
+const MaxFramesPerJob = 100_000
+
+// MaxFrame is the highest frame number Blender accepts.
+const MaxFrame = 1_048_574
+
+// FrameRange is one element of requestedRenderConfig.frameRanges:
+// "7", "1-250" or "1-250x5" (every fifth frame).
+type FrameRange struct {
+	Start, End, Step int
+}
+
+func (r FrameRange) String() string {
+	switch {
+	case r.Start == r.End:
+		return strconv.Itoa(r.Start)
+	case r.Step == 1:
+		return fmt.Sprintf("%d-%d", r.Start, r.End)
+	default:
+		return fmt.Sprintf("%d-%dx%d", r.Start, r.End, r.Step)
+	}
+}
+
+// ParseFrameRange reads one frame range string. Frames are never negative
+// here: a leading '-' would make "-5-3" ambiguous, and a farm has no use for
+// negative frames.
+func ParseFrameRange(s string) (FrameRange, error) {
+	text := strings.TrimSpace(s)
+	if text == "" {
+		return FrameRange{}, fmt.Errorf("empty frame range; use \"7\", \"1-250\" or \"1-250x5\"")
+	}
+	body, stepText, hasStep := strings.Cut(text, "x")
+	startText, endText, isRange := strings.Cut(body, "-")
+	start, err := parseFrameNumber(startText, s)
+	if err != nil {
+		return FrameRange{}, err
+	}
+	r := FrameRange{Start: start, End: start, Step: 1}
+	if isRange {
+		if r.End, err = parseFrameNumber(endText, s); err != nil {
+			return FrameRange{}, err
+		}
+	}
+	if hasStep {
+		if !isRange {
+			return FrameRange{}, fmt.Errorf("frame range %q has a step but no end; write it as \"start-endxstep\"", s)
+		}
+		// A step beyond MaxFrame could only overflow when frames are
+		// counted out, so it is refused like a frame beyond MaxFrame.
+		step, err := strconv.Atoi(stepText)
+		if err != nil || step < 1 || step > MaxFrame {
+			return FrameRange{}, fmt.Errorf("frame range %q: the step after 'x' must be a whole number of at least 1 and at most %d", s, MaxFrame)
+		}
+		r.Step = step
+	}
+	if r.End < r.Start {
+		return FrameRange{}, fmt.Errorf("frame range %q ends before it starts; write it as \"%d-%d\"", s, r.End, r.Start)
+	}
+	return r, nil
+}
+
+func parseFrameNumber(text, whole string) (int, error) {
+	n, err := strconv.Atoi(text)
+	if err != nil || text == "" || text[0] == '+' {
+		return 0, fmt.Errorf("frame range %q is not of the form \"7\", \"1-250\" or \"1-250x5\"", whole)
+	}
+	if n < 0 || n > MaxFrame {
+		return 0, fmt.Errorf("frame range %q: frame numbers go from 0 to %d", whole, MaxFrame)
+	}
+	return n, nil
+}
+
+// ExpandFrames turns frame range strings into the sorted, distinct frames
+// they name, checking each against the scene's own range [first, last] so
+// that a request cannot render frames the file does not have.
+func ExpandFrames(ranges []string, first, last int) ([]int, error) {
+	seen := make(map[int]bool)
+	for _, s := range ranges {
+		r, err := ParseFrameRange(s)
+		if err != nil {
+			return nil, err
+		}
+		if r.Start < first || r.End > last {
+			return nil, fmt.Errorf("frame range %q is outside the scene's frames %d-%d", s, first, last)
+		}
+		// Count before expanding, so a huge range is refused without
+		// building it.
+		if len(seen)+(r.End-r.Start)/r.Step+1 > MaxFramesPerJob {
+			return nil, fmt.Errorf("frame ranges ask for more than %d frames; split the job", MaxFramesPerJob)
+		}
+		for f := r.Start; f <= r.End; f += r.Step {
+			seen[f] = true
+		}
+	}
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("no frames to render; give at least one frame range such as \"%d-%d\"", first, last)
+	}
+	frames := make([]int, 0, len(seen))
+	for f := range seen {
+		frames = append(frames, f)
+	}
+	sort.Ints(frames)
+	return frames, nil
+}
+
+// CompactRanges writes sorted distinct frames back as the shortest list of
+// plain ranges, which is how finalConfig records them.
+func CompactRanges(frames []int) []string {
+	var out []string
+	for i := 0; i < len(frames); {
+		j := i
+		for j+1 < len(frames) && frames[j+1] == frames[j]+1 {
+			j++
+		}
+		out = append(out, FrameRange{Start: frames[i], End: frames[j], Step: 1}.String())
+		i = j + 1
+	}
+	return out
+}
+
+// MaxChunkSize bounds chunkSize: one chunk is one Blender process, and a
+// process should not hold more frames than a worker can reasonably lose.
+const MaxChunkSize = 1000
+
+// DefaultChunkSize spreads frames evenly over the workers expected to take
+// them: one Blender start per worker is the least overhead that still lets
+// every worker help, and a cap keeps a restart from redoing too much.
+func DefaultChunkSize(frames, workers int) int {
+	if workers < 1 {
+		workers = 1
+	}
+	size := (frames + workers - 1) / workers
+	return max(1, min(size, 100))
+}
+
+// Chunks splits frames into consecutive groups of at most size frames.
+func Chunks(frames []int, size int) [][]int {
+	if size < 1 {
+		size = 1
+	}
+	var out [][]int
+	for start := 0; start < len(frames); start += size {
+		out = append(out, frames[start:min(start+size, len(frames))])
+	}
+	return out
+}

@@ -1,0 +1,152 @@
+package farm_test
+
+import (
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// allowedMoves is every move CanMove accepts, written out in full: the
+// normal path one step at a time, and failing or canceling from every
+// status that is not final. Every other pair of statuses is refused.
+var allowedMoves = map[[2]farm.Status]bool{
+	// The normal path.
+	{farm.StatusCreated, farm.StatusValidating}:   true,
+	{farm.StatusValidating, farm.StatusValidated}: true,
+	{farm.StatusValidated, farm.StatusBooting}:    true,
+	{farm.StatusBooting, farm.StatusRendering}:    true,
+	{farm.StatusRendering, farm.StatusFinalizing}: true,
+	{farm.StatusFinalizing, farm.StatusCompleted}: true,
+
+	// Failing, from every status that is not final.
+	{farm.StatusCreated, farm.StatusFailed}:    true,
+	{farm.StatusValidating, farm.StatusFailed}: true,
+	{farm.StatusValidated, farm.StatusFailed}:  true,
+	{farm.StatusDebugging, farm.StatusFailed}:  true,
+	{farm.StatusBooting, farm.StatusFailed}:    true,
+	{farm.StatusRendering, farm.StatusFailed}:  true,
+	{farm.StatusFinalizing, farm.StatusFailed}: true,
+	{farm.StatusSuspended, farm.StatusFailed}:  true,
+
+	// Canceling, from every status that is not final.
+	{farm.StatusCreated, farm.StatusCanceled}:    true,
+	{farm.StatusValidating, farm.StatusCanceled}: true,
+	{farm.StatusValidated, farm.StatusCanceled}:  true,
+	{farm.StatusDebugging, farm.StatusCanceled}:  true,
+	{farm.StatusBooting, farm.StatusCanceled}:    true,
+	{farm.StatusRendering, farm.StatusCanceled}:  true,
+	{farm.StatusFinalizing, farm.StatusCanceled}: true,
+	{farm.StatusSuspended, farm.StatusCanceled}:  true,
+}
+
+func TestCanMoveAcceptsOnlyTheNormalPathAndFailingOrCanceling(t *testing.T) {
+	if len(farm.AllStatuses) != 11 {
+		t.Fatalf("AllStatuses has %d statuses, want the 11 of the contract", len(farm.AllStatuses))
+	}
+	for _, from := range farm.AllStatuses {
+		for _, to := range farm.AllStatuses {
+			want := allowedMoves[[2]farm.Status{from, to}]
+			if got := farm.CanMove(from, to); got != want {
+				t.Errorf("CanMove(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+}
+
+func TestCanMoveExamples(t *testing.T) {
+	tests := []struct {
+		name     string
+		from, to farm.Status
+		want     bool
+	}{
+		{"a new job is validated first", farm.StatusCreated, farm.StatusValidating, true},
+		{"validation cannot be skipped", farm.StatusCreated, farm.StatusValidated, false},
+		{"rendering cannot start before validation", farm.StatusCreated, farm.StatusRendering, false},
+		{"booting cannot be skipped", farm.StatusValidated, farm.StatusRendering, false},
+		{"finalizing cannot be skipped", farm.StatusRendering, farm.StatusCompleted, false},
+		{"no step back", farm.StatusRendering, farm.StatusBooting, false},
+		{"no staying put", farm.StatusRendering, farm.StatusRendering, false},
+		{"a rendering job can fail", farm.StatusRendering, farm.StatusFailed, true},
+		{"a job can be canceled before it is validated", farm.StatusCreated, farm.StatusCanceled, true},
+		{"a suspended job can be canceled", farm.StatusSuspended, farm.StatusCanceled, true},
+		{"the farm never enters debugging by itself", farm.StatusValidated, farm.StatusDebugging, false},
+		{"the farm never enters suspended by itself", farm.StatusRendering, farm.StatusSuspended, false},
+		{"a completed job cannot be canceled", farm.StatusCompleted, farm.StatusCanceled, false},
+		{"a completed job cannot fail", farm.StatusCompleted, farm.StatusFailed, false},
+		{"a failed job cannot be canceled", farm.StatusFailed, farm.StatusCanceled, false},
+		{"a canceled job cannot fail", farm.StatusCanceled, farm.StatusFailed, false},
+		{"a canceled job cannot be canceled again", farm.StatusCanceled, farm.StatusCanceled, false},
+		{"a failed job is not restarted", farm.StatusFailed, farm.StatusValidating, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := farm.CanMove(tt.from, tt.to); got != tt.want {
+				t.Errorf("CanMove(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusPredicates(t *testing.T) {
+	tests := []struct {
+		status                                farm.Status
+		final, running, hasStartedRendering bool
+	}{
+		{farm.StatusCreated, false, false, false},
+		{farm.StatusValidating, false, true, false},
+		{farm.StatusValidated, false, false, false},
+		{farm.StatusDebugging, false, false, false},
+		{farm.StatusBooting, false, true, true},
+		{farm.StatusRendering, false, true, true},
+		{farm.StatusFinalizing, false, true, true},
+		{farm.StatusCompleted, true, false, true},
+		{farm.StatusFailed, true, false, false},
+		{farm.StatusCanceled, true, false, false},
+		{farm.StatusSuspended, false, false, false},
+	}
+	if len(tests) != len(farm.AllStatuses) {
+		t.Fatalf("the table covers %d statuses, want all %d", len(tests), len(farm.AllStatuses))
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.status), func(t *testing.T) {
+			if got := tt.status.IsFinal(); got != tt.final {
+				t.Errorf("IsFinal() = %v, want %v", got, tt.final)
+			}
+			if got := tt.status.IsRunning(); got != tt.running {
+				t.Errorf("IsRunning() = %v, want %v", got, tt.running)
+			}
+			if got := tt.status.HasStartedRendering(); got != tt.hasStartedRendering {
+				t.Errorf("HasStartedRendering() = %v, want %v", got, tt.hasStartedRendering)
+			}
+		})
+	}
+}
+
+func TestNothingLeavesAFinalStatus(t *testing.T) {
+	for _, from := range farm.AllStatuses {
+		if !from.IsFinal() {
+			continue
+		}
+		for _, to := range farm.AllStatuses {
+			if farm.CanMove(from, to) {
+				t.Errorf("CanMove(%s, %s) = true; a final status must be the end", from, to)
+			}
+		}
+	}
+}
+
+func TestParseStatusAcceptsExactlyTheElevenNames(t *testing.T) {
+	names := []string{"created", "validating", "validated", "debugging", "booting", "rendering",
+		"finalizing", "completed", "failed", "canceled", "suspended"}
+	for _, name := range names {
+		st, ok := farm.ParseStatus(name)
+		if !ok || string(st) != name {
+			t.Errorf("ParseStatus(%q) = %q, %v; want %q, true", name, st, ok, name)
+		}
+	}
+	for _, name := range []string{"", "Created", "RENDERING", " rendering", "cancelled", "running", "done"} {
+		if st, ok := farm.ParseStatus(name); ok || st != "" {
+			t.Errorf("ParseStatus(%q) = %q, %v; want it refused", name, st, ok)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+// Package httpapi serves the Renderjuice-compatible external API v1 over
+// HTTP: routing, API-key authentication, request decoding, the one mapping
+// from farm errors to HTTP answers, and the OpenAPI document that describes
+// all of it. It holds no job logic; everything it answers comes from a Farm.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// BasePath is where the external API lives, as Renderjuice clients expect.
+const BasePath = "/api/external/v1"
+
+// DefaultMaxBodyBytes bounds a JSON request body when Options leaves it
+// unset: the largest body the API takes, a render request, is a few
+// kilobytes, and files never travel through the API itself.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options are what New needs besides the farm.
+type Options struct {
+	// Objects serves the presigned object URLs under /objects/ (the local
+	// object store's uploads and downloads). It sees the full request path
+	// and checks its own signatures, so no API key is asked for there. Nil
+	// when objects live elsewhere, such as in S3.
+	Objects http.Handler
+	// Logger receives one line per request and the details of every
+	// internal error, which clients never see. Nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds JSON request bodies; zero or less means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+type api struct {
+	farm    Farm
+	log     *slog.Logger
+	maxBody int64
+	mux     *http.ServeMux
+}
+
+// New returns the HTTP handler of the whole server: the external API under
+// BasePath, its OpenAPI document, /healthz and /objects/. Every answer of
+// the API, errors included, is JSON.
+func New(f Farm, opts Options) http.Handler {
+	a := &api{
+		farm:    f,
+		log:     opts.Logger,
+		maxBody: opts.MaxBodyBytes,
+		mux:     http.NewServeMux(),
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+
+	m := a.mux
+	m.Handle("POST "+BasePath+"/uploads", a.authed(a.createUpload))
+	m.Handle("POST "+BasePath+"/jobs", a.authed(a.createJob))
+	m.Handle("GET "+BasePath+"/jobs", a.authed(a.listJobs))
+	m.Handle("GET "+BasePath+"/jobs/progress", a.authed(a.runningProgress))
+	m.Handle("GET "+BasePath+"/jobs/{id}", a.authed(a.getJob))
+	m.Handle("POST "+BasePath+"/jobs/{id}/validate", a.authed(a.validate))
+	m.Handle("POST "+BasePath+"/jobs/{id}/render", a.authed(a.render))
+	m.Handle("POST "+BasePath+"/jobs/{id}/cancel", a.authed(a.cancel))
+	m.Handle("GET "+BasePath+"/jobs/{id}/progress", a.authed(a.progress))
+	m.Handle("GET "+BasePath+"/jobs/{id}/downloads", a.authed(a.downloads))
+	m.HandleFunc("GET "+BasePath+"/openapi.json", a.openAPI)
+	m.HandleFunc("GET /healthz", a.healthz)
+	if opts.Objects != nil {
+		m.Handle("/objects/", opts.Objects)
+	}
+
+	return a.observe(http.HandlerFunc(a.route))
+}
+
+// route dispatches through the mux, but answers unknown paths and wrong
+// methods itself: the mux's own answers are plain text, and a client of a
+// JSON API should be able to parse every answer it gets.
+func (a *api) route(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		// ServeHTTP, not h: only the mux's own dispatch sets the path
+		// values that handlers read.
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	// The mux says "no pattern" for exactly two cases, 404 and 405; run
+	// its answer into a probe to learn which, and the Allow list.
+	probe := &probeWriter{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusNotFound:
+		writeProblem(w, http.StatusNotFound, farm.CodeNotFound,
+			"no route "+r.Method+" "+r.URL.Path+"; the API lives under "+BasePath+" and is described at "+BasePath+"/openapi.json", "")
+	case http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeProblem(w, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			r.URL.Path+" does not take "+r.Method+"; it takes "+allow, "")
+	default:
+		h.ServeHTTP(w, r)
+	}
+}
+
+// probeWriter records what a handler answers and throws the body away.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+
+func (p *probeWriter) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) openAPI(w http.ResponseWriter, r *http.Request) {
+	b, err := specJSON()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}

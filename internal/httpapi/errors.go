@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// Codes this package answers with that the farm has no use for.
+const (
+	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	codeForbidden        = "FORBIDDEN"
+)
+
+// errorBody is the one shape of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// statusOf is the single place where an error kind becomes an HTTP status.
+func statusOf(k farm.Kind) int {
+	switch k {
+	case farm.KindInvalid:
+		return http.StatusBadRequest
+	case farm.KindUnauthorized:
+		return http.StatusUnauthorized
+	case farm.KindForbidden:
+		return http.StatusForbidden
+	case farm.KindNotFound:
+		return http.StatusNotFound
+	case farm.KindConflict:
+		return http.StatusConflict
+	case farm.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case farm.KindRateLimited:
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// defaultCode fills in a code for a farm.Error made without one, so that
+// every error answer carries a code a program can switch on.
+func defaultCode(k farm.Kind) string {
+	switch k {
+	case farm.KindInvalid:
+		return farm.CodeInvalidRequest
+	case farm.KindUnauthorized:
+		return farm.CodeUnauthorized
+	case farm.KindForbidden:
+		return codeForbidden
+	case farm.KindNotFound:
+		return farm.CodeNotFound
+	case farm.KindConflict:
+		return farm.CodeConflict
+	case farm.KindTooLarge:
+		return farm.CodeTooLarge
+	case farm.KindRateLimited:
+		return farm.CodeRateLimited
+	default:
+		return farm.CodeInternal
+	}
+}
+
+// writeError answers err. Errors the farm classified on purpose are shown
+// as they are; anything else is an internal error whose details go to the
+// log only, under the request id the client is given to quote.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := farm.KindOf(err)
+	status := statusOf(kind)
+	if status == http.StatusInternalServerError {
+		id := requestIDFrom(r.Context())
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client went away; nobody will read the answer and
+			// nothing is wrong with the server.
+			level = slog.LevelInfo
+		}
+		a.log.Log(r.Context(), level, "internal error",
+			"request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		writeProblem(w, status, farm.CodeInternal,
+			"the server failed to answer this request; if it keeps happening, report it with request id "+id, "")
+		return
+	}
+
+	var fe *farm.Error
+	errors.As(err, &fe) // KindOf found one, or the status would be 500
+	code, msg := fe.Code, fe.Message
+	if code == "" {
+		code = defaultCode(kind)
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="renderfarm"`)
+	}
+	writeProblem(w, status, code, msg, fe.Field)
+}
+
+// writeProblem writes an error answer in the API's one error shape.
+func writeProblem(w http.ResponseWriter, status int, code, message, field string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message, Field: field}})
+}
+
+// writeJSON encodes v before writing anything, so that a value that cannot
+// be encoded never leaves a half-written answer behind; the caller turns the
+// error into a 500 instead.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// URLs with query strings are the API's bread and butter; escaping
+	// their '&' as \u0026 is valid but makes them unreadable.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	// A failed write means the client is gone; there is no one to tell.
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}

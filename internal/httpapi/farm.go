@@ -1,0 +1,26 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// Farm is what the API needs from the job engine. Every method but
+// Authenticate is scoped to the principal's workspace and answers
+// *farm.Error values for anything the client did wrong.
+type Farm interface {
+	Authenticate(ctx context.Context, apiKey string) (farm.Principal, error)
+	CreateUpload(ctx context.Context, p farm.Principal, fileName, fileType string) (*farm.UploadTicket, error)
+	CreateJob(ctx context.Context, p farm.Principal, slug string) (*farm.Job, error)
+	GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
+	ListJobs(ctx context.Context, p farm.Principal, q farm.ListQuery) (*farm.JobPage, error)
+	Validate(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
+	// Render starts rendering; replay is true when rendering had already
+	// started, in which case the current job is returned unchanged.
+	Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (job *farm.Job, replay bool, err error)
+	Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
+	Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error)
+	RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error)
+	Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error)
+}

@@ -1,0 +1,282 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+func (a *api) createUpload(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	const example = `{"fileName": "scene.blend", "fileType": "blend"}`
+	var req struct {
+		FileName string `json:"fileName"`
+		FileType string `json:"fileType"`
+	}
+	if err := a.decode(w, r, &req, example); err != nil {
+		return err
+	}
+	if req.FileName == "" {
+		return missing("fileName", "send the name of the file you will upload, as in "+example)
+	}
+	if req.FileType == "" {
+		return missing("fileType", `send "blend" for a .blend file or "zip" for a project .zip, matching the file name`)
+	}
+	t, err := a.farm.CreateUpload(r.Context(), p, req.FileName, req.FileType)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireTicket(*t))
+}
+
+func (a *api) createJob(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	var req struct {
+		Slug string `json:"slug"`
+	}
+	if err := a.decode(w, r, &req, `{"slug": "…"}`); err != nil {
+		return err
+	}
+	if req.Slug == "" {
+		return missing("slug", `send the slug that POST /uploads answered, as {"slug": "…"}`)
+	}
+	job, err := a.farm.CreateJob(r.Context(), p, req.Slug)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusCreated, job)
+}
+
+func (a *api) listJobs(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	q, err := parseListQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	page, err := a.farm.ListJobs(r.Context(), p, q)
+	if err != nil {
+		return err
+	}
+	if page == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireJobPage(*page))
+}
+
+// maxPage keeps the row offset a page implies far from overflowing.
+const maxPage = 1<<31 - 1
+
+func parseListQuery(v url.Values) (farm.ListQuery, error) {
+	q := farm.ListQuery{Page: 1, PageSize: farm.DefaultPageSize}
+	if s := v.Get("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPage {
+			return q, badParam("page", "page must be a whole number from 1 (the first page) to %d, not %q", maxPage, s)
+		}
+		q.Page = n
+	}
+	if s := v.Get("pageSize"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > farm.MaxPageSize {
+			return q, badParam("pageSize", "pageSize must be a whole number from 1 to %d, not %q", farm.MaxPageSize, s)
+		}
+		q.PageSize = n
+	}
+	if s := v.Get("status"); s != "" {
+		st, ok := farm.ParseStatus(s)
+		if !ok {
+			names := make([]string, len(farm.AllStatuses))
+			for i, st := range farm.AllStatuses {
+				names[i] = string(st)
+			}
+			return q, badParam("status", "status must be one of %s, not %q", strings.Join(names, ", "), s)
+		}
+		q.Status = st
+	}
+	return q, nil
+}
+
+func (a *api) runningProgress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	list, err := a.farm.RunningProgress(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]farm.Progress, len(list))
+	for i, pr := range list {
+		out[i] = wireProgress(pr)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) getJob(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := a.farm.GetJob(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return errNoResult
+	}
+	// The one answer Renderjuice wraps.
+	return writeJSON(w, http.StatusOK, struct {
+		Data farm.Job `json:"data"`
+	}{wireJob(*job)})
+}
+
+func (a *api) validate(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := a.farm.Validate(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
+// renderConfigField is the body field of a render request, and the prefix
+// of every field error about it.
+const renderConfigField = "requestedRenderConfig"
+
+func (a *api) render(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	const example = `{"requestedRenderConfig": {"colorManagementPreset": "default"}}`
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Config *farm.RenderConfig `json:"requestedRenderConfig"`
+	}
+	if err := a.decode(w, r, &req, example); err != nil {
+		return err
+	}
+	if req.Config == nil {
+		return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidConfig, Field: renderConfigField,
+			Message: renderConfigField + " is required; send at least " + example}
+	}
+	if req.Config.IsEmpty() {
+		return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidConfig, Field: renderConfigField,
+			Message: renderConfigField + " sets no known field; set at least colorManagementPreset, as in " + example}
+	}
+	job, replay, err := a.farm.Render(r.Context(), p, id, req.Config)
+	if err != nil {
+		return inRenderConfig(err)
+	}
+	if replay {
+		w.Header().Set("X-Idempotent-Replay", "true")
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
+// inRenderConfig makes a field error of the farm, which knows the render
+// configuration but not the body around it, name the field by its full path
+// in the request, as decoding errors do.
+func inRenderConfig(err error) error {
+	fe, ok := errors.AsType[*farm.Error](err)
+	if !ok || fe.Kind != farm.KindInvalid || fe.Field == "" || strings.HasPrefix(fe.Field, renderConfigField) {
+		return err
+	}
+	c := *fe
+	c.Field = renderConfigField + "." + fe.Field
+	return &c
+}
+
+func (a *api) cancel(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := a.farm.Cancel(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
+func (a *api) progress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	pr, err := a.farm.Progress(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if pr == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireProgress(*pr))
+}
+
+func (a *api) downloads(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	d, err := a.farm.Downloads(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireDownloads(*d))
+}
+
+func writeJob(w http.ResponseWriter, status int, job *farm.Job) error {
+	if job == nil {
+		return errNoResult
+	}
+	return writeJSON(w, status, wireJob(*job))
+}
+
+// jobID reads the job id from the path. Ids are UUIDs, so anything else
+// cannot name a job: it is answered 404 like any unknown id, without
+// troubling the farm (whose database might reject it less politely).
+func jobID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !isUUID(id) {
+		return "", farm.NotFound("job", id)
+	}
+	return id, nil
+}
+
+// isUUID accepts the canonical 8-4-4-4-12 hex form only.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func missing(field, hint string) *farm.Error {
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: field,
+		Message: field + " is required; " + hint}
+}
+
+func badParam(name, format string, args ...any) *farm.Error {
+	e := farm.Invalid(farm.CodeInvalidRequest, format, args...)
+	e.Field = name
+	return e
+}

@@ -1,0 +1,418 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
+)
+
+const (
+	testKey   = "RJ-test-key"
+	jobID     = "0192f5d6-3c1e-7a4b-9e2f-6b1d2c3e4f50"
+	otherID   = "6f1c2b7a-8d9e-4f01-a2b3-c4d5e6f7a8b9"
+	testSlug  = "k3x9q2"
+	apiPrefix = httpapi.BasePath
+)
+
+var testPrincipal = farm.Principal{WorkspaceID: "ws-1", KeyID: "key-1"}
+
+// call is one Farm method call as the fake saw it.
+type call struct {
+	Method    string
+	Principal farm.Principal
+	ID        string // job id, slug or API key, whichever the method takes
+	Arg       any    // the remaining argument, if any
+}
+
+// fakeFarm answers with canned values, or err, and records what it was
+// asked. It knows nothing of jobs: it exists to test HTTP concerns only.
+type fakeFarm struct {
+	mu    sync.Mutex
+	calls []call
+
+	err       error // returned by every method but Authenticate
+	panicMsg  string
+	job       *farm.Job
+	replay    bool
+	page      *farm.JobPage
+	ticket    *farm.UploadTicket
+	progress  *farm.Progress
+	running   []farm.Progress
+	downloads *farm.Downloads
+}
+
+func (f *fakeFarm) record(c call) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+	if f.panicMsg != "" {
+		panic(f.panicMsg)
+	}
+	return f.err
+}
+
+// Calls returns the calls after authentication, which every test of an
+// authenticated route would otherwise have to skip.
+func (f *fakeFarm) Calls() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []call
+	for _, c := range f.calls {
+		if c.Method != "Authenticate" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *fakeFarm) Authenticate(ctx context.Context, apiKey string) (farm.Principal, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, call{Method: "Authenticate", ID: apiKey})
+	f.mu.Unlock()
+	if apiKey != testKey {
+		return farm.Principal{}, &farm.Error{Kind: farm.KindUnauthorized, Code: farm.CodeUnauthorized, Message: "unknown API key"}
+	}
+	return testPrincipal, nil
+}
+
+func (f *fakeFarm) CreateUpload(ctx context.Context, p farm.Principal, fileName, fileType string) (*farm.UploadTicket, error) {
+	if err := f.record(call{"CreateUpload", p, fileName, fileType}); err != nil {
+		return nil, err
+	}
+	return f.ticket, nil
+}
+
+func (f *fakeFarm) CreateJob(ctx context.Context, p farm.Principal, slug string) (*farm.Job, error) {
+	if err := f.record(call{"CreateJob", p, slug, nil}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+func (f *fakeFarm) GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	if err := f.record(call{"GetJob", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+func (f *fakeFarm) ListJobs(ctx context.Context, p farm.Principal, q farm.ListQuery) (*farm.JobPage, error) {
+	if err := f.record(call{"ListJobs", p, "", q}); err != nil {
+		return nil, err
+	}
+	return f.page, nil
+}
+
+func (f *fakeFarm) Validate(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	if err := f.record(call{"Validate", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+func (f *fakeFarm) Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (*farm.Job, bool, error) {
+	if err := f.record(call{"Render", p, id, cfg}); err != nil {
+		return nil, false, err
+	}
+	return f.job, f.replay, nil
+}
+
+func (f *fakeFarm) Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	if err := f.record(call{"Cancel", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+func (f *fakeFarm) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
+	if err := f.record(call{"Progress", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.progress, nil
+}
+
+func (f *fakeFarm) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
+	if err := f.record(call{"RunningProgress", p, "", nil}); err != nil {
+		return nil, err
+	}
+	return f.running, nil
+}
+
+func (f *fakeFarm) Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error) {
+	if err := f.record(call{"Downloads", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.downloads, nil
+}
+
+var _ httpapi.Farm = (*fakeFarm)(nil)
+
+// syncBuffer is a log sink that server goroutines and the test can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a running API over a fake farm, with clients whose every request
+// and answer is checked against the OpenAPI document.
+type env struct {
+	t    *testing.T
+	farm *fakeFarm
+	srv  *httptest.Server
+	log  *syncBuffer
+	// strict fails the test on a request the document forbids; lenient
+	// demands that the server refuse such a request with a 4xx. Both check
+	// every answer against the document.
+	strict, lenient *http.Client
+}
+
+func newEnv(t *testing.T, f *fakeFarm, opts httpapi.Options) *env {
+	t.Helper()
+	if f == nil {
+		f = fullFarm()
+	}
+	logs := &syncBuffer{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	srv := httptest.NewServer(httpapi.New(f, opts))
+	t.Cleanup(srv.Close)
+	base := srv.Client().Transport
+	return &env{
+		t:       t,
+		farm:    f,
+		srv:     srv,
+		log:     logs,
+		strict:  &http.Client{Transport: apitest.StrictTransport(t, base)},
+		lenient: &http.Client{Transport: apitest.ValidatingTransport(t, base)},
+	}
+}
+
+// reply is an answer with its body read.
+type reply struct {
+	*http.Response
+	body []byte
+}
+
+// decoded returns the body as generic JSON.
+func (r reply) decoded(t *testing.T) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, r.body)
+	}
+	return v
+}
+
+// apiError returns the error object of an error answer.
+func (r reply) apiError(t *testing.T) (code, message, field string) {
+	t.Helper()
+	var b struct {
+		Error struct {
+			Code, Message, Field string
+		}
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("error body is not JSON: %v\n%s", err, r.body)
+	}
+	return b.Error.Code, b.Error.Message, b.Error.Field
+}
+
+// do sends a request with the test API key; auth "" sends none, and any
+// other value is sent as the whole Authorization header.
+func (e *env) do(c *http.Client, method, path, body string, auth ...string) reply {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	header := "Bearer " + testKey
+	if len(auth) > 0 {
+		header = auth[0]
+	}
+	if header != "" {
+		req.Header.Set("Authorization", header)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return reply{resp, b}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// zone is not UTC, so that tests see the API convert times.
+var zone = time.FixedZone("CEST", 2*60*60)
+
+// fullJob has every field filled in, so that the document's description of
+// each one is exercised.
+func fullJob() *farm.Job {
+	created := time.Date(2025, 6, 1, 12, 0, 0, 0, zone)
+	return &farm.Job{
+		ID:                jobID,
+		Status:            farm.StatusCompleted,
+		WorkspaceID:       testPrincipal.WorkspaceID,
+		UserID:            testPrincipal.KeyID,
+		CreatedAt:         created,
+		UpdatedAt:         created.Add(90 * time.Second),
+		RootFolderID:      ptr("folder-1"),
+		NormalizedSeconds: 42.5,
+		PreviewURL:        ptr("http://farm.example/objects/jobs/x/preview.mp4?expires=1&sig=ab"),
+		FailedReason:      nil,
+		RequestedConfig: &farm.RenderConfig{
+			ColorManagementPreset: ptr("default"),
+			FrameRanges:           []string{"1-3"},
+			SampleCount:           ptr(16),
+			Resolution:            []int{320, 180},
+			OutputSettings:        &farm.OutputSettings{ColorMode: ptr("RGBA"), Compression: ptr(15)},
+			ChunkSize:             ptr(2),
+		},
+		FinalConfig: &farm.FinalConfig{
+			Scene:                 "Scene",
+			FrameRanges:           []string{"1-3"},
+			FrameCount:            3,
+			ColorManagementPreset: "default",
+			RenderEngine:          "CYCLES",
+			ComputeDeviceType:     "CPU",
+			CompositorDevice:      "CPU",
+			SampleCount:           16,
+			Resolution:            []int{320, 180},
+			ResolutionPercentage:  100,
+			OutputFormat:          "PNG",
+			FPS:                   24,
+			OutputSettings:        farm.FinalOutputSettings{ColorMode: "RGBA", Compression: ptr(15)},
+			ChunkSize:             2,
+		},
+		Output:            farm.JobOutput{IsDeletedForClient: false},
+		IsAnalysisSkipped: false,
+		AnalysisID:        ptr("analysis-1"),
+		Analysis: &farm.Analysis{
+			Inspection: blender.Inspection{
+				FileVersion:       "3.4",
+				BlenderVersion:    "3.4.1",
+				DenoiserAvailable: false,
+				ActiveScene:       "Scene",
+				Scenes: []blender.Scene{{
+					Name: "Scene", FrameStart: 1, FrameEnd: 3, FrameStep: 1, FPS: 24,
+					ResolutionX: 320, ResolutionY: 180, ResolutionPercentage: 100,
+					Engine: "CYCLES", Samples: 32, Camera: "Camera", OutputFormat: "PNG",
+					ColorMode: "RGBA", ColorDepth: "8", DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE",
+					ViewLayers: nil, // the API must send [] for it
+				}},
+				ExternalFiles: []blender.ExternalFile{{Type: "image", Name: "wood.png", Path: "//textures/wood.png", Missing: true}},
+			},
+			Warnings: []farm.Warning{
+				{Code: farm.WarnMissingFile, Message: "//textures/wood.png is missing; it renders pink", Path: "//textures/wood.png"},
+				{Code: farm.WarnDenoiserUnavailable, Message: "this Blender has no OpenImageDenoise; rendering without denoising"},
+			},
+		},
+		SceneFile: &farm.SceneFile{
+			FileName: "scene.blend", FileType: "blend", SizeBytes: 123456,
+			SHA256:    strings.Repeat("ab", 32),
+			BlendPath: "scene.blend", Compression: "zstd", Version: "3.4",
+		},
+		Slug: testSlug,
+	}
+}
+
+// newJob is a job just created: every nullable field is null.
+func newJob() *farm.Job {
+	created := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	return &farm.Job{
+		ID: otherID, Status: farm.StatusCreated,
+		WorkspaceID: testPrincipal.WorkspaceID, UserID: testPrincipal.KeyID,
+		CreatedAt: created, UpdatedAt: created, Slug: testSlug,
+	}
+}
+
+func fullProgress() farm.Progress {
+	return farm.Progress{
+		JobID: jobID, Status: farm.StatusRendering,
+		FramesTotal: 3, FramesCompleted: 1, FramesRendering: 1,
+		PercentComplete: 33.3, EtaSeconds: ptr(12.5),
+		Frames: []farm.FrameProgress{
+			{Frame: 1, Status: farm.FrameCompleted, Worker: "node-1", RenderSeconds: 4.2, Attempts: 1},
+			{Frame: 2, Status: farm.FrameRendering, Worker: "node-1", Attempts: 1},
+			{Frame: 3, Status: farm.FrameQueued},
+		},
+	}
+}
+
+func fullDownloads() *farm.Downloads {
+	u := func(name string) string {
+		return "http://farm.example/objects/jobs/" + jobID + "/" + name + "?expires=1&sig=ab"
+	}
+	zip := farm.FileOutput{URL: u("frames.zip"), FileName: "frames.zip", RelativePath: "frames.zip"}
+	return &farm.Downloads{
+		Frames:         []string{u("frames/0001.png")},
+		CompositeNodes: nil,
+		Transforms: farm.Transforms{
+			FramesZip:        ptr(u("frames.zip")),
+			Video:            &farm.VideoOutput{URL: u("preview.mp4"), FileName: "preview.mp4", Codec: "h264", FPS: 24, SizeBytes: 2048},
+			FramesZipOutputs: &zip,
+		},
+		FrameOutputs: []farm.FileOutput{{
+			URL: u("frames/0001.png"), FileName: "0001.png", RelativePath: "frames/0001.png",
+			View: ptr("ViewLayer"), Frame: ptr(1), SizeBytes: 1024,
+		}},
+	}
+}
+
+// fullFarm answers every method with a filled-in value.
+func fullFarm() *fakeFarm {
+	running := fullProgress()
+	single := fullProgress()
+	return &fakeFarm{
+		job: fullJob(),
+		page: &farm.JobPage{
+			Jobs:       []farm.Job{*fullJob(), *newJob()},
+			Pagination: farm.Pagination{Page: 1, PageSize: 10, Total: 2, TotalPages: 1},
+		},
+		ticket: &farm.UploadTicket{
+			UploadURL: "http://farm.example/objects/uploads/" + testSlug + "/scene.blend?expires=1&sig=ab",
+			Slug:      testSlug,
+			ExpiresAt: time.Date(2025, 6, 1, 12, 15, 0, 0, zone),
+		},
+		progress:  &single,
+		running:   []farm.Progress{running},
+		downloads: fullDownloads(),
+	}
+}

@@ -1,0 +1,398 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
+)
+
+// routeCase is one operation of the API with a valid request.
+type routeCase struct {
+	name   string
+	method string
+	path   string
+	body   string
+	status int
+	call   call // what the farm must have been asked; Method "" for none
+	// shape checks the top level of the answer: which wrapper, if any.
+	shape func(t *testing.T, v any)
+}
+
+func isBareJob(t *testing.T, v any) {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	if !ok || m["id"] == nil || m["status"] == nil || m["data"] != nil {
+		t.Errorf("want a bare Job object, got %v", v)
+	}
+}
+
+func isWrappedJob(t *testing.T, v any) {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		t.Fatalf("want {\"data\": Job}, got %v", v)
+	}
+	isBareJob(t, m["data"])
+}
+
+func hasKeys(keys ...string) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("want an object, got %v", v)
+		}
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("answer has no %q: %v", k, v)
+			}
+		}
+	}
+}
+
+func isArray(n int) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		a, ok := v.([]any)
+		if !ok || len(a) != n {
+			t.Errorf("want an array of %d, got %v", n, v)
+		}
+	}
+}
+
+func routeCases() []routeCase {
+	p := testPrincipal
+	return []routeCase{
+		{"create upload", "POST", "/uploads", `{"fileName": "scene.blend", "fileType": "blend"}`, 200,
+			call{"CreateUpload", p, "scene.blend", "blend"}, hasKeys("uploadUrl", "slug", "expiresAt")},
+		{"create job", "POST", "/jobs", `{"slug": "` + testSlug + `"}`, 201,
+			call{"CreateJob", p, testSlug, nil}, isBareJob},
+		{"list jobs", "GET", "/jobs", "", 200,
+			call{"ListJobs", p, "", farm.ListQuery{Page: 1, PageSize: 10}}, hasKeys("jobs", "pagination")},
+		{"running progress", "GET", "/jobs/progress", "", 200,
+			call{"RunningProgress", p, "", nil}, isArray(1)},
+		{"get job", "GET", "/jobs/" + jobID, "", 200,
+			call{"GetJob", p, jobID, nil}, isWrappedJob},
+		{"validate", "POST", "/jobs/" + jobID + "/validate", "", 200,
+			call{"Validate", p, jobID, nil}, isBareJob},
+		{"render", "POST", "/jobs/" + jobID + "/render", `{"requestedRenderConfig": {"colorManagementPreset": "default", "sampleCount": 8}}`, 200,
+			call{"Render", p, jobID, &farm.RenderConfig{ColorManagementPreset: ptr("default"), SampleCount: ptr(8)}}, isBareJob},
+		{"cancel", "POST", "/jobs/" + jobID + "/cancel", "", 200,
+			call{"Cancel", p, jobID, nil}, isBareJob},
+		{"progress", "GET", "/jobs/" + jobID + "/progress", "", 200,
+			call{"Progress", p, jobID, nil}, hasKeys("jobId", "framesTotal", "frames", "etaSeconds")},
+		{"downloads", "GET", "/jobs/" + jobID + "/downloads", "", 200,
+			call{"Downloads", p, jobID, nil}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
+		{"openapi", "GET", "/openapi.json", "", 200, call{}, hasKeys("openapi", "paths", "components")},
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	for _, tc := range routeCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil, httpapi.Options{})
+			r := e.do(e.strict, tc.method, apiPrefix+tc.path, tc.body)
+			if r.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.StatusCode, tc.status, r.body)
+			}
+			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if r.Header.Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id header")
+			}
+			tc.shape(t, r.decoded(t))
+
+			calls := e.farm.Calls()
+			if tc.call.Method == "" {
+				if len(calls) != 0 {
+					t.Errorf("farm was called: %+v", calls)
+				}
+				return
+			}
+			if len(calls) != 1 || !reflect.DeepEqual(calls[0], tc.call) {
+				t.Errorf("farm calls %+v, want [%+v]", calls, tc.call)
+			}
+		})
+	}
+}
+
+// TestEveryOperationIsRouted keeps the route table above, and so the
+// server, in step with the document: an operation added to one and not the
+// other fails here.
+func TestEveryOperationIsRouted(t *testing.T) {
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := map[string]bool{"GET /healthz": true} // served outside BasePath; see TestHealthz
+	for _, tc := range routeCases() {
+		path := tc.path
+		for _, id := range []string{jobID} {
+			path = strings.Replace(path, id, "{id}", 1)
+		}
+		tested[tc.method+" "+path] = true
+	}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !tested[method+" "+path] {
+				t.Errorf("the document has %s %s but the route table does not test it", method, path)
+			}
+			delete(tested, method+" "+path)
+		}
+	}
+	for op := range tested {
+		t.Errorf("%s is served but not in the document", op)
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	e := newEnv(t, nil, httpapi.Options{})
+	r := e.do(http.DefaultClient, "GET", "/healthz", "", "")
+	if r.StatusCode != 200 || strings.TrimSpace(string(r.body)) != `{"status":"ok"}` {
+		t.Errorf("got %d %s", r.StatusCode, r.body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+func TestRenderReplayHeader(t *testing.T) {
+	for _, replay := range []bool{false, true} {
+		f := fullFarm()
+		f.replay = replay
+		e := newEnv(t, f, httpapi.Options{})
+		r := e.do(e.strict, "POST", apiPrefix+"/jobs/"+jobID+"/render", `{"requestedRenderConfig": {"colorManagementPreset": "default"}}`)
+		if r.StatusCode != 200 {
+			t.Fatalf("replay=%v: status %d: %s", replay, r.StatusCode, r.body)
+		}
+		got := r.Header.Get("X-Idempotent-Replay")
+		if want := map[bool]string{true: "true", false: ""}[replay]; got != want {
+			t.Errorf("replay=%v: X-Idempotent-Replay %q, want %q", replay, got, want)
+		}
+		isBareJob(t, r.decoded(t))
+	}
+}
+
+func TestEmptyListsAreArrays(t *testing.T) {
+	f := fullFarm()
+	f.running = nil
+	f.progress = &farm.Progress{JobID: jobID, Status: farm.StatusCreated}
+	f.downloads = &farm.Downloads{}
+	f.page = &farm.JobPage{Pagination: farm.Pagination{Page: 3, PageSize: 10, Total: 2, TotalPages: 1}}
+	e := newEnv(t, f, httpapi.Options{})
+
+	r := e.do(e.strict, "GET", apiPrefix+"/jobs/progress", "")
+	if r.StatusCode != 200 || strings.TrimSpace(string(r.body)) != "[]" {
+		t.Errorf("running progress: %d %s, want 200 []", r.StatusCode, r.body)
+	}
+
+	r = e.do(e.strict, "GET", apiPrefix+"/jobs/"+jobID+"/progress", "")
+	if v := r.decoded(t).(map[string]any); !reflect.DeepEqual(v["frames"], []any{}) || v["etaSeconds"] != nil {
+		t.Errorf("progress: frames %v, etaSeconds %v; want [] and null", v["frames"], v["etaSeconds"])
+	}
+
+	r = e.do(e.strict, "GET", apiPrefix+"/jobs/"+jobID+"/downloads", "")
+	want := `{"frames":[],"compositeNodes":[],"transforms":{"framesZip":null,"compositeNodesZip":null,"video":null,"framesZipOutputs":null,"compositeNodesZipOutputs":null},"frameOutputs":[],"compositeNodeOutputs":[]}`
+	if got := strings.TrimSpace(string(r.body)); got != want {
+		t.Errorf("downloads before output:\n got %s\nwant %s", got, want)
+	}
+
+	r = e.do(e.strict, "GET", apiPrefix+"/jobs?page=3", "")
+	if v := r.decoded(t).(map[string]any); !reflect.DeepEqual(v["jobs"], []any{}) {
+		t.Errorf("empty page: jobs %v, want []", v["jobs"])
+	}
+}
+
+func TestNewJobHasNulls(t *testing.T) {
+	f := fullFarm()
+	f.job = newJob()
+	e := newEnv(t, f, httpapi.Options{})
+	r := e.do(e.strict, "GET", apiPrefix+"/jobs/"+otherID, "")
+	var body struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rootFolderId", "previewUrl", "failedReason", "requestedConfig", "finalConfig", "analysisId", "analysis", "sceneFile"} {
+		if got := string(body.Data[k]); got != "null" {
+			t.Errorf("%s = %s, want null", k, got)
+		}
+	}
+}
+
+func TestTimesAreUTC(t *testing.T) {
+	e := newEnv(t, nil, httpapi.Options{})
+	r := e.do(e.strict, "GET", apiPrefix+"/jobs/"+jobID, "")
+	job := r.decoded(t).(map[string]any)["data"].(map[string]any)
+	if job["createdAt"] != "2025-06-01T10:00:00Z" || job["updatedAt"] != "2025-06-01T10:01:30Z" {
+		t.Errorf("createdAt %v, updatedAt %v; want UTC", job["createdAt"], job["updatedAt"])
+	}
+	r = e.do(e.strict, "POST", apiPrefix+"/uploads", `{"fileName": "scene.blend", "fileType": "blend"}`)
+	if got := r.decoded(t).(map[string]any)["expiresAt"]; got != "2025-06-01T10:15:00Z" {
+		t.Errorf("expiresAt %v, want UTC", got)
+	}
+}
+
+func TestListQuery(t *testing.T) {
+	good := []struct {
+		query string
+		want  farm.ListQuery
+	}{
+		{"", farm.ListQuery{Page: 1, PageSize: 10}},
+		{"?page=2", farm.ListQuery{Page: 2, PageSize: 10}},
+		{"?pageSize=100", farm.ListQuery{Page: 1, PageSize: 100}},
+		{"?page=3&pageSize=1&status=rendering", farm.ListQuery{Page: 3, PageSize: 1, Status: farm.StatusRendering}},
+		{"?status=suspended", farm.ListQuery{Page: 1, PageSize: 10, Status: farm.StatusSuspended}},
+	}
+	for _, tc := range good {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.strict, "GET", apiPrefix+"/jobs"+tc.query, "")
+		if r.StatusCode != 200 {
+			t.Errorf("%q: status %d: %s", tc.query, r.StatusCode, r.body)
+			continue
+		}
+		if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+			t.Errorf("%q: farm asked %+v, want %+v", tc.query, calls, tc.want)
+		}
+	}
+
+	bad := []struct{ query, field string }{
+		{"?page=0", "page"},
+		{"?page=-1", "page"},
+		{"?page=x", "page"},
+		{"?page=1.5", "page"},
+		{"?page=99999999999999999999", "page"},
+		{"?pageSize=0", "pageSize"},
+		{"?pageSize=101", "pageSize"},
+		{"?pageSize=ten", "pageSize"},
+		{"?status=done", "status"},
+		{"?status=RENDERING", "status"},
+	}
+	for _, tc := range bad {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.lenient, "GET", apiPrefix+"/jobs"+tc.query, "")
+		code, msg, field := r.apiError(t)
+		if r.StatusCode != 400 || code != farm.CodeInvalidRequest || field != tc.field || !strings.Contains(msg, tc.field) {
+			t.Errorf("%q: %d %s %q field %q; want 400 naming %s", tc.query, r.StatusCode, code, msg, field, tc.field)
+		}
+		if calls := e.farm.Calls(); len(calls) != 0 {
+			t.Errorf("%q: farm was asked %+v", tc.query, calls)
+		}
+	}
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	cases := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", apiPrefix + "/nope", 404, ""},
+		{"GET", apiPrefix + "/jobs/" + jobID + "/frames", 404, ""},
+		{"GET", "/api/external/v2/jobs", 404, ""},
+		{"GET", "/", 404, ""},
+		{"DELETE", apiPrefix + "/jobs/" + jobID, 405, "GET, HEAD"},
+		{"GET", apiPrefix + "/uploads", 405, "POST"},
+		{"PUT", apiPrefix + "/jobs", 405, "GET, HEAD, POST"},
+		{"GET", apiPrefix + "/jobs/" + jobID + "/render", 405, "POST"},
+		{"POST", apiPrefix + "/jobs/progress", 405, "GET, HEAD"},
+	}
+	for _, tc := range cases {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.lenient, tc.method, tc.path, "")
+		code, msg, _ := r.apiError(t)
+		if r.StatusCode != tc.status || code == "" || msg == "" {
+			t.Errorf("%s %s: %d %s; want %d with a JSON error", tc.method, tc.path, r.StatusCode, r.body, tc.status)
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
+		}
+		if got := r.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+	}
+}
+
+// A path that is not a UUID cannot name a job, and the farm should not be
+// asked about it.
+func TestNonUUIDJobIDIsNotFound(t *testing.T) {
+	for _, id := range []string{"42", "not-a-uuid", strings.ToUpper(jobID) + "0", "0192f5d6x3c1e-7a4b-9e2f-6b1d2c3e4f50"} {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.lenient, "GET", apiPrefix+"/jobs/"+id, "")
+		if code, _, _ := r.apiError(t); r.StatusCode != 404 || code != farm.CodeNotFound {
+			t.Errorf("id %q: %d %s, want 404 NOT_FOUND", id, r.StatusCode, r.body)
+		}
+		if calls := e.farm.Calls(); len(calls) != 0 {
+			t.Errorf("id %q: farm asked %+v", id, calls)
+		}
+	}
+}
+
+func TestObjects(t *testing.T) {
+	var gotPath, gotQuery string
+	objects := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotQuery = r.URL.Path, r.URL.RawQuery
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write([]byte("png"))
+	})
+	e := newEnv(t, nil, httpapi.Options{Objects: objects})
+	r := e.do(e.strict, "GET", "/objects/jobs/x/0001.png?expires=1&sig=ab", "", "")
+	if r.StatusCode != 200 || string(r.body) != "png" {
+		t.Fatalf("object: %d %s", r.StatusCode, r.body)
+	}
+	if gotPath != "/objects/jobs/x/0001.png" || gotQuery != "expires=1&sig=ab" {
+		t.Errorf("object handler saw %q ? %q", gotPath, gotQuery)
+	}
+	if strings.Contains(e.log.String(), "sig=ab") {
+		t.Errorf("an object URL's signature was logged:\n%s", e.log)
+	}
+
+	e = newEnv(t, nil, httpapi.Options{})
+	r = e.do(e.strict, "GET", "/objects/jobs/x/0001.png", "", "")
+	if code, _, _ := r.apiError(t); r.StatusCode != 404 || code != farm.CodeNotFound {
+		t.Errorf("without an object handler: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// contextFarm checks that the principal also travels in the context.
+type contextFarm struct {
+	*fakeFarm
+	got   farm.Principal
+	found bool
+}
+
+func (f *contextFarm) GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	f.got, f.found = httpapi.PrincipalFromContext(ctx)
+	return f.fakeFarm.GetJob(ctx, p, id)
+}
+
+func TestPrincipalInContext(t *testing.T) {
+	f := &contextFarm{fakeFarm: fullFarm()}
+	srv := httptest.NewServer(httpapi.New(f, httpapi.Options{Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	c := &http.Client{Transport: apitest.ValidatingTransport(t, srv.Client().Transport)}
+	req, _ := http.NewRequest("GET", srv.URL+apiPrefix+"/jobs/"+jobID, nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if !f.found || f.got != testPrincipal {
+		t.Errorf("principal in context: %+v %v, want %+v", f.got, f.found, testPrincipal)
+	}
+}

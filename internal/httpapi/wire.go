@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"errors"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// The functions here hold the wire contract that the API promises whatever
+// the farm hands back: times in UTC, and empty arrays as [] rather than
+// null, so that clients can iterate without a nil check. They copy rather
+// than change the farm's values, which may be shared.
+
+// errNoResult stands for a farm method that returned neither a value nor
+// an error: a bug on the farm's side, answered as an internal error.
+var errNoResult = errors.New("farm returned no result and no error")
+
+func wireJob(j farm.Job) farm.Job {
+	j.CreatedAt = j.CreatedAt.UTC()
+	j.UpdatedAt = j.UpdatedAt.UTC()
+	if j.Analysis != nil {
+		j.Analysis = wireAnalysis(*j.Analysis)
+	}
+	return j
+}
+
+func wireAnalysis(a farm.Analysis) *farm.Analysis {
+	a.Warnings = orEmpty(a.Warnings)
+	a.ExternalFiles = orEmpty(a.ExternalFiles)
+	a.ViewTransforms = orEmpty(a.ViewTransforms)
+	scenes := make([]blender.Scene, len(a.Scenes))
+	for i, s := range a.Scenes {
+		s.ViewLayers = orEmpty(s.ViewLayers)
+		scenes[i] = s
+	}
+	a.Scenes = scenes
+	return &a
+}
+
+func wireJobPage(p farm.JobPage) farm.JobPage {
+	jobs := make([]farm.Job, len(p.Jobs))
+	for i, j := range p.Jobs {
+		jobs[i] = wireJob(j)
+	}
+	p.Jobs = jobs
+	return p
+}
+
+func wireProgress(p farm.Progress) farm.Progress {
+	p.Frames = orEmpty(p.Frames)
+	return p
+}
+
+func wireDownloads(d farm.Downloads) farm.Downloads {
+	d.Frames = orEmpty(d.Frames)
+	d.CompositeNodes = orEmpty(d.CompositeNodes)
+	d.FrameOutputs = orEmpty(d.FrameOutputs)
+	d.CompositeNodeOutputs = orEmpty(d.CompositeNodeOutputs)
+	return d
+}
+
+func wireTicket(t farm.UploadTicket) farm.UploadTicket {
+	t.ExpiresAt = t.ExpiresAt.UTC()
+	return t
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

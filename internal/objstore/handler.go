@@ -1,0 +1,224 @@
+package objstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Error codes of Handler's JSON answers, in the API's error shape so a
+// client handles both the same way.
+const (
+	codeInvalidSignature = "INVALID_SIGNATURE"
+	codeURLExpired       = "URL_EXPIRED"
+	codePayloadTooLarge  = "PAYLOAD_TOO_LARGE"
+	codeNotFound         = "NOT_FOUND"
+	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	codeInvalidKey       = "INVALID_KEY"
+	codeIncompleteBody   = "INCOMPLETE_BODY"
+	codeStorageFull      = "STORAGE_FULL"
+	codeInternal         = "INTERNAL"
+)
+
+// Handler serves the store's presigned URLs: PUT for upload URLs, GET and
+// HEAD for download URLs. It expects the full request path, so mount it
+// without stripping the prefix:
+//
+//	mux.Handle(objstore.ObjectsPath, local.Handler())
+//
+// It needs no API key and must not sit behind the API's auth: the signature
+// in the URL is the authorization. Errors are JSON in the API's shape,
+// {"error": {"code": "URL_EXPIRED", "message": "..."}}, with 403 for a bad
+// or expired signature, 413 for a body over MaxUploadBytes and 404 for a
+// missing object.
+func (l *Local) Handler() http.Handler {
+	return http.HandlerFunc(l.serveHTTP)
+}
+
+func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutPrefix(r.URL.Path, ObjectsPath)
+	if !ok {
+		writeError(w, r, http.StatusNotFound, codeNotFound,
+			"object URLs start with "+ObjectsPath+"; use the URL exactly as the API returned it")
+		return
+	}
+	var method string
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		method = http.MethodGet
+	case http.MethodPut:
+		method = http.MethodPut
+	default:
+		w.Header().Set("Allow", "GET, HEAD, PUT")
+		writeError(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			fmt.Sprintf("%s is not allowed here: send the file with PUT to an upload URL, or download with GET from a download URL", r.Method))
+		return
+	}
+	if err := l.checkKey(key); err != nil {
+		writeError(w, r, http.StatusBadRequest, codeInvalidKey, err.Error()+"; use the URL exactly as the API returned it")
+		return
+	}
+	if expiresAt, err := l.verify(method, key, r.URL.Query()); err != nil {
+		l.writeSignatureError(w, r, method, expiresAt, err)
+		return
+	}
+	if method == http.MethodPut {
+		l.servePut(w, r, key)
+	} else {
+		l.serveGet(w, r, key)
+	}
+}
+
+func (l *Local) writeSignatureError(w http.ResponseWriter, r *http.Request, method string, expiresAt time.Time, err error) {
+	if errors.Is(err, errExpired) {
+		at := expiresAt.Format(time.RFC3339)
+		if method == http.MethodPut {
+			writeError(w, r, http.StatusForbidden, codeURLExpired,
+				"this upload URL expired at "+at+"; request a new upload URL (POST /uploads) and send the file again")
+		} else {
+			writeError(w, r, http.StatusForbidden, codeURLExpired,
+				"this download URL expired at "+at+"; request fresh download URLs from the API and try again")
+		}
+		return
+	}
+	msg := "the URL's signature does not match this request; use the URL exactly as the API returned it " +
+		"(PUT for an upload URL, GET for a download URL) or request a new one"
+	if errors.Is(err, errNoSignature) {
+		msg = "this URL carries no signature (expires and sig parameters); objects are only reachable through the presigned URLs the API returns"
+	}
+	writeError(w, r, http.StatusForbidden, codeInvalidSignature, msg)
+}
+
+func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string) {
+	// Refuse a declared oversize body before reading a byte of it; curl's
+	// "Expect: 100-continue" then never sends the body at all.
+	if r.ContentLength > l.maxUpload {
+		writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
+			fmt.Sprintf("the file is %s, over the upload limit of %s; upload a smaller file or ask the farm's operator to raise the limit",
+				formatSize(r.ContentLength), formatSize(l.maxUpload)))
+		return
+	}
+	// A chunked body has no declared length, so the limit is enforced while
+	// streaming; write removes the partial file when the limit trips.
+	body := &readErrRecorder{r: ctxReader{r.Context(), http.MaxBytesReader(w, r.Body, l.maxUpload)}}
+	if _, err := l.write(key, body); err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(body.err, &tooLarge):
+			writeError(w, r, http.StatusRequestEntityTooLarge, codePayloadTooLarge,
+				fmt.Sprintf("the file grew past the upload limit of %s; upload a smaller file or ask the farm's operator to raise the limit",
+					formatSize(l.maxUpload)))
+		case body.err != nil:
+			// Most often the client went away; the answer is for the
+			// rare client that is still listening.
+			writeError(w, r, http.StatusBadRequest, codeIncompleteBody,
+				"the upload ended before the whole file arrived, so nothing was stored; send the file again")
+		case errors.Is(err, syscall.ENOSPC):
+			l.log.Error("objstore: upload failed", "key", key, "err", err)
+			writeError(w, r, http.StatusInsufficientStorage, codeStorageFull,
+				"the farm is out of disk space, so nothing was stored; try again later or ask the farm's operator to free space")
+		default:
+			l.log.Error("objstore: upload failed", "key", key, "err", err)
+			writeError(w, r, http.StatusInternalServerError, codeInternal,
+				"the file could not be stored; try again later")
+		}
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (l *Local) serveGet(w http.ResponseWriter, r *http.Request, key string) {
+	f, fi, err := l.open(key)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			writeError(w, r, http.StatusNotFound, codeNotFound,
+				"this object no longer exists; it may have been deleted, so check the job's current downloads")
+			return
+		}
+		l.log.Error("objstore: download failed", "key", key, "err", err)
+		writeError(w, r, http.StatusInternalServerError, codeInternal, "the file could not be read; try again later")
+		return
+	}
+	defer f.Close()
+
+	h := w.Header()
+	// The type comes from the key alone and browsers must not sniff or run
+	// anything: uploads are untrusted, and this answer comes from the same
+	// origin as the dashboard.
+	h.Set("Content-Type", contentType(key))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Cache-Control", "private")
+	if name := r.URL.Query().Get(paramName); name != "" {
+		if cd := mime.FormatMediaType("attachment", map[string]string{"filename": name}); cd != "" {
+			h.Set("Content-Disposition", cd)
+		}
+	}
+	// ServeContent answers HEAD, Range and conditional requests.
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+func contentType(key string) string {
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	json.NewEncoder(w).Encode(errorBody{errorDetail{Code: code, Message: message}})
+}
+
+// readErrRecorder remembers the error of the reading side of a copy, so a
+// failed upload can be blamed on the client (body cut short, over the
+// limit) or on the server (disk full) accurately.
+type readErrRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// formatSize renders a byte count the way people set limits: "5 GiB" when
+// exact, else bytes.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,509 @@
+package objstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultMaxUploadBytes is the largest body a presigned PUT accepts when
+// LocalConfig.MaxUploadBytes is not set: the 5 GiB that the API contract
+// promises to clients.
+const DefaultMaxUploadBytes int64 = 5 << 30
+
+const (
+	// tmpDirName is where writes land before they are renamed into place.
+	// It sits inside Dir so the rename never crosses filesystems, which is
+	// what makes it atomic; keys in it are therefore refused.
+	tmpDirName = ".tmp"
+
+	// staleTempAge is how old an untouched temp file must be before NewLocal
+	// removes it. A live upload rewrites its file continuously, so only the
+	// leftovers of a crash get this old.
+	staleTempAge = 24 * time.Hour
+
+	// commitAttempts bounds the retries of the final rename: a concurrent
+	// Delete or DeletePrefix may remove the (empty) destination folder
+	// between our MkdirAll and our Rename.
+	commitAttempts = 10
+
+	dirPerm  fs.FileMode = 0o750
+	filePerm fs.FileMode = 0o600
+
+	minSecretLen = 32
+)
+
+// LocalConfig configures a Local store.
+type LocalConfig struct {
+	// Dir holds the objects, one file per key. It is created if missing.
+	Dir string
+
+	// BaseURL is the public base URL of the server that mounts Handler, such
+	// as "http://127.0.0.1:8080" or "https://farm.example.com". Presigned
+	// URLs are BaseURL + "/objects/" + key. It may carry a path prefix if a
+	// proxy strips that prefix before the request reaches Handler.
+	BaseURL string
+
+	// Secret keys the URL signatures: at least 32 bytes, kept across
+	// restarts (see LoadOrCreateSecret) so that URLs already handed out keep
+	// working.
+	Secret []byte
+
+	// MaxUploadBytes caps the body of a presigned PUT; 0 means
+	// DefaultMaxUploadBytes. It does not apply to Put, which only our own
+	// code calls (a job's frames.zip may legitimately be larger).
+	MaxUploadBytes int64
+
+	// Now replaces time.Now, so tests can expire URLs without sleeping.
+	Now func() time.Time
+
+	// Log receives the internal errors behind a 500 answer from Handler,
+	// which clients never see; nil discards them.
+	Log *slog.Logger
+}
+
+// Local is a Store kept in a directory on this machine, for the embedded
+// shape of renderfarm. Its presigned URLs are served by Handler, so the
+// server that mounts Handler must be reachable at BaseURL.
+//
+// All file access goes through an os.Root, so even a symbolic link planted
+// inside Dir cannot make a key reach a file outside it.
+type Local struct {
+	dir       string
+	root      *os.Root
+	baseURL   string
+	secret    []byte
+	maxUpload int64
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+var _ Store = (*Local)(nil)
+
+// NewLocal opens (creating if needed) a local store in cfg.Dir and removes
+// temp files left behind by a crash.
+func NewLocal(cfg LocalConfig) (*Local, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("objstore: LocalConfig.Dir is empty")
+	}
+	if len(cfg.Secret) < minSecretLen {
+		return nil, fmt.Errorf("objstore: LocalConfig.Secret has %d bytes, want at least %d (see LoadOrCreateSecret)", len(cfg.Secret), minSecretLen)
+	}
+	base, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
+	if err := root.MkdirAll(tmpDirName, 0o700); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
+	l := &Local{
+		dir:       dir,
+		root:      root,
+		baseURL:   base,
+		secret:    slices.Clone(cfg.Secret),
+		maxUpload: cfg.MaxUploadBytes,
+		now:       cfg.Now,
+		log:       cfg.Log,
+	}
+	if l.maxUpload <= 0 {
+		l.maxUpload = DefaultMaxUploadBytes
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	l.removeStaleTemps()
+	return l, nil
+}
+
+func parseBaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("objstore: LocalConfig.BaseURL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("objstore: LocalConfig.BaseURL %q must be an absolute http or https URL such as http://127.0.0.1:8080", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("objstore: LocalConfig.BaseURL %q must not carry credentials, a query or a fragment", raw)
+	}
+	return strings.TrimSuffix(raw, "/"), nil
+}
+
+// Close releases the directory handle. The store cannot be used afterwards.
+func (l *Local) Close() error { return l.root.Close() }
+
+// Path returns the file that holds the object, so that a worker on this
+// machine can hand an input straight to Blender instead of copying it. The
+// file must be treated as read-only: writing through the path would bypass
+// the write-then-rename that keeps objects whole. A missing object is
+// ErrNotFound.
+func (l *Local) Path(key string) (string, error) {
+	if err := l.checkKey(key); err != nil {
+		return "", err
+	}
+	fi, err := l.root.Lstat(key)
+	if err != nil {
+		return "", l.statError(key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
+}
+
+// Put implements Store.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	if err := l.checkKey(key); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := l.write(key, ctxReader{ctx, r})
+	if err != nil {
+		return 0, fmt.Errorf("objstore: put %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Get implements Store. The returned *os.File keeps reading the version it
+// opened even if the object is replaced or deleted meanwhile.
+func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := l.checkKey(key); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, _, err := l.open(key)
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
+}
+
+// open opens the object's file, refusing anything but a regular file: a
+// folder that happens to sit at a key is not an object.
+func (l *Local) open(key string) (*os.File, fs.FileInfo, error) {
+	f, err := l.root.Open(key)
+	if err != nil {
+		return nil, nil, l.statError(key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("objstore: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return f, fi, nil
+}
+
+// Stat implements Store.
+func (l *Local) Stat(ctx context.Context, key string) (Info, error) {
+	if err := l.checkKey(key); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	fi, err := l.root.Stat(key)
+	if err != nil {
+		return Info{}, l.statError(key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Delete implements Store. It also removes the folders the object leaves
+// empty, so that deleting uploads one by one does not leave a trail of
+// empty directories.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	if err := l.checkKey(key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := l.root.Lstat(key)
+	if isNotExist(err) || (err == nil && fi.IsDir()) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("objstore: delete %s: %w", key, err)
+	}
+	if err := l.root.Remove(key); err != nil && !isNotExist(err) {
+		return fmt.Errorf("objstore: delete %s: %w", key, err)
+	}
+	l.pruneParents(path.Dir(key))
+	return nil
+}
+
+// DeletePrefix implements Store.
+func (l *Local) DeletePrefix(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return fmt.Errorf("%w: refusing to delete with an empty prefix, which would remove every object", ErrInvalidKey)
+	}
+	objects, err := l.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, o := range objects {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.root.Remove(o.Key); err != nil && !isNotExist(err) {
+			return fmt.Errorf("objstore: delete %s: %w", o.Key, err)
+		}
+	}
+	l.pruneEmptyDirs(path.Dir(prefix))
+	return nil
+}
+
+// List implements Store.
+func (l *Local) List(ctx context.Context, prefix string) ([]Info, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []Info
+	// Walking starts at the deepest folder the prefix names, so listing one
+	// job's frames does not read the whole store.
+	start := path.Dir(prefix)
+	err := fs.WalkDir(l.root.FS(), start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			// Objects and folders vanish under concurrent deletes; a
+			// missing start just means nothing matches.
+			if isNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == tmpDirName {
+				return fs.SkipDir
+			}
+			if p != "." && !strings.HasPrefix(p+"/", prefix) && !strings.HasPrefix(prefix, p+"/") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		// Only regular files are objects; a stray symlink or device is not.
+		if !d.Type().IsRegular() || !strings.HasPrefix(p, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if isNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		out = append(out, Info{Key: p, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: list %q: %w", prefix, err)
+	}
+	// WalkDir's order is per folder ("a/b" before "a.txt"); the contract is
+	// byte order of whole keys, as S3 lists them.
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// checkKey is ValidateKey plus the one name the local layout reserves.
+func (l *Local) checkKey(key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if key == tmpDirName || strings.HasPrefix(key, tmpDirName+"/") {
+		return fmt.Errorf("%w %q: the %q folder is reserved by the local store", ErrInvalidKey, key, tmpDirName)
+	}
+	return nil
+}
+
+// write streams r into a fresh temp file, syncs it and renames it over key,
+// so readers see the old object or the new one and never a mix. On any
+// failure the temp file is removed and key is untouched.
+func (l *Local) write(key string, r io.Reader) (n int64, err error) {
+	tmp := path.Join(tmpDirName, "put-"+rand.Text())
+	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			l.root.Remove(tmp)
+		}
+	}()
+	n, err = io.Copy(f, r)
+	if err != nil {
+		return n, err
+	}
+	if err = f.Sync(); err != nil {
+		return n, err
+	}
+	if err = f.Close(); err != nil {
+		return n, err
+	}
+	if err = l.commit(tmp, key); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// commit renames the finished temp file to key, creating its folders.
+func (l *Local) commit(tmp, key string) error {
+	dir := path.Dir(key)
+	var err error
+	for range commitAttempts {
+		if dir != "." {
+			if err = l.root.MkdirAll(dir, dirPerm); err != nil {
+				// A parent pruned while we create it, or a folder that a
+				// concurrent write created first: os.Root.MkdirAll can
+				// report that race as "file exists" (golang/go#75114).
+				// Either way, trying again settles it.
+				if isNotExist(err) || errors.Is(err, fs.ErrExist) {
+					continue
+				}
+				return err
+			}
+		}
+		if err = l.root.Rename(tmp, key); err == nil {
+			l.syncDir(dir)
+			return nil
+		}
+		if !isNotExist(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// syncDir makes a rename durable. It is best effort: some filesystems
+// refuse to sync a directory, and the object is already in place.
+func (l *Local) syncDir(dir string) {
+	d, err := l.root.Open(dir)
+	if err != nil {
+		return
+	}
+	d.Sync()
+	d.Close()
+}
+
+// pruneParents removes dir and its ancestors while they are empty. Removing
+// a folder that is not empty fails harmlessly, which is what stops the climb.
+func (l *Local) pruneParents(dir string) {
+	for ; dir != "." && dir != "/"; dir = path.Dir(dir) {
+		if l.root.Remove(dir) != nil {
+			return
+		}
+	}
+}
+
+// pruneEmptyDirs removes every empty folder under start (deepest first),
+// then start's empty ancestors. Empty folders are invisible to List, so this
+// is housekeeping that keeps DeletePrefix from leaving skeletons behind.
+func (l *Local) pruneEmptyDirs(start string) {
+	var dirs []string
+	fs.WalkDir(l.root.FS(), start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if p == tmpDirName {
+				return fs.SkipDir
+			}
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	// WalkDir visits a folder before its contents, so backwards is deepest
+	// first.
+	for _, d := range slices.Backward(dirs) {
+		if d != "." {
+			l.root.Remove(d)
+		}
+	}
+	l.pruneParents(path.Dir(start))
+}
+
+// removeStaleTemps deletes temp files that no live write can own any more.
+func (l *Local) removeStaleTemps() {
+	entries, err := fs.ReadDir(l.root.FS(), tmpDirName)
+	if err != nil {
+		return
+	}
+	// File times are on the real clock, whatever cfg.Now says.
+	cutoff := time.Now().Add(-staleTempAge)
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err == nil && fi.ModTime().Before(cutoff) {
+			l.root.RemoveAll(path.Join(tmpDirName, e.Name()))
+		}
+	}
+}
+
+func (l *Local) statError(key string, err error) error {
+	if isNotExist(err) {
+		return fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return fmt.Errorf("objstore: %s: %w", key, err)
+}
+
+// isNotExist also treats ENOTDIR as missing: "a/b" cannot exist when "a" is
+// an object.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// ctxReader stops a copy once ctx ends, so a canceled Put does not run to
+// the end of a long stream.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Frame is one frame of a job: which task renders it, how it went, and
+// where its image is.
+type Frame struct {
+	JobID         string
+	Frame         int
+	TaskID        string
+	Status        string // farm.Frame* values
+	Worker        string // the name of the worker that rendered it
+	RenderSeconds float64
+	Attempts      int
+	ObjectKey     string
+	SizeBytes     int64
+	Error         string
+	UpdatedAt     time.Time
+}
+
+const frameColumns = `job_id, frame, task_id, status, worker, render_seconds, attempts, object_key, size_bytes, error, updated_at`
+
+// InsertFrame stores a frame row.
+func (q *Queries) InsertFrame(ctx context.Context, f Frame) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO frames (`+frameColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.JobID, f.Frame, f.TaskID, f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, f.UpdatedAt.UTC())
+	if err != nil {
+		return fmt.Errorf("store frame %d: %w", f.Frame, err)
+	}
+	return nil
+}
+
+// UpdateFrame writes a frame's progress.
+func (q *Queries) UpdateFrame(ctx context.Context, f Frame) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
+		WHERE job_id = ? AND frame = ?`,
+		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, time.Now().UTC(), f.JobID, f.Frame)
+	if err != nil {
+		return fmt.Errorf("update frame %d: %w", f.Frame, err)
+	}
+	return nil
+}
+
+// SetFramesStatus sets the status of a job's frames that are in one of the
+// given statuses (for example: queued and rendering frames become canceled).
+func (q *Queries) SetFramesStatus(ctx context.Context, jobID, to string, from ...string) error {
+	for _, st := range from {
+		if _, err := q.q.ExecContext(ctx, `UPDATE frames SET status = ?, updated_at = ? WHERE job_id = ? AND status = ?`, to, time.Now().UTC(), jobID, st); err != nil {
+			return fmt.Errorf("update frames: %w", err)
+		}
+	}
+	return nil
+}
+
+// FramesOfJob lists a job's frames in frame order.
+func (q *Queries) FramesOfJob(ctx context.Context, jobID string) ([]Frame, error) {
+	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE job_id = ? ORDER BY frame`, jobID)
+}
+
+// FramesOfTask lists a task's frames in frame order.
+func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, error) {
+	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE task_id = ? ORDER BY frame`, taskID)
+}
+
+// CountFrames counts a job's frames by status.
+func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[string]int, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM frames WHERE job_id = ? GROUP BY status`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("count frames: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[st] = n
+	}
+	return counts, rows.Err()
+}
+
+func (q *Queries) queryFrames(ctx context.Context, query string, args ...any) ([]Frame, error) {
+	rows, err := q.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list frames: %w", err)
+	}
+	defer rows.Close()
+	var frames []Frame
+	for rows.Next() {
+		var f Frame
+		if err := rows.Scan(&f.JobID, &f.Frame, &f.TaskID, &f.Status, &f.Worker, &f.RenderSeconds, &f.Attempts, &f.ObjectKey, &f.SizeBytes, &f.Error, &f.UpdatedAt); err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+	}
+	return frames, rows.Err()
+}

@@ -1,0 +1,181 @@
+package store_test
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// jobWithFrames makes a job whose frames are split over two tasks, inserted
+// out of order: task-a holds 3, 1 and 2, task-b holds 5 and 4.
+func jobWithFrames(t *testing.T, s *store.Store, jobID string) {
+	t.Helper()
+	add := jobWithTasks(t, s, jobID)
+	add(store.Task{ID: jobID + "-task-a", Chunk: 0})
+	add(store.Task{ID: jobID + "-task-b", Chunk: 1})
+	for _, f := range []struct {
+		frame int
+		task  string
+	}{{3, "-task-a"}, {5, "-task-b"}, {1, "-task-a"}, {4, "-task-b"}, {2, "-task-a"}} {
+		err := s.InsertFrame(t.Context(), store.Frame{JobID: jobID, Frame: f.frame, TaskID: jobID + f.task, Status: farm.FrameQueued, UpdatedAt: at(0)})
+		if err != nil {
+			t.Fatalf("InsertFrame(%d): %v", f.frame, err)
+		}
+	}
+}
+
+func frameNumbers(frames []store.Frame) []int {
+	var out []int
+	for _, f := range frames {
+		out = append(out, f.Frame)
+	}
+	return out
+}
+
+func statusesOf(t *testing.T, s *store.Store, jobID string) map[int]string {
+	t.Helper()
+	frames, err := s.FramesOfJob(t.Context(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, f := range frames {
+		out[f.Frame] = f.Status
+	}
+	return out
+}
+
+func TestFramesComeBackInFrameOrder(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	jobWithFrames(t, s, "job-1")
+
+	all, err := s.FramesOfJob(t.Context(), "job-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := frameNumbers(all); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("FramesOfJob = %v, want [1 2 3 4 5]", got)
+	}
+	a, err := s.FramesOfTask(t.Context(), "job-1-task-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := frameNumbers(a); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("FramesOfTask(task-a) = %v, want [1 2 3]", got)
+	}
+	b, err := s.FramesOfTask(t.Context(), "job-1-task-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := frameNumbers(b); !slices.Equal(got, []int{4, 5}) {
+		t.Errorf("FramesOfTask(task-b) = %v, want [4 5]", got)
+	}
+	if none, err := s.FramesOfTask(t.Context(), "no-such-task"); err != nil || len(none) != 0 {
+		t.Errorf("FramesOfTask of an unknown task = %v, %v; want none", none, err)
+	}
+}
+
+func TestAFrameIsStoredOncePerJob(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	jobWithFrames(t, s, "job-1")
+	err := s.InsertFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, TaskID: "job-1-task-b", Status: farm.FrameQueued, UpdatedAt: at(0)})
+	if err == nil {
+		t.Error("frame 3 was stored twice for one job")
+	}
+}
+
+func TestUpdateFrameWritesItsProgress(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	jobWithFrames(t, s, "job-1")
+	before := time.Now().UTC()
+	done := store.Frame{
+		JobID: "job-1", Frame: 2, TaskID: "job-1-task-a", Status: farm.FrameCompleted, Worker: "node-a",
+		RenderSeconds: 12.5, Attempts: 2, ObjectKey: "jobs/job-1/frames/0002.png", SizeBytes: 123456, Error: "",
+	}
+	if err := s.UpdateFrame(t.Context(), done); err != nil {
+		t.Fatal(err)
+	}
+	frames, err := s.FramesOfTask(t.Context(), "job-1-task-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := frames[1]
+	if got.Frame != 2 || got.Status != done.Status || got.Worker != done.Worker || got.RenderSeconds != done.RenderSeconds ||
+		got.Attempts != done.Attempts || got.ObjectKey != done.ObjectKey || got.SizeBytes != done.SizeBytes || got.Error != "" ||
+		got.TaskID != "job-1-task-a" {
+		t.Errorf("after UpdateFrame, frame 2 = %+v, want %+v", got, done)
+	}
+	if got.UpdatedAt.Before(before) {
+		t.Errorf("UpdatedAt = %v, want it stamped at or after %v", got.UpdatedAt, before)
+	}
+	if others := frames[0]; others.Status != farm.FrameQueued || others.Worker != "" {
+		t.Errorf("UpdateFrame changed frame 1 too: %+v", others)
+	}
+}
+
+func TestSetFramesStatusMovesOnlyFramesInTheGivenStatuses(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	jobWithFrames(t, s, "job-1")
+	jobWithFrames(t, s, "job-2")
+	for frame, status := range map[int]string{1: farm.FrameCompleted, 2: farm.FrameRendering, 4: farm.FrameFailed} {
+		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Canceling a job: what is waiting or rendering stops, what ended stays.
+	if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameCanceled, farm.FrameQueued, farm.FrameRendering); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{1: farm.FrameCompleted, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameFailed, 5: farm.FrameCanceled}
+	if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
+		t.Errorf("job-1 frames = %v, want %v", got, want)
+	}
+	for frame, status := range statusesOf(t, s, "job-2") {
+		if status != farm.FrameQueued {
+			t.Errorf("job-2 frame %d is %s; another job's frames must not change", frame, status)
+		}
+	}
+	if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameFailed); err != nil {
+		t.Errorf("SetFramesStatus from no statuses: %v", err)
+	}
+	if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
+		t.Errorf("SetFramesStatus from no statuses changed frames: %v", got)
+	}
+}
+
+func TestCountFramesByStatus(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	jobWithFrames(t, s, "job-1")
+	jobWithFrames(t, s, "job-2")
+	for _, frame := range []int{1, 2} {
+		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: farm.FrameCompleted}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, Status: farm.FrameRendering}); err != nil {
+		t.Fatal(err)
+	}
+
+	counts, err := s.CountFrames(t.Context(), "job-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{farm.FrameCompleted: 2, farm.FrameRendering: 1, farm.FrameQueued: 2}
+	if !maps.Equal(counts, want) {
+		t.Errorf("CountFrames = %v, want %v", counts, want)
+	}
+	none, err := s.CountFrames(t.Context(), "no-such-job")
+	if err != nil || none == nil || len(none) != 0 {
+		t.Errorf("CountFrames of a job without frames = %v, %v; want an empty map", none, err)
+	}
+}

@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+const jobColumns = `id, workspace_id, user_id, slug, status, created_at, updated_at, normalized_seconds,
+	failed_reason, requested_config, final_config, analysis, analysis_id, scene_file, output_deleted, files`
+
+// InsertJob stores a new job.
+func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
+	cols, err := jobValues(j)
+	if err != nil {
+		return err
+	}
+	_, err = q.q.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
+	if err != nil {
+		return fmt.Errorf("store job: %w", err)
+	}
+	return nil
+}
+
+// UpdateJob writes every changeable column of a job and stamps updated_at.
+func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
+	j.UpdatedAt = time.Now().UTC()
+	cols, err := jobValues(j)
+	if err != nil {
+		return err
+	}
+	// cols[4:] are status onwards; id goes last for the WHERE.
+	args := append(cols[4:], j.ID)
+	res, err := q.q.ExecContext(ctx, `UPDATE jobs SET status = ?, created_at = ?, updated_at = ?, normalized_seconds = ?,
+		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?
+		WHERE id = ?`, args...)
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", j.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// GetJob finds a job of a workspace. An empty workspaceID finds any job,
+// which only the farm's own workers may do.
+func (q *Queries) GetJob(ctx context.Context, workspaceID, id string) (*farm.Job, error) {
+	query := `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
+	args := []any{id}
+	if workspaceID != "" {
+		query += ` AND workspace_id = ?`
+		args = append(args, workspaceID)
+	}
+	j, err := scanJob(q.q.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return j, err
+}
+
+// ListJobs returns one page of a workspace's jobs, newest first, and how
+// many there are in all.
+func (q *Queries) ListJobs(ctx context.Context, workspaceID string, status farm.Status, limit, offset int) ([]farm.Job, int, error) {
+	where := ` WHERE workspace_id = ?`
+	args := []any{workspaceID}
+	if status != "" {
+		where += ` AND status = ?`
+		args = append(args, status)
+	}
+	var total int
+	if err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs`+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count jobs: %w", err)
+	}
+	rows, err := q.q.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := []farm.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		jobs = append(jobs, *j)
+	}
+	return jobs, total, rows.Err()
+}
+
+// JobsWithStatus returns a workspace's jobs in any of the given statuses,
+// oldest first.
+func (q *Queries) JobsWithStatus(ctx context.Context, workspaceID string, statuses ...farm.Status) ([]farm.Job, error) {
+	if len(statuses) == 0 {
+		return nil, nil
+	}
+	args := []any{workspaceID}
+	for _, s := range statuses {
+		args = append(args, s)
+	}
+	rows, err := q.q.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE workspace_id = ? AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []farm.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, *j)
+	}
+	return jobs, rows.Err()
+}
+
+func jobValues(j *farm.Job) ([]any, error) {
+	var files any
+	if j.Files != (farm.JobFiles{}) {
+		b, err := json.Marshal(j.Files)
+		if err != nil {
+			return nil, err
+		}
+		files = string(b)
+	}
+	failed, err := jsonOrNull(j.FailedReason)
+	if err != nil {
+		return nil, err
+	}
+	requested, err := jsonOrNull(j.RequestedConfig)
+	if err != nil {
+		return nil, err
+	}
+	final, err := jsonOrNull(j.FinalConfig)
+	if err != nil {
+		return nil, err
+	}
+	analysis, err := jsonOrNull(j.Analysis)
+	if err != nil {
+		return nil, err
+	}
+	scene, err := jsonOrNull(j.SceneFile)
+	if err != nil {
+		return nil, err
+	}
+	var analysisID any
+	if j.AnalysisID != nil {
+		analysisID = *j.AnalysisID
+	}
+	return []any{j.ID, j.WorkspaceID, j.UserID, j.Slug, string(j.Status), j.CreatedAt.UTC(), j.UpdatedAt.UTC(), j.NormalizedSeconds,
+		failed, requested, final, analysis, analysisID, scene, j.Output.IsDeletedForClient, files}, nil
+}
+
+// jsonOrNull encodes a pointer as JSON text, or NULL when it is nil.
+func jsonOrNull[T any](v *T) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeJSON[T any](s sql.NullString, dst **T) error {
+	if !s.Valid {
+		*dst = nil
+		return nil
+	}
+	v := new(T)
+	if err := json.Unmarshal([]byte(s.String), v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanJob(row rowScanner) (*farm.Job, error) {
+	var (
+		j                                                            farm.Job
+		status                                                       string
+		failed, requested, final, analysis, analysisID, scene, files sql.NullString
+	)
+	err := row.Scan(&j.ID, &j.WorkspaceID, &j.UserID, &j.Slug, &status, &j.CreatedAt, &j.UpdatedAt, &j.NormalizedSeconds,
+		&failed, &requested, &final, &analysis, &analysisID, &scene, &j.Output.IsDeletedForClient, &files)
+	if err != nil {
+		return nil, err
+	}
+	j.Status = farm.Status(status)
+	j.CreatedAt, j.UpdatedAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC()
+	if analysisID.Valid {
+		j.AnalysisID = &analysisID.String
+	}
+	if err := errors.Join(decodeJSON(failed, &j.FailedReason), decodeJSON(requested, &j.RequestedConfig),
+		decodeJSON(final, &j.FinalConfig), decodeJSON(analysis, &j.Analysis), decodeJSON(scene, &j.SceneFile)); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", j.ID, err)
+	}
+	if files.Valid {
+		if err := json.Unmarshal([]byte(files.String), &j.Files); err != nil {
+			return nil, fmt.Errorf("decode job %s files: %w", j.ID, err)
+		}
+	}
+	return &j, nil
+}

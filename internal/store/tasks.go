@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kinds of task.
+const (
+	TaskValidate = "validate"
+	TaskRender   = "render"
+	TaskFinalize = "finalize"
+)
+
+// Task statuses.
+const (
+	TaskQueued   = "queued"
+	TaskRunning  = "running"
+	TaskDone     = "done"
+	TaskCanceled = "canceled"
+	TaskFailed   = "failed"
+)
+
+// Task is one unit of River work that the farm tracks: who holds it, and
+// which generation of River job owns it.
+type Task struct {
+	ID         string
+	JobID      string
+	Kind       string
+	Chunk      int
+	Status     string
+	Generation int
+	WorkerID   string
+	RiverJobID int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at`
+
+// InsertTask stores a new task.
+func (q *Queries) InsertTask(ctx context.Context, t Task) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC())
+	if err != nil {
+		return fmt.Errorf("store task: %w", err)
+	}
+	return nil
+}
+
+// SetTaskRiverJob records which River job carries a task, so that
+// canceling the job can cancel it.
+func (q *Queries) SetTaskRiverJob(ctx context.Context, taskID string, riverJobID int64) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE tasks SET river_job_id = ? WHERE id = ?`, riverJobID, taskID)
+	return err
+}
+
+// GetTask finds a task by id.
+func (q *Queries) GetTask(ctx context.Context, id string) (Task, error) {
+	t, err := scanTask(q.q.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+// ClaimTask marks a queued task as running on a worker, but only for the
+// River job of its current generation. ErrConflict means the caller is a
+// stale or duplicate holder (the task moved on, is held by another, or was
+// finished or canceled) and must do nothing.
+func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskRunning, workerID, time.Now().UTC(), id, generation, TaskQueued)
+	if err != nil {
+		return fmt.Errorf("claim task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// FinishTask sets the final status of a task if the caller still owns it.
+func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		status, time.Now().UTC(), id, generation, TaskRunning)
+	if err != nil {
+		return fmt.Errorf("finish task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// ReleaseTask puts a running task back in the queue under the same
+// generation, so that River's retry of the same job can claim it again.
+func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskQueued, time.Now().UTC(), id, generation, TaskRunning)
+	if err != nil {
+		return fmt.Errorf("release task: %w", err)
+	}
+	return nil
+}
+
+// RequeueTask hands a task out again under a new generation, so that
+// whatever the old holder still writes is refused. A task that ended
+// (done, failed, canceled) since the caller looked stays ended: ErrConflict.
+func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int) (int, error) {
+	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = '', generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
+		TaskQueued, time.Now().UTC(), id, fromGeneration, TaskQueued, TaskRunning)
+	if err != nil {
+		return 0, fmt.Errorf("requeue task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrConflict
+	}
+	return fromGeneration + 1, nil
+}
+
+// TasksOfJob lists a job's tasks, optionally of one kind.
+func (q *Queries) TasksOfJob(ctx context.Context, jobID, kind string) ([]Task, error) {
+	query := `SELECT ` + taskColumns + ` FROM tasks WHERE job_id = ?`
+	args := []any{jobID}
+	if kind != "" {
+		query += ` AND kind = ?`
+		args = append(args, kind)
+	}
+	return q.queryTasks(ctx, query+` ORDER BY kind, chunk`, args...)
+}
+
+// CancelTasksOfJob marks every unfinished task of a job canceled and
+// returns them, so their River jobs can be canceled too.
+func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, error) {
+	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?)`, jobID, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, err
+	}
+	_, err = q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
+		TaskCanceled, time.Now().UTC(), jobID, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, fmt.Errorf("cancel tasks: %w", err)
+	}
+	return tasks, nil
+}
+
+// OrphanedTasks lists running tasks whose worker is gone: its heartbeat is
+// older than staleBefore, or it was declared gone.
+func (q *Queries) OrphanedTasks(ctx context.Context, staleBefore time.Time) ([]Task, error) {
+	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
+	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t LEFT JOIN workers w ON w.id = t.worker_id
+		WHERE t.status = ? AND (w.id IS NULL OR w.state = ? OR w.heartbeat_at < ?)`, TaskRunning, WorkerGone, staleBefore.UTC())
+}
+
+func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
+	rows, err := q.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	defer rows.Close()
+	var tasks []Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, rows.Err()
+}
+
+func scanTask(row rowScanner) (Task, error) {
+	var t Task
+	var river sql.NullInt64
+	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt)
+	t.RiverJobID = river.Int64
+	return t, err
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}

@@ -1,0 +1,61 @@
+# Shared by run.sh and test.sh: install what renderfarm needs on Debian 12,
+# skipping whatever is already there so that reruns are fast.
+
+# The Go release renderfarm is built with (go.mod asks for 1.26).
+GO_WANT=1.26.8
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# apt_install PKG...: installs the Debian packages that are missing.
+apt_install() {
+	local missing=()
+	for pkg in "$@"; do
+		dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		log "missing Debian packages: ${missing[*]}; run this as root or install them with: sudo apt-get install ${missing[*]}"
+		exit 1
+	fi
+	log "installing ${missing[*]} (a few minutes the first time)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# go_ok: is the go on PATH new enough?
+go_ok() {
+	command -v go >/dev/null 2>&1 || return 1
+	local v
+	v=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+	[ -n "$v" ] && [ "$(printf '%s\n%s\n' "1.26" "$v" | sort -V | head -n1)" = "1.26" ]
+}
+
+# ensure_go: puts Go >= 1.26 on PATH. Debian 12 only packages Go 1.19, so
+# when no suitable Go is installed the toolchain is fetched as the Go
+# module golang.org/toolchain from the module proxy.
+ensure_go() {
+	export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+	go_ok && return 0
+	local dir="/usr/local/go-$GO_WANT"
+	if [ ! -x "$dir/bin/go" ]; then
+		apt_install curl unzip ca-certificates
+		local proxy="${GOPROXY:-https://proxy.golang.org}"
+		proxy="${proxy%%,*}"
+		local tmp
+		tmp=$(mktemp -d)
+		log "fetching Go $GO_WANT from the module proxy"
+		curl -fsSL -o "$tmp/go.zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_WANT.linux-amd64.zip"
+		unzip -q "$tmp/go.zip" -d "$tmp"
+		mkdir -p "$dir"
+		cp -a "$tmp/golang.org/toolchain@v0.0.1-go$GO_WANT.linux-amd64/." "$dir/"
+		chmod +x "$dir/bin/"* "$dir/pkg/tool/"*/* 2>/dev/null || true
+		rm -rf "$tmp"
+	fi
+	export PATH="$dir/bin:$PATH"
+	go_ok || { log "could not set up Go $GO_WANT"; exit 1; }
+}
+
+# The Debian packages renderfarm runs with: Blender renders, ffmpeg makes
+# preview videos.
+RUNTIME_PACKAGES=(blender ffmpeg)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check and test of renderfarm: installs what the tests need
+# (Blender, ffmpeg), then gofmt, go vet, staticcheck and the whole test
+# suite, including end-to-end tests that render with the real Blender.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+apt_install "${RUNTIME_PACKAGES[@]}"
+ensure_go
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	printf 'gofmt would change:\n%s\n' "$unformatted" >&2
+	exit 1
+fi
+log "go vet"
+go vet ./...
+log "staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+log "go test"
+go test -race -timeout 20m -count=1 ./...

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -427,22 +428,14 @@ func TestRenderCancelKillsGroup(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
-	// The wrapper records its pid and execs Blender, which keeps that pid.
-	r.Wrap = func(argv []string) []string {
-		return append([]string{"/bin/sh", "-c", `echo $$ > "$0"; exec "$@"`, pidFile}, argv...)
-	}
+	r.Wrap = recordPID(pidFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var once sync.Once
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Render(ctx, RenderJob{
-			BlendPath: scene(t, "cube.blend"),
-			Frames:    []int{1, 2, 3},
-			OutputDir: filepath.Join(dir, "out"),
-			Settings:  Settings{Denoising: ptr(false), Samples: 1 << 20, ResolutionX: 320, ResolutionY: 180},
-		}, func(ev Event) {
+		_, err := r.Render(ctx, longJob(t, dir), func(ev Event) {
 			if ev.Kind == SampleProgress && ev.Sample > 0 {
 				once.Do(func() { close(started) })
 			}
@@ -456,14 +449,7 @@ func TestRenderCancelKillsGroup(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("render did not start sampling within 30 s")
 	}
-	body, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := readPID(t, pidFile)
 
 	cancelled := time.Now()
 	cancel()
@@ -481,6 +467,75 @@ func TestRenderCancelKillsGroup(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("Blender (pid %d) still running after cancel (kill: %v)", pid, err)
+	}
+}
+
+// TestWorkerDeathKillsBlender renders in a child process (this test binary
+// again), kills that process with SIGKILL, and checks Blender died with it.
+func TestWorkerDeathKillsBlender(t *testing.T) {
+	if dir := os.Getenv("RENDERFARM_BLENDER_TEST_WORKER"); dir != "" {
+		r := &Runner{Wrap: recordPID(filepath.Join(dir, "pid"))}
+		_, err := r.Render(context.Background(), longJob(t, dir), nil)
+		t.Fatalf("the render was meant to be killed, but it ended: %v", err)
+	}
+	needBlender(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux ties a child's life to its parent's")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	worker := exec.Command(os.Args[0], "-test.run=^TestWorkerDeathKillsBlender$")
+	worker.Env = append(os.Environ(), "RENDERFARM_BLENDER_TEST_WORKER="+dir)
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPID(t, filepath.Join(dir, "pid"))
+	worker.Process.Kill()
+	worker.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+			t.Fatalf("Blender (pid %d) outlived its worker by 2 s", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// longJob renders for far longer than any test waits.
+func longJob(t *testing.T, dir string) RenderJob {
+	return RenderJob{
+		BlendPath: scene(t, "cube.blend"),
+		Frames:    []int{1, 2, 3},
+		OutputDir: filepath.Join(dir, "out"),
+		Settings:  Settings{Denoising: ptr(false), Samples: 1 << 20, ResolutionX: 320, ResolutionY: 180},
+	}
+}
+
+// recordPID wraps Blender in a shell that writes its pid to pidFile and
+// execs Blender, which keeps that pid.
+func recordPID(pidFile string) func([]string) []string {
+	return func(argv []string) []string {
+		return append([]string{"/bin/sh", "-c", `echo $$ > "$0.tmp" && mv "$0.tmp" "$0" && exec "$@"`, pidFile}, argv...)
+	}
+}
+
+func readPID(t *testing.T, pidFile string) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, err := os.ReadFile(pidFile)
+		if err == nil {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pid after 30 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -142,7 +142,7 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 	}
 	if err != nil {
 		var re *blender.RenderError
-		if errors.As(err, &re) && re.Frame != 0 {
+		if errors.As(err, &re) && re.Frame >= 0 {
 			e.frameFailed(ctx, ref, re.Frame, re.Line)
 		}
 	}
@@ -256,7 +256,7 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 				return err
 			}
 			var re *blender.RenderError
-			if errors.As(renderErr, &re) && re.Frame != 0 {
+			if errors.As(renderErr, &re) && re.Frame >= 0 {
 				return tx.SetFramesStatus(ctx, job.ID, farm.FrameFailed, farm.FrameCanceled)
 			}
 			return nil
@@ -283,7 +283,7 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 
 func renderFailure(err error, attempts int) *farm.FailedReason {
 	var re *blender.RenderError
-	if errors.As(err, &re) && re.Frame != 0 {
+	if errors.As(err, &re) && re.Frame >= 0 {
 		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)
 		if re.Line != "" {
 			msg += ": " + re.Line

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // RenderConfig is requestedRenderConfig: what the client asks for. Every
@@ -184,8 +185,8 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 	fc.FrameCount = len(frames)
 
 	if req.Notes != nil {
-		if len(*req.Notes) > MaxNotesLength {
-			return nil, nil, InvalidField("notes", "is %d characters; keep it under %d", len(*req.Notes), MaxNotesLength)
+		if n := utf8.RuneCountInString(*req.Notes); n > MaxNotesLength {
+			return nil, nil, InvalidField("notes", "is %d characters; keep it under %d", n, MaxNotesLength)
 		}
 		fc.Notes = *req.Notes
 	}

@@ -159,6 +159,11 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			want:    func(c *farm.FinalConfig) { c.Notes = strings.Repeat("n", farm.MaxNotesLength) },
 		},
 		{
+			name:    "notes are counted in characters, not bytes",
+			request: func(r *farm.RenderConfig) { r.Notes = ptr(strings.Repeat("é", farm.MaxNotesLength)) },
+			want:    func(c *farm.FinalConfig) { c.Notes = strings.Repeat("é", farm.MaxNotesLength) },
+		},
+		{
 			name:    "renderEngine",
 			request: func(r *farm.RenderConfig) { r.RenderEngine = ptr("BLENDER_EEVEE") },
 			want:    func(c *farm.FinalConfig) { c.RenderEngine = "BLENDER_EEVEE" },
@@ -354,7 +359,9 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "frameRanges", wantMessage: "the scene's own frames cannot be rendered"},
 
 		{name: "notes too long", request: func(r *farm.RenderConfig) { r.Notes = ptr(strings.Repeat("n", farm.MaxNotesLength+1)) },
-			wantField: "notes", wantMessage: "keep it under 10000"},
+			wantField: "notes", wantMessage: "is 10001 characters; keep it under 10000"},
+		{name: "notes too long in characters of several bytes", request: func(r *farm.RenderConfig) { r.Notes = ptr(strings.Repeat("é", farm.MaxNotesLength+1)) },
+			wantField: "notes", wantMessage: "is 10001 characters"},
 
 		{name: "renderEngine unknown", request: func(r *farm.RenderConfig) { r.RenderEngine = ptr("LUXCORE") },
 			wantField: "renderEngine", wantMessage: `must be one of CYCLES, BLENDER_EEVEE, BLENDER_EEVEE_NEXT, BLENDER_WORKBENCH, not "LUXCORE"`},

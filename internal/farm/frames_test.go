@@ -234,9 +234,9 @@ func TestCompactRanges(t *testing.T) {
 
 func TestDefaultChunkSize(t *testing.T) {
 	tests := []struct {
-		name           string
+		name            string
 		frames, workers int
-		want           int
+		want            int
 	}{
 		{"frames spread evenly over the workers", 24, 4, 6},
 		{"an uneven split rounds up, so no worker gets a tiny extra chunk", 25, 4, 7},

@@ -89,7 +89,7 @@ func TestCanMoveExamples(t *testing.T) {
 
 func TestStatusPredicates(t *testing.T) {
 	tests := []struct {
-		status                                farm.Status
+		status                              farm.Status
 		final, running, hasStartedRendering bool
 	}{
 		{farm.StatusCreated, false, false, false},

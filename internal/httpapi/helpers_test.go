@@ -208,8 +208,8 @@ func newEnv(t *testing.T, f *fakeFarm, opts httpapi.Options) *env {
 		farm:    f,
 		srv:     srv,
 		log:     logs,
-		strict:  &http.Client{Transport: apitest.StrictTransport(t, base)},
-		lenient: &http.Client{Transport: apitest.ValidatingTransport(t, base)},
+		strict:  &http.Client{Transport: apitest.ValidatingTransport(t, base)},
+		lenient: &http.Client{Transport: apitest.LenientTransport(t, base)},
 	}
 }
 

@@ -288,3 +288,35 @@ func TestJobsWithStatusListsOldestFirst(t *testing.T) {
 		t.Errorf("JobsWithStatus with no statuses = %d jobs, %v; want none", len(jobs), err)
 	}
 }
+
+func TestListJobsOrdersByTimeWhateverTheFractionOfASecond(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ws := ensureWorkspace(t, s, "studio")
+	base := time.Date(2025, 3, 14, 15, 9, 59, 0, time.UTC)
+	// Oldest first: a whole second, then fractions written with fewer and
+	// more digits, then the next second and the next minute.
+	created := []time.Time{
+		base,
+		base.Add(50 * time.Millisecond),
+		base.Add(500 * time.Millisecond),
+		base.Add(999999999),
+		base.Add(time.Second),
+		base.Add(time.Second + time.Nanosecond),
+		base.Add(time.Minute),
+	}
+	for i, c := range created {
+		insertJob(t, s, newJob(fmt.Sprintf("job-%d", i), ws.ID, c))
+	}
+	jobs, _, err := s.ListJobs(t.Context(), ws.ID, "", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+	}
+	if want := []string{"job-6", "job-5", "job-4", "job-3", "job-2", "job-1", "job-0"}; !slices.Equal(ids, want) {
+		t.Errorf("ListJobs = %q, want newest first %q", ids, want)
+	}
+}

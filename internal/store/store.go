@@ -112,14 +112,9 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	tx := &Tx{Queries: Queries{q: sqlTx}, tx: sqlTx}
 	// A panic in fn must not leave the transaction open: it would hold
 	// the only connection, and every later query would wait forever.
-	defer func() {
-		if p := recover(); p != nil {
-			_ = sqlTx.Rollback()
-			panic(p)
-		}
-	}()
+	// After a commit this rollback does nothing.
+	defer func() { _ = sqlTx.Rollback() }()
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

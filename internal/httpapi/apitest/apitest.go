@@ -26,31 +26,28 @@ import (
 )
 
 // ValidatingTransport returns a RoundTripper that sends requests through
-// next (http.DefaultTransport when nil) and fails t when an exchange with
-// the API under httpapi.BasePath disagrees with the OpenAPI document:
-//
-//   - every answer, errors included, must match the document: a documented
-//     status, the described body and headers, Content-Type application/json;
-//   - a request the document allows goes through as it is;
-//   - a request the document forbids (a malformed body, a missing field or
-//     key, a bad parameter, an unknown route) must be refused with a 4xx, so
-//     that tests of bad input can use this transport too, and so that the
-//     document is never stricter than the server.
-//
-// Other URLs, such as presigned /objects/ URLs, pass unchecked. Failures are
-// reported with t.Errorf, so the test goes on and shows everything that is
-// wrong; the transport is safe to use from several goroutines.
+// next (http.DefaultTransport when nil) and fails t when a request to the
+// API under httpapi.BasePath, or the answer to it, does not match the
+// OpenAPI document: every answer, errors included, must have a documented
+// status, the described body and headers, and Content-Type
+// application/json. Other URLs, such as presigned /objects/ URLs, pass
+// unchecked. Failures are reported with t.Errorf, so the test goes on and
+// shows everything that is wrong; the transport is safe to use from several
+// goroutines.
 func ValidatingTransport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	t.Helper()
-	return newTransport(t, next, false)
+	return newTransport(t, next, true)
 }
 
-// StrictTransport is ValidatingTransport for clients that must only ever
-// send what the document allows: any request that breaks it fails t, however
-// the server answers. It suits tests of a client library.
-func StrictTransport(t testing.TB, next http.RoundTripper) http.RoundTripper {
+// LenientTransport is ValidatingTransport for tests that send requests the
+// document forbids on purpose: malformed bodies, missing fields or keys, bad
+// parameters, unknown routes. Such a request does not fail the test by
+// itself; instead the server must refuse it with a 4xx, which also keeps
+// the document from being stricter than the server. Every answer must still
+// match the document.
+func LenientTransport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	t.Helper()
-	return newTransport(t, next, true)
+	return newTransport(t, next, false)
 }
 
 type transport struct {
@@ -83,11 +80,11 @@ func newTransport(t testing.TB, next http.RoundTripper, strict bool) *transport 
 		t.Fatalf("apitest: the document has no Error schema")
 	}
 	return &transport{
-		t:       t,
-		next:    next,
-		router:  router,
-		errors:  errSchema.Value,
-		strict:  strict,
+		t:      t,
+		next:   next,
+		router: router,
+		errors: errSchema.Value,
+		strict: strict,
 		options: &openapi3filter.Options{
 			IncludeResponseStatus: true,
 			AuthenticationFunc:    checkBearer,

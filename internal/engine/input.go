@@ -81,7 +81,9 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 			return nil, err
 		}
 		in.Project = &project
-		in.BlendPath = filepath.Join(dir, "project", filepath.FromSlash(project.BlendPath))
+		// The zip is unpacked as it is: the .blend sits under the project's
+		// root folder, if the zip has one.
+		in.BlendPath = filepath.Join(dir, "project", filepath.FromSlash(project.Root), filepath.FromSlash(project.BlendPath))
 		in.SceneFile.BlendPath = project.BlendPath
 		in.SceneFile.ProjectEntries = project.Entries
 		in.SceneFile.ProjectBytes = project.TotalBytes

@@ -314,6 +314,11 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 // only an explicit request for denoising is refused.
 func resolveDenoising(req *RenderConfig, a *Analysis, sceneWants bool, fc *FinalConfig) error {
 	fc.DenoisingEnabled = sceneWants && a.DenoiserAvailable
+	if fc.DenoisingEnabled {
+		// A scene saved for OptiX denoises with OpenImageDenoise on CPU
+		// workers; OpenImageDenoise is the only denoiser they have.
+		fc.DenoiserType = "OPENIMAGEDENOISE"
+	}
 	if req.DenoisingEnabled != nil {
 		if *req.DenoisingEnabled && !a.DenoiserAvailable {
 			return InvalidField("denoisingEnabled", "this farm's Blender %s was built without OpenImageDenoise; set it to false or leave it out", a.BlenderVersion)

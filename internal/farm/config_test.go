@@ -102,7 +102,7 @@ func TestResolveConfigOfAnotherSceneUsesThatScene(t *testing.T) {
 	}
 	want := &farm.FinalConfig{
 		Scene:                 "Titles",
-		FrameRanges:           []string{"10", "13", "16", "19"}, // the scene's frame step
+		FrameRanges:           []string{"10-19x3"}, // the scene's frame step
 		FrameCount:            4,
 		ColorManagementPreset: "default",
 		RenderEngine:          "BLENDER_EEVEE",
@@ -136,7 +136,7 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			name:    "frameRanges pick frames, recorded as compact ranges, and the chunk size follows the frame count",
 			request: func(r *farm.RenderConfig) { r.FrameRanges = []string{"1-10x3", "20", "11-12"} },
 			want: func(c *farm.FinalConfig) {
-				c.FrameRanges = []string{"1", "4", "7", "10-12", "20"}
+				c.FrameRanges = []string{"1-10x3", "11-12", "20"}
 				c.FrameCount = 7
 				c.ChunkSize = 4
 			},

@@ -90,7 +90,10 @@ func ExpandFrames(ranges []string, first, last int) ([]int, error) {
 		if err != nil {
 			return nil, err
 		}
-		if r.Start < first || r.End > last {
+		// A stepped range ends at its last frame, not at what it says:
+		// "1-12x5" names 1, 6 and 11.
+		lastNamed := r.Start + (r.End-r.Start)/r.Step*r.Step
+		if r.Start < first || lastNamed > last {
 			return nil, fmt.Errorf("frame range %q is outside the scene's frames %d-%d", s, first, last)
 		}
 		// Count before expanding, so a huge range is refused without
@@ -113,16 +116,24 @@ func ExpandFrames(ranges []string, first, last int) ([]int, error) {
 	return frames, nil
 }
 
-// CompactRanges writes sorted distinct frames back as the shortest list of
-// plain ranges, which is how finalConfig records them.
+// CompactRanges writes sorted distinct frames back as a short list of
+// ranges, which is how finalConfig records them: runs of consecutive frames
+// become "a-b", and runs of three or more frames at an equal step "a-bxS".
 func CompactRanges(frames []int) []string {
 	var out []string
 	for i := 0; i < len(frames); {
-		j := i
-		for j+1 < len(frames) && frames[j+1] == frames[j]+1 {
+		j, step := i, 1
+		if i+1 < len(frames) {
+			step = frames[i+1] - frames[i]
+		}
+		for j+1 < len(frames) && frames[j+1]-frames[j] == step {
 			j++
 		}
-		out = append(out, FrameRange{Start: frames[i], End: frames[j], Step: 1}.String())
+		if step != 1 && j-i < 2 {
+			// Two frames with a gap are clearer as two entries.
+			j = i
+		}
+		out = append(out, FrameRange{Start: frames[i], End: frames[j], Step: max(step, 1)}.String())
 		i = j + 1
 	}
 	return out

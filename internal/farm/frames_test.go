@@ -213,7 +213,9 @@ func TestCompactRanges(t *testing.T) {
 		{"one frame", []int{5}, []string{"5"}},
 		{"a run", []int{1, 2, 3, 4}, []string{"1-4"}},
 		{"runs and single frames", []int{1, 2, 3, 5, 7, 8, 10}, []string{"1-3", "5", "7-8", "10"}},
-		{"a stepped range becomes single frames", []int{1, 5, 9}, []string{"1", "5", "9"}},
+		{"a stepped range stays stepped", []int{1, 5, 9}, []string{"1-9x4"}},
+		{"two frames with a gap stay apart", []int{1, 5}, []string{"1", "5"}},
+		{"a run at one step, then another", []int{1, 3, 5, 6, 7, 20}, []string{"1-5x2", "6-7", "20"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,5 +281,17 @@ func TestChunks(t *testing.T) {
 				t.Errorf("Chunks(%v, %d) = %v, want %v", tt.frames, tt.size, got, tt.want)
 			}
 		})
+	}
+}
+
+// A stepped range is within the scene when every frame it names is, even
+// if its written end is not.
+func TestExpandFramesChecksTheLastFrameNamed(t *testing.T) {
+	frames, err := farm.ExpandFrames([]string{"1-12x5"}, 1, 11)
+	if err != nil {
+		t.Fatalf("ExpandFrames(1-12x5) on a 1-11 scene: %v", err)
+	}
+	if want := []int{1, 6, 11}; !slices.Equal(frames, want) {
+		t.Errorf("frames = %v, want %v", frames, want)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,4 +286,63 @@ func zipWithLink(t *testing.T, blend []byte) []byte {
 
 func asAPIError(err error, target **client.APIError) bool {
 	return errors.As(err, target)
+}
+
+// TestMalformedBodiesAreRefusedWholesale sends raw requests that no client
+// library would: broken JSON, a body over 1 MiB, no key. Each gets its JSON
+// error, and no job appears.
+func TestMalformedBodiesAreRefusedWholesale(t *testing.T) {
+	f := startFarm(t)
+	key := f.key("studio")
+	c := f.lenientClient("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	before := countJobs(ctx, t, c)
+
+	api := f.url + "/api/external/v1"
+	huge := `{"requestedRenderConfig": {"colorManagementPreset": "default", "notes": "` + strings.Repeat("x", 2<<20) + `"}}`
+	cases := []struct {
+		name, method, path, body string
+		auth                     bool
+		status                   int
+		code                     string
+	}{
+		{"broken JSON", "POST", "/jobs", `{"slug": `, true, 400, "INVALID_JSON"},
+		{"JSON that is not an object", "POST", "/uploads", `["scene.blend"]`, true, 400, "INVALID_JSON"},
+		{"trailing data", "POST", "/jobs", `{"slug": "x"} {"slug": "y"}`, true, 400, "INVALID_JSON"},
+		{"a number where a string goes", "POST", "/uploads", `{"fileName": 7, "fileType": "blend"}`, true, 400, ""},
+		{"body over 1 MiB", "POST", "/jobs/" + job.ID + "/render", huge, true, 413, "PAYLOAD_TOO_LARGE"},
+		{"no API key", "GET", "/jobs", "", false, 401, "UNAUTHORIZED"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(ctx, tc.method, api+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.auth {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("answer is not a JSON error: %v", err)
+			}
+			if resp.StatusCode != tc.status || (tc.code != "" && body.Error.Code != tc.code) || body.Error.Message == "" {
+				t.Errorf("got %d %+v, want %d %s with a message", resp.StatusCode, body.Error, tc.status, tc.code)
+			}
+		})
+	}
+	if after := countJobs(ctx, t, c); after != before {
+		t.Errorf("%d jobs after the refused requests, %d before", after, before)
+	}
+	if now, err := c.GetJob(ctx, job.ID); err != nil || now.Status != client.StatusValidated {
+		t.Errorf("job after the refused render: %v %v, want still validated", now, err)
+	}
 }

@@ -61,14 +61,12 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 			return err
 		}
 		if failure != nil {
-			current.Status = farm.StatusFailed
 			current.FailedReason = failure
-		} else {
-			current.Status = farm.StatusCompleted
-			current.Files = files
-			current.NormalizedSeconds = renderSeconds
+			return e.moveJob(ctx, tx, current, farm.StatusFailed)
 		}
-		return tx.UpdateJob(ctx, current)
+		current.Files = files
+		current.NormalizedSeconds = renderSeconds
+		return e.moveJob(ctx, tx, current, farm.StatusCompleted)
 	})
 	if err == nil {
 		e.forgetJobFiles(job.ID)

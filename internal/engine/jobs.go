@@ -166,8 +166,7 @@ func (e *Engine) Validate(ctx context.Context, p farm.Principal, id string) (*fa
 		default:
 			return farm.InvalidState("validate", job.Status, "only a job in status created can be validated")
 		}
-		job.Status = farm.StatusValidating
-		if err := tx.UpdateJob(ctx, job); err != nil {
+		if err := e.moveJob(ctx, tx, job, farm.StatusValidating); err != nil {
 			return err
 		}
 		_, err = e.enqueue(ctx, tx, job.ID, store.TaskValidate, 0, func(ref taskRef) river.JobArgs { return validateArgs{ref} }, nil)
@@ -215,8 +214,7 @@ func (e *Engine) Render(ctx context.Context, p farm.Principal, id string, cfg *f
 			return err
 		}
 		job.RequestedConfig, job.FinalConfig = cfg, final
-		job.Status = farm.StatusBooting
-		if err := tx.UpdateJob(ctx, job); err != nil {
+		if err := e.moveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
 		}
 		return e.enqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize))
@@ -285,8 +283,7 @@ func (e *Engine) Cancel(ctx context.Context, p farm.Principal, id string) (*farm
 		if job.Status.IsFinal() {
 			return farm.InvalidState("cancel", job.Status, "only a job in progress can be canceled")
 		}
-		job.Status = farm.StatusCanceled
-		if err := tx.UpdateJob(ctx, job); err != nil {
+		if err := e.moveJob(ctx, tx, job, farm.StatusCanceled); err != nil {
 			return err
 		}
 		return e.cancelWork(ctx, tx, job.ID)

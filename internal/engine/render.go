@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -20,6 +21,13 @@ import (
 type renderWorker struct {
 	river.WorkerDefaults[renderArgs]
 	e *Engine
+}
+
+// NextRetry retries a failed chunk after 2 s, then 4 s: a frame that fails
+// for a passing reason gets another go soon, and one that fails for good
+// fails its job within seconds rather than River's default minutes.
+func (w *renderWorker) NextRetry(job *river.Job[renderArgs]) time.Time {
+	return time.Now().Add(time.Duration(job.Attempt) * 2 * time.Second)
 }
 
 func (w *renderWorker) Work(ctx context.Context, rj *river.Job[renderArgs]) error {
@@ -73,8 +81,7 @@ func (e *Engine) startChunk(ctx context.Context, ref taskRef) (*farm.Job, []int,
 		}
 		switch job.Status {
 		case farm.StatusBooting:
-			job.Status = farm.StatusRendering
-			if err := tx.UpdateJob(ctx, job); err != nil {
+			if err := e.moveJob(ctx, tx, job, farm.StatusRendering); err != nil {
 				return err
 			}
 		case farm.StatusRendering:
@@ -165,7 +172,13 @@ func (e *Engine) frameStarted(ctx context.Context, ref taskRef, frame int) error
 
 func (e *Engine) frameFailed(ctx context.Context, ref taskRef, frame int, line string) {
 	err := e.updateFrame(context.WithoutCancel(ctx), ref, frame, func(f *store.Frame) {
+		if f.Status != farm.FrameRendering {
+			// Blender failed before it announced the frame: it was
+			// attempted all the same.
+			f.Attempts++
+		}
 		f.Status = farm.FrameQueued
+		f.Worker = e.cfg.WorkerName
 		f.Error = line
 	})
 	if err != nil && !errors.Is(err, errNotOurs) {
@@ -247,9 +260,8 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 			return nil
 		}
 		if renderErr != nil {
-			job.Status = farm.StatusFailed
 			job.FailedReason = renderFailure(renderErr, e.cfg.RenderAttempts)
-			if err := tx.UpdateJob(ctx, job); err != nil {
+			if err := e.moveJob(ctx, tx, job, farm.StatusFailed); err != nil {
 				return err
 			}
 			if err := e.cancelWork(ctx, tx, job.ID); err != nil {
@@ -272,8 +284,7 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 		if counts[farm.FrameCompleted] < total {
 			return nil
 		}
-		job.Status = farm.StatusFinalizing
-		if err := tx.UpdateJob(ctx, job); err != nil {
+		if err := e.moveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 			return err
 		}
 		_, err = e.enqueue(ctx, tx, job.ID, store.TaskFinalize, 0, func(r taskRef) river.JobArgs { return finalizeArgs{r} }, nil)

@@ -67,16 +67,14 @@ func (w *validateWorker) Work(ctx context.Context, rj *river.Job[validateArgs]) 
 			current.SceneFile = sceneFile
 		}
 		if failure != nil {
-			current.Status = farm.StatusFailed
 			current.FailedReason = failure
 			failed = true
-		} else {
-			id := uuid.NewString()
-			current.Status = farm.StatusValidated
-			current.Analysis = analysis
-			current.AnalysisID = &id
+			return e.moveJob(ctx, tx, current, farm.StatusFailed)
 		}
-		return tx.UpdateJob(ctx, current)
+		id := uuid.NewString()
+		current.Analysis = analysis
+		current.AnalysisID = &id
+		return e.moveJob(ctx, tx, current, farm.StatusValidated)
 	})
 	if err == nil && failed {
 		// Nothing of a refused file stays on the worker.

@@ -288,6 +288,9 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 	if err := resolveOutputSettings(req.OutputSettings, fc); err != nil {
 		return nil, nil, err
 	}
+	if err := checkFormatSettings(fc); err != nil {
+		return nil, nil, err
+	}
 	if req.MinimumRAM != nil {
 		if *req.MinimumRAM < 0 {
 			return nil, nil, InvalidField("minimumRam", "must not be negative")
@@ -392,4 +395,28 @@ func (c *RenderConfig) IsEmpty() bool {
 	}
 	b, err := json.Marshal(c)
 	return err == nil && string(b) == "{}"
+}
+
+// formatDepths lists the color depths Blender offers for each still format,
+// so that a request Blender would refuse at its first frame is refused at
+// once instead.
+var formatDepths = map[string][]string{
+	"PNG": {"8", "16"}, "JPEG": {"8"}, "JPEG2000": {"8", "12", "16"}, "BMP": {"8"},
+	"TARGA": {"8"}, "TARGA_RAW": {"8"}, "IRIS": {"8"}, "WEBP": {"8"}, "HDR": {"32"},
+	"TIFF": {"8", "16"}, "OPEN_EXR": {"16", "32"}, "OPEN_EXR_MULTILAYER": {"16", "32"},
+	"CINEON": {"10"}, "DPX": {"8", "10", "12", "16"},
+}
+
+// formatsWithoutAlpha cannot store an alpha channel.
+var formatsWithoutAlpha = []string{"JPEG", "BMP", "CINEON", "HDR"}
+
+func checkFormatSettings(fc *FinalConfig) error {
+	out := fc.OutputSettings
+	if depths, ok := formatDepths[fc.OutputFormat]; ok && out.ColorDepth != "" && !slices.Contains(depths, out.ColorDepth) {
+		return InvalidField("outputSettings.colorDepth", "%s supports color depth %s, not %q", fc.OutputFormat, strings.Join(depths, " or "), out.ColorDepth)
+	}
+	if out.ColorMode == "RGBA" && slices.Contains(formatsWithoutAlpha, fc.OutputFormat) {
+		return InvalidField("outputSettings.colorMode", "%s cannot store an alpha channel; use RGB, or a format such as PNG for RGBA", fc.OutputFormat)
+	}
+	return nil
 }

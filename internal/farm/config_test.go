@@ -671,3 +671,37 @@ func TestRenderConfigIsEmpty(t *testing.T) {
 		})
 	}
 }
+
+// Format details Blender would refuse at its first frame are refused when
+// the render is requested.
+func TestResolveConfigRefusesSettingsTheFormatLacks(t *testing.T) {
+	a := &farm.Analysis{Inspection: blender.Inspection{BlenderVersion: "3.4.1", ActiveScene: "S", Scenes: []blender.Scene{{
+		Name: "S", FrameStart: 1, FrameEnd: 2, FrameStep: 1, ResolutionX: 64, ResolutionY: 36, ResolutionPercentage: 100,
+		Engine: "CYCLES", Samples: 4, Camera: "Camera", OutputFormat: "PNG",
+	}}}}
+	preset := "default"
+	cases := []struct {
+		name   string
+		format string
+		out    farm.OutputSettings
+		field  string
+	}{
+		{"JPEG has no 16-bit", "JPEG", farm.OutputSettings{ColorDepth: ptr("16")}, "outputSettings.colorDepth"},
+		{"EXR has no 8-bit", "OPEN_EXR", farm.OutputSettings{ColorDepth: ptr("8")}, "outputSettings.colorDepth"},
+		{"JPEG has no alpha", "JPEG", farm.OutputSettings{ColorMode: ptr("RGBA")}, "outputSettings.colorMode"},
+		{"PNG 16-bit RGBA is fine", "PNG", farm.OutputSettings{ColorDepth: ptr("16"), ColorMode: ptr("RGBA")}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := tc.out
+			_, _, err := farm.ResolveConfig(&farm.RenderConfig{ColorManagementPreset: &preset, OutputFormat: &tc.format, OutputSettings: &out}, a, farm.WorkerCaps{})
+			var fe *farm.Error
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+				t.Fatalf("err = %v, want a refusal naming %s", err, tc.field)
+			}
+		})
+	}
+}

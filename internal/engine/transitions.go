@@ -1,0 +1,26 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// moveJob is the one place a job changes status: it enforces the
+// transition rules and writes the job, with whatever else the caller
+// changed on it, in the caller's transaction.
+func (e *Engine) moveJob(ctx context.Context, tx *store.Tx, job *farm.Job, to farm.Status) error {
+	if !farm.CanMove(job.Status, to) {
+		return fmt.Errorf("job %s cannot move from %s to %s", job.ID, job.Status, to)
+	}
+	from := job.Status
+	job.Status = to
+	if err := tx.UpdateJob(ctx, job); err != nil {
+		job.Status = from
+		return err
+	}
+	e.log.Info("job status changed", "job", job.ID, "from", from, "to", to)
+	return nil
+}

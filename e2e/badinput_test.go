@@ -346,3 +346,34 @@ func TestMalformedBodiesAreRefusedWholesale(t *testing.T) {
 		t.Errorf("job after the refused render: %v %v, want still validated", now, err)
 	}
 }
+
+// TestUploadOverTheLimitIsRefused: a file larger than --max-upload-bytes is
+// refused with 413 while it streams in, and no job can be made from it.
+func TestUploadOverTheLimitIsRefused(t *testing.T) {
+	f := startFarm(t, "--max-upload-bytes", "10KiB")
+	c := f.client("studio")
+	ctx := testContext(t)
+
+	ticket, err := c.CreateUpload(ctx, "cube.blend", "blend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(scene("cube.blend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	info, _ := file.Stat()
+	err = c.Upload(ctx, ticket.UploadURL, file, info.Size(), nil)
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("upload of %d bytes with a 10 KiB limit: %v, want 413", info.Size(), err)
+	}
+	if _, err := c.CreateJob(ctx, ticket.Slug); !client.HasCode(err, client.CodeUploadMissing) {
+		t.Errorf("create job from the refused upload: %v, want UPLOAD_NOT_RECEIVED", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(f.dataDir, "objects", "uploads", ticket.Slug, "*"))
+	if len(left) != 0 {
+		t.Errorf("files left behind by the refused upload: %v", left)
+	}
+}

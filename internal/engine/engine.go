@@ -160,7 +160,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 	reapEvery := max(time.Second, cfg.WorkerTimeout/4)
 	client, err := river.NewClient(driver, &river.Config{
-		Logger:  cfg.Logger.With("component", "river"),
+		// River reports its routine at Info every few seconds; only its
+		// warnings are worth an operator's attention.
+		Logger:  slog.New(minLevel{Handler: cfg.Logger.Handler(), min: slog.LevelWarn}).With("component", "river"),
 		Queues:  queues,
 		Workers: workers,
 		// Renders legitimately run for hours: no timeout cancels them. Dead
@@ -257,4 +259,22 @@ func (e *Engine) markBusy(taskID string, busy bool) {
 // being rendered.
 func (e *Engine) jobDir(jobID string) string {
 	return filepath.Join(e.cfg.WorkDir, jobID)
+}
+
+// minLevel drops records below min, to quiet a chatty library's logger.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -29,27 +29,35 @@ type APIKey struct {
 // EnsureWorkspace returns the workspace with this name, creating it if new.
 // Callers racing to create the same name all get the one that was made.
 func (q *Queries) EnsureWorkspace(ctx context.Context, name string) (Workspace, error) {
-	var w Workspace
-	err := q.q.QueryRowContext(ctx, `SELECT id, name, created_at FROM workspaces WHERE name = ?`, name).Scan(&w.ID, &w.Name, &w.CreatedAt)
+	w, err := q.workspaceNamed(ctx, name)
 	if err == nil {
 		return w, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Workspace{}, fmt.Errorf("find workspace %q: %w", name, err)
 	}
-	if _, err := q.q.ExecContext(ctx, `INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-		uuid.NewString(), name, time.Now().UTC()); err != nil {
+	// A racing caller's insert makes this one do nothing (on PostgreSQL
+	// after waiting for it to commit), and the lookup below finds its row.
+	if _, err := q.exec(ctx, `INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		uuid.NewString(), name, now()); err != nil {
 		return Workspace{}, fmt.Errorf("create workspace %q: %w", name, err)
 	}
-	if err := q.q.QueryRowContext(ctx, `SELECT id, name, created_at FROM workspaces WHERE name = ?`, name).Scan(&w.ID, &w.Name, &w.CreatedAt); err != nil {
+	if w, err = q.workspaceNamed(ctx, name); err != nil {
 		return Workspace{}, fmt.Errorf("find workspace %q: %w", name, err)
 	}
 	return w, nil
 }
 
+func (q *Queries) workspaceNamed(ctx context.Context, name string) (Workspace, error) {
+	var w Workspace
+	err := q.queryRow(ctx, `SELECT id, name, created_at FROM workspaces WHERE name = ?`, name).Scan(&w.ID, &w.Name, &w.CreatedAt)
+	w.CreatedAt = w.CreatedAt.UTC()
+	return w, err
+}
+
 // InsertAPIKey stores a new key.
 func (q *Queries) InsertAPIKey(ctx context.Context, k APIKey) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO api_keys (id, workspace_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO api_keys (id, workspace_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)`,
 		k.ID, k.WorkspaceID, k.Hash, k.Prefix, k.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store API key: %w", err)
@@ -60,17 +68,18 @@ func (q *Queries) InsertAPIKey(ctx context.Context, k APIKey) error {
 // APIKeyByHash finds the key whose hash matches.
 func (q *Queries) APIKeyByHash(ctx context.Context, hash string) (APIKey, error) {
 	var k APIKey
-	err := q.q.QueryRowContext(ctx, `SELECT id, workspace_id, key_hash, prefix, created_at FROM api_keys WHERE key_hash = ?`, hash).
+	err := q.queryRow(ctx, `SELECT id, workspace_id, key_hash, prefix, created_at FROM api_keys WHERE key_hash = ?`, hash).
 		Scan(&k.ID, &k.WorkspaceID, &k.Hash, &k.Prefix, &k.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, ErrNotFound
 	}
+	k.CreatedAt = k.CreatedAt.UTC()
 	return k, err
 }
 
 // CountAPIKeys says how many keys exist, so a first start can make one.
 func (q *Queries) CountAPIKeys(ctx context.Context) (int, error) {
 	var n int
-	err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n)
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n)
 	return n, err
 }

@@ -26,7 +26,7 @@ const frameColumns = `job_id, frame, task_id, status, worker, render_seconds, at
 
 // InsertFrame stores a frame row.
 func (q *Queries) InsertFrame(ctx context.Context, f Frame) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO frames (`+frameColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO frames (`+frameColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.JobID, f.Frame, f.TaskID, f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, f.UpdatedAt.UTC())
 	if err != nil {
 		return fmt.Errorf("store frame %d: %w", f.Frame, err)
@@ -34,13 +34,40 @@ func (q *Queries) InsertFrame(ctx context.Context, f Frame) error {
 	return nil
 }
 
-// UpdateFrame writes a frame's progress.
+// UpdateFrame writes a frame's progress, whoever holds its task: for the
+// farm's own bookkeeping (a reaped task's frames go back to queued). A
+// worker writes with UpdateFrameOwned.
 func (q *Queries) UpdateFrame(ctx context.Context, f Frame) error {
-	_, err := q.q.ExecContext(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
+	_, err := q.exec(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
 		WHERE job_id = ? AND frame = ?`,
-		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, time.Now().UTC(), f.JobID, f.Frame)
+		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame)
 	if err != nil {
 		return fmt.Errorf("update frame %d: %w", f.Frame, err)
+	}
+	return nil
+}
+
+// UpdateFrameOwned writes a frame's progress only if the writer still
+// holds the frame's task: the task is f.TaskID, running, on workerID, in
+// taskGeneration. Otherwise (the task was handed to another worker,
+// canceled or finished, or the frame is not the task's) nothing is
+// written and the error is ErrConflict. The check and the write are one
+// statement, so a stale holder cannot write even outside a transaction;
+// on PostgreSQL the task's row is read with FOR SHARE, so a requeue that
+// is not yet committed makes the write wait for it and then be refused,
+// rather than land on a task that was just handed out again.
+func (q *Queries) UpdateFrameOwned(ctx context.Context, f Frame, taskGeneration int, workerID string) error {
+	res, err := q.exec(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
+		WHERE job_id = ? AND frame = ? AND task_id = ? AND EXISTS (
+			SELECT 1 FROM tasks WHERE tasks.id = frames.task_id AND tasks.generation = ? AND tasks.worker_id = ? AND tasks.status = ?`+
+		q.dialect.rowLock("FOR SHARE")+`)`,
+		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame,
+		f.TaskID, taskGeneration, workerID, TaskRunning)
+	if err != nil {
+		return fmt.Errorf("update frame %d: %w", f.Frame, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrConflict
 	}
 	return nil
 }
@@ -49,7 +76,7 @@ func (q *Queries) UpdateFrame(ctx context.Context, f Frame) error {
 // given statuses (for example: queued and rendering frames become canceled).
 func (q *Queries) SetFramesStatus(ctx context.Context, jobID, to string, from ...string) error {
 	for _, st := range from {
-		if _, err := q.q.ExecContext(ctx, `UPDATE frames SET status = ?, updated_at = ? WHERE job_id = ? AND status = ?`, to, time.Now().UTC(), jobID, st); err != nil {
+		if _, err := q.exec(ctx, `UPDATE frames SET status = ?, updated_at = ? WHERE job_id = ? AND status = ?`, to, now(), jobID, st); err != nil {
 			return fmt.Errorf("update frames: %w", err)
 		}
 	}
@@ -68,7 +95,7 @@ func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, err
 
 // CountFrames counts a job's frames by status.
 func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[string]int, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM frames WHERE job_id = ? GROUP BY status`, jobID)
+	rows, err := q.query(ctx, `SELECT status, COUNT(*) FROM frames WHERE job_id = ? GROUP BY status`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("count frames: %w", err)
 	}
@@ -86,7 +113,7 @@ func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[string]int
 }
 
 func (q *Queries) queryFrames(ctx context.Context, query string, args ...any) ([]Frame, error) {
-	rows, err := q.q.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list frames: %w", err)
 	}
@@ -97,6 +124,7 @@ func (q *Queries) queryFrames(ctx context.Context, query string, args ...any) ([
 		if err := rows.Scan(&f.JobID, &f.Frame, &f.TaskID, &f.Status, &f.Worker, &f.RenderSeconds, &f.Attempts, &f.ObjectKey, &f.SizeBytes, &f.Error, &f.UpdatedAt); err != nil {
 			return nil, err
 		}
+		f.UpdatedAt = f.UpdatedAt.UTC()
 		frames = append(frames, f)
 	}
 	return frames, rows.Err()

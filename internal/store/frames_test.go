@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"testing"
@@ -51,131 +52,247 @@ func statusesOf(t *testing.T, s *store.Store, jobID string) map[int]string {
 
 func TestFramesComeBackInFrameOrder(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	jobWithFrames(t, s, "job-1")
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
 
-	all, err := s.FramesOfJob(t.Context(), "job-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := frameNumbers(all); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
-		t.Errorf("FramesOfJob = %v, want [1 2 3 4 5]", got)
-	}
-	a, err := s.FramesOfTask(t.Context(), "job-1-task-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := frameNumbers(a); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Errorf("FramesOfTask(task-a) = %v, want [1 2 3]", got)
-	}
-	b, err := s.FramesOfTask(t.Context(), "job-1-task-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := frameNumbers(b); !slices.Equal(got, []int{4, 5}) {
-		t.Errorf("FramesOfTask(task-b) = %v, want [4 5]", got)
-	}
-	if none, err := s.FramesOfTask(t.Context(), "no-such-task"); err != nil || len(none) != 0 {
-		t.Errorf("FramesOfTask of an unknown task = %v, %v; want none", none, err)
-	}
+		all, err := s.FramesOfJob(t.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := frameNumbers(all); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+			t.Errorf("FramesOfJob = %v, want [1 2 3 4 5]", got)
+		}
+		a, err := s.FramesOfTask(t.Context(), "job-1-task-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := frameNumbers(a); !slices.Equal(got, []int{1, 2, 3}) {
+			t.Errorf("FramesOfTask(task-a) = %v, want [1 2 3]", got)
+		}
+		b, err := s.FramesOfTask(t.Context(), "job-1-task-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := frameNumbers(b); !slices.Equal(got, []int{4, 5}) {
+			t.Errorf("FramesOfTask(task-b) = %v, want [4 5]", got)
+		}
+		if none, err := s.FramesOfTask(t.Context(), "no-such-task"); err != nil || len(none) != 0 {
+			t.Errorf("FramesOfTask of an unknown task = %v, %v; want none", none, err)
+		}
+	})
 }
 
 func TestAFrameIsStoredOncePerJob(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	jobWithFrames(t, s, "job-1")
-	err := s.InsertFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, TaskID: "job-1-task-b", Status: farm.FrameQueued, UpdatedAt: at(0)})
-	if err == nil {
-		t.Error("frame 3 was stored twice for one job")
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		err := s.InsertFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, TaskID: "job-1-task-b", Status: farm.FrameQueued, UpdatedAt: at(0)})
+		if err == nil {
+			t.Error("frame 3 was stored twice for one job")
+		}
+	})
 }
 
 func TestUpdateFrameWritesItsProgress(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	jobWithFrames(t, s, "job-1")
-	before := time.Now().UTC()
-	done := store.Frame{
-		JobID: "job-1", Frame: 2, TaskID: "job-1-task-a", Status: farm.FrameCompleted, Worker: "node-a",
-		RenderSeconds: 12.5, Attempts: 2, ObjectKey: "jobs/job-1/frames/0002.png", SizeBytes: 123456, Error: "",
-	}
-	if err := s.UpdateFrame(t.Context(), done); err != nil {
-		t.Fatal(err)
-	}
-	frames, err := s.FramesOfTask(t.Context(), "job-1-task-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := frames[1]
-	if got.Frame != 2 || got.Status != done.Status || got.Worker != done.Worker || got.RenderSeconds != done.RenderSeconds ||
-		got.Attempts != done.Attempts || got.ObjectKey != done.ObjectKey || got.SizeBytes != done.SizeBytes || got.Error != "" ||
-		got.TaskID != "job-1-task-a" {
-		t.Errorf("after UpdateFrame, frame 2 = %+v, want %+v", got, done)
-	}
-	if got.UpdatedAt.Before(before) {
-		t.Errorf("UpdatedAt = %v, want it stamped at or after %v", got.UpdatedAt, before)
-	}
-	if others := frames[0]; others.Status != farm.FrameQueued || others.Worker != "" {
-		t.Errorf("UpdateFrame changed frame 1 too: %+v", others)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		before := time.Now().UTC().Truncate(time.Microsecond) // what the store keeps
+		done := store.Frame{
+			JobID: "job-1", Frame: 2, TaskID: "job-1-task-a", Status: farm.FrameCompleted, Worker: "node-a",
+			RenderSeconds: 12.5, Attempts: 2, ObjectKey: "jobs/job-1/frames/0002.png", SizeBytes: 123456, Error: "",
+		}
+		if err := s.UpdateFrame(t.Context(), done); err != nil {
+			t.Fatal(err)
+		}
+		frames, err := s.FramesOfTask(t.Context(), "job-1-task-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := frames[1]
+		if got.Frame != 2 || got.Status != done.Status || got.Worker != done.Worker || got.RenderSeconds != done.RenderSeconds ||
+			got.Attempts != done.Attempts || got.ObjectKey != done.ObjectKey || got.SizeBytes != done.SizeBytes || got.Error != "" ||
+			got.TaskID != "job-1-task-a" {
+			t.Errorf("after UpdateFrame, frame 2 = %+v, want %+v", got, done)
+		}
+		if got.UpdatedAt.Before(before) {
+			t.Errorf("UpdatedAt = %v, want it stamped at or after %v", got.UpdatedAt, before)
+		}
+		if others := frames[0]; others.Status != farm.FrameQueued || others.Worker != "" {
+			t.Errorf("UpdateFrame changed frame 1 too: %+v", others)
+		}
+	})
 }
 
 func TestSetFramesStatusMovesOnlyFramesInTheGivenStatuses(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	jobWithFrames(t, s, "job-1")
-	jobWithFrames(t, s, "job-2")
-	for frame, status := range map[int]string{1: farm.FrameCompleted, 2: farm.FrameRendering, 4: farm.FrameFailed} {
-		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: status}); err != nil {
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		jobWithFrames(t, s, "job-2")
+		for frame, status := range map[int]string{1: farm.FrameCompleted, 2: farm.FrameRendering, 4: farm.FrameFailed} {
+			if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// Canceling a job: what is waiting or rendering stops, what ended stays.
+		if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameCanceled, farm.FrameQueued, farm.FrameRendering); err != nil {
 			t.Fatal(err)
 		}
-	}
-
-	// Canceling a job: what is waiting or rendering stops, what ended stays.
-	if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameCanceled, farm.FrameQueued, farm.FrameRendering); err != nil {
-		t.Fatal(err)
-	}
-	want := map[int]string{1: farm.FrameCompleted, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameFailed, 5: farm.FrameCanceled}
-	if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
-		t.Errorf("job-1 frames = %v, want %v", got, want)
-	}
-	for frame, status := range statusesOf(t, s, "job-2") {
-		if status != farm.FrameQueued {
-			t.Errorf("job-2 frame %d is %s; another job's frames must not change", frame, status)
+		want := map[int]string{1: farm.FrameCompleted, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameFailed, 5: farm.FrameCanceled}
+		if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
+			t.Errorf("job-1 frames = %v, want %v", got, want)
 		}
-	}
-	if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameFailed); err != nil {
-		t.Errorf("SetFramesStatus from no statuses: %v", err)
-	}
-	if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
-		t.Errorf("SetFramesStatus from no statuses changed frames: %v", got)
-	}
+		for frame, status := range statusesOf(t, s, "job-2") {
+			if status != farm.FrameQueued {
+				t.Errorf("job-2 frame %d is %s; another job's frames must not change", frame, status)
+			}
+		}
+		if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameFailed); err != nil {
+			t.Errorf("SetFramesStatus from no statuses: %v", err)
+		}
+		if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
+			t.Errorf("SetFramesStatus from no statuses changed frames: %v", got)
+		}
+	})
 }
 
 func TestCountFramesByStatus(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	jobWithFrames(t, s, "job-1")
-	jobWithFrames(t, s, "job-2")
-	for _, frame := range []int{1, 2} {
-		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: farm.FrameCompleted}); err != nil {
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		jobWithFrames(t, s, "job-2")
+		for _, frame := range []int{1, 2} {
+			if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: farm.FrameCompleted}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, Status: farm.FrameRendering}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 3, Status: farm.FrameRendering}); err != nil {
-		t.Fatal(err)
-	}
 
-	counts, err := s.CountFrames(t.Context(), "job-1")
-	if err != nil {
-		t.Fatal(err)
+		counts, err := s.CountFrames(t.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{farm.FrameCompleted: 2, farm.FrameRendering: 1, farm.FrameQueued: 2}
+		if !maps.Equal(counts, want) {
+			t.Errorf("CountFrames = %v, want %v", counts, want)
+		}
+		none, err := s.CountFrames(t.Context(), "no-such-job")
+		if err != nil || none == nil || len(none) != 0 {
+			t.Errorf("CountFrames of a job without frames = %v, %v; want an empty map", none, err)
+		}
+	})
+}
+
+func TestUpdateFrameOwned(t *testing.T) {
+	t.Parallel()
+	// Frame 2 belongs to job-1-task-a, claimed in generation 1 by w-1
+	// unless a case changes that.
+	tests := []struct {
+		name       string
+		before     func(t *testing.T, s *store.Store)
+		taskID     string
+		generation int
+		workerID   string
+		wantErr    error
+	}{
+		{"the holder writes", nil, "job-1-task-a", 1, "w-1", nil},
+		{"an older generation is refused", func(t *testing.T, s *store.Store) {
+			if _, err := s.RequeueTask(t.Context(), "job-1-task-a", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ClaimTask(t.Context(), "job-1-task-a", 2, "w-2"); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
+		{"a requeued task not yet claimed again is refused", func(t *testing.T, s *store.Store) {
+			if _, err := s.RequeueTask(t.Context(), "job-1-task-a", 1); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
+		{"another worker is refused", nil, "job-1-task-a", 1, "w-2", store.ErrConflict},
+		{"a released task is refused", func(t *testing.T, s *store.Store) {
+			if err := s.ReleaseTask(t.Context(), "job-1-task-a", 1); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
+		{"a finished task is refused", func(t *testing.T, s *store.Store) {
+			if err := s.FinishTask(t.Context(), "job-1-task-a", 1, store.TaskDone); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
+		{"a canceled task is refused", func(t *testing.T, s *store.Store) {
+			if _, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
+		{"a frame of another task is refused, even to that task's holder", func(t *testing.T, s *store.Store) {
+			if err := s.ClaimTask(t.Context(), "job-1-task-b", 1, "w-1"); err != nil {
+				t.Fatal(err)
+			}
+		}, "job-1-task-b", 1, "w-1", store.ErrConflict},
 	}
-	want := map[string]int{farm.FrameCompleted: 2, farm.FrameRendering: 1, farm.FrameQueued: 2}
-	if !maps.Equal(counts, want) {
-		t.Errorf("CountFrames = %v, want %v", counts, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			forEachStore(t, func(t *testing.T, s *store.Store) {
+				jobWithFrames(t, s, "job-1")
+				if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1"); err != nil {
+					t.Fatal(err)
+				}
+				if tt.before != nil {
+					tt.before(t, s)
+				}
+				done := store.Frame{JobID: "job-1", Frame: 2, TaskID: tt.taskID, Status: farm.FrameCompleted, Worker: "node-a",
+					RenderSeconds: 3.5, Attempts: 1, ObjectKey: "jobs/job-1/frames/frame_0002.png", SizeBytes: 4096}
+				err := s.UpdateFrameOwned(t.Context(), done, tt.generation, tt.workerID)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("UpdateFrameOwned error = %v, want %v", err, tt.wantErr)
+				}
+				want := farm.FrameQueued
+				if tt.wantErr == nil {
+					want = farm.FrameCompleted
+				}
+				if got := statusesOf(t, s, "job-1")[2]; got != want {
+					t.Errorf("frame 2 is %s, want %s", got, want)
+				}
+			})
+		})
 	}
-	none, err := s.CountFrames(t.Context(), "no-such-job")
-	if err != nil || none == nil || len(none) != 0 {
-		t.Errorf("CountFrames of a job without frames = %v, %v; want an empty map", none, err)
-	}
+}
+
+func TestUpdateFrameOwnedWaitsForARequeueInProgressAndIsRefused(t *testing.T) {
+	t.Parallel()
+	// The reaper has handed the task out again but not yet committed; the
+	// old holder's frame arrives now. It must not land.
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1"); err != nil {
+			t.Fatal(err)
+		}
+		blocked := awaitBlocked(t, s)
+		late := make(chan error, 1)
+		err := s.InTx(t.Context(), func(tx *store.Tx) error {
+			if _, err := tx.RequeueTask(t.Context(), "job-1-task-a", 1); err != nil {
+				return err
+			}
+			go func() {
+				f := store.Frame{JobID: "job-1", Frame: 2, TaskID: "job-1-task-a", Status: farm.FrameCompleted, Worker: "node-a"}
+				late <- s.UpdateFrameOwned(t.Context(), f, 1, "w-1")
+			}()
+			blocked()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-late; !errors.Is(err, store.ErrConflict) {
+			t.Errorf("the old holder's write: error %v, want ErrConflict", err)
+		}
+		if got := statusesOf(t, s, "job-1")[2]; got != farm.FrameQueued {
+			t.Errorf("frame 2 is %s, want %s: the old holder's write landed", got, farm.FrameQueued)
+		}
+	})
 }

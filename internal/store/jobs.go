@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -21,7 +20,7 @@ func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.q.ExecContext(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
+	_, err = q.exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
 	if err != nil {
 		return fmt.Errorf("store job: %w", err)
 	}
@@ -30,14 +29,14 @@ func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
 
 // UpdateJob writes every changeable column of a job and stamps updated_at.
 func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
-	j.UpdatedAt = time.Now().UTC()
+	j.UpdatedAt = now()
 	cols, err := jobValues(j)
 	if err != nil {
 		return err
 	}
 	// cols[4:] are status onwards; id goes last for the WHERE.
 	args := append(cols[4:], j.ID)
-	res, err := q.q.ExecContext(ctx, `UPDATE jobs SET status = ?, created_at = ?, updated_at = ?, normalized_seconds = ?,
+	res, err := q.exec(ctx, `UPDATE jobs SET status = ?, created_at = ?, updated_at = ?, normalized_seconds = ?,
 		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?
 		WHERE id = ?`, args...)
 	if err != nil {
@@ -52,13 +51,34 @@ func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
 // GetJob finds a job of a workspace. An empty workspaceID finds any job,
 // which only the farm's own workers may do.
 func (q *Queries) GetJob(ctx context.Context, workspaceID, id string) (*farm.Job, error) {
+	return q.getJob(ctx, workspaceID, id, "")
+}
+
+// LockJob is GetJob for a transaction that will write the job back: the
+// job's row stays locked until the transaction ends, so another
+// transaction that locks it waits and then reads what this one wrote. On
+// PostgreSQL, without it, two transactions could both read the job,
+// decide, and the later write would silently undo the earlier one (a
+// cancel overwritten by a chunk that moved the job to rendering, or two
+// last chunks both queuing the finalize work). Take it before locking or
+// writing any of the job's tasks, so that two transactions never each
+// wait for the other (a deadlock, which PostgreSQL breaks by failing one).
+//
+// The lock is FOR NO KEY UPDATE: it excludes every other LockJob and
+// write of the job, but not the foreign key checks of rows being added
+// to the job (its tasks and frames), which need not wait.
+func (q *Queries) LockJob(ctx context.Context, workspaceID, id string) (*farm.Job, error) {
+	return q.getJob(ctx, workspaceID, id, q.dialect.rowLock("FOR NO KEY UPDATE"))
+}
+
+func (q *Queries) getJob(ctx context.Context, workspaceID, id, lock string) (*farm.Job, error) {
 	query := `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	args := []any{id}
 	if workspaceID != "" {
 		query += ` AND workspace_id = ?`
 		args = append(args, workspaceID)
 	}
-	j, err := scanJob(q.q.QueryRowContext(ctx, query, args...))
+	j, err := scanJob(q.queryRow(ctx, query+lock, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -75,10 +95,10 @@ func (q *Queries) ListJobs(ctx context.Context, workspaceID string, status farm.
 		args = append(args, status)
 	}
 	var total int
-	if err := q.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs`+where, args...).Scan(&total); err != nil {
+	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM jobs`+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count jobs: %w", err)
 	}
-	rows, err := q.q.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	rows, err := q.query(ctx, `SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list jobs: %w", err)
 	}
@@ -104,7 +124,7 @@ func (q *Queries) JobsWithStatus(ctx context.Context, workspaceID string, status
 	for _, s := range statuses {
 		args = append(args, s)
 	}
-	rows, err := q.q.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE workspace_id = ? AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY created_at, id`, args...)
+	rows, err := q.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE workspace_id = ? AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

@@ -2,6 +2,9 @@
 // uploads, jobs, the tasks that carry out their work, frames and workers.
 // River's tables live in the same database, so a status change and the
 // River work it implies are committed in one transaction.
+//
+// The same queries run on SQLite (one machine) and PostgreSQL (several
+// API replicas and render nodes); one test suite runs on both.
 package store
 
 import (
@@ -11,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
 
 // ErrNotFound is returned when a row does not exist (or belongs to another
@@ -38,9 +43,11 @@ type querier interface {
 }
 
 // Queries holds every query of the farm. Store runs them on the database,
-// Tx inside a transaction.
+// Tx inside a transaction. They are written once, with ? placeholders,
+// and run on either database: the dialect rewrites what differs.
 type Queries struct {
-	q querier
+	q       querier
+	dialect Dialect
 }
 
 // Store is the farm's database.
@@ -58,6 +65,24 @@ type Tx struct {
 
 // SQL returns the transaction for River's InsertTx.
 func (t *Tx) SQL() *sql.Tx { return t.tx }
+
+// Dialect says which database the queries run on, so that callers can
+// pick the River driver that matches.
+func (q *Queries) Dialect() Dialect { return q.dialect }
+
+// exec, query and queryRow run a query written with ? placeholders in
+// the dialect of the database, with times as writeArgs makes them.
+func (q *Queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.q.ExecContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
+}
+
+func (q *Queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.q.QueryContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
+}
+
+func (q *Queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.q.QueryRowContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
+}
 
 // SQLiteDSN returns the connection string that River and the farm share on
 // one SQLite file: WAL so readers never wait for the writer, a busy timeout
@@ -83,16 +108,52 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// SQLite has one writer; one connection makes every transaction wait
 	// its turn in Go instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
+	return open(ctx, db, DialectSQLite, path)
+}
+
+// OpenPostgres connects to the PostgreSQL database at dsn (a postgres://
+// URL) and brings its schema up to date. Several processes may open the
+// same database at once: the migrations are applied once, by whichever
+// takes the migration lock first.
+func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+	name := redactDSN(dsn)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", name, err)
+	}
+	// At most 20: enough for one process's API requests, render chunks
+	// and River's work at once. The server's max_connections (100 by
+	// default) must cover 20 for each replica and worker, plus River's
+	// listener connections.
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return open(ctx, db, DialectPostgres, name)
+}
+
+// open checks that db answers and migrates it; name says which database
+// in errors.
+func open(ctx context.Context, db *sql.DB, dialect Dialect, name string) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", name, err)
 	}
-	s := &Store{Queries: Queries{q: db}, db: db}
-	if err := s.migrate(ctx, "migrations/sqlite"); err != nil {
+	s := &Store{Queries: Queries{q: db, dialect: dialect}, db: db}
+	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// redactDSN is the connection string without its password, for errors
+// and logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "(PostgreSQL)"
+	}
+	return u.Redacted()
 }
 
 // DB returns the database handle, for River's driver.
@@ -102,17 +163,27 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error { return s.db.Close() }
 
 // InTx runs fn in a transaction, committing when it returns nil. Inside fn,
-// use only tx: the store's own handle would wait for the connection that
-// the transaction holds.
+// use only tx: on SQLite the store's own handle would wait for the
+// connection that the transaction holds.
+//
+// On PostgreSQL the transaction is READ COMMITTED: each statement sees
+// what others committed before it started, and nothing stops another
+// transaction from changing a row between a read and a write. A
+// transaction that reads a row to decide what to write takes it with
+// LockJob or LockTask first.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	sqlTx, err := s.db.BeginTx(ctx, nil)
+	return s.inTx(ctx, nil, fn)
+}
+
+func (s *Store) inTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	tx := &Tx{Queries: Queries{q: sqlTx}, tx: sqlTx}
+	tx := &Tx{Queries: Queries{q: sqlTx, dialect: s.dialect}, tx: sqlTx}
 	// A panic in fn must not leave the transaction open: it would hold
-	// the only connection, and every later query would wait forever.
-	// After a commit this rollback does nothing.
+	// a connection (on SQLite the only one), and every later query would
+	// wait for it. After a commit this rollback does nothing.
 	defer func() { _ = sqlTx.Rollback() }()
 	if err := fn(tx); err != nil {
 		return err
@@ -123,12 +194,54 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return nil
 }
 
-// migrate applies the embedded migrations not yet recorded, each in its
-// own transaction, in file name order.
-func (s *Store) migrate(ctx context.Context, dir string) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS farm_migrations (version TEXT PRIMARY KEY, applied_at DATETIME NOT NULL)`); err != nil {
+// migrationLock is the PostgreSQL advisory lock key that migrations hold.
+// Advisory locks are per database, so the key only has to differ from
+// other locks the farm and River take in the same database.
+const migrationLock int64 = 0x72656e6465726661 // "renderfa"
+
+// InMigrationTx runs fn in a transaction that holds the farm's migration
+// lock: on PostgreSQL an advisory lock that one transaction at a time may
+// hold, on SQLite the write lock every transaction takes. Replicas that
+// start together therefore migrate one after the other, and each finds
+// what the one before it recorded. River's migrations can run under the
+// same lock: rivermigrate's MigrateTx on tx.SQL(), with River's
+// database/sql driver.
+func (s *Store) InMigrationTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var opts *sql.TxOptions
+	if s.dialect == DialectPostgres {
+		// READ COMMITTED whatever the server's default: each statement
+		// after the lock must see what the previous holder committed,
+		// which a snapshot taken with the lock statement would not.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return s.inTx(ctx, opts, func(tx *Tx) error {
+		if s.dialect == DialectPostgres {
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, migrationLock); err != nil {
+				return fmt.Errorf("take the migration lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// migrate applies the embedded migrations of the store's dialect not yet
+// recorded, each in its own transaction under the migration lock, in file
+// name order. farm_migrations is created under the lock too: PostgreSQL's
+// CREATE TABLE IF NOT EXISTS fails, rather than waits, when another
+// session creates the same table at the same moment.
+func (s *Store) migrate(ctx context.Context) error {
+	appliedAt := "DATETIME"
+	if s.dialect == DialectPostgres {
+		appliedAt = "TIMESTAMPTZ"
+	}
+	err := s.InMigrationTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS farm_migrations (version TEXT PRIMARY KEY, applied_at `+appliedAt+` NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	dir := "migrations/" + string(s.dialect)
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -145,18 +258,20 @@ func (s *Store) migrate(ctx context.Context, dir string) error {
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		err = s.InTx(ctx, func(tx *Tx) error {
+		err = s.InMigrationTx(ctx, func(tx *Tx) error {
 			var n int
-			if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM farm_migrations WHERE version = ?`, name).Scan(&n); err != nil {
+			if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM farm_migrations WHERE version = ?`, name).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
+			// Without arguments the statement goes as it is, so a file
+			// may hold several statements on both databases.
 			if _, err := tx.q.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
-			_, err := tx.q.ExecContext(ctx, `INSERT INTO farm_migrations (version, applied_at) VALUES (?, ?)`, name, time.Now().UTC())
+			_, err := tx.exec(ctx, `INSERT INTO farm_migrations (version, applied_at) VALUES (?, ?)`, name, now())
 			return err
 		})
 		if err != nil {

@@ -44,7 +44,7 @@ const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, riv
 
 // InsertTask stores a new task.
 func (q *Queries) InsertTask(ctx context.Context, t Task) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC())
 	if err != nil {
 		return fmt.Errorf("store task: %w", err)
@@ -55,13 +55,26 @@ func (q *Queries) InsertTask(ctx context.Context, t Task) error {
 // SetTaskRiverJob records which River job carries a task, so that
 // canceling the job can cancel it.
 func (q *Queries) SetTaskRiverJob(ctx context.Context, taskID string, riverJobID int64) error {
-	_, err := q.q.ExecContext(ctx, `UPDATE tasks SET river_job_id = ? WHERE id = ?`, riverJobID, taskID)
+	_, err := q.exec(ctx, `UPDATE tasks SET river_job_id = ? WHERE id = ?`, riverJobID, taskID)
 	return err
 }
 
 // GetTask finds a task by id.
 func (q *Queries) GetTask(ctx context.Context, id string) (Task, error) {
-	t, err := scanTask(q.q.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+	return q.getTask(ctx, id, "")
+}
+
+// LockTask is GetTask for a transaction that acts on what it reads, such
+// as a holder checking that the task is still its own before writing: the
+// task's row stays locked until the transaction ends, so a requeue or a
+// cancel cannot slip in between the check and the write. Within one
+// transaction, lock the job (LockJob) before its tasks, never after.
+func (q *Queries) LockTask(ctx context.Context, id string) (Task, error) {
+	return q.getTask(ctx, id, q.dialect.rowLock("FOR NO KEY UPDATE"))
+}
+
+func (q *Queries) getTask(ctx context.Context, id, lock string) (Task, error) {
+	t, err := scanTask(q.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`+lock, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -73,8 +86,8 @@ func (q *Queries) GetTask(ctx context.Context, id string) (Task, error) {
 // stale or duplicate holder (the task moved on, is held by another, or was
 // finished or canceled) and must do nothing.
 func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskRunning, workerID, time.Now().UTC(), id, generation, TaskQueued)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskRunning, workerID, now(), id, generation, TaskQueued)
 	if err != nil {
 		return fmt.Errorf("claim task: %w", err)
 	}
@@ -86,8 +99,8 @@ func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, work
 
 // FinishTask sets the final status of a task if the caller still owns it.
 func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		status, time.Now().UTC(), id, generation, TaskRunning)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		status, now(), id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("finish task: %w", err)
 	}
@@ -100,8 +113,8 @@ func (q *Queries) FinishTask(ctx context.Context, id string, generation int, sta
 // ReleaseTask puts a running task back in the queue under the same
 // generation, so that River's retry of the same job can claim it again.
 func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) error {
-	_, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskQueued, time.Now().UTC(), id, generation, TaskRunning)
+	_, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskQueued, now(), id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("release task: %w", err)
 	}
@@ -112,8 +125,8 @@ func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) er
 // whatever the old holder still writes is refused. A task that ended
 // (done, failed, canceled) since the caller looked stays ended: ErrConflict.
 func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int) (int, error) {
-	res, err := q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, worker_id = '', generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
-		TaskQueued, time.Now().UTC(), id, fromGeneration, TaskQueued, TaskRunning)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
+		TaskQueued, now(), id, fromGeneration, TaskQueued, TaskRunning)
 	if err != nil {
 		return 0, fmt.Errorf("requeue task: %w", err)
 	}
@@ -141,8 +154,8 @@ func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, e
 	if err != nil {
 		return nil, err
 	}
-	_, err = q.q.ExecContext(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
-		TaskCanceled, time.Now().UTC(), jobID, TaskQueued, TaskRunning)
+	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
+		TaskCanceled, now(), jobID, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("cancel tasks: %w", err)
 	}
@@ -158,7 +171,7 @@ func (q *Queries) OrphanedTasks(ctx context.Context, staleBefore time.Time) ([]T
 }
 
 func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
-	rows, err := q.q.QueryContext(ctx, query, args...)
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -179,6 +192,7 @@ func scanTask(row rowScanner) (Task, error) {
 	var river sql.NullInt64
 	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt)
 	t.RiverJobID = river.Int64
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	return t, err
 }
 

@@ -47,34 +47,36 @@ func getTask(t *testing.T, s *store.Store, id string) store.Task {
 
 func TestTaskRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	want := add(store.Task{ID: "task-1", Kind: store.TaskRender, Chunk: 3, Status: store.TaskQueued, Generation: 2, WorkerID: "", RiverJobID: 0})
-	got := getTask(t, s, "task-1")
-	if got.ID != want.ID || got.JobID != want.JobID || got.Kind != want.Kind || got.Chunk != want.Chunk || got.Status != want.Status ||
-		got.Generation != want.Generation || got.WorkerID != want.WorkerID || got.RiverJobID != 0 ||
-		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
-		t.Errorf("GetTask = %+v, want %+v", got, want)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		want := add(store.Task{ID: "task-1", Kind: store.TaskRender, Chunk: 3, Status: store.TaskQueued, Generation: 2, WorkerID: "", RiverJobID: 0})
+		got := getTask(t, s, "task-1")
+		if got.ID != want.ID || got.JobID != want.JobID || got.Kind != want.Kind || got.Chunk != want.Chunk || got.Status != want.Status ||
+			got.Generation != want.Generation || got.WorkerID != want.WorkerID || got.RiverJobID != 0 ||
+			!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+			t.Errorf("GetTask = %+v, want %+v", got, want)
+		}
 
-	if err := s.SetTaskRiverJob(t.Context(), "task-1", 4711); err != nil {
-		t.Fatal(err)
-	}
-	if got := getTask(t, s, "task-1"); got.RiverJobID != 4711 {
-		t.Errorf("RiverJobID = %d after SetTaskRiverJob, want 4711", got.RiverJobID)
-	}
-	if _, err := s.GetTask(t.Context(), "no-such-task"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetTask of an unknown task: error %v, want ErrNotFound", err)
-	}
+		if err := s.SetTaskRiverJob(t.Context(), "task-1", 4711); err != nil {
+			t.Fatal(err)
+		}
+		if got := getTask(t, s, "task-1"); got.RiverJobID != 4711 {
+			t.Errorf("RiverJobID = %d after SetTaskRiverJob, want 4711", got.RiverJobID)
+		}
+		if _, err := s.GetTask(t.Context(), "no-such-task"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetTask of an unknown task: error %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestATaskBelongsToAJobThatExists(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	err := s.InsertTask(t.Context(), store.Task{ID: "task-1", JobID: "no-such-job", Kind: store.TaskRender, Status: store.TaskQueued, Generation: 1})
-	if err == nil {
-		t.Error("a task of a job that does not exist was stored")
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		err := s.InsertTask(t.Context(), store.Task{ID: "task-1", JobID: "no-such-job", Kind: store.TaskRender, Status: store.TaskQueued, Generation: 1})
+		if err == nil {
+			t.Error("a task of a job that does not exist was stored")
+		}
+	})
 }
 
 func TestClaimTask(t *testing.T) {
@@ -97,66 +99,69 @@ func TestClaimTask(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := openStore(t)
-			add := jobWithTasks(t, s, "job-1")
-			tt.task.ID = "task-1"
-			before := add(tt.task)
+			forEachStore(t, func(t *testing.T, s *store.Store) {
+				add := jobWithTasks(t, s, "job-1")
+				task := tt.task // shared by both databases' runs
+				task.ID = "task-1"
+				before := add(task)
 
-			err := s.ClaimTask(t.Context(), "task-1", tt.generation, "w-1")
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("ClaimTask error = %v, want %v", err, tt.wantErr)
-			}
-			got := getTask(t, s, "task-1")
-			if tt.wantErr == nil {
-				if got.Status != store.TaskRunning || got.WorkerID != "w-1" || got.Generation != tt.generation || !got.UpdatedAt.After(before.UpdatedAt) {
-					t.Errorf("after the claim: %+v, want running on w-1 in generation %d with a new updated_at", got, tt.generation)
+				err := s.ClaimTask(t.Context(), "task-1", tt.generation, "w-1")
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("ClaimTask error = %v, want %v", err, tt.wantErr)
 				}
-				return
-			}
-			if got.Status != before.Status || got.WorkerID != before.WorkerID || got.Generation != before.Generation {
-				t.Errorf("a refused claim changed the task: %+v, was %+v", got, before)
-			}
+				got := getTask(t, s, "task-1")
+				if tt.wantErr == nil {
+					if got.Status != store.TaskRunning || got.WorkerID != "w-1" || got.Generation != tt.generation || !got.UpdatedAt.After(before.UpdatedAt) {
+						t.Errorf("after the claim: %+v, want running on w-1 in generation %d with a new updated_at", got, tt.generation)
+					}
+					return
+				}
+				if got.Status != before.Status || got.WorkerID != before.WorkerID || got.Generation != before.Generation {
+					t.Errorf("a refused claim changed the task: %+v, was %+v", got, before)
+				}
+			})
 		})
 	}
 }
 
 func TestClaimTaskAtTheSameTimeHasExactlyOneWinner(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "task-1"})
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1"})
 
-	const workers = 32
-	errs := make([]error, workers)
-	var start, wg sync.WaitGroup
-	start.Add(1)
-	for i := range workers {
-		wg.Go(func() {
-			start.Wait()
-			errs[i] = s.ClaimTask(t.Context(), "task-1", 1, fmt.Sprintf("w-%d", i))
-		})
-	}
-	start.Done()
-	wg.Wait()
-
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Errorf("workers %d and %d both claimed the task", winner, i)
-			}
-			winner = i
-		case !errors.Is(err, store.ErrConflict):
-			t.Errorf("worker %d: %v, want nil or ErrConflict", i, err)
+		const workers = 32
+		errs := make([]error, workers)
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for i := range workers {
+			wg.Go(func() {
+				start.Wait()
+				errs[i] = s.ClaimTask(t.Context(), "task-1", 1, fmt.Sprintf("w-%d", i))
+			})
 		}
-	}
-	if winner < 0 {
-		t.Fatal("no worker claimed the task")
-	}
-	if got := getTask(t, s, "task-1"); got.WorkerID != fmt.Sprintf("w-%d", winner) {
-		t.Errorf("the task is held by %q, but worker %d won", got.WorkerID, winner)
-	}
+		start.Done()
+		wg.Wait()
+
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if winner >= 0 {
+					t.Errorf("workers %d and %d both claimed the task", winner, i)
+				}
+				winner = i
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("worker %d: %v, want nil or ErrConflict", i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no worker claimed the task")
+		}
+		if got := getTask(t, s, "task-1"); got.WorkerID != fmt.Sprintf("w-%d", winner) {
+			t.Errorf("the task is held by %q, but worker %d won", got.WorkerID, winner)
+		}
+	})
 }
 
 func TestFinishTask(t *testing.T) {
@@ -178,91 +183,96 @@ func TestFinishTask(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := openStore(t)
-			add := jobWithTasks(t, s, "job-1")
-			tt.task.ID = "task-1"
-			before := add(tt.task)
+			forEachStore(t, func(t *testing.T, s *store.Store) {
+				add := jobWithTasks(t, s, "job-1")
+				task := tt.task // shared by both databases' runs
+				task.ID = "task-1"
+				before := add(task)
 
-			err := s.FinishTask(t.Context(), "task-1", tt.generation, tt.status)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("FinishTask error = %v, want %v", err, tt.wantErr)
-			}
-			want := before.Status
-			if tt.wantErr == nil {
-				want = tt.status
-			}
-			if got := getTask(t, s, "task-1"); got.Status != want {
-				t.Errorf("status = %s, want %s", got.Status, want)
-			}
+				err := s.FinishTask(t.Context(), "task-1", tt.generation, tt.status)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("FinishTask error = %v, want %v", err, tt.wantErr)
+				}
+				want := before.Status
+				if tt.wantErr == nil {
+					want = tt.status
+				}
+				if got := getTask(t, s, "task-1"); got.Status != want {
+					t.Errorf("status = %s, want %s", got.Status, want)
+				}
+			})
 		})
 	}
 }
 
 func TestReleaseTaskLetsTheSameGenerationClaimAgain(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "task-1"})
-	if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ReleaseTask(t.Context(), "task-1", 1); err != nil {
-		t.Fatal(err)
-	}
-	got := getTask(t, s, "task-1")
-	if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 1 {
-		t.Errorf("after release: %+v, want queued, no worker, generation 1", got)
-	}
-	if err := s.ClaimTask(t.Context(), "task-1", 1, "w-2"); err != nil {
-		t.Errorf("River's retry of the same job could not claim the released task: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1"})
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseTask(t.Context(), "task-1", 1); err != nil {
+			t.Fatal(err)
+		}
+		got := getTask(t, s, "task-1")
+		if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 1 {
+			t.Errorf("after release: %+v, want queued, no worker, generation 1", got)
+		}
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-2"); err != nil {
+			t.Errorf("River's retry of the same job could not claim the released task: %v", err)
+		}
+	})
 }
 
 func TestReleaseTaskOfAnotherGenerationChangesNothing(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "task-1", Status: store.TaskRunning, Generation: 2, WorkerID: "w-2"})
-	if err := s.ReleaseTask(t.Context(), "task-1", 1); err != nil {
-		t.Fatal(err)
-	}
-	if got := getTask(t, s, "task-1"); got.Status != store.TaskRunning || got.WorkerID != "w-2" {
-		t.Errorf("a stale release changed the task: %+v", got)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1", Status: store.TaskRunning, Generation: 2, WorkerID: "w-2"})
+		if err := s.ReleaseTask(t.Context(), "task-1", 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := getTask(t, s, "task-1"); got.Status != store.TaskRunning || got.WorkerID != "w-2" {
+			t.Errorf("a stale release changed the task: %+v", got)
+		}
+	})
 }
 
 func TestRequeueTaskBumpsTheGenerationAndRefusesTheOldHolder(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "task-1"})
-	if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); err != nil {
-		t.Fatal(err)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1"})
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); err != nil {
+			t.Fatal(err)
+		}
 
-	gen, err := s.RequeueTask(t.Context(), "task-1", 1)
-	if err != nil || gen != 2 {
-		t.Fatalf("RequeueTask = %d, %v; want generation 2", gen, err)
-	}
-	got := getTask(t, s, "task-1")
-	if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 2 {
-		t.Errorf("after requeue: %+v, want queued, no worker, generation 2", got)
-	}
+		gen, err := s.RequeueTask(t.Context(), "task-1", 1)
+		if err != nil || gen != 2 {
+			t.Fatalf("RequeueTask = %d, %v; want generation 2", gen, err)
+		}
+		got := getTask(t, s, "task-1")
+		if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 2 {
+			t.Errorf("after requeue: %+v, want queued, no worker, generation 2", got)
+		}
 
-	// The old holder comes back: every write it tries is refused.
-	if err := s.FinishTask(t.Context(), "task-1", 1, store.TaskDone); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("the old holder finishing: error %v, want ErrConflict", err)
-	}
-	if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("the old River job claiming: error %v, want ErrConflict", err)
-	}
-	if _, err := s.RequeueTask(t.Context(), "task-1", 1); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("requeueing from the old generation again: error %v, want ErrConflict", err)
-	}
-	// The new generation's River job takes it.
-	if err := s.ClaimTask(t.Context(), "task-1", 2, "w-new"); err != nil {
-		t.Errorf("the new generation could not claim: %v", err)
-	}
+		// The old holder comes back: every write it tries is refused.
+		if err := s.FinishTask(t.Context(), "task-1", 1, store.TaskDone); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("the old holder finishing: error %v, want ErrConflict", err)
+		}
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("the old River job claiming: error %v, want ErrConflict", err)
+		}
+		if _, err := s.RequeueTask(t.Context(), "task-1", 1); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("requeueing from the old generation again: error %v, want ErrConflict", err)
+		}
+		// The new generation's River job takes it.
+		if err := s.ClaimTask(t.Context(), "task-1", 2, "w-new"); err != nil {
+			t.Errorf("the new generation could not claim: %v", err)
+		}
+	})
 }
 
 func TestRequeueTaskLeavesAnEndedTaskAlone(t *testing.T) {
@@ -272,94 +282,97 @@ func TestRequeueTaskLeavesAnEndedTaskAlone(t *testing.T) {
 	for _, status := range []string{store.TaskDone, store.TaskFailed, store.TaskCanceled} {
 		t.Run(status, func(t *testing.T) {
 			t.Parallel()
-			s := openStore(t)
-			add := jobWithTasks(t, s, "job-1")
-			add(store.Task{ID: "task-1", Status: status, WorkerID: "w-1"})
-			if _, err := s.RequeueTask(t.Context(), "task-1", 1); !errors.Is(err, store.ErrConflict) {
-				t.Errorf("RequeueTask of a %s task: error %v, want ErrConflict", status, err)
-			}
-			if got := getTask(t, s, "task-1"); got.Status != status || got.Generation != 1 {
-				t.Errorf("after requeue: %+v, want it still %s in generation 1", got, status)
-			}
+			forEachStore(t, func(t *testing.T, s *store.Store) {
+				add := jobWithTasks(t, s, "job-1")
+				add(store.Task{ID: "task-1", Status: status, WorkerID: "w-1"})
+				if _, err := s.RequeueTask(t.Context(), "task-1", 1); !errors.Is(err, store.ErrConflict) {
+					t.Errorf("RequeueTask of a %s task: error %v, want ErrConflict", status, err)
+				}
+				if got := getTask(t, s, "task-1"); got.Status != status || got.Generation != 1 {
+					t.Errorf("after requeue: %+v, want it still %s in generation 1", got, status)
+				}
+			})
 		})
 	}
 }
 
 func TestTasksOfJob(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "render-2", Kind: store.TaskRender, Chunk: 2})
-	add(store.Task{ID: "validate", Kind: store.TaskValidate})
-	add(store.Task{ID: "render-0", Kind: store.TaskRender, Chunk: 0})
-	add(store.Task{ID: "render-1", Kind: store.TaskRender, Chunk: 1})
-	other := jobWithTasks(t, s, "job-2")
-	other(store.Task{ID: "other-render", Kind: store.TaskRender})
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "render-2", Kind: store.TaskRender, Chunk: 2})
+		add(store.Task{ID: "validate", Kind: store.TaskValidate})
+		add(store.Task{ID: "render-0", Kind: store.TaskRender, Chunk: 0})
+		add(store.Task{ID: "render-1", Kind: store.TaskRender, Chunk: 1})
+		other := jobWithTasks(t, s, "job-2")
+		other(store.Task{ID: "other-render", Kind: store.TaskRender})
 
-	tests := []struct {
-		name string
-		kind string
-		want []string
-	}{
-		{"all kinds, by kind then chunk", "", []string{"render-0", "render-1", "render-2", "validate"}},
-		{"one kind, by chunk", store.TaskRender, []string{"render-0", "render-1", "render-2"}},
-		{"a kind the job has none of", store.TaskFinalize, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tasks, err := s.TasksOfJob(t.Context(), "job-1", tt.kind)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []string
-			for _, task := range tasks {
-				ids = append(ids, task.ID)
-			}
-			if !slices.Equal(ids, tt.want) {
-				t.Errorf("TasksOfJob(%q) = %q, want %q", tt.kind, ids, tt.want)
-			}
-		})
-	}
+		tests := []struct {
+			name string
+			kind string
+			want []string
+		}{
+			{"all kinds, by kind then chunk", "", []string{"render-0", "render-1", "render-2", "validate"}},
+			{"one kind, by chunk", store.TaskRender, []string{"render-0", "render-1", "render-2"}},
+			{"a kind the job has none of", store.TaskFinalize, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				tasks, err := s.TasksOfJob(t.Context(), "job-1", tt.kind)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []string
+				for _, task := range tasks {
+					ids = append(ids, task.ID)
+				}
+				if !slices.Equal(ids, tt.want) {
+					t.Errorf("TasksOfJob(%q) = %q, want %q", tt.kind, ids, tt.want)
+				}
+			})
+		}
+	})
 }
 
 func TestCancelTasksOfJobCancelsOnlyUnfinishedTasks(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	add := jobWithTasks(t, s, "job-1")
-	add(store.Task{ID: "queued", Chunk: 0, Status: store.TaskQueued, RiverJobID: 10})
-	add(store.Task{ID: "running", Chunk: 1, Status: store.TaskRunning, WorkerID: "w-1", RiverJobID: 11})
-	add(store.Task{ID: "done", Chunk: 2, Status: store.TaskDone})
-	add(store.Task{ID: "failed", Chunk: 3, Status: store.TaskFailed})
-	other := jobWithTasks(t, s, "job-2")
-	other(store.Task{ID: "other-queued", Status: store.TaskQueued})
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "queued", Chunk: 0, Status: store.TaskQueued, RiverJobID: 10})
+		add(store.Task{ID: "running", Chunk: 1, Status: store.TaskRunning, WorkerID: "w-1", RiverJobID: 11})
+		add(store.Task{ID: "done", Chunk: 2, Status: store.TaskDone})
+		add(store.Task{ID: "failed", Chunk: 3, Status: store.TaskFailed})
+		other := jobWithTasks(t, s, "job-2")
+		other(store.Task{ID: "other-queued", Status: store.TaskQueued})
 
-	canceled, err := s.CancelTasksOfJob(t.Context(), "job-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	var riverJobs []int64
-	for _, task := range canceled {
-		ids = append(ids, task.ID)
-		riverJobs = append(riverJobs, task.RiverJobID)
-	}
-	slices.Sort(ids)
-	slices.Sort(riverJobs)
-	if !slices.Equal(ids, []string{"queued", "running"}) || !slices.Equal(riverJobs, []int64{10, 11}) {
-		t.Errorf("CancelTasksOfJob returned %q with River jobs %v; want queued and running, with 10 and 11", ids, riverJobs)
-	}
-	want := map[string]string{
-		"queued": store.TaskCanceled, "running": store.TaskCanceled,
-		"done": store.TaskDone, "failed": store.TaskFailed, "other-queued": store.TaskQueued,
-	}
-	for id, status := range want {
-		if got := getTask(t, s, id); got.Status != status {
-			t.Errorf("task %s is %s, want %s", id, got.Status, status)
+		canceled, err := s.CancelTasksOfJob(t.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if again, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil || len(again) != 0 {
-		t.Errorf("canceling again = %d tasks, %v; want none", len(again), err)
-	}
+		var ids []string
+		var riverJobs []int64
+		for _, task := range canceled {
+			ids = append(ids, task.ID)
+			riverJobs = append(riverJobs, task.RiverJobID)
+		}
+		slices.Sort(ids)
+		slices.Sort(riverJobs)
+		if !slices.Equal(ids, []string{"queued", "running"}) || !slices.Equal(riverJobs, []int64{10, 11}) {
+			t.Errorf("CancelTasksOfJob returned %q with River jobs %v; want queued and running, with 10 and 11", ids, riverJobs)
+		}
+		want := map[string]string{
+			"queued": store.TaskCanceled, "running": store.TaskCanceled,
+			"done": store.TaskDone, "failed": store.TaskFailed, "other-queued": store.TaskQueued,
+		}
+		for id, status := range want {
+			if got := getTask(t, s, id); got.Status != status {
+				t.Errorf("task %s is %s, want %s", id, got.Status, status)
+			}
+		}
+		if again, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil || len(again) != 0 {
+			t.Errorf("canceling again = %d tasks, %v; want none", len(again), err)
+		}
+	})
 }
 
 func registerWorker(t *testing.T, s *store.Store, id, name string, heartbeat time.Time) {
@@ -372,99 +385,160 @@ func registerWorker(t *testing.T, s *store.Store, id, name string, heartbeat tim
 
 func TestOrphanedTasksAreRunningTasksWhoseWorkerIsGone(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	now := time.Now()
-	staleBefore := now.Add(-time.Minute)
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		now := time.Now()
+		staleBefore := now.Add(-time.Minute)
 
-	registerWorker(t, s, "run-fresh", "node-a", now)
-	registerWorker(t, s, "run-stale", "node-b", now.Add(-10*time.Minute))
-	registerWorker(t, s, "run-old", "node-c", now)
-	registerWorker(t, s, "run-new", "node-c", now) // node-c restarted: its old run is gone
-	registerWorker(t, s, "run-just-stale", "node-d", staleBefore.Add(-time.Millisecond))
-	registerWorker(t, s, "run-just-fresh", "node-e", staleBefore.Add(time.Millisecond))
+		registerWorker(t, s, "run-fresh", "node-a", now)
+		registerWorker(t, s, "run-stale", "node-b", now.Add(-10*time.Minute))
+		registerWorker(t, s, "run-old", "node-c", now)
+		registerWorker(t, s, "run-new", "node-c", now) // node-c restarted: its old run is gone
+		registerWorker(t, s, "run-just-stale", "node-d", staleBefore.Add(-time.Millisecond))
+		registerWorker(t, s, "run-just-fresh", "node-e", staleBefore.Add(time.Millisecond))
 
-	add := jobWithTasks(t, s, "job-1")
-	running := func(id, worker string) {
-		add(store.Task{ID: id, Status: store.TaskQueued})
-		if err := s.ClaimTask(t.Context(), id, 1, worker); err != nil {
-			t.Fatalf("ClaimTask(%s): %v", id, err)
+		add := jobWithTasks(t, s, "job-1")
+		running := func(id, worker string) {
+			add(store.Task{ID: id, Status: store.TaskQueued})
+			if err := s.ClaimTask(t.Context(), id, 1, worker); err != nil {
+				t.Fatalf("ClaimTask(%s): %v", id, err)
+			}
 		}
-	}
-	running("on-fresh", "run-fresh")
-	running("on-stale", "run-stale")
-	running("on-old-run", "run-old")
-	running("on-new-run", "run-new")
-	running("on-just-stale", "run-just-stale")
-	running("on-just-fresh", "run-just-fresh")
-	running("on-unknown", "run-never-registered")
-	add(store.Task{ID: "queued-was-stale", Status: store.TaskQueued, WorkerID: "run-stale"})
-	add(store.Task{ID: "done-on-stale", Status: store.TaskDone, WorkerID: "run-stale"})
+		running("on-fresh", "run-fresh")
+		running("on-stale", "run-stale")
+		running("on-old-run", "run-old")
+		running("on-new-run", "run-new")
+		running("on-just-stale", "run-just-stale")
+		running("on-just-fresh", "run-just-fresh")
+		running("on-unknown", "run-never-registered")
+		add(store.Task{ID: "queued-was-stale", Status: store.TaskQueued, WorkerID: "run-stale"})
+		add(store.Task{ID: "done-on-stale", Status: store.TaskDone, WorkerID: "run-stale"})
 
-	orphans := func() []string {
-		tasks, err := s.OrphanedTasks(t.Context(), staleBefore)
-		if err != nil {
+		orphans := func() []string {
+			tasks, err := s.OrphanedTasks(t.Context(), staleBefore)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, task := range tasks {
+				ids = append(ids, task.ID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		want := []string{"on-just-stale", "on-old-run", "on-stale", "on-unknown"}
+		if got := orphans(); !slices.Equal(got, want) {
+			t.Errorf("OrphanedTasks = %q, want %q", got, want)
+		}
+
+		// A stale worker that beats again vouches for its task again; a run
+		// declared gone cannot.
+		if err := s.Heartbeat(t.Context(), "run-stale", store.WorkerBusy, "on-stale"); err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
-		for _, task := range tasks {
-			ids = append(ids, task.ID)
+		if err := s.Heartbeat(t.Context(), "run-old", store.WorkerBusy, "on-old-run"); err != nil {
+			t.Fatal(err)
 		}
-		slices.Sort(ids)
-		return ids
-	}
-	want := []string{"on-just-stale", "on-old-run", "on-stale", "on-unknown"}
-	if got := orphans(); !slices.Equal(got, want) {
-		t.Errorf("OrphanedTasks = %q, want %q", got, want)
-	}
-
-	// A stale worker that beats again vouches for its task again; a run
-	// declared gone cannot.
-	if err := s.Heartbeat(t.Context(), "run-stale", store.WorkerBusy, "on-stale"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Heartbeat(t.Context(), "run-old", store.WorkerBusy, "on-old-run"); err != nil {
-		t.Fatal(err)
-	}
-	want = []string{"on-just-stale", "on-old-run", "on-unknown"}
-	if got := orphans(); !slices.Equal(got, want) {
-		t.Errorf("after heartbeats, OrphanedTasks = %q, want %q", got, want)
-	}
+		want = []string{"on-just-stale", "on-old-run", "on-unknown"}
+		if got := orphans(); !slices.Equal(got, want) {
+			t.Errorf("after heartbeats, OrphanedTasks = %q, want %q", got, want)
+		}
+	})
 }
 
 func TestRegisterWorkerDeclaresEarlierRunsOfTheSameNameGone(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	now := time.Now()
-	registerWorker(t, s, "run-1", "node-a", now)
-	registerWorker(t, s, "run-other", "node-b", now)
-	if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
-		t.Fatalf("LiveWorkers = %d, %v; want 2", n, err)
-	}
-	registerWorker(t, s, "run-2", "node-a", now)
-	if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
-		t.Errorf("after node-a restarted, LiveWorkers = %d, %v; want 2 (its old run is gone)", n, err)
-	}
-	var state string
-	if err := s.DB().QueryRowContext(t.Context(), `SELECT state FROM workers WHERE id = 'run-1'`).Scan(&state); err != nil || state != store.WorkerGone {
-		t.Errorf("the earlier run's state = %q, %v; want %s", state, err, store.WorkerGone)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		now := time.Now()
+		registerWorker(t, s, "run-1", "node-a", now)
+		registerWorker(t, s, "run-other", "node-b", now)
+		if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
+			t.Fatalf("LiveWorkers = %d, %v; want 2", n, err)
+		}
+		registerWorker(t, s, "run-2", "node-a", now)
+		if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
+			t.Errorf("after node-a restarted, LiveWorkers = %d, %v; want 2 (its old run is gone)", n, err)
+		}
+		var state string
+		if err := s.DB().QueryRowContext(t.Context(), `SELECT state FROM workers WHERE id = 'run-1'`).Scan(&state); err != nil || state != store.WorkerGone {
+			t.Errorf("the earlier run's state = %q, %v; want %s", state, err, store.WorkerGone)
+		}
+	})
 }
 
 func TestLiveWorkersCountsRecentRunsThatAreNotStoppedOrGone(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
-	now := time.Now()
-	registerWorker(t, s, "busy", "node-a", now)
-	registerWorker(t, s, "stale", "node-b", now.Add(-time.Hour))
-	registerWorker(t, s, "stopping", "node-c", now)
-	if err := s.Heartbeat(t.Context(), "stopping", store.WorkerStopped, ""); err != nil {
-		t.Fatal(err)
-	}
-	registerWorker(t, s, "idle", "node-d", now)
-	if err := s.Heartbeat(t.Context(), "idle", store.WorkerIdle, ""); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
-		t.Errorf("LiveWorkers = %d, %v; want 2 (busy and idle)", n, err)
-	}
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		now := time.Now()
+		registerWorker(t, s, "busy", "node-a", now)
+		registerWorker(t, s, "stale", "node-b", now.Add(-time.Hour))
+		registerWorker(t, s, "stopping", "node-c", now)
+		if err := s.Heartbeat(t.Context(), "stopping", store.WorkerStopped, ""); err != nil {
+			t.Fatal(err)
+		}
+		registerWorker(t, s, "idle", "node-d", now)
+		if err := s.Heartbeat(t.Context(), "idle", store.WorkerIdle, ""); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.LiveWorkers(t.Context(), now.Add(-time.Minute)); err != nil || n != 2 {
+			t.Errorf("LiveWorkers = %d, %v; want 2 (busy and idle)", n, err)
+		}
+	})
+}
+
+func TestLockTaskKeepsARequeueWaitingUntilTheHolderCommits(t *testing.T) {
+	t.Parallel()
+	// A holder checks that the task is still its own and writes; the
+	// reaper's requeue must come wholly before or wholly after that.
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1"})
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+			t.Fatal(err)
+		}
+
+		blocked := awaitBlocked(t, s)
+		requeued := make(chan error, 1)
+		err := s.InTx(t.Context(), func(tx *store.Tx) error {
+			task, err := tx.LockTask(t.Context(), "task-1")
+			if err != nil {
+				return err
+			}
+			if task.Generation != 1 || task.WorkerID != "w-1" || task.Status != store.TaskRunning {
+				t.Fatalf("LockTask = %+v, want running on w-1 in generation 1", task)
+			}
+			go func() {
+				_, err := s.RequeueTask(t.Context(), "task-1", 1)
+				requeued <- err
+			}()
+			blocked()
+			select {
+			case err := <-requeued:
+				t.Errorf("the requeue went through while the holder had the task locked (error %v)", err)
+			default:
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-requeued; err != nil {
+			t.Fatalf("the requeue after the holder committed: %v", err)
+		}
+		if got := getTask(t, s, "task-1"); got.Generation != 2 || got.Status != store.TaskQueued {
+			t.Errorf("after the requeue: %+v, want queued in generation 2", got)
+		}
+	})
+}
+
+func TestLockTaskOfAnUnknownTaskIsNotFound(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		err := s.InTx(t.Context(), func(tx *store.Tx) error {
+			_, err := tx.LockTask(t.Context(), "no-such-task")
+			return err
+		})
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("LockTask of an unknown task: error %v, want ErrNotFound", err)
+		}
+	})
 }

@@ -23,7 +23,7 @@ type Upload struct {
 
 // InsertUpload records a new upload slot.
 func (q *Queries) InsertUpload(ctx context.Context, u Upload) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO uploads (slug, workspace_id, file_name, file_type, object_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO uploads (slug, workspace_id, file_name, file_type, object_key, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		u.Slug, u.WorkspaceID, u.FileName, u.FileType, u.ObjectKey, u.CreatedAt, u.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("store upload: %w", err)
@@ -35,19 +35,20 @@ func (q *Queries) InsertUpload(ctx context.Context, u Upload) error {
 func (q *Queries) GetUpload(ctx context.Context, workspaceID, slug string) (Upload, error) {
 	var u Upload
 	var jobID sql.NullString
-	err := q.q.QueryRowContext(ctx, `SELECT slug, workspace_id, file_name, file_type, object_key, created_at, expires_at, job_id FROM uploads WHERE slug = ? AND workspace_id = ?`, slug, workspaceID).
+	err := q.queryRow(ctx, `SELECT slug, workspace_id, file_name, file_type, object_key, created_at, expires_at, job_id FROM uploads WHERE slug = ? AND workspace_id = ?`, slug, workspaceID).
 		Scan(&u.Slug, &u.WorkspaceID, &u.FileName, &u.FileType, &u.ObjectKey, &u.CreatedAt, &u.ExpiresAt, &jobID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
 	u.JobID = jobID.String
+	u.CreatedAt, u.ExpiresAt = u.CreatedAt.UTC(), u.ExpiresAt.UTC()
 	return u, err
 }
 
 // ClaimUpload ties an upload to the job made from it; a second claim
 // returns ErrConflict, so a slug makes at most one job even under races.
 func (q *Queries) ClaimUpload(ctx context.Context, slug, jobID string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE uploads SET job_id = ? WHERE slug = ? AND job_id IS NULL`, jobID, slug)
+	res, err := q.exec(ctx, `UPDATE uploads SET job_id = ? WHERE slug = ? AND job_id IS NULL`, jobID, slug)
 	if err != nil {
 		return fmt.Errorf("claim upload: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -82,10 +83,26 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 	pw.Close()
 	pgid := cmd.Process.Pid
 
+	// The pipe is read as fast as Blender writes, into a queue that another
+	// goroutine hands to onLine at its own pace: a slow onLine (it stores
+	// frames) must neither stall Blender nor lose the lines still queued
+	// when Blender exits.
+	queue := newLineQueue()
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		readLines(pr, onLine)
+		readLines(pr, queue.push)
+	}()
+	deliverDone := make(chan struct{})
+	go func() {
+		defer close(deliverDone)
+		for {
+			line, ok := queue.pop()
+			if !ok {
+				return
+			}
+			onLine(line)
+		}
 	}()
 
 	exited := make(chan struct{})
@@ -116,6 +133,9 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 		<-readDone
 	}
 	pr.Close()
+	// Every line read is delivered before run returns.
+	queue.close()
+	<-deliverDone
 
 	status := exitStatus{canceled: canceled.Load()}
 	if waitErr != nil {
@@ -158,4 +178,50 @@ func readLines(r io.Reader, onLine func(string)) {
 			return
 		}
 	}
+}
+
+// lineQueue is an unbounded FIFO of output lines between the goroutine that
+// reads Blender's pipe and the one that calls onLine.
+type lineQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	lines  []string
+	closed bool
+}
+
+func newLineQueue() *lineQueue {
+	q := &lineQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *lineQueue) push(line string) {
+	q.mu.Lock()
+	q.lines = append(q.lines, line)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *lineQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// pop waits for the next line; it answers false once the queue is closed
+// and empty.
+func (q *lineQueue) pop() (string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.lines) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.lines) == 0 {
+		return "", false
+	}
+	line := q.lines[0]
+	q.lines[0] = ""
+	q.lines = q.lines[1:]
+	return line, true
 }

@@ -1,0 +1,403 @@
+// One job's page. What it shows follows the job's status: validation under
+// way, the findings and the render form once validated, live progress and
+// the frame grid while rendering, the downloads and the preview video when
+// done, and the reason (with the end of Blender's log) when it failed.
+
+import { ApiError, isAbort } from '../api.js';
+import { announce, h, replace, setText } from '../dom.js';
+import { blenderCard, denoiserName, engineName, facts, filesCard, sceneCard, warningsBlock } from '../analysis.js';
+import { FrameGrid } from '../frames.js';
+import { finalStatuses, formatAgo, formatBytes, formatDateTime, formatSeconds, statusLabel } from '../format.js';
+import { callout, progressMeter, spinner, statusBadge, updateStatusBadge } from '../parts.js';
+import { poll } from '../poll.js';
+import { renderForm } from '../renderform.js';
+
+const pollMs = 1500;
+// Download URLs live an hour; a finished job's page refreshes them well
+// before that so its links keep working.
+const refreshLinksMs = 10 * 60 * 1000;
+
+const failureStages = {
+  validation: 'while validating the file',
+  render: 'while rendering',
+  finalize: 'while making the zip and the preview video',
+};
+
+export function jobView(root, { api, signal, params, setConnection }) {
+  const id = params[0];
+  document.title = 'Job · renderfarm';
+
+  const title = h('h1', { class: 'job-title', id: 'job-title', text: 'Loading the job…' });
+  const badge = statusBadge('created');
+  badge.hidden = true;
+  const meta = h('p', { class: 'job-meta muted', id: 'job-meta' });
+  const actions = h('div', { class: 'job-actions' });
+
+  // Errors of the page's own requests; the job's state stays beside them.
+  const problem = h('div', { id: 'job-problem', role: 'alert' });
+
+  const sections = {
+    status: h('div', { id: 'job-status' }),
+    log: h('div', { id: 'job-log' }),
+    setup: h('div', { id: 'job-setup' }),
+    overview: h('div', { class: 'stack', id: 'job-overview' }),
+    frames: h('div', { id: 'job-frames' }),
+    // After the frames, so that a phone shows the frames first; on a wide
+    // screen the grid moves it up beside the progress.
+    settings: h('div', { id: 'job-settings' }),
+    details: h('div', { id: 'job-details' }),
+  };
+
+  replace(root, h('div', { class: 'page', id: 'job-view' },
+    h('a', { href: '#/', class: 'back-link' }, h('span', { 'aria-hidden': 'true', text: '← ' }), 'All jobs'),
+    h('div', { class: 'job-head' },
+      h('div', { class: 'job-heading' }, title, badge),
+      actions),
+    meta,
+    problem,
+    h('div', { class: 'job-sections' }, Object.values(sections))));
+
+  const grid = new FrameGrid();
+  let lastStatus = '';
+  let live = null; // the parts of the progress and downloads cards, once rendering started
+  let logAsked = false;
+  let focusProgress = false;
+
+  const poller = poll(async () => {
+    try {
+      const job = await api.getJob(id, signal);
+      let progress = null;
+      let downloads = null;
+      if (job.finalConfig) {
+        [progress, downloads] = await Promise.all([api.progress(id, signal), api.downloads(id, signal)]);
+      }
+      show(job, progress, downloads);
+      setConnection(null);
+      replace(problem);
+      if (job.status === 'failed' && !logAsked) {
+        logAsked = true;
+        await showLog();
+      }
+      if (finalStatuses.has(job.status)) {
+        if (job.finalConfig) keepLinksFresh();
+        return false;
+      }
+    } catch (err) {
+      if (isAbort(err)) return false;
+      if (err instanceof ApiError && err.status === 404) {
+        notFound(err);
+        return false;
+      }
+      setConnection(err);
+      if (!(err instanceof ApiError && err.status === 0)) showProblem(err, 'The job could not be loaded');
+    }
+    return true;
+  }, pollMs, signal);
+
+  function show(job, progress, downloads) {
+    const name = job.sceneFile?.fileName || 'Untitled job';
+    setText(title, name);
+    badge.hidden = false;
+    updateStatusBadge(badge, job.status);
+    document.title = `${name} · ${statusLabel(job.status)} · renderfarm`;
+    showMeta(job);
+
+    if (job.status !== lastStatus) {
+      if (lastStatus) announce(`Job ${statusLabel(job.status).toLowerCase()}.`);
+      lastStatus = job.status;
+      replace(sections.status, statusCallout(job, progress));
+      showActions(job);
+      if (job.status === 'validated' && job.analysis) showSetup(job);
+      else replace(sections.setup);
+      if (job.analysis && job.status !== 'validated') showDetails(job);
+    }
+    if (job.finalConfig) showLive(job, progress, downloads);
+  }
+
+  function showProblem(err, title = 'The farm refused') {
+    replace(problem, callout('error', title, h('p', { text: err.message })));
+  }
+
+  let created = null; // the <time> in the meta line, once built
+  function showMeta(job) {
+    if (!created) {
+      const f = job.sceneFile;
+      created = h('time', { datetime: job.createdAt, title: formatDateTime(job.createdAt) });
+      replace(meta,
+        f ? `${f.fileType === 'zip' ? 'Project .zip' : '.blend file'} · ${formatBytes(f.sizeBytes)} · ` : '',
+        'created ', created, ' · job ', h('code', { class: 'job-id', text: job.id }));
+    }
+    setText(created, formatAgo(job.createdAt));
+  }
+
+  function statusCallout(job, progress) {
+    switch (job.status) {
+      case 'created':
+        return callout('info', 'Not validated yet',
+          h('p', { text: 'The farm inspects the file before rendering it.' }),
+          h('button', { type: 'button', class: 'button button-primary', onclick: (e) => validateNow(e.currentTarget) }, 'Validate now'));
+      case 'validating':
+        return callout('info', null, h('p', { class: 'with-spinner' }, spinner(),
+          h('span', {}, h('strong', { text: 'Validating. ' }), 'Blender is opening the file to read its scenes, settings and the files it uses…')));
+      case 'validated':
+        return null;
+      case 'failed': {
+        const r = job.failedReason;
+        return h('div', { class: 'callout callout-error', id: 'failed-reason', role: 'alert' },
+          h('p', { class: 'callout-title' }, `Failed ${failureStages[r?.type] ?? ''}`.trim()),
+          // name is a stable code on this farm, a short title on others.
+          r?.name ? h('p', {}, /^[A-Z][A-Z0-9_]*$/.test(r.name)
+            ? h('code', { class: 'failure-name', text: r.name })
+            : h('strong', { text: r.name })) : null,
+          h('p', { text: r?.message || 'The farm gave no reason.' }),
+          r?.type === 'validation' ? h('a', { href: '#/new', class: 'button button-small' }, 'Upload another file') : null);
+      }
+      case 'canceled':
+        return callout('muted', 'Canceled',
+          h('p', { text: job.finalConfig ? 'Frames that finished before the cancel can still be downloaded below.' : 'The job was canceled before it rendered.' }));
+      case 'completed': {
+        const n = progress?.framesCompleted ?? job.finalConfig?.frameCount ?? 0;
+        return callout('success', 'Completed',
+          h('p', { text: `${n} ${n === 1 ? 'frame' : 'frames'} rendered, ${formatSeconds(job.normalizedSeconds)} of render time.` }));
+      }
+      case 'suspended':
+      case 'debugging':
+        return callout('warning', statusLabel(job.status), h('p', { text: 'The farm holds this job; it does not render it now.' }));
+      default:
+        return null;
+    }
+  }
+
+  async function validateNow(button) {
+    button.disabled = true;
+    try {
+      await api.validate(id, signal);
+      poller.refresh();
+    } catch (err) {
+      if (isAbort(err)) return;
+      button.disabled = false;
+      showProblem(err);
+    }
+  }
+
+  function showActions(job) {
+    if (finalStatuses.has(job.status)) {
+      replace(actions);
+      return;
+    }
+    const error = h('p', { class: 'field-error', role: 'alert', hidden: true });
+    const ask = h('button', { type: 'button', class: 'button button-danger-quiet', id: 'cancel-job' }, 'Cancel job');
+    const confirm = h('div', { class: 'confirm', hidden: true, role: 'group', 'aria-label': 'Confirm cancel' },
+      h('span', { text: 'Stop this job?' }),
+      h('button', { type: 'button', class: 'button button-danger', id: 'cancel-confirm', onclick: doCancel }, 'Yes, cancel it'),
+      h('button', { type: 'button', class: 'button', onclick: () => { confirm.hidden = true; ask.hidden = false; ask.focus(); } }, 'Keep it'));
+    ask.addEventListener('click', () => {
+      ask.hidden = true;
+      confirm.hidden = false;
+      confirm.querySelector('#cancel-confirm').focus();
+    });
+    replace(actions, ask, confirm, error);
+
+    async function doCancel(e) {
+      const button = e.currentTarget; // gone from the event once it is dispatched
+      button.disabled = true;
+      try {
+        await api.cancel(id, signal);
+        poller.refresh();
+      } catch (err) {
+        if (isAbort(err)) return;
+        button.disabled = false;
+        error.textContent = err.message;
+        error.hidden = false;
+      }
+    }
+  }
+
+  function showSetup(job) {
+    let scene = sceneCard(job.analysis, job.analysis.scenes.find((s) => s.name === job.analysis.activeScene) ?? job.analysis.scenes[0]);
+    const findings = h('div', { class: 'stack' }, scene, blenderCard(job.analysis, job.sceneFile), filesCard(job.analysis));
+    const form = renderForm(job, {
+      api,
+      signal,
+      onStarted: () => {
+        focusProgress = true;
+        announce('Rendering started.');
+        poller.refresh();
+      },
+      onSceneChange: (s) => {
+        const next = sceneCard(job.analysis, s);
+        scene.replaceWith(next);
+        scene = next;
+      },
+    });
+    replace(sections.setup,
+      h('p', { class: 'lead', text: 'Validation is done. Check what it found, adjust the settings, and render.' }),
+      warningsBlock(job.analysis),
+      h('div', { class: 'setup-grid' }, findings, form));
+  }
+
+  function showDetails(job) {
+    replace(sections.details, h('details', { class: 'card details', id: 'analysis-details' },
+      h('summary', {}, 'What validation found',
+        job.analysis.warnings?.length ? h('span', { class: 'badge badge-warning', text: `${job.analysis.warnings.length} ${job.analysis.warnings.length === 1 ? 'warning' : 'warnings'}` }) : null),
+      h('div', { class: 'stack' },
+        warningsBlock(job.analysis),
+        sceneCard(job.analysis, job.analysis.scenes.find((s) => s.name === job.finalConfig?.scene) ?? job.analysis.scenes[0]),
+        blenderCard(job.analysis, job.sceneFile),
+        filesCard(job.analysis))));
+  }
+
+  function buildLive(job) {
+    grid.configure(job.finalConfig);
+    const meter = progressMeter('job-progress');
+    const stats = h('dl', { class: 'stats' });
+    const progressCard = h('section', { class: 'card', id: 'progress-card', 'aria-labelledby': 'progress-title' },
+      h('h2', { id: 'progress-title', text: 'Progress' }),
+      meter.el,
+      stats);
+    const c = job.finalConfig;
+    const settingsCard = h('section', { class: 'card', id: 'settings-card', 'aria-labelledby': 'settings-title' },
+      h('h2', { id: 'settings-title', text: 'Settings' }),
+      facts([
+        ['Scene', c.scene],
+        ['Frames', `${c.frameRanges.join(', ')} (${c.frameCount})`],
+        ['Resolution', `${c.resolution[0]} × ${c.resolution[1]} px at ${c.resolutionPercentage}%`],
+        ['Engine', `${engineName(c.renderEngine)}, ${c.computeDeviceType}`],
+        ['Samples', c.renderEngine === 'BLENDER_WORKBENCH' ? '—' : String(c.sampleCount)],
+        ['Denoising', c.denoisingEnabled ? `On${c.denoiserType ? ` (${denoiserName(c.denoiserType)})` : ''}` : 'Off'],
+        ['Output', c.outputFormat],
+        ['Frames per task', String(c.chunkSize)],
+      ]));
+    const downloadsBody = h('div', { class: 'downloads-body' });
+    const downloadsCard = h('section', { class: 'card', id: 'downloads-card', 'aria-labelledby': 'downloads-title' },
+      h('h2', { id: 'downloads-title', text: 'Downloads' }),
+      downloadsBody);
+    replace(sections.overview, progressCard, downloadsCard);
+    replace(sections.settings, settingsCard);
+
+    const framesSummary = h('p', { class: 'muted', id: 'frames-summary' });
+    replace(sections.frames, h('section', { id: 'frames-section', 'aria-labelledby': 'frames-title' },
+      h('div', { class: 'section-head' }, h('h2', { id: 'frames-title', text: 'Frames' }), framesSummary),
+      grid.list));
+    return { meter, stats, downloadsBody, framesSummary, note: '', built: false, zipLink: null, videoLink: null };
+  }
+
+  function showLive(job, progress, downloads) {
+    if (!live) live = buildLive(job);
+    const p = progress ?? { framesTotal: job.finalConfig.frameCount, framesCompleted: 0, framesRendering: 0, framesFailed: 0, percentComplete: 0, etaSeconds: null, frames: [] };
+    const total = p.framesTotal;
+    if (job.status === 'booting' && p.framesCompleted === 0) live.meter.indeterminate('Starting Blender…');
+    else if (job.status === 'finalizing') live.meter.update(100, 'Making the zip and the preview video…');
+    else live.meter.update(p.percentComplete, `${p.framesCompleted} of ${total} ${total === 1 ? 'frame' : 'frames'} · ${Math.floor(p.percentComplete)}%`);
+
+    const eta = p.etaSeconds === null || p.etaSeconds === undefined || finalStatuses.has(job.status) ? '—' : formatSeconds(p.etaSeconds);
+    // normalizedSeconds is set when the job is finalized; until then the
+    // frames' own times add up to it.
+    const spent = job.normalizedSeconds > 0 ? job.normalizedSeconds : p.frames.reduce((sum, f) => sum + (f.renderSeconds || 0), 0);
+    replaceStats(live.stats, [
+      ['Done', String(p.framesCompleted)],
+      ['Rendering', String(p.framesRendering)],
+      ['Failed', String(p.framesFailed)],
+      ['Est. time left', eta],
+      ['Render time', spent > 0 ? formatSeconds(spent) : '—'],
+    ]);
+    live.meter.el.dataset.tone = job.status;
+    setText(live.framesSummary, `${p.framesCompleted} of ${total} done${p.framesFailed ? `, ${p.framesFailed} failed` : ''}`);
+    grid.update(p, downloads);
+    showDownloads(job, downloads);
+
+    if (focusProgress) {
+      focusProgress = false;
+      const heading = document.getElementById('progress-title');
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }
+
+  function showDownloads(job, downloads) {
+    const t = downloads?.transforms;
+    const zip = t?.framesZipOutputs ?? (t?.framesZip ? { url: t.framesZip, fileName: 'frames.zip' } : null);
+    const video = t?.video ?? null;
+    if (!zip && !video) {
+      let note = 'The zip of every frame and the preview video are made once all frames are done. Each frame can be downloaded from its tile below as soon as it lands.';
+      if (job.status === 'canceled' || job.status === 'failed') note = 'No zip or preview video was made. Finished frames can be downloaded from their tiles below.';
+      if (live.note !== note) {
+        live.note = note;
+        replace(live.downloadsBody, h('p', { class: 'muted', text: note }));
+      }
+      return;
+    }
+    if (live.built) {
+      // The zip and the video are made together, once; from here on only
+      // the links' signatures change. The player keeps its first URL so
+      // that it does not reload.
+      if (zip && live.zipLink) live.zipLink.href = zip.url;
+      if (video && live.videoLink) live.videoLink.href = video.url;
+      return;
+    }
+    live.built = true;
+    live.note = '';
+    const links = h('div', { class: 'download-links' });
+    if (zip) {
+      live.zipLink = h('a', { class: 'button button-primary', id: 'download-zip', href: zip.url, download: zip.fileName },
+        'Download all frames', h('span', { class: 'button-note', text: ` .zip${zip.sizeBytes ? ` · ${formatBytes(zip.sizeBytes)}` : ''}` }));
+      links.append(live.zipLink);
+    }
+    let player = null;
+    if (video) {
+      live.videoLink = h('a', { class: 'button', id: 'download-video', href: video.url, download: video.fileName },
+        'Download preview video', h('span', { class: 'button-note', text: ` .mp4 · ${formatBytes(video.sizeBytes)}` }));
+      links.append(live.videoLink);
+      player = h('figure', { class: 'player' },
+        h('video', { id: 'preview-video', src: video.url, controls: true, preload: 'metadata', playsinline: true, loop: true }),
+        h('figcaption', { class: 'muted', text: `Preview, ${video.codec.toUpperCase()} at ${video.fps} fps. It plays the frames in order; the frames themselves are the full-quality output.` }));
+    } else {
+      links.append(h('p', { class: 'muted', text: 'No preview video: it needs two frames or more.' }));
+    }
+    replace(live.downloadsBody, player, links);
+  }
+
+  function keepLinksFresh() {
+    poll(async () => {
+      try {
+        const [progress, downloads] = await Promise.all([api.progress(id, signal), api.downloads(id, signal)]);
+        grid.update(progress, downloads);
+        if (live) showDownloads({ status: lastStatus }, downloads);
+      } catch (err) {
+        if (isAbort(err)) return false;
+      }
+      return true;
+    }, refreshLinksMs, signal);
+  }
+
+  async function showLog() {
+    let lines = [];
+    try {
+      lines = await api.logTail(id, signal);
+    } catch (err) {
+      if (isAbort(err)) return;
+      // The log is a help, not the answer; the failed reason above is.
+      return;
+    }
+    if (lines.length === 0) return;
+    replace(sections.log, h('section', { class: 'card', id: 'log-card', 'aria-labelledby': 'log-title' },
+      h('h2', { id: 'log-title', text: 'End of the Blender log' }),
+      h('pre', { class: 'log', id: 'blender-log', tabindex: '0' }, lines.join('\n'))));
+  }
+
+  function notFound(err) {
+    setText(title, 'No such job');
+    badge.hidden = true;
+    replace(meta);
+    replace(actions);
+    for (const s of Object.values(sections)) replace(s);
+    replace(sections.status, callout('error', null, h('p', { text: err.message }), h('p', {}, h('a', { href: '#/' }, 'Back to the jobs'))));
+  }
+}
+
+function replaceStats(dl, pairs) {
+  if (dl.children.length !== pairs.length) {
+    replace(dl, pairs.map(([term]) => h('div', { class: 'stat' }, h('dt', { text: term }), h('dd'))));
+  }
+  pairs.forEach(([, value], i) => setText(dl.children[i].querySelector('dd'), value));
+}

@@ -129,7 +129,7 @@ func TestKilledServerFinishesTheJobAfterRestart(t *testing.T) {
 	if p.FramesCompleted != 12 || p.FramesTotal != 12 {
 		t.Errorf("progress %d/%d, want 12/12", p.FramesCompleted, p.FramesTotal)
 	}
-	stored, err := filepath.Glob(filepath.Join(f.dataDir, "objects", "jobs", job.ID, "frames", "*"))
+	stored, err := filepath.Glob(filepath.Join(f.dataDir, "objects", "jobs", job.ID, "frames", "*", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}

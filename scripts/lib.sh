@@ -59,3 +59,5 @@ ensure_go() {
 # The Debian packages renderfarm runs with: Blender renders, ffmpeg makes
 # preview videos.
 RUNTIME_PACKAGES=(blender ffmpeg)
+# What the tests need besides: a real browser for the dashboard's tests.
+TEST_PACKAGES=(chromium)

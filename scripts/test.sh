@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test of renderfarm: installs what the tests need
-# (Blender, ffmpeg), then gofmt, go vet, staticcheck and the whole test
+# (Blender, ffmpeg, Chromium, PostgreSQL, an S3-compatible server) and
+# starts the services, then gofmt, go vet, staticcheck and the whole test
 # suite, including end-to-end tests that render with the real Blender.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+. scripts/services.sh
 
-apt_install "${RUNTIME_PACKAGES[@]}"
+apt_install "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 ensure_go
+start_postgres
+start_s3
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

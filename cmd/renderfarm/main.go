@@ -3,6 +3,9 @@
 //
 //	renderfarm serve        the API, the job engine and local render workers
 //	renderfarm keys create  a new API key for a workspace
+//
+// and the client commands that talk to a farm over its API: submit, jobs,
+// status, progress, cancel, download and webhooks.
 package main
 
 import (
@@ -22,8 +25,18 @@ Usage:
   renderfarm serve [flags]         run the API, the job engine and render workers
   renderfarm keys create [flags]   create an API key for a workspace
 
+Client commands, for any farm (--server, --api-key):
+  renderfarm submit FILE [flags]   upload a .blend, .zip or project folder, validate, render
+  renderfarm jobs [flags]          list the jobs of the workspace
+  renderfarm status JOB [flags]    show a job; --wait follows it to the end
+  renderfarm progress [JOB]        frames done and time left, of one job or all running
+  renderfarm cancel JOB            stop a job
+  renderfarm download JOB DIR      fetch a job's frames, zip and video into DIR
+  renderfarm webhooks create|list|delete|deliveries   manage webhook receivers
+
 Run "renderfarm COMMAND -h" for the flags of a command. Every flag can also
-be set in the environment as RENDERFARM_NAME (for example RENDERFARM_ADDR).
+be set in the environment as RENDERFARM_NAME (for example RENDERFARM_ADDR,
+RENDERFARM_SERVER, RENDERFARM_API_KEY).
 `
 
 // errUsage marks a mistake on the command line: exit code 2.
@@ -46,6 +59,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = keys(ctx, args[1:], stdout, stderr)
+	case "submit":
+		err = submit(ctx, args[1:], stdout, stderr)
+	case "jobs":
+		err = listJobs(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = showStatus(ctx, args[1:], stdout, stderr)
+	case "progress":
+		err = showProgress(ctx, args[1:], stdout, stderr)
+	case "cancel":
+		err = cancelJob(ctx, args[1:], stdout, stderr)
+	case "download":
+		err = downloadJob(ctx, args[1:], stdout, stderr)
+	case "webhooks":
+		err = webhooks(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -53,11 +80,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "renderfarm: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var exit *exitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &exit):
+		if exit.err != nil {
+			fmt.Fprintf(stderr, "renderfarm %s: %v\n", args[0], exit.err)
+		}
+		return exit.code
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "renderfarm %s: %v\n", args[0], err)
 		return 2

@@ -18,6 +18,8 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/web"
+	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
 type serveConfig struct {
@@ -36,6 +38,9 @@ type serveConfig struct {
 	blenderThreads int
 	ffmpegBinary   string
 	logFormat      string
+	webhookPrivate bool
+	webhookTries   int
+	webhookRetry   time.Duration
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,6 +64,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.blenderThreads, "blender-threads", 0, "render threads per Blender process (0: all cores)")
 	fs.StringVar(&c.ffmpegBinary, "ffmpeg", "ffmpeg", "the ffmpeg executable for preview videos")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.webhookPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (labs and tests only)")
+	fs.IntVar(&c.webhookTries, "webhook-attempts", webhook.DefaultAttempts, "how many times a webhook event is tried, over about a day at the default")
+	fs.DurationVar(&c.webhookRetry, "webhook-first-retry", webhook.DefaultFirstRetry, "the wait before a webhook event's second attempt; later waits grow from it (x6, x24, x120 …)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -126,7 +134,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RenderWorkers: c.workers, WorkerName: c.workerName,
 		WorkDir: filepath.Join(c.dataDir, "work"), FFmpeg: c.ffmpegBinary,
 		UploadURLTTL: c.uploadTTL, DownloadURLTTL: c.downloadTTL, ZipLimits: limits,
-		WorkerTimeout: c.workerTimeout,
+		WorkerTimeout:   c.workerTimeout,
+		WebhookAttempts: c.webhookTries, WebhookAllowPrivate: c.webhookPrivate, WebhookFirstRetry: c.webhookRetry,
 	})
 	if err != nil {
 		return err
@@ -136,7 +145,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	server := &http.Server{
-		Handler:           httpapi.New(eng, httpapi.Options{Objects: objects.Handler(), Logger: log}),
+		Handler:           httpapi.New(eng, httpapi.Options{Objects: objects.Handler(), Logger: log, Dashboard: web.Handler(web.Options{ObjectOrigins: []string{c.publicURL}})}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)

@@ -8,6 +8,7 @@ const (
 	queueRender      = "render"
 	queueControl     = "control"
 	queueMaintenance = "maintenance"
+	queueWebhooks    = "webhooks"
 )
 
 // taskRef names the task a River job carries out and the generation it was
@@ -50,4 +51,13 @@ type reapArgs struct{}
 func (reapArgs) Kind() string { return "reap_orphaned_tasks" }
 func (reapArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 1}
+}
+
+type deliverArgs struct {
+	EventID string `json:"eventId"`
+}
+
+func (deliverArgs) Kind() string { return "deliver_webhook" }
+func (deliverArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueWebhooks}
 }

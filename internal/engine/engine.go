@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,13 +20,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
+	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
 // Config wires the engine to its parts and sets its limits.
@@ -54,8 +55,28 @@ type Config struct {
 	WorkerTimeout time.Duration
 	// HeartbeatInterval is how often a worker records that it is alive.
 	HeartbeatInterval time.Duration
+	// Metrics receives the counters the engine moves; nil keeps none.
+	Metrics *metrics.Metrics
+
+	// PostgresDSN is the database URL when Store is on PostgreSQL: River
+	// listens for new work on a connection of its own (LISTEN/NOTIFY), so
+	// a worker starts a job the moment it is queued.
+	PostgresDSN string
+
 	// RenderAttempts is how many times a chunk is tried before its job fails.
 	RenderAttempts int
+
+	// WebhookAttempts is how many times an event is tried (see
+	// webhook.RetryDelay for their spacing).
+	WebhookAttempts int
+	// WebhookFirstRetry is the wait before an event's second attempt; the
+	// later waits grow from it.
+	WebhookFirstRetry time.Duration
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses: for labs and tests, never for a farm on a shared network.
+	WebhookAllowPrivate bool
+	// Resolver resolves webhook hosts; nil is the system's.
+	Resolver webhook.Resolver
 }
 
 func (c *Config) setDefaults() {
@@ -87,6 +108,12 @@ func (c *Config) setDefaults() {
 	if c.RenderAttempts <= 0 {
 		c.RenderAttempts = 3
 	}
+	if c.WebhookAttempts <= 0 {
+		c.WebhookAttempts = webhook.DefaultAttempts
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
 }
 
 // Engine is the farm's job engine.
@@ -96,6 +123,7 @@ type Engine struct {
 	objects  objstore.Store
 	log      *slog.Logger
 	river    *river.Client[*sql.Tx]
+	sender   *webhook.Sender
 	workerID string
 
 	// inputs serialises preparing one job's input on this machine.
@@ -106,6 +134,7 @@ type Engine struct {
 
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
+	closeDriver   func()
 }
 
 // New migrates River's tables and builds the engine. Call Start to run work.
@@ -128,16 +157,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		objects:   cfg.Objects,
 		log:       cfg.Logger,
 		workerID:  uuid.NewString(),
+		sender:    webhook.NewSender(cfg.WebhookAllowPrivate),
 		busyTasks: map[string]bool{},
 	}
 
-	driver := riversqlite.New(cfg.Store.DB())
-	migrator, err := rivermigrate.New(driver, nil)
+	driver, closeDriver, err := riverDriver(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
+		return nil, err
 	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("engine: migrate River tables: %w", err)
+	e.closeDriver = closeDriver
+	if err := migrateRiver(ctx, cfg.Store, driver); err != nil {
+		closeDriver()
+		return nil, err
 	}
 
 	workers := river.NewWorkers()
@@ -145,17 +176,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	river.AddWorker(workers, &renderWorker{e: e})
 	river.AddWorker(workers, &finalizeWorker{e: e})
 	river.AddWorker(workers, &reapWorker{e: e})
+	river.AddWorker(workers, &deliverWorker{e: e})
 
 	queues := map[string]river.QueueConfig{
 		queueMaintenance: {MaxWorkers: 1},
 		queueControl:     {MaxWorkers: 2},
+		queueWebhooks:    {MaxWorkers: 8},
 	}
 	if cfg.RenderWorkers > 0 {
 		queues[queueRender] = river.QueueConfig{MaxWorkers: cfg.RenderWorkers}
 	} else {
 		// Without render workers, validation and finalizing (which run
 		// Blender and ffmpeg) are left to the worker processes too.
-		queues = map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}}
+		queues = map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}, queueWebhooks: {MaxWorkers: 8}}
 	}
 
 	reapEvery := max(time.Second, cfg.WorkerTimeout/4)
@@ -219,6 +252,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		<-e.heartbeatDone
 		_ = e.store.Heartbeat(context.Background(), e.workerID, store.WorkerStopped, "")
 	}
+	e.closeDriver()
 	return err
 }
 

@@ -43,7 +43,8 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 	if job.Status == farm.StatusFinalizing {
 		files, renderSeconds, err = e.makeOutputs(ctx, job)
 		if err != nil {
-			if rj.Attempt < rj.MaxAttempts && ctx.Err() == nil {
+			if ctx.Err() != nil || rj.Attempt < rj.MaxAttempts {
+				// Stopping, or worth another try: hand the task back.
 				e.release(ref)
 				return err
 			}
@@ -52,7 +53,9 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 				Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
 		}
 	}
-	err = e.store.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	// From here on the outcome is recorded even if the worker is stopping.
+	ctx = context.WithoutCancel(ctx)
+	err = e.store.InTx(ctx, func(tx *store.Tx) error {
 		if ok, err := e.finish(ctx, tx, ref, store.TaskDone); !ok {
 			return err
 		}

@@ -116,6 +116,7 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	if err != nil {
 		return nil, err
 	}
+	e.cfg.Metrics.Uploaded(info.Size)
 	return e.present(ctx, job), nil
 }
 

@@ -116,8 +116,12 @@ func (e *Engine) Downloads(ctx context.Context, p farm.Principal, id string) (*f
 	return d, nil
 }
 
+// frameFileName is the name a stored object downloads as: its key's last
+// part, unique within a job.
+func frameFileName(key string) string { return path.Base(key) }
+
 func (e *Engine) fileOutput(ctx context.Context, key string, size int64) (farm.FileOutput, error) {
-	name := path.Base(key)
+	name := frameFileName(key)
 	url, _, err := e.objects.PresignGet(ctx, key, e.cfg.DownloadURLTTL, name)
 	if err != nil {
 		return farm.FileOutput{}, err

@@ -54,6 +54,11 @@ func (w *renderWorker) Work(ctx context.Context, rj *river.Job[renderArgs]) erro
 	case errors.Is(renderErr, errNotOurs):
 		e.log.Info("chunk was handed to another worker; stopped", "job", job.ID, "task", ref.TaskID)
 		return nil
+	case savedEveryFrame(renderErr):
+		// Blender failed on its way out, after every frame was saved and
+		// stored: the chunk is done (endChunk sees it so too).
+		e.log.Warn("Blender failed after saving every frame of the chunk", "job", job.ID, "task", ref.TaskID, "err", renderErr)
+		return e.endChunk(ctx, ref, renderErr)
 	case ctx.Err() != nil:
 		// Canceled (the job was, or the worker is stopping): Cancel already
 		// marked the task, or the reaper will hand it out again.
@@ -137,7 +142,7 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 			stop()
 		}
 	}
-	_, err = e.cfg.Blender.Render(renderCtx, blender.RenderJob{
+	result, err := e.cfg.Blender.Render(renderCtx, blender.RenderJob{
 		BlendPath: in.BlendPath,
 		Scene:     job.FinalConfig.Scene,
 		Frames:    frames,
@@ -151,6 +156,9 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 		var re *blender.RenderError
 		if errors.As(err, &re) && re.Frame >= 0 {
 			e.frameFailed(ctx, ref, re.Frame, re.Line)
+		}
+		if result != nil && ctx.Err() == nil {
+			e.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), result.LogTail)
 		}
 	}
 	return err
@@ -189,8 +197,10 @@ func (e *Engine) frameFailed(ctx context.Context, ref taskRef, frame int, line s
 // frameSaved stores the image Blender just wrote and marks the frame done,
 // unless the task has moved on to another holder.
 func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) error {
-	name := filepath.Base(ev.Path)
-	key := jobFramesPrefix(ref.JobID) + name
+	// Each holder of the task stores under its own key, so a worker that
+	// was given up on can never replace the image of a frame its successor
+	// stored; the name a frame downloads as is the file name alone.
+	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, filepath.Base(ev.Path))
 	f, err := os.Open(ev.Path)
 	if err != nil {
 		return fmt.Errorf("frame %d: %w", ev.Frame, err)
@@ -200,7 +210,7 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) 
 	if err != nil {
 		return fmt.Errorf("store frame %d: %w", ev.Frame, err)
 	}
-	return e.updateFrame(ctx, ref, ev.Frame, func(f *store.Frame) {
+	err = e.updateFrame(ctx, ref, ev.Frame, func(f *store.Frame) {
 		f.Status = farm.FrameCompleted
 		f.Worker = e.cfg.WorkerName
 		f.RenderSeconds = ev.RenderSeconds
@@ -208,6 +218,16 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) 
 		f.SizeBytes = size
 		f.Error = ""
 	})
+	switch {
+	case err == nil:
+		e.cfg.Metrics.FrameStored(e.cfg.WorkerName, ev.RenderSeconds)
+	case errors.Is(err, errNotOurs):
+		// Refused: the image stored above belongs to no frame.
+		if delErr := e.objects.Delete(context.WithoutCancel(ctx), key); delErr != nil {
+			e.log.Warn("could not remove a refused frame image", "key", key, "err", delErr)
+		}
+	}
+	return err
 }
 
 // updateFrame changes one frame of the chunk, checking in the same
@@ -244,6 +264,9 @@ func (e *Engine) updateFrame(ctx context.Context, ref taskRef, frame int, change
 // transaction.
 func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) error {
 	ctx = context.WithoutCancel(ctx)
+	if savedEveryFrame(renderErr) {
+		renderErr = nil
+	}
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
 		status := store.TaskDone
 		if renderErr != nil {
@@ -267,9 +290,21 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 			if err := e.cancelWork(ctx, tx, job.ID); err != nil {
 				return err
 			}
+			// The frame Blender failed on is failed; the others that never
+			// rendered stay canceled.
 			var re *blender.RenderError
-			if errors.As(renderErr, &re) && re.Frame >= 0 {
-				return tx.SetFramesStatus(ctx, job.ID, farm.FrameFailed, farm.FrameCanceled)
+			if !errors.As(renderErr, &re) || re.Frame < 0 {
+				return nil
+			}
+			frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+			if err != nil {
+				return err
+			}
+			for _, f := range frames {
+				if f.Frame == re.Frame {
+					f.Status = farm.FrameFailed
+					return tx.UpdateFrame(ctx, f)
+				}
 			}
 			return nil
 		}
@@ -333,4 +368,11 @@ func settingsFor(fc *farm.FinalConfig) blender.Settings {
 		s.Quality = *fc.OutputSettings.Quality
 	}
 	return s
+}
+
+// savedEveryFrame reports whether a render error came after Blender had
+// saved every frame it was given (the runner names no frame then).
+func savedEveryFrame(err error) bool {
+	var re *blender.RenderError
+	return errors.As(err, &re) && re.Frame < 0
 }

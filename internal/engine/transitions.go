@@ -9,8 +9,9 @@ import (
 )
 
 // moveJob is the one place a job changes status: it enforces the
-// transition rules and writes the job, with whatever else the caller
-// changed on it, in the caller's transaction.
+// transition rules, writes the job with whatever else the caller changed on
+// it, and queues the webhook events the change causes, all in the caller's
+// transaction.
 func (e *Engine) moveJob(ctx context.Context, tx *store.Tx, job *farm.Job, to farm.Status) error {
 	if !farm.CanMove(job.Status, to) {
 		return fmt.Errorf("job %s cannot move from %s to %s", job.ID, job.Status, to)
@@ -22,5 +23,5 @@ func (e *Engine) moveJob(ctx context.Context, tx *store.Tx, job *farm.Job, to fa
 		return err
 	}
 	e.log.Info("job status changed", "job", job.ID, "from", from, "to", to)
-	return nil
+	return e.enqueueWebhooks(ctx, tx, job, from)
 }

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 
+	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -39,7 +41,8 @@ func (w *validateWorker) Work(ctx context.Context, rj *river.Job[validateArgs]) 
 	if job.Status == farm.StatusValidating {
 		analysis, sceneFile, failure, err = e.inspect(ctx, job)
 		if err != nil {
-			if rj.Attempt < rj.MaxAttempts && ctx.Err() == nil {
+			if ctx.Err() != nil || rj.Attempt < rj.MaxAttempts {
+				// Stopping, or worth another try: hand the task back.
 				e.release(ref)
 				return err
 			}
@@ -50,7 +53,9 @@ func (w *validateWorker) Work(ctx context.Context, rj *river.Job[validateArgs]) 
 	}
 
 	failed := false
-	err = e.store.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	// From here on the outcome is recorded even if the worker is stopping.
+	ctx = context.WithoutCancel(ctx)
+	err = e.store.InTx(ctx, func(tx *store.Tx) error {
 		status := store.TaskDone
 		if job.Status != farm.StatusValidating {
 			status = store.TaskCanceled
@@ -97,6 +102,10 @@ func (e *Engine) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *f
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, nil, ctx.Err()
+		}
+		var ie *blender.InspectError
+		if errors.As(err, &ie) {
+			e.keepLog(ctx, job.ID, "validate", ie.LogTail)
 		}
 		return nil, &in.SceneFile, &farm.FailedReason{Name: "BLENDER_CANNOT_OPEN_FILE", Type: farm.FailValidation,
 			Message: fmt.Sprintf("%v; check that the file opens in Blender %s and upload it again", err, e.blenderVersion(ctx))}, nil

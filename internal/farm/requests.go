@@ -49,3 +49,37 @@ const (
 	FileTypeBlend = "blend"
 	FileTypeZip   = "zip"
 )
+
+// Webhook is a receiver of a workspace's job events. Secret is shown only
+// when the webhook is created and when its secret is rotated.
+type Webhook struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Events    []string  `json:"events"`
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// WebhookDelivery is one attempt to deliver an event to a webhook.
+type WebhookDelivery struct {
+	ID          string     `json:"id"`
+	DeliveryID  string     `json:"deliveryId"`
+	Event       string     `json:"event"`
+	JobID       string     `json:"jobId"`
+	Attempt     int        `json:"attempt"`
+	AttemptedAt time.Time  `json:"attemptedAt"`
+	HTTPStatus  *int       `json:"httpStatus"`
+	Error       *string    `json:"error"`
+	DurationMs  int64      `json:"durationMs"`
+	NextRetryAt *time.Time `json:"nextRetryAt"`
+}
+
+// MaxWebhooksPerWorkspace bounds how many receivers a workspace registers:
+// every event is sent to each of them.
+const MaxWebhooksPerWorkspace = 20
+
+// JobLog is the tail of the last Blender log kept for a job, the one that
+// explains a failure.
+type JobLog struct {
+	Lines []string `json:"lines"`
+}

@@ -32,6 +32,9 @@ type Options struct {
 	// MaxBodyBytes bounds JSON request bodies; zero or less means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Dashboard serves the web dashboard at / and everything under /ui/.
+	// Nil serves none.
+	Dashboard http.Handler
 }
 
 type api struct {
@@ -69,10 +72,21 @@ func New(f Farm, opts Options) http.Handler {
 	m.Handle("POST "+BasePath+"/jobs/{id}/cancel", a.authed(a.cancel))
 	m.Handle("GET "+BasePath+"/jobs/{id}/progress", a.authed(a.progress))
 	m.Handle("GET "+BasePath+"/jobs/{id}/downloads", a.authed(a.downloads))
+	m.Handle("GET "+BasePath+"/jobs/{id}/log", a.authed(a.jobLog))
+	m.Handle("POST "+BasePath+"/webhooks", a.authed(a.createWebhook))
+	m.Handle("GET "+BasePath+"/webhooks", a.authed(a.listWebhooks))
+	m.Handle("GET "+BasePath+"/webhooks/{id}", a.authed(a.getWebhook))
+	m.Handle("DELETE "+BasePath+"/webhooks/{id}", a.authed(a.deleteWebhook))
+	m.Handle("POST "+BasePath+"/webhooks/{id}/rotate-secret", a.authed(a.rotateWebhookSecret))
+	m.Handle("GET "+BasePath+"/webhooks/{id}/deliveries", a.authed(a.webhookDeliveries))
 	m.HandleFunc("GET "+BasePath+"/openapi.json", a.openAPI)
 	m.HandleFunc("GET /healthz", a.healthz)
 	if opts.Objects != nil {
 		m.Handle("/objects/", opts.Objects)
+	}
+	if opts.Dashboard != nil {
+		m.Handle("GET /{$}", opts.Dashboard)
+		m.Handle("GET /ui/", opts.Dashboard)
 	}
 
 	return a.observe(http.HandlerFunc(a.route))

@@ -36,7 +36,7 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, dst any, example st
 
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, len(body))
+		return jsonError(err, len(body), reflect.TypeOf(dst))
 	}
 	if off := dec.InputOffset(); len(bytes.TrimSpace(body[off:])) > 0 {
 		return farm.Invalid(farm.CodeInvalidJSON,
@@ -71,8 +71,9 @@ func byteSize(n int64) string {
 
 // jsonError turns a decoding error into a message that says where the body
 // went wrong and, for a value of the wrong type, which field and what it
-// should have been.
-func jsonError(err error, size int) error {
+// should have been. dst is the type decoded into, which tells a wrong item
+// of an array from a wrong array.
+func jsonError(err error, size int, dst reflect.Type) error {
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return farm.Invalid(farm.CodeInvalidJSON, "the request body is not valid JSON: %s (at byte offset %d)", se.Error(), se.Offset)
 	}
@@ -84,15 +85,74 @@ func jsonError(err error, size int) error {
 		if te.Field == "" {
 			return farm.Invalid(farm.CodeInvalidJSON, "the request body must be a JSON object, not %s", sent)
 		}
+		subject := te.Field
+		if ft := fieldType(dst, te.Field); ft != nil && (ft.Kind() == reflect.Slice || ft.Kind() == reflect.Array) && ft != te.Type {
+			subject = "every item of " + te.Field
+		}
 		return &farm.Error{
 			Kind:    farm.KindInvalid,
 			Code:    farm.CodeInvalidRequest,
 			Field:   te.Field,
-			Message: te.Field + " " + expectation(te.Type, te.Value) + ", not " + sent,
+			Message: subject + " " + expectation(te.Type, te.Value) + ", not " + sent,
 		}
 	}
 	// Anything else (a dst that cannot be decoded into) is our mistake.
 	return fmt.Errorf("decode request body: %w", err)
+}
+
+// fieldType follows a dotted path of JSON names, as encoding/json reports
+// it, through the structs of t, and returns the type of the field it ends
+// at without pointers; nil when the path leaves the structs.
+func fieldType(t reflect.Type, path string) reflect.Type {
+	for name := range strings.SplitSeq(path, ".") {
+		t = deref(t)
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		f, ok := structField(t, name)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	return deref(t)
+}
+
+// structField finds the field encoding/json writes under name, looking
+// into embedded structs as it does.
+func structField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			if et := deref(f.Type); et.Kind() == reflect.Struct {
+				if sf, ok := structField(et, name); ok {
+					return sf, true
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 // jsonKind names what a client sent, from encoding/json's description of
@@ -115,10 +175,7 @@ func jsonKind(value string) string {
 // expectation says what a Go type needs from JSON. A number sent for an
 // integer field gets its own words, since the type was almost right.
 func expectation(t reflect.Type, sent string) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
+	switch deref(t).Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if n, ok := strings.CutPrefix(sent, "number "); ok {

@@ -116,6 +116,15 @@ func TestTypeErrorsNameTheField(t *testing.T) {
 			"requestedRenderConfig", "must be an object, not a string"},
 		{"/jobs", `{"slug": 5}`, "slug", "slug must be a string, not a number"},
 		{"/uploads", `{"fileName": ["a.blend"], "fileType": "blend"}`, "fileName", "fileName must be a string, not an array"},
+		{"/webhooks", `{"url": 443, "events": ["onRenderComplete"]}`, "url", "url must be a string, not a number"},
+		{"/webhooks", `{"url": "https://pipeline.example.com/hook", "events": "onRenderComplete"}`, "events", "events must be an array, not a string"},
+		{"/webhooks", `{"url": "https://pipeline.example.com/hook", "events": {"onRenderComplete": true}}`, "events", "events must be an array, not an object"},
+		// A wrong item is told from a wrong array.
+		{"/webhooks", `{"url": "https://pipeline.example.com/hook", "events": ["onRenderComplete", 1]}`, "events", "every item of events must be a string, not a number"},
+		{"/jobs/" + jobID + "/render", `{"requestedRenderConfig": {"colorManagementPreset": "default", "frameRanges": [1]}}`,
+			"requestedRenderConfig.frameRanges", "every item of requestedRenderConfig.frameRanges must be a string, not a number"},
+		{"/jobs/" + jobID + "/render", `{"requestedRenderConfig": {"colorManagementPreset": "default", "resolution": [1920.5, 1080]}}`,
+			"requestedRenderConfig.resolution", "every item of requestedRenderConfig.resolution must be a whole number, not 1920.5"},
 	}
 	for _, tc := range cases {
 		e := newEnv(t, nil, httpapi.Options{})
@@ -143,6 +152,13 @@ func TestRequiredFields(t *testing.T) {
 		{"render with null config", "/jobs/" + jobID + "/render", `{"requestedRenderConfig": null}`, farm.CodeInvalidConfig, "requestedRenderConfig", "required"},
 		{"render with empty config", "/jobs/" + jobID + "/render", `{"requestedRenderConfig": {}}`, farm.CodeInvalidConfig, "requestedRenderConfig", "colorManagementPreset"},
 		{"render with only unknown fields", "/jobs/" + jobID + "/render", `{"requestedRenderConfig": {"turbo": true}}`, farm.CodeInvalidConfig, "requestedRenderConfig", "no known field"},
+		{"webhook without url", "/webhooks", `{"events": ["onRenderComplete"]}`, farm.CodeInvalidRequest, "url", "https://"},
+		{"webhook with empty url", "/webhooks", `{"url": "", "events": ["onRenderComplete"]}`, farm.CodeInvalidRequest, "url", "url is required"},
+		{"webhook with null url", "/webhooks", `{"url": null, "events": ["onRenderComplete"]}`, farm.CodeInvalidRequest, "url", "url is required"},
+		{"webhook without events", "/webhooks", `{"url": "https://pipeline.example.com/hook"}`, farm.CodeInvalidRequest, "events", `"onRenderComplete", "onRenderFail" and "onStatusChange"`},
+		{"webhook with no events", "/webhooks", `{"url": "https://pipeline.example.com/hook", "events": []}`, farm.CodeInvalidRequest, "events", "events is required"},
+		{"webhook with null events", "/webhooks", `{"url": "https://pipeline.example.com/hook", "events": null}`, farm.CodeInvalidRequest, "events", "events is required"},
+		{"webhook with null body", "/webhooks", `null`, farm.CodeInvalidRequest, "url", "url is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -135,3 +135,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	_, _ = w.Write(buf.Bytes())
 	return nil
 }
+
+// writeNoContent answers 204: no body, so no Content-Type either.
+func writeNoContent(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusNoContent)
+}

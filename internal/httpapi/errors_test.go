@@ -180,14 +180,75 @@ func TestPanicIsAnInternalError(t *testing.T) {
 // gets a 500, not a null body.
 func TestFarmReturningNothing(t *testing.T) {
 	routes := routeCases()
+	answersNothing := map[string]bool{
+		"":                  true, // the farm is not asked
+		"RunningProgress":   true, // a nil list is simply empty
+		"ListWebhooks":      true,
+		"WebhookDeliveries": true,
+		"DeleteWebhook":     true, // nothing is all it answers
+	}
 	for _, tc := range routes {
-		if tc.call.Method == "" || tc.call.Method == "RunningProgress" {
-			continue // a nil list is simply empty
+		if answersNothing[tc.call.Method] {
+			continue
 		}
 		e := newEnv(t, &fakeFarm{}, httpapi.Options{})
 		r := e.do(e.strict, tc.method, apiPrefix+tc.path, tc.body)
 		if r.StatusCode != 500 {
 			t.Errorf("%s %s: %d %s, want 500", tc.method, tc.path, r.StatusCode, r.body)
 		}
+	}
+}
+
+// TestWebhookAndLogRoutesMapFarmErrors sends the farm's errors through the
+// webhook routes and the log route. The strict client also proves that the
+// document lists every status they answer.
+func TestWebhookAndLogRoutesMapFarmErrors(t *testing.T) {
+	type farmError struct {
+		err         error
+		status      int
+		code, field string
+	}
+	common := []farmError{
+		{&farm.Error{Kind: farm.KindForbidden, Message: "this key may only read"}, 403, "FORBIDDEN", ""},
+		{&farm.Error{Kind: farm.KindRateLimited, Code: farm.CodeRateLimited, Message: "slow down"}, 429, farm.CodeRateLimited, ""},
+		{errors.New("database is locked"), 500, farm.CodeInternal, ""},
+	}
+	limit := fmt.Sprintf("this workspace has %d webhooks, the most it may have; delete one first", farm.MaxWebhooksPerWorkspace)
+	specific := map[string][]farmError{
+		"JobLog":              {{farm.NotFound("job", jobID), 404, farm.CodeNotFound, ""}},
+		"GetWebhook":          {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
+		"DeleteWebhook":       {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
+		"RotateWebhookSecret": {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
+		"WebhookDeliveries":   {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
+		"ListWebhooks":        nil,
+		// The farm names body fields as they are; nothing to prefix.
+		"CreateWebhook": {
+			{&farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "url", Message: "url: 10.0.0.7 is a private address"}, 400, farm.CodeInvalidRequest, "url"},
+			{&farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "events", Message: `events: "onRenderStart" is not an event`}, 400, farm.CodeInvalidRequest, "events"},
+			{&farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Message: limit}, 400, farm.CodeInvalidRequest, ""},
+		},
+	}
+	for _, tc := range routeCases() {
+		own, ok := specific[tc.call.Method]
+		if !ok {
+			continue
+		}
+		delete(specific, tc.call.Method)
+		for _, c := range append(own, common...) {
+			f := fullFarm()
+			f.err = c.err
+			e := newEnv(t, f, httpapi.Options{})
+			r := e.do(e.strict, tc.method, apiPrefix+tc.path, tc.body)
+			code, msg, field := r.apiError(t)
+			if r.StatusCode != c.status || code != c.code || field != c.field {
+				t.Errorf("%s %s with %v: %d %s, want %d %s field %q", tc.method, tc.path, c.err, r.StatusCode, r.body, c.status, c.code, c.field)
+			}
+			if fe, ok := errors.AsType[*farm.Error](c.err); ok && fe.Message != "" && msg != fe.Message {
+				t.Errorf("%s %s: message %q, want the farm's %q", tc.method, tc.path, msg, fe.Message)
+			}
+		}
+	}
+	for method := range specific {
+		t.Errorf("no route case calls %s", method)
 	}
 }

@@ -23,4 +23,16 @@ type Farm interface {
 	Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error)
 	RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error)
 	Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error)
+	// JobLog answers the tail of the newest Blender log kept for a job.
+	JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error)
+
+	// CreateWebhook and RotateWebhookSecret answer the webhook with its
+	// secret; the other webhook methods answer it without.
+	CreateWebhook(ctx context.Context, p farm.Principal, url string, events []string) (*farm.Webhook, error)
+	ListWebhooks(ctx context.Context, p farm.Principal) ([]farm.Webhook, error)
+	GetWebhook(ctx context.Context, p farm.Principal, id string) (*farm.Webhook, error)
+	DeleteWebhook(ctx context.Context, p farm.Principal, id string) error
+	RotateWebhookSecret(ctx context.Context, p farm.Principal, id string) (*farm.Webhook, error)
+	// WebhookDeliveries lists a webhook's delivery attempts, newest first.
+	WebhookDeliveries(ctx context.Context, p farm.Principal, id string) ([]farm.WebhookDelivery, error)
 }

@@ -231,6 +231,21 @@ func (a *api) downloads(w http.ResponseWriter, r *http.Request, p farm.Principal
 	return writeJSON(w, http.StatusOK, wireDownloads(*d))
 }
 
+func (a *api) jobLog(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	l, err := a.farm.JobLog(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if l == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireJobLog(*l))
+}
+
 func writeJob(w http.ResponseWriter, status int, job *farm.Job) error {
 	if job == nil {
 		return errNoResult
@@ -242,9 +257,18 @@ func writeJob(w http.ResponseWriter, status int, job *farm.Job) error {
 // cannot name a job: it is answered 404 like any unknown id, without
 // troubling the farm (whose database might reject it less politely).
 func jobID(r *http.Request) (string, error) {
+	return pathID(r, "job")
+}
+
+// webhookID reads the webhook id from the path, as jobID does a job's.
+func webhookID(r *http.Request) (string, error) {
+	return pathID(r, "webhook")
+}
+
+func pathID(r *http.Request, what string) (string, error) {
 	id := r.PathValue("id")
 	if !isUUID(id) {
-		return "", farm.NotFound("job", id)
+		return "", farm.NotFound(what, id)
 	}
 	return id, nil
 }

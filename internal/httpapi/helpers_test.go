@@ -20,11 +20,15 @@ import (
 )
 
 const (
-	testKey   = "RJ-test-key"
-	jobID     = "0192f5d6-3c1e-7a4b-9e2f-6b1d2c3e4f50"
-	otherID   = "6f1c2b7a-8d9e-4f01-a2b3-c4d5e6f7a8b9"
-	testSlug  = "k3x9q2"
-	apiPrefix = httpapi.BasePath
+	testKey = "RJ-test-key"
+	jobID   = "0192f5d6-3c1e-7a4b-9e2f-6b1d2c3e4f50"
+	otherID = "6f1c2b7a-8d9e-4f01-a2b3-c4d5e6f7a8b9"
+	hookID  = "3b9d6c1e-5f2a-4c7d-8e9f-0a1b2c3d4e5f"
+	// testSecret is what the fake farm hands back on every webhook, so
+	// that tests see the API leave it out where it does not belong.
+	testSecret = "whsec_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	testSlug   = "k3x9q2"
+	apiPrefix  = httpapi.BasePath
 )
 
 var testPrincipal = farm.Principal{WorkspaceID: "ws-1", KeyID: "key-1"}
@@ -33,7 +37,7 @@ var testPrincipal = farm.Principal{WorkspaceID: "ws-1", KeyID: "key-1"}
 type call struct {
 	Method    string
 	Principal farm.Principal
-	ID        string // job id, slug or API key, whichever the method takes
+	ID        string // job or webhook id, slug, URL or API key, whichever the method takes
 	Arg       any    // the remaining argument, if any
 }
 
@@ -52,6 +56,11 @@ type fakeFarm struct {
 	progress  *farm.Progress
 	running   []farm.Progress
 	downloads *farm.Downloads
+	jobLog    *farm.JobLog
+	// webhook answers every method about one webhook, secret and all.
+	webhook    *farm.Webhook
+	webhooks   []farm.Webhook
+	deliveries []farm.WebhookDelivery
 }
 
 func (f *fakeFarm) record(c call) error {
@@ -156,6 +165,52 @@ func (f *fakeFarm) Downloads(ctx context.Context, p farm.Principal, id string) (
 		return nil, err
 	}
 	return f.downloads, nil
+}
+
+func (f *fakeFarm) JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error) {
+	if err := f.record(call{"JobLog", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.jobLog, nil
+}
+
+func (f *fakeFarm) CreateWebhook(ctx context.Context, p farm.Principal, url string, events []string) (*farm.Webhook, error) {
+	if err := f.record(call{"CreateWebhook", p, url, events}); err != nil {
+		return nil, err
+	}
+	return f.webhook, nil
+}
+
+func (f *fakeFarm) ListWebhooks(ctx context.Context, p farm.Principal) ([]farm.Webhook, error) {
+	if err := f.record(call{"ListWebhooks", p, "", nil}); err != nil {
+		return nil, err
+	}
+	return f.webhooks, nil
+}
+
+func (f *fakeFarm) GetWebhook(ctx context.Context, p farm.Principal, id string) (*farm.Webhook, error) {
+	if err := f.record(call{"GetWebhook", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.webhook, nil
+}
+
+func (f *fakeFarm) DeleteWebhook(ctx context.Context, p farm.Principal, id string) error {
+	return f.record(call{"DeleteWebhook", p, id, nil})
+}
+
+func (f *fakeFarm) RotateWebhookSecret(ctx context.Context, p farm.Principal, id string) (*farm.Webhook, error) {
+	if err := f.record(call{"RotateWebhookSecret", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.webhook, nil
+}
+
+func (f *fakeFarm) WebhookDeliveries(ctx context.Context, p farm.Principal, id string) ([]farm.WebhookDelivery, error) {
+	if err := f.record(call{"WebhookDeliveries", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.deliveries, nil
 }
 
 var _ httpapi.Farm = (*fakeFarm)(nil)
@@ -396,6 +451,37 @@ func fullDownloads() *farm.Downloads {
 	}
 }
 
+var allEvents = []string{"onRenderComplete", "onRenderFail", "onStatusChange"}
+
+// fullWebhook has every field filled in, the secret included, and a URL
+// with a query, which must come back unescaped.
+func fullWebhook() *farm.Webhook {
+	return &farm.Webhook{
+		ID:        hookID,
+		URL:       "https://pipeline.example.com/renderfarm?team=a&stage=b",
+		Events:    allEvents,
+		Secret:    testSecret,
+		CreatedAt: time.Date(2025, 6, 1, 12, 0, 0, 0, zone),
+	}
+}
+
+// fullDeliveries are the attempts at one event, newest first: a timeout, a
+// refusal that is retried, then success.
+func fullDeliveries() []farm.WebhookDelivery {
+	const event = "a7e1c0de-2b3c-4d5e-8f90-1a2b3c4d5e6f"
+	first := time.Date(2025, 6, 1, 12, 0, 0, 0, zone)
+	return []farm.WebhookDelivery{
+		{ID: "c3000000-0000-4000-8000-000000000003", DeliveryID: event, Event: "onRenderComplete", JobID: jobID,
+			Attempt: 3, AttemptedAt: first.Add(40 * time.Second), HTTPStatus: ptr(200), DurationMs: 85},
+		{ID: "c2000000-0000-4000-8000-000000000002", DeliveryID: event, Event: "onRenderComplete", JobID: jobID,
+			Attempt: 2, AttemptedAt: first.Add(5 * time.Second), HTTPStatus: ptr(503),
+			Error: ptr("the receiver answered 503 Service Unavailable"), DurationMs: 12, NextRetryAt: ptr(first.Add(35 * time.Second))},
+		{ID: "c1000000-0000-4000-8000-000000000001", DeliveryID: event, Event: "onRenderComplete", JobID: jobID,
+			Attempt: 1, AttemptedAt: first, Error: ptr("context deadline exceeded"), DurationMs: 7000,
+			NextRetryAt: ptr(first.Add(5 * time.Second))},
+	}
+}
+
 // fullFarm answers every method with a filled-in value.
 func fullFarm() *fakeFarm {
 	running := fullProgress()
@@ -414,5 +500,12 @@ func fullFarm() *fakeFarm {
 		progress:  &single,
 		running:   []farm.Progress{running},
 		downloads: fullDownloads(),
+		jobLog: &farm.JobLog{Lines: []string{
+			"Fra:2 Mem:120.5M | Syncing Cube",
+			"Error: Not freed memory blocks: 3",
+		}},
+		webhook:    fullWebhook(),
+		webhooks:   []farm.Webhook{*fullWebhook()},
+		deliveries: fullDeliveries(),
 	}
 }

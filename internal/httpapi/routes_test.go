@@ -24,6 +24,7 @@ type routeCase struct {
 	status int
 	call   call // what the farm must have been asked; Method "" for none
 	// shape checks the top level of the answer: which wrapper, if any.
+	// Nil for a 204, which has no body to check.
 	shape func(t *testing.T, v any)
 }
 
@@ -54,6 +55,55 @@ func hasKeys(keys ...string) func(t *testing.T, v any) {
 		for _, k := range keys {
 			if _, ok := m[k]; !ok {
 				t.Errorf("answer has no %q: %v", k, v)
+			}
+		}
+	}
+}
+
+// isWebhook checks a bare Webhook, which shows the secret only when the
+// route is one that promises it.
+func isWebhook(withSecret bool) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		m, ok := v.(map[string]any)
+		if !ok || m["id"] == nil || m["url"] == nil || m["events"] == nil || m["data"] != nil {
+			t.Fatalf("want a bare Webhook object, got %v", v)
+		}
+		secret, has := m["secret"]
+		switch {
+		case withSecret && secret != testSecret:
+			t.Errorf("secret %v, want the one the farm made", secret)
+		case !withSecret && has:
+			t.Errorf("the secret is shown where it must not be: %v", v)
+		}
+	}
+}
+
+func isWrappedWebhook(t *testing.T, v any) {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		t.Fatalf("want {\"data\": Webhook}, got %v", v)
+	}
+	isWebhook(false)(t, m["data"])
+}
+
+// isListOf checks an object whose one field, key, holds n items, each
+// checked by item if it is not nil.
+func isListOf(key string, n int, item func(t *testing.T, v any)) func(t *testing.T, v any) {
+	return func(t *testing.T, v any) {
+		t.Helper()
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 1 {
+			t.Fatalf("want {%q: [...]}, got %v", key, v)
+		}
+		a, ok := m[key].([]any)
+		if !ok || len(a) != n {
+			t.Fatalf("want %d items in %q, got %v", n, key, m[key])
+		}
+		if item != nil {
+			for _, it := range a {
+				item(t, it)
 			}
 		}
 	}
@@ -92,6 +142,20 @@ func routeCases() []routeCase {
 			call{"Progress", p, jobID, nil}, hasKeys("jobId", "framesTotal", "frames", "etaSeconds")},
 		{"downloads", "GET", "/jobs/" + jobID + "/downloads", "", 200,
 			call{"Downloads", p, jobID, nil}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
+		{"job log", "GET", "/jobs/" + jobID + "/log", "", 200,
+			call{"JobLog", p, jobID, nil}, isListOf("lines", 2, nil)},
+		{"create webhook", "POST", "/webhooks", `{"url": "https://pipeline.example.com/renderfarm", "events": ["onRenderComplete", "onStatusChange"]}`, 201,
+			call{"CreateWebhook", p, "https://pipeline.example.com/renderfarm", []string{"onRenderComplete", "onStatusChange"}}, isWebhook(true)},
+		{"list webhooks", "GET", "/webhooks", "", 200,
+			call{"ListWebhooks", p, "", nil}, isListOf("webhooks", 1, isWebhook(false))},
+		{"get webhook", "GET", "/webhooks/" + hookID, "", 200,
+			call{"GetWebhook", p, hookID, nil}, isWrappedWebhook},
+		{"delete webhook", "DELETE", "/webhooks/" + hookID, "", 204,
+			call{"DeleteWebhook", p, hookID, nil}, nil},
+		{"rotate webhook secret", "POST", "/webhooks/" + hookID + "/rotate-secret", "", 200,
+			call{"RotateWebhookSecret", p, hookID, nil}, isWebhook(true)},
+		{"webhook deliveries", "GET", "/webhooks/" + hookID + "/deliveries", "", 200,
+			call{"WebhookDeliveries", p, hookID, nil}, isListOf("deliveries", 3, hasKeys("deliveryId", "httpStatus", "error", "nextRetryAt"))},
 		{"openapi", "GET", "/openapi.json", "", 200, call{}, hasKeys("openapi", "paths", "components")},
 	}
 }
@@ -104,13 +168,19 @@ func TestRoutes(t *testing.T) {
 			if r.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.StatusCode, tc.status, r.body)
 			}
-			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q", ct)
-			}
 			if r.Header.Get("X-Request-Id") == "" {
 				t.Error("no X-Request-Id header")
 			}
-			tc.shape(t, r.decoded(t))
+			if tc.status == http.StatusNoContent {
+				if len(r.body) != 0 || r.Header.Get("Content-Type") != "" {
+					t.Errorf("204 with Content-Type %q and body %q; want neither", r.Header.Get("Content-Type"), r.body)
+				}
+			} else {
+				if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type %q", ct)
+				}
+				tc.shape(t, r.decoded(t))
+			}
 
 			calls := e.farm.Calls()
 			if tc.call.Method == "" {
@@ -137,7 +207,7 @@ func TestEveryOperationIsRouted(t *testing.T) {
 	tested := map[string]bool{"GET /healthz": true} // served outside BasePath; see TestHealthz
 	for _, tc := range routeCases() {
 		path := tc.path
-		for _, id := range []string{jobID} {
+		for _, id := range []string{jobID, hookID} {
 			path = strings.Replace(path, id, "{id}", 1)
 		}
 		tested[tc.method+" "+path] = true
@@ -211,6 +281,20 @@ func TestEmptyListsAreArrays(t *testing.T) {
 	if v := r.decoded(t).(map[string]any); !reflect.DeepEqual(v["jobs"], []any{}) {
 		t.Errorf("empty page: jobs %v, want []", v["jobs"])
 	}
+
+	f.webhooks = nil
+	f.deliveries = nil
+	f.jobLog = &farm.JobLog{}
+	for path, want := range map[string]string{
+		"/webhooks":                           `{"webhooks":[]}`,
+		"/webhooks/" + hookID + "/deliveries": `{"deliveries":[]}`,
+		"/jobs/" + jobID + "/log":             `{"lines":[]}`,
+	} {
+		r = e.do(e.strict, "GET", apiPrefix+path, "")
+		if got := strings.TrimSpace(string(r.body)); r.StatusCode != 200 || got != want {
+			t.Errorf("%s: %d %s, want 200 %s", path, r.StatusCode, got, want)
+		}
+	}
 }
 
 func TestNewJobHasNulls(t *testing.T) {
@@ -241,6 +325,28 @@ func TestTimesAreUTC(t *testing.T) {
 	r = e.do(e.strict, "POST", apiPrefix+"/uploads", `{"fileName": "scene.blend", "fileType": "blend"}`)
 	if got := r.decoded(t).(map[string]any)["expiresAt"]; got != "2025-06-01T10:15:00Z" {
 		t.Errorf("expiresAt %v, want UTC", got)
+	}
+
+	const created = "2025-06-01T10:00:00Z"
+	r = e.do(e.strict, "POST", apiPrefix+"/webhooks", `{"url": "https://pipeline.example.com/renderfarm", "events": ["onRenderFail"]}`)
+	if got := r.decoded(t).(map[string]any)["createdAt"]; got != created {
+		t.Errorf("created webhook: createdAt %v, want UTC", got)
+	}
+	r = e.do(e.strict, "GET", apiPrefix+"/webhooks/"+hookID, "")
+	if got := r.decoded(t).(map[string]any)["data"].(map[string]any)["createdAt"]; got != created {
+		t.Errorf("webhook: createdAt %v, want UTC", got)
+	}
+	r = e.do(e.strict, "GET", apiPrefix+"/webhooks", "")
+	if got := r.decoded(t).(map[string]any)["webhooks"].([]any)[0].(map[string]any)["createdAt"]; got != created {
+		t.Errorf("webhook list: createdAt %v, want UTC", got)
+	}
+	r = e.do(e.strict, "GET", apiPrefix+"/webhooks/"+hookID+"/deliveries", "")
+	retried := r.decoded(t).(map[string]any)["deliveries"].([]any)[1].(map[string]any)
+	if retried["attemptedAt"] != "2025-06-01T10:00:05Z" || retried["nextRetryAt"] != "2025-06-01T10:00:35Z" {
+		t.Errorf("delivery: attemptedAt %v, nextRetryAt %v; want UTC", retried["attemptedAt"], retried["nextRetryAt"])
+	}
+	if e.farm.deliveries[1].NextRetryAt.Location() != zone {
+		t.Error("the API changed the farm's delivery instead of a copy")
 	}
 }
 
@@ -307,6 +413,12 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		{"PUT", apiPrefix + "/jobs", 405, "GET, HEAD, POST"},
 		{"GET", apiPrefix + "/jobs/" + jobID + "/render", 405, "POST"},
 		{"POST", apiPrefix + "/jobs/progress", 405, "GET, HEAD"},
+		{"POST", apiPrefix + "/jobs/" + jobID + "/log", 405, "GET, HEAD"},
+		{"DELETE", apiPrefix + "/webhooks", 405, "GET, HEAD, POST"},
+		{"PUT", apiPrefix + "/webhooks/" + hookID, 405, "DELETE, GET, HEAD"},
+		{"GET", apiPrefix + "/webhooks/" + hookID + "/rotate-secret", 405, "POST"},
+		{"DELETE", apiPrefix + "/webhooks/" + hookID + "/deliveries", 405, "GET, HEAD"},
+		{"GET", apiPrefix + "/webhooks/" + hookID + "/secret", 404, ""},
 	}
 	for _, tc := range cases {
 		e := newEnv(t, nil, httpapi.Options{})
@@ -324,17 +436,29 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	}
 }
 
-// A path that is not a UUID cannot name a job, and the farm should not be
-// asked about it.
-func TestNonUUIDJobIDIsNotFound(t *testing.T) {
-	for _, id := range []string{"42", "not-a-uuid", strings.ToUpper(jobID) + "0", "0192f5d6x3c1e-7a4b-9e2f-6b1d2c3e4f50"} {
-		e := newEnv(t, nil, httpapi.Options{})
-		r := e.do(e.lenient, "GET", apiPrefix+"/jobs/"+id, "")
-		if code, _, _ := r.apiError(t); r.StatusCode != 404 || code != farm.CodeNotFound {
-			t.Errorf("id %q: %d %s, want 404 NOT_FOUND", id, r.StatusCode, r.body)
+// A path that is not a UUID cannot name a job or a webhook, and the farm
+// should not be asked about it. Every route with an id is tried.
+func TestNonUUIDIDIsNotFound(t *testing.T) {
+	for _, tc := range routeCases() {
+		what := "job"
+		valid := jobID
+		if strings.Contains(tc.path, hookID) {
+			what, valid = "webhook", hookID
 		}
-		if calls := e.farm.Calls(); len(calls) != 0 {
-			t.Errorf("id %q: farm asked %+v", id, calls)
+		if !strings.Contains(tc.path, valid) {
+			continue
+		}
+		for _, id := range []string{"42", "not-a-uuid", strings.ToUpper(valid) + "0", strings.Replace(valid, "-", "x", 1)} {
+			e := newEnv(t, nil, httpapi.Options{})
+			path := strings.Replace(tc.path, valid, id, 1)
+			r := e.do(e.lenient, tc.method, apiPrefix+path, tc.body)
+			code, msg, _ := r.apiError(t)
+			if r.StatusCode != 404 || code != farm.CodeNotFound || !strings.Contains(msg, "no "+what) {
+				t.Errorf("%s %s: %d %s, want 404 NOT_FOUND about a %s", tc.method, path, r.StatusCode, r.body, what)
+			}
+			if calls := e.farm.Calls(); len(calls) != 0 {
+				t.Errorf("%s %s: farm asked %+v", tc.method, path, calls)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
 func TestOpenAPIServed(t *testing.T) {
@@ -122,6 +123,13 @@ func TestSchemasMatchFarmTypes(t *testing.T) {
 		{farm.UploadTicket{}, "UploadTicket", false},
 		{farm.JobPage{}, "JobList", false},
 		{farm.Pagination{}, "Pagination", false},
+		{farm.JobLog{}, "JobLog", false},
+		{farm.Webhook{}, "Webhook", false},
+		{farm.WebhookDelivery{}, "WebhookDelivery", false},
+		{webhook.RenderComplete{}, "RenderCompleteEvent", false},
+		{webhook.Outputs{}, "RenderCompleteOutputs", false},
+		{webhook.RenderFail{}, "RenderFailEvent", false},
+		{webhook.StatusChange{}, "StatusChangeEvent", false},
 	}
 	for _, tc := range cases {
 		typ := reflect.TypeOf(tc.value)
@@ -216,6 +224,15 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 		{[]string{"FailedReason", "type"}, []string{farm.FailValidation, farm.FailRender, farm.FailFinalize}},
 		{[]string{"UploadRequest", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},
 		{[]string{"SceneFile", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},
+		{[]string{"WebhookEventName"}, webhook.Events},
+		{[]string{"CreateWebhookRequest", "events", "[]"}, webhook.Events},
+		{[]string{"Webhook", "events", "[]"}, webhook.Events},
+		{[]string{"WebhookDelivery", "event"}, webhook.Events},
+		{[]string{"RenderCompleteEvent", "event"}, []string{webhook.EventRenderComplete}},
+		{[]string{"RenderCompleteEvent", "status"}, []string{string(farm.StatusCompleted)}},
+		{[]string{"RenderFailEvent", "event"}, []string{webhook.EventRenderFail}},
+		{[]string{"RenderFailEvent", "status"}, []string{string(farm.StatusFailed)}},
+		{[]string{"StatusChangeEvent", "event"}, []string{webhook.EventStatusChange}},
 	}
 	for _, tc := range enums {
 		if got := enumOf(t, doc, tc.path...); !slices.Equal(got, tc.want) {
@@ -243,6 +260,14 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 	}
 	if s := limitOf(t, doc, "RenderConfig", "notes"); s.MaxLength == nil || *s.MaxLength != farm.MaxNotesLength {
 		t.Errorf("notes: maxLength %v, want %d", s.MaxLength, farm.MaxNotesLength)
+	}
+	for _, name := range []string{"CreateWebhookRequest", "Webhook"} {
+		if s := limitOf(t, doc, name, "url"); s.MaxLength == nil || *s.MaxLength != webhook.MaxURLLength {
+			t.Errorf("%s.url: maxLength %v, want %d", name, s.MaxLength, webhook.MaxURLLength)
+		}
+	}
+	if s := limitOf(t, doc, "WebhookList", "webhooks"); s.MaxItems == nil || *s.MaxItems != farm.MaxWebhooksPerWorkspace {
+		t.Errorf("WebhookList.webhooks: maxItems %v, want %d", s.MaxItems, farm.MaxWebhooksPerWorkspace)
 	}
 	var pageSize *openapi3.Schema
 	for _, p := range doc.Paths.Value("/jobs").Get.Parameters {

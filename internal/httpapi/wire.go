@@ -65,6 +65,31 @@ func wireTicket(t farm.UploadTicket) farm.UploadTicket {
 	return t
 }
 
+func wireJobLog(l farm.JobLog) farm.JobLog {
+	l.Lines = orEmpty(l.Lines)
+	return l
+}
+
+// wireWebhook shows the secret only where the API promises it, in the
+// answers to creating a webhook and to rotating its secret.
+func wireWebhook(h farm.Webhook, withSecret bool) farm.Webhook {
+	h.CreatedAt = h.CreatedAt.UTC()
+	h.Events = orEmpty(h.Events)
+	if !withSecret {
+		h.Secret = ""
+	}
+	return h
+}
+
+func wireDelivery(d farm.WebhookDelivery) farm.WebhookDelivery {
+	d.AttemptedAt = d.AttemptedAt.UTC()
+	if d.NextRetryAt != nil {
+		next := d.NextRetryAt.UTC()
+		d.NextRetryAt = &next
+	}
+	return d
+}
+
 func orEmpty[T any](s []T) []T {
 	if s == nil {
 		return []T{}

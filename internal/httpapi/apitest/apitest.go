@@ -1,12 +1,16 @@
 // Package apitest checks HTTP traffic against the external API's OpenAPI
 // document, so that any test that talks to the API, from a unit test of a
 // handler to an end-to-end run with real Blender, also proves that the
-// document tells the truth.
+// document tells the truth. That includes the webhook deliveries the farm
+// sends, which the document describes as a callback.
 package apitest
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +34,8 @@ import (
 // API under httpapi.BasePath, or the answer to it, does not match the
 // OpenAPI document: every answer, errors included, must have a documented
 // status, the described body and headers, and Content-Type
-// application/json. Other URLs, such as presigned /objects/ URLs, pass
+// application/json, except a 204, which has neither body nor Content-Type.
+// Other URLs, such as presigned /objects/ URLs, pass
 // unchecked. Failures are reported with t.Errorf, so the test goes on and
 // shows everything that is wrong; the transport is safe to use from several
 // goroutines.
@@ -80,20 +85,24 @@ func newTransport(t testing.TB, next http.RoundTripper, strict bool) *transport 
 		t.Fatalf("apitest: the document has no Error schema")
 	}
 	return &transport{
-		t:      t,
-		next:   next,
-		router: router,
-		errors: errSchema.Value,
-		strict: strict,
-		options: &openapi3filter.Options{
-			IncludeResponseStatus: true,
-			AuthenticationFunc:    checkBearer,
-			SchemaValidationOptions: []openapi3.SchemaValidationOption{
-				// kin-openapi's own uuid pattern allows versions 1-5 only;
-				// the API promises UUIDs, not a version, and v7 is common.
-				openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(
-					`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)),
-			},
+		t:       t,
+		next:    next,
+		router:  router,
+		errors:  errSchema.Value,
+		strict:  strict,
+		options: validationOptions(),
+	}
+}
+
+func validationOptions() *openapi3filter.Options {
+	return &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		AuthenticationFunc:    checkBearer,
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{
+			// kin-openapi's own uuid pattern allows versions 1-5 only;
+			// the API promises UUIDs, not a version, and v7 is common.
+			openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(
+				`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)),
 		},
 	}
 }
@@ -181,6 +190,13 @@ func (tr *transport) checkRequest(req *http.Request, body []byte) (*openapi3filt
 	if err != nil {
 		return nil, fmt.Errorf("the document has no operation %s %s: %w", req.Method, req.URL.Path, err)
 	}
+	// The router lets a path parameter match nothing, so that DELETE
+	// /webhooks finds DELETE /webhooks/{id}; the server, rightly, does not.
+	for name, v := range params {
+		if v == "" {
+			return nil, fmt.Errorf("the document has no operation %s %s: it leaves {%s} of %s empty", req.Method, req.URL.Path, name, route.Path)
+		}
+	}
 	input := &openapi3filter.RequestValidationInput{
 		Request:    r,
 		PathParams: params,
@@ -194,7 +210,13 @@ func (tr *transport) checkRequest(req *http.Request, body []byte) (*openapi3filt
 }
 
 func (tr *transport) checkResponse(input *openapi3filter.RequestValidationInput, method string, resp *http.Response, body []byte) error {
-	if ct := resp.Header.Get("Content-Type"); method != http.MethodHead {
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		if ct != "" || len(body) != 0 {
+			return fmt.Errorf("a 204 answer with Content-Type %q and %d bytes of body; it should have neither", ct, len(body))
+		}
+	case method != http.MethodHead:
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return fmt.Errorf("Content-Type is %q, not application/json", ct)
 		}
@@ -235,4 +257,60 @@ func truncate(b []byte, n int) string {
 		return string(b)
 	}
 	return string(b[:n]) + "…"
+}
+
+// CheckDelivery fails t when a webhook delivery, as a receiver got it (r,
+// whose body was read into body), does not match the document's callback
+// of POST /webhooks: its headers, its body, and its signature, recomputed
+// with secret the way the document tells receivers to. Failures are
+// reported with t.Errorf; it is safe to call from a receiver's handler.
+func CheckDelivery(t testing.TB, r *http.Request, body []byte, secret string) {
+	t.Helper()
+	doc, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Errorf("apitest: %v", err)
+		return
+	}
+	route, err := deliveryRoute(doc)
+	if err != nil {
+		t.Errorf("apitest: %v", err)
+		return
+	}
+	req := r.Clone(r.Context())
+	req.URL = &url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	setBody(req, body)
+	input := &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: validationOptions()}
+	if err := openapi3filter.ValidateRequest(r.Context(), input); err != nil {
+		t.Errorf("apitest: webhook delivery does not match the API document: %v\nbody: %s", err, truncate(body, 2000))
+	}
+
+	ts := r.Header.Get("X-Renderjuice-Timestamp")
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	if got, want := r.Header.Get("X-Renderjuice-Signature"), hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(got), []byte(want)) {
+		t.Errorf("apitest: webhook delivery signed %q, but the document's recipe gives %q for timestamp %q", got, want, ts)
+	}
+}
+
+// deliveryRoute is the operation of the one callback of POST /webhooks,
+// which describes what the farm sends to receivers.
+func deliveryRoute(doc *openapi3.T) (*routers.Route, error) {
+	item := doc.Paths.Value("/webhooks")
+	if item == nil || item.Post == nil || len(item.Post.Callbacks) != 1 {
+		return nil, errors.New("the document has no callback of POST /webhooks, or more than one")
+	}
+	var cb *openapi3.Callback
+	for _, ref := range item.Post.Callbacks {
+		cb = ref.Value
+	}
+	if cb == nil || cb.Len() != 1 {
+		return nil, errors.New("the callback of POST /webhooks has no URL expression, or more than one")
+	}
+	expr := cb.Keys()[0]
+	pi := cb.Value(expr)
+	if pi == nil || pi.Post == nil {
+		return nil, errors.New("the callback of POST /webhooks has no POST")
+	}
+	return &routers.Route{Spec: doc, Path: expr, PathItem: pi, Method: http.MethodPost, Operation: pi.Post}, nil
 }

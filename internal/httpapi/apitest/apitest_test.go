@@ -1,6 +1,9 @@
 package apitest_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,6 +48,8 @@ const jobJSON = `{"id":"` + id + `","status":"created","workspaceId":"ws","userI
 	`"normalizedSeconds":0,"previewUrl":null,"failedReason":null,"requestedConfig":null,"finalConfig":null,` +
 	`"output":{"isDeletedForClient":false},"isAnalysisSkipped":false,"analysisId":null,"analysis":null,` +
 	`"sceneFile":null,"slug":"s"}`
+
+const webhookJSON = `{"id":"` + id + `","url":"https://example.com/hook","events":["onRenderComplete"],"createdAt":"2025-06-01T10:00:00Z"}`
 
 // canned is a server that gives one fixed answer to everything.
 func canned(status int, contentType, body string, header ...string) *httptest.Server {
@@ -135,6 +140,22 @@ func TestTransport(t *testing.T) {
 			method: "GET", path: "/nope", wantReport: "404 or 405"},
 		{name: "405 without Allow", lenient: true, status: 405, contentType: "application/json", answer: `{"error":{"code":"METHOD_NOT_ALLOWED","message":"m"}}`,
 			method: "DELETE", path: "/jobs/" + id, wantReport: "Allow"},
+		{name: "no content", status: 204,
+			method: "DELETE", path: "/webhooks/" + id},
+		{name: "no content with a Content-Type", status: 204, contentType: "application/json",
+			method: "DELETE", path: "/webhooks/" + id, wantReport: "204"},
+		{name: "no content where the document promises a body", status: 204,
+			method: "POST", path: "/jobs/" + id + "/cancel", wantReport: "status is not supported"},
+		{name: "empty path parameter", lenient: true, status: 405, contentType: "application/json", answer: `{"error":{"code":"METHOD_NOT_ALLOWED","message":"m"}}`,
+			header: []string{"Allow", "GET, HEAD, POST"}, method: "DELETE", path: "/webhooks"},
+		{name: "secret missing where promised", status: 201, contentType: "application/json", answer: webhookJSON,
+			method: "POST", path: "/webhooks", body: `{"url":"https://example.com/hook","events":["onRenderComplete"]}`, wantReport: "does not match"},
+		{name: "secret where promised", status: 201, contentType: "application/json", answer: strings.Replace(webhookJSON, `"createdAt"`, `"secret":"whsec_x","createdAt"`, 1),
+			method: "POST", path: "/webhooks", body: `{"url":"https://example.com/hook","events":["onRenderComplete"]}`},
+		{name: "unknown event", status: 200, contentType: "application/json", answer: `{"webhooks":[` + strings.Replace(webhookJSON, "onRenderComplete", "onRenderStart", 1) + `]}`,
+			method: "GET", path: "/webhooks", wantReport: "does not match"},
+		{name: "null log", status: 200, contentType: "application/json", answer: `{"lines":null}`,
+			method: "GET", path: "/jobs/" + id + "/log", wantReport: "does not match"},
 		{name: "public document", noAuth: true, status: 200, contentType: "application/json", answer: `{"openapi":"3.0.3","info":{},"paths":{}}`,
 			method: "GET", path: "/openapi.json"},
 	}
@@ -205,5 +226,64 @@ func TestTransportForwardsBody(t *testing.T) {
 	}
 	if r := rec.reported(); r != "" {
 		t.Errorf("reported: %s", r)
+	}
+}
+
+func TestCheckDelivery(t *testing.T) {
+	const (
+		secret   = "whsec_test"
+		ts       = "1748772000"
+		delivery = "a7e1c0de-2b3c-4d5e-8f90-1a2b3c4d5e6f"
+		complete = `{"event":"onRenderComplete","status":"completed","jobId":"` + id + `","workspaceId":"ws","completedAt":"2025-06-01T10:00:00Z","outputs":{"frames":["https://farm.example/objects/f/0001.png?sig=ab"]}}`
+	)
+	sign := func(ts, body string) string {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(ts + "." + body))
+		return hex.EncodeToString(mac.Sum(nil))
+	}
+	cases := []struct {
+		name, event, body, signature string
+		drop                         string // a header to leave out
+		wantReport                   string
+	}{
+		{name: "render complete", event: "onRenderComplete", body: complete},
+		{name: "render complete without outputs", event: "onRenderComplete",
+			body: `{"event":"onRenderComplete","status":"completed","jobId":"` + id + `","workspaceId":"ws","completedAt":"2025-06-01T10:00:00Z"}`},
+		{name: "render fail", event: "onRenderFail",
+			body: `{"event":"onRenderFail","status":"failed","jobId":"` + id + `","workspaceId":"ws","failedAt":"2025-06-01T10:00:00Z","failedReason":{"name":"Render failed","type":"render","message":"m"}}`},
+		{name: "status change", event: "onStatusChange",
+			body: `{"event":"onStatusChange","status":"rendering","previousStatus":"booting","jobId":"` + id + `","workspaceId":"ws","changedAt":"2025-06-01T10:00:00Z"}`},
+		{name: "wrong signature", event: "onRenderComplete", body: complete, signature: strings.Repeat("0", 64), wantReport: "recipe"},
+		{name: "no delivery id", event: "onRenderComplete", body: complete, drop: "X-Renderfarm-Delivery", wantReport: "X-Renderfarm-Delivery"},
+		{name: "no timestamp", event: "onRenderComplete", body: complete, drop: "X-Renderjuice-Timestamp", wantReport: "X-Renderjuice-Timestamp"},
+		{name: "unknown event header", event: "onRenderStart", body: complete, wantReport: "X-Renderfarm-Event"},
+		{name: "unknown event", event: "onRenderComplete", body: strings.Replace(complete, "onRenderComplete", "onRenderStart", 1), wantReport: "does not match"},
+		{name: "local time", event: "onRenderComplete", body: strings.Replace(complete, "10:00:00Z", "12:00:00+02:00", 1), wantReport: "does not match"},
+		{name: "empty outputs", event: "onRenderComplete", body: strings.Replace(complete, `["https://farm.example/objects/f/0001.png?sig=ab"]`, `[]`, 1), wantReport: "does not match"},
+		{name: "status of another event", event: "onRenderComplete", body: strings.Replace(complete, `"completed"`, `"failed"`, 1), wantReport: "does not match"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "https://receiver.example/hook", strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("X-Renderjuice-Timestamp", ts)
+			sig := tc.signature
+			if sig == "" {
+				sig = sign(ts, tc.body)
+			}
+			r.Header.Set("X-Renderjuice-Signature", sig)
+			r.Header.Set("X-Renderfarm-Delivery", delivery)
+			r.Header.Set("X-Renderfarm-Event", tc.event)
+			r.Header.Del(tc.drop)
+			rec := &recorder{TB: t}
+			apitest.CheckDelivery(rec, r, []byte(tc.body), secret)
+			got := rec.reported()
+			switch {
+			case tc.wantReport == "" && got != "":
+				t.Errorf("reported a fine delivery:\n%s", got)
+			case tc.wantReport != "" && !strings.Contains(got, tc.wantReport):
+				t.Errorf("report %q does not mention %q", got, tc.wantReport)
+			}
+		})
 	}
 }

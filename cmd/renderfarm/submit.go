@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/renderfarm/renderfarm/client"
+)
+
+const submitUsage = `Usage: renderfarm submit FILE [flags]
+
+Uploads FILE (a .blend, a project .zip, or a project folder, which is
+zipped on the way), has the farm validate it, prints what validation found,
+and starts the render. Settings not given keep the file's own.
+
+Exit codes: 0 submitted (or, with --wait, completed); 1 the job failed;
+2 a usage or input error; 3 the job was canceled; 130 interrupted (the job
+goes on; "renderfarm status JOB --wait" follows it again).
+
+Flags:
+`
+
+func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("submit", stderr)
+	var r remote
+	r.register(fs)
+	var rf renderFlags
+	fs.StringVar(&rf.frames, "frames", "", "frames to render, as comma-separated ranges such as 1-24 or 1-10,20,30-40x2 (default: the scene's range)")
+	fs.IntVar(&rf.samples, "samples", 0, "render samples (default: the file's)")
+	fs.StringVar(&rf.resolution, "resolution", "", "WIDTHxHEIGHT in pixels, such as 1920x1080 (default: the file's)")
+	fs.StringVar(&rf.format, "format", "", "still-image format as Blender names it: PNG, OPEN_EXR, JPEG, … (default: the file's)")
+	fs.StringVar(&rf.engine, "engine", "", "render engine: CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the file's)")
+	fs.IntVar(&rf.chunkSize, "chunk-size", 0, "frames per Blender process, 1 to 1000 (default: the frames spread over the farm's workers)")
+	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
+	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder (implies --wait)")
+	jsonOut := fs.Bool("json", false, "print the job as JSON on stdout and nothing else there")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, submitUsage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args, 1, 1, "give one FILE: a .blend, a project .zip or a project folder")
+	if err != nil {
+		return err
+	}
+	cfg, err := renderConfig(fs, rf)
+	if err != nil {
+		return err
+	}
+	path := pos[0]
+	isFolder, err := checkSceneFile(path)
+	if err != nil {
+		return err
+	}
+	if *download != "" {
+		*wait = true
+		// Made now, so that a folder that cannot be made is reported
+		// before the render rather than after it.
+		if err := os.MkdirAll(*download, 0o755); err != nil {
+			return exitWith(exitUsage, "--download: %v", err)
+		}
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	con := newConsole(stdout, stderr, *jsonOut)
+
+	slug, err := upload(ctx, c, con, path, isFolder)
+	if err != nil {
+		if interrupted(ctx) {
+			return exitWith(exitInterrupted, "interrupted during the upload; nothing was submitted")
+		}
+		var folderErr *client.FolderError
+		if errors.As(err, &folderErr) {
+			return exitWith(exitUsage, "%v", folderErr)
+		}
+		return r.explain(err)
+	}
+
+	job, err := c.CreateJob(ctx, slug)
+	if err != nil {
+		return r.explain(err)
+	}
+	con.printf("job %s: validating %s\n", job.ID, filepath.Base(path))
+	if _, err := c.Validate(ctx, job.ID); err != nil {
+		return r.explain(err)
+	}
+	validated, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil)
+	var ended *client.JobEndedError
+	switch {
+	case errors.As(err, &ended):
+		_ = con.result(ended.Job)
+		return outcome(ended.Job)
+	case err != nil && interrupted(ctx):
+		return exitWith(exitInterrupted, "interrupted before the render was asked for: job %s will be validated but not rendered; submit the file again to render it", job.ID)
+	case err != nil:
+		return r.explain(err)
+	}
+	printAnalysis(con, validated)
+
+	job, _, err = c.Render(ctx, job.ID, cfg)
+	if err != nil {
+		if interrupted(ctx) {
+			return exitWith(exitInterrupted, "interrupted while asking for the render; \"renderfarm status %s\" says whether it started", validated.ID)
+		}
+		return r.explain(fmt.Errorf("%w\nJob %s stays validated and will not render; fix the setting and submit again", err, validated.ID))
+	}
+	printRenderPlan(con, job)
+	if !*wait {
+		con.printf("follow it with: renderfarm status %s --wait\n", job.ID)
+		return con.result(job)
+	}
+
+	hint := "renderfarm status " + job.ID + " --wait"
+	if *download != "" {
+		hint += " && renderfarm download " + job.ID + " " + shellQuote(*download)
+	}
+	job, err = follow(ctx, c, con, &r, job.ID, hint)
+	if err != nil {
+		return err
+	}
+	if job.Status == client.StatusCompleted {
+		frames := 0
+		if job.FinalConfig != nil {
+			frames = job.FinalConfig.FrameCount
+		}
+		con.printf("job %s: completed, %d frames in %s of render time\n", job.ID, frames, formatSeconds(job.NormalizedSeconds))
+	}
+	if job.Status == client.StatusCompleted && *download != "" {
+		if _, err := fetchOutputs(ctx, c, con, job.ID, *download); err != nil {
+			if interrupted(ctx) {
+				return exitWith(exitInterrupted, "interrupted during the download; the files fetched so far are complete, and this fetches the rest: renderfarm download %s %s", job.ID, shellQuote(*download))
+			}
+			return r.explain(err)
+		}
+	}
+	if err := con.result(job); err != nil {
+		return err
+	}
+	return outcome(job)
+}
+
+// renderFlags are submit's render settings, as typed.
+type renderFlags struct {
+	frames, resolution, format, engine string
+	samples, chunkSize                 int
+}
+
+// renderConfig builds the render request from submit's flags. Only flags
+// that were given are sent: the server falls back to the file's setting for
+// every field left out, and zero is never what someone meant by leaving a
+// flag out. The preset "default" keeps the file's color management; the
+// API requires a preset in every request.
+func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) {
+	cfg := client.RenderConfig{ColorManagementPreset: client.String("default")}
+	if given(fs, "frames") {
+		ranges, err := parseFrameList(f.frames)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		cfg.FrameRanges = ranges
+	}
+	if given(fs, "samples") {
+		if f.samples < 1 {
+			return cfg, fmt.Errorf("%w: --samples must be 1 or more", errUsage)
+		}
+		cfg.SampleCount = client.Int(f.samples)
+	}
+	if given(fs, "resolution") {
+		res, err := parseResolution(f.resolution)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		cfg.Resolution = res
+	}
+	// Blender's identifiers are upper case; "png" can only mean PNG.
+	if given(fs, "format") {
+		cfg.OutputFormat = client.String(strings.ToUpper(strings.TrimSpace(f.format)))
+	}
+	if given(fs, "engine") {
+		cfg.RenderEngine = client.String(strings.ToUpper(strings.TrimSpace(f.engine)))
+	}
+	if given(fs, "chunk-size") {
+		if f.chunkSize < 1 {
+			return cfg, fmt.Errorf("%w: --chunk-size must be 1 or more", errUsage)
+		}
+		cfg.ChunkSize = client.Int(f.chunkSize)
+	}
+	return cfg, nil
+}
+
+// checkSceneFile makes sure FILE is something the farm can take before
+// anything is sent, and reports whether it is a project folder.
+func checkSceneFile(path string) (isFolder bool, err error) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false, exitWith(exitUsage, "no such file or folder: %s", path)
+	case err != nil:
+		return false, exitWith(exitUsage, "%v", err)
+	case info.IsDir():
+		return true, nil
+	case !info.Mode().IsRegular():
+		return false, exitWith(exitUsage, "%s is not a regular file", path)
+	}
+	if _, err := client.FileTypeOf(path); err != nil {
+		return false, exitWith(exitUsage, "%s: %v, or a project folder", path, err)
+	}
+	return false, nil
+}
+
+// upload sends a file or a project folder and returns its slug.
+func upload(ctx context.Context, c *client.Client, con *console, path string, isFolder bool) (string, error) {
+	name := filepath.Base(path)
+	if isFolder {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", err
+		}
+		name = filepath.Base(abs) + ".zip"
+		con.printf("zipping %s\n", path)
+	}
+	report, done := con.uploadMeter(name)
+	defer done()
+	if isFolder {
+		return c.UploadFolder(ctx, path, report)
+	}
+	return c.UploadFile(ctx, path, report)
+}
+
+// follow waits for a job to end while showing its progress. Ctrl-C stops
+// the waiting, not the job: the render goes on on the farm, and the
+// message says how to pick it up again with resume.
+func follow(ctx context.Context, c *client.Client, con *console, r *remote, id, resume string) (*client.Job, error) {
+	report, done := con.renderMeter()
+	job, err := c.Wait(ctx, id, client.UntilFinal, report)
+	done()
+	if err != nil {
+		if interrupted(ctx) {
+			return job, exitWith(exitInterrupted, "stopped waiting; job %s goes on on the farm.\nFollow it again with: %s", id, resume)
+		}
+		return job, r.explain(err)
+	}
+	return job, nil
+}
+
+// outcome turns the way a job ended into the command's exit code, and
+// says why it failed.
+func outcome(job *client.Job) error {
+	switch job.Status {
+	case client.StatusFailed:
+		msg := fmt.Sprintf("job %s failed", job.ID)
+		if fr := job.FailedReason; fr != nil {
+			if fr.Type != "" {
+				msg += " during " + fr.Type
+			}
+			if fr.Name != "" {
+				msg += ": " + fr.Name
+			}
+			if fr.Message != "" {
+				msg += ": " + fr.Message
+			}
+		}
+		return &exitError{code: exitFailed, err: errors.New(msg)}
+	case client.StatusCanceled:
+		return exitWith(exitCanceled, "job %s was canceled", job.ID)
+	}
+	return nil
+}
+
+// printAnalysis says what validation found, with its warnings standing
+// out: a missing texture is better read before a thousand frames render.
+func printAnalysis(con *console, job *client.Job) {
+	a := job.Analysis
+	if a == nil {
+		con.printf("job %s: validated\n", job.ID)
+		return
+	}
+	con.printf("job %s: validated, saved with Blender %s, the farm has %s\n", job.ID, a.FileVersion, a.BlenderVersion)
+	for _, s := range a.Scenes {
+		active := ""
+		if len(a.Scenes) > 1 && s.Name == a.ActiveScene {
+			active = " (active)"
+		}
+		camera := "camera " + s.Camera
+		if s.Camera == "" {
+			camera = "no camera"
+		}
+		con.printf("  scene %s%s: frames %d-%d at %g fps, %dx%d at %d%%, %s, %d samples, %s, %s\n",
+			s.Name, active, s.FrameStart, s.FrameEnd, s.FPS, s.ResolutionX, s.ResolutionY, s.ResolutionPercentage,
+			s.Engine, s.Samples, camera, s.OutputFormat)
+	}
+	if n := len(a.ExternalFiles); n > 0 {
+		missing := 0
+		for _, f := range a.ExternalFiles {
+			if f.Missing {
+				missing++
+			}
+		}
+		if missing == 0 {
+			con.printf("  external files: %d, all found\n", n)
+		} else {
+			con.printf("  external files: %d, %d missing\n", n, missing)
+		}
+	}
+	for _, w := range a.Warnings {
+		con.warn(w.Code, w.Message)
+	}
+}
+
+// printRenderPlan says what the farm is going to render, as it resolved
+// the request against the file.
+func printRenderPlan(con *console, job *client.Job) {
+	fc := job.FinalConfig
+	if fc == nil {
+		con.printf("job %s: %s\n", job.ID, job.Status)
+		return
+	}
+	res := ""
+	if len(fc.Resolution) == 2 {
+		res = fmt.Sprintf(", %dx%d", fc.Resolution[0], fc.Resolution[1])
+		if fc.ResolutionPercentage != 0 && fc.ResolutionPercentage != 100 {
+			res += fmt.Sprintf(" at %d%%", fc.ResolutionPercentage)
+		}
+	}
+	con.printf("job %s: rendering frames %s (%d) of scene %s%s, %s, %d samples, %s\n",
+		job.ID, strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat)
+}
+
+// shellQuote quotes a path for a command line a person may paste, when it
+// needs quoting at all.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// riverDriver gives River the farm's own database, so that River's jobs
+// are inserted in the farm's transactions. On SQLite that is riversqlite.
+// On PostgreSQL it is River's database/sql driver (the farm's queries run
+// through database/sql) with a pgx pool of its own for LISTEN/NOTIFY, so
+// that new work reaches workers at once instead of at the next poll.
+func riverDriver(ctx context.Context, cfg Config) (riverdriver.Driver[*sql.Tx], func(), error) {
+	switch dialectOf(cfg.Store) {
+	case "sqlite":
+		return riversqlite.New(cfg.Store.DB()), func() {}, nil
+	case "postgres":
+		if cfg.PostgresDSN == "" {
+			return nil, nil, errors.New("engine: PostgresDSN is required on PostgreSQL")
+		}
+		pool, err := pgxpool.New(ctx, cfg.PostgresDSN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("engine: River's listener connection: %w", err)
+		}
+		return riverdatabasesql.NewWithPgxListener(cfg.Store.DB(), pool), pool.Close, nil
+	}
+	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", dialectOf(cfg.Store))
+}
+
+// dialectOf names the store's database: "sqlite" or "postgres".
+func dialectOf(st *store.Store) string {
+	if d, ok := any(st).(interface{ Dialect() string }); ok {
+		return d.Dialect()
+	}
+	return "sqlite"
+}
+
+// riverMigrationLock is the advisory lock key that serialises River's
+// migrations when several replicas start at once.
+const riverMigrationLock = 0x72656e646572 // "render"
+
+// migrateRiver brings River's tables up to date. On PostgreSQL, replicas
+// starting together take turns through an advisory lock, so exactly one of
+// them migrates and the others find nothing to do.
+func migrateRiver(ctx context.Context, st *store.Store, driver riverdriver.Driver[*sql.Tx]) error {
+	migrator, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	if dialectOf(st) == "postgres" {
+		conn, err := st.DB().Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("engine: migrate River tables: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, riverMigrationLock); err != nil {
+			return fmt.Errorf("engine: migrate River tables: %w", err)
+		}
+		defer func() {
+			// Closing the connection would release the lock too; unlock
+			// so the pooled session is clean.
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, riverMigrationLock)
+		}()
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("engine: migrate River tables: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package webhook
+
+import (
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// RenderComplete is onRenderComplete, byte-compatible with Renderjuice's:
+// outputs is left out when there are no frames.
+type RenderComplete struct {
+	Event       string    `json:"event"`
+	Status      string    `json:"status"`
+	JobID       string    `json:"jobId"`
+	WorkspaceID string    `json:"workspaceId"`
+	CompletedAt time.Time `json:"completedAt"`
+	Outputs     *Outputs  `json:"outputs,omitempty"`
+}
+
+// Outputs lists a completed job's frames as presigned download URLs.
+type Outputs struct {
+	Frames []string `json:"frames"`
+}
+
+// RenderFail is onRenderFail: a job ended failed, at any stage.
+type RenderFail struct {
+	Event        string             `json:"event"`
+	Status       string             `json:"status"`
+	JobID        string             `json:"jobId"`
+	WorkspaceID  string             `json:"workspaceId"`
+	FailedAt     time.Time          `json:"failedAt"`
+	FailedReason *farm.FailedReason `json:"failedReason"`
+}
+
+// StatusChange is onStatusChange, sent on every change of status.
+type StatusChange struct {
+	Event          string    `json:"event"`
+	Status         string    `json:"status"`
+	PreviousStatus string    `json:"previousStatus"`
+	JobID          string    `json:"jobId"`
+	WorkspaceID    string    `json:"workspaceId"`
+	ChangedAt      time.Time `json:"changedAt"`
+}
+
+// retrySteps space the attempts of one event, as multiples of the first
+// retry's delay: at the default 5 s the first retry comes within seconds
+// (a receiver restarting), then the waits grow (30 s, 2 min, 10 min,
+// 30 min, 1 h, 3 h, 6 h, 12 h), so that ten attempts cover about a day (a
+// receiver down for a night).
+var retrySteps = []time.Duration{1, 6, 24, 120, 360, 720, 2160, 4320, 8640}
+
+// DefaultFirstRetry is the wait before an event's second attempt.
+const DefaultFirstRetry = 5 * time.Second
+
+// DefaultAttempts is how many times an event is tried by default.
+const DefaultAttempts = 10
+
+// RetryDelay is the wait after the given failed attempt (1 for the first),
+// for a schedule that starts with first.
+func RetryDelay(first time.Duration, attempt int) time.Duration {
+	if first <= 0 {
+		first = DefaultFirstRetry
+	}
+	attempt = max(1, min(attempt, len(retrySteps)))
+	return first * retrySteps[attempt-1]
+}

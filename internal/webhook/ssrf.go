@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// MaxURLLength bounds a webhook URL.
+const MaxURLLength = 2048
+
+// forbiddenPrefixes are networks a webhook must never reach from the farm:
+// the farm's own machine, private networks, link-local addresses (where
+// cloud metadata services live) and the like.
+var forbiddenPrefixes = mustPrefixes(
+	"0.0.0.0/8",      // "this network"
+	"10.0.0.0/8",     // private
+	"100.64.0.0/10",  // carrier-grade NAT
+	"127.0.0.0/8",    // loopback
+	"169.254.0.0/16", // link-local, cloud metadata
+	"172.16.0.0/12",  // private
+	"192.0.0.0/24",   // IETF protocol assignments
+	"192.168.0.0/16", // private
+	"198.18.0.0/15",  // benchmarking
+	"224.0.0.0/4",    // multicast
+	"240.0.0.0/4",    // reserved, broadcast
+	"::/128",         // unspecified
+	"::1/128",        // loopback
+	"fc00::/7",       // unique local
+	"fe80::/10",      // link-local
+	"ff00::/8",       // multicast
+	"64:ff9b::/96",   // NAT64, can map to private IPv4
+)
+
+func mustPrefixes(cidrs ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(cidrs))
+	for i, c := range cidrs {
+		out[i] = netip.MustParsePrefix(c)
+	}
+	return out
+}
+
+// Forbidden reports whether ip is an address a webhook must not reach.
+func Forbidden(ip net.IP) bool {
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return true
+	}
+	if addr.Is4In6() {
+		addr = addr.Unmap()
+	}
+	for _, p := range forbiddenPrefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolver looks up a host's addresses; net.DefaultResolver is one.
+type Resolver interface {
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+}
+
+// CheckURL checks a receiver URL: http or https, a host, no credentials,
+// and, unless allowPrivate, no address of the host in a forbidden network.
+// The message of its error says what to fix.
+func CheckURL(ctx context.Context, r Resolver, raw string, allowPrivate bool) error {
+	if len(raw) > MaxURLLength {
+		return fmt.Errorf("the URL is %d characters long; keep it under %d", len(raw), MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("the URL must start with https:// or http://, not %q", u.Scheme+":")
+	}
+	if u.User != nil {
+		return fmt.Errorf("the URL must not carry a user name or password; receivers check the signature instead")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return fmt.Errorf("the URL has no host")
+	}
+	if allowPrivate {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if Forbidden(ip) {
+			return fmt.Errorf("%s is a loopback, private, link-local, multicast or unspecified address, which webhooks may not reach; use a public address (or start serve with --webhook-allow-private in a lab)", host)
+		}
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return fmt.Errorf("%s is this machine, which webhooks may not reach", host)
+	}
+	addrs, err := r.LookupIPAddr(ctx, host)
+	if err != nil {
+		return fmt.Errorf("the host %s does not resolve: %v", host, err)
+	}
+	for _, a := range addrs {
+		if Forbidden(a.IP) {
+			return fmt.Errorf("the host %s resolves to %s, a loopback, private, link-local, multicast or unspecified address, which webhooks may not reach", host, a.IP)
+		}
+	}
+	return nil
+}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
-	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -15,12 +13,13 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: use \"renderfarm keys create --workspace NAME\"", errUsage)
 	}
 	fs := newFlagSet("keys create", stderr)
-	dataDir := fs.String("data-dir", "./renderfarm-data", "the data directory of the farm")
+	var b backends
+	b.register(fs)
 	workspace := fs.String("workspace", "default", "the workspace the key belongs to (created if new)")
 	if err := parseWithEnv(fs, args[1:]); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *dataDir)
+	st, err := b.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -31,12 +30,4 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, key)
 	return nil
-}
-
-// openStore opens the SQLite database in the data directory.
-func openStore(ctx context.Context, dataDir string) (*store.Store, error) {
-	if err := mkdirData(dataDir); err != nil {
-		return nil, err
-	}
-	return store.OpenSQLite(ctx, filepath.Join(dataDir, "renderfarm.db"))
 }

@@ -23,6 +23,9 @@ const usage = `renderfarm: a self-hosted render farm for Blender
 
 Usage:
   renderfarm serve [flags]         run the API, the job engine and render workers
+  renderfarm worker [flags]        a render node on PostgreSQL and S3 (--database, --storage)
+  renderfarm migrate [flags]       bring the database's schema up to date
+  renderfarm workers [flags]       list the render workers and what they do
   renderfarm keys create [flags]   create an API key for a workspace
 
 Client commands, for any farm (--server, --api-key):
@@ -57,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "worker":
+		err = worker(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, args[1:], stdout, stderr)
+	case "workers":
+		err = listWorkers(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = keys(ctx, args[1:], stdout, stderr)
 	case "submit":

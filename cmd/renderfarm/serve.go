@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
+	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,109 +16,123 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
+
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/web"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
-type serveConfig struct {
-	addr           string
-	dataDir        string
-	workers        int
-	publicURL      string
+// workerFlags configure the render workers of serve and worker alike.
+type workerFlags struct {
 	workerName     string
-	maxUpload      byteSize
-	maxProject     byteSize
-	uploadTTL      time.Duration
-	downloadTTL    time.Duration
 	workerTimeout  time.Duration
 	shutdownWait   time.Duration
+	maxProject     byteSize
 	blenderBinary  string
 	blenderThreads int
 	ffmpegBinary   string
 	logFormat      string
-	webhookPrivate bool
-	webhookTries   int
-	webhookRetry   time.Duration
+}
+
+func (w *workerFlags) register(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	w.maxProject = 20 << 30
+	fs.StringVar(&w.workerName, "worker-name", host, "the name of this machine's worker in progress reports")
+	fs.DurationVar(&w.workerTimeout, "worker-timeout", 60*time.Second, "how long a worker may go silent before its frames are rendered elsewhere")
+	fs.DurationVar(&w.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a stop waits for running work before handing it back")
+	fs.Var(&w.maxProject, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
+	fs.StringVar(&w.blenderBinary, "blender", "blender", "the Blender executable")
+	fs.IntVar(&w.blenderThreads, "blender-threads", 0, "render threads per Blender process (0: all cores)")
+	fs.StringVar(&w.ffmpegBinary, "ffmpeg", "ffmpeg", "the ffmpeg executable for preview videos")
+	fs.StringVar(&w.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// checkTools makes sure Blender and ffmpeg run, with a message saying how
+// to get them when they do not.
+func (w *workerFlags) checkTools(ctx context.Context, runner *blender.Runner, log *slog.Logger) error {
+	version, err := runner.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("blender is needed to render (%v); install it (apt-get install blender) or pass --blender PATH", err)
+	}
+	if _, err := exec.LookPath(w.ffmpegBinary); err != nil {
+		return fmt.Errorf("ffmpeg is needed for preview videos (%v); install it (apt-get install ffmpeg) or pass --ffmpeg PATH", err)
+	}
+	log.Info("blender found", "version", version, "binary", w.blenderBinary)
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	host, _ := os.Hostname()
-	var c serveConfig
-	c.maxUpload = 5 << 30
-	c.maxProject = 20 << 30
+	var (
+		b              backends
+		w              workerFlags
+		addr           string
+		workers        int
+		publicURL      string
+		adminToken     string
+		maxUpload      byteSize = 5 << 30
+		uploadTTL      time.Duration
+		downloadTTL    time.Duration
+		webhookPrivate bool
+		webhookTries   int
+		webhookRetry   time.Duration
+	)
 	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "the address the API listens on")
-	fs.StringVar(&c.dataDir, "data-dir", "./renderfarm-data", "where the database, objects and work files live")
-	fs.IntVar(&c.workers, "workers", 1, "how many chunks this machine renders at once (0: API only)")
-	fs.StringVar(&c.publicURL, "public-url", "", "the URL clients reach this server at, used in upload and download URLs (default http://ADDR)")
-	fs.StringVar(&c.workerName, "worker-name", host, "the name of this machine's worker in progress reports")
-	fs.Var(&c.maxUpload, "max-upload-bytes", "the largest file an upload URL accepts (e.g. 5GiB)")
-	fs.Var(&c.maxProject, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
-	fs.DurationVar(&c.uploadTTL, "upload-url-ttl", 15*time.Minute, "how long an upload URL stays valid")
-	fs.DurationVar(&c.downloadTTL, "download-url-ttl", time.Hour, "how long a download URL stays valid")
-	fs.DurationVar(&c.workerTimeout, "worker-timeout", 60*time.Second, "how long a worker may go silent before its frames are rendered elsewhere")
-	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a stop waits for running work before handing it back")
-	fs.StringVar(&c.blenderBinary, "blender", "blender", "the Blender executable")
-	fs.IntVar(&c.blenderThreads, "blender-threads", 0, "render threads per Blender process (0: all cores)")
-	fs.StringVar(&c.ffmpegBinary, "ffmpeg", "ffmpeg", "the ffmpeg executable for preview videos")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVar(&c.webhookPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (labs and tests only)")
-	fs.IntVar(&c.webhookTries, "webhook-attempts", webhook.DefaultAttempts, "how many times a webhook event is tried, over about a day at the default")
-	fs.DurationVar(&c.webhookRetry, "webhook-first-retry", webhook.DefaultFirstRetry, "the wait before a webhook event's second attempt; later waits grow from it (x6, x24, x120 …)")
+	b.register(fs)
+	w.register(fs)
+	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "the address the API listens on")
+	fs.IntVar(&workers, "workers", 1, "how many chunks this machine renders at once (0: API only)")
+	fs.StringVar(&publicURL, "public-url", "", "the URL clients reach this server at, used in upload and download URLs (default http://ADDR)")
+	fs.StringVar(&adminToken, "admin-token", "", "serve River's UI at /riverui/ to operators who give this token as their password (empty: no UI)")
+	fs.Var(&maxUpload, "max-upload-bytes", "the largest file an upload URL accepts (e.g. 5GiB)")
+	fs.DurationVar(&uploadTTL, "upload-url-ttl", 15*time.Minute, "how long an upload URL stays valid")
+	fs.DurationVar(&downloadTTL, "download-url-ttl", time.Hour, "how long a download URL stays valid")
+	fs.BoolVar(&webhookPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (labs and tests only)")
+	fs.IntVar(&webhookTries, "webhook-attempts", webhook.DefaultAttempts, "how many times a webhook event is tried, over about a day at the default")
+	fs.DurationVar(&webhookRetry, "webhook-first-retry", webhook.DefaultFirstRetry, "the wait before a webhook event's second attempt; later waits grow from it (x6, x24, x120 …)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
-	if c.workers < 0 {
+	if workers < 0 {
 		return fmt.Errorf("%w: --workers must be 0 or more", errUsage)
 	}
-	log, err := newLogger(c.logFormat, stderr)
+	log, err := newLogger(w.logFormat, stderr)
 	if err != nil {
 		return err
 	}
-
-	runner := &blender.Runner{Binary: c.blenderBinary, Threads: c.blenderThreads}
-	if c.workers > 0 {
-		version, err := runner.Version(ctx)
-		if err != nil {
-			return fmt.Errorf("blender is needed to render (%v); install it (apt-get install blender) or pass --blender PATH, or run the API alone with --workers 0", err)
+	runner := &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads}
+	if workers > 0 {
+		if err := w.checkTools(ctx, runner, log); err != nil {
+			return fmt.Errorf("%w; or run the API alone with --workers 0", err)
 		}
-		if _, err := exec.LookPath(c.ffmpegBinary); err != nil {
-			return fmt.Errorf("ffmpeg is needed for preview videos (%v); install it (apt-get install ffmpeg) or pass --ffmpeg PATH", err)
-		}
-		log.Info("blender found", "version", version, "binary", c.blenderBinary)
 	}
 
-	listener, err := net.Listen("tcp", c.addr)
+	listener, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.addr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer listener.Close()
-	if c.publicURL == "" {
-		c.publicURL = "http://" + listener.Addr().String()
+	if publicURL == "" {
+		publicURL = "http://" + listener.Addr().String()
 	}
 
-	st, err := openStore(ctx, c.dataDir)
+	st, err := b.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	secret, err := objstore.LoadOrCreateSecret(filepath.Join(c.dataDir, "url-signing.key"))
+	objects, objectsHandler, closeObjects, err := b.openObjects(ctx, publicURL, int64(maxUpload), log)
 	if err != nil {
 		return err
 	}
-	objects, err := objstore.NewLocal(objstore.LocalConfig{
-		Dir: filepath.Join(c.dataDir, "objects"), BaseURL: c.publicURL, Secret: secret,
-		MaxUploadBytes: int64(c.maxUpload), Log: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer objects.Close()
+	defer closeObjects()
 
 	if n, err := st.CountAPIKeys(ctx); err != nil {
 		return err
@@ -127,15 +144,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("created workspace \"default\" and its first API key; it is shown only this once", "apiKey", key)
 	}
 
+	m := farmMetrics(st, w.workerTimeout, log)
 	limits := blendfile.DefaultZipLimits()
-	limits.MaxTotalBytes = int64(c.maxProject)
+	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
-		Store: st, Objects: objects, Blender: runner, Logger: log,
-		RenderWorkers: c.workers, WorkerName: c.workerName,
-		WorkDir: filepath.Join(c.dataDir, "work"), FFmpeg: c.ffmpegBinary,
-		UploadURLTTL: c.uploadTTL, DownloadURLTTL: c.downloadTTL, ZipLimits: limits,
-		WorkerTimeout:   c.workerTimeout,
-		WebhookAttempts: c.webhookTries, WebhookAllowPrivate: c.webhookPrivate, WebhookFirstRetry: c.webhookRetry,
+		Store: st, Objects: objects, Blender: runner, Logger: log, Metrics: m, PostgresDSN: b.postgresDSN(),
+		RenderWorkers: workers, WorkerName: w.workerName,
+		WorkDir: filepath.Join(b.dataDir, "work"), FFmpeg: w.ffmpegBinary,
+		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits,
+		WorkerTimeout:   w.workerTimeout,
+		WebhookAttempts: webhookTries, WebhookAllowPrivate: webhookPrivate, WebhookFirstRetry: webhookRetry,
 	})
 	if err != nil {
 		return err
@@ -144,14 +162,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	server := &http.Server{
-		Handler:           httpapi.New(eng, httpapi.Options{Objects: objects.Handler(), Logger: log, Dashboard: web.Handler(web.Options{ObjectOrigins: []string{c.publicURL}})}),
-		ReadHeaderTimeout: 10 * time.Second,
+	objectOrigins := []string{publicURL}
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", m.Handler())
+	if adminToken != "" {
+		ui, err := riverUI(ctx, eng.River(), adminToken, log)
+		if err != nil {
+			return err
+		}
+		root.Handle("/riverui/", ui)
 	}
+	root.Handle("/", httpapi.New(eng, httpapi.Options{
+		Objects: objectsHandler, Logger: log,
+		Dashboard: web.Handler(web.Options{ObjectOrigins: append(objectOrigins, objectOrigin(b.storage))}),
+	}))
+	server := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
-	log.Info("renderfarm is serving", "url", c.publicURL, "dataDir", c.dataDir, "workers", c.workers)
-	fmt.Fprintf(stdout, "renderfarm serving at %s\n", c.publicURL)
+	log.Info("renderfarm is serving", "url", publicURL, "database", st.Dialect(), "workers", workers)
+	fmt.Fprintf(stdout, "renderfarm serving at %s\n", publicURL)
 
 	select {
 	case err := <-serveErr:
@@ -160,14 +189,64 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	case <-ctx.Done():
 	}
-	log.Info("stopping: finishing requests and running work", "timeout", c.shutdownWait)
-	stopCtx, cancel := context.WithTimeout(context.Background(), c.shutdownWait)
+	log.Info("stopping: finishing requests and running work", "timeout", w.shutdownWait)
+	stopCtx, cancel := context.WithTimeout(context.Background(), w.shutdownWait)
 	defer cancel()
 	_ = server.Shutdown(stopCtx)
 	if err := eng.Stop(stopCtx); err != nil {
 		log.Warn("running work was handed back", "err", err)
 	}
 	return nil
+}
+
+// riverUI serves River's own UI, so operators inspect the queue with the
+// tool River users know, behind HTTP basic auth whose password is the
+// admin token (any user name).
+func riverUI(ctx context.Context, client *river.Client[*sql.Tx], token string, log *slog.Logger) (http.Handler, error) {
+	h, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(client, nil),
+		Logger:    log.With("component", "riverui"),
+		Prefix:    "/riverui",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river UI: %w", err)
+	}
+	if err := h.Start(ctx); err != nil {
+		return nil, fmt.Errorf("river UI: %w", err)
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		_, pass, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(token)) != 1 {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="renderfarm River UI"`)
+			http.Error(rw, "the River UI needs the admin token as the password", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(rw, r)
+	}), nil
+}
+
+// objectOrigin is the origin of the S3 endpoint in --storage, which the
+// dashboard loads frames and uploads files from; "" for local objects.
+func objectOrigin(storage string) string {
+	if storage == "" {
+		return ""
+	}
+	cfg, err := objstore.ParseS3URL(storage)
+	if err != nil {
+		return ""
+	}
+	if cfg.Endpoint != "" {
+		return cfg.Endpoint
+	}
+	return "https://" + cfg.Bucket + ".s3." + cfg.Region + ".amazonaws.com"
+}
+
+// farmMetrics makes the metrics, reading the database's numbers at each
+// scrape.
+func farmMetrics(st *store.Store, workerTimeout time.Duration, log *slog.Logger) *metrics.Metrics {
+	return metrics.New(func(ctx context.Context) (store.FarmStats, error) {
+		return st.Stats(ctx, time.Now().Add(-workerTimeout))
+	}, log)
 }
 
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
@@ -178,11 +257,4 @@ func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, nil)), nil
 	}
 	return nil, fmt.Errorf("%w: --log-format must be text or json, not %q", errUsage, format)
-}
-
-func mkdirData(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	return nil
 }

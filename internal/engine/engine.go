@@ -77,6 +77,9 @@ type Config struct {
 	WebhookAllowPrivate bool
 	// Resolver resolves webhook hosts; nil is the system's.
 	Resolver webhook.Resolver
+	// NoWebhookDelivery leaves webhook deliveries to other processes (the
+	// API servers), so render nodes need no way out to receivers.
+	NoWebhookDelivery bool
 }
 
 func (c *Config) setDefaults() {
@@ -178,17 +181,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	river.AddWorker(workers, &reapWorker{e: e})
 	river.AddWorker(workers, &deliverWorker{e: e})
 
-	queues := map[string]river.QueueConfig{
-		queueMaintenance: {MaxWorkers: 1},
-		queueControl:     {MaxWorkers: 2},
-		queueWebhooks:    {MaxWorkers: 8},
-	}
+	queues := map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}}
 	if cfg.RenderWorkers > 0 {
+		// Validation and finalizing run Blender and ffmpeg, so they belong
+		// to the processes that render.
 		queues[queueRender] = river.QueueConfig{MaxWorkers: cfg.RenderWorkers}
-	} else {
-		// Without render workers, validation and finalizing (which run
-		// Blender and ffmpeg) are left to the worker processes too.
-		queues = map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}, queueWebhooks: {MaxWorkers: 8}}
+		queues[queueControl] = river.QueueConfig{MaxWorkers: 2}
+	}
+	if !cfg.NoWebhookDelivery {
+		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: 8}
 	}
 
 	reapEvery := max(time.Second, cfg.WorkerTimeout/4)
@@ -311,4 +312,18 @@ func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// River returns the River client, for River's own UI.
+func (e *Engine) River() *river.Client[*sql.Tx] { return e.river }
+
+// Migrate brings the farm's River tables up to date without starting
+// anything, for `renderfarm migrate`.
+func Migrate(ctx context.Context, st *store.Store, postgresDSN string) error {
+	driver, closeDriver, err := riverDriver(ctx, Config{Store: st, PostgresDSN: postgresDSN})
+	if err != nil {
+		return err
+	}
+	defer closeDriver()
+	return migrateRiver(ctx, st, driver)
 }

@@ -56,11 +56,13 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 	// From here on the outcome is recorded even if the worker is stopping.
 	ctx = context.WithoutCancel(ctx)
 	err = e.store.InTx(ctx, func(tx *store.Tx) error {
-		if ok, err := e.finish(ctx, tx, ref, store.TaskDone); !ok {
+		// The job first, then the task: the order every transaction takes
+		// them in, so that none waits on another in a cycle.
+		current, err := tx.LockJob(ctx, "", job.ID)
+		if err != nil {
 			return err
 		}
-		current, err := tx.GetJob(ctx, "", job.ID)
-		if err != nil || current.Status != farm.StatusFinalizing {
+		if ok, err := e.finish(ctx, tx, ref, store.TaskDone); !ok || current.Status != farm.StatusFinalizing {
 			return err
 		}
 		if failure != nil {

@@ -155,7 +155,7 @@ func (e *Engine) Validate(ctx context.Context, p farm.Principal, id string) (*fa
 	var job *farm.Job
 	err := e.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if job, err = e.loadJob(ctx, tx.Queries, p, id); err != nil {
+		if job, err = e.lockJob(ctx, tx, p, id); err != nil {
 			return err
 		}
 		switch job.Status {
@@ -191,7 +191,7 @@ func (e *Engine) Render(ctx context.Context, p farm.Principal, id string, cfg *f
 	}
 	err = e.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if job, err = e.loadJob(ctx, tx.Queries, p, id); err != nil {
+		if job, err = e.lockJob(ctx, tx, p, id); err != nil {
 			return err
 		}
 		if job.Status.HasStartedRendering() {
@@ -278,7 +278,7 @@ func (e *Engine) Cancel(ctx context.Context, p farm.Principal, id string) (*farm
 	var job *farm.Job
 	err := e.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if job, err = e.loadJob(ctx, tx.Queries, p, id); err != nil {
+		if job, err = e.lockJob(ctx, tx, p, id); err != nil {
 			return err
 		}
 		if job.Status.IsFinal() {
@@ -320,6 +320,20 @@ func (e *Engine) loadJob(ctx context.Context, q store.Queries, p farm.Principal,
 		return nil, farm.NotFound("job", id)
 	}
 	job, err := q.GetJob(ctx, p.WorkspaceID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, farm.NotFound("job", id)
+	}
+	return job, err
+}
+
+// lockJob is loadJob for a transaction that changes the job: on
+// PostgreSQL the row stays locked until the transaction ends, so two
+// requests (or a request and a worker) cannot both act on what they read.
+func (e *Engine) lockJob(ctx context.Context, tx *store.Tx, p farm.Principal, id string) (*farm.Job, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, farm.NotFound("job", id)
+	}
+	job, err := tx.LockJob(ctx, p.WorkspaceID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, farm.NotFound("job", id)
 	}

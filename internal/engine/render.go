@@ -81,7 +81,7 @@ func (e *Engine) startChunk(ctx context.Context, ref taskRef) (*farm.Job, []int,
 	var todo []int
 	err := e.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if job, err = tx.GetJob(ctx, "", ref.JobID); err != nil {
+		if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
 			return err
 		}
 		switch job.Status {
@@ -231,10 +231,12 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) 
 }
 
 // updateFrame changes one frame of the chunk, checking in the same
-// transaction that this worker still holds the task.
+// transaction that this worker still holds the task; the write itself
+// checks it again in the database, so a requeue between the two cannot let
+// a stale holder through.
 func (e *Engine) updateFrame(ctx context.Context, ref taskRef, frame int, change func(*store.Frame)) error {
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
-		task, err := tx.GetTask(ctx, ref.TaskID)
+		task, err := tx.LockTask(ctx, ref.TaskID)
 		if err != nil {
 			return err
 		}
@@ -251,7 +253,11 @@ func (e *Engine) updateFrame(ctx context.Context, ref taskRef, frame int, change
 					return nil // each frame once
 				}
 				change(&f)
-				return tx.UpdateFrame(ctx, f)
+				err := tx.UpdateFrameOwned(ctx, f, ref.Generation, e.workerID)
+				if errors.Is(err, store.ErrConflict) {
+					return errNotOurs
+				}
+				return err
 			}
 		}
 		return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)
@@ -268,15 +274,18 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 		renderErr = nil
 	}
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		// The job first, then the task: the order every transaction takes
+		// them in. The job's lock also makes the last two chunks to end take
+		// turns, so exactly one of them queues the finalizing.
+		job, err := tx.LockJob(ctx, "", ref.JobID)
+		if err != nil {
+			return err
+		}
 		status := store.TaskDone
 		if renderErr != nil {
 			status = store.TaskFailed
 		}
 		if ok, err := e.finish(ctx, tx, ref, status); !ok {
-			return err
-		}
-		job, err := tx.GetJob(ctx, "", ref.JobID)
-		if err != nil {
 			return err
 		}
 		if job.Status != farm.StatusRendering && job.Status != farm.StatusBooting {

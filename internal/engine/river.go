@@ -21,10 +21,10 @@ import (
 // through database/sql) with a pgx pool of its own for LISTEN/NOTIFY, so
 // that new work reaches workers at once instead of at the next poll.
 func riverDriver(ctx context.Context, cfg Config) (riverdriver.Driver[*sql.Tx], func(), error) {
-	switch dialectOf(cfg.Store) {
-	case "sqlite":
+	switch cfg.Store.Dialect() {
+	case store.DialectSQLite:
 		return riversqlite.New(cfg.Store.DB()), func() {}, nil
-	case "postgres":
+	case store.DialectPostgres:
 		if cfg.PostgresDSN == "" {
 			return nil, nil, errors.New("engine: PostgresDSN is required on PostgreSQL")
 		}
@@ -34,15 +34,7 @@ func riverDriver(ctx context.Context, cfg Config) (riverdriver.Driver[*sql.Tx], 
 		}
 		return riverdatabasesql.NewWithPgxListener(cfg.Store.DB(), pool), pool.Close, nil
 	}
-	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", dialectOf(cfg.Store))
-}
-
-// dialectOf names the store's database: "sqlite" or "postgres".
-func dialectOf(st *store.Store) string {
-	if d, ok := any(st).(interface{ Dialect() string }); ok {
-		return d.Dialect()
-	}
-	return "sqlite"
+	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", cfg.Store.Dialect())
 }
 
 // riverMigrationLock is the advisory lock key that serialises River's
@@ -50,14 +42,16 @@ func dialectOf(st *store.Store) string {
 const riverMigrationLock = 0x72656e646572 // "render"
 
 // migrateRiver brings River's tables up to date. On PostgreSQL, replicas
-// starting together take turns through an advisory lock, so exactly one of
-// them migrates and the others find nothing to do.
+// starting together take turns through a session advisory lock, so exactly
+// one of them migrates and the others find nothing to do. (River applies
+// each version in a transaction of its own, which PostgreSQL needs: a
+// version that adds an enum value cannot use it in the same transaction.)
 func migrateRiver(ctx context.Context, st *store.Store, driver riverdriver.Driver[*sql.Tx]) error {
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	if dialectOf(st) == "postgres" {
+	if st.Dialect() == store.DialectPostgres {
 		conn, err := st.DB().Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("engine: migrate River tables: %w", err)
@@ -67,8 +61,7 @@ func migrateRiver(ctx context.Context, st *store.Store, driver riverdriver.Drive
 			return fmt.Errorf("engine: migrate River tables: %w", err)
 		}
 		defer func() {
-			// Closing the connection would release the lock too; unlock
-			// so the pooled session is clean.
+			// Unlock so the pooled session goes back clean.
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, riverMigrationLock)
 		}()
 	}

@@ -56,16 +56,18 @@ func (w *validateWorker) Work(ctx context.Context, rj *river.Job[validateArgs]) 
 	// From here on the outcome is recorded even if the worker is stopping.
 	ctx = context.WithoutCancel(ctx)
 	err = e.store.InTx(ctx, func(tx *store.Tx) error {
+		// The job first, then the task: the order every transaction takes
+		// them in, so that none waits on another in a cycle.
+		current, err := tx.LockJob(ctx, "", job.ID)
+		if err != nil {
+			return err
+		}
 		status := store.TaskDone
 		if job.Status != farm.StatusValidating {
 			status = store.TaskCanceled
 		}
-		if ok, err := e.finish(ctx, tx, ref, status); !ok {
-			return err
-		}
-		current, err := tx.GetJob(ctx, "", job.ID)
-		if err != nil || current.Status != farm.StatusValidating {
-			// Canceled while we worked: leave it as it is.
+		if ok, err := e.finish(ctx, tx, ref, status); !ok || current.Status != farm.StatusValidating {
+			// Not ours any more, or canceled while we worked: leave it.
 			return err
 		}
 		if sceneFile != nil {

@@ -5,7 +5,6 @@ package metrics
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"net/http"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // Metrics holds the counters the engine moves and the gauges read from the
@@ -28,10 +29,12 @@ type Metrics struct {
 	UploadBytes prometheus.Counter
 }
 
-// New makes the metrics. db is the farm's database, queried at each scrape
-// for the numbers that live there; workerTimeout says which workers count
-// as live.
-func New(db *sql.DB, rebind func(string) string, workerTimeout time.Duration, log *slog.Logger) *Metrics {
+// Stats reads the numbers that live in the database, at each scrape, so
+// every replica reports the same truth.
+type Stats func(ctx context.Context) (store.FarmStats, error)
+
+// New makes the metrics.
+func New(stats Stats, log *slog.Logger) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		FramesRendered: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,7 +48,7 @@ func New(db *sql.DB, rebind func(string) string, workerTimeout time.Duration, lo
 		}),
 	}
 	m.registry.MustRegister(m.FramesRendered, m.RenderSeconds, m.UploadBytes,
-		&dbCollector{db: db, rebind: rebind, workerTimeout: workerTimeout, log: log},
+		&dbCollector{stats: stats, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,13 +64,10 @@ var (
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
 )
 
-// dbCollector reads the numbers that live in the database when Prometheus
-// scrapes, so every replica reports the same truth.
+// dbCollector reports the database's numbers when Prometheus scrapes.
 type dbCollector struct {
-	db            *sql.DB
-	rebind        func(string) string
-	workerTimeout time.Duration
-	log           *slog.Logger
+	stats Stats
+	log   *slog.Logger
 }
 
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -79,34 +79,18 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c.countBy(ctx, ch, jobsDesc, `SELECT status, COUNT(*) FROM jobs GROUP BY status`)
-	c.countBy(ctx, ch, queueDesc, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY queue`)
-	var live int
-	err := c.db.QueryRowContext(ctx, c.rebind(`SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN ('gone', 'stopped')`),
-		time.Now().Add(-c.workerTimeout).UTC()).Scan(&live)
+	st, err := c.stats(ctx)
 	if err != nil {
-		c.log.Warn("metrics: count workers", "err", err)
+		c.log.Warn("metrics: read the database", "err", err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(live))
-}
-
-func (c *dbCollector) countBy(ctx context.Context, ch chan<- prometheus.Metric, desc *prometheus.Desc, query string) {
-	rows, err := c.db.QueryContext(ctx, query)
-	if err != nil {
-		c.log.Warn("metrics: query", "err", err)
-		return
+	for status, n := range st.JobsByStatus {
+		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), status)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var label string
-		var n int
-		if err := rows.Scan(&label, &n); err != nil {
-			c.log.Warn("metrics: scan", "err", err)
-			return
-		}
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), label)
+	for queue, n := range st.QueueDepth {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
+	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))
 }
 
 // FrameStored counts a frame a worker stored and the seconds it took.

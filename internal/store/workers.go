@@ -53,3 +53,64 @@ func (q *Queries) LiveWorkers(ctx context.Context, since time.Time) (int, error)
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, since.UTC(), WorkerGone, WorkerStopped).Scan(&n)
 	return n, err
 }
+
+// ListWorkers lists the worker runs seen since the given time, newest
+// heartbeat first: what `renderfarm workers` shows.
+func (q *Queries) ListWorkers(ctx context.Context, since time.Time) ([]Worker, error) {
+	rows, err := q.query(ctx, `SELECT id, name, started_at, heartbeat_at, state, current_task FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, name`, since)
+	if err != nil {
+		return nil, fmt.Errorf("list workers: %w", err)
+	}
+	defer rows.Close()
+	var out []Worker
+	for rows.Next() {
+		var w Worker
+		if err := rows.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask); err != nil {
+			return nil, err
+		}
+		w.StartedAt, w.HeartbeatAt = w.StartedAt.UTC(), w.HeartbeatAt.UTC()
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// FarmStats are the numbers /metrics reports from the database.
+type FarmStats struct {
+	JobsByStatus map[string]int
+	// QueueDepth counts River jobs waiting to run, by queue.
+	QueueDepth  map[string]int
+	LiveWorkers int
+}
+
+// Stats reads the farm's numbers; workers count as live when their
+// heartbeat is newer than liveSince.
+func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, error) {
+	st := FarmStats{JobsByStatus: map[string]int{}, QueueDepth: map[string]int{}}
+	count := func(into map[string]int, query string) error {
+		rows, err := q.query(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var label string
+			var n int
+			if err := rows.Scan(&label, &n); err != nil {
+				return err
+			}
+			into[label] = n
+		}
+		return rows.Err()
+	}
+	if err := count(st.JobsByStatus, `SELECT status, COUNT(*) FROM jobs GROUP BY status`); err != nil {
+		return st, fmt.Errorf("count jobs: %w", err)
+	}
+	if err := count(st.QueueDepth, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY queue`); err != nil {
+		return st, fmt.Errorf("count queued work: %w", err)
+	}
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, liveSince, WorkerGone, WorkerStopped).Scan(&st.LiveWorkers)
+	if err != nil {
+		return st, fmt.Errorf("count workers: %w", err)
+	}
+	return st, nil
+}

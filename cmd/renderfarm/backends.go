@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// backends are where the farm keeps its state: a SQLite database and a
+// directory of objects under --data-dir (one machine), or PostgreSQL and
+// an S3-compatible bucket (several machines). Every command that touches
+// the farm's state takes the same three flags.
+type backends struct {
+	dataDir  string
+	database string
+	storage  string
+}
+
+func (b *backends) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.dataDir, "data-dir", "./renderfarm-data", "where the SQLite database, local objects and work files live")
+	fs.StringVar(&b.database, "database", "", "a PostgreSQL URL (postgres://user:pass@host/db); empty: SQLite in --data-dir")
+	fs.StringVar(&b.storage, "storage", "", "an S3 bucket (s3://BUCKET?endpoint=URL&region=R, credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); empty: files in --data-dir")
+}
+
+// postgresDSN is the database URL when the farm is on PostgreSQL.
+func (b *backends) postgresDSN() string {
+	if strings.HasPrefix(b.database, "postgres://") || strings.HasPrefix(b.database, "postgresql://") {
+		return b.database
+	}
+	return ""
+}
+
+// openStore opens the farm's database and brings its schema up to date.
+func (b *backends) openStore(ctx context.Context) (*store.Store, error) {
+	switch {
+	case b.database == "":
+		if err := mkdirData(b.dataDir); err != nil {
+			return nil, err
+		}
+		return store.OpenSQLite(ctx, filepath.Join(b.dataDir, "renderfarm.db"))
+	case b.postgresDSN() != "":
+		return store.OpenPostgres(ctx, b.database)
+	}
+	return nil, fmt.Errorf("%w: --database must be a postgres:// URL (or empty for SQLite in --data-dir)", errUsage)
+}
+
+// openObjects opens the object store. For the local store it also returns
+// the handler that serves its presigned URLs; an S3 bucket serves its own.
+func (b *backends) openObjects(ctx context.Context, publicURL string, maxUpload int64, log *slog.Logger) (objstore.Store, http.Handler, func(), error) {
+	if b.storage == "" {
+		if err := mkdirData(b.dataDir); err != nil {
+			return nil, nil, nil, err
+		}
+		secret, err := objstore.LoadOrCreateSecret(filepath.Join(b.dataDir, "url-signing.key"))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		local, err := objstore.NewLocal(objstore.LocalConfig{
+			Dir: filepath.Join(b.dataDir, "objects"), BaseURL: publicURL, Secret: secret, MaxUploadBytes: maxUpload, Log: log,
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return local, local.Handler(), func() { local.Close() }, nil
+	}
+	if !strings.HasPrefix(b.storage, "s3://") {
+		return nil, nil, nil, fmt.Errorf("%w: --storage must be an s3:// URL (or empty for files in --data-dir)", errUsage)
+	}
+	cfg, err := objstore.ParseS3URL(b.storage)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: --storage: %v", errUsage, err)
+	}
+	s3, err := objstore.NewS3(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return s3, nil, func() {}, nil
+}
+
+func mkdirData(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// listWorkers shows the farm's workers: name, state, what they render, and
+// when they were last heard from.
+func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var b backends
+	fs := newFlagSet("workers", stderr)
+	b.register(fs)
+	since := fs.Duration("since", 24*time.Hour, "list workers heard from within this time")
+	timeout := fs.Duration("worker-timeout", 60*time.Second, "a worker silent this long counts as dead")
+	jsonOut := fs.Bool("json", false, "print the workers as JSON")
+	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	st, err := b.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	list, err := st.ListWorkers(ctx, time.Now().Add(-*since))
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Name        string    `json:"name"`
+		State       string    `json:"state"`
+		CurrentTask string    `json:"currentTask"`
+		Job         string    `json:"job,omitempty"`
+		Chunk       int       `json:"chunk,omitempty"`
+		LastSeen    time.Time `json:"lastSeen"`
+		StartedAt   time.Time `json:"startedAt"`
+	}
+	rows := []row{}
+	for _, w := range list {
+		r := row{Name: w.Name, State: w.State, CurrentTask: w.CurrentTask, LastSeen: w.HeartbeatAt, StartedAt: w.StartedAt}
+		if r.State != "gone" && r.State != "stopped" && time.Since(w.HeartbeatAt) > *timeout {
+			r.State = "dead"
+		}
+		if w.CurrentTask != "" {
+			if t, err := st.GetTask(ctx, w.CurrentTask); err == nil {
+				r.Job, r.Chunk = t.JobID, t.Chunk
+			}
+		}
+		rows = append(rows, r)
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(stdout, "no workers seen")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tJOB\tCHUNK\tLAST SEEN")
+	for _, r := range rows {
+		job, chunk := "-", "-"
+		if r.Job != "" {
+			job, chunk = r.Job, fmt.Sprint(r.Chunk)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\n", r.Name, r.State, job, chunk, time.Since(r.LastSeen).Round(time.Second))
+	}
+	return tw.Flush()
+}

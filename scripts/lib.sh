@@ -57,7 +57,7 @@ ensure_go() {
 }
 
 # The Debian packages renderfarm runs with: Blender renders, ffmpeg makes
-# preview videos.
-RUNTIME_PACKAGES=(blender ffmpeg)
+# preview videos, bubblewrap keeps Blender off the network and the disk.
+RUNTIME_PACKAGES=(blender ffmpeg bubblewrap)
 # What the tests need besides: a real browser for the dashboard's tests.
 TEST_PACKAGES=(chromium)

@@ -21,12 +21,14 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		w           workerFlags
 		concurrency int
 		workDir     string
+		cacheBytes  byteSize = byteSize(engine.DefaultCacheBytes)
 	)
 	fs := newFlagSet("worker", stderr)
 	b.register(fs)
 	w.register(fs)
 	fs.IntVar(&concurrency, "concurrency", 1, "how many chunks this node renders at once")
 	fs.StringVar(&workDir, "work-dir", filepath.Join(os.TempDir(), "renderfarm-worker"), "where inputs are unpacked and frames written while rendering")
+	fs.Var(&cacheBytes, "cache-bytes", "how much of the inputs fetched from the bucket this node keeps, by checksum, for later chunks and jobs")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -58,7 +60,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Objects: objects, Blender: runner, Logger: log, PostgresDSN: b.postgresDSN(),
 		Metrics: farmMetrics(st, w.workerTimeout, log), RenderWorkers: concurrency, WorkerName: w.workerName,
-		WorkDir: workDir, FFmpeg: w.ffmpegBinary, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
+		WorkDir: workDir, CacheBytes: int64(cacheBytes), FFmpeg: w.ffmpegBinary, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
 		// Webhooks are delivered by the API servers.
 		NoWebhookDelivery: true,
 	})

@@ -77,6 +77,9 @@ type Config struct {
 	WebhookAllowPrivate bool
 	// Resolver resolves webhook hosts; nil is the system's.
 	Resolver webhook.Resolver
+	// CacheBytes caps the inputs a worker keeps from the bucket (0: 20 GiB;
+	// negative: keep none).
+	CacheBytes int64
 	// NoWebhookDelivery leaves webhook deliveries to other processes (the
 	// API servers), so render nodes need no way out to receivers.
 	NoWebhookDelivery bool
@@ -132,6 +135,8 @@ type Engine struct {
 	// inputs serialises preparing one job's input on this machine.
 	inputs sync.Map // job id -> *sync.Mutex
 
+	cache *inputCache
+
 	busy      sync.Mutex
 	busyTasks map[string]bool
 
@@ -161,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		log:       cfg.Logger,
 		workerID:  uuid.NewString(),
 		sender:    webhook.NewSender(cfg.WebhookAllowPrivate),
+		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
 		busyTasks: map[string]bool{},
 	}
 

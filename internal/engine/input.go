@@ -65,13 +65,25 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 	if err != nil {
 		return nil, fmt.Errorf("find upload of job %s: %w", job.ID, err)
 	}
-	source, err := e.fetchObject(ctx, up.ObjectKey, filepath.Join(dir, "source"+filepath.Ext(up.FileName)))
+	known := ""
+	if job.SceneFile != nil {
+		known = job.SceneFile.SHA256
+	}
+	source, err := e.fetchObject(ctx, up.ObjectKey, filepath.Join(dir, "source"+filepath.Ext(up.FileName)), known)
 	if err != nil {
 		return nil, err
 	}
 	size, sum, err := hashFile(source)
 	if err != nil {
 		return nil, err
+	}
+	if known != "" && sum != known {
+		// The stored input changed since validation: never render
+		// something other than what was checked.
+		return nil, fmt.Errorf("the input of job %s no longer matches its validated checksum", job.ID)
+	}
+	if _, local := e.objects.(localPather); !local {
+		e.cache.add(sum, source)
 	}
 	in := &preparedInput{SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
 	switch up.FileType {
@@ -110,10 +122,14 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 }
 
 // fetchObject returns a local path of an object: the object itself when
-// the store is on this machine, else a copy downloaded to dst.
-func (e *Engine) fetchObject(ctx context.Context, key, dst string) (string, error) {
+// the store is on this machine, the cached copy when its checksum is known
+// and cached, else a copy downloaded to dst.
+func (e *Engine) fetchObject(ctx context.Context, key, dst, sha256 string) (string, error) {
 	if lp, ok := e.objects.(localPather); ok {
 		return lp.Path(key)
+	}
+	if e.cache.linkTo(sha256, dst) {
+		return dst, nil
 	}
 	r, err := e.objects.Get(ctx, key)
 	if err != nil {

@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/client"
+)
+
+// TestMetricsAndRiverUI: /metrics reports jobs and frames in Prometheus'
+// format, and River's UI answers only with the admin token.
+func TestMetricsAndRiverUI(t *testing.T) {
+	f := startFarm(t, "--admin-token", "s3cret-token")
+	c := f.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	if done := renderAndWait(ctx, t, c, job.ID, client.RenderConfig{ColorManagementPreset: client.String("default"), FrameRanges: []string{"1-2"}}); done.Status != client.StatusCompleted {
+		t.Fatalf("job ended %s", done.Status)
+	}
+
+	body := get(t, f.url+"/metrics", "", http.StatusOK)
+	for _, want := range []string{`renderfarm_jobs{status="completed"} 1`, `renderfarm_frames_rendered_total{worker=`, "renderfarm_render_seconds_total", "renderfarm_upload_bytes_total", "renderfarm_workers 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	get(t, f.url+"/riverui/", "", http.StatusUnauthorized)
+	get(t, f.url+"/riverui/", "wrong", http.StatusUnauthorized)
+	if page := get(t, f.url+"/riverui/", "s3cret-token", http.StatusOK); !strings.Contains(strings.ToLower(page), "<html") {
+		t.Errorf("River UI answered no page: %.200s", page)
+	}
+}
+
+// TestSIGTERMFinishesTheRunningChunkAndExitsCleanly: a stop waits for the
+// chunk Blender is rendering (within --shutdown-timeout), exits 0, and the
+// job goes on after a restart.
+func TestSIGTERMFinishesTheRunningChunkAndExitsCleanly(t *testing.T) {
+	f := startFarm(t, "--shutdown-timeout", "60s")
+	c := f.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender("1-6")
+	cfg.ChunkSize = client.Int(3)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, c, job.ID, 1)
+
+	stopped := time.Now()
+	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("serve did not stop within 90 s of SIGTERM")
+	}
+	if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM, want 0:\n%s", code, f.log.String())
+	}
+	t.Logf("stopped %.1f s after SIGTERM", time.Since(stopped).Seconds())
+
+	f.start()
+	c = f.client("studio")
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != client.StatusCompleted {
+		t.Fatalf("job ended %s after the restart", done.Status)
+	}
+	p, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fr := range p.Frames {
+		if fr.Status != client.FrameCompleted {
+			t.Errorf("frame %d is %s", fr.Frame, fr.Status)
+		}
+	}
+	// The chunk running at SIGTERM finished before the stop: its three
+	// frames were rendered once.
+	for _, fr := range p.Frames[:3] {
+		if fr.Attempts != 1 {
+			t.Errorf("frame %d took %d attempts; the stop should have let its chunk finish", fr.Frame, fr.Attempts)
+		}
+	}
+}
+
+func get(t *testing.T, url, password string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if password != "" {
+		req.SetBasicAuth("admin", password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d, want %d: %.300s", url, resp.StatusCode, want, b)
+	}
+	return string(b)
+}

@@ -1,0 +1,1005 @@
+// Command distributed measures the farm in its distributed shape, on
+// PostgreSQL and an S3-compatible bucket, with `renderfarm serve` and
+// `renderfarm worker` processes all on this machine:
+//
+//   - scale: the render time of the same frames with one worker and with
+//     two, and their ratio;
+//   - death: the time from a worker's SIGKILL to its unfinished chunk being
+//     handed out again, at each --worker-timeout asked for, and once more
+//     when the worker killed is River's leader;
+//   - queue: from the render request to the first chunk picked up and to
+//     the first frame rendering, and from the last frame stored to the job
+//     completed, on SQLite and on PostgreSQL.
+//
+// It reads RENDERFARM_TEST_POSTGRES, RENDERFARM_TEST_S3_ENDPOINT and the
+// AWS_* variables as the end-to-end tests do (scripts/services.sh starts
+// both servers and sets them), creates its own databases and bucket, and
+// removes them when it ends. Every measurement runs -runs times, the runs
+// of the cases interleaved; the tables show medians.
+//
+//	go run ./bench/distributed [-runs 3] [-only scale,death,queue] [-timeouts 5s,15s]
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/renderfarm/renderfarm/client"
+)
+
+func main() {
+	runs := flag.Int("runs", 3, "how many times to measure each case (the median is reported)")
+	only := flag.String("only", "scale,death,queue", "which measurements to run, comma-separated")
+	timeouts := flag.String("timeouts", "5s,15s", "the --worker-timeout values the death measurement uses")
+	scene := flag.String("scene", "testdata/scenes/cube.blend", "the .blend to render")
+	frames := flag.Int("frames", 16, "frames to render in scale and death (1..N of the scene)")
+	chunk := flag.Int("chunk", 2, "chunkSize of every render")
+	size := flag.String("size", "320x180", "resolution WxH")
+	samples := flag.Int("samples", 32, "Cycles samples")
+	flag.Parse()
+
+	r := renderSettings{frames: *frames, chunk: *chunk, samples: *samples}
+	if _, err := fmt.Sscanf(*size, "%dx%d", &r.width, &r.height); err != nil {
+		fatalf("-size %q: want WxH", *size)
+	}
+	var deathTimeouts []time.Duration
+	for _, s := range strings.Split(*timeouts, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			fatalf("-timeouts: %q is not a duration", s)
+		}
+		deathTimeouts = append(deathTimeouts, d)
+	}
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		want[strings.TrimSpace(s)] = true
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := setUp(ctx, *scene, r)
+	defer b.tearDown()
+
+	fmt.Printf("machine: %d cores, %s; load average at start: %s\n\n", runtime.NumCPU(), cpuModel(), loadAverage())
+	var report []string
+	if want["scale"] {
+		report = append(report, b.measureScale(*runs))
+	}
+	if want["death"] {
+		report = append(report, b.measureDeath(*runs, deathTimeouts))
+	}
+	if want["queue"] {
+		report = append(report, b.measureQueue(*runs))
+	}
+	fmt.Printf("\n%d cores (%s), %d runs of each case, medians; load average at the end: %s\n\n", runtime.NumCPU(), cpuModel(), *runs, loadAverage())
+	fmt.Print(strings.Join(report, "\n"))
+}
+
+// renderSettings are the frames and settings every render uses.
+type renderSettings struct {
+	frames, chunk, width, height, samples int
+}
+
+func (r renderSettings) config(frames int) client.RenderConfig {
+	return client.RenderConfig{
+		ColorManagementPreset: client.String("default"),
+		FrameRanges:           []string{fmt.Sprintf("1-%d", frames)},
+		Resolution:            []int{r.width, r.height},
+		SampleCount:           client.Int(r.samples),
+		ChunkSize:             client.Int(r.chunk),
+	}
+}
+
+func (r renderSettings) String() string {
+	return fmt.Sprintf("%dx%d, %d samples, chunkSize %d", r.width, r.height, r.samples, r.chunk)
+}
+
+// ---- scale: one worker against two ----
+
+type scaleCase struct {
+	workers int
+	threads int // --blender-threads; 0 is all cores
+}
+
+type scaleResult struct {
+	lastFrame, completed time.Duration
+}
+
+func (b *bench) measureScale(runs int) string {
+	cases := []scaleCase{{1, 0}, {2, 0}, {1, 1}, {2, 1}}
+	results := map[scaleCase][]scaleResult{}
+	meter := startCPUMeter()
+	for run := 1; run <= runs; run++ {
+		for _, c := range cases {
+			res, perWorker := b.scaleRun(c)
+			results[c] = append(results[c], res)
+			fmt.Printf("scale run %d, %d worker(s), --blender-threads %d: last frame stored after %.2f s, completed after %.2f s; frames per worker %v\n",
+				run, c.workers, c.threads, res.lastFrame.Seconds(), res.completed.Seconds(), perWorker)
+		}
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "Render time of %d frames of %s (%s), from the render request, serve --workers 0 plus 1 or 2 workers on the same %d cores:\n\n",
+		b.render.frames, filepath.Base(b.scene), b.render, runtime.NumCPU())
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "blender threads per worker\t1 worker: last frame\t2 workers: last frame\tratio\t1 worker: completed\t2 workers: completed\tratio")
+	for _, threads := range []int{0, 1} {
+		one, two := results[scaleCase{1, threads}], results[scaleCase{2, threads}]
+		oneLast := median(one, func(r scaleResult) time.Duration { return r.lastFrame })
+		twoLast := median(two, func(r scaleResult) time.Duration { return r.lastFrame })
+		oneDone := median(one, func(r scaleResult) time.Duration { return r.completed })
+		twoDone := median(two, func(r scaleResult) time.Duration { return r.completed })
+		label := fmt.Sprint(threads)
+		if threads == 0 {
+			label = "all cores (0)"
+		}
+		fmt.Fprintf(tw, "%s\t%.2f s\t%.2f s\t%.2f\t%.2f s\t%.2f s\t%.2f\n", label,
+			oneLast.Seconds(), twoLast.Seconds(), oneLast.Seconds()/twoLast.Seconds(),
+			oneDone.Seconds(), twoDone.Seconds(), oneDone.Seconds()/twoDone.Seconds())
+	}
+	tw.Flush()
+	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	return out.String()
+}
+
+func (b *bench) scaleRun(c scaleCase) (scaleResult, map[string]int) {
+	f := b.distributedFarm("scale", "--worker-timeout", "60s")
+	defer f.stop()
+	f.serve("api-a", "--workers", "0")
+	for i := range c.workers {
+		f.worker(nodeName(i), "--blender-threads", fmt.Sprint(c.threads))
+	}
+	cl, job := f.validatedJob()
+	start := time.Now()
+	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
+		fatalf("render: %v", err)
+	}
+	var res scaleResult
+	var last *client.Progress
+	for {
+		p, err := cl.Progress(b.ctx, job)
+		if err != nil {
+			fatalf("progress: %v", err)
+		}
+		now := time.Since(start)
+		if res.lastFrame == 0 && p.FramesCompleted == p.FramesTotal {
+			res.lastFrame = now
+		}
+		last = p
+		if p.Status == client.StatusCompleted {
+			res.completed = now
+			break
+		}
+		if p.Status.IsFinal() {
+			fatalf("scale: job ended %s:\n%s", p.Status, f.logs())
+		}
+		b.sleep(20 * time.Millisecond)
+	}
+	return res, framesPerWorker(last)
+}
+
+// ---- death: a worker killed mid-render ----
+
+type deathCase struct {
+	timeout    time.Duration
+	leaderDies bool // the worker killed is River's leader
+}
+
+func (c deathCase) String() string {
+	s := fmt.Sprintf("--worker-timeout %s", c.timeout)
+	if c.leaderDies {
+		s += ", the killed worker is River's leader"
+	}
+	return s
+}
+
+type deathResult struct {
+	requeued    time.Duration // from the kill to the chunk handed out again
+	completed   time.Duration // from the kill to the job completed
+	leaderMoved time.Duration // from the kill to another process leading (0: it did not move)
+}
+
+func (b *bench) measureDeath(runs int, timeouts []time.Duration) string {
+	var cases []deathCase
+	for _, t := range timeouts {
+		cases = append(cases, deathCase{timeout: t})
+	}
+	cases = append(cases, deathCase{timeout: timeouts[0], leaderDies: true})
+	results := map[deathCase][]deathResult{}
+	meter := startCPUMeter()
+	for run := 1; run <= runs; run++ {
+		for _, c := range cases {
+			res := b.deathRun(c)
+			results[c] = append(results[c], res)
+			fmt.Printf("death run %d, %s: handed out again %.2f s after the kill; job completed %.2f s after it", run, c, res.requeued.Seconds(), res.completed.Seconds())
+			if res.leaderMoved > 0 {
+				fmt.Printf("; leadership moved after %.2f s", res.leaderMoved.Seconds())
+			}
+			fmt.Println()
+		}
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "A worker killed with SIGKILL while it renders a chunk (%d frames, %s; serve --workers 0 plus 2 workers): time from the kill to its chunk being handed out again (a new generation), and to the job completed (the chunk rendered by the other worker):\n\n",
+		b.render.frames, b.render)
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "case\thanded out again\tover the timeout\texpected range\tjob completed")
+	for _, c := range cases {
+		rs := results[c]
+		requeued := median(rs, func(r deathResult) time.Duration { return r.requeued })
+		completed := median(rs, func(r deathResult) time.Duration { return r.completed })
+		// The last heartbeat is up to one interval old at the kill, and the
+		// reaper looks every timeout/4.
+		// The leader's death adds River's re-election, which this does
+		// not model.
+		heartbeat := min(5*time.Second, c.timeout/4)
+		reap := max(time.Second, c.timeout/4)
+		expected := fmt.Sprintf("%.2f to %.2f s", (c.timeout - heartbeat).Seconds(), (c.timeout + reap).Seconds())
+		if c.leaderDies {
+			expected = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%.2f s\t%+.2f s\t%s\t%.2f s\n", c, requeued.Seconds(), (requeued - c.timeout).Seconds(), expected, completed.Seconds())
+	}
+	tw.Flush()
+	for _, c := range cases {
+		if c.leaderDies {
+			moved := median(results[c], func(r deathResult) time.Duration { return r.leaderMoved })
+			fmt.Fprintf(&out, "\nWith the leader killed, another process took the lead %.2f s after the kill.\n", moved.Seconds())
+		}
+	}
+	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	return out.String()
+}
+
+// deathRun kills node-a while it holds a chunk with frames still to store.
+// Should it hold none at the moment of the kill (it stored the chunk's
+// last frame in between), the run is done again on a fresh farm.
+func (b *bench) deathRun(c deathCase) deathResult {
+	for try := 1; ; try++ {
+		res, ok := b.deathTry(c)
+		if ok {
+			return res
+		}
+		if try == 3 {
+			fatalf("death: node-a held no unfinished chunk when it was killed, three times in a row")
+		}
+		fmt.Println("death: node-a held no unfinished chunk when it was killed; again")
+	}
+}
+
+func (b *bench) deathTry(c deathCase) (deathResult, bool) {
+	f := b.distributedFarm("death", "--worker-timeout", c.timeout.String())
+	defer f.stop()
+	// River's leader is the first process to start: start the worker first
+	// to kill the leader, the API first otherwise.
+	if c.leaderDies {
+		f.worker("node-a")
+		f.waitLeader()
+		f.serve("api-a", "--workers", "0")
+	} else {
+		f.serve("api-a", "--workers", "0")
+		f.waitLeader()
+		f.worker("node-a")
+	}
+	f.worker("node-b")
+	leader := f.leader()
+
+	cl, job := f.validatedJob()
+	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
+		fatalf("render: %v", err)
+	}
+	// Mid-render: both nodes have stored frames, and node-a holds a chunk
+	// with frames still to store.
+	b.waitFor("both workers to store frames", 2*time.Minute, func() bool {
+		p, err := cl.Progress(b.ctx, job)
+		if err != nil {
+			fatalf("progress: %v", err)
+		}
+		n := framesPerWorker(p)
+		return n["node-a"] > 0 && n["node-b"] > 0
+	})
+	nodeA := f.workerRun("node-a")
+	for deadline := time.Now().Add(time.Minute); len(f.heldTasks(nodeA)) == 0; b.sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return deathResult{}, false
+		}
+	}
+	killed := time.Now()
+	f.procs["node-a"].kill()
+	held := f.heldTasks(nodeA) // what it held when it died
+	if len(held) == 0 {
+		return deathResult{}, false
+	}
+
+	var res deathResult
+	for res.requeued == 0 || res.completed == 0 {
+		if res.requeued == 0 && f.requeued(held) {
+			res.requeued = time.Since(killed)
+		}
+		if res.leaderMoved == 0 && c.leaderDies {
+			if now := f.leader(); now != "" && now != leader {
+				res.leaderMoved = time.Since(killed)
+			}
+		}
+		if res.completed == 0 {
+			j, err := cl.GetJob(b.ctx, job)
+			if err != nil {
+				fatalf("get job: %v", err)
+			}
+			if j.Status.IsFinal() {
+				if j.Status != client.StatusCompleted {
+					fatalf("death: job ended %s: %+v\n%s", j.Status, j.FailedReason, f.logs())
+				}
+				res.completed = time.Since(killed)
+			}
+		}
+		if time.Since(killed) > c.timeout+3*time.Minute {
+			fatalf("death: %s after the kill, handed out again: %v, completed: %v\n%s", time.Since(killed), res.requeued > 0, res.completed > 0, f.logs())
+		}
+		b.sleep(10 * time.Millisecond)
+	}
+	f.checkEveryFrameOnce(cl, job, b.render.frames)
+	return res, true
+}
+
+// ---- queue: PostgreSQL against SQLite ----
+
+type queueCase struct {
+	name  string
+	start func(*bench) *farm
+}
+
+type queueResult struct {
+	pickedUp, firstFrame, finalized time.Duration
+}
+
+func (b *bench) measureQueue(runs int) string {
+	cases := []queueCase{
+		{"SQLite, local files: serve --workers 1", func(b *bench) *farm {
+			f := b.localFarm("queue")
+			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			return f
+		}},
+		{"PostgreSQL, bucket: serve --workers 0 + worker", func(b *bench) *farm {
+			f := b.distributedFarm("queue")
+			f.serve("api-a", "--workers", "0")
+			f.worker("node-a")
+			return f
+		}},
+		{"PostgreSQL, bucket: serve --workers 1", func(b *bench) *farm {
+			f := b.distributedFarm("queue")
+			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			return f
+		}},
+		{"PostgreSQL, local files: serve --workers 1", func(b *bench) *farm {
+			f := b.postgresLocalFarm("queue")
+			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			return f
+		}},
+	}
+	const frames = 4
+	results := map[string][]queueResult{}
+	meter := startCPUMeter()
+	for run := 1; run <= runs; run++ {
+		for _, c := range cases {
+			res := b.queueRun(c, frames)
+			results[c.name] = append(results[c.name], res)
+			fmt.Printf("queue run %d, %s: picked up after %.0f ms, first frame rendering after %.0f ms, last frame to completed %.0f ms\n",
+				run, c.name, ms(res.pickedUp), ms(res.firstFrame), ms(res.finalized))
+		}
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "Queue latency, one worker, %d frames (%s), progress polled every 10 ms: from the render request to the job rendering (a worker took the first chunk) and to the first frame rendering (Blender started on it); from the last frame stored to the job completed (the finalize work queued, picked up, zip and preview made):\n\n",
+		frames, b.render)
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "farm\trequest to picked up\trequest to first frame rendering\tlast frame to completed")
+	for _, c := range cases {
+		rs := results[c.name]
+		fmt.Fprintf(tw, "%s\t%.0f ms\t%.0f ms\t%.0f ms\n", c.name,
+			ms(median(rs, func(r queueResult) time.Duration { return r.pickedUp })),
+			ms(median(rs, func(r queueResult) time.Duration { return r.firstFrame })),
+			ms(median(rs, func(r queueResult) time.Duration { return r.finalized })))
+	}
+	tw.Flush()
+	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	return out.String()
+}
+
+func (b *bench) queueRun(c queueCase, frames int) queueResult {
+	f := c.start(b)
+	defer f.stop()
+	cl, job := f.validatedJob()
+	start := time.Now()
+	if _, _, err := cl.Render(b.ctx, job, b.render.config(frames)); err != nil {
+		fatalf("render: %v", err)
+	}
+	var res queueResult
+	var lastFrame time.Duration
+	for {
+		p, err := cl.Progress(b.ctx, job)
+		if err != nil {
+			fatalf("progress: %v", err)
+		}
+		now := time.Since(start)
+		if res.pickedUp == 0 && p.Status != client.StatusBooting {
+			res.pickedUp = now
+		}
+		if res.firstFrame == 0 && slices.ContainsFunc(p.Frames, func(f client.FrameProgress) bool {
+			return f.Status == client.FrameRendering || f.Status == client.FrameCompleted
+		}) {
+			res.firstFrame = now
+		}
+		if lastFrame == 0 && p.FramesCompleted == p.FramesTotal {
+			lastFrame = now
+		}
+		if p.Status == client.StatusCompleted {
+			res.finalized = now - lastFrame
+			return res
+		}
+		if p.Status.IsFinal() {
+			fatalf("queue: job ended %s:\n%s", p.Status, f.logs())
+		}
+		b.sleep(10 * time.Millisecond)
+	}
+}
+
+// ---- the services, the farms and their processes ----
+
+// bench holds what every measurement shares: the binary, the PostgreSQL
+// server, the bucket, and what to remove at the end.
+type bench struct {
+	ctx      context.Context
+	scene    string
+	render   renderSettings
+	work     string
+	binary   string
+	admin    *sql.DB
+	adminURL *url.URL
+	endpoint string
+	region   string
+	s3       *minio.Client
+	bucket   string
+	seq      int // databases made
+	procs    int // processes started
+}
+
+func setUp(ctx context.Context, scene string, r renderSettings) *bench {
+	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
+	if admin == "" || endpoint == "" {
+		fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), which sets them")
+	}
+	b := &bench{ctx: ctx, scene: scene, render: r, endpoint: endpoint, region: cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")}
+	if _, err := os.Stat(scene); err != nil {
+		fatalf("scene: %v (run from the repository's root)", err)
+	}
+	work, err := os.MkdirTemp("", "renderfarm-bench-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	b.work = work
+	atExit(func() { os.RemoveAll(work) })
+
+	b.binary = filepath.Join(work, "renderfarm")
+	build := exec.Command("go", "build", "-o", b.binary, "./cmd/renderfarm")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fatalf("build renderfarm: %v", err)
+	}
+
+	if b.adminURL, err = url.Parse(admin); err != nil {
+		fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
+	}
+	if b.admin, err = sql.Open("pgx", admin); err != nil {
+		fatalf("%v", err)
+	}
+	atExit(func() { b.admin.Close() })
+
+	eu, err := url.Parse(endpoint)
+	if err != nil {
+		fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
+	}
+	b.s3, err = minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: b.region})
+	if err != nil {
+		fatalf("%v", err)
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	b.bucket = "renderfarm-bench-" + hex.EncodeToString(suffix)
+	if err := b.s3.MakeBucket(ctx, b.bucket, minio.MakeBucketOptions{Region: b.region}); err != nil {
+		fatalf("make bucket: %v", err)
+	}
+	atExit(func() {
+		ctx := context.Background()
+		for obj := range b.s3.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Recursive: true}) {
+			_ = b.s3.RemoveObject(ctx, b.bucket, obj.Key, minio.RemoveObjectOptions{})
+		}
+		if err := b.s3.RemoveBucket(ctx, b.bucket); err != nil {
+			fmt.Fprintf(os.Stderr, "remove bucket %s: %v\n", b.bucket, err)
+		}
+	})
+	return b
+}
+
+func (b *bench) tearDown() { runExits() }
+
+// newDatabase creates a database of its own for one farm and returns its
+// URL; it is dropped at the end.
+func (b *bench) newDatabase() string {
+	b.seq++
+	name := fmt.Sprintf("%s_%d", strings.ReplaceAll(b.bucket, "-", "_"), b.seq)
+	if _, err := b.admin.ExecContext(b.ctx, `CREATE DATABASE `+name); err != nil {
+		fatalf("create database: %v", err)
+	}
+	atExit(func() {
+		if _, err := b.admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
+			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
+		}
+	})
+	u := *b.adminURL
+	u.Path = "/" + name
+	return u.String()
+}
+
+// storage is the bucket, under a prefix of its own for one farm.
+func (b *bench) storage(prefix string) string {
+	return "s3://" + b.bucket + "?endpoint=" + url.QueryEscape(b.endpoint) + "&region=" + b.region + "&prefix=" + prefix
+}
+
+func (b *bench) tempDir(name string) string {
+	dir, err := os.MkdirTemp(b.work, name+"-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	return dir
+}
+
+// farm is one farm's processes and what they share.
+type farm struct {
+	b      *bench
+	common []string // the flags every process of the farm takes
+	keyArg []string // what `keys create` needs to find the database
+	url    string   // the first API's
+	key    string
+	db     *sql.DB // the farm's database, on PostgreSQL
+	procs  map[string]*proc
+	order  []*proc
+}
+
+// distributedFarm is a farm on a fresh PostgreSQL database and its own
+// prefix of the bucket.
+func (b *bench) distributedFarm(name string, extra ...string) *farm {
+	database := b.newDatabase()
+	f := b.newFarm(append([]string{"--database", database, "--storage", b.storage(fmt.Sprintf("%s-%d", name, b.seq))}, extra...),
+		[]string{"--database", database})
+	db, err := sql.Open("pgx", database)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	f.db = db
+	return f
+}
+
+// postgresLocalFarm is one process on PostgreSQL with its objects on this
+// machine's disk.
+func (b *bench) postgresLocalFarm(name string) *farm {
+	database := b.newDatabase()
+	dir := b.tempDir(name)
+	return b.newFarm([]string{"--database", database, "--data-dir", dir}, []string{"--database", database})
+}
+
+// localFarm is the one-machine shape: SQLite and files under --data-dir.
+func (b *bench) localFarm(name string) *farm {
+	dir := b.tempDir(name)
+	return b.newFarm([]string{"--data-dir", dir}, []string{"--data-dir", dir})
+}
+
+func (b *bench) newFarm(common, keyArg []string) *farm {
+	f := &farm{b: b, common: common, keyArg: keyArg, procs: map[string]*proc{}}
+	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArg...)...).Output()
+	if err != nil {
+		fatalf("keys create: %v", err)
+	}
+	f.key = strings.TrimSpace(string(out))
+	return f
+}
+
+// serve starts an API process; the first one is the farm's address.
+func (f *farm) serve(name string, args ...string) {
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", f.b.tempDir(name)}, args...)
+	// A flag given twice keeps the last: the farm's own --data-dir wins.
+	p := f.start(name, "renderfarm serving at ", append(args, f.common...)...)
+	if f.url == "" {
+		f.url = p.url
+	}
+}
+
+// worker starts a render node.
+func (f *farm) worker(name string, args ...string) {
+	args = append([]string{"worker", "--worker-name", name, "--work-dir", f.b.tempDir(name)}, args...)
+	f.start(name, "renderfarm worker ", append(args, f.common...)...)
+}
+
+func (f *farm) start(name, ready string, args ...string) *proc {
+	f.b.procs++
+	p := start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
+	f.procs[name] = p
+	f.order = append(f.order, p)
+	return p
+}
+
+// stop stops the farm's processes, the last started first.
+func (f *farm) stop() {
+	for _, p := range slices.Backward(f.order) {
+		p.stop()
+	}
+	if f.db != nil {
+		f.db.Close()
+	}
+}
+
+// logs is the tail of every process's log, for failures.
+func (f *farm) logs() string {
+	var s strings.Builder
+	for name, p := range f.procs {
+		fmt.Fprintf(&s, "--- %s (%s)\n%s\n", name, p.logPath, tail(p.logPath, 30))
+	}
+	return s.String()
+}
+
+func (f *farm) client() *client.Client {
+	return client.New(f.url, f.key, client.WithPollInterval(50*time.Millisecond))
+}
+
+// validatedJob uploads the scene, creates a job and waits until it is
+// validated, so that what follows measures rendering alone.
+func (f *farm) validatedJob() (*client.Client, string) {
+	ctx, c := f.b.ctx, f.client()
+	slug, err := c.UploadFile(ctx, f.b.scene, nil)
+	if err != nil {
+		fatalf("upload: %v", err)
+	}
+	job, err := c.CreateJob(ctx, slug)
+	if err != nil {
+		fatalf("create job: %v", err)
+	}
+	if _, err := c.Validate(ctx, job.ID); err != nil {
+		fatalf("validate: %v", err)
+	}
+	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
+		fatalf("validation: %v\n%s", err, f.logs())
+	}
+	return c, job.ID
+}
+
+// checkEveryFrameOnce makes sure the job stored each frame exactly once.
+func (f *farm) checkEveryFrameOnce(c *client.Client, job string, frames int) {
+	dl, err := c.Downloads(f.b.ctx, job)
+	if err != nil {
+		fatalf("downloads: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, o := range dl.FrameOutputs {
+		if seen[o.FileName] {
+			fatalf("frame %s is listed twice", o.FileName)
+		}
+		seen[o.FileName] = true
+	}
+	if len(seen) != frames {
+		fatalf("the job stored %d frames, want %d", len(seen), frames)
+	}
+}
+
+// waitLeader waits until one of the farm's River clients leads.
+func (f *farm) waitLeader() {
+	f.b.waitFor("a River leader", 30*time.Second, func() bool { return f.leader() != "" })
+}
+
+// leader is the id of River's leader, "" when there is none.
+func (f *farm) leader() string {
+	var id string
+	err := f.db.QueryRowContext(f.b.ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		fatalf("read river_leader: %v", err)
+	}
+	return id
+}
+
+// workerRun is the id of the current run of the named worker.
+func (f *farm) workerRun(name string) string {
+	var id string
+	err := f.db.QueryRowContext(f.b.ctx, `SELECT id FROM workers WHERE name = $1 ORDER BY started_at DESC LIMIT 1`, name).Scan(&id)
+	if err != nil {
+		fatalf("find worker %s: %v", name, err)
+	}
+	return id
+}
+
+// heldTasks are the tasks a worker run holds that still have frames to
+// store, with their generations.
+func (f *farm) heldTasks(workerID string) map[string]int {
+	rows, err := f.db.QueryContext(f.b.ctx, `SELECT t.id, t.generation FROM tasks t
+		WHERE t.worker_id = $1 AND t.status = 'running'
+		AND EXISTS (SELECT 1 FROM frames f WHERE f.task_id = t.id AND f.status <> 'completed')`, workerID)
+	if err != nil {
+		fatalf("read tasks: %v", err)
+	}
+	defer rows.Close()
+	held := map[string]int{}
+	for rows.Next() {
+		var id string
+		var gen int
+		if err := rows.Scan(&id, &gen); err != nil {
+			fatalf("read tasks: %v", err)
+		}
+		held[id] = gen
+	}
+	return held
+}
+
+// requeued reports whether every one of the tasks has a newer generation
+// than it had: it was handed out again.
+func (f *farm) requeued(held map[string]int) bool {
+	for id, gen := range held {
+		var now int
+		if err := f.db.QueryRowContext(f.b.ctx, `SELECT generation FROM tasks WHERE id = $1`, id).Scan(&now); err != nil {
+			fatalf("read task: %v", err)
+		}
+		if now <= gen {
+			return false
+		}
+	}
+	return true
+}
+
+// proc is one renderfarm process.
+type proc struct {
+	cmd     *exec.Cmd
+	url     string // what follows the ready line: the API's URL
+	logPath string
+	done    chan struct{}
+}
+
+// start runs `renderfarm args…`, its log in logPath, and waits for the line
+// that says it is up.
+func start(ctx context.Context, binary, logPath, ready string, args ...string) *proc {
+	log, err := os.Create(logPath)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	p := &proc{cmd: exec.Command(binary, args...), logPath: logPath, done: make(chan struct{})}
+	up := make(chan string, 1)
+	p.cmd.Stdout = &readyWriter{prefix: ready, up: up}
+	p.cmd.Stderr = log
+	p.cmd.Dir = filepath.Dir(logPath)
+	if err := p.cmd.Start(); err != nil {
+		fatalf("start renderfarm %s: %v", args[0], err)
+	}
+	atExit(p.stop)
+	go func() { _ = p.cmd.Wait(); log.Close(); close(p.done) }()
+	select {
+	case p.url = <-up:
+	case <-p.done:
+		fatalf("renderfarm %s exited at start:\n%s", args[0], tail(logPath, 30))
+	case <-time.After(90 * time.Second):
+		fatalf("renderfarm %s did not start:\n%s", args[0], tail(logPath, 30))
+	case <-ctx.Done():
+		fatalf("interrupted")
+	}
+	return p
+}
+
+// stop asks the process to stop and waits; it is killed after 30 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill()
+	}
+}
+
+// kill kills the process with SIGKILL and waits for it to be gone.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// readyWriter takes a process's stdout and passes on the rest of the
+// first line that starts with prefix.
+type readyWriter struct {
+	prefix string
+	up     chan string
+	line   []byte
+}
+
+func (w *readyWriter) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c != '\n' {
+			w.line = append(w.line, c)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(string(w.line), w.prefix); ok {
+			select {
+			case w.up <- rest:
+			default:
+			}
+		}
+		w.line = w.line[:0]
+	}
+	return len(b), nil
+}
+
+// ---- helpers ----
+
+func nodeName(i int) string { return "node-" + string(rune('a'+i)) }
+
+func framesPerWorker(p *client.Progress) map[string]int {
+	n := map[string]int{}
+	for _, f := range p.Frames {
+		if f.Status == client.FrameCompleted {
+			n[f.Worker]++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond every 10 ms until it holds.
+func (b *bench) waitFor(what string, limit time.Duration, cond func() bool) {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			fatalf("waited %s for %s", limit, what)
+		}
+		b.sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *bench) sleep(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-b.ctx.Done():
+		fatalf("interrupted")
+	}
+}
+
+func median[T any](rs []T, of func(T) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		ds[i] = of(r)
+	}
+	slices.Sort(ds)
+	if len(ds) == 0 {
+		return 0
+	}
+	if len(ds)%2 == 1 {
+		return ds[len(ds)/2]
+	}
+	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func tail(path string, lines int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// cpuMeter tells how busy the machine was during a measurement, and how
+// much of that was not this benchmark's processes (PostgreSQL and the S3
+// server count as others), so that a shared machine shows in the results.
+type cpuMeter struct {
+	start      time.Time
+	busy, ours float64
+}
+
+func startCPUMeter() cpuMeter {
+	return cpuMeter{start: time.Now(), busy: machineCPU(), ours: ourCPU()}
+}
+
+func (m cpuMeter) report() string {
+	busy := machineCPU()
+	wall := time.Since(m.start).Seconds()
+	ours := ourCPU() - m.ours
+	others := max(0, busy-m.busy-ours)
+	return fmt.Sprintf("over these %.0f s: this benchmark's processes used %.2f cores on average, everything else %.2f cores (PostgreSQL and the S3 server included); load average now %s",
+		wall, ours/wall, others/wall, loadAverage())
+}
+
+// machineCPU is the CPU seconds the whole machine spent busy since boot.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var user, nice, system, idle, iowait, irq, softirq, steal float64
+	if _, err := fmt.Sscanf(line, "cpu %g %g %g %g %g %g %g %g", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal); err != nil {
+		return 0
+	}
+	const hz = 100 // USER_HZ on Linux
+	return (user + nice + system + irq + softirq + steal) / hz
+}
+
+// ourCPU is the CPU seconds this process and its children that have ended
+// (with their own children, Blender and ffmpeg) used.
+func ourCPU() float64 {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// exits are what to undo at the end, last first: processes, databases, the
+// bucket, the work directory. fatalf runs them too, so that a failure
+// leaves nothing behind.
+var exits []func()
+
+func atExit(f func()) { exits = append(exits, f) }
+
+func runExits() {
+	for len(exits) > 0 {
+		f := exits[len(exits)-1]
+		exits = exits[:len(exits)-1]
+		f()
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	runExits()
+	os.Exit(1)
+}

@@ -27,6 +27,15 @@ const DefaultPollInterval = 500 * time.Millisecond
 // in logs from those of curl or a browser.
 const defaultUserAgent = "renderfarm-go-client"
 
+// DefaultRateLimitRetries is how many times a request refused with 429 is
+// sent again when no [WithRateLimitRetries] option is given.
+const DefaultRateLimitRetries = 5
+
+// maxRateLimitWait is the longest Retry-After the client waits out by
+// itself; a server that asks for more gets its error passed to the caller,
+// who knows better whether the wait is worth it.
+const maxRateLimitWait = time.Minute
+
 // maxErrorBody bounds how much of an error answer is read: enough for any
 // JSON error, and a misbehaving proxy cannot make the client read a page of
 // HTML without end.
@@ -43,6 +52,7 @@ type Client struct {
 	http         *http.Client
 	userAgent    string
 	pollInterval time.Duration
+	rateRetries  int
 }
 
 // Option changes how a Client is made. Options exist so that New stays
@@ -81,6 +91,17 @@ func WithPollInterval(d time.Duration) Option {
 	}
 }
 
+// WithRateLimitRetries sets how many times a request the server refused
+// with 429 [CodeRateLimited] is sent again, each time after the wait its
+// Retry-After header asks for (up to a minute). A refused request did
+// nothing on the server, so sending it again is safe for every method.
+// Zero or less turns retrying off, and the 429 is returned at once.
+func WithRateLimitRetries(n int) Option {
+	return func(c *Client) {
+		c.rateRetries = max(n, 0)
+	}
+}
+
 // New returns a Client for the server at baseURL, such as
 // "http://127.0.0.1:8080", that authenticates with apiKey. The client adds
 // [APIPath] itself; a baseURL that already ends with it is accepted too, so
@@ -98,6 +119,7 @@ func New(baseURL, apiKey string, opts ...Option) *Client {
 		http:         &http.Client{},
 		userAgent:    defaultUserAgent,
 		pollInterval: DefaultPollInterval,
+		rateRetries:  DefaultRateLimitRetries,
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -115,42 +137,74 @@ func (c *Client) call(ctx context.Context, op, method, path string, query url.Va
 		target += "?" + query.Encode()
 	}
 
-	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode request: %w", op, err)
 		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.apiKey)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		payload = b
 	}
 
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// The *url.Error from Do names the method and URL, so an
-		// unreachable server is plain from the message alone.
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	defer drainAndClose(resp.Body)
-
-	if !isSuccess(resp.StatusCode) {
-		return resp.Header, fmt.Errorf("%s: %w", op, readAPIError(resp))
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp.Header, fmt.Errorf("%s: read answer of %s %s: %w", op, method, target, err)
+	for attempt := 0; ; attempt++ {
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
 		}
+		req, err := http.NewRequestWithContext(ctx, method, target, body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", c.userAgent)
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+
+		resp, err := c.http.Do(req)
+		if err != nil {
+			// The *url.Error from Do names the method and URL, so an
+			// unreachable server is plain from the message alone.
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if isSuccess(resp.StatusCode) {
+			defer drainAndClose(resp.Body)
+			if out != nil {
+				if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+					return resp.Header, fmt.Errorf("%s: read answer of %s %s: %w", op, method, target, err)
+				}
+			}
+			return resp.Header, nil
+		}
+		apiErr := readAPIError(resp)
+		drainAndClose(resp.Body)
+		if resp.StatusCode == http.StatusTooManyRequests && attempt < c.rateRetries && apiErr.RetryAfter <= maxRateLimitWait {
+			wait := apiErr.RetryAfter
+			if resp.Header.Get("Retry-After") == "" {
+				// A 429 that does not say when (from a proxy, say) gets a
+				// pause all the same rather than a burst of retries.
+				wait = time.Second
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return resp.Header, fmt.Errorf("%s: %w (gave up waiting: %w)", op, apiErr, err)
+			}
+			continue
+		}
+		return resp.Header, fmt.Errorf("%s: %w", op, apiErr)
 	}
-	return resp.Header, nil
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // resolve turns a URL the server handed out into an absolute one. Servers

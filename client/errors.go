@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Error codes the server puts in [APIError.Code]. Programs should branch on
@@ -44,6 +46,10 @@ type APIError struct {
 	// Field is the request field the error is about, when there is one, as
 	// a path in the request body such as "requestedRenderConfig.frameRanges".
 	Field string
+	// RetryAfter is how long the server asked the client to wait before
+	// sending the request again (its Retry-After header, in seconds), on a
+	// 429 [CodeRateLimited] above all; zero when it did not say.
+	RetryAfter time.Duration
 }
 
 // Error reads like "400 INVALID_STATE: cannot validate a job that is validated".
@@ -79,6 +85,14 @@ func IsUnauthorized(err error) bool {
 	return hasStatus(err, http.StatusUnauthorized)
 }
 
+// IsRateLimited reports whether the server refused a request because the
+// API key sent too many; [APIError.RetryAfter] says when to send it again.
+// The client already retries such a request a few times (see
+// [WithRateLimitRetries]), so seeing this means the farm stayed busy.
+func IsRateLimited(err error) bool {
+	return hasStatus(err, http.StatusTooManyRequests)
+}
+
 // IsInvalidState reports whether an action was refused because of the job's
 // status, such as validating a job twice or canceling a finished one. A
 // pipeline that retries may treat it as "already done".
@@ -102,6 +116,7 @@ func hasStatus(err error, status int) bool {
 // server's JSON error and falling back to the body's text.
 func readAPIError(resp *http.Response) *APIError {
 	ae := &APIError{StatusCode: resp.StatusCode}
+	ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 
 	var wire struct {
@@ -126,4 +141,20 @@ func readAPIError(resp *http.Response) *APIError {
 	}
 	ae.Message = text
 	return ae
+}
+
+// retryAfter reads a Retry-After header, which is either whole seconds or
+// an HTTP date; zero when there is none or it has passed.
+func retryAfter(header string, now time.Time) time.Duration {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(header); err == nil {
+		return max(0, time.Duration(secs)*time.Second)
+	}
+	if at, err := http.ParseTime(header); err == nil {
+		return max(0, at.Sub(now))
+	}
+	return 0
 }

@@ -126,6 +126,20 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
 	return c.jobAction(ctx, "cancel job "+id, id, "/cancel")
 }
 
+// DeleteJob removes a finished job's files: the uploaded input and every
+// output (frames, zip, preview video, logs). The job itself stays, with
+// Output.IsDeletedForClient set, and its downloads are empty from then on.
+// A job still in progress fails with [CodeInvalidState]; cancel it first.
+// Deleting a job again is safe and answers it as it is.
+func (c *Client) DeleteJob(ctx context.Context, id string) (*Job, error) {
+	op := "delete job " + id
+	path, err := jobPath(op, id, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.jobCall(ctx, op, http.MethodDelete, path, nil)
+}
+
 // Progress returns the job's render counters and per-frame state. It
 // answers at any status; before rendering, the counters are zero.
 func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -25,6 +26,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/web"
 	"github.com/renderfarm/renderfarm/internal/webhook"
@@ -40,6 +42,12 @@ type workerFlags struct {
 	blenderThreads int
 	ffmpegBinary   string
 	logFormat      string
+	// How Blender is contained: see package sandbox.
+	sandboxMode   string
+	bwrapBinary   string
+	blenderMemory byteSize
+	blenderFiles  int
+	frameTimeout  time.Duration
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet) {
@@ -53,6 +61,42 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&w.blenderThreads, "blender-threads", 0, "render threads per Blender process (0: all cores)")
 	fs.StringVar(&w.ffmpegBinary, "ffmpeg", "ffmpeg", "the ffmpeg executable for preview videos")
 	fs.StringVar(&w.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&w.sandboxMode, "sandbox", "auto", "how Blender is confined: bwrap (bubblewrap: no network, read-only system, writable only its own directories), none, or auto (bwrap where it is installed and works)")
+	fs.StringVar(&w.bwrapBinary, "bwrap", "bwrap", "the bubblewrap executable for --sandbox")
+	fs.Func("blender-memory-limit", "the memory each Blender process may allocate (its data segment, e.g. 8GiB); 0, the default, sets no limit", func(s string) error {
+		if strings.TrimSpace(s) == "0" {
+			w.blenderMemory = 0
+			return nil
+		}
+		return w.blenderMemory.Set(s)
+	})
+	fs.IntVar(&w.blenderFiles, "blender-open-files", 4096, "the most files each Blender process may have open (0: the system's limit)")
+	fs.DurationVar(&w.frameTimeout, "frame-timeout", time.Hour, "how long Blender may render without saving a frame before it is killed and the chunk retried (0: no limit)")
+}
+
+// blenderRunner makes the Runner the flags describe, contained as --sandbox
+// says, and logs the containment in effect. workDir is the engine's work
+// directory: a confined Blender reads its own job's directory in it.
+func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, log *slog.Logger) (*blender.Runner, error) {
+	mode, err := sandbox.ParseMode(w.sandboxMode)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --%v", errUsage, err)
+	}
+	if w.blenderFiles < 0 || w.frameTimeout < 0 {
+		return nil, fmt.Errorf("%w: --blender-open-files and --frame-timeout cannot be negative", errUsage)
+	}
+	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode, Bwrap: w.bwrapBinary,
+		MemoryBytes: int64(w.blenderMemory), OpenFiles: w.blenderFiles})
+	if err != nil {
+		return nil, err
+	}
+	level := slog.LevelInfo
+	if !sb.Confined() && mode != sandbox.None {
+		level = slog.LevelWarn
+	}
+	log.Log(ctx, level, "blender containment", "sandbox", sb.String(), "frameTimeout", w.frameTimeout, "autoexec", "disabled")
+	return &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads,
+		Sandbox: sb, JobsDir: workDir, FrameTimeout: w.frameTimeout}, nil
 }
 
 // checkTools makes sure Blender and ffmpeg run, with a message saying how
@@ -83,6 +127,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		webhookPrivate bool
 		webhookTries   int
 		webhookRetry   time.Duration
+		rateLimit      float64
+		rateBurst      int
+		retention      time.Duration
 	)
 	fs := newFlagSet("serve", stderr)
 	b.register(fs)
@@ -97,17 +144,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&webhookPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (labs and tests only)")
 	fs.IntVar(&webhookTries, "webhook-attempts", webhook.DefaultAttempts, "how many times a webhook event is tried, over about a day at the default")
 	fs.DurationVar(&webhookRetry, "webhook-first-retry", webhook.DefaultFirstRetry, "the wait before a webhook event's second attempt; later waits grow from it (x6, x24, x120 …)")
+	fs.Float64Var(&rateLimit, "rate-limit", 10, "POST and DELETE requests per second one API key may send to this server (0: no limit)")
+	fs.IntVar(&rateBurst, "rate-limit-burst", 20, "how many POST and DELETE requests one API key may send at once after a quiet spell")
+	fs.DurationVar(&retention, "upload-retention", engine.DefaultUploadRetention, "how long an upload that no job was made from is kept before its file is removed")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
 	if workers < 0 {
 		return fmt.Errorf("%w: --workers must be 0 or more", errUsage)
 	}
+	if rateLimit < 0 || rateBurst < 1 {
+		return fmt.Errorf("%w: --rate-limit must be 0 (no limit) or more, and --rate-limit-burst 1 or more", errUsage)
+	}
+	if retention <= uploadTTL {
+		// Otherwise a file could be removed while its upload URL still
+		// takes it, or before the client had a chance to make a job of it.
+		return fmt.Errorf("%w: --upload-retention (%v) must be longer than --upload-url-ttl (%v)", errUsage, retention, uploadTTL)
+	}
 	log, err := newLogger(w.logFormat, stderr)
 	if err != nil {
 		return err
 	}
-	runner := &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads}
+	runner, err := w.blenderRunner(ctx, filepath.Join(b.dataDir, "work"), log)
+	if err != nil {
+		return err
+	}
 	if workers > 0 {
 		if err := w.checkTools(ctx, runner, log); err != nil {
 			return fmt.Errorf("%w; or run the API alone with --workers 0", err)
@@ -154,6 +215,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits,
 		WorkerTimeout:   w.workerTimeout,
 		WebhookAttempts: webhookTries, WebhookAllowPrivate: webhookPrivate, WebhookFirstRetry: webhookRetry,
+		UploadRetention: retention,
 	})
 	if err != nil {
 		return err
@@ -175,6 +237,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.Handle("/", httpapi.New(eng, httpapi.Options{
 		Objects: objectsHandler, Logger: log,
 		Dashboard: web.Handler(web.Options{ObjectOrigins: append(objectOrigins, objectOrigin(b.storage))}),
+		RateLimit: httpapi.RateLimit{PerSecond: rateLimit, Burst: rateBurst},
 	}))
 	server := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
 )
@@ -39,7 +38,10 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner := &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads}
+	runner, err := w.blenderRunner(ctx, workDir, log)
+	if err != nil {
+		return err
+	}
 	if err := w.checkTools(ctx, runner, log); err != nil {
 		return err
 	}

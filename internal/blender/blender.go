@@ -16,8 +16,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 //go:embed scripts/*.py
@@ -44,11 +49,26 @@ type Runner struct {
 	// ExtraEnv is added to the small environment Blender gets (see
 	// inheritedEnv); later entries win, so it can override those too.
 	ExtraEnv []string
-	// Wrap, if set, returns the argv actually executed, so Blender can run
-	// inside a sandbox such as bubblewrap. It sees the complete argv,
-	// Blender binary first. The per-run directory (scripts, JSON, TMPDIR) is
-	// under TempDir and must be visible at the same path inside the sandbox,
-	// as must the .blend file and the output directory.
+	// Sandbox confines every Blender process: no network, a read-only view
+	// of the system and of the job's files, and only the run's own
+	// directories writable, within memory and open-file limits. nil runs
+	// Blender unconfined (--disable-autoexec still holds).
+	Sandbox *sandbox.Sandbox
+	// JobsDir is where the farm keeps one directory per job. A confined
+	// Blender opening a .blend inside it may read that job's whole
+	// directory, since a project's .blend can refer to files in folders
+	// beside its own (//../textures); a .blend elsewhere gets its own
+	// directory only.
+	JobsDir string
+	// FrameTimeout is how long a render may go without saving a frame (the
+	// first counts from Blender's start) before Blender is killed and the
+	// chunk fails naming the frame it was on; an inspection gets as long in
+	// all. 0 waits for ever.
+	FrameTimeout time.Duration
+	// Wrap, if set, returns the argv actually executed, given the argv
+	// Sandbox made (Blender binary first when unconfined). It is for tools
+	// that must see the process start, such as a test recording the pid;
+	// confinement belongs in Sandbox, which is told each run's directories.
 	Wrap func(argv []string) []string
 	// TempDir is where per-run directories are made; "" means os.TempDir().
 	TempDir string
@@ -82,6 +102,11 @@ func (r *Runner) env(tmp string) []string {
 	}
 	if tmp != "" {
 		env = append(env, "TMPDIR="+tmp)
+		if r.Sandbox.Confined() {
+			// The worker's home is not in the sandbox: whatever Blender
+			// keeps in its home goes with the run.
+			env = append(env, "HOME="+tmp)
+		}
 	}
 	return append(env, r.ExtraEnv...)
 }
@@ -104,7 +129,7 @@ func (r *Runner) Version(ctx context.Context) (string, error) {
 	argv = append(argv, "--version")
 	var first string
 	var lines []string
-	res, err := r.run(ctx, argv, r.env(""), func(line string) {
+	res, err := r.run(ctx, command{argv: argv, env: r.env("")}, func(line string) {
 		if len(lines) < 20 {
 			lines = append(lines, line)
 		}
@@ -172,4 +197,22 @@ func startError(argv []string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrNotStarted, argv[0], execErr.Err)
 	}
 	return fmt.Errorf("%w: %v", ErrNotStarted, err)
+}
+
+// inputPath is what a confined Blender may read for blendPath (an absolute
+// path): the job's directory when the .blend is under JobsDir, or else the
+// .blend's own directory. A .blend lying in JobsDir itself gets only itself,
+// since its directory holds every job.
+func (r *Runner) inputPath(blendPath string) string {
+	if r.JobsDir != "" {
+		if jobs, err := filepath.Abs(r.JobsDir); err == nil {
+			if rel, err := filepath.Rel(jobs, blendPath); err == nil && filepath.IsLocal(rel) {
+				if job, _, found := strings.Cut(rel, string(filepath.Separator)); found {
+					return filepath.Join(jobs, job)
+				}
+				return blendPath
+			}
+		}
+	}
+	return filepath.Dir(blendPath)
 }

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // Tests in this file run the real Blender on the scenes in testdata/scenes
@@ -30,13 +32,25 @@ var capture = flag.Bool("capture", false, "capture Blender logs into testdata/*.
 
 const scenesDir = "../../testdata/scenes"
 
+// needBlender returns a Runner confined as a worker's is by default
+// (--sandbox auto): inside bubblewrap where it is installed, so that every
+// test that renders or inspects also shows Blender works in the sandbox.
 func needBlender(t *testing.T) *Runner {
 	t.Helper()
 	if _, err := exec.LookPath("blender"); err != nil {
 		t.Skip("blender is not on PATH: install it (apt-get install blender) to run the tests that render")
 	}
-	return &Runner{}
+	sb, err := testSandbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Runner{Sandbox: sb}
 }
+
+// testSandbox is the default sandbox of a worker, with its open-file limit.
+var testSandbox = sync.OnceValues(func() (*sandbox.Sandbox, error) {
+	return sandbox.New(context.Background(), sandbox.Config{Mode: sandbox.Auto, OpenFiles: 4096})
+})
 
 func scene(t *testing.T, name string) string {
 	t.Helper()
@@ -222,7 +236,8 @@ func TestInspectExternalFiles(t *testing.T) {
 	argv := append([]string{r.binary()}, baseArgs...)
 	argv = append(argv, "--python-exit-code", "1", "--python-expr", makeExternalFilesScene, "--", blend)
 	var log []string
-	status, err := r.run(context.Background(), argv, r.env(""), func(line string) { log = append(log, line) })
+	status, err := r.run(context.Background(), command{argv: argv, env: r.env(""), paths: sandbox.Paths{Writable: []string{dir}}},
+		func(line string) { log = append(log, line) })
 	if err != nil || status.failed() {
 		t.Fatalf("making the scene: %v, %s\n%s", err, status.describe(), strings.Join(log, "\n"))
 	}
@@ -463,7 +478,8 @@ func TestRenderCancelKillsGroup(t *testing.T) {
 	}
 	t.Logf("Render returned %v after cancel", time.Since(cancelled))
 	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("process group %d still exists after cancel (kill: %v)", pid, err)
+		out, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-s", strconv.Itoa(pid)).Output()
+		t.Errorf("process group %d still exists after cancel (kill: %v)\n%s", pid, err, out)
 	}
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("Blender (pid %d) still running after cancel (kill: %v)", pid, err)
@@ -474,7 +490,11 @@ func TestRenderCancelKillsGroup(t *testing.T) {
 // again), kills that process with SIGKILL, and checks Blender died with it.
 func TestWorkerDeathKillsBlender(t *testing.T) {
 	if dir := os.Getenv("RENDERFARM_BLENDER_TEST_WORKER"); dir != "" {
-		r := &Runner{Wrap: recordPID(filepath.Join(dir, "pid"))}
+		r := needBlender(t)
+		r.Wrap = recordPID(filepath.Join(dir, "pid"))
+		// The killed worker cannot remove its run directory; the test's
+		// own directory goes with the test.
+		r.TempDir = dir
 		_, err := r.Render(context.Background(), longJob(t, dir), nil)
 		t.Fatalf("the render was meant to be killed, but it ended: %v", err)
 	}
@@ -492,11 +512,14 @@ func TestWorkerDeathKillsBlender(t *testing.T) {
 	pid := readPID(t, filepath.Join(dir, "pid"))
 	worker.Process.Kill()
 	worker.Wait()
+	// The whole group: in the sandbox, the recorded pid is bubblewrap's
+	// and Blender is another member of its group.
 	deadline := time.Now().Add(2 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
+	for syscall.Kill(-pid, 0) == nil {
 		if time.Now().After(deadline) {
+			out, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-s", strconv.Itoa(pid)).Output()
 			syscall.Kill(-pid, syscall.SIGKILL)
-			t.Fatalf("Blender (pid %d) outlived its worker by 2 s", pid)
+			t.Fatalf("Blender's process group %d outlived its worker by 2 s\n%s", pid, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // maxInspectionBytes bounds the JSON read back from Blender: the file is
@@ -62,14 +64,24 @@ func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, er
 			}
 		}
 	}
-	status, err := r.run(ctx, inspectArgv(r.binary(), abs, script, outPath), r.env(tmp), onLine)
+	runCtx, _, stopWatchdog := startWatchdog(ctx, r.FrameTimeout)
+	defer stopWatchdog()
+	status, err := r.run(runCtx, command{
+		argv:  inspectArgv(r.binary(), abs, script, outPath),
+		env:   r.env(tmp),
+		paths: sandbox.Paths{ReadOnly: []string{r.inputPath(abs)}, Writable: []string{dir}},
+	}, onLine)
+	if err != nil && ctx.Err() == nil && stalled(runCtx) {
+		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: tail.lines(),
+			Line: fmt.Sprintf("Blender did not finish reading the file in %v; killed", r.FrameTimeout)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
 	}
 	if status.failed() {
 		line := firstError
 		if line == "" {
-			line = lastMeaningfulLine(tail.lines(), status)
+			line = r.explainCrash(lastMeaningfulLine(tail.lines(), status), status)
 		}
 		// Users see this line; the worker's paths mean nothing to them.
 		line = strings.ReplaceAll(line, abs, filepath.Base(abs))

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.events.json from the parser's output")
@@ -251,7 +253,8 @@ func TestCaptureLogs(t *testing.T) {
 	argv := append([]string{r.binary()}, baseArgs...)
 	argv = append(argv, "--python-exit-code", "1", cube,
 		"--python-expr", "import bpy\nbpy.context.scene.render.engine = 'NO_SUCH_ENGINE'\n")
-	status, err := r.run(context.Background(), argv, r.env(""), func(line string) { lines = append(lines, line) })
+	status, err := r.run(context.Background(), command{argv: argv, env: r.env(""),
+		paths: sandbox.Paths{ReadOnly: []string{filepath.Dir(cube)}}}, func(line string) { lines = append(lines, line) })
 	t.Logf("script_error: exit %d, %v", status.exitCode, err)
 	writeCapturedLog(t, "script_error", lines, "")
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 const (
@@ -46,17 +48,30 @@ func (s exitStatus) describe() string {
 	return fmt.Sprintf("Blender exited with code %d", s.exitCode)
 }
 
-// run starts argv (after Wrap) in its own process group with stdout and
-// stderr on one pipe, so lines arrive in the order Blender wrote them, and
-// calls onLine for each line from a single goroutine. It returns once the
-// process has exited and the output is drained; onLine is never called after.
-// When ctx ends, the whole group gets SIGTERM, then SIGKILL after killGrace,
-// and run returns ctx's error with the status.
-func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string)) (exitStatus, error) {
+// command is one Blender process to run.
+type command struct {
+	argv []string
+	env  []string
+	// paths are the directories a confined Blender may use besides the
+	// read-only system.
+	paths sandbox.Paths
+	// onRead, if set, sees each line the moment it is read, ahead of
+	// onLine's queue: a watchdog must time Blender, not the consumer of its
+	// output.
+	onRead func(string)
+}
+
+// run starts c (confined by the Sandbox, then through Wrap) in a session
+// and process group of its own with stdout and stderr on one pipe, so lines
+// arrive in the order Blender wrote them, and calls onLine for each line
+// from a single goroutine. It returns once the process has exited and the
+// output is drained; onLine is never called after. When ctx ends, the group
+// is stopped (see stopGroup) and run returns ctx's error with the status.
+func (r *Runner) run(ctx context.Context, c command, onLine func(string)) (exitStatus, error) {
 	if err := ctx.Err(); err != nil {
 		return exitStatus{canceled: true}, err
 	}
-	argv = r.wrap(argv)
+	argv := r.wrap(r.Sandbox.Command(c.argv, c.paths))
 	if len(argv) == 0 {
 		return exitStatus{}, fmt.Errorf("%w: Wrap returned an empty command", ErrNotStarted)
 	}
@@ -66,16 +81,37 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 		return exitStatus{}, fmt.Errorf("%w: %v", ErrNotStarted, err)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
+	cmd.Env = c.env
 	cmd.Stdout = pw
 	cmd.Stderr = pw
 	cmd.SysProcAttr = sysProcAttr()
+	var lifeline *os.File
+	if r.Sandbox.Confined() {
+		// See sandbox.LifelineFD: the write end stays open here until
+		// Blender has exited, so a confined Blender starts only while the
+		// worker lives.
+		lr, lw, err := os.Pipe()
+		if err != nil {
+			pr.Close()
+			pw.Close()
+			return exitStatus{}, fmt.Errorf("%w: %v", ErrNotStarted, err)
+		}
+		defer lw.Close()
+		lifeline = lr
+		// ExtraFiles start at descriptor 3.
+		cmd.ExtraFiles = make([]*os.File, sandbox.LifelineFD-2)
+		cmd.ExtraFiles[sandbox.LifelineFD-3] = lr
+	}
 	// On Linux the child dies with the thread that started it (see
 	// sysProcAttr); holding the thread until Wait returns keeps Go from
 	// retiring it under a running Blender.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	if lifeline != nil {
+		lifeline.Close()
+	}
+	if err != nil {
 		pr.Close()
 		pw.Close()
 		return exitStatus{}, startError(argv, err)
@@ -91,7 +127,12 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		readLines(pr, queue.push)
+		readLines(pr, func(line string) {
+			if c.onRead != nil {
+				c.onRead(line)
+			}
+			queue.push(line)
+		})
 	}()
 	deliverDone := make(chan struct{})
 	go func() {
@@ -111,12 +152,7 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 		select {
 		case <-ctx.Done():
 			canceled.Store(true)
-			_ = syscall.Kill(-pgid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(killGrace):
-				_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			}
+			stopGroup(pgid, exited)
 		case <-exited:
 		}
 	}()
@@ -148,11 +184,47 @@ func (r *Runner) run(ctx context.Context, argv, env []string, onLine func(string
 			status.exitCode = -1
 			status.signal = ws.Signal()
 		}
+		// bubblewrap reports its program's death by signal N as exit code
+		// 128+N, as shells do; Blender itself exits with 0 or 1.
+		if code := status.exitCode; r.Sandbox.Confined() && code > 128 && code <= 128+64 {
+			status.exitCode = -1
+			status.signal = syscall.Signal(code - 128)
+		}
 	}
 	if status.canceled {
 		return status, ctx.Err()
 	}
 	return status, nil
+}
+
+// stopGroup ends the process group led by pgid, whose leader is the
+// runner's child: Blender itself, or the sandbox around it. The processes
+// under the leader are killed first, and the leader is left to see them end:
+// bubblewrap then reaps Blender and exits, whereas killed along with it,
+// Blender would be left as a zombie for the node's init to reap, and a
+// worker running as PID 1 in a container never does. They are killed
+// outright because Blender is PID 1 of its namespace in the sandbox, which
+// takes no SIGTERM from outside, and its run directory is thrown away
+// anyway. A leader still running half a killGrace later, or a Blender
+// leading its own group, gets SIGTERM, and the whole group SIGKILL after
+// killGrace.
+func stopGroup(pgid int, exited <-chan struct{}) {
+	if below := groupMembers(pgid); len(below) > 0 {
+		for _, pid := range below {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		select {
+		case <-exited:
+			return
+		case <-time.After(killGrace / 2):
+		}
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(killGrace):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 }
 
 // readLines calls onLine for every line of r until EOF or a read error.

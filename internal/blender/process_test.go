@@ -13,7 +13,7 @@ import (
 func TestRunDeliversEveryLineToASlowConsumer(t *testing.T) {
 	r := &Runner{}
 	var got []string
-	status, err := r.run(context.Background(), []string{"sh", "-c", "for i in $(seq 1 300); do echo line $i; done"}, nil, func(line string) {
+	status, err := r.run(context.Background(), command{argv: []string{"sh", "-c", "for i in $(seq 1 300); do echo line $i; done"}}, func(line string) {
 		time.Sleep(5 * time.Millisecond) // 1.5 s in all, three times drainGrace
 		got = append(got, line)
 	})

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // logTailLines is how much of Blender's output a chunk keeps as its log.
@@ -173,13 +176,24 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 		}
 	}
 
-	argv := r.renderArgv(job, script, settingsPath)
-	status, runErr := r.run(ctx, argv, r.env(tmp), lineHandler)
+	runCtx, dog, stopWatchdog := startWatchdog(ctx, r.FrameTimeout)
+	defer stopWatchdog()
+	status, runErr := r.run(runCtx, command{
+		argv:  r.renderArgv(job, script, settingsPath),
+		env:   r.env(tmp),
+		paths: r.renderPaths(job, dir),
+		onRead: func(line string) {
+			if savedRe.MatchString(line) {
+				dog.feed()
+			}
+		},
+	}, lineHandler)
 	for _, ev := range parser.Flush() {
 		handle(ev)
 	}
 	result.LogTail = tail.lines()
-	if runErr != nil {
+	timedOut := runErr != nil && ctx.Err() == nil && stalled(runCtx)
+	if runErr != nil && !timedOut {
 		return result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), runErr)
 	}
 
@@ -193,6 +207,10 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 	if unfinished < 0 && !status.failed() {
 		return result, nil
 	}
+	if timedOut && unfinished >= 0 {
+		return result, &RenderError{Frame: unfinished, ExitCode: status.exitCode,
+			Line: fmt.Sprintf("Blender rendered nothing for %v; killed", r.FrameTimeout)}
+	}
 	line := firstError
 	if line == "" {
 		line = lastMeaningfulLine(result.LogTail, status)
@@ -200,7 +218,31 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 			line = "Blender exited without saving the frame; its last line: " + line
 		}
 	}
-	return result, &RenderError{Frame: unfinished, Line: line, ExitCode: status.exitCode}
+	return result, &RenderError{Frame: unfinished, Line: r.explainCrash(line, status), ExitCode: status.exitCode}
+}
+
+// explainCrash adds to the line about a Blender that crashed that the
+// memory limit may be why: Blender does not report a failed allocation, it
+// dies of it.
+func (r *Runner) explainCrash(line string, status exitStatus) string {
+	limit := r.Sandbox.MemoryLimit()
+	switch status.signal {
+	case syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGBUS:
+		if limit > 0 {
+			return fmt.Sprintf("%s (it may have needed more than the %.3g GiB of memory a Blender may use on this worker)", line, float64(limit)/(1<<30))
+		}
+	}
+	return line
+}
+
+// renderPaths are what a confined render may use: the job's files to read,
+// its run directory (scripts, settings, TMPDIR) and the output directory to
+// write.
+func (r *Runner) renderPaths(job RenderJob, runDir string) sandbox.Paths {
+	return sandbox.Paths{
+		ReadOnly: []string{r.inputPath(job.BlendPath)},
+		Writable: []string{runDir, job.OutputDir},
+	}
 }
 
 // checkJob refuses what Blender would misread and makes paths absolute,

@@ -83,6 +83,10 @@ type Config struct {
 	// NoWebhookDelivery leaves webhook deliveries to other processes (the
 	// API servers), so render nodes need no way out to receivers.
 	NoWebhookDelivery bool
+
+	// UploadRetention is how long an upload that no job was made from is
+	// kept before its file and row are removed (0: DefaultUploadRetention).
+	UploadRetention time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -119,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Resolver == nil {
 		c.Resolver = net.DefaultResolver
+	}
+	if c.UploadRetention <= 0 {
+		c.UploadRetention = DefaultUploadRetention
 	}
 }
 
@@ -186,8 +193,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	river.AddWorker(workers, &finalizeWorker{e: e})
 	river.AddWorker(workers, &reapWorker{e: e})
 	river.AddWorker(workers, &deliverWorker{e: e})
+	river.AddWorker(workers, &deleteObjectsWorker{e: e})
+	river.AddWorker(workers, &expireUploadsWorker{e: e})
 
-	queues := map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}}
+	queues := map[string]river.QueueConfig{queueMaintenance: {MaxWorkers: 1}, queueCleanup: {MaxWorkers: 2}}
 	if cfg.RenderWorkers > 0 {
 		// Validation and finalizing run Blender and ffmpeg, so they belong
 		// to the processes that render.
@@ -218,6 +227,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(reapEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return reapArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(expireEvery(cfg.UploadRetention)), func() (river.JobArgs, *river.InsertOpts) {
+				return expireUploadsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

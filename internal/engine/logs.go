@@ -29,10 +29,15 @@ func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string
 // JobLog returns the tail of the newest Blender log kept for a job: the
 // one of its last failure. A job with none answers no lines.
 func (e *Engine) JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error) {
-	if _, err := e.loadJob(ctx, e.store.Queries, p, id); err != nil {
+	job, err := e.loadJob(ctx, e.store.Queries, p, id)
+	if err != nil {
 		return nil, err
 	}
 	log := &farm.JobLog{Lines: []string{}}
+	if job.Output.IsDeletedForClient {
+		// Gone with the job's other files, even while their removal runs.
+		return log, nil
+	}
 	logs, err := e.objects.List(ctx, "jobs/"+id+"/logs/")
 	if err != nil || len(logs) == 0 {
 		return log, err

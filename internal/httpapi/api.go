@@ -7,6 +7,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -35,12 +36,17 @@ type Options struct {
 	// Dashboard serves the web dashboard at / and everything under /ui/.
 	// Nil serves none.
 	Dashboard http.Handler
+	// RateLimit bounds the POST and DELETE requests of each API key; the
+	// zero value sets no limit. Each server counts on its own, so behind a
+	// load balancer a key may send this much to every replica.
+	RateLimit RateLimit
 }
 
 type api struct {
 	farm    Farm
 	log     *slog.Logger
 	maxBody int64
+	limiter *keyLimiter // nil: no rate limit
 	mux     *http.ServeMux
 }
 
@@ -52,6 +58,7 @@ func New(f Farm, opts Options) http.Handler {
 		farm:    f,
 		log:     opts.Logger,
 		maxBody: opts.MaxBodyBytes,
+		limiter: newKeyLimiter(opts.RateLimit, time.Now),
 		mux:     http.NewServeMux(),
 	}
 	if a.log == nil {
@@ -67,6 +74,7 @@ func New(f Farm, opts Options) http.Handler {
 	m.Handle("GET "+BasePath+"/jobs", a.authed(a.listJobs))
 	m.Handle("GET "+BasePath+"/jobs/progress", a.authed(a.runningProgress))
 	m.Handle("GET "+BasePath+"/jobs/{id}", a.authed(a.getJob))
+	m.Handle("DELETE "+BasePath+"/jobs/{id}", a.authed(a.deleteJob))
 	m.Handle("POST "+BasePath+"/jobs/{id}/validate", a.authed(a.validate))
 	m.Handle("POST "+BasePath+"/jobs/{id}/render", a.authed(a.render))
 	m.Handle("POST "+BasePath+"/jobs/{id}/cancel", a.authed(a.cancel))

@@ -104,8 +104,15 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	if status == http.StatusUnauthorized {
+	switch status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="renderfarm"`)
+	case http.StatusTooManyRequests:
+		// Every 429 says when to come back, so that clients can rely on
+		// the header; the rate limit sets the exact wait before this.
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
 	}
 	writeProblem(w, status, code, msg, fe.Field)
 }

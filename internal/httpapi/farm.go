@@ -20,6 +20,9 @@ type Farm interface {
 	// started, in which case the current job is returned unchanged.
 	Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (job *farm.Job, replay bool, err error)
 	Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
+	// DeleteJob removes the input and outputs of a finished job and marks
+	// its output deleted; the job itself stays, for the workspace's history.
+	DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
 	Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error)
 	RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error)
 	Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error)

@@ -201,6 +201,18 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request, p farm.Principal) e
 	return writeJob(w, http.StatusOK, job)
 }
 
+func (a *api) deleteJob(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := a.farm.DeleteJob(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
 func (a *api) progress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
 	id, err := jobID(r)
 	if err != nil {

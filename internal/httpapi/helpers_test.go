@@ -33,6 +33,12 @@ const (
 
 var testPrincipal = farm.Principal{WorkspaceID: "ws-1", KeyID: "key-1"}
 
+// otherKey is a second key of the same workspace, which has an allowance
+// of requests of its own.
+const otherKey = "RJ-other-key"
+
+var otherPrincipal = farm.Principal{WorkspaceID: "ws-1", KeyID: "key-2"}
+
 // call is one Farm method call as the fake saw it.
 type call struct {
 	Method    string
@@ -91,10 +97,13 @@ func (f *fakeFarm) Authenticate(ctx context.Context, apiKey string) (farm.Princi
 	f.mu.Lock()
 	f.calls = append(f.calls, call{Method: "Authenticate", ID: apiKey})
 	f.mu.Unlock()
-	if apiKey != testKey {
-		return farm.Principal{}, &farm.Error{Kind: farm.KindUnauthorized, Code: farm.CodeUnauthorized, Message: "unknown API key"}
+	switch apiKey {
+	case testKey:
+		return testPrincipal, nil
+	case otherKey:
+		return otherPrincipal, nil
 	}
-	return testPrincipal, nil
+	return farm.Principal{}, &farm.Error{Kind: farm.KindUnauthorized, Code: farm.CodeUnauthorized, Message: "unknown API key"}
 }
 
 func (f *fakeFarm) CreateUpload(ctx context.Context, p farm.Principal, fileName, fileType string) (*farm.UploadTicket, error) {
@@ -141,6 +150,13 @@ func (f *fakeFarm) Render(ctx context.Context, p farm.Principal, id string, cfg 
 
 func (f *fakeFarm) Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
 	if err := f.record(call{"Cancel", p, id, nil}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+func (f *fakeFarm) DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	if err := f.record(call{"DeleteJob", p, id, nil}); err != nil {
 		return nil, err
 	}
 	return f.job, nil

@@ -148,11 +148,14 @@ func PrincipalFromContext(ctx context.Context) (farm.Principal, bool) {
 // and returns an error, without writing anything, when it does not.
 type handler func(w http.ResponseWriter, r *http.Request, p farm.Principal) error
 
-// authed checks the API key of a request before h runs, and answers every
-// error h returns through the one error path.
+// authed checks the API key of a request and the key's rate limit before h
+// runs, and answers every error h returns through the one error path.
 func (a *api) authed(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.authenticate(r)
+		if err == nil {
+			err = a.checkRate(w, r, p)
+		}
 		if err == nil {
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			err = h(w, r, p)

@@ -139,7 +139,7 @@ func TestTransport(t *testing.T) {
 		{name: "unknown route answered 200", lenient: true, status: 200, contentType: "application/json", answer: `{}`,
 			method: "GET", path: "/nope", wantReport: "404 or 405"},
 		{name: "405 without Allow", lenient: true, status: 405, contentType: "application/json", answer: `{"error":{"code":"METHOD_NOT_ALLOWED","message":"m"}}`,
-			method: "DELETE", path: "/jobs/" + id, wantReport: "Allow"},
+			method: "PUT", path: "/jobs/" + id, wantReport: "Allow"},
 		{name: "no content", status: 204,
 			method: "DELETE", path: "/webhooks/" + id},
 		{name: "no content with a Content-Type", status: 204, contentType: "application/json",

@@ -1,0 +1,420 @@
+// Package sandbox confines the programs a render node runs on untrusted
+// input. Blender opens files that API clients upload; a flaw in Blender or in
+// one of the many libraries it reads images with must not hand such a file
+// the node's network (the database, the bucket, a cloud metadata service),
+// the files of other jobs or the node's credentials.
+//
+// On Linux, bubblewrap (bwrap) runs the program in new namespaces: no
+// network, its own process tree, no capabilities, a read-only view of the
+// system and only the directories a run names. Resource limits are set with
+// prlimit from util-linux, since Go cannot set rlimits for one child alone.
+// Where bubblewrap is missing, programs run unconfined but still limited.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode says whether programs run inside bubblewrap.
+type Mode string
+
+const (
+	// Auto uses bubblewrap when it is installed and works here, and runs
+	// programs unconfined (saying why) when not: a developer's laptop or a
+	// container without user namespaces still renders.
+	Auto Mode = "auto"
+	// Bwrap insists on bubblewrap: a node that cannot confine Blender does
+	// not start.
+	Bwrap Mode = "bwrap"
+	// None runs programs unconfined, with the resource limits only.
+	None Mode = "none"
+)
+
+// ParseMode reads a --sandbox value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Auto, Bwrap, None:
+		return m, nil
+	}
+	return "", fmt.Errorf("sandbox must be auto, bwrap or none, not %q", s)
+}
+
+// Config says how to confine programs.
+type Config struct {
+	Mode Mode
+	// Bwrap is the bubblewrap executable; "" looks for bwrap on PATH.
+	Bwrap string
+	// MemoryBytes caps each program's data segment (RLIMIT_DATA: heap and
+	// private anonymous memory, what a scene's memory grows); 0 sets no
+	// limit. RLIMIT_AS would also count shared libraries and reserved
+	// address space, about twice the data segment for Blender.
+	MemoryBytes int64
+	// OpenFiles caps each program's open files (RLIMIT_NOFILE); 0 keeps the
+	// node's limit.
+	OpenFiles int
+}
+
+// Paths are the directories one run of a program uses besides the read-only
+// system: each appears inside the sandbox at its own path.
+type Paths struct {
+	ReadOnly []string
+	Writable []string
+}
+
+// Sandbox turns a command line into one that runs confined. The nil
+// *Sandbox runs commands as they are.
+type Sandbox struct {
+	bwrap   string   // "" when programs run unconfined
+	nsArgs  []string // the namespace options this bwrap accepted
+	guard   string   // bash, to check the lifeline; "" for none
+	prlimit string   // "" when no limit is set
+	memory  int64
+	files   int
+	// why bubblewrap is not used, for the log.
+	unconfined string
+}
+
+// probeTimeout bounds the trial run of bubblewrap at start.
+const probeTimeout = 10 * time.Second
+
+// LifelineFD is the file descriptor on which a confined program expects the
+// read end of a pipe whose write end its caller holds open until the
+// program has exited. bubblewrap ties the program's life to its own only
+// once the sandbox is set up: if the caller dies (and bubblewrap with it)
+// before then, the program would run on, unwatched. So the program starts
+// only while the pipe has not hung up. Without the descriptor, it starts
+// regardless.
+const LifelineFD = 3
+
+// guardScript exits when the lifeline has hung up (read -t 0 succeeds at
+// end of file: nobody writes to it otherwise), then runs the program without
+// the descriptor.
+const guardScript = `read -r -t 0 -u 3 2>/dev/null && { echo "sandbox: the process that started this one is gone" >&2; exit 125; }; exec "$@" 3<&-`
+
+// guardShells are where bash is looked for: it has to be in the sandbox's
+// view of the system, and the guard needs its read -t.
+var guardShells = []string{"/usr/bin/bash", "/bin/bash"}
+
+// namespaceArgs are bubblewrap's isolation options, strongest first. The
+// user namespace empties the capability bounding set even when the node runs
+// as root, and --disable-userns (bubblewrap 0.8) keeps the sandboxed program
+// from making namespaces of its own, a common step in kernel exploits; both
+// need user namespaces, which some hosts disable, so a second set does
+// without them and relies on --cap-drop.
+var namespaceArgs = [][]string{
+	{"--unshare-user", "--disable-userns", "--cap-drop", "ALL"},
+	{"--cap-drop", "ALL"},
+}
+
+// commonArgs isolate everything but the user namespace. The network
+// namespace holds only a loopback interface of its own; the PID namespace
+// hides the node's processes; the host name is replaced because Blender can
+// stamp it into the images it saves.
+//
+// The program runs as PID 1 of its namespace (--as-pid-1): bubblewrap's own
+// init would otherwise be left behind as a zombie at every exit, for the
+// node's init to reap, and a worker that is PID 1 of a container never does.
+// --new-session is left out: it would move the program out of the process
+// group its runner kills (the runner starts every command in a session of
+// its own instead). --die-with-parent kills the program when bubblewrap
+// dies, once the sandbox is set up (LifelineFD covers the time before).
+var commonArgs = []string{
+	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
+	"--hostname", "renderfarm",
+	"--as-pid-1", "--die-with-parent",
+}
+
+// New prepares a Sandbox for cfg, trying bubblewrap once so that a broken
+// installation is found at start and not at the first render.
+func New(ctx context.Context, cfg Config) (*Sandbox, error) {
+	s := &Sandbox{memory: cfg.MemoryBytes, files: cfg.OpenFiles}
+	if cfg.MemoryBytes < 0 || cfg.OpenFiles < 0 {
+		return nil, errors.New("sandbox: limits cannot be negative")
+	}
+	if s.memory > 0 || s.files > 0 {
+		path, err := exec.LookPath("prlimit")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: prlimit (util-linux) is needed to limit memory and open files: %w", err)
+		}
+		s.prlimit = path
+	}
+	mode := cfg.Mode
+	if mode == "" {
+		mode = Auto
+	}
+	if _, err := ParseMode(string(mode)); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if mode == None {
+		s.unconfined = "--sandbox none"
+		return s, nil
+	}
+	bin := cfg.Bwrap
+	if bin == "" {
+		bin = "bwrap"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		if mode == Bwrap {
+			return nil, fmt.Errorf("sandbox: bubblewrap is needed for --sandbox bwrap (apt-get install bubblewrap): %w", err)
+		}
+		s.unconfined = "bubblewrap is not installed; apt-get install bubblewrap"
+		return s, nil
+	}
+	for _, sh := range guardShells {
+		if fi, err := os.Stat(sh); err == nil && fi.Mode().IsRegular() {
+			s.guard = sh
+			break
+		}
+	}
+	var failures []string
+	for _, ns := range namespaceArgs {
+		s.bwrap, s.nsArgs = path, ns
+		err := s.probe(ctx)
+		if err == nil {
+			return s, nil
+		}
+		failures = append(failures, err.Error())
+	}
+	s.bwrap, s.nsArgs, s.guard = "", nil, ""
+	why := fmt.Sprintf("bubblewrap (%s) does not work here: %s", path, strings.Join(failures, "; "))
+	if mode == Bwrap {
+		return nil, errors.New("sandbox: " + why)
+	}
+	s.unconfined = why
+	return s, nil
+}
+
+// probe runs true inside the sandbox.
+func (s *Sandbox) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	argv := s.Command([]string{"true"}, Paths{})
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(out.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// Confined reports whether programs run inside bubblewrap.
+func (s *Sandbox) Confined() bool { return s != nil && s.bwrap != "" }
+
+// MemoryLimit is the data segment limit in bytes, 0 for none, so that a
+// failure can say the program may have run out of it.
+func (s *Sandbox) MemoryLimit() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.memory
+}
+
+// String describes the containment in effect, for the log at start.
+func (s *Sandbox) String() string {
+	var b strings.Builder
+	if s.Confined() {
+		fmt.Fprintf(&b, "bubblewrap (%s %s): no network, no capabilities, read-only system, writable only the run's own directories", s.bwrap, strings.Join(s.nsArgs, " "))
+	} else {
+		b.WriteString("unconfined")
+		if s != nil && s.unconfined != "" {
+			b.WriteString(" (" + s.unconfined + ")")
+		}
+	}
+	b.WriteString("; memory limit ")
+	if s.MemoryLimit() > 0 {
+		b.WriteString(formatBytes(s.memory) + " (RLIMIT_DATA)")
+	} else {
+		b.WriteString("none")
+	}
+	if s != nil && s.files > 0 {
+		fmt.Fprintf(&b, "; open files %d", s.files)
+	}
+	return b.String()
+}
+
+// Command returns the argv that runs argv confined, able to read the system
+// and paths.ReadOnly and to write only paths.Writable (and a throwaway /tmp).
+// Paths should be absolute and must exist.
+func (s *Sandbox) Command(argv []string, paths Paths) []string {
+	if s == nil || len(argv) == 0 {
+		return argv
+	}
+	var out []string
+	if s.prlimit != "" {
+		// prlimit sets the limits on itself and execs the rest, so the
+		// limits hold for bwrap and everything it starts, and the pid
+		// the runner knows stays the group's leader.
+		out = append(out, s.prlimit)
+		if s.memory > 0 {
+			out = append(out, "--data="+strconv.FormatInt(s.memory, 10))
+		}
+		if s.files > 0 {
+			out = append(out, "--nofile="+strconv.Itoa(s.files))
+		}
+		out = append(out, "--")
+	}
+	if s.bwrap == "" {
+		return append(out, argv...)
+	}
+	out = append(out, s.bwrap)
+	out = append(out, s.nsArgs...)
+	out = append(out, commonArgs...)
+	out = append(out, systemView()...)
+	if dir := programDir(argv[0]); dir != "" {
+		out = append(out, "--ro-bind", dir, dir)
+	}
+	out = append(out, bindArgs(paths)...)
+	chdir := "/"
+	if len(paths.Writable) > 0 {
+		chdir = filepath.Clean(paths.Writable[0])
+	}
+	// The root, a tmpfs holding the mount points, is read-only too, so
+	// the program can write nowhere but its own directories and /tmp.
+	out = append(out, "--remount-ro", "/", "--chdir", chdir, "--")
+	if s.guard != "" {
+		out = append(out, s.guard, "-c", guardScript, "renderfarm-sandbox")
+	}
+	return append(out, argv...)
+}
+
+// systemDirs are bound read-only, or recreated as the symlinks they are on
+// merged-/usr systems.
+var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+// etcFiles is what of /etc a render needs: the dynamic linker's cache,
+// Debian's alternatives (BLAS and other libraries are chosen through them),
+// user and time-zone lookups, EGL and Mesa configuration for EEVEE and
+// Workbench, fonts. The rest of /etc (the node's configuration, its keys)
+// stays out.
+var etcFiles = []string{
+	"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
+	"passwd", "group", "nsswitch.conf", "hosts", "host.conf",
+	"localtime", "timezone", "mime.types",
+	"glvnd", "drirc", "fonts",
+}
+
+// sysDirs tell programs how many processors and memory nodes there are:
+// Blender sizes its thread pools from them. The rest of /sys stays out.
+var sysDirs = []string{"/sys/devices/system/cpu", "/sys/devices/system/node"}
+
+func systemView() []string {
+	var args []string
+	for _, dir := range systemDirs {
+		fi, err := os.Lstat(dir)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			if target, err := os.Readlink(dir); err == nil {
+				args = append(args, "--symlink", target, dir)
+			}
+		case fi.IsDir():
+			args = append(args, "--ro-bind", dir, dir)
+		}
+	}
+	for _, name := range etcFiles {
+		args = append(args, "--ro-bind-try", "/etc/"+name, "/etc/"+name)
+	}
+	// Blender lists mounted file systems at start and complains without
+	// /etc/mtab.
+	args = append(args, "--symlink", "../proc/self/mounts", "/etc/mtab")
+	for _, dir := range sysDirs {
+		args = append(args, "--ro-bind-try", dir, dir)
+	}
+	return append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
+}
+
+// programDir is the directory of the program to bind read-only when it is
+// installed outside the system directories, as Blender's own builds are
+// (/opt/blender-4.2/blender next to its 4.2/ data): "" when the system view
+// already holds it or it cannot be found.
+func programDir(name string) string {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return ""
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	for _, dir := range systemDirs {
+		if strings.HasPrefix(path, dir+"/") {
+			return ""
+		}
+	}
+	return filepath.Dir(path)
+}
+
+// bindArgs binds the run's paths, parents before the paths inside them (a
+// later mount hides what is under it), and at equal paths the read-only bind
+// last, so it wins.
+func bindArgs(paths Paths) []string {
+	type bind struct {
+		path     string
+		writable bool
+	}
+	var binds []bind
+	for _, p := range paths.ReadOnly {
+		binds = append(binds, bind{filepath.Clean(p), false})
+	}
+	for _, p := range paths.Writable {
+		binds = append(binds, bind{filepath.Clean(p), true})
+	}
+	slices.SortStableFunc(binds, func(a, b bind) int {
+		if d := strings.Count(a.path, "/") - strings.Count(b.path, "/"); d != 0 {
+			return d
+		}
+		if a.path != b.path {
+			return strings.Compare(a.path, b.path)
+		}
+		switch {
+		case a.writable == b.writable:
+			return 0
+		case a.writable:
+			return -1
+		}
+		return 1
+	})
+	var args []string
+	for i, b := range binds {
+		if i > 0 && binds[i-1] == b {
+			continue
+		}
+		opt := "--ro-bind"
+		if b.writable {
+			opt = "--bind"
+		}
+		args = append(args, opt, b.path, b.path)
+	}
+	return args
+}
+
+// formatBytes writes n in the largest binary unit, with one decimal where
+// it matters: 8 GiB, 1.5 GiB.
+func formatBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + " " + units[i]
+}

@@ -1,0 +1,355 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseMode(t *testing.T) {
+	for _, s := range []string{"auto", "bwrap", "none"} {
+		if m, err := ParseMode(s); err != nil || string(m) != s {
+			t.Errorf("ParseMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	if _, err := ParseMode("firejail"); err == nil {
+		t.Error("ParseMode(firejail) succeeded")
+	}
+}
+
+func TestCommand(t *testing.T) {
+	s := &Sandbox{bwrap: "/usr/bin/bwrap", nsArgs: namespaceArgs[0], prlimit: "/usr/bin/prlimit", memory: 8 << 30, files: 4096}
+	argv := s.Command([]string{"/usr/bin/blender", "-b", "--disable-autoexec"}, Paths{
+		ReadOnly: []string{"/work/job1"},
+		Writable: []string{"/tmp/run", "/work/job1/out/t1-1"},
+	})
+	head := []string{"/usr/bin/prlimit", "--data=8589934592", "--nofile=4096", "--", "/usr/bin/bwrap"}
+	if !slices.Equal(argv[:len(head)], head) {
+		t.Errorf("argv starts %q, want %q", argv[:len(head)], head)
+	}
+	tail := []string{"--remount-ro", "/", "--chdir", "/tmp/run", "--", "/usr/bin/blender", "-b", "--disable-autoexec"}
+	if !slices.Equal(argv[len(argv)-len(tail):], tail) {
+		t.Errorf("argv ends %q, want %q", argv[len(argv)-len(tail):], tail)
+	}
+	joined := " " + strings.Join(argv, " ") + " "
+	for _, want := range []string{
+		" --unshare-user --disable-userns --cap-drop ALL ",
+		" --unshare-net ", " --unshare-pid ", " --unshare-ipc ", " --as-pid-1 ", " --die-with-parent ",
+		" --ro-bind /usr /usr ", " --dev /dev ", " --proc /proc ", " --tmpfs /tmp ",
+		" --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache ",
+		// The job read-only, then the directories inside it writable.
+		" --bind /tmp/run /tmp/run --ro-bind /work/job1 /work/job1 --bind /work/job1/out/t1-1 /work/job1/out/t1-1 ",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
+	}
+	for _, never := range []string{"--new-session", "--share-net", "/etc /etc", "--bind / /"} {
+		if strings.Contains(joined, " "+never+" ") {
+			t.Errorf("argv has %q", never)
+		}
+	}
+}
+
+func TestCommandUnconfined(t *testing.T) {
+	argv := []string{"blender", "-b"}
+	if got := (*Sandbox)(nil).Command(argv, Paths{}); !slices.Equal(got, argv) {
+		t.Errorf("nil sandbox: %q", got)
+	}
+	if got := (&Sandbox{}).Command(argv, Paths{Writable: []string{"/tmp"}}); !slices.Equal(got, argv) {
+		t.Errorf("no bwrap, no limits: %q", got)
+	}
+	got := (&Sandbox{prlimit: "/usr/bin/prlimit", files: 100}).Command(argv, Paths{})
+	if want := []string{"/usr/bin/prlimit", "--nofile=100", "--", "blender", "-b"}; !slices.Equal(got, want) {
+		t.Errorf("limits only: %q, want %q", got, want)
+	}
+}
+
+func TestBindArgs(t *testing.T) {
+	tests := []struct {
+		name  string
+		paths Paths
+		want  string
+	}{
+		{"writable inside read-only",
+			Paths{ReadOnly: []string{"/w/job"}, Writable: []string{"/w/job/out"}},
+			"--ro-bind /w/job /w/job --bind /w/job/out /w/job/out"},
+		{"read-only inside writable",
+			Paths{ReadOnly: []string{"/t/run/in"}, Writable: []string{"/t/run"}},
+			"--bind /t/run /t/run --ro-bind /t/run/in /t/run/in"},
+		{"same path: read-only wins",
+			Paths{ReadOnly: []string{"/a/"}, Writable: []string{"/a"}},
+			"--bind /a /a --ro-bind /a /a"},
+		{"duplicates once",
+			Paths{ReadOnly: []string{"/a", "/a/"}},
+			"--ro-bind /a /a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(bindArgs(tt.paths), " "); got != tt.want {
+				t.Errorf("bindArgs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewWithoutBwrap(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "bwrap")
+	if _, err := New(context.Background(), Config{Mode: Bwrap, Bwrap: missing}); err == nil {
+		t.Error("--sandbox bwrap without bubblewrap succeeded")
+	}
+	s, err := New(context.Background(), Config{Mode: Auto, Bwrap: missing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Confined() || !strings.Contains(s.String(), "not installed") {
+		t.Errorf("auto without bubblewrap: confined %v, %q", s.Confined(), s)
+	}
+	s, err = New(context.Background(), Config{Mode: None, MemoryBytes: 3 << 29})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Confined() || s.MemoryLimit() != 3<<29 || !strings.Contains(s.String(), "1.5 GiB") {
+		t.Errorf("none: confined %v, limit %d, %q", s.Confined(), s.MemoryLimit(), s)
+	}
+}
+
+// needBwrap returns a sandbox as a worker makes it with --sandbox bwrap.
+func needBwrap(t *testing.T, cfg Config) *Sandbox {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bwrap is not on PATH: install bubblewrap (apt-get install bubblewrap) to run the tests of the sandbox")
+	}
+	cfg.Mode = Bwrap
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sandbox: %s", s)
+	return s
+}
+
+// The tests below run this test binary inside the sandbox as a probe: with
+// RENDERFARM_SANDBOX_PROBE set, TestMain runs the probe it names and exits.
+func TestMain(m *testing.M) {
+	if probe := os.Getenv("RENDERFARM_SANDBOX_PROBE"); probe != "" {
+		if err := runProbe(probe, os.Args[1:]); err != nil {
+			fmt.Println("probe failed:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runProbe(probe string, args []string) error {
+	switch probe {
+	case "connect":
+		// connect ADDR: fails unless a TCP connection to ADDR opens.
+		c, err := net.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "write":
+		// write PATH: fails unless PATH can be created.
+		if err := os.WriteFile(args[0], []byte("x"), 0o600); err != nil {
+			return err
+		}
+		return os.Remove(args[0])
+	case "read":
+		// read PATH: fails unless PATH can be read.
+		_, err := os.ReadFile(args[0])
+		return err
+	case "print":
+		// print PATH: writes the file to stdout.
+		body, err := os.ReadFile(args[0])
+		os.Stdout.Write(body)
+		return err
+	}
+	return fmt.Errorf("unknown probe %q", probe)
+}
+
+// probe runs the test binary inside s with the given paths; it answers the
+// probe's output and whether it succeeded.
+func probe(t *testing.T, s *Sandbox, paths Paths, args ...string) (string, bool) {
+	t.Helper()
+	argv := s.Command(append([]string{os.Args[0]}, args[1:]...), paths)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "RENDERFARM_SANDBOX_PROBE=" + args[0]}
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("running the probe: %v\n%s", err, out)
+	}
+	return string(out), err == nil
+}
+
+func TestSandboxHasNoNetwork(t *testing.T) {
+	s := needBwrap(t, Config{})
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	addrs := []string{net.JoinHostPort("127.0.0.1", port)}
+	if ip := nonLoopbackIP(); ip != "" {
+		addrs = append(addrs, net.JoinHostPort(ip, port))
+	}
+	for _, addr := range addrs {
+		if out, ok := probe(t, nil, Paths{}, "connect", addr); !ok {
+			t.Fatalf("the listener at %s cannot be reached even unconfined: %s", addr, out)
+		}
+		out, ok := probe(t, s, Paths{}, "connect", addr)
+		if ok {
+			t.Errorf("a sandboxed program connected to %s", addr)
+		}
+		t.Logf("sandboxed connect to %s: %s", addr, strings.TrimSpace(out))
+	}
+}
+
+func nonLoopbackIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}
+
+func TestSandboxFiles(t *testing.T) {
+	s := needBwrap(t, Config{MemoryBytes: 6 << 30, OpenFiles: 1234})
+	root := t.TempDir()
+	job, other, run := filepath.Join(root, "job"), filepath.Join(root, "other"), filepath.Join(root, "run")
+	out := filepath.Join(job, "out")
+	for _, dir := range []string{job, other, run, out} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(job, "scene.blend"), filepath.Join(other, "secret.png")} {
+		if err := os.WriteFile(f, []byte("data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := Paths{ReadOnly: []string{job}, Writable: []string{run, out}}
+	home, _ := os.UserHomeDir()
+	source, err := filepath.Abs("sandbox_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		probe, path string
+		ok          bool
+	}{
+		{"read", filepath.Join(job, "scene.blend"), true},
+		{"read", "/usr/bin/true", true},
+		{"write", filepath.Join(out, "frame_0001.png"), true},
+		{"write", filepath.Join(run, "settings.json"), true},
+		{"write", filepath.Join(job, "scene2.blend"), false},
+		{"write", "/usr/lib/evil.so", false},
+		{"write", "/etc/passwd", false},
+		{"write", "/etc/renderfarm-probe", false},
+		{"write", "/renderfarm-probe", false},
+		{"write", "/tmp/scratch", true},
+		{"read", filepath.Join(other, "secret.png"), false},
+		{"write", filepath.Join(other, "x"), false},
+		{"read", "/etc/shadow", false},
+		{"read", source, false},
+	}
+	if home != "" && home != "/" {
+		tests = append(tests, struct {
+			probe, path string
+			ok          bool
+		}{"write", filepath.Join(home, "renderfarm-sandbox-probe"), false})
+	}
+	for _, tt := range tests {
+		out, ok := probe(t, s, paths, tt.probe, tt.path)
+		if ok != tt.ok {
+			t.Errorf("%s %s inside the sandbox: ok = %v, want %v (%s)", tt.probe, tt.path, ok, tt.ok, strings.TrimSpace(out))
+		} else if !ok {
+			t.Logf("refused as it should be: %s", strings.TrimSpace(out))
+		}
+	}
+
+	limits, _ := probe(t, s, paths, "print", "/proc/self/limits")
+	for _, want := range []string{`Max data size\s+6442450944\s+6442450944`, `Max open files\s+1234\s+1234`} {
+		if !regexpMatch(want, limits) {
+			t.Errorf("limits inside lack %q:\n%s", want, limits)
+		}
+	}
+	status, _ := probe(t, s, paths, "print", "/proc/self/status")
+	if !regexpMatch(`CapEff:\s+0+\n`, status) {
+		t.Errorf("capabilities inside:\n%s", status)
+	}
+	if slices.Contains(s.nsArgs, "--unshare-user") && !regexpMatch(`CapBnd:\s+0+\n`, status) {
+		t.Errorf("capabilities could be regained inside:\n%s", status)
+	}
+	// Only the sandbox's own processes are visible.
+	if !regexpMatch(`(?m)^Pid:\s+1$`, status) {
+		t.Errorf("the probe is not PID 1 of a namespace of its own:\n%s", status)
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// A confined program whose caller is gone by the time the sandbox is set up
+// does not start.
+func TestLifeline(t *testing.T) {
+	s := needBwrap(t, Config{})
+	if s.guard == "" {
+		t.Skip("no bash to check the lifeline")
+	}
+	run := func(closeWriter bool) (string, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		if closeWriter {
+			w.Close()
+		}
+		argv := s.Command([]string{"sh", "-c", "echo program-ran; if [ -e /dev/fd/3 ]; then echo has-3; fi"}, Paths{})
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.ExtraFiles = []*os.File{r}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(false)
+	if err != nil || !strings.HasPrefix(out, "program-ran\n") {
+		t.Fatalf("with its caller alive: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "has-3") {
+		t.Error("the program inherited the lifeline")
+	}
+	out, err = run(true)
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 125 || strings.Contains(out, "program-ran") {
+		t.Fatalf("with its caller gone: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+}

@@ -238,3 +238,40 @@ func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 		t.Errorf("%d of 16 frames completed", p.FramesCompleted)
 	}
 }
+
+// TestBucketUploadOverTheLimitIsRefusedAtJobCreation: a presigned PUT to a
+// bucket takes any size, so the limit is checked when the job is made: the
+// request is refused with 413 and the file is removed.
+func TestBucketUploadOverTheLimitIsRefusedAtJobCreation(t *testing.T) {
+	d := newDistributed(t)
+	api := start(t, "renderfarm serving at ", "serve", "--addr", "127.0.0.1:0", "--workers", "0", "--data-dir", t.TempDir(),
+		"--database", d.database, "--storage", d.storage, "--max-upload-bytes", "10KiB")
+	keyOut, err := exec.Command(binary, "keys", "create", "--database", d.database, "--workspace", "studio").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(api.url, strings.TrimSpace(string(keyOut)))
+	ctx := testContext(t)
+	slug, err := c.UploadFile(ctx, scene("cube.blend"), nil)
+	if err != nil {
+		t.Fatalf("the bucket refused the upload itself: %v", err)
+	}
+	_, err = c.CreateJob(ctx, slug)
+	var apiErr *client.APIError
+	if !asAPIError(err, &apiErr) || apiErr.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("create job from a 98 kB upload with a 10 KiB limit: %v, want 413", err)
+	}
+	if _, err := c.CreateJob(ctx, slug); !client.HasCode(err, client.CodeUploadMissing) {
+		t.Errorf("the refused file is still there: %v", err)
+	}
+}
+
+// TestWorkerNeedsTheSharedDatabaseAndBucket: a worker on its own SQLite
+// and disk would render frames no API server can see.
+func TestWorkerNeedsTheSharedDatabaseAndBucket(t *testing.T) {
+	out, err := exec.Command(binary, "worker", "--data-dir", t.TempDir()).CombinedOutput()
+	var exitErr *exec.ExitError
+	if !asExitError(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--database postgres://") {
+		t.Errorf("worker without --database and --storage: %v\n%s\nwant exit 2 saying what to give", err, out)
+	}
+}

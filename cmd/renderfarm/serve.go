@@ -212,7 +212,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Store: st, Objects: objects, Blender: runner, Logger: log, Metrics: m, PostgresDSN: b.postgresDSN(),
 		RenderWorkers: workers, WorkerName: w.workerName,
 		WorkDir: filepath.Join(b.dataDir, "work"), FFmpeg: w.ffmpegBinary,
-		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits,
+		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits, MaxUploadBytes: int64(maxUpload),
 		WorkerTimeout:   w.workerTimeout,
 		WebhookAttempts: webhookTries, WebhookAllowPrivate: webhookPrivate, WebhookFirstRetry: webhookRetry,
 		UploadRetention: retention,

@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 )
 
 // worker runs a render node: no HTTP port, only the farm's database and
@@ -21,15 +26,20 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		concurrency int
 		workDir     string
 		cacheBytes  byteSize = byteSize(engine.DefaultCacheBytes)
+		metricsAddr string
 	)
 	fs := newFlagSet("worker", stderr)
 	b.register(fs)
 	w.register(fs)
 	fs.IntVar(&concurrency, "concurrency", 1, "how many chunks this node renders at once")
 	fs.StringVar(&workDir, "work-dir", filepath.Join(os.TempDir(), "renderfarm-worker"), "where inputs are unpacked and frames written while rendering")
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve this node's /metrics (frames it rendered, render seconds) and /healthz at this address, e.g. 0.0.0.0:9100 (empty: none)")
 	fs.Var(&cacheBytes, "cache-bytes", "how much of the inputs fetched from the bucket this node keeps, by checksum, for later chunks and jobs")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
+	}
+	if b.postgresDSN() == "" || b.storage == "" {
+		return fmt.Errorf("%w: a worker shares the farm's state with the API servers: give --database postgres://… and --storage s3://… (on one machine, `renderfarm serve --workers N` renders by itself)", errUsage)
 	}
 	if concurrency < 1 {
 		return fmt.Errorf("%w: --concurrency must be 1 or more", errUsage)
@@ -57,11 +67,17 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer closeObjects()
 
+	m := farmMetrics(st, w.workerTimeout, log)
+	if metricsAddr != "" {
+		if err := serveMetrics(metricsAddr, m, log); err != nil {
+			return err
+		}
+	}
 	limits := blendfile.DefaultZipLimits()
 	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Objects: objects, Blender: runner, Logger: log, PostgresDSN: b.postgresDSN(),
-		Metrics: farmMetrics(st, w.workerTimeout, log), RenderWorkers: concurrency, WorkerName: w.workerName,
+		Metrics: m, RenderWorkers: concurrency, WorkerName: w.workerName,
 		WorkDir: workDir, CacheBytes: int64(cacheBytes), FFmpeg: w.ffmpegBinary, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
 		// Webhooks are delivered by the API servers.
 		NoWebhookDelivery: true,
@@ -103,5 +119,28 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "the %s database is up to date\n", st.Dialect())
+	return nil
+}
+
+// serveMetrics serves a worker's /metrics and /healthz: a worker has no
+// API, but its frame counters live in its own process.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) error {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := server.Serve(listener); err != nil && err != http.ErrServerClosed {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", listener.Addr().String())
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.T) {
@@ -63,5 +65,26 @@ func TestInputCacheOff(t *testing.T) {
 	c.add("x", "/nonexistent")
 	if c.linkTo("x", filepath.Join(t.TempDir(), "y")) {
 		t.Fatal("a nil cache found a file")
+	}
+}
+
+// A worker removes the files of jobs that ended while another worker held
+// them, and keeps those of jobs still going and anything not a job's.
+func TestSweepWorkDirsRemovesOnlyEndedJobs(t *testing.T) {
+	f := newFarmFixture(t)
+	ended := f.insertJob(farm.StatusCanceled)
+	going := f.renderingJob(2, 2)
+	gone := "0b9a7c1e-8f38-4c4e-9f55-6a3e2a1d5f00" // a job no longer in the database
+	for _, dir := range []string{ended.ID, going.ID, gone, "cache"} {
+		if err := os.MkdirAll(filepath.Join(f.engine.cfg.WorkDir, dir, "input"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.engine.sweepWorkDirs(f.ctx)
+	for dir, kept := range map[string]bool{ended.ID: false, gone: false, going.ID: true, "cache": true} {
+		_, err := os.Stat(filepath.Join(f.engine.cfg.WorkDir, dir))
+		if kept != (err == nil) {
+			t.Errorf("%s: kept = %v, want %v", dir, err == nil, kept)
+		}
 	}
 }

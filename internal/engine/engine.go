@@ -46,7 +46,11 @@ type Config struct {
 	// FFmpeg is the ffmpeg binary that makes preview videos.
 	FFmpeg string
 
-	UploadURLTTL   time.Duration
+	UploadURLTTL time.Duration
+	// MaxUploadBytes refuses jobs made from larger files. The local store
+	// refuses them while they stream in; a bucket's presigned PUT cannot,
+	// so the size is checked again when the job is created.
+	MaxUploadBytes int64
 	DownloadURLTTL time.Duration
 	ZipLimits      blendfile.ZipLimits
 
@@ -279,11 +283,16 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 	defer close(e.heartbeatDone)
 	t := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(lastSweep) >= workSweepInterval {
+			e.sweepWorkDirs(ctx)
+			lastSweep = time.Now()
 		}
 		state, current := store.WorkerIdle, ""
 		e.busy.Lock()

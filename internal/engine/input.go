@@ -11,9 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // preparedInput is a job's input made ready for Blender on this machine.
@@ -184,5 +188,28 @@ func (e *Engine) tidyIfFinal(jobID string) {
 	job, err := e.store.GetJob(context.Background(), "", jobID)
 	if err == nil && job.Status.IsFinal() {
 		e.forgetJobFiles(jobID)
+	}
+}
+
+// workSweepInterval is how often a worker looks for work directories of
+// jobs that ended while another worker held them.
+const workSweepInterval = time.Minute
+
+// sweepWorkDirs removes this machine's files of jobs that have ended. A
+// job's files are removed by the worker that ends it; the other workers
+// that rendered chunks of it find out here.
+func (e *Engine) sweepWorkDirs(ctx context.Context) {
+	entries, err := os.ReadDir(e.cfg.WorkDir)
+	if err != nil {
+		return
+	}
+	for _, entry := range entries {
+		if !entry.IsDir() || uuid.Validate(entry.Name()) != nil {
+			continue // the input cache, or not ours
+		}
+		job, err := e.store.GetJob(ctx, "", entry.Name())
+		if errors.Is(err, store.ErrNotFound) || (err == nil && job.Status.IsFinal()) {
+			e.forgetJobFiles(entry.Name())
+		}
 	}
 }

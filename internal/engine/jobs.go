@@ -98,6 +98,15 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	if err != nil {
 		return nil, err
 	}
+	if max := e.cfg.MaxUploadBytes; max > 0 && info.Size > max {
+		// A bucket takes any size through a presigned PUT: refuse the job
+		// and drop the file instead.
+		if err := e.objects.Delete(ctx, up.ObjectKey); err != nil {
+			e.log.Warn("could not remove an upload over the size limit", "key", up.ObjectKey, "err", err)
+		}
+		return nil, &farm.Error{Kind: farm.KindTooLarge, Code: farm.CodeTooLarge, Field: "slug",
+			Message: fmt.Sprintf("the uploaded file is %d bytes, over this farm's limit of %d bytes; it was removed", info.Size, max)}
+	}
 	now := time.Now().UTC()
 	job := &farm.Job{
 		ID: uuid.NewString(), Status: farm.StatusCreated, WorkspaceID: p.WorkspaceID, UserID: p.KeyID,

@@ -31,6 +31,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("worker", stderr)
 	b.register(fs)
 	w.register(fs)
+	fs.StringVar(&w.workerName, "name", w.workerName, "the same as --worker-name: this node's name in progress reports and `renderfarm workers`")
 	fs.IntVar(&concurrency, "concurrency", 1, "how many chunks this node renders at once")
 	fs.StringVar(&workDir, "work-dir", filepath.Join(os.TempDir(), "renderfarm-worker"), "where inputs are unpacked and frames written while rendering")
 	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve this node's /metrics (frames it rendered, render seconds) and /healthz at this address, e.g. 0.0.0.0:9100 (empty: none)")

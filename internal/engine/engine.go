@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: 8}
 	}
 
-	reapEvery := max(time.Second, cfg.WorkerTimeout/4)
+	reapEvery := reapInterval(cfg.WorkerTimeout)
 	client, err := river.NewClient(driver, &river.Config{
 		// River reports its routine at Info every few seconds; only its
 		// warnings are worth an operator's attention.

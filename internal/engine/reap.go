@@ -29,7 +29,7 @@ func (w *reapWorker) Work(ctx context.Context, _ *river.Job[reapArgs]) error {
 }
 
 func (e *Engine) reapOrphans(ctx context.Context) error {
-	orphans, err := e.store.OrphanedTasks(ctx, time.Now().Add(-e.cfg.WorkerTimeout))
+	orphans, err := e.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(e.cfg.WorkerTimeout)))
 	if err != nil {
 		return err
 	}
@@ -84,4 +84,18 @@ func (e *Engine) requeue(ctx context.Context, t store.Task) error {
 		e.log.Warn("worker stopped answering; its task is handed out again", "task", t.ID, "kind", t.Kind, "job", t.JobID, "ref", string(detail))
 		return e.insertRiverJob(ctx, tx, t, args, opts)
 	})
+}
+
+// reapInterval is how often the reaper looks for dead workers.
+func reapInterval(workerTimeout time.Duration) time.Duration {
+	return max(time.Second, workerTimeout/4)
+}
+
+// staleAfter is how long a worker may go without a heartbeat before it is
+// taken for dead: the timeout less one reaper interval, so that a worker's
+// work is handed out within --worker-timeout of its last heartbeat, however
+// the reaper's runs fall. Workers beat every few seconds (at most a
+// quarter of the timeout), so a live one is never this late.
+func staleAfter(workerTimeout time.Duration) time.Duration {
+	return workerTimeout - reapInterval(workerTimeout)
 }

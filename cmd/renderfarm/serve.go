@@ -95,8 +95,19 @@ func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, log *sl
 		level = slog.LevelWarn
 	}
 	log.Log(ctx, level, "blender containment", "sandbox", sb.String(), "frameTimeout", w.frameTimeout, "autoexec", "disabled")
-	return &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads,
-		Sandbox: sb, JobsDir: workDir, FrameTimeout: w.frameTimeout}, nil
+	// Blender's run directories (scripts, results, its TMPDIR) go in the
+	// work directory rather than the system's, so that those a killed
+	// process left are found and removed at the next start.
+	runner := &blender.Runner{Binary: w.blenderBinary, Threads: w.blenderThreads,
+		Sandbox: sb, JobsDir: workDir, FrameTimeout: w.frameTimeout, TempDir: filepath.Join(workDir, "tmp")}
+	removed, err := runner.ClaimTempDir()
+	if err != nil {
+		return nil, err
+	}
+	if removed > 0 {
+		log.Info("removed Blender run directories left by a process that was killed", "count", removed, "dir", runner.TempDir)
+	}
+	return runner, nil
 }
 
 // checkTools makes sure Blender and ffmpeg run, with a message saying how

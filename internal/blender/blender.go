@@ -71,10 +71,13 @@ type Runner struct {
 	// confinement belongs in Sandbox, which is told each run's directories.
 	Wrap func(argv []string) []string
 	// TempDir is where per-run directories are made; "" means os.TempDir().
+	// A directory of the farm's own lets ClaimTempDir remove what killed
+	// runs left there.
 	TempDir string
 
-	mu      sync.Mutex
-	version string
+	mu       sync.Mutex
+	version  string
+	tempLock *os.File // TempDir, locked by ClaimTempDir
 }
 
 func (r *Runner) binary() string {
@@ -161,7 +164,7 @@ func (r *Runner) setVersion(v string) {
 // runDir makes the private directory of one Blender run: its scripts, its
 // JSON files and its TMPDIR. The caller removes it.
 func (r *Runner) runDir() (dir, tmp string, err error) {
-	dir, err = os.MkdirTemp(r.TempDir, "renderfarm-blender-")
+	dir, err = os.MkdirTemp(r.TempDir, runDirPrefix)
 	if err != nil {
 		return "", "", fmt.Errorf("blender: %w", err)
 	}

@@ -18,8 +18,9 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// finalizeWorker makes the job's zip of frames and preview video, then
-// completes the job. It starts the moment the last frame lands.
+// finalizeWorker removes the frame images no frame refers to, makes the
+// job's zip of frames and preview video, then completes the job. It starts
+// the moment the last frame lands.
 type finalizeWorker struct {
 	river.WorkerDefaults[finalizeArgs]
 	e *Engine
@@ -41,7 +42,10 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 	var renderSeconds float64
 	var failure *farm.FailedReason
 	if job.Status == farm.StatusFinalizing {
-		files, renderSeconds, err = e.makeOutputs(ctx, job)
+		err = e.removeOrphanFrames(ctx, job.ID)
+		if err == nil {
+			files, renderSeconds, err = e.makeOutputs(ctx, job, ref.Generation)
+		}
 		if err != nil {
 			if ctx.Err() != nil || rj.Attempt < rj.MaxAttempts {
 				// Stopping, or worth another try: hand the task back.
@@ -79,9 +83,54 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 	return err
 }
 
+// removeOrphanFrames deletes every image under the job's frames/ that no
+// frame row refers to. Each holder of a task stores its images under a key
+// of its own (frames/{task}.{generation}/), so a worker killed after
+// storing an image and before recording it leaves that image behind, and
+// its successor's image of the same frame goes elsewhere. By the time the
+// job is finalizing every frame is recorded and no frame row changes any
+// more, so what the rows do not name is an orphan. (A worker that was
+// given up on but still runs removes an image it stores too late itself:
+// see frameSaved.)
+func (e *Engine) removeOrphanFrames(ctx context.Context, jobID string) error {
+	frames, err := e.store.FramesOfJob(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	referenced := make(map[string]bool, len(frames))
+	for _, f := range frames {
+		if f.ObjectKey != "" {
+			referenced[f.ObjectKey] = true
+		}
+	}
+	stored, err := e.objects.List(ctx, jobFramesPrefix(jobID))
+	if err != nil {
+		return fmt.Errorf("list the frames of job %s: %w", jobID, err)
+	}
+	removed, first := 0, ""
+	for _, obj := range stored {
+		if referenced[obj.Key] {
+			continue
+		}
+		if err := e.objects.Delete(ctx, obj.Key); err != nil {
+			return fmt.Errorf("remove orphan frame image %s: %w", obj.Key, err)
+		}
+		if removed == 0 {
+			first = obj.Key
+		}
+		removed++
+	}
+	if removed > 0 {
+		e.log.Info("removed frame images that no frame refers to", "job", jobID, "count", removed, "first", first)
+	}
+	return nil
+}
+
 // makeOutputs writes the frames zip and, for two frames or more, the
 // preview video; it returns what it made and the Blender seconds spent.
-func (e *Engine) makeOutputs(ctx context.Context, job *farm.Job) (farm.JobFiles, float64, error) {
+// Each generation of the task works in a directory of its own: an ffmpeg
+// left running by a killed holder cannot write into its successor's.
+func (e *Engine) makeOutputs(ctx context.Context, job *farm.Job, generation int) (farm.JobFiles, float64, error) {
 	var files farm.JobFiles
 	frames, err := e.store.FramesOfJob(ctx, job.ID)
 	if err != nil {
@@ -98,7 +147,7 @@ func (e *Engine) makeOutputs(ctx context.Context, job *farm.Job) (farm.JobFiles,
 	if len(done) == 0 {
 		return files, 0, fmt.Errorf("job %s has no rendered frames", job.ID)
 	}
-	dir := filepath.Join(e.jobDir(job.ID), "finalize")
+	dir := filepath.Join(e.jobDir(job.ID), "finalize-"+strconv.Itoa(generation))
 	if err := os.RemoveAll(dir); err != nil {
 		return files, 0, err
 	}

@@ -344,7 +344,7 @@ func (f *farmFixture) saveFrameImage(ref taskRef, frame int, seconds float64, im
 	if err := os.WriteFile(path, []byte(image), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
-	return f.engine.frameSaved(f.ctx, ref, blender.Event{Kind: blender.FrameSaved, Frame: frame, Path: path, RenderSeconds: seconds})
+	return f.engine.frameSaved(f.ctx, ref, blender.Event{Kind: blender.FrameSaved, Frame: frame, Path: path, RenderSeconds: seconds}, nil)
 }
 
 // frameName is the file name Blender gives a frame.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ func (w *renderWorker) NextRetry(job *river.Job[renderArgs]) time.Time {
 
 func (w *renderWorker) Work(ctx context.Context, rj *river.Job[renderArgs]) error {
 	e, ref := w.e, rj.Args.taskRef
+	times := chunkTimes{start: time.Now()}
 	if ok, err := e.claim(ctx, ref); !ok {
 		return err
 	}
@@ -46,11 +48,15 @@ func (w *renderWorker) Work(ctx context.Context, rj *river.Job[renderArgs]) erro
 		return e.endChunk(ctx, ref, nil)
 	}
 
-	renderErr := e.renderFrames(ctx, ref, job, todo)
+	renderErr := e.renderFrames(ctx, ref, job, todo, &times)
 	defer e.tidyIfFinal(job.ID)
 	switch {
 	case renderErr == nil:
-		return e.endChunk(ctx, ref, nil)
+		err := e.endChunk(ctx, ref, nil)
+		if err == nil {
+			times.log(e.log, job.ID, ref.TaskID, len(todo))
+		}
+		return err
 	case errors.Is(renderErr, errNotOurs):
 		e.log.Info("chunk was handed to another worker; stopped", "job", job.ID, "task", ref.TaskID)
 		return nil
@@ -108,8 +114,41 @@ func (e *Engine) startChunk(ctx context.Context, ref taskRef) (*farm.Job, []int,
 	return job, todo, err
 }
 
+// chunkTimes is where a chunk's time went: Blender's own work, and what the
+// farm adds around it (preparing, starting Blender, storing and recording
+// frames). It is logged when the chunk ends, for operators and for the
+// benchmarks in bench/.
+type chunkTimes struct {
+	start      time.Time // the worker took the chunk
+	spawn      time.Time // Blender was started
+	firstFrame time.Time // Blender began the first frame
+	lastSaved  time.Time // the last frame was stored and recorded
+	exited     time.Time // Blender exited
+	// store is the time spent putting frames into the object store,
+	// record the time spent in the database transactions of frames.
+	store, record time.Duration
+}
+
+func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
+	log.LogAttrs(context.Background(), slog.LevelInfo, "chunk rendered",
+		slog.String("job", jobID), slog.String("task", taskID), slog.Int("frames", frames),
+		// From taking the chunk to starting Blender: the claim, the job's
+		// move to rendering and the input made ready.
+		slog.Duration("prepare", t.spawn.Sub(t.start)),
+		// From starting Blender to its first frame: the process and its
+		// sandbox, loading the file, applying the settings.
+		slog.Duration("blenderStart", t.firstFrame.Sub(t.spawn)),
+		// From the first frame begun to the last one stored.
+		slog.Duration("rendering", t.lastSaved.Sub(t.firstFrame)),
+		// From the last frame stored to Blender gone.
+		slog.Duration("blenderExit", t.exited.Sub(t.lastSaved)),
+		slog.Duration("store", t.store),
+		slog.Duration("record", t.record),
+		slog.Duration("took", time.Since(t.start)))
+}
+
 // renderFrames runs Blender on the frames and records each as it lands.
-func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, frames []int) error {
+func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, frames []int, times *chunkTimes) error {
 	in, err := e.prepareInput(ctx, job)
 	if err != nil {
 		return err
@@ -134,14 +173,21 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 		}
 		switch ev.Kind {
 		case blender.FrameStarted:
+			now := time.Now()
+			if times.firstFrame.IsZero() {
+				times.firstFrame = now
+			}
 			recordErr = e.frameStarted(ctx, ref, ev.Frame)
+			times.record += time.Since(now)
 		case blender.FrameSaved:
-			recordErr = e.frameSaved(ctx, ref, ev)
+			recordErr = e.frameSaved(ctx, ref, ev, times)
+			times.lastSaved = time.Now()
 		}
 		if recordErr != nil {
 			stop()
 		}
 	}
+	times.spawn = time.Now()
 	result, err := e.cfg.Blender.Render(renderCtx, blender.RenderJob{
 		BlendPath: in.BlendPath,
 		Scene:     job.FinalConfig.Scene,
@@ -149,6 +195,7 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 		OutputDir: outDir,
 		Settings:  settingsFor(job.FinalConfig),
 	}, onEvent)
+	times.exited = time.Now()
 	if recordErr != nil {
 		return recordErr
 	}
@@ -195,12 +242,14 @@ func (e *Engine) frameFailed(ctx context.Context, ref taskRef, frame int, line s
 }
 
 // frameSaved stores the image Blender just wrote and marks the frame done,
-// unless the task has moved on to another holder.
-func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) error {
+// unless the task has moved on to another holder. times, when not nil,
+// takes the time spent storing and recording.
+func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event, times *chunkTimes) error {
 	// Each holder of the task stores under its own key, so a worker that
 	// was given up on can never replace the image of a frame its successor
 	// stored; the name a frame downloads as is the file name alone.
 	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, filepath.Base(ev.Path))
+	start := time.Now()
 	f, err := os.Open(ev.Path)
 	if err != nil {
 		return fmt.Errorf("frame %d: %w", ev.Frame, err)
@@ -209,6 +258,11 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event) 
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("store frame %d: %w", ev.Frame, err)
+	}
+	stored := time.Now()
+	if times != nil {
+		times.store += stored.Sub(start)
+		defer func() { times.record += time.Since(stored) }()
 	}
 	err = e.updateFrame(ctx, ref, ev.Frame, func(f *store.Frame) {
 		f.Status = farm.FrameCompleted

@@ -78,6 +78,12 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 // says, and logs the containment in effect. workDir is the engine's work
 // directory: a confined Blender reads its own job's directory in it.
 func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, log *slog.Logger) (*blender.Runner, error) {
+	// Blender runs in its own run directory, so every path it is given
+	// must be absolute: --data-dir defaults to a relative one.
+	workDir, err := filepath.Abs(workDir)
+	if err != nil {
+		return nil, err
+	}
 	mode, err := sandbox.ParseMode(w.sandboxMode)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --%v", errUsage, err)

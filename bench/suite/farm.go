@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/renderfarm/renderfarm/client"
+)
+
+// farm is one farm's processes and what they share: a SQLite database and
+// objects under dir, or the database and bucket in common.
+type farm struct {
+	b      *bench
+	dir    string   // the first serve's --data-dir
+	common []string // the flags every process of the farm takes
+	url    string   // the first serve's
+	key    string
+	procs  []*proc
+}
+
+// localFarm is the one-machine shape: SQLite and files under --data-dir.
+func (b *bench) localFarm(name string) *farm {
+	dir := b.tempDir(name)
+	return b.newFarm(dir, []string{"--data-dir", dir}, []string{"--data-dir", dir})
+}
+
+func (b *bench) newFarm(dir string, common, keyArgs []string) *farm {
+	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArgs...)...).Output()
+	if err != nil {
+		fatalf("keys create: %v", err)
+	}
+	return &farm{b: b, dir: dir, common: common, key: strings.TrimSpace(string(out))}
+}
+
+// serve starts `renderfarm serve`; the first one is the farm's address.
+// Its log is JSON, for the chunk lines; POST requests are not rate
+// limited, so that no measurement waits for a 429.
+func (f *farm) serve(args ...string) *proc {
+	dir := f.dir
+	if f.url != "" || dir == "" {
+		dir = f.b.tempDir("serve")
+	}
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json", "--rate-limit", "0"}, args...)
+	// A flag given twice keeps the last: the farm's own flags win.
+	p := f.start("serve", "renderfarm serving at ", append(args, f.common...)...)
+	if f.url == "" {
+		f.url = p.url
+	}
+	return p
+}
+
+// worker starts a render node.
+func (f *farm) worker(name string, args ...string) *proc {
+	args = append([]string{"worker", "--worker-name", name, "--work-dir", f.b.tempDir(name), "--log-format", "json"}, args...)
+	return f.start(name, "renderfarm worker ", append(args, f.common...)...)
+}
+
+func (f *farm) start(name, ready string, args ...string) *proc {
+	f.b.procs++
+	p := start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
+	f.procs = append(f.procs, p)
+	return p
+}
+
+// stop stops the farm's processes, the last started first.
+func (f *farm) stop() {
+	for _, p := range slices.Backward(f.procs) {
+		p.stop()
+	}
+	f.procs = nil
+	f.url = ""
+}
+
+func (f *farm) client() *client.Client {
+	return client.New(f.url, f.key, client.WithPollInterval(20*time.Millisecond))
+}
+
+// logs is the tail of every process's log, for failures.
+func (f *farm) logs() string {
+	var s strings.Builder
+	for _, p := range f.procs {
+		fmt.Fprintf(&s, "--- %s\n%s\n", p.logPath, tail(p.logPath, 30))
+	}
+	return s.String()
+}
+
+// upload sends a file and returns its slug.
+func (f *farm) upload(path string) string {
+	slug, err := f.client().UploadFile(f.b.ctx, path, nil)
+	if err != nil {
+		fatalf("upload %s: %v", filepath.Base(path), err)
+	}
+	return slug
+}
+
+// validatedJob makes a job of the file at path and waits until it is
+// validated, so that what follows measures rendering alone.
+func (f *farm) validatedJob(path string) string {
+	ctx, c := f.b.ctx, f.client()
+	job, err := c.CreateJob(ctx, f.upload(path))
+	if err != nil {
+		fatalf("create job: %v", err)
+	}
+	if _, err := c.Validate(ctx, job.ID); err != nil {
+		fatalf("validate: %v", err)
+	}
+	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
+		fatalf("validation: %v\n%s", err, f.logs())
+	}
+	return job.ID
+}
+
+// renderSettings are the frames and settings of a render request.
+type renderSettings struct {
+	frames         string // a frame range, "1-24"
+	width, height  int
+	samples, chunk int // chunk 0 leaves chunkSize to the farm
+}
+
+func (r renderSettings) config() client.RenderConfig {
+	cfg := client.RenderConfig{
+		ColorManagementPreset: client.String("default"),
+		FrameRanges:           []string{r.frames},
+		Resolution:            []int{r.width, r.height},
+		SampleCount:           client.Int(r.samples),
+	}
+	if r.chunk > 0 {
+		cfg.ChunkSize = client.Int(r.chunk)
+	}
+	return cfg
+}
+
+// rendered is what one render through the farm took, from the bench's
+// side (request and completion) and the workers' (their chunk lines).
+type rendered struct {
+	requested, completed time.Time
+	chunks               []chunkLog
+	job                  *client.Job
+}
+
+// render asks for the job's frames and waits for the job to complete;
+// then it reads the chunk lines of the job, of which it expects chunks.
+//
+// The moment the job completed is its updatedAt, which the farm stamps in
+// the transaction that completes it, so the job's status is asked for only
+// every 200 ms, as a client would: asking every few milliseconds would take
+// CPU from Blender on a small machine and make the farm look slower.
+func (f *farm) render(job string, r renderSettings, chunks int) rendered {
+	ctx, c := f.b.ctx, f.client()
+	res := rendered{requested: time.Now()}
+	if _, _, err := c.Render(ctx, job, r.config()); err != nil {
+		fatalf("render: %v", err)
+	}
+	for {
+		f.b.sleep(200 * time.Millisecond)
+		j, err := c.GetJob(ctx, job)
+		if err != nil {
+			fatalf("get job: %v", err)
+		}
+		if j.Status.IsFinal() {
+			if j.Status != client.StatusCompleted {
+				fatalf("job %s ended %s: %+v\n%s", job, j.Status, j.FailedReason, f.logs())
+			}
+			res.completed, res.job = j.UpdatedAt, j
+			break
+		}
+	}
+	res.chunks = f.chunks(job, chunks)
+	return res
+}
+
+// chunks reads the chunk lines of a job from the farm's logs, waiting a
+// little for the last ones when fewer than want are there yet.
+func (f *farm) chunks(job string, want int) []chunkLog {
+	var got []chunkLog
+	for deadline := time.Now().Add(2 * time.Second); ; f.b.sleep(20 * time.Millisecond) {
+		got = got[:0]
+		for _, p := range f.procs {
+			got = append(got, readChunks(p.logPath, job)...)
+		}
+		if len(got) >= want || time.Now().After(deadline) {
+			break
+		}
+	}
+	slices.SortFunc(got, func(a, b chunkLog) int { return a.start().Compare(b.start()) })
+	return got
+}
+
+// chunkLog is one "chunk rendered" line of a worker's log: where the time
+// of one chunk went (see chunkTimes in internal/engine).
+type chunkLog struct {
+	At           time.Time     `json:"time"` // when the chunk ended
+	Msg          string        `json:"msg"`
+	Job          string        `json:"job"`
+	Frames       int           `json:"frames"`
+	Prepare      time.Duration `json:"prepare"`
+	BlenderStart time.Duration `json:"blenderStart"`
+	Rendering    time.Duration `json:"rendering"`
+	BlenderExit  time.Duration `json:"blenderExit"`
+	Store        time.Duration `json:"store"`
+	Record       time.Duration `json:"record"`
+	Took         time.Duration `json:"took"`
+}
+
+// start is when the worker took the chunk; spawn when it started Blender;
+// lastStored when the chunk's last frame was stored and recorded.
+func (c chunkLog) start() time.Time      { return c.At.Add(-c.Took) }
+func (c chunkLog) spawn() time.Time      { return c.start().Add(c.Prepare) }
+func (c chunkLog) lastStored() time.Time { return c.spawn().Add(c.BlenderStart + c.Rendering) }
+
+// bookkeeping is the worker's own time around Blender: claiming the chunk
+// and preparing its input, and closing the chunk afterwards.
+func (c chunkLog) bookkeeping() time.Duration {
+	return c.Took - c.BlenderStart - c.Rendering - c.BlenderExit
+}
+
+func readChunks(logPath, job string) []chunkLog {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []chunkLog
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !strings.Contains(string(line), `"msg":"chunk rendered"`) {
+			continue
+		}
+		var c chunkLog
+		if err := json.Unmarshal(line, &c); err != nil {
+			fatalf("%s: %v: %s", logPath, err, line)
+		}
+		if c.Job == job {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// proc is one renderfarm process.
+type proc struct {
+	cmd     *exec.Cmd
+	url     string // what follows the ready line: the API's URL
+	logPath string
+	done    chan struct{}
+}
+
+// start runs `renderfarm args…`, its log in logPath, and waits for the line
+// that says it is up.
+func start(ctx context.Context, binary, logPath, ready string, args ...string) *proc {
+	log, err := os.Create(logPath)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	p := &proc{cmd: exec.Command(binary, args...), logPath: logPath, done: make(chan struct{})}
+	up := make(chan string, 1)
+	p.cmd.Stdout = &readyWriter{prefix: ready, up: up}
+	p.cmd.Stderr = log
+	p.cmd.Dir = filepath.Dir(logPath)
+	if err := p.cmd.Start(); err != nil {
+		fatalf("start renderfarm %s: %v", args[0], err)
+	}
+	atExit(p.stop)
+	go func() { _ = p.cmd.Wait(); log.Close(); close(p.done) }()
+	select {
+	case p.url = <-up:
+	case <-p.done:
+		fatalf("renderfarm %s exited at start:\n%s", args[0], tail(logPath, 30))
+	case <-time.After(90 * time.Second):
+		fatalf("renderfarm %s did not start:\n%s", args[0], tail(logPath, 30))
+	case <-ctx.Done():
+		fatalf("interrupted")
+	}
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// stop asks the process to stop and waits; it is killed after 30 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// readyWriter takes a process's stdout and passes on the rest of the
+// first line that starts with prefix.
+type readyWriter struct {
+	prefix string
+	up     chan string
+	line   []byte
+}
+
+func (w *readyWriter) Write(b []byte) (int, error) {
+	for _, c := range b {
+		if c != '\n' {
+			w.line = append(w.line, c)
+			continue
+		}
+		if rest, ok := strings.CutPrefix(string(w.line), w.prefix); ok {
+			select {
+			case w.up <- rest:
+			default:
+			}
+		}
+		w.line = w.line[:0]
+	}
+	return len(b), nil
+}
+
+func (b *bench) tempDir(name string) string {
+	dir, err := os.MkdirTemp(b.work, name+"-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	return dir
+}
+
+func (b *bench) sleep(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-b.ctx.Done():
+		fatalf("interrupted")
+	}
+}

@@ -113,13 +113,13 @@ func jobStatus(ctx context.Context, t *testing.T, c *client.Client, id string) c
 
 // TestKilledServerDuringValidationFinishesTheJobAfterRestart kills serve
 // with SIGKILL while Blender inspects the job's file (held there by a
-// wrapper around the real Blender), starts it again on the same data
+// wrapper around the real Blender, which the worker starts as a session), starts it again on the same data
 // directory, and checks the validation is done again and the job renders
 // to the end, every frame once and no file left over, the killed run's
 // Blender directory included.
 func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 	requireTools(t)
-	blender, hold := holdingWrapper(t, "blender", "inspect.py")
+	blender, hold := holdingWrapper(t, "blender", "session.py")
 	f := startFarm(t, "--worker-timeout", "3s", "--blender", blender)
 	c := f.client("studio")
 	ctx := testContext(t)
@@ -128,7 +128,7 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 	if _, err := c.Validate(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "inspection of the file", func() bool { return len(processesWith(blender, "inspect.py", f.dataDir)) > 0 })
+	waitFor(t, "inspection of the file", func() bool { return len(processesWith(blender, "session.py", f.dataDir)) > 0 })
 	if st := jobStatus(ctx, t, c, job.ID); st != client.StatusValidating {
 		t.Fatalf("job is %s while Blender inspects it, want validating", st)
 	}
@@ -138,7 +138,7 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 	}
 
 	f.stop(syscall.SIGKILL)
-	killAll(t, blender, "inspect.py", f.dataDir)
+	killAll(t, blender, "session.py", f.dataDir)
 	if _, err := os.Stat(left[0]); err != nil {
 		t.Fatalf("the killed run's directory should be left behind: %v", err)
 	}

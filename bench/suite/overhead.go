@@ -66,53 +66,75 @@ func breakdown(r rendered) farmRun {
 	return fr
 }
 
+// overheadMode is how the farm runs Blender for a case: warm sessions (the
+// default) or a Blender process per chunk.
+type overheadMode struct {
+	name string
+	args []string
+}
+
+var overheadModes = []overheadMode{
+	{"warm sessions", nil},
+	{"a Blender per chunk", []string{"--blender-keep-alive", "0"}},
+}
+
+type overheadCase struct {
+	mode  int
+	chunk int
+}
+
 func (b *bench) measureOverhead() {
-	fmt.Printf("== 1. overhead: %d frames of %s (%dx%d, %d samples), through the farm at chunkSize %v, against Blender by hand\n",
+	fmt.Printf("== 1. overhead: %d frames of %s (%dx%d, %d samples), through the farm at chunkSize %v with and without warm sessions, against Blender by hand\n",
 		overheadFrames, filepath.Base(b.scene), overheadRender.width, overheadRender.height, overheadRender.samples, overheadChunks)
 	meter := startCPUMeter()
 	var hand []byHand
-	farmRuns := map[int][]farmRun{}
+	farmRuns := map[overheadCase][]farmRun{}
 	var startOnly, sandboxed, unconfined []time.Duration
 	for run := 1; run <= b.runs; run++ {
-		f := b.localFarm("overhead")
-		f.serve("--workers", "1")
-		jobs := map[int]string{}
-		for _, chunk := range overheadChunks {
-			jobs[chunk] = f.validatedJob(b.scene)
-		}
-		// The cases take turns going first, so that a machine getting
-		// busier or quieter during a run weighs on all of them alike.
-		cases := append([]int{0}, overheadChunks...)
-		for i := range cases {
-			chunk := cases[(i+run-1)%len(cases)]
-			if chunk == 0 {
+		// The parts of a run take turns going first, so that a machine
+		// getting busier or quieter during a run weighs on all of them
+		// alike: Blender by hand, then each mode's farm.
+		parts := len(overheadModes) + 1
+		for i := range parts {
+			part := (i + run - 1) % parts
+			if part == 0 {
 				h := b.byHand(overheadRender)
 				hand = append(hand, h)
 				fmt.Printf("overhead run %d, blender by hand: %s (start %s, rendering %s, exit %s)\n",
 					run, secs(h.total), secs(h.start), secs(h.rendering), secs(h.exit))
 				continue
 			}
-			r := overheadRender
-			r.chunk = chunk
-			fr := breakdown(f.render(jobs[chunk], r, (overheadFrames+chunk-1)/chunk))
-			farmRuns[chunk] = append(farmRuns[chunk], fr)
-			fmt.Printf("overhead run %d, chunkSize %d: %s (queue %s, Blender start %s over %d chunks, rendering %s, exit %s, between chunks %s, finalizing %s)\n",
-				run, chunk, secs(fr.total), millis(fr.queue), secs(fr.start), fr.chunks, secs(fr.rendering), secs(fr.exit), secs(fr.between), millis(fr.finalize))
+			mode := part - 1
+			f := b.localFarm("overhead")
+			f.serve(append([]string{"--workers", "1"}, overheadModes[mode].args...)...)
+			for j := range overheadChunks {
+				chunk := overheadChunks[(j+run-1)%len(overheadChunks)]
+				// Validated just before its render, as a client does: with
+				// warm sessions, the Blender that validated renders.
+				job := f.validatedJob(b.scene)
+				r := overheadRender
+				r.chunk = chunk
+				fr := breakdown(f.render(job, r, (overheadFrames+chunk-1)/chunk))
+				c := overheadCase{mode, chunk}
+				farmRuns[c] = append(farmRuns[c], fr)
+				fmt.Printf("overhead run %d, %s, chunkSize %d: %s (queue %s, Blender start %s over %d chunks, rendering %s, exit %s, between chunks %s, finalizing %s)\n",
+					run, overheadModes[mode].name, chunk, secs(fr.total), millis(fr.queue), secs(fr.start), fr.chunks, secs(fr.rendering), secs(fr.exit), secs(fr.between), millis(fr.finalize))
+			}
+			f.stop()
 		}
-		f.stop()
 		startOnly = append(startOnly, b.blenderStartOnly(overheadRender))
 		s, u := b.sandboxStart()
 		sandboxed, unconfined = append(sandboxed, s), append(unconfined, u)
 	}
 
-	med := func(chunk int, of func(farmRun) time.Duration) time.Duration { return median(farmRuns[chunk], of) }
+	med := func(c overheadCase, of func(farmRun) time.Duration) time.Duration { return median(farmRuns[c], of) }
 	direct := median(hand, func(h byHand) time.Duration { return h.total })
 	// Each run's farm renders are set against that run's render by hand,
 	// made minutes apart on the same machine: the median of those ratios
 	// shakes off more of a shared machine's noise than a ratio of medians.
-	ratio := func(chunk int, of func(farmRun) time.Duration) float64 {
+	ratio := func(c overheadCase, of func(farmRun) time.Duration) float64 {
 		var rs []float64
-		for i, r := range farmRuns[chunk] {
+		for i, r := range farmRuns[c] {
 			rs = append(rs, of(r).Seconds()/hand[i].total.Seconds())
 		}
 		return medianFloat(rs)
@@ -120,7 +142,7 @@ func (b *bench) measureOverhead() {
 	total := func(r farmRun) time.Duration { return r.total }
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "1. Farm overhead: %d frames of %s (%dx%d, %d samples, Cycles CPU), from the render request to completed, serve --workers 1 on SQLite and local files, against `blender -b --factory-startup --disable-autoexec FILE -a` with the same settings; every part is the sum over the job's chunks, and the ratio is the median of each run's farm time over the same run's time by hand:\n\n",
+	fmt.Fprintf(&out, "1. Farm overhead: %d frames of %s (%dx%d, %d samples, Cycles CPU), from the render request to completed (the job validated just before), serve --workers 1 on SQLite and local files, with warm Blender sessions (the default) and with a Blender process per chunk (--blender-keep-alive 0), against `blender -b --factory-startup --disable-autoexec FILE -a` with the same settings; every part is the sum over the job's chunks, and the ratio is the median of each run's farm time over the same run's time by hand:\n\n",
 		overheadFrames, filepath.Base(b.scene), overheadRender.width, overheadRender.height, overheadRender.samples)
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\ttotal\tratio\tqueue\tBlender start\trendering\tBlender exit\tbetween chunks\tfinalizing\tstore a frame\trecord a frame")
@@ -128,52 +150,46 @@ func (b *bench) measureOverhead() {
 		secs(median(hand, func(h byHand) time.Duration { return h.start })),
 		secs(median(hand, func(h byHand) time.Duration { return h.rendering })),
 		secs(median(hand, func(h byHand) time.Duration { return h.exit })))
-	for _, chunk := range overheadChunks {
-		n := farmRuns[chunk][0].chunks
-		fmt.Fprintf(tw, "chunkSize %d (%s)\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", chunk, chunksOf(n), secs(med(chunk, total)), ratio(chunk, total),
-			millis(med(chunk, func(r farmRun) time.Duration { return r.queue })),
-			secs(med(chunk, func(r farmRun) time.Duration { return r.start })),
-			secs(med(chunk, func(r farmRun) time.Duration { return r.rendering })),
-			secs(med(chunk, func(r farmRun) time.Duration { return r.exit })),
-			secs(med(chunk, func(r farmRun) time.Duration { return r.between })),
-			millis(med(chunk, func(r farmRun) time.Duration { return r.finalize })),
-			millis(med(chunk, func(r farmRun) time.Duration { return r.store / overheadFrames })),
-			millis(med(chunk, func(r farmRun) time.Duration { return r.record / overheadFrames })))
+	for mode := range overheadModes {
+		for _, chunk := range overheadChunks {
+			c := overheadCase{mode, chunk}
+			n := farmRuns[c][0].chunks
+			fmt.Fprintf(tw, "%s, chunkSize %d (%s)\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", overheadModes[mode].name, chunk, chunksOf(n),
+				secs(med(c, total)), ratio(c, total),
+				millis(med(c, func(r farmRun) time.Duration { return r.queue })),
+				secs(med(c, func(r farmRun) time.Duration { return r.start })),
+				secs(med(c, func(r farmRun) time.Duration { return r.rendering })),
+				secs(med(c, func(r farmRun) time.Duration { return r.exit })),
+				secs(med(c, func(r farmRun) time.Duration { return r.between })),
+				millis(med(c, func(r farmRun) time.Duration { return r.finalize })),
+				millis(med(c, func(r farmRun) time.Duration { return r.store / overheadFrames })),
+				millis(med(c, func(r farmRun) time.Duration { return r.record / overheadFrames })))
+		}
 	}
 	tw.Flush()
 
 	startMed, sandboxMed, unconfinedMed := medianOf(startOnly), medianOf(sandboxed), medianOf(unconfined)
 	fmt.Fprintf(&out, "\nBlender starting, loading %s, applying the settings and quitting, without rendering: %s by hand. Starting a program in the farm's sandbox (bubblewrap) takes %s, against %s unconfined.\n",
 		filepath.Base(b.scene), secs(startMed), millis(sandboxMed), millis(unconfinedMed))
-	fmt.Fprintf(&out, "Warm sessions (Blender kept running with the job's file loaded, one per worker) would save the Blender start and exit of every chunk but a worker's first:\n\n")
-	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tstart and exit a chunk\tsaved\ttotal now\ttotal warm\tratio now\tratio warm")
-	for _, chunk := range overheadChunks {
-		perChunk := med(chunk, func(r farmRun) time.Duration { return (r.start + r.exit) / time.Duration(r.chunks) })
-		n := farmRuns[chunk][0].chunks
-		saved := perChunk * time.Duration(n-1)
-		warm := func(r farmRun) time.Duration {
-			return r.total - (r.start+r.exit)/time.Duration(r.chunks)*time.Duration(r.chunks-1)
-		}
-		fmt.Fprintf(tw, "chunkSize %d (%s)\t%s\t%d × %s = %s\t%s\t%s\t%.3f\t%.3f\n", chunk, chunksOf(n), secs(perChunk), n-1, secs(perChunk), secs(saved),
-			secs(med(chunk, total)), secs(med(chunk, warm)), ratio(chunk, total), ratio(chunk, warm))
-	}
-	tw.Flush()
 	fmt.Fprintf(&out, "\n%s\n", meter.report())
 	b.detail(out.String())
 
-	for _, chunk := range overheadChunks {
-		r := ratio(chunk, total)
-		what := fmt.Sprintf("%d frames 320x180, request → completed, chunkSize %d", overheadFrames, chunk)
-		target, ok := "-", ""
-		if chunk == overheadChunks[0] {
-			what += " (the farm's choice)"
-			target, ok = "≤ 1.05", met(r <= 1.05)
+	for mode := range overheadModes {
+		for _, chunk := range overheadChunks {
+			c := overheadCase{mode, chunk}
+			r := ratio(c, total)
+			what := fmt.Sprintf("%d frames 320x180, request → completed, chunkSize %d, %s", overheadFrames, chunk, overheadModes[mode].name)
+			target, ok := "-", ""
+			if mode == 0 && chunk == overheadChunks[0] {
+				what += " (the farm's choice)"
+				target, ok = "≤ 1.05", met(r <= 1.05)
+			}
+			b.result(result{"1", what, secs(med(c, total)), "blender -a " + secs(direct), fmt.Sprintf("%.3f", r), target, ok})
 		}
-		b.result(result{"1", what, secs(med(chunk, total)), "blender -a " + secs(direct), fmt.Sprintf("%.3f", r), target, ok})
 	}
-	perChunk := med(1, func(r farmRun) time.Duration { return (r.start + r.exit) / time.Duration(r.chunks) })
-	b.result(result{"1", "Blender start + file load + exit, per chunk", secs(perChunk), "", "", "", ""})
+	cold := overheadCase{1, 1}
+	perChunk := med(cold, func(r farmRun) time.Duration { return (r.start + r.exit) / time.Duration(r.chunks) })
+	b.result(result{"1", "Blender start + file load + exit, per chunk without warm sessions", secs(perChunk), "", "", "", ""})
 }
 
 // byHand renders the frames with Blender alone, as an artist would, and

@@ -48,6 +48,7 @@ type workerFlags struct {
 	blenderMemory byteSize
 	blenderFiles  int
 	frameTimeout  time.Duration
+	keepAlive     time.Duration
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet) {
@@ -72,6 +73,20 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&w.blenderFiles, "blender-open-files", 4096, "the most files each Blender process may have open (0: the system's limit)")
 	fs.DurationVar(&w.frameTimeout, "frame-timeout", time.Hour, "how long Blender may render without saving a frame before it is killed and the chunk retried (0: no limit)")
+	fs.DurationVar(&w.keepAlive, "blender-keep-alive", time.Minute, "how long a worker keeps Blender running with a job's file loaded, after validating it or rendering a chunk, for the job's next chunk (0: start Blender for every chunk)")
+}
+
+// blenderSessions makes the pool of warm Blender sessions the flags ask
+// for: at most one a render slot, so that idle sessions never outnumber
+// the Blenders the worker runs at once. nil when --blender-keep-alive is 0.
+func (w *workerFlags) blenderSessions(runner *blender.Runner, slots int) (*blender.Sessions, error) {
+	if w.keepAlive < 0 {
+		return nil, fmt.Errorf("%w: --blender-keep-alive cannot be negative", errUsage)
+	}
+	if w.keepAlive == 0 || slots < 1 {
+		return nil, nil
+	}
+	return &blender.Sessions{Runner: runner, KeepAlive: w.keepAlive, Max: slots}, nil
 }
 
 // blenderRunner makes the Runner the flags describe, contained as --sandbox
@@ -186,6 +201,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sessions, err := w.blenderSessions(runner, workers)
+	if err != nil {
+		return err
+	}
 	if workers > 0 {
 		if err := w.checkTools(ctx, runner, log); err != nil {
 			return fmt.Errorf("%w; or run the API alone with --workers 0", err)
@@ -226,7 +245,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	limits := blendfile.DefaultZipLimits()
 	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
-		Store: st, Objects: objects, Blender: runner, Logger: log, Metrics: m, PostgresDSN: b.postgresDSN(),
+		Store: st, Objects: objects, Blender: runner, Sessions: sessions, Logger: log, Metrics: m, PostgresDSN: b.postgresDSN(),
 		RenderWorkers: workers, WorkerName: w.workerName,
 		WorkDir: filepath.Join(b.dataDir, "work"), FFmpeg: w.ffmpegBinary,
 		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits, MaxUploadBytes: int64(maxUpload),

@@ -53,6 +53,10 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	sessions, err := w.blenderSessions(runner, concurrency)
+	if err != nil {
+		return err
+	}
 	if err := w.checkTools(ctx, runner, log); err != nil {
 		return err
 	}
@@ -77,7 +81,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	limits := blendfile.DefaultZipLimits()
 	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
-		Store: st, Objects: objects, Blender: runner, Logger: log, PostgresDSN: b.postgresDSN(),
+		Store: st, Objects: objects, Blender: runner, Sessions: sessions, Logger: log, PostgresDSN: b.postgresDSN(),
 		Metrics: m, RenderWorkers: concurrency, WorkerName: w.workerName,
 		WorkDir: workDir, CacheBytes: int64(cacheBytes), FFmpeg: w.ffmpegBinary, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
 		// Webhooks are delivered by the API servers.

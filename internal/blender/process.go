@@ -59,6 +59,9 @@ type command struct {
 	// onLine's queue: a watchdog must time Blender, not the consumer of its
 	// output.
 	onRead func(string)
+	// stdin, if set, is Blender's standard input (a session's commands);
+	// run closes it once Blender has its own copy. nil reads /dev/null.
+	stdin *os.File
 }
 
 // run starts c (confined by the Sandbox, then through Wrap) in a session
@@ -84,6 +87,10 @@ func (r *Runner) run(ctx context.Context, c command, onLine func(string)) (exitS
 	cmd.Env = c.env
 	cmd.Stdout = pw
 	cmd.Stderr = pw
+	if c.stdin != nil {
+		cmd.Stdin = c.stdin
+		defer c.stdin.Close() // also when run fails before starting Blender
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	var lifeline *os.File
 	if r.Sandbox.Confined() {
@@ -110,6 +117,9 @@ func (r *Runner) run(ctx context.Context, c command, onLine func(string)) (exitS
 	err = cmd.Start()
 	if lifeline != nil {
 		lifeline.Close()
+	}
+	if c.stdin != nil {
+		c.stdin.Close()
 	}
 	if err != nil {
 		pr.Close()

@@ -147,35 +147,7 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 		return nil, fmt.Errorf("blender: %w", err)
 	}
 
-	result := &RenderResult{}
-	var parser Parser
-	tail := newLogTail(logTailLines)
-	var firstError string
-	handle := func(ev Event) {
-		switch ev.Kind {
-		case FrameSaved:
-			if !slices.Contains(result.FramesSaved, ev.Frame) {
-				result.FramesSaved = append(result.FramesSaved, ev.Frame)
-			}
-		case ErrorLine:
-			if firstError == "" {
-				firstError = ev.Line
-			}
-		}
-		if onEvent != nil {
-			onEvent(ev)
-		}
-	}
-	lineHandler := func(line string) {
-		if onLine != nil {
-			onLine(line)
-		}
-		tail.add(line)
-		for _, ev := range parser.Feed(line) {
-			handle(ev)
-		}
-	}
-
+	out := newChunkOutput(job, onEvent, onLine)
 	runCtx, dog, stopWatchdog := startWatchdog(ctx, r.FrameTimeout)
 	defer stopWatchdog()
 	status, runErr := r.run(runCtx, command{
@@ -187,38 +159,95 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 				dog.feed()
 			}
 		},
-	}, lineHandler)
-	for _, ev := range parser.Flush() {
-		handle(ev)
-	}
-	result.LogTail = tail.lines()
+	}, out.line)
+	out.flush()
 	timedOut := runErr != nil && ctx.Err() == nil && stalled(runCtx)
 	if runErr != nil && !timedOut {
-		return result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), runErr)
+		return out.result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), runErr)
 	}
+	return out.result, out.verdict(r, status, timedOut, "Blender exited without saving the frame; its last line: ")
+}
 
+// chunkOutput follows what Blender prints while it renders a chunk: the
+// frames it saves, its first error line and the last lines of its log.
+type chunkOutput struct {
+	frames     []int
+	parser     Parser
+	tail       *logTail
+	result     *RenderResult
+	firstError string
+	onEvent    func(Event)
+	onLine     func(string)
+}
+
+func newChunkOutput(job RenderJob, onEvent func(Event), onLine func(string)) *chunkOutput {
+	return &chunkOutput{frames: job.Frames, tail: newLogTail(logTailLines), result: &RenderResult{},
+		onEvent: onEvent, onLine: onLine}
+}
+
+// line takes one line of Blender's output.
+func (c *chunkOutput) line(line string) {
+	if c.onLine != nil {
+		c.onLine(line)
+	}
+	c.tail.add(line)
+	for _, ev := range c.parser.Feed(line) {
+		c.handle(ev)
+	}
+}
+
+// flush ends the output: a saved frame whose time line never came is
+// reported now.
+func (c *chunkOutput) flush() {
+	for _, ev := range c.parser.Flush() {
+		c.handle(ev)
+	}
+	c.result.LogTail = c.tail.lines()
+}
+
+func (c *chunkOutput) handle(ev Event) {
+	switch ev.Kind {
+	case FrameSaved:
+		if !slices.Contains(c.result.FramesSaved, ev.Frame) {
+			c.result.FramesSaved = append(c.result.FramesSaved, ev.Frame)
+		}
+	case ErrorLine:
+		if c.firstError == "" {
+			c.firstError = ev.Line
+		}
+	}
+	if c.onEvent != nil {
+		c.onEvent(ev)
+	}
+}
+
+// verdict judges the chunk once its output is complete: nil when every
+// frame was saved and Blender did not fail, else a *RenderError naming the
+// first frame not saved and Blender's most telling line. unsaved prefixes
+// Blender's last line when it failed to save a frame without saying why.
+func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool, unsaved string) error {
 	unfinished := -1
-	for _, f := range job.Frames {
-		if !slices.Contains(result.FramesSaved, f) {
+	for _, f := range c.frames {
+		if !slices.Contains(c.result.FramesSaved, f) {
 			unfinished = f
 			break
 		}
 	}
 	if unfinished < 0 && !status.failed() {
-		return result, nil
+		return nil
 	}
 	if timedOut && unfinished >= 0 {
-		return result, &RenderError{Frame: unfinished, ExitCode: status.exitCode,
+		return &RenderError{Frame: unfinished, ExitCode: status.exitCode,
 			Line: fmt.Sprintf("Blender rendered nothing for %v; killed", r.FrameTimeout)}
 	}
-	line := firstError
+	line := c.firstError
 	if line == "" {
-		line = lastMeaningfulLine(result.LogTail, status)
+		line = lastMeaningfulLine(c.result.LogTail, status)
 		if !status.failed() {
-			line = "Blender exited without saving the frame; its last line: " + line
+			line = unsaved + line
 		}
 	}
-	return result, &RenderError{Frame: unfinished, Line: r.explainCrash(line, status), ExitCode: status.exitCode}
+	return &RenderError{Frame: unfinished, Line: r.explainCrash(line, status), ExitCode: status.exitCode}
 }
 
 // explainCrash adds to the line about a Blender that crashed that the

@@ -34,7 +34,11 @@ type Config struct {
 	Store   *store.Store
 	Objects objstore.Store
 	Blender *blender.Runner
-	Logger  *slog.Logger
+	// Sessions, if set, keeps Blender running between the chunks of a job
+	// (and from a job's validation to its first chunk) on this worker;
+	// nil starts Blender for every inspection and chunk.
+	Sessions *blender.Sessions
+	Logger   *slog.Logger
 
 	// RenderWorkers is how many chunks this process renders at once; 0 runs
 	// the API and maintenance only.
@@ -270,6 +274,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	if err != nil {
 		err = e.river.StopAndCancel(context.Background())
 	}
+	if e.cfg.Sessions != nil {
+		e.cfg.Sessions.Close()
+	}
 	if e.stopHeartbeat != nil {
 		e.stopHeartbeat()
 		<-e.heartbeatDone
@@ -321,6 +328,12 @@ func (e *Engine) markBusy(taskID string, busy bool) {
 // being rendered.
 func (e *Engine) jobDir(jobID string) string {
 	return filepath.Join(e.cfg.WorkDir, jobID)
+}
+
+// outputRoot holds the directories the job's chunks render into on this
+// machine, one per chunk: a Blender session of the job may write there.
+func (e *Engine) outputRoot(jobID string) string {
+	return filepath.Join(e.jobDir(jobID), "out")
 }
 
 // minLevel drops records below min, to quiet a chatty library's logger.

@@ -175,6 +175,9 @@ func isInputError(err error) (*blendfile.Error, bool) {
 
 // forgetJobFiles removes what this machine kept for a finished job.
 func (e *Engine) forgetJobFiles(jobID string) {
+	if e.cfg.Sessions != nil {
+		e.cfg.Sessions.Forget(e.jobDir(jobID))
+	}
 	e.inputs.Delete(jobID)
 	if err := os.RemoveAll(e.jobDir(jobID)); err != nil {
 		e.log.Warn("could not remove job work files", "job", jobID, "err", err)

@@ -153,7 +153,8 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 	if err != nil {
 		return err
 	}
-	outDir := filepath.Join(e.jobDir(job.ID), "out", ref.TaskID+"-"+strconv.Itoa(ref.Generation))
+	outRoot := e.outputRoot(job.ID)
+	outDir := filepath.Join(outRoot, ref.TaskID+"-"+strconv.Itoa(ref.Generation))
 	if err := os.RemoveAll(outDir); err != nil {
 		return err
 	}
@@ -187,14 +188,20 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 			stop()
 		}
 	}
-	times.spawn = time.Now()
-	result, err := e.cfg.Blender.Render(renderCtx, blender.RenderJob{
+	chunk := blender.RenderJob{
 		BlendPath: in.BlendPath,
 		Scene:     job.FinalConfig.Scene,
 		Frames:    frames,
 		OutputDir: outDir,
 		Settings:  settingsFor(job.FinalConfig),
-	}, onEvent)
+	}
+	times.spawn = time.Now()
+	var result *blender.RenderResult
+	if e.cfg.Sessions != nil {
+		result, err = e.cfg.Sessions.Render(renderCtx, chunk, outRoot, onEvent)
+	} else {
+		result, err = e.cfg.Blender.Render(renderCtx, chunk, onEvent)
+	}
 	times.exited = time.Now()
 	if recordErr != nil {
 		return recordErr

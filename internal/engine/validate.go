@@ -100,7 +100,14 @@ func (e *Engine) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *f
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ins, err := e.cfg.Blender.Inspect(ctx, in.BlendPath)
+	var ins *blender.Inspection
+	if e.cfg.Sessions != nil {
+		// The session stays, with the file loaded, for the job's first
+		// chunk on this worker.
+		ins, err = e.cfg.Sessions.Inspect(ctx, in.BlendPath, e.outputRoot(job.ID))
+	} else {
+		ins, err = e.cfg.Blender.Inspect(ctx, in.BlendPath)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, nil, ctx.Err()

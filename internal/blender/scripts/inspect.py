@@ -1,6 +1,7 @@
 # Describe the .blend file Blender has loaded, as JSON, for renderfarm.
 #
 # Run as: blender -b --factory-startup --disable-autoexec FILE --python inspect.py -- OUT.json
+# or, in a warm session (session.py), through write_inspection(OUT.json).
 #
 # The file is untrusted: this script only reads bpy.data and stats files on
 # disk. It never loads images or runs anything the file carries.
@@ -298,8 +299,7 @@ def active_scene():
     return bpy.context.scene.name
 
 
-def main():
-    out_path = args()
+def write_inspection(out_path):
     if not bpy.data.filepath:
         fail("no .blend file was loaded")
 
@@ -323,4 +323,5 @@ def main():
     print("renderfarm: inspection written", flush=True)
 
 
-main()
+if __name__ == "__main__":
+    write_inspection(args())

@@ -3,7 +3,8 @@
 # Run as: blender -b --factory-startup --disable-autoexec FILE [-S SCENE]
 #             --python render_settings.py -f FRAMES -- SETTINGS.json
 #
-# Blender renders the frames given with -f after this script returns. Any
+# Blender renders the frames given with -f after this script returns. A warm
+# session (session.py) calls apply(request) instead, then renders itself. Any
 # setting this Blender cannot honour stops the process with an "Error: ..."
 # line and exit code 1, before a frame is rendered: a silently different render
 # is worse than a failed one.
@@ -179,8 +180,7 @@ def announce_frame(scene, *_):
     print("renderfarm: rendering frame %d" % scene.frame_current, flush=True)
 
 
-def main():
-    request = load_request()
+def apply(request):
     scene = bpy.context.scene
     if not bpy.data.filepath:
         fail("no .blend file was loaded")
@@ -222,4 +222,5 @@ def main():
     bpy.app.handlers.render_pre.append(announce_frame)
 
 
-main()
+if __name__ == "__main__":
+    apply(load_request())

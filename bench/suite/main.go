@@ -4,10 +4,10 @@
 //  1. overhead: 24 frames at 320x180, 32 samples, Cycles CPU, from the
 //     render request to `completed`, against Blender rendering the same
 //     frames by hand (`blender -b … -a`), at chunkSize 24, 4 and 1, with
-//     where the difference goes (queue, Blender starting per chunk,
-//     storing frames, finalizing);
-//  2. queue: from the render request to the first Blender start, and from
-//     the last frame stored to `completed`, on SQLite and on PostgreSQL;
+//     and without warm Blender sessions, and where the difference goes
+//     (queue, Blender starting per chunk, storing frames, finalizing);
+//  2. queue: from the render request to the chunk handed to Blender, and
+//     from the last frame stored to `completed`, on SQLite and PostgreSQL;
 //  3. upload: a 1 GiB file through a presigned URL of `serve` against `cp`
 //     on the same disk, and serve's memory growth meanwhile;
 //  4. api: `GET /jobs/{id}/progress` at 64 connections against `/healthz`

@@ -72,16 +72,16 @@ func (b *bench) measureQueue() {
 				finalized:      r.completed.Sub(last.lastStored()),
 			}
 			results[c.name] = append(results[c.name], q)
-			fmt.Printf("queue run %d, %s: picked up after %s, Blender started after %s, last frame stored to completed %s\n",
+			fmt.Printf("queue run %d, %s: picked up after %s, handed to Blender after %s, last frame stored to completed %s\n",
 				run, c.name, millis(q.pickedUp), millis(q.blenderStarted), millis(q.finalized))
 		}
 	}
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "2. Queue latency, one worker, frames %s of the scene in one chunk (%dx%d, %d samples): from the render request to a worker taking the chunk and to Blender started on it; from the last frame stored to completed (Blender exiting, the chunk closed, the finalize work queued and taken, the zip and the preview made, to the job's updatedAt):\n\n",
+	fmt.Fprintf(&out, "2. Queue latency, one worker, frames %s of the scene in one chunk (%dx%d, %d samples): from the render request to a worker taking the chunk and to the chunk handed to Blender (the warm session that validated the file, or a Blender started for it); from the last frame stored to completed (the chunk closed, the finalize work queued and taken, the zip and the preview made, to the job's updatedAt):\n\n",
 		queueRender.frames, queueRender.width, queueRender.height, queueRender.samples)
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "farm\trequest to picked up\trequest to Blender started\tlast frame stored to completed")
+	fmt.Fprintln(tw, "farm\trequest to picked up\trequest to Blender rendering\tlast frame stored to completed")
 	for _, c := range cases {
 		rs := results[c.name]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.name,
@@ -96,7 +96,7 @@ func (b *bench) measureQueue() {
 	for _, c := range cases {
 		rs := results[c.name]
 		db, _, _ := strings.Cut(c.name, ":")
-		b.result(result{"2", "request → first Blender start, " + strings.TrimPrefix(c.name, db+": ") + ", " + db,
+		b.result(result{"2", "request → chunk handed to Blender, " + strings.TrimPrefix(c.name, db+": ") + ", " + db,
 			millis(median(rs, func(r queueRun) time.Duration { return r.blenderStarted })), "", "", "", ""})
 	}
 	for _, c := range cases {

@@ -70,7 +70,7 @@ func (b *bench) measureScale() {
 	for run := 1; run <= b.runs; run++ {
 		s := b.scheduleOnce(f, long)
 		sched = append(sched, s)
-		fmt.Printf("scale run %d: POST render of %s frames: %s at chunkSize 1 (%s chunks), %s at the default chunkSize (%d chunks); cancel %s and %s; %.2f chunks/s taken, hand-out %s, bookkeeping %s, Blender start and exit %s a chunk\n",
+		fmt.Printf("scale run %d: POST render of %s frames: %s at chunkSize 1 (%s chunks), %s at the default chunkSize (%d chunks); cancel %s and %s; %.2f chunks/s taken, hand-out %s, bookkeeping %s, Blender around the frames %s a chunk\n",
 			run, thousands(longFrames), secs(s.postChunk1), thousands(longFrames), secs(s.postDefault), longFrames/100,
 			secs(s.cancelChunk1), secs(s.cancelDefault), s.chunksPerSecond, millis(medianOf(s.handOut)), millis(medianOf(s.bookkeeping)), secs(medianOf(s.blender)))
 	}
@@ -126,7 +126,7 @@ func (b *bench) measureScale() {
 		float64(median(sched, func(s scheduleRun) time.Duration { return s.cancelChunk1 }).Microseconds())/longFrames)
 	fmt.Fprintf(tw, "POST cancel, %d queued chunks\t%s\t-\n", longFrames/100, secs(median(sched, func(s scheduleRun) time.Duration { return s.cancelDefault })))
 	tw.Flush()
-	fmt.Fprintf(&out, "\nPer chunk, with %s chunks queued (medians of %d chunks): River handing out the next chunk (from one chunk's end to the next taken) %s; the worker's bookkeeping (claiming, moving the job, closing the chunk) %s; Blender starting and exiting %s; %.2f chunks a second. For the whole job at chunkSize 1 that is %s of hand-out and bookkeeping and %s of Blender starts, against %s and %s at the farm's chunkSize of 100.\n",
+	fmt.Fprintf(&out, "\nPer chunk, with %s chunks queued (medians of %d chunks): River handing out the next chunk (from one chunk's end to the next taken) %s; the worker's bookkeeping (claiming, moving the job, closing the chunk) %s; Blender's time around the chunk's frames (in a warm session: from the command to its first frame, and from its last frame to the end of the command) %s; %.2f chunks a second. For the whole job at chunkSize 1 that is %s of hand-out and bookkeeping and %s of Blender around the frames, against %s and %s at the farm's chunkSize of 100.\n",
 		thousands(longFrames), len(handOut), millis(medianOf(handOut)), millis(medianOf(bookkeeping)), secs(medianOf(blender)), medianFloat(rates),
 		duration(perChunk*longFrames), duration(medianOf(blender)*longFrames), duration(perChunk*longFrames/100), duration(medianOf(blender)*longFrames/100))
 	fmt.Fprintf(&out, "\n%s\n", schedMeter)
@@ -153,7 +153,7 @@ func (b *bench) measureScale() {
 		fmt.Sprintf("%s / %s", secs(postChunk1), secs(postDefault)),
 		fmt.Sprintf("%.0f / %.0f µs a frame", float64(postChunk1.Microseconds())/longFrames, float64(postDefault.Microseconds())/longFrames), "", "", ""})
 	b.result(result{"5", fmt.Sprintf("farm's time a chunk besides Blender, %s chunks queued", thousands(longFrames)),
-		millis(perChunk), fmt.Sprintf("Blender start+exit %s", secs(medianOf(blender))), "", "", ""})
+		millis(perChunk), fmt.Sprintf("Blender around the frames %s", millis(medianOf(blender))), "", "", ""})
 	for _, wc := range workersCases {
 		one := completed(workersCase{1, wc.threads})
 		b.result(result{"5", fmt.Sprintf("%d frames of ~1 s, workers %s, request → completed", workersFrames, wc), secs(completed(wc)),

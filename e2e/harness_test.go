@@ -65,11 +65,14 @@ func requireTools(t *testing.T) {
 type farm struct {
 	t       *testing.T
 	dataDir string
-	args    []string
-	cmd     *exec.Cmd
-	url     string
-	log     *logBuffer
-	done    chan struct{}
+	// cwd, if set, is serve's working directory, and serve is given no
+	// --data-dir: dataDir is then the default's place in cwd.
+	cwd  string
+	args []string
+	cmd  *exec.Cmd
+	url  string
+	log  *logBuffer
+	done chan struct{}
 }
 
 // startFarm starts serve on a free port with a fresh data directory.
@@ -85,7 +88,11 @@ func startFarm(t *testing.T, args ...string) *farm {
 func (f *farm) start() {
 	f.t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", f.dataDir}, f.args...)
+	if f.cwd != "" {
+		args = append([]string{"serve", "--addr", "127.0.0.1:0"}, f.args...)
+	}
 	cmd := exec.Command(binary, args...)
+	cmd.Dir = f.cwd
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		f.t.Fatal(err)

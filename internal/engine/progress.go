@@ -2,19 +2,31 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path"
 
+	"github.com/google/uuid"
+
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// Progress reports a job's frames, at any status.
+// Progress reports a job's frames, at any status. Clients poll it, so it
+// reads the job's status and frames alone (store.JobProgress), not the
+// whole job as loadJob does.
 func (e *Engine) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
-	job, err := e.loadJob(ctx, e.store.Queries, p, id)
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, farm.NotFound("job", id)
+	}
+	status, frames, err := e.store.JobProgress(ctx, p.WorkspaceID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, farm.NotFound("job", id)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return e.progressOf(ctx, job)
+	return progressOf(id, status, frames), nil
 }
 
 // RunningProgress reports every job of the workspace that is being worked on.
@@ -24,22 +36,22 @@ func (e *Engine) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.
 		return nil, err
 	}
 	out := []farm.Progress{}
-	for i := range jobs {
-		pr, err := e.progressOf(ctx, &jobs[i])
+	for _, job := range jobs {
+		frames, err := e.store.FrameProgressOfJob(ctx, job.ID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *pr)
+		out = append(out, *progressOf(job.ID, job.Status, frames))
 	}
 	return out, nil
 }
 
-func (e *Engine) progressOf(ctx context.Context, job *farm.Job) (*farm.Progress, error) {
-	frames, err := e.store.FramesOfJob(ctx, job.ID)
-	if err != nil {
-		return nil, err
+// progressOf counts a job's frames and estimates the time left.
+func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *farm.Progress {
+	pr := &farm.Progress{JobID: jobID, Status: status, FramesTotal: len(frames), Frames: frames}
+	if pr.Frames == nil {
+		pr.Frames = []farm.FrameProgress{}
 	}
-	pr := &farm.Progress{JobID: job.ID, Status: job.Status, FramesTotal: len(frames), Frames: make([]farm.FrameProgress, 0, len(frames))}
 	var renderSeconds float64
 	for _, f := range frames {
 		switch f.Status {
@@ -51,15 +63,14 @@ func (e *Engine) progressOf(ctx context.Context, job *farm.Job) (*farm.Progress,
 		case farm.FrameFailed:
 			pr.FramesFailed++
 		}
-		pr.Frames = append(pr.Frames, farm.FrameProgress{Frame: f.Frame, Status: f.Status, Worker: f.Worker, RenderSeconds: f.RenderSeconds, Attempts: f.Attempts})
 	}
 	switch {
-	case job.Status == farm.StatusCompleted:
+	case status == farm.StatusCompleted:
 		pr.PercentComplete = 100
 	case pr.FramesTotal > 0:
 		pr.PercentComplete = math.Round(1000*float64(pr.FramesCompleted)/float64(pr.FramesTotal)) / 10
 	}
-	if job.Status.IsRunning() && pr.FramesCompleted > 0 && pr.FramesTotal > 0 {
+	if status.IsRunning() && pr.FramesCompleted > 0 && pr.FramesTotal > 0 {
 		// Frames left times the mean frame time, shared by the workers that
 		// are rendering now.
 		parallel := max(1, pr.FramesRendering)
@@ -67,7 +78,7 @@ func (e *Engine) progressOf(ctx context.Context, job *farm.Job) (*farm.Progress,
 		eta = math.Round(eta*10) / 10
 		pr.EtaSeconds = &eta
 	}
-	return pr, nil
+	return pr
 }
 
 // Downloads lists presigned URLs of a job's frames as they land, and of

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -211,4 +212,48 @@ func showEta(e *float64) string {
 		return "null"
 	}
 	return fmt.Sprint(*e)
+}
+
+func TestProgressOfAJobThatIsNotTheWorkspacesIsNotFound(t *testing.T) {
+	t.Parallel()
+	f := newFarmFixture(t)
+	other, err := f.store.EnsureWorkspace(f.ctx, "another studio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := f.insertJob(farm.StatusRendering)
+	f.insertFrames(foreign.ID, done(3), rendering)
+	if _, err := f.store.DB().ExecContext(f.ctx, `UPDATE jobs SET workspace_id = ? WHERE id = ?`, other.ID, foreign.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, id := range []string{foreign.ID, "0192f5d6-3c1e-7a4b-9e2f-6b1d2c3e4f50", "not-a-job-id"} {
+		pr, err := f.engine.Progress(f.ctx, f.p, id)
+		if farm.KindOf(err) != farm.KindNotFound || pr != nil {
+			t.Errorf("Progress(%s) = %+v, %v; want not found", id, pr, err)
+		}
+	}
+}
+
+func TestRunningProgressReportsAsProgressDoes(t *testing.T) {
+	t.Parallel()
+	f := newFarmFixture(t)
+	job := f.insertJob(farm.StatusRendering)
+	f.insertFrames(job.ID, done(10), done(20), rendering, failed, queued)
+
+	list, err := f.engine.RunningProgress(f.ctx, f.p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := f.engine.Progress(f.ctx, f.p, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Compared as the API sends them.
+	got, _ := json.Marshal(list)
+	want, _ := json.Marshal([]farm.Progress{*one})
+	if string(got) != string(want) {
+		t.Errorf("RunningProgress =\n%s\nwant\n%s", got, want)
+	}
 }

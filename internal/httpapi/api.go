@@ -47,6 +47,7 @@ type api struct {
 	log     *slog.Logger
 	maxBody int64
 	limiter *keyLimiter // nil: no rate limit
+	keys    *keyCache   // nil: every request asks the farm
 	mux     *http.ServeMux
 }
 
@@ -59,6 +60,7 @@ func New(f Farm, opts Options) http.Handler {
 		log:     opts.Logger,
 		maxBody: opts.MaxBodyBytes,
 		limiter: newKeyLimiter(opts.RateLimit, time.Now),
+		keys:    newKeyCache(keyCacheTTL, keyCacheSize, time.Now),
 		mux:     http.NewServeMux(),
 	}
 	if a.log == nil {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
@@ -180,7 +181,19 @@ func (a *api) authenticate(r *http.Request) (farm.Principal, error) {
 	if key == "" {
 		return farm.Principal{}, unauthorized(`the Authorization header has no API key after "Bearer"; send "Authorization: Bearer <api key>"`)
 	}
-	return a.farm.Authenticate(r.Context(), key)
+	if a.keys == nil {
+		return a.farm.Authenticate(r.Context(), key)
+	}
+	hash := sha256.Sum256([]byte(key))
+	if p, ok := a.keys.get(hash); ok {
+		return p, nil
+	}
+	asked := a.keys.now()
+	p, err := a.farm.Authenticate(r.Context(), key)
+	if err == nil {
+		a.keys.put(hash, p, asked)
+	}
+	return p, err
 }
 
 func unauthorized(msg string) *farm.Error {

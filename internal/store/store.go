@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -51,9 +53,20 @@ type Queries struct {
 }
 
 // Store is the farm's database.
+//
+// On SQLite it holds two pools on the same file: db, the one connection
+// that writes (every transaction, every write, and River), and read, a
+// few query_only connections that the store's reads outside transactions
+// go to. In WAL mode readers neither wait for the writer nor make it
+// wait, and each statement reads what was committed before it started:
+// reads queue neither behind the writer's transactions nor behind each
+// other, and see what a read outside a transaction sees on PostgreSQL,
+// where both are one pool.
 type Store struct {
 	Queries
-	db *sql.DB
+	db    *sql.DB
+	read  *sql.DB
+	split *splitQuerier // SQLite only
 }
 
 // Tx is a transaction: the farm's queries plus the raw *sql.Tx that River
@@ -84,6 +97,88 @@ func (q *Queries) queryRow(ctx context.Context, query string, args ...any) *sql.
 	return q.q.QueryRowContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
 }
 
+// splitQuerier is the store's querier on SQLite: statements that may
+// write (ExecContext) go to the writer, queries to the read pool. Every
+// query the store runs outside a transaction is a SELECT; the read pool
+// is query_only besides, so a write sent there by mistake fails at once
+// instead of racing the writer.
+//
+// Queries run as prepared statements, kept by their text: SQLite would
+// otherwise parse and plan each one anew, which under a stream of
+// progress polls was the largest part of what SQLite did. The farm's
+// queries are a fixed set of texts with ? placeholders, so the cache
+// stays small; maxPrepared bounds it all the same, in case a query text
+// ever carries values, and past it queries run unprepared. (On
+// PostgreSQL, pgx keeps such a cache of its own on each connection.)
+type splitQuerier struct {
+	write, read *sql.DB
+
+	mu    sync.RWMutex
+	stmts map[string]*sql.Stmt
+}
+
+// maxPrepared is how many query texts the read pool keeps prepared: the
+// store's reads are a few dozen.
+const maxPrepared = 100
+
+func (s *splitQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.write.ExecContext(ctx, query, args...)
+}
+
+func (s *splitQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.read.QueryContext(ctx, query, args...)
+}
+
+func (s *splitQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.read.QueryRowContext(ctx, query, args...)
+}
+
+// prepared returns query prepared on the read pool, preparing it the
+// first time. database/sql then prepares it on each connection of the
+// pool as it first runs there, and keeps it. It is nil when the cache is
+// full or preparing failed: the query then runs unprepared, and reports
+// its own error if it has one.
+func (s *splitQuerier) prepared(ctx context.Context, query string) *sql.Stmt {
+	s.mu.RLock()
+	st, ok := s.stmts[query]
+	full := len(s.stmts) >= maxPrepared
+	s.mu.RUnlock()
+	if ok || full {
+		return st
+	}
+	// Prepared outside the lock: it waits for a connection, and other
+	// queries need not wait for that.
+	st, err := s.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev, ok := s.stmts[query]; ok || len(s.stmts) >= maxPrepared {
+		// Another caller prepared it first, or filled the cache.
+		st.Close()
+		return prev
+	}
+	s.stmts[query] = st
+	return st
+}
+
+// close closes the prepared statements.
+func (s *splitQuerier) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for query, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, query)
+	}
+}
+
 // SQLiteDSN returns the connection string that River and the farm share on
 // one SQLite file: WAL so readers never wait for the writer, a busy timeout
 // so River's maintenance never fails on a lock, and immediate transactions
@@ -98,6 +193,22 @@ func SQLiteDSN(path string) string {
 
 var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
 
+// sqliteReadDSN is the connection string of the read pool: query_only, so
+// that nothing written through it can reach the file, and the writer's
+// busy timeout, because a reader too may briefly meet a lock (while a
+// connection recovers the write-ahead log, for one). It sets no journal
+// mode: WAL is recorded in the file by the writer, which opens first, and
+// changing it takes a write.
+func sqliteReadDSN(path string) string {
+	return "file:" + uriPathEscaper.Replace(path) + "?_pragma=busy_timeout(10000)&_query_only=1"
+}
+
+// sqliteReaders is how many read connections a SQLite store keeps. SQLite
+// here is Go code, so reads are bound by the CPU: a few more connections
+// than cores keep every core busy while some wait for the disk, and more
+// would only queue inside SQLite instead of in the pool.
+func sqliteReaders() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // brings its schema up to date.
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
@@ -108,7 +219,31 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	// SQLite has one writer; one connection makes every transaction wait
 	// its turn in Go instead of failing with SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	return open(ctx, db, DialectSQLite, path)
+	s, err := open(ctx, db, DialectSQLite, path)
+	if err != nil {
+		return nil, err
+	}
+	// The readers open once the writer has put the file in WAL mode.
+	read, err := sql.Open("sqlite", sqliteReadDSN(path))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	n := sqliteReaders()
+	read.SetMaxOpenConns(n)
+	// As many idle as open: database/sql keeps 2 by default and would
+	// close and reopen the others under load, and opening a connection
+	// costs far more than a read (the pragmas, the schema parsed anew).
+	read.SetMaxIdleConns(n)
+	if err := read.PingContext(ctx); err != nil {
+		read.Close()
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s.read = read
+	s.split = &splitQuerier{write: db, read: read, stmts: map[string]*sql.Stmt{}}
+	s.Queries.q = s.split
+	return s, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at dsn (a postgres://
@@ -138,7 +273,7 @@ func open(ctx context.Context, db *sql.DB, dialect Dialect, name string) (*Store
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", name, err)
 	}
-	s := &Store{Queries: Queries{q: db, dialect: dialect}, db: db}
+	s := &Store{Queries: Queries{q: db, dialect: dialect}, db: db, read: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -156,15 +291,25 @@ func redactDSN(dsn string) string {
 	return u.Redacted()
 }
 
-// DB returns the database handle, for River's driver.
+// DB returns the database handle, for River's driver. On SQLite it is
+// the writer's one connection: River writes through it, and its
+// transactions take the write lock when they begin (_txlock=immediate).
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	var err error
+	if s.split != nil {
+		s.split.close()
+		err = s.read.Close()
+	}
+	return errors.Join(s.db.Close(), err)
+}
 
 // InTx runs fn in a transaction, committing when it returns nil. Inside fn,
-// use only tx: on SQLite the store's own handle would wait for the
-// connection that the transaction holds.
+// use only tx: the store's own reads do not see what the transaction has
+// written until it commits, and on SQLite a write through the store would
+// wait for the connection that the transaction holds.
 //
 // On PostgreSQL the transaction is READ COMMITTED: each statement sees
 // what others committed before it started, and nothing stops another

@@ -1,28 +1,46 @@
 package engine
 
 import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
+	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // finalize runs the job's finalize_outputs as a worker of the control
-// queue would.
+// queue would, on the River job's only attempt.
 func (f *farmFixture) finalize(jobID string) error {
+	f.t.Helper()
+	return f.finalizeAttempt(jobID, 1, 1)
+}
+
+// finalizeAttempt is finalize on the River job's attempt of max.
+func (f *farmFixture) finalizeAttempt(jobID string, attempt, max int) error {
 	f.t.Helper()
 	tasks := f.tasks(jobID, store.TaskFinalize)
 	if len(tasks) != 1 {
 		f.t.Fatalf("%d finalize tasks, want 1", len(tasks))
 	}
 	w := &finalizeWorker{e: f.engine}
-	return w.Work(f.ctx, &river.Job[finalizeArgs]{Args: finalizeArgs{f.ref(tasks[0])}})
+	return w.Work(f.ctx, &river.Job[finalizeArgs]{
+		JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: max},
+		Args:   finalizeArgs{f.ref(tasks[0])},
+	})
 }
 
 // storedKeys lists the keys of the objects under prefix.
@@ -126,6 +144,9 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 	if !f.exists(done.Files.FramesZipKey) {
 		t.Errorf("frames zip %q not stored", done.Files.FramesZipKey)
 	}
+	if done.Files.VideoKey != "" {
+		t.Errorf("preview %q made without ffmpeg", done.Files.VideoKey)
+	}
 	if !f.exists(otherKey) {
 		t.Errorf("another job's image %s was removed", otherKey)
 	}
@@ -155,4 +176,339 @@ func TestFinalizeWithNothingToRemoveKeepsEveryFrame(t *testing.T) {
 	if got := f.storedKeys(jobFramesPrefix(job.ID)); !slices.Equal(got, want) {
 		t.Errorf("stored frame images = %v, want %v", got, want)
 	}
+}
+
+// requireFFmpeg skips a test that needs ffmpeg and ffprobe when they are
+// not installed (scripts/test.sh installs them).
+func requireFFmpeg(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+}
+
+// grayFrames makes n images of 65x37 pixels with ffmpeg, as files with
+// extension ext: image i (from 0) is a flat gray of level 10*i, so that
+// every image is different and the order of a video's frames can be read
+// back from their brightness. The odd size makes the preview scale.
+func grayFrames(t *testing.T, n int, ext string) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=65x37:r=24",
+		"-vf", "format=rgb24,geq=r=N*10:g=N*10:b=N*10", "-frames:v", strconv.Itoa(n), filepath.Join(dir, "img_%04d"+ext))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make %s images: %v: %s", ext, err, out)
+	}
+	images := make([][]byte, n)
+	for i := range images {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("img_%04d%s", i+1, ext)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		images[i] = b
+	}
+	return images
+}
+
+// renderImages plays the rendering of every chunk of a job of
+// len(images) frames, frame n's image being images[n-1] under Blender's
+// name for it with extension ext; the last chunk's end queues the
+// finalizing.
+func (f *farmFixture) renderImages(jobID, ext string, images [][]byte) {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	tasks := f.tasks(jobID, store.TaskRender)
+	for _, task := range tasks {
+		ref := f.ref(task)
+		f.claim(ref)
+		for _, n := range f.startChunk(ref) {
+			path := filepath.Join(dir, fmt.Sprintf("frame_%04d%s", n, ext))
+			if err := os.WriteFile(path, images[n-1], 0o644); err != nil {
+				f.t.Fatal(err)
+			}
+			if err := f.engine.frameSaved(f.ctx, ref, blender.Event{Kind: blender.FrameSaved, Frame: n, Path: path, RenderSeconds: 1}, nil); err != nil {
+				f.t.Fatalf("frame %d saved: %v", n, err)
+			}
+		}
+	}
+	for _, task := range tasks {
+		if err := f.engine.endChunk(f.ctx, f.ref(task), nil); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if st := f.job(jobID).Status; st != farm.StatusFinalizing {
+		f.t.Fatalf("job = %s, want finalizing", st)
+	}
+}
+
+// read returns the bytes of a stored object.
+func (f *farmFixture) read(key string) []byte {
+	f.t.Helper()
+	r, err := f.objects.Get(f.ctx, key)
+	if err != nil {
+		f.t.Fatalf("Get %s: %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		f.t.Fatalf("read %s: %v", key, err)
+	}
+	return b
+}
+
+// checkFramesZip checks that the job's zip holds every frame once, in
+// order, under its file name, stored as it is, with the bytes of the
+// frame's image.
+func (f *farmFixture) checkFramesZip(job *farm.Job, ext string, images [][]byte) {
+	f.t.Helper()
+	b := f.read(job.Files.FramesZipKey)
+	if int64(len(b)) != job.Files.FramesZipSize {
+		f.t.Errorf("framesZipSize = %d, the stored zip is %d bytes", job.Files.FramesZipSize, len(b))
+	}
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		f.t.Fatalf("frames zip: %v", err)
+	}
+	if len(zr.File) != len(images) {
+		f.t.Errorf("the zip holds %d entries, want %d", len(zr.File), len(images))
+	}
+	frames := f.frames(job.ID)
+	for i, zf := range zr.File {
+		n := i + 1
+		if want := fmt.Sprintf("frame_%04d%s", n, ext); zf.Name != want {
+			f.t.Errorf("entry %d is %s, want %s", i, zf.Name, want)
+			continue
+		}
+		if zf.Method != zip.Store {
+			f.t.Errorf("%s is compressed with method %d, want stored", zf.Name, zf.Method)
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			f.t.Fatalf("%s: %v", zf.Name, err)
+		}
+		got, err := io.ReadAll(rc) // also checks the CRC
+		rc.Close()
+		if err != nil {
+			f.t.Fatalf("%s: %v", zf.Name, err)
+		}
+		if !bytes.Equal(got, images[n-1]) || !bytes.Equal(got, f.read(frames[n].ObjectKey)) {
+			f.t.Errorf("%s holds %d bytes that are not frame %d's image", zf.Name, len(got), n)
+		}
+	}
+}
+
+// probedVideo is what ffprobe reports of a video stream, counting its
+// frames by decoding them.
+type probedVideo struct {
+	Codec     string `json:"codec_name"`
+	PixFmt    string `json:"pix_fmt"`
+	Width     int    `json:"width"`
+	Height    int    `json:"height"`
+	FrameRate string `json:"r_frame_rate"`
+	Frames    string `json:"nb_read_frames"`
+}
+
+// checkPreview checks that the job's preview is an H.264 MP4 that plays
+// before it is fully loaded, of the frames' size made even, at fps, whose
+// frames are the images in order: each brighter than the one before, as
+// grayFrames makes them.
+func (f *farmFixture) checkPreview(job *farm.Job, frames, fps int) {
+	f.t.Helper()
+	if job.Files.VideoKey == "" {
+		f.t.Fatal("no preview video")
+	}
+	if job.Files.VideoFPS != float64(fps) {
+		f.t.Errorf("videoFps = %v, want %d", job.Files.VideoFPS, fps)
+	}
+	b := f.read(job.Files.VideoKey)
+	if int64(len(b)) != job.Files.VideoSize {
+		f.t.Errorf("videoSize = %d, the stored video is %d bytes", job.Files.VideoSize, len(b))
+	}
+	if len(b) < 12 || string(b[4:8]) != "ftyp" {
+		f.t.Fatal("the preview does not start with an MP4 ftyp box")
+	}
+	if moov, mdat := bytes.Index(b, []byte("moov")), bytes.Index(b, []byte("mdat")); moov < 0 || mdat < 0 || moov > mdat {
+		f.t.Errorf("moov at %d, mdat at %d: want the index first (faststart)", moov, mdat)
+	}
+	path := filepath.Join(f.t.TempDir(), "preview.mp4")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames", "-of", "json", path).Output()
+	if err != nil {
+		f.t.Fatalf("ffprobe: %v", err)
+	}
+	var probe struct{ Streams []probedVideo }
+	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) != 1 {
+		f.t.Fatalf("ffprobe answered %s (%v), want one video stream", out, err)
+	}
+	want := probedVideo{Codec: "h264", PixFmt: "yuv420p", Width: 64, Height: 36, FrameRate: fmt.Sprintf("%d/1", fps), Frames: strconv.Itoa(frames)}
+	if probe.Streams[0] != want {
+		f.t.Errorf("preview = %+v, want %+v", probe.Streams[0], want)
+	}
+	// The frames' brightness, decoded as gray levels.
+	gray, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1").Output()
+	if err != nil {
+		f.t.Fatalf("decode the preview: %v", err)
+	}
+	size := 64 * 36
+	if len(gray) != frames*size {
+		f.t.Fatalf("the preview decodes to %d bytes, want %d frames of %d", len(gray), frames, size)
+	}
+	last := -1.0
+	for i := range frames {
+		sum := 0
+		for _, v := range gray[i*size : (i+1)*size] {
+			sum += int(v)
+		}
+		mean := float64(sum) / float64(size)
+		if mean <= last {
+			f.t.Errorf("preview frame %d has mean gray %.1f, frame %d %.1f: want the frames in order", i+1, mean, i, last)
+		}
+		last = mean
+	}
+}
+
+// TestFinalizeZipsEveryFrameOnceAndMakesThePreview renders 24 real images
+// in three chunks and finalizes: for formats ffmpeg reads from a pipe (PNG,
+// JPEG) and one it reads from numbered files (TIFF).
+func TestFinalizeZipsEveryFrameOnceAndMakesThePreview(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	for _, tc := range []struct {
+		ext string
+		fps int
+	}{{".png", 24}, {".jpg", 30}, {".tif", 25}} {
+		t.Run(tc.ext, func(t *testing.T) {
+			t.Parallel()
+			const frames = 24
+			images := grayFrames(t, frames, tc.ext)
+			f := newFarmFixture(t)
+			cfg := renderConfig(8)
+			fps := tc.fps
+			cfg.FPS = &fps
+			job, _, err := f.engine.Render(f.ctx, f.p, f.validatedJob(frames).ID, cfg)
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			f.renderImages(job.ID, tc.ext, images)
+
+			if err := f.finalize(job.ID); err != nil {
+				t.Fatalf("finalize: %v", err)
+			}
+			done := f.job(job.ID)
+			if done.Status != farm.StatusCompleted {
+				t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+			}
+			if done.NormalizedSeconds != frames {
+				t.Errorf("normalizedSeconds = %v, want %d (1 s a frame)", done.NormalizedSeconds, frames)
+			}
+			f.checkFramesZip(done, tc.ext, images)
+			f.checkPreview(done, frames, tc.fps)
+			if _, err := os.Stat(f.engine.jobDir(job.ID)); err == nil {
+				entries, _ := os.ReadDir(f.engine.jobDir(job.ID))
+				if len(entries) > 0 {
+					t.Errorf("the job's work directory still holds %v", entries)
+				}
+			}
+		})
+	}
+}
+
+// TestFinalizeKeepsTheZipWhenThePreviewFails: ffmpeg gives up on images it
+// cannot read while they are still being handed to it; the zip still holds
+// every frame and the job completes without a preview.
+func TestFinalizeKeepsTheZipWhenThePreviewFails(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	f := newFarmFixture(t)
+	job := f.renderingJob(6, 3)
+	// Not PNGs, and together far more than a pipe holds, so that ffmpeg
+	// exits before the last ones are written to it.
+	images := make([][]byte, 6)
+	for i := range images {
+		images[i] = bytes.Repeat([]byte{byte('a' + i)}, 256<<10)
+	}
+	f.renderImages(job.ID, ".png", images)
+
+	if err := f.finalize(job.ID); err != nil {
+		t.Fatalf("finalize: %v", err)
+	}
+	done := f.job(job.ID)
+	if done.Status != farm.StatusCompleted {
+		t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+	}
+	if done.Files.VideoKey != "" || f.exists(jobPrefix(job.ID)+"preview.mp4") {
+		t.Errorf("a preview was stored (%q) from images that are not images", done.Files.VideoKey)
+	}
+	f.checkFramesZip(done, ".png", images)
+}
+
+// TestFinalizeWithAFrameImageGoneStoresNothing: a frame's image cannot be
+// read. An attempt before the last hands the task back for River's retry;
+// the last fails the job. Neither stores a zip or a preview, nor leaves
+// ffmpeg running.
+func TestFinalizeWithAFrameImageGoneStoresNothing(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	f := newFarmFixture(t)
+	job := f.renderingJob(8, 8)
+	images := grayFrames(t, 8, ".png")
+	f.renderImages(job.ID, ".png", images)
+	if err := f.objects.Delete(f.ctx, f.frames(job.ID)[5].ObjectKey); err != nil {
+		t.Fatal(err)
+	}
+
+	stored := func() {
+		t.Helper()
+		for _, key := range []string{jobPrefix(job.ID) + "frames.zip", jobPrefix(job.ID) + "preview.mp4"} {
+			if f.exists(key) {
+				t.Errorf("%s is stored", key)
+			}
+		}
+		if pids := processesWith(f.engine.jobDir(job.ID)); len(pids) > 0 {
+			t.Errorf("processes %v still run in the job's work directory", pids)
+		}
+	}
+
+	if err := f.finalizeAttempt(job.ID, 1, 3); err == nil {
+		t.Fatal("finalize succeeded without frame 5's image")
+	}
+	if st := f.job(job.ID).Status; st != farm.StatusFinalizing {
+		t.Errorf("job = %s after a first attempt, want finalizing", st)
+	}
+	if task := f.tasks(job.ID, store.TaskFinalize)[0]; task.Status != store.TaskQueued {
+		t.Errorf("finalize task = %s after a first attempt, want handed back (%s)", task.Status, store.TaskQueued)
+	}
+	stored()
+
+	if err := f.finalizeAttempt(job.ID, 3, 3); err != nil {
+		t.Fatalf("last attempt: %v", err)
+	}
+	done := f.job(job.ID)
+	if done.Status != farm.StatusFailed || done.FailedReason == nil || done.FailedReason.Name != "FINALIZE_FAILED" {
+		t.Fatalf("job = %s (%+v), want failed with FINALIZE_FAILED", done.Status, done.FailedReason)
+	}
+	stored()
+}
+
+// processesWith lists the pids of running processes whose command line
+// holds s.
+func processesWith(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(cmdline, []byte(s)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -190,8 +190,8 @@ func TestKilledServerDuringFinalizingFinishesTheJobAfterRestart(t *testing.T) {
 	}
 
 	f.stop(syscall.SIGKILL)
-	// ffmpeg is not tied to the server's life: a killed server leaves it.
-	killAll(t, ffmpeg, "libx264", f.dataDir)
+	// ffmpeg dies with the server that started it.
+	waitFor(t, "ffmpeg to die with serve", func() bool { return len(processesWith(ffmpeg, "libx264", f.dataDir)) == 0 })
 	frames := filepath.Join(f.dataDir, "objects", "jobs", job.ID, "frames")
 	held, err := filepath.Glob(filepath.Join(frames, "*", "frame_0002.png"))
 	if err != nil || len(held) != 1 {

@@ -69,6 +69,7 @@ func (e *Engine) startPreview(ctx context.Context, dir, ext string, fps float64)
 		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart", p.out)
 	p.cmd = exec.CommandContext(ctx, e.cfg.FFmpeg, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
+	tieToWorker(p.cmd)
 	if piped {
 		if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
 			p.err = p.cmd.Start()

@@ -35,6 +35,9 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 	var renderSeconds float64
 	var failure *farm.FailedReason
 	if job.Status == farm.StatusFinalizing {
+		// Every frame is rendered: the job's warm Blender sessions on this
+		// worker have nothing left to do, and end before the job does.
+		e.forgetSessions(job.ID)
 		files, renderSeconds, err = e.makeOutputs(ctx, job, ref.Generation)
 		if err != nil {
 			if ctx.Err() != nil || rj.Attempt < rj.MaxAttempts {

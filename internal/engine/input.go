@@ -175,22 +175,32 @@ func isInputError(err error) (*blendfile.Error, bool) {
 
 // forgetJobFiles removes what this machine kept for a finished job.
 func (e *Engine) forgetJobFiles(jobID string) {
-	if e.cfg.Sessions != nil {
-		e.cfg.Sessions.Forget(e.jobDir(jobID))
-	}
+	e.forgetSessions(jobID)
 	e.inputs.Delete(jobID)
 	if err := os.RemoveAll(e.jobDir(jobID)); err != nil {
 		e.log.Warn("could not remove job work files", "job", jobID, "err", err)
 	}
 }
 
+// forgetSessions ends this machine's idle warm Blender sessions of a job.
+func (e *Engine) forgetSessions(jobID string) {
+	if e.cfg.Sessions != nil {
+		e.cfg.Sessions.Forget(e.jobDir(jobID))
+	}
+}
+
 // tidyIfFinal removes this machine's files of a job that has ended (canceled
 // or failed while a chunk ran here); a job still going keeps its input for
-// the next chunk.
+// the next chunk. A job whose last chunk has ended (finalizing) keeps its
+// files for the finalizing but needs no warm Blender any more.
 func (e *Engine) tidyIfFinal(jobID string) {
 	job, err := e.store.GetJob(context.Background(), "", jobID)
-	if err == nil && job.Status.IsFinal() {
+	switch {
+	case err != nil:
+	case job.Status.IsFinal():
 		e.forgetJobFiles(jobID)
+	case job.Status == farm.StatusFinalizing:
+		e.forgetSessions(jobID)
 	}
 }
 

@@ -247,7 +247,19 @@ func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool, unsav
 			line = unsaved + line
 		}
 	}
-	return &RenderError{Frame: unfinished, Line: r.explainCrash(line, status), ExitCode: status.exitCode}
+	return &RenderError{Frame: unfinished, Line: r.explainRenderFailure(line, status), ExitCode: status.exitCode}
+}
+
+// explainRenderFailure is explainCrash for a render, plus one more sign of
+// the memory limit: a file that validation read fine but that Blender now
+// fails to read ("Failed to read blend file …: Missing DNA block", seen
+// with a 200 MiB limit, the allocation failing while the file loads rather
+// than killing Blender).
+func (r *Runner) explainRenderFailure(line string, status exitStatus) string {
+	if limit := r.Sandbox.MemoryLimit(); limit > 0 && status.signal == 0 && strings.Contains(line, "Failed to read blend file") {
+		return fmt.Sprintf("%s (it may have needed more than the %.3g GiB of memory a Blender may use on this worker)", line, float64(limit)/(1<<30))
+	}
+	return r.explainCrash(line, status)
 }
 
 // explainCrash adds to the line about a Blender that crashed that the

@@ -1,6 +1,7 @@
 package blender
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +10,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 func TestRenderArgv(t *testing.T) {
@@ -219,3 +223,35 @@ func TestReadLines(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, os.ErrClosed }
+
+// A render under a memory limit that fails for lack of memory says the
+// limit may be why, whether Blender crashed or could not read the file it
+// read fine at validation.
+func TestExplainRenderFailure(t *testing.T) {
+	limited, err := sandbox.New(context.Background(), sandbox.Config{Mode: sandbox.None, MemoryBytes: 200 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hint = "it may have needed more than the 0.195 GiB of memory"
+	readFailure := "Error: Failed to read blend file '/jobs/a/scene.blend': Missing DNA block"
+	tests := []struct {
+		name     string
+		sandbox  *sandbox.Sandbox
+		line     string
+		status   exitStatus
+		wantHint bool
+	}{
+		{"crash under a limit", limited, "Blender was killed by signal segmentation fault", exitStatus{exitCode: -1, signal: syscall.SIGSEGV}, true},
+		{"read failure under a limit", limited, readFailure, exitStatus{exitCode: 1}, true},
+		{"another error under a limit", limited, "Error: engine 'X' is not available", exitStatus{exitCode: 1}, false},
+		{"read failure without a limit", nil, readFailure, exitStatus{exitCode: 1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := (&Runner{Sandbox: tt.sandbox}).explainRenderFailure(tt.line, tt.status)
+			if !strings.HasPrefix(got, tt.line) || strings.Contains(got, hint) != tt.wantHint {
+				t.Errorf("explainRenderFailure(%q) = %q; want the line, with the hint: %v", tt.line, got, tt.wantHint)
+			}
+		})
+	}
+}

@@ -34,15 +34,27 @@ func (e *Engine) reapOrphans(ctx context.Context) error {
 		return err
 	}
 	for _, t := range orphans {
-		if err := e.requeue(ctx, t); err != nil {
+		if err := e.requeue(ctx, t, "worker stopped answering; its task is handed out again"); err != nil {
 			e.log.Error("could not hand out task of a dead worker", "task", t.ID, "job", t.JobID, "err", err)
+		}
+	}
+	// A River job cancelled by hand (in River's UI) would leave its task
+	// queued for ever and its farm job unfinished. Canceling a farm job is
+	// the API's cancel; so the work is handed out again.
+	stray, err := e.store.TasksWithCancelledRiverJobs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range stray {
+		if err := e.requeue(ctx, t, "its River job was cancelled outside the farm (cancel the farm's job instead); the task is handed out again"); err != nil {
+			e.log.Error("could not hand out a task whose River job was cancelled", "task", t.ID, "job", t.JobID, "err", err)
 		}
 	}
 	return nil
 }
 
-// requeue gives an orphaned task a new generation and a new River job.
-func (e *Engine) requeue(ctx context.Context, t store.Task) error {
+// requeue gives a task a new generation and a new River job; why is logged.
+func (e *Engine) requeue(ctx context.Context, t store.Task, why string) error {
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
 		gen, err := tx.RequeueTask(ctx, t.ID, t.Generation)
 		if errors.Is(err, store.ErrConflict) {
@@ -81,7 +93,7 @@ func (e *Engine) requeue(ctx context.Context, t store.Task) error {
 		}
 		t.Generation = gen
 		detail, _ := json.Marshal(ref)
-		e.log.Warn("worker stopped answering; its task is handed out again", "task", t.ID, "kind", t.Kind, "job", t.JobID, "ref", string(detail))
+		e.log.Warn(why, "task", t.ID, "kind", t.Kind, "job", t.JobID, "ref", string(detail))
 		return e.insertRiverJob(ctx, tx, t, args, opts)
 	})
 }

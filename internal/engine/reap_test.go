@@ -253,7 +253,7 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 		{
 			name: "handed out already by another reaper",
 			end: func(f *farmFixture, _ *farm.Job, task store.Task) {
-				if err := f.engine.requeue(f.ctx, task); err != nil {
+				if err := f.engine.requeue(f.ctx, task, "test"); err != nil {
 					f.t.Fatal(err)
 				}
 			},
@@ -275,7 +275,7 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 			tt.end(f, job, listed[0])
 			before := len(f.riverJobs("render_chunk"))
 
-			if err := f.engine.requeue(f.ctx, listed[0]); err != nil {
+			if err := f.engine.requeue(f.ctx, listed[0], "test"); err != nil {
 				t.Fatalf("requeue of a task that moved on = %v, want nil (nothing to do)", err)
 			}
 
@@ -453,5 +453,47 @@ func TestAHolderGivenUpOnCannotReplaceTheImageOfAFrame(t *testing.T) {
 	}
 	if string(stored) != "image of generation 2" || int64(len(stored)) != fr.SizeBytes {
 		t.Errorf("stored image = %q (%d bytes, row says %d); want generation 2's, as recorded", stored, len(stored), fr.SizeBytes)
+	}
+}
+
+// A River job cancelled by hand, in River's UI, would leave its task queued
+// for ever and the job unfinished: the reaper hands the task out again, under
+// a new generation and a new River job, and leaves the other chunks alone.
+func TestReaperHandsOutATaskWhoseRiverJobWasCancelledByHand(t *testing.T) {
+	t.Parallel()
+	f := newFarmFixture(t)
+	job := f.renderingJob(4, 2)
+	tasks := f.tasks(job.ID, store.TaskRender)
+	cancelled, untouched := tasks[0], tasks[1]
+	if _, err := f.engine.River().JobCancel(f.ctx, cancelled.RiverJobID); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := f.engine.reapOrphans(f.ctx); err != nil {
+		t.Fatalf("reapOrphans: %v", err)
+	}
+
+	got := f.task(cancelled.ID)
+	if got.Status != store.TaskQueued || got.Generation != 2 || got.RiverJobID == cancelled.RiverJobID {
+		t.Errorf("task = %s, generation %d, River job %d; want queued, generation 2, a new River job", got.Status, got.Generation, got.RiverJobID)
+	}
+	jobs := f.riverJobs("render_chunk")
+	states := map[int64]string{}
+	for _, rj := range jobs {
+		states[rj.ID] = rj.State
+	}
+	if states[cancelled.RiverJobID] != "cancelled" || states[got.RiverJobID] != "available" || states[untouched.RiverJobID] != "available" {
+		t.Errorf("River jobs = %v; want the cancelled one left, a new one available, the other chunk's untouched", states)
+	}
+	if other := f.task(untouched.ID); other.Generation != 1 || other.RiverJobID != untouched.RiverJobID {
+		t.Errorf("the other chunk = generation %d, River job %d; want untouched", other.Generation, other.RiverJobID)
+	}
+
+	// Reaping again finds nothing more to do.
+	if err := f.engine.reapOrphans(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := f.task(cancelled.ID); again.Generation != 2 {
+		t.Errorf("a second reaping moved the task to generation %d", again.Generation)
 	}
 }

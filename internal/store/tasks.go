@@ -170,6 +170,17 @@ func (q *Queries) OrphanedTasks(ctx context.Context, staleBefore time.Time) ([]T
 		WHERE t.status = ? AND (w.id IS NULL OR w.state = ? OR w.heartbeat_at < ?)`, TaskRunning, WorkerGone, staleBefore.UTC())
 }
 
+// TasksWithCancelledRiverJobs lists the tasks still to be done whose River
+// job was cancelled. The farm cancels River jobs only together with their
+// tasks (the tasks then are canceled too), so these are River jobs
+// cancelled from outside, in River's UI: left alone, their tasks would
+// wait for ever.
+func (q *Queries) TasksWithCancelledRiverJobs(ctx context.Context) ([]Task, error) {
+	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
+	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t JOIN river_job r ON r.id = t.river_job_id
+		WHERE t.status IN (?, ?) AND r.state = 'cancelled'`, TaskQueued, TaskRunning)
+}
+
 func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
 	rows, err := q.query(ctx, query, args...)
 	if err != nil {

@@ -41,6 +41,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -61,13 +63,13 @@ func main() {
 
 	r := renderSettings{frames: *frames, chunk: *chunk, samples: *samples}
 	if _, err := fmt.Sscanf(*size, "%dx%d", &r.width, &r.height); err != nil {
-		fatalf("-size %q: want WxH", *size)
+		benchkit.Fatalf("-size %q: want WxH", *size)
 	}
 	var deathTimeouts []time.Duration
 	for _, s := range strings.Split(*timeouts, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil || d <= 0 {
-			fatalf("-timeouts: %q is not a duration", s)
+			benchkit.Fatalf("-timeouts: %q is not a duration", s)
 		}
 		deathTimeouts = append(deathTimeouts, d)
 	}
@@ -81,7 +83,7 @@ func main() {
 	b := setUp(ctx, *scene, r)
 	defer b.tearDown()
 
-	fmt.Printf("machine: %d cores, %s; load average at start: %s\n\n", runtime.NumCPU(), cpuModel(), loadAverage())
+	fmt.Printf("machine: %d cores, %s; load average at start: %s\n\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.LoadAverage())
 	var report []string
 	if want["scale"] {
 		report = append(report, b.measureScale(*runs))
@@ -92,7 +94,7 @@ func main() {
 	if want["queue"] {
 		report = append(report, b.measureQueue(*runs))
 	}
-	fmt.Printf("\n%d cores (%s), %d runs of each case, medians; load average at the end: %s\n\n", runtime.NumCPU(), cpuModel(), *runs, loadAverage())
+	fmt.Printf("\n%d cores (%s), %d runs of each case, medians; load average at the end: %s\n\n", runtime.NumCPU(), benchkit.CPUModel(), *runs, benchkit.LoadAverage())
 	fmt.Print(strings.Join(report, "\n"))
 }
 
@@ -129,7 +131,7 @@ type scaleResult struct {
 func (b *bench) measureScale(runs int) string {
 	cases := []scaleCase{{1, 0}, {2, 0}, {1, 1}, {2, 1}}
 	results := map[scaleCase][]scaleResult{}
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	for run := 1; run <= runs; run++ {
 		for _, c := range cases {
 			res, perWorker := b.scaleRun(c)
@@ -145,10 +147,10 @@ func (b *bench) measureScale(runs int) string {
 	fmt.Fprintln(tw, "blender threads per worker\t1 worker: last frame\t2 workers: last frame\tratio\t1 worker: completed\t2 workers: completed\tratio")
 	for _, threads := range []int{0, 1} {
 		one, two := results[scaleCase{1, threads}], results[scaleCase{2, threads}]
-		oneLast := median(one, func(r scaleResult) time.Duration { return r.lastFrame })
-		twoLast := median(two, func(r scaleResult) time.Duration { return r.lastFrame })
-		oneDone := median(one, func(r scaleResult) time.Duration { return r.completed })
-		twoDone := median(two, func(r scaleResult) time.Duration { return r.completed })
+		oneLast := benchkit.Median(one, func(r scaleResult) time.Duration { return r.lastFrame })
+		twoLast := benchkit.Median(two, func(r scaleResult) time.Duration { return r.lastFrame })
+		oneDone := benchkit.Median(one, func(r scaleResult) time.Duration { return r.completed })
+		twoDone := benchkit.Median(two, func(r scaleResult) time.Duration { return r.completed })
 		label := fmt.Sprint(threads)
 		if threads == 0 {
 			label = "all cores (0)"
@@ -158,7 +160,7 @@ func (b *bench) measureScale(runs int) string {
 			oneDone.Seconds(), twoDone.Seconds(), oneDone.Seconds()/twoDone.Seconds())
 	}
 	tw.Flush()
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	return out.String()
 }
 
@@ -172,14 +174,14 @@ func (b *bench) scaleRun(c scaleCase) (scaleResult, map[string]int) {
 	cl, job := f.validatedJob()
 	start := time.Now()
 	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	var res scaleResult
 	var last *client.Progress
 	for {
 		p, err := cl.Progress(b.ctx, job)
 		if err != nil {
-			fatalf("progress: %v", err)
+			benchkit.Fatalf("progress: %v", err)
 		}
 		now := time.Since(start)
 		if res.lastFrame == 0 && p.FramesCompleted == p.FramesTotal {
@@ -191,7 +193,7 @@ func (b *bench) scaleRun(c scaleCase) (scaleResult, map[string]int) {
 			break
 		}
 		if p.Status.IsFinal() {
-			fatalf("scale: job ended %s:\n%s", p.Status, f.logs())
+			benchkit.Fatalf("scale: job ended %s:\n%s", p.Status, f.logs())
 		}
 		b.sleep(20 * time.Millisecond)
 	}
@@ -226,7 +228,7 @@ func (b *bench) measureDeath(runs int, timeouts []time.Duration) string {
 	}
 	cases = append(cases, deathCase{timeout: timeouts[0], leaderDies: true})
 	results := map[deathCase][]deathResult{}
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	for run := 1; run <= runs; run++ {
 		for _, c := range cases {
 			res := b.deathRun(c)
@@ -245,8 +247,8 @@ func (b *bench) measureDeath(runs int, timeouts []time.Duration) string {
 	fmt.Fprintln(tw, "case\thanded out again\tover the timeout\texpected range\tjob completed")
 	for _, c := range cases {
 		rs := results[c]
-		requeued := median(rs, func(r deathResult) time.Duration { return r.requeued })
-		completed := median(rs, func(r deathResult) time.Duration { return r.completed })
+		requeued := benchkit.Median(rs, func(r deathResult) time.Duration { return r.requeued })
+		completed := benchkit.Median(rs, func(r deathResult) time.Duration { return r.completed })
 		// The last heartbeat is up to one interval old at the kill, and the
 		// reaper looks every timeout/4.
 		// The leader's death adds River's re-election, which this does
@@ -262,11 +264,11 @@ func (b *bench) measureDeath(runs int, timeouts []time.Duration) string {
 	tw.Flush()
 	for _, c := range cases {
 		if c.leaderDies {
-			moved := median(results[c], func(r deathResult) time.Duration { return r.leaderMoved })
+			moved := benchkit.Median(results[c], func(r deathResult) time.Duration { return r.leaderMoved })
 			fmt.Fprintf(&out, "\nWith the leader killed, another process took the lead %.2f s after the kill.\n", moved.Seconds())
 		}
 	}
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	return out.String()
 }
 
@@ -280,7 +282,7 @@ func (b *bench) deathRun(c deathCase) deathResult {
 			return res
 		}
 		if try == 3 {
-			fatalf("death: node-a held no unfinished chunk when it was killed, three times in a row")
+			benchkit.Fatalf("death: node-a held no unfinished chunk when it was killed, three times in a row")
 		}
 		fmt.Println("death: node-a held no unfinished chunk when it was killed; again")
 	}
@@ -305,14 +307,14 @@ func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 
 	cl, job := f.validatedJob()
 	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	// Mid-render: both nodes have stored frames, and node-a holds a chunk
 	// with frames still to store.
 	b.waitFor("both workers to store frames", 2*time.Minute, func() bool {
 		p, err := cl.Progress(b.ctx, job)
 		if err != nil {
-			fatalf("progress: %v", err)
+			benchkit.Fatalf("progress: %v", err)
 		}
 		n := framesPerWorker(p)
 		return n["node-a"] > 0 && n["node-b"] > 0
@@ -324,7 +326,7 @@ func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 		}
 	}
 	killed := time.Now()
-	f.procs["node-a"].kill()
+	f.procs["node-a"].Kill()
 	held := f.heldTasks(nodeA) // what it held when it died
 	if len(held) == 0 {
 		return deathResult{}, false
@@ -343,17 +345,17 @@ func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 		if res.completed == 0 {
 			j, err := cl.GetJob(b.ctx, job)
 			if err != nil {
-				fatalf("get job: %v", err)
+				benchkit.Fatalf("get job: %v", err)
 			}
 			if j.Status.IsFinal() {
 				if j.Status != client.StatusCompleted {
-					fatalf("death: job ended %s: %+v\n%s", j.Status, j.FailedReason, f.logs())
+					benchkit.Fatalf("death: job ended %s: %+v\n%s", j.Status, j.FailedReason, f.logs())
 				}
 				res.completed = time.Since(killed)
 			}
 		}
 		if time.Since(killed) > c.timeout+3*time.Minute {
-			fatalf("death: %s after the kill, handed out again: %v, completed: %v\n%s", time.Since(killed), res.requeued > 0, res.completed > 0, f.logs())
+			benchkit.Fatalf("death: %s after the kill, handed out again: %v, completed: %v\n%s", time.Since(killed), res.requeued > 0, res.completed > 0, f.logs())
 		}
 		b.sleep(10 * time.Millisecond)
 	}
@@ -398,13 +400,13 @@ func (b *bench) measureQueue(runs int) string {
 	}
 	const frames = 4
 	results := map[string][]queueResult{}
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	for run := 1; run <= runs; run++ {
 		for _, c := range cases {
 			res := b.queueRun(c, frames)
 			results[c.name] = append(results[c.name], res)
 			fmt.Printf("queue run %d, %s: picked up after %.0f ms, first frame rendering after %.0f ms, last frame to completed %.0f ms\n",
-				run, c.name, ms(res.pickedUp), ms(res.firstFrame), ms(res.finalized))
+				run, c.name, benchkit.Ms(res.pickedUp), benchkit.Ms(res.firstFrame), benchkit.Ms(res.finalized))
 		}
 	}
 	var out strings.Builder
@@ -415,12 +417,12 @@ func (b *bench) measureQueue(runs int) string {
 	for _, c := range cases {
 		rs := results[c.name]
 		fmt.Fprintf(tw, "%s\t%.0f ms\t%.0f ms\t%.0f ms\n", c.name,
-			ms(median(rs, func(r queueResult) time.Duration { return r.pickedUp })),
-			ms(median(rs, func(r queueResult) time.Duration { return r.firstFrame })),
-			ms(median(rs, func(r queueResult) time.Duration { return r.finalized })))
+			benchkit.Ms(benchkit.Median(rs, func(r queueResult) time.Duration { return r.pickedUp })),
+			benchkit.Ms(benchkit.Median(rs, func(r queueResult) time.Duration { return r.firstFrame })),
+			benchkit.Ms(benchkit.Median(rs, func(r queueResult) time.Duration { return r.finalized })))
 	}
 	tw.Flush()
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	return out.String()
 }
 
@@ -430,14 +432,14 @@ func (b *bench) queueRun(c queueCase, frames int) queueResult {
 	cl, job := f.validatedJob()
 	start := time.Now()
 	if _, _, err := cl.Render(b.ctx, job, b.render.config(frames)); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	var res queueResult
 	var lastFrame time.Duration
 	for {
 		p, err := cl.Progress(b.ctx, job)
 		if err != nil {
-			fatalf("progress: %v", err)
+			benchkit.Fatalf("progress: %v", err)
 		}
 		now := time.Since(start)
 		if res.pickedUp == 0 && p.Status != client.StatusBooting {
@@ -456,7 +458,7 @@ func (b *bench) queueRun(c queueCase, frames int) queueResult {
 			return res
 		}
 		if p.Status.IsFinal() {
-			fatalf("queue: job ended %s:\n%s", p.Status, f.logs())
+			benchkit.Fatalf("queue: job ended %s:\n%s", p.Status, f.logs())
 		}
 		b.sleep(10 * time.Millisecond)
 	}
@@ -485,49 +487,49 @@ type bench struct {
 func setUp(ctx context.Context, scene string, r renderSettings) *bench {
 	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
 	if admin == "" || endpoint == "" {
-		fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), which sets them")
+		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), which sets them")
 	}
 	b := &bench{ctx: ctx, scene: scene, render: r, endpoint: endpoint, region: cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")}
 	if _, err := os.Stat(scene); err != nil {
-		fatalf("scene: %v (run from the repository's root)", err)
+		benchkit.Fatalf("scene: %v (run from the repository's root)", err)
 	}
 	work, err := os.MkdirTemp("", "renderfarm-bench-")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	b.work = work
-	atExit(func() { os.RemoveAll(work) })
+	benchkit.AtExit(func() { os.RemoveAll(work) })
 
 	b.binary = filepath.Join(work, "renderfarm")
 	build := exec.Command("go", "build", "-o", b.binary, "./cmd/renderfarm")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fatalf("build renderfarm: %v", err)
+		benchkit.Fatalf("build renderfarm: %v", err)
 	}
 
 	if b.adminURL, err = url.Parse(admin); err != nil {
-		fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
+		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
 	}
 	if b.admin, err = sql.Open("pgx", admin); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
-	atExit(func() { b.admin.Close() })
+	benchkit.AtExit(func() { b.admin.Close() })
 
 	eu, err := url.Parse(endpoint)
 	if err != nil {
-		fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
+		benchkit.Fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
 	}
 	b.s3, err = minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: b.region})
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	b.bucket = "renderfarm-bench-" + hex.EncodeToString(suffix)
 	if err := b.s3.MakeBucket(ctx, b.bucket, minio.MakeBucketOptions{Region: b.region}); err != nil {
-		fatalf("make bucket: %v", err)
+		benchkit.Fatalf("make bucket: %v", err)
 	}
-	atExit(func() {
+	benchkit.AtExit(func() {
 		ctx := context.Background()
 		for obj := range b.s3.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Recursive: true}) {
 			_ = b.s3.RemoveObject(ctx, b.bucket, obj.Key, minio.RemoveObjectOptions{})
@@ -539,7 +541,7 @@ func setUp(ctx context.Context, scene string, r renderSettings) *bench {
 	return b
 }
 
-func (b *bench) tearDown() { runExits() }
+func (b *bench) tearDown() { benchkit.RunExits() }
 
 // newDatabase creates a database of its own for one farm and returns its
 // URL; it is dropped at the end.
@@ -547,9 +549,9 @@ func (b *bench) newDatabase() string {
 	b.seq++
 	name := fmt.Sprintf("%s_%d", strings.ReplaceAll(b.bucket, "-", "_"), b.seq)
 	if _, err := b.admin.ExecContext(b.ctx, `CREATE DATABASE `+name); err != nil {
-		fatalf("create database: %v", err)
+		benchkit.Fatalf("create database: %v", err)
 	}
-	atExit(func() {
+	benchkit.AtExit(func() {
 		if _, err := b.admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
 			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
 		}
@@ -567,7 +569,7 @@ func (b *bench) storage(prefix string) string {
 func (b *bench) tempDir(name string) string {
 	dir, err := os.MkdirTemp(b.work, name+"-")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	return dir
 }
@@ -580,8 +582,8 @@ type farm struct {
 	url    string   // the first API's
 	key    string
 	db     *sql.DB // the farm's database, on PostgreSQL
-	procs  map[string]*proc
-	order  []*proc
+	procs  map[string]*benchkit.Proc
+	order  []*benchkit.Proc
 }
 
 // distributedFarm is a farm on a fresh PostgreSQL database and its own
@@ -592,7 +594,7 @@ func (b *bench) distributedFarm(name string, extra ...string) *farm {
 		[]string{"--database", database})
 	db, err := sql.Open("pgx", database)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	f.db = db
 	return f
@@ -613,10 +615,10 @@ func (b *bench) localFarm(name string) *farm {
 }
 
 func (b *bench) newFarm(common, keyArg []string) *farm {
-	f := &farm{b: b, common: common, keyArg: keyArg, procs: map[string]*proc{}}
+	f := &farm{b: b, common: common, keyArg: keyArg, procs: map[string]*benchkit.Proc{}}
 	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArg...)...).Output()
 	if err != nil {
-		fatalf("keys create: %v", err)
+		benchkit.Fatalf("keys create: %v", err)
 	}
 	f.key = strings.TrimSpace(string(out))
 	return f
@@ -628,7 +630,7 @@ func (f *farm) serve(name string, args ...string) {
 	// A flag given twice keeps the last: the farm's own --data-dir wins.
 	p := f.start(name, "renderfarm serving at ", append(args, f.common...)...)
 	if f.url == "" {
-		f.url = p.url
+		f.url = p.URL
 	}
 }
 
@@ -638,9 +640,9 @@ func (f *farm) worker(name string, args ...string) {
 	f.start(name, "renderfarm worker ", append(args, f.common...)...)
 }
 
-func (f *farm) start(name, ready string, args ...string) *proc {
+func (f *farm) start(name, ready string, args ...string) *benchkit.Proc {
 	f.b.procs++
-	p := start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
+	p := benchkit.Start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
 	f.procs[name] = p
 	f.order = append(f.order, p)
 	return p
@@ -649,7 +651,7 @@ func (f *farm) start(name, ready string, args ...string) *proc {
 // stop stops the farm's processes, the last started first.
 func (f *farm) stop() {
 	for _, p := range slices.Backward(f.order) {
-		p.stop()
+		p.Stop()
 	}
 	if f.db != nil {
 		f.db.Close()
@@ -660,7 +662,7 @@ func (f *farm) stop() {
 func (f *farm) logs() string {
 	var s strings.Builder
 	for name, p := range f.procs {
-		fmt.Fprintf(&s, "--- %s (%s)\n%s\n", name, p.logPath, tail(p.logPath, 30))
+		fmt.Fprintf(&s, "--- %s (%s)\n%s\n", name, p.LogPath, benchkit.Tail(p.LogPath, 30))
 	}
 	return s.String()
 }
@@ -675,17 +677,17 @@ func (f *farm) validatedJob() (*client.Client, string) {
 	ctx, c := f.b.ctx, f.client()
 	slug, err := c.UploadFile(ctx, f.b.scene, nil)
 	if err != nil {
-		fatalf("upload: %v", err)
+		benchkit.Fatalf("upload: %v", err)
 	}
 	job, err := c.CreateJob(ctx, slug)
 	if err != nil {
-		fatalf("create job: %v", err)
+		benchkit.Fatalf("create job: %v", err)
 	}
 	if _, err := c.Validate(ctx, job.ID); err != nil {
-		fatalf("validate: %v", err)
+		benchkit.Fatalf("validate: %v", err)
 	}
 	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		fatalf("validation: %v\n%s", err, f.logs())
+		benchkit.Fatalf("validation: %v\n%s", err, f.logs())
 	}
 	return c, job.ID
 }
@@ -694,17 +696,17 @@ func (f *farm) validatedJob() (*client.Client, string) {
 func (f *farm) checkEveryFrameOnce(c *client.Client, job string, frames int) {
 	dl, err := c.Downloads(f.b.ctx, job)
 	if err != nil {
-		fatalf("downloads: %v", err)
+		benchkit.Fatalf("downloads: %v", err)
 	}
 	seen := map[string]bool{}
 	for _, o := range dl.FrameOutputs {
 		if seen[o.FileName] {
-			fatalf("frame %s is listed twice", o.FileName)
+			benchkit.Fatalf("frame %s is listed twice", o.FileName)
 		}
 		seen[o.FileName] = true
 	}
 	if len(seen) != frames {
-		fatalf("the job stored %d frames, want %d", len(seen), frames)
+		benchkit.Fatalf("the job stored %d frames, want %d", len(seen), frames)
 	}
 }
 
@@ -718,7 +720,7 @@ func (f *farm) leader() string {
 	var id string
 	err := f.db.QueryRowContext(f.b.ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		fatalf("read river_leader: %v", err)
+		benchkit.Fatalf("read river_leader: %v", err)
 	}
 	return id
 }
@@ -728,7 +730,7 @@ func (f *farm) workerRun(name string) string {
 	var id string
 	err := f.db.QueryRowContext(f.b.ctx, `SELECT id FROM workers WHERE name = $1 ORDER BY started_at DESC LIMIT 1`, name).Scan(&id)
 	if err != nil {
-		fatalf("find worker %s: %v", name, err)
+		benchkit.Fatalf("find worker %s: %v", name, err)
 	}
 	return id
 }
@@ -740,7 +742,7 @@ func (f *farm) heldTasks(workerID string) map[string]int {
 		WHERE t.worker_id = $1 AND t.status = 'running'
 		AND EXISTS (SELECT 1 FROM frames f WHERE f.task_id = t.id AND f.status <> 'completed')`, workerID)
 	if err != nil {
-		fatalf("read tasks: %v", err)
+		benchkit.Fatalf("read tasks: %v", err)
 	}
 	defer rows.Close()
 	held := map[string]int{}
@@ -748,7 +750,7 @@ func (f *farm) heldTasks(workerID string) map[string]int {
 		var id string
 		var gen int
 		if err := rows.Scan(&id, &gen); err != nil {
-			fatalf("read tasks: %v", err)
+			benchkit.Fatalf("read tasks: %v", err)
 		}
 		held[id] = gen
 	}
@@ -761,96 +763,13 @@ func (f *farm) requeued(held map[string]int) bool {
 	for id, gen := range held {
 		var now int
 		if err := f.db.QueryRowContext(f.b.ctx, `SELECT generation FROM tasks WHERE id = $1`, id).Scan(&now); err != nil {
-			fatalf("read task: %v", err)
+			benchkit.Fatalf("read task: %v", err)
 		}
 		if now <= gen {
 			return false
 		}
 	}
 	return true
-}
-
-// proc is one renderfarm process.
-type proc struct {
-	cmd     *exec.Cmd
-	url     string // what follows the ready line: the API's URL
-	logPath string
-	done    chan struct{}
-}
-
-// start runs `renderfarm args…`, its log in logPath, and waits for the line
-// that says it is up.
-func start(ctx context.Context, binary, logPath, ready string, args ...string) *proc {
-	log, err := os.Create(logPath)
-	if err != nil {
-		fatalf("%v", err)
-	}
-	p := &proc{cmd: exec.Command(binary, args...), logPath: logPath, done: make(chan struct{})}
-	up := make(chan string, 1)
-	p.cmd.Stdout = &readyWriter{prefix: ready, up: up}
-	p.cmd.Stderr = log
-	p.cmd.Dir = filepath.Dir(logPath)
-	if err := p.cmd.Start(); err != nil {
-		fatalf("start renderfarm %s: %v", args[0], err)
-	}
-	atExit(p.stop)
-	go func() { _ = p.cmd.Wait(); log.Close(); close(p.done) }()
-	select {
-	case p.url = <-up:
-	case <-p.done:
-		fatalf("renderfarm %s exited at start:\n%s", args[0], tail(logPath, 30))
-	case <-time.After(90 * time.Second):
-		fatalf("renderfarm %s did not start:\n%s", args[0], tail(logPath, 30))
-	case <-ctx.Done():
-		fatalf("interrupted")
-	}
-	return p
-}
-
-// stop asks the process to stop and waits; it is killed after 30 s.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.kill()
-	}
-}
-
-// kill kills the process with SIGKILL and waits for it to be gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// readyWriter takes a process's stdout and passes on the rest of the
-// first line that starts with prefix.
-type readyWriter struct {
-	prefix string
-	up     chan string
-	line   []byte
-}
-
-func (w *readyWriter) Write(b []byte) (int, error) {
-	for _, c := range b {
-		if c != '\n' {
-			w.line = append(w.line, c)
-			continue
-		}
-		if rest, ok := strings.CutPrefix(string(w.line), w.prefix); ok {
-			select {
-			case w.up <- rest:
-			default:
-			}
-		}
-		w.line = w.line[:0]
-	}
-	return len(b), nil
 }
 
 // ---- helpers ----
@@ -872,7 +791,7 @@ func (b *bench) waitFor(what string, limit time.Duration, cond func() bool) {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			fatalf("waited %s for %s", limit, what)
+			benchkit.Fatalf("waited %s for %s", limit, what)
 		}
 		b.sleep(10 * time.Millisecond)
 	}
@@ -882,124 +801,6 @@ func (b *bench) sleep(d time.Duration) {
 	select {
 	case <-time.After(d):
 	case <-b.ctx.Done():
-		fatalf("interrupted")
+		benchkit.Fatalf("interrupted")
 	}
-}
-
-func median[T any](rs []T, of func(T) time.Duration) time.Duration {
-	ds := make([]time.Duration, len(rs))
-	for i, r := range rs {
-		ds[i] = of(r)
-	}
-	slices.Sort(ds)
-	if len(ds) == 0 {
-		return 0
-	}
-	if len(ds)%2 == 1 {
-		return ds[len(ds)/2]
-	}
-	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
-}
-
-// cpuMeter tells how busy the machine was during a measurement, and how
-// much of that was not this benchmark's processes (PostgreSQL and the S3
-// server count as others), so that a shared machine shows in the results.
-type cpuMeter struct {
-	start      time.Time
-	busy, ours float64
-}
-
-func startCPUMeter() cpuMeter {
-	return cpuMeter{start: time.Now(), busy: machineCPU(), ours: ourCPU()}
-}
-
-func (m cpuMeter) report() string {
-	busy := machineCPU()
-	wall := time.Since(m.start).Seconds()
-	ours := ourCPU() - m.ours
-	others := max(0, busy-m.busy-ours)
-	return fmt.Sprintf("over these %.0f s: this benchmark's processes used %.2f cores on average, everything else %.2f cores (PostgreSQL and the S3 server included); load average now %s",
-		wall, ours/wall, others/wall, loadAverage())
-}
-
-// machineCPU is the CPU seconds the whole machine spent busy since boot.
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	var user, nice, system, idle, iowait, irq, softirq, steal float64
-	if _, err := fmt.Sscanf(line, "cpu %g %g %g %g %g %g %g %g", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal); err != nil {
-		return 0
-	}
-	const hz = 100 // USER_HZ on Linux
-	return (user + nice + system + irq + softirq + steal) / hz
-}
-
-// ourCPU is the CPU seconds this process and its children that have ended
-// (with their own children, Blender and ffmpeg) used.
-func ourCPU() float64 {
-	var self, children syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return secs(self.Utime) + secs(self.Stime) + secs(children.Utime) + secs(children.Stime)
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-// exits are what to undo at the end, last first: processes, databases, the
-// bucket, the work directory. fatalf runs them too, so that a failure
-// leaves nothing behind.
-var exits []func()
-
-func atExit(f func()) { exits = append(exits, f) }
-
-func runExits() {
-	for len(exits) > 0 {
-		f := exits[len(exits)-1]
-		exits = exits[:len(exits)-1]
-		f()
-	}
-}
-
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	runExits()
-	os.Exit(1)
 }

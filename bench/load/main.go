@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	"github.com/renderfarm/renderfarm/client"
 )
 
@@ -44,7 +46,7 @@ func main() {
 	flag.Parse()
 	var w, h int
 	if _, err := fmt.Sscanf(*size, "%dx%d", &w, &h); err != nil {
-		fatalf("-size %q: want WxH", *size)
+		benchkit.Fatalf("-size %q: want WxH", *size)
 	}
 	cfg := client.RenderConfig{
 		ColorManagementPreset: client.String("default"),
@@ -55,20 +57,20 @@ func main() {
 
 	work, err := os.MkdirTemp("", "renderfarm-bench-load-")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
-	atExit(func() { os.RemoveAll(work) })
-	defer runExits()
+	benchkit.AtExit(func() { os.RemoveAll(work) })
+	defer benchkit.RunExits()
 	binary := filepath.Join(work, "renderfarm")
 	build := exec.Command("go", "build", "-o", binary, "./cmd/renderfarm")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fatalf("build: %v", err)
+		benchkit.Fatalf("build: %v", err)
 	}
 	s := startServe(binary, work)
-	atExit(s.stop)
+	benchkit.AtExit(s.stop)
 
-	fmt.Printf("machine: %d cores, %s; load average at start: %s\n", runtime.NumCPU(), cpuModel(), loadAverage())
+	fmt.Printf("machine: %d cores, %s; load average at start: %s\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.LoadAverage())
 	pace := "as fast as they are answered"
 	if *interval > 0 {
 		pace = "each waiting " + interval.String() + " after each answer"
@@ -100,11 +102,11 @@ func main() {
 		median(loaded, func(r render) float64 { return r.took.Seconds() }), median(loaded, func(r render) float64 { return r.blenderSeconds }))
 	fmt.Printf("progress under load: %.0f requests/s, p50 %.1f ms, p99 %.1f ms\n",
 		median(polls, func(p pollResult) float64 { return p.rate() }),
-		median(polls, func(p pollResult) float64 { return ms(p.percentile(0.50)) }),
-		median(polls, func(p pollResult) float64 { return ms(p.percentile(0.99)) }))
+		median(polls, func(p pollResult) float64 { return benchkit.Ms(p.percentile(0.50)) }),
+		median(polls, func(p pollResult) float64 { return benchkit.Ms(p.percentile(0.99)) }))
 	fmt.Printf("all runs: %d requests, %d failed, %d answered other than 2xx\n", len(all.latencies)+all.failed, all.failed, all.refused)
 	if all.failed+all.refused > 0 {
-		fatalf("for example: %q", all.examples)
+		benchkit.Fatalf("for example: %q", all.examples)
 	}
 }
 
@@ -120,20 +122,20 @@ func startServe(binary, work string) *serve {
 	dataDir := filepath.Join(work, "data")
 	out, err := exec.Command(binary, "keys", "create", "--data-dir", dataDir, "--workspace", "bench").Output()
 	if err != nil {
-		fatalf("keys create: %v", err)
+		benchkit.Fatalf("keys create: %v", err)
 	}
 	logFile, err := os.Create(filepath.Join(work, "serve.log"))
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	if err := cmd.Start(); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	s := &serve{cmd: cmd, key: strings.TrimSpace(string(out))}
 	sc := bufio.NewScanner(stdout)
@@ -146,7 +148,7 @@ func startServe(binary, work string) *serve {
 	if s.url == "" {
 		s.stop()
 		out, _ := os.ReadFile(logFile.Name())
-		fatalf("serve did not start:\n%s", out)
+		benchkit.Fatalf("serve did not start:\n%s", out)
 	}
 	go func() {
 		for sc.Scan() {
@@ -182,17 +184,17 @@ func (s *serve) render(scene string, cfg client.RenderConfig, clients int, inter
 	ctx := context.Background()
 	slug, err := s.c.UploadFile(ctx, scene, nil)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	job, err := s.c.CreateJob(ctx, slug)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	if _, err := s.c.Validate(ctx, job.ID); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	if v, err := s.c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated, client.StatusFailed), nil); err != nil || v.Status != client.StatusValidated {
-		fatalf("validation: %v %v", v, err)
+		benchkit.Fatalf("validation: %v %v", v, err)
 	}
 
 	stop := make(chan struct{})
@@ -204,13 +206,13 @@ func (s *serve) render(scene string, cfg client.RenderConfig, clients int, inter
 	self0 := selfCPU()
 	start := time.Now()
 	if _, _, err := s.c.Render(ctx, job.ID, cfg); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	done, err := s.c.Wait(ctx, job.ID, client.UntilFinal, nil)
 	took := time.Since(start)
 	close(stop)
 	if err != nil || done.Status != client.StatusCompleted {
-		fatalf("job ended %v: %v", done, err)
+		benchkit.Fatalf("job ended %v: %v", done, err)
 	}
 	r := render{took: took, blenderSeconds: done.NormalizedSeconds}
 	if clients > 0 {
@@ -253,8 +255,8 @@ func (p pollResult) percentile(q float64) time.Duration {
 
 func (p pollResult) String() string {
 	return fmt.Sprintf("%d progress requests, %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d failed, %d not 2xx",
-		len(p.latencies)+p.failed+p.refused, p.rate(), ms(p.percentile(0.50)), ms(p.percentile(0.99)),
-		ms(p.percentile(1)), p.failed, p.refused)
+		len(p.latencies)+p.failed+p.refused, p.rate(), benchkit.Ms(p.percentile(0.50)), benchkit.Ms(p.percentile(0.99)),
+		benchkit.Ms(p.percentile(1)), p.failed, p.refused)
 }
 
 // poll runs clients pollers of the job's progress, each pausing interval
@@ -329,17 +331,8 @@ func median[T any](xs []T, of func(T) float64) float64 {
 	for i, x := range xs {
 		v[i] = of(x)
 	}
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return benchkit.MedianFloat(v)
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // cpuMeter tells how busy the machine was during the measurements, and how
 // much of that was not this benchmark's (this process and serve, with the
@@ -352,33 +345,19 @@ type cpuMeter struct {
 }
 
 func startCPUMeter(servePid int) cpuMeter {
-	return cpuMeter{start: time.Now(), servePid: servePid, busy: machineCPU(), ours: ourCPU(servePid)}
+	return cpuMeter{start: time.Now(), servePid: servePid, busy: benchkit.MachineCPU(), ours: ourCPU(servePid)}
 }
 
 func (m cpuMeter) report() string {
 	wall := time.Since(m.start).Seconds()
 	ours := ourCPU(m.servePid) - m.ours
-	others := max(0, machineCPU()-m.busy-ours)
+	others := max(0, benchkit.MachineCPU()-m.busy-ours)
 	return fmt.Sprintf("over these %.0f s: this benchmark (serve, Blender, ffmpeg and the pollers) used %.2f cores on average, everything else on the machine %.2f cores; load average now %s",
-		wall, ours/wall, others/wall, loadAverage())
+		wall, ours/wall, others/wall, benchkit.LoadAverage())
 }
 
 // clockTicks is USER_HZ on Linux, the unit of /proc's CPU times.
 const clockTicks = 100
-
-// machineCPU is the CPU seconds the whole machine spent busy since boot.
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	var user, nice, system, idle, iowait, irq, softirq, steal float64
-	if _, err := fmt.Sscanf(line, "cpu %g %g %g %g %g %g %g %g", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal); err != nil {
-		return 0
-	}
-	return (user + nice + system + irq + softirq + steal) / clockTicks
-}
 
 // ourCPU is the CPU seconds this process and serve (with the children it
 // waited for) used.
@@ -391,8 +370,7 @@ func ourCPU(servePid int) float64 {
 func selfCPU() float64 {
 	var self syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	secs := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return secs(self.Utime) + secs(self.Stime)
+	return benchkit.Seconds(self.Utime) + benchkit.Seconds(self.Stime)
 }
 
 // serveCPU is the CPU seconds serve used itself, and those its children it
@@ -415,49 +393,4 @@ func serveCPU(pid int) (own, children float64) {
 		t[i] = n / clockTicks
 	}
 	return t[0] + t[1], t[2] + t[3]
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-// exits are what to undo at the end, last first; fatalf runs them too, so
-// that a failure leaves no server running and no files behind.
-var exits []func()
-
-func atExit(f func()) { exits = append(exits, f) }
-
-func runExits() {
-	for len(exits) > 0 {
-		f := exits[len(exits)-1]
-		exits = exits[:len(exits)-1]
-		f()
-	}
-}
-
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	runExits()
-	os.Exit(1)
 }

@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	"github.com/google/uuid"
 	_ "modernc.org/sqlite"
 
@@ -46,7 +48,7 @@ CREATE INDEX jobs_by_workspace_status ON jobs (workspace_id, status, created_at 
 
 func (b *bench) measureAPI() {
 	fmt.Printf("\n== 4. api: GET /jobs/{id}/progress against /healthz at 64 connections; GET /jobs with %s jobs\n", thousands(listedJobs))
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	// A job with 24 frames done, rendered small: its progress is what a
 	// client polls.
 	f := b.localFarm("api")
@@ -81,7 +83,7 @@ func (b *bench) measureAPI() {
 	// The same lists with the indexes of 0001.
 	db := openSQLite(dbPath)
 	if _, err := db.ExecContext(b.ctx, oldJobIndexes); err != nil {
-		fatalf("restore the old indexes: %v", err)
+		benchkit.Fatalf("restore the old indexes: %v", err)
 	}
 	db.Close()
 	checkpoint(dbPath)
@@ -101,10 +103,10 @@ func (b *bench) measureAPI() {
 		for _, r := range rs {
 			fs = append(fs, r.rps)
 		}
-		return medianFloat(fs)
+		return benchkit.MedianFloat(fs)
 	}
 	p99 := func(rs []wrkResult) time.Duration {
-		return median(rs, func(r wrkResult) time.Duration { return r.p99 })
+		return benchkit.Median(rs, func(r wrkResult) time.Duration { return r.p99 })
 	}
 
 	var out strings.Builder
@@ -122,7 +124,7 @@ func (b *bench) measureAPI() {
 			millis(p99(listOld[c.name])), thousands(rps(listOld[c.name])))
 	}
 	tw.Flush()
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	b.detail(out.String())
 
 	ratio := rps(progress) / rps(health)
@@ -146,7 +148,7 @@ func (b *bench) wrk(conns int, d time.Duration, url, header string) wrkResult {
 	}
 	out, err := exec.CommandContext(b.ctx, "wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
-		fatalf("wrk: %v\n%s", err, out)
+		benchkit.Fatalf("wrk: %v\n%s", err, out)
 	}
 	var r wrkResult
 	inLatency := false
@@ -160,11 +162,11 @@ func (b *bench) wrk(conns int, d time.Duration, url, header string) wrkResult {
 		case inLatency && len(fields) == 2 && fields[0] == "99%":
 			r.p99 = wrkDuration(fields[1])
 		case strings.Contains(line, "Non-2xx"), strings.Contains(line, "Socket errors"):
-			fatalf("wrk %s: %s\n%s", url, strings.TrimSpace(line), out)
+			benchkit.Fatalf("wrk %s: %s\n%s", url, strings.TrimSpace(line), out)
 		}
 	}
 	if r.rps == 0 || r.p99 == 0 {
-		fatalf("wrk %s: cannot read its output:\n%s", url, out)
+		benchkit.Fatalf("wrk %s: cannot read its output:\n%s", url, out)
 	}
 	return r
 }
@@ -182,14 +184,14 @@ func wrkDuration(s string) time.Duration {
 			}
 		}
 	}
-	fatalf("wrk: cannot read the duration %q", s)
+	benchkit.Fatalf("wrk: cannot read the duration %q", s)
 	return 0
 }
 
 func openSQLite(path string) *sql.DB {
 	db, err := sql.Open("sqlite", store.SQLiteDSN(path))
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	db.SetMaxOpenConns(1)
 	return db
@@ -203,7 +205,7 @@ func checkpoint(path string) {
 	db := openSQLite(path)
 	defer db.Close()
 	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		fatalf("checkpoint %s: %v", path, err)
+		benchkit.Fatalf("checkpoint %s: %v", path, err)
 	}
 }
 
@@ -216,7 +218,7 @@ func fillJobs(dbPath, template string, n int) {
 	defer db.Close()
 	tx, err := db.Begin()
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	defer tx.Rollback()
 	stmt, err := tx.Prepare(`INSERT INTO jobs (id, workspace_id, user_id, slug, status, created_at, updated_at, normalized_seconds,
@@ -224,7 +226,7 @@ func fillJobs(dbPath, template string, n int) {
 		SELECT ?, workspace_id, user_id, slug, ?, ?, ?, normalized_seconds,
 		failed_reason, requested_config, final_config, analysis, analysis_id, scene_file, output_deleted, files FROM jobs WHERE id = ?`)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	first := time.Now().UTC().Add(-time.Duration(n+1) * time.Minute).Truncate(time.Microsecond)
 	for i := range n {
@@ -237,10 +239,10 @@ func fillJobs(dbPath, template string, n int) {
 		}
 		at := first.Add(time.Duration(i) * time.Minute)
 		if _, err := stmt.Exec(uuid.NewString(), status, at, at.Add(30*time.Second), template); err != nil {
-			fatalf("insert job: %v", err)
+			benchkit.Fatalf("insert job: %v", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,8 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
 
 	"github.com/renderfarm/renderfarm/client"
 )
@@ -24,7 +24,7 @@ type farm struct {
 	common []string // the flags every process of the farm takes
 	url    string   // the first serve's
 	key    string
-	procs  []*proc
+	procs  []*benchkit.Proc
 }
 
 // localFarm is the one-machine shape: SQLite and files under --data-dir.
@@ -36,7 +36,7 @@ func (b *bench) localFarm(name string) *farm {
 func (b *bench) newFarm(dir string, common, keyArgs []string) *farm {
 	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArgs...)...).Output()
 	if err != nil {
-		fatalf("keys create: %v", err)
+		benchkit.Fatalf("keys create: %v", err)
 	}
 	return &farm{b: b, dir: dir, common: common, key: strings.TrimSpace(string(out))}
 }
@@ -44,7 +44,7 @@ func (b *bench) newFarm(dir string, common, keyArgs []string) *farm {
 // serve starts `renderfarm serve`; the first one is the farm's address.
 // Its log is JSON, for the chunk lines; POST requests are not rate
 // limited, so that no measurement waits for a 429.
-func (f *farm) serve(args ...string) *proc {
+func (f *farm) serve(args ...string) *benchkit.Proc {
 	dir := f.dir
 	if f.url != "" || dir == "" {
 		dir = f.b.tempDir("serve")
@@ -53,20 +53,20 @@ func (f *farm) serve(args ...string) *proc {
 	// A flag given twice keeps the last: the farm's own flags win.
 	p := f.start("serve", "renderfarm serving at ", append(args, f.common...)...)
 	if f.url == "" {
-		f.url = p.url
+		f.url = p.URL
 	}
 	return p
 }
 
 // worker starts a render node.
-func (f *farm) worker(name string, args ...string) *proc {
+func (f *farm) worker(name string, args ...string) *benchkit.Proc {
 	args = append([]string{"worker", "--worker-name", name, "--work-dir", f.b.tempDir(name), "--log-format", "json"}, args...)
 	return f.start(name, "renderfarm worker ", append(args, f.common...)...)
 }
 
-func (f *farm) start(name, ready string, args ...string) *proc {
+func (f *farm) start(name, ready string, args ...string) *benchkit.Proc {
 	f.b.procs++
-	p := start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
+	p := benchkit.Start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
 	f.procs = append(f.procs, p)
 	return p
 }
@@ -74,7 +74,7 @@ func (f *farm) start(name, ready string, args ...string) *proc {
 // stop stops the farm's processes, the last started first.
 func (f *farm) stop() {
 	for _, p := range slices.Backward(f.procs) {
-		p.stop()
+		p.Stop()
 	}
 	f.procs = nil
 	f.url = ""
@@ -88,7 +88,7 @@ func (f *farm) client() *client.Client {
 func (f *farm) logs() string {
 	var s strings.Builder
 	for _, p := range f.procs {
-		fmt.Fprintf(&s, "--- %s\n%s\n", p.logPath, tail(p.logPath, 30))
+		fmt.Fprintf(&s, "--- %s\n%s\n", p.LogPath, benchkit.Tail(p.LogPath, 30))
 	}
 	return s.String()
 }
@@ -97,7 +97,7 @@ func (f *farm) logs() string {
 func (f *farm) upload(path string) string {
 	slug, err := f.client().UploadFile(f.b.ctx, path, nil)
 	if err != nil {
-		fatalf("upload %s: %v", filepath.Base(path), err)
+		benchkit.Fatalf("upload %s: %v", filepath.Base(path), err)
 	}
 	return slug
 }
@@ -108,13 +108,13 @@ func (f *farm) validatedJob(path string) string {
 	ctx, c := f.b.ctx, f.client()
 	job, err := c.CreateJob(ctx, f.upload(path))
 	if err != nil {
-		fatalf("create job: %v", err)
+		benchkit.Fatalf("create job: %v", err)
 	}
 	if _, err := c.Validate(ctx, job.ID); err != nil {
-		fatalf("validate: %v", err)
+		benchkit.Fatalf("validate: %v", err)
 	}
 	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		fatalf("validation: %v\n%s", err, f.logs())
+		benchkit.Fatalf("validation: %v\n%s", err, f.logs())
 	}
 	return job.ID
 }
@@ -158,17 +158,17 @@ func (f *farm) render(job string, r renderSettings, chunks int) rendered {
 	ctx, c := f.b.ctx, f.client()
 	res := rendered{requested: time.Now()}
 	if _, _, err := c.Render(ctx, job, r.config()); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	for {
 		f.b.sleep(200 * time.Millisecond)
 		j, err := c.GetJob(ctx, job)
 		if err != nil {
-			fatalf("get job: %v", err)
+			benchkit.Fatalf("get job: %v", err)
 		}
 		if j.Status.IsFinal() {
 			if j.Status != client.StatusCompleted {
-				fatalf("job %s ended %s: %+v\n%s", job, j.Status, j.FailedReason, f.logs())
+				benchkit.Fatalf("job %s ended %s: %+v\n%s", job, j.Status, j.FailedReason, f.logs())
 			}
 			res.completed, res.job = j.UpdatedAt, j
 			break
@@ -185,7 +185,7 @@ func (f *farm) chunks(job string, want int) []chunkLog {
 	for deadline := time.Now().Add(2 * time.Second); ; f.b.sleep(20 * time.Millisecond) {
 		got = got[:0]
 		for _, p := range f.procs {
-			got = append(got, readChunks(p.logPath, job)...)
+			got = append(got, readChunks(p.LogPath, job)...)
 		}
 		if len(got) >= want || time.Now().After(deadline) {
 			break
@@ -239,7 +239,7 @@ func readChunks(logPath, job string) []chunkLog {
 		}
 		var c chunkLog
 		if err := json.Unmarshal(line, &c); err != nil {
-			fatalf("%s: %v: %s", logPath, err, line)
+			benchkit.Fatalf("%s: %v: %s", logPath, err, line)
 		}
 		if c.Job == job {
 			out = append(out, c)
@@ -248,90 +248,10 @@ func readChunks(logPath, job string) []chunkLog {
 	return out
 }
 
-// proc is one renderfarm process.
-type proc struct {
-	cmd     *exec.Cmd
-	url     string // what follows the ready line: the API's URL
-	logPath string
-	done    chan struct{}
-}
-
-// start runs `renderfarm args…`, its log in logPath, and waits for the line
-// that says it is up.
-func start(ctx context.Context, binary, logPath, ready string, args ...string) *proc {
-	log, err := os.Create(logPath)
-	if err != nil {
-		fatalf("%v", err)
-	}
-	p := &proc{cmd: exec.Command(binary, args...), logPath: logPath, done: make(chan struct{})}
-	up := make(chan string, 1)
-	p.cmd.Stdout = &readyWriter{prefix: ready, up: up}
-	p.cmd.Stderr = log
-	p.cmd.Dir = filepath.Dir(logPath)
-	if err := p.cmd.Start(); err != nil {
-		fatalf("start renderfarm %s: %v", args[0], err)
-	}
-	atExit(p.stop)
-	go func() { _ = p.cmd.Wait(); log.Close(); close(p.done) }()
-	select {
-	case p.url = <-up:
-	case <-p.done:
-		fatalf("renderfarm %s exited at start:\n%s", args[0], tail(logPath, 30))
-	case <-time.After(90 * time.Second):
-		fatalf("renderfarm %s did not start:\n%s", args[0], tail(logPath, 30))
-	case <-ctx.Done():
-		fatalf("interrupted")
-	}
-	return p
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop asks the process to stop and waits; it is killed after 30 s.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// readyWriter takes a process's stdout and passes on the rest of the
-// first line that starts with prefix.
-type readyWriter struct {
-	prefix string
-	up     chan string
-	line   []byte
-}
-
-func (w *readyWriter) Write(b []byte) (int, error) {
-	for _, c := range b {
-		if c != '\n' {
-			w.line = append(w.line, c)
-			continue
-		}
-		if rest, ok := strings.CutPrefix(string(w.line), w.prefix); ok {
-			select {
-			case w.up <- rest:
-			default:
-			}
-		}
-		w.line = w.line[:0]
-	}
-	return len(b), nil
-}
-
 func (b *bench) tempDir(name string) string {
 	dir, err := os.MkdirTemp(b.work, name+"-")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	return dir
 }
@@ -340,6 +260,6 @@ func (b *bench) sleep(d time.Duration) {
 	select {
 	case <-time.After(d):
 	case <-b.ctx.Done():
-		fatalf("interrupted")
+		benchkit.Fatalf("interrupted")
 	}
 }

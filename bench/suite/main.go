@@ -41,6 +41,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
 )
 
 func main() {
@@ -59,7 +61,7 @@ func main() {
 	defer b.tearDown()
 
 	began := time.Now()
-	fmt.Printf("machine: %d cores, %s, %s memory; load average at start: %s\n\n", runtime.NumCPU(), cpuModel(), memTotal(), loadAverage())
+	fmt.Printf("machine: %d cores, %s, %s memory; load average at start: %s\n\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal(), benchkit.LoadAverage())
 	sections := []struct {
 		name string
 		run  func()
@@ -81,7 +83,7 @@ func main() {
 		fmt.Printf("\n%s", d)
 	}
 	fmt.Printf("\nResults: %d cores (%s), %s memory, %d runs of each case, medians; took %s; load average at the end: %s\n\n",
-		runtime.NumCPU(), cpuModel(), memTotal(), b.runs, time.Since(began).Round(time.Second), loadAverage())
+		runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal(), b.runs, time.Since(began).Round(time.Second), benchkit.LoadAverage())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tmeasurement\tfarm\treference\tratio\ttarget\tmet")
 	for _, r := range b.results {
@@ -124,32 +126,32 @@ type bench struct {
 
 func setUp(ctx context.Context, scene string, runs int) *bench {
 	if runs < 1 {
-		fatalf("-runs must be 1 or more")
+		benchkit.Fatalf("-runs must be 1 or more")
 	}
 	abs, err := filepath.Abs(scene)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	if _, err := os.Stat(abs); err != nil {
-		fatalf("scene: %v (run from the repository's root)", err)
+		benchkit.Fatalf("scene: %v (run from the repository's root)", err)
 	}
 	for _, tool := range []string{"blender", "ffmpeg", "curl", "wrk"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			fatalf("%s is needed: %v (scripts/bench.sh installs it)", tool, err)
+			benchkit.Fatalf("%s is needed: %v (scripts/bench.sh installs it)", tool, err)
 		}
 	}
 	work, err := os.MkdirTemp("", "renderfarm-bench-")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
-	atExit(func() { os.RemoveAll(work) })
+	benchkit.AtExit(func() { os.RemoveAll(work) })
 	b := &bench{ctx: ctx, runs: runs, scene: abs, work: work, binary: filepath.Join(work, "renderfarm")}
 	build := exec.Command("go", "build", "-o", b.binary, "./cmd/renderfarm")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fatalf("build renderfarm: %v", err)
+		benchkit.Fatalf("build renderfarm: %v", err)
 	}
 	return b
 }
 
-func (b *bench) tearDown() { runExits() }
+func (b *bench) tearDown() { benchkit.RunExits() }

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
@@ -45,7 +47,7 @@ type farmRun struct {
 func breakdown(r rendered) farmRun {
 	cs := r.chunks
 	if len(cs) == 0 {
-		fatalf("no chunk lines for job %s", r.job.ID)
+		benchkit.Fatalf("no chunk lines for job %s", r.job.ID)
 	}
 	fr := farmRun{total: r.completed.Sub(r.requested), queue: cs[0].spawn().Sub(r.requested), chunks: len(cs)}
 	for i, c := range cs {
@@ -86,7 +88,7 @@ type overheadCase struct {
 func (b *bench) measureOverhead() {
 	fmt.Printf("== 1. overhead: %d frames of %s (%dx%d, %d samples), through the farm at chunkSize %v with and without warm sessions, against Blender by hand\n",
 		overheadFrames, filepath.Base(b.scene), overheadRender.width, overheadRender.height, overheadRender.samples, overheadChunks)
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	var hand []byHand
 	farmRuns := map[overheadCase][]farmRun{}
 	var startOnly, sandboxed, unconfined []time.Duration
@@ -127,8 +129,10 @@ func (b *bench) measureOverhead() {
 		sandboxed, unconfined = append(sandboxed, s), append(unconfined, u)
 	}
 
-	med := func(c overheadCase, of func(farmRun) time.Duration) time.Duration { return median(farmRuns[c], of) }
-	direct := median(hand, func(h byHand) time.Duration { return h.total })
+	med := func(c overheadCase, of func(farmRun) time.Duration) time.Duration {
+		return benchkit.Median(farmRuns[c], of)
+	}
+	direct := benchkit.Median(hand, func(h byHand) time.Duration { return h.total })
 	// Each run's farm renders are set against that run's render by hand,
 	// made minutes apart on the same machine: the median of those ratios
 	// shakes off more of a shared machine's noise than a ratio of medians.
@@ -137,7 +141,7 @@ func (b *bench) measureOverhead() {
 		for i, r := range farmRuns[c] {
 			rs = append(rs, of(r).Seconds()/hand[i].total.Seconds())
 		}
-		return medianFloat(rs)
+		return benchkit.MedianFloat(rs)
 	}
 	total := func(r farmRun) time.Duration { return r.total }
 
@@ -147,9 +151,9 @@ func (b *bench) measureOverhead() {
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\ttotal\tratio\tqueue\tBlender start\trendering\tBlender exit\tbetween chunks\tfinalizing\tstore a frame\trecord a frame")
 	fmt.Fprintf(tw, "blender -a by hand\t%s\t1.000\t-\t%s\t%s\t%s\t-\t-\t-\t-\n", secs(direct),
-		secs(median(hand, func(h byHand) time.Duration { return h.start })),
-		secs(median(hand, func(h byHand) time.Duration { return h.rendering })),
-		secs(median(hand, func(h byHand) time.Duration { return h.exit })))
+		secs(benchkit.Median(hand, func(h byHand) time.Duration { return h.start })),
+		secs(benchkit.Median(hand, func(h byHand) time.Duration { return h.rendering })),
+		secs(benchkit.Median(hand, func(h byHand) time.Duration { return h.exit })))
 	for mode := range overheadModes {
 		for _, chunk := range overheadChunks {
 			c := overheadCase{mode, chunk}
@@ -168,10 +172,10 @@ func (b *bench) measureOverhead() {
 	}
 	tw.Flush()
 
-	startMed, sandboxMed, unconfinedMed := medianOf(startOnly), medianOf(sandboxed), medianOf(unconfined)
+	startMed, sandboxMed, unconfinedMed := benchkit.MedianOf(startOnly), benchkit.MedianOf(sandboxed), benchkit.MedianOf(unconfined)
 	fmt.Fprintf(&out, "\nBlender starting, loading %s, applying the settings and quitting, without rendering: %s by hand. Starting a program in the farm's sandbox (bubblewrap) takes %s, against %s unconfined.\n",
 		filepath.Base(b.scene), secs(startMed), millis(sandboxMed), millis(unconfinedMed))
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	b.detail(out.String())
 
 	for mode := range overheadModes {
@@ -200,18 +204,18 @@ func (b *bench) byHand(r renderSettings) byHand {
 	defer os.RemoveAll(out)
 	var first, last int
 	if _, err := fmt.Sscanf(r.frames, "%d-%d", &first, &last); err != nil {
-		fatalf("frames %q: %v", r.frames, err)
+		benchkit.Fatalf("frames %q: %v", r.frames, err)
 	}
 	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
 		"--python-expr", settingsExpr(filepath.Join(out, "frame_####"), first, last, r), "-a")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		fatalf("blender: %v", err)
+		benchkit.Fatalf("blender: %v", err)
 	}
 	var firstFrame, lastSaved time.Time
 	var tailLines []string
@@ -230,7 +234,7 @@ func (b *bench) byHand(r renderSettings) byHand {
 	exited := time.Now()
 	got, _ := filepath.Glob(filepath.Join(out, "frame_*.png"))
 	if err != nil || len(got) != last-first+1 || firstFrame.IsZero() {
-		fatalf("blender by hand wrote %d frames, want %d (%v):\n%s", len(got), last-first+1, err, strings.Join(tailLines, "\n"))
+		benchkit.Fatalf("blender by hand wrote %d frames, want %d (%v):\n%s", len(got), last-first+1, err, strings.Join(tailLines, "\n"))
 	}
 	return byHand{total: exited.Sub(start), start: firstFrame.Sub(start), rendering: lastSaved.Sub(firstFrame), exit: exited.Sub(lastSaved)}
 }
@@ -261,7 +265,7 @@ func (b *bench) blenderStartOnly(r renderSettings) time.Duration {
 	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
 		"--python-expr", settingsExpr(filepath.Join(out, "frame_####"), 1, 1, r))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fatalf("blender: %v\n%s", err, out)
+		benchkit.Fatalf("blender: %v\n%s", err, out)
 	}
 	return time.Since(start)
 }
@@ -271,7 +275,7 @@ func (b *bench) blenderStartOnly(r renderSettings) time.Duration {
 func (b *bench) sandboxStart() (confined, unconfined time.Duration) {
 	sb, err := sandbox.New(b.ctx, sandbox.Config{Mode: sandbox.Auto, OpenFiles: 4096})
 	if err != nil {
-		fatalf("sandbox: %v", err)
+		benchkit.Fatalf("sandbox: %v", err)
 	}
 	dir := b.tempDir("sandbox")
 	defer os.RemoveAll(dir)
@@ -280,20 +284,20 @@ func (b *bench) sandboxStart() (confined, unconfined time.Duration) {
 		defer cancel()
 		start := time.Now()
 		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
-			fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+			benchkit.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 		}
 		return time.Since(start)
 	}
 	truePath, err := exec.LookPath("true")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	var c, u []time.Duration
 	for range 10 {
 		c = append(c, run(sb.Command([]string{truePath}, sandbox.Paths{ReadOnly: []string{filepath.Dir(b.scene)}, Writable: []string{dir}})))
 		u = append(u, run([]string{truePath}))
 	}
-	return medianOf(c), medianOf(u)
+	return benchkit.MedianOf(c), benchkit.MedianOf(u)
 }
 
 func chunksOf(n int) string {

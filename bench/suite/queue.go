@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -56,7 +58,7 @@ func (b *bench) measureQueue() {
 		}},
 	}
 	fmt.Printf("\n== 2. queue latency: 4 frames in one chunk, on SQLite and on PostgreSQL\n")
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	results := map[string][]queueRun{}
 	for run := 1; run <= b.runs; run++ {
 		for i := range cases {
@@ -85,25 +87,25 @@ func (b *bench) measureQueue() {
 	for _, c := range cases {
 		rs := results[c.name]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.name,
-			millis(median(rs, func(r queueRun) time.Duration { return r.pickedUp })),
-			millis(median(rs, func(r queueRun) time.Duration { return r.blenderStarted })),
-			millis(median(rs, func(r queueRun) time.Duration { return r.finalized })))
+			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.pickedUp })),
+			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.blenderStarted })),
+			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.finalized })))
 	}
 	tw.Flush()
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	b.detail(out.String())
 
 	for _, c := range cases {
 		rs := results[c.name]
 		db, _, _ := strings.Cut(c.name, ":")
 		b.result(result{"2", "request → chunk handed to Blender, " + strings.TrimPrefix(c.name, db+": ") + ", " + db,
-			millis(median(rs, func(r queueRun) time.Duration { return r.blenderStarted })), "", "", "", ""})
+			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.blenderStarted })), "", "", "", ""})
 	}
 	for _, c := range cases {
 		rs := results[c.name]
 		db, _, _ := strings.Cut(c.name, ":")
 		b.result(result{"2", "last frame stored → completed, " + strings.TrimPrefix(c.name, db+": ") + ", " + db,
-			millis(median(rs, func(r queueRun) time.Duration { return r.finalized })), "", "", "", ""})
+			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.finalized })), "", "", "", ""})
 	}
 }
 
@@ -127,32 +129,32 @@ func (b *bench) postgres() *postgres {
 	}
 	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
 	if admin == "" || endpoint == "" {
-		fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), or run scripts/bench.sh")
+		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), or run scripts/bench.sh")
 	}
 	p := &postgres{ctx: b.ctx, endpoint: endpoint, region: cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")}
 	var err error
 	if p.adminURL, err = url.Parse(admin); err != nil {
-		fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
+		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
 	}
 	if p.admin, err = sql.Open("pgx", admin); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
-	atExit(func() { p.admin.Close() })
+	benchkit.AtExit(func() { p.admin.Close() })
 	eu, err := url.Parse(endpoint)
 	if err != nil {
-		fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
+		benchkit.Fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
 	}
 	p.s3, err = minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: p.region})
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	p.bucket = "renderfarm-bench-" + hex.EncodeToString(suffix)
 	if err := p.s3.MakeBucket(b.ctx, p.bucket, minio.MakeBucketOptions{Region: p.region}); err != nil {
-		fatalf("make bucket: %v", err)
+		benchkit.Fatalf("make bucket: %v", err)
 	}
-	atExit(func() {
+	benchkit.AtExit(func() {
 		ctx := context.Background()
 		for obj := range p.s3.ListObjects(ctx, p.bucket, minio.ListObjectsOptions{Recursive: true}) {
 			_ = p.s3.RemoveObject(ctx, p.bucket, obj.Key, minio.RemoveObjectOptions{})
@@ -171,9 +173,9 @@ func (p *postgres) database() string {
 	p.seq++
 	name := fmt.Sprintf("%s_%d", strings.ReplaceAll(p.bucket, "-", "_"), p.seq)
 	if _, err := p.admin.ExecContext(p.ctx, `CREATE DATABASE `+name); err != nil {
-		fatalf("create database: %v", err)
+		benchkit.Fatalf("create database: %v", err)
 	}
-	atExit(func() {
+	benchkit.AtExit(func() {
 		if _, err := p.admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
 			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
 		}

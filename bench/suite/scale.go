@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+
 	"github.com/renderfarm/renderfarm/client"
 )
 
@@ -61,7 +63,7 @@ type workersRun struct {
 
 func (b *bench) measureScale() {
 	fmt.Printf("\n== 5. scale: scheduling a %s-frame job; render time with 1, 2 and 4 workers\n", thousands(longFrames))
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	long := b.longScene(longFrames)
 
 	f := b.localFarm("scale")
@@ -72,12 +74,12 @@ func (b *bench) measureScale() {
 		sched = append(sched, s)
 		fmt.Printf("scale run %d: POST render of %s frames: %s at chunkSize 1 (%s chunks), %s at the default chunkSize (%d chunks); cancel %s and %s; %.2f chunks/s taken, hand-out %s, bookkeeping %s, Blender around the frames %s a chunk\n",
 			run, thousands(longFrames), secs(s.postChunk1), thousands(longFrames), secs(s.postDefault), longFrames/100,
-			secs(s.cancelChunk1), secs(s.cancelDefault), s.chunksPerSecond, millis(medianOf(s.handOut)), millis(medianOf(s.bookkeeping)), secs(medianOf(s.blender)))
+			secs(s.cancelChunk1), secs(s.cancelDefault), s.chunksPerSecond, millis(benchkit.MedianOf(s.handOut)), millis(benchkit.MedianOf(s.bookkeeping)), secs(benchkit.MedianOf(s.blender)))
 	}
 	f.stop()
-	schedMeter := meter.report()
+	schedMeter := meter.Report()
 
-	meter = startCPUMeter()
+	meter = benchkit.StartCPUMeter()
 	workers := map[workersCase][]workersRun{}
 	for run := 1; run <= b.runs; run++ {
 		for i := range workersCases {
@@ -103,8 +105,8 @@ func (b *bench) measureScale() {
 		}
 	}
 
-	postChunk1 := median(sched, func(s scheduleRun) time.Duration { return s.postChunk1 })
-	postDefault := median(sched, func(s scheduleRun) time.Duration { return s.postDefault })
+	postChunk1 := benchkit.Median(sched, func(s scheduleRun) time.Duration { return s.postChunk1 })
+	postDefault := benchkit.Median(sched, func(s scheduleRun) time.Duration { return s.postDefault })
 	var handOut, bookkeeping, blender []time.Duration
 	var rates []float64
 	for _, s := range sched {
@@ -113,7 +115,7 @@ func (b *bench) measureScale() {
 		blender = append(blender, s.blender...)
 		rates = append(rates, s.chunksPerSecond)
 	}
-	perChunk := medianOf(handOut) + medianOf(bookkeeping)
+	perChunk := benchkit.MedianOf(handOut) + benchkit.MedianOf(bookkeeping)
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "5. Scale, serve --workers 1 on SQLite. A job of %s frames of a trivial scene (%dx%d, %d sample): the render request (every frame, chunk and River job written in one transaction), the cancel request, and, while it ran for %s at chunkSize 1, what each chunk cost besides Blender's rendering:\n\n",
@@ -122,13 +124,13 @@ func (b *bench) measureScale() {
 	fmt.Fprintln(tw, "what\ttime\tper frame")
 	fmt.Fprintf(tw, "POST render, chunkSize 1 (%s chunks)\t%s\t%.0f µs\n", thousands(longFrames), secs(postChunk1), float64(postChunk1.Microseconds())/longFrames)
 	fmt.Fprintf(tw, "POST render, the farm's chunkSize (100: %d chunks)\t%s\t%.0f µs\n", longFrames/100, secs(postDefault), float64(postDefault.Microseconds())/longFrames)
-	fmt.Fprintf(tw, "POST cancel, %s queued chunks\t%s\t%.0f µs\n", thousands(longFrames), secs(median(sched, func(s scheduleRun) time.Duration { return s.cancelChunk1 })),
-		float64(median(sched, func(s scheduleRun) time.Duration { return s.cancelChunk1 }).Microseconds())/longFrames)
-	fmt.Fprintf(tw, "POST cancel, %d queued chunks\t%s\t-\n", longFrames/100, secs(median(sched, func(s scheduleRun) time.Duration { return s.cancelDefault })))
+	fmt.Fprintf(tw, "POST cancel, %s queued chunks\t%s\t%.0f µs\n", thousands(longFrames), secs(benchkit.Median(sched, func(s scheduleRun) time.Duration { return s.cancelChunk1 })),
+		float64(benchkit.Median(sched, func(s scheduleRun) time.Duration { return s.cancelChunk1 }).Microseconds())/longFrames)
+	fmt.Fprintf(tw, "POST cancel, %d queued chunks\t%s\t-\n", longFrames/100, secs(benchkit.Median(sched, func(s scheduleRun) time.Duration { return s.cancelDefault })))
 	tw.Flush()
 	fmt.Fprintf(&out, "\nPer chunk, with %s chunks queued (medians of %d chunks): River handing out the next chunk (from one chunk's end to the next taken) %s; the worker's bookkeeping (claiming, moving the job, closing the chunk) %s; Blender's time around the chunk's frames (in a warm session: from the command to its first frame, and from its last frame to the end of the command) %s; %.2f chunks a second. For the whole job at chunkSize 1 that is %s of hand-out and bookkeeping and %s of Blender around the frames, against %s and %s at the farm's chunkSize of 100.\n",
-		thousands(longFrames), len(handOut), millis(medianOf(handOut)), millis(medianOf(bookkeeping)), secs(medianOf(blender)), medianFloat(rates),
-		duration(perChunk*longFrames), duration(medianOf(blender)*longFrames), duration(perChunk*longFrames/100), duration(medianOf(blender)*longFrames/100))
+		thousands(longFrames), len(handOut), millis(benchkit.MedianOf(handOut)), millis(benchkit.MedianOf(bookkeeping)), secs(benchkit.MedianOf(blender)), benchkit.MedianFloat(rates),
+		duration(perChunk*longFrames), duration(benchkit.MedianOf(blender)*longFrames), duration(perChunk*longFrames/100), duration(benchkit.MedianOf(blender)*longFrames/100))
 	fmt.Fprintf(&out, "\n%s\n", schedMeter)
 
 	fmt.Fprintf(&out, "\nRender time of %d frames of %s (%dx%d, %d samples), from the render request to completed, serve --workers N on SQLite (N chunks at once, the farm's chunkSize: %d frames / N), on these %s; the speed-up is against 1 worker with the same threads:\n\n",
@@ -136,24 +138,24 @@ func (b *bench) measureScale() {
 	tw = tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workers\tBlender's time a frame\tlast frame stored\tcompleted\tspeed-up\tspeed-up per worker")
 	completed := func(wc workersCase) time.Duration {
-		return median(workers[wc], func(w workersRun) time.Duration { return w.completed })
+		return benchkit.Median(workers[wc], func(w workersRun) time.Duration { return w.completed })
 	}
 	for _, wc := range workersCases {
 		one := completed(workersCase{1, wc.threads})
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.2f\n", wc,
-			secs(median(workers[wc], func(w workersRun) time.Duration { return w.blenderPerFrame })),
-			secs(median(workers[wc], func(w workersRun) time.Duration { return w.lastFrame })), secs(completed(wc)),
+			secs(benchkit.Median(workers[wc], func(w workersRun) time.Duration { return w.blenderPerFrame })),
+			secs(benchkit.Median(workers[wc], func(w workersRun) time.Duration { return w.lastFrame })), secs(completed(wc)),
 			one.Seconds()/completed(wc).Seconds(), one.Seconds()/completed(wc).Seconds()/float64(wc.workers))
 	}
 	tw.Flush()
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	b.detail(out.String())
 
 	b.result(result{"5", fmt.Sprintf("POST render, %s frames, chunkSize 1 / the farm's (100)", thousands(longFrames)),
 		fmt.Sprintf("%s / %s", secs(postChunk1), secs(postDefault)),
 		fmt.Sprintf("%.0f / %.0f µs a frame", float64(postChunk1.Microseconds())/longFrames, float64(postDefault.Microseconds())/longFrames), "", "", ""})
 	b.result(result{"5", fmt.Sprintf("farm's time a chunk besides Blender, %s chunks queued", thousands(longFrames)),
-		millis(perChunk), fmt.Sprintf("Blender around the frames %s", millis(medianOf(blender))), "", "", ""})
+		millis(perChunk), fmt.Sprintf("Blender around the frames %s", millis(benchkit.MedianOf(blender))), "", "", ""})
 	for _, wc := range workersCases {
 		one := completed(workersCase{1, wc.threads})
 		b.result(result{"5", fmt.Sprintf("%d frames of ~1 s, workers %s, request → completed", workersFrames, wc), secs(completed(wc)),
@@ -172,21 +174,21 @@ func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
 	r.chunk = 1
 	start := time.Now()
 	if _, _, err := c.Render(ctx, job, r.config()); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	s.postChunk1 = time.Since(start)
 	b.sleep(longWindow)
 	start = time.Now()
 	if _, err := c.Cancel(ctx, job); err != nil {
-		fatalf("cancel: %v", err)
+		benchkit.Fatalf("cancel: %v", err)
 	}
 	s.cancelChunk1 = time.Since(start)
 	if _, err := c.Wait(ctx, job, client.UntilFinal, nil); err != nil && !strings.Contains(err.Error(), "canceled") {
-		fatalf("wait: %v", err)
+		benchkit.Fatalf("wait: %v", err)
 	}
 	chunks := f.chunks(job, 0)
 	if len(chunks) < 3 {
-		fatalf("only %d chunks of the long job ended in %s:\n%s", len(chunks), longWindow, f.logs())
+		benchkit.Fatalf("only %d chunks of the long job ended in %s:\n%s", len(chunks), longWindow, f.logs())
 	}
 	for i, ch := range chunks {
 		s.bookkeeping = append(s.bookkeeping, ch.bookkeeping())
@@ -200,16 +202,16 @@ func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
 	job = f.validatedJob(long)
 	start = time.Now()
 	if _, _, err := c.Render(ctx, job, longRender.config()); err != nil {
-		fatalf("render: %v", err)
+		benchkit.Fatalf("render: %v", err)
 	}
 	s.postDefault = time.Since(start)
 	start = time.Now()
 	if _, err := c.Cancel(ctx, job); err != nil {
-		fatalf("cancel: %v", err)
+		benchkit.Fatalf("cancel: %v", err)
 	}
 	s.cancelDefault = time.Since(start)
 	if _, err := c.Wait(ctx, job, client.UntilFinal, nil); err != nil && !strings.Contains(err.Error(), "canceled") {
-		fatalf("wait: %v", err)
+		benchkit.Fatalf("wait: %v", err)
 	}
 	return s
 }
@@ -220,7 +222,7 @@ func (b *bench) longScene(n int) string {
 	expr := fmt.Sprintf("import bpy\nbpy.context.scene.frame_end = %d\nbpy.ops.wm.save_as_mainfile(filepath=%q, compress=True)\n", n, path)
 	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene, "--python-expr", expr)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fatalf("save a %d-frame scene: %v\n%s", n, err, out)
+		benchkit.Fatalf("save a %d-frame scene: %v\n%s", n, err, out)
 	}
 	return path
 }

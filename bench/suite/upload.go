@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
 )
 
 // ---- 3. upload: 1 GiB through a presigned URL against cp ----
@@ -40,7 +42,7 @@ func (r uploadRun) growth() int64 {
 
 func (b *bench) measureUpload() {
 	fmt.Printf("\n== 3. upload: 1 GiB through a presigned URL of serve, against cp on the same disk\n")
-	meter := startCPUMeter()
+	meter := benchkit.StartCPUMeter()
 	dir := b.tempDir("upload")
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "big.blend")
@@ -66,20 +68,20 @@ func (b *bench) measureUpload() {
 
 		ticket, err := f.client().CreateUpload(b.ctx, "big.blend", "blend")
 		if err != nil {
-			fatalf("create upload: %v", err)
+			benchkit.Fatalf("create upload: %v", err)
 		}
 		syscall.Sync()
-		r.rssBefore = procStatusKB(fmt.Sprintf("/proc/%d/status", serve.pid()), "VmRSS")
-		r.hwmBefore = procStatusKB(fmt.Sprintf("/proc/%d/status", serve.pid()), "VmHWM")
-		stopSampling := sampleRSS(serve.pid(), &r.rssPeak)
+		r.rssBefore = benchkit.ProcStatusKB(fmt.Sprintf("/proc/%d/status", serve.Pid()), "VmRSS")
+		r.hwmBefore = benchkit.ProcStatusKB(fmt.Sprintf("/proc/%d/status", serve.Pid()), "VmHWM")
+		stopSampling := sampleRSS(serve.Pid(), &r.rssPeak)
 		start = time.Now()
 		b.run("curl", "-sS", "-f", "-T", src, "-o", "/dev/null", ticket.UploadURL)
 		r.put = time.Since(start)
 		stopSampling()
-		r.hwmAfter = procStatusKB(fmt.Sprintf("/proc/%d/status", serve.pid()), "VmHWM")
+		r.hwmAfter = benchkit.ProcStatusKB(fmt.Sprintf("/proc/%d/status", serve.Pid()), "VmHWM")
 		stored := filepath.Join(f.dir, "objects", "uploads", ticket.Slug, "big.blend")
 		if fi, err := os.Stat(stored); err != nil || fi.Size() != uploadBytes {
-			fatalf("the upload was not stored whole at %s: %v", stored, err)
+			benchkit.Fatalf("the upload was not stored whole at %s: %v", stored, err)
 		}
 		os.Remove(stored)
 
@@ -95,15 +97,15 @@ func (b *bench) measureUpload() {
 	}
 	os.Remove(src)
 
-	cp := median(runs, func(r uploadRun) time.Duration { return r.cp })
-	cpSync := median(runs, func(r uploadRun) time.Duration { return r.cpSync })
-	put := median(runs, func(r uploadRun) time.Duration { return r.put })
-	plainPut := median(runs, func(r uploadRun) time.Duration { return r.plainPut })
+	cp := benchkit.Median(runs, func(r uploadRun) time.Duration { return r.cp })
+	cpSync := benchkit.Median(runs, func(r uploadRun) time.Duration { return r.cpSync })
+	put := benchkit.Median(runs, func(r uploadRun) time.Duration { return r.put })
+	plainPut := benchkit.Median(runs, func(r uploadRun) time.Duration { return r.plainPut })
 	var growth []float64
 	for _, r := range runs {
 		growth = append(growth, float64(r.growth())/1024)
 	}
-	peakGrowth := medianFloat(growth)
+	peakGrowth := benchkit.MedianFloat(growth)
 	rate := func(d time.Duration) string { return fmt.Sprintf("%.0f MiB/s", uploadBytes/(1<<20)/d.Seconds()) }
 
 	var out strings.Builder
@@ -116,7 +118,7 @@ func (b *bench) measureUpload() {
 	fmt.Fprintf(tw, "curl -T to serve's presigned URL\t%s\t%s\t%.2f\n", secs(put), rate(put), cp.Seconds()/put.Seconds())
 	tw.Flush()
 	fmt.Fprintf(&out, "\nserve's memory during the upload grew by %.1f MiB at most (median of the runs; resident size sampled every 10 ms, and the kernel's high water mark).\n", peakGrowth)
-	fmt.Fprintf(&out, "\n%s\n", meter.report())
+	fmt.Fprintf(&out, "\n%s\n", meter.Report())
 	b.detail(out.String())
 
 	ratio := cp.Seconds() / put.Seconds()
@@ -131,26 +133,26 @@ func (b *bench) measureUpload() {
 func writeRandomFile(path string, size int64) {
 	f, err := os.Create(path)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	var seed [32]byte
 	rng := rand.NewChaCha8(seed)
 	if _, err := io.CopyN(f, rng, size); err != nil {
-		fatalf("write %s: %v", path, err)
+		benchkit.Fatalf("write %s: %v", path, err)
 	}
 	if err := f.Close(); err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 }
 
 func fsyncFile(path string) {
 	f, err := os.Open(path)
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		fatalf("fsync %s: %v", path, err)
+		benchkit.Fatalf("fsync %s: %v", path, err)
 	}
 }
 
@@ -165,7 +167,7 @@ func sampleRSS(pid int, peak *int64) (stop func()) {
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			*peak = max(*peak, procStatusKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS"))
+			*peak = max(*peak, benchkit.ProcStatusKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS"))
 			select {
 			case <-done:
 				return
@@ -181,7 +183,7 @@ func sampleRSS(pid int, peak *int64) (stop func()) {
 func plainUploadServer(dir string) (url string, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fatalf("%v", err)
+		benchkit.Fatalf("%v", err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Create(filepath.Join(dir, filepath.Base(r.URL.Path)))
@@ -200,6 +202,6 @@ func plainUploadServer(dir string) (url string, stop func()) {
 // run runs a command that must succeed.
 func (b *bench) run(name string, args ...string) {
 	if out, err := exec.CommandContext(b.ctx, name, args...).CombinedOutput(); err != nil {
-		fatalf("%s: %v\n%s", name, err, out)
+		benchkit.Fatalf("%s: %v\n%s", name, err, out)
 	}
 }

@@ -256,8 +256,8 @@ func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool, unsav
 // with a 200 MiB limit, the allocation failing while the file loads rather
 // than killing Blender).
 func (r *Runner) explainRenderFailure(line string, status exitStatus) string {
-	if limit := r.Sandbox.MemoryLimit(); limit > 0 && status.signal == 0 && strings.Contains(line, "Failed to read blend file") {
-		return fmt.Sprintf("%s (it may have needed more than the %.3g GiB of memory a Blender may use on this worker)", line, float64(limit)/(1<<30))
+	if status.signal == 0 && strings.Contains(line, "Failed to read blend file") {
+		return r.withMemoryHint(line)
 	}
 	return r.explainCrash(line, status)
 }
@@ -266,12 +266,18 @@ func (r *Runner) explainRenderFailure(line string, status exitStatus) string {
 // memory limit may be why: Blender does not report a failed allocation, it
 // dies of it.
 func (r *Runner) explainCrash(line string, status exitStatus) string {
-	limit := r.Sandbox.MemoryLimit()
 	switch status.signal {
 	case syscall.SIGSEGV, syscall.SIGABRT, syscall.SIGBUS:
-		if limit > 0 {
-			return fmt.Sprintf("%s (it may have needed more than the %.3g GiB of memory a Blender may use on this worker)", line, float64(limit)/(1<<30))
-		}
+		return r.withMemoryHint(line)
+	}
+	return line
+}
+
+// withMemoryHint adds to line that the memory limit, if there is one, may
+// be why.
+func (r *Runner) withMemoryHint(line string) string {
+	if limit := r.Sandbox.MemoryLimit(); limit > 0 {
+		return fmt.Sprintf("%s (it may have needed more than the %.3g GiB of memory a Blender may use on this worker)", line, float64(limit)/(1<<30))
 	}
 	return line
 }

@@ -71,26 +71,33 @@ func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, er
 		env:   r.env(tmp),
 		paths: sandbox.Paths{ReadOnly: []string{r.inputPath(abs)}, Writable: []string{dir}},
 	}, onLine)
-	if err != nil && ctx.Err() == nil && stalled(runCtx) {
-		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: tail.lines(),
-			Line: fmt.Sprintf("Blender did not finish reading the file in %v; killed", r.FrameTimeout)}
-	}
-	if err != nil {
+	timedOut := err != nil && ctx.Err() == nil && stalled(runCtx)
+	if err != nil && !timedOut {
 		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
 	}
-	if status.failed() {
+	return r.inspection(abs, outPath, !status.failed(), status, timedOut, firstError, tail.lines())
+}
+
+// inspection reads what an inspection of abs wrote to outPath, or says why
+// it failed: it timed out, or (not ok) Blender failed, its first error line
+// or else its last words telling why.
+func (r *Runner) inspection(abs, outPath string, ok bool, status exitStatus, timedOut bool, firstError string, logTail []string) (*Inspection, error) {
+	switch {
+	case timedOut:
+		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: logTail,
+			Line: fmt.Sprintf("Blender did not finish reading the file in %v; killed", r.FrameTimeout)}
+	case !ok:
 		line := firstError
 		if line == "" {
-			line = r.explainCrash(lastMeaningfulLine(tail.lines(), status), status)
+			line = r.explainCrash(lastMeaningfulLine(logTail, status), status)
 		}
 		// Users see this line; the worker's paths mean nothing to them.
 		line = strings.ReplaceAll(line, abs, filepath.Base(abs))
-		return nil, &InspectError{Path: abs, Line: line, ExitCode: status.exitCode, LogTail: tail.lines()}
+		return nil, &InspectError{Path: abs, Line: line, ExitCode: status.exitCode, LogTail: logTail}
 	}
-
 	insp, err := readInspection(outPath)
 	if err != nil {
-		return nil, &InspectError{Path: abs, Line: err.Error(), ExitCode: status.exitCode, LogTail: tail.lines()}
+		return nil, &InspectError{Path: abs, Line: err.Error(), ExitCode: status.exitCode, LogTail: logTail}
 	}
 	r.setVersion(insp.BlenderVersion)
 	return insp, nil

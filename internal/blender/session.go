@@ -285,27 +285,14 @@ func (s *Session) Inspect(ctx context.Context) (*Inspection, error) {
 	ok, status, timedOut, err := s.do(ctx, map[string]any{"op": "inspect", "out": outPath}, out)
 	out.flush()
 	abs := s.spec.BlendPath
-	switch {
-	case timedOut:
-		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: out.result.LogTail,
-			Line: fmt.Sprintf("Blender did not finish reading the file in %v; killed", s.r.FrameTimeout)}
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
-	case !ok:
-		line := out.firstError
-		if line == "" {
-			line = s.r.explainCrash(lastMeaningfulLine(out.result.LogTail, status), status)
-		}
-		// Users see this line; the worker's paths mean nothing to them.
-		line = strings.ReplaceAll(line, abs, filepath.Base(abs))
-		return nil, &InspectError{Path: abs, Line: line, ExitCode: status.exitCode, LogTail: out.result.LogTail}
 	}
-	insp, err := readInspection(outPath)
+	insp, err := s.r.inspection(abs, outPath, ok, status, timedOut, out.firstError, out.result.LogTail)
 	if err != nil {
 		s.broken = true
-		return nil, &InspectError{Path: abs, Line: err.Error(), LogTail: out.result.LogTail}
+		return nil, err
 	}
-	s.r.setVersion(insp.BlenderVersion)
 	if s.scene == "" {
 		s.scene = insp.ActiveScene
 	}

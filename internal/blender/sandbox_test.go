@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"image/png"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox/sandboxtest"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
@@ -79,25 +79,7 @@ print("renderfarm-probe: " + json.dumps(res), flush=True)
 func TestSandboxedBlenderHasNoNetwork(t *testing.T) {
 	r := needSandbox(t)
 	t.Parallel()
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	addrs := []string{net.JoinHostPort("127.0.0.1", port)}
-	if ip := nonLoopbackIP(); ip != "" {
-		addrs = append(addrs, net.JoinHostPort(ip, port))
-	}
+	addrs := sandboxtest.Listener(t)
 	job := RenderJob{BlendPath: scene(t, "cube.blend"), OutputDir: t.TempDir()}
 
 	outside := runPython(t, &Runner{}, job, netProbe, addrs...)
@@ -115,19 +97,6 @@ func TestSandboxedBlenderHasNoNetwork(t *testing.T) {
 	if !strings.HasPrefix(inside["example.com"], "failed") {
 		t.Errorf("sandboxed Blender resolved example.com: %s", inside["example.com"])
 	}
-}
-
-func nonLoopbackIP() string {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return ""
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
-			return ipn.IP.String()
-		}
-	}
-	return ""
 }
 
 // fsProbe tries to write each path given (and reads those after "read:").

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox/sandboxtest"
 )
 
 func TestParseMode(t *testing.T) {
@@ -195,25 +197,7 @@ func probe(t *testing.T, s *Sandbox, paths Paths, args ...string) (string, bool)
 
 func TestSandboxHasNoNetwork(t *testing.T) {
 	s := needBwrap(t, Config{})
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	addrs := []string{net.JoinHostPort("127.0.0.1", port)}
-	if ip := nonLoopbackIP(); ip != "" {
-		addrs = append(addrs, net.JoinHostPort(ip, port))
-	}
+	addrs := sandboxtest.Listener(t)
 	for _, addr := range addrs {
 		if out, ok := probe(t, nil, Paths{}, "connect", addr); !ok {
 			t.Fatalf("the listener at %s cannot be reached even unconfined: %s", addr, out)
@@ -224,19 +208,6 @@ func TestSandboxHasNoNetwork(t *testing.T) {
 		}
 		t.Logf("sandboxed connect to %s: %s", addr, strings.TrimSpace(out))
 	}
-}
-
-func nonLoopbackIP() string {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return ""
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
-			return ipn.IP.String()
-		}
-	}
-	return ""
 }
 
 func TestSandboxFiles(t *testing.T) {

@@ -56,11 +56,12 @@ func CreateAPIKey(ctx context.Context, st *store.Store, workspace string) (strin
 }
 
 // IssueAPIKey makes the key req describes. Only the key's hash is stored,
-// so the key in the answer is the one time it is seen.
+// so the key in the answer is the one time it is seen. A request that
+// makes no sense is refused with a *farm.Error of KindInvalid.
 func IssueAPIKey(ctx context.Context, st *store.Store, req NewAPIKey) (CreatedAPIKey, error) {
 	workspace := strings.TrimSpace(req.Workspace)
 	if workspace == "" {
-		return CreatedAPIKey{}, errors.New("a workspace name is required")
+		return CreatedAPIKey{}, farm.Invalid(farm.CodeInvalidRequest, "a workspace name is required")
 	}
 	name, err := checkKeyName(req.Name)
 	if err != nil {
@@ -70,7 +71,7 @@ func IssueAPIKey(ctx context.Context, st *store.Store, req NewAPIKey) (CreatedAP
 	var expires *time.Time
 	if !req.ExpiresAt.IsZero() {
 		if !req.ExpiresAt.After(now) {
-			return CreatedAPIKey{}, fmt.Errorf("the expiry %s is not in the future", req.ExpiresAt.UTC().Format(time.RFC3339))
+			return CreatedAPIKey{}, farm.Invalid(farm.CodeInvalidRequest, "the expiry %s is not in the future", req.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		t := req.ExpiresAt.UTC()
 		expires = &t
@@ -109,14 +110,14 @@ func IssueAPIKey(ctx context.Context, st *store.Store, req NewAPIKey) (CreatedAP
 func checkKeyName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if n := utf8.RuneCountInString(name); n > MaxKeyNameLength {
-		return "", fmt.Errorf("the key's name has %d characters; give at most %d", n, MaxKeyNameLength)
+		return "", farm.Invalid(farm.CodeInvalidRequest, "the key's name has %d characters; give at most %d", n, MaxKeyNameLength)
 	}
 	if !utf8.ValidString(name) {
-		return "", errors.New("the key's name is not valid UTF-8")
+		return "", farm.Invalid(farm.CodeInvalidRequest, "the key's name is not valid UTF-8")
 	}
 	for _, r := range name {
 		if unicode.IsControl(r) {
-			return "", fmt.Errorf("the key's name holds the control character %U; use printable characters", r)
+			return "", farm.Invalid(farm.CodeInvalidRequest, "the key's name holds the control character %U; use printable characters", r)
 		}
 	}
 	return name, nil
@@ -129,17 +130,19 @@ func ListAPIKeys(ctx context.Context, st *store.Store, workspace string) ([]stor
 }
 
 // RevokeAPIKey revokes the key with this id on every server of the farm:
-// each refuses it once its cached acceptance lapses, within
-// httpapi's key cache TTL. revoked is false when the key had been revoked
-// before, in which case it keeps its first revocation time.
+// each refuses it once its cached acceptance lapses, within httpapi's key
+// cache TTL. revoked is false when the key had been revoked before, in
+// which case it keeps its first revocation time. An id that names no key
+// is a *farm.Error of KindNotFound.
 func RevokeAPIKey(ctx context.Context, st *store.Store, id string) (key store.APIKeyInfo, revoked bool, err error) {
 	id = strings.TrimSpace(id)
 	if strings.HasPrefix(id, keyPrefix) {
-		return key, false, fmt.Errorf("%q looks like a key, not a key's id; give the ID that `renderfarm keys list` shows", truncateForMessage(id, len(keyPrefix)+6))
+		return key, false, farm.Invalid(farm.CodeInvalidRequest, "%q looks like a key, not a key's id; give the ID that `renderfarm keys list` shows", truncateForMessage(id, len(keyPrefix)+6))
 	}
 	key, revoked, err = st.RevokeAPIKey(ctx, id, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		return key, false, fmt.Errorf("no API key has the id %q; `renderfarm keys list` shows the ids", truncateForMessage(id, 64))
+		return key, false, &farm.Error{Kind: farm.KindNotFound, Code: farm.CodeNotFound,
+			Message: fmt.Sprintf("no API key has the id %q; `renderfarm keys list` shows the ids", truncateForMessage(id, 64))}
 	}
 	return key, revoked, err
 }

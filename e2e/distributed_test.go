@@ -138,8 +138,8 @@ func start(t *testing.T, ready string, args ...string) *process {
 func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 	d := newDistributed(t)
 	common := []string{"--database", d.database, "--storage", d.storage, "--worker-timeout", "5s"}
-	apiA := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
-	apiB := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
+	apiA := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
+	apiB := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
 	nodes := map[string]*process{}
 	for _, name := range []string{"node-a", "node-b"} {
 		nodes[name] = start(t, "renderfarm worker ", append([]string{"worker", "--worker-name", name, "--work-dir", t.TempDir()}, common...)...)
@@ -244,7 +244,7 @@ func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 // request is refused with 413 and the file is removed.
 func TestBucketUploadOverTheLimitIsRefusedAtJobCreation(t *testing.T) {
 	d := newDistributed(t)
-	api := start(t, "renderfarm serving at ", "serve", "--addr", "127.0.0.1:0", "--workers", "0", "--data-dir", t.TempDir(),
+	api := start(t, "renderfarm serving at ", "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir(),
 		"--database", d.database, "--storage", d.storage, "--max-upload-bytes", "10KiB")
 	keyOut, err := exec.Command(binary, "keys", "create", "--database", d.database, "--workspace", "studio").Output()
 	if err != nil {

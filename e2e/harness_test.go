@@ -87,9 +87,11 @@ func startFarm(t *testing.T, args ...string) *farm {
 
 func (f *farm) start() {
 	f.t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", f.dataDir}, f.args...)
+	// No unauthenticated metrics address unless a test asks for one: the
+	// default port would be taken by the first of the farms running at once.
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir}, f.args...)
 	if f.cwd != "" {
-		args = append([]string{"serve", "--addr", "127.0.0.1:0"}, f.args...)
+		args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", ""}, f.args...)
 	}
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = f.cwd

@@ -12,7 +12,7 @@ import (
 )
 
 // TestMetricsAndRiverUI: /metrics reports jobs and frames in Prometheus'
-// format, and River's UI answers only with the admin token.
+// format, and it and River's UI answer only with the admin token.
 func TestMetricsAndRiverUI(t *testing.T) {
 	f := startFarm(t, "--admin-token", "s3cret-token")
 	c := f.client("studio")
@@ -22,7 +22,7 @@ func TestMetricsAndRiverUI(t *testing.T) {
 		t.Fatalf("job ended %s", done.Status)
 	}
 
-	body := get(t, f.url+"/metrics", "", http.StatusOK)
+	body := getWithBearer(t, f.url+"/metrics", "s3cret-token", http.StatusOK)
 	for _, want := range []string{`renderfarm_jobs{status="completed"} 1`, `renderfarm_frames_rendered_total{worker=`, "renderfarm_render_seconds_total", "renderfarm_upload_bytes_total", "renderfarm_workers 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -626,7 +626,7 @@ func (b *bench) newFarm(common, keyArg []string) *farm {
 
 // serve starts an API process; the first one is the farm's address.
 func (f *farm) serve(name string, args ...string) {
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", f.b.tempDir(name)}, args...)
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.b.tempDir(name)}, args...)
 	// A flag given twice keeps the last: the farm's own --data-dir wins.
 	p := f.start(name, "renderfarm serving at ", append(args, f.common...)...)
 	if f.url == "" {

@@ -128,7 +128,7 @@ func startServe(binary, work string) *serve {
 	if err != nil {
 		benchkit.Fatalf("%v", err)
 	}
-	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", dataDir)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -49,7 +49,7 @@ func (f *farm) serve(args ...string) *benchkit.Proc {
 	if f.url != "" || dir == "" {
 		dir = f.b.tempDir("serve")
 	}
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json", "--rate-limit", "0"}, args...)
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", dir, "--log-format", "json", "--rate-limit", "0"}, args...)
 	// A flag given twice keeps the last: the farm's own flags win.
 	p := f.start("serve", "renderfarm serving at ", append(args, f.common...)...)
 	if f.url == "" {

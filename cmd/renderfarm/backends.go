@@ -85,9 +85,26 @@ func (b *backends) openObjects(ctx context.Context, publicURL string, maxUpload 
 	return s3, nil, func() {}, nil
 }
 
+// dataDirMode is the mode of --data-dir: it holds the database and the
+// key that signs upload and download URLs, so only the farm's own user may
+// enter it.
+const dataDirMode = 0o700
+
+// mkdirData creates the data directory, or tightens one that exists (made
+// by hand, by an older version, or by systemd's StateDirectory=), to
+// dataDirMode, whatever the umask.
 func mkdirData(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, dataDirMode); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if info.Mode().Perm() != dataDirMode {
+		if err := os.Chmod(dir, dataDirMode); err != nil {
+			return fmt.Errorf("data directory %s is open to other users (mode %04o) and could not be made the farm's alone: %w; chmod 700 it, or choose another --data-dir", dir, info.Mode().Perm(), err)
+		}
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func (f *farm) start() {
 	if f.err != nil {
 		return
 	}
-	f.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", f.dataDir, "--workers", "2", "--webhook-allow-private")
+	f.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir, "--workers", "2", "--webhook-allow-private")
 	f.cmd.Env = cleanEnv()
 	stdout, err := f.cmd.StdoutPipe()
 	if err != nil {

@@ -2,7 +2,7 @@
 // the Renderjuice external API v1.
 //
 //	renderfarm serve        the API, the job engine and local render workers
-//	renderfarm keys create  a new API key for a workspace
+//	renderfarm keys         create, list and revoke API keys
 //
 // and the client commands that talk to a farm over its API: submit, jobs,
 // status, progress, cancel, download and webhooks.
@@ -26,7 +26,9 @@ Usage:
   renderfarm worker [flags]        a render node on PostgreSQL and S3 (--database, --storage)
   renderfarm migrate [flags]       bring the database's schema up to date
   renderfarm workers [flags]       list the render workers and what they do
-  renderfarm keys create [flags]   create an API key for a workspace
+  renderfarm keys create [flags]   create an API key for a workspace (--name, --expires 90d)
+  renderfarm keys list [flags]     list the API keys: id, workspace, name, prefix, use, expiry
+  renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
 
 Client commands, for any farm (--server, --api-key):
   renderfarm submit FILE [flags]   upload a .blend, .zip or project folder, validate, render

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"errors"
@@ -162,6 +163,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rateLimit      float64
 		rateBurst      int
 		retention      time.Duration
+		metricsAddr    string
 	)
 	fs := newFlagSet("serve", stderr)
 	b.register(fs)
@@ -169,7 +171,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "the address the API listens on")
 	fs.IntVar(&workers, "workers", 1, "how many chunks this machine renders at once (0: API only)")
 	fs.StringVar(&publicURL, "public-url", "", "the URL clients reach this server at, used in upload and download URLs (default http://ADDR)")
-	fs.StringVar(&adminToken, "admin-token", "", "serve River's UI at /riverui/ to operators who give this token as their password (empty: no UI)")
+	fs.StringVar(&adminToken, "admin-token", "", "serve River's UI at /riverui/ to operators who give this token as their password, and /metrics on --addr to those who send it as \"Authorization: Bearer TOKEN\" (empty: neither)")
+	fs.StringVar(&metricsAddr, "metrics-addr", defaultMetricsAddr, "serve /metrics and /healthz without credentials at this address, for a Prometheus on this host (empty: none)")
 	fs.Var(&maxUpload, "max-upload-bytes", "the largest file an upload URL accepts (e.g. 5GiB)")
 	fs.DurationVar(&uploadTTL, "upload-url-ttl", 15*time.Minute, "how long an upload URL stays valid")
 	fs.DurationVar(&downloadTTL, "download-url-ttl", time.Hour, "how long a download URL stays valid")
@@ -230,6 +233,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeObjects()
+	// Before the first key is made: a start that fails here must not
+	// have shown a key that a second start will not show again.
+	m := farmMetrics(st, w.workerTimeout, log)
+	stopMetrics, err := serveMetrics(metricsAddr, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	if n, err := st.CountAPIKeys(ctx); err != nil {
 		return err
@@ -241,7 +252,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("created workspace \"default\" and its first API key; it is shown only this once", "apiKey", key)
 	}
 
-	m := farmMetrics(st, w.workerTimeout, log)
 	limits := blendfile.DefaultZipLimits()
 	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
@@ -262,8 +272,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	objectOrigins := []string{publicURL}
 	root := http.NewServeMux()
-	root.Handle("GET /metrics", m.Handler())
 	if adminToken != "" {
+		// /metrics counts the jobs of every workspace: on the API's
+		// address, which API clients reach, it is for operators only.
+		// Without a token it is not served here (404): --metrics-addr
+		// serves it on loopback.
+		root.Handle("GET /metrics", adminBearer(adminToken, m.Handler()))
 		ui, err := riverUI(ctx, eng.River(), adminToken, log)
 		if err != nil {
 			return err
@@ -315,13 +329,43 @@ func riverUI(ctx context.Context, client *river.Client[*sql.Tx], token string, l
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		_, pass, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(token)) != 1 {
+		if !ok || !adminTokenMatches(pass, token) {
 			rw.Header().Set("WWW-Authenticate", `Basic realm="renderfarm River UI"`)
 			http.Error(rw, "the River UI needs the admin token as the password", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(rw, r)
 	}), nil
+}
+
+// defaultMetricsAddr is where serve answers /metrics without credentials
+// unless told otherwise: loopback, so that only this host's Prometheus
+// reaches it, and a fixed port, so that its scrape configuration holds
+// across restarts. A second serve on the same host needs another
+// --metrics-addr, or "" for none, and says so if it is not given one.
+const defaultMetricsAddr = "127.0.0.1:9464"
+
+// adminBearer lets a request through to h only when it carries the admin
+// token as "Authorization: Bearer <admin token>", the way Prometheus sends
+// a scrape's credentials.
+func adminBearer(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !adminTokenMatches(strings.TrimSpace(given), token) {
+			rw.Header().Set("WWW-Authenticate", `Bearer realm="renderfarm metrics"`)
+			http.Error(rw, `/metrics on the API address needs the admin token: send "Authorization: Bearer <admin token>", or scrape --metrics-addr`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// adminTokenMatches compares a token given with the admin token in time
+// that tells nothing of either, their lengths included: it compares their
+// SHA-256 sums.
+func adminTokenMatches(given, token string) bool {
+	g, t := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(g[:], t[:]) == 1
 }
 
 // objectOrigin is the origin of the S3 endpoint in --storage, which the

@@ -73,11 +73,11 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer closeObjects()
 
 	m := farmMetrics(st, w.workerTimeout, log)
-	if metricsAddr != "" {
-		if err := serveMetrics(metricsAddr, m, log); err != nil {
-			return err
-		}
+	stopMetrics, err := serveMetrics(metricsAddr, m, log)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 	limits := blendfile.DefaultZipLimits()
 	limits.MaxTotalBytes = int64(w.maxProject)
 	eng, err := engine.New(ctx, engine.Config{
@@ -127,12 +127,20 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// serveMetrics serves a worker's /metrics and /healthz: a worker has no
-// API, but its frame counters live in its own process.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) error {
+// serveMetrics serves /metrics and /healthz at addr, without credentials,
+// until stop is called; an empty addr serves nothing. serve uses it for
+// --metrics-addr (loopback by default, for a Prometheus on the same host)
+// and worker for its own --metrics-addr: a render node has no API, and its
+// frame counters live in its own process. An address already taken is an
+// error at start, never a server that runs without the metrics it was
+// asked for.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
 	listener, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		return nil, fmt.Errorf("--metrics-addr %s: %w; give an address no other process listens on, or --metrics-addr \"\" to serve no metrics there", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
@@ -147,5 +155,10 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) error {
 		}
 	}()
 	log.Info("serving metrics", "addr", listener.Addr().String())
-	return nil
+	return func() {
+		// A scrape takes milliseconds; a stop does not wait long for one.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = server.Shutdown(ctx)
+	}, nil
 }

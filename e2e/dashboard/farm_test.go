@@ -62,7 +62,7 @@ type farm struct {
 func startFarm(t *testing.T) *farm {
 	t.Helper()
 	f := &farm{binary: renderfarmBinary(t), dataDir: t.TempDir(), log: &logBuffer{}}
-	cmd := exec.Command(f.binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", f.dataDir)
+	cmd := exec.Command(f.binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

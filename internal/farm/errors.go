@@ -47,6 +47,8 @@ const (
 	CodeInvalidConfig   = "INVALID_RENDER_CONFIG"
 	CodeNotFound        = "NOT_FOUND"
 	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeKeyRevoked      = "KEY_REVOKED" // 401: the key was revoked; a new one is needed
+	CodeKeyExpired      = "KEY_EXPIRED" // 401: the key's --expires has passed
 	CodeTooLarge        = "PAYLOAD_TOO_LARGE"
 	CodeUploadNotFound  = "UPLOAD_NOT_FOUND"
 	CodeUploadMissing   = "UPLOAD_NOT_RECEIVED"

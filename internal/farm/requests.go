@@ -7,6 +7,9 @@ import "time"
 type Principal struct {
 	WorkspaceID string
 	KeyID       string
+	// KeyExpiresAt is when the key stops working (zero: never), so that
+	// nothing that remembers a principal trusts it past then.
+	KeyExpiresAt time.Time
 }
 
 // UploadTicket is the answer of POST /uploads: where to PUT the file, and

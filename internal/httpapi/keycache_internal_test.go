@@ -124,6 +124,40 @@ func TestARevokedKeyStopsWorkingWithinTheTTL(t *testing.T) {
 	}
 }
 
+// The promise of `renderfarm keys revoke`: every server refuses a revoked
+// key within 5 s. The cache is the only thing that could keep it working
+// that long.
+func TestTheCacheTrustsAKeyForLessThanTheRevocationBound(t *testing.T) {
+	const revocationBound = 5 * time.Second
+	if keyCacheTTL >= revocationBound {
+		t.Fatalf("keyCacheTTL is %v: a revoked key could work for that long, and the farm promises less than %v", keyCacheTTL, revocationBound)
+	}
+}
+
+func TestAnExpiringKeyIsNotTrustedPastItsExpiry(t *testing.T) {
+	c := newClock()
+	a, f := cachingAPI(c)
+	expiring := farm.Principal{WorkspaceID: "ws-1", KeyID: "key-2", KeyExpiresAt: c.now().Add(keyCacheTTL / 4)}
+	f.set("RF-expiring", expiring)
+	if p, err := authenticate(a, "RF-expiring"); err != nil || p != expiring {
+		t.Fatalf("before its expiry: %+v, %v; want %+v", p, err, expiring)
+	}
+	// From its expiry on, the farm refuses the key.
+	f.revoke("RF-expiring")
+
+	c.advance(keyCacheTTL/4 - time.Millisecond)
+	if _, err := authenticate(a, "RF-expiring"); err != nil {
+		t.Errorf("a moment before its expiry: %v, want the key still trusted", err)
+	}
+	c.advance(time.Millisecond)
+	if _, err := authenticate(a, "RF-expiring"); !isUnauthorized(err) {
+		t.Errorf("at its expiry, well within the TTL: %v, want the farm asked again and the key refused", err)
+	}
+	if n := f.timesAsked(); n != 2 {
+		t.Errorf("the farm was asked %d times, want 2: once before the expiry, once at it", n)
+	}
+}
+
 func TestTheTTLCountsFromWhenTheFarmWasAsked(t *testing.T) {
 	c := newClock()
 	a, f := cachingAPI(c)

@@ -23,7 +23,32 @@ type APIKey struct {
 	WorkspaceID string
 	Hash        string
 	Prefix      string
+	// Name says what the key is for ("ci", "alice's laptop"); it may be
+	// empty, as it is for keys made before keys had names.
+	Name      string
+	CreatedAt time.Time
+	// ExpiresAt is when the key stops working; nil: never.
+	ExpiresAt *time.Time
+	// RevokedAt is when the key was revoked; nil: it is in force.
+	RevokedAt *time.Time
+	// LastUsedAt is when a request last came with the key, to the minute
+	// (see RecordAPIKeyUse); nil: never.
+	LastUsedAt *time.Time
+}
+
+// APIKeyInfo is what may be shown of a key: everything but its hash, and
+// its workspace's name. The type has no room for the hash, so a listing
+// cannot show it by mistake.
+type APIKeyInfo struct {
+	ID          string
+	WorkspaceID string
+	Workspace   string
+	Name        string
+	Prefix      string
 	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	RevokedAt   *time.Time
+	LastUsedAt  *time.Time
 }
 
 // EnsureWorkspace returns the workspace with this name, creating it if new.
@@ -57,24 +82,109 @@ func (q *Queries) workspaceNamed(ctx context.Context, name string) (Workspace, e
 
 // InsertAPIKey stores a new key.
 func (q *Queries) InsertAPIKey(ctx context.Context, k APIKey) error {
-	_, err := q.exec(ctx, `INSERT INTO api_keys (id, workspace_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)`,
-		k.ID, k.WorkspaceID, k.Hash, k.Prefix, k.CreatedAt)
+	_, err := q.exec(ctx, `INSERT INTO api_keys (id, workspace_id, key_hash, prefix, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.WorkspaceID, k.Hash, k.Prefix, k.Name, k.CreatedAt, nullTime(k.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("store API key: %w", err)
 	}
 	return nil
 }
 
-// APIKeyByHash finds the key whose hash matches.
+// APIKeyByHash finds the key whose hash matches, revoked and expired ones
+// too: the caller tells the client which it is.
 func (q *Queries) APIKeyByHash(ctx context.Context, hash string) (APIKey, error) {
 	var k APIKey
-	err := q.queryRow(ctx, `SELECT id, workspace_id, key_hash, prefix, created_at FROM api_keys WHERE key_hash = ?`, hash).
-		Scan(&k.ID, &k.WorkspaceID, &k.Hash, &k.Prefix, &k.CreatedAt)
+	var expires, revoked, used sql.NullTime
+	err := q.queryRow(ctx, `SELECT id, workspace_id, key_hash, prefix, name, created_at, expires_at, revoked_at, last_used_at FROM api_keys WHERE key_hash = ?`, hash).
+		Scan(&k.ID, &k.WorkspaceID, &k.Hash, &k.Prefix, &k.Name, &k.CreatedAt, &expires, &revoked, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return k, ErrNotFound
 	}
+	if err != nil {
+		return k, err
+	}
 	k.CreatedAt = k.CreatedAt.UTC()
+	k.ExpiresAt, k.RevokedAt, k.LastUsedAt = timeOrNil(expires), timeOrNil(revoked), timeOrNil(used)
+	return k, nil
+}
+
+// apiKeyInfoColumns are the columns scanAPIKeyInfo reads, from api_keys k
+// joined with workspaces w.
+const apiKeyInfoColumns = `k.id, k.workspace_id, w.name, k.name, k.prefix, k.created_at, k.expires_at, k.revoked_at, k.last_used_at`
+
+func scanAPIKeyInfo(row rowScanner) (APIKeyInfo, error) {
+	var k APIKeyInfo
+	var expires, revoked, used sql.NullTime
+	if err := row.Scan(&k.ID, &k.WorkspaceID, &k.Workspace, &k.Name, &k.Prefix, &k.CreatedAt, &expires, &revoked, &used); err != nil {
+		return k, err
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.ExpiresAt, k.RevokedAt, k.LastUsedAt = timeOrNil(expires), timeOrNil(revoked), timeOrNil(used)
+	return k, nil
+}
+
+// ListAPIKeys lists the keys of the workspace with this name, or of every
+// workspace when it is "", by workspace name, then oldest first. Revoked
+// and expired keys are listed too.
+func (q *Queries) ListAPIKeys(ctx context.Context, workspace string) ([]APIKeyInfo, error) {
+	rows, err := q.query(ctx, `SELECT `+apiKeyInfoColumns+`
+		FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+		WHERE ? = '' OR w.name = ?
+		ORDER BY w.name, k.created_at, k.id`, workspace, workspace)
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []APIKeyInfo{}
+	for rows.Next() {
+		k, err := scanAPIKeyInfo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list API keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// APIKeyInfoByID finds a key by its id.
+func (q *Queries) APIKeyInfoByID(ctx context.Context, id string) (APIKeyInfo, error) {
+	k, err := scanAPIKeyInfo(q.queryRow(ctx, `SELECT `+apiKeyInfoColumns+`
+		FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, ErrNotFound
+	}
 	return k, err
+}
+
+// RevokeAPIKey marks the key with this id revoked at at, and returns it.
+// Revoking is done once: a key revoked before keeps its first revocation
+// time, and revoked is false. ErrNotFound if there is no such key.
+func (q *Queries) RevokeAPIKey(ctx context.Context, id string, at time.Time) (key APIKeyInfo, revoked bool, err error) {
+	res, err := q.exec(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, at, id)
+	if err != nil {
+		return APIKeyInfo{}, false, fmt.Errorf("revoke API key: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return APIKeyInfo{}, false, fmt.Errorf("revoke API key: %w", err)
+	}
+	key, err = q.APIKeyInfoByID(ctx, id)
+	if err != nil {
+		return APIKeyInfo{}, false, err
+	}
+	return key, n > 0, nil
+}
+
+// RecordAPIKeyUse sets the key's last use to at when the one stored is
+// staleAt or older (or there is none). Replicas that see the same key at
+// once therefore write it once, and a caller that passes at minus a minute
+// as staleAt writes a key's last use at most once a minute.
+func (q *Queries) RecordAPIKeyUse(ctx context.Context, id string, at, staleAt time.Time) error {
+	_, err := q.exec(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)`, at, id, staleAt)
+	if err != nil {
+		return fmt.Errorf("record API key use: %w", err)
+	}
+	return nil
 }
 
 // CountAPIKeys says how many keys exist, so a first start can make one.
@@ -82,4 +192,21 @@ func (q *Queries) CountAPIKeys(ctx context.Context) (int, error) {
 	var n int
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n)
 	return n, err
+}
+
+// nullTime is t for a nullable time column: NULL when t is nil.
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return *t
+}
+
+// timeOrNil is a nullable time column as read: nil when NULL, else UTC.
+func timeOrNil(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -209,9 +210,41 @@ func sqliteReadDSN(path string) string {
 // would only queue inside SQLite instead of in the pool.
 func sqliteReaders() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
+// SQLiteFileMode is the mode of the SQLite database file and of its -wal
+// and -shm files: they hold every workspace's jobs, the hashes of the API
+// keys and the webhooks' signing secrets, so only the farm's own user may
+// read them.
+const SQLiteFileMode fs.FileMode = 0o600
+
+// makeSQLiteFilesPrivate creates the database file at path if it is new,
+// and gives it and its -wal and -shm files, those that exist, the mode
+// SQLiteFileMode, whatever the umask and whatever mode an older version
+// left them with. SQLite gives the -wal and -shm files it creates later
+// the mode of the database file, so they are private too.
+func makeSQLiteFilesPrivate(path string) error {
+	// An empty file is an empty SQLite database.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, SQLiteFileMode)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(name, SQLiteFileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make the database file %s readable by its owner only (mode %04o): %w", name, SQLiteFileMode, err)
+		}
+	}
+	return nil
+}
+
 // OpenSQLite opens (creating if needed) the SQLite database at path and
-// brings its schema up to date.
+// brings its schema up to date. The database's files are made readable
+// and writable by their owner alone (SQLiteFileMode).
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := makeSQLiteFilesPrivate(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("sqlite", SQLiteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)

@@ -5,8 +5,12 @@
 // .blend files are untrusted, so Blender always runs with
 // --factory-startup and --disable-autoexec: Python carried by a file never
 // runs, and the worker's own Blender preferences and add-ons never change a
-// render. Our own Python scripts are embedded in the binary and talk to Go
-// through JSON files, never through Blender's stdout.
+// render. Nothing from a file or a request reaches Blender's command line:
+// our own Python scripts, embedded in the binary, load the file and take
+// the scene, frames and settings from JSON the worker sends. Blender's output
+// is information only: a frame is taken from the file the farm told Blender
+// to write, checked, when our script says with the command's nonce that it
+// is written.
 package blender
 
 import (
@@ -18,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,11 +32,6 @@ import (
 
 //go:embed scripts/*.py
 var scripts embed.FS
-
-// baseArgs are the flags every Blender process of the farm gets. Autoexec stays
-// off because a .blend can register Python to run on load; factory startup
-// keeps the worker's preferences and add-ons out of renders.
-var baseArgs = []string{"-b", "--factory-startup", "--disable-autoexec", "-noaudio"}
 
 // inheritedEnv lists the worker's environment variables Blender may see. A
 // render node holds database and bucket credentials; Blender, which opens
@@ -128,8 +128,7 @@ func (r *Runner) Version(ctx context.Context) (string, error) {
 		return v, nil
 	}
 
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--version")
+	argv := r.argv("--version")
 	var first string
 	var lines []string
 	res, err := r.run(ctx, command{argv: argv, env: r.env("")}, func(line string) {
@@ -161,10 +160,41 @@ func (r *Runner) setVersion(v string) {
 	r.mu.Unlock()
 }
 
+// argv is the command line of every Blender the farm starts, before the
+// sandbox and Wrap: the flags, then action, either --version or our script
+// with its argument.
+//
+// It is built here alone and holds only the farm's own paths (the run
+// directory's, absolute, so none starts with "-") and numbers from the
+// farm's configuration. No scene, file, camera or layer name, from the
+// .blend or a zip entry or a request, is ever an argument: Blender reads
+// some flags in an early pass that does not know which flags take a value,
+// so a scene named "-y" after -S turned autoexec on. The .blend itself is
+// loaded by session.py, named in its JSON: a project's .blend path holds
+// the zip's entry names. --disable-autoexec comes last of the flags, so
+// that nothing after it turns autoexec back on; --python-exit-code makes a
+// failing script fail the process.
+func (r *Runner) argv(action ...string) []string {
+	argv := []string{r.binary(), "-b", "--factory-startup", "-noaudio"}
+	if r.Threads > 0 {
+		argv = append(argv, "-t", strconv.Itoa(r.Threads))
+	}
+	argv = append(argv, "--python-exit-code", "1", "--disable-autoexec")
+	return append(argv, action...)
+}
+
 // runDir makes the private directory of one Blender run: its scripts, its
 // JSON files and its TMPDIR. The caller removes it.
 func (r *Runner) runDir() (dir, tmp string, err error) {
-	dir, err = os.MkdirTemp(r.TempDir, runDirPrefix)
+	parent := r.TempDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	// Absolute, so that no path on Blender's command line starts with "-".
+	if parent, err = filepath.Abs(parent); err != nil {
+		return "", "", fmt.Errorf("blender: %w", err)
+	}
+	dir, err = os.MkdirTemp(parent, runDirPrefix)
 	if err != nil {
 		return "", "", fmt.Errorf("blender: %w", err)
 	}

@@ -233,8 +233,7 @@ func TestInspectExternalFiles(t *testing.T) {
 		writePNG(t, filepath.Join(dir, name))
 	}
 	blend := filepath.Join(dir, "external.blend")
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--python-exit-code", "1", "--python-expr", makeExternalFilesScene, "--", blend)
+	argv := r.argv("--python-expr", makeExternalFilesScene, "--", blend)
 	var log []string
 	status, err := r.run(context.Background(), command{argv: argv, env: r.env(""), paths: sandbox.Paths{Writable: []string{dir}}},
 		func(line string) { log = append(log, line) })

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // maxInspectionBytes bounds the JSON read back from Blender: the file is
@@ -33,55 +31,21 @@ func (e *InspectError) Error() string {
 
 // Inspect loads blendPath in Blender (its Python stays off) and describes
 // its scenes, render settings and external files. A file Blender cannot read
-// gives an *InspectError. It costs one Blender start, about a second.
+// gives an *InspectError. It costs one Blender start, about a second: a
+// session given one inspection.
 func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, error) {
-	abs, err := filepath.Abs(blendPath)
-	if err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
-	if _, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
-	dir, tmp, err := r.runDir()
+	s, err := r.StartSession(SessionSpec{BlendPath: blendPath})
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	script, err := writeScript(dir, "inspect.py")
-	if err != nil {
-		return nil, err
-	}
-	outPath := filepath.Join(dir, "inspection.json")
-
-	var parser Parser
-	tail := newLogTail(logTailLines)
-	var firstError string
-	onLine := func(line string) {
-		tail.add(line)
-		for _, ev := range parser.Feed(line) {
-			if ev.Kind == ErrorLine && firstError == "" {
-				firstError = ev.Line
-			}
-		}
-	}
-	runCtx, _, stopWatchdog := startWatchdog(ctx, r.FrameTimeout)
-	defer stopWatchdog()
-	status, err := r.run(runCtx, command{
-		argv:  inspectArgv(r.binary(), abs, script, outPath),
-		env:   r.env(tmp),
-		paths: sandbox.Paths{ReadOnly: []string{r.inputPath(abs)}, Writable: []string{dir}},
-	}, onLine)
-	timedOut := err != nil && ctx.Err() == nil && stalled(runCtx)
-	if err != nil && !timedOut {
-		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
-	}
-	return r.inspection(abs, outPath, !status.failed(), status, timedOut, firstError, tail.lines())
+	defer s.Close()
+	return s.Inspect(ctx)
 }
 
-// inspection reads what an inspection of abs wrote to outPath, or says why
-// it failed: it timed out, or (not ok) Blender failed, its first error line
-// or else its last words telling why.
-func (r *Runner) inspection(abs, outPath string, ok bool, status exitStatus, timedOut bool, firstError string, logTail []string) (*Inspection, error) {
+// inspection reads what an inspection of abs wrote to name in dir (the
+// run directory), or says why it failed: it timed out, or (not ok) Blender
+// failed, its first error line or else its last words telling why.
+func (r *Runner) inspection(abs string, dir *os.File, name string, ok bool, status exitStatus, timedOut bool, firstError string, logTail []string) (*Inspection, error) {
 	switch {
 	case timedOut:
 		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: logTail,
@@ -95,7 +59,7 @@ func (r *Runner) inspection(abs, outPath string, ok bool, status exitStatus, tim
 		line = strings.ReplaceAll(line, abs, filepath.Base(abs))
 		return nil, &InspectError{Path: abs, Line: line, ExitCode: status.exitCode, LogTail: logTail}
 	}
-	insp, err := readInspection(outPath)
+	insp, err := readInspection(dir, name)
 	if err != nil {
 		return nil, &InspectError{Path: abs, Line: err.Error(), ExitCode: status.exitCode, LogTail: logTail}
 	}
@@ -103,20 +67,15 @@ func (r *Runner) inspection(abs, outPath string, ok bool, status exitStatus, tim
 	return insp, nil
 }
 
-// inspectArgv is the command line of an inspection, before Wrap.
-func inspectArgv(binary, blendPath, script, outPath string) []string {
-	argv := append([]string{binary}, baseArgs...)
-	return append(argv,
-		"--python-exit-code", "1",
-		blendPath,
-		"--python", script,
-		"--", outPath)
-}
-
-func readInspection(path string) (*Inspection, error) {
-	f, err := os.Open(path)
-	if err != nil {
+// readInspection reads the inspection JSON name from dir, where Blender
+// may write too: opened as a frame is, following no link.
+func readInspection(dir *os.File, name string) (*Inspection, error) {
+	f, _, err := openRegular(dir, name, maxInspectionBytes)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, errors.New("the inspection script wrote no result")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the inspection: %w", err)
 	}
 	defer f.Close()
 	body, err := io.ReadAll(io.LimitReader(f, maxInspectionBytes+1))

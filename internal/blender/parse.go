@@ -1,8 +1,10 @@
 package blender
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,7 +18,7 @@ const (
 	FrameStarted EventKind = iota + 1
 	// SampleProgress: Frame has reached Sample of Samples.
 	SampleProgress
-	// FrameSaved: Frame was written to Path, RenderSeconds after it started.
+	// FrameSaved: Frame's file is written; the farm took it from Path.
 	FrameSaved
 	// ErrorLine: Blender (or Python) reported an error; Line holds it.
 	ErrorLine
@@ -53,16 +55,25 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 // Event is something Blender reported while rendering, as the farm needs it
 // for progress: which frame is rendering, how far along it is, which file it
 // saved and how long it took, and what went wrong.
+//
+// Only FrameStarted and FrameSaved steer the farm, and they come from lines
+// the farm's own script prints with the command's nonce, which nothing the
+// .blend makes Blender print can carry; SampleProgress and ErrorLine come
+// from Blender's own lines and are information only.
 type Event struct {
 	Kind  EventKind `json:"kind"`
 	Frame int       `json:"frame"`
 	// Sample and Samples are set for SampleProgress.
 	Sample  int `json:"sample,omitempty"`
 	Samples int `json:"samples,omitempty"`
-	// Path and RenderSeconds are set for FrameSaved. RenderSeconds is the
-	// frame's wall time as Blender reports it, saving included.
-	Path          string  `json:"path,omitempty"`
-	RenderSeconds float64 `json:"renderSeconds,omitempty"`
+	// Path, RenderSeconds and Image are set for FrameSaved. Path is where
+	// the farm took the frame from: the chunk's output directory, under the
+	// name it gave Blender for the frame. RenderSeconds is the frame's wall
+	// time, saving included, as the farm's script measured it. Image is the
+	// checked file, open while the event is handled.
+	Path          string      `json:"path,omitempty"`
+	RenderSeconds float64     `json:"renderSeconds,omitempty"`
+	Image         *FrameImage `json:"-"`
 	// Line is the error for ErrorLine: the whole line, trimmed.
 	Line string `json:"line,omitempty"`
 }
@@ -71,111 +82,91 @@ type Event struct {
 // prefixes to some lines and keep the rest.
 var (
 	// "Fra:1 Mem:12.77M (Peak 14.53M) | Time:00:01.02 | … | Sample 16/16"
-	fraRe     = regexp.MustCompile(`(?:^|[\s|])Fra:\s*(-?\d+)\b`)
-	fraTimeRe = regexp.MustCompile(`\|\s*Time:\s*([\d:.]+)`)
+	fraRe = regexp.MustCompile(`(?:^|[\s|])Fra:\s*(-?\d+)\b`)
 	// Cycles: "Sample 16/16" (older: "Path Tracing Tile 1/16, Sample 10/10").
 	cyclesSampleRe = regexp.MustCompile(`\bSample\s+(\d+)\s*/\s*(\d+)`)
 	// EEVEE: "Rendering 26 / 64 samples".
 	eeveeSampleRe = regexp.MustCompile(`\bRendering\s+(\d+)\s*/\s*(\d+)\s+samples`)
-	// "Saved: '/out/frame_0001.png'"
-	savedRe = regexp.MustCompile(`(?:^|[\s|])Saved:\s*['"](.+)['"]\s*$`)
-	// " Time: 00:01.05 (Saving: 00:00.02)"
-	frameTimeRe = regexp.MustCompile(`(?:^|[\s|])Time:\s*([\d:.]+)\s*\(Saving:`)
-	// Printed by render_settings.py before each frame: Workbench prints no
-	// "Fra:" lines at all.
-	markerRe = regexp.MustCompile(`^renderfarm: rendering frame (-?\d+)$`)
 	// "Error: …" at the start of a line or of a "|" field, and the upper-case
 	// ERROR of the log format of newer Blender releases.
 	errorRe = regexp.MustCompile(`(?:^|\|\s*)Error:\s*\S|(?:^|[\s|])ERROR\b`)
 	// Python's "Traceback (most recent call last):", possibly after
 	// Blender's "Error: Python: ".
 	tracebackRe = regexp.MustCompile(`Traceback \(most recent call last\):`)
-	// The frame in a file name of ours: frame_0001.png, frame_0001_L.png
-	// (stereo). It is the surest attribution of a saved file.
-	ourFileRe = regexp.MustCompile(`(?:^|[/\\])frame_(\d+)(?:_[^/\\.]*)?\.[^/\\.]+$`)
-	// A digit run in any other file name, for when no frame was announced.
-	fileFrameRe = regexp.MustCompile(`(\d+)\D*$`)
+	// A token of the output format session.py reports: PNG, OPEN_EXR, J2K.
+	formatTokenRe = regexp.MustCompile(`^[A-Z0-9_]{1,32}$`)
 )
+
+// signalPrefix starts the lines session.py prints for the worker:
+//
+//	renderfarm-session NONCE frame F          frame F begins
+//	renderfarm-session NONCE saved F SECONDS  frame F's file is written
+//	renderfarm-session NONCE output FORMAT CODEC
+//	renderfarm-session NONCE ok|failed        the command has ended
+//
+// NONCE is the command's, sent on Blender's stdin: the .blend never sees it.
+// A line counts by its end, where the script's print lands even when
+// Blender left a line unfinished.
+const signalPrefix = "renderfarm-session "
+
+// maxRenderSeconds bounds a frame time read from a signal line (a year).
+const maxRenderSeconds = 365 * 24 * 3600
 
 // Parser turns Blender's output, fed one line at a time, into Events. It
 // holds no I/O so it can be tested on captured logs; a Parser is for one
 // Blender process and is not safe for concurrent use.
 type Parser struct {
+	// Nonce is the secret of the command under way. Only lines carrying it
+	// start or save a frame; "" trusts no line.
+	Nonce string
+	// Frames are the chunk's frames: a line about another one is ignored.
+	Frames []int
+
 	frame     int
 	haveFrame bool
 	sample    int
 	samples   int
-	fraTime   float64 // elapsed time of the current frame from "Fra:" lines
-	// A "Saved:" line is reported once its " Time:" line, which follows it,
-	// gives the frame's time.
-	pending     *Event
+	// output is what the settings script reported of the output format
+	// ("PNG JP2"); "" until it has.
+	output      string
 	inTraceback bool
 }
 
 // Feed parses one line (without its line ending) and returns the events it
 // completes, possibly none.
 func (p *Parser) Feed(line string) []Event {
-	var out []Event
-	if p.pending != nil {
-		ev := *p.pending
-		p.pending = nil
-		if m := frameTimeRe.FindStringSubmatch(line); m != nil {
-			if secs, ok := parseClock(m[1]); ok {
-				ev.RenderSeconds = secs
-			}
-			return append(out, ev)
-		}
-		out = append(out, ev)
-	}
-
 	if p.inTraceback {
 		// The exception is the first line of the traceback that is neither
 		// indented (frames, source, carets) nor blank.
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
-			return out
+			return nil
 		}
 		p.inTraceback = false
-		return append(out, Event{Kind: ErrorLine, Frame: p.frame, Line: strings.TrimSpace(line)})
+		return []Event{{Kind: ErrorLine, Frame: p.frame, Line: strings.TrimSpace(line)}}
 	}
 	if tracebackRe.MatchString(line) {
 		p.inTraceback = true
-		return out
+		return nil
 	}
-
-	if m := markerRe.FindStringSubmatch(line); m != nil {
-		frame, _ := strconv.Atoi(m[1])
-		return append(out, p.startFrame(frame)...)
-	}
-	if m := savedRe.FindStringSubmatch(line); m != nil {
-		frame := p.frame
-		if n, ok := ourFileFrame(m[1]); ok {
-			frame = n
-		} else if !p.haveFrame {
-			frame = frameFromPath(m[1])
-		}
-		p.pending = &Event{Kind: FrameSaved, Frame: frame, Path: m[1], RenderSeconds: p.fraTime}
-		return out
+	if kind, args, ok := p.signal(line); ok {
+		return p.signalled(kind, args)
 	}
 	if m := fraRe.FindStringSubmatch(line); m != nil {
-		frame, _ := strconv.Atoi(m[1])
-		if !p.haveFrame || frame != p.frame {
-			out = append(out, p.startFrame(frame)...)
-		}
-		if t := fraTimeRe.FindStringSubmatch(line); t != nil {
-			if secs, ok := parseClock(t[1]); ok {
-				p.fraTime = secs
+		var out []Event
+		// Blender's "Fra:" names the frame it renders; a line for any other
+		// than the one the script began is not about this render.
+		if frame, err := strconv.Atoi(m[1]); err == nil && p.haveFrame && frame == p.frame {
+			sm := cyclesSampleRe.FindStringSubmatch(line)
+			if sm == nil {
+				sm = eeveeSampleRe.FindStringSubmatch(line)
 			}
-		}
-		sm := cyclesSampleRe.FindStringSubmatch(line)
-		if sm == nil {
-			sm = eeveeSampleRe.FindStringSubmatch(line)
-		}
-		if sm != nil {
-			sample, _ := strconv.Atoi(sm[1])
-			samples, _ := strconv.Atoi(sm[2])
-			if sample != p.sample || samples != p.samples {
-				p.sample, p.samples = sample, samples
-				out = append(out, Event{Kind: SampleProgress, Frame: p.frame, Sample: sample, Samples: samples})
+			if sm != nil {
+				sample, err1 := strconv.Atoi(sm[1])
+				samples, err2 := strconv.Atoi(sm[2])
+				if err1 == nil && err2 == nil && (sample != p.sample || samples != p.samples) {
+					p.sample, p.samples = sample, samples
+					out = append(out, Event{Kind: SampleProgress, Frame: p.frame, Sample: sample, Samples: samples})
+				}
 			}
 		}
 		// A status field can carry an error ("… | Error: …") in newer releases.
@@ -185,68 +176,63 @@ func (p *Parser) Feed(line string) []Event {
 		return out
 	}
 	if errorRe.MatchString(line) {
-		out = append(out, Event{Kind: ErrorLine, Frame: p.frame, Line: strings.TrimSpace(line)})
+		return []Event{{Kind: ErrorLine, Frame: p.frame, Line: strings.TrimSpace(line)}}
 	}
-	return out
+	return nil
 }
 
-// Flush returns what is still held back once the output has ended: a saved
-// frame whose time line never came.
-func (p *Parser) Flush() []Event {
-	if p.pending == nil {
-		return nil
+// signal reads a line of session.py's carrying the nonce: its kind and
+// arguments.
+func (p *Parser) signal(line string) (kind string, args []string, ok bool) {
+	i := strings.LastIndex(line, signalPrefix)
+	if i < 0 || p.Nonce == "" {
+		return "", nil, false
 	}
-	ev := *p.pending
-	p.pending = nil
-	return []Event{ev}
+	fields := strings.Fields(line[i+len(signalPrefix):])
+	if len(fields) < 2 || subtle.ConstantTimeCompare([]byte(fields[0]), []byte(p.Nonce)) != 1 {
+		return "", nil, false
+	}
+	return fields[1], fields[2:], true
 }
 
-// startFrame begins frame. Our marker always does; a "Fra:" line only when
-// its frame differs, so a marker followed by "Fra:" lines starts it once.
+// signalled turns a signal into events.
+func (p *Parser) signalled(kind string, args []string) []Event {
+	switch kind {
+	case "frame":
+		if frame, ok := p.chunkFrame(args); ok && len(args) == 1 {
+			return p.startFrame(frame)
+		}
+	case "saved":
+		if frame, ok := p.chunkFrame(args); ok && len(args) == 2 {
+			secs, err := strconv.ParseFloat(args[1], 64)
+			if err != nil || !(secs >= 0 && secs <= maxRenderSeconds) {
+				secs = 0
+			}
+			return []Event{{Kind: FrameSaved, Frame: frame, RenderSeconds: secs}}
+		}
+	case "output":
+		if len(args) >= 1 && len(args) <= 2 && slices.IndexFunc(args, func(a string) bool { return !formatTokenRe.MatchString(a) }) < 0 {
+			p.output = strings.Join(args, " ")
+		}
+	}
+	return nil
+}
+
+// chunkFrame reads args[0] as a frame of the chunk.
+func (p *Parser) chunkFrame(args []string) (int, bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	frame, err := strconv.Atoi(args[0])
+	if err != nil || !slices.Contains(p.Frames, frame) {
+		return 0, false
+	}
+	return frame, true
+}
+
+// startFrame begins frame.
 func (p *Parser) startFrame(frame int) []Event {
 	p.frame, p.haveFrame = frame, true
-	p.sample, p.samples, p.fraTime = 0, 0, 0
+	p.sample, p.samples = 0, 0
 	return []Event{{Kind: FrameStarted, Frame: frame}}
-}
-
-// ourFileFrame reads the frame from a file named the way Render names them.
-func ourFileFrame(path string) (int, bool) {
-	m := ourFileRe.FindStringSubmatch(path)
-	if m == nil {
-		return 0, false
-	}
-	n, err := strconv.Atoi(m[1])
-	return n, err == nil
-}
-
-// frameFromPath guesses the frame from the last number in a file name.
-func frameFromPath(path string) int {
-	name := path[strings.LastIndexAny(path, `/\`)+1:]
-	if m := fileFrameRe.FindStringSubmatch(name); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err == nil {
-			return n
-		}
-	}
-	return 0
-}
-
-// parseClock reads Blender's "MM:SS.cc" or "HH:MM:SS.cc" into seconds.
-func parseClock(s string) (float64, bool) {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return 0, false
-	}
-	var total float64
-	for i, part := range parts {
-		v, err := strconv.ParseFloat(part, 64)
-		if err != nil || v < 0 {
-			return 0, false
-		}
-		if i < len(parts)-1 && strings.Contains(part, ".") {
-			return 0, false
-		}
-		total = total*60 + v
-	}
-	return total, true
 }

@@ -2,7 +2,6 @@ package blender
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // logTailLines is how much of Blender's output a chunk keeps as its log.
@@ -26,12 +23,13 @@ type RenderJob struct {
 	// Scene is the scene to render; "" renders the file's active scene.
 	Scene string
 	// Frames are the frames of the chunk, in render order. They may skip
-	// (a frame step) but may not be negative: Blender's -f reads "-N" as
-	// "N frames before the end".
+	// (a frame step) but may not be negative, as the farm's frame ranges
+	// never are.
 	Frames []int
 	// OutputDir receives the frames as frame_0001.png and so on (at least
 	// four digits, Blender's extension for the format). It is created if
-	// needed.
+	// needed, and should hold nothing else: the farm takes a frame from the
+	// file of its name there.
 	OutputDir string
 	Settings  Settings
 }
@@ -101,17 +99,18 @@ func (e *RenderError) Error() string {
 	return fmt.Sprintf("blender: frame %d was not rendered (exit code %d): %s", e.Frame, e.ExitCode, e.Line)
 }
 
-// renderRequest is the JSON render_settings.py reads.
+// renderRequest is what a session's configure command carries to
+// render_settings.py.
 type renderRequest struct {
 	Scene      string   `json:"scene,omitempty"`
 	OutputPath string   `json:"outputPath"`
 	Settings   Settings `json:"settings"`
 }
 
-// Render renders job's frames in one Blender process. onEvent, if not nil,
-// is called as Blender reports progress, in order and never concurrently,
-// and not after Render returns; it should return quickly, as Blender waits
-// while its output is not read.
+// Render renders job's frames in a Blender of their own: a session given
+// this one chunk. onEvent, if not nil, is called as Blender reports
+// progress, in order and never concurrently, and not after Render returns;
+// it should return quickly, as Blender waits while its output is not read.
 //
 // The result is returned also with an error, holding the frames saved so
 // far and the log. A cancelled ctx kills Blender's whole process group and
@@ -126,63 +125,41 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 	if err := checkJob(&job); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
-	dir, tmp, err := r.runDir()
+	s, err := r.StartSession(SessionSpec{BlendPath: job.BlendPath, Scene: job.Scene, OutputRoot: job.OutputDir})
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	script, err := writeScript(dir, "render_settings.py")
-	if err != nil {
-		return nil, err
-	}
-	settingsPath := filepath.Join(dir, "settings.json")
-	body, err := settingsJSON(job)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(settingsPath, body, 0o600); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
-
-	out := newChunkOutput(job, onEvent, onLine)
-	runCtx, dog, stopWatchdog := startWatchdog(ctx, r.FrameTimeout)
-	defer stopWatchdog()
-	status, runErr := r.run(runCtx, command{
-		argv:  r.renderArgv(job, script, settingsPath),
-		env:   r.env(tmp),
-		paths: r.renderPaths(job, dir),
-		onRead: func(line string) {
-			if savedRe.MatchString(line) {
-				dog.feed()
-			}
-		},
-	}, out.line)
-	out.flush()
-	timedOut := runErr != nil && ctx.Err() == nil && stalled(runCtx)
-	if runErr != nil && !timedOut {
-		return out.result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), runErr)
-	}
-	return out.result, out.verdict(r, status, timedOut, "Blender exited without saving the frame; its last line: ")
+	defer s.Close()
+	return s.render(ctx, job, onEvent, onLine)
 }
 
 // chunkOutput follows what Blender prints while it renders a chunk: the
-// frames it saves, its first error line and the last lines of its log.
+// frames it saves, its first error line and the last lines of its log. It
+// takes each saved frame's file from the chunk's output directory.
 type chunkOutput struct {
 	frames     []int
 	parser     Parser
 	tail       *logTail
 	result     *RenderResult
 	firstError string
-	onEvent    func(Event)
-	onLine     func(string)
+	// frameErrors says, by frame, why a frame's file was refused.
+	frameErrors map[int]string
+	// lastStarted is the index in frames of the last frame begun, -1 before
+	// the first.
+	lastStarted int
+	// dir is a handle on the output directory, outputDir its path, format
+	// the format the frames are written in; the frames are taken from
+	// there (nil dir: an inspection, which saves none).
+	dir       *os.File
+	outputDir string
+	format    imageFormat
+	onEvent   func(Event)
+	onLine    func(string)
 }
 
 func newChunkOutput(job RenderJob, onEvent func(Event), onLine func(string)) *chunkOutput {
-	return &chunkOutput{frames: job.Frames, tail: newLogTail(logTailLines), result: &RenderResult{},
-		onEvent: onEvent, onLine: onLine}
+	return &chunkOutput{frames: job.Frames, parser: Parser{Frames: job.Frames}, tail: newLogTail(logTailLines),
+		result: &RenderResult{}, frameErrors: map[int]string{}, lastStarted: -1, onEvent: onEvent, onLine: onLine}
 }
 
 // line takes one line of Blender's output.
@@ -196,21 +173,20 @@ func (c *chunkOutput) line(line string) {
 	}
 }
 
-// flush ends the output: a saved frame whose time line never came is
-// reported now.
-func (c *chunkOutput) flush() {
-	for _, ev := range c.parser.Flush() {
-		c.handle(ev)
-	}
+// finish ends the output.
+func (c *chunkOutput) finish() {
 	c.result.LogTail = c.tail.lines()
 }
 
 func (c *chunkOutput) handle(ev Event) {
 	switch ev.Kind {
+	case FrameStarted:
+		c.lastStarted = max(c.lastStarted, slices.Index(c.frames, ev.Frame))
 	case FrameSaved:
-		if !slices.Contains(c.result.FramesSaved, ev.Frame) {
-			c.result.FramesSaved = append(c.result.FramesSaved, ev.Frame)
+		if !c.take(&ev, false) {
+			return
 		}
+		defer ev.Image.close()
 	case ErrorLine:
 		if c.firstError == "" {
 			c.firstError = ev.Line
@@ -221,11 +197,59 @@ func (c *chunkOutput) handle(ev Event) {
 	}
 }
 
+// take opens and checks the file of ev's frame, once per frame, and fills
+// in ev's Image and Path. A refused file is noted as the frame's error,
+// and a missing one too unless quietIfMissing.
+func (c *chunkOutput) take(ev *Event, quietIfMissing bool) bool {
+	if slices.Contains(c.result.FramesSaved, ev.Frame) {
+		return false
+	}
+	if c.dir == nil || c.format.looksRight == nil {
+		c.frameErrors[ev.Frame] = "the farm does not know where or in which format Blender wrote the frame"
+		return false
+	}
+	img, err := openFrame(c.dir, ev.Frame, c.format)
+	switch {
+	case err != nil && quietIfMissing && errors.Is(err, os.ErrNotExist):
+		return false
+	case err != nil:
+		c.frameErrors[ev.Frame] = err.Error()
+		return false
+	}
+	ev.Image, ev.Path = img, filepath.Join(c.outputDir, img.Name)
+	c.result.FramesSaved = append(c.result.FramesSaved, ev.Frame)
+	return true
+}
+
+// findUnsignalled takes the frames whose "saved" line never came but whose
+// files Blender wrote in full: those before the last frame begun, and all
+// of them when the render command ended well (renderOK). A file of the
+// frame Blender was on when it failed may be cut short, and is left.
+func (c *chunkOutput) findUnsignalled(renderOK bool) {
+	for i, f := range c.frames {
+		if !renderOK && i >= c.lastStarted {
+			return
+		}
+		if _, refused := c.frameErrors[f]; refused {
+			continue
+		}
+		ev := Event{Kind: FrameSaved, Frame: f}
+		if c.take(&ev, true) {
+			func() {
+				defer ev.Image.close()
+				if c.onEvent != nil {
+					c.onEvent(ev)
+				}
+			}()
+		}
+	}
+}
+
 // verdict judges the chunk once its output is complete: nil when every
 // frame was saved and Blender did not fail, else a *RenderError naming the
-// first frame not saved and Blender's most telling line. unsaved prefixes
-// Blender's last line when it failed to save a frame without saying why.
-func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool, unsaved string) error {
+// first frame not saved and the most telling line: why its file was
+// refused, Blender's first error line, or else its last words.
+func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool) error {
 	unfinished := -1
 	for _, f := range c.frames {
 		if !slices.Contains(c.result.FramesSaved, f) {
@@ -240,11 +264,14 @@ func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool, unsav
 		return &RenderError{Frame: unfinished, ExitCode: status.exitCode,
 			Line: fmt.Sprintf("Blender rendered nothing for %v; killed", r.FrameTimeout)}
 	}
-	line := c.firstError
+	line := c.frameErrors[unfinished]
+	if line == "" {
+		line = c.firstError
+	}
 	if line == "" {
 		line = lastMeaningfulLine(c.result.LogTail, status)
 		if !status.failed() {
-			line = unsaved + line
+			line = "Blender did not save the frame; its last line: " + line
 		}
 	}
 	return &RenderError{Frame: unfinished, Line: r.explainRenderFailure(line, status), ExitCode: status.exitCode}
@@ -282,16 +309,6 @@ func (r *Runner) withMemoryHint(line string) string {
 	return line
 }
 
-// renderPaths are what a confined render may use: the job's files to read,
-// its run directory (scripts, settings, TMPDIR) and the output directory to
-// write.
-func (r *Runner) renderPaths(job RenderJob, runDir string) sandbox.Paths {
-	return sandbox.Paths{
-		ReadOnly: []string{r.inputPath(job.BlendPath)},
-		Writable: []string{runDir, job.OutputDir},
-	}
-}
-
 // checkJob refuses what Blender would misread and makes paths absolute,
 // since Blender resolves relative output paths against the .blend's folder.
 func checkJob(job *RenderJob) error {
@@ -303,7 +320,7 @@ func checkJob(job *RenderJob) error {
 	}
 	for _, f := range job.Frames {
 		if f < 0 {
-			return fmt.Errorf("blender: frame %d: negative frames cannot be rendered with -f", f)
+			return fmt.Errorf("blender: frame %d: the farm renders no negative frames", f)
 		}
 	}
 	if job.OutputDir == "" {
@@ -326,38 +343,16 @@ func checkJob(job *RenderJob) error {
 	return nil
 }
 
-// settingsJSON is what render_settings.py is given for job.
-func settingsJSON(job RenderJob) ([]byte, error) {
-	body, err := json.Marshal(renderRequest{
+// renderRequestFor is what render_settings.py is given for job.
+func renderRequestFor(job RenderJob) renderRequest {
+	return renderRequest{
 		Scene:      job.Scene,
 		OutputPath: filepath.Join(job.OutputDir, "frame_####"),
 		Settings:   job.Settings,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
 	}
-	return body, nil
 }
 
-// renderArgv is the command line of a render, before Wrap. Blender reads its
-// arguments in order: the file loads, -S picks the scene, -t applies to the
-// renders, the script adjusts the scene, and -f renders.
-func (r *Runner) renderArgv(job RenderJob, script, settingsPath string) []string {
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--python-exit-code", "1", job.BlendPath)
-	if job.Scene != "" {
-		argv = append(argv, "-S", job.Scene)
-	}
-	if r.Threads > 0 {
-		argv = append(argv, "-t", strconv.Itoa(r.Threads))
-	}
-	return append(argv,
-		"--python", script,
-		"-f", frameList(job.Frames),
-		"--", settingsPath)
-}
-
-// frameList is Blender's -f syntax for frames: "1,2,5".
+// frameList names frames in messages: "1,2,5".
 func frameList(frames []int) string {
 	parts := make([]string, len(frames))
 	for i, f := range frames {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,53 +17,111 @@ import (
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
-func TestRenderArgv(t *testing.T) {
-	base := []string{"-b", "--factory-startup", "--disable-autoexec", "-noaudio", "--python-exit-code", "1"}
+func TestArgv(t *testing.T) {
 	tests := []struct {
 		name   string
 		runner *Runner
-		job    RenderJob
+		action []string
 		want   []string
 	}{
 		{
-			name:   "defaults",
+			name:   "a session",
 			runner: &Runner{},
-			job:    RenderJob{BlendPath: "/in/a.blend", Frames: []int{1, 2, 5}},
-			want: slices.Concat([]string{"blender"}, base, []string{"/in/a.blend",
-				"--python", "/run/render_settings.py", "-f", "1,2,5", "--", "/run/settings.json"}),
+			action: []string{"--python", "/run/session.py", "--", "/run/session.json"},
+			want: []string{"blender", "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "--disable-autoexec",
+				"--python", "/run/session.py", "--", "/run/session.json"},
 		},
 		{
-			name:   "scene and threads",
+			name:   "threads",
 			runner: &Runner{Binary: "/opt/blender/blender", Threads: 2},
-			job:    RenderJob{BlendPath: "/in/a.blend", Scene: "Shot 010", Frames: []int{0, 10, 20}},
-			want: slices.Concat([]string{"/opt/blender/blender"}, base, []string{"/in/a.blend",
-				"-S", "Shot 010", "-t", "2",
-				"--python", "/run/render_settings.py", "-f", "0,10,20", "--", "/run/settings.json"}),
+			action: []string{"--python", "/run/session.py", "--", "/run/session.json"},
+			want: []string{"/opt/blender/blender", "-b", "--factory-startup", "-noaudio", "-t", "2", "--python-exit-code", "1", "--disable-autoexec",
+				"--python", "/run/session.py", "--", "/run/session.json"},
 		},
 		{
-			name:   "one frame",
+			name:   "version",
 			runner: &Runner{},
-			job:    RenderJob{BlendPath: "/in/a.blend", Frames: []int{250}},
-			want: slices.Concat([]string{"blender"}, base, []string{"/in/a.blend",
-				"--python", "/run/render_settings.py", "-f", "250", "--", "/run/settings.json"}),
+			action: []string{"--version"},
+			want:   []string{"blender", "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "--disable-autoexec", "--version"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.runner.renderArgv(tt.job, "/run/render_settings.py", "/run/settings.json")
-			if !slices.Equal(got, tt.want) {
+			if got := tt.runner.argv(tt.action...); !slices.Equal(got, tt.want) {
 				t.Errorf("argv:\n got %q\nwant %q", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestInspectArgv(t *testing.T) {
-	got := inspectArgv("blender", "/in/a.blend", "/run/inspect.py", "/run/out.json")
-	want := []string{"blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
-		"--python-exit-code", "1", "/in/a.blend", "--python", "/run/inspect.py", "--", "/run/out.json"}
-	if !slices.Equal(got, want) {
-		t.Errorf("argv:\n got %q\nwant %q", got, want)
+// blenderFlags are names a scene, a view layer, a camera, a .blend in a zip
+// or a request's setting could take to pass for Blender's flags.
+var blenderFlags = []string{
+	"-y", "--enable-autoexec", "-Y", "--disable-autoexec", "-P", "--python", "--python-expr", "--python-text",
+	"--python-console", "--python-exit-code", "--addons", "-S", "--scene", "-a", "--render-anim", "-f",
+	"--render-frame", "-s", "-e", "-j", "-o", "--render-output", "-F", "-E", "--engine", "-t", "--threads",
+	"--", "-", "-b", "--background", "-noaudio", "--factory-startup", "--env-system-scripts",
+	"--app-template", "--log-file", "--debug-python", "-x", "--use-extension",
+	"Scene\n-y", "-y --enable-autoexec", "--python-expr=import os",
+}
+
+// Whatever the names in a job (its scene, the .blend's name in its zip, the
+// settings a request asks for), the command line of the Blender that
+// renders it is the one a plain job gets: they reach Blender through
+// session.py's JSON, never as arguments. (View layers and cameras are not
+// chosen by the farm at all; Blender reads them from the file.)
+func TestArgvHoldsNoNameOfTheJob(t *testing.T) {
+	dir := t.TempDir()
+	var argvs [][]string
+	r := &Runner{TempDir: filepath.Join(dir, "tmp"), Threads: 2, Wrap: func(argv []string) []string {
+		argvs = append(argvs, argv)
+		return []string{"/bin/true"}
+	}}
+	if _, err := r.ClaimTempDir(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// argvFor answers the command line that renders a chunk of job, with
+	// its run directory (new for every run) written RUN.
+	argvFor := func(job RenderJob) []string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(job.BlendPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(job.BlendPath, []byte("BLENDER-v304"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		argvs = nil
+		_, err := r.Render(context.Background(), job, nil)
+		if len(argvs) != 1 {
+			t.Fatalf("%d Blenders started for one render, want 1 (%v)", len(argvs), err)
+		}
+		argv := slices.Clone(argvs[0])
+		if i := slices.IndexFunc(argv, func(a string) bool { return strings.HasSuffix(a, "/session.py") }); i >= 0 {
+			run := filepath.Dir(argv[i])
+			for i := range argv {
+				argv[i] = strings.ReplaceAll(argv[i], run, "RUN")
+			}
+		}
+		return argv
+	}
+	plain := argvFor(RenderJob{BlendPath: filepath.Join(dir, "in", "scene.blend"), Scene: "Scene", Frames: []int{1, 2},
+		OutputDir: filepath.Join(dir, "out", "plain")})
+	want := r.argv("--python", "RUN/session.py", "--", "RUN/session.json")
+	if !slices.Equal(plain, want) {
+		t.Fatalf("argv of a plain job:\n got %q\nwant %q", plain, want)
+	}
+	for i, name := range blenderFlags {
+		job := RenderJob{
+			BlendPath: filepath.Join(dir, "in", strconv.Itoa(i), name+".blend"),
+			Scene:     name,
+			Frames:    []int{1, 2},
+			OutputDir: filepath.Join(dir, "out", strconv.Itoa(i)),
+			Settings:  Settings{Engine: name, OutputFormat: name, ColorManagement: name, ColorMode: name},
+		}
+		if got := argvFor(job); !slices.Equal(got, plain) {
+			t.Errorf("names %q: argv\n got %q\nwant %q", name, got, plain)
+		}
 	}
 }
 
@@ -101,9 +160,9 @@ func TestEnvIsSmall(t *testing.T) {
 	}
 }
 
-func TestSettingsJSON(t *testing.T) {
+func TestRenderRequest(t *testing.T) {
 	off := false
-	body, err := settingsJSON(RenderJob{
+	body, err := json.Marshal(renderRequestFor(RenderJob{
 		Scene:     "Scene",
 		OutputDir: "/out/chunk-1",
 		Settings: Settings{
@@ -111,7 +170,7 @@ func TestSettingsJSON(t *testing.T) {
 			OutputFormat: "OPEN_EXR", ColorDepth: "32", ExrCodec: "ZIP",
 			Denoising: &off, ColorManagement: "aces",
 		},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,16 +189,16 @@ func TestSettingsJSON(t *testing.T) {
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("settings JSON:\n got %v\nwant %v", got, want)
+		t.Errorf("request JSON:\n got %v\nwant %v", got, want)
 	}
 
 	// Zero settings say nothing, so the script keeps the file's values.
-	body, err = settingsJSON(RenderJob{OutputDir: "/out"})
+	body, err = json.Marshal(renderRequestFor(RenderJob{OutputDir: "/out"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"outputPath":"/out/frame_####","settings":{}}`; string(body) != want {
-		t.Errorf("empty settings JSON = %s, want %s", body, want)
+		t.Errorf("empty request JSON = %s, want %s", body, want)
 	}
 }
 

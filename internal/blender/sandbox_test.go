@@ -36,12 +36,13 @@ func runPython(t *testing.T, r *Runner, job RenderJob, expr string, args ...stri
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--python-exit-code", "1", job.BlendPath, "--python-expr", expr, "--")
-	argv = append(argv, args...)
+	// The probe loads the .blend from its command line: a test's file, named
+	// by the test.
+	argv := slices.Concat(r.argv(job.BlendPath, "--python-expr", expr, "--"), args)
+	paths := sandbox.Paths{ReadOnly: []string{r.inputPath(job.BlendPath)}, Writable: []string{dir, job.OutputDir}}
 	var log []string
 	var got map[string]string
-	status, err := r.run(context.Background(), command{argv: argv, env: r.env(tmp), paths: r.renderPaths(job, dir)}, func(line string) {
+	status, err := r.run(context.Background(), command{argv: argv, env: r.env(tmp), paths: paths}, func(line string) {
 		log = append(log, line)
 		if rest, ok := strings.CutPrefix(line, "renderfarm-probe: "); ok {
 			if err := json.Unmarshal([]byte(rest), &got); err != nil {
@@ -223,8 +224,7 @@ func TestSandboxedProject(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(shot), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--python-exit-code", "1", scene(t, "project/scene.blend"), "--python-expr", makeProjectShot, "--", shot)
+	argv := r.argv(scene(t, "project/scene.blend"), "--python-expr", makeProjectShot, "--", shot)
 	var log []string
 	status, err := r.run(context.Background(), command{argv: argv, env: r.env(""), paths: sandbox.Paths{
 		ReadOnly: []string{filepath.Dir(scene(t, "project/scene.blend"))},
@@ -338,7 +338,8 @@ func TestMemoryLimit(t *testing.T) {
 }
 
 // Every Blender the runner starts has --disable-autoexec, given to Blender
-// and not to the sandbox around it.
+// and not to the sandbox around it, as the last of its flags: only the
+// action (our script, or --version) follows.
 func TestEveryBlenderDisablesAutoexec(t *testing.T) {
 	t.Parallel()
 	r, job, _ := fakeRunner(t, 0, "FAKE_SAVES=")
@@ -359,8 +360,9 @@ func TestEveryBlenderDisablesAutoexec(t *testing.T) {
 	}
 	for _, argv := range argvs {
 		i := slices.Index(argv, r.Binary)
-		if i < 0 || !slices.Contains(argv[i+1:], "--disable-autoexec") {
-			t.Errorf("argv without --disable-autoexec for Blender: %q", argv)
+		j := slices.Index(argv, "--disable-autoexec")
+		if i < 0 || j < i || j+1 >= len(argv) || (argv[j+1] != "--python" && argv[j+1] != "--version") {
+			t.Errorf("argv without --disable-autoexec as Blender's last flag: %q", argv)
 		}
 	}
 }

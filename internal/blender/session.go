@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +24,12 @@ var ErrSessionClosed = errors.New("blender: the session has ended")
 type SessionSpec struct {
 	// BlendPath is the .blend the session loads, once, at its start.
 	BlendPath string
-	// Scene is the scene it renders (-S); "" is the file's active scene.
+	// Scene is the scene it renders; "" is the file's active scene.
+	// session.py chooses it when the first render configures the session.
 	Scene string
 	// OutputRoot is the directory every render's OutputDir must lie in: a
 	// confined Blender may write there and in its run directory only. It
-	// is made if needed.
+	// is made if needed. A session without one only inspects.
 	OutputRoot string
 }
 
@@ -37,9 +37,11 @@ type SessionSpec struct {
 // inspects it and renders chunk after chunk of its frames as asked. Starting
 // Blender and loading the file is paid once instead of for every chunk:
 // about 0.5 s a chunk for a small scene, minutes for a large one. It talks
-// to session.py: a command a line on Blender's stdin, and an end line with a
-// nonce of the worker's on stdout once Blender's own output for the command
-// has been flushed (see session.py).
+// to session.py: a command a line on Blender's stdin, and lines with a
+// nonce of the worker's on stdout, which say when a frame begins and when
+// its file is written, and end the command once Blender's own output for it
+// has been flushed (see session.py). A one-off inspection or render is a
+// session given one command.
 //
 // A session renders with one set of settings: the first render applies
 // them, and every later render must ask for the same. It runs one command at
@@ -48,6 +50,12 @@ type Session struct {
 	r    *Runner
 	spec SessionSpec
 	dir  string // the run directory: scripts, JSON files, TMPDIR
+	// runDir and outputRoot are handles on dir and spec.OutputRoot (nil
+	// without one), opened before Blender started: Blender may write in
+	// both, so what the farm reads there it opens from these, following
+	// no link Blender could have put in the way.
+	runDir     *os.File
+	outputRoot *os.File
 
 	stdin  *os.File // the write end of Blender's stdin
 	stop   context.CancelFunc
@@ -62,14 +70,24 @@ type Session struct {
 	// settings is the JSON of the render settings applied; "" before the
 	// first render.
 	settings string
-	broken   bool
+	// format is the format Blender writes frames in, once configured.
+	format imageFormat
+	broken bool
 
 	mu      sync.Mutex // guards current and between
 	current *sessionCommand
 	// between keeps what Blender prints while no command runs (loading the
 	// file, above all), for the next command's log and errors.
 	between *logTail
-	dog     atomic.Pointer[watchdog]
+	// saved feeds the watchdog of the command under way when its script
+	// says a frame's file is written.
+	saved atomic.Pointer[savedFeed]
+}
+
+// savedFeed is a watchdog and the start of the line that feeds it.
+type savedFeed struct {
+	dog    *watchdog
+	marker string
 }
 
 // sessionCommand is a command under way: the output it causes goes to out,
@@ -80,6 +98,11 @@ type sessionCommand struct {
 	done       chan bool
 }
 
+// sessionFile is the JSON session.py reads at its start (see session.py).
+type sessionFile struct {
+	BlendPath string `json:"blendPath"`
+}
+
 // StartSession starts Blender on spec.BlendPath in a session. It returns at
 // once; a Blender that cannot start or load the file makes the first
 // command fail.
@@ -88,58 +111,72 @@ func (r *Runner) StartSession(spec SessionSpec) (*Session, error) {
 	if spec.BlendPath, err = filepath.Abs(spec.BlendPath); err != nil {
 		return nil, fmt.Errorf("blender: %w", err)
 	}
-	if spec.OutputRoot == "" {
-		return nil, errors.New("blender: a session needs an output directory")
-	}
-	if spec.OutputRoot, err = filepath.Abs(spec.OutputRoot); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
 	if _, err := os.Stat(spec.BlendPath); err != nil {
 		return nil, fmt.Errorf("blender: %w", err)
 	}
-	if err := os.MkdirAll(spec.OutputRoot, 0o755); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
+	s := &Session{r: r, spec: spec, scene: spec.Scene, between: newLogTail(logTailLines), exited: make(chan struct{})}
+	fail := func(err error) (*Session, error) {
+		s.closeFiles()
+		if s.dir != "" {
+			os.RemoveAll(s.dir)
+		}
+		return nil, err
+	}
+	paths := sandbox.Paths{ReadOnly: []string{r.inputPath(spec.BlendPath)}}
+	if spec.OutputRoot != "" {
+		if s.spec.OutputRoot, err = filepath.Abs(spec.OutputRoot); err != nil {
+			return nil, fmt.Errorf("blender: %w", err)
+		}
+		if err := os.MkdirAll(s.spec.OutputRoot, 0o755); err != nil {
+			return nil, fmt.Errorf("blender: %w", err)
+		}
+		if s.outputRoot, err = openDir(s.spec.OutputRoot); err != nil {
+			return nil, fmt.Errorf("blender: %w", err)
+		}
+		paths.Writable = append(paths.Writable, s.spec.OutputRoot)
 	}
 	dir, tmp, err := r.runDir()
 	if err != nil {
-		return nil, err
+		return fail(err)
+	}
+	s.dir = dir
+	paths.Writable = append(paths.Writable, dir)
+	if s.runDir, err = openDir(dir); err != nil {
+		return fail(fmt.Errorf("blender: %w", err))
 	}
 	var script string
 	for _, name := range []string{"inspect.py", "render_settings.py", "session.py"} {
 		if script, err = writeScript(dir, name); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
+			return fail(err)
 		}
+	}
+	// Written before Blender starts, into a directory it has not seen.
+	body, err := json.Marshal(sessionFile{BlendPath: s.spec.BlendPath})
+	if err != nil {
+		return fail(fmt.Errorf("blender: %w", err))
+	}
+	sessionPath := filepath.Join(dir, "session.json")
+	if err := os.WriteFile(sessionPath, body, 0o600); err != nil {
+		return fail(fmt.Errorf("blender: %w", err))
 	}
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("%w: %v", ErrNotStarted, err)
+		return fail(fmt.Errorf("%w: %v", ErrNotStarted, err))
 	}
-
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Session{r: r, spec: spec, dir: dir, stdin: stdinW, stop: stop, exited: make(chan struct{}),
-		scene: spec.Scene, between: newLogTail(logTailLines)}
-	argv := append([]string{r.binary()}, baseArgs...)
-	argv = append(argv, "--python-exit-code", "1", spec.BlendPath)
-	if spec.Scene != "" {
-		argv = append(argv, "-S", spec.Scene)
-	}
-	if r.Threads > 0 {
-		argv = append(argv, "-t", strconv.Itoa(r.Threads))
-	}
-	argv = append(argv, "--python", script)
+	s.stdin, s.stop = stdinW, stop
+	argv := r.argv("--python", script, "--", sessionPath)
 	go func() {
 		// run holds this goroutine's thread for Blender's whole life (see
 		// sysProcAttr): a session outlives the calls that use it.
 		s.status, s.runErr = r.run(ctx, command{
 			argv:  argv,
 			env:   r.env(tmp),
-			paths: sandbox.Paths{ReadOnly: []string{r.inputPath(spec.BlendPath)}, Writable: []string{dir, spec.OutputRoot}},
+			paths: paths,
 			stdin: stdinR,
 			onRead: func(line string) {
-				if d := s.dog.Load(); d != nil && savedRe.MatchString(line) {
-					d.feed()
+				if f := s.saved.Load(); f != nil && strings.Contains(line, f.marker) {
+					f.dog.feed()
 				}
 			},
 		}, s.onLine)
@@ -169,7 +206,16 @@ func (s *Session) Close() {
 	s.stop()
 	<-s.exited
 	s.stdin.Close()
+	s.closeFiles()
 	os.RemoveAll(s.dir)
+}
+
+func (s *Session) closeFiles() {
+	for _, f := range []*os.File{s.runDir, s.outputRoot} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // onLine routes a line of Blender's output to the command under way.
@@ -219,9 +265,10 @@ func (s *Session) do(ctx context.Context, op map[string]any, out *chunkOutput) (
 
 	runCtx, dog, stopWatchdog := startWatchdog(ctx, s.r.FrameTimeout)
 	defer stopWatchdog()
-	s.dog.Store(dog)
-	defer s.dog.Store(nil)
+	s.saved.Store(&savedFeed{dog: dog, marker: signalPrefix + nonce + " saved "})
+	defer s.saved.Store(nil)
 	s.mu.Lock()
+	out.parser.Nonce = nonce
 	s.current = cmd
 	// The lines Blender printed since the last command (loading the file,
 	// for the first) belong to this one's log.
@@ -279,16 +326,16 @@ func (s *Session) do(ctx context.Context, op map[string]any, out *chunkOutput) (
 func (s *Session) Inspect(ctx context.Context) (*Inspection, error) {
 	s.busy.Lock()
 	defer s.busy.Unlock()
-	outPath := filepath.Join(s.dir, "inspection.json")
-	os.Remove(outPath)
+	const name = "inspection.json"
+	os.Remove(filepath.Join(s.dir, name))
 	out := newChunkOutput(RenderJob{}, nil, nil)
-	ok, status, timedOut, err := s.do(ctx, map[string]any{"op": "inspect", "out": outPath}, out)
-	out.flush()
+	ok, status, timedOut, err := s.do(ctx, map[string]any{"op": "inspect", "out": filepath.Join(s.dir, name)}, out)
+	out.finish()
 	abs := s.spec.BlendPath
 	if err != nil {
 		return nil, fmt.Errorf("blender: inspecting %s: %w", filepath.Base(abs), err)
 	}
-	insp, err := s.r.inspection(abs, outPath, ok, status, timedOut, out.firstError, out.result.LogTail)
+	insp, err := s.r.inspection(abs, s.runDir, name, ok, status, timedOut, out.firstError, out.result.LogTail)
 	if err != nil {
 		s.broken = true
 		return nil, err
@@ -317,24 +364,27 @@ func (s *Session) renders(job RenderJob, settings string) bool {
 }
 
 // Render renders job's frames in the session, as Runner.Render does in a
-// process of its own, with the same events, result and errors. job must
+// session of its own, with the same events, result and errors. job must
 // name the session's file, its scene (or none) and, after the first render,
 // the same settings; its OutputDir must lie in the session's OutputRoot.
 // A failed render, a timeout or a canceled ctx ends the session.
 func (s *Session) Render(ctx context.Context, job RenderJob, onEvent func(Event)) (*RenderResult, error) {
+	return s.render(ctx, job, onEvent, nil)
+}
+
+// render is Render with a hook that sees every line, for capturing logs.
+func (s *Session) render(ctx context.Context, job RenderJob, onEvent func(Event), onLine func(string)) (*RenderResult, error) {
 	if err := checkJob(&job); err != nil {
 		return nil, err
 	}
-	if rel, err := filepath.Rel(s.spec.OutputRoot, job.OutputDir); err != nil || !filepath.IsLocal(rel) {
+	if s.outputRoot == nil {
+		return nil, errors.New("blender: the session has no output directory to render into")
+	}
+	rel, err := filepath.Rel(s.spec.OutputRoot, job.OutputDir)
+	if err != nil || !filepath.IsLocal(rel) {
 		return nil, fmt.Errorf("blender: output directory %s is outside the session's %s", job.OutputDir, s.spec.OutputRoot)
 	}
-	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
-		return nil, fmt.Errorf("blender: %w", err)
-	}
-	request, err := settingsJSON(job)
-	if err != nil {
-		return nil, err
-	}
+	request := renderRequestFor(job)
 	settings, err := jsonString(job.Settings)
 	if err != nil {
 		return nil, err
@@ -344,30 +394,43 @@ func (s *Session) Render(ctx context.Context, job RenderJob, onEvent func(Event)
 	}
 	s.busy.Lock()
 	defer s.busy.Unlock()
+	outDir, err := openSubdir(s.outputRoot, rel)
+	if err != nil {
+		s.broken = true
+		return nil, fmt.Errorf("blender: output directory: %w", err)
+	}
+	defer outDir.Close()
 
-	out := newChunkOutput(job, onEvent, nil)
+	out := newChunkOutput(job, onEvent, onLine)
+	out.dir, out.outputDir = outDir, job.OutputDir
 	ok, status, timedOut := true, exitStatus{}, false
 	if s.settings == "" {
 		// The settings are applied once, with this chunk's output: an error
 		// in them fails the chunk as it fails a render process.
-		path := filepath.Join(s.dir, "settings.json")
-		if err := os.WriteFile(path, request, 0o600); err != nil {
-			return nil, fmt.Errorf("blender: %w", err)
-		}
-		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": path}, out)
-		if ok {
-			s.settings = settings
+		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": request}, out)
+		if ok && err == nil {
+			format, ferr := outputFormat(job.Settings.OutputFormat, out.parser.output)
+			if ferr != nil {
+				s.broken = true
+				out.finish()
+				return out.result, &RenderError{Frame: job.Frames[0], Line: ferr.Error()}
+			}
+			s.settings, s.format = settings, format
 		}
 	}
 	if ok && err == nil {
+		out.format = s.format
 		// Whether it ended well shows in status and the frames saved.
-		_, status, timedOut, err = s.do(ctx, map[string]any{"op": "render", "frames": job.Frames, "outputDir": job.OutputDir}, out)
+		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "render", "frames": job.Frames, "outputDir": job.OutputDir}, out)
+		if err == nil {
+			out.findUnsignalled(ok)
+		}
 	}
-	out.flush()
+	out.finish()
 	if err != nil {
 		return out.result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), err)
 	}
-	return out.result, out.verdict(s.r, status, timedOut, "Blender did not save the frame; its last line: ")
+	return out.result, out.verdict(s.r, status, timedOut)
 }
 
 // jsonString is v in JSON, to compare settings.

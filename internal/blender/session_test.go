@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // countStarts makes r count the Blender processes it starts.
@@ -61,19 +63,44 @@ func samePixels(t *testing.T, a, b string) {
 	}
 }
 
+// settingsByHand applies, as a --python-expr, what the farm's settings
+// script applies for TestSessionRendersChunksLikeBlender's settings.
+const settingsByHand = `
+import bpy
+scene = bpy.context.scene
+scene.cycles.use_denoising = False
+for layer in scene.view_layers:
+    layer.cycles.use_denoising = False
+scene.cycles.samples = 8
+scene.render.resolution_x, scene.render.resolution_y = 96, 54
+`
+
 // A session renders chunk after chunk in one Blender, and its frames are
-// the frames a Blender process of their own renders, pixel for pixel.
-func TestSessionRendersChunksLikeAProcess(t *testing.T) {
+// the frames Blender renders by hand with -f, pixel for pixel; so are those
+// of a render in a Blender of its own.
+func TestSessionRendersChunksLikeBlender(t *testing.T) {
 	r := needBlender(t)
 	t.Parallel()
 	settings := Settings{Denoising: ptr(false), Samples: 8, ResolutionX: 96, ResolutionY: 54}
 	blend := scene(t, "cube.blend")
 	dir := t.TempDir()
 
-	fresh := filepath.Join(dir, "fresh")
+	byHand := filepath.Join(dir, "by-hand")
+	var log []string
+	argv := r.argv(blend, "--python-expr", settingsByHand, "-o", filepath.Join(byHand, "frame_####"), "-f", "1,2,5")
+	status, err := r.run(context.Background(), command{argv: argv, env: r.env(""),
+		paths: sandbox.Paths{ReadOnly: []string{filepath.Dir(blend)}, Writable: []string{dir}}},
+		func(line string) { log = append(log, line) })
+	if err != nil || status.failed() {
+		t.Fatalf("rendering by hand: %v, %s\n%s", err, status.describe(), strings.Join(log, "\n"))
+	}
+	own := filepath.Join(dir, "own")
 	if res, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1, 2, 5},
-		OutputDir: fresh, Settings: settings}, nil); err != nil {
+		OutputDir: own, Settings: settings}, nil); err != nil {
 		t.Fatalf("Render: %v\n%s", err, strings.Join(res.LogTail, "\n"))
+	}
+	for _, f := range []int{1, 2, 5} {
+		samePixels(t, filepath.Join(own, "frame_"+pad4(f)+".png"), filepath.Join(byHand, "frame_"+pad4(f)+".png"))
 	}
 
 	starts := countStarts(r)
@@ -103,7 +130,7 @@ func TestSessionRendersChunksLikeAProcess(t *testing.T) {
 		}
 		for _, f := range chunk {
 			path := filepath.Join(out, "frame_"+pad4(f)+".png")
-			samePixels(t, path, filepath.Join(fresh, "frame_"+pad4(f)+".png"))
+			samePixels(t, path, filepath.Join(byHand, "frame_"+pad4(f)+".png"))
 			started := slices.ContainsFunc(events, func(ev Event) bool { return ev.Kind == FrameStarted && ev.Frame == f })
 			saved := slices.ContainsFunc(events, func(ev Event) bool {
 				return ev.Kind == FrameSaved && ev.Frame == f && ev.Path == path && ev.RenderSeconds > 0

@@ -12,25 +12,42 @@ import (
 	"time"
 )
 
-// fakeBlender stands in for Blender in the tests of the frame timeout: it
-// prints what Blender prints around each frame of $FAKE_SAVES (into
-// $FAKE_OUT), $FAKE_PAUSE seconds apart, with a progress line every tenth of
-// a second while it "renders", then sleeps for a minute if $FAKE_HANG is
-// set. It tests the watchdog, not rendering.
+// fakeBlender stands in for Blender in the tests of the frame timeout. It
+// answers session.py's commands on stdin: a render's frames are those of
+// $FAKE_SAVES, each "rendering" for $FAKE_PAUSE_TENTHS tenths of a second
+// (a progress line every tenth) before its file is written and said to be;
+// with $FAKE_HANG set, an inspection, or a render once its frames are done,
+// hangs for a minute. It tests the watchdog, not rendering.
 const fakeBlender = `#!/bin/sh
-for f in $FAKE_SAVES; do
-	t=0
-	while [ "$t" -lt "$FAKE_PAUSE_TENTHS" ]; do
-		echo "Fra:$f Mem:1.00M (Peak 1.00M) | Time:00:00.10 | Scene, ViewLayer | Sample $t/1000000"
-		sleep 0.1
-		t=$((t + 1))
-	done
-	echo "Saved: '$FAKE_OUT/frame_000$f.png'"
-	echo " Time: 00:00.10 (Saving: 00:00.00)"
+while IFS= read -r line; do
+	nonce=${line#*'"nonce":"'}
+	nonce=${nonce%%'"'*}
+	case "$line" in
+	*'"op":"configure"'*)
+		echo "renderfarm-session $nonce output PNG JP2"
+		;;
+	*'"op":"inspect"'*)
+		if [ -n "$FAKE_HANG" ]; then exec sleep 60; fi
+		;;
+	*'"op":"render"'*)
+		out=${line#*'"outputDir":"'}
+		out=${out%%'"'*}
+		for f in $FAKE_SAVES; do
+			echo "renderfarm-session $nonce frame $f"
+			t=0
+			while [ "$t" -lt "$FAKE_PAUSE_TENTHS" ]; do
+				echo "Fra:$f Mem:1.00M (Peak 1.00M) | Time:00:00.10 | Scene, ViewLayer | Sample $t/1000000"
+				sleep 0.1
+				t=$((t + 1))
+			done
+			printf '\211PNG\r\n\032\n' > "$out/frame_000$f.png"
+			echo "renderfarm-session $nonce saved $f 0.1"
+		done
+		if [ -n "$FAKE_HANG" ]; then exec sleep 60; fi
+		;;
+	esac
+	echo "renderfarm-session $nonce ok"
 done
-if [ -n "$FAKE_HANG" ]; then
-	exec sleep 60
-fi
 `
 
 // fakeRunner returns a Runner whose "Blender" is fakeBlender, and a job for
@@ -46,15 +63,14 @@ func fakeRunner(t *testing.T, timeout time.Duration, env ...string) (*Runner, Re
 	if err := os.WriteFile(blend, []byte("BLENDER-v304"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "out")
 	pidFile := filepath.Join(dir, "pid")
 	r := &Runner{
 		Binary:       bin,
 		FrameTimeout: timeout,
-		ExtraEnv:     append([]string{"FAKE_OUT=" + out}, env...),
+		ExtraEnv:     env,
 		Wrap:         recordPID(pidFile),
 	}
-	return r, RenderJob{BlendPath: blend, Frames: []int{1, 2, 3}, OutputDir: out}, pidFile
+	return r, RenderJob{BlendPath: blend, Frames: []int{1, 2, 3}, OutputDir: filepath.Join(dir, "out")}, pidFile
 }
 
 func TestFrameTimeoutKillsAHungRender(t *testing.T) {

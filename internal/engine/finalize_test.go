@@ -17,7 +17,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -218,17 +217,13 @@ func grayFrames(t *testing.T, n int, ext string) [][]byte {
 // finalizing.
 func (f *farmFixture) renderImages(jobID, ext string, images [][]byte) {
 	f.t.Helper()
-	dir := f.t.TempDir()
 	tasks := f.tasks(jobID, store.TaskRender)
 	for _, task := range tasks {
 		ref := f.ref(task)
 		f.claim(ref)
 		for _, n := range f.startChunk(ref) {
-			path := filepath.Join(dir, fmt.Sprintf("frame_%04d%s", n, ext))
-			if err := os.WriteFile(path, images[n-1], 0o644); err != nil {
-				f.t.Fatal(err)
-			}
-			if err := f.engine.frameSaved(f.ctx, ref, blender.Event{Kind: blender.FrameSaved, Frame: n, Path: path, RenderSeconds: 1}, nil); err != nil {
+			name := fmt.Sprintf("frame_%04d%s", n, ext)
+			if err := f.engine.storeFrame(f.ctx, ref, n, name, bytes.NewReader(images[n-1]), 1, nil); err != nil {
 				f.t.Fatalf("frame %d saved: %v", n, err)
 			}
 		}

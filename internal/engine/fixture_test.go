@@ -330,8 +330,8 @@ func (f *farmFixture) startChunk(ref taskRef) []int {
 	return todo
 }
 
-// saveFrame plays Blender's "Saved:" of a frame: a small image is written
-// to disk and handed to frameSaved, which stores and records it.
+// saveFrame plays a frame Blender has written and the runner has checked:
+// a small image is handed to storeFrame, which stores and records it.
 func (f *farmFixture) saveFrame(ref taskRef, frame int, seconds float64) error {
 	f.t.Helper()
 	return f.saveFrameImage(ref, frame, seconds, "\x89PNG frame")
@@ -340,11 +340,7 @@ func (f *farmFixture) saveFrame(ref taskRef, frame int, seconds float64) error {
 // saveFrameImage is saveFrame with the image's bytes.
 func (f *farmFixture) saveFrameImage(ref taskRef, frame int, seconds float64, image string) error {
 	f.t.Helper()
-	path := filepath.Join(f.t.TempDir(), frameName(frame))
-	if err := os.WriteFile(path, []byte(image), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
-	return f.engine.frameSaved(f.ctx, ref, blender.Event{Kind: blender.FrameSaved, Frame: frame, Path: path, RenderSeconds: seconds}, nil)
+	return f.engine.storeFrame(f.ctx, ref, frame, frameName(frame), strings.NewReader(image), seconds, nil)
 }
 
 // frameName is the file name Blender gives a frame.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,15 +16,71 @@ import (
 const maxLogBytes = 256 << 10
 
 // keepLog stores the tail of a Blender run that failed, under the job's
-// logs/ prefix, so the user can read why.
-func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string) {
+// logs/ prefix, so the user can read why; paths scrubs the farm's paths
+// from it.
+func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
 		return
 	}
 	key := fmt.Sprintf("jobs/%s/logs/%s-%s.log", jobID, time.Now().UTC().Format("20060102T150405.000"), name)
-	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil {
+	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
+	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body)); err != nil {
 		e.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
 	}
+}
+
+// farmPaths rewrites the farm's absolute paths, in what Blender printed or
+// an error says, into names that mean something to the job's owner and tell
+// nothing of the machine. Clients read Blender's lines in logs, failure
+// reasons and frame errors. The folder the job's .blend was read from (a
+// project's root, or the upload's folder) becomes <job>, so a project's
+// files read as they are in its zip (<job>/scenes/shot.blend); the rest of
+// the job's work directory also becomes <job> (<job>/out/…); Blender's run
+// directories <blender>, and the work directory <work>.
+type farmPaths struct {
+	replacer *strings.Replacer
+}
+
+// farmPaths answers the paths of job jobID on this machine; in, its input
+// once prepared, may be nil.
+func (e *Engine) farmPaths(jobID string, in *preparedInput) farmPaths {
+	var pairs []string
+	add := func(path, label string) {
+		if path == "" {
+			return
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		if path != string(filepath.Separator) {
+			pairs = append(pairs, path, label)
+		}
+	}
+	// The most specific first: at each place in a line, the first pair that
+	// matches is the one replaced.
+	if in != nil && in.BlendPath != "" {
+		root := filepath.Dir(in.BlendPath)
+		if in.Project != nil {
+			root = filepath.Join(e.jobDir(jobID), "input", "project", filepath.FromSlash(in.Project.Root))
+		}
+		add(root, "<job>")
+	}
+	if e.cfg.WorkDir != "" {
+		add(e.jobDir(jobID), "<job>")
+	}
+	if e.cfg.Blender != nil {
+		add(e.cfg.Blender.TempDir, "<blender>")
+	}
+	add(e.cfg.WorkDir, "<work>")
+	return farmPaths{replacer: strings.NewReplacer(pairs...)}
+}
+
+// scrub rewrites the farm's paths in s.
+func (p farmPaths) scrub(s string) string {
+	if p.replacer == nil {
+		return s
+	}
+	return p.replacer.Replace(s)
 }
 
 // JobLog returns the tail of the newest Blender log kept for a job: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -207,12 +208,18 @@ func (e *Engine) renderFrames(ctx context.Context, ref taskRef, job *farm.Job, f
 		return recordErr
 	}
 	if err != nil {
+		// Blender's lines reach the client (the frame's error, the job's
+		// failure, the log) without the farm's paths.
+		paths := e.farmPaths(job.ID, in)
 		var re *blender.RenderError
-		if errors.As(err, &re) && re.Frame >= 0 {
-			e.frameFailed(ctx, ref, re.Frame, re.Line)
+		if errors.As(err, &re) {
+			re.Line = paths.scrub(re.Line)
+			if re.Frame >= 0 {
+				e.frameFailed(ctx, ref, re.Frame, re.Line)
+			}
 		}
 		if result != nil && ctx.Err() == nil {
-			e.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), result.LogTail)
+			e.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), result.LogTail, paths)
 		}
 	}
 	return err
@@ -248,40 +255,45 @@ func (e *Engine) frameFailed(ctx context.Context, ref taskRef, frame int, line s
 	}
 }
 
-// frameSaved stores the image Blender just wrote and marks the frame done,
-// unless the task has moved on to another holder. times, when not nil,
-// takes the time spent storing and recording.
+// frameSaved stores the frame's image, which the runner took from the
+// chunk's output directory and checked, and marks the frame done, unless
+// the task has moved on to another holder. times, when not nil, takes the
+// time spent storing and recording.
 func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event, times *chunkTimes) error {
+	if ev.Image == nil {
+		return fmt.Errorf("frame %d was reported saved without its image", ev.Frame)
+	}
+	return e.storeFrame(ctx, ref, ev.Frame, ev.Image.Name, ev.Image.Reader(), ev.RenderSeconds, times)
+}
+
+// storeFrame stores image, named name, as frame's and marks the frame done
+// (see frameSaved).
+func (e *Engine) storeFrame(ctx context.Context, ref taskRef, frame int, name string, image io.Reader, renderSeconds float64, times *chunkTimes) error {
 	// Each holder of the task stores under its own key, so a worker that
 	// was given up on can never replace the image of a frame its successor
 	// stored; the name a frame downloads as is the file name alone.
-	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, filepath.Base(ev.Path))
+	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, name)
 	start := time.Now()
-	f, err := os.Open(ev.Path)
+	size, err := e.objects.Put(ctx, key, image)
 	if err != nil {
-		return fmt.Errorf("frame %d: %w", ev.Frame, err)
-	}
-	size, err := e.objects.Put(ctx, key, f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("store frame %d: %w", ev.Frame, err)
+		return fmt.Errorf("store frame %d: %w", frame, err)
 	}
 	stored := time.Now()
 	if times != nil {
 		times.store += stored.Sub(start)
 		defer func() { times.record += time.Since(stored) }()
 	}
-	err = e.updateFrame(ctx, ref, ev.Frame, func(f *store.Frame) {
+	err = e.updateFrame(ctx, ref, frame, func(f *store.Frame) {
 		f.Status = farm.FrameCompleted
 		f.Worker = e.cfg.WorkerName
-		f.RenderSeconds = ev.RenderSeconds
+		f.RenderSeconds = renderSeconds
 		f.ObjectKey = key
 		f.SizeBytes = size
 		f.Error = ""
 	})
 	switch {
 	case err == nil:
-		e.cfg.Metrics.FrameStored(e.cfg.WorkerName, ev.RenderSeconds)
+		e.cfg.Metrics.FrameStored(e.cfg.WorkerName, renderSeconds)
 	case errors.Is(err, errNotOurs):
 		// Refused: the image stored above belongs to no frame.
 		if delErr := e.objects.Delete(context.WithoutCancel(ctx), key); delErr != nil {
@@ -353,7 +365,7 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 			return nil
 		}
 		if renderErr != nil {
-			job.FailedReason = renderFailure(renderErr, e.cfg.RenderAttempts)
+			job.FailedReason = renderFailure(renderErr, e.cfg.RenderAttempts, e.farmPaths(job.ID, nil))
 			if err := e.moveJob(ctx, tx, job, farm.StatusFailed); err != nil {
 				return err
 			}
@@ -397,17 +409,19 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 	})
 }
 
-func renderFailure(err error, attempts int) *farm.FailedReason {
+// renderFailure is the reason a job fails for a chunk that failed on its
+// last attempt, told without the farm's paths.
+func renderFailure(err error, attempts int, paths farmPaths) *farm.FailedReason {
 	var re *blender.RenderError
 	if errors.As(err, &re) && re.Frame >= 0 {
 		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)
 		if re.Line != "" {
 			msg += ": " + re.Line
 		}
-		return &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: msg}
+		return &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: paths.scrub(msg)}
 	}
 	return &farm.FailedReason{Name: "RENDER_FAILED", Type: farm.FailRender,
-		Message: fmt.Sprintf("a chunk failed after %d attempts: %v", attempts, err)}
+		Message: paths.scrub(fmt.Sprintf("a chunk failed after %d attempts: %v", attempts, err))}
 }
 
 // settingsFor turns the final configuration into what the settings script

@@ -112,12 +112,14 @@ func (e *Engine) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *f
 		if ctx.Err() != nil {
 			return nil, nil, nil, ctx.Err()
 		}
+		// What Blender said reaches the client without the farm's paths.
+		paths := e.farmPaths(job.ID, in)
 		var ie *blender.InspectError
 		if errors.As(err, &ie) {
-			e.keepLog(ctx, job.ID, "validate", ie.LogTail)
+			e.keepLog(ctx, job.ID, "validate", ie.LogTail, paths)
 		}
 		return nil, &in.SceneFile, &farm.FailedReason{Name: "BLENDER_CANNOT_OPEN_FILE", Type: farm.FailValidation,
-			Message: fmt.Sprintf("%v; check that the file opens in Blender %s and upload it again", err, e.blenderVersion(ctx))}, nil
+			Message: paths.scrub(fmt.Sprintf("%v; check that the file opens in Blender %s and upload it again", err, e.blenderVersion(ctx)))}, nil
 	}
 	return farm.AnalyzeInspection(*ins), &in.SceneFile, nil, nil
 }

@@ -1,7 +1,6 @@
 # Describe the .blend file Blender has loaded, as JSON, for renderfarm.
 #
-# Run as: blender -b --factory-startup --disable-autoexec FILE --python inspect.py -- OUT.json
-# or, in a warm session (session.py), through write_inspection(OUT.json).
+# session.py calls write_inspection(OUT.json) for its inspect command.
 #
 # The file is untrusted: this script only reads bpy.data and stats files on
 # disk. It never loads images or runs anything the file carries.
@@ -28,13 +27,6 @@ def fail(message):
     print("Error: " + message, file=sys.stderr, flush=True)
     sys.stdout.flush()
     sys.exit(1)
-
-
-def args():
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-    if len(argv) != 1:
-        fail("inspect.py expects one argument after --: the output JSON path")
-    return argv[0]
 
 
 def denoiser_available():
@@ -321,7 +313,3 @@ def write_inspection(out_path):
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(report, f)
     print("renderfarm: inspection written", flush=True)
-
-
-if __name__ == "__main__":
-    write_inspection(args())

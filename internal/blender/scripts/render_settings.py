@@ -1,15 +1,9 @@
-# Apply renderfarm's render settings to the scene Blender is about to render.
-#
-# Run as: blender -b --factory-startup --disable-autoexec FILE [-S SCENE]
-#             --python render_settings.py -f FRAMES -- SETTINGS.json
-#
-# Blender renders the frames given with -f after this script returns. A warm
-# session (session.py) calls apply(request) instead, then renders itself. Any
-# setting this Blender cannot honour stops the process with an "Error: ..."
-# line and exit code 1, before a frame is rendered: a silently different render
-# is worse than a failed one.
+# Apply renderfarm's render settings to the scene a session is about to
+# render. session.py calls apply(scene, request) for its configure command,
+# then renders the frames itself. Any setting this Blender cannot honour
+# stops with an "Error: ..." line before a frame is rendered: a silently
+# different render is worse than a failed one.
 
-import json
 import re
 import sys
 
@@ -27,14 +21,6 @@ def fail(message):
 
 def note(message):
     print("renderfarm: " + message, flush=True)
-
-
-def load_request():
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-    if len(argv) != 1:
-        fail("render_settings.py expects one argument after --: the settings JSON path")
-    with open(argv[0], encoding="utf-8") as f:
-        return json.load(f)
 
 
 def enum_choices(err):
@@ -172,24 +158,21 @@ def apply_output(scene, s, output_path):
     # files exist, and placeholders would look like finished frames.
     render.use_overwrite = True
     render.use_placeholder = False
+    # The farm takes each frame from one file of the name it chose; views
+    # written as files of their own (frame_0001_L.png) would be none of them.
+    if render.use_multiview:
+        render.use_multiview = False
+        note("multiview off: the farm stores one image a frame")
+    # Stamped metadata (and a burnt-in stamp) must not tell the client where
+    # the farm keeps files or what its machines are called.
+    render.use_stamp_filename = False
+    if hasattr(render, "use_stamp_hostname"):
+        render.use_stamp_hostname = False
 
 
-def announce_frame(scene, *_):
-    # Workbench prints no "Fra:" lines; this marks the start of every frame
-    # whatever the engine.
-    print("renderfarm: rendering frame %d" % scene.frame_current, flush=True)
-
-
-def apply(request):
-    scene = bpy.context.scene
+def apply(scene, request):
     if not bpy.data.filepath:
         fail("no .blend file was loaded")
-    wanted = request.get("scene") or ""
-    # -S only warns when the scene does not exist and renders another one.
-    if wanted and scene.name != wanted:
-        fail("scene %r not found; the file has: %s"
-             % (wanted, ", ".join(s.name for s in bpy.data.scenes)))
-
     s = request.get("settings") or {}
     render = scene.render
     if s.get("engine"):
@@ -219,8 +202,3 @@ def apply(request):
     note("scene %s: engine %s, %dx%d at %d%%, %s, denoising %s"
          % (scene.name, render.engine, render.resolution_x, render.resolution_y,
             render.resolution_percentage, render.image_settings.file_format, denoise))
-    bpy.app.handlers.render_pre.append(announce_frame)
-
-
-if __name__ == "__main__":
-    apply(load_request())

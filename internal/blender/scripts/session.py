@@ -1,28 +1,37 @@
-# A warm Blender session for renderfarm: Blender stays running with one
-# .blend loaded and does what the worker asks, one command after another,
-# so that chunk after chunk of a job renders without Blender starting and
-# loading the file again each time.
+# Every Blender of renderfarm runs this script: it loads the job's .blend
+# with the file's scripts off and then does what the worker asks, one
+# command after another, until stdin closes. A warm session renders chunk
+# after chunk of a job without Blender starting and loading the file again;
+# a one-off inspection or render is a session given one command.
 #
-# Run as: blender -b --factory-startup --disable-autoexec FILE [-S SCENE] [-t N]
-#             --python session.py
+# Run as: blender -b --factory-startup -noaudio [-t N] --python-exit-code 1
+#             --disable-autoexec --python session.py -- SESSION.json
 #
-# Commands come on stdin, one JSON object a line:
-#   {"op": "inspect", "nonce": N, "out": OUT.json}      inspect.py's report
-#   {"op": "configure", "nonce": N, "request": REQ.json} render_settings.py
+# Nothing of the job or the file reaches Blender's command line: it holds
+# the farm's own paths and numbers only, so no scene or file name can pass
+# for one of Blender's flags. SESSION.json, which the worker writes into the
+# run's own directory before Blender starts, names the .blend; everything
+# else comes in the commands on stdin, one JSON object a line:
+#   {"op": "inspect", "nonce": N, "out": OUT.json}    inspect.py's report
+#   {"op": "configure", "nonce": N, "request": {"scene": S, "outputPath": P, "settings": {...}}}
+#       chooses the scene and applies render_settings.py; prints
+#       "renderfarm-session N output FORMAT CODEC", the format Blender writes
 #   {"op": "render", "nonce": N, "frames": [1, 2], "outputDir": DIR}
-# Each ends with the line "renderfarm-session N ok" (or "... N failed") on
-# stdout, written after Blender's own output for it has been flushed, so the
-# worker reads every line a command caused before its end. The nonce is new
-# for every command and comes from the worker, never from the file: nothing
-# the file makes Blender print can pass for the end of a command. A failed
-# command leaves its reason in "Error: ..." lines before the end line, as a
-# failed render process would. The session ends when stdin closes.
+#       prints "renderfarm-session N frame F" as frame F begins, and
+#       "renderfarm-session N saved F SECONDS" once its file is written
+# Each ends with the line "renderfarm-session N ok" (or "... N failed"),
+# written after Blender's own output for it has been flushed, so the worker
+# reads every line a command caused before its end. The nonce is new for
+# every command and comes from the worker, never from the file: nothing the
+# file makes Blender print can pass for one of these lines. A failed command
+# leaves its reason in "Error: ..." lines before the end line.
 
 import ctypes
 import importlib.util
 import json
 import os
 import sys
+import time
 import traceback
 
 import bpy
@@ -30,8 +39,12 @@ import bpy
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Blender's C code writes to stdout through C's stdio, whose buffer is not
-# Python's: both are flushed before a command's end line.
+# Python's: both are flushed before each line of ours.
 _libc = ctypes.CDLL(None)
+
+# The scene the session renders: the file's active one until a configure
+# command names another.
+SCENE = None
 
 
 def load(name):
@@ -52,29 +65,64 @@ def error(message):
     print("Error: " + message, file=sys.stderr, flush=True)
 
 
+def signal(command, *words):
+    flush()
+    print("renderfarm-session %s %s" % (command["nonce"], " ".join(str(w) for w in words)), flush=True)
+
+
+def open_blend():
+    """Load the job's .blend, its scripts, drivers and handlers kept off."""
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    if len(argv) != 1:
+        error("session.py expects one argument after --: the session JSON path")
+        sys.exit(1)
+    with open(argv[0], encoding="utf-8") as f:
+        session = json.load(f)
+    try:
+        bpy.ops.wm.open_mainfile(filepath=session["blendPath"], load_ui=False, use_scripts=False)
+    except RuntimeError:
+        # Blender has printed why ("Error: ... Failed to read blend file").
+        flush()
+        sys.exit(1)
+
+
 def inspect(command):
     load("inspect").write_inspection(command["out"])
 
 
 def configure(command):
-    with open(command["request"], encoding="utf-8") as f:
-        request = json.load(f)
-    load("render_settings").apply(request)
+    global SCENE
+    request = command["request"]
+    wanted = request.get("scene") or ""
+    scene = bpy.context.scene
+    if wanted:
+        scene = bpy.data.scenes.get(wanted)
+        if scene is None:
+            error("scene %r not found; the file has: %s" % (wanted, ", ".join(s.name for s in bpy.data.scenes)))
+            return False
+        if bpy.context.window is not None:
+            bpy.context.window.scene = scene
+    load("render_settings").apply(scene, request)
+    SCENE = scene
+    image = scene.render.image_settings
+    signal(command, "output", image.file_format, getattr(image, "jpeg2k_codec", "JP2"))
 
 
 def render(command):
-    scene = bpy.context.scene
+    scene = SCENE or bpy.context.scene
     for frame in command["frames"]:
+        signal(command, "frame", frame)
         # frame_set evaluates the frame as the render will see it, switching
         # cameras bound to markers, as Blender's -f does.
         scene.frame_set(frame)
-        # Blender's "####" would be four digits or more, as here: the same
-        # names as a render process gives.
+        # The farm looks for exactly this name (Blender adds the extension).
         scene.render.filepath = os.path.join(command["outputDir"], "frame_%04d" % frame)
-        result = bpy.ops.render.render(write_still=True)
+        start = time.monotonic()
+        result = bpy.ops.render.render(write_still=True, scene=scene.name)
         if "FINISHED" not in result:
             error("Blender did not render frame %d (%s)" % (frame, ", ".join(sorted(result))))
             return False
+        signal(command, "saved", frame, "%.3f" % (time.monotonic() - start))
     return True
 
 
@@ -97,8 +145,8 @@ def serve():
             traceback.print_exc()
             if not str(err).startswith("Error:"):
                 error(str(err))
-        flush()
-        print("renderfarm-session %s %s" % (command["nonce"], "ok" if ok else "failed"), flush=True)
+        signal(command, "ok" if ok else "failed")
 
 
+open_blend()
 serve()

@@ -1,10 +1,16 @@
 package objstore
 
 import (
+	"bytes"
+	"crypto/rand"
+	"io"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 )
 
 // TestS3AddressingOnAWS checks the URLs for a bucket on AWS, which no test
@@ -45,5 +51,60 @@ func TestS3AddressingOnAWS(t *testing.T) {
 				t.Errorf("bucket %s in %s: X-Amz-Credential %q is not scoped to the region", tc.bucket, tc.region, cred)
 			}
 		}
+	}
+}
+
+// TestS3CopyInParts copies an object part by part (UploadPartCopy), the way
+// an object over 5 GiB is copied, with the thresholds lowered so that a
+// 13 MiB object takes three parts on the test server.
+func TestS3CopyInParts(t *testing.T) {
+	endpoint := os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
+	if endpoint == "" {
+		t.Skip("RENDERFARM_TEST_S3_ENDPOINT is not set: run scripts/test.sh, which starts an S3-compatible server (Versity Gateway) and sets it")
+	}
+	bucket := "renderfarm-test-" + strings.ToLower(rand.Text()[:16])
+	cfg, err := ParseS3URL("s3://" + bucket + "?endpoint=" + url.QueryEscape(endpoint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newS3(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, key := range []string{"uploads/s1/scene.blend", "jobs/j1/input/scene.blend"} {
+			s.client.RemoveObject(t.Context(), bucket, key, minio.RemoveObjectOptions{})
+		}
+		s.client.RemoveBucket(t.Context(), bucket)
+	})
+	s.maxSingleCopy, s.copyPartSize = 6<<20, 5<<20
+
+	data := make([]byte, 13<<20)
+	rand.Read(data)
+	if _, err := s.Put(ctx, "uploads/s1/scene.blend", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Copy(ctx, "uploads/s1/scene.blend", "jobs/j1/input/scene.blend", int64(len(data)))
+	if err != nil {
+		t.Fatalf("Copy in parts: %v", err)
+	}
+	if info.Size != int64(len(data)) {
+		t.Errorf("Copy = %+v, want %d bytes", info, len(data))
+	}
+	r, err := s.Get(ctx, "jobs/j1/input/scene.blend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("the copy differs from the source (%d bytes, %v)", len(got), err)
+	}
+	for u := range s.client.ListIncompleteUploads(ctx, bucket, "", true) {
+		t.Errorf("an incomplete upload was left behind: %+v", u)
 	}
 }

@@ -45,7 +45,9 @@ func (r *PutRefusal) Error() string { return r.Code + ": " + r.Message }
 // database is down, say), which is no answer about the upload.
 type errAcceptPutFailed struct{ err error }
 
-func (e errAcceptPutFailed) Error() string { return "checking whether the upload is still open: " + e.err.Error() }
+func (e errAcceptPutFailed) Error() string {
+	return "checking whether the upload is still open: " + e.err.Error()
+}
 func (e errAcceptPutFailed) Unwrap() error { return e.err }
 
 // Handler serves the store's presigned URLs: PUT for upload URLs, GET and

@@ -21,7 +21,7 @@ func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string
 		return
 	}
 	key := fmt.Sprintf("jobs/%s/logs/%s-%s.log", jobID, time.Now().UTC().Format("20060102T150405.000"), name)
-	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil {
+	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(strings.Join(lines, "\n")+"\n"), maxStoredLogBytes); err != nil {
 		e.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
 	}
 }

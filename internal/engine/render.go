@@ -261,7 +261,7 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event, 
 	if err != nil {
 		return fmt.Errorf("frame %d: %w", ev.Frame, err)
 	}
-	size, err := e.objects.Put(ctx, key, f)
+	size, err := e.objects.Put(ctx, key, f, maxFrameBytes)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("store frame %d: %w", ev.Frame, err)

@@ -162,6 +162,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rateLimit      float64
 		rateBurst      int
 		retention      time.Duration
+		transferIdle   time.Duration
+		keepAliveIdle  time.Duration
+		maxConns       int
 	)
 	fs := newFlagSet("serve", stderr)
 	b.register(fs)
@@ -179,6 +182,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&rateLimit, "rate-limit", 10, "POST and DELETE requests per second one API key may send to this server (0: no limit)")
 	fs.IntVar(&rateBurst, "rate-limit-burst", 20, "how many POST and DELETE requests one API key may send at once after a quiet spell")
 	fs.DurationVar(&retention, "upload-retention", engine.DefaultUploadRetention, "how long an upload that no job was made from is kept before its file is removed")
+	fs.DurationVar(&transferIdle, "upload-idle-timeout", objstore.DefaultTransferIdleTimeout, "how long an upload to this server may send nothing, or a download from it take nothing, before it is cut (a slow but steady transfer is never cut)")
+	fs.DurationVar(&keepAliveIdle, "idle-timeout", time.Minute, "how long a kept-alive connection may wait for its next request before it is closed")
+	fs.IntVar(&maxConns, "max-connections", 0, "the most connections open at once; more wait to be accepted (0: half the process's open-file limit)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -187,6 +193,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if rateLimit < 0 || rateBurst < 1 {
 		return fmt.Errorf("%w: --rate-limit must be 0 (no limit) or more, and --rate-limit-burst 1 or more", errUsage)
+	}
+	if transferIdle <= 0 || keepAliveIdle <= 0 || maxConns < 0 {
+		return fmt.Errorf("%w: --upload-idle-timeout and --idle-timeout must be positive, --max-connections 0 or more", errUsage)
+	}
+	if maxConns == 0 {
+		n, err := defaultMaxConnections()
+		if err != nil {
+			return err
+		}
+		maxConns = n
 	}
 	if retention <= uploadTTL {
 		// Otherwise a file could be removed while its upload URL still
@@ -216,6 +232,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer listener.Close()
+	listener = limitConnections(listener, maxConns)
 	if publicURL == "" {
 		publicURL = "http://" + listener.Addr().String()
 	}
@@ -225,7 +242,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	objects, objectsHandler, closeObjects, err := b.openObjects(ctx, publicURL, int64(maxUpload), log)
+	objects, objectsHandler, closeObjects, err := b.openObjects(ctx, localObjects{
+		publicURL: publicURL, maxUpload: int64(maxUpload), transferIdle: transferIdle, acceptPut: engine.AcceptUploadPut(st),
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -275,7 +294,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dashboard: web.Handler(web.Options{ObjectOrigins: append(objectOrigins, objectOrigin(b.storage))}),
 		RateLimit: httpapi.RateLimit{PerSecond: rateLimit, Burst: rateBurst},
 	}))
-	server := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	server := newHTTPServer(root, httpLimits{keepAliveIdle: keepAliveIdle, maxConnections: maxConns})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
 	log.Info("renderfarm is serving", "url", publicURL, "database", st.Dialect(), "workers", workers)

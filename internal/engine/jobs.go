@@ -115,6 +115,9 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	case errors.Is(err, objstore.ErrTooLarge):
 		// Replaced by a larger file since the size was checked.
 		return nil, e.refuseTooLarge(ctx, up, 0, e.maxInputBytes())
+	case errors.Is(err, objstore.ErrChanged):
+		return nil, &farm.Error{Kind: farm.KindConflict, Code: farm.CodeConflict, Field: "slug",
+			Message: fmt.Sprintf("the file of slug %q was replaced while the job was being made from it, so no job was made; create the job again once the upload is done", slug)}
 	case err != nil:
 		return nil, fmt.Errorf("copy the upload of slug %s: %w", slug, err)
 	}

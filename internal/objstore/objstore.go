@@ -34,6 +34,12 @@ var ErrInvalidKey = errors.New("invalid object key")
 // is stored either way: a previous object under the key stays as it was.
 var ErrTooLarge = errors.New("object over its size limit")
 
+// ErrChanged is returned (wrapped) by Copy when the source was replaced
+// while it was being copied, so that what was checked of it (its size) may
+// not hold for what would be copied. Nothing is stored; copying again
+// copies the new source.
+var ErrChanged = errors.New("object changed while it was copied")
+
 // MaxKeyLen is the longest key in bytes. It is S3's own limit, so a key that
 // works locally also works on a bucket.
 const MaxKeyLen = 1024

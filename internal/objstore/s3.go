@@ -287,6 +287,9 @@ type S3 struct {
 	// maxSingleCopy and copyPartSize are maxS3SingleCopy and
 	// s3CopyPartSize; tests lower them to copy small objects in parts.
 	maxSingleCopy, copyPartSize int64
+	// beforeCopy, when a test sets it, runs between Copy's check of the
+	// source and the copy itself.
+	beforeCopy func()
 	// parts recycles the part buffers of Put, so that storing frame after
 	// frame does not allocate a fresh part each time.
 	parts sync.Pool
@@ -614,10 +617,16 @@ func (s *S3) Copy(ctx context.Context, src, dst string, maxBytes int64) (Info, e
 		return Info{}, fmt.Errorf("objstore: copy %s: %w: it holds %d bytes, the limit is %d", src, ErrTooLarge, oi.Size, maxBytes)
 	}
 	sameVersion := map[string]string{"x-amz-copy-source-if-match": `"` + strings.Trim(oi.ETag, `"`) + `"`}
+	if s.beforeCopy != nil {
+		s.beforeCopy()
+	}
 	if oi.Size <= s.maxSingleCopy {
 		_, err = s.client.CopyObject(ctx, s.bucket, s.prefix+src, s.bucket, s.prefix+dst, sameVersion, minio.CopySrcOptions{}, minio.PutObjectOptions{})
 	} else {
 		err = s.copyMultipart(ctx, s.prefix+src, s.prefix+dst, oi.Size, sameVersion, minio.PutObjectOptions{ContentType: contentType(dst)})
+	}
+	if resp, ok := errors.AsType[minio.ErrorResponse](err); ok && resp.Code == "PreconditionFailed" {
+		return Info{}, fmt.Errorf("objstore: copy %s: %w", src, ErrChanged)
 	}
 	if err != nil {
 		return Info{}, s.objectError("copy "+src+" to", dst, err)

@@ -184,7 +184,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&retention, "upload-retention", engine.DefaultUploadRetention, "how long an upload that no job was made from is kept before its file is removed")
 	fs.DurationVar(&transferIdle, "upload-idle-timeout", objstore.DefaultTransferIdleTimeout, "how long an upload to this server may send nothing, or a download from it take nothing, before it is cut (a slow but steady transfer is never cut)")
 	fs.DurationVar(&keepAliveIdle, "idle-timeout", time.Minute, "how long a kept-alive connection may wait for its next request before it is closed")
-	fs.IntVar(&maxConns, "max-connections", 0, "the most connections open at once; more wait to be accepted (0: half the process's open-file limit)")
+	fs.IntVar(&maxConns, "max-connections", 0, "the most connections open at once; at the cap the one idle longest is closed, or a new one waits (0: half the process's open-file limit)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -232,7 +232,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer listener.Close()
-	listener = limitConnections(listener, maxConns)
 	if publicURL == "" {
 		publicURL = "http://" + listener.Addr().String()
 	}
@@ -294,9 +293,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dashboard: web.Handler(web.Options{ObjectOrigins: append(objectOrigins, objectOrigin(b.storage))}),
 		RateLimit: httpapi.RateLimit{PerSecond: rateLimit, Burst: rateBurst},
 	}))
-	server := newHTTPServer(root, httpLimits{keepAliveIdle: keepAliveIdle, maxConnections: maxConns})
+	server, limited := newHTTPServer(root, listener, serveLimits(keepAliveIdle, maxConns))
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- server.Serve(listener) }()
+	go func() { serveErr <- server.Serve(limited) }()
 	log.Info("renderfarm is serving", "url", publicURL, "database", st.Dialect(), "workers", workers)
 	fmt.Fprintf(stdout, "renderfarm serving at %s\n", publicURL)
 

@@ -74,9 +74,16 @@ func (l *Local) Handler() http.Handler {
 
 func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// Whatever the request, it moves bytes now or is cut: the deadlines
-	// a previous request on this connection left are replaced.
+	// a previous request on this connection left are replaced. Only a
+	// PUT has a body to read; during any other request the server reads
+	// in the background to notice a closed connection, and would take a
+	// read deadline passing for one, ending a long download's context.
 	t := newTransfer(w, l.idle)
-	t.extendRead()
+	if r.Method == http.MethodPut {
+		t.extendRead()
+	} else {
+		_ = t.rc.SetReadDeadline(time.Time{})
+	}
 	t.extendWrite()
 	key, ok := strings.CutPrefix(r.URL.Path, ObjectsPath)
 	if !ok {

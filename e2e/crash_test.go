@@ -226,8 +226,9 @@ func TestKilledServerDuringFinalizingFinishesTheJobAfterRestart(t *testing.T) {
 
 // checkCompletedOnce checks a completed job of frames 1..n: each frame
 // completed once, downloadable once and in the zip once; the job's stored
-// objects exactly what its downloads name, plus its logs (so no orphan
-// image); its work directory and every Blender run directory gone.
+// objects exactly what its downloads name, plus its logs and its input (so
+// no orphan image); its work directory and every Blender run directory
+// gone.
 func checkCompletedOnce(ctx context.Context, t *testing.T, f *farm, c *client.Client, id string, n int) {
 	t.Helper()
 	p, err := c.Progress(ctx, id)
@@ -292,8 +293,8 @@ func checkCompletedOnce(ctx context.Context, t *testing.T, f *farm, c *client.Cl
 		key, _ := filepath.Rel(objects, path)
 		key = filepath.ToSlash(key)
 		stored[key] = true
-		if !named[key] && !strings.HasPrefix(key, "jobs/"+id+"/logs/") {
-			t.Errorf("stored object %s is neither downloadable nor a log", key)
+		if !named[key] && !strings.HasPrefix(key, "jobs/"+id+"/logs/") && !strings.HasPrefix(key, "jobs/"+id+"/input/") {
+			t.Errorf("stored object %s is neither downloadable, a log nor the input", key)
 		}
 		return nil
 	})

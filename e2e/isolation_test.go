@@ -158,7 +158,7 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 		t.Fatalf("a's frame is served at %s, not under its job", pathA)
 	}
 	zipA := "/objects/jobs/" + jobA.ID + "/frames.zip"
-	inputA := "/objects/uploads/" + jobA.Slug + "/cube.blend"
+	inputA := "/objects/jobs/" + jobA.ID + "/input/cube.blend"
 	refused := map[string]string{
 		"b's frame URL on a's frame":    withPath(t, frameB, pathA),
 		"b's frame URL on a's zip":      withPath(t, frameB, zipA),
@@ -177,7 +177,7 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "uploads", jobA.Slug, "cube.blend"))
+	before, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 	if status, code := objectError(t, "GET", ticket.UploadURL, ""); status != http.StatusForbidden || code != "INVALID_SIGNATURE" {
 		t.Errorf("GET with an upload URL: %d %s, want 403 INVALID_SIGNATURE", status, code)
 	}
-	after, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "uploads", jobA.Slug, "cube.blend"))
+	after, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
 	if err != nil || string(after) != string(before) {
 		t.Errorf("a's input changed after the refused uploads (%v)", err)
 	}

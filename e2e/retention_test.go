@@ -57,13 +57,14 @@ func TestDeletingAFinishedJobRemovesItsFiles(t *testing.T) {
 		t.Fatalf("downloads = %+v, %v; want three frames and a zip", before, err)
 	}
 	outputs := filepath.Join(f.dataDir, "objects", "jobs", job.ID)
-	input := filepath.Join(f.dataDir, "objects", "uploads", job.Slug)
-	// Three frames, the zip and the preview video.
-	if n := filesUnder(t, outputs); n != 5 {
-		t.Errorf("%d files under %s before the delete, want 5", n, outputs)
+	input := filepath.Join(outputs, "input")
+	// Three frames, the zip, the preview video and the job's copy of its
+	// input (the upload's own file went when the job was made).
+	if n := filesUnder(t, outputs); n != 6 {
+		t.Errorf("%d files under %s before the delete, want 6", n, outputs)
 	}
 	if n := filesUnder(t, input); n != 1 {
-		t.Errorf("%d files under %s before the delete, want the upload", n, input)
+		t.Errorf("%d files under %s before the delete, want the input", n, input)
 	}
 
 	other := f.client("other studio")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -52,9 +53,24 @@ func (b *backends) openStore(ctx context.Context) (*store.Store, error) {
 	return nil, fmt.Errorf("%w: --database must be a postgres:// URL (or empty for SQLite in --data-dir)", errUsage)
 }
 
+// localObjects configures the local object store, whose presigned URLs
+// this process serves; a bucket has its own.
+type localObjects struct {
+	// publicURL is what its URLs start with.
+	publicURL string
+	// maxUpload caps what an upload URL takes (0: objstore's default).
+	maxUpload int64
+	// transferIdle cuts an upload or download that moves no bytes for
+	// this long (0: objstore's default).
+	transferIdle time.Duration
+	// acceptPut says whether an upload URL may still write its object
+	// (nil: while its signature is good).
+	acceptPut func(ctx context.Context, key string) error
+}
+
 // openObjects opens the object store. For the local store it also returns
 // the handler that serves its presigned URLs; an S3 bucket serves its own.
-func (b *backends) openObjects(ctx context.Context, publicURL string, maxUpload int64, log *slog.Logger) (objstore.Store, http.Handler, func(), error) {
+func (b *backends) openObjects(ctx context.Context, opts localObjects, log *slog.Logger) (objstore.Store, http.Handler, func(), error) {
 	if b.storage == "" {
 		if err := mkdirData(b.dataDir); err != nil {
 			return nil, nil, nil, err
@@ -64,7 +80,8 @@ func (b *backends) openObjects(ctx context.Context, publicURL string, maxUpload 
 			return nil, nil, nil, err
 		}
 		local, err := objstore.NewLocal(objstore.LocalConfig{
-			Dir: filepath.Join(b.dataDir, "objects"), BaseURL: publicURL, Secret: secret, MaxUploadBytes: maxUpload, Log: log,
+			Dir: filepath.Join(b.dataDir, "objects"), BaseURL: opts.publicURL, Secret: secret,
+			MaxUploadBytes: opts.maxUpload, TransferIdleTimeout: opts.transferIdle, AcceptPut: opts.acceptPut, Log: log,
 		})
 		if err != nil {
 			return nil, nil, nil, err

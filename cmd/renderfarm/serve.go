@@ -164,6 +164,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rateBurst      int
 		retention      time.Duration
 		metricsAddr    string
+		transferIdle   time.Duration
+		keepAliveIdle  time.Duration
+		maxConns       int
 	)
 	fs := newFlagSet("serve", stderr)
 	b.register(fs)
@@ -182,6 +185,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&rateLimit, "rate-limit", 10, "POST and DELETE requests per second one API key may send to this server (0: no limit)")
 	fs.IntVar(&rateBurst, "rate-limit-burst", 20, "how many POST and DELETE requests one API key may send at once after a quiet spell")
 	fs.DurationVar(&retention, "upload-retention", engine.DefaultUploadRetention, "how long an upload that no job was made from is kept before its file is removed")
+	fs.DurationVar(&transferIdle, "upload-idle-timeout", objstore.DefaultTransferIdleTimeout, "how long an upload to this server may send nothing, or a download from it take nothing, before it is cut (a slow but steady transfer is never cut)")
+	fs.DurationVar(&keepAliveIdle, "idle-timeout", time.Minute, "how long a kept-alive connection may wait for its next request before it is closed")
+	fs.IntVar(&maxConns, "max-connections", 0, "the most connections open at once; at the cap the one idle longest is closed, or a new one waits (0: half the process's open-file limit)")
 	if err := parseWithEnv(fs, args); err != nil {
 		return err
 	}
@@ -190,6 +196,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if rateLimit < 0 || rateBurst < 1 {
 		return fmt.Errorf("%w: --rate-limit must be 0 (no limit) or more, and --rate-limit-burst 1 or more", errUsage)
+	}
+	if transferIdle <= 0 || keepAliveIdle <= 0 || maxConns < 0 {
+		return fmt.Errorf("%w: --upload-idle-timeout and --idle-timeout must be positive, --max-connections 0 or more", errUsage)
+	}
+	if maxConns == 0 {
+		n, err := defaultMaxConnections()
+		if err != nil {
+			return err
+		}
+		maxConns = n
 	}
 	if retention <= uploadTTL {
 		// Otherwise a file could be removed while its upload URL still
@@ -228,7 +244,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	objects, objectsHandler, closeObjects, err := b.openObjects(ctx, publicURL, int64(maxUpload), log)
+	objects, objectsHandler, closeObjects, err := b.openObjects(ctx, localObjects{
+		publicURL: publicURL, maxUpload: int64(maxUpload), transferIdle: transferIdle, acceptPut: engine.AcceptUploadPut(st),
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -289,9 +307,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dashboard: web.Handler(web.Options{ObjectOrigins: append(objectOrigins, objectOrigin(b.storage))}),
 		RateLimit: httpapi.RateLimit{PerSecond: rateLimit, Burst: rateBurst},
 	}))
-	server := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
+	server, limited := newHTTPServer(root, listener, serveLimits(keepAliveIdle, maxConns))
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- server.Serve(listener) }()
+	go func() { serveErr <- server.Serve(limited) }()
 	log.Info("renderfarm is serving", "url", publicURL, "database", st.Dialect(), "workers", workers)
 	fmt.Fprintf(stdout, "renderfarm serving at %s\n", publicURL)
 

@@ -66,7 +66,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer st.Close()
 	// A worker hands out no URLs, so the local store's base URL is unused.
-	objects, _, closeObjects, err := b.openObjects(ctx, "http://127.0.0.1", 0, log)
+	objects, _, closeObjects, err := b.openObjects(ctx, localObjects{publicURL: "http://127.0.0.1"}, log)
 	if err != nil {
 		return err
 	}

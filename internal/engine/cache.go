@@ -50,14 +50,17 @@ func (c *inputCache) linkTo(sha256, dst string) bool {
 	return true
 }
 
-// add keeps path in the cache under its hash, then trims the cache.
+// add keeps path in the cache under its hash, then trims the cache. The
+// cache is the worker's alone: its folder is closed to other users, and
+// its files are the read-only inputs fetchObject made. A cached file is
+// hashed again by every preparation that uses it.
 func (c *inputCache) add(sha256, path string) {
 	if c == nil || sha256 == "" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return
 	}
 	_ = os.Link(path, filepath.Join(c.dir, sha256))

@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			river.NewPeriodicJob(river.PeriodicInterval(reapEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return reapArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(expireEvery(cfg.UploadRetention)), func() (river.JobArgs, *river.InsertOpts) {
+			river.NewPeriodicJob(river.PeriodicInterval(expireEvery(cfg.UploadRetention, cfg.UploadURLTTL)), func() (river.JobArgs, *river.InsertOpts) {
 				return expireUploadsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},

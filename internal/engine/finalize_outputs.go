@@ -104,7 +104,7 @@ func (e *Engine) storeFramesZip(ctx context.Context, key string, frames []store.
 	result := make(chan stored, 1)
 	pr, pw := io.Pipe()
 	go func() {
-		size, err := e.objects.Put(ctx, key, pr)
+		size, err := e.objects.Put(ctx, key, pr, framesZipLimit(frames))
 		// A Put that gave up before the end must not leave the writer
 		// blocked (after a whole zip, nothing is written any more).
 		pr.CloseWithError(err)
@@ -160,5 +160,5 @@ func (e *Engine) putFile(ctx context.Context, key, path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	return e.objects.Put(ctx, key, f)
+	return e.objects.Put(ctx, key, f, maxPreviewBytes)
 }

@@ -148,7 +148,7 @@ func (f *farmFixture) createdJob() *farm.Job {
 		f.t.Fatalf("CreateUpload: %v", err)
 	}
 	key := "uploads/" + ticket.Slug + "/scene.blend"
-	if _, err := f.objects.Put(f.ctx, key, strings.NewReader("BLENDER-v402 not really a scene")); err != nil {
+	if _, err := f.objects.Put(f.ctx, key, strings.NewReader("BLENDER-v402 not really a scene"), 1<<20); err != nil {
 		f.t.Fatalf("Put %s: %v", key, err)
 	}
 	job, err := f.engine.CreateJob(f.ctx, f.p, ticket.Slug)

@@ -26,6 +26,10 @@ type preparedInput struct {
 	SceneFile farm.SceneFile     `json:"sceneFile"`
 	Header    blendfile.Header   `json:"header"`
 	Project   *blendfile.Project `json:"project,omitempty"`
+	// Source is the input file as it was when its checksum
+	// (SceneFile.SHA256) was computed: a prepared input is reused only
+	// while the file is still that one.
+	Source fileIdentity `json:"source"`
 }
 
 // localPather is an object store whose objects are files on this machine,
@@ -34,11 +38,20 @@ type localPather interface {
 	Path(key string) (string, error)
 }
 
-// prepareInput makes a job's .blend available on this machine: the
-// uploaded file itself, or the project zip extracted after its checks. It
+// prepareInput makes a job's .blend available on this machine: the job's
+// input file itself, or the project zip extracted after its checks. It
 // checks the .blend header too, so a file that is not a .blend fails here
 // with a clear message instead of in Blender. The result is kept beside the
 // extracted files, so later chunks on the same machine reuse it.
+//
+// The input is the job's own copy of its upload (jobs/{id}/input/…), which
+// no URL can write, and every preparation checks that it is still the file
+// validation checked: a fresh preparation hashes it and compares the
+// SHA-256 with the job's; a reused one first checks that the file is the
+// very one it hashed (same file, size and modification time), and hashes
+// it again if not. That holds on both stores: a local store's file is read
+// in place, and a bucket's input is downloaded (or taken from the cache)
+// into the work directory.
 //
 // A *blendfile.Error means the input itself is bad; any other error is a
 // passing fault worth retrying.
@@ -47,21 +60,20 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 	lock.(*sync.Mutex).Lock()
 	defer lock.(*sync.Mutex).Unlock()
 
+	known := ""
+	if job.SceneFile != nil {
+		known = job.SceneFile.SHA256
+	}
 	dir := filepath.Join(e.jobDir(job.ID), "input")
 	marker := filepath.Join(dir, "prepared.json")
-	if b, err := os.ReadFile(marker); err == nil {
-		var in preparedInput
-		if err := json.Unmarshal(b, &in); err == nil {
-			if _, err := os.Stat(in.BlendPath); err == nil {
-				return &in, nil
-			}
-		}
+	if in, ok := reusablePreparation(marker, known); ok {
+		return in, nil
 	}
 	// Start clean: a previous attempt may have died half-way.
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 
@@ -69,11 +81,11 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 	if err != nil {
 		return nil, fmt.Errorf("find upload of job %s: %w", job.ID, err)
 	}
-	known := ""
-	if job.SceneFile != nil {
-		known = job.SceneFile.SHA256
+	source, err := e.fetchObject(ctx, up.JobInputKey(), filepath.Join(dir, "source"+filepath.Ext(up.FileName)), known)
+	if err != nil {
+		return nil, err
 	}
-	source, err := e.fetchObject(ctx, up.ObjectKey, filepath.Join(dir, "source"+filepath.Ext(up.FileName)), known)
+	identity, err := identify(source)
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +98,13 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 		// something other than what was checked.
 		return nil, fmt.Errorf("the input of job %s no longer matches its validated checksum", job.ID)
 	}
+	if after, err := identify(source); err != nil || after != identity {
+		return nil, fmt.Errorf("the input of job %s changed while it was being checked", job.ID)
+	}
 	if _, local := e.objects.(localPather); !local {
 		e.cache.add(sum, source)
 	}
-	in := &preparedInput{SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
+	in := &preparedInput{Source: identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
 	switch up.FileType {
 	case farm.FileTypeZip:
 		project, err := blendfile.ExtractZip(source, filepath.Join(dir, "project"), e.cfg.ZipLimits)
@@ -119,15 +134,63 @@ func (e *Engine) prepareInput(ctx context.Context, job *farm.Job) (*preparedInpu
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(marker, b, 0o644); err != nil {
+	if err := os.WriteFile(marker, b, 0o600); err != nil {
 		return nil, err
 	}
 	return in, nil
 }
 
+// reusablePreparation returns the input prepared earlier on this machine
+// if it is still good: prepared from the file whose checksum the job
+// knows (any, before validation has recorded one), and that file is still
+// the very one that was hashed. Anything else is prepared again, which
+// hashes the file again.
+func reusablePreparation(marker, known string) (*preparedInput, bool) {
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return nil, false
+	}
+	var in preparedInput
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, false
+	}
+	if in.Source.Path == "" || in.SceneFile.SHA256 == "" || (known != "" && in.SceneFile.SHA256 != known) {
+		return nil, false
+	}
+	if now, err := identify(in.Source.Path); err != nil || now != in.Source {
+		return nil, false
+	}
+	if _, err := os.Stat(in.BlendPath); err != nil {
+		return nil, false
+	}
+	return &in, true
+}
+
+// fileIdentity says which file a path held: a file replaced under the same
+// name (a rename over it, as every object write is), or changed in place,
+// has another identity.
+type fileIdentity struct {
+	Path    string `json:"path"`
+	Device  uint64 `json:"device"`
+	Inode   uint64 `json:"inode"`
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"modTime"` // nanoseconds since 1970
+}
+
+func identify(path string) (fileIdentity, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileIdentity{}, err
+	}
+	id := fileIdentity{Path: path, Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	id.Device, id.Inode = fileNumbers(fi)
+	return id, nil
+}
+
 // fetchObject returns a local path of an object: the object itself when
 // the store is on this machine, the cached copy when its checksum is known
-// and cached, else a copy downloaded to dst.
+// and cached, else a copy downloaded to dst. A downloaded copy is made
+// read-only: the farm never writes an input once it has it.
 func (e *Engine) fetchObject(ctx context.Context, key, dst, sha256 string) (string, error) {
 	if lp, ok := e.objects.(localPather); ok {
 		return lp.Path(key)
@@ -140,11 +203,15 @@ func (e *Engine) fetchObject(ctx context.Context, key, dst, sha256 string) (stri
 		return "", err
 	}
 	defer r.Close()
-	f, err := os.Create(dst)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", err
 	}
 	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Chmod(0o400); err != nil {
 		f.Close()
 		return "", err
 	}

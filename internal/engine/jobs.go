@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (e *Engine) CreateUpload(ctx context.Context, p farm.Principal, fileName, f
 		return nil, err
 	}
 	slug := uuid.NewString()
-	key := "uploads/" + slug + "/" + fileName
+	key := uploadsPrefix + slug + "/" + fileName
 	if err := objstore.ValidateKey(key); err != nil {
 		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "fileName",
 			Message: fmt.Sprintf("fileName %q cannot be stored: %v; rename the file", fileName, err)}
@@ -93,29 +94,41 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	}
 	info, err := e.objects.Stat(ctx, up.ObjectKey)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
-			Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}
+		return nil, uploadMissing(slug, up)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if max := e.cfg.MaxUploadBytes; max > 0 && info.Size > max {
-		// A bucket takes any size through a presigned PUT: refuse the job
-		// and drop the file instead.
-		if err := e.objects.Delete(ctx, up.ObjectKey); err != nil {
-			e.log.Warn("could not remove an upload over the size limit", "key", up.ObjectKey, "err", err)
-		}
-		return nil, &farm.Error{Kind: farm.KindTooLarge, Code: farm.CodeTooLarge, Field: "slug",
-			Message: fmt.Sprintf("the uploaded file is %d bytes, over this farm's limit of %d bytes; it was removed", info.Size, max)}
+	if max := e.maxInputBytes(); info.Size > max {
+		return nil, e.refuseTooLarge(ctx, up, info.Size, max)
+	}
+	// The job renders a copy of the file that no URL can write: the upload
+	// URL stays valid until it expires (on a bucket it cannot be revoked),
+	// so a file sent to it after this moment must not be what validation
+	// checks or Blender opens.
+	jobID := uuid.NewString()
+	inputKey := jobInputKey(jobID, up.FileName)
+	input, err := e.objects.Copy(ctx, up.ObjectKey, inputKey, e.maxInputBytes())
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return nil, uploadMissing(slug, up)
+	case errors.Is(err, objstore.ErrTooLarge):
+		// Replaced by a larger file since the size was checked.
+		return nil, e.refuseTooLarge(ctx, up, 0, e.maxInputBytes())
+	case errors.Is(err, objstore.ErrChanged):
+		return nil, &farm.Error{Kind: farm.KindConflict, Code: farm.CodeConflict, Field: "slug",
+			Message: fmt.Sprintf("the file of slug %q was replaced while the job was being made from it, so no job was made; create the job again once the upload is done", slug)}
+	case err != nil:
+		return nil, fmt.Errorf("copy the upload of slug %s: %w", slug, err)
 	}
 	now := time.Now().UTC()
 	job := &farm.Job{
-		ID: uuid.NewString(), Status: farm.StatusCreated, WorkspaceID: p.WorkspaceID, UserID: p.KeyID,
+		ID: jobID, Status: farm.StatusCreated, WorkspaceID: p.WorkspaceID, UserID: p.KeyID,
 		CreatedAt: now, UpdatedAt: now, Slug: slug,
-		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: info.Size},
+		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
 	}
 	err = e.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.ClaimUpload(ctx, slug, job.ID); err != nil {
+		if err := tx.ClaimUpload(ctx, slug, job.ID, inputKey); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
 			}
@@ -124,11 +137,97 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 		return tx.InsertJob(ctx, job)
 	})
 	if err != nil {
+		// No job reads the copy; the claim that won has its own.
+		if delErr := e.objects.Delete(context.WithoutCancel(ctx), inputKey); delErr != nil {
+			e.log.Warn("could not remove the input copy of a job that was not made", "key", inputKey, "err", delErr)
+		}
 		return nil, err
 	}
-	e.cfg.Metrics.Uploaded(info.Size)
+	// The upload's object has served its purpose. Should this fail, or a
+	// PUT land there later, the sweep of stray uploads removes it.
+	if err := e.objects.Delete(context.WithoutCancel(ctx), up.ObjectKey); err != nil {
+		e.log.Warn("could not remove an upload made into a job", "key", up.ObjectKey, "err", err)
+	}
+	e.cfg.Metrics.Uploaded(input.Size)
 	return e.present(ctx, job), nil
 }
+
+// jobInputKey is where a job's own copy of its input lives, beside its
+// outputs: removing the job's prefix removes it too.
+func jobInputKey(jobID, fileName string) string {
+	return jobPrefix(jobID) + "input/" + fileName
+}
+
+func uploadMissing(slug string, up store.Upload) error {
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
+		Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}
+}
+
+// refuseTooLarge drops an upload over the limit (a bucket takes any size
+// through a presigned PUT) and says so; size is 0 when unknown.
+func (e *Engine) refuseTooLarge(ctx context.Context, up store.Upload, size, max int64) error {
+	if err := e.objects.Delete(ctx, up.ObjectKey); err != nil {
+		e.log.Warn("could not remove an upload over the size limit", "key", up.ObjectKey, "err", err)
+	}
+	what := "the uploaded file is"
+	if size > 0 {
+		what = fmt.Sprintf("the uploaded file is %d bytes,", size)
+	}
+	return &farm.Error{Kind: farm.KindTooLarge, Code: farm.CodeTooLarge, Field: "slug",
+		Message: fmt.Sprintf("%s over this farm's limit of %d bytes; it was removed", what, max)}
+}
+
+// Codes of the refusals an upload URL answers once its upload is closed.
+const (
+	codeUploadUsed     = "UPLOAD_USED"
+	codeUploadDeleted  = "UPLOAD_DELETED"
+	codeUploadNotFound = farm.CodeUploadNotFound
+)
+
+// AcceptUploadPut answers, for the local store's upload URLs
+// (objstore.LocalConfig.AcceptPut), whether key may still be written: only
+// while its upload exists and no job was made from it. A job renders its
+// own copy of the file, so writing the upload afterwards would change
+// nothing the farm uses; refusing it tells the client so, and keeps a
+// deleted job's file from coming back. A bucket's presigned URLs cannot be
+// asked; there the sweep of stray uploads removes what arrives late.
+func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) error {
+	return func(ctx context.Context, key string) error {
+		slug, ok := uploadSlug(key)
+		if !ok {
+			return &objstore.PutRefusal{Status: http.StatusForbidden, Code: codeUploadNotFound,
+				Message: "this URL does not take uploads; request an upload URL with POST /uploads"}
+		}
+		up, err := st.GetUploadState(ctx, slug)
+		switch {
+		case errors.Is(err, store.ErrNotFound), err == nil && up.ObjectKey != key:
+			return &objstore.PutRefusal{Status: http.StatusNotFound, Code: codeUploadNotFound,
+				Message: "this upload no longer exists: it expired and was removed; request a new upload URL with POST /uploads and send the file there"}
+		case err != nil:
+			return err
+		case up.JobID != "" && up.JobDeleted:
+			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadDeleted,
+				Message: fmt.Sprintf("this upload belongs to job %s, which was deleted, so nothing can be sent to it any more; to render a file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
+		case up.JobID != "":
+			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadUsed,
+				Message: fmt.Sprintf("this upload was used to create job %s, which renders the file as it was then and cannot be changed; to render another file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
+		}
+		return nil
+	}
+}
+
+// uploadSlug is the slug of an upload's key, uploads/{slug}/{fileName}.
+func uploadSlug(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, uploadsPrefix)
+	if !ok {
+		return "", false
+	}
+	slug, name, ok := strings.Cut(rest, "/")
+	return slug, ok && slug != "" && name != "" && !strings.Contains(name, "/")
+}
+
+// uploadsPrefix holds every upload's object, uploads/{slug}/{fileName}.
+const uploadsPrefix = "uploads/"
 
 // GetJob returns one job of the workspace.
 func (e *Engine) GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {

@@ -24,7 +24,7 @@ func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string
 	}
 	key := fmt.Sprintf("jobs/%s/logs/%s-%s.log", jobID, time.Now().UTC().Format("20060102T150405.000"), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
-	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body)); err != nil {
+	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes); err != nil {
 		e.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
 	}
 }

@@ -274,7 +274,7 @@ func (e *Engine) storeFrame(ctx context.Context, ref taskRef, frame int, name st
 	// stored; the name a frame downloads as is the file name alone.
 	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, name)
 	start := time.Now()
-	size, err := e.objects.Put(ctx, key, image)
+	size, err := e.objects.Put(ctx, key, image, maxFrameBytes)
 	if err != nil {
 		return fmt.Errorf("store frame %d: %w", frame, err)
 	}

@@ -118,15 +118,59 @@ func (w *deleteObjectsWorker) Work(ctx context.Context, rj *river.Job[deleteObje
 }
 
 // expireUploadsWorker is the periodic job (on the leader) that removes
-// uploads no job was made from once they are older than the retention.
+// uploads no job was made from once they are older than the retention,
+// and objects sent to upload URLs that were already used or deleted.
 type expireUploadsWorker struct {
 	river.WorkerDefaults[expireUploadsArgs]
 	e *Engine
 }
 
 func (w *expireUploadsWorker) Work(ctx context.Context, _ *river.Job[expireUploadsArgs]) error {
-	_, err := w.e.expireUploads(ctx, time.Now().Add(-w.e.cfg.UploadRetention))
+	if _, err := w.e.expireUploads(ctx, time.Now().Add(-w.e.cfg.UploadRetention)); err != nil {
+		return err
+	}
+	_, err := w.e.sweepStrayUploads(ctx)
 	return err
+}
+
+// sweepStrayUploads removes the objects under uploads/ that no upload may
+// hold any more, and answers how many. A bucket's presigned PUT cannot be
+// revoked: until its URL expires (--upload-url-ttl), a client can still
+// send a file to the upload a job was made from, or to one whose job was
+// deleted, or whose expired upload was removed. The farm never reads such
+// a file (a job reads its own copy), and this is what keeps it from
+// staying in the bucket. The local store refuses those PUTs outright, so
+// there this finds only what raced with a job's creation.
+//
+// Kept: the file of an upload no job was made from yet (retention removes
+// it in time), and that of a job made before inputs were copied, which
+// still reads it (unless the job was deleted).
+func (e *Engine) sweepStrayUploads(ctx context.Context) (int, error) {
+	objects, err := e.objects.List(ctx, uploadsPrefix)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, o := range objects {
+		slug, _ := uploadSlug(o.Key)
+		up, err := e.store.GetUploadState(ctx, slug)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return removed, err
+		case up.ObjectKey != o.Key:
+		case up.JobID == "":
+			continue // an upload waiting to become a job
+		case up.InputKey == "" && !up.JobDeleted:
+			continue // the input of a job made before inputs were copied
+		}
+		if err := e.objects.Delete(ctx, o.Key); err != nil {
+			return removed, fmt.Errorf("remove stray upload %s: %w", o.Key, err)
+		}
+		removed++
+		e.log.Info("removed a file sent to an upload URL after its upload was used, deleted or removed", "key", o.Key, "job", up.JobID)
+	}
+	return removed, nil
 }
 
 // expireUploads removes every upload created before cutoff that no job was
@@ -170,9 +214,11 @@ func (e *Engine) expireUploads(ctx context.Context, cutoff time.Time) (int, erro
 	return removed, nil
 }
 
-// expireEvery is how often the periodic job looks for expired uploads: a
-// fraction of the retention, so an upload outlives it by little, but not
-// more often than once a second nor less than once an hour.
-func expireEvery(retention time.Duration) time.Duration {
-	return min(max(retention/4, time.Second), time.Hour)
+// expireEvery is how often the periodic job looks for expired uploads and
+// stray upload files: a fraction of the retention, so an upload outlives it
+// by little, and of the upload URLs' lifetime, so a file sent to a used
+// upload's URL does not stay much longer than the URL could send it; but
+// not more often than once a second nor less than once an hour.
+func expireEvery(retention, uploadURLTTL time.Duration) time.Duration {
+	return min(max(min(retention, uploadURLTTL)/4, time.Second), time.Hour)
 }

@@ -18,7 +18,7 @@ import (
 // put stores a small object under key.
 func (f *farmFixture) put(key string) {
 	f.t.Helper()
-	if _, err := f.objects.Put(f.ctx, key, strings.NewReader("bytes of "+key)); err != nil {
+	if _, err := f.objects.Put(f.ctx, key, strings.NewReader("bytes of "+key), 1<<20); err != nil {
 		f.t.Fatalf("Put %s: %v", key, err)
 	}
 }
@@ -101,11 +101,13 @@ func TestExpiredUploadIsRemovedAndFreshOrUsedOnesAreKept(t *testing.T) {
 	}
 
 	for _, kept := range []store.Upload{used, fresh} {
-		if _, err := f.store.GetUpload(f.ctx, f.p.WorkspaceID, kept.Slug); err != nil {
+		row, err := f.store.GetUpload(f.ctx, f.p.WorkspaceID, kept.Slug)
+		if err != nil {
 			t.Errorf("upload %s: %v, want it kept", kept.Slug, err)
 		}
-		if !f.exists(kept.ObjectKey) {
-			t.Errorf("file %s was removed, want it kept", kept.ObjectKey)
+		// The job made from the used one reads its own copy.
+		if !f.exists(row.JobInputKey()) {
+			t.Errorf("file %s was removed, want it kept", row.JobInputKey())
 		}
 	}
 	if got := f.job(job.ID); got.Slug != used.Slug {
@@ -199,12 +201,13 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 	if left, err := f.objects.List(f.ctx, jobPrefix(job.ID)); err != nil || len(left) != 0 {
 		t.Errorf("objects left under %s: %v, %v", jobPrefix(job.ID), left, err)
 	}
-	if f.exists(input.ObjectKey) {
-		t.Errorf("the job's input %s is still stored", input.ObjectKey)
+	if f.exists(input.JobInputKey()) || f.exists(input.ObjectKey) {
+		t.Errorf("the job's input %s (uploaded to %s) is still stored", input.JobInputKey(), input.ObjectKey)
 	}
-	// Another job's files are not touched.
-	if left, _ := f.objects.List(f.ctx, jobPrefix(other.ID)); len(left) != 5 {
-		t.Errorf("the other job has %d objects left, want its 5", len(left))
+	// Another job's files are not touched: its input, two frames, the
+	// zip, the preview and a log.
+	if left, _ := f.objects.List(f.ctx, jobPrefix(other.ID)); len(left) != 6 {
+		t.Errorf("the other job has %d objects left, want its 6", len(left))
 	}
 
 	// Deleting again answers the job and queues nothing more; running the
@@ -269,13 +272,15 @@ func TestDeleteJobOfAnotherWorkspaceIsNotFound(t *testing.T) {
 }
 
 func TestExpireEvery(t *testing.T) {
-	for retention, want := range map[time.Duration]time.Duration{
-		24 * time.Hour:  time.Hour,
-		2 * time.Hour:   30 * time.Minute,
-		2 * time.Second: time.Second,
+	for _, tc := range []struct{ retention, urlTTL, want time.Duration }{
+		{24 * time.Hour, 7 * 24 * time.Hour, time.Hour},
+		{2 * time.Hour, 7 * 24 * time.Hour, 30 * time.Minute},
+		{2 * time.Second, time.Second, time.Second},
+		// The defaults: a stray upload file goes within 3.75 minutes.
+		{24 * time.Hour, 15 * time.Minute, 225 * time.Second},
 	} {
-		if got := expireEvery(retention); got != want {
-			t.Errorf("expireEvery(%v) = %v, want %v", retention, got, want)
+		if got := expireEvery(tc.retention, tc.urlTTL); got != tc.want {
+			t.Errorf("expireEvery(%v, %v) = %v, want %v", tc.retention, tc.urlTTL, got, tc.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,29 @@ const (
 	codeIncompleteBody   = "INCOMPLETE_BODY"
 	codeStorageFull      = "STORAGE_FULL"
 	codeInternal         = "INTERNAL"
+	codeUnavailable      = "UNAVAILABLE"
 )
+
+// PutRefusal is what a LocalConfig.AcceptPut hook answers to refuse an
+// upload whose signature is good: Handler answers Status with the JSON
+// error {Code, Message} and stores nothing. The message is for the person
+// uploading, so it says what to do instead.
+type PutRefusal struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (r *PutRefusal) Error() string { return r.Code + ": " + r.Message }
+
+// errAcceptPutFailed wraps a failure of the AcceptPut hook itself (the
+// database is down, say), which is no answer about the upload.
+type errAcceptPutFailed struct{ err error }
+
+func (e errAcceptPutFailed) Error() string {
+	return "checking whether the upload is still open: " + e.err.Error()
+}
+func (e errAcceptPutFailed) Unwrap() error { return e.err }
 
 // Handler serves the store's presigned URLs: PUT for upload URLs, GET and
 // HEAD for download URLs. It expects the full request path, so mount it
@@ -36,13 +59,32 @@ const (
 // It needs no API key and must not sit behind the API's auth: the signature
 // in the URL is the authorization. Errors are JSON in the API's shape,
 // {"error": {"code": "URL_EXPIRED", "message": "..."}}, with 403 for a bad
-// or expired signature, 413 for a body over MaxUploadBytes and 404 for a
-// missing object.
+// or expired signature, 413 for a body over MaxUploadBytes, 404 for a
+// missing object, and what AcceptPut says for an upload that is closed.
+//
+// A transfer may be slow but not stalled: a PUT whose body sends nothing,
+// or a GET whose client takes nothing, for TransferIdleTimeout is cut; each
+// read or write that moves bytes extends the deadline. The server that
+// mounts Handler should therefore set no ReadTimeout or WriteTimeout of its
+// own for these URLs (they would cut long transfers), only
+// ReadHeaderTimeout and IdleTimeout.
 func (l *Local) Handler() http.Handler {
 	return http.HandlerFunc(l.serveHTTP)
 }
 
 func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// Whatever the request, it moves bytes now or is cut: the deadlines
+	// a previous request on this connection left are replaced. Only a
+	// PUT has a body to read; during any other request the server reads
+	// in the background to notice a closed connection, and would take a
+	// read deadline passing for one, ending a long download's context.
+	t := newTransfer(w, l.idle)
+	if r.Method == http.MethodPut {
+		t.extendRead()
+	} else {
+		_ = t.rc.SetReadDeadline(time.Time{})
+	}
+	t.extendWrite()
 	key, ok := strings.CutPrefix(r.URL.Path, ObjectsPath)
 	if !ok {
 		writeError(w, r, http.StatusNotFound, codeNotFound,
@@ -70,10 +112,22 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if method == http.MethodPut {
-		l.servePut(w, r, key)
+		l.servePut(w, r, key, t)
 	} else {
-		l.serveGet(w, r, key)
+		l.serveGet(t, r, key)
 	}
+}
+
+// acceptsPut asks the AcceptPut hook whether key still takes a PUT.
+func (l *Local) acceptsPut(ctx context.Context, key string) error {
+	if l.acceptPut == nil {
+		return nil
+	}
+	err := l.acceptPut(ctx, key)
+	if _, refused := errors.AsType[*PutRefusal](err); err == nil || refused {
+		return err
+	}
+	return errAcceptPutFailed{err}
 }
 
 func (l *Local) writeSignatureError(w http.ResponseWriter, r *http.Request, method string, expiresAt time.Time, err error) {
@@ -96,7 +150,7 @@ func (l *Local) writeSignatureError(w http.ResponseWriter, r *http.Request, meth
 	writeError(w, r, http.StatusForbidden, codeInvalidSignature, msg)
 }
 
-func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string) {
+func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string, t *transfer) {
 	// Refuse a declared oversize body before reading a byte of it; curl's
 	// "Expect: 100-continue" then never sends the body at all.
 	if r.ContentLength > l.maxUpload {
@@ -105,10 +159,21 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string) {
 				formatSize(r.ContentLength), formatSize(l.maxUpload)))
 		return
 	}
+	// An upload that was used for a job, or deleted, takes nothing more,
+	// though its URL's signature is still good. Asked again just before
+	// the file is stored, so that a job made while the body streamed in
+	// wins.
+	if err := l.acceptsPut(r.Context(), key); err != nil {
+		l.writePutError(w, r, key, err)
+		return
+	}
 	// A chunked body has no declared length, so the limit is enforced while
 	// streaming; write removes the partial file when the limit trips.
-	body := &readErrRecorder{r: ctxReader{r.Context(), http.MaxBytesReader(w, r.Body, l.maxUpload)}}
-	if _, err := l.write(key, body); err != nil {
+	body := &readErrRecorder{r: ctxReader{r.Context(), t.reader(http.MaxBytesReader(w, r.Body, l.maxUpload))}}
+	_, err := l.write(key, body, func() error { return l.acceptsPut(r.Context(), key) })
+	// However long the body took, the answer has its own time to go out.
+	t.extendWrite()
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(body.err, &tooLarge):
@@ -116,25 +181,45 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string) {
 				fmt.Sprintf("the file grew past the upload limit of %s; upload a smaller file or ask the farm's operator to raise the limit",
 					formatSize(l.maxUpload)))
 		case body.err != nil:
-			// Most often the client went away; the answer is for the
-			// rare client that is still listening.
+			// Most often the client went away, or stalled past the idle
+			// timeout; the answer is for the rare client still listening.
 			writeError(w, r, http.StatusBadRequest, codeIncompleteBody,
-				"the upload ended before the whole file arrived, so nothing was stored; send the file again")
-		case errors.Is(err, syscall.ENOSPC):
-			l.log.Error("objstore: upload failed", "key", key, "err", err)
-			writeError(w, r, http.StatusInsufficientStorage, codeStorageFull,
-				"the farm is out of disk space, so nothing was stored; try again later or ask the farm's operator to free space")
+				fmt.Sprintf("the upload ended, or sent nothing for %v, before the whole file arrived, so nothing was stored; send the file again", l.idle))
 		default:
-			l.log.Error("objstore: upload failed", "key", key, "err", err)
-			writeError(w, r, http.StatusInternalServerError, codeInternal,
-				"the file could not be stored; try again later")
+			l.writePutError(w, r, key, err)
 		}
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-func (l *Local) serveGet(w http.ResponseWriter, r *http.Request, key string) {
+// writePutError answers a PUT that failed for a reason of the farm's:
+// the upload is closed, the disk is full, or something broke.
+func (l *Local) writePutError(w http.ResponseWriter, r *http.Request, key string, err error) {
+	var refusal *PutRefusal
+	var hookFailed errAcceptPutFailed
+	switch {
+	case errors.As(err, &refusal):
+		writeError(w, r, refusal.Status, refusal.Code, refusal.Message)
+	case errors.As(err, &hookFailed):
+		l.log.Error("objstore: upload refused", "key", key, "err", err)
+		writeError(w, r, http.StatusServiceUnavailable, codeUnavailable,
+			"the farm could not check that this upload is still open, so nothing was stored; try again in a moment")
+	case errors.Is(err, syscall.ENOSPC):
+		l.log.Error("objstore: upload failed", "key", key, "err", err)
+		writeError(w, r, http.StatusInsufficientStorage, codeStorageFull,
+			"the farm is out of disk space, so nothing was stored; try again later or ask the farm's operator to free space")
+	default:
+		l.log.Error("objstore: upload failed", "key", key, "err", err)
+		writeError(w, r, http.StatusInternalServerError, codeInternal,
+			"the file could not be stored; try again later")
+	}
+}
+
+func (l *Local) serveGet(t *transfer, r *http.Request, key string) {
+	// Every write of the answer extends the write deadline, so a download
+	// may be slow but a client that stops reading is cut.
+	var w http.ResponseWriter = t
 	f, fi, err := l.open(key)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -208,6 +293,54 @@ func (e *readErrRecorder) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// transfer keeps the deadlines of one presigned request sliding: each read
+// of the body that brings bytes, and each write of the answer, moves the
+// deadline to idle from now. Deadlines are set through
+// http.ResponseController; where the writer has none (a test's recorder),
+// nothing is cut.
+type transfer struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func newTransfer(w http.ResponseWriter, idle time.Duration) *transfer {
+	return &transfer{ResponseWriter: w, rc: http.NewResponseController(w), idle: idle}
+}
+
+func (t *transfer) extendRead()  { _ = t.rc.SetReadDeadline(time.Now().Add(t.idle)) }
+func (t *transfer) extendWrite() { _ = t.rc.SetWriteDeadline(time.Now().Add(t.idle)) }
+
+// Write implements http.ResponseWriter, extending the write deadline first.
+func (t *transfer) Write(p []byte) (int, error) {
+	t.extendWrite()
+	return t.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (t *transfer) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// reader returns body with the sliding read deadline: each read that
+// brings bytes extends it. Once the body has ended the deadline is lifted,
+// so that storing a large file (a sync of gigabytes) is not mistaken for
+// a stalled client; the answer then has its own write deadline.
+func (t *transfer) reader(body io.Reader) io.Reader {
+	return readFunc(func(p []byte) (int, error) {
+		n, err := body.Read(p)
+		switch {
+		case err == io.EOF:
+			_ = t.rc.SetReadDeadline(time.Time{})
+		case n > 0:
+			t.extendRead()
+		}
+		return n, err
+	})
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 // formatSize renders a byte count the way people set limits: "5 GiB" when
 // exact, else bytes.

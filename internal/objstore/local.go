@@ -18,6 +18,12 @@ import (
 	"time"
 )
 
+// DefaultTransferIdleTimeout is how long an upload or download through a
+// presigned URL may stall when LocalConfig.TransferIdleTimeout is not set:
+// a minute is far longer than any pause of a working network, and short
+// enough that stalled clients cannot pile up connections.
+const DefaultTransferIdleTimeout = time.Minute
+
 // DefaultMaxUploadBytes is the largest body a presigned PUT accepts when
 // LocalConfig.MaxUploadBytes is not set: the 5 GiB that the API contract
 // promises to clients.
@@ -39,8 +45,14 @@ const (
 	// between our MkdirAll and our Rename.
 	commitAttempts = 10
 
-	dirPerm  fs.FileMode = 0o750
-	filePerm fs.FileMode = 0o600
+	// Objects are readable by the farm's own user and group only. A
+	// stored object is read-only: nothing changes an object in place
+	// (writes go to a temp file that is renamed over the key), so the mode
+	// only makes that promise visible, and keeps a stray write of the
+	// farm's own from changing a file Blender may be reading.
+	dirPerm    fs.FileMode = 0o750
+	filePerm   fs.FileMode = 0o600
+	objectPerm fs.FileMode = 0o400
 
 	minSecretLen = 32
 )
@@ -62,9 +74,24 @@ type LocalConfig struct {
 	Secret []byte
 
 	// MaxUploadBytes caps the body of a presigned PUT; 0 means
-	// DefaultMaxUploadBytes. It does not apply to Put, which only our own
-	// code calls (a job's frames.zip may legitimately be larger).
+	// DefaultMaxUploadBytes. It does not apply to Put, whose callers state
+	// a limit of their own (a job's frames.zip may legitimately be larger).
 	MaxUploadBytes int64
+
+	// AcceptPut, if set, is asked whether key still takes a presigned PUT,
+	// before the body is read and again before it is stored, so that an
+	// upload URL stops working the moment its upload is used or deleted
+	// even though its signature is still good. A *PutRefusal is answered
+	// to the client as it says; any other error is the farm's own fault
+	// (503: try again). nil accepts every PUT whose signature is good.
+	AcceptPut func(ctx context.Context, key string) error
+
+	// TransferIdleTimeout is how long a presigned PUT may send nothing, and
+	// a presigned GET take nothing, before the connection is cut; each
+	// read or write that moves bytes extends it, so a slow but steady
+	// transfer of any length goes through. 0 means
+	// DefaultTransferIdleTimeout.
+	TransferIdleTimeout time.Duration
 
 	// Now replaces time.Now, so tests can expire URLs without sleeping.
 	Now func() time.Time
@@ -86,6 +113,8 @@ type Local struct {
 	baseURL   string
 	secret    []byte
 	maxUpload int64
+	acceptPut func(ctx context.Context, key string) error
+	idle      time.Duration
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -112,6 +141,11 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("objstore: %w", err)
 	}
+	// A folder made by an older version, or by hand, may let every user
+	// of the machine read the uploads and renders in it.
+	if err := restrictDir(dir); err != nil {
+		return nil, fmt.Errorf("objstore: %w", err)
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %w", err)
@@ -126,11 +160,16 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		baseURL:   base,
 		secret:    slices.Clone(cfg.Secret),
 		maxUpload: cfg.MaxUploadBytes,
+		acceptPut: cfg.AcceptPut,
+		idle:      cfg.TransferIdleTimeout,
 		now:       cfg.Now,
 		log:       cfg.Log,
 	}
 	if l.maxUpload <= 0 {
 		l.maxUpload = DefaultMaxUploadBytes
+	}
+	if l.idle <= 0 {
+		l.idle = DefaultTransferIdleTimeout
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -140,6 +179,19 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	}
 	l.removeStaleTemps()
 	return l, nil
+}
+
+// restrictDir takes away whatever other users of the machine may do in dir
+// (read, write, list), keeping the owner's and group's rights as they are.
+func restrictDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+		return os.Chmod(dir, perm&^0o007)
+	}
+	return nil
 }
 
 func parseBaseURL(raw string) (string, error) {
@@ -179,18 +231,89 @@ func (l *Local) Path(key string) (string, error) {
 }
 
 // Put implements Store.
-func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+func (l *Local) Put(ctx context.Context, key string, r io.Reader, maxBytes int64) (int64, error) {
 	if err := l.checkKey(key); err != nil {
+		return 0, err
+	}
+	if err := checkMaxBytes(maxBytes); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := l.write(key, ctxReader{ctx, r})
+	n, err := l.write(key, &limitReader{r: ctxReader{ctx, r}, max: maxBytes}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
 	return n, nil
+}
+
+// Copy implements Store with a hard link: the copy costs no bytes and no
+// time whatever the size. Objects are never changed in place (a write
+// renames a new file over the key), so the two keys sharing one file
+// behave as two objects. Where the filesystem refuses links, the bytes
+// are copied.
+func (l *Local) Copy(ctx context.Context, src, dst string, maxBytes int64) (Info, error) {
+	if err := l.checkKey(src); err != nil {
+		return Info{}, err
+	}
+	if err := l.checkKey(dst); err != nil {
+		return Info{}, err
+	}
+	if err := checkMaxBytes(maxBytes); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	tmp := path.Join(tmpDirName, "copy-"+rand.Text())
+	err := l.root.Link(src, tmp)
+	if isNotExist(err) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, src)
+	}
+	if err != nil {
+		return l.copyBytes(ctx, src, dst, maxBytes)
+	}
+	// The link is to whatever src was at that instant; what it holds is
+	// judged from the link, which nothing else can replace.
+	fi, err := l.root.Lstat(tmp)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("objstore: copy %s: %w", src, err)
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%w: %s", ErrNotFound, src)
+	case fi.Size() > maxBytes:
+		err = fmt.Errorf("objstore: copy %s: %w: it holds %d bytes, the limit is %d", src, ErrTooLarge, fi.Size(), maxBytes)
+	}
+	if err == nil {
+		if err = l.root.Chmod(tmp, objectPerm); err == nil {
+			err = l.commit(tmp, dst)
+		}
+		if err != nil {
+			err = fmt.Errorf("objstore: copy %s to %s: %w", src, dst, err)
+		}
+	}
+	if err != nil {
+		l.root.Remove(tmp)
+		return Info{}, err
+	}
+	return Info{Key: dst, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// copyBytes is Copy for a filesystem without hard links.
+func (l *Local) copyBytes(ctx context.Context, src, dst string, maxBytes int64) (Info, error) {
+	f, fi, err := l.open(src)
+	if err != nil {
+		return Info{}, err
+	}
+	defer f.Close()
+	if fi.Size() > maxBytes {
+		return Info{}, fmt.Errorf("objstore: copy %s: %w: it holds %d bytes, the limit is %d", src, ErrTooLarge, fi.Size(), maxBytes)
+	}
+	if _, err := l.Put(ctx, dst, f, maxBytes); err != nil {
+		return Info{}, err
+	}
+	return l.Stat(ctx, dst)
 }
 
 // Get implements Store. The returned *os.File keeps reading the version it
@@ -360,8 +483,10 @@ func (l *Local) checkKey(key string) error {
 
 // write streams r into a fresh temp file, syncs it and renames it over key,
 // so readers see the old object or the new one and never a mix. On any
-// failure the temp file is removed and key is untouched.
-func (l *Local) write(key string, r io.Reader) (n int64, err error) {
+// failure the temp file is removed and key is untouched. beforeCommit, if
+// not nil, has the last word once the whole body is on disk: its error
+// stops the write.
+func (l *Local) write(key string, r io.Reader, beforeCommit func() error) (n int64, err error) {
 	tmp := path.Join(tmpDirName, "put-"+rand.Text())
 	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
@@ -377,11 +502,19 @@ func (l *Local) write(key string, r io.Reader) (n int64, err error) {
 	if err != nil {
 		return n, err
 	}
+	if err = f.Chmod(objectPerm); err != nil {
+		return n, err
+	}
 	if err = f.Sync(); err != nil {
 		return n, err
 	}
 	if err = f.Close(); err != nil {
 		return n, err
+	}
+	if beforeCommit != nil {
+		if err = beforeCommit(); err != nil {
+			return n, err
+		}
 	}
 	if err = l.commit(tmp, key); err != nil {
 		return n, err

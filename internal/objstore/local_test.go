@@ -32,6 +32,10 @@ import (
 
 var testSecret = bytes.Repeat([]byte{0x5e}, 32)
 
+// testLimit is the size limit of Puts that are not about limits: far
+// above anything the tests store.
+const testLimit = 1 << 30
+
 // newLocal starts a server that mounts the store's Handler the way the real
 // server does, and a store whose BaseURL points at it.
 func newLocal(t *testing.T, configure func(*objstore.LocalConfig)) (l *objstore.Local, srv *httptest.Server, dir string) {
@@ -450,7 +454,7 @@ func TestConcurrentWritesToOneKey(t *testing.T) {
 		writers.Go(func() {
 			body := bytes.Repeat([]byte{byte('a' + i)}, size)
 			if i%2 == 0 {
-				if _, err := l.Put(context.Background(), key, bytes.NewReader(body)); err != nil {
+				if _, err := l.Put(context.Background(), key, bytes.NewReader(body), testLimit); err != nil {
 					t.Errorf("Put: %v", err)
 				}
 				return
@@ -489,7 +493,7 @@ func TestConcurrentWritesAndDeletesInOneFolder(t *testing.T) {
 		wg.Go(func() {
 			key := fmt.Sprintf("jobs/j1/frames/frame_%04d.png", i)
 			for range 200 {
-				if _, err := l.Put(ctx, key, strings.NewReader("x")); err != nil {
+				if _, err := l.Put(ctx, key, strings.NewReader("x"), testLimit); err != nil {
 					t.Errorf("Put: %v", err)
 					return
 				}
@@ -502,7 +506,7 @@ func TestConcurrentWritesAndDeletesInOneFolder(t *testing.T) {
 	}
 	wg.Go(func() {
 		for i := range 200 {
-			if _, err := l.Put(ctx, fmt.Sprintf("jobs/j2/frames/f%d", i%3), strings.NewReader("x")); err != nil {
+			if _, err := l.Put(ctx, fmt.Sprintf("jobs/j2/frames/f%d", i%3), strings.NewReader("x"), testLimit); err != nil {
 				t.Errorf("Put: %v", err)
 				return
 			}
@@ -550,7 +554,7 @@ func TestTempFolderIsReservedAndHidden(t *testing.T) {
 	l, _, dir := newLocal(t, nil)
 	ctx := t.Context()
 	for _, key := range []string{".tmp", ".tmp/put-x"} {
-		if _, err := l.Put(ctx, key, strings.NewReader("x")); !errors.Is(err, objstore.ErrInvalidKey) {
+		if _, err := l.Put(ctx, key, strings.NewReader("x"), testLimit); !errors.Is(err, objstore.ErrInvalidKey) {
 			t.Errorf("Put(%q) error = %v, want ErrInvalidKey", key, err)
 		}
 		if _, _, err := l.PresignPut(ctx, key, time.Minute); !errors.Is(err, objstore.ErrInvalidKey) {
@@ -619,7 +623,7 @@ func TestSymlinkCannotEscape(t *testing.T) {
 	if _, err := l.Get(ctx, "jobs/secret"); err == nil {
 		t.Error("Get through an escaping symlink succeeded")
 	}
-	if _, err := l.Put(ctx, "jobs/planted", strings.NewReader("x")); err == nil {
+	if _, err := l.Put(ctx, "jobs/planted", strings.NewReader("x"), testLimit); err == nil {
 		t.Error("Put through an escaping symlink succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(outside, "planted")); err == nil {
@@ -731,7 +735,7 @@ func TestCurl(t *testing.T) {
 
 func mustPut(t *testing.T, l *objstore.Local, key, data string) {
 	t.Helper()
-	if _, err := l.Put(t.Context(), key, strings.NewReader(data)); err != nil {
+	if _, err := l.Put(t.Context(), key, strings.NewReader(data), testLimit); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }

@@ -29,6 +29,17 @@ var ErrNotFound = errors.New("object not found")
 // answer it as a 400, never as a 500.
 var ErrInvalidKey = errors.New("invalid object key")
 
+// ErrTooLarge is returned (wrapped) by Put when the body runs past the
+// limit the caller stated, and by Copy when the source is over it. Nothing
+// is stored either way: a previous object under the key stays as it was.
+var ErrTooLarge = errors.New("object over its size limit")
+
+// ErrChanged is returned (wrapped) by Copy when the source was replaced
+// while it was being copied, so that what was checked of it (its size) may
+// not hold for what would be copied. Nothing is stored; copying again
+// copies the new source.
+var ErrChanged = errors.New("object changed while it was copied")
+
 // MaxKeyLen is the longest key in bytes. It is S3's own limit, so a key that
 // works locally also works on a bucket.
 const MaxKeyLen = 1024
@@ -66,9 +77,22 @@ type Store interface {
 	PresignGet(ctx context.Context, key string, ttl time.Duration, downloadName string) (url string, expiresAt time.Time, err error)
 
 	// Put stores the whole of r under key, replacing any previous object,
-	// and returns the number of bytes stored. If reading r fails or ctx ends,
-	// nothing is stored and a previous object is left as it was.
-	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// and returns the number of bytes stored. maxBytes is the most the
+	// caller expects, and must be positive: a body that runs past it is
+	// ErrTooLarge, found while streaming, so a runaway source (a frame
+	// path that turned out to be /dev/zero) fills neither disk nor bucket.
+	// If reading r fails, the limit trips or ctx ends, nothing is stored
+	// and a previous object is left as it was.
+	Put(ctx context.Context, key string, r io.Reader, maxBytes int64) (int64, error)
+
+	// Copy stores a copy of the object at src under dst, replacing any
+	// object there, and describes the copy. The bytes do not pass through
+	// this process: the local store links the file, a bucket copies on its
+	// server. The copy is an object of its own: writing or deleting src
+	// afterwards leaves it as it was. A missing src is ErrNotFound; a src
+	// over maxBytes (which must be positive) is ErrTooLarge, and nothing
+	// is stored.
+	Copy(ctx context.Context, src, dst string, maxBytes int64) (Info, error)
 
 	// Get opens the object for reading; the caller closes it. A missing
 	// object is ErrNotFound.
@@ -91,6 +115,39 @@ type Store interface {
 	// prefix, as for DeletePrefix; "" lists everything), sorted by key in
 	// byte order.
 	List(ctx context.Context, prefix string) ([]Info, error)
+}
+
+// checkMaxBytes refuses a limit that states none: every write names the
+// most it expects.
+func checkMaxBytes(maxBytes int64) error {
+	if maxBytes <= 0 {
+		return fmt.Errorf("objstore: a size limit of %d bytes: every Put and Copy must state a positive limit", maxBytes)
+	}
+	return nil
+}
+
+// limitReader reads r and fails with ErrTooLarge as soon as more than max
+// bytes came out of it. Unlike io.LimitReader, which ends quietly at the
+// limit, it tells an object of exactly max bytes (which is stored) from a
+// longer one (which is not).
+type limitReader struct {
+	r    io.Reader
+	max  int64
+	read int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	// One byte more than the limit is asked for, so that a body of
+	// exactly max bytes ends with EOF and a longer one is noticed.
+	if room := l.max + 1 - l.read; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.read > l.max {
+		return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, l.max)
+	}
+	return n, err
 }
 
 // ValidateKey reports why key cannot name an object, or nil if it can. A

@@ -51,6 +51,16 @@ const (
 	// s3AbortTimeout bounds the clean-up of a failed multipart upload,
 	// which runs even after the caller's context has ended.
 	s3AbortTimeout = time.Minute
+
+	// maxS3SingleCopy is the largest object one CopyObject request may
+	// copy; a larger one is copied part by part (UploadPartCopy).
+	maxS3SingleCopy int64 = 5 << 30
+
+	// s3CopyPartSize is the size of the parts of a multipart copy. Parts
+	// are copied by the server, so their size costs this process no
+	// memory; 1 GiB keeps a copy to a few requests and allows objects up
+	// to 10,000 GiB.
+	s3CopyPartSize int64 = 1 << 30
 )
 
 // s3URLExamples ends every complaint about a storage URL, so that the fix is
@@ -274,6 +284,12 @@ type S3 struct {
 	onAWS    bool
 	region   string
 	partSize int64
+	// maxSingleCopy and copyPartSize are maxS3SingleCopy and
+	// s3CopyPartSize; tests lower them to copy small objects in parts.
+	maxSingleCopy, copyPartSize int64
+	// beforeCopy, when a test sets it, runs between Copy's check of the
+	// source and the copy itself.
+	beforeCopy func()
 	// parts recycles the part buffers of Put, so that storing frame after
 	// frame does not allocate a fresh part each time.
 	parts sync.Pool
@@ -343,6 +359,9 @@ func newS3(cfg S3Config) (*S3, error) {
 		onAWS:    cfg.Endpoint == "",
 		region:   cfg.Region,
 		partSize: cfg.PartSize,
+
+		maxSingleCopy: maxS3SingleCopy,
+		copyPartSize:  s3CopyPartSize,
 	}
 	s.parts.New = func() any {
 		b := make([]byte, s.partSize)
@@ -489,10 +508,14 @@ func (s *S3) presign(ctx context.Context, method, key string, ttl time.Duration,
 // Put implements Store. The body is read one part at a time: an object
 // that fits in one part goes up in a single PUT, a larger one as a
 // multipart upload, so memory stays at one part whatever the size. A
-// failed or canceled multipart upload is aborted, so no hidden parts are
-// left behind and the previous object, if any, stays as it was.
-func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+// failed or canceled multipart upload, or one that runs past maxBytes, is
+// aborted, so no hidden parts are left behind and the previous object, if
+// any, stays as it was.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader, maxBytes int64) (int64, error) {
 	if err := s.checkKey(key); err != nil {
+		return 0, err
+	}
+	if err := checkMaxBytes(maxBytes); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -500,7 +523,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	}
 	buf := s.parts.Get().(*[]byte)
 	defer s.parts.Put(buf)
-	n, err := s.put(ctx, key, ctxReader{ctx, r}, *buf)
+	n, err := s.put(ctx, key, &limitReader{r: ctxReader{ctx, r}, max: maxBytes}, *buf)
 	if err != nil {
 		return 0, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
@@ -567,6 +590,77 @@ func (s *S3) putMultipart(ctx context.Context, name string, r io.Reader, buf []b
 	}
 	_, err = s.client.CompleteMultipartUpload(ctx, s.bucket, name, id, parts, opts)
 	return total, err
+}
+
+// Copy implements Store with S3's server-side copy: CopyObject up to
+// 5 GiB, a multipart copy (UploadPartCopy) beyond. Only the version of src
+// whose size was checked is copied: if src is replaced meanwhile, S3
+// refuses the copy (its ETag no longer matches) and nothing is stored.
+func (s *S3) Copy(ctx context.Context, src, dst string, maxBytes int64) (Info, error) {
+	if err := s.checkKey(src); err != nil {
+		return Info{}, err
+	}
+	if err := s.checkKey(dst); err != nil {
+		return Info{}, err
+	}
+	if err := checkMaxBytes(maxBytes); err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, err
+	}
+	oi, err := s.client.StatObject(ctx, s.bucket, s.prefix+src, minio.StatObjectOptions{})
+	if err != nil {
+		return Info{}, s.objectError("copy", src, err)
+	}
+	if oi.Size > maxBytes {
+		return Info{}, fmt.Errorf("objstore: copy %s: %w: it holds %d bytes, the limit is %d", src, ErrTooLarge, oi.Size, maxBytes)
+	}
+	sameVersion := map[string]string{"x-amz-copy-source-if-match": `"` + strings.Trim(oi.ETag, `"`) + `"`}
+	if s.beforeCopy != nil {
+		s.beforeCopy()
+	}
+	if oi.Size <= s.maxSingleCopy {
+		_, err = s.client.CopyObject(ctx, s.bucket, s.prefix+src, s.bucket, s.prefix+dst, sameVersion, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+	} else {
+		err = s.copyMultipart(ctx, s.prefix+src, s.prefix+dst, oi.Size, sameVersion, minio.PutObjectOptions{ContentType: contentType(dst)})
+	}
+	if resp, ok := errors.AsType[minio.ErrorResponse](err); ok && resp.Code == "PreconditionFailed" {
+		return Info{}, fmt.Errorf("objstore: copy %s: %w", src, ErrChanged)
+	}
+	if err != nil {
+		return Info{}, s.objectError("copy "+src+" to", dst, err)
+	}
+	return s.Stat(ctx, dst)
+}
+
+// copyMultipart copies size bytes of the object srcName to name, part by
+// part, on the server; a failed copy is aborted.
+func (s *S3) copyMultipart(ctx context.Context, srcName, name string, size int64, cond map[string]string, opts minio.PutObjectOptions) (err error) {
+	if parts := (size + s.copyPartSize - 1) / s.copyPartSize; parts > maxS3Parts {
+		return fmt.Errorf("the object is larger than %d parts of %d MiB, the most one copy can hold", maxS3Parts, s.copyPartSize>>20)
+	}
+	id, err := s.client.NewMultipartUpload(ctx, s.bucket, name, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s3AbortTimeout)
+			defer cancel()
+			s.client.AbortMultipartUpload(actx, s.bucket, name, id)
+		}
+	}()
+	var parts []minio.CompletePart
+	for num, offset := 1, int64(0); offset < size; num, offset = num+1, offset+s.copyPartSize {
+		part, err := s.client.CopyObjectPart(ctx, s.bucket, srcName, s.bucket, name, id, num, offset, min(s.copyPartSize, size-offset), cond)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: num, ETag: part.ETag})
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, s.bucket, name, id, parts, opts)
+	return err
 }
 
 // Get implements Store. The object is requested at once, so a missing one

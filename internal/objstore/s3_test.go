@@ -259,7 +259,7 @@ func TestS3PutStreams(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	src.baseline = m.HeapInuse
 
-	n, err := s.Put(t.Context(), "jobs/j1/frames.zip", struct{ io.Reader }{src})
+	n, err := s.Put(t.Context(), "jobs/j1/frames.zip", struct{ io.Reader }{src}, testLimit)
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -303,7 +303,8 @@ func (b *brokenAfter) Read(p []byte) (int, error) {
 }
 
 // TestS3FailedMultipartLeavesNothing checks that a multipart upload that
-// fails, or whose context ends, after some parts went up is aborted: the
+// fails, runs past its size limit, or whose context ends, after some parts
+// went up is aborted: the
 // old object stays, and no invisible parts are left in the bucket.
 func TestS3FailedMultipartLeavesNothing(t *testing.T) {
 	cfg := testS3Config(t)
@@ -314,11 +315,11 @@ func TestS3FailedMultipartLeavesNothing(t *testing.T) {
 	}
 	admin := s3Admin(t, cfg)
 	const key = "jobs/j1/frames.zip"
-	if _, err := s.Put(t.Context(), key, strings.NewReader("old")); err != nil {
+	if _, err := s.Put(t.Context(), key, strings.NewReader("old"), testLimit); err != nil {
 		t.Fatal(err)
 	}
 
-	if _, err := s.Put(t.Context(), key, &brokenAfter{n: 12 << 20}); err == nil || !strings.Contains(err.Error(), "source broke") {
+	if _, err := s.Put(t.Context(), key, &brokenAfter{n: 12 << 20}, testLimit); err == nil || !strings.Contains(err.Error(), "source broke") {
 		t.Errorf("Put from a reader that breaks after 12 MiB = %v, want the reader's error", err)
 	}
 
@@ -327,8 +328,13 @@ func TestS3FailedMultipartLeavesNothing(t *testing.T) {
 		cancel()
 		return 0, io.EOF
 	}))
-	if _, err := s.Put(ctx, key, r); !errors.Is(err, context.Canceled) {
+	if _, err := s.Put(ctx, key, r, testLimit); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put canceled after two parts = %v, want context.Canceled", err)
+	}
+
+	// A stream that runs past its limit after two parts went up.
+	if _, err := s.Put(t.Context(), key, &brokenAfter{n: 64 << 20}, 12<<20); !errors.Is(err, objstore.ErrTooLarge) {
+		t.Errorf("Put of 64 MiB with a limit of 12 MiB = %v, want ErrTooLarge", err)
 	}
 
 	if got := readAll(t, s, key); got != "old" {
@@ -361,7 +367,7 @@ func TestS3Prefix(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := s.Put(t.Context(), "jobs/j1/a.png", strings.NewReader("A")); err != nil {
+	if _, err := s.Put(t.Context(), "jobs/j1/a.png", strings.NewReader("A"), testLimit); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.StatObject(t.Context(), cfg.Bucket, "farm1/jobs/j1/a.png", minio.StatObjectOptions{}); err != nil {
@@ -392,7 +398,7 @@ func TestS3Prefix(t *testing.T) {
 
 	// The limit on key length counts the prefix, which S3 stores too.
 	long := strings.Repeat("k/", objstore.MaxKeyLen/2-1) + "kk"
-	if _, err := s.Put(t.Context(), long, strings.NewReader("x")); !errors.Is(err, objstore.ErrInvalidKey) {
+	if _, err := s.Put(t.Context(), long, strings.NewReader("x"), testLimit); !errors.Is(err, objstore.ErrInvalidKey) {
 		t.Errorf("Put of a key that is too long with the prefix = %v, want ErrInvalidKey", err)
 	}
 }

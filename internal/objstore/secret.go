@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,10 +14,16 @@ import (
 // HMAC-SHA256 output, which is all the strength the signature can have.
 const secretLen = 32
 
+// secretPerm is the secret file's mode: whoever reads the secret can sign
+// URLs that write or read any object, so only the farm's own user may.
+const secretPerm = 0o600
+
 // LoadOrCreateSecret returns the URL-signing secret stored at path, creating
 // it (32 random bytes, mode 0600) on first use. Keeping the secret in a file
 // is what lets presigned URLs survive a restart. Keep the file outside the
-// Local store's Dir, or it would be listed as an object.
+// Local store's Dir, or it would be listed as an object. A secret file that
+// other users may read or write (left so by an older version, a copy or a
+// restore) is brought back to 0600.
 //
 // The file appears atomically and complete: it is written to a temp file and
 // hard-linked into place, which fails rather than overwrites if another
@@ -68,11 +75,26 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 }
 
 func readSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
+		return nil, fmt.Errorf("objstore: secret: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("objstore: secret: %w", err)
+	}
+	if fi.Mode().Perm() != secretPerm {
+		if err := f.Chmod(secretPerm); err != nil {
+			return nil, fmt.Errorf("objstore: secret file %s has mode %v, and making it 0600 failed: %w; make it readable by the farm's user only", path, fi.Mode().Perm(), err)
+		}
+	}
+	// One byte more than a secret, so that a longer file is noticed.
+	b, err := io.ReadAll(io.LimitReader(f, secretLen+1))
+	if err != nil {
 		return nil, fmt.Errorf("objstore: secret: %w", err)
 	}
 	if len(b) != secretLen {

@@ -77,3 +77,28 @@ func TestLoadOrCreateSecretRefusesDamagedFile(t *testing.T) {
 		t.Error("the damaged secret file was overwritten")
 	}
 }
+
+// TestLoadOrCreateSecretTightensItsMode: a secret file that other users of
+// the machine may read (an older version's, a restored backup) is made
+// 0600 when it is loaded, and still read.
+func TestLoadOrCreateSecretTightensItsMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "url-secret")
+	secret := bytes.Repeat([]byte{7}, 32)
+	if err := os.WriteFile(path, secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	got, err := objstore.LoadOrCreateSecret(path)
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("LoadOrCreateSecret = %x, %v; want the stored secret", got, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("secret file mode after loading = %v, want 0600", perm)
+	}
+}

@@ -27,7 +27,7 @@ func TestUnclaimedUploadsBeforeListsOnlyOldUploadsWithoutAJob(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.ClaimUpload(t.Context(), "old-claimed", "job-1"); err != nil {
+		if err := s.ClaimUpload(t.Context(), "old-claimed", "job-1", "jobs/job-1/input/scene.blend"); err != nil {
 			t.Fatal(err)
 		}
 
@@ -62,7 +62,7 @@ func TestDeleteUnclaimedUploadLeavesAJobsInputAlone(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.ClaimUpload(t.Context(), "claimed", "job-1"); err != nil {
+		if err := s.ClaimUpload(t.Context(), "claimed", "job-1", "jobs/job-1/input/scene.blend"); err != nil {
 			t.Fatal(err)
 		}
 

@@ -48,6 +48,10 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"InvalidTTL", testInvalidTTL},
 		{"FailedPutKeepsOldObject", testFailedPutKeepsOldObject},
 		{"CanceledPut", testCanceledPut},
+		{"PutSizeLimit", testPutSizeLimit},
+		{"PutSizeLimitOfALargeStream", testPutSizeLimitOfALargeStream},
+		{"Copy", testCopy},
+		{"CopyRefusals", testCopyRefusals},
 		{"PresignPut", testPresignPut},
 		{"PresignGet", testPresignGet},
 		{"PresignGetMissing", testPresignGetMissing},
@@ -63,6 +67,10 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 	}
 }
 
+// testLimit is the size limit of the suite's Puts that are not about
+// limits: far above anything they store.
+const testLimit = 1 << 30
+
 // httpClient bounds every request so a hung server fails the test instead
 // of the whole run.
 var httpClient = &http.Client{Timeout: time.Minute}
@@ -73,7 +81,7 @@ func testPutGetStat(t *testing.T, s objstore.Store) {
 	data := []byte("not really a png")
 
 	before := time.Now()
-	n, err := s.Put(ctx, key, bytes.NewReader(data))
+	n, err := s.Put(ctx, key, bytes.NewReader(data), testLimit)
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -124,7 +132,7 @@ func testLargeStreamedObject(t *testing.T, s objstore.Store) {
 	// A reader that is not an io.Seeker and has no known length, as a zip
 	// being written through an io.Pipe would be.
 	src := struct{ io.Reader }{io.LimitReader(rand.NewChaCha8([32]byte{1}), size)}
-	n, err := s.Put(t.Context(), key, src)
+	n, err := s.Put(t.Context(), key, src, testLimit)
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -325,8 +333,12 @@ func testInvalidKeys(t *testing.T, s objstore.Store) {
 				t.Errorf("%s(%q) error = %v, want ErrInvalidKey", op, short(key), err)
 			}
 		}
-		_, err := s.Put(ctx, key, strings.NewReader("x"))
+		_, err := s.Put(ctx, key, strings.NewReader("x"), testLimit)
 		check("Put", err)
+		_, err = s.Copy(ctx, key, "jobs/j1/copy", testLimit)
+		check("Copy from", err)
+		_, err = s.Copy(ctx, "jobs/j1/copy", key, testLimit)
+		check("Copy to", err)
 		_, err = s.Get(ctx, key)
 		check("Get", err)
 		_, err = s.Stat(ctx, key)
@@ -378,13 +390,13 @@ func testFailedPutKeepsOldObject(t *testing.T, s objstore.Store) {
 	ctx := t.Context()
 	mustPut(t, s, "uploads/s1/scene.blend", []byte("old"))
 
-	if _, err := s.Put(ctx, "uploads/s1/scene.blend", &failingReader{n: 100 << 10}); err == nil {
+	if _, err := s.Put(ctx, "uploads/s1/scene.blend", &failingReader{n: 100 << 10}, testLimit); err == nil {
 		t.Fatal("Put from a failing reader succeeded")
 	}
 	if got := mustGet(t, s, "uploads/s1/scene.blend"); string(got) != "old" {
 		t.Errorf("after a failed overwrite Get = %q, want the old object", short(string(got)))
 	}
-	if _, err := s.Put(ctx, "uploads/s1/new.blend", &failingReader{n: 100 << 10}); err == nil {
+	if _, err := s.Put(ctx, "uploads/s1/new.blend", &failingReader{n: 100 << 10}, testLimit); err == nil {
 		t.Fatal("Put from a failing reader succeeded")
 	}
 	if _, err := s.Stat(ctx, "uploads/s1/new.blend"); !errors.Is(err, objstore.ErrNotFound) {
@@ -414,16 +426,151 @@ func (c *cancelingReader) Read(p []byte) (int, error) {
 func testCanceledPut(t *testing.T, s objstore.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Put(ctx, "jobs/j1/a.png", strings.NewReader("x")); err == nil {
+	if _, err := s.Put(ctx, "jobs/j1/a.png", strings.NewReader("x"), testLimit); err == nil {
 		t.Error("Put with a canceled context succeeded")
 	}
 
 	ctx, cancel = context.WithCancel(t.Context())
 	defer cancel()
-	if _, err := s.Put(ctx, "jobs/j1/b.png", &cancelingReader{cancel: cancel, n: 1 << 20}); err == nil {
+	if _, err := s.Put(ctx, "jobs/j1/b.png", &cancelingReader{cancel: cancel, n: 1 << 20}, testLimit); err == nil {
 		t.Error("Put whose context was canceled midway succeeded")
 	}
 	mustList(t, s, "")
+}
+
+// testPutSizeLimit: a body of exactly the limit is stored; one byte more is
+// ErrTooLarge, whether its length is known or not, and stores nothing,
+// leaving a previous object as it was. A Put that states no limit is
+// refused.
+func testPutSizeLimit(t *testing.T, s objstore.Store) {
+	ctx := t.Context()
+	const limit = 1000
+	key := "jobs/j1/frames/frame_0001.png"
+	if n, err := s.Put(ctx, key, bytes.NewReader(make([]byte, limit)), limit); err != nil || n != limit {
+		t.Fatalf("Put of exactly the limit = %d, %v; want %d stored", n, err, limit)
+	}
+	mustPut(t, s, key, []byte("old"))
+	bodies := map[string]func() io.Reader{
+		"known length":   func() io.Reader { return bytes.NewReader(make([]byte, limit+1)) },
+		"unknown length": func() io.Reader { return struct{ io.Reader }{io.LimitReader(rand.NewChaCha8([32]byte{2}), 10*limit)} },
+	}
+	for name, body := range bodies {
+		if n, err := s.Put(ctx, key, body(), limit); !errors.Is(err, objstore.ErrTooLarge) {
+			t.Errorf("Put over the limit (%s) = %d, %v; want ErrTooLarge", name, n, err)
+		}
+		if got := mustGet(t, s, key); string(got) != "old" {
+			t.Errorf("after a Put over the limit (%s) Get = %q, want the old object", name, short(string(got)))
+		}
+		if n, err := s.Put(ctx, "jobs/j1/frames/new.png", body(), limit); !errors.Is(err, objstore.ErrTooLarge) {
+			t.Errorf("Put of a new object over the limit (%s) = %d, %v; want ErrTooLarge", name, n, err)
+		}
+	}
+	for _, limit := range []int64{0, -1} {
+		if _, err := s.Put(ctx, "jobs/j1/a.png", strings.NewReader("x"), limit); err == nil {
+			t.Errorf("Put with a limit of %d succeeded, want an error: every Put states its limit", limit)
+		}
+	}
+	mustList(t, s, "", key)
+}
+
+// testPutSizeLimitOfALargeStream: a stream far over the limit, and larger
+// than a part of a multipart upload, stops at the limit and leaves nothing,
+// not even hidden parts (which the S3 tests look for).
+func testPutSizeLimitOfALargeStream(t *testing.T, s objstore.Store) {
+	const limit = 6<<20 + 1 // past one part at S3's smallest part size
+	src := struct{ io.Reader }{io.LimitReader(rand.NewChaCha8([32]byte{3}), 64<<20)}
+	counted := &countingReader{r: src}
+	_, err := s.Put(t.Context(), "jobs/j1/frames.zip", counted, limit)
+	if !errors.Is(err, objstore.ErrTooLarge) {
+		t.Fatalf("Put of 64 MiB with a limit of %d bytes: %v, want ErrTooLarge", limit, err)
+	}
+	// The store stops reading at the limit, give or take one buffer: it
+	// does not drain a runaway source to its end.
+	if counted.n > 2*limit {
+		t.Errorf("Put read %d bytes of the source, want it to stop near the limit of %d", counted.n, limit)
+	}
+	mustList(t, s, "")
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// testCopy: a copy is an object of its own. Overwriting or deleting the
+// source afterwards leaves it as it was, and a presigned PUT to the
+// source's key reaches only the source.
+func testCopy(t *testing.T, s objstore.Store) {
+	ctx := t.Context()
+	src, dst := "uploads/s1/scene.blend", "jobs/j1/input/scene.blend"
+	data := []byte("BLENDER-v304 the validated scene")
+	mustPut(t, s, src, data)
+	mustPut(t, s, dst, []byte("an older object at the destination"))
+
+	info, err := s.Copy(ctx, src, dst, int64(len(data)))
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if info.Key != dst || info.Size != int64(len(data)) {
+		t.Errorf("Copy = %+v, want key %q size %d", info, dst, len(data))
+	}
+	if got := mustGet(t, s, dst); !bytes.Equal(got, data) {
+		t.Errorf("copy holds %q, want %q", got, data)
+	}
+
+	putURL, _, err := s.PresignPut(ctx, src, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := do(t, http.MethodPut, putURL, []byte("a different scene"), nil); status < 200 || status > 299 {
+		t.Fatalf("PUT to the source's URL: status %d: %s", status, body)
+	}
+	mustPut(t, s, src, []byte("and another"))
+	if got := mustGet(t, s, dst); !bytes.Equal(got, data) {
+		t.Errorf("after the source was overwritten the copy holds %q, want %q", got, data)
+	}
+	if err := s.Delete(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, dst); !bytes.Equal(got, data) {
+		t.Errorf("after the source was deleted the copy holds %q, want %q", got, data)
+	}
+	mustList(t, s, "", dst)
+
+	// An empty object copies too.
+	mustPut(t, s, "uploads/s2/empty.blend", nil)
+	if info, err := s.Copy(ctx, "uploads/s2/empty.blend", "jobs/j2/input/empty.blend", 1); err != nil || info.Size != 0 {
+		t.Errorf("Copy of an empty object = %+v, %v", info, err)
+	}
+}
+
+// testCopyRefusals: a missing source, a source over the limit and a copy
+// without a limit store nothing.
+func testCopyRefusals(t *testing.T, s objstore.Store) {
+	ctx := t.Context()
+	dst := "jobs/j1/input/scene.blend"
+	if _, err := s.Copy(ctx, "uploads/missing/scene.blend", dst, testLimit); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Copy of a missing object: %v, want ErrNotFound", err)
+	}
+	mustPut(t, s, "uploads/s1/scene.blend", make([]byte, 101))
+	if _, err := s.Copy(ctx, "uploads/s1/scene.blend", dst, 100); !errors.Is(err, objstore.ErrTooLarge) {
+		t.Errorf("Copy of 101 bytes with a limit of 100: %v, want ErrTooLarge", err)
+	}
+	if _, err := s.Copy(ctx, "uploads/s1/scene.blend", dst, 0); err == nil {
+		t.Error("Copy with a limit of 0 succeeded, want an error: every Copy states its limit")
+	}
+	// A folder is not an object, so it cannot be copied either.
+	mustPut(t, s, "uploads/s2/inner/scene.blend", []byte("x"))
+	if _, err := s.Copy(ctx, "uploads/s2/inner", dst, testLimit); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Copy of a folder: %v, want ErrNotFound", err)
+	}
+	mustList(t, s, "", "uploads/s1/scene.blend", "uploads/s2/inner/scene.blend")
 }
 
 func testPresignPut(t *testing.T, s objstore.Store) {
@@ -745,7 +892,7 @@ func do(t *testing.T, method, u string, body []byte, hdr http.Header) (int, []by
 
 func mustPut(t *testing.T, s objstore.Store, key string, data []byte) {
 	t.Helper()
-	if _, err := s.Put(t.Context(), key, bytes.NewReader(data)); err != nil {
+	if _, err := s.Put(t.Context(), key, bytes.NewReader(data), testLimit); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
 }

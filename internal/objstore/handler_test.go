@@ -1,0 +1,276 @@
+package objstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/objstore"
+)
+
+// closedUpload is what the farm's AcceptPut hook answers for an upload a
+// job was made from.
+var closedUpload = &objstore.PutRefusal{
+	Status:  http.StatusConflict,
+	Code:    "UPLOAD_USED",
+	Message: "this upload was used to create a job; request a new upload URL",
+}
+
+// TestAcceptPutRefusesAClosedUpload: a PUT with a good signature to an
+// upload the hook calls closed is answered with the hook's refusal, and
+// nothing is stored.
+func TestAcceptPutRefusesAClosedUpload(t *testing.T) {
+	const key = "uploads/s1/scene.blend"
+	var asked []string
+	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
+		c.AcceptPut = func(_ context.Context, k string) error {
+			asked = append(asked, k)
+			return closedUpload
+		}
+	})
+	mustPut(t, l, key, "validated")
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	resp := mustDo(t, "PUT", u, strings.NewReader("something else"))
+	e := decodeError(t, resp)
+	if resp.StatusCode != http.StatusConflict || e.Error.Code != "UPLOAD_USED" || e.Error.Message != closedUpload.Message {
+		t.Errorf("PUT to a closed upload = %d %+v, want the hook's 409 UPLOAD_USED", resp.StatusCode, e)
+	}
+	if len(asked) != 1 || asked[0] != key {
+		t.Errorf("the hook was asked about %q, want once about %q", asked, key)
+	}
+	if got := readObject(t, l, key); got != "validated" {
+		t.Errorf("the object became %q", got)
+	}
+	waitNoTempFiles(t, dir)
+}
+
+// TestAcceptPutIsAskedAgainBeforeStoring: an upload that is closed while
+// its body streams in (a job was made from it meanwhile) stores nothing.
+func TestAcceptPutIsAskedAgainBeforeStoring(t *testing.T) {
+	const key = "uploads/s1/scene.blend"
+	var closed atomic.Bool
+	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) {
+		c.AcceptPut = func(context.Context, string) error {
+			if closed.Load() {
+				return closedUpload
+			}
+			return nil
+		}
+	})
+	mustPut(t, l, key, "validated")
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	half := bytes.Repeat([]byte("h"), 64<<10)
+	conn := dial(t, srv)
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", requestURI(t, u), 2*len(half), half)
+	waitFor(t, "the first half in a temp file", func() bool { return tempBytes(t, dir) == int64(len(half)) })
+	closed.Store(true)
+	conn.Write(half)
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := decodeError(t, resp); resp.StatusCode != http.StatusConflict || e.Error.Code != "UPLOAD_USED" {
+		t.Errorf("PUT closed while it streamed = %d %+v, want 409 UPLOAD_USED", resp.StatusCode, e)
+	}
+	if got := readObject(t, l, key); got != "validated" {
+		t.Errorf("the object became %d bytes of %q", len(got), got[:1])
+	}
+	waitNoTempFiles(t, dir)
+}
+
+// TestAcceptPutFailureIsUnavailable: when the hook cannot tell (its
+// database is down), nothing is stored and the client is told to try
+// again, without the hook's error.
+func TestAcceptPutFailureIsUnavailable(t *testing.T) {
+	const key = "uploads/s1/scene.blend"
+	l, _, _ := newLocal(t, func(c *objstore.LocalConfig) {
+		c.AcceptPut = func(context.Context, string) error { return errors.New("database is locked") }
+	})
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+	resp := mustDo(t, "PUT", u, strings.NewReader("scene"))
+	e := decodeError(t, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "UNAVAILABLE" || strings.Contains(e.Error.Message, "database") {
+		t.Errorf("PUT while the hook fails = %d %+v, want 503 UNAVAILABLE without internals", resp.StatusCode, e)
+	}
+	if _, err := l.Stat(t.Context(), key); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Stat after the refused PUT: %v, want ErrNotFound", err)
+	}
+}
+
+// transferIdle is the idle timeout of the tests of stalled transfers:
+// short, so they run quickly, and long enough that a loaded machine does
+// not stall a steady transfer by accident.
+const transferIdle = 500 * time.Millisecond
+
+// TestStalledUploadIsCut: a PUT that sends part of its body and then
+// nothing is cut once it has been silent for the idle timeout, and stores
+// nothing.
+func TestStalledUploadIsCut(t *testing.T) {
+	const key = "uploads/s1/scene.blend"
+	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) { c.TransferIdleTimeout = transferIdle })
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	conn := dial(t, srv)
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n%s", requestURI(t, u), strings.Repeat("x", 100))
+	sent := time.Now()
+	// The server answers (or just closes) once it gives up; the client's
+	// own deadline (10 s, from dial) fails the test if it never does.
+	_, err := io.ReadAll(conn)
+	took := time.Since(sent)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the stalled upload was still open after %v", took)
+	}
+	if took < transferIdle-50*time.Millisecond {
+		t.Errorf("the stalled upload was cut after %v, before the idle timeout of %v", took, transferIdle)
+	}
+	t.Logf("a PUT silent after 100 of 1000 bytes was cut after %v (idle timeout %v)", took, transferIdle)
+	if _, err := l.Stat(t.Context(), key); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Stat after the cut upload: %v, want ErrNotFound", err)
+	}
+	waitNoTempFiles(t, dir)
+}
+
+// TestSlowSteadyUploadGoesThrough: a PUT that takes several times the idle
+// timeout but never pauses that long is stored whole.
+func TestSlowSteadyUploadGoesThrough(t *testing.T) {
+	const key = "uploads/s1/scene.blend"
+	l, srv, _ := newLocal(t, func(c *objstore.LocalConfig) { c.TransferIdleTimeout = transferIdle })
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	const pieces, piece = 8, 1000
+	conn := dial(t, srv)
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", requestURI(t, u), pieces*piece)
+	start := time.Now()
+	for range pieces {
+		// A slow client: a piece every 2/5 of the idle timeout.
+		time.Sleep(transferIdle * 2 / 5)
+		if _, err := conn.Write(bytes.Repeat([]byte("s"), piece)); err != nil {
+			t.Fatalf("the server cut a steady upload after %v: %v", time.Since(start), err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("steady upload over %v: status %d", time.Since(start), resp.StatusCode)
+	}
+	if took := time.Since(start); took < 2*transferIdle {
+		t.Fatalf("the upload took %v, not longer than the idle timeout as the test means it to", took)
+	}
+	if got := readObject(t, l, key); got != strings.Repeat("s", pieces*piece) {
+		t.Errorf("stored %d bytes, want %d", len(got), pieces*piece)
+	}
+}
+
+// TestStalledDownloadIsCut: a client that asks for a large object and then
+// reads nothing is cut once the server could write nothing for the idle
+// timeout, so it holds neither a connection nor an open file for ever.
+func TestStalledDownloadIsCut(t *testing.T) {
+	dir := t.TempDir()
+	handlerDone := make(chan struct{}, 1)
+	mux := http.NewServeMux()
+	srv := httptestServer(t, mux)
+	l, err := objstore.NewLocal(objstore.LocalConfig{Dir: dir, BaseURL: srv.URL, Secret: testSecret, TransferIdleTimeout: transferIdle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	mux.Handle(objstore.ObjectsPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.Handler().ServeHTTP(w, r)
+		handlerDone <- struct{}{}
+	}))
+	// Far more than the socket buffers of both ends can hold.
+	const key, size = "jobs/j1/frames.zip", 64 << 20
+	if _, err := l.Put(t.Context(), key, io.LimitReader(zeros{}, size), size); err != nil {
+		t.Fatal(err)
+	}
+	u, _, _ := l.PresignGet(t.Context(), key, time.Minute, "")
+
+	conn := dial(t, srv)
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", requestURI(t, u))
+	asked := time.Now()
+	select {
+	case <-handlerDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a download whose client reads nothing was still being served after 10 s")
+	}
+	took := time.Since(asked)
+	if took < transferIdle-50*time.Millisecond {
+		t.Errorf("the download ended after %v, before the idle timeout of %v", took, transferIdle)
+	}
+	got, _ := io.Copy(io.Discard, conn)
+	if got >= size {
+		t.Errorf("the client received %d bytes, the whole object: the download was not cut", got)
+	}
+	t.Logf("a GET whose client read nothing was cut after %v, %d of %d bytes sent", took, got, size)
+}
+
+// TestObjectFilesAreReadOnlyAndPrivate: stored objects are mode 0400, and
+// an objects folder that others could read is closed to them at start.
+func TestObjectFilesAreReadOnlyAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "objects")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // whatever the umask
+	l, err := objstore.NewLocal(objstore.LocalConfig{Dir: dir, BaseURL: "http://127.0.0.1:1", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm()&0o007 != 0 {
+		t.Errorf("objects folder mode = %v (%v), want nothing for other users", fi.Mode().Perm(), err)
+	}
+	mustPut(t, l, "uploads/s1/scene.blend", "scene")
+	if _, err := l.Copy(t.Context(), "uploads/s1/scene.blend", "jobs/j1/input/scene.blend", testLimit); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"uploads/s1/scene.blend", "jobs/j1/input/scene.blend"} {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
+		if err != nil || fi.Mode().Perm() != 0o400 {
+			t.Errorf("%s has mode %v (%v), want 0400", key, fi.Mode().Perm(), err)
+		}
+	}
+}
+
+func httptestServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func decodeError(t *testing.T, resp *http.Response) apiError {
+	t.Helper()
+	var e apiError
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatalf("status %d: the body is not a JSON error: %v", resp.StatusCode, err)
+	}
+	return e
+}

@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		objects:   cfg.Objects,
 		log:       cfg.Logger,
 		workerID:  uuid.NewString(),
-		sender:    webhook.NewSender(cfg.WebhookAllowPrivate),
+		sender:    webhook.NewSenderWithResolver(cfg.WebhookAllowPrivate, cfg.Resolver),
 		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
 		busyTasks: map[string]bool{},
 	}

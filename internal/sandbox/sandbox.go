@@ -8,7 +8,9 @@
 // network, its own process tree, no capabilities, a read-only view of the
 // system and only the directories a run names. Resource limits are set with
 // prlimit from util-linux, since Go cannot set rlimits for one child alone.
-// Where bubblewrap is missing, programs run unconfined but still limited.
+// Where bubblewrap is missing or does not work, a node refuses to start
+// unless its operator asked for --sandbox none, which runs programs
+// unconfined but still limited.
 package sandbox
 
 import (
@@ -29,14 +31,19 @@ import (
 type Mode string
 
 const (
-	// Auto uses bubblewrap when it is installed and works here, and runs
-	// programs unconfined (saying why) when not: a developer's laptop or a
-	// container without user namespaces still renders.
+	// Auto, the default, confines programs with bubblewrap and, like Bwrap,
+	// refuses to start when bubblewrap is missing or does not work here,
+	// saying what failed and how to fix it. A node never falls back to
+	// running hostile files unconfined by itself: that takes None, asked
+	// for by name.
 	Auto Mode = "auto"
 	// Bwrap insists on bubblewrap: a node that cannot confine Blender does
 	// not start.
 	Bwrap Mode = "bwrap"
-	// None runs programs unconfined, with the resource limits only.
+	// None runs programs unconfined, with the resource limits only: for a
+	// machine where bubblewrap cannot work and whose operator accepts that
+	// a hostile file which exploits Blender or ffmpeg gets the node's
+	// network, files and credentials.
 	None Mode = "none"
 )
 
@@ -95,6 +102,48 @@ const probeTimeout = 10 * time.Second
 // only while the pipe has not hung up. Without the descriptor, it starts
 // regardless.
 const LifelineFD = 3
+
+// Lifeline is the pipe of LifelineFD for one confined program.
+type Lifeline struct {
+	read, write *os.File
+}
+
+// Lifeline hands cmd, which must have no ExtraFiles yet, the read end of a
+// new lifeline pipe when s confines programs: call Started once cmd.Start
+// has returned and Close once the program has exited or failed to start.
+// It answers nil, whose methods do nothing, when programs run unconfined.
+func (s *Sandbox) Lifeline(cmd *exec.Cmd) (*Lifeline, error) {
+	if !s.Confined() {
+		return nil, nil
+	}
+	if len(cmd.ExtraFiles) > 0 {
+		return nil, errors.New("sandbox: the lifeline must be the command's first extra file")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: lifeline: %w", err)
+	}
+	// ExtraFiles start at descriptor 3.
+	cmd.ExtraFiles = make([]*os.File, LifelineFD-2)
+	cmd.ExtraFiles[LifelineFD-3] = r
+	return &Lifeline{read: r, write: w}, nil
+}
+
+// Started closes the caller's copy of the read end: the program holds its
+// own, and the caller's would keep the pipe from hanging up.
+func (l *Lifeline) Started() {
+	if l != nil {
+		l.read.Close()
+	}
+}
+
+// Close hangs the lifeline up, once the program no longer needs it.
+func (l *Lifeline) Close() {
+	if l != nil {
+		l.read.Close()
+		l.write.Close()
+	}
+}
 
 // guardScript exits when the lifeline has hung up (read -t 0 succeeds at
 // end of file: nobody writes to it otherwise), then runs the program without
@@ -165,11 +214,9 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		if mode == Bwrap {
-			return nil, fmt.Errorf("sandbox: bubblewrap is needed for --sandbox bwrap (apt-get install bubblewrap): %w", err)
-		}
-		s.unconfined = "bubblewrap is not installed; apt-get install bubblewrap"
-		return s, nil
+		return nil, fmt.Errorf("sandbox: bubblewrap (%s) is not installed: %v; "+
+			"install it (apt-get install bubblewrap) or point --bwrap at it, "+
+			"or pass --sandbox none to run Blender and ffmpeg unconfined", bin, err)
 	}
 	for _, sh := range guardShells {
 		if fi, err := os.Stat(sh); err == nil && fi.Mode().IsRegular() {
@@ -186,13 +233,11 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		}
 		failures = append(failures, err.Error())
 	}
-	s.bwrap, s.nsArgs, s.guard = "", nil, ""
-	why := fmt.Sprintf("bubblewrap (%s) does not work here: %s", path, strings.Join(failures, "; "))
-	if mode == Bwrap {
-		return nil, errors.New("sandbox: " + why)
-	}
-	s.unconfined = why
-	return s, nil
+	return nil, fmt.Errorf("sandbox: bubblewrap (%s) does not work here: %s; "+
+		"fix user namespaces (on Debian: sysctl kernel.unprivileged_userns_clone=1; "+
+		"in a container, a security profile that lets bubblewrap create namespaces and mount /proc), "+
+		"or pass --sandbox none to run Blender and ffmpeg unconfined",
+		path, strings.Join(slices.Compact(failures), "; "))
 }
 
 // probe runs true inside the sandbox.

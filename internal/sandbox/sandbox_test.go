@@ -105,22 +105,59 @@ func TestBindArgs(t *testing.T) {
 
 func TestNewWithoutBwrap(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "bwrap")
-	if _, err := New(context.Background(), Config{Mode: Bwrap, Bwrap: missing}); err == nil {
-		t.Error("--sandbox bwrap without bubblewrap succeeded")
+	for _, mode := range []Mode{Bwrap, Auto, ""} {
+		s, err := New(context.Background(), Config{Mode: mode, Bwrap: missing})
+		if err == nil {
+			t.Errorf("--sandbox %q without bubblewrap started (%s); want a refusal", mode, s)
+			continue
+		}
+		for _, want := range []string{missing, "not installed", "apt-get install bubblewrap", "--sandbox none"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("--sandbox %q without bubblewrap: %q does not say %q", mode, err, want)
+			}
+		}
 	}
-	s, err := New(context.Background(), Config{Mode: Auto, Bwrap: missing})
+	s, err := New(context.Background(), Config{Mode: None, Bwrap: missing, MemoryBytes: 3 << 29})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Confined() || !strings.Contains(s.String(), "not installed") {
-		t.Errorf("auto without bubblewrap: confined %v, %q", s.Confined(), s)
-	}
-	s, err = New(context.Background(), Config{Mode: None, MemoryBytes: 3 << 29})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Confined() || s.MemoryLimit() != 3<<29 || !strings.Contains(s.String(), "1.5 GiB") {
+	if s.Confined() || s.MemoryLimit() != 3<<29 || !strings.Contains(s.String(), "1.5 GiB") || !strings.Contains(s.String(), "unconfined (--sandbox none)") {
 		t.Errorf("none: confined %v, limit %d, %q", s.Confined(), s.MemoryLimit(), s)
+	}
+}
+
+// A bubblewrap that is installed but cannot make its namespaces (a kernel
+// without unprivileged user namespaces, a container's security profile)
+// stops the node at start, with what bubblewrap said and the ways out.
+func TestAutoRefusesABubblewrapThatDoesNotWork(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, script, says string
+	}{
+		{"exits 1", "#!/bin/sh\nexit 1\n", "exit status 1"},
+		{"no user namespaces", "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n",
+			"No permissions to creating new namespace"},
+		{"cannot mount /proc", "#!/bin/sh\necho 'bwrap: Can'\\''t mount proc on /newroot/proc: Operation not permitted' >&2\nexit 1\n",
+			"mount proc on /newroot/proc"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bwrap := filepath.Join(dir, fmt.Sprintf("bwrap-%d", i))
+			if err := os.WriteFile(bwrap, []byte(tt.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range []Mode{Auto, Bwrap} {
+				s, err := New(context.Background(), Config{Mode: mode, Bwrap: bwrap})
+				if err == nil {
+					t.Fatalf("--sandbox %s with a bubblewrap that %s started (%s); want a refusal", mode, tt.name, s)
+				}
+				for _, want := range []string{bwrap, "does not work here", tt.says, "user namespaces", "--sandbox none"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("--sandbox %s: %q does not say %q", mode, err, want)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -293,22 +330,27 @@ func TestLifeline(t *testing.T) {
 	if s.guard == "" {
 		t.Skip("no bash to check the lifeline")
 	}
-	run := func(closeWriter bool) (string, error) {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		defer w.Close()
-		if closeWriter {
-			w.Close()
-		}
+	run := func(callerGone bool) (string, error) {
 		argv := s.Command([]string{"sh", "-c", "echo program-ran; if [ -e /dev/fd/3 ]; then echo has-3; fi"}, Paths{})
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
-		cmd.ExtraFiles = []*os.File{r}
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		lifeline, err := s.Lifeline(cmd)
+		if err != nil || lifeline == nil {
+			t.Fatalf("Lifeline = %v, %v; want one for a confined program", lifeline, err)
+		}
+		defer lifeline.Close()
+		if callerGone {
+			// What the kernel does to the write end when the caller dies.
+			lifeline.write.Close()
+		}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lifeline.Started()
+		err = cmd.Wait()
+		return out.String(), err
 	}
 	out, err := run(false)
 	if err != nil || !strings.HasPrefix(out, "program-ran\n") {
@@ -323,4 +365,13 @@ func TestLifeline(t *testing.T) {
 		t.Fatalf("with its caller gone: %v\n%s", err, out)
 	}
 	t.Log(strings.TrimSpace(out))
+
+	unconfined, err := New(context.Background(), Config{Mode: None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if l, err := unconfined.Lifeline(cmd); l != nil || err != nil || cmd.ExtraFiles != nil {
+		t.Errorf("unconfined: Lifeline = %v, %v, extra files %v; want none", l, err, cmd.ExtraFiles)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
@@ -49,6 +50,10 @@ type Config struct {
 	WorkDir string
 	// FFmpeg is the ffmpeg binary that makes preview videos.
 	FFmpeg string
+	// Sandbox confines ffmpeg as the Blender runner's sandbox confines
+	// Blender: ffmpeg decodes frames a hostile scene may have shaped. nil
+	// runs it unconfined (tests of the engine's own logic).
+	Sandbox *sandbox.Sandbox
 
 	UploadURLTTL time.Duration
 	// MaxUploadBytes refuses jobs made from larger files. The local store

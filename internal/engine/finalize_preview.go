@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // pipeDemuxers are ffmpeg's demuxers that split a stream of images laid end
@@ -32,16 +34,57 @@ var pipeDemuxers = map[string]string{
 // its failures never stop the frames: once ffmpeg has failed, the frames
 // handed to it are dropped, and finish reports the failure.
 type previewEncoder struct {
-	fps   float64
-	out   string // the video, once finish returns nil
-	dir   string // where the numbered files go, for formats not piped
-	ext   string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser // nil for formats not piped
-	file  *os.File       // the numbered file being written, for formats not piped
-	log   bytes.Buffer   // ffmpeg's messages
-	err   error          // the first failure
-	ended bool           // ffmpeg was waited for
+	fps      float64
+	out      string // the video, once finish returns nil
+	dir      string // where the numbered files go, for formats not piped
+	ext      string
+	cmd      *exec.Cmd         // nil when ffmpeg could not be prepared (err says why)
+	lifeline *sandbox.Lifeline // held until ffmpeg has exited
+	stdin    io.WriteCloser    // nil for formats not piped
+	file     *os.File          // the numbered file being written, for formats not piped
+	log      bytes.Buffer      // ffmpeg's messages
+	err      error             // the first failure
+	ended    bool              // ffmpeg was waited for
+}
+
+// ffmpegEnv is all of the node's environment ffmpeg gets: a render node
+// holds database and bucket credentials, and ffmpeg decodes images that a
+// hostile scene may have shaped.
+var ffmpegEnv = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+
+// ffmpegCommand makes the command that runs ffmpeg with args inside the
+// engine's sandbox, as Blender runs: no network, the system read-only, and
+// nothing of the node's files but dir, where its input files and its video
+// are, which it may write. The sandbox's memory and open-file limits hold
+// for it too. It dies with the worker: the kernel kills the process it
+// starts (the sandbox, or ffmpeg unconfined) when the worker dies, and the
+// sandbox takes ffmpeg with it; call lifeline.Started after Start and
+// lifeline.Close after Wait (see sandbox.LifelineFD).
+func (e *Engine) ffmpegCommand(ctx context.Context, dir string, args ...string) (*exec.Cmd, *sandbox.Lifeline, error) {
+	// The sandbox runs the program by path, with ffmpegEnv's PATH; the
+	// binary the operator named is found with the node's.
+	bin, err := exec.LookPath(e.cfg.FFmpeg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return nil, nil, err
+	}
+	// The sandbox binds paths as they are given: a relative --data-dir
+	// must not name another directory inside it.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, nil, err
+	}
+	argv := e.cfg.Sandbox.Command(append([]string{bin}, args...), sandbox.Paths{Writable: []string{dir}})
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = ffmpegEnv
+	cmd.Dir = dir
+	tieToWorker(cmd)
+	lifeline, err := e.cfg.Sandbox.Lifeline(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmd, lifeline, nil
 }
 
 // startPreview prepares the preview video of frames with extension ext in
@@ -67,15 +110,34 @@ func (e *Engine) startPreview(ctx context.Context, dir, ext string, fps float64)
 	// 1920x1080 on 2 cores.
 	args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
 		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart", p.out)
-	p.cmd = exec.CommandContext(ctx, e.cfg.FFmpeg, args...)
+	if p.cmd, p.lifeline, p.err = e.ffmpegCommand(ctx, dir, args...); p.err != nil {
+		return p
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
-	tieToWorker(p.cmd)
 	if piped {
 		if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
-			p.err = p.cmd.Start()
+			p.err = p.start()
 		}
 	}
 	return p
+}
+
+// start starts ffmpeg.
+func (p *previewEncoder) start() error {
+	if err := p.cmd.Start(); err != nil {
+		p.lifeline.Close()
+		return err
+	}
+	p.lifeline.Started()
+	return nil
+}
+
+// wait waits for a started ffmpeg to exit, once.
+func (p *previewEncoder) wait() error {
+	p.ended = true
+	err := p.cmd.Wait()
+	p.lifeline.Close()
+	return err
 }
 
 // frame returns where the bytes of the i-th frame of the sequence go; the
@@ -118,13 +180,12 @@ func (p *previewEncoder) finish() error {
 		// The end of ffmpeg's input: it encodes what is left and exits.
 		p.stdin.Close()
 	} else if p.err == nil {
-		p.err = p.cmd.Start()
+		p.err = p.start()
 	}
-	if p.cmd.Process != nil && !p.ended {
-		p.ended = true
+	if p.cmd != nil && p.cmd.Process != nil && !p.ended {
 		// ffmpeg's own failure explains a failed write to its input
 		// (a broken pipe), so it comes first.
-		if err := p.cmd.Wait(); err != nil {
+		if err := p.wait(); err != nil {
 			p.err = fmt.Errorf("%w: %s", err, strings.TrimSpace(p.log.String()))
 		}
 	}
@@ -140,9 +201,9 @@ func (p *previewEncoder) stop() {
 		p.file.Close()
 		p.file = nil
 	}
-	if p.cmd.Process != nil && !p.ended {
-		p.ended = true
+	if p.cmd != nil && p.cmd.Process != nil && !p.ended {
 		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		p.wait()
 	}
+	p.lifeline.Close()
 }

@@ -157,6 +157,10 @@ type Engine struct {
 
 	cache *inputCache
 
+	// deliveries keeps one workspace's webhooks from taking every
+	// delivery slot (see MaxDeliveriesPerWorkspace).
+	deliveries deliverySlots
+
 	busy      sync.Mutex
 	busyTasks map[string]bool
 
@@ -217,7 +221,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		queues[queueControl] = river.QueueConfig{MaxWorkers: 2}
 	}
 	if !cfg.NoWebhookDelivery {
-		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: 8}
+		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: webhookDeliverySlots}
 	}
 
 	reapEvery := reapInterval(cfg.WorkerTimeout)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
@@ -56,10 +57,11 @@ var ffmpegEnv = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 // engine's sandbox, as Blender runs: no network, the system read-only, and
 // nothing of the node's files but dir, where its input files and its video
 // are, which it may write. The sandbox's memory and open-file limits hold
-// for it too. It dies with the worker: the kernel kills the process it
-// starts (the sandbox, or ffmpeg unconfined) when the worker dies, and the
-// sandbox takes ffmpeg with it; call lifeline.Started after Start and
-// lifeline.Close after Wait (see sandbox.LifelineFD).
+// for it too. It dies with the worker: unconfined, the kernel kills it when
+// the worker dies (tieToWorker); confined, the sandbox kills it when its
+// lifeline hangs up, which the worker's death does (see
+// sandbox.LifelineFD). Call lifeline.Started after Start and lifeline.Close
+// after Wait.
 func (e *Engine) ffmpegCommand(ctx context.Context, dir string, args ...string) (*exec.Cmd, *sandbox.Lifeline, error) {
 	// The sandbox runs the program by path, with ffmpegEnv's PATH; the
 	// binary the operator named is found with the node's.
@@ -79,13 +81,31 @@ func (e *Engine) ffmpegCommand(ctx context.Context, dir string, args ...string) 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = ffmpegEnv
 	cmd.Dir = dir
-	tieToWorker(cmd)
+	if !e.cfg.Sandbox.Confined() {
+		tieToWorker(cmd)
+	}
+	// Confined, bubblewrap is not killed with the worker: killed while it
+	// sets the sandbox up, it would leave the sandbox's first process
+	// waiting for it forever. It finishes the set-up instead, and the
+	// sandbox, finding the lifeline hung up, ends at once.
 	lifeline, err := e.cfg.Sandbox.Lifeline(cmd)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Killed on cancel, ffmpeg is given up on: the lifeline hangs up
+	// first, so that a sandbox still being set up ends too.
+	cmd.Cancel = func() error {
+		lifeline.Close()
+		return cmd.Process.Kill()
+	}
+	// Its output pipes are not waited on for long once it is gone.
+	cmd.WaitDelay = ffmpegWaitDelay
 	return cmd, lifeline, nil
 }
+
+// ffmpegWaitDelay bounds how long a finished or cancelled ffmpeg's output
+// is waited for.
+const ffmpegWaitDelay = 5 * time.Second
 
 // startPreview prepares the preview video of frames with extension ext in
 // dir, and starts ffmpeg at once if the frames can be piped to it.
@@ -201,9 +221,11 @@ func (p *previewEncoder) stop() {
 		p.file.Close()
 		p.file = nil
 	}
+	// The lifeline hangs up first, so that a sandbox still being set up
+	// ends too.
+	p.lifeline.Close()
 	if p.cmd != nil && p.cmd.Process != nil && !p.ended {
 		p.cmd.Process.Kill()
 		p.wait()
 	}
-	p.lifeline.Close()
 }

@@ -96,10 +96,13 @@ const probeTimeout = 10 * time.Second
 
 // LifelineFD is the file descriptor on which a confined program expects the
 // read end of a pipe whose write end its caller holds open until the
-// program has exited. bubblewrap ties the program's life to its own only
-// once the sandbox is set up: if the caller dies (and bubblewrap with it)
-// before then, the program would run on, unwatched. So the program starts
-// only while the pipe has not hung up. Without the descriptor, it starts
+// program has exited. bubblewrap ties the program's life to its own
+// (--die-with-parent) only once the sandbox is set up, and a process's
+// parent-death signal fires when the thread that started it ends, which
+// can be before the caller's last descriptor is closed: if bubblewrap dies
+// while it sets the sandbox up, the program would run on, unwatched. So the
+// program starts only while the pipe has not hung up, and is killed when it
+// hangs up, whatever became of bubblewrap. Without the descriptor, it runs
 // regardless.
 const LifelineFD = 3
 
@@ -137,7 +140,9 @@ func (l *Lifeline) Started() {
 	}
 }
 
-// Close hangs the lifeline up, once the program no longer needs it.
+// Close hangs the lifeline up, once the program has exited or is to be
+// killed: a confined program still running is killed then. Closing again
+// does nothing.
 func (l *Lifeline) Close() {
 	if l != nil {
 		l.read.Close()
@@ -145,10 +150,18 @@ func (l *Lifeline) Close() {
 	}
 }
 
-// guardScript exits when the lifeline has hung up (read -t 0 succeeds at
-// end of file: nobody writes to it otherwise), then runs the program without
-// the descriptor.
-const guardScript = `read -r -t 0 -u 3 2>/dev/null && { echo "sandbox: the process that started this one is gone" >&2; exit 125; }; exec "$@" 3<&-`
+// guardScript runs inside the sandbox as its PID 1, around the program. It
+// exits at once when the lifeline has hung up (read -t 0 succeeds at end of
+// file: nobody writes to it otherwise). Then a watcher blocks on the
+// lifeline and, when it hangs up, kills every process of the sandbox but
+// PID 1 (kill -1), which ends the program; the shell then exits with the
+// program's status (128+N for a death by signal N, as bubblewrap reports
+// it), and with PID 1 gone the kernel ends whatever is left of the
+// sandbox. The program runs in the foreground, keeping its standard input,
+// without the descriptor.
+const guardScript = `read -r -t 0 -u 3 2>/dev/null && { echo "sandbox: the process that started this one is gone" >&2; exit 125; }
+if [ -e /dev/fd/3 ]; then { read -r -u 3 _; kill -KILL -1; } </dev/null >/dev/null 2>&1 & fi
+"$@" 3<&-`
 
 // guardShells are where bash is looked for: it has to be in the sandbox's
 // view of the system, and the guard needs its read -t.
@@ -170,13 +183,15 @@ var namespaceArgs = [][]string{
 // hides the node's processes; the host name is replaced because Blender can
 // stamp it into the images it saves.
 //
-// The program runs as PID 1 of its namespace (--as-pid-1): bubblewrap's own
-// init would otherwise be left behind as a zombie at every exit, for the
-// node's init to reap, and a worker that is PID 1 of a container never does.
-// --new-session is left out: it would move the program out of the process
-// group its runner kills (the runner starts every command in a session of
-// its own instead). --die-with-parent kills the program when bubblewrap
-// dies, once the sandbox is set up (LifelineFD covers the time before).
+// What bubblewrap starts runs as PID 1 of its namespace (--as-pid-1): the
+// guard (see guardScript) where bash is found, else the program itself.
+// bubblewrap's own init would otherwise be left behind as a zombie at every
+// exit, for the node's init to reap, and a worker that is PID 1 of a
+// container never does. --new-session is left out: it would move the
+// program out of the process group its runner kills (the runner starts
+// every command in a session of its own instead). --die-with-parent kills
+// the sandbox when bubblewrap dies, once it is set up (LifelineFD covers
+// the rest).
 var commonArgs = []string{
 	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
 	"--hostname", "renderfarm",

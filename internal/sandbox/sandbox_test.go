@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -11,7 +12,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox/sandboxtest"
 )
@@ -315,9 +318,10 @@ func TestSandboxFiles(t *testing.T) {
 	if slices.Contains(s.nsArgs, "--unshare-user") && !regexpMatch(`CapBnd:\s+0+\n`, status) {
 		t.Errorf("capabilities could be regained inside:\n%s", status)
 	}
-	// Only the sandbox's own processes are visible.
-	if !regexpMatch(`(?m)^Pid:\s+1$`, status) {
-		t.Errorf("the probe is not PID 1 of a namespace of its own:\n%s", status)
+	// The probe runs in a PID namespace of its own (whose /proc knows it
+	// as PID 2, under the guard), where the node's processes do not exist.
+	if !regexpMatch(`(?m)^NSpid:\s+2$`, status) {
+		t.Errorf("the probe is not PID 2 of a namespace of its own:\n%s", status)
 	}
 }
 
@@ -373,5 +377,49 @@ func TestLifeline(t *testing.T) {
 	cmd := exec.Command("true")
 	if l, err := unconfined.Lifeline(cmd); l != nil || err != nil || cmd.ExtraFiles != nil {
 		t.Errorf("unconfined: Lifeline = %v, %v, extra files %v; want none", l, err, cmd.ExtraFiles)
+	}
+}
+
+// A confined program whose lifeline hangs up while it runs is killed, even
+// when bubblewrap is still there: the sandbox does not count on
+// bubblewrap's own death to end it.
+func TestLifelineHangupKillsARunningProgram(t *testing.T) {
+	s := needBwrap(t, Config{})
+	if s.guard == "" {
+		t.Skip("no bash to watch the lifeline")
+	}
+	argv := s.Command([]string{"sh", "-c", "echo started; exec sleep 60"}, Paths{})
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	lifeline, err := s.Lifeline(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lifeline.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lifeline.Started()
+	line := make([]byte, len("started\n"))
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "started\n" {
+		t.Fatalf("the program did not start: %q, %v", line, err)
+	}
+	// What the kernel does to the write end when the caller dies.
+	lifeline.write.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 128+int(syscall.SIGKILL) {
+			t.Errorf("the sandbox ended with %v, want exit code %d (the program killed)", err, 128+int(syscall.SIGKILL))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program still ran 30 s after its lifeline hung up")
 	}
 }

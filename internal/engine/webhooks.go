@@ -267,8 +267,9 @@ const webhookDeliverySlots = 64
 
 // deliverySlotsKeptFree is how many of webhookDeliverySlots deliveries
 // waiting for a slot of their workspace leave free, so that an event of a
-// workspace under its cap always finds one: other workspaces are held up
-// only when (64 - 16) / 4 = 12 workspaces are at their cap at once.
+// workspace under its cap finds one: waiting never fills the slots, and
+// sending fills them only when 64 / 4 = 16 workspaces are at their cap at
+// once.
 const deliverySlotsKeptFree = 16
 
 // deliveryWaitersPerWorkspace is how many deliveries of a workspace at its

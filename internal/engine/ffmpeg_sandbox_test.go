@@ -169,10 +169,11 @@ func TestFinalizeMakesThePreviewInsideTheSandbox(t *testing.T) {
 	}
 }
 
-// ffmpegWorkerEnv, when set to "MODE TOKEN", makes TestFFmpegDiesWithItsWorker
-// the worker: with the sandbox of MODE (bwrap or none) it starts an ffmpeg
-// that encodes an endless input into an output named TOKEN, says so, and
-// waits to be killed.
+// ffmpegWorkerEnv, when set to "MODE TOKEN DIR", makes
+// TestFFmpegDiesWithItsWorker the worker: with the sandbox of MODE (bwrap or
+// none) it starts an ffmpeg working in DIR that encodes an endless input
+// into an output named TOKEN, says so, and waits to be killed. DIR is the
+// test's, since the killed worker cannot remove a directory of its own.
 const ffmpegWorkerEnv = "RENDERFARM_TEST_FFMPEG_WORKER"
 
 // TestFFmpegDiesWithItsWorker kills -9 a worker process while its ffmpeg
@@ -181,13 +182,13 @@ const ffmpegWorkerEnv = "RENDERFARM_TEST_FFMPEG_WORKER"
 // parent-death signal can end it.
 func TestFFmpegDiesWithItsWorker(t *testing.T) {
 	if v := os.Getenv(ffmpegWorkerEnv); v != "" {
-		mode, token, _ := strings.Cut(v, " ")
+		mode, rest, _ := strings.Cut(v, " ")
+		token, dir, _ := strings.Cut(rest, " ")
 		sb, err := sandbox.New(context.Background(), sandbox.Config{Mode: sandbox.Mode(mode)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e := &Engine{cfg: Config{FFmpeg: "ffmpeg", Sandbox: sb}}
-		dir := t.TempDir()
 		cmd, lifeline, err := e.ffmpegCommand(context.Background(), dir, "-hide_banner", "-loglevel", "error",
 			"-re", "-f", "lavfi", "-i", "color=c=black:s=16x16:r=5", "-f", "null", token)
 		if err != nil {
@@ -206,7 +207,7 @@ func TestFFmpegDiesWithItsWorker(t *testing.T) {
 			// The token is ffmpeg's output name, so the test can find it.
 			token := "endless-" + randomHex(t)
 			cmd := exec.Command(os.Args[0], "-test.run=^TestFFmpegDiesWithItsWorker$", "-test.v")
-			cmd.Env = append(os.Environ(), ffmpegWorkerEnv+"="+string(mode)+" "+token)
+			cmd.Env = append(os.Environ(), ffmpegWorkerEnv+"="+string(mode)+" "+token+" "+t.TempDir())
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

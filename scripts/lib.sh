@@ -57,7 +57,8 @@ ensure_go() {
 }
 
 # The Debian packages renderfarm runs with: Blender renders, ffmpeg makes
-# preview videos, bubblewrap keeps Blender off the network and the disk.
+# preview videos, bubblewrap keeps both off the network and the disk (a
+# render node without a working bubblewrap does not start).
 RUNTIME_PACKAGES=(blender ffmpeg bubblewrap)
 # What the tests need besides: a real browser for the dashboard's tests.
 TEST_PACKAGES=(chromium)

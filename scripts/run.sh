@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and runs renderfarm on this machine: installs Blender and ffmpeg
-# when missing, builds the binary, prints an API key, and starts
+# Sets up and runs renderfarm on this machine: installs Blender, ffmpeg and
+# bubblewrap (serve refuses to render unconfined unless given --sandbox
+# none) when missing, builds the binary, prints an API key, and starts
 # `renderfarm serve`. Extra arguments go to serve (e.g. --addr 0.0.0.0:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."

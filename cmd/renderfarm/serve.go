@@ -43,7 +43,7 @@ type workerFlags struct {
 	blenderThreads int
 	ffmpegBinary   string
 	logFormat      string
-	// How Blender is contained: see package sandbox.
+	// How Blender and ffmpeg are contained: see package sandbox.
 	sandboxMode   string
 	bwrapBinary   string
 	blenderMemory byteSize
@@ -63,7 +63,7 @@ func (w *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&w.blenderThreads, "blender-threads", 0, "render threads per Blender process (0: all cores)")
 	fs.StringVar(&w.ffmpegBinary, "ffmpeg", "ffmpeg", "the ffmpeg executable for preview videos")
 	fs.StringVar(&w.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&w.sandboxMode, "sandbox", "auto", "how Blender is confined: bwrap (bubblewrap: no network, read-only system, writable only its own directories), none, or auto (bwrap where it is installed and works)")
+	fs.StringVar(&w.sandboxMode, "sandbox", "auto", "how Blender and ffmpeg are confined: auto or bwrap (bubblewrap: no network, read-only system, writable only their own directories; the node refuses to start where bubblewrap is missing or does not work), or none (unconfined, logged as a warning at every start)")
 	fs.StringVar(&w.bwrapBinary, "bwrap", "bwrap", "the bubblewrap executable for --sandbox")
 	fs.Func("blender-memory-limit", "the memory each Blender process may allocate (its data segment, e.g. 8GiB); 0, the default, sets no limit", func(s string) error {
 		if strings.TrimSpace(s) == "0" {
@@ -91,9 +91,12 @@ func (w *workerFlags) blenderSessions(runner *blender.Runner, slots int) (*blend
 }
 
 // blenderRunner makes the Runner the flags describe, contained as --sandbox
-// says, and logs the containment in effect. workDir is the engine's work
-// directory: a confined Blender reads its own job's directory in it.
-func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, log *slog.Logger) (*blender.Runner, error) {
+// says, and logs the containment in effect; the engine confines ffmpeg with
+// the Runner's Sandbox too. workDir is the engine's work directory: a
+// confined Blender reads its own job's directory in it. A process that
+// renders nothing (serve --workers 0) runs neither program and needs no
+// sandbox.
+func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, renders bool, log *slog.Logger) (*blender.Runner, error) {
 	// Blender runs in its own run directory, so every path it is given
 	// must be absolute: --data-dir defaults to a relative one.
 	workDir, err := filepath.Abs(workDir)
@@ -107,16 +110,19 @@ func (w *workerFlags) blenderRunner(ctx context.Context, workDir string, log *sl
 	if w.blenderFiles < 0 || w.frameTimeout < 0 {
 		return nil, fmt.Errorf("%w: --blender-open-files and --frame-timeout cannot be negative", errUsage)
 	}
-	sb, err := sandbox.New(ctx, sandbox.Config{Mode: mode, Bwrap: w.bwrapBinary,
-		MemoryBytes: int64(w.blenderMemory), OpenFiles: w.blenderFiles})
-	if err != nil {
-		return nil, err
+	var sb *sandbox.Sandbox
+	if renders {
+		sb, err = sandbox.New(ctx, sandbox.Config{Mode: mode, Bwrap: w.bwrapBinary,
+			MemoryBytes: int64(w.blenderMemory), OpenFiles: w.blenderFiles})
+		if err != nil {
+			return nil, err
+		}
+		if !sb.Confined() {
+			log.Warn("Blender and ffmpeg run UNCONFINED (--sandbox none): a hostile file that exploits either gets this node's network, its files and its credentials; install bubblewrap and drop --sandbox none",
+				"sandbox", sb.String())
+		}
+		log.Info("blender and ffmpeg containment", "sandbox", sb.String(), "frameTimeout", w.frameTimeout, "autoexec", "disabled")
 	}
-	level := slog.LevelInfo
-	if !sb.Confined() && mode != sandbox.None {
-		level = slog.LevelWarn
-	}
-	log.Log(ctx, level, "blender containment", "sandbox", sb.String(), "frameTimeout", w.frameTimeout, "autoexec", "disabled")
 	// Blender's run directories (scripts, results, its TMPDIR) go in the
 	// work directory rather than the system's, so that those a killed
 	// process left are found and removed at the next start.
@@ -216,7 +222,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner, err := w.blenderRunner(ctx, filepath.Join(b.dataDir, "work"), log)
+	runner, err := w.blenderRunner(ctx, filepath.Join(b.dataDir, "work"), workers > 0, log)
 	if err != nil {
 		return err
 	}
@@ -275,7 +281,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Objects: objects, Blender: runner, Sessions: sessions, Logger: log, Metrics: m, PostgresDSN: b.postgresDSN(),
 		RenderWorkers: workers, WorkerName: w.workerName,
-		WorkDir: filepath.Join(b.dataDir, "work"), FFmpeg: w.ffmpegBinary,
+		WorkDir: filepath.Join(b.dataDir, "work"), FFmpeg: w.ffmpegBinary, Sandbox: runner.Sandbox,
 		UploadURLTTL: uploadTTL, DownloadURLTTL: downloadTTL, ZipLimits: limits, MaxUploadBytes: int64(maxUpload),
 		WorkerTimeout:   w.workerTimeout,
 		WebhookAttempts: webhookTries, WebhookAllowPrivate: webhookPrivate, WebhookFirstRetry: webhookRetry,

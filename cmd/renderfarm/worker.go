@@ -49,7 +49,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	runner, err := w.blenderRunner(ctx, workDir, log)
+	runner, err := w.blenderRunner(ctx, workDir, true, log)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	eng, err := engine.New(ctx, engine.Config{
 		Store: st, Objects: objects, Blender: runner, Sessions: sessions, Logger: log, PostgresDSN: b.postgresDSN(),
 		Metrics: m, RenderWorkers: concurrency, WorkerName: w.workerName,
-		WorkDir: workDir, CacheBytes: int64(cacheBytes), FFmpeg: w.ffmpegBinary, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
+		WorkDir: workDir, CacheBytes: int64(cacheBytes), FFmpeg: w.ffmpegBinary, Sandbox: runner.Sandbox, ZipLimits: limits, WorkerTimeout: w.workerTimeout,
 		// Webhooks are delivered by the API servers.
 		NoWebhookDelivery: true,
 	})

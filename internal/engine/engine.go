@@ -25,6 +25,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
@@ -49,6 +50,10 @@ type Config struct {
 	WorkDir string
 	// FFmpeg is the ffmpeg binary that makes preview videos.
 	FFmpeg string
+	// Sandbox confines ffmpeg as the Blender runner's sandbox confines
+	// Blender: ffmpeg decodes frames a hostile scene may have shaped. nil
+	// runs it unconfined (tests of the engine's own logic).
+	Sandbox *sandbox.Sandbox
 
 	UploadURLTTL time.Duration
 	// MaxUploadBytes refuses jobs made from larger files. The local store
@@ -152,6 +157,10 @@ type Engine struct {
 
 	cache *inputCache
 
+	// deliveries keeps one workspace's webhooks from taking every
+	// delivery slot (see MaxDeliveriesPerWorkspace).
+	deliveries deliverySlots
+
 	busy      sync.Mutex
 	busyTasks map[string]bool
 
@@ -180,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		objects:   cfg.Objects,
 		log:       cfg.Logger,
 		workerID:  uuid.NewString(),
-		sender:    webhook.NewSender(cfg.WebhookAllowPrivate),
+		sender:    webhook.NewSenderWithResolver(cfg.WebhookAllowPrivate, cfg.Resolver),
 		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
 		busyTasks: map[string]bool{},
 	}
@@ -212,7 +221,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		queues[queueControl] = river.QueueConfig{MaxWorkers: 2}
 	}
 	if !cfg.NoWebhookDelivery {
-		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: 8}
+		queues[queueWebhooks] = river.QueueConfig{MaxWorkers: webhookDeliverySlots}
 	}
 
 	reapEvery := reapInterval(cfg.WorkerTimeout)

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
 // pipeDemuxers are ffmpeg's demuxers that split a stream of images laid end
@@ -32,17 +35,77 @@ var pipeDemuxers = map[string]string{
 // its failures never stop the frames: once ffmpeg has failed, the frames
 // handed to it are dropped, and finish reports the failure.
 type previewEncoder struct {
-	fps   float64
-	out   string // the video, once finish returns nil
-	dir   string // where the numbered files go, for formats not piped
-	ext   string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser // nil for formats not piped
-	file  *os.File       // the numbered file being written, for formats not piped
-	log   bytes.Buffer   // ffmpeg's messages
-	err   error          // the first failure
-	ended bool           // ffmpeg was waited for
+	fps      float64
+	out      string // the video, once finish returns nil
+	dir      string // where the numbered files go, for formats not piped
+	ext      string
+	cmd      *exec.Cmd         // nil when ffmpeg could not be prepared (err says why)
+	lifeline *sandbox.Lifeline // held until ffmpeg has exited
+	stdin    io.WriteCloser    // nil for formats not piped
+	file     *os.File          // the numbered file being written, for formats not piped
+	log      bytes.Buffer      // ffmpeg's messages
+	err      error             // the first failure
+	ended    bool              // ffmpeg was waited for
 }
+
+// ffmpegEnv is all of the node's environment ffmpeg gets: a render node
+// holds database and bucket credentials, and ffmpeg decodes images that a
+// hostile scene may have shaped.
+var ffmpegEnv = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
+
+// ffmpegCommand makes the command that runs ffmpeg with args inside the
+// engine's sandbox, as Blender runs: no network, the system read-only, and
+// nothing of the node's files but dir, where its input files and its video
+// are, which it may write. The sandbox's memory and open-file limits hold
+// for it too. It dies with the worker: unconfined, the kernel kills it when
+// the worker dies (tieToWorker); confined, the sandbox kills it when its
+// lifeline hangs up, which the worker's death does (see
+// sandbox.LifelineFD). Call lifeline.Started after Start and lifeline.Close
+// after Wait.
+func (e *Engine) ffmpegCommand(ctx context.Context, dir string, args ...string) (*exec.Cmd, *sandbox.Lifeline, error) {
+	// The sandbox runs the program by path, with ffmpegEnv's PATH; the
+	// binary the operator named is found with the node's.
+	bin, err := exec.LookPath(e.cfg.FFmpeg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return nil, nil, err
+	}
+	// The sandbox binds paths as they are given: a relative --data-dir
+	// must not name another directory inside it.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, nil, err
+	}
+	argv := e.cfg.Sandbox.Command(append([]string{bin}, args...), sandbox.Paths{Writable: []string{dir}})
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = ffmpegEnv
+	cmd.Dir = dir
+	if !e.cfg.Sandbox.Confined() {
+		tieToWorker(cmd)
+	}
+	// Confined, bubblewrap is not killed with the worker: killed while it
+	// sets the sandbox up, it would leave the sandbox's first process
+	// waiting for it forever. It finishes the set-up instead, and the
+	// sandbox, finding the lifeline hung up, ends at once.
+	lifeline, err := e.cfg.Sandbox.Lifeline(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Killed on cancel, ffmpeg is given up on: the lifeline hangs up
+	// first, so that a sandbox still being set up ends too.
+	cmd.Cancel = func() error {
+		lifeline.Close()
+		return cmd.Process.Kill()
+	}
+	// Its output pipes are not waited on for long once it is gone.
+	cmd.WaitDelay = ffmpegWaitDelay
+	return cmd, lifeline, nil
+}
+
+// ffmpegWaitDelay bounds how long a finished or cancelled ffmpeg's output
+// is waited for.
+const ffmpegWaitDelay = 5 * time.Second
 
 // startPreview prepares the preview video of frames with extension ext in
 // dir, and starts ffmpeg at once if the frames can be piped to it.
@@ -67,15 +130,34 @@ func (e *Engine) startPreview(ctx context.Context, dir, ext string, fps float64)
 	// 1920x1080 on 2 cores.
 	args = append(args, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
 		"-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-movflags", "+faststart", p.out)
-	p.cmd = exec.CommandContext(ctx, e.cfg.FFmpeg, args...)
+	if p.cmd, p.lifeline, p.err = e.ffmpegCommand(ctx, dir, args...); p.err != nil {
+		return p
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
-	tieToWorker(p.cmd)
 	if piped {
 		if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
-			p.err = p.cmd.Start()
+			p.err = p.start()
 		}
 	}
 	return p
+}
+
+// start starts ffmpeg.
+func (p *previewEncoder) start() error {
+	if err := p.cmd.Start(); err != nil {
+		p.lifeline.Close()
+		return err
+	}
+	p.lifeline.Started()
+	return nil
+}
+
+// wait waits for a started ffmpeg to exit, once.
+func (p *previewEncoder) wait() error {
+	p.ended = true
+	err := p.cmd.Wait()
+	p.lifeline.Close()
+	return err
 }
 
 // frame returns where the bytes of the i-th frame of the sequence go; the
@@ -118,13 +200,12 @@ func (p *previewEncoder) finish() error {
 		// The end of ffmpeg's input: it encodes what is left and exits.
 		p.stdin.Close()
 	} else if p.err == nil {
-		p.err = p.cmd.Start()
+		p.err = p.start()
 	}
-	if p.cmd.Process != nil && !p.ended {
-		p.ended = true
+	if p.cmd != nil && p.cmd.Process != nil && !p.ended {
 		// ffmpeg's own failure explains a failed write to its input
 		// (a broken pipe), so it comes first.
-		if err := p.cmd.Wait(); err != nil {
+		if err := p.wait(); err != nil {
 			p.err = fmt.Errorf("%w: %s", err, strings.TrimSpace(p.log.String()))
 		}
 	}
@@ -140,9 +221,11 @@ func (p *previewEncoder) stop() {
 		p.file.Close()
 		p.file = nil
 	}
-	if p.cmd.Process != nil && !p.ended {
-		p.ended = true
+	// The lifeline hangs up first, so that a sandbox still being set up
+	// ends too.
+	p.lifeline.Close()
+	if p.cmd != nil && p.cmd.Process != nil && !p.ended {
 		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		p.wait()
 	}
 }

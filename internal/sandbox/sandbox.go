@@ -8,7 +8,9 @@
 // network, its own process tree, no capabilities, a read-only view of the
 // system and only the directories a run names. Resource limits are set with
 // prlimit from util-linux, since Go cannot set rlimits for one child alone.
-// Where bubblewrap is missing, programs run unconfined but still limited.
+// Where bubblewrap is missing or does not work, a node refuses to start
+// unless its operator asked for --sandbox none, which runs programs
+// unconfined but still limited.
 package sandbox
 
 import (
@@ -29,14 +31,19 @@ import (
 type Mode string
 
 const (
-	// Auto uses bubblewrap when it is installed and works here, and runs
-	// programs unconfined (saying why) when not: a developer's laptop or a
-	// container without user namespaces still renders.
+	// Auto, the default, confines programs with bubblewrap and, like Bwrap,
+	// refuses to start when bubblewrap is missing or does not work here,
+	// saying what failed and how to fix it. A node never falls back to
+	// running hostile files unconfined by itself: that takes None, asked
+	// for by name.
 	Auto Mode = "auto"
 	// Bwrap insists on bubblewrap: a node that cannot confine Blender does
 	// not start.
 	Bwrap Mode = "bwrap"
-	// None runs programs unconfined, with the resource limits only.
+	// None runs programs unconfined, with the resource limits only: for a
+	// machine where bubblewrap cannot work and whose operator accepts that
+	// a hostile file which exploits Blender or ffmpeg gets the node's
+	// network, files and credentials.
 	None Mode = "none"
 )
 
@@ -89,17 +96,72 @@ const probeTimeout = 10 * time.Second
 
 // LifelineFD is the file descriptor on which a confined program expects the
 // read end of a pipe whose write end its caller holds open until the
-// program has exited. bubblewrap ties the program's life to its own only
-// once the sandbox is set up: if the caller dies (and bubblewrap with it)
-// before then, the program would run on, unwatched. So the program starts
-// only while the pipe has not hung up. Without the descriptor, it starts
+// program has exited. bubblewrap ties the program's life to its own
+// (--die-with-parent) only once the sandbox is set up, and a process's
+// parent-death signal fires when the thread that started it ends, which
+// can be before the caller's last descriptor is closed: if bubblewrap dies
+// while it sets the sandbox up, the program would run on, unwatched. So the
+// program starts only while the pipe has not hung up, and is killed when it
+// hangs up, whatever became of bubblewrap. Without the descriptor, it runs
 // regardless.
 const LifelineFD = 3
 
-// guardScript exits when the lifeline has hung up (read -t 0 succeeds at
-// end of file: nobody writes to it otherwise), then runs the program without
-// the descriptor.
-const guardScript = `read -r -t 0 -u 3 2>/dev/null && { echo "sandbox: the process that started this one is gone" >&2; exit 125; }; exec "$@" 3<&-`
+// Lifeline is the pipe of LifelineFD for one confined program.
+type Lifeline struct {
+	read, write *os.File
+}
+
+// Lifeline hands cmd, which must have no ExtraFiles yet, the read end of a
+// new lifeline pipe when s confines programs: call Started once cmd.Start
+// has returned and Close once the program has exited or failed to start.
+// It answers nil, whose methods do nothing, when programs run unconfined.
+func (s *Sandbox) Lifeline(cmd *exec.Cmd) (*Lifeline, error) {
+	if !s.Confined() {
+		return nil, nil
+	}
+	if len(cmd.ExtraFiles) > 0 {
+		return nil, errors.New("sandbox: the lifeline must be the command's first extra file")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: lifeline: %w", err)
+	}
+	// ExtraFiles start at descriptor 3.
+	cmd.ExtraFiles = make([]*os.File, LifelineFD-2)
+	cmd.ExtraFiles[LifelineFD-3] = r
+	return &Lifeline{read: r, write: w}, nil
+}
+
+// Started closes the caller's copy of the read end: the program holds its
+// own, and the caller's would keep the pipe from hanging up.
+func (l *Lifeline) Started() {
+	if l != nil {
+		l.read.Close()
+	}
+}
+
+// Close hangs the lifeline up, once the program has exited or is to be
+// killed: a confined program still running is killed then. Closing again
+// does nothing.
+func (l *Lifeline) Close() {
+	if l != nil {
+		l.read.Close()
+		l.write.Close()
+	}
+}
+
+// guardScript runs inside the sandbox as its PID 1, around the program. It
+// exits at once when the lifeline has hung up (read -t 0 succeeds at end of
+// file: nobody writes to it otherwise). Then a watcher blocks on the
+// lifeline and, when it hangs up, kills every process of the sandbox but
+// PID 1 (kill -1), which ends the program; the shell then exits with the
+// program's status (128+N for a death by signal N, as bubblewrap reports
+// it), and with PID 1 gone the kernel ends whatever is left of the
+// sandbox. The program runs in the foreground, keeping its standard input,
+// without the descriptor.
+const guardScript = `read -r -t 0 -u 3 2>/dev/null && { echo "sandbox: the process that started this one is gone" >&2; exit 125; }
+if [ -e /dev/fd/3 ]; then { read -r -u 3 _; kill -KILL -1; } </dev/null >/dev/null 2>&1 & fi
+"$@" 3<&-`
 
 // guardShells are where bash is looked for: it has to be in the sandbox's
 // view of the system, and the guard needs its read -t.
@@ -121,13 +183,15 @@ var namespaceArgs = [][]string{
 // hides the node's processes; the host name is replaced because Blender can
 // stamp it into the images it saves.
 //
-// The program runs as PID 1 of its namespace (--as-pid-1): bubblewrap's own
-// init would otherwise be left behind as a zombie at every exit, for the
-// node's init to reap, and a worker that is PID 1 of a container never does.
-// --new-session is left out: it would move the program out of the process
-// group its runner kills (the runner starts every command in a session of
-// its own instead). --die-with-parent kills the program when bubblewrap
-// dies, once the sandbox is set up (LifelineFD covers the time before).
+// What bubblewrap starts runs as PID 1 of its namespace (--as-pid-1): the
+// guard (see guardScript) where bash is found, else the program itself.
+// bubblewrap's own init would otherwise be left behind as a zombie at every
+// exit, for the node's init to reap, and a worker that is PID 1 of a
+// container never does. --new-session is left out: it would move the
+// program out of the process group its runner kills (the runner starts
+// every command in a session of its own instead). --die-with-parent kills
+// the sandbox when bubblewrap dies, once it is set up (LifelineFD covers
+// the rest).
 var commonArgs = []string{
 	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
 	"--hostname", "renderfarm",
@@ -165,11 +229,9 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	}
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		if mode == Bwrap {
-			return nil, fmt.Errorf("sandbox: bubblewrap is needed for --sandbox bwrap (apt-get install bubblewrap): %w", err)
-		}
-		s.unconfined = "bubblewrap is not installed; apt-get install bubblewrap"
-		return s, nil
+		return nil, fmt.Errorf("sandbox: bubblewrap (%s) is not installed: %v; "+
+			"install it (apt-get install bubblewrap) or point --bwrap at it, "+
+			"or pass --sandbox none to run Blender and ffmpeg unconfined", bin, err)
 	}
 	for _, sh := range guardShells {
 		if fi, err := os.Stat(sh); err == nil && fi.Mode().IsRegular() {
@@ -186,13 +248,11 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		}
 		failures = append(failures, err.Error())
 	}
-	s.bwrap, s.nsArgs, s.guard = "", nil, ""
-	why := fmt.Sprintf("bubblewrap (%s) does not work here: %s", path, strings.Join(failures, "; "))
-	if mode == Bwrap {
-		return nil, errors.New("sandbox: " + why)
-	}
-	s.unconfined = why
-	return s, nil
+	return nil, fmt.Errorf("sandbox: bubblewrap (%s) does not work here: %s; "+
+		"fix user namespaces (on Debian: sysctl kernel.unprivileged_userns_clone=1; "+
+		"in a container, a security profile that lets bubblewrap create namespaces and mount /proc), "+
+		"or pass --sandbox none to run Blender and ffmpeg unconfined",
+		path, strings.Join(slices.Compact(failures), "; "))
 }
 
 // probe runs true inside the sandbox.

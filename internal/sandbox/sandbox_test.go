@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -11,7 +12,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox/sandboxtest"
 )
@@ -105,22 +108,59 @@ func TestBindArgs(t *testing.T) {
 
 func TestNewWithoutBwrap(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "bwrap")
-	if _, err := New(context.Background(), Config{Mode: Bwrap, Bwrap: missing}); err == nil {
-		t.Error("--sandbox bwrap without bubblewrap succeeded")
+	for _, mode := range []Mode{Bwrap, Auto, ""} {
+		s, err := New(context.Background(), Config{Mode: mode, Bwrap: missing})
+		if err == nil {
+			t.Errorf("--sandbox %q without bubblewrap started (%s); want a refusal", mode, s)
+			continue
+		}
+		for _, want := range []string{missing, "not installed", "apt-get install bubblewrap", "--sandbox none"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("--sandbox %q without bubblewrap: %q does not say %q", mode, err, want)
+			}
+		}
 	}
-	s, err := New(context.Background(), Config{Mode: Auto, Bwrap: missing})
+	s, err := New(context.Background(), Config{Mode: None, Bwrap: missing, MemoryBytes: 3 << 29})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Confined() || !strings.Contains(s.String(), "not installed") {
-		t.Errorf("auto without bubblewrap: confined %v, %q", s.Confined(), s)
-	}
-	s, err = New(context.Background(), Config{Mode: None, MemoryBytes: 3 << 29})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Confined() || s.MemoryLimit() != 3<<29 || !strings.Contains(s.String(), "1.5 GiB") {
+	if s.Confined() || s.MemoryLimit() != 3<<29 || !strings.Contains(s.String(), "1.5 GiB") || !strings.Contains(s.String(), "unconfined (--sandbox none)") {
 		t.Errorf("none: confined %v, limit %d, %q", s.Confined(), s.MemoryLimit(), s)
+	}
+}
+
+// A bubblewrap that is installed but cannot make its namespaces (a kernel
+// without unprivileged user namespaces, a container's security profile)
+// stops the node at start, with what bubblewrap said and the ways out.
+func TestAutoRefusesABubblewrapThatDoesNotWork(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, script, says string
+	}{
+		{"exits 1", "#!/bin/sh\nexit 1\n", "exit status 1"},
+		{"no user namespaces", "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n",
+			"No permissions to creating new namespace"},
+		{"cannot mount /proc", "#!/bin/sh\necho 'bwrap: Can'\\''t mount proc on /newroot/proc: Operation not permitted' >&2\nexit 1\n",
+			"mount proc on /newroot/proc"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bwrap := filepath.Join(dir, fmt.Sprintf("bwrap-%d", i))
+			if err := os.WriteFile(bwrap, []byte(tt.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range []Mode{Auto, Bwrap} {
+				s, err := New(context.Background(), Config{Mode: mode, Bwrap: bwrap})
+				if err == nil {
+					t.Fatalf("--sandbox %s with a bubblewrap that %s started (%s); want a refusal", mode, tt.name, s)
+				}
+				for _, want := range []string{bwrap, "does not work here", tt.says, "user namespaces", "--sandbox none"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("--sandbox %s: %q does not say %q", mode, err, want)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -278,9 +318,10 @@ func TestSandboxFiles(t *testing.T) {
 	if slices.Contains(s.nsArgs, "--unshare-user") && !regexpMatch(`CapBnd:\s+0+\n`, status) {
 		t.Errorf("capabilities could be regained inside:\n%s", status)
 	}
-	// Only the sandbox's own processes are visible.
-	if !regexpMatch(`(?m)^Pid:\s+1$`, status) {
-		t.Errorf("the probe is not PID 1 of a namespace of its own:\n%s", status)
+	// The probe runs in a PID namespace of its own (whose /proc knows it
+	// as PID 2, under the guard), where the node's processes do not exist.
+	if !regexpMatch(`(?m)^NSpid:\s+2$`, status) {
+		t.Errorf("the probe is not PID 2 of a namespace of its own:\n%s", status)
 	}
 }
 
@@ -293,22 +334,27 @@ func TestLifeline(t *testing.T) {
 	if s.guard == "" {
 		t.Skip("no bash to check the lifeline")
 	}
-	run := func(closeWriter bool) (string, error) {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		defer w.Close()
-		if closeWriter {
-			w.Close()
-		}
+	run := func(callerGone bool) (string, error) {
 		argv := s.Command([]string{"sh", "-c", "echo program-ran; if [ -e /dev/fd/3 ]; then echo has-3; fi"}, Paths{})
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}
-		cmd.ExtraFiles = []*os.File{r}
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		lifeline, err := s.Lifeline(cmd)
+		if err != nil || lifeline == nil {
+			t.Fatalf("Lifeline = %v, %v; want one for a confined program", lifeline, err)
+		}
+		defer lifeline.Close()
+		if callerGone {
+			// What the kernel does to the write end when the caller dies.
+			lifeline.write.Close()
+		}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lifeline.Started()
+		err = cmd.Wait()
+		return out.String(), err
 	}
 	out, err := run(false)
 	if err != nil || !strings.HasPrefix(out, "program-ran\n") {
@@ -323,4 +369,57 @@ func TestLifeline(t *testing.T) {
 		t.Fatalf("with its caller gone: %v\n%s", err, out)
 	}
 	t.Log(strings.TrimSpace(out))
+
+	unconfined, err := New(context.Background(), Config{Mode: None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	if l, err := unconfined.Lifeline(cmd); l != nil || err != nil || cmd.ExtraFiles != nil {
+		t.Errorf("unconfined: Lifeline = %v, %v, extra files %v; want none", l, err, cmd.ExtraFiles)
+	}
+}
+
+// A confined program whose lifeline hangs up while it runs is killed, even
+// when bubblewrap is still there: the sandbox does not count on
+// bubblewrap's own death to end it.
+func TestLifelineHangupKillsARunningProgram(t *testing.T) {
+	s := needBwrap(t, Config{})
+	if s.guard == "" {
+		t.Skip("no bash to watch the lifeline")
+	}
+	argv := s.Command([]string{"sh", "-c", "echo started; exec sleep 60"}, Paths{})
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	lifeline, err := s.Lifeline(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lifeline.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lifeline.Started()
+	line := make([]byte, len("started\n"))
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "started\n" {
+		t.Fatalf("the program did not start: %q, %v", line, err)
+	}
+	// What the kernel does to the write end when the caller dies.
+	lifeline.write.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 128+int(syscall.SIGKILL) {
+			t.Errorf("the sandbox ended with %v, want exit code %d (the program killed)", err, 128+int(syscall.SIGKILL))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the program still ran 30 s after its lifeline hung up")
+	}
 }

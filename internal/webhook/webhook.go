@@ -72,22 +72,23 @@ type Sender struct {
 // NewSender returns a Sender that never follows redirects (a redirect is an
 // answer like any other non-2xx one) and, unless allowPrivate, refuses to
 // connect to the farm's own network whatever DNS says at connection time.
+// It looks hosts up with the system's resolver.
 func NewSender(allowPrivate bool) *Sender {
-	dialer := &net.Dialer{Timeout: Timeout}
+	return NewSenderWithResolver(allowPrivate, nil)
+}
+
+// NewSenderWithResolver is NewSender looking hosts up with r (nil: the
+// system's resolver), the resolver the farm checks URLs with.
+func NewSenderWithResolver(allowPrivate bool, r Resolver) *Sender {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	d := &dialer{resolver: r, net: net.Dialer{Timeout: Timeout}}
 	if !allowPrivate {
-		dialer.Control = func(network, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			if ip := net.ParseIP(host); ip == nil || Forbidden(ip) {
-				return fmt.Errorf("%w: %s", ErrPrivateAddress, host)
-			}
-			return nil
-		}
+		d.net.Control = refusePrivate
 	}
 	transport := &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext:           d.dial,
 		TLSHandshakeTimeout:   Timeout,
 		ResponseHeaderTimeout: Timeout,
 		MaxIdleConnsPerHost:   2,
@@ -101,6 +102,63 @@ func NewSender(allowPrivate bool) *Sender {
 		},
 		now: time.Now,
 	}
+}
+
+// refusePrivate is the dialer's last word on an address: it runs once the
+// socket exists and before it connects, on the address the socket is about
+// to connect to, so no lookup, cache or rebinding between the check of the
+// URL and the connection can slip a forbidden address through.
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || Forbidden(ip) {
+		return fmt.Errorf("%w: %s", ErrPrivateAddress, host)
+	}
+	return nil
+}
+
+// dialer looks a receiver's host up with the farm's resolver and connects
+// to its addresses in turn, each through refusePrivate.
+type dialer struct {
+	resolver Resolver
+	net      net.Dialer
+}
+
+func (d *dialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(host) != nil {
+		return d.net.DialContext(ctx, network, address)
+	}
+	addrs, err := d.resolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("the host %s has no address", host)
+	}
+	var first error
+	for _, a := range addrs {
+		ip := a.IP.String()
+		if a.Zone != "" {
+			ip += "%" + a.Zone
+		}
+		conn, err := d.net.DialContext(ctx, network, net.JoinHostPort(ip, port))
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
 }
 
 // Delivery is one attempt to send an event.
@@ -152,4 +210,4 @@ func (s *Sender) Send(ctx context.Context, d Delivery) (Result, error) {
 
 // ErrPrivateAddress is the reason a URL or connection was refused: it
 // reaches the farm's own network.
-var ErrPrivateAddress = errors.New("the address is loopback, private, link-local, multicast or unspecified")
+var ErrPrivateAddress = errors.New("the address is " + forbiddenKinds)

@@ -5,6 +5,8 @@ package sandboxtest
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 )
 
@@ -34,6 +36,29 @@ func Listener(t *testing.T) []string {
 		addrs = append(addrs, net.JoinHostPort(ip, port))
 	}
 	return addrs
+}
+
+// Server serves h on every address of the machine for the rest of the
+// test and answers its base URLs, as Listener answers addresses: a program
+// that fetches from them shows by its exit and output whether it reached
+// the machine's network.
+func Server(t *testing.T, h http.Handler) []string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	urls := []string{"http://" + net.JoinHostPort("127.0.0.1", port)}
+	if ip := nonLoopbackIP(); ip != "" {
+		urls = append(urls, "http://"+net.JoinHostPort(ip, port))
+	}
+	return urls
 }
 
 func nonLoopbackIP() string {

@@ -1,0 +1,5 @@
+package webhook
+
+// ForbiddenPrefixes lets the tests of package webhook_test walk the whole
+// list.
+var ForbiddenPrefixes = forbiddenPrefixes

@@ -91,7 +91,7 @@ func (r *Runner) run(ctx context.Context, c command, onLine func(string)) (exitS
 		cmd.Stdin = c.stdin
 		defer c.stdin.Close() // also when run fails before starting Blender
 	}
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = sysProcAttr(r.Sandbox.Confined())
 	var lifeline *os.File
 	if r.Sandbox.Confined() {
 		// See sandbox.LifelineFD: the write end stays open here until

@@ -10,10 +10,21 @@ import (
 // sysProcAttr starts Blender in a session of its own, which is also a
 // process group of its own: cancelling reaches whatever Blender (or its
 // sandbox) starts, a signal to the worker's group does not, and Blender has
-// no controlling terminal to push input into. Pdeathsig kills Blender if the
-// worker dies: no render outlives the process that would record it.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+// no controlling terminal to push input into.
+//
+// An unconfined Blender gets Pdeathsig, so it dies with the worker: no
+// render outlives the process that would record it. A confined one does
+// not: its bubblewrap, killed by the signal while it sets the sandbox up,
+// would leave its first process blocked for ever. The sandbox's lifeline
+// ends a confined Blender instead (see sandbox.LifelineFD): the guard
+// inside the sandbox kills it when the worker's end of the pipe closes,
+// also when that happens before the sandbox was ready.
+func sysProcAttr(confined bool) *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if !confined {
+		attr.Pdeathsig = syscall.SIGKILL
+	}
+	return attr
 }
 
 // groupMembers lists the processes of group pgid other than its leader.

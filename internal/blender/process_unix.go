@@ -8,7 +8,7 @@ import "syscall"
 // process group of its own, so cancelling reaches whatever Blender starts
 // and a signal to the worker's group does not. Only Linux can also tie
 // Blender's life to the worker's.
-func sysProcAttr() *syscall.SysProcAttr {
+func sysProcAttr(bool) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setsid: true}
 }
 

@@ -62,3 +62,43 @@ ensure_go() {
 RUNTIME_PACKAGES=(blender ffmpeg bubblewrap)
 # What the tests need besides: a real browser for the dashboard's tests.
 TEST_PACKAGES=(chromium)
+
+# Where a Blender that Debian 12 does not package is installed: each
+# directory here is a root filesystem with usr/bin/blender inside, which
+# the sandbox makes / for that Blender. `renderfarm serve` and `worker`
+# use every one they find here when given no --blender.
+BLENDER_ROOTS="${RENDERFARM_BLENDER_ROOTS:-/opt/renderfarm/blender}"
+
+# install_blender_root NAME SUITE: installs Debian SUITE's Blender (with
+# the GL libraries EEVEE needs; without them it fails with "Couldn't open
+# libEGL.so.1") into BLENDER_ROOTS/NAME, from Debian's own archive. About
+# three minutes and 1.4 GB the first time; a root already there is reused.
+# The root is built beside its final place and moved there when whole, so
+# an interrupted run leaves nothing that looks usable.
+install_blender_root() {
+	local name=$1 suite=$2
+	local dir="$BLENDER_ROOTS/$name"
+	[ -x "$dir/usr/bin/blender" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		log "Blender from Debian $suite is not installed in $dir; run this as root to install it"
+		return 0
+	fi
+	apt_install debootstrap
+	local tmp="$dir.partial"
+	rm -rf "$tmp"
+	mkdir -p "$BLENDER_ROOTS"
+	log "installing Blender from Debian $suite into $dir (about 3 minutes, once)"
+	debootstrap --variant=minbase "$suite" "$tmp" http://deb.debian.org/debian >/dev/null
+	cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+	chroot "$tmp" /bin/sh -c 'export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq &&
+		apt-get install -y -qq --no-install-recommends blender libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null &&
+		apt-get clean'
+	mv "$tmp" "$dir"
+}
+
+# install_blenders installs every Blender the farm offers: Debian 12's
+# (3.4.1, a package like any other) and Debian 13's (4.3.2, in a root).
+install_blenders() {
+	install_blender_root debian-trixie trixie
+}

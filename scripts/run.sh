@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 apt_install "${RUNTIME_PACKAGES[@]}"
+install_blenders
 ensure_go
 log "building bin/renderfarm"
 go build -o bin/renderfarm ./cmd/renderfarm

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 . scripts/services.sh
 
 apt_install "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+install_blenders
 ensure_go
 start_postgres
 start_s3

@@ -28,6 +28,33 @@ assert not any("key" in n or "server" in n for n in names), names
 result = bpy.ops.renderfarm.submit(wait=True, download=True)
 assert result == {"FINISHED"}, result
 print("renderfarm-test: submitted", flush=True)
+
+# Background mode has no interface to draw into: the panel draws into a
+# layout that records what it shows and checks every property and operator
+# it names exists, as Blender would when drawing it.
+class Layout:
+    lines = []
+    def __init__(self):
+        self.enabled, self.scale_y = True, 1.0
+    def row(self, **kw): return Layout()
+    def column(self, **kw): return Layout()
+    def box(self): return Layout()
+    def label(self, text="", icon="NONE"): Layout.lines.append(text)
+    def progress(self, factor=0, type="BAR", text=""): Layout.lines.append(text)
+    def prop(self, data, name, text=None):
+        assert name in data.bl_rna.properties, name
+    def operator(self, idname, text="", icon="NONE"):
+        group, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, group), name), idname
+        return getattr(getattr(bpy.ops, group), name).get_rna_type() and type("Props", (), {})()
+ui = sys.modules["renderfarm.ui"]
+class Panel:
+    layout = Layout()
+    draw_submission = ui.RENDER_PT_renderfarm.draw_submission
+    job_buttons = staticmethod(ui.RENDER_PT_renderfarm.job_buttons)
+ui.RENDER_PT_renderfarm.draw(Panel(), bpy.context)
+for line in Layout.lines:
+    print("renderfarm-panel: " + line, flush=True)
 `
 
 // The add-on, headless in Blender 3.4 and 4.3, packs the shot, has the farm
@@ -71,6 +98,20 @@ func TestAddonSubmitsFromBlender(t *testing.T) {
 			}
 			if !strings.Contains(string(out), "completed (packed 6 files") || !strings.Contains(string(out), "2 frames downloaded") {
 				t.Errorf("the add-on does not say what it did:\n%s", out)
+			}
+			// The panel shows the farm, the pre-flight, the scene's settings
+			// and the job as it ended.
+			for _, want := range []string{
+				"renderfarm-panel: Farm: " + f.url,
+				"renderfarm-panel: Engine Cycles, device CPU",
+				"renderfarm-panel: Frames: 1-2 (scene)",
+				"renderfarm-panel: Packed 6 files",
+				": done",
+				"renderfarm-panel: 2 frames in " + filepath.Join(filepath.Dir(shot.Blend), "render"),
+			} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("the panel does not show %q:\n%s", want, out)
+				}
 			}
 
 			// Where Blender would write them: //render/shot_ beside the shot.

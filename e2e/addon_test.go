@@ -25,6 +25,17 @@ bpy.ops.preferences.addon_enable(module="renderfarm")
 settings = bpy.context.scene.renderfarm
 names = [p.identifier for p in settings.bl_rna.properties]
 assert not any("key" in n or "server" in n for n in names), names
+# A key set in the preferences comes first; a wrong one fails the
+# operator with the farm's reason, raised in the calling script.
+prefs = bpy.context.preferences.addons["renderfarm"].preferences
+prefs.api_key = "RF-not-a-key"
+try:
+    bpy.ops.renderfarm.submit(frames="1", wait=True)
+    raise AssertionError("a submission with a wrong key went through")
+except RuntimeError as err:
+    assert "UNAUTHORIZED" in str(err), err
+    print("renderfarm-test: refused: %s" % err, flush=True)
+prefs.api_key = ""
 result = bpy.ops.renderfarm.submit(wait=True, download=True)
 assert result == {"FINISHED"}, result
 print("renderfarm-test: submitted", flush=True)

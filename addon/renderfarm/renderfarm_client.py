@@ -339,6 +339,29 @@ def progress_line(job, progress):
     return line
 
 
+def frames_by_status(progress):
+    """The frames of a progress answer grouped by status, as compact ranges:
+    "completed 1-3, rendering 4, queued 5-24"."""
+    groups = {}
+    for frame in (progress or {}).get("frames") or []:
+        groups.setdefault(frame["status"], []).append(frame["frame"])
+    parts = []
+    for status in ("completed", "rendering", "queued", "failed", "canceled"):
+        frames = sorted(groups.get(status, []))
+        if not frames:
+            continue
+        ranges, start, prev = [], frames[0], frames[0]
+        for f in frames[1:] + [None]:
+            if f is not None and f == prev + 1:
+                prev = f
+                continue
+            ranges.append(str(start) if start == prev else "%d-%d" % (start, prev))
+            if f is not None:
+                start = prev = f
+        parts.append("%s %s" % (status, ",".join(ranges)))
+    return ", ".join(parts)
+
+
 def duration(seconds):
     seconds = int(round(seconds))
     if seconds < 60:

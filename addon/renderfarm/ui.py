@@ -503,6 +503,8 @@ class RENDER_PT_renderfarm(bpy.types.Panel):
             self.job_buttons(row, job)
         if state["stage"] in ("uploading", "rendering", "downloading"):
             _progress(box, state["fraction"], state["message"])
+        if state["stage"] == "rendering" and state["progress"]:
+            box.label(text=rfc.frames_by_status(state["progress"]))
         elif state["message"]:
             box.label(text=state["message"])
         if state["pack"]:

@@ -47,6 +47,13 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(rfc.progress_line(job, progress), "rendering: 4/10 frames, 1 failed, about 2 min 05 s left")
         self.assertEqual(rfc.progress_line({"id": "j", "status": "validating"}, None), "validating")
 
+    def test_frames_by_status(self):
+        progress = {"frames": [{"frame": f, "status": st} for f, st in [
+            (1, "completed"), (2, "completed"), (3, "completed"), (5, "completed"),
+            (4, "rendering"), (6, "queued"), (7, "queued"), (9, "failed")]]}
+        self.assertEqual(rfc.frames_by_status(progress), "completed 1-3,5, rendering 4, queued 6-7, failed 9")
+        self.assertEqual(rfc.frames_by_status(None), "")
+
     def test_frame_destination(self):
         paths = {1: "/shots/render/shot_0001.png", 2: "/shots/render/shot_0002.mp4"}
         self.assertEqual(submission.frame_destination({"frame": 1, "fileName": "frame_0001.png"}, paths, "/out"),

@@ -370,3 +370,138 @@ func TestPackWithoutBlender(t *testing.T) {
 		t.Fatalf("Pack with no Blender = %v, want ErrNoBlender", err)
 	}
 }
+
+// bakeCloth makes dir/proj/cloth.blend: the default cube with a cloth
+// simulation baked to disk for frames 1-3, which Blender keeps in
+// blendcache_cloth/ beside the .blend without storing that path.
+const bakeCloth = `
+import sys
+import bpy
+path = sys.argv[sys.argv.index("--") + 1]
+bpy.ops.wm.read_factory_settings(use_empty=False)
+bpy.ops.wm.save_as_mainfile(filepath=path)
+cloth = bpy.data.objects["Cube"].modifiers.new("Cloth", "CLOTH")
+cache = cloth.point_cache
+cache.use_disk_cache = True
+cache.frame_start, cache.frame_end = 1, 3
+with bpy.context.temp_override(scene=bpy.context.scene, point_cache=cache):
+    bpy.ops.ptcache.bake(bake=True)
+assert cache.is_baked
+bpy.ops.wm.save_as_mainfile(filepath=path)
+`
+
+// A baked disk cache has no path of its own: it lives beside the .blend,
+// so in the zip it goes beside the .blend's new place.
+func TestPackBakedDiskCacheGoesBesideTheBlend(t *testing.T) {
+	needBlender(t)
+	dir := t.TempDir()
+	blend := filepath.Join(dir, "proj", "cloth.blend")
+	if err := os.MkdirAll(filepath.Dir(blend), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("blender", "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr", bakeCloth, "--", blend).CombinedOutput()
+	if err != nil {
+		t.Fatalf("baking: %v\n%s", err, out)
+	}
+	zipPath := filepath.Join(t.TempDir(), "cloth.zip")
+	rep, err := packer.Pack(testContext(t), blend, zipPath, packer.Options{ProjectRoot: dir})
+	if err != nil {
+		t.Fatalf("Pack: %v", err)
+	}
+	var caches []string
+	for _, name := range zipNames(t, zipPath) {
+		if strings.HasSuffix(name, ".bphys") {
+			caches = append(caches, name)
+		}
+	}
+	if len(caches) != 3 || slices.ContainsFunc(caches, func(n string) bool { return !strings.HasPrefix(n, "blendcache_cloth/") }) {
+		t.Errorf("cache files in the zip = %q, want 3 under blendcache_cloth/ at the top, beside cloth.blend", caches)
+	}
+	if rep.Blends[0].RewrittenPaths != 0 {
+		t.Errorf("%d paths rewritten, want none: the cache's folder is not a stored path", rep.Blends[0].RewrittenPaths)
+	}
+	insp := checkSelfContained(t, "blender", dir, zipPath, filepath.Join(filepath.Dir(zipPath), "extracted"))
+	if len(insp.ExternalFiles) != 1 || insp.ExternalFiles[0].Type != "cache" {
+		t.Errorf("external files of the packed file = %+v, want its cache, found", insp.ExternalFiles)
+	}
+}
+
+// udimSoundFont makes a .blend reading UDIM tiles //tiles/wood.<UDIM>.png
+// (Blender takes the tiles it finds on disk: 1001, 1002 and 1003), a sound
+// and a font by their absolute paths, each kept by a fake user.
+const udimSoundFont = `
+import json, sys
+import bpy
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+wood = bpy.data.images.new("wood", 4, 4, tiled=True)
+wood.tiles.new(1002)
+wood.tiles.new(1003)
+wood.source = "TILED"
+wood.filepath = "//tiles/wood.<UDIM>.png"
+wood.use_fake_user = True
+sound = bpy.data.sounds.load(spec["sound"], check_existing=False)
+sound.use_fake_user = True
+font = bpy.data.fonts.load(spec["font"], check_existing=False)
+font.use_fake_user = True
+bpy.ops.wm.save_as_mainfile(filepath=spec["blend"])
+`
+
+func TestPackUDIMTilesSoundsAndFonts(t *testing.T) {
+	needBlender(t)
+	fonts, _ := filepath.Glob("/usr/share/fonts/truetype/*/*.ttf")
+	if len(fonts) == 0 {
+		t.Skip("no TrueType font to copy into the test's files")
+	}
+	dir := t.TempDir()
+	blend := filepath.Join(dir, "proj", "wood.blend")
+	tiles := filepath.Join(dir, "proj", "tiles")
+	packertest.WritePNG(t, filepath.Join(tiles, "wood.1001.png"), packertest.Red)
+	packertest.WritePNG(t, filepath.Join(tiles, "wood.1002.png"), packertest.Green)
+	packertest.WritePNG(t, filepath.Join(tiles, "wood.1003.png"), packertest.Blue)
+	sound := filepath.Join(dir, "sounds", "door.wav")
+	font := filepath.Join(dir, "fonts", "title.ttf")
+	for src, dst := range map[string]string{fonts[0]: font} {
+		body, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(sound), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sound, []byte("RIFF\x24\x00\x00\x00WAVE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := fmt.Sprintf(`{"blend": %q, "sound": %q, "font": %q}`, blend, sound, font)
+	out, err := exec.Command("blender", "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "--python-expr", udimSoundFont, "--", spec).CombinedOutput()
+	if err != nil {
+		t.Fatalf("making the file: %v\n%s", err, out)
+	}
+	// A tile the file names goes missing.
+	if err := os.Remove(filepath.Join(tiles, "wood.1003.png")); err != nil {
+		t.Fatal(err)
+	}
+	zipPath := filepath.Join(t.TempDir(), "wood.zip")
+	rep, err := packer.Pack(testContext(t), blend, zipPath, packer.Options{})
+	if err != nil {
+		t.Fatalf("Pack: %v", err)
+	}
+	want := []string{"wood.blend", outside(font), outside(sound), "tiles/wood.1001.png", "tiles/wood.1002.png"}
+	if got := zipNames(t, zipPath); !slices.Equal(got, want) {
+		t.Errorf("zip entries:\n got %q\nwant %q", got, want)
+	}
+	if len(rep.Missing) != 1 || !strings.Contains(rep.Missing[0].Reason, "tile 1003") {
+		t.Errorf("missing = %+v, want tile 1003", rep.Missing)
+	}
+	if rep.Blends[0].RewrittenPaths != 2 {
+		t.Errorf("%d paths rewritten, want 2: the sound's and the font's", rep.Blends[0].RewrittenPaths)
+	}
+}

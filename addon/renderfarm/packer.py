@@ -47,7 +47,6 @@ nothing of Blender, so they are tested with plain Python.
 """
 
 import json
-import ntpath
 import os
 import posixpath
 import re
@@ -264,11 +263,11 @@ class Entries:
         same zip path is an error that says which two."""
         known = self.by_zip.get(zip_path)
         if known is not None:
-            if os.path.normcase(known["source"]) == os.path.normcase(source) or known.get("original") == source:
+            if os.path.normcase(known["source"]) == os.path.normcase(source):
                 return
             raise PackError(
                 "two files would be packed as %s: %s and %s; rename the project's own %s or %s folder, or move one of the files"
-                % (zip_path, known.get("original") or known["source"], source, OUTSIDE_DIR, LIBRARIES_DIR))
+                % (zip_path, known["source"], source, OUTSIDE_DIR, LIBRARIES_DIR))
         if len(self.order) >= self.max_files:
             raise PackError(
                 "the project uses more than %d files, the most the farm takes in one zip; pack image sequences into videos or render the shot in parts"
@@ -283,9 +282,8 @@ class Entries:
         self.total += size
 
     def replace_source(self, zip_path, staged, size):
-        """Points a .blend's entry at its rewritten copy."""
+        """Has a .blend's entry zipped from its rewritten copy."""
         entry = self.by_zip[zip_path]
-        entry["original"] = entry["source"]
         entry["staged"] = staged
         self.total += size - entry["bytes"]
         entry["bytes"] = size
@@ -496,7 +494,9 @@ class Packer:
         self.missing = []
         self.refused = []
         self.stage = tempfile.mkdtemp(prefix="renderfarm-pack-")
-        self.queue = [self.main]
+        # .blend files still to open, each with the zip path of the one
+        # that links it.
+        self.queue = [(self.main, "")]
         self.seen = set()
         self.blends = []
 
@@ -506,9 +506,9 @@ class Packer:
         if self.layout.inside(self.main) is None:
             raise PackError("the project folder %s does not hold %s; choose a project folder the .blend is in" % (self.root, self.main))
         while self.queue:
-            self.pack_blend(self.queue.pop(0))
+            self.pack_blend(*self.queue.pop(0))
 
-    def pack_blend(self, path):
+    def pack_blend(self, path, linked_from):
         real = os.path.realpath(path)
         if real in self.seen:
             return
@@ -521,7 +521,7 @@ class Packer:
         except RuntimeError as err:
             if path == self.main:
                 raise PackError("Blender cannot open %s: %s" % (path, err))
-            self.missing.append({"blend": self.blend_zip_of_parent(path), "type": "library",
+            self.missing.append({"blend": linked_from, "type": "library",
                                  "name": os.path.basename(path), "path": path,
                                  "reason": "Blender cannot open it: %s" % err})
             return
@@ -529,7 +529,7 @@ class Packer:
         version = "%d.%d" % (bpy.data.version[0], bpy.data.version[1])
         changes = 0
         for ref in blend_refs(bpy, path):
-            changes += self.pack_ref(ref, path, blend_zip)
+            changes += self.pack_ref(ref, blend_zip)
         if changes:
             staged = os.path.join(self.stage, "%d-%s" % (len(self.blends), os.path.basename(path)))
             # copy=True leaves the open file's name alone; relative_remap
@@ -537,9 +537,6 @@ class Packer:
             bpy.ops.wm.save_as_mainfile(filepath=staged, copy=True, relative_remap=False)
             self.entries.replace_source(blend_zip, staged, os.stat(staged).st_size)
         self.blends.append({"zipPath": blend_zip, "source": path, "fileVersion": version, "rewrittenPaths": changes})
-
-    def blend_zip_of_parent(self, path):
-        return self.blends[-1]["zipPath"] if self.blends else self.layout.main_zip
 
     def note_missing(self, ref, blend_zip, resolved, reason):
         self.missing.append({"blend": blend_zip, "type": ref.kind, "name": ref.name, "path": ref.stored,
@@ -573,7 +570,7 @@ class Packer:
             added += 1
         return added
 
-    def pack_ref(self, ref, blend_path, blend_zip):
+    def pack_ref(self, ref, blend_zip):
         """Packs what ref reads and rewrites its path if the zip's layout
         needs it; answers the number of paths rewritten (0 or 1)."""
         if not ref.stored:
@@ -590,7 +587,7 @@ class Packer:
                 return 0
             if not self.usable(ref, blend_zip, resolved):
                 return 0
-            self.queue.append(resolved)
+            self.queue.append((resolved, blend_zip))
             return self.rewrite(ref, blend_zip, self.layout.zip_path(resolved))
 
         if ref.shape == "dir":
@@ -664,7 +661,7 @@ class Packer:
         files = []
         for name in self.entries.order:
             entry = self.entries.by_zip[name]
-            files.append({"zipPath": name, "source": entry.get("original") or entry["source"],
+            files.append({"zipPath": name, "source": entry["source"],
                           "bytes": entry["bytes"], "type": entry["type"], "rewritten": entry["rewritten"]})
         return {
             "blenderVersion": self.bpy.app.version_string,

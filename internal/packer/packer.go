@@ -229,8 +229,11 @@ func Pack(ctx context.Context, blendPath, zipPath string, opt Options) (*Report,
 			}
 		},
 	})
-	if errors.Is(runErr, blender.ErrNotStarted) || ctx.Err() != nil {
+	if errors.Is(runErr, blender.ErrNotStarted) {
 		return nil, runErr
+	}
+	if runErr != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	rep, readErr := readReport(job.Report)
 	switch {

@@ -505,3 +505,27 @@ func TestPackUDIMTilesSoundsAndFonts(t *testing.T) {
 		t.Errorf("%d paths rewritten, want 2: the sound's and the font's", rep.Blends[0].RewrittenPaths)
 	}
 }
+
+// Stopped while Blender reads the shot, Pack ends Blender and leaves
+// nothing behind.
+func TestPackInterrupted(t *testing.T) {
+	needBlender(t)
+	dir := t.TempDir()
+	shot := packertest.MakeShot(t, filepath.Join(dir, "files"), packertest.Options{})
+	outDir := t.TempDir()
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	_, err := packer.Pack(ctx, shot.Blend, filepath.Join(outDir, "shot.zip"), packer.Options{
+		OnProgress: func(line string) {
+			if strings.HasPrefix(line, "reading") {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Pack = %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
+		t.Errorf("left in the output folder: %v", entries)
+	}
+}

@@ -383,7 +383,11 @@ class RENDERFARM_OT_cancel(bpy.types.Operator):
             if job is not None and job["id"] == self.job_id:
                 run_in_thread(sub.cancel)
                 return {"FINISHED"}
-        client = make_client(context)
+        try:
+            client = make_client(context)
+        except ValueError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
         job_id = self.job_id
         run_in_thread(lambda: client.cancel(job_id))
         return {"FINISHED"}
@@ -399,7 +403,11 @@ class RENDERFARM_OT_download(bpy.types.Operator):
 
     def execute(self, context):
         scene = context.scene
-        client = make_client(context)
+        try:
+            client = make_client(context)
+        except ValueError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
         job_id = self.job_id
         out_dir = os.path.dirname(bpy.path.abspath(scene.render.frame_path(frame=scene.frame_start)))
         # Names are worked out here, in Blender's thread, for the frames the

@@ -150,8 +150,12 @@ type Analysis struct {
 	ExternalFiles []ExternalFile `json:"externalFiles"`
 	// ExternalFilesTruncated is set when the file names more external
 	// files than the analysis lists.
-	ExternalFilesTruncated bool      `json:"externalFilesTruncated,omitempty"`
-	Warnings               []Warning `json:"warnings"`
+	ExternalFilesTruncated bool `json:"externalFilesTruncated,omitempty"`
+	// Libraries are the .blend files the scenes link data from, directly
+	// or through another library (they are among ExternalFiles too); a
+	// missing one drops whole objects from the render.
+	Libraries []Library `json:"libraries,omitempty"`
+	Warnings  []Warning `json:"warnings"`
 }
 
 // Scene is one scene of the file as validation saw it.
@@ -195,6 +199,20 @@ type ExternalFile struct {
 	// Missing is set when the file is neither packed nor in the upload.
 	Missing bool `json:"missing"`
 	Packed  bool `json:"packed"`
+}
+
+// Library is a .blend file whose data the file links, such as a character
+// or a prop kept apart from the shot.
+type Library struct {
+	Name string `json:"name"`
+	// Path is relative ("//") to the file validated, also for a library
+	// linked through another one.
+	Path string `json:"path"`
+	// Parent is the name of the library that links this one; "" when the
+	// file links it itself.
+	Parent string `json:"parent,omitempty"`
+	// Missing is set when the library is not in the upload.
+	Missing bool `json:"missing"`
 }
 
 // Warning is something validation found that does not stop a render but may

@@ -356,7 +356,8 @@ func TestSubmitCorruptFileExits1WithTheReason(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := renderfarm(t, f.env(), "submit", path, "--wait")
+	// --no-pack: the local Blender would refuse the file before the farm.
+	r := renderfarm(t, f.env(), "submit", path, "--wait", "--no-pack")
 	if r.code != 1 {
 		t.Fatalf("submit: want exit 1, got\n%s", r)
 	}

@@ -4,8 +4,9 @@
 //	renderfarm serve        the API, the job engine and local render workers
 //	renderfarm keys         create, list and revoke API keys
 //
-// and the client commands that talk to a farm over its API: submit, jobs,
-// status, progress, cancel, download and webhooks.
+// the client commands that talk to a farm over its API: submit, jobs,
+// status, progress, cancel, download and webhooks; and pack and addon, which
+// help an artist send a shot from Blender.
 package main
 
 import (
@@ -31,13 +32,17 @@ Usage:
   renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
 
 Client commands, for any farm (--server, --api-key):
-  renderfarm submit FILE [flags]   upload a .blend, .zip or project folder, validate, render
+  renderfarm submit FILE [flags]   upload a .blend (packed with the files it uses), .zip or project folder, validate, render
   renderfarm jobs [flags]          list the jobs of the workspace
   renderfarm status JOB [flags]    show a job; --wait follows it to the end
   renderfarm progress [JOB]        frames done and time left, of one job or all running
   renderfarm cancel JOB            stop a job
   renderfarm download JOB DIR      fetch a job's frames, zip and video into DIR
   renderfarm webhooks create|list|delete|deliveries   manage webhook receivers
+
+Packing and Blender, on the artist's machine:
+  renderfarm pack FILE.blend OUT.zip   a project zip of the .blend and every file it uses, found by Blender
+  renderfarm addon OUT.zip             write the Blender add-on (submit from the Render properties)
 
 Run "renderfarm COMMAND -h" for the flags of a command. Every flag can also
 be set in the environment as RENDERFARM_NAME (for example RENDERFARM_ADDR,
@@ -72,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = keys(ctx, args[1:], stdout, stderr)
 	case "submit":
 		err = submit(ctx, args[1:], stdout, stderr)
+	case "pack":
+		err = packCommand(ctx, args[1:], stdout, stderr)
+	case "addon":
+		err = addonCommand(ctx, args[1:], stdout, stderr)
 	case "jobs":
 		err = listJobs(ctx, args[1:], stdout, stderr)
 	case "status":

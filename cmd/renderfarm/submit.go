@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/packer"
 )
 
 const submitUsage = `Usage: renderfarm submit FILE [flags]
@@ -18,6 +19,12 @@ const submitUsage = `Usage: renderfarm submit FILE [flags]
 Uploads FILE (a .blend, a project .zip, or a project folder, which is
 zipped on the way), has the farm validate it, prints what validation found,
 and starts the render. Settings not given keep the file's own.
+
+A .blend that uses other files (linked libraries, textures, sequences,
+caches) is first packed with them into a project zip, as "renderfarm pack"
+does, by the local Blender (--blender); it says what it packed. Without a
+local Blender the .blend goes alone, and the command says its files were
+not packed. --no-pack always sends the .blend alone.
 
 Exit codes: 0 submitted (or, with --wait, completed); 1 the job failed;
 2 a usage or input error; 3 the job was canceled; 130 interrupted (the job
@@ -40,6 +47,9 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
 	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder (implies --wait)")
 	jsonOut := fs.Bool("json", false, "print the job as JSON on stdout and nothing else there")
+	var pf packFlags
+	pf.register(fs)
+	noPack := fs.Bool("no-pack", false, "send a .blend alone, without packing the files it uses")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, submitUsage)
 		fs.PrintDefaults()
@@ -57,6 +67,10 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	isBlend := !isFolder && strings.EqualFold(filepath.Ext(path), ".blend")
+	if pf.projectRoot != "" && (!isBlend || *noPack) {
+		return exitWith(exitUsage, "--project-root is for packing a .blend; a zip or folder is sent as it is")
+	}
 	if *download != "" {
 		*wait = true
 		// Made now, so that a folder that cannot be made is reported
@@ -71,6 +85,15 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	con := newConsole(stdout, stderr, *jsonOut)
 
+	name := filepath.Base(path)
+	if isBlend && !*noPack {
+		packed, cleanup, err := autoPack(ctx, con, &pf, path)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+		path = packed
+	}
 	slug, err := upload(ctx, c, con, path, isFolder)
 	if err != nil {
 		if interrupted(ctx) {
@@ -87,7 +110,7 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return r.explain(err)
 	}
-	con.printf("job %s: validating %s\n", job.ID, filepath.Base(path))
+	con.printf("job %s: validating %s\n", job.ID, name)
 	if _, err := c.Validate(ctx, job.ID); err != nil {
 		return r.explain(err)
 	}
@@ -213,6 +236,39 @@ func checkSceneFile(path string) (isFolder bool, err error) {
 		return false, exitWith(exitUsage, "%s: %v, or a project folder", path, err)
 	}
 	return false, nil
+}
+
+// autoPack packs a .blend with the files it uses, when a local Blender can
+// find them, and answers what to upload: the zip, or the .blend itself when
+// it uses no other file. Without a Blender it says the files were not
+// packed and answers the .blend. cleanup removes the zip.
+func autoPack(ctx context.Context, con *console, pf *packFlags, blend string) (upload string, cleanup func(), err error) {
+	cleanup = func() {}
+	dir, err := os.MkdirTemp("", "renderfarm-submit-")
+	if err != nil {
+		return "", cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	base := filepath.Base(blend)
+	out := filepath.Join(dir, strings.TrimSuffix(base, filepath.Ext(base))+".zip")
+	rep, err := pf.pack(ctx, con, blend, out)
+	if errors.Is(err, packer.ErrNoBlender) {
+		con.warn("NOT_PACKED", fmt.Sprintf("Blender (%s) cannot be started here, so the files %s uses (libraries, textures, caches) were not packed: submitting the .blend alone; install Blender or pass --blender PATH to pack them, or submit the project folder", pf.blender, base))
+		return blend, cleanup, nil
+	}
+	var exit *exitError
+	if err != nil {
+		if errors.As(err, &exit) && exit.code == exitFailed {
+			exit.err = fmt.Errorf("%w\nnothing was submitted; fix the above, or submit with --no-pack to send the .blend alone", exit.err)
+		}
+		return "", cleanup, err
+	}
+	printPackReport(con, rep, "")
+	if rep.OnlyTheBlend() {
+		con.printf("%s uses no other file: submitting it alone\n", base)
+		return blend, cleanup, nil
+	}
+	return out, cleanup, nil
 }
 
 // upload sends a file or a project folder and returns its slug.

@@ -25,6 +25,10 @@ type Inspection struct {
 	// ExternalFilesTruncated is set when the file names more external files
 	// than the inspection lists.
 	ExternalFilesTruncated bool `json:"externalFilesTruncated,omitempty"`
+	// Libraries are the .blend files the file links data from, directly or
+	// through another library; they are among ExternalFiles too. A missing
+	// one drops whole objects from the render.
+	Libraries []Library `json:"libraries,omitempty"`
 }
 
 // Scene describes one scene's render settings as saved in the file; they are
@@ -79,4 +83,18 @@ type ExternalFile struct {
 	// image sequences and UDIM tiles any frame or the first tile is enough.
 	Missing bool `json:"missing"`
 	Packed  bool `json:"packed"`
+}
+
+// Library is a .blend file whose data the file links: characters, props,
+// materials kept apart from the shot.
+type Library struct {
+	Name string `json:"name"`
+	// Path is as Blender holds it: relative ("//") to the file inspected,
+	// also for a library linked through another one.
+	Path string `json:"path"`
+	// Parent is the name of the library that links this one; "" when the
+	// inspected file links it itself.
+	Parent string `json:"parent,omitempty"`
+	// Missing is set when the library is not packed and not there.
+	Missing bool `json:"missing"`
 }

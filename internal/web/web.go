@@ -17,6 +17,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/renderfarm/renderfarm/addon"
 )
 
 //go:embed static
@@ -47,7 +49,13 @@ type asset struct {
 	body        []byte
 	contentType string
 	etag        string
+	// download, if set, is the file name a browser saves the asset under.
+	download string
 }
+
+// AddonPath is where the dashboard offers the Blender add-on: the zip
+// `renderfarm addon` writes, made from the same embedded files.
+const AddonPath = "/ui/renderfarm-addon.zip"
 
 // Handler returns the dashboard's handler. It answers GET and HEAD for / and
 // for the files under /ui/, and 404 for every other path, so it can be
@@ -90,6 +98,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("X-Frame-Options", "DENY")
 	} else {
 		hd.Set("Cache-Control", assetCacheControl)
+	}
+	if a.download != "" {
+		hd.Set("Content-Disposition", `attachment; filename="`+a.download+`"`)
 	}
 	// ServeContent answers HEAD, If-None-Match and ranges. A zero modtime
 	// leaves Last-Modified out: the ETag is the validator.
@@ -145,7 +156,7 @@ func originOf(raw string) (string, bool) {
 }
 
 // loadAssets reads every embedded file once: static/index.html becomes "/",
-// static/ui/x becomes "/ui/x".
+// static/ui/x becomes "/ui/x"; the Blender add-on's zip is made once too.
 func loadAssets(fsys fs.FS) (map[string]asset, error) {
 	assets := map[string]asset{}
 	err := fs.WalkDir(fsys, "static", func(name string, d fs.DirEntry, err error) error {
@@ -172,7 +183,21 @@ func loadAssets(fsys fs.FS) (map[string]asset, error) {
 		}
 		return nil
 	})
-	return assets, err
+	if err != nil {
+		return nil, err
+	}
+	var zip bytes.Buffer
+	if err := addon.WriteZip(&zip); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(zip.Bytes())
+	assets[AddonPath] = asset{
+		body:        zip.Bytes(),
+		contentType: "application/zip",
+		etag:        `"` + hex.EncodeToString(sum[:16]) + `"`,
+		download:    path.Base(AddonPath),
+	}
+	return assets, nil
 }
 
 // contentTypes fixes the types of the files the dashboard is made of, rather

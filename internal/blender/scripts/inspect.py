@@ -166,11 +166,15 @@ class Files:
     def __init__(self):
         self.items = []
         self.truncated = False
+        # The linked libraries, also among the items: the subset of the
+        # items a person checks first, since a missing one drops whole
+        # objects rather than a texture.
+        self.libraries = []
 
     def add(self, kind, name, stored, library=None, packed=False, sequence=False, udim_tiles=None):
         if len(self.items) >= MAX_EXTERNAL_FILES:
             self.truncated = True
-            return
+            return None
         missing = False
         if not packed:
             if not stored:
@@ -183,13 +187,15 @@ class Files:
                     missing = not exists_or_numbered_sibling(path)
                 else:
                     missing = not os.path.exists(path)
-        self.items.append({
+        item = {
             "type": kind,
             "name": name,
             "path": stored,
             "missing": missing,
             "packed": bool(packed),
-        })
+        }
+        self.items.append(item)
+        return item
 
 
 def collect_files():
@@ -211,7 +217,17 @@ def collect_files():
                   sequence=clip.source == "SEQUENCE")
 
     for library in bpy.data.libraries:
-        files.add("library", library.name, library.filepath, library.parent, library.packed_file is not None)
+        # Blender holds every library's path relative to the open file, also
+        # for a library linked through another one (library.parent), whose
+        # own file stores it relative to itself.
+        item = files.add("library", library.name, library.filepath, None, library.packed_file is not None)
+        if item is not None:
+            files.libraries.append({
+                "name": library.name,
+                "path": library.filepath,
+                "parent": library.parent.name if library.parent is not None else "",
+                "missing": item["missing"],
+            })
 
     for font in bpy.data.fonts:
         if font.filepath == "<builtin>":
@@ -309,6 +325,7 @@ def write_inspection(out_path):
         "scenes": [scene_info(scene, available) for scene in bpy.data.scenes],
         "externalFiles": files.items,
         "externalFilesTruncated": files.truncated,
+        "libraries": files.libraries,
     }
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(report, f)

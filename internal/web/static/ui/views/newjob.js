@@ -24,6 +24,13 @@ export function newJobView(root, { api, signal, navigate }) {
     h('label', { for: 'file-input', class: 'button button-primary' }, 'Choose a file'),
     h('p', { class: 'hint', id: 'drop-hint' },
       'A .zip holds one .blend at its top level with the textures and other files it uses.'));
+  // Artists rarely zip a project by hand: the add-on packs the scene with
+  // every file it uses and submits it from Blender's Render properties.
+  const addonHint = h('p', { class: 'hint', id: 'addon-hint' },
+    'Working in Blender? ',
+    h('a', { href: '/ui/renderfarm-addon.zip', download: 'renderfarm-addon.zip', id: 'addon-download' },
+      'Download the Blender add-on'),
+    ' to submit from the Render properties, with linked libraries and textures packed for you.');
 
   const steps = h('ol', { class: 'steps', id: 'upload-steps', hidden: true });
   const problem = h('div', { id: 'upload-error', role: 'alert' });
@@ -33,6 +40,7 @@ export function newJobView(root, { api, signal, navigate }) {
       h('h1', { text: 'New job' }),
       h('a', { href: '#/', class: 'button button-quiet' }, 'Back to jobs')),
     zone,
+    addonHint,
     problem,
     steps));
 

@@ -1,0 +1,83 @@
+"""The client's pure parts: no farm, no Blender."""
+
+import unittest
+
+from renderfarm import renderfarm_client as rfc
+from renderfarm import submission
+
+
+class ClientTest(unittest.TestCase):
+    def test_frame_ranges(self):
+        self.assertEqual(rfc.frame_ranges(1, 250), "1-250")
+        self.assertEqual(rfc.frame_ranges(1, 250, 5), "1-250x5")
+        self.assertEqual(rfc.frame_ranges(7, 7, 3), "7")
+
+    def test_file_type(self):
+        self.assertEqual(rfc.file_type("/p/Shot.BLEND"), "blend")
+        self.assertEqual(rfc.file_type("shot.zip"), "zip")
+        with self.assertRaises(ValueError):
+            rfc.file_type("shot.blend1")
+
+    def test_safe_name(self):
+        self.assertEqual(rfc.safe_name("frame_0001.png"), "frame_0001.png")
+        self.assertEqual(rfc.safe_name("../../etc/frame_0001.png"), "frame_0001.png")
+        self.assertEqual(rfc.safe_name("a\\b\\frame.png"), "frame.png")
+        for bad in ["", "..", ".bashrc", "x/.."]:
+            with self.subTest(name=bad), self.assertRaises(ValueError):
+                rfc.safe_name(bad)
+
+    def test_client_needs_a_server_and_a_key(self):
+        with self.assertRaisesRegex(ValueError, "RENDERFARM_SERVER"):
+            rfc.Client("", "RF-x")
+        with self.assertRaisesRegex(ValueError, "RENDERFARM_API_KEY"):
+            rfc.Client("http://farm:8080", "")
+        with self.assertRaisesRegex(ValueError, "not an http"):
+            rfc.Client("farm:8080", "RF-x")
+        with self.assertRaisesRegex(ValueError, "not an http"):
+            rfc.Client("file:///etc", "RF-x")
+
+    def test_presigned_urls_must_be_http(self):
+        with self.assertRaises(rfc.APIError):
+            rfc._check_url("file:///etc/passwd")
+        self.assertEqual(rfc._check_url("https://bucket/x?sig=1"), "https://bucket/x?sig=1")
+
+    def test_progress_line(self):
+        job = {"id": "j", "status": "rendering"}
+        progress = {"framesTotal": 10, "framesCompleted": 4, "framesFailed": 1, "etaSeconds": 125}
+        self.assertEqual(rfc.progress_line(job, progress), "rendering: 4/10 frames, 1 failed, about 2 min 05 s left")
+        self.assertEqual(rfc.progress_line({"id": "j", "status": "validating"}, None), "validating")
+
+    def test_frames_by_status(self):
+        progress = {"frames": [{"frame": f, "status": st} for f, st in [
+            (1, "completed"), (2, "completed"), (3, "completed"), (5, "completed"),
+            (4, "rendering"), (6, "queued"), (7, "queued"), (9, "failed")]]}
+        self.assertEqual(rfc.frames_by_status(progress), "completed 1-3,5, rendering 4, queued 6-7, failed 9")
+        self.assertEqual(rfc.frames_by_status(None), "")
+
+    def test_frame_destination(self):
+        paths = {1: "/shots/render/shot_0001.png", 2: "/shots/render/shot_0002.mp4"}
+        self.assertEqual(submission.frame_destination({"frame": 1, "fileName": "frame_0001.png"}, paths, "/out"),
+                         "/shots/render/shot_0001.png")
+        # A scene writing a movie gets the farm's stills, under the movie's name.
+        self.assertEqual(submission.frame_destination({"frame": 2, "fileName": "frame_0002.png"}, paths, "/out"),
+                         "/shots/render/shot_0002.png")
+        self.assertEqual(submission.frame_destination({"frame": 3, "fileName": "../frame_0003.png"}, paths, "/out"),
+                         "/out/frame_0003.png")
+
+    def test_pack_summary(self):
+        report = {"files": [{}, {}], "totalBytes": 3 << 20, "missing": [{}]}
+        self.assertEqual(submission.pack_summary(report), "2 files, 3.0 MiB, 1 missing")
+        self.assertTrue(submission.only_the_blend({"files": [{"zipPath": "a.blend", "rewritten": False}]}))
+        self.assertFalse(submission.only_the_blend({"files": [{"zipPath": "a.blend", "rewritten": True}]}))
+
+    def test_packer_env_drops_the_key(self):
+        import os
+        os.environ["RENDERFARM_API_KEY"] = "RF-secret"
+        try:
+            self.assertNotIn("RENDERFARM_API_KEY", submission.packer_env())
+        finally:
+            del os.environ["RENDERFARM_API_KEY"]
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // Sessions keeps Blender warm between the chunks of a job: a session that
@@ -37,7 +39,7 @@ type idleSession struct {
 
 // Inspect inspects blendPath in a new session and keeps it for renders of
 // the file. outputRoot is where those renders will write (see SessionSpec).
-func (p *Sessions) Inspect(ctx context.Context, blendPath, outputRoot string) (*Inspection, error) {
+func (p *Sessions) Inspect(ctx context.Context, blendPath, outputRoot string) (*farm.Inspection, error) {
 	s, err := p.start(SessionSpec{BlendPath: blendPath, OutputRoot: outputRoot})
 	if err != nil {
 		return nil, err

@@ -16,7 +16,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -129,9 +128,9 @@ var migratedDatabase = sync.OnceValues(func() ([]byte, error) {
 // testAnalysis is what validation would report for a file with one scene,
 // "Scene", of frames 1 to lastFrame.
 func testAnalysis(lastFrame int) *farm.Analysis {
-	return &farm.Analysis{Inspection: blender.Inspection{
+	return &farm.Analysis{Inspection: farm.Inspection{
 		FileVersion: "4.2", BlenderVersion: "4.2.3", ActiveScene: "Scene",
-		Scenes: []blender.Scene{{
+		Scenes: []farm.Scene{{
 			Name: "Scene", FrameStart: 1, FrameEnd: lastFrame, FrameStep: 1, FPS: 24,
 			ResolutionX: 640, ResolutionY: 360, ResolutionPercentage: 100,
 			Engine: "CYCLES", Samples: 16, Camera: "Camera", OutputFormat: "PNG",

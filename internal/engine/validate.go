@@ -100,7 +100,7 @@ func (e *Engine) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *f
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var ins *blender.Inspection
+	var ins *farm.Inspection
 	if e.cfg.Sessions != nil {
 		// The session stays, with the file loaded, for the job's first
 		// chunk on this worker.

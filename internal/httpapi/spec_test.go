@@ -12,7 +12,6 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/webhook"
@@ -111,8 +110,8 @@ func TestSchemasMatchFarmTypes(t *testing.T) {
 		{farm.FinalOutputSettings{}, "FinalOutputSettings", false},
 		{farm.SceneFile{}, "SceneFile", false},
 		{farm.Analysis{}, "Analysis", false},
-		{blender.Scene{}, "Scene", false},
-		{blender.ExternalFile{}, "ExternalFile", false},
+		{farm.Scene{}, "Scene", false},
+		{farm.ExternalFile{}, "ExternalFile", false},
 		{farm.Warning{}, "Warning", false},
 		{farm.Progress{}, "Progress", false},
 		{farm.FrameProgress{}, "FrameProgress", false},

@@ -92,7 +92,7 @@ func (e *Engine) removeOrphanFrames(ctx context.Context, jobID string, frames []
 			referenced[f.ObjectKey] = true
 		}
 	}
-	stored, err := e.objects.List(ctx, jobFramesPrefix(jobID))
+	stored, err := e.objects.List(ctx, farm.JobFramesPrefix(jobID))
 	if err != nil {
 		return fmt.Errorf("list the frames of job %s: %w", jobID, err)
 	}

@@ -71,7 +71,7 @@ func (e *Engine) makeOutputs(ctx context.Context, job *farm.Job, generation int)
 		return files, 0, fmt.Errorf("job %s has no rendered frames", job.ID)
 	}
 
-	files.FramesZipKey = "jobs/" + job.ID + "/frames.zip"
+	files.FramesZipKey = farm.FramesZipKey(job.ID)
 	if files.FramesZipSize, err = e.storeFramesZip(ctx, files.FramesZipKey, done, video); err != nil {
 		return files, 0, err
 	}
@@ -84,7 +84,7 @@ func (e *Engine) makeOutputs(ctx context.Context, job *farm.Job, generation int)
 			e.log.Warn("preview video failed", "job", job.ID, "err", err)
 			return files, seconds, nil
 		}
-		files.VideoKey = "jobs/" + job.ID + "/preview.mp4"
+		files.VideoKey = farm.PreviewVideoKey(job.ID)
 		files.VideoFPS = video.fps
 		if files.VideoSize, err = e.putFile(ctx, files.VideoKey, video.out); err != nil {
 			return files, 0, err

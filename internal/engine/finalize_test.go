@@ -58,7 +58,7 @@ func (f *farmFixture) storedKeys(prefix string) []string {
 
 // frameKey is where the holder of a task's generation stores a frame.
 func frameKey(jobID, taskID string, generation, frame int) string {
-	return fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(jobID), taskID, generation, frameName(frame))
+	return farm.FrameKey(jobID, taskID, generation, frameName(frame))
 }
 
 func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
@@ -134,7 +134,7 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 	if !slices.Equal(referenced, want) {
 		t.Errorf("frame rows refer to %v, want %v", referenced, want)
 	}
-	if got := f.storedKeys(jobFramesPrefix(job.ID)); !slices.Equal(got, want) {
+	if got := f.storedKeys(farm.JobFramesPrefix(job.ID)); !slices.Equal(got, want) {
 		t.Errorf("stored frame images = %v, want exactly those the frames refer to %v", got, want)
 	}
 	if f.exists(orphan) || f.exists(stray) {
@@ -172,7 +172,7 @@ func TestFinalizeWithNothingToRemoveKeepsEveryFrame(t *testing.T) {
 		t.Fatalf("job = %s, want completed", st)
 	}
 	want := []string{f.frames(job.ID)[1].ObjectKey}
-	if got := f.storedKeys(jobFramesPrefix(job.ID)); !slices.Equal(got, want) {
+	if got := f.storedKeys(farm.JobFramesPrefix(job.ID)); !slices.Equal(got, want) {
 		t.Errorf("stored frame images = %v, want %v", got, want)
 	}
 }
@@ -436,7 +436,7 @@ func TestFinalizeKeepsTheZipWhenThePreviewFails(t *testing.T) {
 	if done.Status != farm.StatusCompleted {
 		t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
 	}
-	if done.Files.VideoKey != "" || f.exists(jobPrefix(job.ID)+"preview.mp4") {
+	if done.Files.VideoKey != "" || f.exists(farm.PreviewVideoKey(job.ID)) {
 		t.Errorf("a preview was stored (%q) from images that are not images", done.Files.VideoKey)
 	}
 	f.checkFramesZip(done, ".png", images)
@@ -459,7 +459,7 @@ func TestFinalizeWithAFrameImageGoneStoresNothing(t *testing.T) {
 
 	stored := func() {
 		t.Helper()
-		for _, key := range []string{jobPrefix(job.ID) + "frames.zip", jobPrefix(job.ID) + "preview.mp4"} {
+		for _, key := range []string{farm.FramesZipKey(job.ID), farm.PreviewVideoKey(job.ID)} {
 			if f.exists(key) {
 				t.Errorf("%s is stored", key)
 			}

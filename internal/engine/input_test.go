@@ -30,7 +30,7 @@ func (f *farmFixture) uploadedJob(content string) (job *farm.Job, uploadKey stri
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	uploadKey = uploadsPrefix + ticket.Slug + "/scene.blend"
+	uploadKey = farm.UploadKey(ticket.Slug, "scene.blend")
 	f.putContent(uploadKey, content)
 	job, err = f.engine.CreateJob(f.ctx, f.p, ticket.Slug)
 	if err != nil {
@@ -140,13 +140,13 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := accept(f.ctx, uploadsPrefix+ticket.Slug+"/next.blend"); err != nil {
+	if err := accept(f.ctx, farm.UploadKey(ticket.Slug, "next.blend")); err != nil {
 		t.Errorf("PUT to an open upload refused: %v", err)
 	}
-	if r := refusal(uploadsPrefix + uuid.NewString() + "/scene.blend"); r.Status != http.StatusNotFound || r.Code != farm.CodeUploadNotFound {
+	if r := refusal(farm.UploadKey(uuid.NewString(), "scene.blend")); r.Status != http.StatusNotFound || r.Code != farm.CodeUploadNotFound {
 		t.Errorf("PUT to an upload that does not exist = %+v, want 404 %s", r, farm.CodeUploadNotFound)
 	}
-	if r := refusal(uploadsPrefix + ticket.Slug + "/other.blend"); r.Status != http.StatusNotFound {
+	if r := refusal(farm.UploadKey(ticket.Slug, "other.blend")); r.Status != http.StatusNotFound {
 		t.Errorf("PUT to another name in an open upload's folder = %+v, want 404", r)
 	}
 	if r := refusal(up.InputKey); r.Status != http.StatusForbidden {
@@ -164,7 +164,7 @@ func TestCreateJobRefusesAnUploadOverTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uploadKey := uploadsPrefix + ticket.Slug + "/scene.blend"
+	uploadKey := farm.UploadKey(ticket.Slug, "scene.blend")
 	f.putContent(uploadKey, validatedScene)
 	_, err = f.engine.CreateJob(f.ctx, f.p, ticket.Slug)
 	if farm.KindOf(err) != farm.KindTooLarge {
@@ -230,7 +230,7 @@ func TestSweepStrayUploadsKeepsWhatAnUploadHolds(t *testing.T) {
 	olderDeletedJob := f.olderJob(true)
 	job, uploadKey := f.uploadedJob(validatedScene)
 	f.putContent(uploadKey, otherScene)
-	unknown := uploadsPrefix + uuid.NewString() + "/scene.blend"
+	unknown := farm.UploadKey(uuid.NewString(), "scene.blend")
 	f.putContent(unknown, otherScene)
 
 	n, err := f.engine.sweepStrayUploads(f.ctx)
@@ -248,7 +248,7 @@ func TestSweepStrayUploadsKeepsWhatAnUploadHolds(t *testing.T) {
 			t.Errorf("%s is still stored, want it removed", key)
 		}
 	}
-	if got := f.content(jobInputKey(job.ID, "scene.blend")); got != validatedScene {
+	if got := f.content(farm.JobInputKey(job.ID, "scene.blend")); got != validatedScene {
 		t.Errorf("the job's input holds %q, want the uploaded file", got)
 	}
 }

@@ -29,7 +29,7 @@ func (e *Engine) CreateUpload(ctx context.Context, p farm.Principal, fileName, f
 		return nil, err
 	}
 	slug := uuid.NewString()
-	key := uploadsPrefix + slug + "/" + fileName
+	key := farm.UploadKey(slug, fileName)
 	if err := objstore.ValidateKey(key); err != nil {
 		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "fileName",
 			Message: fmt.Sprintf("fileName %q cannot be stored: %v; rename the file", fileName, err)}
@@ -107,7 +107,7 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	// so a file sent to it after this moment must not be what validation
 	// checks or Blender opens.
 	jobID := uuid.NewString()
-	inputKey := jobInputKey(jobID, up.FileName)
+	inputKey := farm.JobInputKey(jobID, up.FileName)
 	input, err := e.objects.Copy(ctx, up.ObjectKey, inputKey, e.maxInputBytes())
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -152,12 +152,6 @@ func (e *Engine) CreateJob(ctx context.Context, p farm.Principal, slug string) (
 	return e.present(ctx, job), nil
 }
 
-// jobInputKey is where a job's own copy of its input lives, beside its
-// outputs: removing the job's prefix removes it too.
-func jobInputKey(jobID, fileName string) string {
-	return jobPrefix(jobID) + "input/" + fileName
-}
-
 func uploadMissing(slug string, up store.Upload) error {
 	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
 		Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}
@@ -193,7 +187,7 @@ const (
 // asked; there the sweep of stray uploads removes what arrives late.
 func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) error {
 	return func(ctx context.Context, key string) error {
-		slug, ok := uploadSlug(key)
+		slug, ok := farm.UploadSlug(key)
 		if !ok {
 			return &objstore.PutRefusal{Status: http.StatusForbidden, Code: codeUploadNotFound,
 				Message: "this URL does not take uploads; request an upload URL with POST /uploads"}
@@ -215,19 +209,6 @@ func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) erro
 		return nil
 	}
 }
-
-// uploadSlug is the slug of an upload's key, uploads/{slug}/{fileName}.
-func uploadSlug(key string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, uploadsPrefix)
-	if !ok {
-		return "", false
-	}
-	slug, name, ok := strings.Cut(rest, "/")
-	return slug, ok && slug != "" && name != "" && !strings.Contains(name, "/")
-}
-
-// uploadsPrefix holds every upload's object, uploads/{slug}/{fileName}.
-const uploadsPrefix = "uploads/"
 
 // GetJob returns one job of the workspace.
 func (e *Engine) GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {

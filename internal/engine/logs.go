@@ -3,7 +3,6 @@ package engine
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -22,7 +21,7 @@ func (e *Engine) keepLog(ctx context.Context, jobID, name string, lines []string
 	if len(lines) == 0 {
 		return
 	}
-	key := fmt.Sprintf("jobs/%s/logs/%s-%s.log", jobID, time.Now().UTC().Format("20060102T150405.000"), name)
+	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
 	if _, err := e.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes); err != nil {
 		e.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
@@ -95,7 +94,7 @@ func (e *Engine) JobLog(ctx context.Context, p farm.Principal, id string) (*farm
 		// Gone with the job's other files, even while their removal runs.
 		return log, nil
 	}
-	logs, err := e.objects.List(ctx, "jobs/"+id+"/logs/")
+	logs, err := e.objects.List(ctx, farm.JobLogsPrefix(id))
 	if err != nil || len(logs) == 0 {
 		return log, err
 	}

@@ -139,6 +139,3 @@ func (e *Engine) fileOutput(ctx context.Context, key string, size int64) (farm.F
 	}
 	return farm.FileOutput{URL: url, FileName: name, RelativePath: name, SizeBytes: size}, nil
 }
-
-// jobFramesPrefix is where a job's frame images are stored.
-func jobFramesPrefix(jobID string) string { return "jobs/" + jobID + "/frames/" }

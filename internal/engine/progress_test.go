@@ -40,7 +40,7 @@ func (f *farmFixture) insertFrames(jobID string, states ...frameState) {
 		}
 		if s.status == farm.FrameCompleted {
 			fr.RenderSeconds = s.seconds
-			fr.ObjectKey = jobFramesPrefix(jobID) + frameName(i+1)
+			fr.ObjectKey = farm.JobFramesPrefix(jobID) + frameName(i+1)
 		}
 		if err := f.store.InsertFrame(f.ctx, fr); err != nil {
 			f.t.Fatal(err)

@@ -28,7 +28,7 @@ func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 	f.registerWorker("run-dead", "node-a", time.Now().Add(-time.Hour))
 	f.claimAs("run-dead", held)
 	f.setFrame(job.ID, 1, func(fr *store.Frame) {
-		fr.Status, fr.Worker, fr.Attempts, fr.RenderSeconds, fr.ObjectKey = farm.FrameCompleted, "node-a", 1, 4.5, jobFramesPrefix(job.ID)+frameName(1)
+		fr.Status, fr.Worker, fr.Attempts, fr.RenderSeconds, fr.ObjectKey = farm.FrameCompleted, "node-a", 1, 4.5, farm.JobFramesPrefix(job.ID)+frameName(1)
 	})
 	f.setFrame(job.ID, 2, func(fr *store.Frame) { fr.Status, fr.Worker, fr.Attempts = farm.FrameRendering, "node-a", 1 })
 

@@ -269,10 +269,7 @@ func (e *Engine) frameSaved(ctx context.Context, ref taskRef, ev blender.Event, 
 // storeFrame stores image, named name, as frame's and marks the frame done
 // (see frameSaved).
 func (e *Engine) storeFrame(ctx context.Context, ref taskRef, frame int, name string, image io.Reader, renderSeconds float64, times *chunkTimes) error {
-	// Each holder of the task stores under its own key, so a worker that
-	// was given up on can never replace the image of a frame its successor
-	// stored; the name a frame downloads as is the file name alone.
-	key := fmt.Sprintf("%s%s.%d/%s", jobFramesPrefix(ref.JobID), ref.TaskID, ref.Generation, name)
+	key := farm.FrameKey(ref.JobID, ref.TaskID, ref.Generation, name)
 	start := time.Now()
 	size, err := e.objects.Put(ctx, key, image, maxFrameBytes)
 	if err != nil {

@@ -39,7 +39,7 @@ func (e *Engine) DeleteJob(ctx context.Context, p farm.Principal, id string) (*f
 		if job.Output.IsDeletedForClient {
 			return nil
 		}
-		removal := deleteObjectsArgs{JobID: job.ID, Prefixes: []string{jobPrefix(job.ID)}}
+		removal := deleteObjectsArgs{JobID: job.ID, Prefixes: []string{farm.JobPrefix(job.ID)}}
 		up, err := tx.GetUpload(ctx, job.WorkspaceID, job.Slug)
 		switch {
 		case err == nil:
@@ -86,9 +86,6 @@ func (expireUploadsArgs) Kind() string { return "expire_uploads" }
 func (expireUploadsArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueMaintenance, MaxAttempts: 1}
 }
-
-// jobPrefix holds every object of a job: frames, zip, preview and logs.
-func jobPrefix(jobID string) string { return "jobs/" + jobID + "/" }
 
 // deleteObjectsWorker removes objects for DeleteJob and for retention.
 // Removing what is already gone succeeds, so a retry after a crash, or a
@@ -146,13 +143,13 @@ func (w *expireUploadsWorker) Work(ctx context.Context, _ *river.Job[expireUploa
 // it in time), and that of a job made before inputs were copied, which
 // still reads it (unless the job was deleted).
 func (e *Engine) sweepStrayUploads(ctx context.Context) (int, error) {
-	objects, err := e.objects.List(ctx, uploadsPrefix)
+	objects, err := e.objects.List(ctx, farm.UploadsPrefix)
 	if err != nil {
 		return 0, err
 	}
 	removed := 0
 	for _, o := range objects {
-		slug, _ := uploadSlug(o.Key)
+		slug, _ := farm.UploadSlug(o.Key)
 		up, err := e.store.GetUploadState(ctx, slug)
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -146,16 +146,16 @@ func (f *farmFixture) finishedJobWithFiles(status farm.Status) *farm.Job {
 	job := f.insertJob(status)
 	f.insertFrames(job.ID, done(2), done(3))
 	for n := 1; n <= 2; n++ {
-		f.put(jobFramesPrefix(job.ID) + frameName(n))
+		f.put(farm.JobFramesPrefix(job.ID) + frameName(n))
 	}
 	job.Files = farm.JobFiles{
-		FramesZipKey: jobPrefix(job.ID) + "frames.zip", FramesZipSize: 10,
-		VideoKey: jobPrefix(job.ID) + "preview.mp4", VideoSize: 10, VideoFPS: 24,
-		PreviewKey: jobFramesPrefix(job.ID) + frameName(1),
+		FramesZipKey: farm.FramesZipKey(job.ID), FramesZipSize: 10,
+		VideoKey: farm.PreviewVideoKey(job.ID), VideoSize: 10, VideoFPS: 24,
+		PreviewKey: farm.JobFramesPrefix(job.ID) + frameName(1),
 	}
 	f.put(job.Files.FramesZipKey)
 	f.put(job.Files.VideoKey)
-	f.put(jobPrefix(job.ID) + "logs/20250601T120000.000-chunk1.log")
+	f.put(farm.JobPrefix(job.ID) + "logs/20250601T120000.000-chunk1.log")
 	if err := f.store.UpdateJob(f.ctx, job); err != nil {
 		f.t.Fatalf("UpdateJob: %v", err)
 	}
@@ -198,15 +198,15 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 	if ran := f.runRemovals(); ran != 1 {
 		t.Fatalf("%d removals queued, want 1", ran)
 	}
-	if left, err := f.objects.List(f.ctx, jobPrefix(job.ID)); err != nil || len(left) != 0 {
-		t.Errorf("objects left under %s: %v, %v", jobPrefix(job.ID), left, err)
+	if left, err := f.objects.List(f.ctx, farm.JobPrefix(job.ID)); err != nil || len(left) != 0 {
+		t.Errorf("objects left under %s: %v, %v", farm.JobPrefix(job.ID), left, err)
 	}
 	if f.exists(input.JobInputKey()) || f.exists(input.ObjectKey) {
 		t.Errorf("the job's input %s (uploaded to %s) is still stored", input.JobInputKey(), input.ObjectKey)
 	}
 	// Another job's files are not touched: its input, two frames, the
 	// zip, the preview and a log.
-	if left, _ := f.objects.List(f.ctx, jobPrefix(other.ID)); len(left) != 6 {
+	if left, _ := f.objects.List(f.ctx, farm.JobPrefix(other.ID)); len(left) != 6 {
 		t.Errorf("the other job has %d objects left, want its 6", len(left))
 	}
 

@@ -46,7 +46,7 @@ func TestCancelStopsEveryChunkAndKeepsTheRenderedFrames(t *testing.T) {
 			t.Errorf("chunk %d River job = %s, want cancelled", i, rj.State)
 		}
 	}
-	want := map[int]string{1: farm.FrameCompleted}
+	want := map[int]farm.FrameStatus{1: farm.FrameCompleted}
 	for n := 2; n <= 9; n++ {
 		want[n] = farm.FrameCanceled
 	}

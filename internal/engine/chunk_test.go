@@ -193,7 +193,7 @@ func TestAFailureThatNamesNoFrameFailsTheJobAsRenderFailed(t *testing.T) {
 		t.Errorf("job = %s, reason %+v; want failed RENDER_FAILED naming the attempts and the error", after.Status, after.FailedReason)
 	}
 	// No frame is to blame: the frames left are canceled, none failed.
-	want := map[int]string{1: farm.FrameCanceled, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameCanceled}
+	want := map[int]farm.FrameStatus{1: farm.FrameCanceled, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameCanceled}
 	if frames := f.frameStatuses(job.ID); !maps.Equal(frames, want) {
 		t.Errorf("frames = %v, want %v", frames, want)
 	}
@@ -251,7 +251,7 @@ func TestALastAttemptFailureLeavesTheOtherChunksFramesCanceled(t *testing.T) {
 
 	// Frame 2 failed; frame 3 (same chunk, after the failure) and frames
 	// 4 to 6 (another chunk, never started) were stopped, not failed.
-	want := map[int]string{
+	want := map[int]farm.FrameStatus{
 		1: farm.FrameCompleted, 2: farm.FrameFailed, 3: farm.FrameCanceled,
 		4: farm.FrameCanceled, 5: farm.FrameCanceled, 6: farm.FrameCanceled,
 	}

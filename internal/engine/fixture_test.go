@@ -231,7 +231,7 @@ func (f *farmFixture) move(jobID string, to farm.Status) {
 }
 
 // tasks lists a job's tasks of one kind, in chunk order.
-func (f *farmFixture) tasks(jobID, kind string) []store.Task {
+func (f *farmFixture) tasks(jobID string, kind store.TaskKind) []store.Task {
 	f.t.Helper()
 	tasks, err := f.store.TasksOfJob(f.ctx, jobID, kind)
 	if err != nil {
@@ -269,9 +269,9 @@ func (f *farmFixture) frames(jobID string) map[int]store.Frame {
 }
 
 // frameStatuses maps a job's frame numbers to their statuses.
-func (f *farmFixture) frameStatuses(jobID string) map[int]string {
+func (f *farmFixture) frameStatuses(jobID string) map[int]farm.FrameStatus {
 	f.t.Helper()
-	out := map[int]string{}
+	out := map[int]farm.FrameStatus{}
 	for n, fr := range f.frames(jobID) {
 		out[n] = fr.Status
 	}

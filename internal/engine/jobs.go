@@ -371,7 +371,7 @@ func (e *Engine) enqueueChunks(ctx context.Context, tx *store.Tx, jobID string, 
 
 // enqueue records a task and inserts the River job that carries it out, in
 // the caller's transaction.
-func (e *Engine) enqueue(ctx context.Context, tx *store.Tx, jobID, kind string, chunk int, args func(taskRef) river.JobArgs, opts *river.InsertOpts) (string, error) {
+func (e *Engine) enqueue(ctx context.Context, tx *store.Tx, jobID string, kind store.TaskKind, chunk int, args func(taskRef) river.JobArgs, opts *river.InsertOpts) (string, error) {
 	now := time.Now().UTC()
 	task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: kind, Chunk: chunk, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now}
 	if err := tx.InsertTask(ctx, task); err != nil {
@@ -427,7 +427,7 @@ func (e *Engine) cancelWork(ctx context.Context, tx *store.Tx, jobID string) err
 			return fmt.Errorf("cancel task %s: %w", t.ID, err)
 		}
 	}
-	return tx.SetFramesStatus(ctx, jobID, farm.FrameCanceled, farm.FrameQueued, farm.FrameRendering)
+	return tx.MoveFramesOfJob(ctx, jobID, farm.FrameCanceled)
 }
 
 // loadJob finds a job of the principal's workspace, as a 404 otherwise.

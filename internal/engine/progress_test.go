@@ -14,7 +14,7 @@ import (
 // frameState is one frame of a progress example: its status and, once
 // completed, how long Blender took.
 type frameState struct {
-	status  string
+	status  farm.FrameStatus
 	seconds float64
 }
 

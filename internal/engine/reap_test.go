@@ -40,7 +40,7 @@ func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 	if got.Status != store.TaskQueued || got.Generation != 2 || got.WorkerID != "" {
 		t.Errorf("reaped task = %s, generation %d, worker %q; want queued, generation 2, no worker", got.Status, got.Generation, got.WorkerID)
 	}
-	wantFrames := map[int]string{
+	wantFrames := map[int]farm.FrameStatus{
 		1: farm.FrameCompleted, // rendered: kept, not rendered again
 		2: farm.FrameQueued,    // was rendering on the dead worker
 		3: farm.FrameQueued,
@@ -168,7 +168,7 @@ func TestReaperDecidesByTheHoldersHeartbeat(t *testing.T) {
 func TestReaperHandsOutValidatingAndFinalizingToo(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		kind      string
+		kind      store.TaskKind
 		riverKind string
 		args      func(taskRef) river.JobArgs
 	}{
@@ -176,7 +176,7 @@ func TestReaperHandsOutValidatingAndFinalizingToo(t *testing.T) {
 		{store.TaskFinalize, "finalize_outputs", func(r taskRef) river.JobArgs { return finalizeArgs{r} }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
+		t.Run(string(tt.kind), func(t *testing.T) {
 			t.Parallel()
 			f := newFarmFixture(t)
 			job := f.createdJob()
@@ -220,7 +220,7 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 		name string
 		// end ends the task after the reaper listed it.
 		end        func(f *farmFixture, job *farm.Job, task store.Task)
-		wantStatus string
+		wantStatus store.TaskStatus
 		wantGen    int
 	}{
 		{

@@ -366,26 +366,24 @@ func (e *Engine) endChunk(ctx context.Context, ref taskRef, renderErr error) err
 			if err := e.moveJob(ctx, tx, job, farm.StatusFailed); err != nil {
 				return err
 			}
-			if err := e.cancelWork(ctx, tx, job.ID); err != nil {
-				return err
-			}
 			// The frame Blender failed on is failed; the others that never
-			// rendered stay canceled.
+			// rendered are canceled with the job's other work.
 			var re *blender.RenderError
-			if !errors.As(renderErr, &re) || re.Frame < 0 {
-				return nil
-			}
-			frames, err := tx.FramesOfTask(ctx, ref.TaskID)
-			if err != nil {
-				return err
-			}
-			for _, f := range frames {
-				if f.Frame == re.Frame {
-					f.Status = farm.FrameFailed
-					return tx.UpdateFrame(ctx, f)
+			if errors.As(renderErr, &re) && re.Frame >= 0 {
+				frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+				if err != nil {
+					return err
+				}
+				for _, f := range frames {
+					if f.Frame == re.Frame && !f.Status.IsFinal() {
+						f.Status = farm.FrameFailed
+						if err := tx.UpdateFrame(ctx, f); err != nil {
+							return err
+						}
+					}
 				}
 			}
-			return nil
+			return e.cancelWork(ctx, tx, job.ID)
 		}
 		counts, err := tx.CountFrames(ctx, job.ID)
 		if err != nil {

@@ -35,7 +35,7 @@ func (e *Engine) release(ref taskRef) {
 // finish ends a task in the caller's transaction. It answers false when
 // the task is no longer this holder's, and then nothing else may be
 // written.
-func (e *Engine) finish(ctx context.Context, tx *store.Tx, ref taskRef, status string) (bool, error) {
+func (e *Engine) finish(ctx context.Context, tx *store.Tx, ref taskRef, status store.TaskStatus) (bool, error) {
 	err := tx.FinishTask(ctx, ref.TaskID, ref.Generation, status)
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil

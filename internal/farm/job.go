@@ -116,20 +116,11 @@ func (a *Analysis) Scene(name string) (Scene, bool) {
 	return Scene{}, false
 }
 
-// Frame statuses in progress reports.
-const (
-	FrameQueued    = "queued"
-	FrameRendering = "rendering"
-	FrameCompleted = "completed"
-	FrameFailed    = "failed"
-	FrameCanceled  = "canceled"
-)
-
 // FrameProgress is one frame's line in a progress report.
 type FrameProgress struct {
 	Frame         int     `json:"frame"`
-	Status        string  `json:"status"`
-	Worker        string  `json:"worker"`
+	Status        FrameStatus `json:"status"`
+	Worker        string      `json:"worker"`
 	RenderSeconds float64 `json:"renderSeconds"`
 	Attempts      int     `json:"attempts"`
 }

@@ -202,9 +202,12 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var statuses []string
+	var statuses, frameStatuses []string
 	for _, s := range farm.AllStatuses {
 		statuses = append(statuses, string(s))
+	}
+	for _, s := range farm.AllFrameStatuses {
+		frameStatuses = append(frameStatuses, string(s))
 	}
 	enums := []struct {
 		path []string
@@ -219,7 +222,7 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 		{[]string{"OutputSettings", "exrCodec"}, farm.ExrCodecs},
 		{[]string{"OutputSettings", "tiffCodec"}, farm.TiffCodecs},
 		{[]string{"FinalConfig", "colorManagementPreset"}, farm.ColorPresets},
-		{[]string{"FrameProgress", "status"}, []string{farm.FrameQueued, farm.FrameRendering, farm.FrameCompleted, farm.FrameFailed, farm.FrameCanceled}},
+		{[]string{"FrameProgress", "status"}, frameStatuses},
 		{[]string{"FailedReason", "type"}, []string{farm.FailValidation, farm.FailRender, farm.FailFinalize}},
 		{[]string{"UploadRequest", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},
 		{[]string{"SceneFile", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},

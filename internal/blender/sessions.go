@@ -141,6 +141,9 @@ func (p *Sessions) Close() {
 	}
 }
 
+// Version answers the version of the Blender the sessions run.
+func (p *Sessions) Version(ctx context.Context) (string, error) { return p.Runner.Version(ctx) }
+
 // Live answers how many sessions run, busy and idle.
 func (p *Sessions) Live() (live, idle int) {
 	p.mu.Lock()

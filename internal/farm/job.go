@@ -118,11 +118,11 @@ func (a *Analysis) Scene(name string) (Scene, bool) {
 
 // FrameProgress is one frame's line in a progress report.
 type FrameProgress struct {
-	Frame         int     `json:"frame"`
+	Frame         int         `json:"frame"`
 	Status        FrameStatus `json:"status"`
 	Worker        string      `json:"worker"`
-	RenderSeconds float64 `json:"renderSeconds"`
-	Attempts      int     `json:"attempts"`
+	RenderSeconds float64     `json:"renderSeconds"`
+	Attempts      int         `json:"attempts"`
 }
 
 // Progress is the answer of GET /jobs/{id}/progress.

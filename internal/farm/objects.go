@@ -1,6 +1,7 @@
 package farm
 
 import (
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -69,3 +70,8 @@ func JobLogsPrefix(jobID string) string { return JobPrefix(jobID) + "logs/" }
 func JobLogKey(jobID string, at time.Time, name string) string {
 	return JobLogsPrefix(jobID) + at.UTC().Format("20060102T150405.000") + "-" + name + ".log"
 }
+
+// DownloadName is the name an object downloads as: its key's last part,
+// which is unique within a job (a frame's file name, frames.zip,
+// preview.mp4).
+func DownloadName(key string) string { return path.Base(key) }

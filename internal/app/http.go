@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
+
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
-	"github.com/riverqueue/river"
-	"riverqueue.com/riverui"
 )
 
 // riverUI serves River's own UI, so operators inspect the queue with the

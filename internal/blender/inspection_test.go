@@ -38,11 +38,24 @@ func TestDecodeInspectionFillsTheDomainsInspection(t *testing.T) {
 	}
 }
 
-// TestDecodeInspectionRefusesAKeyItDoesNotKnow: a key renamed in the
-// script fails validation loudly instead of vanishing from the analysis.
-func TestDecodeInspectionRefusesAKeyItDoesNotKnow(t *testing.T) {
-	_, err := decodeInspection([]byte(`{"fileVersion": "3.4", "blenderRelease": "3.4.1"}`))
-	if err == nil || !strings.Contains(err.Error(), "blenderRelease") {
-		t.Fatalf("decodeInspection with an unknown key = %v; want an error naming it", err)
+// TestDecodeInspectionRefusesKeysRenamedOnOneSide: a key renamed in the
+// script, or in the domain, fails validation loudly instead of vanishing
+// from the analysis; so does a key of a scene or an external file.
+func TestDecodeInspectionRefusesKeysRenamedOnOneSide(t *testing.T) {
+	whole := `{"fileVersion": "3.4", "blenderVersion": "3.4.1", "denoiserAvailable": false, "viewTransforms": [],
+		"activeScene": "Scene", "scenes": [], "externalFiles": [], "externalFilesTruncated": false}`
+	if _, err := decodeInspection([]byte(whole)); err != nil {
+		t.Fatalf("decodeInspection of every key: %v", err)
+	}
+	for _, tt := range []struct{ from, to, says string }{
+		{`"blenderVersion"`, `"blenderRelease"`, "blenderRelease"},
+		{`"blenderVersion": "3.4.1", `, ``, "blenderVersion"},
+		{`"scenes": []`, `"scenes": [{"name": "Scene"}]`, "scenes[0]"},
+		{`"externalFiles": []`, `"externalFiles": [{"type": "image", "name": "a", "path": "//a", "missing": true, "packed": false, "size": 1}]`, "size"},
+	} {
+		body := strings.Replace(whole, tt.from, tt.to, 1)
+		if _, err := decodeInspection([]byte(body)); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("decodeInspection(%s) = %v; want an error naming %s", body, err, tt.says)
+		}
 	}
 }

@@ -36,6 +36,10 @@ type TaskRef struct {
 	Generation int    `json:"generation"`
 }
 
+// Task is the task a River job carries out, so that its arguments name it
+// whatever their kind.
+func (r TaskRef) Task() TaskRef { return r }
+
 // ValidateArgs are a validate_file job's: check a job's file.
 type ValidateArgs struct{ TaskRef }
 

@@ -162,8 +162,7 @@ func TestMoveJobQueuesOneDeliveryPerSubscribedEvent(t *testing.T) {
 
 func TestMoveJobLeavesNothingWhenItsTransactionRollsBack(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		f.CreateWebhook(f.api, webhook.Events...)
 		job := f.InsertJob(f.api, farm.StatusRendering)
 		before := f.Job(job.ID)

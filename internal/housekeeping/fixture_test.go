@@ -33,3 +33,10 @@ func newFixture(t *testing.T, db enginetest.Database) *fixture {
 	f.hk = New(f.Engine, cfg)
 	return f
 }
+
+// eachFixture runs test on a fresh fixture of each database the farm runs
+// on (see enginetest.EachDatabase).
+func eachFixture(t *testing.T, test func(t *testing.T, f *fixture)) {
+	t.Helper()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) { test(t, newFixture(t, db)) })
+}

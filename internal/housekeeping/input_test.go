@@ -5,33 +5,22 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// TestSweepStrayUploadsKeepsWhatAnUploadHolds: the sweep removes only the
-// files no upload may hold: those of uploads made into jobs (which read
-// their own copy), of jobs deleted, and of uploads that no longer exist.
-// An upload waiting to become a job keeps its file, and so does a job made
-// before inputs were copied, which still reads its upload's object.
-// The contents of the uploads of these tests.
-const (
-	validatedScene = "BLENDER-v402 the scene that was validated"
-	otherScene     = "BLENDER-v402 a scene sent later"
-)
-
 func TestSweepStrayUploadsKeepsWhatAnUploadHolds(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		waiting := f.oldUpload(uuid.NewString(), time.Minute)
 		olderJob := f.olderJob(false)
 		olderDeletedJob := f.olderJob(true)
-		job, uploadKey := f.UploadedJob(f.api, validatedScene)
-		f.PutContent(uploadKey, otherScene)
+		job, uploadKey := f.UploadedJob(f.api, enginetest.ValidatedScene)
+		f.PutContent(uploadKey, enginetest.OtherScene)
 		unknown := farm.UploadKey(uuid.NewString(), "scene.blend")
-		f.PutContent(unknown, otherScene)
+		f.PutContent(unknown, enginetest.OtherScene)
 
 		n, err := f.hk.sweepStrayUploads(f.Ctx)
 
@@ -48,7 +37,7 @@ func TestSweepStrayUploadsKeepsWhatAnUploadHolds(t *testing.T) {
 				t.Errorf("%s is still stored, want it removed", key)
 			}
 		}
-		if got := f.Content(farm.JobInputKey(job.ID, "scene.blend")); got != validatedScene {
+		if got := f.Content(farm.JobInputKey(job.ID, "scene.blend")); got != enginetest.ValidatedScene {
 			t.Errorf("the job's input holds %q, want the uploaded file", got)
 		}
 	})

@@ -4,8 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/riverqueue/river"
+
+	"github.com/renderfarm/renderfarm/internal/engine"
 )
 
 // reapWorker hands out again the tasks of workers that died. River rescues

@@ -15,8 +15,7 @@ import (
 
 func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 6, 3)
 		f.Move(job.ID, farm.StatusRendering)
 		tasks := f.Tasks(job.ID, store.TaskRender)
@@ -222,8 +221,7 @@ func TestReaperHandsOutValidatingAndFinalizingToo(t *testing.T) {
 // a new generation and a new River job, and leaves the other chunks alone.
 func TestReaperHandsOutATaskWhoseRiverJobWasCancelledByHand(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 4, 2)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 		cancelled, untouched := tasks[0], tasks[1]

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
-	"github.com/riverqueue/river"
 )
 
 // DefaultUploadRetention is how long an upload that no job was made from

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
-	"github.com/riverqueue/river"
 )
 
 // oldUpload records an upload created age ago, with its file stored, as
@@ -53,8 +54,7 @@ func (f *fixture) runRemovals() int {
 
 func TestExpiredUploadIsRemovedAndFreshOrUsedOnesAreKept(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		expired := f.oldUpload("0b5e7a52-0000-4000-8000-000000000001", 25*time.Hour)
 		used := f.oldUpload("0b5e7a52-0000-4000-8000-000000000002", 25*time.Hour)
 		job, err := f.api.CreateJob(f.Ctx, f.P, used.Slug)
@@ -108,8 +108,7 @@ func TestExpiredUploadIsRemovedAndFreshOrUsedOnesAreKept(t *testing.T) {
 
 func TestExpiringMoreUploadsThanOneBatch(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		const count = expireBatch + 3
 		for i := range count {
 			f.oldUpload(fmt.Sprintf("0b5e7a52-0000-4000-8000-%012d", i), 48*time.Hour)
@@ -126,8 +125,7 @@ func TestExpiringMoreUploadsThanOneBatch(t *testing.T) {
 
 func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted)
 		other := f.FinishedJobWithFiles(f.api, farm.StatusCompleted)
 		input, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, job.Slug)

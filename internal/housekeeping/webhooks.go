@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
-	"github.com/riverqueue/river"
 )
 
 // MaxDeliveriesPerWorkspace is how many webhook deliveries of one

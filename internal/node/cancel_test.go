@@ -5,23 +5,19 @@ import (
 	"maps"
 	"testing"
 
-	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 func TestCancelStopsEveryChunkAndKeepsTheRenderedFrames(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 9, 3)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 
 		// Chunk 0 runs here: frame 1 is saved, frame 2 is rendering. Chunks 1
 		// and 2 wait in the queue.
-		running := f.Ref(tasks[0])
-		f.claim(running)
-		f.startChunk(running)
+		running := f.startedChunk(tasks[0])
 		if err := f.saveFrame(running, 1, 3); err != nil {
 			t.Fatal(err)
 		}

@@ -79,8 +79,7 @@ func TestTheLastChunkToEndQueuesFinalizingOnce(t *testing.T) {
 
 func TestAChunkThatEndsBeforeTheOthersLeavesTheJobRendering(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 6, 2)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 		first := f.renderChunk(tasks[0])
@@ -112,17 +111,14 @@ func TestAChunkThatEndsBeforeTheOthersLeavesTheJobRendering(t *testing.T) {
 
 func TestARenderErrorOnTheLastAttemptFailsTheJobNamingTheFrame(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		f.CreateWebhook(f.api, webhook.EventRenderFail)
 		job := f.RenderingJob(f.api, 6, 3)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 
 		// Chunk 0 saves frames 1 and 2, then Blender dies on frame 3 for the
 		// last time; chunk 1 waits in the queue.
-		ref := f.Ref(tasks[0])
-		f.claim(ref)
-		f.startChunk(ref)
+		ref := f.startedChunk(tasks[0])
 		for _, n := range []int{1, 2} {
 			if err := f.saveFrame(ref, n, 1); err != nil {
 				t.Fatal(err)
@@ -184,13 +180,10 @@ func TestARenderErrorOnTheLastAttemptFailsTheJobNamingTheFrame(t *testing.T) {
 
 func TestAFailureThatNamesNoFrameFailsTheJobAsRenderFailed(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 4, 2)
 		tasks := f.Tasks(job.ID, store.TaskRender)
-		ref := f.Ref(tasks[0])
-		f.claim(ref)
-		f.startChunk(ref)
+		ref := f.startedChunk(tasks[0])
 
 		if err := f.node.endChunk(f.Ctx, ref, errors.New("prepare input: no space left on device")); err != nil {
 			t.Fatalf("endChunk: %v", err)
@@ -247,12 +240,9 @@ func TestAChunkThatEndsAfterItsJobEndedChangesNothing(t *testing.T) {
 
 func TestALastAttemptFailureLeavesTheOtherChunksFramesCanceled(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 6, 3)
-		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
-		f.claim(ref)
-		f.startChunk(ref)
+		ref := f.startedChunk(f.Tasks(job.ID, store.TaskRender)[0])
 		if err := f.saveFrame(ref, 1, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -283,8 +273,7 @@ func TestALastAttemptFailureLeavesTheOtherChunksFramesCanceled(t *testing.T) {
 
 func TestALastAttemptThatFailsAfterSavingEveryFrameCompletesTheChunk(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 2, 2)
 		ref := f.renderChunk(f.Tasks(job.ID, store.TaskRender)[0])
 
@@ -358,8 +347,7 @@ func TestStartChunkListsTheFramesLeftWhileTheJobWantsThem(t *testing.T) {
 
 func TestAReleasedChunkCanBeClaimedAgainByItsGenerationOnly(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 2, 2)
 		task := f.Tasks(job.ID, store.TaskRender)[0]
 		ref := f.Ref(task)

@@ -7,58 +7,61 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
-	"github.com/riverqueue/river"
 )
 
-// finalizeWorker removes the frame images no frame refers to, makes the
-// job's zip of frames and preview video, then completes the job. It starts
-// the moment the last frame lands. How the outputs are made is in
-// finalize_outputs.go.
-type finalizeWorker struct {
-	river.WorkerDefaults[engine.FinalizeArgs]
-	n *Node
+// finalizing is one attempt at a job's outputs: it removes the frame
+// images no frame refers to, makes the zip of frames and the preview
+// video, then completes the job. It starts the moment the last frame
+// lands. How the outputs are made is in finalize_outputs.go.
+type finalizing struct {
+	n   *Node
+	ref engine.TaskRef
+
+	files         farm.JobFiles
+	renderSeconds float64
 }
 
-func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[engine.FinalizeArgs]) error {
-	n, ref := w.n, rj.Args.TaskRef
-	var (
-		files         farm.JobFiles
-		renderSeconds float64
-	)
-	recorded, err := n.runTask(ctx, ref, rj.Attempt, rj.MaxAttempts, taskSteps{
-		load: func(ctx context.Context) (*farm.Job, error) { return n.store.GetJob(ctx, "", ref.JobID) },
-		work: func(ctx context.Context, job *farm.Job) error {
-			if job.Status != farm.StatusFinalizing {
-				return nil
-			}
-			// Every frame is rendered: the job's warm Blender sessions on
-			// this worker have nothing left to do, and end before the job
-			// does.
-			n.forgetSessions(job.ID)
-			var err error
-			files, renderSeconds, err = n.makeOutputs(ctx, job, ref.Generation)
-			return err
-		},
-		finishAs: func(error) store.TaskStatus { return store.TaskDone },
-		record: func(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
-			if current.Status != farm.StatusFinalizing {
-				return nil
-			}
-			if workErr != nil {
-				n.log.Error("finalizing failed on every attempt", "job", current.ID, "err", workErr)
-				current.FailedReason = &farm.FailedReason{Name: "FINALIZE_FAILED", Type: farm.FailFinalize,
-					Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
-				return n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
-			}
-			current.Files = files
-			current.NormalizedSeconds = renderSeconds
-			return n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted)
-		},
-	})
-	if recorded {
-		n.forgetJobFiles(ref.JobID)
+func newFinalizing(n *Node, args engine.FinalizeArgs) task {
+	return &finalizing{n: n, ref: args.TaskRef}
+}
+
+func (fin *finalizing) load(ctx context.Context) (*farm.Job, error) {
+	return fin.n.store.GetJob(ctx, "", fin.ref.JobID)
+}
+
+func (fin *finalizing) work(ctx context.Context, job *farm.Job) error {
+	if job.Status != farm.StatusFinalizing {
+		return nil
 	}
+	// Every frame is rendered: the job's warm Blender sessions on this
+	// worker have nothing left to do, and end before the job does.
+	fin.n.forgetSessions(job.ID)
+	var err error
+	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref.Generation)
 	return err
+}
+
+func (fin *finalizing) finishAs(error) store.TaskStatus { return store.TaskDone }
+
+func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
+	if current.Status != farm.StatusFinalizing {
+		return nil
+	}
+	if workErr != nil {
+		fin.n.log.Error("finalizing failed on every attempt", "job", current.ID, "err", workErr)
+		current.FailedReason = &farm.FailedReason{Name: "FINALIZE_FAILED", Type: farm.FailFinalize,
+			Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
+		return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
+	}
+	current.Files = fin.files
+	current.NormalizedSeconds = fin.renderSeconds
+	return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted)
+}
+
+func (fin *finalizing) done(recorded bool) {
+	if recorded {
+		fin.n.forgetJobFiles(fin.ref.JobID)
+	}
 }
 
 // removeOrphanFrames deletes every image under the job's frames/ that no

@@ -34,7 +34,7 @@ func (f *fixture) finalizeAttempt(jobID string, attempt, max int) error {
 	if len(tasks) != 1 {
 		f.T.Fatalf("%d finalize tasks, want 1", len(tasks))
 	}
-	w := &finalizeWorker{n: f.node}
+	w := f.node.finalizeWorker()
 	return w.Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: f.Ref(tasks[0])}, attempt, max))
 }
 
@@ -59,8 +59,7 @@ func frameKey(jobID, taskID string, generation, frame int) string {
 
 func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		// No preview video: the images are not real PNGs, and a preview that
 		// cannot be made is only a warning.
 		f.node.cfg.FFmpeg = filepath.Join(t.TempDir(), "no-ffmpeg")
@@ -72,9 +71,7 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 		// frame 2's image and was killed before recording it; its heartbeat
 		// went stale and the chunk was handed out again.
 		f.RegisterWorker(f.node.workerID, "node-test", time.Now().Add(-time.Hour))
-		old := f.Ref(first)
-		f.claim(old)
-		f.startChunk(old)
+		old := f.startedChunk(first)
 		if err := f.saveFrame(old, 1, 2); err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +152,7 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 
 func TestFinalizeWithNothingToRemoveKeepsEveryFrame(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 1, 1)
 		ref := f.renderChunk(f.Tasks(job.ID, store.TaskRender)[0])
 		if err := f.node.endChunk(f.Ctx, ref, nil); err != nil {
@@ -241,16 +237,7 @@ func (f *fixture) renderImages(jobID, ext string, images [][]byte) {
 // read returns the bytes of a stored object.
 func (f *fixture) read(key string) []byte {
 	f.T.Helper()
-	r, err := f.Objects.Get(f.Ctx, key)
-	if err != nil {
-		f.T.Fatalf("Get %s: %v", key, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		f.T.Fatalf("read %s: %v", key, err)
-	}
-	return b
+	return []byte(f.Content(key))
 }
 
 // checkFramesZip checks that the job's zip holds every frame once, in
@@ -421,8 +408,7 @@ func TestFinalizeZipsEveryFrameOnceAndMakesThePreview(t *testing.T) {
 func TestFinalizeKeepsTheZipWhenThePreviewFails(t *testing.T) {
 	requireFFmpeg(t)
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 6, 3)
 		// Not PNGs, and together far more than a pipe holds, so that ffmpeg
 		// exits before the last ones are written to it.
@@ -453,8 +439,7 @@ func TestFinalizeKeepsTheZipWhenThePreviewFails(t *testing.T) {
 func TestFinalizeWithAFrameImageGoneStoresNothing(t *testing.T) {
 	requireFFmpeg(t)
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 8, 8)
 		images := grayFrames(t, 8, ".png")
 		f.renderImages(job.ID, ".png", images)

@@ -70,6 +70,16 @@ func (f *fixture) startChunk(ref engine.TaskRef) []int {
 	return todo
 }
 
+// startedChunk is the ref of a chunk's task this node claimed and
+// started: its job is rendering.
+func (f *fixture) startedChunk(task store.Task) engine.TaskRef {
+	f.T.Helper()
+	ref := f.Ref(task)
+	f.claim(ref)
+	f.startChunk(ref)
+	return ref
+}
+
 // saveFrame plays a frame Blender has written and the runner has checked:
 // a small image is handed to storeFrame, which stores and records it.
 func (f *fixture) saveFrame(ref engine.TaskRef, frame int, seconds float64) error {
@@ -95,4 +105,11 @@ func (f *fixture) renderChunk(task store.Task) engine.TaskRef {
 		}
 	}
 	return ref
+}
+
+// eachFixture runs test on a fresh fixture of each database the farm runs
+// on (see enginetest.EachDatabase).
+func eachFixture(t *testing.T, test func(t *testing.T, f *fixture)) {
+	t.Helper()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) { test(t, newFixture(t, db)) })
 }

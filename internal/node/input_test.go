@@ -7,15 +7,11 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/service"
-)
-
-const (
-	validatedScene = "BLENDER-v402 the scene that was validated"
-	otherScene     = "BLENDER-v402 a scene sent later"
 )
 
 // TestAJobReadsItsOwnCopyOfTheUpload: making a job copies the upload to
@@ -25,9 +21,8 @@ const (
 // input.
 func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
-		job, uploadKey := f.UploadedJob(f.api, validatedScene)
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job, uploadKey := f.UploadedJob(f.api, enginetest.ValidatedScene)
 
 		up, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, job.Slug)
 		if err != nil {
@@ -36,13 +31,13 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 		if want := "jobs/" + job.ID + "/input/scene.blend"; up.InputKey != want || up.JobInputKey() != want {
 			t.Fatalf("the job's input key = %q, want %q", up.InputKey, want)
 		}
-		if got := f.Content(up.InputKey); got != validatedScene {
+		if got := f.Content(up.InputKey); got != enginetest.ValidatedScene {
 			t.Errorf("the job's input holds %q, want the uploaded file", got)
 		}
 		if f.Exists(uploadKey) {
 			t.Errorf("the upload's object %s is still stored after the job was made", uploadKey)
 		}
-		if job.SceneFile == nil || job.SceneFile.SizeBytes != int64(len(validatedScene)) {
+		if job.SceneFile == nil || job.SceneFile.SizeBytes != int64(len(enginetest.ValidatedScene)) {
 			t.Errorf("sceneFile = %+v, want the size of the uploaded file", job.SceneFile)
 		}
 
@@ -62,7 +57,7 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 		}
 
 		// A PUT that slipped in as the job was made.
-		f.PutContent(uploadKey, otherScene)
+		f.PutContent(uploadKey, enginetest.OtherScene)
 		if err := f.hk.ExpireUploads(f.Ctx); err != nil {
 			t.Errorf("ExpireUploads: %v", err)
 		}
@@ -73,7 +68,7 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("prepareInput: %v", err)
 		}
-		if in.SceneFile.SHA256 != enginetest.SHA256Hex(validatedScene) {
+		if in.SceneFile.SHA256 != enginetest.SHA256Hex(enginetest.ValidatedScene) {
 			t.Errorf("prepared input has SHA-256 %s, want the uploaded file's", in.SceneFile.SHA256)
 		}
 
@@ -114,9 +109,8 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 // hashed again and refused unless it is the file validation checked.
 func TestPrepareInputChecksTheFileEveryTime(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
-		job, _ := f.UploadedJob(f.api, validatedScene)
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job, _ := f.UploadedJob(f.api, enginetest.ValidatedScene)
 		up, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, job.Slug)
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +121,7 @@ func TestPrepareInputChecksTheFileEveryTime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("prepareInput at validation: %v", err)
 		}
-		if first.SceneFile.SHA256 != enginetest.SHA256Hex(validatedScene) {
+		if first.SceneFile.SHA256 != enginetest.SHA256Hex(enginetest.ValidatedScene) {
 			t.Fatalf("SHA-256 %s, want the uploaded file's", first.SceneFile.SHA256)
 		}
 		job.SceneFile = &first.SceneFile
@@ -137,14 +131,14 @@ func TestPrepareInputChecksTheFileEveryTime(t *testing.T) {
 
 		// The file changes under the prepared input (nothing of the farm's
 		// writes there; this stands for anything that might).
-		f.PutContent(up.InputKey, otherScene)
+		f.PutContent(up.InputKey, enginetest.OtherScene)
 		if _, err := f.node.prepareInput(f.Ctx, job); err == nil || !strings.Contains(err.Error(), "no longer matches its validated checksum") {
 			t.Fatalf("prepareInput of a changed input: %v, want it refused", err)
 		}
 		// Put back as it was (another file with the same bytes), it is
 		// hashed again and accepted.
-		f.PutContent(up.InputKey, validatedScene)
-		if in, err := f.node.prepareInput(f.Ctx, job); err != nil || in.SceneFile.SHA256 != enginetest.SHA256Hex(validatedScene) {
+		f.PutContent(up.InputKey, enginetest.ValidatedScene)
+		if in, err := f.node.prepareInput(f.Ctx, job); err != nil || in.SceneFile.SHA256 != enginetest.SHA256Hex(enginetest.ValidatedScene) {
 			t.Fatalf("prepareInput of the validated file put back = %+v, %v", in, err)
 		}
 	})

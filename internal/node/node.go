@@ -132,11 +132,26 @@ func New(eng *engine.Engine, b Blender, cfg Config) (*Node, error) {
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
 	eng.Register(map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: 2}, func(w *river.Workers) {
-		river.AddWorker(w, &validateWorker{n: n})
-		river.AddWorker(w, &renderWorker{n: n})
-		river.AddWorker(w, &finalizeWorker{n: n})
+		river.AddWorker(w, n.validateWorker())
+		river.AddWorker(w, n.renderWorker())
+		river.AddWorker(w, n.finalizeWorker())
 	})
 	return n, nil
+}
+
+// validateWorker checks jobs' files (validate_file).
+func (n *Node) validateWorker() *taskWorker[engine.ValidateArgs] {
+	return &taskWorker[engine.ValidateArgs]{n: n, start: newValidation}
+}
+
+// renderWorker renders chunks of frames (render_chunk).
+func (n *Node) renderWorker() *taskWorker[engine.RenderArgs] {
+	return &taskWorker[engine.RenderArgs]{n: n, start: newChunk, retryAfter: chunkRetry}
+}
+
+// finalizeWorker makes jobs' outputs (finalize_outputs).
+func (n *Node) finalizeWorker() *taskWorker[engine.FinalizeArgs] {
+	return &taskWorker[engine.FinalizeArgs]{n: n, start: newFinalizing}
 }
 
 // Start records this run of the node (a row in workers) and starts its

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -17,8 +16,7 @@ import (
 // claimed, even by the same worker run.
 func TestAHolderGivenUpOnCanNoLongerWrite(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 3, 3)
 		task := f.Tasks(job.ID, store.TaskRender)[0]
 		old := f.Ref(task)
@@ -145,8 +143,7 @@ func sameFrames(a, b map[int]store.Frame) bool {
 
 func TestAHolderGivenUpOnCannotReplaceTheImageOfAFrame(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 1, 1)
 		task := f.Tasks(job.ID, store.TaskRender)[0]
 		old := f.Ref(task)

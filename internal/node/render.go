@@ -11,65 +11,67 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// renderWorker renders one chunk of a job's frames, storing each frame the
-// moment Blender saves it.
-type renderWorker struct {
-	river.WorkerDefaults[engine.RenderArgs]
-	n *Node
+// chunkRetry is the wait after a chunk's failed attempt: 2 s, then 4 s,
+// so that a frame that fails for a passing reason gets another go soon,
+// and one that fails for good fails its job within seconds rather than
+// River's default minutes.
+func chunkRetry(attempt int) time.Duration { return time.Duration(attempt) * 2 * time.Second }
+
+// chunk is one attempt at rendering a chunk of a job's frames, storing
+// each frame the moment Blender saves it.
+type chunk struct {
+	n     *Node
+	ref   engine.TaskRef
+	times chunkTimes
+
+	todo     []int // the chunk's frames not yet stored
+	rendered bool  // Blender was asked to render them
 }
 
-// NextRetry retries a failed chunk after 2 s, then 4 s: a frame that fails
-// for a passing reason gets another go soon, and one that fails for good
-// fails its job within seconds rather than River's default minutes.
-func (w *renderWorker) NextRetry(job *river.Job[engine.RenderArgs]) time.Time {
-	return time.Now().Add(time.Duration(job.Attempt) * 2 * time.Second)
+func newChunk(n *Node, args engine.RenderArgs) task {
+	return &chunk{n: n, ref: args.TaskRef, times: chunkTimes{start: time.Now()}}
 }
 
-func (w *renderWorker) Work(ctx context.Context, rj *river.Job[engine.RenderArgs]) error {
-	n, ref := w.n, rj.Args.TaskRef
-	times := chunkTimes{start: time.Now()}
-	var todo []int
-	rendered := false
-	recorded, err := n.runTask(ctx, ref, rj.Attempt, rj.MaxAttempts, taskSteps{
-		load: func(ctx context.Context) (*farm.Job, error) {
-			job, frames, err := n.startChunk(ctx, ref)
-			todo = frames
-			return job, err
-		},
-		work: func(ctx context.Context, job *farm.Job) error {
-			if job == nil || len(todo) == 0 {
-				return nil // the job no longer wants the chunk, or it is done
-			}
-			rendered = true
-			err := n.renderFrames(ctx, ref, job, todo, &times)
-			if savedEveryFrame(err) {
-				// Blender failed on its way out, after every frame was
-				// saved and stored: the chunk is done.
-				n.log.Warn("Blender failed after saving every frame of the chunk", "job", job.ID, "task", ref.TaskID, "err", err)
-				return nil
-			}
-			return err
-		},
-		finishAs: chunkStatus,
-		record: func(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
-			return n.recordChunk(ctx, tx, ref, current, renderErr)
-		},
-	})
-	if rendered {
-		n.tidyIfFinal(ref.JobID)
+func (c *chunk) done(recorded bool) {
+	if c.rendered {
+		c.n.tidyIfFinal(c.ref.JobID)
 		if recorded {
-			times.log(n.log, ref.JobID, ref.TaskID, len(todo))
+			c.times.log(c.n.log, c.ref.JobID, c.ref.TaskID, len(c.todo))
 		}
 	}
+}
+
+func (c *chunk) load(ctx context.Context) (*farm.Job, error) {
+	job, todo, err := c.n.startChunk(ctx, c.ref)
+	c.todo = todo
+	return job, err
+}
+
+func (c *chunk) work(ctx context.Context, job *farm.Job) error {
+	if job == nil || len(c.todo) == 0 {
+		return nil // the job no longer wants the chunk, or it is done
+	}
+	c.rendered = true
+	err := c.n.renderFrames(ctx, c.ref, job, c.todo, &c.times)
+	if savedEveryFrame(err) {
+		// Blender failed on its way out, after every frame was saved and
+		// stored: the chunk is done.
+		c.n.log.Warn("Blender failed after saving every frame of the chunk", "job", job.ID, "task", c.ref.TaskID, "err", err)
+		return nil
+	}
 	return err
+}
+
+func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(renderErr) }
+
+func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
+	return c.n.recordChunk(ctx, tx, c.ref, current, renderErr)
 }
 
 // startChunk moves the job to rendering and lists the chunk's frames that

@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -12,21 +15,59 @@ import (
 // errNotOurs stops work on a task that was handed to another worker.
 var errNotOurs = errors.New("the task was handed to another worker")
 
-// taskSteps are what a kind of task does in runTask.
-type taskSteps struct {
+// taskWorker is the River worker of one kind of task: for each River job
+// it makes the attempt at the task (start) and runs it with runTask.
+type taskWorker[A taskArgs] struct {
+	river.WorkerDefaults[A]
+	n     *Node
+	start func(n *Node, args A) task
+	// retryAfter, if set, is how long River waits before the next attempt
+	// after attempt failed; unset, River's own backoff.
+	retryAfter func(attempt int) time.Duration
+}
+
+// taskArgs are the arguments of the River jobs that carry out a task.
+type taskArgs interface {
+	river.JobArgs
+	Task() engine.TaskRef
+}
+
+// Work runs one attempt at the task.
+func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
+	t := w.start(w.n, rj.Args)
+	recorded, err := w.n.runTask(ctx, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
+	t.done(recorded)
+	return err
+}
+
+// NextRetry is retryAfter's, or River's own (the zero time).
+func (w *taskWorker[A]) NextRetry(rj *river.Job[A]) time.Time {
+	if w.retryAfter == nil {
+		return time.Time{}
+	}
+	return time.Now().Add(w.retryAfter(rj.Attempt))
+}
+
+// A task is one River job's attempt at a task of one kind (a validation,
+// a chunk, a finalizing), as runTask carries it out: what it loads, the
+// work it does, and what it records.
+type task interface {
 	// load reads what the work needs once the task is claimed; an error
 	// hands the task back for River's retry.
-	load func(ctx context.Context) (*farm.Job, error)
+	load(ctx context.Context) (*farm.Job, error)
 	// work does the task's work, outside any transaction. An error is
 	// retried while attempts are left; the last attempt's error is
 	// recorded (see record). errNotOurs ends the task quietly.
-	work func(ctx context.Context, job *farm.Job) error
+	work(ctx context.Context, job *farm.Job) error
 	// finishAs is the task's final status, given the work's error.
-	finishAs func(workErr error) store.TaskStatus
+	finishAs(workErr error) store.TaskStatus
 	// record writes the outcome in the transaction that finishes the task:
 	// current is the job, locked. It is not called when the task is no
 	// longer this holder's.
-	record func(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error
+	record(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error
+	// done clears away what the node kept for the task, once runTask
+	// returns; recorded says whether this holder recorded the outcome.
+	done(recorded bool)
 }
 
 // runTask carries out one River job's attempt at a task, the same way for
@@ -37,18 +78,18 @@ type taskSteps struct {
 // the outcome in one transaction, which is written even if the worker is
 // stopping. recorded says whether this holder recorded the outcome: only
 // then may it clear away what it kept for the task.
-func (n *Node) runTask(ctx context.Context, ref engine.TaskRef, attempt, maxAttempts int, steps taskSteps) (recorded bool, err error) {
+func (n *Node) runTask(ctx context.Context, ref engine.TaskRef, attempt, maxAttempts int, t task) (recorded bool, err error) {
 	if ok, err := n.claim(ctx, ref); !ok {
 		return false, err
 	}
 	defer n.markBusy(ref.TaskID, false)
 
-	job, err := steps.load(ctx)
+	job, err := t.load(ctx)
 	if err != nil {
 		n.release(ref)
 		return false, err
 	}
-	workErr := steps.work(ctx, job)
+	workErr := t.work(ctx, job)
 	switch {
 	case errors.Is(workErr, errNotOurs):
 		n.log.Info("task was handed to another worker; stopped", "job", ref.JobID, "task", ref.TaskID)
@@ -63,9 +104,9 @@ func (n *Node) runTask(ctx context.Context, ref engine.TaskRef, attempt, maxAtte
 		n.release(ref)
 		return false, workErr
 	}
-	err = n.finishTask(ctx, ref, steps.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+	err = n.finishTask(ctx, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 		recorded = true
-		return steps.record(ctx, tx, current, workErr)
+		return t.record(ctx, tx, current, workErr)
 	})
 	return recorded && err == nil, err
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -14,71 +13,74 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// validateWorker checks a job's file: first cheaply in Go (the .blend
-// header, the project zip), then with Blender, which reports the scenes,
-// settings and external files that become the job's analysis.
-type validateWorker struct {
-	river.WorkerDefaults[engine.ValidateArgs]
-	n *Node
+// validation is one attempt at checking a job's file: first cheaply in Go
+// (the .blend header, the project zip), then with Blender, which reports
+// the scenes, settings and external files that become the job's analysis.
+type validation struct {
+	n   *Node
+	ref engine.TaskRef
+
+	loaded    *farm.Job // as the task was claimed
+	analysis  *farm.Analysis
+	sceneFile *farm.SceneFile
+	failure   *farm.FailedReason // the file's own fault
+	failed    bool               // the job was failed for it
 }
 
-func (w *validateWorker) Work(ctx context.Context, rj *river.Job[engine.ValidateArgs]) error {
-	n, ref := w.n, rj.Args.TaskRef
-	var (
-		loaded    *farm.Job
-		analysis  *farm.Analysis
-		sceneFile *farm.SceneFile
-		failure   *farm.FailedReason
-		failed    bool // the job was failed for it
-	)
-	recorded, err := n.runTask(ctx, ref, rj.Attempt, rj.MaxAttempts, taskSteps{
-		load: func(ctx context.Context) (*farm.Job, error) {
-			job, err := n.store.GetJob(ctx, "", ref.JobID)
-			loaded = job
-			return job, err
-		},
-		work: func(ctx context.Context, job *farm.Job) error {
-			if job.Status != farm.StatusValidating {
-				return nil // canceled before it started: nothing to check
-			}
-			var err error
-			analysis, sceneFile, failure, err = n.inspect(ctx, job)
-			return err
-		},
-		finishAs: func(error) store.TaskStatus {
-			if loaded.Status != farm.StatusValidating {
-				return store.TaskCanceled
-			}
-			return store.TaskDone
-		},
-		record: func(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
-			if current.Status != farm.StatusValidating {
-				return nil // canceled while it was checked: leave it
-			}
-			if workErr != nil {
-				n.log.Error("validation failed on every attempt", "job", current.ID, "err", workErr)
-				failure = &farm.FailedReason{Name: "VALIDATION_ERROR", Type: farm.FailValidation,
-					Message: "the farm could not inspect the file (an internal error, logged on the server); try again later"}
-			}
-			if sceneFile != nil {
-				current.SceneFile = sceneFile
-			}
-			if failure != nil {
-				current.FailedReason = failure
-				failed = true
-				return n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
-			}
-			id := uuid.NewString()
-			current.Analysis = analysis
-			current.AnalysisID = &id
-			return n.engine.MoveJob(ctx, tx, current, farm.StatusValidated)
-		},
-	})
-	if recorded && failed {
-		// Nothing of a refused file stays on the worker.
-		n.forgetJobFiles(ref.JobID)
+func newValidation(n *Node, args engine.ValidateArgs) task {
+	return &validation{n: n, ref: args.TaskRef}
+}
+
+func (v *validation) load(ctx context.Context) (*farm.Job, error) {
+	job, err := v.n.store.GetJob(ctx, "", v.ref.JobID)
+	v.loaded = job
+	return job, err
+}
+
+func (v *validation) work(ctx context.Context, job *farm.Job) error {
+	if job.Status != farm.StatusValidating {
+		return nil // canceled before it started: nothing to check
 	}
+	var err error
+	v.analysis, v.sceneFile, v.failure, err = v.n.inspect(ctx, job)
 	return err
+}
+
+func (v *validation) finishAs(error) store.TaskStatus {
+	if v.loaded.Status != farm.StatusValidating {
+		return store.TaskCanceled
+	}
+	return store.TaskDone
+}
+
+func (v *validation) record(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
+	if current.Status != farm.StatusValidating {
+		return nil // canceled while it was checked: leave it
+	}
+	if workErr != nil {
+		v.n.log.Error("validation failed on every attempt", "job", current.ID, "err", workErr)
+		v.failure = &farm.FailedReason{Name: "VALIDATION_ERROR", Type: farm.FailValidation,
+			Message: "the farm could not inspect the file (an internal error, logged on the server); try again later"}
+	}
+	if v.sceneFile != nil {
+		current.SceneFile = v.sceneFile
+	}
+	if v.failure != nil {
+		current.FailedReason = v.failure
+		v.failed = true
+		return v.n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
+	}
+	id := uuid.NewString()
+	current.Analysis = v.analysis
+	current.AnalysisID = &id
+	return v.n.engine.MoveJob(ctx, tx, current, farm.StatusValidated)
+}
+
+func (v *validation) done(recorded bool) {
+	if recorded && v.failed {
+		// Nothing of a refused file stays on the worker.
+		v.n.forgetJobFiles(v.ref.JobID)
+	}
 }
 
 // inspect runs the checks. A bad file is a failure for the user to fix;

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -24,7 +25,7 @@ import (
 // max.
 func (f *fixture) renderWork(ctx context.Context, ref engine.TaskRef, attempt, max int) error {
 	f.T.Helper()
-	w := &renderWorker{n: f.node}
+	w := f.node.renderWorker()
 	return w.Work(ctx, attemptOf(f.renderArgs(ref), attempt, max))
 }
 
@@ -36,7 +37,7 @@ func (f *fixture) validateWork(ctx context.Context, jobID string, attempt, max i
 	if len(tasks) != 1 {
 		f.T.Fatalf("%d validate tasks, want 1", len(tasks))
 	}
-	w := &validateWorker{n: f.node}
+	w := f.node.validateWorker()
 	return w.Work(ctx, attemptOf(engine.ValidateArgs{TaskRef: f.Ref(tasks[0])}, attempt, max))
 }
 
@@ -52,8 +53,7 @@ func (f *fixture) validatingJob() *farm.Job {
 
 func TestARenderedChunkStoresEveryFrameAndQueuesFinalizing(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 3, 3)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 		f.blender.willRender(fakeRender{saves: []int{1, 2, 3}})
@@ -84,8 +84,7 @@ func TestARenderedChunkStoresEveryFrameAndQueuesFinalizing(t *testing.T) {
 
 func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 3, 3)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 		boom := &blender.RenderError{Frame: 2, Line: "Error: out of memory", ExitCode: 1}
@@ -140,8 +139,7 @@ func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *tes
 // frame is not done: left so, the job would wait for that frame for ever.
 func TestBlenderReportingSuccessWithAFrameMissingIsAFailure(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 2, 2)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 
@@ -171,8 +169,7 @@ func TestBlenderReportingSuccessWithAFrameMissingIsAFailure(t *testing.T) {
 // way out, once every frame is stored, costs nothing.
 func TestAChunkWhoseBlenderFailsAfterSavingEveryFrameIsDone(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 2, 2)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 		f.blender.willRender(fakeRender{saves: []int{1, 2}, err: &blender.RenderError{Frame: -1, Line: "Segmentation fault", ExitCode: -1}})
@@ -194,8 +191,7 @@ func TestAChunkWhoseBlenderFailsAfterSavingEveryFrameIsDone(t *testing.T) {
 // even on its last attempt; the frames it stored stay.
 func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 3, 3)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 		ctx, stop := context.WithCancel(f.Ctx)
@@ -226,8 +222,7 @@ func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 // or whose frames are all stored, ends without starting Blender.
 func TestAChunkTheJobNoLongerWantsRendersNothing(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		canceled := f.RenderingJob(f.api, 2, 2)
 		if _, err := f.api.Cancel(f.Ctx, f.P, canceled.ID); err != nil {
 			t.Fatal(err)
@@ -256,8 +251,7 @@ func TestAChunkTheJobNoLongerWantsRendersNothing(t *testing.T) {
 
 func TestValidationRecordsTheAnalysis(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.validatingJob()
 		inspection := enginetest.Analysis(24).Inspection
 		inspection.Scenes[0].DenoisingEnabled = true
@@ -286,8 +280,7 @@ func TestValidationRecordsTheAnalysis(t *testing.T) {
 
 func TestAFileBlenderCannotOpenFailsValidationAtOnce(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.validatingJob()
 		work := f.node.jobDir(job.ID)
 		f.blender.willInspect(fakeInspect{err: &blender.InspectError{Path: work + "/input/source.blend",
@@ -321,8 +314,7 @@ func TestAFileBlenderCannotOpenFailsValidationAtOnce(t *testing.T) {
 // telling the client the farm's internals.
 func TestValidationIsRetriedWhileAttemptsAreLeft(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.validatingJob()
 		up, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, job.Slug)
 		if err != nil {
@@ -358,8 +350,7 @@ func TestValidationIsRetriedWhileAttemptsAreLeft(t *testing.T) {
 // before its validation ran ends canceled, and Blender is not started.
 func TestAValidationOfACanceledJobChangesNothing(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.validatingJob()
 		task := f.Tasks(job.ID, store.TaskValidate)[0]
 		// Canceled by hand, so that the task stays queued as a River job
@@ -376,4 +367,24 @@ func TestAValidationOfACanceledJobChangesNothing(t *testing.T) {
 			t.Errorf("job = %s, want left canceled", st)
 		}
 	})
+}
+
+// TestAFailedChunkIsRetriedWithinSeconds: River retries a chunk after 2 s,
+// then 4 s, rather than its own minutes; validation and finalizing keep
+// River's backoff.
+func TestAFailedChunkIsRetriedWithinSeconds(t *testing.T) {
+	n := &Node{}
+	for attempt, want := range map[int]time.Duration{1: 2 * time.Second, 2: 4 * time.Second} {
+		before := time.Now()
+		next := n.renderWorker().NextRetry(attemptOf(engine.RenderArgs{}, attempt, 3))
+		if wait := next.Sub(before); wait < want || wait > want+time.Second {
+			t.Errorf("chunk retried %v after attempt %d, want %v", wait, attempt, want)
+		}
+	}
+	if next := n.validateWorker().NextRetry(attemptOf(engine.ValidateArgs{}, 1, 3)); !next.IsZero() {
+		t.Errorf("validation retried at %v, want River's own backoff (the zero time)", next)
+	}
+	if next := n.finalizeWorker().NextRetry(attemptOf(engine.FinalizeArgs{}, 1, 3)); !next.IsZero() {
+		t.Errorf("finalizing retried at %v, want River's own backoff (the zero time)", next)
+	}
 }

@@ -11,8 +11,7 @@ import (
 
 func TestCancelStopsValidation(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.CreatedJob(f.api)
 		if _, err := f.api.Validate(f.Ctx, f.P, job.ID); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
@@ -21,8 +20,7 @@ func refusal(t *testing.T, err error) (code, message string) {
 }
 
 func TestAKeyWorksUntilItIsRevoked(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		created, err := IssueAPIKey(f.Ctx, f.Store, NewAPIKey{Workspace: "studio", Name: "ci"})
 		if err != nil {
 			t.Fatal(err)
@@ -52,8 +50,7 @@ func TestAKeyWorksUntilItIsRevoked(t *testing.T) {
 }
 
 func TestAnExpiredKeyIsRefusedSayingWhen(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		created, err := IssueAPIKey(f.Ctx, f.Store, NewAPIKey{Workspace: "studio", ExpiresAt: expires})
 		if err != nil {
@@ -76,8 +73,7 @@ func TestAnExpiredKeyIsRefusedSayingWhen(t *testing.T) {
 }
 
 func TestAnUnknownKeyIsRefusedAsBefore(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		if _, err := IssueAPIKey(f.Ctx, f.Store, NewAPIKey{Workspace: "studio"}); err != nil {
 			t.Fatal(err)
 		}
@@ -90,8 +86,7 @@ func TestAnUnknownKeyIsRefusedAsBefore(t *testing.T) {
 }
 
 func TestALastUseIsWrittenAtMostOnceAMinute(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		created, err := IssueAPIKey(f.Ctx, f.Store, NewAPIKey{Workspace: "studio"})
 		if err != nil {
 			t.Fatal(err)
@@ -144,8 +139,7 @@ func TestALastUseIsWrittenAtMostOnceAMinute(t *testing.T) {
 }
 
 func TestIssueAPIKeyRefusesNonsense(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		tests := []struct {
 			name string
 			req  NewAPIKey
@@ -173,8 +167,7 @@ func TestIssueAPIKeyRefusesNonsense(t *testing.T) {
 }
 
 func TestRevokeAPIKeySaysWhatToGive(t *testing.T) {
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		created, err := IssueAPIKey(f.Ctx, f.Store, NewAPIKey{Workspace: "studio"})
 		if err != nil {
 			t.Fatal(err)

@@ -161,8 +161,7 @@ func TestProgressCountsFramesAndEstimatesTheTimeLeft(t *testing.T) {
 
 func TestRunningProgressListsOnlyTheJobsBeingWorkedOn(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		want := map[farm.Status]bool{
 			farm.StatusCreated: false, farm.StatusValidating: true, farm.StatusValidated: false,
 			farm.StatusBooting: true, farm.StatusRendering: true, farm.StatusFinalizing: true,
@@ -219,8 +218,7 @@ func showEta(e *float64) string {
 
 func TestProgressOfAJobThatIsNotTheWorkspacesIsNotFound(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		other, err := f.Store.EnsureWorkspace(f.Ctx, "another studio")
 		if err != nil {
 			t.Fatal(err)
@@ -240,8 +238,7 @@ func TestProgressOfAJobThatIsNotTheWorkspacesIsNotFound(t *testing.T) {
 
 func TestRunningProgressReportsAsProgressDoes(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.InsertJob(f.api, farm.StatusRendering)
 		f.insertFrames(job.ID, done(10), done(20), rendering, failed, queued)
 

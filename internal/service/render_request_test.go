@@ -275,8 +275,7 @@ func TestARepeatedRenderRequestIsAReplayThatAddsNothing(t *testing.T) {
 
 func TestConcurrentRenderRequestsQueueTheChunksOnce(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.ValidatedJob(f.api, 10)
 
 		const requests = 6

@@ -40,8 +40,7 @@ func TestDeleteJobOnlyOnceItHasEnded(t *testing.T) {
 
 func TestDeleteJobOfAnotherWorkspaceIsNotFound(t *testing.T) {
 	t.Parallel()
-	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
-		f := newFixture(t, db)
+	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted)
 		ws, err := f.Store.EnsureWorkspace(f.Ctx, "other studio")
 		if err != nil {

@@ -10,6 +10,13 @@ import (
 	"github.com/renderfarm/renderfarm/internal/objstore"
 )
 
+// The contents of uploads in tests: the file validation checks, and one
+// sent to its upload URL later.
+const (
+	ValidatedScene = "BLENDER-v402 the scene that was validated"
+	OtherScene     = "BLENDER-v402 a scene sent later"
+)
+
 // Put stores a small object under key.
 func (f *Farm) Put(key string) {
 	f.T.Helper()

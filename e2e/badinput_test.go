@@ -164,6 +164,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.field == "denoisingEnabled" && validated.Analysis.DenoiserAvailable {
+				t.Skip("this farm's Blender has a denoiser (the analysis says so): the request is one it honours")
+			}
 			err := tc.call()
 			var apiErr *client.APIError
 			if !asAPIError(err, &apiErr) {

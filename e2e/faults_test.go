@@ -54,8 +54,9 @@ func TestCancelKillsBlenderAndKeepsFinishedFrames(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// Give a late writer the chance to misbehave, then check nothing moved.
-	time.Sleep(time.Second)
+	// Once the killed chunk's worker has returned, nothing of it can
+	// write any more: check that nothing moved.
+	f.waitWorkDone("render_chunk")
 	after, err := c.GetJob(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)

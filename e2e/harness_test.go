@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/renderfarm/renderfarm/client"
 	"github.com/renderfarm/renderfarm/internal/app/apptest"
 	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
@@ -46,6 +49,33 @@ func startProcessFarm(t *testing.T, args ...string) *farm {
 	t.Helper()
 	requireTools(t)
 	return &farm{Farm: apptest.StartProcess(t, args...), t: t}
+}
+
+// waitWorkDone waits until the farm, which runs in the test's process, has
+// no River job of the given kinds still to run or running: every such
+// piece of work has ended, and nothing of it can write any more.
+func (f *farm) waitWorkDone(kinds ...string) {
+	f.t.Helper()
+	if f.Main() == nil {
+		f.t.Fatal("waitWorkDone needs a farm in the test's process")
+	}
+	params := river.NewJobListParams().Kinds(kinds...).First(1).States(
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := f.Main().River().JobList(f.t.Context(), params)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if len(res.Jobs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("River job %s (%s) still %s after a minute", res.Jobs[0].Kind, res.Jobs[0].EncodedArgs, res.Jobs[0].State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // binary is the real renderfarm binary, built on first use.

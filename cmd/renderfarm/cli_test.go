@@ -178,9 +178,19 @@ func TestSubmitWaitDownloadThenFollowUpCommands(t *testing.T) {
 		t.Fatalf("submit: want exit 0, got\n%s", r)
 	}
 	id := jobID(t, r)
-	for _, want := range []string{"validated", "WARNING DENOISER_UNAVAILABLE", "rendering frames 1-3 (3)", "completed, 3 frames"} {
+	for _, want := range []string{"validated", "rendering frames 1-3 (3)", "completed, 3 frames"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout does not say %q:\n%s", want, r)
+		}
+	}
+	// Every warning of the analysis stands out in what submit printed.
+	job, err := client.New(f.url, f.key).GetJob(t.Context(), id)
+	if err != nil || job.Analysis == nil {
+		t.Fatalf("the job's analysis: %+v, %v", job, err)
+	}
+	for _, w := range job.Analysis.Warnings {
+		if !strings.Contains(r.stdout, "WARNING "+w.Code) {
+			t.Errorf("stdout does not show the warning %s:\n%s", w.Code, r)
 		}
 	}
 	for _, want := range []string{"uploading cube.blend: 100% (98.3 kB of 98.3 kB)", "completed: 3/3 frames", "downloaded frame_0001.png"} {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/app"
+	"github.com/renderfarm/renderfarm/internal/engine"
 )
 
 // listWorkers shows the farm's workers: name, state, what they render, and
@@ -18,7 +19,7 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := app.NewFlagSet("workers", stderr)
 	b.RegisterFlags(fs)
 	since := fs.Duration("since", 24*time.Hour, "list workers heard from within this time")
-	timeout := fs.Duration("worker-timeout", 60*time.Second, "a worker silent this long counts as dead")
+	timeout := fs.Duration("worker-timeout", engine.DefaultWorkerTimeout, "a worker silent this long counts as dead")
 	jsonOut := fs.Bool("json", false, "print the workers as JSON")
 	if err := app.ParseFlags(fs, args); err != nil {
 		return err

@@ -57,7 +57,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxProjectBytes bounds a project zip's total uncompressed size.
 	MaxProjectBytes int64
-	// CacheBytes caps the inputs a worker keeps from the bucket.
+	// CacheBytes caps the inputs a node keeps from a bucket (worker
+	// --cache-bytes; serve keeps the default).
 	CacheBytes int64
 	// BlenderBinary and BlenderThreads run Blender; BlenderKeepAlive keeps
 	// a job's Blender warm between its chunks (0: a Blender per chunk).
@@ -274,4 +275,44 @@ func (c Config) workDir() string {
 		return c.WorkDir
 	}
 	return filepath.Join(c.DataDir, "work")
+}
+
+// engineConfig is the engine's part of the configuration, but for the
+// database, objects and logger, which Run opens.
+func (c Config) engineConfig() engine.Config {
+	e := engine.DefaultConfig()
+	e.PostgresDSN, e.WebhookAttempts = c.PostgresDSN(), c.WebhookAttempts
+	return e
+}
+
+// serviceConfig is the API's part of the configuration.
+func (c Config) serviceConfig() service.Config {
+	s := service.DefaultConfig()
+	s.UploadURLTTL, s.DownloadURLTTL, s.MaxUploadBytes = c.UploadURLTTL, c.DownloadURLTTL, c.MaxUploadBytes
+	s.WorkerTimeout, s.LocalRenderSlots = c.WorkerTimeout, c.RenderSlots
+	s.WebhookAllowPrivate = c.WebhookAllowPrivate
+	return s
+}
+
+// nodeConfig is the render node's part of the configuration, but for
+// what Blender's runner decides (the sandbox, its run directories).
+func (c Config) nodeConfig() node.Config {
+	n := node.DefaultConfig()
+	n.Slots, n.WorkerName, n.WorkDir = c.RenderSlots, c.WorkerName, c.workDir()
+	n.FFmpeg = c.FFmpegBinary
+	n.ZipLimits.MaxTotalBytes = c.MaxProjectBytes
+	n.HeartbeatInterval = node.HeartbeatInterval(c.WorkerTimeout)
+	n.CacheBytes = c.CacheBytes
+	return n
+}
+
+// housekeepingConfig is the housekeeping's part of the configuration.
+func (c Config) housekeepingConfig() housekeeping.Config {
+	h := housekeeping.DefaultConfig()
+	h.WorkerTimeout, h.UploadRetention, h.UploadURLTTL = c.WorkerTimeout, c.UploadRetention, c.UploadURLTTL
+	// Webhooks are delivered by the API servers, so render nodes need no
+	// way out to receivers.
+	h.DeliverWebhooks = c.Role == Serve
+	h.WebhookFirstRetry, h.WebhookAllowPrivate = c.WebhookFirstRetry, c.WebhookAllowPrivate
+	return h
 }

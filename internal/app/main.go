@@ -133,43 +133,26 @@ func (m *Main) Run(ctx context.Context) error {
 // and the housekeeping (always; webhooks are delivered by serve).
 func (m *Main) startParts(ctx context.Context, runner *blender.Runner) error {
 	c := m.Config
-	engCfg := engine.DefaultConfig()
-	engCfg.Store, engCfg.Objects, engCfg.Logger, engCfg.PostgresDSN = m.store, m.objects, m.log, c.PostgresDSN()
-	engCfg.WebhookAttempts = c.WebhookAttempts
+	engCfg := c.engineConfig()
+	engCfg.Store, engCfg.Objects, engCfg.Logger = m.store, m.objects, m.log
 	eng, err := engine.New(ctx, engCfg)
 	if err != nil {
 		return err
 	}
 	m.engine = eng
-
 	if c.Role == Serve {
-		svc := service.DefaultConfig()
-		svc.UploadURLTTL, svc.DownloadURLTTL, svc.MaxUploadBytes = c.UploadURLTTL, c.DownloadURLTTL, c.MaxUploadBytes
-		svc.WorkerTimeout, svc.LocalRenderSlots = c.WorkerTimeout, c.RenderSlots
-		svc.WebhookAllowPrivate, svc.Metrics = c.WebhookAllowPrivate, m.metrics
+		svc := c.serviceConfig()
+		svc.Metrics = m.metrics
 		m.service = service.New(eng, svc)
 	}
 	if runner != nil {
-		nd := node.DefaultConfig()
-		nd.Slots, nd.WorkerName, nd.WorkDir = c.RenderSlots, c.WorkerName, c.workDir()
-		nd.FFmpeg, nd.Sandbox, nd.BlenderTempDir = c.FFmpegBinary, runner.Sandbox, runner.TempDir
-		nd.ZipLimits.MaxTotalBytes = c.MaxProjectBytes
-		nd.HeartbeatInterval = node.HeartbeatInterval(c.WorkerTimeout)
-		nd.Metrics = m.metrics
-		if c.Role == Worker {
-			nd.CacheBytes = c.CacheBytes
-		}
+		nd := c.nodeConfig()
+		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = runner.Sandbox, runner.TempDir, m.metrics
 		if m.node, err = node.New(eng, c.nodeBlender(runner), nd); err != nil {
 			return err
 		}
 	}
-	hk := housekeeping.DefaultConfig()
-	hk.WorkerTimeout, hk.UploadRetention, hk.UploadURLTTL = c.WorkerTimeout, c.UploadRetention, c.UploadURLTTL
-	// Webhooks are delivered by the API servers, so render nodes need no
-	// way out to receivers.
-	hk.DeliverWebhooks = c.Role == Serve
-	hk.WebhookFirstRetry, hk.WebhookAllowPrivate = c.WebhookFirstRetry, c.WebhookAllowPrivate
-	housekeeping.New(eng, hk)
+	housekeeping.New(eng, c.housekeepingConfig())
 
 	if m.node != nil {
 		if err := m.node.Start(ctx); err != nil {

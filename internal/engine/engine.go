@@ -32,6 +32,20 @@ import (
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
+// Settings that several parts of the farm read; their defaults live here,
+// so that the service, the node and the housekeeping cannot disagree.
+const (
+	// DefaultWorkerTimeout is how long a worker may go without a heartbeat
+	// before its work is handed to another (the housekeeping's reaper), and
+	// before it no longer counts among the workers a render is spread over
+	// (the service); a node beats several times within it.
+	DefaultWorkerTimeout = 60 * time.Second
+	// DefaultUploadURLTTL is how long an upload URL stays valid (the
+	// service) and so how soon a file sent to it too late is swept away
+	// (the housekeeping).
+	DefaultUploadURLTTL = 15 * time.Minute
+)
+
 // Config wires the engine to the farm's state and sets what every kind of
 // work shares.
 type Config struct {

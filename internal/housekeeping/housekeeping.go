@@ -53,9 +53,9 @@ type Config struct {
 // DefaultConfig is the housekeeping the command line's flags default to.
 func DefaultConfig() Config {
 	return Config{
-		WorkerTimeout:     60 * time.Second,
+		WorkerTimeout:     engine.DefaultWorkerTimeout,
 		UploadRetention:   DefaultUploadRetention,
-		UploadURLTTL:      15 * time.Minute,
+		UploadURLTTL:      engine.DefaultUploadURLTTL,
 		DeliverWebhooks:   true,
 		WebhookFirstRetry: webhook.DefaultFirstRetry,
 	}

@@ -75,7 +75,7 @@ func DefaultConfig() Config {
 		FFmpeg:            "ffmpeg",
 		ZipLimits:         blendfile.DefaultZipLimits(),
 		CacheBytes:        DefaultCacheBytes,
-		HeartbeatInterval: HeartbeatInterval(60 * time.Second),
+		HeartbeatInterval: HeartbeatInterval(engine.DefaultWorkerTimeout),
 	}
 }
 

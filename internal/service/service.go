@@ -54,10 +54,10 @@ type Config struct {
 // DefaultConfig is the service the command line's flags default to.
 func DefaultConfig() Config {
 	return Config{
-		UploadURLTTL:     15 * time.Minute,
+		UploadURLTTL:     engine.DefaultUploadURLTTL,
 		DownloadURLTTL:   time.Hour,
 		MaxUploadBytes:   objstore.DefaultMaxUploadBytes,
-		WorkerTimeout:    60 * time.Second,
+		WorkerTimeout:    engine.DefaultWorkerTimeout,
 		LocalRenderSlots: 1,
 	}
 }

@@ -146,7 +146,7 @@ func (f *farm) chunks(job string, want int) []chunkLog {
 }
 
 // chunkLog is one "chunk rendered" line of a worker's log: where the time
-// of one chunk went (see chunkTimes in internal/engine).
+// of one chunk went (see chunkTimes in internal/node).
 type chunkLog struct {
 	At           time.Time     `json:"time"` // when the chunk ended
 	Msg          string        `json:"msg"`

@@ -283,12 +283,14 @@ type LogBuffer struct {
 	b  strings.Builder
 }
 
+// Write adds to the log.
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
+// String is the log so far.
 func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

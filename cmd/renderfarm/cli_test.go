@@ -304,9 +304,11 @@ func TestCtrlCStopsWaitingButNotTheJob(t *testing.T) {
 	t.Parallel()
 	f := sharedFarm(t)
 
-	// One frame per Blender process makes the render last long enough
-	// to be interrupted in the middle.
-	cmd := exec.Command(apptest.Binary(t), "submit", scene("cube.blend"), "--frames", "1-24", "--chunk-size", "1", "--wait")
+	// Frames of many samples make the render last long enough to be
+	// interrupted in the middle, and canceled after: the test cancels it
+	// long before its end.
+	cmd := exec.Command(apptest.Binary(t), "submit", scene("cube.blend"), "--frames", "1-24", "--chunk-size", "1",
+		"--resolution", "320x180", "--samples", "256", "--wait")
 	cmd.Env = f.env()
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout

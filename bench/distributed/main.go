@@ -502,25 +502,10 @@ func (b *bench) localFarm(name string) *farm { return &farm{Farm: b.LocalFarm(na
 
 func (f *farm) client() *client.Client { return f.Client(50 * time.Millisecond) }
 
-// validatedJob uploads the scene, creates a job and waits until it is
-// validated, so that what follows measures rendering alone.
+// validatedJob is a validated job of the bench's scene, and a client.
 func (f *farm) validatedJob() (*client.Client, string) {
-	ctx, c := f.b.Ctx, f.client()
-	slug, err := c.UploadFile(ctx, f.b.scene, nil)
-	if err != nil {
-		benchkit.Fatalf("upload: %v", err)
-	}
-	job, err := c.CreateJob(ctx, slug)
-	if err != nil {
-		benchkit.Fatalf("create job: %v", err)
-	}
-	if _, err := c.Validate(ctx, job.ID); err != nil {
-		benchkit.Fatalf("validate: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		benchkit.Fatalf("validation: %v\n%s", err, f.Logs())
-	}
-	return c, job.ID
+	c := f.client()
+	return c, f.ValidatedJob(c, f.b.scene)
 }
 
 // checkEveryFrameOnce makes sure the job stored each frame exactly once.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,31 +42,8 @@ func (f *farm) worker(name string, args ...string) *benchkit.Proc {
 
 func (f *farm) client() *client.Client { return f.Client(20 * time.Millisecond) }
 
-// upload sends a file and returns its slug.
-func (f *farm) upload(path string) string {
-	slug, err := f.client().UploadFile(f.b.Ctx, path, nil)
-	if err != nil {
-		benchkit.Fatalf("upload %s: %v", filepath.Base(path), err)
-	}
-	return slug
-}
-
-// validatedJob makes a job of the file at path and waits until it is
-// validated, so that what follows measures rendering alone.
-func (f *farm) validatedJob(path string) string {
-	ctx, c := f.b.Ctx, f.client()
-	job, err := c.CreateJob(ctx, f.upload(path))
-	if err != nil {
-		benchkit.Fatalf("create job: %v", err)
-	}
-	if _, err := c.Validate(ctx, job.ID); err != nil {
-		benchkit.Fatalf("validate: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		benchkit.Fatalf("validation: %v\n%s", err, f.Logs())
-	}
-	return job.ID
-}
+// validatedJob is a validated job of the file at path.
+func (f *farm) validatedJob(path string) string { return f.ValidatedJob(f.client(), path) }
 
 // renderSettings are the frames and settings of a render request.
 type renderSettings struct {

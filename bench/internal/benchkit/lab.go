@@ -242,3 +242,25 @@ func (f *Farm) Logs() string {
 func (f *Farm) Client(poll time.Duration) *client.Client {
 	return client.New(f.URL, f.Key, client.WithPollInterval(poll))
 }
+
+// ValidatedJob uploads the file at path through c, makes a job of it and
+// waits until it is validated, so that what follows measures rendering
+// alone; it answers the job's id.
+func (f *Farm) ValidatedJob(c *client.Client, path string) string {
+	ctx := f.lab.Ctx
+	slug, err := c.UploadFile(ctx, path, nil)
+	if err != nil {
+		Fatalf("upload %s: %v", filepath.Base(path), err)
+	}
+	job, err := c.CreateJob(ctx, slug)
+	if err != nil {
+		Fatalf("create job: %v", err)
+	}
+	if _, err := c.Validate(ctx, job.ID); err != nil {
+		Fatalf("validate: %v", err)
+	}
+	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
+		Fatalf("validation: %v\n%s", err, f.Logs())
+	}
+	return job.ID
+}

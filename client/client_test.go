@@ -725,15 +725,19 @@ func TestWaitHonoursContextCancel(t *testing.T) {
 	c := f.client(client.WithPollInterval(time.Hour))
 
 	done := make(chan struct{})
+	polled := make(chan struct{})
+	var once sync.Once
 	var job *client.Job
 	var err error
 	go func() {
 		defer close(done)
-		job, err = c.Wait(ctx, "j1", client.UntilFinal, nil)
+		job, err = c.Wait(ctx, "j1", client.UntilFinal, func(*client.Progress) { once.Do(func() { close(polled) }) })
 	}()
 	// Let the first poll happen, then cancel during the hour-long pause.
-	for f.requestCount() == 0 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-polled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not poll within 5 s")
 	}
 	cancel()
 	select {

@@ -92,7 +92,7 @@ func TestAddonSubmitsFromBlender(t *testing.T) {
 			shot := packertest.MakeShot(t, filepath.Join(dir, "files"), packertest.Options{})
 			before := packertest.Checksums(t, shot.Root)
 			addonZip := filepath.Join(dir, "renderfarm-addon.zip")
-			if out, err := exec.Command(binary, "addon", addonZip).CombinedOutput(); err != nil {
+			if out, err := exec.Command(binary(t), "addon", addonZip).CombinedOutput(); err != nil {
 				t.Fatalf("renderfarm addon: %v\n%s", err, out)
 			}
 
@@ -102,7 +102,7 @@ func TestAddonSubmitsFromBlender(t *testing.T) {
 			// A Blender home of the test's own: the add-on installs there.
 			cmd.Env = append(os.Environ(), "HOME="+home, "TMPDIR="+dir,
 				"BLENDER_USER_CONFIG="+filepath.Join(home, "config"), "BLENDER_USER_SCRIPTS="+filepath.Join(home, "scripts"),
-				"RENDERFARM_SERVER="+f.url, "RENDERFARM_API_KEY="+f.key("artists"))
+				"RENDERFARM_SERVER="+f.URL, "RENDERFARM_API_KEY="+f.Key("artists"))
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "renderfarm-test: submitted") {
 				t.Fatalf("submitting from Blender %s: %v\n%s", version, err, out)
@@ -113,7 +113,7 @@ func TestAddonSubmitsFromBlender(t *testing.T) {
 			// The panel shows the farm, the pre-flight, the scene's settings
 			// and the job as it ended.
 			for _, want := range []string{
-				"renderfarm-panel: Farm: " + f.url,
+				"renderfarm-panel: Farm: " + f.URL,
 				"renderfarm-panel: Engine Cycles, device CPU",
 				"renderfarm-panel: Frames: 1-2 (scene)",
 				"renderfarm-panel: Packed 6 files",
@@ -152,14 +152,14 @@ func TestAddonClientAgainstAFarm(t *testing.T) {
 	dir := t.TempDir()
 	shot := packertest.MakeShot(t, filepath.Join(dir, "files"), packertest.Options{})
 	addonZip := filepath.Join(dir, "renderfarm-addon.zip")
-	if out, err := exec.Command(binary, "addon", addonZip).CombinedOutput(); err != nil {
+	if out, err := exec.Command(binary(t), "addon", addonZip).CombinedOutput(); err != nil {
 		t.Fatalf("renderfarm addon: %v\n%s", err, out)
 	}
 	_, file, _, _ := runtime.Caller(0)
 	cmd := exec.Command(python, "-m", "unittest", "-v", "tests.test_client_live")
 	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "addon")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1",
-		"RENDERFARM_TEST_SERVER="+f.url, "RENDERFARM_TEST_API_KEY="+f.key("pipeline"),
+		"RENDERFARM_TEST_SERVER="+f.URL, "RENDERFARM_TEST_API_KEY="+f.Key("pipeline"),
 		"RENDERFARM_TEST_SHOT="+shot.Blend, "RENDERFARM_TEST_BLENDER=blender", "RENDERFARM_TEST_ADDON="+addonZip)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

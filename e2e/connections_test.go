@@ -69,7 +69,7 @@ func TestStalledUploadIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn := rawConn(t, f.url)
+	conn := rawConn(t, f.URL)
 	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: farm\r\nContent-Length: 100000\r\n\r\n%s", requestURI(t, ticket.UploadURL), strings.Repeat("B", 1000))
 	stalled := time.Now()
 	took := waitClosed(t, conn).Sub(stalled)
@@ -99,7 +99,7 @@ func TestSlowSteadyUploadGoesThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn := rawConn(t, f.url)
+	conn := rawConn(t, f.URL)
 	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: farm\r\nContent-Length: %d\r\n\r\n", requestURI(t, ticket.UploadURL), len(blend))
 	const pieces = 10
 	start := time.Now()
@@ -137,7 +137,7 @@ func TestIdleKeepAliveConnectionsAreClosed(t *testing.T) {
 	answered := make([]time.Time, conns)
 	open := make([]net.Conn, conns)
 	for i := range open {
-		open[i] = rawConn(t, f.url)
+		open[i] = rawConn(t, f.URL)
 		fmt.Fprintf(open[i], "GET /healthz HTTP/1.1\r\nHost: farm\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(open[i]), nil)
 		if err != nil {
@@ -170,8 +170,8 @@ func TestConnectionsAtTheCapMakeRoom(t *testing.T) {
 	f := startFarm(t, "--max-connections", "2")
 	// The harness's own first request may still hold a connection, which
 	// is as good a connection waiting for a request as these two.
-	silent := rawConn(t, f.url)
-	kept := rawConn(t, f.url)
+	silent := rawConn(t, f.URL)
+	kept := rawConn(t, f.URL)
 	keptReader := bufio.NewReader(kept)
 	healthz := func(conn net.Conn, r *bufio.Reader) {
 		t.Helper()
@@ -189,7 +189,7 @@ func TestConnectionsAtTheCapMakeRoom(t *testing.T) {
 	healthz(kept, keptReader)
 
 	start := time.Now()
-	third := rawConn(t, f.url)
+	third := rawConn(t, f.URL)
 	healthz(third, bufio.NewReader(third))
 	took := time.Since(start)
 	if took > 5*time.Second {

@@ -94,7 +94,7 @@ func killAll(t *testing.T, parts ...string) {
 // runDirs lists Blender's run directories in the farm's work directory.
 func runDirs(t *testing.T, f *farm) []string {
 	t.Helper()
-	dirs, err := filepath.Glob(filepath.Join(f.dataDir, "work", "tmp", "renderfarm-blender-*"))
+	dirs, err := filepath.Glob(filepath.Join(f.DataDir, "work", "tmp", "renderfarm-blender-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func jobStatus(ctx context.Context, t *testing.T, c *client.Client, id string) c
 func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 	requireTools(t)
 	blender, hold := holdingWrapper(t, "blender", "session.py")
-	f := startFarm(t, "--worker-timeout", "3s", "--blender", blender)
+	f := startProcessFarm(t, "--worker-timeout", "3s", "--blender", blender)
 	c := f.client("studio")
 	ctx := testContext(t)
 
@@ -128,7 +128,7 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 	if _, err := c.Validate(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "inspection of the file", func() bool { return len(processesWith(blender, "session.py", f.dataDir)) > 0 })
+	waitFor(t, "inspection of the file", func() bool { return len(processesWith(blender, "session.py", f.DataDir)) > 0 })
 	if st := jobStatus(ctx, t, c, job.ID); st != client.StatusValidating {
 		t.Fatalf("job is %s while Blender inspects it, want validating", st)
 	}
@@ -137,8 +137,8 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 		t.Fatalf("Blender run directories while inspecting: %v, want 1", left)
 	}
 
-	f.stop(syscall.SIGKILL)
-	killAll(t, blender, "session.py", f.dataDir)
+	f.Kill()
+	killAll(t, blender, "session.py", f.DataDir)
 	if _, err := os.Stat(left[0]); err != nil {
 		t.Fatalf("the killed run's directory should be left behind: %v", err)
 	}
@@ -146,7 +146,7 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f.start()
+	f.Start()
 	c = f.client("studio")
 	if _, err := os.Stat(left[0]); !os.IsNotExist(err) {
 		t.Errorf("the killed run's directory %s is still there after the restart: %v", left[0], err)
@@ -174,7 +174,7 @@ func TestKilledServerDuringValidationFinishesTheJobAfterRestart(t *testing.T) {
 func TestKilledServerDuringFinalizingFinishesTheJobAfterRestart(t *testing.T) {
 	requireTools(t)
 	ffmpeg, hold := holdingWrapper(t, "ffmpeg", "")
-	f := startFarm(t, "--worker-timeout", "3s", "--ffmpeg", ffmpeg)
+	f := startProcessFarm(t, "--worker-timeout", "3s", "--ffmpeg", ffmpeg)
 	c := f.client("studio")
 	ctx := testContext(t)
 
@@ -184,15 +184,15 @@ func TestKilledServerDuringFinalizingFinishesTheJobAfterRestart(t *testing.T) {
 	}
 	// (serve's own command line names the wrapper and the data directory
 	// too, but not ffmpeg's arguments.)
-	waitFor(t, "preview video being made", func() bool { return len(processesWith(ffmpeg, "libx264", f.dataDir)) > 0 })
+	waitFor(t, "preview video being made", func() bool { return len(processesWith(ffmpeg, "libx264", f.DataDir)) > 0 })
 	if st := jobStatus(ctx, t, c, job.ID); st != client.StatusFinalizing {
 		t.Fatalf("job is %s while its preview is made, want finalizing", st)
 	}
 
-	f.stop(syscall.SIGKILL)
+	f.Kill()
 	// ffmpeg dies with the server that started it.
-	waitFor(t, "ffmpeg to die with serve", func() bool { return len(processesWith(ffmpeg, "libx264", f.dataDir)) == 0 })
-	frames := filepath.Join(f.dataDir, "objects", "jobs", job.ID, "frames")
+	waitFor(t, "ffmpeg to die with serve", func() bool { return len(processesWith(ffmpeg, "libx264", f.DataDir)) == 0 })
+	frames := filepath.Join(f.DataDir, "objects", "jobs", job.ID, "frames")
 	held, err := filepath.Glob(filepath.Join(frames, "*", "frame_0002.png"))
 	if err != nil || len(held) != 1 {
 		t.Fatalf("frame 2 stored as %v (%v), want once", held, err)
@@ -209,7 +209,7 @@ func TestKilledServerDuringFinalizingFinishesTheJobAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f.start()
+	f.Start()
 	c = f.client("studio")
 	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
 	if err != nil {
@@ -283,7 +283,7 @@ func checkCompletedOnce(ctx context.Context, t *testing.T, f *farm, c *client.Cl
 		addKey(d.Transforms.Video.URL)
 	}
 
-	objects := filepath.Join(f.dataDir, "objects")
+	objects := filepath.Join(f.DataDir, "objects")
 	jobDir := filepath.Join(objects, "jobs", id)
 	stored := map[string]bool{}
 	err = filepath.WalkDir(jobDir, func(path string, e fs.DirEntry, err error) error {
@@ -325,7 +325,7 @@ func checkCompletedOnce(ctx context.Context, t *testing.T, f *farm, c *client.Cl
 		t.Errorf("frames.zip holds %v, want %d distinct frames", names, n)
 	}
 
-	if _, err := os.Stat(filepath.Join(f.dataDir, "work", id)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.DataDir, "work", id)); !os.IsNotExist(err) {
 		t.Errorf("work files of the completed job remain: %v", err)
 	}
 	if left := runDirs(t, f); len(left) != 0 {

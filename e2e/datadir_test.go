@@ -3,10 +3,10 @@ package e2e
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 )
 
 // TestServeWithTheDefaultDataDir runs serve as the README's first command
@@ -16,9 +16,11 @@ import (
 func TestServeWithTheDefaultDataDir(t *testing.T) {
 	requireTools(t)
 	cwd := t.TempDir()
-	f := &farm{t: t, cwd: cwd, dataDir: filepath.Join(cwd, "renderfarm-data")}
-	f.start()
-	t.Cleanup(func() { f.stop(syscall.SIGTERM) })
+	// A process of its own: the working directory is the process's.
+	f := &farm{Farm: apptest.NewProcess(t), t: t}
+	f.Cwd, f.DataDir = cwd, filepath.Join(cwd, "renderfarm-data")
+	f.Start()
+	t.Cleanup(f.Stop)
 	c := f.client("studio")
 	ctx := testContext(t)
 

@@ -1,31 +1,24 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
+	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
 // distributed is the services of the distributed shape for one test: a
-// fresh PostgreSQL database and a fresh bucket on the S3 server that
+// fresh PostgreSQL database and a fresh bucket on the servers that
 // scripts/test.sh starts.
 type distributed struct {
 	database string // postgres:// URL of the test's own database
@@ -35,96 +28,26 @@ type distributed struct {
 func newDistributed(t *testing.T) *distributed {
 	t.Helper()
 	requireTools(t)
-	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
-	if admin == "" || endpoint == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; scripts/test.sh starts the services and sets them")
-		}
-		t.Skip("PostgreSQL and S3 are not running; scripts/test.sh starts them")
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	name := "renderfarm-e2e-" + hex.EncodeToString(suffix)
-
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbName := strings.ReplaceAll(name, "-", "_")
-	if _, err := db.Exec(`CREATE DATABASE ` + dbName); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec(`DROP DATABASE IF EXISTS ` + dbName + ` WITH (FORCE)`)
-		db.Close()
-	})
-	u, _ := url.Parse(admin)
-	u.Path = "/" + dbName
-
-	eu, _ := url.Parse(endpoint)
-	s3, err := minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := s3.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
-		t.Fatalf("make bucket: %v", err)
-	}
-	t.Cleanup(func() {
-		for obj := range s3.ListObjects(ctx, name, minio.ListObjectsOptions{Recursive: true}) {
-			_ = s3.RemoveObject(ctx, name, obj.Key, minio.RemoveObjectOptions{})
-		}
-		_ = s3.RemoveBucket(ctx, name)
-	})
-	return &distributed{database: u.String(), storage: "s3://" + name + "?endpoint=" + url.QueryEscape(endpoint) + "&region=us-east-1"}
+	return &distributed{database: testbackends.PostgresDatabase(t, ""), storage: testbackends.S3Bucket(t).Storage("")}
 }
 
-// process is one renderfarm process of a test.
-type process struct {
-	cmd  *exec.Cmd
-	log  *logBuffer
-	url  string
-	done chan struct{}
-}
-
-// start runs `renderfarm args…` and waits for the line that says it is up.
-func start(t *testing.T, ready string, args ...string) *process {
+// api starts an API server of the distributed shape in the test's
+// process: args besides --database and --storage.
+func (d *distributed) api(t *testing.T, args ...string) *farm {
 	t.Helper()
-	p := &process{cmd: exec.Command(binary, args...), log: &logBuffer{}, done: make(chan struct{})}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	up := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), ready); ok {
-				up <- rest
-			}
-		}
-	}()
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	select {
-	case p.url = <-up:
-	case <-p.done:
-		t.Fatalf("renderfarm %s exited at start:\n%s", args[0], p.log.String())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("renderfarm %s did not start:\n%s", args[0], p.log.String())
-	}
+	return startFarm(t, append([]string{"--database", d.database, "--storage", d.storage}, args...)...)
+}
+
+// worker starts a render node, the real binary, so that it can be killed;
+// it is stopped when the test ends.
+func worker(t *testing.T, args ...string) *apptest.Process {
+	t.Helper()
+	log := &apptest.LogBuffer{}
+	p := apptest.StartCommand(t, "", log, "renderfarm worker ", append([]string{"worker"}, args...)...)
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-		}
+		p.Terminate(t)
 		if t.Failed() {
-			t.Logf("renderfarm %s log:\n%s", args[0], p.log.String())
+			t.Logf("renderfarm worker log:\n%s", log.String())
 		}
 	})
 	return p
@@ -137,24 +60,18 @@ func start(t *testing.T, ready string, args ...string) *process {
 // in the bucket, downloadable from either replica.
 func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 	d := newDistributed(t)
-	common := []string{"--database", d.database, "--storage", d.storage, "--worker-timeout", "5s"}
-	apiA := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
-	apiB := start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
-	nodes := map[string]*process{}
+	apiA := d.api(t, "--workers", "0", "--worker-timeout", "5s")
+	apiB := d.api(t, "--workers", "0", "--worker-timeout", "5s")
+	nodes := map[string]*apptest.Process{}
 	for _, name := range []string{"node-a", "node-b"} {
-		nodes[name] = start(t, "renderfarm worker ", append([]string{"worker", "--worker-name", name, "--work-dir", t.TempDir()}, common...)...)
+		nodes[name] = worker(t, "--worker-name", name, "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage, "--worker-timeout", "5s")
 	}
-
-	keyOut, err := exec.Command(binary, "keys", "create", "--database", d.database, "--workspace", "studio").Output()
-	if err != nil {
-		t.Fatalf("keys create: %v", err)
-	}
-	key := strings.TrimSpace(string(keyOut))
+	key := apiA.Key("studio")
 	newClient := func(base string) *client.Client {
 		hc := &http.Client{Transport: apitest.ValidatingTransport(t, http.DefaultTransport), Timeout: time.Minute}
 		return client.New(base, key, client.WithHTTPClient(hc), client.WithPollInterval(100*time.Millisecond))
 	}
-	a, b := newClient(apiA.url), newClient(apiB.url)
+	a, b := newClient(apiA.URL), newClient(apiB.URL)
 	ctx := testContext(t)
 
 	job := validate(ctx, t, a, submit(ctx, t, a, scene("cube.blend")).ID)
@@ -194,9 +111,7 @@ func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 	}
 
 	killed := time.Now()
-	if err := nodes["node-a"].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	nodes["node-a"].Kill()
 	done, err := b.Wait(ctx, job.ID, client.UntilFinal, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -244,13 +159,8 @@ func TestTwoReplicasAndTwoWorkersSurviveAWorkerKill(t *testing.T) {
 // request is refused with 413 and the file is removed.
 func TestBucketUploadOverTheLimitIsRefusedAtJobCreation(t *testing.T) {
 	d := newDistributed(t)
-	api := start(t, "renderfarm serving at ", "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir(),
-		"--database", d.database, "--storage", d.storage, "--max-upload-bytes", "10KiB")
-	keyOut, err := exec.Command(binary, "keys", "create", "--database", d.database, "--workspace", "studio").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(api.url, strings.TrimSpace(string(keyOut)))
+	api := d.api(t, "--workers", "0", "--max-upload-bytes", "10KiB")
+	c := client.New(api.URL, api.Key("studio"))
 	ctx := testContext(t)
 	slug, err := c.UploadFile(ctx, scene("cube.blend"), nil)
 	if err != nil {
@@ -269,7 +179,7 @@ func TestBucketUploadOverTheLimitIsRefusedAtJobCreation(t *testing.T) {
 // TestWorkerNeedsTheSharedDatabaseAndBucket: a worker on its own SQLite
 // and disk would render frames no API server can see.
 func TestWorkerNeedsTheSharedDatabaseAndBucket(t *testing.T) {
-	out, err := exec.Command(binary, "worker", "--data-dir", t.TempDir()).CombinedOutput()
+	out, err := exec.Command(binary(t), "worker", "--data-dir", t.TempDir()).CombinedOutput()
 	var exitErr *exec.ExitError
 	if !asExitError(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--database postgres://") {
 		t.Errorf("worker without --database and --storage: %v\n%s\nwant exit 2 saying what to give", err, out)

@@ -45,9 +45,9 @@ var metricsAddrInLog = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 // metricsURL is the base URL of the --metrics-addr that f logged.
 func (f *farm) metricsURL() string {
 	f.t.Helper()
-	m := metricsAddrInLog.FindStringSubmatch(f.log.String())
+	m := metricsAddrInLog.FindStringSubmatch(f.Log.String())
 	if m == nil {
-		f.t.Fatalf("serve logged no metrics address:\n%s", f.log.String())
+		f.t.Fatalf("serve logged no metrics address:\n%s", f.Log.String())
 	}
 	return "http://" + m[1]
 }
@@ -58,14 +58,14 @@ func (f *farm) metricsURL() string {
 // /healthz, without credentials.
 func TestMetricsNeedTheAdminTokenOnTheAPIAddress(t *testing.T) {
 	f := startFarm(t, "--admin-token", "s3cret-token", "--metrics-addr", "127.0.0.1:0")
-	api := f.url + "/metrics"
+	api := f.URL + "/metrics"
 	getWithBearer(t, api, "", http.StatusUnauthorized)
 	getWithBearer(t, api, "wrong-token", http.StatusUnauthorized)
 	getWithBearer(t, api, "s3cret-token-and-more", http.StatusUnauthorized)
 	// River's UI takes the token as a basic-auth password; /metrics does not.
 	get(t, api, "s3cret-token", http.StatusUnauthorized)
 	// An API key is no admin token.
-	getWithBearer(t, api, f.key("studio"), http.StatusUnauthorized)
+	getWithBearer(t, api, f.Key("studio"), http.StatusUnauthorized)
 	if body := getWithBearer(t, api, "s3cret-token", http.StatusOK); !strings.Contains(body, "renderfarm_workers 1") {
 		t.Errorf("/metrics with the admin token lacks renderfarm_workers:\n%s", body)
 	}
@@ -77,10 +77,10 @@ func TestMetricsNeedTheAdminTokenOnTheAPIAddress(t *testing.T) {
 	getWithBearer(t, local+"/healthz", "", http.StatusOK)
 
 	bare := startFarm(t)
-	if body := getWithBearer(t, bare.url+"/metrics", "", http.StatusNotFound); !strings.Contains(body, "NOT_FOUND") {
+	if body := getWithBearer(t, bare.URL+"/metrics", "", http.StatusNotFound); !strings.Contains(body, "NOT_FOUND") {
 		t.Errorf("/metrics without --admin-token: %s, want the API's 404", body)
 	}
-	getWithBearer(t, bare.url+"/metrics", "s3cret-token", http.StatusNotFound)
+	getWithBearer(t, bare.URL+"/metrics", "s3cret-token", http.StatusNotFound)
 }
 
 // TestAMetricsAddressInUseStopsServeAtStart: a second serve on a host
@@ -95,7 +95,7 @@ func TestAMetricsAddressInUseStopsServeAtStart(t *testing.T) {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--workers", "0",
+	cmd := exec.CommandContext(ctx, binary(t), "serve", "--addr", "127.0.0.1:0", "--workers", "0",
 		"--data-dir", dataDir, "--metrics-addr", taken.Addr().String())
 	out, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func TestCancelKillsBlenderAndKeepsFinishedFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFrames(t, c, job.ID, 1)
-	if len(blenderProcesses(f.dataDir)) == 0 {
+	if len(blenderProcesses(f.DataDir)) == 0 {
 		t.Fatal("no Blender process found while rendering")
 	}
 
@@ -48,15 +47,16 @@ func TestCancelKillsBlenderAndKeepsFinishedFrames(t *testing.T) {
 		t.Fatalf("cancel answered %s", canceled.Status)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for len(blenderProcesses(f.dataDir)) > 0 {
+	for len(blenderProcesses(f.DataDir)) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Blender still runs 2 s after cancel: pids %v", blenderProcesses(f.dataDir))
+			t.Fatalf("Blender still runs 2 s after cancel: pids %v", blenderProcesses(f.DataDir))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// Give a late writer the chance to misbehave, then check nothing moved.
-	time.Sleep(time.Second)
+	// Once the killed chunk's worker has returned, nothing of it can
+	// write any more: check that nothing moved.
+	f.waitWorkDone("render_chunk")
 	after, err := c.GetJob(ctx, job.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestCancelKillsBlenderAndKeepsFinishedFrames(t *testing.T) {
 // middle of a render, starts it again on the same data directory, and
 // checks the job completes with every frame exactly once.
 func TestKilledServerFinishesTheJobAfterRestart(t *testing.T) {
-	f := startFarm(t, "--worker-timeout", "3s")
+	f := startProcessFarm(t, "--worker-timeout", "3s")
 	c := f.client("studio")
 	ctx := testContext(t)
 
@@ -103,17 +103,17 @@ func TestKilledServerFinishesTheJobAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFrames(t, c, job.ID, 3)
-	f.stop(syscall.SIGKILL)
+	f.Kill()
 	// Blender dies with the process that started it.
 	deadline := time.Now().Add(2 * time.Second)
-	for len(blenderProcesses(f.dataDir)) > 0 {
+	for len(blenderProcesses(f.DataDir)) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Blender outlived the killed server: pids %v", blenderProcesses(f.dataDir))
+			t.Fatalf("Blender outlived the killed server: pids %v", blenderProcesses(f.DataDir))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	f.start()
+	f.Start()
 	c = f.client("studio")
 	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
 	if err != nil {
@@ -129,7 +129,7 @@ func TestKilledServerFinishesTheJobAfterRestart(t *testing.T) {
 	if p.FramesCompleted != 12 || p.FramesTotal != 12 {
 		t.Errorf("progress %d/%d, want 12/12", p.FramesCompleted, p.FramesTotal)
 	}
-	stored, err := filepath.Glob(filepath.Join(f.dataDir, "objects", "jobs", job.ID, "frames", "*", "*"))
+	stored, err := filepath.Glob(filepath.Join(f.DataDir, "objects", "jobs", job.ID, "frames", "*", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestKilledServerFinishesTheJobAfterRestart(t *testing.T) {
 		t.Errorf("downloads: %d frames, zip %v", len(d.FrameOutputs), d.Transforms.FramesZip)
 	}
 	// Nothing of the job is left in the work directory once it completed.
-	if _, err := os.Stat(filepath.Join(f.dataDir, "work", job.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.DataDir, "work", job.ID)); !os.IsNotExist(err) {
 		t.Errorf("work files of the completed job remain: %v", err)
 	}
 }

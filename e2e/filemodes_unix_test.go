@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 )
 
 // requireFileMode fails unless path exists with mode want.
@@ -31,22 +32,23 @@ func requireFileMode(t *testing.T, path string, want fs.FileMode) {
 // tightened when serve starts on them.
 func TestTheDataDirAndDatabaseAreTheFarmsAlone(t *testing.T) {
 	requireTools(t)
-	f := &farm{t: t, dataDir: filepath.Join(t.TempDir(), "renderfarm-data")}
+	f := &farm{Farm: apptest.New(t), t: t}
+	f.DataDir = filepath.Join(t.TempDir(), "renderfarm-data")
 	oldMask := syscall.Umask(0)
-	f.start()
+	f.Start()
 	syscall.Umask(oldMask)
-	t.Cleanup(func() { f.stop(syscall.SIGTERM) })
+	t.Cleanup(f.Stop)
 	// A request that writes, so that the write-ahead log is in use.
-	f.key("studio")
+	f.Key("studio")
 
-	db := filepath.Join(f.dataDir, "renderfarm.db")
-	requireFileMode(t, f.dataDir, 0o700)
+	db := filepath.Join(f.DataDir, "renderfarm.db")
+	requireFileMode(t, f.DataDir, 0o700)
 	for _, name := range []string{db, db + "-wal", db + "-shm"} {
 		requireFileMode(t, name, 0o600)
 	}
 
-	f.stop(syscall.SIGTERM)
-	opened := []string{f.dataDir, db}
+	f.Stop()
+	opened := []string{f.DataDir, db}
 	for _, name := range []string{db + "-wal", db + "-shm"} {
 		if _, err := os.Stat(name); err == nil {
 			opened = append(opened, name)
@@ -54,7 +56,7 @@ func TestTheDataDirAndDatabaseAreTheFarmsAlone(t *testing.T) {
 	}
 	for _, name := range opened {
 		mode := fs.FileMode(0o644)
-		if name == f.dataDir {
+		if name == f.DataDir {
 			mode = 0o755
 		}
 		if err := os.Chmod(name, mode); err != nil {
@@ -62,8 +64,8 @@ func TestTheDataDirAndDatabaseAreTheFarmsAlone(t *testing.T) {
 		}
 	}
 
-	f.start()
-	requireFileMode(t, f.dataDir, 0o700)
+	f.Start()
+	requireFileMode(t, f.DataDir, 0o700)
 	for _, name := range []string{db, db + "-wal", db + "-shm"} {
 		if _, err := os.Stat(name); err == nil {
 			requireFileMode(t, name, 0o600)

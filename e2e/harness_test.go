@@ -1,167 +1,85 @@
-// Package e2e drives the real renderfarm binary, with the real Blender and
-// ffmpeg, through the public client package, checking every response
-// against the OpenAPI document.
+// Package e2e drives renderfarm serve, with the real Blender and ffmpeg,
+// through the public client package, checking every response against the
+// OpenAPI document. A farm runs in the test's process (apptest.Start)
+// unless the test's point is a real process: one killed with SIGKILL,
+// stopped with SIGTERM, started in a directory of its own, or the
+// distributed shape's render nodes (apptest.StartProcess, the binary).
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
 )
 
-// binary is the renderfarm binary built once for all tests.
-var binary string
+func TestMain(m *testing.M) { os.Exit(apptest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	code, err := buildAndRun(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
+// requireTools skips a test when Blender or ffmpeg is not installed.
+func requireTools(t *testing.T) { apptest.RequireTools(t) }
 
-func buildAndRun(m *testing.M) (int, error) {
-	dir, err := os.MkdirTemp("", "renderfarm-e2e-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "renderfarm")
-	cmd := exec.Command("go", "build", "-race", "-o", binary, "../cmd/renderfarm")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("build renderfarm: %w", err)
-	}
-	return m.Run(), nil
-}
-
-// requireTools skips a test when Blender or ffmpeg is not installed, with a
-// message that says how to get them (scripts/test.sh installs both).
-func requireTools(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"blender", "ffmpeg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed; scripts/test.sh installs it", tool)
-		}
-	}
-}
-
-// farm is one running `renderfarm serve`.
+// farm is one `renderfarm serve` of a test.
 type farm struct {
-	t       *testing.T
-	dataDir string
-	// cwd, if set, is serve's working directory, and serve is given no
-	// --data-dir: dataDir is then the default's place in cwd.
-	cwd  string
-	args []string
-	cmd  *exec.Cmd
-	url  string
-	log  *logBuffer
-	done chan struct{}
+	*apptest.Farm
+	t *testing.T
 }
 
-// startFarm starts serve on a free port with a fresh data directory.
+// startFarm starts serve in the test's process on a fresh data directory.
 func startFarm(t *testing.T, args ...string) *farm {
 	t.Helper()
 	requireTools(t)
-	f := &farm{t: t, dataDir: t.TempDir(), args: args}
-	f.start()
-	t.Cleanup(func() { f.stop(syscall.SIGTERM) })
-	return f
+	return &farm{Farm: apptest.Start(t, args...), t: t}
 }
 
-func (f *farm) start() {
+// startProcessFarm starts the real binary's serve, for a test that kills
+// or signals it.
+func startProcessFarm(t *testing.T, args ...string) *farm {
+	t.Helper()
+	requireTools(t)
+	return &farm{Farm: apptest.StartProcess(t, args...), t: t}
+}
+
+// waitWorkDone waits until the farm, which runs in the test's process, has
+// no River job of the given kinds still to run or running: every such
+// piece of work has ended, and nothing of it can write any more.
+func (f *farm) waitWorkDone(kinds ...string) {
 	f.t.Helper()
-	// No unauthenticated metrics address unless a test asks for one: the
-	// default port would be taken by the first of the farms running at once.
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir}, f.args...)
-	if f.cwd != "" {
-		args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", ""}, f.args...)
+	if f.Main() == nil {
+		f.t.Fatal("waitWorkDone needs a farm in the test's process")
 	}
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = f.cwd
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.log = &logBuffer{}
-	cmd.Stderr = f.log
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	f.cmd = cmd
-	f.done = make(chan struct{})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if u, ok := strings.CutPrefix(line, "renderfarm serving at "); ok {
-				urls <- u
-			}
+	params := river.NewJobListParams().Kinds(kinds...).First(1).States(
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := f.Main().River().JobList(f.t.Context(), params)
+		if err != nil {
+			f.t.Fatal(err)
 		}
-	}()
-	go func() { _ = cmd.Wait(); close(f.done) }()
-	select {
-	case f.url = <-urls:
-	case <-f.done:
-		f.t.Fatalf("renderfarm serve exited at start:\n%s", f.log.String())
-	case <-time.After(60 * time.Second):
-		f.t.Fatalf("renderfarm serve did not start in 60 s:\n%s", f.log.String())
-	}
-	resp, err := http.Get(f.url + "/healthz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		f.t.Fatalf("healthz: %v %v", resp, err)
-	}
-	resp.Body.Close()
-}
-
-// stop ends the server with sig and waits for it.
-func (f *farm) stop(sig syscall.Signal) {
-	if f.cmd == nil || f.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-f.done:
-		return
-	default:
-	}
-	_ = f.cmd.Process.Signal(sig)
-	select {
-	case <-f.done:
-	case <-time.After(60 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.done
-	}
-	if f.t.Failed() {
-		f.t.Logf("renderfarm log:\n%s", f.log.String())
+		if len(res.Jobs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("River job %s (%s) still %s after a minute", res.Jobs[0].Kind, res.Jobs[0].EncodedArgs, res.Jobs[0].State)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// key creates an API key for a workspace with the real CLI.
-func (f *farm) key(workspace string) string {
-	f.t.Helper()
-	out, err := exec.Command(binary, "keys", "create", "--data-dir", f.dataDir, "--workspace", workspace).Output()
-	if err != nil {
-		f.t.Fatalf("keys create: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
+// binary is the real renderfarm binary, built on first use.
+func binary(t *testing.T) string { return apptest.Binary(t) }
 
 // client returns an API client for a workspace whose every exchange is
 // checked against the OpenAPI document.
@@ -177,7 +95,7 @@ func (f *farm) lenientClient(workspace string) *client.Client {
 
 func (f *farm) clientWith(workspace string, transport http.RoundTripper) *client.Client {
 	hc := &http.Client{Transport: transport, Timeout: 2 * time.Minute}
-	return client.New(f.url, f.key(workspace), client.WithHTTPClient(hc), client.WithPollInterval(100*time.Millisecond))
+	return client.New(f.URL, f.Key(workspace), client.WithHTTPClient(hc), client.WithPollInterval(100*time.Millisecond))
 }
 
 // scene is the path of a test scene made by testdata/scenes/make_scenes.py.
@@ -220,24 +138,6 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// logBuffer collects the server's log; the process writes while tests read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func writeFile(t *testing.T, path string, content []byte) {

@@ -133,13 +133,13 @@ func TestBlenderOutputCannotMakeTheWorkerReadFiles(t *testing.T) {
 	secret := []byte("the test's secret, which no frame may hold: 6f1c0e4b9d")
 	secretPath := filepath.Join(short, "s")
 	writeFile(t, secretPath, secret)
-	key, err := os.ReadFile(filepath.Join(f.dataDir, "url-signing.key"))
+	key, err := os.ReadFile(filepath.Join(f.DataDir, "url-signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The data directory's path is too long for a name; a link to the key is not.
 	keyPath := filepath.Join(short, "k")
-	if err := os.Symlink(filepath.Join(f.dataDir, "url-signing.key"), keyPath); err != nil {
+	if err := os.Symlink(filepath.Join(f.DataDir, "url-signing.key"), keyPath); err != nil {
 		t.Fatal(err)
 	}
 
@@ -179,7 +179,7 @@ func TestBlenderOutputCannotMakeTheWorkerReadFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 				for key, value := range pngText(t, body) {
-					if strings.Contains(value, f.dataDir) || strings.Contains(value, dir) {
+					if strings.Contains(value, f.DataDir) || strings.Contains(value, dir) {
 						t.Errorf("frame %d: its %q metadata names a path of the farm: %q", i+1, key, value)
 					}
 				}
@@ -193,7 +193,7 @@ func TestBlenderOutputCannotMakeTheWorkerReadFiles(t *testing.T) {
 // the secrets.
 func storedHolding(t *testing.T, f *farm, secrets ...[]byte) {
 	t.Helper()
-	err := filepath.WalkDir(filepath.Join(f.dataDir, "objects"), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(f.DataDir, "objects"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -367,7 +367,7 @@ func TestWhatClientsReadNamesNoPathOfTheFarm(t *testing.T) {
 	ctx := testContext(t)
 	noFarmPath := func(what, text string) {
 		t.Helper()
-		if strings.Contains(text, f.dataDir) || strings.Contains(text, dir) {
+		if strings.Contains(text, f.DataDir) || strings.Contains(text, dir) {
 			t.Errorf("%s names a path of the farm: %s", what, text)
 		}
 	}

@@ -15,13 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/renderfarm/renderfarm/client"
-	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
 )
 
 // A job's input cannot change once the job exists: the upload URL keeps
@@ -191,7 +189,7 @@ func TestReuploadAfterValidationIsRefusedAndTheValidatedFileRenders(t *testing.T
 		!strings.Contains(e.Error.Message, job.ID) || !strings.Contains(e.Error.Message, "POST /uploads") {
 		t.Errorf("PUT of another file after validation = %d %+v, want 409 UPLOAD_USED naming the job and saying to request a new upload URL", status, e)
 	}
-	if left := filesUnder(t, filepath.Join(f.dataDir, "objects", "uploads", ticket.Slug)); left != 0 {
+	if left := filesUnder(t, filepath.Join(f.DataDir, "objects", "uploads", ticket.Slug)); left != 0 {
 		t.Errorf("%d files stored under the used upload", left)
 	}
 
@@ -226,8 +224,8 @@ func TestReuploadAfterDeleteIsRefused(t *testing.T) {
 	if _, err := c.DeleteJob(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	jobFiles := filepath.Join(f.dataDir, "objects", "jobs", job.ID)
-	uploadFiles := filepath.Join(f.dataDir, "objects", "uploads", ticket.Slug)
+	jobFiles := filepath.Join(f.DataDir, "objects", "jobs", job.ID)
+	uploadFiles := filepath.Join(f.DataDir, "objects", "uploads", ticket.Slug)
 	waitFor(t, "the deleted job's files removed", func() bool { return filesUnder(t, jobFiles)+filesUnder(t, uploadFiles) == 0 })
 
 	status, e := putFile(t, ticket.UploadURL, scene("cube.blend"))
@@ -249,14 +247,8 @@ func TestReuploadAfterDeleteIsRefused(t *testing.T) {
 func TestBucketReuploadAfterJobCreationChangesNothing(t *testing.T) {
 	d := newDistributed(t)
 	// Retention just over the URL's life: the sweep runs every 5 s.
-	api := start(t, "renderfarm serving at ", "serve", "--addr", "127.0.0.1:0", "--workers", "1", "--data-dir", t.TempDir(),
-		"--database", d.database, "--storage", d.storage, "--upload-url-ttl", "20s", "--upload-retention", "21s")
-	keyOut, err := exec.Command(binary, "keys", "create", "--database", d.database, "--workspace", "studio").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Transport: apitest.ValidatingTransport(t, http.DefaultTransport), Timeout: time.Minute}
-	c := client.New(api.url, strings.TrimSpace(string(keyOut)), client.WithHTTPClient(hc), client.WithPollInterval(100*time.Millisecond))
+	api := d.api(t, "--workers", "1", "--upload-url-ttl", "20s", "--upload-retention", "21s")
+	c := api.client("studio")
 	ctx := testContext(t)
 	red, blue := coloredScene(t, "red", "1,0,0"), coloredScene(t, "blue", "0,0,1")
 

@@ -177,7 +177,7 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
+	before, err := os.ReadFile(filepath.Join(f.DataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +196,11 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 	if status, code := objectError(t, "GET", ticket.UploadURL, ""); status != http.StatusForbidden || code != "INVALID_SIGNATURE" {
 		t.Errorf("GET with an upload URL: %d %s, want 403 INVALID_SIGNATURE", status, code)
 	}
-	after, err := os.ReadFile(filepath.Join(f.dataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
+	after, err := os.ReadFile(filepath.Join(f.DataDir, "objects", "jobs", jobA.ID, "input", "cube.blend"))
 	if err != nil || string(after) != string(before) {
 		t.Errorf("a's input changed after the refused uploads (%v)", err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(f.dataDir, "objects", "uploads", ticket.Slug, "*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(f.DataDir, "objects", "uploads", ticket.Slug, "*")); len(left) != 0 {
 		t.Errorf("refused uploads left files: %v", left)
 	}
 }

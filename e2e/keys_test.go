@@ -27,7 +27,7 @@ import (
 // failure fails the test.
 func cli(t *testing.T, args ...string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(binary(t), args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
@@ -97,14 +97,14 @@ var firstKeyInLog = regexp.MustCompile(`apiKey=(RF-[0-9a-f]+)`)
 func TestKeyCommandsNameListAndRevokeKeys(t *testing.T) {
 	f := startFarm(t)
 	ctx := testContext(t)
-	backend := []string{"--data-dir", f.dataDir}
+	backend := []string{"--data-dir", f.DataDir}
 
-	m := firstKeyInLog.FindStringSubmatch(f.log.String())
+	m := firstKeyInLog.FindStringSubmatch(f.Log.String())
 	if m == nil {
-		t.Fatalf("serve logged no first key:\n%s", f.log.String())
+		t.Fatalf("serve logged no first key:\n%s", f.Log.String())
 	}
 	firstKey := m[1]
-	if _, err := apiClient(t, f.url, firstKey).ListJobs(ctx, client.ListOptions{}); err != nil {
+	if _, err := apiClient(t, f.URL, firstKey).ListJobs(ctx, client.ListOptions{}); err != nil {
 		t.Fatalf("the key serve made at its first start: %v", err)
 	}
 
@@ -116,7 +116,7 @@ func TestKeyCommandsNameListAndRevokeKeys(t *testing.T) {
 	if !strings.Contains(errOut, `"render pipeline"`) || !strings.Contains(errOut, `workspace "studio"`) || !strings.Contains(errOut, "expires ") {
 		t.Errorf("keys create said on stderr %q; want the key's name, workspace and expiry", errOut)
 	}
-	if _, err := apiClient(t, f.url, key).ListJobs(ctx, client.ListOptions{}); err != nil {
+	if _, err := apiClient(t, f.URL, key).ListJobs(ctx, client.ListOptions{}); err != nil {
 		t.Fatalf("the new key: %v", err)
 	}
 
@@ -158,17 +158,17 @@ func TestKeyCommandsNameListAndRevokeKeys(t *testing.T) {
 	if !strings.Contains(out, "revoked API key "+created.ID) {
 		t.Errorf("keys revoke said %q", out)
 	}
-	_, err := apiClient(t, f.url, key).ListJobs(ctx, client.ListOptions{})
+	_, err := apiClient(t, f.URL, key).ListJobs(ctx, client.ListOptions{})
 	deadline := time.Now().Add(5 * time.Second)
 	for refusedWith(err) == "" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		_, err = apiClient(t, f.url, key).ListJobs(ctx, client.ListOptions{})
+		_, err = apiClient(t, f.URL, key).ListJobs(ctx, client.ListOptions{})
 	}
 	var apiErr *client.APIError
 	if refusedWith(err) != "KEY_REVOKED" || !errors.As(err, &apiErr) || !strings.Contains(apiErr.Message, "was revoked at") {
 		t.Fatalf("the revoked key, after 5 s: %v; want 401 KEY_REVOKED saying when", err)
 	}
-	if _, err := apiClient(t, f.url, firstKey).ListJobs(ctx, client.ListOptions{}); err != nil {
+	if _, err := apiClient(t, f.URL, firstKey).ListJobs(ctx, client.ListOptions{}); err != nil {
 		t.Errorf("the other key after revoking one: %v", err)
 	}
 	if k := listedByPrefix(t, listKeys(t, backend...), key); k.State != "revoked" || k.RevokedAt == nil {
@@ -180,7 +180,7 @@ func TestKeyCommandsNameListAndRevokeKeys(t *testing.T) {
 	if out, _ := cli(t, append([]string{"keys", "revoke", created.ID}, backend...)...); !strings.Contains(out, "already revoked") {
 		t.Errorf("revoking twice said %q", out)
 	}
-	cmd := exec.Command(binary, append([]string{"keys", "revoke", "no-such-id"}, backend...)...)
+	cmd := exec.Command(binary(t), append([]string{"keys", "revoke", "no-such-id"}, backend...)...)
 	msg, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(string(msg), "keys list") {
@@ -212,7 +212,7 @@ func TestKeysCreateRefusesNonsense(t *testing.T) {
 		{[]string{"--name", "tab\there"}, "control character"},
 	} {
 		args := append([]string{"keys", "create", "--data-dir", dataDir}, tt.args...)
-		out, err := exec.Command(binary, args...).CombinedOutput()
+		out, err := exec.Command(binary(t), args...).CombinedOutput()
 		var exitErr *exec.ExitError
 		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), tt.want) {
 			t.Errorf("keys create %s: %v\n%s\nwant exit 2 saying %q", strings.Join(tt.args, " "), err, out, tt.want)
@@ -229,10 +229,10 @@ func TestKeysCreateRefusesNonsense(t *testing.T) {
 func TestAnExpiredKeyIsRefusedWithKeyExpired(t *testing.T) {
 	f := startFarm(t)
 	ctx := testContext(t)
-	out, _ := cli(t, "keys", "create", "--data-dir", f.dataDir, "--workspace", "studio", "--expires", "4s")
+	out, _ := cli(t, "keys", "create", "--data-dir", f.DataDir, "--workspace", "studio", "--expires", "4s")
 	key := strings.TrimSpace(out)
-	expires := *listedByPrefix(t, listKeys(t, "--data-dir", f.dataDir), key).ExpiresAt
-	c := apiClient(t, f.url, key)
+	expires := *listedByPrefix(t, listKeys(t, "--data-dir", f.DataDir), key).ExpiresAt
+	c := apiClient(t, f.URL, key)
 	if _, err := c.ListJobs(ctx, client.ListOptions{}); err != nil {
 		t.Fatalf("the key before its expiry (%s from now): %v", time.Until(expires).Round(time.Millisecond), err)
 	}
@@ -255,7 +255,7 @@ func TestAnExpiredKeyIsRefusedWithKeyExpired(t *testing.T) {
 		t.Errorf("the key was refused %v before its expiry", expires.Sub(refused))
 	}
 	t.Logf("refused %v after its expiry", refused.Sub(expires).Round(time.Millisecond))
-	if k := listedByPrefix(t, listKeys(t, "--data-dir", f.dataDir), key); k.State != "expired" {
+	if k := listedByPrefix(t, listKeys(t, "--data-dir", f.DataDir), key); k.State != "expired" {
 		t.Errorf("keys list shows the expired key as %q", k.State)
 	}
 }
@@ -266,10 +266,9 @@ func TestAnExpiredKeyIsRefusedWithKeyExpired(t *testing.T) {
 // both answer 401 KEY_REVOKED within 5 s of the command's start.
 func TestARevokedKeyIsRefusedByEveryReplicaWithinFiveSeconds(t *testing.T) {
 	d := newDistributed(t)
-	common := []string{"--database", d.database, "--storage", d.storage}
-	replicas := map[string]*process{}
+	replicas := map[string]*farm{}
 	for _, name := range []string{"replica A", "replica B"} {
-		replicas[name] = start(t, "renderfarm serving at ", append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--workers", "0", "--data-dir", t.TempDir()}, common...)...)
+		replicas[name] = d.api(t, "--workers", "0")
 	}
 	out, _ := cli(t, "keys", "create", "--database", d.database, "--workspace", "studio", "--name", "leaked")
 	key := strings.TrimSpace(out)
@@ -277,7 +276,7 @@ func TestARevokedKeyIsRefusedByEveryReplicaWithinFiveSeconds(t *testing.T) {
 	ctx := testContext(t)
 	clients := map[string]*client.Client{}
 	for name, p := range replicas {
-		clients[name] = apiClient(t, p.url, key)
+		clients[name] = apiClient(t, p.URL, key)
 		if _, err := clients[name].ListJobs(ctx, client.ListOptions{}); err != nil {
 			t.Fatalf("%s before the revocation: %v", name, err)
 		}
@@ -319,7 +318,7 @@ func TestARevokedKeyIsRefusedByEveryReplicaWithinFiveSeconds(t *testing.T) {
 
 	// An unknown key is still refused as before, on both.
 	for name, p := range replicas {
-		_, err := apiClient(t, p.url, "RF-"+strings.Repeat("0", 48)).ListJobs(context.Background(), client.ListOptions{})
+		_, err := apiClient(t, p.URL, "RF-"+strings.Repeat("0", 48)).ListJobs(context.Background(), client.ListOptions{})
 		if code := refusedWith(err); code != client.CodeUnauthorized {
 			t.Errorf("%s, an unknown key: %v; want 401 UNAUTHORIZED", name, err)
 		}

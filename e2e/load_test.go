@@ -45,7 +45,7 @@ func poll(f *farm, key, jobID string, stop <-chan struct{}) *loadResult {
 	transport := &http.Transport{MaxIdleConnsPerHost: pollers, MaxConnsPerHost: pollers}
 	defer transport.CloseIdleConnections()
 	hc := &http.Client{Transport: transport, Timeout: time.Minute}
-	api := f.url + "/api/external/v1"
+	api := f.URL + "/api/external/v1"
 	deadline := time.After(pollLimit)
 	done := make(chan struct{})
 	go func() {
@@ -134,7 +134,7 @@ func TestSixtyFourClientsPollingWhileAJobRenders(t *testing.T) {
 	stop := make(chan struct{})
 	results := make(chan *loadResult, 1)
 	pollStart := time.Now()
-	go func() { results <- poll(f, f.key("studio"), loaded.ID, stop) }()
+	go func() { results <- poll(f, f.Key("studio"), loaded.ID, stop) }()
 	busy := timedRender(ctx, t, c, loaded.ID, cfg)
 	close(stop)
 	res := <-results

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,15 +21,15 @@ func TestMetricsAndRiverUI(t *testing.T) {
 		t.Fatalf("job ended %s", done.Status)
 	}
 
-	body := getWithBearer(t, f.url+"/metrics", "s3cret-token", http.StatusOK)
+	body := getWithBearer(t, f.URL+"/metrics", "s3cret-token", http.StatusOK)
 	for _, want := range []string{`renderfarm_jobs{status="completed"} 1`, `renderfarm_frames_rendered_total{worker=`, "renderfarm_render_seconds_total", "renderfarm_upload_bytes_total", "renderfarm_workers 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	get(t, f.url+"/riverui/", "", http.StatusUnauthorized)
-	get(t, f.url+"/riverui/", "wrong", http.StatusUnauthorized)
-	if page := get(t, f.url+"/riverui/", "s3cret-token", http.StatusOK); !strings.Contains(strings.ToLower(page), "<html") {
+	get(t, f.URL+"/riverui/", "", http.StatusUnauthorized)
+	get(t, f.URL+"/riverui/", "wrong", http.StatusUnauthorized)
+	if page := get(t, f.URL+"/riverui/", "s3cret-token", http.StatusOK); !strings.Contains(strings.ToLower(page), "<html") {
 		t.Errorf("River UI answered no page: %.200s", page)
 	}
 }
@@ -39,7 +38,7 @@ func TestMetricsAndRiverUI(t *testing.T) {
 // chunk Blender is rendering (within --shutdown-timeout), exits 0, and the
 // job goes on after a restart.
 func TestSIGTERMFinishesTheRunningChunkAndExitsCleanly(t *testing.T) {
-	f := startFarm(t, "--shutdown-timeout", "60s")
+	f := startProcessFarm(t, "--shutdown-timeout", "60s")
 	c := f.client("studio")
 	ctx := testContext(t)
 	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
@@ -51,20 +50,12 @@ func TestSIGTERMFinishesTheRunningChunkAndExitsCleanly(t *testing.T) {
 	waitFrames(t, c, job.ID, 1)
 
 	stopped := time.Now()
-	if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-f.done:
-	case <-time.After(90 * time.Second):
-		t.Fatal("serve did not stop within 90 s of SIGTERM")
-	}
-	if code := f.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("serve exited %d after SIGTERM, want 0:\n%s", code, f.log.String())
+	if code := f.Terminate(); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM, want 0:\n%s", code, f.Log.String())
 	}
 	t.Logf("stopped %.1f s after SIGTERM", time.Since(stopped).Seconds())
 
-	f.start()
+	f.Start()
 	c = f.client("studio")
 	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 // with the workspace's key in the environment.
 func (f *farm) cli(t *testing.T, workspace string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "RENDERFARM_SERVER="+f.url, "RENDERFARM_API_KEY="+f.key(workspace))
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), "RENDERFARM_SERVER="+f.URL, "RENDERFARM_API_KEY="+f.Key(workspace))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

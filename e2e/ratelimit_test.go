@@ -17,11 +17,11 @@ import (
 func TestRateLimitRefusesABurstingKey(t *testing.T) {
 	f := startFarm(t, "--rate-limit", "0.2", "--rate-limit-burst", "2")
 	ctx := testContext(t)
-	key := f.key("studio")
+	key := f.Key("studio")
 	hc := &http.Client{Transport: apitest.ValidatingTransport(t, nil)}
 	send := func(method, path, body, key string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, method, f.url+"/api/external/v1"+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, f.URL+"/api/external/v1"+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestRateLimitRefusesABurstingKey(t *testing.T) {
 			t.Fatalf("a read of the limited key: %d, want 200", resp.StatusCode)
 		}
 	}
-	if resp := send("POST", "/uploads", upload, f.key("studio")); resp.StatusCode != http.StatusOK {
+	if resp := send("POST", "/uploads", upload, f.Key("studio")); resp.StatusCode != http.StatusOK {
 		t.Errorf("another key's upload: %d, want 200", resp.StatusCode)
 	}
 

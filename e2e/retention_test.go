@@ -56,7 +56,7 @@ func TestDeletingAFinishedJobRemovesItsFiles(t *testing.T) {
 	if err != nil || len(before.FrameOutputs) != 3 || before.Transforms.FramesZip == nil {
 		t.Fatalf("downloads = %+v, %v; want three frames and a zip", before, err)
 	}
-	outputs := filepath.Join(f.dataDir, "objects", "jobs", job.ID)
+	outputs := filepath.Join(f.DataDir, "objects", "jobs", job.ID)
 	input := filepath.Join(outputs, "input")
 	// Three frames, the zip, the preview video and the job's copy of its
 	// input (the upload's own file went when the job was made).

@@ -208,7 +208,8 @@ func TestWebhookFailEventAndIsolation(t *testing.T) {
 	if ev.Status != client.StatusFailed || ev.FailedReason == nil || ev.FailedReason.Name != "NOT_A_BLEND_FILE" || ev.FailedAt == nil {
 		t.Errorf("onRenderFail = %+v", ev)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Every event of the job has been delivered: none went to b.
+	f.waitWorkDone("deliver_webhook")
 	if n := len(rcvB.of(client.EventRenderFail)) + len(rcvB.of(client.EventStatusChange)); n != 0 {
 		t.Errorf("workspace b's receiver got %d events of workspace a's job", n)
 	}

@@ -21,17 +21,12 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -42,10 +37,9 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
+	"github.com/renderfarm/renderfarm/internal/testbackends"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/renderfarm/renderfarm/client"
 )
@@ -166,20 +160,20 @@ func (b *bench) measureScale(runs int) string {
 
 func (b *bench) scaleRun(c scaleCase) (scaleResult, map[string]int) {
 	f := b.distributedFarm("scale", "--worker-timeout", "60s")
-	defer f.stop()
-	f.serve("api-a", "--workers", "0")
+	defer f.Stop()
+	f.Serve("api-a", "--workers", "0")
 	for i := range c.workers {
-		f.worker(nodeName(i), "--blender-threads", fmt.Sprint(c.threads))
+		f.Worker(nodeName(i), "--blender-threads", fmt.Sprint(c.threads))
 	}
 	cl, job := f.validatedJob()
 	start := time.Now()
-	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
+	if _, _, err := cl.Render(b.Ctx, job, b.render.config(b.render.frames)); err != nil {
 		benchkit.Fatalf("render: %v", err)
 	}
 	var res scaleResult
 	var last *client.Progress
 	for {
-		p, err := cl.Progress(b.ctx, job)
+		p, err := cl.Progress(b.Ctx, job)
 		if err != nil {
 			benchkit.Fatalf("progress: %v", err)
 		}
@@ -193,9 +187,9 @@ func (b *bench) scaleRun(c scaleCase) (scaleResult, map[string]int) {
 			break
 		}
 		if p.Status.IsFinal() {
-			benchkit.Fatalf("scale: job ended %s:\n%s", p.Status, f.logs())
+			benchkit.Fatalf("scale: job ended %s:\n%s", p.Status, f.Logs())
 		}
-		b.sleep(20 * time.Millisecond)
+		b.Sleep(20 * time.Millisecond)
 	}
 	return res, framesPerWorker(last)
 }
@@ -290,29 +284,29 @@ func (b *bench) deathRun(c deathCase) deathResult {
 
 func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 	f := b.distributedFarm("death", "--worker-timeout", c.timeout.String())
-	defer f.stop()
+	defer f.Stop()
 	// River's leader is the first process to start: start the worker first
 	// to kill the leader, the API first otherwise.
 	if c.leaderDies {
-		f.worker("node-a")
+		f.Worker("node-a")
 		f.waitLeader()
-		f.serve("api-a", "--workers", "0")
+		f.Serve("api-a", "--workers", "0")
 	} else {
-		f.serve("api-a", "--workers", "0")
+		f.Serve("api-a", "--workers", "0")
 		f.waitLeader()
-		f.worker("node-a")
+		f.Worker("node-a")
 	}
-	f.worker("node-b")
+	f.Worker("node-b")
 	leader := f.leader()
 
 	cl, job := f.validatedJob()
-	if _, _, err := cl.Render(b.ctx, job, b.render.config(b.render.frames)); err != nil {
+	if _, _, err := cl.Render(b.Ctx, job, b.render.config(b.render.frames)); err != nil {
 		benchkit.Fatalf("render: %v", err)
 	}
 	// Mid-render: both nodes have stored frames, and node-a holds a chunk
 	// with frames still to store.
-	b.waitFor("both workers to store frames", 2*time.Minute, func() bool {
-		p, err := cl.Progress(b.ctx, job)
+	b.WaitFor("both workers to store frames", 2*time.Minute, func() bool {
+		p, err := cl.Progress(b.Ctx, job)
 		if err != nil {
 			benchkit.Fatalf("progress: %v", err)
 		}
@@ -320,13 +314,13 @@ func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 		return n["node-a"] > 0 && n["node-b"] > 0
 	})
 	nodeA := f.workerRun("node-a")
-	for deadline := time.Now().Add(time.Minute); len(f.heldTasks(nodeA)) == 0; b.sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); len(f.heldTasks(nodeA)) == 0; b.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return deathResult{}, false
 		}
 	}
 	killed := time.Now()
-	f.procs["node-a"].Kill()
+	f.Proc("node-a").Kill()
 	held := f.heldTasks(nodeA) // what it held when it died
 	if len(held) == 0 {
 		return deathResult{}, false
@@ -343,21 +337,21 @@ func (b *bench) deathTry(c deathCase) (deathResult, bool) {
 			}
 		}
 		if res.completed == 0 {
-			j, err := cl.GetJob(b.ctx, job)
+			j, err := cl.GetJob(b.Ctx, job)
 			if err != nil {
 				benchkit.Fatalf("get job: %v", err)
 			}
 			if j.Status.IsFinal() {
 				if j.Status != client.StatusCompleted {
-					benchkit.Fatalf("death: job ended %s: %+v\n%s", j.Status, j.FailedReason, f.logs())
+					benchkit.Fatalf("death: job ended %s: %+v\n%s", j.Status, j.FailedReason, f.Logs())
 				}
 				res.completed = time.Since(killed)
 			}
 		}
 		if time.Since(killed) > c.timeout+3*time.Minute {
-			benchkit.Fatalf("death: %s after the kill, handed out again: %v, completed: %v\n%s", time.Since(killed), res.requeued > 0, res.completed > 0, f.logs())
+			benchkit.Fatalf("death: %s after the kill, handed out again: %v, completed: %v\n%s", time.Since(killed), res.requeued > 0, res.completed > 0, f.Logs())
 		}
-		b.sleep(10 * time.Millisecond)
+		b.Sleep(10 * time.Millisecond)
 	}
 	f.checkEveryFrameOnce(cl, job, b.render.frames)
 	return res, true
@@ -378,23 +372,23 @@ func (b *bench) measureQueue(runs int) string {
 	cases := []queueCase{
 		{"SQLite, local files: serve --workers 1", func(b *bench) *farm {
 			f := b.localFarm("queue")
-			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			f.Serve("api-a", "--workers", "1", "--worker-name", "node-a")
 			return f
 		}},
 		{"PostgreSQL, bucket: serve --workers 0 + worker", func(b *bench) *farm {
 			f := b.distributedFarm("queue")
-			f.serve("api-a", "--workers", "0")
-			f.worker("node-a")
+			f.Serve("api-a", "--workers", "0")
+			f.Worker("node-a")
 			return f
 		}},
 		{"PostgreSQL, bucket: serve --workers 1", func(b *bench) *farm {
 			f := b.distributedFarm("queue")
-			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			f.Serve("api-a", "--workers", "1", "--worker-name", "node-a")
 			return f
 		}},
 		{"PostgreSQL, local files: serve --workers 1", func(b *bench) *farm {
 			f := b.postgresLocalFarm("queue")
-			f.serve("api-a", "--workers", "1", "--worker-name", "node-a")
+			f.Serve("api-a", "--workers", "1", "--worker-name", "node-a")
 			return f
 		}},
 	}
@@ -428,16 +422,16 @@ func (b *bench) measureQueue(runs int) string {
 
 func (b *bench) queueRun(c queueCase, frames int) queueResult {
 	f := c.start(b)
-	defer f.stop()
+	defer f.Stop()
 	cl, job := f.validatedJob()
 	start := time.Now()
-	if _, _, err := cl.Render(b.ctx, job, b.render.config(frames)); err != nil {
+	if _, _, err := cl.Render(b.Ctx, job, b.render.config(frames)); err != nil {
 		benchkit.Fatalf("render: %v", err)
 	}
 	var res queueResult
 	var lastFrame time.Duration
 	for {
-		p, err := cl.Progress(b.ctx, job)
+		p, err := cl.Progress(b.Ctx, job)
 		if err != nil {
 			benchkit.Fatalf("progress: %v", err)
 		}
@@ -458,243 +452,65 @@ func (b *bench) queueRun(c queueCase, frames int) queueResult {
 			return res
 		}
 		if p.Status.IsFinal() {
-			benchkit.Fatalf("queue: job ended %s:\n%s", p.Status, f.logs())
+			benchkit.Fatalf("queue: job ended %s:\n%s", p.Status, f.Logs())
 		}
-		b.sleep(10 * time.Millisecond)
+		b.Sleep(10 * time.Millisecond)
 	}
 }
 
 // ---- the services, the farms and their processes ----
-
-// bench holds what every measurement shares: the binary, the PostgreSQL
-// server, the bucket, and what to remove at the end.
+// bench holds what every measurement shares: the lab (the binary, the work
+// directory, PostgreSQL and the bucket), the scene and the render.
 type bench struct {
-	ctx      context.Context
-	scene    string
-	render   renderSettings
-	work     string
-	binary   string
-	admin    *sql.DB
-	adminURL *url.URL
-	endpoint string
-	region   string
-	s3       *minio.Client
-	bucket   string
-	seq      int // databases made
-	procs    int // processes started
+	*benchkit.Lab
+	scene  string
+	render renderSettings
 }
 
 func setUp(ctx context.Context, scene string, r renderSettings) *bench {
-	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
-	if admin == "" || endpoint == "" {
-		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), which sets them")
+	if os.Getenv(testbackends.PostgresEnv) == "" || os.Getenv(testbackends.S3EndpointEnv) == "" {
+		benchkit.Fatalf("%v", testbackends.ErrNotConfigured)
 	}
-	b := &bench{ctx: ctx, scene: scene, render: r, endpoint: endpoint, region: cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")}
 	if _, err := os.Stat(scene); err != nil {
 		benchkit.Fatalf("scene: %v (run from the repository's root)", err)
 	}
-	work, err := os.MkdirTemp("", "renderfarm-bench-")
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	b.work = work
-	benchkit.AtExit(func() { os.RemoveAll(work) })
-
-	b.binary = filepath.Join(work, "renderfarm")
-	build := exec.Command("go", "build", "-o", b.binary, "./cmd/renderfarm")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		benchkit.Fatalf("build renderfarm: %v", err)
-	}
-
-	if b.adminURL, err = url.Parse(admin); err != nil {
-		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
-	}
-	if b.admin, err = sql.Open("pgx", admin); err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	benchkit.AtExit(func() { b.admin.Close() })
-
-	eu, err := url.Parse(endpoint)
-	if err != nil {
-		benchkit.Fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
-	}
-	b.s3, err = minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: b.region})
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	b.bucket = "renderfarm-bench-" + hex.EncodeToString(suffix)
-	if err := b.s3.MakeBucket(ctx, b.bucket, minio.MakeBucketOptions{Region: b.region}); err != nil {
-		benchkit.Fatalf("make bucket: %v", err)
-	}
-	benchkit.AtExit(func() {
-		ctx := context.Background()
-		for obj := range b.s3.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Recursive: true}) {
-			_ = b.s3.RemoveObject(ctx, b.bucket, obj.Key, minio.RemoveObjectOptions{})
-		}
-		if err := b.s3.RemoveBucket(ctx, b.bucket); err != nil {
-			fmt.Fprintf(os.Stderr, "remove bucket %s: %v\n", b.bucket, err)
-		}
-	})
-	return b
+	return &bench{Lab: benchkit.NewLab(ctx), scene: scene, render: r}
 }
 
 func (b *bench) tearDown() { benchkit.RunExits() }
 
-// newDatabase creates a database of its own for one farm and returns its
-// URL; it is dropped at the end.
-func (b *bench) newDatabase() string {
-	b.seq++
-	name := fmt.Sprintf("%s_%d", strings.ReplaceAll(b.bucket, "-", "_"), b.seq)
-	if _, err := b.admin.ExecContext(b.ctx, `CREATE DATABASE `+name); err != nil {
-		benchkit.Fatalf("create database: %v", err)
-	}
-	benchkit.AtExit(func() {
-		if _, err := b.admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
-			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
-		}
-	})
-	u := *b.adminURL
-	u.Path = "/" + name
-	return u.String()
-}
-
-// storage is the bucket, under a prefix of its own for one farm.
-func (b *bench) storage(prefix string) string {
-	return "s3://" + b.bucket + "?endpoint=" + url.QueryEscape(b.endpoint) + "&region=" + b.region + "&prefix=" + prefix
-}
-
-func (b *bench) tempDir(name string) string {
-	dir, err := os.MkdirTemp(b.work, name+"-")
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	return dir
-}
-
-// farm is one farm's processes and what they share.
+// farm is one farm of these measurements.
 type farm struct {
-	b      *bench
-	common []string // the flags every process of the farm takes
-	keyArg []string // what `keys create` needs to find the database
-	url    string   // the first API's
-	key    string
-	db     *sql.DB // the farm's database, on PostgreSQL
-	procs  map[string]*benchkit.Proc
-	order  []*benchkit.Proc
+	*benchkit.Farm
+	b *bench
 }
 
 // distributedFarm is a farm on a fresh PostgreSQL database and its own
 // prefix of the bucket.
 func (b *bench) distributedFarm(name string, extra ...string) *farm {
-	database := b.newDatabase()
-	f := b.newFarm(append([]string{"--database", database, "--storage", b.storage(fmt.Sprintf("%s-%d", name, b.seq))}, extra...),
-		[]string{"--database", database})
-	db, err := sql.Open("pgx", database)
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	f.db = db
-	return f
+	return &farm{Farm: b.PostgresFarm(name, true, extra...), b: b}
 }
 
 // postgresLocalFarm is one process on PostgreSQL with its objects on this
 // machine's disk.
 func (b *bench) postgresLocalFarm(name string) *farm {
-	database := b.newDatabase()
-	dir := b.tempDir(name)
-	return b.newFarm([]string{"--database", database, "--data-dir", dir}, []string{"--database", database})
+	return &farm{Farm: b.PostgresFarm(name, false), b: b}
 }
 
 // localFarm is the one-machine shape: SQLite and files under --data-dir.
-func (b *bench) localFarm(name string) *farm {
-	dir := b.tempDir(name)
-	return b.newFarm([]string{"--data-dir", dir}, []string{"--data-dir", dir})
-}
+func (b *bench) localFarm(name string) *farm { return &farm{Farm: b.LocalFarm(name), b: b} }
 
-func (b *bench) newFarm(common, keyArg []string) *farm {
-	f := &farm{b: b, common: common, keyArg: keyArg, procs: map[string]*benchkit.Proc{}}
-	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArg...)...).Output()
-	if err != nil {
-		benchkit.Fatalf("keys create: %v", err)
-	}
-	f.key = strings.TrimSpace(string(out))
-	return f
-}
+func (f *farm) client() *client.Client { return f.Client(50 * time.Millisecond) }
 
-// serve starts an API process; the first one is the farm's address.
-func (f *farm) serve(name string, args ...string) {
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.b.tempDir(name)}, args...)
-	// A flag given twice keeps the last: the farm's own --data-dir wins.
-	p := f.start(name, "renderfarm serving at ", append(args, f.common...)...)
-	if f.url == "" {
-		f.url = p.URL
-	}
-}
-
-// worker starts a render node.
-func (f *farm) worker(name string, args ...string) {
-	args = append([]string{"worker", "--worker-name", name, "--work-dir", f.b.tempDir(name)}, args...)
-	f.start(name, "renderfarm worker ", append(args, f.common...)...)
-}
-
-func (f *farm) start(name, ready string, args ...string) *benchkit.Proc {
-	f.b.procs++
-	p := benchkit.Start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
-	f.procs[name] = p
-	f.order = append(f.order, p)
-	return p
-}
-
-// stop stops the farm's processes, the last started first.
-func (f *farm) stop() {
-	for _, p := range slices.Backward(f.order) {
-		p.Stop()
-	}
-	if f.db != nil {
-		f.db.Close()
-	}
-}
-
-// logs is the tail of every process's log, for failures.
-func (f *farm) logs() string {
-	var s strings.Builder
-	for name, p := range f.procs {
-		fmt.Fprintf(&s, "--- %s (%s)\n%s\n", name, p.LogPath, benchkit.Tail(p.LogPath, 30))
-	}
-	return s.String()
-}
-
-func (f *farm) client() *client.Client {
-	return client.New(f.url, f.key, client.WithPollInterval(50*time.Millisecond))
-}
-
-// validatedJob uploads the scene, creates a job and waits until it is
-// validated, so that what follows measures rendering alone.
+// validatedJob is a validated job of the bench's scene, and a client.
 func (f *farm) validatedJob() (*client.Client, string) {
-	ctx, c := f.b.ctx, f.client()
-	slug, err := c.UploadFile(ctx, f.b.scene, nil)
-	if err != nil {
-		benchkit.Fatalf("upload: %v", err)
-	}
-	job, err := c.CreateJob(ctx, slug)
-	if err != nil {
-		benchkit.Fatalf("create job: %v", err)
-	}
-	if _, err := c.Validate(ctx, job.ID); err != nil {
-		benchkit.Fatalf("validate: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		benchkit.Fatalf("validation: %v\n%s", err, f.logs())
-	}
-	return c, job.ID
+	c := f.client()
+	return c, f.ValidatedJob(c, f.b.scene)
 }
 
 // checkEveryFrameOnce makes sure the job stored each frame exactly once.
 func (f *farm) checkEveryFrameOnce(c *client.Client, job string, frames int) {
-	dl, err := c.Downloads(f.b.ctx, job)
+	dl, err := c.Downloads(f.b.Ctx, job)
 	if err != nil {
 		benchkit.Fatalf("downloads: %v", err)
 	}
@@ -712,13 +528,13 @@ func (f *farm) checkEveryFrameOnce(c *client.Client, job string, frames int) {
 
 // waitLeader waits until one of the farm's River clients leads.
 func (f *farm) waitLeader() {
-	f.b.waitFor("a River leader", 30*time.Second, func() bool { return f.leader() != "" })
+	f.b.WaitFor("a River leader", 30*time.Second, func() bool { return f.leader() != "" })
 }
 
 // leader is the id of River's leader, "" when there is none.
 func (f *farm) leader() string {
 	var id string
-	err := f.db.QueryRowContext(f.b.ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id)
+	err := f.DB.QueryRowContext(f.b.Ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		benchkit.Fatalf("read river_leader: %v", err)
 	}
@@ -728,7 +544,7 @@ func (f *farm) leader() string {
 // workerRun is the id of the current run of the named worker.
 func (f *farm) workerRun(name string) string {
 	var id string
-	err := f.db.QueryRowContext(f.b.ctx, `SELECT id FROM workers WHERE name = $1 ORDER BY started_at DESC LIMIT 1`, name).Scan(&id)
+	err := f.DB.QueryRowContext(f.b.Ctx, `SELECT id FROM workers WHERE name = $1 ORDER BY started_at DESC LIMIT 1`, name).Scan(&id)
 	if err != nil {
 		benchkit.Fatalf("find worker %s: %v", name, err)
 	}
@@ -738,7 +554,7 @@ func (f *farm) workerRun(name string) string {
 // heldTasks are the tasks a worker run holds that still have frames to
 // store, with their generations.
 func (f *farm) heldTasks(workerID string) map[string]int {
-	rows, err := f.db.QueryContext(f.b.ctx, `SELECT t.id, t.generation FROM tasks t
+	rows, err := f.DB.QueryContext(f.b.Ctx, `SELECT t.id, t.generation FROM tasks t
 		WHERE t.worker_id = $1 AND t.status = 'running'
 		AND EXISTS (SELECT 1 FROM frames f WHERE f.task_id = t.id AND f.status <> 'completed')`, workerID)
 	if err != nil {
@@ -762,7 +578,7 @@ func (f *farm) heldTasks(workerID string) map[string]int {
 func (f *farm) requeued(held map[string]int) bool {
 	for id, gen := range held {
 		var now int
-		if err := f.db.QueryRowContext(f.b.ctx, `SELECT generation FROM tasks WHERE id = $1`, id).Scan(&now); err != nil {
+		if err := f.DB.QueryRowContext(f.b.Ctx, `SELECT generation FROM tasks WHERE id = $1`, id).Scan(&now); err != nil {
 			benchkit.Fatalf("read task: %v", err)
 		}
 		if now <= gen {
@@ -784,23 +600,4 @@ func framesPerWorker(p *client.Progress) map[string]int {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond every 10 ms until it holds.
-func (b *bench) waitFor(what string, limit time.Duration, cond func() bool) {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			benchkit.Fatalf("waited %s for %s", limit, what)
-		}
-		b.sleep(10 * time.Millisecond)
-	}
-}
-
-func (b *bench) sleep(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-b.ctx.Done():
-		benchkit.Fatalf("interrupted")
-	}
 }

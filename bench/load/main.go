@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -55,20 +54,12 @@ func main() {
 		SampleCount:           client.Int(*samples),
 	}
 
-	work, err := os.MkdirTemp("", "renderfarm-bench-load-")
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	benchkit.AtExit(func() { os.RemoveAll(work) })
 	defer benchkit.RunExits()
-	binary := filepath.Join(work, "renderfarm")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/renderfarm")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		benchkit.Fatalf("build: %v", err)
-	}
-	s := startServe(binary, work)
-	benchkit.AtExit(s.stop)
+	lab := benchkit.NewLab(context.Background())
+	f := lab.LocalFarm("load")
+	p := f.Serve("serve")
+	benchkit.AtExit(f.Stop)
+	s := &serve{cmd: p.Cmd, url: f.URL, key: f.Key, c: f.Client(20 * time.Millisecond)}
 
 	fmt.Printf("machine: %d cores, %s; load average at start: %s\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.LoadAverage())
 	pace := "as fast as they are answered"
@@ -116,51 +107,6 @@ type serve struct {
 	url string
 	key string
 	c   *client.Client
-}
-
-func startServe(binary, work string) *serve {
-	dataDir := filepath.Join(work, "data")
-	out, err := exec.Command(binary, "keys", "create", "--data-dir", dataDir, "--workspace", "bench").Output()
-	if err != nil {
-		benchkit.Fatalf("keys create: %v", err)
-	}
-	logFile, err := os.Create(filepath.Join(work, "serve.log"))
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", dataDir)
-	cmd.Stderr = logFile
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	s := &serve{cmd: cmd, key: strings.TrimSpace(string(out))}
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if u, ok := strings.CutPrefix(sc.Text(), "renderfarm serving at "); ok {
-			s.url = u
-			break
-		}
-	}
-	if s.url == "" {
-		s.stop()
-		out, _ := os.ReadFile(logFile.Name())
-		benchkit.Fatalf("serve did not start:\n%s", out)
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	s.c = client.New(s.url, s.key, client.WithPollInterval(20*time.Millisecond))
-	return s
-}
-
-func (s *serve) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	_ = s.cmd.Wait()
 }
 
 // render is one render's measurements.

@@ -55,34 +55,34 @@ func (b *bench) measureAPI() {
 	f.serve("--workers", "1")
 	job := f.validatedJob(b.scene)
 	f.render(job, renderSettings{frames: "1-24", width: 64, height: 36, samples: 1, chunk: 24}, 1)
-	f.stop()
-	dbPath := filepath.Join(f.dir, "renderfarm.db")
+	f.Stop()
+	dbPath := filepath.Join(f.Dir, "renderfarm.db")
 	start := time.Now()
 	fillJobs(dbPath, job, listedJobs)
 	checkpoint(dbPath)
 	fmt.Printf("inserted %s jobs in %s\n", thousands(listedJobs), secs(time.Since(start)))
 
 	f.serve("--workers", "1")
-	progressURL := f.url + "/api/external/v1/jobs/" + job + "/progress"
-	auth := "Authorization: Bearer " + f.key
+	progressURL := f.URL + "/api/external/v1/jobs/" + job + "/progress"
+	auth := "Authorization: Bearer " + f.Key
 	var progress, health []wrkResult
 	list := map[string][]wrkResult{}
 	for run := 1; run <= b.runs; run++ {
 		p := b.wrk(64, 5*time.Second, progressURL, auth)
-		h := b.wrk(64, 5*time.Second, f.url+"/healthz", "")
+		h := b.wrk(64, 5*time.Second, f.URL+"/healthz", "")
 		progress, health = append(progress, p), append(health, h)
 		fmt.Printf("api run %d: progress %s req/s, p99 %s; healthz %s req/s, p99 %s\n", run, thousands(p.rps), millis(p.p99), thousands(h.rps), millis(h.p99))
 		for _, c := range listCases {
-			r := b.wrk(1, 2*time.Second, f.url+"/api/external/v1/jobs"+c.query, auth)
+			r := b.wrk(1, 2*time.Second, f.URL+"/api/external/v1/jobs"+c.query, auth)
 			list[c.name] = append(list[c.name], r)
 			fmt.Printf("api run %d: GET /jobs%s: p99 %s, %s req/s\n", run, c.query, millis(r.p99), thousands(r.rps))
 		}
 	}
-	f.stop()
+	f.Stop()
 
 	// The same lists with the indexes of 0001.
 	db := openSQLite(dbPath)
-	if _, err := db.ExecContext(b.ctx, oldJobIndexes); err != nil {
+	if _, err := db.ExecContext(b.Ctx, oldJobIndexes); err != nil {
 		benchkit.Fatalf("restore the old indexes: %v", err)
 	}
 	db.Close()
@@ -91,12 +91,12 @@ func (b *bench) measureAPI() {
 	listOld := map[string][]wrkResult{}
 	for run := 1; run <= b.runs; run++ {
 		for _, c := range listCases {
-			r := b.wrk(1, 2*time.Second, f.url+"/api/external/v1/jobs"+c.query, auth)
+			r := b.wrk(1, 2*time.Second, f.URL+"/api/external/v1/jobs"+c.query, auth)
 			listOld[c.name] = append(listOld[c.name], r)
 			fmt.Printf("api run %d, the indexes of 0001: GET /jobs%s: p99 %s, %s req/s\n", run, c.query, millis(r.p99), thousands(r.rps))
 		}
 	}
-	f.stop()
+	f.Stop()
 
 	rps := func(rs []wrkResult) float64 {
 		var fs []float64
@@ -146,7 +146,7 @@ func (b *bench) wrk(conns int, d time.Duration, url, header string) wrkResult {
 	if header != "" {
 		args = append(args, "-H", header)
 	}
-	out, err := exec.CommandContext(b.ctx, "wrk", append(args, url)...).CombinedOutput()
+	out, err := exec.CommandContext(b.Ctx, "wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
 		benchkit.Fatalf("wrk: %v\n%s", err, out)
 	}

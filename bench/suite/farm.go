@@ -3,10 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -16,108 +13,37 @@ import (
 	"github.com/renderfarm/renderfarm/client"
 )
 
-// farm is one farm's processes and what they share: a SQLite database and
-// objects under dir, or the database and bucket in common.
+// farm is one of the suite's farms: its processes log JSON, for the
+// chunk lines, and their POST requests are not rate limited, so that no
+// measurement waits for a 429.
 type farm struct {
-	b      *bench
-	dir    string   // the first serve's --data-dir
-	common []string // the flags every process of the farm takes
-	url    string   // the first serve's
-	key    string
-	procs  []*benchkit.Proc
+	*benchkit.Farm
+	b *bench
 }
 
 // localFarm is the one-machine shape: SQLite and files under --data-dir.
-func (b *bench) localFarm(name string) *farm {
-	dir := b.tempDir(name)
-	return b.newFarm(dir, []string{"--data-dir", dir}, []string{"--data-dir", dir})
-}
+func (b *bench) localFarm(name string) *farm { return &farm{Farm: b.LocalFarm(name), b: b} }
 
-func (b *bench) newFarm(dir string, common, keyArgs []string) *farm {
-	out, err := exec.CommandContext(b.ctx, b.binary, append([]string{"keys", "create", "--workspace", "bench"}, keyArgs...)...).Output()
-	if err != nil {
-		benchkit.Fatalf("keys create: %v", err)
-	}
-	return &farm{b: b, dir: dir, common: common, key: strings.TrimSpace(string(out))}
+// postgresFarm is a farm on PostgreSQL, its objects in the bucket or on
+// this machine's disk.
+func (b *bench) postgresFarm(name string, bucket bool) *farm {
+	return &farm{Farm: b.PostgresFarm(name, bucket), b: b}
 }
 
 // serve starts `renderfarm serve`; the first one is the farm's address.
-// Its log is JSON, for the chunk lines; POST requests are not rate
-// limited, so that no measurement waits for a 429.
 func (f *farm) serve(args ...string) *benchkit.Proc {
-	dir := f.dir
-	if f.url != "" || dir == "" {
-		dir = f.b.tempDir("serve")
-	}
-	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", dir, "--log-format", "json", "--rate-limit", "0"}, args...)
-	// A flag given twice keeps the last: the farm's own flags win.
-	p := f.start("serve", "renderfarm serving at ", append(args, f.common...)...)
-	if f.url == "" {
-		f.url = p.URL
-	}
-	return p
+	return f.Serve("serve", append([]string{"--log-format", "json", "--rate-limit", "0"}, args...)...)
 }
 
 // worker starts a render node.
 func (f *farm) worker(name string, args ...string) *benchkit.Proc {
-	args = append([]string{"worker", "--worker-name", name, "--work-dir", f.b.tempDir(name), "--log-format", "json"}, args...)
-	return f.start(name, "renderfarm worker ", append(args, f.common...)...)
+	return f.Worker(name, append([]string{"--log-format", "json"}, args...)...)
 }
 
-func (f *farm) start(name, ready string, args ...string) *benchkit.Proc {
-	f.b.procs++
-	p := benchkit.Start(f.b.ctx, f.b.binary, filepath.Join(f.b.work, fmt.Sprintf("%03d-%s.log", f.b.procs, name)), ready, args...)
-	f.procs = append(f.procs, p)
-	return p
-}
+func (f *farm) client() *client.Client { return f.Client(20 * time.Millisecond) }
 
-// stop stops the farm's processes, the last started first.
-func (f *farm) stop() {
-	for _, p := range slices.Backward(f.procs) {
-		p.Stop()
-	}
-	f.procs = nil
-	f.url = ""
-}
-
-func (f *farm) client() *client.Client {
-	return client.New(f.url, f.key, client.WithPollInterval(20*time.Millisecond))
-}
-
-// logs is the tail of every process's log, for failures.
-func (f *farm) logs() string {
-	var s strings.Builder
-	for _, p := range f.procs {
-		fmt.Fprintf(&s, "--- %s\n%s\n", p.LogPath, benchkit.Tail(p.LogPath, 30))
-	}
-	return s.String()
-}
-
-// upload sends a file and returns its slug.
-func (f *farm) upload(path string) string {
-	slug, err := f.client().UploadFile(f.b.ctx, path, nil)
-	if err != nil {
-		benchkit.Fatalf("upload %s: %v", filepath.Base(path), err)
-	}
-	return slug
-}
-
-// validatedJob makes a job of the file at path and waits until it is
-// validated, so that what follows measures rendering alone.
-func (f *farm) validatedJob(path string) string {
-	ctx, c := f.b.ctx, f.client()
-	job, err := c.CreateJob(ctx, f.upload(path))
-	if err != nil {
-		benchkit.Fatalf("create job: %v", err)
-	}
-	if _, err := c.Validate(ctx, job.ID); err != nil {
-		benchkit.Fatalf("validate: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		benchkit.Fatalf("validation: %v\n%s", err, f.logs())
-	}
-	return job.ID
-}
+// validatedJob is a validated job of the file at path.
+func (f *farm) validatedJob(path string) string { return f.ValidatedJob(f.client(), path) }
 
 // renderSettings are the frames and settings of a render request.
 type renderSettings struct {
@@ -155,20 +81,20 @@ type rendered struct {
 // every 200 ms, as a client would: asking every few milliseconds would take
 // CPU from Blender on a small machine and make the farm look slower.
 func (f *farm) render(job string, r renderSettings, chunks int) rendered {
-	ctx, c := f.b.ctx, f.client()
+	ctx, c := f.b.Ctx, f.client()
 	res := rendered{requested: time.Now()}
 	if _, _, err := c.Render(ctx, job, r.config()); err != nil {
 		benchkit.Fatalf("render: %v", err)
 	}
 	for {
-		f.b.sleep(200 * time.Millisecond)
+		f.b.Sleep(200 * time.Millisecond)
 		j, err := c.GetJob(ctx, job)
 		if err != nil {
 			benchkit.Fatalf("get job: %v", err)
 		}
 		if j.Status.IsFinal() {
 			if j.Status != client.StatusCompleted {
-				benchkit.Fatalf("job %s ended %s: %+v\n%s", job, j.Status, j.FailedReason, f.logs())
+				benchkit.Fatalf("job %s ended %s: %+v\n%s", job, j.Status, j.FailedReason, f.Logs())
 			}
 			res.completed, res.job = j.UpdatedAt, j
 			break
@@ -182,9 +108,9 @@ func (f *farm) render(job string, r renderSettings, chunks int) rendered {
 // little for the last ones when fewer than want are there yet.
 func (f *farm) chunks(job string, want int) []chunkLog {
 	var got []chunkLog
-	for deadline := time.Now().Add(2 * time.Second); ; f.b.sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Second); ; f.b.Sleep(20 * time.Millisecond) {
 		got = got[:0]
-		for _, p := range f.procs {
+		for _, p := range f.Procs() {
 			got = append(got, readChunks(p.LogPath, job)...)
 		}
 		if len(got) >= want || time.Now().After(deadline) {
@@ -196,7 +122,7 @@ func (f *farm) chunks(job string, want int) []chunkLog {
 }
 
 // chunkLog is one "chunk rendered" line of a worker's log: where the time
-// of one chunk went (see chunkTimes in internal/engine).
+// of one chunk went (see chunkTimes in internal/node).
 type chunkLog struct {
 	At           time.Time     `json:"time"` // when the chunk ended
 	Msg          string        `json:"msg"`
@@ -246,20 +172,4 @@ func readChunks(logPath, job string) []chunkLog {
 		}
 	}
 	return out
-}
-
-func (b *bench) tempDir(name string) string {
-	dir, err := os.MkdirTemp(b.work, name+"-")
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	return dir
-}
-
-func (b *bench) sleep(d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-b.ctx.Done():
-		benchkit.Fatalf("interrupted")
-	}
 }

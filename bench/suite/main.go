@@ -110,18 +110,14 @@ func met(ok bool) string {
 	return "no"
 }
 
-// bench holds what every measurement shares: the binary, the scene, the
-// work directory, and what to remove at the end.
+// bench holds what every measurement shares: the lab (the binary, the
+// work directory, the services), the scene, and the results.
 type bench struct {
-	ctx     context.Context
+	*benchkit.Lab
 	runs    int
 	scene   string // absolute
-	work    string
-	binary  string
-	procs   int // processes started, to name their logs
 	results []result
 	details []string
-	pg      *postgres // nil until a measurement needs it
 }
 
 func setUp(ctx context.Context, scene string, runs int) *bench {
@@ -140,18 +136,7 @@ func setUp(ctx context.Context, scene string, runs int) *bench {
 			benchkit.Fatalf("%s is needed: %v (scripts/bench.sh installs it)", tool, err)
 		}
 	}
-	work, err := os.MkdirTemp("", "renderfarm-bench-")
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	benchkit.AtExit(func() { os.RemoveAll(work) })
-	b := &bench{ctx: ctx, runs: runs, scene: abs, work: work, binary: filepath.Join(work, "renderfarm")}
-	build := exec.Command("go", "build", "-o", b.binary, "./cmd/renderfarm")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		benchkit.Fatalf("build renderfarm: %v", err)
-	}
-	return b
+	return &bench{Lab: benchkit.NewLab(ctx), runs: runs, scene: abs}
 }
 
 func (b *bench) tearDown() { benchkit.RunExits() }

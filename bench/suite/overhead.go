@@ -122,7 +122,7 @@ func (b *bench) measureOverhead() {
 				fmt.Printf("overhead run %d, %s, chunkSize %d: %s (queue %s, Blender start %s over %d chunks, rendering %s, exit %s, between chunks %s, finalizing %s)\n",
 					run, overheadModes[mode].name, chunk, secs(fr.total), millis(fr.queue), secs(fr.start), fr.chunks, secs(fr.rendering), secs(fr.exit), secs(fr.between), millis(fr.finalize))
 			}
-			f.stop()
+			f.Stop()
 		}
 		startOnly = append(startOnly, b.blenderStartOnly(overheadRender))
 		s, u := b.sandboxStart()
@@ -200,13 +200,13 @@ func (b *bench) measureOverhead() {
 // reads where the time went from its output: to the first "Fra:" line,
 // from there to the last "Saved:", and from there to its exit.
 func (b *bench) byHand(r renderSettings) byHand {
-	out := b.tempDir("by-hand")
+	out := b.TempDir("by-hand")
 	defer os.RemoveAll(out)
 	var first, last int
 	if _, err := fmt.Sscanf(r.frames, "%d-%d", &first, &last); err != nil {
 		benchkit.Fatalf("frames %q: %v", r.frames, err)
 	}
-	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
+	cmd := exec.CommandContext(b.Ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
 		"--python-expr", settingsExpr(filepath.Join(out, "frame_####"), first, last, r), "-a")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -259,10 +259,10 @@ s.render.filepath = %q
 // after its last: Blender starting, loading the file, applying settings,
 // and quitting, with no frame rendered.
 func (b *bench) blenderStartOnly(r renderSettings) time.Duration {
-	out := b.tempDir("start-only")
+	out := b.TempDir("start-only")
 	defer os.RemoveAll(out)
 	start := time.Now()
-	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
+	cmd := exec.CommandContext(b.Ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene,
 		"--python-expr", settingsExpr(filepath.Join(out, "frame_####"), 1, 1, r))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		benchkit.Fatalf("blender: %v\n%s", err, out)
@@ -273,14 +273,14 @@ func (b *bench) blenderStartOnly(r renderSettings) time.Duration {
 // sandboxStart is the time to run `true` in the farm's sandbox, as the
 // render workers start Blender, and unconfined: the median of 10 each.
 func (b *bench) sandboxStart() (confined, unconfined time.Duration) {
-	sb, err := sandbox.New(b.ctx, sandbox.Config{Mode: sandbox.Auto, OpenFiles: 4096})
+	sb, err := sandbox.New(b.Ctx, sandbox.Config{Mode: sandbox.Auto, OpenFiles: 4096})
 	if err != nil {
 		benchkit.Fatalf("sandbox: %v", err)
 	}
-	dir := b.tempDir("sandbox")
+	dir := b.TempDir("sandbox")
 	defer os.RemoveAll(dir)
 	run := func(argv []string) time.Duration {
-		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		ctx, cancel := context.WithTimeout(b.Ctx, 10*time.Second)
 		defer cancel()
 		start := time.Now()
 		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {

@@ -1,14 +1,7 @@
 package main
 
 import (
-	"cmp"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,8 +9,6 @@ import (
 	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // ---- 2. queue: from the request to Blender, from the last frame to completed ----
@@ -43,15 +34,12 @@ func (b *bench) measureQueue() {
 			return f
 		}},
 		{"PostgreSQL, local files: serve --workers 1", func(b *bench) *farm {
-			db := b.postgres().database()
-			f := b.newFarm(b.tempDir("queue"), []string{"--database", db}, []string{"--database", db})
+			f := b.postgresFarm("queue", false)
 			f.serve("--workers", "1")
 			return f
 		}},
 		{"PostgreSQL, bucket: serve --workers 0 + worker", func(b *bench) *farm {
-			pg := b.postgres()
-			db := pg.database()
-			f := b.newFarm("", []string{"--database", db, "--storage", pg.storage(fmt.Sprintf("queue-%d", pg.seq))}, []string{"--database", db})
+			f := b.postgresFarm("queue", true)
 			f.serve("--workers", "0")
 			f.worker("node-a")
 			return f
@@ -66,7 +54,7 @@ func (b *bench) measureQueue() {
 			f := c.start(b)
 			job := f.validatedJob(b.scene)
 			r := f.render(job, queueRender, 1)
-			f.stop()
+			f.Stop()
 			first, last := r.chunks[0], r.chunks[len(r.chunks)-1]
 			q := queueRun{
 				pickedUp:       first.start().Sub(r.requested),
@@ -107,85 +95,4 @@ func (b *bench) measureQueue() {
 		b.result(result{"2", "last frame stored → completed, " + strings.TrimPrefix(c.name, db+": ") + ", " + db,
 			millis(benchkit.Median(rs, func(r queueRun) time.Duration { return r.finalized })), "", "", "", ""})
 	}
-}
-
-// postgres is the PostgreSQL server and the S3-compatible server that
-// scripts/services.sh starts; each farm gets a database of its own and a
-// prefix of one bucket, all removed at the end.
-type postgres struct {
-	ctx      context.Context
-	admin    *sql.DB
-	adminURL *url.URL
-	endpoint string
-	region   string
-	s3       *minio.Client
-	bucket   string
-	seq      int // databases made
-}
-
-func (b *bench) postgres() *postgres {
-	if b.pg != nil {
-		return b.pg
-	}
-	admin, endpoint := os.Getenv("RENDERFARM_TEST_POSTGRES"), os.Getenv("RENDERFARM_TEST_S3_ENDPOINT")
-	if admin == "" || endpoint == "" {
-		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES and RENDERFARM_TEST_S3_ENDPOINT are not set; start the services with scripts/services.sh (start_postgres, start_s3), or run scripts/bench.sh")
-	}
-	p := &postgres{ctx: b.ctx, endpoint: endpoint, region: cmp.Or(os.Getenv("AWS_REGION"), "us-east-1")}
-	var err error
-	if p.adminURL, err = url.Parse(admin); err != nil {
-		benchkit.Fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
-	}
-	if p.admin, err = sql.Open("pgx", admin); err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	benchkit.AtExit(func() { p.admin.Close() })
-	eu, err := url.Parse(endpoint)
-	if err != nil {
-		benchkit.Fatalf("RENDERFARM_TEST_S3_ENDPOINT: %v", err)
-	}
-	p.s3, err = minio.New(eu.Host, &minio.Options{Creds: credentials.NewEnvAWS(), Secure: eu.Scheme == "https", Region: p.region})
-	if err != nil {
-		benchkit.Fatalf("%v", err)
-	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	p.bucket = "renderfarm-bench-" + hex.EncodeToString(suffix)
-	if err := p.s3.MakeBucket(b.ctx, p.bucket, minio.MakeBucketOptions{Region: p.region}); err != nil {
-		benchkit.Fatalf("make bucket: %v", err)
-	}
-	benchkit.AtExit(func() {
-		ctx := context.Background()
-		for obj := range p.s3.ListObjects(ctx, p.bucket, minio.ListObjectsOptions{Recursive: true}) {
-			_ = p.s3.RemoveObject(ctx, p.bucket, obj.Key, minio.RemoveObjectOptions{})
-		}
-		if err := p.s3.RemoveBucket(ctx, p.bucket); err != nil {
-			fmt.Fprintf(os.Stderr, "remove bucket %s: %v\n", p.bucket, err)
-		}
-	})
-	b.pg = p
-	return p
-}
-
-// database creates a database of its own for one farm and returns its
-// URL; it is dropped at the end.
-func (p *postgres) database() string {
-	p.seq++
-	name := fmt.Sprintf("%s_%d", strings.ReplaceAll(p.bucket, "-", "_"), p.seq)
-	if _, err := p.admin.ExecContext(p.ctx, `CREATE DATABASE `+name); err != nil {
-		benchkit.Fatalf("create database: %v", err)
-	}
-	benchkit.AtExit(func() {
-		if _, err := p.admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
-			fmt.Fprintf(os.Stderr, "drop database %s: %v\n", name, err)
-		}
-	})
-	u := *p.adminURL
-	u.Path = "/" + name
-	return u.String()
-}
-
-// storage is the bucket, under a prefix of its own for one farm.
-func (p *postgres) storage(prefix string) string {
-	return "s3://" + p.bucket + "?endpoint=" + url.QueryEscape(p.endpoint) + "&region=" + p.region + "&prefix=" + prefix + "/"
 }

@@ -76,7 +76,7 @@ func (b *bench) measureScale() {
 			run, thousands(longFrames), secs(s.postChunk1), thousands(longFrames), secs(s.postDefault), longFrames/100,
 			secs(s.cancelChunk1), secs(s.cancelDefault), s.chunksPerSecond, millis(benchkit.MedianOf(s.handOut)), millis(benchkit.MedianOf(s.bookkeeping)), secs(benchkit.MedianOf(s.blender)))
 	}
-	f.stop()
+	f.Stop()
 	schedMeter := meter.Report()
 
 	meter = benchkit.StartCPUMeter()
@@ -90,7 +90,7 @@ func (b *bench) measureScale() {
 			job := f.validatedJob(b.scene)
 			chunk := (workersFrames + n - 1) / n
 			r := f.render(job, workersRender, (workersFrames+chunk-1)/chunk)
-			f.stop()
+			f.Stop()
 			var last time.Time
 			for _, c := range r.chunks {
 				if c.lastStored().After(last) {
@@ -167,7 +167,7 @@ func (b *bench) measureScale() {
 // cancels it, then asks for it at the farm's chunkSize and cancels that at
 // once.
 func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
-	ctx, c := b.ctx, f.client()
+	ctx, c := b.Ctx, f.client()
 	var s scheduleRun
 	job := f.validatedJob(long)
 	r := longRender
@@ -177,7 +177,7 @@ func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
 		benchkit.Fatalf("render: %v", err)
 	}
 	s.postChunk1 = time.Since(start)
-	b.sleep(longWindow)
+	b.Sleep(longWindow)
 	start = time.Now()
 	if _, err := c.Cancel(ctx, job); err != nil {
 		benchkit.Fatalf("cancel: %v", err)
@@ -188,7 +188,7 @@ func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
 	}
 	chunks := f.chunks(job, 0)
 	if len(chunks) < 3 {
-		benchkit.Fatalf("only %d chunks of the long job ended in %s:\n%s", len(chunks), longWindow, f.logs())
+		benchkit.Fatalf("only %d chunks of the long job ended in %s:\n%s", len(chunks), longWindow, f.Logs())
 	}
 	for i, ch := range chunks {
 		s.bookkeeping = append(s.bookkeeping, ch.bookkeeping())
@@ -218,9 +218,9 @@ func (b *bench) scheduleOnce(f *farm, long string) scheduleRun {
 
 // longScene saves the scene with frames 1 to n, for jobs of n frames.
 func (b *bench) longScene(n int) string {
-	path := filepath.Join(b.tempDir("long"), "long.blend")
+	path := filepath.Join(b.TempDir("long"), "long.blend")
 	expr := fmt.Sprintf("import bpy\nbpy.context.scene.frame_end = %d\nbpy.ops.wm.save_as_mainfile(filepath=%q, compress=True)\n", n, path)
-	cmd := exec.CommandContext(b.ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene, "--python-expr", expr)
+	cmd := exec.CommandContext(b.Ctx, "blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", b.scene, "--python-expr", expr)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		benchkit.Fatalf("save a %d-frame scene: %v\n%s", n, err, out)
 	}

@@ -43,14 +43,14 @@ func (r uploadRun) growth() int64 {
 func (b *bench) measureUpload() {
 	fmt.Printf("\n== 3. upload: 1 GiB through a presigned URL of serve, against cp on the same disk\n")
 	meter := benchkit.StartCPUMeter()
-	dir := b.tempDir("upload")
+	dir := b.TempDir("upload")
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "big.blend")
 	writeRandomFile(src, uploadBytes)
 
 	f := b.localFarm("upload")
 	serve := f.serve("--workers", "0")
-	defer f.stop()
+	defer f.Stop()
 	plain, stopPlain := plainUploadServer(dir)
 	defer stopPlain()
 
@@ -66,7 +66,7 @@ func (b *bench) measureUpload() {
 		r.cpSync = time.Since(start)
 		os.Remove(dst)
 
-		ticket, err := f.client().CreateUpload(b.ctx, "big.blend", "blend")
+		ticket, err := f.client().CreateUpload(b.Ctx, "big.blend", "blend")
 		if err != nil {
 			benchkit.Fatalf("create upload: %v", err)
 		}
@@ -79,7 +79,7 @@ func (b *bench) measureUpload() {
 		r.put = time.Since(start)
 		stopSampling()
 		r.hwmAfter = benchkit.ProcStatusKB(fmt.Sprintf("/proc/%d/status", serve.Pid()), "VmHWM")
-		stored := filepath.Join(f.dir, "objects", "uploads", ticket.Slug, "big.blend")
+		stored := filepath.Join(f.Dir, "objects", "uploads", ticket.Slug, "big.blend")
 		if fi, err := os.Stat(stored); err != nil || fi.Size() != uploadBytes {
 			benchkit.Fatalf("the upload was not stored whole at %s: %v", stored, err)
 		}
@@ -201,7 +201,7 @@ func plainUploadServer(dir string) (url string, stop func()) {
 
 // run runs a command that must succeed.
 func (b *bench) run(name string, args ...string) {
-	if out, err := exec.CommandContext(b.ctx, name, args...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(b.Ctx, name, args...).CombinedOutput(); err != nil {
 		benchkit.Fatalf("%s: %v\n%s", name, err, out)
 	}
 }

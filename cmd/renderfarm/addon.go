@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/renderfarm/renderfarm/addon"
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 const addonUsage = `Usage: renderfarm addon OUT.zip
@@ -22,7 +23,7 @@ dashboard offers the same zip at /ui/renderfarm-addon.zip.
 `
 
 func addonCommand(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("addon", stderr)
+	fs := app.NewFlagSet("addon", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, addonUsage) }
 	pos, err := parseArgs(fs, args, 1, 1, "give the zip to write: renderfarm addon OUT.zip")
 	if err != nil {

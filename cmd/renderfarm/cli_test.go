@@ -8,6 +8,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -17,75 +18,33 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
+	"github.com/renderfarm/renderfarm/internal/service"
 )
 
-// binary is the renderfarm binary, built once for all tests.
-var binary string
-
 func TestMain(m *testing.M) {
-	code, err := buildAndRun(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cmd/renderfarm:", err)
-		os.Exit(1)
-	}
+	code := apptest.Main(m)
+	theFarm.stop()
 	os.Exit(code)
 }
 
-func buildAndRun(m *testing.M) (int, error) {
-	dir, err := os.MkdirTemp("", "renderfarm-cli-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "renderfarm")
-	args := []string{"build", "-o", binary}
-	// A binary built with the race detector when the tests are catches
-	// races in the commands themselves, such as an upload's progress
-	// callback racing the display.
-	if raceEnabled() {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return 0, fmt.Errorf("build renderfarm: %w", err)
-	}
-	code := m.Run()
-	theFarm.stop()
-	return code, nil
-}
-
-func raceEnabled() bool {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range info.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// farm is one `renderfarm serve`, shared by every test that needs a farm:
-// starting Blender-backed servers per test would spend the time budget on
-// start-ups.
+// farm is one renderfarm serve, in the tests' own process, shared by every
+// test that needs a farm: starting Blender-backed servers per test would
+// spend the time budget on start-ups. The commands the tests run are the
+// real binary.
 type farm struct {
 	once    sync.Once
 	err     error
 	dataDir string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     bytes.Buffer
+	main    *app.Main
+	log     apptest.LogBuffer
 	url     string
 	key     string
 }
@@ -96,14 +55,10 @@ var theFarm farm
 // tests running in parallel do not queue behind each other's renders.
 func sharedFarm(t *testing.T) *farm {
 	t.Helper()
-	for _, tool := range []string{"blender", "ffmpeg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed; scripts/test.sh installs it", tool)
-		}
-	}
+	apptest.RequireTools(t)
 	theFarm.once.Do(theFarm.start)
 	if theFarm.err != nil {
-		t.Fatalf("start renderfarm serve: %v", theFarm.err)
+		t.Fatalf("start renderfarm serve: %v\n%s", theFarm.err, theFarm.log.String())
 	}
 	return &theFarm
 }
@@ -113,57 +68,27 @@ func (f *farm) start() {
 	if f.err != nil {
 		return
 	}
-	f.cmd = exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir, "--workers", "2", "--webhook-allow-private")
-	f.cmd.Env = cleanEnv()
-	stdout, err := f.cmd.StdoutPipe()
+	args := []string{"--addr", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", f.dataDir, "--workers", "2", "--webhook-allow-private"}
+	cfg, err := app.ParseConfig(app.Serve, args, app.NewFlagSet("serve", &f.log))
 	if err != nil {
 		f.err = err
 		return
 	}
-	f.cmd.Stderr = &f.log
-	if f.err = f.cmd.Start(); f.err != nil {
+	f.main = app.NewMain(cfg, &f.log)
+	if f.err = f.main.Run(context.Background()); f.err != nil {
 		return
 	}
-	f.done = make(chan struct{})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "renderfarm serving at "); ok {
-				urls <- u
-			}
-		}
-	}()
-	go func() { _ = f.cmd.Wait(); close(f.done) }()
-	select {
-	case f.url = <-urls:
-	case <-f.done:
-		f.err = fmt.Errorf("serve exited at start:\n%s", f.log.String())
-		return
-	case <-time.After(60 * time.Second):
-		f.err = fmt.Errorf("serve did not start in 60 s")
-		return
-	}
-	out, err := exec.Command(binary, "keys", "create", "--data-dir", f.dataDir, "--workspace", "cli").Output()
-	if err != nil {
-		f.err = fmt.Errorf("keys create: %w", err)
-		return
-	}
-	f.key = strings.TrimSpace(string(out))
+	f.url = f.main.URL()
+	f.key, f.err = service.CreateAPIKey(context.Background(), f.main.Store(), "cli")
 }
 
 func (f *farm) stop() {
-	if f.cmd == nil || f.cmd.Process == nil {
-		return
+	if f.main != nil {
+		f.main.Close()
 	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(30 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.done
+	if f.dataDir != "" {
+		_ = os.RemoveAll(f.dataDir)
 	}
-	_ = os.RemoveAll(f.dataDir)
 }
 
 // env is what a user of this farm would have set in their shell.
@@ -198,7 +123,7 @@ func (r result) String() string {
 // characters, since none of the tests has a terminal.
 func renderfarm(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(apptest.Binary(t), args...)
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -253,9 +178,19 @@ func TestSubmitWaitDownloadThenFollowUpCommands(t *testing.T) {
 		t.Fatalf("submit: want exit 0, got\n%s", r)
 	}
 	id := jobID(t, r)
-	for _, want := range []string{"validated", "WARNING DENOISER_UNAVAILABLE", "rendering frames 1-3 (3)", "completed, 3 frames"} {
+	for _, want := range []string{"validated", "rendering frames 1-3 (3)", "completed, 3 frames"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout does not say %q:\n%s", want, r)
+		}
+	}
+	// Every warning of the analysis stands out in what submit printed.
+	job, err := client.New(f.url, f.key).GetJob(t.Context(), id)
+	if err != nil || job.Analysis == nil {
+		t.Fatalf("the job's analysis: %+v, %v", job, err)
+	}
+	for _, w := range job.Analysis.Warnings {
+		if !strings.Contains(r.stdout, "WARNING "+w.Code) {
+			t.Errorf("stdout does not show the warning %s:\n%s", w.Code, r)
 		}
 	}
 	for _, want := range []string{"uploading cube.blend: 100% (98.3 kB of 98.3 kB)", "completed: 3/3 frames", "downloaded frame_0001.png"} {
@@ -370,9 +305,11 @@ func TestCtrlCStopsWaitingButNotTheJob(t *testing.T) {
 	t.Parallel()
 	f := sharedFarm(t)
 
-	// One frame per Blender process makes the render last long enough
-	// to be interrupted in the middle.
-	cmd := exec.Command(binary, "submit", scene("cube.blend"), "--frames", "1-24", "--chunk-size", "1", "--wait")
+	// Frames of many samples make the render last long enough to be
+	// interrupted in the middle, and canceled after: the test cancels it
+	// long before its end.
+	cmd := exec.Command(apptest.Binary(t), "submit", scene("cube.blend"), "--frames", "1-24", "--chunk-size", "1",
+		"--resolution", "320x180", "--samples", "256", "--wait")
 	cmd.Env = f.env()
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 const downloadUsage = `Usage: renderfarm download JOB DIR [flags]
@@ -25,7 +26,7 @@ Flags:
 `
 
 func downloadJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("download", stderr)
+	fs := app.NewFlagSet("download", stderr)
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print what was downloaded and skipped as JSON on stdout")

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 func listJobs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("jobs", stderr)
+	fs := app.NewFlagSet("jobs", stderr)
 	var r remote
 	r.register(fs)
 	status := fs.String("status", "", "only jobs with this status: "+statusNames())
@@ -70,7 +71,7 @@ func listJobs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func showStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", stderr)
+	fs := app.NewFlagSet("status", stderr)
 	var r remote
 	r.register(fs)
 	wait := fs.Bool("wait", false, "follow the job until it ends")
@@ -156,7 +157,7 @@ func printJob(con *console, j *client.Job, p *client.Progress) {
 }
 
 func showProgress(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("progress", stderr)
+	fs := app.NewFlagSet("progress", stderr)
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print the progress as JSON on stdout (an array when no JOB is given)")
@@ -214,7 +215,7 @@ func showProgress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func cancelJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cancel", stderr)
+	fs := app.NewFlagSet("cancel", stderr)
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print the canceled job as JSON on stdout")

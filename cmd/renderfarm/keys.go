@@ -11,8 +11,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/service"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -50,26 +51,26 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // createKey prints the new key, and only the key, on stdout, so that
 // scripts can take it as it is; what it is for goes to stderr.
 func createKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys create", stderr)
-	var b backends
-	b.register(fs)
+	fs := app.NewFlagSet("keys create", stderr)
+	b := app.DefaultBackends()
+	b.RegisterFlags(fs)
 	workspace := fs.String("workspace", "default", "the workspace the key belongs to (created if new)")
-	name := fs.String("name", "", fmt.Sprintf("what the key is for, shown by keys list (at most %d characters)", engine.MaxKeyNameLength))
+	name := fs.String("name", "", fmt.Sprintf("what the key is for, shown by keys list (at most %d characters)", service.MaxKeyNameLength))
 	var lifetime keyLifetime
 	fs.Var(&lifetime, "expires", "how long the key works: days (90d) or a duration (12h, 30m); empty: until revoked")
-	if err := parseWithEnv(fs, args); err != nil {
+	if err := app.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	req := engine.NewAPIKey{Workspace: *workspace, Name: *name}
+	req := service.NewAPIKey{Workspace: *workspace, Name: *name}
 	if lifetime > 0 {
 		req.ExpiresAt = time.Now().Add(time.Duration(lifetime))
 	}
-	st, err := b.openStore(ctx)
+	st, err := b.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	created, err := engine.IssueAPIKey(ctx, st, req)
+	created, err := service.IssueAPIKey(ctx, st, req)
 	if err != nil {
 		return operatorError(err)
 	}
@@ -166,20 +167,20 @@ func keyState(k store.APIKeyInfo, now time.Time) string {
 }
 
 func listKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys list", stderr)
-	var b backends
-	b.register(fs)
+	fs := app.NewFlagSet("keys list", stderr)
+	b := app.DefaultBackends()
+	b.RegisterFlags(fs)
 	workspace := fs.String("workspace", "", "list only this workspace's keys (empty: every workspace)")
 	jsonOut := fs.Bool("json", false, "print the keys as JSON")
-	if err := parseWithEnv(fs, args); err != nil {
+	if err := app.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := b.openStore(ctx)
+	st, err := b.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	list, err := engine.ListAPIKeys(ctx, st, *workspace)
+	list, err := service.ListAPIKeys(ctx, st, *workspace)
 	if err != nil {
 		return err
 	}
@@ -224,9 +225,9 @@ func timeOr(t *time.Time, none string) string {
 }
 
 func revokeKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys revoke", stderr)
-	var b backends
-	b.register(fs)
+	fs := app.NewFlagSet("keys revoke", stderr)
+	b := app.DefaultBackends()
+	b.RegisterFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: renderfarm keys revoke ID [flags]\n\nRevokes the API key with this id (the ID column of `renderfarm keys list`):\nevery API server refuses it within 2 s, with 401 KEY_REVOKED.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -235,12 +236,12 @@ func revokeKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := b.openStore(ctx)
+	st, err := b.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	k, revoked, err := engine.RevokeAPIKey(ctx, st, pos[0])
+	k, revoked, err := service.RevokeAPIKey(ctx, st, pos[0])
 	if err != nil {
 		return operatorError(err)
 	}

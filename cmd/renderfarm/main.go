@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 const usage = `renderfarm: a self-hosted render farm for Blender
@@ -50,7 +52,7 @@ RENDERFARM_SERVER, RENDERFARM_API_KEY).
 `
 
 // errUsage marks a mistake on the command line: exit code 2.
-var errUsage = errors.New("usage")
+var errUsage = app.ErrUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

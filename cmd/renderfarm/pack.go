@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/packer"
 )
 
@@ -32,7 +33,7 @@ Flags:
 `
 
 func packCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pack", stderr)
+	fs := app.NewFlagSet("pack", stderr)
 	var pf packFlags
 	pf.register(fs)
 	jsonOut := fs.Bool("json", false, "print the report as JSON on stdout and nothing else there")

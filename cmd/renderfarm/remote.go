@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 // Exit codes of the client commands, so that a script can tell a render
@@ -154,7 +155,7 @@ func parseArgs(fs *flag.FlagSet, args []string, least, most int, usage string) (
 			flags = append(flags, args[i])
 		}
 	}
-	if err := parseWithEnv(fs, flags); err != nil {
+	if err := app.ParseFlags(fs, flags); err != nil {
 		return nil, err
 	}
 	if len(positional) < least || len(positional) > most {

@@ -1,15 +1,14 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/renderfarm/renderfarm/internal/app"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 )
 
 // brokenBwrap is a bubblewrap that is installed and cannot make its
@@ -64,49 +63,24 @@ func TestNodeWithoutAWorkingSandboxRefusesToStart(t *testing.T) {
 	}
 }
 
-// startedServe runs `renderfarm serve` with args until it says it serves,
-// stops it with SIGTERM, and answers what it logged.
+// startedServe runs serve with args, in the test's process, until it
+// serves, stops it as SIGTERM does, and answers what it logged.
 func startedServe(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = cleanEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
+	var log apptest.LogBuffer
+	cfg, err := app.ParseConfig(app.Serve, append([]string{"--addr", "127.0.0.1:0", "--metrics-addr", ""}, args...), app.NewFlagSet("serve", &log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	m := app.NewMain(cfg, &log)
+	err = m.Run(t.Context())
+	if closeErr := m.Close(); err == nil {
+		err = closeErr
 	}
-	serving := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "renderfarm serving at ") {
-				serving <- true
-			}
-		}
-		serving <- false
-	}()
-	select {
-	case ok := <-serving:
-		if !ok {
-			_ = cmd.Wait()
-			t.Fatalf("serve %v stopped without serving:\n%s", args, stderr.String())
-		}
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("serve %v did not serve within 2 minutes:\n%s", args, stderr.String())
+	if err != nil {
+		t.Fatalf("serve %v: %v\n%s", args, err, log.String())
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve %v after SIGTERM: %v\n%s", args, err, stderr.String())
-	}
-	return stderr.String()
+	return log.String()
 }
 
 // TestAPIOnlyServerNeedsNoSandbox: serve --workers 0 runs neither Blender

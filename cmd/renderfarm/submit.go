@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/packer"
 )
 
@@ -34,7 +35,7 @@ Flags:
 `
 
 func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("submit", stderr)
+	fs := app.NewFlagSet("submit", stderr)
 	var r remote
 	r.register(fs)
 	var rf renderFlags

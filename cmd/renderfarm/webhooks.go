@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 )
 
 const webhooksUsage = `Usage:
@@ -38,7 +39,7 @@ func webhooks(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func createWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("webhooks create", stderr)
+	fs := app.NewFlagSet("webhooks create", stderr)
 	var r remote
 	r.register(fs)
 	events := fs.String("events", strings.Join([]string{client.EventRenderComplete, client.EventRenderFail}, ","),
@@ -72,7 +73,7 @@ func createWebhook(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func listWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("webhooks list", stderr)
+	fs := app.NewFlagSet("webhooks list", stderr)
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print the webhooks as JSON on stdout")
@@ -104,7 +105,7 @@ func listWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func deleteWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("webhooks delete", stderr)
+	fs := app.NewFlagSet("webhooks delete", stderr)
 	var r remote
 	r.register(fs)
 	pos, err := parseArgs(fs, args, 1, 1, "give one webhook ID")
@@ -123,7 +124,7 @@ func deleteWebhook(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func webhookDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("webhooks deliveries", stderr)
+	fs := app.NewFlagSet("webhooks deliveries", stderr)
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print the attempts as JSON on stdout")

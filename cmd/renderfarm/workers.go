@@ -7,21 +7,24 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/app"
+	"github.com/renderfarm/renderfarm/internal/engine"
 )
 
 // listWorkers shows the farm's workers: name, state, what they render, and
 // when they were last heard from.
 func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var b backends
-	fs := newFlagSet("workers", stderr)
-	b.register(fs)
+	b := app.DefaultBackends()
+	fs := app.NewFlagSet("workers", stderr)
+	b.RegisterFlags(fs)
 	since := fs.Duration("since", 24*time.Hour, "list workers heard from within this time")
-	timeout := fs.Duration("worker-timeout", 60*time.Second, "a worker silent this long counts as dead")
+	timeout := fs.Duration("worker-timeout", engine.DefaultWorkerTimeout, "a worker silent this long counts as dead")
 	jsonOut := fs.Bool("json", false, "print the workers as JSON")
-	if err := parseWithEnv(fs, args); err != nil {
+	if err := app.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := b.openStore(ctx)
+	st, err := b.OpenStore(ctx)
 	if err != nil {
 		return err
 	}

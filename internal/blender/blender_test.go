@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
@@ -113,7 +114,7 @@ func TestInspect(t *testing.T) {
 			t.Fatalf("active scene %q, %d scenes; want Scene, 1", insp.ActiveScene, len(insp.Scenes))
 		}
 		s := insp.Scenes[0]
-		want := Scene{
+		want := farm.Scene{
 			Name: "Scene", FrameStart: 1, FrameEnd: 24, FrameStep: 1, FPS: 24,
 			ResolutionX: 64, ResolutionY: 36, ResolutionPercentage: 100,
 			Engine: "CYCLES", Samples: 4, Camera: "Camera",
@@ -141,7 +142,7 @@ func TestInspect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []ExternalFile{{Type: "image", Name: "missing.png", Path: "//textures/missing.png", Missing: true}}
+		want := []farm.ExternalFile{{Type: "image", Name: "missing.png", Path: "//textures/missing.png", Missing: true}}
 		if !slices.Equal(insp.ExternalFiles, want) {
 			t.Errorf("external files = %+v, want %+v", insp.ExternalFiles, want)
 		}
@@ -153,7 +154,7 @@ func TestInspect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []ExternalFile{{Type: "image", Name: "checker.png", Path: "//textures/checker.png"}}
+		want := []farm.ExternalFile{{Type: "image", Name: "checker.png", Path: "//textures/checker.png"}}
 		if !slices.Equal(insp.ExternalFiles, want) {
 			t.Errorf("external files = %+v, want %+v", insp.ExternalFiles, want)
 		}
@@ -245,7 +246,7 @@ func TestInspectExternalFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ExternalFile{
+	want := []farm.ExternalFile{
 		{Type: "image", Name: "packed", Path: "//gone/packed.png", Packed: true},
 		{Type: "image", Name: "sequence", Path: "//seq/frame_0001.png"},
 		{Type: "image", Name: "udim", Path: "//tiles/tex.<UDIM>.png"},

@@ -153,6 +153,17 @@ func (im *FrameImage) Reader() io.Reader { return io.NewSectionReader(im.file, 0
 
 func (im *FrameImage) close() { im.file.Close() }
 
+// NewFrameImage is the image in f, named as f's file is, for a Blender
+// that is not this package's: a test's fake, which reports the frames it
+// writes as the runner reports those it checked. The caller closes f.
+func NewFrameImage(f *os.File) (*FrameImage, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return &FrameImage{Name: filepath.Base(f.Name()), Size: info.Size(), file: f}, nil
+}
+
 // openFrame opens frame's file in dir, a handle on the chunk's output
 // directory, and checks it is a frame of format. An error says what is
 // wrong with the file in words for the job's failure message;

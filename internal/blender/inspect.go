@@ -2,13 +2,14 @@ package blender
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // maxInspectionBytes bounds the JSON read back from Blender: the file is
@@ -33,7 +34,7 @@ func (e *InspectError) Error() string {
 // its scenes, render settings and external files. A file Blender cannot read
 // gives an *InspectError. It costs one Blender start, about a second: a
 // session given one inspection.
-func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, error) {
+func (r *Runner) Inspect(ctx context.Context, blendPath string) (*farm.Inspection, error) {
 	s, err := r.StartSession(SessionSpec{BlendPath: blendPath})
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (r *Runner) Inspect(ctx context.Context, blendPath string) (*Inspection, er
 // inspection reads what an inspection of abs wrote to name in dir (the
 // run directory), or says why it failed: it timed out, or (not ok) Blender
 // failed, its first error line or else its last words telling why.
-func (r *Runner) inspection(abs string, dir *os.File, name string, ok bool, status exitStatus, timedOut bool, firstError string, logTail []string) (*Inspection, error) {
+func (r *Runner) inspection(abs string, dir *os.File, name string, ok bool, status exitStatus, timedOut bool, firstError string, logTail []string) (*farm.Inspection, error) {
 	switch {
 	case timedOut:
 		return nil, &InspectError{Path: abs, ExitCode: status.exitCode, LogTail: logTail,
@@ -69,7 +70,7 @@ func (r *Runner) inspection(abs string, dir *os.File, name string, ok bool, stat
 
 // readInspection reads the inspection JSON name from dir, where Blender
 // may write too: opened as a frame is, following no link.
-func readInspection(dir *os.File, name string) (*Inspection, error) {
+func readInspection(dir *os.File, name string) (*farm.Inspection, error) {
 	f, _, err := openRegular(dir, name, maxInspectionBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errors.New("the inspection script wrote no result")
@@ -85,11 +86,11 @@ func readInspection(dir *os.File, name string) (*Inspection, error) {
 	if len(body) > maxInspectionBytes {
 		return nil, errors.New("the inspection is too large")
 	}
-	var insp Inspection
-	if err := json.Unmarshal(body, &insp); err != nil {
+	insp, err := decodeInspection(body)
+	if err != nil {
 		return nil, fmt.Errorf("decoding the inspection: %w", err)
 	}
-	return &insp, nil
+	return insp, nil
 }
 
 // lastMeaningfulLine picks the line that best explains a failure when

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/sandbox/sandboxtest"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox"
@@ -239,7 +240,7 @@ func TestSandboxedProject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ExternalFile{{Type: "image", Name: "checker.png", Path: "//../textures/checker.png"}}
+	want := []farm.ExternalFile{{Type: "image", Name: "checker.png", Path: "//../textures/checker.png"}}
 	if !slices.Equal(insp.ExternalFiles, want) {
 		t.Errorf("external files = %+v, want %+v", insp.ExternalFiles, want)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
 
@@ -323,7 +324,7 @@ func (s *Session) do(ctx context.Context, op map[string]any, out *chunkOutput) (
 
 // Inspect describes the loaded file as Runner.Inspect does, and makes its
 // active scene the one the session renders.
-func (s *Session) Inspect(ctx context.Context) (*Inspection, error) {
+func (s *Session) Inspect(ctx context.Context) (*farm.Inspection, error) {
 	s.busy.Lock()
 	defer s.busy.Unlock()
 	const name = "inspection.json"

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // Sessions keeps Blender warm between the chunks of a job: a session that
@@ -37,7 +39,7 @@ type idleSession struct {
 
 // Inspect inspects blendPath in a new session and keeps it for renders of
 // the file. outputRoot is where those renders will write (see SessionSpec).
-func (p *Sessions) Inspect(ctx context.Context, blendPath, outputRoot string) (*Inspection, error) {
+func (p *Sessions) Inspect(ctx context.Context, blendPath, outputRoot string) (*farm.Inspection, error) {
 	s, err := p.start(SessionSpec{BlendPath: blendPath, OutputRoot: outputRoot})
 	if err != nil {
 		return nil, err
@@ -138,6 +140,9 @@ func (p *Sessions) Close() {
 		p.close(is.s)
 	}
 }
+
+// Version answers the version of the Blender the sessions run.
+func (p *Sessions) Version(ctx context.Context) (string, error) { return p.Runner.Version(ctx) }
 
 // Live answers how many sessions run, busy and idle.
 func (p *Sessions) Live() (live, idle int) {

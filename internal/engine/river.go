@@ -20,21 +20,21 @@ import (
 // On PostgreSQL it is River's database/sql driver (the farm's queries run
 // through database/sql) with a pgx pool of its own for LISTEN/NOTIFY, so
 // that new work reaches workers at once instead of at the next poll.
-func riverDriver(ctx context.Context, cfg Config) (riverdriver.Driver[*sql.Tx], func(), error) {
-	switch cfg.Store.Dialect() {
+func riverDriver(ctx context.Context, st *store.Store, postgresDSN string) (riverdriver.Driver[*sql.Tx], func(), error) {
+	switch st.Dialect() {
 	case store.DialectSQLite:
-		return riversqlite.New(cfg.Store.DB()), func() {}, nil
+		return riversqlite.New(st.DB()), func() {}, nil
 	case store.DialectPostgres:
-		if cfg.PostgresDSN == "" {
+		if postgresDSN == "" {
 			return nil, nil, errors.New("engine: PostgresDSN is required on PostgreSQL")
 		}
-		pool, err := pgxpool.New(ctx, cfg.PostgresDSN)
+		pool, err := pgxpool.New(ctx, postgresDSN)
 		if err != nil {
 			return nil, nil, fmt.Errorf("engine: River's listener connection: %w", err)
 		}
-		return riverdatabasesql.NewWithPgxListener(cfg.Store.DB(), pool), pool.Close, nil
+		return riverdatabasesql.NewWithPgxListener(st.DB(), pool), pool.Close, nil
 	}
-	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", cfg.Store.Dialect())
+	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", st.Dialect())
 }
 
 // riverMigrationLock is the advisory lock key that serialises River's
@@ -69,4 +69,15 @@ func migrateRiver(ctx context.Context, st *store.Store, driver riverdriver.Drive
 		return fmt.Errorf("engine: migrate River tables: %w", err)
 	}
 	return nil
+}
+
+// Migrate brings the farm's River tables up to date without starting
+// anything, for `renderfarm migrate`.
+func Migrate(ctx context.Context, st *store.Store, postgresDSN string) error {
+	driver, closeDriver, err := riverDriver(ctx, st, postgresDSN)
+	if err != nil {
+		return err
+	}
+	defer closeDriver()
+	return migrateRiver(ctx, st, driver)
 }

@@ -8,11 +8,11 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// moveJob is the one place a job changes status: it enforces the
-// transition rules, writes the job with whatever else the caller changed on
-// it, and queues the webhook events the change causes, all in the caller's
-// transaction.
-func (e *Engine) moveJob(ctx context.Context, tx *store.Tx, job *farm.Job, to farm.Status) error {
+// MoveJob is the one place a job changes status: it enforces the
+// transition rules (farm.CanMove), writes the job with whatever else the
+// caller changed on it, and queues the webhook events the change causes,
+// all in the caller's transaction.
+func (e *Engine) MoveJob(ctx context.Context, tx *store.Tx, job *farm.Job, to farm.Status) error {
 	if !farm.CanMove(job.Status, to) {
 		return fmt.Errorf("job %s cannot move from %s to %s", job.ID, job.Status, to)
 	}

@@ -1,253 +1,197 @@
-package engine
+package engine_test
 
 import (
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
-// hookURL is where the tests' webhooks point; nothing is delivered, since
-// the engine is never started.
-const hookURL = "http://127.0.0.1:9/renderfarm"
-
-func (f *farmFixture) createWebhook(events ...string) *farm.Webhook {
-	f.t.Helper()
-	h, err := f.engine.CreateWebhook(f.ctx, f.p, hookURL, events)
-	if err != nil {
-		f.t.Fatalf("CreateWebhook(%v): %v", events, err)
-	}
-	return h
-}
-
-// queuedEvent is a webhook event and whether its delivery was queued.
-type queuedEvent struct {
-	Webhook string
-	Event   string
-	Body    map[string]any
-	Queued  bool
-}
-
-// webhookEvents lists a job's webhook events in the order they were made,
-// each with whether a deliver_webhook River job names it.
-func (f *farmFixture) webhookEvents(jobID string) []queuedEvent {
-	f.t.Helper()
-	deliveries := map[string]riverJob{}
-	for _, j := range f.riverJobs("deliver_webhook") {
-		var a deliverArgs
-		if err := json.Unmarshal(j.Args, &a); err != nil {
-			f.t.Fatal(err)
-		}
-		deliveries[a.EventID] = j
-	}
-	rows, err := f.store.DB().QueryContext(f.ctx, `SELECT id, webhook_id, event, body, state FROM webhook_events WHERE job_id = ? ORDER BY rowid`, jobID)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []queuedEvent
-	for rows.Next() {
-		var id, hook, event, body, state string
-		if err := rows.Scan(&id, &hook, &event, &body, &state); err != nil {
-			f.t.Fatal(err)
-		}
-		if state != store.EventPending {
-			f.t.Errorf("event %s is %s, want pending", event, state)
-		}
-		ev := queuedEvent{Webhook: hook, Event: event}
-		if err := json.Unmarshal([]byte(body), &ev.Body); err != nil {
-			f.t.Fatalf("event body %s: %v", body, err)
-		}
-		if d, ok := deliveries[id]; ok {
-			ev.Queued = d.State == "available" && d.Queue == queueWebhooks
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
-}
-
 func TestMoveJobRefusesMovesTheRulesForbid(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ from, to farm.Status }{
-		{farm.StatusCompleted, farm.StatusRendering},
-		{farm.StatusCompleted, farm.StatusFailed},
-		{farm.StatusFailed, farm.StatusCanceled},
-		{farm.StatusCanceled, farm.StatusBooting},
-		{farm.StatusCreated, farm.StatusRendering},
-		{farm.StatusCreated, farm.StatusValidated},
-		{farm.StatusValidated, farm.StatusFinalizing},
-		{farm.StatusBooting, farm.StatusCompleted},
-		{farm.StatusRendering, farm.StatusBooting},
-		{farm.StatusFinalizing, farm.StatusRendering},
-	}
-	for _, tt := range tests {
-		t.Run(string(tt.from)+" to "+string(tt.to), func(t *testing.T) {
-			t.Parallel()
-			f := newFarmFixture(t)
-			f.createWebhook(webhook.Events...)
-			job := f.insertJob(tt.from)
-			before := f.job(job.ID)
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		tests := []struct{ from, to farm.Status }{
+			{farm.StatusCompleted, farm.StatusRendering},
+			{farm.StatusCompleted, farm.StatusFailed},
+			{farm.StatusFailed, farm.StatusCanceled},
+			{farm.StatusCanceled, farm.StatusBooting},
+			{farm.StatusCreated, farm.StatusRendering},
+			{farm.StatusCreated, farm.StatusValidated},
+			{farm.StatusValidated, farm.StatusFinalizing},
+			{farm.StatusBooting, farm.StatusCompleted},
+			{farm.StatusRendering, farm.StatusBooting},
+			{farm.StatusFinalizing, farm.StatusRendering},
+		}
+		for _, tt := range tests {
+			t.Run(string(tt.from)+" to "+string(tt.to), func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, db)
+				f.CreateWebhook(f.api, webhook.Events...)
+				job := f.InsertJob(f.api, tt.from)
+				before := f.Job(job.ID)
 
-			err := f.store.InTx(f.ctx, func(tx *store.Tx) error {
-				return f.engine.moveJob(f.ctx, tx, job, tt.to)
+				err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+					return f.Engine.MoveJob(f.Ctx, tx, job, tt.to)
+				})
+
+				if err == nil {
+					t.Fatalf("moveJob(%s → %s) = nil, want an error", tt.from, tt.to)
+				}
+				if job.Status != tt.from {
+					t.Errorf("the job in hand moved to %s, want it left %s", job.Status, tt.from)
+				}
+				if after := f.Job(job.ID); after.Status != tt.from || !after.UpdatedAt.Equal(before.UpdatedAt) {
+					t.Errorf("row = %s updated %v, want untouched: %s updated %v", after.Status, after.UpdatedAt, tt.from, before.UpdatedAt)
+				}
+				if n := f.Count("webhook_events", ""); n != 0 {
+					t.Errorf("%d webhook events, want none", n)
+				}
+				if n := len(f.RiverJobs("deliver_webhook")); n != 0 {
+					t.Errorf("%d deliveries queued, want none", n)
+				}
 			})
-
-			if err == nil {
-				t.Fatalf("moveJob(%s → %s) = nil, want an error", tt.from, tt.to)
-			}
-			if job.Status != tt.from {
-				t.Errorf("the job in hand moved to %s, want it left %s", job.Status, tt.from)
-			}
-			if after := f.job(job.ID); after.Status != tt.from || !after.UpdatedAt.Equal(before.UpdatedAt) {
-				t.Errorf("row = %s updated %v, want untouched: %s updated %v", after.Status, after.UpdatedAt, tt.from, before.UpdatedAt)
-			}
-			if n := f.count("webhook_events", ""); n != 0 {
-				t.Errorf("%d webhook events, want none", n)
-			}
-			if n := len(f.riverJobs("deliver_webhook")); n != 0 {
-				t.Errorf("%d deliveries queued, want none", n)
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestMoveJobQueuesOneDeliveryPerSubscribedEvent(t *testing.T) {
 	t.Parallel()
-	all := webhook.Events
-	tests := []struct {
-		name     string
-		webhooks [][]string // each webhook's events
-		from, to farm.Status
-		want     []string // events queued, webhook by webhook
-	}{
-		{
-			name:     "every change is a status change",
-			webhooks: [][]string{all},
-			from:     farm.StatusValidated, to: farm.StatusBooting,
-			want: []string{webhook.EventStatusChange},
-		},
-		{
-			name:     "completing is also a render complete",
-			webhooks: [][]string{all},
-			from:     farm.StatusFinalizing, to: farm.StatusCompleted,
-			want: []string{webhook.EventStatusChange, webhook.EventRenderComplete},
-		},
-		{
-			name:     "failing is also a render fail",
-			webhooks: [][]string{all},
-			from:     farm.StatusRendering, to: farm.StatusFailed,
-			want: []string{webhook.EventStatusChange, webhook.EventRenderFail},
-		},
-		{
-			name:     "canceling is only a status change",
-			webhooks: [][]string{all},
-			from:     farm.StatusRendering, to: farm.StatusCanceled,
-			want: []string{webhook.EventStatusChange},
-		},
-		{
-			name:     "a webhook gets only the events it asked for",
-			webhooks: [][]string{{webhook.EventRenderComplete}},
-			from:     farm.StatusFinalizing, to: farm.StatusCompleted,
-			want: []string{webhook.EventRenderComplete},
-		},
-		{
-			name:     "a webhook that wants none of the move's events gets nothing",
-			webhooks: [][]string{{webhook.EventRenderComplete, webhook.EventRenderFail}},
-			from:     farm.StatusBooting, to: farm.StatusRendering,
-		},
-		{
-			name:     "each webhook gets its own events",
-			webhooks: [][]string{{webhook.EventStatusChange}, {webhook.EventRenderFail}, all},
-			from:     farm.StatusValidating, to: farm.StatusFailed,
-			want: []string{webhook.EventStatusChange, webhook.EventRenderFail, webhook.EventStatusChange, webhook.EventRenderFail},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			f := newFarmFixture(t)
-			var hookIDs []string
-			for _, events := range tt.webhooks {
-				hookIDs = append(hookIDs, f.createWebhook(events...).ID)
-			}
-			job := f.insertJob(tt.from)
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		all := webhook.Events
+		tests := []struct {
+			name     string
+			webhooks [][]string // each webhook's events
+			from, to farm.Status
+			want     []string // events queued, webhook by webhook
+		}{
+			{
+				name:     "every change is a status change",
+				webhooks: [][]string{all},
+				from:     farm.StatusValidated, to: farm.StatusBooting,
+				want: []string{webhook.EventStatusChange},
+			},
+			{
+				name:     "completing is also a render complete",
+				webhooks: [][]string{all},
+				from:     farm.StatusFinalizing, to: farm.StatusCompleted,
+				want: []string{webhook.EventStatusChange, webhook.EventRenderComplete},
+			},
+			{
+				name:     "failing is also a render fail",
+				webhooks: [][]string{all},
+				from:     farm.StatusRendering, to: farm.StatusFailed,
+				want: []string{webhook.EventStatusChange, webhook.EventRenderFail},
+			},
+			{
+				name:     "canceling is only a status change",
+				webhooks: [][]string{all},
+				from:     farm.StatusRendering, to: farm.StatusCanceled,
+				want: []string{webhook.EventStatusChange},
+			},
+			{
+				name:     "a webhook gets only the events it asked for",
+				webhooks: [][]string{{webhook.EventRenderComplete}},
+				from:     farm.StatusFinalizing, to: farm.StatusCompleted,
+				want: []string{webhook.EventRenderComplete},
+			},
+			{
+				name:     "a webhook that wants none of the move's events gets nothing",
+				webhooks: [][]string{{webhook.EventRenderComplete, webhook.EventRenderFail}},
+				from:     farm.StatusBooting, to: farm.StatusRendering,
+			},
+			{
+				name:     "each webhook gets its own events",
+				webhooks: [][]string{{webhook.EventStatusChange}, {webhook.EventRenderFail}, all},
+				from:     farm.StatusValidating, to: farm.StatusFailed,
+				want: []string{webhook.EventStatusChange, webhook.EventRenderFail, webhook.EventStatusChange, webhook.EventRenderFail},
+			},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, db)
+				var hookIDs []string
+				for _, events := range tt.webhooks {
+					hookIDs = append(hookIDs, f.CreateWebhook(f.api, events...).ID)
+				}
+				job := f.InsertJob(f.api, tt.from)
 
-			f.move(job.ID, tt.to)
+				f.Move(job.ID, tt.to)
 
-			if st := f.job(job.ID).Status; st != tt.to {
-				t.Fatalf("job = %s, want %s", st, tt.to)
-			}
-			events := f.webhookEvents(job.ID)
-			var got []string
-			for _, ev := range events {
-				got = append(got, ev.Event)
-				if !ev.Queued {
-					t.Errorf("event %s has no deliver_webhook River job in queue %q", ev.Event, queueWebhooks)
+				if st := f.Job(job.ID).Status; st != tt.to {
+					t.Fatalf("job = %s, want %s", st, tt.to)
 				}
-				if ev.Body["jobId"] != job.ID || ev.Body["status"] != string(tt.to) || ev.Body["event"] != ev.Event {
-					t.Errorf("event %s body = %v, want its event, the job and its new status", ev.Event, ev.Body)
+				events := f.WebhookEvents(job.ID)
+				var got []string
+				for _, ev := range events {
+					got = append(got, ev.Event)
+					if !ev.Queued {
+						t.Errorf("event %s has no deliver_webhook River job in queue %q", ev.Event, engine.QueueWebhooks)
+					}
+					if ev.Body["jobId"] != job.ID || ev.Body["status"] != string(tt.to) || ev.Body["event"] != ev.Event {
+						t.Errorf("event %s body = %v, want its event, the job and its new status", ev.Event, ev.Body)
+					}
+					if ev.Event == webhook.EventStatusChange && ev.Body["previousStatus"] != string(tt.from) {
+						t.Errorf("status change body = %v, want previousStatus %s", ev.Body, tt.from)
+					}
 				}
-				if ev.Event == webhook.EventStatusChange && ev.Body["previousStatus"] != string(tt.from) {
-					t.Errorf("status change body = %v, want previousStatus %s", ev.Body, tt.from)
+				// Events are made webhook by webhook, in the order they were
+				// registered.
+				var order []string
+				for _, ev := range events {
+					order = append(order, ev.Webhook)
 				}
-			}
-			// Events are made webhook by webhook, in the order they were
-			// registered.
-			var order []string
-			for _, ev := range events {
-				order = append(order, ev.Webhook)
-			}
-			if !slices.IsSortedFunc(order, func(a, b string) int { return slices.Index(hookIDs, a) - slices.Index(hookIDs, b) }) {
-				t.Errorf("events by webhook = %v, want grouped in registration order %v", order, hookIDs)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("events = %v, want %v", got, tt.want)
-			}
-			if n := len(f.riverJobs("deliver_webhook")); n != len(tt.want) {
-				t.Errorf("%d deliver_webhook River jobs, want one per event: %d", n, len(tt.want))
-			}
-		})
-	}
+				if !slices.IsSortedFunc(order, func(a, b string) int { return slices.Index(hookIDs, a) - slices.Index(hookIDs, b) }) {
+					t.Errorf("events by webhook = %v, want grouped in registration order %v", order, hookIDs)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("events = %v, want %v", got, tt.want)
+				}
+				if n := len(f.RiverJobs("deliver_webhook")); n != len(tt.want) {
+					t.Errorf("%d deliver_webhook River jobs, want one per event: %d", n, len(tt.want))
+				}
+			})
+		}
+	})
 }
 
 func TestMoveJobLeavesNothingWhenItsTransactionRollsBack(t *testing.T) {
 	t.Parallel()
-	f := newFarmFixture(t)
-	f.createWebhook(webhook.Events...)
-	job := f.insertJob(farm.StatusRendering)
-	before := f.job(job.ID)
-	errLater := errors.New("a later step of the same transaction failed")
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.CreateWebhook(f.api, webhook.Events...)
+		job := f.InsertJob(f.api, farm.StatusRendering)
+		before := f.Job(job.ID)
+		errLater := errors.New("a later step of the same transaction failed")
 
-	err := f.store.InTx(f.ctx, func(tx *store.Tx) error {
-		current, err := tx.GetJob(f.ctx, "", job.ID)
-		if err != nil {
-			return err
+		err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+			current, err := tx.GetJob(f.Ctx, "", job.ID)
+			if err != nil {
+				return err
+			}
+			current.FailedReason = &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: "frame 1 failed"}
+			if err := f.Engine.MoveJob(f.Ctx, tx, current, farm.StatusFailed); err != nil {
+				return err
+			}
+			return errLater
+		})
+
+		if !errors.Is(err, errLater) {
+			t.Fatalf("InTx = %v, want the later step's error", err)
 		}
-		current.FailedReason = &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: "frame 1 failed"}
-		if err := f.engine.moveJob(f.ctx, tx, current, farm.StatusFailed); err != nil {
-			return err
+		after := f.Job(job.ID)
+		if after.Status != farm.StatusRendering || after.FailedReason != nil || !after.UpdatedAt.Equal(before.UpdatedAt) {
+			t.Errorf("job = %s, reason %v; want rendering, as before the rolled-back move", after.Status, after.FailedReason)
 		}
-		return errLater
+		if n := f.Count("webhook_events", ""); n != 0 {
+			t.Errorf("%d webhook events, want none", n)
+		}
+		if n := len(f.RiverJobs("deliver_webhook")); n != 0 {
+			t.Errorf("%d deliveries queued, want none", n)
+		}
 	})
-
-	if !errors.Is(err, errLater) {
-		t.Fatalf("InTx = %v, want the later step's error", err)
-	}
-	after := f.job(job.ID)
-	if after.Status != farm.StatusRendering || after.FailedReason != nil || !after.UpdatedAt.Equal(before.UpdatedAt) {
-		t.Errorf("job = %s, reason %v; want rendering, as before the rolled-back move", after.Status, after.FailedReason)
-	}
-	if n := f.count("webhook_events", ""); n != 0 {
-		t.Errorf("%d webhook events, want none", n)
-	}
-	if n := len(f.riverJobs("deliver_webhook")); n != 0 {
-		t.Errorf("%d deliveries queued, want none", n)
-	}
 }

@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/renderfarm/renderfarm/internal/blender"
 )
 
 // AnalyzeInspection turns what Blender found in a file into the job's
 // analysis, adding a warning for everything that will make the render
 // differ from what the artist sees on their own machine.
-func AnalyzeInspection(ins blender.Inspection) *Analysis {
+func AnalyzeInspection(ins Inspection) *Analysis {
 	a := &Analysis{Inspection: ins, Warnings: []Warning{}}
 	for _, f := range ins.ExternalFiles {
 		if f.Missing {

@@ -6,24 +6,23 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // cleanInspection is a file that renders on this farm exactly as on the
 // artist's machine: nothing to warn about.
-func cleanInspection() blender.Inspection {
-	return blender.Inspection{
+func cleanInspection() farm.Inspection {
+	return farm.Inspection{
 		FileVersion:       "3.4",
 		BlenderVersion:    "3.4.1",
 		DenoiserAvailable: false,
 		ActiveScene:       "Shot",
-		Scenes: []blender.Scene{{
+		Scenes: []farm.Scene{{
 			Name: "Shot", FrameStart: 1, FrameEnd: 24, FrameStep: 1, FPS: 24,
 			ResolutionX: 1920, ResolutionY: 1080, ResolutionPercentage: 100,
 			Engine: "CYCLES", Samples: 64, Camera: "Camera", OutputFormat: "PNG",
 		}},
-		ExternalFiles: []blender.ExternalFile{
+		ExternalFiles: []farm.ExternalFile{
 			{Type: "image", Name: "wood.png", Path: "//textures/wood.png"},
 			{Type: "image", Name: "logo.png", Path: "logo.png", Packed: true},
 		},
@@ -50,15 +49,15 @@ func TestAnalyzeInspectionOfACleanFileHasNoWarnings(t *testing.T) {
 func TestAnalyzeInspectionWarnings(t *testing.T) {
 	tests := []struct {
 		name        string
-		change      func(*blender.Inspection)
+		change      func(*farm.Inspection)
 		wantCodes   []string
 		wantMessage []string // parts of the one warning's message
 		wantPath    string
 	}{
 		{
 			name: "a missing external file, naming it and saying how to fix it",
-			change: func(in *blender.Inspection) {
-				in.ExternalFiles = append(in.ExternalFiles, blender.ExternalFile{Type: "image", Name: "sky.hdr", Path: "/home/ann/hdri/sky.hdr", Missing: true})
+			change: func(in *farm.Inspection) {
+				in.ExternalFiles = append(in.ExternalFiles, farm.ExternalFile{Type: "image", Name: "sky.hdr", Path: "/home/ann/hdri/sky.hdr", Missing: true})
 			},
 			wantCodes:   []string{farm.WarnMissingFile},
 			wantMessage: []string{`image "sky.hdr"`, "/home/ann/hdri/sky.hdr", "Upload a .zip", "Pack Resources"},
@@ -66,7 +65,7 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name: "a Cycles scene that asks for denoising on a farm without a denoiser",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.Scenes[0].DenoisingEnabled = true
 			},
 			wantCodes:   []string{farm.WarnDenoiserUnavailable},
@@ -74,7 +73,7 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name: "denoising asked for where the denoiser exists",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.Scenes[0].DenoisingEnabled = true
 				in.DenoiserAvailable = true
 			},
@@ -82,7 +81,7 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name: "denoising flag on a scene of another engine",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.Scenes[0].Engine = "BLENDER_EEVEE"
 				in.Scenes[0].DenoisingEnabled = true
 			},
@@ -90,13 +89,13 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name:        "a scene without a camera",
-			change:      func(in *blender.Inspection) { in.Scenes[0].Camera = "" },
+			change:      func(in *farm.Inspection) { in.Scenes[0].Camera = "" },
 			wantCodes:   []string{farm.WarnNoCamera},
 			wantMessage: []string{`scene "Shot" has no camera`, "add a camera"},
 		},
 		{
 			name: "a scene that writes a movie, naming its format",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.Scenes[0].OutputFormat = "FFMPEG"
 				in.Scenes[0].IsMovieOutput = true
 			},
@@ -105,19 +104,19 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name:        "a file saved by a newer Blender",
-			change:      func(in *blender.Inspection) { in.FileVersion = "4.2" },
+			change:      func(in *farm.Inspection) { in.FileVersion = "4.2" },
 			wantCodes:   []string{farm.WarnNewerFile},
 			wantMessage: []string{"saved with Blender 4.2, newer than this farm's 3.4.1"},
 		},
 		{
 			name:        "a newer minor release",
-			change:      func(in *blender.Inspection) { in.FileVersion = "3.5" },
+			change:      func(in *farm.Inspection) { in.FileVersion = "3.5" },
 			wantCodes:   []string{farm.WarnNewerFile},
 			wantMessage: []string{"Blender 3.5"},
 		},
 		{
 			name: "versions compare as numbers, not text",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.FileVersion = "3.10"
 				in.BlenderVersion = "3.9.2"
 			},
@@ -125,12 +124,12 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name:      "a file saved by the same release",
-			change:    func(in *blender.Inspection) { in.FileVersion = "3.4" },
+			change:    func(in *farm.Inspection) { in.FileVersion = "3.4" },
 			wantCodes: nil,
 		},
 		{
 			name: "a file saved by a later patch of the same release",
-			change: func(in *blender.Inspection) {
+			change: func(in *farm.Inspection) {
 				in.FileVersion = "3.4.3"
 				in.BlenderVersion = "3.4.1"
 			},
@@ -138,17 +137,17 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 		},
 		{
 			name:      "a file saved by an older Blender",
-			change:    func(in *blender.Inspection) { in.FileVersion = "2.93" },
+			change:    func(in *farm.Inspection) { in.FileVersion = "2.93" },
 			wantCodes: nil,
 		},
 		{
 			name:      "an unreadable file version is not guessed at",
-			change:    func(in *blender.Inspection) { in.FileVersion = "" },
+			change:    func(in *farm.Inspection) { in.FileVersion = "" },
 			wantCodes: nil,
 		},
 		{
 			name:      "an unreadable Blender version is not guessed at",
-			change:    func(in *blender.Inspection) { in.BlenderVersion = "unknown" },
+			change:    func(in *farm.Inspection) { in.BlenderVersion = "unknown" },
 			wantCodes: nil,
 		},
 	}
@@ -183,13 +182,13 @@ func TestAnalyzeInspectionWarnings(t *testing.T) {
 func TestAnalyzeInspectionWarnsOncePerProblem(t *testing.T) {
 	in := cleanInspection()
 	in.FileVersion = "4.1"
-	in.ExternalFiles = []blender.ExternalFile{
+	in.ExternalFiles = []farm.ExternalFile{
 		{Type: "image", Name: "a.png", Path: "//a.png", Missing: true},
 		{Type: "image", Name: "b.png", Path: "//b.png"},
 		{Type: "sound", Name: "c.wav", Path: "//c.wav", Missing: true},
 	}
 	in.Scenes[0].DenoisingEnabled = true
-	in.Scenes = append(in.Scenes, blender.Scene{Name: "Edit", Engine: "BLENDER_EEVEE", OutputFormat: "FFMPEG", IsMovieOutput: true})
+	in.Scenes = append(in.Scenes, farm.Scene{Name: "Edit", Engine: "BLENDER_EEVEE", OutputFormat: "FFMPEG", IsMovieOutput: true})
 
 	a := farm.AnalyzeInspection(in)
 	var got []string

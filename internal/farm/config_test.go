@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
@@ -17,13 +16,13 @@ func ptr[T any](v T) *T { return &v }
 // one) that asks for denoising, and an EEVEE title scene that writes a
 // movie every third frame. The farm's Blender has no denoiser and no ACES.
 func twoScenes() *farm.Analysis {
-	return &farm.Analysis{Inspection: blender.Inspection{
+	return &farm.Analysis{Inspection: farm.Inspection{
 		FileVersion:       "3.4",
 		BlenderVersion:    "3.4.1",
 		DenoiserAvailable: false,
 		ViewTransforms:    []string{"Standard", "Filmic", "Raw"},
 		ActiveScene:       "Shot",
-		Scenes: []blender.Scene{
+		Scenes: []farm.Scene{
 			{
 				Name: "Shot", FrameStart: 1, FrameEnd: 24, FrameStep: 1, FPS: 24,
 				ResolutionX: 1920, ResolutionY: 1080, ResolutionPercentage: 50,
@@ -675,7 +674,7 @@ func TestRenderConfigIsEmpty(t *testing.T) {
 // Format details Blender would refuse at its first frame are refused when
 // the render is requested.
 func TestResolveConfigRefusesSettingsTheFormatLacks(t *testing.T) {
-	a := &farm.Analysis{Inspection: blender.Inspection{BlenderVersion: "3.4.1", ActiveScene: "S", Scenes: []blender.Scene{{
+	a := &farm.Analysis{Inspection: farm.Inspection{BlenderVersion: "3.4.1", ActiveScene: "S", Scenes: []farm.Scene{{
 		Name: "S", FrameStart: 1, FrameEnd: 2, FrameStep: 1, ResolutionX: 64, ResolutionY: 36, ResolutionPercentage: 100,
 		Engine: "CYCLES", Samples: 4, Camera: "Camera", OutputFormat: "PNG",
 	}}}}

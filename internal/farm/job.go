@@ -1,10 +1,6 @@
 package farm
 
-import (
-	"time"
-
-	"github.com/renderfarm/renderfarm/internal/blender"
-)
+import "time"
 
 // Job is a render job as the API shows it. Field names and shapes follow the
 // Renderjuice Job object; the fields it leaves undocumented (analysis,
@@ -85,7 +81,7 @@ type SceneFile struct {
 // Analysis is what validation found in the file: Blender's own view of it,
 // plus the warnings a person should read before rendering.
 type Analysis struct {
-	blender.Inspection
+	Inspection
 	Warnings []Warning `json:"warnings"`
 }
 
@@ -108,7 +104,7 @@ const (
 )
 
 // Scene returns the scene with the given name, or the active one for "".
-func (a *Analysis) Scene(name string) (blender.Scene, bool) {
+func (a *Analysis) Scene(name string) (Scene, bool) {
 	if name == "" {
 		name = a.ActiveScene
 	}
@@ -117,25 +113,16 @@ func (a *Analysis) Scene(name string) (blender.Scene, bool) {
 			return s, true
 		}
 	}
-	return blender.Scene{}, false
+	return Scene{}, false
 }
-
-// Frame statuses in progress reports.
-const (
-	FrameQueued    = "queued"
-	FrameRendering = "rendering"
-	FrameCompleted = "completed"
-	FrameFailed    = "failed"
-	FrameCanceled  = "canceled"
-)
 
 // FrameProgress is one frame's line in a progress report.
 type FrameProgress struct {
-	Frame         int     `json:"frame"`
-	Status        string  `json:"status"`
-	Worker        string  `json:"worker"`
-	RenderSeconds float64 `json:"renderSeconds"`
-	Attempts      int     `json:"attempts"`
+	Frame         int         `json:"frame"`
+	Status        FrameStatus `json:"status"`
+	Worker        string      `json:"worker"`
+	RenderSeconds float64     `json:"renderSeconds"`
+	Attempts      int         `json:"attempts"`
 }
 
 // Progress is the answer of GET /jobs/{id}/progress.

@@ -88,3 +88,67 @@ func CanMove(from, to Status) bool {
 	}
 	return false
 }
+
+// FrameStatus is where one frame of a job stands.
+type FrameStatus string
+
+// The frame statuses. A frame is queued with its chunk, rendering while a
+// worker's Blender works on it, and ends completed (its image stored),
+// failed (its chunk's last attempt failed on it) or canceled (its job
+// was canceled, or failed on another frame).
+const (
+	FrameQueued    FrameStatus = "queued"
+	FrameRendering FrameStatus = "rendering"
+	FrameCompleted FrameStatus = "completed"
+	FrameFailed    FrameStatus = "failed"
+	FrameCanceled  FrameStatus = "canceled"
+)
+
+// AllFrameStatuses lists every status a frame can have.
+var AllFrameStatuses = []FrameStatus{FrameQueued, FrameRendering, FrameCompleted, FrameFailed, FrameCanceled}
+
+// frameTransitions lists the moves a frame makes; the three final
+// statuses have none. A frame may also stay where it is while its other
+// fields change (an attempt that failed before Blender announced the
+// frame records its error and leaves it queued).
+var frameTransitions = map[FrameStatus][]FrameStatus{
+	// Blender announced it; or it was saved with no announcement seen;
+	// or its chunk's last attempt failed on it; or its job ended.
+	FrameQueued: {FrameRendering, FrameCompleted, FrameFailed, FrameCanceled},
+	// An attempt failed, or its holder was given up on (queued again);
+	// stored; failed on the last attempt; its job ended.
+	FrameRendering: {FrameQueued, FrameCompleted, FrameFailed, FrameCanceled},
+}
+
+// IsFinal reports whether nothing can happen to a frame any more.
+func (s FrameStatus) IsFinal() bool {
+	return s == FrameCompleted || s == FrameFailed || s == FrameCanceled
+}
+
+// CanMoveFrame reports whether a frame may go from one status to another.
+func CanMoveFrame(from, to FrameStatus) bool {
+	if from.IsFinal() {
+		return false
+	}
+	if from == to {
+		return true
+	}
+	for _, next := range frameTransitions[from] {
+		if next == to {
+			return true
+		}
+	}
+	return false
+}
+
+// FrameStatusesBefore lists the statuses from which a frame may move to
+// to, for a write that checks the move in the database itself.
+func FrameStatusesBefore(to FrameStatus) []FrameStatus {
+	var from []FrameStatus
+	for _, s := range AllFrameStatuses {
+		if CanMoveFrame(s, to) {
+			from = append(from, s)
+		}
+	}
+	return from
+}

@@ -1,6 +1,7 @@
 package farm_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -147,6 +148,49 @@ func TestParseStatusAcceptsExactlyTheElevenNames(t *testing.T) {
 	for _, name := range []string{"", "Created", "RENDERING", " rendering", "cancelled", "running", "done"} {
 		if st, ok := farm.ParseStatus(name); ok || st != "" {
 			t.Errorf("ParseStatus(%q) = %q, %v; want it refused", name, st, ok)
+		}
+	}
+}
+
+// allowedFrameMoves is every move CanMoveFrame accepts, written out in
+// full; a frame that is not final may also stay where it is. Every other
+// pair is refused: nothing leaves completed, failed or canceled.
+var allowedFrameMoves = map[[2]farm.FrameStatus]bool{
+	{farm.FrameQueued, farm.FrameQueued}:    true,
+	{farm.FrameQueued, farm.FrameRendering}: true,
+	{farm.FrameQueued, farm.FrameCompleted}: true,
+	{farm.FrameQueued, farm.FrameFailed}:    true,
+	{farm.FrameQueued, farm.FrameCanceled}:  true,
+
+	{farm.FrameRendering, farm.FrameRendering}: true,
+	{farm.FrameRendering, farm.FrameQueued}:    true,
+	{farm.FrameRendering, farm.FrameCompleted}: true,
+	{farm.FrameRendering, farm.FrameFailed}:    true,
+	{farm.FrameRendering, farm.FrameCanceled}:  true,
+}
+
+func TestCanMoveFrameAcceptsOnlyTheTable(t *testing.T) {
+	for _, from := range farm.AllFrameStatuses {
+		for _, to := range farm.AllFrameStatuses {
+			want := allowedFrameMoves[[2]farm.FrameStatus{from, to}]
+			if got := farm.CanMoveFrame(from, to); got != want {
+				t.Errorf("CanMoveFrame(%s, %s) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+}
+
+func TestFrameStatusesBeforeAreThoseThatMayMove(t *testing.T) {
+	for _, to := range farm.AllFrameStatuses {
+		got := farm.FrameStatusesBefore(to)
+		var want []farm.FrameStatus
+		for _, from := range farm.AllFrameStatuses {
+			if allowedFrameMoves[[2]farm.FrameStatus{from, to}] {
+				want = append(want, from)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("FrameStatusesBefore(%s) = %v, want %v", to, got, want)
 		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
@@ -396,19 +395,19 @@ func fullJob() *farm.Job {
 		IsAnalysisSkipped: false,
 		AnalysisID:        ptr("analysis-1"),
 		Analysis: &farm.Analysis{
-			Inspection: blender.Inspection{
+			Inspection: farm.Inspection{
 				FileVersion:       "3.4",
 				BlenderVersion:    "3.4.1",
 				DenoiserAvailable: false,
 				ActiveScene:       "Scene",
-				Scenes: []blender.Scene{{
+				Scenes: []farm.Scene{{
 					Name: "Scene", FrameStart: 1, FrameEnd: 3, FrameStep: 1, FPS: 24,
 					ResolutionX: 320, ResolutionY: 180, ResolutionPercentage: 100,
 					Engine: "CYCLES", Samples: 32, Camera: "Camera", OutputFormat: "PNG",
 					ColorMode: "RGBA", ColorDepth: "8", DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE",
 					ViewLayers: nil, // the API must send [] for it
 				}},
-				ExternalFiles: []blender.ExternalFile{{Type: "image", Name: "wood.png", Path: "//textures/wood.png", Missing: true}},
+				ExternalFiles: []farm.ExternalFile{{Type: "image", Name: "wood.png", Path: "//textures/wood.png", Missing: true}},
 			},
 			Warnings: []farm.Warning{
 				{Code: farm.WarnMissingFile, Message: "//textures/wood.png is missing; it renders pink", Path: "//textures/wood.png"},

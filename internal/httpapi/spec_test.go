@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/httpapi/apitest"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
 
@@ -56,35 +54,6 @@ func schema(t *testing.T, doc *openapi3.T, name string) *openapi3.Schema {
 	return ref.Value
 }
 
-// jsonField is one field of a Go type as encoding/json writes it.
-type jsonField struct {
-	name      string
-	omitempty bool
-	nullable  bool // a pointer written as null when unset
-}
-
-func jsonFields(t reflect.Type) []jsonField {
-	var out []jsonField
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" || !f.IsExported() && !f.Anonymous {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			out = append(out, jsonFields(f.Type)...)
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		omit := strings.Contains(opts, "omitempty")
-		out = append(out, jsonField{name, omit, f.Type.Kind() == reflect.Pointer && !omit})
-	}
-	return out
-}
-
 // TestSchemasMatchFarmTypes keeps the document and the farm's types in
 // step: every field the server writes is described, nothing described is
 // missing from what it writes, fields always written are required, and
@@ -111,8 +80,9 @@ func TestSchemasMatchFarmTypes(t *testing.T) {
 		{farm.FinalOutputSettings{}, "FinalOutputSettings", false},
 		{farm.SceneFile{}, "SceneFile", false},
 		{farm.Analysis{}, "Analysis", false},
-		{blender.Scene{}, "Scene", false},
-		{blender.ExternalFile{}, "ExternalFile", false},
+		{farm.Scene{}, "Scene", false},
+		{farm.ExternalFile{}, "ExternalFile", false},
+		{farm.Library{}, "Library", false},
 		{farm.Warning{}, "Warning", false},
 		{farm.Progress{}, "Progress", false},
 		{farm.FrameProgress{}, "FrameProgress", false},
@@ -132,41 +102,11 @@ func TestSchemasMatchFarmTypes(t *testing.T) {
 		{webhook.StatusChange{}, "StatusChangeEvent", false},
 	}
 	for _, tc := range cases {
-		typ := reflect.TypeOf(tc.value)
-		s := schema(t, doc, tc.schema)
-		fields := jsonFields(typ)
-
-		var goNames []string
-		for _, f := range fields {
-			goNames = append(goNames, f.name)
-			prop := s.Properties[f.name]
-			if prop == nil {
-				t.Errorf("%s: %s.%s is not described in schema %s", typ, typ.Name(), f.name, tc.schema)
-				continue
-			}
-			if tc.request {
-				continue
-			}
-			if req := slices.Contains(s.Required, f.name); req == f.omitempty {
-				t.Errorf("%s: field %s is required=%v in the schema but omitempty=%v in Go", tc.schema, f.name, req, f.omitempty)
-			}
-			if prop.Value.Nullable != f.nullable {
-				t.Errorf("%s: field %s is nullable=%v in the schema but may be null=%v in Go", tc.schema, f.name, prop.Value.Nullable, f.nullable)
-			}
+		side := apitest.Server
+		if tc.request {
+			side = apitest.ServerReads
 		}
-		var specNames []string
-		for name := range s.Properties {
-			specNames = append(specNames, name)
-		}
-		sort.Strings(specNames)
-		for _, name := range specNames {
-			if !slices.Contains(goNames, name) {
-				t.Errorf("schema %s describes %q, which %s does not have", tc.schema, name, typ)
-			}
-		}
-		if !tc.request && (s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has) {
-			t.Errorf("schema %s allows fields it does not describe; answers should be described exactly", tc.schema)
-		}
+		apitest.CheckSchema(t, doc, tc.value, tc.schema, side)
 	}
 }
 
@@ -203,9 +143,12 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var statuses []string
+	var statuses, frameStatuses []string
 	for _, s := range farm.AllStatuses {
 		statuses = append(statuses, string(s))
+	}
+	for _, s := range farm.AllFrameStatuses {
+		frameStatuses = append(frameStatuses, string(s))
 	}
 	enums := []struct {
 		path []string
@@ -220,7 +163,7 @@ func TestSchemaEnumsAndLimitsMatchFarm(t *testing.T) {
 		{[]string{"OutputSettings", "exrCodec"}, farm.ExrCodecs},
 		{[]string{"OutputSettings", "tiffCodec"}, farm.TiffCodecs},
 		{[]string{"FinalConfig", "colorManagementPreset"}, farm.ColorPresets},
-		{[]string{"FrameProgress", "status"}, []string{farm.FrameQueued, farm.FrameRendering, farm.FrameCompleted, farm.FrameFailed, farm.FrameCanceled}},
+		{[]string{"FrameProgress", "status"}, frameStatuses},
 		{[]string{"FailedReason", "type"}, []string{farm.FailValidation, farm.FailRender, farm.FailFinalize}},
 		{[]string{"UploadRequest", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},
 		{[]string{"SceneFile", "fileType"}, []string{farm.FileTypeBlend, farm.FileTypeZip}},

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
@@ -29,7 +28,7 @@ func wireAnalysis(a farm.Analysis) *farm.Analysis {
 	a.Warnings = orEmpty(a.Warnings)
 	a.ExternalFiles = orEmpty(a.ExternalFiles)
 	a.ViewTransforms = orEmpty(a.ViewTransforms)
-	scenes := make([]blender.Scene, len(a.Scenes))
+	scenes := make([]farm.Scene, len(a.Scenes))
 	for i, s := range a.Scenes {
 		s.ViewLayers = orEmpty(s.ViewLayers)
 		scenes[i] = s

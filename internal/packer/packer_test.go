@@ -16,6 +16,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/packer"
 	"github.com/renderfarm/renderfarm/internal/packer/packertest"
 )
@@ -66,7 +67,7 @@ func extract(t *testing.T, zipPath, dir string) string {
 // checkSelfContained has Blender inspect the packed .blend, extracted, with
 // the artist's files moved out of the way, so that a path still pointing
 // at them shows as missing: every path must be relative and found.
-func checkSelfContained(t *testing.T, bin, root, zipPath, dir string) *blender.Inspection {
+func checkSelfContained(t *testing.T, bin, root, zipPath, dir string) *farm.Inspection {
 	t.Helper()
 	blend := extract(t, zipPath, dir)
 	away := root + ".away"
@@ -222,12 +223,12 @@ func TestPackNestedLibrariesWithAProjectRoot(t *testing.T) {
 		}
 	}
 	insp := checkSelfContained(t, "blender", shot.Root, out, filepath.Join(dir, "extracted"))
-	wantLibs := []blender.Library{
+	wantLibs := []farm.Library{
 		{Name: "prop.blend", Path: "//assets/prop.blend"},
 		{Name: "red.blend", Path: "//assets/materials/red.blend", Parent: "prop.blend"},
 	}
 	got := slices.Clone(insp.Libraries)
-	slices.SortFunc(got, func(a, b blender.Library) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(got, func(a, b farm.Library) int { return strings.Compare(a.Name, b.Name) })
 	if !slices.Equal(got, wantLibs) {
 		t.Errorf("libraries = %+v, want %+v", got, wantLibs)
 	}

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // Frame is one frame of a job: which task renders it, how it went, and
@@ -12,7 +15,7 @@ type Frame struct {
 	JobID         string
 	Frame         int
 	TaskID        string
-	Status        string // farm.Frame* values
+	Status        farm.FrameStatus
 	Worker        string // the name of the worker that rendered it
 	RenderSeconds float64
 	Attempts      int
@@ -36,33 +39,55 @@ func (q *Queries) InsertFrame(ctx context.Context, f Frame) error {
 
 // UpdateFrame writes a frame's progress, whoever holds its task: for the
 // farm's own bookkeeping (a reaped task's frames go back to queued). A
-// worker writes with UpdateFrameOwned.
+// worker writes with UpdateFrameOwned. Like every write of a frame's
+// status, it checks in the statement that the frame's status may move to
+// f.Status (farm.CanMoveFrame); when it may not, or there is no such
+// frame, nothing is written and the error is ErrConflict.
 func (q *Queries) UpdateFrame(ctx context.Context, f Frame) error {
-	_, err := q.exec(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
-		WHERE job_id = ? AND frame = ?`,
-		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame)
+	from, marks := frameStatusesBefore(f.Status)
+	res, err := q.exec(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
+		WHERE job_id = ? AND frame = ? AND status IN (`+marks+`)`,
+		append([]any{f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame}, from...)...)
 	if err != nil {
 		return fmt.Errorf("update frame %d: %w", f.Frame, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("frame %d of job %s cannot move to %s: %w", f.Frame, f.JobID, f.Status, ErrConflict)
 	}
 	return nil
 }
 
+// frameStatusesBefore is the statuses a frame may move to `to` from, as
+// query arguments and their placeholders.
+func frameStatusesBefore(to farm.FrameStatus) (args []any, marks string) {
+	for _, s := range farm.FrameStatusesBefore(to) {
+		args = append(args, s)
+	}
+	if len(args) == 0 {
+		// Nothing moves to this status: a condition no row meets.
+		return []any{""}, "?"
+	}
+	return args, strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+}
+
 // UpdateFrameOwned writes a frame's progress only if the writer still
 // holds the frame's task: the task is f.TaskID, running, on workerID, in
-// taskGeneration. Otherwise (the task was handed to another worker,
-// canceled or finished, or the frame is not the task's) nothing is
-// written and the error is ErrConflict. The check and the write are one
+// taskGeneration, and the frame may move to f.Status. Otherwise (the task
+// was handed to another worker, canceled or finished, or the frame is not
+// the task's, or has ended) nothing is written and the error is
+// ErrConflict. The check and the write are one
 // statement, so a stale holder cannot write even outside a transaction;
 // on PostgreSQL the task's row is read with FOR SHARE, so a requeue that
 // is not yet committed makes the write wait for it and then be refused,
 // rather than land on a task that was just handed out again.
 func (q *Queries) UpdateFrameOwned(ctx context.Context, f Frame, taskGeneration int, workerID string) error {
+	from, marks := frameStatusesBefore(f.Status)
 	res, err := q.exec(ctx, `UPDATE frames SET status = ?, worker = ?, render_seconds = ?, attempts = ?, object_key = ?, size_bytes = ?, error = ?, updated_at = ?
-		WHERE job_id = ? AND frame = ? AND task_id = ? AND EXISTS (
+		WHERE job_id = ? AND frame = ? AND task_id = ? AND status IN (`+marks+`) AND EXISTS (
 			SELECT 1 FROM tasks WHERE tasks.id = frames.task_id AND tasks.generation = ? AND tasks.worker_id = ? AND tasks.status = ?`+
 		q.dialect.rowLock("FOR SHARE")+`)`,
-		f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame,
-		f.TaskID, taskGeneration, workerID, TaskRunning)
+		append(append([]any{f.Status, f.Worker, f.RenderSeconds, f.Attempts, f.ObjectKey, f.SizeBytes, f.Error, now(), f.JobID, f.Frame, f.TaskID}, from...),
+			taskGeneration, workerID, TaskRunning)...)
 	if err != nil {
 		return fmt.Errorf("update frame %d: %w", f.Frame, err)
 	}
@@ -72,13 +97,16 @@ func (q *Queries) UpdateFrameOwned(ctx context.Context, f Frame, taskGeneration 
 	return nil
 }
 
-// SetFramesStatus sets the status of a job's frames that are in one of the
-// given statuses (for example: queued and rendering frames become canceled).
-func (q *Queries) SetFramesStatus(ctx context.Context, jobID, to string, from ...string) error {
-	for _, st := range from {
-		if _, err := q.exec(ctx, `UPDATE frames SET status = ?, updated_at = ? WHERE job_id = ? AND status = ?`, to, now(), jobID, st); err != nil {
-			return fmt.Errorf("update frames: %w", err)
-		}
+// MoveFramesOfJob moves every frame of a job that may move to `to`
+// (farm.CanMoveFrame) there, and leaves the others as they are: canceling
+// a job cancels its queued and rendering frames and keeps those that
+// ended.
+func (q *Queries) MoveFramesOfJob(ctx context.Context, jobID string, to farm.FrameStatus) error {
+	from, marks := frameStatusesBefore(to)
+	_, err := q.exec(ctx, `UPDATE frames SET status = ?, updated_at = ? WHERE job_id = ? AND status IN (`+marks+`)`,
+		append([]any{to, now(), jobID}, from...)...)
+	if err != nil {
+		return fmt.Errorf("update frames: %w", err)
 	}
 	return nil
 }
@@ -94,15 +122,15 @@ func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, err
 }
 
 // CountFrames counts a job's frames by status.
-func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[string]int, error) {
+func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[farm.FrameStatus]int, error) {
 	rows, err := q.query(ctx, `SELECT status, COUNT(*) FROM frames WHERE job_id = ? GROUP BY status`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("count frames: %w", err)
 	}
 	defer rows.Close()
-	counts := map[string]int{}
+	counts := map[farm.FrameStatus]int{}
 	for rows.Next() {
-		var st string
+		var st farm.FrameStatus
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, err

@@ -37,13 +37,13 @@ func frameNumbers(frames []store.Frame) []int {
 	return out
 }
 
-func statusesOf(t *testing.T, s *store.Store, jobID string) map[int]string {
+func statusesOf(t *testing.T, s *store.Store, jobID string) map[int]farm.FrameStatus {
 	t.Helper()
 	frames, err := s.FramesOfJob(t.Context(), jobID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[int]string{}
+	out := map[int]farm.FrameStatus{}
 	for _, f := range frames {
 		out[f.Frame] = f.Status
 	}
@@ -124,22 +124,22 @@ func TestUpdateFrameWritesItsProgress(t *testing.T) {
 	})
 }
 
-func TestSetFramesStatusMovesOnlyFramesInTheGivenStatuses(t *testing.T) {
+func TestMoveFramesOfJobMovesOnlyTheFramesThatMay(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		jobWithFrames(t, s, "job-1")
 		jobWithFrames(t, s, "job-2")
-		for frame, status := range map[int]string{1: farm.FrameCompleted, 2: farm.FrameRendering, 4: farm.FrameFailed} {
+		for frame, status := range map[int]farm.FrameStatus{1: farm.FrameCompleted, 2: farm.FrameRendering, 4: farm.FrameFailed} {
 			if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, Status: status}); err != nil {
 				t.Fatal(err)
 			}
 		}
 
 		// Canceling a job: what is waiting or rendering stops, what ended stays.
-		if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameCanceled, farm.FrameQueued, farm.FrameRendering); err != nil {
+		if err := s.MoveFramesOfJob(t.Context(), "job-1", farm.FrameCanceled); err != nil {
 			t.Fatal(err)
 		}
-		want := map[int]string{1: farm.FrameCompleted, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameFailed, 5: farm.FrameCanceled}
+		want := map[int]farm.FrameStatus{1: farm.FrameCompleted, 2: farm.FrameCanceled, 3: farm.FrameCanceled, 4: farm.FrameFailed, 5: farm.FrameCanceled}
 		if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
 			t.Errorf("job-1 frames = %v, want %v", got, want)
 		}
@@ -148,11 +148,41 @@ func TestSetFramesStatusMovesOnlyFramesInTheGivenStatuses(t *testing.T) {
 				t.Errorf("job-2 frame %d is %s; another job's frames must not change", frame, status)
 			}
 		}
-		if err := s.SetFramesStatus(t.Context(), "job-1", farm.FrameFailed); err != nil {
-			t.Errorf("SetFramesStatus from no statuses: %v", err)
+		// Nothing leaves a final status.
+		if err := s.MoveFramesOfJob(t.Context(), "job-1", farm.FrameQueued); err != nil {
+			t.Errorf("MoveFramesOfJob of ended frames: %v", err)
 		}
 		if got := statusesOf(t, s, "job-1"); !maps.Equal(got, want) {
-			t.Errorf("SetFramesStatus from no statuses changed frames: %v", got)
+			t.Errorf("MoveFramesOfJob moved frames that ended: %v", got)
+		}
+	})
+}
+
+// TestFrameWritesRefuseMovesTheTableForbids: UpdateFrame and
+// UpdateFrameOwned check farm.CanMoveFrame in the statement, so no write,
+// whoever makes it, takes a frame out of a final status.
+func TestFrameWritesRefuseMovesTheTableForbids(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 1, Status: farm.FrameCompleted, ObjectKey: "a.png"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range farm.AllFrameStatuses {
+			err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 1, Status: to, ObjectKey: "b.png"})
+			if !errors.Is(err, store.ErrConflict) {
+				t.Errorf("UpdateFrame of a completed frame to %s = %v; want ErrConflict", to, err)
+			}
+		}
+		if err := s.UpdateFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 99, Status: farm.FrameQueued}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("UpdateFrame of a frame the job does not have = %v; want ErrConflict", err)
+		}
+		frames, err := s.FramesOfTask(t.Context(), "job-1-task-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := frames[0]; got.Status != farm.FrameCompleted || got.ObjectKey != "a.png" {
+			t.Errorf("refused writes changed frame 1: %+v", got)
 		}
 	})
 }
@@ -175,7 +205,7 @@ func TestCountFramesByStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int{farm.FrameCompleted: 2, farm.FrameRendering: 1, farm.FrameQueued: 2}
+		want := map[farm.FrameStatus]int{farm.FrameCompleted: 2, farm.FrameRendering: 1, farm.FrameQueued: 2}
 		if !maps.Equal(counts, want) {
 			t.Errorf("CountFrames = %v, want %v", counts, want)
 		}

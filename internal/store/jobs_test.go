@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -46,13 +45,13 @@ func finishedJob(workspaceID string) *farm.Job {
 		IsAnalysisSkipped: false,
 		AnalysisID:        ptr("analysis-1"),
 		Analysis: &farm.Analysis{
-			Inspection: blender.Inspection{
+			Inspection: farm.Inspection{
 				FileVersion: "3.4", BlenderVersion: "3.4.1", ViewTransforms: []string{"Standard", "Filmic"},
 				ActiveScene: "Shot",
-				Scenes: []blender.Scene{{Name: "Shot", FrameStart: 1, FrameEnd: 20, FrameStep: 1, FPS: 29.97,
+				Scenes: []farm.Scene{{Name: "Shot", FrameStart: 1, FrameEnd: 20, FrameStep: 1, FPS: 29.97,
 					ResolutionX: 1920, ResolutionY: 1080, ResolutionPercentage: 100, Engine: "CYCLES", Samples: 64,
 					Camera: "Camera", OutputFormat: "PNG", ViewLayers: []string{"ViewLayer"}}},
-				ExternalFiles: []blender.ExternalFile{{Type: "image", Name: "sky.hdr", Path: "//sky.hdr", Missing: true}},
+				ExternalFiles: []farm.ExternalFile{{Type: "image", Name: "sky.hdr", Path: "//sky.hdr", Missing: true}},
 			},
 			Warnings: []farm.Warning{{Code: farm.WarnMissingFile, Message: "missing", Path: "//sky.hdr"}},
 		},

@@ -46,7 +46,7 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (f
 		}
 		found = true
 		if frame.Valid {
-			frames = append(frames, farm.FrameProgress{Frame: int(frame.Int64), Status: frameStatus.String,
+			frames = append(frames, farm.FrameProgress{Frame: int(frame.Int64), Status: farm.FrameStatus(frameStatus.String),
 				Worker: worker.String, RenderSeconds: renderSeconds.Float64, Attempts: int(attempts.Int64)})
 		}
 	}

@@ -2,10 +2,7 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
+	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
 // The suite runs in a zone other than UTC, so that a time written or read
@@ -84,47 +82,12 @@ func openSQLite(t *testing.T) *store.Store {
 	}})
 }
 
-// postgresServer is the server the PostgreSQL half of the suite runs on,
-// reached through its admin database, opened once for the whole run.
-var postgresServer = sync.OnceValues(func() (*sql.DB, error) {
-	return sql.Open("pgx", os.Getenv("RENDERFARM_TEST_POSTGRES"))
-})
-
 // newPostgresDatabase creates an empty database for one test and drops it
 // when the test ends; it returns the database's URL. Without a server the
 // test is skipped, except in CI, which must run both halves.
 func newPostgresDatabase(t *testing.T) string {
 	t.Helper()
-	adminURL := os.Getenv("RENDERFARM_TEST_POSTGRES")
-	if adminURL == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RENDERFARM_TEST_POSTGRES is not set in CI; scripts/test.sh starts PostgreSQL and sets it")
-		}
-		t.Skip("RENDERFARM_TEST_POSTGRES is not set, so there is no PostgreSQL to test on; scripts/test.sh starts one and sets it")
-	}
-	admin, err := postgresServer()
-	if err != nil {
-		t.Fatalf("connect to RENDERFARM_TEST_POSTGRES: %v", err)
-	}
-	name := "renderfarm_test_" + strings.ToLower(rand.Text())
-	if _, err := admin.ExecContext(t.Context(), `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context() has ended by now; FORCE ends connections a failed
-		// test left open.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		t.Fatalf("RENDERFARM_TEST_POSTGRES: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testbackends.PostgresDatabase(t, "")
 }
 
 // awaitBlocked returns a function that waits until a query on s, started

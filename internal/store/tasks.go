@@ -9,20 +9,31 @@ import (
 	"time"
 )
 
+// TaskKind is what a task does; each kind is carried out by River jobs
+// of one kind.
+type TaskKind string
+
 // Kinds of task.
 const (
-	TaskValidate = "validate"
-	TaskRender   = "render"
-	TaskFinalize = "finalize"
+	TaskValidate TaskKind = "validate"
+	TaskRender   TaskKind = "render"
+	TaskFinalize TaskKind = "finalize"
 )
+
+// TaskStatus is where a task stands: queued until a worker claims it for
+// its current generation, running while held, then done, failed or
+// canceled. A running task may be released to queued (a passing failure,
+// retried by River under the same generation) or requeued (its holder was
+// given up on: a new generation).
+type TaskStatus string
 
 // Task statuses.
 const (
-	TaskQueued   = "queued"
-	TaskRunning  = "running"
-	TaskDone     = "done"
-	TaskCanceled = "canceled"
-	TaskFailed   = "failed"
+	TaskQueued   TaskStatus = "queued"
+	TaskRunning  TaskStatus = "running"
+	TaskDone     TaskStatus = "done"
+	TaskCanceled TaskStatus = "canceled"
+	TaskFailed   TaskStatus = "failed"
 )
 
 // Task is one unit of River work that the farm tracks: who holds it, and
@@ -30,9 +41,9 @@ const (
 type Task struct {
 	ID         string
 	JobID      string
-	Kind       string
+	Kind       TaskKind
 	Chunk      int
-	Status     string
+	Status     TaskStatus
 	Generation int
 	WorkerID   string
 	RiverJobID int64
@@ -98,7 +109,7 @@ func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, work
 }
 
 // FinishTask sets the final status of a task if the caller still owns it.
-func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status string) error {
+func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status TaskStatus) error {
 	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
 		status, now(), id, generation, TaskRunning)
 	if err != nil {
@@ -137,7 +148,7 @@ func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int
 }
 
 // TasksOfJob lists a job's tasks, optionally of one kind.
-func (q *Queries) TasksOfJob(ctx context.Context, jobID, kind string) ([]Task, error) {
+func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) ([]Task, error) {
 	query := `SELECT ` + taskColumns + ` FROM tasks WHERE job_id = ?`
 	args := []any{jobID}
 	if kind != "" {

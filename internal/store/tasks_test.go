@@ -170,7 +170,7 @@ func TestFinishTask(t *testing.T) {
 		name       string
 		task       store.Task
 		generation int
-		status     string
+		status     store.TaskStatus
 		wantErr    error
 	}{
 		{"the holder finishes its running task", store.Task{Status: store.TaskRunning, Generation: 1, WorkerID: "w-1"}, 1, store.TaskDone, nil},
@@ -279,8 +279,8 @@ func TestRequeueTaskLeavesAnEndedTaskAlone(t *testing.T) {
 	t.Parallel()
 	// The reaper lists orphans and requeues them one by one; a task that
 	// ended in between must stay ended, not be rendered again.
-	for _, status := range []string{store.TaskDone, store.TaskFailed, store.TaskCanceled} {
-		t.Run(status, func(t *testing.T) {
+	for _, status := range []store.TaskStatus{store.TaskDone, store.TaskFailed, store.TaskCanceled} {
+		t.Run(string(status), func(t *testing.T) {
 			t.Parallel()
 			forEachStore(t, func(t *testing.T, s *store.Store) {
 				add := jobWithTasks(t, s, "job-1")
@@ -309,7 +309,7 @@ func TestTasksOfJob(t *testing.T) {
 
 		tests := []struct {
 			name string
-			kind string
+			kind store.TaskKind
 			want []string
 		}{
 			{"all kinds, by kind then chunk", "", []string{"render-0", "render-1", "render-2", "validate"}},
@@ -360,7 +360,7 @@ func TestCancelTasksOfJobCancelsOnlyUnfinishedTasks(t *testing.T) {
 		if !slices.Equal(ids, []string{"queued", "running"}) || !slices.Equal(riverJobs, []int64{10, 11}) {
 			t.Errorf("CancelTasksOfJob returned %q with River jobs %v; want queued and running, with 10 and 11", ids, riverJobs)
 		}
-		want := map[string]string{
+		want := map[string]store.TaskStatus{
 			"queued": store.TaskCanceled, "running": store.TaskCanceled,
 			"done": store.TaskDone, "failed": store.TaskFailed, "other-queued": store.TaskQueued,
 		}

@@ -1,0 +1,74 @@
+package app
+
+import (
+	"io"
+	"reflect"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/housekeeping"
+	"github.com/renderfarm/renderfarm/internal/node"
+	"github.com/renderfarm/renderfarm/internal/service"
+)
+
+// TestFlagsDefaultToTheLibrariesDefaults: a process started with no flag
+// configures every part exactly as the part's own DefaultConfig does, so
+// the defaults the flags show and the libraries' cannot disagree.
+func TestFlagsDefaultToTheLibrariesDefaults(t *testing.T) {
+	for _, role := range []Role{Serve, Worker} {
+		t.Run(string(role), func(t *testing.T) {
+			args := []string{}
+			if role == Worker {
+				args = []string{"--database", "postgres://farm@db/farm", "--storage", "s3://bucket"}
+			}
+			c, err := ParseConfig(role, args, NewFlagSet(string(role), io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := engine.DefaultConfig(); c.engineConfig().RenderAttempts != want.RenderAttempts || c.engineConfig().WebhookAttempts != want.WebhookAttempts {
+				t.Errorf("engine = %+v, want %+v", c.engineConfig(), want)
+			}
+			if role == Serve {
+				if got, want := c.serviceConfig(), service.DefaultConfig(); !reflect.DeepEqual(got, want) {
+					t.Errorf("service = %+v, want %+v", got, want)
+				}
+			}
+			got, want := c.nodeConfig(), node.DefaultConfig()
+			want.WorkDir = c.workDir()
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("node = %+v, want %+v", got, want)
+			}
+			hk, wantHK := c.housekeepingConfig(), housekeeping.DefaultConfig()
+			wantHK.DeliverWebhooks = role == Serve
+			if !reflect.DeepEqual(hk, wantHK) {
+				t.Errorf("housekeeping = %+v, want %+v", hk, wantHK)
+			}
+		})
+	}
+}
+
+// TestEveryFlagSetsItsField: each flag, given, reaches the part it
+// configures.
+func TestEveryFlagSetsItsField(t *testing.T) {
+	c, err := ParseConfig(Serve, []string{"--workers", "3", "--worker-timeout", "20s", "--upload-url-ttl", "1m",
+		"--upload-retention", "2h", "--max-upload-bytes", "1GiB", "--webhook-attempts", "4", "--max-project-bytes", "1MiB"},
+		NewFlagSet("serve", io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.serviceConfig(); s.LocalRenderSlots != 3 || s.WorkerTimeout.Seconds() != 20 || s.UploadURLTTL.Minutes() != 1 || s.MaxUploadBytes != 1<<30 {
+		t.Errorf("service = %+v", s)
+	}
+	if n := c.nodeConfig(); n.Slots != 3 || n.HeartbeatInterval.Seconds() != 5 || n.ZipLimits.MaxTotalBytes != 1<<20 {
+		t.Errorf("node = %+v", n)
+	}
+	if h := c.housekeepingConfig(); h.WorkerTimeout.Seconds() != 20 || h.UploadRetention.Hours() != 2 || h.UploadURLTTL.Minutes() != 1 {
+		t.Errorf("housekeeping = %+v", h)
+	}
+	if e := c.engineConfig(); e.WebhookAttempts != 4 {
+		t.Errorf("engine = %+v", e)
+	}
+	if _, err := ParseConfig(Serve, []string{"--upload-retention", "1m"}, NewFlagSet("serve", io.Discard)); err == nil {
+		t.Error("a retention no longer than the upload URLs' life was accepted")
+	}
+}

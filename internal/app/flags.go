@@ -1,0 +1,86 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// ErrUsage marks a mistake on the command line (exit code 2): a flag or
+// an environment variable the farm cannot take, or values that contradict
+// each other. The error's text says which, and what to give instead.
+var ErrUsage = errors.New("usage")
+
+// NewFlagSet makes a flag set for a subcommand that reports errors as
+// usage errors instead of exiting.
+func NewFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("renderfarm "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// ParseFlags parses args, taking each flag not given on the command line
+// from RENDERFARM_<NAME> in the environment (dashes become underscores), so
+// that a service unit or container can configure everything from its
+// environment.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "RENDERFARM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if setErr := fs.Set(f.Name, v); setErr != nil {
+				err = fmt.Errorf("%w: %s=%q: %v", ErrUsage, env, v, setErr)
+			}
+		}
+	})
+	return err
+}
+
+// byteSize is a flag value in bytes that accepts suffixes: 5GiB, 512MiB,
+// 1000. It sets the int64 it points to.
+type byteSize struct{ n *int64 }
+
+func (b byteSize) String() string {
+	if b.n == nil {
+		return "0"
+	}
+	return fmt.Sprint(*b.n)
+}
+
+func (b byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	text := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(text, u.suffix) {
+			text, mult = strings.TrimSpace(strings.TrimSuffix(text, u.suffix)), u.mult
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(text, &n); err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a size; use a number of bytes or a size such as 5GiB", s)
+	}
+	*b.n = n * mult
+	return nil
+}

@@ -1,0 +1,312 @@
+// Package app is a renderfarm process put together: Main opens the
+// database and the object store, makes the engine and the parts the
+// process runs on it (the API's service, a render node, the housekeeping),
+// and serves the API. `renderfarm serve` and `renderfarm worker` are their
+// flags and a Main; tests and benchmarks run Mains in their own process.
+//
+// Config is every setting of a process, with DefaultConfig's defaults,
+// which come from the libraries; RegisterFlags makes the flags of them.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/riverqueue/river"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/housekeeping"
+	"github.com/renderfarm/renderfarm/internal/httpapi"
+	"github.com/renderfarm/renderfarm/internal/metrics"
+	"github.com/renderfarm/renderfarm/internal/node"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/service"
+	"github.com/renderfarm/renderfarm/internal/store"
+	"github.com/renderfarm/renderfarm/internal/web"
+)
+
+// Main is one running renderfarm process: serve or worker.
+type Main struct {
+	// Config is what the process runs; set it before Run.
+	Config Config
+
+	logOutput io.Writer
+	log       *slog.Logger
+
+	store        *store.Store
+	objects      objstore.Store
+	closeObjects func()
+	metrics      *metrics.Metrics
+	stopMetrics  func()
+	engine       *engine.Engine
+	service      *service.Service
+	node         *node.Node
+	started      bool // the engine (and node) started
+
+	listener net.Listener
+	server   *http.Server
+	serveErr chan error
+	url      string
+}
+
+// NewMain makes a process of cfg that logs to logOutput (the process's
+// stderr).
+func NewMain(cfg Config, logOutput io.Writer) *Main {
+	return &Main{Config: cfg, logOutput: logOutput}
+}
+
+// Run starts the process and returns once it serves (serve) or takes work
+// (worker). Close stops it, also after Run failed.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(c.LogFormat, m.logOutput)
+	if err != nil {
+		return err
+	}
+	m.log = log
+
+	// A process that renders nothing (serve --workers 0) runs neither
+	// Blender nor ffmpeg, and needs no sandbox.
+	var runner *blender.Runner
+	if c.renders() {
+		if runner, err = c.blenderRunner(ctx, log); err != nil {
+			return err
+		}
+		if err := c.checkTools(ctx, runner, log); err != nil {
+			if c.Role == Serve {
+				return fmt.Errorf("%w; or run the API alone with --workers 0", err)
+			}
+			return err
+		}
+	}
+	if c.Role == Serve {
+		if err := m.listen(); err != nil {
+			return err
+		}
+	}
+	if m.store, err = c.OpenStore(ctx); err != nil {
+		return err
+	}
+	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store)}
+	if c.Role == Worker {
+		// A worker hands out no URLs, so the local store's base URL is unused.
+		local = localObjects{publicURL: "http://127.0.0.1"}
+	}
+	objects, objectsHandler, closeObjects, err := c.openObjects(ctx, local, log)
+	if err != nil {
+		return err
+	}
+	m.objects, m.closeObjects = objects, closeObjects
+	m.metrics = farmMetrics(m.store, c.WorkerTimeout, log)
+	if m.stopMetrics, err = serveMetrics(c.MetricsAddr, m.metrics, log); err != nil {
+		return err
+	}
+	if c.Role == Serve {
+		// After the metrics address is taken: a start that fails there
+		// must not have shown a key that a second start will not show.
+		if err := m.firstKey(ctx); err != nil {
+			return err
+		}
+	}
+	if err := m.startParts(ctx, runner); err != nil {
+		return err
+	}
+	if c.Role == Worker {
+		log.Info("renderfarm worker running", "name", c.WorkerName, "concurrency", c.RenderSlots, "database", m.store.Dialect())
+		return nil
+	}
+	return m.serve(ctx, objectsHandler)
+}
+
+// startParts makes the engine and the parts this process runs on it, and
+// starts them: the API's service (serve), a render node (when it renders)
+// and the housekeeping (always; webhooks are delivered by serve).
+func (m *Main) startParts(ctx context.Context, runner *blender.Runner) error {
+	c := m.Config
+	engCfg := c.engineConfig()
+	engCfg.Store, engCfg.Objects, engCfg.Logger = m.store, m.objects, m.log
+	eng, err := engine.New(ctx, engCfg)
+	if err != nil {
+		return err
+	}
+	m.engine = eng
+	if c.Role == Serve {
+		svc := c.serviceConfig()
+		svc.Metrics = m.metrics
+		m.service = service.New(eng, svc)
+	}
+	if runner != nil {
+		nd := c.nodeConfig()
+		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = runner.Sandbox, runner.TempDir, m.metrics
+		if m.node, err = node.New(eng, c.nodeBlender(runner), nd); err != nil {
+			return err
+		}
+	}
+	housekeeping.New(eng, c.housekeepingConfig())
+
+	if m.node != nil {
+		if err := m.node.Start(ctx); err != nil {
+			return err
+		}
+	}
+	m.started = true
+	return eng.Start(ctx)
+}
+
+// firstKey makes the first API key of a farm that has none, and logs it:
+// the one time it is shown.
+func (m *Main) firstKey(ctx context.Context) error {
+	n, err := m.store.CountAPIKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	key, err := service.CreateAPIKey(ctx, m.store, "default")
+	if err != nil {
+		return err
+	}
+	m.log.Info("created workspace \"default\" and its first API key; it is shown only this once", "apiKey", key)
+	return nil
+}
+
+// listen takes the API's address, so that PublicURL can default to it.
+func (m *Main) listen() error {
+	c := m.Config
+	listener, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	m.listener = listener
+	m.url = c.PublicURL
+	if m.url == "" {
+		m.url = "http://" + listener.Addr().String()
+	}
+	return nil
+}
+
+// serve serves the API, the dashboard, the local store's URLs and, behind
+// the admin token, River's UI and the metrics.
+func (m *Main) serve(ctx context.Context, objectsHandler http.Handler) error {
+	c := m.Config
+	maxConns := c.MaxConnections
+	if maxConns == 0 {
+		n, err := defaultMaxConnections()
+		if err != nil {
+			return err
+		}
+		maxConns = n
+	}
+	root := http.NewServeMux()
+	if c.AdminToken != "" {
+		// /metrics counts the jobs of every workspace: on the API's
+		// address, which API clients reach, it is for operators only.
+		// Without a token it is not served here (404): --metrics-addr
+		// serves it on loopback.
+		root.Handle("GET /metrics", adminBearer(c.AdminToken, m.metrics.Handler()))
+		ui, err := riverUI(ctx, m.engine.River(), c.AdminToken, m.log)
+		if err != nil {
+			return err
+		}
+		root.Handle("/riverui/", ui)
+	}
+	root.Handle("/", httpapi.New(m.service, httpapi.Options{
+		Objects: objectsHandler, Logger: m.log,
+		Dashboard: web.Handler(web.Options{ObjectOrigins: []string{m.url, objectOrigin(c.Storage)}}),
+		RateLimit: httpapi.RateLimit{PerSecond: c.RateLimit, Burst: c.RateLimitBurst},
+	}))
+	server, limited := newHTTPServer(root, m.listener, serveLimits(c.IdleTimeout, maxConns))
+	m.server = server
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- server.Serve(limited) }()
+	m.log.Info("renderfarm is serving", "url", m.url, "database", m.store.Dialect(), "workers", c.RenderSlots)
+	return nil
+}
+
+// Wait waits until ctx ends or the API server fails, and answers the
+// server's failure.
+func (m *Main) Wait(ctx context.Context) error {
+	if m.serveErr == nil {
+		<-ctx.Done()
+		return nil
+	}
+	select {
+	case err := <-m.serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// Close stops the process: it finishes the requests being answered and
+// waits up to ShutdownTimeout for running work, then hands back what
+// still runs (other workers take it up), and closes everything Run
+// opened.
+func (m *Main) Close() error {
+	c := m.Config
+	stopCtx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if m.log != nil && m.started {
+		if c.Role == Worker {
+			m.log.Info("stopping: letting running chunks finish or handing them back", "timeout", c.ShutdownTimeout)
+		} else {
+			m.log.Info("stopping: finishing requests and running work", "timeout", c.ShutdownTimeout)
+		}
+	}
+	if m.server != nil {
+		_ = m.server.Shutdown(stopCtx)
+	}
+	if m.engine != nil {
+		if m.started {
+			if err := m.engine.Stop(stopCtx); err != nil {
+				m.log.Warn("running work was handed back", "err", err)
+			}
+		}
+		if m.node != nil {
+			m.node.Stop()
+		}
+		m.engine.Close()
+	}
+	if m.stopMetrics != nil {
+		m.stopMetrics()
+	}
+	if m.closeObjects != nil {
+		m.closeObjects()
+	}
+	var err error
+	if m.store != nil {
+		err = m.store.Close()
+	}
+	if m.listener != nil {
+		m.listener.Close()
+	}
+	return err
+}
+
+// URL is where the API answers (serve), once Run has returned.
+func (m *Main) URL() string { return m.url }
+
+// Store is the farm's database.
+func (m *Main) Store() *store.Store { return m.store }
+
+// Objects is the farm's object store.
+func (m *Main) Objects() objstore.Store { return m.objects }
+
+// River is the process's River client.
+func (m *Main) River() *river.Client[*sql.Tx] { return m.engine.River() }
+
+// Service is the API's service (serve).
+func (m *Main) Service() *service.Service { return m.service }
+
+// Node is the process's render node; nil when it renders nothing.
+func (m *Main) Node() *node.Node { return m.node }

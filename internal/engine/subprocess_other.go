@@ -1,9 +1,0 @@
-//go:build !linux
-
-package engine
-
-import "os/exec"
-
-// tieToWorker does nothing where the kernel cannot kill a child with its
-// parent; stop ends ffmpeg whenever the worker itself ends the work.
-func tieToWorker(*exec.Cmd) {}

@@ -1,0 +1,77 @@
+package farm
+
+import (
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Where the farm keeps things in its object store (a directory under
+// --data-dir, or a bucket). This file is the whole layout: every key the
+// farm writes, reads, lists or removes is made here.
+//
+//	uploads/{slug}/{fileName}                     what an upload URL writes
+//	jobs/{job}/input/{fileName}                   the job's own copy of its upload
+//	jobs/{job}/frames/{task}.{generation}/{name}  a frame, stored by the holder of its task
+//	jobs/{job}/frames.zip                         every frame, zipped
+//	jobs/{job}/preview.mp4                        the preview video
+//	jobs/{job}/logs/{time}-{name}.log             the tail of a Blender run that failed
+//
+// Removing jobs/{job}/ removes everything of a job.
+
+// UploadsPrefix holds every upload's object.
+const UploadsPrefix = "uploads/"
+
+// UploadKey is where the upload URL of slug writes fileName.
+func UploadKey(slug, fileName string) string { return UploadsPrefix + slug + "/" + fileName }
+
+// UploadSlug is the slug of an upload's key, uploads/{slug}/{fileName};
+// false for a key that is not an upload's.
+func UploadSlug(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, UploadsPrefix)
+	if !ok {
+		return "", false
+	}
+	slug, name, ok := strings.Cut(rest, "/")
+	return slug, ok && slug != "" && name != "" && !strings.Contains(name, "/")
+}
+
+// JobPrefix holds every object of a job: its input, frames, zip, preview
+// and logs.
+func JobPrefix(jobID string) string { return "jobs/" + jobID + "/" }
+
+// JobInputKey is the job's own copy of its input, beside its outputs, so
+// that removing the job's prefix removes it too.
+func JobInputKey(jobID, fileName string) string { return JobPrefix(jobID) + "input/" + fileName }
+
+// JobFramesPrefix holds a job's frame images.
+func JobFramesPrefix(jobID string) string { return JobPrefix(jobID) + "frames/" }
+
+// FrameKey is where the holder of a task's generation stores a frame image
+// named fileName. Each holder has a folder of its own, so one that was
+// given up on can never replace an image its successor stored; the name a
+// frame downloads as is fileName alone.
+func FrameKey(jobID, taskID string, generation int, fileName string) string {
+	return JobFramesPrefix(jobID) + taskID + "." + strconv.Itoa(generation) + "/" + fileName
+}
+
+// FramesZipKey is the zip of a job's frames.
+func FramesZipKey(jobID string) string { return JobPrefix(jobID) + "frames.zip" }
+
+// PreviewVideoKey is a job's preview video.
+func PreviewVideoKey(jobID string) string { return JobPrefix(jobID) + "preview.mp4" }
+
+// JobLogsPrefix holds the logs kept for a job.
+func JobLogsPrefix(jobID string) string { return JobPrefix(jobID) + "logs/" }
+
+// JobLogKey is where a log named name, kept at time at, goes. Keys start
+// with their time, so listing the prefix lists the logs oldest first.
+func JobLogKey(jobID string, at time.Time, name string) string {
+	return JobLogsPrefix(jobID) + at.UTC().Format("20060102T150405.000") + "-" + name + ".log"
+}
+
+// DownloadName is the name an object downloads as: its key's last part,
+// which is unique within a job (a frame's file name, frames.zip,
+// preview.mp4).
+func DownloadName(key string) string { return path.Base(key) }

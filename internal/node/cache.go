@@ -1,0 +1,94 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// inputCache keeps the files workers fetched from the bucket, named by
+// their SHA-256, so a node fetches a given input once however many chunks
+// (or jobs made from the same file) it renders. Files enter by hard link
+// from the job's work directory and leave oldest-used first once the cache
+// is over its cap; a job's own link keeps an evicted file alive while the
+// job needs it.
+type inputCache struct {
+	dir      string
+	maxBytes int64
+	mu       sync.Mutex
+}
+
+func newInputCache(dir string, maxBytes int64) *inputCache {
+	if maxBytes <= 0 || dir == "" {
+		return nil
+	}
+	return &inputCache{dir: dir, maxBytes: maxBytes}
+}
+
+// linkTo links the cached file with this hash to dst; false when the cache
+// does not have it.
+func (c *inputCache) linkTo(sha256, dst string) bool {
+	if c == nil || sha256 == "" {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	src := filepath.Join(c.dir, sha256)
+	if err := os.Link(src, dst); err != nil {
+		return false
+	}
+	now := time.Now()
+	_ = os.Chtimes(src, now, now) // the file was used: evict it last
+	return true
+}
+
+// add keeps path in the cache under its hash, then trims the cache. The
+// cache is the worker's alone: its folder is closed to other users, and
+// its files are the read-only inputs fetchObject made. A cached file is
+// hashed again by every preparation that uses it.
+func (c *inputCache) add(sha256, path string) {
+	if c == nil || sha256 == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return
+	}
+	_ = os.Link(path, filepath.Join(c.dir, sha256))
+	c.trim()
+}
+
+// trim removes the least recently used files until the cache fits its cap.
+func (c *inputCache) trim() {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	type file struct {
+		path string
+		size int64
+		used time.Time
+	}
+	var files []file
+	var total int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		files = append(files, file{filepath.Join(c.dir, e.Name()), info.Size(), info.ModTime()})
+		total += info.Size()
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].used.Before(files[j].used) })
+	for _, f := range files {
+		if total <= c.maxBytes {
+			return
+		}
+		if os.Remove(f.path) == nil {
+			total -= f.size
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.T) {
+	dir := t.TempDir()
+	c := newInputCache(filepath.Join(dir, "cache"), 10)
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	if c.linkTo("aaa", filepath.Join(dir, "miss")) {
+		t.Fatal("an empty cache had a file")
+	}
+	c.add("aaa", write("a", "123456")) // 6 bytes
+	old := time.Now().Add(-time.Hour)
+	_ = os.Chtimes(filepath.Join(dir, "cache", "aaa"), old, old)
+	if c.linkTo("bbb-not-there", filepath.Join(dir, "x")) {
+		t.Fatal("a file that was never added was found")
+	}
+	got := filepath.Join(dir, "job-a-input")
+	if !c.linkTo("aaa", got) {
+		t.Fatal("the cached file was not found")
+	}
+	if b, _ := os.ReadFile(got); string(b) != "123456" {
+		t.Fatalf("linked file holds %q", b)
+	}
+
+	// Using "aaa" made it the most recent. "ccc" was last used two hours
+	// ago (a hard link shares its file's times), so when "ddd" takes the
+	// cache over its 10 bytes, "ccc" goes.
+	c.add("ccc", write("c", "ab"))
+	_ = os.Chtimes(filepath.Join(dir, "c"), old.Add(-time.Hour), old.Add(-time.Hour))
+	c.add("ddd", write("d", "xyz"))
+	if _, err := os.Stat(filepath.Join(dir, "cache", "ccc")); !os.IsNotExist(err) {
+		t.Errorf("the least recently used file was kept")
+	}
+	for _, keep := range []string{"aaa", "ddd"} {
+		if _, err := os.Stat(filepath.Join(dir, "cache", keep)); err != nil {
+			t.Errorf("%s was evicted: %v", keep, err)
+		}
+	}
+	// A job's own link outlives eviction.
+	if b, _ := os.ReadFile(got); string(b) != "123456" {
+		t.Errorf("the job's copy changed: %q", b)
+	}
+}
+
+func TestInputCacheOff(t *testing.T) {
+	if c := newInputCache(t.TempDir(), -1); c != nil {
+		t.Fatal("a negative size still made a cache")
+	}
+	var c *inputCache
+	c.add("x", "/nonexistent")
+	if c.linkTo("x", filepath.Join(t.TempDir(), "y")) {
+		t.Fatal("a nil cache found a file")
+	}
+}
+
+// A worker removes the files of jobs that ended while another worker held
+// them, and keeps those of jobs still going and anything not a job's.
+func TestSweepWorkDirsRemovesOnlyEndedJobs(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	ended := f.InsertJob(f.api, farm.StatusCanceled)
+	going := f.RenderingJob(f.api, 2, 2)
+	gone := "0b9a7c1e-8f38-4c4e-9f55-6a3e2a1d5f00" // a job no longer in the database
+	for _, dir := range []string{ended.ID, going.ID, gone, "cache"} {
+		if err := os.MkdirAll(filepath.Join(f.node.cfg.WorkDir, dir, "input"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.node.sweepWorkDirs(f.Ctx)
+	for dir, kept := range map[string]bool{ended.ID: false, gone: false, going.ID: true, "cache": true} {
+		_, err := os.Stat(filepath.Join(f.node.cfg.WorkDir, dir))
+		if kept != (err == nil) {
+			t.Errorf("%s: kept = %v, want %v", dir, err == nil, kept)
+		}
+	}
+}

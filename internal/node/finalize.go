@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// finalizing is one attempt at a job's outputs: it removes the frame
+// images no frame refers to, makes the zip of frames and the preview
+// video, then completes the job. It starts the moment the last frame
+// lands. How the outputs are made is in finalize_outputs.go.
+type finalizing struct {
+	n   *Node
+	ref engine.TaskRef
+
+	files         farm.JobFiles
+	renderSeconds float64
+}
+
+func newFinalizing(n *Node, args engine.FinalizeArgs) task {
+	return &finalizing{n: n, ref: args.TaskRef}
+}
+
+func (fin *finalizing) load(ctx context.Context) (*farm.Job, error) {
+	return fin.n.store.GetJob(ctx, "", fin.ref.JobID)
+}
+
+func (fin *finalizing) work(ctx context.Context, job *farm.Job) error {
+	if job.Status != farm.StatusFinalizing {
+		return nil
+	}
+	// Every frame is rendered: the job's warm Blender sessions on this
+	// worker have nothing left to do, and end before the job does.
+	fin.n.forgetSessions(job.ID)
+	var err error
+	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref.Generation)
+	return err
+}
+
+func (fin *finalizing) finishAs(error) store.TaskStatus { return store.TaskDone }
+
+func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
+	if current.Status != farm.StatusFinalizing {
+		return nil
+	}
+	if workErr != nil {
+		fin.n.log.Error("finalizing failed on every attempt", "job", current.ID, "err", workErr)
+		current.FailedReason = &farm.FailedReason{Name: "FINALIZE_FAILED", Type: farm.FailFinalize,
+			Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
+		return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
+	}
+	current.Files = fin.files
+	current.NormalizedSeconds = fin.renderSeconds
+	return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted)
+}
+
+func (fin *finalizing) done(recorded bool) {
+	if recorded {
+		fin.n.forgetJobFiles(fin.ref.JobID)
+	}
+}
+
+// removeOrphanFrames deletes every image under the job's frames/ that no
+// frame row refers to. Each holder of a task stores its images under a key
+// of its own (frames/{task}.{generation}/), so a worker killed after
+// storing an image and before recording it leaves that image behind, and
+// its successor's image of the same frame goes elsewhere. By the time the
+// job is finalizing every frame is recorded and no frame row changes any
+// more, so what the rows do not name is an orphan. (A worker that was
+// given up on but still runs removes an image it stores too late itself:
+// see frameSaved.)
+func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, frames []store.Frame) error {
+	referenced := make(map[string]bool, len(frames))
+	for _, f := range frames {
+		if f.ObjectKey != "" {
+			referenced[f.ObjectKey] = true
+		}
+	}
+	stored, err := n.objects.List(ctx, farm.JobFramesPrefix(jobID))
+	if err != nil {
+		return fmt.Errorf("list the frames of job %s: %w", jobID, err)
+	}
+	removed, first := 0, ""
+	for _, obj := range stored {
+		if referenced[obj.Key] {
+			continue
+		}
+		if err := n.objects.Delete(ctx, obj.Key); err != nil {
+			return fmt.Errorf("remove orphan frame image %s: %w", obj.Key, err)
+		}
+		if removed == 0 {
+			first = obj.Key
+		}
+		removed++
+	}
+	if removed > 0 {
+		n.log.Info("removed frame images that no frame refers to", "job", jobID, "count", removed, "first", first)
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// preparedInput is a job's input made ready for Blender on this machine.
+type preparedInput struct {
+	BlendPath string             `json:"blendPath"`
+	SceneFile farm.SceneFile     `json:"sceneFile"`
+	Header    blendfile.Header   `json:"header"`
+	Project   *blendfile.Project `json:"project,omitempty"`
+	// Source is the input file as it was when its checksum
+	// (SceneFile.SHA256) was computed: a prepared input is reused only
+	// while the file is still that one.
+	Source fileIdentity `json:"source"`
+}
+
+// localPather is an object store whose objects are files on this machine,
+// so inputs can be read in place instead of copied.
+type localPather interface {
+	Path(key string) (string, error)
+}
+
+// prepareInput makes a job's .blend available on this machine: the job's
+// input file itself, or the project zip extracted after its checks. It
+// checks the .blend header too, so a file that is not a .blend fails here
+// with a clear message instead of in Blender. The result is kept beside the
+// extracted files, so later chunks on the same machine reuse it.
+//
+// The input is the job's own copy of its upload (jobs/{id}/input/…), which
+// no URL can write, and every preparation checks that it is still the file
+// validation checked: a fresh preparation hashes it and compares the
+// SHA-256 with the job's; a reused one first checks that the file is the
+// very one it hashed (same file, size and modification time), and hashes
+// it again if not. That holds on both stores: a local store's file is read
+// in place, and a bucket's input is downloaded (or taken from the cache)
+// into the work directory.
+//
+// A *blendfile.Error means the input itself is bad; any other error is a
+// passing fault worth retrying.
+func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput, error) {
+	lock, _ := n.inputs.LoadOrStore(job.ID, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
+
+	known := ""
+	if job.SceneFile != nil {
+		known = job.SceneFile.SHA256
+	}
+	dir := filepath.Join(n.jobDir(job.ID), "input")
+	marker := filepath.Join(dir, "prepared.json")
+	if in, ok := reusablePreparation(marker, known); ok {
+		return in, nil
+	}
+	// Start clean: a previous attempt may have died half-way.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+
+	up, err := n.store.GetUpload(ctx, job.WorkspaceID, job.Slug)
+	if err != nil {
+		return nil, fmt.Errorf("find upload of job %s: %w", job.ID, err)
+	}
+	source, err := n.fetchObject(ctx, up.JobInputKey(), filepath.Join(dir, "source"+filepath.Ext(up.FileName)), known)
+	if err != nil {
+		return nil, err
+	}
+	identity, err := identify(source)
+	if err != nil {
+		return nil, err
+	}
+	size, sum, err := hashFile(source)
+	if err != nil {
+		return nil, err
+	}
+	if known != "" && sum != known {
+		// The stored input changed since validation: never render
+		// something other than what was checked.
+		return nil, fmt.Errorf("the input of job %s no longer matches its validated checksum", job.ID)
+	}
+	if after, err := identify(source); err != nil || after != identity {
+		return nil, fmt.Errorf("the input of job %s changed while it was being checked", job.ID)
+	}
+	if _, local := n.objects.(localPather); !local {
+		n.cache.add(sum, source)
+	}
+	in := &preparedInput{Source: identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
+	switch up.FileType {
+	case farm.FileTypeZip:
+		project, err := blendfile.ExtractZip(source, filepath.Join(dir, "project"), n.cfg.ZipLimits)
+		if err != nil {
+			return nil, err
+		}
+		in.Project = &project
+		// The zip is unpacked as it is: the .blend sits under the project's
+		// root folder, if the zip has one.
+		in.BlendPath = filepath.Join(dir, "project", filepath.FromSlash(project.Root), filepath.FromSlash(project.BlendPath))
+		in.SceneFile.BlendPath = project.BlendPath
+		in.SceneFile.ProjectEntries = project.Entries
+		in.SceneFile.ProjectBytes = project.TotalBytes
+	default:
+		in.BlendPath = source
+		in.SceneFile.BlendPath = up.FileName
+	}
+	header, err := blendfile.ReadHeaderFile(in.BlendPath)
+	if err != nil {
+		return nil, err
+	}
+	in.Header = header
+	in.SceneFile.Compression = header.Compression
+	in.SceneFile.Version = header.VersionString()
+
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(marker, b, 0o600); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// reusablePreparation returns the input prepared earlier on this machine
+// if it is still good: prepared from the file whose checksum the job
+// knows (any, before validation has recorded one), and that file is still
+// the very one that was hashed. Anything else is prepared again, which
+// hashes the file again.
+func reusablePreparation(marker, known string) (*preparedInput, bool) {
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return nil, false
+	}
+	var in preparedInput
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, false
+	}
+	if in.Source.Path == "" || in.SceneFile.SHA256 == "" || (known != "" && in.SceneFile.SHA256 != known) {
+		return nil, false
+	}
+	if now, err := identify(in.Source.Path); err != nil || now != in.Source {
+		return nil, false
+	}
+	if _, err := os.Stat(in.BlendPath); err != nil {
+		return nil, false
+	}
+	return &in, true
+}
+
+// fileIdentity says which file a path held: a file replaced under the same
+// name (a rename over it, as every object write is), or changed in place,
+// has another identity.
+type fileIdentity struct {
+	Path    string `json:"path"`
+	Device  uint64 `json:"device"`
+	Inode   uint64 `json:"inode"`
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"modTime"` // nanoseconds since 1970
+}
+
+func identify(path string) (fileIdentity, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileIdentity{}, err
+	}
+	id := fileIdentity{Path: path, Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+	id.Device, id.Inode = fileNumbers(fi)
+	return id, nil
+}
+
+// fetchObject returns a local path of an object: the object itself when
+// the store is on this machine, the cached copy when its checksum is known
+// and cached, else a copy downloaded to dst. A downloaded copy is made
+// read-only: the farm never writes an input once it has it.
+func (n *Node) fetchObject(ctx context.Context, key, dst, sha256 string) (string, error) {
+	if lp, ok := n.objects.(localPather); ok {
+		return lp.Path(key)
+	}
+	if n.cache.linkTo(sha256, dst) {
+		return dst, nil
+	}
+	r, err := n.objects.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Chmod(0o400); err != nil {
+		f.Close()
+		return "", err
+	}
+	return dst, f.Close()
+}
+
+func hashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// isInputError reports whether err says the uploaded file itself is bad,
+// which no retry can fix.
+func isInputError(err error) (*blendfile.Error, bool) {
+	var be *blendfile.Error
+	ok := errors.As(err, &be)
+	return be, ok
+}
+
+// forgetJobFiles removes what this machine kept for a finished job.
+func (n *Node) forgetJobFiles(jobID string) {
+	n.forgetSessions(jobID)
+	n.inputs.Delete(jobID)
+	if err := os.RemoveAll(n.jobDir(jobID)); err != nil {
+		n.log.Warn("could not remove job work files", "job", jobID, "err", err)
+	}
+}
+
+// forgetSessions ends this machine's idle warm Blender sessions of a job.
+func (n *Node) forgetSessions(jobID string) {
+	n.blender.Forget(n.jobDir(jobID))
+}
+
+// tidyIfFinal removes this machine's files of a job that has ended (canceled
+// or failed while a chunk ran here); a job still going keeps its input for
+// the next chunk. A job whose last chunk has ended (finalizing) keeps its
+// files for the finalizing but needs no warm Blender any more.
+func (n *Node) tidyIfFinal(jobID string) {
+	job, err := n.store.GetJob(context.Background(), "", jobID)
+	switch {
+	case err != nil:
+	case job.Status.IsFinal():
+		n.forgetJobFiles(jobID)
+	case job.Status == farm.StatusFinalizing:
+		n.forgetSessions(jobID)
+	}
+}
+
+// workSweepInterval is how often a worker looks for work directories of
+// jobs that ended while another worker held them.
+const workSweepInterval = time.Minute
+
+// sweepWorkDirs removes this machine's files of jobs that have ended. A
+// job's files are removed by the worker that ends it; the other workers
+// that rendered chunks of it find out here.
+func (n *Node) sweepWorkDirs(ctx context.Context) {
+	entries, err := os.ReadDir(n.cfg.WorkDir)
+	if err != nil {
+		return
+	}
+	for _, entry := range entries {
+		if !entry.IsDir() || uuid.Validate(entry.Name()) != nil {
+			continue // the input cache, or not ours
+		}
+		job, err := n.store.GetJob(ctx, "", entry.Name())
+		if errors.Is(err, store.ErrNotFound) || (err == nil && job.Status.IsFinal()) {
+			n.forgetJobFiles(entry.Name())
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// keepLog stores the tail of a Blender run that failed, under the job's
+// logs/ prefix, so the user can read why; paths scrubs the farm's paths
+// from it.
+func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) {
+	if len(lines) == 0 {
+		return
+	}
+	key := farm.JobLogKey(jobID, time.Now(), name)
+	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
+	if _, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes); err != nil {
+		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
+	}
+}
+
+// farmPaths rewrites the farm's absolute paths, in what Blender printed or
+// an error says, into names that mean something to the job's owner and tell
+// nothing of the machine. Clients read Blender's lines in logs, failure
+// reasons and frame errors. The folder the job's .blend was read from (a
+// project's root, or the upload's folder) becomes <job>, so a project's
+// files read as they are in its zip (<job>/scenes/shot.blend); the rest of
+// the job's work directory also becomes <job> (<job>/out/…); Blender's run
+// directories <blender>, and the work directory <work>.
+type farmPaths struct {
+	replacer *strings.Replacer
+}
+
+// farmPaths answers the paths of job jobID on this machine; in, its input
+// once prepared, may be nil.
+func (n *Node) farmPaths(jobID string, in *preparedInput) farmPaths {
+	var pairs []string
+	add := func(path, label string) {
+		if path == "" {
+			return
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		if path != string(filepath.Separator) {
+			pairs = append(pairs, path, label)
+		}
+	}
+	// The most specific first: at each place in a line, the first pair that
+	// matches is the one replaced.
+	if in != nil && in.BlendPath != "" {
+		root := filepath.Dir(in.BlendPath)
+		if in.Project != nil {
+			root = filepath.Join(n.jobDir(jobID), "input", "project", filepath.FromSlash(in.Project.Root))
+		}
+		add(root, "<job>")
+	}
+	if n.cfg.WorkDir != "" {
+		add(n.jobDir(jobID), "<job>")
+	}
+	add(n.cfg.BlenderTempDir, "<blender>")
+	add(n.cfg.WorkDir, "<work>")
+	return farmPaths{replacer: strings.NewReplacer(pairs...)}
+}
+
+// scrub rewrites the farm's paths in s.
+func (p farmPaths) scrub(s string) string {
+	if p.replacer == nil {
+		return s
+	}
+	return p.replacer.Replace(s)
+}

@@ -1,0 +1,70 @@
+package node
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+)
+
+// What Blender prints names the farm's directories; the log a client reads
+// names the job's files as the job's owner knows them, and no directory of
+// the machine.
+func TestKeptLogsNameNoPathOfTheFarm(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	work := f.node.cfg.WorkDir
+	f.node.cfg.BlenderTempDir = filepath.Join(work, "tmp")
+	// Each case has a job of its own, whose directory is $JOB below.
+	project := &preparedInput{
+		BlendPath: filepath.Join("$JOB", "input", "project", "shot", "scenes", "shot.blend"),
+		Project:   &blendfile.Project{Root: "shot", BlendPath: "scenes/shot.blend"},
+	}
+	upload := &preparedInput{BlendPath: filepath.Join(filepath.Dir(work), "objects", "uploads", "slug", "scene.blend")}
+
+	tests := []struct {
+		name string
+		in   *preparedInput
+		line string
+		want string
+	}{
+		{"a project's .blend", project, "Read blend: " + project.BlendPath, "Read blend: <job>/scenes/shot.blend"},
+		{"a project's texture beside its folder", project,
+			"Error: Cannot read image '" + filepath.Join("$JOB", "input", "project", "shot", "textures", "x.png") + "'",
+			"Error: Cannot read image '<job>/textures/x.png'"},
+		{"an uploaded .blend read where it is stored", upload,
+			"Error: Loading '" + upload.BlendPath + "' failed", "Error: Loading '<job>/scene.blend' failed"},
+		{"a frame in the job's output", upload,
+			"Saved: '" + filepath.Join("$JOB", "out", "task-1", "frame_0001.png") + "'", "Saved: '<job>/out/task-1/frame_0001.png'"},
+		{"Blender's run directory", nil,
+			`File "` + filepath.Join(work, "tmp", "renderfarm-blender-123", "session.py") + `", line 9`,
+			`File "<blender>/renderfarm-blender-123/session.py", line 9`},
+		{"another job's directory", nil, "x " + filepath.Join(work, "other-job", "input") + " y", "x <work>/other-job/input y"},
+		{"a line without paths", nil, "Fra:1 Mem:9.05M | Sample 1/4", "Fra:1 Mem:9.05M | Sample 1/4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := f.CreatedJob(f.api)
+			jobDir := strings.NewReplacer("$JOB", f.node.jobDir(job.ID))
+			line := jobDir.Replace(tt.line)
+			var in *preparedInput
+			if tt.in != nil {
+				in = &preparedInput{BlendPath: jobDir.Replace(tt.in.BlendPath), Project: tt.in.Project}
+			}
+			paths := f.node.farmPaths(job.ID, in)
+			if got := paths.scrub(line); got != tt.want {
+				t.Errorf("scrub(%q)\n got %q\nwant %q", line, got, tt.want)
+			}
+			f.node.keepLog(f.Ctx, job.ID, "chunk1", []string{"first", line}, paths)
+			log, err := f.api.JobLog(f.Ctx, f.P, job.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(log.Lines, []string{"first", tt.want}) {
+				t.Errorf("the kept log reads %q, want %q", log.Lines, []string{"first", tt.want})
+			}
+		})
+	}
+}

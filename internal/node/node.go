@@ -1,0 +1,232 @@
+// Package node is a render node: the River workers that validate a job's
+// file, render its chunks of frames and finalize its outputs, and what a
+// machine needs to run them: it claims each task for the generation its
+// River job carries, records a heartbeat so that the farm notices when it
+// dies, prepares a job's input (checked against its checksum every time),
+// keeps inputs fetched from a bucket in a cache, removes the files of jobs
+// that ended, and runs Blender behind the Blender interface and ffmpeg in
+// the sandbox.
+//
+// `renderfarm worker` is a node and nothing else; `renderfarm serve` runs
+// one beside the API unless --workers is 0.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+
+	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/metrics"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/sandbox"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// Config sets up a render node.
+type Config struct {
+	// Slots is how many chunks the node renders at once.
+	Slots int
+	// WorkerName names the node in progress reports and `renderfarm
+	// workers`.
+	WorkerName string
+	// WorkDir holds extracted projects and frames being rendered.
+	WorkDir string
+	// FFmpeg is the ffmpeg binary that makes preview videos.
+	FFmpeg string
+	// Sandbox confines ffmpeg as the Blender runner's sandbox confines
+	// Blender: ffmpeg decodes frames a hostile scene may have shaped. nil
+	// runs it unconfined (tests of the node's own logic).
+	Sandbox *sandbox.Sandbox
+	// BlenderTempDir is where Blender's run directories are, which the
+	// node names <blender> in what clients read.
+	BlenderTempDir string
+	// ZipLimits bound a project zip's extraction.
+	ZipLimits blendfile.ZipLimits
+	// CacheBytes caps the inputs the node keeps from a bucket; 0 or less
+	// keeps none.
+	CacheBytes int64
+	// HeartbeatInterval is how often the node records that it is alive;
+	// the farm gives its work to another after WorkerTimeout without one.
+	HeartbeatInterval time.Duration
+	// Metrics receives the counters the node moves; nil keeps none.
+	Metrics *metrics.Metrics
+}
+
+// DefaultCacheBytes caps the inputs a node keeps from the bucket.
+const DefaultCacheBytes int64 = 20 << 30
+
+// DefaultConfig is the node the command line's flags default to, but for
+// its name (the machine's) and directories.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Slots:             1,
+		WorkerName:        host,
+		FFmpeg:            "ffmpeg",
+		ZipLimits:         blendfile.DefaultZipLimits(),
+		CacheBytes:        DefaultCacheBytes,
+		HeartbeatInterval: HeartbeatInterval(engine.DefaultWorkerTimeout),
+	}
+}
+
+// HeartbeatInterval is how often a node beats when the farm gives up on a
+// worker after workerTimeout without a heartbeat: every few seconds, and
+// at least four times within the timeout.
+func HeartbeatInterval(workerTimeout time.Duration) time.Duration {
+	return min(5*time.Second, workerTimeout/4)
+}
+
+// Node is one machine's render node.
+type Node struct {
+	cfg      Config
+	engine   *engine.Engine
+	store    *store.Store
+	objects  objstore.Store
+	log      *slog.Logger
+	blender  Blender
+	workerID string
+
+	// inputs serialises preparing one job's input on this machine.
+	inputs sync.Map // job id -> *sync.Mutex
+
+	cache *inputCache
+
+	busy      sync.Mutex
+	busyTasks map[string]bool
+
+	stopHeartbeat context.CancelFunc
+	heartbeatDone chan struct{}
+}
+
+// New makes the node and registers its workers and queues with the
+// engine. b runs Blender; the node closes it when it stops.
+func New(eng *engine.Engine, b Blender, cfg Config) (*Node, error) {
+	if b == nil {
+		return nil, errors.New("node: a node needs Blender")
+	}
+	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 {
+		return nil, fmt.Errorf("node: Slots (%d) and HeartbeatInterval (%v) must be positive; start from DefaultConfig", cfg.Slots, cfg.HeartbeatInterval)
+	}
+	if cfg.WorkDir != "" {
+		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+			return nil, fmt.Errorf("node: work directory: %w", err)
+		}
+	}
+	n := &Node{
+		cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(),
+		blender:   b,
+		workerID:  uuid.NewString(),
+		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
+		busyTasks: map[string]bool{},
+	}
+	// Validation and finalizing run Blender and ffmpeg, so they belong to
+	// the processes that render.
+	eng.Register(map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: 2}, func(w *river.Workers) {
+		river.AddWorker(w, n.validateWorker())
+		river.AddWorker(w, n.renderWorker())
+		river.AddWorker(w, n.finalizeWorker())
+	})
+	return n, nil
+}
+
+// validateWorker checks jobs' files (validate_file).
+func (n *Node) validateWorker() *taskWorker[engine.ValidateArgs] {
+	return &taskWorker[engine.ValidateArgs]{n: n, start: newValidation}
+}
+
+// renderWorker renders chunks of frames (render_chunk).
+func (n *Node) renderWorker() *taskWorker[engine.RenderArgs] {
+	return &taskWorker[engine.RenderArgs]{n: n, start: newChunk, retryAfter: chunkRetry}
+}
+
+// finalizeWorker makes jobs' outputs (finalize_outputs).
+func (n *Node) finalizeWorker() *taskWorker[engine.FinalizeArgs] {
+	return &taskWorker[engine.FinalizeArgs]{n: n, start: newFinalizing}
+}
+
+// Start records this run of the node (a row in workers) and starts its
+// heartbeat. Start it before the engine, so that no task is claimed by a
+// run the farm does not know.
+func (n *Node) Start(ctx context.Context) error {
+	now := time.Now()
+	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle})
+	if err != nil {
+		return err
+	}
+	hbCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.stopHeartbeat = cancel
+	n.heartbeatDone = make(chan struct{})
+	go n.heartbeatLoop(hbCtx)
+	return nil
+}
+
+// Stop ends the node's warm Blenders and its heartbeat, and records that
+// it stopped. Stop the engine first, so that no task runs any more.
+func (n *Node) Stop() {
+	n.blender.Close()
+	if n.stopHeartbeat != nil {
+		n.stopHeartbeat()
+		<-n.heartbeatDone
+		_ = n.store.Heartbeat(context.Background(), n.workerID, store.WorkerStopped, "")
+	}
+}
+
+func (n *Node) heartbeatLoop(ctx context.Context) {
+	defer close(n.heartbeatDone)
+	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	lastSweep := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(lastSweep) >= workSweepInterval {
+			n.sweepWorkDirs(ctx)
+			lastSweep = time.Now()
+		}
+		state, current := store.WorkerIdle, ""
+		n.busy.Lock()
+		for id := range n.busyTasks {
+			state, current = store.WorkerBusy, id
+			break
+		}
+		n.busy.Unlock()
+		if err := n.store.Heartbeat(ctx, n.workerID, state, current); err != nil && ctx.Err() == nil {
+			n.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}
+
+func (n *Node) markBusy(taskID string, busy bool) {
+	n.busy.Lock()
+	defer n.busy.Unlock()
+	if busy {
+		n.busyTasks[taskID] = true
+	} else {
+		delete(n.busyTasks, taskID)
+	}
+}
+
+// jobDir is where this machine keeps a job's extracted input and the frames
+// being rendered.
+func (n *Node) jobDir(jobID string) string {
+	return filepath.Join(n.cfg.WorkDir, jobID)
+}
+
+// outputRoot holds the directories the job's chunks render into on this
+// machine, one per chunk: a Blender session of the job may write there.
+func (n *Node) outputRoot(jobID string) string {
+	return filepath.Join(n.jobDir(jobID), "out")
+}

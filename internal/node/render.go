@@ -1,0 +1,458 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// chunkRetry is the wait after a chunk's failed attempt: 2 s, then 4 s,
+// so that a frame that fails for a passing reason gets another go soon,
+// and one that fails for good fails its job within seconds rather than
+// River's default minutes.
+func chunkRetry(attempt int) time.Duration { return time.Duration(attempt) * 2 * time.Second }
+
+// chunk is one attempt at rendering a chunk of a job's frames, storing
+// each frame the moment Blender saves it.
+type chunk struct {
+	n     *Node
+	ref   engine.TaskRef
+	times chunkTimes
+
+	todo     []int // the chunk's frames not yet stored
+	rendered bool  // Blender was asked to render them
+}
+
+func newChunk(n *Node, args engine.RenderArgs) task {
+	return &chunk{n: n, ref: args.TaskRef, times: chunkTimes{start: time.Now()}}
+}
+
+func (c *chunk) done(recorded bool) {
+	if c.rendered {
+		c.n.tidyIfFinal(c.ref.JobID)
+		if recorded {
+			c.times.log(c.n.log, c.ref.JobID, c.ref.TaskID, len(c.todo))
+		}
+	}
+}
+
+func (c *chunk) load(ctx context.Context) (*farm.Job, error) {
+	job, todo, err := c.n.startChunk(ctx, c.ref)
+	c.todo = todo
+	return job, err
+}
+
+func (c *chunk) work(ctx context.Context, job *farm.Job) error {
+	if job == nil || len(c.todo) == 0 {
+		return nil // the job no longer wants the chunk, or it is done
+	}
+	c.rendered = true
+	err := c.n.renderFrames(ctx, c.ref, job, c.todo, &c.times)
+	if savedEveryFrame(err) {
+		// Blender failed on its way out, after every frame was saved and
+		// stored: the chunk is done.
+		c.n.log.Warn("Blender failed after saving every frame of the chunk", "job", job.ID, "task", c.ref.TaskID, "err", err)
+		return nil
+	}
+	return err
+}
+
+func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(renderErr) }
+
+func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
+	return c.n.recordChunk(ctx, tx, c.ref, current, renderErr)
+}
+
+// startChunk moves the job to rendering and lists the chunk's frames that
+// still need rendering (after a retry or a rescue, some are done). A nil job
+// means the job no longer wants this chunk.
+func (n *Node) startChunk(ctx context.Context, ref engine.TaskRef) (*farm.Job, []int, error) {
+	var job *farm.Job
+	var todo []int
+	err := n.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusBooting:
+			if err := n.engine.MoveJob(ctx, tx, job, farm.StatusRendering); err != nil {
+				return err
+			}
+		case farm.StatusRendering:
+		default:
+			job = nil
+			return nil
+		}
+		frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if f.Status != farm.FrameCompleted {
+				todo = append(todo, f.Frame)
+			}
+		}
+		return nil
+	})
+	return job, todo, err
+}
+
+// chunkTimes is where a chunk's time went: Blender's own work, and what the
+// farm adds around it (preparing, starting Blender, storing and recording
+// frames). It is logged when the chunk ends, for operators and for the
+// benchmarks in bench/.
+type chunkTimes struct {
+	start      time.Time // the worker took the chunk
+	spawn      time.Time // Blender was started
+	firstFrame time.Time // Blender began the first frame
+	lastSaved  time.Time // the last frame was stored and recorded
+	exited     time.Time // Blender exited
+	// store is the time spent putting frames into the object store,
+	// record the time spent in the database transactions of frames.
+	store, record time.Duration
+}
+
+func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
+	log.LogAttrs(context.Background(), slog.LevelInfo, "chunk rendered",
+		slog.String("job", jobID), slog.String("task", taskID), slog.Int("frames", frames),
+		// From taking the chunk to starting Blender: the claim, the job's
+		// move to rendering and the input made ready.
+		slog.Duration("prepare", t.spawn.Sub(t.start)),
+		// From starting Blender to its first frame: the process and its
+		// sandbox, loading the file, applying the settings.
+		slog.Duration("blenderStart", t.firstFrame.Sub(t.spawn)),
+		// From the first frame begun to the last one stored.
+		slog.Duration("rendering", t.lastSaved.Sub(t.firstFrame)),
+		// From the last frame stored to Blender gone.
+		slog.Duration("blenderExit", t.exited.Sub(t.lastSaved)),
+		slog.Duration("store", t.store),
+		slog.Duration("record", t.record),
+		slog.Duration("took", time.Since(t.start)))
+}
+
+// renderFrames runs Blender on the frames and records each as it lands.
+func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.Job, frames []int, times *chunkTimes) error {
+	in, err := n.prepareInput(ctx, job)
+	if err != nil {
+		return err
+	}
+	outRoot := n.outputRoot(job.ID)
+	outDir := filepath.Join(outRoot, ref.TaskID+"-"+strconv.Itoa(ref.Generation))
+	if err := os.RemoveAll(outDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(outDir)
+
+	// A failure to record a frame stops Blender: going on would render
+	// frames nobody can see.
+	renderCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var recordErr error
+	stored := map[int]bool{}
+	onEvent := func(ev blender.Event) {
+		if recordErr != nil {
+			return
+		}
+		switch ev.Kind {
+		case blender.FrameStarted:
+			now := time.Now()
+			if times.firstFrame.IsZero() {
+				times.firstFrame = now
+			}
+			recordErr = n.frameStarted(ctx, ref, ev.Frame)
+			times.record += time.Since(now)
+		case blender.FrameSaved:
+			recordErr = n.frameSaved(ctx, ref, ev, times)
+			times.lastSaved = time.Now()
+			stored[ev.Frame] = recordErr == nil
+		}
+		if recordErr != nil {
+			stop()
+		}
+	}
+	chunk := blender.RenderJob{
+		BlendPath: in.BlendPath,
+		Scene:     job.FinalConfig.Scene,
+		Frames:    frames,
+		OutputDir: outDir,
+		Settings:  settingsFor(job.FinalConfig),
+	}
+	times.spawn = time.Now()
+	result, err := n.blender.Render(renderCtx, chunk, outRoot, onEvent)
+	times.exited = time.Now()
+	if recordErr != nil {
+		return recordErr
+	}
+	if err == nil {
+		// Blender's word that the chunk is done is not enough: every frame
+		// must have been stored, or the job would wait for it for ever.
+		for _, f := range frames {
+			if !stored[f] {
+				err = &blender.RenderError{Frame: f, Line: fmt.Sprintf("Blender reported the chunk done, but frame %d was never saved", f)}
+				break
+			}
+		}
+	}
+	if err != nil {
+		// Blender's lines reach the client (the frame's error, the job's
+		// failure, the log) without the farm's paths.
+		paths := n.farmPaths(job.ID, in)
+		var re *blender.RenderError
+		if errors.As(err, &re) {
+			re.Line = paths.scrub(re.Line)
+			if re.Frame >= 0 {
+				n.frameFailed(ctx, ref, re.Frame, re.Line)
+			}
+		}
+		if result != nil && ctx.Err() == nil {
+			n.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), result.LogTail, paths)
+		}
+	}
+	return err
+}
+
+func (n *Node) frameStarted(ctx context.Context, ref engine.TaskRef, frame int) error {
+	return n.updateFrame(ctx, ref, frame, func(f *store.Frame) {
+		if f.Status == farm.FrameRendering && f.Worker == n.cfg.WorkerName {
+			return // the same start, reported twice
+		}
+		f.Status = farm.FrameRendering
+		f.Worker = n.cfg.WorkerName
+		f.Attempts++
+	})
+}
+
+func (n *Node) frameFailed(ctx context.Context, ref engine.TaskRef, frame int, line string) {
+	err := n.updateFrame(context.WithoutCancel(ctx), ref, frame, func(f *store.Frame) {
+		if f.Status != farm.FrameRendering {
+			// Blender failed before it announced the frame: it was
+			// attempted all the same.
+			f.Attempts++
+		}
+		f.Status = farm.FrameQueued
+		f.Worker = n.cfg.WorkerName
+		f.Error = line
+	})
+	if err != nil && !errors.Is(err, errNotOurs) {
+		n.log.Warn("could not record failed frame", "job", ref.JobID, "frame", frame, "err", err)
+	}
+}
+
+// frameSaved stores the frame's image, which the runner took from the
+// chunk's output directory and checked, and marks the frame done, unless
+// the task has moved on to another holder. times, when not nil, takes the
+// time spent storing and recording.
+func (n *Node) frameSaved(ctx context.Context, ref engine.TaskRef, ev blender.Event, times *chunkTimes) error {
+	if ev.Image == nil {
+		return fmt.Errorf("frame %d was reported saved without its image", ev.Frame)
+	}
+	return n.storeFrame(ctx, ref, ev.Frame, ev.Image.Name, ev.Image.Reader(), ev.RenderSeconds, times)
+}
+
+// storeFrame stores image, named name, as frame's and marks the frame done
+// (see frameSaved).
+func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, name string, image io.Reader, renderSeconds float64, times *chunkTimes) error {
+	key := farm.FrameKey(ref.JobID, ref.TaskID, ref.Generation, name)
+	start := time.Now()
+	size, err := n.objects.Put(ctx, key, image, maxFrameBytes)
+	if err != nil {
+		return fmt.Errorf("store frame %d: %w", frame, err)
+	}
+	stored := time.Now()
+	if times != nil {
+		times.store += stored.Sub(start)
+		defer func() { times.record += time.Since(stored) }()
+	}
+	err = n.updateFrame(ctx, ref, frame, func(f *store.Frame) {
+		f.Status = farm.FrameCompleted
+		f.Worker = n.cfg.WorkerName
+		f.RenderSeconds = renderSeconds
+		f.ObjectKey = key
+		f.SizeBytes = size
+		f.Error = ""
+	})
+	switch {
+	case err == nil:
+		n.cfg.Metrics.FrameStored(n.cfg.WorkerName, renderSeconds)
+	case errors.Is(err, errNotOurs):
+		// Refused: the image stored above belongs to no frame.
+		if delErr := n.objects.Delete(context.WithoutCancel(ctx), key); delErr != nil {
+			n.log.Warn("could not remove a refused frame image", "key", key, "err", delErr)
+		}
+	}
+	return err
+}
+
+// updateFrame changes one frame of the chunk, checking in the same
+// transaction that this worker still holds the task; the write itself
+// checks it again in the database, so a requeue between the two cannot let
+// a stale holder through.
+func (n *Node) updateFrame(ctx context.Context, ref engine.TaskRef, frame int, change func(*store.Frame)) error {
+	return n.store.InTx(ctx, func(tx *store.Tx) error {
+		task, err := tx.LockTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+			return errNotOurs
+		}
+		frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		for _, f := range frames {
+			if f.Frame == frame {
+				if f.Status == farm.FrameCompleted {
+					return nil // each frame once
+				}
+				from := f.Status
+				change(&f)
+				if !farm.CanMoveFrame(from, f.Status) {
+					return fmt.Errorf("frame %d of job %s cannot move from %s to %s", frame, ref.JobID, from, f.Status)
+				}
+				err := tx.UpdateFrameOwned(ctx, f, ref.Generation, n.workerID)
+				if errors.Is(err, store.ErrConflict) {
+					return errNotOurs
+				}
+				return err
+			}
+		}
+		return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)
+	})
+}
+
+// endChunk closes a chunk's task as its last attempt ended: with
+// renderErr, failed (see recordChunk).
+func (n *Node) endChunk(ctx context.Context, ref engine.TaskRef, renderErr error) error {
+	if savedEveryFrame(renderErr) {
+		renderErr = nil
+	}
+	return n.finishTask(ctx, ref, chunkStatus(renderErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		return n.recordChunk(ctx, tx, ref, current, renderErr)
+	})
+}
+
+// chunkStatus is the status a chunk's task ends in.
+func chunkStatus(renderErr error) store.TaskStatus {
+	if renderErr != nil {
+		return store.TaskFailed
+	}
+	return store.TaskDone
+}
+
+// recordChunk records how a chunk ended, in the transaction that finished
+// its task. With renderErr (the last attempt failed) the job fails, naming
+// the frame; otherwise, if this was the last chunk, the job moves to
+// finalizing and the finalize work is queued.
+func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef, job *farm.Job, renderErr error) error {
+	if job.Status != farm.StatusRendering && job.Status != farm.StatusBooting {
+		return nil
+	}
+	if renderErr != nil {
+		job.FailedReason = renderFailure(renderErr, n.engine.RenderAttempts(), n.farmPaths(job.ID, nil))
+		if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
+			return err
+		}
+		// The frame Blender failed on is failed; the others that never
+		// rendered are canceled with the job's other work.
+		var re *blender.RenderError
+		if errors.As(renderErr, &re) && re.Frame >= 0 {
+			frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+			if err != nil {
+				return err
+			}
+			for _, f := range frames {
+				if f.Frame == re.Frame && !f.Status.IsFinal() {
+					f.Status = farm.FrameFailed
+					if err := tx.UpdateFrame(ctx, f); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return n.engine.CancelWork(ctx, tx, job.ID)
+	}
+	counts, err := tx.CountFrames(ctx, job.ID)
+	if err != nil {
+		return err
+	}
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	if counts[farm.FrameCompleted] < total {
+		return nil
+	}
+	if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
+		return err
+	}
+	_, err = n.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+	return err
+}
+
+// renderFailure is the reason a job fails for a chunk that failed on its
+// last attempt, told without the farm's paths.
+func renderFailure(err error, attempts int, paths farmPaths) *farm.FailedReason {
+	var re *blender.RenderError
+	if errors.As(err, &re) && re.Frame >= 0 {
+		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)
+		if re.Line != "" {
+			msg += ": " + re.Line
+		}
+		return &farm.FailedReason{Name: "FRAME_FAILED", Type: farm.FailRender, Message: paths.scrub(msg)}
+	}
+	return &farm.FailedReason{Name: "RENDER_FAILED", Type: farm.FailRender,
+		Message: paths.scrub(fmt.Sprintf("a chunk failed after %d attempts: %v", attempts, err))}
+}
+
+// settingsFor turns the final configuration into what the settings script
+// applies in Blender.
+func settingsFor(fc *farm.FinalConfig) blender.Settings {
+	denoise := fc.DenoisingEnabled
+	s := blender.Settings{
+		Engine:               fc.RenderEngine,
+		Samples:              fc.SampleCount,
+		ResolutionPercentage: fc.ResolutionPercentage,
+		OutputFormat:         fc.OutputFormat,
+		ColorMode:            fc.OutputSettings.ColorMode,
+		ColorDepth:           fc.OutputSettings.ColorDepth,
+		ExrCodec:             fc.OutputSettings.ExrCodec,
+		TiffCodec:            fc.OutputSettings.TiffCodec,
+		Denoising:            &denoise,
+		UseTiling:            fc.UseTiling,
+		TileSize:             fc.TileSize,
+		ColorManagement:      fc.ColorManagementPreset,
+	}
+	if len(fc.Resolution) == 2 {
+		s.ResolutionX, s.ResolutionY = fc.Resolution[0], fc.Resolution[1]
+	}
+	if fc.OutputSettings.Compression != nil {
+		s.Compression = *fc.OutputSettings.Compression
+	}
+	if fc.OutputSettings.Quality != nil {
+		s.Quality = *fc.OutputSettings.Quality
+	}
+	return s
+}
+
+// savedEveryFrame reports whether a render error came after Blender had
+// saved every frame it was given (the runner names no frame then).
+func savedEveryFrame(err error) bool {
+	var re *blender.RenderError
+	return errors.As(err, &re) && re.Frame < 0
+}

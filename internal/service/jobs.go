@@ -1,0 +1,231 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// CreateJob makes a job from an upload whose file has arrived.
+func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) (*farm.Job, error) {
+	slug = strings.TrimSpace(slug)
+	if slug == "" {
+		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "slug", Message: "slug is required: the slug that POST /uploads answered"}
+	}
+	up, err := s.store.GetUpload(ctx, p.WorkspaceID, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadNotFound, Field: "slug",
+			Message: fmt.Sprintf("no upload with slug %q in this workspace; create one with POST /uploads and PUT the file to its uploadUrl", slug)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if up.JobID != "" {
+		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug",
+			Message: fmt.Sprintf("slug %q was already used for job %s; upload the file again to make another job", slug, up.JobID)}
+	}
+	info, err := s.objects.Stat(ctx, up.ObjectKey)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, uploadMissing(slug, up)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if max := s.maxInputBytes(); info.Size > max {
+		return nil, s.refuseTooLarge(ctx, up, info.Size, max)
+	}
+	// The job renders a copy of the file that no URL can write: the upload
+	// URL stays valid until it expires (on a bucket it cannot be revoked),
+	// so a file sent to it after this moment must not be what validation
+	// checks or Blender opens.
+	jobID := uuid.NewString()
+	inputKey := farm.JobInputKey(jobID, up.FileName)
+	input, err := s.objects.Copy(ctx, up.ObjectKey, inputKey, s.maxInputBytes())
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return nil, uploadMissing(slug, up)
+	case errors.Is(err, objstore.ErrTooLarge):
+		// Replaced by a larger file since the size was checked.
+		return nil, s.refuseTooLarge(ctx, up, 0, s.maxInputBytes())
+	case errors.Is(err, objstore.ErrChanged):
+		return nil, &farm.Error{Kind: farm.KindConflict, Code: farm.CodeConflict, Field: "slug",
+			Message: fmt.Sprintf("the file of slug %q was replaced while the job was being made from it, so no job was made; create the job again once the upload is done", slug)}
+	case err != nil:
+		return nil, fmt.Errorf("copy the upload of slug %s: %w", slug, err)
+	}
+	now := time.Now().UTC()
+	job := &farm.Job{
+		ID: jobID, Status: farm.StatusCreated, WorkspaceID: p.WorkspaceID, UserID: p.KeyID,
+		CreatedAt: now, UpdatedAt: now, Slug: slug,
+		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
+	}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.ClaimUpload(ctx, slug, job.ID, inputKey); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
+			}
+			return err
+		}
+		return tx.InsertJob(ctx, job)
+	})
+	if err != nil {
+		// No job reads the copy; the claim that won has its own.
+		if delErr := s.objects.Delete(context.WithoutCancel(ctx), inputKey); delErr != nil {
+			s.log.Warn("could not remove the input copy of a job that was not made", "key", inputKey, "err", delErr)
+		}
+		return nil, err
+	}
+	// The upload's object has served its purpose. Should this fail, or a
+	// PUT land there later, the sweep of stray uploads removes it.
+	if err := s.objects.Delete(context.WithoutCancel(ctx), up.ObjectKey); err != nil {
+		s.log.Warn("could not remove an upload made into a job", "key", up.ObjectKey, "err", err)
+	}
+	s.cfg.Metrics.Uploaded(input.Size)
+	return s.present(ctx, job), nil
+}
+
+// GetJob returns one job of the workspace.
+func (s *Service) GetJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	job, err := s.loadJob(ctx, p, id, s.store.GetJob)
+	if err != nil {
+		return nil, err
+	}
+	return s.present(ctx, job), nil
+}
+
+// ListJobs returns a page of the workspace's jobs, newest first.
+func (s *Service) ListJobs(ctx context.Context, p farm.Principal, q farm.ListQuery) (*farm.JobPage, error) {
+	if q.Page < 1 {
+		q.Page = 1
+	}
+	if q.PageSize < 1 {
+		q.PageSize = farm.DefaultPageSize
+	}
+	q.PageSize = min(q.PageSize, farm.MaxPageSize)
+	jobs, total, err := s.store.ListJobs(ctx, p.WorkspaceID, q.Status, q.PageSize, (q.Page-1)*q.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	for i := range jobs {
+		jobs[i] = *s.present(ctx, &jobs[i])
+	}
+	return &farm.JobPage{Jobs: jobs, Pagination: farm.Pagination{
+		Page: q.Page, PageSize: q.PageSize, Total: total, TotalPages: (total + q.PageSize - 1) / q.PageSize,
+	}}, nil
+}
+
+// Validate starts checking the job's file.
+func (s *Service) Validate(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	var job *farm.Job
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusCreated:
+		case farm.StatusValidating:
+			return farm.InvalidState("validate", job.Status, "validation is already running; follow it with GET /jobs/"+id)
+		case farm.StatusValidated:
+			return farm.InvalidState("validate", job.Status, "it is already validated; start it with POST /jobs/"+id+"/render")
+		default:
+			return farm.InvalidState("validate", job.Status, "only a job in status created can be validated")
+		}
+		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusValidating); err != nil {
+			return err
+		}
+		_, err = s.engine.Enqueue(ctx, tx, job.ID, store.TaskValidate)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.present(ctx, job), nil
+}
+
+// Render checks the request against the analysis, fixes the final
+// configuration and queues the job's chunks. A repeated request for a job
+// that already started answers the job as it is, with replay set.
+func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (*farm.Job, bool, error) {
+	var job *farm.Job
+	replay := false
+	expected, err := s.expectedWorkers(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		if job.Status.HasStartedRendering() {
+			replay = true
+			return nil
+		}
+		switch job.Status {
+		case farm.StatusValidated:
+		case farm.StatusCreated:
+			return farm.InvalidState("render", job.Status, "validate it first with POST /jobs/"+id+"/validate")
+		case farm.StatusValidating:
+			return farm.InvalidState("render", job.Status, "wait until validation is done (status validated)")
+		default:
+			return farm.InvalidState("render", job.Status, "")
+		}
+		if cfg.IsEmpty() {
+			return farm.Invalid(farm.CodeInvalidConfig, "requestedRenderConfig is missing or empty; send at least {\"colorManagementPreset\": \"default\"}")
+		}
+		final, frames, err := farm.ResolveConfig(cfg, job.Analysis, farm.WorkerCaps{ExpectedWorkers: expected})
+		if err != nil {
+			return err
+		}
+		job.RequestedConfig, job.FinalConfig = cfg, final
+		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
+			return err
+		}
+		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize))
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return s.present(ctx, job), replay, nil
+}
+
+// expectedWorkers is how many workers a new job's frames are spread over.
+func (s *Service) expectedWorkers(ctx context.Context) (int, error) {
+	if s.cfg.LocalRenderSlots > 0 {
+		return s.cfg.LocalRenderSlots, nil
+	}
+	n, err := s.store.LiveWorkers(ctx, time.Now().Add(-s.cfg.WorkerTimeout))
+	return max(n, 1), err
+}
+
+// Cancel stops a job: queued chunks are dropped, running ones are killed,
+// and frames already rendered stay downloadable.
+func (s *Service) Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
+	var job *farm.Job
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		if job.Status.IsFinal() {
+			return farm.InvalidState("cancel", job.Status, "only a job in progress can be canceled")
+		}
+		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusCanceled); err != nil {
+			return err
+		}
+		return s.engine.CancelWork(ctx, tx, job.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.present(ctx, job), nil
+}

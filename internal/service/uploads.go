@@ -1,0 +1,131 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// maxFileNameBytes bounds an upload's file name, as file systems do.
+const maxFileNameBytes = 255
+
+// CreateUpload checks the file name and type and returns a presigned URL
+// that the file is PUT to.
+func (s *Service) CreateUpload(ctx context.Context, p farm.Principal, fileName, fileType string) (*farm.UploadTicket, error) {
+	if err := checkFileName(fileName, fileType); err != nil {
+		return nil, err
+	}
+	slug := uuid.NewString()
+	key := farm.UploadKey(slug, fileName)
+	if err := objstore.ValidateKey(key); err != nil {
+		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "fileName",
+			Message: fmt.Sprintf("fileName %q cannot be stored: %v; rename the file", fileName, err)}
+	}
+	url, expires, err := s.objects.PresignPut(ctx, key, s.cfg.UploadURLTTL)
+	if err != nil {
+		return nil, fmt.Errorf("presign upload: %w", err)
+	}
+	err = s.store.InsertUpload(ctx, store.Upload{
+		Slug: slug, WorkspaceID: p.WorkspaceID, FileName: fileName, FileType: fileType, ObjectKey: key,
+		CreatedAt: time.Now().UTC(), ExpiresAt: expires.UTC(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &farm.UploadTicket{UploadURL: url, Slug: slug, ExpiresAt: expires.UTC()}, nil
+}
+
+func checkFileName(fileName, fileType string) error {
+	invalid := func(field, format string, args ...any) error {
+		return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: field, Message: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case fileName == "":
+		return invalid("fileName", "fileName is required, for example \"scene.blend\"")
+	case len(fileName) > maxFileNameBytes:
+		return invalid("fileName", "fileName is %d bytes long; keep it under %d", len(fileName), maxFileNameBytes)
+	case !utf8.ValidString(fileName) || strings.ContainsAny(fileName, "/\\\x00") || fileName == "." || fileName == "..":
+		return invalid("fileName", "fileName %q must be a plain file name, without folders", fileName)
+	}
+	ext := strings.ToLower(path.Ext(fileName))
+	switch fileType {
+	case farm.FileTypeBlend, farm.FileTypeZip:
+	case "":
+		return invalid("fileType", "fileType is required: \"blend\" or \"zip\"")
+	default:
+		return invalid("fileType", "fileType must be \"blend\" or \"zip\", not %q", fileType)
+	}
+	if ext != "."+fileType {
+		return invalid("fileType", "fileType %q does not match the extension of %q; a .blend file is \"blend\", a .zip project is \"zip\"", fileType, fileName)
+	}
+	return nil
+}
+
+func uploadMissing(slug string, up store.Upload) error {
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
+		Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}
+}
+
+// refuseTooLarge drops an upload over the limit (a bucket takes any size
+// through a presigned PUT) and says so; size is 0 when unknown.
+func (s *Service) refuseTooLarge(ctx context.Context, up store.Upload, size, max int64) error {
+	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
+		s.log.Warn("could not remove an upload over the size limit", "key", up.ObjectKey, "err", err)
+	}
+	what := "the uploaded file is"
+	if size > 0 {
+		what = fmt.Sprintf("the uploaded file is %d bytes,", size)
+	}
+	return &farm.Error{Kind: farm.KindTooLarge, Code: farm.CodeTooLarge, Field: "slug",
+		Message: fmt.Sprintf("%s over this farm's limit of %d bytes; it was removed", what, max)}
+}
+
+// Codes of the refusals an upload URL answers once its upload is closed.
+const (
+	codeUploadUsed     = "UPLOAD_USED"
+	codeUploadDeleted  = "UPLOAD_DELETED"
+	codeUploadNotFound = farm.CodeUploadNotFound
+)
+
+// AcceptUploadPut answers, for the local store's upload URLs
+// (objstore.LocalConfig.AcceptPut), whether key may still be written: only
+// while its upload exists and no job was made from it. A job renders its
+// own copy of the file, so writing the upload afterwards would change
+// nothing the farm uses; refusing it tells the client so, and keeps a
+// deleted job's file from coming back. A bucket's presigned URLs cannot be
+// asked; there the sweep of stray uploads removes what arrives late.
+func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) error {
+	return func(ctx context.Context, key string) error {
+		slug, ok := farm.UploadSlug(key)
+		if !ok {
+			return &objstore.PutRefusal{Status: http.StatusForbidden, Code: codeUploadNotFound,
+				Message: "this URL does not take uploads; request an upload URL with POST /uploads"}
+		}
+		up, err := st.GetUploadState(ctx, slug)
+		switch {
+		case errors.Is(err, store.ErrNotFound), err == nil && up.ObjectKey != key:
+			return &objstore.PutRefusal{Status: http.StatusNotFound, Code: codeUploadNotFound,
+				Message: "this upload no longer exists: it expired and was removed; request a new upload URL with POST /uploads and send the file there"}
+		case err != nil:
+			return err
+		case up.JobID != "" && up.JobDeleted:
+			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadDeleted,
+				Message: fmt.Sprintf("this upload belongs to job %s, which was deleted, so nothing can be sent to it any more; to render a file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
+		case up.JobID != "":
+			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadUsed,
+				Message: fmt.Sprintf("this upload was used to create job %s, which renders the file as it was then and cannot be changed; to render another file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
+		}
+		return nil
+	}
+}

@@ -251,7 +251,9 @@ func (n *Node) forgetJobFiles(jobID string) {
 
 // forgetSessions ends this machine's idle warm Blender sessions of a job.
 func (n *Node) forgetSessions(jobID string) {
-	n.blender.Forget(n.jobDir(jobID))
+	for _, in := range n.installs {
+		in.Blender.Forget(n.jobDir(jobID))
+	}
 }
 
 // tidyIfFinal removes this machine's files of a job that has ended (canceled

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app/apptest"
 	"github.com/renderfarm/renderfarm/internal/packer/packertest"
 	"github.com/renderfarm/renderfarm/internal/sandbox"
 )
@@ -229,5 +231,89 @@ func TestAFileNewerThanEveryBlenderFailsWithoutStartingOne(t *testing.T) {
 	}
 	if n := countStarts(); n != 1 {
 		t.Errorf("Blender started %d times, want still once: the file's header was enough", n)
+	}
+}
+
+// TestAJobGoesOnlyToTheNodesWithItsBlender runs the distributed shape
+// (PostgreSQL, a bucket, an API server and two render nodes): node-a runs
+// Blender 3.4.1 alone, node-b 3.4.1 and 4.3.2 (found in their default
+// places). A file saved by 4.3 validates in 4.3.2; while node-b is
+// stopped its chunks wait, progress says for what, and the job does not
+// fail; once node-b is back, every frame is rendered there, none on
+// node-a.
+func TestAJobGoesOnlyToTheNodesWithItsBlender(t *testing.T) {
+	requireBlender43(t)
+	_, saved43 := versionScenes(t)
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0", "--worker-timeout", "5s")
+	node := func(name string, args ...string) *apptest.Process {
+		return worker(t, append([]string{"--worker-name", name, "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage, "--worker-timeout", "5s"}, args...)...)
+	}
+	node("node-a", "--blender", "/usr/bin/blender")
+	nodeB := node("node-b")
+	c := api.client("studio")
+	ctx := testContext(t)
+
+	offered, err := c.BlenderVersions(ctx)
+	if want := []client.BlenderVersion{{Version: "3.4.1", Workers: 2}, {Version: "4.3.2", Workers: 1}}; err != nil || !slices.Equal(offered.Versions, want) {
+		t.Fatalf("GET /blender = %+v, %v; want %+v", offered, err, want)
+	}
+	out, err := exec.Command(binary(t), "workers", "--json", "--database", d.database).Output()
+	if err != nil {
+		t.Fatalf("renderfarm workers: %v", err)
+	}
+	var workers []struct {
+		Name            string   `json:"name"`
+		BlenderVersions []string `json:"blenderVersions"`
+	}
+	if err := json.Unmarshal(out, &workers); err != nil {
+		t.Fatalf("renderfarm workers --json: %v\n%s", err, out)
+	}
+	listed := map[string][]string{}
+	for _, w := range workers {
+		listed[w.Name] = w.BlenderVersions
+	}
+	if !slices.Equal(listed["node-a"], []string{"3.4.1"}) || !slices.Equal(listed["node-b"], []string{"3.4.1", "4.3.2"}) {
+		t.Errorf("renderfarm workers lists the Blenders as %v", listed)
+	}
+
+	job := validate(ctx, t, c, submit(ctx, t, c, saved43).ID)
+	if job.Status != client.StatusValidated || job.Analysis.RenderBlenderVersion != "4.3.2" {
+		t.Fatalf("the 4.3 file: %s (%+v), analysis %+v; want validated by 4.3.2", job.Status, job.FailedReason, job.Analysis)
+	}
+
+	// node-b stops: no live node runs 4.3.2.
+	if code := nodeB.Terminate(t); code != 0 {
+		t.Fatalf("node-b exited %d", code)
+	}
+	if _, _, err := c.Render(ctx, job.ID, client.RenderConfig{ColorManagementPreset: client.String("default"), ChunkSize: client.Int(1)}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != client.StatusBooting || !strings.Contains(p.WaitingFor, "a render node with Blender 4.3.2") {
+		t.Fatalf("with node-b stopped: %s, waiting for %q; want booting, waiting for a node with Blender 4.3.2", p.Status, p.WaitingFor)
+	}
+
+	node("node-b")
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != client.StatusCompleted || done.FinalConfig.BlenderVersion != "4.3.2" {
+		t.Fatalf("job ended %s with Blender %q: %+v", done.Status, done.FinalConfig.BlenderVersion, done.FailedReason)
+	}
+	if p, err = c.Progress(ctx, job.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range p.Frames {
+		if f.Worker != "node-b" || f.Status != client.FrameCompleted {
+			t.Errorf("frame %d: %s on %q; want completed on node-b", f.Frame, f.Status, f.Worker)
+		}
+	}
+	if len(p.Frames) != 2 || p.WaitingFor != "" {
+		t.Errorf("%d frames, waiting for %q; want 2, nothing", len(p.Frames), p.WaitingFor)
 	}
 }

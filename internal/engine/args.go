@@ -12,8 +12,10 @@ import (
 
 // River's queues. Rendering runs as many chunks at once as a render node
 // has slots; validating and finalizing are short and run beside it on the
-// same nodes. Maintenance and cleanup run on every process, webhooks on
-// the processes that deliver them (the API servers).
+// same nodes. Work that needs one Blender version goes to that version's
+// own render or control queue (see BlenderQueue). Maintenance and cleanup
+// run on every process, webhooks on the processes that deliver them (the
+// API servers).
 const (
 	QueueRender      = "render"
 	QueueControl     = "control"

@@ -23,8 +23,6 @@ type Blender interface {
 	// saved; the result (frames saved, the log's tail) comes with an error
 	// too.
 	Render(ctx context.Context, job blender.RenderJob, outputRoot string, onEvent func(blender.Event)) (*blender.RenderResult, error)
-	// Version is Blender's version, such as "3.4.1".
-	Version(ctx context.Context) (string, error)
 	// Forget ends the idle Blenders kept for chunks under dir (a job's
 	// directory, once the job no longer needs them).
 	Forget(dir string)

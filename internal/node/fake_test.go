@@ -125,11 +125,10 @@ func saveFakeFrame(dir string, frame int, onEvent func(blender.Event)) error {
 	return nil
 }
 
-// fakeBlenderVersion is the fake's version: that of the Blender which
-// validated enginetest's jobs, whose files say 4.2.
+// fakeBlenderVersion is the version the node is told its fake Blender
+// is: that of the Blender which validated enginetest's jobs, whose files
+// say 4.2.
 const fakeBlenderVersion = "4.2.3"
-
-func (b *fakeBlender) Version(context.Context) (string, error) { return fakeBlenderVersion, nil }
 
 func (b *fakeBlender) Forget(string) {}
 

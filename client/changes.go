@@ -28,7 +28,7 @@ func ProgressChanges(fn func(*Progress)) func(*Progress) {
 func sameProgress(a, b *Progress) bool {
 	if a.JobID != b.JobID || a.Status != b.Status ||
 		a.FramesTotal != b.FramesTotal || a.FramesCompleted != b.FramesCompleted ||
-		a.FramesRendering != b.FramesRendering || a.FramesFailed != b.FramesFailed {
+		a.FramesRendering != b.FramesRendering || a.FramesFailed != b.FramesFailed || a.WaitingFor != b.WaitingFor {
 		return false
 	}
 	switch {

@@ -169,6 +169,21 @@ func (c *Client) RunningProgress(ctx context.Context) ([]Progress, error) {
 	return out, nil
 }
 
+// BlenderVersions lists the Blender versions the farm's live render nodes
+// run, with how many run each. A render request may pin one of them
+// ([RenderConfig.BlenderVersion]); by default a job renders with the one
+// that validated its file.
+func (c *Client) BlenderVersions(ctx context.Context) (*BlenderVersions, error) {
+	var out BlenderVersions
+	if _, err := c.call(ctx, "list Blender versions", http.MethodGet, "/blender", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	if out.Versions == nil {
+		out.Versions = []BlenderVersion{}
+	}
+	return &out, nil
+}
+
 // Downloads returns the job's output files as presigned URLs. Before the
 // job is completed the lists are empty; fetch files with
 // [Client.DownloadFile].

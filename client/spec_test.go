@@ -38,6 +38,7 @@ func TestTypesMatchTheOpenAPIDocument(t *testing.T) {
 		{client.FinalOutputSettings{}, "FinalOutputSettings"},
 		{client.Progress{}, "Progress"},
 		{client.FrameProgress{}, "FrameProgress"},
+		{client.BlenderVersions{}, "BlenderVersions"},
 		{client.Downloads{}, "Downloads"},
 		{client.Transforms{}, "Transforms"},
 		{client.FileOutput{}, "FileOutput"},

@@ -134,8 +134,17 @@ type Analysis struct {
 	// "major.minor" ("3.4"): a .blend does not record the patch release.
 	FileVersion string `json:"fileVersion"`
 	// BlenderVersion is the farm's Blender that inspected the file, such
-	// as "3.4.1"; a file saved by a newer one may lose features.
+	// as "3.4.1", as it reports itself.
 	BlenderVersion string `json:"blenderVersion"`
+	// RenderBlenderVersion is renderfarm's: the full version of the
+	// farm's Blender that validated the file and renders it unless the
+	// render request pins another (see [RenderConfig.BlenderVersion]): of
+	// the farm's Blenders, the file's own major.minor, else the oldest
+	// newer one.
+	RenderBlenderVersion string `json:"renderBlenderVersion,omitempty"`
+	// FarmBlenderVersions is renderfarm's: the Blender versions the
+	// farm's live render nodes offered at validation, oldest first.
+	FarmBlenderVersions []string `json:"farmBlenderVersions,omitempty"`
 	// DenoiserAvailable says whether the farm's Blender can denoise; a
 	// request for denoising is refused when it cannot.
 	DenoiserAvailable bool `json:"denoiserAvailable"`
@@ -277,6 +286,11 @@ type RenderConfig struct {
 	// Scene is renderfarm's: which scene of the file to render; nil renders
 	// the active one.
 	Scene *string `json:"scene,omitempty"`
+	// BlenderVersion is renderfarm's: the farm's Blender to render with,
+	// "4.3" (its newest patch) or "4.3.2"; nil renders with the one that
+	// validated the file. It must be one [Client.BlenderVersions] lists,
+	// and not older than the file.
+	BlenderVersion *string `json:"blenderVersion,omitempty"`
 }
 
 // OutputSettings are the image format details of a render request; nil
@@ -326,6 +340,9 @@ type FinalConfig struct {
 	ChunkSize             int                 `json:"chunkSize"`
 	Notes                 string              `json:"notes,omitempty"`
 	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+	// BlenderVersion is renderfarm's: the full version of the farm's
+	// Blender that renders every chunk, such as "4.3.2".
+	BlenderVersion string `json:"blenderVersion"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -363,6 +380,10 @@ type Progress struct {
 	// has seen enough frames to guess.
 	EtaSeconds *float64        `json:"etaSeconds"`
 	Frames     []FrameProgress `json:"frames"`
+	// WaitingFor is renderfarm's: set while the job's work waits for
+	// something the farm lacks, such as a render node with the job's
+	// Blender, and says what. The job goes on once there is one.
+	WaitingFor string `json:"waitingFor,omitempty"`
 }
 
 // FrameProgress is one frame's line in a [Progress].
@@ -464,4 +485,18 @@ type Pagination struct {
 	PageSize   int `json:"pageSize"`
 	Total      int `json:"total"`
 	TotalPages int `json:"totalPages"`
+}
+
+// BlenderVersions are the Blender versions the farm's live render nodes
+// run, oldest first: what [RenderConfig.BlenderVersion] may pin.
+type BlenderVersions struct {
+	Versions []BlenderVersion `json:"versions"`
+}
+
+// BlenderVersion is one Blender version the farm offers.
+type BlenderVersion struct {
+	// Version is a full version, such as "4.3.2".
+	Version string `json:"version"`
+	// Workers is how many live render nodes run it.
+	Workers int `json:"workers"`
 }

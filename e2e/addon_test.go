@@ -79,13 +79,13 @@ func TestAddonSubmitsFromBlender(t *testing.T) {
 			bin := "blender"
 			var f *farm
 			if version == "4.3" {
-				// Every t.TempDir() of this test, the farm's data
-				// directory among them, is in the test's own folder.
-				bin = packertest.Blender43(t, dir, filepath.Dir(dir))
-				// Blender 4.3 runs in a bubblewrap container of its own,
-				// which cannot start inside the farm's; and a shot whose
-				// paths 4.3 rewrote needs a 4.3 farm.
-				f = startFarm(t, "--blender", bin, "--sandbox", "none")
+				// The artist's Blender 4.3 runs from its root file system
+				// in a bubblewrap container of its own, which may use the
+				// test's folder.
+				bin = packertest.Blender43(t, dir)
+				// A shot whose paths 4.3 rewrote needs a 4.3 farm: the same
+				// root, which the farm's sandbox makes / for its Blender.
+				f = startFarm(t, "--blender", packertest.Blender43Root)
 			} else {
 				f = startFarm(t)
 			}

@@ -134,8 +134,12 @@ func printJob(con *console, j *client.Job, p *client.Progress) {
 		if len(fc.Resolution) == 2 {
 			res = fmt.Sprintf(", %dx%d", fc.Resolution[0], fc.Resolution[1])
 		}
-		row("render", "frames %s (%d) of scene %s%s, %s, %d samples, %s",
-			strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat)
+		blender := ""
+		if fc.BlenderVersion != "" {
+			blender = ", Blender " + fc.BlenderVersion
+		}
+		row("render", "frames %s (%d) of scene %s%s, %s, %d samples, %s%s",
+			strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat, blender)
 	}
 	if p != nil && p.FramesTotal > 0 {
 		row("progress", "%s", strings.TrimPrefix(progressLine(p), string(p.Status)+": "))

@@ -38,6 +38,7 @@ Client commands, for any farm (--server, --api-key):
   renderfarm jobs [flags]          list the jobs of the workspace
   renderfarm status JOB [flags]    show a job; --wait follows it to the end
   renderfarm progress [JOB]        frames done and time left, of one job or all running
+  renderfarm blender               the Blender versions the farm's render nodes run
   renderfarm cancel JOB            stop a job
   renderfarm download JOB DIR      fetch a job's frames, zip and video into DIR
   renderfarm webhooks create|list|delete|deliveries   manage webhook receivers
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = showStatus(ctx, args[1:], stdout, stderr)
 	case "progress":
 		err = showProgress(ctx, args[1:], stdout, stderr)
+	case "blender":
+		err = listBlender(ctx, args[1:], stdout, stderr)
 	case "cancel":
 		err = cancelJob(ctx, args[1:], stdout, stderr)
 	case "download":

@@ -45,6 +45,7 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.format, "format", "", "still-image format as Blender names it: PNG, OPEN_EXR, JPEG, … (default: the file's)")
 	fs.StringVar(&rf.engine, "engine", "", "render engine: CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the file's)")
 	fs.IntVar(&rf.chunkSize, "chunk-size", 0, "frames per Blender process, 1 to 1000 (default: the frames spread over the farm's workers)")
+	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
 	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder (implies --wait)")
 	jsonOut := fs.Bool("json", false, "print the job as JSON on stdout and nothing else there")
@@ -172,8 +173,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
-	frames, resolution, format, engine string
-	samples, chunkSize                 int
+	frames, resolution, format, engine, blenderVersion string
+	samples, chunkSize                                 int
 }
 
 // renderConfig builds the render request from submit's flags. Only flags
@@ -215,6 +216,9 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 			return cfg, fmt.Errorf("%w: --chunk-size must be 1 or more", errUsage)
 		}
 		cfg.ChunkSize = client.Int(f.chunkSize)
+	}
+	if given(fs, "blender-version") {
+		cfg.BlenderVersion = client.String(strings.TrimSpace(f.blenderVersion))
 	}
 	return cfg, nil
 }
@@ -339,7 +343,15 @@ func printAnalysis(con *console, job *client.Job) {
 		con.printf("job %s: validated\n", job.ID)
 		return
 	}
-	con.printf("job %s: validated, saved with Blender %s, the farm has %s\n", job.ID, a.FileVersion, a.BlenderVersion)
+	renders := a.RenderBlenderVersion
+	if renders == "" {
+		renders = a.BlenderVersion
+	}
+	farm := ""
+	if len(a.FarmBlenderVersions) > 1 {
+		farm = " (the farm runs " + strings.Join(a.FarmBlenderVersions, ", ") + ")"
+	}
+	con.printf("job %s: validated, saved with Blender %s, opened with Blender %s%s\n", job.ID, a.FileVersion, renders, farm)
 	for _, s := range a.Scenes {
 		active := ""
 		if len(a.Scenes) > 1 && s.Name == a.ActiveScene {
@@ -386,8 +398,12 @@ func printRenderPlan(con *console, job *client.Job) {
 			res += fmt.Sprintf(" at %d%%", fc.ResolutionPercentage)
 		}
 	}
-	con.printf("job %s: rendering frames %s (%d) of scene %s%s, %s, %d samples, %s\n",
-		job.ID, strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat)
+	blender := ""
+	if fc.BlenderVersion != "" {
+		blender = " with Blender " + fc.BlenderVersion
+	}
+	con.printf("job %s: rendering frames %s (%d) of scene %s%s, %s, %d samples, %s%s\n",
+		job.ID, strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat, blender)
 }
 
 // shellQuote quotes a path for a command line a person may paste, when it

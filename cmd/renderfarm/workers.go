@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 )
 
-// listWorkers shows the farm's workers: name, state, what they render, and
-// when they were last heard from.
+// listWorkers shows the farm's workers: name, state, the Blenders they
+// run, what they render, and when they were last heard from.
 func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	b := app.DefaultBackends()
 	fs := app.NewFlagSet("workers", stderr)
@@ -41,10 +42,16 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		Chunk       int       `json:"chunk,omitempty"`
 		LastSeen    time.Time `json:"lastSeen"`
 		StartedAt   time.Time `json:"startedAt"`
+		// BlenderVersions are the Blenders the worker runs.
+		BlenderVersions []string `json:"blenderVersions"`
 	}
 	rows := []row{}
 	for _, w := range list {
-		r := row{Name: w.Name, State: w.State, CurrentTask: w.CurrentTask, LastSeen: w.HeartbeatAt, StartedAt: w.StartedAt}
+		r := row{Name: w.Name, State: w.State, CurrentTask: w.CurrentTask, LastSeen: w.HeartbeatAt, StartedAt: w.StartedAt,
+			BlenderVersions: w.BlenderVersions}
+		if r.BlenderVersions == nil {
+			r.BlenderVersions = []string{}
+		}
 		if r.State != "gone" && r.State != "stopped" && time.Since(w.HeartbeatAt) > *timeout {
 			r.State = "dead"
 		}
@@ -65,13 +72,17 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tJOB\tCHUNK\tLAST SEEN")
+	fmt.Fprintln(tw, "NAME\tSTATE\tBLENDER\tJOB\tCHUNK\tLAST SEEN")
 	for _, r := range rows {
 		job, chunk := "-", "-"
 		if r.Job != "" {
 			job, chunk = r.Job, fmt.Sprint(r.Chunk)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s ago\n", r.Name, r.State, job, chunk, time.Since(r.LastSeen).Round(time.Second))
+		blender := strings.Join(r.BlenderVersions, ",")
+		if blender == "" {
+			blender = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", r.Name, r.State, blender, job, chunk, time.Since(r.LastSeen).Round(time.Second))
 	}
 	return tw.Flush()
 }

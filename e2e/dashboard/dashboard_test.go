@@ -126,6 +126,23 @@ func TestDashboard(t *testing.T) {
 	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('field-sampleCount').scrollIntoView({block: 'center'})`))
 	shots.take(ctx, "06-field-error")
 
+	// The form offers the farm's Blenders, as GET /blender lists them: the
+	// one that opened the file (cube.blend is a 3.4 file) first, which it
+	// sends nothing for, then each other. The newest is picked.
+	offered, err := client.New(f.url, key).BlenderVersions(t.Context())
+	if err != nil || len(offered.Versions) == 0 {
+		t.Fatalf("GET /blender = %+v, %v", offered, err)
+	}
+	b.waitFor("the farm's Blenders in the render form", fmt.Sprintf(`document.getElementById('f-blenderVersion').options.length === %d`, len(offered.Versions)))
+	opened := b.text(`document.getElementById('f-blenderVersion').options[0].textContent`)
+	if !strings.HasPrefix(opened, "Blender 3.4") || !strings.HasSuffix(opened, "(opened the file)") {
+		t.Errorf("the Blender field starts with %q, want the 3.4 that opened the file", opened)
+	}
+	newest := offered.Versions[len(offered.Versions)-1].Version
+	if len(offered.Versions) > 1 {
+		b.fill("f-blenderVersion", newest)
+	}
+
 	// Render frames 1-2 with the file's samples.
 	b.fill("f-sampleCount", "4")
 	b.do(chromedp.Click(chromedp.ID("render-button")))
@@ -138,6 +155,9 @@ func TestDashboard(t *testing.T) {
 		return imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
 	})()`)
 	b.waitFor("the preview video's metadata", `document.getElementById('preview-video')?.readyState >= 1`)
+	if got := b.text(`document.getElementById('settings-card').textContent`); !strings.Contains(got, "Blender"+newest) {
+		t.Errorf("the settings do not say Blender %s rendered the frames: %q", newest, got)
+	}
 	zip := b.text(`document.getElementById('download-zip').href`)
 	video := b.text(`document.getElementById('download-video').href`)
 	if !strings.Contains(zip, "frames.zip") || !strings.Contains(video, "preview.mp4") {

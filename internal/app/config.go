@@ -60,9 +60,14 @@ type Config struct {
 	// CacheBytes caps the inputs a node keeps from a bucket (worker
 	// --cache-bytes; serve keeps the default).
 	CacheBytes int64
-	// BlenderBinary and BlenderThreads run Blender; BlenderKeepAlive keeps
-	// a job's Blender warm between its chunks (0: a Blender per chunk).
-	BlenderBinary    string
+	// Blenders are the Blenders the node runs (--blender, once for each):
+	// executables, or directories that are root file systems with
+	// usr/bin/blender inside. None: `blender` on PATH and every root under
+	// BlenderRoots.
+	Blenders     []string
+	BlenderRoots string
+	// BlenderThreads runs Blender; BlenderKeepAlive keeps a job's Blender
+	// warm between its chunks (0: a Blender per chunk).
 	BlenderThreads   int
 	BlenderKeepAlive time.Duration
 	// BlenderMemoryBytes and BlenderOpenFiles limit each Blender (0: no
@@ -126,7 +131,7 @@ func DefaultConfig(role Role) Config {
 		ShutdownTimeout:  30 * time.Second,
 		MaxProjectBytes:  blendfile.DefaultZipLimits().MaxTotalBytes,
 		CacheBytes:       nd.CacheBytes,
-		BlenderBinary:    "blender",
+		BlenderRoots:     DefaultBlenderRoots,
 		BlenderKeepAlive: time.Minute,
 		BlenderOpenFiles: 4096,
 		FrameTimeout:     time.Hour,
@@ -164,7 +169,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WorkerTimeout, "worker-timeout", c.WorkerTimeout, "how long a worker may go silent before its frames are rendered elsewhere")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for running work before handing it back")
 	fs.Var(byteSize{&c.MaxProjectBytes}, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
-	fs.StringVar(&c.BlenderBinary, "blender", c.BlenderBinary, "the Blender executable")
+	fs.Var(blenderList{&c.Blenders}, "blender", "a Blender this node runs, given once for each: its executable (an official build: /opt/blender-4.5/blender), or a directory that is a root file system with usr/bin/blender inside (needs bubblewrap); each job renders with the one that opens its file (default: blender on PATH and every root under --blender-roots)")
+	fs.StringVar(&c.BlenderRoots, "blender-roots", c.BlenderRoots, "with no --blender, also run every Blender installed as a root file system in a directory here (DIR/NAME/usr/bin/blender)")
 	fs.IntVar(&c.BlenderThreads, "blender-threads", c.BlenderThreads, "render threads per Blender process (0: all cores)")
 	fs.StringVar(&c.FFmpegBinary, "ffmpeg", c.FFmpegBinary, "the ffmpeg executable for preview videos")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
@@ -302,6 +308,7 @@ func (c Config) nodeConfig() node.Config {
 	n.FFmpeg = c.FFmpegBinary
 	n.ZipLimits.MaxTotalBytes = c.MaxProjectBytes
 	n.HeartbeatInterval = node.HeartbeatInterval(c.WorkerTimeout)
+	n.WorkerTimeout = c.WorkerTimeout
 	n.CacheBytes = c.CacheBytes
 	return n
 }

@@ -84,3 +84,22 @@ func (b byteSize) Set(s string) error {
 	*b.n = n * mult
 	return nil
 }
+
+// blenderList is a flag given once for each value: --blender A --blender
+// B. From the environment (RENDERFARM_BLENDER) it takes one value.
+type blenderList struct{ list *[]string }
+
+func (b blenderList) String() string {
+	if b.list == nil {
+		return ""
+	}
+	return strings.Join(*b.list, ", ")
+}
+
+func (b blenderList) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("give the path of a Blender executable or of a root file system with usr/bin/blender")
+	}
+	*b.list = append(*b.list, s)
+	return nil
+}

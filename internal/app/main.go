@@ -20,7 +20,6 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
@@ -77,13 +76,10 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// A process that renders nothing (serve --workers 0) runs neither
 	// Blender nor ffmpeg, and needs no sandbox.
-	var runner *blender.Runner
+	var tools *nodeTools
 	if c.renders() {
-		if runner, err = c.blenderRunner(ctx, log); err != nil {
-			return err
-		}
-		if err := c.checkTools(ctx, runner, log); err != nil {
-			if c.Role == Serve {
+		if tools, err = c.nodeTools(ctx, log); err != nil {
+			if c.Role == Serve && !errors.Is(err, ErrUsage) {
 				return fmt.Errorf("%w; or run the API alone with --workers 0", err)
 			}
 			return err
@@ -118,7 +114,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := m.startParts(ctx, runner); err != nil {
+	if err := m.startParts(ctx, tools); err != nil {
 		return err
 	}
 	if c.Role == Worker {
@@ -131,7 +127,7 @@ func (m *Main) Run(ctx context.Context) error {
 // startParts makes the engine and the parts this process runs on it, and
 // starts them: the API's service (serve), a render node (when it renders)
 // and the housekeeping (always; webhooks are delivered by serve).
-func (m *Main) startParts(ctx context.Context, runner *blender.Runner) error {
+func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	c := m.Config
 	engCfg := c.engineConfig()
 	engCfg.Store, engCfg.Objects, engCfg.Logger = m.store, m.objects, m.log
@@ -145,10 +141,10 @@ func (m *Main) startParts(ctx context.Context, runner *blender.Runner) error {
 		svc.Metrics = m.metrics
 		m.service = service.New(eng, svc)
 	}
-	if runner != nil {
+	if tools != nil {
 		nd := c.nodeConfig()
-		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = runner.Sandbox, runner.TempDir, m.metrics
-		if m.node, err = node.New(eng, c.nodeBlender(runner), nd); err != nil {
+		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = tools.sandbox, tools.installs[0].runner.TempDir, m.metrics
+		if m.node, err = node.New(eng, c.nodeInstalls(tools.installs), nd); err != nil {
 			return err
 		}
 	}

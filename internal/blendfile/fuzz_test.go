@@ -63,6 +63,37 @@ func FuzzReadHeader(f *testing.F) {
 	})
 }
 
+// FuzzReadZipHeader reads the header of the .blend inside a project zip
+// built around the fuzzed bytes, stored or deflated, and checks that it
+// says what ReadHeader says of the same bytes outside a zip.
+func FuzzReadZipHeader(f *testing.F) {
+	f.Fuzz(func(t *testing.T, blend []byte, store bool) {
+		path := writeZip(t, folder("shot/"), zipEntry{name: "shot/shot.blend", body: blend, store: store},
+			file("shot/textures/wood.png", "png"))
+		p, h, err := ReadZipHeader(path, ZipLimits{MaxEntries: 64, MaxTotalBytes: 8 << 20})
+		if len(blend) > 8<<20 {
+			return
+		}
+		want, wantErr := ReadHeader(bytes.NewReader(blend))
+		if err != nil {
+			fileError(t, err)
+			if h != (Header{}) {
+				t.Fatalf("header %+v returned with error %v", h, err)
+			}
+			if wantErr == nil && len(blend) < maxCompressedInput {
+				t.Fatalf("ReadZipHeader failed (%v) where ReadHeader read %+v", err, want)
+			}
+			return
+		}
+		if wantErr != nil || h != want {
+			t.Fatalf("ReadZipHeader = %+v, ReadHeader of the same bytes = %+v, %v", h, want, wantErr)
+		}
+		if p.Root != "shot" || p.BlendPath != "shot.blend" {
+			t.Fatalf("project %+v", p)
+		}
+	})
+}
+
 func FuzzCheckZip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()

@@ -2,16 +2,20 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/riverqueue/river"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // River's queues. Rendering runs as many chunks at once as a render node
 // has slots; validating and finalizing are short and run beside it on the
-// same nodes. Maintenance and cleanup run on every process, webhooks on
-// the processes that deliver them (the API servers).
+// same nodes. Work that needs one Blender version goes to that version's
+// own render or control queue (see BlenderQueue). Maintenance and cleanup
+// run on every process, webhooks on the processes that deliver them (the
+// API servers).
 const (
 	QueueRender      = "render"
 	QueueControl     = "control"
@@ -19,6 +23,23 @@ const (
 	QueueCleanup     = "cleanup"
 	QueueWebhooks    = "webhooks"
 )
+
+// BlenderQueue is the queue of base's work (QueueRender or QueueControl)
+// that needs the Blender of version blenderVersion ("4.3.2"): only render
+// nodes that run that Blender work it, so a chunk never reaches a node
+// that cannot open its file. River's queue names allow letters, digits,
+// "_" and "-", so "render_4_3_2". No version is base itself, which every
+// render node works.
+func BlenderQueue(base, blenderVersion string) (string, error) {
+	if blenderVersion == "" {
+		return base, nil
+	}
+	v, ok := farm.ParseBlenderVersion(blenderVersion)
+	if !ok {
+		return "", fmt.Errorf("%q is not a Blender version", blenderVersion)
+	}
+	return base + "_" + strings.ReplaceAll(v.String(), ".", "_"), nil
+}
 
 // validateAttempts and finalizeAttempts are how many times River tries a
 // validation or a finalizing before the job fails; a chunk's attempts are
@@ -40,16 +61,23 @@ type TaskRef struct {
 // whatever their kind.
 func (r TaskRef) Task() TaskRef { return r }
 
-// ValidateArgs are a validate_file job's: check a job's file.
-type ValidateArgs struct{ TaskRef }
+// ValidateArgs are a validate_file job's: check a job's file, with the
+// Blender of BlenderVersion once a node has chosen it ("" before: the
+// first node to take it reads the file's version and routes it).
+type ValidateArgs struct {
+	TaskRef
+	BlenderVersion string `json:"blenderVersion,omitempty"`
+}
 
 // Kind is River's name for the job.
 func (ValidateArgs) Kind() string { return "validate_file" }
 
-// RenderArgs are a render_chunk job's: render these frames of a job.
+// RenderArgs are a render_chunk job's: render these frames of a job with
+// the Blender of BlenderVersion (the job's finalConfig.blenderVersion).
 type RenderArgs struct {
 	TaskRef
-	Frames []int `json:"frames"`
+	Frames         []int  `json:"frames"`
+	BlenderVersion string `json:"blenderVersion,omitempty"`
 }
 
 // Kind is River's name for the job.
@@ -92,21 +120,32 @@ type DeleteObjectsArgs struct {
 // Kind is River's name for the job.
 func (DeleteObjectsArgs) Kind() string { return "delete_objects" }
 
-// argsFor is the River job that carries out a task of kind for ref, with
-// its queue and attempts: the one place a task becomes River work, whether
-// it is queued for the first time or handed out again. frames are a
-// chunk's, for a render task.
-func (e *Engine) argsFor(kind store.TaskKind, ref TaskRef, frames []int) (river.JobArgs, *river.InsertOpts, error) {
-	switch kind {
+// argsFor is the River job that carries out task (its current
+// generation), with its queue and attempts: the one place a task becomes
+// River work, whether it is queued for the first time, handed out again
+// or routed to another Blender. frames are a chunk's, for a render task.
+// A task that needs a Blender version goes to that version's queue.
+func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.InsertOpts, error) {
+	ref := TaskRef{JobID: task.JobID, TaskID: task.ID, Generation: task.Generation}
+	switch task.Kind {
 	case store.TaskValidate:
-		return ValidateArgs{ref}, &river.InsertOpts{Queue: QueueControl, MaxAttempts: validateAttempts}, nil
+		queue, err := BlenderQueue(QueueControl, task.BlenderVersion)
+		if err != nil {
+			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
+		}
+		return ValidateArgs{TaskRef: ref, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: validateAttempts}, nil
 	case store.TaskRender:
+		queue, err := BlenderQueue(QueueRender, task.BlenderVersion)
+		if err != nil {
+			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
+		}
 		// The last attempt fails the job by itself, naming the frame.
-		return RenderArgs{TaskRef: ref, Frames: frames}, &river.InsertOpts{Queue: QueueRender, MaxAttempts: e.cfg.RenderAttempts}, nil
+		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: e.cfg.RenderAttempts}, nil
 	case store.TaskFinalize:
+		// Finalizing runs ffmpeg, not Blender: any render node does it.
 		return FinalizeArgs{ref}, &river.InsertOpts{Queue: QueueControl, MaxAttempts: finalizeAttempts}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown task kind %q", kind)
+	return nil, nil, fmt.Errorf("unknown task kind %q", task.Kind)
 }
 
 // insertOpts are the options of the River jobs that carry out no task:

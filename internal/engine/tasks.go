@@ -31,11 +31,16 @@ func (e *Engine) Enqueue(ctx context.Context, tx *store.Tx, jobID string, kind s
 // rather than one a chunk, is what keeps a request for thousands of chunks
 // short: at 10,000 chunks of one frame on SQLite it took the render
 // request from 1.9 s to 0.7 s (bench/suite, docs/performance.md).
-func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, jobID string, chunks [][]int) error {
+//
+// Every chunk is rendered by the Blender of blenderVersion (the job's
+// finalConfig.blenderVersion), so its River job goes to that version's
+// queue.
+func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, jobID string, chunks [][]int, blenderVersion string) error {
 	now := time.Now().UTC()
 	params := make([]river.InsertManyParams, 0, len(chunks))
 	for i, frames := range chunks {
-		task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: store.TaskRender, Chunk: i, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now}
+		task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: store.TaskRender, Chunk: i, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
+			BlenderVersion: blenderVersion}
 		if err := tx.InsertTask(ctx, task); err != nil {
 			return err
 		}
@@ -44,7 +49,7 @@ func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, jobID string, 
 				return err
 			}
 		}
-		args, opts, err := e.argsFor(task.Kind, TaskRef{JobID: jobID, TaskID: task.ID, Generation: task.Generation}, frames)
+		args, opts, err := e.argsFor(task, frames)
 		if err != nil {
 			return err
 		}
@@ -108,10 +113,44 @@ func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 	})
 }
 
+// Route hands a task, which the caller holds for generation, to the
+// render nodes that run the Blender of blenderVersion: a new generation
+// (the caller's River job can then write nothing more) and a River job on
+// that version's queue, in one transaction. A node that took a task whose
+// file needs a Blender it lacks routes it so. A task that ended meanwhile
+// is left as it is.
+func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string) error {
+	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		t, err := tx.LockTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		gen, err := tx.RouteTask(ctx, t.ID, ref.Generation, blenderVersion)
+		if errors.Is(err, store.ErrConflict) {
+			return nil // someone else moved it on
+		}
+		if err != nil {
+			return err
+		}
+		var frames []int
+		if t.Kind == store.TaskRender {
+			rows, err := tx.FramesOfTask(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			for _, f := range rows {
+				frames = append(frames, f.Frame)
+			}
+		}
+		t.Generation, t.BlenderVersion = gen, blenderVersion
+		return e.insertTask(ctx, tx, t, frames)
+	})
+}
+
 // insertTask inserts the River job of a task's current generation and
 // records it on the task, so that canceling the farm's job cancels it.
 func (e *Engine) insertTask(ctx context.Context, tx *store.Tx, task store.Task, frames []int) error {
-	args, opts, err := e.argsFor(task.Kind, TaskRef{JobID: task.JobID, TaskID: task.ID, Generation: task.Generation}, frames)
+	args, opts, err := e.argsFor(task, frames)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ type RenderConfig struct {
 	ChunkSize *int `json:"chunkSize,omitempty"`
 	// Scene is ours: which scene of the file to render (default: the active one).
 	Scene *string `json:"scene,omitempty"`
+	// BlenderVersion is ours: the farm's Blender to render with, "4.3"
+	// (its newest patch) or "4.3.2" (default: the one that validated the
+	// file).
+	BlenderVersion *string `json:"blenderVersion,omitempty"`
 }
 
 // OutputSettings are the image format details of requestedRenderConfig.
@@ -69,6 +73,9 @@ type FinalConfig struct {
 	ChunkSize             int                 `json:"chunkSize"`
 	Notes                 string              `json:"notes,omitempty"`
 	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+	// BlenderVersion is ours: the full version of the farm's Blender that
+	// renders every chunk, such as "4.3.2".
+	BlenderVersion string `json:"blenderVersion"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -113,6 +120,9 @@ type WorkerCaps struct {
 	GPUs            int
 	ACES            bool
 	ExpectedWorkers int
+	// BlenderVersions are the full versions the live render nodes offer,
+	// which a request's blenderVersion must name.
+	BlenderVersions []string
 }
 
 // ResolveConfig checks a render request field by field against the analysis
@@ -296,6 +306,19 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 			return nil, nil, InvalidField("minimumRam", "must not be negative")
 		}
 		fc.MinimumRAM = *req.MinimumRAM
+	}
+
+	// The Blender that validated the file renders it, unless the request
+	// pins another; a job validated before the farm recorded which one did
+	// has the version the inspecting Blender reported.
+	fc.BlenderVersion = a.RenderBlenderVersion
+	if fc.BlenderVersion == "" {
+		fc.BlenderVersion = a.BlenderVersion
+	}
+	if req.BlenderVersion != nil {
+		if fc.BlenderVersion, err = PinBlender(*req.BlenderVersion, a.FileVersion, caps.BlenderVersions); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	fc.ChunkSize = DefaultChunkSize(len(frames), caps.ExpectedWorkers)

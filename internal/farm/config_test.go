@@ -39,11 +39,12 @@ func twoScenes() *farm.Analysis {
 	}}
 }
 
-// cpuFarm is two workers without GPUs.
-var cpuFarm = farm.WorkerCaps{GPUs: 0, ExpectedWorkers: 2}
+// cpuFarm is two workers without GPUs, running Blender 3.4.1 and 4.3.2.
+var cpuFarm = farm.WorkerCaps{GPUs: 0, ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}}
 
-// gpuFarm is two workers with two GPUs each.
-var gpuFarm = farm.WorkerCaps{GPUs: 2, ExpectedWorkers: 2}
+// gpuFarm is two workers with two GPUs each, running Blender 3.4.1 and
+// 4.3.2.
+var gpuFarm = farm.WorkerCaps{GPUs: 2, ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}}
 
 func minimalRequest() *farm.RenderConfig {
 	return &farm.RenderConfig{ColorManagementPreset: ptr("default")}
@@ -68,6 +69,7 @@ func shotFallback() *farm.FinalConfig {
 		OutputFormat:          "PNG",
 		FPS:                   24,
 		ChunkSize:             12,
+		BlenderVersion:        "3.4.1",
 	}
 }
 
@@ -113,6 +115,7 @@ func TestResolveConfigOfAnotherSceneUsesThatScene(t *testing.T) {
 		OutputFormat:          "PNG", // the scene writes a movie; the farm renders frames
 		FPS:                   29.97,
 		ChunkSize:             2,
+		BlenderVersion:        "3.4.1",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ResolveConfig =\n%+v\nwant\n%+v", got, want)
@@ -146,6 +149,24 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			analysis: func(a *farm.Analysis) { a.ViewTransforms = append(a.ViewTransforms, "ACES 1.3 sRGB") },
 			request:  func(r *farm.RenderConfig) { r.ColorManagementPreset = ptr("aces") },
 			want:     func(c *farm.FinalConfig) { c.ColorManagementPreset = "aces" },
+		},
+		{
+			name:     "the Blender that validated the file renders it",
+			analysis: func(a *farm.Analysis) { a.FileVersion, a.RenderBlenderVersion = "4.3", "4.3.2" },
+			request:  func(r *farm.RenderConfig) {},
+			want:     func(c *farm.FinalConfig) { c.BlenderVersion = "4.3.2" },
+		},
+		{
+			name:    "blenderVersion pinned to a major.minor takes its newest patch offered",
+			caps:    farm.WorkerCaps{ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.1", "4.3.2", "4.4.0"}},
+			request: func(r *farm.RenderConfig) { r.BlenderVersion = ptr("4.3") },
+			want:    func(c *farm.FinalConfig) { c.BlenderVersion = "4.3.2" },
+		},
+		{
+			name:    "blenderVersion pinned to a full version",
+			caps:    farm.WorkerCaps{ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.1", "4.3.2"}},
+			request: func(r *farm.RenderConfig) { r.BlenderVersion = ptr("4.3.1") },
+			want:    func(c *farm.FinalConfig) { c.BlenderVersion = "4.3.1" },
 		},
 		{
 			name:    "notes are kept",
@@ -296,7 +317,7 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 				tt.analysis(a)
 			}
 			caps := cpuFarm
-			if tt.caps != (farm.WorkerCaps{}) {
+			if !reflect.DeepEqual(tt.caps, farm.WorkerCaps{}) {
 				caps = tt.caps
 			}
 			req := minimalRequest()
@@ -462,6 +483,14 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "chunkSize", wantMessage: "must be between 1 and 1000, not 0"},
 		{name: "chunkSize too large", request: func(r *farm.RenderConfig) { r.ChunkSize = ptr(farm.MaxChunkSize + 1) },
 			wantField: "chunkSize", wantMessage: "not 1001"},
+
+		{name: "blenderVersion that is not a version", request: func(r *farm.RenderConfig) { r.BlenderVersion = ptr("latest") },
+			wantField: "blenderVersion", wantMessage: `must be a Blender version such as "4.3" or "4.3.2", not "latest"`},
+		{name: "blenderVersion no live render node offers, listing those offered", request: func(r *farm.RenderConfig) { r.BlenderVersion = ptr("9.9") },
+			wantField: "blenderVersion", wantMessage: "no live render node offers Blender 9.9; the farm offers 3.4.1, 4.3.2"},
+		{name: "blenderVersion older than the file", analysis: func(a *farm.Analysis) { a.FileVersion = "4.3" },
+			request:   func(r *farm.RenderConfig) { r.BlenderVersion = ptr("3.4") },
+			wantField: "blenderVersion", wantMessage: "the file was saved with Blender 4.3, which Blender 3.4.1 cannot open; pin 4.3 or newer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,7 +499,7 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 				tt.analysis(a)
 			}
 			caps := cpuFarm
-			if tt.caps != (farm.WorkerCaps{}) {
+			if !reflect.DeepEqual(tt.caps, farm.WorkerCaps{}) {
 				caps = tt.caps
 			}
 			req := minimalRequest()

@@ -82,7 +82,16 @@ type SceneFile struct {
 // plus the warnings a person should read before rendering.
 type Analysis struct {
 	Inspection
-	Warnings []Warning `json:"warnings"`
+	// RenderBlenderVersion is the farm's Blender that validated the file
+	// and that renders it unless the render request pins another, such as
+	// "4.3.2": of the farm's versions, the one that opens the file (see
+	// ChooseBlender). Inspection.BlenderVersion is the same Blender as it
+	// reported itself.
+	RenderBlenderVersion string `json:"renderBlenderVersion,omitempty"`
+	// FarmBlenderVersions are the versions the farm's live render nodes
+	// offered at validation, oldest first.
+	FarmBlenderVersions []string  `json:"farmBlenderVersions,omitempty"`
+	Warnings            []Warning `json:"warnings"`
 }
 
 // Warning is something validation found that does not stop a render but
@@ -136,6 +145,10 @@ type Progress struct {
 	PercentComplete float64         `json:"percentComplete"`
 	EtaSeconds      *float64        `json:"etaSeconds"`
 	Frames          []FrameProgress `json:"frames"`
+	// WaitingFor is ours: set while the job's work waits for something
+	// the farm lacks, such as a render node with the job's Blender, and
+	// says what.
+	WaitingFor string `json:"waitingFor,omitempty"`
 }
 
 // FileOutput is one downloadable file in a downloads answer.

@@ -221,6 +221,7 @@ func TestWebhookAndLogRoutesMapFarmErrors(t *testing.T) {
 		"RotateWebhookSecret": {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
 		"WebhookDeliveries":   {{farm.NotFound("webhook", hookID), 404, farm.CodeNotFound, ""}},
 		"ListWebhooks":        nil,
+		"BlenderVersions":     nil,
 		// The farm names body fields as they are; nothing to prefix.
 		"CreateWebhook": {
 			{&farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "url", Message: "url: 10.0.0.7 is a private address"}, 400, farm.CodeInvalidRequest, "url"},

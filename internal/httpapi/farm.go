@@ -28,6 +28,9 @@ type Farm interface {
 	Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error)
 	// JobLog answers the tail of the newest Blender log kept for a job.
 	JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error)
+	// BlenderVersions lists the Blender versions the farm's live render
+	// nodes run, which a render request may pin.
+	BlenderVersions(ctx context.Context, p farm.Principal) (*farm.BlenderOffers, error)
 
 	// CreateWebhook and RotateWebhookSecret answer the webhook with its
 	// secret; the other webhook methods answer it without.

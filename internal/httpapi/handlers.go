@@ -316,3 +316,14 @@ func badParam(name, format string, args ...any) *farm.Error {
 	e.Field = name
 	return e
 }
+
+func (a *api) blenderVersions(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	offers, err := a.farm.BlenderVersions(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if offers == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireBlenderOffers(*offers))
+}

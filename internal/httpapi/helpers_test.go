@@ -62,6 +62,7 @@ type fakeFarm struct {
 	running   []farm.Progress
 	downloads *farm.Downloads
 	jobLog    *farm.JobLog
+	blender   *farm.BlenderOffers
 	// webhook answers every method about one webhook, secret and all.
 	webhook    *farm.Webhook
 	webhooks   []farm.Webhook
@@ -187,6 +188,13 @@ func (f *fakeFarm) JobLog(ctx context.Context, p farm.Principal, id string) (*fa
 		return nil, err
 	}
 	return f.jobLog, nil
+}
+
+func (f *fakeFarm) BlenderVersions(ctx context.Context, p farm.Principal) (*farm.BlenderOffers, error) {
+	if err := f.record(call{"BlenderVersions", p, "", nil}); err != nil {
+		return nil, err
+	}
+	return f.blender, nil
 }
 
 func (f *fakeFarm) CreateWebhook(ctx context.Context, p farm.Principal, url string, events []string) (*farm.Webhook, error) {
@@ -374,6 +382,7 @@ func fullJob() *farm.Job {
 			Resolution:            []int{320, 180},
 			OutputSettings:        &farm.OutputSettings{ColorMode: ptr("RGBA"), Compression: ptr(15)},
 			ChunkSize:             ptr(2),
+			BlenderVersion:        ptr("4.3"),
 		},
 		FinalConfig: &farm.FinalConfig{
 			Scene:                 "Scene",
@@ -390,6 +399,7 @@ func fullJob() *farm.Job {
 			FPS:                   24,
 			OutputSettings:        farm.FinalOutputSettings{ColorMode: "RGBA", Compression: ptr(15)},
 			ChunkSize:             2,
+			BlenderVersion:        "4.3.2",
 		},
 		Output:            farm.JobOutput{IsDeletedForClient: false},
 		IsAnalysisSkipped: false,
@@ -409,6 +419,8 @@ func fullJob() *farm.Job {
 				}},
 				ExternalFiles: []farm.ExternalFile{{Type: "image", Name: "wood.png", Path: "//textures/wood.png", Missing: true}},
 			},
+			RenderBlenderVersion: "3.4.1",
+			FarmBlenderVersions:  []string{"3.4.1", "4.3.2"},
 			Warnings: []farm.Warning{
 				{Code: farm.WarnMissingFile, Message: "//textures/wood.png is missing; it renders pink", Path: "//textures/wood.png"},
 				{Code: farm.WarnDenoiserUnavailable, Message: "this Blender has no OpenImageDenoise; rendering without denoising"},
@@ -443,6 +455,7 @@ func fullProgress() farm.Progress {
 			{Frame: 2, Status: farm.FrameRendering, Worker: "node-1", Attempts: 1},
 			{Frame: 3, Status: farm.FrameQueued},
 		},
+		WaitingFor: "a render node with Blender 4.3.2: no live render node runs it",
 	}
 }
 
@@ -519,6 +532,7 @@ func fullFarm() *fakeFarm {
 			"Fra:2 Mem:120.5M | Syncing Cube",
 			"Error: Not freed memory blocks: 3",
 		}},
+		blender:    &farm.BlenderOffers{Versions: []farm.BlenderOffer{{Version: "3.4.1", Workers: 2}, {Version: "4.3.2", Workers: 1}}},
 		webhook:    fullWebhook(),
 		webhooks:   []farm.Webhook{*fullWebhook()},
 		deliveries: fullDeliveries(),

@@ -146,6 +146,8 @@ func routeCases() []routeCase {
 			call{"Downloads", p, jobID, nil}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
 		{"job log", "GET", "/jobs/" + jobID + "/log", "", 200,
 			call{"JobLog", p, jobID, nil}, isListOf("lines", 2, nil)},
+		{"blender versions", "GET", "/blender", "", 200,
+			call{"BlenderVersions", p, "", nil}, isListOf("versions", 2, hasKeys("version", "workers"))},
 		{"create webhook", "POST", "/webhooks", `{"url": "https://pipeline.example.com/renderfarm", "events": ["onRenderComplete", "onStatusChange"]}`, 201,
 			call{"CreateWebhook", p, "https://pipeline.example.com/renderfarm", []string{"onRenderComplete", "onStatusChange"}}, isWebhook(true)},
 		{"list webhooks", "GET", "/webhooks", "", 200,
@@ -287,7 +289,9 @@ func TestEmptyListsAreArrays(t *testing.T) {
 	f.webhooks = nil
 	f.deliveries = nil
 	f.jobLog = &farm.JobLog{}
+	f.blender = &farm.BlenderOffers{}
 	for path, want := range map[string]string{
+		"/blender":                            `{"versions":[]}`,
 		"/webhooks":                           `{"webhooks":[]}`,
 		"/webhooks/" + hookID + "/deliveries": `{"deliveries":[]}`,
 		"/jobs/" + jobID + "/log":             `{"lines":[]}`,

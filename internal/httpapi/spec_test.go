@@ -94,6 +94,7 @@ func TestSchemasMatchFarmTypes(t *testing.T) {
 		{farm.JobPage{}, "JobList", false},
 		{farm.Pagination{}, "Pagination", false},
 		{farm.JobLog{}, "JobLog", false},
+		{farm.BlenderOffers{}, "BlenderVersions", false},
 		{farm.Webhook{}, "Webhook", false},
 		{farm.WebhookDelivery{}, "WebhookDelivery", false},
 		{webhook.RenderComplete{}, "RenderCompleteEvent", false},

@@ -37,6 +37,11 @@ func wireAnalysis(a farm.Analysis) *farm.Analysis {
 	return &a
 }
 
+func wireBlenderOffers(o farm.BlenderOffers) farm.BlenderOffers {
+	o.Versions = orEmpty(o.Versions)
+	return o
+}
+
 func wireJobPage(p farm.JobPage) farm.JobPage {
 	jobs := make([]farm.Job, len(p.Jobs))
 	for i, j := range p.Jobs {

@@ -23,8 +23,6 @@ type Blender interface {
 	// saved; the result (frames saved, the log's tail) comes with an error
 	// too.
 	Render(ctx context.Context, job blender.RenderJob, outputRoot string, onEvent func(blender.Event)) (*blender.RenderResult, error)
-	// Version is Blender's version, such as "3.4.1", for messages.
-	Version(ctx context.Context) (string, error)
 	// Forget ends the idle Blenders kept for chunks under dir (a job's
 	// directory, once the job no longer needs them).
 	Forget(dir string)
@@ -36,3 +34,13 @@ var (
 	_ Blender = (*blender.Sessions)(nil)
 	_ Blender = blender.Cold{}
 )
+
+// Install is one Blender a node runs: its full version, read when the
+// node started (blender --version), and the Blender that runs it. A node
+// may run several: each job goes to the one that opens its file (see
+// farm.ChooseBlender), and each keeps its own warm sessions.
+type Install struct {
+	// Version is the full version, such as "4.3.2".
+	Version string
+	Blender Blender
+}

@@ -125,7 +125,10 @@ func saveFakeFrame(dir string, frame int, onEvent func(blender.Event)) error {
 	return nil
 }
 
-func (b *fakeBlender) Version(context.Context) (string, error) { return "3.4.1", nil }
+// fakeBlenderVersion is the version the node is told its fake Blender
+// is: that of the Blender which validated enginetest's jobs, whose files
+// say 4.2.
+const fakeBlenderVersion = "4.2.3"
 
 func (b *fakeBlender) Forget(string) {}
 

@@ -24,15 +24,32 @@ func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
 // fixture is a farm with this node on it.
 type fixture struct {
 	*enginetest.Farm
-	api     *service.Service
-	node    *Node
-	hk      *housekeeping.Housekeeping
-	blender *fakeBlender
+	api  *service.Service
+	node *Node
+	hk   *housekeeping.Housekeeping
+	// blender is the node's Blender, the first of blenders: the fakes of
+	// the node's Blenders by version.
+	blender  *fakeBlender
+	blenders map[string]*fakeBlender
 }
 
+// newFixture is a farm whose node runs one Blender, of
+// fakeBlenderVersion.
 func newFixture(t *testing.T, db enginetest.Database) *fixture {
 	t.Helper()
-	f := &fixture{Farm: enginetest.New(t, db), blender: newFakeBlender(t)}
+	return newFixtureOf(t, db, fakeBlenderVersion)
+}
+
+// newFixtureOf is a farm whose node runs a fake Blender of each version.
+func newFixtureOf(t *testing.T, db enginetest.Database, versions ...string) *fixture {
+	t.Helper()
+	f := &fixture{Farm: enginetest.New(t, db), blenders: map[string]*fakeBlender{}}
+	var installs []Install
+	for _, v := range versions {
+		f.blenders[v] = newFakeBlender(t)
+		installs = append(installs, Install{Version: v, Blender: f.blenders[v]})
+	}
+	f.blender = f.blenders[versions[0]]
 	svc := service.DefaultConfig()
 	svc.WorkerTimeout, svc.WebhookAllowPrivate = enginetest.WorkerTimeout, true
 	// Renders are spread over the farm's live workers, as on an API server.
@@ -41,7 +58,7 @@ func newFixture(t *testing.T, db enginetest.Database) *fixture {
 	cfg := DefaultConfig()
 	cfg.WorkerName, cfg.WorkDir = "node-test", filepath.Join(f.Dir, "work")
 	var err error
-	if f.node, err = New(f.Engine, f.blender, cfg); err != nil {
+	if f.node, err = New(f.Engine, installs, cfg); err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
 	hk := housekeeping.DefaultConfig()

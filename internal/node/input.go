@@ -105,8 +105,14 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 		n.cache.add(sum, source)
 	}
 	in := &preparedInput{Source: identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
+	var header blendfile.Header
 	switch up.FileType {
 	case farm.FileTypeZip:
+		// The .blend's header is read from the zip first: a project whose
+		// .blend is not one fails before anything is unpacked.
+		if _, header, err = blendfile.ReadZipHeader(source, n.cfg.ZipLimits); err != nil {
+			return nil, err
+		}
 		project, err := blendfile.ExtractZip(source, filepath.Join(dir, "project"), n.cfg.ZipLimits)
 		if err != nil {
 			return nil, err
@@ -121,10 +127,9 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 	default:
 		in.BlendPath = source
 		in.SceneFile.BlendPath = up.FileName
-	}
-	header, err := blendfile.ReadHeaderFile(in.BlendPath)
-	if err != nil {
-		return nil, err
+		if header, err = blendfile.ReadHeaderFile(in.BlendPath); err != nil {
+			return nil, err
+		}
 	}
 	in.Header = header
 	in.SceneFile.Compression = header.Compression
@@ -251,7 +256,9 @@ func (n *Node) forgetJobFiles(jobID string) {
 
 // forgetSessions ends this machine's idle warm Blender sessions of a job.
 func (n *Node) forgetSessions(jobID string) {
-	n.blender.Forget(n.jobDir(jobID))
+	for _, in := range n.installs {
+		in.Blender.Forget(n.jobDir(jobID))
+	}
 }
 
 // tidyIfFinal removes this machine's files of a job that has ended (canceled

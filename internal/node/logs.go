@@ -9,9 +9,9 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// keepLog stores the tail of a Blender run that failed, under the job's
-// logs/ prefix, so the user can read why; paths scrubs the farm's paths
-// from it.
+// keepLog stores the tail of a Blender run, a chunk's or a validation that
+// failed, under the job's logs/ prefix, so the user can read what Blender
+// said; paths scrubs the farm's paths from it.
 func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
 		return

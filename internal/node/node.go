@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/sandbox"
@@ -58,6 +60,10 @@ type Config struct {
 	// HeartbeatInterval is how often the node records that it is alive;
 	// the farm gives its work to another after WorkerTimeout without one.
 	HeartbeatInterval time.Duration
+	// WorkerTimeout is how long a node may go without a heartbeat before
+	// it no longer counts as alive: the Blenders of the nodes alive within
+	// it are those the farm offers when a file's Blender is chosen.
+	WorkerTimeout time.Duration
 	// Metrics receives the counters the node moves; nil keeps none.
 	Metrics *metrics.Metrics
 }
@@ -76,6 +82,7 @@ func DefaultConfig() Config {
 		ZipLimits:         blendfile.DefaultZipLimits(),
 		CacheBytes:        DefaultCacheBytes,
 		HeartbeatInterval: HeartbeatInterval(engine.DefaultWorkerTimeout),
+		WorkerTimeout:     engine.DefaultWorkerTimeout,
 	}
 }
 
@@ -88,13 +95,18 @@ func HeartbeatInterval(workerTimeout time.Duration) time.Duration {
 
 // Node is one machine's render node.
 type Node struct {
-	cfg      Config
-	engine   *engine.Engine
-	store    *store.Store
-	objects  objstore.Store
-	log      *slog.Logger
-	blender  Blender
+	cfg     Config
+	engine  *engine.Engine
+	store   *store.Store
+	objects objstore.Store
+	log     *slog.Logger
+	// installs are the node's Blenders, oldest version first.
+	installs []Install
 	workerID string
+	// slots holds one token per chunk rendering now: River bounds the
+	// chunks of each Blender's queue alone, and the node's slots bound
+	// them all together.
+	slots chan struct{}
 
 	// inputs serialises preparing one job's input on this machine.
 	inputs sync.Map // job id -> *sync.Mutex
@@ -109,13 +121,38 @@ type Node struct {
 }
 
 // New makes the node and registers its workers and queues with the
-// engine. b runs Blender; the node closes it when it stops.
-func New(eng *engine.Engine, b Blender, cfg Config) (*Node, error) {
-	if b == nil {
+// engine. installs are the Blenders it runs, at least one, each of its
+// own version; the node closes them when it stops.
+//
+// Besides the render and control queues that every node works (chunks
+// and validations of no Blender in particular, and the finalizing, which
+// needs none), the node works each of its Blenders' own queues: a chunk,
+// or a validation routed to a Blender, reaches only the nodes that run it.
+func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
+	if len(installs) == 0 {
 		return nil, errors.New("node: a node needs Blender")
 	}
-	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 {
-		return nil, fmt.Errorf("node: Slots (%d) and HeartbeatInterval (%v) must be positive; start from DefaultConfig", cfg.Slots, cfg.HeartbeatInterval)
+	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 {
+		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v) and WorkerTimeout (%v) must be positive; start from DefaultConfig", cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout)
+	}
+	installs = slices.Clone(installs)
+	for _, in := range installs {
+		if in.Blender == nil {
+			return nil, fmt.Errorf("node: Blender %s has no runner", in.Version)
+		}
+		if _, ok := farm.ParseBlenderVersion(in.Version); !ok {
+			return nil, fmt.Errorf("node: %q is not a Blender version", in.Version)
+		}
+	}
+	slices.SortFunc(installs, func(a, b Install) int {
+		va, _ := farm.ParseBlenderVersion(a.Version)
+		vb, _ := farm.ParseBlenderVersion(b.Version)
+		return va.Compare(vb)
+	})
+	for i := 1; i < len(installs); i++ {
+		if installs[i].Version == installs[i-1].Version {
+			return nil, fmt.Errorf("node: two Blenders of version %s; give each version once", installs[i].Version)
+		}
 	}
 	if cfg.WorkDir != "" {
 		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
@@ -124,19 +161,55 @@ func New(eng *engine.Engine, b Blender, cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(),
-		blender:   b,
+		installs:  installs,
 		workerID:  uuid.NewString(),
+		slots:     make(chan struct{}, cfg.Slots),
 		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
 		busyTasks: map[string]bool{},
 	}
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
-	eng.Register(map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: 2}, func(w *river.Workers) {
+	queues := map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: controlSlots}
+	for _, in := range installs {
+		render, err := engine.BlenderQueue(engine.QueueRender, in.Version)
+		if err != nil {
+			return nil, err
+		}
+		control, err := engine.BlenderQueue(engine.QueueControl, in.Version)
+		if err != nil {
+			return nil, err
+		}
+		queues[render], queues[control] = cfg.Slots, controlSlots
+	}
+	eng.Register(queues, func(w *river.Workers) {
 		river.AddWorker(w, n.validateWorker())
-		river.AddWorker(w, n.renderWorker())
+		river.AddWorker[engine.RenderArgs](w, slotted[engine.RenderArgs]{taskWorker: n.renderWorker(), slots: n.slots})
 		river.AddWorker(w, n.finalizeWorker())
 	})
 	return n, nil
+}
+
+// controlSlots is how many validations and finalizings a node runs at
+// once on each control queue, beside its chunks: they are short.
+const controlSlots = 2
+
+// BlenderVersions are the versions of the node's Blenders, oldest first.
+func (n *Node) BlenderVersions() []string {
+	versions := make([]string, len(n.installs))
+	for i, in := range n.installs {
+		versions[i] = in.Version
+	}
+	return versions
+}
+
+// install is the node's Blender of version, if it runs one.
+func (n *Node) install(version string) (Install, bool) {
+	for _, in := range n.installs {
+		if in.Version == version {
+			return in, true
+		}
+	}
+	return Install{}, false
 }
 
 // validateWorker checks jobs' files (validate_file).
@@ -159,7 +232,8 @@ func (n *Node) finalizeWorker() *taskWorker[engine.FinalizeArgs] {
 // run the farm does not know.
 func (n *Node) Start(ctx context.Context) error {
 	now := time.Now()
-	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle})
+	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
+		BlenderVersions: n.BlenderVersions()})
 	if err != nil {
 		return err
 	}
@@ -173,7 +247,9 @@ func (n *Node) Start(ctx context.Context) error {
 // Stop ends the node's warm Blenders and its heartbeat, and records that
 // it stopped. Stop the engine first, so that no task runs any more.
 func (n *Node) Stop() {
-	n.blender.Close()
+	for _, in := range n.installs {
+		in.Blender.Close()
+	}
 	if n.stopHeartbeat != nil {
 		n.stopHeartbeat()
 		<-n.heartbeatDone

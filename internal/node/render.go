@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
@@ -57,8 +59,15 @@ func (c *chunk) work(ctx context.Context, job *farm.Job) error {
 	if job == nil || len(c.todo) == 0 {
 		return nil // the job no longer wants the chunk, or it is done
 	}
+	inst, routeTo, ok := c.n.chunkBlender(job)
+	if !ok {
+		// Only the nodes of the job's Blender work its queue; a chunk
+		// queued otherwise (before the job's Blender was recorded, say)
+		// goes there now.
+		return c.n.route(ctx, c.ref, routeTo)
+	}
 	c.rendered = true
-	err := c.n.renderFrames(ctx, c.ref, job, c.todo, &c.times)
+	err := c.n.renderFrames(ctx, c.ref, job, inst, c.todo, &c.times)
 	if savedEveryFrame(err) {
 		// Blender failed on its way out, after every frame was saved and
 		// stored: the chunk is done.
@@ -142,8 +151,9 @@ func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
 		slog.Duration("took", time.Since(t.start)))
 }
 
-// renderFrames runs Blender on the frames and records each as it lands.
-func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.Job, frames []int, times *chunkTimes) error {
+// renderFrames runs Blender (inst) on the frames and records each as it
+// lands.
+func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.Job, inst Install, frames []int, times *chunkTimes) error {
 	in, err := n.prepareInput(ctx, job)
 	if err != nil {
 		return err
@@ -193,7 +203,7 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 		Settings:  settingsFor(job.FinalConfig),
 	}
 	times.spawn = time.Now()
-	result, err := n.blender.Render(renderCtx, chunk, outRoot, onEvent)
+	result, err := inst.Blender.Render(renderCtx, chunk, outRoot, onEvent)
 	times.exited = time.Now()
 	if recordErr != nil {
 		return recordErr
@@ -208,10 +218,10 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 			}
 		}
 	}
+	// Blender's lines reach the client (the frame's error, the job's
+	// failure, the log) without the farm's paths.
+	paths := n.farmPaths(job.ID, in)
 	if err != nil {
-		// Blender's lines reach the client (the frame's error, the job's
-		// failure, the log) without the farm's paths.
-		paths := n.farmPaths(job.ID, in)
 		var re *blender.RenderError
 		if errors.As(err, &re) {
 			re.Line = paths.scrub(re.Line)
@@ -219,9 +229,13 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 				n.frameFailed(ctx, ref, re.Frame, re.Line)
 			}
 		}
-		if result != nil && ctx.Err() == nil {
-			n.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), result.LogTail, paths)
-		}
+	}
+	if result != nil && ctx.Err() == nil {
+		// The chunk's log, first saying which Blender rendered it where:
+		// a job's owner reads it to see what Blender said about the frames.
+		lines := append([]string{fmt.Sprintf("renderfarm: frames %s on render node %s with Blender %s",
+			strings.Join(farm.CompactRanges(slices.Sorted(slices.Values(frames))), ","), n.cfg.WorkerName, inst.Version)}, result.LogTail...)
+		n.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
 	}
 	return err
 }

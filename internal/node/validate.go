@@ -19,6 +19,10 @@ import (
 type validation struct {
 	n   *Node
 	ref engine.TaskRef
+	// blender is the version the task was routed to, "" before a node
+	// chose one.
+	blender string
+	routed  bool // handed to the nodes of another Blender
 
 	loaded    *farm.Job // as the task was claimed
 	analysis  *farm.Analysis
@@ -28,7 +32,7 @@ type validation struct {
 }
 
 func newValidation(n *Node, args engine.ValidateArgs) task {
-	return &validation{n: n, ref: args.TaskRef}
+	return &validation{n: n, ref: args.TaskRef, blender: args.BlenderVersion}
 }
 
 func (v *validation) load(ctx context.Context) (*farm.Job, error) {
@@ -41,8 +45,11 @@ func (v *validation) work(ctx context.Context, job *farm.Job) error {
 	if job.Status != farm.StatusValidating {
 		return nil // canceled before it started: nothing to check
 	}
-	var err error
-	v.analysis, v.sceneFile, v.failure, err = v.n.inspect(ctx, job)
+	check, err := v.n.inspect(ctx, job, v.ref, v.blender)
+	if errors.Is(err, errNotOurs) {
+		v.routed = true
+	}
+	v.analysis, v.sceneFile, v.failure = check.analysis, check.sceneFile, check.failure
 	return err
 }
 
@@ -77,28 +84,56 @@ func (v *validation) record(ctx context.Context, tx *store.Tx, current *farm.Job
 }
 
 func (v *validation) done(recorded bool) {
-	if recorded && v.failed {
-		// Nothing of a refused file stays on the worker.
+	if (recorded && v.failed) || v.routed {
+		// Nothing of a refused file stays on the worker, nor of one
+		// another node validates.
 		v.n.forgetJobFiles(v.ref.JobID)
 	}
 }
 
-// inspect runs the checks. A bad file is a failure for the user to fix;
-// an error is a passing fault worth retrying.
-func (n *Node) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *farm.SceneFile, *farm.FailedReason, error) {
+// fileCheck is what validation found: the analysis of a file Blender
+// read, or the failure of a bad one, and the file's description.
+type fileCheck struct {
+	analysis  *farm.Analysis
+	sceneFile *farm.SceneFile
+	failure   *farm.FailedReason
+}
+
+// inspect runs the checks: the file in Go, then, with the farm's Blender
+// that opens it, in Blender. routed is the Blender the task was routed to
+// ("" for none yet). A bad file is a failure for the user to fix; an error
+// is a passing fault worth retrying, or errNotOurs once the task was
+// routed to the nodes of a Blender this node does not run.
+func (n *Node) inspect(ctx context.Context, job *farm.Job, ref engine.TaskRef, routed string) (fileCheck, error) {
 	in, err := n.prepareInput(ctx, job)
 	if be, ok := isInputError(err); ok {
-		return nil, nil, &farm.FailedReason{Name: be.Code, Type: farm.FailValidation, Message: be.Message}, nil
+		return fileCheck{failure: &farm.FailedReason{Name: be.Code, Type: farm.FailValidation, Message: be.Message}}, nil
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return fileCheck{}, err
+	}
+	// The header says which Blender saved the file, and so which of the
+	// farm's Blenders can open it: a file newer than every one fails here,
+	// without a Blender started for nothing.
+	offered, err := n.farmBlenders(ctx)
+	if err != nil {
+		return fileCheck{}, err
+	}
+	fileVersion := in.Header.VersionString()
+	version, ok := n.blenderFor(fileVersion, routed, offered)
+	if !ok {
+		return fileCheck{sceneFile: &in.SceneFile, failure: farm.BlenderTooOld(fileVersion, offered)}, nil
+	}
+	inst, here := n.install(version)
+	if !here {
+		return fileCheck{}, n.route(ctx, ref, version)
 	}
 	// A warm Blender keeps the file loaded for the job's first chunk on
 	// this worker.
-	ins, err := n.blender.Inspect(ctx, in.BlendPath, n.outputRoot(job.ID))
+	ins, err := inst.Blender.Inspect(ctx, in.BlendPath, n.outputRoot(job.ID))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, nil, nil, ctx.Err()
+			return fileCheck{}, ctx.Err()
 		}
 		// What Blender said reaches the client without the farm's paths.
 		paths := n.farmPaths(job.ID, in)
@@ -106,16 +141,11 @@ func (n *Node) inspect(ctx context.Context, job *farm.Job) (*farm.Analysis, *far
 		if errors.As(err, &ie) {
 			n.keepLog(ctx, job.ID, "validate", ie.LogTail, paths)
 		}
-		return nil, &in.SceneFile, &farm.FailedReason{Name: "BLENDER_CANNOT_OPEN_FILE", Type: farm.FailValidation,
-			Message: paths.scrub(fmt.Sprintf("%v; check that the file opens in Blender %s and upload it again", err, n.blenderVersion(ctx)))}, nil
+		return fileCheck{sceneFile: &in.SceneFile, failure: &farm.FailedReason{Name: farm.ReasonBlenderCannotOpenFile, Type: farm.FailValidation,
+			Message: paths.scrub(fmt.Sprintf("Blender %s could not open the file, saved with Blender %s: %v; check that it opens in Blender %s and upload it again",
+				inst.Version, fileVersion, err, inst.Version))}}, nil
 	}
-	return farm.AnalyzeInspection(*ins), &in.SceneFile, nil, nil
-}
-
-func (n *Node) blenderVersion(ctx context.Context) string {
-	v, err := n.blender.Version(ctx)
-	if err != nil {
-		return "(unknown version)"
-	}
-	return v
+	a := farm.AnalyzeInspection(*ins)
+	a.RenderBlenderVersion, a.FarmBlenderVersions = inst.Version, offered
+	return fileCheck{analysis: a, sceneFile: &in.SceneFile}, nil
 }

@@ -295,7 +295,7 @@ func TestAFileBlenderCannotOpenFailsValidationAtOnce(t *testing.T) {
 		if after.Status != farm.StatusFailed || after.FailedReason == nil || after.FailedReason.Name != "BLENDER_CANNOT_OPEN_FILE" {
 			t.Fatalf("job = %s, %+v; want failed BLENDER_CANNOT_OPEN_FILE", after.Status, after.FailedReason)
 		}
-		if strings.Contains(after.FailedReason.Message, work) || !strings.Contains(after.FailedReason.Message, "3.4.1") {
+		if strings.Contains(after.FailedReason.Message, work) || !strings.Contains(after.FailedReason.Message, "Blender 4.2.3 could not open the file") {
 			t.Errorf("failedReason %q names the farm's directory, or not the Blender to open the file in", after.FailedReason.Message)
 		}
 		logs, err := f.api.JobLog(f.Ctx, f.P, job.ID)

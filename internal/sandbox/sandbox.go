@@ -87,6 +87,9 @@ type Sandbox struct {
 	prlimit string   // "" when no limit is set
 	memory  int64
 	files   int
+	// root, when set, is a root file system whose system directories and
+	// /etc files the program sees instead of the host's (see InRoot).
+	root string
 	// why bubblewrap is not used, for the log.
 	unconfined string
 }
@@ -274,6 +277,49 @@ func (s *Sandbox) probe(ctx context.Context) error {
 	return nil
 }
 
+// InRoot answers a Sandbox like s whose programs see root, a root file
+// system (a Debian installed with debootstrap, say), as their system: its
+// /usr, /bin, /lib… and its /etc files take the place of the host's, and
+// the guard shell is its own. The run's directories are bound in as
+// always, and /dev, /proc, the processor count and the limits are the
+// host's. It is how the farm runs a Blender its host's distribution does
+// not package: Debian 13's Blender 4.3 on Debian 12, with the libraries
+// it was built for. A program path is then a path in root. Only a confined
+// Sandbox can do this: bubblewrap makes the root.
+func (s *Sandbox) InRoot(root string) (*Sandbox, error) {
+	if !s.Confined() {
+		return nil, fmt.Errorf("sandbox: a program installed in the root file system %s runs only inside bubblewrap; drop --sandbox none", root)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if fi, err := os.Stat(filepath.Join(abs, "usr")); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("sandbox: %s is not a root file system: it has no usr directory", root)
+	}
+	rooted := *s
+	rooted.root = abs
+	rooted.guard = ""
+	for _, sh := range guardShells {
+		// The shell's path in the root, which may lead through the
+		// root's own symbolic links (bin -> usr/bin).
+		if fi, err := os.Stat(filepath.Join(abs, sh)); err == nil && fi.Mode().IsRegular() {
+			rooted.guard = sh
+			break
+		}
+	}
+	return &rooted, nil
+}
+
+// Root is the root file system programs see as their system, "" for the
+// host's.
+func (s *Sandbox) Root() string {
+	if s == nil {
+		return ""
+	}
+	return s.root
+}
+
 // Confined reports whether programs run inside bubblewrap.
 func (s *Sandbox) Confined() bool { return s != nil && s.bwrap != "" }
 
@@ -291,6 +337,9 @@ func (s *Sandbox) String() string {
 	var b strings.Builder
 	if s.Confined() {
 		fmt.Fprintf(&b, "bubblewrap (%s %s): no network, no capabilities, read-only system, writable only the run's own directories", s.bwrap, strings.Join(s.nsArgs, " "))
+		if s.root != "" {
+			fmt.Fprintf(&b, "; the system of the root file system %s", s.root)
+		}
 	} else {
 		b.WriteString("unconfined")
 		if s != nil && s.unconfined != "" {
@@ -336,9 +385,11 @@ func (s *Sandbox) Command(argv []string, paths Paths) []string {
 	out = append(out, s.bwrap)
 	out = append(out, s.nsArgs...)
 	out = append(out, commonArgs...)
-	out = append(out, systemView()...)
-	if dir := programDir(argv[0]); dir != "" {
-		out = append(out, "--ro-bind", dir, dir)
+	out = append(out, systemView(s.root)...)
+	if s.root == "" {
+		if dir := programDir(argv[0]); dir != "" {
+			out = append(out, "--ro-bind", dir, dir)
+		}
 	}
 	out = append(out, bindArgs(paths)...)
 	chdir := "/"
@@ -374,22 +425,28 @@ var etcFiles = []string{
 // Blender sizes its thread pools from them. The rest of /sys stays out.
 var sysDirs = []string{"/sys/devices/system/cpu", "/sys/devices/system/node"}
 
-func systemView() []string {
+// systemView is the read-only system a program sees: the host's, or
+// root's when it is set (a path of the host, absolute). The kernel's
+// views (/dev, /proc, the processors in /sys) are the host's either way.
+func systemView(root string) []string {
 	var args []string
 	for _, dir := range systemDirs {
-		fi, err := os.Lstat(dir)
+		src := root + dir
+		fi, err := os.Lstat(src)
 		switch {
 		case err != nil:
 		case fi.Mode()&os.ModeSymlink != 0:
-			if target, err := os.Readlink(dir); err == nil {
+			// Merged /usr: /bin -> usr/bin, relative in the root as on
+			// the host, and made the same inside.
+			if target, err := os.Readlink(src); err == nil {
 				args = append(args, "--symlink", target, dir)
 			}
 		case fi.IsDir():
-			args = append(args, "--ro-bind", dir, dir)
+			args = append(args, "--ro-bind", src, dir)
 		}
 	}
 	for _, name := range etcFiles {
-		args = append(args, "--ro-bind-try", "/etc/"+name, "/etc/"+name)
+		args = append(args, "--ro-bind-try", root+"/etc/"+name, "/etc/"+name)
 	}
 	// Blender lists mounted file systems at start and complains without
 	// /etc/mtab.

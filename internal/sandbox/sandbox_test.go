@@ -423,3 +423,125 @@ func TestLifelineHangupKillsARunningProgram(t *testing.T) {
 		t.Fatal("the program still ran 30 s after its lifeline hung up")
 	}
 }
+
+// TestCommandInRoot: a root file system's system directories and /etc
+// files take the place of the host's, its merged-/usr links are made the
+// same, its own bash guards the program, and the run's directories are
+// bound as always.
+func TestCommandInRoot(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{"usr/bin", "usr/lib", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"bin": "usr/bin", "lib": "usr/lib"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/bash"), []byte("#!"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	host := &Sandbox{bwrap: "/usr/bin/bwrap", nsArgs: namespaceArgs[0], guard: "/usr/bin/bash"}
+	s, err := host.InRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Root() != root || host.Root() != "" {
+		t.Errorf("Root = %q, the host's sandbox %q; want %q and none", s.Root(), host.Root(), root)
+	}
+	argv := s.Command([]string{"/usr/bin/blender", "-b"}, Paths{ReadOnly: []string{"/work/job1"}, Writable: []string{"/tmp/run"}})
+	joined := " " + strings.Join(argv, " ") + " "
+	for _, want := range []string{
+		" --ro-bind " + root + "/usr /usr ",
+		" --symlink usr/bin /bin ", " --symlink usr/lib /lib ",
+		" --ro-bind-try " + root + "/etc/ld.so.cache /etc/ld.so.cache ",
+		" --ro-bind-try " + root + "/etc/passwd /etc/passwd ",
+		" --dev /dev ", " --proc /proc ", " --tmpfs /tmp ",
+		" --ro-bind-try /sys/devices/system/cpu /sys/devices/system/cpu ",
+		" --bind /tmp/run /tmp/run --ro-bind /work/job1 /work/job1 ",
+		" --remount-ro / --chdir /tmp/run -- /usr/bin/bash -c ",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
+	}
+	for _, never := range []string{"--ro-bind /usr /usr", "--ro-bind-try /etc/passwd /etc/passwd", "--ro-bind /usr/bin /usr/bin"} {
+		if strings.Contains(joined, " "+never+" ") {
+			t.Errorf("argv binds the host's system: %q", never)
+		}
+	}
+	if !strings.HasSuffix(joined, " /usr/bin/blender -b ") {
+		t.Errorf("argv does not end with the program, a path in the root: %s", joined)
+	}
+}
+
+func TestInRootRefusals(t *testing.T) {
+	if _, err := (&Sandbox{unconfined: "--sandbox none"}).InRoot(t.TempDir()); err == nil || !strings.Contains(err.Error(), "only inside bubblewrap") {
+		t.Errorf("an unconfined sandbox in a root: %v, want a refusal saying bubblewrap is needed", err)
+	}
+	host := &Sandbox{bwrap: "/usr/bin/bwrap", nsArgs: namespaceArgs[0]}
+	if _, err := host.InRoot(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a root file system") {
+		t.Errorf("a directory without usr: %v, want a refusal", err)
+	}
+}
+
+// trixieRoot is Debian 13's root file system with Blender 4.3, which
+// scripts/lib.sh installs; tests of roots skip where it is missing.
+const trixieRoot = "/opt/renderfarm/blender/debian-trixie"
+
+// TestProgramsInARootSeeItsSystemAndOnlyTheirDirectories: in Debian 13's
+// root, a program reads Debian 13's files, not the host's, writes only
+// its run's directories, and has no network.
+func TestProgramsInARootSeeItsSystemAndOnlyTheirDirectories(t *testing.T) {
+	host := needBwrap(t, Config{})
+	if _, err := os.Stat(filepath.Join(trixieRoot, "usr/bin/bash")); err != nil {
+		t.Skipf("no root file system at %s (scripts/lib.sh install_blenders makes it): %v", trixieRoot, err)
+	}
+	s, err := host.InRoot(trixieRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(trixieRoot, "etc/os-release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, other := t.TempDir(), t.TempDir()
+	paths := Paths{Writable: []string{run}}
+	sh := func(script string) (string, bool) {
+		argv := s.Command([]string{"/usr/bin/bash", "-c", script}, paths)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err == nil
+	}
+	// Debian 13's own /usr/lib/os-release, which /etc/os-release names.
+	if out, ok := sh("cat /usr/lib/os-release"); !ok || out != string(want) {
+		t.Errorf("inside the root, os-release is %q (%v); want the root's %q", out, ok, want)
+	}
+	if out, ok := sh("echo frame > " + run + "/frame && cat " + run + "/frame"); !ok || out != "frame\n" {
+		t.Errorf("writing the run's directory: %q, %v", out, ok)
+	}
+	for _, path := range []string{"/usr/bin/evil", "/etc/renderfarm-probe", other + "/x"} {
+		if out, ok := sh("echo x > " + path); ok {
+			t.Errorf("wrote %s inside the root: %s", path, out)
+		}
+	}
+	if out, ok := sh("ls " + other); ok {
+		t.Errorf("listed a directory of the host not given: %s", out)
+	}
+	for _, addr := range sandboxtest.Listener(t) {
+		host, port, _ := net.SplitHostPort(addr)
+		if strings.Contains(host, ":") {
+			continue // bash's /dev/tcp takes IPv4 here
+		}
+		connect := "exec 3<>/dev/tcp/" + host + "/" + port
+		if out, err := exec.Command("bash", "-c", connect).CombinedOutput(); err != nil {
+			t.Fatalf("the listener at %s cannot be reached even unconfined: %v %s", addr, err, out)
+		}
+		if out, ok := sh(connect); ok {
+			t.Errorf("connected to %s from inside the root: %s", addr, out)
+		}
+	}
+}

@@ -161,6 +161,11 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 	if err != nil {
 		return nil, false, err
 	}
+	offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
+	if err != nil {
+		return nil, false, err
+	}
+	caps := farm.WorkerCaps{ExpectedWorkers: expected, BlenderVersions: versionsOf(offers)}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
@@ -182,7 +187,7 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		if cfg.IsEmpty() {
 			return farm.Invalid(farm.CodeInvalidConfig, "requestedRenderConfig is missing or empty; send at least {\"colorManagementPreset\": \"default\"}")
 		}
-		final, frames, err := farm.ResolveConfig(cfg, job.Analysis, farm.WorkerCaps{ExpectedWorkers: expected})
+		final, frames, err := farm.ResolveConfig(cfg, job.Analysis, caps)
 		if err != nil {
 			return err
 		}
@@ -190,7 +195,9 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
 		}
-		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize))
+		// Every chunk goes to the render nodes that run the job's Blender;
+		// while none is live, they wait for one (progress says so).
+		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize), final.BlenderVersion)
 	})
 	if err != nil {
 		return nil, false, err
@@ -203,8 +210,30 @@ func (s *Service) expectedWorkers(ctx context.Context) (int, error) {
 	if s.cfg.LocalRenderSlots > 0 {
 		return s.cfg.LocalRenderSlots, nil
 	}
-	n, err := s.store.LiveWorkers(ctx, time.Now().Add(-s.cfg.WorkerTimeout))
+	n, err := s.store.LiveWorkers(ctx, s.liveSince())
 	return max(n, 1), err
+}
+
+// liveSince is the oldest heartbeat of a worker that counts as alive.
+func (s *Service) liveSince() time.Time { return time.Now().Add(-s.cfg.WorkerTimeout) }
+
+// BlenderVersions lists the Blender versions the farm's live render nodes
+// offer, with how many offer each: what a render request's blenderVersion
+// may pin.
+func (s *Service) BlenderVersions(ctx context.Context, _ farm.Principal) (*farm.BlenderOffers, error) {
+	offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
+	if err != nil {
+		return nil, err
+	}
+	return &farm.BlenderOffers{Versions: offers}, nil
+}
+
+func versionsOf(offers []farm.BlenderOffer) []string {
+	versions := make([]string, len(offers))
+	for i, o := range offers {
+		versions[i] = o.Version
+	}
+	return versions
 }
 
 // Cancel stops a job: queued chunks are dropped, running ones are killed,

@@ -3,7 +3,10 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -25,7 +28,46 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	if err != nil {
 		return nil, err
 	}
-	return progressOf(id, status, frames), nil
+	pr := progressOf(id, status, frames)
+	if pr.WaitingFor, err = s.waitingFor(ctx, id, status); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// waitingFor says what a running job's work waits for that the farm
+// lacks: a live render node with the Blender one of its tasks needs. The
+// job does not fail for it: a node with that Blender that starts (or comes
+// back) takes the work up.
+func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Status) (string, error) {
+	switch status {
+	case farm.StatusValidating, farm.StatusBooting, farm.StatusRendering:
+	default:
+		return "", nil
+	}
+	awaited, err := s.store.BlenderVersionsAwaited(ctx, jobID)
+	if err != nil || len(awaited) == 0 {
+		return "", err
+	}
+	offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
+	if err != nil {
+		return "", err
+	}
+	offered := versionsOf(offers)
+	for _, v := range awaited {
+		if !slices.Contains(offered, v) {
+			return fmt.Sprintf("a render node with Blender %s: no live render node runs it (the farm offers %s); "+
+				"the job goes on when one starts with that Blender (--blender)", v, offeredNames(offered)), nil
+		}
+	}
+	return "", nil
+}
+
+func offeredNames(versions []string) string {
+	if len(versions) == 0 {
+		return "none"
+	}
+	return strings.Join(versions, ", ")
 }
 
 // RunningProgress reports every job of the workspace that is being worked on.
@@ -40,7 +82,11 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *progressOf(job.ID, job.Status, frames))
+		pr := progressOf(job.ID, job.Status, frames)
+		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status); err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
 	}
 	return out, nil
 }

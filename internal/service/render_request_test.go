@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -162,9 +161,14 @@ func TestRenderQueuesOneChunkPerChunkSizeFrames(t *testing.T) {
 					if args.TaskRef != f.Ref(task) || !slices.Equal(args.Frames, want) {
 						t.Errorf("chunk %d River job args = %+v, want %+v with frames %v", i, args, f.Ref(task), want)
 					}
-					if rj.State != "available" || rj.Queue != engine.QueueRender || rj.MaxAttempts != enginetest.RenderAttempts {
-						t.Errorf("chunk %d River job = %s in %q with %d attempts; want available in %q with %d",
-							i, rj.State, rj.Queue, rj.MaxAttempts, engine.QueueRender, enginetest.RenderAttempts)
+					// The queue of the Blender that validated the file, which
+					// only the nodes that run it work.
+					if rj.State != "available" || rj.Queue != "render_4_2_3" || rj.MaxAttempts != enginetest.RenderAttempts || args.BlenderVersion != "4.2.3" {
+						t.Errorf("chunk %d River job = %s in %q with %d attempts for Blender %q; want available in %q with %d for 4.2.3",
+							i, rj.State, rj.Queue, rj.MaxAttempts, args.BlenderVersion, "render_4_2_3", enginetest.RenderAttempts)
+					}
+					if task.BlenderVersion != "4.2.3" {
+						t.Errorf("chunk %d's task needs Blender %q, want 4.2.3", i, task.BlenderVersion)
 					}
 					for _, n := range want {
 						fr, ok := frames[n]

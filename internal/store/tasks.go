@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // TaskKind is what a task does; each kind is carried out by River jobs
@@ -49,14 +51,19 @@ type Task struct {
 	RiverJobID int64
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// BlenderVersion is the full version of the Blender the task must run
+	// on, such as "4.3.2": its River jobs go to that version's queue, which
+	// only render nodes with that Blender work. "" for a task any node
+	// takes (a validation not yet routed, a finalizing).
+	BlenderVersion string
 }
 
-const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at`
+const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at, blender_version`
 
 // InsertTask stores a new task.
 func (q *Queries) InsertTask(ctx context.Context, t Task) error {
-	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC())
+	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC(), t.BlenderVersion)
 	if err != nil {
 		return fmt.Errorf("store task: %w", err)
 	}
@@ -147,6 +154,44 @@ func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int
 	return fromGeneration + 1, nil
 }
 
+// RouteTask hands a task to the render nodes of another Blender version:
+// like RequeueTask, under a new generation, and from now on (also when it
+// is handed out again) on blenderVersion's queue. A node that took a task
+// it cannot run, because the task needs a Blender it lacks, routes it so.
+// A task that ended since the caller looked stays ended: ErrConflict.
+func (q *Queries) RouteTask(ctx context.Context, id string, fromGeneration int, blenderVersion string) (int, error) {
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', generation = generation + 1, blender_version = ?, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
+		TaskQueued, blenderVersion, now(), id, fromGeneration, TaskQueued, TaskRunning)
+	if err != nil {
+		return 0, fmt.Errorf("route task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrConflict
+	}
+	return fromGeneration + 1, nil
+}
+
+// BlenderVersionsAwaited lists the Blender versions that a job's work
+// still to do needs (its queued and running tasks'), oldest first, so that
+// progress can say when no live node has one.
+func (q *Queries) BlenderVersionsAwaited(ctx context.Context, jobID string) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?) AND blender_version <> ''`,
+		jobID, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, fmt.Errorf("blender versions of job %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return farm.SortBlenderVersions(out), rows.Err()
+}
+
 // TasksOfJob lists a job's tasks, optionally of one kind.
 func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) ([]Task, error) {
 	query := `SELECT ` + taskColumns + ` FROM tasks WHERE job_id = ?`
@@ -212,7 +257,7 @@ func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]
 func scanTask(row rowScanner) (Task, error) {
 	var t Task
 	var river sql.NullInt64
-	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt)
+	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion)
 	t.RiverJobID = river.Int64
 	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	return t, err

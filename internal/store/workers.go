@@ -3,7 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // Worker states.
@@ -24,6 +29,9 @@ type Worker struct {
 	HeartbeatAt time.Time
 	State       string
 	CurrentTask string
+	// BlenderVersions are the full versions of the Blenders the run
+	// offers, such as 3.4.1 and 4.3.2.
+	BlenderVersions []string
 }
 
 // RegisterWorker records a new worker run and declares earlier runs of the
@@ -32,8 +40,13 @@ func (q *Queries) RegisterWorker(ctx context.Context, w Worker) error {
 	if _, err := q.exec(ctx, `UPDATE workers SET state = ? WHERE name = ? AND id <> ? AND state <> ?`, WorkerGone, w.Name, w.ID, WorkerGone); err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
-	_, err := q.exec(ctx, `INSERT INTO workers (id, name, started_at, heartbeat_at, state, current_task) VALUES (?, ?, ?, ?, ?, ?)`,
-		w.ID, w.Name, w.StartedAt.UTC(), w.HeartbeatAt.UTC(), w.State, w.CurrentTask)
+	for _, v := range w.BlenderVersions {
+		if _, ok := farm.ParseBlenderVersion(v); !ok {
+			return fmt.Errorf("register worker: %q is not a Blender version", v)
+		}
+	}
+	_, err := q.exec(ctx, `INSERT INTO workers (id, name, started_at, heartbeat_at, state, current_task, blender_versions) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		w.ID, w.Name, w.StartedAt.UTC(), w.HeartbeatAt.UTC(), w.State, w.CurrentTask, strings.Join(w.BlenderVersions, ","))
 	if err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
@@ -57,7 +70,7 @@ func (q *Queries) LiveWorkers(ctx context.Context, since time.Time) (int, error)
 // ListWorkers lists the worker runs seen since the given time, newest
 // heartbeat first: what `renderfarm workers` shows.
 func (q *Queries) ListWorkers(ctx context.Context, since time.Time) ([]Worker, error) {
-	rows, err := q.query(ctx, `SELECT id, name, started_at, heartbeat_at, state, current_task FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, name`, since)
+	rows, err := q.query(ctx, `SELECT id, name, started_at, heartbeat_at, state, current_task, blender_versions FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, name`, since.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}
@@ -65,13 +78,52 @@ func (q *Queries) ListWorkers(ctx context.Context, since time.Time) ([]Worker, e
 	var out []Worker
 	for rows.Next() {
 		var w Worker
-		if err := rows.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask); err != nil {
+		var versions string
+		if err := rows.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask, &versions); err != nil {
 			return nil, err
 		}
+		w.BlenderVersions = splitVersions(versions)
 		w.StartedAt, w.HeartbeatAt = w.StartedAt.UTC(), w.HeartbeatAt.UTC()
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+// LiveBlenderVersions lists the Blender versions that the worker runs
+// whose heartbeat is newer than since offer, with how many offer each,
+// oldest version first: what the farm can render with now.
+func (q *Queries) LiveBlenderVersions(ctx context.Context, since time.Time) ([]farm.BlenderOffer, error) {
+	rows, err := q.query(ctx, `SELECT blender_versions FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, since.UTC(), WorkerGone, WorkerStopped)
+	if err != nil {
+		return nil, fmt.Errorf("list blender versions: %w", err)
+	}
+	defer rows.Close()
+	workers := map[string]int{}
+	for rows.Next() {
+		var versions string
+		if err := rows.Scan(&versions); err != nil {
+			return nil, err
+		}
+		for _, v := range splitVersions(versions) {
+			workers[v]++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	offers := []farm.BlenderOffer{}
+	for _, v := range farm.SortBlenderVersions(slices.Collect(maps.Keys(workers))) {
+		offers = append(offers, farm.BlenderOffer{Version: v, Workers: workers[v]})
+	}
+	return offers, nil
+}
+
+// splitVersions reads a blender_versions column.
+func splitVersions(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // FarmStats are the numbers /metrics reports from the database.

@@ -84,13 +84,17 @@ export function sceneCard(analysis, scene) {
       : null);
 }
 
-/** blenderCard compares the file's Blender with the farm's. */
+/** blenderCard compares the file's Blender with the farm's: which of the
+ * farm's Blenders opened the file (and renders it), and which it runs. */
 export function blenderCard(analysis, sceneFile) {
+  const opened = analysis.renderBlenderVersion || analysis.blenderVersion;
+  const farm = analysis.farmBlenderVersions?.length ? analysis.farmBlenderVersions : [analysis.blenderVersion];
   return h('section', { class: 'card', id: 'analysis-blender', 'aria-labelledby': 'blender-title' },
     h('h2', { id: 'blender-title', text: 'Blender' }),
     facts([
       ['Saved with', analysis.fileVersion ? `Blender ${analysis.fileVersion}` : 'unknown'],
-      ['Farm runs', `Blender ${analysis.blenderVersion}`],
+      ['Opened with', `Blender ${opened}`],
+      ['Farm runs', farm.map((v) => `Blender ${v}`).join(', ')],
       ['Denoiser', analysis.denoiserAvailable ? 'Available (OpenImageDenoise)' : 'Not available'],
       sceneFile?.blendPath && sceneFile.fileType === 'zip' ? ['Scene file', sceneFile.blendPath] : null,
       sceneFile?.compression ? ['Compression', sceneFile.compression] : null,

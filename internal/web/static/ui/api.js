@@ -112,6 +112,13 @@ export class Api {
     }
   }
 
+  /** blenderVersions answers the Blender versions the farm's live render
+   * nodes run, oldest first: [{ version, workers }]. */
+  async blenderVersions(signal) {
+    const body = await this.request('GET', '/blender', { signal });
+    return Array.isArray(body?.versions) ? body.versions : [];
+  }
+
   createUpload(fileName, fileType, signal) {
     return this.request('POST', '/uploads', { body: { fileName, fileType }, signal });
   }

@@ -59,6 +59,11 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   const samples = number('f-sampleCount', { min: '1' });
   const format = h('select', { id: 'f-outputFormat' }, outputFormats.map(([v, label]) => h('option', { value: v }, label)));
   const chunk = number('f-chunkSize', { min: '1', max: '1000', placeholder: 'Automatic' });
+  // The farm's Blenders, filled in from GET /blender: the one that opened
+  // the file first (sending nothing), then every other that can open it.
+  const opened = analysis.renderBlenderVersion || analysis.blenderVersion;
+  const blender = h('select', { id: 'f-blenderVersion' },
+    h('option', { value: '', selected: true }, `Blender ${opened} (opened the file)`));
 
   const resolutionError = h('p', { class: 'field-error', id: 'err-resolution', hidden: true });
   const resolution = h('fieldset', { class: 'field fieldset', id: 'field-resolution' },
@@ -88,6 +93,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     h('div', { class: 'field-row' },
       field('outputFormat', 'Output format', format),
       field('chunkSize', 'Frames per task', chunk, 'How many frames one Blender process renders. Empty: split evenly across the workers.')),
+    field('blenderVersion', 'Blender', blender, 'The farm’s Blender that renders the frames. A newer one may render the file differently.'),
     h('p', { class: 'muted small' }, 'Color management: the file’s own (preset “default”).'),
     formError,
     h('div', { class: 'form-actions' }, submit));
@@ -140,7 +146,27 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     if (format.value !== scene.outputFormat) c.outputFormat = format.value;
     const k = num(chunk);
     if (k !== null) c.chunkSize = k;
+    if (blender.value) c.blenderVersion = blender.value;
     return c;
+  }
+
+  /** fillBlenders offers the farm's other Blenders that can open the file:
+   * none older than the Blender that saved it. */
+  async function fillBlenders() {
+    let offered;
+    try {
+      offered = await api.blenderVersions(signal);
+    } catch (err) {
+      if (!isAbort(err)) blender.title = `The farm's Blenders could not be listed: ${err.message}`;
+      return;
+    }
+    const file = versionParts(analysis.fileVersion);
+    for (const o of offered) {
+      const v = versionParts(o.version);
+      if (o.version === opened || !v || (file && compareVersions(v, file) < 0)) continue;
+      blender.append(h('option', { value: o.version },
+        `Blender ${o.version} (${o.workers} ${o.workers === 1 ? 'render node' : 'render nodes'})`));
+    }
   }
 
   function clearErrors() {
@@ -189,7 +215,19 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   });
 
   prefill();
+  fillBlenders();
   return form;
+}
+
+/** versionParts reads "4.3" or "4.3.2" as [major, minor]: the release that
+ * decides which files a Blender opens. */
+function versionParts(version) {
+  const m = /^(\d+)\.(\d+)(?:\.\d+)?$/.exec(version ?? '');
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+function compareVersions(a, b) {
+  return a[0] - b[0] || a[1] - b[1];
 }
 
 /** countFrames counts the frames a list of ranges names, or 0 when it does

@@ -267,6 +267,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
         ['Denoising', c.denoisingEnabled ? `On${c.denoiserType ? ` (${denoiserName(c.denoiserType)})` : ''}` : 'Off'],
         ['Output', c.outputFormat],
         ['Frames per task', String(c.chunkSize)],
+        c.blenderVersion ? ['Blender', c.blenderVersion] : null,
       ]));
     const downloadsBody = h('div', { class: 'downloads-body' });
     const downloadsCard = h('section', { class: 'card', id: 'downloads-card', 'aria-labelledby': 'downloads-title' },
@@ -286,7 +287,10 @@ export function jobView(root, { api, signal, params, setConnection }) {
     if (!live) live = buildLive(job);
     const p = progress ?? { framesTotal: job.finalConfig.frameCount, framesCompleted: 0, framesRendering: 0, framesFailed: 0, percentComplete: 0, etaSeconds: null, frames: [] };
     const total = p.framesTotal;
-    if (job.status === 'booting' && p.framesCompleted === 0) live.meter.indeterminate('Starting Blender…');
+    // A job whose Blender no live render node runs waits for one, and the
+    // farm says so.
+    if (p.waitingFor && !finalStatuses.has(job.status)) live.meter.indeterminate(`Waiting for ${p.waitingFor}`);
+    else if (job.status === 'booting' && p.framesCompleted === 0) live.meter.indeterminate('Starting Blender…');
     else if (job.status === 'finalizing') live.meter.update(100, 'Making the zip and the preview video…');
     else live.meter.update(p.percentComplete, `${p.framesCompleted} of ${total} ${total === 1 ? 'frame' : 'frames'} · ${Math.floor(p.percentComplete)}%`);
 

@@ -34,6 +34,10 @@ type RenderConfig struct {
 	ChunkSize *int `json:"chunkSize,omitempty"`
 	// Scene is ours: which scene of the file to render (default: the active one).
 	Scene *string `json:"scene,omitempty"`
+	// OutputNaming is ours: how the frames are named for download,
+	// NamingFarm (default: frame_0001.png) or NamingScene (as the scene's
+	// output path names them).
+	OutputNaming *string `json:"outputNaming,omitempty"`
 }
 
 // OutputSettings are the image format details of requestedRenderConfig.
@@ -69,6 +73,9 @@ type FinalConfig struct {
 	ChunkSize             int                 `json:"chunkSize"`
 	Notes                 string              `json:"notes,omitempty"`
 	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+	// OutputNaming is NamingFarm or NamingScene; "" in jobs rendered
+	// before it was asked for, which were named as NamingFarm names.
+	OutputNaming string `json:"outputNaming,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -296,6 +303,15 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 			return nil, nil, InvalidField("minimumRam", "must not be negative")
 		}
 		fc.MinimumRAM = *req.MinimumRAM
+	}
+
+	fc.OutputNaming = NamingFarm
+	if req.OutputNaming != nil {
+		if !slices.Contains(OutputNamings, *req.OutputNaming) {
+			return nil, nil, InvalidField("outputNaming", "must be %q (frame_0001.png) or %q (as the scene's output path %q names them), not %q",
+				NamingFarm, NamingScene, scene.OutputPath, *req.OutputNaming)
+		}
+		fc.OutputNaming = *req.OutputNaming
 	}
 
 	fc.ChunkSize = DefaultChunkSize(len(frames), caps.ExpectedWorkers)

@@ -27,7 +27,7 @@ func twoScenes() *farm.Analysis {
 				Name: "Shot", FrameStart: 1, FrameEnd: 24, FrameStep: 1, FPS: 24,
 				ResolutionX: 1920, ResolutionY: 1080, ResolutionPercentage: 50,
 				Engine: "CYCLES", Samples: 128, Camera: "Camera", OutputFormat: "PNG",
-				DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE",
+				DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE", OutputPath: "//render/shot_####",
 			},
 			{
 				Name: "Titles", FrameStart: 10, FrameEnd: 19, FrameStep: 3, FPS: 29.97,
@@ -68,6 +68,7 @@ func shotFallback() *farm.FinalConfig {
 		OutputFormat:          "PNG",
 		FPS:                   24,
 		ChunkSize:             12,
+		OutputNaming:          farm.NamingFarm,
 	}
 }
 
@@ -113,6 +114,7 @@ func TestResolveConfigOfAnotherSceneUsesThatScene(t *testing.T) {
 		OutputFormat:          "PNG", // the scene writes a movie; the farm renders frames
 		FPS:                   29.97,
 		ChunkSize:             2,
+		OutputNaming:          farm.NamingFarm,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ResolveConfig =\n%+v\nwant\n%+v", got, want)
@@ -282,6 +284,16 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			name:    "chunkSize at its limits",
 			request: func(r *farm.RenderConfig) { r.ChunkSize = ptr(farm.MaxChunkSize) },
 			want:    func(c *farm.FinalConfig) { c.ChunkSize = farm.MaxChunkSize },
+		},
+		{
+			name:    "outputNaming scene",
+			request: func(r *farm.RenderConfig) { r.OutputNaming = ptr(farm.NamingScene) },
+			want:    func(c *farm.FinalConfig) { c.OutputNaming = farm.NamingScene },
+		},
+		{
+			name:    "outputNaming farm",
+			request: func(r *farm.RenderConfig) { r.OutputNaming = ptr(farm.NamingFarm) },
+			want:    func(c *farm.FinalConfig) {},
 		},
 		{
 			name:    "scene named explicitly as the active one",
@@ -462,6 +474,11 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "chunkSize", wantMessage: "must be between 1 and 1000, not 0"},
 		{name: "chunkSize too large", request: func(r *farm.RenderConfig) { r.ChunkSize = ptr(farm.MaxChunkSize + 1) },
 			wantField: "chunkSize", wantMessage: "not 1001"},
+
+		{name: "outputNaming unknown, naming the scene's output path", request: func(r *farm.RenderConfig) { r.OutputNaming = ptr("blender") },
+			wantField: "outputNaming", wantMessage: `must be "farm" (frame_0001.png) or "scene" (as the scene's output path "//render/shot_####" names them), not "blender"`},
+		{name: "outputNaming in another case", request: func(r *farm.RenderConfig) { r.OutputNaming = ptr("Scene") },
+			wantField: "outputNaming", wantMessage: `not "Scene"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

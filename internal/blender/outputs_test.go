@@ -1,0 +1,279 @@
+package blender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// makeOutputsScene is run by Blender to make the scene of an outputs
+// test: the factory cube, tiny and fast in Cycles, three frames long, with
+// what spec asks for: stereo views (written apart or as one anaglyph),
+// File Output nodes (a depth pass as OpenEXR, an AO pass as PNG, each
+// under the base path spec gives), a muted node and a node fed by nothing,
+// and the frames' format.
+const makeOutputsScene = `
+import bpy, json, sys
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 1
+scene.cycles.use_denoising = False
+scene.render.resolution_x, scene.render.resolution_y = 32, 18
+scene.render.resolution_percentage = 100
+scene.frame_start, scene.frame_end = 1, 3
+scene.view_settings.view_transform = "Standard"
+scene.render.image_settings.file_format = spec.get("format", "PNG")
+scene.render.filepath = spec.get("outputPath", "//render/")
+layer = scene.view_layers[0]
+layer.use_pass_z = True
+layer.use_pass_ambient_occlusion = True
+layer.use_pass_normal = True
+if spec.get("stereo"):
+    scene.render.use_multiview = True
+    scene.render.views_format = "STEREO_3D"
+    scene.render.image_settings.views_format = spec["stereo"]
+    scene.camera.data.stereo.interocular_distance = 1.0
+    # A file's own suffixes never name a file on the farm's disk.
+    scene.render.views["left"].file_suffix = "_lft/x"
+if spec.get("nodes"):
+    scene.use_nodes = True
+    tree = scene.node_tree
+    layers = tree.nodes["Render Layers"]
+    depth = tree.nodes.new("CompositorNodeOutputFile")
+    depth.name = "Depth Out"
+    depth.base_path = spec["depthBase"]
+    depth.format.file_format = "OPEN_EXR"
+    depth.file_slots[0].path = "depth_####"
+    tree.links.new(layers.outputs["Depth"], depth.inputs[0])
+    ao = tree.nodes.new("CompositorNodeOutputFile")
+    ao.name = "AO"
+    ao.base_path = spec["aoBase"]
+    ao.format.file_format = "PNG"
+    ao.file_slots[0].path = "ao_"
+    tree.links.new(layers.outputs["AO"], ao.inputs[0])
+    muted = tree.nodes.new("CompositorNodeOutputFile")
+    muted.name = "Muted"
+    muted.mute = True
+    muted.base_path = spec["aoBase"]
+    tree.links.new(layers.outputs["Image"], muted.inputs[0])
+    lonely = tree.nodes.new("CompositorNodeOutputFile")
+    lonely.name = "Lonely"
+    lonely.base_path = spec["aoBase"]
+bpy.ops.wm.save_as_mainfile(filepath=spec["out"])
+`
+
+// outputsScene describes a scene for makeOutputsScene.
+type outputsScene struct {
+	Out        string `json:"out"`
+	Format     string `json:"format,omitempty"`
+	OutputPath string `json:"outputPath,omitempty"`
+	// Stereo is how the views are written: INDIVIDUAL or STEREO_3D; ""
+	// for a scene of one view.
+	Stereo    string `json:"stereo,omitempty"`
+	Nodes     bool   `json:"nodes,omitempty"`
+	DepthBase string `json:"depthBase,omitempty"`
+	AOBase    string `json:"aoBase,omitempty"`
+}
+
+func makeScene(t *testing.T, spec outputsScene) string {
+	t.Helper()
+	body, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
+		"--python-exit-code", "1", "--python-expr", makeOutputsScene, "--", string(body)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("making the scene: %v\n%s", err, out)
+	}
+	return spec.Out
+}
+
+// savedFile is a file a FrameSaved event carried, read while it was open.
+type savedFile struct {
+	frame  int
+	name   string
+	output farm.FrameOutput
+	body   []byte
+}
+
+// renderAll renders frames of blend and returns every file of every
+// FrameSaved event, the frame's own image first.
+func renderAll(t *testing.T, r *Runner, blend string, frames []int, naming string) []savedFile {
+	t.Helper()
+	var files []savedFile
+	job := RenderJob{BlendPath: blend, Frames: frames, OutputDir: filepath.Join(t.TempDir(), "out"), Naming: naming}
+	_, err := r.Render(context.Background(), job, func(ev Event) {
+		if ev.Kind != FrameSaved {
+			return
+		}
+		for _, img := range append([]*FrameImage{ev.Image}, ev.Outputs...) {
+			body, err := io.ReadAll(img.Reader())
+			if err != nil {
+				t.Error(err)
+			}
+			files = append(files, savedFile{frame: ev.Frame, name: img.Name, output: img.Output, body: body})
+		}
+	})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	return files
+}
+
+// TestRenderTakesEveryFileOfAFrame: a stereo scene with two File Output
+// nodes makes, for each frame, an image per view and a file per view of
+// each node's slot; each is taken from the name the farm gave it (the
+// file's own view suffix, a path, is not used), checked for its format,
+// and named for download as the node and slot name it. The muted node and
+// the node fed by nothing write nothing, and the node whose base path is
+// outside the run writes nothing there.
+func TestRenderTakesEveryFileOfAFrame(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	blend := makeScene(t, outputsScene{Out: filepath.Join(dir, "stereo.blend"), Stereo: "INDIVIDUAL",
+		Nodes: true, DepthBase: "//passes/", AOBase: elsewhere + "/ao/"})
+
+	files := renderAll(t, r, blend, []int{2, 3}, farm.NamingFarm)
+
+	type want struct {
+		name, fileName, view, node string
+		kind                       farm.OutputKind
+		magic                      string
+	}
+	var wants []want
+	for _, frame := range []string{"0002", "0003"} {
+		wants = append(wants,
+			want{"frame_" + frame + "_L.png", "frame_" + frame + "_lft_x.png", "left", "", farm.OutputFrame, "\x89PNG"},
+			want{"frame_" + frame + "_R.png", "frame_" + frame + "_R.png", "right", "", farm.OutputFrame, "\x89PNG"},
+			want{"nodes/0/0/f_" + frame + "_L.exr", "Depth_Out/depth_" + frame + "_lft_x.exr", "left", "Depth Out", farm.OutputCompositeNode, "\x76\x2f\x31\x01"},
+			want{"nodes/0/0/f_" + frame + "_R.exr", "Depth_Out/depth_" + frame + "_R.exr", "right", "Depth Out", farm.OutputCompositeNode, "\x76\x2f\x31\x01"},
+			want{"nodes/1/0/f_" + frame + "_L.png", "AO/ao_" + frame + "_lft_x.png", "left", "AO", farm.OutputCompositeNode, "\x89PNG"},
+			want{"nodes/1/0/f_" + frame + "_R.png", "AO/ao_" + frame + "_R.png", "right", "AO", farm.OutputCompositeNode, "\x89PNG"},
+		)
+	}
+	if len(files) != len(wants) {
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = f.name
+		}
+		t.Fatalf("the frames made %d files %q, want %d", len(files), names, len(wants))
+	}
+	for i, w := range wants {
+		got := files[i]
+		if got.name != w.name || got.output.Kind != w.kind || got.output.FileName != w.fileName ||
+			got.output.RelativePath != w.fileName || got.output.View == nil || *got.output.View != w.view ||
+			got.output.CompositeNodeName != w.node {
+			t.Errorf("file %d = %s %+v (view %v), want %+v", i, got.name, got.output, deref(got.output.View), w)
+		}
+		if !bytes.HasPrefix(got.body, []byte(w.magic)) {
+			t.Errorf("%s starts with % x, not its format's", got.name, got.body[:min(8, len(got.body))])
+		}
+	}
+	// The two views show the scene from two places.
+	if bytes.Equal(files[0].body, files[1].body) {
+		t.Error("the left and right views of frame 2 are the same image")
+	}
+	if entries, err := os.ReadDir(elsewhere); err == nil || !os.IsNotExist(err) {
+		t.Errorf("the AO node wrote outside the run, into %s: %v", elsewhere, entries)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "passes")); !os.IsNotExist(err) {
+		t.Errorf("the depth node wrote beside the .blend: %v", err)
+	}
+}
+
+// TestRenderStereoInOneImage: views written as one stereo image make one
+// file per frame, whose view is "stereo".
+func TestRenderStereoInOneImage(t *testing.T) {
+	r := needBlender(t)
+	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "anaglyph.blend"), Stereo: "STEREO_3D"})
+	files := renderAll(t, r, blend, []int{1}, farm.NamingFarm)
+	if len(files) != 1 || files[0].name != "frame_0001.png" || deref(files[0].output.View) != "stereo" ||
+		files[0].output.FileName != "frame_0001.png" {
+		t.Fatalf("files = %+v; want frame_0001.png alone, of view stereo", files)
+	}
+	if _, err := png.DecodeConfig(bytes.NewReader(files[0].body)); err != nil {
+		t.Errorf("frame_0001.png: %v", err)
+	}
+}
+
+// TestRenderMultilayerKeepsAProxy: an OPEN_EXR_MULTILAYER frame comes with
+// a PNG proxy for the preview, made through the scene's view transform;
+// the frame is named as the scene's output path names it when asked.
+func TestRenderMultilayerKeepsAProxy(t *testing.T) {
+	r := needBlender(t)
+	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "multilayer.blend"),
+		Format: "OPEN_EXR_MULTILAYER", OutputPath: "//render/shot010_####"})
+	files := renderAll(t, r, blend, []int{1}, farm.NamingScene)
+	if len(files) != 2 {
+		t.Fatalf("files = %+v; want the frame and its proxy", files)
+	}
+	frame, proxy := files[0], files[1]
+	if frame.name != "frame_0001.exr" || frame.output.FileName != "shot010_0001.exr" ||
+		frame.output.RelativePath != "render/shot010_0001.exr" || frame.output.View != nil {
+		t.Errorf("frame = %s %+v", frame.name, frame.output)
+	}
+	if !bytes.HasPrefix(frame.body, []byte("\x76\x2f\x31\x01")) || !bytes.Contains(frame.body, []byte("ViewLayer.AO.R")) {
+		t.Errorf("the frame is not a multilayer OpenEXR with the AO pass")
+	}
+	if proxy.name != "preview/frame_0001.png" || proxy.output.Kind != farm.OutputPreview {
+		t.Errorf("proxy = %s %+v", proxy.name, proxy.output)
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(proxy.body))
+	if err != nil || cfg.Width != 32 || cfg.Height != 18 {
+		t.Errorf("the proxy is %+v (%v); want a 32x18 PNG", cfg, err)
+	}
+}
+
+// TestInspectListsOutputs: the analysis lists a scene's File Output nodes
+// that write (not the muted one, nor the one fed by nothing), with their
+// slots' paths, its views, and each view layer's passes.
+func TestInspectListsOutputs(t *testing.T) {
+	r := needBlender(t)
+	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "inspect.blend"), Stereo: "INDIVIDUAL",
+		Nodes: true, DepthBase: "//passes/", AOBase: "/tmp/elsewhere/"})
+	insp, err := r.Inspect(context.Background(), blend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := insp.Scenes[0]
+	wantNodes := []farm.FileOutputNode{
+		{Name: "Depth Out", Format: "OPEN_EXR", ImageViews: "INDIVIDUAL", BasePath: "//passes/",
+			Slots: []farm.FileOutputSlot{{Path: "depth_####", Format: "OPEN_EXR", ImageViews: "INDIVIDUAL"}}},
+		{Name: "AO", Format: "PNG", ImageViews: "INDIVIDUAL", BasePath: "/tmp/elsewhere/",
+			Slots: []farm.FileOutputSlot{{Path: "ao_", Format: "PNG", ImageViews: "INDIVIDUAL"}}},
+	}
+	if !slices.EqualFunc(s.FileOutputNodes, wantNodes, func(a, b farm.FileOutputNode) bool {
+		return a.Name == b.Name && a.Format == b.Format && a.BasePath == b.BasePath && slices.Equal(a.Slots, b.Slots)
+	}) {
+		t.Errorf("fileOutputNodes = %+v\nwant %+v", s.FileOutputNodes, wantNodes)
+	}
+	if mv := s.Multiview; mv == nil || mv.Mode != "STEREO_3D" || mv.ImageViews != "INDIVIDUAL" ||
+		!slices.Equal(mv.Views, []farm.View{{Name: "left", Suffix: "_lft/x"}, {Name: "right", Suffix: "_R"}}) {
+		t.Errorf("multiview = %+v", s.Multiview)
+	}
+	if len(s.RenderPasses) != 1 || !slices.Equal(s.RenderPasses[0].Passes, []string{"Combined", "Depth", "Normal", "AO"}) {
+		t.Errorf("renderPasses = %+v; want Combined, Depth, Normal, AO", s.RenderPasses)
+	}
+	if s.OutputPath != "//render/" || !s.UseFileExtension {
+		t.Errorf("outputPath %q, useFileExtension %v", s.OutputPath, s.UseFileExtension)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}

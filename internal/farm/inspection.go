@@ -92,15 +92,15 @@ type Scene struct {
 	UseFileExtension bool `json:"useFileExtension"`
 	// Multiview is set when the scene renders several views (stereo 3D or
 	// views of their own cameras); nil when it renders one.
-	Multiview *Multiview `json:"multiview"`
+	Multiview *Multiview `json:"multiview,omitempty"`
 	// FileOutputNodes are the compositor's File Output nodes that write
 	// files when the scene renders: compositing on, the node not muted and
 	// fed by at least one link. The farm stores their files beside the
 	// frames.
-	FileOutputNodes []FileOutputNode `json:"fileOutputNodes"`
+	FileOutputNodes []FileOutputNode `json:"fileOutputNodes,omitempty"`
 	// RenderPasses are the passes each view layer renders; an
 	// OPEN_EXR_MULTILAYER frame holds them all.
-	RenderPasses []ViewLayerPasses `json:"renderPasses"`
+	RenderPasses []ViewLayerPasses `json:"renderPasses,omitempty"`
 }
 
 // Multiview is how a scene renders several views of each frame.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -279,4 +280,76 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestLayoutsTheFarmCannotFollowAreRefused: a layout is checked before a
+// frame is taken by it: views written in a way the farm does not know, a
+// format it does not store, a node without fed inputs, and a scene whose
+// frames would each make more than MaxFilesPerFrame files are refused,
+// saying why.
+func TestLayoutsTheFarmCannotFollowAreRefused(t *testing.T) {
+	stereo := &farm.Multiview{Mode: "STEREO_3D", ImageViews: "INDIVIDUAL", Views: []farm.View{{Name: "left", Suffix: "_L"}, {Name: "right", Suffix: "_R"}}}
+	node := func(slots int) farm.FileOutputNode {
+		n := farm.FileOutputNode{Name: "N", Format: "PNG", ImageViews: "INDIVIDUAL"}
+		for range slots {
+			n.Slots = append(n.Slots, farm.FileOutputSlot{Path: "s", Format: "PNG", ImageViews: "INDIVIDUAL"})
+		}
+		return n
+	}
+	// Two views, and 511 slots of two nodes make 2 + 2*511 = 1024 files.
+	atLimit := outputLayout{Format: "PNG", Multiview: stereo, FileOutputNodes: []farm.FileOutputNode{node(256), node(255)}}
+	if err := atLimit.check(); err != nil {
+		t.Errorf("a layout of %d files a frame: %v", MaxFilesPerFrame, err)
+	}
+	for _, tt := range []struct {
+		name   string
+		layout outputLayout
+		says   string
+	}{
+		{"one file too many", outputLayout{Format: "PNG", Multiview: stereo, FileOutputNodes: []farm.FileOutputNode{node(256), node(256)}},
+			"would make 1026 files"},
+		{"views written an unknown way", outputLayout{Format: "PNG", Multiview: &farm.Multiview{ImageViews: "ANAGLYPH", Views: stereo.Views}},
+			`writes views as "ANAGLYPH"`},
+		{"no views", outputLayout{Format: "PNG", Multiview: &farm.Multiview{ImageViews: "INDIVIDUAL"}}, "has 0 views"},
+		{"a node fed by nothing", outputLayout{Format: "PNG", FileOutputNodes: []farm.FileOutputNode{node(0)}}, "has 0 fed inputs"},
+		{"a node writing a movie", outputLayout{Format: "PNG", FileOutputNodes: []farm.FileOutputNode{{Name: "M", Format: "FFMPEG", ImageViews: "INDIVIDUAL",
+			Slots: []farm.FileOutputSlot{{Path: "m", Format: "FFMPEG", ImageViews: "INDIVIDUAL"}}}}}, "writes FFMPEG images"},
+		{"too many nodes", outputLayout{Format: "PNG", FileOutputNodes: make([]farm.FileOutputNode, maxLayoutNodes+1)}, "257 File Output nodes"},
+	} {
+		if err := tt.layout.check(); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%s: %v; want an error saying %q", tt.name, err, tt.says)
+		}
+	}
+}
+
+// TestReadLayoutTakesOnlyWhatTheScriptWrote: the layout is read from the
+// run directory as a frame is taken (no link followed, within 4 MiB) and
+// decoded strictly.
+func TestReadLayoutTakesOnlyWhatTheScriptWrote(t *testing.T) {
+	dir := t.TempDir()
+	good := `{"format": "PNG", "codec": "", "outputPath": "//", "useFileExtension": true, "multiview": null, "fileOutputNodes": [], "proxy": false}`
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("good.json", good)
+	write("unknown.json", strings.Replace(good, `"proxy"`, `"thumbnail"`, 1))
+	write("big.json", good+strings.Repeat(" ", maxLayoutBytes))
+	if err := os.Symlink(filepath.Join(dir, "good.json"), filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if l, err := readLayout(d, "good.json"); err != nil || l.Format != "PNG" {
+		t.Errorf("readLayout(good) = %+v, %v", l, err)
+	}
+	for name, says := range map[string]string{"unknown.json": "thumbnail", "big.json": "more than", "link.json": "symbolic link", "none.json": "no output layout"} {
+		if _, err := readLayout(d, name); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("readLayout(%s) = %v; want an error saying %q", name, err, says)
+		}
+	}
 }

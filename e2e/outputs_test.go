@@ -7,6 +7,7 @@ import (
 	binenc "encoding/binary"
 	"encoding/json"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"os/exec"
@@ -331,8 +332,9 @@ func TestSceneNamingNamesFramesAsTheScene(t *testing.T) {
 
 // TestMultilayerFramesHoldThePassesAndMakeAPreview: an OPEN_EXR_MULTILAYER
 // render holds the passes the analysis lists (its header's channels), and
-// its preview video, made from PNG proxies through the scene's view
-// transform since ffmpeg cannot show the OpenEXR as the scene does, plays.
+// its preview video, made from JPEG proxies through the scene's view
+// transform since ffmpeg cannot show the OpenEXR as the scene does, plays;
+// the job's preview image is the middle frame's proxy.
 func TestMultilayerFramesHoldThePassesAndMakeAPreview(t *testing.T) {
 	f := startFarm(t)
 	c := f.client("studio")
@@ -380,8 +382,8 @@ func TestMultilayerFramesHoldThePassesAndMakeAPreview(t *testing.T) {
 	if job.PreviewURL == nil {
 		t.Fatal("no previewUrl")
 	}
-	if _, err := png.DecodeConfig(bytes.NewReader(fetch(ctx, t, c, *job.PreviewURL, dir, "preview.png"))); err != nil {
-		t.Errorf("previewUrl is not a PNG: %v", err)
+	if _, err := jpeg.DecodeConfig(bytes.NewReader(fetch(ctx, t, c, *job.PreviewURL, dir, "preview.jpg"))); err != nil {
+		t.Errorf("previewUrl is not a JPEG: %v", err)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // A frame may make more files than its image: one per view of a
 // multiview scene, one per fed slot of each compositor File Output node,
-// and a PNG proxy for the preview of an OpenEXR frame. Our script
+// and a JPEG proxy for the preview of an OpenEXR frame. Our script
 // (scripts/outputs.py) sends all of them into the chunk's output directory
 // under names of the farm's and reports, once it has applied the settings,
 // the layout they follow; the worker computes from it the name of every
@@ -63,7 +63,7 @@ type outputLayout struct {
 	UseFileExtension bool                  `json:"useFileExtension"`
 	Multiview        *farm.Multiview       `json:"multiview"`
 	FileOutputNodes  []farm.FileOutputNode `json:"fileOutputNodes"`
-	// Proxy says a PNG proxy is saved for each frame, for the preview.
+	// Proxy says a JPEG proxy is saved for each frame, for the preview.
 	Proxy bool `json:"proxy"`
 }
 
@@ -300,14 +300,14 @@ func (ff *frameFiles) of(frame int) []expectedFile {
 		}
 	}
 	if ff.layout.Proxy {
-		png, _ := formatOf("PNG", "")
+		jpeg, _ := formatOf("JPEG", "")
 		suffix := ""
 		if len(views) > 0 {
 			suffix = diskSuffix(0, views[0])
 		}
-		name := fmt.Sprintf("frame_%04d%s.png", frame, suffix)
+		name := fmt.Sprintf("frame_%04d%s.jpg", frame, suffix)
 		files = append(files, expectedFile{
-			dir: "preview", name: name, format: png, optional: true,
+			dir: "preview", name: name, format: jpeg, optional: true,
 			what:   "the preview proxy",
 			output: farm.FrameOutput{Kind: farm.OutputPreview, FileName: name, RelativePath: "preview/" + name},
 		})

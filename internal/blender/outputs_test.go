@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"os"
@@ -213,7 +214,7 @@ func TestRenderStereoInOneImage(t *testing.T) {
 }
 
 // TestRenderMultilayerKeepsAProxy: an OPEN_EXR_MULTILAYER frame comes with
-// a PNG proxy for the preview, made through the scene's view transform;
+// a JPEG proxy for the preview, made through the scene's view transform;
 // the frame is named as the scene's output path names it when asked.
 func TestRenderMultilayerKeepsAProxy(t *testing.T) {
 	r := needBlender(t)
@@ -231,12 +232,12 @@ func TestRenderMultilayerKeepsAProxy(t *testing.T) {
 	if !bytes.HasPrefix(frame.body, []byte("\x76\x2f\x31\x01")) || !bytes.Contains(frame.body, []byte("ViewLayer.AO.R")) {
 		t.Errorf("the frame is not a multilayer OpenEXR with the AO pass")
 	}
-	if proxy.name != "preview/frame_0001.png" || proxy.output.Kind != farm.OutputPreview {
+	if proxy.name != "preview/frame_0001.jpg" || proxy.output.Kind != farm.OutputPreview {
 		t.Errorf("proxy = %s %+v", proxy.name, proxy.output)
 	}
-	cfg, err := png.DecodeConfig(bytes.NewReader(proxy.body))
+	cfg, err := jpeg.DecodeConfig(bytes.NewReader(proxy.body))
 	if err != nil || cfg.Width != 32 || cfg.Height != 18 {
-		t.Errorf("the proxy is %+v (%v); want a 32x18 PNG", cfg, err)
+		t.Errorf("the proxy is %+v (%v); want a 32x18 JPEG", cfg, err)
 	}
 }
 

@@ -193,7 +193,7 @@ const (
 	OutputFrame OutputKind = "frame"
 	// OutputCompositeNode is an image a compositor File Output node wrote.
 	OutputCompositeNode OutputKind = "compositeNode"
-	// OutputPreview is a PNG made for the preview video only (of an
+	// OutputPreview is a JPEG made for the preview video only (of an
 	// OpenEXR frame, through the scene's view transform); never listed
 	// for download.
 	OutputPreview OutputKind = "preview"

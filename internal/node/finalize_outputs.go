@@ -30,7 +30,7 @@ import (
 // ffmpeg. The zip is never written to a local file, nor are the frames of
 // the formats ffmpeg reads from a pipe (PNG and JPEG among them): creating
 // a file costs ~0.3 ms on the reference machine's disk. A frame whose
-// preview comes from a proxy (an OpenEXR frame's PNG) has its proxy read
+// preview comes from a proxy (an OpenEXR frame's JPEG) has its proxy read
 // for ffmpeg alone.
 func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (farm.JobFiles, float64, error) {
 	var files farm.JobFiles

@@ -14,7 +14,7 @@ import (
 
 // stereoFrameFiles are the files the runner hands over for frame n of a
 // stereo scene with two File Output nodes, rendered as OpenEXR: both
-// views, a view of each node's slot, and the PNG proxy of the preview.
+// views, a view of each node's slot, and the JPEG proxy of the preview.
 func stereoFrameFiles(n int, proxy []byte) []frameFile {
 	left, right := "left", "right"
 	file := func(rel string, o farm.FrameOutput, body string) frameFile {
@@ -29,8 +29,8 @@ func stereoFrameFiles(n int, proxy []byte) []frameFile {
 			FileName: fmt.Sprintf("Depth_Out/depth_%04d_L.exr", n), RelativePath: fmt.Sprintf("Depth_Out/depth_%04d_L.exr", n)}, fmt.Sprintf("depth %d", n)),
 		file(fmt.Sprintf("nodes/1/0/f_%04d_L.png", n), farm.FrameOutput{Kind: farm.OutputCompositeNode, View: &left, CompositeNodeName: "AO",
 			FileName: fmt.Sprintf("AO/ao_%04d_L.png", n), RelativePath: fmt.Sprintf("AO/ao_%04d_L.png", n)}, fmt.Sprintf("ao %d", n)),
-		{rel: fmt.Sprintf("preview/frame_%04d_L.png", n), body: bytes.NewReader(proxy),
-			output: farm.FrameOutput{Kind: farm.OutputPreview, FileName: fmt.Sprintf("frame_%04d_L.png", n), RelativePath: fmt.Sprintf("preview/frame_%04d_L.png", n)}},
+		{rel: fmt.Sprintf("preview/frame_%04d_L.jpg", n), body: bytes.NewReader(proxy),
+			output: farm.FrameOutput{Kind: farm.OutputPreview, FileName: fmt.Sprintf("frame_%04d_L.jpg", n), RelativePath: fmt.Sprintf("preview/frame_%04d_L.jpg", n)}},
 	}
 }
 
@@ -75,7 +75,7 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		const frames = 4
-		proxies := grayFrames(t, frames, ".png")
+		proxies := grayFrames(t, frames, ".jpg")
 		job := f.RenderingJob(f.api, frames, 2)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 		for _, task := range tasks {

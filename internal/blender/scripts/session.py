@@ -47,7 +47,7 @@ _libc = ctypes.CDLL(None)
 # The scene the session renders: the file's active one until a configure
 # command names another.
 SCENE = None
-# Whether each frame also gets a PNG proxy for the preview (outputs.py).
+# Whether each frame also gets a JPEG proxy for the preview (outputs.py).
 PROXY = False
 
 
@@ -147,7 +147,7 @@ def render(command):
             # The proxy is for the preview only: a frame without one is
             # still a frame.
             try:
-                outputs.save_proxy(scene, outputs.render_result(), os.path.join(out, "preview", "frame_%04d.png" % frame))
+                outputs.save_proxy(scene, outputs.render_result(), os.path.join(out, "preview", "frame_%04d.jpg" % frame))
             except Exception as err:
                 print("renderfarm: no preview proxy for frame %d: %s" % (frame, err), flush=True)
         signal(command, "saved", frame, "%.3f" % (time.monotonic() - start))

@@ -339,7 +339,7 @@ func openOutput(dir *os.File, e expectedFile) (*FrameImage, error) {
 	img, err := openChecked(where, e.name, e.format)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("Blender wrote no %s (%s): %w", e.what, e.relPath(), os.ErrNotExist)
+			return nil, fmt.Errorf("%s was never written (%s): %w", e.what, e.relPath(), os.ErrNotExist)
 		}
 		return nil, err
 	}

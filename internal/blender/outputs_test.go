@@ -354,3 +354,64 @@ func TestReadLayoutTakesOnlyWhatTheScriptWrote(t *testing.T) {
 		}
 	}
 }
+
+// TestAFrameIsTakenWithEveryFileItMakes: a frame's files are taken by the
+// names the layout gives them when the script says the frame is saved; a
+// node's image missing, or a link in its place, fails the frame naming the
+// node, while a missing preview proxy leaves the frame whole.
+func TestAFrameIsTakenWithEveryFileItMakes(t *testing.T) {
+	const nonce = capturedNonce
+	layout := &outputLayout{Format: "OPEN_EXR", Proxy: true, OutputPath: "//render/", UseFileExtension: true,
+		FileOutputNodes: []farm.FileOutputNode{{Name: "AO", Format: "PNG", ImageViews: viewsIndividual,
+			Slots: []farm.FileOutputSlot{{Path: "ao_", Format: "PNG", ImageViews: viewsIndividual}}}}}
+	exr, err := formatOf("OPEN_EXR", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, path := outputDirWith(t, map[string]string{
+		"frame_0001.exr": "v/1\x01 one", "frame_0002.exr": "v/1\x01 two", "frame_0003.exr": "v/1\x01 three",
+		"frame_0004.exr": "v/1\x01 four",
+	})
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sub := range []string{"nodes/0/0", "preview"} {
+		must(os.MkdirAll(filepath.Join(path, sub), 0o755))
+	}
+	must(os.WriteFile(filepath.Join(path, "nodes/0/0/f_0001.png"), []byte(pngHead+"ao one"), 0o644))
+	must(os.WriteFile(filepath.Join(path, "preview/frame_0001.jpg"), []byte("\xff\xd8\xff proxy"), 0o644))
+	// Frame 4 has its node's image and no proxy.
+	must(os.WriteFile(filepath.Join(path, "nodes/0/0/f_0004.png"), []byte(pngHead+"ao four"), 0o644))
+	// Frame 2's node image is missing; frame 3's is a link to another file.
+	must(os.Symlink(filepath.Join(path, "nodes/0/0/f_0001.png"), filepath.Join(path, "nodes/0/0/f_0003.png")))
+
+	var saved []Event
+	out := newChunkOutput(RenderJob{Frames: []int{1, 2, 3, 4}}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			saved = append(saved, ev)
+		}
+	}, nil)
+	out.dir, out.outputDir, out.files = dir, path, newFrameFiles(layout, exr, farm.NamingScene)
+	out.parser.Nonce = nonce
+	for _, f := range []string{"1", "2", "3", "4"} {
+		out.line("renderfarm-session " + nonce + " frame " + f)
+		out.line("renderfarm-session " + nonce + " saved " + f + " 0.5")
+	}
+	if len(saved) != 2 || saved[0].Frame != 1 || len(saved[0].Outputs) != 2 || saved[1].Frame != 4 || len(saved[1].Outputs) != 1 {
+		t.Fatalf("saved %+v; want frame 1 with its node's image and its proxy, and frame 4 with its node's image", saved)
+	}
+	if got := saved[0].Image.Output; got.FileName != "0001.exr" || got.RelativePath != "render/0001.exr" {
+		t.Errorf("frame 1 is named %+v", got)
+	}
+	if node := saved[0].Outputs[0]; node.Name != "nodes/0/0/f_0001.png" || node.Output.FileName != "AO/ao_0001.png" || node.Output.CompositeNodeName != "AO" {
+		t.Errorf("frame 1's node image = %s %+v", node.Name, node.Output)
+	}
+	if msg := out.frameErrors[2]; !strings.Contains(msg, `the File Output node "AO"'s image was never written (nodes/0/0/f_0002.png)`) {
+		t.Errorf("frame 2's error = %q; want it to name the node's missing image", msg)
+	}
+	if msg := out.frameErrors[3]; !strings.Contains(msg, "symbolic link") {
+		t.Errorf("frame 3's error = %q; want the link refused", msg)
+	}
+}

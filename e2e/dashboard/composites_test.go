@@ -46,7 +46,8 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[sys.argv.index("--") + 1])
 // two File Output nodes shows, under "Compositor outputs", a group per
 // node named as the node: the AO node's PNGs as thumbnails that load, the
 // depth node's OpenEXR files as download tiles, each captioned with its
-// frame, and the zip of them all.
+// frame, and the zip of them all; what validation found names the nodes
+// and the passes.
 func TestDashboardShowsTheCompositorsImages(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("the dashboard test needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it): %v", chromium, err)
@@ -111,6 +112,13 @@ func TestDashboardShowsTheCompositorsImages(t *testing.T) {
 	captions := b.text(`[...document.querySelectorAll('.composite-grid[data-node="AO"] .frame-number')].map((e) => e.textContent).join(',')`)
 	if captions != "Frame 1,Frame 2" {
 		t.Errorf("the AO captions = %q, want Frame 1,Frame 2", captions)
+	}
+	// What validation found names the nodes and the passes.
+	scene := b.text(`document.getElementById('analysis-scene')?.textContent ?? ''`)
+	for _, want := range []string{"Depth Out (OPEN_EXR, 1 input), AO (PNG, 1 input)", "Combined, Depth, AO"} {
+		if !strings.Contains(scene, want) {
+			t.Errorf("the analysis does not say %q: %q", want, scene)
+		}
 	}
 	zip := b.text(`document.getElementById('download-composites-zip').href`)
 	if !strings.Contains(zip, "compositeNodes.zip") {

@@ -52,6 +52,34 @@ func blendersHere(t *testing.T) []testBlender {
 	return found
 }
 
+// runnersHere lists a Runner for each Blender of this machine, unconfined:
+// Debian's on PATH, and 4.3 from Debian 13's root, run through bubblewrap
+// with /tmp (where the tests' files and the runs' directories are) bound.
+func runnersHere(t *testing.T) []struct {
+	name string
+	r    *Runner
+} {
+	t.Helper()
+	var runners []struct {
+		name string
+		r    *Runner
+	}
+	for _, b := range blendersHere(t) {
+		r := &Runner{TempDir: os.TempDir()}
+		if b.name != "PATH" {
+			tmp := os.TempDir()
+			r.Wrap = func(argv []string) []string {
+				return b.command(tmp, argv[1:]...).Args
+			}
+		}
+		runners = append(runners, struct {
+			name string
+			r    *Runner
+		}{b.name, r})
+	}
+	return runners
+}
+
 // runNameScript runs a Python script of the test's in b, with JSON input, and
 // returns the lines it printed starting with "RESULT ", without it.
 func runNameScript(t *testing.T, b testBlender, dir, script string, input any) (version string, results []string) {

@@ -141,10 +141,15 @@ func renderAll(t *testing.T, r *Runner, blend string, frames []int, naming strin
 // the node fed by nothing write nothing, and the node whose base path is
 // outside the run writes nothing there. Blender runs unconfined here: it
 // is the farm's redirection that keeps the files in the run, not only the
-// sandbox.
+// sandbox. On every Blender of the machine (3.4, and 4.3 where it is).
 func TestRenderTakesEveryFileOfAFrame(t *testing.T) {
 	needBlender(t)
-	r := &Runner{}
+	for _, each := range runnersHere(t) {
+		t.Run(each.name, func(t *testing.T) { renderTakesEveryFileOfAFrame(t, each.r) })
+	}
+}
+
+func renderTakesEveryFileOfAFrame(t *testing.T, r *Runner) {
 	dir := t.TempDir()
 	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
 	blend := makeScene(t, outputsScene{Out: filepath.Join(dir, "stereo.blend"), Stereo: "INDIVIDUAL",
@@ -199,27 +204,38 @@ func TestRenderTakesEveryFileOfAFrame(t *testing.T) {
 }
 
 // TestRenderStereoInOneImage: views written as one stereo image make one
-// file per frame, whose view is "stereo".
+// file per frame, whose view is "stereo". On every Blender of the machine.
 func TestRenderStereoInOneImage(t *testing.T) {
-	r := needBlender(t)
+	needBlender(t)
 	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "anaglyph.blend"), Stereo: "STEREO_3D"})
-	files := renderAll(t, r, blend, []int{1}, farm.NamingFarm)
-	if len(files) != 1 || files[0].name != "frame_0001.png" || deref(files[0].output.View) != "stereo" ||
-		files[0].output.FileName != "frame_0001.png" {
-		t.Fatalf("files = %+v; want frame_0001.png alone, of view stereo", files)
-	}
-	if _, err := png.DecodeConfig(bytes.NewReader(files[0].body)); err != nil {
-		t.Errorf("frame_0001.png: %v", err)
+	for _, each := range runnersHere(t) {
+		t.Run(each.name, func(t *testing.T) {
+			files := renderAll(t, each.r, blend, []int{1}, farm.NamingFarm)
+			if len(files) != 1 || files[0].name != "frame_0001.png" || deref(files[0].output.View) != "stereo" ||
+				files[0].output.FileName != "frame_0001.png" {
+				t.Fatalf("files = %+v; want frame_0001.png alone, of view stereo", files)
+			}
+			if _, err := png.DecodeConfig(bytes.NewReader(files[0].body)); err != nil {
+				t.Errorf("frame_0001.png: %v", err)
+			}
+		})
 	}
 }
 
 // TestRenderMultilayerKeepsAProxy: an OPEN_EXR_MULTILAYER frame comes with
 // a JPEG proxy for the preview, made through the scene's view transform;
-// the frame is named as the scene's output path names it when asked.
+// the frame is named as the scene's output path names it when asked. On
+// every Blender of the machine.
 func TestRenderMultilayerKeepsAProxy(t *testing.T) {
-	r := needBlender(t)
+	needBlender(t)
 	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "multilayer.blend"),
 		Format: "OPEN_EXR_MULTILAYER", OutputPath: "//render/shot010_####"})
+	for _, each := range runnersHere(t) {
+		t.Run(each.name, func(t *testing.T) { renderMultilayerKeepsAProxy(t, each.r, blend) })
+	}
+}
+
+func renderMultilayerKeepsAProxy(t *testing.T, r *Runner, blend string) {
 	files := renderAll(t, r, blend, []int{1}, farm.NamingScene)
 	if len(files) != 2 {
 		t.Fatalf("files = %+v; want the frame and its proxy", files)

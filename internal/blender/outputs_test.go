@@ -259,11 +259,18 @@ func renderMultilayerKeepsAProxy(t *testing.T, r *Runner, blend string) {
 
 // TestInspectListsOutputs: the analysis lists a scene's File Output nodes
 // that write (not the muted one, nor the one fed by nothing), with their
-// slots' paths, its views, and each view layer's passes.
+// slots' paths, its views, and each view layer's passes, on every Blender
+// of the machine.
 func TestInspectListsOutputs(t *testing.T) {
-	r := needBlender(t)
+	needBlender(t)
 	blend := makeScene(t, outputsScene{Out: filepath.Join(t.TempDir(), "inspect.blend"), Stereo: "INDIVIDUAL",
 		Nodes: true, DepthBase: "//passes/", AOBase: "/tmp/elsewhere/"})
+	for _, each := range runnersHere(t) {
+		t.Run(each.name, func(t *testing.T) { inspectListsOutputs(t, each.r, blend) })
+	}
+}
+
+func inspectListsOutputs(t *testing.T, r *Runner, blend string) {
 	insp, err := r.Inspect(context.Background(), blend)
 	if err != nil {
 		t.Fatal(err)

@@ -207,10 +207,15 @@ def redirect(scene, output_dir):
                 continue
             entry = listed.get(node.as_pointer()) if tree == scene.node_tree else None
             if entry is None:
-                node.base_path = "%s/unlisted/%d/" % (output_dir, unlisted)
+                try:
+                    node.base_path = "%s/unlisted/%d/" % (output_dir, unlisted)
+                    for i, slot in enumerate(node.file_slots):
+                        slot.path = "%d/f_" % i
+                except (AttributeError, TypeError, RuntimeError):
+                    # A node of a linked library is read-only; the sandbox
+                    # keeps it from writing anywhere but the run.
+                    pass
                 unlisted += 1
-                for i, slot in enumerate(node.file_slots):
-                    slot.path = "%d/f_" % i
                 continue
             index, fed = entry
             if node.format.file_format == "OPEN_EXR_MULTILAYER":

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"path/filepath"
+	"strings"
 )
 
 // Files lists every file of a job's output in one list, the way a pipeline
@@ -13,7 +15,8 @@ import (
 //
 // A server that fills only the legacy lists (Frames, Transforms.FramesZip)
 // still gets its files listed, named after the last element of their URL
-// path. Compositor outputs are not included.
+// path. The compositor's images are listed apart, by [Downloads.CompositeNodeFiles];
+// the zip of them is here, after the frames zip.
 func (d *Downloads) Files() []FileOutput {
 	var files []FileOutput
 	if len(d.FrameOutputs) > 0 {
@@ -30,6 +33,12 @@ func (d *Downloads) Files() []FileOutput {
 	case t.FramesZip != nil && *t.FramesZip != "":
 		files = append(files, FileOutput{URL: *t.FramesZip, FileName: nameFromURL(*t.FramesZip, "frames.zip")})
 	}
+	switch {
+	case t.CompositeNodesZipOutputs != nil && t.CompositeNodesZipOutputs.URL != "":
+		files = append(files, *t.CompositeNodesZipOutputs)
+	case t.CompositeNodesZip != nil && *t.CompositeNodesZip != "":
+		files = append(files, FileOutput{URL: *t.CompositeNodesZip, FileName: nameFromURL(*t.CompositeNodesZip, "compositeNodes.zip")})
+	}
 	if v := t.Video; v != nil && v.URL != "" {
 		name := v.FileName
 		if name == "" {
@@ -38,6 +47,41 @@ func (d *Downloads) Files() []FileOutput {
 		files = append(files, FileOutput{URL: v.URL, FileName: name, RelativePath: name, SizeBytes: v.SizeBytes})
 	}
 	return files
+}
+
+// CompositeNodeFiles lists the images the compositor's File Output nodes
+// wrote, in frame order, each with the RelativePath it has in the
+// compositeNodes zip: a folder per node ("Depth_Out/depth_0001.exr"). A
+// server that fills only the legacy list gets its files named after their
+// URL, in a folder "compositeNodes".
+func (d *Downloads) CompositeNodeFiles() []FileOutput {
+	if len(d.CompositeNodeOutputs) > 0 {
+		return d.CompositeNodeOutputs
+	}
+	var files []FileOutput
+	for i, u := range d.CompositeNodes {
+		name := nameFromURL(u, fmt.Sprintf("file_%04d", i+1))
+		files = append(files, FileOutput{URL: u, FileName: name, RelativePath: name})
+	}
+	return files
+}
+
+// LocalPath is where a file of relative path rel, as a server names it,
+// goes below dir. The server's path is not trusted: it must be relative,
+// each of its parts a plain name (no "..", no empty part, none starting
+// with a dot), or LocalPath refuses it.
+func LocalPath(dir, rel string) (string, error) {
+	rel = strings.ReplaceAll(rel, `\`, "/")
+	if rel == "" || strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("client: %q is not a relative path", rel)
+	}
+	parts := strings.Split(rel, "/")
+	for _, p := range parts {
+		if p == "" || strings.HasPrefix(p, ".") || strings.ContainsRune(p, 0) || (len(p) >= 2 && p[1] == ':') {
+			return "", fmt.Errorf("client: %q is not a plain relative path (part %q)", rel, p)
+		}
+	}
+	return filepath.Join(append([]string{dir}, parts...)...), nil
 }
 
 // nameFromURL returns the last element of a URL's path, or fallback when

@@ -63,3 +63,44 @@ func TestDownloadsFilesBeforeOutputIsEmpty(t *testing.T) {
 		t.Errorf("Files() of empty downloads = %+v", files)
 	}
 }
+
+func TestCompositeNodeFilesKeepTheirNodesFolders(t *testing.T) {
+	var d client.Downloads
+	err := json.Unmarshal([]byte(`{
+	  "frames": [], "compositeNodes": ["http://farm/a?sig=1", "http://farm/b?sig=2"],
+	  "transforms": {"compositeNodesZip": "http://farm/compositeNodes.zip?sig=z",
+	    "compositeNodesZipOutputs": {"url": "http://farm/compositeNodes.zip?sig=z", "fileName": "compositeNodes.zip", "sizeBytes": 5}},
+	  "frameOutputs": [],
+	  "compositeNodeOutputs": [
+	    {"url": "http://farm/a?sig=1", "fileName": "Depth_Out/depth_0001.exr", "relativePath": "Depth_Out/depth_0001.exr", "compositeNodeName": "Depth Out", "frame": 1},
+	    {"url": "http://farm/b?sig=2", "fileName": "AO/ao_0001.png", "relativePath": "AO/ao_0001.png", "compositeNodeName": "AO", "frame": 1}
+	  ]
+	}`), &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := d.CompositeNodeFiles()
+	if len(nodes) != 2 || nodes[0].RelativePath != "Depth_Out/depth_0001.exr" || *nodes[1].CompositeNodeName != "AO" {
+		t.Errorf("CompositeNodeFiles() = %+v", nodes)
+	}
+	if files := d.Files(); len(files) != 1 || files[0].FileName != "compositeNodes.zip" {
+		t.Errorf("Files() = %+v; want the compositeNodes zip alone", files)
+	}
+	// A server that fills only the legacy list.
+	d.CompositeNodeOutputs = nil
+	if legacy := d.CompositeNodeFiles(); len(legacy) != 2 || legacy[0].RelativePath != "a" {
+		t.Errorf("CompositeNodeFiles() of the legacy list = %+v", legacy)
+	}
+}
+
+func TestLocalPathRefusesWhatLeavesTheFolder(t *testing.T) {
+	got, err := client.LocalPath("dir", "Depth_Out/depth_0001.exr")
+	if err != nil || got != "dir/Depth_Out/depth_0001.exr" {
+		t.Errorf("LocalPath = %q, %v", got, err)
+	}
+	for _, rel := range []string{"", "/etc/passwd", "../x", "a/../../x", "a//b", ".hidden", "a/.b", `..\x`, "C:/x", "a/\x00"} {
+		if got, err := client.LocalPath("dir", rel); err == nil {
+			t.Errorf("LocalPath(%q) = %q; want it refused", rel, got)
+		}
+	}
+}

@@ -195,6 +195,67 @@ type Scene struct {
 	// IsMovieOutput is set when the file writes a movie; the farm renders
 	// still frames instead and makes the preview video itself.
 	IsMovieOutput bool `json:"isMovieOutput"`
+	// OutputPath is the scene's output path template as saved
+	// ("//render/shot010_####"); [NamingScene] names frames after it.
+	OutputPath string `json:"outputPath"`
+	// UseFileExtension says whether Blender adds extensions to the names
+	// it makes.
+	UseFileExtension bool `json:"useFileExtension"`
+	// Multiview is set for a scene that renders several views (stereo 3D);
+	// its frames then come as one file per view, or one of both.
+	Multiview *Multiview `json:"multiview,omitempty"`
+	// FileOutputNodes are the compositor's File Output nodes that write
+	// files (not muted, fed by a link): the farm stores their images, and
+	// [Downloads.CompositeNodeOutputs] lists them.
+	FileOutputNodes []FileOutputNode `json:"fileOutputNodes,omitempty"`
+	// RenderPasses are the passes each view layer renders, as an
+	// OPEN_EXR_MULTILAYER frame names its layers.
+	RenderPasses []ViewLayerPasses `json:"renderPasses,omitempty"`
+}
+
+// Multiview is how a scene renders several views of each frame.
+type Multiview struct {
+	// Mode is "STEREO_3D" or "MULTIVIEW" (views of cameras of their own).
+	Mode string `json:"mode"`
+	// ImageViews is "INDIVIDUAL" (an image per view, frame_0001_L.png),
+	// "STEREO_3D" (one image of both) or "MULTIVIEW" (one OpenEXR of all).
+	ImageViews string `json:"imageViews"`
+	Views      []View `json:"views"`
+}
+
+// View is one view of a multiview scene.
+type View struct {
+	Name   string `json:"name"`   // "left" and "right" for stereo 3D
+	Suffix string `json:"suffix"` // added to its images' names, e.g. "_L"
+}
+
+// FileOutputNode is a compositor File Output node, which writes passes
+// (depth, normals, cryptomatte, AOVs) as image sequences of their own.
+type FileOutputNode struct {
+	Name       string `json:"name"`
+	Format     string `json:"format"` // e.g. "OPEN_EXR", "PNG", "OPEN_EXR_MULTILAYER"
+	Codec      string `json:"codec"`  // JPEG2000's codec; "" for other formats
+	ImageViews string `json:"imageViews"`
+	// BasePath is as saved; on the farm the node writes elsewhere.
+	BasePath string `json:"basePath"`
+	// Slots are the node's fed inputs, in order.
+	Slots []FileOutputSlot `json:"slots"`
+}
+
+// FileOutputSlot is one input of a File Output node.
+type FileOutputSlot struct {
+	// Path is the slot's path template below the base path ("depth_####"),
+	// or the layer's name in a multilayer node.
+	Path       string `json:"path"`
+	Format     string `json:"format"`
+	Codec      string `json:"codec"`
+	ImageViews string `json:"imageViews"`
+}
+
+// ViewLayerPasses lists the passes of one view layer.
+type ViewLayerPasses struct {
+	ViewLayer string   `json:"viewLayer"`
+	Passes    []string `json:"passes"` // "Combined", "Depth", "AO", …
 }
 
 // ExternalFile is a file the .blend refers to, listed so that a pipeline can
@@ -291,7 +352,17 @@ type RenderConfig struct {
 	// validated the file. It must be one [Client.BlenderVersions] lists,
 	// and not older than the file.
 	BlenderVersion *string `json:"blenderVersion,omitempty"`
+	// OutputNaming is renderfarm's: how frames are named for download,
+	// [NamingFarm] (the default: frame_0001.png) or [NamingScene] (as the
+	// scene's output path names them: render/shot010_0001.png).
+	OutputNaming *string `json:"outputNaming,omitempty"`
 }
+
+// The values of [RenderConfig.OutputNaming].
+const (
+	NamingFarm  = "farm"
+	NamingScene = "scene"
+)
 
 // OutputSettings are the image format details of a render request; nil
 // fields keep what the file has.
@@ -343,6 +414,7 @@ type FinalConfig struct {
 	// BlenderVersion is renderfarm's: the full version of the farm's
 	// Blender that renders every chunk, such as "4.3.2".
 	BlenderVersion string `json:"blenderVersion"`
+	OutputNaming   string `json:"outputNaming,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -426,11 +498,17 @@ type Transforms struct {
 type FileOutput struct {
 	URL string `json:"url"`
 	// FileName is unique within a job on renderfarm. It comes from the
-	// server: pass it through filepath.Base before using it as a local path.
-	FileName          string  `json:"fileName"`
-	View              *string `json:"view"` // the stereo view, for multiview renders
-	Legacy            bool    `json:"legacy"`
-	RelativePath      string  `json:"relativePath"`
+	// server: pass it through filepath.Base before using it as a local
+	// path (see [LocalPath] for RelativePath).
+	FileName string `json:"fileName"`
+	// View is the view the file shows in a multiview render ("left",
+	// "right"), "stereo" for both in one image; nil for a scene of one view.
+	View   *string `json:"view"`
+	Legacy bool    `json:"legacy"`
+	// RelativePath is where the file goes in the job's zip; for a File
+	// Output node's image, below the node's folder ("Depth_Out/depth_0001.exr").
+	RelativePath string `json:"relativePath"`
+	// CompositeNodeName is the File Output node that wrote the file.
 	CompositeNodeName *string `json:"compositeNodeName"`
 	// Frame is renderfarm's: the frame number the file shows.
 	Frame *int `json:"frame,omitempty"`

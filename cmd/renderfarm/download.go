@@ -16,7 +16,9 @@ import (
 const downloadUsage = `Usage: renderfarm download JOB DIR [flags]
 
 Downloads a job's frames, and its frames zip and preview video once the
-farm has made them, into DIR (made if missing). A file already in DIR with
+farm has made them, into DIR (made if missing); the images of the scene's
+compositor File Output nodes go into DIR/compositeNodes/, a folder per
+node, and their zip, compositeNodes.zip, into DIR. A file already in DIR with
 the size the farm lists is skipped, so running the command again after an
 interruption fetches only what is missing. Each file is written under a
 temporary name and renamed into place once it is complete and its size
@@ -92,17 +94,21 @@ func fetchOutputs(ctx context.Context, c *client.Client, con *console, id, dir s
 	if err != nil {
 		return nil, err
 	}
-	files := d.Files()
+	files, err := downloadPlan(d, dir)
+	if err != nil {
+		return nil, err
+	}
 	report := &fetchReport{JobID: id, Dir: dir, Files: []fetchedFile{}}
 	step, done := con.countMeter(len(files), "downloading")
 	defer done()
 
-	taken := map[string]bool{}
 	var fetched, skipped int
 	var fetchedBytes int64
-	for i, f := range files {
-		name := localName(f.FileName, i, taken)
-		dest := filepath.Join(dir, name)
+	for _, planned := range files {
+		f, name, dest := planned.file, planned.name, planned.dest
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return report, err
+		}
 		entry := fetchedFile{FileName: name, Path: dest, SizeBytes: f.SizeBytes}
 		if alreadyThere(dest, f.SizeBytes) {
 			entry.Skipped = true
@@ -136,6 +142,47 @@ func fetchOutputs(ctx context.Context, c *client.Client, con *console, id, dir s
 	}
 	con.printf("%s: %d downloaded (%s), %d already there\n", dir, fetched, formatBytes(fetchedBytes), skipped)
 	return report, nil
+}
+
+// plannedFile is a file to download, its name in the report and where it
+// goes.
+type plannedFile struct {
+	file       client.FileOutput
+	name, dest string
+}
+
+// compositeNodesDir is the folder below DIR of the File Output nodes'
+// images.
+const compositeNodesDir = "compositeNodes"
+
+// downloadPlan lists where each of a job's files goes below dir: the
+// frames, zips and video by their file name, the File Output nodes'
+// images below compositeNodes/ by their relative path, a folder per
+// node. A relative path that would leave its folder is refused.
+func downloadPlan(d *client.Downloads, dir string) ([]plannedFile, error) {
+	var plan []plannedFile
+	taken := map[string]bool{}
+	for i, f := range d.Files() {
+		name := localName(f.FileName, i, taken)
+		plan = append(plan, plannedFile{file: f, name: name, dest: filepath.Join(dir, name)})
+	}
+	for _, f := range d.CompositeNodeFiles() {
+		rel := f.RelativePath
+		if rel == "" {
+			rel = f.FileName
+		}
+		dest, err := client.LocalPath(filepath.Join(dir, compositeNodesDir), rel)
+		if err != nil {
+			return nil, fmt.Errorf("the farm names a compositor image %q, which is not a path inside %s: %w", rel, compositeNodesDir, err)
+		}
+		name := path.Join(compositeNodesDir, filepath.ToSlash(rel))
+		if taken[name] {
+			continue
+		}
+		taken[name] = true
+		plan = append(plan, plannedFile{file: f, name: name, dest: dest})
+	}
+	return plan, nil
 }
 
 // alreadyThere reports whether path holds a file of the expected size. A

@@ -46,8 +46,9 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.engine, "engine", "", "render engine: CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the file's)")
 	fs.IntVar(&rf.chunkSize, "chunk-size", 0, "frames per Blender process, 1 to 1000 (default: the frames spread over the farm's workers)")
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
+	fs.StringVar(&rf.naming, "naming", "", `how frames are named for download: "farm" (frame_0001.png) or "scene" (as the scene's output path names them, //render/shot010_#### giving shot010_0001.png) (default: farm)`)
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
-	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder (implies --wait)")
+	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder, and its compositor File Output nodes' images into its compositeNodes/ (implies --wait)")
 	jsonOut := fs.Bool("json", false, "print the job as JSON on stdout and nothing else there")
 	var pf packFlags
 	pf.register(fs)
@@ -173,8 +174,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
-	frames, resolution, format, engine, blenderVersion string
-	samples, chunkSize                                 int
+	frames, resolution, format, engine, blenderVersion, naming string
+	samples, chunkSize                                         int
 }
 
 // renderConfig builds the render request from submit's flags. Only flags
@@ -219,6 +220,13 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 	}
 	if given(fs, "blender-version") {
 		cfg.BlenderVersion = client.String(strings.TrimSpace(f.blenderVersion))
+	}
+	if given(fs, "naming") {
+		naming := strings.ToLower(strings.TrimSpace(f.naming))
+		if naming != client.NamingFarm && naming != client.NamingScene {
+			return cfg, fmt.Errorf("%w: --naming must be %q or %q", errUsage, client.NamingFarm, client.NamingScene)
+		}
+		cfg.OutputNaming = client.String(naming)
 	}
 	return cfg, nil
 }

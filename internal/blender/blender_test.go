@@ -121,6 +121,9 @@ func TestInspect(t *testing.T) {
 			OutputFormat: "PNG", ColorMode: "RGBA", ColorDepth: "8",
 			DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE",
 			ViewLayers: []string{"ViewLayer"}, ViewTransform: s.ViewTransform,
+			OutputPath: "/tmp/", UseFileExtension: true, FileOutputNodes: []farm.FileOutputNode{},
+			// A scene saved to denoise keeps the noisy image too.
+			RenderPasses: []farm.ViewLayerPasses{{ViewLayer: "ViewLayer", Passes: []string{"Combined", "Noisy Image"}}},
 		}
 		if !reflect.DeepEqual(s, want) {
 			t.Errorf("scene = %+v\nwant   %+v", s, want)

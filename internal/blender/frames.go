@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // The farm takes a frame only from the chunk's own output directory, under
@@ -134,18 +136,22 @@ func outputFormat(requested, reported string) (imageFormat, error) {
 	return format, nil
 }
 
-// FrameImage is a frame's file as the farm takes it: opened from the
+// FrameImage is a file of a frame as the farm takes it: opened from the
 // chunk's output directory without following a link, under the name the
-// farm gave Blender for the frame, a regular file of one link within
+// farm gave Blender for it, a regular file of one link within
 // maxFrameBytes whose first bytes are those of its format. It stays open
 // only while the FrameSaved event that carries it is handled.
 type FrameImage struct {
-	// Name is the file's name, such as frame_0001.png: the name a frame is
-	// downloaded as.
+	// Name is the file's path below the chunk's output directory, such as
+	// frame_0001.png or nodes/0/1/f_0001.exr: the farm's, never the file's.
 	Name string
 	// Size is the file's length when it was checked; Reader reads no more.
 	Size int64
-	file *os.File
+	// Output says what the file is (a frame's image, a view of it, a
+	// compositor node's image, the preview proxy) and the names it is
+	// downloaded under; ObjectKey and SizeBytes are left for the store.
+	Output farm.FrameOutput
+	file   *os.File
 }
 
 // Reader reads the image from its start, Size bytes at most.
@@ -155,21 +161,23 @@ func (im *FrameImage) close() { im.file.Close() }
 
 // NewFrameImage is the image in f, named as f's file is, for a Blender
 // that is not this package's: a test's fake, which reports the frames it
-// writes as the runner reports those it checked. The caller closes f.
+// writes as the runner reports those it checked. It is the frame's image,
+// downloaded under its file's name. The caller closes f.
 func NewFrameImage(f *os.File) (*FrameImage, error) {
 	info, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	return &FrameImage{Name: filepath.Base(f.Name()), Size: info.Size(), file: f}, nil
+	name := filepath.Base(f.Name())
+	return &FrameImage{Name: name, Size: info.Size(), file: f,
+		Output: farm.FrameOutput{Kind: farm.OutputFrame, FileName: name, RelativePath: name}}, nil
 }
 
-// openFrame opens frame's file in dir, a handle on the chunk's output
-// directory, and checks it is a frame of format. An error says what is
-// wrong with the file in words for the job's failure message;
-// errors.Is(err, fs.ErrNotExist) when Blender wrote none.
-func openFrame(dir *os.File, frame int, format imageFormat) (*FrameImage, error) {
-	name := frameName(frame, format)
+// openChecked opens name in dir, a handle on a directory Blender writes in,
+// and checks it is an image of format. An error says what is wrong with
+// the file in words for the job's failure message; errors.Is(err,
+// fs.ErrNotExist) when Blender wrote none.
+func openChecked(dir *os.File, name string, format imageFormat) (*FrameImage, error) {
 	f, size, err := openRegular(dir, name, maxFrameBytes)
 	if err != nil {
 		return nil, err
@@ -181,10 +189,22 @@ func openFrame(dir *os.File, frame int, format imageFormat) (*FrameImage, error)
 	}
 	if size == 0 || !format.looksRight(head) {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a %s image (it starts with % x); the farm stores only frames in the format Blender was told to write",
+		return nil, fmt.Errorf("%s is not a %s image (it starts with % x); the farm stores only images in the format Blender was told to write",
 			name, format.name, head[:min(len(head), 8)])
 	}
 	return &FrameImage{Name: name, Size: size, file: f}, nil
+}
+
+// openFrame opens the image of frame, the only file of a frame of a scene
+// of one view with no other outputs, in dir, and checks it is a frame of
+// format.
+func openFrame(dir *os.File, frame int, format imageFormat) (*FrameImage, error) {
+	img, err := openChecked(dir, frameName(frame, format), format)
+	if err != nil {
+		return nil, err
+	}
+	img.Output = farm.FrameOutput{Kind: farm.OutputFrame, FileName: img.Name, RelativePath: img.Name}
+	return img, nil
 }
 
 // openRegular opens name in dir for reading without following a link, and

@@ -289,7 +289,7 @@ func chunkFor(dir *os.File, path, nonce string, frames []int) (*chunkOutput, *[]
 		}
 		events = append(events, ev)
 	}, nil)
-	out.dir, out.outputDir, out.format = dir, path, pngFormat
+	out.dir, out.outputDir, out.files = dir, path, newFrameFiles(&outputLayout{Format: "PNG"}, pngFormat, "")
 	out.parser.Nonce = nonce
 	return out, &events, images
 }

@@ -19,34 +19,63 @@ import (
 // only does), is an error, never a field silently lost from the job's
 // analysis and the API.
 func decodeInspection(body []byte) (*farm.Inspection, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, err
-	}
-	if err := checkKeys("the inspection", raw, reflect.TypeFor[farm.Inspection]()); err != nil {
-		return nil, err
-	}
-	for _, list := range []struct {
-		key  string
-		item reflect.Type
-	}{{"scenes", reflect.TypeFor[farm.Scene]()}, {"externalFiles", reflect.TypeFor[farm.ExternalFile]()}, {"libraries", reflect.TypeFor[farm.Library]()}} {
-		var items []map[string]json.RawMessage
-		if err := json.Unmarshal(raw[list.key], &items); err != nil {
-			return nil, fmt.Errorf("%s: %w", list.key, err)
-		}
-		for i, item := range items {
-			if err := checkKeys(fmt.Sprintf("%s[%d]", list.key, i), item, list.item); err != nil {
-				return nil, err
-			}
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var in farm.Inspection
-	if err := dec.Decode(&in); err != nil {
+	if err := decodeExactly("the inspection", body, &in); err != nil {
 		return nil, err
 	}
 	return &in, nil
+}
+
+// decodeExactly decodes body into v, a pointer to a struct, refusing an
+// object anywhere in it (nested objects and lists of objects too) whose
+// keys are not exactly the JSON names of its type's fields.
+func decodeExactly(what string, body []byte, v any) error {
+	if err := checkTree(what, body, reflect.TypeOf(v).Elem()); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// checkTree checks the keys of the JSON value body against t, and of
+// every object within it against the type of its field.
+func checkTree(what string, body json.RawMessage, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var object map[string]json.RawMessage
+		if err := json.Unmarshal(body, &object); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if err := checkKeys(what, object, t); err != nil {
+			return err
+		}
+		for field := range t.Fields() {
+			name, _, _ := strings.Cut(field.Tag.Get("json"), ",")
+			if value, ok := object[name]; ok && name != "-" {
+				if err := checkTree(what+"."+name, value, field.Type); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice:
+		var items []json.RawMessage
+		if err := json.Unmarshal(body, &items); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		for i, item := range items {
+			if err := checkTree(fmt.Sprintf("%s[%d]", what, i), item, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkKeys refuses an object whose keys are not exactly the JSON names of

@@ -66,16 +66,30 @@ type Event struct {
 	// Sample and Samples are set for SampleProgress.
 	Sample  int `json:"sample,omitempty"`
 	Samples int `json:"samples,omitempty"`
-	// Path, RenderSeconds and Image are set for FrameSaved. Path is where
-	// the farm took the frame from: the chunk's output directory, under the
-	// name it gave Blender for the frame. RenderSeconds is the frame's wall
-	// time, saving included, as the farm's script measured it. Image is the
-	// checked file, open while the event is handled.
-	Path          string      `json:"path,omitempty"`
-	RenderSeconds float64     `json:"renderSeconds,omitempty"`
-	Image         *FrameImage `json:"-"`
+	// Path, RenderSeconds, Image and Outputs are set for FrameSaved. Path
+	// is where the farm took the frame from: the chunk's output directory,
+	// under the name it gave Blender for the frame. RenderSeconds is the
+	// frame's wall time, saving included, as the farm's script measured
+	// it. Image is the frame's checked image (its first view's, in a
+	// multiview scene) and Outputs every other file the frame made (its
+	// other views, the compositor's File Output nodes' images, the preview
+	// proxy), open while the event is handled.
+	Path          string        `json:"path,omitempty"`
+	RenderSeconds float64       `json:"renderSeconds,omitempty"`
+	Image         *FrameImage   `json:"-"`
+	Outputs       []*FrameImage `json:"-"`
 	// Line is the error for ErrorLine: the whole line, trimmed.
 	Line string `json:"line,omitempty"`
+}
+
+// closeImages closes the files a FrameSaved event carries.
+func (ev *Event) closeImages() {
+	if ev.Image != nil {
+		ev.Image.close()
+	}
+	for _, img := range ev.Outputs {
+		img.close()
+	}
 }
 
 // Lines of Blender 3.4, matched loosely enough for 4.x and 5.x, which add

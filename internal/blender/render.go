@@ -27,11 +27,16 @@ type RenderJob struct {
 	// never are.
 	Frames []int
 	// OutputDir receives the frames as frame_0001.png and so on (at least
-	// four digits, Blender's extension for the format). It is created if
-	// needed, and should hold nothing else: the farm takes a frame from the
-	// file of its name there.
+	// four digits, Blender's extension for the format; frame_0001_L.png
+	// for a view), and every other file a frame makes below it
+	// (scripts/outputs.py). It is created if needed, and should hold
+	// nothing else: the farm takes each file from its name there.
 	OutputDir string
 	Settings  Settings
+	// Naming is how the frames are named for download: farm.NamingFarm
+	// (frame_0001.png; also for "") or farm.NamingScene (after the scene's
+	// output path). It changes no file Blender writes.
+	Naming string
 }
 
 // Settings are the render settings a request may change. Zero values keep
@@ -135,7 +140,7 @@ func (r *Runner) render(ctx context.Context, job RenderJob, onEvent func(Event),
 
 // chunkOutput follows what Blender prints while it renders a chunk: the
 // frames it saves, its first error line and the last lines of its log. It
-// takes each saved frame's file from the chunk's output directory.
+// takes each saved frame's files from the chunk's output directory.
 type chunkOutput struct {
 	frames     []int
 	parser     Parser
@@ -147,12 +152,12 @@ type chunkOutput struct {
 	// lastStarted is the index in frames of the last frame begun, -1 before
 	// the first.
 	lastStarted int
-	// dir is a handle on the output directory, outputDir its path, format
-	// the format the frames are written in; the frames are taken from
-	// there (nil dir: an inspection, which saves none).
+	// dir is a handle on the output directory, outputDir its path, files
+	// the files each frame makes there; the frames are taken from there
+	// (nil dir: an inspection, which saves none).
 	dir       *os.File
 	outputDir string
-	format    imageFormat
+	files     *frameFiles
 	onEvent   func(Event)
 	onLine    func(string)
 }
@@ -186,7 +191,7 @@ func (c *chunkOutput) handle(ev Event) {
 		if !c.take(&ev, false) {
 			return
 		}
-		defer ev.Image.close()
+		defer ev.closeImages()
 	case ErrorLine:
 		if c.firstError == "" {
 			c.firstError = ev.Line
@@ -197,26 +202,41 @@ func (c *chunkOutput) handle(ev Event) {
 	}
 }
 
-// take opens and checks the file of ev's frame, once per frame, and fills
-// in ev's Image and Path. A refused file is noted as the frame's error,
-// and a missing one too unless quietIfMissing.
+// take opens and checks the files of ev's frame, once per frame, and fills
+// in ev's Image, Outputs and Path. A refused file is noted as the frame's
+// error, and a missing one too unless quietIfMissing and it is the frame's
+// own image: Blender may not have begun the frame, but once it wrote the
+// image, every other file of the frame is written before it says so.
 func (c *chunkOutput) take(ev *Event, quietIfMissing bool) bool {
 	if slices.Contains(c.result.FramesSaved, ev.Frame) {
 		return false
 	}
-	if c.dir == nil || c.format.looksRight == nil {
+	if c.dir == nil || c.files == nil {
 		c.frameErrors[ev.Frame] = "the farm does not know where or in which format Blender wrote the frame"
 		return false
 	}
-	img, err := openFrame(c.dir, ev.Frame, c.format)
-	switch {
-	case err != nil && quietIfMissing && errors.Is(err, os.ErrNotExist):
-		return false
-	case err != nil:
+	var images []*FrameImage
+	fail := func(err error) bool {
+		for _, img := range images {
+			img.close()
+		}
 		c.frameErrors[ev.Frame] = err.Error()
 		return false
 	}
-	ev.Image, ev.Path = img, filepath.Join(c.outputDir, img.Name)
+	for i, want := range c.files.of(ev.Frame) {
+		img, err := openOutput(c.dir, want)
+		switch {
+		case err == nil:
+			images = append(images, img)
+		case errors.Is(err, os.ErrNotExist) && want.optional:
+		case errors.Is(err, os.ErrNotExist) && quietIfMissing && i == 0:
+			return false
+		default:
+			return fail(err)
+		}
+	}
+	ev.Image, ev.Outputs = images[0], images[1:]
+	ev.Path = filepath.Join(c.outputDir, ev.Image.Name)
 	c.result.FramesSaved = append(c.result.FramesSaved, ev.Frame)
 	return true
 }
@@ -236,7 +256,7 @@ func (c *chunkOutput) findUnsignalled(renderOK bool) {
 		ev := Event{Kind: FrameSaved, Frame: f}
 		if c.take(&ev, true) {
 			func() {
-				defer ev.Image.close()
+				defer ev.closeImages()
 				if c.onEvent != nil {
 					c.onEvent(ev)
 				}

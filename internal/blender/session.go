@@ -71,8 +71,10 @@ type Session struct {
 	// settings is the JSON of the render settings applied; "" before the
 	// first render.
 	settings string
-	// format is the format Blender writes frames in, once configured.
+	// format is the format Blender writes frames in, and layout what else
+	// a frame makes, once configured.
 	format imageFormat
+	layout *outputLayout
 	broken bool
 
 	mu      sync.Mutex // guards current and between
@@ -146,7 +148,7 @@ func (r *Runner) StartSession(spec SessionSpec) (*Session, error) {
 		return fail(fmt.Errorf("blender: %w", err))
 	}
 	var script string
-	for _, name := range []string{"inspect.py", "render_settings.py", "session.py"} {
+	for _, name := range []string{"inspect.py", "outputs.py", "render_settings.py", "session.py"} {
 		if script, err = writeScript(dir, name); err != nil {
 			return fail(err)
 		}
@@ -408,19 +410,25 @@ func (s *Session) render(ctx context.Context, job RenderJob, onEvent func(Event)
 	if s.settings == "" {
 		// The settings are applied once, with this chunk's output: an error
 		// in them fails the chunk as it fails a render process.
-		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": request}, out)
+		const layoutName = "layout.json"
+		os.Remove(filepath.Join(s.dir, layoutName))
+		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": request, "out": filepath.Join(s.dir, layoutName)}, out)
 		if ok && err == nil {
 			format, ferr := outputFormat(job.Settings.OutputFormat, out.parser.output)
+			var layout *outputLayout
+			if ferr == nil {
+				layout, ferr = readLayout(s.runDir, layoutName)
+			}
 			if ferr != nil {
 				s.broken = true
 				out.finish()
 				return out.result, &RenderError{Frame: job.Frames[0], Line: ferr.Error()}
 			}
-			s.settings, s.format = settings, format
+			s.settings, s.format, s.layout = settings, format, layout
 		}
 	}
 	if ok && err == nil {
-		out.format = s.format
+		out.files = newFrameFiles(s.layout, s.format, job.Naming)
 		// Whether it ended well shows in status and the frames saved.
 		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "render", "frames": job.Frames, "outputDir": job.OutputDir}, out)
 		if err == nil {

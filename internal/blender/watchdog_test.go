@@ -13,7 +13,8 @@ import (
 )
 
 // fakeBlender stands in for Blender in the tests of the frame timeout. It
-// answers session.py's commands on stdin: a render's frames are those of
+// answers session.py's commands on stdin: a configure writes the layout
+// of a scene that makes its frames' images alone; a render's frames are those of
 // $FAKE_SAVES, each "rendering" for $FAKE_PAUSE_TENTHS tenths of a second
 // (a progress line every tenth) before its file is written and said to be;
 // with $FAKE_HANG set, an inspection, or a render once its frames are done,
@@ -24,6 +25,9 @@ while IFS= read -r line; do
 	nonce=${nonce%%'"'*}
 	case "$line" in
 	*'"op":"configure"'*)
+		layout=${line#*'"out":"'}
+		layout=${layout%%'"'*}
+		echo '{"format": "PNG", "codec": "", "outputPath": "//", "useFileExtension": true, "multiview": null, "fileOutputNodes": [], "proxy": false}' > "$layout"
 		echo "renderfarm-session $nonce output PNG JP2"
 		;;
 	*'"op":"inspect"'*)

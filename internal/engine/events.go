@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"time"
 
@@ -90,16 +91,31 @@ func (e *Engine) frameURLs(ctx context.Context, tx *store.Tx, jobID string) ([]s
 	if err != nil {
 		return nil, err
 	}
+	outputs, err := tx.FrameOutputsOfJob(ctx, jobID)
+	if err != nil {
+		return nil, err
+	}
 	var urls []string
 	for _, f := range frames {
 		if f.Status != farm.FrameCompleted || f.ObjectKey == "" {
 			continue
 		}
-		url, _, err := e.objects.PresignGet(ctx, f.ObjectKey, objstore.MaxPresignTTL, farm.DownloadName(f.ObjectKey))
-		if err != nil {
-			return nil, err
+		// Each view's image of a multiview frame, named as the downloads
+		// name it; a frame recorded before its files were is its image.
+		files := []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: farm.DownloadName(f.ObjectKey), ObjectKey: f.ObjectKey}}
+		if len(outputs[f.Frame]) > 0 {
+			files = outputs[f.Frame]
 		}
-		urls = append(urls, url)
+		for _, o := range files {
+			if o.Kind != farm.OutputFrame {
+				continue
+			}
+			url, _, err := e.objects.PresignGet(ctx, o.ObjectKey, objstore.MaxPresignTTL, path.Base(o.FileName))
+			if err != nil {
+				return nil, err
+			}
+			urls = append(urls, url)
+		}
 	}
 	return urls, nil
 }

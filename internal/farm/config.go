@@ -38,6 +38,10 @@ type RenderConfig struct {
 	// (its newest patch) or "4.3.2" (default: the one that validated the
 	// file).
 	BlenderVersion *string `json:"blenderVersion,omitempty"`
+	// OutputNaming is ours: how the frames are named for download,
+	// NamingFarm (default: frame_0001.png) or NamingScene (as the scene's
+	// output path names them).
+	OutputNaming *string `json:"outputNaming,omitempty"`
 }
 
 // OutputSettings are the image format details of requestedRenderConfig.
@@ -76,6 +80,9 @@ type FinalConfig struct {
 	// BlenderVersion is ours: the full version of the farm's Blender that
 	// renders every chunk, such as "4.3.2".
 	BlenderVersion string `json:"blenderVersion"`
+	// OutputNaming is NamingFarm or NamingScene; "" in jobs rendered
+	// before it was asked for, which were named as NamingFarm names.
+	OutputNaming string `json:"outputNaming,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -319,6 +326,15 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		if fc.BlenderVersion, err = PinBlender(*req.BlenderVersion, a.FileVersion, caps.BlenderVersions); err != nil {
 			return nil, nil, err
 		}
+	}
+
+	fc.OutputNaming = NamingFarm
+	if req.OutputNaming != nil {
+		if !slices.Contains(OutputNamings, *req.OutputNaming) {
+			return nil, nil, InvalidField("outputNaming", "must be %q (frame_0001.png) or %q (as the scene's output path %q names them), not %q",
+				NamingFarm, NamingScene, scene.OutputPath, *req.OutputNaming)
+		}
+		fc.OutputNaming = *req.OutputNaming
 	}
 
 	fc.ChunkSize = DefaultChunkSize(len(frames), caps.ExpectedWorkers)

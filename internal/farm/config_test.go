@@ -27,7 +27,7 @@ func twoScenes() *farm.Analysis {
 				Name: "Shot", FrameStart: 1, FrameEnd: 24, FrameStep: 1, FPS: 24,
 				ResolutionX: 1920, ResolutionY: 1080, ResolutionPercentage: 50,
 				Engine: "CYCLES", Samples: 128, Camera: "Camera", OutputFormat: "PNG",
-				DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE",
+				DenoisingEnabled: true, Denoiser: "OPENIMAGEDENOISE", OutputPath: "//render/shot_####",
 			},
 			{
 				Name: "Titles", FrameStart: 10, FrameEnd: 19, FrameStep: 3, FPS: 29.97,
@@ -70,6 +70,7 @@ func shotFallback() *farm.FinalConfig {
 		FPS:                   24,
 		ChunkSize:             12,
 		BlenderVersion:        "3.4.1",
+		OutputNaming:          farm.NamingFarm,
 	}
 }
 
@@ -116,6 +117,7 @@ func TestResolveConfigOfAnotherSceneUsesThatScene(t *testing.T) {
 		FPS:                   29.97,
 		ChunkSize:             2,
 		BlenderVersion:        "3.4.1",
+		OutputNaming:          farm.NamingFarm,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ResolveConfig =\n%+v\nwant\n%+v", got, want)
@@ -305,6 +307,16 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			want:    func(c *farm.FinalConfig) { c.ChunkSize = farm.MaxChunkSize },
 		},
 		{
+			name:    "outputNaming scene",
+			request: func(r *farm.RenderConfig) { r.OutputNaming = ptr(farm.NamingScene) },
+			want:    func(c *farm.FinalConfig) { c.OutputNaming = farm.NamingScene },
+		},
+		{
+			name:    "outputNaming farm",
+			request: func(r *farm.RenderConfig) { r.OutputNaming = ptr(farm.NamingFarm) },
+			want:    func(c *farm.FinalConfig) {},
+		},
+		{
 			name:    "scene named explicitly as the active one",
 			request: func(r *farm.RenderConfig) { r.Scene = ptr("Shot") },
 			want:    func(c *farm.FinalConfig) {},
@@ -491,6 +503,10 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 		{name: "blenderVersion older than the file", analysis: func(a *farm.Analysis) { a.FileVersion = "4.3" },
 			request:   func(r *farm.RenderConfig) { r.BlenderVersion = ptr("3.4") },
 			wantField: "blenderVersion", wantMessage: "the file was saved with Blender 4.3, which Blender 3.4.1 cannot open; pin 4.3 or newer"},
+		{name: "outputNaming unknown, naming the scene's output path", request: func(r *farm.RenderConfig) { r.OutputNaming = ptr("blender") },
+			wantField: "outputNaming", wantMessage: `must be "farm" (frame_0001.png) or "scene" (as the scene's output path "//render/shot_####" names them), not "blender"`},
+		{name: "outputNaming in another case", request: func(r *farm.RenderConfig) { r.OutputNaming = ptr("Scene") },
+			wantField: "outputNaming", wantMessage: `not "Scene"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,6 +83,88 @@ type Scene struct {
 	// IsMovieOutput is set for movie output formats (FFMPEG, AVI_*). The farm
 	// renders still frames, as PNG unless the request names a format.
 	IsMovieOutput bool `json:"isMovieOutput"`
+	// OutputPath is the scene's output path template (render.filepath) as
+	// saved, such as "//render/shot010_####": outputNaming "scene" names
+	// the frames after it. The farm never writes there.
+	OutputPath string `json:"outputPath"`
+	// UseFileExtension is render.use_file_extension: whether Blender adds
+	// the format's extension to the names it makes.
+	UseFileExtension bool `json:"useFileExtension"`
+	// Multiview is set when the scene renders several views (stereo 3D or
+	// views of their own cameras); nil when it renders one.
+	Multiview *Multiview `json:"multiview,omitempty"`
+	// FileOutputNodes are the compositor's File Output nodes that write
+	// files when the scene renders: compositing on, the node not muted and
+	// fed by at least one link. The farm stores their files beside the
+	// frames.
+	FileOutputNodes []FileOutputNode `json:"fileOutputNodes,omitempty"`
+	// RenderPasses are the passes each view layer renders; an
+	// OPEN_EXR_MULTILAYER frame holds them all.
+	RenderPasses []ViewLayerPasses `json:"renderPasses,omitempty"`
+}
+
+// Multiview is how a scene renders several views of each frame.
+type Multiview struct {
+	// Mode is render.views_format: STEREO_3D (a left and a right view) or
+	// MULTIVIEW (views of cameras of their own).
+	Mode string `json:"mode"`
+	// ImageViews is how the frames hold the views
+	// (image_settings.views_format): INDIVIDUAL, an image per view named
+	// with the view's suffix (frame_0001_L.png); STEREO_3D, one image of
+	// both (anaglyph, side by side…); MULTIVIEW, one OpenEXR of every view.
+	ImageViews string `json:"imageViews"`
+	// Views are the views rendered, in Blender's order.
+	Views []View `json:"views"`
+}
+
+// View is one view of a multiview scene.
+type View struct {
+	// Name is the view's name: "left" and "right" for stereo 3D.
+	Name string `json:"name"`
+	// Suffix is what Blender adds to the file name of the view's image
+	// ("_L"), before the extension.
+	Suffix string `json:"suffix"`
+}
+
+// FileOutputNode is a compositor File Output node: each of its slots
+// writes an image sequence of its own beside the frames (a depth pass, an
+// AOV, a cryptomatte), or, for an OPEN_EXR_MULTILAYER node, one file per
+// frame with every slot a layer.
+type FileOutputNode struct {
+	Name string `json:"name"`
+	// Format is the node's image format, Blender's identifier.
+	Format string `json:"format"`
+	// Codec is JPEG2000's codec (JP2 or J2K), "" for other formats.
+	Codec string `json:"codec"`
+	// ImageViews is how the node writes the views of a multiview scene
+	// (see Multiview.ImageViews).
+	ImageViews string `json:"imageViews"`
+	// BasePath is the node's base path as saved ("//passes/"); for a
+	// multilayer node, the path of its files.
+	BasePath string `json:"basePath"`
+	// Slots are the node's inputs that are fed, in order.
+	Slots []FileOutputSlot `json:"slots"`
+}
+
+// FileOutputSlot is one input of a File Output node.
+type FileOutputSlot struct {
+	// Path is the slot's path template below the node's base path
+	// ("depth_####"), or the layer's name in a multilayer node.
+	Path string `json:"path"`
+	// Format, Codec and ImageViews are the slot's own when it does not use
+	// the node's; the node's otherwise.
+	Format     string `json:"format"`
+	Codec      string `json:"codec"`
+	ImageViews string `json:"imageViews"`
+}
+
+// ViewLayerPasses lists the passes a view layer renders.
+type ViewLayerPasses struct {
+	ViewLayer string `json:"viewLayer"`
+	// Passes are Blender's pass names, as an OPEN_EXR_MULTILAYER file
+	// names its layers: Combined, Depth, Normal, AO, CryptoObject00, an
+	// AOV's or light group's own name…
+	Passes []string `json:"passes"`
 }
 
 // ExternalFile is a file the .blend refers to. A missing one renders

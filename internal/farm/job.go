@@ -32,12 +32,16 @@ type Job struct {
 
 // JobFiles names the objects that belong to a finished job.
 type JobFiles struct {
-	PreviewKey    string  `json:"previewKey,omitempty"`
-	FramesZipKey  string  `json:"framesZipKey,omitempty"`
-	FramesZipSize int64   `json:"framesZipSize,omitempty"`
-	VideoKey      string  `json:"videoKey,omitempty"`
-	VideoSize     int64   `json:"videoSize,omitempty"`
-	VideoFPS      float64 `json:"videoFps,omitempty"`
+	PreviewKey    string `json:"previewKey,omitempty"`
+	FramesZipKey  string `json:"framesZipKey,omitempty"`
+	FramesZipSize int64  `json:"framesZipSize,omitempty"`
+	// CompositeNodesZipKey is the zip of the File Output nodes' images,
+	// made when the frames made any.
+	CompositeNodesZipKey  string  `json:"compositeNodesZipKey,omitempty"`
+	CompositeNodesZipSize int64   `json:"compositeNodesZipSize,omitempty"`
+	VideoKey              string  `json:"videoKey,omitempty"`
+	VideoSize             int64   `json:"videoSize,omitempty"`
+	VideoFPS              float64 `json:"videoFps,omitempty"`
 }
 
 // JobOutput says whether the job's files are still kept for the client.
@@ -191,4 +195,38 @@ type Downloads struct {
 	Transforms           Transforms   `json:"transforms"`
 	FrameOutputs         []FileOutput `json:"frameOutputs"`
 	CompositeNodeOutputs []FileOutput `json:"compositeNodeOutputs"`
+}
+
+// OutputKind says what a file a frame made is.
+type OutputKind string
+
+// The kinds of files a frame makes.
+const (
+	// OutputFrame is the frame's image, or one view's image of it.
+	OutputFrame OutputKind = "frame"
+	// OutputCompositeNode is an image a compositor File Output node wrote.
+	OutputCompositeNode OutputKind = "compositeNode"
+	// OutputPreview is a JPEG made for the preview video only (of an
+	// OpenEXR frame, through the scene's view transform); never listed
+	// for download.
+	OutputPreview OutputKind = "preview"
+)
+
+// FrameOutput is one file a frame made, as the farm stores it and lists it
+// for download.
+type FrameOutput struct {
+	Kind OutputKind
+	// View is the view the file shows: a view's name, "stereo" for both
+	// views of a stereo pair in one image, nil for a scene of one view (or
+	// every view in one OpenEXR).
+	View *string
+	// CompositeNodeName is the File Output node's name, for its images.
+	CompositeNodeName string
+	// FileName is unique within the job; RelativePath is where the file
+	// goes in a zip or a download folder (for a node's images, below the
+	// node's folder, and then the same as FileName).
+	FileName     string
+	RelativePath string
+	ObjectKey    string
+	SizeBytes    int64
 }

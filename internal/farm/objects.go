@@ -14,7 +14,12 @@ import (
 //	uploads/{slug}/{fileName}                     what an upload URL writes
 //	jobs/{job}/input/{fileName}                   the job's own copy of its upload
 //	jobs/{job}/frames/{task}.{generation}/{name}  a frame, stored by the holder of its task
+//	jobs/{job}/frames/{task}.{generation}/{path}  every other file of a frame: a view's
+//	                                              image, a File Output node's
+//	                                              (nodes/{node}/{slot}/f_0001.exr), the
+//	                                              preview proxy (preview/frame_0001.png)
 //	jobs/{job}/frames.zip                         every frame, zipped
+//	jobs/{job}/compositeNodes.zip                 every File Output node's images, zipped
 //	jobs/{job}/preview.mp4                        the preview video
 //	jobs/{job}/logs/{time}-{name}.log             the tail of a Blender run that failed
 //
@@ -55,6 +60,17 @@ func JobFramesPrefix(jobID string) string { return JobPrefix(jobID) + "frames/" 
 func FrameKey(jobID, taskID string, generation int, fileName string) string {
 	return JobFramesPrefix(jobID) + taskID + "." + strconv.Itoa(generation) + "/" + fileName
 }
+
+// FrameOutputKey is where the holder of a task's generation stores a
+// file of a frame, at rel: its path below the chunk's output directory,
+// the farm's own name, never one from the scene.
+func FrameOutputKey(jobID, taskID string, generation int, rel string) string {
+	return FrameKey(jobID, taskID, generation, rel)
+}
+
+// CompositeNodesZipKey is the zip of a job's File Output nodes' images,
+// a folder per node.
+func CompositeNodesZipKey(jobID string) string { return JobPrefix(jobID) + "compositeNodes.zip" }
 
 // FramesZipKey is the zip of a job's frames.
 func FramesZipKey(jobID string) string { return JobPrefix(jobID) + "frames.zip" }

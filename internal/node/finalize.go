@@ -64,20 +64,26 @@ func (fin *finalizing) done(recorded bool) {
 	}
 }
 
-// removeOrphanFrames deletes every image under the job's frames/ that no
-// frame row refers to. Each holder of a task stores its images under a key
-// of its own (frames/{task}.{generation}/), so a worker killed after
-// storing an image and before recording it leaves that image behind, and
-// its successor's image of the same frame goes elsewhere. By the time the
-// job is finalizing every frame is recorded and no frame row changes any
+// removeOrphanFrames deletes every object under the job's frames/ that no
+// frame row, nor any file a frame recorded, refers to. Each holder of a
+// task stores its files under a key of its own
+// (frames/{task}.{generation}/), so a worker killed after storing a
+// frame's files and before recording them leaves them behind, and its
+// successor's files of the same frame go elsewhere. By the time the job
+// is finalizing every frame is recorded and no frame row changes any
 // more, so what the rows do not name is an orphan. (A worker that was
-// given up on but still runs removes an image it stores too late itself:
-// see frameSaved.)
-func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, frames []store.Frame) error {
+// given up on but still runs removes the files it stores too late itself:
+// see storeFrame.)
+func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, frames []store.Frame, outputs map[int][]farm.FrameOutput) error {
 	referenced := make(map[string]bool, len(frames))
 	for _, f := range frames {
 		if f.ObjectKey != "" {
 			referenced[f.ObjectKey] = true
+		}
+	}
+	for _, files := range outputs {
+		for _, o := range files {
+			referenced[o.ObjectKey] = true
 		}
 	}
 	stored, err := n.objects.List(ctx, farm.JobFramesPrefix(jobID))

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
@@ -16,7 +17,8 @@ import (
 )
 
 // makeOutputs removes the frame images no frame refers to, then writes the
-// frames zip and, for two frames or more, the preview video; it returns
+// frames zip, the compositeNodes zip when the frames made images of File
+// Output nodes, and, for two frames or more, the preview video; it returns
 // what it made and the Blender seconds spent.
 //
 // The time from the last frame stored to the job completed is what a user
@@ -27,10 +29,16 @@ import (
 // written both into the zip, which streams into the object store, and to
 // ffmpeg. The zip is never written to a local file, nor are the frames of
 // the formats ffmpeg reads from a pipe (PNG and JPEG among them): creating
-// a file costs ~0.3 ms on the reference machine's disk.
+// a file costs ~0.3 ms on the reference machine's disk. A frame whose
+// preview comes from a proxy (an OpenEXR frame's JPEG) has its proxy read
+// for ffmpeg alone.
 func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (farm.JobFiles, float64, error) {
 	var files farm.JobFiles
 	frames, err := n.store.FramesOfJob(ctx, job.ID)
+	if err != nil {
+		return files, 0, err
+	}
+	outputs, err := n.store.FrameOutputsOfJob(ctx, job.ID)
 	if err != nil {
 		return files, 0, err
 	}
@@ -54,17 +62,18 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 	}
 	defer os.RemoveAll(dir)
 
+	framesZip, nodesZip, previews := zipEntries(done, outputs)
 	var video *previewEncoder
-	if len(done) >= 2 {
+	if len(previews) >= 2 {
 		fps := job.FinalConfig.FPS
 		if fps <= 0 {
 			fps = 24
 		}
-		video = n.startPreview(ctx, dir, path.Ext(done[0].ObjectKey), fps)
+		video = n.startPreview(ctx, dir, path.Ext(previews[0]), fps)
 		// On every way out: an ffmpeg still running is stopped.
 		defer video.stop()
 	}
-	if err := n.removeOrphanFrames(ctx, job.ID, frames); err != nil {
+	if err := n.removeOrphanFrames(ctx, job.ID, frames, outputs); err != nil {
 		return files, 0, err
 	}
 	if len(done) == 0 {
@@ -72,10 +81,16 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 	}
 
 	files.FramesZipKey = farm.FramesZipKey(job.ID)
-	if files.FramesZipSize, err = n.storeFramesZip(ctx, files.FramesZipKey, done, video); err != nil {
+	if files.FramesZipSize, err = n.storeZip(ctx, files.FramesZipKey, framesZip, video); err != nil {
 		return files, 0, err
 	}
-	files.PreviewKey = done[len(done)/2].ObjectKey
+	if len(nodesZip) > 0 {
+		files.CompositeNodesZipKey = farm.CompositeNodesZipKey(job.ID)
+		if files.CompositeNodesZipSize, err = n.storeZip(ctx, files.CompositeNodesZipKey, nodesZip, nil); err != nil {
+			return files, 0, err
+		}
+	}
+	files.PreviewKey = previews[len(previews)/2]
 
 	if video != nil {
 		if err := video.finish(); err != nil {
@@ -93,10 +108,67 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 	return files, seconds, nil
 }
 
-// storeFramesZip stores under key a zip of the frames, in order, each
-// under its file name, and hands each frame's bytes to video (if not nil)
-// as they go by. It returns the zip's size; on failure nothing is stored.
-func (n *Node) storeFramesZip(ctx context.Context, key string, frames []store.Frame, video *previewEncoder) (int64, error) {
+// zipEntry is one object read for a zip the finalizing makes, or for the
+// preview video, or both.
+type zipEntry struct {
+	// name is the entry's name in the zip; "" for an object read for the
+	// preview video alone (a proxy).
+	name     string
+	key      string
+	size     int64
+	modified time.Time
+	// video says the object is the next frame of the preview video.
+	video bool
+}
+
+// zipEntries lists, in frame order, what the frames zip holds (every
+// image of each frame: its views), what the compositeNodes zip holds (the
+// File Output nodes' images, a folder per node), and the objects the
+// preview video is made of, one per frame: the frame's proxy if it has
+// one, else its first image. The frames zip's entries carry the preview's
+// frames too, marked, so that each is read once; a proxy is an entry of
+// its own, for the video only. A frame of a job rendered before its files
+// were recorded one by one is its ObjectKey alone. Names are made unique
+// in each zip.
+func zipEntries(done []store.Frame, outputs map[int][]farm.FrameOutput) (framesZip, nodesZip []zipEntry, previews []string) {
+	frameNames, nodeNames := map[string]bool{}, map[string]bool{}
+	for _, f := range done {
+		files := outputs[f.Frame]
+		if len(files) == 0 {
+			name := farm.DownloadName(f.ObjectKey)
+			files = []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: name, RelativePath: name, ObjectKey: f.ObjectKey, SizeBytes: f.SizeBytes}}
+		}
+		preview := ""
+		for _, o := range files {
+			if o.Kind == farm.OutputPreview {
+				preview = o.ObjectKey
+			}
+		}
+		if preview == "" {
+			preview = f.ObjectKey
+		}
+		previews = append(previews, preview)
+		for _, o := range files {
+			entry := zipEntry{key: o.ObjectKey, size: o.SizeBytes, modified: f.UpdatedAt, video: o.ObjectKey == preview}
+			switch o.Kind {
+			case farm.OutputFrame:
+				entry.name = farm.Unique(o.RelativePath, frameNames)
+				framesZip = append(framesZip, entry)
+			case farm.OutputCompositeNode:
+				entry.name, entry.video = farm.Unique(o.RelativePath, nodeNames), false
+				nodesZip = append(nodesZip, entry)
+			case farm.OutputPreview:
+				framesZip = append(framesZip, entry)
+			}
+		}
+	}
+	return framesZip, nodesZip, previews
+}
+
+// storeZip stores under key a zip of entries, in order, and hands the
+// bytes of those for the preview video (if not nil) to it as they go by.
+// It returns the zip's size; on failure nothing is stored.
+func (n *Node) storeZip(ctx context.Context, key string, entries []zipEntry, video *previewEncoder) (int64, error) {
 	type stored struct {
 		size int64
 		err  error
@@ -104,13 +176,13 @@ func (n *Node) storeFramesZip(ctx context.Context, key string, frames []store.Fr
 	result := make(chan stored, 1)
 	pr, pw := io.Pipe()
 	go func() {
-		size, err := n.objects.Put(ctx, key, pr, framesZipLimit(frames))
+		size, err := n.objects.Put(ctx, key, pr, zipLimit(entries))
 		// A Put that gave up before the end must not leave the writer
 		// blocked (after a whole zip, nothing is written any more).
 		pr.CloseWithError(err)
 		result <- stored{size, err}
 	}()
-	err := writeFramesZip(ctx, n.objects, pw, frames, video)
+	err := writeZip(ctx, n.objects, pw, entries, video)
 	// With err nil the reader sees the end of a whole zip; otherwise Put
 	// fails and stores nothing.
 	pw.CloseWithError(err)
@@ -121,34 +193,42 @@ func (n *Node) storeFramesZip(ctx context.Context, key string, frames []store.Fr
 	return res.size, res.err
 }
 
-// writeFramesZip writes the zip of frames to w. Entries are stored as
-// they are, not deflated: most rendered images are compressed already (PNG,
+// writeZip writes the zip of entries to w. Entries are stored as they
+// are, not deflated: most rendered images are compressed already (PNG,
 // JPEG, WebP, JPEG 2000, EXR and TIFF with a codec), and deflating the
 // others (BMP, raw Targa, DPX) costs far more time than it saves bytes:
 // 0.45 s for one 1920x1080 BMP frame here, where ffmpeg encodes such a
 // frame for the preview in about 0.06 s.
-func writeFramesZip(ctx context.Context, objects objstore.Store, w io.Writer, frames []store.Frame, video *previewEncoder) error {
+func writeZip(ctx context.Context, objects objstore.Store, w io.Writer, entries []zipEntry, video *previewEncoder) error {
 	zw := zip.NewWriter(w)
-	for i, f := range frames {
-		entry, err := zw.CreateHeader(&zip.FileHeader{Name: path.Base(f.ObjectKey), Method: zip.Store, Modified: f.UpdatedAt})
+	videoFrame := 0
+	for _, e := range entries {
+		var dst []io.Writer
+		if e.name != "" {
+			entry, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Store, Modified: e.modified})
+			if err != nil {
+				return err
+			}
+			dst = append(dst, entry)
+		}
+		if video != nil && e.video {
+			dst = append(dst, video.frame(videoFrame))
+			videoFrame++
+		}
+		if len(dst) == 0 {
+			continue
+		}
+		r, err := objects.Get(ctx, e.key)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", e.key, err)
 		}
-		r, err := objects.Get(ctx, f.ObjectKey)
-		if err != nil {
-			return fmt.Errorf("frame %d: %w", f.Frame, err)
-		}
-		dst := entry
-		if video != nil {
-			dst = io.MultiWriter(entry, video.frame(i))
-		}
-		_, err = io.Copy(dst, r)
+		_, err = io.Copy(io.MultiWriter(dst...), r)
 		r.Close()
-		if video != nil {
+		if video != nil && e.video {
 			video.endFrame()
 		}
 		if err != nil {
-			return fmt.Errorf("frame %d: %w", f.Frame, err)
+			return fmt.Errorf("%s: %w", e.key, err)
 		}
 	}
 	return zw.Close()

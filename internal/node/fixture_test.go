@@ -1,6 +1,7 @@
 package node
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/service"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -107,7 +109,12 @@ func (f *fixture) saveFrame(ref engine.TaskRef, frame int, seconds float64) erro
 // saveFrameImage is saveFrame with the image's bytes.
 func (f *fixture) saveFrameImage(ref engine.TaskRef, frame int, seconds float64, image string) error {
 	f.T.Helper()
-	return f.node.storeFrame(f.Ctx, ref, frame, enginetest.FrameName(frame), strings.NewReader(image), seconds, nil)
+	return f.node.storeFrame(f.Ctx, ref, frame, imageOnly(enginetest.FrameName(frame), strings.NewReader(image)), seconds, nil)
+}
+
+// imageOnly is the files of a frame that made its image alone, named name.
+func imageOnly(name string, body io.Reader) []frameFile {
+	return []frameFile{{rel: name, body: body, output: farm.FrameOutput{Kind: farm.OutputFrame, FileName: name, RelativePath: name}}}
 }
 
 // renderChunk plays a chunk that rendered every one of its frames: claimed,

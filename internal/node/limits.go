@@ -2,7 +2,6 @@ package node
 
 import (
 	"github.com/renderfarm/renderfarm/internal/farm"
-	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // The most each object the farm stores may hold. Every Put states one, so
@@ -31,24 +30,27 @@ const (
 
 	// zipEntryOverhead bounds what a zip adds to each stored file: its
 	// local header (30 bytes), central directory entry (46), data
-	// descriptor (24), the name twice (at most 255 bytes each, a key's
-	// last segment) and the extra fields Go's zip writer adds (modified
-	// time, zip64 sizes: under 70 bytes). That is under 700 bytes; 1 KiB
+	// descriptor (24), the name twice (at most farm.MaxRelativeNameBytes,
+	// 512 bytes, each) and the extra fields Go's zip writer adds (modified
+	// time, zip64 sizes: under 70 bytes). That is under 1.2 KiB; 2 KiB
 	// rounds it up.
-	zipEntryOverhead int64 = 1 << 10
+	zipEntryOverhead int64 = 2 << 10
 
 	// zipEndOverhead bounds the end of a zip: the end of central directory
 	// record (22 bytes) and its zip64 record and locator (76).
 	zipEndOverhead int64 = 1 << 10
 )
 
-// framesZipLimit is the most frames.zip can hold: the frames are stored in
+// zipLimit is the most a zip of entries can hold: the files are stored in
 // it as they are (not deflated), so it is their sizes plus the zip's own
-// bytes around each of them.
-func framesZipLimit(frames []store.Frame) int64 {
+// bytes around each of them. Entries for the preview video alone are not
+// in it.
+func zipLimit(entries []zipEntry) int64 {
 	limit := zipEndOverhead
-	for _, f := range frames {
-		limit += f.SizeBytes + zipEntryOverhead
+	for _, e := range entries {
+		if e.name != "" {
+			limit += e.size + zipEntryOverhead
+		}
 	}
 	return limit
 }

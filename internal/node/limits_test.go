@@ -7,29 +7,32 @@ import (
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
-	"github.com/renderfarm/renderfarm/internal/store"
+	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// TestFramesZipLimitHoldsTheZip: the limit frames.zip is stored under is
-// never below the zip writeFramesZip makes, even for the longest frame
-// names a key allows, an empty frame, or a single one.
-func TestFramesZipLimitHoldsTheZip(t *testing.T) {
+// TestZipLimitHoldsTheZip: the limit a zip is stored under is never below
+// the zip writeZip makes, even for the longest names the farm makes, an
+// empty file, or a single one; objects read for the preview alone take no
+// room in it.
+func TestZipLimitHoldsTheZip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, enginetest.SQLite)
-	longName := strings.Repeat("n", 251) + ".png" // a key segment's 255 bytes
+	longName := strings.Repeat("n", farm.MaxRelativeNameBytes-4) + ".png"
 	for _, sizes := range [][]int{{0}, {1}, {70_000, 0, 5, 1 << 20}, make([]int, 200)} {
-		var frames []store.Frame
+		var entries []zipEntry
 		for i, size := range sizes {
-			key := fmt.Sprintf("jobs/j1/frames/t.%d/%s", i, longName)
+			key := fmt.Sprintf("jobs/j1/frames/t.%d/frame_%04d.png", i, i)
 			f.PutContent(key, strings.Repeat("x", size))
-			frames = append(frames, store.Frame{Frame: i + 1, ObjectKey: key, SizeBytes: int64(size)})
+			entries = append(entries, zipEntry{name: fmt.Sprintf("%d%s", i, longName[len(fmt.Sprint(i)):]), key: key, size: int64(size)})
+			// A proxy, read for the preview video alone.
+			entries = append(entries, zipEntry{key: key, size: int64(size), video: true})
 		}
 		var zip bytes.Buffer
-		if err := writeFramesZip(f.Ctx, f.Objects, &zip, frames, nil); err != nil {
+		if err := writeZip(f.Ctx, f.Objects, &zip, entries, nil); err != nil {
 			t.Fatal(err)
 		}
-		if limit := framesZipLimit(frames); int64(zip.Len()) > limit {
-			t.Errorf("a zip of %d frames is %d bytes, over its limit of %d", len(frames), zip.Len(), limit)
+		if limit := zipLimit(entries); int64(zip.Len()) > limit {
+			t.Errorf("a zip of %d files is %d bytes, over its limit of %d", len(sizes), zip.Len(), limit)
 		}
 	}
 }

@@ -201,6 +201,7 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 		Frames:    frames,
 		OutputDir: outDir,
 		Settings:  settingsFor(job.FinalConfig),
+		Naming:    job.FinalConfig.OutputNaming,
 	}
 	times.spawn = time.Now()
 	result, err := inst.Blender.Render(renderCtx, chunk, outRoot, onEvent)
@@ -267,7 +268,15 @@ func (n *Node) frameFailed(ctx context.Context, ref engine.TaskRef, frame int, l
 	}
 }
 
-// frameSaved stores the frame's image, which the runner took from the
+// frameFile is one file of a frame to store: its path below the chunk's
+// output directory (the farm's name for it), what it is, and its bytes.
+type frameFile struct {
+	rel    string
+	output farm.FrameOutput
+	body   io.Reader
+}
+
+// frameSaved stores the frame's files, which the runner took from the
 // chunk's output directory and checked, and marks the frame done, unless
 // the task has moved on to another holder. times, when not nil, takes the
 // time spent storing and recording.
@@ -275,38 +284,54 @@ func (n *Node) frameSaved(ctx context.Context, ref engine.TaskRef, ev blender.Ev
 	if ev.Image == nil {
 		return fmt.Errorf("frame %d was reported saved without its image", ev.Frame)
 	}
-	return n.storeFrame(ctx, ref, ev.Frame, ev.Image.Name, ev.Image.Reader(), ev.RenderSeconds, times)
+	files := []frameFile{{rel: ev.Image.Name, output: ev.Image.Output, body: ev.Image.Reader()}}
+	for _, img := range ev.Outputs {
+		files = append(files, frameFile{rel: img.Name, output: img.Output, body: img.Reader()})
+	}
+	return n.storeFrame(ctx, ref, ev.Frame, files, ev.RenderSeconds, times)
 }
 
-// storeFrame stores image, named name, as frame's and marks the frame done
-// (see frameSaved).
-func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, name string, image io.Reader, renderSeconds float64, times *chunkTimes) error {
-	key := farm.FrameKey(ref.JobID, ref.TaskID, ref.Generation, name)
+// storeFrame stores a frame's files, its own image first, and marks the
+// frame done, recording every file, in one transaction (see frameSaved).
+func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, files []frameFile, renderSeconds float64, times *chunkTimes) error {
 	start := time.Now()
-	size, err := n.objects.Put(ctx, key, image, maxFrameBytes)
-	if err != nil {
-		return fmt.Errorf("store frame %d: %w", frame, err)
+	outputs := make([]farm.FrameOutput, 0, len(files))
+	for _, file := range files {
+		key := farm.FrameOutputKey(ref.JobID, ref.TaskID, ref.Generation, file.rel)
+		size, err := n.objects.Put(ctx, key, file.body, maxFrameBytes)
+		if err != nil {
+			// What was stored before belongs to no frame: finalizing
+			// removes it with the other orphans.
+			return fmt.Errorf("store frame %d (%s): %w", frame, file.rel, err)
+		}
+		output := file.output
+		output.ObjectKey, output.SizeBytes = key, size
+		outputs = append(outputs, output)
 	}
 	stored := time.Now()
 	if times != nil {
 		times.store += stored.Sub(start)
 		defer func() { times.record += time.Since(stored) }()
 	}
-	err = n.updateFrame(ctx, ref, frame, func(f *store.Frame) {
+	err := n.updateFrameAnd(ctx, ref, frame, func(f *store.Frame) {
 		f.Status = farm.FrameCompleted
 		f.Worker = n.cfg.WorkerName
 		f.RenderSeconds = renderSeconds
-		f.ObjectKey = key
-		f.SizeBytes = size
+		f.ObjectKey = outputs[0].ObjectKey
+		f.SizeBytes = outputs[0].SizeBytes
 		f.Error = ""
+	}, func(tx *store.Tx) error {
+		return tx.InsertFrameOutputs(ctx, ref.JobID, frame, outputs)
 	})
 	switch {
 	case err == nil:
 		n.cfg.Metrics.FrameStored(n.cfg.WorkerName, renderSeconds)
 	case errors.Is(err, errNotOurs):
-		// Refused: the image stored above belongs to no frame.
-		if delErr := n.objects.Delete(context.WithoutCancel(ctx), key); delErr != nil {
-			n.log.Warn("could not remove a refused frame image", "key", key, "err", delErr)
+		// Refused: the files stored above belong to no frame.
+		for _, o := range outputs {
+			if delErr := n.objects.Delete(context.WithoutCancel(ctx), o.ObjectKey); delErr != nil {
+				n.log.Warn("could not remove a refused frame's file", "key", o.ObjectKey, "err", delErr)
+			}
 		}
 	}
 	return err
@@ -317,6 +342,12 @@ func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, na
 // checks it again in the database, so a requeue between the two cannot let
 // a stale holder through.
 func (n *Node) updateFrame(ctx context.Context, ref engine.TaskRef, frame int, change func(*store.Frame)) error {
+	return n.updateFrameAnd(ctx, ref, frame, change, nil)
+}
+
+// updateFrameAnd is updateFrame that also runs and (when not nil) in the
+// transaction, once the frame is written.
+func (n *Node) updateFrameAnd(ctx context.Context, ref engine.TaskRef, frame int, change func(*store.Frame), and func(*store.Tx) error) error {
 	return n.store.InTx(ctx, func(tx *store.Tx) error {
 		task, err := tx.LockTask(ctx, ref.TaskID)
 		if err != nil {
@@ -343,7 +374,10 @@ func (n *Node) updateFrame(ctx context.Context, ref engine.TaskRef, frame int, c
 				if errors.Is(err, store.ErrConflict) {
 					return errNotOurs
 				}
-				return err
+				if err != nil || and == nil {
+					return err
+				}
+				return and(tx)
 			}
 		}
 		return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)

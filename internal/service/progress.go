@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"slices"
 	"strings"
 
@@ -141,18 +142,39 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string) (*
 	if err != nil {
 		return nil, err
 	}
+	outputs, err := s.store.FrameOutputsOfJob(ctx, job.ID)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range frames {
 		if f.Status != farm.FrameCompleted || f.ObjectKey == "" {
 			continue
 		}
-		out, err := s.fileOutput(ctx, f.ObjectKey, f.SizeBytes)
-		if err != nil {
-			return nil, err
+		files := outputs[f.Frame]
+		if len(files) == 0 {
+			// Rendered before a frame's files were recorded one by one:
+			// its image alone, named as its key.
+			name := farm.DownloadName(f.ObjectKey)
+			files = []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: name, RelativePath: name, ObjectKey: f.ObjectKey, SizeBytes: f.SizeBytes}}
 		}
-		frame := f.Frame
-		out.Frame = &frame
-		d.Frames = append(d.Frames, out.URL)
-		d.FrameOutputs = append(d.FrameOutputs, out)
+		for _, o := range files {
+			if o.Kind == farm.OutputPreview {
+				continue
+			}
+			out, err := s.fileOutputOf(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			frame := f.Frame
+			out.Frame = &frame
+			if o.Kind == farm.OutputCompositeNode {
+				d.CompositeNodes = append(d.CompositeNodes, out.URL)
+				d.CompositeNodeOutputs = append(d.CompositeNodeOutputs, out)
+				continue
+			}
+			d.Frames = append(d.Frames, out.URL)
+			d.FrameOutputs = append(d.FrameOutputs, out)
+		}
 	}
 	if key := job.Files.FramesZipKey; key != "" {
 		out, err := s.fileOutput(ctx, key, job.Files.FramesZipSize)
@@ -161,6 +183,14 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string) (*
 		}
 		d.Transforms.FramesZip = &out.URL
 		d.Transforms.FramesZipOutputs = &out
+	}
+	if key := job.Files.CompositeNodesZipKey; key != "" {
+		out, err := s.fileOutput(ctx, key, job.Files.CompositeNodesZipSize)
+		if err != nil {
+			return nil, err
+		}
+		d.Transforms.CompositeNodesZip = &out.URL
+		d.Transforms.CompositeNodesZipOutputs = &out
 	}
 	if key := job.Files.VideoKey; key != "" {
 		out, err := s.fileOutput(ctx, key, job.Files.VideoSize)
@@ -179,4 +209,19 @@ func (s *Service) fileOutput(ctx context.Context, key string, size int64) (farm.
 		return farm.FileOutput{}, err
 	}
 	return farm.FileOutput{URL: url, FileName: name, RelativePath: name, SizeBytes: size}, nil
+}
+
+// fileOutputOf is a file a frame made, as a download: its URL downloads it
+// under its file name's last part.
+func (s *Service) fileOutputOf(ctx context.Context, o farm.FrameOutput) (farm.FileOutput, error) {
+	url, _, err := s.objects.PresignGet(ctx, o.ObjectKey, s.cfg.DownloadURLTTL, path.Base(o.FileName))
+	if err != nil {
+		return farm.FileOutput{}, err
+	}
+	out := farm.FileOutput{URL: url, FileName: o.FileName, View: o.View, RelativePath: o.RelativePath, SizeBytes: o.SizeBytes}
+	if o.Kind == farm.OutputCompositeNode {
+		name := o.CompositeNodeName
+		out.CompositeNodeName = &name
+	}
+	return out, nil
 }

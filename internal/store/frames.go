@@ -157,3 +157,43 @@ func (q *Queries) queryFrames(ctx context.Context, query string, args ...any) ([
 	}
 	return frames, rows.Err()
 }
+
+// InsertFrameOutputs records the files a frame made, in their order (the
+// frame's own image first). The caller writes them in the transaction that
+// completes the frame, after UpdateFrameOwned, so that they are written by
+// the task's holder, once: a frame's files recorded twice are an error.
+func (q *Queries) InsertFrameOutputs(ctx context.Context, jobID string, frame int, outputs []farm.FrameOutput) error {
+	for i, o := range outputs {
+		_, err := q.exec(ctx, `INSERT INTO frame_outputs (job_id, frame, position, kind, view, composite_node_name, file_name, relative_path, object_key, size_bytes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			jobID, frame, i, string(o.Kind), o.View, o.CompositeNodeName, o.FileName, o.RelativePath, o.ObjectKey, o.SizeBytes)
+		if err != nil {
+			return fmt.Errorf("record file %d of frame %d: %w", i, frame, err)
+		}
+	}
+	return nil
+}
+
+// FrameOutputsOfJob lists the files each of a job's frames made, by frame,
+// each frame's in their order. Frames completed before files were recorded
+// one by one have none: their image is the frame's ObjectKey.
+func (q *Queries) FrameOutputsOfJob(ctx context.Context, jobID string) (map[int][]farm.FrameOutput, error) {
+	rows, err := q.query(ctx, `SELECT frame, kind, view, composite_node_name, file_name, relative_path, object_key, size_bytes
+		FROM frame_outputs WHERE job_id = ? ORDER BY frame, position`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("list frame outputs: %w", err)
+	}
+	defer rows.Close()
+	out := map[int][]farm.FrameOutput{}
+	for rows.Next() {
+		var frame int
+		var o farm.FrameOutput
+		var kind string
+		if err := rows.Scan(&frame, &kind, &o.View, &o.CompositeNodeName, &o.FileName, &o.RelativePath, &o.ObjectKey, &o.SizeBytes); err != nil {
+			return nil, err
+		}
+		o.Kind = farm.OutputKind(kind)
+		out[frame] = append(out[frame], o)
+	}
+	return out, rows.Err()
+}

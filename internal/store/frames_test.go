@@ -326,3 +326,45 @@ func TestUpdateFrameOwnedWaitsForARequeueInProgressAndIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestFrameOutputsComeBackByFrameInTheirOrder: a frame's files are
+// recorded once, in their order, with a view or none, and listed by frame.
+func TestFrameOutputsComeBackByFrameInTheirOrder(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		left := "left"
+		frame2 := []farm.FrameOutput{
+			{Kind: farm.OutputFrame, View: &left, FileName: "shot_0002_L.png", RelativePath: "render/shot_0002_L.png", ObjectKey: "jobs/job-1/frames/t.1/frame_0002_L.png", SizeBytes: 10},
+			{Kind: farm.OutputCompositeNode, CompositeNodeName: "Depth Out", FileName: "Depth_Out/depth_0002.exr", RelativePath: "Depth_Out/depth_0002.exr", ObjectKey: "jobs/job-1/frames/t.1/nodes/0/0/f_0002.exr", SizeBytes: 1 << 33},
+			{Kind: farm.OutputPreview, FileName: "frame_0002.png", RelativePath: "preview/frame_0002.png", ObjectKey: "jobs/job-1/frames/t.1/preview/frame_0002.png", SizeBytes: 3},
+		}
+		frame1 := []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: "frame_0001.png", RelativePath: "frame_0001.png", ObjectKey: "k1", SizeBytes: 1}}
+		for frame, outputs := range map[int][]farm.FrameOutput{2: frame2, 1: frame1} {
+			if err := s.InsertFrameOutputs(t.Context(), "job-1", frame, outputs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.InsertFrameOutputs(t.Context(), "job-1", 1, frame1); err == nil {
+			t.Error("frame 1's files were recorded twice")
+		}
+		got, err := s.FrameOutputsOfJob(t.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !slices.EqualFunc(got[2], frame2, sameOutput) || !slices.EqualFunc(got[1], frame1, sameOutput) {
+			t.Errorf("FrameOutputsOfJob = %+v, want frame 1's and frame 2's as recorded", got)
+		}
+		if none, err := s.FrameOutputsOfJob(t.Context(), "job-2"); err != nil || len(none) != 0 {
+			t.Errorf("another job's outputs = %v, %v; want none", none, err)
+		}
+	})
+}
+
+func sameOutput(a, b farm.FrameOutput) bool {
+	if (a.View == nil) != (b.View == nil) || (a.View != nil && *a.View != *b.View) {
+		return false
+	}
+	a.View, b.View = nil, nil
+	return a == b
+}

@@ -5,12 +5,20 @@
 # The file is untrusted: this script only reads bpy.data and stats files on
 # disk. It never loads images or runs anything the file carries.
 
+import importlib.util
 import json
 import os
 import re
 import sys
 
 import bpy
+
+# outputs.py, beside this script, describes what a scene writes; loaded by
+# path under a name of ours, as session.py loads this script.
+_spec = importlib.util.spec_from_file_location(
+    "renderfarm_outputs", os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs.py"))
+outputs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(outputs)
 
 MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW", "FRAMESERVER", "H264", "XVID", "THEORA", "QUICKTIME"}
 EEVEE_ENGINES = {"BLENDER_EEVEE", "BLENDER_EEVEE_NEXT"}
@@ -129,6 +137,11 @@ def scene_info(scene, available):
         "viewLayers": [layer.name for layer in scene.view_layers],
         "viewTransform": scene.view_settings.view_transform,
         "isMovieOutput": image.file_format in MOVIE_FORMATS,
+        "outputPath": render.filepath,
+        "useFileExtension": bool(render.use_file_extension),
+        "multiview": outputs.multiview_info(scene),
+        "fileOutputNodes": outputs.file_output_nodes(scene),
+        "renderPasses": outputs.render_passes(scene),
     }
 
 

@@ -158,11 +158,8 @@ def apply_output(scene, s, output_path):
     # files exist, and placeholders would look like finished frames.
     render.use_overwrite = True
     render.use_placeholder = False
-    # The farm takes each frame from one file of the name it chose; views
-    # written as files of their own (frame_0001_L.png) would be none of them.
-    if render.use_multiview:
-        render.use_multiview = False
-        note("multiview off: the farm stores one image a frame")
+    # A multiview scene keeps its views: outputs.py gives each a suffix of
+    # the farm's, and the worker takes a file per view (frame_0001_L.png).
     # Stamped metadata (and a burnt-in stamp) must not tell the client where
     # the farm keeps files or what its machines are called.
     render.use_stamp_filename = False

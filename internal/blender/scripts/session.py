@@ -13,12 +13,14 @@
 # run's own directory before Blender starts, names the .blend; everything
 # else comes in the commands on stdin, one JSON object a line:
 #   {"op": "inspect", "nonce": N, "out": OUT.json}    inspect.py's report
-#   {"op": "configure", "nonce": N, "request": {"scene": S, "outputPath": P, "settings": {...}}}
-#       chooses the scene and applies render_settings.py; prints
+#   {"op": "configure", "nonce": N, "out": OUT.json, "request": {"scene": S, "outputPath": P, "settings": {...}}}
+#       chooses the scene and applies render_settings.py; writes the
+#       layout of what a frame makes (outputs.py) to OUT.json and prints
 #       "renderfarm-session N output FORMAT CODEC", the format Blender writes
 #   {"op": "render", "nonce": N, "frames": [1, 2], "outputDir": DIR}
-#       prints "renderfarm-session N frame F" as frame F begins, and
-#       "renderfarm-session N saved F SECONDS" once its file is written
+#       sends every file of the frames into DIR (outputs.py), prints
+#       "renderfarm-session N frame F" as frame F begins, and
+#       "renderfarm-session N saved F SECONDS" once its files are written
 # Each ends with the line "renderfarm-session N ok" (or "... N failed"),
 # written after Blender's own output for it has been flushed, so the worker
 # reads every line a command caused before its end. The nonce is new for
@@ -45,6 +47,8 @@ _libc = ctypes.CDLL(None)
 # The scene the session renders: the file's active one until a configure
 # command names another.
 SCENE = None
+# Whether each frame also gets a JPEG proxy for the preview (outputs.py).
+PROXY = False
 
 
 def load(name):
@@ -91,7 +95,7 @@ def inspect(command):
 
 
 def configure(command):
-    global SCENE
+    global SCENE, PROXY
     request = command["request"]
     wanted = request.get("scene") or ""
     scene = bpy.context.scene
@@ -102,26 +106,50 @@ def configure(command):
             return False
         if bpy.context.window is not None:
             bpy.context.window.scene = scene
+    # The scene's own output path names the frames for download
+    # (outputNaming "scene"): kept before the settings replace it.
+    user_output_path = scene.render.filepath
+    user_use_extension = bool(scene.render.use_file_extension)
     load("render_settings").apply(scene, request)
-    SCENE = scene
+    outputs = load("outputs")
+    # The layout keeps the views' own suffixes, for the download names;
+    # then the farm's replace them, for the names on disk.
+    layout = outputs.layout(scene, user_output_path, user_use_extension)
+    outputs.use_farm_suffixes(scene)
+    with open(command["out"], "w", encoding="utf-8") as f:
+        json.dump(layout, f)
+    SCENE, PROXY = scene, layout["proxy"]
     image = scene.render.image_settings
     signal(command, "output", image.file_format, getattr(image, "jpeg2k_codec", "JP2"))
 
 
 def render(command):
     scene = SCENE or bpy.context.scene
+    outputs = load("outputs")
+    out = command["outputDir"]
+    outputs.redirect(scene, out)
+    if PROXY:
+        os.makedirs(os.path.join(out, "preview"), exist_ok=True)
     for frame in command["frames"]:
         signal(command, "frame", frame)
         # frame_set evaluates the frame as the render will see it, switching
         # cameras bound to markers, as Blender's -f does.
         scene.frame_set(frame)
-        # The farm looks for exactly this name (Blender adds the extension).
-        scene.render.filepath = os.path.join(command["outputDir"], "frame_%04d" % frame)
+        # The farm looks for exactly this name (Blender adds the view's
+        # suffix and the extension).
+        scene.render.filepath = os.path.join(out, "frame_%04d" % frame)
         start = time.monotonic()
         result = bpy.ops.render.render(write_still=True, scene=scene.name)
         if "FINISHED" not in result:
             error("Blender did not render frame %d (%s)" % (frame, ", ".join(sorted(result))))
             return False
+        if PROXY:
+            # The proxy is for the preview only: a frame without one is
+            # still a frame.
+            try:
+                outputs.save_proxy(scene, outputs.render_result(), os.path.join(out, "preview", "frame_%04d.jpg" % frame))
+            except Exception as err:
+                print("renderfarm: no preview proxy for frame %d: %s" % (frame, err), flush=True)
         signal(command, "saved", frame, "%.3f" % (time.monotonic() - start))
     return True
 

@@ -57,6 +57,13 @@ export function warningsBlock(analysis) {
 }
 
 /** sceneCard shows one scene's settings as a definition list. */
+// How a multiview scene writes its views, in words.
+const viewsWords = {
+  INDIVIDUAL: 'an image per view',
+  STEREO_3D: 'both views in one image',
+  MULTIVIEW: 'every view in one OpenEXR',
+};
+
 export function sceneCard(analysis, scene) {
   const frames = scene.frameEnd - scene.frameStart + 1;
   const step = Math.max(1, scene.frameStep || 1);
@@ -78,6 +85,14 @@ export function sceneCard(analysis, scene) {
       ['Output', [scene.outputFormat, scene.colorMode, scene.colorDepth ? `${scene.colorDepth}-bit` : ''].filter(Boolean).join(', ')],
       ['View transform', scene.viewTransform || '—'],
       ['View layers', (scene.viewLayers ?? []).join(', ') || '—'],
+      scene.outputPath ? ['Output path', scene.outputPath] : null,
+      scene.multiview ? ['Views', `${scene.multiview.views.map((v) => v.name).join(', ')} (${viewsWords[scene.multiview.imageViews] ?? scene.multiview.imageViews})`] : null,
+      (scene.fileOutputNodes ?? []).length
+        ? ['File Output nodes', scene.fileOutputNodes.map((n) => `${n.name} (${n.format}, ${n.slots.length} ${n.slots.length === 1 ? 'input' : 'inputs'})`).join(', ')]
+        : null,
+      (scene.renderPasses ?? []).length
+        ? ['Passes', scene.renderPasses.map((l) => (scene.renderPasses.length > 1 ? `${l.viewLayer}: ` : '') + l.passes.join(', ')).join('; ')]
+        : null,
     ]),
     analysis.scenes.length > 1
       ? h('p', { class: 'muted' }, `The file has ${analysis.scenes.length} scenes; the render form picks which one to render.`)

@@ -37,9 +37,11 @@ export class FrameGrid {
    * with the downloads (the stored files) into the tiles.
    */
   update(progress, downloads) {
+    // A frame of a multiview scene has an image per view: its tile shows
+    // the first (the left one).
     const outputs = new Map();
     for (const o of downloads?.frameOutputs ?? []) {
-      if (Number.isInteger(o.frame)) outputs.set(o.frame, o);
+      if (Number.isInteger(o.frame) && !outputs.has(o.frame)) outputs.set(o.frame, o);
     }
     const frames = progress?.frames?.length
       ? progress.frames

@@ -6,6 +6,7 @@
 import { ApiError, isAbort } from '../api.js';
 import { announce, h, replace, setText } from '../dom.js';
 import { blenderCard, denoiserName, engineName, facts, filesCard, sceneCard, warningsBlock } from '../analysis.js';
+import { CompositeOutputs } from '../composites.js';
 import { FrameGrid } from '../frames.js';
 import { finalStatuses, formatAgo, formatBytes, formatDateTime, formatSeconds, statusLabel } from '../format.js';
 import { callout, progressMeter, spinner, statusBadge, updateStatusBadge } from '../parts.js';
@@ -42,6 +43,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
     setup: h('div', { id: 'job-setup' }),
     overview: h('div', { class: 'stack', id: 'job-overview' }),
     frames: h('div', { id: 'job-frames' }),
+    composites: h('div', { id: 'job-composites' }),
     // After the frames, so that a phone shows the frames first; on a wide
     // screen the grid moves it up beside the progress.
     settings: h('div', { id: 'job-settings' }),
@@ -58,6 +60,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
     h('div', { class: 'job-sections' }, Object.values(sections))));
 
   const grid = new FrameGrid();
+  const composites = new CompositeOutputs();
   let lastStatus = '';
   let live = null; // the parts of the progress and downloads cards, once rendering started
   let logAsked = false;
@@ -280,6 +283,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(sections.frames, h('section', { id: 'frames-section', 'aria-labelledby': 'frames-title' },
       h('div', { class: 'section-head' }, h('h2', { id: 'frames-title', text: 'Frames' }), framesSummary),
       grid.list));
+    replace(sections.composites, composites.section);
     return { meter, stats, downloadsBody, framesSummary, note: '', built: false, zipLink: null, videoLink: null };
   }
 
@@ -308,6 +312,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
     live.meter.el.dataset.tone = job.status;
     setText(live.framesSummary, `${p.framesCompleted} of ${total} done${p.framesFailed ? `, ${p.framesFailed} failed` : ''}`);
     grid.update(p, downloads);
+    composites.update(downloads);
     showDownloads(job, downloads);
 
     if (focusProgress) {
@@ -366,6 +371,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       try {
         const [progress, downloads] = await Promise.all([api.progress(id, signal), api.downloads(id, signal)]);
         grid.update(progress, downloads);
+        composites.update(downloads);
         if (live) showDownloads({ status: lastStatus }, downloads);
       } catch (err) {
         if (isAbort(err)) return false;

@@ -1,0 +1,119 @@
+package farm_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// The rules of Blender's own names are checked against Blender itself in
+// internal/blender (TestBlenderPathIsBlendersFramePath); these tests hold
+// what the farm adds: safe download names.
+
+func TestBlenderPathPutsTheFrameWhereBlenderDoes(t *testing.T) {
+	png := farm.ExtensionsOf("PNG", "")
+	for _, tt := range []struct {
+		template string
+		frame    int
+		useExt   bool
+		suffix   string
+		want     string
+	}{
+		{"//render/shot010_####", 1, true, "", "//render/shot010_0001.png"},
+		{"//render/shot010_", 12345, true, "", "//render/shot010_12345.png"},
+		{"//r/#_#", 7, true, "", "//r/#_7.png"},
+		{"//a#b/c", 7, false, "", "//a#b/c0007"},
+		{"//r/img_####.jpg", 7, true, "", "//r/img_0007.png"},
+		{"//r/img_####.PNG", 7, true, "", "//r/img_0007.PNG"},
+		{"//render/shot010_####", 1, true, "_L", "//render/shot010_0001_L.png"},
+		{"//r/a.b", 7, true, "_L", "//r/a_L.b0007.png"},
+	} {
+		if got := farm.BlenderPath(tt.template, tt.frame, png, tt.useExt, tt.suffix); got != tt.want {
+			t.Errorf("BlenderPath(%q, %d, ext %v, %q) = %q, want %q", tt.template, tt.frame, tt.useExt, tt.suffix, got, tt.want)
+		}
+	}
+	if got := farm.ExtensionsOf("JPEG2000", "J2K"); !slices.Equal(got, []string{".j2c"}) {
+		t.Errorf("a raw JPEG 2000 codestream's extension = %v, want .j2c", got)
+	}
+}
+
+// TestRelativeNameIsSafeInAZip: whatever a scene's output path holds, its
+// download name is relative, without "..", hidden files or characters a
+// shell or another system would trip on, and bounded.
+func TestRelativeNameIsSafeInAZip(t *testing.T) {
+	for _, tt := range []struct{ path, want string }{
+		{"//render/shot010_0001.png", "render/shot010_0001.png"},
+		{"/mnt/show/shot010/render/shot010_0001.png", "shot010_0001.png"},
+		{`C:\renders\shot010_0001.png`, "shot010_0001.png"},
+		{"//../../etc/passwd0001.png", "etc/passwd0001.png"},
+		{"//./render//x.png", "render/x.png"},
+		{"//.hidden/.x.png", "_hidden/_x.png"},
+		{"//render/shot 010 (final)ü.png", "render/shot_010__final__.png"},
+		{"//", "_"},
+		{"relative/dir/f_007.png", "relative/dir/f_007.png"},
+		{"//a/b/c/d/e/f/g/h/x.png", "d/e/f/g/h/x.png"}, // the last six
+	} {
+		if got := farm.RelativeName(tt.path); got != tt.want {
+			t.Errorf("RelativeName(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+	long := "//" + strings.Repeat(strings.Repeat("a", 200)+"/", 5) + strings.Repeat("b", 300) + ".png"
+	got := farm.RelativeName(long)
+	if len(got) > farm.MaxRelativeNameBytes || strings.HasPrefix(got, "/") || strings.Contains(got, "..") {
+		t.Errorf("RelativeName of a long path = %q (%d bytes)", got, len(got))
+	}
+	for _, c := range strings.Split(got, "/") {
+		if len(c) > farm.MaxNameComponentBytes {
+			t.Errorf("component %q is %d bytes, over %d", c, len(c), farm.MaxNameComponentBytes)
+		}
+	}
+}
+
+func TestFrameNamesByNaming(t *testing.T) {
+	exr := farm.ExtensionsOf("OPEN_EXR", "")
+	byFarm := farm.SceneNaming{Naming: farm.NamingFarm, OutputPath: "//render/shot010_####", UseFileExtension: false}
+	byScene := byFarm
+	byScene.Naming = farm.NamingScene
+	for _, tt := range []struct {
+		naming farm.SceneNaming
+		suffix string
+		want   farm.FrameFileNames
+	}{
+		{byFarm, "", farm.FrameFileNames{FileName: "frame_0003.exr", RelativePath: "frame_0003.exr"}},
+		{byFarm, "_L", farm.FrameFileNames{FileName: "frame_0003_L.exr", RelativePath: "frame_0003_L.exr"}},
+		// A suffix that is a path stays in the file's name.
+		{byFarm, "/../x", farm.FrameFileNames{FileName: "frame_0003_.._x.exr", RelativePath: "frame_0003_.._x.exr"}},
+		// The scene's own rules: no extension when it adds none.
+		{byScene, "", farm.FrameFileNames{FileName: "shot010_0003", RelativePath: "render/shot010_0003"}},
+		{byScene, "_R", farm.FrameFileNames{FileName: "shot010_0003_R", RelativePath: "render/shot010_0003_R"}},
+	} {
+		if got := tt.naming.FrameNames(3, exr, tt.suffix); got != tt.want {
+			t.Errorf("%s naming, suffix %q: %+v, want %+v", tt.naming.Naming, tt.suffix, got, tt.want)
+		}
+	}
+	// Node images always have their extension unless the scene's naming
+	// says otherwise; a slot's folders stay, made safe.
+	if got := byFarm.NodeFileName("passes/../depth_##", 3, exr, "_L"); got != "passes/depth_03_L.exr" {
+		t.Errorf("NodeFileName = %q", got)
+	}
+	if got := byScene.NodeFileName("/abs/depth_", 3, exr, ""); got != "abs/depth_0003" {
+		t.Errorf("NodeFileName of the scene's naming = %q", got)
+	}
+}
+
+func TestNodeFoldersAndUniqueNames(t *testing.T) {
+	got := farm.NodeFolders([]string{"Depth Out", "Depth_Out", "AO", "", ".."})
+	if want := []string{"Depth_Out", "Depth_Out_2", "AO", "_", "_."}; !slices.Equal(got, want) {
+		t.Errorf("NodeFolders = %q, want %q", got, want)
+	}
+	taken := map[string]bool{}
+	var names []string
+	for _, n := range []string{"a/x.png", "a/x.png", "a/x.png", "b", "b"} {
+		names = append(names, farm.Unique(n, taken))
+	}
+	if want := []string{"a/x.png", "a/x_2.png", "a/x_3.png", "b", "b_2"}; !slices.Equal(names, want) {
+		t.Errorf("Unique = %q, want %q", names, want)
+	}
+}

@@ -136,6 +136,10 @@ type Progress struct {
 	PercentComplete float64         `json:"percentComplete"`
 	EtaSeconds      *float64        `json:"etaSeconds"`
 	Frames          []FrameProgress `json:"frames"`
+	// WaitingFor is ours: what the job's work waits for while a part of
+	// the farm is out ("the bucket", "the database", "disk space on
+	// node-a"); empty, and left out, when it waits for nothing.
+	WaitingFor string `json:"waitingFor,omitempty"`
 }
 
 // FileOutput is one downloadable file in a downloads answer.

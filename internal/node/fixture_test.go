@@ -1,6 +1,9 @@
 package node
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/service"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -28,9 +32,20 @@ type fixture struct {
 	node    *Node
 	hk      *housekeeping.Housekeeping
 	blender *fakeBlender
+	metrics *metrics.Metrics
 }
 
+var discardLog = slog.New(slog.DiscardHandler)
+
 func newFixture(t *testing.T, db enginetest.Database) *fixture {
+	t.Helper()
+	return newFixtureWith(t, db, nil)
+}
+
+// newFixtureWith is newFixture with the node's configuration changed by
+// configure, and the node and housekeeping counting in metrics of their
+// own (f.metrics).
+func newFixtureWith(t *testing.T, db enginetest.Database, configure func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{Farm: enginetest.New(t, db), blender: newFakeBlender(t)}
 	svc := service.DefaultConfig()
@@ -38,14 +53,20 @@ func newFixture(t *testing.T, db enginetest.Database) *fixture {
 	// Renders are spread over the farm's live workers, as on an API server.
 	svc.LocalRenderSlots = 0
 	f.api = service.New(f.Engine, svc)
+	f.metrics = metrics.New(func(context.Context) (store.FarmStats, error) { return store.FarmStats{}, nil }, discardLog)
 	cfg := DefaultConfig()
 	cfg.WorkerName, cfg.WorkDir = "node-test", filepath.Join(f.Dir, "work")
+	cfg.Metrics = f.metrics
+	if configure != nil {
+		configure(&cfg)
+	}
 	var err error
 	if f.node, err = New(f.Engine, f.blender, cfg); err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
 	hk := housekeeping.DefaultConfig()
 	hk.WorkerTimeout, hk.WebhookAllowPrivate = enginetest.WorkerTimeout, true
+	hk.Metrics = f.metrics
 	f.hk = housekeeping.New(f.Engine, hk)
 	return f
 }
@@ -90,7 +111,7 @@ func (f *fixture) saveFrame(ref engine.TaskRef, frame int, seconds float64) erro
 // saveFrameImage is saveFrame with the image's bytes.
 func (f *fixture) saveFrameImage(ref engine.TaskRef, frame int, seconds float64, image string) error {
 	f.T.Helper()
-	return f.node.storeFrame(f.Ctx, ref, frame, enginetest.FrameName(frame), strings.NewReader(image), seconds, nil)
+	return f.node.storeFrame(f.Ctx, nil, ref, frame, enginetest.FrameName(frame), func() io.Reader { return strings.NewReader(image) }, seconds, nil)
 }
 
 // renderChunk plays a chunk that rendered every one of its frames: claimed,

@@ -18,14 +18,16 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, farm.NotFound("job", id)
 	}
-	status, frames, err := s.store.JobProgress(ctx, p.WorkspaceID, id)
+	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, farm.NotFound("job", id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return progressOf(id, status, frames), nil
+	pr := progressOf(id, read.Status, read.Frames)
+	pr.WaitingFor = read.WaitingFor
+	return pr, nil
 }
 
 // RunningProgress reports every job of the workspace that is being worked on.
@@ -40,7 +42,11 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *progressOf(job.ID, job.Status, frames))
+		pr := progressOf(job.ID, job.Status, frames)
+		if pr.WaitingFor, err = s.store.WaitingFor(ctx, job.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
 	}
 	return out, nil
 }

@@ -363,6 +363,10 @@ type Progress struct {
 	// has seen enough frames to guess.
 	EtaSeconds *float64        `json:"etaSeconds"`
 	Frames     []FrameProgress `json:"frames"`
+	// WaitingFor says what the job's work waits for while a part of the
+	// farm is out ("the bucket", "the database", "disk space on NODE");
+	// empty when it waits for nothing. The work resumes by itself.
+	WaitingFor string `json:"waitingFor,omitempty"`
 }
 
 // FrameProgress is one frame's line in a [Progress].

@@ -33,9 +33,6 @@ const (
 	// recordTimeout bounds writing what a task waits for: the write is
 	// for the client's information only.
 	recordTimeout = 2 * time.Second
-	// probeKey is an object the bucket's probe asks for: answered "no
-	// such object", the bucket is up.
-	probeKey = "renderfarm-probe/answer"
 )
 
 // DefaultOutageTolerance is how long a task waits for the database, the
@@ -270,11 +267,7 @@ func (n *Node) probe(ctx context.Context, part outage.Part) error {
 	case outage.Database:
 		return n.store.Ping(ctx)
 	case outage.Bucket:
-		_, err := n.objects.Stat(ctx, probeKey)
-		if errors.Is(err, objstore.ErrNotFound) {
-			return nil
-		}
-		return err
+		return objstore.Probe(ctx, n.objects)
 	case outage.Disk:
 		return n.checkDiskSpace()
 	}

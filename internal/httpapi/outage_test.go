@@ -88,10 +88,10 @@ func TestAnErrorMetWhileTheDatabaseIsDownIsTheOutage(t *testing.T) {
 
 func TestReadyz(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		ready    func(context.Context) error
-		status   int
-		saying   string
+		name      string
+		ready     func(context.Context) error
+		status    int
+		saying    string
 		notSaying string
 	}{
 		{"no check", nil, 200, `"ready"`, ""},

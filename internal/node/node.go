@@ -201,6 +201,7 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	t := time.NewTimer(n.cfg.HeartbeatInterval)
 	defer t.Stop()
 	lastSweep := time.Now()
+	var failingSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,12 +213,20 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 			lastSweep = time.Now()
 		}
 		next := n.cfg.HeartbeatInterval
-		if err := n.beat(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("heartbeat failed", "err", err)
+		err := n.beat(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+				n.log.Warn("heartbeat failed; trying every second", "err", err)
+			}
 			// The database may be back in a moment: beat again soon, so
 			// that the farm does not take a worker that was only cut off
 			// from it for dead.
 			next = min(next, time.Second)
+		case err == nil && !failingSince.IsZero():
+			n.log.Info("heartbeat recorded again", "after", time.Since(failingSince).Round(time.Second))
+			failingSince = time.Time{}
 		}
 		t.Reset(next)
 	}

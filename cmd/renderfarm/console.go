@@ -178,6 +178,9 @@ func (c *console) renderMeter() (report func(*client.Progress), done func()) {
 		if p.EtaSeconds != nil {
 			desc += ", eta " + formatSeconds(*p.EtaSeconds)
 		}
+		if p.WaitingFor != "" {
+			desc += ", waiting for " + p.WaitingFor
+		}
 		bar.Describe(desc)
 		// Setting the same count again still redraws the bar, which keeps
 		// its elapsed time moving during a long frame.
@@ -200,6 +203,9 @@ func progressLine(p *client.Progress) string {
 	}
 	if p.EtaSeconds != nil {
 		line += ", eta " + formatSeconds(*p.EtaSeconds)
+	}
+	if p.WaitingFor != "" {
+		line += ", waiting for " + p.WaitingFor
 	}
 	return line
 }

@@ -16,7 +16,7 @@ import (
 
 // A database that is down, as its driver reports it: the connection is
 // refused.
-var databaseDown = fmt.Errorf("read job: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+var errDatabaseDown = fmt.Errorf("read job: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
 
 // TestEveryRouteAnswersADatabaseOutageWith503: whatever a route asks of the
 // farm, a database that does not answer is a 503 UNAVAILABLE with
@@ -29,7 +29,7 @@ func TestEveryRouteAnswersADatabaseOutageWith503(t *testing.T) {
 		}
 		t.Run(tc.name, func(t *testing.T) {
 			f := fullFarm()
-			f.err = databaseDown
+			f.err = errDatabaseDown
 			e := newEnv(t, f, httpapi.Options{})
 			r := e.do(e.strict, tc.method, apiPrefix+tc.path, tc.body)
 			checkUnavailable(t, r, "the farm's database")
@@ -41,7 +41,7 @@ func TestEveryRouteAnswersADatabaseOutageWith503(t *testing.T) {
 // checked without the database; that is no reason to call the key bad.
 func TestTheKeyLookupAnswersADatabaseOutageWith503(t *testing.T) {
 	f := fullFarm()
-	f.authErr = databaseDown
+	f.authErr = errDatabaseDown
 	e := newEnv(t, f, httpapi.Options{})
 	checkUnavailable(t, e.do(e.strict, "GET", apiPrefix+"/jobs", ""), "the farm's database")
 }

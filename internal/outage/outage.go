@@ -15,7 +15,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -148,8 +147,10 @@ func databaseDown(err error) bool {
 		pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) {
+	// Errors of sockets only: a pipe to Blender or ffmpeg that breaks
+	// (EPIPE), or a truncated file read (io.ErrUnexpectedEOF), is not the
+	// database's.
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
 		return true
 	}
 	if _, ok := errors.AsType[*net.OpError](err); ok {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -217,5 +218,27 @@ func TestTheAnswerOfAnOutage(t *testing.T) {
 	}
 	if got := outage.Unavailable(outage.Disk); got != http.StatusInsufficientStorage {
 		t.Errorf("disk: %d, want 507", got)
+	}
+}
+
+// TestABrokenPipeOrATruncatedFileIsNoOutage: Blender or ffmpeg dying
+// breaks the pipe the node writes to, and a truncated archive ends early;
+// neither is the database's doing.
+func TestABrokenPipeOrATruncatedFileIsNoOutage(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	_, broken := w.Write([]byte("render 1 2 3\n"))
+	w.Close()
+	truncated := fmt.Errorf("read project.zip: %w", io.ErrUnexpectedEOF)
+	for _, err := range []error{broken, truncated} {
+		if err == nil {
+			t.Fatal("the write to a closed pipe succeeded")
+		}
+		if got := outage.Of(err); got != outage.None {
+			t.Errorf("Of(%v) = %s, want none", err, got)
+		}
 	}
 }

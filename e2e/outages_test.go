@@ -42,6 +42,20 @@ func checkFramesOnce(ctx context.Context, t *testing.T, c *client.Client, log *b
 	log.renderedOnce(jobID, frames)
 }
 
+// checkTaskInvariant checks the farm's invariant on a farm in the test's
+// process: every unfinished task has a live River job
+// (docs/architecture.md).
+func checkTaskInvariant(t *testing.T, f *farm) {
+	t.Helper()
+	stranded, err := f.Main().Store().StrandedTasks(t.Context(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stranded {
+		t.Errorf("task %s (%s, %s) has no live River job: River job %d is %q", st.ID, st.Kind, st.Status, st.RiverJobID, st.RiverState)
+	}
+}
+
 // checkNotReady checks that /readyz answers 503 with Retry-After.
 func checkNotReady(t *testing.T, base string) {
 	t.Helper()
@@ -103,6 +117,7 @@ func TestPostgreSQLStoppedFiveTimesMidRender(t *testing.T) {
 		t.Logf("round %d: completed %.1f s after the database came back", round+1, time.Since(back).Seconds())
 		checkFramesOnce(ctx, t, c, renders, job.ID, frames)
 	}
+	checkTaskInvariant(t, f)
 }
 
 // TestTheBucketStoppedForAMinuteMidRender stops the farm's S3 server for
@@ -155,6 +170,7 @@ func TestTheBucketStoppedForAMinuteMidRender(t *testing.T) {
 	if err != nil || len(dl.FrameOutputs) != frames {
 		t.Errorf("downloads = %v, %v; want %d frames", dl, err, frames)
 	}
+	checkTaskInvariant(t, f)
 }
 
 // chunkTook is how long the first chunk that rendered took, from the
@@ -406,6 +422,7 @@ func TestAFullDiskIsWaitedOutAndUploadsAreRefusedWith507(t *testing.T) {
 	if _, err := c.UploadFile(ctx, scene("cube.blend"), nil); err != nil {
 		t.Errorf("upload once space was freed: %v", err)
 	}
+	checkTaskInvariant(t, f)
 }
 
 // fill writes zeros to path until the disk it is on is full.

@@ -26,9 +26,9 @@ func ProgressChanges(fn func(*Progress)) func(*Progress) {
 }
 
 func sameProgress(a, b *Progress) bool {
-	if a.JobID != b.JobID || a.Status != b.Status ||
+	if a.JobID != b.JobID || a.Status != b.Status || a.WaitingFor != b.WaitingFor ||
 		a.FramesTotal != b.FramesTotal || a.FramesCompleted != b.FramesCompleted ||
-		a.FramesRendering != b.FramesRendering || a.FramesFailed != b.FramesFailed || a.WaitingFor != b.WaitingFor {
+		a.FramesRendering != b.FramesRendering || a.FramesFailed != b.FramesFailed {
 		return false
 	}
 	switch {

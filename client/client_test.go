@@ -886,3 +886,36 @@ func TestFileTypeOf(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitWaitsOutAFarmThatIsBrieflyUnavailable: a 503 (the farm's
+// database restarting, say) says to come back after Retry-After; Wait
+// does, and ends when the job does. Any other error still ends it.
+func TestWaitWaitsOutAFarmThatIsBrieflyUnavailable(t *testing.T) {
+	f := newFakeServer(t)
+	var polls atomic.Int32
+	f.handle("GET /jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		switch polls.Add(1) {
+		case 1, 2:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, client.CodeUnavailable, "the farm's database is not answering; this is temporary", "")
+		default:
+			writeJSON(w, 200, `{"data": `+jobWithStatus(r.PathValue("id"), client.StatusCompleted)+`}`)
+		}
+	})
+	start := time.Now()
+	job, err := f.client(client.WithPollInterval(time.Millisecond)).Wait(context.Background(), "j1", client.UntilFinal, nil)
+	if err != nil || job.Status != client.StatusCompleted {
+		t.Fatalf("Wait = %+v, %v; want the job completed", job, err)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("Wait asked again after %v; want the 2 s that two Retry-After: 1 ask for", took)
+	}
+
+	f2 := newFakeServer(t)
+	f2.handle("GET /jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusInternalServerError, client.CodeInternal, "report it with request id 7", "")
+	})
+	if _, err := f2.client(client.WithPollInterval(time.Millisecond)).Wait(context.Background(), "j1", client.UntilFinal, nil); err == nil || client.IsUnavailable(err) {
+		t.Errorf("Wait on a 500 = %v, want the error", err)
+	}
+}

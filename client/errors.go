@@ -29,6 +29,8 @@ const (
 	CodeInternal        = "INTERNAL"              // the server failed; details are in its logs
 	CodeRateLimited     = "RATE_LIMITED"          // too many requests; slow down
 	CodeValidationError = "VALIDATION_FAILED"     // the file could not be validated
+	CodeUnavailable     = "UNAVAILABLE"           // a part of the farm is out for a moment; send the request again
+	CodeStorageFull     = "STORAGE_FULL"          // the farm's disk is full
 )
 
 // APIError is an error answer of the server: the HTTP status, and the
@@ -91,6 +93,14 @@ func IsUnauthorized(err error) bool {
 // [WithRateLimitRetries]), so seeing this means the farm stayed busy.
 func IsRateLimited(err error) bool {
 	return hasStatus(err, http.StatusTooManyRequests)
+}
+
+// IsUnavailable reports whether the server said a part of the farm (its
+// database, its file store) does not answer for the moment: 503, with
+// [APIError.RetryAfter] saying when to send the request again. [Client.Wait]
+// waits such answers out by itself.
+func IsUnavailable(err error) bool {
+	return hasStatus(err, http.StatusServiceUnavailable)
 }
 
 // IsInvalidState reports whether an action was refused because of the job's

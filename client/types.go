@@ -452,9 +452,10 @@ type Progress struct {
 	// has seen enough frames to guess.
 	EtaSeconds *float64        `json:"etaSeconds"`
 	Frames     []FrameProgress `json:"frames"`
-	// WaitingFor is renderfarm's: set while the job's work waits for
-	// something the farm lacks, such as a render node with the job's
-	// Blender, and says what. The job goes on once there is one.
+	// WaitingFor is renderfarm's: what the job's work waits for, empty
+	// when it waits for nothing: a part of the farm that is out ("the
+	// bucket", "the database", "disk space on NODE"), or a render node
+	// with the job's Blender. The work resumes by itself.
 	WaitingFor string `json:"waitingFor,omitempty"`
 }
 

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 )
@@ -15,10 +17,12 @@ import (
 // If the job reaches a final status that until does not accept (say it
 // failed while the caller waited for validated), waiting longer cannot help:
 // Wait returns the job and a [*JobEndedError] that carries its
-// FailedReason. Wait stops at the first error and when ctx is done,
-// returning the last job it saw; since waiting changes nothing on the
-// server, calling Wait again after a passing network error is safe.
-// The poll interval is set with [WithPollInterval].
+// FailedReason. A server that answers 503 (a part of the farm is out for
+// a moment, see [IsUnavailable]) is asked again after its Retry-After;
+// Wait stops at any other error and when ctx is done, returning the last
+// job it saw. Since waiting changes nothing on the server, calling Wait
+// again after a passing network error is safe. The poll interval is set
+// with [WithPollInterval].
 func (c *Client) Wait(ctx context.Context, id string, until func(*Job) bool, onProgress func(*Progress)) (*Job, error) {
 	if until == nil {
 		until = UntilFinal
@@ -35,12 +39,20 @@ func (c *Client) Wait(ctx context.Context, id string, until func(*Job) bool, onP
 
 		job, err := c.GetJob(ctx, id)
 		if err != nil {
+			if wait, ok := unavailableFor(err, c.pollInterval); ok {
+				timer.Reset(wait)
+				continue
+			}
 			return last, fmt.Errorf("wait for job %s: %w", id, err)
 		}
 		last = job
 		if onProgress != nil {
 			p, err := c.Progress(ctx, id)
 			if err != nil {
+				if wait, ok := unavailableFor(err, c.pollInterval); ok {
+					timer.Reset(wait)
+					continue
+				}
 				return last, fmt.Errorf("wait for job %s: %w", id, err)
 			}
 			onProgress(p)
@@ -53,6 +65,20 @@ func (c *Client) Wait(ctx context.Context, id string, until func(*Job) bool, onP
 		}
 		timer.Reset(c.pollInterval)
 	}
+}
+
+// unavailableFor reports whether err is the server saying it cannot
+// answer for the moment (503), and how long to wait before asking again:
+// its Retry-After, or the poll interval when it gave none.
+func unavailableFor(err error, poll time.Duration) (time.Duration, bool) {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	if ae.RetryAfter > 0 {
+		return min(ae.RetryAfter, maxRateLimitWait), true
+	}
+	return poll, true
 }
 
 // UntilFinal is a condition for [Client.Wait] that holds once the job is

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/renderfarm/renderfarm/client"
 )
@@ -31,54 +30,6 @@ func TestMetricsAndRiverUI(t *testing.T) {
 	get(t, f.URL+"/riverui/", "wrong", http.StatusUnauthorized)
 	if page := get(t, f.URL+"/riverui/", "s3cret-token", http.StatusOK); !strings.Contains(strings.ToLower(page), "<html") {
 		t.Errorf("River UI answered no page: %.200s", page)
-	}
-}
-
-// TestSIGTERMFinishesTheRunningChunkAndExitsCleanly: a stop waits for the
-// chunk Blender is rendering (within --shutdown-timeout), exits 0, and the
-// job goes on after a restart.
-func TestSIGTERMFinishesTheRunningChunkAndExitsCleanly(t *testing.T) {
-	f := startProcessFarm(t, "--shutdown-timeout", "60s")
-	c := f.client("studio")
-	ctx := testContext(t)
-	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
-	cfg := slowRender("1-6")
-	cfg.ChunkSize = client.Int(3)
-	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
-		t.Fatal(err)
-	}
-	waitFrames(t, c, job.ID, 1)
-
-	stopped := time.Now()
-	if code := f.Terminate(); code != 0 {
-		t.Fatalf("serve exited %d after SIGTERM, want 0:\n%s", code, f.Log.String())
-	}
-	t.Logf("stopped %.1f s after SIGTERM", time.Since(stopped).Seconds())
-
-	f.Start()
-	c = f.client("studio")
-	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if done.Status != client.StatusCompleted {
-		t.Fatalf("job ended %s after the restart", done.Status)
-	}
-	p, err := c.Progress(ctx, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fr := range p.Frames {
-		if fr.Status != client.FrameCompleted {
-			t.Errorf("frame %d is %s", fr.Frame, fr.Status)
-		}
-	}
-	// The chunk running at SIGTERM finished before the stop: its three
-	// frames were rendered once.
-	for _, fr := range p.Frames[:3] {
-		if fr.Attempts != 1 {
-			t.Errorf("frame %d took %d attempts; the stop should have let its chunk finish", fr.Frame, fr.Attempts)
-		}
 	}
 }
 

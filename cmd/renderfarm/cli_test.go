@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -420,6 +421,46 @@ func TestUnreachableServerIsNamed(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the farm at http://127.0.0.1:9") {
 		t.Errorf("want exit 1 naming the URL, got\n%s", r)
 	}
+}
+
+// TestUnreachableBucketIsNamed: the farm answers, but the upload URL it
+// hands out points at its file store, which this machine cannot reach.
+// The message names that host, not the farm: --server is right. (The farm
+// here is a stand-in that answers POST /uploads as serve does with a
+// bucket; the bucket's host is a port nothing listens on.)
+func TestUnreachableBucketIsNamed(t *testing.T) {
+	t.Parallel()
+	bucket := closedAddr(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != client.APIPath+"/uploads" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"uploadUrl": "http://%s/farm/uploads/s1/project.zip?X-Amz-Signature=abc", "slug": "s1", "expiresAt": "2030-01-01T00:00:00Z"}`, bucket)
+	}))
+	defer api.Close()
+	project := filepath.Join(t.TempDir(), "project.zip")
+	if err := os.WriteFile(project, []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := append(cleanEnv(), "RENDERFARM_SERVER="+api.URL, "RENDERFARM_API_KEY=RF-unused")
+	r := renderfarm(t, env, "submit", project)
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach "+bucket+", where the farm at "+api.URL+" keeps its files") || strings.Contains(r.stderr, "Check --server") {
+		t.Errorf("want exit 1 naming the bucket's host %s and not blaming --server, got\n%s", bucket, r)
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func requirePNG(t *testing.T, path string, width, height int) {

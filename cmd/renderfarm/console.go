@@ -205,7 +205,7 @@ func progressLine(p *client.Progress) string {
 		line += ", eta " + formatSeconds(*p.EtaSeconds)
 	}
 	if p.WaitingFor != "" {
-		line += "; waiting for " + p.WaitingFor
+		line += ", waiting for " + p.WaitingFor
 	}
 	return line
 }

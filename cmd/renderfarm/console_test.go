@@ -46,6 +46,7 @@ func TestRenderWithoutTerminalPrintsALinePerChange(t *testing.T) {
 		{Status: client.StatusRendering, FramesTotal: 24}, // nothing new
 		{Status: client.StatusRendering, FramesTotal: 24, FramesCompleted: 12, EtaSeconds: eta(8.2)},
 		{Status: client.StatusRendering, FramesTotal: 24, FramesCompleted: 12, EtaSeconds: eta(8.2)},
+		{Status: client.StatusRendering, FramesTotal: 24, FramesCompleted: 12, EtaSeconds: eta(8.2), WaitingFor: "the bucket"},
 		{Status: client.StatusRendering, FramesTotal: 24, FramesCompleted: 23, FramesFailed: 1, EtaSeconds: eta(0.4)},
 		{Status: client.StatusFailed, FramesTotal: 24, FramesCompleted: 23, FramesFailed: 1},
 	}
@@ -57,6 +58,7 @@ func TestRenderWithoutTerminalPrintsALinePerChange(t *testing.T) {
 	want := "booting: 0/24 frames\n" +
 		"rendering: 0/24 frames\n" +
 		"rendering: 12/24 frames, eta 8s\n" +
+		"rendering: 12/24 frames, eta 8s, waiting for the bucket\n" +
 		"rendering: 23/24 frames, 1 failed, eta 0s\n" +
 		"failed: 23/24 frames, 1 failed\n"
 	if stderr.String() != want {

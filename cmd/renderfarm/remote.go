@@ -114,10 +114,31 @@ func (r *remote) explain(err error) error {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	if errors.As(err, &opErr) || errors.As(err, &dnsErr) {
+		if host := r.otherHost(err); host != "" {
+			// The farm answered and handed out a URL of its file store
+			// (an upload or a download), which this machine cannot reach.
+			return exitWith(exitFailed, "cannot reach %s, where the farm at %s keeps its files (its upload and download URLs point there): %v\n"+
+				"The farm itself answers; ask its operator whether that storage is up and reachable from this machine", host, r.server, err)
+		}
 		return exitWith(exitFailed, "cannot reach the farm at %s: %v\n"+
 			"Check --server or RENDERFARM_SERVER, and that \"renderfarm serve\" runs there", r.server, err)
 	}
 	return &exitError{code: exitFailed, err: err}
+}
+
+// otherHost is the host of the request err failed on when that is not the
+// farm's own (--server), "" otherwise.
+func (r *remote) otherHost(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return ""
+	}
+	failed, err1 := url.Parse(ue.URL)
+	farm, err2 := url.Parse(r.server)
+	if err1 != nil || err2 != nil || failed.Host == "" || strings.EqualFold(failed.Host, farm.Host) {
+		return ""
+	}
+	return failed.Host
 }
 
 // interrupted reports whether the command was stopped by Ctrl-C (or a

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/renderfarm/renderfarm/internal/app"
 )
@@ -37,6 +40,13 @@ func runMain(ctx context.Context, role app.Role, args []string, stdout, stderr i
 		fmt.Fprintf(stdout, "renderfarm worker %s running\n", cfg.WorkerName)
 	}
 	waitErr := m.Wait(ctx)
-	m.Close()
+	// The first SIGTERM or SIGINT ended ctx: the process stops taking
+	// work and lets what runs finish, for up to --shutdown-timeout. A
+	// second one stops it at once.
+	now, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := m.Shutdown(now); err != nil && waitErr == nil {
+		waitErr = err
+	}
 	return waitErr
 }

@@ -55,6 +55,12 @@ type Config struct {
 	// ShutdownTimeout is how long a stop waits for running work before
 	// handing it back.
 	ShutdownTimeout time.Duration
+	// OutageTolerance is how long work waits for the database, the bucket
+	// or disk space before its job fails.
+	OutageTolerance time.Duration
+	// DiskReserve is the free space a render node keeps on its work
+	// directory's disk: below it, work waits for space.
+	DiskReserve int64
 	// MaxProjectBytes bounds a project zip's total uncompressed size.
 	MaxProjectBytes int64
 	// CacheBytes caps the inputs a node keeps from a bucket (worker
@@ -129,6 +135,8 @@ func DefaultConfig(role Role) Config {
 		WorkerName:       nd.WorkerName,
 		WorkerTimeout:    hk.WorkerTimeout,
 		ShutdownTimeout:  30 * time.Second,
+		OutageTolerance:  nd.OutageTolerance,
+		DiskReserve:      nd.DiskReserve,
 		MaxProjectBytes:  blendfile.DefaultZipLimits().MaxTotalBytes,
 		CacheBytes:       nd.CacheBytes,
 		BlenderRoots:     DefaultBlenderRoots,
@@ -167,7 +175,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Backends.RegisterFlags(fs)
 	fs.StringVar(&c.WorkerName, "worker-name", c.WorkerName, "the name of this machine's worker in progress reports")
 	fs.DurationVar(&c.WorkerTimeout, "worker-timeout", c.WorkerTimeout, "how long a worker may go silent before its frames are rendered elsewhere")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop waits for running work before handing it back")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop (SIGTERM) lets running chunks finish before handing them to another worker; a second SIGTERM or SIGINT stops at once")
+	fs.DurationVar(&c.OutageTolerance, "outage-tolerance", c.OutageTolerance, "how long running work waits for the database, the bucket or disk space to come back before its job fails (an outage spends none of a chunk's attempts)")
+	fs.Func("disk-reserve", fmt.Sprintf("the free space a render node keeps on its work directory's disk: below it, work waits for space as for an outage (default %dMiB; 0: none)", c.DiskReserve>>20), func(s string) error {
+		if strings.TrimSpace(s) == "0" {
+			c.DiskReserve = 0
+			return nil
+		}
+		return byteSize{&c.DiskReserve}.Set(s)
+	})
 	fs.Var(byteSize{&c.MaxProjectBytes}, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
 	fs.Var(blenderList{&c.Blenders}, "blender", "a Blender this node runs, given once for each: its executable (an official build: /opt/blender-4.5/blender), or a directory that is a root file system with usr/bin/blender inside (needs bubblewrap); each job renders with the one that opens its file (default: blender on PATH and every root under --blender-roots)")
 	fs.StringVar(&c.BlenderRoots, "blender-roots", c.BlenderRoots, "with no --blender, also run every Blender installed as a root file system in a directory here (DIR/NAME/usr/bin/blender)")
@@ -268,6 +284,9 @@ func (c Config) Validate() error {
 	if c.BlenderKeepAlive < 0 {
 		return fmt.Errorf("%w: --blender-keep-alive cannot be negative", ErrUsage)
 	}
+	if c.OutageTolerance <= 0 || c.DiskReserve < 0 || c.ShutdownTimeout < 0 {
+		return fmt.Errorf("%w: --outage-tolerance must be positive, --disk-reserve and --shutdown-timeout 0 or more", ErrUsage)
+	}
 	return nil
 }
 
@@ -310,6 +329,7 @@ func (c Config) nodeConfig() node.Config {
 	n.HeartbeatInterval = node.HeartbeatInterval(c.WorkerTimeout)
 	n.WorkerTimeout = c.WorkerTimeout
 	n.CacheBytes = c.CacheBytes
+	n.OutageTolerance, n.DiskReserve = c.OutageTolerance, c.DiskReserve
 	return n
 }
 

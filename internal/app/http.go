@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
+	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -86,14 +87,15 @@ func objectOrigin(storage string) string {
 	return "https://" + cfg.Bucket + ".s3." + cfg.Region + ".amazonaws.com"
 }
 
-// serveMetrics serves /metrics and /healthz at addr, without credentials,
-// until stop is called; an empty addr serves nothing. serve uses it for
+// serveMetrics serves /metrics, /healthz and /readyz (ready's answer) at
+// addr, without credentials, until stop is called; an empty addr serves
+// nothing. serve uses it for
 // --metrics-addr (loopback by default, for a Prometheus on the same host)
 // and worker for its own --metrics-addr: a render node has no API, and its
 // frame counters live in its own process. An address already taken is an
 // error at start, never a server that runs without the metrics it was
 // asked for.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, m *metrics.Metrics, ready func(context.Context) error, log *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -106,6 +108,9 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteReadiness(w, r, ready, log)
 	})
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/node"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/outage"
 	"github.com/renderfarm/renderfarm/internal/service"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/web"
@@ -48,6 +51,8 @@ type Main struct {
 	service      *service.Service
 	node         *node.Node
 	started      bool // the engine (and node) started
+	// stopping is set once a stop began: the process is no longer ready.
+	stopping atomic.Bool
 
 	listener net.Listener
 	server   *http.Server
@@ -104,7 +109,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.objects, m.closeObjects = objects, closeObjects
 	m.metrics = farmMetrics(m.store, c.WorkerTimeout, log)
-	if m.stopMetrics, err = serveMetrics(c.MetricsAddr, m.metrics, log); err != nil {
+	if m.stopMetrics, err = serveMetrics(c.MetricsAddr, m.metrics, m.ready, log); err != nil {
 		return err
 	}
 	if c.Role == Serve {
@@ -148,7 +153,9 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 			return err
 		}
 	}
-	housekeeping.New(eng, c.housekeepingConfig())
+	hk := c.housekeepingConfig()
+	hk.Metrics = m.metrics
+	housekeeping.New(eng, hk)
 
 	if m.node != nil {
 		if err := m.node.Start(ctx); err != nil {
@@ -156,7 +163,30 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 		}
 	}
 	m.started = true
-	return eng.Start(ctx)
+	// River works on until Shutdown stops it, softly: the context that
+	// started the process (a signal's) must not end running chunks with
+	// it, which River does to the jobs of a client whose start context
+	// ends.
+	return eng.Start(context.WithoutCancel(ctx))
+}
+
+// ready checks, within ctx, that what this process depends on answers:
+// the database, and, for a process that renders, the bucket. Its error is
+// an outage of the part that does not answer (package outage), or
+// httpapi.ErrStopping once a stop began. /readyz answers with it.
+func (m *Main) ready(ctx context.Context) error {
+	if m.stopping.Load() {
+		return httpapi.ErrStopping
+	}
+	if err := m.store.Ping(ctx); err != nil {
+		return &outage.Error{Part: outage.Database, Err: err}
+	}
+	if m.Config.renders() {
+		if err := objstore.Probe(ctx, m.objects); err != nil {
+			return &outage.Error{Part: outage.Bucket, Err: err}
+		}
+	}
+	return nil
 }
 
 // firstKey makes the first API key of a farm that has none, and logs it:
@@ -218,6 +248,7 @@ func (m *Main) serve(ctx context.Context, objectsHandler http.Handler) error {
 		Objects: objectsHandler, Logger: m.log,
 		Dashboard: web.Handler(web.Options{ObjectOrigins: []string{m.url, objectOrigin(c.Storage)}}),
 		RateLimit: httpapi.RateLimit{PerSecond: c.RateLimit, Burst: c.RateLimitBurst},
+		Ready:     m.ready,
 	}))
 	server, limited := newHTTPServer(root, m.listener, serveLimits(c.IdleTimeout, maxConns))
 	m.server = server
@@ -244,13 +275,20 @@ func (m *Main) Wait(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the process: it finishes the requests being answered and
-// waits up to ShutdownTimeout for running work, then hands back what
-// still runs (other workers take it up), and closes everything Run
-// opened.
-func (m *Main) Close() error {
+// Close stops the process as Shutdown does, with nothing to cut the wait
+// for running work short but --shutdown-timeout.
+func (m *Main) Close() error { return m.Shutdown(context.Background()) }
+
+// Shutdown stops the process: it takes no more work and no more requests,
+// finishes the requests being answered, and lets the running chunks (and
+// validations, and finalizing) finish, for up to ShutdownTimeout or until
+// ctx ends (a second signal), whichever comes first. What still runs then
+// is stopped and handed to another worker at once, under a new
+// generation. Then it closes everything Run opened.
+func (m *Main) Shutdown(ctx context.Context) error {
 	c := m.Config
-	stopCtx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	m.stopping.Store(true)
+	stopCtx, cancel := context.WithTimeout(ctx, c.ShutdownTimeout)
 	defer cancel()
 	if m.log != nil && m.started {
 		if c.Role == Worker {
@@ -260,12 +298,17 @@ func (m *Main) Close() error {
 		}
 	}
 	if m.server != nil {
-		_ = m.server.Shutdown(stopCtx)
+		if err := m.server.Shutdown(stopCtx); err != nil {
+			_ = m.server.Close()
+		}
 	}
 	if m.engine != nil {
 		if m.started {
+			start := time.Now()
 			if err := m.engine.Stop(stopCtx); err != nil {
 				m.log.Warn("running work was handed back", "err", err)
+			} else {
+				m.log.Info("running work finished", "took", time.Since(start).Round(time.Millisecond))
 			}
 		}
 		if m.node != nil {

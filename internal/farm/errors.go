@@ -57,6 +57,8 @@ const (
 	CodeInternal        = "INTERNAL"
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeValidationError = "VALIDATION_FAILED"
+	CodeUnavailable     = "UNAVAILABLE"  // 503: a part of the farm is out for a moment; send the request again
+	CodeStorageFull     = "STORAGE_FULL" // 507: the farm's disk is full
 )
 
 // Invalid is a 400 error with a message that says what to fix.

@@ -149,9 +149,10 @@ type Progress struct {
 	PercentComplete float64         `json:"percentComplete"`
 	EtaSeconds      *float64        `json:"etaSeconds"`
 	Frames          []FrameProgress `json:"frames"`
-	// WaitingFor is ours: set while the job's work waits for something
-	// the farm lacks, such as a render node with the job's Blender, and
-	// says what.
+	// WaitingFor is ours: what the job's work waits for, empty (and left
+	// out) when it waits for nothing: a part of the farm that is out ("the
+	// bucket", "the database", "disk space on node-a"), or a render node
+	// with the job's Blender while none runs it.
 	WaitingFor string `json:"waitingFor,omitempty"`
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
@@ -48,6 +49,9 @@ type Config struct {
 	WebhookAllowPrivate bool
 	// Resolver resolves webhook hosts; nil is the system's.
 	Resolver webhook.Resolver
+	// Metrics counts the stranded tasks the reaper repairs; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig is the housekeeping the command line's flags default to.

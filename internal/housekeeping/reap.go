@@ -1,20 +1,26 @@
 package housekeeping
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// reapWorker hands out again the tasks of workers that died. River rescues
-// a running job only after a fixed delay, far too late for renders that
-// may run for hours, so workers record heartbeats and this periodic job
-// (on the leader) requeues the tasks of any worker whose heartbeat is
-// stale. The task's generation goes up, so the dead worker, should it come
-// back, can no longer write to it.
+// reapWorker hands out again the tasks of workers that died, and the tasks
+// nothing carries out any more. River rescues a running job only after a
+// fixed delay, far too late for renders that may run for hours, so workers
+// record heartbeats and this periodic job (on the leader) requeues the
+// tasks of any worker whose heartbeat is stale. The task's generation goes
+// up, so the dead worker, should it come back, can no longer write to it.
 type reapWorker struct {
 	river.WorkerDefaults[engine.ReapArgs]
 	h *Housekeeping
@@ -26,7 +32,8 @@ func (w *reapWorker) Work(ctx context.Context, _ *river.Job[engine.ReapArgs]) er
 
 // ReapOrphans hands out again, now, what the periodic job hands out every
 // quarter of the worker timeout: the tasks of workers whose heartbeat is
-// stale, and those whose River job was cancelled outside the farm.
+// stale or that stopped, and the tasks that have no live River job
+// (RepairStrandedTasks).
 func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.cfg.WorkerTimeout)))
 	if err != nil {
@@ -37,19 +44,96 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 			h.log.Error("could not hand out task of a dead worker", "task", t.ID, "job", t.JobID, "err", err)
 		}
 	}
-	// A River job cancelled by hand (in River's UI) would leave its task
-	// queued for ever and its farm job unfinished. Canceling a farm job is
-	// the API's cancel; so the work is handed out again.
-	stray, err := h.store.TasksWithCancelledRiverJobs(ctx)
+	return h.RepairStrandedTasks(ctx)
+}
+
+// RepairStrandedTasks keeps the farm's invariant: every unfinished task
+// has exactly one live River job, the one of its current generation
+// (docs/architecture.md). It finds the tasks that break it, whoever holds
+// them: a queued task whose River job ended (completed, discarded, or
+// cancelled in River's UI), or a running one whose River job ended and
+// whose holder has not touched it for the stale time (its holder's last
+// attempt could not hand it back, its database being down). Each is
+// counted (renderfarm_stranded_tasks_total), logged, and handed out again
+// under a new generation; except a task whose River job River gave up on
+// after it panicked on every attempt, which fails its job with the panic
+// as the reason rather than panicking again and again.
+func (h *Housekeeping) RepairStrandedTasks(ctx context.Context) error {
+	stranded, err := h.store.StrandedTasks(ctx, time.Now().Add(-staleAfter(h.cfg.WorkerTimeout)))
 	if err != nil {
 		return err
 	}
-	for _, t := range stray {
-		if err := h.engine.Requeue(ctx, t, "its River job was cancelled outside the farm (cancel the farm's job instead); the task is handed out again"); err != nil {
-			h.log.Error("could not hand out a task whose River job was cancelled", "task", t.ID, "job", t.JobID, "err", err)
+	for _, st := range stranded {
+		h.cfg.Metrics.Stranded(st.RiverState)
+		if st.RiverState == "cancelled" {
+			// An operator cancelled it in River's UI; canceling a farm job
+			// is the API's cancel, so the work is handed out again.
+			h.log.Warn("a task's River job was cancelled outside the farm", "task", st.ID, "job", st.JobID, "kind", st.Kind)
+			if err := h.engine.Requeue(ctx, st.Task, "its River job was cancelled outside the farm (cancel the farm's job instead); the task is handed out again"); err != nil {
+				h.log.Error("could not hand out a task whose River job was cancelled", "task", st.ID, "job", st.JobID, "err", err)
+			}
+			continue
+		}
+		if st.RiverState == "discarded" {
+			if panicked := h.panicOf(ctx, st.RiverJobID); panicked != "" {
+				h.log.Error("a task panicked on every attempt; its job fails", "task", st.ID, "job", st.JobID, "kind", st.Kind, "panic", panicked)
+				if err := h.failForPanic(ctx, st.Task, panicked); err != nil {
+					h.log.Error("could not fail the job of a task that panicked", "task", st.ID, "job", st.JobID, "err", err)
+				}
+				continue
+			}
+		}
+		h.log.Error("a task had no live River job to carry it out (every unfinished task must have one); it is handed out again",
+			"task", st.ID, "job", st.JobID, "kind", st.Kind, "status", st.Status, "holder", st.WorkerID,
+			"riverJob", st.RiverJobID, "riverState", cmp.Or(st.RiverState, "gone"))
+		if err := h.engine.Requeue(ctx, st.Task, "a task with no live River job is handed out again"); err != nil {
+			h.log.Error("could not hand out a task with no live River job", "task", st.ID, "job", st.JobID, "err", err)
 		}
 	}
 	return nil
+}
+
+// panicOf is what River's job panicked with on its last attempt, "" if it
+// did not panic (or River no longer has it).
+func (h *Housekeeping) panicOf(ctx context.Context, riverJobID int64) string {
+	row, err := h.engine.River().JobGet(ctx, riverJobID)
+	if err != nil || len(row.Errors) == 0 {
+		return ""
+	}
+	last := row.Errors[len(row.Errors)-1]
+	if last.Trace == "" {
+		return ""
+	}
+	msg, _, _ := strings.Cut(last.Error, "\n")
+	const maxPanicText = 300
+	if len(msg) > maxPanicText {
+		msg = msg[:maxPanicText] + "…"
+	}
+	return msg
+}
+
+// failForPanic fails the job of a task whose every attempt panicked, with
+// the panic as the reason, and cancels the job's other work. A job that
+// ended meanwhile only has its work canceled.
+func (h *Housekeeping) failForPanic(ctx context.Context, t store.Task, panicked string) error {
+	stage := map[store.TaskKind]string{store.TaskValidate: farm.FailValidation, store.TaskRender: farm.FailRender, store.TaskFinalize: farm.FailFinalize}[t.Kind]
+	return h.store.InTx(ctx, func(tx *store.Tx) error {
+		job, err := tx.LockJob(ctx, "", t.JobID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if farm.CanMove(job.Status, farm.StatusFailed) {
+			job.FailedReason = &farm.FailedReason{Name: "INTERNAL_ERROR", Type: stage,
+				Message: fmt.Sprintf("the farm failed on this job's %s on every attempt (%s); this is a fault of the farm, logged on the server: report it to the farm's operator", t.Kind, panicked)}
+			if err := h.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
+				return err
+			}
+		}
+		return h.engine.CancelWork(ctx, tx, job.ID)
+	})
 }
 
 // reapInterval is how often the reaper looks for dead workers.
@@ -61,7 +145,9 @@ func reapInterval(workerTimeout time.Duration) time.Duration {
 // taken for dead: the timeout less one reaper interval, so that a worker's
 // work is handed out within --worker-timeout of its last heartbeat, however
 // the reaper's runs fall. Workers beat every few seconds (at most a
-// quarter of the timeout), so a live one is never this late.
+// quarter of the timeout), so a live one is never this late. A task a
+// live worker works on is touched at each heartbeat too, so one untouched
+// for as long is one its holder no longer works on.
 func staleAfter(workerTimeout time.Duration) time.Duration {
 	return workerTimeout - reapInterval(workerTimeout)
 }

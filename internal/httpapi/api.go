@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -40,6 +41,13 @@ type Options struct {
 	// zero value sets no limit. Each server counts on its own, so behind a
 	// load balancer a key may send this much to every replica.
 	RateLimit RateLimit
+	// Ready checks, within its context's short deadline, that what the
+	// server depends on answers (the database; on a render node the
+	// bucket too): its error is an outage (package outage) or says the
+	// server is stopping. /readyz answers 503 while it fails, and an
+	// internal error met while it fails is answered as the outage it is.
+	// Nil: always ready.
+	Ready func(ctx context.Context) error
 }
 
 type api struct {
@@ -49,6 +57,7 @@ type api struct {
 	limiter *keyLimiter // nil: no rate limit
 	keys    *keyCache   // nil: every request asks the farm
 	mux     *http.ServeMux
+	ready   func(ctx context.Context) error // nil: always ready
 }
 
 // New returns the HTTP handler of the whole server: the external API under
@@ -62,6 +71,7 @@ func New(f Farm, opts Options) http.Handler {
 		limiter: newKeyLimiter(opts.RateLimit, time.Now),
 		keys:    newKeyCache(keyCacheTTL, keyCacheSize, time.Now),
 		mux:     http.NewServeMux(),
+		ready:   opts.Ready,
 	}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -92,6 +102,7 @@ func New(f Farm, opts Options) http.Handler {
 	m.Handle("GET "+BasePath+"/webhooks/{id}/deliveries", a.authed(a.webhookDeliveries))
 	m.HandleFunc("GET "+BasePath+"/openapi.json", a.openAPI)
 	m.HandleFunc("GET /healthz", a.healthz)
+	m.HandleFunc("GET /readyz", a.readyz)
 	if opts.Objects != nil {
 		m.Handle("/objects/", opts.Objects)
 	}
@@ -151,8 +162,40 @@ func (p *probeWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// healthz says the process answers: a liveness check, which asks
+// nothing of the database, so that a replica whose database is out is not
+// restarted for it (see readyz).
 func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz says whether the server can answer requests now: whether what
+// it depends on answers (Options.Ready). A load balancer sends traffic
+// only to replicas that are ready.
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	WriteReadiness(w, r, a.ready, a.log)
+}
+
+// readyTimeout bounds a readiness check: a part that does not answer
+// within it is as good as out for a request.
+const readyTimeout = 2 * time.Second
+
+// WriteReadiness answers a readiness check with ready: 200 {"status":
+// "ready"}, or 503 UNAVAILABLE with Retry-After, saying which part is out
+// and nothing of where it is (the details go to log). serve's API and a
+// node's metrics address both answer /readyz with it.
+func WriteReadiness(w http.ResponseWriter, r *http.Request, ready func(context.Context) error, log *slog.Logger) {
+	if ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			log.Warn("not ready", "err", err)
+			w.Header().Set("Retry-After", retryAfterSeconds())
+			writeProblem(w, http.StatusServiceUnavailable, farm.CodeUnavailable, notReadyMessage(err), "")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (a *api) openAPI(w http.ResponseWriter, r *http.Request) {

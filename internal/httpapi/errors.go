@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/outage"
 )
 
 // Codes this package answers with that the farm has no use for.
@@ -81,6 +83,11 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := farm.KindOf(err)
 	status := statusOf(kind)
 	if status == http.StatusInternalServerError {
+		if part := a.outageOf(r, err); part != outage.None {
+			a.log.Warn("request met an outage", "request_id", requestIDFrom(r.Context()), "method", r.Method, "path", r.URL.Path, "part", part, "err", err)
+			writeOutage(w, part)
+			return
+		}
 		id := requestIDFrom(r.Context())
 		level := slog.LevelError
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -115,6 +122,58 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	writeProblem(w, status, code, msg, fe.Field)
+}
+
+// outageOf is the part of the farm whose outage err is, or explains: an
+// error that is no outage by itself, met while the database (or, on a
+// render node, the bucket) does not answer, is taken for that outage
+// rather than for a fault of the server's.
+func (a *api) outageOf(r *http.Request, err error) outage.Part {
+	if part := outage.Of(err); part != outage.None || a.ready == nil || errors.Is(err, context.Canceled) {
+		return part
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), readyTimeout)
+	defer cancel()
+	if rerr := a.ready(ctx); rerr != nil {
+		return outage.Of(rerr)
+	}
+	return outage.None
+}
+
+// writeOutage answers a request that met an outage of part: 503
+// UNAVAILABLE with Retry-After, saying the outage is temporary, or, for a
+// full disk, 507 STORAGE_FULL. The message names the part, never where
+// it is.
+func writeOutage(w http.ResponseWriter, part outage.Part) {
+	if part == outage.Disk {
+		writeProblem(w, http.StatusInsufficientStorage, farm.CodeStorageFull,
+			"the farm is out of disk space, so the request was not carried out; try again later, or ask the farm's operator to free space", "")
+		return
+	}
+	w.Header().Set("Retry-After", retryAfterSeconds())
+	writeProblem(w, http.StatusServiceUnavailable, farm.CodeUnavailable,
+		outage.Describe(part)+" is not answering; this is temporary: send the request again in a few seconds", "")
+}
+
+// notReadyMessage says why the server is not ready, naming the part that
+// is out, never where it is.
+func notReadyMessage(err error) string {
+	if errors.Is(err, ErrStopping) {
+		return "the server is stopping; send requests to another replica"
+	}
+	part := outage.Of(err)
+	if part == outage.None {
+		part = outage.Database
+	}
+	return outage.Describe(part) + " is not answering; this is temporary"
+}
+
+// ErrStopping is the readiness error of a server that is stopping: it
+// finishes what it was doing and takes nothing new.
+var ErrStopping = errors.New("the server is stopping")
+
+func retryAfterSeconds() string {
+	return strconv.Itoa(int(outage.RetryAfter / time.Second))
 }
 
 // writeProblem writes an error answer in the API's one error shape.

@@ -53,6 +53,7 @@ type fakeFarm struct {
 	calls []call
 
 	err       error // returned by every method but Authenticate
+	authErr   error // returned by Authenticate, when not nil
 	panicMsg  string
 	job       *farm.Job
 	replay    bool
@@ -96,7 +97,11 @@ func (f *fakeFarm) Calls() []call {
 func (f *fakeFarm) Authenticate(ctx context.Context, apiKey string) (farm.Principal, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, call{Method: "Authenticate", ID: apiKey})
+	authErr := f.authErr
 	f.mu.Unlock()
+	if authErr != nil {
+		return farm.Principal{}, authErr
+	}
 	switch apiKey {
 	case testKey:
 		return testPrincipal, nil

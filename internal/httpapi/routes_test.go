@@ -208,7 +208,8 @@ func TestEveryOperationIsRouted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tested := map[string]bool{"GET /healthz": true} // served outside BasePath; see TestHealthz
+	// Served outside BasePath; see TestHealthz and TestReadyz.
+	tested := map[string]bool{"GET /healthz": true, "GET /readyz": true}
 	for _, tc := range routeCases() {
 		path := tc.path
 		for _, id := range []string{jobID, hookID} {

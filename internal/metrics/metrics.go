@@ -27,6 +27,15 @@ type Metrics struct {
 	RenderSeconds prometheus.Counter
 	// UploadBytes adds up the sizes of the files jobs were made from.
 	UploadBytes prometheus.Counter
+	// StrandedTasks counts the unfinished tasks found with no live River
+	// job (the farm's invariant broken) and repaired, by the River job's
+	// state.
+	StrandedTasks *prometheus.CounterVec
+	// Waiting is how many of this process's tasks wait for a part of the
+	// farm that is out, by part (database, bucket, disk).
+	Waiting *prometheus.GaugeVec
+	// Waits counts the waits for a part of the farm that is out, by part.
+	Waits *prometheus.CounterVec
 }
 
 // Stats reads the numbers that live in the database, at each scrape, so
@@ -46,8 +55,20 @@ func New(stats Stats, log *slog.Logger) *Metrics {
 		UploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "renderfarm_upload_bytes_total", Help: "Bytes of the uploaded files jobs were made from.",
 		}),
+		StrandedTasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "renderfarm_stranded_tasks_total",
+			Help: "Unfinished tasks found with no live River job to carry them out, and repaired, by the River job's state (none: River no longer had it). Any is a fault worth reading the log about.",
+		}, []string{"river_state"}),
+		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "renderfarm_tasks_waiting",
+			Help: "Tasks of this process waiting for a part of the farm that is out (database, bucket, disk), by part.",
+		}, []string{"part"}),
+		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "renderfarm_outage_waits_total",
+			Help: "Times a task began waiting for a part of the farm that is out (database, bucket, disk), by part.",
+		}, []string{"part"}),
 	}
-	m.registry.MustRegister(m.FramesRendered, m.RenderSeconds, m.UploadBytes,
+	m.registry.MustRegister(m.FramesRendered, m.RenderSeconds, m.UploadBytes, m.StrandedTasks, m.Waiting, m.Waits,
 		&dbCollector{stats: stats, log: log},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -100,6 +121,36 @@ func (m *Metrics) FrameStored(worker string, seconds float64) {
 	}
 	m.FramesRendered.WithLabelValues(worker).Inc()
 	m.RenderSeconds.Add(seconds)
+}
+
+// Stranded counts an unfinished task found with no live River job, whose
+// River job was in riverState ("" when River no longer had it).
+func (m *Metrics) Stranded(riverState string) {
+	if m == nil {
+		return
+	}
+	if riverState == "" {
+		riverState = "none"
+	}
+	m.StrandedTasks.WithLabelValues(riverState).Inc()
+}
+
+// WaitBegan counts a task of this process beginning to wait for part;
+// WaitEnded, when it waits no more.
+func (m *Metrics) WaitBegan(part string) {
+	if m == nil {
+		return
+	}
+	m.Waits.WithLabelValues(part).Inc()
+	m.Waiting.WithLabelValues(part).Inc()
+}
+
+// WaitEnded counts a task of this process that waits for part no more.
+func (m *Metrics) WaitEnded(part string) {
+	if m == nil {
+		return
+	}
+	m.Waiting.WithLabelValues(part).Dec()
 }
 
 // Uploaded counts the bytes of a file a job was made from.

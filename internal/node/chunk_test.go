@@ -355,7 +355,7 @@ func TestAReleasedChunkCanBeClaimedAgainByItsGenerationOnly(t *testing.T) {
 
 		// A passing failure: the chunk goes back to the queue for River's retry
 		// of the same job.
-		f.node.release(ref)
+		f.node.release(f.Ctx, ref)
 
 		if got := f.Task(task.ID); got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 1 {
 			t.Errorf("released task = %s worker %q generation %d; want queued, unheld, generation 1", got.Status, got.WorkerID, got.Generation)
@@ -373,7 +373,7 @@ func TestAReleasedChunkCanBeClaimedAgainByItsGenerationOnly(t *testing.T) {
 		}
 		f.claim(ref) // River's retry
 		// Releasing on behalf of a generation that is not the task's does nothing.
-		f.node.release(stale)
+		f.node.release(f.Ctx, stale)
 		if got := f.Task(task.ID); got.Status != store.TaskRunning || got.WorkerID != f.node.workerID {
 			t.Errorf("task after a stale release = %s worker %q; want still running here", got.Status, got.WorkerID)
 		}

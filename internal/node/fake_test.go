@@ -48,6 +48,12 @@ type fakeRender struct {
 	// hang makes Render wait, after its saves, until its context ends, as
 	// a Blender does that is killed by a cancel or a stopping worker.
 	hang bool
+	// panics makes Render panic with it, after its saves: a fault of the
+	// farm's own code on the way.
+	panics string
+	// begin, when not 0, is a frame reported started after the saves and
+	// never saved: the frame Blender is on when it is stopped.
+	begin int
 }
 
 func newFakeBlender(t *testing.T) *fakeBlender { return &fakeBlender{t: t} }
@@ -97,6 +103,12 @@ func (b *fakeBlender) Render(ctx context.Context, job blender.RenderJob, outputR
 			return result, err
 		}
 		result.FramesSaved = append(result.FramesSaved, frame)
+	}
+	if script.begin != 0 {
+		onEvent(blender.Event{Kind: blender.FrameStarted, Frame: script.begin})
+	}
+	if script.panics != "" {
+		panic(script.panics)
 	}
 	if script.hang {
 		<-ctx.Done()

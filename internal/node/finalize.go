@@ -29,16 +29,24 @@ func (fin *finalizing) load(ctx context.Context) (*farm.Job, error) {
 	return fin.n.store.GetJob(ctx, "", fin.ref.JobID)
 }
 
-func (fin *finalizing) work(ctx context.Context, job *farm.Job) error {
+func (fin *finalizing) work(ctx context.Context, _ *waiter, job *farm.Job) error {
 	if job.Status != farm.StatusFinalizing {
 		return nil
 	}
 	// Every frame is rendered: the job's warm Blender sessions on this
 	// worker have nothing left to do, and end before the job does.
 	fin.n.forgetSessions(job.ID)
+	// The preview is made in the work directory: a disk below its reserve
+	// is waited for first.
+	if err := fin.n.checkDiskSpace(); err != nil {
+		return err
+	}
 	var err error
 	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref.Generation)
-	return err
+	if ctx.Err() != nil {
+		return err
+	}
+	return fin.n.blameDisk(err)
 }
 
 func (fin *finalizing) finishAs(error) store.TaskStatus { return store.TaskDone }
@@ -48,9 +56,12 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 		return nil
 	}
 	if workErr != nil {
-		fin.n.log.Error("finalizing failed on every attempt", "job", current.ID, "err", workErr)
-		current.FailedReason = &farm.FailedReason{Name: "FINALIZE_FAILED", Type: farm.FailFinalize,
-			Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
+		fin.n.log.Error("finalizing failed", "job", current.ID, "err", workErr)
+		current.FailedReason = outageFailure(workErr, farm.FailFinalize)
+		if current.FailedReason == nil {
+			current.FailedReason = &farm.FailedReason{Name: "FINALIZE_FAILED", Type: farm.FailFinalize,
+				Message: "the frames rendered but the zip could not be made; the frames stay downloadable one by one"}
+		}
 		return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusFailed)
 	}
 	current.Files = fin.files

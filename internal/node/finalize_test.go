@@ -219,7 +219,7 @@ func (f *fixture) renderImages(jobID, ext string, images [][]byte) {
 		f.claim(ref)
 		for _, n := range f.startChunk(ref) {
 			name := fmt.Sprintf("frame_%04d%s", n, ext)
-			if err := f.node.storeFrame(f.Ctx, ref, n, imageOnly(name, bytes.NewReader(images[n-1])), 1, nil); err != nil {
+			if err := f.node.storeFrame(f.Ctx, nil, ref, n, imageOnly(name, string(images[n-1])), 1, nil); err != nil {
 				f.T.Fatalf("frame %d saved: %v", n, err)
 			}
 		}

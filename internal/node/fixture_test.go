@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/service"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -33,18 +36,33 @@ type fixture struct {
 	// the node's Blenders by version.
 	blender  *fakeBlender
 	blenders map[string]*fakeBlender
+	metrics  *metrics.Metrics
 }
+
+var discardLog = slog.New(slog.DiscardHandler)
 
 // newFixture is a farm whose node runs one Blender, of
 // fakeBlenderVersion.
 func newFixture(t *testing.T, db enginetest.Database) *fixture {
 	t.Helper()
-	return newFixtureOf(t, db, fakeBlenderVersion)
+	return newFixtureWith(t, db, nil)
 }
 
 // newFixtureOf is a farm whose node runs a fake Blender of each version.
 func newFixtureOf(t *testing.T, db enginetest.Database, versions ...string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, db, nil, versions...)
+}
+
+// newFixtureWith is newFixtureOf (fakeBlenderVersion alone when no
+// version is given) with the node's configuration changed by configure,
+// and the node and housekeeping counting in metrics of their own
+// (f.metrics).
+func newFixtureWith(t *testing.T, db enginetest.Database, configure func(*Config), versions ...string) *fixture {
+	t.Helper()
+	if len(versions) == 0 {
+		versions = []string{fakeBlenderVersion}
+	}
 	f := &fixture{Farm: enginetest.New(t, db), blenders: map[string]*fakeBlender{}}
 	var installs []Install
 	for _, v := range versions {
@@ -57,14 +75,20 @@ func newFixtureOf(t *testing.T, db enginetest.Database, versions ...string) *fix
 	// Renders are spread over the farm's live workers, as on an API server.
 	svc.LocalRenderSlots = 0
 	f.api = service.New(f.Engine, svc)
+	f.metrics = metrics.New(func(context.Context) (store.FarmStats, error) { return store.FarmStats{}, nil }, discardLog)
 	cfg := DefaultConfig()
 	cfg.WorkerName, cfg.WorkDir = "node-test", filepath.Join(f.Dir, "work")
+	cfg.Metrics = f.metrics
+	if configure != nil {
+		configure(&cfg)
+	}
 	var err error
 	if f.node, err = New(f.Engine, installs, cfg); err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
 	hk := housekeeping.DefaultConfig()
 	hk.WorkerTimeout, hk.WebhookAllowPrivate = enginetest.WorkerTimeout, true
+	hk.Metrics = f.metrics
 	f.hk = housekeeping.New(f.Engine, hk)
 	return f
 }
@@ -109,12 +133,13 @@ func (f *fixture) saveFrame(ref engine.TaskRef, frame int, seconds float64) erro
 // saveFrameImage is saveFrame with the image's bytes.
 func (f *fixture) saveFrameImage(ref engine.TaskRef, frame int, seconds float64, image string) error {
 	f.T.Helper()
-	return f.node.storeFrame(f.Ctx, ref, frame, imageOnly(enginetest.FrameName(frame), strings.NewReader(image)), seconds, nil)
+	return f.node.storeFrame(f.Ctx, nil, ref, frame, imageOnly(enginetest.FrameName(frame), image), seconds, nil)
 }
 
 // imageOnly is the files of a frame that made its image alone, named name.
-func imageOnly(name string, body io.Reader) []frameFile {
-	return []frameFile{{rel: name, body: body, output: farm.FrameOutput{Kind: farm.OutputFrame, FileName: name, RelativePath: name}}}
+func imageOnly(name, body string) []frameFile {
+	return []frameFile{{rel: name, body: func() io.Reader { return strings.NewReader(body) },
+		output: farm.FrameOutput{Kind: farm.OutputFrame, FileName: name, RelativePath: name}}}
 }
 
 // renderChunk plays a chunk that rendered every one of its frames: claimed,

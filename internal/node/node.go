@@ -66,6 +66,13 @@ type Config struct {
 	WorkerTimeout time.Duration
 	// Metrics receives the counters the node moves; nil keeps none.
 	Metrics *metrics.Metrics
+	// OutageTolerance is how long a task waits for the database, the
+	// bucket or disk space (see outage.go) before its job fails.
+	OutageTolerance time.Duration
+	// DiskReserve is the free space, in bytes, the node keeps on its work
+	// directory's file system: below it, a task waits for space before it
+	// writes there. 0 keeps none.
+	DiskReserve int64
 }
 
 // DefaultCacheBytes caps the inputs a node keeps from the bucket.
@@ -83,6 +90,8 @@ func DefaultConfig() Config {
 		CacheBytes:        DefaultCacheBytes,
 		HeartbeatInterval: HeartbeatInterval(engine.DefaultWorkerTimeout),
 		WorkerTimeout:     engine.DefaultWorkerTimeout,
+		OutageTolerance:   DefaultOutageTolerance,
+		DiskReserve:       DefaultDiskReserve,
 	}
 }
 
@@ -116,6 +125,10 @@ type Node struct {
 	busy      sync.Mutex
 	busyTasks map[string]bool
 
+	// releaseTask is store.ReleaseTask; the tests of a release that fails
+	// wrap it.
+	releaseTask func(ctx context.Context, id string, generation int) error
+
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
 }
@@ -132,8 +145,9 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	if len(installs) == 0 {
 		return nil, errors.New("node: a node needs Blender")
 	}
-	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 {
-		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v) and WorkerTimeout (%v) must be positive; start from DefaultConfig", cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout)
+	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 || cfg.OutageTolerance <= 0 || cfg.DiskReserve < 0 {
+		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v), WorkerTimeout (%v) and OutageTolerance (%v) must be positive, DiskReserve (%d) 0 or more; start from DefaultConfig",
+			cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout, cfg.OutageTolerance, cfg.DiskReserve)
 	}
 	installs = slices.Clone(installs)
 	for _, in := range installs {
@@ -169,6 +183,7 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	}
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
+	n.releaseTask = n.store.ReleaseTask
 	queues := map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: controlSlots}
 	for _, in := range installs {
 		render, err := engine.BlenderQueue(engine.QueueRender, in.Version)
@@ -214,17 +229,17 @@ func (n *Node) install(version string) (Install, bool) {
 
 // validateWorker checks jobs' files (validate_file).
 func (n *Node) validateWorker() *taskWorker[engine.ValidateArgs] {
-	return &taskWorker[engine.ValidateArgs]{n: n, start: newValidation}
+	return &taskWorker[engine.ValidateArgs]{n: n, kind: store.TaskValidate, start: newValidation}
 }
 
 // renderWorker renders chunks of frames (render_chunk).
 func (n *Node) renderWorker() *taskWorker[engine.RenderArgs] {
-	return &taskWorker[engine.RenderArgs]{n: n, start: newChunk, retryAfter: chunkRetry}
+	return &taskWorker[engine.RenderArgs]{n: n, kind: store.TaskRender, start: newChunk, retryAfter: chunkRetry}
 }
 
 // finalizeWorker makes jobs' outputs (finalize_outputs).
 func (n *Node) finalizeWorker() *taskWorker[engine.FinalizeArgs] {
-	return &taskWorker[engine.FinalizeArgs]{n: n, start: newFinalizing}
+	return &taskWorker[engine.FinalizeArgs]{n: n, kind: store.TaskFinalize, start: newFinalizing}
 }
 
 // Start records this run of the node (a row in workers) and starts its
@@ -259,9 +274,10 @@ func (n *Node) Stop() {
 
 func (n *Node) heartbeatLoop(ctx context.Context) {
 	defer close(n.heartbeatDone)
-	t := time.NewTicker(n.cfg.HeartbeatInterval)
+	t := time.NewTimer(n.cfg.HeartbeatInterval)
 	defer t.Stop()
 	lastSweep := time.Now()
+	var failingSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -272,17 +288,44 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 			n.sweepWorkDirs(ctx)
 			lastSweep = time.Now()
 		}
-		state, current := store.WorkerIdle, ""
-		n.busy.Lock()
-		for id := range n.busyTasks {
-			state, current = store.WorkerBusy, id
-			break
+		next := n.cfg.HeartbeatInterval
+		err := n.beat(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+				n.log.Warn("heartbeat failed; trying every second", "err", err)
+			}
+			// The database may be back in a moment: beat again soon, so
+			// that the farm does not take a worker that was only cut off
+			// from it for dead.
+			next = min(next, time.Second)
+		case err == nil && !failingSince.IsZero():
+			n.log.Info("heartbeat recorded again", "after", time.Since(failingSince).Round(time.Second))
+			failingSince = time.Time{}
 		}
-		n.busy.Unlock()
-		if err := n.store.Heartbeat(ctx, n.workerID, state, current); err != nil && ctx.Err() == nil {
-			n.log.Warn("heartbeat failed", "err", err)
-		}
+		t.Reset(next)
 	}
+}
+
+// beat records that this run is alive, what it does, and that it still
+// works on the tasks it is busy with (store.TouchTasks): a task its holder
+// no longer works on is one the farm may hand out again.
+func (n *Node) beat(ctx context.Context) error {
+	n.busy.Lock()
+	ids := make([]string, 0, len(n.busyTasks))
+	for id := range n.busyTasks {
+		ids = append(ids, id)
+	}
+	n.busy.Unlock()
+	state, current := store.WorkerIdle, ""
+	if len(ids) > 0 {
+		state, current = store.WorkerBusy, ids[0]
+	}
+	if err := n.store.Heartbeat(ctx, n.workerID, state, current); err != nil {
+		return err
+	}
+	return n.store.TouchTasks(ctx, n.workerID, ids)
 }
 
 func (n *Node) markBusy(taskID string, busy bool) {

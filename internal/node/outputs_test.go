@@ -18,7 +18,7 @@ import (
 func stereoFrameFiles(n int, proxy []byte) []frameFile {
 	left, right := "left", "right"
 	file := func(rel string, o farm.FrameOutput, body string) frameFile {
-		return frameFile{rel: rel, output: o, body: bytes.NewReader([]byte(body))}
+		return frameFile{rel: rel, output: o, body: func() io.Reader { return bytes.NewReader([]byte(body)) }}
 	}
 	return []frameFile{
 		file(fmt.Sprintf("frame_%04d_L.exr", n), farm.FrameOutput{Kind: farm.OutputFrame, View: &left,
@@ -29,7 +29,7 @@ func stereoFrameFiles(n int, proxy []byte) []frameFile {
 			FileName: fmt.Sprintf("Depth_Out/depth_%04d_L.exr", n), RelativePath: fmt.Sprintf("Depth_Out/depth_%04d_L.exr", n)}, fmt.Sprintf("depth %d", n)),
 		file(fmt.Sprintf("nodes/1/0/f_%04d_L.png", n), farm.FrameOutput{Kind: farm.OutputCompositeNode, View: &left, CompositeNodeName: "AO",
 			FileName: fmt.Sprintf("AO/ao_%04d_L.png", n), RelativePath: fmt.Sprintf("AO/ao_%04d_L.png", n)}, fmt.Sprintf("ao %d", n)),
-		{rel: fmt.Sprintf("preview/frame_%04d_L.jpg", n), body: bytes.NewReader(proxy),
+		{rel: fmt.Sprintf("preview/frame_%04d_L.jpg", n), body: func() io.Reader { return bytes.NewReader(proxy) },
 			output: farm.FrameOutput{Kind: farm.OutputPreview, FileName: fmt.Sprintf("frame_%04d_L.jpg", n), RelativePath: fmt.Sprintf("preview/frame_%04d_L.jpg", n)}},
 	}
 }
@@ -82,7 +82,7 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 			ref := f.Ref(task)
 			f.claim(ref)
 			for _, n := range f.startChunk(ref) {
-				if err := f.node.storeFrame(f.Ctx, ref, n, stereoFrameFiles(n, proxies[n-1]), 1, nil); err != nil {
+				if err := f.node.storeFrame(f.Ctx, nil, ref, n, stereoFrameFiles(n, proxies[n-1]), 1, nil); err != nil {
 					t.Fatalf("frame %d: %v", n, err)
 				}
 			}

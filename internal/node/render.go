@@ -55,7 +55,7 @@ func (c *chunk) load(ctx context.Context) (*farm.Job, error) {
 	return job, err
 }
 
-func (c *chunk) work(ctx context.Context, job *farm.Job) error {
+func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
 	if job == nil || len(c.todo) == 0 {
 		return nil // the job no longer wants the chunk, or it is done
 	}
@@ -66,15 +66,23 @@ func (c *chunk) work(ctx context.Context, job *farm.Job) error {
 		// goes there now.
 		return c.n.route(ctx, c.ref, routeTo)
 	}
+	// Blender's frames need room: a disk below its reserve is waited for
+	// before Blender starts, not found by a failure half-way.
+	if err := c.n.checkDiskSpace(); err != nil {
+		return err
+	}
 	c.rendered = true
-	err := c.n.renderFrames(ctx, c.ref, job, inst, c.todo, &c.times)
+	err := c.n.renderFrames(ctx, w, c.ref, job, inst, c.todo, &c.times)
 	if savedEveryFrame(err) {
 		// Blender failed on its way out, after every frame was saved and
 		// stored: the chunk is done.
 		c.n.log.Warn("Blender failed after saving every frame of the chunk", "job", job.ID, "task", c.ref.TaskID, "err", err)
 		return nil
 	}
-	return err
+	if ctx.Err() != nil {
+		return err
+	}
+	return c.n.blameDisk(err)
 }
 
 func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(renderErr) }
@@ -152,8 +160,9 @@ func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
 }
 
 // renderFrames runs Blender (inst) on the frames and records each as it
-// lands.
-func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.Job, inst Install, frames []int, times *chunkTimes) error {
+// lands; w waits out the outages that recording meets, Blender paused
+// meanwhile.
+func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, job *farm.Job, inst Install, frames []int, times *chunkTimes) error {
 	in, err := n.prepareInput(ctx, job)
 	if err != nil {
 		return err
@@ -173,21 +182,25 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 	renderCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var recordErr error
-	stored := map[int]bool{}
+	started, stored := map[int]bool{}, map[int]bool{}
 	onEvent := func(ev blender.Event) {
 		if recordErr != nil {
 			return
 		}
 		switch ev.Kind {
 		case blender.FrameStarted:
+			if started[ev.Frame] {
+				return // the same start, reported twice
+			}
+			started[ev.Frame] = true
 			now := time.Now()
 			if times.firstFrame.IsZero() {
 				times.firstFrame = now
 			}
-			recordErr = n.frameStarted(ctx, ref, ev.Frame)
+			recordErr = w.outlast(ctx, func(ctx context.Context) error { return n.frameStarted(ctx, ref, ev.Frame) })
 			times.record += time.Since(now)
 		case blender.FrameSaved:
-			recordErr = n.frameSaved(ctx, ref, ev, times)
+			recordErr = n.frameSaved(ctx, w, ref, ev, times)
 			times.lastSaved = time.Now()
 			stored[ev.Frame] = recordErr == nil
 		}
@@ -241,11 +254,11 @@ func (n *Node) renderFrames(ctx context.Context, ref engine.TaskRef, job *farm.J
 	return err
 }
 
+// frameStarted records that Blender began frame, once per start: every
+// start counts as an attempt, a frame begun again after a restart of the
+// same worker, or after a retry, too.
 func (n *Node) frameStarted(ctx context.Context, ref engine.TaskRef, frame int) error {
 	return n.updateFrame(ctx, ref, frame, func(f *store.Frame) {
-		if f.Status == farm.FrameRendering && f.Worker == n.cfg.WorkerName {
-			return // the same start, reported twice
-		}
 		f.Status = farm.FrameRendering
 		f.Worker = n.cfg.WorkerName
 		f.Attempts++
@@ -269,36 +282,44 @@ func (n *Node) frameFailed(ctx context.Context, ref engine.TaskRef, frame int, l
 }
 
 // frameFile is one file of a frame to store: its path below the chunk's
-// output directory (the farm's name for it), what it is, and its bytes.
+// output directory (the farm's name for it), what it is, and its bytes
+// (from their start at each call, so a Put is tried again whole).
 type frameFile struct {
 	rel    string
 	output farm.FrameOutput
-	body   io.Reader
+	body   func() io.Reader
 }
 
 // frameSaved stores the frame's files, which the runner took from the
 // chunk's output directory and checked, and marks the frame done, unless
 // the task has moved on to another holder. times, when not nil, takes the
 // time spent storing and recording.
-func (n *Node) frameSaved(ctx context.Context, ref engine.TaskRef, ev blender.Event, times *chunkTimes) error {
+func (n *Node) frameSaved(ctx context.Context, w *waiter, ref engine.TaskRef, ev blender.Event, times *chunkTimes) error {
 	if ev.Image == nil {
 		return fmt.Errorf("frame %d was reported saved without its image", ev.Frame)
 	}
-	files := []frameFile{{rel: ev.Image.Name, output: ev.Image.Output, body: ev.Image.Reader()}}
+	files := []frameFile{{rel: ev.Image.Name, output: ev.Image.Output, body: ev.Image.Reader}}
 	for _, img := range ev.Outputs {
-		files = append(files, frameFile{rel: img.Name, output: img.Output, body: img.Reader()})
+		files = append(files, frameFile{rel: img.Name, output: img.Output, body: img.Reader})
 	}
-	return n.storeFrame(ctx, ref, ev.Frame, files, ev.RenderSeconds, times)
+	return n.storeFrame(ctx, w, ref, ev.Frame, files, ev.RenderSeconds, times)
 }
 
 // storeFrame stores a frame's files, its own image first, and marks the
-// frame done, recording every file, in one transaction (see frameSaved).
-func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, files []frameFile, renderSeconds float64, times *chunkTimes) error {
+// frame done, recording every file, in one transaction (see frameSaved). w
+// waits out an outage of the bucket or the database meanwhile: a file is
+// stored again from its start when the bucket is back.
+func (n *Node) storeFrame(ctx context.Context, w *waiter, ref engine.TaskRef, frame int, files []frameFile, renderSeconds float64, times *chunkTimes) error {
 	start := time.Now()
 	outputs := make([]farm.FrameOutput, 0, len(files))
 	for _, file := range files {
 		key := farm.FrameOutputKey(ref.JobID, ref.TaskID, ref.Generation, file.rel)
-		size, err := n.objects.Put(ctx, key, file.body, maxFrameBytes)
+		var size int64
+		err := w.outlast(ctx, func(ctx context.Context) error {
+			var err error
+			size, err = n.objects.Put(ctx, key, file.body(), maxFrameBytes)
+			return err
+		})
 		if err != nil {
 			// What was stored before belongs to no frame: finalizing
 			// removes it with the other orphans.
@@ -313,15 +334,17 @@ func (n *Node) storeFrame(ctx context.Context, ref engine.TaskRef, frame int, fi
 		times.store += stored.Sub(start)
 		defer func() { times.record += time.Since(stored) }()
 	}
-	err := n.updateFrameAnd(ctx, ref, frame, func(f *store.Frame) {
-		f.Status = farm.FrameCompleted
-		f.Worker = n.cfg.WorkerName
-		f.RenderSeconds = renderSeconds
-		f.ObjectKey = outputs[0].ObjectKey
-		f.SizeBytes = outputs[0].SizeBytes
-		f.Error = ""
-	}, func(tx *store.Tx) error {
-		return tx.InsertFrameOutputs(ctx, ref.JobID, frame, outputs)
+	err := w.outlast(ctx, func(ctx context.Context) error {
+		return n.updateFrameAnd(ctx, ref, frame, func(f *store.Frame) {
+			f.Status = farm.FrameCompleted
+			f.Worker = n.cfg.WorkerName
+			f.RenderSeconds = renderSeconds
+			f.ObjectKey = outputs[0].ObjectKey
+			f.SizeBytes = outputs[0].SizeBytes
+			f.Error = ""
+		}, func(tx *store.Tx) error {
+			return tx.InsertFrameOutputs(ctx, ref.JobID, frame, outputs)
+		})
 	})
 	switch {
 	case err == nil:
@@ -456,6 +479,9 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 // renderFailure is the reason a job fails for a chunk that failed on its
 // last attempt, told without the farm's paths.
 func renderFailure(err error, attempts int, paths farmPaths) *farm.FailedReason {
+	if reason := outageFailure(err, farm.FailRender); reason != nil {
+		return reason
+	}
 	var re *blender.RenderError
 	if errors.As(err, &re) && re.Frame >= 0 {
 		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)

@@ -9,17 +9,24 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/outage"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // errNotOurs stops work on a task that was handed to another worker.
 var errNotOurs = errors.New("the task was handed to another worker")
 
+// handBackTimeout bounds handing a task back as the worker stops: a stop
+// must not wait for a database that is down. What is not handed back then
+// is handed out by the reaper, the worker having stopped.
+const handBackTimeout = 10 * time.Second
+
 // taskWorker is the River worker of one kind of task: for each River job
 // it makes the attempt at the task (start) and runs it with runTask.
 type taskWorker[A taskArgs] struct {
 	river.WorkerDefaults[A]
 	n     *Node
+	kind  store.TaskKind
 	start func(n *Node, args A) task
 	// retryAfter, if set, is how long River waits before the next attempt
 	// after attempt failed; unset, River's own backoff.
@@ -35,7 +42,7 @@ type taskArgs interface {
 // Work runs one attempt at the task.
 func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
 	t := w.start(w.n, rj.Args)
-	recorded, err := w.n.runTask(ctx, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
+	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
 	t.done(recorded)
 	return err
 }
@@ -55,10 +62,12 @@ type task interface {
 	// load reads what the work needs once the task is claimed; an error
 	// hands the task back for River's retry.
 	load(ctx context.Context) (*farm.Job, error)
-	// work does the task's work, outside any transaction. An error is
-	// retried while attempts are left; the last attempt's error is
-	// recorded (see record). errNotOurs ends the task quietly.
-	work(ctx context.Context, job *farm.Job) error
+	// work does the task's work, outside any transaction. An outage
+	// (package outage) is waited out and the work done again; another
+	// error is retried while attempts are left, and the last attempt's
+	// error is recorded (see record). errNotOurs ends the task quietly.
+	// w waits out the outages of the work's own steps.
+	work(ctx context.Context, w *waiter, job *farm.Job) error
 	// finishAs is the task's final status, given the work's error.
 	finishAs(workErr error) store.TaskStatus
 	// record writes the outcome in the transaction that finishes the task:
@@ -78,35 +87,81 @@ type task interface {
 // the outcome in one transaction, which is written even if the worker is
 // stopping. recorded says whether this holder recorded the outcome: only
 // then may it clear away what it kept for the task.
-func (n *Node) runTask(ctx context.Context, ref engine.TaskRef, attempt, maxAttempts int, t task) (recorded bool, err error) {
-	if ok, err := n.claim(ctx, ref); !ok {
+//
+// An outage of the database, the bucket or the disk is no attempt's
+// fault: claiming, loading and finishing wait for the database as long as
+// it takes, and work that met an outage waits until the part answers
+// again and is done again (what it stored stays stored), for up to
+// Config.OutageTolerance, after which the outage is recorded as the job's
+// failure.
+func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, attempt, maxAttempts int, t task) (recorded bool, err error) {
+	w := n.newWaiter(ref)
+	defer w.done()
+	var claimed bool
+	err = w.persist(ctx, func(ctx context.Context) error {
+		var err error
+		claimed, err = n.claim(ctx, ref)
+		return err
+	})
+	if !claimed {
 		return false, err
 	}
 	defer n.markBusy(ref.TaskID, false)
+	defer func() {
+		if p := recover(); p != nil {
+			// River records the panic and tries again; the task must be
+			// there to claim, or the next attempt would take itself for a
+			// stale holder and end quietly, leaving the task to nobody.
+			n.release(ctx, ref)
+			panic(p)
+		}
+	}()
 
-	job, err := t.load(ctx)
-	if err != nil {
-		n.release(ref)
-		return false, err
+	var workErr error
+	for {
+		var job *farm.Job
+		err := w.persist(ctx, func(ctx context.Context) error {
+			var err error
+			job, err = t.load(ctx)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, n.handBack(ctx, kind, ref, err)
+			}
+			n.release(ctx, ref)
+			return false, err
+		}
+		workErr = t.work(ctx, w, job)
+		part := outage.Of(workErr)
+		if part == outage.None || tooLong(workErr) || ctx.Err() != nil {
+			break
+		}
+		n.log.Warn("work stopped by an outage; it resumes when "+n.waitingFor(part)+" answers again", "job", ref.JobID, "task", ref.TaskID, "err", workErr)
+		if err := w.waitUntilBack(ctx, part, workErr); err != nil {
+			workErr = err
+			break
+		}
 	}
-	workErr := t.work(ctx, job)
 	switch {
 	case errors.Is(workErr, errNotOurs):
 		n.log.Info("task was handed to another worker; stopped", "job", ref.JobID, "task", ref.TaskID)
 		return false, nil
 	case workErr != nil && ctx.Err() != nil:
-		// Stopping, or canceled: Cancel already marked the task, or the
-		// reaper will hand it out again.
-		n.release(ref)
-		return false, workErr
-	case workErr != nil && attempt < maxAttempts:
+		// Stopping, or canceled: Cancel already marked the task, or it is
+		// handed to another worker now.
+		return false, n.handBack(ctx, kind, ref, workErr)
+	case workErr != nil && attempt < maxAttempts && !tooLong(workErr):
 		n.log.Warn("task failed; River retries it", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", workErr)
-		n.release(ref)
+		n.release(ctx, ref)
 		return false, workErr
 	}
-	err = n.finishTask(ctx, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
-		recorded = true
-		return t.record(ctx, tx, current, workErr)
+	err = w.persist(ctx, func(ctx context.Context) error {
+		recorded = false
+		return n.finishTask(ctx, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+			recorded = true
+			return t.record(ctx, tx, current, workErr)
+		})
 	})
 	return recorded && err == nil, err
 }
@@ -148,12 +203,51 @@ func (n *Node) claim(ctx context.Context, ref engine.TaskRef) (bool, error) {
 }
 
 // release hands a task back after a passing failure, so River's retry of
-// the same job can claim it again.
-func (n *Node) release(ref engine.TaskRef) {
+// the same job can claim it again. A release that fails is tried again,
+// with growing pauses, until it is written or ctx ends (the worker stops
+// at once): given up, River's retry could not claim the task, and nothing
+// would carry it out. If it ends so, the reaper hands the task out (the
+// worker stopped, or its task has no live River job).
+func (n *Node) release(ctx context.Context, ref engine.TaskRef) {
 	n.markBusy(ref.TaskID, false)
-	if err := n.store.ReleaseTask(context.Background(), ref.TaskID, ref.Generation); err != nil {
-		n.log.Warn("could not release task", "task", ref.TaskID, "err", err)
+	pause := firstOutagePause
+	for tries := 1; ; tries++ {
+		err := n.releaseTask(context.WithoutCancel(ctx), ref.TaskID, ref.Generation)
+		if err == nil {
+			if tries > 1 {
+				n.log.Info("task released", "task", ref.TaskID, "job", ref.JobID, "tries", tries)
+			}
+			return
+		}
+		n.log.Warn("could not release task; trying again", "task", ref.TaskID, "job", ref.JobID, "tries", tries, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			n.log.Error("gave up releasing a task as the worker stops; the reaper will hand it out", "task", ref.TaskID, "job", ref.JobID, "err", err)
+			return
+		case <-t.C:
+		}
+		pause = min(2*pause, maxOutagePause)
 	}
+}
+
+// handBack gives a task this worker holds to another worker at once,
+// under a new generation (so nothing this holder still writes counts) and
+// a new River job, as the worker stops with the task unfinished. A task
+// that was canceled or moved on meanwhile is left as it is. It answers
+// nil once the task is handed back, when this River job has nothing left
+// to retry, else err.
+func (n *Node) handBack(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, err error) error {
+	n.markBusy(ref.TaskID, false)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+	defer cancel()
+	t := store.Task{ID: ref.TaskID, JobID: ref.JobID, Kind: kind, Generation: ref.Generation}
+	if herr := n.engine.Requeue(hctx, t, "the worker stopped before the task was done; it is handed to another worker"); herr != nil {
+		n.log.Warn("could not hand back a task as the worker stops; the reaper will hand it out", "task", ref.TaskID, "job", ref.JobID, "err", herr)
+		return err
+	}
+	return nil
 }
 
 // finish ends a task in the caller's transaction. It answers false when

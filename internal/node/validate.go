@@ -41,16 +41,24 @@ func (v *validation) load(ctx context.Context) (*farm.Job, error) {
 	return job, err
 }
 
-func (v *validation) work(ctx context.Context, job *farm.Job) error {
+func (v *validation) work(ctx context.Context, _ *waiter, job *farm.Job) error {
 	if job.Status != farm.StatusValidating {
 		return nil // canceled before it started: nothing to check
+	}
+	// A project is extracted into the work directory: a disk below its
+	// reserve is waited for first.
+	if err := v.n.checkDiskSpace(); err != nil {
+		return err
 	}
 	check, err := v.n.inspect(ctx, job, v.ref, v.blender)
 	if errors.Is(err, errNotOurs) {
 		v.routed = true
 	}
 	v.analysis, v.sceneFile, v.failure = check.analysis, check.sceneFile, check.failure
-	return err
+	if err == nil || ctx.Err() != nil || v.routed {
+		return err
+	}
+	return v.n.blameDisk(err)
 }
 
 func (v *validation) finishAs(error) store.TaskStatus {
@@ -64,7 +72,11 @@ func (v *validation) record(ctx context.Context, tx *store.Tx, current *farm.Job
 	if current.Status != farm.StatusValidating {
 		return nil // canceled while it was checked: leave it
 	}
-	if workErr != nil {
+	switch {
+	case outageFailure(workErr, farm.FailValidation) != nil:
+		v.n.log.Error("validation gave up waiting for an outage", "job", current.ID, "err", workErr)
+		v.failure = outageFailure(workErr, farm.FailValidation)
+	case workErr != nil:
 		v.n.log.Error("validation failed on every attempt", "job", current.ID, "err", workErr)
 		v.failure = &farm.FailedReason{Name: "VALIDATION_ERROR", Type: farm.FailValidation,
 			Message: "the farm could not inspect the file (an internal error, logged on the server); try again later"}

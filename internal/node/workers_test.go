@@ -188,7 +188,9 @@ func TestAChunkWhoseBlenderFailsAfterSavingEveryFrameIsDone(t *testing.T) {
 
 // TestAStoppingWorkerHandsItsChunkBack: a render cut short by the worker
 // stopping (or the job canceled) is never recorded as the job's failure,
-// even on its last attempt; the frames it stored stay.
+// even on its last attempt; the frames it stored stay, and the chunk goes
+// to another worker at once: a new generation, so nothing the stopping
+// holder still writes counts, and a new River job with every attempt.
 func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
@@ -203,11 +205,15 @@ func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 		waitFor(t, func() bool { return f.Frames(job.ID)[1].Status == farm.FrameCompleted })
 		stop()
 
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Fatalf("Work = %v, want the cancel", err)
+		if err := <-done; err != nil {
+			t.Fatalf("Work = %v, want nil: the chunk is handed back, nothing is left for this River job", err)
 		}
-		if task := f.Task(ref.TaskID); task.Status != store.TaskQueued || task.WorkerID != "" {
-			t.Errorf("task = %s held by %q, want handed back", task.Status, task.WorkerID)
+		task := f.Task(ref.TaskID)
+		if task.Status != store.TaskQueued || task.WorkerID != "" || task.Generation != ref.Generation+1 {
+			t.Errorf("task = %s held by %q at generation %d; want handed back at generation %d", task.Status, task.WorkerID, task.Generation, ref.Generation+1)
+		}
+		if rj := f.RiverJobByID(task.RiverJobID); rj.State != "available" || f.RenderArgsOf(rj).Generation != task.Generation {
+			t.Errorf("the chunk's River job = %+v; want a new one, available, for the new generation", rj)
 		}
 		if after := f.Job(job.ID); after.Status != farm.StatusRendering || after.FailedReason != nil {
 			t.Errorf("job = %s, %+v; want still rendering", after.Status, after.FailedReason)

@@ -203,6 +203,8 @@ func (l *Local) writePutError(w http.ResponseWriter, r *http.Request, key string
 		writeError(w, r, refusal.Status, refusal.Code, refusal.Message)
 	case errors.As(err, &hookFailed):
 		l.log.Error("objstore: upload refused", "key", key, "err", err)
+		// The farm's database did not answer: a moment later it may.
+		w.Header().Set("Retry-After", "5")
 		writeError(w, r, http.StatusServiceUnavailable, codeUnavailable,
 			"the farm could not check that this upload is still open, so nothing was stored; try again in a moment")
 	case errors.Is(err, syscall.ENOSPC):

@@ -105,8 +105,8 @@ func TestAcceptPutFailureIsUnavailable(t *testing.T) {
 	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
 	resp := mustDo(t, "PUT", u, strings.NewReader("scene"))
 	e := decodeError(t, resp)
-	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "UNAVAILABLE" || strings.Contains(e.Error.Message, "database") {
-		t.Errorf("PUT while the hook fails = %d %+v, want 503 UNAVAILABLE without internals", resp.StatusCode, e)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "UNAVAILABLE" || strings.Contains(e.Error.Message, "database") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("PUT while the hook fails = %d %+v, Retry-After %q; want 503 UNAVAILABLE with Retry-After, without internals", resp.StatusCode, e, resp.Header.Get("Retry-After"))
 	}
 	if _, err := l.Stat(t.Context(), key); !errors.Is(err, objstore.ErrNotFound) {
 		t.Errorf("Stat after the refused PUT: %v, want ErrNotFound", err)

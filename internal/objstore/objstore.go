@@ -117,6 +117,21 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]Info, error)
 }
 
+// probeKey names an object nobody stores: asking for it costs the store
+// one lookup and changes nothing.
+const probeKey = "renderfarm-probe/answer"
+
+// Probe checks that s answers a request now: a Stat of an object that is
+// not there, answered "not found", is an answer. Readiness checks, and a
+// render node waiting for its bucket to come back, use it.
+func Probe(ctx context.Context, s Store) error {
+	_, err := s.Stat(ctx, probeKey)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // checkMaxBytes refuses a limit that states none: every write names the
 // most it expects.
 func checkMaxBytes(maxBytes int64) error {

@@ -22,25 +22,30 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, farm.NotFound("job", id)
 	}
-	status, frames, err := s.store.JobProgress(ctx, p.WorkspaceID, id)
+	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, farm.NotFound("job", id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	pr := progressOf(id, status, frames)
-	if pr.WaitingFor, err = s.waitingFor(ctx, id, status); err != nil {
+	pr := progressOf(id, read.Status, read.Frames)
+	if pr.WaitingFor, err = s.waitingFor(ctx, id, read.Status, read.WaitingFor); err != nil {
 		return nil, err
 	}
 	return pr, nil
 }
 
-// waitingFor says what a running job's work waits for that the farm
-// lacks: a live render node with the Blender one of its tasks needs. The
-// job does not fail for it: a node with that Blender that starts (or comes
-// back) takes the work up.
-func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Status) (string, error) {
+// waitingFor says what a running job's work waits for: a part of the
+// farm that is out, as its tasks recorded it (outage: "the bucket", "disk
+// space on node-a"), or else something the farm lacks: a live render node
+// with the Blender one of its tasks needs. The job does not fail for
+// either: the work resumes when the part is back, or when a node with
+// that Blender starts.
+func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Status, outage string) (string, error) {
+	if outage != "" {
+		return outage, nil
+	}
 	switch status {
 	case farm.StatusValidating, farm.StatusBooting, farm.StatusRendering:
 	default:
@@ -84,7 +89,11 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 			return nil, err
 		}
 		pr := progressOf(job.ID, job.Status, frames)
-		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status); err != nil {
+		outage, err := s.store.WaitingFor(ctx, job.ID)
+		if err != nil {
+			return nil, err
+		}
+		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status, outage); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)

@@ -8,22 +8,34 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
+// Progress is what a progress report shows of a job: JobProgress's answer.
+type Progress struct {
+	Status farm.Status
+	// Frames are in frame order.
+	Frames []farm.FrameProgress
+	// WaitingFor is what one of the job's running tasks waits for while a
+	// part of the farm is out (see SetTaskWaiting); "" when none waits.
+	WaitingFor string
+}
+
 // JobProgress reads what a progress report shows of a job of a workspace:
-// its status and its frames in frame order, each with its status,
-// worker, render time and attempts. Clients poll it, so it reads only
-// that: not the job's JSON columns (analysis, configuration), which cost
-// more to decode than the rest of the answer, nor the frames' other
-// columns. One statement reads both, so the status and the frames are of
-// the same moment. A job of another workspace is ErrNotFound.
-func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (farm.Status, []farm.FrameProgress, error) {
+// its status, its frames in frame order, each with its status, worker,
+// render time and attempts, and what its work waits for. Clients poll it,
+// so it reads only that: not the job's JSON columns (analysis,
+// configuration), which cost more to decode than the rest of the answer,
+// nor the frames' other columns. One statement reads them all, so they
+// are of the same moment. A job of another workspace is ErrNotFound.
+func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (Progress, error) {
 	// The LEFT JOIN keeps the job's row when it has no frames yet: one
-	// row whose frame columns are NULL.
-	rows, err := q.query(ctx, `SELECT j.status, f.frame, f.status, f.worker, f.render_seconds, f.attempts
+	// row whose frame columns are NULL. The subquery depends on no row,
+	// so both databases compute it once for the statement.
+	rows, err := q.query(ctx, `SELECT j.status, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
+			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = ?)
 		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
 		WHERE j.id = ? AND j.workspace_id = ?
-		ORDER BY f.frame`, jobID, workspaceID)
+		ORDER BY f.frame`, jobID, TaskRunning, jobID, workspaceID)
 	if err != nil {
-		return "", nil, fmt.Errorf("read progress of job %s: %w", jobID, err)
+		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 	}
 	defer rows.Close()
 	var (
@@ -39,10 +51,11 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (f
 		worker        sql.NullString
 		renderSeconds sql.NullFloat64
 		attempts      sql.NullInt64
+		waitingFor    string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&status, &frame, &frameStatus, &worker, &renderSeconds, &attempts); err != nil {
-			return "", nil, fmt.Errorf("read progress of job %s: %w", jobID, err)
+		if err := rows.Scan(&status, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
+			return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 		}
 		found = true
 		if frame.Valid {
@@ -51,12 +64,23 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (f
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return "", nil, fmt.Errorf("read progress of job %s: %w", jobID, err)
+		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 	}
 	if !found {
-		return "", nil, ErrNotFound
+		return Progress{}, ErrNotFound
 	}
-	return status, frames, nil
+	return Progress{Status: status, Frames: frames, WaitingFor: waitingFor}, nil
+}
+
+// WaitingFor is what one of a job's running tasks waits for, "" when none
+// waits: JobProgress's WaitingFor, for a job already read.
+func (q *Queries) WaitingFor(ctx context.Context, jobID string) (string, error) {
+	var w string
+	err := q.queryRow(ctx, `SELECT COALESCE(MAX(waiting_for), '') FROM tasks WHERE job_id = ? AND status = ?`, jobID, TaskRunning).Scan(&w)
+	if err != nil {
+		return "", fmt.Errorf("read what job %s waits for: %w", jobID, err)
+	}
+	return w, nil
 }
 
 // FrameProgressOfJob lists a job's frames as a progress report shows

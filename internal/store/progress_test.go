@@ -39,11 +39,12 @@ func TestJobProgressReadsTheStatusAndTheFramesInOrder(t *testing.T) {
 		insertJob(t, s, job)
 		want := framesForProgress(t, s, job.ID, 5)
 
-		status, frames, err := s.JobProgress(t.Context(), ws.ID, job.ID)
+		p, err := s.JobProgress(t.Context(), ws.ID, job.ID)
 
 		if err != nil {
 			t.Fatal(err)
 		}
+		status, frames := p.Status, p.Frames
 		if status != farm.StatusRendering {
 			t.Errorf("status = %s, want rendering", status)
 		}
@@ -77,10 +78,10 @@ func TestJobProgressOfAJobWithoutFrames(t *testing.T) {
 		ws := ensureWorkspace(t, s, "studio")
 		insertJob(t, s, newJob("job-1", ws.ID, at(0)))
 
-		status, frames, err := s.JobProgress(t.Context(), ws.ID, "job-1")
+		p, err := s.JobProgress(t.Context(), ws.ID, "job-1")
 
-		if err != nil || status != farm.StatusCreated || len(frames) != 0 {
-			t.Errorf("JobProgress = %s, %+v, %v; want created, no frames", status, frames, err)
+		if err != nil || p.Status != farm.StatusCreated || len(p.Frames) != 0 || p.WaitingFor != "" {
+			t.Errorf("JobProgress = %+v, %v; want created, no frames, waiting for nothing", p, err)
 		}
 	})
 }
@@ -94,9 +95,9 @@ func TestJobProgressOfAnotherWorkspacesJobIsNotFound(t *testing.T) {
 		framesForProgress(t, s, "job-1", 2)
 
 		for _, c := range []struct{ workspace, job string }{{other.ID, "job-1"}, {ws.ID, "job-2"}} {
-			_, frames, err := s.JobProgress(t.Context(), c.workspace, c.job)
-			if !errors.Is(err, store.ErrNotFound) || frames != nil {
-				t.Errorf("JobProgress(%s, %s) = %+v, %v; want ErrNotFound", c.workspace, c.job, frames, err)
+			p, err := s.JobProgress(t.Context(), c.workspace, c.job)
+			if !errors.Is(err, store.ErrNotFound) || p.Frames != nil {
+				t.Errorf("JobProgress(%s, %s) = %+v, %v; want ErrNotFound", c.workspace, c.job, p, err)
 			}
 		}
 	})
@@ -145,7 +146,7 @@ func BenchmarkProgressRead(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, _, err := s.JobProgress(b.Context(), ws.ID, job.ID); err != nil {
+				if _, err := s.JobProgress(b.Context(), ws.ID, job.ID); err != nil {
 					b.Error(err)
 					return
 				}

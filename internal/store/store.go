@@ -329,6 +329,18 @@ func redactDSN(dsn string) string {
 // transactions take the write lock when they begin (_txlock=immediate).
 func (s *Store) DB() *sql.DB { return s.db }
 
+// Ping checks that the database answers a statement, on a connection
+// that is good now: a pooled connection the server has since closed is
+// replaced, not trusted. Readiness checks and the wait for a database to
+// come back use it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	var err error

@@ -104,7 +104,7 @@ func (q *Queries) getTask(ctx context.Context, id, lock string) (Task, error) {
 // stale or duplicate holder (the task moved on, is held by another, or was
 // finished or canceled) and must do nothing.
 func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string) error {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
 		TaskRunning, workerID, now(), id, generation, TaskQueued)
 	if err != nil {
 		return fmt.Errorf("claim task: %w", err)
@@ -117,7 +117,7 @@ func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, work
 
 // FinishTask sets the final status of a task if the caller still owns it.
 func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status TaskStatus) error {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
 		status, now(), id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("finish task: %w", err)
@@ -130,8 +130,9 @@ func (q *Queries) FinishTask(ctx context.Context, id string, generation int, sta
 
 // ReleaseTask puts a running task back in the queue under the same
 // generation, so that River's retry of the same job can claim it again.
+// A task that is no longer running at that generation is left as it is.
 func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) error {
-	_, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+	_, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
 		TaskQueued, now(), id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("release task: %w", err)
@@ -143,7 +144,7 @@ func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) er
 // whatever the old holder still writes is refused. A task that ended
 // (done, failed, canceled) since the caller looked stays ended: ErrConflict.
 func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int) (int, error) {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', waiting_for = '', generation = generation + 1, updated_at = ? WHERE id = ? AND generation = ? AND status IN (?, ?)`,
 		TaskQueued, now(), id, fromGeneration, TaskQueued, TaskRunning)
 	if err != nil {
 		return 0, fmt.Errorf("requeue task: %w", err)
@@ -210,7 +211,7 @@ func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, e
 	if err != nil {
 		return nil, err
 	}
-	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
+	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
 		TaskCanceled, now(), jobID, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("cancel tasks: %w", err)
@@ -219,22 +220,83 @@ func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, e
 }
 
 // OrphanedTasks lists running tasks whose worker is gone: its heartbeat is
-// older than staleBefore, or it was declared gone.
+// older than staleBefore, it stopped, or it was declared gone. A worker
+// that stops hands back what it holds; what it could not (its database
+// was down as it stopped) is found here at once.
 func (q *Queries) OrphanedTasks(ctx context.Context, staleBefore time.Time) ([]Task, error) {
 	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
 	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t LEFT JOIN workers w ON w.id = t.worker_id
-		WHERE t.status = ? AND (w.id IS NULL OR w.state = ? OR w.heartbeat_at < ?)`, TaskRunning, WorkerGone, staleBefore.UTC())
+		WHERE t.status = ? AND (w.id IS NULL OR w.state IN (?, ?) OR w.heartbeat_at < ?)`, TaskRunning, WorkerGone, WorkerStopped, staleBefore.UTC())
 }
 
-// TasksWithCancelledRiverJobs lists the tasks still to be done whose River
-// job was cancelled. The farm cancels River jobs only together with their
-// tasks (the tasks then are canceled too), so these are River jobs
-// cancelled from outside, in River's UI: left alone, their tasks would
-// wait for ever.
-func (q *Queries) TasksWithCancelledRiverJobs(ctx context.Context) ([]Task, error) {
+// TouchTasks records that a worker run is working on the tasks it holds
+// of ids, now: their updated_at is how StrandedTasks tells a task its
+// holder is working on from one it holds but no longer works on.
+func (q *Queries) TouchTasks(ctx context.Context, workerID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{now(), workerID, TaskRunning}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := q.exec(ctx, `UPDATE tasks SET updated_at = ? WHERE worker_id = ? AND status = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("touch tasks: %w", err)
+	}
+	return nil
+}
+
+// SetTaskWaiting records what the holder of a task's generation waits
+// for ("" when it waits no more), for the job's progress. A task that
+// moved on is left as it is.
+func (q *Queries) SetTaskWaiting(ctx context.Context, id string, generation int, waitingFor string) error {
+	_, err := q.exec(ctx, `UPDATE tasks SET waiting_for = ? WHERE id = ? AND generation = ? AND status = ?`,
+		waitingFor, id, generation, TaskRunning)
+	if err != nil {
+		return fmt.Errorf("record what task %s waits for: %w", id, err)
+	}
+	return nil
+}
+
+// StrandedTask is an unfinished task whose River job (the job of its
+// current generation) has ended, or is gone: nothing will carry it out.
+type StrandedTask struct {
+	Task
+	// RiverState is the River job's state (completed, discarded,
+	// cancelled), "" when River no longer has the job.
+	RiverState string
+}
+
+// StrandedTasks lists the unfinished tasks with no live River job: a
+// queued task whose River job ended, or a running one whose River job
+// ended and that no holder has touched (TouchTasks) since idleSince. The
+// farm keeps every unfinished task carried by one live River job; these
+// break that rule, and are handed out again (or, when River gave up on
+// the job after it panicked, fail their job).
+func (q *Queries) StrandedTasks(ctx context.Context, idleSince time.Time) ([]StrandedTask, error) {
 	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
-	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t JOIN river_job r ON r.id = t.river_job_id
-		WHERE t.status IN (?, ?) AND r.state = 'cancelled'`, TaskQueued, TaskRunning)
+	rows, err := q.query(ctx, `SELECT `+cols+`, COALESCE(CAST(r.state AS TEXT), '') FROM tasks t LEFT JOIN river_job r ON r.id = t.river_job_id
+		WHERE (t.status = ? OR (t.status = ? AND t.updated_at < ?))
+		AND (r.id IS NULL OR r.state IN ('completed', 'discarded', 'cancelled'))
+		ORDER BY t.created_at`, TaskQueued, TaskRunning, idleSince.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("list stranded tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []StrandedTask
+	for rows.Next() {
+		var st StrandedTask
+		var river sql.NullInt64
+		t := &st.Task
+		if err := rows.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion, &st.RiverState); err != nil {
+			return nil, fmt.Errorf("list stranded tasks: %w", err)
+		}
+		t.RiverJobID = river.Int64
+		t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }
 
 func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {

@@ -165,6 +165,30 @@ func (f *Farm) Terminate() int {
 	return f.proc.Terminate(f.T)
 }
 
+// Signal sends the farm's process sig, without waiting for anything.
+func (f *Farm) Signal(sig os.Signal) {
+	f.T.Helper()
+	if !f.running() {
+		f.T.Fatal("apptest: Signal to a farm that runs no process")
+	}
+	if err := f.proc.Cmd.Process.Signal(sig); err != nil {
+		f.T.Fatal(err)
+	}
+}
+
+// Wait waits for the farm's process to exit, for up to a minute, and
+// answers its exit code.
+func (f *Farm) Wait() int {
+	f.T.Helper()
+	select {
+	case <-f.proc.done:
+	case <-time.After(stopTimeout):
+		f.proc.Kill()
+		f.T.Fatalf("renderfarm did not exit within %v:\n%s", stopTimeout, f.Log.String())
+	}
+	return f.proc.Cmd.ProcessState.ExitCode()
+}
+
 func (f *Farm) running() bool { return f.proc != nil && f.proc.Running() }
 
 // startProcess runs the binary until it says it serves, which is where

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
@@ -276,6 +278,45 @@ func (f *Farm) SetStatus(jobID string, status farm.Status) *farm.Job {
 		f.T.Fatalf("UpdateJob: %v", err)
 	}
 	return f.Job(jobID)
+}
+
+// CheckTaskInvariant fails the test if the farm breaks its invariant:
+// every unfinished task has exactly one live River job, the one of its
+// current generation (docs/architecture.md). Held or not, touched by its
+// holder or not, a queued or running task whose River job ended, or is
+// gone, breaks it.
+func (f *Farm) CheckTaskInvariant() {
+	f.T.Helper()
+	stranded, err := f.Store.StrandedTasks(f.Ctx, time.Now().Add(time.Hour))
+	if err != nil {
+		f.T.Fatalf("StrandedTasks: %v", err)
+	}
+	for _, st := range stranded {
+		f.T.Errorf("task %s (%s, %s, generation %d, held by %q) has no live River job: River job %d is %q",
+			st.ID, st.Kind, st.Status, st.Generation, st.WorkerID, st.RiverJobID, st.RiverState)
+	}
+}
+
+// EndRiverJob sets a River job in a final state (completed, discarded or
+// cancelled) as River would when it ends it, with attemptErr, when not
+// nil, as its last attempt's error: what a test needs to set up a task
+// whose River job ended without it.
+func (f *Farm) EndRiverJob(id int64, state string, attemptErr *rivertype.AttemptError) {
+	f.T.Helper()
+	now := time.Now().UTC()
+	f.Exec(`UPDATE river_job SET state = ?, finalized_at = ? WHERE id = ?`, state, now, id)
+	if attemptErr == nil {
+		return
+	}
+	b, err := json.Marshal(attemptErr)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	if f.Store.Dialect() == store.DialectSQLite {
+		f.Exec(`UPDATE river_job SET errors = jsonb(json_array(json(?))) WHERE id = ?`, string(b), id)
+		return
+	}
+	f.Exec(`UPDATE river_job SET errors = ARRAY[CAST(? AS jsonb)] WHERE id = ?`, string(b), id)
 }
 
 // RiverJob is one row of River's job table.

@@ -15,8 +15,15 @@ import (
 // none.
 func filesUnder(t *testing.T, dir string) int {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	return len(filesIn(t, dir))
+}
+
+// filesIn lists the regular files under dir, relative to it, so that a
+// count that is off can say which file it did not expect.
+func filesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -24,14 +31,15 @@ func filesUnder(t *testing.T, dir string) int {
 			return err
 		}
 		if d.Type().IsRegular() {
-			n++
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, rel)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return files
 }
 
 // TestDeletingAFinishedJobRemovesItsFiles renders three frames, deletes
@@ -58,10 +66,11 @@ func TestDeletingAFinishedJobRemovesItsFiles(t *testing.T) {
 	}
 	outputs := filepath.Join(f.DataDir, "objects", "jobs", job.ID)
 	input := filepath.Join(outputs, "input")
-	// Three frames, the zip, the preview video and the job's copy of its
-	// input (the upload's own file went when the job was made).
-	if n := filesUnder(t, outputs); n != 6 {
-		t.Errorf("%d files under %s before the delete, want 6", n, outputs)
+	// Three frames, the zip, the preview video, the chunk's Blender log
+	// and the job's copy of its input (the upload's own file went when the
+	// job was made).
+	if files := filesIn(t, outputs); len(files) != 7 {
+		t.Errorf("files under %s before the delete: %q, want 7", outputs, files)
 	}
 	if n := filesUnder(t, input); n != 1 {
 		t.Errorf("%d files under %s before the delete, want the input", n, input)

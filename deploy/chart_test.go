@@ -65,6 +65,12 @@ type manifest struct {
 type podSpec struct {
 	TerminationGracePeriodSeconds int         `yaml:"terminationGracePeriodSeconds"`
 	Containers                    []container `yaml:"containers"`
+	HostUsers                     *bool       `yaml:"hostUsers"`
+	SecurityContext               struct {
+		SeccompProfile struct {
+			Type string `yaml:"type"`
+		} `yaml:"seccompProfile"`
+	} `yaml:"securityContext"`
 }
 
 type container struct {
@@ -75,8 +81,15 @@ type container struct {
 		Value     *string        `yaml:"value"`
 		ValueFrom map[string]any `yaml:"valueFrom"`
 	} `yaml:"env"`
-	LivenessProbe  probe `yaml:"livenessProbe"`
-	ReadinessProbe probe `yaml:"readinessProbe"`
+	LivenessProbe   probe `yaml:"livenessProbe"`
+	ReadinessProbe  probe `yaml:"readinessProbe"`
+	SecurityContext struct {
+		RunAsNonRoot             bool   `yaml:"runAsNonRoot"`
+		ReadOnlyRootFilesystem   bool   `yaml:"readOnlyRootFilesystem"`
+		Privileged               bool   `yaml:"privileged"`
+		AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
+		ProcMount                string `yaml:"procMount"`
+	} `yaml:"securityContext"`
 }
 
 type probe struct {
@@ -311,4 +324,65 @@ func readValues() (chartValues, error) {
 		return v, err
 	}
 	return v, yaml.Unmarshal(data, &v)
+}
+
+// TestChartGivesBubblewrapWhatItNeeds checks what each worker.sandbox
+// value asks of the cluster: in a user namespace of its own, bubblewrap
+// may make its namespaces and mount /proc without any privilege on the
+// host; privileged is the fallback; none runs Blender unconfined, and
+// says so on its command line. Every container runs as a user, never
+// root, on a read-only root file system.
+func TestChartGivesBubblewrapWhatItNeeds(t *testing.T) {
+	helmPath := helm(t)
+	for _, sandbox := range []string{"userns", "privileged", "none"} {
+		t.Run(sandbox, func(t *testing.T) {
+			for _, m := range render(t, helmPath, "--set", "worker.sandbox="+sandbox) {
+				if m.Kind != "Deployment" {
+					continue
+				}
+				spec := m.Spec.Template.Spec
+				c := spec.Containers[0]
+				sc := c.SecurityContext
+				if !sc.RunAsNonRoot || !sc.ReadOnlyRootFilesystem {
+					t.Errorf("%s: runAsNonRoot %v, readOnlyRootFilesystem %v; want both", m.Metadata.Name, sc.RunAsNonRoot, sc.ReadOnlyRootFilesystem)
+				}
+				if c.Args[0] == string(app.Serve) {
+					if sc.Privileged || spec.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
+						t.Errorf("%s: an API replica runs no sandbox and needs no privilege: privileged %v, seccomp %q", m.Metadata.Name, sc.Privileged, spec.SecurityContext.SeccompProfile.Type)
+					}
+					continue
+				}
+				userns := spec.HostUsers != nil && !*spec.HostUsers
+				sandboxArg := ""
+				for _, a := range c.Args {
+					if v, ok := strings.CutPrefix(a, "--sandbox="); ok {
+						sandboxArg = v
+					}
+				}
+				switch sandbox {
+				case "userns":
+					if !userns || sc.ProcMount != "Unmasked" || sc.Privileged || spec.SecurityContext.SeccompProfile.Type != "Unconfined" || sandboxArg != "bwrap" {
+						t.Errorf("%s: hostUsers false %v, procMount %q, privileged %v, seccomp %q, --sandbox=%s; want true, Unmasked, false, Unconfined, bwrap",
+							m.Metadata.Name, userns, sc.ProcMount, sc.Privileged, spec.SecurityContext.SeccompProfile.Type, sandboxArg)
+					}
+				case "privileged":
+					if !sc.Privileged || sandboxArg != "bwrap" {
+						t.Errorf("%s: privileged %v, --sandbox=%s; want true, bwrap", m.Metadata.Name, sc.Privileged, sandboxArg)
+					}
+				case "none":
+					if sc.Privileged || userns || sandboxArg != "none" || spec.SecurityContext.SeccompProfile.Type != "RuntimeDefault" {
+						t.Errorf("%s: privileged %v, hostUsers false %v, --sandbox=%s, seccomp %q; want false, false, none, RuntimeDefault",
+							m.Metadata.Name, sc.Privileged, userns, sandboxArg, spec.SecurityContext.SeccompProfile.Type)
+					}
+				}
+				if !sc.Privileged && (sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation) {
+					t.Errorf("%s: allowPrivilegeEscalation is not false", m.Metadata.Name)
+				}
+			}
+		})
+	}
+	out, err := exec.Command(helmPath, "template", "farm", chartDir, "--set", "worker.sandbox=off").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `worker.sandbox is "off"; give userns, privileged or none`) {
+		t.Errorf("worker.sandbox=off was rendered, or refused without saying why: %v\n%s", err, out)
+	}
 }

@@ -70,7 +70,7 @@ TEST_PACKAGES=(chromium prometheus)
 HELM_VERSION=v4.3.2
 
 # install_helm puts helm HELM_VERSION in Go's bin directory (on PATH after
-# ensure_go), building it once: about 4 minutes on 2 cores, and nothing on
+# ensure_go), building it once (about 5 minutes of CPU time), and nothing on
 # later runs, which find the binary built from that version.
 install_helm() {
 	local bin

@@ -60,8 +60,27 @@ ensure_go() {
 # preview videos, bubblewrap keeps both off the network and the disk (a
 # render node without a working bubblewrap does not start).
 RUNTIME_PACKAGES=(blender ffmpeg bubblewrap)
-# What the tests need besides: a real browser for the dashboard's tests.
-TEST_PACKAGES=(chromium)
+# What the tests need besides: a real browser for the dashboard's tests,
+# and promtool (Debian packages it with Prometheus) for the alerting
+# rules in deploy/prometheus.
+TEST_PACKAGES=(chromium prometheus)
+
+# The Helm release that checks deploy/kubernetes/renderfarm. Debian 12
+# does not package Helm; it is built from its Go module.
+HELM_VERSION=v4.3.2
+
+# install_helm puts helm HELM_VERSION in Go's bin directory (on PATH after
+# ensure_go), building it once (about 5 minutes of CPU time), and nothing on
+# later runs, which find the binary built from that version.
+install_helm() {
+	local bin
+	bin="$(go env GOPATH)/bin/helm"
+	if [ -x "$bin" ] && go version -m "$bin" 2>/dev/null | grep -q "mod[[:space:]]*helm.sh/helm/v4[[:space:]]*$HELM_VERSION"; then
+		return 0
+	fi
+	log "building helm $HELM_VERSION from its Go module (a few minutes, once)"
+	GOBIN="$(go env GOPATH)/bin" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+}
 
 # Where a Blender that Debian 12 does not package is installed: each
 # directory here is a root filesystem with usr/bin/blender inside, which

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of renderfarm: installs what the tests need
 # (Blender, ffmpeg, Chromium, PostgreSQL, an S3-compatible server) and
-# starts the services, then gofmt, go vet, staticcheck and the whole test
-# suite, including end-to-end tests that render with the real Blender.
+# starts the services, then gofmt, go vet, staticcheck, the checks of
+# deploy/ (helm, promtool) and the whole test suite, including end-to-end
+# tests that render with the real Blender.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 apt_install "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_blenders
 ensure_go
+install_helm
 start_postgres
 start_s3
 
@@ -24,5 +26,17 @@ log "go vet"
 go vet ./...
 log "staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+log "deploy: helm lint and helm template of the chart, promtool on the alerts"
+chart=deploy/kubernetes/renderfarm
+for values in "" \
+	"--set autoscaling.enabled=true --set autoscaling.trigger=prometheus" \
+	"--set autoscaling.enabled=true --set autoscaling.trigger=postgresql"; do
+	# shellcheck disable=SC2086 # each line is several arguments
+	helm lint --strict --quiet "$chart" $values
+	# shellcheck disable=SC2086
+	helm template farm "$chart" $values >/dev/null
+done
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 log "go test"
 go test -race -timeout 20m -count=1 ./...

@@ -109,6 +109,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.objects, m.closeObjects = objects, closeObjects
 	m.metrics = farmMetrics(m.store, c.WorkerTimeout, log)
+	// Alerts watch the disks the farm writes: the data directory (SQLite
+	// and local objects), and a render node's work directory.
+	m.metrics.WatchDisk("data", c.DataDir)
+	if c.renders() {
+		m.metrics.WatchDisk("work", c.workDir())
+	}
 	if m.stopMetrics, err = serveMetrics(c.MetricsAddr, m.metrics, m.ready, log); err != nil {
 		return err
 	}
@@ -249,6 +255,7 @@ func (m *Main) serve(ctx context.Context, objectsHandler http.Handler) error {
 		Dashboard: web.Handler(web.Options{ObjectOrigins: []string{m.url, objectOrigin(c.Storage)}}),
 		RateLimit: httpapi.RateLimit{PerSecond: c.RateLimit, Burst: c.RateLimitBurst},
 		Ready:     m.ready,
+		Answered:  m.metrics.RequestAnswered,
 	}))
 	server, limited := newHTTPServer(root, m.listener, serveLimits(c.IdleTimeout, maxConns))
 	m.server = server

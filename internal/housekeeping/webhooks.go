@@ -13,6 +13,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/webhook"
 )
@@ -203,6 +204,7 @@ func (w *deliverWorker) Work(ctx context.Context, rj *river.Job[engine.DeliverAr
 	// and the sender checks the address it actually connects to.
 	if err := webhook.CheckURL(ctx, h.cfg.Resolver, hook.URL, h.cfg.WebhookAllowPrivate); err != nil {
 		attempt.Error = "skipped: " + err.Error()
+		h.cfg.Metrics.WebhookAttempted(metrics.WebhookSkipped)
 		return h.recordAttempt(ctx, ev.ID, attempt, store.EventSkipped)
 	}
 	res, sendErr := h.sender.Send(ctx, webhook.Delivery{URL: hook.URL, Secret: hook.Secret, DeliveryID: ev.ID, Event: ev.Event, Body: ev.Body})
@@ -217,6 +219,7 @@ func (w *deliverWorker) Work(ctx context.Context, rj *river.Job[engine.DeliverAr
 			state = store.EventPending
 		}
 	}
+	h.cfg.Metrics.WebhookAttempted(attemptResult(state))
 	if err := h.recordAttempt(ctx, ev.ID, attempt, state); err != nil {
 		return err
 	}
@@ -224,6 +227,18 @@ func (w *deliverWorker) Work(ctx context.Context, rj *river.Job[engine.DeliverAr
 		return sendErr
 	}
 	return nil
+}
+
+// attemptResult is the metrics' name of how a delivery attempt ended,
+// from the state it left its event in.
+func attemptResult(state string) string {
+	switch state {
+	case store.EventDelivered:
+		return metrics.WebhookDelivered
+	case store.EventPending:
+		return metrics.WebhookRetrying
+	}
+	return metrics.WebhookFailed
 }
 
 func (h *Housekeeping) recordAttempt(ctx context.Context, eventID string, a store.WebhookAttempt, state string) error {

@@ -48,6 +48,11 @@ type Options struct {
 	// internal error met while it fails is answered as the outage it is.
 	// Nil: always ready.
 	Ready func(ctx context.Context) error
+	// Answered, when set, is told of every request once it is answered:
+	// its method, the route pattern that answered it ("" when none did),
+	// its status and how long it took. The metrics' API latency comes
+	// from it.
+	Answered func(method, pattern string, status int, elapsed time.Duration)
 }
 
 type api struct {
@@ -58,6 +63,8 @@ type api struct {
 	keys    *keyCache   // nil: every request asks the farm
 	mux     *http.ServeMux
 	ready   func(ctx context.Context) error // nil: always ready
+	// answered is Options.Answered; nil: nobody is told.
+	answered func(method, pattern string, status int, elapsed time.Duration)
 }
 
 // New returns the HTTP handler of the whole server: the external API under
@@ -72,6 +79,8 @@ func New(f Farm, opts Options) http.Handler {
 		keys:    newKeyCache(keyCacheTTL, keyCacheSize, time.Now),
 		mux:     http.NewServeMux(),
 		ready:   opts.Ready,
+
+		answered: opts.Answered,
 	}
 	if a.log == nil {
 		a.log = slog.Default()

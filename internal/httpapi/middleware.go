@@ -72,6 +72,10 @@ func (a *api) observe(next http.Handler) http.Handler {
 				slog.Int("status", rec.statusOrOK()),
 				slog.Int64("bytes", rec.written),
 				slog.Duration("duration", time.Since(start)))
+			if a.answered != nil {
+				// The router set r.Pattern on this request as it routed it.
+				a.answered(r.Method, r.Pattern, rec.statusOrOK(), time.Since(start))
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

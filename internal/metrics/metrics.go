@@ -1,18 +1,25 @@
 // Package metrics exposes the farm's numbers in Prometheus' format: what
-// operators graph and alert on (jobs by status, frames rendered, render
-// seconds, queue depth, live workers, bytes uploaded).
+// operators graph and alert on (jobs by status, tasks waiting for a worker,
+// workers by state, frames and chunks rendered, render seconds, webhook
+// deliveries, API latency, free disk, bytes uploaded). deploy/ holds the
+// dashboard and the alerts built on them.
 package metrics
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/outage"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -36,7 +43,33 @@ type Metrics struct {
 	Waiting *prometheus.GaugeVec
 	// Waits counts the waits for a part of the farm that is out, by part.
 	Waits *prometheus.CounterVec
+	// ChunksFinished counts the chunks this process ended, by result:
+	// done, or failed (its last attempt failed, and with it the job).
+	ChunksFinished *prometheus.CounterVec
+	// WebhookAttempts counts the webhook deliveries tried, by result:
+	// delivered, retrying (failed, another attempt follows), failed (the
+	// last attempt failed) or skipped (the receiver's address is refused).
+	WebhookAttempts *prometheus.CounterVec
+	// RequestSeconds is how long the API took to answer, by method, route
+	// pattern and status code.
+	RequestSeconds *prometheus.HistogramVec
+
+	disks *diskCollector
 }
+
+// Chunk results, the values of ChunksFinished's label.
+const (
+	ChunkDone   = "done"
+	ChunkFailed = "failed"
+)
+
+// Webhook attempt results, the values of WebhookAttempts' label.
+const (
+	WebhookDelivered = "delivered"
+	WebhookRetrying  = "retrying"
+	WebhookFailed    = "failed"
+	WebhookSkipped   = "skipped"
+)
 
 // Stats reads the numbers that live in the database, at each scrape, so
 // every replica reports the same truth.
@@ -67,9 +100,41 @@ func New(stats Stats, log *slog.Logger) *Metrics {
 			Name: "renderfarm_outage_waits_total",
 			Help: "Times a task began waiting for a part of the farm that is out (database, bucket, disk), by part.",
 		}, []string{"part"}),
+		ChunksFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "renderfarm_chunks_finished_total",
+			Help: "Chunks this process finished, by result: done, or failed (the last attempt failed, and the job with it).",
+		}, []string{"result"}),
+		WebhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "renderfarm_webhook_attempts_total",
+			Help: "Webhook deliveries tried by this process, by result: delivered, retrying (failed, tried again later), failed (the last attempt failed), skipped (the address is refused).",
+		}, []string{"result"}),
+		RequestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "renderfarm_http_request_duration_seconds",
+			Help:    "Time this process took to answer HTTP requests, by method, route pattern and status code.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route", "code"}),
+		disks: &diskCollector{},
+	}
+	// Every result starts at zero, so that rates and alerts see the series
+	// before the first event.
+	for _, result := range []string{ChunkDone, ChunkFailed} {
+		m.ChunksFinished.WithLabelValues(result)
+	}
+	for _, result := range []string{WebhookDelivered, WebhookRetrying, WebhookFailed, WebhookSkipped} {
+		m.WebhookAttempts.WithLabelValues(result)
+	}
+	for _, part := range []outage.Part{outage.Database, outage.Bucket, outage.Disk} {
+		m.Waiting.WithLabelValues(part.String())
+		m.Waits.WithLabelValues(part.String())
+	}
+	// River's states of a job that has ended, and "none" (River has no
+	// such job): what Stranded is told.
+	for _, state := range []string{"none", "completed", "discarded", "cancelled"} {
+		m.StrandedTasks.WithLabelValues(state)
 	}
 	m.registry.MustRegister(m.FramesRendered, m.RenderSeconds, m.UploadBytes, m.StrandedTasks, m.Waiting, m.Waits,
-		&dbCollector{stats: stats, log: log},
+		m.ChunksFinished, m.WebhookAttempts, m.RequestSeconds,
+		&dbCollector{stats: stats, log: log}, m.disks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,6 +148,24 @@ var (
 	jobsDesc    = prometheus.NewDesc("renderfarm_jobs", "Jobs by status.", []string{"status"}, nil)
 	queueDesc   = prometheus.NewDesc("renderfarm_queue_depth", "River jobs waiting to run, by queue.", []string{"queue"}, nil)
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
+	tasksDesc   = prometheus.NewDesc("renderfarm_tasks",
+		"Unfinished tasks by kind (validate, render, finalize) and status: queued (waiting for a worker) or running. Waiting chunks: kind=\"render\", status=\"queued\".",
+		[]string{"kind", "status"}, nil)
+	workerStatesDesc = prometheus.NewDesc("renderfarm_workers_by_state",
+		"Worker runs by state: idle and busy (heard from within the worker timeout), dead (silent for longer, neither stopped nor gone, within the last hour).",
+		[]string{"state"}, nil)
+)
+
+// The label values renderfarm_tasks and renderfarm_workers_by_state always
+// report, at zero when nothing is counted: an autoscaler's query or an
+// alert finds 0 rather than no series.
+var (
+	taskKinds    = []store.TaskKind{store.TaskValidate, store.TaskRender, store.TaskFinalize}
+	taskStatuses = []store.TaskStatus{store.TaskQueued, store.TaskRunning}
+	workerStates = []string{store.WorkerIdle, store.WorkerBusy, store.WorkerDead}
+	// The River queues every farm has (a Blender version's own queues,
+	// such as render_4_3_2, appear while they hold work).
+	sharedQueues = []string{engine.QueueRender, engine.QueueControl, engine.QueueMaintenance, engine.QueueCleanup, engine.QueueWebhooks}
 )
 
 // dbCollector reports the database's numbers when Prometheus scrapes.
@@ -95,6 +178,8 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- workersDesc
+	ch <- tasksDesc
+	ch <- workerStatesDesc
 }
 
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
@@ -108,10 +193,24 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range st.JobsByStatus {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), status)
 	}
+	for _, queue := range sharedQueues {
+		if _, ok := st.QueueDepth[queue]; !ok {
+			ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, 0, queue)
+		}
+	}
 	for queue, n := range st.QueueDepth {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))
+	for _, kind := range taskKinds {
+		for _, status := range taskStatuses {
+			n := st.UnfinishedTasks[store.TaskCount{Kind: kind, Status: status}]
+			ch <- prometheus.MustNewConstMetric(tasksDesc, prometheus.GaugeValue, float64(n), string(kind), string(status))
+		}
+	}
+	for _, state := range workerStates {
+		ch <- prometheus.MustNewConstMetric(workerStatesDesc, prometheus.GaugeValue, float64(st.WorkersByState[state]), state)
+	}
 }
 
 // FrameStored counts a frame a worker stored and the seconds it took.
@@ -159,4 +258,95 @@ func (m *Metrics) Uploaded(bytes int64) {
 		return
 	}
 	m.UploadBytes.Add(float64(bytes))
+}
+
+// ChunkFinished counts a chunk this process ended, with result ChunkDone
+// or ChunkFailed.
+func (m *Metrics) ChunkFinished(result string) {
+	if m == nil {
+		return
+	}
+	m.ChunksFinished.WithLabelValues(result).Inc()
+}
+
+// WebhookAttempted counts a webhook delivery tried, with one of the
+// Webhook* results.
+func (m *Metrics) WebhookAttempted(result string) {
+	if m == nil {
+		return
+	}
+	m.WebhookAttempts.WithLabelValues(result).Inc()
+}
+
+// RequestAnswered records how long a request took to answer. pattern is
+// the route that answered it as the API's router names it ("GET
+// /api/external/v1/jobs/{id}"), never the path itself, so that a client
+// cannot make a series per path; "" (no route) is reported as "unmatched".
+func (m *Metrics) RequestAnswered(method, pattern string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	route := pattern
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		route = path // the method has a label of its own
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+	default:
+		method = "other"
+	}
+	m.RequestSeconds.WithLabelValues(method, route, strconv.Itoa(status)).Observe(elapsed.Seconds())
+}
+
+// WatchDisk reports the free and total bytes of the file system that
+// holds dir, under the label dir=name, at each scrape: "data" for
+// --data-dir, "work" for a render node's work directory. A directory that
+// cannot be read (not made yet) is left out of that scrape.
+func (m *Metrics) WatchDisk(name, dir string) {
+	if m == nil {
+		return
+	}
+	m.disks.mu.Lock()
+	defer m.disks.mu.Unlock()
+	m.disks.dirs = append(m.disks.dirs, watchedDir{name: name, path: dir})
+}
+
+var (
+	diskFreeDesc = prometheus.NewDesc("renderfarm_disk_free_bytes",
+		"Bytes free for the farm's user on the file system of a directory the farm writes (dir: data for --data-dir, work for the work directory).",
+		[]string{"dir"}, nil)
+	diskSizeDesc = prometheus.NewDesc("renderfarm_disk_size_bytes",
+		"Total bytes of the file system of a directory the farm writes (dir: data for --data-dir, work for the work directory).",
+		[]string{"dir"}, nil)
+)
+
+type watchedDir struct{ name, path string }
+
+// diskCollector reports the free space of the watched directories'
+// file systems when Prometheus scrapes.
+type diskCollector struct {
+	mu   sync.Mutex
+	dirs []watchedDir
+}
+
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- diskFreeDesc
+	ch <- diskSizeDesc
+}
+
+func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	dirs := append([]watchedDir(nil), c.dirs...)
+	c.mu.Unlock()
+	for _, d := range dirs {
+		free, size, ok := diskSpace(d.path)
+		if !ok {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(free), d.name)
+		ch <- prometheus.MustNewConstMetric(diskSizeDesc, prometheus.GaugeValue, float64(size), d.name)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/metrics"
 	"github.com/renderfarm/renderfarm/internal/outage"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -163,6 +164,13 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 			return t.record(ctx, tx, current, workErr)
 		})
 	})
+	if recorded && err == nil && kind == store.TaskRender {
+		result := metrics.ChunkDone
+		if t.finishAs(workErr) == store.TaskFailed {
+			result = metrics.ChunkFailed
+		}
+		n.cfg.Metrics.ChunkFinished(result)
+	}
 	return recorded && err == nil, err
 }
 

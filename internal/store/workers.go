@@ -132,12 +132,37 @@ type FarmStats struct {
 	// QueueDepth counts River jobs waiting to run, by queue.
 	QueueDepth  map[string]int
 	LiveWorkers int
+	// UnfinishedTasks counts the tasks queued (waiting for a worker) and
+	// running, by kind and status: what an autoscaler of render nodes
+	// follows.
+	UnfinishedTasks map[TaskCount]int
+	// WorkersByState counts the live worker runs by state (idle, busy),
+	// and under "dead" the runs silent for longer than the worker timeout,
+	// neither stopped nor gone, heard from within DeadWorkerWindow before
+	// that.
+	WorkersByState map[string]int
 }
+
+// TaskCount is the key of FarmStats.UnfinishedTasks.
+type TaskCount struct {
+	Kind   TaskKind
+	Status TaskStatus
+}
+
+// WorkerDead is the state /metrics reports for a run that went silent
+// without stopping: the database keeps the last state it wrote.
+const WorkerDead = "dead"
+
+// DeadWorkerWindow is how long a dead run counts in
+// FarmStats.WorkersByState: long enough for an alert to be seen, short
+// enough that a machine taken away for good stops being reported.
+const DeadWorkerWindow = time.Hour
 
 // Stats reads the farm's numbers; workers count as live when their
 // heartbeat is newer than liveSince.
 func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, error) {
-	st := FarmStats{JobsByStatus: map[string]int{}, QueueDepth: map[string]int{}}
+	st := FarmStats{JobsByStatus: map[string]int{}, QueueDepth: map[string]int{},
+		UnfinishedTasks: map[TaskCount]int{}, WorkersByState: map[string]int{}}
 	count := func(into map[string]int, query string) error {
 		rows, err := q.query(ctx, query)
 		if err != nil {
@@ -160,9 +185,45 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 	if err := count(st.QueueDepth, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY queue`); err != nil {
 		return st, fmt.Errorf("count queued work: %w", err)
 	}
-	err := q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, liveSince, WorkerGone, WorkerStopped).Scan(&st.LiveWorkers)
+	rows, err := q.query(ctx, `SELECT kind, status, COUNT(*) FROM tasks WHERE status IN (?, ?) GROUP BY kind, status`, TaskQueued, TaskRunning)
+	if err != nil {
+		return st, fmt.Errorf("count tasks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c TaskCount
+		var n int
+		if err := rows.Scan(&c.Kind, &c.Status, &n); err != nil {
+			return st, fmt.Errorf("count tasks: %w", err)
+		}
+		st.UnfinishedTasks[c] = n
+	}
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("count tasks: %w", err)
+	}
+	rows, err = q.query(ctx, `SELECT state, COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?) GROUP BY state`, liveSince.UTC(), WorkerGone, WorkerStopped)
 	if err != nil {
 		return st, fmt.Errorf("count workers: %w", err)
 	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return st, fmt.Errorf("count workers: %w", err)
+		}
+		st.WorkersByState[state] = n
+		st.LiveWorkers += n
+	}
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("count workers: %w", err)
+	}
+	var dead int
+	err = q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at < ? AND heartbeat_at >= ? AND state NOT IN (?, ?)`,
+		liveSince.UTC(), liveSince.Add(-DeadWorkerWindow).UTC(), WorkerGone, WorkerStopped).Scan(&dead)
+	if err != nil {
+		return st, fmt.Errorf("count dead workers: %w", err)
+	}
+	st.WorkersByState[WorkerDead] = dead
 	return st, nil
 }

@@ -1,0 +1,304 @@
+package blender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Tests of a frame split into parts, with the real Blender on a scene each
+// test makes: a cube on a plane lit by an area light, noisy at the few
+// samples a test affords, at 64x36.
+
+// splitSceneScript makes the test scene from its JSON spec.
+const splitSceneScript = `
+import bpy, json, sys
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+scene = bpy.context.scene
+scene.name = spec["scene"]
+scene.view_layers[0].name = spec["layer"]
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = spec["samples"]
+scene.cycles.seed = spec["seed"]
+scene.cycles.use_denoising = False
+scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, -1))
+light = bpy.data.objects["Light"]
+light.data.type = "AREA"
+light.data.energy = 400
+light.data.size = 3
+bpy.ops.wm.save_as_mainfile(filepath=spec["out"])
+`
+
+// splitScene describes a test scene.
+type splitScene struct {
+	Out     string `json:"out"`
+	Scene   string `json:"scene"`
+	Layer   string `json:"layer"`
+	Samples int    `json:"samples"`
+	Seed    int    `json:"seed"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+}
+
+// makeSplitScene saves spec's scene with Debian's Blender (3.4 files open
+// in 4.3 too) and answers its path.
+func makeSplitScene(t *testing.T, spec splitScene) string {
+	t.Helper()
+	if spec.Scene == "" {
+		spec.Scene = "Scene"
+	}
+	if spec.Layer == "" {
+		spec.Layer = "ViewLayer"
+	}
+	if spec.Width == 0 {
+		spec.Width, spec.Height = 64, 36
+	}
+	body, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
+		"--python-exit-code", "1", "--python-expr", splitSceneScript, "--", string(body)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("making the scene: %v\n%s", err, out)
+	}
+	return spec.Out
+}
+
+// renderWhole renders frame 1 of blend and answers its image's bytes.
+func renderWhole(t *testing.T, r *Runner, blend string, settings Settings) []byte {
+	t.Helper()
+	var body []byte
+	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+		OutputDir: filepath.Join(t.TempDir(), "whole"), Settings: settings}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			body = imageBytes(t, ev.Image)
+		}
+	})
+	if err != nil {
+		t.Fatalf("rendering the whole frame: %v", err)
+	}
+	return body
+}
+
+func imageBytes(t *testing.T, img *FrameImage) []byte {
+	t.Helper()
+	body, err := io.ReadAll(img.Reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// renderPart renders part index of blend's frame 1 and places its file in
+// the merge directory dir as the farm does: taken from the event, under the
+// part's name.
+func renderPart(t *testing.T, r *Runner, blend string, part Part, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	saved := false
+	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+		OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &part}}, func(ev Event) {
+		if ev.Kind != FrameSaved {
+			return
+		}
+		if ev.Image.Name != "frame_0001.exr" {
+			t.Errorf("part %d is %s, want frame_0001.exr", part.Index, ev.Image.Name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "parts", PartFileName(part.Index)), imageBytes(t, ev.Image), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		saved = true
+	})
+	if err != nil {
+		t.Fatalf("rendering part %d: %v", part.Index, err)
+	}
+	if !saved {
+		t.Fatalf("part %d saved nothing", part.Index)
+	}
+}
+
+// mergeParts merges the parts in dir and answers the frame's bytes.
+func mergeParts(t *testing.T, r *Runner, blend string, mode SplitMode, parts int, dir string) []byte {
+	t.Helper()
+	var body []byte
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: mode, Parts: parts, Dir: dir},
+		func(ev Event) {
+			if ev.Kind == FrameSaved {
+				if ev.Image.Name != "frame_0001.png" {
+					t.Errorf("the merged frame is %s, want frame_0001.png", ev.Image.Name)
+				}
+				body = imageBytes(t, ev.Image)
+			}
+		})
+	if err != nil {
+		t.Fatalf("merging %d parts: %v", parts, err)
+	}
+	return body
+}
+
+// renderSplit renders blend's frame 1 in parts and merges them.
+func renderSplit(t *testing.T, r *Runner, blend string, mode SplitMode, parts int) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range parts {
+		renderPart(t, r, blend, Part{Mode: mode, Index: i, Count: parts}, dir)
+	}
+	return mergeParts(t, r, blend, mode, parts, dir)
+}
+
+func decode(t *testing.T, body []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// meanAbsDiff is the mean absolute difference of a and b per channel (R,
+// G, B, A) in 8-bit steps over the pixels of rect.
+func meanAbsDiff(a, b image.Image, rect image.Rectangle) [4]float64 {
+	var sum [4]float64
+	for y := rect.Min.Y; y < rect.Max.Y; y++ {
+		for x := rect.Min.X; x < rect.Max.X; x++ {
+			r1, g1, b1, a1 := a.At(x, y).RGBA()
+			r2, g2, b2, a2 := b.At(x, y).RGBA()
+			for i, d := range [4]float64{float64(r1) - float64(r2), float64(g1) - float64(g2),
+				float64(b1) - float64(b2), float64(a1) - float64(a2)} {
+				if d < 0 {
+					d = -d
+				}
+				sum[i] += d / 257
+			}
+		}
+	}
+	n := float64(rect.Dx() * rect.Dy())
+	for i := range sum {
+		sum[i] /= n
+	}
+	return sum
+}
+
+// noiseFloor is how far apart two whole renders of the scene are that
+// differ only in their seed: what no one can tell from noise.
+type noiseFloor struct {
+	whole, other image.Image
+	floor        [4]float64
+}
+
+func measureNoiseFloor(t *testing.T, r *Runner, spec splitScene) (string, noiseFloor) {
+	t.Helper()
+	dir := t.TempDir()
+	spec.Out = filepath.Join(dir, "scene.blend")
+	blend := makeSplitScene(t, spec)
+	other := spec
+	other.Out, other.Seed = filepath.Join(dir, "other-seed.blend"), spec.Seed+1
+	makeSplitScene(t, other)
+	n := noiseFloor{whole: decode(t, renderWhole(t, r, blend, Settings{})),
+		other: decode(t, renderWhole(t, r, other.Out, Settings{}))}
+	n.floor = meanAbsDiff(n.whole, n.other, n.whole.Bounds())
+	if n.floor[0]+n.floor[1]+n.floor[2] == 0 {
+		t.Fatal("two seeds made the same image: the scene shows no noise to compare with")
+	}
+	t.Logf("noise floor (mean abs diff of two seeds, 8-bit steps, RGBA): %.3f", n.floor)
+	return blend, n
+}
+
+// within fails unless every colour channel of got is at most fraction of
+// the floor's.
+func within(t *testing.T, what string, got, floor [4]float64, fraction float64) {
+	t.Helper()
+	for c := range 3 {
+		if got[c] > fraction*floor[c] {
+			t.Errorf("%s: channel %d differs by %.3f, over %.2f of the noise floor %.3f", what, c, got[c], fraction, floor[c])
+		}
+	}
+	if got[3] != 0 {
+		t.Errorf("%s: alpha differs by %.3f", what, got[3])
+	}
+}
+
+// TestSplitBySamplesIsTheWholeRender: 4 parts of 8 samples, each from its
+// own sample offset, merged, are the whole render of 32 samples within a
+// quarter of the noise floor (on Blender 3.4 they are the same image), on
+// every Blender of the machine. One part alone is far noisier than that,
+// so the comparison can tell.
+func TestSplitBySamplesIsTheWholeRender(t *testing.T) {
+	runners := []struct {
+		name string
+		r    *Runner
+	}{{"3.4 sandboxed", needBlender(t)}}
+	for _, b := range runnersHere(t) {
+		if b.name != "PATH" {
+			runners = append(runners, b)
+		}
+	}
+	for _, b := range runners {
+		t.Run(b.name, func(t *testing.T) {
+			blend, n := measureNoiseFloor(t, b.r, splitScene{Samples: 32})
+			merged := decode(t, renderSplit(t, b.r, blend, SplitSamples, 4))
+			if merged.Bounds() != n.whole.Bounds() {
+				t.Fatalf("the merged frame is %v, the whole render %v", merged.Bounds(), n.whole.Bounds())
+			}
+			diff := meanAbsDiff(merged, n.whole, merged.Bounds())
+			t.Logf("merged vs whole: %.3f", diff)
+			within(t, "merged vs whole", diff, n.floor, 0.25)
+
+			quarter := decode(t, renderWhole(t, b.r, blend, Settings{Samples: 8}))
+			alone := meanAbsDiff(quarter, n.whole, quarter.Bounds())
+			if alone[0] < n.floor[0]/2 {
+				t.Errorf("a render of 8 samples is only %.3f from the whole of 32: the scene is too quiet to test with", alone[0])
+			}
+		})
+	}
+}
+
+// TestSplitByTilesHasNoSeam: 4 tiles (a 2x2 grid) and 3 (three columns)
+// assembled are the whole render: the same size and format, and every row
+// and column of pixels (the ones along the tiles' edges among them) within
+// a quarter of the noise floor.
+func TestSplitByTilesHasNoSeam(t *testing.T) {
+	r := needBlender(t)
+	blend, n := measureNoiseFloor(t, r, splitScene{Samples: 16})
+	wholeConfig, err := png.DecodeConfig(bytes.NewReader(renderWhole(t, r, blend, Settings{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, parts := range []int{4, 3} {
+		t.Run(fmt.Sprint(parts), func(t *testing.T) {
+			body := renderSplit(t, r, blend, SplitTiles, parts)
+			config, err := png.DecodeConfig(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if config != wholeConfig {
+				t.Errorf("the assembled frame is %dx%d in %v, the whole render %dx%d in %v",
+					config.Width, config.Height, config.ColorModel, wholeConfig.Width, wholeConfig.Height, wholeConfig.ColorModel)
+			}
+			assembled := decode(t, body)
+			b := assembled.Bounds()
+			within(t, "assembled vs whole", meanAbsDiff(assembled, n.whole, b), n.floor, 0.25)
+			for y := b.Min.Y; y < b.Max.Y; y++ {
+				within(t, fmt.Sprintf("row %d", y), meanAbsDiff(assembled, n.whole, image.Rect(b.Min.X, y, b.Max.X, y+1)), n.floor, 0.25)
+			}
+			for x := b.Min.X; x < b.Max.X; x++ {
+				within(t, fmt.Sprintf("column %d", x), meanAbsDiff(assembled, n.whole, image.Rect(x, b.Min.Y, x+1, b.Max.Y)), n.floor, 0.25)
+			}
+		})
+	}
+}

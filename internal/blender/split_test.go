@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -105,13 +106,13 @@ func imageBytes(t *testing.T, img *FrameImage) []byte {
 // renderPart renders part index of blend's frame 1 and places its file in
 // the merge directory dir as the farm does: taken from the event, under the
 // part's name.
-func renderPart(t *testing.T, r *Runner, blend string, part Part, dir string) {
+func renderPart(t *testing.T, r *Runner, blend, sceneName string, part Part, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	saved := false
-	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Scene: sceneName, Frames: []int{1},
 		OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &part}}, func(ev Event) {
 		if ev.Kind != FrameSaved {
 			return
@@ -133,10 +134,10 @@ func renderPart(t *testing.T, r *Runner, blend string, part Part, dir string) {
 }
 
 // mergeParts merges the parts in dir and answers the frame's bytes.
-func mergeParts(t *testing.T, r *Runner, blend string, mode SplitMode, parts int, dir string) []byte {
+func mergeParts(t *testing.T, r *Runner, blend, sceneName string, mode SplitMode, parts int, dir string) []byte {
 	t.Helper()
 	var body []byte
-	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: mode, Parts: parts, Dir: dir},
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Scene: sceneName, Frame: 1, Mode: mode, Parts: parts, Dir: dir},
 		func(ev Event) {
 			if ev.Kind == FrameSaved {
 				if ev.Image.Name != "frame_0001.png" {
@@ -156,9 +157,9 @@ func renderSplit(t *testing.T, r *Runner, blend string, mode SplitMode, parts in
 	t.Helper()
 	dir := t.TempDir()
 	for i := range parts {
-		renderPart(t, r, blend, Part{Mode: mode, Index: i, Count: parts}, dir)
+		renderPart(t, r, blend, "", Part{Mode: mode, Index: i, Count: parts}, dir)
 	}
-	return mergeParts(t, r, blend, mode, parts, dir)
+	return mergeParts(t, r, blend, "", mode, parts, dir)
 }
 
 func decode(t *testing.T, body []byte) image.Image {
@@ -292,12 +293,94 @@ func TestSplitByTilesHasNoSeam(t *testing.T) {
 			}
 			assembled := decode(t, body)
 			b := assembled.Bounds()
-			within(t, "assembled vs whole", meanAbsDiff(assembled, n.whole, b), n.floor, 0.25)
+			diff := meanAbsDiff(assembled, n.whole, b)
+			t.Logf("assembled vs whole: %.3f", diff)
+			within(t, "assembled vs whole", diff, n.floor, 0.25)
 			for y := b.Min.Y; y < b.Max.Y; y++ {
 				within(t, fmt.Sprintf("row %d", y), meanAbsDiff(assembled, n.whole, image.Rect(b.Min.X, y, b.Max.X, y+1)), n.floor, 0.25)
 			}
 			for x := b.Min.X; x < b.Max.X; x++ {
 				within(t, fmt.Sprintf("column %d", x), meanAbsDiff(assembled, n.whole, image.Rect(x, b.Min.Y, x+1, b.Max.Y)), n.floor, 0.25)
+			}
+		})
+	}
+}
+
+// TestAPartRenderedTwiceMergesTheSame: a part rendered again replaces its
+// file, and files beside the parts' (a part beyond the count, a backup)
+// are not read, so the merge is the same image: each part is used once.
+// The scene and its view layer have hostile names, which stay names.
+func TestAPartRenderedTwiceMergesTheSame(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	const hostileScene = "--enable-autoexec"
+	blend := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "scene.blend"), Scene: hostileScene,
+		Layer: `../../parts/part_000.exr"; import os`, Samples: 8})
+	merge := filepath.Join(dir, "merge")
+	for i := range 2 {
+		renderPart(t, r, blend, hostileScene, Part{Mode: SplitSamples, Index: i, Count: 2}, merge)
+	}
+	first := decode(t, mergeParts(t, r, blend, hostileScene, SplitSamples, 2, merge))
+
+	renderPart(t, r, blend, hostileScene, Part{Mode: SplitSamples, Index: 1, Count: 2}, merge)
+	part0, err := os.ReadFile(filepath.Join(merge, "parts", PartFileName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stray := range []string{PartFileName(2), PartFileName(1) + ".bak"} {
+		if err := os.WriteFile(filepath.Join(merge, "parts", stray), part0, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := decode(t, mergeParts(t, r, blend, hostileScene, SplitSamples, 2, merge))
+	if diff := meanAbsDiff(first, again, first.Bounds()); diff != [4]float64{} {
+		t.Errorf("merging again after part 1 was rendered twice differs by %.3f", diff)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "scene.blend" && e.Name() != "merge" {
+			t.Errorf("something wrote %s beside the merge directory", e.Name())
+		}
+	}
+}
+
+// TestAPartThatIsNotThereIsAnErrorNamingIt: before Blender reads a part,
+// each is opened by the name the farm gave it; a missing one, a link or a
+// file that is not OpenEXR is an error naming the part.
+func TestAPartThatIsNotThereIsAnErrorNamingIt(t *testing.T) {
+	r := needBlender(t)
+	blend := scene(t, "cube.blend")
+	for _, tc := range []struct {
+		name  string
+		part1 func(path string) error
+		want  string
+	}{
+		{"missing", func(string) error { return nil }, "part 1 of the 3 parts (part_001.exr): missing"},
+		{"a link", func(path string) error { return os.Symlink(filepath.Join(filepath.Dir(path), PartFileName(0)), path) },
+			"part 1 of the 3 parts (part_001.exr)"},
+		{"not OpenEXR", func(path string) error { return os.WriteFile(path, []byte("\x89PNG\r\n\x1a\n"), 0o644) },
+			"part 1 of the 3 parts (part_001.exr): not an OpenEXR file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			parts := filepath.Join(dir, "parts")
+			if err := os.MkdirAll(parts, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range []int{0, 2} {
+				if err := os.WriteFile(filepath.Join(parts, PartFileName(i)), []byte(exrMagic+"rest"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.part1(filepath.Join(parts, PartFileName(1))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: SplitTiles, Parts: 3, Dir: dir}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Merge: %v, want an error with %q", err, tc.want)
 			}
 		})
 	}

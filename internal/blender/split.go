@@ -47,7 +47,7 @@ const maxTileOverscan = 64
 
 // Part is the part of a frame one render makes. A RenderJob whose Settings
 // carry a Part renders only that part of its (single) frame, to
-// frame_0001.exr in its output directory: a multilayer float OpenEXR with
+// frame_NNNN.exr (frame_0001.exr for frame 1) in its output directory: a multilayer float OpenEXR with
 // the samples per pixel (samples mode), or a float OpenEXR of the tile and
 // its overscan (tiles mode). Denoising is off in every part; the merge
 // denoises once, where the Blender has a denoiser.

@@ -22,9 +22,9 @@ import bpy
 SAMPLES = "samples"
 TILES = "tiles"
 
-# The name of the farm's own node tree items and images, which no file
-# can have chosen: Blender gives a new data-block a unique name, so
-# ours never takes the file's.
+# The name of the images the merge makes. Blender gives a new data-block
+# a name no other has (adding ".001" if the file has one so named), so
+# ours never replaces one of the file's.
 SCRATCH = ".renderfarm-merge"
 
 

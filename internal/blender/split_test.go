@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,6 +40,9 @@ if spec.get("adaptiveThreshold"):
 scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
 scene.render.resolution_percentage = 100
 scene.render.image_settings.file_format = "PNG"
+if spec.get("compositing"):
+    scene.use_nodes = True
+    scene.render.use_compositing = True
 bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, -1))
 light = bpy.data.objects["Light"]
 light.data.type = "AREA"
@@ -59,6 +64,8 @@ type splitScene struct {
 	// sampling stop pixels early, at the few samples a test affords.
 	AdaptiveThreshold  float64 `json:"adaptiveThreshold,omitempty"`
 	AdaptiveMinSamples int     `json:"adaptiveMinSamples,omitempty"`
+	// Compositing turns the scene's compositor on (its default nodes).
+	Compositing bool `json:"compositing,omitempty"`
 }
 
 // makeSplitScene saves spec's scene with Debian's Blender (3.4 files open
@@ -422,5 +429,75 @@ func TestAPartThatIsNotThereIsAnErrorNamingIt(t *testing.T) {
 				t.Fatalf("Merge: %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTheMergeWritesTheFramesFormat: a merge writes the frame in the
+// format a whole render of it would have, with the files such a frame
+// makes: an OpenEXR frame and its preview proxy.
+func TestTheMergeWritesTheFramesFormat(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	blend := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "scene.blend"), Samples: 4})
+	merge := filepath.Join(dir, "merge")
+	for i := range 2 {
+		renderPart(t, r, blend, "", Part{Mode: SplitTiles, Index: i, Count: 2}, merge)
+	}
+	var names []string
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge,
+		Settings: Settings{OutputFormat: "OPEN_EXR", ColorDepth: "16"}}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			for _, img := range append([]*FrameImage{ev.Image}, ev.Outputs...) {
+				names = append(names, img.Name)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"frame_0001.exr", "preview/frame_0001.jpg"}; !slices.Equal(names, want) {
+		t.Errorf("the merge made %q, want %q", names, want)
+	}
+}
+
+// TestASplitRefusesWhatItCannotMerge: a part of a scene whose split frame
+// would not be its whole render fails before Blender renders, saying why
+// and what to change; so does a merge.
+func TestASplitRefusesWhatItCannotMerge(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	compositing := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "compositing.blend"), Samples: 4, Compositing: true})
+	fourSamples := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "four-samples.blend"), Samples: 4})
+	for _, tc := range []struct {
+		name  string
+		blend string
+		part  Part
+		want  string
+	}{
+		{"compositing", compositing, Part{Mode: SplitSamples, Index: 0, Count: 2}, `scene 'Scene' composites its render`},
+		{"EEVEE", scene(t, "eevee.blend"), Part{Mode: SplitTiles, Index: 0, Count: 2}, "a split frame is rendered with Cycles"},
+		{"more parts than samples", fourSamples, Part{Mode: SplitSamples, Index: 0, Count: 5}, "4 samples cannot be shared by 5 parts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Render(context.Background(), RenderJob{BlendPath: tc.blend, Frames: []int{1},
+				OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &tc.part}}, nil)
+			var rerr *RenderError
+			if !errors.As(err, &rerr) || !strings.Contains(rerr.Line, tc.want) {
+				t.Errorf("rendering the part: %v, want a RenderError with %q", err, tc.want)
+			}
+		})
+	}
+	merge := filepath.Join(dir, "merge")
+	if err := os.MkdirAll(filepath.Join(merge, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := os.WriteFile(filepath.Join(merge, "parts", PartFileName(i)), []byte(exrMagic), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: compositing, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge}, nil)
+	if err == nil || !strings.Contains(err.Error(), "composites its render") {
+		t.Errorf("merging: %v, want an error saying the scene composites", err)
 	}
 }

@@ -74,6 +74,9 @@ type Settings struct {
 	// transform of this Blender (case aside; a preset may match the start of
 	// a name) or the render fails before its first frame.
 	ColorManagement string `json:"colorManagement,omitempty"`
+	// Part, when set, renders only this part of the frame (see Part); the
+	// job then has one frame, and its file is the part's float OpenEXR.
+	Part *Part `json:"part,omitempty"`
 }
 
 // RenderResult is what a chunk produced, also when it failed: frames saved
@@ -345,6 +348,15 @@ func checkJob(job *RenderJob) error {
 	}
 	if job.OutputDir == "" {
 		return errors.New("blender: render job has no output directory")
+	}
+	if job.Settings.Part != nil {
+		if err := job.Settings.Part.check(); err != nil {
+			return err
+		}
+		if len(job.Frames) != 1 {
+			return fmt.Errorf("blender: a part of a frame is rendered alone, not with frames %s", frameList(job.Frames))
+		}
+		job.Settings = partSettings(job.Settings)
 	}
 	// Blender turns runs of # in the output path into the frame number.
 	if strings.Contains(job.OutputDir, "#") {

@@ -148,7 +148,7 @@ func (r *Runner) StartSession(spec SessionSpec) (*Session, error) {
 		return fail(fmt.Errorf("blender: %w", err))
 	}
 	var script string
-	for _, name := range []string{"inspect.py", "outputs.py", "render_settings.py", "session.py"} {
+	for _, name := range []string{"inspect.py", "outputs.py", "render_settings.py", "split.py", "session.py"} {
 		if script, err = writeScript(dir, name); err != nil {
 			return fail(err)
 		}
@@ -406,26 +406,11 @@ func (s *Session) render(ctx context.Context, job RenderJob, onEvent func(Event)
 
 	out := newChunkOutput(job, onEvent, onLine)
 	out.dir, out.outputDir = outDir, job.OutputDir
-	ok, status, timedOut := true, exitStatus{}, false
-	if s.settings == "" {
-		// The settings are applied once, with this chunk's output: an error
-		// in them fails the chunk as it fails a render process.
-		const layoutName = "layout.json"
-		os.Remove(filepath.Join(s.dir, layoutName))
-		ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": request, "out": filepath.Join(s.dir, layoutName)}, out)
-		if ok && err == nil {
-			format, ferr := outputFormat(job.Settings.OutputFormat, out.parser.output)
-			var layout *outputLayout
-			if ferr == nil {
-				layout, ferr = readLayout(s.runDir, layoutName)
-			}
-			if ferr != nil {
-				s.broken = true
-				out.finish()
-				return out.result, &RenderError{Frame: job.Frames[0], Line: ferr.Error()}
-			}
-			s.settings, s.format, s.layout = settings, format, layout
-		}
+	ok, status, timedOut, err := s.configure(ctx, job, request, settings, out)
+	var refused *RenderError
+	if errors.As(err, &refused) {
+		out.finish()
+		return out.result, err
 	}
 	if ok && err == nil {
 		out.files = newFrameFiles(s.layout, s.format, job.Naming)
@@ -440,6 +425,33 @@ func (s *Session) render(ctx context.Context, job RenderJob, onEvent func(Event)
 		return out.result, fmt.Errorf("blender: rendering frames %s: %w", frameList(job.Frames), err)
 	}
 	return out.result, out.verdict(s.r, status, timedOut)
+}
+
+// configure applies job's settings (request, and settings in JSON) once,
+// with the first command's output: an error in them fails that command as
+// it fails a render process. A layout or format the farm cannot follow is
+// a *RenderError naming the job's first frame. The caller holds s.busy.
+func (s *Session) configure(ctx context.Context, job RenderJob, request renderRequest, settings string, out *chunkOutput) (ok bool, status exitStatus, timedOut bool, err error) {
+	if s.settings != "" {
+		return true, exitStatus{}, false, nil
+	}
+	const layoutName = "layout.json"
+	os.Remove(filepath.Join(s.dir, layoutName))
+	ok, status, timedOut, err = s.do(ctx, map[string]any{"op": "configure", "request": request, "out": filepath.Join(s.dir, layoutName)}, out)
+	if !ok || err != nil {
+		return ok, status, timedOut, err
+	}
+	format, err := outputFormat(job.Settings.OutputFormat, out.parser.output)
+	var layout *outputLayout
+	if err == nil {
+		layout, err = readLayout(s.runDir, layoutName)
+	}
+	if err != nil {
+		s.broken = true
+		return false, status, false, &RenderError{Frame: job.Frames[0], Line: err.Error()}
+	}
+	s.settings, s.format, s.layout = settings, format, layout
+	return true, status, false, nil
 }
 
 // jsonString is v in JSON, to compare settings.

@@ -21,6 +21,10 @@
 #       sends every file of the frames into DIR (outputs.py), prints
 #       "renderfarm-session N frame F" as frame F begins, and
 #       "renderfarm-session N saved F SECONDS" once its files are written
+#   {"op": "merge", "nonce": N, "frame": F, "mode": M, "parts": [P, ...], "overscan": O, "outputDir": DIR}
+#       makes frame F of the split frame's part files P (split.py) and
+#       writes it into DIR as render writes a frame, with the same lines;
+#       the scene is the merge's after it, so a session merges once
 # Each ends with the line "renderfarm-session N ok" (or "... N failed"),
 # written after Blender's own output for it has been flushed, so the worker
 # reads every line a command caused before its end. The nonce is new for
@@ -111,10 +115,16 @@ def configure(command):
     user_output_path = scene.render.filepath
     user_use_extension = bool(scene.render.use_file_extension)
     load("render_settings").apply(scene, request)
+    part = (request.get("settings") or {}).get("part")
+    if part:
+        load("split").apply_part(scene, part)
     outputs = load("outputs")
     # The layout keeps the views' own suffixes, for the download names;
     # then the farm's replace them, for the names on disk.
     layout = outputs.layout(scene, user_output_path, user_use_extension)
+    if part:
+        # A part is no frame anyone sees: it gets no preview.
+        layout["proxy"] = False
     outputs.use_farm_suffixes(scene)
     with open(command["out"], "w", encoding="utf-8") as f:
         json.dump(layout, f)
@@ -135,26 +145,45 @@ def render(command):
         # frame_set evaluates the frame as the render will see it, switching
         # cameras bound to markers, as Blender's -f does.
         scene.frame_set(frame)
-        # The farm looks for exactly this name (Blender adds the view's
-        # suffix and the extension).
-        scene.render.filepath = os.path.join(out, "frame_%04d" % frame)
-        start = time.monotonic()
-        result = bpy.ops.render.render(write_still=True, scene=scene.name)
-        if "FINISHED" not in result:
-            error("Blender did not render frame %d (%s)" % (frame, ", ".join(sorted(result))))
+        if not render_frame(command, scene, outputs, out, frame, time.monotonic()):
             return False
-        if PROXY:
-            # The proxy is for the preview only: a frame without one is
-            # still a frame.
-            try:
-                outputs.save_proxy(scene, outputs.render_result(), os.path.join(out, "preview", "frame_%04d.jpg" % frame))
-            except Exception as err:
-                print("renderfarm: no preview proxy for frame %d: %s" % (frame, err), flush=True)
-        signal(command, "saved", frame, "%.3f" % (time.monotonic() - start))
     return True
 
 
-OPS = {"inspect": inspect, "configure": configure, "render": render}
+def render_frame(command, scene, outputs, out, frame, start):
+    # The farm looks for exactly this name (Blender adds the view's
+    # suffix and the extension).
+    scene.render.filepath = os.path.join(out, "frame_%04d" % frame)
+    result = bpy.ops.render.render(write_still=True, scene=scene.name)
+    if "FINISHED" not in result:
+        error("Blender did not render frame %d (%s)" % (frame, ", ".join(sorted(result))))
+        return False
+    if PROXY:
+        # The proxy is for the preview only: a frame without one is
+        # still a frame.
+        try:
+            outputs.save_proxy(scene, outputs.render_result(), os.path.join(out, "preview", "frame_%04d.jpg" % frame))
+        except Exception as err:
+            print("renderfarm: no preview proxy for frame %d: %s" % (frame, err), flush=True)
+    signal(command, "saved", frame, "%.3f" % (time.monotonic() - start))
+    return True
+
+
+def merge(command):
+    scene = SCENE or bpy.context.scene
+    outputs = load("outputs")
+    out = command["outputDir"]
+    frame = command["frame"]
+    if PROXY:
+        os.makedirs(os.path.join(out, "preview"), exist_ok=True)
+    signal(command, "frame", frame)
+    scene.frame_set(frame)
+    start = time.monotonic()
+    load("split").merge(scene, command)
+    return render_frame(command, scene, outputs, out, frame, start)
+
+
+OPS = {"inspect": inspect, "configure": configure, "render": render, "merge": merge}
 
 
 def serve():

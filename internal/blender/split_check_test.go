@@ -1,0 +1,182 @@
+package blender
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestCheckSplit: the splits the farm refuses, each naming the field to
+// change and how.
+func TestCheckSplit(t *testing.T) {
+	good := SplitRequest{Mode: SplitSamples, Parts: 4, Engine: "CYCLES", OutputFormat: "PNG", Samples: 128}
+	for _, tc := range []struct {
+		name      string
+		change    func(*SplitRequest)
+		wantField string
+		want      string
+	}{
+		{"samples mode", func(*SplitRequest) {}, "", ""},
+		{"tiles mode", func(r *SplitRequest) { r.Mode = SplitTiles }, "", ""},
+		{"the fewest parts", func(r *SplitRequest) { r.Parts = MinSplitParts }, "", ""},
+		{"the most parts", func(r *SplitRequest) { r.Parts = MaxSplitParts }, "", ""},
+		{"as many samples as parts", func(r *SplitRequest) { r.Samples = 4 }, "", ""},
+		{"samples mode denoising", func(r *SplitRequest) { r.Denoising = true }, "", ""},
+		{"an unknown mode", func(r *SplitRequest) { r.Mode = "rows" }, "splitFrame.mode", `"rows" is not a split mode`},
+		{"one part", func(r *SplitRequest) { r.Parts = 1 }, "splitFrame.parts", "1 parts: a frame is split into 2 to 64 parts"},
+		{"65 parts", func(r *SplitRequest) { r.Parts = 65 }, "splitFrame.parts", "65 parts: a frame is split into 2 to 64 parts"},
+		{"EEVEE in samples mode", func(r *SplitRequest) { r.Engine = "BLENDER_EEVEE" }, "engine", "set engine to CYCLES or remove splitFrame"},
+		{"EEVEE Next in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine = SplitTiles, "BLENDER_EEVEE_NEXT" }, "engine", "set engine to CYCLES"},
+		{"Workbench", func(r *SplitRequest) { r.Engine = "BLENDER_WORKBENCH" }, "engine", "set engine to CYCLES"},
+		{"a movie", func(r *SplitRequest) { r.OutputFormat = "FFMPEG" }, "outputFormat", `"FFMPEG" is a movie format`},
+		{"an AVI", func(r *SplitRequest) { r.Mode, r.OutputFormat = SplitTiles, "AVI_JPEG" }, "outputFormat", "set outputFormat to an image format"},
+		{"fewer samples than parts", func(r *SplitRequest) { r.Samples = 3 }, "splitFrame.parts", "3 samples cannot be shared by 4 parts: use at most 3 parts"},
+		{"tiles denoising", func(r *SplitRequest) { r.Mode, r.Denoising = SplitTiles, true }, "splitFrame.mode", "tiles mode cannot denoise"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good
+			tc.change(&r)
+			err := CheckSplit(r)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckSplit(%+v): %v", r, err)
+				}
+				return
+			}
+			var split *SplitError
+			if !errors.As(err, &split) {
+				t.Fatalf("CheckSplit(%+v) = %v, want a *SplitError", r, err)
+			}
+			if split.Field != tc.wantField || !strings.Contains(split.Message, tc.want) {
+				t.Errorf("CheckSplit(%+v) = %s: %s, want %s: …%s…", r, split.Field, split.Message, tc.wantField, tc.want)
+			}
+		})
+	}
+}
+
+// TestARenderOfAPartIsChecked: a part's job is refused before Blender
+// starts when the part could not be rendered, and a good one renders to
+// lossless float OpenEXR whatever the frame's format.
+func TestARenderOfAPartIsChecked(t *testing.T) {
+	blend := scene(t, "cube.blend")
+	for _, tc := range []struct {
+		name   string
+		part   Part
+		frames []int
+		want   string
+	}{
+		{"unknown mode", Part{Mode: "rows", Index: 0, Count: 2}, []int{1}, `split mode "rows"`},
+		{"index past the count", Part{Mode: SplitTiles, Index: 2, Count: 2}, []int{1}, "part 2 does not exist in a split into 2 parts"},
+		{"negative index", Part{Mode: SplitTiles, Index: -1, Count: 2}, []int{1}, "part -1 does not exist"},
+		{"too many parts", Part{Mode: SplitSamples, Index: 0, Count: 65}, []int{1}, "2 to 64 parts, not 65"},
+		{"overscan too wide", Part{Mode: SplitTiles, Index: 0, Count: 2, Overscan: 65}, []int{1}, "0 to 64 pixels, not 65"},
+		{"several frames", Part{Mode: SplitTiles, Index: 0, Count: 2}, []int{1, 2}, "rendered alone, not with frames 1,2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := RenderJob{BlendPath: blend, Frames: tc.frames, OutputDir: t.TempDir(), Settings: Settings{Part: &tc.part}}
+			if err := checkJob(&job); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("checkJob: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+
+	job := RenderJob{BlendPath: blend, Frames: []int{1}, OutputDir: t.TempDir(),
+		Settings: Settings{OutputFormat: "JPEG", Quality: 80, ColorMode: "RGB", Part: &Part{Mode: SplitTiles, Index: 1, Count: 4}}}
+	if err := checkJob(&job); err != nil {
+		t.Fatal(err)
+	}
+	s := job.Settings
+	if s.OutputFormat != "OPEN_EXR" || s.ColorDepth != "32" || s.ColorMode != "RGBA" || s.ExrCodec != "ZIP" || s.Quality != 0 {
+		t.Errorf("a tile renders %s %s-bit %s %s quality %d, want lossless float OpenEXR", s.OutputFormat, s.ColorDepth, s.ColorMode, s.ExrCodec, s.Quality)
+	}
+	if s.Part.Overscan != DefaultTileOverscan {
+		t.Errorf("a tile's overscan is %d, want the default %d", s.Part.Overscan, DefaultTileOverscan)
+	}
+	samples := partSettings(Settings{Part: &Part{Mode: SplitSamples, Index: 0, Count: 2, Overscan: 9}})
+	if samples.OutputFormat != "OPEN_EXR_MULTILAYER" || samples.Part.Overscan != 0 {
+		t.Errorf("a samples part renders %s with overscan %d, want OPEN_EXR_MULTILAYER and none", samples.OutputFormat, samples.Part.Overscan)
+	}
+}
+
+// layoutScript prints split.py's tile grid and sample shares for the
+// counts and frame sizes of its input.
+const layoutScript = `
+import importlib.util, json, os, sys
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+module_spec = importlib.util.spec_from_file_location("renderfarm_split", os.path.join(spec["dir"], "split.py"))
+split = importlib.util.module_from_spec(module_spec)
+module_spec.loader.exec_module(split)
+for count in range(2, 65):
+    for width, height in spec["sizes"]:
+        print("RESULT " + json.dumps({"count": count, "width": width, "height": height,
+            "tiles": split.tile_grid(count, width, height)}))
+    print("RESULT " + json.dumps({"count": count, "samples": [split.sample_share(1001, i, count) for i in range(count)]}))
+`
+
+// TestTileGridAndSampleShares: for 2 to 64 parts, split.py's tiles cover
+// every pixel of the frame exactly once and are near square (no tile
+// more than 3 times as wide as high or the other way, at 640x360 and
+// 1920x1080), and the parts' sample ranges follow each other and add up to
+// the frame's samples.
+func TestTileGridAndSampleShares(t *testing.T) {
+	b := blendersHere(t)[0]
+	dir := t.TempDir()
+	if _, err := writeScript(dir, "split.py"); err != nil {
+		t.Fatal(err)
+	}
+	sizes := [][2]int{{640, 360}, {1920, 1080}, {64, 36}, {100, 1000}}
+	_, results := runNameScript(t, b, dir, layoutScript, map[string]any{"dir": dir, "sizes": sizes})
+	if len(results) != 63*(len(sizes)+1) {
+		t.Fatalf("got %d results, want %d", len(results), 63*(len(sizes)+1))
+	}
+	for _, line := range results {
+		var got struct {
+			Count, Width, Height int
+			Tiles                [][4]int
+			Samples              [][2]int
+		}
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Samples != nil {
+			next := 0
+			for i, s := range got.Samples {
+				if s[0] != next || s[1] < 1001/got.Count || s[1] > 1001/got.Count+1 {
+					t.Errorf("%d parts: part %d has samples %d from %d, after %d", got.Count, i, s[1], s[0], next)
+				}
+				next = s[0] + s[1]
+			}
+			if next != 1001 {
+				t.Errorf("%d parts render %d samples, want 1001", got.Count, next)
+			}
+			continue
+		}
+		if len(got.Tiles) != got.Count {
+			t.Errorf("%d parts at %dx%d: %d tiles", got.Count, got.Width, got.Height, len(got.Tiles))
+			continue
+		}
+		covered := make([]int, got.Width*got.Height)
+		for _, tile := range got.Tiles {
+			w, h := tile[2]-tile[0], tile[3]-tile[1]
+			if w < 1 || h < 1 {
+				t.Errorf("%d parts at %dx%d: empty tile %v", got.Count, got.Width, got.Height, tile)
+				continue
+			}
+			if got.Width*9 == got.Height*16 && got.Width >= 640 && (w > 3*h || h > 3*w) {
+				t.Errorf("%d parts at %dx%d: tile %v is %dx%d, not near square", got.Count, got.Width, got.Height, tile, w, h)
+			}
+			for y := tile[1]; y < tile[3]; y++ {
+				for x := tile[0]; x < tile[2]; x++ {
+					covered[y*got.Width+x]++
+				}
+			}
+		}
+		for i, n := range covered {
+			if n != 1 {
+				t.Errorf("%d parts at %dx%d: pixel %d,%d is in %d tiles", got.Count, got.Width, got.Height, i%got.Width, i/got.Width, n)
+				break
+			}
+		}
+	}
+}

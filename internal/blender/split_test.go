@@ -1,0 +1,503 @@
+package blender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Tests of a frame split into parts, with the real Blender on a scene each
+// test makes: a cube on a plane lit by an area light, noisy at the few
+// samples a test affords, at 64x36.
+
+// splitSceneScript makes the test scene from its JSON spec.
+const splitSceneScript = `
+import bpy, json, sys
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+scene = bpy.context.scene
+scene.name = spec["scene"]
+scene.view_layers[0].name = spec["layer"]
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = spec["samples"]
+scene.cycles.seed = spec["seed"]
+scene.cycles.use_denoising = False
+if spec.get("adaptiveThreshold"):
+    scene.cycles.use_adaptive_sampling = True
+    scene.cycles.adaptive_threshold = spec["adaptiveThreshold"]
+    scene.cycles.adaptive_min_samples = spec["adaptiveMinSamples"]
+scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+if spec.get("compositing"):
+    scene.use_nodes = True
+    scene.render.use_compositing = True
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, -1))
+light = bpy.data.objects["Light"]
+light.data.type = "AREA"
+light.data.energy = 400
+light.data.size = 3
+bpy.ops.wm.save_as_mainfile(filepath=spec["out"])
+`
+
+// splitScene describes a test scene.
+type splitScene struct {
+	Out     string `json:"out"`
+	Scene   string `json:"scene"`
+	Layer   string `json:"layer"`
+	Samples int    `json:"samples"`
+	Seed    int    `json:"seed"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	// AdaptiveThreshold and AdaptiveMinSamples, when set, make adaptive
+	// sampling stop pixels early, at the few samples a test affords.
+	AdaptiveThreshold  float64 `json:"adaptiveThreshold,omitempty"`
+	AdaptiveMinSamples int     `json:"adaptiveMinSamples,omitempty"`
+	// Compositing turns the scene's compositor on (its default nodes).
+	Compositing bool `json:"compositing,omitempty"`
+}
+
+// makeSplitScene saves spec's scene with Debian's Blender (3.4 files open
+// in 4.3 too) and answers its path.
+func makeSplitScene(t *testing.T, spec splitScene) string {
+	t.Helper()
+	if spec.Scene == "" {
+		spec.Scene = "Scene"
+	}
+	if spec.Layer == "" {
+		spec.Layer = "ViewLayer"
+	}
+	if spec.Width == 0 {
+		spec.Width, spec.Height = 64, 36
+	}
+	body, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
+		"--python-exit-code", "1", "--python-expr", splitSceneScript, "--", string(body)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("making the scene: %v\n%s", err, out)
+	}
+	return spec.Out
+}
+
+// renderWhole renders frame 1 of blend and answers its image's bytes.
+func renderWhole(t *testing.T, r *Runner, blend string, settings Settings) []byte {
+	t.Helper()
+	var body []byte
+	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+		OutputDir: filepath.Join(t.TempDir(), "whole"), Settings: settings}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			body = imageBytes(t, ev.Image)
+		}
+	})
+	if err != nil {
+		t.Fatalf("rendering the whole frame: %v", err)
+	}
+	return body
+}
+
+func imageBytes(t *testing.T, img *FrameImage) []byte {
+	t.Helper()
+	body, err := io.ReadAll(img.Reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// renderPart renders part index of blend's frame 1 and places its file in
+// the merge directory dir as the farm does: taken from the event, under the
+// part's name.
+func renderPart(t *testing.T, r *Runner, blend, sceneName string, part Part, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	saved := false
+	_, err := r.Render(context.Background(), RenderJob{BlendPath: blend, Scene: sceneName, Frames: []int{1},
+		OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &part}}, func(ev Event) {
+		if ev.Kind != FrameSaved {
+			return
+		}
+		if ev.Image.Name != "frame_0001.exr" {
+			t.Errorf("part %d is %s, want frame_0001.exr", part.Index, ev.Image.Name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "parts", PartFileName(part.Index)), imageBytes(t, ev.Image), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		saved = true
+	})
+	if err != nil {
+		t.Fatalf("rendering part %d: %v", part.Index, err)
+	}
+	if !saved {
+		t.Fatalf("part %d saved nothing", part.Index)
+	}
+}
+
+// mergeParts merges the parts in dir and answers the frame's bytes.
+func mergeParts(t *testing.T, r *Runner, blend, sceneName string, mode SplitMode, parts int, dir string) []byte {
+	t.Helper()
+	var body []byte
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Scene: sceneName, Frame: 1, Mode: mode, Parts: parts, Dir: dir},
+		func(ev Event) {
+			if ev.Kind == FrameSaved {
+				if ev.Image.Name != "frame_0001.png" {
+					t.Errorf("the merged frame is %s, want frame_0001.png", ev.Image.Name)
+				}
+				body = imageBytes(t, ev.Image)
+			}
+		})
+	if err != nil {
+		t.Fatalf("merging %d parts: %v", parts, err)
+	}
+	return body
+}
+
+// renderSplit renders blend's frame 1 in parts and merges them.
+func renderSplit(t *testing.T, r *Runner, blend string, mode SplitMode, parts int) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	for i := range parts {
+		renderPart(t, r, blend, "", Part{Mode: mode, Index: i, Count: parts}, dir)
+	}
+	return mergeParts(t, r, blend, "", mode, parts, dir)
+}
+
+func decode(t *testing.T, body []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// meanAbsDiff is the mean absolute difference of a and b per channel (R,
+// G, B, A) in 8-bit steps over the pixels of rect.
+func meanAbsDiff(a, b image.Image, rect image.Rectangle) [4]float64 {
+	var sum [4]float64
+	for y := rect.Min.Y; y < rect.Max.Y; y++ {
+		for x := rect.Min.X; x < rect.Max.X; x++ {
+			r1, g1, b1, a1 := a.At(x, y).RGBA()
+			r2, g2, b2, a2 := b.At(x, y).RGBA()
+			for i, d := range [4]float64{float64(r1) - float64(r2), float64(g1) - float64(g2),
+				float64(b1) - float64(b2), float64(a1) - float64(a2)} {
+				if d < 0 {
+					d = -d
+				}
+				sum[i] += d / 257
+			}
+		}
+	}
+	n := float64(rect.Dx() * rect.Dy())
+	for i := range sum {
+		sum[i] /= n
+	}
+	return sum
+}
+
+// noiseFloor is how far apart two whole renders of the scene are that
+// differ only in their seed: what no one can tell from noise.
+type noiseFloor struct {
+	whole, other image.Image
+	floor        [4]float64
+}
+
+func measureNoiseFloor(t *testing.T, r *Runner, spec splitScene) (string, noiseFloor) {
+	t.Helper()
+	dir := t.TempDir()
+	spec.Out = filepath.Join(dir, "scene.blend")
+	blend := makeSplitScene(t, spec)
+	other := spec
+	other.Out, other.Seed = filepath.Join(dir, "other-seed.blend"), spec.Seed+1
+	makeSplitScene(t, other)
+	n := noiseFloor{whole: decode(t, renderWhole(t, r, blend, Settings{})),
+		other: decode(t, renderWhole(t, r, other.Out, Settings{}))}
+	n.floor = meanAbsDiff(n.whole, n.other, n.whole.Bounds())
+	if n.floor[0]+n.floor[1]+n.floor[2] == 0 {
+		t.Fatal("two seeds made the same image: the scene shows no noise to compare with")
+	}
+	t.Logf("noise floor (mean abs diff of two seeds, 8-bit steps, RGBA): %.3f", n.floor)
+	return blend, n
+}
+
+// within fails unless every colour channel of got is at most fraction of
+// the floor's.
+func within(t *testing.T, what string, got, floor [4]float64, fraction float64) {
+	t.Helper()
+	for c := range 3 {
+		if got[c] > fraction*floor[c] {
+			t.Errorf("%s: channel %d differs by %.3f, over %.2f of the noise floor %.3f", what, c, got[c], fraction, floor[c])
+		}
+	}
+	if got[3] != 0 {
+		t.Errorf("%s: alpha differs by %.3f", what, got[3])
+	}
+}
+
+// TestSplitBySamplesIsTheWholeRender: 4 parts of 8 samples, each from its
+// own sample offset, merged, are the whole render of 32 samples, on every
+// Blender of the machine: the same image with the scene's adaptive
+// sampling as saved (it stops no pixel at these samples; a quarter of the
+// noise floor allowed), and within half the floor where adaptive sampling
+// stops pixels early in the whole render, which the parts, at 8 samples
+// each, do not: the merged frame took every sample there, and is less
+// noisy (0.37 steps from the whole render on 3.4, 0.43 on 4.3, for floors
+// of 1.69 and 1.67). One part alone is far noisier than either, so the
+// comparison can tell.
+func TestSplitBySamplesIsTheWholeRender(t *testing.T) {
+	for _, b := range splitRunners(t) {
+		for _, sc := range []struct {
+			name    string
+			scene   splitScene
+			ofFloor float64
+		}{
+			{"as saved", splitScene{Samples: 32}, 0.25},
+			{"adaptive sampling stopping early", splitScene{Samples: 32, AdaptiveThreshold: 0.03, AdaptiveMinSamples: 4}, 0.5},
+		} {
+			t.Run(b.name+"/"+sc.name, func(t *testing.T) {
+				blend, n := measureNoiseFloor(t, b.r, sc.scene)
+				merged := decode(t, renderSplit(t, b.r, blend, SplitSamples, 4))
+				if merged.Bounds() != n.whole.Bounds() {
+					t.Fatalf("the merged frame is %v, the whole render %v", merged.Bounds(), n.whole.Bounds())
+				}
+				diff := meanAbsDiff(merged, n.whole, merged.Bounds())
+				t.Logf("merged vs whole: %.3f", diff)
+				within(t, "merged vs whole", diff, n.floor, sc.ofFloor)
+
+				quarter := decode(t, renderWhole(t, b.r, blend, Settings{Samples: 8}))
+				alone := meanAbsDiff(quarter, n.whole, quarter.Bounds())
+				if alone[0] < n.floor[0]/2 {
+					t.Errorf("a render of 8 samples is only %.3f from the whole of 32: the scene is too quiet to test with", alone[0])
+				}
+			})
+		}
+	}
+}
+
+// TestSplitByTilesHasNoSeam: 4 tiles (a 2x2 grid) and 3 (three columns)
+// assembled are the whole render: the same size and format, and every row
+// and column of pixels (the ones along the tiles' edges among them) within
+// a quarter of the noise floor, on every Blender of the machine. Adaptive
+// sampling stops pixels early here, which is what the tiles' overscan is
+// for: without it, the rows and columns along the edges were 0.44 to 0.52
+// steps from the whole render's (a floor of 1.53); with 1 pixel or 2 they
+// are the same.
+func TestSplitByTilesHasNoSeam(t *testing.T) {
+	for _, b := range splitRunners(t) {
+		t.Run(b.name, func(t *testing.T) {
+			r := b.r
+			blend, n := measureNoiseFloor(t, r, splitScene{Samples: 64, AdaptiveThreshold: 0.03, AdaptiveMinSamples: 4})
+			wholeConfig, err := png.DecodeConfig(bytes.NewReader(renderWhole(t, r, blend, Settings{})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, parts := range []int{4, 3} {
+				t.Run(fmt.Sprint(parts), func(t *testing.T) {
+					body := renderSplit(t, r, blend, SplitTiles, parts)
+					config, err := png.DecodeConfig(bytes.NewReader(body))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if config != wholeConfig {
+						t.Errorf("the assembled frame is %dx%d in %v, the whole render %dx%d in %v",
+							config.Width, config.Height, config.ColorModel, wholeConfig.Width, wholeConfig.Height, wholeConfig.ColorModel)
+					}
+					assembled := decode(t, body)
+					b := assembled.Bounds()
+					diff := meanAbsDiff(assembled, n.whole, b)
+					t.Logf("assembled vs whole: %.3f", diff)
+					within(t, "assembled vs whole", diff, n.floor, 0.25)
+					for y := b.Min.Y; y < b.Max.Y; y++ {
+						within(t, fmt.Sprintf("row %d", y), meanAbsDiff(assembled, n.whole, image.Rect(b.Min.X, y, b.Max.X, y+1)), n.floor, 0.25)
+					}
+					for x := b.Min.X; x < b.Max.X; x++ {
+						within(t, fmt.Sprintf("column %d", x), meanAbsDiff(assembled, n.whole, image.Rect(x, b.Min.Y, x+1, b.Max.Y)), n.floor, 0.25)
+					}
+				})
+			}
+		})
+	}
+}
+
+// splitRunners are Debian's Blender in the sandbox, and 4.3 where the
+// machine has it.
+func splitRunners(t *testing.T) []struct {
+	name string
+	r    *Runner
+} {
+	runners := []struct {
+		name string
+		r    *Runner
+	}{{"3.4 sandboxed", needBlender(t)}}
+	for _, b := range runnersHere(t) {
+		if b.name != "PATH" {
+			runners = append(runners, b)
+		}
+	}
+	return runners
+}
+
+// TestAPartRenderedTwiceMergesTheSame: a part rendered again replaces its
+// file, and files beside the parts' (a part beyond the count, a backup)
+// are not read, so the merge is the same image: each part is used once.
+// The scene and its view layer have hostile names, which stay names.
+func TestAPartRenderedTwiceMergesTheSame(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	const hostileScene = "--enable-autoexec"
+	blend := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "scene.blend"), Scene: hostileScene,
+		Layer: `../../parts/part_000.exr"; import os`, Samples: 8})
+	merge := filepath.Join(dir, "merge")
+	for i := range 2 {
+		renderPart(t, r, blend, hostileScene, Part{Mode: SplitSamples, Index: i, Count: 2}, merge)
+	}
+	first := decode(t, mergeParts(t, r, blend, hostileScene, SplitSamples, 2, merge))
+
+	renderPart(t, r, blend, hostileScene, Part{Mode: SplitSamples, Index: 1, Count: 2}, merge)
+	part0, err := os.ReadFile(filepath.Join(merge, "parts", PartFileName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stray := range []string{PartFileName(2), PartFileName(1) + ".bak"} {
+		if err := os.WriteFile(filepath.Join(merge, "parts", stray), part0, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := decode(t, mergeParts(t, r, blend, hostileScene, SplitSamples, 2, merge))
+	if diff := meanAbsDiff(first, again, first.Bounds()); diff != [4]float64{} {
+		t.Errorf("merging again after part 1 was rendered twice differs by %.3f", diff)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "scene.blend" && e.Name() != "merge" {
+			t.Errorf("something wrote %s beside the merge directory", e.Name())
+		}
+	}
+}
+
+// TestAPartThatIsNotThereIsAnErrorNamingIt: before Blender reads a part,
+// each is opened by the name the farm gave it; a missing one, a link or a
+// file that is not OpenEXR is an error naming the part.
+func TestAPartThatIsNotThereIsAnErrorNamingIt(t *testing.T) {
+	r := needBlender(t)
+	blend := scene(t, "cube.blend")
+	for _, tc := range []struct {
+		name  string
+		part1 func(path string) error
+		want  string
+	}{
+		{"missing", func(string) error { return nil }, "part 1 of the 3 parts (part_001.exr): missing"},
+		{"a link", func(path string) error { return os.Symlink(filepath.Join(filepath.Dir(path), PartFileName(0)), path) },
+			"part 1 of the 3 parts (part_001.exr)"},
+		{"not OpenEXR", func(path string) error { return os.WriteFile(path, []byte("\x89PNG\r\n\x1a\n"), 0o644) },
+			"part 1 of the 3 parts (part_001.exr): not an OpenEXR file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			parts := filepath.Join(dir, "parts")
+			if err := os.MkdirAll(parts, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range []int{0, 2} {
+				if err := os.WriteFile(filepath.Join(parts, PartFileName(i)), []byte(exrMagic+"rest"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.part1(filepath.Join(parts, PartFileName(1))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: SplitTiles, Parts: 3, Dir: dir}, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Merge: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTheMergeWritesTheFramesFormat: a merge writes the frame in the
+// format a whole render of it would have, with the files such a frame
+// makes: an OpenEXR frame and its preview proxy.
+func TestTheMergeWritesTheFramesFormat(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	blend := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "scene.blend"), Samples: 4})
+	merge := filepath.Join(dir, "merge")
+	for i := range 2 {
+		renderPart(t, r, blend, "", Part{Mode: SplitTiles, Index: i, Count: 2}, merge)
+	}
+	var names []string
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge,
+		Settings: Settings{OutputFormat: "OPEN_EXR", ColorDepth: "16"}}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			for _, img := range append([]*FrameImage{ev.Image}, ev.Outputs...) {
+				names = append(names, img.Name)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"frame_0001.exr", "preview/frame_0001.jpg"}; !slices.Equal(names, want) {
+		t.Errorf("the merge made %q, want %q", names, want)
+	}
+}
+
+// TestASplitRefusesWhatItCannotMerge: a part of a scene whose split frame
+// would not be its whole render fails before Blender renders, saying why
+// and what to change; so does a merge.
+func TestASplitRefusesWhatItCannotMerge(t *testing.T) {
+	r := needBlender(t)
+	dir := t.TempDir()
+	compositing := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "compositing.blend"), Samples: 4, Compositing: true})
+	fourSamples := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "four-samples.blend"), Samples: 4})
+	for _, tc := range []struct {
+		name  string
+		blend string
+		part  Part
+		want  string
+	}{
+		{"compositing", compositing, Part{Mode: SplitSamples, Index: 0, Count: 2}, `scene 'Scene' composites its render`},
+		{"EEVEE", scene(t, "eevee.blend"), Part{Mode: SplitTiles, Index: 0, Count: 2}, "a split frame is rendered with Cycles"},
+		{"more parts than samples", fourSamples, Part{Mode: SplitSamples, Index: 0, Count: 5}, "4 samples cannot be shared by 5 parts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Render(context.Background(), RenderJob{BlendPath: tc.blend, Frames: []int{1},
+				OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &tc.part}}, nil)
+			var rerr *RenderError
+			if !errors.As(err, &rerr) || !strings.Contains(rerr.Line, tc.want) {
+				t.Errorf("rendering the part: %v, want a RenderError with %q", err, tc.want)
+			}
+		})
+	}
+	merge := filepath.Join(dir, "merge")
+	if err := os.MkdirAll(filepath.Join(merge, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := os.WriteFile(filepath.Join(merge, "parts", PartFileName(i)), []byte(exrMagic), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := r.Merge(context.Background(), MergeJob{BlendPath: compositing, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge}, nil)
+	if err == nil || !strings.Contains(err.Error(), "composites its render") {
+		t.Errorf("merging: %v, want an error saying the scene composites", err)
+	}
+}

@@ -173,10 +173,12 @@ func (q *Queries) CountChunkFailure(ctx context.Context, jobID, worker, message 
 	return cf, nil
 }
 
-// JobChunkFailures counts the job's chunks that failed, on every node.
+// JobChunkFailures counts the job's chunks that failed on the render
+// nodes not blocked on it: what --max-failed-chunks bounds. A blocked
+// node's failures were its own fault, not the job's.
 func (q *Queries) JobChunkFailures(ctx context.Context, jobID string) (int, error) {
 	var n int
-	if err := q.queryRow(ctx, `SELECT COALESCE(SUM(failed_chunks), 0) FROM job_workers WHERE job_id = ?`, jobID).Scan(&n); err != nil {
+	if err := q.queryRow(ctx, `SELECT COALESCE(SUM(failed_chunks), 0) FROM job_workers WHERE job_id = ? AND blocked_at IS NULL`, jobID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count the failed chunks of job %s: %w", jobID, err)
 	}
 	return n, nil

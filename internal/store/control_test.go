@@ -170,8 +170,8 @@ func TestTwoFailedChunksBlockAWorkerOnAJobOnly(t *testing.T) {
 		if blocked, err := s.BlockedWorkers(ctx, "job-1"); err != nil || !slices.Equal(blocked, []string{"node-bad"}) {
 			t.Errorf("BlockedWorkers = %v, %v; want [node-bad]", blocked, err)
 		}
-		if n, err := s.JobChunkFailures(ctx, "job-1"); err != nil || n != 3 {
-			t.Errorf("JobChunkFailures = %d, %v; want 3", n, err)
+		if n, err := s.JobChunkFailures(ctx, "job-1"); err != nil || n != 1 {
+			t.Errorf("JobChunkFailures = %d, %v; want 1: node-bad's two failures were its own fault", n, err)
 		}
 
 		now := time.Now()

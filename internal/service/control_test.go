@@ -49,7 +49,9 @@ func TestSuspendStopsTheWorkAndResumeQueuesOnlyWhatIsLeft(t *testing.T) {
 		f.CreateWebhook(f.api, "onStatusChange")
 		job := f.RenderingJob(f.api, 4, 2)
 		f.SetStatus(job.ID, farm.StatusRendering)
-		f.SetFrame(job.ID, 1, func(fr *store.Frame) { fr.Status, fr.ObjectKey, fr.Attempts = farm.FrameCompleted, "jobs/x/frames/1.png", 1 })
+		f.SetFrame(job.ID, 1, func(fr *store.Frame) {
+			fr.Status, fr.ObjectKey, fr.Attempts = farm.FrameCompleted, "jobs/x/frames/1.png", 1
+		})
 		f.SetFrame(job.ID, 2, func(fr *store.Frame) { fr.Status, fr.Attempts = farm.FrameRendering, 1 })
 
 		suspended, replay, err := f.api.Suspend(f.Ctx, f.P, job.ID)
@@ -225,4 +227,3 @@ func TestRetryRendersOnlyTheFramesAskedForAndKeepsTheirAttempts(t *testing.T) {
 		}
 	})
 }
-

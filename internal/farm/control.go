@@ -117,7 +117,8 @@ type RetryRequest struct {
 // RetryFrames is the frames a retry renders again, sorted: with
 // Frames "failed", every frame of the job that did not complete (failed,
 // or canceled when the job failed or was canceled); with FrameRanges,
-// the frames they name, each of which must be one of the job's. frames
+// the frames they name, each of which must be one of the job's, and which
+// must take in every frame that did not complete. frames
 // holds every frame of the job and its status. A failed job whose frames
 // all completed (its finalizing failed) is retried with no frame to
 // render: answered as an empty list, which the caller decides about.
@@ -165,6 +166,22 @@ func RetryFrames(req RetryRequest, frames map[int]FrameStatus) ([]int, error) {
 		if _, ok := frames[f]; !ok {
 			return nil, bad("frame %d is not one of the job's frames (%s)", f, strings.Join(CompactRanges(own), ", "))
 		}
+	}
+	// The job completes only once every frame has: a frame that did not
+	// complete and is left out would leave it rendering for ever.
+	var left []int
+	for _, f := range own {
+		if _, named := slices.BinarySearch(picked, f); !named && frames[f] != FrameCompleted {
+			left = append(left, f)
+		}
+	}
+	if len(left) > 0 {
+		noun := "frames"
+		if len(left) == 1 {
+			noun = "frame"
+		}
+		return nil, bad("%s %s of the job did not complete and must render too for the job to complete: add them, or send {\"frames\": \"failed\"}",
+			noun, strings.Join(CompactRanges(left), ", "))
 	}
 	return picked, nil
 }

@@ -136,8 +136,8 @@ func TestRetryFramesPicksWhatToRenderAgain(t *testing.T) {
 		want []int
 	}{
 		{"failed is every frame that did not complete", farm.RetryRequest{Frames: "failed"}, []int{3, 4}},
-		{"frame ranges of the job's", farm.RetryRequest{FrameRanges: []string{"1", "4-5"}}, []int{1, 4, 5}},
-		{"a completed frame may be rendered again", farm.RetryRequest{FrameRanges: []string{"11"}}, []int{11}},
+		{"frame ranges of the job's", farm.RetryRequest{FrameRanges: []string{"1", "3-5"}}, []int{1, 3, 4, 5}},
+		{"a completed frame may be rendered again", farm.RetryRequest{FrameRanges: []string{"3-4", "11"}}, []int{3, 4, 11}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +168,7 @@ func TestRetryFramesRefusalsNameTheField(t *testing.T) {
 		{"a frame between the job's", farm.RetryRequest{FrameRanges: []string{"2"}}, "frameRanges", "frame 2 is not one of the job's frames (1-5x2)"},
 		{"a frame past the job's", farm.RetryRequest{FrameRanges: []string{"1-9"}}, "frameRanges", "outside the scene's frames 1-5"},
 		{"not a range", farm.RetryRequest{FrameRanges: []string{"x"}}, "frameRanges", "is not of the form"},
+		{"a frame that did not complete left out", farm.RetryRequest{FrameRanges: []string{"1"}}, "frameRanges", "frame 3 of the job did not complete and must render too"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

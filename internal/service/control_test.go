@@ -182,6 +182,7 @@ func TestRetryRendersOnlyTheFramesAskedForAndKeepsTheirAttempts(t *testing.T) {
 		}{
 			{farm.RetryRequest{FrameRanges: []string{"9"}}, "outside"},
 			{farm.RetryRequest{FrameRanges: []string{"x"}}, "is not of the form"},
+			{farm.RetryRequest{FrameRanges: []string{"2"}}, "frame 4 of the job did not complete"},
 			{farm.RetryRequest{Frames: "all"}, `must be "failed"`},
 		} {
 			_, err := f.api.Retry(f.Ctx, f.P, job.ID, bad.req)

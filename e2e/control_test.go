@@ -103,9 +103,11 @@ func TestSuspendMidRenderThenResumeRendersOnlyWhatWasLeft(t *testing.T) {
 		t.Fatalf("Suspend = %+v, replay %v, %v; want suspended on request", suspended, replay, err)
 	}
 	waitFor(t, "Blender to stop", func() bool { return len(blenderProcesses(f.DataDir)) == 0 })
-	if stopped := time.Since(suspended.UpdatedAt); stopped > 2*time.Second+time.Second {
+	stopped := time.Since(suspended.UpdatedAt)
+	if stopped > 2*time.Second+time.Second {
 		t.Errorf("Blender stopped %.1f s after the suspend, want within 2 s", stopped.Seconds())
 	}
+	t.Logf("Blender gone %.2f s after the suspend was recorded", stopped.Seconds())
 	if _, replay, err := c.Suspend(ctx, job.ID); err != nil || !replay {
 		t.Errorf("a second suspend = replay %v, %v; want a replay", replay, err)
 	}
@@ -210,6 +212,7 @@ func TestScoutFramesRenderFirstAndWaitForApproval(t *testing.T) {
 	}
 	scouts := completedFrames(ctx, t, f, c, job.ID)
 
+	approved := time.Now()
 	if _, replay, err := c.Resume(ctx, job.ID); err != nil || replay {
 		t.Fatalf("Resume = replay %v, %v", replay, err)
 	}
@@ -220,6 +223,7 @@ func TestScoutFramesRenderFirstAndWaitForApproval(t *testing.T) {
 	if finished.Status != client.StatusCompleted {
 		t.Fatalf("job ended %s: %+v", finished.Status, finished.FailedReason)
 	}
+	t.Logf("the scouts estimated the other 27 frames at %.1f s; they took %.1f s with the finalizing", *p.EtaSeconds, time.Since(approved).Seconds())
 	checkUnchanged(t, scouts, completedFrames(ctx, t, f, c, job.ID))
 	for n, a := range frameAttempts(ctx, t, c, job.ID) {
 		if a != 1 {

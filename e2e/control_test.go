@@ -116,6 +116,11 @@ func TestSuspendMidRenderThenResumeRendersOnlyWhatWasLeft(t *testing.T) {
 		t.Fatalf("%d frames completed at the suspend; want some, not all", len(before))
 	}
 
+	d, err := c.Downloads(ctx, job.ID)
+	if err != nil || len(d.FrameOutputs) != len(before) {
+		t.Errorf("a suspended job lists %d frames to download (%v); want the %d done", len(d.FrameOutputs), err, len(before))
+	}
+
 	// A crash while suspended loses nothing and starts nothing.
 	f.Kill()
 	f.Start()

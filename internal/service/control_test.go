@@ -228,3 +228,39 @@ func TestRetryRendersOnlyTheFramesAskedForAndKeepsTheirAttempts(t *testing.T) {
 		}
 	})
 }
+
+// TestProgressSaysWhenEveryNodeIsSetAside: the job's blocked nodes are
+// listed, and when no live node may take its chunks, waitingFor names
+// them and why.
+func TestProgressSaysWhenEveryNodeIsSetAside(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.liveWorker("node-a", "4.2.3")
+		job := f.RenderingJob(f.api, 4, 2)
+		err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+			if _, err := tx.CountChunkFailure(f.Ctx, job.ID, "node-a", "Error: boom"); err != nil {
+				return err
+			}
+			return tx.BlockWorker(f.Ctx, job.ID, "node-a")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.BlockedWorkers, []string{"node-a"}) || !strings.Contains(p.WaitingFor, "node-a is blocked on this job") {
+			t.Errorf("progress: blockedWorkers %v, waitingFor %q; want node-a blocked, and the job waiting for another node", p.BlockedWorkers, p.WaitingFor)
+		}
+		running, err := f.api.RunningProgress(f.Ctx, f.P)
+		if err != nil || len(running) != 1 || !slices.Equal(running[0].BlockedWorkers, p.BlockedWorkers) || running[0].WaitingFor != p.WaitingFor {
+			t.Errorf("RunningProgress = %+v, %v; want what Progress says", running, err)
+		}
+
+		f.liveWorker("node-b", "4.2.3")
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || p.WaitingFor != "" {
+			t.Errorf("with node-b live: waitingFor %q, %v; want none", p.WaitingFor, err)
+		}
+	})
+}

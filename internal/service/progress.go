@@ -154,6 +154,9 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status, outage); err != nil {
 			return nil, err
 		}
+		if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, job.ID); err != nil {
+			return nil, err
+		}
 		out = append(out, *pr)
 	}
 	return out, nil

@@ -437,3 +437,83 @@ func TestAWorkerWhoseBlenderAlwaysFailsIsSetAside(t *testing.T) {
 		t.Errorf("node-bad is still sick once enabled:\n%s", out)
 	}
 }
+
+// denoisedOnFrame3 has Blender make a scene whose denoising (the scene's
+// and its view layer's) is keyed on at frame 3 alone. Debian's Blender has no denoiser, so that frame, and only
+// it, fails with "Build without OpenImageDenoiser": a fault of the file's
+// own, with no Python in it.
+const denoisedOnFrame3 = `
+import bpy, sys
+scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 1
+scene.render.resolution_x, scene.render.resolution_y = 32, 18
+scene.frame_start, scene.frame_end = 1, 5
+layer = scene.view_layers[0]
+for frame, on in ((1, False), (3, True), (4, False)):
+    scene.cycles.use_denoising = layer.cycles.use_denoising = on
+    scene.keyframe_insert('cycles.use_denoising', frame=frame)
+    scene.keyframe_insert('view_layers["%s"].cycles.use_denoising' % layer.name, frame=frame)
+for curve in scene.animation_data.action.fcurves:
+    for key in curve.keyframe_points:
+        key.interpolation = "CONSTANT"
+scene.cycles.use_denoising = layer.cycles.use_denoising = False
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[sys.argv.index("--") + 1])
+`
+
+// TestRetryOfAFrameTheFileFailsRendersOnlyThatFrame: a file whose frame 3
+// fails on every render node fails its job after --max-failed-chunks
+// failed chunks; a retry of its failed frames renders frame 3 again, and
+// nothing else: every other frame's image stays as it was, begun once.
+func TestRetryOfAFrameTheFileFailsRendersOnlyThatFrame(t *testing.T) {
+	requireTools(t)
+	blend := filepath.Join(t.TempDir(), "denoised_on_frame_3.blend")
+	if out, err := exec.Command("blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio", "--python-exit-code", "1",
+		"--python-expr", denoisedOnFrame3, "--", blend).CombinedOutput(); err != nil {
+		t.Fatalf("making the scene: %v\n%s", err, out)
+	}
+	f := startFarm(t)
+	c := f.client("studio")
+	ctx := testContext(t)
+
+	job := validate(ctx, t, c, submit(ctx, t, c, blend).ID)
+	if job.Status != client.StatusValidated {
+		t.Fatalf("validation ended %s: %+v", job.Status, job.FailedReason)
+	}
+	failed := renderAndWait(ctx, t, c, job.ID, client.RenderConfig{ColorManagementPreset: client.String("default"), ChunkSize: client.Int(1)})
+	if failed.Status != client.StatusFailed || failed.FailedReason == nil ||
+		!strings.Contains(failed.FailedReason.Message, "frame 3 failed after 3 attempts") || !strings.Contains(failed.FailedReason.Message, "OpenImageDenoiser") {
+		t.Fatalf("job ended %s: %+v; want failed on frame 3, saying why", failed.Status, failed.FailedReason)
+	}
+	before := completedFrames(ctx, t, f, c, job.ID)
+	attemptsBefore := frameAttempts(ctx, t, c, job.ID)
+	if _, ok := before[3]; ok || len(before) == 0 {
+		t.Fatalf("frames completed: %v; want some, not frame 3", before)
+	}
+
+	if _, err := c.Retry(ctx, job.ID, client.RetryRequest{Frames: client.RetryFailed}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status != client.StatusFailed || again.FailedReason == nil || !strings.Contains(again.FailedReason.Message, "frame 3 failed after 6 attempts") {
+		t.Fatalf("retried job ended %s: %+v; want failed again on frame 3, its attempts counted across the retry", again.Status, again.FailedReason)
+	}
+	checkUnchanged(t, before, completedFrames(ctx, t, f, c, job.ID))
+	attempts := frameAttempts(ctx, t, c, job.ID)
+	for n := 1; n <= 5; n++ {
+		want := attemptsBefore[n]
+		switch _, done := before[n]; {
+		case n == 3:
+			want += 3
+		case !done:
+			want++
+		}
+		if attempts[n] != want {
+			t.Errorf("frame %d begun %d times in all, want %d: only what did not complete renders again", n, attempts[n], want)
+		}
+	}
+	t.Logf("frames begun before the retry %v, after %v", attemptsBefore, attempts)
+}

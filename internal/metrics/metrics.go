@@ -83,7 +83,6 @@ var (
 	jobsDesc    = prometheus.NewDesc("renderfarm_jobs", "Jobs by status.", []string{"status"}, nil)
 	queueDesc   = prometheus.NewDesc("renderfarm_queue_depth", "River jobs waiting to run, by queue.", []string{"queue"}, nil)
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
-	sickDesc    = prometheus.NewDesc("renderfarm_worker_sick", "1 for each render node that is sick: chunks of several jobs in a row failed on it, and it takes nothing until `renderfarm workers enable NAME`.", []string{"worker"}, nil)
 )
 
 // dbCollector reports the database's numbers when Prometheus scrapes.
@@ -96,7 +95,6 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- workersDesc
-	ch <- sickDesc
 }
 
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
@@ -114,9 +112,6 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))
-	for _, name := range st.SickWorkers {
-		ch <- prometheus.MustNewConstMetric(sickDesc, prometheus.GaugeValue, 1, name)
-	}
 }
 
 // FrameStored counts a frame a worker stored and the seconds it took.

@@ -353,6 +353,20 @@ func (q *Queries) EnableWorker(ctx context.Context, worker string) (wasSick bool
 	return h.Sick(), nil
 }
 
+// SickWorkerNames lists the names of the render nodes that are sick, for
+// /metrics.
+func (q *Queries) SickWorkerNames(ctx context.Context) ([]string, error) {
+	sick, err := q.SickWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(sick))
+	for _, h := range sick {
+		names = append(names, h.Name)
+	}
+	return names, nil
+}
+
 // SickWorkers lists the render nodes that are sick, by name.
 func (q *Queries) SickWorkers(ctx context.Context) ([]WorkerHealth, error) {
 	rows, err := q.query(ctx, `SELECT name, failed_jobs, sick_since, sick_reason FROM worker_health WHERE sick_since IS NOT NULL ORDER BY name`)

@@ -132,9 +132,6 @@ type FarmStats struct {
 	// QueueDepth counts River jobs waiting to run, by queue.
 	QueueDepth  map[string]int
 	LiveWorkers int
-	// SickWorkers are the render nodes, by name, that take nothing until
-	// `renderfarm workers enable NAME`.
-	SickWorkers []string
 }
 
 // Stats reads the farm's numbers; workers count as live when their
@@ -166,13 +163,6 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, liveSince, WorkerGone, WorkerStopped).Scan(&st.LiveWorkers)
 	if err != nil {
 		return st, fmt.Errorf("count workers: %w", err)
-	}
-	sick, err := q.SickWorkers(ctx)
-	if err != nil {
-		return st, err
-	}
-	for _, h := range sick {
-		st.SickWorkers = append(st.SickWorkers, h.Name)
 	}
 	return st, nil
 }

@@ -126,6 +126,64 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
 	return c.jobAction(ctx, "cancel job "+id, id, "/cancel")
 }
 
+// Suspend pauses a booting or rendering job: its running Blender
+// processes stop, frames already saved stay, and the rest wait for
+// [Client.Resume]. replay is true when the job was already suspended.
+// Other statuses fail with [CodeInvalidState].
+func (c *Client) Suspend(ctx context.Context, id string) (job *Job, replay bool, err error) {
+	return c.replayableAction(ctx, "suspend job "+id, id, "/suspend")
+}
+
+// Resume renders the frames of a suspended job that are not completed
+// yet (and approves a job whose scout frames are ready). replay is true
+// when it had already been resumed. Other statuses fail with
+// [CodeInvalidState].
+func (c *Client) Resume(ctx context.Context, id string) (job *Job, replay bool, err error) {
+	return c.replayableAction(ctx, "resume job "+id, id, "/resume")
+}
+
+// RetryRequest says which frames [Client.Retry] renders again: set
+// exactly one field.
+type RetryRequest struct {
+	// Frames is "failed": every frame that did not complete.
+	Frames string `json:"frames,omitempty"`
+	// FrameRanges are frames of the job's own, such as "12" or "40-45".
+	FrameRanges []string `json:"frameRanges,omitempty"`
+}
+
+// RetryFailed is [RetryRequest.Frames]' one value.
+const RetryFailed = "failed"
+
+// Retry renders again some frames of a completed, failed or canceled job
+// with its final configuration; the job then makes its zip and preview
+// again and completes. A job in another status, or whose files were
+// deleted, fails with [CodeInvalidState].
+func (c *Client) Retry(ctx context.Context, id string, req RetryRequest) (*Job, error) {
+	op := "retry job " + id
+	path, err := jobPath(op, id, "/retry")
+	if err != nil {
+		return nil, err
+	}
+	return c.jobCall(ctx, op, http.MethodPost, path, req)
+}
+
+// replayableAction posts an action whose repeat is answered as a replay.
+func (c *Client) replayableAction(ctx context.Context, op, id, action string) (*Job, bool, error) {
+	path, err := jobPath(op, id, action)
+	if err != nil {
+		return nil, false, err
+	}
+	var out Job
+	h, err := c.call(ctx, op, http.MethodPost, path, nil, nil, &out)
+	if err != nil {
+		return nil, false, err
+	}
+	if out.ID == "" {
+		return nil, false, fmt.Errorf("%s: the answer has no job id", op)
+	}
+	return &out, strings.EqualFold(h.Get(replayHeader), "true"), nil
+}
+
 // DeleteJob removes a finished job's files: the uploaded input and every
 // output (frames, zip, preview video, logs). The job itself stays, with
 // Output.IsDeletedForClient set, and its downloads are empty from then on.

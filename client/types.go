@@ -1,6 +1,10 @@
 package client
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
 
 // Status is where a job stands in its life. A job normally passes through
 // created, validating, validated, booting, rendering, finalizing and
@@ -23,7 +27,7 @@ const (
 	StatusCompleted  Status = "completed"  // final: output ready for download
 	StatusFailed     Status = "failed"     // final: see Job.FailedReason
 	StatusCanceled   Status = "canceled"   // final: stopped on request
-	StatusSuspended  Status = "suspended"  // paused by the operator
+	StatusSuspended  Status = "suspended"  // paused: see Job.SuspendedReason; Client.Resume goes on
 )
 
 // Statuses returns every status a job can have, in the order a job normally
@@ -79,7 +83,20 @@ type Job struct {
 
 	// Slug is the upload the job was made from.
 	Slug string `json:"slug,omitempty"`
+	// SuspendedReason is renderfarm's: why a suspended job waits,
+	// [SuspendedOnRequest] or [SuspendedScoutFramesReady]; empty in every
+	// other status.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
 }
+
+// The values of [Job.SuspendedReason].
+const (
+	// SuspendedOnRequest: the job was suspended by [Client.Suspend].
+	SuspendedOnRequest = "REQUESTED"
+	// SuspendedScoutFramesReady: the job's scout frames are rendered and
+	// wait to be looked at; [Client.Resume] renders the rest.
+	SuspendedScoutFramesReady = "SCOUT_FRAMES_READY"
+)
 
 // JobOutput says whether the job's files are still kept for the client.
 type JobOutput struct {
@@ -356,6 +373,44 @@ type RenderConfig struct {
 	// [NamingFarm] (the default: frame_0001.png) or [NamingScene] (as the
 	// scene's output path names them: render/shot010_0001.png).
 	OutputNaming *string `json:"outputNaming,omitempty"`
+	// ScoutFrames is renderfarm's: frames rendered before the rest, after
+	// which the job is suspended with [SuspendedScoutFramesReady] until
+	// [Client.Resume]; nil renders every frame at once.
+	ScoutFrames *ScoutFrames `json:"scoutFrames,omitempty"`
+}
+
+// ScoutFrames are [RenderConfig.ScoutFrames]: [ScoutAuto], or frame
+// ranges of the job's frames.
+type ScoutFrames struct {
+	// Auto picks the first, middle and last frame.
+	Auto bool
+	// Ranges are frame ranges such as "1" or "50-52", when Auto is false.
+	Ranges []string
+}
+
+// ScoutAuto asks for the first, middle and last frame as scout frames.
+var ScoutAuto = &ScoutFrames{Auto: true}
+
+// MarshalJSON writes "auto" or the list of ranges.
+func (s ScoutFrames) MarshalJSON() ([]byte, error) {
+	if s.Auto {
+		return json.Marshal("auto")
+	}
+	return json.Marshal(s.Ranges)
+}
+
+// UnmarshalJSON reads "auto" or a list of ranges.
+func (s *ScoutFrames) UnmarshalJSON(b []byte) error {
+	var text string
+	if err := json.Unmarshal(b, &text); err == nil {
+		if text != "auto" {
+			return fmt.Errorf("scoutFrames: %q is neither \"auto\" nor a list of frame ranges", text)
+		}
+		*s = ScoutFrames{Auto: true}
+		return nil
+	}
+	*s = ScoutFrames{}
+	return json.Unmarshal(b, &s.Ranges)
 }
 
 // The values of [RenderConfig.OutputNaming].
@@ -415,6 +470,9 @@ type FinalConfig struct {
 	// Blender that renders every chunk, such as "4.3.2".
 	BlenderVersion string `json:"blenderVersion"`
 	OutputNaming   string `json:"outputNaming,omitempty"`
+	// ScoutFrames is renderfarm's: the scout frames, rendered first, as
+	// compact ranges; empty when none were asked for.
+	ScoutFrames []string `json:"scoutFrames,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -457,6 +515,11 @@ type Progress struct {
 	// bucket", "the database", "disk space on NODE"), or a render node
 	// with the job's Blender. The work resumes by itself.
 	WaitingFor string `json:"waitingFor,omitempty"`
+	// SuspendedReason is renderfarm's: the job's, while it is suspended.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
+	// BlockedWorkers is renderfarm's: the render nodes, by name, that
+	// take no more of the job's chunks because two of them failed there.
+	BlockedWorkers []string `json:"blockedWorkers,omitempty"`
 }
 
 // FrameProgress is one frame's line in a [Progress].

@@ -86,6 +86,9 @@ type WebhookEvent struct {
 	// PreviousStatus and ChangedAt are set for onStatusChange.
 	PreviousStatus Status     `json:"previousStatus,omitempty"`
 	ChangedAt      *time.Time `json:"changedAt,omitempty"`
+	// SuspendedReason is set for onStatusChange to suspended: why the job
+	// waits ([SuspendedOnRequest], [SuspendedScoutFramesReady]).
+	SuspendedReason string `json:"suspendedReason,omitempty"`
 }
 
 // ErrBadSignature is returned by VerifyWebhook for a delivery that was not

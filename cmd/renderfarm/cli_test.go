@@ -401,6 +401,11 @@ func TestInputMistakesExit2AndNameTheProblem(t *testing.T) {
 		{"an unknown status", []string{"jobs", "--status", "done"}, `"done" is not a job status`},
 		{"download without a folder", []string{"download", "7d3c1a52-0a8e-4a39-9c43-6f1f0b8e2f10"}, "give the JOB id and the DIR"},
 		{"a server that is not a URL", []string{"jobs", "--server", "farm:8080"}, "is not a URL"},
+		{"retry without frames", []string{"retry", "7d3c1a52-0a8e-4a39-9c43-6f1f0b8e2f10"}, "say which frames: --failed, or --frames"},
+		{"retry with both", []string{"retry", "7d3c1a52-0a8e-4a39-9c43-6f1f0b8e2f10", "--failed", "--frames", "2"}, "--failed or --frames, not both"},
+		{"scout twice", []string{"submit", scene("cube.blend"), "--scout", "--scout-frames", "1"}, "--scout or --scout-frames, not both"},
+		{"suspend without a job", []string{"suspend"}, "give one JOB id"},
+		{"enable without a name", []string{"workers", "enable"}, "give one worker NAME"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -536,5 +541,51 @@ func TestWebhookCommands(t *testing.T) {
 	}
 	if r := renderfarm(t, f.env(), "webhooks", "delete", hook.ID); r.code != 2 {
 		t.Errorf("deleting it again: want exit 2 (not found), got\n%s", r)
+	}
+}
+
+// TestScoutSubmitResumeThenRetry: submit --scout --wait stops once the
+// scout frames are rendered, saying how to go on; resume renders the
+// rest; retry --frames renders one frame of the completed job again.
+func TestScoutSubmitResumeThenRetry(t *testing.T) {
+	t.Parallel()
+	f := sharedFarm(t)
+	r := renderfarm(t, f.env(), "submit", scene("cube.blend"), "--frames", "1-5", "--scout", "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, "its scout frames are rendered") || !strings.Contains(r.stdout, "renderfarm resume ") {
+		t.Fatalf("submit --scout --wait: want exit 0 saying the scouts are ready and how to resume, got\n%s", r)
+	}
+	id := jobID(t, r)
+	c := client.New(f.url, f.key)
+	p, err := c.Progress(t.Context(), id)
+	if err != nil || p.Status != client.StatusSuspended || p.FramesCompleted != 3 {
+		t.Fatalf("progress after the scouts = %+v, %v; want suspended with frames 1, 3 and 5 done", p, err)
+	}
+	if r := renderfarm(t, f.env(), "resume", id); r.code != 0 || !strings.Contains(r.stdout, "rendering") {
+		t.Fatalf("resume: want exit 0 and rendering, got\n%s", r)
+	}
+	if r := renderfarm(t, f.env(), "status", id, "--wait"); r.code != 0 {
+		t.Fatalf("status --wait: want exit 0, got\n%s", r)
+	}
+	if r := renderfarm(t, f.env(), "resume", id); r.code != 0 || !strings.Contains(r.stdout, "(already)") {
+		t.Errorf("resume of a completed job: want a replay, got\n%s", r)
+	}
+	if r := renderfarm(t, f.env(), "retry", id, "--frames", "9"); r.code != 2 || !strings.Contains(r.stderr, "frameRanges") {
+		t.Errorf("retry of a frame outside the job: want exit 2 naming frameRanges, got\n%s", r)
+	}
+	if r := renderfarm(t, f.env(), "retry", id, "--frames", "2"); r.code != 0 || !strings.Contains(r.stdout, "booting") {
+		t.Fatalf("retry --frames 2: want exit 0 and booting, got\n%s", r)
+	}
+	done, err := c.Wait(t.Context(), id, client.UntilFinal, nil)
+	if err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("the retried job ended %+v, %v; want completed", done, err)
+	}
+	p, err = c.Progress(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fr := range p.Frames {
+		if want := map[bool]int{true: 2, false: 1}[fr.Frame == 2]; fr.Attempts != want {
+			t.Errorf("frame %d begun %d times, want %d", fr.Frame, fr.Attempts, want)
+		}
 	}
 }

@@ -28,7 +28,8 @@ Usage:
   renderfarm serve [flags]         run the API, the job engine and render workers
   renderfarm worker [flags]        a render node on PostgreSQL and S3 (--database, --storage)
   renderfarm migrate [flags]       bring the database's schema up to date
-  renderfarm workers [flags]       list the render workers and what they do
+  renderfarm workers [flags]       list the render workers and what they do, sick ones too
+  renderfarm workers enable NAME   let a sick render node take work again
   renderfarm keys create [flags]   create an API key for a workspace (--name, --expires 90d)
   renderfarm keys list [flags]     list the API keys: id, workspace, name, prefix, use, expiry
   renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
@@ -40,6 +41,9 @@ Client commands, for any farm (--server, --api-key):
   renderfarm progress [JOB]        frames done and time left, of one job or all running
   renderfarm blender               the Blender versions the farm's render nodes run
   renderfarm cancel JOB            stop a job
+  renderfarm suspend JOB           pause a rendering job; frames done stay
+  renderfarm resume JOB            render the rest of a suspended job (approves scout frames)
+  renderfarm retry JOB --failed    render again the frames that failed (--frames R: those frames)
   renderfarm download JOB DIR      fetch a job's frames, zip and video into DIR
   renderfarm webhooks create|list|delete|deliveries   manage webhook receivers
 
@@ -75,7 +79,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
 	case "workers":
-		err = listWorkers(ctx, args[1:], stdout, stderr)
+		if len(args) > 1 && args[1] == "enable" {
+			err = enableWorker(ctx, args[2:], stdout, stderr)
+		} else {
+			err = listWorkers(ctx, args[1:], stdout, stderr)
+		}
 	case "keys":
 		err = keys(ctx, args[1:], stdout, stderr)
 	case "submit":
@@ -94,6 +102,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = listBlender(ctx, args[1:], stdout, stderr)
 	case "cancel":
 		err = cancelJob(ctx, args[1:], stdout, stderr)
+	case "suspend":
+		err = suspendJob(ctx, args[1:], stdout, stderr)
+	case "resume":
+		err = resumeJob(ctx, args[1:], stdout, stderr)
+	case "retry":
+		err = retryJob(ctx, args[1:], stdout, stderr)
 	case "download":
 		err = downloadJob(ctx, args[1:], stdout, stderr)
 	case "webhooks":

@@ -46,6 +46,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.engine, "engine", "", "render engine: CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the file's)")
 	fs.IntVar(&rf.chunkSize, "chunk-size", 0, "frames per Blender process, 1 to 1000 (default: the frames spread over the farm's workers)")
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
+	fs.BoolVar(&rf.scout, "scout", false, "render scout frames first (the first, middle and last), then wait for approval: renderfarm resume JOB renders the rest")
+	fs.StringVar(&rf.scoutFrames, "scout-frames", "", "like --scout, with these frames as the scouts, as comma-separated ranges such as 1,50-52")
 	fs.StringVar(&rf.naming, "naming", "", `how frames are named for download: "farm" (frame_0001.png) or "scene" (as the scene's output path names them, //render/shot010_#### giving shot010_0001.png) (default: farm)`)
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
 	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder, and its compositor File Output nodes' images into its compositeNodes/ (implies --wait)")
@@ -175,7 +177,9 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
 	frames, resolution, format, engine, blenderVersion, naming string
+	scoutFrames                                                string
 	samples, chunkSize                                         int
+	scout                                                      bool
 }
 
 // renderConfig builds the render request from submit's flags. Only flags
@@ -227,6 +231,18 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 			return cfg, fmt.Errorf("%w: --naming must be %q or %q", errUsage, client.NamingFarm, client.NamingScene)
 		}
 		cfg.OutputNaming = client.String(naming)
+	}
+	switch {
+	case f.scout && given(fs, "scout-frames"):
+		return cfg, fmt.Errorf("%w: give --scout or --scout-frames, not both", errUsage)
+	case f.scout:
+		cfg.ScoutFrames = client.ScoutAuto
+	case given(fs, "scout-frames"):
+		ranges, err := parseFrameList(f.scoutFrames)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: --scout-frames: %v", errUsage, err)
+		}
+		cfg.ScoutFrames = &client.ScoutFrames{Ranges: ranges}
 	}
 	return cfg, nil
 }
@@ -308,13 +324,23 @@ func upload(ctx context.Context, c *client.Client, con *console, path string, is
 // message says how to pick it up again with resume.
 func follow(ctx context.Context, c *client.Client, con *console, r *remote, id, resume string) (*client.Job, error) {
 	report, done := con.renderMeter()
-	job, err := c.Wait(ctx, id, client.UntilFinal, report)
+	// A suspended job waits for a person (its scout frames to be looked
+	// at): following it ends there, saying how it goes on.
+	endedOrSuspended := func(j *client.Job) bool { return client.UntilFinal(j) || j.Status == client.StatusSuspended }
+	job, err := c.Wait(ctx, id, endedOrSuspended, report)
 	done()
 	if err != nil {
 		if interrupted(ctx) {
 			return job, exitWith(exitInterrupted, "stopped waiting; job %s goes on on the farm.\nFollow it again with: %s", id, resume)
 		}
 		return job, r.explain(err)
+	}
+	if job.Status == client.StatusSuspended {
+		why := "suspended"
+		if job.SuspendedReason == client.SuspendedScoutFramesReady {
+			why = "its scout frames are rendered; look at them (renderfarm download " + id + " DIR) and approve"
+		}
+		con.printf("job %s: %s; render the rest with: renderfarm resume %s\n", id, why, id)
 	}
 	return job, nil
 }

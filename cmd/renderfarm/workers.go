@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // listWorkers shows the farm's workers: name, state, the Blenders they
@@ -44,6 +46,17 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		StartedAt   time.Time `json:"startedAt"`
 		// BlenderVersions are the Blenders the worker runs.
 		BlenderVersions []string `json:"blenderVersions"`
+		// Sick says why the node takes nothing until
+		// `renderfarm workers enable NAME`; empty when it is well.
+		Sick string `json:"sick,omitempty"`
+	}
+	sick, err := st.SickWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	sickReason := map[string]string{}
+	for _, h := range sick {
+		sickReason[h.Name] = h.SickReason
 	}
 	rows := []row{}
 	for _, w := range list {
@@ -54,6 +67,10 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		if r.State != "gone" && r.State != "stopped" && time.Since(w.HeartbeatAt) > *timeout {
 			r.State = "dead"
+		}
+		if why, ok := sickReason[w.Name]; ok {
+			// A sick node takes nothing, whatever its run says.
+			r.State, r.Sick = "sick", why
 		}
 		if w.CurrentTask != "" {
 			if t, err := st.GetTask(ctx, w.CurrentTask); err == nil {
@@ -84,5 +101,46 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", r.Name, r.State, blender, job, chunk, time.Since(r.LastSeen).Round(time.Second))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Sick != "" {
+			fmt.Fprintf(stdout, "%s is sick: %s; once it is mended: renderfarm workers enable %s\n", r.Name, r.Sick, r.Name)
+		}
+	}
+	return nil
+}
+
+// enableWorker lets a sick render node take work again.
+func enableWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	b := app.DefaultBackends()
+	fs := app.NewFlagSet("workers enable", stderr)
+	b.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: renderfarm workers enable NAME [flags]\n\nLets a render node found sick (chunks of several jobs in a row failed on it)\ntake work again, with a clean record.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args, 1, 1, "give one worker NAME")
+	if err != nil {
+		return err
+	}
+	st, err := b.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	wasSick, err := st.EnableWorker(ctx, pos[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no render node named %q is known to the farm; `renderfarm workers` lists them", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	if wasSick {
+		fmt.Fprintf(stdout, "%s is enabled: it takes work again\n", pos[0])
+	} else {
+		fmt.Fprintf(stdout, "%s was not sick; its record of failures is cleared\n", pos[0])
+	}
+	return nil
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// DiskReserve is the free space a render node keeps on its work
 	// directory's disk: below it, work waits for space.
 	DiskReserve int64
+	// MaxFailedChunks is how many of a job's chunks may fail before the
+	// job fails, rather than being tried on every render node.
+	MaxFailedChunks int
 	// MaxProjectBytes bounds a project zip's total uncompressed size.
 	MaxProjectBytes int64
 	// CacheBytes caps the inputs a node keeps from a bucket (worker
@@ -137,6 +140,7 @@ func DefaultConfig(role Role) Config {
 		ShutdownTimeout:  30 * time.Second,
 		OutageTolerance:  nd.OutageTolerance,
 		DiskReserve:      nd.DiskReserve,
+		MaxFailedChunks:  nd.MaxFailedChunks,
 		MaxProjectBytes:  blendfile.DefaultZipLimits().MaxTotalBytes,
 		CacheBytes:       nd.CacheBytes,
 		BlenderRoots:     DefaultBlenderRoots,
@@ -184,6 +188,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return byteSize{&c.DiskReserve}.Set(s)
 	})
+	fs.IntVar(&c.MaxFailedChunks, "max-failed-chunks", c.MaxFailedChunks, "how many of a job's chunks may fail (on render nodes not set aside for failing) before the job fails: a file that fails everywhere is not tried on every node")
 	fs.Var(byteSize{&c.MaxProjectBytes}, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
 	fs.Var(blenderList{&c.Blenders}, "blender", "a Blender this node runs, given once for each: its executable (an official build: /opt/blender-4.5/blender), or a directory that is a root file system with usr/bin/blender inside (needs bubblewrap); each job renders with the one that opens its file (default: blender on PATH and every root under --blender-roots)")
 	fs.StringVar(&c.BlenderRoots, "blender-roots", c.BlenderRoots, "with no --blender, also run every Blender installed as a root file system in a directory here (DIR/NAME/usr/bin/blender)")
@@ -287,6 +292,9 @@ func (c Config) Validate() error {
 	if c.OutageTolerance <= 0 || c.DiskReserve < 0 || c.ShutdownTimeout < 0 {
 		return fmt.Errorf("%w: --outage-tolerance must be positive, --disk-reserve and --shutdown-timeout 0 or more", ErrUsage)
 	}
+	if c.MaxFailedChunks < 1 {
+		return fmt.Errorf("%w: --max-failed-chunks must be 1 or more (a job fails once that many of its chunks failed)", ErrUsage)
+	}
 	return nil
 }
 
@@ -330,6 +338,7 @@ func (c Config) nodeConfig() node.Config {
 	n.WorkerTimeout = c.WorkerTimeout
 	n.CacheBytes = c.CacheBytes
 	n.OutageTolerance, n.DiskReserve = c.OutageTolerance, c.DiskReserve
+	n.MaxFailedChunks = c.MaxFailedChunks
 	return n
 }
 

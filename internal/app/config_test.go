@@ -52,7 +52,7 @@ func TestFlagsDefaultToTheLibrariesDefaults(t *testing.T) {
 func TestEveryFlagSetsItsField(t *testing.T) {
 	c, err := ParseConfig(Serve, []string{"--workers", "3", "--worker-timeout", "20s", "--upload-url-ttl", "1m",
 		"--upload-retention", "2h", "--max-upload-bytes", "1GiB", "--webhook-attempts", "4", "--max-project-bytes", "1MiB",
-		"--outage-tolerance", "90s", "--disk-reserve", "1GiB"},
+		"--outage-tolerance", "90s", "--disk-reserve", "1GiB", "--max-failed-chunks", "5"},
 		NewFlagSet("serve", io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 		t.Errorf("service = %+v", s)
 	}
 	if n := c.nodeConfig(); n.Slots != 3 || n.HeartbeatInterval.Seconds() != 5 || n.ZipLimits.MaxTotalBytes != 1<<20 ||
-		n.OutageTolerance.Seconds() != 90 || n.DiskReserve != 1<<30 {
+		n.OutageTolerance.Seconds() != 90 || n.DiskReserve != 1<<30 || n.MaxFailedChunks != 5 {
 		t.Errorf("node = %+v", n)
 	}
 	if h := c.housekeepingConfig(); h.WorkerTimeout.Seconds() != 20 || h.UploadRetention.Hours() != 2 || h.UploadURLTTL.Minutes() != 1 {
@@ -73,7 +73,7 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 	if _, err := ParseConfig(Serve, []string{"--upload-retention", "1m"}, NewFlagSet("serve", io.Discard)); err == nil {
 		t.Error("a retention no longer than the upload URLs' life was accepted")
 	}
-	for _, bad := range [][]string{{"--outage-tolerance", "0s"}, {"--disk-reserve", "-1"}} {
+	for _, bad := range [][]string{{"--outage-tolerance", "0s"}, {"--disk-reserve", "-1"}, {"--max-failed-chunks", "0"}} {
 		if _, err := ParseConfig(Serve, bad, NewFlagSet("serve", io.Discard)); err == nil {
 			t.Errorf("%v was accepted", bad)
 		}

@@ -130,9 +130,11 @@ func serveMetrics(addr string, m *metrics.Metrics, ready func(context.Context) e
 // farmMetrics makes the metrics, reading the database's numbers at each
 // scrape.
 func farmMetrics(st *store.Store, workerTimeout time.Duration, log *slog.Logger) *metrics.Metrics {
-	return metrics.New(func(ctx context.Context) (store.FarmStats, error) {
+	m := metrics.New(func(ctx context.Context) (store.FarmStats, error) {
 		return st.Stats(ctx, time.Now().Add(-workerTimeout))
 	}, log)
+	m.CountSick(st.SickWorkerNames, log)
+	return m
 }
 
 // newLogger makes the process's logger, writing to w in format (text or

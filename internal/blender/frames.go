@@ -187,7 +187,11 @@ func openChecked(dir *os.File, name string, format imageFormat) (*FrameImage, er
 		f.Close()
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	if size == 0 || !format.looksRight(head) {
+	if size == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s is empty (0 bytes): Blender said it saved the frame but wrote no image", name)
+	}
+	if !format.looksRight(head) {
 		f.Close()
 		return nil, fmt.Errorf("%s is not a %s image (it starts with % x); the farm stores only images in the format Blender was told to write",
 			name, format.name, head[:min(len(head), 8)])

@@ -131,7 +131,7 @@ func TestOpenFrameRefusesWhatIsNotAFileBlenderWrote(t *testing.T) {
 		5: "frame_0005.png has other names (hard links)",
 		6: "frame_0006.png is 4311744513 bytes, more than the 4311744512",
 		7: "frame_0007.png is not a PNG image (it starts with 72 6f 6f 74 3a 78 3a 30)",
-		8: "frame_0008.png is not a PNG image",
+		8: "frame_0008.png is empty (0 bytes)",
 	} {
 		im, err := openFrame(dir, frame, pngFormat)
 		if im != nil {

@@ -33,7 +33,8 @@ func (e *Engine) enqueueWebhooks(ctx context.Context, tx *store.Tx, job *farm.Jo
 		var payload any
 		switch event {
 		case webhook.EventStatusChange:
-			payload = webhook.StatusChange{Event: event, Status: string(job.Status), PreviousStatus: string(from), JobID: job.ID, WorkspaceID: job.WorkspaceID, ChangedAt: now}
+			payload = webhook.StatusChange{Event: event, Status: string(job.Status), PreviousStatus: string(from), JobID: job.ID, WorkspaceID: job.WorkspaceID, ChangedAt: now,
+				SuspendedReason: job.SuspendedReason}
 		case webhook.EventRenderComplete:
 			p := webhook.RenderComplete{Event: event, Status: string(job.Status), JobID: job.ID, WorkspaceID: job.WorkspaceID, CompletedAt: now}
 			frames, err := e.frameURLs(ctx, tx, job.ID)

@@ -35,17 +35,26 @@ func (e *Engine) Enqueue(ctx context.Context, tx *store.Tx, jobID string, kind s
 // Every chunk is rendered by the Blender of blenderVersion (the job's
 // finalConfig.blenderVersion), so its River job goes to that version's
 // queue.
+//
+// A frame the job already has (a resume or a retry renders it again) is
+// queued again under its new chunk, keeping its attempts
+// (store.QueueFrame); the chunks are numbered after the job's earlier
+// ones.
 func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, jobID string, chunks [][]int, blenderVersion string) error {
 	now := time.Now().UTC()
+	first, err := tx.NextChunk(ctx, jobID)
+	if err != nil {
+		return err
+	}
 	params := make([]river.InsertManyParams, 0, len(chunks))
 	for i, frames := range chunks {
-		task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: store.TaskRender, Chunk: i, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: store.TaskRender, Chunk: first + i, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
 			BlenderVersion: blenderVersion}
 		if err := tx.InsertTask(ctx, task); err != nil {
 			return err
 		}
 		for _, f := range frames {
-			if err := tx.InsertFrame(ctx, store.Frame{JobID: jobID, Frame: f, TaskID: task.ID, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
+			if err := tx.QueueFrame(ctx, store.Frame{JobID: jobID, Frame: f, TaskID: task.ID, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
 				return err
 			}
 		}
@@ -174,6 +183,27 @@ func (e *Engine) Insert(ctx context.Context, tx *store.Tx, args river.JobArgs) e
 // canceled (a running one's context ends, which kills its Blender) and
 // their unfinished frames are marked canceled.
 func (e *Engine) CancelWork(ctx context.Context, tx *store.Tx, jobID string) error {
+	if err := e.stopTasks(ctx, tx, jobID); err != nil {
+		return err
+	}
+	return tx.MoveFramesOfJob(ctx, jobID, farm.FrameCanceled)
+}
+
+// SuspendWork stops every unfinished task of a job as CancelWork does,
+// but the job is not over: its frames that were rendering go back to the
+// queue, and those queued stay so, for EnqueueChunks to queue again when
+// the job is resumed. Frames already stored stay as they are.
+func (e *Engine) SuspendWork(ctx context.Context, tx *store.Tx, jobID string) error {
+	if err := e.stopTasks(ctx, tx, jobID); err != nil {
+		return err
+	}
+	return tx.MoveUnfinishedFramesOfJob(ctx, jobID)
+}
+
+// stopTasks marks a job's unfinished tasks canceled and cancels their
+// River jobs, in the caller's transaction: nothing their holders still
+// write counts (each write checks the task is running).
+func (e *Engine) stopTasks(ctx context.Context, tx *store.Tx, jobID string) error {
 	tasks, err := tx.CancelTasksOfJob(ctx, jobID)
 	if err != nil {
 		return err
@@ -186,5 +216,5 @@ func (e *Engine) CancelWork(ctx context.Context, tx *store.Tx, jobID string) err
 			return fmt.Errorf("cancel task %s: %w", t.ID, err)
 		}
 	}
-	return tx.MoveFramesOfJob(ctx, jobID, farm.FrameCanceled)
+	return nil
 }

@@ -19,7 +19,8 @@ func TestMoveJobRefusesMovesTheRulesForbid(t *testing.T) {
 			{farm.StatusCompleted, farm.StatusRendering},
 			{farm.StatusCompleted, farm.StatusFailed},
 			{farm.StatusFailed, farm.StatusCanceled},
-			{farm.StatusCanceled, farm.StatusBooting},
+			{farm.StatusCanceled, farm.StatusRendering},
+			{farm.StatusSuspended, farm.StatusBooting},
 			{farm.StatusCreated, farm.StatusRendering},
 			{farm.StatusCreated, farm.StatusValidated},
 			{farm.StatusValidated, farm.StatusFinalizing},
@@ -192,6 +193,36 @@ func TestMoveJobLeavesNothingWhenItsTransactionRollsBack(t *testing.T) {
 		}
 		if n := len(f.RiverJobs("deliver_webhook")); n != 0 {
 			t.Errorf("%d deliveries queued, want none", n)
+		}
+	})
+}
+
+// TestASuspendedJobSaysWhyUntilItMovesOn: the reason set with a move to
+// suspended is stored and sent in onStatusChange; the next move clears it.
+func TestASuspendedJobSaysWhyUntilItMovesOn(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := newFixture(t, db)
+		f.CreateWebhook(f.api, webhook.EventStatusChange)
+		job := f.InsertJob(f.api, farm.StatusRendering)
+
+		err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+			job.SuspendedReason = farm.SuspendedScoutFramesReady
+			return f.Engine.MoveJob(f.Ctx, tx, job, farm.StatusSuspended)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Job(job.ID); got.Status != farm.StatusSuspended || got.SuspendedReason != farm.SuspendedScoutFramesReady {
+			t.Fatalf("job = %s, reason %q; want suspended for its scout frames", got.Status, got.SuspendedReason)
+		}
+		f.Move(job.ID, farm.StatusRendering)
+		if got := f.Job(job.ID); got.Status != farm.StatusRendering || got.SuspendedReason != "" {
+			t.Errorf("resumed job = %s, reason %q; want rendering with no reason", got.Status, got.SuspendedReason)
+		}
+		events := f.WebhookEvents(job.ID)
+		if len(events) != 2 || events[0].Body["suspendedReason"] != farm.SuspendedScoutFramesReady || events[1].Body["suspendedReason"] != nil {
+			t.Errorf("status change bodies = %v; want the reason with the move to suspended alone", events)
 		}
 	})
 }

@@ -42,6 +42,9 @@ type RenderConfig struct {
 	// NamingFarm (default: frame_0001.png) or NamingScene (as the scene's
 	// output path names them).
 	OutputNaming *string `json:"outputNaming,omitempty"`
+	// ScoutFrames is ours: frames rendered first, before the job is
+	// suspended for a person to approve them (see ScoutFrames).
+	ScoutFrames *ScoutFrames `json:"scoutFrames,omitempty"`
 }
 
 // OutputSettings are the image format details of requestedRenderConfig.
@@ -83,6 +86,9 @@ type FinalConfig struct {
 	// OutputNaming is NamingFarm or NamingScene; "" in jobs rendered
 	// before it was asked for, which were named as NamingFarm names.
 	OutputNaming string `json:"outputNaming,omitempty"`
+	// ScoutFrames is ours: the frames rendered first, as compact ranges;
+	// left out when the request asked for none.
+	ScoutFrames []string `json:"scoutFrames,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -343,6 +349,13 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 			return nil, nil, InvalidField("chunkSize", "must be between 1 and %d, not %d", MaxChunkSize, *req.ChunkSize)
 		}
 		fc.ChunkSize = *req.ChunkSize
+	}
+	scout, err := ResolveScoutFrames(req.ScoutFrames, frames)
+	if err != nil {
+		return nil, nil, err
+	}
+	if scout != nil {
+		fc.ScoutFrames = CompactRanges(scout)
 	}
 	if fc.RenderEngine != "CYCLES" && fc.DenoisingEnabled {
 		fc.DenoisingEnabled = false

@@ -26,6 +26,10 @@ type Job struct {
 
 	// Slug is the upload the job was made from.
 	Slug string `json:"slug"`
+	// SuspendedReason is ours: why a suspended job waits
+	// (SuspendedOnRequest, SuspendedScoutFramesReady); empty, and left
+	// out, in every other status.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
 	// Files are the objects finalizing made; the API turns them into URLs.
 	Files JobFiles `json:"-"`
 }
@@ -151,9 +155,16 @@ type Progress struct {
 	Frames          []FrameProgress `json:"frames"`
 	// WaitingFor is ours: what the job's work waits for, empty (and left
 	// out) when it waits for nothing: a part of the farm that is out ("the
-	// bucket", "the database", "disk space on node-a"), or a render node
-	// with the job's Blender while none runs it.
+	// bucket", "the database", "disk space on node-a"), a render node
+	// with the job's Blender while none runs it, or one that may take the
+	// job's chunks while every live one is blocked or sick.
 	WaitingFor string `json:"waitingFor,omitempty"`
+	// SuspendedReason is ours: the job's, while it is suspended.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
+	// BlockedWorkers is ours: the render nodes, by name, that take no
+	// more of the job's chunks because two of them failed there; left out
+	// when there are none.
+	BlockedWorkers []string `json:"blockedWorkers,omitempty"`
 }
 
 // FileOutput is one downloadable file in a downloads answer.

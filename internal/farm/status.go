@@ -1,8 +1,8 @@
 package farm
 
 // Status is where a job stands in its life. The eleven values are the
-// Renderjuice ones; clients must be able to parse all of them, even the two
-// (debugging, suspended) that this farm never enters by itself.
+// Renderjuice ones; clients must be able to parse all of them, even
+// debugging, which this farm never enters.
 type Status string
 
 // The job statuses, in the order a job normally passes through them.
@@ -43,12 +43,24 @@ var transitions = map[Status][]Status{
 	StatusCreated:    {StatusValidating},
 	StatusValidating: {StatusValidated},
 	StatusValidated:  {StatusBooting},
-	StatusBooting:    {StatusRendering},
-	StatusRendering:  {StatusFinalizing},
+	// Suspended: by POST /suspend, or by the farm once a job's scout
+	// frames are rendered.
+	StatusBooting:    {StatusRendering, StatusSuspended},
+	StatusRendering:  {StatusFinalizing, StatusSuspended},
 	StatusFinalizing: {StatusCompleted},
+	// Resumed: the frames not yet completed render.
+	StatusSuspended: {StatusRendering},
+	// Retried (POST /retry): some frames of a job that ended render again
+	// and the job is finalized anew; a failed job whose frames all
+	// completed (its finalizing failed) is only finalized again.
+	StatusCompleted: {StatusBooting},
+	StatusCanceled:  {StatusBooting},
+	StatusFailed:    {StatusBooting, StatusFinalizing},
 }
 
-// IsFinal reports whether nothing can happen to a job any more.
+// IsFinal reports whether the farm's work on a job has ended: nothing
+// happens to it any more unless a retry (POST /retry) renders some of its
+// frames again.
 func (s Status) IsFinal() bool {
 	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
 }
@@ -67,18 +79,24 @@ func (s Status) IsRunning() bool {
 // job, so that a repeated request is a replay rather than an error.
 func (s Status) HasStartedRendering() bool {
 	switch s {
-	case StatusBooting, StatusRendering, StatusFinalizing, StatusCompleted:
+	case StatusBooting, StatusRendering, StatusFinalizing, StatusCompleted, StatusSuspended:
 		return true
 	}
 	return false
 }
 
+// Why a job is suspended (Job.SuspendedReason, ours).
+const (
+	// SuspendedOnRequest: POST /jobs/{id}/suspend.
+	SuspendedOnRequest = "REQUESTED"
+	// SuspendedScoutFramesReady: the job's scout frames are rendered and
+	// wait for a person to look at them; POST /resume renders the rest.
+	SuspendedScoutFramesReady = "SCOUT_FRAMES_READY"
+)
+
 // CanMove reports whether a job may go from one status to another.
 func CanMove(from, to Status) bool {
-	if from.IsFinal() {
-		return false
-	}
-	if to == StatusFailed || to == StatusCanceled {
+	if !from.IsFinal() && (to == StatusFailed || to == StatusCanceled) {
 		return true
 	}
 	for _, next := range transitions[from] {

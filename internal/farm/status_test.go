@@ -8,8 +8,9 @@ import (
 )
 
 // allowedMoves is every move CanMove accepts, written out in full: the
-// normal path one step at a time, and failing or canceling from every
-// status that is not final. Every other pair of statuses is refused.
+// normal path one step at a time, suspending and resuming, retrying a job
+// that ended, and failing or canceling from every status that is not
+// final. Every other pair of statuses is refused.
 var allowedMoves = map[[2]farm.Status]bool{
 	// The normal path.
 	{farm.StatusCreated, farm.StatusValidating}:   true,
@@ -18,6 +19,18 @@ var allowedMoves = map[[2]farm.Status]bool{
 	{farm.StatusBooting, farm.StatusRendering}:    true,
 	{farm.StatusRendering, farm.StatusFinalizing}: true,
 	{farm.StatusFinalizing, farm.StatusCompleted}: true,
+
+	// Suspending (a request, or scout frames ready) and resuming.
+	{farm.StatusBooting, farm.StatusSuspended}:   true,
+	{farm.StatusRendering, farm.StatusSuspended}: true,
+	{farm.StatusSuspended, farm.StatusRendering}: true,
+
+	// Retrying some frames of a job that ended; a failed job whose
+	// frames all rendered is only finalized again.
+	{farm.StatusCompleted, farm.StatusBooting}: true,
+	{farm.StatusCanceled, farm.StatusBooting}:  true,
+	{farm.StatusFailed, farm.StatusBooting}:    true,
+	{farm.StatusFailed, farm.StatusFinalizing}: true,
 
 	// Failing, from every status that is not final.
 	{farm.StatusCreated, farm.StatusFailed}:    true,
@@ -40,7 +53,7 @@ var allowedMoves = map[[2]farm.Status]bool{
 	{farm.StatusSuspended, farm.StatusCanceled}:  true,
 }
 
-func TestCanMoveAcceptsOnlyTheNormalPathAndFailingOrCanceling(t *testing.T) {
+func TestCanMoveAcceptsOnlyTheTable(t *testing.T) {
 	if len(farm.AllStatuses) != 11 {
 		t.Fatalf("AllStatuses has %d statuses, want the 11 of the contract", len(farm.AllStatuses))
 	}
@@ -71,7 +84,17 @@ func TestCanMoveExamples(t *testing.T) {
 		{"a job can be canceled before it is validated", farm.StatusCreated, farm.StatusCanceled, true},
 		{"a suspended job can be canceled", farm.StatusSuspended, farm.StatusCanceled, true},
 		{"the farm never enters debugging by itself", farm.StatusValidated, farm.StatusDebugging, false},
-		{"the farm never enters suspended by itself", farm.StatusRendering, farm.StatusSuspended, false},
+		{"a rendering job can be suspended", farm.StatusRendering, farm.StatusSuspended, true},
+		{"a job is suspended before its first chunk starts too", farm.StatusBooting, farm.StatusSuspended, true},
+		{"a resumed job renders", farm.StatusSuspended, farm.StatusRendering, true},
+		{"a resumed job does not boot again", farm.StatusSuspended, farm.StatusBooting, false},
+		{"a finalizing job cannot be suspended", farm.StatusFinalizing, farm.StatusSuspended, false},
+		{"a validated job cannot be suspended", farm.StatusValidated, farm.StatusSuspended, false},
+		{"a completed job is retried from booting", farm.StatusCompleted, farm.StatusBooting, true},
+		{"a canceled job is retried from booting", farm.StatusCanceled, farm.StatusBooting, true},
+		{"a failed job whose finalizing failed is finalized again", farm.StatusFailed, farm.StatusFinalizing, true},
+		{"a completed job is not finalized again without its frames", farm.StatusCompleted, farm.StatusFinalizing, false},
+		{"a retried job does not skip booting", farm.StatusFailed, farm.StatusRendering, false},
 		{"a completed job cannot be canceled", farm.StatusCompleted, farm.StatusCanceled, false},
 		{"a completed job cannot fail", farm.StatusCompleted, farm.StatusFailed, false},
 		{"a failed job cannot be canceled", farm.StatusFailed, farm.StatusCanceled, false},
@@ -103,7 +126,7 @@ func TestStatusPredicates(t *testing.T) {
 		{farm.StatusCompleted, true, false, true},
 		{farm.StatusFailed, true, false, false},
 		{farm.StatusCanceled, true, false, false},
-		{farm.StatusSuspended, false, false, false},
+		{farm.StatusSuspended, false, false, true},
 	}
 	if len(tests) != len(farm.AllStatuses) {
 		t.Fatalf("the table covers %d statuses, want all %d", len(tests), len(farm.AllStatuses))
@@ -123,14 +146,18 @@ func TestStatusPredicates(t *testing.T) {
 	}
 }
 
-func TestNothingLeavesAFinalStatus(t *testing.T) {
+// TestAFinalStatusIsLeftOnlyByARetry: the farm's work on a job that
+// ended is over; only a retry (POST /retry) starts it again, and never
+// by failing or canceling it anew.
+func TestAFinalStatusIsLeftOnlyByARetry(t *testing.T) {
 	for _, from := range farm.AllStatuses {
 		if !from.IsFinal() {
 			continue
 		}
 		for _, to := range farm.AllStatuses {
-			if farm.CanMove(from, to) {
-				t.Errorf("CanMove(%s, %s) = true; a final status must be the end", from, to)
+			retry := to == farm.StatusBooting || (from == farm.StatusFailed && to == farm.StatusFinalizing)
+			if got := farm.CanMove(from, to); got != retry {
+				t.Errorf("CanMove(%s, %s) = %v, want %v: a job that ended moves only to be retried", from, to, got, retry)
 			}
 		}
 	}

@@ -20,6 +20,13 @@ type Farm interface {
 	// started, in which case the current job is returned unchanged.
 	Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (job *farm.Job, replay bool, err error)
 	Cancel(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
+	// Suspend pauses a booting or rendering job, and Resume renders the
+	// rest of a suspended one; replay is true when the job was already
+	// where the request takes it, and is answered unchanged.
+	Suspend(ctx context.Context, p farm.Principal, id string) (job *farm.Job, replay bool, err error)
+	Resume(ctx context.Context, p farm.Principal, id string) (job *farm.Job, replay bool, err error)
+	// Retry renders again some frames of a job that ended.
+	Retry(ctx context.Context, p farm.Principal, id string, req farm.RetryRequest) (*farm.Job, error)
 	// DeleteJob removes the input and outputs of a finished job and marks
 	// its output deleted; the job itself stays, for the workspace's history.
 	DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -195,6 +196,49 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request, p farm.Principal) e
 		return err
 	}
 	job, err := a.farm.Cancel(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
+func (a *api) suspend(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	return a.control(w, r, p, a.farm.Suspend)
+}
+
+func (a *api) resume(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	return a.control(w, r, p, a.farm.Resume)
+}
+
+// control answers a suspend or a resume: the job, with
+// X-Idempotent-Replay when it was already where the request takes it.
+func (a *api) control(w http.ResponseWriter, r *http.Request, p farm.Principal,
+	move func(ctx context.Context, p farm.Principal, id string) (*farm.Job, bool, error)) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, replay, err := move(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	if replay {
+		w.Header().Set("X-Idempotent-Replay", "true")
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
+func (a *api) retry(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	const example = `{"frames": "failed"} or {"frameRanges": ["12", "40-45"]}`
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	var req farm.RetryRequest
+	if err := a.decode(w, r, &req, example); err != nil {
+		return err
+	}
+	job, err := a.farm.Retry(r.Context(), p, id, req)
 	if err != nil {
 		return err
 	}

@@ -160,6 +160,27 @@ func (f *fakeFarm) Cancel(ctx context.Context, p farm.Principal, id string) (*fa
 	return f.job, nil
 }
 
+func (f *fakeFarm) Suspend(ctx context.Context, p farm.Principal, id string) (*farm.Job, bool, error) {
+	if err := f.record(call{"Suspend", p, id, nil}); err != nil {
+		return nil, false, err
+	}
+	return f.job, f.replay, nil
+}
+
+func (f *fakeFarm) Resume(ctx context.Context, p farm.Principal, id string) (*farm.Job, bool, error) {
+	if err := f.record(call{"Resume", p, id, nil}); err != nil {
+		return nil, false, err
+	}
+	return f.job, f.replay, nil
+}
+
+func (f *fakeFarm) Retry(ctx context.Context, p farm.Principal, id string, req farm.RetryRequest) (*farm.Job, error) {
+	if err := f.record(call{"Retry", p, id, req}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
 func (f *fakeFarm) DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
 	if err := f.record(call{"DeleteJob", p, id, nil}); err != nil {
 		return nil, err

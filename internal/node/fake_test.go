@@ -54,6 +54,9 @@ type fakeRender struct {
 	// begin, when not 0, is a frame reported started after the saves and
 	// never saved: the frame Blender is on when it is stopped.
 	begin int
+	// empty are frames of saves whose file is written empty, as a Blender
+	// that says it saved a frame but wrote nothing leaves it.
+	empty []int
 }
 
 func newFakeBlender(t *testing.T) *fakeBlender { return &fakeBlender{t: t} }
@@ -99,7 +102,7 @@ func (b *fakeBlender) Render(ctx context.Context, job blender.RenderJob, outputR
 	result := &blender.RenderResult{LogTail: []string{"Fra:1 the fake Blender's last line, in " + job.OutputDir}}
 	for _, frame := range script.saves {
 		onEvent(blender.Event{Kind: blender.FrameStarted, Frame: frame})
-		if err := saveFakeFrame(job.OutputDir, frame, onEvent); err != nil {
+		if err := saveFakeFrame(job.OutputDir, frame, slices.Contains(script.empty, frame), onEvent); err != nil {
 			return result, err
 		}
 		result.FramesSaved = append(result.FramesSaved, frame)
@@ -119,9 +122,13 @@ func (b *fakeBlender) Render(ctx context.Context, job blender.RenderJob, outputR
 
 // saveFakeFrame writes a frame's file where the node told Blender to and
 // reports it saved, with the file open as the runner hands it over.
-func saveFakeFrame(dir string, frame int, onEvent func(blender.Event)) error {
+func saveFakeFrame(dir string, frame int, empty bool, onEvent func(blender.Event)) error {
 	path := filepath.Join(dir, fmt.Sprintf("frame_%04d.png", frame))
-	if err := os.WriteFile(path, []byte(fmt.Sprintf("\x89PNG frame %d", frame)), 0o600); err != nil {
+	body := []byte(fmt.Sprintf("\x89PNG frame %d", frame))
+	if empty {
+		body = nil
+	}
+	if err := os.WriteFile(path, body, 0o600); err != nil {
 		return err
 	}
 	f, err := os.Open(path)

@@ -66,6 +66,8 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 	}
 	current.Files = fin.files
 	current.NormalizedSeconds = fin.renderSeconds
+	// A retried job that failed before completes with no failure left.
+	current.FailedReason = nil
 	return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted)
 }
 

@@ -73,6 +73,9 @@ type Config struct {
 	// directory's file system: below it, a task waits for space before it
 	// writes there. 0 keeps none.
 	DiskReserve int64
+	// MaxFailedChunks is how many of a job's chunks may fail, on any
+	// nodes, before the job fails (--max-failed-chunks).
+	MaxFailedChunks int
 }
 
 // DefaultCacheBytes caps the inputs a node keeps from the bucket.
@@ -92,6 +95,7 @@ func DefaultConfig() Config {
 		WorkerTimeout:     engine.DefaultWorkerTimeout,
 		OutageTolerance:   DefaultOutageTolerance,
 		DiskReserve:       DefaultDiskReserve,
+		MaxFailedChunks:   farm.DefaultMaxFailedChunks,
 	}
 }
 
@@ -145,9 +149,9 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	if len(installs) == 0 {
 		return nil, errors.New("node: a node needs Blender")
 	}
-	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 || cfg.OutageTolerance <= 0 || cfg.DiskReserve < 0 {
-		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v), WorkerTimeout (%v) and OutageTolerance (%v) must be positive, DiskReserve (%d) 0 or more; start from DefaultConfig",
-			cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout, cfg.OutageTolerance, cfg.DiskReserve)
+	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 || cfg.OutageTolerance <= 0 || cfg.DiskReserve < 0 || cfg.MaxFailedChunks < 1 {
+		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v), WorkerTimeout (%v), OutageTolerance (%v) and MaxFailedChunks (%d) must be positive, DiskReserve (%d) 0 or more; start from DefaultConfig",
+			cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout, cfg.OutageTolerance, cfg.MaxFailedChunks, cfg.DiskReserve)
 	}
 	installs = slices.Clone(installs)
 	for _, in := range installs {

@@ -87,6 +87,90 @@ func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
 
 func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(renderErr) }
 
+func (c *chunk) countFailure(ctx context.Context, renderErr error) (bool, error) {
+	return c.n.countChunkFailure(ctx, c.ref, renderErr)
+}
+
+// countChunkFailure records a failed attempt at a chunk against this node
+// and the job, in one transaction (see farm's rules): the chunks of the
+// job that failed here reach farm.BlockAfterFailedChunks, and this node
+// takes no more of them while another live node may; the job's failed
+// chunks on the nodes not blocked on it reach Config.MaxFailedChunks, and
+// it fails now (failJob); else the node's run of failures takes in the
+// job, which makes it sick once it spans farm.SickAfterJobs jobs.
+func (n *Node) countChunkFailure(ctx context.Context, ref engine.TaskRef, renderErr error) (failJob bool, err error) {
+	worker := n.cfg.WorkerName
+	message := n.farmPaths(ref.JobID, nil).scrub(renderErr.Error())
+	err = n.store.InTx(ctx, func(tx *store.Tx) error {
+		failJob = false
+		job, err := tx.LockJob(ctx, "", ref.JobID)
+		if err != nil {
+			return err
+		}
+		task, err := tx.LockTask(ctx, ref.TaskID)
+		if err != nil {
+			return err
+		}
+		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+			return errNotOurs
+		}
+		counted, err := tx.CountChunkFailure(ctx, job.ID, worker, message)
+		if err != nil {
+			return err
+		}
+		if counted.WorkerFailures >= farm.BlockAfterFailedChunks {
+			if err := n.blockOn(ctx, tx, job, counted.WorkerFailures); err != nil {
+				return err
+			}
+		}
+		// The failures of a node blocked on the job were the node's
+		// fault, not the file's: they do not count towards failing it.
+		jobFailures, err := tx.JobChunkFailures(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		if jobFailures >= n.cfg.MaxFailedChunks {
+			// The job's own fault, most likely: it fails, and the nodes
+			// are not held to account (recordChunk absolves them).
+			failJob = true
+			return nil
+		}
+		health, err := tx.ChunkFailedOn(ctx, worker, job.ID)
+		if err != nil {
+			return err
+		}
+		if health.Sick() && !health.SickSince.Before(time.Now().Add(-time.Second)) {
+			n.log.Error("this render node is sick and takes no more work until `renderfarm workers enable "+worker+"`",
+				"worker", worker, "why", health.SickReason)
+		}
+		return nil
+	})
+	return failJob, err
+}
+
+// blockOn blocks this node on job, whose chunks failed failures times
+// here, unless no other live node may take them: the last node that may
+// is not blocked, so the job's own limits (its failed chunks, its chunks'
+// attempts) end it rather than leaving it to wait for ever.
+func (n *Node) blockOn(ctx context.Context, tx *store.Tx, job *farm.Job, failures int) error {
+	version := ""
+	if job.FinalConfig != nil {
+		version = job.FinalConfig.BlenderVersion
+	}
+	takers, err := tx.TakersOf(ctx, job.ID, n.cfg.WorkerName, version, time.Now().Add(-n.cfg.WorkerTimeout))
+	if err != nil {
+		return err
+	}
+	if len(takers) == 0 {
+		n.log.Warn("the job's chunks keep failing on this render node, which stays on it: no other live node may take them",
+			"job", job.ID, "worker", n.cfg.WorkerName, "failedChunks", failures)
+		return nil
+	}
+	n.log.Warn("the job's chunks failed on this render node; it takes no more of them, and other nodes do",
+		"job", job.ID, "worker", n.cfg.WorkerName, "failedChunks", failures, "others", strings.Join(takers, ","))
+	return tx.BlockWorker(ctx, job.ID, n.cfg.WorkerName)
+}
+
 func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
 	return c.n.recordChunk(ctx, tx, c.ref, current, renderErr)
 }
@@ -219,6 +303,11 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 	times.spawn = time.Now()
 	result, err := inst.Blender.Render(renderCtx, chunk, outRoot, onEvent)
 	times.exited = time.Now()
+	if re := (*blender.RenderError)(nil); errors.As(recordErr, &re) {
+		// The frame Blender reported is not one the farm takes: the
+		// frame failed, as if Blender had said so.
+		err, recordErr = recordErr, nil
+	}
 	if recordErr != nil {
 		return recordErr
 	}
@@ -297,6 +386,10 @@ type frameFile struct {
 func (n *Node) frameSaved(ctx context.Context, w *waiter, ref engine.TaskRef, ev blender.Event, times *chunkTimes) error {
 	if ev.Image == nil {
 		return fmt.Errorf("frame %d was reported saved without its image", ev.Frame)
+	}
+	if ev.Image.Size == 0 {
+		// A success that is not one: Blender's word is not enough.
+		return &blender.RenderError{Frame: ev.Frame, Line: fmt.Sprintf("Blender reported frame %d saved, but its image %s is empty (0 bytes)", ev.Frame, ev.Image.Name)}
 	}
 	files := []frameFile{{rel: ev.Image.Name, output: ev.Image.Output, body: ev.Image.Reader}}
 	for _, img := range ev.Outputs {
@@ -435,12 +528,9 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 		return nil
 	}
 	if renderErr != nil {
-		job.FailedReason = renderFailure(renderErr, n.engine.RenderAttempts(), n.farmPaths(job.ID, nil))
-		if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
-			return err
-		}
 		// The frame Blender failed on is failed; the others that never
 		// rendered are canceled with the job's other work.
+		frameAttempts := 0
 		var re *blender.RenderError
 		if errors.As(renderErr, &re) && re.Frame >= 0 {
 			frames, err := tx.FramesOfTask(ctx, ref.TaskID)
@@ -449,6 +539,7 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 			}
 			for _, f := range frames {
 				if f.Frame == re.Frame && !f.Status.IsFinal() {
+					frameAttempts = f.Attempts
 					f.Status = farm.FrameFailed
 					if err := tx.UpdateFrame(ctx, f); err != nil {
 						return err
@@ -456,7 +547,30 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 				}
 			}
 		}
+		failures, err := tx.JobChunkFailures(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		// The chunk's last attempt failed, or the job's failed chunks
+		// reached the most it may have: then the frame's own attempts say
+		// how often it was tried.
+		attempts := n.engine.RenderAttempts()
+		if failures >= n.cfg.MaxFailedChunks && frameAttempts > 0 {
+			attempts = frameAttempts
+		}
+		job.FailedReason = renderFailure(renderErr, attempts, failures, n.cfg.MaxFailedChunks, n.farmPaths(job.ID, nil))
+		if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
+			return err
+		}
+		// The job failed for its own fault, on however many nodes: those
+		// failures say nothing of the nodes' health.
+		if err := tx.AbsolveWorkers(ctx, job.ID); err != nil {
+			return err
+		}
 		return n.engine.CancelWork(ctx, tx, job.ID)
+	}
+	if err := tx.ChunkSucceededOn(ctx, n.cfg.WorkerName); err != nil {
+		return err
 	}
 	counts, err := tx.CountFrames(ctx, job.ID)
 	if err != nil {
@@ -467,7 +581,7 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 		total += c
 	}
 	if counts[farm.FrameCompleted] < total {
-		return nil
+		return n.suspendIfScoutsDone(ctx, tx, job)
 	}
 	if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 		return err
@@ -476,15 +590,39 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 	return err
 }
 
+// suspendIfScoutsDone suspends a job whose scout frames are all
+// rendered, its other frames held for a person to approve them
+// (POST /resume renders those): its chunks are done, and frames wait
+// with no chunk.
+func (n *Node) suspendIfScoutsDone(ctx context.Context, tx *store.Tx, job *farm.Job) error {
+	if len(job.FinalConfig.Scouts()) == 0 {
+		return nil
+	}
+	running, err := tx.UnfinishedTasks(ctx, job.ID, store.TaskRender)
+	if err != nil || running > 0 {
+		return err
+	}
+	held, err := tx.HeldFrames(ctx, job.ID)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	job.SuspendedReason = farm.SuspendedScoutFramesReady
+	return n.engine.MoveJob(ctx, tx, job, farm.StatusSuspended)
+}
+
 // renderFailure is the reason a job fails for a chunk that failed on its
-// last attempt, told without the farm's paths.
-func renderFailure(err error, attempts int, paths farmPaths) *farm.FailedReason {
+// last attempt, or as the job's failed chunks reached maxFailed, told
+// without the farm's paths. attempts are the failed frame's.
+func renderFailure(err error, attempts, failedChunks, maxFailed int, paths farmPaths) *farm.FailedReason {
 	if reason := outageFailure(err, farm.FailRender); reason != nil {
 		return reason
 	}
 	var re *blender.RenderError
 	if errors.As(err, &re) && re.Frame >= 0 {
 		msg := fmt.Sprintf("frame %d failed after %d attempts", re.Frame, attempts)
+		if failedChunks >= maxFailed {
+			msg += fmt.Sprintf(" (%d chunks of the job failed, the most --max-failed-chunks allows)", failedChunks)
+		}
 		if re.Line != "" {
 			msg += ": " + re.Line
 		}

@@ -40,8 +40,19 @@ type taskArgs interface {
 	Task() engine.TaskRef
 }
 
-// Work runs one attempt at the task.
+// setAsideRetry is how soon a task a render node may not take (it is
+// sick, or blocked on the task's job) is offered again, to any node.
+const setAsideRetry = 2 * time.Second
+
+// Work runs one attempt at the task, unless this node may not take it
+// (farm.MayTake): then the task is handed back, without spending an
+// attempt, for another node.
 func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
+	if ok, err := w.n.mayTake(ctx, w.kind, rj.Args.Task()); err != nil {
+		return err
+	} else if !ok {
+		return river.JobSnooze(setAsideRetry)
+	}
 	t := w.start(w.n, rj.Args)
 	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
 	t.done(recorded)
@@ -78,6 +89,38 @@ type task interface {
 	// done clears away what the node kept for the task, once runTask
 	// returns; recorded says whether this holder recorded the outcome.
 	done(recorded bool)
+}
+
+// failureCounter is a task whose failed attempts count against the render
+// node and the job (a chunk: see Node.countChunkFailure).
+type failureCounter interface {
+	// countFailure records that this attempt failed with workErr, and
+	// answers whether the job must now fail, whatever attempts River
+	// has left. errNotOurs: the task is no longer this holder's.
+	countFailure(ctx context.Context, workErr error) (failJob bool, err error)
+}
+
+// mayTake reports whether this node may take a task of kind for ref's
+// job: farm.MayTake, with the node's standing read from the database.
+// A sick node takes nothing; a node blocked on a job takes none of its
+// chunks, but may still validate and finalize it.
+func (n *Node) mayTake(ctx context.Context, kind store.TaskKind, ref engine.TaskRef) (bool, error) {
+	jobID := ref.JobID
+	if kind != store.TaskRender {
+		jobID = ""
+	}
+	ok, err := n.store.MayTake(ctx, n.cfg.WorkerName, jobID)
+	if err != nil {
+		if outage.Of(err) != outage.None {
+			// The claim that follows waits the outage out.
+			return true, nil
+		}
+		return false, err
+	}
+	if !ok {
+		n.log.Debug("this render node may not take the task; handed back for another", "task", ref.TaskID, "job", ref.JobID, "kind", kind)
+	}
+	return ok, nil
 }
 
 // runTask carries out one River job's attempt at a task, the same way for
@@ -152,7 +195,25 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 		// Stopping, or canceled: Cancel already marked the task, or it is
 		// handed to another worker now.
 		return false, n.handBack(ctx, kind, ref, workErr)
-	case workErr != nil && attempt < maxAttempts && !tooLong(workErr):
+	}
+	last := attempt >= maxAttempts || tooLong(workErr)
+	if counter, ok := t.(failureCounter); ok && workErr != nil && !tooLong(workErr) {
+		var failJob bool
+		err := w.persist(ctx, func(ctx context.Context) error {
+			var err error
+			failJob, err = counter.countFailure(ctx, workErr)
+			return err
+		})
+		switch {
+		case errors.Is(err, errNotOurs):
+			return false, nil
+		case err != nil:
+			n.release(ctx, ref)
+			return false, err
+		}
+		last = last || failJob
+	}
+	if workErr != nil && !last {
 		n.log.Warn("task failed; River retries it", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", workErr)
 		n.release(ctx, ref)
 		return false, workErr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -197,7 +198,26 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		}
 		// Every chunk goes to the render nodes that run the job's Blender;
 		// while none is live, they wait for one (progress says so).
-		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize), final.BlenderVersion)
+		scouts := final.Scouts()
+		if scouts == nil {
+			return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize), final.BlenderVersion)
+		}
+		// The scout frames render first; the others are held, with no
+		// chunk, until the job is resumed (node.recordChunk suspends it
+		// once the scouts are done).
+		if err := s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(scouts, final.ChunkSize), final.BlenderVersion); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		for _, f := range frames {
+			if _, scout := slices.BinarySearch(scouts, f); scout {
+				continue
+			}
+			if err := tx.QueueFrame(ctx, store.Frame{JobID: job.ID, Frame: f, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, false, err

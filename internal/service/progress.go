@@ -30,10 +30,39 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 		return nil, err
 	}
 	pr := progressOf(id, read.Status, read.Frames)
+	pr.SuspendedReason = read.SuspendedReason
 	if pr.WaitingFor, err = s.waitingFor(ctx, id, read.Status, read.WaitingFor); err != nil {
 		return nil, err
 	}
+	if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, id); err != nil {
+		return nil, err
+	}
+	if read.SuspendedReason == farm.SuspendedScoutFramesReady {
+		workers, err := s.expectedWorkers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pr.EtaSeconds = etaOfTheRest(pr, workers)
+	}
 	return pr, nil
+}
+
+// etaOfTheRest estimates how long the frames a job's scouts held back
+// take once it is resumed: the scouts' mean render time for each frame
+// left, shared by the workers the farm renders on.
+func etaOfTheRest(pr *farm.Progress, workers int) *float64 {
+	var seconds float64
+	for _, f := range pr.Frames {
+		if f.Status == farm.FrameCompleted {
+			seconds += f.RenderSeconds
+		}
+	}
+	if pr.FramesCompleted == 0 || seconds == 0 {
+		return nil
+	}
+	eta := float64(pr.FramesTotal-pr.FramesCompleted) * seconds / float64(pr.FramesCompleted) / float64(max(1, workers))
+	eta = math.Round(eta*10) / 10
+	return &eta
 }
 
 // waitingFor says what a running job's work waits for: a part of the
@@ -66,7 +95,36 @@ func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Stat
 				"the job goes on when one starts with that Blender (--blender)", v, offeredNames(offered)), nil
 		}
 	}
-	return "", nil
+	return s.waitingForTaker(ctx, jobID, awaited[0])
+}
+
+// waitingForTaker says, when every live render node that runs the job's
+// Blender is sick or blocked on the job, that its work waits for one
+// that may take it (farm.MayTake), naming those set aside.
+func (s *Service) waitingForTaker(ctx context.Context, jobID, blenderVersion string) (string, error) {
+	takers, err := s.store.TakersOf(ctx, jobID, "", blenderVersion, s.liveSince())
+	if err != nil || len(takers) > 0 {
+		return "", err
+	}
+	var aside []string
+	blocked, err := s.store.BlockedWorkers(ctx, jobID)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range blocked {
+		aside = append(aside, name+" is blocked on this job (its chunks failed there)")
+	}
+	sick, err := s.store.SickWorkers(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, h := range sick {
+		aside = append(aside, fmt.Sprintf("%s is sick (`renderfarm workers enable %s` once it is mended)", h.Name, h.Name))
+	}
+	if len(aside) == 0 {
+		return "", nil
+	}
+	return "a render node that may take the job's chunks: " + strings.Join(aside, "; "), nil
 }
 
 func offeredNames(versions []string) string {
@@ -94,6 +152,9 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 			return nil, err
 		}
 		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status, outage); err != nil {
+			return nil, err
+		}
+		if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, job.ID); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)

@@ -16,6 +16,8 @@ type Progress struct {
 	// WaitingFor is what one of the job's running tasks waits for while a
 	// part of the farm is out (see SetTaskWaiting); "" when none waits.
 	WaitingFor string
+	// SuspendedReason is the job's, while it is suspended.
+	SuspendedReason string
 }
 
 // JobProgress reads what a progress report shows of a job of a workspace:
@@ -29,7 +31,7 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 	// The LEFT JOIN keeps the job's row when it has no frames yet: one
 	// row whose frame columns are NULL. The subquery depends on no row,
 	// so both databases compute it once for the statement.
-	rows, err := q.query(ctx, `SELECT j.status, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
+	rows, err := q.query(ctx, `SELECT j.status, j.suspended_reason, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
 			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = ?)
 		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
 		WHERE j.id = ? AND j.workspace_id = ?
@@ -40,6 +42,7 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 	defer rows.Close()
 	var (
 		status farm.Status
+		reason string
 		found  bool
 		// Room for a short job's frames, which saves growing the slice
 		// five times over for each one; a longer job grows it as usual.
@@ -54,7 +57,7 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 		waitingFor    string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&status, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
+		if err := rows.Scan(&status, &reason, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
 			return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 		}
 		found = true
@@ -69,7 +72,7 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 	if !found {
 		return Progress{}, ErrNotFound
 	}
-	return Progress{Status: status, Frames: frames, WaitingFor: waitingFor}, nil
+	return Progress{Status: status, Frames: frames, WaitingFor: waitingFor, SuspendedReason: reason}, nil
 }
 
 // WaitingFor is what one of a job's running tasks waits for, "" when none

@@ -40,6 +40,10 @@ type StatusChange struct {
 	JobID          string    `json:"jobId"`
 	WorkspaceID    string    `json:"workspaceId"`
 	ChangedAt      time.Time `json:"changedAt"`
+	// SuspendedReason is why a job moved to suspended (REQUESTED, or
+	// SCOUT_FRAMES_READY: its scout frames wait to be approved); left out
+	// for every other status.
+	SuspendedReason string `json:"suspendedReason,omitempty"`
 }
 
 // retrySteps space the attempts of one event, as multiples of the first

@@ -138,6 +138,20 @@ export class Api {
   cancel(id, signal) {
     return this.request('POST', `/jobs/${encodeURIComponent(id)}/cancel`, { signal });
   }
+
+  suspend(id, signal) {
+    return this.request('POST', `/jobs/${encodeURIComponent(id)}/suspend`, { signal });
+  }
+
+  /** resume renders the rest of a suspended job; it approves scout frames too. */
+  resume(id, signal) {
+    return this.request('POST', `/jobs/${encodeURIComponent(id)}/resume`, { signal });
+  }
+
+  /** retry renders frames of a job that ended again: { frames: 'failed' } or { frameRanges: [...] }. */
+  retry(id, body, signal) {
+    return this.request('POST', `/jobs/${encodeURIComponent(id)}/retry`, { body, signal });
+  }
 }
 
 /**

@@ -77,6 +77,14 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   height.setAttribute('aria-describedby', 'err-resolution');
   fields.resolution = { wrap: resolution, error: resolutionError, inputs: [width, height] };
 
+  const scout = h('input', { id: 'f-scoutFrames', type: 'checkbox' });
+  const scoutField = h('div', { class: 'field field-check', id: 'field-scoutFrames' },
+    h('label', { for: 'f-scoutFrames' }, scout, ' Render scout frames first'),
+    h('p', { class: 'hint', id: 'hint-scoutFrames' }, 'The first, middle and last frame render first; the job then waits for you to look at them and approve the rest.'),
+    h('p', { class: 'field-error', id: 'err-scoutFrames', hidden: true }));
+  scout.setAttribute('aria-describedby', 'hint-scoutFrames err-scoutFrames');
+  fields.scoutFrames = { wrap: scoutField, error: scoutField.querySelector('#err-scoutFrames'), inputs: [scout] };
+
   const samplesNote = h('p', { class: 'hint', id: 'samples-note', hidden: true, text: 'Workbench renders without samples.' });
   const formError = h('div', { id: 'render-error', role: 'alert' });
   const submit = h('button', { type: 'submit', class: 'button button-primary button-large', id: 'render-button' }, 'Render');
@@ -94,6 +102,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
       field('outputFormat', 'Output format', format),
       field('chunkSize', 'Frames per task', chunk, 'How many frames one Blender process renders. Empty: split evenly across the workers.')),
     field('blenderVersion', 'Blender', blender, 'The farm’s Blender that renders the frames. A newer one may render the file differently.'),
+    scoutField,
     h('p', { class: 'muted small' }, 'Color management: the file’s own (preset “default”).'),
     formError,
     h('div', { class: 'form-actions' }, submit));
@@ -146,6 +155,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     if (format.value !== scene.outputFormat) c.outputFormat = format.value;
     const k = num(chunk);
     if (k !== null) c.chunkSize = k;
+    if (scout.checked) c.scoutFrames = 'auto';
     if (blender.value) c.blenderVersion = blender.value;
     return c;
   }

@@ -164,10 +164,49 @@ export function jobView(root, { api, signal, params, setConnection }) {
           h('p', { text: `${n} ${n === 1 ? 'frame' : 'frames'} rendered, ${formatSeconds(job.normalizedSeconds)} of render time.` }));
       }
       case 'suspended':
+        return suspendedCallout(job, progress);
       case 'debugging':
         return callout('warning', statusLabel(job.status), h('p', { text: 'The farm holds this job; it does not render it now.' }));
       default:
         return null;
+    }
+  }
+
+  // A suspended job: scout frames waiting for approval, or paused on
+  // request. Either way resume renders the frames not done yet.
+  function suspendedCallout(job, progress) {
+    const scouts = job.suspendedReason === 'SCOUT_FRAMES_READY';
+    const error = h('p', { class: 'field-error', role: 'alert', hidden: true });
+    const button = h('button', { type: 'button', class: 'button button-primary', id: scouts ? 'approve-scouts' : 'resume-job' },
+      scouts ? 'Approve and render the rest' : 'Resume');
+    button.addEventListener('click', () => act(button, error, () => api.resume(id, signal)));
+    if (!scouts) {
+      return h('div', { class: 'callout callout-warning', id: 'suspended' },
+        h('p', { class: 'callout-title', text: 'Suspended' }),
+        h('p', { text: 'Frames already rendered stay; the rest render when you resume.' }), button, error);
+    }
+    const left = (progress?.framesTotal ?? 0) - (progress?.framesCompleted ?? 0);
+    const eta = progress?.etaSeconds != null ? `, about ${formatSeconds(progress.etaSeconds)} at the scouts’ pace` : '';
+    return h('div', { class: 'callout callout-warning', id: 'scout-frames' },
+      h('p', { class: 'callout-title', text: 'Scout frames ready' }),
+      h('p', {}, 'Frames ', h('strong', { id: 'scout-list', text: (job.finalConfig?.scoutFrames ?? []).join(', ') }),
+        ` are rendered: look at them below. ${left} ${left === 1 ? 'frame waits' : 'frames wait'} for your approval${eta}.`),
+      button, error);
+  }
+
+  // act runs one of the job's actions from button, showing a refusal in
+  // error, and refreshes the page once the farm took it.
+  async function act(button, error, call) {
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      await call();
+      poller.refresh();
+    } catch (err) {
+      if (isAbort(err)) return;
+      button.disabled = false;
+      error.textContent = err.message;
+      error.hidden = false;
     }
   }
 
@@ -185,10 +224,15 @@ export function jobView(root, { api, signal, params, setConnection }) {
 
   function showActions(job) {
     if (finalStatuses.has(job.status)) {
-      replace(actions);
+      replace(actions, ...retryActions(job));
       return;
     }
     const error = h('p', { class: 'field-error', role: 'alert', hidden: true });
+    let suspend = null;
+    if (job.status === 'booting' || job.status === 'rendering') {
+      suspend = h('button', { type: 'button', class: 'button', id: 'suspend-job' }, 'Suspend');
+      suspend.addEventListener('click', () => act(suspend, error, () => api.suspend(id, signal)));
+    }
     const ask = h('button', { type: 'button', class: 'button button-danger-quiet', id: 'cancel-job' }, 'Cancel job');
     const confirm = h('div', { class: 'confirm', hidden: true, role: 'group', 'aria-label': 'Confirm cancel' },
       h('span', { text: 'Stop this job?' }),
@@ -199,7 +243,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       confirm.hidden = false;
       confirm.querySelector('#cancel-confirm').focus();
     });
-    replace(actions, ask, confirm, error);
+    replace(actions, suspend, ask, confirm, error);
 
     async function doCancel(e) {
       const button = e.currentTarget; // gone from the event once it is dispatched
@@ -214,6 +258,25 @@ export function jobView(root, { api, signal, params, setConnection }) {
         error.hidden = false;
       }
     }
+  }
+
+  // retryActions render frames of a job that ended again: those that did
+  // not complete, or frames typed in.
+  function retryActions(job) {
+    if (!job.finalConfig || job.output?.isDeletedForClient) return [];
+    const error = h('p', { class: 'field-error', role: 'alert', hidden: true });
+    const parts = [];
+    if (job.status !== 'completed') {
+      const failed = h('button', { type: 'button', class: 'button button-primary', id: 'retry-failed' }, 'Render unfinished frames again');
+      failed.addEventListener('click', () => act(failed, error, () => api.retry(id, { frames: 'failed' }, signal)));
+      parts.push(failed);
+    }
+    const input = h('input', { id: 'retry-frames', type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. 12, 40-45', 'aria-label': 'Frames to render again' });
+    const again = h('button', { type: 'button', class: 'button', id: 'retry-frames-button' }, 'Render these frames again');
+    again.addEventListener('click', () => act(again, error, () => api.retry(id,
+      { frameRanges: input.value.split(',').map((v) => v.trim()).filter(Boolean) }, signal)));
+    parts.push(h('span', { class: 'retry-frames' }, input, again), error);
+    return parts;
   }
 
   function showSetup(job) {

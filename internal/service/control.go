@@ -1,0 +1,178 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// Job control: suspend a rendering job and resume it, retry frames of a
+// job that ended. Each is one transaction: the job locked, its status
+// moved (engine.MoveJob, with its webhook events) and its work stopped or
+// queued through the engine.
+
+// Suspend stops a booting or rendering job's work: its running Blenders
+// are killed (their River jobs canceled, as a cancel does), frames
+// already stored stay stored, and the others wait in the queue for
+// Resume. Suspending a suspended job answers it as it is, with replay set.
+func (s *Service) Suspend(ctx context.Context, p farm.Principal, id string) (*farm.Job, bool, error) {
+	var job *farm.Job
+	replay := false
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusSuspended:
+			replay = true
+			return nil
+		case farm.StatusBooting, farm.StatusRendering:
+		case farm.StatusFinalizing:
+			return farm.InvalidState("suspend", job.Status, "every frame is rendered and its zip and preview are being made; wait for it to complete")
+		case farm.StatusCreated, farm.StatusValidating, farm.StatusValidated:
+			return farm.InvalidState("suspend", job.Status, "only a rendering job can be suspended; a job that is not rendering yet has nothing to stop")
+		default:
+			return farm.InvalidState("suspend", job.Status, "only a rendering job can be suspended; render some of its frames again with POST /jobs/"+id+"/retry")
+		}
+		if err := s.engine.SuspendWork(ctx, tx, job.ID); err != nil {
+			return err
+		}
+		job.SuspendedReason = farm.SuspendedOnRequest
+		return s.engine.MoveJob(ctx, tx, job, farm.StatusSuspended)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return s.present(ctx, job), replay, nil
+}
+
+// Resume renders a suspended job's frames that are not completed yet,
+// and only those: a frame stored before the suspend is neither rendered
+// nor stored again. The job goes back to rendering. Resuming a job that
+// is rendering again, or went on to finalize and complete, answers it as
+// it is, with replay set.
+func (s *Service) Resume(ctx context.Context, p farm.Principal, id string) (*farm.Job, bool, error) {
+	var job *farm.Job
+	replay := false
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusSuspended:
+		case farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing, farm.StatusCompleted:
+			replay = true
+			return nil
+		case farm.StatusFailed, farm.StatusCanceled:
+			return farm.InvalidState("resume", job.Status, "only a suspended job can be resumed; render some of its frames again with POST /jobs/"+id+"/retry")
+		default:
+			return farm.InvalidState("resume", job.Status, "only a suspended job can be resumed")
+		}
+		frames, err := tx.FramesOfJob(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		var left []int
+		for _, f := range frames {
+			if f.Status != farm.FrameCompleted {
+				left = append(left, f.Frame)
+			}
+		}
+		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusRendering); err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			// Every frame landed as the job was suspended: what is left is
+			// its zip and preview.
+			if err := s.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
+				return err
+			}
+			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+			return err
+		}
+		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(left, job.FinalConfig.ChunkSize), job.FinalConfig.BlenderVersion)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return s.present(ctx, job), replay, nil
+}
+
+// Retry renders again some frames of a job that completed, failed or was
+// canceled, with the job's final configuration: every frame that did not
+// complete (req.Frames "failed"), or the frames req.FrameRanges names. A
+// frame keeps its attempts and is replaced where it is: its new image,
+// stored under its new task's key, is the one its downloads name once it
+// lands. The job then makes its zip and preview again and completes; a
+// failed job whose frames all completed only makes them again. Every
+// render node the job had blocked may take its chunks again.
+func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req farm.RetryRequest) (*farm.Job, error) {
+	var job *farm.Job
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		switch job.Status {
+		case farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled:
+		case farm.StatusSuspended:
+			return farm.InvalidState("retry", job.Status, "resume it with POST /jobs/"+id+"/resume, which renders the frames not yet completed")
+		default:
+			return farm.InvalidState("retry", job.Status, "only a job that ended (completed, failed or canceled) can be retried; wait for it to end, or cancel it first")
+		}
+		if job.Output.IsDeletedForClient {
+			return farm.InvalidState("retry", job.Status, "its files, the uploaded file among them, were deleted (DELETE /jobs/"+id+"); upload the file again to render it")
+		}
+		if job.FinalConfig == nil {
+			return farm.InvalidState("retry", job.Status, "it never rendered, so it has no frames to render again; upload the file again to make a new job")
+		}
+		rows, err := tx.FramesOfJob(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		statuses := make(map[int]farm.FrameStatus, len(rows))
+		for _, f := range rows {
+			statuses[f.Frame] = f.Status
+		}
+		frames, err := farm.RetryFrames(req, statuses)
+		if err != nil {
+			return err
+		}
+		if err := tx.ForgetJobFailures(ctx, job.ID); err != nil {
+			return err
+		}
+		// The zip and preview no longer show the frames; finalizing
+		// makes them anew.
+		job.Files = farm.JobFiles{}
+		if len(frames) == 0 {
+			if job.Status != farm.StatusFailed || len(rows) == 0 {
+				return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "frames",
+					Message: fmt.Sprintf("every frame of the job completed, so none failed; name the frames to render again with frameRanges, such as {\"frameRanges\": [\"%d\"]}", job.FinalConfig.FirstFrame())}
+			}
+			// Its frames all rendered and its finalizing failed: finalize
+			// again.
+			if err := s.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
+				return err
+			}
+			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+			return err
+		}
+		if err := tx.ForgetFrameFiles(ctx, job.ID, frames); err != nil {
+			return err
+		}
+		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
+			return err
+		}
+		s.log.Info("retrying frames of a job", "job", job.ID, "frames", strings.Join(farm.CompactRanges(frames), ","))
+		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, job.FinalConfig.ChunkSize), job.FinalConfig.BlenderVersion)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.present(ctx, job), nil
+}

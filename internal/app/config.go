@@ -307,6 +307,7 @@ func (c Config) workDir() string {
 func (c Config) engineConfig() engine.Config {
 	e := engine.DefaultConfig()
 	e.PostgresDSN, e.WebhookAttempts = c.PostgresDSN(), c.WebhookAttempts
+	e.WorkerTimeout = c.WorkerTimeout
 	return e
 }
 

@@ -304,6 +304,11 @@ func (m *Main) Shutdown(ctx context.Context) error {
 	}
 	if m.engine != nil {
 		if m.started {
+			if m.node != nil {
+				// No chunk is given to this node from now on; those it
+				// runs may finish.
+				m.node.Drain(stopCtx)
+			}
 			start := time.Now()
 			if err := m.engine.Stop(stopCtx); err != nil {
 				m.log.Warn("running work was handed back", "err", err)

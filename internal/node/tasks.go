@@ -39,11 +39,17 @@ type taskArgs interface {
 	Task() engine.TaskRef
 }
 
-// Work runs one attempt at the task.
+// Work runs one attempt at the task. After a chunk, the node's slot takes
+// the next waiting chunk: in the transaction that finished the chunk, or,
+// when the attempt ended otherwise (canceled, handed back, not this
+// node's any more), here.
 func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
 	t := w.start(w.n, rj.Args)
 	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
 	t.done(recorded)
+	if w.kind == store.TaskRender && !recorded {
+		w.n.fillSlots(context.WithoutCancel(ctx))
+	}
 	return err
 }
 
@@ -158,7 +164,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 	}
 	err = w.persist(ctx, func(ctx context.Context) error {
 		recorded = false
-		return n.finishTask(ctx, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 			recorded = true
 			return t.record(ctx, tx, current, workErr)
 		})
@@ -172,9 +178,18 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // so that none waits on another in a cycle; the job's lock also makes the
 // last two chunks to end take turns. record is not called when the task
 // is no longer this holder's.
-func (n *Node) finishTask(ctx context.Context, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
+//
+// A chunk's slot is free once the chunk ends: in the same transaction the
+// dispatcher gives it the next waiting chunk (unless the node stops), so
+// that River starts it on this node's queue the moment this attempt
+// returns. That transaction takes the dispatcher's lock before the job's.
+func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
-	return n.store.InTx(ctx, func(tx *store.Tx) error {
+	inTx := n.store.InTx
+	if kind == store.TaskRender {
+		inTx = n.store.InDispatchTx
+	}
+	return inTx(ctx, func(tx *store.Tx) error {
 		current, err := tx.LockJob(ctx, "", ref.JobID)
 		if err != nil {
 			return err
@@ -182,7 +197,14 @@ func (n *Node) finishTask(ctx context.Context, ref engine.TaskRef, status store.
 		if ok, err := n.finish(ctx, tx, ref, status); !ok {
 			return err
 		}
-		return record(ctx, tx, current)
+		if err := record(ctx, tx, current); err != nil {
+			return err
+		}
+		if kind != store.TaskRender || n.stopping.Load() {
+			return nil
+		}
+		_, err = n.engine.DispatchTo(ctx, tx, n.workerID)
+		return err
 	})
 }
 
@@ -246,6 +268,13 @@ func (n *Node) handBack(ctx context.Context, kind store.TaskKind, ref engine.Tas
 	if herr := n.engine.Requeue(hctx, t, "the worker stopped before the task was done; it is handed to another worker"); herr != nil {
 		n.log.Warn("could not hand back a task as the worker stops; the reaper will hand it out", "task", ref.TaskID, "job", ref.JobID, "err", herr)
 		return err
+	}
+	if kind == store.TaskRender {
+		// A chunk waits for the dispatcher again: another worker's free
+		// slot takes it now (this one is stopping).
+		if _, derr := n.engine.DispatchIdle(hctx); derr != nil {
+			n.log.Warn("could not give a chunk handed back to another worker; the reaper will", "task", ref.TaskID, "job", ref.JobID, "err", derr)
+		}
 	}
 	return nil
 }

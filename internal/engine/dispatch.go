@@ -159,6 +159,37 @@ func (d *dispatch) meets(w store.Worker) []string {
 	return keys
 }
 
+// WorkerMayTake decides, for one chunk the farm's rule picked, whether
+// the worker run may take its job's chunks at all: the place for a rule
+// about one job and one worker that the chunk's requirements cannot say
+// (a worker a job's owner blocked, say). A job it refuses is passed over
+// for that worker in this dispatch, and the worker gets the next chunk
+// the rule picks. It runs inside the dispatcher's transaction.
+type WorkerMayTake func(ctx context.Context, tx *store.Tx, w store.Worker, chunk store.Task) (bool, error)
+
+// anyWorkerMayTake is the default WorkerMayTake: a worker that meets a
+// chunk's requirements may take it.
+func anyWorkerMayTake(context.Context, *store.Tx, store.Worker, store.Task) (bool, error) {
+	return true, nil
+}
+
+// SetWorkerMayTake sets the rule the dispatcher asks before it gives a
+// worker a chunk of a job (see WorkerMayTake). Set it before the engine
+// starts; nil restores the default, under which any worker that meets a
+// chunk's requirements may take it.
+func (e *Engine) SetWorkerMayTake(rule WorkerMayTake) {
+	if rule == nil {
+		rule = anyWorkerMayTake
+	}
+	e.mayTake = rule
+}
+
+// maxPassedOver bounds the chunks one dispatch passes over for one slot
+// (jobs the worker may not take, chunks taken meanwhile), so that a slot
+// never holds the dispatcher's lock for long; the reaper's periodic
+// dispatch tries again.
+const maxPassedOver = 16
+
 // one gives worker run w the waiting chunk the farm's rule picks for it,
 // if there is one: it answers false when none that w can render waits (or
 // every workspace that has one is at its quota).
@@ -167,21 +198,48 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	if len(keys) == 0 {
 		return false, nil
 	}
-	shares, err := d.tx.WaitingShares(ctx, keys)
-	if err != nil {
-		return false, err
+	var passedOver []string // jobs w may not take
+	for range maxPassedOver {
+		shares, err := d.tx.WaitingShares(ctx, keys)
+		if err != nil {
+			return false, err
+		}
+		i := farm.NextWorkspace(shares)
+		if i < 0 {
+			return false, nil
+		}
+		task, err := d.tx.NextWaitingChunk(ctx, shares[i].ID, keys, passedOver)
+		if errors.Is(err, store.ErrNotFound) {
+			// Every chunk of that workspace w could take is of a job it may
+			// not take: its other workspaces' chunks are not looked at in
+			// this dispatch (the next one does), rather than weighing the
+			// workspaces again without it.
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		ok, err := d.e.mayTake(ctx, d.tx, w, task)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			passedOver = append(passedOver, task.JobID)
+			continue
+		}
+		given, err := d.give(ctx, w, task)
+		if err != nil || given {
+			return given, err
+		}
+		// Canceled or handed on since it was read (on PostgreSQL, by a
+		// transaction that committed meanwhile): the next one.
 	}
-	i := farm.NextWorkspace(shares)
-	if i < 0 {
-		return false, nil
-	}
-	task, err := d.tx.NextWaitingChunk(ctx, shares[i].ID, keys)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
+	return false, nil
+}
+
+// give gives the waiting chunk task to worker run w and inserts its River
+// job on w's queue; false when the chunk no longer waits.
+func (d *dispatch) give(ctx context.Context, w store.Worker, task store.Task) (bool, error) {
 	rows, err := d.tx.FramesOfTask(ctx, task.ID)
 	if err != nil {
 		return false, err
@@ -190,12 +248,16 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	for i, f := range rows {
 		frames[i] = f.Frame
 	}
-	if err := d.tx.DispatchTask(ctx, task.ID, task.Generation, w.ID); err != nil {
+	err = d.tx.DispatchTask(ctx, task.ID, task.Generation, w.ID)
+	if errors.Is(err, store.ErrConflict) {
+		return false, nil
+	}
+	if err != nil {
 		return false, fmt.Errorf("dispatch chunk %d of job %s: %w", task.Chunk, task.JobID, err)
 	}
 	task.Status, task.WorkerID = store.TaskQueued, w.ID
 	if err := d.e.insertTask(ctx, d.tx, task, frames); err != nil {
 		return false, err
 	}
-	return true, d.tx.MarkDispatched(ctx, task.WorkspaceID, time.Now())
+	return true, d.tx.MarkServed(ctx, task.WorkspaceID, time.Now())
 }

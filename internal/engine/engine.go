@@ -89,6 +89,10 @@ type Engine struct {
 	queues   map[string]river.QueueConfig
 	periodic []*river.PeriodicJob
 	client   *river.Client[*sql.Tx]
+
+	// mayTake is the dispatcher's rule for one job and one worker (see
+	// SetWorkerMayTake).
+	mayTake WorkerMayTake
 }
 
 // New migrates River's tables and makes the engine. The parts register
@@ -117,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg: cfg, store: cfg.Store, objects: cfg.Objects, log: cfg.Logger,
 		driver: driver, closeDriver: closeDriver,
 		workers: river.NewWorkers(), queues: map[string]river.QueueConfig{},
+		mayTake: anyWorkerMayTake,
 	}, nil
 }
 

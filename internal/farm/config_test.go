@@ -473,7 +473,7 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 		{name: "minimumRam over the limit", request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(farm.MaxMinimumRAM + 1) },
 			wantField: "minimumRam", wantMessage: "not 65537"},
 		{name: "minimumRam of the GPU workers and a tag of the CPU ones", caps: farm.WorkerCaps{ExpectedWorkers: 3, Workers: append(slices.Clone(cpuFarm.Workers), gpuFarm.Workers[0])},
-			request: func(r *farm.RenderConfig) { r.MinimumRAM, r.RequiredTags = ptr(32), []string{"fast"} },
+			request:   func(r *farm.RenderConfig) { r.MinimumRAM, r.RequiredTags = ptr(32), []string{"fast"} },
 			wantField: "requiredTags", wantMessage: "no worker of this farm has the tags fast as well as the memory asked for (workers have the tags fast, gpu)"},
 		{name: "minimumRam beyond the GPU workers'", caps: gpuFarm, request: func(r *farm.RenderConfig) {
 			r.ComputeDeviceType, r.MinimumRAM = ptr("CUDA"), ptr(65)
@@ -568,7 +568,6 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "outputSettings.compression", wantMessage: "not 101"},
 		{name: "outputSettings.quality over 100", request: func(r *farm.RenderConfig) { r.OutputSettings = &farm.OutputSettings{Quality: ptr(101)} },
 			wantField: "outputSettings.quality", wantMessage: "must be between 0 and 100, not 101"},
-
 
 		{name: "chunkSize zero", request: func(r *farm.RenderConfig) { r.ChunkSize = ptr(0) },
 			wantField: "chunkSize", wantMessage: "must be between 1 and 1000, not 0"},

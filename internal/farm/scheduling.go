@@ -432,8 +432,9 @@ type WorkspaceShare struct {
 	Running, Weight int
 	// MaxRunning is the most chunks it may have running; 0 is no limit.
 	MaxRunning int
-	// WaitingSince is when it last got a worker, or, if later, when its
-	// oldest waiting chunk began waiting: how long it has waited.
+	// WaitingSince is when it was last served (a chunk of its given a
+	// worker, or ended), or, if later, when its oldest waiting chunk
+	// began waiting: how long it has waited.
 	WaitingSince time.Time
 }
 

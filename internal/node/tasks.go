@@ -200,7 +200,13 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if err := record(ctx, tx, current); err != nil {
 			return err
 		}
-		if kind != store.TaskRender || n.stopping.Load() {
+		if kind != store.TaskRender {
+			return nil
+		}
+		if err := tx.MarkServed(ctx, current.WorkspaceID, time.Now()); err != nil {
+			return err
+		}
+		if n.stopping.Load() {
 			return nil
 		}
 		_, err = n.engine.DispatchTo(ctx, tx, n.workerID)

@@ -152,7 +152,7 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	for i, k := range keys {
 		args[i] = k
 	}
-	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_dispatch_at,
+	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
 			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
 			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
 		FROM workspaces ws
@@ -164,15 +164,16 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	var out []farm.WorkspaceShare
 	for rows.Next() {
 		var s farm.WorkspaceShare
-		var lastDispatch, oldestWaiting anyTime
-		if err := rows.Scan(&s.ID, &s.Weight, &s.MaxRunning, &lastDispatch, &s.Running, &oldestWaiting); err != nil {
+		var lastServed, oldestWaiting anyTime
+		if err := rows.Scan(&s.ID, &s.Weight, &s.MaxRunning, &lastServed, &s.Running, &oldestWaiting); err != nil {
 			return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
 		}
-		// It has waited since its last chunk started, or since its oldest
-		// chunk began waiting if that was later.
+		// It has waited since it was last served (a chunk of its started
+		// or ended), or since its oldest chunk began waiting if that was
+		// later.
 		s.WaitingSince = oldestWaiting.Time
-		if lastDispatch.Time.After(s.WaitingSince) {
-			s.WaitingSince = lastDispatch.Time
+		if lastServed.Time.After(s.WaitingSince) {
+			s.WaitingSince = lastServed.Time
 		}
 		out = append(out, s)
 	}
@@ -212,16 +213,24 @@ func (t *anyTime) Scan(v any) error {
 
 // NextWaitingChunk finds a workspace's waiting chunk to give a worker
 // that meets the requirements of keys: of the highest priority, then of
-// the job whose render was requested first, then the lowest chunk. Each
-// set of requirements is one read down the waiting chunks' index.
-// ErrNotFound when there is none.
-func (q *Queries) NextWaitingChunk(ctx context.Context, workspaceID string, keys []string) (Task, error) {
+// the job whose render was requested first, then the lowest chunk, of no
+// job in passOver. Each set of requirements is one read down the waiting
+// chunks' index. ErrNotFound when there is none.
+func (q *Queries) NextWaitingChunk(ctx context.Context, workspaceID string, keys, passOver []string) (Task, error) {
+	notIn := ""
+	for range passOver {
+		notIn += " AND job_id <> ?"
+	}
 	var best Task
 	found := false
 	for _, key := range keys {
+		args := []any{workspaceID, key}
+		for _, j := range passOver {
+			args = append(args, j)
+		}
 		t, err := scanTask(q.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks
-			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ?
-			ORDER BY priority DESC, created_at, job_id, chunk LIMIT 1`, workspaceID, key))
+			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ?`+notIn+`
+			ORDER BY priority DESC, created_at, job_id, chunk LIMIT 1`, args...))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -266,10 +275,13 @@ func (q *Queries) DispatchTask(ctx context.Context, id string, generation int, w
 	return nil
 }
 
-// MarkDispatched records that a workspace got a worker at at: it waits
-// from then on (farm.WorkspaceShare.WaitingSince).
-func (q *Queries) MarkDispatched(ctx context.Context, workspaceID string, at time.Time) error {
-	if _, err := q.exec(ctx, `UPDATE workspaces SET last_dispatch_at = ? WHERE id = ?`, at.UTC(), workspaceID); err != nil {
+// MarkServed records that a workspace was served at at: one of its
+// chunks was given a worker, or ended. It waits from then on
+// (farm.WorkspaceShare.WaitingSince), so that of two workspaces with
+// as few running chunks per weight, a slot freed by one's chunk goes to
+// the other.
+func (q *Queries) MarkServed(ctx context.Context, workspaceID string, at time.Time) error {
+	if _, err := q.exec(ctx, `UPDATE workspaces SET last_served_at = ? WHERE id = ?`, at.UTC(), workspaceID); err != nil {
 		return fmt.Errorf("record a dispatch: %w", err)
 	}
 	return nil

@@ -9,10 +9,12 @@
 -- are read in order from an index.
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 50;
 -- A workspace's share of the farm against the others' (weight), the most
--- chunks it may have running (NULL: no limit), and when it last got one.
+-- chunks it may have running (NULL: no limit), and when it was last
+-- served (one of its chunks given a worker, or ended): of workspaces tied
+-- on running chunks per weight, the one served least recently goes first.
 ALTER TABLE workspaces ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE workspaces ADD COLUMN max_running_chunks INTEGER;
-ALTER TABLE workspaces ADD COLUMN last_dispatch_at TIMESTAMPTZ;
+ALTER TABLE workspaces ADD COLUMN last_served_at TIMESTAMPTZ;
 -- What a worker run offers: render slots, tags (comma-separated), GPUs
 -- ("CUDA:2,OPTIX:2") and memory. state may now also be 'stopping': it
 -- finishes what it runs and takes nothing new.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/node"
 	"github.com/renderfarm/renderfarm/internal/objstore"
@@ -46,6 +47,11 @@ type Config struct {
 	RenderSlots int
 	// WorkerName names the node in progress reports.
 	WorkerName string
+	// Tags are what the node offers jobs' requiredTags (--tags a,b); GPUs
+	// the GPUs it renders with (--gpu CUDA:2, once for each type). Its
+	// memory is read from the machine.
+	Tags []string
+	GPUs []farm.GPU
 	// WorkDir is where inputs are unpacked and frames written (worker
 	// --work-dir); serve works in DataDir/work.
 	WorkDir string
@@ -183,6 +189,27 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			return nil
 		}
 		return byteSize{&c.DiskReserve}.Set(s)
+	})
+	fs.Func("tags", "tags this node offers jobs that require them (requiredTags), comma-separated: lower-case letters, digits, '-', '_' and '.'", func(s string) error {
+		tags, err := farm.ParseTags(s)
+		if err != nil {
+			return err
+		}
+		c.Tags = tags
+		return nil
+	})
+	fs.Func("gpu", "a type of GPU this node renders with and how many, TYPE:COUNT (CUDA, OPTIX, HIP, ONEAPI or METAL; e.g. CUDA:2), given once for each type; jobs with that computeDeviceType go only to nodes that have it", func(s string) error {
+		g, err := farm.ParseGPU(s)
+		if err != nil {
+			return err
+		}
+		for _, have := range c.GPUs {
+			if have.Type == g.Type {
+				return fmt.Errorf("GPU type %s is given twice", g.Type)
+			}
+		}
+		c.GPUs = append(c.GPUs, g)
+		return nil
 	})
 	fs.Var(byteSize{&c.MaxProjectBytes}, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
 	fs.Var(blenderList{&c.Blenders}, "blender", "a Blender this node runs, given once for each: its executable (an official build: /opt/blender-4.5/blender), or a directory that is a root file system with usr/bin/blender inside (needs bubblewrap); each job renders with the one that opens its file (default: blender on PATH and every root under --blender-roots)")
@@ -331,6 +358,7 @@ func (c Config) nodeConfig() node.Config {
 	n.WorkerTimeout = c.WorkerTimeout
 	n.CacheBytes = c.CacheBytes
 	n.OutageTolerance, n.DiskReserve = c.OutageTolerance, c.DiskReserve
+	n.Tags, n.GPUs = c.Tags, c.GPUs
 	return n
 }
 

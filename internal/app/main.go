@@ -149,6 +149,9 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	if tools != nil {
 		nd := c.nodeConfig()
 		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = tools.sandbox, tools.installs[0].runner.TempDir, m.metrics
+		if nd.MemoryBytes, err = node.MachineMemory(); err != nil {
+			return err
+		}
 		if m.node, err = node.New(eng, c.nodeInstalls(tools.installs), nd); err != nil {
 			return err
 		}

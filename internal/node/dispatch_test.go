@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -272,6 +273,128 @@ func TestAPriorityOutOfRangeChangesNothing(t *testing.T) {
 		}
 		if got := f.Job(job.ID).Priority; got != farm.DefaultPriority {
 			t.Errorf("priority = %d, want the default %d unchanged", got, farm.DefaultPriority)
+		}
+	})
+}
+
+// otherNode records another live render node of the farm's Blender, idle,
+// with slots render slots and what offer says besides (tags, GPUs,
+// memory); its run's id is "run-of-" and name.
+func (f *fixture) otherNode(name string, slots int, offer store.Worker) string {
+	f.T.Helper()
+	now := time.Now()
+	offer.ID, offer.Name, offer.StartedAt, offer.HeartbeatAt, offer.State = "run-of-"+name, name, now, now, store.WorkerIdle
+	offer.BlenderVersions, offer.Slots = []string{fakeBlenderVersion}, slots
+	if err := f.Store.RegisterWorker(f.Ctx, offer); err != nil {
+		f.T.Fatal(err)
+	}
+	return offer.ID
+}
+
+// chunksOn counts job's chunks given to the worker run workerID.
+func (f *fixture) chunksOn(jobID, workerID string) int {
+	n := 0
+	for _, t := range f.Tasks(jobID, store.TaskRender) {
+		if t.WorkerID == workerID {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAGPUJobGoesToTheNodeWithThatGPU: on a farm of a CPU node with free
+// slots and this node, started with --gpu CUDA:1, a CUDA render goes to
+// this node only, and its Blender is told to render on one CUDA device;
+// a CPU render takes any node's free slot.
+func TestAGPUJobGoesToTheNodeWithThatGPU(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := newFixtureWith(t, db, func(c *Config) { c.Slots, c.GPUs = 1, []farm.GPU{{Type: "CUDA", Count: 1}} })
+		cpu := f.otherNode("cpu-node", 4, store.Worker{MemoryBytes: 64 << 30})
+		if err := f.node.Start(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.node.Stop)
+
+		cfg := enginetest.RenderConfig(1)
+		cuda := "cuda"
+		cfg.ComputeDeviceType = &cuda
+		job := f.WaitingJob(f.api, 3, cfg)
+		if job.FinalConfig.ComputeDeviceType != "CUDA" || job.FinalConfig.GPUCount != 1 {
+			t.Fatalf("finalConfig = %s × %d, want CUDA × 1", job.FinalConfig.ComputeDeviceType, job.FinalConfig.GPUCount)
+		}
+		if on := f.chunksOn(job.ID, cpu); on != 0 {
+			t.Errorf("%d chunks of a CUDA job on the CPU node, want none", on)
+		}
+		for range 3 {
+			running := f.onNode()
+			if len(running) != 1 || running[0].JobID != job.ID {
+				t.Fatalf("on the GPU node: %+v; want one chunk of the CUDA job", running)
+			}
+			f.finish(running[0])
+		}
+		if len(f.blender.rendered) != 3 {
+			t.Fatalf("the GPU node's Blender rendered %d chunks, want 3", len(f.blender.rendered))
+		}
+		for _, r := range f.blender.rendered {
+			if s := r.Settings; s.ComputeDeviceType != "CUDA" || s.GPUDevices != 1 {
+				t.Errorf("Blender told to render on %q × %d, want CUDA × 1", s.ComputeDeviceType, s.GPUDevices)
+			}
+		}
+
+		// A render on the CPU may use any node: the idle slots of both
+		// take a chunk each.
+		plain := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		if onCPU, onGPU := f.chunksOn(plain.ID, cpu), f.chunksOn(plain.ID, f.node.workerID); onCPU != 1 || onGPU != 1 {
+			t.Errorf("chunks of a CPU job on the CPU node %d, on the GPU node %d; want one on each", onCPU, onGPU)
+		}
+	})
+}
+
+// TestRequiredTagsGoOnlyToATaggedNode: a job that requires the tag "gpu"
+// waits for this node, tagged, though an untagged node has free slots;
+// tags no registered node has, or more memory than any has, are refused
+// naming the field, and change nothing.
+func TestRequiredTagsGoOnlyToATaggedNode(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := newFixtureWith(t, db, func(c *Config) { c.Slots, c.Tags = 1, []string{"gpu"} })
+		plain := f.otherNode("plain-node", 4, store.Worker{MemoryBytes: 8 << 30})
+		if err := f.node.Start(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.node.Stop)
+
+		cfg := enginetest.RenderConfig(1)
+		cfg.RequiredTags = []string{"gpu"}
+		job := f.WaitingJob(f.api, 3, cfg)
+		if on, here := f.chunksOn(job.ID, plain), f.chunksOn(job.ID, f.node.workerID); on != 0 || here != 1 {
+			t.Errorf("chunks on the untagged node %d, on the tagged one %d; want 0 and 1 (its one slot)", on, here)
+		}
+		for range 3 {
+			f.finish(f.onNode()[0])
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s after the tagged node rendered every chunk, want finalizing", st)
+		}
+
+		for _, tc := range []struct {
+			field  string
+			change func(*farm.RenderConfig)
+		}{
+			{"requiredTags", func(c *farm.RenderConfig) { c.RequiredTags = []string{"fast"} }},
+			{"minimumRam", func(c *farm.RenderConfig) { ram := 1 << 12; c.MinimumRAM = &ram }},
+		} {
+			refused := f.ValidatedJob(f.api, 2)
+			cfg := enginetest.RenderConfig(1)
+			tc.change(cfg)
+			_, _, err := f.api.Render(f.Ctx, f.P, refused.ID, cfg)
+			if fe, ok := err.(*farm.Error); !ok || fe.Kind != farm.KindInvalid || fe.Field != tc.field {
+				t.Errorf("a render no node could take (%s) = %v, want a 400 naming %s", tc.field, err, tc.field)
+			}
+			if st := f.Job(refused.ID).Status; st != farm.StatusValidated || len(f.Tasks(refused.ID, store.TaskRender)) != 0 {
+				t.Errorf("after the refusal the job is %s with chunks; want validated with none", st)
+			}
 		}
 	})
 }

@@ -514,6 +514,11 @@ func settingsFor(fc *farm.FinalConfig) blender.Settings {
 		TileSize:             fc.TileSize,
 		ColorManagement:      fc.ColorManagementPreset,
 	}
+	// A render on GPUs: the dispatcher gave the chunk only to a node with
+	// enough of them (farm.RequirementsOf).
+	if need := farm.RequirementsOf(fc); need.GPUType != "" {
+		s.ComputeDeviceType, s.GPUDevices = need.GPUType, need.GPUCount
+	}
 	if len(fc.Resolution) == 2 {
 		s.ResolutionX, s.ResolutionY = fc.Resolution[0], fc.Resolution[1]
 	}

@@ -46,6 +46,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.engine, "engine", "", "render engine: CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the file's)")
 	fs.IntVar(&rf.chunkSize, "chunk-size", 0, "frames per Blender process, 1 to 1000 (default: the frames spread over the farm's workers)")
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
+	fs.IntVar(&rf.priority, "priority", 50, "the job's priority among the workspace's jobs, 0 (lowest) to 100 (highest); change it later with `renderfarm priority JOB N`")
+	fs.StringVar(&rf.tags, "tags", "", "tags every worker that renders the job must have (their --tags), comma-separated")
 	fs.StringVar(&rf.naming, "naming", "", `how frames are named for download: "farm" (frame_0001.png) or "scene" (as the scene's output path names them, //render/shot010_#### giving shot010_0001.png) (default: farm)`)
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
 	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder, and its compositor File Output nodes' images into its compositeNodes/ (implies --wait)")
@@ -174,8 +176,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
-	frames, resolution, format, engine, blenderVersion, naming string
-	samples, chunkSize                                         int
+	frames, resolution, format, engine, blenderVersion, naming, tags string
+	samples, chunkSize, priority                                     int
 }
 
 // renderConfig builds the render request from submit's flags. Only flags
@@ -220,6 +222,19 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 	}
 	if given(fs, "blender-version") {
 		cfg.BlenderVersion = client.String(strings.TrimSpace(f.blenderVersion))
+	}
+	if given(fs, "priority") {
+		if f.priority < 0 || f.priority > 100 {
+			return cfg, fmt.Errorf("%w: --priority must be from 0 (lowest) to 100 (highest), not %d", errUsage, f.priority)
+		}
+		cfg.Priority = client.Int(f.priority)
+	}
+	if given(fs, "tags") {
+		for _, t := range strings.Split(f.tags, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.RequiredTags = append(cfg.RequiredTags, t)
+			}
+		}
 	}
 	if given(fs, "naming") {
 		naming := strings.ToLower(strings.TrimSpace(f.naming))

@@ -138,6 +138,11 @@ export class Api {
   cancel(id, signal) {
     return this.request('POST', `/jobs/${encodeURIComponent(id)}/cancel`, { signal });
   }
+
+  /** setPriority changes a job's priority, 0 (lowest) to 100 (highest). */
+  setPriority(id, priority, signal) {
+    return this.request('PATCH', `/jobs/${encodeURIComponent(id)}`, { body: { priority }, signal });
+  }
 }
 
 /**

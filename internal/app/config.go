@@ -52,6 +52,9 @@ type Config struct {
 	// memory is read from the machine.
 	Tags []string
 	GPUs []farm.GPU
+	// GPUAuto (--gpu auto) asks the node's Blender which GPUs Cycles sees
+	// instead.
+	GPUAuto bool
 	// WorkDir is where inputs are unpacked and frames written (worker
 	// --work-dir); serve works in DataDir/work.
 	WorkDir string
@@ -198,7 +201,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.Tags = tags
 		return nil
 	})
-	fs.Func("gpu", "a type of GPU this node renders with and how many, TYPE:COUNT (CUDA, OPTIX, HIP, ONEAPI or METAL; e.g. CUDA:2), given once for each type; jobs with that computeDeviceType go only to nodes that have it", func(s string) error {
+	fs.Func("gpu", "a type of GPU this node renders with and how many, TYPE:COUNT (CUDA, OPTIX, HIP, ONEAPI or METAL; e.g. CUDA:2), given once for each type; jobs with that computeDeviceType go only to nodes that have it; auto asks Blender's Cycles which it sees", func(s string) error {
+		if strings.TrimSpace(s) == "auto" {
+			c.GPUAuto = true
+			return nil
+		}
 		g, err := farm.ParseGPU(s)
 		if err != nil {
 			return err
@@ -307,6 +314,9 @@ func (c Config) Validate() error {
 	}
 	if c.BlenderOpenFiles < 0 || c.FrameTimeout < 0 {
 		return fmt.Errorf("%w: --blender-open-files and --frame-timeout cannot be negative", ErrUsage)
+	}
+	if c.GPUAuto && len(c.GPUs) > 0 {
+		return fmt.Errorf("%w: --gpu auto finds the GPUs itself: give it alone, or TYPE:COUNT for each type", ErrUsage)
 	}
 	if c.BlenderKeepAlive < 0 {
 		return fmt.Errorf("%w: --blender-keep-alive cannot be negative", ErrUsage)

@@ -444,6 +444,17 @@ func TestRenderRefuses(t *testing.T) {
 	}
 }
 
+// TestGPUDevicesOnAMachineWithoutGPUs: --gpu auto asks Cycles, which on
+// these machines sees no GPU of any type.
+func TestGPUDevicesOnAMachineWithoutGPUs(t *testing.T) {
+	r := needBlender(t)
+	t.Parallel()
+	gpus, err := r.GPUDevices(context.Background())
+	if err != nil || len(gpus) != 0 {
+		t.Errorf("GPUDevices = %v, %v; want none on a machine without GPUs", gpus, err)
+	}
+}
+
 func TestRenderCancelKillsGroup(t *testing.T) {
 	r := needBlender(t)
 	t.Parallel()

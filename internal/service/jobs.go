@@ -303,5 +303,7 @@ func (s *Service) Cancel(ctx context.Context, p farm.Principal, id string) (*far
 	if err != nil {
 		return nil, err
 	}
+	// The slots its chunks held, started or only given, take other work.
+	s.dispatch(ctx)
 	return s.present(ctx, job), nil
 }

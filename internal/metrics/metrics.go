@@ -83,6 +83,7 @@ var (
 	jobsDesc    = prometheus.NewDesc("renderfarm_jobs", "Jobs by status.", []string{"status"}, nil)
 	queueDesc   = prometheus.NewDesc("renderfarm_queue_depth", "River jobs waiting to run, by queue.", []string{"queue"}, nil)
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
+	waitingDesc = prometheus.NewDesc("renderfarm_chunks_waiting", "Render chunks waiting for a free slot of a worker that can render them.", nil, nil)
 )
 
 // dbCollector reports the database's numbers when Prometheus scrapes.
@@ -95,6 +96,7 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- workersDesc
+	ch <- waitingDesc
 }
 
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
@@ -112,6 +114,7 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))
+	ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(st.WaitingChunks))
 }
 
 // FrameStored counts a frame a worker stored and the seconds it took.

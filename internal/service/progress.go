@@ -82,10 +82,10 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 		beyond, with := need, ""
 		beyond.BlenderVersion = ""
 		if need.BlenderVersion != "" {
-			with = " with Blender " + need.BlenderVersion
+			with = " (and Blender " + need.BlenderVersion + ")"
 		}
-		return fmt.Sprintf("a render node with %s: no live render node has that%s; "+
-			"the job goes on when one that does starts (worker --gpu, --tags)", beyond, with), nil
+		return fmt.Sprintf("a render node with %s%s: no live render node has them; "+
+			"the job goes on when one that does starts (renderfarm worker --gpu, --tags)", beyond, with), nil
 	}
 	limit, running, err := s.store.WorkspaceQuota(ctx, workspaceID)
 	if err != nil {

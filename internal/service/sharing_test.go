@@ -1,7 +1,9 @@
 package service
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -35,5 +37,41 @@ func TestCancelGivesTheFreedSlotsToWaitingChunks(t *testing.T) {
 			t.Errorf("after the cancel, on node-a: %d chunks of the first job, %d of the second; want 0 and 2", a, b)
 		}
 		f.CheckTaskInvariant()
+	})
+}
+
+// TestProgressSaysATaggedJobWaitsForItsOfflineNode: the only node with
+// the tag the job requires is registered but silent: the render is
+// accepted and waits, and progress says for what; once the node beats
+// again, it no longer says so.
+func TestProgressSaysATaggedJobWaitsForItsOfflineNode(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.renderNode(store.Worker{Name: "node-plain", BlenderVersions: []string{"4.2.3"}, Slots: 2})
+		f.renderNode(store.Worker{Name: "node-gpu", BlenderVersions: []string{"4.2.3"}, Tags: []string{"gpu"}})
+		f.Exec(`UPDATE workers SET heartbeat_at = ? WHERE id = 'run-of-node-gpu'`, time.Now().Add(-time.Hour).UTC())
+
+		cfg := enginetest.RenderConfig(1)
+		cfg.RequiredTags = []string{"gpu"}
+		job := f.WaitingJob(f.api, 2, cfg)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "a render node with the tag gpu (and Blender 4.2.3): no live render node has them"; !strings.Contains(p.WaitingFor, want) {
+			t.Errorf("waitingFor = %q, want it to say %q", p.WaitingFor, want)
+		}
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if task.Status != store.TaskWaiting {
+				t.Errorf("chunk %d = %s on %q, want waiting: the live node is untagged", task.Chunk, task.Status, task.WorkerID)
+			}
+		}
+
+		if err := f.Store.Heartbeat(f.Ctx, "run-of-node-gpu", store.WorkerIdle, ""); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || p.WaitingFor != "" {
+			t.Errorf("with the tagged node live: waitingFor %q, %v; want none", p.WaitingFor, err)
+		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -198,12 +199,14 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	if len(keys) == 0 {
 		return false, nil
 	}
-	var passedOver []string // jobs w may not take
+	var passedOver []string        // jobs w may not take
+	exhausted := map[string]bool{} // workspaces whose every chunk w could take is of such a job
 	for range maxPassedOver {
 		shares, err := d.tx.WaitingShares(ctx, keys)
 		if err != nil {
 			return false, err
 		}
+		shares = slices.DeleteFunc(shares, func(s farm.WorkspaceShare) bool { return exhausted[s.ID] })
 		i := farm.NextWorkspace(shares)
 		if i < 0 {
 			return false, nil
@@ -211,10 +214,9 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 		task, err := d.tx.NextWaitingChunk(ctx, shares[i].ID, keys, passedOver)
 		if errors.Is(err, store.ErrNotFound) {
 			// Every chunk of that workspace w could take is of a job it may
-			// not take: its other workspaces' chunks are not looked at in
-			// this dispatch (the next one does), rather than weighing the
-			// workspaces again without it.
-			return false, nil
+			// not take: the next workspace in the farm's order.
+			exhausted[shares[i].ID] = true
+			continue
 		}
 		if err != nil {
 			return false, err

@@ -82,12 +82,19 @@ func TestReplicasDispatchingAtOnceFillEachSlotOnce(t *testing.T) {
 // TestAWorkerTheRuleRefusesIsPassedOver: the dispatcher asks the engine's
 // rule (SetWorkerMayTake) before it gives a worker a chunk; the chunks of
 // a job the rule refuses that worker wait, and the worker takes the next
-// job's.
+// job's, also when it is another workspace's.
 func TestAWorkerTheRuleRefusesIsPassedOver(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		blocked := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		own := f.P
+		ws, err := f.Store.EnsureWorkspace(f.Ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.P.WorkspaceID = ws.ID
 		other := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		f.P = own
 		f.Engine.SetWorkerMayTake(func(_ context.Context, _ *store.Tx, w store.Worker, chunk store.Task) (bool, error) {
 			return !(w.Name == "node-a" && chunk.JobID == blocked.ID), nil
 		})

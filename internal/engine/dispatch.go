@@ -185,11 +185,11 @@ func (e *Engine) SetWorkerMayTake(rule WorkerMayTake) {
 	e.mayTake = rule
 }
 
-// maxPassedOver bounds the chunks one dispatch passes over for one slot
+// MaxPassedOver bounds the chunks one dispatch passes over for one slot
 // (jobs the worker may not take, chunks taken meanwhile), so that a slot
 // never holds the dispatcher's lock for long; the reaper's periodic
 // dispatch tries again.
-const maxPassedOver = 16
+const MaxPassedOver = 16
 
 // one gives worker run w the waiting chunk the farm's rule picks for it,
 // if there is one: it answers false when none that w can render waits (or
@@ -201,7 +201,7 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	}
 	var passedOver []string        // jobs w may not take
 	exhausted := map[string]bool{} // workspaces whose every chunk w could take is of such a job
-	for range maxPassedOver {
+	for range MaxPassedOver + 1 {
 		shares, err := d.tx.WaitingShares(ctx, keys)
 		if err != nil {
 			return false, err

@@ -133,3 +133,37 @@ func TestStatsCountWaitingAndDispatchedChunks(t *testing.T) {
 		}
 	})
 }
+
+// TestADispatchPassesOverAtMostSixteenChunksForOneSlot: the chunks the
+// worker rule refuses are bounded per slot (engine.MaxPassedOver), so
+// that a slot never holds the dispatcher's lock for long: with 16 refused
+// jobs before an allowed one the slot takes the allowed one; with 17, it
+// takes nothing this time.
+func TestADispatchPassesOverAtMostSixteenChunksForOneSlot(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		for _, refused := range []int{engine.MaxPassedOver, engine.MaxPassedOver + 1} {
+			f := newFixture(t, db)
+			blocked := map[string]bool{}
+			for range refused {
+				blocked[f.WaitingJob(f.api, 1, enginetest.RenderConfig(1)).ID] = true
+			}
+			allowed := f.WaitingJob(f.api, 1, enginetest.RenderConfig(1))
+			f.Engine.SetWorkerMayTake(func(_ context.Context, _ *store.Tx, _ store.Worker, chunk store.Task) (bool, error) {
+				return !blocked[chunk.JobID], nil
+			})
+			node := f.registerNode("node-a", 1)
+			n, err := f.Engine.FillWorker(f.Ctx, node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if refused > engine.MaxPassedOver {
+				want = 0
+			}
+			if n != want || (want == 1 && f.Tasks(allowed.ID, store.TaskRender)[0].WorkerID != node) {
+				t.Errorf("with %d refused jobs first, the slot took %d chunks; want %d", refused, n, want)
+			}
+		}
+	})
+}

@@ -115,25 +115,6 @@ func TestAWorkerTheRuleRefusesIsPassedOver(t *testing.T) {
 	})
 }
 
-// TestStatsCountWaitingAndDispatchedChunks: /metrics' numbers: chunks
-// waiting for a slot, and those given to workers counted under one queue,
-// "render", whatever worker run's queue they are on.
-func TestStatsCountWaitingAndDispatchedChunks(t *testing.T) {
-	t.Parallel()
-	eachFixture(t, func(t *testing.T, f *fixture) {
-		f.registerNode("node-a", 2)
-		f.registerNode("node-b", 1)
-		f.WaitingJob(f.api, 5, enginetest.RenderConfig(1))
-		st, err := f.Store.Stats(f.Ctx, time.Now().Add(-time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.WaitingChunks != 2 || st.QueueDepth["render"] != 3 || len(st.QueueDepth) != 1 {
-			t.Errorf("stats: %d waiting, queue depth %v; want 2 waiting and render 3", st.WaitingChunks, st.QueueDepth)
-		}
-	})
-}
-
 // TestADispatchPassesOverAtMostSixteenChunksForOneSlot: the chunks the
 // worker rule refuses are bounded per slot (engine.MaxPassedOver), so
 // that a slot never holds the dispatcher's lock for long: with 16 refused

@@ -83,7 +83,6 @@ var (
 	jobsDesc    = prometheus.NewDesc("renderfarm_jobs", "Jobs by status.", []string{"status"}, nil)
 	queueDesc   = prometheus.NewDesc("renderfarm_queue_depth", "River jobs waiting to run, by queue.", []string{"queue"}, nil)
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
-	waitingDesc = prometheus.NewDesc("renderfarm_chunks_waiting", "Render chunks waiting for a free slot of a worker that can render them.", nil, nil)
 )
 
 // dbCollector reports the database's numbers when Prometheus scrapes.
@@ -96,7 +95,6 @@ func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- queueDesc
 	ch <- workersDesc
-	ch <- waitingDesc
 }
 
 func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
@@ -114,7 +112,6 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))
-	ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(st.WaitingChunks))
 }
 
 // FrameStored counts a frame a worker stored and the seconds it took.

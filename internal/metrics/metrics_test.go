@@ -17,7 +17,7 @@ func TestMetricsReportTheFarmsNumbers(t *testing.T) {
 		return store.FarmStats{
 			JobsByStatus: map[string]int{"rendering": 2, "completed": 5},
 			QueueDepth:   map[string]int{"render": 7},
-			LiveWorkers:  3, WaitingChunks: 40,
+			LiveWorkers:  3,
 		}, nil
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.FrameStored("node-1", 1.5)
@@ -32,7 +32,6 @@ func TestMetricsReportTheFarmsNumbers(t *testing.T) {
 		`renderfarm_jobs{status="completed"} 5`,
 		`renderfarm_queue_depth{queue="render"} 7`,
 		`renderfarm_workers 3`,
-		`renderfarm_chunks_waiting 40`,
 		`renderfarm_frames_rendered_total{worker="node-1"} 2`,
 		`renderfarm_render_seconds_total 4`,
 		`renderfarm_upload_bytes_total 1024`,

@@ -210,13 +210,9 @@ func splitVersions(s string) []string {
 // FarmStats are the numbers /metrics reports from the database.
 type FarmStats struct {
 	JobsByStatus map[string]int
-	// QueueDepth counts River jobs waiting to run, by queue; the queues of
-	// each worker run's chunks (render_<id>) count as one, "render".
-	QueueDepth map[string]int
-	// WaitingChunks counts the chunks waiting for a free slot, which have
-	// no River job yet.
-	WaitingChunks int
-	LiveWorkers   int
+	// QueueDepth counts River jobs waiting to run, by queue.
+	QueueDepth  map[string]int
+	LiveWorkers int
 }
 
 // Stats reads the farm's numbers; workers count as live when their
@@ -242,12 +238,8 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 	if err := count(st.JobsByStatus, `SELECT status, COUNT(*) FROM jobs GROUP BY status`); err != nil {
 		return st, fmt.Errorf("count jobs: %w", err)
 	}
-	if err := count(st.QueueDepth, `SELECT CASE WHEN queue LIKE 'render!_%' ESCAPE '!' THEN 'render' ELSE queue END, COUNT(*) FROM river_job
-		WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY 1`); err != nil {
+	if err := count(st.QueueDepth, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY queue`); err != nil {
 		return st, fmt.Errorf("count queued work: %w", err)
-	}
-	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE status = 'waiting'`).Scan(&st.WaitingChunks); err != nil {
-		return st, fmt.Errorf("count waiting chunks: %w", err)
 	}
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, liveSince, WorkerGone, WorkerStopped).Scan(&st.LiveWorkers)
 	if err != nil {

@@ -398,3 +398,44 @@ func TestRequiredTagsGoOnlyToATaggedNode(t *testing.T) {
 		}
 	})
 }
+
+// TestAStoppingNodeHandsBackTheChunksItNeverStarted: chunks given to a
+// node wait on its own queue, which nobody else works; as it stops, it
+// takes no more (drained), and hands those it never started to the
+// dispatcher, which gives them to another node at once.
+func TestAStoppingNodeHandsBackTheChunksItNeverStarted(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := newFixtureWith(t, db, func(c *Config) { c.Slots = 2 })
+		if err := f.node.Start(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		job := f.renderIn(f.P, 2, 0)
+		given := f.onNode()
+		if len(given) != 2 {
+			t.Fatalf("%d chunks on the node, want its 2 slots filled", len(given))
+		}
+		other := f.otherNode("node-b", 2, store.Worker{})
+
+		f.node.Drain(f.Ctx)
+		if n, err := f.Engine.FillWorker(f.Ctx, f.node.workerID); n != 0 || err != nil {
+			t.Errorf("FillWorker of a draining node = %d, %v; want nothing", n, err)
+		}
+		f.node.Stop()
+
+		for _, before := range given {
+			after := f.Task(before.ID)
+			if after.Status != store.TaskQueued || after.WorkerID != other || after.Generation != before.Generation+1 {
+				t.Errorf("chunk %d = %s on %q at generation %d; want handed to node-b at generation %d",
+					after.Chunk, after.Status, after.WorkerID, after.Generation, before.Generation+1)
+			}
+			if rj := f.RiverJobByID(before.RiverJobID); rj.State != "cancelled" {
+				t.Errorf("the stopped node's River job of chunk %d is %s, want cancelled", before.Chunk, rj.State)
+			}
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusBooting {
+			t.Errorf("job = %s, want still booting", st)
+		}
+		f.CheckTaskInvariant()
+	})
+}

@@ -184,6 +184,19 @@ func (c *Client) replayableAction(ctx context.Context, op, id, action string) (*
 	return &out, strings.EqualFold(h.Get(replayHeader), "true"), nil
 }
 
+// SetPriority changes a job's priority (renderfarm's own), 0 (lowest) to
+// 100 (highest), at any status: its waiting chunks take it at the next
+// chunk a worker takes, its running chunks go on. Out of range: an
+// [*Error] naming the field "priority".
+func (c *Client) SetPriority(ctx context.Context, id string, priority int) (*Job, error) {
+	op := "set the priority of job " + id
+	path, err := jobPath(op, id, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.jobCall(ctx, op, http.MethodPatch, path, map[string]int{"priority": priority})
+}
+
 // DeleteJob removes a finished job's files: the uploaded input and every
 // output (frames, zip, preview video, logs). The job itself stays, with
 // Output.IsDeletedForClient set, and its downloads are empty from then on.

@@ -80,6 +80,11 @@ type Job struct {
 	Analysis *Analysis `json:"analysis"`
 	// SceneFile describes the uploaded file.
 	SceneFile *SceneFile `json:"sceneFile"`
+	// Priority is renderfarm's: the job's priority among its workspace's
+	// jobs, 0 (lowest) to 100 (highest), 50 by default. A waiting chunk of
+	// a job of higher priority starts before one of lower priority; change
+	// it with [Client.SetPriority].
+	Priority int `json:"priority"`
 
 	// Slug is the upload the job was made from.
 	Slug string `json:"slug,omitempty"`
@@ -356,6 +361,12 @@ type RenderConfig struct {
 	// Renderjuice field); renderfarm records it in FinalConfig.
 	MinimumRAM *int `json:"minimumRam,omitempty"`
 
+	// Priority is renderfarm's: the job's priority among its workspace's
+	// jobs, 0 to 100 (nil: 50).
+	Priority *int `json:"priority,omitempty"`
+	// RequiredTags is renderfarm's: tags every worker that renders the job
+	// must have (the workers' --tags). Tags no worker has are refused.
+	RequiredTags []string `json:"requiredTags,omitempty"`
 	// ChunkSize is renderfarm's: how many frames one Blender process
 	// renders (1 to 1000). Larger chunks pay Blender's start-up once for
 	// more frames; smaller ones spread a short job over more workers. Nil
@@ -466,6 +477,11 @@ type FinalConfig struct {
 	ChunkSize             int                 `json:"chunkSize"`
 	Notes                 string              `json:"notes,omitempty"`
 	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+	// GPUCount is renderfarm's: how many GPUs of ComputeDeviceType each
+	// chunk renders with; 0 on the CPU.
+	GPUCount int `json:"gpuCount,omitempty"`
+	// RequiredTags is renderfarm's: the tags a worker must have.
+	RequiredTags []string `json:"requiredTags,omitempty"`
 	// BlenderVersion is renderfarm's: the full version of the farm's
 	// Blender that renders every chunk, such as "4.3.2".
 	BlenderVersion string `json:"blenderVersion"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -245,6 +246,37 @@ func cancelJob(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if p, err := c.Progress(ctx, job.ID); err == nil && p.FramesCompleted > 0 {
 		con.printf("%d frames were done; fetch them with: renderfarm download %s DIR\n", p.FramesCompleted, job.ID)
 	}
+	return con.result(job)
+}
+
+// setPriority is `renderfarm priority JOB N`.
+func setPriority(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := app.NewFlagSet("priority", stderr)
+	var r remote
+	r.register(fs)
+	jsonOut := fs.Bool("json", false, "print the job as JSON on stdout")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: renderfarm priority JOB N [flags]\n\nSets a job's priority among its workspace's jobs, from 0 (lowest) to 100\n(highest); the default is 50. Its waiting chunks take it at once; chunks\nrunning now go on.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args, 2, 2, "give a JOB id and a priority from 0 to 100")
+	if err != nil {
+		return err
+	}
+	priority, err := strconv.Atoi(pos[1])
+	if err != nil {
+		return fmt.Errorf("%w: the priority %q is not a whole number from 0 to 100", errUsage, pos[1])
+	}
+	c, err := r.client()
+	if err != nil {
+		return err
+	}
+	con := newConsole(stdout, stderr, *jsonOut)
+	job, err := c.SetPriority(ctx, pos[0], priority)
+	if err != nil {
+		return r.explain(err)
+	}
+	con.printf("job %s: priority %d (%s)\n", job.ID, job.Priority, job.Status)
 	return con.result(job)
 }
 

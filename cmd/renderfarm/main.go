@@ -33,6 +33,8 @@ Usage:
   renderfarm keys create [flags]   create an API key for a workspace (--name, --expires 90d)
   renderfarm keys list [flags]     list the API keys: id, workspace, name, prefix, use, expiry
   renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
+  renderfarm workspaces list       the workspaces' weights, quotas, running and waiting chunks, render time
+  renderfarm workspaces set NAME --weight N --max-running-chunks N   share the farm between workspaces
 
 Client commands, for any farm (--server, --api-key):
   renderfarm submit FILE [flags]   upload a .blend (packed with the files it uses), .zip or project folder, validate, render
@@ -44,6 +46,7 @@ Client commands, for any farm (--server, --api-key):
   renderfarm suspend JOB           pause a rendering job; frames done stay
   renderfarm resume JOB            render the rest of a suspended job (approves scout frames)
   renderfarm retry JOB --failed    render again the frames that failed (--frames R: those frames)
+  renderfarm priority JOB N        set a job's priority, 0 (lowest) to 100 (highest; default 50)
   renderfarm download JOB DIR      fetch a job's frames, zip and video into DIR
   renderfarm webhooks create|list|delete|deliveries   manage webhook receivers
 
@@ -78,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = worker(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
+	case "priority":
+		err = setPriority(ctx, args[1:], stdout, stderr)
+	case "workspaces":
+		err = workspaces(ctx, args[1:], stdout, stderr)
 	case "workers":
 		if len(args) > 1 && args[1] == "enable" {
 			err = enableWorker(ctx, args[2:], stdout, stderr)

@@ -48,6 +48,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
 	fs.BoolVar(&rf.scout, "scout", false, "render scout frames first (the first, middle and last), then wait for approval: renderfarm resume JOB renders the rest")
 	fs.StringVar(&rf.scoutFrames, "scout-frames", "", "like --scout, with these frames as the scouts, as comma-separated ranges such as 1,50-52")
+	fs.IntVar(&rf.priority, "priority", 50, "the job's priority among the workspace's jobs, 0 (lowest) to 100 (highest); change it later with `renderfarm priority JOB N`")
+	fs.StringVar(&rf.tags, "tags", "", "tags every worker that renders the job must have (their --tags), comma-separated")
 	fs.StringVar(&rf.naming, "naming", "", `how frames are named for download: "farm" (frame_0001.png) or "scene" (as the scene's output path names them, //render/shot010_#### giving shot010_0001.png) (default: farm)`)
 	wait := fs.Bool("wait", false, "follow the job until it ends; the exit code then says how it ended")
 	download := fs.String("download", "", "when the job completes, download its frames, zip and preview video into this folder, and its compositor File Output nodes' images into its compositeNodes/ (implies --wait)")
@@ -176,10 +178,10 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
-	frames, resolution, format, engine, blenderVersion, naming string
-	scoutFrames                                                string
-	samples, chunkSize                                         int
-	scout                                                      bool
+	frames, resolution, format, engine, blenderVersion, naming, tags string
+	scoutFrames                                                      string
+	samples, chunkSize, priority                                     int
+	scout                                                            bool
 }
 
 // renderConfig builds the render request from submit's flags. Only flags
@@ -224,6 +226,19 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 	}
 	if given(fs, "blender-version") {
 		cfg.BlenderVersion = client.String(strings.TrimSpace(f.blenderVersion))
+	}
+	if given(fs, "priority") {
+		if f.priority < 0 || f.priority > 100 {
+			return cfg, fmt.Errorf("%w: --priority must be from 0 (lowest) to 100 (highest), not %d", errUsage, f.priority)
+		}
+		cfg.Priority = client.Int(f.priority)
+	}
+	if given(fs, "tags") {
+		for _, t := range strings.Split(f.tags, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.RequiredTags = append(cfg.RequiredTags, t)
+			}
+		}
 	}
 	if given(fs, "naming") {
 		naming := strings.ToLower(strings.TrimSpace(f.naming))

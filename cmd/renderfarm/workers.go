@@ -46,6 +46,11 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		StartedAt   time.Time `json:"startedAt"`
 		// BlenderVersions are the Blenders the worker runs.
 		BlenderVersions []string `json:"blenderVersions"`
+		// Slots, Tags, GPUs and MemoryGiB are what it offers chunks.
+		Slots     int      `json:"slots"`
+		Tags      []string `json:"tags"`
+		GPUs      []string `json:"gpus"`
+		MemoryGiB int      `json:"memoryGiB"`
 		// Sick says why the node takes nothing until
 		// `renderfarm workers enable NAME`; empty when it is well.
 		Sick string `json:"sick,omitempty"`
@@ -61,7 +66,13 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	rows := []row{}
 	for _, w := range list {
 		r := row{Name: w.Name, State: w.State, CurrentTask: w.CurrentTask, LastSeen: w.HeartbeatAt, StartedAt: w.StartedAt,
-			BlenderVersions: w.BlenderVersions}
+			BlenderVersions: w.BlenderVersions, Slots: w.Slots, Tags: w.Tags, GPUs: []string{}, MemoryGiB: w.Offer().MemoryGiB()}
+		if r.Tags == nil {
+			r.Tags = []string{}
+		}
+		for _, g := range w.GPUs {
+			r.GPUs = append(r.GPUs, g.String())
+		}
 		if r.BlenderVersions == nil {
 			r.BlenderVersions = []string{}
 		}
@@ -89,7 +100,7 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tBLENDER\tJOB\tCHUNK\tLAST SEEN")
+	fmt.Fprintln(tw, "NAME\tSTATE\tBLENDER\tSLOTS\tTAGS\tGPUS\tMEMORY\tJOB\tCHUNK\tLAST SEEN")
 	for _, r := range rows {
 		job, chunk := "-", "-"
 		if r.Job != "" {
@@ -99,7 +110,14 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if blender == "" {
 			blender = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", r.Name, r.State, blender, job, chunk, time.Since(r.LastSeen).Round(time.Second))
+		tags, gpus := strings.Join(r.Tags, ","), strings.Join(r.GPUs, ",")
+		if tags == "" {
+			tags = "-"
+		}
+		if gpus == "" {
+			gpus = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d GiB\t%s\t%s\t%s ago\n", r.Name, r.State, blender, r.Slots, tags, gpus, r.MemoryGiB, job, chunk, time.Since(r.LastSeen).Round(time.Second))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -143,10 +143,15 @@ func TestDashboard(t *testing.T) {
 		b.fill("f-blenderVersion", newest)
 	}
 
-	// Render frames 1-2 with the file's samples.
+	// Render frames 1-2 with the file's samples, at priority 70.
 	b.fill("f-sampleCount", "4")
+	b.fill("f-priority", "70")
 	b.do(chromedp.Click(chromedp.ID("render-button")))
 	b.waitFor("rendering to start", `document.getElementById('progress-card') !== null`)
+	jobID := b.text(`location.hash.split('/').pop()`)
+	if job, err := client.New(f.url, key).GetJob(t.Context(), jobID); err != nil || job.Priority != 70 {
+		t.Errorf("the job's priority = %+v, %v; want the form's 70", job, err)
+	}
 	shots.take(ctx, "07-rendering")
 	b.waitFor("the completed job", `document.querySelector('#job-view .badge')?.dataset.status === 'completed' && document.getElementById('download-zip') !== null`)
 	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('frame-grid').scrollIntoView({block: 'center'})`))
@@ -157,6 +162,16 @@ func TestDashboard(t *testing.T) {
 	b.waitFor("the preview video's metadata", `document.getElementById('preview-video')?.readyState >= 1`)
 	if got := b.text(`document.getElementById('settings-card').textContent`); !strings.Contains(got, "Blender"+newest) {
 		t.Errorf("the settings do not say Blender %s rendered the frames: %q", newest, got)
+	}
+	// The priority is shown and changed on the job's page.
+	if got := b.text(`document.getElementById('priority-input').value`); got != "70" {
+		t.Errorf("the priority field shows %q, want 70", got)
+	}
+	b.fill("priority-input", "90")
+	b.do(chromedp.Click(chromedp.ID("priority-save")))
+	b.waitFor("the priority set", `document.getElementById('priority-status').textContent === 'Priority 90'`)
+	if job, err := client.New(f.url, key).GetJob(t.Context(), jobID); err != nil || job.Priority != 90 {
+		t.Errorf("after the page set it, the job's priority = %+v, %v; want 90", job, err)
 	}
 	zip := b.text(`document.getElementById('download-zip').href`)
 	video := b.text(`document.getElementById('download-video').href`)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/node"
 	"github.com/renderfarm/renderfarm/internal/objstore"
@@ -46,6 +47,14 @@ type Config struct {
 	RenderSlots int
 	// WorkerName names the node in progress reports.
 	WorkerName string
+	// Tags are what the node offers jobs' requiredTags (--tags a,b); GPUs
+	// the GPUs it renders with (--gpu CUDA:2, once for each type). Its
+	// memory is read from the machine.
+	Tags []string
+	GPUs []farm.GPU
+	// GPUAuto (--gpu auto) asks the node's Blender which GPUs Cycles sees
+	// instead.
+	GPUAuto bool
 	// WorkDir is where inputs are unpacked and frames written (worker
 	// --work-dir); serve works in DataDir/work.
 	WorkDir string
@@ -189,6 +198,31 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		return byteSize{&c.DiskReserve}.Set(s)
 	})
 	fs.IntVar(&c.MaxFailedChunks, "max-failed-chunks", c.MaxFailedChunks, "how many of a job's chunks may fail (on render nodes not set aside for failing) before the job fails: a file that fails everywhere is not tried on every node")
+	fs.Func("tags", "tags this node offers jobs that require them (requiredTags), comma-separated: lower-case letters, digits, '-', '_' and '.'", func(s string) error {
+		tags, err := farm.ParseTags(s)
+		if err != nil {
+			return err
+		}
+		c.Tags = tags
+		return nil
+	})
+	fs.Func("gpu", "a type of GPU this node renders with and how many, TYPE:COUNT (CUDA, OPTIX, HIP, ONEAPI or METAL; e.g. CUDA:2), given once for each type; jobs with that computeDeviceType go only to nodes that have it; auto asks Blender's Cycles which it sees", func(s string) error {
+		if strings.TrimSpace(s) == "auto" {
+			c.GPUAuto = true
+			return nil
+		}
+		g, err := farm.ParseGPU(s)
+		if err != nil {
+			return err
+		}
+		for _, have := range c.GPUs {
+			if have.Type == g.Type {
+				return fmt.Errorf("GPU type %s is given twice", g.Type)
+			}
+		}
+		c.GPUs = append(c.GPUs, g)
+		return nil
+	})
 	fs.Var(byteSize{&c.MaxProjectBytes}, "max-project-bytes", "the largest total uncompressed size of a project zip (e.g. 20GiB)")
 	fs.Var(blenderList{&c.Blenders}, "blender", "a Blender this node runs, given once for each: its executable (an official build: /opt/blender-4.5/blender), or a directory that is a root file system with usr/bin/blender inside (needs bubblewrap); each job renders with the one that opens its file (default: blender on PATH and every root under --blender-roots)")
 	fs.StringVar(&c.BlenderRoots, "blender-roots", c.BlenderRoots, "with no --blender, also run every Blender installed as a root file system in a directory here (DIR/NAME/usr/bin/blender)")
@@ -286,6 +320,9 @@ func (c Config) Validate() error {
 	if c.BlenderOpenFiles < 0 || c.FrameTimeout < 0 {
 		return fmt.Errorf("%w: --blender-open-files and --frame-timeout cannot be negative", ErrUsage)
 	}
+	if c.GPUAuto && len(c.GPUs) > 0 {
+		return fmt.Errorf("%w: --gpu auto finds the GPUs itself: give it alone, or TYPE:COUNT for each type", ErrUsage)
+	}
 	if c.BlenderKeepAlive < 0 {
 		return fmt.Errorf("%w: --blender-keep-alive cannot be negative", ErrUsage)
 	}
@@ -315,6 +352,7 @@ func (c Config) workDir() string {
 func (c Config) engineConfig() engine.Config {
 	e := engine.DefaultConfig()
 	e.PostgresDSN, e.WebhookAttempts = c.PostgresDSN(), c.WebhookAttempts
+	e.WorkerTimeout = c.WorkerTimeout
 	return e
 }
 
@@ -339,6 +377,7 @@ func (c Config) nodeConfig() node.Config {
 	n.CacheBytes = c.CacheBytes
 	n.OutageTolerance, n.DiskReserve = c.OutageTolerance, c.DiskReserve
 	n.MaxFailedChunks = c.MaxFailedChunks
+	n.Tags, n.GPUs = c.Tags, c.GPUs
 	return n
 }
 

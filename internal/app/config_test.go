@@ -1,11 +1,13 @@
 package app
 
 import (
+	"fmt"
 	"io"
 	"reflect"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/node"
 	"github.com/renderfarm/renderfarm/internal/service"
@@ -52,7 +54,7 @@ func TestFlagsDefaultToTheLibrariesDefaults(t *testing.T) {
 func TestEveryFlagSetsItsField(t *testing.T) {
 	c, err := ParseConfig(Serve, []string{"--workers", "3", "--worker-timeout", "20s", "--upload-url-ttl", "1m",
 		"--upload-retention", "2h", "--max-upload-bytes", "1GiB", "--webhook-attempts", "4", "--max-project-bytes", "1MiB",
-		"--outage-tolerance", "90s", "--disk-reserve", "1GiB", "--max-failed-chunks", "5"},
+		"--outage-tolerance", "90s", "--disk-reserve", "1GiB", "--max-failed-chunks", "5", "--tags", "gpu,fast", "--gpu", "CUDA:2", "--gpu", "optix:2"},
 		NewFlagSet("serve", io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -61,14 +63,26 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 		t.Errorf("service = %+v", s)
 	}
 	if n := c.nodeConfig(); n.Slots != 3 || n.HeartbeatInterval.Seconds() != 5 || n.ZipLimits.MaxTotalBytes != 1<<20 ||
-		n.OutageTolerance.Seconds() != 90 || n.DiskReserve != 1<<30 || n.MaxFailedChunks != 5 {
+		n.OutageTolerance.Seconds() != 90 || n.DiskReserve != 1<<30 || n.MaxFailedChunks != 5 ||
+		fmt.Sprint(n.Tags) != "[fast gpu]" || farm.FormatGPUs(n.GPUs) != "CUDA:2,OPTIX:2" {
 		t.Errorf("node = %+v", n)
 	}
 	if h := c.housekeepingConfig(); h.WorkerTimeout.Seconds() != 20 || h.UploadRetention.Hours() != 2 || h.UploadURLTTL.Minutes() != 1 {
 		t.Errorf("housekeeping = %+v", h)
 	}
-	if e := c.engineConfig(); e.WebhookAttempts != 4 {
+	if e := c.engineConfig(); e.WebhookAttempts != 4 || e.WorkerTimeout.Seconds() != 20 {
 		t.Errorf("engine = %+v", e)
+	}
+	for _, bad := range [][]string{
+		{"--gpu", "TPU:1"}, {"--gpu", "CUDA:0"}, {"--gpu", "CUDA:65"}, {"--gpu", "CUDA:1", "--gpu", "cuda:2"},
+		{"--gpu", "auto", "--gpu", "CUDA:1"}, {"--tags", "GPU"}, {"--tags", "a b"},
+	} {
+		if _, err := ParseConfig(Worker, append([]string{"--database", "postgres://x", "--storage", "s3://b"}, bad...), NewFlagSet("worker", io.Discard)); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+	if c, err := ParseConfig(Worker, []string{"--database", "postgres://x", "--storage", "s3://b", "--gpu", "auto"}, NewFlagSet("worker", io.Discard)); err != nil || !c.GPUAuto {
+		t.Errorf("--gpu auto = %+v, %v; want GPUAuto", c.GPUAuto, err)
 	}
 	if _, err := ParseConfig(Serve, []string{"--upload-retention", "1m"}, NewFlagSet("serve", io.Discard)); err == nil {
 		t.Error("a retention no longer than the upload URLs' life was accepted")

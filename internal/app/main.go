@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/httpapi"
 	"github.com/renderfarm/renderfarm/internal/metrics"
@@ -155,6 +156,15 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	if tools != nil {
 		nd := c.nodeConfig()
 		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = tools.sandbox, tools.installs[0].runner.TempDir, m.metrics
+		if nd.MemoryBytes, err = node.MachineMemory(); err != nil {
+			return err
+		}
+		if c.GPUAuto {
+			if nd.GPUs, err = tools.installs[0].runner.GPUDevices(ctx); err != nil {
+				return err
+			}
+			m.log.Info("GPUs Cycles sees on this node (--gpu auto)", "gpus", farm.FormatGPUs(nd.GPUs))
+		}
 		if m.node, err = node.New(eng, c.nodeInstalls(tools.installs), nd); err != nil {
 			return err
 		}
@@ -311,6 +321,11 @@ func (m *Main) Shutdown(ctx context.Context) error {
 	}
 	if m.engine != nil {
 		if m.started {
+			if m.node != nil {
+				// No chunk is given to this node from now on; those it
+				// runs may finish.
+				m.node.Drain(stopCtx)
+			}
 			start := time.Now()
 			if err := m.engine.Stop(stopCtx); err != nil {
 				m.log.Warn("running work was handed back", "err", err)

@@ -413,6 +413,9 @@ func TestRenderRefuses(t *testing.T) {
 		{"no camera", RenderJob{BlendPath: scene(t, "nocamera.blend"), Settings: Settings{Denoising: ptr(false)}}, "no camera"},
 		{"movie format", RenderJob{Settings: Settings{OutputFormat: "FFMPEG"}}, "movie format"},
 		{"bad color depth", RenderJob{Settings: Settings{OutputFormat: "JPEG", ColorDepth: "16"}}, "colorDepth '16'"},
+		// These machines have no GPU: Cycles is asked for the device and
+		// says it sees none, and nothing renders on the CPU instead.
+		{"a GPU Cycles does not see", RenderJob{Settings: Settings{ComputeDeviceType: "CUDA", GPUDevices: 1}}, "computeDeviceType CUDA"},
 	}
 	if v, err := r.Version(context.Background()); err == nil && strings.HasPrefix(v, "3.") {
 		// Blender 3.x has no ACES view transform.
@@ -438,6 +441,17 @@ func TestRenderRefuses(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestGPUDevicesOnAMachineWithoutGPUs: --gpu auto asks Cycles, which on
+// these machines sees no GPU of any type.
+func TestGPUDevicesOnAMachineWithoutGPUs(t *testing.T) {
+	r := needBlender(t)
+	t.Parallel()
+	gpus, err := r.GPUDevices(context.Background())
+	if err != nil || len(gpus) != 0 {
+		t.Errorf("GPUDevices = %v, %v; want none on a machine without GPUs", gpus, err)
 	}
 }
 

@@ -60,6 +60,12 @@ type Settings struct {
 	TiffCodec    string `json:"tiffCodec,omitempty"`  // NONE, DEFLATE, LZW, PACKBITS
 	Compression  int    `json:"compression,omitempty"`
 	Quality      int    `json:"quality,omitempty"`
+	// ComputeDeviceType, when set (CUDA, OPTIX, HIP, ONEAPI, METAL),
+	// renders Cycles on GPUDevices of this node's GPUs of that type,
+	// through Cycles' preferences; a Blender that sees fewer fails before
+	// the first frame, naming what it sees. "" renders as the file says.
+	ComputeDeviceType string `json:"computeDeviceType,omitempty"`
+	GPUDevices        int    `json:"gpuDevices,omitempty"`
 	// Denoising, when set, turns Cycles denoising on or off for the scene
 	// and every view layer. A Blender without OpenImageDenoise (Debian's)
 	// fails every frame with it on.

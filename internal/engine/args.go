@@ -11,11 +11,12 @@ import (
 )
 
 // River's queues. Rendering runs as many chunks at once as a render node
-// has slots; validating and finalizing are short and run beside it on the
-// same nodes. Work that needs one Blender version goes to that version's
-// own render or control queue (see BlenderQueue). Maintenance and cleanup
-// run on every process, webhooks on the processes that deliver them (the
-// API servers).
+// has slots, each chunk on the queue of the worker run it was given to
+// (RenderQueue); validating and finalizing are short and run beside it on
+// the same nodes. A validation that needs one Blender version goes to
+// that version's own control queue (see BlenderQueue). Maintenance and
+// cleanup run on every process, webhooks on the processes that deliver
+// them (the API servers).
 const (
 	QueueRender      = "render"
 	QueueControl     = "control"
@@ -24,10 +25,10 @@ const (
 	QueueWebhooks    = "webhooks"
 )
 
-// BlenderQueue is the queue of base's work (QueueRender or QueueControl)
-// that needs the Blender of version blenderVersion ("4.3.2"): only render
-// nodes that run that Blender work it, so a chunk never reaches a node
-// that cannot open its file. River's queue names allow letters, digits,
+// BlenderQueue is the queue of base's work (QueueControl) that needs the
+// Blender of version blenderVersion ("4.3.2"): only render nodes that run
+// that Blender work it, so a validation never reaches a node that cannot
+// open its file. River's queue names allow letters, digits,
 // "_" and "-", so "render_4_3_2". No version is base itself, which every
 // render node works.
 func BlenderQueue(base, blenderVersion string) (string, error) {
@@ -135,12 +136,14 @@ func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.I
 		}
 		return ValidateArgs{TaskRef: ref, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: validateAttempts}, nil
 	case store.TaskRender:
-		queue, err := BlenderQueue(QueueRender, task.BlenderVersion)
-		if err != nil {
-			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
+		// A chunk goes to the queue of the worker run the dispatcher gave
+		// it to, which only that run works.
+		if task.WorkerID == "" {
+			return nil, nil, fmt.Errorf("task %s: a chunk gets a River job only once it is given to a worker", task.ID)
 		}
 		// The last attempt fails the job by itself, naming the frame.
-		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: e.cfg.RenderAttempts}, nil
+		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion},
+			&river.InsertOpts{Queue: RenderQueue(task.WorkerID), MaxAttempts: e.cfg.RenderAttempts}, nil
 	case store.TaskFinalize:
 		// Finalizing runs ffmpeg, not Blender: any render node does it.
 		return FinalizeArgs{ref}, &river.InsertOpts{Queue: QueueControl, MaxAttempts: finalizeAttempts}, nil

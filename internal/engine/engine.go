@@ -62,12 +62,15 @@ type Config struct {
 	// WebhookAttempts is how many times a webhook event is tried (see
 	// webhook.RetryDelay for their spacing).
 	WebhookAttempts int
+	// WorkerTimeout is how long a worker may go without a heartbeat
+	// before the dispatcher gives it no more chunks.
+	WorkerTimeout time.Duration
 }
 
 // DefaultConfig is the engine's configuration before the farm's parts are
 // given: the defaults the command line's flags show.
 func DefaultConfig() Config {
-	return Config{RenderAttempts: 3, WebhookAttempts: webhook.DefaultAttempts}
+	return Config{RenderAttempts: 3, WebhookAttempts: webhook.DefaultAttempts, WorkerTimeout: DefaultWorkerTimeout}
 }
 
 // Engine is the core one process shares between its parts.
@@ -86,6 +89,10 @@ type Engine struct {
 	queues   map[string]river.QueueConfig
 	periodic []*river.PeriodicJob
 	client   *river.Client[*sql.Tx]
+
+	// mayTake is the dispatcher's rule for one job and one worker (see
+	// SetWorkerMayTake).
+	mayTake WorkerMayTake
 }
 
 // New migrates River's tables and makes the engine. The parts register
@@ -95,8 +102,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Objects == nil {
 		return nil, errors.New("engine: a store and an object store are required")
 	}
-	if cfg.RenderAttempts < 1 || cfg.WebhookAttempts < 1 {
-		return nil, fmt.Errorf("engine: RenderAttempts (%d) and WebhookAttempts (%d) must be 1 or more; start from DefaultConfig", cfg.RenderAttempts, cfg.WebhookAttempts)
+	if cfg.RenderAttempts < 1 || cfg.WebhookAttempts < 1 || cfg.WorkerTimeout <= 0 {
+		return nil, fmt.Errorf("engine: RenderAttempts (%d) and WebhookAttempts (%d) must be 1 or more, WorkerTimeout (%v) positive; start from DefaultConfig",
+			cfg.RenderAttempts, cfg.WebhookAttempts, cfg.WorkerTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -113,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg: cfg, store: cfg.Store, objects: cfg.Objects, log: cfg.Logger,
 		driver: driver, closeDriver: closeDriver,
 		workers: river.NewWorkers(), queues: map[string]river.QueueConfig{},
+		mayTake: farmRuleMayTake,
 	}, nil
 }
 

@@ -53,7 +53,8 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 						f.T.Fatal(err)
 					}
 				},
-				wantStatus: store.TaskQueued, wantGen: 2,
+				// A chunk handed out again waits for the dispatcher.
+				wantStatus: store.TaskWaiting, wantGen: 2,
 			},
 		}
 		for _, tt := range tests {

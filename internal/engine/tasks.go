@@ -26,71 +26,57 @@ func (e *Engine) Enqueue(ctx context.Context, tx *store.Tx, jobID string, kind s
 	return task.ID, e.insertTask(ctx, tx, task, nil)
 }
 
-// EnqueueChunks records a task and its frames for every chunk and queues
-// the chunks' River jobs with one insert. One insert for all of them,
-// rather than one a chunk, is what keeps a request for thousands of chunks
-// short: at 10,000 chunks of one frame on SQLite it took the render
-// request from 1.9 s to 0.7 s (bench/suite, docs/performance.md).
+// EnqueueChunks records a task and its frames for every chunk of a job,
+// in the caller's transaction. The chunks wait (store.TaskWaiting) with
+// their job's workspace, priority and requirements, and no River job:
+// the dispatcher gives each to a worker with a free slot that can render
+// it, and inserts its River job then (see dispatch.go). The caller
+// dispatches once it has committed (DispatchIdle).
 //
-// Every chunk is rendered by the Blender of blenderVersion (the job's
-// finalConfig.blenderVersion), so its River job goes to that version's
-// queue.
+// Every chunk is rendered by the job's Blender (finalConfig.blenderVersion)
+// on a worker that offers what finalConfig asks for (farm.RequirementsOf).
 //
 // A frame the job already has (a resume or a retry renders it again) is
 // queued again under its new chunk, keeping its attempts
 // (store.QueueFrame); the chunks are numbered after the job's earlier
 // ones.
-func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, jobID string, chunks [][]int, blenderVersion string) error {
+func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, job *farm.Job, chunks [][]int) error {
+	need := farm.RequirementsOf(job.FinalConfig)
+	if err := tx.EnsureRequirements(ctx, need); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
-	first, err := tx.NextChunk(ctx, jobID)
+	first, err := tx.NextChunk(ctx, job.ID)
 	if err != nil {
 		return err
 	}
-	params := make([]river.InsertManyParams, 0, len(chunks))
 	for i, frames := range chunks {
-		task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: store.TaskRender, Chunk: first + i, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
-			BlenderVersion: blenderVersion}
+		task := store.Task{ID: uuid.NewString(), JobID: job.ID, Kind: store.TaskRender, Chunk: first + i, Status: store.TaskWaiting, Generation: 1, CreatedAt: now, UpdatedAt: now,
+			BlenderVersion: need.BlenderVersion, WorkspaceID: job.WorkspaceID, Priority: job.Priority, Requirements: need.Key()}
 		if err := tx.InsertTask(ctx, task); err != nil {
 			return err
 		}
 		for _, f := range frames {
-			if err := tx.QueueFrame(ctx, store.Frame{JobID: jobID, Frame: f, TaskID: task.ID, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
+			if err := tx.QueueFrame(ctx, store.Frame{JobID: job.ID, Frame: f, TaskID: task.ID, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
 				return err
 			}
-		}
-		args, opts, err := e.argsFor(task, frames)
-		if err != nil {
-			return err
-		}
-		params = append(params, river.InsertManyParams{Args: args, InsertOpts: opts})
-	}
-	results, err := e.River().InsertManyTx(ctx, tx.SQL(), params)
-	if err != nil {
-		return fmt.Errorf("queue %s: %w", store.TaskRender, err)
-	}
-	if len(results) != len(params) {
-		return fmt.Errorf("queue %s: %d of %d chunks were queued", store.TaskRender, len(results), len(params))
-	}
-	// Each River job names its task in its arguments, which is surer than
-	// the order the database returns the inserted rows in.
-	for _, res := range results {
-		var args RenderArgs
-		if err := json.Unmarshal(res.Job.EncodedArgs, &args); err != nil {
-			return fmt.Errorf("queue %s: River job %d: %w", store.TaskRender, res.Job.ID, err)
-		}
-		if err := tx.SetTaskRiverJob(ctx, args.TaskID, res.Job.ID); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
 // Requeue hands a task out again: a new generation, so that whatever its
-// old holder still writes is refused, and a new River job. A chunk's frames
-// that were rendering go back to the queue; those already rendered stay.
-// why is logged. A task that ended meanwhile is left as it is.
+// old holder still writes is refused. A chunk waits for the dispatcher
+// again (its old River job, if still waiting on its worker's queue, is
+// canceled); the caller dispatches once it has committed (DispatchIdle).
+// A validation or a finalizing gets a new River job at once. A chunk's
+// frames that were rendering go back to the queue; those already rendered
+// stay. why is logged. A task that ended meanwhile is left as it is.
 func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		if t.Kind == store.TaskRender {
+			return e.returnToWaiting(ctx, tx, t, why)
+		}
 		gen, err := tx.RequeueTask(ctx, t.ID, t.Generation)
 		if errors.Is(err, store.ErrConflict) {
 			return nil // someone else moved it on
@@ -98,41 +84,74 @@ func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 		if err != nil {
 			return err
 		}
-		var frames []int
-		if t.Kind == store.TaskRender {
-			rows, err := tx.FramesOfTask(ctx, t.ID)
-			if err != nil {
-				return err
-			}
-			for _, f := range rows {
-				frames = append(frames, f.Frame)
-				if f.Status == farm.FrameRendering {
-					f.Status = farm.FrameQueued
-					if err := tx.UpdateFrame(ctx, f); err != nil {
-						return err
-					}
-				}
-			}
-		}
 		t.Generation = gen
-		ref := TaskRef{JobID: t.JobID, TaskID: t.ID, Generation: gen}
-		detail, _ := json.Marshal(ref)
-		e.log.Warn(why, "task", t.ID, "kind", t.Kind, "job", t.JobID, "ref", string(detail))
-		return e.insertTask(ctx, tx, t, frames)
+		e.logRequeue(why, t)
+		return e.insertTask(ctx, tx, t, nil)
 	})
 }
 
-// Route hands a task, which the caller holds for generation, to the
-// render nodes that run the Blender of blenderVersion: a new generation
-// (the caller's River job can then write nothing more) and a River job on
-// that version's queue, in one transaction. A node that took a task whose
-// file needs a Blender it lacks routes it so. A task that ended meanwhile
-// is left as it is.
+// returnToWaiting is Requeue's for a chunk.
+func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task, why string) error {
+	current, err := tx.LockTask(ctx, t.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	gen, err := tx.ReturnToWaiting(ctx, t.ID, t.Generation)
+	if errors.Is(err, store.ErrConflict) {
+		return nil // someone else moved it on
+	}
+	if err != nil {
+		return err
+	}
+	if current.RiverJobID != 0 {
+		// Its River job may still wait on the queue of a worker that is
+		// gone; canceled, it stays out of River's queue counts. (A running
+		// one is told to stop: its writes are refused anyway.)
+		if _, err := e.River().JobCancelTx(ctx, tx.SQL(), current.RiverJobID); err != nil && !errors.Is(err, river.ErrNotFound) {
+			return fmt.Errorf("cancel the River job of task %s: %w", t.ID, err)
+		}
+	}
+	rows, err := tx.FramesOfTask(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range rows {
+		if f.Status == farm.FrameRendering {
+			f.Status = farm.FrameQueued
+			if err := tx.UpdateFrame(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+	t.Generation = gen
+	e.logRequeue(why, t)
+	return nil
+}
+
+func (e *Engine) logRequeue(why string, t store.Task) {
+	ref := TaskRef{JobID: t.JobID, TaskID: t.ID, Generation: t.Generation}
+	detail, _ := json.Marshal(ref)
+	e.log.Warn(why, "task", t.ID, "kind", t.Kind, "job", t.JobID, "ref", string(detail))
+}
+
+// Route hands a validation, which the caller holds for generation, to
+// the render nodes that run the Blender of blenderVersion: a new
+// generation (the caller's River job can then write nothing more) and a
+// River job on that version's queue, in one transaction. A node that took
+// a validation whose file needs a Blender it lacks routes it so. A task
+// that ended meanwhile is left as it is. Chunks are never routed: the
+// dispatcher gives them only to workers that run their Blender.
 func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string) error {
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
 		t, err := tx.LockTask(ctx, ref.TaskID)
 		if err != nil {
 			return err
+		}
+		if t.Kind == store.TaskRender {
+			return fmt.Errorf("task %s is a chunk, which the dispatcher gives only to workers with its Blender; it cannot be routed", t.ID)
 		}
 		gen, err := tx.RouteTask(ctx, t.ID, ref.Generation, blenderVersion)
 		if errors.Is(err, store.ErrConflict) {
@@ -141,18 +160,8 @@ func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string) 
 		if err != nil {
 			return err
 		}
-		var frames []int
-		if t.Kind == store.TaskRender {
-			rows, err := tx.FramesOfTask(ctx, t.ID)
-			if err != nil {
-				return err
-			}
-			for _, f := range rows {
-				frames = append(frames, f.Frame)
-			}
-		}
 		t.Generation, t.BlenderVersion = gen, blenderVersion
-		return e.insertTask(ctx, tx, t, frames)
+		return e.insertTask(ctx, tx, t, nil)
 	})
 }
 

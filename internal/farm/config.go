@@ -45,6 +45,13 @@ type RenderConfig struct {
 	// ScoutFrames is ours: frames rendered first, before the job is
 	// suspended for a person to approve them (see ScoutFrames).
 	ScoutFrames *ScoutFrames `json:"scoutFrames,omitempty"`
+	// Priority is ours: the job's priority among its workspace's jobs,
+	// MinPriority to MaxPriority (default: the job's, DefaultPriority
+	// unless changed since it was made).
+	Priority *int `json:"priority,omitempty"`
+	// RequiredTags is ours: tags every worker that renders the job must
+	// have (its --tags).
+	RequiredTags []string `json:"requiredTags,omitempty"`
 }
 
 // OutputSettings are the image format details of requestedRenderConfig.
@@ -80,6 +87,11 @@ type FinalConfig struct {
 	ChunkSize             int                 `json:"chunkSize"`
 	Notes                 string              `json:"notes,omitempty"`
 	MinimumRAM            int                 `json:"minimumRam,omitempty"`
+	// GPUCount is how many GPUs of ComputeDeviceType each chunk renders
+	// with; 0 on the CPU.
+	GPUCount int `json:"gpuCount,omitempty"`
+	// RequiredTags is ours: the tags a worker must have to render the job.
+	RequiredTags []string `json:"requiredTags,omitempty"`
 	// BlenderVersion is ours: the full version of the farm's Blender that
 	// renders every chunk, such as "4.3.2".
 	BlenderVersion string `json:"blenderVersion"`
@@ -130,7 +142,10 @@ const (
 // WorkerCaps is what the farm's workers can do; a request for something
 // beyond it is refused rather than silently changed.
 type WorkerCaps struct {
-	GPUs            int
+	// Workers are the farm's registered workers, online or not: a request
+	// none of them could ever render is refused, one they can render
+	// waits for them.
+	Workers         []WorkerOffer
 	ACES            bool
 	ExpectedWorkers int
 	// BlenderVersions are the full versions the live render nodes offer,
@@ -220,22 +235,20 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		fc.RenderEngine = *req.RenderEngine
 	}
 	if req.ComputeDeviceType != nil {
-		switch d := strings.ToUpper(*req.ComputeDeviceType); d {
-		case "CPU", "NONE":
-		case "CUDA", "OPTIX", "HIP", "METAL", "ONEAPI":
-			if caps.GPUs == 0 {
-				return nil, nil, InvalidField("computeDeviceType", "%q needs a GPU and this farm's workers have none; use \"CPU\"", *req.ComputeDeviceType)
-			}
+		switch d := strings.ToUpper(*req.ComputeDeviceType); {
+		case d == "CPU" || d == "NONE":
+		case slices.Contains(GPUTypes, d):
 			fc.ComputeDeviceType = d
+			fc.GPUCount = 1
 		default:
-			return nil, nil, InvalidField("computeDeviceType", "must be CPU, CUDA, OPTIX, HIP, METAL or ONEAPI, not %q", *req.ComputeDeviceType)
+			return nil, nil, InvalidField("computeDeviceType", "must be CPU, %s, not %q", strings.Join(GPUTypes, ", "), *req.ComputeDeviceType)
 		}
 	}
 	if req.CompositorDevice != nil {
 		switch d := strings.ToUpper(*req.CompositorDevice); d {
 		case "CPU":
 		case "GPU":
-			if caps.GPUs == 0 {
+			if !AnyGPU(caps.Workers) {
 				return nil, nil, InvalidField("compositorDevice", "\"GPU\" needs a GPU and this farm's workers have none; use \"CPU\"")
 			}
 			fc.CompositorDevice = d
@@ -244,9 +257,16 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		}
 	}
 	if req.GPUCount != nil {
-		if *req.GPUCount < 0 || *req.GPUCount > caps.GPUs {
-			return nil, nil, InvalidField("gpuCount", "is %d but the workers have %d GPUs", *req.GPUCount, caps.GPUs)
+		n := *req.GPUCount
+		switch {
+		case n < 0 || n > MaxGPUCount:
+			return nil, nil, InvalidField("gpuCount", "must be between 1 and %d GPUs, not %d", MaxGPUCount, n)
+		case fc.GPUCount == 0 && n > 0:
+			return nil, nil, InvalidField("gpuCount", "is %d, but the render runs on the CPU; set computeDeviceType to the GPUs' type (%s), or leave gpuCount out", n, strings.Join(GPUTypes, ", "))
+		case fc.GPUCount > 0 && n == 0:
+			return nil, nil, InvalidField("gpuCount", "must be at least 1 for a render on %s GPUs", fc.ComputeDeviceType)
 		}
+		fc.GPUCount = n
 	}
 	if req.SampleCount != nil {
 		if *req.SampleCount < 1 || *req.SampleCount > MaxSampleCount {
@@ -315,10 +335,24 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		return nil, nil, err
 	}
 	if req.MinimumRAM != nil {
-		if *req.MinimumRAM < 0 {
-			return nil, nil, InvalidField("minimumRam", "must not be negative")
+		if *req.MinimumRAM < 0 || *req.MinimumRAM > MaxMinimumRAM {
+			return nil, nil, InvalidField("minimumRam", "must be between 0 and %d (GiB of memory a worker must have), not %d", MaxMinimumRAM, *req.MinimumRAM)
 		}
 		fc.MinimumRAM = *req.MinimumRAM
+	}
+	if req.RequiredTags != nil {
+		tags, err := NormalizeTags(req.RequiredTags)
+		if err != nil {
+			return nil, nil, InvalidField("requiredTags", "%s", err)
+		}
+		if len(tags) > 0 {
+			fc.RequiredTags = tags
+		}
+	}
+	if req.Priority != nil {
+		if err := CheckPriority("priority", *req.Priority); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	// The Blender that validated the file renders it, unless the request
@@ -360,6 +394,14 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 	if fc.RenderEngine != "CYCLES" && fc.DenoisingEnabled {
 		fc.DenoisingEnabled = false
 		fc.DenoiserType = ""
+	}
+	if fc.GPUCount > 0 && fc.RenderEngine != "CYCLES" {
+		return nil, nil, InvalidField("computeDeviceType", "%s renders on the GPUs of Cycles only, and the render engine is %s; use \"CPU\", or renderEngine \"CYCLES\"", fc.ComputeDeviceType, fc.RenderEngine)
+	}
+	// A render that no worker of the farm could ever take would wait for
+	// ever: refused now, naming what none has.
+	if err := CheckSomeWorkerMeets(RequirementsOf(fc), caps.Workers); err != nil {
+		return nil, nil, err
 	}
 	return fc, frames, nil
 }

@@ -2,6 +2,7 @@ package farm_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -39,12 +40,20 @@ func twoScenes() *farm.Analysis {
 	}}
 }
 
-// cpuFarm is two workers without GPUs, running Blender 3.4.1 and 4.3.2.
-var cpuFarm = farm.WorkerCaps{GPUs: 0, ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}}
+// cpuFarm is two workers without GPUs, running Blender 3.4.1 and 4.3.2,
+// with 16 GiB of memory each (15.6 GiB as their kernel reports it), one
+// of them tagged "fast".
+var cpuFarm = farm.WorkerCaps{ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}, Workers: []farm.WorkerOffer{
+	{Name: "cpu-a", BlenderVersions: []string{"3.4.1", "4.3.2"}, MemoryBytes: 15_600 << 20},
+	{Name: "cpu-b", BlenderVersions: []string{"3.4.1", "4.3.2"}, MemoryBytes: 15_600 << 20, Tags: []string{"fast"}},
+}}
 
-// gpuFarm is two workers with two GPUs each, running Blender 3.4.1 and
-// 4.3.2.
-var gpuFarm = farm.WorkerCaps{GPUs: 2, ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}}
+// gpuFarm is two workers with two CUDA GPUs each (OptiX on the same
+// cards), running Blender 3.4.1 and 4.3.2, with 64 GiB of memory.
+var gpuFarm = farm.WorkerCaps{ExpectedWorkers: 2, BlenderVersions: []string{"3.4.1", "4.3.2"}, Workers: []farm.WorkerOffer{
+	{Name: "gpu-a", BlenderVersions: []string{"3.4.1", "4.3.2"}, MemoryBytes: 64 << 30, GPUs: []farm.GPU{{Type: "CUDA", Count: 2}, {Type: "OPTIX", Count: 2}}, Tags: []string{"gpu"}},
+	{Name: "gpu-b", BlenderVersions: []string{"3.4.1", "4.3.2"}, MemoryBytes: 64 << 30, GPUs: []farm.GPU{{Type: "CUDA", Count: 2}, {Type: "OPTIX", Count: 2}}, Tags: []string{"gpu"}},
+}}
 
 func minimalRequest() *farm.RenderConfig {
 	return &farm.RenderConfig{ColorManagementPreset: ptr("default")}
@@ -204,7 +213,7 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			name:    "computeDeviceType on a farm with GPUs, in any case",
 			caps:    gpuFarm,
 			request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("cuda") },
-			want:    func(c *farm.FinalConfig) { c.ComputeDeviceType = "CUDA" },
+			want:    func(c *farm.FinalConfig) { c.ComputeDeviceType, c.GPUCount = "CUDA", 1 },
 		},
 		{
 			name:    "compositorDevice GPU on a farm with GPUs",
@@ -218,10 +227,34 @@ func TestResolveConfigAppliesEachOverride(t *testing.T) {
 			want:    func(c *farm.FinalConfig) {},
 		},
 		{
-			name:    "gpuCount up to the GPUs the workers have",
+			name: "gpuCount up to the GPUs the workers have",
+			caps: gpuFarm,
+			request: func(r *farm.RenderConfig) {
+				r.ComputeDeviceType, r.GPUCount = ptr("OPTIX"), ptr(2)
+			},
+			want: func(c *farm.FinalConfig) { c.ComputeDeviceType, c.GPUCount = "OPTIX", 2 },
+		},
+		{
+			name:    "minimumRam that a worker's memory rounds up to",
+			request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(16) },
+			want:    func(c *farm.FinalConfig) { c.MinimumRAM = 16 },
+		},
+		{
+			name:    "requiredTags a worker has, sorted and each once",
 			caps:    gpuFarm,
-			request: func(r *farm.RenderConfig) { r.GPUCount = ptr(2) },
+			request: func(r *farm.RenderConfig) { r.RequiredTags = []string{"gpu", "gpu"} },
+			want:    func(c *farm.FinalConfig) { c.RequiredTags = []string{"gpu"} },
+		},
+		{
+			name:    "requiredTags empty asks for nothing",
+			request: func(r *farm.RenderConfig) { r.RequiredTags = []string{} },
 			want:    func(c *farm.FinalConfig) {},
+		},
+		{
+			name:    "a render on the CPU on a farm where no worker ran yet waits for one",
+			caps:    farm.WorkerCaps{ExpectedWorkers: 1},
+			request: func(r *farm.RenderConfig) { r.Priority = ptr(farm.MaxPriority) },
+			want:    func(c *farm.FinalConfig) { c.ChunkSize = 24 },
 		},
 		{
 			name:    "sampleCount",
@@ -401,23 +434,71 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "renderEngine", wantMessage: `not "cycles"`},
 
 		{name: "computeDeviceType a GPU on a farm without GPUs", request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("CUDA") },
-			wantField: "computeDeviceType", wantMessage: `"CUDA" needs a GPU and this farm's workers have none; use "CPU"`},
+			wantField: "computeDeviceType", wantMessage: `no worker of this farm has a CUDA GPU (its workers have none); use "CPU", or start a worker with --gpu CUDA:1`},
 		{name: "computeDeviceType OPTIX on a farm without GPUs", request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("OPTIX") },
-			wantField: "computeDeviceType", wantMessage: "needs a GPU"},
+			wantField: "computeDeviceType", wantMessage: "no worker of this farm has a OPTIX GPU"},
+		{name: "computeDeviceType HIP on a farm of CUDA GPUs", caps: gpuFarm, request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("HIP") },
+			wantField: "computeDeviceType", wantMessage: "(it has CUDA:2, OPTIX:2)"},
+		{name: "computeDeviceType on a farm where no worker runs yet", caps: farm.WorkerCaps{ExpectedWorkers: 1}, request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("CUDA") },
+			wantField: "computeDeviceType", wantMessage: "no worker of this farm has a CUDA GPU"},
+		{name: "computeDeviceType a GPU with EEVEE", caps: gpuFarm, request: func(r *farm.RenderConfig) {
+			r.ComputeDeviceType, r.RenderEngine = ptr("CUDA"), ptr("BLENDER_EEVEE")
+		}, wantField: "computeDeviceType", wantMessage: "renders on the GPUs of Cycles only"},
 		{name: "computeDeviceType unknown", request: func(r *farm.RenderConfig) { r.ComputeDeviceType = ptr("TPU") },
-			wantField: "computeDeviceType", wantMessage: `must be CPU, CUDA, OPTIX, HIP, METAL or ONEAPI, not "TPU"`},
+			wantField: "computeDeviceType", wantMessage: `must be CPU, CUDA, OPTIX, HIP, ONEAPI, METAL, not "TPU"`},
 
 		{name: "compositorDevice GPU on a farm without GPUs", request: func(r *farm.RenderConfig) { r.CompositorDevice = ptr("GPU") },
 			wantField: "compositorDevice", wantMessage: `"GPU" needs a GPU`},
 		{name: "compositorDevice unknown", request: func(r *farm.RenderConfig) { r.CompositorDevice = ptr("CUDA") },
 			wantField: "compositorDevice", wantMessage: `must be CPU or GPU, not "CUDA"`},
 
-		{name: "gpuCount on a farm without GPUs", request: func(r *farm.RenderConfig) { r.GPUCount = ptr(1) },
-			wantField: "gpuCount", wantMessage: "is 1 but the workers have 0 GPUs"},
-		{name: "gpuCount beyond the workers' GPUs", caps: gpuFarm, request: func(r *farm.RenderConfig) { r.GPUCount = ptr(3) },
-			wantField: "gpuCount", wantMessage: "is 3 but the workers have 2 GPUs"},
+		{name: "gpuCount on the CPU", request: func(r *farm.RenderConfig) { r.GPUCount = ptr(1) },
+			wantField: "gpuCount", wantMessage: "is 1, but the render runs on the CPU"},
+		{name: "gpuCount beyond the workers' GPUs", caps: gpuFarm, request: func(r *farm.RenderConfig) {
+			r.ComputeDeviceType, r.GPUCount = ptr("CUDA"), ptr(3)
+		}, wantField: "gpuCount", wantMessage: "is 3, and no worker of this farm has that many CUDA GPUs (it has CUDA:2, OPTIX:2)"},
+		{name: "gpuCount zero on GPUs", caps: gpuFarm, request: func(r *farm.RenderConfig) {
+			r.ComputeDeviceType, r.GPUCount = ptr("CUDA"), ptr(0)
+		}, wantField: "gpuCount", wantMessage: "must be at least 1 for a render on CUDA GPUs"},
 		{name: "gpuCount negative", caps: gpuFarm, request: func(r *farm.RenderConfig) { r.GPUCount = ptr(-1) },
-			wantField: "gpuCount", wantMessage: "is -1"},
+			wantField: "gpuCount", wantMessage: "not -1"},
+		{name: "gpuCount over the limit", caps: gpuFarm, request: func(r *farm.RenderConfig) {
+			r.ComputeDeviceType, r.GPUCount = ptr("CUDA"), ptr(farm.MaxGPUCount+1)
+		}, wantField: "gpuCount", wantMessage: "must be between 1 and 64 GPUs, not 65"},
+
+		{name: "minimumRam above every worker's memory", request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(17) },
+			wantField: "minimumRam", wantMessage: "is 17 GiB, and no worker of this farm has that much memory (the most is 16 GiB)"},
+		{name: "minimumRam negative", request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(-1) },
+			wantField: "minimumRam", wantMessage: "must be between 0 and 65536"},
+		{name: "minimumRam over the limit", request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(farm.MaxMinimumRAM + 1) },
+			wantField: "minimumRam", wantMessage: "not 65537"},
+		{name: "minimumRam of the GPU workers and a tag of the CPU ones", caps: farm.WorkerCaps{ExpectedWorkers: 3, Workers: append(slices.Clone(cpuFarm.Workers), gpuFarm.Workers[0])},
+			request:   func(r *farm.RenderConfig) { r.MinimumRAM, r.RequiredTags = ptr(32), []string{"fast"} },
+			wantField: "requiredTags", wantMessage: "no worker of this farm has the tags fast as well as the memory asked for (workers have the tags fast, gpu)"},
+		{name: "minimumRam beyond the GPU workers'", caps: gpuFarm, request: func(r *farm.RenderConfig) {
+			r.ComputeDeviceType, r.MinimumRAM = ptr("CUDA"), ptr(65)
+		}, wantField: "minimumRam", wantMessage: "is 65 GiB, and no worker of this farm with the GPUs asked for has that much memory (the most is 64 GiB)"},
+
+		{name: "requiredTags no worker has", request: func(r *farm.RenderConfig) { r.RequiredTags = []string{"gpu"} },
+			wantField: "requiredTags", wantMessage: "no worker of this farm has the tags gpu (workers have the tags fast); start one with --tags"},
+		{name: "requiredTags of two workers, not of one", request: func(r *farm.RenderConfig) { r.RequiredTags = []string{"fast", "gpu"} },
+			wantField: "requiredTags", wantMessage: "has the tags fast, gpu"},
+		{name: "requiredTags with a capital", request: func(r *farm.RenderConfig) { r.RequiredTags = []string{"GPU"} },
+			wantField: "requiredTags", wantMessage: `tag "GPU" may hold only lower-case letters`},
+		{name: "requiredTags with a comma", request: func(r *farm.RenderConfig) { r.RequiredTags = []string{"a,b"} },
+			wantField: "requiredTags", wantMessage: `tag "a,b" may hold only`},
+		{name: "requiredTags empty tag", request: func(r *farm.RenderConfig) { r.RequiredTags = []string{""} },
+			wantField: "requiredTags", wantMessage: "must be 1 to 64 characters"},
+		{name: "requiredTags too many", request: func(r *farm.RenderConfig) {
+			for i := range farm.MaxTags + 1 {
+				r.RequiredTags = append(r.RequiredTags, fmt.Sprintf("t%d", i))
+			}
+		}, wantField: "requiredTags", wantMessage: "17 tags; at most 16"},
+
+		{name: "priority below the lowest", request: func(r *farm.RenderConfig) { r.Priority = ptr(-1) },
+			wantField: "priority", wantMessage: "must be between 0 (lowest) and 100 (highest), not -1; the default is 50"},
+		{name: "priority above the highest", request: func(r *farm.RenderConfig) { r.Priority = ptr(101) },
+			wantField: "priority", wantMessage: "not 101"},
 
 		{name: "sampleCount zero", request: func(r *farm.RenderConfig) { r.SampleCount = ptr(0) },
 			wantField: "sampleCount", wantMessage: "must be between 1 and 16777216, not 0"},
@@ -487,9 +568,6 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "outputSettings.compression", wantMessage: "not 101"},
 		{name: "outputSettings.quality over 100", request: func(r *farm.RenderConfig) { r.OutputSettings = &farm.OutputSettings{Quality: ptr(101)} },
 			wantField: "outputSettings.quality", wantMessage: "must be between 0 and 100, not 101"},
-
-		{name: "minimumRam negative", request: func(r *farm.RenderConfig) { r.MinimumRAM = ptr(-1) },
-			wantField: "minimumRam", wantMessage: "must not be negative"},
 
 		{name: "chunkSize zero", request: func(r *farm.RenderConfig) { r.ChunkSize = ptr(0) },
 			wantField: "chunkSize", wantMessage: "must be between 1 and 1000, not 0"},

@@ -23,6 +23,11 @@ type Job struct {
 	AnalysisID        *string       `json:"analysisId"`
 	Analysis          *Analysis     `json:"analysis"`
 	SceneFile         *SceneFile    `json:"sceneFile"`
+	// Priority is ours: the job's priority among its workspace's jobs,
+	// MinPriority to MaxPriority. A waiting chunk of a job of higher
+	// priority starts before one of lower priority; it can be changed at
+	// any time (PATCH /jobs/{id}).
+	Priority int `json:"priority"`
 
 	// Slug is the upload the job was made from.
 	Slug string `json:"slug"`

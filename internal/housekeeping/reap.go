@@ -32,8 +32,12 @@ func (w *reapWorker) Work(ctx context.Context, _ *river.Job[engine.ReapArgs]) er
 
 // ReapOrphans hands out again, now, what the periodic job hands out every
 // quarter of the worker timeout: the tasks of workers whose heartbeat is
-// stale or that stopped, and the tasks that have no live River job
-// (RepairStrandedTasks).
+// stale or that stopped (and the chunks given to them that they never
+// started), and the tasks that have no live River job
+// (RepairStrandedTasks). Then it gives waiting chunks to the live
+// workers' free slots: those it handed out, and any a dispatch missed (a
+// process that died between committing a render request and dispatching
+// its chunks, a workspace's quota raised).
 func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.cfg.WorkerTimeout)))
 	if err != nil {
@@ -44,7 +48,15 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 			h.log.Error("could not hand out task of a dead worker", "task", t.ID, "job", t.JobID, "err", err)
 		}
 	}
-	return h.RepairStrandedTasks(ctx)
+	if err := h.RepairStrandedTasks(ctx); err != nil {
+		return err
+	}
+	if n, err := h.engine.DispatchIdle(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		h.log.Info("waiting chunks given to idle workers", "chunks", n)
+	}
+	return nil
 }
 
 // RepairStrandedTasks keeps the farm's invariant: every unfinished task

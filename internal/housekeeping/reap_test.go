@@ -13,6 +13,18 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
+// spareNode records a live render node of the job's Blender (4.2.3) with
+// free slots, which takes the chunks the reaper hands out again; its
+// run's id is "run-spare".
+func (f *fixture) spareNode() {
+	f.T.Helper()
+	now := time.Now()
+	if err := f.Store.RegisterWorker(f.Ctx, store.Worker{ID: "run-spare", Name: "node-spare", StartedAt: now, HeartbeatAt: now,
+		State: store.WorkerIdle, BlenderVersions: []string{"4.2.3"}, Slots: 4}); err != nil {
+		f.T.Fatal(err)
+	}
+}
+
 func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
@@ -29,14 +41,22 @@ func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 			fr.Status, fr.Worker, fr.Attempts, fr.RenderSeconds, fr.ObjectKey = farm.FrameCompleted, "node-a", 1, 4.5, farm.JobFramesPrefix(job.ID)+enginetest.FrameName(1)
 		})
 		f.SetFrame(job.ID, 2, func(fr *store.Frame) { fr.Status, fr.Worker, fr.Attempts = farm.FrameRendering, "node-a", 1 })
+		// node-b, live, runs the job's Blender and has a slot free.
+		now := time.Now()
+		if err := f.Store.RegisterWorker(f.Ctx, store.Worker{ID: "run-b", Name: "node-b", StartedAt: now, HeartbeatAt: now,
+			State: store.WorkerIdle, BlenderVersions: []string{"4.2.3"}, Slots: 1}); err != nil {
+			t.Fatal(err)
+		}
 
 		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 			t.Fatalf("reapOrphans: %v", err)
 		}
 
+		// Handed out again under generation 2, and given to node-b's free
+		// slot by the reaper's dispatch.
 		got := f.Task(held.ID)
-		if got.Status != store.TaskQueued || got.Generation != 2 || got.WorkerID != "" {
-			t.Errorf("reaped task = %s, generation %d, worker %q; want queued, generation 2, no worker", got.Status, got.Generation, got.WorkerID)
+		if got.Status != store.TaskQueued || got.Generation != 2 || got.WorkerID != "run-b" {
+			t.Errorf("reaped task = %s, generation %d, worker %q; want queued, generation 2, on run-b", got.Status, got.Generation, got.WorkerID)
 		}
 		wantFrames := map[int]farm.FrameStatus{
 			1: farm.FrameCompleted, // rendered: kept, not rendered again
@@ -64,9 +84,9 @@ func TestReaperHandsOutAgainTheChunkOfAWorkerThatStoppedBeating(t *testing.T) {
 		if args.TaskRef != want.TaskRef || !slices.Equal(args.Frames, want.Frames) {
 			t.Errorf("new River job args = %+v, want %+v", args, want)
 		}
-		// Still for the nodes of the job's Blender only.
-		if newest.State != "available" || newest.Queue != "render_4_2_3" || newest.MaxAttempts != enginetest.RenderAttempts {
-			t.Errorf("new River job = %s in queue %q with %d attempts; want available in %q with %d", newest.State, newest.Queue, newest.MaxAttempts, "render_4_2_3", enginetest.RenderAttempts)
+		// On node-b's own queue.
+		if newest.State != "available" || newest.Queue != engine.RenderQueue("run-b") || newest.MaxAttempts != enginetest.RenderAttempts {
+			t.Errorf("new River job = %s in queue %q with %d attempts; want available in %q with %d", newest.State, newest.Queue, newest.MaxAttempts, engine.RenderQueue("run-b"), enginetest.RenderAttempts)
 		}
 		if got.RiverJobID != newest.ID {
 			t.Errorf("task's River job = %d, want the new one %d (so that Cancel cancels it)", got.RiverJobID, newest.ID)
@@ -143,6 +163,7 @@ func TestReaperDecidesByTheHoldersHeartbeat(t *testing.T) {
 				task := f.Tasks(job.ID, store.TaskRender)[0]
 				f.ClaimAs(tt.hold(f, time.Now()), task)
 				f.SetFrame(job.ID, 1, func(fr *store.Frame) { fr.Status = farm.FrameRendering })
+				f.spareNode()
 
 				if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 					t.Fatalf("reapOrphans: %v", err)
@@ -152,9 +173,9 @@ func TestReaperDecidesByTheHoldersHeartbeat(t *testing.T) {
 				riverJobs := len(f.RiverJobs("render_chunk"))
 				frame1 := f.Frames(job.ID)[1].Status
 				if tt.wantHandout {
-					if got.Status != store.TaskQueued || got.Generation != 2 || riverJobs != 2 || frame1 != farm.FrameQueued {
-						t.Errorf("task %s generation %d, %d River jobs, frame 1 %s; want handed out: queued, generation 2, a second River job, frame 1 queued",
-							got.Status, got.Generation, riverJobs, frame1)
+					if got.Status != store.TaskQueued || got.WorkerID != "run-spare" || got.Generation != 2 || riverJobs != 2 || frame1 != farm.FrameQueued {
+						t.Errorf("task %s on %q generation %d, %d River jobs, frame 1 %s; want handed out to the spare node: queued, generation 2, a second River job, frame 1 queued",
+							got.Status, got.WorkerID, got.Generation, riverJobs, frame1)
 					}
 					return
 				}
@@ -229,6 +250,7 @@ func TestReaperHandsOutATaskWhoseRiverJobWasCancelledByHand(t *testing.T) {
 		if _, err := f.Engine.River().JobCancel(f.Ctx, cancelled.RiverJobID); err != nil {
 			t.Fatal(err)
 		}
+		f.spareNode()
 
 		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 			t.Fatalf("reapOrphans: %v", err)

@@ -96,6 +96,7 @@ func New(f Farm, opts Options) http.Handler {
 	m.Handle("GET "+BasePath+"/jobs/progress", a.authed(a.runningProgress))
 	m.Handle("GET "+BasePath+"/jobs/{id}", a.authed(a.getJob))
 	m.Handle("DELETE "+BasePath+"/jobs/{id}", a.authed(a.deleteJob))
+	m.Handle("PATCH "+BasePath+"/jobs/{id}", a.authed(a.updateJob))
 	m.Handle("POST "+BasePath+"/jobs/{id}/validate", a.authed(a.validate))
 	m.Handle("POST "+BasePath+"/jobs/{id}/render", a.authed(a.render))
 	m.Handle("POST "+BasePath+"/jobs/{id}/cancel", a.authed(a.cancel))

@@ -27,6 +27,10 @@ type Farm interface {
 	Resume(ctx context.Context, p farm.Principal, id string) (job *farm.Job, replay bool, err error)
 	// Retry renders again some frames of a job that ended.
 	Retry(ctx context.Context, p farm.Principal, id string, req farm.RetryRequest) (*farm.Job, error)
+	// SetPriority changes a job's priority (farm.MinPriority to
+	// farm.MaxPriority) at any status; its waiting chunks take it at the
+	// next dispatch.
+	SetPriority(ctx context.Context, p farm.Principal, id string, priority int) (*farm.Job, error)
 	// DeleteJob removes the input and outputs of a finished job and marks
 	// its output deleted; the job itself stays, for the workspace's history.
 	DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)

@@ -245,6 +245,29 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request, p farm.Principal) er
 	return writeJob(w, http.StatusOK, job)
 }
 
+// updateJob is PATCH /jobs/{id}: today, the job's priority.
+func (a *api) updateJob(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	const example = `{"priority": 80}`
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Priority *int `json:"priority"`
+	}
+	if err := a.decode(w, r, &req, example); err != nil {
+		return err
+	}
+	if req.Priority == nil {
+		return farm.InvalidField("priority", "is required: the job's new priority, from %d (lowest) to %d (highest), as in %s", farm.MinPriority, farm.MaxPriority, example)
+	}
+	job, err := a.farm.SetPriority(r.Context(), p, id, *req.Priority)
+	if err != nil {
+		return err
+	}
+	return writeJob(w, http.StatusOK, job)
+}
+
 func (a *api) deleteJob(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
 	id, err := jobID(r)
 	if err != nil {

@@ -181,6 +181,13 @@ func (f *fakeFarm) Retry(ctx context.Context, p farm.Principal, id string, req f
 	return f.job, nil
 }
 
+func (f *fakeFarm) SetPriority(ctx context.Context, p farm.Principal, id string, priority int) (*farm.Job, error) {
+	if err := f.record(call{"SetPriority", p, id, priority}); err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
 func (f *fakeFarm) DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error) {
 	if err := f.record(call{"DeleteJob", p, id, nil}); err != nil {
 		return nil, err

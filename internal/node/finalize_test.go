@@ -80,6 +80,7 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 			t.Fatal(err)
 		}
+		f.DispatchAll(job)
 		// The new holder renders only frame 2, under its own generation's key.
 		current := f.renderChunk(f.Task(first.ID))
 		if current.Generation == old.Generation {
@@ -377,6 +378,7 @@ func TestFinalizeZipsEveryFrameOnceAndMakesThePreview(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Render: %v", err)
 				}
+				f.DispatchAll(job)
 				f.renderImages(job.ID, tc.ext, images)
 
 				if err := f.finalize(job.ID); err != nil {

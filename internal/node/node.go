@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,6 +77,12 @@ type Config struct {
 	// MaxFailedChunks is how many of a job's chunks may fail, on any
 	// nodes, before the job fails (--max-failed-chunks).
 	MaxFailedChunks int
+	// Tags, GPUs and MemoryBytes are what the node offers chunks besides
+	// its Blenders: a chunk that requires tags, GPUs or memory is given
+	// only to a node that has them (see farm.Requirements).
+	Tags        []string
+	GPUs        []farm.GPU
+	MemoryBytes int64
 }
 
 // DefaultCacheBytes caps the inputs a node keeps from the bucket.
@@ -116,10 +123,9 @@ type Node struct {
 	// installs are the node's Blenders, oldest version first.
 	installs []Install
 	workerID string
-	// slots holds one token per chunk rendering now: River bounds the
-	// chunks of each Blender's queue alone, and the node's slots bound
-	// them all together.
-	slots chan struct{}
+	// stopping is set once the node was told to stop (Drain): the
+	// dispatcher gives it no more chunks.
+	stopping atomic.Bool
 
 	// inputs serialises preparing one job's input on this machine.
 	inputs sync.Map // job id -> *sync.Mutex
@@ -141,17 +147,26 @@ type Node struct {
 // engine. installs are the Blenders it runs, at least one, each of its
 // own version; the node closes them when it stops.
 //
-// Besides the render and control queues that every node works (chunks
-// and validations of no Blender in particular, and the finalizing, which
-// needs none), the node works each of its Blenders' own queues: a chunk,
-// or a validation routed to a Blender, reaches only the nodes that run it.
+// The node works the queue of the chunks given to it (engine.RenderQueue
+// of its run), the control queue every node works (validations of no
+// Blender in particular, and the finalizing, which needs none), and each
+// of its Blenders' control queues: a validation routed to a Blender
+// reaches only the nodes that run it.
 func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	if len(installs) == 0 {
 		return nil, errors.New("node: a node needs Blender")
 	}
-	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 || cfg.OutageTolerance <= 0 || cfg.DiskReserve < 0 || cfg.MaxFailedChunks < 1 {
-		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v), WorkerTimeout (%v), OutageTolerance (%v) and MaxFailedChunks (%d) must be positive, DiskReserve (%d) 0 or more; start from DefaultConfig",
-			cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout, cfg.OutageTolerance, cfg.MaxFailedChunks, cfg.DiskReserve)
+	if cfg.Slots < 1 || cfg.HeartbeatInterval <= 0 || cfg.WorkerTimeout <= 0 || cfg.OutageTolerance <= 0 || cfg.MaxFailedChunks < 1 || cfg.DiskReserve < 0 || cfg.MemoryBytes < 0 {
+		return nil, fmt.Errorf("node: Slots (%d), HeartbeatInterval (%v), WorkerTimeout (%v), OutageTolerance (%v) and MaxFailedChunks (%d) must be positive, DiskReserve (%d) and MemoryBytes (%d) 0 or more; start from DefaultConfig",
+			cfg.Slots, cfg.HeartbeatInterval, cfg.WorkerTimeout, cfg.OutageTolerance, cfg.MaxFailedChunks, cfg.DiskReserve, cfg.MemoryBytes)
+	}
+	tags, err := farm.NormalizeTags(cfg.Tags)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cfg.Tags = tags
+	if _, err := farm.ParseGPUs(farm.FormatGPUs(cfg.GPUs)); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	installs = slices.Clone(installs)
 	for _, in := range installs {
@@ -181,28 +196,25 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 		cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(),
 		installs:  installs,
 		workerID:  uuid.NewString(),
-		slots:     make(chan struct{}, cfg.Slots),
 		cache:     newInputCache(filepath.Join(cfg.WorkDir, "cache"), cfg.CacheBytes),
 		busyTasks: map[string]bool{},
 	}
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
 	n.releaseTask = n.store.ReleaseTask
-	queues := map[string]int{engine.QueueRender: cfg.Slots, engine.QueueControl: controlSlots}
+	// Chunks come on this run's own queue, as many at once as it has
+	// slots: the dispatcher gives it no more than that.
+	queues := map[string]int{engine.RenderQueue(n.workerID): cfg.Slots, engine.QueueControl: controlSlots}
 	for _, in := range installs {
-		render, err := engine.BlenderQueue(engine.QueueRender, in.Version)
-		if err != nil {
-			return nil, err
-		}
 		control, err := engine.BlenderQueue(engine.QueueControl, in.Version)
 		if err != nil {
 			return nil, err
 		}
-		queues[render], queues[control] = cfg.Slots, controlSlots
+		queues[control] = controlSlots
 	}
 	eng.Register(queues, func(w *river.Workers) {
 		river.AddWorker(w, n.validateWorker())
-		river.AddWorker[engine.RenderArgs](w, slotted[engine.RenderArgs]{taskWorker: n.renderWorker(), slots: n.slots})
+		river.AddWorker(w, n.renderWorker())
 		river.AddWorker(w, n.finalizeWorker())
 	})
 	return n, nil
@@ -246,13 +258,18 @@ func (n *Node) finalizeWorker() *taskWorker[engine.FinalizeArgs] {
 	return &taskWorker[engine.FinalizeArgs]{n: n, kind: store.TaskFinalize, start: newFinalizing}
 }
 
-// Start records this run of the node (a row in workers) and starts its
-// heartbeat. Start it before the engine, so that no task is claimed by a
-// run the farm does not know.
+// WorkerID is the id of this run of the node (its row in workers).
+func (n *Node) WorkerID() string { return n.workerID }
+
+// Start records this run of the node (a row in workers, with what it
+// offers chunks), starts its heartbeat, and takes the waiting chunks its
+// slots can: their River jobs wait on its queue until the engine starts.
+// Start it before the engine, so that no task is claimed by a run the
+// farm does not know.
 func (n *Node) Start(ctx context.Context) error {
 	now := time.Now()
 	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
-		BlenderVersions: n.BlenderVersions()})
+		BlenderVersions: n.BlenderVersions(), Slots: n.cfg.Slots, Tags: n.cfg.Tags, GPUs: n.cfg.GPUs, MemoryBytes: n.cfg.MemoryBytes})
 	if err != nil {
 		return err
 	}
@@ -260,19 +277,70 @@ func (n *Node) Start(ctx context.Context) error {
 	n.stopHeartbeat = cancel
 	n.heartbeatDone = make(chan struct{})
 	go n.heartbeatLoop(hbCtx)
+	n.fillSlots(ctx)
 	return nil
 }
 
-// Stop ends the node's warm Blenders and its heartbeat, and records that
-// it stopped. Stop the engine first, so that no task runs any more.
+// Drain tells the farm that the node stops: the dispatcher gives it no
+// more chunks, while the engine lets those it runs finish. Call it before
+// stopping the engine.
+func (n *Node) Drain(ctx context.Context) {
+	n.stopping.Store(true)
+	if err := n.store.Heartbeat(ctx, n.workerID, store.WorkerStopping, ""); err != nil {
+		n.log.Warn("could not record that the node stops; it may be given chunks it hands back", "err", err)
+	}
+}
+
+// Stop ends the node's warm Blenders and its heartbeat, hands the chunks
+// given to it that it did not start to other workers, and records that it
+// stopped. Stop the engine first, so that no task runs any more.
 func (n *Node) Stop() {
+	n.stopping.Store(true)
 	for _, in := range n.installs {
 		in.Blender.Close()
 	}
 	if n.stopHeartbeat != nil {
 		n.stopHeartbeat()
 		<-n.heartbeatDone
-		_ = n.store.Heartbeat(context.Background(), n.workerID, store.WorkerStopped, "")
+		ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+		defer cancel()
+		n.handBackQueued(ctx)
+		_ = n.store.Heartbeat(ctx, n.workerID, store.WorkerStopped, "")
+	}
+}
+
+// handBackQueued gives the chunks dispatched to this run that it never
+// started back to the dispatcher, and dispatches them to other workers:
+// their River jobs are on this run's queue, which nobody works once it
+// stopped. What it cannot hand back (the database is out) the reaper
+// finds, the run having stopped.
+func (n *Node) handBackQueued(ctx context.Context) {
+	queued, err := n.store.QueuedOn(ctx, n.workerID)
+	if err != nil {
+		n.log.Warn("could not list the chunks given to this node; the reaper hands them out", "err", err)
+		return
+	}
+	for _, t := range queued {
+		if err := n.engine.Requeue(ctx, t, "the worker stopped before it started the chunk; it is handed to another worker"); err != nil {
+			n.log.Warn("could not hand back a chunk as the worker stops; the reaper hands it out", "task", t.ID, "job", t.JobID, "err", err)
+		}
+	}
+	if len(queued) > 0 {
+		if _, err := n.engine.DispatchIdle(ctx); err != nil {
+			n.log.Warn("could not give the chunks handed back to other workers; the reaper does", "err", err)
+		}
+	}
+}
+
+// fillSlots gives this node's free slots the waiting chunks the farm's
+// rule picks, unless it is stopping. A failure is only logged: the
+// reaper's periodic dispatch makes up for it.
+func (n *Node) fillSlots(ctx context.Context) {
+	if n.stopping.Load() {
+		return
+	}
+	if _, err := n.engine.FillWorker(ctx, n.workerID); err != nil {
+		n.log.Warn("could not take waiting chunks; the next periodic dispatch gives them", "err", err)
 	}
 }
 
@@ -325,6 +393,9 @@ func (n *Node) beat(ctx context.Context) error {
 	state, current := store.WorkerIdle, ""
 	if len(ids) > 0 {
 		state, current = store.WorkerBusy, ids[0]
+	}
+	if n.stopping.Load() {
+		state = store.WorkerStopping
 	}
 	if err := n.store.Heartbeat(ctx, n.workerID, state, current); err != nil {
 		return err

@@ -321,8 +321,12 @@ func TestATaskLeftHeldByALiveWorkerIsHandedOutOnceItsRiverJobEnds(t *testing.T) 
 			t.Fatal(err)
 		}
 		got := f.Task(task.ID)
-		if got.Status != store.TaskQueued || got.Generation != 2 || f.RiverJobByID(got.RiverJobID).State != "available" {
-			t.Fatalf("task = %s at generation %d, River job %d; want handed out again with a live River job", got.Status, got.Generation, got.RiverJobID)
+		if got.Status != store.TaskWaiting || got.Generation != 2 {
+			t.Fatalf("task = %s at generation %d; want handed out again, waiting for a worker", got.Status, got.Generation)
+		}
+		f.DispatchAll(job)
+		if got = f.Task(task.ID); got.Status != store.TaskQueued || f.RiverJobByID(got.RiverJobID).State != "available" {
+			t.Fatalf("task = %s, River job %d; want given to a worker with a live River job", got.Status, got.RiverJobID)
 		}
 		if n := testutil.ToFloat64(f.metrics.StrandedTasks.WithLabelValues("completed")); n != 1 {
 			t.Errorf("renderfarm_stranded_tasks_total{river_state=completed} = %v, want 1", n)
@@ -374,6 +378,7 @@ func TestATaskThatPanicsOnEveryAttemptFailsItsJob(t *testing.T) {
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.RenderingJob(f.api, 2, 2)
 		task := f.Tasks(job.ID, store.TaskRender)[0]
+		f.RegisterWorker(f.node.workerID, "node-test", time.Now())
 		const panicked = "assignment to entry in nil map"
 		for attempt := 1; attempt <= enginetest.RenderAttempts; attempt++ {
 			f.blender.willRender(fakeRender{panics: panicked})
@@ -426,6 +431,7 @@ func TestAFrameBegunAgainCountsAnotherAttempt(t *testing.T) {
 			t.Fatalf("Work = %v, want the chunk handed back", err)
 		}
 
+		f.DispatchAll(job)
 		again := f.Ref(f.Task(ref.TaskID))
 		f.blender.willRender(fakeRender{saves: []int{2, 3}})
 		if err := f.renderWork(f.Ctx, again, 1, enginetest.RenderAttempts); err != nil {

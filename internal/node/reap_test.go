@@ -32,6 +32,7 @@ func TestAHolderGivenUpOnCanNoLongerWrite(t *testing.T) {
 		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 			t.Fatal(err)
 		}
+		f.DispatchAll(job)
 		current := f.Ref(f.Task(task.ID))
 		if current.Generation != 2 {
 			t.Fatalf("generation after reaping = %d, want 2", current.Generation)
@@ -153,6 +154,7 @@ func TestAHolderGivenUpOnCannotReplaceTheImageOfAFrame(t *testing.T) {
 		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
 			t.Fatal(err)
 		}
+		f.DispatchAll(job)
 		current := f.Ref(f.Task(task.ID))
 		f.claim(current)
 		if err := f.saveFrameImage(current, 1, 2, "image of generation 2"); err != nil {

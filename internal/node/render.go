@@ -59,12 +59,14 @@ func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
 	if job == nil || len(c.todo) == 0 {
 		return nil // the job no longer wants the chunk, or it is done
 	}
-	inst, routeTo, ok := c.n.chunkBlender(job)
+	inst, want, ok := c.n.chunkBlender(job)
 	if !ok {
-		// Only the nodes of the job's Blender work its queue; a chunk
-		// queued otherwise (before the job's Blender was recorded, say)
-		// goes there now.
-		return c.n.route(ctx, c.ref, routeTo)
+		// The dispatcher gives a chunk only to nodes that run its job's
+		// Blender; this node registered the Blenders it runs, so this is
+		// a fault of the farm's, which the chunk's attempts and failure
+		// report.
+		return fmt.Errorf("this render node (%s) does not run Blender %s, which the job renders with; it runs %s",
+			c.n.cfg.WorkerName, want, strings.Join(c.n.BlenderVersions(), ", "))
 	}
 	// Blender's frames need room: a disk below its reserve is waited for
 	// before Blender starts, not found by a failure half-way.
@@ -506,7 +508,7 @@ func (n *Node) endChunk(ctx context.Context, ref engine.TaskRef, renderErr error
 	if savedEveryFrame(renderErr) {
 		renderErr = nil
 	}
-	return n.finishTask(ctx, ref, chunkStatus(renderErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+	return n.finishTask(ctx, store.TaskRender, ref, chunkStatus(renderErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 		return n.recordChunk(ctx, tx, ref, current, renderErr)
 	})
 }
@@ -649,6 +651,11 @@ func settingsFor(fc *farm.FinalConfig) blender.Settings {
 		UseTiling:            fc.UseTiling,
 		TileSize:             fc.TileSize,
 		ColorManagement:      fc.ColorManagementPreset,
+	}
+	// A render on GPUs: the dispatcher gave the chunk only to a node with
+	// enough of them (farm.RequirementsOf).
+	if need := farm.RequirementsOf(fc); need.GPUType != "" {
+		s.ComputeDeviceType, s.GPUDevices = need.GPUType, need.GPUCount
 	}
 	if len(fc.Resolution) == 2 {
 		s.ResolutionX, s.ResolutionY = fc.Resolution[0], fc.Resolution[1]

@@ -40,22 +40,33 @@ type taskArgs interface {
 	Task() engine.TaskRef
 }
 
-// setAsideRetry is how soon a task a render node may not take (it is
-// sick, or blocked on the task's job) is offered again, to any node.
+// setAsideRetry is how soon a validation or a finalizing a render node
+// may not take (it is sick) is offered again, to any node.
 const setAsideRetry = 2 * time.Second
 
 // Work runs one attempt at the task, unless this node may not take it
-// (farm.MayTake): then the task is handed back, without spending an
-// attempt, for another node.
+// (farm.MayTake: it became sick, or blocked on the job, after the chunk
+// was given to it): then the task is handed back, without spending an
+// attempt, for another node. After a chunk, the node's slot takes the
+// next waiting chunk: in the transaction that finished the chunk, or,
+// when the attempt ended otherwise (canceled, handed back, not this
+// node's any more), here.
 func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
 	if ok, err := w.n.mayTake(ctx, w.kind, rj.Args.Task()); err != nil {
 		return err
 	} else if !ok {
+		if w.kind == store.TaskRender {
+			return w.n.passOn(ctx, rj.Args.Task())
+		}
+		// Validations and finalizings are on queues every node works.
 		return river.JobSnooze(setAsideRetry)
 	}
 	t := w.start(w.n, rj.Args)
 	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
 	t.done(recorded)
+	if w.kind == store.TaskRender && !recorded {
+		w.n.fillSlots(context.WithoutCancel(ctx))
+	}
 	return err
 }
 
@@ -220,7 +231,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 	}
 	err = w.persist(ctx, func(ctx context.Context) error {
 		recorded = false
-		return n.finishTask(ctx, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 			recorded = true
 			return t.record(ctx, tx, current, workErr)
 		})
@@ -241,9 +252,18 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // so that none waits on another in a cycle; the job's lock also makes the
 // last two chunks to end take turns. record is not called when the task
 // is no longer this holder's.
-func (n *Node) finishTask(ctx context.Context, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
+//
+// A chunk's slot is free once the chunk ends: in the same transaction the
+// dispatcher gives it the next waiting chunk (unless the node stops), so
+// that River starts it on this node's queue the moment this attempt
+// returns. That transaction takes the dispatcher's lock before the job's.
+func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
-	return n.store.InTx(ctx, func(tx *store.Tx) error {
+	inTx := n.store.InTx
+	if kind == store.TaskRender {
+		inTx = n.store.InDispatchTx
+	}
+	return inTx(ctx, func(tx *store.Tx) error {
 		current, err := tx.LockJob(ctx, "", ref.JobID)
 		if err != nil {
 			return err
@@ -251,7 +271,20 @@ func (n *Node) finishTask(ctx context.Context, ref engine.TaskRef, status store.
 		if ok, err := n.finish(ctx, tx, ref, status); !ok {
 			return err
 		}
-		return record(ctx, tx, current)
+		if err := record(ctx, tx, current); err != nil {
+			return err
+		}
+		if kind != store.TaskRender {
+			return nil
+		}
+		if err := tx.MarkServed(ctx, current.WorkspaceID, time.Now()); err != nil {
+			return err
+		}
+		if n.stopping.Load() {
+			return nil
+		}
+		_, err = n.engine.DispatchTo(ctx, tx, n.workerID)
+		return err
 	})
 }
 
@@ -315,6 +348,30 @@ func (n *Node) handBack(ctx context.Context, kind store.TaskKind, ref engine.Tas
 	if herr := n.engine.Requeue(hctx, t, "the worker stopped before the task was done; it is handed to another worker"); herr != nil {
 		n.log.Warn("could not hand back a task as the worker stops; the reaper will hand it out", "task", ref.TaskID, "job", ref.JobID, "err", herr)
 		return err
+	}
+	if kind == store.TaskRender {
+		// A chunk waits for the dispatcher again: another worker's free
+		// slot takes it now (this one is stopping).
+		if _, derr := n.engine.DispatchIdle(hctx); derr != nil {
+			n.log.Warn("could not give a chunk handed back to another worker; the reaper will", "task", ref.TaskID, "job", ref.JobID, "err", derr)
+		}
+	}
+	return nil
+}
+
+// passOn gives a chunk dispatched to this node, which it may no longer
+// take, back to the dispatcher: it waits again under a new generation,
+// and the dispatcher, which asks the same rule (farm.MayTake), gives it to
+// another node. No attempt is spent. What cannot be handed back now (the
+// database is out) is snoozed and asked about again.
+func (n *Node) passOn(ctx context.Context, ref engine.TaskRef) error {
+	t := store.Task{ID: ref.TaskID, JobID: ref.JobID, Kind: store.TaskRender, Generation: ref.Generation}
+	if err := n.engine.Requeue(ctx, t, "this render node may no longer take the job's chunks (sick, or blocked on the job); it is handed to another"); err != nil {
+		n.log.Warn("could not hand back a chunk this node may not take; trying again", "task", ref.TaskID, "job", ref.JobID, "err", err)
+		return river.JobSnooze(setAsideRetry)
+	}
+	if _, err := n.engine.DispatchIdle(context.WithoutCancel(ctx)); err != nil {
+		n.log.Warn("could not give a chunk handed back to another worker; the periodic dispatch will", "task", ref.TaskID, "job", ref.JobID, "err", err)
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -13,37 +11,11 @@ import (
 // A farm runs several Blender versions, and a node one or more of them.
 // Each job is given the farm's Blender that opens its file (the choice is
 // farm.ChooseBlender's, made by the node that validates it, or the render
-// request's pin), and its work goes to that version's River queues, which
-// only the nodes that run it work. A node that takes a validation whose
-// file needs a Blender it lacks routes the task to that Blender's queue;
-// while no live node runs it, the work waits there, and the job's
-// progress says why.
-
-// slotBusyRetry is how soon a chunk that found every slot of the node
-// busy is offered again (to any node of its Blender, this one included).
-const slotBusyRetry = time.Second
-
-// slotted is a River worker that holds one of the node's slots while it
-// works. River bounds the running jobs of each queue, and a node with
-// several Blenders works a render queue for each: without the slots, it
-// would render a chunk of every one of them at once. A job that finds no
-// slot free is snoozed, which does not count as an attempt, and so is
-// left to a node that has one.
-type slotted[A taskArgs] struct {
-	*taskWorker[A]
-	slots chan struct{}
-}
-
-// Work runs the job in a slot, or snoozes it when there is none.
-func (w slotted[A]) Work(ctx context.Context, rj *river.Job[A]) error {
-	select {
-	case w.slots <- struct{}{}:
-	default:
-		return river.JobSnooze(slotBusyRetry)
-	}
-	defer func() { <-w.slots }()
-	return w.taskWorker.Work(ctx, rj)
-}
+// request's pin). Its chunks are given only to nodes that run it (the
+// dispatcher matches it as one of a chunk's requirements); a node that
+// takes a validation whose file needs a Blender it lacks routes the task
+// to that Blender's control queue. While no live node runs it, the work
+// waits, and the job's progress says why.
 
 // farmBlenders are the Blender versions the farm offers now: those of its
 // live nodes, this one's among them even before its first heartbeat is

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
@@ -139,15 +138,23 @@ func TestAValidationNeedingABlenderThisNodeLacksIsRouted(t *testing.T) {
 	})
 }
 
-// TestAChunkOfAnotherBlenderIsRouted: a chunk whose job renders with a
-// Blender this node does not run (queued before the job's Blender had a
-// queue of its own, say) goes to that Blender's nodes, unrendered.
-func TestAChunkOfAnotherBlenderIsRouted(t *testing.T) {
+// TestAChunkGoesOnlyToANodeOfItsBlender: a chunk whose job renders with
+// a Blender this node does not run is never given to it; the dispatcher
+// gives it to the node that runs that Blender, on that node's own queue.
+func TestAChunkGoesOnlyToANodeOfItsBlender(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		f.liveWorker("node-45", "4.5.0")
+		if err := f.node.Start(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.node.Stop)
+		now := time.Now()
+		if err := f.Store.RegisterWorker(f.Ctx, store.Worker{ID: "run-of-node-45", Name: "node-45", StartedAt: now, HeartbeatAt: now,
+			State: store.WorkerIdle, BlenderVersions: []string{"4.5.0"}, Slots: 1}); err != nil {
+			t.Fatal(err)
+		}
 		job := f.ValidatedJob(f.api, 2)
-		cfg := enginetest.RenderConfig(0)
+		cfg := enginetest.RenderConfig(2)
 		pin := "4.5"
 		cfg.BlenderVersion = &pin
 		if _, _, err := f.api.Render(f.Ctx, f.P, job.ID, cfg); err != nil {
@@ -157,18 +164,14 @@ func TestAChunkOfAnotherBlenderIsRouted(t *testing.T) {
 		if task.BlenderVersion != "4.5.0" {
 			t.Fatalf("chunk's Blender = %q, want the pinned 4.5's 4.5.0", task.BlenderVersion)
 		}
-		if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
-			t.Fatalf("Work = %v, want the chunk handed on quietly", err)
+		if task.Status != store.TaskQueued || task.WorkerID != "run-of-node-45" {
+			t.Fatalf("chunk is %s on %q; want queued on the 4.5 node", task.Status, task.WorkerID)
 		}
-		after := f.Task(task.ID)
-		if after.Status != store.TaskQueued || after.Generation != 2 {
-			t.Errorf("task = %+v; want queued again under generation 2", after)
+		if rj := f.RiverJobByID(task.RiverJobID); rj.Queue != engine.RenderQueue("run-of-node-45") || !slices.Equal(f.RenderArgsOf(rj).Frames, []int{1, 2}) {
+			t.Errorf("River job in %q with frames %v; want the 4.5 node's queue with 1, 2", rj.Queue, f.RenderArgsOf(rj).Frames)
 		}
-		if rj := f.RiverJobByID(after.RiverJobID); rj.Queue != "render_4_5_0" || !slices.Equal(f.RenderArgsOf(rj).Frames, []int{1, 2}) {
-			t.Errorf("River job in %q with frames %v; want render_4_5_0 with 1, 2", rj.Queue, f.RenderArgsOf(rj).Frames)
-		}
-		if len(f.blender.rendered) != 0 {
-			t.Errorf("this node's Blender rendered %d chunks of a 4.5 job", len(f.blender.rendered))
+		if n, err := f.Engine.FillWorker(f.Ctx, f.node.WorkerID()); n != 0 || err != nil {
+			t.Errorf("FillWorker(this node) = %d, %v; want nothing for a node without Blender 4.5", n, err)
 		}
 	})
 }
@@ -197,8 +200,9 @@ func TestAChunksLogSaysWhichBlenderRenderedIt(t *testing.T) {
 	})
 }
 
-// TestEachBlendersQueuesAreWorked: a node works the render and control
-// queues of every Blender it runs, beside the shared ones.
+// TestEachBlendersQueuesAreWorked: a node works the queue of the chunks
+// given to it, and the control queues of every Blender it runs beside
+// the shared one.
 func TestEachBlendersQueuesAreWorked(t *testing.T) {
 	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
 		f := newFixtureOf(t, db, "3.4.1", "4.3.2")
@@ -207,44 +211,13 @@ func TestEachBlendersQueuesAreWorked(t *testing.T) {
 		}
 		// River's client refuses to add a queue it already works.
 		queues := f.Engine.River().Queues()
-		for _, name := range []string{"render", "control", "render_3_4_1", "control_3_4_1", "render_4_3_2", "control_4_3_2"} {
+		for _, name := range []string{engine.RenderQueue(f.node.WorkerID()), "control", "control_3_4_1", "control_4_3_2"} {
 			if err := queues.Add(name, river.QueueConfig{MaxWorkers: 1}); !errors.Is(err, &river.QueueAlreadyAddedError{}) {
 				t.Errorf("the node does not work queue %q (adding it: %v)", name, err)
 			}
 		}
 	})
 }
-
-// TestANodeWithEverySlotBusySnoozesAChunk: with its one slot rendering a
-// chunk of one Blender, a node leaves a chunk of its other Blender to
-// another node (or to itself in a moment) without using an attempt.
-func TestANodeWithEverySlotBusySnoozesAChunk(t *testing.T) {
-	t.Parallel()
-	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.RenderingJob(f.api, 1, 1)
-		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
-		w := slotted[engine.RenderArgs]{taskWorker: f.node.renderWorker(), slots: f.node.slots}
-		f.node.slots <- struct{}{} // the one slot renders another chunk
-		err := w.Work(f.Ctx, attemptOf(f.renderArgs(ref), 1, enginetest.RenderAttempts))
-		var snooze *rivertype.JobSnoozeError
-		if !errors.As(err, &snooze) || snooze.Duration != slotBusyRetry {
-			t.Fatalf("Work with every slot busy = %v, want a snooze of %v", err, slotBusyRetry)
-		}
-		if got := f.Task(ref.TaskID); got.Status != store.TaskQueued || got.WorkerID != "" {
-			t.Errorf("task = %+v, want untouched", got)
-		}
-		<-f.node.slots
-		f.blender.willRender(fakeRender{saves: []int{1}})
-		if err := w.Work(f.Ctx, attemptOf(f.renderArgs(ref), 1, enginetest.RenderAttempts)); err != nil {
-			t.Fatalf("Work with a slot free = %v", err)
-		}
-		if len(f.node.slots) != 0 {
-			t.Errorf("%d slots still taken after the chunk", len(f.node.slots))
-		}
-	})
-}
-
-var _ river.Worker[engine.RenderArgs] = slotted[engine.RenderArgs]{}
 
 func dirExists(path string) bool {
 	fi, err := os.Stat(path)

@@ -95,8 +95,8 @@ func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *tes
 			t.Fatalf("Work on attempt 1 = %v; want Blender's error, so that River retries", err)
 		}
 		task := f.Task(ref.TaskID)
-		if task.Status != store.TaskQueued || task.WorkerID != "" || task.Generation != ref.Generation {
-			t.Errorf("task after attempt 1 = %s held by %q, generation %d; want released for River's retry", task.Status, task.WorkerID, task.Generation)
+		if task.Status != store.TaskQueued || task.WorkerID != f.node.workerID || task.Generation != ref.Generation {
+			t.Errorf("task after attempt 1 = %s on %q, generation %d; want released for River's retry on this node's queue", task.Status, task.WorkerID, task.Generation)
 		}
 		if fr := f.Frames(job.ID)[2]; fr.Status != farm.FrameQueued || fr.Error != boom.Line || fr.Attempts != 1 {
 			t.Errorf("frame 2 after attempt 1 = %+v; want queued again, with Blender's line, after one attempt", fr)
@@ -189,8 +189,9 @@ func TestAChunkWhoseBlenderFailsAfterSavingEveryFrameIsDone(t *testing.T) {
 // TestAStoppingWorkerHandsItsChunkBack: a render cut short by the worker
 // stopping (or the job canceled) is never recorded as the job's failure,
 // even on its last attempt; the frames it stored stay, and the chunk goes
-// to another worker at once: a new generation, so nothing the stopping
-// holder still writes counts, and a new River job with every attempt.
+// to the dispatcher at once: a new generation, so nothing the stopping
+// holder still writes counts, waiting for another worker's free slot,
+// where it gets a new River job with every attempt.
 func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
@@ -209,10 +210,12 @@ func TestAStoppingWorkerHandsItsChunkBack(t *testing.T) {
 			t.Fatalf("Work = %v, want nil: the chunk is handed back, nothing is left for this River job", err)
 		}
 		task := f.Task(ref.TaskID)
-		if task.Status != store.TaskQueued || task.WorkerID != "" || task.Generation != ref.Generation+1 {
-			t.Errorf("task = %s held by %q at generation %d; want handed back at generation %d", task.Status, task.WorkerID, task.Generation, ref.Generation+1)
+		if task.Status != store.TaskWaiting || task.WorkerID != "" || task.RiverJobID != 0 || task.Generation != ref.Generation+1 {
+			t.Errorf("task = %s held by %q (River job %d) at generation %d; want waiting, handed back at generation %d", task.Status, task.WorkerID, task.RiverJobID, task.Generation, ref.Generation+1)
 		}
-		if rj := f.RiverJobByID(task.RiverJobID); rj.State != "available" || f.RenderArgsOf(rj).Generation != task.Generation {
+		other := f.DispatchAll(job)
+		task = f.Task(ref.TaskID)
+		if rj := f.RiverJobByID(task.RiverJobID); rj.State != "available" || rj.Queue != engine.RenderQueue(other) || f.RenderArgsOf(rj).Generation != task.Generation {
 			t.Errorf("the chunk's River job = %+v; want a new one, available, for the new generation", rj)
 		}
 		if after := f.Job(job.ID); after.Status != farm.StatusRendering || after.FailedReason != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -16,9 +17,17 @@ import (
 // Blenders.
 func (f *fixture) liveWorker(name string, versions ...string) {
 	f.T.Helper()
+	f.renderNode(store.Worker{Name: name, BlenderVersions: versions, Slots: 0})
+}
+
+// renderNode records a render node, alive and idle now, as w describes
+// it (its name, Blenders, slots, tags, GPUs, memory); its run's id is
+// "run-of-" and its name.
+func (f *fixture) renderNode(w store.Worker) {
+	f.T.Helper()
 	now := time.Now()
-	err := f.Store.RegisterWorker(f.Ctx, store.Worker{ID: "run-of-" + name, Name: name, StartedAt: now, HeartbeatAt: now,
-		State: store.WorkerIdle, BlenderVersions: versions})
+	w.ID, w.StartedAt, w.HeartbeatAt, w.State = "run-of-"+w.Name, now, now, store.WorkerIdle
+	err := f.Store.RegisterWorker(f.Ctx, w)
 	if err != nil {
 		f.T.Fatal(err)
 	}
@@ -47,7 +56,7 @@ func TestBlenderVersionsAreThoseOfTheLiveNodes(t *testing.T) {
 func TestRenderPinsABlenderTheLiveNodesOffer(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		f.liveWorker("node-a", "3.4.1", "4.3.2")
+		f.renderNode(store.Worker{Name: "node-a", BlenderVersions: []string{"3.4.1", "4.3.2"}, Slots: 2})
 		job := f.ValidatedJob(f.api, 4)
 
 		cfg := enginetest.RenderConfig(2)
@@ -71,8 +80,8 @@ func TestRenderPinsABlenderTheLiveNodesOffer(t *testing.T) {
 			t.Errorf("finalConfig.blenderVersion = %q, want 4.3.2", rendering.FinalConfig.BlenderVersion)
 		}
 		for _, task := range f.Tasks(job.ID, store.TaskRender) {
-			if rj := f.RiverJobByID(task.RiverJobID); task.BlenderVersion != "4.3.2" || rj.Queue != "render_4_3_2" {
-				t.Errorf("chunk %d for Blender %q in queue %q; want 4.3.2's", task.Chunk, task.BlenderVersion, rj.Queue)
+			if rj := f.RiverJobByID(task.RiverJobID); task.BlenderVersion != "4.3.2" || rj.Queue != engine.RenderQueue("run-of-node-a") {
+				t.Errorf("chunk %d for Blender %q in queue %q; want 4.3.2's, on node-a's queue", task.Chunk, task.BlenderVersion, rj.Queue)
 			}
 		}
 	})
@@ -85,7 +94,7 @@ func TestProgressSaysWhatAJobWaitsFor(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		f.liveWorker("node-a", "3.4.1")
-		job := f.RenderingJob(f.api, 4, 2) // validated by 4.2.3, which no live node runs
+		job := f.WaitingJob(f.api, 4, enginetest.RenderConfig(2)) // validated by 4.2.3, which no live node runs
 
 		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
 		if err != nil {

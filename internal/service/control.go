@@ -47,6 +47,10 @@ func (s *Service) Suspend(ctx context.Context, p farm.Principal, id string) (*fa
 	if err != nil {
 		return nil, false, err
 	}
+	if !replay {
+		// The slots its chunks held go to other jobs' waiting chunks.
+		s.dispatch(ctx)
+	}
 	return s.present(ctx, job), replay, nil
 }
 
@@ -95,10 +99,13 @@ func (s *Service) Resume(ctx context.Context, p farm.Principal, id string) (*far
 			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
 			return err
 		}
-		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(left, job.FinalConfig.ChunkSize), job.FinalConfig.BlenderVersion)
+		return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(left, job.FinalConfig.ChunkSize))
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if !replay {
+		s.dispatch(ctx)
 	}
 	return s.present(ctx, job), replay, nil
 }
@@ -169,10 +176,11 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 			return err
 		}
 		s.log.Info("retrying frames of a job", "job", job.ID, "frames", strings.Join(farm.CompactRanges(frames), ","))
-		return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, job.FinalConfig.ChunkSize), job.FinalConfig.BlenderVersion)
+		return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(frames, job.FinalConfig.ChunkSize))
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.dispatch(ctx)
 	return s.present(ctx, job), nil
 }

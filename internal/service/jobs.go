@@ -65,7 +65,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	now := time.Now().UTC()
 	job := &farm.Job{
 		ID: jobID, Status: farm.StatusCreated, WorkspaceID: p.WorkspaceID, UserID: p.KeyID,
-		CreatedAt: now, UpdatedAt: now, Slug: slug,
+		CreatedAt: now, UpdatedAt: now, Slug: slug, Priority: farm.DefaultPriority,
 		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
 	}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -152,9 +152,12 @@ func (s *Service) Validate(ctx context.Context, p farm.Principal, id string) (*f
 	return s.present(ctx, job), nil
 }
 
-// Render checks the request against the analysis, fixes the final
-// configuration and queues the job's chunks. A repeated request for a job
-// that already started answers the job as it is, with replay set.
+// Render checks the request against the analysis and the farm's
+// workers, fixes the final configuration and queues the job's chunks,
+// which wait for workers that can render them; once that is committed,
+// the idle workers' free slots take the chunks the farm's rule picks. A
+// repeated request for a job that already started answers the job as it
+// is, with replay set.
 func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (*farm.Job, bool, error) {
 	var job *farm.Job
 	replay := false
@@ -166,7 +169,11 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 	if err != nil {
 		return nil, false, err
 	}
-	caps := farm.WorkerCaps{ExpectedWorkers: expected, BlenderVersions: versionsOf(offers)}
+	workers, err := s.store.RegisteredWorkers(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	caps := farm.WorkerCaps{ExpectedWorkers: expected, BlenderVersions: versionsOf(offers), Workers: workers}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
@@ -193,19 +200,23 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 			return err
 		}
 		job.RequestedConfig, job.FinalConfig = cfg, final
+		if cfg.Priority != nil {
+			job.Priority = *cfg.Priority
+		}
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
 		}
-		// Every chunk goes to the render nodes that run the job's Blender;
-		// while none is live, they wait for one (progress says so).
+		// Every chunk waits for a worker that runs the job's Blender and
+		// has what the request asks for; while none is live, they wait
+		// (progress says so).
 		scouts := final.Scouts()
 		if scouts == nil {
-			return s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(frames, final.ChunkSize), final.BlenderVersion)
+			return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(frames, final.ChunkSize))
 		}
 		// The scout frames render first; the others are held, with no
 		// chunk, until the job is resumed (node.recordChunk suspends it
 		// once the scouts are done).
-		if err := s.engine.EnqueueChunks(ctx, tx, job.ID, farm.Chunks(scouts, final.ChunkSize), final.BlenderVersion); err != nil {
+		if err := s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(scouts, final.ChunkSize)); err != nil {
 			return err
 		}
 		now := time.Now().UTC()
@@ -222,7 +233,43 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 	if err != nil {
 		return nil, false, err
 	}
+	if !replay {
+		s.dispatch(ctx)
+	}
 	return s.present(ctx, job), replay, nil
+}
+
+// dispatch gives waiting chunks to the idle workers' free slots. The
+// request it follows is committed already, so a failure here is only
+// logged: the reaper's periodic dispatch gives the chunks out.
+func (s *Service) dispatch(ctx context.Context) {
+	if _, err := s.engine.DispatchIdle(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("could not give waiting chunks to idle workers; the next periodic dispatch will", "err", err)
+	}
+}
+
+// SetPriority changes a job's priority, at any status: its waiting
+// chunks take it at the next dispatch; its running chunks go on.
+func (s *Service) SetPriority(ctx context.Context, p farm.Principal, id string, priority int) (*farm.Job, error) {
+	if err := farm.CheckPriority("priority", priority); err != nil {
+		return nil, err
+	}
+	var job *farm.Job
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if job, err = s.loadJob(ctx, p, id, tx.LockJob); err != nil {
+			return err
+		}
+		job.Priority = priority
+		if err := tx.UpdateJob(ctx, job); err != nil {
+			return err
+		}
+		return tx.SetWaitingPriority(ctx, job.ID, priority)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.present(ctx, job), nil
 }
 
 // expectedWorkers is how many workers a new job's frames are spread over.
@@ -276,5 +323,7 @@ func (s *Service) Cancel(ctx context.Context, p farm.Principal, id string) (*far
 	if err != nil {
 		return nil, err
 	}
+	// The slots its chunks held, started or only given, take other work.
+	s.dispatch(ctx)
 	return s.present(ctx, job), nil
 }

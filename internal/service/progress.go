@@ -31,7 +31,7 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	}
 	pr := progressOf(id, read.Status, read.Frames)
 	pr.SuspendedReason = read.SuspendedReason
-	if pr.WaitingFor, err = s.waitingFor(ctx, id, read.Status, read.WaitingFor); err != nil {
+	if pr.WaitingFor, err = s.waitingFor(ctx, p.WorkspaceID, id, read.Status, read.WaitingFor); err != nil {
 		return nil, err
 	}
 	if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, id); err != nil {
@@ -68,10 +68,12 @@ func etaOfTheRest(pr *farm.Progress, workers int) *float64 {
 // waitingFor says what a running job's work waits for: a part of the
 // farm that is out, as its tasks recorded it (outage: "the bucket", "disk
 // space on node-a"), or else something the farm lacks: a live render node
-// with the Blender one of its tasks needs. The job does not fail for
-// either: the work resumes when the part is back, or when a node with
-// that Blender starts.
-func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Status, outage string) (string, error) {
+// with the Blender one of its tasks needs, or with the GPUs, memory or
+// tags its chunks need, or a slot within its workspace's limit of running
+// chunks. The job does not fail for any of them: the work resumes when
+// the part is back, when a node that has what it needs starts, or when
+// the workspace's other chunks end.
+func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, status farm.Status, outage string) (string, error) {
 	if outage != "" {
 		return outage, nil
 	}
@@ -81,19 +83,46 @@ func (s *Service) waitingFor(ctx context.Context, jobID string, status farm.Stat
 		return "", nil
 	}
 	awaited, err := s.store.BlenderVersionsAwaited(ctx, jobID)
-	if err != nil || len(awaited) == 0 {
-		return "", err
-	}
-	offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
 	if err != nil {
 		return "", err
 	}
-	offered := versionsOf(offers)
-	for _, v := range awaited {
-		if !slices.Contains(offered, v) {
-			return fmt.Sprintf("a render node with Blender %s: no live render node runs it (the farm offers %s); "+
-				"the job goes on when one starts with that Blender (--blender)", v, offeredNames(offered)), nil
+	if len(awaited) > 0 {
+		offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
+		if err != nil {
+			return "", err
 		}
+		offered := versionsOf(offers)
+		for _, v := range awaited {
+			if !slices.Contains(offered, v) {
+				return fmt.Sprintf("a render node with Blender %s: no live render node runs it (the farm offers %s); "+
+					"the job goes on when one starts with that Blender (--blender)", v, offeredNames(offered)), nil
+			}
+		}
+	}
+	need, waiting, found, err := s.store.ChunkNeeds(ctx, jobID)
+	if err != nil || !found || !waiting {
+		return "", err
+	}
+	workers, err := s.store.LiveWorkerOffers(ctx, s.liveSince())
+	if err != nil {
+		return "", err
+	}
+	if len(workers) > 0 && !slices.ContainsFunc(workers, func(w farm.WorkerOffer) bool { return w.Meets(need) }) {
+		beyond, with := need, ""
+		beyond.BlenderVersion = ""
+		if need.BlenderVersion != "" {
+			with = " (and Blender " + need.BlenderVersion + ")"
+		}
+		return fmt.Sprintf("a render node with %s%s: no live render node has them; "+
+			"the job goes on when one that does starts (renderfarm worker --gpu, --tags)", beyond, with), nil
+	}
+	limit, running, err := s.store.WorkspaceQuota(ctx, workspaceID)
+	if err != nil {
+		return "", err
+	}
+	if limit > 0 && running >= limit {
+		return fmt.Sprintf("a free render slot within its workspace's limit of %d running chunks (%d run now); "+
+			"the job goes on as the workspace's other chunks end", limit, running), nil
 	}
 	return s.waitingForTaker(ctx, jobID, awaited[0])
 }
@@ -151,7 +180,7 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 		if err != nil {
 			return nil, err
 		}
-		if pr.WaitingFor, err = s.waitingFor(ctx, job.ID, job.Status, outage); err != nil {
+		if pr.WaitingFor, err = s.waitingFor(ctx, job.WorkspaceID, job.ID, job.Status, outage); err != nil {
 			return nil, err
 		}
 		if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, job.ID); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -127,6 +128,8 @@ func TestRenderQueuesOneChunkPerChunkSizeFrames(t *testing.T) {
 			t.Run(fmt.Sprintf("%v in chunks of %d", tt.frameRanges, tt.chunkSize), func(t *testing.T) {
 				t.Parallel()
 				f := newFixture(t, db)
+				// A node of the job's Blender with a slot for every chunk.
+				f.renderNode(store.Worker{Name: "node-a", BlenderVersions: []string{"4.2.3"}, Slots: 10})
 				job := f.ValidatedJob(f.api, 10)
 
 				got, replay, err := f.api.Render(f.Ctx, f.P, job.ID, enginetest.RenderConfig(tt.chunkSize, tt.frameRanges...))
@@ -152,8 +155,9 @@ func TestRenderQueuesOneChunkPerChunkSizeFrames(t *testing.T) {
 				for i, task := range tasks {
 					want := tt.wantChunks[i]
 					wantFrames += len(want)
-					if task.Chunk != i || task.Status != store.TaskQueued || task.Generation != 1 || task.WorkerID != "" {
-						t.Errorf("task %d = chunk %d %s generation %d worker %q; want chunk %d queued at generation 1, unheld",
+					// Given to the idle node in the request itself.
+					if task.Chunk != i || task.Status != store.TaskQueued || task.Generation != 1 || task.WorkerID != "run-of-node-a" {
+						t.Errorf("task %d = chunk %d %s generation %d worker %q; want chunk %d queued at generation 1, on node-a",
 							i, task.Chunk, task.Status, task.Generation, task.WorkerID, i)
 					}
 					rj := f.RiverJobByID(task.RiverJobID)
@@ -161,11 +165,11 @@ func TestRenderQueuesOneChunkPerChunkSizeFrames(t *testing.T) {
 					if args.TaskRef != f.Ref(task) || !slices.Equal(args.Frames, want) {
 						t.Errorf("chunk %d River job args = %+v, want %+v with frames %v", i, args, f.Ref(task), want)
 					}
-					// The queue of the Blender that validated the file, which
-					// only the nodes that run it work.
-					if rj.State != "available" || rj.Queue != "render_4_2_3" || rj.MaxAttempts != enginetest.RenderAttempts || args.BlenderVersion != "4.2.3" {
+					// The queue of the node it was given to, which only that
+					// node works.
+					if rj.State != "available" || rj.Queue != engine.RenderQueue("run-of-node-a") || rj.MaxAttempts != enginetest.RenderAttempts || args.BlenderVersion != "4.2.3" {
 						t.Errorf("chunk %d River job = %s in %q with %d attempts for Blender %q; want available in %q with %d for 4.2.3",
-							i, rj.State, rj.Queue, rj.MaxAttempts, args.BlenderVersion, "render_4_2_3", enginetest.RenderAttempts)
+							i, rj.State, rj.Queue, rj.MaxAttempts, args.BlenderVersion, engine.RenderQueue("run-of-node-a"), enginetest.RenderAttempts)
 					}
 					if task.BlenderVersion != "4.2.3" {
 						t.Errorf("chunk %d's task needs Blender %q, want 4.2.3", i, task.BlenderVersion)
@@ -280,6 +284,7 @@ func TestARepeatedRenderRequestIsAReplayThatAddsNothing(t *testing.T) {
 func TestConcurrentRenderRequestsQueueTheChunksOnce(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.renderNode(store.Worker{Name: "node-a", BlenderVersions: []string{"4.2.3"}, Slots: 4})
 		job := f.ValidatedJob(f.api, 10)
 
 		const requests = 6

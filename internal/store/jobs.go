@@ -12,7 +12,7 @@ import (
 )
 
 const jobColumns = `id, workspace_id, user_id, slug, status, created_at, updated_at, normalized_seconds,
-	failed_reason, requested_config, final_config, analysis, analysis_id, scene_file, output_deleted, files, suspended_reason`
+	failed_reason, requested_config, final_config, analysis, analysis_id, scene_file, output_deleted, files, suspended_reason, priority`
 
 // InsertJob stores a new job.
 func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
@@ -20,7 +20,7 @@ func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
+	_, err = q.exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
 	if err != nil {
 		return fmt.Errorf("store job: %w", err)
 	}
@@ -37,7 +37,7 @@ func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
 	// cols[4:] are status onwards; id goes last for the WHERE.
 	args := append(cols[4:], j.ID)
 	res, err := q.exec(ctx, `UPDATE jobs SET status = ?, created_at = ?, updated_at = ?, normalized_seconds = ?,
-		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?, suspended_reason = ?
+		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?, suspended_reason = ?, priority = ?
 		WHERE id = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
@@ -174,7 +174,7 @@ func jobValues(j *farm.Job) ([]any, error) {
 		analysisID = *j.AnalysisID
 	}
 	return []any{j.ID, j.WorkspaceID, j.UserID, j.Slug, string(j.Status), j.CreatedAt.UTC(), j.UpdatedAt.UTC(), j.NormalizedSeconds,
-		failed, requested, final, analysis, analysisID, scene, j.Output.IsDeletedForClient, files, j.SuspendedReason}, nil
+		failed, requested, final, analysis, analysisID, scene, j.Output.IsDeletedForClient, files, j.SuspendedReason, j.Priority}, nil
 }
 
 // jsonOrNull encodes a pointer as JSON text, or NULL when it is nil.
@@ -213,7 +213,7 @@ func scanJob(row rowScanner) (*farm.Job, error) {
 		failed, requested, final, analysis, analysisID, scene, files sql.NullString
 	)
 	err := row.Scan(&j.ID, &j.WorkspaceID, &j.UserID, &j.Slug, &status, &j.CreatedAt, &j.UpdatedAt, &j.NormalizedSeconds,
-		&failed, &requested, &final, &analysis, &analysisID, &scene, &j.Output.IsDeletedForClient, &files, &j.SuspendedReason)
+		&failed, &requested, &final, &analysis, &analysisID, &scene, &j.Output.IsDeletedForClient, &files, &j.SuspendedReason, &j.Priority)
 	if err != nil {
 		return nil, err
 	}

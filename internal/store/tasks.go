@@ -27,10 +27,15 @@ const (
 // canceled. A running task may be released to queued (a passing failure,
 // retried by River under the same generation) or requeued (its holder was
 // given up on: a new generation).
+//
+// A render chunk starts waiting: it has no River job until the dispatcher
+// gives it to a worker run (DispatchTask), which makes it queued, on that
+// run's own River queue. Requeued, it waits again (ReturnToWaiting).
 type TaskStatus string
 
 // Task statuses.
 const (
+	TaskWaiting  TaskStatus = "waiting"
 	TaskQueued   TaskStatus = "queued"
 	TaskRunning  TaskStatus = "running"
 	TaskDone     TaskStatus = "done"
@@ -52,18 +57,27 @@ type Task struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	// BlenderVersion is the full version of the Blender the task must run
-	// on, such as "4.3.2": its River jobs go to that version's queue, which
-	// only render nodes with that Blender work. "" for a task any node
-	// takes (a validation not yet routed, a finalizing).
+	// on, such as "4.3.2": a validation's River jobs go to that version's
+	// queue, which only render nodes with that Blender work, and a chunk
+	// goes only to a worker that runs it (its Requirements say so too).
+	// "" for a task any node takes (a validation not yet routed, a
+	// finalizing).
 	BlenderVersion string
+	// WorkspaceID and Priority are the task's job's; Requirements is the
+	// key of what a chunk needs of a worker (farm.Requirements.Key). The
+	// dispatcher reads waiting chunks by them.
+	WorkspaceID  string
+	Priority     int
+	Requirements string
 }
 
-const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at, blender_version`
+const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at, blender_version, workspace_id, priority, requirements`
 
 // InsertTask stores a new task.
 func (q *Queries) InsertTask(ctx context.Context, t Task) error {
-	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC(), t.BlenderVersion)
+	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC(), t.BlenderVersion,
+		t.WorkspaceID, t.Priority, t.Requirements)
 	if err != nil {
 		return fmt.Errorf("store task: %w", err)
 	}
@@ -131,9 +145,13 @@ func (q *Queries) FinishTask(ctx context.Context, id string, generation int, sta
 // ReleaseTask puts a running task back in the queue under the same
 // generation, so that River's retry of the same job can claim it again.
 // A task that is no longer running at that generation is left as it is.
+// A chunk stays with its worker (worker_id): its River job is on that
+// worker's own queue, and its slot stays taken until the retry. Any node
+// may retry a validation or a finalizing, so those are held by none.
 func (q *Queries) ReleaseTask(ctx context.Context, id string, generation int) error {
-	_, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskQueued, now(), id, generation, TaskRunning)
+	_, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = CASE WHEN kind = ? THEN worker_id ELSE '' END, waiting_for = '', updated_at = ?
+		WHERE id = ? AND generation = ? AND status = ?`,
+		TaskQueued, TaskRender, now(), id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("release task: %w", err)
 	}
@@ -148,6 +166,23 @@ func (q *Queries) RequeueTask(ctx context.Context, id string, fromGeneration int
 		TaskQueued, now(), id, fromGeneration, TaskQueued, TaskRunning)
 	if err != nil {
 		return 0, fmt.Errorf("requeue task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrConflict
+	}
+	return fromGeneration + 1, nil
+}
+
+// ReturnToWaiting hands a chunk out again as RequeueTask does, under a
+// new generation, but to the dispatcher: it waits, with no worker and no
+// River job, for a worker with a free slot. A task that ended since the
+// caller looked stays ended: ErrConflict.
+func (q *Queries) ReturnToWaiting(ctx context.Context, id string, fromGeneration int) (int, error) {
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', waiting_for = '', river_job_id = NULL, generation = generation + 1, updated_at = ?
+		WHERE id = ? AND generation = ? AND status IN (?, ?, ?)`,
+		TaskWaiting, now(), id, fromGeneration, TaskWaiting, TaskQueued, TaskRunning)
+	if err != nil {
+		return 0, fmt.Errorf("return task to waiting: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return 0, ErrConflict
@@ -176,8 +211,8 @@ func (q *Queries) RouteTask(ctx context.Context, id string, fromGeneration int, 
 // still to do needs (its queued and running tasks'), oldest first, so that
 // progress can say when no live node has one.
 func (q *Queries) BlenderVersionsAwaited(ctx context.Context, jobID string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?) AND blender_version <> ''`,
-		jobID, TaskQueued, TaskRunning)
+	rows, err := q.query(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) AND blender_version <> ''`,
+		jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("blender versions of job %s: %w", jobID, err)
 	}
@@ -207,26 +242,30 @@ func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) (
 // CancelTasksOfJob marks every unfinished task of a job canceled and
 // returns them, so their River jobs can be canceled too.
 func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, error) {
-	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?)`, jobID, TaskQueued, TaskRunning)
+	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?, ?)`, jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, err
 	}
-	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE job_id = ? AND status IN (?, ?)`,
-		TaskCanceled, now(), jobID, TaskQueued, TaskRunning)
+	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE job_id = ? AND status IN (?, ?, ?)`,
+		TaskCanceled, now(), jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("cancel tasks: %w", err)
 	}
 	return tasks, nil
 }
 
-// OrphanedTasks lists running tasks whose worker is gone: its heartbeat is
-// older than staleBefore, it stopped, or it was declared gone. A worker
-// that stops hands back what it holds; what it could not (its database
-// was down as it stopped) is found here at once.
+// OrphanedTasks lists the tasks held by, or given to, a worker that is
+// gone: its heartbeat is older than staleBefore, it stopped, or it was
+// declared gone. Those are the running tasks and the chunks dispatched to
+// it that it had not started (their River jobs are on its own queue,
+// which nobody else works). A worker that stops hands back what it holds;
+// what it could not (its database was down as it stopped) is found here
+// at once.
 func (q *Queries) OrphanedTasks(ctx context.Context, staleBefore time.Time) ([]Task, error) {
 	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
 	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t LEFT JOIN workers w ON w.id = t.worker_id
-		WHERE t.status = ? AND (w.id IS NULL OR w.state IN (?, ?) OR w.heartbeat_at < ?)`, TaskRunning, WorkerGone, WorkerStopped, staleBefore.UTC())
+		WHERE (t.status = ? OR (t.status = ? AND t.kind = ? AND t.worker_id <> ''))
+		AND (w.id IS NULL OR w.state IN (?, ?) OR w.heartbeat_at < ?)`, TaskRunning, TaskQueued, TaskRender, WorkerGone, WorkerStopped, staleBefore.UTC())
 }
 
 // TouchTasks records that a worker run is working on the tasks it holds
@@ -289,7 +328,8 @@ func (q *Queries) StrandedTasks(ctx context.Context, idleSince time.Time) ([]Str
 		var st StrandedTask
 		var river sql.NullInt64
 		t := &st.Task
-		if err := rows.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion, &st.RiverState); err != nil {
+		if err := rows.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion,
+			&t.WorkspaceID, &t.Priority, &t.Requirements, &st.RiverState); err != nil {
 			return nil, fmt.Errorf("list stranded tasks: %w", err)
 		}
 		t.RiverJobID = river.Int64
@@ -319,7 +359,8 @@ func (q *Queries) queryTasks(ctx context.Context, query string, args ...any) ([]
 func scanTask(row rowScanner) (Task, error) {
 	var t Task
 	var river sql.NullInt64
-	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion)
+	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion,
+		&t.WorkspaceID, &t.Priority, &t.Requirements)
 	t.RiverJobID = river.Int64
 	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	return t, err

@@ -217,10 +217,12 @@ func TestReleaseTaskLetsTheSameGenerationClaimAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := getTask(t, s, "task-1")
-		if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 1 {
-			t.Errorf("after release: %+v, want queued, no worker, generation 1", got)
+		// The chunk stays with its worker: River's retry is on that
+		// worker's own queue, and the slot stays taken until then.
+		if got.Status != store.TaskQueued || got.WorkerID != "w-1" || got.Generation != 1 {
+			t.Errorf("after release: %+v, want queued, on w-1, generation 1", got)
 		}
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-2"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
 			t.Errorf("River's retry of the same job could not claim the released task: %v", err)
 		}
 	})
@@ -383,6 +385,10 @@ func registerWorker(t *testing.T, s *store.Store, id, name string, heartbeat tim
 	}
 }
 
+// TestOrphanedTasksAreRunningTasksWhoseWorkerIsGone: the tasks held by a
+// worker run that is gone, and the chunks given to one that it never
+// started (their River jobs wait on its own queue, which nobody else
+// works).
 func TestOrphanedTasksAreRunningTasksWhoseWorkerIsGone(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
@@ -425,7 +431,7 @@ func TestOrphanedTasksAreRunningTasksWhoseWorkerIsGone(t *testing.T) {
 			slices.Sort(ids)
 			return ids
 		}
-		want := []string{"on-just-stale", "on-old-run", "on-stale", "on-unknown"}
+		want := []string{"on-just-stale", "on-old-run", "on-stale", "on-unknown", "queued-was-stale"}
 		if got := orphans(); !slices.Equal(got, want) {
 			t.Errorf("OrphanedTasks = %q, want %q", got, want)
 		}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,9 +15,12 @@ import (
 
 // Worker states.
 const (
-	WorkerIdle    = "idle"
-	WorkerBusy    = "busy"
-	WorkerStopped = "stopped"
+	WorkerIdle = "idle"
+	WorkerBusy = "busy"
+	// WorkerStopping marks a run that received a stop: it finishes what
+	// it runs, and the dispatcher gives it nothing new.
+	WorkerStopping = "stopping"
+	WorkerStopped  = "stopped"
 	// WorkerGone marks a run that is known to be over (a newer run of the
 	// same name started), so its tasks are handed out at once.
 	WorkerGone = "gone"
@@ -32,6 +37,40 @@ type Worker struct {
 	// BlenderVersions are the full versions of the Blenders the run
 	// offers, such as 3.4.1 and 4.3.2.
 	BlenderVersions []string
+	// Slots is how many chunks the run renders at once; Tags, GPUs and
+	// MemoryBytes are what else it offers the chunks it takes.
+	Slots       int
+	Tags        []string
+	GPUs        []farm.GPU
+	MemoryBytes int64
+}
+
+// Offer is what the run offers the farm's chunks.
+func (w Worker) Offer() farm.WorkerOffer {
+	return farm.WorkerOffer{Name: w.Name, BlenderVersions: w.BlenderVersions, GPUs: w.GPUs, MemoryBytes: w.MemoryBytes, Tags: w.Tags}
+}
+
+const workerColumns = `id, name, started_at, heartbeat_at, state, current_task, blender_versions, slots, tags, gpus, memory_bytes`
+
+func scanWorker(row rowScanner) (Worker, error) {
+	var w Worker
+	var versions, tags, gpus string
+	if err := row.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask, &versions, &w.Slots, &tags, &gpus, &w.MemoryBytes); err != nil {
+		return w, err
+	}
+	w.BlenderVersions = splitVersions(versions)
+	var err error
+	if w.Tags, err = farm.ParseTags(tags); err != nil {
+		return w, fmt.Errorf("worker %s: %w", w.ID, err)
+	}
+	if w.GPUs, err = farm.ParseGPUs(gpus); err != nil {
+		return w, fmt.Errorf("worker %s: %w", w.ID, err)
+	}
+	if len(w.Tags) == 0 {
+		w.Tags = nil
+	}
+	w.StartedAt, w.HeartbeatAt = w.StartedAt.UTC(), w.HeartbeatAt.UTC()
+	return w, nil
 }
 
 // RegisterWorker records a new worker run and declares earlier runs of the
@@ -45,8 +84,17 @@ func (q *Queries) RegisterWorker(ctx context.Context, w Worker) error {
 			return fmt.Errorf("register worker: %q is not a Blender version", v)
 		}
 	}
-	_, err := q.exec(ctx, `INSERT INTO workers (id, name, started_at, heartbeat_at, state, current_task, blender_versions) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		w.ID, w.Name, w.StartedAt.UTC(), w.HeartbeatAt.UTC(), w.State, w.CurrentTask, strings.Join(w.BlenderVersions, ","))
+	tags, err := farm.NormalizeTags(w.Tags)
+	if err != nil {
+		return fmt.Errorf("register worker: %w", err)
+	}
+	gpus := farm.FormatGPUs(w.GPUs)
+	if _, err := farm.ParseGPUs(gpus); err != nil {
+		return fmt.Errorf("register worker: %w", err)
+	}
+	_, err = q.exec(ctx, `INSERT INTO workers (`+workerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		w.ID, w.Name, w.StartedAt.UTC(), w.HeartbeatAt.UTC(), w.State, w.CurrentTask, strings.Join(w.BlenderVersions, ","),
+		w.Slots, strings.Join(tags, ","), gpus, w.MemoryBytes)
 	if err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
@@ -70,20 +118,53 @@ func (q *Queries) LiveWorkers(ctx context.Context, since time.Time) (int, error)
 // ListWorkers lists the worker runs seen since the given time, newest
 // heartbeat first: what `renderfarm workers` shows.
 func (q *Queries) ListWorkers(ctx context.Context, since time.Time) ([]Worker, error) {
-	rows, err := q.query(ctx, `SELECT id, name, started_at, heartbeat_at, state, current_task, blender_versions FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, name`, since.UTC())
+	return q.queryWorkers(ctx, `SELECT `+workerColumns+` FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, name`, since.UTC())
+}
+
+// GetWorker finds a worker run by id.
+func (q *Queries) GetWorker(ctx context.Context, id string) (Worker, error) {
+	w, err := scanWorker(q.queryRow(ctx, `SELECT `+workerColumns+` FROM workers WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, ErrNotFound
+	}
+	return w, err
+}
+
+// RegisteredWorkers are the worker runs the farm knows of, online or not,
+// but for those a newer run of the same name replaced: what a render
+// request is checked against (farm.CheckSomeWorkerMeets).
+func (q *Queries) RegisteredWorkers(ctx context.Context) ([]farm.WorkerOffer, error) {
+	workers, err := q.queryWorkers(ctx, `SELECT `+workerColumns+` FROM workers WHERE state <> ?`, WorkerGone)
+	offers := make([]farm.WorkerOffer, len(workers))
+	for i, w := range workers {
+		offers[i] = w.Offer()
+	}
+	return offers, err
+}
+
+// LiveWorkerOffers are what the worker runs whose heartbeat is newer than
+// since offer: what a waiting chunk can be rendered by now.
+func (q *Queries) LiveWorkerOffers(ctx context.Context, since time.Time) ([]farm.WorkerOffer, error) {
+	workers, err := q.queryWorkers(ctx, `SELECT `+workerColumns+` FROM workers WHERE heartbeat_at >= ? AND state NOT IN (?, ?)`, since.UTC(), WorkerGone, WorkerStopped)
+	offers := make([]farm.WorkerOffer, len(workers))
+	for i, w := range workers {
+		offers[i] = w.Offer()
+	}
+	return offers, err
+}
+
+func (q *Queries) queryWorkers(ctx context.Context, query string, args ...any) ([]Worker, error) {
+	rows, err := q.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}
 	defer rows.Close()
 	var out []Worker
 	for rows.Next() {
-		var w Worker
-		var versions string
-		if err := rows.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask, &versions); err != nil {
-			return nil, err
+		w, err := scanWorker(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list workers: %w", err)
 		}
-		w.BlenderVersions = splitVersions(versions)
-		w.StartedAt, w.HeartbeatAt = w.StartedAt.UTC(), w.HeartbeatAt.UTC()
 		out = append(out, w)
 	}
 	return out, rows.Err()

@@ -97,6 +97,33 @@ def apply_tiling(scene, use_tiling, tile_size):
         assign(cycles, "tile_size", tile_size, "tileSize")
 
 
+def apply_device(scene, device_type, count):
+    """Render Cycles on count GPUs of device_type, through Cycles' preferences.
+
+    The node was started with --gpu saying it has them; a Blender that
+    sees fewer stops here, naming what it sees, rather than rendering on
+    the CPU behind the job's back.
+    """
+    if scene.render.engine != "CYCLES":
+        fail("computeDeviceType %s renders with Cycles only, and the scene's engine is %s" % (device_type, scene.render.engine))
+    addon = bpy.context.preferences.addons.get("cycles")
+    if addon is None:
+        fail("computeDeviceType %s: this Blender has no Cycles add-on" % device_type)
+    prefs = addon.preferences
+    assign(prefs, "compute_device_type", device_type, "computeDeviceType")
+    prefs.get_devices()
+    seen = [d for d in prefs.devices if d.type == device_type]
+    if len(seen) < count:
+        fail("computeDeviceType %s: Blender %s sees %d %s device(s) on this render node, and the job needs %d"
+             % (device_type, bpy.app.version_string, len(seen), device_type, count))
+    for device in prefs.devices:
+        device.use = False
+    for device in seen[:count]:
+        device.use = True
+    scene.cycles.device = "GPU"
+    note("device GPU: %d %s device(s)" % (count, device_type))
+
+
 def view_transform_for(settings, wanted):
     """The view transform asked for (None if there is none), and all there are.
 
@@ -189,6 +216,8 @@ def apply(scene, request):
         apply_denoising(scene, bool(s["denoising"]))
     if s.get("useTiling") is not None or s.get("tileSize"):
         apply_tiling(scene, s.get("useTiling"), s.get("tileSize"))
+    if s.get("computeDeviceType"):
+        apply_device(scene, s["computeDeviceType"], s.get("gpuDevices") or 1)
     apply_color_management(scene, s.get("colorManagement") or "")
     apply_output(scene, s, request["outputPath"])
 

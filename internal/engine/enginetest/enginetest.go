@@ -435,3 +435,33 @@ func ErrorCode(err error) string {
 
 // FrameName is the file name Blender gives a frame.
 func FrameName(frame int) string { return fmt.Sprintf("frame_%04d.png", frame) }
+
+// Replica is another process's engine on the farm's database: a store of
+// its own, opened on the same database, and an engine made on it (never
+// started), as a second `serve` replica or a render node has. Races
+// between processes are run with it.
+func (f *Farm) Replica() *engine.Engine {
+	f.T.Helper()
+	var st *store.Store
+	var err error
+	cfg := engine.DefaultConfig()
+	switch f.Store.Dialect() {
+	case store.DialectPostgres:
+		dsn := postgresDSNs.get(f.Store)
+		st, err = store.OpenPostgres(f.Ctx, dsn)
+		cfg.PostgresDSN = dsn
+	default:
+		st, err = store.OpenSQLite(f.Ctx, filepath.Join(f.Dir, "renderfarm.db"))
+	}
+	if err != nil {
+		f.T.Fatalf("open a replica's store: %v", err)
+	}
+	f.T.Cleanup(func() { st.Close() })
+	cfg.Store, cfg.Objects, cfg.RenderAttempts, cfg.Logger = st, f.Objects, RenderAttempts, discardLogger
+	e, err := engine.New(f.Ctx, cfg)
+	if err != nil {
+		f.T.Fatalf("a replica's engine: %v", err)
+	}
+	f.T.Cleanup(e.Close)
+	return e
+}

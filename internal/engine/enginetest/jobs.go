@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -63,15 +65,67 @@ func (f *Farm) ValidatedJob(api API, lastFrame int) *farm.Job {
 }
 
 // RenderingJob is a job of frames 1 to frames whose render request was
-// accepted in chunks of chunkSize: booting, its chunks queued.
+// accepted in chunks of chunkSize: booting, its chunks queued, each given
+// to a worker run of the job's own (DispatchAll), with its River job.
 func (f *Farm) RenderingJob(api API, frames, chunkSize int) *farm.Job {
 	f.T.Helper()
+	job := f.WaitingJob(api, frames, RenderConfig(chunkSize))
+	f.DispatchAll(job)
+	return job
+}
+
+// WaitingJob is a job of frames 1 to frames whose render request cfg was
+// accepted: booting, its chunks waiting for workers.
+func (f *Farm) WaitingJob(api API, frames int, cfg *farm.RenderConfig) *farm.Job {
+	f.T.Helper()
 	job := f.ValidatedJob(api, frames)
-	job, replay, err := api.Render(f.Ctx, f.P, job.ID, RenderConfig(chunkSize))
+	job, replay, err := api.Render(f.Ctx, f.P, job.ID, cfg)
 	if err != nil || replay {
 		f.T.Fatalf("Render = replay %v, %v; want a first request accepted", replay, err)
 	}
 	return job
+}
+
+// DispatchAll gives every waiting chunk of job to a worker run made for
+// it ("dispatch-…", a name of its own), live, offering what the job's
+// chunks need, with a slot for each, as the dispatcher gives chunks to
+// render nodes: the chunks are queued, each with its River job on that
+// run's queue, as they are before a node takes them. The run then takes
+// no more (it is stopping), so that another job's chunks go to a run of
+// their own. A node that claims one holds it as its own. It answers the
+// run's id.
+func (f *Farm) DispatchAll(job *farm.Job) string {
+	f.T.Helper()
+	need := farm.RequirementsOf(job.FinalConfig)
+	id := "dispatch-" + uuid.NewString()
+	now := time.Now()
+	w := store.Worker{ID: id, Name: id, StartedAt: now, HeartbeatAt: now, State: store.WorkerBusy, Slots: 1_000_000,
+		Tags: need.Tags, MemoryBytes: int64(need.MinimumRAMGiB) << 30}
+	if need.BlenderVersion != "" {
+		w.BlenderVersions = []string{need.BlenderVersion}
+	}
+	if need.GPUType != "" {
+		w.GPUs = []farm.GPU{{Type: need.GPUType, Count: need.GPUCount}}
+	}
+	if err := f.Store.RegisterWorker(f.Ctx, w); err != nil {
+		f.T.Fatalf("RegisterWorker(%s): %v", id, err)
+	}
+	err := f.Store.InDispatchTx(f.Ctx, func(tx *store.Tx) error {
+		_, err := f.Engine.DispatchTo(f.Ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		f.T.Fatalf("dispatch the chunks of job %s: %v", job.ID, err)
+	}
+	if err := f.Store.Heartbeat(f.Ctx, id, store.WorkerStopping, ""); err != nil {
+		f.T.Fatalf("close worker run %s: %v", id, err)
+	}
+	for _, t := range f.Tasks(job.ID, store.TaskRender) {
+		if t.Status == store.TaskWaiting {
+			f.T.Fatalf("chunk %d of job %s is %s on %q after DispatchAll; want queued on %s", t.Chunk, job.ID, t.Status, t.WorkerID, id)
+		}
+	}
+	return id
 }
 
 // Analysis is what validation would report for a file with one scene,

@@ -152,6 +152,11 @@ export class Api {
   retry(id, body, signal) {
     return this.request('POST', `/jobs/${encodeURIComponent(id)}/retry`, { body, signal });
   }
+
+  /** setPriority changes a job's priority, 0 (lowest) to 100 (highest). */
+  setPriority(id, priority, signal) {
+    return this.request('PATCH', `/jobs/${encodeURIComponent(id)}`, { body: { priority }, signal });
+  }
 }
 
 /**

@@ -59,6 +59,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   const samples = number('f-sampleCount', { min: '1' });
   const format = h('select', { id: 'f-outputFormat' }, outputFormats.map(([v, label]) => h('option', { value: v }, label)));
   const chunk = number('f-chunkSize', { min: '1', max: '1000', placeholder: 'Automatic' });
+  const priority = number('f-priority', { min: '0', max: '100', placeholder: '50' });
   // The farm's Blenders, filled in from GET /blender: the one that opened
   // the file first (sending nothing), then every other that can open it.
   const opened = analysis.renderBlenderVersion || analysis.blenderVersion;
@@ -101,6 +102,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     h('div', { class: 'field-row' },
       field('outputFormat', 'Output format', format),
       field('chunkSize', 'Frames per task', chunk, 'How many frames one Blender process renders. Empty: split evenly across the workers.')),
+    field('priority', 'Priority', priority, 'Among this workspace’s jobs, 0 (lowest) to 100 (highest); 50 when empty. It can be changed while the job waits.'),
     field('blenderVersion', 'Blender', blender, 'The farm’s Blender that renders the frames. A newer one may render the file differently.'),
     scoutField,
     h('p', { class: 'muted small' }, 'Color management: the file’s own (preset “default”).'),
@@ -156,6 +158,8 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     const k = num(chunk);
     if (k !== null) c.chunkSize = k;
     if (scout.checked) c.scoutFrames = 'auto';
+    const pr = num(priority);
+    if (pr !== null) c.priority = pr;
     if (blender.value) c.blenderVersion = blender.value;
     return c;
   }

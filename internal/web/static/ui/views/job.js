@@ -279,6 +279,36 @@ export function jobView(root, { api, signal, params, setConnection }) {
     return parts;
   }
 
+  // priorityForm changes the job's priority: its waiting chunks take it at
+  // the next free slot; chunks already rendering go on.
+  function priorityForm(job) {
+    const input = h('input', { type: 'number', id: 'priority-input', min: '0', max: '100', step: '1', value: String(job.priority ?? 50), required: true });
+    const status = h('span', { class: 'muted', id: 'priority-status', role: 'status' });
+    const form = h('form', { class: 'priority-form', id: 'priority-form' },
+      h('label', { for: 'priority-input', text: 'Priority' }),
+      input,
+      h('button', { type: 'submit', class: 'button', id: 'priority-save' }, 'Set'),
+      status,
+      h('p', { class: 'muted', text: 'Among this workspace’s jobs, 0 (lowest) to 100 (highest). Waiting frames take it at once; frames rendering go on.' }));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const button = form.querySelector('#priority-save');
+      button.disabled = true;
+      try {
+        const updated = await api.setPriority(id, Number(input.value), signal);
+        input.value = String(updated.priority);
+        status.textContent = `Priority ${updated.priority}`;
+        announce(`Priority set to ${updated.priority}`);
+      } catch (err) {
+        if (isAbort(err)) return;
+        status.textContent = err.message;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return form;
+  }
+
   function showSetup(job) {
     let scene = sceneCard(job.analysis, job.analysis.scenes.find((s) => s.name === job.analysis.activeScene) ?? job.analysis.scenes[0]);
     const findings = h('div', { class: 'stack' }, scene, blenderCard(job.analysis, job.sceneFile), filesCard(job.analysis));
@@ -334,7 +364,10 @@ export function jobView(root, { api, signal, params, setConnection }) {
         ['Output', c.outputFormat],
         ['Frames per task', String(c.chunkSize)],
         c.blenderVersion ? ['Blender', c.blenderVersion] : null,
-      ]));
+        c.gpuCount ? ['GPUs', `${c.gpuCount} × ${c.computeDeviceType}`] : null,
+        c.requiredTags?.length ? ['Workers tagged', c.requiredTags.join(', ')] : null,
+      ]),
+      priorityForm(job));
     const downloadsBody = h('div', { class: 'downloads-body' });
     const downloadsCard = h('section', { class: 'card', id: 'downloads-card', 'aria-labelledby': 'downloads-title' },
       h('h2', { id: 'downloads-title', text: 'Downloads' }),

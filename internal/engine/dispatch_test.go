@@ -1,0 +1,150 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/engine"
+	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// registerNode records a live render node of the fixtures' Blender with
+// slots render slots; its run's id is "run-" and name.
+func (f *fixture) registerNode(name string, slots int) string {
+	f.T.Helper()
+	now := time.Now()
+	w := store.Worker{ID: "run-" + name, Name: name, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
+		BlenderVersions: []string{"4.2.3"}, Slots: slots}
+	if err := f.Store.RegisterWorker(f.Ctx, w); err != nil {
+		f.T.Fatal(err)
+	}
+	return w.ID
+}
+
+// TestReplicasDispatchingAtOnceFillEachSlotOnce: three processes (this
+// one and two replicas, each with a store of its own) give waiting chunks
+// to the same nodes' free slots at once, several times each. No slot is
+// filled twice, no chunk is given twice, and every chunk given has
+// exactly one live River job, on its node's queue.
+func TestReplicasDispatchingAtOnceFillEachSlotOnce(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.WaitingJob(f.api, 40, enginetest.RenderConfig(1)) // no node yet: every chunk waits
+		slots := map[string]int{f.registerNode("node-a", 3): 3, f.registerNode("node-b", 2): 2, f.registerNode("node-c", 1): 1}
+
+		engines := []*engine.Engine{f.Engine, f.Replica(), f.Replica()}
+		var wg sync.WaitGroup
+		errs := make(chan error, 3*len(engines))
+		for _, e := range engines {
+			for range 3 {
+				wg.Go(func() {
+					if _, err := e.DispatchIdle(context.WithoutCancel(f.Ctx)); err != nil {
+						errs <- err
+					}
+				})
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("DispatchIdle: %v", err)
+		}
+
+		given := map[string]int{}
+		riverJobs := map[int64]bool{}
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if task.Status == store.TaskWaiting {
+				continue
+			}
+			given[task.WorkerID]++
+			if riverJobs[task.RiverJobID] {
+				t.Errorf("River job %d carries two chunks", task.RiverJobID)
+			}
+			riverJobs[task.RiverJobID] = true
+			if rj := f.RiverJobByID(task.RiverJobID); rj.Queue != engine.RenderQueue(task.WorkerID) || rj.State != "available" {
+				t.Errorf("chunk %d's River job is %s on %q, want available on its node's queue", task.Chunk, rj.State, rj.Queue)
+			}
+		}
+		if fmt.Sprint(given) != fmt.Sprint(slots) {
+			t.Errorf("chunks given by node = %v, want one per slot: %v", given, slots)
+		}
+		if n := len(f.RiverJobs("render_chunk")); n != 6 {
+			t.Errorf("%d render_chunk River jobs, want one for each of the 6 slots", n)
+		}
+		f.CheckTaskInvariant()
+	})
+}
+
+// TestAWorkerTheRuleRefusesIsPassedOver: the dispatcher asks the engine's
+// rule (SetWorkerMayTake) before it gives a worker a chunk; the chunks of
+// a job the rule refuses that worker wait, and the worker takes the next
+// job's, also when it is another workspace's.
+func TestAWorkerTheRuleRefusesIsPassedOver(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		blocked := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		own := f.P
+		ws, err := f.Store.EnsureWorkspace(f.Ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.P.WorkspaceID = ws.ID
+		other := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		f.P = own
+		f.Engine.SetWorkerMayTake(func(_ context.Context, _ *store.Tx, w store.Worker, chunk store.Task) (bool, error) {
+			return !(w.Name == "node-a" && chunk.JobID == blocked.ID), nil
+		})
+		node := f.registerNode("node-a", 2)
+		if n, err := f.Engine.FillWorker(f.Ctx, node); n != 2 || err != nil {
+			t.Fatalf("FillWorker = %d, %v; want its 2 slots filled", n, err)
+		}
+		for _, task := range f.Tasks(blocked.ID, store.TaskRender) {
+			if task.Status != store.TaskWaiting {
+				t.Errorf("chunk %d of the job node-a may not take is %s on %q, want waiting", task.Chunk, task.Status, task.WorkerID)
+			}
+		}
+		for _, task := range f.Tasks(other.ID, store.TaskRender) {
+			if task.Status != store.TaskQueued || task.WorkerID != node {
+				t.Errorf("chunk %d of the other job is %s on %q, want queued on node-a", task.Chunk, task.Status, task.WorkerID)
+			}
+		}
+	})
+}
+
+// TestADispatchPassesOverAtMostSixteenChunksForOneSlot: the chunks the
+// worker rule refuses are bounded per slot (engine.MaxPassedOver), so
+// that a slot never holds the dispatcher's lock for long: with 16 refused
+// jobs before an allowed one the slot takes the allowed one; with 17, it
+// takes nothing this time.
+func TestADispatchPassesOverAtMostSixteenChunksForOneSlot(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		for _, refused := range []int{engine.MaxPassedOver, engine.MaxPassedOver + 1} {
+			f := newFixture(t, db)
+			blocked := map[string]bool{}
+			for range refused {
+				blocked[f.WaitingJob(f.api, 1, enginetest.RenderConfig(1)).ID] = true
+			}
+			allowed := f.WaitingJob(f.api, 1, enginetest.RenderConfig(1))
+			f.Engine.SetWorkerMayTake(func(_ context.Context, _ *store.Tx, _ store.Worker, chunk store.Task) (bool, error) {
+				return !blocked[chunk.JobID], nil
+			})
+			node := f.registerNode("node-a", 1)
+			n, err := f.Engine.FillWorker(f.Ctx, node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if refused > engine.MaxPassedOver {
+				want = 0
+			}
+			if n != want || (want == 1 && f.Tasks(allowed.ID, store.TaskRender)[0].WorkerID != node) {
+				t.Errorf("with %d refused jobs first, the slot took %d chunks; want %d", refused, n, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,324 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// The dispatcher's reads and writes (package engine decides with them).
+// A render chunk waits in tasks until it is given to a worker run; each
+// read here is a few steps down one of the indexes of migration 0011,
+// however many chunks wait, and the statuses in the queries are written
+// out as those indexes' conditions are, so that both databases use them.
+
+// dispatchLock is the PostgreSQL advisory lock key that serialises the
+// dispatcher (see InDispatchTx).
+const dispatchLock int64 = 0x6469737061746368 // "dispatch"
+
+// InDispatchTx runs fn in a transaction that may give chunks to workers
+// (package engine's dispatch): on PostgreSQL it takes the dispatcher's
+// advisory lock first, so that no two replicas or workers count the same
+// free slot or take the same waiting chunk at once; on SQLite every
+// transaction already runs alone. The lock is taken before any row lock,
+// and every transaction that dispatches takes it first, so that none
+// waits for a row while holding it against another that waits for it.
+// It is released when the transaction ends.
+func (s *Store) InDispatchTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		if s.dialect == DialectPostgres {
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, dispatchLock); err != nil {
+				return fmt.Errorf("take the dispatcher's lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// WorkerSlots is a worker run with how many of its render slots are free:
+// its slots less the chunks given to it, started or not.
+type WorkerSlots struct {
+	Worker
+	Free int
+}
+
+// dispatchedTo counts the chunks given to a worker run and not ended.
+const dispatchedTo = `(SELECT COUNT(*) FROM tasks d WHERE d.worker_id = w.id AND d.kind = 'render' AND d.status IN ('queued', 'running'))`
+
+// FreeSlotsOf reads a worker run and its free slots. A run that is not
+// idle or busy (stopping, stopped, gone) has none.
+func (q *Queries) FreeSlotsOf(ctx context.Context, workerID string) (WorkerSlots, error) {
+	cols := "w." + strings.ReplaceAll(workerColumns, ", ", ", w.")
+	var ws WorkerSlots
+	var dispatched int
+	row := q.queryRow(ctx, `SELECT `+cols+`, `+dispatchedTo+` FROM workers w WHERE w.id = ?`, workerID)
+	w, err := scanWorker(scanAlso{row, &dispatched})
+	if errors.Is(err, sql.ErrNoRows) {
+		return ws, ErrNotFound
+	}
+	if err != nil {
+		return ws, fmt.Errorf("free slots of worker %s: %w", workerID, err)
+	}
+	ws.Worker = w
+	if w.State == WorkerIdle || w.State == WorkerBusy {
+		ws.Free = max(0, w.Slots-dispatched)
+	}
+	return ws, nil
+}
+
+// WorkersWithFreeSlots lists the live worker runs (idle or busy, a
+// heartbeat since liveSince) that have a free render slot.
+func (q *Queries) WorkersWithFreeSlots(ctx context.Context, liveSince time.Time) ([]WorkerSlots, error) {
+	cols := "w." + strings.ReplaceAll(workerColumns, ", ", ", w.")
+	rows, err := q.query(ctx, `SELECT `+cols+`, `+dispatchedTo+` FROM workers w
+		WHERE w.state IN (?, ?) AND w.heartbeat_at >= ? AND w.slots > 0 ORDER BY w.id`, WorkerIdle, WorkerBusy, liveSince.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("list workers with free slots: %w", err)
+	}
+	defer rows.Close()
+	var out []WorkerSlots
+	for rows.Next() {
+		var dispatched int
+		w, err := scanWorker(scanAlso{rows, &dispatched})
+		if err != nil {
+			return nil, fmt.Errorf("list workers with free slots: %w", err)
+		}
+		if free := w.Slots - dispatched; free > 0 {
+			out = append(out, WorkerSlots{Worker: w, Free: free})
+		}
+	}
+	return out, rows.Err()
+}
+
+// scanAlso scans a row's first columns with the scanner that asks for
+// them, and the columns after them into extra.
+type scanAlso struct {
+	row   rowScanner
+	extra *int
+}
+
+func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.extra)...) }
+
+// EnsureRequirements records a set of requirements chunks are queued
+// with, if it is new.
+func (q *Queries) EnsureRequirements(ctx context.Context, r farm.Requirements) error {
+	_, err := q.exec(ctx, `INSERT INTO requirements (key, blender_version, gpu_type, gpu_count, minimum_ram_gib, tags) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`, r.Key(), r.BlenderVersion, r.GPUType, r.GPUCount, r.MinimumRAMGiB, strings.Join(r.Tags, ","))
+	if err != nil {
+		return fmt.Errorf("record requirements %q: %w", r.Key(), err)
+	}
+	return nil
+}
+
+// AllRequirements lists every set of requirements chunks were ever queued
+// with: a few rows.
+func (q *Queries) AllRequirements(ctx context.Context) ([]farm.Requirements, error) {
+	rows, err := q.query(ctx, `SELECT blender_version, gpu_type, gpu_count, minimum_ram_gib, tags FROM requirements`)
+	if err != nil {
+		return nil, fmt.Errorf("list requirements: %w", err)
+	}
+	defer rows.Close()
+	var out []farm.Requirements
+	for rows.Next() {
+		var r farm.Requirements
+		var tags string
+		if err := rows.Scan(&r.BlenderVersion, &r.GPUType, &r.GPUCount, &r.MinimumRAMGiB, &tags); err != nil {
+			return nil, fmt.Errorf("list requirements: %w", err)
+		}
+		if r.Tags, err = farm.ParseTags(tags); err != nil {
+			return nil, fmt.Errorf("list requirements: %w", err)
+		}
+		if len(r.Tags) == 0 {
+			r.Tags = nil
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// WaitingShares lists the workspaces that have chunks waiting with one of
+// the requirements of keys, each with its share of the farm as
+// farm.NextWorkspace weighs it.
+func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.WorkspaceShare, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
+			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
+			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
+		FROM workspaces ws
+		WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.workspace_id = ws.id AND t.status = 'waiting' AND t.requirements IN (?`+strings.Repeat(", ?", len(keys)-1)+`))`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
+	}
+	defer rows.Close()
+	var out []farm.WorkspaceShare
+	for rows.Next() {
+		var s farm.WorkspaceShare
+		var lastServed, oldestWaiting anyTime
+		if err := rows.Scan(&s.ID, &s.Weight, &s.MaxRunning, &lastServed, &s.Running, &oldestWaiting); err != nil {
+			return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
+		}
+		// It has waited since it was last served (a chunk of its started
+		// or ended), or since its oldest chunk began waiting if that was
+		// later.
+		s.WaitingSince = oldestWaiting.Time
+		if lastServed.Time.After(s.WaitingSince) {
+			s.WaitingSince = lastServed.Time
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// anyTime scans a time that SQLite returns as text where the column's
+// type is lost (an aggregate's), and PostgreSQL as a time; NULL is the
+// zero time.
+type anyTime struct{ time.Time }
+
+// sqliteTimeLayouts are how the SQLite driver writes times (Time.String)
+// and the layouts it reads.
+var sqliteTimeLayouts = []string{"2006-01-02 15:04:05.999999999 -0700 MST", "2006-01-02 15:04:05.999999999-07:00", "2006-01-02T15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999"}
+
+func (t *anyTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		t.Time = time.Time{}
+		return nil
+	case time.Time:
+		t.Time = v.UTC()
+		return nil
+	case []byte:
+		return t.Scan(string(v))
+	case string:
+		for _, layout := range sqliteTimeLayouts {
+			if p, err := time.Parse(layout, v); err == nil {
+				t.Time = p.UTC()
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not a time", v)
+	}
+	return fmt.Errorf("%T is not a time", v)
+}
+
+// NextWaitingChunk finds a workspace's waiting chunk to give a worker
+// that meets the requirements of keys: of the highest priority, then of
+// the job whose render was requested first, then the lowest chunk, of no
+// job in passOver. Each set of requirements is one read down the waiting
+// chunks' index. ErrNotFound when there is none.
+func (q *Queries) NextWaitingChunk(ctx context.Context, workspaceID string, keys, passOver []string) (Task, error) {
+	notIn := ""
+	for range passOver {
+		notIn += " AND job_id <> ?"
+	}
+	var best Task
+	found := false
+	for _, key := range keys {
+		args := []any{workspaceID, key}
+		for _, j := range passOver {
+			args = append(args, j)
+		}
+		t, err := scanTask(q.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks
+			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ?`+notIn+`
+			ORDER BY priority DESC, created_at, job_id, chunk LIMIT 1`, args...))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return Task{}, fmt.Errorf("next waiting chunk: %w", err)
+		}
+		if !found || before(t, best) {
+			best, found = t, true
+		}
+	}
+	if !found {
+		return Task{}, ErrNotFound
+	}
+	return best, nil
+}
+
+// before is the order of waiting chunks: NextWaitingChunk's.
+func before(a, b Task) bool {
+	switch {
+	case a.Priority != b.Priority:
+		return a.Priority > b.Priority
+	case !a.CreatedAt.Equal(b.CreatedAt):
+		return a.CreatedAt.Before(b.CreatedAt)
+	case a.JobID != b.JobID:
+		return a.JobID < b.JobID
+	}
+	return a.Chunk < b.Chunk
+}
+
+// DispatchTask gives a waiting chunk to a worker run: queued, for the
+// River job the caller inserts on that run's queue. ErrConflict if it no
+// longer waits at that generation.
+func (q *Queries) DispatchTask(ctx context.Context, id string, generation int, workerID string) error {
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskQueued, workerID, now(), id, generation, TaskWaiting)
+	if err != nil {
+		return fmt.Errorf("dispatch task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// MarkServed records that a workspace was served at at: one of its
+// chunks was given a worker, or ended. It waits from then on
+// (farm.WorkspaceShare.WaitingSince), so that of two workspaces with
+// as few running chunks per weight, a slot freed by one's chunk goes to
+// the other.
+func (q *Queries) MarkServed(ctx context.Context, workspaceID string, at time.Time) error {
+	if _, err := q.exec(ctx, `UPDATE workspaces SET last_served_at = ? WHERE id = ?`, at.UTC(), workspaceID); err != nil {
+		return fmt.Errorf("record a dispatch: %w", err)
+	}
+	return nil
+}
+
+// QueuedOn lists the chunks given to a worker run that it has not
+// started: what it hands back as it stops.
+func (q *Queries) QueuedOn(ctx context.Context, workerID string) ([]Task, error) {
+	return q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE status = ? AND worker_id = ? AND kind = ?`, TaskQueued, workerID, TaskRender)
+}
+
+// SetWaitingPriority gives a job's waiting chunks its new priority; those
+// given to workers keep running.
+func (q *Queries) SetWaitingPriority(ctx context.Context, jobID string, priority int) error {
+	if _, err := q.exec(ctx, `UPDATE tasks SET priority = ? WHERE job_id = ? AND status = ?`, priority, jobID, TaskWaiting); err != nil {
+		return fmt.Errorf("set the priority of job %s's chunks: %w", jobID, err)
+	}
+	return nil
+}
+
+// ChunkNeeds is what a job's chunks need of a worker (all of a job's
+// chunks need the same), and whether any of them waits for one. found is
+// false for a job without chunks.
+func (q *Queries) ChunkNeeds(ctx context.Context, jobID string) (need farm.Requirements, waiting, found bool, err error) {
+	var tags string
+	err = q.queryRow(ctx, `SELECT r.blender_version, r.gpu_type, r.gpu_count, r.minimum_ram_gib, r.tags,
+			EXISTS (SELECT 1 FROM tasks w WHERE w.job_id = ? AND w.kind = ? AND w.status = ?)
+		FROM requirements r WHERE r.key = (SELECT t.requirements FROM tasks t WHERE t.job_id = ? AND t.kind = ? LIMIT 1)`,
+		jobID, TaskRender, TaskWaiting, jobID, TaskRender).Scan(&need.BlenderVersion, &need.GPUType, &need.GPUCount, &need.MinimumRAMGiB, &tags, &waiting)
+	if errors.Is(err, sql.ErrNoRows) {
+		return need, false, false, nil
+	}
+	if err != nil {
+		return need, false, false, fmt.Errorf("what job %s's chunks need: %w", jobID, err)
+	}
+	if need.Tags, err = farm.ParseTags(tags); err != nil {
+		return need, false, false, err
+	}
+	return need, waiting, true, nil
+}

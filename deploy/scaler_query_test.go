@@ -13,8 +13,8 @@ import (
 // TestPostgresScalerQueryCountsTheWorkThatWaits runs the KEDA PostgreSQL
 // trigger's query from values.yaml on a farm database of the current
 // schema, and checks it counts what the renderfarm_tasks gauge (and so
-// the Prometheus trigger) counts: queued and running tasks of every
-// kind, nothing finished. A change to the tasks table that breaks the
+// the Prometheus trigger) counts: waiting, queued and running tasks of
+// every kind, nothing finished. A change to the tasks table that breaks the
 // query fails here.
 func TestPostgresScalerQueryCountsTheWorkThatWaits(t *testing.T) {
 	values, err := readValues()
@@ -56,7 +56,7 @@ func TestPostgresScalerQueryCountsTheWorkThatWaits(t *testing.T) {
 		kind   store.TaskKind
 		status store.TaskStatus
 	}{
-		{store.TaskRender, store.TaskQueued}, {store.TaskRender, store.TaskQueued}, {store.TaskRender, store.TaskRunning},
+		{store.TaskRender, store.TaskWaiting}, {store.TaskRender, store.TaskQueued}, {store.TaskRender, store.TaskRunning},
 		{store.TaskValidate, store.TaskQueued}, {store.TaskFinalize, store.TaskRunning},
 		{store.TaskRender, store.TaskDone}, {store.TaskRender, store.TaskFailed}, {store.TaskRender, store.TaskCanceled},
 	} {
@@ -78,6 +78,6 @@ func TestPostgresScalerQueryCountsTheWorkThatWaits(t *testing.T) {
 		gauge += n
 	}
 	if n := count(); n != 5 || n != gauge {
-		t.Errorf("the scaler's query counts %d tasks, renderfarm_tasks %d; want 5 for both (3 queued, 2 running)", n, gauge)
+		t.Errorf("the scaler's query counts %d tasks, renderfarm_tasks %d; want 5 for both (1 waiting, 2 queued, 2 running)", n, gauge)
 	}
 }

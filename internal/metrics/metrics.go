@@ -149,7 +149,7 @@ var (
 	queueDesc   = prometheus.NewDesc("renderfarm_queue_depth", "River jobs waiting to run, by queue.", []string{"queue"}, nil)
 	workersDesc = prometheus.NewDesc("renderfarm_workers", "Render workers whose heartbeat is recent.", nil, nil)
 	tasksDesc   = prometheus.NewDesc("renderfarm_tasks",
-		"Unfinished tasks by kind (validate, render, finalize) and status: queued (waiting for a worker) or running. Waiting chunks: kind=\"render\", status=\"queued\".",
+		"Unfinished tasks by kind (validate, render, finalize) and status: waiting (a chunk no worker has been given yet), queued (given to a worker, or a validation or finalizing waiting for one) or running. Chunks waiting for a free slot: kind=\"render\", status=\"waiting\".",
 		[]string{"kind", "status"}, nil)
 	workerStatesDesc = prometheus.NewDesc("renderfarm_workers_by_state",
 		"Worker runs by state: idle and busy (heard from within the worker timeout), dead (silent for longer, neither stopped nor gone, within the last hour).",
@@ -161,10 +161,11 @@ var (
 // alert finds 0 rather than no series.
 var (
 	taskKinds    = []store.TaskKind{store.TaskValidate, store.TaskRender, store.TaskFinalize}
-	taskStatuses = []store.TaskStatus{store.TaskQueued, store.TaskRunning}
+	taskStatuses = []store.TaskStatus{store.TaskWaiting, store.TaskQueued, store.TaskRunning}
 	workerStates = []string{store.WorkerIdle, store.WorkerBusy, store.WorkerDead}
-	// The River queues every farm has (a Blender version's own queues,
-	// such as render_4_3_2, appear while they hold work).
+	// The River queues every farm has ("render" stands for every worker
+	// run's own queue; a Blender version's own validation queues, such as
+	// control_4_3_2, appear while they hold work).
 	sharedQueues = []string{engine.QueueRender, engine.QueueControl, engine.QueueMaintenance, engine.QueueCleanup, engine.QueueWebhooks}
 )
 
@@ -193,12 +194,20 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range st.JobsByStatus {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), status)
 	}
+	depth := map[string]int{}
 	for _, queue := range sharedQueues {
-		if _, ok := st.QueueDepth[queue]; !ok {
-			ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, 0, queue)
-		}
+		depth[queue] = 0
 	}
 	for queue, n := range st.QueueDepth {
+		// Each worker run has a render queue of its own (engine.RenderQueue):
+		// one series per run would grow with every worker restart, so they
+		// are reported together, as "render".
+		if strings.HasPrefix(queue, engine.QueueRender+"_") {
+			queue = engine.QueueRender
+		}
+		depth[queue] += n
+	}
+	for queue, n := range depth {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), queue)
 	}
 	ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(st.LiveWorkers))

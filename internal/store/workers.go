@@ -213,8 +213,9 @@ type FarmStats struct {
 	// QueueDepth counts River jobs waiting to run, by queue.
 	QueueDepth  map[string]int
 	LiveWorkers int
-	// UnfinishedTasks counts the tasks queued (waiting for a worker) and
-	// running, by kind and status: what an autoscaler of render nodes
+	// UnfinishedTasks counts the unfinished tasks by kind and status:
+	// chunks waiting for a free slot (TaskWaiting), tasks queued for a
+	// worker and tasks running; what an autoscaler of render nodes
 	// follows.
 	UnfinishedTasks map[TaskCount]int
 	// WorkersByState counts the live worker runs by state (idle, busy),
@@ -266,7 +267,7 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 	if err := count(st.QueueDepth, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'retryable', 'scheduled') GROUP BY queue`); err != nil {
 		return st, fmt.Errorf("count queued work: %w", err)
 	}
-	rows, err := q.query(ctx, `SELECT kind, status, COUNT(*) FROM tasks WHERE status IN (?, ?) GROUP BY kind, status`, TaskQueued, TaskRunning)
+	rows, err := q.query(ctx, `SELECT kind, status, COUNT(*) FROM tasks WHERE status IN (?, ?, ?) GROUP BY kind, status`, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return st, fmt.Errorf("count tasks: %w", err)
 	}

@@ -76,15 +76,17 @@ func TestAJobsChunksFailingTwiceOnANodeSetItAsideForThatJob(t *testing.T) {
 			t.Fatalf("blockedWorkers after two failed chunks = %v, want [node-test]", got)
 		}
 
-		err := f.renderWork(f.Ctx, first, 2, enginetest.RenderAttempts)
-		if !isSnoozed(err) {
-			t.Fatalf("Work of the job's chunk on the blocked node = %v; want it handed back (snoozed) for another node", err)
+		// The chunk was given to this node before it was blocked: the node
+		// hands it back to wait for another, without spending an attempt.
+		if err := f.renderWork(f.Ctx, first, 2, enginetest.RenderAttempts); err != nil {
+			t.Fatalf("Work of the job's chunk on the blocked node = %v; want it handed back for another node", err)
 		}
 		if n := len(f.blender.rendered); n != 2 {
 			t.Errorf("Blender rendered %d times; want 2: the blocked node must not start it", n)
 		}
-		if task := f.Task(first.TaskID); task.Status != store.TaskQueued || task.Generation != first.Generation {
-			t.Errorf("task = %s, generation %d; want queued as it was, for another node", task.Status, task.Generation)
+		if task := f.Task(first.TaskID); (task.Status != store.TaskWaiting && task.Status != store.TaskQueued) ||
+			task.Generation != first.Generation+1 || task.WorkerID == f.node.WorkerID() {
+			t.Errorf("task = %s, generation %d, on %q; want waiting again (or given to another node) under a new generation", task.Status, task.Generation, task.WorkerID)
 		}
 		if st := f.Job(job.ID).Status; st != farm.StatusRendering {
 			t.Errorf("job = %s, want rendering: a blocked node's failures do not fail it", st)
@@ -154,8 +156,11 @@ func TestANodeWhoseChunksFailOnThreeJobsInARowIsSick(t *testing.T) {
 
 		fourth := f.RenderingJob(f.api, 2, 2)
 		ref := f.Ref(f.Tasks(fourth.ID, store.TaskRender)[0])
-		if err := f.renderWork(f.Ctx, ref, 1, enginetest.RenderAttempts); !isSnoozed(err) {
+		if err := f.renderWork(f.Ctx, ref, 1, enginetest.RenderAttempts); err != nil {
 			t.Fatalf("Work of a new job's chunk on the sick node = %v; want it handed back", err)
+		}
+		if task := f.Task(ref.TaskID); task.Status != store.TaskWaiting || task.Generation != ref.Generation+1 {
+			t.Errorf("the sick node's chunk = %s, generation %d; want waiting again under a new generation", task.Status, task.Generation)
 		}
 		validating := f.validatingJob()
 		if err := f.validateWork(f.Ctx, validating.ID, 1, 3); !isSnoozed(err) {
@@ -203,9 +208,11 @@ func TestScoutFramesRenderFirstThenTheJobWaitsForApproval(t *testing.T) {
 		job := f.ValidatedJob(f.api, 9)
 		cfg := enginetest.RenderConfig(1)
 		cfg.ScoutFrames = &farm.ScoutFrames{Auto: true}
-		if _, _, err := f.api.Render(f.Ctx, f.P, job.ID, cfg); err != nil {
+		job, _, err := f.api.Render(f.Ctx, f.P, job.ID, cfg)
+		if err != nil {
 			t.Fatalf("Render: %v", err)
 		}
+		f.DispatchAll(job)
 		tasks := f.Tasks(job.ID, store.TaskRender)
 		var queued []int
 		for _, fr := range f.Frames(job.ID) {
@@ -237,6 +244,7 @@ func TestScoutFramesRenderFirstThenTheJobWaitsForApproval(t *testing.T) {
 		if err != nil || replay || resumed.Status != farm.StatusRendering {
 			t.Fatalf("Resume = %+v, %v, %v; want rendering", resumed, replay, err)
 		}
+		f.DispatchAll(resumed)
 		var rest []int
 		for _, task := range f.Tasks(job.ID, store.TaskRender) {
 			if task.Status == store.TaskQueued {

@@ -20,12 +20,14 @@ func invalid(t *testing.T, what string, err error) *farm.Error {
 	return fe
 }
 
-// queuedFrames lists the frames of a job's queued chunks, sorted.
+// queuedFrames lists the frames of a job's chunks that wait for a slot
+// or were given one, sorted.
 func (f *fixture) queuedFrames(jobID string) []int {
 	f.T.Helper()
 	queued := map[string]bool{}
 	for _, task := range f.Tasks(jobID, store.TaskRender) {
-		if task.Status == store.TaskQueued {
+		// A chunk waits for a free slot, or was given to a node's slot.
+		if task.Status == store.TaskWaiting || task.Status == store.TaskQueued {
 			queued[task.ID] = true
 		}
 	}

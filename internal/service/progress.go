@@ -100,9 +100,23 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 		}
 	}
 	need, waiting, found, err := s.store.ChunkNeeds(ctx, jobID)
-	if err != nil || !found || !waiting {
+	if err != nil || !found {
 		return "", err
 	}
+	if waiting {
+		if why, err := s.waitingForSlot(ctx, workspaceID, need); why != "" || err != nil {
+			return why, err
+		}
+	}
+	// Chunks given to a node that may no longer take them come back to
+	// wait, so this is asked whether or not one waits now.
+	return s.waitingForTaker(ctx, jobID, need.BlenderVersion)
+}
+
+// waitingForSlot says why a job's waiting chunks get no render slot: no
+// live node has what they need, or their workspace is at its limit of
+// running chunks; "" when neither holds.
+func (s *Service) waitingForSlot(ctx context.Context, workspaceID string, need farm.Requirements) (string, error) {
 	workers, err := s.store.LiveWorkerOffers(ctx, s.liveSince())
 	if err != nil {
 		return "", err
@@ -124,7 +138,7 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 		return fmt.Sprintf("a free render slot within its workspace's limit of %d running chunks (%d run now); "+
 			"the job goes on as the workspace's other chunks end", limit, running), nil
 	}
-	return s.waitingForTaker(ctx, jobID, awaited[0])
+	return "", nil
 }
 
 // waitingForTaker says, when every live render node that runs the job's

@@ -224,14 +224,15 @@ func (q *Queries) ForgetJobFailures(ctx context.Context, jobID string) error {
 
 // TakersOf lists, by name, the live render nodes other than worker that
 // may take a chunk of the job on its Blender blenderVersion: their run's
-// heartbeat is newer than liveSince and they have not stopped, they run
-// that Blender ("" for any), and farm.MayTake holds for them.
+// heartbeat is newer than liveSince and they are not stopping or stopped
+// (a stopping node takes nothing new), they run that Blender ("" for
+// any), and farm.MayTake holds for them.
 func (q *Queries) TakersOf(ctx context.Context, jobID, worker, blenderVersion string, liveSince time.Time) ([]string, error) {
 	rows, err := q.query(ctx, `SELECT DISTINCT w.name, w.blender_versions FROM workers w
-		WHERE w.heartbeat_at >= ? AND w.state NOT IN (?, ?) AND w.name <> ?
+		WHERE w.heartbeat_at >= ? AND w.state NOT IN (?, ?, ?) AND w.name <> ?
 		AND NOT EXISTS (SELECT 1 FROM worker_health h WHERE h.name = w.name AND h.sick_since IS NOT NULL)
 		AND NOT EXISTS (SELECT 1 FROM job_workers b WHERE b.worker_name = w.name AND b.job_id = ? AND b.blocked_at IS NOT NULL)
-		ORDER BY w.name`, liveSince.UTC(), WorkerGone, WorkerStopped, worker, jobID)
+		ORDER BY w.name`, liveSince.UTC(), WorkerGone, WorkerStopping, WorkerStopped, worker, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("list the workers that may take job %s: %w", jobID, err)
 	}

@@ -47,7 +47,7 @@ const jobJSON = `{"id":"` + id + `","status":"created","workspaceId":"ws","userI
 	`"createdAt":"2025-06-01T10:00:00Z","updatedAt":"2025-06-01T10:00:00Z","rootFolderId":null,` +
 	`"normalizedSeconds":0,"previewUrl":null,"failedReason":null,"requestedConfig":null,"finalConfig":null,` +
 	`"output":{"isDeletedForClient":false},"isAnalysisSkipped":false,"analysisId":null,"analysis":null,` +
-	`"sceneFile":null,"slug":"s"}`
+	`"sceneFile":null,"slug":"s","priority":50}`
 
 const webhookJSON = `{"id":"` + id + `","url":"https://example.com/hook","events":["onRenderComplete"],"createdAt":"2025-06-01T10:00:00Z"}`
 

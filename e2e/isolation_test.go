@@ -46,11 +46,18 @@ func TestEveryRouteWithAnIDIsIsolated(t *testing.T) {
 
 	cfg := client.RenderConfig{ColorManagementPreset: client.String("default")}
 	calls := map[string]func() error{
-		"GET /jobs/{id}":                    func() error { _, err := b.GetJob(ctx, job.ID); return err },
-		"DELETE /jobs/{id}":                 func() error { _, err := b.DeleteJob(ctx, job.ID); return err },
-		"POST /jobs/{id}/validate":          func() error { _, err := b.Validate(ctx, job.ID); return err },
-		"POST /jobs/{id}/render":            func() error { _, _, err := b.Render(ctx, job.ID, cfg); return err },
-		"POST /jobs/{id}/cancel":            func() error { _, err := b.Cancel(ctx, job.ID); return err },
+		"GET /jobs/{id}":           func() error { _, err := b.GetJob(ctx, job.ID); return err },
+		"DELETE /jobs/{id}":        func() error { _, err := b.DeleteJob(ctx, job.ID); return err },
+		"POST /jobs/{id}/validate": func() error { _, err := b.Validate(ctx, job.ID); return err },
+		"POST /jobs/{id}/render":   func() error { _, _, err := b.Render(ctx, job.ID, cfg); return err },
+		"POST /jobs/{id}/cancel":   func() error { _, err := b.Cancel(ctx, job.ID); return err },
+		"POST /jobs/{id}/suspend":  func() error { _, _, err := b.Suspend(ctx, job.ID); return err },
+		"POST /jobs/{id}/resume":   func() error { _, _, err := b.Resume(ctx, job.ID); return err },
+		"POST /jobs/{id}/retry": func() error {
+			_, err := b.Retry(ctx, job.ID, client.RetryRequest{Frames: client.RetryFailed})
+			return err
+		},
+		"PATCH /jobs/{id}":                  func() error { _, err := b.SetPriority(ctx, job.ID, 90); return err },
 		"GET /jobs/{id}/progress":           func() error { _, err := b.Progress(ctx, job.ID); return err },
 		"GET /jobs/{id}/downloads":          func() error { _, err := b.Downloads(ctx, job.ID); return err },
 		"GET /jobs/{id}/log":                func() error { _, err := b.JobLog(ctx, job.ID); return err },
@@ -84,7 +91,7 @@ func TestEveryRouteWithAnIDIsIsolated(t *testing.T) {
 	}
 
 	// Workspace a still has all it had.
-	if got, err := a.GetJob(ctx, job.ID); err != nil || got.Status != client.StatusCompleted || got.Output.IsDeletedForClient {
+	if got, err := a.GetJob(ctx, job.ID); err != nil || got.Status != client.StatusCompleted || got.Output.IsDeletedForClient || got.Priority != job.Priority {
 		t.Errorf("a's job after b's attempts: %+v, %v", got, err)
 	}
 	if d, err := a.Downloads(ctx, job.ID); err != nil || len(d.FrameOutputs) != 1 {

@@ -179,7 +179,8 @@ class RenderfarmSettings(bpy.types.PropertyGroup):
     output_format: EnumProperty(name="Format", items=[(f, f.replace("_", " ").title(), "") for f in STILL_FORMATS], default="PNG")
     chunk_size: IntProperty(name="Chunk size", min=0, max=1000, default=0,
                             description="Frames per Blender process on the farm; 0 lets the farm spread them over its workers")
-    priority: IntProperty(name="Priority", default=0, description="Higher renders first, where the farm takes priorities")
+    priority: IntProperty(name="Priority", min=0, max=100, default=50,
+                          description="Among your workspace's jobs, higher renders first: 0 (lowest) to 100 (highest)")
     scout_frames: StringProperty(name="Scout frames", description="Frames rendered first to check the shot, where the farm takes them")
     project_root: StringProperty(
         name="Project folder", subtype="DIR_PATH",
@@ -210,7 +211,7 @@ def render_config(scene, settings, frames_override="", samples_override=0, chunk
     if chunk:
         config["chunkSize"] = chunk
     fields = fields or set()
-    if "priority" in fields and settings.priority:
+    if "priority" in fields:
         config["priority"] = settings.priority
     if "scoutFrames" in fields and settings.scout_frames.strip():
         config["scoutFrames"] = [r.strip() for r in settings.scout_frames.split(",") if r.strip()]

@@ -87,9 +87,10 @@ class LiveTest(unittest.TestCase):
         fields = self.client.render_fields()
         self.assertIn("frameRanges", fields)
         self.assertIn("chunkSize", fields)
-        # Not in this farm's document: the add-on hides them.
-        self.assertNotIn("priority", fields)
-        self.assertNotIn("scoutFrames", fields)
+        # renderfarm's own fields, which the add-on shows only when the
+        # farm's document has them.
+        self.assertIn("priority", fields)
+        self.assertIn("scoutFrames", fields)
 
     def test_command_line_from_the_addon_zip(self):
         env = dict(os.environ, PYTHONPATH=os.path.join(ENV["ADDON"], "renderfarm"), PYTHONDONTWRITEBYTECODE="1",

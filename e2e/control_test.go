@@ -386,13 +386,14 @@ func TestAWorkerWhoseBlenderAlwaysFailsIsSetAside(t *testing.T) {
 
 	cfg := quickRender(6)
 	cfg.ChunkSize = client.Int(1)
+	// One job after another: each render request gives both idle nodes a
+	// chunk at once, so node-bad fails a chunk of each of the three jobs
+	// whatever the healthy node's speed.
+	var blocked []string
 	for _, id := range jobs {
 		if _, _, err := c.Render(ctx, id, cfg); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var blocked []string
-	for _, id := range jobs {
 		done, err := c.Wait(ctx, id, client.UntilFinal, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -472,7 +473,9 @@ func TestRetryOfAFrameTheFileFailsRendersOnlyThatFrame(t *testing.T) {
 		"--python-expr", denoisedOnFrame3, "--", blend).CombinedOutput(); err != nil {
 		t.Fatalf("making the scene: %v\n%s", err, out)
 	}
-	f := startFarm(t)
+	// Two render slots: frames 4 and 5 render while frame 3's chunk waits
+	// out River's retry backoff in the other slot.
+	f := startFarm(t, "--workers", "2")
 	c := f.client("studio")
 	ctx := testContext(t)
 

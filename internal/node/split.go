@@ -389,8 +389,12 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 		return m.n.engine.CancelWork(ctx, tx, job.ID)
 	}
 	if m.parts != nil {
-		// The parts were the frame's intermediate files.
+		// The parts were the frame's intermediate files: removed, and
+		// forgotten, so that a retry of the frame renders them again.
 		if err := m.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Prefixes: []string{farm.JobPartsPrefix(job.ID) + strconv.Itoa(m.frame) + "/"}}); err != nil {
+			return err
+		}
+		if err := tx.ForgetParts(ctx, job.ID, m.frame); err != nil {
 			return err
 		}
 	}
@@ -403,7 +407,11 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 		total += c
 	}
 	if counts[farm.FrameCompleted] < total {
-		return nil
+		merging, err := tx.UnfinishedTasks(ctx, job.ID, store.TaskMerge)
+		if err != nil || merging > 0 {
+			return err
+		}
+		return m.n.suspendIfScoutsDone(ctx, tx, job)
 	}
 	if err := m.n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 		return err

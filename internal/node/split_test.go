@@ -212,3 +212,74 @@ func TestAFailedPartIsRetriedThenFailsTheJobNamingIt(t *testing.T) {
 		}
 	})
 }
+
+// TestSuspendAndResumeKeepTheStoredParts: a job suspended with one part
+// of two stored renders only the other once resumed, then merges; a
+// resume that finds every part stored queues the merge at once.
+func TestSuspendAndResumeKeepTheStoredParts(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.splitJob(2)
+		first := f.Tasks(job.ID, store.TaskRender)[0]
+		stored := f.partOf(first)
+		f.blender.willRender(fakeRender{saves: []int{1}})
+		if err := f.renderWork(f.Ctx, f.Ref(first), 1, enginetest.RenderAttempts); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.api.Suspend(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatalf("suspend: %v", err)
+		}
+		if _, _, err := f.api.Resume(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+
+		var waiting []store.Task
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if task.Status == store.TaskWaiting {
+				waiting = append(waiting, task)
+			}
+		}
+		if len(waiting) != 1 || f.partOf(waiting[0]).Part == stored.Part {
+			t.Fatalf("%d part tasks waiting after the resume, want one, for the part not stored", len(waiting))
+		}
+		if got := f.partsProgress(job.ID); got.Completed != 1 {
+			t.Errorf("parts after the resume = %+v, want the stored one kept", got)
+		}
+		f.DispatchAll(f.Job(job.ID))
+		f.blender.willRender(fakeRender{saves: []int{1}})
+		if err := f.renderWork(f.Ctx, f.Ref(f.Task(waiting[0].ID)), 1, enginetest.RenderAttempts); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.blender.rendered) != 2 {
+			t.Errorf("%d parts rendered, want 2: the stored one is not rendered again", len(f.blender.rendered))
+		}
+		merges := f.Tasks(job.ID, store.TaskMerge)
+		if len(merges) != 1 || merges[0].Status != store.TaskQueued {
+			t.Fatalf("merge tasks = %+v, want one queued", merges)
+		}
+
+		// Suspended again before the merge: the resume merges at once.
+		if _, _, err := f.api.Suspend(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatalf("suspend: %v", err)
+		}
+		if _, _, err := f.api.Resume(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		var queued []store.Task
+		for _, m := range f.Tasks(job.ID, store.TaskMerge) {
+			if m.Status == store.TaskQueued {
+				queued = append(queued, m)
+			}
+		}
+		if len(queued) != 1 || len(f.Tasks(job.ID, store.TaskRender)) != 3 {
+			t.Fatalf("after the second resume: %d merges queued and %d part tasks, want one merge and no new part", len(queued), len(f.Tasks(job.ID, store.TaskRender)))
+		}
+		if err := f.mergeWork(f.Ctx, queued[0], 1, 3); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s, want finalizing", st)
+		}
+		f.CheckTaskInvariant()
+	})
+}

@@ -117,6 +117,17 @@ func (q *Queries) MergeOfFrame(ctx context.Context, jobID string, frame int) (bo
 	return n > 0, nil
 }
 
+// ForgetParts forgets the files of a frame's parts, once the frame is
+// merged and they are removed: the parts are rendered again if the frame
+// is (a retry).
+func (q *Queries) ForgetParts(ctx context.Context, jobID string, frame int) error {
+	_, err := q.exec(ctx, `UPDATE frame_parts SET object_key = '', render_seconds = 0 WHERE job_id = ? AND frame = ?`, jobID, frame)
+	if err != nil {
+		return fmt.Errorf("forget the parts of frame %d: %w", frame, err)
+	}
+	return nil
+}
+
 // StartSplitFrame marks a queued split frame rendering, on worker, as its
 // first part begins.
 func (q *Queries) StartSplitFrame(ctx context.Context, jobID string, frame int, worker string) error {

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -281,5 +284,52 @@ func TestSuspendAndResumeKeepTheStoredParts(t *testing.T) {
 			t.Errorf("job = %s, want finalizing", st)
 		}
 		f.CheckTaskInvariant()
+	})
+}
+
+// TestAMergeWhoseNodeIsLostIsMergedOnceByAnother: the node merging a
+// frame goes silent (killed); the reaper hands the merge out again under
+// a new generation, the lost holder can no longer store the frame, and
+// the new holder's merge stores it once.
+func TestAMergeWhoseNodeIsLostIsMergedOnceByAnother(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.splitJob(2)
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			f.blender.willRender(fakeRender{saves: []int{1}})
+			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		merge := f.Tasks(job.ID, store.TaskMerge)[0]
+		lost := f.Ref(merge)
+		f.RegisterWorker(f.node.workerID, "node-test", time.Now().Add(-time.Hour))
+		f.claim(lost)
+		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		again := f.Task(merge.ID)
+		if again.Status != store.TaskQueued || again.Generation != lost.Generation+1 {
+			t.Fatalf("merge after reaping = %s at generation %d, want queued at %d", again.Status, again.Generation, lost.Generation+1)
+		}
+		if err := f.saveFrame(lost, 1, 1); !errors.Is(err, errNotOurs) {
+			t.Errorf("the lost holder storing the frame = %v, want errNotOurs", err)
+		}
+
+		// The merge's new River job, taken by a node (this one's code, as
+		// another run would run it).
+		if err := f.mergeWork(f.Ctx, again, 1, 3); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+		frame := f.Frames(job.ID)[1]
+		if frame.Status != farm.FrameCompleted || !strings.HasPrefix(frame.ObjectKey, farm.JobFramesPrefix(job.ID)+merge.ID+"."+strconv.Itoa(again.Generation)+"/") {
+			t.Errorf("frame 1 = %s at %q, want completed by the merge's generation %d", frame.Status, frame.ObjectKey, again.Generation)
+		}
+		if n := f.Count("frame_outputs", "job_id = ? AND frame = 1", job.ID); n != 1 {
+			t.Errorf("frame 1 has %d files recorded, want 1", n)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s, want finalizing", st)
+		}
 	})
 }

@@ -137,3 +137,63 @@ func TestCancelMidSplitStopsEveryPart(t *testing.T) {
 		t.Errorf("%d Blender processes left after the cancel", n)
 	}
 }
+
+// TestAKilledWorkerMidSplitLosesNothing runs the distributed shape with
+// two render nodes; node-a's Blender is held as it starts a part, so that
+// node-a holds a part when it is killed with SIGKILL. The reaper hands
+// the part to node-b, and the frame is merged once, of its 4 parts.
+func TestAKilledWorkerMidSplitLosesNothing(t *testing.T) {
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0", "--worker-timeout", "5s")
+	nodeArgs := func(name string) []string {
+		return []string{"--worker-name", name, "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage, "--worker-timeout", "5s"}
+	}
+	worker(t, nodeArgs("node-b")...)
+	c := api.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	if job.Status != client.StatusValidated {
+		t.Fatalf("validation ended %s: %+v", job.Status, job.FailedReason)
+	}
+	// node-a starts once the file is validated: every Blender it starts
+	// for a part waits.
+	held, _ := holdingWrapper(t, "blender", "session.py")
+	nodeA := worker(t, append(nodeArgs("node-a"), "--blender", held)...)
+
+	cfg := client.RenderConfig{
+		ColorManagementPreset: client.String("default"),
+		FrameRanges:           []string{"1"},
+		Resolution:            []int{160, 90},
+		SampleCount:           client.Int(16),
+		DenoisingEnabled:      client.Bool(false),
+		SplitFrame:            &client.SplitFrame{Parts: 4},
+	}
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a part held on node-a", func() bool { return len(processesWith(held, "session.py")) > 0 })
+	nodeA.Kill()
+	killAll(t, held, "session.py")
+
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != client.StatusCompleted {
+		t.Fatalf("job ended %s: %+v", done.Status, done.FailedReason)
+	}
+	p, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Frames) != 1 || p.Frames[0].Worker != "node-b" || p.Frames[0].Parts == nil || *p.Frames[0].Parts != (client.PartsProgress{Total: 4, Completed: 4}) {
+		t.Errorf("progress frames = %+v, want frame 1 merged by node-b of 4 of 4 parts", p.Frames)
+	}
+	dl, err := c.Downloads(ctx, job.ID)
+	if err != nil || len(dl.FrameOutputs) != 1 {
+		t.Fatalf("downloads = %+v, %v; want one frame", dl, err)
+	}
+	if img := decodeImage(t, fetch(ctx, t, c, dl.FrameOutputs[0].URL, t.TempDir(), "frame.png")); img.Bounds().Dx() != 160 || img.Bounds().Dy() != 90 {
+		t.Errorf("the merged frame is %v, want 160x90", img.Bounds())
+	}
+}

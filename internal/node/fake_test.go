@@ -33,6 +33,8 @@ type fakeBlender struct {
 	rendered []blender.RenderJob
 	// merged are the merges Merge was asked for, in order.
 	merged []blender.MergeJob
+	// mergeErr, when set, is what every Merge answers, writing nothing.
+	mergeErr error
 }
 
 // fakeInspect is one Inspect's answer.
@@ -191,7 +193,11 @@ func waitFor(t *testing.T, cond func() bool) {
 func (b *fakeBlender) Merge(ctx context.Context, job blender.MergeJob, onEvent func(blender.Event)) (*blender.RenderResult, error) {
 	b.mu.Lock()
 	b.merged = append(b.merged, job)
+	mergeErr := b.mergeErr
 	b.mu.Unlock()
+	if mergeErr != nil {
+		return &blender.RenderResult{}, mergeErr
+	}
 	for i := range job.Parts {
 		if _, err := os.Stat(filepath.Join(job.PartsDir(), blender.PartFileName(i))); err != nil {
 			return nil, fmt.Errorf("part %d missing: %w", i, err)

@@ -153,7 +153,8 @@ func (n *Node) partSaved(ctx context.Context, w *waiter, ref engine.TaskRef, p s
 		})
 	})
 	if err == nil && used {
-		n.cfg.Metrics.FrameStored(n.cfg.WorkerName, ev.RenderSeconds)
+		// A part is no frame: the frames-stored metric counts the merged
+		// frame, once.
 		return nil
 	}
 	if err == nil || errors.Is(err, errNotOurs) {
@@ -233,7 +234,15 @@ func (m *merge) load(ctx context.Context) (*farm.Job, error) {
 		if job, err = tx.LockJob(ctx, "", m.ref.JobID); err != nil {
 			return err
 		}
-		if job.Status != farm.StatusRendering {
+		switch job.Status {
+		case farm.StatusBooting:
+			// A retried frame whose parts are all stored is merged
+			// first: the job renders from here.
+			if err := m.n.engine.MoveJob(ctx, tx, job, farm.StatusRendering); err != nil {
+				return err
+			}
+		case farm.StatusRendering:
+		default:
 			job = nil
 			return nil
 		}

@@ -76,6 +76,13 @@ func TestASplitFrameIsRenderedInPartsThenMergedOnce(t *testing.T) {
 			if got := f.partsProgress(job.ID); got.Completed != i+1 || got.Total != 3 {
 				t.Errorf("after %d parts, progress parts = %+v, want %d of 3", i+1, got, i+1)
 			}
+			if i == 0 {
+				// The fake Blender renders a part in 1.5 s: 2 parts left.
+				pr, err := f.api.Progress(f.Ctx, f.P, job.ID)
+				if err != nil || pr.EtaSeconds == nil || *pr.EtaSeconds != 3 {
+					t.Errorf("after the first part, progress = %+v, %v; want an ETA of 3 s from the parts", pr, err)
+				}
+			}
 			merges := f.Tasks(job.ID, store.TaskMerge)
 			if wantMerges := map[bool]int{true: 1, false: 0}[i == 2]; len(merges) != wantMerges {
 				t.Fatalf("after %d parts, %d merge tasks, want %d", i+1, len(merges), wantMerges)
@@ -330,6 +337,59 @@ func TestAMergeWhoseNodeIsLostIsMergedOnceByAnother(t *testing.T) {
 		}
 		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
 			t.Errorf("job = %s, want finalizing", st)
+		}
+	})
+}
+
+// TestAMergeThatFailsIsRetriedThenFailsTheJobAndARetryMergesAgain: a
+// merge's failed attempts are retried; the last fails the job naming the
+// frame; a retry of the failed frame merges the parts still stored, with
+// no part rendered again.
+func TestAMergeThatFailsIsRetriedThenFailsTheJobAndARetryMergesAgain(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.splitJob(2)
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			f.blender.willRender(fakeRender{saves: []int{1}})
+			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		merge := f.Tasks(job.ID, store.TaskMerge)[0]
+		f.blender.mergeErr = errors.New("blender: part_001.exr is not an OpenEXR file")
+		for attempt := 1; attempt <= 3; attempt++ {
+			err := f.mergeWork(f.Ctx, merge, attempt, 3)
+			if attempt < 3 && (err == nil || f.Task(merge.ID).Status != store.TaskQueued) {
+				t.Fatalf("attempt %d = %v with the merge %s; want an error and the merge queued for River's retry", attempt, err, f.Task(merge.ID).Status)
+			}
+		}
+		failed := f.Job(job.ID)
+		if failed.Status != farm.StatusFailed || failed.FailedReason == nil || failed.FailedReason.Name != "FRAME_FAILED" ||
+			!strings.Contains(failed.FailedReason.Message, "frame 1") || !strings.Contains(failed.FailedReason.Message, "part_001.exr") {
+			t.Fatalf("job = %s, %+v; want failed FRAME_FAILED naming frame 1 and the merge's error", failed.Status, failed.FailedReason)
+		}
+
+		f.blender.mergeErr = nil
+		if _, err := f.api.Retry(f.Ctx, f.P, job.ID, farm.RetryRequest{Frames: "failed"}); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		var queued []store.Task
+		for _, m := range f.Tasks(job.ID, store.TaskMerge) {
+			if m.Status == store.TaskQueued {
+				queued = append(queued, m)
+			}
+		}
+		if len(queued) != 1 || len(f.Tasks(job.ID, store.TaskRender)) != 2 {
+			t.Fatalf("after the retry: %d merges queued, %d part tasks; want one merge and no part again", len(queued), len(f.Tasks(job.ID, store.TaskRender)))
+		}
+		if err := f.mergeWork(f.Ctx, queued[0], 1, 3); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s after the retried merge, want finalizing", st)
+		}
+		if st := f.Frames(job.ID)[1].Status; st != farm.FrameCompleted {
+			t.Errorf("frame 1 = %s, want completed", st)
 		}
 	})
 }

@@ -388,7 +388,26 @@ type RenderConfig struct {
 	// which the job is suspended with [SuspendedScoutFramesReady] until
 	// [Client.Resume]; nil renders every frame at once.
 	ScoutFrames *ScoutFrames `json:"scoutFrames,omitempty"`
+	// SplitFrame is renderfarm's: every frame split into parts that
+	// different workers render, then merged (Cycles only); nil renders
+	// each frame whole.
+	SplitFrame *SplitFrame `json:"splitFrame,omitempty"`
 }
+
+// SplitFrame is [RenderConfig.SplitFrame]: Parts parts (2 to 64) per
+// frame, by Mode: [SplitSamples] (the default when empty), each part the
+// whole image with a share of the samples, or [SplitTiles], each part a
+// region.
+type SplitFrame struct {
+	Mode  string `json:"mode,omitempty"`
+	Parts int    `json:"parts"`
+}
+
+// Split modes of [SplitFrame].
+const (
+	SplitSamples = "samples"
+	SplitTiles   = "tiles"
+)
 
 // ScoutFrames are [RenderConfig.ScoutFrames]: [ScoutAuto], or frame
 // ranges of the job's frames.
@@ -489,6 +508,9 @@ type FinalConfig struct {
 	// ScoutFrames is renderfarm's: the scout frames, rendered first, as
 	// compact ranges; empty when none were asked for.
 	ScoutFrames []string `json:"scoutFrames,omitempty"`
+	// SplitFrame is renderfarm's: how every frame is split, its mode
+	// resolved; nil when frames are rendered whole.
+	SplitFrame *SplitFrame `json:"splitFrame,omitempty"`
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -547,6 +569,16 @@ type FrameProgress struct {
 	// Attempts counts tries; more than one means a worker failed or was
 	// lost while rendering the frame.
 	Attempts int `json:"attempts"`
+	// Parts is renderfarm's: a split frame's parts stored so far, of how
+	// many; nil for a frame rendered whole. The frame completes when they
+	// are merged.
+	Parts *PartsProgress `json:"parts,omitempty"`
+}
+
+// PartsProgress counts a split frame's parts: Completed of Total stored.
+type PartsProgress struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
 }
 
 // Downloads lists a job's output files. Before the output is ready it has

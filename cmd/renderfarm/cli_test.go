@@ -404,6 +404,7 @@ func TestInputMistakesExit2AndNameTheProblem(t *testing.T) {
 		{"retry without frames", []string{"retry", "7d3c1a52-0a8e-4a39-9c43-6f1f0b8e2f10"}, "say which frames: --failed, or --frames"},
 		{"retry with both", []string{"retry", "7d3c1a52-0a8e-4a39-9c43-6f1f0b8e2f10", "--failed", "--frames", "2"}, "--failed or --frames, not both"},
 		{"scout twice", []string{"submit", scene("cube.blend"), "--scout", "--scout-frames", "1"}, "--scout or --scout-frames, not both"},
+		{"a split mode without --split", []string{"submit", scene("cube.blend"), "--split-mode", "tiles"}, "--split-mode goes with --split N"},
 		{"suspend without a job", []string{"suspend"}, "give one JOB id"},
 		{"enable without a name", []string{"workers", "enable"}, "give one worker NAME"},
 	}
@@ -587,5 +588,30 @@ func TestScoutSubmitResumeThenRetry(t *testing.T) {
 		if want := map[bool]int{true: 2, false: 1}[fr.Frame == 2]; fr.Attempts != want {
 			t.Errorf("frame %d begun %d times, want %d", fr.Frame, fr.Attempts, want)
 		}
+	}
+}
+
+// TestSubmitSplitRendersAFrameInParts: submit --split 2 --split-mode
+// tiles renders frame 1 in two parts, merged; --split 1 is refused by
+// the farm, naming the field.
+func TestSubmitSplitRendersAFrameInParts(t *testing.T) {
+	t.Parallel()
+	f := sharedFarm(t)
+	if r := renderfarm(t, f.env(), "submit", scene("cube.blend"), "--frames", "1", "--split", "1"); r.code != 2 || !strings.Contains(r.stderr, "splitFrame.parts") {
+		t.Errorf("submit --split 1: want exit 2 naming splitFrame.parts, got\n%s", r)
+	}
+	r := renderfarm(t, f.env(), "submit", scene("cube.blend"), "--frames", "1", "--split", "2", "--split-mode", "tiles", "--wait")
+	if r.code != 0 {
+		t.Fatalf("submit --split 2 --split-mode tiles --wait: want exit 0, got\n%s", r)
+	}
+	c := client.New(f.url, f.key)
+	id := jobID(t, r)
+	job, err := c.GetJob(t.Context(), id)
+	if err != nil || job.FinalConfig == nil || job.FinalConfig.SplitFrame == nil || *job.FinalConfig.SplitFrame != (client.SplitFrame{Mode: client.SplitTiles, Parts: 2}) {
+		t.Fatalf("job = %+v, %v; want finalConfig.splitFrame tiles, 2 parts", job, err)
+	}
+	p, err := c.Progress(t.Context(), id)
+	if err != nil || len(p.Frames) != 1 || p.Frames[0].Status != client.FrameCompleted || p.Frames[0].Parts == nil || p.Frames[0].Parts.Completed != 2 {
+		t.Errorf("progress = %+v, %v; want frame 1 completed of its 2 parts", p, err)
 	}
 }

@@ -48,6 +48,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
 	fs.BoolVar(&rf.scout, "scout", false, "render scout frames first (the first, middle and last), then wait for approval: renderfarm resume JOB renders the rest")
 	fs.StringVar(&rf.scoutFrames, "scout-frames", "", "like --scout, with these frames as the scouts, as comma-separated ranges such as 1,50-52")
+	fs.IntVar(&rf.split, "split", 0, "split every frame into this many parts, 2 to 64, that different workers render and the farm merges (Cycles only)")
+	fs.StringVar(&rf.splitMode, "split-mode", "", `with --split: "samples" (each part renders the whole image with a share of the samples) or "tiles" (each part renders a region) (default: samples)`)
 	fs.IntVar(&rf.priority, "priority", 50, "the job's priority among the workspace's jobs, 0 (lowest) to 100 (highest); change it later with `renderfarm priority JOB N`")
 	fs.StringVar(&rf.tags, "tags", "", "tags every worker that renders the job must have (their --tags), comma-separated")
 	fs.StringVar(&rf.naming, "naming", "", `how frames are named for download: "farm" (frame_0001.png) or "scene" (as the scene's output path names them, //render/shot010_#### giving shot010_0001.png) (default: farm)`)
@@ -179,8 +181,8 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // renderFlags are submit's render settings, as typed.
 type renderFlags struct {
 	frames, resolution, format, engine, blenderVersion, naming, tags string
-	scoutFrames                                                      string
-	samples, chunkSize, priority                                     int
+	scoutFrames, splitMode                                           string
+	samples, chunkSize, priority, split                              int
 	scout                                                            bool
 }
 
@@ -246,6 +248,13 @@ func renderConfig(fs *flag.FlagSet, f renderFlags) (client.RenderConfig, error) 
 			return cfg, fmt.Errorf("%w: --naming must be %q or %q", errUsage, client.NamingFarm, client.NamingScene)
 		}
 		cfg.OutputNaming = client.String(naming)
+	}
+	switch {
+	case given(fs, "split"):
+		// The farm checks the parts and the mode, and says what to change.
+		cfg.SplitFrame = &client.SplitFrame{Parts: f.split, Mode: strings.ToLower(strings.TrimSpace(f.splitMode))}
+	case given(fs, "split-mode"):
+		return cfg, fmt.Errorf("%w: --split-mode goes with --split N", errUsage)
 	}
 	switch {
 	case f.scout && given(fs, "scout-frames"):

@@ -126,6 +126,19 @@ func TestDashboard(t *testing.T) {
 	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('field-sampleCount').scrollIntoView({block: 'center'})`))
 	shots.take(ctx, "06-field-error")
 
+	// A frame split into 65 parts: the farm refuses it, and the page
+	// shows its message beside the parts field. Then the frames render
+	// whole again.
+	b.fill("f-sampleCount", "4")
+	b.fill("f-splitFrame", "65")
+	b.fill("f-splitFrameMode", "tiles")
+	b.do(chromedp.Click(chromedp.ID("render-button")))
+	b.waitFor("the split error", `!document.getElementById('err-splitFrame').hidden`)
+	if got := b.text(`document.getElementById('err-splitFrame').textContent`); !strings.Contains(got, "2 to 64 parts") {
+		t.Errorf("split error = %q, want the API's range message", got)
+	}
+	b.fill("f-splitFrame", "")
+
 	// The form offers the farm's Blenders, as GET /blender lists them: the
 	// one that opened the file (cube.blend is a 3.4 file) first, which it
 	// sends nothing for, then each other. The newest is picked.

@@ -24,6 +24,12 @@ func (c Cold) Render(ctx context.Context, job RenderJob, _ string, onEvent func(
 	return c.Runner.Render(ctx, job, onEvent)
 }
 
+// Merge makes a split frame of its parts in a Blender that ends with it
+// (see Runner.Merge).
+func (c Cold) Merge(ctx context.Context, job MergeJob, onEvent func(Event)) (*RenderResult, error) {
+	return c.Runner.Merge(ctx, job, onEvent)
+}
+
 // Version answers the version of the Blender the runner starts.
 func (c Cold) Version(ctx context.Context) (string, error) { return c.Runner.Version(ctx) }
 

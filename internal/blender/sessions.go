@@ -101,6 +101,13 @@ func (p *Sessions) Render(ctx context.Context, job RenderJob, outputRoot string,
 	return res, nil
 }
 
+// Merge makes a split frame of its parts in a Blender of its own (see
+// Runner.Merge): a session that merged composites an image from then on,
+// so none is kept for the job's chunks.
+func (p *Sessions) Merge(ctx context.Context, job MergeJob, onEvent func(Event)) (*RenderResult, error) {
+	return p.Runner.Merge(ctx, job, onEvent)
+}
+
 // Forget ends the idle sessions whose output directory lies under dir,
 // such as a job's directory when the job has ended. (The output directory
 // rather than the file: a file may be read where it lies, elsewhere.)

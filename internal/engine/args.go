@@ -48,6 +48,7 @@ func BlenderQueue(base, blenderVersion string) (string, error) {
 const (
 	validateAttempts = 3
 	finalizeAttempts = 3
+	mergeAttempts    = 3
 )
 
 // TaskRef names the task a River job carries out and the generation it was
@@ -89,6 +90,17 @@ type FinalizeArgs struct{ TaskRef }
 
 // Kind is River's name for the job.
 func (FinalizeArgs) Kind() string { return "finalize_outputs" }
+
+// MergeArgs are a merge_parts job's: merge the stored parts of a split
+// frame of a job into the frame, with the Blender of BlenderVersion.
+type MergeArgs struct {
+	TaskRef
+	Frame          int    `json:"frame"`
+	BlenderVersion string `json:"blenderVersion,omitempty"`
+}
+
+// Kind is River's name for the job.
+func (MergeArgs) Kind() string { return "merge_parts" }
 
 // DeliverArgs are a deliver_webhook job's: send one event.
 type DeliverArgs struct {
@@ -144,6 +156,14 @@ func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.I
 		// The last attempt fails the job by itself, naming the frame.
 		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion},
 			&river.InsertOpts{Queue: RenderQueue(task.WorkerID), MaxAttempts: e.cfg.RenderAttempts}, nil
+	case store.TaskMerge:
+		// A merge runs the job's Blender: only nodes that run it work
+		// that version's control queue.
+		queue, err := BlenderQueue(QueueControl, task.BlenderVersion)
+		if err != nil {
+			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
+		}
+		return MergeArgs{TaskRef: ref, Frame: task.Chunk, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: mergeAttempts}, nil
 	case store.TaskFinalize:
 		// Finalizing runs ffmpeg, not Blender: any render node does it.
 		return FinalizeArgs{ref}, &river.InsertOpts{Queue: QueueControl, MaxAttempts: finalizeAttempts}, nil

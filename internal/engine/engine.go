@@ -134,6 +134,10 @@ func (e *Engine) Objects() objstore.Store { return e.objects }
 // RenderAttempts is how many times a chunk is tried before its job fails.
 func (e *Engine) RenderAttempts() int { return e.cfg.RenderAttempts }
 
+// MergeAttempts is how many times a split frame's merge is tried before
+// its job fails.
+func (e *Engine) MergeAttempts() int { return mergeAttempts }
+
 // Logger is where the engine and its parts log.
 func (e *Engine) Logger() *slog.Logger { return e.log }
 

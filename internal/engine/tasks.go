@@ -50,6 +50,9 @@ func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, job *farm.Job,
 	if err != nil {
 		return err
 	}
+	if job.FinalConfig.PartsPerFrame() > 1 {
+		return e.enqueueParts(ctx, tx, job, need, first, chunks, now)
+	}
 	for i, frames := range chunks {
 		task := store.Task{ID: uuid.NewString(), JobID: job.ID, Kind: store.TaskRender, Chunk: first + i, Status: store.TaskWaiting, Generation: 1, CreatedAt: now, UpdatedAt: now,
 			BlenderVersion: need.BlenderVersion, WorkspaceID: job.WorkspaceID, Priority: job.Priority, Requirements: need.Key()}
@@ -63,6 +66,79 @@ func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, job *farm.Job,
 		}
 	}
 	return nil
+}
+
+// enqueueParts is EnqueueChunks for a job whose frames are split: a
+// render task for each part of each frame, waiting for the dispatcher
+// like a chunk, numbered from first. A part stored already (the job is
+// resumed or retried) is not rendered again; a frame whose parts are all
+// stored is merged (EnqueueMerge). The frame's task is its first part's
+// to render, until the merge takes it.
+func (e *Engine) enqueueParts(ctx context.Context, tx *store.Tx, job *farm.Job, need farm.Requirements, first int, chunks [][]int, now time.Time) error {
+	count := job.FinalConfig.PartsPerFrame()
+	next := first
+	for _, frames := range chunks {
+		for _, f := range frames {
+			parts, err := tx.PartsOfFrame(ctx, job.ID, f)
+			if err != nil {
+				return err
+			}
+			stored := map[int]bool{}
+			for _, p := range parts {
+				stored[p.Part] = p.Stored()
+			}
+			frameTask := ""
+			for i := range count {
+				if stored[i] {
+					continue
+				}
+				task := store.Task{ID: uuid.NewString(), JobID: job.ID, Kind: store.TaskRender, Chunk: next, Status: store.TaskWaiting, Generation: 1, CreatedAt: now, UpdatedAt: now,
+					BlenderVersion: need.BlenderVersion, WorkspaceID: job.WorkspaceID, Priority: job.Priority, Requirements: need.Key()}
+				next++
+				if err := tx.InsertTask(ctx, task); err != nil {
+					return err
+				}
+				if err := tx.QueuePart(ctx, store.FramePart{JobID: job.ID, Frame: f, Part: i, TaskID: task.ID}); err != nil {
+					return err
+				}
+				if frameTask == "" {
+					frameTask = task.ID
+				}
+			}
+			if frameTask == "" {
+				// Every part is stored: only the merge is left.
+				if err := tx.QueueFrame(ctx, store.Frame{JobID: job.ID, Frame: f, TaskID: "", Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
+					return err
+				}
+				if err := e.EnqueueMerge(ctx, tx, job, f); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := tx.QueueFrame(ctx, store.Frame{JobID: job.ID, Frame: f, TaskID: frameTask, Status: farm.FrameQueued, UpdatedAt: now}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EnqueueMerge queues the merge of a split frame whose parts are all
+// stored, in the caller's transaction, and makes it the frame's task: it
+// stores the merged frame as a render task stores a frame. The caller
+// holds the job's lock, so that of the parts that end together, only the
+// last one queues the merge.
+func (e *Engine) EnqueueMerge(ctx context.Context, tx *store.Tx, job *farm.Job, frame int) error {
+	now := time.Now().UTC()
+	task := store.Task{ID: uuid.NewString(), JobID: job.ID, Kind: store.TaskMerge, Chunk: frame, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		BlenderVersion: job.FinalConfig.BlenderVersion, WorkspaceID: job.WorkspaceID, Priority: job.Priority}
+	if err := tx.InsertTask(ctx, task); err != nil {
+		return err
+	}
+	if err := tx.SetFrameTask(ctx, job.ID, frame, task.ID); err != nil {
+		return err
+	}
+	return e.insertTask(ctx, tx, task, nil)
 }
 
 // Requeue hands a task out again: a new generation, so that whatever its

@@ -52,7 +52,24 @@ type RenderConfig struct {
 	// RequiredTags is ours: tags every worker that renders the job must
 	// have (its --tags).
 	RequiredTags []string `json:"requiredTags,omitempty"`
+	// SplitFrame is ours: every frame split into parts that different
+	// workers render, merged into the frame (docs/split-frame.md).
+	SplitFrame *SplitFrame `json:"splitFrame,omitempty"`
 }
+
+// SplitFrame asks for every frame to be split into Parts parts, by Mode
+// (SplitBySamples, the default, or SplitByTiles). Which splits the farm
+// renders is blender.CheckSplit's to say; the service asks it.
+type SplitFrame struct {
+	Mode  string `json:"mode,omitempty"`
+	Parts int    `json:"parts"`
+}
+
+// Split modes, as blender.SplitMode names them.
+const (
+	SplitBySamples = "samples"
+	SplitByTiles   = "tiles"
+)
 
 // OutputSettings are the image format details of requestedRenderConfig.
 type OutputSettings struct {
@@ -101,6 +118,18 @@ type FinalConfig struct {
 	// ScoutFrames is ours: the frames rendered first, as compact ranges;
 	// left out when the request asked for none.
 	ScoutFrames []string `json:"scoutFrames,omitempty"`
+	// SplitFrame is ours: how every frame is split, its mode resolved;
+	// left out when frames are rendered whole.
+	SplitFrame *SplitFrame `json:"splitFrame,omitempty"`
+}
+
+// PartsPerFrame is how many parts each frame is rendered in: 1 for a
+// frame rendered whole.
+func (fc *FinalConfig) PartsPerFrame() int {
+	if fc == nil || fc.SplitFrame == nil {
+		return 1
+	}
+	return fc.SplitFrame.Parts
 }
 
 // FinalOutputSettings are the resolved image format details; empty strings
@@ -390,6 +419,13 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 	}
 	if scout != nil {
 		fc.ScoutFrames = CompactRanges(scout)
+	}
+	if req.SplitFrame != nil {
+		split := *req.SplitFrame
+		if split.Mode == "" {
+			split.Mode = SplitBySamples
+		}
+		fc.SplitFrame = &split
 	}
 	if fc.RenderEngine != "CYCLES" && fc.DenoisingEnabled {
 		fc.DenoisingEnabled = false

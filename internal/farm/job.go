@@ -145,6 +145,16 @@ type FrameProgress struct {
 	Worker        string      `json:"worker"`
 	RenderSeconds float64     `json:"renderSeconds"`
 	Attempts      int         `json:"attempts"`
+	// Parts is ours: a split frame's parts stored so far, of how many;
+	// nil for a frame rendered whole.
+	Parts *PartsProgress `json:"parts,omitempty"`
+}
+
+// PartsProgress counts a split frame's parts: Completed of Total stored.
+// The frame itself completes when they are merged.
+type PartsProgress struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
 }
 
 // Progress is the answer of GET /jobs/{id}/progress.

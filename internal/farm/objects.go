@@ -68,6 +68,17 @@ func FrameOutputKey(jobID, taskID string, generation int, rel string) string {
 	return FrameKey(jobID, taskID, generation, rel)
 }
 
+// JobPartsPrefix holds a job's split frames' parts until they are merged.
+func JobPartsPrefix(jobID string) string { return JobPrefix(jobID) + "parts/" }
+
+// PartKey is where the holder of a part task's generation stores the part
+// of frame named fileName (blender.PartFileName): a folder per frame, and
+// in it one per holder, so that a part rendered twice is stored twice and
+// the merge uses the one its record names.
+func PartKey(jobID string, frame int, taskID string, generation int, fileName string) string {
+	return JobPartsPrefix(jobID) + strconv.Itoa(frame) + "/" + taskID + "." + strconv.Itoa(generation) + "/" + fileName
+}
+
 // CompositeNodesZipKey is the zip of a job's File Output nodes' images,
 // a folder per node.
 func CompositeNodesZipKey(jobID string) string { return JobPrefix(jobID) + "compositeNodes.zip" }

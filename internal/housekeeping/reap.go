@@ -128,7 +128,7 @@ func (h *Housekeeping) panicOf(ctx context.Context, riverJobID int64) string {
 // the panic as the reason, and cancels the job's other work. A job that
 // ended meanwhile only has its work canceled.
 func (h *Housekeeping) failForPanic(ctx context.Context, t store.Task, panicked string) error {
-	stage := map[store.TaskKind]string{store.TaskValidate: farm.FailValidation, store.TaskRender: farm.FailRender, store.TaskFinalize: farm.FailFinalize}[t.Kind]
+	stage := map[store.TaskKind]string{store.TaskValidate: farm.FailValidation, store.TaskRender: farm.FailRender, store.TaskMerge: farm.FailRender, store.TaskFinalize: farm.FailFinalize}[t.Kind]
 	return h.store.InTx(ctx, func(tx *store.Tx) error {
 		job, err := tx.LockJob(ctx, "", t.JobID)
 		if errors.Is(err, store.ErrNotFound) {

@@ -160,7 +160,7 @@ var (
 // report, at zero when nothing is counted: an autoscaler's query or an
 // alert finds 0 rather than no series.
 var (
-	taskKinds    = []store.TaskKind{store.TaskValidate, store.TaskRender, store.TaskFinalize}
+	taskKinds    = []store.TaskKind{store.TaskValidate, store.TaskRender, store.TaskMerge, store.TaskFinalize}
 	taskStatuses = []store.TaskStatus{store.TaskWaiting, store.TaskQueued, store.TaskRunning}
 	workerStates = []string{store.WorkerIdle, store.WorkerBusy, store.WorkerDead}
 	// The River queues every farm has ("render" stands for every worker

@@ -23,6 +23,9 @@ type Blender interface {
 	// saved; the result (frames saved, the log's tail) comes with an error
 	// too.
 	Render(ctx context.Context, job blender.RenderJob, outputRoot string, onEvent func(blender.Event)) (*blender.RenderResult, error)
+	// Merge makes a split frame of the parts' files in job.PartsDir(),
+	// writing it into job.OutputDir() and reporting it as Render does.
+	Merge(ctx context.Context, job blender.MergeJob, onEvent func(blender.Event)) (*blender.RenderResult, error)
 	// Forget ends the idle Blenders kept for chunks under dir (a job's
 	// directory, once the job no longer needs them).
 	Forget(dir string)

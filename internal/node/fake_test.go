@@ -31,6 +31,10 @@ type fakeBlender struct {
 	renders  []fakeRender
 	// rendered are the chunks Render was asked for, in order.
 	rendered []blender.RenderJob
+	// merged are the merges Merge was asked for, in order.
+	merged []blender.MergeJob
+	// mergeErr, when set, is what every Merge answers, writing nothing.
+	mergeErr error
 }
 
 // fakeInspect is one Inspect's answer.
@@ -182,4 +186,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Merge plays a merge: it checks that every part is where the node put
+// it, writes the frame of their bytes and reports it saved.
+func (b *fakeBlender) Merge(ctx context.Context, job blender.MergeJob, onEvent func(blender.Event)) (*blender.RenderResult, error) {
+	b.mu.Lock()
+	b.merged = append(b.merged, job)
+	mergeErr := b.mergeErr
+	b.mu.Unlock()
+	if mergeErr != nil {
+		return &blender.RenderResult{}, mergeErr
+	}
+	for i := range job.Parts {
+		if _, err := os.Stat(filepath.Join(job.PartsDir(), blender.PartFileName(i))); err != nil {
+			return nil, fmt.Errorf("part %d missing: %w", i, err)
+		}
+	}
+	return &blender.RenderResult{}, saveFakeFrame(job.OutputDir(), job.Frame, false, onEvent)
 }

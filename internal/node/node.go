@@ -216,6 +216,7 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 		river.AddWorker(w, n.validateWorker())
 		river.AddWorker(w, n.renderWorker())
 		river.AddWorker(w, n.finalizeWorker())
+		river.AddWorker(w, n.mergeWorker())
 	})
 	return n, nil
 }

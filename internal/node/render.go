@@ -34,6 +34,9 @@ type chunk struct {
 
 	todo     []int // the chunk's frames not yet stored
 	rendered bool  // Blender was asked to render them
+	// part is the part of a split frame the task renders; nil for a
+	// chunk of whole frames.
+	part *store.FramePart
 }
 
 func newChunk(n *Node, args engine.RenderArgs) task {
@@ -51,8 +54,19 @@ func (c *chunk) done(recorded bool) {
 
 func (c *chunk) load(ctx context.Context) (*farm.Job, error) {
 	job, todo, err := c.n.startChunk(ctx, c.ref)
-	c.todo = todo
-	return job, err
+	c.todo, c.part = todo, nil
+	if err != nil || job == nil || job.FinalConfig.PartsPerFrame() == 1 {
+		return job, err
+	}
+	p, ok, err := c.n.store.PartOfTask(ctx, c.ref.TaskID)
+	if err != nil || !ok {
+		return job, err
+	}
+	c.part, c.todo = &p, nil
+	if !p.Stored() {
+		c.todo = []int{p.Frame}
+	}
+	return job, nil
 }
 
 func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
@@ -74,7 +88,12 @@ func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
 		return err
 	}
 	c.rendered = true
-	err := c.n.renderFrames(ctx, w, c.ref, job, inst, c.todo, &c.times)
+	var err error
+	if c.part != nil {
+		err = c.n.renderPart(ctx, w, c.ref, job, inst, *c.part, &c.times)
+	} else {
+		err = c.n.renderFrames(ctx, w, c.ref, job, inst, c.todo, &c.times)
+	}
 	if savedEveryFrame(err) {
 		// Blender failed on its way out, after every frame was saved and
 		// stored: the chunk is done.
@@ -174,6 +193,9 @@ func (n *Node) blockOn(ctx context.Context, tx *store.Tx, job *farm.Job, failure
 }
 
 func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
+	if c.part != nil && renderErr == nil {
+		return c.n.recordPart(ctx, tx, current, *c.part)
+	}
 	return c.n.recordChunk(ctx, tx, c.ref, current, renderErr)
 }
 
@@ -535,7 +557,9 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 		frameAttempts := 0
 		var re *blender.RenderError
 		if errors.As(renderErr, &re) && re.Frame >= 0 {
-			frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+			// The job's frames, not the task's: a part's task is not its
+			// frame's.
+			frames, err := tx.FramesOfJob(ctx, job.ID)
 			if err != nil {
 				return err
 			}

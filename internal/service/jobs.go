@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -199,6 +200,9 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		if err != nil {
 			return err
 		}
+		if err := checkSplit(final); err != nil {
+			return err
+		}
 		job.RequestedConfig, job.FinalConfig = cfg, final
 		if cfg.Priority != nil {
 			job.Priority = *cfg.Priority
@@ -326,4 +330,29 @@ func (s *Service) Cancel(ctx context.Context, p farm.Principal, id string) (*far
 	// The slots its chunks held, started or only given, take other work.
 	s.dispatch(ctx)
 	return s.present(ctx, job), nil
+}
+
+// checkSplit refuses a split frame the farm cannot render
+// (blender.CheckSplit), as a 400 naming the request's field.
+func checkSplit(fc *farm.FinalConfig) error {
+	if fc.SplitFrame == nil {
+		return nil
+	}
+	err := blender.CheckSplit(blender.SplitRequest{
+		Mode:         blender.SplitMode(fc.SplitFrame.Mode),
+		Parts:        fc.SplitFrame.Parts,
+		Engine:       fc.RenderEngine,
+		OutputFormat: fc.OutputFormat,
+		Samples:      fc.SampleCount,
+		Denoising:    fc.DenoisingEnabled,
+	})
+	var se *blender.SplitError
+	if !errors.As(err, &se) {
+		return err
+	}
+	field := se.Field
+	if field == "engine" {
+		field = "renderEngine" // the request's name for it
+	}
+	return farm.InvalidField(field, "%s", se.Message)
 }

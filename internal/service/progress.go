@@ -30,6 +30,9 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 		return nil, err
 	}
 	pr := progressOf(id, read.Status, read.Frames)
+	if err := s.addParts(ctx, pr); err != nil {
+		return nil, err
+	}
 	pr.SuspendedReason = read.SuspendedReason
 	if pr.WaitingFor, err = s.waitingFor(ctx, p.WorkspaceID, id, read.Status, read.WaitingFor); err != nil {
 		return nil, err
@@ -190,6 +193,9 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 			return nil, err
 		}
 		pr := progressOf(job.ID, job.Status, frames)
+		if err := s.addParts(ctx, pr); err != nil {
+			return nil, err
+		}
 		outage, err := s.store.WaitingFor(ctx, job.ID)
 		if err != nil {
 			return nil, err
@@ -238,6 +244,41 @@ func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *
 		pr.EtaSeconds = &eta
 	}
 	return pr
+}
+
+// addParts adds to a job's progress its split frames' parts
+// (frames[].parts), and while no frame is merged yet, estimates the time
+// left from the parts: the parts left times the mean part's render time,
+// shared by the parts rendering now.
+func (s *Service) addParts(ctx context.Context, pr *farm.Progress) error {
+	counts, err := s.store.PartCounts(ctx, pr.JobID)
+	if err != nil || len(counts) == 0 {
+		return err
+	}
+	left, done, rendering := 0, 0, 0
+	seconds := 0.0
+	for i, f := range pr.Frames {
+		c, ok := counts[f.Frame]
+		if !ok {
+			continue
+		}
+		parts := c.PartsProgress
+		if f.Status == farm.FrameCompleted {
+			// Merged: its parts' records are all it needs.
+			parts.Completed = parts.Total
+		} else {
+			left += c.Total - c.Completed
+			rendering += c.Rendering
+		}
+		pr.Frames[i].Parts = &parts
+		done += c.Completed
+		seconds += c.Seconds
+	}
+	if pr.EtaSeconds == nil && pr.Status.IsRunning() && done > 0 && seconds > 0 {
+		eta := math.Round(float64(left)*seconds/float64(done)/float64(max(1, rendering))*10) / 10
+		pr.EtaSeconds = &eta
+	}
+	return nil
 }
 
 // Downloads lists presigned URLs of a job's frames as they land, and of

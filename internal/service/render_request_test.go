@@ -55,6 +55,15 @@ func TestRenderRefusesARequestTheFileCannotHonourAndChangesNothing(t *testing.T)
 			{"a movie format", withDefault(func(c *farm.RenderConfig) { c.OutputFormat = str("FFMPEG") }), farm.CodeInvalidConfig, "outputFormat"},
 			{"a GPU the workers do not have", withDefault(func(c *farm.RenderConfig) { c.ComputeDeviceType = str("CUDA") }), farm.CodeInvalidConfig, "computeDeviceType"},
 			{"denoising this Blender cannot do", withDefault(func(c *farm.RenderConfig) { b := true; c.DenoisingEnabled = &b }), farm.CodeInvalidConfig, "denoisingEnabled"},
+			{"a split frame with EEVEE", withDefault(func(c *farm.RenderConfig) {
+				c.RenderEngine, c.SplitFrame = str("BLENDER_EEVEE"), &farm.SplitFrame{Parts: 4}
+			}), farm.CodeInvalidConfig, "renderEngine"},
+			{"a frame split into one part", withDefault(func(c *farm.RenderConfig) { c.SplitFrame = &farm.SplitFrame{Parts: 1} }), farm.CodeInvalidConfig, "splitFrame.parts"},
+			{"a frame split into 65 parts", withDefault(func(c *farm.RenderConfig) { c.SplitFrame = &farm.SplitFrame{Mode: "tiles", Parts: 65} }), farm.CodeInvalidConfig, "splitFrame.parts"},
+			{"a split mode that does not exist", withDefault(func(c *farm.RenderConfig) { c.SplitFrame = &farm.SplitFrame{Mode: "rows", Parts: 4} }), farm.CodeInvalidConfig, "splitFrame.mode"},
+			{"fewer samples than parts", withDefault(func(c *farm.RenderConfig) {
+				c.RenderEngine, c.SampleCount, c.SplitFrame = str("CYCLES"), num(3), &farm.SplitFrame{Parts: 4}
+			}), farm.CodeInvalidConfig, "splitFrame.parts"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

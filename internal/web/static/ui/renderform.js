@@ -60,6 +60,13 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   const format = h('select', { id: 'f-outputFormat' }, outputFormats.map(([v, label]) => h('option', { value: v }, label)));
   const chunk = number('f-chunkSize', { min: '1', max: '1000', placeholder: 'Automatic' });
   const priority = number('f-priority', { min: '0', max: '100', placeholder: '50' });
+  // One still frame on many workers: each frame split into parts that
+  // different workers render, then merged (Cycles only; the farm says
+  // what it refuses).
+  const splitParts = number('f-splitFrame', { min: '2', max: '64', placeholder: 'Whole frames' });
+  const splitMode = h('select', { id: 'f-splitFrameMode' },
+    h('option', { value: 'samples', selected: true }, 'By samples'),
+    h('option', { value: 'tiles' }, 'By tiles'));
   // The farm's Blenders, filled in from GET /blender: the one that opened
   // the file first (sending nothing), then every other that can open it.
   const opened = analysis.renderBlenderVersion || analysis.blenderVersion;
@@ -102,6 +109,9 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     h('div', { class: 'field-row' },
       field('outputFormat', 'Output format', format),
       field('chunkSize', 'Frames per task', chunk, 'How many frames one Blender process renders. Empty: split evenly across the workers.')),
+    h('div', { class: 'field-row' },
+      field('splitFrame', 'Parts per frame', splitParts, 'Split each frame into 2 to 64 parts that different workers render, then merged: by samples (each part the whole image with a share of the samples) or by tiles (each part a region). Cycles only. Empty: each frame renders whole.'),
+      h('div', { class: 'field' }, h('label', { for: 'f-splitFrameMode', text: 'Split by' }), splitMode)),
     field('priority', 'Priority', priority, 'Among this workspace’s jobs, 0 (lowest) to 100 (highest); 50 when empty. It can be changed while the job waits.'),
     field('blenderVersion', 'Blender', blender, 'The farm’s Blender that renders the frames. A newer one may render the file differently.'),
     scoutField,
@@ -158,6 +168,8 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
     const k = num(chunk);
     if (k !== null) c.chunkSize = k;
     if (scout.checked) c.scoutFrames = 'auto';
+    const parts = num(splitParts);
+    if (parts !== null) c.splitFrame = { mode: splitMode.value, parts };
     const pr = num(priority);
     if (pr !== null) c.priority = pr;
     if (blender.value) c.blenderVersion = blender.value;

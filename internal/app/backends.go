@@ -75,7 +75,7 @@ type localObjects struct {
 	transferIdle time.Duration
 	// acceptPut says whether an upload URL may still write its object
 	// (nil: while its signature is good).
-	acceptPut func(ctx context.Context, key string) error
+	acceptPut func(ctx context.Context, key string, size int64) error
 }
 
 // openObjects opens the object store. For the local store it also returns

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -183,5 +184,25 @@ func TestWorkerNeedsTheSharedDatabaseAndBucket(t *testing.T) {
 	var exitErr *exec.ExitError
 	if !asExitError(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--database postgres://") {
 		t.Errorf("worker without --database and --storage: %v\n%s\nwant exit 2 saying what to give", err, out)
+	}
+}
+
+// TestASecondWorkerUnderALiveWorkersNameRefusesToStart: a render node
+// started under the name of one that runs exits at start, saying which run
+// holds the name and when it was last heard from; the running one goes on.
+func TestASecondWorkerUnderALiveWorkersNameRefusesToStart(t *testing.T) {
+	d := newDistributed(t)
+	args := []string{"--worker-name", "twin", "--database", d.database, "--storage", d.storage, "--worker-timeout", "4s"}
+	first := worker(t, append(args, "--work-dir", t.TempDir())...)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), append([]string{"worker", "--work-dir", t.TempDir()}, args...)...).CombinedOutput()
+	var exitErr *exec.ExitError
+	if !asExitError(err, &exitErr) || !strings.Contains(string(out), `another render node runs under the name "twin"`) ||
+		!strings.Contains(string(out), "last heard from") {
+		t.Fatalf("a second worker named twin: %v\n%s\nwant it to exit saying the name is taken and by which run", err, out)
+	}
+	if !first.Running() {
+		t.Error("the first worker stopped")
 	}
 }

@@ -36,6 +36,7 @@ Usage:
   renderfarm workspaces list       the workspaces' weights, quotas, jobs, running and waiting chunks, storage, render time
   renderfarm workspaces create NAME / rename OLD NEW   make or rename a workspace
   renderfarm workspaces set NAME --weight N --max-running-chunks N --max-storage-bytes N   share the farm between workspaces
+  renderfarm usage [flags]         each workspace's render seconds, frames, bytes stored and served, by day (--since 30d, --csv)
 
 Client commands, for any farm (--server, --api-key):
   renderfarm submit FILE [flags]   upload a .blend (packed with the files it uses), .zip or project folder, validate, render
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "keys":
 		err = keys(ctx, args[1:], stdout, stderr)
+	case "usage":
+		err = usageReport(ctx, args[1:], stdout, stderr)
 	case "submit":
 		err = submit(ctx, args[1:], stdout, stderr)
 	case "pack":

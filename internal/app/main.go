@@ -99,7 +99,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.store, err = c.OpenStore(ctx); err != nil {
 		return err
 	}
-	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store)}
+	if c.Role == Serve {
+		// The farm's worker timeout is serve's: the reaper goes by it on
+		// whichever process runs it, a worker's own flag aside.
+		if err := m.store.SetFarmWorkerTimeout(ctx, c.WorkerTimeout); err != nil {
+			return err
+		}
+	}
+	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store), served: service.CountDownload(m.store)}
 	if c.Role == Worker {
 		// A worker hands out no URLs, so the local store's base URL is unused.
 		local = localObjects{publicURL: "http://127.0.0.1"}

@@ -249,7 +249,29 @@ func (l *Local) serveGet(t *transfer, r *http.Request, key string) {
 		}
 	}
 	// ServeContent answers HEAD, Range and conditional requests.
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	if l.served == nil {
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+		return
+	}
+	counted := &countingWriter{ResponseWriter: w}
+	http.ServeContent(counted, r, "", fi.ModTime(), f)
+	if counted.n > 0 {
+		if err := l.served(context.WithoutCancel(r.Context()), key, counted.n); err != nil {
+			l.log.Warn("objstore: could not count a download", "key", key, "bytes", counted.n, "err", err)
+		}
+	}
+}
+
+// countingWriter counts the bytes of an answer's body.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func contentType(key string) string {

@@ -318,3 +318,36 @@ func TestAcceptPutIsToldTheSize(t *testing.T) {
 	}
 	waitNoTempFiles(t, dir)
 }
+
+// TestServedCountsTheBytesSent: the Served hook hears each GET's bytes
+// (a Range request's part), and nothing of a HEAD.
+func TestServedCountsTheBytesSent(t *testing.T) {
+	const key = "jobs/j1/frames.zip"
+	var served []int64
+	l, _, _ := newLocal(t, func(c *objstore.LocalConfig) {
+		c.Served = func(_ context.Context, k string, n int64) error {
+			if k == key {
+				served = append(served, n)
+			}
+			return nil
+		}
+	})
+	mustPut(t, l, key, "0123456789")
+	u, _, err := l.PresignGet(t.Context(), key, time.Minute, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, "GET", u, nil)
+	mustDo(t, "HEAD", u, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", u, nil)
+	req.Header.Set("Range", "bytes=2-5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !slices.Equal(served, []int64{10, 4}) {
+		t.Errorf("Served heard %v, want [10 4]: the whole GET, nothing of the HEAD, the range's 4 bytes", served)
+	}
+}

@@ -90,6 +90,11 @@ type LocalConfig struct {
 	// (503: try again). nil accepts every PUT whose signature is good.
 	AcceptPut func(ctx context.Context, key string, size int64) error
 
+	// Served, if set, is told the bytes each presigned GET sent of key
+	// (a part of it for a Range request), after the answer, to count what
+	// the farm serves. Its error is logged.
+	Served func(ctx context.Context, key string, bytes int64) error
+
 	// TransferIdleTimeout is how long a presigned PUT may send nothing, and
 	// a presigned GET take nothing, before the connection is cut; each
 	// read or write that moves bytes extends it, so a slow but steady
@@ -118,6 +123,7 @@ type Local struct {
 	secret    []byte
 	maxUpload int64
 	acceptPut func(ctx context.Context, key string, size int64) error
+	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	now       func() time.Time
 	log       *slog.Logger
@@ -165,6 +171,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		secret:    slices.Clone(cfg.Secret),
 		maxUpload: cfg.MaxUploadBytes,
 		acceptPut: cfg.AcceptPut,
+		served:    cfg.Served,
 		idle:      cfg.TransferIdleTimeout,
 		now:       cfg.Now,
 		log:       cfg.Log,

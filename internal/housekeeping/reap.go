@@ -197,3 +197,44 @@ func reapInterval(workerTimeout time.Duration) time.Duration {
 func staleAfter(workerTimeout time.Duration) time.Duration {
 	return workerTimeout - reapInterval(workerTimeout)
 }
+
+// WatchWorkers hands out the tasks of dead workers from this process,
+// leader or not, every quarter of the farm's worker timeout, until ctx
+// ends. River's periodic job runs on its leader alone, and when the dead
+// worker was that leader, River elects another only once the old one's
+// term runs out (15 s in River 0.51, not configurable), so a timeout of a
+// few seconds would be kept only by luck. Every process watching keeps it
+// whichever dies; two processes handing out one task at once are told
+// apart by its generation (the second finds it moved on and does
+// nothing). The repair of stranded tasks stays with the leader's periodic
+// job, which reads River's own state.
+func (h *Housekeeping) WatchWorkers(ctx context.Context) {
+	for {
+		timeout := h.workerTimeout(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reapInterval(timeout)):
+		}
+		if err := h.handOutDeadWorkersTasks(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("could not look for dead workers' tasks; trying again", "err", err)
+		}
+	}
+}
+
+// handOutDeadWorkersTasks is ReapOrphans's first part: the tasks of
+// workers silent for longer than the farm's worker timeout, or stopped,
+// handed out again and given to free slots.
+func (h *Housekeeping) handOutDeadWorkersTasks(ctx context.Context) error {
+	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.workerTimeout(ctx))))
+	if err != nil || len(orphans) == 0 {
+		return err
+	}
+	for _, t := range orphans {
+		if err := h.engine.Requeue(ctx, t, "worker stopped answering; its task is handed out again"); err != nil {
+			h.log.Error("could not hand out task of a dead worker", "task", t.ID, "job", t.JobID, "err", err)
+		}
+	}
+	_, err = h.engine.DispatchIdle(ctx)
+	return err
+}

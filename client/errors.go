@@ -31,6 +31,11 @@ const (
 	CodeValidationError = "VALIDATION_FAILED"     // the file could not be validated
 	CodeUnavailable     = "UNAVAILABLE"           // a part of the farm is out for a moment; send the request again
 	CodeStorageFull     = "STORAGE_FULL"          // the farm's disk is full
+
+	// CodeStorageQuotaExceeded: the workspace's files take its storage
+	// quota, so the upload was refused; the message says the quota and
+	// the use.
+	CodeStorageQuotaExceeded = "STORAGE_QUOTA_EXCEEDED"
 )
 
 // APIError is an error answer of the server: the HTTP status, and the

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -183,5 +186,107 @@ func TestWorkerNeedsTheSharedDatabaseAndBucket(t *testing.T) {
 	var exitErr *exec.ExitError
 	if !asExitError(err, &exitErr) || exitErr.ExitCode() != 2 || !strings.Contains(string(out), "--database postgres://") {
 		t.Errorf("worker without --database and --storage: %v\n%s\nwant exit 2 saying what to give", err, out)
+	}
+}
+
+// TestASecondWorkerUnderALiveWorkersNameRefusesToStart: a render node
+// started under the name of one that runs exits at start, saying which run
+// holds the name and when it was last heard from; the running one goes on.
+func TestASecondWorkerUnderALiveWorkersNameRefusesToStart(t *testing.T) {
+	d := newDistributed(t)
+	args := []string{"--worker-name", "twin", "--database", d.database, "--storage", d.storage, "--worker-timeout", "4s"}
+	first := worker(t, append(args, "--work-dir", t.TempDir())...)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), append([]string{"worker", "--work-dir", t.TempDir()}, args...)...).CombinedOutput()
+	var exitErr *exec.ExitError
+	if !asExitError(err, &exitErr) || !strings.Contains(string(out), `another render node runs under the name "twin"`) ||
+		!strings.Contains(string(out), "last heard from") {
+		t.Fatalf("a second worker named twin: %v\n%s\nwant it to exit saying the name is taken and by which run", err, out)
+	}
+	if !first.Running() {
+		t.Error("the first worker stopped")
+	}
+}
+
+// TestAKilledLeadersChunkIsHandedOutWithinTheWorkerTimeout: the render
+// node killed is River's leader (it started first, alone, and was
+// elected), which runs the periodic search for dead workers. Its chunk is
+// still handed out within --worker-timeout (4 s here, checked against
+// twice that): every process looks for dead workers, where River would
+// elect another leader only once the dead one's term ran out (about 14 s
+// after the kill, measured by bench/distributed).
+func TestAKilledLeadersChunkIsHandedOutWithinTheWorkerTimeout(t *testing.T) {
+	const timeout = 4 * time.Second
+	d := newDistributed(t)
+	db, err := sql.Open("pgx", d.database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := testContext(t)
+	leader := func() string {
+		var id string
+		if err := db.QueryRowContext(ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now()`).Scan(&id); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		return id
+	}
+	nodeArgs := func(name string) []string {
+		return []string{"--worker-name", name, "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage, "--worker-timeout", timeout.String()}
+	}
+	nodeA := worker(t, nodeArgs("node-a")...)
+	first := ""
+	for deadline := time.Now().Add(time.Minute); first == ""; time.Sleep(100 * time.Millisecond) {
+		if first = leader(); first == "" && time.Now().After(deadline) {
+			t.Fatal("node-a, alone, was not elected River's leader within a minute")
+		}
+	}
+	api := d.api(t, "--workers", "0", "--worker-timeout", timeout.String())
+	worker(t, nodeArgs("node-b")...)
+	c := api.client("studio")
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender("1-16")
+	cfg.ChunkSize = client.Int(2)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	var taskID string
+	var generation int
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		err := db.QueryRowContext(ctx, `SELECT t.id, t.generation FROM tasks t JOIN workers w ON w.id = t.worker_id
+			WHERE w.name = 'node-a' AND t.kind = 'render' AND t.status = 'running' LIMIT 1`).Scan(&taskID, &generation)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node-a ran no chunk within 2 minutes")
+		}
+	}
+	if now := leader(); now != first {
+		t.Fatalf("River's leader changed from %s to %s before the kill", first, now)
+	}
+	killed := time.Now()
+	nodeA.Kill()
+	for ; ; time.Sleep(50 * time.Millisecond) {
+		var now int
+		if err := db.QueryRowContext(ctx, `SELECT generation FROM tasks WHERE id = $1`, taskID).Scan(&now); err != nil {
+			t.Fatal(err)
+		}
+		if now > generation {
+			break
+		}
+		if time.Since(killed) > 2*timeout {
+			t.Fatalf("node-a's chunk was not handed out within %v of its kill (River's leader, %s, is %q now)", 2*timeout, first, leader())
+		}
+	}
+	t.Logf("the leader's chunk was handed out %.2f s after the kill", time.Since(killed).Seconds())
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("the job ended %v, %v; want completed", done, err)
 	}
 }

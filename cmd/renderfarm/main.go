@@ -33,8 +33,10 @@ Usage:
   renderfarm keys create [flags]   create an API key for a workspace (--name, --expires 90d)
   renderfarm keys list [flags]     list the API keys: id, workspace, name, prefix, use, expiry
   renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
-  renderfarm workspaces list       the workspaces' weights, quotas, running and waiting chunks, render time
-  renderfarm workspaces set NAME --weight N --max-running-chunks N   share the farm between workspaces
+  renderfarm workspaces list       the workspaces' weights, quotas, jobs, running and waiting chunks, storage, render time
+  renderfarm workspaces create NAME / rename OLD NEW   make or rename a workspace
+  renderfarm workspaces set NAME --weight N --max-running-chunks N --max-storage-bytes N   share the farm between workspaces
+  renderfarm usage [flags]         each workspace's render seconds, frames, bytes stored and served, by day (--since 30d, --csv)
 
 Client commands, for any farm (--server, --api-key):
   renderfarm submit FILE [flags]   upload a .blend (packed with the files it uses), .zip or project folder, validate, render
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "keys":
 		err = keys(ctx, args[1:], stdout, stderr)
+	case "usage":
+		err = usageReport(ctx, args[1:], stdout, stderr)
 	case "submit":
 		err = submit(ctx, args[1:], stdout, stderr)
 	case "pack":

@@ -16,14 +16,19 @@ import (
 
 const workspacesUsage = `Usage:
   renderfarm workspaces list [flags]
-  renderfarm workspaces set NAME [--weight N] [--max-running-chunks N] [flags]
+  renderfarm workspaces create NAME [flags]
+  renderfarm workspaces rename OLD NEW [flags]
+  renderfarm workspaces set NAME [--weight N] [--max-running-chunks N] [--max-storage-bytes N] [flags]
 
 How the workspaces share the farm. A freed render slot goes to the
 workspace whose running chunks divided by its weight are fewest (ties to
 the one that waited longest); a workspace never runs more chunks than its
---max-running-chunks (0: no limit). list shows each workspace's weight and
-limit, its chunks running and waiting, and Blender's render time on its
-frames over the last day.
+--max-running-chunks (0: no limit). Once its files take
+--max-storage-bytes (0: no limit; 500GiB, 2TB), new uploads are refused.
+list shows each workspace's weight and limits, its jobs, its chunks
+running and waiting, the bytes its files take, and Blender's render time
+on its frames over the last day. create makes an empty workspace (keys
+create makes one too); rename keeps its keys, jobs and files.
 
 Flags:
 `
@@ -31,9 +36,15 @@ Flags:
 // workspaces is `renderfarm workspaces list|set`, run on the farm's
 // database like `renderfarm keys`.
 func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "set") {
+	positional := map[string]int{"list": 0, "create": 1, "rename": 2, "set": 1}
+	if len(args) == 0 {
 		fmt.Fprint(stderr, workspacesUsage)
-		return fmt.Errorf("%w: say list or set", errUsage)
+		return fmt.Errorf("%w: say list, create, rename or set", errUsage)
+	}
+	want, known := positional[args[0]]
+	if !known {
+		fmt.Fprint(stderr, workspacesUsage)
+		return fmt.Errorf("%w: say list, create, rename or set, not %q", errUsage, args[0])
 	}
 	sub, args := args[0], args[1:]
 	b := app.DefaultBackends()
@@ -42,15 +53,16 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	jsonOut := fs.Bool("json", false, "print the workspaces as JSON")
 	weight := fs.Int("weight", farm.DefaultWeight, fmt.Sprintf("set: the workspace's share of the farm against the others', 1 to %d", farm.MaxWeight))
 	maxRunning := fs.Int("max-running-chunks", 0, "set: the most chunks the workspace may have running at once (0: no limit)")
+	var maxStorage int64
+	fs.Var(app.ByteSizeValue(&maxStorage), "max-storage-bytes", "set: the most bytes the workspace's files may take before new uploads are refused, e.g. 500GiB (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, workspacesUsage)
 		fs.PrintDefaults()
 	}
-	want := 0
-	if sub == "set" {
-		want = 1
-	}
-	pos, err := parseArgs(fs, args, want, want, "give the NAME of the workspace to set")
+	pos, err := parseArgs(fs, args, want, want, map[string]string{
+		"list": "list takes no NAME", "create": "give the NAME of the workspace to create",
+		"rename": "give the OLD name and the NEW one", "set": "give the NAME of the workspace to set",
+	}[sub])
 	if err != nil {
 		return err
 	}
@@ -68,8 +80,8 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 			setMax = maxRunning
 		}
-		if setWeight == nil && setMax == nil {
-			return fmt.Errorf("%w: give --weight, --max-running-chunks or both", errUsage)
+		if setWeight == nil && setMax == nil && !given(fs, "max-storage-bytes") {
+			return fmt.Errorf("%w: give --weight, --max-running-chunks, --max-storage-bytes or more of them", errUsage)
 		}
 	}
 	st, err := b.OpenStore(ctx)
@@ -77,14 +89,40 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer st.Close()
-	if sub == "set" {
+	show := ""
+	switch sub {
+	case "create":
+		_, err := st.CreateWorkspace(ctx, pos[0])
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("%w: there is a workspace %q already", errUsage, pos[0])
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		show = pos[0]
+	case "rename":
+		err := st.RenameWorkspace(ctx, pos[0], pos[1])
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("%w: there is no workspace %q (renderfarm workspaces list shows them)", errUsage, pos[0])
+		case errors.Is(err, store.ErrConflict):
+			return fmt.Errorf("%w: there is a workspace %q already; choose another name", errUsage, pos[1])
+		case err != nil:
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		show = pos[1]
+	case "set":
 		err := st.SetWorkspaceShare(ctx, pos[0], setWeight, setMax)
+		if err == nil && given(fs, "max-storage-bytes") {
+			err = st.SetWorkspaceMaxStorage(ctx, pos[0], maxStorage)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: there is no workspace %q (renderfarm workspaces list shows them)", errUsage, pos[0])
 		}
 		if err != nil {
 			return err
 		}
+		show = pos[0]
 	}
 	usage, err := st.ListWorkspaceUsage(ctx, time.Now().Add(-24*time.Hour))
 	if err != nil {
@@ -98,13 +136,18 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Running          int     `json:"runningChunks"`
 		Waiting          int     `json:"waitingChunks"`
 		RenderSeconds    float64 `json:"renderSecondsLastDay"`
+		Jobs             int     `json:"jobs"`
+		StorageBytes     int64   `json:"storageBytes"`
+		// MaxStorageBytes is 0 for no limit.
+		MaxStorageBytes int64 `json:"maxStorageBytes"`
 	}
 	rows := []row{}
 	for _, u := range usage {
-		if sub == "set" && u.Name != pos[0] {
+		if show != "" && u.Name != show {
 			continue
 		}
-		rows = append(rows, row{Name: u.Name, Weight: u.Weight, MaxRunningChunks: u.MaxRunning, Running: u.Running, Waiting: u.Waiting, RenderSeconds: u.RenderSeconds})
+		rows = append(rows, row{Name: u.Name, Weight: u.Weight, MaxRunningChunks: u.MaxRunning, Running: u.Running, Waiting: u.Waiting,
+			RenderSeconds: u.RenderSeconds, Jobs: u.Jobs, StorageBytes: u.StorageBytes, MaxStorageBytes: u.MaxStorageBytes})
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
@@ -116,13 +159,17 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tWEIGHT\tMAX RUNNING\tRUNNING\tWAITING\tRENDER TIME (24 H)")
+	fmt.Fprintln(tw, "NAME\tWEIGHT\tMAX RUNNING\tJOBS\tRUNNING\tWAITING\tSTORAGE\tMAX STORAGE\tRENDER TIME (24 H)")
 	for _, r := range rows {
-		limit := "-"
+		limit, storageLimit := "-", "-"
 		if r.MaxRunningChunks > 0 {
 			limit = fmt.Sprint(r.MaxRunningChunks)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", r.Name, r.Weight, limit, r.Running, r.Waiting, (time.Duration(r.RenderSeconds * float64(time.Second))).Round(time.Second))
+		if r.MaxStorageBytes > 0 {
+			storageLimit = formatBytes(r.MaxStorageBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Weight, limit, r.Jobs, r.Running, r.Waiting,
+			formatBytes(r.StorageBytes), storageLimit, (time.Duration(r.RenderSeconds * float64(time.Second))).Round(time.Second))
 	}
 	return tw.Flush()
 }

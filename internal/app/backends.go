@@ -75,7 +75,9 @@ type localObjects struct {
 	transferIdle time.Duration
 	// acceptPut says whether an upload URL may still write its object
 	// (nil: while its signature is good).
-	acceptPut func(ctx context.Context, key string) error
+	acceptPut func(ctx context.Context, key string, size int64) error
+	// served counts what a download URL sent (nil: nothing is counted).
+	served func(ctx context.Context, key string, bytes int64) error
 }
 
 // openObjects opens the object store. For the local store it also returns
@@ -91,7 +93,7 @@ func (b Backends) openObjects(ctx context.Context, opts localObjects, log *slog.
 		}
 		local, err := objstore.NewLocal(objstore.LocalConfig{
 			Dir: filepath.Join(b.DataDir, "objects"), BaseURL: opts.publicURL, Secret: secret,
-			MaxUploadBytes: opts.maxUpload, TransferIdleTimeout: opts.transferIdle, AcceptPut: opts.acceptPut, Log: log,
+			MaxUploadBytes: opts.maxUpload, TransferIdleTimeout: opts.transferIdle, AcceptPut: opts.acceptPut, Served: opts.served, Log: log,
 		})
 		if err != nil {
 			return nil, nil, nil, err

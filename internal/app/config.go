@@ -378,6 +378,7 @@ func (c Config) nodeConfig() node.Config {
 	n.OutageTolerance, n.DiskReserve = c.OutageTolerance, c.DiskReserve
 	n.MaxFailedChunks = c.MaxFailedChunks
 	n.Tags, n.GPUs = c.Tags, c.GPUs
+	n.BlenderThreads = c.BlenderThreads
 	return n
 }
 

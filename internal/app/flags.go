@@ -103,3 +103,17 @@ func (b blenderList) Set(s string) error {
 	*b.list = append(*b.list, s)
 	return nil
 }
+
+// ByteSizeValue is a flag.Value for a size in bytes that takes 0 and the
+// suffixes --max-upload-bytes takes (5GiB, 512MiB, 1000).
+func ByteSizeValue(p *int64) flag.Value { return zeroOrByteSize{byteSize{p}} }
+
+type zeroOrByteSize struct{ byteSize }
+
+func (z zeroOrByteSize) Set(s string) error {
+	if strings.TrimSpace(s) == "0" {
+		*z.n = 0
+		return nil
+	}
+	return z.byteSize.Set(s)
+}

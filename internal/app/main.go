@@ -48,10 +48,12 @@ type Main struct {
 	closeObjects func()
 	metrics      *metrics.Metrics
 	stopMetrics  func()
-	engine       *engine.Engine
-	service      *service.Service
-	node         *node.Node
-	started      bool // the engine (and node) started
+	// stopWatch ends the housekeeping's watch for dead workers.
+	stopWatch func()
+	engine    *engine.Engine
+	service   *service.Service
+	node      *node.Node
+	started   bool // the engine (and node) started
 	// stopping is set once a stop began: the process is no longer ready.
 	stopping atomic.Bool
 
@@ -99,7 +101,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.store, err = c.OpenStore(ctx); err != nil {
 		return err
 	}
-	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store)}
+	if c.Role == Serve {
+		// The farm's worker timeout is serve's: the reaper goes by it on
+		// whichever process runs it, a worker's own flag aside.
+		if err := m.store.SetFarmWorkerTimeout(ctx, c.WorkerTimeout); err != nil {
+			return err
+		}
+	}
+	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store), served: service.CountDownload(m.store)}
 	if c.Role == Worker {
 		// A worker hands out no URLs, so the local store's base URL is unused.
 		local = localObjects{publicURL: "http://127.0.0.1"}
@@ -171,7 +180,12 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	}
 	hk := c.housekeepingConfig()
 	hk.Metrics = m.metrics
-	housekeeping.New(eng, hk)
+	keeper := housekeeping.New(eng, hk)
+	// Dead workers' tasks are looked for by every process, not only by
+	// River's leader, which may be the one that died.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopWatch = stopWatch
+	go keeper.WatchWorkers(watchCtx)
 
 	if m.node != nil {
 		if err := m.node.Start(ctx); err != nil {
@@ -305,6 +319,9 @@ func (m *Main) Close() error { return m.Shutdown(context.Background()) }
 func (m *Main) Shutdown(ctx context.Context) error {
 	c := m.Config
 	m.stopping.Store(true)
+	if m.stopWatch != nil {
+		m.stopWatch()
+	}
 	stopCtx, cancel := context.WithTimeout(ctx, c.ShutdownTimeout)
 	defer cancel()
 	if m.log != nil && m.started {

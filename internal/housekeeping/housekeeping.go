@@ -16,6 +16,7 @@ package housekeeping
 import (
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -30,7 +31,8 @@ import (
 // Config sets the farm's housekeeping.
 type Config struct {
 	// WorkerTimeout is how long a worker may go without a heartbeat before
-	// its work is handed to another.
+	// its work is handed to another, until a serve records the farm's
+	// (store.FarmWorkerTimeout), which the reaper goes by instead.
 	WorkerTimeout time.Duration
 	// UploadRetention is how long an upload that no job was made from is
 	// kept before its file and row are removed.
@@ -67,12 +69,15 @@ func DefaultConfig() Config {
 
 // Housekeeping is one process's share of the farm's housekeeping.
 type Housekeeping struct {
-	cfg     Config
-	engine  *engine.Engine
-	store   *store.Store
-	objects objstore.Store
-	log     *slog.Logger
-	sender  *webhook.Sender
+	cfg Config
+	// reapMu guards lastReap, when the periodic reap job last reaped.
+	reapMu   sync.Mutex
+	lastReap time.Time
+	engine   *engine.Engine
+	store    *store.Store
+	objects  objstore.Store
+	log      *slog.Logger
+	sender   *webhook.Sender
 
 	// deliveries keeps one workspace's webhooks from taking every
 	// delivery slot (see MaxDeliveriesPerWorkspace).
@@ -101,7 +106,7 @@ func New(eng *engine.Engine, cfg Config) *Housekeeping {
 			river.AddWorker(w, &deliverWorker{h: h})
 		}
 	})
-	eng.AddPeriodicJob(reapInterval(cfg.WorkerTimeout), engine.ReapArgs{})
+	eng.AddPeriodicJob(min(reapInterval(cfg.WorkerTimeout), maxReapPeriod), engine.ReapArgs{})
 	eng.AddPeriodicJob(expireEvery(cfg.UploadRetention, cfg.UploadURLTTL), engine.ExpireUploadsArgs{})
 	return h
 }

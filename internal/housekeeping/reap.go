@@ -27,7 +27,41 @@ type reapWorker struct {
 }
 
 func (w *reapWorker) Work(ctx context.Context, _ *river.Job[engine.ReapArgs]) error {
+	timeout := w.h.workerTimeout(ctx)
+	// The periodic job comes at this process's pace; the farm's timeout
+	// sets how often the reaping is worth doing.
+	w.h.reapMu.Lock()
+	due := time.Since(w.h.lastReap) >= reapInterval(timeout)-reapSlack
+	if due {
+		w.h.lastReap = time.Now()
+	}
+	w.h.reapMu.Unlock()
+	if !due {
+		return nil
+	}
 	return w.h.ReapOrphans(ctx)
+}
+
+// reapSlack lets a periodic run that comes a little early still reap.
+const reapSlack = 250 * time.Millisecond
+
+// maxReapPeriod is the longest the periodic reap job waits between runs,
+// whatever this process's --worker-timeout, so that a farm timeout
+// shorter than this process's is kept (the runs between are skipped
+// cheaply when the farm's is longer).
+const maxReapPeriod = 5 * time.Second
+
+// workerTimeout is the farm's worker timeout, recorded by serve, or this
+// process's own when none is recorded or it cannot be read.
+func (h *Housekeeping) workerTimeout(ctx context.Context) time.Duration {
+	d, ok, err := h.store.FarmWorkerTimeout(ctx)
+	if err != nil {
+		h.log.Warn("could not read the farm's worker timeout; going by this process's", "err", err)
+	}
+	if !ok {
+		return h.cfg.WorkerTimeout
+	}
+	return d
 }
 
 // ReapOrphans hands out again, now, what the periodic job hands out every
@@ -39,7 +73,7 @@ func (w *reapWorker) Work(ctx context.Context, _ *river.Job[engine.ReapArgs]) er
 // process that died between committing a render request and dispatching
 // its chunks, a workspace's quota raised).
 func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
-	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.cfg.WorkerTimeout)))
+	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.workerTimeout(ctx))))
 	if err != nil {
 		return err
 	}
@@ -71,7 +105,7 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 // after it panicked on every attempt, which fails its job with the panic
 // as the reason rather than panicking again and again.
 func (h *Housekeeping) RepairStrandedTasks(ctx context.Context) error {
-	stranded, err := h.store.StrandedTasks(ctx, time.Now().Add(-staleAfter(h.cfg.WorkerTimeout)))
+	stranded, err := h.store.StrandedTasks(ctx, time.Now().Add(-staleAfter(h.workerTimeout(ctx))))
 	if err != nil {
 		return err
 	}
@@ -162,4 +196,45 @@ func reapInterval(workerTimeout time.Duration) time.Duration {
 // for as long is one its holder no longer works on.
 func staleAfter(workerTimeout time.Duration) time.Duration {
 	return workerTimeout - reapInterval(workerTimeout)
+}
+
+// WatchWorkers hands out the tasks of dead workers from this process,
+// leader or not, every quarter of the farm's worker timeout, until ctx
+// ends. River's periodic job runs on its leader alone, and when the dead
+// worker was that leader, River elects another only once the old one's
+// term runs out (15 s in River 0.51, not configurable), so a timeout of a
+// few seconds would be kept only by luck. Every process watching keeps it
+// whichever dies; two processes handing out one task at once are told
+// apart by its generation (the second finds it moved on and does
+// nothing). The repair of stranded tasks stays with the leader's periodic
+// job, which reads River's own state.
+func (h *Housekeeping) WatchWorkers(ctx context.Context) {
+	for {
+		timeout := h.workerTimeout(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reapInterval(timeout)):
+		}
+		if err := h.handOutDeadWorkersTasks(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("could not look for dead workers' tasks; trying again", "err", err)
+		}
+	}
+}
+
+// handOutDeadWorkersTasks is ReapOrphans's first part: the tasks of
+// workers silent for longer than the farm's worker timeout, or stopped,
+// handed out again and given to free slots.
+func (h *Housekeeping) handOutDeadWorkersTasks(ctx context.Context) error {
+	orphans, err := h.store.OrphanedTasks(ctx, time.Now().Add(-staleAfter(h.workerTimeout(ctx))))
+	if err != nil || len(orphans) == 0 {
+		return err
+	}
+	for _, t := range orphans {
+		if err := h.engine.Requeue(ctx, t, "worker stopped answering; its task is handed out again"); err != nil {
+			h.log.Error("could not hand out task of a dead worker", "task", t.ID, "job", t.JobID, "err", err)
+		}
+	}
+	_, err = h.engine.DispatchIdle(ctx)
+	return err
 }

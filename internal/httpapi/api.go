@@ -107,6 +107,7 @@ func New(f Farm, opts Options) http.Handler {
 	m.Handle("GET "+BasePath+"/jobs/{id}/downloads", a.authed(a.downloads))
 	m.Handle("GET "+BasePath+"/jobs/{id}/log", a.authed(a.jobLog))
 	m.Handle("GET "+BasePath+"/blender", a.authed(a.blenderVersions))
+	m.Handle("GET "+BasePath+"/usage", a.authed(a.usage))
 	m.Handle("POST "+BasePath+"/webhooks", a.authed(a.createWebhook))
 	m.Handle("GET "+BasePath+"/webhooks", a.authed(a.listWebhooks))
 	m.Handle("GET "+BasePath+"/webhooks/{id}", a.authed(a.getWebhook))

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -393,4 +394,30 @@ func (a *api) blenderVersions(w http.ResponseWriter, r *http.Request, p farm.Pri
 		return errNoResult
 	}
 	return writeJSON(w, http.StatusOK, wireBlenderOffers(*offers))
+}
+
+func (a *api) usage(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
+	q := r.URL.Query()
+	var period [2]time.Time
+	for i, name := range []string{"from", "to"} {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, v); err != nil {
+				return badParam(name, "%s must be a date (2026-01-31) or a time (2026-01-31T12:00:00Z), not %q", name, v)
+			}
+		}
+		period[i] = t
+	}
+	u, err := a.farm.Usage(r.Context(), p, period[0], period[1], q.Get("groupBy"))
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return errNoResult
+	}
+	return writeJSON(w, http.StatusOK, wireUsage(*u))
 }

@@ -64,6 +64,7 @@ type fakeFarm struct {
 	downloads *farm.Downloads
 	jobLog    *farm.JobLog
 	blender   *farm.BlenderOffers
+	usage     *farm.Usage
 	// webhook answers every method about one webhook, secret and all.
 	webhook    *farm.Webhook
 	webhooks   []farm.Webhook
@@ -221,6 +222,13 @@ func (f *fakeFarm) JobLog(ctx context.Context, p farm.Principal, id string) (*fa
 		return nil, err
 	}
 	return f.jobLog, nil
+}
+
+func (f *fakeFarm) Usage(ctx context.Context, p farm.Principal, from, to time.Time, groupBy string) (*farm.Usage, error) {
+	if err := f.record(call{"Usage", p, groupBy, nil}); err != nil {
+		return nil, err
+	}
+	return f.usage, nil
 }
 
 func (f *fakeFarm) BlenderVersions(ctx context.Context, p farm.Principal) (*farm.BlenderOffers, error) {
@@ -547,8 +555,13 @@ func fullDeliveries() []farm.WebhookDelivery {
 func fullFarm() *fakeFarm {
 	running := fullProgress()
 	single := fullProgress()
+	usageTo := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	day := farm.UsageRow{Day: "2026-11-30", RenderSeconds: 12.5, Frames: 3, BytesStored: 300, BytesTransferred: 100}
+	total := day
+	total.Day = ""
 	return &fakeFarm{
-		job: fullJob(),
+		usage: &farm.Usage{From: usageTo.AddDate(0, 0, -30), To: usageTo, GroupBy: farm.UsageByDay, Rows: []farm.UsageRow{day}, Total: total},
+		job:   fullJob(),
 		page: &farm.JobPage{
 			Jobs:       []farm.Job{*fullJob(), *newJob()},
 			Pagination: farm.Pagination{Page: 1, PageSize: 10, Total: 2, TotalPages: 1},

@@ -158,6 +158,8 @@ func routeCases() []routeCase {
 			call{"JobLog", p, jobID, nil}, isListOf("lines", 2, nil)},
 		{"blender versions", "GET", "/blender", "", 200,
 			call{"BlenderVersions", p, "", nil}, isListOf("versions", 2, hasKeys("version", "workers"))},
+		{"usage", "GET", "/usage", "", 200,
+			call{"Usage", p, "", nil}, hasKeys("from", "to", "groupBy", "rows", "total")},
 		{"create webhook", "POST", "/webhooks", `{"url": "https://pipeline.example.com/renderfarm", "events": ["onRenderComplete", "onStatusChange"]}`, 201,
 			call{"CreateWebhook", p, "https://pipeline.example.com/renderfarm", []string{"onRenderComplete", "onStatusChange"}}, isWebhook(true)},
 		{"list webhooks", "GET", "/webhooks", "", 200,

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -99,4 +100,36 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// usageRowJSON is one row of a usage report on the wire.
+type usageRowJSON struct {
+	Day              string  `json:"day,omitempty"`
+	JobID            string  `json:"jobId,omitempty"`
+	RenderSeconds    float64 `json:"renderSeconds"`
+	Frames           int     `json:"frames"`
+	BytesStored      int64   `json:"bytesStored"`
+	BytesTransferred int64   `json:"bytesTransferred"`
+}
+
+// usageJSON is GET /usage's answer.
+type usageJSON struct {
+	From    time.Time      `json:"from"`
+	To      time.Time      `json:"to"`
+	GroupBy string         `json:"groupBy"`
+	Rows    []usageRowJSON `json:"rows"`
+	Total   usageRowJSON   `json:"total"`
+}
+
+func wireUsageRow(r farm.UsageRow) usageRowJSON {
+	return usageRowJSON{Day: r.Day, JobID: r.JobID, RenderSeconds: r.RenderSeconds, Frames: r.Frames,
+		BytesStored: r.BytesStored, BytesTransferred: r.BytesTransferred}
+}
+
+func wireUsage(u farm.Usage) usageJSON {
+	out := usageJSON{From: u.From.UTC(), To: u.To.UTC(), GroupBy: u.GroupBy, Rows: make([]usageRowJSON, len(u.Rows)), Total: wireUsageRow(u.Total)}
+	for i, r := range u.Rows {
+		out.Rows[i] = wireUsageRow(r)
+	}
+	return out
 }

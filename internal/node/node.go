@@ -39,6 +39,10 @@ import (
 type Config struct {
 	// Slots is how many chunks the node renders at once.
 	Slots int
+	// BlenderThreads is how many threads each Blender renders with (its
+	// -t); 0 is every core. A chunk's worker-seconds are its frames'
+	// render time times these threads.
+	BlenderThreads int
 	// WorkerName names the node in progress reports and `renderfarm
 	// workers`.
 	WorkerName string
@@ -268,6 +272,9 @@ func (n *Node) WorkerID() string { return n.workerID }
 // Start it before the engine, so that no task is claimed by a run the
 // farm does not know.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkNameIsFree(ctx); err != nil {
+		return err
+	}
 	now := time.Now()
 	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
 		BlenderVersions: n.BlenderVersions(), Slots: n.cfg.Slots, Tags: n.cfg.Tags, GPUs: n.cfg.GPUs, MemoryBytes: n.cfg.MemoryBytes})
@@ -279,6 +286,49 @@ func (n *Node) Start(ctx context.Context) error {
 	n.heartbeatDone = make(chan struct{})
 	go n.heartbeatLoop(hbCtx)
 	n.fillSlots(ctx)
+	return nil
+}
+
+// ErrNameTaken is what Start answers when a live run of another process
+// holds the node's worker name.
+var ErrNameTaken = errors.New("worker name taken")
+
+// checkNameIsFree refuses to start under a name another process holds:
+// two live runs of one name would each declare the other gone, and the
+// farm would take a live node's chunks for a dead one's. A run of the
+// name whose heartbeat is recent may also be a process killed a moment
+// ago (a restart after a crash, which must go on), so the run is watched
+// for two heartbeats: one that beats again is live, and the start is
+// refused naming it; one that does not is taken for dead, and this run
+// replaces it.
+func (n *Node) checkNameIsFree(ctx context.Context) error {
+	timeout := n.cfg.WorkerTimeout
+	if timeout <= 0 {
+		return nil
+	}
+	held, err := n.store.LiveWorkersNamed(ctx, n.cfg.WorkerName, time.Now().Add(-timeout))
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	other := held[0]
+	watch := 2*HeartbeatInterval(timeout) + time.Second
+	deadline := time.Now().Add(watch)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		now, err := n.store.GetWorker(ctx, other.ID)
+		if err != nil {
+			return err
+		}
+		if now.HeartbeatAt.After(other.HeartbeatAt) && now.State != store.WorkerGone && now.State != store.WorkerStopped {
+			return fmt.Errorf("%w: another render node runs under the name %q (run %s, started %s, last heard from %s ago); give this one another --worker-name, or stop the other first",
+				ErrNameTaken, n.cfg.WorkerName, other.ID, other.StartedAt.Format(time.RFC3339), time.Since(now.HeartbeatAt).Round(100*time.Millisecond))
+		}
+	}
+	n.log.Info("an earlier run of this worker name is silent; this run replaces it", "worker", n.cfg.WorkerName, "run", other.ID, "lastHeard", other.HeartbeatAt)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"runtime"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -384,5 +385,17 @@ func (n *Node) finish(ctx context.Context, tx *store.Tx, ref engine.TaskRef, sta
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil
 	}
+	if err == nil {
+		err = tx.RecordChunkUsage(ctx, ref.TaskID, n.blenderThreads())
+	}
 	return err == nil, err
+}
+
+// blenderThreads is how many threads each of this node's Blenders
+// renders with: what --blender-threads says, or every core.
+func (n *Node) blenderThreads() int {
+	if n.cfg.BlenderThreads > 0 {
+		return n.cfg.BlenderThreads
+	}
+	return runtime.NumCPU()
 }

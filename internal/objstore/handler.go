@@ -119,11 +119,11 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // acceptsPut asks the AcceptPut hook whether key still takes a PUT.
-func (l *Local) acceptsPut(ctx context.Context, key string) error {
+func (l *Local) acceptsPut(ctx context.Context, key string, size int64) error {
 	if l.acceptPut == nil {
 		return nil
 	}
-	err := l.acceptPut(ctx, key)
+	err := l.acceptPut(ctx, key, size)
 	if _, refused := errors.AsType[*PutRefusal](err); err == nil || refused {
 		return err
 	}
@@ -163,14 +163,14 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string, t *
 	// though its URL's signature is still good. Asked again just before
 	// the file is stored, so that a job made while the body streamed in
 	// wins.
-	if err := l.acceptsPut(r.Context(), key); err != nil {
+	if err := l.acceptsPut(r.Context(), key, r.ContentLength); err != nil {
 		l.writePutError(w, r, key, err)
 		return
 	}
 	// A chunked body has no declared length, so the limit is enforced while
 	// streaming; write removes the partial file when the limit trips.
 	body := &readErrRecorder{r: ctxReader{r.Context(), t.reader(http.MaxBytesReader(w, r.Body, l.maxUpload))}}
-	_, err := l.write(key, body, func() error { return l.acceptsPut(r.Context(), key) })
+	_, err := l.write(key, body, func(n int64) error { return l.acceptsPut(r.Context(), key, n) })
 	// However long the body took, the answer has its own time to go out.
 	t.extendWrite()
 	if err != nil {
@@ -249,7 +249,29 @@ func (l *Local) serveGet(t *transfer, r *http.Request, key string) {
 		}
 	}
 	// ServeContent answers HEAD, Range and conditional requests.
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	if l.served == nil {
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+		return
+	}
+	counted := &countingWriter{ResponseWriter: w}
+	http.ServeContent(counted, r, "", fi.ModTime(), f)
+	if counted.n > 0 {
+		if err := l.served(context.WithoutCancel(r.Context()), key, counted.n); err != nil {
+			l.log.Warn("objstore: could not count a download", "key", key, "bytes", counted.n, "err", err)
+		}
+	}
+}
+
+// countingWriter counts the bytes of an answer's body.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func contentType(key string) string {

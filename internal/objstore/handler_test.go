@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,7 +37,7 @@ func TestAcceptPutRefusesAClosedUpload(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	var asked []string
 	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(_ context.Context, k string) error {
+		c.AcceptPut = func(_ context.Context, k string, _ int64) error {
 			asked = append(asked, k)
 			return closedUpload
 		}
@@ -64,7 +65,7 @@ func TestAcceptPutIsAskedAgainBeforeStoring(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	var closed atomic.Bool
 	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(context.Context, string) error {
+		c.AcceptPut = func(context.Context, string, int64) error {
 			if closed.Load() {
 				return closedUpload
 			}
@@ -100,7 +101,7 @@ func TestAcceptPutIsAskedAgainBeforeStoring(t *testing.T) {
 func TestAcceptPutFailureIsUnavailable(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	l, _, _ := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(context.Context, string) error { return errors.New("database is locked") }
+		c.AcceptPut = func(context.Context, string, int64) error { return errors.New("database is locked") }
 	})
 	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
 	resp := mustDo(t, "PUT", u, strings.NewReader("scene"))
@@ -273,4 +274,80 @@ func decodeError(t *testing.T, resp *http.Response) apiError {
 		t.Fatalf("status %d: the body is not a JSON error: %v", resp.StatusCode, err)
 	}
 	return e
+}
+
+// TestAcceptPutIsToldTheSize: the hook is told the body's declared length
+// before reading it (-1 for a body sent without one) and the bytes
+// received before storing them, so a quota can refuse a file by its size
+// either way; a refusal at the second call stores nothing.
+func TestAcceptPutIsToldTheSize(t *testing.T) {
+	const key = "uploads/s3/scene.blend"
+	var sizes []int64
+	tooBig := &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: "STORAGE_QUOTA_EXCEEDED", Message: "over the quota"}
+	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
+		c.AcceptPut = func(_ context.Context, _ string, size int64) error {
+			sizes = append(sizes, size)
+			if size > 10 {
+				return tooBig
+			}
+			return nil
+		}
+	})
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	resp := mustDo(t, "PUT", u, strings.NewReader("0123456789"))
+	if resp.StatusCode != http.StatusOK || !slices.Equal(sizes, []int64{10, 10}) {
+		t.Fatalf("PUT of 10 bytes = %d, the hook told %v; want 200 and [10 10]", resp.StatusCode, sizes)
+	}
+
+	sizes = nil
+	resp = mustDo(t, "PUT", u, strings.NewReader("0123456789ABC"))
+	if e := decodeError(t, resp); resp.StatusCode != http.StatusRequestEntityTooLarge || e.Error.Code != "STORAGE_QUOTA_EXCEEDED" || !slices.Equal(sizes, []int64{13}) {
+		t.Errorf("PUT of 13 bytes declared = %d %+v, the hook told %v; want the hook's 413 after [13]", resp.StatusCode, e, sizes)
+	}
+
+	// A body without a declared length: the hook hears -1, then the 13
+	// bytes that arrived, and refuses them before they are stored.
+	sizes = nil
+	resp = mustDo(t, "PUT", u, io.MultiReader(strings.NewReader("0123456"), strings.NewReader("789ABC")))
+	if e := decodeError(t, resp); resp.StatusCode != http.StatusRequestEntityTooLarge || e.Error.Code != "STORAGE_QUOTA_EXCEEDED" || !slices.Equal(sizes, []int64{-1, 13}) {
+		t.Errorf("chunked PUT of 13 bytes = %d %+v, the hook told %v; want the hook's 413 after [-1 13]", resp.StatusCode, e, sizes)
+	}
+	if got := readObject(t, l, key); got != "0123456789" {
+		t.Errorf("the object became %q, want the 10 bytes accepted first", got)
+	}
+	waitNoTempFiles(t, dir)
+}
+
+// TestServedCountsTheBytesSent: the Served hook hears each GET's bytes
+// (a Range request's part), and nothing of a HEAD.
+func TestServedCountsTheBytesSent(t *testing.T) {
+	const key = "jobs/j1/frames.zip"
+	var served []int64
+	l, _, _ := newLocal(t, func(c *objstore.LocalConfig) {
+		c.Served = func(_ context.Context, k string, n int64) error {
+			if k == key {
+				served = append(served, n)
+			}
+			return nil
+		}
+	})
+	mustPut(t, l, key, "0123456789")
+	u, _, err := l.PresignGet(t.Context(), key, time.Minute, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, "GET", u, nil)
+	mustDo(t, "HEAD", u, nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", u, nil)
+	req.Header.Set("Range", "bytes=2-5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !slices.Equal(served, []int64{10, 4}) {
+		t.Errorf("Served heard %v, want [10 4]: the whole GET, nothing of the HEAD, the range's 4 bytes", served)
+	}
 }

@@ -81,10 +81,19 @@ type LocalConfig struct {
 	// AcceptPut, if set, is asked whether key still takes a presigned PUT,
 	// before the body is read and again before it is stored, so that an
 	// upload URL stops working the moment its upload is used or deleted
-	// even though its signature is still good. A *PutRefusal is answered
+	// even though its signature is still good, and so that a workspace's
+	// storage quota can refuse a file that would exceed it. size is the
+	// body's declared length (-1 when it is sent without one) on the first
+	// call, and the bytes received, all of them, on the second, which is
+	// the last word before the file is stored. A *PutRefusal is answered
 	// to the client as it says; any other error is the farm's own fault
 	// (503: try again). nil accepts every PUT whose signature is good.
-	AcceptPut func(ctx context.Context, key string) error
+	AcceptPut func(ctx context.Context, key string, size int64) error
+
+	// Served, if set, is told the bytes each presigned GET sent of key
+	// (a part of it for a Range request), after the answer, to count what
+	// the farm serves. Its error is logged.
+	Served func(ctx context.Context, key string, bytes int64) error
 
 	// TransferIdleTimeout is how long a presigned PUT may send nothing, and
 	// a presigned GET take nothing, before the connection is cut; each
@@ -113,7 +122,8 @@ type Local struct {
 	baseURL   string
 	secret    []byte
 	maxUpload int64
-	acceptPut func(ctx context.Context, key string) error
+	acceptPut func(ctx context.Context, key string, size int64) error
+	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	now       func() time.Time
 	log       *slog.Logger
@@ -161,6 +171,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		secret:    slices.Clone(cfg.Secret),
 		maxUpload: cfg.MaxUploadBytes,
 		acceptPut: cfg.AcceptPut,
+		served:    cfg.Served,
 		idle:      cfg.TransferIdleTimeout,
 		now:       cfg.Now,
 		log:       cfg.Log,
@@ -486,7 +497,7 @@ func (l *Local) checkKey(key string) error {
 // failure the temp file is removed and key is untouched. beforeCommit, if
 // not nil, has the last word once the whole body is on disk: its error
 // stops the write.
-func (l *Local) write(key string, r io.Reader, beforeCommit func() error) (n int64, err error) {
+func (l *Local) write(key string, r io.Reader, beforeCommit func(n int64) error) (n int64, err error) {
 	tmp := path.Join(tmpDirName, "put-"+rand.Text())
 	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
@@ -512,7 +523,7 @@ func (l *Local) write(key string, r io.Reader, beforeCommit func() error) (n int
 		return n, err
 	}
 	if beforeCommit != nil {
-		if err = beforeCommit(); err != nil {
+		if err = beforeCommit(n); err != nil {
 			return n, err
 		}
 	}

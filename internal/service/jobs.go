@@ -44,6 +44,9 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	if max := s.maxInputBytes(); info.Size > max {
 		return nil, s.refuseTooLarge(ctx, up, info.Size, max)
 	}
+	if err := s.checkRoomForUploadedFile(ctx, up, info.Size); err != nil {
+		return nil, err
+	}
 	// The job renders a copy of the file that no URL can write: the upload
 	// URL stays valid until it expires (on a bucket it cannot be revoked),
 	// so a file sent to it after this moment must not be what validation
@@ -74,6 +77,9 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 			if errors.Is(err, store.ErrConflict) {
 				return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
 			}
+			return err
+		}
+		if err := tx.RecordUploadSize(ctx, slug, input.Size); err != nil {
 			return err
 		}
 		return tx.InsertJob(ctx, job)

@@ -26,6 +26,9 @@ func (s *Service) CreateUpload(ctx context.Context, p farm.Principal, fileName, 
 	if err := checkFileName(fileName, fileType); err != nil {
 		return nil, err
 	}
+	if err := s.checkRoomForNewUpload(ctx, p.WorkspaceID); err != nil {
+		return nil, err
+	}
 	slug := uuid.NewString()
 	key := farm.UploadKey(slug, fileName)
 	if err := objstore.ValidateKey(key); err != nil {
@@ -103,10 +106,13 @@ const (
 // while its upload exists and no job was made from it. A job renders its
 // own copy of the file, so writing the upload afterwards would change
 // nothing the farm uses; refusing it tells the client so, and keeps a
-// deleted job's file from coming back. A bucket's presigned URLs cannot be
-// asked; there the sweep of stray uploads removes what arrives late.
-func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) error {
-	return func(ctx context.Context, key string) error {
+// deleted job's file from coming back. It also refuses a file of size
+// bytes that its workspace's storage quota has no room for (413
+// STORAGE_QUOTA_EXCEEDED), and records the size of one that fits. A
+// bucket's presigned URLs cannot be asked; there the sweep of stray
+// uploads removes what arrives late, and CreateJob checks the quota.
+func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size int64) error {
+	return func(ctx context.Context, key string, size int64) error {
 		slug, ok := farm.UploadSlug(key)
 		if !ok {
 			return &objstore.PutRefusal{Status: http.StatusForbidden, Code: codeUploadNotFound,
@@ -126,6 +132,6 @@ func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string) erro
 			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadUsed,
 				Message: fmt.Sprintf("this upload was used to create job %s, which renders the file as it was then and cannot be changed; to render another file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
 		}
-		return nil
+		return checkPutFits(ctx, st, up, size)
 	}
 }

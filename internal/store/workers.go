@@ -309,3 +309,11 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 	st.WorkersByState[WorkerDead] = dead
 	return st, nil
 }
+
+// LiveWorkersNamed lists the runs named name whose heartbeat is newer
+// than since and that neither stopped nor were replaced: a node about to
+// start under that name asks whether another process holds it.
+func (q *Queries) LiveWorkersNamed(ctx context.Context, name string, since time.Time) ([]Worker, error) {
+	return q.queryWorkers(ctx, `SELECT `+workerColumns+` FROM workers WHERE name = ? AND heartbeat_at >= ? AND state NOT IN (?, ?) ORDER BY heartbeat_at DESC`,
+		name, since.UTC(), WorkerGone, WorkerStopped)
+}

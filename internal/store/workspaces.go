@@ -5,7 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
+	"unicode"
+
+	"github.com/google/uuid"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -22,6 +27,11 @@ type WorkspaceUsage struct {
 	// RenderSeconds is Blender's time on its frames completed since the
 	// time asked for.
 	RenderSeconds float64
+	// Jobs counts its jobs not deleted.
+	Jobs int
+	// StorageBytes is what its objects hold (see storageUsedQuery),
+	// MaxStorageBytes the most they may, 0 for no limit.
+	StorageBytes, MaxStorageBytes int64
 }
 
 // ListWorkspaceUsage lists every workspace by name with its share and
@@ -31,7 +41,10 @@ func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]Wo
 			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
 			(SELECT COUNT(*) FROM tasks w WHERE w.workspace_id = ws.id AND w.status = 'waiting'),
 			COALESCE((SELECT SUM(f.render_seconds) FROM frames f JOIN jobs j ON j.id = f.job_id
-				WHERE j.workspace_id = ws.id AND f.status = ? AND f.updated_at >= ?), 0)
+				WHERE j.workspace_id = ws.id AND f.status = ? AND f.updated_at >= ?), 0),
+			(SELECT COUNT(*) FROM jobs cj WHERE cj.workspace_id = ws.id AND NOT cj.output_deleted),
+			`+strings.ReplaceAll(storageUsedQuery, "?", "ws.id")+`,
+			COALESCE(ws.max_storage_bytes, 0)
 		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
@@ -40,7 +53,7 @@ func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]Wo
 	var out []WorkspaceUsage
 	for rows.Next() {
 		var u WorkspaceUsage
-		if err := rows.Scan(&u.ID, &u.Name, &u.Weight, &u.MaxRunning, &u.Running, &u.Waiting, &u.RenderSeconds); err != nil {
+		if err := rows.Scan(&u.ID, &u.Name, &u.Weight, &u.MaxRunning, &u.Running, &u.Waiting, &u.RenderSeconds, &u.Jobs, &u.StorageBytes, &u.MaxStorageBytes); err != nil {
 			return nil, fmt.Errorf("list workspaces: %w", err)
 		}
 		out = append(out, u)
@@ -96,4 +109,133 @@ func (q *Queries) WorkspaceQuota(ctx context.Context, workspaceID string) (maxRu
 		return 0, 0, ErrNotFound
 	}
 	return maxRunning, running, err
+}
+
+// storageUsedQuery sums, for one workspace (the ? is its id), the bytes
+// its objects hold, from the sizes the farm recorded as it stored them:
+// each upload's file (until a job is made from it, then the job's own
+// copy of it, which replaces it); every file of every frame (frame_outputs, or the frame's one
+// image for frames completed before frames had several files). A deleted
+// job's objects are removed, so they count no more. Not counted: a file
+// sent to a bucket's upload URL until a job is made from it (a bucket
+// tells the farm nothing of a presigned PUT), and a job's frames.zip,
+// compositeNodes.zip, preview.mp4 and logs, whose sizes are not recorded.
+//
+// The sum is computed when asked rather than kept as a running total:
+// sizes are written by many transactions (a frame's completion on a
+// render node, a job's creation, deletions), and a total missed by one of
+// them would be wrong for ever, where a sum over rows indexed by job is
+// exact and costs a few milliseconds for a workspace of many thousand
+// frames.
+const storageUsedQuery = `CAST((SELECT COALESCE(SUM(u.size_bytes), 0)
+		FROM uploads u LEFT JOIN jobs uj ON uj.id = u.job_id
+		WHERE u.workspace_id = ? AND (uj.id IS NULL OR NOT uj.output_deleted))
+	+ (SELECT COALESCE(SUM(fo.size_bytes), 0) FROM frame_outputs fo JOIN jobs oj ON oj.id = fo.job_id
+		WHERE oj.workspace_id = ? AND NOT oj.output_deleted)
+	+ (SELECT COALESCE(SUM(f.size_bytes), 0) FROM frames f JOIN jobs fj ON fj.id = f.job_id
+		WHERE fj.workspace_id = ? AND NOT fj.output_deleted AND f.size_bytes > 0
+		AND NOT EXISTS (SELECT 1 FROM frame_outputs x WHERE x.job_id = f.job_id AND x.frame = f.frame)) AS BIGINT)`
+
+// WorkspaceStorage is what a workspace's objects hold and the most they
+// may (0: no limit); see storageUsedQuery for what is counted.
+type WorkspaceStorage struct {
+	UsedBytes, MaxBytes int64
+}
+
+// Left is how many more bytes the workspace may store; negative when it
+// is over its quota, and math.MaxInt64 without one.
+func (s WorkspaceStorage) Left() int64 {
+	if s.MaxBytes <= 0 {
+		return math.MaxInt64
+	}
+	return s.MaxBytes - s.UsedBytes
+}
+
+// GetWorkspaceStorage answers a workspace's storage quota and use,
+// leaving out the upload of slug exceptSlug ("" for none): the file
+// being checked against the quota is not yet part of what is used.
+func (q *Queries) GetWorkspaceStorage(ctx context.Context, workspaceID, exceptSlug string) (WorkspaceStorage, error) {
+	var s WorkspaceStorage
+	var except int64
+	err := q.queryRow(ctx, `SELECT COALESCE(ws.max_storage_bytes, 0), `+storageUsedQuery+`,
+			COALESCE((SELECT size_bytes FROM uploads WHERE slug = ? AND workspace_id = ws.id AND job_id IS NULL), 0)
+		FROM workspaces ws WHERE ws.id = ?`, workspaceID, workspaceID, workspaceID, exceptSlug, workspaceID).Scan(&s.MaxBytes, &s.UsedBytes, &except)
+	if errors.Is(err, sql.ErrNoRows) {
+		return WorkspaceStorage{}, ErrNotFound
+	}
+	if err != nil {
+		return WorkspaceStorage{}, fmt.Errorf("workspace storage: %w", err)
+	}
+	s.UsedBytes -= except
+	return s, nil
+}
+
+// SetWorkspaceMaxStorage sets the most bytes a workspace's objects may
+// hold (0: no limit). ErrNotFound when there is no workspace of that name.
+func (q *Queries) SetWorkspaceMaxStorage(ctx context.Context, name string, maxBytes int64) error {
+	if maxBytes < 0 {
+		return fmt.Errorf("the most storage must be 0 (no limit) or more bytes, not %d", maxBytes)
+	}
+	var limit any
+	if maxBytes > 0 {
+		limit = maxBytes
+	}
+	return q.updateWorkspace(ctx, `UPDATE workspaces SET max_storage_bytes = ? WHERE name = ?`, limit, name)
+}
+
+// CreateWorkspace makes a workspace named name; ErrConflict when one of
+// that name exists.
+func (q *Queries) CreateWorkspace(ctx context.Context, name string) (Workspace, error) {
+	if err := checkWorkspaceName(name); err != nil {
+		return Workspace{}, err
+	}
+	res, err := q.exec(ctx, `INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		uuid.NewString(), name, now())
+	if err != nil {
+		return Workspace{}, fmt.Errorf("create workspace %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Workspace{}, ErrConflict
+	}
+	return q.workspaceNamed(ctx, name)
+}
+
+// RenameWorkspace gives workspace old the name new; its keys, jobs and
+// uploads follow it, being tied to its id. ErrNotFound when there is no
+// workspace old, ErrConflict when new is taken.
+func (q *Queries) RenameWorkspace(ctx context.Context, old, new string) error {
+	if err := checkWorkspaceName(new); err != nil {
+		return err
+	}
+	if _, err := q.workspaceNamed(ctx, new); err == nil {
+		return ErrConflict
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("rename workspace: %w", err)
+	}
+	return q.updateWorkspace(ctx, `UPDATE workspaces SET name = ? WHERE name = ?`, new, old)
+}
+
+// RecordUploadSize records the size of an upload's file, known once the
+// file is stored.
+func (q *Queries) RecordUploadSize(ctx context.Context, slug string, size int64) error {
+	if _, err := q.exec(ctx, `UPDATE uploads SET size_bytes = ? WHERE slug = ?`, size, slug); err != nil {
+		return fmt.Errorf("record upload size: %w", err)
+	}
+	return nil
+}
+
+// MaxWorkspaceNameBytes bounds a workspace's name, which the operator's
+// commands print in columns.
+const MaxWorkspaceNameBytes = 64
+
+func checkWorkspaceName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return fmt.Errorf("a workspace needs a name, for example \"studio\"")
+	case len(name) > MaxWorkspaceNameBytes:
+		return fmt.Errorf("the workspace name is %d bytes; keep it to %d", len(name), MaxWorkspaceNameBytes)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0 || strings.TrimSpace(name) != name:
+		return fmt.Errorf("the workspace name %q holds control characters or spaces at its ends; give a plain name", name)
+	}
+	return nil
 }

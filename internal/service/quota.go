@@ -1,0 +1,92 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// CodeStorageQuotaExceeded is the code of a refusal (413) of a file that
+// its workspace's storage quota has no room for.
+const CodeStorageQuotaExceeded = "STORAGE_QUOTA_EXCEEDED"
+
+// quotaMessage says a workspace's quota, its use, and what to do; size
+// is the refused file's, 0 when a new upload is refused because the
+// quota is already reached.
+func quotaMessage(st store.WorkspaceStorage, size int64, removed bool) string {
+	what := fmt.Sprintf("this workspace's storage quota is %s and its files take %s", bytesText(st.MaxBytes), bytesText(st.UsedBytes))
+	if size > 0 {
+		what += fmt.Sprintf(", so the %s file does not fit", bytesText(size))
+	} else {
+		what += ", so no new upload is taken"
+	}
+	if removed {
+		what += "; the file was removed"
+	} else {
+		what += "; nothing was stored"
+	}
+	return what + ". Delete jobs whose files you no longer need (DELETE /jobs/{id}), or ask the farm's operator to raise the quota (renderfarm workspaces set NAME --max-storage-bytes N)"
+}
+
+// bytesText shows a byte count exactly, and in MiB or GiB when large.
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%d bytes (%.1f GiB)", n, float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%d bytes (%.1f MiB)", n, float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// checkRoomForNewUpload refuses a new upload once the workspace's objects
+// hold its quota or more.
+func (s *Service) checkRoomForNewUpload(ctx context.Context, workspaceID string) error {
+	st, err := s.store.GetWorkspaceStorage(ctx, workspaceID, "")
+	if err != nil {
+		return err
+	}
+	if st.Left() <= 0 {
+		return &farm.Error{Kind: farm.KindTooLarge, Code: CodeStorageQuotaExceeded, Message: quotaMessage(st, 0, false)}
+	}
+	return nil
+}
+
+// checkRoomForUploadedFile refuses, at job creation, an uploaded file the
+// quota has no room for, and removes it: a bucket's presigned PUT takes
+// any file, and this is the first the farm hears of it.
+func (s *Service) checkRoomForUploadedFile(ctx context.Context, up store.Upload, size int64) error {
+	st, err := s.store.GetWorkspaceStorage(ctx, up.WorkspaceID, up.Slug)
+	if err != nil {
+		return err
+	}
+	if size <= st.Left() {
+		return nil
+	}
+	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
+		s.log.Warn("could not remove an upload over its workspace's storage quota", "key", up.ObjectKey, "err", err)
+	}
+	return &farm.Error{Kind: farm.KindTooLarge, Code: CodeStorageQuotaExceeded, Field: "slug", Message: quotaMessage(st, size, true)}
+}
+
+// checkPutFits refuses, for the local store's upload URLs, a file of size
+// bytes (-1: not yet known) that its workspace's quota has no room for,
+// and records the size of one that fits, which is how the farm learns an
+// upload's size before a job is made from it.
+func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, size int64) error {
+	if size < 0 {
+		return nil
+	}
+	room, err := st.GetWorkspaceStorage(ctx, up.WorkspaceID, up.Slug)
+	if err != nil {
+		return err
+	}
+	if size > room.Left() {
+		return &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: CodeStorageQuotaExceeded, Message: quotaMessage(room, size, false)}
+	}
+	return st.RecordUploadSize(ctx, up.Slug, size)
+}

@@ -10,7 +10,9 @@ log() { printf '==> %s\n' "$*" >&2; }
 apt_install() {
 	local missing=()
 	for pkg in "$@"; do
-		dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+		# Installed, not merely known to dpkg (a removed package keeps its
+		# configuration and a status of "deinstall ... config-files").
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	if [ "$(id -u)" != 0 ]; then

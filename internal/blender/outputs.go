@@ -3,7 +3,6 @@ package blender
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -71,20 +70,12 @@ type outputLayout struct {
 // (the run directory, where Blender may write too), following no link,
 // and checks it is one the worker can follow.
 func readLayout(dir *os.File, name string) (*outputLayout, error) {
-	f, _, err := openRegular(dir, name, maxLayoutBytes)
+	body, err := readAnswer(dir, name, maxLayoutBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errors.New("the session script reported no output layout")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the output layout: %w", err)
-	}
-	defer f.Close()
-	body, err := io.ReadAll(io.LimitReader(f, maxLayoutBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the output layout: %w", err)
-	}
-	if len(body) > maxLayoutBytes {
-		return nil, errors.New("the output layout is too large")
 	}
 	var l outputLayout
 	if err := decodeExactly("the output layout", body, &l); err != nil {

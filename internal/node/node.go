@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -474,4 +475,16 @@ func (n *Node) jobDir(jobID string) string {
 // machine, one per chunk: a Blender session of the job may write there.
 func (n *Node) outputRoot(jobID string) string {
 	return filepath.Join(n.jobDir(jobID), "out")
+}
+
+// freshRunDir makes an empty directory for one holder's attempt at a
+// task (kind: "" for a chunk, "merge-" for a merge) under the job's
+// output root: whatever an earlier attempt of the same generation left is
+// removed first. The caller removes it when the attempt ends.
+func (n *Node) freshRunDir(jobID, kind string, ref engine.TaskRef) (string, error) {
+	dir := filepath.Join(n.outputRoot(jobID), kind+ref.TaskID+"-"+strconv.Itoa(ref.Generation))
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o755)
 }

@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -250,21 +248,26 @@ type chunkTimes struct {
 }
 
 func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
-	log.LogAttrs(context.Background(), slog.LevelInfo, "chunk rendered",
-		slog.String("job", jobID), slog.String("task", taskID), slog.Int("frames", frames),
-		// From taking the chunk to starting Blender: the claim, the job's
-		// move to rendering and the input made ready.
-		slog.Duration("prepare", t.spawn.Sub(t.start)),
-		// From starting Blender to its first frame: the process and its
-		// sandbox, loading the file, applying the settings.
-		slog.Duration("blenderStart", t.firstFrame.Sub(t.spawn)),
-		// From the first frame begun to the last one stored.
-		slog.Duration("rendering", t.lastSaved.Sub(t.firstFrame)),
-		// From the last frame stored to Blender gone.
-		slog.Duration("blenderExit", t.exited.Sub(t.lastSaved)),
-		slog.Duration("store", t.store),
-		slog.Duration("record", t.record),
-		slog.Duration("took", time.Since(t.start)))
+	attrs := []slog.Attr{slog.String("job", jobID), slog.String("task", taskID), slog.Int("frames", frames)}
+	// A phase that never came (a chunk whose Blender saved nothing, say)
+	// is left out rather than logged as the distance to the zero time.
+	phase := func(name string, from, to time.Time) {
+		if !from.IsZero() && !to.IsZero() {
+			attrs = append(attrs, slog.Duration(name, to.Sub(from)))
+		}
+	}
+	// From taking the chunk to starting Blender: the claim, the job's move
+	// to rendering and the input made ready.
+	phase("prepare", t.start, t.spawn)
+	// From starting Blender to its first frame: the process and its
+	// sandbox, loading the file, applying the settings.
+	phase("blenderStart", t.spawn, t.firstFrame)
+	// From the first frame begun to the last one stored.
+	phase("rendering", t.firstFrame, t.lastSaved)
+	// From the last frame stored to Blender gone.
+	phase("blenderExit", t.lastSaved, t.exited)
+	attrs = append(attrs, slog.Duration("store", t.store), slog.Duration("record", t.record), slog.Duration("took", time.Since(t.start)))
+	log.LogAttrs(context.Background(), slog.LevelInfo, "chunk rendered", attrs...)
 }
 
 // renderFrames runs Blender (inst) on the frames and records each as it
@@ -275,12 +278,8 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 	if err != nil {
 		return err
 	}
-	outRoot := n.outputRoot(job.ID)
-	outDir := filepath.Join(outRoot, ref.TaskID+"-"+strconv.Itoa(ref.Generation))
-	if err := os.RemoveAll(outDir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
+	outDir, err := n.freshRunDir(job.ID, "", ref)
+	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(outDir)
@@ -325,7 +324,7 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 		Naming:    job.FinalConfig.OutputNaming,
 	}
 	times.spawn = time.Now()
-	result, err := inst.Blender.Render(renderCtx, chunk, outRoot, onEvent)
+	result, err := inst.Blender.Render(renderCtx, chunk, n.outputRoot(job.ID), onEvent)
 	times.exited = time.Now()
 	if re := (*blender.RenderError)(nil); errors.As(recordErr, &re) {
 		// The frame Blender reported is not one the farm takes: the

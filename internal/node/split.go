@@ -39,12 +39,8 @@ func (n *Node) renderPart(ctx context.Context, w *waiter, ref engine.TaskRef, jo
 	if err != nil {
 		return err
 	}
-	outRoot := n.outputRoot(job.ID)
-	outDir := filepath.Join(outRoot, ref.TaskID+"-"+strconv.Itoa(ref.Generation))
-	if err := os.RemoveAll(outDir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
+	outDir, err := n.freshRunDir(job.ID, "", ref)
+	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(outDir)
@@ -85,7 +81,7 @@ func (n *Node) renderPart(ctx context.Context, w *waiter, ref engine.TaskRef, jo
 		Naming:    job.FinalConfig.OutputNaming,
 	}
 	times.spawn = time.Now()
-	result, err := inst.Blender.Render(renderCtx, render, outRoot, onEvent)
+	result, err := inst.Blender.Render(renderCtx, render, n.outputRoot(job.ID), onEvent)
 	times.exited = time.Now()
 	if re := (*blender.RenderError)(nil); errors.As(recordErr, &re) {
 		err, recordErr = recordErr, nil
@@ -290,11 +286,10 @@ func (m *merge) work(ctx context.Context, w *waiter, job *farm.Job) error {
 		Frame:     m.frame,
 		Mode:      blender.SplitMode(fc.SplitFrame.Mode),
 		Parts:     fc.SplitFrame.Parts,
-		Dir:       filepath.Join(m.n.outputRoot(job.ID), "merge-"+m.ref.TaskID+"-"+strconv.Itoa(m.ref.Generation)),
 		Settings:  settingsFor(fc),
 		Naming:    fc.OutputNaming,
 	}
-	if err := os.RemoveAll(mj.Dir); err != nil {
+	if mj.Dir, err = m.n.freshRunDir(job.ID, "merge-", m.ref); err != nil {
 		return err
 	}
 	defer os.RemoveAll(mj.Dir)

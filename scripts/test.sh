@@ -15,6 +15,7 @@ ensure_go
 # Building helm is the longest step on a fresh machine and needs nothing
 # the steps before the deploy checks make, so it runs beside them.
 helm_log=$(mktemp)
+log "helm $HELM_VERSION: built in the background if missing (a few minutes, once)"
 install_helm >"$helm_log" 2>&1 &
 helm_build=$!
 start_postgres

@@ -35,7 +35,7 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := app.NewFlagSet("usage", stderr)
 	b.RegisterFlags(fs)
 	workspace := fs.String("workspace", "", "report only this workspace (empty: every workspace)")
-	since := keyLifetime(service.DefaultUsagePeriod)
+	since := lookBack(service.DefaultUsagePeriod)
 	fs.Var(&since, "since", "how far back the report goes: days (30d) or a duration (12h)")
 	csvOut := fs.Bool("csv", false, "print CSV: workspace, day, renderSeconds, frames, bytesStored, bytesTransferred")
 	fs.Usage = func() {
@@ -44,6 +44,10 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if _, err := parseArgs(fs, args, 0, 0, "usage takes no arguments"); err != nil {
 		return err
+	}
+	if time.Duration(since) > farm.MaxUsageSpan {
+		return fmt.Errorf("%w: --since goes back %.0f days, further than a report covers; give at most %dd",
+			errUsage, time.Duration(since).Hours()/24, int(farm.MaxUsageSpan/(24*time.Hour)))
 	}
 	to := time.Now()
 	from := to.Add(-time.Duration(since))
@@ -103,4 +107,20 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.name, "total", formatSeconds(t.RenderSeconds), t.Frames, formatBytes(t.BytesStored), formatBytes(t.BytesTransferred))
 	}
 	return tw.Flush()
+}
+
+// lookBack is the value of usage --since: how far back a report goes, as
+// days with a "d" (30d) or a Go duration (12h), read as --expires reads
+// a key's lifetime but explained as a period.
+type lookBack time.Duration
+
+func (l *lookBack) String() string { return time.Duration(*l).String() }
+
+func (l *lookBack) Set(s string) error {
+	d, err := parseKeyLifetime(s)
+	if err != nil || d == 0 {
+		return fmt.Errorf("%q is not a period to look back over; write days as 30d, or a duration such as 12h", s)
+	}
+	*l = lookBack(d)
+	return nil
 }

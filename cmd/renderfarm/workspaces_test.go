@@ -53,3 +53,24 @@ func TestWorkspacesCreateRenameAndStorageQuota(t *testing.T) {
 		t.Errorf("set --max-storage-bytes 0 (no limit): want exit 0, got\n%s", r)
 	}
 }
+
+// TestUsageSinceSaysWhatToFix: --since takes days or a duration, and
+// refuses nonsense and a period longer than a report covers, saying so in
+// its own words (not those of keys create --expires).
+func TestUsageSinceSaysWhatToFix(t *testing.T) {
+	t.Parallel()
+	db := []string{"--data-dir", t.TempDir()}
+	for _, tt := range []struct{ since, want string }{
+		{"0d", `"0d" is not a period to look back over; write days as 30d`},
+		{"ninety days", `is not a period to look back over`},
+		{"400d", "--since goes back 400 days, further than a report covers; give at most 366d"},
+	} {
+		r := renderfarm(t, cleanEnv(), append([]string{"usage", "--since", tt.since}, db...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, "--expires") {
+			t.Errorf("usage --since %s: exit %d, stderr %q; want 2 saying %q", tt.since, r.code, r.stderr, tt.want)
+		}
+	}
+	if r := renderfarm(t, cleanEnv(), append([]string{"usage", "--since", "7d"}, db...)...); r.code != 0 {
+		t.Errorf("usage --since 7d: exit %d, stderr %q; want a report", r.code, r.stderr)
+	}
+}

@@ -16,6 +16,10 @@ type UsageRow struct {
 	// RenderSeconds is worker-seconds: Blender's render time on each
 	// chunk times the threads its worker gave Blender.
 	RenderSeconds float64 `json:"renderSeconds"`
+	// GPUSeconds is the same for chunks rendered on GPUs: their render
+	// time times the GPUs they rendered with (such a chunk counts no
+	// RenderSeconds).
+	GPUSeconds float64 `json:"gpuSeconds"`
 	// Frames counts the frames completed.
 	Frames int `json:"frames"`
 	// BytesStored is what the files made then (uploads, inputs, frames)

@@ -35,7 +35,8 @@ Usage:
   renderfarm keys revoke ID        revoke an API key; every API server refuses it within 2 s
   renderfarm workspaces list       the workspaces' weights, quotas, jobs, running and waiting chunks, storage, render time
   renderfarm workspaces create NAME / rename OLD NEW   make or rename a workspace
-  renderfarm workspaces set NAME --weight N --max-running-chunks N --max-storage-bytes N   share the farm between workspaces
+  renderfarm workspaces set NAME --weight N --max-running-chunks N --max-storage-bytes N --max-render-hours-per-month H
+                                   share the farm between workspaces
   renderfarm usage [flags]         each workspace's render seconds, frames, bytes stored and served, by day (--since 30d, --csv)
 
 Client commands, for any farm (--server, --api-key):

@@ -38,7 +38,7 @@ func TestPriorityAndWorkspacesCommands(t *testing.T) {
 	}
 
 	db := []string{"--data-dir", f.dataDir}
-	r = renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "cli", "--weight", "3", "--max-running-chunks", "2"}, db...)...)
+	r = renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "cli", "--weight", "3", "--max-running-chunks", "2", "--max-render-hours-per-month", "12.5"}, db...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "cli") {
 		t.Fatalf("workspaces set: want exit 0 and the workspace shown, got\n%s", r)
 	}
@@ -47,6 +47,9 @@ func TestPriorityAndWorkspacesCommands(t *testing.T) {
 		Name             string `json:"name"`
 		Weight           int    `json:"weight"`
 		MaxRunningChunks int    `json:"maxRunningChunks"`
+		// The month's budget, and what the month used so far.
+		MaxRenderHours float64  `json:"maxRenderHoursPerMonth"`
+		MonthHours     *float64 `json:"renderHoursThisMonth"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || r.code != 0 {
 		t.Fatalf("workspaces list --json: %v\n%s", err, r)
@@ -54,11 +57,17 @@ func TestPriorityAndWorkspacesCommands(t *testing.T) {
 	found := false
 	for _, w := range rows {
 		if w.Name == "cli" {
-			found = w.Weight == 3 && w.MaxRunningChunks == 2
+			found = w.Weight == 3 && w.MaxRunningChunks == 2 && w.MaxRenderHours == 12.5 && w.MonthHours != nil && *w.MonthHours >= 0
 		}
 	}
 	if !found {
-		t.Errorf("workspaces list = %+v, want cli with weight 3 and at most 2 running", rows)
+		t.Errorf("workspaces list = %+v, want cli with weight 3, at most 2 running and a budget of 12.5 render hours a month", rows)
+	}
+	for _, bad := range []string{"-1", "NaN", "2e6"} {
+		r = renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "cli", "--max-render-hours-per-month", bad}, db...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--max-render-hours-per-month must be 0 (no budget) to 1e+06 hours") {
+			t.Errorf("workspaces set --max-render-hours-per-month %s: want exit 2 saying the range, got\n%s", bad, r)
+		}
 	}
 	r = renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "nobody", "--weight", "2"}, db...)...)
 	if r.code != 2 || !strings.Contains(r.stderr, `no workspace "nobody"`) {
@@ -69,5 +78,5 @@ func TestPriorityAndWorkspacesCommands(t *testing.T) {
 		t.Errorf("workspaces set --weight 0: want exit 2 naming the limit, got\n%s", r)
 	}
 	// Back to an even share for the other tests of the shared farm.
-	renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "cli", "--weight", "1", "--max-running-chunks", "0"}, db...)...)
+	renderfarm(t, cleanEnv(), append([]string{"workspaces", "set", "cli", "--weight", "1", "--max-running-chunks", "0", "--max-render-hours-per-month", "0"}, db...)...)
 }

@@ -83,10 +83,10 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *csvOut {
 		w := csv.NewWriter(stdout)
-		_ = w.Write([]string{"workspace", "day", "renderSeconds", "frames", "bytesStored", "bytesTransferred"})
+		_ = w.Write([]string{"workspace", "day", "renderSeconds", "gpuSeconds", "frames", "bytesStored", "bytesTransferred"})
 		for _, r := range reports {
 			for _, row := range r.usage.Rows {
-				_ = w.Write([]string{r.name, row.Day, strconv.FormatFloat(row.RenderSeconds, 'f', 3, 64), strconv.Itoa(row.Frames),
+				_ = w.Write([]string{r.name, row.Day, strconv.FormatFloat(row.RenderSeconds, 'f', 3, 64), strconv.FormatFloat(row.GPUSeconds, 'f', 3, 64), strconv.Itoa(row.Frames),
 					strconv.FormatInt(row.BytesStored, 10), strconv.FormatInt(row.BytesTransferred, 10)})
 			}
 		}
@@ -98,13 +98,13 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "WORKSPACE\tDAY\tRENDER TIME\tFRAMES\tSTORED\tTRANSFERRED\n")
+	fmt.Fprintf(tw, "WORKSPACE\tDAY\tRENDER TIME\tGPU TIME\tFRAMES\tSTORED\tTRANSFERRED\n")
 	for _, r := range reports {
 		for _, row := range r.usage.Rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.name, row.Day, formatSeconds(row.RenderSeconds), row.Frames, formatBytes(row.BytesStored), formatBytes(row.BytesTransferred))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, row.Day, formatSeconds(row.RenderSeconds), formatSeconds(row.GPUSeconds), row.Frames, formatBytes(row.BytesStored), formatBytes(row.BytesTransferred))
 		}
 		t := r.usage.Total
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.name, "total", formatSeconds(t.RenderSeconds), t.Frames, formatBytes(t.BytesStored), formatBytes(t.BytesTransferred))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, "total", formatSeconds(t.RenderSeconds), formatSeconds(t.GPUSeconds), t.Frames, formatBytes(t.BytesStored), formatBytes(t.BytesTransferred))
 	}
 	return tw.Flush()
 }

@@ -18,16 +18,23 @@ const workspacesUsage = `Usage:
   renderfarm workspaces list [flags]
   renderfarm workspaces create NAME [flags]
   renderfarm workspaces rename OLD NEW [flags]
-  renderfarm workspaces set NAME [--weight N] [--max-running-chunks N] [--max-storage-bytes N] [flags]
+  renderfarm workspaces set NAME [--weight N] [--max-running-chunks N] [--max-storage-bytes N]
+                                 [--max-render-hours-per-month H] [flags]
 
 How the workspaces share the farm. A freed render slot goes to the
 workspace whose running chunks divided by its weight are fewest (ties to
 the one that waited longest); a workspace never runs more chunks than its
 --max-running-chunks (0: no limit). Once its files take
 --max-storage-bytes (0: no limit; 500GiB, 2TB), new uploads are refused.
+Once its chunks that ended this calendar month (UTC) used
+--max-render-hours-per-month render hours (0: no budget; worker-seconds,
+Blender's render time times its threads, and GPU-seconds, as renderfarm
+usage counts them), its waiting chunks wait until the next month or a
+larger budget, and its running chunks finish.
 list shows each workspace's weight and limits, its jobs, its chunks
-running and waiting, the bytes its files take, and Blender's render time
-on its frames over the last day. create makes an empty workspace (keys
+running and waiting, the bytes its files take, its render hours this
+month against its budget, and Blender's render time on its frames over
+the last day. create makes an empty workspace (keys
 create makes one too); rename keeps its keys, jobs and files.
 
 Flags:
@@ -55,6 +62,7 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxRunning := fs.Int("max-running-chunks", 0, "set: the most chunks the workspace may have running at once (0: no limit)")
 	var maxStorage int64
 	fs.Var(app.ByteSizeValue(&maxStorage), "max-storage-bytes", "set: the most bytes the workspace's files may take before new uploads are refused, e.g. 500GiB (0: no limit)")
+	budgetHours := fs.Float64("max-render-hours-per-month", 0, "set: the render hours (worker- and GPU-hours) the workspace may use in a calendar month (UTC) before its chunks wait (0: no budget)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, workspacesUsage)
 		fs.PrintDefaults()
@@ -80,8 +88,11 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 			setMax = maxRunning
 		}
-		if setWeight == nil && setMax == nil && !given(fs, "max-storage-bytes") {
-			return fmt.Errorf("%w: give --weight, --max-running-chunks, --max-storage-bytes or more of them", errUsage)
+		if given(fs, "max-render-hours-per-month") && !(*budgetHours >= 0 && *budgetHours <= store.MaxBudget/3600) {
+			return fmt.Errorf("%w: --max-render-hours-per-month must be 0 (no budget) to %g hours, not %g", errUsage, store.MaxBudget/3600, *budgetHours)
+		}
+		if setWeight == nil && setMax == nil && !given(fs, "max-storage-bytes") && !given(fs, "max-render-hours-per-month") {
+			return fmt.Errorf("%w: give --weight, --max-running-chunks, --max-storage-bytes, --max-render-hours-per-month or more of them", errUsage)
 		}
 	}
 	st, err := b.OpenStore(ctx)
@@ -116,6 +127,9 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err == nil && given(fs, "max-storage-bytes") {
 			err = st.SetWorkspaceMaxStorage(ctx, pos[0], maxStorage)
 		}
+		if err == nil && given(fs, "max-render-hours-per-month") {
+			err = st.SetWorkspaceBudget(ctx, pos[0], *budgetHours*3600)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: there is no workspace %q (renderfarm workspaces list shows them)", errUsage, pos[0])
 		}
@@ -140,6 +154,10 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		StorageBytes     int64   `json:"storageBytes"`
 		// MaxStorageBytes is 0 for no limit.
 		MaxStorageBytes int64 `json:"maxStorageBytes"`
+		// MaxRenderHoursPerMonth is 0 for no budget; RenderHoursThisMonth
+		// is what the workspace's chunks that ended this month (UTC) used.
+		MaxRenderHoursPerMonth float64 `json:"maxRenderHoursPerMonth"`
+		RenderHoursThisMonth   float64 `json:"renderHoursThisMonth"`
 	}
 	rows := []row{}
 	for _, u := range usage {
@@ -147,7 +165,8 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			continue
 		}
 		rows = append(rows, row{Name: u.Name, Weight: u.Weight, MaxRunningChunks: u.MaxRunning, Running: u.Running, Waiting: u.Waiting,
-			RenderSeconds: u.RenderSeconds, Jobs: u.Jobs, StorageBytes: u.StorageBytes, MaxStorageBytes: u.MaxStorageBytes})
+			RenderSeconds: u.RenderSeconds, Jobs: u.Jobs, StorageBytes: u.StorageBytes, MaxStorageBytes: u.MaxStorageBytes,
+			MaxRenderHoursPerMonth: u.Budget / 3600, RenderHoursThisMonth: u.MonthSeconds / 3600})
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
@@ -159,17 +178,21 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tWEIGHT\tMAX RUNNING\tJOBS\tRUNNING\tWAITING\tSTORAGE\tMAX STORAGE\tRENDER TIME (24 H)")
+	fmt.Fprintln(tw, "NAME\tWEIGHT\tMAX RUNNING\tJOBS\tRUNNING\tWAITING\tSTORAGE\tMAX STORAGE\tRENDER HOURS (MONTH)\tRENDER TIME (24 H)")
 	for _, r := range rows {
 		limit, storageLimit := "-", "-"
+		month := fmt.Sprintf("%.2f", r.RenderHoursThisMonth)
+		if r.MaxRenderHoursPerMonth > 0 {
+			month += fmt.Sprintf(" of %g", r.MaxRenderHoursPerMonth)
+		}
 		if r.MaxRunningChunks > 0 {
 			limit = fmt.Sprint(r.MaxRunningChunks)
 		}
 		if r.MaxStorageBytes > 0 {
 			storageLimit = formatBytes(r.MaxStorageBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Weight, limit, r.Jobs, r.Running, r.Waiting,
-			formatBytes(r.StorageBytes), storageLimit, (time.Duration(r.RenderSeconds * float64(time.Second))).Round(time.Second))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Weight, limit, r.Jobs, r.Running, r.Waiting,
+			formatBytes(r.StorageBytes), storageLimit, month, (time.Duration(r.RenderSeconds * float64(time.Second))).Round(time.Second))
 	}
 	return tw.Flush()
 }

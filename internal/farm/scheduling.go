@@ -432,21 +432,31 @@ type WorkspaceShare struct {
 	Running, Weight int
 	// MaxRunning is the most chunks it may have running; 0 is no limit.
 	MaxRunning int
+	// Budget is the render seconds it may use in a calendar month (UTC),
+	// 0 for no budget, and MonthSeconds what its chunks that ended this
+	// month used (see Workspace budgets in docs/deployment.md).
+	Budget, MonthSeconds float64
 	// WaitingSince is when it was last served (a chunk of its given a
 	// worker, or ended), or, if later, when its oldest waiting chunk
 	// began waiting: how long it has waited.
 	WaitingSince time.Time
 }
 
+// BudgetSpent reports whether the workspace has used its month's render
+// budget: its chunks then wait, and those running finish.
+func (s WorkspaceShare) BudgetSpent() bool {
+	return s.Budget > 0 && s.MonthSeconds >= s.Budget
+}
+
 // NextWorkspace answers the index of the workspace a freed slot goes to,
-// -1 when every one is at its quota: the one whose running chunks divided
+// -1 when every one is at its quota or has spent its budget: the one whose running chunks divided
 // by its weight are fewest (so weights 3 and 1 share the farm 3 to 1), and
 // of those the one that has waited longest, then the lowest id, so that
 // every replica decides the same.
 func NextWorkspace(shares []WorkspaceShare) int {
 	best := -1
 	for i, s := range shares {
-		if s.MaxRunning > 0 && s.Running >= s.MaxRunning {
+		if s.MaxRunning > 0 && s.Running >= s.MaxRunning || s.BudgetSpent() {
 			continue
 		}
 		if best < 0 || fewerPerWeight(s, shares[best]) {

@@ -43,6 +43,20 @@ func TestNextWorkspaceGivesTheSlotToTheFewestRunningPerWeight(t *testing.T) {
 			shares: []farm.WorkspaceShare{
 				{ID: "a", Running: 1, Weight: 1, MaxRunning: 1, WaitingSince: t0},
 			}, want: ""},
+		{name: "a workspace that spent its month's budget is passed over, however little it runs",
+			shares: []farm.WorkspaceShare{
+				{ID: "a", Running: 0, Weight: 1, Budget: 3600, MonthSeconds: 3600, WaitingSince: t0},
+				{ID: "b", Running: 5, Weight: 1, WaitingSince: t0},
+			}, want: "b"},
+		{name: "a workspace under its budget takes the slot as any other",
+			shares: []farm.WorkspaceShare{
+				{ID: "a", Running: 0, Weight: 1, Budget: 3600, MonthSeconds: 3599.5, WaitingSince: t0},
+				{ID: "b", Running: 5, Weight: 1, WaitingSince: t0},
+			}, want: "a"},
+		{name: "every workspace out of budget: none",
+			shares: []farm.WorkspaceShare{
+				{ID: "a", Running: 0, Weight: 1, Budget: 60, MonthSeconds: 75, WaitingSince: t0},
+			}, want: ""},
 		{name: "no workspace waits: none", shares: nil, want: ""},
 	}
 	for _, tt := range tests {

@@ -22,6 +22,10 @@ type UsageRow struct {
 	// times the threads its worker gave Blender, counted when the chunk
 	// ended.
 	RenderSeconds float64
+	// GPUSeconds is the same for chunks rendered on GPUs: each chunk's
+	// Blender render time times the GPUs it rendered with. Such a chunk
+	// counts no RenderSeconds.
+	GPUSeconds float64
 	// Frames counts the frames completed.
 	Frames int
 	// BytesStored is what the objects made then (by day: uploads and
@@ -36,6 +40,7 @@ type UsageRow struct {
 // Add adds o's amounts to r.
 func (r *UsageRow) Add(o UsageRow) {
 	r.RenderSeconds += o.RenderSeconds
+	r.GPUSeconds += o.GPUSeconds
 	r.Frames += o.Frames
 	r.BytesStored += o.BytesStored
 	r.BytesTransferred += o.BytesTransferred

@@ -107,6 +107,7 @@ type usageRowJSON struct {
 	Day              string  `json:"day,omitempty"`
 	JobID            string  `json:"jobId,omitempty"`
 	RenderSeconds    float64 `json:"renderSeconds"`
+	GPUSeconds       float64 `json:"gpuSeconds"`
 	Frames           int     `json:"frames"`
 	BytesStored      int64   `json:"bytesStored"`
 	BytesTransferred int64   `json:"bytesTransferred"`
@@ -122,7 +123,7 @@ type usageJSON struct {
 }
 
 func wireUsageRow(r farm.UsageRow) usageRowJSON {
-	return usageRowJSON{Day: r.Day, JobID: r.JobID, RenderSeconds: r.RenderSeconds, Frames: r.Frames,
+	return usageRowJSON{Day: r.Day, JobID: r.JobID, RenderSeconds: r.RenderSeconds, GPUSeconds: r.GPUSeconds, Frames: r.Frames,
 		BytesStored: r.BytesStored, BytesTransferred: r.BytesTransferred}
 }
 

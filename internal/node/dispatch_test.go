@@ -1,6 +1,7 @@
 package node
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -435,6 +436,62 @@ func TestAStoppingNodeHandsBackTheChunksItNeverStarted(t *testing.T) {
 		}
 		if st := f.Job(job.ID).Status; st != farm.StatusBooting {
 			t.Errorf("job = %s, want still booting", st)
+		}
+		f.CheckTaskInvariant()
+	})
+}
+
+// TestASpentRenderBudgetStopsDispatch: workspace B may use one chunk's
+// render seconds a month. Its first chunk to end spends them: the slot it
+// frees takes none of B's waiting chunks, B's other running chunk
+// finishes, B's job says it waits for render time, and A's job, asked for
+// later, takes the slots. A larger budget lets B's chunks go on.
+func TestASpentRenderBudgetStopsDispatch(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := sharingFixture(t, db, 2)
+		a, b := f.P, f.workspace("other")
+		// The fake Blender renders each frame in 1.5 s: a one-frame chunk
+		// is 1.5 s times the node's threads of worker-seconds.
+		chunkSeconds := 1.5 * float64(f.node.blenderThreads())
+		if err := f.Store.SetWorkspaceBudget(f.Ctx, "other", chunkSeconds); err != nil {
+			t.Fatal(err)
+		}
+		budgeted := f.renderIn(b, 6, 0)
+		if n := f.runningBy()[b.WorkspaceID]; n != 2 {
+			t.Fatalf("B runs %d chunks before spending anything, want 2 (the node's slots)", n)
+		}
+
+		f.finish(f.onNode()[0])
+		if budget, spent, err := f.Store.WorkspaceBudget(f.Ctx, b.WorkspaceID); err != nil || budget != chunkSeconds || math.Abs(spent-chunkSeconds) > 1e-9 {
+			t.Fatalf("B's budget and month = %g, %g, %v; want %g and %g", budget, spent, err, chunkSeconds, chunkSeconds)
+		}
+		if n := f.runningBy()[b.WorkspaceID]; n != 1 {
+			t.Fatalf("after B spent its budget, B runs %d chunks; want 1: its running chunk goes on, the freed slot takes none of B's", n)
+		}
+		p, err := f.api.Progress(f.Ctx, b, budgeted.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(p.WaitingFor, "render budget") || !strings.Contains(p.WaitingFor, "--max-render-hours-per-month") {
+			t.Errorf("waitingFor = %q, want it to name the spent render budget and how to raise it", p.WaitingFor)
+		}
+		f.finish(f.onNode()[0]) // B's running chunk finishes: nothing is cut short
+
+		other := f.renderIn(a, 4, 0)
+		if n := f.runningBy(); n[a.WorkspaceID] != 2 || n[b.WorkspaceID] != 0 {
+			t.Fatalf("with B out of budget, A runs %d and B %d; want 2 and 0", n[a.WorkspaceID], n[b.WorkspaceID])
+		}
+		if p, err := f.api.Progress(f.Ctx, a, other.ID); err != nil || p.WaitingFor != "" {
+			t.Errorf("A's job: waitingFor %q, %v; want nothing: A has no budget", p.WaitingFor, err)
+		}
+
+		if err := f.Store.SetWorkspaceBudget(f.Ctx, "other", 100*chunkSeconds); err != nil {
+			t.Fatal(err)
+		}
+		f.finish(f.onNode()[0])
+		if n := f.runningBy(); n[b.WorkspaceID] != 1 || n[a.WorkspaceID] != 1 {
+			t.Errorf("with B's budget raised, A runs %d and B %d; want 1 and 1: the freed slot goes to B", n[a.WorkspaceID], n[b.WorkspaceID])
 		}
 		f.CheckTaskInvariant()
 	})

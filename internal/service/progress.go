@@ -7,7 +7,9 @@ import (
 	"math"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -141,7 +143,24 @@ func (s *Service) waitingForSlot(ctx context.Context, workspaceID string, need f
 		return fmt.Sprintf("a free render slot within its workspace's limit of %d running chunks (%d run now); "+
 			"the job goes on as the workspace's other chunks end", limit, running), nil
 	}
+	budget, spent, err := s.store.WorkspaceBudget(ctx, workspaceID)
+	if err != nil {
+		return "", err
+	}
+	if budget > 0 && spent >= budget {
+		now := time.Now().UTC()
+		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		return fmt.Sprintf("render time: its workspace has used %s of its render budget of %s for %s; "+
+			"the job goes on on %s at 00:00 UTC, or sooner if the farm's operator raises the budget "+
+			"(renderfarm workspaces set NAME --max-render-hours-per-month H)",
+			formatHours(spent), formatHours(budget), now.Format("January 2006"), next.Format("2 January")), nil
+	}
 	return "", nil
+}
+
+// formatHours writes render seconds as hours, as budgets are set.
+func formatHours(seconds float64) string {
+	return strconv.FormatFloat(math.Round(seconds/36)/100, 'f', -1, 64) + " render hours"
 }
 
 // waitingForTaker says, when every live render node that runs the job's

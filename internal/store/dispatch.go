@@ -152,7 +152,9 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	for i, k := range keys {
 		args[i] = k
 	}
+	args = append([]any{now().Format(renderMonthLayout)}, args...)
 	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
+			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END,
 			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
 			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
 		FROM workspaces ws
@@ -165,7 +167,7 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	for rows.Next() {
 		var s farm.WorkspaceShare
 		var lastServed, oldestWaiting anyTime
-		if err := rows.Scan(&s.ID, &s.Weight, &s.MaxRunning, &lastServed, &s.Running, &oldestWaiting); err != nil {
+		if err := rows.Scan(&s.ID, &s.Weight, &s.MaxRunning, &lastServed, &s.Budget, &s.MonthSeconds, &s.Running, &oldestWaiting); err != nil {
 			return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
 		}
 		// It has waited since it was last served (a chunk of its started

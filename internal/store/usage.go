@@ -9,18 +9,39 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// RecordChunkUsage writes a task's worker-seconds (its frames' Blender
-// render time times threads) and when it ended, in the transaction that
-// ends it. For a task with no frames (a validation, a finalizing) it is 0.
+// RecordChunkUsage writes a task's render seconds and when it ended, in
+// the transaction that ends it: its frames' Blender render time times
+// the threads its worker gave each Blender (worker_seconds), or, for a
+// chunk rendered on GPUs, times the GPUs it rendered with (gpu_seconds).
+// For a task with no frames (a validation, a finalizing) both are 0. The
+// seconds are added to the workspace's total of the month (see
+// migration 0016), which its render budget is checked against.
 func (q *Queries) RecordChunkUsage(ctx context.Context, taskID string, threads int) error {
+	at := now()
+	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
+	const rendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
 	_, err := q.exec(ctx, `UPDATE tasks SET finished_at = ?,
-			worker_seconds = ? * (SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)
-		WHERE id = ?`, now(), threads, taskID)
+			worker_seconds = CASE WHEN `+gpus+` > 0 THEN 0 ELSE ? * `+rendered+` END,
+			gpu_seconds = `+gpus+` * `+rendered+`
+		WHERE id = ?`, at, threads, taskID)
 	if err != nil {
 		return fmt.Errorf("record chunk usage: %w", err)
 	}
+	month := at.Format(renderMonthLayout)
+	_, err = q.exec(ctx, `UPDATE workspaces SET
+			month_render_seconds = (SELECT t.worker_seconds + t.gpu_seconds FROM tasks t WHERE t.id = ?)
+				+ CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END,
+			render_month = ?
+		WHERE id = (SELECT t.workspace_id FROM tasks t WHERE t.id = ? AND t.worker_seconds + t.gpu_seconds > 0)`,
+		taskID, month, month, taskID)
+	if err != nil {
+		return fmt.Errorf("add a chunk's render seconds to its workspace's month: %w", err)
+	}
 	return nil
 }
+
+// renderMonthLayout is how workspaces.render_month names a month (UTC).
+const renderMonthLayout = "2006-01"
 
 // RecordDownload adds bytes served from one of a job's objects to the
 // job's downloads of the day.
@@ -87,6 +108,12 @@ func (q *Queries) WorkspaceUsage(ctx context.Context, workspaceID string, from, 
 	err := read("chunks", `SELECT t.job_id, t.finished_at, t.worker_seconds, 0 FROM tasks t JOIN jobs j ON j.id = t.job_id
 		WHERE t.finished_at >= ? AND t.finished_at < ? AND t.worker_seconds > 0`+scope,
 		func(r *farm.UsageRow, s scanned) { r.RenderSeconds += s.n })
+	if err != nil {
+		return u, err
+	}
+	err = read("chunks on GPUs", `SELECT t.job_id, t.finished_at, t.gpu_seconds, 0 FROM tasks t JOIN jobs j ON j.id = t.job_id
+		WHERE t.finished_at >= ? AND t.finished_at < ? AND t.gpu_seconds > 0`+scope,
+		func(r *farm.UsageRow, s scanned) { r.GPUSeconds += s.n })
 	if err != nil {
 		return u, err
 	}

@@ -1,7 +1,10 @@
 package store_test
 
 import (
+	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +70,88 @@ func TestWorkspaceUsageSumsChunksFramesAndDownloads(t *testing.T) {
 		later, err := s.WorkspaceUsage(ctx, ws.ID, tomorrow, tomorrow.Add(time.Hour), farm.UsageByDay)
 		if err != nil || len(later.Rows) != 0 || later.Total != (farm.UsageRow{}) {
 			t.Errorf("usage of tomorrow = %+v, %v; want nothing", later, err)
+		}
+	})
+}
+
+// TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp: a chunk that needs 2
+// GPUs records its frames' render time times 2 as GPU-seconds and no
+// worker-seconds; a CPU chunk the reverse. The workspace's month total,
+// which its render budget is checked against, is the sum of both, and
+// a workspace without chunks has used nothing.
+func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		idle := ensureWorkspace(t, s, "idle")
+		onGPUs := farm.Requirements{BlenderVersion: "4.2.3", GPUType: "CUDA", GPUCount: 2}
+		onCPU := farm.Requirements{BlenderVersion: "4.2.3"}
+		for _, r := range []farm.Requirements{onGPUs, onCPU} {
+			if err := s.EnsureRequirements(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		job := newJob("job-1", ws.ID, time.Now().UTC())
+		insertJob(t, s, job)
+		for i, need := range []farm.Requirements{onGPUs, onCPU} {
+			task := store.Task{ID: fmt.Sprintf("job-1-c%d", i), JobID: job.ID, Kind: store.TaskRender, Chunk: i, Status: store.TaskRunning,
+				Generation: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: ws.ID, Requirements: need.Key()}
+			if err := s.InsertTask(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+			err := s.InsertFrame(ctx, store.Frame{JobID: job.ID, Frame: i + 1, TaskID: task.ID, Status: farm.FrameCompleted,
+				RenderSeconds: 10, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RecordChunkUsage(ctx, task.ID, 8); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u, err := s.WorkspaceUsage(ctx, ws.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), farm.UsageByJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.Total; math.Abs(got.GPUSeconds-20) > 1e-9 || math.Abs(got.RenderSeconds-80) > 1e-9 {
+			t.Errorf("usage = %g GPU-seconds and %g worker-seconds; want 20 (10 s on 2 GPUs) and 80 (10 s on 8 threads)", got.GPUSeconds, got.RenderSeconds)
+		}
+		if budget, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 0 || math.Abs(spent-100) > 1e-9 {
+			t.Errorf("the month of studio = budget %g, spent %g, %v; want no budget and 100 render seconds", budget, spent, err)
+		}
+		if _, spent, err := s.WorkspaceBudget(ctx, idle.ID); err != nil || spent != 0 {
+			t.Errorf("the month of a workspace without chunks = %g, %v; want 0", spent, err)
+		}
+	})
+}
+
+// TestABudgetIsSetInRangeOnly: a budget is 0 (none) to MaxBudget seconds;
+// anything else is refused and changes nothing, and an unknown
+// workspace is ErrNotFound.
+func TestABudgetIsSetInRangeOnly(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		if err := s.SetWorkspaceBudget(ctx, "studio", 7200); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []float64{-1, math.NaN(), math.Inf(1), store.MaxBudget + 1} {
+			if err := s.SetWorkspaceBudget(ctx, "studio", bad); err == nil || !strings.Contains(err.Error(), "0 (no budget) to") {
+				t.Errorf("a budget of %g seconds: %v; want it refused, saying the range", bad, err)
+			}
+		}
+		if budget, _, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 7200 {
+			t.Errorf("budget after refused changes = %g, %v; want 7200 still", budget, err)
+		}
+		if err := s.SetWorkspaceBudget(ctx, "nobody", 60); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a budget for an unknown workspace: %v; want ErrNotFound", err)
+		}
+		if err := s.SetWorkspaceBudget(ctx, "studio", 0); err != nil {
+			t.Fatal(err)
+		}
+		if budget, _, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 0 {
+			t.Errorf("budget after setting 0 = %g, %v; want none", budget, err)
 		}
 	})
 }

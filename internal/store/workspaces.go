@@ -32,6 +32,9 @@ type WorkspaceUsage struct {
 	// StorageBytes is what its objects hold (see storageUsedQuery),
 	// MaxStorageBytes the most they may, 0 for no limit.
 	StorageBytes, MaxStorageBytes int64
+	// Budget is the render seconds it may use in a calendar month (UTC),
+	// 0 for no budget; MonthSeconds what it used this month.
+	Budget, MonthSeconds float64
 }
 
 // ListWorkspaceUsage lists every workspace by name with its share and
@@ -44,8 +47,9 @@ func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]Wo
 				WHERE j.workspace_id = ws.id AND f.status = ? AND f.updated_at >= ?), 0),
 			(SELECT COUNT(*) FROM jobs cj WHERE cj.workspace_id = ws.id AND NOT cj.output_deleted),
 			`+strings.ReplaceAll(storageUsedQuery, "?", "ws.id")+`,
-			COALESCE(ws.max_storage_bytes, 0)
-		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC())
+			COALESCE(ws.max_storage_bytes, 0),
+			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END
+		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC(), now().Format(renderMonthLayout))
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
@@ -53,7 +57,7 @@ func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]Wo
 	var out []WorkspaceUsage
 	for rows.Next() {
 		var u WorkspaceUsage
-		if err := rows.Scan(&u.ID, &u.Name, &u.Weight, &u.MaxRunning, &u.Running, &u.Waiting, &u.RenderSeconds, &u.Jobs, &u.StorageBytes, &u.MaxStorageBytes); err != nil {
+		if err := rows.Scan(&u.ID, &u.Name, &u.Weight, &u.MaxRunning, &u.Running, &u.Waiting, &u.RenderSeconds, &u.Jobs, &u.StorageBytes, &u.MaxStorageBytes, &u.Budget, &u.MonthSeconds); err != nil {
 			return nil, fmt.Errorf("list workspaces: %w", err)
 		}
 		out = append(out, u)
@@ -109,6 +113,40 @@ func (q *Queries) WorkspaceQuota(ctx context.Context, workspaceID string) (maxRu
 		return 0, 0, ErrNotFound
 	}
 	return maxRunning, running, err
+}
+
+// MaxBudget is the largest monthly render budget a workspace may be
+// given, in seconds: a million render hours, more than any farm renders
+// in a month, so that a typo is refused rather than taken for no limit.
+const MaxBudget = 1e6 * 3600
+
+// SetWorkspaceBudget sets the render seconds (worker-seconds and
+// GPU-seconds) a workspace may use in a calendar month (UTC); 0 removes
+// the budget. ErrNotFound when there is no workspace of that name.
+func (q *Queries) SetWorkspaceBudget(ctx context.Context, name string, seconds float64) error {
+	if math.IsNaN(seconds) || seconds < 0 || seconds > MaxBudget {
+		return fmt.Errorf("a monthly render budget must be 0 (no budget) to %g hours, not %g", MaxBudget/3600, seconds/3600)
+	}
+	var budget any
+	if seconds > 0 {
+		budget = seconds
+	}
+	return q.updateWorkspace(ctx, `UPDATE workspaces SET max_render_seconds_per_month = ? WHERE name = ?`, budget, name)
+}
+
+// WorkspaceBudget is a workspace's monthly render budget in seconds (0:
+// none) and the render seconds its chunks that ended this month (UTC)
+// used.
+func (q *Queries) WorkspaceBudget(ctx context.Context, workspaceID string) (budget, spent float64, err error) {
+	err = q.queryRow(ctx, `SELECT COALESCE(max_render_seconds_per_month, 0), CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END
+		FROM workspaces WHERE id = ?`, now().Format(renderMonthLayout), workspaceID).Scan(&budget, &spent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("workspace budget: %w", err)
+	}
+	return budget, spent, nil
 }
 
 // storageUsedQuery sums, for one workspace (the ? is its id), the bytes

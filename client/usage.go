@@ -22,8 +22,8 @@ type UsageRow struct {
 	GPUSeconds float64 `json:"gpuSeconds"`
 	// Frames counts the frames completed.
 	Frames int `json:"frames"`
-	// BytesStored is what the files made then (uploads, inputs, frames)
-	// hold now.
+	// BytesStored is what the files made then (inputs, frames, zips,
+	// preview videos, logs) hold now.
 	BytesStored int64 `json:"bytesStored"`
 	// BytesTransferred is what the farm served through its own download
 	// URLs (not a bucket's presigned ones).

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"fmt"
+	"io/fs"
 	"math"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +19,8 @@ import (
 // whose Blender renders with 2 threads and downloads its frames' zip:
 // each chunk records its frames' Blender time times 2 as its
 // worker-seconds, GET /usage (by job and by day) answers their sum within
-// 1 %, the frames, the bytes of the job's input and frames, and the bytes
-// of the zip served; `renderfarm usage --csv` answers the same.
+// 1 %, the frames, the bytes every object of the job holds (its input,
+// frames, zip, preview and Blender logs), and the bytes of the zip served; `renderfarm usage --csv` answers the same.
 func TestUsageSumsTheChunksRecordedSeconds(t *testing.T) {
 	f := startFarm(t, "--blender-threads", "2")
 	c := f.client("studio")
@@ -50,10 +53,33 @@ func TestUsageSumsTheChunksRecordedSeconds(t *testing.T) {
 	if chunks != 2 || blenderSeconds <= 0 || math.Abs(recorded-2*blenderSeconds) > 0.01*recorded {
 		t.Fatalf("%d chunks recorded %.3f worker-seconds for %.3f s of Blender; want 2 chunks, 2 threads × Blender's time", chunks, recorded, blenderSeconds)
 	}
+	// What the job's objects hold on the local store: its input, frames,
+	// zip, preview video and the Blender logs kept for it.
 	var stored int64
-	if err := db.QueryRowContext(ctx, `SELECT (SELECT SUM(size_bytes) FROM frame_outputs WHERE job_id = ?) + (SELECT size_bytes FROM uploads WHERE job_id = ?)`, job.ID, job.ID).Scan(&stored); err != nil {
+	var files []string
+	err = filepath.WalkDir(filepath.Join(f.DataDir, "objects", "jobs", job.ID), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		stored += info.Size()
+		files = append(files, fmt.Sprintf("%s (%d bytes)", path, info.Size()))
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.ContainsFunc(files, func(f string) bool { return strings.Contains(f, "/logs/") }) {
+		t.Errorf("the job's objects are %v; want a Blender log among them", files)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("the job's objects: %s", strings.Join(files, ", "))
+		}
+	}()
 
 	for _, groupBy := range []string{"job", "day"} {
 		u, err := c.Usage(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Minute), groupBy)

@@ -28,8 +28,9 @@ type UsageRow struct {
 	GPUSeconds float64
 	// Frames counts the frames completed.
 	Frames int
-	// BytesStored is what the objects made then (by day: uploads and
-	// frames' files; by job: its input and frames' files) hold now.
+	// BytesStored is what the objects made then hold now: by day, the
+	// frames' files completed that day, and the input, zips, preview
+	// video and logs of the jobs made that day; by job, all of the job's.
 	BytesStored int64
 	// BytesTransferred is what the farm served of the workspace's jobs
 	// through its own download URLs; it is counted by UTC day, so a

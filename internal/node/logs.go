@@ -18,8 +18,15 @@ func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, 
 	}
 	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
-	if _, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes); err != nil {
+	size, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes)
+	if err != nil {
 		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
+		return
+	}
+	// The workspace's storage counts it (a log not counted is a few kB
+	// the quota misses, never a refusal, so a failure is only logged).
+	if err := n.store.AddJobLogBytes(context.WithoutCancel(ctx), jobID, size); err != nil {
+		n.log.Warn("could not record the size of Blender's log", "job", jobID, "err", err)
 	}
 }
 

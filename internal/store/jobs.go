@@ -20,7 +20,8 @@ func (q *Queries) InsertJob(ctx context.Context, j *farm.Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, cols...)
+	_, err = q.exec(ctx, `INSERT INTO jobs (`+jobColumns+`, files_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		append(cols, filesBytes(j.Files))...)
 	if err != nil {
 		return fmt.Errorf("store job: %w", err)
 	}
@@ -35,9 +36,10 @@ func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
 		return err
 	}
 	// cols[4:] are status onwards; id goes last for the WHERE.
-	args := append(cols[4:], j.ID)
+	args := append(cols[4:], filesBytes(j.Files), j.ID)
 	res, err := q.exec(ctx, `UPDATE jobs SET status = ?, created_at = ?, updated_at = ?, normalized_seconds = ?,
-		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?, suspended_reason = ?, priority = ?
+		failed_reason = ?, requested_config = ?, final_config = ?, analysis = ?, analysis_id = ?, scene_file = ?, output_deleted = ?, files = ?, suspended_reason = ?, priority = ?,
+		files_bytes = ?
 		WHERE id = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", j.ID, err)
@@ -138,6 +140,22 @@ func (q *Queries) JobsWithStatus(ctx context.Context, workspaceID string, status
 		jobs = append(jobs, *j)
 	}
 	return jobs, rows.Err()
+}
+
+// filesBytes is what a job's finalizing stored besides its frames (the
+// zips and the preview video): jobs.files_bytes, which the workspace's
+// storage counts.
+func filesBytes(f farm.JobFiles) int64 {
+	return f.FramesZipSize + f.CompositeNodesZipSize + f.VideoSize
+}
+
+// AddJobLogBytes adds a Blender log of size bytes, stored under the job's
+// logs/ prefix, to what the job's files hold (jobs.log_bytes).
+func (q *Queries) AddJobLogBytes(ctx context.Context, jobID string, size int64) error {
+	if _, err := q.exec(ctx, `UPDATE jobs SET log_bytes = log_bytes + ? WHERE id = ?`, size, jobID); err != nil {
+		return fmt.Errorf("record a log's size: %w", err)
+	}
+	return nil
 }
 
 func jobValues(j *farm.Job) ([]any, error) {

@@ -153,11 +153,12 @@ func (q *Queries) WorkspaceBudget(ctx context.Context, workspaceID string) (budg
 // its objects hold, from the sizes the farm recorded as it stored them:
 // each upload's file (until a job is made from it, then the job's own
 // copy of it, which replaces it); every file of every frame (frame_outputs, or the frame's one
-// image for frames completed before frames had several files). A deleted
-// job's objects are removed, so they count no more. Not counted: a file
-// sent to a bucket's upload URL until a job is made from it (a bucket
-// tells the farm nothing of a presigned PUT), and a job's frames.zip,
-// compositeNodes.zip, preview.mp4 and logs, whose sizes are not recorded.
+// image for frames completed before frames had several files); a job's
+// frames.zip, compositeNodes.zip and preview.mp4 (jobs.files_bytes) and
+// the Blender logs kept for it (jobs.log_bytes). A deleted job's objects
+// are removed, so they count no more. Not counted: a file sent to a
+// bucket's upload URL until a job is made from it (a bucket tells the
+// farm nothing of a presigned PUT).
 //
 // The sum is computed when asked rather than kept as a running total:
 // sizes are written by many transactions (a frame's completion on a
@@ -172,7 +173,9 @@ const storageUsedQuery = `CAST((SELECT COALESCE(SUM(u.size_bytes), 0)
 		WHERE oj.workspace_id = ? AND NOT oj.output_deleted)
 	+ (SELECT COALESCE(SUM(f.size_bytes), 0) FROM frames f JOIN jobs fj ON fj.id = f.job_id
 		WHERE fj.workspace_id = ? AND NOT fj.output_deleted AND f.size_bytes > 0
-		AND NOT EXISTS (SELECT 1 FROM frame_outputs x WHERE x.job_id = f.job_id AND x.frame = f.frame)) AS BIGINT)`
+		AND NOT EXISTS (SELECT 1 FROM frame_outputs x WHERE x.job_id = f.job_id AND x.frame = f.frame))
+	+ (SELECT COALESCE(SUM(xj.files_bytes + xj.log_bytes), 0) FROM jobs xj
+		WHERE xj.workspace_id = ? AND NOT xj.output_deleted) AS BIGINT)`
 
 // WorkspaceStorage is what a workspace's objects hold and the most they
 // may (0: no limit); see storageUsedQuery for what is counted.
@@ -197,7 +200,7 @@ func (q *Queries) GetWorkspaceStorage(ctx context.Context, workspaceID, exceptSl
 	var except int64
 	err := q.queryRow(ctx, `SELECT COALESCE(ws.max_storage_bytes, 0), `+storageUsedQuery+`,
 			COALESCE((SELECT size_bytes FROM uploads WHERE slug = ? AND workspace_id = ws.id AND job_id IS NULL), 0)
-		FROM workspaces ws WHERE ws.id = ?`, workspaceID, workspaceID, workspaceID, exceptSlug, workspaceID).Scan(&s.MaxBytes, &s.UsedBytes, &except)
+		FROM workspaces ws WHERE ws.id = ?`, workspaceID, workspaceID, workspaceID, workspaceID, exceptSlug, workspaceID).Scan(&s.MaxBytes, &s.UsedBytes, &except)
 	if errors.Is(err, sql.ErrNoRows) {
 		return WorkspaceStorage{}, ErrNotFound
 	}

@@ -11,8 +11,10 @@ import (
 // TestWorkspaceStorageSumsTheRecordedSizes: a workspace's storage is its
 // uploads' files (a job's input replacing its upload's) and its frames'
 // files, every one of them, or a frame's one image for a frame completed
-// before frames had several; another workspace's and a deleted job's
-// count for nothing, and the upload being checked can be left out.
+// before frames had several, and what its jobs' finalizing made (zips, a
+// preview video) and the Blender logs kept for them; another workspace's
+// and a deleted job's count for nothing, and the upload being checked can
+// be left out.
 func TestWorkspaceStorageSumsTheRecordedSizes(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
@@ -54,14 +56,29 @@ func TestWorkspaceStorageSumsTheRecordedSizes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Its finalizing stores the zips and the preview video; two Blender
+		// logs were kept.
+		job.Files = farm.JobFiles{FramesZipKey: "z", FramesZipSize: 300, CompositeNodesZipKey: "n", CompositeNodesZipSize: 20, VideoKey: "v", VideoSize: 100}
+		if err := s.UpdateJob(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{4, 5} {
+			if err := s.AddJobLogBytes(ctx, "job-1", size); err != nil {
+				t.Fatal(err)
+			}
+		}
 		deleted := newJob("job-2", ws.ID, at(0))
 		deleted.Output.IsDeletedForClient = true
+		deleted.Files = farm.JobFiles{FramesZipKey: "z", FramesZipSize: 90000}
 		insertJob(t, s, deleted)
+		if err := s.AddJobLogBytes(ctx, "job-2", 80000); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.ClaimUpload(ctx, "gone", "job-2", "jobs/job-2/input/scene.blend"); err != nil {
 			t.Fatal(err)
 		}
 
-		want := int64(1000 + 200 + 30 + 40 + 5 + 6)
+		want := int64(1000 + 200 + 30 + 40 + 5 + 6 + 300 + 20 + 100 + 4 + 5)
 		got, err := s.GetWorkspaceStorage(ctx, ws.ID, "")
 		if err != nil || got.UsedBytes != want || got.MaxBytes != 0 || got.Left() <= 0 {
 			t.Errorf("GetWorkspaceStorage = %+v, %v; want %d used, no limit", got, err, want)

@@ -24,3 +24,14 @@ ALTER TABLE workspaces ADD COLUMN month_render_seconds DOUBLE PRECISION NOT NULL
 UPDATE workspaces SET render_month = to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'),
     month_render_seconds = COALESCE((SELECT SUM(t.worker_seconds) FROM tasks t
         WHERE t.workspace_id = workspaces.id AND t.finished_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'), 0);
+
+-- What a job's files other than its input and frames hold, for the
+-- workspace's storage: files_bytes, its frames.zip, compositeNodes.zip and
+-- preview.mp4, written with the job when its finalizing stores them;
+-- log_bytes, the Blender logs kept under its logs/ prefix, added to as
+-- each is stored.
+ALTER TABLE jobs ADD COLUMN files_bytes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN log_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE jobs SET files_bytes = COALESCE((files::jsonb->>'framesZipSize')::bigint, 0)
+    + COALESCE((files::jsonb->>'compositeNodesZipSize')::bigint, 0) + COALESCE((files::jsonb->>'videoSize')::bigint, 0)
+WHERE files IS NOT NULL;

@@ -22,3 +22,14 @@ ALTER TABLE workspaces ADD COLUMN month_render_seconds REAL NOT NULL DEFAULT 0;
 UPDATE workspaces SET render_month = strftime('%Y-%m', 'now'),
     month_render_seconds = COALESCE((SELECT SUM(t.worker_seconds) FROM tasks t
         WHERE t.workspace_id = workspaces.id AND t.finished_at >= strftime('%Y-%m-01', 'now')), 0);
+
+-- What a job's files other than its input and frames hold, for the
+-- workspace's storage: files_bytes, its frames.zip, compositeNodes.zip and
+-- preview.mp4, written with the job when its finalizing stores them;
+-- log_bytes, the Blender logs kept under its logs/ prefix, added to as
+-- each is stored.
+ALTER TABLE jobs ADD COLUMN files_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET files_bytes = COALESCE(json_extract(files, '$.framesZipSize'), 0)
+    + COALESCE(json_extract(files, '$.compositeNodesZipSize'), 0) + COALESCE(json_extract(files, '$.videoSize'), 0)
+WHERE files IS NOT NULL;

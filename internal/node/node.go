@@ -193,8 +193,14 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 		}
 	}
 	if cfg.WorkDir != "" {
-		if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		// The work directory holds the jobs' files and frames: the farm's
+		// alone, like the data directory, whatever an older version or a
+		// umask left it at (the default is under the shared /tmp).
+		if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 			return nil, fmt.Errorf("node: work directory: %w", err)
+		}
+		if err := os.Chmod(cfg.WorkDir, 0o700); err != nil {
+			return nil, fmt.Errorf("node: work directory: make it the farm's alone (mode 0700): %w", err)
 		}
 	}
 	n := &Node{

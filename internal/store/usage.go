@@ -13,9 +13,11 @@ import (
 // the transaction that ends it: its frames' Blender render time times
 // the threads its worker gave each Blender (worker_seconds), or, for a
 // chunk rendered on GPUs, times the GPUs it rendered with (gpu_seconds).
-// For a task with no frames (a validation, a finalizing) both are 0. The
-// seconds are added to the workspace's total of the month (see
-// migration 0016), which its render budget is checked against.
+// For a task with no frames (a validation, a finalizing) both are 0. For
+// a workspace with a render budget, the seconds are added to its total
+// of the month (see migration 0016), which the budget is checked
+// against; a workspace without one is not written to, so that the chunks
+// ending at once on a large farm do not queue for its row.
 func (q *Queries) RecordChunkUsage(ctx context.Context, taskID string, threads int) error {
 	at := now()
 	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
@@ -32,7 +34,8 @@ func (q *Queries) RecordChunkUsage(ctx context.Context, taskID string, threads i
 			month_render_seconds = (SELECT t.worker_seconds + t.gpu_seconds FROM tasks t WHERE t.id = ?)
 				+ CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END,
 			render_month = ?
-		WHERE id = (SELECT t.workspace_id FROM tasks t WHERE t.id = ? AND t.worker_seconds + t.gpu_seconds > 0)`,
+		WHERE id = (SELECT t.workspace_id FROM tasks t WHERE t.id = ? AND t.worker_seconds + t.gpu_seconds > 0)
+			AND max_render_seconds_per_month IS NOT NULL`,
 		taskID, month, month, taskID)
 	if err != nil {
 		return fmt.Errorf("add a chunk's render seconds to its workspace's month: %w", err)
@@ -42,6 +45,18 @@ func (q *Queries) RecordChunkUsage(ctx context.Context, taskID string, threads i
 
 // renderMonthLayout is how workspaces.render_month names a month (UTC).
 const renderMonthLayout = "2006-01"
+
+// monthStart is the first instant of at's month, UTC.
+func monthStart(at time.Time) time.Time {
+	at = at.UTC()
+	return time.Date(at.Year(), at.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// monthSecondsQuery sums the render seconds of the chunks of a workspace
+// (the first ?) that ended since the second ?, down the tasks_finished
+// index.
+const monthSecondsQuery = `COALESCE((SELECT SUM(mt.worker_seconds + mt.gpu_seconds) FROM tasks mt
+	WHERE mt.workspace_id = ? AND mt.finished_at >= ?), 0)`
 
 // RecordDownload adds bytes served from one of a job's objects to the
 // job's downloads of the day.

@@ -77,8 +77,10 @@ func TestWorkspaceUsageSumsChunksFramesAndDownloads(t *testing.T) {
 // TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp: a chunk that needs 2
 // GPUs records its frames' render time times 2 as GPU-seconds and no
 // worker-seconds; a CPU chunk the reverse. The workspace's month total,
-// which its render budget is checked against, is the sum of both, and
-// a workspace without chunks has used nothing.
+// which its render budget is checked against, is the sum of both: summed
+// from the month's chunks when the budget is set (the GPU chunk ended
+// before), then added to as chunks end; a workspace without chunks has
+// used nothing.
 func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
@@ -94,7 +96,36 @@ func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 		}
 		job := newJob("job-1", ws.ID, time.Now().UTC())
 		insertJob(t, s, job)
+		monthOf := func(id string) float64 {
+			t.Helper()
+			list, err := s.ListWorkspaceUsage(ctx, time.Now().Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range list {
+				if u.ID == id {
+					return u.MonthSeconds
+				}
+			}
+			t.Fatalf("workspace %s not listed", id)
+			return 0
+		}
 		for i, need := range []farm.Requirements{onGPUs, onCPU} {
+			if i == 1 {
+				// The GPU chunk ended before the workspace had a budget.
+				if _, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || spent != 0 {
+					t.Errorf("the month kept for studio without a budget = %g, %v; want none kept", spent, err)
+				}
+				if got := monthOf(ws.ID); math.Abs(got-20) > 1e-9 {
+					t.Errorf("the month listed for studio = %g, want 20 render seconds", got)
+				}
+				if err := s.SetWorkspaceBudget(ctx, "studio", 3600); err != nil {
+					t.Fatal(err)
+				}
+				if _, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || math.Abs(spent-20) > 1e-9 {
+					t.Errorf("the month of studio once it has a budget = %g, %v; want the 20 render seconds before it", spent, err)
+				}
+			}
 			task := store.Task{ID: fmt.Sprintf("job-1-c%d", i), JobID: job.ID, Kind: store.TaskRender, Chunk: i, Status: store.TaskRunning,
 				Generation: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: ws.ID, Requirements: need.Key()}
 			if err := s.InsertTask(ctx, task); err != nil {
@@ -116,10 +147,10 @@ func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 		if got := u.Total; math.Abs(got.GPUSeconds-20) > 1e-9 || math.Abs(got.RenderSeconds-80) > 1e-9 {
 			t.Errorf("usage = %g GPU-seconds and %g worker-seconds; want 20 (10 s on 2 GPUs) and 80 (10 s on 8 threads)", got.GPUSeconds, got.RenderSeconds)
 		}
-		if budget, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 0 || math.Abs(spent-100) > 1e-9 {
-			t.Errorf("the month of studio = budget %g, spent %g, %v; want no budget and 100 render seconds", budget, spent, err)
+		if budget, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 3600 || math.Abs(spent-100) > 1e-9 || math.Abs(monthOf(ws.ID)-100) > 1e-9 {
+			t.Errorf("the month of studio = budget %g, spent %g, %v; listed %g; want 3600 and 100 render seconds", budget, spent, err, monthOf(ws.ID))
 		}
-		if _, spent, err := s.WorkspaceBudget(ctx, idle.ID); err != nil || spent != 0 {
+		if _, spent, err := s.WorkspaceBudget(ctx, idle.ID); err != nil || spent != 0 || monthOf(idle.ID) != 0 {
 			t.Errorf("the month of a workspace without chunks = %g, %v; want 0", spent, err)
 		}
 	})

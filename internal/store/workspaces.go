@@ -33,7 +33,8 @@ type WorkspaceUsage struct {
 	// MaxStorageBytes the most they may, 0 for no limit.
 	StorageBytes, MaxStorageBytes int64
 	// Budget is the render seconds it may use in a calendar month (UTC),
-	// 0 for no budget; MonthSeconds what it used this month.
+	// 0 for no budget; MonthSeconds what its chunks that ended this month
+	// used, summed from them.
 	Budget, MonthSeconds float64
 }
 
@@ -48,8 +49,8 @@ func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]Wo
 			(SELECT COUNT(*) FROM jobs cj WHERE cj.workspace_id = ws.id AND NOT cj.output_deleted),
 			`+strings.ReplaceAll(storageUsedQuery, "?", "ws.id")+`,
 			COALESCE(ws.max_storage_bytes, 0),
-			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END
-		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC(), now().Format(renderMonthLayout))
+			COALESCE(ws.max_render_seconds_per_month, 0), `+strings.Replace(monthSecondsQuery, "?", "ws.id", 1)+`
+		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC(), monthStart(now()))
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}
@@ -122,7 +123,9 @@ const MaxBudget = 1e6 * 3600
 
 // SetWorkspaceBudget sets the render seconds (worker-seconds and
 // GPU-seconds) a workspace may use in a calendar month (UTC); 0 removes
-// the budget. ErrNotFound when there is no workspace of that name.
+// the budget. ErrNotFound when there is no workspace of that name. The
+// month's total, which RecordChunkUsage keeps only for a workspace with
+// a budget, is summed afresh from the month's chunks.
 func (q *Queries) SetWorkspaceBudget(ctx context.Context, name string, seconds float64) error {
 	if math.IsNaN(seconds) || seconds < 0 || seconds > MaxBudget {
 		return fmt.Errorf("a monthly render budget must be 0 (no budget) to %g hours, not %g", MaxBudget/3600, seconds/3600)
@@ -131,12 +134,15 @@ func (q *Queries) SetWorkspaceBudget(ctx context.Context, name string, seconds f
 	if seconds > 0 {
 		budget = seconds
 	}
-	return q.updateWorkspace(ctx, `UPDATE workspaces SET max_render_seconds_per_month = ? WHERE name = ?`, budget, name)
+	at := now()
+	return q.updateWorkspace(ctx, `UPDATE workspaces SET max_render_seconds_per_month = ?, render_month = ?,
+			month_render_seconds = `+strings.Replace(monthSecondsQuery, "?", "workspaces.id", 1)+`
+		WHERE name = ?`, budget, at.Format(renderMonthLayout), monthStart(at), name)
 }
 
 // WorkspaceBudget is a workspace's monthly render budget in seconds (0:
 // none) and the render seconds its chunks that ended this month (UTC)
-// used.
+// used, as kept for a workspace with a budget (0 without one).
 func (q *Queries) WorkspaceBudget(ctx context.Context, workspaceID string) (budget, spent float64, err error) {
 	err = q.queryRow(ctx, `SELECT COALESCE(max_render_seconds_per_month, 0), CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END
 		FROM workspaces WHERE id = ?`, now().Format(renderMonthLayout), workspaceID).Scan(&budget, &spent)

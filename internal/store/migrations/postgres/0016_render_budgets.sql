@@ -14,9 +14,11 @@ ALTER TABLE tasks ADD COLUMN gpu_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
 -- larger budget) and its running chunks finish.
 ALTER TABLE workspaces ADD COLUMN max_render_seconds_per_month DOUBLE PRECISION;
 -- render_month (YYYY-MM, UTC) and month_render_seconds: the render
--- seconds of the workspace's chunks that ended in that month, kept in
--- the transaction that records each chunk's, so that the dispatcher reads
--- one row rather than summing the month's chunks for each slot it fills.
+-- seconds of the workspace's chunks that ended in that month, kept for
+-- a workspace with a budget (summed afresh when the budget is set, then
+-- added to in the transaction that records each chunk's), so that the
+-- dispatcher reads one row rather than summing the month's chunks for
+-- each slot it fills.
 ALTER TABLE workspaces ADD COLUMN render_month TEXT NOT NULL DEFAULT '';
 ALTER TABLE workspaces ADD COLUMN month_render_seconds DOUBLE PRECISION NOT NULL DEFAULT 0;
 

@@ -1,0 +1,8 @@
+-- When a chunk was given to a worker run (dispatched_at: queued on the
+-- run's own River queue) and when that run took it (started_at: claimed,
+-- running), for its latest generation. Together with created_at (the
+-- render request) and finished_at they say where a chunk's wait went:
+-- bench/scale reads them, and so can an operator. The same columns as
+-- migrations/postgres/0015.
+ALTER TABLE tasks ADD COLUMN dispatched_at DATETIME;
+ALTER TABLE tasks ADD COLUMN started_at DATETIME;

@@ -148,3 +148,115 @@ func TestADispatchPassesOverAtMostSixteenChunksForOneSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestAFreedSlotsDispatchFillsEveryFreeSlot: the dispatch after a chunk's
+// end fills the freed slot and, in the same transaction, the free slots
+// of the other live runs, so that their own dispatches find nothing left
+// to do.
+func TestAFreedSlotsDispatchFillsEveryFreeSlot(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.WaitingJob(f.api, 10, enginetest.RenderConfig(1))
+		a, b := f.registerNode("node-a", 2), f.registerNode("node-b", 3)
+		n, err := f.Engine.DispatchFreed(f.Ctx, a)
+		if err != nil || n != 5 {
+			t.Fatalf("DispatchFreed = %d, %v; want the 5 free slots of both nodes filled", n, err)
+		}
+		given := map[string]int{}
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if task.Status == store.TaskQueued {
+				given[task.WorkerID]++
+			}
+		}
+		if given[a] != 2 || given[b] != 3 {
+			t.Errorf("chunks given = %v, want 2 to node-a and 3 to node-b", given)
+		}
+		if n, err := f.Engine.DispatchFreed(f.Ctx, b); n != 0 || err != nil {
+			t.Errorf("node-b's own DispatchFreed after = %d, %v; want nothing left to do", n, err)
+		}
+		f.CheckTaskInvariant()
+	})
+}
+
+// TestAFreedSlotFilledWhileTheDispatcherIsBusyIsNotFilledTwice: while
+// another transaction holds the dispatcher's lock, a freed slot's
+// dispatch does not wait in line for it: when the holder fills the slot,
+// it finds it taken and returns without taking the lock; when the holder
+// leaves it free, it takes the lock once it is free and fills the slot.
+// (PostgreSQL: on SQLite a transaction already runs alone.)
+func TestAFreedSlotFilledWhileTheDispatcherIsBusyIsNotFilledTwice(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		if db.Dialect != store.DialectPostgres {
+			t.Skip("SQLite runs one transaction at a time: no dispatcher's lock to find taken")
+		}
+		for _, holderFills := range []bool{true, false} {
+			f := newFixture(t, db)
+			job := f.WaitingJob(f.api, 4, enginetest.RenderConfig(1))
+			node := f.registerNode("node-a", 1)
+
+			holding, release := make(chan struct{}), make(chan struct{})
+			holder := make(chan error, 1)
+			go func() {
+				holder <- f.Store.InDispatchTx(f.Ctx, func(tx *store.Tx) error {
+					close(holding)
+					<-release
+					if holderFills {
+						_, err := f.Engine.DispatchTo(f.Ctx, tx, node)
+						return err
+					}
+					return nil
+				})
+			}()
+			<-holding
+			busy := make(chan struct{}, 64)
+			f.Engine.OnDispatcherBusy(func() {
+				select {
+				case busy <- struct{}{}:
+				default:
+				}
+			})
+			freed := make(chan int, 1)
+			go func() {
+				n, err := f.Engine.DispatchFreed(f.Ctx, node)
+				if err != nil {
+					t.Error(err)
+				}
+				freed <- n
+			}()
+			// DispatchFreed found the lock taken, and looks again later
+			// rather than wait in PostgreSQL with a connection held.
+			select {
+			case <-busy:
+			case <-time.After(30 * time.Second):
+				t.Fatal("DispatchFreed did not find the dispatcher busy within 30 s")
+			}
+			var waiting int
+			if err := f.Store.DB().QueryRowContext(f.Ctx, `SELECT COUNT(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting != 0 {
+				t.Errorf("%d transactions wait in PostgreSQL for the dispatcher's lock; want none", waiting)
+			}
+			close(release)
+			if err := <-holder; err != nil {
+				t.Fatal(err)
+			}
+			n := <-freed
+			queued := 0
+			for _, task := range f.Tasks(job.ID, store.TaskRender) {
+				if task.Status == store.TaskQueued {
+					queued++
+				}
+			}
+			if queued != 1 {
+				t.Errorf("holder fills: %v; %d chunks given to the node of one slot, want 1", holderFills, queued)
+			}
+			if want := map[bool]int{true: 0, false: 1}[holderFills]; n != want {
+				t.Errorf("holder fills: %v; DispatchFreed gave %d chunks, want %d", holderFills, n, want)
+			}
+			f.CheckTaskInvariant()
+		}
+	})
+}

@@ -254,17 +254,22 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // last two chunks to end take turns. record is not called when the task
 // is no longer this holder's.
 //
-// A chunk's slot is free once the chunk ends: in the same transaction the
-// dispatcher gives it the next waiting chunk (unless the node stops), so
-// that River starts it on this node's queue the moment this attempt
-// returns. That transaction takes the dispatcher's lock before the job's.
+// A chunk's slot is free once the chunk ends: right after that
+// transaction the dispatcher gives it the next waiting chunk (unless the
+// node stops), in a transaction of its own, so that River starts it on
+// this node's queue the moment this attempt returns. The dispatcher's
+// lock, which every dispatch in the farm takes in turn, is held for the
+// dispatch alone, not while the chunk's end is recorded (the job's lock,
+// its frames counted, its events written): with hundreds of slots, ends
+// recorded under that one lock were what limited the farm (see
+// docs/performance.md, section 5). A node that dies between the two
+// leaves its slot to the reaper's periodic dispatch, as a dispatch that
+// failed does.
 func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
-	inTx := n.store.InTx
-	if kind == store.TaskRender {
-		inTx = n.store.InDispatchTx
-	}
-	return inTx(ctx, func(tx *store.Tx) error {
+	ended := false
+	err := n.store.InTx(ctx, func(tx *store.Tx) error {
+		ended = false
 		current, err := tx.LockJob(ctx, "", ref.JobID)
 		if err != nil {
 			return err
@@ -278,15 +283,16 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if kind != store.TaskRender {
 			return nil
 		}
-		if err := tx.MarkServed(ctx, current.WorkspaceID, time.Now()); err != nil {
-			return err
-		}
-		if n.stopping.Load() {
-			return nil
-		}
-		_, err = n.engine.DispatchTo(ctx, tx, n.workerID)
-		return err
+		ended = true
+		return tx.MarkServed(ctx, current.WorkspaceID, time.Now())
 	})
+	if err != nil || !ended || n.stopping.Load() {
+		return err
+	}
+	if _, err := n.engine.DispatchFreed(ctx, n.workerID); err != nil {
+		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+	}
+	return nil
 }
 
 // claim takes a task for this worker. It answers false, with no error,

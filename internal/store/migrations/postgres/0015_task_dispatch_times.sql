@@ -3,3 +3,5 @@
 -- it (started_at), for its latest generation.
 ALTER TABLE tasks ADD COLUMN dispatched_at TIMESTAMPTZ;
 ALTER TABLE tasks ADD COLUMN started_at TIMESTAMPTZ;
+-- A job's frames not yet completed (see migrations/sqlite/0015).
+CREATE INDEX frames_unfinished ON frames (job_id) WHERE status <> 'completed';

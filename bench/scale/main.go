@@ -1,14 +1,14 @@
 // Command scale measures how many chunks a second the farm hands out and
 // starts with hundreds of render slots, and what that costs the database:
 // `renderfarm serve` replicas and `renderfarm worker` processes on
-// PostgreSQL and the S3 server, all on this machine, render a job of
+// PostgreSQL and the S3 server, all on this machine, render jobs of
 // one-frame chunks with a fake Blender (bench/scale/fakeblender) that
 // waits -frame-time per frame and writes a small PNG. The farm's own work
 // per chunk is real: the dispatch, River's hand-out on the worker run's
 // queue, the claim, the frame put into the bucket and recorded, the chunk
 // closed and the slot given its next chunk.
 //
-// The job is validated through the real API with testdata/scenes/cube.blend
+// Each job is validated through the real API with testdata/scenes/cube.blend
 // (a real .blend; the fake answers the inspection as a Blender of the
 // version it was built as). Workers run with --sandbox none: bubblewrap's
 // start for each of hundreds of fake Blenders would measure bubblewrap.
@@ -18,7 +18,7 @@
 // both servers), creates its own database and bucket, and removes them
 // when it ends.
 //
-//	go run ./bench/scale [-chunks 10000] [-slots 200] [-processes 20] [-frame-time 100ms] [-replicas 1] [-database-connections 8]
+//	go run ./bench/scale [-chunks 10000] [-jobs 1] [-slots 200] [-processes 20] [-frame-time 100ms] [-replicas 1] [-database-connections 8]
 package main
 
 import (
@@ -46,23 +46,24 @@ import (
 
 // settings are the benchmark's flags.
 type settings struct {
-	chunks, slots, processes, replicas, connections int
-	frameTime                                       time.Duration
-	scene                                           string
+	chunks, jobs, slots, processes, replicas, connections int
+	frameTime                                             time.Duration
+	scene                                                 string
 }
 
 func main() {
 	var s settings
-	flag.IntVar(&s.chunks, "chunks", 10000, "one-frame chunks to render, in one job")
+	flag.IntVar(&s.chunks, "chunks", 10000, "one-frame chunks to render in all")
+	flag.IntVar(&s.jobs, "jobs", 1, "jobs the chunks are split between, each in a workspace of its own")
 	flag.IntVar(&s.slots, "slots", 200, "render slots in all, spread over -processes workers (--concurrency)")
 	flag.IntVar(&s.processes, "processes", 20, "renderfarm worker processes")
 	flag.IntVar(&s.replicas, "replicas", 1, "renderfarm serve replicas (--workers 0)")
 	flag.IntVar(&s.connections, "database-connections", 8, "--database-connections of every process")
 	flag.DurationVar(&s.frameTime, "frame-time", 100*time.Millisecond, "how long the fake Blender takes a frame")
-	flag.StringVar(&s.scene, "scene", "testdata/scenes/cube.blend", "the .blend the job is made of")
+	flag.StringVar(&s.scene, "scene", "testdata/scenes/cube.blend", "the .blend the jobs are made of")
 	flag.Parse()
-	if s.chunks < 1 || s.processes < 1 || s.slots < s.processes || s.replicas < 1 || s.frameTime <= 0 {
-		benchkit.Fatalf("want -chunks ≥ 1, -processes ≥ 1, -slots ≥ -processes, -replicas ≥ 1, a positive -frame-time")
+	if s.jobs < 1 || s.chunks < s.jobs || s.processes < 1 || s.slots < s.processes || s.replicas < 1 || s.frameTime <= 0 {
+		benchkit.Fatalf("want -jobs ≥ 1, -chunks ≥ -jobs, -processes ≥ 1, -slots ≥ -processes, -replicas ≥ 1, a positive -frame-time")
 	}
 	if os.Getenv(testbackends.PostgresEnv) == "" || os.Getenv(testbackends.S3EndpointEnv) == "" {
 		benchkit.Fatalf("%v", testbackends.ErrNotConfigured)
@@ -107,9 +108,19 @@ func run(lab *benchkit.Lab, s settings) string {
 		}
 		return n == s.processes
 	})
-	cl := f.Client(500 * time.Millisecond)
-	job := f.ValidatedJob(cl, s.scene)
-	fmt.Fprintf(os.Stderr, "farm up and job validated in %.1f s\n", time.Since(setupStart).Seconds())
+	// A job per workspace, each through the workspace's own key.
+	clients, jobs := []*client.Client{f.Client(500 * time.Millisecond)}, []string{}
+	for i := 1; i < s.jobs; i++ {
+		out, err := exec.CommandContext(lab.Ctx, lab.Binary, append([]string{"keys", "create", "--workspace", fmt.Sprintf("bench-%d", i+1)}, f.Common...)...).Output()
+		if err != nil {
+			benchkit.Fatalf("keys create: %v", err)
+		}
+		clients = append(clients, client.New(f.URL, strings.TrimSpace(string(out)), client.WithPollInterval(500*time.Millisecond)))
+	}
+	for _, cl := range clients {
+		jobs = append(jobs, f.ValidatedJob(cl, s.scene))
+	}
+	fmt.Fprintf(os.Stderr, "farm up and %d job(s) validated in %.1f s\n", len(jobs), time.Since(setupStart).Seconds())
 
 	procs := map[string][]int{}
 	for _, p := range f.Procs() {
@@ -127,24 +138,32 @@ func run(lab *benchkit.Lab, s settings) string {
 	sampler := startSampling(lab.Ctx, f.DB, fake)
 
 	requested := time.Now()
-	if _, _, err := cl.Render(lab.Ctx, job, client.RenderConfig{
-		ColorManagementPreset: client.String("default"),
-		FrameRanges:           []string{fmt.Sprintf("1-%d", s.chunks)},
-		ChunkSize:             client.Int(1),
-		Resolution:            []int{32, 18},
-		SampleCount:           client.Int(1),
-	}); err != nil {
-		benchkit.Fatalf("render: %v", err)
+	for i, cl := range clients {
+		chunks := s.chunks / s.jobs
+		if i < s.chunks%s.jobs {
+			chunks++
+		}
+		if _, _, err := cl.Render(lab.Ctx, jobs[i], client.RenderConfig{
+			ColorManagementPreset: client.String("default"),
+			FrameRanges:           []string{fmt.Sprintf("1-%d", chunks)},
+			ChunkSize:             client.Int(1),
+			Resolution:            []int{32, 18},
+			SampleCount:           client.Int(1),
+		}); err != nil {
+			benchkit.Fatalf("render: %v", err)
+		}
 	}
 	requestTook := time.Since(requested)
 	limit := time.Duration(s.chunks/s.slots+1)*s.frameTime*20 + 5*time.Minute
 	lab.WaitFor("every chunk done", limit, func() bool {
 		var left int
-		if err := f.DB.QueryRowContext(lab.Ctx, `SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND kind = 'render' AND status <> 'done'`, job).Scan(&left); err != nil {
+		if err := f.DB.QueryRowContext(lab.Ctx, `SELECT COUNT(*) FROM tasks WHERE kind = 'render' AND status <> 'done'`).Scan(&left); err != nil {
 			benchkit.Fatalf("count chunks: %v", err)
 		}
-		if j, err := cl.GetJob(lab.Ctx, job); err == nil && j.Status.IsFinal() && j.Status != client.StatusCompleted {
-			benchkit.Fatalf("the job ended %s:\n%s", j.Status, f.Logs())
+		for i, cl := range clients {
+			if j, err := cl.GetJob(lab.Ctx, jobs[i]); err == nil && j.Status.IsFinal() && j.Status != client.StatusCompleted {
+				benchkit.Fatalf("a job ended %s:\n%s", j.Status, f.Logs())
+			}
 		}
 		return left == 0
 	})
@@ -155,7 +174,7 @@ func run(lab *benchkit.Lab, s settings) string {
 	for kind, pids := range procs {
 		cpu[kind] = cpuOf(pids) - cpuBefore[kind]
 	}
-	return report(s, readChunks(lab.Ctx, f.DB, job), samples, cpu, requestTook, renderWall, load)
+	return report(s, readChunks(lab.Ctx, f.DB), samples, cpu, requestTook, renderWall, load)
 }
 
 // chunk is one chunk's recorded moments (store.TaskTimes).
@@ -164,9 +183,10 @@ type chunk struct {
 	created, dispatched, started, finished time.Time
 }
 
-func readChunks(ctx context.Context, db *sql.DB, job string) []chunk {
+// readChunks reads every chunk of the farm's (its own) database.
+func readChunks(ctx context.Context, db *sql.DB) []chunk {
 	rows, err := db.QueryContext(ctx, `SELECT worker_id, created_at, dispatched_at, started_at, finished_at FROM tasks
-		WHERE job_id = $1 AND kind = 'render' ORDER BY started_at`, job)
+		WHERE kind = 'render' ORDER BY started_at`)
 	if err != nil {
 		benchkit.Fatalf("read chunks: %v", err)
 	}
@@ -230,11 +250,11 @@ func report(s settings, chunks []chunk, db samples, cpu map[string]float64, requ
 	ideal := float64(s.slots) / s.frameTime.Seconds()
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "\nScale: %d one-frame chunks, %d render slots in %d worker processes (--concurrency %d), %d serve replica(s) (--workers 0), --database-connections %d, PostgreSQL and the S3 server, a fake Blender of %v a frame; %d cores (%s), %s\n\n",
-		s.chunks, s.slots, s.processes, s.slots/s.processes, s.replicas, s.connections, s.frameTime, runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal())
+	fmt.Fprintf(&out, "\nScale: %d one-frame chunks in %d job(s) of as many workspaces, %d render slots in %d worker processes (--concurrency %d), %d serve replica(s) (--workers 0), --database-connections %d, PostgreSQL and the S3 server, a fake Blender of %v a frame; %d cores (%s), %s\n\n",
+		s.chunks, s.jobs, s.slots, s.processes, s.slots/s.processes, s.replicas, s.connections, s.frameTime, runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal())
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "what\tmeasured\tgoal\n")
-	fmt.Fprintf(tw, "POST render (%d chunks queued)\t%.2f s\t-\n", s.chunks, requestTook.Seconds())
+	fmt.Fprintf(tw, "POST render (%d chunks queued in all)\t%.2f s\t-\n", s.chunks, requestTook.Seconds())
 	fmt.Fprintf(tw, "chunks a second, first dispatch to last chunk done\t%.0f (in %.1f s)\t≥ 500 (the slots allow %.0f)\n", float64(len(chunks))/span.Seconds(), span.Seconds(), ideal)
 	fmt.Fprintf(tw, "chunks dispatched a second, after the first %v\t%.0f\t≥ 500\n", s.frameTime, float64(steady)/lastDispatch.Sub(steadyFrom).Seconds())
 	fmt.Fprintf(tw, "queued → started (dispatched_at → started_at) p50 / p99 / max\t%s / %s / %s\tp99 < 100 ms\n", ms(pct(toStart, 50)), ms(pct(toStart, 99)), ms(pct(toStart, 100)))
@@ -267,7 +287,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", benchkit.Ms(d)) 
 
 // ---- sampling the database and the processes ----
 
-// samples is what the sampler saw while the job rendered.
+// samples is what the sampler saw while the jobs rendered.
 type samples struct {
 	maxConns, maxActive int
 	// activeSeen and lockWaits count active backends over the samples,

@@ -29,8 +29,7 @@ import (
 // Chunks are dispatched, each time in a transaction that takes the
 // dispatcher's lock first (store.InDispatchTx):
 //   - when a chunk ends, right after the transaction that finishes it:
-//     the freed slot takes the next chunk, with every other free slot
-//     (the node calls DispatchFreed);
+//     the freed slot takes the next chunk (the node calls FillWorker);
 //   - after a render request, to the live workers' free slots (DispatchIdle);
 //   - when a worker starts, or its attempt at a chunk ends without
 //     finishing it (a cancel, a hand-back), to its own slots (FillWorker);
@@ -75,101 +74,34 @@ func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) 
 func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 	n := 0
 	err := e.store.InDispatchTx(ctx, func(tx *store.Tx) error {
-		var err error
-		n, err = e.dispatchIdle(ctx, tx)
-		return err
-	})
-	return n, err
-}
-
-// dispatchIdle is DispatchIdle's work in tx, which holds the dispatcher's
-// lock.
-func (e *Engine) dispatchIdle(ctx context.Context, tx *store.Tx) (int, error) {
-	workers, err := tx.WorkersWithFreeSlots(ctx, time.Now().Add(-e.cfg.WorkerTimeout))
-	if err != nil || len(workers) == 0 {
-		return 0, err
-	}
-	d, err := e.newDispatch(ctx, tx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for len(workers) > 0 {
-		next := workers[:0]
-		for _, w := range workers {
-			ok, err := d.one(ctx, w.Worker)
-			if err != nil {
-				return n, err
-			}
-			if ok {
-				n++
-				if w.Free--; w.Free > 0 {
-					next = append(next, w)
+		n = 0
+		workers, err := tx.WorkersWithFreeSlots(ctx, time.Now().Add(-e.cfg.WorkerTimeout))
+		if err != nil || len(workers) == 0 {
+			return err
+		}
+		d, err := e.newDispatch(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for len(workers) > 0 {
+			next := workers[:0]
+			for _, w := range workers {
+				ok, err := d.one(ctx, w.Worker)
+				if err != nil {
+					return err
+				}
+				if ok {
+					n++
+					if w.Free--; w.Free > 0 {
+						next = append(next, w)
+					}
 				}
 			}
+			workers = next
 		}
-		workers = next
-	}
-	return n, nil
-}
-
-// Waits of DispatchFreed for the dispatcher's lock: it looks again after
-// freedPause, then at twice the pause, up to freedMaxPause, and after
-// freedTries looks waits for the lock as FillWorker does.
-const (
-	freedPause    = 2 * time.Millisecond
-	freedMaxPause = 16 * time.Millisecond
-	freedTries    = 16
-)
-
-// DispatchFreed gives the slot of worker run workerID that a chunk's end
-// just freed its next chunk, and with it every other free slot of the
-// farm's live runs, unless another dispatch does so first.
-//
-// Chunks end by the hundred a second on a farm of hundreds of slots, and
-// the dispatcher's lock lets one dispatch run at a time: a dispatch for
-// each end, each waiting its turn with a connection held, was what
-// limited the farm (docs/performance.md, section 5). So a dispatch that
-// finds the lock taken does not wait in line: the holder may be filling
-// this slot already (it fills every free slot it finds). It looks again,
-// without the lock, a moment later, and is done once the slot is taken;
-// a slot still free after freedTries looks waits for the lock. A slot
-// freed after the holder read the free slots is never lost: its run
-// looks again after the holder is done.
-func (e *Engine) DispatchFreed(ctx context.Context, workerID string) (int, error) {
-	pause := freedPause
-	for try := 1; ; try++ {
-		// A look without the lock: another dispatch may have filled it.
-		if ws, err := e.store.FreeSlotsOf(ctx, workerID); err != nil || ws.Free == 0 {
-			if errors.Is(err, store.ErrNotFound) {
-				err = nil
-			}
-			return 0, err
-		}
-		if try > freedTries {
-			return e.FillWorker(ctx, workerID)
-		}
-		n := 0
-		err := e.store.TryDispatchTx(ctx, func(tx *store.Tx) error {
-			var err error
-			n, err = e.dispatchIdle(ctx, tx)
-			return err
-		})
-		if !errors.Is(err, store.ErrDispatcherBusy) {
-			return n, err
-		}
-		if e.dispatcherBusy != nil {
-			e.dispatcherBusy()
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, ctx.Err()
-		case <-t.C:
-		}
-		pause = min(2*pause, freedMaxPause)
-	}
+		return nil
+	})
+	return n, err
 }
 
 // FillWorker fills the free slots of the worker run workerID, in a

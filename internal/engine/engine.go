@@ -93,9 +93,6 @@ type Engine struct {
 	// mayTake is the dispatcher's rule for one job and one worker (see
 	// SetWorkerMayTake).
 	mayTake WorkerMayTake
-	// dispatcherBusy, for tests, is called each time DispatchFreed finds
-	// the dispatcher's lock taken.
-	dispatcherBusy func()
 }
 
 // New migrates River's tables and makes the engine. The parts register

@@ -289,7 +289,7 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 	if err != nil || !ended || n.stopping.Load() {
 		return err
 	}
-	if _, err := n.engine.DispatchFreed(ctx, n.workerID); err != nil {
+	if _, err := n.engine.FillWorker(ctx, n.workerID); err != nil {
 		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
 	}
 	return nil

@@ -40,29 +40,6 @@ func (s *Store) InDispatchTx(ctx context.Context, fn func(tx *Tx) error) error {
 	})
 }
 
-// ErrDispatcherBusy is TryDispatchTx's answer when another transaction
-// holds the dispatcher's lock.
-var ErrDispatcherBusy = errors.New("store: another transaction holds the dispatcher's lock")
-
-// TryDispatchTx is InDispatchTx without the wait: when another
-// transaction holds the dispatcher's lock it answers ErrDispatcherBusy at
-// once, fn not run. On SQLite, where every transaction runs alone, it is
-// InDispatchTx.
-func (s *Store) TryDispatchTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return s.InTx(ctx, func(tx *Tx) error {
-		if s.dialect == DialectPostgres {
-			var locked bool
-			if err := tx.queryRow(ctx, `SELECT pg_try_advisory_xact_lock(?)`, dispatchLock).Scan(&locked); err != nil {
-				return fmt.Errorf("take the dispatcher's lock: %w", err)
-			}
-			if !locked {
-				return ErrDispatcherBusy
-			}
-		}
-		return fn(tx)
-	})
-}
-
 // WorkerSlots is a worker run with how many of its render slots are free:
 // its slots less the chunks given to it, started or not.
 type WorkerSlots struct {

@@ -29,7 +29,7 @@ import (
 // Chunks are dispatched, each time in a transaction that takes the
 // dispatcher's lock first (store.InDispatchTx):
 //   - when a chunk ends, right after the transaction that finishes it:
-//     the freed slot takes the next chunk (the node calls FillWorker);
+//     the freed slot takes the next chunk (the node calls DispatchTo);
 //   - after a render request, to the live workers' free slots (DispatchIdle);
 //   - when a worker starts, or its attempt at a chunk ends without
 //     finishing it (a cancel, a hand-back), to its own slots (FillWorker);

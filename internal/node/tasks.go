@@ -255,21 +255,24 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // is no longer this holder's.
 //
 // A chunk's slot is free once the chunk ends: right after that
-// transaction the dispatcher gives it the next waiting chunk (unless the
-// node stops), in a transaction of its own, so that River starts it on
-// this node's queue the moment this attempt returns. The dispatcher's
-// lock, which every dispatch in the farm takes in turn, is held for the
-// dispatch alone, not while the chunk's end is recorded (the job's lock,
-// its frames counted, its events written): with hundreds of slots, ends
-// recorded under that one lock were what limited the farm (see
-// docs/performance.md, section 5). A node that dies between the two
-// leaves its slot to the reaper's periodic dispatch, as a dispatch that
-// failed does.
+// transaction, in one of its own that holds the dispatcher's lock, the
+// chunk's workspace is marked served and the dispatcher gives the slot
+// the next waiting chunk (unless the node stops), so that River starts
+// it on this node's queue the moment this attempt returns. The
+// dispatcher's lock, which one dispatch in the farm holds at a time, is
+// so held for the dispatch alone, not while the chunk's end is recorded
+// (the job's lock, its frames, its events): with hundreds of slots, ends
+// recorded under it were what limited the farm (docs/performance.md,
+// section 5). The workspace is marked there too, not with the end: its
+// row is one every dispatch writes, and a chunk's end holding it while
+// it waited for the job's lock held up the dispatcher behind it. A node
+// that dies between the two leaves its slot to the reaper's periodic
+// dispatch, as a dispatch that failed does.
 func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
-	ended := false
+	workspace := ""
 	err := n.store.InTx(ctx, func(tx *store.Tx) error {
-		ended = false
+		workspace = ""
 		current, err := tx.LockJob(ctx, "", ref.JobID)
 		if err != nil {
 			return err
@@ -280,16 +283,25 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if err := record(ctx, tx, current); err != nil {
 			return err
 		}
-		if kind != store.TaskRender {
-			return nil
+		if kind == store.TaskRender {
+			workspace = current.WorkspaceID
 		}
-		ended = true
-		return tx.MarkServed(ctx, current.WorkspaceID, time.Now())
+		return nil
 	})
-	if err != nil || !ended || n.stopping.Load() {
+	if err != nil || workspace == "" {
 		return err
 	}
-	if _, err := n.engine.FillWorker(ctx, n.workerID); err != nil {
+	err = n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
+		if err := tx.MarkServed(ctx, workspace, time.Now()); err != nil {
+			return err
+		}
+		if n.stopping.Load() {
+			return nil
+		}
+		_, err := n.engine.DispatchTo(ctx, tx, n.workerID)
+		return err
+	})
+	if err != nil {
 		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
 	}
 	return nil

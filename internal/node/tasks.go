@@ -298,7 +298,7 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if n.stopping.Load() {
 			return nil
 		}
-		_, err := n.engine.DispatchTo(ctx, tx, n.workerID)
+		_, err := n.engine.DispatchFreedSlot(ctx, tx, n.workerID)
 		return err
 	})
 	if err != nil {

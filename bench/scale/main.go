@@ -174,7 +174,13 @@ func run(lab *benchkit.Lab, s settings) string {
 	for kind, pids := range procs {
 		cpu[kind] = cpuOf(pids) - cpuBefore[kind]
 	}
-	return report(s, readChunks(lab.Ctx, f.DB), samples, cpu, requestTook, renderWall, load)
+	out := report(s, readChunks(lab.Ctx, f.DB), samples, cpu, requestTook, renderWall, load)
+	// The measurement is over: a stop would wait for the jobs' finalizing
+	// (a zip and a preview of every frame), which is not measured here.
+	for _, p := range slices.Backward(f.Procs()) {
+		p.Kill()
+	}
+	return out
 }
 
 // chunk is one chunk's recorded moments (store.TaskTimes).

@@ -28,10 +28,20 @@ type Backends struct {
 	// Storage is an S3 bucket (s3://BUCKET?endpoint=URL&region=R); "" is
 	// files in DataDir.
 	Storage string
+	// DatabaseConnections is the most connections this process opens to
+	// PostgreSQL for its queries (River's listener adds one), whatever its
+	// --concurrency: the farm's total is its processes times this.
+	DatabaseConnections int
 }
 
+// MaxDatabaseConnections bounds --database-connections: more than a
+// PostgreSQL server's max_connections is ever set to is a mistake.
+const MaxDatabaseConnections = 1000
+
 // DefaultBackends keep everything in ./renderfarm-data.
-func DefaultBackends() Backends { return Backends{DataDir: "./renderfarm-data"} }
+func DefaultBackends() Backends {
+	return Backends{DataDir: "./renderfarm-data", DatabaseConnections: store.DefaultPostgresConnections}
+}
 
 // RegisterFlags adds --data-dir, --database and --storage to fs, with b's
 // values as their defaults.
@@ -39,6 +49,15 @@ func (b *Backends) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&b.DataDir, "data-dir", b.DataDir, "where the SQLite database, local objects and work files live")
 	fs.StringVar(&b.Database, "database", b.Database, "a PostgreSQL URL (postgres://user:pass@host/db); empty: SQLite in --data-dir")
 	fs.StringVar(&b.Storage, "storage", b.Storage, "an S3 bucket (s3://BUCKET?endpoint=URL&region=R, credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); empty: files in --data-dir")
+	fs.IntVar(&b.DatabaseConnections, "database-connections", b.DatabaseConnections, fmt.Sprintf("the most connections this process opens to PostgreSQL, whatever its --concurrency (plus 1 for River's listener; 1 to %d)", MaxDatabaseConnections))
+}
+
+// checkDatabaseConnections refuses a pool size out of range.
+func (b Backends) checkDatabaseConnections() error {
+	if b.DatabaseConnections < 1 || b.DatabaseConnections > MaxDatabaseConnections {
+		return fmt.Errorf("%w: --database-connections is %d; give 1 to %d", ErrUsage, b.DatabaseConnections, MaxDatabaseConnections)
+	}
+	return nil
 }
 
 // PostgresDSN is the database URL when the farm is on PostgreSQL.
@@ -58,7 +77,10 @@ func (b Backends) OpenStore(ctx context.Context) (*store.Store, error) {
 		}
 		return store.OpenSQLite(ctx, filepath.Join(b.DataDir, "renderfarm.db"))
 	case b.PostgresDSN() != "":
-		return store.OpenPostgres(ctx, b.Database)
+		if err := b.checkDatabaseConnections(); err != nil {
+			return nil, err
+		}
+		return store.OpenPostgresPool(ctx, b.Database, b.DatabaseConnections)
 	}
 	return nil, fmt.Errorf("%w: --database must be a postgres:// URL (or empty for SQLite in --data-dir)", ErrUsage)
 }

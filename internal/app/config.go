@@ -311,6 +311,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: unknown role %q", ErrUsage, c.Role)
 	}
+	if err := c.checkDatabaseConnections(); err != nil {
+		return err
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("%w: --log-format must be text or json, not %q", ErrUsage, c.LogFormat)
 	}

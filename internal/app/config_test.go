@@ -1,9 +1,11 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -11,6 +13,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/node"
 	"github.com/renderfarm/renderfarm/internal/service"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // TestFlagsDefaultToTheLibrariesDefaults: a process started with no flag
@@ -90,6 +93,30 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 	for _, bad := range [][]string{{"--outage-tolerance", "0s"}, {"--disk-reserve", "-1"}, {"--max-failed-chunks", "0"}} {
 		if _, err := ParseConfig(Serve, bad, NewFlagSet("serve", io.Discard)); err == nil {
 			t.Errorf("%v was accepted", bad)
+		}
+	}
+}
+
+// TestDatabaseConnectionsBoundsTheProcessNotItsConcurrency: a worker's
+// PostgreSQL pool is --database-connections, whatever its --concurrency;
+// out of range it is refused with the range to give.
+func TestDatabaseConnectionsBoundsTheProcessNotItsConcurrency(t *testing.T) {
+	backend := []string{"--database", "postgres://x", "--storage", "s3://b"}
+	c, err := ParseConfig(Worker, append(backend, "--concurrency", "50"), NewFlagSet("worker", io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseConnections != store.DefaultPostgresConnections {
+		t.Errorf("--concurrency 50 without --database-connections: a pool of %d, want the default %d", c.DatabaseConnections, store.DefaultPostgresConnections)
+	}
+	c, err = ParseConfig(Worker, append(backend, "--concurrency", "50", "--database-connections", "4"), NewFlagSet("worker", io.Discard))
+	if err != nil || c.DatabaseConnections != 4 {
+		t.Errorf("--database-connections 4 = %d, %v", c.DatabaseConnections, err)
+	}
+	for _, bad := range []string{"0", "-1", fmt.Sprint(MaxDatabaseConnections + 1)} {
+		_, err := ParseConfig(Worker, append(backend, "--database-connections", bad), NewFlagSet("worker", io.Discard))
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), fmt.Sprintf("give 1 to %d", MaxDatabaseConnections)) {
+			t.Errorf("--database-connections %s: %v, want a usage error with the range", bad, err)
 		}
 	}
 }

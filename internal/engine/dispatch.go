@@ -28,8 +28,9 @@ import (
 //
 // Chunks are dispatched, each time in a transaction that takes the
 // dispatcher's lock first (store.InDispatchTx):
-//   - when a chunk ends, in the transaction that finishes it: the freed
-//     slot takes the next chunk (the node calls DispatchTo);
+//   - when a chunk ends, right after the transaction that finishes it:
+//     the freed slot takes the next chunk (the node calls
+//     DispatchFreedSlot);
 //   - after a render request, to the live workers' free slots (DispatchIdle);
 //   - when a worker starts, or its attempt at a chunk ends without
 //     finishing it (a cancel, a hand-back), to its own slots (FillWorker);
@@ -65,6 +66,28 @@ func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) 
 		}
 	}
 	return n, nil
+}
+
+// DispatchFreedSlot gives the slot of the worker run workerID that one of
+// its chunks, just ended, freed the next waiting chunk, in tx, which must
+// hold the dispatcher's lock: one chunk at most. The run's other free
+// slots are those of chunks that ended too and whose own dispatch waits
+// for the lock: filled now, their chunks would wait for River until those
+// attempts return, each after its turn at the lock. It answers whether
+// it gave one; a run that is stopping, or gone, gets none.
+func (e *Engine) DispatchFreedSlot(ctx context.Context, tx *store.Tx, workerID string) (bool, error) {
+	ws, err := tx.FreeSlotsOf(ctx, workerID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && ws.Free == 0 {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d, err := e.newDispatch(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	return d.one(ctx, ws.Worker)
 }
 
 // DispatchIdle fills the free slots of every live worker run with waiting

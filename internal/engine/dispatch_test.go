@@ -148,3 +148,39 @@ func TestADispatchPassesOverAtMostSixteenChunksForOneSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestAFreedSlotTakesOneChunk: the dispatch after a chunk's end gives
+// the run one chunk, however many of its slots are free (the others are
+// those of chunks whose own dispatch comes next), and none to a run with
+// no free slot.
+func TestAFreedSlotTakesOneChunk(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.WaitingJob(f.api, 5, enginetest.RenderConfig(1))
+		node := f.registerNode("node-a", 3)
+		for i, wantGiven := range []bool{true, true, true, false} {
+			var given bool
+			err := f.Store.InDispatchTx(f.Ctx, func(tx *store.Tx) error {
+				var err error
+				given, err = f.Engine.DispatchFreedSlot(f.Ctx, tx, node)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if given != wantGiven {
+				t.Errorf("dispatch %d: gave a chunk %v, want %v", i+1, given, wantGiven)
+			}
+			queued := 0
+			for _, task := range f.Tasks(job.ID, store.TaskRender) {
+				if task.Status == store.TaskQueued && task.WorkerID == node {
+					queued++
+				}
+			}
+			if queued != min(i+1, 3) {
+				t.Errorf("after dispatch %d the node of 3 slots has %d chunks, want %d", i+1, queued, min(i+1, 3))
+			}
+		}
+		f.CheckTaskInvariant()
+	})
+}

@@ -28,7 +28,15 @@ func riverDriver(ctx context.Context, st *store.Store, postgresDSN string) (rive
 		if postgresDSN == "" {
 			return nil, nil, errors.New("engine: PostgresDSN is required on PostgreSQL")
 		}
-		pool, err := pgxpool.New(ctx, postgresDSN)
+		cfg, err := pgxpool.ParseConfig(postgresDSN)
+		if err != nil {
+			return nil, nil, fmt.Errorf("engine: River's listener connection: %w", err)
+		}
+		// The pool only hands River its one listening connection (River
+		// keeps it); pgx's default of max(4, CPUs) would let a process
+		// hold more than the one connection its configuration counts.
+		cfg.MaxConns, cfg.MinConns = ListenerConnections, 0
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("engine: River's listener connection: %w", err)
 		}
@@ -36,6 +44,10 @@ func riverDriver(ctx context.Context, st *store.Store, postgresDSN string) (rive
 	}
 	return nil, nil, fmt.Errorf("engine: unknown database dialect %q", st.Dialect())
 }
+
+// ListenerConnections is how many PostgreSQL connections a process holds
+// beside its store's pool: River's LISTEN connection.
+const ListenerConnections = 1
 
 // riverMigrationLock is the advisory lock key that serialises River's
 // migrations when several replicas start at once.

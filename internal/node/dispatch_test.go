@@ -15,8 +15,8 @@ import (
 // These tests run the dispatcher as a render node meets it: the node
 // registers its slots and takes waiting chunks as it starts; a render
 // request gives chunks to its free slots; each chunk it renders (with the
-// fake Blender) ends in a transaction that gives the freed slot the next
-// chunk the farm's rule picks. They check which chunk that is.
+// fake Blender) ends, and the freed slot is given the next chunk the
+// farm's rule picks. They check which chunk that is.
 
 // sharingFixture is a farm whose node, started, has slots render slots.
 func sharingFixture(t *testing.T, db enginetest.Database, slots int) *fixture {
@@ -492,6 +492,63 @@ func TestASpentRenderBudgetStopsDispatch(t *testing.T) {
 		f.finish(f.onNode()[0])
 		if n := f.runningBy(); n[b.WorkspaceID] != 1 || n[a.WorkspaceID] != 1 {
 			t.Errorf("with B's budget raised, A runs %d and B %d; want 1 and 1: the freed slot goes to B", n[a.WorkspaceID], n[b.WorkspaceID])
+		}
+		f.CheckTaskInvariant()
+	})
+}
+
+// TestAChunksEndIsRecordedWhileTheDispatcherIsBusy: a chunk's end does
+// not wait for the dispatcher's lock, which one dispatch in the farm
+// holds at a time: the chunk is done, and its job's frames recorded,
+// while another transaction holds the lock; its slot takes the next
+// chunk once the lock is free. (PostgreSQL: SQLite runs one transaction
+// at a time.)
+func TestAChunksEndIsRecordedWhileTheDispatcherIsBusy(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		if db.Dialect != store.DialectPostgres {
+			t.Skip("SQLite runs one transaction at a time: no dispatcher's lock to find taken")
+		}
+		f := sharingFixture(t, db, 1)
+		job := f.renderIn(f.P, 2, 0)
+		running := f.onNode()
+		if len(running) != 1 {
+			t.Fatalf("%d chunks on a node of one slot", len(running))
+		}
+		first := running[0]
+
+		holding, release := make(chan struct{}), make(chan struct{})
+		holder := make(chan error, 1)
+		go func() {
+			holder <- f.Store.InDispatchTx(f.Ctx, func(*store.Tx) error {
+				close(holding)
+				<-release
+				return nil
+			})
+		}()
+		<-holding
+		f.blender.willRender(fakeRender{saves: []int{first.Chunk + 1}})
+		rendered := make(chan error, 1)
+		go func() { rendered <- f.renderWork(f.Ctx, f.Ref(first), 1, enginetest.RenderAttempts) }()
+		for deadline := time.Now().Add(30 * time.Second); f.Task(first.ID).Status != store.TaskDone; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				close(release)
+				t.Fatalf("chunk %d is %s 30 s after it rendered, while the dispatcher was busy; want done", first.Chunk, f.Task(first.ID).Status)
+			}
+		}
+		if next := f.onNode(); len(next) != 0 {
+			t.Errorf("while the dispatcher was busy the freed slot took %d chunks", len(next))
+		}
+		close(release)
+		if err := <-holder; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-rendered; err != nil {
+			t.Fatal(err)
+		}
+		next := f.onNode()
+		if len(next) != 1 || next[0].JobID != job.ID || next[0].ID == first.ID {
+			t.Errorf("after the dispatcher was free, the node has %+v; want the job's other chunk", next)
 		}
 		f.CheckTaskInvariant()
 	})

@@ -200,13 +200,25 @@ func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, ren
 // startChunk moves the job to rendering and lists the chunk's frames that
 // still need rendering (after a retry or a rescue, some are done). A nil job
 // means the job no longer wants this chunk.
+//
+// The job is locked only to move it: once it renders, each of its chunks
+// starts without waiting for the job's lock, which every chunk's end
+// takes (finishTask). A job of thousands of chunks on hundreds of slots
+// would otherwise start and end them all in single file. A cancel that
+// commits just after this read is no different from one just after this
+// transaction: it cancels the chunk's River job, which ends the render.
 func (n *Node) startChunk(ctx context.Context, ref engine.TaskRef) (*farm.Job, []int, error) {
 	var job *farm.Job
 	var todo []int
 	err := n.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
-		if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+		if job, err = tx.GetJob(ctx, "", ref.JobID); err != nil {
 			return err
+		}
+		if job.Status == farm.StatusBooting {
+			if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+				return err
+			}
 		}
 		switch job.Status {
 		case farm.StatusBooting:
@@ -597,15 +609,11 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 	if err := tx.ChunkSucceededOn(ctx, n.cfg.WorkerName); err != nil {
 		return err
 	}
-	counts, err := tx.CountFrames(ctx, job.ID)
+	done, err := tx.EveryFrameCompleted(ctx, job.ID)
 	if err != nil {
 		return err
 	}
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	if counts[farm.FrameCompleted] < total {
+	if !done {
 		return n.suspendIfScoutsDone(ctx, tx, job)
 	}
 	if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {

@@ -254,17 +254,25 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // last two chunks to end take turns. record is not called when the task
 // is no longer this holder's.
 //
-// A chunk's slot is free once the chunk ends: in the same transaction the
-// dispatcher gives it the next waiting chunk (unless the node stops), so
-// that River starts it on this node's queue the moment this attempt
-// returns. That transaction takes the dispatcher's lock before the job's.
+// A chunk's slot is free once the chunk ends: right after that
+// transaction, in one of its own that holds the dispatcher's lock, the
+// chunk's workspace is marked served and the dispatcher gives the slot
+// the next waiting chunk (unless the node stops), so that River starts
+// it on this node's queue the moment this attempt returns. The
+// dispatcher's lock, which one dispatch in the farm holds at a time, is
+// so held for the dispatch alone, not while the chunk's end is recorded
+// (the job's lock, its frames, its events): with hundreds of slots, ends
+// recorded under it were what limited the farm (docs/performance.md,
+// section 5). The workspace is marked there too, not with the end: its
+// row is one every dispatch writes, and a chunk's end holding it while
+// it waited for the job's lock held up the dispatcher behind it. A node
+// that dies between the two leaves its slot to the reaper's periodic
+// dispatch, as a dispatch that failed does.
 func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
-	inTx := n.store.InTx
-	if kind == store.TaskRender {
-		inTx = n.store.InDispatchTx
-	}
-	return inTx(ctx, func(tx *store.Tx) error {
+	workspace := ""
+	err := n.store.InTx(ctx, func(tx *store.Tx) error {
+		workspace = ""
 		current, err := tx.LockJob(ctx, "", ref.JobID)
 		if err != nil {
 			return err
@@ -275,18 +283,28 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if err := record(ctx, tx, current); err != nil {
 			return err
 		}
-		if kind != store.TaskRender {
-			return nil
+		if kind == store.TaskRender {
+			workspace = current.WorkspaceID
 		}
-		if err := tx.MarkServed(ctx, current.WorkspaceID, time.Now()); err != nil {
+		return nil
+	})
+	if err != nil || workspace == "" {
+		return err
+	}
+	err = n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
+		if err := tx.MarkServed(ctx, workspace, time.Now()); err != nil {
 			return err
 		}
 		if n.stopping.Load() {
 			return nil
 		}
-		_, err = n.engine.DispatchTo(ctx, tx, n.workerID)
+		_, err := n.engine.DispatchFreedSlot(ctx, tx, n.workerID)
 		return err
 	})
+	if err != nil {
+		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+	}
+	return nil
 }
 
 // claim takes a task for this worker. It answers false, with no error,

@@ -266,8 +266,9 @@ func before(a, b Task) bool {
 // River job the caller inserts on that run's queue. ErrConflict if it no
 // longer waits at that generation.
 func (q *Queries) DispatchTask(ctx context.Context, id string, generation int, workerID string) error {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskQueued, workerID, now(), id, generation, TaskWaiting)
+	at := now()
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ?, dispatched_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskQueued, workerID, at, at, id, generation, TaskWaiting)
 	if err != nil {
 		return fmt.Errorf("dispatch task: %w", err)
 	}

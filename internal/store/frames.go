@@ -121,6 +121,19 @@ func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, err
 	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE task_id = ? ORDER BY frame`, taskID)
 }
 
+// EveryFrameCompleted reports whether every frame of a job is completed
+// (true for a job without frames): a step or two down the
+// frames_unfinished index however many frames the job has, where
+// CountFrames reads them all.
+func (q *Queries) EveryFrameCompleted(ctx context.Context, jobID string) (bool, error) {
+	var unfinished bool
+	err := q.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM frames WHERE job_id = ? AND status <> 'completed')`, jobID).Scan(&unfinished)
+	if err != nil {
+		return false, fmt.Errorf("are job %s's frames completed: %w", jobID, err)
+	}
+	return !unfinished, nil
+}
+
 // CountFrames counts a job's frames by status.
 func (q *Queries) CountFrames(ctx context.Context, jobID string) (map[farm.FrameStatus]int, error) {
 	rows, err := q.query(ctx, `SELECT status, COUNT(*) FROM frames WHERE job_id = ? GROUP BY status`, jobID)

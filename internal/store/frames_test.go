@@ -216,6 +216,50 @@ func TestCountFramesByStatus(t *testing.T) {
 	})
 }
 
+// TestEveryFrameCompletedOnlyOnceTheLastFrameIs: a job's end is its last
+// frame completed, whatever the other jobs' frames are.
+func TestEveryFrameCompletedOnlyOnceTheLastFrameIs(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		jobWithFrames(t, s, "job-1")
+		jobWithFrames(t, s, "job-2")
+		complete := func(job string, frame int, status farm.FrameStatus) {
+			t.Helper()
+			if err := s.UpdateFrame(t.Context(), store.Frame{JobID: job, Frame: frame, Status: status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		everyFrame := func(job string) bool {
+			t.Helper()
+			done, err := s.EveryFrameCompleted(t.Context(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return done
+		}
+		for frame := 1; frame <= 4; frame++ {
+			complete("job-1", frame, farm.FrameCompleted)
+			if everyFrame("job-1") {
+				t.Fatalf("with frames 1-%d of 5 completed, every frame is completed", frame)
+			}
+		}
+		complete("job-1", 5, farm.FrameRendering)
+		if everyFrame("job-1") {
+			t.Fatal("with frame 5 rendering, every frame is completed")
+		}
+		complete("job-1", 5, farm.FrameCompleted)
+		if !everyFrame("job-1") {
+			t.Error("with every frame completed, not every frame is")
+		}
+		if everyFrame("job-2") {
+			t.Error("job-2, none of whose frames completed, has every frame completed")
+		}
+		if !everyFrame("no-such-job") {
+			t.Error("a job without frames has a frame not completed")
+		}
+	})
+}
+
 func TestUpdateFrameOwned(t *testing.T) {
 	t.Parallel()
 	// Frame 2 belongs to job-1-task-a, claimed in generation 1 by w-1

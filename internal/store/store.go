@@ -279,22 +279,42 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// DefaultPostgresConnections is the most connections one process opens to
+// PostgreSQL for the farm's queries unless told otherwise (serve's and
+// worker's --database-connections): enough for one process's API
+// requests, render chunks and River's work at once. It does not grow
+// with a worker's --concurrency: a chunk holds a connection only for the
+// moment of a statement or transaction, and waits its turn for one in
+// the pool when all are busy. River's listener adds one connection (see
+// package engine).
+const DefaultPostgresConnections = 20
+
 // OpenPostgres connects to the PostgreSQL database at dsn (a postgres://
-// URL) and brings its schema up to date. Several processes may open the
-// same database at once: the migrations are applied once, by whichever
-// takes the migration lock first.
+// URL) with a pool of DefaultPostgresConnections and brings its schema up
+// to date. Several processes may open the same database at once: the
+// migrations are applied once, by whichever takes the migration lock
+// first.
 func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+	return OpenPostgresPool(ctx, dsn, DefaultPostgresConnections)
+}
+
+// OpenPostgresPool is OpenPostgres with a pool of at most maxConnections
+// connections, which this process never exceeds however much of its work
+// runs at once. The server's max_connections must cover this for every
+// replica and worker, plus one listener connection each.
+func OpenPostgresPool(ctx context.Context, dsn string, maxConnections int) (*Store, error) {
 	name := redactDSN(dsn)
+	if maxConnections < 1 {
+		return nil, fmt.Errorf("open database %s: a pool of %d connections; it needs at least 1", name, maxConnections)
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", name, err)
 	}
-	// At most 20: enough for one process's API requests, render chunks
-	// and River's work at once. The server's max_connections (100 by
-	// default) must cover 20 for each replica and worker, plus River's
-	// listener connections.
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	db.SetMaxOpenConns(maxConnections)
+	// Half kept open when idle, so that a burst does not open and close
+	// connections each time (opening one costs PostgreSQL a process).
+	db.SetMaxIdleConns(max(1, maxConnections/2))
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return open(ctx, db, DialectPostgres, name)
 }

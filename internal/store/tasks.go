@@ -118,8 +118,9 @@ func (q *Queries) getTask(ctx context.Context, id, lock string) (Task, error) {
 // stale or duplicate holder (the task moved on, is held by another, or was
 // finished or canceled) and must do nothing.
 func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string) error {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskRunning, workerID, now(), id, generation, TaskQueued)
+	at := now()
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, waiting_for = '', updated_at = ?, started_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskRunning, workerID, at, at, id, generation, TaskQueued)
 	if err != nil {
 		return fmt.Errorf("claim task: %w", err)
 	}
@@ -371,4 +372,28 @@ func nullInt(v int64) any {
 		return nil
 	}
 	return v
+}
+
+// TaskTimes are the moments of a task's latest generation: the render
+// request that made it, its dispatch to a worker run (DispatchTask), that
+// run's claim (ClaimTask) and its end; a zero time for a moment that has
+// not come.
+type TaskTimes struct {
+	Created, Dispatched, Started, Finished time.Time
+}
+
+// TimesOfTask reads a task's TaskTimes; ErrNotFound when there is no such
+// task.
+func (q *Queries) TimesOfTask(ctx context.Context, id string) (TaskTimes, error) {
+	var t TaskTimes
+	var created, dispatched, started, finished anyTime
+	err := q.queryRow(ctx, `SELECT created_at, dispatched_at, started_at, finished_at FROM tasks WHERE id = ?`, id).
+		Scan(&created, &dispatched, &started, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	if err != nil {
+		return t, fmt.Errorf("times of task %s: %w", id, err)
+	}
+	return TaskTimes{Created: created.Time, Dispatched: dispatched.Time, Started: started.Time, Finished: finished.Time}, nil
 }

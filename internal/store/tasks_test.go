@@ -548,3 +548,47 @@ func TestLockTaskOfAnUnknownTaskIsNotFound(t *testing.T) {
 		}
 	})
 }
+
+// TestTaskTimesRecordTheDispatchAndTheClaim: a chunk's dispatch to a
+// worker run and that run's claim each leave their moment, which is what
+// the time from queued to started is measured with.
+func TestTaskTimesRecordTheDispatchAndTheClaim(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		add(store.Task{ID: "task-1", Status: store.TaskWaiting})
+		times, err := s.TimesOfTask(t.Context(), "task-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !times.Created.Equal(at(0)) || !times.Dispatched.IsZero() || !times.Started.IsZero() || !times.Finished.IsZero() {
+			t.Fatalf("a waiting chunk's times = %+v, want only its creation at %v", times, at(0))
+		}
+
+		beforeDispatch := time.Now().Add(-time.Millisecond)
+		if err := s.DispatchTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+			t.Fatal(err)
+		}
+		if times, err = s.TimesOfTask(t.Context(), "task-1"); err != nil {
+			t.Fatal(err)
+		}
+		if times.Dispatched.Before(beforeDispatch) || !times.Started.IsZero() {
+			t.Fatalf("after the dispatch: %+v, want dispatched after %v and not started", times, beforeDispatch)
+		}
+
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := s.TimesOfTask(t.Context(), "task-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !claimed.Dispatched.Equal(times.Dispatched) || claimed.Started.Before(times.Dispatched) {
+			t.Fatalf("after the claim: %+v, want the dispatch kept (%v) and a start at or after it", claimed, times.Dispatched)
+		}
+
+		if _, err := s.TimesOfTask(t.Context(), "no-such-task"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("TimesOfTask of no task: %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -40,6 +40,8 @@ if spec.get("adaptiveThreshold"):
 scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
 scene.render.resolution_percentage = 100
 scene.render.image_settings.file_format = "PNG"
+if spec.get("sampleCountPass"):
+    scene.view_layers[0].cycles.pass_debug_sample_count = True
 if spec.get("compositing"):
     scene.use_nodes = True
     scene.render.use_compositing = True
@@ -66,6 +68,9 @@ type splitScene struct {
 	AdaptiveMinSamples int     `json:"adaptiveMinSamples,omitempty"`
 	// Compositing turns the scene's compositor on (its default nodes).
 	Compositing bool `json:"compositing,omitempty"`
+	// SampleCountPass makes the view layer keep the samples each pixel
+	// took (Cycles' Debug Sample Count pass), in a multilayer OpenEXR.
+	SampleCountPass bool `json:"sampleCountPass,omitempty"`
 }
 
 // makeSplitScene saves spec's scene with Debian's Blender (3.4 files open
@@ -499,5 +504,75 @@ func TestASplitRefusesWhatItCannotMerge(t *testing.T) {
 	_, err := r.Merge(context.Background(), MergeJob{BlendPath: compositing, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge}, nil)
 	if err == nil || !strings.Contains(err.Error(), "composites its render") {
 		t.Errorf("merging: %v, want an error saying the scene composites", err)
+	}
+}
+
+// samplesPerPixel is the mean of the samples each pixel of a multilayer
+// OpenEXR took, from its Debug Sample Count pass, which Cycles writes as a
+// share of the render's samples.
+func samplesPerPixel(t *testing.T, path string, samples int) float64 {
+	t.Helper()
+	img, err := readEXR(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := img.channelEndingIn("Debug Sample Count.X")
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	sum := 0.0
+	for _, c := range counts {
+		sum += float64(c)
+	}
+	return sum * float64(samples) / float64(len(counts))
+}
+
+// TestSamplesPartsStopWhereTheWholeRenderDoes: with Cycles' default
+// adaptive sampling (threshold 0.01, automatic minimum), which stops most
+// pixels of the scene early, the parts of a frame split by samples take
+// together about the samples the whole render takes, each pixel stopped
+// at about its share, and their merge is within the seed-to-seed noise
+// floor of the whole render. Before the parts scaled the threshold and the
+// minimum to their share, 2 parts took 1.61 times the whole render's
+// samples and 4 parts 2.15 times (every sample: a part of 64 samples
+// tested no pixel before its 80th, the whole render's first test).
+func TestSamplesPartsStopWhereTheWholeRenderDoes(t *testing.T) {
+	const samples = 256
+	for _, b := range splitRunners(t) {
+		t.Run(b.name, func(t *testing.T) {
+			spec := splitScene{Samples: samples, SampleCountPass: true}
+			blend, n := measureNoiseFloor(t, b.r, spec)
+			wholeEXR := filepath.Join(t.TempDir(), "whole.exr")
+			body := renderWhole(t, b.r, blend, Settings{OutputFormat: "OPEN_EXR_MULTILAYER", ColorDepth: "32", ExrCodec: "ZIP"})
+			if err := os.WriteFile(wholeEXR, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			whole := samplesPerPixel(t, wholeEXR, samples)
+			if whole > 0.8*samples {
+				t.Fatalf("the whole render took %.1f samples per pixel of %d: adaptive sampling stops too few pixels to test with", whole, samples)
+			}
+			for _, tc := range []struct {
+				parts int
+				most  float64 // the parts' samples over the whole render's, at most
+			}{{2, 1.1}, {4, 1.2}} {
+				t.Run(fmt.Sprint(tc.parts), func(t *testing.T) {
+					dir := t.TempDir()
+					inParts := 0.0
+					for i := range tc.parts {
+						renderPart(t, b.r, blend, "", Part{Mode: SplitSamples, Index: i, Count: tc.parts}, dir)
+						inParts += samplesPerPixel(t, filepath.Join(dir, "parts", PartFileName(i)), samples/tc.parts)
+					}
+					t.Logf("samples per pixel: whole render %.1f, %d parts %.1f (%.2f times)", whole, tc.parts, inParts, inParts/whole)
+					if inParts > tc.most*whole {
+						t.Errorf("%d parts took %.1f samples per pixel, %.2f times the whole render's %.1f: over %.2f times",
+							tc.parts, inParts, inParts/whole, whole, tc.most)
+					}
+					merged := decode(t, mergeParts(t, b.r, blend, "", SplitSamples, tc.parts, dir))
+					diff := meanAbsDiff(merged, n.whole, merged.Bounds())
+					t.Logf("merged vs whole: %.3f (floor %.3f)", diff, n.floor)
+					within(t, "merged vs whole", diff, n.floor, 1)
+				})
+			}
+		})
 	}
 }

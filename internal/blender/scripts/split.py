@@ -88,6 +88,46 @@ def sample_share(total, index, count):
     return offset, samples
 
 
+# Cycles tests a pixel's convergence every ADAPTIVE_STEP samples, after its
+# minimum (Cycles' AdaptiveSampling: adaptive_step, 16 in 3.4 and 4.3).
+ADAPTIVE_STEP = 16
+
+
+def adaptive_share(total, index, count, threshold, min_samples):
+    """Part index's (adaptive threshold, minimum samples) of a frame of total
+    samples split into count parts, for a scene whose adaptive sampling has
+    threshold and min_samples (0 for either: Cycles' automatic value).
+
+    The aim: each part stops a pixel at about 1/count of the samples the
+    whole render stops it at, so that the parts together take about the
+    samples the whole would. A pixel's noise estimate falls as
+    1/sqrt(samples), and a part's is the same as the whole render's at the
+    same number of samples, so the part's threshold is the whole's times
+    sqrt(count). The minimum: the whole render tests a pixel first after
+    F samples, its minimum rounded up to Cycles' step (auto minimum 64: F =
+    80), and most pixels of a plain scene stop right there. The parts share
+    F in steps, the first parts one more step when it does not divide, so
+    that their first tests add up to the whole's (80 = 48 + 32 for 2 parts,
+    32 + 16 + 16 + 16 for 4). A part tests no earlier than after one step:
+    beyond F / 16 parts, each takes at least 16 samples of a pixel. When the
+    whole render tests no pixel before its last sample, no part stops any.
+    """
+    if threshold <= 0:
+        threshold = max(0.001, 1.0 / total)
+    if min_samples <= 0:
+        min_samples = int(math.ceil(16.0 / threshold ** 0.3))
+    min_samples = max(4, min_samples)
+    first_test = ((min_samples + 1) | (ADAPTIVE_STEP - 1)) + 1
+    _, samples = sample_share(total, index, count)
+    if first_test >= total:
+        return threshold, samples
+    steps = first_test // ADAPTIVE_STEP
+    mine = max(1, steps // count + (1 if index < steps % count else 0))
+    # Cycles tests after sample (min + 1) | (step - 1), counted from 0 in
+    # the part: min = mine * step - 2 makes that sample mine * step - 1.
+    return threshold * math.sqrt(count), mine * ADAPTIVE_STEP - 2
+
+
 def rendered_layers(scene):
     return [layer for layer in scene.view_layers if layer.use]
 
@@ -143,10 +183,18 @@ def apply_part(scene, part):
         offset, samples = sample_share(total, index, count)
         cycles.samples = samples
         cycles.sample_offset = offset
-        # Adaptive sampling stops each pixel on its own: the merge weighs
-        # each part's pixel by the samples it took there.
+        # Adaptive sampling stops each pixel on its own: the part stops it
+        # at its share of the samples the whole render would (see
+        # adaptive_share), and the merge weighs each part's pixel by the
+        # samples it took there.
         if cycles.use_adaptive_sampling:
+            threshold, min_samples = adaptive_share(total, index, count, cycles.adaptive_threshold,
+                                                    cycles.adaptive_min_samples)
+            cycles.adaptive_threshold = threshold
+            cycles.adaptive_min_samples = min_samples
             layer.cycles.pass_debug_sample_count = True
+            note("part %d of %d: adaptive threshold %.4g, first test after %d samples"
+                 % (index + 1, count, threshold, ((min_samples + 1) | (ADAPTIVE_STEP - 1)) + 1))
         if wants_denoising:
             layer.cycles.denoising_store_passes = True
         note("part %d of %d: samples %d to %d of %d" % (index + 1, count, offset, offset + samples - 1, total))

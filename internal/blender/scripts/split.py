@@ -3,8 +3,8 @@
 # docs/split-frame.md and internal/blender/split.go.
 #
 # session.py's configure command calls apply_part(scene, part) after
-# render_settings.apply for a part, and check_scene(scene) for a merge; its
-# merge command calls merge(scene, command). The part files the merge reads
+# render_settings.apply for a part; its merge command calls merge(scene,
+# command), which checks the scene as a part does. The part files the merge reads
 # are the paths in the command, which the worker computed from the names
 # it gave the parts (part_000.exr, ...) in a directory it made; nothing a
 # part's Blender printed or wrote beside them is read. Scene, view layer
@@ -132,12 +132,32 @@ def rendered_layers(scene):
     return [layer for layer in scene.view_layers if layer.use]
 
 
-def check_scene(scene):
+def eevee_next(engine):
+    """Whether engine is EEVEE Next: BLENDER_EEVEE_NEXT in Blender 4.2 to
+    4.4, BLENDER_EEVEE again from 4.5."""
+    return engine == "BLENDER_EEVEE_NEXT" or (engine == "BLENDER_EEVEE" and bpy.app.version >= (4, 2, 0))
+
+
+def check_engine(scene, mode):
+    """Refuse an engine whose parts would not make the whole render (see
+    tileEngines in split.go): samples mode merges Cycles' samples; a tile
+    is the whole render's pixels in Cycles, in EEVEE before 4.2 and in
+    Workbench, not in EEVEE Next, which renders the region alone, with its
+    own noise and screen-space effects."""
+    engine = scene.render.engine
+    if mode == SAMPLES and engine != "CYCLES":
+        fail("samples mode merges what Cycles writes of its samples, and the scene renders with %s: "
+             "set engine to CYCLES, or use tiles mode" % engine)
+    if mode == TILES and (eevee_next(engine) or engine not in ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")):
+        fail("tiles are rendered with Cycles, EEVEE (Blender 4.1 and older) or Workbench, and the scene renders "
+             "with %s%s: set engine to CYCLES, or render it without splitFrame"
+             % (engine, " (EEVEE Next, whose tiles differ from the whole frame)" if eevee_next(engine) else ""))
+
+
+def check_scene(scene, mode):
     """Refuse a scene whose split frame would differ from its whole render."""
     render = scene.render
-    if render.engine != "CYCLES":
-        fail("a split frame is rendered with Cycles, and the scene renders with %s: set engine to CYCLES"
-             % render.engine)
+    check_engine(scene, mode)
     if scene.use_nodes and render.use_compositing and scene.node_tree is not None:
         fail("scene %r composites its render, and the merge writes the render as it comes from Cycles: "
              "render it without splitFrame, or turn compositing off" % scene.name)
@@ -154,13 +174,15 @@ def check_scene(scene):
 
 
 def denoises(scene):
-    return bool(scene.cycles.use_denoising)
+    """Whether the scene's render denoises: Cycles' setting, which other
+    engines do not read."""
+    return scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
 
 
 def apply_part(scene, part):
     """Make scene render part (see split.go's Part) into a float OpenEXR:
     render_settings.apply has set the format, the output path and the rest."""
-    check_scene(scene)
+    check_scene(scene, part["mode"])
     cycles = scene.cycles
     layer = rendered_layers(scene)[0]
     wants_denoising = denoises(scene)
@@ -308,7 +330,7 @@ def merge(scene, command):
     """The merge command: the frame of the parts, rendered into
     outputDir/frame_NNNN with the scene's format. The caller signals the
     frame and its proxy as for a render."""
-    check_scene(scene)
+    check_scene(scene, command["mode"])
     parts = command["parts"]
     for index, path in enumerate(parts):
         if not os.path.isfile(path):

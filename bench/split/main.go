@@ -4,8 +4,9 @@
 // only in their seed), in samples and tiles mode; how much faster two
 // single-threaded Blenders render a frame in parts than one renders it
 // whole, in wall time and from the CPU seconds the Blenders used (which
-// other work on the machine barely changes); and how the merge's time
-// grows with the parts.
+// other work on the machine changes less than wall time, but changes: a
+// Blender sharing a core with others takes more CPU seconds for the same
+// work); and how the merge's time grows with the parts.
 //
 //	go run ./bench/split                        # 640x360, 256 samples
 //	go run ./bench/split -width 160 -height 90 -samples 32 -merge-parts 2,4

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"image"
 	"math"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,13 +18,20 @@ import (
 // whole), and answers the frame and the job's final progress.
 func splitRender(ctx context.Context, t *testing.T, c *client.Client, split *client.SplitFrame) (image.Image, *client.Progress) {
 	t.Helper()
-	cfg := client.RenderConfig{
+	return splitRenderOf(ctx, t, c, client.RenderConfig{
 		ColorManagementPreset: client.String("default"),
 		FrameRanges:           []string{"1"},
 		SampleCount:           client.Int(8),
 		DenoisingEnabled:      client.Bool(false),
 		SplitFrame:            split,
-	}
+	})
+}
+
+// splitRenderOf renders cube.blend with cfg, and answers its one frame and
+// the job's final progress.
+func splitRenderOf(ctx context.Context, t *testing.T, c *client.Client, cfg client.RenderConfig) (image.Image, *client.Progress) {
+	t.Helper()
+	split := cfg.SplitFrame
 	job := renderScene(ctx, t, c, scene("cube.blend"), cfg)
 	if split != nil {
 		if got := job.FinalConfig.SplitFrame; got == nil || got.Parts != split.Parts || (split.Mode != "" && got.Mode != split.Mode) || got.Mode == "" {
@@ -80,6 +90,41 @@ func TestASplitFrameIsTheWholeRender(t *testing.T) {
 		if len(p.Frames) != 1 || p.Frames[0].Parts == nil || *p.Frames[0].Parts != (client.PartsProgress{Total: 2, Completed: 2}) {
 			t.Errorf("split %+v: progress frames = %+v, want one frame with 2 of 2 parts", *split, p.Frames)
 		}
+	}
+}
+
+// TestAWorkbenchFrameSplitInTilesIsTheWholeRender renders one frame with
+// the Workbench engine whole, then split into 4 tiles: Workbench renders
+// the whole frame for a tile and keeps the tile's pixels, so the frame the
+// farm merged is the whole render pixel for pixel; a split by samples,
+// which only Cycles writes, is refused with a 400 naming renderEngine.
+func TestAWorkbenchFrameSplitInTilesIsTheWholeRender(t *testing.T) {
+	f := startFarm(t)
+	c := f.client("studio")
+	ctx := testContext(t)
+
+	cfg := client.RenderConfig{
+		ColorManagementPreset: client.String("default"),
+		FrameRanges:           []string{"1"},
+		RenderEngine:          client.String("BLENDER_WORKBENCH"),
+	}
+	whole, _ := splitRenderOf(ctx, t, c, cfg)
+	cfg.SplitFrame = &client.SplitFrame{Mode: client.SplitTiles, Parts: 4}
+	merged, p := splitRenderOf(ctx, t, c, cfg)
+	if diff := meanAbsDiff(whole, merged); diff != 0 {
+		t.Errorf("4 Workbench tiles merged are %.3f 8-bit steps from the whole render on average, want 0", diff)
+	}
+	if len(p.Frames) != 1 || p.Frames[0].Parts == nil || *p.Frames[0].Parts != (client.PartsProgress{Total: 4, Completed: 4}) {
+		t.Errorf("progress frames = %+v, want one frame with 4 of 4 parts", p.Frames)
+	}
+
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg.SplitFrame = &client.SplitFrame{Mode: client.SplitSamples, Parts: 4}
+	_, _, err := c.Render(ctx, job.ID, cfg)
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.HasSuffix(apiErr.Field, "renderEngine") ||
+		!strings.Contains(apiErr.Message, `splitFrame.mode to "tiles"`) {
+		t.Errorf("a Workbench split by samples: %v, want a 400 naming renderEngine and saying to split by tiles", err)
 	}
 }
 

@@ -3,7 +3,10 @@
 // the whole render against the noise floor (two whole renders that differ
 // only in their seed), in samples and tiles mode; how much faster two
 // single-threaded Blenders render a frame in parts than one renders it
-// whole; and how the merge's time grows with the parts.
+// whole, in wall time and from the CPU seconds the Blenders used (which
+// other work on the machine changes less than wall time, but changes: a
+// Blender sharing a core with others takes more CPU seconds for the same
+// work); and how the merge's time grows with the parts.
 //
 //	go run ./bench/split                        # 640x360, 256 samples
 //	go run ./bench/split -width 160 -height 90 -samples 32 -merge-parts 2,4
@@ -25,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/renderfarm/renderfarm/bench/internal/benchkit"
@@ -77,25 +81,29 @@ func main() {
 	one := &blender.Runner{TempDir: work, Threads: 1}
 
 	// Quality.
+	wholeCPU := childCPU()
 	whole, wholeTime := renderWhole(ctx, one, blend, work)
+	wholeCPU = childCPU() - wholeCPU
 	otherSeed, _ := renderWhole(ctx, all, other, work)
 	floor := meanAbsDiff(whole, otherSeed)
 	fmt.Printf("\nquality (mean abs difference per channel R,G,B in 8-bit steps)\n")
 	fmt.Printf("  noise floor (whole render, seed 0 vs seed 1): %s\n", fmtDiff(floor))
 	for _, mode := range []blender.SplitMode{blender.SplitSamples, blender.SplitTiles} {
-		merged, _, _, _ := split(ctx, all, blend, work, mode, 4, 2)
+		merged, _, _, _, _ := split(ctx, all, blend, work, mode, 4, 2)
 		fmt.Printf("  %-7s 4 parts merged vs whole render:       %s\n", mode, fmtDiff(meanAbsDiff(merged, whole)))
 	}
 
 	// Speed: one Blender of one thread, whole, against two of one thread
 	// each rendering the parts.
-	fmt.Printf("\nspeed (Blenders of 1 thread; the whole frame in 1 Blender: %.2f s)\n", wholeTime.Seconds())
+	fmt.Printf("\nspeed (Blenders of 1 thread; the whole frame in 1 Blender: %.2f s, %.2f CPU s)\n", wholeTime.Seconds(), wholeCPU)
 	for _, mode := range []blender.SplitMode{blender.SplitSamples, blender.SplitTiles} {
 		for _, parts := range []int{2, 4} {
-			_, renderTime, mergeTime, mergeInBlender := split(ctx, one, blend, work, mode, parts, 2)
+			_, renderTime, mergeTime, mergeInBlender, partsCPU := split(ctx, one, blend, work, mode, parts, 2)
 			fmt.Printf("  %-7s %d parts on 2 Blenders: parts %.2f s (%.2fx as fast as the whole); merge %.2f s, %.2f s of it in Blender (%.1f %% of the whole render); %.2fx with the merge\n",
 				mode, parts, renderTime.Seconds(), wholeTime.Seconds()/renderTime.Seconds(), mergeTime.Seconds(),
 				mergeInBlender.Seconds(), 100*mergeInBlender.Seconds()/wholeTime.Seconds(), wholeTime.Seconds()/(renderTime+mergeTime).Seconds())
+			fmt.Printf("          CPU: the parts %.2f s in all, %.2f times the whole render's; on 2 idle cores, parts of even cost would take %.2f s: %.2fx\n",
+				partsCPU, partsCPU/wholeCPU, partsCPU/2, 2*wholeCPU/partsCPU)
 		}
 	}
 
@@ -107,11 +115,21 @@ func main() {
 			benchkit.Fatalf("-merge-parts: %v", err)
 		}
 		for _, mode := range []blender.SplitMode{blender.SplitSamples, blender.SplitTiles} {
-			_, _, mergeTime, inBlender := split(ctx, all, blend, work, mode, parts, 2)
+			_, _, mergeTime, inBlender, _ := split(ctx, all, blend, work, mode, parts, 2)
 			fmt.Printf("  %-7s %2d parts: %.2f s, %.3f s in Blender\n", mode, parts, mergeTime.Seconds(), inBlender.Seconds())
 		}
 	}
 	fmt.Printf("\n%s\n", meter.Report())
+}
+
+// childCPU is the CPU seconds, user and system, of this process's children
+// that have ended: the Blenders it ran.
+func childCPU() float64 {
+	var children syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children); err != nil {
+		benchkit.Fatalf("getrusage: %v", err)
+	}
+	return benchkit.Seconds(children.Utime) + benchkit.Seconds(children.Stime)
 }
 
 func makeScene(work, name string, width, height, samples, seed int) string {
@@ -165,9 +183,10 @@ func renderWhole(ctx context.Context, r *blender.Runner, blend, work string) (im
 
 // split renders the frame in parts on processes Blenders at once, places
 // them as the farm does, and merges them; it answers the frame, the wall
-// time of the parts and of the merge, and the merge's time in Blender (its
-// start and the file's load left out).
-func split(ctx context.Context, r *blender.Runner, blend, work string, mode blender.SplitMode, parts, processes int) (image.Image, time.Duration, time.Duration, time.Duration) {
+// time of the parts and of the merge, the merge's time in Blender (its
+// start and the file's load left out), and the CPU seconds the parts'
+// Blenders used in all.
+func split(ctx context.Context, r *blender.Runner, blend, work string, mode blender.SplitMode, parts, processes int) (image.Image, time.Duration, time.Duration, time.Duration, float64) {
 	dir, err := os.MkdirTemp(work, "merge-")
 	if err != nil {
 		benchkit.Fatalf("%v", err)
@@ -182,6 +201,7 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 	close(next)
 	var wg sync.WaitGroup
 	errs := make(chan error, parts)
+	cpu := childCPU()
 	start := time.Now()
 	for range processes {
 		wg.Add(1)
@@ -203,6 +223,7 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 	}
 	wg.Wait()
 	renderTime := time.Since(start)
+	cpu = childCPU() - cpu
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -214,7 +235,7 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 		_, err := r.Merge(ctx, blender.MergeJob{BlendPath: blend, Frame: 1, Mode: mode, Parts: parts, Dir: dir}, on)
 		return err
 	})
-	return img, renderTime, time.Since(start), inBlender
+	return img, renderTime, time.Since(start), inBlender, cpu
 }
 
 // place copies a part's file where the merge reads it.

@@ -48,7 +48,7 @@ func submit(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&rf.blenderVersion, "blender-version", "", "the farm's Blender to render with, such as 4.3 or 4.3.2 (default: the one that validated the file, which opens it; `renderfarm blender` lists them); --blender is the local Blender that packs")
 	fs.BoolVar(&rf.scout, "scout", false, "render scout frames first (the first, middle and last), then wait for approval: renderfarm resume JOB renders the rest")
 	fs.StringVar(&rf.scoutFrames, "scout-frames", "", "like --scout, with these frames as the scouts, as comma-separated ranges such as 1,50-52")
-	fs.IntVar(&rf.split, "split", 0, "split every frame into this many parts, 2 to 64, that different workers render and the farm merges (Cycles only)")
+	fs.IntVar(&rf.split, "split", 0, "split every frame into this many parts, 2 to 64, that different workers render and the farm merges (by samples: Cycles; by tiles: Cycles, EEVEE of Blender 4.1 and older, Workbench)")
 	fs.StringVar(&rf.splitMode, "split-mode", "", `with --split: "samples" (each part renders the whole image with a share of the samples) or "tiles" (each part renders a region) (default: samples)`)
 	fs.IntVar(&rf.priority, "priority", 50, "the job's priority among the workspace's jobs, 0 (lowest) to 100 (highest); change it later with `renderfarm priority JOB N`")
 	fs.StringVar(&rf.tags, "tags", "", "tags every worker that renders the job must have (their --tags), comma-separated")

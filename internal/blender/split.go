@@ -134,6 +134,17 @@ type SplitError struct {
 
 func (e *SplitError) Error() string { return e.Field + ": " + e.Message }
 
+// tileEngines are the engines whose tiles make the whole render: Cycles
+// (each pixel's samples are its own, see DefaultTileOverscan), EEVEE as
+// Blender 4.1 and older have it and Workbench, which render the whole
+// frame for a tile and keep the tile's pixels, so the tiles are the whole
+// render's pixel for pixel, but each costs what the whole frame does (see
+// docs/split-frame.md). EEVEE Next (BLENDER_EEVEE_NEXT in Blender 4.2 to
+// 4.4, BLENDER_EEVEE from 4.5) renders only the region, with its own noise
+// and screen-space effects, and is refused: scripts/split.py refuses
+// BLENDER_EEVEE on a Blender of 4.2 or later.
+var tileEngines = []string{"CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH"}
+
 // movieFormats are Blender's identifiers of formats that write a movie.
 var movieFormats = []string{"FFMPEG", "AVI_JPEG", "AVI_RAW", "FRAMESERVER", "H264", "XVID", "THEORA", "QUICKTIME"}
 
@@ -148,12 +159,21 @@ func CheckSplit(r SplitRequest) error {
 	if r.Parts < MinSplitParts || r.Parts > MaxSplitParts {
 		return &SplitError{"splitFrame.parts", fmt.Sprintf("%d parts: a frame is split into %d to %d parts", r.Parts, MinSplitParts, MaxSplitParts)}
 	}
-	if r.Engine != "CYCLES" {
-		what := "a split frame is rendered with Cycles"
-		if r.Mode == SplitSamples {
-			what = "samples mode merges what Cycles writes of its samples, which no other engine writes"
+	if r.Mode == SplitSamples && r.Engine != "CYCLES" {
+		what := "samples mode merges what Cycles writes of its samples, which no other engine writes"
+		if slices.Contains(tileEngines, r.Engine) {
+			what += fmt.Sprintf(": set engine to CYCLES, or splitFrame.mode to %q, or remove splitFrame", SplitTiles)
+		} else {
+			what += ": set engine to CYCLES or remove splitFrame"
 		}
-		return &SplitError{"engine", fmt.Sprintf("the render uses %q; %s: set engine to CYCLES or remove splitFrame", r.Engine, what)}
+		return &SplitError{"engine", fmt.Sprintf("the render uses %q; %s", r.Engine, what)}
+	}
+	if r.Mode == SplitTiles && !slices.Contains(tileEngines, r.Engine) {
+		why := "tiles are rendered with Cycles, EEVEE (Blender 4.1 and older) or Workbench"
+		if r.Engine == "BLENDER_EEVEE_NEXT" {
+			why = "EEVEE Next renders a tile's pixels differently from the whole frame's (its noise and screen-space effects follow the region rendered), so the tiles would not make the whole render"
+		}
+		return &SplitError{"engine", fmt.Sprintf("the render uses %q; %s: set engine to CYCLES or remove splitFrame", r.Engine, why)}
 	}
 	if slices.Contains(movieFormats, r.OutputFormat) {
 		return &SplitError{"outputFormat", fmt.Sprintf("%q is a movie format, and a split frame is a still image: set outputFormat to an image format (for example PNG) or remove splitFrame", r.OutputFormat)}

@@ -3,6 +3,8 @@ package blender
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -26,9 +28,13 @@ func TestCheckSplit(t *testing.T) {
 		{"an unknown mode", func(r *SplitRequest) { r.Mode = "rows" }, "splitFrame.mode", `"rows" is not a split mode`},
 		{"one part", func(r *SplitRequest) { r.Parts = 1 }, "splitFrame.parts", "1 parts: a frame is split into 2 to 64 parts"},
 		{"65 parts", func(r *SplitRequest) { r.Parts = 65 }, "splitFrame.parts", "65 parts: a frame is split into 2 to 64 parts"},
-		{"EEVEE in samples mode", func(r *SplitRequest) { r.Engine = "BLENDER_EEVEE" }, "engine", "set engine to CYCLES or remove splitFrame"},
-		{"EEVEE Next in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine = SplitTiles, "BLENDER_EEVEE_NEXT" }, "engine", "set engine to CYCLES"},
-		{"Workbench", func(r *SplitRequest) { r.Engine = "BLENDER_WORKBENCH" }, "engine", "set engine to CYCLES"},
+		{"EEVEE in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine = SplitTiles, "BLENDER_EEVEE" }, "", ""},
+		{"Workbench in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine, r.Samples = SplitTiles, "BLENDER_WORKBENCH", 0 }, "", ""},
+		{"EEVEE in samples mode", func(r *SplitRequest) { r.Engine = "BLENDER_EEVEE" }, "engine", `set engine to CYCLES, or splitFrame.mode to "tiles", or remove splitFrame`},
+		{"Workbench in samples mode", func(r *SplitRequest) { r.Engine = "BLENDER_WORKBENCH" }, "engine", `samples mode merges what Cycles writes of its samples`},
+		{"EEVEE Next in samples mode", func(r *SplitRequest) { r.Engine = "BLENDER_EEVEE_NEXT" }, "engine", "set engine to CYCLES or remove splitFrame"},
+		{"EEVEE Next in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine = SplitTiles, "BLENDER_EEVEE_NEXT" }, "engine", "EEVEE Next renders a tile's pixels differently"},
+		{"an engine of its own in tiles mode", func(r *SplitRequest) { r.Mode, r.Engine = SplitTiles, "LUXCORE" }, "engine", "tiles are rendered with Cycles, EEVEE (Blender 4.1 and older) or Workbench"},
 		{"a movie", func(r *SplitRequest) { r.OutputFormat = "FFMPEG" }, "outputFormat", `"FFMPEG" is a movie format`},
 		{"an AVI", func(r *SplitRequest) { r.Mode, r.OutputFormat = SplitTiles, "AVI_JPEG" }, "outputFormat", "set outputFormat to an image format"},
 		{"fewer samples than parts", func(r *SplitRequest) { r.Samples = 3 }, "splitFrame.parts", "3 samples cannot be shared by 4 parts: use at most 3 parts"},
@@ -112,6 +118,9 @@ for count in range(2, 65):
         print("RESULT " + json.dumps({"count": count, "width": width, "height": height,
             "tiles": split.tile_grid(count, width, height)}))
     print("RESULT " + json.dumps({"count": count, "samples": [split.sample_share(1001, i, count) for i in range(count)]}))
+    for total, threshold, min_samples in spec["adaptive"]:
+        print("RESULT " + json.dumps({"count": count, "total": total, "threshold": threshold, "minSamples": min_samples,
+            "adaptive": [split.adaptive_share(total, i, count, threshold, min_samples) for i in range(count)]}))
 `
 
 // TestTileGridAndSampleShares: for 2 to 64 parts, split.py's tiles cover
@@ -126,18 +135,30 @@ func TestTileGridAndSampleShares(t *testing.T) {
 		t.Fatal(err)
 	}
 	sizes := [][2]int{{640, 360}, {1920, 1080}, {64, 36}, {100, 1000}}
-	_, results := runNameScript(t, b, dir, layoutScript, map[string]any{"dir": dir, "sizes": sizes})
-	if len(results) != 63*(len(sizes)+1) {
-		t.Fatalf("got %d results, want %d", len(results), 63*(len(sizes)+1))
+	// Scenes' adaptive sampling as (samples, threshold, minimum samples):
+	// Blender's defaults, the automatic threshold, a minimum of the
+	// scene's own, and a minimum the whole render never gets past.
+	adaptive := [][3]float64{{256, 0.01, 0}, {4096, 0, 0}, {1000, 0.05, 200}, {64, 0.01, 0}}
+	_, results := runNameScript(t, b, dir, layoutScript, map[string]any{"dir": dir, "sizes": sizes, "adaptive": adaptive})
+	if want := 63 * (len(sizes) + 1 + len(adaptive)); len(results) != want {
+		t.Fatalf("got %d results, want %d", len(results), want)
 	}
 	for _, line := range results {
 		var got struct {
 			Count, Width, Height int
 			Tiles                [][4]int
 			Samples              [][2]int
+			Total                int
+			Threshold            float64
+			MinSamples           int
+			Adaptive             [][2]float64
 		}
 		if err := json.Unmarshal([]byte(line), &got); err != nil {
 			t.Fatal(err)
+		}
+		if got.Adaptive != nil {
+			checkAdaptiveShares(t, got.Count, got.Total, got.Threshold, got.MinSamples, got.Adaptive)
+			continue
 		}
 		if got.Samples != nil {
 			next := 0
@@ -179,4 +200,51 @@ func TestTileGridAndSampleShares(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkAdaptiveShares checks the parts' (threshold, minimum samples) of a
+// frame of total samples whose adaptive sampling has threshold and
+// minSamples (0: Cycles' automatic values): each part's threshold is the
+// whole render's times sqrt(count), and the parts' first convergence
+// tests, which Cycles makes after its minimum rounded up to 16 samples,
+// add up to the whole render's, or are one step each when the count is
+// past the whole's steps. Where the whole render tests no pixel before
+// its last sample, no part does either.
+func checkAdaptiveShares(t *testing.T, count, total int, threshold float64, minSamples int, shares [][2]float64) {
+	t.Helper()
+	what := fmt.Sprintf("%d parts of %d samples, threshold %g, minimum %d", count, total, threshold, minSamples)
+	if threshold == 0 {
+		threshold = max(0.001, 1/float64(total))
+	}
+	if minSamples == 0 {
+		minSamples = int(math.Ceil(16 / math.Pow(threshold, 0.3)))
+	}
+	firstTest := func(min int) int { return ((max(min, 4) + 1) | 15) + 1 }
+	whole := firstTest(minSamples)
+	if whole >= total {
+		for i, s := range shares {
+			if partSamples := total/count + btoi(i < total%count); s[0] != threshold || int(s[1]) < partSamples {
+				t.Errorf("%s: part %d has threshold %g and minimum %g, want %g and no test before its %d samples end",
+					what, i, s[0], s[1], threshold, partSamples)
+			}
+		}
+		return
+	}
+	sum := 0
+	for i, s := range shares {
+		if want := threshold * math.Sqrt(float64(count)); math.Abs(s[0]-want) > 1e-9 {
+			t.Errorf("%s: part %d has threshold %g, want %g", what, i, s[0], want)
+		}
+		sum += firstTest(int(s[1]))
+	}
+	if want := max(whole, 16*count); sum != want {
+		t.Errorf("%s: the parts test pixels first after %d samples in all, want %d (the whole render: %d)", what, sum, want, whole)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -40,6 +40,8 @@ if spec.get("adaptiveThreshold"):
 scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
 scene.render.resolution_percentage = 100
 scene.render.image_settings.file_format = "PNG"
+if spec.get("sampleCountPass"):
+    scene.view_layers[0].cycles.pass_debug_sample_count = True
 if spec.get("compositing"):
     scene.use_nodes = True
     scene.render.use_compositing = True
@@ -66,6 +68,9 @@ type splitScene struct {
 	AdaptiveMinSamples int     `json:"adaptiveMinSamples,omitempty"`
 	// Compositing turns the scene's compositor on (its default nodes).
 	Compositing bool `json:"compositing,omitempty"`
+	// SampleCountPass makes the view layer keep the samples each pixel
+	// took (Cycles' Debug Sample Count pass), in a multilayer OpenEXR.
+	SampleCountPass bool `json:"sampleCountPass,omitempty"`
 }
 
 // makeSplitScene saves spec's scene with Debian's Blender (3.4 files open
@@ -475,7 +480,7 @@ func TestASplitRefusesWhatItCannotMerge(t *testing.T) {
 		want  string
 	}{
 		{"compositing", compositing, Part{Mode: SplitSamples, Index: 0, Count: 2}, `scene 'Scene' composites its render`},
-		{"EEVEE", scene(t, "eevee.blend"), Part{Mode: SplitTiles, Index: 0, Count: 2}, "a split frame is rendered with Cycles"},
+		{"EEVEE in samples mode", scene(t, "eevee.blend"), Part{Mode: SplitSamples, Index: 0, Count: 2}, "samples mode merges what Cycles writes of its samples"},
 		{"more parts than samples", fourSamples, Part{Mode: SplitSamples, Index: 0, Count: 5}, "4 samples cannot be shared by 5 parts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -499,5 +504,160 @@ func TestASplitRefusesWhatItCannotMerge(t *testing.T) {
 	_, err := r.Merge(context.Background(), MergeJob{BlendPath: compositing, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge}, nil)
 	if err == nil || !strings.Contains(err.Error(), "composites its render") {
 		t.Errorf("merging: %v, want an error saying the scene composites", err)
+	}
+}
+
+// samplesPerPixel is the mean of the samples each pixel of a multilayer
+// OpenEXR took, from its Debug Sample Count pass, which Cycles writes as a
+// share of the render's samples.
+func samplesPerPixel(t *testing.T, path string, samples int) float64 {
+	t.Helper()
+	img, err := readEXR(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := img.channelEndingIn("Debug Sample Count.X")
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	sum := 0.0
+	for _, c := range counts {
+		sum += float64(c)
+	}
+	return sum * float64(samples) / float64(len(counts))
+}
+
+// TestSamplesPartsStopWhereTheWholeRenderDoes: with Cycles' default
+// adaptive sampling (threshold 0.01, automatic minimum), which stops most
+// pixels of the scene early, the parts of a frame split by samples take
+// together about the samples the whole render takes, each pixel stopped
+// at about its share, and their merge is within the seed-to-seed noise
+// floor of the whole render. Before the parts scaled the threshold and the
+// minimum to their share, 2 parts took 1.61 times the whole render's
+// samples and 4 parts 2.15 times (every sample: a part of 64 samples
+// tested no pixel before its 80th, the whole render's first test).
+func TestSamplesPartsStopWhereTheWholeRenderDoes(t *testing.T) {
+	const samples = 256
+	for _, b := range splitRunners(t) {
+		t.Run(b.name, func(t *testing.T) {
+			spec := splitScene{Samples: samples, SampleCountPass: true}
+			blend, n := measureNoiseFloor(t, b.r, spec)
+			wholeEXR := filepath.Join(t.TempDir(), "whole.exr")
+			body := renderWhole(t, b.r, blend, Settings{OutputFormat: "OPEN_EXR_MULTILAYER", ColorDepth: "32", ExrCodec: "ZIP"})
+			if err := os.WriteFile(wholeEXR, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			whole := samplesPerPixel(t, wholeEXR, samples)
+			if whole > 0.8*samples {
+				t.Fatalf("the whole render took %.1f samples per pixel of %d: adaptive sampling stops too few pixels to test with", whole, samples)
+			}
+			for _, tc := range []struct {
+				parts int
+				most  float64 // the parts' samples over the whole render's, at most
+			}{{2, 1.1}, {4, 1.2}} {
+				t.Run(fmt.Sprint(tc.parts), func(t *testing.T) {
+					dir := t.TempDir()
+					inParts := 0.0
+					for i := range tc.parts {
+						renderPart(t, b.r, blend, "", Part{Mode: SplitSamples, Index: i, Count: tc.parts}, dir)
+						inParts += samplesPerPixel(t, filepath.Join(dir, "parts", PartFileName(i)), samples/tc.parts)
+					}
+					t.Logf("samples per pixel: whole render %.1f, %d parts %.1f (%.2f times)", whole, tc.parts, inParts, inParts/whole)
+					if inParts > tc.most*whole {
+						t.Errorf("%d parts took %.1f samples per pixel, %.2f times the whole render's %.1f: over %.2f times",
+							tc.parts, inParts, inParts/whole, whole, tc.most)
+					}
+					merged := decode(t, mergeParts(t, b.r, blend, "", SplitSamples, tc.parts, dir))
+					diff := meanAbsDiff(merged, n.whole, merged.Bounds())
+					t.Logf("merged vs whole: %.3f (floor %.3f)", diff, n.floor)
+					within(t, "merged vs whole", diff, n.floor, 1)
+				})
+			}
+		})
+	}
+}
+
+// engineSceneScript makes a scene for another engine than Cycles from its
+// JSON spec: the cube on a plane, a glossy floor and a bright emissive
+// sphere, with the engine's screen-space effects on, the ones that read
+// pixels past a tile's edge (EEVEE: bloom, ambient occlusion, screen-space
+// reflections, soft shadows; Workbench: cavity, shadows, outlines).
+const engineSceneScript = `
+import bpy, json, sys
+spec = json.loads(sys.argv[sys.argv.index("--") + 1])
+scene = bpy.context.scene
+scene.render.engine = spec["engine"]
+scene.render.resolution_x, scene.render.resolution_y = spec["width"], spec["height"]
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, -1))
+bpy.ops.mesh.primitive_uv_sphere_add(radius=0.5, location=(1.5, 0.5, 0))
+glow = bpy.data.materials.new("glow")
+glow.use_nodes = True
+emission = glow.node_tree.nodes.new("ShaderNodeEmission")
+emission.inputs["Strength"].default_value = 20
+glow.node_tree.links.new(emission.outputs[0], glow.node_tree.nodes["Material Output"].inputs[0])
+bpy.data.objects["Sphere"].data.materials.append(glow)
+floor = bpy.data.materials.new("floor")
+floor.use_nodes = True
+floor.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 0.1
+bpy.data.objects["Plane"].data.materials.append(floor)
+if spec["engine"] == "BLENDER_EEVEE":
+    eevee = scene.eevee
+    eevee.taa_render_samples = spec["samples"]
+    eevee.use_bloom = eevee.use_gtao = eevee.use_ssr = eevee.use_soft_shadows = True
+else:
+    shading = scene.display.shading
+    shading.show_cavity, shading.cavity_type = True, "BOTH"
+    shading.show_shadows = shading.show_object_outline = True
+bpy.ops.wm.save_as_mainfile(filepath=spec["out"])
+`
+
+// TestTilesOfEEVEEAndWorkbenchAreTheWholeRender: EEVEE (Blender 3.4) and
+// Workbench (3.4 and 4.3) render the whole frame for a tile and keep the
+// tile's pixels, so 4 tiles assembled are the whole render pixel for
+// pixel, screen-space effects (bloom, ambient occlusion, reflections,
+// cavity, outlines) included; EEVEE Next (Blender 4.3 opening the same
+// EEVEE file), whose 2 tiles of this scene at 8 samples were 0.28 steps
+// (of linear light, in 8 bits) from the whole render on average and up to
+// 68 at a pixel, overscan or not, is refused with a message.
+func TestTilesOfEEVEEAndWorkbenchAreTheWholeRender(t *testing.T) {
+	dir := t.TempDir()
+	blends := map[string]string{}
+	for _, engine := range []string{"BLENDER_EEVEE", "BLENDER_WORKBENCH"} {
+		blends[engine] = filepath.Join(dir, engine+".blend")
+		spec, err := json.Marshal(map[string]any{"engine": engine, "width": 64, "height": 36, "samples": 4, "out": blends[engine]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("blender", "-b", "--factory-startup", "--disable-autoexec", "-noaudio",
+			"--python-exit-code", "1", "--python-expr", engineSceneScript, "--", string(spec)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("making the %s scene: %v\n%s", engine, err, out)
+		}
+	}
+	for _, b := range splitRunners(t) {
+		for _, engine := range []string{"BLENDER_EEVEE", "BLENDER_WORKBENCH"} {
+			t.Run(b.name+"/"+engine, func(t *testing.T) {
+				blend := blends[engine]
+				if engine == "BLENDER_EEVEE" && b.name == "4.3" {
+					_, err := b.r.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+						OutputDir: filepath.Join(t.TempDir(), "part"), Settings: Settings{Part: &Part{Mode: SplitTiles, Index: 0, Count: 4}}}, nil)
+					var rerr *RenderError
+					if !errors.As(err, &rerr) || !strings.Contains(rerr.Line, "EEVEE Next, whose tiles differ from the whole frame") {
+						t.Errorf("rendering a tile with EEVEE Next: %v, want a RenderError saying its tiles differ", err)
+					}
+					return
+				}
+				whole := decode(t, renderWhole(t, b.r, blend, Settings{}))
+				assembled := decode(t, renderSplit(t, b.r, blend, SplitTiles, 4))
+				if assembled.Bounds() != whole.Bounds() {
+					t.Fatalf("the assembled frame is %v, the whole render %v", assembled.Bounds(), whole.Bounds())
+				}
+				if diff := meanAbsDiff(assembled, whole, whole.Bounds()); diff != [4]float64{} {
+					t.Errorf("4 tiles assembled differ from the whole render by %.3f (8-bit steps, RGBA)", diff)
+				}
+			})
+		}
 	}
 }

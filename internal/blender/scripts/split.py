@@ -3,8 +3,8 @@
 # docs/split-frame.md and internal/blender/split.go.
 #
 # session.py's configure command calls apply_part(scene, part) after
-# render_settings.apply for a part, and check_scene(scene) for a merge; its
-# merge command calls merge(scene, command). The part files the merge reads
+# render_settings.apply for a part; its merge command calls merge(scene,
+# command), which checks the scene as a part does. The part files the merge reads
 # are the paths in the command, which the worker computed from the names
 # it gave the parts (part_000.exr, ...) in a directory it made; nothing a
 # part's Blender printed or wrote beside them is read. Scene, view layer
@@ -88,16 +88,76 @@ def sample_share(total, index, count):
     return offset, samples
 
 
+# Cycles tests a pixel's convergence every ADAPTIVE_STEP samples, after its
+# minimum (Cycles' AdaptiveSampling: adaptive_step, 16 in 3.4 and 4.3).
+ADAPTIVE_STEP = 16
+
+
+def adaptive_share(total, index, count, threshold, min_samples):
+    """Part index's (adaptive threshold, minimum samples) of a frame of total
+    samples split into count parts, for a scene whose adaptive sampling has
+    threshold and min_samples (0 for either: Cycles' automatic value).
+
+    The aim: each part stops a pixel at about 1/count of the samples the
+    whole render stops it at, so that the parts together take about the
+    samples the whole would. A pixel's noise estimate falls as
+    1/sqrt(samples), and a part's is the same as the whole render's at the
+    same number of samples, so the part's threshold is the whole's times
+    sqrt(count). The minimum: the whole render tests a pixel first after
+    F samples, its minimum rounded up to Cycles' step (auto minimum 64: F =
+    80), and most pixels of a plain scene stop right there. The parts share
+    F in steps, the first parts one more step when it does not divide, so
+    that their first tests add up to the whole's (80 = 48 + 32 for 2 parts,
+    32 + 16 + 16 + 16 for 4). A part tests no earlier than after one step:
+    beyond F / 16 parts, each takes at least 16 samples of a pixel. When the
+    whole render tests no pixel before its last sample, no part stops any.
+    """
+    if threshold <= 0:
+        threshold = max(0.001, 1.0 / total)
+    if min_samples <= 0:
+        min_samples = int(math.ceil(16.0 / threshold ** 0.3))
+    min_samples = max(4, min_samples)
+    first_test = ((min_samples + 1) | (ADAPTIVE_STEP - 1)) + 1
+    _, samples = sample_share(total, index, count)
+    if first_test >= total:
+        return threshold, samples
+    steps = first_test // ADAPTIVE_STEP
+    mine = max(1, steps // count + (1 if index < steps % count else 0))
+    # Cycles tests after sample (min + 1) | (step - 1), counted from 0 in
+    # the part: min = mine * step - 2 makes that sample mine * step - 1.
+    return threshold * math.sqrt(count), mine * ADAPTIVE_STEP - 2
+
+
 def rendered_layers(scene):
     return [layer for layer in scene.view_layers if layer.use]
 
 
-def check_scene(scene):
+def eevee_next(engine):
+    """Whether engine is EEVEE Next: BLENDER_EEVEE_NEXT in Blender 4.2 to
+    4.4, BLENDER_EEVEE again from 4.5."""
+    return engine == "BLENDER_EEVEE_NEXT" or (engine == "BLENDER_EEVEE" and bpy.app.version >= (4, 2, 0))
+
+
+def check_engine(scene, mode):
+    """Refuse an engine whose parts would not make the whole render (see
+    tileEngines in split.go): samples mode merges Cycles' samples; a tile
+    is the whole render's pixels in Cycles, in EEVEE before 4.2 and in
+    Workbench, not in EEVEE Next, which renders the region alone, with its
+    own noise and screen-space effects."""
+    engine = scene.render.engine
+    if mode == SAMPLES and engine != "CYCLES":
+        fail("samples mode merges what Cycles writes of its samples, and the scene renders with %s: "
+             "set engine to CYCLES, or use tiles mode" % engine)
+    if mode == TILES and (eevee_next(engine) or engine not in ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")):
+        fail("tiles are rendered with Cycles, EEVEE (Blender 4.1 and older) or Workbench, and the scene renders "
+             "with %s%s: set engine to CYCLES, or render it without splitFrame"
+             % (engine, " (EEVEE Next, whose tiles differ from the whole frame)" if eevee_next(engine) else ""))
+
+
+def check_scene(scene, mode):
     """Refuse a scene whose split frame would differ from its whole render."""
     render = scene.render
-    if render.engine != "CYCLES":
-        fail("a split frame is rendered with Cycles, and the scene renders with %s: set engine to CYCLES"
-             % render.engine)
+    check_engine(scene, mode)
     if scene.use_nodes and render.use_compositing and scene.node_tree is not None:
         fail("scene %r composites its render, and the merge writes the render as it comes from Cycles: "
              "render it without splitFrame, or turn compositing off" % scene.name)
@@ -114,13 +174,15 @@ def check_scene(scene):
 
 
 def denoises(scene):
-    return bool(scene.cycles.use_denoising)
+    """Whether the scene's render denoises: Cycles' setting, which other
+    engines do not read."""
+    return scene.render.engine == "CYCLES" and bool(scene.cycles.use_denoising)
 
 
 def apply_part(scene, part):
     """Make scene render part (see split.go's Part) into a float OpenEXR:
     render_settings.apply has set the format, the output path and the rest."""
-    check_scene(scene)
+    check_scene(scene, part["mode"])
     cycles = scene.cycles
     layer = rendered_layers(scene)[0]
     wants_denoising = denoises(scene)
@@ -143,10 +205,18 @@ def apply_part(scene, part):
         offset, samples = sample_share(total, index, count)
         cycles.samples = samples
         cycles.sample_offset = offset
-        # Adaptive sampling stops each pixel on its own: the merge weighs
-        # each part's pixel by the samples it took there.
+        # Adaptive sampling stops each pixel on its own: the part stops it
+        # at its share of the samples the whole render would (see
+        # adaptive_share), and the merge weighs each part's pixel by the
+        # samples it took there.
         if cycles.use_adaptive_sampling:
+            threshold, min_samples = adaptive_share(total, index, count, cycles.adaptive_threshold,
+                                                    cycles.adaptive_min_samples)
+            cycles.adaptive_threshold = threshold
+            cycles.adaptive_min_samples = min_samples
             layer.cycles.pass_debug_sample_count = True
+            note("part %d of %d: adaptive threshold %.4g, first test after %d samples"
+                 % (index + 1, count, threshold, ((min_samples + 1) | (ADAPTIVE_STEP - 1)) + 1))
         if wants_denoising:
             layer.cycles.denoising_store_passes = True
         note("part %d of %d: samples %d to %d of %d" % (index + 1, count, offset, offset + samples - 1, total))
@@ -260,7 +330,7 @@ def merge(scene, command):
     """The merge command: the frame of the parts, rendered into
     outputDir/frame_NNNN with the scene's format. The caller signals the
     frame and its proxy as for a render."""
-    check_scene(scene)
+    check_scene(scene, command["mode"])
     parts = command["parts"]
     for index, path in enumerate(parts):
         if not os.path.isfile(path):

@@ -61,7 +61,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
   const chunk = number('f-chunkSize', { min: '1', max: '1000', placeholder: 'Automatic' });
   const priority = number('f-priority', { min: '0', max: '100', placeholder: '50' });
   // One still frame on many workers: each frame split into parts that
-  // different workers render, then merged (Cycles only; the farm says
+  // different workers render, then merged (samples: Cycles; tiles: Cycles, EEVEE, Workbench; the farm says
   // what it refuses).
   const splitParts = number('f-splitFrame', { min: '2', max: '64', placeholder: 'Whole frames' });
   const splitMode = h('select', { id: 'f-splitFrameMode' },
@@ -110,7 +110,7 @@ export function renderForm(job, { api, signal, onStarted, onSceneChange }) {
       field('outputFormat', 'Output format', format),
       field('chunkSize', 'Frames per task', chunk, 'How many frames one Blender process renders. Empty: split evenly across the workers.')),
     h('div', { class: 'field-row' },
-      field('splitFrame', 'Parts per frame', splitParts, 'Split each frame into 2 to 64 parts that different workers render, then merged: by samples (each part the whole image with a share of the samples) or by tiles (each part a region). Cycles only. Empty: each frame renders whole.'),
+      field('splitFrame', 'Parts per frame', splitParts, 'Split each frame into 2 to 64 parts that different workers render, then merged: by samples (each part the whole image with a share of the samples) or by tiles (each part a region). By samples: Cycles; by tiles: Cycles, EEVEE of Blender 4.1 and older, Workbench. Empty: each frame renders whole.'),
       h('div', { class: 'field' }, h('label', { for: 'f-splitFrameMode', text: 'Split by' }), splitMode)),
     field('priority', 'Priority', priority, 'Among this workspace’s jobs, 0 (lowest) to 100 (highest); 50 when empty. It can be changed while the job waits.'),
     field('blenderVersion', 'Blender', blender, 'The farm’s Blender that renders the frames. A newer one may render the file differently.'),

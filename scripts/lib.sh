@@ -60,8 +60,11 @@ ensure_go() {
 
 # The Debian packages renderfarm runs with: Blender renders, ffmpeg makes
 # preview videos, bubblewrap keeps both off the network and the disk (a
-# render node without a working bubblewrap does not start).
-RUNTIME_PACKAGES=(blender ffmpeg bubblewrap)
+# render node without a working bubblewrap does not start). EEVEE and
+# Workbench render headless through surfaceless EGL on Mesa, which
+# Debian's blender package does not pull in ("Couldn't open libEGL.so.1"
+# without them).
+RUNTIME_PACKAGES=(blender ffmpeg bubblewrap libegl1 libegl-mesa0 libgl1-mesa-dri)
 # What the tests need besides: a real browser for the dashboard's tests,
 # and promtool (Debian packages it with Prometheus) for the alerting
 # rules in deploy/prometheus.

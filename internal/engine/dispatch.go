@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -47,6 +48,24 @@ func RenderQueue(workerID string) string { return QueueRender + "_" + workerID }
 // (store.InDispatchTx). It answers how many chunks it gave the run; a run
 // that is stopping, or gone, gets none.
 func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) (int, error) {
+	return e.dispatchTo(ctx, tx, workerID, math.MaxInt)
+}
+
+// DispatchFreedSlot gives the slot of the worker run workerID that one of
+// its chunks, just ended, freed the next waiting chunk, in tx, which must
+// hold the dispatcher's lock: one chunk at most. The run's other free
+// slots are those of chunks that ended too and whose own dispatch waits
+// for the lock: filled now, their chunks would wait for River until those
+// attempts return, each after its turn at the lock. It answers whether
+// it gave one; a run that is stopping, or gone, gets none.
+func (e *Engine) DispatchFreedSlot(ctx context.Context, tx *store.Tx, workerID string) (bool, error) {
+	n, err := e.dispatchTo(ctx, tx, workerID, 1)
+	return n > 0, err
+}
+
+// dispatchTo fills at most most of the free render slots of the worker
+// run workerID, in tx (DispatchTo, DispatchFreedSlot).
+func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, most int) (int, error) {
 	ws, err := tx.FreeSlotsOf(ctx, workerID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && ws.Free == 0 {
 		return 0, nil
@@ -59,35 +78,13 @@ func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) 
 		return 0, err
 	}
 	n := 0
-	for ; n < ws.Free; n++ {
+	for ; n < min(ws.Free, most); n++ {
 		ok, err := d.one(ctx, ws.Worker)
 		if err != nil || !ok {
 			return n, err
 		}
 	}
 	return n, nil
-}
-
-// DispatchFreedSlot gives the slot of the worker run workerID that one of
-// its chunks, just ended, freed the next waiting chunk, in tx, which must
-// hold the dispatcher's lock: one chunk at most. The run's other free
-// slots are those of chunks that ended too and whose own dispatch waits
-// for the lock: filled now, their chunks would wait for River until those
-// attempts return, each after its turn at the lock. It answers whether
-// it gave one; a run that is stopping, or gone, gets none.
-func (e *Engine) DispatchFreedSlot(ctx context.Context, tx *store.Tx, workerID string) (bool, error) {
-	ws, err := tx.FreeSlotsOf(ctx, workerID)
-	if errors.Is(err, store.ErrNotFound) || err == nil && ws.Free == 0 {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	d, err := e.newDispatch(ctx, tx)
-	if err != nil {
-		return false, err
-	}
-	return d.one(ctx, ws.Worker)
 }
 
 // DispatchIdle fills the free slots of every live worker run with waiting

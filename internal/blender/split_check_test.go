@@ -121,13 +121,18 @@ for count in range(2, 65):
     for total, threshold, min_samples in spec["adaptive"]:
         print("RESULT " + json.dumps({"count": count, "total": total, "threshold": threshold, "minSamples": min_samples,
             "adaptive": [split.adaptive_share(total, i, count, threshold, min_samples) for i in range(count)]}))
+    # A file's threshold that is no threshold: shared as the automatic one.
+    for hostile in (float("nan"), float("inf"), -1.0):
+        print("RESULT " + json.dumps({"count": count, "total": 256, "threshold": 0, "minSamples": 0,
+            "adaptive": [split.adaptive_share(256, i, count, hostile, 0) for i in range(count)]}))
 `
 
 // TestTileGridAndSampleShares: for 2 to 64 parts, split.py's tiles cover
 // every pixel of the frame exactly once and are near square (no tile
 // more than 3 times as wide as high or the other way, at 640x360 and
-// 1920x1080), and the parts' sample ranges follow each other and add up to
-// the frame's samples.
+// 1920x1080), the parts' sample ranges follow each other and add up to
+// the frame's samples, and their adaptive sampling shares the whole's (a
+// file's NaN, infinite or negative threshold taken as the automatic one).
 func TestTileGridAndSampleShares(t *testing.T) {
 	b := blendersHere(t)[0]
 	dir := t.TempDir()
@@ -140,7 +145,7 @@ func TestTileGridAndSampleShares(t *testing.T) {
 	// scene's own, and a minimum the whole render never gets past.
 	adaptive := [][3]float64{{256, 0.01, 0}, {4096, 0, 0}, {1000, 0.05, 200}, {64, 0.01, 0}}
 	_, results := runNameScript(t, b, dir, layoutScript, map[string]any{"dir": dir, "sizes": sizes, "adaptive": adaptive})
-	if want := 63 * (len(sizes) + 1 + len(adaptive)); len(results) != want {
+	if want := 63 * (len(sizes) + 1 + len(adaptive) + 3); len(results) != want {
 		t.Fatalf("got %d results, want %d", len(results), want)
 	}
 	for _, line := range results {

@@ -112,7 +112,8 @@ def adaptive_share(total, index, count, threshold, min_samples):
     beyond F / 16 parts, each takes at least 16 samples of a pixel. When the
     whole render tests no pixel before its last sample, no part stops any.
     """
-    if threshold <= 0:
+    # A file's threshold is data: NaN or infinity is taken as automatic.
+    if not 0 < threshold < math.inf:
         threshold = max(0.001, 1.0 / total)
     if min_samples <= 0:
         min_samples = int(math.ceil(16.0 / threshold ** 0.3))

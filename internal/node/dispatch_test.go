@@ -473,7 +473,7 @@ func TestASpentRenderBudgetStopsDispatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(p.WaitingFor, "render budget") || !strings.Contains(p.WaitingFor, "--max-render-hours-per-month") {
+		if !strings.Contains(p.WaitingFor, "render budget") || !strings.Contains(p.WaitingFor, `renderfarm workspaces set "other" --max-render-hours-per-month`) {
 			t.Errorf("waitingFor = %q, want it to name the spent render budget and how to raise it", p.WaitingFor)
 		}
 		f.finish(f.onNode()[0]) // B's running chunk finishes: nothing is cut short

@@ -148,12 +148,16 @@ func (s *Service) waitingForSlot(ctx context.Context, workspaceID string, need f
 		return "", err
 	}
 	if budget > 0 && spent >= budget {
+		name, err := s.store.WorkspaceName(ctx, workspaceID)
+		if err != nil {
+			return "", err
+		}
 		now := time.Now().UTC()
 		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 		return fmt.Sprintf("render time: its workspace has used %s of its render budget of %s for %s; "+
 			"the job goes on on %s at 00:00 UTC, or sooner if the farm's operator raises the budget "+
-			"(renderfarm workspaces set NAME --max-render-hours-per-month H)",
-			formatHours(spent), formatHours(budget), now.Format("January 2006"), next.Format("2 January")), nil
+			"(renderfarm workspaces set %s --max-render-hours-per-month H)",
+			formatHours(spent), formatHours(budget), now.Format("January 2006"), next.Format("2 January"), strconv.Quote(name)), nil
 	}
 	return "", nil
 }

@@ -140,6 +140,20 @@ func (q *Queries) SetWorkspaceBudget(ctx context.Context, name string, seconds f
 		WHERE name = ?`, budget, at.Format(renderMonthLayout), monthStart(at), name)
 }
 
+// WorkspaceName is the name of the workspace workspaceID; ErrNotFound
+// when there is none.
+func (q *Queries) WorkspaceName(ctx context.Context, workspaceID string) (string, error) {
+	var name string
+	err := q.queryRow(ctx, `SELECT name FROM workspaces WHERE id = ?`, workspaceID).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("workspace name: %w", err)
+	}
+	return name, nil
+}
+
 // WorkspaceBudget is a workspace's monthly render budget in seconds (0:
 // none) and the render seconds its chunks that ended this month (UTC)
 // used, as kept for a workspace with a budget (0 without one).

@@ -235,15 +235,25 @@ func checkAdaptiveShares(t *testing.T, count, total int, threshold float64, minS
 		}
 		return
 	}
-	sum := 0
+	sum, earliest, latest := 0, math.MaxInt, 0
 	for i, s := range shares {
 		if want := threshold * math.Sqrt(float64(count)); math.Abs(s[0]-want) > 1e-9 {
 			t.Errorf("%s: part %d has threshold %g, want %g", what, i, s[0], want)
 		}
-		sum += firstTest(int(s[1]))
+		first := firstTest(int(s[1]))
+		sum += first
+		earliest, latest = min(earliest, first), max(latest, first)
 	}
-	if want := max(whole, 16*count); sum != want {
+	// The parts' first tests add up to the scene's minimum in whole steps
+	// (no merged pixel has fewer samples than the minimum asks), or one
+	// step each when there are more parts than steps.
+	if want := max(16*((max(minSamples, 4)+15)/16), 16*count); sum != want {
 		t.Errorf("%s: the parts test pixels first after %d samples in all, want %d (the whole render: %d)", what, sum, want, whole)
+	}
+	// A split frame is done when its slowest part is: no part waits longer
+	// for its first test than one step more than another.
+	if latest-earliest > 16 {
+		t.Errorf("%s: the parts test pixels first after %d to %d samples, more than a step apart", what, earliest, latest)
 	}
 }
 

@@ -103,14 +103,19 @@ def adaptive_share(total, index, count, threshold, min_samples):
     samples the whole would. A pixel's noise estimate falls as
     1/sqrt(samples), and a part's is the same as the whole render's at the
     same number of samples, so the part's threshold is the whole's times
-    sqrt(count). The minimum: the whole render tests a pixel first after
-    F samples, its minimum rounded up to Cycles' step (auto minimum 64: F =
-    80), and most pixels of a plain scene stop right there. The parts share
-    F in steps, the first parts one more step when it does not divide, so
-    that their first tests add up to the whole's (80 = 48 + 32 for 2 parts,
-    32 + 16 + 16 + 16 for 4). A part tests no earlier than after one step:
-    beyond F / 16 parts, each takes at least 16 samples of a pixel. When the
-    whole render tests no pixel before its last sample, no part stops any.
+    sqrt(count). The minimum: the parts share the scene's minimum samples
+    (automatic: 64 at the default threshold), rounded up to Cycles' steps,
+    the first parts one more step when it does not divide, so that no
+    pixel of the merge has fewer samples than the minimum asks (64 = 32 +
+    32 for 2 parts, 16 each for 4). They share the minimum rather than the
+    whole render's first test, which Cycles makes a step later when the
+    minimum is a whole number of steps (80 for 64): most pixels of a plain
+    scene stop at the first test, so 80 in 2 parts (48 + 32) left the
+    first part half as much again to render as the second, and a split
+    frame is done when its slowest part is. A part tests no earlier than
+    after one step: beyond minimum / 16 parts, each takes at least 16
+    samples of a pixel. When the whole render tests no pixel before its
+    last sample, no part stops any.
     """
     # A file's threshold is data: NaN or infinity is taken as automatic.
     if not 0 < threshold < math.inf:
@@ -122,7 +127,7 @@ def adaptive_share(total, index, count, threshold, min_samples):
     _, samples = sample_share(total, index, count)
     if first_test >= total:
         return threshold, samples
-    steps = first_test // ADAPTIVE_STEP
+    steps = -(-min_samples // ADAPTIVE_STEP)
     mine = max(1, steps // count + (1 if index < steps % count else 0))
     # Cycles tests after sample (min + 1) | (step - 1), counted from 0 in
     # the part: min = mine * step - 2 makes that sample mine * step - 1.

@@ -1,5 +1,6 @@
 // Command split measures a still frame split into parts (internal/blender's
-// Part and Merge) with the real Blender: how close the merged frame is to
+// Part and Merge, in Blenders kept warm as a render node keeps them) with
+// the real Blender: how close the merged frame is to
 // the whole render against the noise floor (two whole renders that differ
 // only in their seed), in samples and tiles mode; how much faster two
 // single-threaded Blenders render a frame in parts than one renders it
@@ -102,13 +103,13 @@ func main() {
 			fmt.Printf("  %-7s %d parts on 2 Blenders: parts %.2f s (%.2fx as fast as the whole); merge %.2f s, %.2f s of it in Blender (%.1f %% of the whole render); %.2fx with the merge\n",
 				mode, parts, renderTime.Seconds(), wholeTime.Seconds()/renderTime.Seconds(), mergeTime.Seconds(),
 				mergeInBlender.Seconds(), 100*mergeInBlender.Seconds()/wholeTime.Seconds(), wholeTime.Seconds()/(renderTime+mergeTime).Seconds())
-			fmt.Printf("          CPU: the parts %.2f s in all, %.2f times the whole render's; on 2 idle cores, parts of even cost would take %.2f s: %.2fx\n",
+			fmt.Printf("          CPU: the parts and the merge %.2f s in all, %.2f times the whole render's; on 2 idle cores, work of even cost would take %.2f s: %.2fx\n",
 				partsCPU, partsCPU/wholeCPU, partsCPU/2, 2*wholeCPU/partsCPU)
 		}
 	}
 
 	// The merge as the parts grow.
-	fmt.Printf("\nmerge time by parts: wall (a Blender start and the file's load included), and in Blender\n")
+	fmt.Printf("\nmerge time by parts: wall (in the session of a part: the file's load again included), and in Blender\n")
 	for _, field := range strings.Split(*mergeParts, ",") {
 		parts, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil {
@@ -182,18 +183,23 @@ func renderWhole(ctx context.Context, r *blender.Runner, blend, work string) (im
 }
 
 // split renders the frame in parts on processes Blenders at once, places
-// them as the farm does, and merges them; it answers the frame, the wall
-// time of the parts and of the merge, the merge's time in Blender (its
-// start and the file's load left out), and the CPU seconds the parts'
-// Blenders used in all.
+// them as the farm does, and merges them, with Blender kept warm as a
+// render node keeps it (blender.Sessions): a Blender that rendered a part
+// renders its next part, and the merge, after loading the file again
+// rather than starting anew. It answers the frame, the wall time of the
+// parts and of the merge, the merge's time in Blender (the file's load
+// left out), and the CPU seconds the parts' and the merge's Blenders used
+// in all.
 func split(ctx context.Context, r *blender.Runner, blend, work string, mode blender.SplitMode, parts, processes int) (image.Image, time.Duration, time.Duration, time.Duration, float64) {
-	dir, err := os.MkdirTemp(work, "merge-")
+	dir, err := os.MkdirTemp(work, "job-")
 	if err != nil {
 		benchkit.Fatalf("%v", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, "parts"), 0o755); err != nil {
+	merge := filepath.Join(dir, "merge")
+	if err := os.MkdirAll(filepath.Join(merge, "parts"), 0o755); err != nil {
 		benchkit.Fatalf("%v", err)
 	}
+	pool := &blender.Sessions{Runner: r, KeepAlive: time.Minute, Max: processes}
 	next := make(chan int, parts)
 	for i := range parts {
 		next <- i
@@ -209,10 +215,10 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 			defer wg.Done()
 			for i := range next {
 				out := filepath.Join(dir, fmt.Sprintf("render-%d", i))
-				_, err := r.Render(ctx, blender.RenderJob{BlendPath: blend, Frames: []int{1}, OutputDir: out,
-					Settings: blender.Settings{Part: &blender.Part{Mode: mode, Index: i, Count: parts}}}, func(ev blender.Event) {
+				_, err := pool.Render(ctx, blender.RenderJob{BlendPath: blend, Frames: []int{1}, OutputDir: out,
+					Settings: blender.Settings{Part: &blender.Part{Mode: mode, Index: i, Count: parts}}}, dir, func(ev blender.Event) {
 					if ev.Kind == blender.FrameSaved {
-						errs <- place(ev.Image, filepath.Join(dir, "parts", blender.PartFileName(i)))
+						errs <- place(ev.Image, filepath.Join(merge, "parts", blender.PartFileName(i)))
 					}
 				})
 				if err != nil {
@@ -223,7 +229,6 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 	}
 	wg.Wait()
 	renderTime := time.Since(start)
-	cpu = childCPU() - cpu
 	close(errs)
 	for err := range errs {
 		if err != nil {
@@ -232,10 +237,12 @@ func split(ctx context.Context, r *blender.Runner, blend, work string, mode blen
 	}
 	start = time.Now()
 	img, inBlender := frameOf(func(on func(blender.Event)) error {
-		_, err := r.Merge(ctx, blender.MergeJob{BlendPath: blend, Frame: 1, Mode: mode, Parts: parts, Dir: dir}, on)
+		_, err := pool.Merge(ctx, blender.MergeJob{BlendPath: blend, Frame: 1, Mode: mode, Parts: parts, Dir: merge}, on)
 		return err
 	})
-	return img, renderTime, time.Since(start), inBlender, cpu
+	mergeTime := time.Since(start)
+	pool.Close()
+	return img, renderTime, mergeTime, inBlender, childCPU() - cpu
 }
 
 // place copies a part's file where the merge reads it.

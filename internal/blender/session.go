@@ -1,6 +1,7 @@
 package blender
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -354,16 +355,54 @@ func (s *Session) Inspect(ctx context.Context) (*farm.Inspection, error) {
 func (s *Session) renders(job RenderJob, settings string) bool {
 	s.busy.Lock()
 	defer s.busy.Unlock()
+	return s.loaded(job) && (s.settings == "" || s.settings == settings)
+}
+
+// reloads reports whether the session could render job once reloaded
+// (see Reload): it holds job's file and scene, whatever settings it has
+// applied.
+func (s *Session) reloads(job RenderJob) bool {
+	s.busy.Lock()
+	defer s.busy.Unlock()
+	return s.loaded(job)
+}
+
+// loaded reports whether the session holds job's file and scene. The
+// caller holds s.busy.
+func (s *Session) loaded(job RenderJob) bool {
 	if s.broken || job.BlendPath != s.spec.BlendPath {
 		return false
 	}
 	if job.Scene != "" && job.Scene != s.scene {
 		return false
 	}
-	if job.Scene == "" && s.spec.Scene != "" {
-		return false
+	return job.Scene != "" || s.spec.Scene == ""
+}
+
+// Reload loads the session's file again, as at its start, and forgets the
+// settings applied, so that the session can render with others (another
+// part of a split frame) or merge a split frame: that costs the file's
+// load, not Blender's start as well. Whatever the commands before changed
+// in the scene is gone: the next render configures the file as it is on
+// disk. A session that has applied no settings is left as it is; a failed
+// reload ends the session.
+func (s *Session) Reload(ctx context.Context) error {
+	s.busy.Lock()
+	defer s.busy.Unlock()
+	if s.settings == "" && !s.broken {
+		return nil
 	}
-	return s.settings == "" || s.settings == settings
+	out := newChunkOutput(RenderJob{}, nil, nil)
+	ok, _, _, err := s.do(ctx, map[string]any{"op": "reload"}, out)
+	out.finish()
+	if err == nil && !ok {
+		err = errors.New(cmp.Or(out.firstError, "the file did not load again"))
+	}
+	if err != nil {
+		return fmt.Errorf("blender: reloading %s: %w", filepath.Base(s.spec.BlendPath), err)
+	}
+	s.settings, s.format, s.layout = "", imageFormat{}, nil
+	return nil
 }
 
 // Render renders job's frames in the session, as Runner.Render does in a

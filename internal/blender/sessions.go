@@ -54,10 +54,11 @@ func (p *Sessions) Inspect(ctx context.Context, blendPath, outputRoot string) (*
 }
 
 // Render renders job in an idle session of the same file, scene and
-// settings when there is one, else in a new session, and keeps the session
-// for the next chunk if the render succeeded. outputRoot must hold
-// job.OutputDir; the job's chunks should all use the same, as a session
-// may write only there.
+// settings when there is one, else in an idle session of the same file and
+// scene reloaded (another part of a split frame, whose settings differ in
+// the part), else in a new session, and keeps the session for the next
+// chunk if the render succeeded. outputRoot must hold job.OutputDir; the
+// job's chunks should all use the same, as a session may write only there.
 func (p *Sessions) Render(ctx context.Context, job RenderJob, outputRoot string, onEvent func(Event)) (*RenderResult, error) {
 	if err := checkJob(&job); err != nil {
 		return nil, err
@@ -66,16 +67,27 @@ func (p *Sessions) Render(ctx context.Context, job RenderJob, outputRoot string,
 	if err != nil {
 		return nil, err
 	}
-	if s := p.take(job, outputRoot); s != nil {
+	settings, err := jsonString(job.Settings)
+	if err != nil {
+		return nil, err
+	}
+	if s := p.take(job, settings, func(root string) bool { return root == outputRoot }); s != nil {
 		began := false
-		res, err := s.Render(ctx, job, func(ev Event) {
-			if ev.Kind == FrameStarted {
-				began = true
-			}
-			if onEvent != nil {
-				onEvent(ev)
-			}
-		})
+		var err error
+		if !s.renders(job, settings) {
+			err = s.Reload(ctx)
+		}
+		var res *RenderResult
+		if err == nil {
+			res, err = s.Render(ctx, job, func(ev Event) {
+				if ev.Kind == FrameStarted {
+					began = true
+				}
+				if onEvent != nil {
+					onEvent(ev)
+				}
+			})
+		}
 		if err == nil {
 			p.park(s)
 			return res, nil
@@ -101,10 +113,52 @@ func (p *Sessions) Render(ctx context.Context, job RenderJob, outputRoot string,
 	return res, nil
 }
 
-// Merge makes a split frame of its parts in a Blender of its own (see
-// Runner.Merge): a session that merged composites an image from then on,
-// so none is kept for the job's chunks.
+// Merge makes a split frame of its parts (see Session.Merge) in an idle
+// session of the file whose output directory holds job.Dir, reloaded (the
+// session that rendered one of the parts, most often: the merge then costs
+// no Blender start), else in a Blender of its own (Runner.Merge). A session
+// that merged composites an image from then on, so none is kept for the
+// job's chunks.
 func (p *Sessions) Merge(ctx context.Context, job MergeJob, onEvent func(Event)) (*RenderResult, error) {
+	if err := job.check(); err != nil {
+		return nil, err
+	}
+	render := job.renderJob()
+	if err := checkJob(&render); err != nil {
+		return nil, err
+	}
+	holds := func(root string) bool {
+		rel, err := filepath.Rel(root, job.Dir)
+		return err == nil && (rel == "." || filepath.IsLocal(rel))
+	}
+	settings, err := jsonString(render.Settings)
+	if err != nil {
+		return nil, err
+	}
+	if s := p.take(render, settings, holds); s != nil {
+		began := false
+		var err error
+		if !s.renders(render, settings) {
+			err = s.Reload(ctx)
+		}
+		var res *RenderResult
+		if err == nil {
+			res, err = s.Merge(ctx, job, func(ev Event) {
+				if ev.Kind == FrameStarted {
+					began = true
+				}
+				if onEvent != nil {
+					onEvent(ev)
+				}
+			})
+		}
+		p.close(s)
+		if err == nil || began || ctx.Err() != nil {
+			return res, err
+		}
+		// As in Render: a session that broke before the merge began leaves
+		// the merge to a fresh Blender.
+	}
 	return p.Runner.Merge(ctx, job, onEvent)
 }
 
@@ -182,13 +236,11 @@ func (p *Sessions) start(spec SessionSpec) (*Session, error) {
 	return s, nil
 }
 
-// take removes from the idle list and answers the session that can render
-// job, if any.
-func (p *Sessions) take(job RenderJob, outputRoot string) *Session {
-	settings, err := jsonString(job.Settings)
-	if err != nil {
-		return nil
-	}
+// take removes from the idle list and answers a session of job's file and
+// scene whose output directory fits: one that renders with settings (the
+// JSON of job.Settings) as it is, else one that must reload first, else
+// nil.
+func (p *Sessions) take(job RenderJob, settings string, fits func(outputRoot string) bool) *Session {
 	var dead []*Session
 	defer func() {
 		for _, s := range dead {
@@ -197,22 +249,35 @@ func (p *Sessions) take(job RenderJob, outputRoot string) *Session {
 	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	chosen := -1
 	for i := 0; i < len(p.idle); i++ {
 		is := p.idle[i]
-		if is.s.spec.OutputRoot != outputRoot || !is.s.renders(job, settings) {
+		if !fits(is.s.spec.OutputRoot) {
 			continue
 		}
-		is.timer.Stop()
-		p.idle = append(p.idle[:i], p.idle[i+1:]...)
 		if !is.s.Alive() {
 			// Its Blender died while idle: the next chunk gets a new one.
+			is.timer.Stop()
 			dead = append(dead, is.s)
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
 			i--
 			continue
 		}
-		return is.s
+		if is.s.renders(job, settings) {
+			chosen = i
+			break
+		}
+		if chosen < 0 && is.s.reloads(job) {
+			chosen = i
+		}
 	}
-	return nil
+	if chosen < 0 {
+		return nil
+	}
+	s := p.idle[chosen].s
+	p.idle[chosen].timer.Stop()
+	p.idle = append(p.idle[:chosen], p.idle[chosen+1:]...)
+	return s
 }
 
 // park keeps s idle for KeepAlive, or ends it if it cannot serve again.

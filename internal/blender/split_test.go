@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Tests of a frame split into parts, with the real Blender on a scene each
@@ -395,6 +396,72 @@ func TestAPartRenderedTwiceMergesTheSame(t *testing.T) {
 		if e.Name() != "scene.blend" && e.Name() != "merge" {
 			t.Errorf("something wrote %s beside the merge directory", e.Name())
 		}
+	}
+}
+
+// TestAWarmSessionRendersTheNextPartAndMerges: as the farm keeps Blender
+// warm, a session that rendered one part of a split frame renders the
+// next part and then merges the frame, each after loading the file again
+// rather than starting another Blender: one Blender start in all. The
+// reload forgets what the part changed in the scene (its border and crop,
+// its format), so the merged frame is the one a Blender of its own makes
+// of the same parts, pixel for pixel; a merge on the tile's border would
+// be the tile's size.
+func TestAWarmSessionRendersTheNextPartAndMerges(t *testing.T) {
+	r := needBlender(t)
+	starts := countStarts(r)
+	p := &Sessions{Runner: r, KeepAlive: time.Minute, Max: 1}
+	defer p.Close()
+	dir := t.TempDir()
+	blend := makeSplitScene(t, splitScene{Out: filepath.Join(dir, "scene.blend"), Samples: 8, Width: 48, Height: 32})
+	root := filepath.Join(dir, "out")
+	merge := filepath.Join(root, "merge-1")
+	if err := os.MkdirAll(filepath.Join(merge, "parts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		part := Part{Mode: SplitTiles, Index: i, Count: 2}
+		_, err := p.Render(context.Background(), RenderJob{BlendPath: blend, Frames: []int{1},
+			OutputDir: filepath.Join(root, fmt.Sprintf("part-%d", i)), Settings: Settings{Part: &part}}, root, func(ev Event) {
+			if ev.Kind == FrameSaved {
+				if err := os.WriteFile(filepath.Join(merge, "parts", PartFileName(i)), imageBytes(t, ev.Image), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("%d Blender starts for 2 parts in a pool of 1, want 1", n)
+	}
+
+	var warm []byte
+	_, err := p.Merge(context.Background(), MergeJob{BlendPath: blend, Frame: 1, Mode: SplitTiles, Parts: 2, Dir: merge}, func(ev Event) {
+		if ev.Kind == FrameSaved {
+			warm = imageBytes(t, ev.Image)
+		}
+	})
+	if err != nil {
+		t.Fatalf("merging in the warm session: %v", err)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("%d Blender starts after the merge, want 1: the merge took the part's session", n)
+	}
+	if live, idle := p.Live(); live != 0 || idle != 0 {
+		t.Errorf("after the merge: live %d, idle %d; want the merged session ended", live, idle)
+	}
+	if warm == nil {
+		t.Fatal("the warm merge saved no frame")
+	}
+	cold := decode(t, mergeParts(t, r, blend, "", SplitTiles, 2, merge))
+	got := decode(t, warm)
+	if got.Bounds() != cold.Bounds() {
+		t.Fatalf("the warm session's merge is %v, a fresh Blender's %v", got.Bounds(), cold.Bounds())
+	}
+	if diff := meanAbsDiff(got, cold, cold.Bounds()); diff != [4]float64{} {
+		t.Errorf("the warm session's merge differs from a fresh Blender's by %.3f", diff)
 	}
 }
 

@@ -25,6 +25,10 @@
 #       makes frame F of the split frame's part files P (split.py) and
 #       writes it into DIR as render writes a frame, with the same lines;
 #       the scene is the merge's after it, so a session merges once
+#   {"op": "reload", "nonce": N}
+#       loads the job's .blend again, as at the start: whatever the
+#       commands before changed (a part's samples or border, a merge's
+#       compositor) is gone, and the next configure starts from the file
 # Each ends with the line "renderfarm-session N ok" (or "... N failed"),
 # written after Blender's own output for it has been flushed, so the worker
 # reads every line a command caused before its end. The nonce is new for
@@ -53,6 +57,9 @@ _libc = ctypes.CDLL(None)
 SCENE = None
 # Whether each frame also gets a JPEG proxy for the preview (outputs.py).
 PROXY = False
+# The .blend the session loaded, read once from SESSION.json at the start:
+# a reload opens this path, never what the run directory holds by then.
+BLEND = None
 
 
 def load(name):
@@ -80,18 +87,28 @@ def signal(command, *words):
 
 def open_blend():
     """Load the job's .blend, its scripts, drivers and handlers kept off."""
+    global BLEND
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     if len(argv) != 1:
         error("session.py expects one argument after --: the session JSON path")
         sys.exit(1)
     with open(argv[0], encoding="utf-8") as f:
         session = json.load(f)
+    BLEND = session["blendPath"]
     try:
-        bpy.ops.wm.open_mainfile(filepath=session["blendPath"], load_ui=False, use_scripts=False)
+        bpy.ops.wm.open_mainfile(filepath=BLEND, load_ui=False, use_scripts=False)
     except RuntimeError:
         # Blender has printed why ("Error: ... Failed to read blend file").
         flush()
         sys.exit(1)
+
+
+def reload(command):
+    global SCENE, PROXY
+    SCENE, PROXY = None, False
+    # A file that loaded at the start loads again; if it does not now, the
+    # RuntimeError fails the command, and the worker ends the session.
+    bpy.ops.wm.open_mainfile(filepath=BLEND, load_ui=False, use_scripts=False)
 
 
 def inspect(command):
@@ -183,7 +200,7 @@ def merge(command):
     return render_frame(command, scene, outputs, out, frame, start)
 
 
-OPS = {"inspect": inspect, "configure": configure, "render": render, "merge": merge}
+OPS = {"inspect": inspect, "configure": configure, "render": render, "merge": merge, "reload": reload}
 
 
 def serve():

@@ -71,6 +71,40 @@ if spec.get("nodes"):
     lonely = tree.nodes.new("CompositorNodeOutputFile")
     lonely.name = "Lonely"
     lonely.base_path = spec["aoBase"]
+if spec.get("groups"):
+    # File Output nodes inside node groups: "Passes" holds one, and a group
+    # of its own, "Deeper", that holds another; "Passes" is used twice, and
+    # "Silent" only by a muted group node.
+    scene.use_nodes = True
+    tree = scene.node_tree
+    layers = tree.nodes["Render Layers"]
+    def group_of(name, base):
+        group = bpy.data.node_groups.new(name, "CompositorNodeTree")
+        if hasattr(group, "interface"):
+            group.interface.new_socket("Image", in_out="INPUT", socket_type="NodeSocketColor")
+        else:
+            group.inputs.new("NodeSocketColor", "Image")
+        given = group.nodes.new("NodeGroupInput")
+        out = group.nodes.new("CompositorNodeOutputFile")
+        out.name = "Out"
+        out.base_path = base
+        out.format.file_format = "PNG"
+        out.file_slots[0].path = name.lower() + "_"
+        group.links.new(given.outputs[0], out.inputs[0])
+        return group, given
+    def use(tree, group, name, mute=False):
+        node = tree.nodes.new("CompositorNodeGroup")
+        node.node_tree = group
+        node.name = name
+        node.mute = mute
+        return node
+    passes, given = group_of("Passes", spec["aoBase"])
+    deeper, _ = group_of("Deeper", "//deeper/")
+    inner = use(passes, deeper, "Inner")
+    passes.links.new(given.outputs[0], inner.inputs[0])
+    silent, _ = group_of("Silent", spec["aoBase"])
+    for name, group, mute in (("Once", passes, False), ("Twice", passes, False), ("Muted", silent, True)):
+        tree.links.new(layers.outputs["Image"], use(tree, group, name, mute).inputs[0])
 bpy.ops.wm.save_as_mainfile(filepath=spec["out"])
 `
 
@@ -81,8 +115,10 @@ type outputsScene struct {
 	OutputPath string `json:"outputPath,omitempty"`
 	// Stereo is how the views are written: INDIVIDUAL or STEREO_3D; ""
 	// for a scene of one view.
-	Stereo    string `json:"stereo,omitempty"`
-	Nodes     bool   `json:"nodes,omitempty"`
+	Stereo string `json:"stereo,omitempty"`
+	Nodes  bool   `json:"nodes,omitempty"`
+	// Groups adds File Output nodes inside node groups.
+	Groups    bool   `json:"groups,omitempty"`
 	DepthBase string `json:"depthBase,omitempty"`
 	AOBase    string `json:"aoBase,omitempty"`
 }
@@ -200,6 +236,45 @@ func renderTakesEveryFileOfAFrame(t *testing.T, r *Runner) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "passes")); !os.IsNotExist(err) {
 		t.Errorf("the depth node wrote beside the .blend: %v", err)
+	}
+}
+
+// TestFileOutputNodesInsideGroupsAreTaken: Blender runs the File Output
+// nodes inside the node groups a scene's compositor uses, a group inside a
+// group too, so the farm sends their files into the run and takes them as
+// it takes the scene's own nodes, named for download by their group and
+// their name. A group used twice writes its node's file once for the
+// frame; a muted group writes nothing; no node writes where its base path
+// points. On every Blender of the machine.
+func TestFileOutputNodesInsideGroupsAreTaken(t *testing.T) {
+	needBlender(t)
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	dir := t.TempDir()
+	blend := makeScene(t, outputsScene{Out: filepath.Join(dir, "groups.blend"), Groups: true, AOBase: elsewhere + "/"})
+	for _, each := range runnersHere(t) {
+		t.Run(each.name, func(t *testing.T) {
+			files := renderAll(t, each.r, blend, []int{1}, farm.NamingFarm)
+			var got []string
+			for _, f := range files {
+				got = append(got, f.name+" "+f.output.CompositeNodeName+" "+f.output.RelativePath)
+				if !bytes.HasPrefix(f.body, []byte("\x89PNG")) {
+					t.Errorf("%s is not a PNG", f.name)
+				}
+			}
+			want := []string{
+				"frame_0001.png  frame_0001.png",
+				"nodes/0/0/f_0001.png Passes/Out Passes_Out/passes_0001.png",
+				"nodes/1/0/f_0001.png Deeper/Out Deeper_Out/deeper_0001.png",
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("the frame's files:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+	for _, place := range []string{elsewhere, filepath.Join(dir, "deeper")} {
+		if entries, err := os.ReadDir(place); !os.IsNotExist(err) {
+			t.Errorf("a node in a group wrote outside the run, into %s: %v", place, entries)
+		}
 	}
 }
 

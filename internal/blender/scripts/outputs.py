@@ -12,8 +12,10 @@
 #   OUT/nodes/I/f_0001[S].exr          File Output node I when it is multilayer
 #   OUT/preview/frame_0001[S0].jpg     the preview proxy of an OpenEXR frame,
 #                                      through the scene's view transform
-#   OUT/unlisted/N/...                 every other File Output node: written
-#                                      in the run, never taken
+#   OUT/unlisted/N/...                 every other File Output node (muted,
+#                                      fed by nothing, in a muted group or in
+#                                      another scene's compositor): written in
+#                                      the run, never taken
 # The suffix S of the K-th view rendered is "_L" for the view named left,
 # "_R" for right, "_V<K>" otherwise: the farm's, not the file's, since a
 # suffix is part of a file name Blender makes.
@@ -86,25 +88,61 @@ def compositing_runs(scene):
     return bool(scene.use_nodes and scene.render.use_compositing and scene.node_tree is not None)
 
 
+# Bound the walk into node groups (a group in a group in a group…).
+MAX_GROUP_DEPTH = 16
+
+
 def listed_nodes(scene):
     """The File Output nodes that write files when the scene renders, with
-    the indexes of their inputs that are fed."""
+    the indexes of their inputs that are fed: those of the scene's
+    compositor, and those inside the node groups it uses (in groups inside
+    groups too), which Blender runs as well (3.4 and 4.3: checked). A group
+    used twice writes its nodes' files twice under the same names, the last
+    one kept, so each node is listed once. A muted group runs nothing
+    inside it. A group linked from a library is read-only, so its nodes
+    cannot be sent into the run's directory: they are not listed."""
     if not compositing_runs(scene):
         return []
     listed = []
-    for node in scene.node_tree.nodes:
-        if node.bl_idname != "CompositorNodeOutputFile" or node.mute:
-            continue
-        fed = [i for i, socket in enumerate(node.inputs) if socket.is_linked][:MAX_SLOTS]
-        if not fed:
-            continue
-        listed.append((node, fed))
-        if len(listed) >= MAX_NODES:
-            break
+    walked = set()
+
+    def walk(tree, depth):
+        walked.add(tree.as_pointer())
+        for node in tree.nodes:
+            if len(listed) >= MAX_NODES:
+                return
+            if node.mute:
+                continue
+            if node.bl_idname == "CompositorNodeGroup":
+                group = node.node_tree
+                if group is not None and group.as_pointer() not in walked and depth < MAX_GROUP_DEPTH:
+                    walk(group, depth + 1)
+                continue
+            if node.bl_idname != "CompositorNodeOutputFile":
+                continue
+            if tree.library is not None:
+                # A linked library's group cannot be redirected (its nodes
+                # are read-only): it writes in the run, never taken.
+                continue
+            fed = [i for i, socket in enumerate(node.inputs) if socket.is_linked][:MAX_SLOTS]
+            if fed:
+                listed.append((node, fed))
+
+    walk(scene.node_tree, 0)
     return listed
 
 
-def describe_node(node, fed):
+def node_name(scene, node):
+    """A File Output node's name for the farm: its own in the scene's
+    compositor, its group's and its own inside a group ("Group/Node"), which
+    no two nodes share."""
+    tree = node.id_data
+    if tree == scene.node_tree:
+        return node.name
+    return "%s/%s" % (tree.name, node.name)
+
+
+def describe_node(scene, node, fed):
     node_format = node.format
     multilayer = node_format.file_format == "OPEN_EXR_MULTILAYER"
     slots = []
@@ -122,7 +160,7 @@ def describe_node(node, fed):
             "imageViews": views_format_of(fmt),
         })
     return {
-        "name": node.name,
+        "name": node_name(scene, node),
         "format": node_format.file_format,
         "codec": codec_of(node_format),
         "imageViews": views_format_of(node_format),
@@ -132,7 +170,7 @@ def describe_node(node, fed):
 
 
 def file_output_nodes(scene):
-    return [describe_node(node, fed) for node, fed in listed_nodes(scene)]
+    return [describe_node(scene, node, fed) for node, fed in listed_nodes(scene)]
 
 
 def render_passes(scene):
@@ -205,7 +243,7 @@ def redirect(scene, output_dir):
         for node in tree.nodes:
             if node.bl_idname != "CompositorNodeOutputFile":
                 continue
-            entry = listed.get(node.as_pointer()) if tree == scene.node_tree else None
+            entry = listed.get(node.as_pointer())
             if entry is None:
                 try:
                     node.base_path = "%s/unlisted/%d/" % (output_dir, unlisted)

@@ -130,26 +130,36 @@ type zipEntry struct {
 // its own, for the video only. A frame of a job rendered before its files
 // were recorded one by one is its ObjectKey alone. Names are made unique
 // in each zip.
+//
+// ffmpeg reads the preview's images in one format, the first one's, so
+// the video is made of the images of the format most frames offer: a
+// frame whose preview is of another (an OpenEXR frame whose proxy could
+// not be made, among frames that have theirs) shows the nearest frame
+// before it that has one of that format (after it, at the start), read
+// again for the video, so that the video keeps every frame's place.
 func zipEntries(done []store.Frame, outputs map[int][]farm.FrameOutput) (framesZip, nodesZip []zipEntry, previews []string) {
 	frameNames, nodeNames := map[string]bool{}, map[string]bool{}
-	for _, f := range done {
+	own, proxy := make([]string, len(done)), make([]bool, len(done))
+	filesOf := make([][]farm.FrameOutput, len(done))
+	for i, f := range done {
 		files := outputs[f.Frame]
 		if len(files) == 0 {
 			name := farm.DownloadName(f.ObjectKey)
 			files = []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: name, RelativePath: name, ObjectKey: f.ObjectKey, SizeBytes: f.SizeBytes}}
 		}
-		preview := ""
+		filesOf[i] = files
+		own[i] = f.ObjectKey
 		for _, o := range files {
 			if o.Kind == farm.OutputPreview {
-				preview = o.ObjectKey
+				own[i], proxy[i] = o.ObjectKey, true
 			}
 		}
-		if preview == "" {
-			preview = f.ObjectKey
-		}
-		previews = append(previews, preview)
-		for _, o := range files {
-			entry := zipEntry{key: o.ObjectKey, size: o.SizeBytes, modified: f.UpdatedAt, video: o.ObjectKey == preview}
+	}
+	previews = previewSequence(own, proxy)
+	for i, f := range done {
+		read := false // the frame's preview was read with its files
+		for _, o := range filesOf[i] {
+			entry := zipEntry{key: o.ObjectKey, size: o.SizeBytes, modified: f.UpdatedAt, video: o.ObjectKey == previews[i]}
 			switch o.Kind {
 			case farm.OutputFrame:
 				entry.name = farm.Unique(o.RelativePath, frameNames)
@@ -158,11 +168,59 @@ func zipEntries(done []store.Frame, outputs map[int][]farm.FrameOutput) (framesZ
 				entry.name, entry.video = farm.Unique(o.RelativePath, nodeNames), false
 				nodesZip = append(nodesZip, entry)
 			case farm.OutputPreview:
+				if !entry.video {
+					continue // another frame's preview stands in for this one
+				}
 				framesZip = append(framesZip, entry)
 			}
+			read = read || entry.video
+		}
+		if !read {
+			framesZip = append(framesZip, zipEntry{key: previews[i], video: true})
 		}
 	}
 	return framesZip, nodesZip, previews
+}
+
+// previewSequence answers the preview video's image for each frame, given
+// each frame's own and whether it is a proxy: its own when of the video's
+// format, else the nearest earlier frame's of that format, else the
+// nearest later one's. The video's format is the proxies' when any frame
+// has one (a proxy is made to be seen, its OpenEXR frame is linear light),
+// else the one most frames' images are in (the earliest frame's among
+// formats as common).
+func previewSequence(own []string, proxy []bool) []string {
+	counts := map[string]int{}
+	format := ""
+	for i, key := range own {
+		ext := path.Ext(key)
+		if proxy[i] {
+			format = ext
+			break
+		}
+		counts[ext]++
+		if format == "" || counts[ext] > counts[format] {
+			format = ext
+		}
+	}
+	sequence := make([]string, len(own))
+	last := ""
+	for i, key := range own {
+		if path.Ext(key) == format {
+			last = key
+		}
+		sequence[i] = last
+	}
+	last = ""
+	for i := len(own) - 1; i >= 0; i-- {
+		if path.Ext(own[i]) == format {
+			last = own[i]
+		}
+		if sequence[i] == "" {
+			sequence[i] = last
+		}
+	}
+	return sequence
 }
 
 // storeZip stores under key a zip of entries, in order, and hands the

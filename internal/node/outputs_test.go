@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -162,4 +165,90 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestAFrameWithoutItsProxyKeepsItsPlaceInThePreview: OpenEXR frames whose
+// JPEG proxy could not be made (frames 1 and 3 of 4) are not images ffmpeg
+// can read among the others' JPEGs: the preview shows the nearest proxy in
+// their place (frame 2's for both: before frame 3, after frame 1), so it
+// still has a frame for each frame, and the zip still every view.
+func TestAFrameWithoutItsProxyKeepsItsPlaceInThePreview(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		const frames = 4
+		proxies := grayFrames(t, frames, ".jpg")
+		job := f.RenderingJob(f.api, frames, 2)
+		tasks := f.Tasks(job.ID, store.TaskRender)
+		for _, task := range tasks {
+			ref := f.Ref(task)
+			f.claim(ref)
+			for _, n := range f.startChunk(ref) {
+				files := stereoFrameFiles(n, proxies[n-1])
+				if n%2 == 1 {
+					files = files[:len(files)-1] // no proxy
+				}
+				if err := f.node.storeFrame(f.Ctx, nil, ref, n, files, 1, nil); err != nil {
+					t.Fatalf("frame %d: %v", n, err)
+				}
+			}
+		}
+		for _, task := range tasks {
+			if err := f.node.endChunk(f.Ctx, f.Ref(task), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+		done := f.Job(job.ID)
+		if done.Status != farm.StatusCompleted {
+			t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+		}
+		names, _ := f.zipEntriesOf(done.Files.FramesZipKey, done.Files.FramesZipSize)
+		if len(names) != 2*frames {
+			t.Errorf("frames.zip holds %q, want both views of %d frames", names, frames)
+		}
+		if done.Files.VideoKey == "" {
+			t.Fatal("no preview video")
+		}
+		means := f.previewMeans(done.Files.VideoKey)
+		if len(means) != frames {
+			t.Fatalf("the preview has %d frames, want %d", len(means), frames)
+		}
+		// The proxies are ever brighter (grayFrames): frame 2's stands in
+		// for frames 1 and 3, and frame 4's is brighter still.
+		for _, i := range []int{0, 2} {
+			if d := means[i] - means[1]; d < -1 || d > 1 {
+				t.Errorf("preview frame %d has mean gray %.1f, frame 2 %.1f: want frame 2's proxy in its place", i+1, means[i], means[1])
+			}
+		}
+		if means[3] <= means[1]+5 {
+			t.Errorf("preview frame 4 has mean gray %.1f, frame 2 %.1f: want its own, brighter proxy", means[3], means[1])
+		}
+	})
+}
+
+// previewMeans decodes the stored preview video and answers the mean gray
+// level of each of its frames.
+func (f *fixture) previewMeans(key string) []float64 {
+	f.T.Helper()
+	path := filepath.Join(f.T.TempDir(), "preview.mp4")
+	if err := os.WriteFile(path, f.read(key), 0o644); err != nil {
+		f.T.Fatal(err)
+	}
+	gray, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1").Output()
+	if err != nil {
+		f.T.Fatalf("decode the preview: %v", err)
+	}
+	const size = 64 * 36
+	var means []float64
+	for i := 0; i+size <= len(gray); i += size {
+		sum := 0
+		for _, v := range gray[i : i+size] {
+			sum += int(v)
+		}
+		means = append(means, float64(sum)/size)
+	}
+	return means
 }

@@ -143,6 +143,9 @@ type Node struct {
 	// releaseTask is store.ReleaseTask; the tests of a release that fails
 	// wrap it.
 	releaseTask func(ctx context.Context, id string, generation int) error
+	// retryChunkLater is engine.RetryChunkLater; the tests of a failed
+	// chunk that cannot wait for another slot wrap it.
+	retryChunkLater func(ctx context.Context, ref engine.TaskRef, backoff time.Duration) error
 
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
@@ -213,6 +216,7 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
 	n.releaseTask = n.store.ReleaseTask
+	n.retryChunkLater = n.engine.RetryChunkLater
 	// Chunks come on this run's own queue, as many at once as it has
 	// slots: the dispatcher gives it no more than that.
 	queues := map[string]int{engine.RenderQueue(n.workerID): cfg.Slots, engine.QueueControl: controlSlots}

@@ -63,7 +63,13 @@ func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
 		return river.JobSnooze(setAsideRetry)
 	}
 	t := w.start(w.n, rj.Args)
-	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
+	// A chunk's earlier attempts, which failed and freed their slot, were
+	// other River jobs': its attempts count them too.
+	failedBefore := 0
+	if args, ok := any(rj.Args).(engine.RenderArgs); ok {
+		failedBefore = args.FailedAttempts
+	}
+	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), failedBefore+rj.Attempt, failedBefore+rj.MaxAttempts, t)
 	t.done(recorded)
 	if w.kind == store.TaskRender && !recorded {
 		w.n.fillSlots(context.WithoutCancel(ctx))
@@ -225,6 +231,9 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 		}
 		last = last || failJob
 	}
+	if workErr != nil && !last && kind == store.TaskRender {
+		return false, n.waitForAnotherSlot(ctx, w, ref, attempt, workErr)
+	}
 	if workErr != nil && !last {
 		n.log.Warn("task failed; River retries it", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", workErr)
 		n.release(ctx, ref)
@@ -305,6 +314,44 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
 	}
 	return nil
+}
+
+// waitForAnotherSlot gives up the slot of a chunk whose attempt failed with
+// attempts left: the chunk waits for the dispatcher again, from
+// chunkRetry(attempt) on (engine.RetryChunkLater), so that this slot
+// takes another chunk at once (Work fills it once this returns) instead
+// of sleeping through the wait, and the retry may go to another node.
+// When the wait is over, this node dispatches the waiting chunks to every
+// free slot of the farm; if it is gone by then, the reaper's periodic
+// dispatch does. The River job ends canceled with the attempt's error
+// (river.JobCancel): River keeps the error and does not retry it, since
+// the chunk's next attempt is another River job's. Should the chunk not be returned (the
+// database is down for longer than the outage tolerance), it is released
+// for River's retry on this slot, as other tasks are.
+func (n *Node) waitForAnotherSlot(ctx context.Context, w *waiter, ref engine.TaskRef, attempt int, workErr error) error {
+	backoff := chunkRetry(attempt)
+	err := w.persist(ctx, func(ctx context.Context) error {
+		return n.retryChunkLater(ctx, ref, backoff)
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		return nil // canceled, or handed on, meanwhile
+	case err != nil:
+		n.log.Warn("task failed and could not wait for another slot; River retries it on this one", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", err)
+		n.release(ctx, ref)
+		return workErr
+	}
+	n.markBusy(ref.TaskID, false)
+	n.log.Warn("chunk failed; its slot is free, and it is dispatched again after a wait", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "wait", backoff, "err", workErr)
+	time.AfterFunc(backoff, func() {
+		if n.stopping.Load() {
+			return
+		}
+		if _, err := n.engine.DispatchIdle(context.WithoutCancel(ctx)); err != nil {
+			n.log.Warn("could not dispatch a chunk after its retry wait; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+		}
+	})
+	return river.JobCancel(workErr)
 }
 
 // claim takes a task for this worker. It answers false, with no error,

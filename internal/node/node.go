@@ -146,6 +146,8 @@ type Node struct {
 	// retryChunkLater is engine.RetryChunkLater; the tests of a failed
 	// chunk that cannot wait for another slot wrap it.
 	retryChunkLater func(ctx context.Context, ref engine.TaskRef, backoff time.Duration) error
+	// freed coalesces the dispatches of the slots freed by chunks' ends.
+	freed freedSlots
 
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
@@ -358,6 +360,7 @@ func (n *Node) Drain(ctx context.Context) {
 // stopped. Stop the engine first, so that no task runs any more.
 func (n *Node) Stop() {
 	n.stopping.Store(true)
+	n.freed.passes.Wait()
 	for _, in := range n.installs {
 		in.Blender.Close()
 	}

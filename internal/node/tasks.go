@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -264,19 +265,20 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // is no longer this holder's.
 //
 // A chunk's slot is free once the chunk ends: right after that
-// transaction, in one of its own that holds the dispatcher's lock, the
-// chunk's workspace is marked served and the dispatcher gives the slot
-// the next waiting chunk (unless the node stops), so that River starts
-// it on this node's queue the moment this attempt returns. The
+// transaction, the chunk's workspace is marked served and the dispatcher
+// gives the slot the next waiting chunk (unless the node stops), so that
+// River starts it on this node's queue as soon as it can (slotFreed). The
 // dispatcher's lock, which one dispatch in the farm holds at a time, is
 // so held for the dispatch alone, not while the chunk's end is recorded
-// (the job's lock, its frames, its events): with hundreds of slots, ends
-// recorded under it were what limited the farm (docs/performance.md,
+// (the job's lock, its frames, its events), and the slots that chunks
+// freed on this node while one dispatch waited for the lock are filled
+// by the next, together: with hundreds of slots, a locked transaction
+// for each chunk's end was what limited the farm (docs/performance.md,
 // section 5). The workspace is marked there too, not with the end: its
 // row is one every dispatch writes, and a chunk's end holding it while
 // it waited for the job's lock held up the dispatcher behind it. A node
-// that dies between the two leaves its slot to the reaper's periodic
-// dispatch, as a dispatch that failed does.
+// that dies before it dispatches leaves its slots to the reaper's
+// periodic dispatch, as a dispatch that failed does.
 func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
 	workspace := ""
@@ -300,20 +302,104 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 	if err != nil || workspace == "" {
 		return err
 	}
-	err = n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
-		if err := tx.MarkServed(ctx, workspace, time.Now()); err != nil {
-			return err
+	n.slotFreed(ctx, workspace)
+	return nil
+}
+
+// freedSlots coalesces the dispatches of a node's freed slots: while one
+// waits for the dispatcher's lock or holds it, the chunks that end on the
+// node meanwhile do not queue for the lock each, one transaction a slot;
+// they note their slot and return, and the next dispatch fills every
+// slot freed meanwhile, in one transaction.
+type freedSlots struct {
+	mu sync.Mutex
+	// running is set while a dispatch of this node's freed slots is under
+	// way; pending, when a slot was freed since it began.
+	running, pending bool
+	// served are the workspaces whose chunks ended since the last
+	// dispatch began, and when the last of each did.
+	served map[string]time.Time
+	// passes counts the dispatches that run on after their first, in a
+	// goroutine of their own; Stop waits for them.
+	passes sync.WaitGroup
+}
+
+// slotFreed gives the slot a chunk of workspace freed, just ended, the
+// next waiting chunk, with any other slot of this node freed meanwhile.
+// A chunk's end that finds no dispatch of this node's slots under way
+// dispatches at once, here, so that its slot's next chunk is given when
+// this attempt returns; one that finds one under way leaves its slot to
+// the next, which runs as soon as that one ends, in a goroutine of its
+// own, and so on while slots are freed. A dispatch that fails is only
+// logged: the reaper's periodic dispatch makes up for it.
+func (n *Node) slotFreed(ctx context.Context, workspace string) {
+	f := &n.freed
+	f.mu.Lock()
+	if f.served == nil {
+		f.served = map[string]time.Time{}
+	}
+	f.served[workspace] = time.Now()
+	if f.running {
+		f.pending = true
+		f.mu.Unlock()
+		return
+	}
+	f.running = true
+	f.mu.Unlock()
+	n.dispatchFreedSlots(ctx)
+	if !n.freedSlotsDone() {
+		f.passes.Add(1)
+		go func() {
+			defer f.passes.Done()
+			for {
+				n.dispatchFreedSlots(ctx)
+				if n.freedSlotsDone() {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// freedSlotsDone ends the dispatch of freed slots under way, unless a
+// slot was freed while it ran: then the caller runs the next.
+func (n *Node) freedSlotsDone() bool {
+	f := &n.freed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending {
+		f.pending = false
+		return false
+	}
+	f.running = false
+	return true
+}
+
+// dispatchFreedSlots is one dispatch of this node's freed slots, in a
+// transaction that holds the dispatcher's lock: the workspaces whose
+// chunks ended are marked served, and every free slot of the node takes
+// the next waiting chunk the farm's rule picks (unless the node stops).
+func (n *Node) dispatchFreedSlots(ctx context.Context) {
+	f := &n.freed
+	f.mu.Lock()
+	served := f.served
+	f.served = map[string]time.Time{}
+	f.mu.Unlock()
+	err := n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
+		for workspace, at := range served {
+			if err := tx.MarkServed(ctx, workspace, at); err != nil {
+				return err
+			}
 		}
 		if n.stopping.Load() {
 			return nil
 		}
-		_, err := n.engine.DispatchFreedSlot(ctx, tx, n.workerID)
+		_, err := n.engine.DispatchTo(ctx, tx, n.workerID)
 		return err
 	})
 	if err != nil {
-		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+		n.log.Warn("could not give the freed slots their next chunks; the periodic dispatch will", "err", err)
 	}
-	return nil
 }
 
 // waitForAnotherSlot gives up the slot of a chunk whose attempt failed with

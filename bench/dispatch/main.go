@@ -1,10 +1,13 @@
-// Command dispatch measures the dispatcher: the time from a worker's slot
-// freeing to its next chunk being started, that is the transaction a
-// render node runs as a chunk ends (the chunk marked done, the workspace
-// marked served, the farm's rule choosing the next chunk for the slot,
-// that chunk given to the worker and its River job inserted on the
-// worker's queue), with 10, 1,000 and 100,000 chunks waiting across 10
-// workspaces, on SQLite and on PostgreSQL.
+// Command dispatch measures the dispatcher: how long a render node's
+// dispatch after its chunks end holds the dispatcher's lock (the
+// workspaces marked served, the farm's rule choosing the next chunk for
+// each freed slot, each chunk given to the worker and its River job
+// inserted on the worker's queue), with 10, 1,000 and 100,000 chunks
+// waiting across 10 workspaces, on SQLite and on PostgreSQL; for a worker
+// whose one slot freed, and for one whose slots all freed while an
+// earlier dispatch waited for the lock, which one dispatch fills. The
+// chunks' ends, each a transaction of its own before the dispatch and
+// outside the lock, are not counted.
 //
 // The chunks are queued as a render request queues them (engine.
 // EnqueueChunks, one job per workspace, every job of its own priority),
@@ -12,7 +15,7 @@
 // on the worker's queue at its next fetch; that wait is River's, the
 // same whatever waits, and not counted here.
 //
-//	go run ./bench/dispatch [-waiting 10,1000,100000] [-workspaces 10] [-samples 200]
+//	go run ./bench/dispatch [-waiting 10,1000,100000] [-slots 1,10] [-workspaces 10] [-samples 200]
 //
 // PostgreSQL is measured when RENDERFARM_TEST_POSTGRES is set (as
 // scripts/services.sh sets it).
@@ -20,7 +23,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -49,8 +51,17 @@ const blenderVersion = "4.2.3"
 func main() {
 	waiting := flag.String("waiting", "10,1000,100000", "how many chunks wait, comma-separated cases")
 	workspaces := flag.Int("workspaces", 10, "how many workspaces the waiting chunks are spread over")
-	samples := flag.Int("samples", 200, "how many freed slots to time in each case")
+	samples := flag.Int("samples", 200, "how many dispatches to time in each case")
+	slotCases := flag.String("slots", "1,10", "the worker's slots, all freed before each dispatch, comma-separated cases")
 	flag.Parse()
+	var slotsOf []int
+	for _, s := range strings.Split(*slotCases, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			benchkit.Fatalf("-slots: %q is not a number of slots", s)
+		}
+		slotsOf = append(slotsOf, n)
+	}
 	var sizes []int
 	for _, s := range strings.Split(*waiting, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -70,18 +81,20 @@ func main() {
 	benchkit.AtExit(func() { os.RemoveAll(work) })
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "database\twaiting\tqueue them\tfreed slot to next chunk: median\tp95\tmax\t")
+	fmt.Fprintln(tw, "database\twaiting\tslots freed\tqueue them\tthe lock held by a dispatch: median\tp95\tmax\ta chunk given: median\t")
 	databases := []string{"sqlite"}
 	if os.Getenv("RENDERFARM_TEST_POSTGRES") != "" {
 		databases = append(databases, "postgres")
 	}
 	for _, db := range databases {
 		for _, n := range sizes {
-			st := openStore(ctx, db, work)
-			r := measure(ctx, st, work, n, *workspaces, *samples)
-			st.Close()
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", db, n, r.queue.Round(time.Millisecond),
-				ms(r.median), ms(r.p95), ms(r.max))
+			for _, slots := range slotsOf {
+				st := openStore(ctx, db, work)
+				r := measure(ctx, st, work, n, *workspaces, *samples, slots)
+				st.Close()
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", db, n, slots, r.queue.Round(time.Millisecond),
+					ms(r.median), ms(r.p95), ms(r.max), ms(r.median/time.Duration(slots)))
+			}
 		}
 	}
 	tw.Flush()
@@ -132,11 +145,12 @@ type result struct {
 	median, p95, max time.Duration
 }
 
-// measure queues n chunks over workspaces jobs, starts one worker of one
-// slot on the first of them, then frees its slot samples times: each time
-// the chunk it runs ends, in the transaction a node runs, which gives the
-// slot its next chunk.
-func measure(ctx context.Context, st *store.Store, work string, n, workspaces, samples int) result {
+// measure queues n chunks over workspaces jobs, starts one worker of
+// slots slots on the first of them, then frees its slots samples times:
+// each time the chunks it runs end, each in a transaction of its own, and
+// one dispatch, the one a node runs after them, gives every slot its next
+// chunk; that dispatch is timed.
+func measure(ctx context.Context, st *store.Store, work string, n, workspaces, samples, slots int) result {
 	objects, err := objstore.NewLocal(objstore.LocalConfig{Dir: filepath.Join(work, "objects"), BaseURL: "http://127.0.0.1:1", Secret: []byte(strings.Repeat("s", 32))})
 	if err != nil {
 		benchkit.Fatalf("%v", err)
@@ -184,40 +198,45 @@ func measure(ctx context.Context, st *store.Store, work string, n, workspaces, s
 
 	now := time.Now()
 	worker := store.Worker{ID: uuid.NewString(), Name: "bench-node", StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
-		BlenderVersions: []string{blenderVersion}, Slots: 1}
+		BlenderVersions: []string{blenderVersion}, Slots: slots}
 	if err := st.RegisterWorker(ctx, worker); err != nil {
 		benchkit.Fatalf("%v", err)
 	}
-	if got, err := eng.FillWorker(ctx, worker.ID); err != nil || got != 1 {
-		benchkit.Fatalf("the worker's first chunk: %d, %v", got, err)
+	if got, err := eng.FillWorker(ctx, worker.ID); err != nil || got != slots {
+		benchkit.Fatalf("the worker's first chunks: %d, %v; want %d", got, err, slots)
 	}
 	var took []time.Duration
-	for range min(samples, n-1) {
+	for range min(samples, n/slots-1) {
 		running, err := st.QueuedOn(ctx, worker.ID)
-		if err != nil || len(running) != 1 {
-			benchkit.Fatalf("chunks on the worker: %d, %v; want 1", len(running), err)
+		if err != nil || len(running) != slots {
+			benchkit.Fatalf("chunks on the worker: %d, %v; want %d", len(running), err, slots)
 		}
-		t := running[0]
-		if err := st.ClaimTask(ctx, t.ID, t.Generation, worker.ID); err != nil {
-			benchkit.Fatalf("claim: %v", err)
+		served := map[string]time.Time{}
+		for _, t := range running {
+			if err := st.ClaimTask(ctx, t.ID, t.Generation, worker.ID); err != nil {
+				benchkit.Fatalf("claim: %v", err)
+			}
+			if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.FinishTask(ctx, t.ID, t.Generation, store.TaskDone) }); err != nil {
+				benchkit.Fatalf("end a chunk: %v", err)
+			}
+			served[t.WorkspaceID] = time.Now()
 		}
 		start := time.Now()
 		err = st.InDispatchTx(ctx, func(tx *store.Tx) error {
-			if err := tx.FinishTask(ctx, t.ID, t.Generation, store.TaskDone); err != nil {
-				return err
-			}
-			if err := tx.MarkServed(ctx, t.WorkspaceID, time.Now()); err != nil {
-				return err
+			for workspace, at := range served {
+				if err := tx.MarkServed(ctx, workspace, at); err != nil {
+					return err
+				}
 			}
 			got, err := eng.DispatchTo(ctx, tx, worker.ID)
-			if err == nil && got != 1 {
-				err = errors.New("the freed slot took no chunk")
+			if err == nil && got != slots {
+				err = fmt.Errorf("the %d freed slots took %d chunks", slots, got)
 			}
 			return err
 		})
 		took = append(took, time.Since(start))
 		if err != nil {
-			benchkit.Fatalf("free the slot: %v", err)
+			benchkit.Fatalf("fill the freed slots: %v", err)
 		}
 	}
 	slices.Sort(took)

@@ -76,10 +76,16 @@ func (ValidateArgs) Kind() string { return "validate_file" }
 
 // RenderArgs are a render_chunk job's: render these frames of a job with
 // the Blender of BlenderVersion (the job's finalConfig.blenderVersion).
+//
+// FailedAttempts are the attempts at the chunk that failed before this
+// River job, on whichever worker (a failed attempt frees its slot and the
+// chunk is dispatched again, with a River job of its own): the job's
+// first attempt is the chunk's FailedAttempts+1.
 type RenderArgs struct {
 	TaskRef
 	Frames         []int  `json:"frames"`
 	BlenderVersion string `json:"blenderVersion,omitempty"`
+	FailedAttempts int    `json:"failedAttempts,omitempty"`
 }
 
 // Kind is River's name for the job.
@@ -153,9 +159,12 @@ func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.I
 		if task.WorkerID == "" {
 			return nil, nil, fmt.Errorf("task %s: a chunk gets a River job only once it is given to a worker", task.ID)
 		}
-		// The last attempt fails the job by itself, naming the frame.
-		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion},
-			&river.InsertOpts{Queue: RenderQueue(task.WorkerID), MaxAttempts: e.cfg.RenderAttempts}, nil
+		// The last attempt fails the job by itself, naming the frame. The
+		// River job has the attempts the chunk has left: River retries it
+		// only after a passing failure (its data could not be read), which
+		// counts against them too.
+		return RenderArgs{TaskRef: ref, Frames: frames, BlenderVersion: task.BlenderVersion, FailedAttempts: task.FailedAttempts},
+			&river.InsertOpts{Queue: RenderQueue(task.WorkerID), MaxAttempts: max(1, e.cfg.RenderAttempts-task.FailedAttempts)}, nil
 	case store.TaskMerge:
 		// A merge runs the job's Blender: only nodes that run it work
 		// that version's control queue.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -21,17 +22,22 @@ import (
 // render, of the workspace with the fewest running chunks per weight
 // under its quota, the highest priority, the oldest render request.
 //
-// River still runs every chunk: its workers, retries (on the same run's
-// queue, the slot kept), cancellation and rescue. What River cannot do
+// River still runs every chunk: its workers, cancellation and rescue,
+// and retries after a passing failure (its data could not be read). A
+// chunk whose render failed with attempts left frees its slot and waits
+// here again, from its retry wait on (RetryChunkLater). What River cannot do
 // (its four priority levels have no fairness between tenants, and a job
 // cannot be steered to a worker by what the worker offers) is decided
 // here, before River sees the chunk.
 //
 // Chunks are dispatched, each time in a transaction that takes the
-// dispatcher's lock first (store.InDispatchTx):
+// dispatcher's lock first (store.InDispatchTx), many in one transaction
+// where there are many free slots (what every slot's choice reads is
+// read once a transaction: see dispatch):
 //   - when a chunk ends, right after the transaction that finishes it:
-//     the freed slot takes the next chunk (the node calls
-//     DispatchFreedSlot);
+//     the node's freed slots take their next chunks (DispatchTo), the
+//     slots of all its chunks that ended while an earlier such dispatch
+//     waited for the lock in one transaction;
 //   - after a render request, to the live workers' free slots (DispatchIdle);
 //   - when a worker starts, or its attempt at a chunk ends without
 //     finishing it (a cancel, a hand-back), to its own slots (FillWorker);
@@ -51,12 +57,10 @@ func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) 
 	return e.dispatchTo(ctx, tx, workerID, math.MaxInt)
 }
 
-// DispatchFreedSlot gives the slot of the worker run workerID that one of
-// its chunks, just ended, freed the next waiting chunk, in tx, which must
-// hold the dispatcher's lock: one chunk at most. The run's other free
-// slots are those of chunks that ended too and whose own dispatch waits
-// for the lock: filled now, their chunks would wait for River until those
-// attempts return, each after its turn at the lock. It answers whether
+// DispatchFreedSlot gives one free slot of the worker run workerID the
+// next waiting chunk, in tx, which must hold the dispatcher's lock: one
+// chunk at most, whatever other slots of the run are free (a render node
+// fills all its freed slots at once, with DispatchTo). It answers whether
 // it gave one; a run that is stopping, or gone, gets none.
 func (e *Engine) DispatchFreedSlot(ctx context.Context, tx *store.Tx, workerID string) (bool, error) {
 	n, err := e.dispatchTo(ctx, tx, workerID, 1)
@@ -80,11 +84,14 @@ func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, 
 	n := 0
 	for ; n < min(ws.Free, most); n++ {
 		ok, err := d.one(ctx, ws.Worker)
-		if err != nil || !ok {
+		if err != nil {
 			return n, err
 		}
+		if !ok {
+			break
+		}
 	}
-	return n, nil
+	return n, d.markServed(ctx)
 }
 
 // DispatchIdle fills the free slots of every live worker run with waiting
@@ -119,7 +126,7 @@ func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 			}
 			workers = next
 		}
-		return nil
+		return d.markServed(ctx)
 	})
 	return n, err
 }
@@ -146,14 +153,29 @@ func (e *Engine) FillWorker(ctx context.Context, workerID string) (int, error) {
 	return n, err
 }
 
-// dispatch is one transaction's dispatching: the sets of requirements
-// chunks were queued with, read once.
+// dispatch is one transaction's dispatching, which may fill many slots:
+// what every slot's choice reads is read once and kept up to date here
+// as chunks are given, so that each further chunk costs its own reads and
+// writes only (its choice, its frames, the chunk given, its River job).
+// No other dispatch runs meanwhile (the dispatcher's lock), so what it
+// keeps is what a fresh read would find, but for chunks that ended
+// meanwhile, outside the lock: their workspaces' running chunks are
+// counted high until the next dispatch, which never lets a workspace
+// past its quota.
 type dispatch struct {
 	e            *Engine
 	tx           *store.Tx
 	requirements []farm.Requirements
 	// keys caches, by worker run, the keys of the requirements it meets.
 	keys map[string][]string
+	// shares caches, by the keys of a worker's requirements (joined), the
+	// workspaces with chunks waiting that such a worker can take.
+	shares map[string][]farm.WorkspaceShare
+	// served is when each workspace last had a chunk given in this
+	// dispatch, written once, at its end (markServed).
+	served map[string]time.Time
+	// mayTake caches the rule's answer for a worker run and a job.
+	mayTake map[[2]string]bool
 }
 
 func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, error) {
@@ -161,7 +183,70 @@ func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, erro
 	if err != nil {
 		return nil, err
 	}
-	return &dispatch{e: e, tx: tx, requirements: all, keys: map[string][]string{}}, nil
+	return &dispatch{e: e, tx: tx, requirements: all, keys: map[string][]string{},
+		shares: map[string][]farm.WorkspaceShare{}, served: map[string]time.Time{}, mayTake: map[[2]string]bool{}}, nil
+}
+
+// waitingShares is tx.WaitingShares for keys, read once a dispatch.
+func (d *dispatch) waitingShares(ctx context.Context, keys []string) ([]farm.WorkspaceShare, error) {
+	k := strings.Join(keys, "\n")
+	if shares, ok := d.shares[k]; ok {
+		return shares, nil
+	}
+	shares, err := d.tx.WaitingShares(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	d.shares[k] = shares
+	return shares, nil
+}
+
+// gave keeps the shares up to date after a chunk of workspace was given
+// at at: one more running, and served then.
+func (d *dispatch) gave(workspace string, at time.Time) {
+	for _, shares := range d.shares {
+		for i := range shares {
+			if shares[i].ID == workspace {
+				shares[i].Running++
+				shares[i].WaitingSince = at
+			}
+		}
+	}
+	d.served[workspace] = at
+}
+
+// noneLeft drops workspace from the shares of keys: it has no chunk left
+// waiting that a worker of those requirements can take.
+func (d *dispatch) noneLeft(keys []string, workspace string) {
+	k := strings.Join(keys, "\n")
+	d.shares[k] = slices.DeleteFunc(d.shares[k], func(s farm.WorkspaceShare) bool { return s.ID == workspace })
+}
+
+// markServed records, for each workspace that had chunks given, the time
+// of its last (store.MarkServed): once a dispatch, before it commits.
+func (d *dispatch) markServed(ctx context.Context) error {
+	for workspace, at := range d.served {
+		if err := d.tx.MarkServed(ctx, workspace, at); err != nil {
+			return err
+		}
+	}
+	clear(d.served)
+	return nil
+}
+
+// workerMayTake is the rule (Engine.SetWorkerMayTake) asked once a
+// dispatch for a worker run and a job.
+func (d *dispatch) workerMayTake(ctx context.Context, w store.Worker, task store.Task) (bool, error) {
+	key := [2]string{w.ID, task.JobID}
+	if ok, asked := d.mayTake[key]; asked {
+		return ok, nil
+	}
+	ok, err := d.e.mayTake(ctx, d.tx, w, task)
+	if err != nil {
+		return false, err
+	}
+	d.mayTake[key] = ok
+	return ok, nil
 }
 
 // meets lists the keys of the requirements worker meets.
@@ -223,17 +308,22 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	var passedOver []string        // jobs w may not take
 	exhausted := map[string]bool{} // workspaces whose every chunk w could take is of such a job
 	for range MaxPassedOver + 1 {
-		shares, err := d.tx.WaitingShares(ctx, keys)
+		all, err := d.waitingShares(ctx, keys)
 		if err != nil {
 			return false, err
 		}
-		shares = slices.DeleteFunc(shares, func(s farm.WorkspaceShare) bool { return exhausted[s.ID] })
+		shares := slices.DeleteFunc(slices.Clone(all), func(s farm.WorkspaceShare) bool { return exhausted[s.ID] })
 		i := farm.NextWorkspace(shares)
 		if i < 0 {
 			return false, nil
 		}
 		task, err := d.tx.NextWaitingChunk(ctx, shares[i].ID, keys, passedOver)
 		if errors.Is(err, store.ErrNotFound) {
+			if len(passedOver) == 0 {
+				// None left at all: for the rest of this dispatch too.
+				d.noneLeft(keys, shares[i].ID)
+				continue
+			}
 			// Every chunk of that workspace w could take is of a job it may
 			// not take: the next workspace in the farm's order.
 			exhausted[shares[i].ID] = true
@@ -242,7 +332,7 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		ok, err := d.e.mayTake(ctx, d.tx, w, task)
+		ok, err := d.workerMayTake(ctx, w, task)
 		if err != nil {
 			return false, err
 		}
@@ -282,5 +372,6 @@ func (d *dispatch) give(ctx context.Context, w store.Worker, task store.Task) (b
 	if err := d.e.insertTask(ctx, d.tx, task, frames); err != nil {
 		return false, err
 	}
-	return true, d.tx.MarkServed(ctx, task.WorkspaceID, time.Now())
+	d.gave(task.WorkspaceID, time.Now())
+	return true, nil
 }

@@ -190,7 +190,39 @@ func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task
 			return fmt.Errorf("cancel the River job of task %s: %w", t.ID, err)
 		}
 	}
-	rows, err := tx.FramesOfTask(ctx, t.ID)
+	if err := queueRenderingFrames(ctx, tx, t.ID); err != nil {
+		return err
+	}
+	t.Generation = gen
+	e.logRequeue(why, t)
+	return nil
+}
+
+// RetryChunkLater returns a chunk whose attempt, held for ref's
+// generation, failed with attempts left to waiting, in a transaction of
+// its own: the worker's slot is free at once for another chunk, and the
+// dispatcher gives this one to a worker (the same or another) once
+// backoff has passed, under a new generation, with a River job that
+// carries its failed attempts (RenderArgs.FailedAttempts). Its frames
+// that were rendering go back to the queue; those stored stay. A chunk
+// that is no longer running at that generation is left as it is
+// (store.ErrConflict).
+func (e *Engine) RetryChunkLater(ctx context.Context, ref TaskRef, backoff time.Duration) error {
+	return e.store.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.LockTask(ctx, ref.TaskID); err != nil {
+			return err
+		}
+		if _, err := tx.RetryLater(ctx, ref.TaskID, ref.Generation, time.Now().Add(backoff)); err != nil {
+			return err
+		}
+		return queueRenderingFrames(ctx, tx, ref.TaskID)
+	})
+}
+
+// queueRenderingFrames puts a chunk's frames that were rendering back in
+// the queue, in tx; those already rendered stay.
+func queueRenderingFrames(ctx context.Context, tx *store.Tx, taskID string) error {
+	rows, err := tx.FramesOfTask(ctx, taskID)
 	if err != nil {
 		return err
 	}
@@ -202,8 +234,6 @@ func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task
 			}
 		}
 	}
-	t.Generation = gen
-	e.logRequeue(why, t)
 	return nil
 }
 

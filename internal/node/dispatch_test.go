@@ -553,3 +553,83 @@ func TestAChunksEndIsRecordedWhileTheDispatcherIsBusy(t *testing.T) {
 		f.CheckTaskInvariant()
 	})
 }
+
+// TestChunksEndingWhileTheirNodesDispatchWaitsDoNotQueueForTheLock: on a
+// node of 3 slots, a chunk ends while another transaction holds the
+// dispatcher's lock, so its slot's dispatch waits for it. The node's two
+// other chunks end meanwhile: their attempts return at once, without a
+// transaction each in the queue for the lock, and once the lock is free
+// the node's dispatches fill all three freed slots, each with a chunk of
+// its own. (PostgreSQL: SQLite runs one transaction at a time.)
+func TestChunksEndingWhileTheirNodesDispatchWaitsDoNotQueueForTheLock(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		if db.Dialect != store.DialectPostgres {
+			t.Skip("SQLite runs one transaction at a time: no dispatcher's lock to find taken")
+		}
+		f := sharingFixture(t, db, 3)
+		job := f.renderIn(f.P, 6, 0)
+		running := f.onNode()
+		if len(running) != 3 {
+			t.Fatalf("%d chunks on a node of 3 slots, want 3", len(running))
+		}
+
+		holding, release := make(chan struct{}), make(chan struct{})
+		holder := make(chan error, 1)
+		go func() {
+			holder <- f.Store.InDispatchTx(f.Ctx, func(*store.Tx) error {
+				close(holding)
+				<-release
+				return nil
+			})
+		}()
+		<-holding
+		defer func() {
+			select {
+			case <-release:
+			default:
+				close(release)
+			}
+		}()
+
+		// The first chunk's end waits for the lock, to dispatch.
+		f.blender.willRender(fakeRender{saves: []int{running[0].Chunk + 1}})
+		first := make(chan error, 1)
+		go func() { first <- f.renderWork(f.Ctx, f.Ref(running[0]), 1, enginetest.RenderAttempts) }()
+		waitFor(t, func() bool { return f.Task(running[0].ID).Status == store.TaskDone })
+
+		// The others end and return while the lock is still held.
+		for _, task := range running[1:] {
+			f.blender.willRender(fakeRender{saves: []int{task.Chunk + 1}})
+			done := make(chan error, 1)
+			go func() { done <- f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts) }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("chunk %d: %v", task.Chunk, err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("chunk %d's attempt did not return in 20 s while the node's dispatch waited for the lock; want it to return at once", task.Chunk)
+			}
+		}
+		if next := f.onNode(); len(next) != 0 {
+			t.Fatalf("while the dispatcher's lock was held the freed slots took %d chunks", len(next))
+		}
+
+		close(release)
+		if err := <-holder; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		var next []store.Task
+		waitFor(t, func() bool { next = f.onNode(); return len(next) == 3 })
+		for _, task := range next {
+			if task.JobID != job.ID || task.Chunk < 3 {
+				t.Errorf("after the lock was free the node has chunk %d of job %s; want one of the job's last three", task.Chunk, task.JobID)
+			}
+		}
+		f.CheckTaskInvariant()
+	})
+}

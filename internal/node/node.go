@@ -143,6 +143,11 @@ type Node struct {
 	// releaseTask is store.ReleaseTask; the tests of a release that fails
 	// wrap it.
 	releaseTask func(ctx context.Context, id string, generation int) error
+	// retryChunkLater is engine.RetryChunkLater; the tests of a failed
+	// chunk that cannot wait for another slot wrap it.
+	retryChunkLater func(ctx context.Context, ref engine.TaskRef, backoff time.Duration) error
+	// freed coalesces the dispatches of the slots freed by chunks' ends.
+	freed freedSlots
 
 	stopHeartbeat context.CancelFunc
 	heartbeatDone chan struct{}
@@ -213,6 +218,7 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	// Validation and finalizing run Blender and ffmpeg, so they belong to
 	// the processes that render.
 	n.releaseTask = n.store.ReleaseTask
+	n.retryChunkLater = n.engine.RetryChunkLater
 	// Chunks come on this run's own queue, as many at once as it has
 	// slots: the dispatcher gives it no more than that.
 	queues := map[string]int{engine.RenderQueue(n.workerID): cfg.Slots, engine.QueueControl: controlSlots}
@@ -354,6 +360,7 @@ func (n *Node) Drain(ctx context.Context) {
 // stopped. Stop the engine first, so that no task runs any more.
 func (n *Node) Stop() {
 	n.stopping.Store(true)
+	n.freed.passes.Wait()
 	for _, in := range n.installs {
 		in.Blender.Close()
 	}

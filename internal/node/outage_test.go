@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
@@ -230,8 +231,16 @@ func TestADiskBelowItsReserveIsWaitedForBeforeBlenderStarts(t *testing.T) {
 // is down: a refused connection, as a driver reports it.
 var errDatabaseDown = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 
-// TestAReleaseThatFailsIsTriedUntilItIsWritten: a chunk fails while the
-// database is down, so handing it back for River's retry fails too. The
+// cannotRetryLater stands for a failed chunk that cannot be returned to
+// waiting (engine.RetryChunkLater answers an error that is no outage):
+// the node releases it for River's retry on its own slot instead.
+func cannotRetryLater(context.Context, engine.TaskRef, time.Duration) error {
+	return errors.New("the chunk could not be returned to waiting")
+}
+
+// TestAReleaseThatFailsIsTriedUntilItIsWritten: a chunk fails, cannot be
+// returned to waiting, and the database goes down, so handing it back for
+// River's retry fails too. The
 // release is tried again until it is written; given up after one try, as
 // it was, River's retry could not claim the task and ended quietly, and
 // the job stayed rendering for ever.
@@ -241,6 +250,7 @@ func TestAReleaseThatFailsIsTriedUntilItIsWritten(t *testing.T) {
 		job := f.RenderingJob(f.api, 3, 3)
 		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
 		var failed atomic.Int32
+		f.node.retryChunkLater = cannotRetryLater
 		f.node.releaseTask = func(ctx context.Context, id string, generation int) error {
 			if failed.Load() < 3 {
 				failed.Add(1)
@@ -287,6 +297,7 @@ func TestATaskLeftHeldByALiveWorkerIsHandedOutOnceItsRiverJobEnds(t *testing.T) 
 		ref := f.Ref(task)
 		f.RegisterWorker(f.node.workerID, "node-test", time.Now())
 		exiting, exit := context.WithCancel(f.Ctx)
+		f.node.retryChunkLater = cannotRetryLater
 		f.node.releaseTask = func(context.Context, string, int) error {
 			exit() // the process exits, with the database still down
 			return errDatabaseDown

@@ -202,11 +202,13 @@ func TestAFailedPartIsRetriedThenFailsTheJobNamingIt(t *testing.T) {
 			err := f.renderWork(f.Ctx, ref, attempt, enginetest.RenderAttempts)
 			if attempt < enginetest.RenderAttempts {
 				if err == nil {
-					t.Fatalf("attempt %d answered no error; River would not retry it", attempt)
+					t.Fatalf("attempt %d answered no error; River would record none", attempt)
 				}
-				if got := f.Task(task.ID); got.Status != store.TaskQueued || got.Generation != ref.Generation {
-					t.Fatalf("after attempt %d the task is %s at generation %d, want queued for River's retry at %d", attempt, got.Status, got.Generation, ref.Generation)
+				if got := f.Task(task.ID); got.Status != store.TaskWaiting || got.Generation != ref.Generation+1 {
+					t.Fatalf("after attempt %d the task is %s at generation %d, want waiting for its retry at %d", attempt, got.Status, got.Generation, ref.Generation+1)
 				}
+				f.RetryNow(job)
+				ref = f.Ref(f.Task(task.ID))
 			}
 		}
 		got := f.Job(job.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -63,7 +64,13 @@ func (w *taskWorker[A]) Work(ctx context.Context, rj *river.Job[A]) error {
 		return river.JobSnooze(setAsideRetry)
 	}
 	t := w.start(w.n, rj.Args)
-	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), rj.Attempt, rj.MaxAttempts, t)
+	// A chunk's earlier attempts, which failed and freed their slot, were
+	// other River jobs': its attempts count them too.
+	failedBefore := 0
+	if args, ok := any(rj.Args).(engine.RenderArgs); ok {
+		failedBefore = args.FailedAttempts
+	}
+	recorded, err := w.n.runTask(ctx, w.kind, rj.Args.Task(), failedBefore+rj.Attempt, failedBefore+rj.MaxAttempts, t)
 	t.done(recorded)
 	if w.kind == store.TaskRender && !recorded {
 		w.n.fillSlots(context.WithoutCancel(ctx))
@@ -225,6 +232,9 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 		}
 		last = last || failJob
 	}
+	if workErr != nil && !last && kind == store.TaskRender {
+		return false, n.waitForAnotherSlot(ctx, w, ref, attempt, workErr)
+	}
 	if workErr != nil && !last {
 		n.log.Warn("task failed; River retries it", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", workErr)
 		n.release(ctx, ref)
@@ -255,19 +265,20 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // is no longer this holder's.
 //
 // A chunk's slot is free once the chunk ends: right after that
-// transaction, in one of its own that holds the dispatcher's lock, the
-// chunk's workspace is marked served and the dispatcher gives the slot
-// the next waiting chunk (unless the node stops), so that River starts
-// it on this node's queue the moment this attempt returns. The
+// transaction, the chunk's workspace is marked served and the dispatcher
+// gives the slot the next waiting chunk (unless the node stops), so that
+// River starts it on this node's queue as soon as it can (slotFreed). The
 // dispatcher's lock, which one dispatch in the farm holds at a time, is
 // so held for the dispatch alone, not while the chunk's end is recorded
-// (the job's lock, its frames, its events): with hundreds of slots, ends
-// recorded under it were what limited the farm (docs/performance.md,
+// (the job's lock, its frames, its events), and the slots that chunks
+// freed on this node while one dispatch waited for the lock are filled
+// by the next, together: with hundreds of slots, a locked transaction
+// for each chunk's end was what limited the farm (docs/performance.md,
 // section 5). The workspace is marked there too, not with the end: its
 // row is one every dispatch writes, and a chunk's end holding it while
 // it waited for the job's lock held up the dispatcher behind it. A node
-// that dies between the two leaves its slot to the reaper's periodic
-// dispatch, as a dispatch that failed does.
+// that dies before it dispatches leaves its slots to the reaper's
+// periodic dispatch, as a dispatch that failed does.
 func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
 	workspace := ""
@@ -291,20 +302,142 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 	if err != nil || workspace == "" {
 		return err
 	}
-	err = n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
-		if err := tx.MarkServed(ctx, workspace, time.Now()); err != nil {
-			return err
+	n.slotFreed(ctx, workspace)
+	return nil
+}
+
+// freedSlots coalesces the dispatches of a node's freed slots: while one
+// waits for the dispatcher's lock or holds it, the chunks that end on the
+// node meanwhile do not queue for the lock each, one transaction a slot;
+// they note their slot and return, and the next dispatch fills every
+// slot freed meanwhile, in one transaction.
+type freedSlots struct {
+	mu sync.Mutex
+	// running is set while a dispatch of this node's freed slots is under
+	// way; pending, when a slot was freed since it began.
+	running, pending bool
+	// served are the workspaces whose chunks ended since the last
+	// dispatch began, and when the last of each did.
+	served map[string]time.Time
+	// passes counts the dispatches that run on after their first, in a
+	// goroutine of their own; Stop waits for them.
+	passes sync.WaitGroup
+}
+
+// slotFreed gives the slot a chunk of workspace freed, just ended, the
+// next waiting chunk, with any other slot of this node freed meanwhile.
+// A chunk's end that finds no dispatch of this node's slots under way
+// dispatches at once, here, so that its slot's next chunk is given when
+// this attempt returns; one that finds one under way leaves its slot to
+// the next, which runs as soon as that one ends, in a goroutine of its
+// own, and so on while slots are freed. A dispatch that fails is only
+// logged: the reaper's periodic dispatch makes up for it.
+func (n *Node) slotFreed(ctx context.Context, workspace string) {
+	f := &n.freed
+	f.mu.Lock()
+	if f.served == nil {
+		f.served = map[string]time.Time{}
+	}
+	f.served[workspace] = time.Now()
+	if f.running {
+		f.pending = true
+		f.mu.Unlock()
+		return
+	}
+	f.running = true
+	f.mu.Unlock()
+	n.dispatchFreedSlots(ctx)
+	if !n.freedSlotsDone() {
+		f.passes.Add(1)
+		go func() {
+			defer f.passes.Done()
+			for {
+				n.dispatchFreedSlots(ctx)
+				if n.freedSlotsDone() {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// freedSlotsDone ends the dispatch of freed slots under way, unless a
+// slot was freed while it ran: then the caller runs the next.
+func (n *Node) freedSlotsDone() bool {
+	f := &n.freed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending {
+		f.pending = false
+		return false
+	}
+	f.running = false
+	return true
+}
+
+// dispatchFreedSlots is one dispatch of this node's freed slots, in a
+// transaction that holds the dispatcher's lock: the workspaces whose
+// chunks ended are marked served, and every free slot of the node takes
+// the next waiting chunk the farm's rule picks (unless the node stops).
+func (n *Node) dispatchFreedSlots(ctx context.Context) {
+	f := &n.freed
+	f.mu.Lock()
+	served := f.served
+	f.served = map[string]time.Time{}
+	f.mu.Unlock()
+	err := n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
+		for workspace, at := range served {
+			if err := tx.MarkServed(ctx, workspace, at); err != nil {
+				return err
+			}
 		}
 		if n.stopping.Load() {
 			return nil
 		}
-		_, err := n.engine.DispatchFreedSlot(ctx, tx, n.workerID)
+		_, err := n.engine.DispatchTo(ctx, tx, n.workerID)
 		return err
 	})
 	if err != nil {
-		n.log.Warn("could not give the freed slot its next chunk; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+		n.log.Warn("could not give the freed slots their next chunks; the periodic dispatch will", "err", err)
 	}
-	return nil
+}
+
+// waitForAnotherSlot gives up the slot of a chunk whose attempt failed with
+// attempts left: the chunk waits for the dispatcher again, from
+// chunkRetry(attempt) on (engine.RetryChunkLater), so that this slot
+// takes another chunk at once (Work fills it once this returns) instead
+// of sleeping through the wait, and the retry may go to another node.
+// When the wait is over, this node dispatches the waiting chunks to every
+// free slot of the farm; if it is gone by then, the reaper's periodic
+// dispatch does. The River job ends canceled with the attempt's error
+// (river.JobCancel): River keeps the error and does not retry it, since
+// the chunk's next attempt is another River job's. Should the chunk not be returned (the
+// database is down for longer than the outage tolerance), it is released
+// for River's retry on this slot, as other tasks are.
+func (n *Node) waitForAnotherSlot(ctx context.Context, w *waiter, ref engine.TaskRef, attempt int, workErr error) error {
+	backoff := chunkRetry(attempt)
+	err := w.persist(ctx, func(ctx context.Context) error {
+		return n.retryChunkLater(ctx, ref, backoff)
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		return nil // canceled, or handed on, meanwhile
+	case err != nil:
+		n.log.Warn("task failed and could not wait for another slot; River retries it on this one", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "err", err)
+		n.release(ctx, ref)
+		return workErr
+	}
+	n.markBusy(ref.TaskID, false)
+	n.log.Warn("chunk failed; its slot is free, and it is dispatched again after a wait", "job", ref.JobID, "task", ref.TaskID, "attempt", attempt, "wait", backoff, "err", workErr)
+	time.AfterFunc(backoff, func() {
+		if n.stopping.Load() {
+			return
+		}
+		if _, err := n.engine.DispatchIdle(context.WithoutCancel(ctx)); err != nil {
+			n.log.Warn("could not dispatch a chunk after its retry wait; the periodic dispatch will", "job", ref.JobID, "task", ref.TaskID, "err", err)
+		}
+	})
+	return river.JobCancel(workErr)
 }
 
 // claim takes a task for this worker. It answers false, with no error,

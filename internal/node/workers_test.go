@@ -92,11 +92,12 @@ func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *tes
 		// Attempt 1: frame 1 is saved, Blender dies on frame 2.
 		f.blender.willRender(fakeRender{saves: []int{1}, err: boom})
 		if err := f.renderWork(f.Ctx, ref, 1, enginetest.RenderAttempts); !errors.As(err, new(*blender.RenderError)) {
-			t.Fatalf("Work on attempt 1 = %v; want Blender's error, so that River retries", err)
+			t.Fatalf("Work on attempt 1 = %v; want Blender's error, for River's record of the job", err)
 		}
 		task := f.Task(ref.TaskID)
-		if task.Status != store.TaskQueued || task.WorkerID != f.node.workerID || task.Generation != ref.Generation {
-			t.Errorf("task after attempt 1 = %s on %q, generation %d; want released for River's retry on this node's queue", task.Status, task.WorkerID, task.Generation)
+		if task.Status != store.TaskWaiting || task.WorkerID != "" || task.Generation != ref.Generation+1 || task.FailedAttempts != 1 {
+			t.Errorf("task after attempt 1 = %s on %q, generation %d, %d failed attempts; want waiting for a slot under generation %d, one attempt failed",
+				task.Status, task.WorkerID, task.Generation, task.FailedAttempts, ref.Generation+1)
 		}
 		if fr := f.Frames(job.ID)[2]; fr.Status != farm.FrameQueued || fr.Error != boom.Line || fr.Attempts != 1 {
 			t.Errorf("frame 2 after attempt 1 = %+v; want queued again, with Blender's line, after one attempt", fr)
@@ -105,7 +106,10 @@ func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *tes
 			t.Errorf("job after attempt 1 = %s, want rendering", st)
 		}
 
-		// Attempt 2 renders only what is left, and fails the same way.
+		// Attempt 2, once dispatched again, renders only what is left, and
+		// fails the same way.
+		f.RetryNow(job)
+		ref = f.Ref(f.Task(ref.TaskID))
 		f.blender.willRender(fakeRender{err: boom})
 		if err := f.renderWork(f.Ctx, ref, 2, enginetest.RenderAttempts); err == nil {
 			t.Fatal("Work on attempt 2 succeeded; want the error for River")
@@ -115,6 +119,8 @@ func TestAFailedChunkIsRetriedWhileAttemptsAreLeftAndFailsTheJobOnTheLast(t *tes
 		}
 
 		// The last attempt fails the job, naming the frame.
+		f.RetryNow(job)
+		ref = f.Ref(f.Task(ref.TaskID))
 		f.blender.willRender(fakeRender{err: boom})
 		if err := f.renderWork(f.Ctx, ref, 3, enginetest.RenderAttempts); err != nil {
 			t.Fatalf("Work on the last attempt = %v; want nil: the failure is recorded, not retried", err)
@@ -145,15 +151,17 @@ func TestBlenderReportingSuccessWithAFrameMissingIsAFailure(t *testing.T) {
 
 		f.blender.willRender(fakeRender{saves: []int{1}})
 		if err := f.renderWork(f.Ctx, ref, 1, enginetest.RenderAttempts); err == nil {
-			t.Fatal("Work = nil after Blender saved 1 of 2 frames; want an error, so that River retries")
+			t.Fatal("Work = nil after Blender saved 1 of 2 frames; want an error, for River's record of the job")
 		}
-		if got := f.Task(ref.TaskID).Status; got != store.TaskQueued {
-			t.Errorf("task = %s, want queued for River's retry", got)
+		if got := f.Task(ref.TaskID).Status; got != store.TaskWaiting {
+			t.Errorf("task = %s, want waiting for its retry", got)
 		}
 		if fr := f.Frames(job.ID)[2]; fr.Status != farm.FrameQueued || !strings.Contains(fr.Error, "frame 2 was never saved") {
 			t.Errorf("frame 2 = %s with error %q; want queued, saying Blender never saved it", fr.Status, fr.Error)
 		}
 
+		f.RetryNow(job)
+		ref = f.Ref(f.Task(ref.TaskID))
 		f.blender.willRender(fakeRender{})
 		if err := f.renderWork(f.Ctx, ref, enginetest.RenderAttempts, enginetest.RenderAttempts); err != nil {
 			t.Fatalf("Work on the last attempt = %v, want the failure recorded", err)

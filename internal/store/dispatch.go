@@ -142,7 +142,7 @@ func (q *Queries) AllRequirements(ctx context.Context) ([]farm.Requirements, err
 }
 
 // WaitingShares lists the workspaces that have chunks waiting with one of
-// the requirements of keys, each with its share of the farm as
+// the requirements of keys (and not waiting after a failed attempt), each with its share of the farm as
 // farm.NextWorkspace weighs it.
 func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.WorkspaceShare, error) {
 	if len(keys) == 0 {
@@ -152,13 +152,16 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	for i, k := range keys {
 		args[i] = k
 	}
-	args = append([]any{now().Format(renderMonthLayout)}, args...)
+	at := now()
+	args = append([]any{at.Format(renderMonthLayout)}, args...)
+	args = append(args, at)
 	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
 			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END,
 			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
 			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
 		FROM workspaces ws
-		WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.workspace_id = ws.id AND t.status = 'waiting' AND t.requirements IN (?`+strings.Repeat(", ?", len(keys)-1)+`))`, args...)
+		WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.workspace_id = ws.id AND t.status = 'waiting' AND t.requirements IN (?`+strings.Repeat(", ?", len(keys)-1)+`)
+			AND (t.retry_at IS NULL OR t.retry_at <= ?))`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
 	}
@@ -214,7 +217,8 @@ func (t *anyTime) Scan(v any) error {
 }
 
 // NextWaitingChunk finds a workspace's waiting chunk to give a worker
-// that meets the requirements of keys: of the highest priority, then of
+// that meets the requirements of keys, and whose wait after a failed
+// attempt (RetryLater) is over: of the highest priority, then of
 // the job whose render was requested first, then the lowest chunk, of no
 // job in passOver. Each set of requirements is one read down the waiting
 // chunks' index. ErrNotFound when there is none.
@@ -223,15 +227,16 @@ func (q *Queries) NextWaitingChunk(ctx context.Context, workspaceID string, keys
 	for range passOver {
 		notIn += " AND job_id <> ?"
 	}
+	at := now()
 	var best Task
 	found := false
 	for _, key := range keys {
-		args := []any{workspaceID, key}
+		args := []any{workspaceID, key, at}
 		for _, j := range passOver {
 			args = append(args, j)
 		}
 		t, err := scanTask(q.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks
-			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ?`+notIn+`
+			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ? AND (retry_at IS NULL OR retry_at <= ?)`+notIn+`
 			ORDER BY priority DESC, created_at, job_id, chunk LIMIT 1`, args...))
 		if errors.Is(err, sql.ErrNoRows) {
 			continue

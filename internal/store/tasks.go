@@ -69,15 +69,19 @@ type Task struct {
 	WorkspaceID  string
 	Priority     int
 	Requirements string
+	// FailedAttempts counts a chunk's attempts that failed, on whichever
+	// worker (RetryLater): its next River job carries them, so that the
+	// job's retry limit counts them all.
+	FailedAttempts int
 }
 
-const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at, blender_version, workspace_id, priority, requirements`
+const taskColumns = `id, job_id, kind, chunk, status, generation, worker_id, river_job_id, created_at, updated_at, blender_version, workspace_id, priority, requirements, failed_attempts`
 
 // InsertTask stores a new task.
 func (q *Queries) InsertTask(ctx context.Context, t Task) error {
-	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := q.exec(ctx, `INSERT INTO tasks (`+taskColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.JobID, t.Kind, t.Chunk, t.Status, t.Generation, t.WorkerID, nullInt(t.RiverJobID), t.CreatedAt.UTC(), t.UpdatedAt.UTC(), t.BlenderVersion,
-		t.WorkspaceID, t.Priority, t.Requirements)
+		t.WorkspaceID, t.Priority, t.Requirements, t.FailedAttempts)
 	if err != nil {
 		return fmt.Errorf("store task: %w", err)
 	}
@@ -184,6 +188,26 @@ func (q *Queries) ReturnToWaiting(ctx context.Context, id string, fromGeneration
 		TaskWaiting, now(), id, fromGeneration, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return 0, fmt.Errorf("return task to waiting: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrConflict
+	}
+	return fromGeneration + 1, nil
+}
+
+// RetryLater returns a chunk whose attempt failed, with attempts left, to
+// waiting: its worker's slot is free at once, and the dispatcher gives the
+// chunk to a worker (this one or another) from retryAt on. Its failed
+// attempts go up by one and its generation too, so that nothing the
+// failed attempt still writes counts. ErrConflict if the chunk is no
+// longer running at that generation.
+func (q *Queries) RetryLater(ctx context.Context, id string, fromGeneration int, retryAt time.Time) (int, error) {
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = '', waiting_for = '', river_job_id = NULL, generation = generation + 1,
+			failed_attempts = failed_attempts + 1, retry_at = ?, updated_at = ?
+		WHERE id = ? AND generation = ? AND status = ? AND kind = ?`,
+		TaskWaiting, retryAt.UTC().Truncate(time.Microsecond), now(), id, fromGeneration, TaskRunning, TaskRender)
+	if err != nil {
+		return 0, fmt.Errorf("return a failed chunk to waiting: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return 0, ErrConflict
@@ -330,7 +354,7 @@ func (q *Queries) StrandedTasks(ctx context.Context, idleSince time.Time) ([]Str
 		var river sql.NullInt64
 		t := &st.Task
 		if err := rows.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion,
-			&t.WorkspaceID, &t.Priority, &t.Requirements, &st.RiverState); err != nil {
+			&t.WorkspaceID, &t.Priority, &t.Requirements, &t.FailedAttempts, &st.RiverState); err != nil {
 			return nil, fmt.Errorf("list stranded tasks: %w", err)
 		}
 		t.RiverJobID = river.Int64
@@ -361,7 +385,7 @@ func scanTask(row rowScanner) (Task, error) {
 	var t Task
 	var river sql.NullInt64
 	err := row.Scan(&t.ID, &t.JobID, &t.Kind, &t.Chunk, &t.Status, &t.Generation, &t.WorkerID, &river, &t.CreatedAt, &t.UpdatedAt, &t.BlenderVersion,
-		&t.WorkspaceID, &t.Priority, &t.Requirements)
+		&t.WorkspaceID, &t.Priority, &t.Requirements, &t.FailedAttempts)
 	t.RiverJobID = river.Int64
 	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
 	return t, err

@@ -128,6 +128,18 @@ func (f *Farm) DispatchAll(job *farm.Job) string {
 	return id
 }
 
+// RetryNow ends now the wait of job's chunks that failed an attempt and
+// wait for their retry (store.RetryLater), as if its time had passed, and
+// gives them to a worker run of their own (DispatchAll): what the
+// dispatcher does once the wait is over.
+func (f *Farm) RetryNow(job *farm.Job) {
+	f.T.Helper()
+	if _, err := f.Store.DB().ExecContext(f.Ctx, f.rebind(`UPDATE tasks SET retry_at = NULL WHERE job_id = ? AND status = 'waiting'`), job.ID); err != nil {
+		f.T.Fatalf("end the retry wait of job %s's chunks: %v", job.ID, err)
+	}
+	f.DispatchAll(job)
+}
+
 // Analysis is what validation would report for a file with one scene,
 // "Scene", of frames 1 to lastFrame.
 func Analysis(lastFrame int) *farm.Analysis {

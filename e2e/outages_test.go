@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/app/apptest"
 )
 
@@ -265,7 +266,8 @@ func TestSIGTERMToAWorkerLetsTheRunningChunkFinish(t *testing.T) {
 }
 
 // TestASecondSIGTERMStopsAtOnce: the second SIGTERM does not wait for the
-// chunk: serve exits within seconds and hands the chunk back. After a
+// chunk: serve exits within seconds, with the status of a forced stop
+// (app.ExitStoppedByForce, not 0), and hands the chunk back. After a
 // restart under the same name the job completes; the frames stored before
 // the stop are not rendered again, and every frame's attempts count each
 // time Blender began it.
@@ -292,6 +294,7 @@ func TestASecondSIGTERMStopsAtOnce(t *testing.T) {
 	if took := time.Since(stopped); took > 15*time.Second {
 		t.Errorf("the second SIGTERM took %v to stop serve; want it at once", took)
 	}
+	checkStoppedByForce(t, code, f.Log.String())
 	f.Start()
 	c = f.client("studio")
 	p, err := c.Progress(ctx, job.ID)
@@ -320,6 +323,64 @@ func TestASecondSIGTERMStopsAtOnce(t *testing.T) {
 	for _, fr := range final.Frames {
 		if fr.Attempts != began[fr.Frame] {
 			t.Errorf("frame %d took %d attempts, but Blender began it %d times", fr.Frame, fr.Attempts, began[fr.Frame])
+		}
+	}
+}
+
+// checkStoppedByForce checks that a process whose stop cut its running
+// chunk short exited with the status that says so, and said why.
+func checkStoppedByForce(t *testing.T, code int, log string) {
+	t.Helper()
+	if code != app.ExitStoppedByForce || !strings.Contains(log, "stopped before the running work finished") {
+		t.Errorf("exit status %d after a stop that cut the running chunk short; want %d (stopped by force), saying why:\n%s", code, app.ExitStoppedByForce, log)
+	}
+}
+
+// TestAWorkerWhoseShutdownTimeoutPassesExitsStoppedByForce: SIGTERM to a
+// render node whose chunk outlasts --shutdown-timeout (1 s) cuts the chunk
+// short at the timeout and hands it back; the node exits with
+// app.ExitStoppedByForce, not 0, so that its supervisor can tell. Started
+// again under its name, it renders the rest: the job completes, and the
+// frames stored before the stop are not rendered again.
+func TestAWorkerWhoseShutdownTimeoutPassesExitsStoppedByForce(t *testing.T) {
+	t.Parallel()
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0")
+	blender, renders := countingBlender(t)
+	args := []string{"--worker-name", "node-a", "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage,
+		"--blender", blender, "--sandbox", "none", "--shutdown-timeout", "1s"}
+	node := worker(t, args...)
+	c := api.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender("1-4")
+	cfg.ChunkSize = client.Int(4)
+	cfg.SampleCount = client.Int(256)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, c, job.ID, 1)
+
+	stopped := time.Now()
+	code := node.Terminate(t)
+	t.Logf("exited %.1f s after SIGTERM, with %d", time.Since(stopped).Seconds(), code)
+	checkStoppedByForce(t, code, node.Log.String())
+	p, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FramesCompleted == 4 {
+		t.Fatal("the chunk finished within the 1 s shutdown timeout; the test needs a slower chunk")
+	}
+
+	worker(t, args...)
+	if done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil); err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("after the restart: %v, %v", done, err)
+	}
+	rendered := renders.count(job.ID, "rendered")
+	for _, fr := range p.Frames {
+		if fr.Status == client.FrameCompleted && rendered[fr.Frame] != 1 {
+			t.Errorf("frame %d, stored before the stop, was rendered %d times", fr.Frame, rendered[fr.Frame])
 		}
 	}
 }

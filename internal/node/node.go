@@ -131,6 +131,9 @@ type Node struct {
 	// stopping is set once the node was told to stop (Drain): the
 	// dispatcher gives it no more chunks.
 	stopping atomic.Bool
+	// cutShort is set once a stop ended a running task before it was
+	// done (the task was handed back): see StopCutWorkShort.
+	cutShort atomic.Bool
 
 	// inputs serialises preparing one job's input on this machine.
 	inputs sync.Map // job id -> *sync.Mutex
@@ -346,6 +349,21 @@ func (n *Node) Drain(ctx context.Context) {
 	n.stopping.Store(true)
 	if err := n.store.Heartbeat(ctx, n.workerID, store.WorkerStopping, ""); err != nil {
 		n.log.Warn("could not record that the node stops; it may be given chunks it hands back", "err", err)
+	}
+}
+
+// StopCutWorkShort reports whether the node's stop ended a running task
+// (a chunk, a validation, a finalizing) before it was done, because the
+// shutdown timeout passed or a second signal came: the task was handed
+// back, and the process's exit status says it stopped by force.
+func (n *Node) StopCutWorkShort() bool { return n.cutShort.Load() }
+
+// noteCutShort records, as a task ends unfinished because ctx ended,
+// whether the node's stop ended it: the node is stopping, and River did
+// not cancel the job for a cancel of the job itself.
+func (n *Node) noteCutShort(ctx context.Context) {
+	if n.stopping.Load() && !errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
+		n.cutShort.Store(true)
 	}
 }
 

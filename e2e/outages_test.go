@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/renderfarm/renderfarm/client"
 	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/app/apptest"
+	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
 // When the farm's own parts fail: the database or the bucket goes away
@@ -119,6 +122,104 @@ func TestPostgreSQLStoppedFiveTimesMidRender(t *testing.T) {
 		checkFramesOnce(ctx, t, c, renders, job.ID, frames)
 	}
 	checkTaskInvariant(t, f)
+}
+
+// TestTheFarmsDatabaseConnectionsDroppedMidRender drops the farm's
+// PostgreSQL connections while Blender renders a chunk, three times:
+// every session of the farm ended with pg_terminate_backend (the server
+// says so: SQLSTATE 57P01); then every connection dropped without a word
+// between the farm and the server, as a network or a load balancer does
+// (pgx reads an unexpected EOF); then reset. Each is an outage of the
+// database, waited out: the job completes, every frame rendered once, on
+// its first attempt, and no task is stranded.
+func TestTheFarmsDatabaseConnectionsDroppedMidRender(t *testing.T) {
+	t.Parallel()
+	requireTools(t)
+	dsn := testbackends.PostgresDatabase(t, "")
+	target, err := testbackends.HostOf(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testbackends.NewCuttingProxy(t, target)
+	through, err := proxy.Through(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blender, renders := countingBlender(t)
+	f := startFarm(t, "--database", through, "--workers", "1", "--blender", blender, "--sandbox", "none", "--outage-tolerance", "2m")
+	c := f.client("studio")
+	ctx := testContext(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+
+	const frames = 8
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender(fmt.Sprintf("1-%d", frames))
+	cfg.ChunkSize = client.Int(frames)
+	cfg.SampleCount = client.Int(128)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFramesThroughOutages(t, c, job.ID, 1)
+	var ended int
+	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid()`).Scan(&ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ended %d sessions of the farm with pg_terminate_backend", ended)
+	waitFramesThroughOutages(t, c, job.ID, 3)
+	t.Logf("dropped %d connections of the farm without a word", proxy.Cut(false))
+	answersAnOutageAsOne(t, c, job.ID)
+	waitFramesThroughOutages(t, c, job.ID, 5)
+	t.Logf("reset %d connections of the farm", proxy.Cut(true))
+	answersAnOutageAsOne(t, c, job.ID)
+	if p, err := c.Progress(ctx, job.ID); err == nil && p.FramesCompleted == frames {
+		t.Fatal("the chunk ended before the last drop; the test needs a slower chunk")
+	}
+
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("job = %v, %v; want completed", done, err)
+	}
+	checkFramesOnce(ctx, t, c, renders, job.ID, frames)
+	checkTaskInvariant(t, f)
+}
+
+// answersAnOutageAsOne asks for the job's progress a few times at once
+// after the farm's database connections dropped: the farm answers, or
+// answers 503 UNAVAILABLE, never a 500 that blames itself.
+func answersAnOutageAsOne(t *testing.T, c *client.Client, id string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := c.Progress(t.Context(), id); err != nil && !client.IsUnavailable(err) {
+				t.Errorf("progress right after the drop: %v; want an answer, or 503 UNAVAILABLE", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitFramesThroughOutages waits, for up to 2 minutes, until n of the
+// job's frames are stored; the API's 503s for an outage are waited out.
+func waitFramesThroughOutages(t *testing.T, c *client.Client, id string, n int) {
+	t.Helper()
+	until(t, 2*time.Minute, fmt.Sprintf("%d frames stored", n), func() bool {
+		p, err := c.Progress(t.Context(), id)
+		if err != nil && !client.IsUnavailable(err) {
+			t.Fatal(err)
+		}
+		if p != nil && p.Status.IsFinal() {
+			t.Fatalf("the job ended %s while the test waited for %d frames", p.Status, n)
+		}
+		return err == nil && p.FramesCompleted >= n
+	})
 }
 
 // TestTheBucketStoppedForAMinuteMidRender stops the farm's S3 server for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -206,6 +207,75 @@ func TestASecondWorkerUnderALiveWorkersNameRefusesToStart(t *testing.T) {
 	}
 	if !first.Running() {
 		t.Error("the first worker stopped")
+	}
+}
+
+// TestAWorkerRestartedAfterAKillTakesItsNameAtOnce: a render node killed
+// with SIGKILL mid-chunk and started again at once, on the same machine,
+// under the same name, starts within seconds: its earlier run's process
+// is provably dead, so it is not watched for two heartbeats (11 s at the
+// default --worker-timeout), and its chunk is handed out again at once,
+// not at the reaper's next search. The job completes, every frame once;
+// the frames stored before the kill are not rendered again.
+func TestAWorkerRestartedAfterAKillTakesItsNameAtOnce(t *testing.T) {
+	t.Parallel()
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0")
+	blender, renders := countingBlender(t)
+	args := []string{"--worker-name", "node-a", "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage,
+		"--blender", blender, "--sandbox", "none"}
+	node := worker(t, args...)
+	c := api.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	const frames = 6
+	cfg := slowRender(fmt.Sprintf("1-%d", frames))
+	cfg.ChunkSize = client.Int(frames)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, c, job.ID, 1)
+
+	node.Kill()
+	before, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.FramesCompleted == frames {
+		t.Fatal("the chunk ended before the kill; the test needs a slower chunk")
+	}
+	restarted := time.Now()
+	worker(t, args...)
+	took := time.Since(restarted)
+	t.Logf("the restarted worker took its name %.1f s after it was started", took.Seconds())
+	if took > 5*time.Second {
+		t.Errorf("the restarted worker took %v to start; want it within seconds, its earlier run's process being dead", took)
+	}
+
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("the job ended %v, %v; want completed", done, err)
+	}
+	t.Logf("completed %.1f s after the restart", time.Since(restarted).Seconds())
+	rendered := renders.count(job.ID, "rendered")
+	for _, fr := range before.Frames {
+		if fr.Status == client.FrameCompleted && rendered[fr.Frame] != 1 {
+			t.Errorf("frame %d, stored before the kill, was rendered %d times", fr.Frame, rendered[fr.Frame])
+		}
+	}
+	dl, err := c.Downloads(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, out := range dl.FrameOutputs {
+		if seen[out.FileName] {
+			t.Errorf("%s is listed twice", out.FileName)
+		}
+		seen[out.FileName] = true
+	}
+	if len(seen) != frames {
+		t.Errorf("%d frames to download, want %d", len(seen), frames)
 	}
 }
 

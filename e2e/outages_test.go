@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,12 +11,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/renderfarm/renderfarm/client"
+	"github.com/renderfarm/renderfarm/internal/app"
 	"github.com/renderfarm/renderfarm/internal/app/apptest"
+	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
 // When the farm's own parts fail: the database or the bucket goes away
@@ -118,6 +122,104 @@ func TestPostgreSQLStoppedFiveTimesMidRender(t *testing.T) {
 		checkFramesOnce(ctx, t, c, renders, job.ID, frames)
 	}
 	checkTaskInvariant(t, f)
+}
+
+// TestTheFarmsDatabaseConnectionsDroppedMidRender drops the farm's
+// PostgreSQL connections while Blender renders a chunk, three times:
+// every session of the farm ended with pg_terminate_backend (the server
+// says so: SQLSTATE 57P01); then every connection dropped without a word
+// between the farm and the server, as a network or a load balancer does
+// (pgx reads an unexpected EOF); then reset. Each is an outage of the
+// database, waited out: the job completes, every frame rendered once, on
+// its first attempt, and no task is stranded.
+func TestTheFarmsDatabaseConnectionsDroppedMidRender(t *testing.T) {
+	t.Parallel()
+	requireTools(t)
+	dsn := testbackends.PostgresDatabase(t, "")
+	target, err := testbackends.HostOf(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testbackends.NewCuttingProxy(t, target)
+	through, err := proxy.Through(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blender, renders := countingBlender(t)
+	f := startFarm(t, "--database", through, "--workers", "1", "--blender", blender, "--sandbox", "none", "--outage-tolerance", "2m")
+	c := f.client("studio")
+	ctx := testContext(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+
+	const frames = 8
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender(fmt.Sprintf("1-%d", frames))
+	cfg.ChunkSize = client.Int(frames)
+	cfg.SampleCount = client.Int(128)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	waitFramesThroughOutages(t, c, job.ID, 1)
+	var ended int
+	err = admin.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid()`).Scan(&ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ended %d sessions of the farm with pg_terminate_backend", ended)
+	waitFramesThroughOutages(t, c, job.ID, 3)
+	t.Logf("dropped %d connections of the farm without a word", proxy.Cut(false))
+	answersAnOutageAsOne(t, c, job.ID)
+	waitFramesThroughOutages(t, c, job.ID, 5)
+	t.Logf("reset %d connections of the farm", proxy.Cut(true))
+	answersAnOutageAsOne(t, c, job.ID)
+	if p, err := c.Progress(ctx, job.ID); err == nil && p.FramesCompleted == frames {
+		t.Fatal("the chunk ended before the last drop; the test needs a slower chunk")
+	}
+
+	done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil)
+	if err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("job = %v, %v; want completed", done, err)
+	}
+	checkFramesOnce(ctx, t, c, renders, job.ID, frames)
+	checkTaskInvariant(t, f)
+}
+
+// answersAnOutageAsOne asks for the job's progress a few times at once
+// after the farm's database connections dropped: the farm answers, or
+// answers 503 UNAVAILABLE, never a 500 that blames itself.
+func answersAnOutageAsOne(t *testing.T, c *client.Client, id string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := c.Progress(t.Context(), id); err != nil && !client.IsUnavailable(err) {
+				t.Errorf("progress right after the drop: %v; want an answer, or 503 UNAVAILABLE", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitFramesThroughOutages waits, for up to 2 minutes, until n of the
+// job's frames are stored; the API's 503s for an outage are waited out.
+func waitFramesThroughOutages(t *testing.T, c *client.Client, id string, n int) {
+	t.Helper()
+	until(t, 2*time.Minute, fmt.Sprintf("%d frames stored", n), func() bool {
+		p, err := c.Progress(t.Context(), id)
+		if err != nil && !client.IsUnavailable(err) {
+			t.Fatal(err)
+		}
+		if p != nil && p.Status.IsFinal() {
+			t.Fatalf("the job ended %s while the test waited for %d frames", p.Status, n)
+		}
+		return err == nil && p.FramesCompleted >= n
+	})
 }
 
 // TestTheBucketStoppedForAMinuteMidRender stops the farm's S3 server for
@@ -265,7 +367,8 @@ func TestSIGTERMToAWorkerLetsTheRunningChunkFinish(t *testing.T) {
 }
 
 // TestASecondSIGTERMStopsAtOnce: the second SIGTERM does not wait for the
-// chunk: serve exits within seconds and hands the chunk back. After a
+// chunk: serve exits within seconds, with the status of a forced stop
+// (app.ExitStoppedByForce, not 0), and hands the chunk back. After a
 // restart under the same name the job completes; the frames stored before
 // the stop are not rendered again, and every frame's attempts count each
 // time Blender began it.
@@ -292,6 +395,7 @@ func TestASecondSIGTERMStopsAtOnce(t *testing.T) {
 	if took := time.Since(stopped); took > 15*time.Second {
 		t.Errorf("the second SIGTERM took %v to stop serve; want it at once", took)
 	}
+	checkStoppedByForce(t, code, f.Log.String())
 	f.Start()
 	c = f.client("studio")
 	p, err := c.Progress(ctx, job.ID)
@@ -320,6 +424,64 @@ func TestASecondSIGTERMStopsAtOnce(t *testing.T) {
 	for _, fr := range final.Frames {
 		if fr.Attempts != began[fr.Frame] {
 			t.Errorf("frame %d took %d attempts, but Blender began it %d times", fr.Frame, fr.Attempts, began[fr.Frame])
+		}
+	}
+}
+
+// checkStoppedByForce checks that a process whose stop cut its running
+// chunk short exited with the status that says so, and said why.
+func checkStoppedByForce(t *testing.T, code int, log string) {
+	t.Helper()
+	if code != app.ExitStoppedByForce || !strings.Contains(log, "stopped before the running work finished") {
+		t.Errorf("exit status %d after a stop that cut the running chunk short; want %d (stopped by force), saying why:\n%s", code, app.ExitStoppedByForce, log)
+	}
+}
+
+// TestAWorkerWhoseShutdownTimeoutPassesExitsStoppedByForce: SIGTERM to a
+// render node whose chunk outlasts --shutdown-timeout (1 s) cuts the chunk
+// short at the timeout and hands it back; the node exits with
+// app.ExitStoppedByForce, not 0, so that its supervisor can tell. Started
+// again under its name, it renders the rest: the job completes, and the
+// frames stored before the stop are not rendered again.
+func TestAWorkerWhoseShutdownTimeoutPassesExitsStoppedByForce(t *testing.T) {
+	t.Parallel()
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0")
+	blender, renders := countingBlender(t)
+	args := []string{"--worker-name", "node-a", "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage,
+		"--blender", blender, "--sandbox", "none", "--shutdown-timeout", "1s"}
+	node := worker(t, args...)
+	c := api.client("studio")
+	ctx := testContext(t)
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	cfg := slowRender("1-4")
+	cfg.ChunkSize = client.Int(4)
+	cfg.SampleCount = client.Int(256)
+	if _, _, err := c.Render(ctx, job.ID, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, c, job.ID, 1)
+
+	stopped := time.Now()
+	code := node.Terminate(t)
+	t.Logf("exited %.1f s after SIGTERM, with %d", time.Since(stopped).Seconds(), code)
+	checkStoppedByForce(t, code, node.Log.String())
+	p, err := c.Progress(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FramesCompleted == 4 {
+		t.Fatal("the chunk finished within the 1 s shutdown timeout; the test needs a slower chunk")
+	}
+
+	worker(t, args...)
+	if done, err := c.Wait(ctx, job.ID, client.UntilFinal, nil); err != nil || done.Status != client.StatusCompleted {
+		t.Fatalf("after the restart: %v, %v", done, err)
+	}
+	rendered := renders.count(job.ID, "rendered")
+	for _, fr := range p.Frames {
+		if fr.Status == client.FrameCompleted && rendered[fr.Frame] != 1 {
+			t.Errorf("frame %d, stored before the stop, was rendered %d times", fr.Frame, rendered[fr.Frame])
 		}
 	}
 }

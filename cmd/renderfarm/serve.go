@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,11 @@ func runMain(ctx context.Context, role app.Role, args []string, stdout, stderr i
 	defer stop()
 	if err := m.Shutdown(now); err != nil && waitErr == nil {
 		waitErr = err
+	}
+	if waitErr == nil && m.StoppedByForce() {
+		// Nothing is lost, but the stop did not finish the work: a
+		// supervisor must be able to tell.
+		return &exitError{code: app.ExitStoppedByForce, err: errors.New("stopped before the running work finished (--shutdown-timeout passed, or a second SIGTERM or SIGINT came); that work was handed back to other workers")}
 	}
 	return waitErr
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -61,6 +62,10 @@ func TestDashboardApprovesScoutFramesAndRetriesFrames(t *testing.T) {
 	b.waitFor("the sign-in form", `document.getElementById('api-key') !== null`)
 	b.do(chromedp.SendKeys(chromedp.ID("api-key"), key), chromedp.Click(chromedp.ID("sign-in")))
 	b.waitFor("the job list", `document.getElementById('jobs-view') !== null`)
+	// A suspended job is still the farm's work: its row shows the scout
+	// frames done, as a rendering job's does.
+	row := fmt.Sprintf(`document.querySelector('tr[data-job-id="%s"] .progress-cell')`, job.ID)
+	b.waitFor("the suspended job's frames done in the job list", row+` !== null && `+row+`.textContent.includes('3 / 6 frames')`)
 	b.do(chromedp.Navigate(f.url + "/#/jobs/" + job.ID))
 	b.waitFor("the scout frames", `document.getElementById('approve-scouts') !== null`)
 	if got := b.text(`document.getElementById('scout-list').textContent`); got != "1, 3, 6" {

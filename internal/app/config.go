@@ -188,7 +188,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Backends.RegisterFlags(fs)
 	fs.StringVar(&c.WorkerName, "worker-name", c.WorkerName, "the name of this machine's worker in progress reports")
 	fs.DurationVar(&c.WorkerTimeout, "worker-timeout", c.WorkerTimeout, "how long a worker may go silent before its frames are rendered elsewhere")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a stop (SIGTERM) lets running chunks finish before handing them to another worker; a second SIGTERM or SIGINT stops at once")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, fmt.Sprintf("how long a stop (SIGTERM) lets running chunks finish before handing them to another worker; a second SIGTERM or SIGINT stops at once. Exit status: 0 when the running work finished, %d when the timeout or a second signal cut it short (that work is handed back, nothing is lost)", ExitStoppedByForce))
 	fs.DurationVar(&c.OutageTolerance, "outage-tolerance", c.OutageTolerance, "how long running work waits for the database, the bucket or disk space to come back before its job fails (an outage spends none of a chunk's attempts)")
 	fs.Func("disk-reserve", fmt.Sprintf("the free space a render node keeps on its work directory's disk: below it, work waits for space as for an outage (default %dMiB; 0: none)", c.DiskReserve>>20), func(s string) error {
 		if strings.TrimSpace(s) == "0" {

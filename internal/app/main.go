@@ -56,6 +56,9 @@ type Main struct {
 	started   bool // the engine (and node) started
 	// stopping is set once a stop began: the process is no longer ready.
 	stopping atomic.Bool
+	// forced is set when a stop cut running work short and handed it back
+	// (the shutdown timeout passed, or a second signal came).
+	forced atomic.Bool
 
 	listener net.Listener
 	server   *http.Server
@@ -344,9 +347,16 @@ func (m *Main) Shutdown(ctx context.Context) error {
 				m.node.Drain(stopCtx)
 			}
 			start := time.Now()
-			if err := m.engine.Stop(stopCtx); err != nil {
-				m.log.Warn("running work was handed back", "err", err)
-			} else {
+			err := m.engine.Stop(stopCtx)
+			// The engine cancels what still runs once stopCtx ends: that
+			// is a stop by force when it cut running work short, which a
+			// render node knows for its tasks; a process that renders
+			// nothing counts any River work still running then.
+			switch {
+			case err != nil || (m.node != nil && m.node.StopCutWorkShort()) || (m.node == nil && stopCtx.Err() != nil):
+				m.forced.Store(true)
+				m.log.Warn("stopped by force: the running work was cut short and handed back", "after", time.Since(start).Round(time.Millisecond), "err", err)
+			default:
 				m.log.Info("running work finished", "took", time.Since(start).Round(time.Millisecond))
 			}
 		}
@@ -370,6 +380,19 @@ func (m *Main) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// ExitStoppedByForce is the exit status of a serve or worker whose stop
+// cut running work short: --shutdown-timeout passed, or a second SIGTERM
+// or SIGINT came, before the running chunks (validations, finalizing)
+// finished. Nothing is lost, that work was handed back to other workers,
+// but a supervisor (systemd, Kubernetes, an operator's script) can tell
+// such a stop from one that finished its work (0). 75 is EX_TEMPFAIL of
+// sysexits.h: the work was not done here and will be done again.
+const ExitStoppedByForce = 75
+
+// StoppedByForce reports whether Shutdown cut running work short and
+// handed it back, rather than letting it finish.
+func (m *Main) StoppedByForce() bool { return m.forced.Load() }
 
 // URL is where the API answers (serve), once Run has returned.
 func (m *Main) URL() string { return m.url }

@@ -131,6 +131,9 @@ type Node struct {
 	// stopping is set once the node was told to stop (Drain): the
 	// dispatcher gives it no more chunks.
 	stopping atomic.Bool
+	// cutShort is set once a stop ended a running task before it was
+	// done (the task was handed back): see StopCutWorkShort.
+	cutShort atomic.Bool
 
 	// inputs serialises preparing one job's input on this machine.
 	inputs sync.Map // job id -> *sync.Mutex
@@ -290,10 +293,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	now := time.Now()
 	err := n.store.RegisterWorker(ctx, store.Worker{ID: n.workerID, Name: n.cfg.WorkerName, StartedAt: now, HeartbeatAt: now, State: store.WorkerIdle,
-		BlenderVersions: n.BlenderVersions(), Slots: n.cfg.Slots, Tags: n.cfg.Tags, GPUs: n.cfg.GPUs, MemoryBytes: n.cfg.MemoryBytes})
+		BlenderVersions: n.BlenderVersions(), Slots: n.cfg.Slots, Tags: n.cfg.Tags, GPUs: n.cfg.GPUs, MemoryBytes: n.cfg.MemoryBytes,
+		Process: thisProcess()})
 	if err != nil {
 		return err
 	}
+	n.handOutReplacedRuns(ctx)
 	hbCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopHeartbeat = cancel
 	n.heartbeatDone = make(chan struct{})
@@ -310,10 +315,13 @@ var ErrNameTaken = errors.New("worker name taken")
 // two live runs of one name would each declare the other gone, and the
 // farm would take a live node's chunks for a dead one's. A run of the
 // name whose heartbeat is recent may also be a process killed a moment
-// ago (a restart after a crash, which must go on), so the run is watched
-// for two heartbeats: one that beats again is live, and the start is
-// refused naming it; one that does not is taken for dead, and this run
-// replaces it.
+// ago (a restart after a crash, which must go on). On the same machine
+// that is proven at once: its process is gone, or its id now belongs to
+// another process (processGone), and this run replaces it without
+// waiting. Otherwise (another machine, or a process that lives) the run
+// is watched for two heartbeats: one that beats again is live, and the
+// start is refused naming it; one that does not is taken for dead, and
+// this run replaces it.
 func (n *Node) checkNameIsFree(ctx context.Context) error {
 	timeout := n.cfg.WorkerTimeout
 	if timeout <= 0 {
@@ -323,7 +331,19 @@ func (n *Node) checkNameIsFree(ctx context.Context) error {
 	if err != nil || len(held) == 0 {
 		return err
 	}
-	other := held[0]
+	var unproven []store.Worker
+	for _, w := range held {
+		if processGone(w.Process) {
+			n.log.Info("the earlier run of this worker name on this machine is dead (its process is gone); this run replaces it at once",
+				"worker", n.cfg.WorkerName, "run", w.ID, "pid", w.Process.PID)
+			continue
+		}
+		unproven = append(unproven, w)
+	}
+	if len(unproven) == 0 {
+		return nil
+	}
+	other := unproven[0]
 	watch := 2*HeartbeatInterval(timeout) + time.Second
 	deadline := time.Now().Add(watch)
 	for time.Now().Before(deadline) {
@@ -345,6 +365,31 @@ func (n *Node) checkNameIsFree(ctx context.Context) error {
 	return nil
 }
 
+// handOutReplacedRuns hands out again, at once and under a new
+// generation, the tasks that the earlier runs of this node's name (which
+// RegisterWorker declared gone) held or were given, as the reaper would
+// at its next search: their River jobs are on the dead run's queue, or
+// held by its dead process. A failure is only logged: the reaper hands
+// them out then.
+func (n *Node) handOutReplacedRuns(ctx context.Context) {
+	tasks, err := n.store.TasksOfReplacedRuns(ctx, n.cfg.WorkerName, n.workerID)
+	if err != nil {
+		n.log.Warn("could not list the tasks of this name's earlier run; the reaper hands them out", "err", err)
+		return
+	}
+	handed := 0
+	for _, t := range tasks {
+		if err := n.engine.Requeue(ctx, t, "the worker started again; the task its earlier run held is handed out again"); err != nil {
+			n.log.Warn("could not hand out a task of this name's earlier run; the reaper will", "task", t.ID, "job", t.JobID, "err", err)
+			continue
+		}
+		handed++
+	}
+	if handed > 0 {
+		n.log.Info("handed out again the tasks of this name's earlier run", "worker", n.cfg.WorkerName, "tasks", handed)
+	}
+}
+
 // Drain tells the farm that the node stops: the dispatcher gives it no
 // more chunks, while the engine lets those it runs finish. Call it before
 // stopping the engine.
@@ -352,6 +397,21 @@ func (n *Node) Drain(ctx context.Context) {
 	n.stopping.Store(true)
 	if err := n.store.Heartbeat(ctx, n.workerID, store.WorkerStopping, ""); err != nil {
 		n.log.Warn("could not record that the node stops; it may be given chunks it hands back", "err", err)
+	}
+}
+
+// StopCutWorkShort reports whether the node's stop ended a running task
+// (a chunk, a validation, a finalizing) before it was done, because the
+// shutdown timeout passed or a second signal came: the task was handed
+// back, and the process's exit status says it stopped by force.
+func (n *Node) StopCutWorkShort() bool { return n.cutShort.Load() }
+
+// noteCutShort records, as a task ends unfinished because ctx ended,
+// whether the node's stop ended it: the node is stopping, and River did
+// not cancel the job for a cancel of the job itself.
+func (n *Node) noteCutShort(ctx context.Context) {
+	if n.stopping.Load() && !errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
+		n.cutShort.Store(true)
 	}
 }
 

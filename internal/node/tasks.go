@@ -494,6 +494,7 @@ func (n *Node) release(ctx context.Context, ref engine.TaskRef) {
 // to retry, else err.
 func (n *Node) handBack(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, err error) error {
 	n.markBusy(ref.TaskID, false)
+	n.noteCutShort(ctx)
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
 	defer cancel()
 	t := store.Task{ID: ref.TaskID, JobID: ref.JobID, Kind: kind, Generation: ref.Generation}

@@ -15,6 +15,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,6 +137,23 @@ func postgresDown(code string) bool {
 
 // databaseDown reports an error of the database's driver that says the
 // server did not answer or went away, rather than refusing a statement.
+// The shapes pgx and database/sql give a connection that fails or drops:
+//
+//   - *pgconn.ConnectError: no connection could be made (refused, timed
+//     out, or the server hung up during the start-up, "failed to receive
+//     message");
+//   - *pgconn.PgError of class 08, or 57P01-57P03, 53300: the server says
+//     it ends the session (pg_terminate_backend, a shutdown, a crash of
+//     another backend) or takes no more;
+//   - driver.ErrBadConn, sql.ErrConnDone, pgconn.ErrConnClosed ("conn
+//     closed"), and pgconn's errors that are safe to retry or timeouts: a
+//     connection pgx had already found dead, used again;
+//   - a *net.OpError, ECONNREFUSED, ECONNRESET: the socket failed;
+//   - the end of the connection read mid-message, which pgx answers as a
+//     bare io.ErrUnexpectedEOF (a backend killed, a server crashed, a
+//     proxy or the network dropped the connection): DatabaseConn marks it
+//     as an *Error of Database where it is read, since a bare
+//     io.ErrUnexpectedEOF is also a truncated file's error, which is none.
 func databaseDown(err error) bool {
 	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
 		return true
@@ -157,6 +175,44 @@ func databaseDown(err error) bool {
 		return true
 	}
 	return false
+}
+
+// ErrDatabaseHungUp is the error of a read from the database's
+// connection that met its end: PostgreSQL's side went away without a
+// word. It wraps io.ErrUnexpectedEOF, which is what pgx would report.
+var ErrDatabaseHungUp = fmt.Errorf("the database closed the connection: %w", io.ErrUnexpectedEOF)
+
+// DatabaseConn wraps a network connection to the database so that its end
+// is told for what it is: a read that meets the end of the connection
+// answers an outage of the database (ErrDatabaseHungUp, marked Database)
+// where the connection would answer io.EOF, and pgx would pass that on as
+// a bare io.ErrUnexpectedEOF that Of cannot tell from a truncated file's.
+// Everything else, deadlines included, is the connection's own. Install
+// it under pgx's TLS, in pgconn.Config.DialFunc (see DatabaseDialer).
+func DatabaseConn(conn net.Conn) net.Conn { return &databaseConn{Conn: conn} }
+
+type databaseConn struct{ net.Conn }
+
+func (c *databaseConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err == io.EOF {
+		err = &Error{Part: Database, Err: ErrDatabaseHungUp}
+	}
+	return n, err
+}
+
+// DialFunc is how pgx opens a network connection (pgconn.DialFunc).
+type DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// DatabaseDialer is dial, whose connections are DatabaseConns.
+func DatabaseDialer(dial DialFunc) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return DatabaseConn(conn), nil
+	}
 }
 
 // RetryAfter is what an API server tells a client to wait, in the

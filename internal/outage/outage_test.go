@@ -12,13 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	_ "modernc.org/sqlite"
 
 	"github.com/renderfarm/renderfarm/internal/outage"
+	"github.com/renderfarm/renderfarm/internal/store"
 	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
@@ -239,6 +242,151 @@ func TestABrokenPipeOrATruncatedFileIsNoOutage(t *testing.T) {
 		}
 		if got := outage.Of(err); got != outage.None {
 			t.Errorf("Of(%v) = %s, want none", err, got)
+		}
+	}
+}
+
+// TestAConnectionDroppedWithoutAWordIsADatabaseOutage: PostgreSQL's side
+// of a connection goes away mid-statement without an error message (its
+// backend killed, the server crashed, the network or a proxy dropped
+// it). pgx reports a statement with arguments, a row being read or a
+// transaction's statement cut so as a bare "unexpected EOF"; the store's
+// connections (outage.DatabaseConn) make each an outage of the database.
+// What follows on the dead connections is one too: the commit of the
+// transaction, the next statement. And a reset rather than a FIN.
+func TestAConnectionDroppedWithoutAWordIsADatabaseOutage(t *testing.T) {
+	dsn := testbackends.PostgresDatabase(t, "")
+	for _, reset := range []bool{false, true} {
+		name := map[bool]string{false: "FIN", true: "reset"}[reset]
+		t.Run(name, func(t *testing.T) {
+			target, err := testbackends.HostOf(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := testbackends.NewCuttingProxy(t, target)
+			through, err := proxy.Through(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.OpenPostgres(t.Context(), through)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := t.Context()
+
+			conn, err := s.DB().Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			tx, err := s.DB().BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			row, inTx, rows := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+			go func() {
+				var slept string
+				row <- conn.QueryRowContext(ctx, `SELECT pg_sleep($1)::text`, 30).Scan(&slept)
+			}()
+			go func() {
+				_, err := tx.ExecContext(ctx, `SELECT pg_sleep($1)`, 30)
+				inTx <- err
+			}()
+			go func() {
+				r, err := s.DB().QueryContext(ctx, `SELECT g, pg_sleep(0.5) FROM generate_series(1, 60) g`)
+				if err != nil {
+					rows <- err
+					return
+				}
+				defer r.Close()
+				for r.Next() {
+				}
+				rows <- r.Err()
+			}()
+			// The three statements run when the connections drop.
+			until(t, func() bool {
+				var n int
+				err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(%' AND state = 'active' AND pid <> pg_backend_pid()`).Scan(&n)
+				return err == nil && n == 3
+			})
+			proxy.Cut(reset)
+
+			shapes := map[string]error{"a row's statement cut short": <-row, "a transaction's statement cut short": <-inTx, "rows cut short": <-rows}
+			_, shapes["the next statement on the dropped connection"] = conn.ExecContext(ctx, `SELECT $1::int`, 1)
+			shapes["the commit of the transaction"] = tx.Commit()
+			for what, err := range shapes {
+				if err == nil {
+					t.Errorf("%s succeeded", what)
+					continue
+				}
+				if got := outage.Of(fmt.Errorf("record frame 3: %w", err)); got != outage.Database {
+					t.Errorf("%s: Of(%T %v) = %s, want database", what, err, err, got)
+				}
+			}
+			// The pool replaces the dropped connections: the store works on.
+			if err := s.Ping(ctx); err != nil {
+				t.Errorf("the store after the drop: %v", err)
+			}
+		})
+	}
+}
+
+// TestAServerThatHangsUpAtStartIsADatabaseOutage: the server (or what
+// stands in its place) accepts the connection and closes it before
+// answering the start-up: pgx's "failed to receive message".
+func TestAServerThatHangsUpAtStartIsADatabaseOutage(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, err = store.OpenPostgres(t.Context(), fmt.Sprintf("postgres://postgres@%s/renderfarm?sslmode=disable&connect_timeout=5", l.Addr()))
+	if err == nil || !strings.Contains(err.Error(), "failed to receive message") {
+		t.Fatalf("open a database that hangs up at start: %v; want pgx's failed to receive message", err)
+	}
+	if got := outage.Of(err); got != outage.Database {
+		t.Errorf("Of(%v) = %s, want database", err, got)
+	}
+}
+
+// TestWhatPostgreSQLSaysAsItEndsASessionIsADatabaseOutage: the error
+// codes PostgreSQL sends as it ends or refuses sessions for its own
+// reasons are outages; those of a statement it refuses are not.
+func TestWhatPostgreSQLSaysAsItEndsASessionIsADatabaseOutage(t *testing.T) {
+	for code, want := range map[string]outage.Part{
+		"57P01": outage.Database, // terminating connection due to administrator command
+		"57P02": outage.Database, // terminating connection because of crash of another server process
+		"57P03": outage.Database, // the database system is starting up
+		"53300": outage.Database, // too many connections
+		"08006": outage.Database, // connection failure
+		"42P01": outage.None,     // undefined table
+		"23505": outage.None,     // unique violation
+		"40001": outage.None,     // serialization failure: the caller's transaction to run again
+	} {
+		err := fmt.Errorf("claim task: %w", &pgconn.PgError{Severity: "FATAL", Code: code})
+		if got := outage.Of(err); got != want {
+			t.Errorf("Of(SQLSTATE %s) = %s, want %s", code, got, want)
+		}
+	}
+}
+
+// until waits, for up to 10 s, until cond holds.
+func until(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not within 10 s")
 		}
 	}
 }

@@ -42,14 +42,24 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, id); err != nil {
 		return nil, err
 	}
-	if read.SuspendedReason == farm.SuspendedScoutFramesReady {
-		workers, err := s.expectedWorkers(ctx)
-		if err != nil {
-			return nil, err
-		}
-		pr.EtaSeconds = etaOfTheRest(pr, workers)
+	if err := s.addScoutEta(ctx, pr); err != nil {
+		return nil, err
 	}
 	return pr, nil
+}
+
+// addScoutEta gives a job suspended once its scout frames were done the
+// time its other frames will take once it is resumed.
+func (s *Service) addScoutEta(ctx context.Context, pr *farm.Progress) error {
+	if pr.SuspendedReason != farm.SuspendedScoutFramesReady {
+		return nil
+	}
+	workers, err := s.expectedWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	pr.EtaSeconds = etaOfTheRest(pr, workers)
+	return nil
 }
 
 // etaOfTheRest estimates how long the frames a job's scouts held back
@@ -203,9 +213,14 @@ func offeredNames(versions []string) string {
 	return strings.Join(versions, ", ")
 }
 
-// RunningProgress reports every job of the workspace that is being worked on.
+// RunningProgress reports every job of the workspace that the farm is
+// working on, and every suspended one: a suspended job is still the
+// farm's work, paused (by its owner, or once its scout frames were done),
+// and whoever watches the running jobs (the dashboard, `renderfarm
+// progress`) must see it, its frames done and why it waits, as Progress
+// reports it.
 func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
-	jobs, err := s.store.JobsWithStatus(ctx, p.WorkspaceID, farm.StatusValidating, farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing)
+	jobs, err := s.store.JobsWithStatus(ctx, p.WorkspaceID, farm.StatusValidating, farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing, farm.StatusSuspended)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +242,10 @@ func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm
 			return nil, err
 		}
 		if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, job.ID); err != nil {
+			return nil, err
+		}
+		pr.SuspendedReason = job.SuspendedReason
+		if err := s.addScoutEta(ctx, pr); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)

@@ -159,12 +159,16 @@ func TestProgressCountsFramesAndEstimatesTheTimeLeft(t *testing.T) {
 	})
 }
 
+// TestRunningProgressListsOnlyTheJobsBeingWorkedOn: the jobs the farm
+// works on, and the suspended ones, which are still its work (paused);
+// not the jobs that wait for a request or ended.
 func TestRunningProgressListsOnlyTheJobsBeingWorkedOn(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		want := map[farm.Status]bool{
 			farm.StatusCreated: false, farm.StatusValidating: true, farm.StatusValidated: false,
 			farm.StatusBooting: true, farm.StatusRendering: true, farm.StatusFinalizing: true,
+			farm.StatusSuspended: true,
 			farm.StatusCompleted: false, farm.StatusFailed: false, farm.StatusCanceled: false,
 		}
 		var wantIDs []string
@@ -197,7 +201,7 @@ func TestRunningProgressListsOnlyTheJobsBeingWorkedOn(t *testing.T) {
 		slices.Sort(got)
 		slices.Sort(wantIDs)
 		if !slices.Equal(got, wantIDs) {
-			t.Errorf("running jobs = %v, want %v (this workspace's validating, booting, rendering and finalizing jobs)", got, wantIDs)
+			t.Errorf("running jobs = %v, want %v (this workspace's validating, booting, rendering, finalizing and suspended jobs)", got, wantIDs)
 		}
 	})
 }
@@ -236,26 +240,42 @@ func TestProgressOfAJobThatIsNotTheWorkspacesIsNotFound(t *testing.T) {
 	})
 }
 
+// TestRunningProgressReportsAsProgressDoes: each job's report in the list
+// is the one Progress gives, a suspended job's included: its frames done,
+// why it waits and, once its scouts are done, the time the rest will take.
 func TestRunningProgressReportsAsProgressDoes(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.InsertJob(f.api, farm.StatusRendering)
 		f.insertFrames(job.ID, done(10), done(20), rendering, failed, queued)
+		paused := f.InsertJob(f.api, farm.StatusSuspended)
+		f.insertFrames(paused.ID, done(10), queued, queued)
+		f.Exec(`UPDATE jobs SET suspended_reason = ? WHERE id = ?`, farm.SuspendedOnRequest, paused.ID)
+		scouted := f.InsertJob(f.api, farm.StatusSuspended)
+		f.insertFrames(scouted.ID, done(4), done(6), queued, queued)
+		f.Exec(`UPDATE jobs SET suspended_reason = ? WHERE id = ?`, farm.SuspendedScoutFramesReady, scouted.ID)
 
 		list, err := f.api.RunningProgress(f.Ctx, f.P)
 		if err != nil {
 			t.Fatal(err)
 		}
-		one, err := f.api.Progress(f.Ctx, f.P, job.ID)
-		if err != nil {
-			t.Fatal(err)
+		var want []farm.Progress
+		for _, id := range []string{job.ID, paused.ID, scouted.ID} {
+			one, err := f.api.Progress(f.Ctx, f.P, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, *one)
+		}
+		if want[1].SuspendedReason != farm.SuspendedOnRequest || want[2].EtaSeconds == nil {
+			t.Fatalf("Progress of the suspended jobs = %+v, %+v; want the reason, and the scouted job's time left", want[1], want[2])
 		}
 
-		// Compared as the API sends them.
+		// Compared as the API sends them, in the order the jobs were made.
 		got, _ := json.Marshal(list)
-		want, _ := json.Marshal([]farm.Progress{*one})
-		if string(got) != string(want) {
-			t.Errorf("RunningProgress =\n%s\nwant\n%s", got, want)
+		wanted, _ := json.Marshal(want)
+		if string(got) != string(wanted) {
+			t.Errorf("RunningProgress =\n%s\nwant\n%s", got, wanted)
 		}
 	})
 }

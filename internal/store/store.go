@@ -22,8 +22,11 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/renderfarm/renderfarm/internal/outage"
 )
 
 // ErrNotFound is returned when a row does not exist (or belongs to another
@@ -307,10 +310,15 @@ func OpenPostgresPool(ctx context.Context, dsn string, maxConnections int) (*Sto
 	if maxConnections < 1 {
 		return nil, fmt.Errorf("open database %s: a pool of %d connections; it needs at least 1", name, maxConnections)
 	}
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", name, err)
 	}
+	// A connection PostgreSQL drops without a word (its backend killed,
+	// the server crashed, the network cut) must read as the outage it is,
+	// not as a bare "unexpected EOF": see outage.DatabaseConn.
+	cfg.DialFunc = outage.DatabaseDialer(cfg.DialFunc)
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConnections)
 	// Half kept open when idle, so that a burst does not open and close
 	// connections each time (opening one costs PostgreSQL a process).

@@ -43,6 +43,26 @@ type Worker struct {
 	Tags        []string
 	GPUs        []farm.GPU
 	MemoryBytes int64
+	// Process is where the run's process runs; its zero value where that
+	// is not known.
+	Process WorkerProcess
+}
+
+// WorkerProcess says where a worker run's process runs, so that a run
+// started under its name on the same machine can tell whether that
+// process is still alive.
+type WorkerProcess struct {
+	// Host is the machine's host name, for messages.
+	Host string
+	// Machine is the kernel's boot id and the process's PID namespace:
+	// process ids compare only between processes of the same Machine.
+	// Empty where they could not be read.
+	Machine string
+	// PID is the process id, and PIDStart when the process started
+	// (clock ticks after boot), which tells the run's own process from
+	// another given the same id later.
+	PID      int
+	PIDStart int64
 }
 
 // Offer is what the run offers the farm's chunks.
@@ -50,12 +70,13 @@ func (w Worker) Offer() farm.WorkerOffer {
 	return farm.WorkerOffer{Name: w.Name, BlenderVersions: w.BlenderVersions, GPUs: w.GPUs, MemoryBytes: w.MemoryBytes, Tags: w.Tags}
 }
 
-const workerColumns = `id, name, started_at, heartbeat_at, state, current_task, blender_versions, slots, tags, gpus, memory_bytes`
+const workerColumns = `id, name, started_at, heartbeat_at, state, current_task, blender_versions, slots, tags, gpus, memory_bytes, host, machine, pid, pid_start`
 
 func scanWorker(row rowScanner) (Worker, error) {
 	var w Worker
 	var versions, tags, gpus string
-	if err := row.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask, &versions, &w.Slots, &tags, &gpus, &w.MemoryBytes); err != nil {
+	if err := row.Scan(&w.ID, &w.Name, &w.StartedAt, &w.HeartbeatAt, &w.State, &w.CurrentTask, &versions, &w.Slots, &tags, &gpus, &w.MemoryBytes,
+		&w.Process.Host, &w.Process.Machine, &w.Process.PID, &w.Process.PIDStart); err != nil {
 		return w, err
 	}
 	w.BlenderVersions = splitVersions(versions)
@@ -92,9 +113,9 @@ func (q *Queries) RegisterWorker(ctx context.Context, w Worker) error {
 	if _, err := farm.ParseGPUs(gpus); err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
-	_, err = q.exec(ctx, `INSERT INTO workers (`+workerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = q.exec(ctx, `INSERT INTO workers (`+workerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		w.ID, w.Name, w.StartedAt.UTC(), w.HeartbeatAt.UTC(), w.State, w.CurrentTask, strings.Join(w.BlenderVersions, ","),
-		w.Slots, strings.Join(tags, ","), gpus, w.MemoryBytes)
+		w.Slots, strings.Join(tags, ","), gpus, w.MemoryBytes, w.Process.Host, w.Process.Machine, w.Process.PID, w.Process.PIDStart)
 	if err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
@@ -316,4 +337,15 @@ func (q *Queries) Stats(ctx context.Context, liveSince time.Time) (FarmStats, er
 func (q *Queries) LiveWorkersNamed(ctx context.Context, name string, since time.Time) ([]Worker, error) {
 	return q.queryWorkers(ctx, `SELECT `+workerColumns+` FROM workers WHERE name = ? AND heartbeat_at >= ? AND state NOT IN (?, ?) ORDER BY heartbeat_at DESC`,
 		name, since.UTC(), WorkerGone, WorkerStopped)
+}
+
+// TasksOfReplacedRuns lists the unfinished tasks held by, or given to,
+// the runs of a worker's name that the run id replaced (RegisterWorker
+// declared them gone): what OrphanedTasks finds of them, for the new run
+// to hand out at once rather than leave to the reaper's next search.
+func (q *Queries) TasksOfReplacedRuns(ctx context.Context, name, id string) ([]Task, error) {
+	cols := "t." + strings.ReplaceAll(taskColumns, ", ", ", t.")
+	return q.queryTasks(ctx, `SELECT `+cols+` FROM tasks t JOIN workers w ON w.id = t.worker_id
+		WHERE w.name = ? AND w.id <> ? AND w.state = ?
+		AND (t.status = ? OR (t.status = ? AND t.kind = ?))`, name, id, WorkerGone, TaskRunning, TaskQueued, TaskRender)
 }

@@ -3,14 +3,14 @@
 // the real Blender: how close the merged frame is to
 // the whole render against the noise floor (two whole renders that differ
 // only in their seed), in samples and tiles mode; how much faster two
-// single-threaded Blenders render a frame in parts than one renders it
-// whole, in wall time and from the CPU seconds the Blenders used (which
-// other work on the machine changes less than wall time, but changes: a
-// Blender sharing a core with others takes more CPU seconds for the same
-// work); and how the merge's time grows with the parts.
+// single-threaded Blenders render a frame in parts and merge it than one
+// renders it whole, in pairs of runs (whole, then split) whose ratios are
+// read pair by pair, since this machine's speed moves between minutes by
+// more than the split costs; the CPU seconds the Blenders used (the work
+// the split adds); and how the merge's time grows with the parts.
 //
-//	go run ./bench/split                        # 640x360, 256 samples
-//	go run ./bench/split -width 160 -height 90 -samples 32 -merge-parts 2,4
+//	go run ./bench/split                        # 640x360, 256 samples, 3 pairs
+//	go run ./bench/split -width 160 -height 90 -samples 32 -merge-parts 2,4 -pairs 1
 //
 // Timings need a quiet machine: the report says how busy it was.
 package main
@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ func main() {
 	height := flag.Int("height", 360, "frame height")
 	samples := flag.Int("samples", 256, "samples of the frame")
 	mergeParts := flag.String("merge-parts", "2,4,8,16", "part counts whose merge is timed")
+	pairs := flag.Int("pairs", 3, "pairs of runs (whole, then split) timed for each split")
 	flag.Parse()
 	defer benchkit.RunExits()
 
@@ -82,9 +84,7 @@ func main() {
 	one := &blender.Runner{TempDir: work, Threads: 1}
 
 	// Quality.
-	wholeCPU := childCPU()
-	whole, wholeTime := renderWhole(ctx, one, blend, work)
-	wholeCPU = childCPU() - wholeCPU
+	whole, _ := renderWhole(ctx, one, blend, work)
 	otherSeed, _ := renderWhole(ctx, all, other, work)
 	floor := meanAbsDiff(whole, otherSeed)
 	fmt.Printf("\nquality (mean abs difference per channel R,G,B in 8-bit steps)\n")
@@ -95,16 +95,29 @@ func main() {
 	}
 
 	// Speed: one Blender of one thread, whole, against two of one thread
-	// each rendering the parts.
-	fmt.Printf("\nspeed (Blenders of 1 thread; the whole frame in 1 Blender: %.2f s, %.2f CPU s)\n", wholeTime.Seconds(), wholeCPU)
+	// each rendering the parts, in pairs run one after the other (whole,
+	// split, whole, split...), each pair's ratio read on its own: this
+	// machine's speed moves between minutes by more than the split's cost.
+	fmt.Printf("\nspeed (Blenders of 1 thread; %d pairs of runs, the whole frame in 1 Blender then the split, ratios pair by pair, median first)\n", *pairs)
 	for _, mode := range []blender.SplitMode{blender.SplitSamples, blender.SplitTiles} {
 		for _, parts := range []int{2, 4} {
-			_, renderTime, mergeTime, mergeInBlender, partsCPU := split(ctx, one, blend, work, mode, parts, 2)
-			fmt.Printf("  %-7s %d parts on 2 Blenders: parts %.2f s (%.2fx as fast as the whole); merge %.2f s, %.2f s of it in Blender (%.1f %% of the whole render); %.2fx with the merge\n",
-				mode, parts, renderTime.Seconds(), wholeTime.Seconds()/renderTime.Seconds(), mergeTime.Seconds(),
-				mergeInBlender.Seconds(), 100*mergeInBlender.Seconds()/wholeTime.Seconds(), wholeTime.Seconds()/(renderTime+mergeTime).Seconds())
-			fmt.Printf("          CPU: the parts and the merge %.2f s in all, %.2f times the whole render's; on 2 idle cores, work of even cost would take %.2f s: %.2fx\n",
-				partsCPU, partsCPU/wholeCPU, partsCPU/2, 2*wholeCPU/partsCPU)
+			var withMerge, partsOnly, cpuRatios []float64
+			var wholes, renderTimes, mergeTimes []float64
+			for range *pairs {
+				cpu := childCPU()
+				_, wholeTime := renderWhole(ctx, one, blend, work)
+				wholeCPU := childCPU() - cpu
+				_, renderTime, mergeTime, _, partsCPU := split(ctx, one, blend, work, mode, parts, 2)
+				wholes = append(wholes, wholeTime.Seconds())
+				renderTimes = append(renderTimes, renderTime.Seconds())
+				mergeTimes = append(mergeTimes, mergeTime.Seconds())
+				withMerge = append(withMerge, wholeTime.Seconds()/(renderTime+mergeTime).Seconds())
+				partsOnly = append(partsOnly, wholeTime.Seconds()/renderTime.Seconds())
+				cpuRatios = append(cpuRatios, partsCPU/wholeCPU)
+			}
+			fmt.Printf("  %-7s %d parts on 2 Blenders: %s with the merge; parts only %s\n", mode, parts, fmtRatios(withMerge), fmtRatios(partsOnly))
+			fmt.Printf("          whole %s s; parts %s s; merge %s s; CPU of the parts and the merge over the whole render's %s\n",
+				fmtList(wholes), fmtList(renderTimes), fmtList(mergeTimes), fmtList(cpuRatios))
 		}
 	}
 
@@ -272,6 +285,25 @@ func meanAbsDiff(a, b image.Image) [3]float64 {
 	}
 	n := float64(r.Dx() * r.Dy())
 	return [3]float64{sum[0] / n, sum[1] / n, sum[2] / n}
+}
+
+// fmtRatios prints ratios as "1.85x (1.83x 1.85x 1.90x)": the median,
+// then each pair's in the order run.
+func fmtRatios(r []float64) string {
+	sorted := slices.Sorted(slices.Values(r))
+	each := make([]string, len(r))
+	for i, v := range r {
+		each[i] = fmt.Sprintf("%.2fx", v)
+	}
+	return fmt.Sprintf("%.2fx (%s)", sorted[len(sorted)/2], strings.Join(each, " "))
+}
+
+func fmtList(v []float64) string {
+	each := make([]string, len(v))
+	for i, x := range v {
+		each[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(each, " ")
 }
 
 func fmtDiff(d [3]float64) string { return fmt.Sprintf("%.3f %.3f %.3f", d[0], d[1], d[2]) }

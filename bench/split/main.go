@@ -99,6 +99,29 @@ func main() {
 	// split, whole, split...), each pair's ratio read on its own: this
 	// machine's speed moves between minutes by more than the split's cost.
 	fmt.Printf("\nspeed (Blenders of 1 thread; %d pairs of runs, the whole frame in 1 Blender then the split, ratios pair by pair, median first)\n", *pairs)
+	// The machine's own ceiling: two whole renders at once against one
+	// alone. Two cores that slow each other down (siblings of one physical
+	// core, shared caches, a busy host) cap any split of a frame in 2
+	// below 2x, whatever the farm does.
+	var ceiling, alone, both []float64
+	for range *pairs {
+		_, one1 := renderWhole(ctx, one, blend, work)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				renderWhole(ctx, one, blend, work)
+			}()
+		}
+		wg.Wait()
+		two := time.Since(start)
+		alone, both = append(alone, one1.Seconds()), append(both, two.Seconds())
+		ceiling = append(ceiling, 2*one1.Seconds()/two.Seconds())
+	}
+	fmt.Printf("  the machine: 2 whole renders at once %s as fast as 1 after the other (the most any split in 2 could reach here)\n", fmtRatios(ceiling))
+	fmt.Printf("          1 alone %s s; 2 at once %s s\n", fmtList(alone), fmtList(both))
 	for _, mode := range []blender.SplitMode{blender.SplitSamples, blender.SplitTiles} {
 		for _, parts := range []int{2, 4} {
 			var withMerge, partsOnly, cpuRatios []float64

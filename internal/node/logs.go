@@ -11,31 +11,20 @@ import (
 
 // keepLog stores the tail of a Blender run, a chunk's or a validation that
 // failed, under the job's logs/ prefix, so the user can read what Blender
-// said; paths scrubs the farm's paths from it. It answers the bytes stored
-// (0 if none), which the caller counts in the workspace's storage: a
-// chunk in the transaction that ends it, which locks the job's row anyway,
-// so that a chunk's log adds no transaction of its own on that row.
-func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) int64 {
+// said; paths scrubs the farm's paths from it.
+func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
-		return 0
+		return
 	}
 	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
 	size, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes)
 	if err != nil {
 		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
-		return 0
-	}
-	return size
-}
-
-// countLogBytes adds size bytes of the job's logs to what its files hold
-// (jobs.log_bytes), in a transaction of its own. A log not counted is a few
-// kB the quota misses, never a refusal, so a failure is only logged.
-func (n *Node) countLogBytes(ctx context.Context, jobID string, size int64) {
-	if size <= 0 {
 		return
 	}
+	// The workspace's storage counts it (a log not counted is a few kB
+	// the quota misses, never a refusal, so a failure is only logged).
 	if err := n.store.AddJobLogBytes(context.WithoutCancel(ctx), jobID, size); err != nil {
 		n.log.Warn("could not record the size of Blender's log", "job", jobID, "err", err)
 	}

@@ -42,9 +42,6 @@ func newChunk(n *Node, args engine.RenderArgs) task {
 }
 
 func (c *chunk) done(recorded bool) {
-	if !recorded {
-		c.n.countLogBytes(context.Background(), c.ref.JobID, c.times.logBytes)
-	}
 	if c.rendered {
 		c.n.tidyIfFinal(c.ref.JobID)
 		if recorded {
@@ -194,11 +191,6 @@ func (n *Node) blockOn(ctx context.Context, tx *store.Tx, job *farm.Job, failure
 }
 
 func (c *chunk) record(ctx context.Context, tx *store.Tx, current *farm.Job, renderErr error) error {
-	if c.times.logBytes > 0 {
-		if err := tx.AddJobLogBytes(ctx, current.ID, c.times.logBytes); err != nil {
-			return err
-		}
-	}
 	if c.part != nil && renderErr == nil {
 		return c.n.recordPart(ctx, tx, current, *c.part)
 	}
@@ -265,10 +257,6 @@ type chunkTimes struct {
 	// store is the time spent putting frames into the object store,
 	// record the time spent in the database transactions of frames.
 	store, record time.Duration
-	// logBytes are the bytes of Blender's log kept for the attempt, to be
-	// counted with the chunk's end (chunk.record), or on their own when
-	// this attempt does not end it (chunk.done).
-	logBytes int64
 }
 
 func (t *chunkTimes) log(log *slog.Logger, jobID, taskID string, frames int) {
@@ -385,7 +373,7 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 		// a job's owner reads it to see what Blender said about the frames.
 		lines := append([]string{fmt.Sprintf("renderfarm: frames %s on render node %s with Blender %s",
 			strings.Join(farm.CompactRanges(slices.Sorted(slices.Values(frames))), ","), n.cfg.WorkerName, inst.Version)}, result.LogTail...)
-		times.logBytes += n.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
+		n.keepLog(ctx, job.ID, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
 	}
 	return err
 }

@@ -72,22 +72,9 @@ func (p *Sessions) Render(ctx context.Context, job RenderJob, outputRoot string,
 		return nil, err
 	}
 	if s := p.take(job, settings, func(root string) bool { return root == outputRoot }); s != nil {
-		began := false
-		var err error
-		if !s.renders(job, settings) {
-			err = s.Reload(ctx)
-		}
-		var res *RenderResult
-		if err == nil {
-			res, err = s.Render(ctx, job, func(ev Event) {
-				if ev.Kind == FrameStarted {
-					began = true
-				}
-				if onEvent != nil {
-					onEvent(ev)
-				}
-			})
-		}
+		res, began, err := inIdle(ctx, s, job, settings, onEvent, func(on func(Event)) (*RenderResult, error) {
+			return s.Render(ctx, job, on)
+		})
 		if err == nil {
 			p.park(s)
 			return res, nil
@@ -136,22 +123,9 @@ func (p *Sessions) Merge(ctx context.Context, job MergeJob, onEvent func(Event))
 		return nil, err
 	}
 	if s := p.take(render, settings, holds); s != nil {
-		began := false
-		var err error
-		if !s.renders(render, settings) {
-			err = s.Reload(ctx)
-		}
-		var res *RenderResult
-		if err == nil {
-			res, err = s.Merge(ctx, job, func(ev Event) {
-				if ev.Kind == FrameStarted {
-					began = true
-				}
-				if onEvent != nil {
-					onEvent(ev)
-				}
-			})
-		}
+		res, began, err := inIdle(ctx, s, render, settings, onEvent, func(on func(Event)) (*RenderResult, error) {
+			return s.Merge(ctx, job, on)
+		})
 		p.close(s)
 		if err == nil || began || ctx.Err() != nil {
 			return res, err
@@ -160,6 +134,28 @@ func (p *Sessions) Merge(ctx context.Context, job MergeJob, onEvent func(Event))
 		// the merge to a fresh Blender.
 	}
 	return p.Runner.Merge(ctx, job, onEvent)
+}
+
+// inIdle runs do in s, an idle session taken for job, loading the file
+// again first when s has applied other settings than job's (settings, in
+// JSON). began says whether a frame began: a session that broke before
+// one did leaves the work to a fresh Blender, having lost nothing.
+func inIdle(ctx context.Context, s *Session, job RenderJob, settings string, onEvent func(Event),
+	do func(onEvent func(Event)) (*RenderResult, error)) (res *RenderResult, began bool, err error) {
+	if !s.renders(job, settings) {
+		if err := s.Reload(ctx); err != nil {
+			return nil, false, err
+		}
+	}
+	res, err = do(func(ev Event) {
+		if ev.Kind == FrameStarted {
+			began = true
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	})
+	return res, began, err
 }
 
 // Forget ends the idle sessions whose output directory lies under dir,

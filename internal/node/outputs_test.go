@@ -80,29 +80,7 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 		const frames = 4
 		proxies := grayFrames(t, frames, ".jpg")
 		job := f.RenderingJob(f.api, frames, 2)
-		tasks := f.Tasks(job.ID, store.TaskRender)
-		for _, task := range tasks {
-			ref := f.Ref(task)
-			f.claim(ref)
-			for _, n := range f.startChunk(ref) {
-				if err := f.node.storeFrame(f.Ctx, nil, ref, n, stereoFrameFiles(n, proxies[n-1]), 1, nil); err != nil {
-					t.Fatalf("frame %d: %v", n, err)
-				}
-			}
-		}
-		for _, task := range tasks {
-			if err := f.node.endChunk(f.Ctx, f.Ref(task), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-
-		if err := f.finalize(job.ID); err != nil {
-			t.Fatalf("finalize: %v", err)
-		}
-		done := f.Job(job.ID)
-		if done.Status != farm.StatusCompleted {
-			t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
-		}
+		done := f.renderAndFinalize(job.ID, func(n int) []frameFile { return stereoFrameFiles(n, proxies[n-1]) })
 
 		d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
 		if err != nil {
@@ -160,6 +138,36 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 	})
 }
 
+// renderAndFinalize plays the rendering of every chunk of the job, frame
+// n's files being filesOf(n), then its finalizing, and answers the job,
+// which must have completed.
+func (f *fixture) renderAndFinalize(jobID string, filesOf func(n int) []frameFile) *farm.Job {
+	f.T.Helper()
+	tasks := f.Tasks(jobID, store.TaskRender)
+	for _, task := range tasks {
+		ref := f.Ref(task)
+		f.claim(ref)
+		for _, n := range f.startChunk(ref) {
+			if err := f.node.storeFrame(f.Ctx, nil, ref, n, filesOf(n), 1, nil); err != nil {
+				f.T.Fatalf("frame %d: %v", n, err)
+			}
+		}
+	}
+	for _, task := range tasks {
+		if err := f.node.endChunk(f.Ctx, f.Ref(task), nil); err != nil {
+			f.T.Fatal(err)
+		}
+	}
+	if err := f.finalize(jobID); err != nil {
+		f.T.Fatalf("finalize: %v", err)
+	}
+	done := f.Job(jobID)
+	if done.Status != farm.StatusCompleted {
+		f.T.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+	}
+	return done
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return "<nil>"
@@ -179,32 +187,13 @@ func TestAFrameWithoutItsProxyKeepsItsPlaceInThePreview(t *testing.T) {
 		const frames = 4
 		proxies := grayFrames(t, frames, ".jpg")
 		job := f.RenderingJob(f.api, frames, 2)
-		tasks := f.Tasks(job.ID, store.TaskRender)
-		for _, task := range tasks {
-			ref := f.Ref(task)
-			f.claim(ref)
-			for _, n := range f.startChunk(ref) {
-				files := stereoFrameFiles(n, proxies[n-1])
-				if n%2 == 1 {
-					files = files[:len(files)-1] // no proxy
-				}
-				if err := f.node.storeFrame(f.Ctx, nil, ref, n, files, 1, nil); err != nil {
-					t.Fatalf("frame %d: %v", n, err)
-				}
+		done := f.renderAndFinalize(job.ID, func(n int) []frameFile {
+			files := stereoFrameFiles(n, proxies[n-1])
+			if n%2 == 1 {
+				files = files[:len(files)-1] // no proxy
 			}
-		}
-		for _, task := range tasks {
-			if err := f.node.endChunk(f.Ctx, f.Ref(task), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := f.finalize(job.ID); err != nil {
-			t.Fatalf("finalize: %v", err)
-		}
-		done := f.Job(job.ID)
-		if done.Status != farm.StatusCompleted {
-			t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
-		}
+			return files
+		})
 		names, _ := f.zipEntriesOf(done.Files.FramesZipKey, done.Files.FramesZipSize)
 		if len(names) != 2*frames {
 			t.Errorf("frames.zip holds %q, want both views of %d frames", names, frames)

@@ -278,7 +278,9 @@ func report(s settings, chunks []chunk, db samples, cpu map[string]float64, requ
 	fmt.Fprintf(tw, "render request → last chunk done\t%.1f s\t%.1f s at the slots' pace\n", wall.Seconds(), float64(s.chunks)/ideal)
 	fmt.Fprintf(tw, "PostgreSQL connections of the farm's database, most at once / most active at once\t%d / %d\tbound: %d processes × (%d + 1) = %d\n",
 		db.maxConns, db.maxActive, s.processes+s.replicas, s.connections, (s.processes+s.replicas)*(s.connections+1))
+	fmt.Fprintf(tw, "PostgreSQL sessions opened while the jobs rendered (a backend process each)\t%d\t-\n", db.sessions)
 	fmt.Fprintf(tw, "active PostgreSQL backends waiting on the dispatcher's lock, of the active ones sampled\t%.0f %%\t-\n", 100*db.lockShare())
+	fmt.Fprintf(tw, "active PostgreSQL backends waiting on a row's lock, of the active ones sampled\t%.0f %%\t-\n", 100*db.rowShare())
 	fmt.Fprintf(tw, "PostgreSQL CPU (the farm database's backends)\t%.2f cores\t-\n", db.postgresCPU/span.Seconds())
 	fmt.Fprintf(tw, "serve replicas' CPU\t%.2f cores\t-\n", cpu["serve"]/span.Seconds())
 	fmt.Fprintf(tw, "worker processes' CPU\t%.2f cores (%.2f ms a chunk)\t-\n", cpu["worker"]/span.Seconds(), 1000*cpu["worker"]/float64(len(chunks)))
@@ -306,10 +308,23 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", benchkit.Ms(d)) 
 // samples is what the sampler saw while the jobs rendered.
 type samples struct {
 	maxConns, maxActive int
-	// activeSeen and lockWaits count active backends over the samples,
-	// and those of them waiting for an advisory lock.
-	activeSeen, lockWaits int
-	postgresCPU, fakeCPU  float64
+	// activeSeen counts active backends over the samples; lockWaits,
+	// those of them waiting for an advisory lock (the dispatcher's), and
+	// rowWaits, those waiting for a row another transaction locked.
+	activeSeen, lockWaits, rowWaits int
+	// sessions is how many connections PostgreSQL opened to the farm's
+	// database while the jobs rendered (pg_stat_database.sessions): each
+	// costs it a new backend process, which the CPU sampled per backend
+	// misses when it ends between two samples.
+	sessions             int64
+	postgresCPU, fakeCPU float64
+}
+
+func (s samples) rowShare() float64 {
+	if s.activeSeen == 0 {
+		return 0
+	}
+	return float64(s.rowWaits) / float64(s.activeSeen)
 }
 
 func (s samples) lockShare() float64 {
@@ -332,6 +347,7 @@ func startSampling(ctx context.Context, db *sql.DB, fake string) *sampler {
 	sp := &sampler{done: make(chan struct{})}
 	start := time.Now()
 	first, last := map[int]float64{}, map[int]float64{}
+	sessionsBefore := databaseSessions(ctx, db)
 	fakeFirst, fakeLast := map[int]float64{}, map[int]float64{}
 	sp.wg.Go(func() {
 		t := time.NewTicker(50 * time.Millisecond)
@@ -355,8 +371,11 @@ func startSampling(ctx context.Context, db *sql.DB, fake string) *sampler {
 				if state == "active" {
 					active++
 					sp.result.activeSeen++
-					if waitType == "Lock" && wait == "advisory" {
+					switch {
+					case waitType == "Lock" && wait == "advisory":
 						sp.result.lockWaits++
+					case waitType == "Lock" && (wait == "tuple" || wait == "transactionid"):
+						sp.result.rowWaits++
 					}
 				}
 				c := procCPU(pid)
@@ -382,6 +401,7 @@ func startSampling(ctx context.Context, db *sql.DB, fake string) *sampler {
 			}
 			select {
 			case <-sp.done:
+				sp.result.sessions = databaseSessions(ctx, db) - sessionsBefore
 				for pid, c := range last {
 					sp.result.postgresCPU += c - first[pid]
 				}
@@ -394,6 +414,16 @@ func startSampling(ctx context.Context, db *sql.DB, fake string) *sampler {
 		}
 	})
 	return sp
+}
+
+// databaseSessions is how many sessions PostgreSQL has opened to db's
+// database so far.
+func databaseSessions(ctx context.Context, db *sql.DB) int64 {
+	var n int64
+	if err := db.QueryRowContext(ctx, `SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+		benchkit.Fatalf("read pg_stat_database: %v", err)
+	}
+	return n
 }
 
 func (sp *sampler) stop() samples {

@@ -6,16 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// keepLog stores the tail of a Blender run, a chunk's or a validation that
-// failed, under the job's logs/ prefix, so the user can read what Blender
-// said; paths scrubs the farm's paths from it.
-func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, paths farmPaths) {
+// keepLog stores the tail of a Blender run of task ref, a chunk's or a
+// validation that failed, under the job's logs/ prefix, so the user can
+// read what Blender said; paths scrubs the farm's paths from it.
+func (n *Node) keepLog(ctx context.Context, ref engine.TaskRef, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
 		return
 	}
+	jobID := ref.JobID
 	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
 	size, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes)
@@ -25,7 +27,7 @@ func (n *Node) keepLog(ctx context.Context, jobID, name string, lines []string, 
 	}
 	// The workspace's storage counts it (a log not counted is a few kB
 	// the quota misses, never a refusal, so a failure is only logged).
-	if err := n.store.AddJobLogBytes(context.WithoutCancel(ctx), jobID, size); err != nil {
+	if err := n.store.AddTaskLogBytes(context.WithoutCancel(ctx), ref.TaskID, size); err != nil {
 		n.log.Warn("could not record the size of Blender's log", "job", jobID, "err", err)
 	}
 }

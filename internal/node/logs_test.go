@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/blendfile"
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 )
 
@@ -57,7 +58,7 @@ func TestKeptLogsNameNoPathOfTheFarm(t *testing.T) {
 			if got := paths.scrub(line); got != tt.want {
 				t.Errorf("scrub(%q)\n got %q\nwant %q", line, got, tt.want)
 			}
-			f.node.keepLog(f.Ctx, job.ID, "chunk1", []string{"first", line}, paths)
+			f.node.keepLog(f.Ctx, engine.TaskRef{JobID: job.ID, TaskID: "task-1"}, "chunk1", []string{"first", line}, paths)
 			log, err := f.api.JobLog(f.Ctx, f.P, job.ID)
 			if err != nil {
 				t.Fatal(err)

@@ -149,10 +149,12 @@ func filesBytes(f farm.JobFiles) int64 {
 	return f.FramesZipSize + f.CompositeNodesZipSize + f.VideoSize
 }
 
-// AddJobLogBytes adds a Blender log of size bytes, stored under the job's
-// logs/ prefix, to what the job's files hold (jobs.log_bytes).
-func (q *Queries) AddJobLogBytes(ctx context.Context, jobID string, size int64) error {
-	if _, err := q.exec(ctx, `UPDATE jobs SET log_bytes = log_bytes + ? WHERE id = ?`, size, jobID); err != nil {
+// AddTaskLogBytes adds a Blender log of size bytes, kept for task taskID
+// under its job's logs/ prefix, to what the job's files hold. It is
+// counted on the task's row (tasks.log_bytes), not the job's: the job's
+// row is one that each of its chunks would otherwise lock in turn.
+func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64) error {
+	if _, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?`, size, taskID); err != nil {
 		return fmt.Errorf("record a log's size: %w", err)
 	}
 	return nil

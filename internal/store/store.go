@@ -320,9 +320,12 @@ func OpenPostgresPool(ctx context.Context, dsn string, maxConnections int) (*Sto
 	cfg.DialFunc = outage.DatabaseDialer(cfg.DialFunc)
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(maxConnections)
-	// Half kept open when idle, so that a burst does not open and close
-	// connections each time (opening one costs PostgreSQL a process).
-	db.SetMaxIdleConns(max(1, maxConnections/2))
+	// Every connection is kept open when idle (until it has been idle for
+	// minutes): opening one costs PostgreSQL a process, and a pool that
+	// kept half opened and closed connections all through a busy farm's
+	// steady load, hundreds a minute on a render node of many slots
+	// (docs/performance.md, section 5).
+	db.SetMaxIdleConns(maxConnections)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return open(ctx, db, DialectPostgres, name)
 }

@@ -144,7 +144,8 @@ func (q *Queries) WorkspaceUsage(ctx context.Context, workspaceID string, from, 
 	// Jobs made in the period: their inputs, zips, preview videos and
 	// logs (an upload that never became a job belongs to no job, and is in
 	// the storage total only).
-	err = read("inputs", `SELECT j.id, j.created_at, 0, CASE WHEN j.output_deleted THEN 0 ELSE COALESCE(up.size_bytes, 0) + j.files_bytes + j.log_bytes END
+	err = read("inputs", `SELECT j.id, j.created_at, 0, CASE WHEN j.output_deleted THEN 0 ELSE COALESCE(up.size_bytes, 0) + j.files_bytes + j.log_bytes
+			+ COALESCE((SELECT SUM(t.log_bytes) FROM tasks t WHERE t.job_id = j.id), 0) END
 		FROM jobs j LEFT JOIN uploads up ON up.job_id = j.id
 		WHERE j.created_at >= ? AND j.created_at < ?`+scope,
 		func(r *farm.UsageRow, s scanned) { r.BytesStored += s.bytes })

@@ -175,7 +175,8 @@ func (q *Queries) WorkspaceBudget(ctx context.Context, workspaceID string) (budg
 // copy of it, which replaces it); every file of every frame (frame_outputs, or the frame's one
 // image for frames completed before frames had several files); a job's
 // frames.zip, compositeNodes.zip and preview.mp4 (jobs.files_bytes) and
-// the Blender logs kept for it (jobs.log_bytes). A deleted job's objects
+// the Blender logs kept for its tasks (tasks.log_bytes; jobs.log_bytes
+// before migration 0019). A deleted job's objects
 // are removed, so they count no more. Not counted: a file sent to a
 // bucket's upload URL until a job is made from it (a bucket tells the
 // farm nothing of a presigned PUT).
@@ -195,7 +196,9 @@ const storageUsedQuery = `CAST((SELECT COALESCE(SUM(u.size_bytes), 0)
 		WHERE fj.workspace_id = ? AND NOT fj.output_deleted AND f.size_bytes > 0
 		AND NOT EXISTS (SELECT 1 FROM frame_outputs x WHERE x.job_id = f.job_id AND x.frame = f.frame))
 	+ (SELECT COALESCE(SUM(xj.files_bytes + xj.log_bytes), 0) FROM jobs xj
-		WHERE xj.workspace_id = ? AND NOT xj.output_deleted) AS BIGINT)`
+		WHERE xj.workspace_id = ? AND NOT xj.output_deleted)
+	+ (SELECT COALESCE(SUM(t.log_bytes), 0) FROM tasks t JOIN jobs tj ON tj.id = t.job_id
+		WHERE tj.workspace_id = ? AND NOT tj.output_deleted AND t.log_bytes > 0) AS BIGINT)`
 
 // WorkspaceStorage is what a workspace's objects hold and the most they
 // may (0: no limit); see storageUsedQuery for what is counted.
@@ -220,7 +223,7 @@ func (q *Queries) GetWorkspaceStorage(ctx context.Context, workspaceID, exceptSl
 	var except int64
 	err := q.queryRow(ctx, `SELECT COALESCE(ws.max_storage_bytes, 0), `+storageUsedQuery+`,
 			COALESCE((SELECT size_bytes FROM uploads WHERE slug = ? AND workspace_id = ws.id AND job_id IS NULL), 0)
-		FROM workspaces ws WHERE ws.id = ?`, workspaceID, workspaceID, workspaceID, workspaceID, exceptSlug, workspaceID).Scan(&s.MaxBytes, &s.UsedBytes, &except)
+		FROM workspaces ws WHERE ws.id = ?`, workspaceID, workspaceID, workspaceID, workspaceID, workspaceID, exceptSlug, workspaceID).Scan(&s.MaxBytes, &s.UsedBytes, &except)
 	if errors.Is(err, sql.ErrNoRows) {
 		return WorkspaceStorage{}, ErrNotFound
 	}

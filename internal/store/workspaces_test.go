@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -62,8 +63,12 @@ func TestWorkspaceStorageSumsTheRecordedSizes(t *testing.T) {
 		if err := s.UpdateJob(ctx, job); err != nil {
 			t.Fatal(err)
 		}
-		for _, size := range []int64{4, 5} {
-			if err := s.AddJobLogBytes(ctx, "job-1", size); err != nil {
+		for i, size := range []int64{4, 5} {
+			task := store.Task{ID: fmt.Sprintf("job-1-chunk-%d", i), JobID: "job-1", Kind: store.TaskRender, Status: store.TaskDone, WorkspaceID: ws.ID, CreatedAt: at(0), UpdatedAt: at(1)}
+			if err := s.InsertTask(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddTaskLogBytes(ctx, task.ID, size); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -71,7 +76,10 @@ func TestWorkspaceStorageSumsTheRecordedSizes(t *testing.T) {
 		deleted.Output.IsDeletedForClient = true
 		deleted.Files = farm.JobFiles{FramesZipKey: "z", FramesZipSize: 90000}
 		insertJob(t, s, deleted)
-		if err := s.AddJobLogBytes(ctx, "job-2", 80000); err != nil {
+		if err := s.InsertTask(ctx, store.Task{ID: "job-2-chunk", JobID: "job-2", Kind: store.TaskRender, Status: store.TaskDone, WorkspaceID: ws.ID, CreatedAt: at(0), UpdatedAt: at(1)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddTaskLogBytes(ctx, "job-2-chunk", 80000); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ClaimUpload(ctx, "gone", "job-2", "jobs/job-2/input/scene.blend"); err != nil {

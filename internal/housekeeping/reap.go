@@ -68,7 +68,9 @@ func (h *Housekeeping) workerTimeout(ctx context.Context) time.Duration {
 // quarter of the worker timeout: the tasks of workers whose heartbeat is
 // stale or that stopped (and the chunks given to them that they never
 // started), and the tasks that have no live River job
-// (RepairStrandedTasks). Then it gives waiting chunks to the live
+// (RepairStrandedTasks). It moves on the rendering jobs whose chunks are
+// all through and that were not moved on (settleRenderedJobs). Then it
+// gives waiting chunks to the live
 // workers' free slots: those it handed out, and any a dispatch missed (a
 // process that died between committing a render request and dispatching
 // its chunks, a workspace's quota raised).
@@ -85,10 +87,35 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 	if err := h.RepairStrandedTasks(ctx); err != nil {
 		return err
 	}
+	if err := h.settleRenderedJobs(ctx); err != nil {
+		return err
+	}
 	if n, err := h.engine.DispatchIdle(ctx); err != nil {
 		return err
 	} else if n > 0 {
 		h.log.Info("waiting chunks given to idle workers", "chunks", n)
+	}
+	return nil
+}
+
+// settleRenderedJobs moves on the rendering jobs whose chunks are all
+// through (engine.SettleRendering): a chunk's end settles its job right
+// after it commits, and a process that died in between left that to
+// this.
+func (h *Housekeeping) settleRenderedJobs(ctx context.Context) error {
+	ids, err := h.store.RenderingJobsThrough(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		moved, err := h.engine.SettleRendering(ctx, id)
+		if err != nil {
+			h.log.Error("could not move on a job whose chunks are through", "job", id, "err", err)
+			continue
+		}
+		if moved {
+			h.log.Warn("moved on a job whose chunks were all through: its last chunk's end had not (its process may have died just after it)", "job", id)
+		}
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -73,6 +75,111 @@ func TestTheLastChunkToEndQueuesFinalizingOnce(t *testing.T) {
 					t.Errorf("finalize task = %+v, River job %+v; want queued, carried by that job in queue %q", finalize[0], riverJobs[0], engine.QueueControl)
 				}
 			})
+		}
+	})
+}
+
+// TestAJobsChunksEndWithoutWaitingForItsLock: a chunk of whole frames
+// that rendered ends without locking its job, so that a job's chunks end
+// side by side rather than in turn: here one ends while another
+// transaction holds the job's lock. The job moves on once its last chunk
+// has ended, the lock released.
+func TestAJobsChunksEndWithoutWaitingForItsLock(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		if db.Dialect != store.DialectPostgres {
+			t.Skip("SQLite runs one transaction at a time: no row lock to find taken")
+		}
+		f := newFixture(t, db)
+		job := f.RenderingJob(f.api, 4, 2)
+		tasks := f.Tasks(job.ID, store.TaskRender)
+		first := f.renderChunk(tasks[0])
+
+		holding, release := make(chan struct{}), make(chan struct{})
+		holder := make(chan error, 1)
+		go func() {
+			holder <- f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+				if _, err := tx.LockJob(f.Ctx, "", job.ID); err != nil {
+					return err
+				}
+				close(holding)
+				<-release
+				return nil
+			})
+		}()
+		<-holding
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+
+		ended := make(chan error, 1)
+		go func() { ended <- f.node.endChunk(f.Ctx, first, nil) }()
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Fatalf("endChunk: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a chunk's end waited 20 s for its job's lock, which another transaction held; want it to end at once")
+		}
+		if st := f.Task(first.TaskID).Status; st != store.TaskDone {
+			t.Fatalf("chunk 0 = %s after its end, want done", st)
+		}
+
+		released = true
+		close(release)
+		if err := <-holder; err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusRendering {
+			t.Fatalf("job = %s with a chunk left, want rendering", st)
+		}
+		if err := f.node.endChunk(f.Ctx, f.renderChunk(tasks[1]), nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s after its last chunk, want finalizing", st)
+		}
+	})
+}
+
+// TestTheReaperMovesOnAJobWhoseLastChunksEndWasCutShort: a chunk's end
+// commits, then moves its job on in a transaction of its own; a process
+// that dies in between leaves a rendering job with every chunk done. The
+// reaper's next run moves it on to finalizing, with one finalizing task.
+func TestTheReaperMovesOnAJobWhoseLastChunksEndWasCutShort(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 4, 2)
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			ref := f.renderChunk(task)
+			started := f.Job(job.ID)
+			// The chunk's end as a render node writes it, and no more: the
+			// process is gone before it settles the job.
+			err := f.node.finishTask(f.Ctx, store.TaskRender, ref, store.TaskDone, started, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+				return f.node.recordChunk(ctx, tx, ref, current, nil)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusRendering {
+			t.Fatalf("job = %s before the reaper ran, want rendering (nothing settled it)", st)
+		}
+
+		for range 2 {
+			if err := f.hk.ReapOrphans(f.Ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s after the reaper ran, want finalizing", st)
+		}
+		if finalize := f.Tasks(job.ID, store.TaskFinalize); len(finalize) != 1 {
+			t.Errorf("%d finalize tasks, want 1", len(finalize))
 		}
 	})
 }

@@ -198,6 +198,41 @@ func TestAFrameBlenderSavedEmptyFails(t *testing.T) {
 	})
 }
 
+// TestScoutFramesWaitingForASlotKeepTheJobRendering: a job is suspended
+// for approval only once all its scout frames are rendered. Here, on a
+// farm of one slot, the first scout chunk is done, the second failed once
+// and waits out its retry wait, the third waits for the slot: the job
+// settles (as after any chunk's end) and stays rendering, where counting
+// only the chunks queued or running suspended it with two scout frames
+// unrendered.
+func TestScoutFramesWaitingForASlotKeepTheJobRendering(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := sharingFixture(t, db, 1)
+		cfg := enginetest.RenderConfig(1)
+		cfg.ScoutFrames = &farm.ScoutFrames{Auto: true}
+		job := f.WaitingJob(f.api, 9, cfg)
+		f.finish(f.onNode()[0])
+		second := f.onNode()
+		if len(second) != 1 {
+			t.Fatalf("%d chunks on the node of one slot after the first scout chunk, want 1", len(second))
+		}
+		// Its attempt fails: the chunk waits out its retry wait, its slot
+		// free.
+		ref := f.startedChunk(second[0])
+		if err := f.Engine.RetryChunkLater(f.Ctx, ref, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := f.Engine.SettleRendering(f.Ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if after := f.Job(job.ID); after.Status != farm.StatusRendering {
+			t.Errorf("job = %s (%q) with 2 of its 3 scout frames waiting for a slot; want rendering", after.Status, after.SuspendedReason)
+		}
+	})
+}
+
 // TestScoutFramesRenderFirstThenTheJobWaitsForApproval: the scout frames'
 // chunks are the only ones queued; once they are done the job is
 // suspended with its reason and an estimate of the rest, and resuming

@@ -35,6 +35,9 @@ type chunk struct {
 	// part is the part of a split frame the task renders; nil for a
 	// chunk of whole frames.
 	part *store.FramePart
+	// job is the job as the chunk started (nil when it no longer wanted
+	// the chunk).
+	job *farm.Job
 }
 
 func newChunk(n *Node, args engine.RenderArgs) task {
@@ -52,7 +55,7 @@ func (c *chunk) done(recorded bool) {
 
 func (c *chunk) load(ctx context.Context) (*farm.Job, error) {
 	job, todo, err := c.n.startChunk(ctx, c.ref)
-	c.todo, c.part = todo, nil
+	c.todo, c.part, c.job = todo, nil, job
 	if err != nil || job == nil || job.FinalConfig.PartsPerFrame() == 1 {
 		return job, err
 	}
@@ -105,6 +108,23 @@ func (c *chunk) work(ctx context.Context, w *waiter, job *farm.Job) error {
 }
 
 func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(renderErr) }
+
+// unlockedJob: a chunk of whole frames that rendered ends without its
+// job's lock, recorded against the job as it started, and settles the
+// job once that end commits (settleAfterChunk). Nothing in such an end
+// depends on the job's state meanwhile: a cancel, a suspension or a
+// failure of the job cancels its chunks first, and the end of a chunk no
+// longer running writes nothing (store.FinishTask). A chunk that failed
+// (it may fail its job) and a part of a split frame (its frame's last
+// part queues the merge) lock the job, as every task's end did before.
+func (c *chunk) unlockedJob(renderErr error) *farm.Job {
+	if c.part != nil || renderErr != nil {
+		return nil
+	}
+	return c.job
+}
+
+func (c *chunk) afterUnlockedEnd(ctx context.Context) { c.n.settleAfterChunk(ctx, c.job) }
 
 func (c *chunk) countFailure(ctx context.Context, renderErr error) (bool, error) {
 	return c.n.countChunkFailure(ctx, c.ref, renderErr)
@@ -535,15 +555,27 @@ func (n *Node) updateFrameAnd(ctx context.Context, ref engine.TaskRef, frame int
 	})
 }
 
-// endChunk closes a chunk's task as its last attempt ended: with
-// renderErr, failed (see recordChunk).
+// endChunk closes a chunk's task as its last attempt ended, as runTask
+// does: with renderErr, failed (see recordChunk); without, done, and its
+// job settled after (see chunk.unlockedJob).
 func (n *Node) endChunk(ctx context.Context, ref engine.TaskRef, renderErr error) error {
 	if savedEveryFrame(renderErr) {
 		renderErr = nil
 	}
-	return n.finishTask(ctx, store.TaskRender, ref, chunkStatus(renderErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+	job, err := n.store.GetJob(ctx, "", ref.JobID)
+	if err != nil {
+		return err
+	}
+	c := &chunk{n: n, ref: ref, job: job}
+	unlocked, recorded := c.unlockedJob(renderErr), false
+	err = n.finishTask(ctx, store.TaskRender, ref, chunkStatus(renderErr), unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		recorded = true
 		return n.recordChunk(ctx, tx, ref, current, renderErr)
 	})
+	if err == nil && recorded && unlocked != nil {
+		c.afterUnlockedEnd(ctx)
+	}
+	return err
 }
 
 // chunkStatus is the status a chunk's task ends in.
@@ -606,41 +638,35 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 		}
 		return n.engine.CancelWork(ctx, tx, job.ID)
 	}
-	if err := tx.ChunkSucceededOn(ctx, n.cfg.WorkerName); err != nil {
-		return err
-	}
-	done, err := tx.EveryFrameCompleted(ctx, job.ID)
-	if err != nil {
-		return err
-	}
-	if !done {
-		return n.suspendIfScoutsDone(ctx, tx, job)
-	}
-	if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
-		return err
-	}
-	_, err = n.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
-	return err
+	// What the job does next, now that one more chunk is through, is for
+	// settleAfterChunk, once this transaction commits: it does not lock
+	// the job (see unlockedJob).
+	return tx.ChunkSucceededOn(ctx, n.cfg.WorkerName)
 }
 
-// suspendIfScoutsDone suspends a job whose scout frames are all
-// rendered, its other frames held for a person to approve them
-// (POST /resume renders those): its chunks are done, and frames wait
-// with no chunk.
-func (n *Node) suspendIfScoutsDone(ctx context.Context, tx *store.Tx, job *farm.Job) error {
+// settleAfterChunk moves the job of a chunk of whole frames that just
+// ended on (engine.SettleRendering): to finalizing once every frame is
+// completed, or suspended once its scout frames are. A job's chunks end
+// side by side, without its lock, so each one that finds every frame
+// completed right after its commit asks; a job with scout frames asks at
+// every chunk's end, its held frames being never completed. A settling
+// that fails is left to the reaper, which settles every rendering job
+// whose chunks are all through.
+func (n *Node) settleAfterChunk(ctx context.Context, job *farm.Job) {
+	ctx = context.WithoutCancel(ctx)
 	if len(job.FinalConfig.Scouts()) == 0 {
-		return nil
+		done, err := n.store.EveryFrameCompleted(ctx, job.ID)
+		if err != nil {
+			n.log.Warn("could not see whether the job's frames are all rendered; the reaper will", "job", job.ID, "err", err)
+			return
+		}
+		if !done {
+			return
+		}
 	}
-	running, err := tx.UnfinishedTasks(ctx, job.ID, store.TaskRender)
-	if err != nil || running > 0 {
-		return err
+	if _, err := n.engine.SettleRendering(ctx, job.ID); err != nil {
+		n.log.Warn("could not move the job on after its chunks; the reaper will", "job", job.ID, "err", err)
 	}
-	held, err := tx.HeldFrames(ctx, job.ID)
-	if err != nil || len(held) == 0 {
-		return err
-	}
-	job.SuspendedReason = farm.SuspendedScoutFramesReady
-	return n.engine.MoveJob(ctx, tx, job, farm.StatusSuspended)
 }
 
 // renderFailure is the reason a job fails for a chunk that failed on its

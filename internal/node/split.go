@@ -402,25 +402,14 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 			return err
 		}
 	}
-	counts, err := tx.CountFrames(ctx, job.ID)
-	if err != nil {
+	// A frame merged while others still merge cannot be the job's last;
+	// else the job moves on as after a chunk (to finalizing, or suspended
+	// for its scout frames), in this transaction, which holds its lock.
+	merging, err := tx.UnfinishedTasks(ctx, job.ID, store.TaskMerge)
+	if err != nil || merging > 0 {
 		return err
 	}
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	if counts[farm.FrameCompleted] < total {
-		merging, err := tx.UnfinishedTasks(ctx, job.ID, store.TaskMerge)
-		if err != nil || merging > 0 {
-			return err
-		}
-		return m.n.suspendIfScoutsDone(ctx, tx, job)
-	}
-	if err := m.n.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
-		return err
-	}
-	_, err = m.n.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+	_, err = m.n.engine.SettleRenderingIn(ctx, tx, job)
 	return err
 }
 

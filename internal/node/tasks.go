@@ -110,6 +110,16 @@ type task interface {
 	done(recorded bool)
 }
 
+// unlockedEnder is a task whose end, for some outcomes, does not lock its
+// job (a chunk of whole frames that rendered: see chunk.unlockedJob).
+type unlockedEnder interface {
+	// unlockedJob is the job that the end with workErr records against
+	// without locking it; nil when that end locks the job.
+	unlockedJob(workErr error) *farm.Job
+	// afterUnlockedEnd runs once such an end has committed.
+	afterUnlockedEnd(ctx context.Context)
+}
+
 // failureCounter is a task whose failed attempts count against the render
 // node and the job (a chunk: see Node.countChunkFailure).
 type failureCounter interface {
@@ -240,13 +250,21 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 		n.release(ctx, ref)
 		return false, workErr
 	}
+	var unlocked *farm.Job
+	ender, endsUnlocked := t.(unlockedEnder)
+	if endsUnlocked {
+		unlocked = ender.unlockedJob(workErr)
+	}
 	err = w.persist(ctx, func(ctx context.Context) error {
 		recorded = false
-		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 			recorded = true
 			return t.record(ctx, tx, current, workErr)
 		})
 	})
+	if recorded && err == nil && unlocked != nil {
+		ender.afterUnlockedEnd(ctx)
+	}
 	if recorded && err == nil && kind == store.TaskRender {
 		result := metrics.ChunkDone
 		if t.finishAs(workErr) == store.TaskFailed {
@@ -261,8 +279,16 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // in one transaction that is written even if ctx is canceled. The job is
 // locked first, then the task: the order every transaction takes them in,
 // so that none waits on another in a cycle; the job's lock also makes the
-// last two chunks to end take turns. record is not called when the task
-// is no longer this holder's.
+// last two tasks to end take turns (the last part of a split frame queues
+// its merge). record is not called when the task is no longer this
+// holder's.
+//
+// With unlocked set, the job is not locked, and record gets unlocked (the
+// job as the task started) instead: a chunk of whole frames that rendered
+// (see chunk.unlockedJob). A job of thousands of chunks on hundreds of
+// slots ended them one at a time while every end locked it, and most of
+// the farm's connections waited for that one row (docs/performance.md,
+// section 5).
 //
 // A chunk's slot is free once the chunk ends: right after that
 // transaction, the chunk's workspace is marked served and the dispatcher
@@ -279,14 +305,17 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // it waited for the job's lock held up the dispatcher behind it. A node
 // that dies before it dispatches leaves its slots to the reaper's
 // periodic dispatch, as a dispatch that failed does.
-func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
+func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, unlocked *farm.Job, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
 	workspace := ""
 	err := n.store.InTx(ctx, func(tx *store.Tx) error {
 		workspace = ""
-		current, err := tx.LockJob(ctx, "", ref.JobID)
-		if err != nil {
-			return err
+		current := unlocked
+		if current == nil {
+			var err error
+			if current, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+				return err
+			}
 		}
 		if ok, err := n.finish(ctx, tx, ref, status); !ok {
 			return err

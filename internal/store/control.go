@@ -88,11 +88,38 @@ func (q *Queries) HeldFrames(ctx context.Context, jobID string) ([]int, error) {
 	return out, rows.Err()
 }
 
-// UnfinishedTasks counts a job's tasks of kind that are queued or running.
+// RenderingJobsThrough lists the rendering jobs none of whose chunks or
+// merges is left to do (waiting, queued or running): jobs that should
+// have moved on to finalizing or been suspended for their scout frames
+// (see engine.SettleRendering), and were not, as the process that ended
+// their last chunk died before it could move them.
+func (q *Queries) RenderingJobsThrough(ctx context.Context) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT j.id FROM jobs j WHERE j.status = ?
+		AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.kind IN (?, ?) AND t.status IN (?, ?, ?))
+		ORDER BY j.id`,
+		farm.StatusRendering, TaskRender, TaskMerge, TaskWaiting, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, fmt.Errorf("list rendering jobs whose chunks are through: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// UnfinishedTasks counts a job's tasks of kind that are not over: waiting
+// for a slot (a chunk not yet dispatched, or in its retry wait), queued
+// or running.
 func (q *Queries) UnfinishedTasks(ctx context.Context, jobID string, kind TaskKind) (int, error) {
 	var n int
-	err := q.queryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE job_id = ? AND kind = ? AND status IN (?, ?)`,
-		jobID, kind, TaskQueued, TaskRunning).Scan(&n)
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE job_id = ? AND kind = ? AND status IN (?, ?, ?)`,
+		jobID, kind, TaskWaiting, TaskQueued, TaskRunning).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count unfinished tasks of job %s: %w", jobID, err)
 	}

@@ -91,7 +91,7 @@ func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, 
 			break
 		}
 	}
-	return n, d.markServed(ctx)
+	return n, d.finish(ctx)
 }
 
 // DispatchIdle fills the free slots of every live worker run with waiting
@@ -126,7 +126,7 @@ func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 			}
 			workers = next
 		}
-		return d.markServed(ctx)
+		return d.finish(ctx)
 	})
 	return n, err
 }
@@ -155,8 +155,9 @@ func (e *Engine) FillWorker(ctx context.Context, workerID string) (int, error) {
 
 // dispatch is one transaction's dispatching, which may fill many slots:
 // what every slot's choice reads is read once and kept up to date here
-// as chunks are given, so that each further chunk costs its own reads and
-// writes only (its choice, its frames, the chunk given, its River job).
+// as chunks are given, so that each further chunk costs its own choice
+// and its own update only; the River jobs of all the chunks it gave are
+// inserted together as it ends (finish).
 // No other dispatch runs meanwhile (the dispatcher's lock), so what it
 // keeps is what a fresh read would find, but for chunks that ended
 // meanwhile, outside the lock: their workspaces' running chunks are
@@ -176,6 +177,9 @@ type dispatch struct {
 	served map[string]time.Time
 	// mayTake caches the rule's answer for a worker run and a job.
 	mayTake map[[2]string]bool
+	// given are the chunks given in this dispatch whose River jobs are
+	// not yet inserted: they are, together, as it ends (finish).
+	given []store.Task
 }
 
 func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, error) {
@@ -220,6 +224,43 @@ func (d *dispatch) gave(workspace string, at time.Time) {
 func (d *dispatch) noneLeft(keys []string, workspace string) {
 	k := strings.Join(keys, "\n")
 	d.shares[k] = slices.DeleteFunc(d.shares[k], func(s farm.WorkspaceShare) bool { return s.ID == workspace })
+}
+
+// finish ends a dispatch before it commits: the River jobs of the chunks
+// it gave are inserted, and the workspaces marked served.
+func (d *dispatch) finish(ctx context.Context) error {
+	if err := d.insertGiven(ctx); err != nil {
+		return err
+	}
+	return d.markServed(ctx)
+}
+
+// maxInsertBatch bounds the chunks whose River jobs go in one insert, so
+// that a dispatch to thousands of free slots stays within what one
+// statement may bind (SQLite allows 32,766 values).
+const maxInsertBatch = 500
+
+// insertGiven inserts the River jobs of the chunks given in this dispatch
+// and records them on their tasks, a few statements a batch of chunks
+// (their frames read, their River jobs inserted, the tasks told them)
+// rather than three a chunk: these statements run under the dispatcher's
+// lock, which every dispatch in the farm takes in turn.
+func (d *dispatch) insertGiven(ctx context.Context) error {
+	for batch := range slices.Chunk(d.given, maxInsertBatch) {
+		ids := make([]string, len(batch))
+		for i, task := range batch {
+			ids[i] = task.ID
+		}
+		frames, err := d.tx.FramesOfTasks(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if err := d.e.insertChunks(ctx, d.tx, batch, frames); err != nil {
+			return err
+		}
+	}
+	d.given = d.given[:0]
+	return nil
 }
 
 // markServed records, for each workspace that had chunks given, the time
@@ -350,18 +391,11 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 	return false, nil
 }
 
-// give gives the waiting chunk task to worker run w and inserts its River
-// job on w's queue; false when the chunk no longer waits.
+// give gives the waiting chunk task to worker run w; false when the chunk
+// no longer waits. Its River job, on w's queue, is inserted as the
+// dispatch ends, with the others it gave (finish).
 func (d *dispatch) give(ctx context.Context, w store.Worker, task store.Task) (bool, error) {
-	rows, err := d.tx.FramesOfTask(ctx, task.ID)
-	if err != nil {
-		return false, err
-	}
-	frames := make([]int, len(rows))
-	for i, f := range rows {
-		frames[i] = f.Frame
-	}
-	err = d.tx.DispatchTask(ctx, task.ID, task.Generation, w.ID)
+	err := d.tx.DispatchTask(ctx, task.ID, task.Generation, w.ID)
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil
 	}
@@ -369,9 +403,7 @@ func (d *dispatch) give(ctx context.Context, w store.Worker, task store.Task) (b
 		return false, fmt.Errorf("dispatch chunk %d of job %s: %w", task.Chunk, task.JobID, err)
 	}
 	task.Status, task.WorkerID = store.TaskQueued, w.ID
-	if err := d.e.insertTask(ctx, d.tx, task, frames); err != nil {
-		return false, err
-	}
+	d.given = append(d.given, task)
 	d.gave(task.WorkspaceID, time.Now())
 	return true, nil
 }

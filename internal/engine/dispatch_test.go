@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,49 @@ func (f *fixture) registerNode(name string, slots int) string {
 		f.T.Fatal(err)
 	}
 	return w.ID
+}
+
+// TestADispatchOfManyChunksQueuesEachWithItsOwnFrames: one dispatch
+// gives chunks of three frames to every free slot of two nodes and
+// inserts their River jobs together, in one batch. Each chunk's River job
+// names that chunk and carries its frames, on its node's queue, and the
+// chunk records that job.
+func TestADispatchOfManyChunksQueuesEachWithItsOwnFrames(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.WaitingJob(f.api, 30, enginetest.RenderConfig(3)) // 10 chunks, no node yet
+		f.registerNode("node-a", 4)
+		f.registerNode("node-b", 3)
+		n, err := f.Engine.DispatchIdle(f.Ctx)
+		if err != nil || n != 7 {
+			t.Fatalf("DispatchIdle = %d, %v; want 7 chunks, one per free slot", n, err)
+		}
+		frames := f.Frames(job.ID)
+		given := 0
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if task.Status == store.TaskWaiting {
+				continue
+			}
+			given++
+			rj := f.RiverJobByID(task.RiverJobID)
+			args := f.RenderArgsOf(rj)
+			var want []int
+			for n, fr := range frames {
+				if fr.TaskID == task.ID {
+					want = append(want, n)
+				}
+			}
+			slices.Sort(want)
+			if args.TaskID != task.ID || args.Generation != task.Generation || !slices.Equal(args.Frames, want) || rj.Queue != engine.RenderQueue(task.WorkerID) {
+				t.Errorf("chunk %d (frames %v) on %s: River job %d carries task %s generation %d, frames %v, on %q",
+					task.Chunk, want, task.WorkerID, rj.ID, args.TaskID, args.Generation, args.Frames, rj.Queue)
+			}
+		}
+		if given != 7 || len(f.RiverJobs("render_chunk")) != 7 {
+			t.Errorf("%d chunks given and %d render_chunk River jobs, want 7 of each", given, len(f.RiverJobs("render_chunk")))
+		}
+		f.CheckTaskInvariant()
+	})
 }
 
 // TestReplicasDispatchingAtOnceFillEachSlotOnce: three processes (this

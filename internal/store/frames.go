@@ -67,7 +67,12 @@ func frameStatusesBefore(to farm.FrameStatus) (args []any, marks string) {
 		// Nothing moves to this status: a condition no row meets.
 		return []any{""}, "?"
 	}
-	return args, strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
+	return args, placeholders(len(args))
+}
+
+// placeholders is n placeholders, comma-separated, for a list of n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // UpdateFrameOwned writes a frame's progress only if the writer still
@@ -119,6 +124,34 @@ func (q *Queries) FramesOfJob(ctx context.Context, jobID string) ([]Frame, error
 // FramesOfTask lists a task's frames in frame order.
 func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, error) {
 	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE task_id = ? ORDER BY frame`, taskID)
+}
+
+// FramesOfTasks lists the frame numbers of each of the tasks ids, in
+// order, in one query (a dispatch that gives many chunks reads their
+// frames together).
+func (q *Queries) FramesOfTasks(ctx context.Context, ids []string) (map[string][]int, error) {
+	out := make(map[string][]int, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := q.query(ctx, `SELECT task_id, frame FROM frames WHERE task_id IN (`+placeholders(len(ids))+`) ORDER BY task_id, frame`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("frames of %d tasks: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var frame int
+		if err := rows.Scan(&id, &frame); err != nil {
+			return nil, err
+		}
+		out[id] = append(out[id], frame)
+	}
+	return out, rows.Err()
 }
 
 // EveryFrameCompleted reports whether every frame of a job is completed

@@ -95,6 +95,28 @@ func (q *Queries) SetTaskRiverJob(ctx context.Context, taskID string, riverJobID
 	return err
 }
 
+// SetTaskRiverJobs is SetTaskRiverJob for many tasks at once (task id to
+// River job id), in one statement: a dispatch that gives many chunks
+// records their River jobs together.
+func (q *Queries) SetTaskRiverJobs(ctx context.Context, riverJobs map[string]int64) error {
+	if len(riverJobs) == 0 {
+		return nil
+	}
+	var cases strings.Builder
+	var caseArgs, idArgs []any
+	for id, riverJobID := range riverJobs {
+		cases.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		caseArgs = append(caseArgs, id, riverJobID)
+		idArgs = append(idArgs, id)
+	}
+	_, err := q.exec(ctx, `UPDATE tasks SET river_job_id = CASE id`+cases.String()+` END
+		WHERE id IN (`+placeholders(len(idArgs))+`)`, append(caseArgs, idArgs...)...)
+	if err != nil {
+		return fmt.Errorf("record the River jobs of %d tasks: %w", len(riverJobs), err)
+	}
+	return nil
+}
+
 // GetTask finds a task by id.
 func (q *Queries) GetTask(ctx context.Context, id string) (Task, error) {
 	return q.getTask(ctx, id, "")

@@ -527,31 +527,31 @@ func (n *Node) updateFrameAnd(ctx context.Context, ref engine.TaskRef, frame int
 		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
 			return errNotOurs
 		}
-		frames, err := tx.FramesOfTask(ctx, ref.TaskID)
+		// The one frame, not the chunk's every frame: a chunk of a hundred
+		// frames would read them all at each of its frames' two writes.
+		f, err := tx.FrameOfTask(ctx, ref.JobID, ref.TaskID, frame)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)
+		}
 		if err != nil {
 			return err
 		}
-		for _, f := range frames {
-			if f.Frame == frame {
-				if f.Status == farm.FrameCompleted {
-					return nil // each frame once
-				}
-				from := f.Status
-				change(&f)
-				if !farm.CanMoveFrame(from, f.Status) {
-					return fmt.Errorf("frame %d of job %s cannot move from %s to %s", frame, ref.JobID, from, f.Status)
-				}
-				err := tx.UpdateFrameOwned(ctx, f, ref.Generation, n.workerID)
-				if errors.Is(err, store.ErrConflict) {
-					return errNotOurs
-				}
-				if err != nil || and == nil {
-					return err
-				}
-				return and(tx)
-			}
+		if f.Status == farm.FrameCompleted {
+			return nil // each frame once
 		}
-		return fmt.Errorf("frame %d is not part of task %s", frame, ref.TaskID)
+		from := f.Status
+		change(&f)
+		if !farm.CanMoveFrame(from, f.Status) {
+			return fmt.Errorf("frame %d of job %s cannot move from %s to %s", frame, ref.JobID, from, f.Status)
+		}
+		err = tx.UpdateFrameOwned(ctx, f, ref.Generation, n.workerID)
+		if errors.Is(err, store.ErrConflict) {
+			return errNotOurs
+		}
+		if err != nil || and == nil {
+			return err
+		}
+		return and(tx)
 	})
 }
 

@@ -126,6 +126,19 @@ func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, err
 	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE task_id = ? ORDER BY frame`, taskID)
 }
 
+// FrameOfTask reads frame frame of job jobID, if it is task taskID's;
+// ErrNotFound when the task has no such frame.
+func (q *Queries) FrameOfTask(ctx context.Context, jobID, taskID string, frame int) (Frame, error) {
+	frames, err := q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE job_id = ? AND frame = ? AND task_id = ?`, jobID, frame, taskID)
+	if err != nil {
+		return Frame{}, err
+	}
+	if len(frames) == 0 {
+		return Frame{}, ErrNotFound
+	}
+	return frames[0], nil
+}
+
 // FramesOfTasks lists the frame numbers of each of the tasks ids, in
 // order, in one query (a dispatch that gives many chunks reads their
 // frames together).

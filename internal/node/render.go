@@ -116,7 +116,9 @@ func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(
 // failure of the job cancels its chunks first, and the end of a chunk no
 // longer running writes nothing (store.FinishTask). A chunk that failed
 // (it may fail its job) and a part of a split frame (its frame's last
-// part queues the merge) lock the job, as every task's end did before.
+// part queues the merge) lock the job, as every task's end did before;
+// so does the end of a chunk of a workspace with a render budget (see
+// finishTask).
 func (c *chunk) unlockedJob(renderErr error) *farm.Job {
 	if c.part != nil || renderErr != nil {
 		return nil
@@ -631,12 +633,16 @@ func (n *Node) recordChunk(ctx context.Context, tx *store.Tx, ref engine.TaskRef
 		if err := n.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
 			return err
 		}
-		// The job failed for its own fault, on however many nodes: those
-		// failures say nothing of the nodes' health.
-		if err := tx.AbsolveWorkers(ctx, job.ID); err != nil {
+		// The job's other chunks are canceled before any node's row is
+		// written: a chunk that rendered ends without the job's lock,
+		// holding its task as it writes its node's row, so this
+		// transaction must not hold that row as it waits for the task.
+		if err := n.engine.CancelWork(ctx, tx, job.ID); err != nil {
 			return err
 		}
-		return n.engine.CancelWork(ctx, tx, job.ID)
+		// The job failed for its own fault, on however many nodes: those
+		// failures say nothing of the nodes' health.
+		return tx.AbsolveWorkers(ctx, job.ID)
 	}
 	// What the job does next, now that one more chunk is through, is for
 	// settleAfterChunk, once this transaction commits: it does not lock

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -351,8 +352,11 @@ func (q *Queries) AbsolveWorkers(ctx context.Context, jobID string) error {
 	if err := errorsOf(rows); err != nil {
 		return err
 	}
-	for name, jobs := range lists {
-		jobs = slices.DeleteFunc(jobs, func(j string) bool { return j == jobID })
+	// In the order of their names: two jobs failing at once on the same
+	// nodes would otherwise each hold one node's row while waiting for the
+	// other's.
+	for _, name := range slices.Sorted(maps.Keys(lists)) {
+		jobs := slices.DeleteFunc(lists[name], func(j string) bool { return j == jobID })
 		if _, err := q.exec(ctx, `UPDATE worker_health SET failed_jobs = ? WHERE name = ?`, strings.Join(jobs, ","), name); err != nil {
 			return fmt.Errorf("absolve worker %s of job %s: %w", name, jobID, err)
 		}

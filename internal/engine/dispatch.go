@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -54,7 +55,30 @@ func RenderQueue(workerID string) string { return QueueRender + "_" + workerID }
 // (store.InDispatchTx). It answers how many chunks it gave the run; a run
 // that is stopping, or gone, gets none.
 func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) (int, error) {
-	return e.dispatchTo(ctx, tx, workerID, math.MaxInt)
+	return e.dispatchTo(ctx, tx, workerID, math.MaxInt, nil)
+}
+
+// DispatchFreedSlots is DispatchTo for the slots that chunks freed as
+// they ended: served is when each of their workspaces last had a chunk
+// end, which this dispatch's choices count as served then, and which it
+// records with the rest as it ends. The workspaces' rows are so written
+// after the chunks given, as in every dispatch: a transaction that
+// writes waiting chunks and a workspace's row takes them in that order,
+// so that none waits for the other's in a cycle.
+func (e *Engine) DispatchFreedSlots(ctx context.Context, tx *store.Tx, workerID string, served map[string]time.Time) (int, error) {
+	return e.dispatchTo(ctx, tx, workerID, math.MaxInt, served)
+}
+
+// MarkServed records, in tx, when each workspace of served last had a
+// chunk end (store.MarkServed), without dispatching: for a node that
+// stops, whose freed slots take no chunk.
+func (e *Engine) MarkServed(ctx context.Context, tx *store.Tx, served map[string]time.Time) error {
+	for _, workspace := range slices.Sorted(maps.Keys(served)) {
+		if err := tx.MarkServed(ctx, workspace, served[workspace]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DispatchFreedSlot gives one free slot of the worker run workerID the
@@ -63,16 +87,17 @@ func (e *Engine) DispatchTo(ctx context.Context, tx *store.Tx, workerID string) 
 // fills all its freed slots at once, with DispatchTo). It answers whether
 // it gave one; a run that is stopping, or gone, gets none.
 func (e *Engine) DispatchFreedSlot(ctx context.Context, tx *store.Tx, workerID string) (bool, error) {
-	n, err := e.dispatchTo(ctx, tx, workerID, 1)
+	n, err := e.dispatchTo(ctx, tx, workerID, 1, nil)
 	return n > 0, err
 }
 
 // dispatchTo fills at most most of the free render slots of the worker
-// run workerID, in tx (DispatchTo, DispatchFreedSlot).
-func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, most int) (int, error) {
+// run workerID, in tx (DispatchTo, DispatchFreedSlots, DispatchFreedSlot),
+// counting the workspaces of served as served then (nil: none).
+func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, most int, served map[string]time.Time) (int, error) {
 	ws, err := tx.FreeSlotsOf(ctx, workerID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && ws.Free == 0 {
-		return 0, nil
+		return 0, e.MarkServed(ctx, tx, served)
 	}
 	if err != nil {
 		return 0, err
@@ -81,6 +106,7 @@ func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, 
 	if err != nil {
 		return 0, err
 	}
+	maps.Copy(d.served, served)
 	n := 0
 	for ; n < min(ws.Free, most); n++ {
 		ok, err := d.one(ctx, ws.Worker)
@@ -201,6 +227,14 @@ func (d *dispatch) waitingShares(ctx context.Context, keys []string) ([]farm.Wor
 	if err != nil {
 		return nil, err
 	}
+	// A workspace served in this dispatch, or seeded as served by the
+	// chunks that ended (DispatchFreedSlots), has waited since then: its
+	// row is written only as the dispatch ends (markServed).
+	for i := range shares {
+		if at, ok := d.served[shares[i].ID]; ok && at.After(shares[i].WaitingSince) {
+			shares[i].WaitingSince = at
+		}
+	}
 	d.shares[k] = shares
 	return shares, nil
 }
@@ -266,10 +300,8 @@ func (d *dispatch) insertGiven(ctx context.Context) error {
 // markServed records, for each workspace that had chunks given, the time
 // of its last (store.MarkServed): once a dispatch, before it commits.
 func (d *dispatch) markServed(ctx context.Context) error {
-	for workspace, at := range d.served {
-		if err := d.tx.MarkServed(ctx, workspace, at); err != nil {
-			return err
-		}
+	if err := d.e.MarkServed(ctx, d.tx, d.served); err != nil {
+		return err
 	}
 	clear(d.served)
 	return nil

@@ -192,3 +192,96 @@ func (f *fixture) wantFailedWith(jobID string, tasks []store.Task) {
 		f.T.Errorf("%d tasks of the failed job left to do, want none", n)
 	}
 }
+
+// TestAFailingChunkAndADispatchMeetAtTheWorkspacesRow: in a workspace
+// with a render budget, a chunk whose last attempt failed ends (it adds
+// its render seconds to the workspace's row, and cancels the job's
+// waiting chunks) while another node's freed slots are dispatched (the
+// dispatch gives waiting chunks and marks the workspace served). Both
+// write the workspace's row and the waiting chunks; a third transaction
+// holds the row until both wait, in either order. Each takes the chunks
+// before the row, so neither waits for the other in a cycle: both
+// return, the job failed, and no chunk of it is left to do.
+func TestAFailingChunkAndADispatchMeetAtTheWorkspacesRow(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		if db.Dialect != store.DialectPostgres {
+			t.Skip("SQLite runs one transaction at a time: no two transactions to meet at a row's lock")
+		}
+		for _, dispatchFirst := range []bool{false, true} {
+			f := newFixture(t, db)
+			if err := f.Store.SetWorkspaceBudget(f.Ctx, "studio", 3600); err != nil {
+				t.Fatal(err)
+			}
+			job := f.WaitingJob(f.api, 6, enginetest.RenderConfig(2)) // 3 chunks, no node yet
+			f.otherNode("node-a", 1, store.Worker{})
+			if n, err := f.Engine.DispatchIdle(f.Ctx); err != nil || n != 1 {
+				t.Fatalf("DispatchIdle = %d, %v; want the one slot filled", n, err)
+			}
+			var failing engine.TaskRef
+			for _, task := range f.Tasks(job.ID, store.TaskRender) {
+				if task.Status == store.TaskQueued {
+					failing = f.Ref(task)
+				}
+			}
+			f.claim(failing)
+			todo := f.startChunk(failing)
+			if err := f.saveFrame(failing, todo[0], 2); err != nil {
+				t.Fatal(err)
+			}
+			other := f.otherNode("node-b", 2, store.Worker{})
+
+			holding, release := make(chan struct{}), make(chan struct{})
+			holder := make(chan error, 1)
+			go func() {
+				holder <- f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+					if err := tx.MarkServed(f.Ctx, job.WorkspaceID, time.Now()); err != nil {
+						return err
+					}
+					close(holding)
+					<-release
+					return nil
+				})
+			}()
+			<-holding
+			failed, dispatched := make(chan error, 1), make(chan error, 1)
+			fail := func() {
+				failed <- f.node.endChunk(f.Ctx, failing, &blender.RenderError{Frame: todo[1], Line: "Error: boom", ExitCode: 1})
+			}
+			dispatch := func() {
+				dispatched <- f.Store.InDispatchTx(f.Ctx, func(tx *store.Tx) error {
+					_, err := f.Engine.DispatchFreedSlots(f.Ctx, tx, other, map[string]time.Time{job.WorkspaceID: time.Now()})
+					return err
+				})
+			}
+			first, second := fail, dispatch
+			if dispatchFirst {
+				first, second = dispatch, fail
+			}
+			go first()
+			f.waitForLockWaits(1)
+			go second()
+			f.waitForLockWaits(2)
+			close(release)
+			if err := <-holder; err != nil {
+				t.Fatal(err)
+			}
+			for name, end := range map[string]chan error{"the failing chunk's end": failed, "the dispatch": dispatched} {
+				select {
+				case err := <-end:
+					if err != nil {
+						t.Errorf("dispatch first %v: %s: %v", dispatchFirst, name, err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("dispatch first %v: %s did not return within 30 s", dispatchFirst, name)
+				}
+			}
+			if st := f.Job(job.ID).Status; st != farm.StatusFailed {
+				t.Errorf("dispatch first %v: job = %s, want failed", dispatchFirst, st)
+			}
+			if n := f.Count("tasks", "job_id = ? AND status IN (?, ?, ?)", job.ID, store.TaskWaiting, store.TaskQueued, store.TaskRunning); n != 0 {
+				t.Errorf("dispatch first %v: %d tasks of the failed job left to do, want none", dispatchFirst, n)
+			}
+		}
+	})
+}

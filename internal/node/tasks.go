@@ -338,6 +338,13 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		if err := record(ctx, tx, current); err != nil {
 			return err
 		}
+		// The usage last: in a workspace with a render budget it writes
+		// the workspace's row, which every transaction takes after the
+		// tasks it writes (a dispatch marks its workspaces served as it
+		// ends), and record may cancel the job's waiting chunks.
+		if err := tx.RecordChunkUsage(ctx, ref.TaskID, n.blenderThreads()); err != nil {
+			return err
+		}
 		if kind == store.TaskRender {
 			workspace = current.WorkspaceID
 		}
@@ -430,15 +437,10 @@ func (n *Node) dispatchFreedSlots(ctx context.Context) {
 	f.served = map[string]time.Time{}
 	f.mu.Unlock()
 	err := n.store.InDispatchTx(ctx, func(tx *store.Tx) error {
-		for workspace, at := range served {
-			if err := tx.MarkServed(ctx, workspace, at); err != nil {
-				return err
-			}
-		}
 		if n.stopping.Load() {
-			return nil
+			return n.engine.MarkServed(ctx, tx, served)
 		}
-		_, err := n.engine.DispatchTo(ctx, tx, n.workerID)
+		_, err := n.engine.DispatchFreedSlots(ctx, tx, n.workerID, served)
 		return err
 	})
 	if err != nil {
@@ -580,9 +582,6 @@ func (n *Node) finish(ctx context.Context, tx *store.Tx, ref engine.TaskRef, sta
 	err := tx.FinishTask(ctx, ref.TaskID, ref.Generation, status)
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil
-	}
-	if err == nil {
-		err = tx.RecordChunkUsage(ctx, ref.TaskID, n.blenderThreads())
 	}
 	return err == nil, err
 }

@@ -116,9 +116,7 @@ func (c *chunk) finishAs(renderErr error) store.TaskStatus { return chunkStatus(
 // failure of the job cancels its chunks first, and the end of a chunk no
 // longer running writes nothing (store.FinishTask). A chunk that failed
 // (it may fail its job) and a part of a split frame (its frame's last
-// part queues the merge) lock the job, as every task's end did before;
-// so does the end of a chunk of a workspace with a render budget (see
-// finishTask).
+// part queues the merge) lock the job, as every task's end did before.
 func (c *chunk) unlockedJob(renderErr error) *farm.Job {
 	if c.part != nil || renderErr != nil {
 		return nil

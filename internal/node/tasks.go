@@ -289,12 +289,11 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // slots ended them one at a time while every end locked it, and most of
 // the farm's connections waited for that one row (docs/performance.md,
 // section 5). Such an end holds its task as it writes its node's row
-// (store.ChunkSucceededOn), which a transaction that cancels the job's
-// work writes only once it holds the tasks (recordChunk). The job of a
-// workspace with a render budget is locked all the same: the end adds the
-// chunk's seconds to the workspace's row (store.RecordChunkUsage), which
-// a dispatch holds as it waits for waiting chunks, that a cancel of the
-// job may hold as it waits for this end's task.
+// (store.ChunkSucceededOn) and, in a workspace with a render budget, the
+// workspace's row (store.RecordChunkUsage): rows that every transaction
+// takes after the tasks it writes (a failing chunk's end cancels the
+// job's chunks first, a dispatch marks its workspaces served as it
+// ends), so none holds them while it waits for this end's task.
 //
 // A chunk's slot is free once the chunk ends: right after that
 // transaction, the chunk's workspace is marked served and the dispatcher
@@ -317,15 +316,6 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 	err := n.store.InTx(ctx, func(tx *store.Tx) error {
 		workspace = ""
 		current := unlocked
-		if current != nil {
-			budget, _, err := tx.WorkspaceBudget(ctx, current.WorkspaceID)
-			if err != nil {
-				return err
-			}
-			if budget > 0 {
-				current = nil
-			}
-		}
 		if current == nil {
 			var err error
 			if current, err = tx.LockJob(ctx, "", ref.JobID); err != nil {

@@ -157,17 +157,22 @@ func run(lab *benchkit.Lab, s settings) string {
 	// Generous: a farm a hundred times slower than its slots allow still
 	// finishes, and is measured.
 	limit := time.Duration(s.chunks/s.slots+1)*s.frameTime*100 + 10*time.Minute
-	lab.WaitFor("every chunk done", limit, func() bool {
-		var left int
-		if err := f.DB.QueryRowContext(lab.Ctx, `SELECT COUNT(*) FROM tasks WHERE kind = 'render' AND status <> 'done'`).Scan(&left); err != nil {
-			benchkit.Fatalf("count chunks: %v", err)
+	// The wait looks every 100 ms, and down the indexes of the chunks not
+	// yet done: a count of every chunk not done, every 10 ms, read the
+	// whole table each time and took a third of a core from the farm's
+	// database (15 to 20 ms a count at 10,000 chunks). The figures come
+	// from the chunks' own times, not from when the wait saw them done.
+	lab.WaitForEvery("every chunk done", limit, 100*time.Millisecond, func() bool {
+		var left bool
+		if err := f.DB.QueryRowContext(lab.Ctx, `SELECT EXISTS (SELECT 1 FROM tasks WHERE kind = 'render' AND status IN ('waiting', 'queued', 'running'))`).Scan(&left); err != nil {
+			benchkit.Fatalf("look for chunks not done: %v", err)
 		}
 		for i, cl := range clients {
 			if j, err := cl.GetJob(lab.Ctx, jobs[i]); err == nil && j.Status.IsFinal() && j.Status != client.StatusCompleted {
 				benchkit.Fatalf("a job ended %s:\n%s", j.Status, f.Logs())
 			}
 		}
-		return left == 0
+		return !left
 	})
 	renderWall := time.Since(requested)
 	samples := sampler.stop()

@@ -71,12 +71,18 @@ func (l *Lab) Sleep(d time.Duration) {
 // WaitFor checks cond every 10 ms until it holds, and ends the program if
 // it does not within limit.
 func (l *Lab) WaitFor(what string, limit time.Duration, cond func() bool) {
+	l.WaitForEvery(what, limit, 10*time.Millisecond, cond)
+}
+
+// WaitForEvery is WaitFor checking cond every interval: for a check that
+// costs what the benchmark measures (the farm's database).
+func (l *Lab) WaitForEvery(what string, limit, interval time.Duration, cond func() bool) {
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			Fatalf("waited %s for %s", limit, what)
 		}
-		l.Sleep(10 * time.Millisecond)
+		l.Sleep(interval)
 	}
 }
 

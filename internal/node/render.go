@@ -236,8 +236,22 @@ func (n *Node) startChunk(ctx context.Context, ref engine.TaskRef) (*farm.Job, [
 			return err
 		}
 		if job.Status == farm.StatusBooting {
-			if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+			// The job's first chunks all start at once: one moves it, and
+			// the others wait for it together, then find it moved
+			// without taking its lock in turn (FirstToMoveJob).
+			first, err := tx.FirstToMoveJob(ctx, ref.JobID)
+			if err != nil {
 				return err
+			}
+			if !first {
+				if job, err = tx.GetJob(ctx, "", ref.JobID); err != nil {
+					return err
+				}
+			}
+			if job.Status == farm.StatusBooting {
+				if job, err = tx.LockJob(ctx, "", ref.JobID); err != nil {
+					return err
+				}
 			}
 		}
 		switch job.Status {

@@ -73,6 +73,39 @@ func (q *Queries) LockJob(ctx context.Context, workspaceID, id string) (*farm.Jo
 	return q.getJob(ctx, workspaceID, id, q.dialect.rowLock("FOR NO KEY UPDATE"))
 }
 
+// jobTurnLock is the first key of the two-key advisory locks, one a job
+// (the second a hash of its ID), that FirstToMoveJob takes.
+const jobTurnLock int32 = 0x6a6f6273 // "jobs"
+
+// FirstToMoveJob elects, among the transactions that would each move
+// the same job on at once, the one that does: the first chunks of a
+// booting job, all starting together, each of which would move it to
+// rendering. It answers true to the first, which then locks the job
+// (LockJob) and moves it. The others wait for that one to end, all
+// together, and answer false: they read the job as it left it, without
+// its lock, and take the lock only if it is still to be moved (the
+// first failed). Taking the job's lock each, they would instead take it
+// in turn, each waiting for the one before it to end (PostgreSQL keeps a
+// row's lock to the end of a transaction even where the row, read again
+// once the lock was free, no longer matched what was asked for). On
+// SQLite, where transactions run one at a time, every one is first.
+func (tx *Tx) FirstToMoveJob(ctx context.Context, jobID string) (bool, error) {
+	if tx.dialect != DialectPostgres {
+		return true, nil
+	}
+	var first bool
+	if err := tx.queryRow(ctx, `SELECT pg_try_advisory_xact_lock(CAST(? AS INTEGER), hashtext(?))`, jobTurnLock, jobID).Scan(&first); err != nil {
+		return false, fmt.Errorf("take job %s's turn: %w", jobID, err)
+	}
+	if first {
+		return true, nil
+	}
+	if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock_shared(CAST(? AS INTEGER), hashtext(?))`, jobTurnLock, jobID); err != nil {
+		return false, fmt.Errorf("wait for job %s's turn: %w", jobID, err)
+	}
+	return false, nil
+}
+
 func (q *Queries) getJob(ctx context.Context, workspaceID, id, lock string) (*farm.Job, error) {
 	query := `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`
 	args := []any{id}

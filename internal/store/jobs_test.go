@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,6 +404,86 @@ func TestLockJobFindsWhatGetJobFinds(t *testing.T) {
 			}
 			return nil
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestOneTransactionMovesAJobTheOthersWaitTogether: of three
+// transactions that would each move a job on at once, the first is told
+// to; the other two wait for it to end, then go on together, neither
+// waiting for the other, and neither holds the job's lock: a fourth
+// locks it while they are open.
+func TestOneTransactionMovesAJobTheOthersWaitTogether(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		insertJob(t, s, newJob("job-1", ws.ID, at(0)))
+		if s.Dialect() != store.DialectPostgres {
+			err := s.InTx(ctx, func(tx *store.Tx) error {
+				if first, err := tx.FirstToMoveJob(ctx, "job-1"); err != nil || !first {
+					return fmt.Errorf("FirstToMoveJob = %v, %v; want true: SQLite runs one transaction at a time", first, err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+
+		type told struct {
+			first bool
+			err   error
+		}
+		// Each transaction reports what it was told, then stays open until
+		// its channel is closed.
+		var wg sync.WaitGroup
+		open := func(reply chan<- told, hold <-chan struct{}) {
+			wg.Go(func() {
+				err := s.InTx(ctx, func(tx *store.Tx) error {
+					first, err := tx.FirstToMoveJob(ctx, "job-1")
+					reply <- told{first, err}
+					<-hold
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		firstTold, holdFirst := make(chan told, 1), make(chan struct{})
+		open(firstTold, holdFirst)
+		if got := <-firstTold; !got.first || got.err != nil {
+			t.Fatalf("the first transaction was told %+v; want first", got)
+		}
+		othersTold, holdOthers := make(chan told, 2), make(chan struct{})
+		open(othersTold, holdOthers)
+		open(othersTold, holdOthers)
+		select {
+		case got := <-othersTold:
+			t.Fatalf("another transaction was told %+v while the first was open; want it to wait", got)
+		case <-time.After(200 * time.Millisecond):
+		}
+		close(holdFirst)
+		for range 2 {
+			select {
+			case got := <-othersTold:
+				if got.first || got.err != nil {
+					t.Fatalf("a transaction that waited was told %+v; want not first", got)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the transactions that waited for the first did not go on together")
+			}
+		}
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.LockJob(ctx, "", "job-1")
+			return err
+		})
+		close(holdOthers)
+		wg.Wait()
 		if err != nil {
 			t.Fatal(err)
 		}

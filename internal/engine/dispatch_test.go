@@ -123,6 +123,78 @@ func TestReplicasDispatchingAtOnceFillEachSlotOnce(t *testing.T) {
 	})
 }
 
+// TestNodesAndReplicasDispatchingAtOnceFillEachSlotOnce: dispatches to
+// one node's slots (FillWorker, as a node starts or an attempt ends
+// without finishing its chunk) and to every node (DispatchIdle), from
+// three processes at once: every slot takes one chunk, and no chunk goes
+// to two slots. Then the same with a quota on the workspace: the quota
+// holds.
+func TestNodesAndReplicasDispatchingAtOnceFillEachSlotOnce(t *testing.T) {
+	t.Parallel()
+	for _, quota := range []int{0, 4} {
+		t.Run(fmt.Sprintf("quota %d", quota), func(t *testing.T) {
+			t.Parallel()
+			eachFixture(t, func(t *testing.T, f *fixture) {
+				job := f.WaitingJob(f.api, 60, enginetest.RenderConfig(1))
+				if quota > 0 {
+					if err := f.Store.SetWorkspaceShare(f.Ctx, "studio", nil, &quota); err != nil {
+						t.Fatal(err)
+					}
+				}
+				slots := map[string]int{}
+				for i := range 6 {
+					slots[f.registerNode(fmt.Sprintf("node-%d", i), 1+i%3)] = 1 + i%3 // 12 slots
+				}
+				engines := []*engine.Engine{f.Engine, f.Replica(), f.Replica()}
+				var wg sync.WaitGroup
+				errs := make(chan error, 100)
+				for i, e := range engines {
+					wg.Go(func() {
+						if _, err := e.DispatchIdle(context.WithoutCancel(f.Ctx)); err != nil {
+							errs <- err
+						}
+					})
+					for id := range slots {
+						for range 2 {
+							wg.Go(func() {
+								if _, err := engines[(i+1)%len(engines)].FillWorker(context.WithoutCancel(f.Ctx), id); err != nil {
+									errs <- err
+								}
+							})
+						}
+					}
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Errorf("dispatch: %v", err)
+				}
+
+				given, total := map[string]int{}, 0
+				for _, task := range f.Tasks(job.ID, store.TaskRender) {
+					if task.Status != store.TaskWaiting {
+						given[task.WorkerID]++
+						total++
+					}
+				}
+				if quota > 0 {
+					if total != quota {
+						t.Errorf("%d chunks given; want %d, the workspace's quota", total, quota)
+					}
+				} else if fmt.Sprint(given) != fmt.Sprint(slots) {
+					t.Errorf("chunks given by node = %v, want one per slot: %v", given, slots)
+				}
+				for id, n := range given {
+					if n > slots[id] {
+						t.Errorf("node %s was given %d chunks for its %d slots", id, n, slots[id])
+					}
+				}
+				f.CheckTaskInvariant()
+			})
+		})
+	}
+}
+
 // TestAWorkerTheRuleRefusesIsPassedOver: the dispatcher asks the engine's
 // rule (SetWorkerMayTake) before it gives a worker a chunk; the chunks of
 // a job the rule refuses that worker wait, and the worker takes the next

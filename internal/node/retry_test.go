@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,12 +52,27 @@ func TestAFailedChunkFreesItsSlotDuringItsRetryWait(t *testing.T) {
 		if len(onNode) != 1 || onNode[0].Chunk != 1 {
 			t.Fatalf("on the node after the failure: %+v; want chunk 1, in the freed slot", onNode)
 		}
+		// The job does not wait while a chunk of it renders; once none
+		// does, its progress says it waits for the failed chunk's retry.
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || strings.Contains(p.WaitingFor, "next attempt") {
+			t.Errorf("waitingFor while chunk 1 renders = %q, %v; want no retry named", p.WaitingFor, err)
+		}
 		f.finish(onNode[0])
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if elapsed := time.Since(started); elapsed >= chunkRetry(1) {
 			t.Fatalf("the other chunk took %s, no less than the retry wait of %s: the test proves nothing", elapsed, chunkRetry(1))
 		}
 		if got := f.Task(failing.ID); got.Status != store.TaskWaiting {
 			t.Fatalf("the failed chunk = %s before its wait of %s is over; want waiting", got.Status, chunkRetry(1))
+		}
+		const retrying = "the next attempt of a chunk whose render failed (failed attempts so far: 1): it is given a render slot again from "
+		from, err := time.Parse(time.RFC3339, strings.TrimPrefix(p.WaitingFor, retrying))
+		if !strings.HasPrefix(p.WaitingFor, retrying) || err != nil ||
+			from.Before(started.Add(-time.Second)) || from.After(started.Add(chunkRetry(1)+time.Second)) {
+			t.Errorf("waitingFor during the retry wait = %q; want %q and the time the wait of %s ends", p.WaitingFor, retrying, chunkRetry(1))
 		}
 
 		// Once the wait is over, it is dispatched again without anything

@@ -114,6 +114,13 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 			}
 		}
 	}
+	if until, failed, err := s.store.RetryWait(ctx, jobID); err != nil || !until.IsZero() {
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("the next attempt of a chunk whose render failed (failed attempts so far: %d): "+
+			"it is given a render slot again from %s", failed, until.UTC().Format(time.RFC3339)), nil
+	}
 	need, waiting, found, err := s.store.ChunkNeeds(ctx, jobID)
 	if err != nil || !found {
 		return "", err

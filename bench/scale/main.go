@@ -377,7 +377,9 @@ func startSampling(ctx context.Context, db *sql.DB, fake string) *sampler {
 					active++
 					sp.result.activeSeen++
 					switch {
-					case waitType == "Lock" && wait == "advisory":
+					case waitType == "Lock" && (wait == "relation" || wait == "advisory"):
+						// The dispatcher's lock (a lock on the table
+						// dispatch_lock), or an advisory lock of the farm's.
 						sp.result.lockWaits++
 					case waitType == "Lock" && (wait == "tuple" || wait == "transactionid"):
 						sp.result.rowWaits++

@@ -17,22 +17,27 @@ import (
 // however many chunks wait, and the statuses in the queries are written
 // out as those indexes' conditions are, so that both databases use them.
 
-// dispatchLock is the PostgreSQL advisory lock key that serialises the
-// dispatcher (see InDispatchTx).
-const dispatchLock int64 = 0x6469737061746368 // "dispatch"
-
 // InDispatchTx runs fn in a transaction that may give chunks to workers
 // (package engine's dispatch): on PostgreSQL it takes the dispatcher's
-// advisory lock first, so that no two replicas or workers count the same
-// free slot or take the same waiting chunk at once; on SQLite every
+// lock first, so that no two replicas or workers count the same free
+// slot or take the same waiting chunk at once; on SQLite every
 // transaction already runs alone. The lock is taken before any row lock,
 // and every transaction that dispatches takes it first, so that none
 // waits for a row while holding it against another that waits for it.
 // It is released when the transaction ends.
+//
+// The lock is LOCK TABLE on a table that holds nothing (dispatch_lock,
+// migration 0020), not an advisory lock: LOCK TABLE is one of the few
+// statements PostgreSQL runs without a snapshot. A transaction waiting
+// in SELECT pg_advisory_xact_lock held that SELECT's snapshot while it
+// waited, and with it the horizon below which PostgreSQL may clean up
+// dead rows: with a dispatch or two always waiting, a farm's busiest
+// tables (tasks, River's jobs) and their indexes kept every dead row of
+// the last second or more, which every read of them went over again.
 func (s *Store) InDispatchTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.InTx(ctx, func(tx *Tx) error {
 		if s.dialect == DialectPostgres {
-			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, dispatchLock); err != nil {
+			if _, err := tx.exec(ctx, `LOCK TABLE dispatch_lock IN EXCLUSIVE MODE`); err != nil {
 				return fmt.Errorf("take the dispatcher's lock: %w", err)
 			}
 		}

@@ -1,0 +1,11 @@
+-- PostgreSQL only: SQLite runs one transaction at a time, and needs no
+-- dispatcher's lock.
+--
+-- The dispatcher's lock (store.InDispatchTx) is a lock on this table,
+-- which holds nothing: LOCK TABLE waits without a snapshot, where the
+-- advisory lock it replaces was taken by a SELECT, whose snapshot held
+-- back, for as long as it waited, what PostgreSQL may clean up (dead
+-- rows of tasks and of River's jobs, and their index entries), so that
+-- the farm's busiest reads went over more and more of them
+-- (docs/performance.md, section 5).
+CREATE TABLE dispatch_lock ();

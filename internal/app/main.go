@@ -350,10 +350,12 @@ func (m *Main) Shutdown(ctx context.Context) error {
 			err := m.engine.Stop(stopCtx)
 			// The engine cancels what still runs once stopCtx ends: that
 			// is a stop by force when it cut running work short, which a
-			// render node knows for its tasks; a process that renders
-			// nothing counts any River work still running then.
+			// render node knows for its tasks, and the engine for the
+			// River work of a process that renders nothing. A stop that
+			// found nothing running is not one, even with
+			// --shutdown-timeout 0.
 			switch {
-			case err != nil || (m.node != nil && m.node.StopCutWorkShort()) || (m.node == nil && stopCtx.Err() != nil):
+			case err != nil || (m.node != nil && m.node.StopCutWorkShort()) || (m.node == nil && m.engine.StopCutWorkShort()):
 				m.forced.Store(true)
 				m.log.Warn("stopped by force: the running work was cut short and handed back", "after", time.Since(start).Round(time.Millisecond), "err", err)
 			default:

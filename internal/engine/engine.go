@@ -22,10 +22,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -93,6 +95,12 @@ type Engine struct {
 	// mayTake is the dispatcher's rule for one job and one worker (see
 	// SetWorkerMayTake).
 	mayTake WorkerMayTake
+
+	// working counts the River jobs this process works at the moment
+	// (countWork, around every worker), and cutShort records whether
+	// Stop canceled any: see StopCutWorkShort.
+	working  atomic.Int64
+	cutShort atomic.Bool
 }
 
 // New migrates River's tables and makes the engine. The parts register
@@ -207,6 +215,7 @@ func (e *Engine) River() *river.Client[*sql.Tx] {
 		// second only backs the notifications up.
 		FetchCooldown: 5 * time.Millisecond,
 		PeriodicJobs:  e.periodic,
+		Middleware:    []rivertype.Middleware{river.WorkerMiddlewareFunc(e.countWork)},
 	})
 	if err != nil {
 		// Only a configuration River refuses gets here, which is this
@@ -231,9 +240,25 @@ func (e *Engine) Stop(ctx context.Context) error {
 	client := e.River()
 	err := client.Stop(ctx)
 	if err != nil {
+		// River's own stop takes a moment even with nothing running, so
+		// that a ctx that ended at once (--shutdown-timeout 0) ends it
+		// early whether or not work ran: what was running is counted.
+		e.cutShort.Store(e.working.Load() > 0)
 		err = client.StopAndCancel(context.Background())
 	}
 	return err
+}
+
+// StopCutWorkShort reports whether Stop canceled River work that was
+// still running when its ctx ended, rather than letting it finish.
+func (e *Engine) StopCutWorkShort() bool { return e.cutShort.Load() }
+
+// countWork is River middleware around every job this process works:
+// it counts the jobs being worked, for StopCutWorkShort.
+func (e *Engine) countWork(ctx context.Context, _ *rivertype.JobRow, work func(ctx context.Context) error) error {
+	e.working.Add(1)
+	defer e.working.Add(-1)
+	return work(ctx)
 }
 
 // Close releases River's own database connection; the store stays open.

@@ -114,18 +114,14 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 			}
 		}
 	}
-	if until, failed, err := s.store.RetryWait(ctx, jobID); err != nil || !until.IsZero() {
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("the next attempt of a chunk whose render failed (failed attempts so far: %d): "+
-			"it is given a render slot again from %s", failed, until.UTC().Format(time.RFC3339)), nil
-	}
 	need, waiting, found, err := s.store.ChunkNeeds(ctx, jobID)
 	if err != nil || !found {
 		return "", err
 	}
 	if waiting {
+		if why, err := s.waitingForRetry(ctx, jobID); why != "" || err != nil {
+			return why, err
+		}
 		if why, err := s.waitingForSlot(ctx, workspaceID, need); why != "" || err != nil {
 			return why, err
 		}
@@ -133,6 +129,18 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 	// Chunks given to a node that may no longer take them come back to
 	// wait, so this is asked whether or not one waits now.
 	return s.waitingForTaker(ctx, jobID, need.BlenderVersion)
+}
+
+// waitingForRetry says, when nothing of a job renders or may be given a
+// slot and its chunks left wait out the pause after a failed attempt,
+// when the first of them is given a slot again; "" otherwise.
+func (s *Service) waitingForRetry(ctx context.Context, jobID string) (string, error) {
+	until, failed, err := s.store.RetryWait(ctx, jobID)
+	if err != nil || until.IsZero() {
+		return "", err
+	}
+	return fmt.Sprintf("the next attempt of a chunk whose render failed (failed attempts so far: %d): "+
+		"it is given a render slot again from %s", failed, until.UTC().Format(time.RFC3339)), nil
 }
 
 // waitingForSlot says why a job's waiting chunks get no render slot: no

@@ -116,12 +116,23 @@ func TestWebhooksAreSignedAndRetried(t *testing.T) {
 		t.Error("a delivery verified with the wrong secret")
 	}
 
-	var steps []client.Status
+	// Deliveries run side by side, so two moves close together (validated,
+	// then booting at the render request) may arrive in either order: a
+	// receiver orders them by changedAt, as here.
+	var changes []*client.WebhookEvent
 	for _, d := range rcv.of(client.EventStatusChange) {
 		ev, err := client.VerifyWebhook(hook.Secret, d.header, d.body, 0)
 		if err != nil {
 			t.Fatalf("verify onStatusChange: %v", err)
 		}
+		if ev.ChangedAt == nil {
+			t.Fatalf("onStatusChange to %s has no changedAt", ev.Status)
+		}
+		changes = append(changes, ev)
+	}
+	slices.SortStableFunc(changes, func(a, b *client.WebhookEvent) int { return a.ChangedAt.Compare(*b.ChangedAt) })
+	var steps []client.Status
+	for _, ev := range changes {
 		if len(steps) > 0 && ev.PreviousStatus != steps[len(steps)-1] {
 			t.Errorf("onStatusChange to %s says previous %s, want %s", ev.Status, ev.PreviousStatus, steps[len(steps)-1])
 		}

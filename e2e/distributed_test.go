@@ -360,3 +360,81 @@ func TestAKilledLeadersChunkIsHandedOutWithinTheWorkerTimeout(t *testing.T) {
 		t.Fatalf("the job ended %v, %v; want completed", done, err)
 	}
 }
+
+// TestBucketDownloadsServedThroughTheFarmAreCounted: with serve
+// --serve-downloads, a bucket's download URLs are the farm's, both those
+// the API lists and those of the completed event, which the render node
+// that finished the job signs; they serve the frames from the bucket, and
+// usage counts the bytes they sent, which a bucket's own URLs cannot.
+func TestBucketDownloadsServedThroughTheFarmAreCounted(t *testing.T) {
+	d := newDistributed(t)
+	api := d.api(t, "--workers", "0", "--serve-downloads", "--webhook-allow-private")
+	worker(t, "--worker-name", "node", "--work-dir", t.TempDir(), "--database", d.database, "--storage", d.storage)
+	c := api.client("studio")
+	ctx := testContext(t)
+	rcv := newReceiver(t, nil)
+	hook, err := c.CreateWebhook(ctx, rcv.srv.URL+"/renderfarm", []string{client.EventRenderComplete})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	job := validate(ctx, t, c, submit(ctx, t, c, scene("cube.blend")).ID)
+	done := renderAndWait(ctx, t, c, job.ID, client.RenderConfig{ColorManagementPreset: client.String("default"), FrameRanges: []string{"1-2"}, SampleCount: client.Int(2)})
+	if done.Status != client.StatusCompleted {
+		t.Fatalf("job ended %s: %+v", done.Status, done.FailedReason)
+	}
+	dl, err := c.Downloads(ctx, job.ID)
+	if err != nil || len(dl.FrameOutputs) != 2 || dl.Transforms.FramesZip == nil {
+		t.Fatalf("downloads: %+v, %v", dl, err)
+	}
+	farmURL := api.URL + "/objects/"
+	urls := []string{*dl.Transforms.FramesZip}
+	for _, out := range dl.FrameOutputs {
+		urls = append(urls, out.URL)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(rcv.of(client.EventRenderComplete)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	complete := rcv.of(client.EventRenderComplete)
+	if len(complete) == 0 {
+		t.Fatal("no onRenderComplete within a minute")
+	}
+	ev, err := client.VerifyWebhook(hook.Secret, complete[0].header, complete[0].body, 0)
+	if err != nil || ev.Outputs == nil || len(ev.Outputs.Frames) != 2 {
+		t.Fatalf("onRenderComplete: %+v, %v", ev, err)
+	}
+	urls = append(urls, ev.Outputs.Frames...)
+	for _, u := range urls {
+		if !strings.HasPrefix(u, farmURL) {
+			t.Errorf("download URL %s is not the farm's (%s…)", u, farmURL)
+		}
+	}
+
+	var sent int64
+	for i, u := range []string{dl.FrameOutputs[0].URL, ev.Outputs.Frames[1], *dl.Transforms.FramesZip} {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("download-%d", i))
+		n, err := c.DownloadFile(ctx, u, path)
+		if err != nil || n == 0 {
+			t.Fatalf("download %s: %d bytes, %v", u, n, err)
+		}
+		if i < 2 {
+			checkPNG(t, path, 64, 36)
+		}
+		sent += n
+	}
+	// A download is counted once its answer is sent, a moment after the
+	// client has it all.
+	var u *client.Usage
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if u, err = c.Usage(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Minute), "job"); err != nil {
+			t.Fatal(err)
+		}
+		if u.Total.BytesTransferred >= sent || time.Now().After(deadline) {
+			break
+		}
+	}
+	if u.Total.BytesTransferred != sent || len(u.Rows) != 1 || u.Rows[0].JobID != job.ID {
+		t.Errorf("usage = %+v; want the job's %d bytes transferred", u, sent)
+	}
+}

@@ -111,10 +111,13 @@ type Config struct {
 	Addr      string
 	PublicURL string
 	// AdminToken opens River's UI and /metrics on Addr ("": neither).
-	AdminToken          string
-	MaxUploadBytes      int64
-	UploadURLTTL        time.Duration
-	DownloadURLTTL      time.Duration
+	AdminToken     string
+	MaxUploadBytes int64
+	UploadURLTTL   time.Duration
+	DownloadURLTTL time.Duration
+	// ServeDownloads sends a bucket's downloads through this server, so
+	// that they are counted (the local store's always are).
+	ServeDownloads      bool
 	UploadRetention     time.Duration
 	UploadIdleTimeout   time.Duration
 	IdleTimeout         time.Duration
@@ -258,6 +261,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fs.Var(byteSize{&c.MaxUploadBytes}, "max-upload-bytes", "the largest file an upload URL accepts (e.g. 5GiB)")
 		fs.DurationVar(&c.UploadURLTTL, "upload-url-ttl", c.UploadURLTTL, "how long an upload URL stays valid")
 		fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", c.DownloadURLTTL, "how long a download URL stays valid")
+		fs.BoolVar(&c.ServeDownloads, "serve-downloads", c.ServeDownloads, "with --storage: hand out download URLs of this server, which reads them from the bucket, so that usage counts their bytes (bytesTransferred) and clients need not reach the bucket to download; the bytes then pass through the API servers (files in --data-dir are always served so)")
 		fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks reach loopback and private addresses (labs and tests only)")
 		fs.IntVar(&c.WebhookAttempts, "webhook-attempts", c.WebhookAttempts, "how many times a webhook event is tried, over about a day at the default")
 		fs.DurationVar(&c.WebhookFirstRetry, "webhook-first-retry", c.WebhookFirstRetry, "the wait before a webhook event's second attempt; later waits grow from it (x6, x24, x120 …)")

@@ -121,6 +121,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.objects, m.closeObjects = objects, closeObjects
+	if c.Storage != "" {
+		if m.objects, objectsHandler, err = m.bucketDownloads(ctx, objects, local.served); err != nil {
+			return err
+		}
+	}
 	m.metrics = farmMetrics(m.store, c.WorkerTimeout, log)
 	// Alerts watch the disks the farm writes: the data directory (SQLite
 	// and local objects), and a render node's work directory.
@@ -250,6 +255,55 @@ func (m *Main) listen() error {
 		m.url = "http://" + listener.Addr().String()
 	}
 	return nil
+}
+
+// bucketDownloads decides where the bucket's downloads are served. With
+// --serve-downloads, serve puts the bucket behind an objstore.Gateway:
+// download URLs are the farm's, their bytes read from the bucket and
+// counted, and the handler it returns serves them. Serve records its
+// choice in the database, so that a render node, which signs the frame
+// URLs of a job's completed event, signs them the same way; a render node
+// also serves nothing, so it gets no handler.
+func (m *Main) bucketDownloads(ctx context.Context, bucket objstore.Store, served func(context.Context, string, int64) error) (objstore.Store, http.Handler, error) {
+	c := m.Config
+	var base string
+	if c.Role == Serve {
+		if c.ServeDownloads {
+			base = m.url
+		}
+		if err := m.store.SetFarmDownloadsURL(ctx, base); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		var err error
+		if base, err = m.store.FarmDownloadsURL(ctx); err != nil {
+			return nil, nil, err
+		}
+		served = nil
+	}
+	if base == "" {
+		return bucket, nil, nil
+	}
+	opener, ok := bucket.(objstore.Opener)
+	if !ok {
+		return nil, nil, fmt.Errorf("the store %T cannot serve downloads through the farm", bucket)
+	}
+	secret, err := m.store.DownloadURLSecret(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := objstore.NewGateway(objstore.GatewayConfig{
+		Bucket: opener, BaseURL: base, Secret: secret,
+		Served: served, TransferIdleTimeout: c.UploadIdleTimeout, Log: m.log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Role != Serve {
+		return g, nil, nil
+	}
+	m.log.Info("downloads from the bucket are served through this server and counted", "url", base+objstore.ObjectsPath)
+	return g, g.Handler(), nil
 }
 
 // serve serves the API, the dashboard, the local store's URLs and, behind

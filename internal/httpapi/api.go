@@ -24,9 +24,10 @@ const DefaultMaxBodyBytes = 1 << 20
 // Options are what New needs besides the farm.
 type Options struct {
 	// Objects serves the presigned object URLs under /objects/ (the local
-	// object store's uploads and downloads). It sees the full request path
-	// and checks its own signatures, so no API key is asked for there. Nil
-	// when objects live elsewhere, such as in S3.
+	// object store's uploads and downloads, or a bucket's downloads served
+	// through the farm). It sees the full request path and checks its own
+	// signatures, so no API key is asked for there. Nil when clients reach
+	// the objects elsewhere, such as in a bucket.
 	Objects http.Handler
 	// Logger receives one line per request and the details of every
 	// internal error, which clients never see. Nil means slog.Default().

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"path"
@@ -107,8 +108,8 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, codeInvalidKey, err.Error()+"; use the URL exactly as the API returned it")
 		return
 	}
-	if expiresAt, err := l.verify(method, key, r.URL.Query()); err != nil {
-		l.writeSignatureError(w, r, method, expiresAt, err)
+	if expiresAt, err := l.urls.verify(method, key, r.URL.Query()); err != nil {
+		writeSignatureError(w, r, method, expiresAt, err)
 		return
 	}
 	if method == http.MethodPut {
@@ -130,7 +131,7 @@ func (l *Local) acceptsPut(ctx context.Context, key string, size int64) error {
 	return errAcceptPutFailed{err}
 }
 
-func (l *Local) writeSignatureError(w http.ResponseWriter, r *http.Request, method string, expiresAt time.Time, err error) {
+func writeSignatureError(w http.ResponseWriter, r *http.Request, method string, expiresAt time.Time, err error) {
 	if errors.Is(err, errExpired) {
 		at := expiresAt.Format(time.RFC3339)
 		if method == http.MethodPut {
@@ -219,17 +220,27 @@ func (l *Local) writePutError(w http.ResponseWriter, r *http.Request, key string
 }
 
 func (l *Local) serveGet(t *transfer, r *http.Request, key string) {
+	serveGet(t, r, key, l.Open, l.served, l.log)
+}
+
+// serveGet answers the GET or HEAD of a download URL whose signature is
+// good: the object open opens, with the headers a browser needs to treat
+// untrusted bytes safely, and HEAD, Range and conditional requests as
+// http.ServeContent answers them. What the answer's body sent is then told
+// to served, if set.
+func serveGet(t *transfer, r *http.Request, key string, open func(context.Context, string) (io.ReadSeekCloser, Info, error),
+	served func(ctx context.Context, key string, bytes int64) error, log *slog.Logger) {
 	// Every write of the answer extends the write deadline, so a download
 	// may be slow but a client that stops reading is cut.
 	var w http.ResponseWriter = t
-	f, fi, err := l.open(key)
+	f, info, err := open(r.Context(), key)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			writeError(w, r, http.StatusNotFound, codeNotFound,
 				"this object no longer exists; it may have been deleted, so check the job's current downloads")
 			return
 		}
-		l.log.Error("objstore: download failed", "key", key, "err", err)
+		log.Error("objstore: download failed", "key", key, "err", err)
 		writeError(w, r, http.StatusInternalServerError, codeInternal, "the file could not be read; try again later")
 		return
 	}
@@ -249,15 +260,15 @@ func (l *Local) serveGet(t *transfer, r *http.Request, key string) {
 		}
 	}
 	// ServeContent answers HEAD, Range and conditional requests.
-	if l.served == nil {
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+	if served == nil {
+		http.ServeContent(w, r, "", info.ModTime, f)
 		return
 	}
 	counted := &countingWriter{ResponseWriter: w}
-	http.ServeContent(counted, r, "", fi.ModTime(), f)
+	http.ServeContent(counted, r, "", info.ModTime, f)
 	if counted.n > 0 {
-		if err := l.served(context.WithoutCancel(r.Context()), key, counted.n); err != nil {
-			l.log.Warn("objstore: could not count a download", "key", key, "bytes", counted.n, "err", err)
+		if err := served(context.WithoutCancel(r.Context()), key, counted.n); err != nil {
+			log.Warn("objstore: could not count a download", "key", key, "bytes", counted.n, "err", err)
 		}
 	}
 }

@@ -119,17 +119,15 @@ type LocalConfig struct {
 type Local struct {
 	dir       string
 	root      *os.Root
-	baseURL   string
-	secret    []byte
+	urls      urlSigner
 	maxUpload int64
 	acceptPut func(ctx context.Context, key string, size int64) error
 	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
-	now       func() time.Time
 	log       *slog.Logger
 }
 
-var _ Store = (*Local)(nil)
+var _ Opener = (*Local)(nil)
 
 // NewLocal opens (creating if needed) a local store in cfg.Dir and removes
 // temp files left behind by a crash.
@@ -137,10 +135,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("objstore: LocalConfig.Dir is empty")
 	}
-	if len(cfg.Secret) < minSecretLen {
-		return nil, fmt.Errorf("objstore: LocalConfig.Secret has %d bytes, want at least %d (see LoadOrCreateSecret)", len(cfg.Secret), minSecretLen)
-	}
-	base, err := parseBaseURL(cfg.BaseURL)
+	urls, err := newURLSigner(cfg.BaseURL, cfg.Secret, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -167,13 +162,11 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	l := &Local{
 		dir:       dir,
 		root:      root,
-		baseURL:   base,
-		secret:    slices.Clone(cfg.Secret),
+		urls:      urls,
 		maxUpload: cfg.MaxUploadBytes,
 		acceptPut: cfg.AcceptPut,
 		served:    cfg.Served,
 		idle:      cfg.TransferIdleTimeout,
-		now:       cfg.Now,
 		log:       cfg.Log,
 	}
 	if l.maxUpload <= 0 {
@@ -181,9 +174,6 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	}
 	if l.idle <= 0 {
 		l.idle = DefaultTransferIdleTimeout
-	}
-	if l.now == nil {
-		l.now = time.Now
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -341,6 +331,21 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, err // not a nil *os.File in a non-nil interface
 	}
 	return f, nil
+}
+
+// Open implements Opener: the object's file, and what it holds.
+func (l *Local) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, error) {
+	if err := l.checkKey(key); err != nil {
+		return nil, Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, err
+	}
+	f, fi, err := l.open(key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return f, Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // open opens the object's file, refusing anything but a regular file: a

@@ -36,9 +36,11 @@ var ErrTooLarge = errors.New("object over its size limit")
 
 // ErrChanged is returned (wrapped) by Copy when the source was replaced
 // while it was being copied, so that what was checked of it (its size) may
-// not hold for what would be copied. Nothing is stored; copying again
-// copies the new source.
-var ErrChanged = errors.New("object changed while it was copied")
+// not hold for what would be copied: nothing is stored, and copying again
+// copies the new source. A bucket's Open returns it from a read that
+// comes after the object was replaced: the bytes would be another
+// version's.
+var ErrChanged = errors.New("object replaced while it was read")
 
 // MaxKeyLen is the longest key in bytes. It is S3's own limit, so a key that
 // works locally also works on a bucket.
@@ -115,6 +117,21 @@ type Store interface {
 	// prefix, as for DeletePrefix; "" lists everything), sorted by key in
 	// byte order.
 	List(ctx context.Context, prefix string) ([]Info, error)
+}
+
+// Opener is a Store that can also open an object to read any part of it,
+// which serving a download through this server needs: Range requests,
+// and resumed downloads, read from an offset. Both stores are Openers.
+type Opener interface {
+	Store
+
+	// Open describes the object and returns its bytes, from which the
+	// caller may read any part, seeking; the caller closes it. A missing
+	// object is ErrNotFound. What is read is the object Open described,
+	// never a mix of two versions: if it is replaced meanwhile, the local
+	// store goes on reading the file it opened, and a bucket's next read
+	// fails with ErrChanged.
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, error)
 }
 
 // probeKey names an object nobody stores: asking for it costs the store

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,12 +57,44 @@ func (l *Local) presign(ctx context.Context, method, key string, ttl time.Durati
 	if err := ctx.Err(); err != nil {
 		return "", time.Time{}, err
 	}
+	return l.urls.presign(method, key, ttl, name)
+}
+
+// urlSigner makes and checks the URLs this server serves itself: the local
+// store's, and a Gateway's downloads. A URL is
+// {baseURL}/objects/{key}?expires={unix}&name={downloadName}&sig={hex}.
+type urlSigner struct {
+	// baseURL is the public URL of the server that serves them.
+	baseURL string
+	// secret keys the signatures; whoever holds it can sign any URL.
+	secret []byte
+	// now is time.Now, or a test's clock.
+	now func() time.Time
+}
+
+// newURLSigner checks the base URL and the secret's length.
+func newURLSigner(baseURL string, secret []byte, now func() time.Time) (urlSigner, error) {
+	if len(secret) < minSecretLen {
+		return urlSigner{}, fmt.Errorf("objstore: the URL-signing secret has %d bytes, want at least %d (see LoadOrCreateSecret)", len(secret), minSecretLen)
+	}
+	base, err := parseBaseURL(baseURL)
+	if err != nil {
+		return urlSigner{}, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return urlSigner{baseURL: base, secret: slices.Clone(secret), now: now}, nil
+}
+
+// presign signs a URL for method and a key already checked.
+func (u urlSigner) presign(method, key string, ttl time.Duration, name string) (string, time.Time, error) {
 	if err := checkTTL(ttl); err != nil {
 		return "", time.Time{}, err
 	}
 	// The URL carries whole seconds; rounding up keeps the promise that the
 	// URL lives at least ttl, and expiresAt is exactly what is enforced.
-	exp := l.now().Add(ttl)
+	exp := u.now().Add(ttl)
 	expUnix := exp.Unix()
 	if exp.After(time.Unix(expUnix, 0)) {
 		expUnix++
@@ -73,8 +106,8 @@ func (l *Local) presign(ctx context.Context, method, key string, ttl time.Durati
 	if method == http.MethodGet && name != "" {
 		q.Set(paramName, name)
 	}
-	q.Set(paramSig, hex.EncodeToString(l.sign(method, key, expires, name)))
-	return l.baseURL + ObjectsPath + escapeKey(key) + "?" + q.Encode(), time.Unix(expUnix, 0).UTC(), nil
+	q.Set(paramSig, hex.EncodeToString(u.sign(method, key, expires, name)))
+	return u.baseURL + ObjectsPath + escapeKey(key) + "?" + q.Encode(), time.Unix(expUnix, 0).UTC(), nil
 }
 
 // sign computes HMAC-SHA256(secret, method "\n" key "\n" expires), followed
@@ -82,8 +115,8 @@ func (l *Local) presign(ctx context.Context, method, key string, ttl time.Durati
 // contain no newline (ValidateKey) and expires is digits, so the fields
 // cannot be shifted into one another. The host is not signed: the public URL
 // may change behind a proxy without invalidating outstanding URLs.
-func (l *Local) sign(method, key, expires, name string) []byte {
-	m := hmac.New(sha256.New, l.secret)
+func (u urlSigner) sign(method, key, expires, name string) []byte {
+	m := hmac.New(sha256.New, u.secret)
 	io.WriteString(m, method+"\n"+key+"\n"+expires)
 	if method == http.MethodGet {
 		io.WriteString(m, "\n"+name)
@@ -102,7 +135,7 @@ var (
 // verify checks a request's signature for method ("GET" or "PUT") and key.
 // It returns errExpired only for a URL that we did sign, so that an expired
 // message is never shown for a forged one.
-func (l *Local) verify(method, key string, q url.Values) (expiresAt time.Time, err error) {
+func (u urlSigner) verify(method, key string, q url.Values) (expiresAt time.Time, err error) {
 	expires, sigHex := q.Get(paramExpires), q.Get(paramSig)
 	if expires == "" || sigHex == "" {
 		return time.Time{}, errNoSignature
@@ -111,7 +144,7 @@ func (l *Local) verify(method, key string, q url.Values) (expiresAt time.Time, e
 	if err != nil {
 		return time.Time{}, errBadSignature
 	}
-	if !hmac.Equal(sig, l.sign(method, key, expires, q.Get(paramName))) {
+	if !hmac.Equal(sig, u.sign(method, key, expires, q.Get(paramName))) {
 		return time.Time{}, errBadSignature
 	}
 	expUnix, err := strconv.ParseInt(expires, 10, 64)
@@ -119,7 +152,7 @@ func (l *Local) verify(method, key string, q url.Values) (expiresAt time.Time, e
 		return time.Time{}, errBadSignature
 	}
 	expiresAt = time.Unix(expUnix, 0).UTC()
-	if !l.now().Before(expiresAt) {
+	if !u.now().Before(expiresAt) {
 		return expiresAt, errExpired
 	}
 	return expiresAt, nil

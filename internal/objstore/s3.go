@@ -295,7 +295,7 @@ type S3 struct {
 	parts sync.Pool
 }
 
-var _ Store = (*S3)(nil)
+var _ Opener = (*S3)(nil)
 
 // NewS3 connects to the bucket and checks at once that it exists and that
 // the credentials are accepted, so that a mistake stops the start with a
@@ -678,6 +678,98 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, s.objectError("get", key, err)
 	}
 	return body, nil
+}
+
+// Open implements Opener. Nothing is read before the first Read: then,
+// and after each Seek that moves, one GET of the rest of the object from
+// there, on the condition that the object still has the ETag it was
+// described with.
+func (s *S3) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, error) {
+	if err := s.checkKey(key); err != nil {
+		return nil, Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, err
+	}
+	oi, err := s.client.StatObject(ctx, s.bucket, s.prefix+key, minio.StatObjectOptions{})
+	if err != nil {
+		return nil, Info{}, s.objectError("stat", key, err)
+	}
+	info := Info{Key: key, Size: oi.Size, ModTime: oi.LastModified}
+	return &s3Object{s: s, ctx: ctx, key: key, etag: oi.ETag, size: oi.Size}, info, nil
+}
+
+// s3Object reads one version of an object (its ETag) from any offset.
+type s3Object struct {
+	s    *S3
+	ctx  context.Context
+	key  string
+	etag string
+	size int64
+
+	pos  int64
+	body io.ReadCloser // the GET from pos on, once read; nil after a Seek
+}
+
+func (o *s3Object) Read(p []byte) (int, error) {
+	if o.pos >= o.size {
+		return 0, io.EOF
+	}
+	if o.body == nil {
+		opts := minio.GetObjectOptions{}
+		if err := opts.SetMatchETag(o.etag); err != nil {
+			return 0, fmt.Errorf("objstore: get %s: %w", o.key, err)
+		}
+		if err := opts.SetRange(o.pos, o.size-1); err != nil {
+			return 0, fmt.Errorf("objstore: get %s: %w", o.key, err)
+		}
+		body, _, _, err := o.s.client.GetObject(o.ctx, o.s.bucket, o.s.prefix+o.key, opts)
+		if err != nil {
+			if resp, ok := errors.AsType[minio.ErrorResponse](err); ok && resp.Code == "PreconditionFailed" {
+				return 0, fmt.Errorf("%w: %s", ErrChanged, o.key)
+			}
+			return 0, o.s.objectError("get", o.key, err)
+		}
+		o.body = body
+	}
+	n, err := o.body.Read(p)
+	o.pos += int64(n)
+	if err == io.EOF && o.pos < o.size {
+		// The range ended early: what was read is not the object described.
+		err = fmt.Errorf("objstore: get %s: %w", o.key, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
+
+func (o *s3Object) Seek(offset int64, whence int) (int64, error) {
+	pos := offset
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		pos += o.pos
+	case io.SeekEnd:
+		pos += o.size
+	default:
+		return o.pos, fmt.Errorf("objstore: seek %s: whence %d", o.key, whence)
+	}
+	if pos < 0 {
+		return o.pos, fmt.Errorf("objstore: seek %s: negative position %d", o.key, pos)
+	}
+	if pos != o.pos && o.body != nil {
+		o.body.Close()
+		o.body = nil
+	}
+	o.pos = pos
+	return pos, nil
+}
+
+func (o *s3Object) Close() error {
+	if o.body == nil {
+		return nil
+	}
+	err := o.body.Close()
+	o.body = nil
+	return err
 }
 
 // Stat implements Store.

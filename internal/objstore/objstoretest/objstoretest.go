@@ -59,11 +59,113 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"PresignedURLIsBoundToMethod", testPresignedURLIsBoundToMethod},
 		{"TamperedQuery", testTamperedQuery},
 		{"Expired", testExpired},
+		{"Open", testOpen},
+		{"OpenOfAReplacedObject", testOpenOfAReplacedObject},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
+	}
+}
+
+// opener is the store as an objstore.Opener; a store that is not one
+// skips the test.
+func opener(t *testing.T, s objstore.Store) objstore.Opener {
+	o, ok := s.(objstore.Opener)
+	if !ok {
+		t.Skipf("%T is not an objstore.Opener", s)
+	}
+	return o
+}
+
+// testOpen reads an object from the offsets a Range request asks for, in
+// any order, as http.ServeContent does.
+func testOpen(t *testing.T, s objstore.Store) {
+	o := opener(t, s)
+	key := "jobs/j1/preview.mp4"
+	data := make([]byte, 300_000)
+	for i := range data {
+		data[i] = byte(i * 7 % 251)
+	}
+	mustPut(t, s, key, data)
+
+	r, info, err := o.Open(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	if info.Key != key || info.Size != int64(len(data)) {
+		t.Errorf("Open described %+v, want key %q size %d", info, key, len(data))
+	}
+	if end, err := r.Seek(0, io.SeekEnd); err != nil || end != int64(len(data)) {
+		t.Errorf("Seek to the end = %d, %v; want %d", end, err, len(data))
+	}
+	read := func(at int64, n int) []byte {
+		t.Helper()
+		if pos, err := r.Seek(at, io.SeekStart); err != nil || pos != at {
+			t.Fatalf("Seek(%d) = %d, %v", at, pos, err)
+		}
+		got := make([]byte, n)
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatalf("read %d bytes at %d: %v", n, at, err)
+		}
+		return got
+	}
+	for _, c := range []struct {
+		at int64
+		n  int
+	}{{250_000, 1000}, {10, 5}, {15, 100_000}, {int64(len(data)) - 3, 3}} {
+		if got := read(c.at, c.n); !bytes.Equal(got, data[c.at:c.at+int64(c.n)]) {
+			t.Errorf("%d bytes at %d differ from the object's", c.n, c.at)
+		}
+	}
+	if n, err := r.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Errorf("Read at the end = %d, %v; want 0, EOF", n, err)
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := io.ReadAll(r); err != nil || !bytes.Equal(all, data) {
+		t.Errorf("ReadAll from the start: %d bytes, %v; want the object's %d", len(all), err, len(data))
+	}
+
+	if _, _, err := o.Open(t.Context(), "jobs/j1/missing.mp4"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("Open of a missing object: %v, want ErrNotFound", err)
+	}
+	if _, _, err := o.Open(t.Context(), "../escape"); !errors.Is(err, objstore.ErrInvalidKey) {
+		t.Errorf("Open of an invalid key: %v, want ErrInvalidKey", err)
+	}
+}
+
+// testOpenOfAReplacedObject replaces an object between two reads of it:
+// what is read is never a mix of two versions. The local store goes on
+// reading the file it opened; a bucket answers ErrChanged.
+func testOpenOfAReplacedObject(t *testing.T, s objstore.Store) {
+	o := opener(t, s)
+	key := "jobs/j1/frames.zip"
+	old := bytes.Repeat([]byte("old-"), 10_000)
+	mustPut(t, s, key, old)
+	r, _, err := o.Open(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	first := make([]byte, 100)
+	if _, err := io.ReadFull(r, first); err != nil || !bytes.Equal(first, old[:100]) {
+		t.Fatalf("first read: %q, %v", first, err)
+	}
+	mustPut(t, s, key, bytes.Repeat([]byte("NEW!"), 20_000))
+	if _, err := r.Seek(30_000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	switch {
+	case errors.Is(err, objstore.ErrChanged):
+	case err != nil:
+		t.Errorf("reading a replaced object: %v, want its old bytes or ErrChanged", err)
+	case !bytes.Equal(rest, old[30_000:]):
+		t.Errorf("reading a replaced object gave %d bytes starting %q, want the old object's %d", len(rest), short(string(rest)), len(old)-30_000)
 	}
 }
 

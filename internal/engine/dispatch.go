@@ -1,9 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -107,6 +107,7 @@ func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, 
 		return 0, err
 	}
 	maps.Copy(d.served, served)
+	d.left = min(ws.Free, most)
 	n := 0
 	for ; n < min(ws.Free, most); n++ {
 		ok, err := d.one(ctx, ws.Worker)
@@ -135,6 +136,10 @@ func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 		d, err := e.newDispatch(ctx, tx)
 		if err != nil {
 			return err
+		}
+		d.left = 0
+		for _, w := range workers {
+			d.left += w.Free
 		}
 		for len(workers) > 0 {
 			next := workers[:0]
@@ -181,9 +186,11 @@ func (e *Engine) FillWorker(ctx context.Context, workerID string) (int, error) {
 
 // dispatch is one transaction's dispatching, which may fill many slots:
 // what every slot's choice reads is read once and kept up to date here
-// as chunks are given, so that each further chunk costs its own choice
-// and its own update only; the River jobs of all the chunks it gave are
-// inserted together as it ends (finish).
+// as chunks are given, the waiting chunks are read ahead a batch at a
+// time, and the chunks it gave are written queued, with their River jobs
+// inserted, together as it ends (finish). So a dispatch of many chunks
+// costs a dozen statements, not a few a chunk: it holds the dispatcher's
+// lock, which every dispatch in the farm waits for, only that long.
 // No other dispatch runs meanwhile (the dispatcher's lock), so what it
 // keeps is what a fresh read would find, but for chunks that ended
 // meanwhile, outside the lock: their workspaces' running chunks are
@@ -203,10 +210,31 @@ type dispatch struct {
 	served map[string]time.Time
 	// mayTake caches the rule's answer for a worker run and a job.
 	mayTake map[[2]string]bool
-	// given are the chunks given in this dispatch whose River jobs are
-	// not yet inserted: they are, together, as it ends (finish).
+	// given are the chunks given in this dispatch, each with its worker
+	// run: they are written queued, with their River jobs, together, as
+	// it ends (finish). Until then they still wait in the database, so
+	// the reads that follow leave them out (taken).
 	given []store.Task
+	taken map[string]bool
+	// ahead caches, by workspace and keys, the next waiting chunks in
+	// the farm's order, read a batch at a time (nextWaiting).
+	ahead map[string]*readAhead
+	// left is how many more chunks this dispatch may give: how many it
+	// reads ahead.
+	left int
 }
+
+// readAhead is the next waiting chunks of a workspace that a worker of
+// some requirements can take, as a dispatch read them.
+type readAhead struct {
+	tasks []store.Task
+	// all is whether they are every such chunk: a read found fewer than
+	// it asked for.
+	all bool
+}
+
+// maxReadAhead bounds the chunks one read of a dispatch asks for.
+const maxReadAhead = 64
 
 func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, error) {
 	all, err := tx.AllRequirements(ctx)
@@ -214,7 +242,56 @@ func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, erro
 		return nil, err
 	}
 	return &dispatch{e: e, tx: tx, requirements: all, keys: map[string][]string{},
-		shares: map[string][]farm.WorkspaceShare{}, served: map[string]time.Time{}, mayTake: map[[2]string]bool{}}, nil
+		shares: map[string][]farm.WorkspaceShare{}, served: map[string]time.Time{}, mayTake: map[[2]string]bool{},
+		taken: map[string]bool{}, ahead: map[string]*readAhead{}, left: 1}, nil
+}
+
+// nextWaiting is the next waiting chunk of workspace that a worker
+// meeting keys can take, of no job in passOver, and not given in this
+// dispatch (store.NextWaitingChunk's order): read ahead, as many as the
+// dispatch may still give, so that a dispatch of many chunks reads them
+// in a statement or two. ErrNotFound when there is none.
+func (d *dispatch) nextWaiting(ctx context.Context, workspace string, keys, passOver []string) (store.Task, error) {
+	if len(passOver) > 0 {
+		// Rare (the rule refused a job this worker): read for this one.
+		var skip []string
+		for _, t := range d.given {
+			if t.WorkspaceID == workspace {
+				skip = append(skip, t.ID)
+			}
+		}
+		tasks, err := d.tx.NextWaitingChunks(ctx, workspace, keys, passOver, skip, 1)
+		if err != nil || len(tasks) == 0 {
+			return store.Task{}, cmp.Or(err, store.ErrNotFound)
+		}
+		return tasks[0], nil
+	}
+	k := workspace + "\x00" + strings.Join(keys, "\n")
+	for {
+		if a := d.ahead[k]; a != nil {
+			for len(a.tasks) > 0 && d.taken[a.tasks[0].ID] {
+				a.tasks = a.tasks[1:]
+			}
+			if len(a.tasks) > 0 {
+				return a.tasks[0], nil
+			}
+			if a.all {
+				return store.Task{}, store.ErrNotFound
+			}
+		}
+		var skip []string
+		for _, t := range d.given {
+			if t.WorkspaceID == workspace {
+				skip = append(skip, t.ID)
+			}
+		}
+		want := min(max(d.left, 1), maxReadAhead)
+		tasks, err := d.tx.NextWaitingChunks(ctx, workspace, keys, nil, skip, want)
+		if err != nil {
+			return store.Task{}, err
+		}
+		d.ahead[k] = &readAhead{tasks: tasks, all: len(tasks) < want}
+	}
 }
 
 // waitingShares is tx.WaitingShares for keys, read once a dispatch.
@@ -260,10 +337,10 @@ func (d *dispatch) noneLeft(keys []string, workspace string) {
 	d.shares[k] = slices.DeleteFunc(d.shares[k], func(s farm.WorkspaceShare) bool { return s.ID == workspace })
 }
 
-// finish ends a dispatch before it commits: the River jobs of the chunks
-// it gave are inserted, and the workspaces marked served.
+// finish ends a dispatch before it commits: the chunks it gave are
+// queued with their River jobs, and the workspaces marked served.
 func (d *dispatch) finish(ctx context.Context) error {
-	if err := d.insertGiven(ctx); err != nil {
+	if err := d.queueGiven(ctx); err != nil {
 		return err
 	}
 	return d.markServed(ctx)
@@ -274,12 +351,12 @@ func (d *dispatch) finish(ctx context.Context) error {
 // statement may bind (SQLite allows 32,766 values).
 const maxInsertBatch = 500
 
-// insertGiven inserts the River jobs of the chunks given in this dispatch
-// and records them on their tasks, a few statements a batch of chunks
-// (their frames read, their River jobs inserted, the tasks told them)
-// rather than three a chunk: these statements run under the dispatcher's
-// lock, which every dispatch in the farm takes in turn.
-func (d *dispatch) insertGiven(ctx context.Context) error {
+// queueGiven inserts the River jobs of the chunks given in this dispatch
+// and writes the chunks queued for them, a few statements a batch of
+// chunks (their frames read, their River jobs inserted, the tasks
+// queued) rather than three a chunk: these statements run under the
+// dispatcher's lock, which every dispatch in the farm takes in turn.
+func (d *dispatch) queueGiven(ctx context.Context) error {
 	for batch := range slices.Chunk(d.given, maxInsertBatch) {
 		ids := make([]string, len(batch))
 		for i, task := range batch {
@@ -289,11 +366,21 @@ func (d *dispatch) insertGiven(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := d.e.insertChunks(ctx, d.tx, batch, frames); err != nil {
+		riverJobs, err := d.e.insertChunkJobs(ctx, d.tx, batch, frames)
+		if err != nil {
+			return err
+		}
+		queued := make([]store.QueuedChunk, len(batch))
+		for i, task := range batch {
+			queued[i] = store.QueuedChunk{TaskID: task.ID, Generation: task.Generation, WorkerID: task.WorkerID, RiverJobID: riverJobs[task.ID]}
+		}
+		if _, err := d.tx.QueueChunks(ctx, queued); err != nil {
 			return err
 		}
 	}
 	d.given = d.given[:0]
+	clear(d.taken)
+	clear(d.ahead)
 	return nil
 }
 
@@ -365,7 +452,7 @@ func (e *Engine) SetWorkerMayTake(rule WorkerMayTake) {
 }
 
 // MaxPassedOver bounds the chunks one dispatch passes over for one slot
-// (jobs the worker may not take, chunks taken meanwhile), so that a slot
+// (jobs the worker may not take, workspaces with none it may), so that a slot
 // never holds the dispatcher's lock for long; the reaper's periodic
 // dispatch tries again.
 const MaxPassedOver = 16
@@ -390,7 +477,7 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 		if i < 0 {
 			return false, nil
 		}
-		task, err := d.tx.NextWaitingChunk(ctx, shares[i].ID, keys, passedOver)
+		task, err := d.nextWaiting(ctx, shares[i].ID, keys, passedOver)
 		if errors.Is(err, store.ErrNotFound) {
 			if len(passedOver) == 0 {
 				// None left at all: for the rest of this dispatch too.
@@ -413,29 +500,19 @@ func (d *dispatch) one(ctx context.Context, w store.Worker) (bool, error) {
 			passedOver = append(passedOver, task.JobID)
 			continue
 		}
-		given, err := d.give(ctx, w, task)
-		if err != nil || given {
-			return given, err
-		}
-		// Canceled or handed on since it was read (on PostgreSQL, by a
-		// transaction that committed meanwhile): the next one.
+		d.give(w, task)
+		return true, nil
 	}
 	return false, nil
 }
 
-// give gives the waiting chunk task to worker run w; false when the chunk
-// no longer waits. Its River job, on w's queue, is inserted as the
-// dispatch ends, with the others it gave (finish).
-func (d *dispatch) give(ctx context.Context, w store.Worker, task store.Task) (bool, error) {
-	err := d.tx.DispatchTask(ctx, task.ID, task.Generation, w.ID)
-	if errors.Is(err, store.ErrConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("dispatch chunk %d of job %s: %w", task.Chunk, task.JobID, err)
-	}
+// give gives the waiting chunk task to worker run w. It is written
+// queued, with its River job on w's queue, as the dispatch ends, with the
+// others it gave (finish).
+func (d *dispatch) give(w store.Worker, task store.Task) {
 	task.Status, task.WorkerID = store.TaskQueued, w.ID
 	d.given = append(d.given, task)
+	d.taken[task.ID] = true
+	d.left--
 	d.gave(task.WorkspaceID, time.Now())
-	return true, nil
 }

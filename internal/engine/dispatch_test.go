@@ -300,3 +300,45 @@ func TestAFreedSlotTakesOneChunk(t *testing.T) {
 		f.CheckTaskInvariant()
 	})
 }
+
+// TestADispatchGivesEachChunkOnceWhenTheRulePassesOverAJob: a node that
+// may not take the first job fills its three slots in one dispatch, then
+// a second node fills its own. The chunks a dispatch gave are still
+// waiting in the database until it ends, so each slot's read past the
+// refused job must leave out those the slots before it took: every chunk
+// is given once, and the refused job's go to the other node.
+func TestADispatchGivesEachChunkOnceWhenTheRulePassesOverAJob(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		first := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+		second := f.WaitingJob(f.api, 4, enginetest.RenderConfig(1))
+		f.Engine.SetWorkerMayTake(func(_ context.Context, _ *store.Tx, w store.Worker, chunk store.Task) (bool, error) {
+			return !(w.Name == "node-b" && chunk.JobID == first.ID), nil
+		})
+		nodeB := f.registerNode("node-b", 3)
+		if n, err := f.Engine.FillWorker(f.Ctx, nodeB); err != nil || n != 3 {
+			t.Fatalf("FillWorker(node-b) = %d, %v; want its 3 slots filled", n, err)
+		}
+		nodeA := f.registerNode("node-a", 3)
+		if n, err := f.Engine.DispatchIdle(f.Ctx); err != nil || n != 3 {
+			t.Fatalf("DispatchIdle = %d, %v; want node-a's 3 slots filled", n, err)
+		}
+		on := map[string]int{}
+		for _, job := range []string{first.ID, second.ID} {
+			for _, task := range f.Tasks(job, store.TaskRender) {
+				if task.Status != store.TaskQueued {
+					t.Errorf("chunk %d of job %s is %s, want queued", task.Chunk, job, task.Status)
+					continue
+				}
+				if job == first.ID && task.WorkerID != nodeA {
+					t.Errorf("chunk %d of the first job went to %s, want node-a", task.Chunk, task.WorkerID)
+				}
+				on[task.WorkerID]++
+			}
+		}
+		if on[nodeA] != 3 || on[nodeB] != 3 || len(f.RiverJobs("render_chunk")) != 6 {
+			t.Errorf("chunks per node %v and %d River jobs; want 3 on each node, 6 jobs", on, len(f.RiverJobs("render_chunk")))
+		}
+		f.CheckTaskInvariant()
+	})
+}

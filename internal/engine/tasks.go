@@ -285,26 +285,25 @@ func (e *Engine) insertTask(ctx context.Context, tx *store.Tx, task store.Task, 
 	return tx.SetTaskRiverJob(ctx, task.ID, res.Job.ID)
 }
 
-// insertChunks inserts the River jobs of chunks just given to workers
-// (each task's WorkerID set), frames being each chunk's frames by task
-// id, and records them on the tasks, in three statements however many
-// chunks: River's jobs inserted in one batch (InsertManyTx), and the
-// tasks told theirs in one update.
-func (e *Engine) insertChunks(ctx context.Context, tx *store.Tx, chunks []store.Task, frames map[string][]int) error {
+// insertChunkJobs inserts the River jobs of chunks being given to
+// workers (each task's WorkerID set), frames being each chunk's frames by
+// task id, in one batch (InsertManyTx) however many chunks, and answers
+// each task's River job by task id, for the caller to record.
+func (e *Engine) insertChunkJobs(ctx context.Context, tx *store.Tx, chunks []store.Task, frames map[string][]int) (map[string]int64, error) {
 	if len(chunks) == 0 {
-		return nil
+		return nil, nil
 	}
 	params := make([]river.InsertManyParams, len(chunks))
 	for i, task := range chunks {
 		args, opts, err := e.argsFor(task, frames[task.ID])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		params[i] = river.InsertManyParams{Args: args, InsertOpts: opts}
 	}
 	results, err := e.River().InsertManyTx(ctx, tx.SQL(), params)
 	if err != nil {
-		return fmt.Errorf("queue %d chunks: %w", len(chunks), err)
+		return nil, fmt.Errorf("queue %d chunks: %w", len(chunks), err)
 	}
 	// Each River job names its task in its arguments: matched by that,
 	// not by the order River answers in.
@@ -312,14 +311,14 @@ func (e *Engine) insertChunks(ctx context.Context, tx *store.Tx, chunks []store.
 	for _, res := range results {
 		var ref TaskRef
 		if err := json.Unmarshal(res.Job.EncodedArgs, &ref); err != nil {
-			return fmt.Errorf("read a queued chunk's River job %d: %w", res.Job.ID, err)
+			return nil, fmt.Errorf("read a queued chunk's River job %d: %w", res.Job.ID, err)
 		}
 		riverJobs[ref.TaskID] = res.Job.ID
 	}
 	if len(riverJobs) != len(chunks) {
-		return fmt.Errorf("queue %d chunks: River answered %d jobs for %d of them", len(chunks), len(results), len(riverJobs))
+		return nil, fmt.Errorf("queue %d chunks: River answered %d jobs for %d of them", len(chunks), len(results), len(riverJobs))
 	}
-	return tx.SetTaskRiverJobs(ctx, riverJobs)
+	return riverJobs, nil
 }
 
 // Insert queues River work that carries out no task of a job (removing

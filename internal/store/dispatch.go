@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -228,35 +230,62 @@ func (t *anyTime) Scan(v any) error {
 // job in passOver. Each set of requirements is one read down the waiting
 // chunks' index. ErrNotFound when there is none.
 func (q *Queries) NextWaitingChunk(ctx context.Context, workspaceID string, keys, passOver []string) (Task, error) {
+	tasks, err := q.NextWaitingChunks(ctx, workspaceID, keys, passOver, nil, 1)
+	if err != nil {
+		return Task{}, err
+	}
+	if len(tasks) == 0 {
+		return Task{}, ErrNotFound
+	}
+	return tasks[0], nil
+}
+
+// NextWaitingChunks is NextWaitingChunk for the next limit chunks, in
+// that order, leaving out the chunks of skip (ids): a dispatch reads
+// the chunks it will give a batch at a time, and the chunks it gave are
+// still waiting in the database until it ends (engine's dispatch). Fewer
+// than limit means there are no more.
+func (q *Queries) NextWaitingChunks(ctx context.Context, workspaceID string, keys, passOver, skip []string, limit int) ([]Task, error) {
+	if limit < 1 {
+		return nil, nil
+	}
 	notIn := ""
 	for range passOver {
 		notIn += " AND job_id <> ?"
 	}
+	if len(skip) > 0 {
+		notIn += " AND id NOT IN (" + placeholders(len(skip)) + ")"
+	}
 	at := now()
-	var best Task
-	found := false
+	var all []Task
 	for _, key := range keys {
 		args := []any{workspaceID, key, at}
 		for _, j := range passOver {
 			args = append(args, j)
 		}
-		t, err := scanTask(q.queryRow(ctx, `SELECT `+taskColumns+` FROM tasks
+		for _, id := range skip {
+			args = append(args, id)
+		}
+		tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks
 			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ? AND (retry_at IS NULL OR retry_at <= ?)`+notIn+`
-			ORDER BY priority DESC, created_at, job_id, chunk LIMIT 1`, args...))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+			ORDER BY priority DESC, created_at, job_id, chunk LIMIT `+strconv.Itoa(limit), args...)
 		if err != nil {
-			return Task{}, fmt.Errorf("next waiting chunk: %w", err)
+			return nil, fmt.Errorf("next waiting chunks: %w", err)
 		}
-		if !found || before(t, best) {
-			best, found = t, true
-		}
+		all = append(all, tasks...)
 	}
-	if !found {
-		return Task{}, ErrNotFound
+	if len(keys) > 1 {
+		slices.SortFunc(all, func(a, b Task) int {
+			switch {
+			case before(a, b):
+				return -1
+			case before(b, a):
+				return 1
+			}
+			return 0
+		})
 	}
-	return best, nil
+	return all[:min(len(all), limit)], nil
 }
 
 // before is the order of waiting chunks: NextWaitingChunk's.
@@ -272,20 +301,50 @@ func before(a, b Task) bool {
 	return a.Chunk < b.Chunk
 }
 
-// DispatchTask gives a waiting chunk to a worker run: queued, for the
-// River job the caller inserts on that run's queue. ErrConflict if it no
-// longer waits at that generation.
-func (q *Queries) DispatchTask(ctx context.Context, id string, generation int, workerID string) error {
+// QueuedChunk is a waiting chunk a dispatch gives a worker run, with the
+// River job it inserted for it on that run's queue.
+type QueuedChunk struct {
+	TaskID     string
+	Generation int
+	WorkerID   string
+	RiverJobID int64
+}
+
+// QueueChunks gives waiting chunks to worker runs, in one statement
+// however many: each queued, for its worker run and River job. A chunk
+// that no longer waits at its generation (canceled meanwhile) is left as
+// it is; its River job then finds the task not its own and ends. It
+// answers how many it queued.
+func (q *Queries) QueueChunks(ctx context.Context, chunks []QueuedChunk) (int, error) {
+	if len(chunks) == 0 {
+		return 0, nil
+	}
+	var workers, riverJobs, generations strings.Builder
+	var workerArgs, riverArgs, generationArgs, idArgs []any
+	for _, c := range chunks {
+		workers.WriteString(" WHEN ? THEN CAST(? AS TEXT)")
+		workerArgs = append(workerArgs, c.TaskID, c.WorkerID)
+		riverJobs.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		riverArgs = append(riverArgs, c.TaskID, c.RiverJobID)
+		generations.WriteString(" WHEN ? THEN CAST(? AS INTEGER)")
+		generationArgs = append(generationArgs, c.TaskID, c.Generation)
+		idArgs = append(idArgs, c.TaskID)
+	}
 	at := now()
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, updated_at = ?, dispatched_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskQueued, workerID, at, at, id, generation, TaskWaiting)
+	args := append([]any{TaskQueued}, workerArgs...)
+	args = append(args, riverArgs...)
+	args = append(args, at, at)
+	args = append(args, idArgs...)
+	args = append(args, TaskWaiting)
+	args = append(args, generationArgs...)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = CASE id`+workers.String()+` END,
+		river_job_id = CASE id`+riverJobs.String()+` END, updated_at = ?, dispatched_at = ?
+		WHERE id IN (`+placeholders(len(idArgs))+`) AND status = ? AND generation = CASE id`+generations.String()+` END`, args...)
 	if err != nil {
-		return fmt.Errorf("dispatch task: %w", err)
+		return 0, fmt.Errorf("queue %d chunks: %w", len(chunks), err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrConflict
-	}
-	return nil
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // MarkServed records that a workspace was served at at: one of its

@@ -29,7 +29,7 @@ const (
 // given up on: a new generation).
 //
 // A render chunk starts waiting: it has no River job until the dispatcher
-// gives it to a worker run (DispatchTask), which makes it queued, on that
+// gives it to a worker run (QueueChunks), which makes it queued, on that
 // run's own River queue. Requeued, it waits again (ReturnToWaiting).
 type TaskStatus string
 
@@ -93,28 +93,6 @@ func (q *Queries) InsertTask(ctx context.Context, t Task) error {
 func (q *Queries) SetTaskRiverJob(ctx context.Context, taskID string, riverJobID int64) error {
 	_, err := q.exec(ctx, `UPDATE tasks SET river_job_id = ? WHERE id = ?`, riverJobID, taskID)
 	return err
-}
-
-// SetTaskRiverJobs is SetTaskRiverJob for many tasks at once (task id to
-// River job id), in one statement: a dispatch that gives many chunks
-// records their River jobs together.
-func (q *Queries) SetTaskRiverJobs(ctx context.Context, riverJobs map[string]int64) error {
-	if len(riverJobs) == 0 {
-		return nil
-	}
-	var cases strings.Builder
-	var caseArgs, idArgs []any
-	for id, riverJobID := range riverJobs {
-		cases.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
-		caseArgs = append(caseArgs, id, riverJobID)
-		idArgs = append(idArgs, id)
-	}
-	_, err := q.exec(ctx, `UPDATE tasks SET river_job_id = CASE id`+cases.String()+` END
-		WHERE id IN (`+placeholders(len(idArgs))+`)`, append(caseArgs, idArgs...)...)
-	if err != nil {
-		return fmt.Errorf("record the River jobs of %d tasks: %w", len(riverJobs), err)
-	}
-	return nil
 }
 
 // GetTask finds a task by id.
@@ -421,7 +399,7 @@ func nullInt(v int64) any {
 }
 
 // TaskTimes are the moments of a task's latest generation: the render
-// request that made it, its dispatch to a worker run (DispatchTask), that
+// request that made it, its dispatch to a worker run (QueueChunks), that
 // run's claim (ClaimTask) and its end; a zero time for a moment that has
 // not come.
 type TaskTimes struct {

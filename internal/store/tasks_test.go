@@ -566,8 +566,8 @@ func TestTaskTimesRecordTheDispatchAndTheClaim(t *testing.T) {
 		}
 
 		beforeDispatch := time.Now().Add(-time.Millisecond)
-		if err := s.DispatchTask(t.Context(), "task-1", 1, "w-1"); err != nil {
-			t.Fatal(err)
+		if n, err := s.QueueChunks(t.Context(), []store.QueuedChunk{{TaskID: "task-1", Generation: 1, WorkerID: "w-1", RiverJobID: 7}}); err != nil || n != 1 {
+			t.Fatalf("QueueChunks = %d, %v", n, err)
 		}
 		if times, err = s.TimesOfTask(t.Context(), "task-1"); err != nil {
 			t.Fatal(err)

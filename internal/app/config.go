@@ -300,6 +300,9 @@ func (c Config) Validate() error {
 		if c.UploadIdleTimeout <= 0 || c.IdleTimeout <= 0 || c.MaxConnections < 0 {
 			return fmt.Errorf("%w: --upload-idle-timeout and --idle-timeout must be positive, --max-connections 0 or more", ErrUsage)
 		}
+		if c.ServeDownloads && c.Storage == "" {
+			return fmt.Errorf("%w: --serve-downloads is for a bucket (--storage s3://…): the files in --data-dir are always downloaded from this server", ErrUsage)
+		}
 		if c.UploadRetention <= c.UploadURLTTL {
 			// Otherwise a file could be removed while its upload URL still
 			// takes it, or before the client had a chance to make a job of it.

@@ -120,3 +120,17 @@ func TestDatabaseConnectionsBoundsTheProcessNotItsConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestServeDownloadsIsForABucket: --serve-downloads sends a bucket's
+// downloads through serve; without a bucket it would mean nothing (the
+// files in --data-dir are always served so), and is refused saying so.
+func TestServeDownloadsIsForABucket(t *testing.T) {
+	c, err := ParseConfig(Serve, []string{"--database", "postgres://x", "--storage", "s3://b", "--serve-downloads"}, NewFlagSet("serve", io.Discard))
+	if err != nil || !c.ServeDownloads {
+		t.Errorf("--serve-downloads with a bucket: %v, %v", c.ServeDownloads, err)
+	}
+	_, err = ParseConfig(Serve, []string{"--serve-downloads"}, NewFlagSet("serve", io.Discard))
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--storage") {
+		t.Errorf("--serve-downloads without --storage: %v, want a usage error naming --storage", err)
+	}
+}

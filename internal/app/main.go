@@ -9,6 +9,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -270,6 +271,12 @@ func (m *Main) bucketDownloads(ctx context.Context, bucket objstore.Store, serve
 	if c.Role == Serve {
 		if c.ServeDownloads {
 			base = m.url
+		}
+		// Replicas that disagree leave the render nodes signing as
+		// whichever started last: say so.
+		if before, err := m.store.FarmDownloadsURL(ctx); err == nil && before != base {
+			m.log.Warn("where the bucket's downloads are served changes: render nodes sign the frames of completed events so once they restart; give every serve replica the same --serve-downloads and --public-url",
+				"before", cmp.Or(before, "the bucket"), "now", cmp.Or(base, "the bucket"))
 		}
 		if err := m.store.SetFarmDownloadsURL(ctx, base); err != nil {
 			return nil, nil, err

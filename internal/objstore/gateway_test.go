@@ -3,11 +3,15 @@ package objstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,5 +164,153 @@ func TestGatewayServesAndCountsDownloads(t *testing.T) {
 	}
 	if got := takeCounts(); len(got) != 0 {
 		t.Errorf("refused requests counted %v", got)
+	}
+}
+
+// bucketTraffic counts what a bucket sent a store: the GETs of objects,
+// and the bytes of their bodies. It sits between them as a proxy.
+type bucketTraffic struct {
+	gets, bytes atomic.Int64
+}
+
+func (b *bucketTraffic) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodGet || r.URL.RawQuery != "" {
+		return resp, err
+	}
+	b.gets.Add(1)
+	resp.Body = countedBody{resp.Body, &b.bytes}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countedBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// newWatchedS3 is a test bucket whose traffic to the store is counted.
+func newWatchedS3(t *testing.T) (*objstore.S3, *bucketTraffic) {
+	t.Helper()
+	cfg := testS3Config(t)
+	target, err := url.Parse(cfg.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traffic := &bucketTraffic{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = traffic
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	cfg.Endpoint = srv.URL
+	s, err := objstore.NewS3(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, traffic
+}
+
+// TestGatewayAsksTheBucketForWhatItSends: a download through the gateway
+// costs the bucket about what the client gets, however the client asks.
+// One range is one GET of that range; a header of many ranges is answered
+// whole, with one GET; a range outside the object costs nothing and
+// counts nothing; and a download resumed after the object was replaced
+// starts over with the new version instead of splicing two.
+func TestGatewayAsksTheBucketForWhatItSends(t *testing.T) {
+	s3TestEndpoint(t)
+	bucket, traffic := newWatchedS3(t)
+	var mu sync.Mutex
+	counted := int64(0)
+	g, _ := newGateway(t, bucket, func(c *objstore.GatewayConfig) {
+		c.Served = func(_ context.Context, _ string, n int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			counted += n
+			return nil
+		}
+	})
+	countedNow := func() int64 {
+		time.Sleep(50 * time.Millisecond) // counted just after the answer
+		mu.Lock()
+		defer mu.Unlock()
+		n := counted
+		counted = 0
+		return n
+	}
+	const key = "jobs/j1/frames/frame_0001.exr"
+	const size = 4 << 20
+	data := strings.Repeat("0123456789abcdef", size/16)
+	if _, err := bucket.Put(t.Context(), key, strings.NewReader(data), testLimit); err != nil {
+		t.Fatal(err)
+	}
+	u, _, err := g.PresignGet(t.Context(), key, time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(header http.Header) (*http.Response, string) {
+		t.Helper()
+		traffic.gets.Store(0)
+		traffic.bytes.Store(0)
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+
+	resp, body := get(http.Header{"Range": {"bytes=100-109"}})
+	if resp.StatusCode != http.StatusPartialContent || body != data[100:110] {
+		t.Errorf("one range = %d %q", resp.StatusCode, body)
+	}
+	if gets, bytes := traffic.gets.Load(), traffic.bytes.Load(); gets != 1 || bytes != 10 {
+		t.Errorf("one range of 10 bytes cost the bucket %d GETs and %d bytes; want 1 and 10", gets, bytes)
+	}
+	if n := countedNow(); n != 10 {
+		t.Errorf("counted %d bytes for a range of 10", n)
+	}
+
+	many := "bytes=" + strings.TrimSuffix(strings.Repeat("0-0,", 300), ",")
+	resp, body = get(http.Header{"Range": {many}})
+	if resp.StatusCode != http.StatusOK || len(body) != size {
+		t.Errorf("300 ranges = %d, %d bytes; want the whole object, 200", resp.StatusCode, len(body))
+	}
+	if gets, bytes := traffic.gets.Load(), traffic.bytes.Load(); gets != 1 || bytes != size {
+		t.Errorf("300 ranges cost the bucket %d GETs and %d bytes; want 1 GET of the object", gets, bytes)
+	}
+	if n := countedNow(); n != size {
+		t.Errorf("counted %d bytes for the whole object of %d", n, size)
+	}
+
+	resp, _ = get(http.Header{"Range": {fmt.Sprintf("bytes=%d-%d", size, size+10)}})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || traffic.gets.Load() != 0 {
+		t.Errorf("a range past the end = %d, %d GETs; want 416 and none", resp.StatusCode, traffic.gets.Load())
+	}
+	if n := countedNow(); n != 0 {
+		t.Errorf("counted %d bytes for a refused range", n)
+	}
+
+	// A client that has the first half resumes with If-Range, after the
+	// object was replaced within the same second.
+	resp, _ = get(http.Header{"Range": {"bytes=0-9"}})
+	etag := resp.Header.Get("ETag")
+	if etag == "" {
+		t.Fatal("a download has no ETag to resume with")
+	}
+	replaced := strings.Repeat("NEW!", size/4)
+	if _, err := bucket.Put(t.Context(), key, strings.NewReader(replaced), testLimit); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(http.Header{"Range": {"bytes=10-"}, "If-Range": {etag}})
+	if resp.StatusCode != http.StatusOK || body != replaced {
+		t.Errorf("a download resumed after the object was replaced = %d, %d bytes starting %q; want 200 and the new object whole", resp.StatusCode, len(body), body[:min(len(body), 8)])
 	}
 }

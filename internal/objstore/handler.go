@@ -254,6 +254,12 @@ func serveGet(t *transfer, r *http.Request, key string, open func(context.Contex
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("Cache-Control", "private")
+	if info.ETag != "" {
+		// A resumed download (If-Range) then goes on only with the very
+		// version it began, which a modification time to the second
+		// cannot promise.
+		h.Set("ETag", `"`+info.ETag+`"`)
+	}
 	if name := r.URL.Query().Get(paramName); name != "" {
 		if cd := mime.FormatMediaType("attachment", map[string]string{"filename": name}); cd != "" {
 			h.Set("Content-Disposition", cd)
@@ -264,19 +270,28 @@ func serveGet(t *transfer, r *http.Request, key string, open func(context.Contex
 		http.ServeContent(w, r, "", info.ModTime, f)
 		return
 	}
-	counted := &countingWriter{ResponseWriter: w}
+	counted := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 	http.ServeContent(counted, r, "", info.ModTime, f)
-	if counted.n > 0 {
+	// Only the object's bytes count, not an error's text (a range that
+	// is not in the object: 416).
+	if ok := counted.status == http.StatusOK || counted.status == http.StatusPartialContent; ok && counted.n > 0 {
 		if err := served(context.WithoutCancel(r.Context()), key, counted.n); err != nil {
 			log.Warn("objstore: could not count a download", "key", key, "bytes", counted.n, "err", err)
 		}
 	}
 }
 
-// countingWriter counts the bytes of an answer's body.
+// countingWriter counts the bytes of an answer's body, and keeps its
+// status.
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	n      int64
+	status int
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	c.status = status
+	c.ResponseWriter.WriteHeader(status)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {

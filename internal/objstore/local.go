@@ -345,7 +345,18 @@ func (l *Local) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, 
 	if err != nil {
 		return nil, Info{}, err
 	}
-	return f, Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+	return f, Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), ETag: fileETag(fi)}, nil
+}
+
+// fileETag tells one version of an object's file from another: an object
+// is written to a new file that replaces the old (commit), so the file's
+// identity, with its time and size, changes with every write.
+func fileETag(fi fs.FileInfo) string {
+	id := uint64(0)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id = uint64(st.Ino)
+	}
+	return fmt.Sprintf("%x-%x-%x", id, fi.ModTime().UnixNano(), fi.Size())
 }
 
 // open opens the object's file, refusing anything but a regular file: a

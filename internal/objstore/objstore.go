@@ -55,6 +55,10 @@ type Info struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// ETag tells this version of the object from any other, as an HTTP
+	// entity tag would (without its quotes); only Open sets it, and ""
+	// means none.
+	ETag string
 }
 
 // Store holds objects by key. Keys are slash-separated paths that pass

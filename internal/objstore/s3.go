@@ -695,11 +695,13 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, err
 	if err != nil {
 		return nil, Info{}, s.objectError("stat", key, err)
 	}
-	info := Info{Key: key, Size: oi.Size, ModTime: oi.LastModified}
-	return &s3Object{s: s, ctx: ctx, key: key, etag: oi.ETag, size: oi.Size}, info, nil
+	info := Info{Key: key, Size: oi.Size, ModTime: oi.LastModified, ETag: oi.ETag}
+	return &s3Object{s: s, ctx: ctx, key: key, etag: oi.ETag, size: oi.Size, end: oi.Size}, info, nil
 }
 
 // s3Object reads one version of an object (its ETag) from any offset.
+// Its methods may be called from several goroutines, as
+// http.ServeContent does for a request of several ranges.
 type s3Object struct {
 	s    *S3
 	ctx  context.Context
@@ -707,20 +709,42 @@ type s3Object struct {
 	etag string
 	size int64
 
-	pos  int64
-	body io.ReadCloser // the GET from pos on, once read; nil after a Seek
+	mu     sync.Mutex
+	pos    int64
+	end    int64         // where the next GET stops (readUpTo), size by default
+	body   io.ReadCloser // the GET from pos on, once read; nil after a Seek
+	closed bool
+}
+
+// readUpTo tells the object that reads stop at end: the next GET asks for
+// no more, so that a client asking for a few bytes of a large object
+// (a Range request) has the bucket send those, not the rest of the
+// object into a connection that is about to close. A read past end
+// reads on to the object's end.
+func (o *s3Object) readUpTo(end int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.end = min(max(end, 0), o.size)
 }
 
 func (o *s3Object) Read(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return 0, fmt.Errorf("objstore: read %s: %w", o.key, os.ErrClosed)
+	}
 	if o.pos >= o.size {
 		return 0, io.EOF
 	}
 	if o.body == nil {
+		if o.pos >= o.end {
+			o.end = o.size
+		}
 		opts := minio.GetObjectOptions{}
 		if err := opts.SetMatchETag(o.etag); err != nil {
 			return 0, fmt.Errorf("objstore: get %s: %w", o.key, err)
 		}
-		if err := opts.SetRange(o.pos, o.size-1); err != nil {
+		if err := opts.SetRange(o.pos, o.end-1); err != nil {
 			return 0, fmt.Errorf("objstore: get %s: %w", o.key, err)
 		}
 		body, _, _, err := o.s.client.GetObject(o.ctx, o.s.bucket, o.s.prefix+o.key, opts)
@@ -734,14 +758,27 @@ func (o *s3Object) Read(p []byte) (int, error) {
 	}
 	n, err := o.body.Read(p)
 	o.pos += int64(n)
-	if err == io.EOF && o.pos < o.size {
-		// The range ended early: what was read is not the object described.
-		err = fmt.Errorf("objstore: get %s: %w", o.key, io.ErrUnexpectedEOF)
+	if err == io.EOF {
+		o.body.Close()
+		o.body = nil
+		switch {
+		case o.pos < o.end:
+			// The range ended early: what was read is not the object
+			// described.
+			err = fmt.Errorf("objstore: get %s: %w", o.key, io.ErrUnexpectedEOF)
+		case o.pos < o.size:
+			err = nil // the next Read goes on past end
+		}
 	}
 	return n, err
 }
 
 func (o *s3Object) Seek(offset int64, whence int) (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return 0, fmt.Errorf("objstore: seek %s: %w", o.key, os.ErrClosed)
+	}
 	pos := offset
 	switch whence {
 	case io.SeekStart:
@@ -764,6 +801,9 @@ func (o *s3Object) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (o *s3Object) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
 	if o.body == nil {
 		return nil
 	}

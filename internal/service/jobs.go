@@ -168,6 +168,7 @@ func (s *Service) Validate(ctx context.Context, p farm.Principal, id string) (*f
 func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *farm.RenderConfig) (*farm.Job, bool, error) {
 	var job *farm.Job
 	replay := false
+	chunks := 0
 	expected, err := s.expectedWorkers(ctx)
 	if err != nil {
 		return nil, false, err
@@ -221,7 +222,9 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		// (progress says so).
 		scouts := final.Scouts()
 		if scouts == nil {
-			return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(frames, final.ChunkSize))
+			all := farm.Chunks(frames, final.ChunkSize)
+			chunks = len(all)
+			return s.engine.EnqueueChunks(ctx, tx, job, all)
 		}
 		// The scout frames render first; the others are held, with no
 		// chunk, until the job is resumed (node.recordChunk suspends it
@@ -242,6 +245,12 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if chunks >= store.ManyChunks {
+		// Before the dispatch, whose reads these statistics plan.
+		if err := s.store.RefreshPlannerStats(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("could not refresh the database's statistics after a large render request; autovacuum will", "chunks", chunks, "err", err)
+		}
 	}
 	if !replay {
 		s.dispatch(ctx)

@@ -109,3 +109,31 @@ func TestQueueChunksQueuesThoseStillWaiting(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshPlannerStatsCountsTheChunksJustAdded: after many chunks are
+// added, PostgreSQL's planner knows of them at once, not at autovacuum's
+// next round.
+func TestRefreshPlannerStatsCountsTheChunksJustAdded(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		keys := make([]string, 26)
+		created := make([]int, 26)
+		for i := range keys {
+			keys[i], created[i] = "cpu", i
+		}
+		waitingChunks(t, s, keys, created)
+		if err := s.RefreshPlannerStats(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if s.Dialect() != store.DialectPostgres {
+			return // SQLite keeps no such statistics: nothing to check
+		}
+		var tuples float64
+		if err := s.DB().QueryRowContext(t.Context(), `SELECT reltuples FROM pg_class WHERE relname = 'tasks'`).Scan(&tuples); err != nil {
+			t.Fatal(err)
+		}
+		if tuples != 26 {
+			t.Errorf("the planner takes tasks to hold %v rows, want the 26 just added", tuples)
+		}
+	})
+}

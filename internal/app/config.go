@@ -247,7 +247,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	switch c.Role {
 	case Worker:
-		fs.StringVar(&c.WorkerName, "name", c.WorkerName, "the same as --worker-name: this node's name in progress reports and `renderfarm workers`")
+		AliasFlag(fs, "name", "worker-name")
 		fs.IntVar(&c.RenderSlots, "concurrency", c.RenderSlots, "how many chunks this node renders at once")
 		fs.StringVar(&c.WorkDir, "work-dir", c.WorkDir, "where inputs are unpacked and frames written while rendering")
 		fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve this node's /metrics (frames it rendered, render seconds) and /healthz at this address, e.g. 0.0.0.0:9100 (empty: none)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,5 +133,36 @@ func TestServeDownloadsIsForABucket(t *testing.T) {
 	_, err = ParseConfig(Serve, []string{"--serve-downloads"}, NewFlagSet("serve", io.Discard))
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--storage") {
 		t.Errorf("--serve-downloads without --storage: %v, want a usage error naming --storage", err)
+	}
+}
+
+// TestAWorkersNameAliasHasNoVariableOfItsOwn: a worker's --name is
+// another name of --worker-name. RENDERFARM_NAME, the variable of
+// `keys create --name`, does not name a worker; RENDERFARM_WORKER_NAME
+// does, and either flag on the command line wins over it.
+func TestAWorkersNameAliasHasNoVariableOfItsOwn(t *testing.T) {
+	backend := []string{"--database", "postgres://x", "--storage", "s3://b"}
+	parse := func(args ...string) string {
+		t.Helper()
+		c, err := ParseConfig(Worker, append(slices.Clone(backend), args...), NewFlagSet("worker", io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.WorkerName
+	}
+	def := parse()
+	t.Setenv("RENDERFARM_NAME", "a key's name")
+	if got := parse(); got != def {
+		t.Errorf("with RENDERFARM_NAME set, the worker is named %q, want the default %q", got, def)
+	}
+	if got := parse("--worker-name", "render-07"); got != "render-07" {
+		t.Errorf("--worker-name render-07 with RENDERFARM_NAME set: %q", got)
+	}
+	t.Setenv("RENDERFARM_WORKER_NAME", "from-env")
+	if got := parse(); got != "from-env" {
+		t.Errorf("RENDERFARM_WORKER_NAME=from-env: %q", got)
+	}
+	if got := parse("--name", "render-08"); got != "render-08" {
+		t.Errorf("--name render-08 with RENDERFARM_WORKER_NAME set: %q, want the command line's", got)
 	}
 }

@@ -22,10 +22,37 @@ func NewFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// aliasValue is the value of a flag that is another name of the flag
+// target (AliasFlag).
+type aliasValue struct{ target *flag.Flag }
+
+func (a aliasValue) String() string {
+	if a.target == nil {
+		return ""
+	}
+	return a.target.Value.String()
+}
+func (a aliasValue) Set(s string) error { return a.target.Value.Set(s) }
+
+// AliasFlag adds the flag name to fs as another name of its flag target,
+// registered already. On the command line either sets it; from the
+// environment only the target's variable does (RENDERFARM_<TARGET>), so
+// that a variable named after an alias for one command (RENDERFARM_NAME,
+// which `keys create --name` takes) cannot set another command's flag,
+// nor override what its command line gave under the other name.
+func AliasFlag(fs *flag.FlagSet, name, target string) {
+	t := fs.Lookup(target)
+	if t == nil {
+		panic("app: alias --" + name + " of an unregistered flag --" + target)
+	}
+	fs.Var(aliasValue{t}, name, "the same as --"+target+": "+t.Usage)
+}
+
 // ParseFlags parses args, taking each flag not given on the command line
 // from RENDERFARM_<NAME> in the environment (dashes become underscores), so
 // that a service unit or container can configure everything from its
-// environment.
+// environment. An alias (AliasFlag) given on the command line counts as
+// its flag given; an alias has no variable of its own.
 func ParseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -37,10 +64,15 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
+		if a, ok := f.Value.(aliasValue); ok {
+			given[a.target.Name] = true
+		}
+	})
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
+		if _, alias := f.Value.(aliasValue); alias || given[f.Name] || err != nil {
 			return
 		}
 		env := "RENDERFARM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

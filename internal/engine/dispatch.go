@@ -108,23 +108,22 @@ func (e *Engine) dispatchTo(ctx context.Context, tx *store.Tx, workerID string, 
 	}
 	maps.Copy(d.served, served)
 	d.left = min(ws.Free, most)
-	n := 0
-	for ; n < min(ws.Free, most); n++ {
+	for range min(ws.Free, most) {
 		ok, err := d.one(ctx, ws.Worker)
 		if err != nil {
-			return n, err
+			return 0, err
 		}
 		if !ok {
 			break
 		}
 	}
-	return n, d.finish(ctx)
+	return d.finish(ctx)
 }
 
 // DispatchIdle fills the free slots of every live worker run with waiting
 // chunks, in a transaction of its own, a chunk to each run in turn so
 // that one run does not take what others could start at once. It answers
-// how many chunks it gave out.
+// how many chunks it queued.
 func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 	n := 0
 	err := e.store.InDispatchTx(ctx, func(tx *store.Tx) error {
@@ -149,7 +148,6 @@ func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 					return err
 				}
 				if ok {
-					n++
 					if w.Free--; w.Free > 0 {
 						next = append(next, w)
 					}
@@ -157,7 +155,8 @@ func (e *Engine) DispatchIdle(ctx context.Context) (int, error) {
 			}
 			workers = next
 		}
-		return d.finish(ctx)
+		n, err = d.finish(ctx)
+		return err
 	})
 	return n, err
 }
@@ -338,12 +337,15 @@ func (d *dispatch) noneLeft(keys []string, workspace string) {
 }
 
 // finish ends a dispatch before it commits: the chunks it gave are
-// queued with their River jobs, and the workspaces marked served.
-func (d *dispatch) finish(ctx context.Context) error {
-	if err := d.queueGiven(ctx); err != nil {
-		return err
+// queued with their River jobs, and the workspaces marked served. It
+// answers how many chunks were queued: those given, less any canceled
+// meanwhile (queueGiven).
+func (d *dispatch) finish(ctx context.Context) (int, error) {
+	n, err := d.queueGiven(ctx)
+	if err != nil {
+		return n, err
 	}
-	return d.markServed(ctx)
+	return n, d.markServed(ctx)
 }
 
 // maxInsertBatch bounds the chunks whose River jobs go in one insert, so
@@ -351,37 +353,55 @@ func (d *dispatch) finish(ctx context.Context) error {
 // statement may bind (SQLite allows 32,766 values).
 const maxInsertBatch = 500
 
-// queueGiven inserts the River jobs of the chunks given in this dispatch
-// and writes the chunks queued for them, a few statements a batch of
-// chunks (their frames read, their River jobs inserted, the tasks
-// queued) rather than three a chunk: these statements run under the
-// dispatcher's lock, which every dispatch in the farm takes in turn.
-func (d *dispatch) queueGiven(ctx context.Context) error {
+// queueGiven writes the chunks given in this dispatch queued, with their
+// River jobs, a few statements a batch of chunks (the chunks locked,
+// their frames read, their River jobs inserted, the tasks queued) rather
+// than a few a chunk: these statements run under the dispatcher's lock,
+// which every dispatch in the farm takes in turn. A chunk canceled, or
+// handed a new generation, since the dispatch read it (on PostgreSQL, by
+// a transaction that committed meanwhile) is left out: no River job is
+// inserted for it. It answers how many chunks it queued.
+func (d *dispatch) queueGiven(ctx context.Context) (int, error) {
+	queued := 0
 	for batch := range slices.Chunk(d.given, maxInsertBatch) {
-		ids := make([]string, len(batch))
+		chunks := make([]store.QueuedChunk, len(batch))
 		for i, task := range batch {
-			ids[i] = task.ID
+			chunks[i] = store.QueuedChunk{TaskID: task.ID, Generation: task.Generation, WorkerID: task.WorkerID}
 		}
+		waiting, err := d.tx.LockWaitingChunks(ctx, chunks)
+		if err != nil {
+			return queued, err
+		}
+		if len(waiting) == 0 {
+			continue
+		}
+		still := make(map[string]bool, len(waiting))
+		ids := make([]string, len(waiting))
+		for i, c := range waiting {
+			still[c.TaskID], ids[i] = true, c.TaskID
+		}
+		tasks := slices.DeleteFunc(slices.Clone(batch), func(t store.Task) bool { return !still[t.ID] })
 		frames, err := d.tx.FramesOfTasks(ctx, ids)
 		if err != nil {
-			return err
+			return queued, err
 		}
-		riverJobs, err := d.e.insertChunkJobs(ctx, d.tx, batch, frames)
+		riverJobs, err := d.e.insertChunkJobs(ctx, d.tx, tasks, frames)
 		if err != nil {
-			return err
+			return queued, err
 		}
-		queued := make([]store.QueuedChunk, len(batch))
-		for i, task := range batch {
-			queued[i] = store.QueuedChunk{TaskID: task.ID, Generation: task.Generation, WorkerID: task.WorkerID, RiverJobID: riverJobs[task.ID]}
+		for i := range waiting {
+			waiting[i].RiverJobID = riverJobs[waiting[i].TaskID]
 		}
-		if _, err := d.tx.QueueChunks(ctx, queued); err != nil {
-			return err
+		n, err := d.tx.QueueChunks(ctx, waiting)
+		if err != nil {
+			return queued, err
 		}
+		queued += n
 	}
 	d.given = d.given[:0]
 	clear(d.taken)
 	clear(d.ahead)
-	return nil
+	return queued, nil
 }
 
 // markServed records, for each workspace that had chunks given, the time

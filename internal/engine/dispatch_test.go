@@ -342,3 +342,63 @@ func TestADispatchGivesEachChunkOnceWhenTheRulePassesOverAJob(t *testing.T) {
 		f.CheckTaskInvariant()
 	})
 }
+
+// TestAChunkCanceledWhileADispatchRunsGetsNoRiverJob: a dispatch reads
+// the waiting chunks without locking them, so on PostgreSQL a job can be
+// canceled, and the cancel committed, between the dispatch's read of its
+// chunks and its end. Here the cancel commits while the dispatch asks its
+// rule about the job's first chunk, after it read all four chunks ahead.
+// The canceled job's chunks are given in the dispatch but get no River
+// job: only the other job's two chunks are queued, and the dispatch
+// counts those.
+func TestAChunkCanceledWhileADispatchRunsGetsNoRiverJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, enginetest.Database{Dialect: store.DialectPostgres})
+	canceled := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+	kept := f.WaitingJob(f.api, 2, enginetest.RenderConfig(1))
+	var once sync.Once
+	cancelDone := make(chan error, 1)
+	f.Engine.SetWorkerMayTake(func(context.Context, *store.Tx, store.Worker, store.Task) (bool, error) {
+		once.Do(func() {
+			// The cancel, through the API, in a transaction of its own;
+			// its dispatch afterwards waits for this one's lock.
+			go func() {
+				_, err := f.api.Cancel(f.Ctx, f.P, canceled.ID)
+				cancelDone <- err
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for f.Count("tasks", "job_id = ? AND status = ?", canceled.ID, store.TaskCanceled) < 2 {
+				if time.Now().After(deadline) {
+					t.Error("the cancel did not commit within 10 s")
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+		return true, nil
+	})
+	node := f.registerNode("node-a", 4)
+	n, err := f.Engine.FillWorker(f.Ctx, node)
+	if err != nil || n != 2 {
+		t.Errorf("FillWorker = %d, %v; want the 2 chunks of the job not canceled queued", n, err)
+	}
+	if err := <-cancelDone; err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	for _, task := range f.Tasks(canceled.ID, store.TaskRender) {
+		if task.Status != store.TaskCanceled || task.RiverJobID != 0 || task.WorkerID != "" {
+			t.Errorf("chunk %d of the canceled job = %s on %q with River job %d; want canceled, on no worker, with none",
+				task.Chunk, task.Status, task.WorkerID, task.RiverJobID)
+		}
+	}
+	for _, task := range f.Tasks(kept.ID, store.TaskRender) {
+		if task.Status != store.TaskQueued || task.WorkerID != node || task.RiverJobID == 0 {
+			t.Errorf("chunk %d of the other job = %s on %q with River job %d; want queued on node-a with one",
+				task.Chunk, task.Status, task.WorkerID, task.RiverJobID)
+		}
+	}
+	if jobs := f.RiverJobs("render_chunk"); len(jobs) != 2 {
+		t.Errorf("%d render_chunk River jobs, want 2: none for the canceled job's chunks", len(jobs))
+	}
+	f.CheckTaskInvariant()
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -268,7 +267,7 @@ func (q *Queries) NextWaitingChunks(ctx context.Context, workspaceID string, key
 		}
 		tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks
 			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ? AND (retry_at IS NULL OR retry_at <= ?)`+notIn+`
-			ORDER BY priority DESC, created_at, job_id, chunk LIMIT `+strconv.Itoa(limit), args...)
+			ORDER BY priority DESC, created_at, job_id, chunk LIMIT ?`, append(args, limit)...)
 		if err != nil {
 			return nil, fmt.Errorf("next waiting chunks: %w", err)
 		}
@@ -310,11 +309,79 @@ type QueuedChunk struct {
 	RiverJobID int64
 }
 
+// LockWaitingChunks answers, of chunks a dispatch gave, those that still
+// wait at their generation, and locks them for the rest of the
+// transaction, so that they stay so until it queues them (QueueChunks).
+// A dispatch reads the waiting chunks without locking them; on
+// PostgreSQL another transaction may cancel one, or hand it a new
+// generation, before the dispatch ends, and that chunk must get no River
+// job. The rows are locked in the order of their ids, as every
+// transaction that writes many waiting chunks locks them
+// (CancelTasksOfJob, SetWaitingPriority), so that two such transactions
+// never each wait for the other. On SQLite the dispatch's transaction is
+// the only writer from its start, and the read alone answers.
+func (q *Queries) LockWaitingChunks(ctx context.Context, chunks []QueuedChunk) ([]QueuedChunk, error) {
+	if len(chunks) == 0 {
+		return nil, nil
+	}
+	args := []any{TaskWaiting}
+	for _, c := range chunks {
+		args = append(args, c.TaskID)
+	}
+	rows, err := q.query(ctx, `SELECT id, generation FROM tasks WHERE status = ? AND id IN (`+placeholders(len(chunks))+`)
+		ORDER BY id`+q.dialect.rowLock("FOR UPDATE"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lock %d waiting chunks: %w", len(chunks), err)
+	}
+	defer rows.Close()
+	generation := make(map[string]int, len(chunks))
+	for rows.Next() {
+		var id string
+		var g int
+		if err := rows.Scan(&id, &g); err != nil {
+			return nil, fmt.Errorf("lock %d waiting chunks: %w", len(chunks), err)
+		}
+		generation[id] = g
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock %d waiting chunks: %w", len(chunks), err)
+	}
+	var waiting []QueuedChunk
+	for _, c := range chunks {
+		if g, ok := generation[c.TaskID]; ok && g == c.Generation {
+			waiting = append(waiting, c)
+		}
+	}
+	return waiting, nil
+}
+
+// lockTasksInOrder locks, on PostgreSQL, the tasks a transaction is about
+// to write many of (those of where, a condition on tasks with its
+// arguments), in the order of their ids: see LockWaitingChunks. On SQLite
+// the transaction is the only writer already.
+func (q *Queries) lockTasksInOrder(ctx context.Context, where string, args ...any) error {
+	if q.dialect != DialectPostgres {
+		return nil
+	}
+	rows, err := q.query(ctx, `SELECT id FROM tasks WHERE `+where+` ORDER BY id FOR UPDATE`, args...)
+	if err != nil {
+		return fmt.Errorf("lock tasks: %w", err)
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("lock tasks: %w", err)
+	}
+	return rows.Close()
+}
+
 // QueueChunks gives waiting chunks to worker runs, in one statement
-// however many: each queued, for its worker run and River job. A chunk
-// that no longer waits at its generation (canceled meanwhile) is left as
-// it is; its River job then finds the task not its own and ends. It
-// answers how many it queued.
+// however many: each queued, for its worker run and River job. The
+// dispatch locked them first (LockWaitingChunks), and inserted River
+// jobs only for those still waiting; a chunk that no longer waits at its
+// generation is left as it is all the same. It answers how many it
+// queued.
 func (q *Queries) QueueChunks(ctx context.Context, chunks []QueuedChunk) (int, error) {
 	if len(chunks) == 0 {
 		return 0, nil
@@ -366,8 +433,12 @@ func (q *Queries) QueuedOn(ctx context.Context, workerID string) ([]Task, error)
 }
 
 // SetWaitingPriority gives a job's waiting chunks its new priority; those
-// given to workers keep running.
+// given to workers keep running. The chunks are locked in the order of
+// their ids first (see LockWaitingChunks).
 func (q *Queries) SetWaitingPriority(ctx context.Context, jobID string, priority int) error {
+	if err := q.lockTasksInOrder(ctx, `job_id = ? AND status = ?`, jobID, TaskWaiting); err != nil {
+		return fmt.Errorf("set the priority of job %s's chunks: %w", jobID, err)
+	}
 	if _, err := q.exec(ctx, `UPDATE tasks SET priority = ? WHERE job_id = ? AND status = ?`, priority, jobID, TaskWaiting); err != nil {
 		return fmt.Errorf("set the priority of job %s's chunks: %w", jobID, err)
 	}

@@ -110,6 +110,57 @@ func TestQueueChunksQueuesThoseStillWaiting(t *testing.T) {
 	})
 }
 
+// TestLockWaitingChunksAnswersThoseStillWaiting: before a dispatch
+// inserts River jobs for the chunks it gave, it keeps those still waiting
+// at the generation it read: one canceled meanwhile, or handed a new
+// generation, gets no River job. On PostgreSQL those it keeps are locked
+// until it commits: a cancel from another transaction waits for the
+// dispatch instead of slipping in between.
+func TestLockWaitingChunksAnswersThoseStillWaiting(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		waitingChunks(t, s, []string{"cpu", "cpu", "cpu"}, []int{1, 2, 3})
+		ctx := t.Context()
+		if _, err := s.DB().ExecContext(ctx, `UPDATE tasks SET status = 'canceled' WHERE id = 'chunk-b'`); err != nil {
+			t.Fatal(err)
+		}
+		given := []store.QueuedChunk{
+			{TaskID: "chunk-c", Generation: 2, WorkerID: "run-2"},
+			{TaskID: "chunk-b", Generation: 1, WorkerID: "run-1"},
+			{TaskID: "chunk-a", Generation: 1, WorkerID: "run-1"},
+		}
+		err := s.InDispatchTx(ctx, func(tx *store.Tx) error {
+			waiting, err := tx.LockWaitingChunks(ctx, given)
+			if err != nil {
+				return err
+			}
+			if len(waiting) != 1 || waiting[0] != given[2] {
+				t.Errorf("LockWaitingChunks = %+v; want only chunk-a, the one still waiting at the generation given", waiting)
+			}
+			if s.Dialect() != store.DialectPostgres {
+				return nil
+			}
+			// Another transaction that would cancel chunk-a waits for
+			// this one: it gives up at its lock timeout.
+			other, err := s.DB().BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer other.Rollback()
+			if _, err := other.ExecContext(ctx, `SET LOCAL lock_timeout = '200ms'`); err != nil {
+				return err
+			}
+			if _, err := other.ExecContext(ctx, `UPDATE tasks SET status = 'canceled' WHERE id = 'chunk-a'`); err == nil {
+				t.Error("another transaction canceled chunk-a while the dispatch held it")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestRefreshPlannerStatsCountsTheChunksJustAdded: after many chunks are
 // added, PostgreSQL's planner knows of them at once, not at autovacuum's
 // next round.

@@ -265,9 +265,13 @@ func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) (
 }
 
 // CancelTasksOfJob marks every unfinished task of a job canceled and
-// returns them, so their River jobs can be canceled too.
+// returns them, so their River jobs can be canceled too. On PostgreSQL it
+// locks them first, in the order of their ids (see LockWaitingChunks): a
+// chunk that a dispatch queues meanwhile is read as that dispatch wrote
+// it, with the River job to cancel.
 func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, error) {
-	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?, ?)`, jobID, TaskWaiting, TaskQueued, TaskRunning)
+	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) ORDER BY id`+q.dialect.rowLock("FOR UPDATE"),
+		jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, err
 	}

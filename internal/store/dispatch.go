@@ -367,6 +367,7 @@ func (q *Queries) lockTasksInOrder(ctx context.Context, where string, args ...an
 	if err != nil {
 		return fmt.Errorf("lock tasks: %w", err)
 	}
+	// Each row is locked as it is read: read them all.
 	for rows.Next() {
 	}
 	if err := rows.Err(); err != nil {

@@ -73,6 +73,17 @@ func TestNextWaitingChunksReadsAheadInTheFarmsOrder(t *testing.T) {
 	})
 }
 
+// threeChunksOneCanceled makes three waiting chunks, chunk-a to
+// chunk-c, and cancels chunk-b, as a cancel would after a dispatch read
+// it.
+func threeChunksOneCanceled(t *testing.T, s *store.Store) {
+	t.Helper()
+	waitingChunks(t, s, []string{"cpu", "cpu", "cpu"}, []int{1, 2, 3})
+	if _, err := s.DB().ExecContext(t.Context(), `UPDATE tasks SET status = 'canceled' WHERE id = 'chunk-b'`); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestQueueChunksQueuesThoseStillWaiting: the chunks a dispatch gave are
 // written queued in one statement, each for its worker run and River
 // job; one canceled meanwhile, or requeued at another generation, is left
@@ -80,11 +91,8 @@ func TestNextWaitingChunksReadsAheadInTheFarmsOrder(t *testing.T) {
 func TestQueueChunksQueuesThoseStillWaiting(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
-		waitingChunks(t, s, []string{"cpu", "cpu", "cpu"}, []int{1, 2, 3})
+		threeChunksOneCanceled(t, s)
 		ctx := t.Context()
-		if _, err := s.DB().ExecContext(ctx, `UPDATE tasks SET status = 'canceled' WHERE id = 'chunk-b'`); err != nil {
-			t.Fatal(err)
-		}
 		before := time.Now().Add(-time.Millisecond)
 		n, err := s.QueueChunks(ctx, []store.QueuedChunk{
 			{TaskID: "chunk-a", Generation: 1, WorkerID: "run-1", RiverJobID: 11},
@@ -119,11 +127,8 @@ func TestQueueChunksQueuesThoseStillWaiting(t *testing.T) {
 func TestLockWaitingChunksAnswersThoseStillWaiting(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
-		waitingChunks(t, s, []string{"cpu", "cpu", "cpu"}, []int{1, 2, 3})
+		threeChunksOneCanceled(t, s)
 		ctx := t.Context()
-		if _, err := s.DB().ExecContext(ctx, `UPDATE tasks SET status = 'canceled' WHERE id = 'chunk-b'`); err != nil {
-			t.Fatal(err)
-		}
 		given := []store.QueuedChunk{
 			{TaskID: "chunk-c", Generation: 2, WorkerID: "run-2"},
 			{TaskID: "chunk-b", Generation: 1, WorkerID: "run-1"},

@@ -22,7 +22,7 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 			{
 				name: "finished by its holder, which was only slow",
 				end: func(f *fixture, _ *farm.Job, task store.Task) {
-					if err := f.Store.FinishTask(f.Ctx, task.ID, task.Generation, store.TaskDone); err != nil {
+					if err := f.Store.FinishTask(f.Ctx, task.ID, task.Generation, store.TaskEnd{Status: store.TaskDone}); err != nil {
 						f.T.Fatal(err)
 					}
 				},
@@ -31,7 +31,7 @@ func TestReaperDoesNotReviveATaskThatEndedAfterItWasListed(t *testing.T) {
 			{
 				name: "failed by its holder",
 				end: func(f *fixture, _ *farm.Job, task store.Task) {
-					if err := f.Store.FinishTask(f.Ctx, task.ID, task.Generation, store.TaskFailed); err != nil {
+					if err := f.Store.FinishTask(f.Ctx, task.ID, task.Generation, store.TaskEnd{Status: store.TaskFailed}); err != nil {
 						f.T.Fatal(err)
 					}
 				},

@@ -159,7 +159,7 @@ func TestTheReaperMovesOnAJobWhoseLastChunksEndWasCutShort(t *testing.T) {
 			started := f.Job(job.ID)
 			// The chunk's end as a render node writes it, and no more: the
 			// process is gone before it settles the job.
-			err := f.node.finishTask(f.Ctx, store.TaskRender, ref, store.TaskDone, started, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+			err := f.node.finishTask(f.Ctx, store.TaskRender, ref, store.TaskDone, 0, started, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 				return f.node.recordChunk(ctx, tx, ref, current, nil)
 			})
 			if err != nil {

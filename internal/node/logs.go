@@ -12,8 +12,12 @@ import (
 
 // keepLog stores the tail of a Blender run of task ref, a chunk's or a
 // validation that failed, under the job's logs/ prefix, so the user can
-// read what Blender said; paths scrubs the farm's paths from it.
-func (n *Node) keepLog(ctx context.Context, ref engine.TaskRef, name string, lines []string, paths farmPaths) {
+// read what Blender said; paths scrubs the farm's paths from it. The
+// workspace's storage counts it: with w, the attempt's waiter, its size
+// is written with the task's end, in the statement that ends it
+// (finishTask), or as the attempt ends without one (waiter.done);
+// without, at once.
+func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
 		return
 	}
@@ -25,10 +29,19 @@ func (n *Node) keepLog(ctx context.Context, ref engine.TaskRef, name string, lin
 		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
 		return
 	}
-	// The workspace's storage counts it (a log not counted is a few kB
-	// the quota misses, never a refusal, so a failure is only logged).
+	if w != nil {
+		w.keptLog(size)
+		return
+	}
+	n.recordLogBytes(ctx, ref, size)
+}
+
+// recordLogBytes adds size bytes of logs kept for task ref to what its
+// workspace stores. A log not counted is a few kB the quota misses, never
+// a refusal, so a failure is only logged.
+func (n *Node) recordLogBytes(ctx context.Context, ref engine.TaskRef, size int64) {
 	if err := n.store.AddTaskLogBytes(context.WithoutCancel(ctx), ref.TaskID, size); err != nil {
-		n.log.Warn("could not record the size of Blender's log", "job", jobID, "err", err)
+		n.log.Warn("could not record the size of Blender's log", "job", ref.JobID, "err", err)
 	}
 }
 

@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/blender"
 	"github.com/renderfarm/renderfarm/internal/blendfile"
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // What Blender prints names the farm's directories; the log a client reads
@@ -58,7 +61,7 @@ func TestKeptLogsNameNoPathOfTheFarm(t *testing.T) {
 			if got := paths.scrub(line); got != tt.want {
 				t.Errorf("scrub(%q)\n got %q\nwant %q", line, got, tt.want)
 			}
-			f.node.keepLog(f.Ctx, engine.TaskRef{JobID: job.ID, TaskID: "task-1"}, "chunk1", []string{"first", line}, paths)
+			f.node.keepLog(f.Ctx, nil, engine.TaskRef{JobID: job.ID, TaskID: "task-1"}, "chunk1", []string{"first", line}, paths)
 			log, err := f.api.JobLog(f.Ctx, f.P, job.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -68,4 +71,69 @@ func TestKeptLogsNameNoPathOfTheFarm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every log a chunk's attempt keeps counts towards its workspace's
+// storage once: the log of an attempt that ends the chunk with the
+// statement that ends it, and that of an attempt that failed with
+// attempts left, which ends nothing, as the attempt ends.
+func TestEveryKeptLogIsCountedOnce(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
+
+		f.blender.willRender(fakeRender{saves: []int{1}, err: &blender.RenderError{Frame: 2, Line: "Error: out of memory", ExitCode: 1}})
+		if err := f.renderWork(f.Ctx, ref, 1, enginetest.RenderAttempts); err == nil {
+			t.Fatal("the first attempt succeeded; want Blender's error")
+		}
+		if got := f.Task(ref.TaskID).Status; got != store.TaskWaiting {
+			t.Fatalf("the chunk after its failed attempt is %s, want waiting for another", got)
+		}
+		logs, counted := f.keptLogBytes(job.ID), f.loggedBytes(job.ID)
+		if len(f.storedKeys(farm.JobLogsPrefix(job.ID))) != 1 || counted != logs {
+			t.Errorf("after the failed attempt: %d bytes of logs counted, %d kept in %d logs; want one log, counted",
+				counted, logs, len(f.storedKeys(farm.JobLogsPrefix(job.ID))))
+		}
+
+		f.RetryNow(job)
+		ref = f.Ref(f.Task(ref.TaskID))
+		f.blender.willRender(fakeRender{saves: []int{2}})
+		if err := f.renderWork(f.Ctx, ref, 2, enginetest.RenderAttempts); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Task(ref.TaskID).Status; got != store.TaskDone {
+			t.Fatalf("the chunk is %s, want done", got)
+		}
+		logs, counted = f.keptLogBytes(job.ID), f.loggedBytes(job.ID)
+		if len(f.storedKeys(farm.JobLogsPrefix(job.ID))) != 2 || counted != logs {
+			t.Errorf("after the chunk ended: %d bytes of logs counted, %d kept in %d logs; want two logs, counted",
+				counted, logs, len(f.storedKeys(farm.JobLogsPrefix(job.ID))))
+		}
+	})
+}
+
+// keptLogBytes is the size of the logs kept for job jobID.
+func (f *fixture) keptLogBytes(jobID string) int64 {
+	f.T.Helper()
+	objects, err := f.Objects.List(f.Ctx, farm.JobLogsPrefix(jobID))
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	var size int64
+	for _, o := range objects {
+		size += o.Size
+	}
+	return size
+}
+
+// loggedBytes is what the job's tasks count of its logs.
+func (f *fixture) loggedBytes(jobID string) int64 {
+	f.T.Helper()
+	var size int64
+	err := f.Store.DB().QueryRowContext(f.Ctx, f.rebindQuery(`SELECT COALESCE(SUM(log_bytes), 0) FROM tasks WHERE job_id = ?`), jobID).Scan(&size)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	return size
 }

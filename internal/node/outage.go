@@ -101,6 +101,9 @@ type waiter struct {
 	pause       time.Duration
 	// recorded says the task's row names what it waits for.
 	recorded bool
+	// logBytes is the size of the logs this attempt kept and has not
+	// yet recorded (keepLog).
+	logBytes int64
 }
 
 func (n *Node) newWaiter(ref engine.TaskRef) *waiter {
@@ -217,14 +220,44 @@ func (w *waiter) answered() {
 }
 
 // done ends whatever wait is still counted, when the attempt ends.
-func (w *waiter) done() {
+func (w *waiter) done(ctx context.Context) {
 	w.mu.Lock()
 	part := w.part
 	w.part = outage.None
+	logBytes := w.logBytes
+	w.logBytes = 0
 	w.mu.Unlock()
 	if part != outage.None {
 		w.n.cfg.Metrics.WaitEnded(part.String())
 	}
+	if logBytes > 0 {
+		// The attempt kept logs but did not end the task (it was handed
+		// back, or another holder's now): they are stored all the same.
+		w.n.recordLogBytes(ctx, w.ref, logBytes)
+	}
+}
+
+// keptLog counts a log of size bytes the attempt kept, to be recorded
+// with the task's end.
+func (w *waiter) keptLog(size int64) {
+	w.mu.Lock()
+	w.logBytes += size
+	w.mu.Unlock()
+}
+
+// unrecordedLogBytes is the size of the logs the attempt kept that no
+// committed write has counted yet.
+func (w *waiter) unrecordedLogBytes() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logBytes
+}
+
+// logBytesRecorded says the task's end, committed, counted them.
+func (w *waiter) logBytesRecorded() {
+	w.mu.Lock()
+	w.logBytes = 0
+	w.mu.Unlock()
 }
 
 // record writes what the task waits for in its row, for the job's

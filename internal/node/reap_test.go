@@ -69,7 +69,7 @@ func TestAHolderGivenUpOnCanNoLongerWrite(t *testing.T) {
 			}},
 			{"finish ending the task", func(t *testing.T) {
 				err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
-					ok, err := f.node.finish(f.Ctx, tx, old, store.TaskDone)
+					ok, err := f.node.finish(f.Ctx, tx, old, store.TaskEnd{Status: store.TaskDone})
 					if ok || err != nil {
 						t.Errorf("finish = %v, %v; want false, nil", ok, err)
 					}

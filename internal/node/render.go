@@ -407,7 +407,7 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 		// a job's owner reads it to see what Blender said about the frames.
 		lines := append([]string{fmt.Sprintf("renderfarm: frames %s on render node %s with Blender %s",
 			strings.Join(farm.CompactRanges(slices.Sorted(slices.Values(frames))), ","), n.cfg.WorkerName, inst.Version)}, result.LogTail...)
-		n.keepLog(ctx, ref, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
+		n.keepLog(ctx, w, ref, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
 	}
 	return err
 }
@@ -582,7 +582,7 @@ func (n *Node) endChunk(ctx context.Context, ref engine.TaskRef, renderErr error
 	}
 	c := &chunk{n: n, ref: ref, job: job}
 	unlocked, recorded := c.unlockedJob(renderErr), false
-	err = n.finishTask(ctx, store.TaskRender, ref, chunkStatus(renderErr), unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+	err = n.finishTask(ctx, store.TaskRender, ref, chunkStatus(renderErr), 0, unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 		recorded = true
 		return n.recordChunk(ctx, tx, ref, current, renderErr)
 	})

@@ -101,7 +101,7 @@ func (n *Node) renderPart(ctx context.Context, w *waiter, ref engine.TaskRef, jo
 	if result != nil && ctx.Err() == nil {
 		lines := append([]string{fmt.Sprintf("renderfarm: part %d of %d of frame %d on render node %s with Blender %s",
 			p.Part+1, job.FinalConfig.SplitFrame.Parts, p.Frame, n.cfg.WorkerName, inst.Version)}, result.LogTail...)
-		n.keepLog(ctx, ref, fmt.Sprintf("part%d-%d-%d", p.Frame, p.Part, ref.Generation), lines, paths)
+		n.keepLog(ctx, w, ref, fmt.Sprintf("part%d-%d-%d", p.Frame, p.Part, ref.Generation), lines, paths)
 	}
 	return err
 }

@@ -169,7 +169,7 @@ func (n *Node) mayTake(ctx context.Context, kind store.TaskKind, ref engine.Task
 // failure.
 func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, attempt, maxAttempts int, t task) (recorded bool, err error) {
 	w := n.newWaiter(ref)
-	defer w.done()
+	defer w.done(ctx)
 	var claimed bool
 	err = w.persist(ctx, func(ctx context.Context) error {
 		var err error
@@ -257,11 +257,14 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 	}
 	err = w.persist(ctx, func(ctx context.Context) error {
 		recorded = false
-		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
+		return n.finishTask(ctx, kind, ref, t.finishAs(workErr), w.unrecordedLogBytes(), unlocked, func(ctx context.Context, tx *store.Tx, current *farm.Job) error {
 			recorded = true
 			return t.record(ctx, tx, current, workErr)
 		})
 	})
+	if recorded && err == nil {
+		w.logBytesRecorded()
+	}
 	if recorded && err == nil && unlocked != nil {
 		ender.afterUnlockedEnd(ctx)
 	}
@@ -290,7 +293,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // the farm's connections waited for that one row (docs/performance.md,
 // section 5). Such an end holds its task as it writes its node's row
 // (store.ChunkSucceededOn) and, in a workspace with a render budget, the
-// workspace's row (store.RecordChunkUsage): rows that every transaction
+// workspace's row (store.CountTowardsBudget): rows that every transaction
 // takes after the tasks it writes (a failing chunk's end cancels the
 // job's chunks first, a dispatch marks its workspaces served as it
 // ends), so none holds them while it waits for this end's task.
@@ -310,7 +313,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // it waited for the job's lock held up the dispatcher behind it. A node
 // that dies before it dispatches leaves its slots to the reaper's
 // periodic dispatch, as a dispatch that failed does.
-func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, unlocked *farm.Job, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
+func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.TaskRef, status store.TaskStatus, logBytes int64, unlocked *farm.Job, record func(ctx context.Context, tx *store.Tx, current *farm.Job) error) error {
 	ctx = context.WithoutCancel(ctx)
 	workspace := ""
 	err := n.store.InTx(ctx, func(tx *store.Tx) error {
@@ -322,17 +325,17 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 				return err
 			}
 		}
-		if ok, err := n.finish(ctx, tx, ref, status); !ok {
+		if ok, err := n.finish(ctx, tx, ref, store.TaskEnd{Status: status, Threads: n.blenderThreads(), LogBytes: logBytes}); !ok {
 			return err
 		}
 		if err := record(ctx, tx, current); err != nil {
 			return err
 		}
-		// The usage last: in a workspace with a render budget it writes
-		// the workspace's row, which every transaction takes after the
-		// tasks it writes (a dispatch marks its workspaces served as it
-		// ends), and record may cancel the job's waiting chunks.
-		if err := tx.RecordChunkUsage(ctx, ref.TaskID, n.blenderThreads()); err != nil {
+		// The budget last: in a workspace with one it writes the
+		// workspace's row, which every transaction takes after the tasks
+		// it writes (a dispatch marks its workspaces served as it ends),
+		// and record may cancel the job's waiting chunks.
+		if err := tx.CountTowardsBudget(ctx, ref.TaskID); err != nil {
 			return err
 		}
 		if kind == store.TaskRender {
@@ -568,8 +571,8 @@ func (n *Node) passOn(ctx context.Context, ref engine.TaskRef) error {
 // finish ends a task in the caller's transaction. It answers false when
 // the task is no longer this holder's, and then nothing else may be
 // written.
-func (n *Node) finish(ctx context.Context, tx *store.Tx, ref engine.TaskRef, status store.TaskStatus) (bool, error) {
-	err := tx.FinishTask(ctx, ref.TaskID, ref.Generation, status)
+func (n *Node) finish(ctx context.Context, tx *store.Tx, ref engine.TaskRef, end store.TaskEnd) (bool, error) {
+	err := tx.FinishTask(ctx, ref.TaskID, ref.Generation, end)
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil
 	}

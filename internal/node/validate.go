@@ -151,7 +151,7 @@ func (n *Node) inspect(ctx context.Context, job *farm.Job, ref engine.TaskRef, r
 		paths := n.farmPaths(job.ID, in)
 		var ie *blender.InspectError
 		if errors.As(err, &ie) {
-			n.keepLog(ctx, ref, "validate", ie.LogTail, paths)
+			n.keepLog(ctx, nil, ref, "validate", ie.LogTail, paths)
 		}
 		return fileCheck{sceneFile: &in.SceneFile, failure: &farm.FailedReason{Name: farm.ReasonBlenderCannotOpenFile, Type: farm.FailValidation,
 			Message: paths.scrub(fmt.Sprintf("Blender %s could not open the file, saved with Blender %s: %v; check that it opens in Blender %s and upload it again",

@@ -96,7 +96,7 @@ func TestRouteTaskMovesATaskToAnotherVersionUnderANewGeneration(t *testing.T) {
 		if got.Status != store.TaskQueued || got.WorkerID != "" || got.Generation != 2 || got.BlenderVersion != "4.3.2" {
 			t.Errorf("after RouteTask: %+v; want queued, no worker, generation 2, Blender 4.3.2", got)
 		}
-		if err := s.FinishTask(t.Context(), "validate", 1, store.TaskDone); !errors.Is(err, store.ErrConflict) {
+		if err := s.FinishTask(t.Context(), "validate", 1, store.TaskEnd{Status: store.TaskDone}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("the node that routed it finishing it: %v, want ErrConflict", err)
 		}
 		// Handed out again (its next holder died), it keeps its version.

@@ -293,7 +293,7 @@ func TestUpdateFrameOwned(t *testing.T) {
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
 		{"a finished task is refused", func(t *testing.T, s *store.Store) {
-			if err := s.FinishTask(t.Context(), "job-1-task-a", 1, store.TaskDone); err != nil {
+			if err := s.FinishTask(t.Context(), "job-1-task-a", 1, store.TaskEnd{Status: store.TaskDone}); err != nil {
 				t.Fatal(err)
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},

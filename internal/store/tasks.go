@@ -134,10 +134,38 @@ func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, work
 	return nil
 }
 
-// FinishTask sets the final status of a task if the caller still owns it.
-func (q *Queries) FinishTask(ctx context.Context, id string, generation int, status TaskStatus) error {
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		status, now(), id, generation, TaskRunning)
+// TaskEnd is how a task's holder ends it: its final status, and what
+// its attempt used, written with the status in one statement (a chunk's
+// end is one of the farm's most frequent writes).
+type TaskEnd struct {
+	Status TaskStatus
+	// Threads is how many threads the node gave each Blender: a chunk's
+	// worker-seconds are its frames' render seconds times this.
+	Threads int
+	// LogBytes is the size of the Blender logs this attempt kept under
+	// the job's logs/ prefix, which the workspace's storage counts
+	// (AddTaskLogBytes).
+	LogBytes int64
+}
+
+// FinishTask ends a task as end says if the caller still holds it: the
+// task is running at generation. ErrConflict otherwise, and nothing is
+// written. With the status it records when the task ended and its render
+// seconds: its frames' Blender render time times end.Threads
+// (worker_seconds), or, for a chunk rendered on GPUs, times the GPUs it
+// rendered with (gpu_seconds); for a task with no frames (a validation,
+// a finalizing) both are 0. A workspace with a render budget counts them
+// once the transaction calls CountTowardsBudget.
+func (q *Queries) FinishTask(ctx context.Context, id string, generation int, end TaskEnd) error {
+	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
+	const rendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
+	at := now()
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ?, finished_at = ?,
+			worker_seconds = CASE WHEN `+gpus+` > 0 THEN 0 ELSE ? * `+rendered+` END,
+			gpu_seconds = `+gpus+` * `+rendered+`,
+			log_bytes = log_bytes + ?
+		WHERE id = ? AND generation = ? AND status = ?`,
+		end.Status, at, at, end.Threads, end.LogBytes, id, generation, TaskRunning)
 	if err != nil {
 		return fmt.Errorf("finish task: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -189,16 +190,37 @@ func TestFinishTask(t *testing.T) {
 				task.ID = "task-1"
 				before := add(task)
 
-				err := s.FinishTask(t.Context(), "task-1", tt.generation, tt.status)
+				err := s.InsertFrame(t.Context(), store.Frame{JobID: "job-1", Frame: 1, TaskID: "task-1", Status: farm.FrameCompleted,
+					RenderSeconds: 2.5, UpdatedAt: time.Now().UTC()})
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				err = s.FinishTask(t.Context(), "task-1", tt.generation, store.TaskEnd{Status: tt.status, Threads: 4, LogBytes: 300})
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("FinishTask error = %v, want %v", err, tt.wantErr)
 				}
 				want := before.Status
+				// What the end writes with the status, in the same
+				// statement: its frames' 2.5 s times 4 threads, the log's
+				// bytes, when it ended. A refused end writes none of it.
+				wantSeconds, wantLog, wantEnded := 0.0, int64(0), false
 				if tt.wantErr == nil {
-					want = tt.status
+					want, wantSeconds, wantLog, wantEnded = tt.status, 10, 300, true
 				}
 				if got := getTask(t, s, "task-1"); got.Status != want {
 					t.Errorf("status = %s, want %s", got.Status, want)
+				}
+				var seconds float64
+				var logBytes int64
+				var ended bool
+				err = s.DB().QueryRowContext(t.Context(), `SELECT worker_seconds, log_bytes, finished_at IS NOT NULL FROM tasks WHERE id = 'task-1'`).
+					Scan(&seconds, &logBytes, &ended)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if seconds != wantSeconds || logBytes != wantLog || ended != wantEnded {
+					t.Errorf("worker seconds, log bytes, ended = %g, %d, %v; want %g, %d, %v", seconds, logBytes, ended, wantSeconds, wantLog, wantEnded)
 				}
 			})
 		})
@@ -261,7 +283,7 @@ func TestRequeueTaskBumpsTheGenerationAndRefusesTheOldHolder(t *testing.T) {
 		}
 
 		// The old holder comes back: every write it tries is refused.
-		if err := s.FinishTask(t.Context(), "task-1", 1, store.TaskDone); !errors.Is(err, store.ErrConflict) {
+		if err := s.FinishTask(t.Context(), "task-1", 1, store.TaskEnd{Status: store.TaskDone}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("the old holder finishing: error %v, want ErrConflict", err)
 		}
 		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); !errors.Is(err, store.ErrConflict) {

@@ -9,28 +9,16 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// RecordChunkUsage writes a task's render seconds and when it ended, in
-// the transaction that ends it: its frames' Blender render time times
-// the threads its worker gave each Blender (worker_seconds), or, for a
-// chunk rendered on GPUs, times the GPUs it rendered with (gpu_seconds).
-// For a task with no frames (a validation, a finalizing) both are 0. For
-// a workspace with a render budget, the seconds are added to its total
-// of the month (see migration 0016), which the budget is checked
-// against; a workspace without one is not written to, so that the chunks
-// ending at once on a large farm do not queue for its row.
-func (q *Queries) RecordChunkUsage(ctx context.Context, taskID string, threads int) error {
-	at := now()
-	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
-	const rendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
-	_, err := q.exec(ctx, `UPDATE tasks SET finished_at = ?,
-			worker_seconds = CASE WHEN `+gpus+` > 0 THEN 0 ELSE ? * `+rendered+` END,
-			gpu_seconds = `+gpus+` * `+rendered+`
-		WHERE id = ?`, at, threads, taskID)
-	if err != nil {
-		return fmt.Errorf("record chunk usage: %w", err)
-	}
-	month := at.Format(renderMonthLayout)
-	_, err = q.exec(ctx, `UPDATE workspaces SET
+// CountTowardsBudget adds the render seconds of a task that ended
+// (FinishTask) to its workspace's total of the month, if the workspace
+// has a render budget (see migration 0016), which the budget is checked
+// against. A workspace without one is not written to, so that the chunks
+// ending at once on a large farm do not queue for its row; a transaction
+// that ends a task calls it last, since every transaction takes a
+// workspace's row after the tasks it writes.
+func (q *Queries) CountTowardsBudget(ctx context.Context, taskID string) error {
+	month := now().Format(renderMonthLayout)
+	_, err := q.exec(ctx, `UPDATE workspaces SET
 			month_render_seconds = (SELECT t.worker_seconds + t.gpu_seconds FROM tasks t WHERE t.id = ?)
 				+ CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END,
 			render_month = ?

@@ -38,7 +38,7 @@ func TestWorkspaceUsageSumsChunksFramesAndDownloads(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.RecordChunkUsage(ctx, task.ID, 4); err != nil {
+			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 4}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -136,7 +136,10 @@ func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RecordChunkUsage(ctx, task.ID, 8); err != nil {
+			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 8}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CountTowardsBudget(ctx, task.ID); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -124,7 +124,7 @@ const MaxBudget = 1e6 * 3600
 // SetWorkspaceBudget sets the render seconds (worker-seconds and
 // GPU-seconds) a workspace may use in a calendar month (UTC); 0 removes
 // the budget. ErrNotFound when there is no workspace of that name. The
-// month's total, which RecordChunkUsage keeps only for a workspace with
+// month's total, which CountTowardsBudget keeps only for a workspace with
 // a budget, is summed afresh from the month's chunks.
 func (q *Queries) SetWorkspaceBudget(ctx context.Context, name string, seconds float64) error {
 	if math.IsNaN(seconds) || seconds < 0 || seconds > MaxBudget {

@@ -216,7 +216,9 @@ func measure(ctx context.Context, st *store.Store, work string, n, workspaces, s
 			if err := st.ClaimTask(ctx, t.ID, t.Generation, worker.ID); err != nil {
 				benchkit.Fatalf("claim: %v", err)
 			}
-			if err := st.InTx(ctx, func(tx *store.Tx) error { return tx.FinishTask(ctx, t.ID, t.Generation, store.TaskEnd{Status: store.TaskDone}) }); err != nil {
+			if err := st.InTx(ctx, func(tx *store.Tx) error {
+				return tx.FinishTask(ctx, t.ID, t.Generation, store.TaskEnd{Status: store.TaskDone})
+			}); err != nil {
 				benchkit.Fatalf("end a chunk: %v", err)
 			}
 			served[t.WorkspaceID] = time.Now()

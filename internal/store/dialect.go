@@ -1,6 +1,8 @@
 package store
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,88 @@ func (d Dialect) rowLock(clause string) string {
 		return " " + clause
 	}
 	return ""
+}
+
+// A list in a statement is one parameter, whatever its length: oneOf
+// and noneOf are the conditions on a column, and list the argument that
+// carries the values. With a placeholder per value, each length is a
+// statement text of its own, and PostgreSQL's driver prepares each text
+// on each connection the first time it sees it (pgx's statement cache):
+// a dispatch, whose lists are the chunks it gives, paid a round trip
+// more for a length its connection had not met yet, under the
+// dispatcher's lock. On PostgreSQL the list is an array; SQLite has
+// none, and reads a JSON array (json_each).
+
+// oneOf is the condition that column holds one of the values of a list
+// (list).
+func (d Dialect) oneOf(column string) string {
+	if d == DialectPostgres {
+		return column + " = ANY(?)"
+	}
+	return column + " IN (SELECT value FROM json_each(?))"
+}
+
+// noneOf is the condition that column holds none of the values of a list
+// (list); an empty list holds none.
+func (d Dialect) noneOf(column string) string {
+	if d == DialectPostgres {
+		return column + " <> ALL(?)"
+	}
+	return column + " NOT IN (SELECT value FROM json_each(?))"
+}
+
+// list is the argument that carries values for oneOf, noneOf or rows:
+// an array on PostgreSQL, a JSON array on SQLite. No values is an empty
+// list, never NULL (which no value is one of, nor none of).
+func list[T string | int | int64](d Dialect, values []T) any {
+	if values == nil {
+		values = []T{}
+	}
+	if d == DialectPostgres {
+		return values
+	}
+	b, err := json.Marshal(values)
+	if err != nil {
+		panic(err) // strings and integers always marshal
+	}
+	return string(b)
+}
+
+// rows is a table of lists of the same length, each bound as one
+// parameter (list), its columns named and typed by columns ("id text",
+// "generation integer"): the rows of a statement that writes many,
+// whatever their number. Column i of row r is element r of list i.
+func (d Dialect) rows(columns ...string) string {
+	names := make([]string, len(columns))
+	types := make([]string, len(columns))
+	for i, c := range columns {
+		names[i], types[i], _ = strings.Cut(c, " ")
+	}
+	var b strings.Builder
+	if d == DialectPostgres {
+		b.WriteString("(SELECT * FROM unnest(")
+		for i, t := range types {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("CAST(? AS " + t + "[])")
+		}
+		b.WriteString(") AS r(" + strings.Join(names, ", ") + "))")
+		return b.String()
+	}
+	// SQLite: the first list's elements, each with the element of the
+	// same index in each other list (l1.v, l2.v, …, in the order of the
+	// parameters).
+	b.WriteString("(SELECT CAST(l0.value AS " + types[0] + ") AS " + names[0])
+	for i := 1; i < len(names); i++ {
+		fmt.Fprintf(&b, ", CAST(json_extract(l%d.v, '$[' || l0.key || ']') AS %s) AS %s", i, types[i], names[i])
+	}
+	b.WriteString(" FROM json_each(?) AS l0")
+	for i := 1; i < len(names); i++ {
+		fmt.Fprintf(&b, ", (SELECT ? AS v) AS l%d", i)
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // rebindNumbered rewrites the ? placeholders of a query as PostgreSQL's

@@ -248,26 +248,14 @@ func (q *Queries) NextWaitingChunks(ctx context.Context, workspaceID string, key
 	if limit < 1 {
 		return nil, nil
 	}
-	notIn := ""
-	for range passOver {
-		notIn += " AND job_id <> ?"
-	}
-	if len(skip) > 0 {
-		notIn += " AND id NOT IN (" + placeholders(len(skip)) + ")"
-	}
 	at := now()
 	var all []Task
 	for _, key := range keys {
-		args := []any{workspaceID, key, at}
-		for _, j := range passOver {
-			args = append(args, j)
-		}
-		for _, id := range skip {
-			args = append(args, id)
-		}
 		tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks
-			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ? AND (retry_at IS NULL OR retry_at <= ?)`+notIn+`
-			ORDER BY priority DESC, created_at, job_id, chunk LIMIT ?`, append(args, limit)...)
+			WHERE status = 'waiting' AND workspace_id = ? AND requirements = ? AND (retry_at IS NULL OR retry_at <= ?)
+				AND `+q.dialect.noneOf("job_id")+` AND `+q.dialect.noneOf("id")+`
+			ORDER BY priority DESC, created_at, job_id, chunk LIMIT ?`,
+			workspaceID, key, at, list(q.dialect, passOver), list(q.dialect, skip), limit)
 		if err != nil {
 			return nil, fmt.Errorf("next waiting chunks: %w", err)
 		}
@@ -324,12 +312,12 @@ func (q *Queries) LockWaitingChunks(ctx context.Context, chunks []QueuedChunk) (
 	if len(chunks) == 0 {
 		return nil, nil
 	}
-	args := []any{TaskWaiting}
-	for _, c := range chunks {
-		args = append(args, c.TaskID)
+	ids := make([]string, len(chunks))
+	for i, c := range chunks {
+		ids[i] = c.TaskID
 	}
-	rows, err := q.query(ctx, `SELECT id, generation FROM tasks WHERE status = ? AND id IN (`+placeholders(len(chunks))+`)
-		ORDER BY id`+q.dialect.rowLock("FOR UPDATE"), args...)
+	rows, err := q.query(ctx, `SELECT id, generation FROM tasks WHERE status = ? AND `+q.dialect.oneOf("id")+`
+		ORDER BY id`+q.dialect.rowLock("FOR UPDATE"), TaskWaiting, list(q.dialect, ids))
 	if err != nil {
 		return nil, fmt.Errorf("lock %d waiting chunks: %w", len(chunks), err)
 	}
@@ -387,27 +375,16 @@ func (q *Queries) QueueChunks(ctx context.Context, chunks []QueuedChunk) (int, e
 	if len(chunks) == 0 {
 		return 0, nil
 	}
-	var workers, riverJobs, generations strings.Builder
-	var workerArgs, riverArgs, generationArgs, idArgs []any
-	for _, c := range chunks {
-		workers.WriteString(" WHEN ? THEN CAST(? AS TEXT)")
-		workerArgs = append(workerArgs, c.TaskID, c.WorkerID)
-		riverJobs.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
-		riverArgs = append(riverArgs, c.TaskID, c.RiverJobID)
-		generations.WriteString(" WHEN ? THEN CAST(? AS INTEGER)")
-		generationArgs = append(generationArgs, c.TaskID, c.Generation)
-		idArgs = append(idArgs, c.TaskID)
+	ids, workers, riverJobs, generations := make([]string, len(chunks)), make([]string, len(chunks)), make([]int64, len(chunks)), make([]int, len(chunks))
+	for i, c := range chunks {
+		ids[i], workers[i], riverJobs[i], generations[i] = c.TaskID, c.WorkerID, c.RiverJobID, c.Generation
 	}
 	at := now()
-	args := append([]any{TaskQueued}, workerArgs...)
-	args = append(args, riverArgs...)
-	args = append(args, at, at)
-	args = append(args, idArgs...)
-	args = append(args, TaskWaiting)
-	args = append(args, generationArgs...)
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = CASE id`+workers.String()+` END,
-		river_job_id = CASE id`+riverJobs.String()+` END, updated_at = ?, dispatched_at = ?
-		WHERE id IN (`+placeholders(len(idArgs))+`) AND status = ? AND generation = CASE id`+generations.String()+` END`, args...)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = given.worker_id, river_job_id = given.river_job_id,
+			updated_at = ?, dispatched_at = ?
+		FROM `+q.dialect.rows("id text", "worker_id text", "river_job_id bigint", "generation integer")+` AS given
+		WHERE tasks.id = given.id AND tasks.status = ? AND tasks.generation = given.generation`,
+		TaskQueued, at, at, list(q.dialect, ids), list(q.dialect, workers), list(q.dialect, riverJobs), list(q.dialect, generations), TaskWaiting)
 	if err != nil {
 		return 0, fmt.Errorf("queue %d chunks: %w", len(chunks), err)
 	}

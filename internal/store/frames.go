@@ -147,11 +147,7 @@ func (q *Queries) FramesOfTasks(ctx context.Context, ids []string) (map[string][
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := q.query(ctx, `SELECT task_id, frame FROM frames WHERE task_id IN (`+placeholders(len(ids))+`) ORDER BY task_id, frame`, args...)
+	rows, err := q.query(ctx, `SELECT task_id, frame FROM frames WHERE `+q.dialect.oneOf("task_id")+` ORDER BY task_id, frame`, list(q.dialect, ids))
 	if err != nil {
 		return nil, fmt.Errorf("frames of %d tasks: %w", len(ids), err)
 	}

@@ -332,11 +332,8 @@ func (q *Queries) TouchTasks(ctx context.Context, workerID string, ids []string)
 	if len(ids) == 0 {
 		return nil
 	}
-	args := []any{now(), workerID, TaskRunning}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	_, err := q.exec(ctx, `UPDATE tasks SET updated_at = ? WHERE worker_id = ? AND status = ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	_, err := q.exec(ctx, `UPDATE tasks SET updated_at = ? WHERE worker_id = ? AND status = ? AND `+q.dialect.oneOf("id"),
+		now(), workerID, TaskRunning, list(q.dialect, ids))
 	if err != nil {
 		return fmt.Errorf("touch tasks: %w", err)
 	}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/testbackends"
+)
+
+// eachDialect runs test on a store of each database, fresh and migrated.
+func eachDialect(t *testing.T, test func(t *testing.T, s *Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		test(t, openSQLiteForTest(t))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		s, err := OpenPostgres(t.Context(), testbackends.PostgresDatabase(t, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		test(t, s)
+	})
+}
+
+// A list is one parameter whatever its length, and means what it holds:
+// values with quotes, commas, brackets, backslashes and JSON of their
+// own are compared as they are, and an empty list holds nothing.
+func TestAListParameterHoldsItsValuesAsTheyAre(t *testing.T) {
+	t.Parallel()
+	nasty := []string{`it's`, `a,b`, `"quoted"`, `[1]`, `back\slash`, `{"id": 1}`, `日本`, ``, `NULL`}
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		q := s.Queries
+		if _, err := s.db.ExecContext(ctx, `CREATE TABLE list_test (x TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range append([]string{"plain"}, nasty...) {
+			if _, err := q.exec(ctx, `INSERT INTO list_test (x) VALUES (?)`, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read := func(cond string, values []string) []string {
+			t.Helper()
+			rows, err := q.query(ctx, `SELECT x FROM list_test WHERE `+cond+` ORDER BY x`, list(q.dialect, values))
+			if err != nil {
+				t.Fatalf("%s: %v", cond, err)
+			}
+			defer rows.Close()
+			got := []string{}
+			for rows.Next() {
+				var x string
+				if err := rows.Scan(&x); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, x)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		all := read(q.dialect.noneOf("x"), nil)
+		if len(all) != len(nasty)+1 {
+			t.Fatalf("none of an empty list: %q, want every row", all)
+		}
+		for _, v := range nasty {
+			if got := read(q.dialect.oneOf("x"), []string{v, "absent"}); !slices.Equal(got, []string{v}) {
+				t.Errorf("one of [%q, absent] = %q, want just it", v, got)
+			}
+			if got := read(q.dialect.noneOf("x"), []string{v}); len(got) != len(all)-1 || slices.Contains(got, v) {
+				t.Errorf("none of [%q] = %q, want every other row", v, got)
+			}
+		}
+		if got := read(q.dialect.oneOf("x"), nil); len(got) != 0 {
+			t.Errorf("one of an empty list = %q, want nothing", got)
+		}
+		if got := read(q.dialect.oneOf("x"), nasty); len(got) != len(nasty) {
+			t.Errorf("one of every odd value = %q, want %d rows", got, len(nasty))
+		}
+	})
+}
+
+// rows binds a table of any number of rows as one parameter a column, its
+// rows in order and each column of its type.
+func TestRowsBindATableAsOneListAColumn(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *Store) {
+		q := s.Queries
+		read := func(ctx context.Context, ids, names []string, big []int64, small []int) [][4]any {
+			t.Helper()
+			rows, err := q.query(ctx, `SELECT id, name, big, small FROM `+q.dialect.rows("id text", "name text", "big bigint", "small integer")+` AS r ORDER BY id`,
+				list(q.dialect, ids), list(q.dialect, names), list(q.dialect, big), list(q.dialect, small))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got [][4]any
+			for rows.Next() {
+				var id, name string
+				var b int64
+				var sm int
+				if err := rows.Scan(&id, &name, &b, &sm); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, [4]any{id, name, b, sm})
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		got := read(t.Context(), []string{"a", "b", "c"}, []string{`it's "x"`, "", "日本"}, []int64{1 << 40, -1, 0}, []int{7, 8, 9})
+		want := [][4]any{{"a", `it's "x"`, int64(1 << 40), 7}, {"b", "", int64(-1), 8}, {"c", "日本", int64(0), 9}}
+		if !slices.Equal(got, want) {
+			t.Errorf("rows = %v, want %v", got, want)
+		}
+		if got := read(t.Context(), nil, nil, nil, nil); len(got) != 0 {
+			t.Errorf("no rows = %v, want none", got)
+		}
+	})
+}

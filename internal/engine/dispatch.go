@@ -230,10 +230,29 @@ type readAhead struct {
 	// all is whether they are every such chunk: a read found fewer than
 	// it asked for.
 	all bool
+	// asked is how many chunks the last read asked for.
+	asked int
 }
 
 // maxReadAhead bounds the chunks one read of a dispatch asks for.
 const maxReadAhead = 64
+
+// readAheadSize is how many chunks a dispatch that may still give left
+// asks for in its next read of a workspace's waiting chunks, after a
+// read of asked (0: none yet) when workspaces have chunks waiting for
+// the same slots. A dispatch shares its slots between the workspaces,
+// so its first read of one asks for that workspace's part of them, not
+// for them all (with many workspaces it would read many times what it
+// gives), and each read after asks for twice the one before: a
+// workspace that takes more than its part, the others having fewer
+// waiting, is read in a few statements all the same.
+func readAheadSize(left, asked, workspaces int) int {
+	left, workspaces = max(left, 1), max(workspaces, 1)
+	if asked > 0 {
+		return min(left, 2*asked, maxReadAhead)
+	}
+	return min((left+workspaces-1)/workspaces, maxReadAhead)
+}
 
 func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, error) {
 	all, err := tx.AllRequirements(ctx)
@@ -247,9 +266,9 @@ func (e *Engine) newDispatch(ctx context.Context, tx *store.Tx) (*dispatch, erro
 
 // nextWaiting is the next waiting chunk of workspace that a worker
 // meeting keys can take, of no job in passOver, and not given in this
-// dispatch (store.NextWaitingChunk's order): read ahead, as many as the
-// dispatch may still give, so that a dispatch of many chunks reads them
-// in a statement or two. ErrNotFound when there is none.
+// dispatch (store.NextWaitingChunk's order): read ahead
+// (readAheadSize), so that a dispatch of many chunks reads them in a
+// statement or two. ErrNotFound when there is none.
 func (d *dispatch) nextWaiting(ctx context.Context, workspace string, keys, passOver []string) (store.Task, error) {
 	if len(passOver) > 0 {
 		// Rare (the rule refused a job this worker): read for this one.
@@ -266,8 +285,10 @@ func (d *dispatch) nextWaiting(ctx context.Context, workspace string, keys, pass
 		return tasks[0], nil
 	}
 	k := workspace + "\x00" + strings.Join(keys, "\n")
+	asked := 0
 	for {
 		if a := d.ahead[k]; a != nil {
+			asked = a.asked
 			for len(a.tasks) > 0 && d.taken[a.tasks[0].ID] {
 				a.tasks = a.tasks[1:]
 			}
@@ -284,12 +305,12 @@ func (d *dispatch) nextWaiting(ctx context.Context, workspace string, keys, pass
 				skip = append(skip, t.ID)
 			}
 		}
-		want := min(max(d.left, 1), maxReadAhead)
+		want := readAheadSize(d.left, asked, len(d.shares[strings.Join(keys, "\n")]))
 		tasks, err := d.tx.NextWaitingChunks(ctx, workspace, keys, nil, skip, want)
 		if err != nil {
 			return store.Task{}, err
 		}
-		d.ahead[k] = &readAhead{tasks: tasks, all: len(tasks) < want}
+		d.ahead[k] = &readAhead{tasks: tasks, all: len(tasks) < want, asked: want}
 	}
 }
 

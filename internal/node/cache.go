@@ -14,10 +14,21 @@ import (
 // from the job's work directory and leave oldest-used first once the cache
 // is over its cap; a job's own link keeps an evicted file alive while the
 // job needs it.
+//
+// A cached file is one file with the inputs of every job prepared from
+// it, so its times are theirs, and it is never touched: a job's prepared
+// input is reused only while its file's modification time is the one
+// recorded (fileIdentity), and a use of the cache that touched the file
+// made every other job's preparation stale, to be removed and made again
+// under the chunks rendering from it. When a file was last used is kept
+// here instead, for this process's life; a file it has not used counts
+// from when it was written.
 type inputCache struct {
 	dir      string
 	maxBytes int64
 	mu       sync.Mutex
+	// used is when linkTo last gave each cached file (by path).
+	used map[string]time.Time
 }
 
 func newInputCache(dir string, maxBytes int64) *inputCache {
@@ -39,8 +50,10 @@ func (c *inputCache) linkTo(sha256, dst string) bool {
 	if err := os.Link(src, dst); err != nil {
 		return false
 	}
-	now := time.Now()
-	_ = os.Chtimes(src, now, now) // the file was used: evict it last
+	if c.used == nil {
+		c.used = map[string]time.Time{}
+	}
+	c.used[src] = time.Now() // the file was used: evict it last
 	return true
 }
 
@@ -79,7 +92,11 @@ func (c *inputCache) trim() {
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		files = append(files, file{filepath.Join(c.dir, e.Name()), info.Size(), info.ModTime()})
+		path, used := filepath.Join(c.dir, e.Name()), info.ModTime()
+		if at, ok := c.used[path]; ok && at.After(used) {
+			used = at
+		}
+		files = append(files, file{path, info.Size(), used})
 		total += info.Size()
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].used.Before(files[j].used) })
@@ -89,6 +106,7 @@ func (c *inputCache) trim() {
 		}
 		if os.Remove(f.path) == nil {
 			total -= f.size
+			delete(c.used, f.path)
 		}
 	}
 }

@@ -38,9 +38,13 @@ func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.
 		t.Fatalf("linked file holds %q", b)
 	}
 
-	// Using "aaa" made it the most recent. "ccc" was last used two hours
-	// ago (a hard link shares its file's times), so when "ddd" takes the
-	// cache over its 10 bytes, "ccc" goes.
+	// Using "aaa" made it the most recent, and left its file's times as
+	// they were (they are the job's input's too). "ccc" was written two
+	// hours ago (a hard link shares its file's times) and not used since,
+	// so when "ddd" takes the cache over its 10 bytes, "ccc" goes.
+	if info, err := os.Stat(got); err != nil || !info.ModTime().Equal(old) {
+		t.Errorf("using the cached file changed its modification time: %v, %v; want %v", info.ModTime(), err, old)
+	}
 	c.add("ccc", write("c", "ab"))
 	_ = os.Chtimes(filepath.Join(dir, "c"), old.Add(-time.Hour), old.Add(-time.Hour))
 	c.add("ddd", write("d", "xyz"))
@@ -87,5 +91,48 @@ func TestSweepWorkDirsRemovesOnlyEndedJobs(t *testing.T) {
 		if kept != (err == nil) {
 			t.Errorf("%s: kept = %v, want %v", dir, err == nil, kept)
 		}
+	}
+}
+
+// Jobs made from the same file share the node's cached copy: their
+// inputs are hard links to one file. Preparing one job must leave the
+// input another job's chunks render from as it is: a preparation is
+// reused only while its file's identity (its modification time among
+// it) is the one it recorded, and one that is not is removed and made
+// again, under any chunk of that job rendering from it.
+func TestJobsOfOneFileKeepEachOthersPreparedInput(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	f.node.cache = newInputCache(filepath.Join(t.TempDir(), "cache"), 1<<30)
+	f.onSwitchableBucket() // a bucket: inputs are fetched, and cached
+	first, second := f.RenderingJob(f.api, 1, 1), f.RenderingJob(f.api, 1, 1)
+
+	in, err := f.node.prepareInput(f.Ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both jobs' files are the one validation checked: the node looks
+	// for it in its cache by that checksum.
+	for _, job := range []*farm.Job{first, second} {
+		job.SceneFile = &farm.SceneFile{SHA256: in.SceneFile.SHA256}
+	}
+	dir := filepath.Dir(in.Source.Path)
+	before, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a file's times tell 10 ms apart on every file system the farm runs on
+	if _, err := f.node.prepareInput(f.Ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.node.prepareInput(f.Ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Source != in.Source || !os.SameFile(before, after) {
+		t.Errorf("the first job's input was made again after the second job's was prepared: %+v, then %+v", in.Source, again.Source)
 	}
 }

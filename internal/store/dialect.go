@@ -122,6 +122,21 @@ func (d Dialect) rows(columns ...string) string {
 	return b.String()
 }
 
+// unindexed is column in a condition that must not lead SQLite's
+// planner to an index of that column: beside a list of ids, it would
+// rather walk the index of a column of few values (a task's status)
+// through every row that has the value than look each id up by the
+// primary key, which on a farm with a backlog of thousands of waiting
+// chunks is thousands of rows for a dispatch of one. A unary + is
+// SQLite's way to say so; PostgreSQL's planner needs no such hint, and
+// takes the column as it is.
+func (d Dialect) unindexed(column string) string {
+	if d == DialectPostgres {
+		return column
+	}
+	return "+" + column
+}
+
 // rebindNumbered rewrites the ? placeholders of a query as PostgreSQL's
 // $1, $2, … in order. A ? inside a string literal ('…', a quote in it
 // doubled), a quoted identifier ("…") or a comment (-- to the end of the

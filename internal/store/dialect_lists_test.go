@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/testbackends"
@@ -121,4 +122,49 @@ func TestRowsBindATableAsOneListAColumn(t *testing.T) {
 			t.Errorf("no rows = %v, want none", got)
 		}
 	})
+}
+
+// The statements that lock and queue a dispatch's chunks look each chunk
+// up by its id, not down the index of the tasks' status, which walks
+// every waiting chunk of the farm's backlog (SQLite's plan; PostgreSQL's
+// is checked in docs/performance.md).
+func TestADispatchsChunksAreLookedUpByTheirIds(t *testing.T) {
+	t.Parallel()
+	s := openSQLiteForTest(t)
+	q := s.Queries
+	tests := []struct {
+		name  string
+		query string
+		args  []any
+	}{
+		{"LockWaitingChunks", q.lockWaitingChunksQuery(), []any{TaskWaiting, list(q.dialect, []string{"a", "b"})}},
+		{"QueueChunks", q.queueChunksQuery(), []any{TaskQueued, now(), now(), list(q.dialect, []string{"a"}), list(q.dialect, []string{"w"}),
+			list(q.dialect, []int64{1}), list(q.dialect, []int{1}), TaskWaiting}},
+	}
+	for _, tt := range tests {
+		rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tt.query, tt.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		byID := false
+		for _, step := range plan {
+			if strings.Contains(step, "tasks_by_status") {
+				t.Errorf("%s walks the index of the tasks' status: %q", tt.name, plan)
+			}
+			byID = byID || strings.HasPrefix(step, "SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 (id=?)")
+		}
+		if !byID {
+			t.Errorf("%s does not look the tasks up by their ids: %q", tt.name, plan)
+		}
+	}
 }

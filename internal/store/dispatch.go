@@ -316,8 +316,7 @@ func (q *Queries) LockWaitingChunks(ctx context.Context, chunks []QueuedChunk) (
 	for i, c := range chunks {
 		ids[i] = c.TaskID
 	}
-	rows, err := q.query(ctx, `SELECT id, generation FROM tasks WHERE status = ? AND `+q.dialect.oneOf("id")+`
-		ORDER BY id`+q.dialect.rowLock("FOR UPDATE"), TaskWaiting, list(q.dialect, ids))
+	rows, err := q.query(ctx, q.lockWaitingChunksQuery(), TaskWaiting, list(q.dialect, ids))
 	if err != nil {
 		return nil, fmt.Errorf("lock %d waiting chunks: %w", len(chunks), err)
 	}
@@ -380,16 +379,32 @@ func (q *Queries) QueueChunks(ctx context.Context, chunks []QueuedChunk) (int, e
 		ids[i], workers[i], riverJobs[i], generations[i] = c.TaskID, c.WorkerID, c.RiverJobID, c.Generation
 	}
 	at := now()
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = given.worker_id, river_job_id = given.river_job_id,
-			updated_at = ?, dispatched_at = ?
-		FROM `+q.dialect.rows("id text", "worker_id text", "river_job_id bigint", "generation integer")+` AS given
-		WHERE tasks.id = given.id AND tasks.status = ? AND tasks.generation = given.generation`,
+	res, err := q.exec(ctx, q.queueChunksQuery(),
 		TaskQueued, at, at, list(q.dialect, ids), list(q.dialect, workers), list(q.dialect, riverJobs), list(q.dialect, generations), TaskWaiting)
 	if err != nil {
 		return 0, fmt.Errorf("queue %d chunks: %w", len(chunks), err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// lockWaitingChunksQuery is LockWaitingChunks' statement: the status,
+// the ids (a list), the chunks' ids and generations back. Each chunk is
+// looked up by its id (Dialect.unindexed).
+func (q *Queries) lockWaitingChunksQuery() string {
+	return `SELECT id, generation FROM tasks WHERE ` + q.dialect.unindexed("status") + ` = ? AND ` + q.dialect.oneOf("id") + `
+		ORDER BY id` + q.dialect.rowLock("FOR UPDATE")
+}
+
+// queueChunksQuery is QueueChunks' statement: the status queued, when,
+// twice, the rows of the chunks (ids, worker runs, River jobs,
+// generations: lists), and the status waiting. Each chunk is looked up
+// by its id (Dialect.unindexed).
+func (q *Queries) queueChunksQuery() string {
+	return `UPDATE tasks SET status = ?, worker_id = given.worker_id, river_job_id = given.river_job_id,
+			updated_at = ?, dispatched_at = ?
+		FROM ` + q.dialect.rows("id text", "worker_id text", "river_job_id bigint", "generation integer") + ` AS given
+		WHERE tasks.id = given.id AND ` + q.dialect.unindexed("tasks.status") + ` = ? AND tasks.generation = given.generation`
 }
 
 // MarkServed records that a workspace was served at at: one of its

@@ -325,7 +325,8 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 				return err
 			}
 		}
-		if ok, err := n.finish(ctx, tx, ref, store.TaskEnd{Status: status, Threads: n.blenderThreads(), LogBytes: logBytes}); !ok {
+		end := store.TaskEnd{Status: status, Threads: n.blenderThreads(), LogBytes: logBytes, At: time.Now()}
+		if ok, err := n.finish(ctx, tx, ref, end); !ok {
 			return err
 		}
 		if err := record(ctx, tx, current); err != nil {
@@ -335,7 +336,7 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		// workspace's row, which every transaction takes after the tasks
 		// it writes (a dispatch marks its workspaces served as it ends),
 		// and record may cancel the job's waiting chunks.
-		if err := tx.CountTowardsBudget(ctx, ref.TaskID); err != nil {
+		if err := tx.CountTowardsBudget(ctx, ref.TaskID, end.At); err != nil {
 			return err
 		}
 		if kind == store.TaskRender {

@@ -146,6 +146,9 @@ type TaskEnd struct {
 	// the job's logs/ prefix, which the workspace's storage counts
 	// (AddTaskLogBytes).
 	LogBytes int64
+	// At is when the task ended (zero: now): the month a render budget
+	// counts it in (CountTowardsBudget) is the month of this instant.
+	At time.Time
 }
 
 // FinishTask ends a task as end says if the caller still holds it: the
@@ -155,11 +158,14 @@ type TaskEnd struct {
 // (worker_seconds), or, for a chunk rendered on GPUs, times the GPUs it
 // rendered with (gpu_seconds); for a task with no frames (a validation,
 // a finalizing) both are 0. A workspace with a render budget counts them
-// once the transaction calls CountTowardsBudget.
+// once the transaction calls CountTowardsBudget with the same end.At.
 func (q *Queries) FinishTask(ctx context.Context, id string, generation int, end TaskEnd) error {
 	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
 	const rendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
-	at := now()
+	at := end.At
+	if at.IsZero() {
+		at = now()
+	}
 	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ?, finished_at = ?,
 			worker_seconds = CASE WHEN `+gpus+` > 0 THEN 0 ELSE ? * `+rendered+` END,
 			gpu_seconds = `+gpus+` * `+rendered+`,

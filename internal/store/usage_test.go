@@ -136,10 +136,11 @@ func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 8}); err != nil {
+			ended := time.Now()
+			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 8, At: ended}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.CountTowardsBudget(ctx, task.ID); err != nil {
+			if err := s.CountTowardsBudget(ctx, task.ID, ended); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -186,6 +187,50 @@ func TestABudgetIsSetInRangeOnly(t *testing.T) {
 		}
 		if budget, _, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || budget != 0 {
 			t.Errorf("budget after setting 0 = %g, %v; want none", budget, err)
+		}
+	})
+}
+
+// A chunk counts in the month it ended in: one that ended in the last
+// instant of last month, whose transaction wrote its workspace's budget
+// just after midnight, adds nothing to this month's total, which a budget
+// set now sums afresh from this month's chunks alike.
+func TestAChunkCountsInTheMonthItEnded(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		if err := s.SetWorkspaceBudget(ctx, "studio", 3600); err != nil {
+			t.Fatal(err)
+		}
+		job := newJob("job-1", ws.ID, time.Now().UTC())
+		insertJob(t, s, job)
+		task := store.Task{ID: "job-1-c0", JobID: job.ID, Kind: store.TaskRender, Status: store.TaskRunning,
+			Generation: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: ws.ID}
+		if err := s.InsertTask(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+		err := s.InsertFrame(ctx, store.Frame{JobID: job.ID, Frame: 1, TaskID: task.ID, Status: farm.FrameCompleted,
+			RenderSeconds: 10, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		lastMonthsEnd := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).Add(-time.Millisecond)
+		if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 4, At: lastMonthsEnd}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CountTowardsBudget(ctx, task.ID, lastMonthsEnd); err != nil {
+			t.Fatal(err)
+		}
+		if _, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || spent != 0 {
+			t.Errorf("this month of studio = %g, %v; want 0: its one chunk ended last month", spent, err)
+		}
+		if err := s.SetWorkspaceBudget(ctx, "studio", 7200); err != nil {
+			t.Fatal(err)
+		}
+		if _, spent, err := s.WorkspaceBudget(ctx, ws.ID); err != nil || spent != 0 {
+			t.Errorf("this month of studio summed afresh = %g, %v; want 0", spent, err)
 		}
 	})
 }

@@ -115,9 +115,8 @@ func TestJobsOfOneFileKeepEachOthersPreparedInput(t *testing.T) {
 	for _, job := range []*farm.Job{first, second} {
 		job.SceneFile = &farm.SceneFile{SHA256: in.SceneFile.SHA256}
 	}
-	dir := filepath.Dir(in.Source.Path)
-	before, err := os.Stat(dir)
-	if err != nil {
+	inUse := filepath.Join(filepath.Dir(in.Source.Path), "texture-still-to-read.png")
+	if err := os.WriteFile(inUse, []byte("pixels"), 0o400); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond) // a file's times tell 10 ms apart on every file system the farm runs on
@@ -128,11 +127,67 @@ func TestJobsOfOneFileKeepEachOthersPreparedInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := os.Stat(dir)
+	if again.Source != in.Source {
+		t.Errorf("the first job's input changed as the second job's was prepared: %+v, then %+v", in.Source, again.Source)
+	}
+	if _, err := os.Stat(inUse); err != nil {
+		t.Errorf("the first job's input was made again, its directory removed, as the second job's was prepared: %v", err)
+	}
+}
+
+// A prepared input whose file's times changed, but whose bytes did not,
+// is reused where it is, rather than removed and made again under the
+// chunks rendering from it; one whose bytes changed is made again from
+// the job's own copy.
+func TestAPreparedInputIsMadeAgainOnlyWhenItsBytesChanged(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	f.onSwitchableBucket() // a bucket: the input is a copy in the job's directory
+	job := f.RenderingJob(f.api, 1, 1)
+	in, err := f.node.prepareInput(f.Ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Source != in.Source || !os.SameFile(before, after) {
-		t.Errorf("the first job's input was made again after the second job's was prepared: %+v, then %+v", in.Source, again.Source)
+	job.SceneFile = &farm.SceneFile{SHA256: in.SceneFile.SHA256}
+	original, err := os.ReadFile(in.Source.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a chunk rendering from the input may still have to read (a
+	// project's texture, say) lives in the input's directory.
+	inUse := filepath.Join(filepath.Dir(in.Source.Path), "texture-still-to-read.png")
+	if err := os.WriteFile(inUse, []byte("pixels"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+
+	touched := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(in.Source.Path, touched, touched); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.node.prepareInput(f.Ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(inUse); err != nil {
+		t.Errorf("an input whose file was only touched was made again, its directory removed: %v", err)
+	}
+	if again.Source.ModTime != touched.UnixNano() {
+		t.Errorf("the reused preparation records %+v, want the file as it is now, modified %v", again.Source, touched)
+	}
+
+	// Another file put in its place (the bucket's object, and the
+	// node's cached copy, are left as they are).
+	other := filepath.Join(t.TempDir(), "other.blend")
+	if err := os.WriteFile(other, []byte("not the file that was checked"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, in.Source.Path); err != nil {
+		t.Fatal(err)
+	}
+	remade, err := f.node.prepareInput(f.Ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(remade.Source.Path); err != nil || string(got) != string(original) {
+		t.Errorf("an input whose bytes changed holds %q, %v; want the job's file again", got, err)
 	}
 }

@@ -148,8 +148,12 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 // reusablePreparation returns the input prepared earlier on this machine
 // if it is still good: prepared from the file whose checksum the job
 // knows (any, before validation has recorded one), and that file is still
-// the very one that was hashed. Anything else is prepared again, which
-// hashes the file again.
+// the very one that was hashed, or, if it is not (its times changed, or
+// a file was put in its place), it still holds the bytes that were:
+// hashed again, it is reused, and the marker records it as it is now.
+// Anything else is prepared again, which removes the job's input
+// directory, under any chunk of the job that renders from it on this
+// machine, so a file whose bytes are unchanged is not.
 func reusablePreparation(marker, known string) (*preparedInput, bool) {
 	b, err := os.ReadFile(marker)
 	if err != nil {
@@ -162,13 +166,35 @@ func reusablePreparation(marker, known string) (*preparedInput, bool) {
 	if in.Source.Path == "" || in.SceneFile.SHA256 == "" || (known != "" && in.SceneFile.SHA256 != known) {
 		return nil, false
 	}
-	if now, err := identify(in.Source.Path); err != nil || now != in.Source {
-		return nil, false
-	}
 	if _, err := os.Stat(in.BlendPath); err != nil {
 		return nil, false
 	}
+	now, err := identify(in.Source.Path)
+	if err != nil {
+		return nil, false
+	}
+	if now != in.Source {
+		if !holdsStill(now, in.SceneFile.SHA256) {
+			return nil, false
+		}
+		in.Source = now
+		b, err := json.Marshal(in)
+		if err != nil || os.WriteFile(marker, b, 0o600) != nil {
+			return nil, false
+		}
+	}
 	return &in, true
+}
+
+// holdsStill reports whether the file id names hashes to sha256 and did
+// not change while it was hashed.
+func holdsStill(id fileIdentity, sha256 string) bool {
+	_, sum, err := hashFile(id.Path)
+	if err != nil || sum != sha256 {
+		return false
+	}
+	after, err := identify(id.Path)
+	return err == nil && after == id
 }
 
 // fileIdentity says which file a path held: a file replaced under the same

@@ -487,3 +487,60 @@ func TestAReleasedChunkCanBeClaimedAgainByItsGenerationOnly(t *testing.T) {
 		}
 	})
 }
+
+// A chunk's end whose transaction committed, but whose reply never came
+// (the connection dropped as the database answered), is tried again as
+// an outage. The try finds the end this node wrote, at its generation,
+// and says so: the attempt counts its outcome as recorded, nothing is
+// recorded twice, and the slot that end freed takes its next chunk at
+// once, not at the reaper's next round.
+func TestAnEndTriedAgainAfterItsCommitFindsItAndFillsTheSlot(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := sharingFixture(t, db, 1)
+		job := f.renderIn(f.P, 2, 0)
+		running := f.onNode()
+		if len(running) != 1 {
+			t.Fatalf("%d chunks on a node of one slot, want 1", len(running))
+		}
+		ref := f.renderChunk(running[0])
+		// What the first try's transaction wrote before its reply was lost.
+		err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+			if err := tx.FinishTask(f.Ctx, ref.TaskID, ref.Generation, store.TaskEnd{Status: store.TaskDone, Threads: 1}); err != nil {
+				return err
+			}
+			return f.node.recordChunk(f.Ctx, tx, ref, f.Job(job.ID), nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next := f.onNode(); len(next) != 0 {
+			t.Fatalf("the slot took %d chunks before the end was tried again; want none yet", len(next))
+		}
+
+		err = f.node.finishTask(f.Ctx, store.TaskRender, ref, store.TaskDone, 0, nil, func(context.Context, *store.Tx, *farm.Job) error {
+			t.Error("the outcome was recorded a second time")
+			return nil
+		})
+		if !errors.Is(err, errEndedEarlier) {
+			t.Errorf("the end tried again = %v, want errEndedEarlier", err)
+		}
+		if next := f.onNode(); len(next) != 1 || next[0].ID == ref.TaskID {
+			t.Errorf("after the end was tried again, the node holds %+v; want the job's other chunk", next)
+		}
+
+		// A holder whose task was handed to another meanwhile is told it
+		// is not its own, as before: its generation ended nothing.
+		other := f.Ref(f.onNode()[0])
+		if _, err := f.Store.RequeueTask(f.Ctx, other.TaskID, other.Generation); err != nil {
+			t.Fatal(err)
+		}
+		err = f.node.finishTask(f.Ctx, store.TaskRender, other, store.TaskDone, 0, nil, func(context.Context, *store.Tx, *farm.Job) error {
+			t.Error("a stale holder recorded an outcome")
+			return nil
+		})
+		if err != nil {
+			t.Errorf("a stale holder's end = %v, want nil (nothing written)", err)
+		}
+	})
+}

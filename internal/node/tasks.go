@@ -19,6 +19,13 @@ import (
 // errNotOurs stops work on a task that was handed to another worker.
 var errNotOurs = errors.New("the task was handed to another worker")
 
+// errEndedEarlier says that a task's end, tried again, found the end
+// this holder wrote already: its transaction committed, but the reply
+// never came (the connection dropped as the database answered), and the
+// try was repeated as an outage. The task is ended and its outcome
+// recorded, by that commit.
+var errEndedEarlier = errors.New("the task's end was written by an earlier try")
+
 // handBackTimeout bounds handing a task back as the worker stops: a stop
 // must not wait for a database that is down. What is not handed back then
 // is handed out by the reaper, the worker having stopped.
@@ -262,6 +269,10 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 			return t.record(ctx, tx, current, workErr)
 		})
 	})
+	if errors.Is(err, errEndedEarlier) {
+		// An earlier try committed this very end, record and all.
+		recorded, err = true, nil
+	}
 	if recorded && err == nil {
 		w.logBytesRecorded()
 	}
@@ -326,7 +337,12 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 			}
 		}
 		end := store.TaskEnd{Status: status, Threads: n.blenderThreads(), LogBytes: logBytes, At: time.Now()}
-		if ok, err := n.finish(ctx, tx, ref, end); !ok {
+		ok, err := n.finish(ctx, tx, ref, end)
+		if errors.Is(err, errEndedEarlier) && kind == store.TaskRender {
+			// That commit freed the slot, and its dispatch never ran.
+			workspace = current.WorkspaceID
+		}
+		if !ok {
 			return err
 		}
 		if err := record(ctx, tx, current); err != nil {
@@ -344,11 +360,11 @@ func (n *Node) finishTask(ctx context.Context, kind store.TaskKind, ref engine.T
 		}
 		return nil
 	})
-	if err != nil || workspace == "" {
+	if workspace == "" || err != nil && !errors.Is(err, errEndedEarlier) {
 		return err
 	}
 	n.slotFreed(ctx, workspace)
-	return nil
+	return err
 }
 
 // freedSlots coalesces the dispatches of a node's freed slots: while one
@@ -571,10 +587,18 @@ func (n *Node) passOn(ctx context.Context, ref engine.TaskRef) error {
 
 // finish ends a task in the caller's transaction. It answers false when
 // the task is no longer this holder's, and then nothing else may be
-// written.
+// written; with errEndedEarlier when the task holds the very end it would
+// write, which this holder's earlier try committed (EndedBy).
 func (n *Node) finish(ctx context.Context, tx *store.Tx, ref engine.TaskRef, end store.TaskEnd) (bool, error) {
 	err := tx.FinishTask(ctx, ref.TaskID, ref.Generation, end)
 	if errors.Is(err, store.ErrConflict) {
+		ended, err := tx.EndedBy(ctx, ref.TaskID, ref.Generation, n.workerID, end.Status)
+		if err != nil {
+			return false, err
+		}
+		if ended {
+			return false, errEndedEarlier
+		}
 		return false, nil
 	}
 	return err == nil, err

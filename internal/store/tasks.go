@@ -181,6 +181,23 @@ func (q *Queries) FinishTask(ctx context.Context, id string, generation int, end
 	return nil
 }
 
+// EndedBy reports whether task id ended as status at generation, held by
+// the worker run workerID: whether FinishTask wrote that end (it alone
+// records when a task ended; a cancel leaves finished_at empty). A holder
+// whose end was refused (ErrConflict) asks it to tell an end it wrote
+// itself, whose commit's reply it never got, from a task handed to
+// another meanwhile.
+func (q *Queries) EndedBy(ctx context.Context, id string, generation int, workerID string, status TaskStatus) (bool, error) {
+	var ended bool
+	err := q.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tasks
+		WHERE id = ? AND generation = ? AND worker_id = ? AND status = ? AND finished_at IS NOT NULL)`,
+		id, generation, workerID, status).Scan(&ended)
+	if err != nil {
+		return false, fmt.Errorf("look for a task's end: %w", err)
+	}
+	return ended, nil
+}
+
 // ReleaseTask puts a running task back in the queue under the same
 // generation, so that River's retry of the same job can claim it again.
 // A task that is no longer running at that generation is left as it is.

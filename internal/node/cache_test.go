@@ -96,10 +96,11 @@ func TestSweepWorkDirsRemovesOnlyEndedJobs(t *testing.T) {
 
 // Jobs made from the same file share the node's cached copy: their
 // inputs are hard links to one file. Preparing one job must leave the
-// input another job's chunks render from as it is: a preparation is
-// reused only while its file's identity (its modification time among
-// it) is the one it recorded, and one that is not is removed and made
-// again, under any chunk of that job rendering from it.
+// input another job's chunks render from as it is, the very file it
+// recorded (its modification time among what it recorded): a
+// preparation found changed is hashed again, and made again, its
+// directory removed under any chunk of that job rendering from it, when
+// its bytes changed.
 func TestJobsOfOneFileKeepEachOthersPreparedInput(t *testing.T) {
 	f := newFixture(t, enginetest.SQLite)
 	f.node.cache = newInputCache(filepath.Join(t.TempDir(), "cache"), 1<<30)

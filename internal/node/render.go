@@ -586,6 +586,9 @@ func (n *Node) endChunk(ctx context.Context, ref engine.TaskRef, renderErr error
 		recorded = true
 		return n.recordChunk(ctx, tx, ref, current, renderErr)
 	})
+	if errors.Is(err, errEndedEarlier) {
+		recorded, err = true, nil
+	}
 	if err == nil && recorded && unlocked != nil {
 		c.afterUnlockedEnd(ctx)
 	}

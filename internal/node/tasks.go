@@ -271,6 +271,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 	})
 	if errors.Is(err, errEndedEarlier) {
 		// An earlier try committed this very end, record and all.
+		n.log.Info("the task's end was written by an earlier try, whose reply was lost", "job", ref.JobID, "task", ref.TaskID)
 		recorded, err = true, nil
 	}
 	if recorded && err == nil {
@@ -295,7 +296,9 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 // so that none waits on another in a cycle; the job's lock also makes the
 // last two tasks to end take turns (the last part of a split frame queues
 // its merge). record is not called when the task is no longer this
-// holder's.
+// holder's; nor when it holds the end this holder's earlier try
+// committed, whose reply was lost: then finishTask fills the freed slot
+// and answers errEndedEarlier (see finish).
 //
 // With unlocked set, the job is not locked, and record gets unlocked (the
 // job as the task started) instead: a chunk of whole frames that rendered

@@ -11,12 +11,11 @@ import (
 
 // CountTowardsBudget adds the render seconds of a task that ended at at
 // (FinishTask, whose TaskEnd.At it is) to its workspace's total of that
-// month, if the workspace
-// has a render budget (see migration 0016), which the budget is checked
-// against. A workspace without one is not written to, so that the chunks
-// ending at once on a large farm do not queue for its row; a transaction
-// that ends a task calls it last, since every transaction takes a
-// workspace's row after the tasks it writes.
+// month, if the workspace has a render budget (see migration 0016),
+// which the budget is checked against. A workspace without one is not
+// written to, so that the chunks ending at once on a large farm do not
+// queue for its row; a transaction that ends a task calls it last, since
+// every transaction takes a workspace's row after the tasks it writes.
 func (q *Queries) CountTowardsBudget(ctx context.Context, taskID string, at time.Time) error {
 	month := at.UTC().Format(renderMonthLayout)
 	_, err := q.exec(ctx, `UPDATE workspaces SET

@@ -26,18 +26,7 @@ func TestWorkspaceUsageSumsChunksFramesAndDownloads(t *testing.T) {
 		for _, j := range []struct{ id, ws string }{{"job-1", ws.ID}, {"job-2", other.ID}} {
 			job := newJob(j.id, j.ws, time.Now().UTC())
 			insertJob(t, s, job)
-			task := store.Task{ID: j.id + "-c0", JobID: j.id, Kind: store.TaskRender, Status: store.TaskRunning, Generation: 1,
-				CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: j.ws}
-			if err := s.InsertTask(ctx, task); err != nil {
-				t.Fatal(err)
-			}
-			for frame, secs := range map[int]float64{1: 1.25, 2: 2.5} {
-				err := s.InsertFrame(ctx, store.Frame{JobID: j.id, Frame: frame, TaskID: task.ID, Status: farm.FrameCompleted,
-					RenderSeconds: secs, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			task := runningChunkRendered(t, s, store.Task{ID: j.id + "-c0", JobID: j.id, WorkspaceID: j.ws}, map[int]float64{1: 1.25, 2: 2.5})
 			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 4}); err != nil {
 				t.Fatal(err)
 			}
@@ -126,16 +115,8 @@ func TestAChunkOnGPUsCountsGPUSecondsAndTheMonthAddsUp(t *testing.T) {
 					t.Errorf("the month of studio once it has a budget = %g, %v; want the 20 render seconds before it", spent, err)
 				}
 			}
-			task := store.Task{ID: fmt.Sprintf("job-1-c%d", i), JobID: job.ID, Kind: store.TaskRender, Chunk: i, Status: store.TaskRunning,
-				Generation: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: ws.ID, Requirements: need.Key()}
-			if err := s.InsertTask(ctx, task); err != nil {
-				t.Fatal(err)
-			}
-			err := s.InsertFrame(ctx, store.Frame{JobID: job.ID, Frame: i + 1, TaskID: task.ID, Status: farm.FrameCompleted,
-				RenderSeconds: 10, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			task := runningChunkRendered(t, s, store.Task{ID: fmt.Sprintf("job-1-c%d", i), JobID: job.ID, Chunk: i, WorkspaceID: ws.ID,
+				Requirements: need.Key()}, map[int]float64{i + 1: 10})
 			ended := time.Now()
 			if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 8, At: ended}); err != nil {
 				t.Fatal(err)
@@ -205,16 +186,7 @@ func TestAChunkCountsInTheMonthItEnded(t *testing.T) {
 		}
 		job := newJob("job-1", ws.ID, time.Now().UTC())
 		insertJob(t, s, job)
-		task := store.Task{ID: "job-1-c0", JobID: job.ID, Kind: store.TaskRender, Status: store.TaskRunning,
-			Generation: 1, CreatedAt: time.Now(), UpdatedAt: time.Now(), WorkspaceID: ws.ID}
-		if err := s.InsertTask(ctx, task); err != nil {
-			t.Fatal(err)
-		}
-		err := s.InsertFrame(ctx, store.Frame{JobID: job.ID, Frame: 1, TaskID: task.ID, Status: farm.FrameCompleted,
-			RenderSeconds: 10, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
-		if err != nil {
-			t.Fatal(err)
-		}
+		task := runningChunkRendered(t, s, store.Task{ID: "job-1-c0", JobID: job.ID, WorkspaceID: ws.ID}, map[int]float64{1: 10})
 		now := time.Now().UTC()
 		lastMonthsEnd := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).Add(-time.Millisecond)
 		if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 4, At: lastMonthsEnd}); err != nil {
@@ -233,4 +205,23 @@ func TestAChunkCountsInTheMonthItEnded(t *testing.T) {
 			t.Errorf("this month of studio summed afresh = %g, %v; want 0", spent, err)
 		}
 	})
+}
+
+// runningChunkRendered adds task, a render chunk running at generation 1,
+// with its frames completed, each rendered in the seconds of rendered.
+func runningChunkRendered(t *testing.T, s *store.Store, task store.Task, rendered map[int]float64) store.Task {
+	t.Helper()
+	task.Kind, task.Status, task.Generation = store.TaskRender, store.TaskRunning, 1
+	task.CreatedAt, task.UpdatedAt = time.Now(), time.Now()
+	if err := s.InsertTask(t.Context(), task); err != nil {
+		t.Fatal(err)
+	}
+	for frame, seconds := range rendered {
+		err := s.InsertFrame(t.Context(), store.Frame{JobID: task.JobID, Frame: frame, TaskID: task.ID, Status: farm.FrameCompleted,
+			RenderSeconds: seconds, SizeBytes: 100, UpdatedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return task
 }

@@ -57,10 +57,31 @@ func (c *inputCache) linkTo(sha256, dst string) bool {
 	return true
 }
 
+// drop removes the cached file with this hash if it is still the file
+// found bad at path (the one linked from it): a file that another
+// preparation has cached since in its place stays.
+func (c *inputCache) drop(sha256, path string) {
+	if c == nil || sha256 == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached := filepath.Join(c.dir, sha256)
+	bad, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if now, err := os.Stat(cached); err == nil && os.SameFile(bad, now) {
+		_ = os.Remove(cached)
+		delete(c.used, cached)
+	}
+}
+
 // add keeps path in the cache under its hash, then trims the cache. The
 // cache is the worker's alone: its folder is closed to other users, and
 // its files are the read-only inputs fetchObject made. A cached file is
-// hashed again by every preparation that uses it.
+// hashed again by every preparation that uses it, and dropped if it no
+// longer hashes to its name.
 func (c *inputCache) add(sha256, path string) {
 	if c == nil || sha256 == "" {
 		return

@@ -192,3 +192,48 @@ func TestAPreparedInputIsMadeAgainOnlyWhenItsBytesChanged(t *testing.T) {
 		t.Errorf("an input whose bytes changed holds %q, %v; want the job's file again", got, err)
 	}
 }
+
+// A cached input whose bytes changed on the node (a disk's fault, or a
+// hand on the worker's files) is dropped and the job's own copy downloaded
+// again; the good copy is cached in its place.
+func TestACachedInputThatNoLongerHoldsItsFileIsDownloadedAgain(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	f.node.cache = newInputCache(cacheDir, 1<<30)
+	bucket := f.onSwitchableBucket() // a bucket: inputs are fetched, and cached
+	first, second, third := f.RenderingJob(f.api, 1, 1), f.RenderingJob(f.api, 1, 1), f.RenderingJob(f.api, 1, 1)
+
+	in, err := f.node.prepareInput(f.Ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := in.SceneFile.SHA256
+	for _, job := range []*farm.Job{second, third} {
+		job.SceneFile = &farm.SceneFile{SHA256: sum}
+	}
+	// The cached file's bytes change in place: the same file, other bytes.
+	cached := filepath.Join(cacheDir, sum)
+	if err := os.Chmod(cached, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cached, []byte("BLENDER-v300 but not the bytes that were checked"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := f.node.prepareInput(f.Ctx, second)
+	if err != nil {
+		t.Fatalf("a job of the file failed on the node's spoiled cached copy: %v", err)
+	}
+	if _, s, err := hashFile(got.Source.Path); err != nil || s != sum {
+		t.Errorf("the second job's input hashes to %s (%v), want the checked file's %s", s, err, sum)
+	}
+	if _, s, err := hashFile(cached); err != nil || s != sum {
+		t.Errorf("the cache holds a file hashing to %s (%v), want the good copy, %s", s, err, sum)
+	}
+
+	// The cache serves the good copy from now on, with the bucket away.
+	bucket.down.Store(true)
+	if _, err := f.node.prepareInput(f.Ctx, third); err != nil {
+		t.Errorf("a third job of the file, the bucket away, was not prepared from the cache: %v", err)
+	}
+}

@@ -81,27 +81,43 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 	if err != nil {
 		return nil, fmt.Errorf("find upload of job %s: %w", job.ID, err)
 	}
-	source, err := n.fetchObject(ctx, up.JobInputKey(), filepath.Join(dir, "source"+filepath.Ext(up.FileName)), known)
+	dst := filepath.Join(dir, "source"+filepath.Ext(up.FileName))
+	source, cached, err := n.fetchObject(ctx, up.JobInputKey(), dst, known)
 	if err != nil {
 		return nil, err
 	}
-	identity, err := identify(source)
+	got, err := hashInput(source)
 	if err != nil {
 		return nil, err
 	}
-	size, sum, err := hashFile(source)
-	if err != nil {
-		return nil, err
+	if cached && got.sum != known {
+		// The node's cached copy is no longer the file it kept (a disk's
+		// fault, or a hand on the worker's files): it is dropped, and
+		// the job's own copy downloaded again, or every job of that file
+		// would fail on this node until the cache evicted it.
+		n.log.Warn("a cached input no longer holds the file it kept; dropping it and downloading the job's own copy", "job", job.ID, "sha256", known)
+		n.cache.drop(known, source)
+		if err := os.Remove(source); err != nil {
+			return nil, err
+		}
+		if source, err = n.download(ctx, up.JobInputKey(), dst); err != nil {
+			return nil, err
+		}
+		cached = false // the download is cached below, once checked
+		if got, err = hashInput(source); err != nil {
+			return nil, err
+		}
 	}
-	if known != "" && sum != known {
+	if known != "" && got.sum != known {
 		// The stored input changed since validation: never render
 		// something other than what was checked.
 		return nil, fmt.Errorf("the input of job %s no longer matches its validated checksum", job.ID)
 	}
-	if after, err := identify(source); err != nil || after != identity {
+	if after, err := identify(source); err != nil || after != got.identity {
 		return nil, fmt.Errorf("the input of job %s changed while it was being checked", job.ID)
 	}
-	if _, local := n.objects.(localPather); !local {
+	identity, size, sum := got.identity, got.size, got.sum
+	if _, local := n.objects.(localPather); !local && !cached {
 		n.cache.add(sum, source)
 	}
 	in := &preparedInput{Source: identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
@@ -218,17 +234,44 @@ func identify(path string) (fileIdentity, error) {
 	return id, nil
 }
 
+// hashedInput is an input file as it was when it was hashed.
+type hashedInput struct {
+	identity fileIdentity
+	size     int64
+	sum      string
+}
+
+// hashInput hashes the file at path, noting first which file it is.
+func hashInput(path string) (hashedInput, error) {
+	identity, err := identify(path)
+	if err != nil {
+		return hashedInput{}, err
+	}
+	size, sum, err := hashFile(path)
+	if err != nil {
+		return hashedInput{}, err
+	}
+	return hashedInput{identity, size, sum}, nil
+}
+
 // fetchObject returns a local path of an object: the object itself when
 // the store is on this machine, the cached copy when its checksum is known
-// and cached, else a copy downloaded to dst. A downloaded copy is made
-// read-only: the farm never writes an input once it has it.
-func (n *Node) fetchObject(ctx context.Context, key, dst, sha256 string) (string, error) {
+// and cached (cached is true then), else a copy downloaded to dst.
+func (n *Node) fetchObject(ctx context.Context, key, dst, sha256 string) (path string, cached bool, err error) {
 	if lp, ok := n.objects.(localPather); ok {
-		return lp.Path(key)
+		path, err := lp.Path(key)
+		return path, false, err
 	}
 	if n.cache.linkTo(sha256, dst) {
-		return dst, nil
+		return dst, true, nil
 	}
+	path, err = n.download(ctx, key, dst)
+	return path, false, err
+}
+
+// download copies an object from the bucket to dst, a new file, and makes
+// it read-only: the farm never writes an input once it has it.
+func (n *Node) download(ctx context.Context, key, dst string) (string, error) {
 	r, err := n.objects.Get(ctx, key)
 	if err != nil {
 		return "", err

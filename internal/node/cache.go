@@ -41,7 +41,7 @@ func newInputCache(dir string, maxBytes int64) *inputCache {
 // linkTo links the cached file with this hash to dst; false when the cache
 // does not have it.
 func (c *inputCache) linkTo(sha256, dst string) bool {
-	if c == nil || sha256 == "" {
+	if c == nil || !isSHA256(sha256) {
 		return false
 	}
 	c.mu.Lock()
@@ -61,7 +61,7 @@ func (c *inputCache) linkTo(sha256, dst string) bool {
 // found bad at path (the one linked from it): a file that another
 // preparation has cached since in its place stays.
 func (c *inputCache) drop(sha256, path string) {
-	if c == nil || sha256 == "" {
+	if c == nil || !isSHA256(sha256) {
 		return
 	}
 	c.mu.Lock()
@@ -79,11 +79,11 @@ func (c *inputCache) drop(sha256, path string) {
 
 // add keeps path in the cache under its hash, then trims the cache. The
 // cache is the worker's alone: its folder is closed to other users, and
-// its files are the read-only inputs fetchObject made. A cached file is
+// its files are the read-only inputs download made. A cached file is
 // hashed again by every preparation that uses it, and dropped if it no
 // longer hashes to its name.
 func (c *inputCache) add(sha256, path string) {
-	if c == nil || sha256 == "" {
+	if c == nil || !isSHA256(sha256) {
 		return
 	}
 	c.mu.Lock()
@@ -93,6 +93,22 @@ func (c *inputCache) add(sha256, path string) {
 	}
 	_ = os.Link(path, filepath.Join(c.dir, sha256))
 	c.trim()
+}
+
+// isSHA256 reports whether name is a SHA-256 as the farm writes one (64
+// lowercase hex digits), the only names the cache's files have: a
+// checksum read from the database names a file in the cache's folder and
+// nowhere else.
+func isSHA256(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for _, r := range name {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // trim removes the least recently used files until the cache fits its cap.

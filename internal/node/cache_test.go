@@ -3,6 +3,7 @@ package node
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.T) {
 	dir := t.TempDir()
 	c := newInputCache(filepath.Join(dir, "cache"), 10)
+	aaa, ccc, ddd := strings.Repeat("a", 64), strings.Repeat("c", 64), strings.Repeat("d", 64)
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -21,17 +23,17 @@ func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.
 		return p
 	}
 
-	if c.linkTo("aaa", filepath.Join(dir, "miss")) {
+	if c.linkTo(aaa, filepath.Join(dir, "miss")) {
 		t.Fatal("an empty cache had a file")
 	}
-	c.add("aaa", write("a", "123456")) // 6 bytes
+	c.add(aaa, write("a", "123456")) // 6 bytes
 	old := time.Now().Add(-time.Hour)
-	_ = os.Chtimes(filepath.Join(dir, "cache", "aaa"), old, old)
-	if c.linkTo("bbb-not-there", filepath.Join(dir, "x")) {
+	_ = os.Chtimes(filepath.Join(dir, "cache", aaa), old, old)
+	if c.linkTo(strings.Repeat("b", 64), filepath.Join(dir, "x")) {
 		t.Fatal("a file that was never added was found")
 	}
 	got := filepath.Join(dir, "job-a-input")
-	if !c.linkTo("aaa", got) {
+	if !c.linkTo(aaa, got) {
 		t.Fatal("the cached file was not found")
 	}
 	if b, _ := os.ReadFile(got); string(b) != "123456" {
@@ -45,13 +47,13 @@ func TestInputCacheKeepsFilesByChecksumAndEvictsTheLeastRecentlyUsed(t *testing.
 	if info, err := os.Stat(got); err != nil || !info.ModTime().Equal(old) {
 		t.Errorf("using the cached file changed its modification time: %v, %v; want %v", info.ModTime(), err, old)
 	}
-	c.add("ccc", write("c", "ab"))
+	c.add(ccc, write("c", "ab"))
 	_ = os.Chtimes(filepath.Join(dir, "c"), old.Add(-time.Hour), old.Add(-time.Hour))
-	c.add("ddd", write("d", "xyz"))
-	if _, err := os.Stat(filepath.Join(dir, "cache", "ccc")); !os.IsNotExist(err) {
+	c.add(ddd, write("d", "xyz"))
+	if _, err := os.Stat(filepath.Join(dir, "cache", ccc)); !os.IsNotExist(err) {
 		t.Errorf("the least recently used file was kept")
 	}
-	for _, keep := range []string{"aaa", "ddd"} {
+	for _, keep := range []string{aaa, ddd} {
 		if _, err := os.Stat(filepath.Join(dir, "cache", keep)); err != nil {
 			t.Errorf("%s was evicted: %v", keep, err)
 		}
@@ -235,5 +237,55 @@ func TestACachedInputThatNoLongerHoldsItsFileIsDownloadedAgain(t *testing.T) {
 	bucket.down.Store(true)
 	if _, err := f.node.prepareInput(f.Ctx, third); err != nil {
 		t.Errorf("a third job of the file, the bucket away, was not prepared from the cache: %v", err)
+	}
+	bucket.down.Store(false)
+
+	// When the job's own copy in the bucket does not hash to the checksum
+	// either, the job is not prepared, and the cache keeps neither file.
+	fourth := f.RenderingJob(f.api, 1, 1)
+	fourth.SceneFile = &farm.SceneFile{SHA256: sum}
+	up, err := f.Store.GetUpload(f.Ctx, fourth.WorkspaceID, fourth.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.node.objects.Put(f.Ctx, up.JobInputKey(), strings.NewReader("BLENDER-v300 changed in the bucket"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cached, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cached, []byte("BLENDER-v300 spoiled again"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.node.prepareInput(f.Ctx, fourth); err == nil || !strings.Contains(err.Error(), "no longer matches its validated checksum") {
+		t.Errorf("a job whose own copy changed too was prepared: %v; want its checksum refused", err)
+	}
+	if _, err := os.Stat(cached); !os.IsNotExist(err) {
+		t.Errorf("the cache still holds a file under the checksum (%v), which no file there now hashes to", err)
+	}
+}
+
+// The cache's files are named by SHA-256 alone: a checksum that is not
+// one (read from a database someone wrote to by hand, say) names no file,
+// in the cache's folder or out of it.
+func TestInputCacheNamesOnlyChecksums(t *testing.T) {
+	dir := t.TempDir()
+	c := newInputCache(filepath.Join(dir, "cache"), 1<<20)
+	outside := filepath.Join(dir, "outside.blend")
+	if err := os.WriteFile(outside, []byte("not the cache's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../outside.blend", strings.Repeat("A", 64), strings.Repeat("a", 63), strings.Repeat("a", 63) + "/", ""} {
+		c.add(name, outside)
+		if c.linkTo(name, filepath.Join(dir, "linked")) {
+			t.Errorf("linkTo(%q) linked a file", name)
+		}
+		c.drop(name, outside)
+		if _, err := os.Stat(outside); err != nil {
+			t.Fatalf("drop(%q) removed a file outside the cache: %v", name, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "cache")); len(entries) != 0 {
+		t.Errorf("the cache holds %d files named by no checksum", len(entries))
 	}
 }

@@ -95,7 +95,7 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 		// fault, or a hand on the worker's files): it is dropped, and
 		// the job's own copy downloaded again, or every job of that file
 		// would fail on this node until the cache evicted it.
-		n.log.Warn("a cached input no longer holds the file it kept; dropping it and downloading the job's own copy", "job", job.ID, "sha256", known)
+		n.log.Warn("a cached input no longer holds the file it kept; dropping it and downloading the job's own copy", "job", job.ID, "sha256", known, "found", got.sum)
 		n.cache.drop(known, source)
 		if err := os.Remove(source); err != nil {
 			return nil, err
@@ -281,15 +281,18 @@ func (n *Node) download(ctx context.Context, key, dst string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Chmod(0o400)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst) // a part of the object is no input
 		return "", err
 	}
-	if err := f.Chmod(0o400); err != nil {
-		f.Close()
-		return "", err
-	}
-	return dst, f.Close()
+	return dst, nil
 }
 
 func hashFile(path string) (int64, string, error) {

@@ -29,7 +29,9 @@ start_postgres() {
 }
 
 # start_s3 runs Versity Gateway, an S3-compatible server that checks
-# signatures for real (an in-process fake accepts tampered URLs).
+# signatures for real (an in-process fake accepts tampered URLs). It
+# keeps connections alive, as S3 services do (its default closes each
+# after one request), and does not log every request.
 start_s3() {
 	local gobin dir
 	gobin="$(go env GOPATH)/bin"
@@ -43,7 +45,7 @@ start_s3() {
 		log "starting versitygw on 127.0.0.1:$S3_PORT"
 		mkdir -p "$dir/data"
 		ROOT_ACCESS_KEY="$AWS_ACCESS_KEY_ID" ROOT_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
-			nohup "$gobin/versitygw" --port "127.0.0.1:$S3_PORT" posix "$dir/data" >"$dir/log" 2>&1 &
+			nohup "$gobin/versitygw" --port "127.0.0.1:$S3_PORT" --keep-alive --quiet posix "$dir/data" >"$dir/log" 2>&1 &
 		for _ in $(seq 1 100); do
 			curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break
 			sleep 0.1

@@ -128,6 +128,12 @@ type ExpireUploadsArgs struct{}
 // Kind is River's name for the job.
 func (ExpireUploadsArgs) Kind() string { return "expire_uploads" }
 
+// CountJobLogsArgs are the periodic count_job_logs job's.
+type CountJobLogsArgs struct{}
+
+// Kind is River's name for the job.
+func (CountJobLogsArgs) Kind() string { return "count_job_logs" }
+
 // DeleteObjectsArgs name objects to remove: exact keys, and prefixes that
 // hold a whole folder. JobID, when set, is the job they belonged to.
 type DeleteObjectsArgs struct {

@@ -101,6 +101,7 @@ func New(eng *engine.Engine, cfg Config) *Housekeeping {
 	eng.Register(queues, func(w *river.Workers) {
 		river.AddWorker(w, &reapWorker{h: h})
 		river.AddWorker(w, &expireUploadsWorker{h: h})
+		river.AddWorker(w, &countJobLogsWorker{h: h})
 		river.AddWorker(w, &deleteObjectsWorker{h: h})
 		if cfg.DeliverWebhooks {
 			river.AddWorker(w, &deliverWorker{h: h})
@@ -108,5 +109,6 @@ func New(eng *engine.Engine, cfg Config) *Housekeeping {
 	})
 	eng.AddPeriodicJob(min(reapInterval(cfg.WorkerTimeout), maxReapPeriod), engine.ReapArgs{})
 	eng.AddPeriodicJob(expireEvery(cfg.UploadRetention, cfg.UploadURLTTL), engine.ExpireUploadsArgs{})
+	eng.AddPeriodicJob(countJobLogsEvery, engine.CountJobLogsArgs{})
 	return h
 }

@@ -193,6 +193,48 @@ func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64
 	return nil
 }
 
+// JobsWithLogsToCount lists up to limit jobs whose kept logs CountJobLogs
+// should count: jobs that have ended (completed, failed or canceled, their
+// files kept) and have changed since their logs were last counted.
+func (q *Queries) JobsWithLogsToCount(ctx context.Context, limit int) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT id FROM jobs WHERE status IN (?, ?, ?) AND NOT output_deleted
+		AND (logs_counted_for IS NULL OR logs_counted_for <> updated_at) ORDER BY id LIMIT ?`,
+		farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// CountJobLogs counts the Blender logs a job that has ended keeps as
+// listed bytes, what its logs/ prefix holds. Each attempt's logs are
+// counted on its task's row as the attempt ends (tasks.log_bytes); the
+// job's own row counts what those miss (a log stored by a node killed
+// before its attempt's end was written), never less than nothing. The
+// count is for the job as it is now (logs_counted_for): a job that has
+// not ended is left as it is.
+func (q *Queries) CountJobLogs(ctx context.Context, jobID string, listed int64) error {
+	counted := `(SELECT CAST(COALESCE(SUM(t.log_bytes), 0) AS BIGINT) FROM tasks t WHERE t.job_id = jobs.id)`
+	_, err := q.exec(ctx, `UPDATE jobs SET
+			log_bytes = CASE WHEN CAST(? AS BIGINT) > `+counted+` THEN CAST(? AS BIGINT) - `+counted+` ELSE 0 END,
+			logs_counted_for = updated_at
+		WHERE id = ? AND status IN (?, ?, ?)`,
+		listed, listed, jobID, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled)
+	if err != nil {
+		return fmt.Errorf("count the logs of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
 func jobValues(j *farm.Job) ([]any, error) {
 	var files any
 	if j.Files != (farm.JobFiles{}) {

@@ -175,8 +175,9 @@ func (q *Queries) WorkspaceBudget(ctx context.Context, workspaceID string) (budg
 // copy of it, which replaces it); every file of every frame (frame_outputs, or the frame's one
 // image for frames completed before frames had several files); a job's
 // frames.zip, compositeNodes.zip and preview.mp4 (jobs.files_bytes) and
-// the Blender logs kept for its tasks (tasks.log_bytes; jobs.log_bytes
-// before migration 0019). A deleted job's objects
+// the Blender logs kept for its tasks (tasks.log_bytes, and jobs.log_bytes:
+// what those missed, once the job ended, see CountJobLogs; before
+// migration 0019, every log). A deleted job's objects
 // are removed, so they count no more. Not counted: a file sent to a
 // bucket's upload URL until a job is made from it (a bucket tells the
 // farm nothing of a presigned PUT).

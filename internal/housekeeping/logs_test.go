@@ -1,0 +1,67 @@
+package housekeeping
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/store"
+)
+
+// A log stored by a node killed before its chunk's end was written counts
+// towards its workspace's storage once the job has ended; a log counted
+// as its attempt ended is not counted twice, and a job that ends again
+// after a retry is counted again.
+func TestALogLeftUncountedByAKilledNodeIsCountedOnceItsJobEnds(t *testing.T) {
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 1)
+		other := f.RenderingJob(f.api, 2, 1) // still rendering
+		task := f.Tasks(job.ID, store.TaskRender)[0]
+		at := time.Now()
+		used := func() int64 {
+			t.Helper()
+			s, err := f.Store.GetWorkspaceStorage(f.Ctx, job.WorkspaceID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.UsedBytes
+		}
+
+		// An attempt's log, counted as the attempt ended.
+		f.PutContent(farm.JobLogKey(job.ID, at, "chunk1"), strings.Repeat("a", 100))
+		if err := f.Store.AddTaskLogBytes(f.Ctx, task.ID, 100); err != nil {
+			t.Fatal(err)
+		}
+		// Another, stored by a node killed before it could end its chunk,
+		// and one of the job still rendering.
+		f.PutContent(farm.JobLogKey(job.ID, at.Add(time.Second), "chunk2"), strings.Repeat("b", 40))
+		f.PutContent(farm.JobLogKey(other.ID, at, "chunk1"), strings.Repeat("c", 7))
+		before := used()
+
+		f.SetStatus(job.ID, farm.StatusFailed)
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 1 {
+			t.Fatalf("CountEndedJobsLogs = %d, %v; want the one job that ended", n, err)
+		}
+		if got := used() - before; got != 40 {
+			t.Errorf("the workspace's storage grew by %d bytes, want 40: the uncounted log, and nothing of the job still rendering", got)
+		}
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 0 {
+			t.Errorf("a second run counted %d jobs (%v), want none: nothing changed", n, err)
+		}
+		if got := used() - before; got != 40 {
+			t.Errorf("after a second run the storage grew by %d bytes, want 40", got)
+		}
+
+		// Retried, a chunk's log left uncounted again, and ended again.
+		f.SetStatus(job.ID, farm.StatusRendering)
+		f.PutContent(farm.JobLogKey(job.ID, at.Add(2*time.Second), "chunk3"), strings.Repeat("d", 25))
+		f.SetStatus(job.ID, farm.StatusCompleted)
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 1 {
+			t.Fatalf("after the job ended again, CountEndedJobsLogs = %d, %v; want 1", n, err)
+		}
+		if got := used() - before; got != 65 {
+			t.Errorf("the storage grew by %d bytes, want 65: both uncounted logs, each once", got)
+		}
+	})
+}

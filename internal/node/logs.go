@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,6 +35,13 @@ func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name 
 		return
 	}
 	n.recordLogBytes(ctx, ref, size)
+}
+
+// chunkLogName names the log of an attempt at chunk ref: its task and
+// generation, for the chunks of a job end together, many in the same
+// millisecond of a log's key (farm.JobLogKey), and each keeps its own.
+func chunkLogName(ref engine.TaskRef) string {
+	return fmt.Sprintf("chunk-%s-%d", ref.TaskID, ref.Generation)
 }
 
 // recordLogBytes adds size bytes of logs kept for task ref to what its

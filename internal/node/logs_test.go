@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -111,6 +112,21 @@ func TestEveryKeptLogIsCountedOnce(t *testing.T) {
 				counted, logs, len(f.storedKeys(farm.JobLogsPrefix(job.ID))))
 		}
 	})
+}
+
+// The chunks of a job that end together, in the same millisecond, keep a
+// log each.
+func TestChunksEndingTogetherKeepALogEach(t *testing.T) {
+	f := newFixture(t, enginetest.SQLite)
+	job := f.RenderingJob(f.api, 1, 1)
+	const chunks = 40
+	for i := range chunks {
+		ref := engine.TaskRef{JobID: job.ID, TaskID: fmt.Sprintf("task-%d", i), Generation: 1}
+		f.node.keepLog(f.Ctx, nil, ref, chunkLogName(ref), []string{"Fra:1 Mem:1M | Rendered"}, farmPaths{})
+	}
+	if got := len(f.storedKeys(farm.JobLogsPrefix(job.ID))); got != chunks {
+		t.Errorf("%d chunks kept %d logs, want one each", chunks, got)
+	}
 }
 
 // keptLogBytes is the size of the logs kept for job jobID.

@@ -407,7 +407,7 @@ func (n *Node) renderFrames(ctx context.Context, w *waiter, ref engine.TaskRef, 
 		// a job's owner reads it to see what Blender said about the frames.
 		lines := append([]string{fmt.Sprintf("renderfarm: frames %s on render node %s with Blender %s",
 			strings.Join(farm.CompactRanges(slices.Sorted(slices.Values(frames))), ","), n.cfg.WorkerName, inst.Version)}, result.LogTail...)
-		n.keepLog(ctx, w, ref, fmt.Sprintf("chunk%d", ref.Generation), lines, paths)
+		n.keepLog(ctx, w, ref, chunkLogName(ref), lines, paths)
 	}
 	return err
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
-// countJobLogsEvery is how often the leader counts the logs of the jobs
+// countJobLogsEvery is how often the farm counts the logs of the jobs
 // that ended since: a workspace's storage misses a log lost to a killed
 // node for at most this long.
 const countJobLogsEvery = 10 * time.Minute
@@ -20,8 +20,8 @@ const countJobLogsEvery = 10 * time.Minute
 // until none is left.
 const countJobLogsBatch = 100
 
-// countJobLogsWorker is the periodic job (on the leader) that counts
-// what the jobs that have ended keep of Blender's logs.
+// countJobLogsWorker is the periodic job (queued by River's leader) that
+// counts what the jobs that have ended keep of Blender's logs.
 type countJobLogsWorker struct {
 	river.WorkerDefaults[engine.CountJobLogsArgs]
 	h *Housekeeping
@@ -39,30 +39,40 @@ func (w *countJobLogsWorker) Work(ctx context.Context, _ *river.Job[engine.Count
 // and ending the chunk leaves the log stored but not counted (the chunk
 // itself is rendered again elsewhere). Once a job has ended, what its
 // logs/ prefix holds is what its logs are counted as (store.CountJobLogs);
-// a job retried and ended again is counted again.
+// a job retried and ended again is counted again. A job whose logs cannot
+// be listed is left for the next run, after the others are counted.
 func (h *Housekeeping) CountEndedJobsLogs(ctx context.Context) (int, error) {
-	counted := 0
+	counted, after := 0, ""
+	var failed error
 	for {
-		ids, err := h.store.JobsWithLogsToCount(ctx, countJobLogsBatch)
+		ids, err := h.store.JobsWithLogsToCount(ctx, after, countJobLogsBatch)
 		if err != nil {
 			return counted, err
 		}
 		for _, id := range ids {
+			after = id
 			logs, err := h.objects.List(ctx, farm.JobLogsPrefix(id))
 			if err != nil {
-				return counted, fmt.Errorf("list the logs of job %s: %w", id, err)
+				h.log.Warn("could not list a job's logs to count them; trying again on the next run", "job", id, "err", err)
+				if failed == nil {
+					failed = fmt.Errorf("list the logs of job %s: %w", id, err)
+				}
+				continue
 			}
 			var listed int64
 			for _, o := range logs {
 				listed += o.Size
 			}
-			if err := h.store.CountJobLogs(ctx, id, listed); err != nil {
+			done, err := h.store.CountJobLogs(ctx, id, listed)
+			if err != nil {
 				return counted, err
 			}
-			counted++
+			if done {
+				counted++
+			}
 		}
 		if len(ids) < countJobLogsBatch {
-			return counted, nil
+			return counted, failed
 		}
 	}
 }

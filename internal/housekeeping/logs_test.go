@@ -52,6 +52,15 @@ func TestALogLeftUncountedByAKilledNodeIsCountedOnceItsJobEnds(t *testing.T) {
 		if got := used() - before; got != 40 {
 			t.Errorf("after a second run the storage grew by %d bytes, want 40", got)
 		}
+		// The attempt that kept the uncounted log, not killed after all
+		// but given up on, records its size once its job has ended: the
+		// count has it already.
+		if err := f.Store.AddTaskLogBytes(f.Ctx, task.ID, 40); err != nil {
+			t.Fatal(err)
+		}
+		if got := used() - before; got != 40 {
+			t.Errorf("a log's size recorded after its job ended and was counted grew the storage to +%d bytes, want 40: the log counted twice", got)
+		}
 
 		// Retried, a chunk's log left uncounted again, and ended again.
 		f.SetStatus(job.ID, farm.StatusRendering)

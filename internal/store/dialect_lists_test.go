@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
@@ -166,5 +167,29 @@ func TestADispatchsChunksAreLookedUpByTheirIds(t *testing.T) {
 		if !byID {
 			t.Errorf("%s does not look the tasks up by their ids: %q", tt.name, plan)
 		}
+	}
+}
+
+// The jobs whose logs are to be counted are found through the index that
+// holds only them, not by reading every job the farm ever rendered.
+func TestJobsWithLogsToCountReadOnlyTheirIndex(t *testing.T) {
+	t.Parallel()
+	s := openSQLiteForTest(t)
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+jobsWithLogsToCountQuery, "", farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.HasPrefix(plan[0], "SEARCH jobs USING INDEX jobs_logs_to_count") {
+		t.Errorf("plan %q; want one search of jobs_logs_to_count", plan)
 	}
 }

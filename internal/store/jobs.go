@@ -186,20 +186,30 @@ func filesBytes(f farm.JobFiles) int64 {
 // under its job's logs/ prefix, to what the job's files hold. It is
 // counted on the task's row (tasks.log_bytes), not the job's: the job's
 // row is one that each of its chunks would otherwise lock in turn.
+//
+// Once the job has ended, the log is not added here: CountJobLogs counts
+// an ended job's logs from what its logs/ prefix holds, and a size added
+// after it had (an attempt that ended after its job, a holder given up
+// on) would count the log twice.
 func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64) error {
-	if _, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?`, size, taskID); err != nil {
+	_, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?
+		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = tasks.job_id AND j.status IN (?, ?, ?))`,
+		size, taskID, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled)
+	if err != nil {
 		return fmt.Errorf("record a log's size: %w", err)
 	}
 	return nil
 }
 
-// JobsWithLogsToCount lists up to limit jobs whose kept logs CountJobLogs
-// should count: jobs that have ended (completed, failed or canceled, their
-// files kept) and have changed since their logs were last counted.
-func (q *Queries) JobsWithLogsToCount(ctx context.Context, limit int) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT id FROM jobs WHERE status IN (?, ?, ?) AND NOT output_deleted
-		AND (logs_counted_for IS NULL OR logs_counted_for <> updated_at) ORDER BY id LIMIT ?`,
-		farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, limit)
+// JobsWithLogsToCount lists, in the order of their ids and after the id
+// after ("" for the first), up to limit jobs whose kept logs CountJobLogs
+// should count: jobs that have ended (completed, failed or canceled) and
+// have changed since their logs were last counted. An index holds just
+// the jobs not counted as they are (jobs_logs_to_count), so this reads
+// neither the farm's many counted jobs nor all of them again for each
+// batch.
+func (q *Queries) JobsWithLogsToCount(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := q.query(ctx, jobsWithLogsToCountQuery, after, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
 	}
@@ -215,24 +225,33 @@ func (q *Queries) JobsWithLogsToCount(ctx context.Context, limit int) ([]string,
 	return ids, rows.Err()
 }
 
+// jobsWithLogsToCountQuery is JobsWithLogsToCount's: its first term is
+// the predicate of the index jobs_logs_to_count (migration 0021) as it is
+// written there, which is what lets either database use the index.
+const jobsWithLogsToCountQuery = `SELECT id FROM jobs WHERE (logs_counted_for IS NULL OR logs_counted_for <> updated_at)
+	AND id > ? AND status IN (?, ?, ?) ORDER BY id LIMIT ?`
+
 // CountJobLogs counts the Blender logs a job that has ended keeps as
-// listed bytes, what its logs/ prefix holds. Each attempt's logs are
-// counted on its task's row as the attempt ends (tasks.log_bytes); the
+// listed bytes, what its logs/ prefix holds, and reports whether it did.
+// Each attempt's logs are counted on its task's row (tasks.log_bytes) as
+// the attempt ends, while the job has not ended (AddTaskLogBytes); the
 // job's own row counts what those miss (a log stored by a node killed
 // before its attempt's end was written), never less than nothing. The
 // count is for the job as it is now (logs_counted_for): a job that has
-// not ended is left as it is.
-func (q *Queries) CountJobLogs(ctx context.Context, jobID string, listed int64) error {
+// not ended (retried since it was listed) is left as it is, and counted
+// once it ends again.
+func (q *Queries) CountJobLogs(ctx context.Context, jobID string, listed int64) (bool, error) {
 	counted := `(SELECT CAST(COALESCE(SUM(t.log_bytes), 0) AS BIGINT) FROM tasks t WHERE t.job_id = jobs.id)`
-	_, err := q.exec(ctx, `UPDATE jobs SET
+	res, err := q.exec(ctx, `UPDATE jobs SET
 			log_bytes = CASE WHEN CAST(? AS BIGINT) > `+counted+` THEN CAST(? AS BIGINT) - `+counted+` ELSE 0 END,
 			logs_counted_for = updated_at
 		WHERE id = ? AND status IN (?, ?, ?)`,
 		listed, listed, jobID, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled)
 	if err != nil {
-		return fmt.Errorf("count the logs of job %s: %w", jobID, err)
+		return false, fmt.Errorf("count the logs of job %s: %w", jobID, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 func jobValues(j *farm.Job) ([]any, error) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -125,6 +126,12 @@ type Local struct {
 	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	log       *slog.Logger
+	// dirs keeps this process's prunes of empty folders (after a delete)
+	// from removing a folder that a write has just made for its object
+	// and not yet renamed the object into: writes hold it shared from
+	// the folder's creation to the rename, prunes hold it alone. The
+	// retries of commit remain for other processes on the same folder.
+	dirs sync.RWMutex
 }
 
 var _ Opener = (*Local)(nil)
@@ -554,27 +561,35 @@ func (l *Local) commit(tmp, key string) error {
 	dir := path.Dir(key)
 	var err error
 	for range commitAttempts {
-		if dir != "." {
-			if err = l.root.MkdirAll(dir, dirPerm); err != nil {
-				// A parent pruned while we create it, or a folder that a
-				// concurrent write created first: os.Root.MkdirAll can
-				// report that race as "file exists" (golang/go#75114).
-				// Either way, trying again settles it.
-				if isNotExist(err) || errors.Is(err, fs.ErrExist) {
-					continue
-				}
-				return err
-			}
-		}
-		if err = l.root.Rename(tmp, key); err == nil {
+		var retry bool
+		if retry, err = l.moveInto(dir, tmp, key); err == nil {
 			l.syncDir(dir)
 			return nil
 		}
-		if !isNotExist(err) {
+		if !retry {
 			return err
 		}
 	}
 	return err
+}
+
+// moveInto makes the folder dir and renames tmp to key in it, and reports
+// whether a failure is a race with a prune or another write, which trying
+// again settles.
+func (l *Local) moveInto(dir, tmp, key string) (retry bool, err error) {
+	l.dirs.RLock()
+	defer l.dirs.RUnlock()
+	if dir != "." {
+		if err := l.root.MkdirAll(dir, dirPerm); err != nil {
+			// A parent pruned while we create it (by another process),
+			// or a folder that a concurrent write created first:
+			// os.Root.MkdirAll can report that race as "file exists"
+			// (golang/go#75114).
+			return isNotExist(err) || errors.Is(err, fs.ErrExist), err
+		}
+	}
+	err = l.root.Rename(tmp, key)
+	return isNotExist(err), err
 }
 
 // syncDir makes a rename durable. It is best effort: some filesystems
@@ -591,6 +606,8 @@ func (l *Local) syncDir(dir string) {
 // pruneParents removes dir and its ancestors while they are empty. Removing
 // a folder that is not empty fails harmlessly, which is what stops the climb.
 func (l *Local) pruneParents(dir string) {
+	l.dirs.Lock()
+	defer l.dirs.Unlock()
 	for ; dir != "." && dir != "/"; dir = path.Dir(dir) {
 		if l.root.Remove(dir) != nil {
 			return
@@ -617,11 +634,13 @@ func (l *Local) pruneEmptyDirs(start string) {
 	})
 	// WalkDir visits a folder before its contents, so backwards is deepest
 	// first.
+	l.dirs.Lock()
 	for _, d := range slices.Backward(dirs) {
 		if d != "." {
 			l.root.Remove(d)
 		}
 	}
+	l.dirs.Unlock()
 	l.pruneParents(path.Dir(start))
 }
 

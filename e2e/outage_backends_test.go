@@ -183,7 +183,9 @@ func privateS3(t *testing.T) *s3Server {
 func (s *s3Server) Start() {
 	s.t.Helper()
 	// Connections kept alive, as S3 services keep them: a stop breaks
-	// the farm's pooled connections, not only new ones.
+	// the farm's pooled connections, not only new ones. (The shared
+	// server of scripts/services.sh keeps the gateway's default, one
+	// request a connection, for the objstore tests' refused requests.)
 	s.cmd = exec.Command(s.bin, "--port", s.addr, "--keep-alive", "--quiet", "posix", s.dir)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+os.Getenv("AWS_ACCESS_KEY_ID"), "ROOT_SECRET_KEY="+os.Getenv("AWS_SECRET_ACCESS_KEY"))
 	if err := s.cmd.Start(); err != nil {

@@ -41,9 +41,10 @@ const (
 	// leftovers of a crash get this old.
 	staleTempAge = 24 * time.Hour
 
-	// commitAttempts bounds the retries of the final rename: a concurrent
-	// Delete or DeletePrefix may remove the (empty) destination folder
-	// between our MkdirAll and our Rename.
+	// commitAttempts bounds the retries of the final rename: another
+	// process's Delete or DeletePrefix may remove the (empty) destination
+	// folder between our MkdirAll and our Rename (this process's wait for
+	// the write, see Local.dirs).
 	commitAttempts = 10
 
 	// Objects are readable by the farm's own user and group only. A
@@ -615,6 +616,14 @@ func (l *Local) pruneParents(dir string) {
 	}
 }
 
+// removeEmptyDir removes the folder dir if it is empty, between writes
+// (a write that has made dir has also renamed its object into it).
+func (l *Local) removeEmptyDir(dir string) {
+	l.dirs.Lock()
+	defer l.dirs.Unlock()
+	l.root.Remove(dir)
+}
+
 // pruneEmptyDirs removes every empty folder under start (deepest first),
 // then start's empty ancestors. Empty folders are invisible to List, so this
 // is housekeeping that keeps DeletePrefix from leaving skeletons behind.
@@ -634,13 +643,11 @@ func (l *Local) pruneEmptyDirs(start string) {
 	})
 	// WalkDir visits a folder before its contents, so backwards is deepest
 	// first.
-	l.dirs.Lock()
 	for _, d := range slices.Backward(dirs) {
 		if d != "." {
-			l.root.Remove(d)
+			l.removeEmptyDir(d)
 		}
 	}
-	l.dirs.Unlock()
 	l.pruneParents(path.Dir(start))
 }
 

@@ -289,3 +289,37 @@ func TestInputCacheNamesOnlyChecksums(t *testing.T) {
 		t.Errorf("the cache holds %d files named by no checksum", len(entries))
 	}
 }
+
+// Two jobs of one file find its cached copy spoiled: the first drops it
+// and caches the copy it downloaded; the second, dropping the file it
+// found, leaves the good copy cached in its place.
+func TestDroppingASpoiledCachedFileLeavesTheCopyCachedSince(t *testing.T) {
+	dir := t.TempDir()
+	c := newInputCache(filepath.Join(dir, "cache"), 1<<20)
+	sum := strings.Repeat("e", 64)
+	cached := filepath.Join(dir, "cache", sum)
+	spoiled := filepath.Join(dir, "spoiled")
+	if err := os.WriteFile(spoiled, []byte("spoiled"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	c.add(sum, spoiled)
+	first, second := filepath.Join(dir, "first-job-input"), filepath.Join(dir, "second-job-input")
+	if !c.linkTo(sum, first) || !c.linkTo(sum, second) {
+		t.Fatal("the cached file was not linked to both jobs")
+	}
+
+	c.drop(sum, first)
+	if _, err := os.Stat(cached); !os.IsNotExist(err) {
+		t.Fatalf("the spoiled file is still cached: %v", err)
+	}
+	good := filepath.Join(dir, "first-job-download")
+	if err := os.WriteFile(good, []byte("the file"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	c.add(sum, good)
+
+	c.drop(sum, second)
+	if b, err := os.ReadFile(cached); err != nil || string(b) != "the file" {
+		t.Errorf("the cache holds %q (%v) after the second job dropped its spoiled file; want the first job's good copy kept", b, err)
+	}
+}

@@ -58,9 +58,25 @@ func TestALogLeftUncountedByAKilledNodeIsCountedOnceItsJobEnds(t *testing.T) {
 		if err := f.Store.AddTaskLogBytes(f.Ctx, task.ID, 40); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
 		if got := used() - before; got != 40 {
 			t.Errorf("a log's size recorded after its job ended and was counted grew the storage to +%d bytes, want 40: the log counted twice", got)
 		}
+		// Another such attempt stores its log only after the count: the
+		// job is counted again at the next run.
+		f.PutContent(farm.JobLogKey(job.ID, at.Add(3*time.Second), "late"), strings.Repeat("e", 15))
+		if err := f.Store.AddTaskLogBytes(f.Ctx, task.ID, 15); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 1 {
+			t.Fatalf("after a log stored late, CountEndedJobsLogs = %d, %v; want the job counted again", n, err)
+		}
+		if got := used() - before; got != 55 {
+			t.Errorf("after a log stored late the storage grew by %d bytes, want 55", got)
+		}
+		before += 15
 
 		// Retried, a chunk's log left uncounted again, and ended again.
 		f.SetStatus(job.ID, farm.StatusRendering)

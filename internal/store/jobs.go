@@ -190,13 +190,24 @@ func filesBytes(f farm.JobFiles) int64 {
 // Once the job has ended, the log is not added here: CountJobLogs counts
 // an ended job's logs from what its logs/ prefix holds, and a size added
 // after it had (an attempt that ended after its job, a holder given up
-// on) would count the log twice.
+// on) would count the log twice. The job is marked to be counted again
+// instead, so that a log stored after its last count is counted too.
 func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64) error {
-	_, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?
+	ended := []any{farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled}
+	res, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?
 		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = tasks.job_id AND j.status IN (?, ?, ?))`,
-		size, taskID, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled)
+		append([]any{size, taskID}, ended...)...)
 	if err != nil {
 		return fmt.Errorf("record a log's size: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	_, err = q.exec(ctx, `UPDATE jobs SET logs_counted_for = NULL
+		WHERE id = (SELECT t.job_id FROM tasks t WHERE t.id = ?) AND status IN (?, ?, ?)`,
+		append([]any{taskID}, ended...)...)
+	if err != nil {
+		return fmt.Errorf("mark an ended job's logs to be counted again: %w", err)
 	}
 	return nil
 }

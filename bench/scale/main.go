@@ -26,6 +26,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -129,6 +130,11 @@ func run(lab *benchkit.Lab, s settings) string {
 			kind = "serve"
 		}
 		procs[kind] = append(procs[kind], p.Pid())
+	}
+	// The S3 server, when it runs on this machine: the process that
+	// listens on the endpoint's port.
+	if pid, ok := listenerOf(os.Getenv(testbackends.S3EndpointEnv)); ok {
+		procs["s3"] = []int{pid}
 	}
 	cpuBefore := map[string]float64{}
 	for kind, pids := range procs {
@@ -290,6 +296,9 @@ func report(s settings, chunks []chunk, db samples, cpu map[string]float64, requ
 	fmt.Fprintf(tw, "serve replicas' CPU\t%.2f cores\t-\n", cpu["serve"]/span.Seconds())
 	fmt.Fprintf(tw, "worker processes' CPU\t%.2f cores (%.2f ms a chunk)\t-\n", cpu["worker"]/span.Seconds(), 1000*cpu["worker"]/float64(len(chunks)))
 	fmt.Fprintf(tw, "fake Blenders' CPU\t%.2f cores\t-\n", db.fakeCPU/span.Seconds())
+	if s3, ok := cpu["s3"]; ok {
+		fmt.Fprintf(tw, "the S3 server's CPU (the process on its port)\t%.2f cores (%.2f ms a chunk)\t-\n", s3/span.Seconds(), 1000*s3/float64(len(chunks)))
+	}
 	tw.Flush()
 	fmt.Fprintf(&out, "\n%s\n", load)
 	return out.String()
@@ -437,6 +446,51 @@ func (sp *sampler) stop() samples {
 	close(sp.done)
 	sp.wg.Wait()
 	return sp.result
+}
+
+// listenerOf finds the process on this machine that listens on the port
+// of endpoint (a URL): the listening socket's inode in /proc/net/tcp and
+// tcp6, then the process that holds it among its files.
+func listenerOf(endpoint string) (int, bool) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Port() == "" {
+		return 0, false
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return 0, false
+	}
+	var inode string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// local address (hex ip:port), state 0A = LISTEN, inode.
+			if len(f) > 9 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+				inode = f[9]
+			}
+		}
+	}
+	if inode == "" {
+		return 0, false
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && target == "socket:["+inode+"]" {
+				return pid, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // cpuOf is the CPU seconds the processes pids used so far.

@@ -193,3 +193,31 @@ func TestJobsWithLogsToCountReadOnlyTheirIndex(t *testing.T) {
 		t.Errorf("plan %q; want one search of jobs_logs_to_count", plan)
 	}
 }
+
+// The requirements a node offers are one list parameter, and the
+// workspaces with chunks waiting for them are still found down the index
+// of the waiting chunks, by workspace and requirements.
+func TestWaitingSharesSearchTheWaitingChunksByTheirRequirements(t *testing.T) {
+	t.Parallel()
+	s := openSQLiteForTest(t)
+	q := s.Queries
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.waitingSharesQuery(), "2026-12", list(q.dialect, []string{"a", "b"}), now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if !slices.ContainsFunc(plan, func(step string) bool {
+		return strings.HasPrefix(step, "SEARCH t EXISTS USING INDEX tasks_waiting (workspace_id=? AND requirements=?)")
+	}) {
+		t.Errorf("plan %q; want the waiting chunks searched by workspace and requirements", plan)
+	}
+}

@@ -154,20 +154,8 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
-	}
 	at := now()
-	args = append([]any{at.Format(renderMonthLayout)}, args...)
-	args = append(args, at)
-	rows, err := q.query(ctx, `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
-			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END,
-			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
-			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
-		FROM workspaces ws
-		WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.workspace_id = ws.id AND t.status = 'waiting' AND t.requirements IN (?`+strings.Repeat(", ?", len(keys)-1)+`)
-			AND (t.retry_at IS NULL OR t.retry_at <= ?))`, args...)
+	rows, err := q.query(ctx, q.waitingSharesQuery(), at.Format(renderMonthLayout), list(q.dialect, keys), at)
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces with waiting chunks: %w", err)
 	}
@@ -189,6 +177,19 @@ func (q *Queries) WaitingShares(ctx context.Context, keys []string) ([]farm.Work
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// waitingSharesQuery is WaitingShares': the requirements a node offers
+// are one list parameter (Dialect.oneOf), one statement text whatever
+// their number.
+func (q *Queries) waitingSharesQuery() string {
+	return `SELECT ws.id, ws.weight, COALESCE(ws.max_running_chunks, 0), ws.last_served_at,
+			COALESCE(ws.max_render_seconds_per_month, 0), CASE WHEN ws.render_month = ? THEN ws.month_render_seconds ELSE 0 END,
+			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
+			(SELECT MIN(o.updated_at) FROM tasks o WHERE o.workspace_id = ws.id AND o.status = 'waiting')
+		FROM workspaces ws
+		WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.workspace_id = ws.id AND t.status = 'waiting' AND ` + q.dialect.oneOf("t.requirements") + `
+			AND (t.retry_at IS NULL OR t.retry_at <= ?))`
 }
 
 // anyTime scans a time that SQLite returns as text where the column's

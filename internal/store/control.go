@@ -95,23 +95,14 @@ func (q *Queries) HeldFrames(ctx context.Context, jobID string) ([]int, error) {
 // (see engine.SettleRendering), and were not, as the process that ended
 // their last chunk died before it could move them.
 func (q *Queries) RenderingJobsThrough(ctx context.Context) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT j.id FROM jobs j WHERE j.status = ?
+	ids, err := q.queryStrings(ctx, `SELECT j.id FROM jobs j WHERE j.status = ?
 		AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.kind IN (?, ?) AND t.status IN (?, ?, ?))
 		ORDER BY j.id`,
 		farm.StatusRendering, TaskRender, TaskMerge, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("list rendering jobs whose chunks are through: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // UnfinishedTasks counts a job's tasks of kind that are not over: waiting
@@ -224,20 +215,11 @@ func (q *Queries) BlockWorker(ctx context.Context, jobID, worker string) error {
 
 // BlockedWorkers lists, by name, the render nodes blocked on a job.
 func (q *Queries) BlockedWorkers(ctx context.Context, jobID string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT worker_name FROM job_workers WHERE job_id = ? AND blocked_at IS NOT NULL ORDER BY worker_name`, jobID)
+	names, err := q.queryStrings(ctx, `SELECT worker_name FROM job_workers WHERE job_id = ? AND blocked_at IS NOT NULL ORDER BY worker_name`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("list the workers blocked on job %s: %w", jobID, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
-	}
-	return out, rows.Err()
+	return names, nil
 }
 
 // ForgetJobFailures clears a job's record with every render node, as a

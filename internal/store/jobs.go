@@ -182,6 +182,10 @@ func filesBytes(f farm.JobFiles) int64 {
 	return f.FramesZipSize + f.CompositeNodesZipSize + f.VideoSize
 }
 
+// endedJobStatuses are the statuses of a job that has ended
+// (farm.Status.IsFinal), the arguments of a status IN (?, ?, ?).
+var endedJobStatuses = []any{farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled}
+
 // AddTaskLogBytes adds a Blender log of size bytes, kept for task taskID
 // under its job's logs/ prefix, to what the job's files hold. It is
 // counted on the task's row (tasks.log_bytes), not the job's: the job's
@@ -193,10 +197,9 @@ func filesBytes(f farm.JobFiles) int64 {
 // on) would count the log twice. The job is marked to be counted again
 // instead, so that a log stored after its last count is counted too.
 func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64) error {
-	ended := []any{farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled}
 	res, err := q.exec(ctx, `UPDATE tasks SET log_bytes = log_bytes + ? WHERE id = ?
 		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = tasks.job_id AND j.status IN (?, ?, ?))`,
-		append([]any{size, taskID}, ended...)...)
+		append([]any{size, taskID}, endedJobStatuses...)...)
 	if err != nil {
 		return fmt.Errorf("record a log's size: %w", err)
 	}
@@ -205,7 +208,7 @@ func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64
 	}
 	_, err = q.exec(ctx, `UPDATE jobs SET logs_counted_for = NULL
 		WHERE id = (SELECT t.job_id FROM tasks t WHERE t.id = ?) AND status IN (?, ?, ?)`,
-		append([]any{taskID}, ended...)...)
+		append([]any{taskID}, endedJobStatuses...)...)
 	if err != nil {
 		return fmt.Errorf("mark an ended job's logs to be counted again: %w", err)
 	}
@@ -220,20 +223,11 @@ func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64
 // neither the farm's many counted jobs nor all of them again for each
 // batch.
 func (q *Queries) JobsWithLogsToCount(ctx context.Context, after string, limit int) ([]string, error) {
-	rows, err := q.query(ctx, jobsWithLogsToCountQuery, after, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, limit)
+	ids, err := q.queryStrings(ctx, jobsWithLogsToCountQuery, append(append([]any{after}, endedJobStatuses...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // jobsWithLogsToCountQuery is JobsWithLogsToCount's: its first term is
@@ -257,7 +251,7 @@ func (q *Queries) CountJobLogs(ctx context.Context, jobID string, listed int64) 
 			log_bytes = CASE WHEN CAST(? AS BIGINT) > `+counted+` THEN CAST(? AS BIGINT) - `+counted+` ELSE 0 END,
 			logs_counted_for = updated_at
 		WHERE id = ? AND status IN (?, ?, ?)`,
-		listed, listed, jobID, farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled)
+		append([]any{listed, listed, jobID}, endedJobStatuses...)...)
 	if err != nil {
 		return false, fmt.Errorf("count the logs of job %s: %w", jobID, err)
 	}

@@ -97,6 +97,25 @@ func (q *Queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 	return q.q.QueryContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
 }
 
+// queryStrings runs a query of one text column and answers its values,
+// in the order it gives them.
+func (q *Queries) queryStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (q *Queries) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return q.q.QueryRowContext(ctx, q.dialect.rebind(query), writeArgs(args)...)
 }

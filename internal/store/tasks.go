@@ -287,21 +287,12 @@ func (q *Queries) RouteTask(ctx context.Context, id string, fromGeneration int, 
 // still to do needs (its queued and running tasks'), oldest first, so that
 // progress can say when no live node has one.
 func (q *Queries) BlenderVersionsAwaited(ctx context.Context, jobID string) ([]string, error) {
-	rows, err := q.query(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) AND blender_version <> ''`,
+	versions, err := q.queryStrings(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) AND blender_version <> ''`,
 		jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("blender versions of job %s: %w", jobID, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return farm.SortBlenderVersions(out), rows.Err()
+	return farm.SortBlenderVersions(versions), nil
 }
 
 // TasksOfJob lists a job's tasks, optionally of one kind.

@@ -116,11 +116,10 @@ func (n *Node) prepareInput(ctx context.Context, job *farm.Job) (*preparedInput,
 	if after, err := identify(source); err != nil || after != got.identity {
 		return nil, fmt.Errorf("the input of job %s changed while it was being checked", job.ID)
 	}
-	identity, size, sum := got.identity, got.size, got.sum
 	if _, local := n.objects.(localPather); !local && !cached {
-		n.cache.add(sum, source)
+		n.cache.add(got.sum, source)
 	}
-	in := &preparedInput{Source: identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: size, SHA256: sum}}
+	in := &preparedInput{Source: got.identity, SceneFile: farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: got.size, SHA256: got.sum}}
 	var header blendfile.Header
 	switch up.FileType {
 	case farm.FileTypeZip:

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/testbackends"
 )
 
@@ -143,20 +142,7 @@ func TestADispatchsChunksAreLookedUpByTheirIds(t *testing.T) {
 			list(q.dialect, []int64{1}), list(q.dialect, []int{1}), TaskWaiting}},
 	}
 	for _, tt := range tests {
-		rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tt.query, tt.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := sqlitePlan(t, s, tt.query, tt.args...)
 		byID := false
 		for _, step := range plan {
 			if strings.Contains(step, "tasks_by_status") {
@@ -175,20 +161,7 @@ func TestADispatchsChunksAreLookedUpByTheirIds(t *testing.T) {
 func TestJobsWithLogsToCountReadOnlyTheirIndex(t *testing.T) {
 	t.Parallel()
 	s := openSQLiteForTest(t)
-	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+jobsWithLogsToCountQuery, "", farm.StatusCompleted, farm.StatusFailed, farm.StatusCanceled, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := sqlitePlan(t, s, jobsWithLogsToCountQuery, append(append([]any{""}, endedJobStatuses...), 100)...)
 	if len(plan) != 1 || !strings.HasPrefix(plan[0], "SEARCH jobs USING INDEX jobs_logs_to_count") {
 		t.Errorf("plan %q; want one search of jobs_logs_to_count", plan)
 	}
@@ -201,7 +174,19 @@ func TestWaitingSharesSearchTheWaitingChunksByTheirRequirements(t *testing.T) {
 	t.Parallel()
 	s := openSQLiteForTest(t)
 	q := s.Queries
-	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q.waitingSharesQuery(), "2026-12", list(q.dialect, []string{"a", "b"}), now())
+	plan := sqlitePlan(t, s, q.waitingSharesQuery(), "2026-12", list(q.dialect, []string{"a", "b"}), now())
+	if !slices.ContainsFunc(plan, func(step string) bool {
+		return strings.HasPrefix(step, "SEARCH t EXISTS USING INDEX tasks_waiting (workspace_id=? AND requirements=?)")
+	}) {
+		t.Errorf("plan %q; want the waiting chunks searched by workspace and requirements", plan)
+	}
+}
+
+// sqlitePlan is the steps of SQLite's plan for query with args (EXPLAIN
+// QUERY PLAN's detail column), in order.
+func sqlitePlan(t *testing.T, s *Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,9 +200,8 @@ func TestWaitingSharesSearchTheWaitingChunksByTheirRequirements(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	if !slices.ContainsFunc(plan, func(step string) bool {
-		return strings.HasPrefix(step, "SEARCH t EXISTS USING INDEX tasks_waiting (workspace_id=? AND requirements=?)")
-	}) {
-		t.Errorf("plan %q; want the waiting chunks searched by workspace and requirements", plan)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return plan
 }

@@ -45,11 +45,12 @@ func (h *Housekeeping) CountEndedJobsLogs(ctx context.Context) (int, error) {
 	counted, after := 0, ""
 	var failed error
 	for {
-		ids, err := h.store.JobsWithLogsToCount(ctx, after, countJobLogsBatch)
+		jobs, err := h.store.JobsWithLogsToCount(ctx, after, countJobLogsBatch)
 		if err != nil {
 			return counted, err
 		}
-		for _, id := range ids {
+		for _, job := range jobs {
+			id := job.ID
 			after = id
 			logs, err := h.objects.List(ctx, farm.JobLogsPrefix(id))
 			if err != nil {
@@ -63,7 +64,7 @@ func (h *Housekeeping) CountEndedJobsLogs(ctx context.Context) (int, error) {
 			for _, o := range logs {
 				listed += o.Size
 			}
-			done, err := h.store.CountJobLogs(ctx, id, listed)
+			done, err := h.store.CountJobLogs(ctx, job, listed)
 			if err != nil {
 				return counted, err
 			}
@@ -71,7 +72,7 @@ func (h *Housekeeping) CountEndedJobsLogs(ctx context.Context) (int, error) {
 				counted++
 			}
 		}
-		if len(ids) < countJobLogsBatch {
+		if len(jobs) < countJobLogsBatch {
 			return counted, failed
 		}
 	}

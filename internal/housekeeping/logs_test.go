@@ -1,11 +1,13 @@
 package housekeeping
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -89,4 +91,60 @@ func TestALogLeftUncountedByAKilledNodeIsCountedOnceItsJobEnds(t *testing.T) {
 			t.Errorf("the storage grew by %d bytes, want 65: both uncounted logs, each once", got)
 		}
 	})
+}
+
+// A log stored and recorded by a holder given up on, while its job's
+// logs are being counted (after the count has listed them, before it has
+// written what it found), is counted at the next run.
+func TestALogStoredWhileItsJobsLogsAreCountedIsCountedAtTheNextRun(t *testing.T) {
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 1)
+		task := f.Tasks(job.ID, store.TaskRender)[0]
+		at := time.Now()
+		f.PutContent(farm.JobLogKey(job.ID, at, "chunk1"), strings.Repeat("a", 30))
+		f.SetStatus(job.ID, farm.StatusCompleted)
+		before, err := f.Store.GetWorkspaceStorage(f.Ctx, job.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		listed := &listHook{Store: f.hk.objects, after: func() {
+			f.PutContent(farm.JobLogKey(job.ID, at.Add(time.Second), "given-up"), strings.Repeat("b", 12))
+			if err := f.Store.AddTaskLogBytes(f.Ctx, task.ID, 12); err != nil {
+				t.Fatal(err)
+			}
+		}}
+		f.hk.objects = listed
+		if _, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		listed.after = nil
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 1 {
+			t.Fatalf("the run after = %d, %v; want the job counted again", n, err)
+		}
+		if n, err := f.hk.CountEndedJobsLogs(f.Ctx); err != nil || n != 0 {
+			t.Errorf("a third run counted %d jobs (%v), want none", n, err)
+		}
+		after, err := f.Store.GetWorkspaceStorage(f.Ctx, job.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := after.UsedBytes - before.UsedBytes; got != 42 {
+			t.Errorf("the storage grew by %d bytes, want 42: both logs, the one stored during the count too", got)
+		}
+	})
+}
+
+// listHook is a store whose List calls after once it has listed.
+type listHook struct {
+	objstore.Store
+	after func()
+}
+
+func (l *listHook) List(ctx context.Context, prefix string) ([]objstore.Info, error) {
+	objs, err := l.Store.List(ctx, prefix)
+	if l.after != nil {
+		l.after()
+	}
+	return objs, err
 }

@@ -206,13 +206,23 @@ func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64
 	if n, err := res.RowsAffected(); err != nil || n > 0 {
 		return err
 	}
-	_, err = q.exec(ctx, `UPDATE jobs SET logs_counted_for = NULL
+	_, err = q.exec(ctx, `UPDATE jobs SET logs_counted_for = NULL, late_logs = late_logs + 1
 		WHERE id = (SELECT t.job_id FROM tasks t WHERE t.id = ?) AND status IN (?, ?, ?)`,
 		append([]any{taskID}, endedJobStatuses...)...)
 	if err != nil {
 		return fmt.Errorf("mark an ended job's logs to be counted again: %w", err)
 	}
 	return nil
+}
+
+// JobLogsToCount is a job whose kept logs are to be counted, as
+// JobsWithLogsToCount found it.
+type JobLogsToCount struct {
+	ID string
+	// LateLogs is how many of the job's logs had their sizes recorded
+	// after it had ended, when it was found (jobs.late_logs). CountJobLogs
+	// takes it back, to know whether one was recorded since.
+	LateLogs int64
 }
 
 // JobsWithLogsToCount lists, in the order of their ids and after the id
@@ -222,38 +232,55 @@ func (q *Queries) AddTaskLogBytes(ctx context.Context, taskID string, size int64
 // the jobs not counted as they are (jobs_logs_to_count), so this reads
 // neither the farm's many counted jobs nor all of them again for each
 // batch.
-func (q *Queries) JobsWithLogsToCount(ctx context.Context, after string, limit int) ([]string, error) {
-	ids, err := q.queryStrings(ctx, jobsWithLogsToCountQuery, append(append([]any{after}, endedJobStatuses...), limit)...)
+func (q *Queries) JobsWithLogsToCount(ctx context.Context, after string, limit int) ([]JobLogsToCount, error) {
+	rows, err := q.query(ctx, jobsWithLogsToCountQuery, append(append([]any{after}, endedJobStatuses...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
 	}
-	return ids, nil
+	defer rows.Close()
+	var jobs []JobLogsToCount
+	for rows.Next() {
+		var j JobLogsToCount
+		if err := rows.Scan(&j.ID, &j.LateLogs); err != nil {
+			return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list jobs whose logs are to be counted: %w", err)
+	}
+	return jobs, nil
 }
 
 // jobsWithLogsToCountQuery is JobsWithLogsToCount's: its first term is
 // the predicate of the index jobs_logs_to_count (migration 0021) as it is
 // written there, which is what lets either database use the index.
-const jobsWithLogsToCountQuery = `SELECT id FROM jobs WHERE (logs_counted_for IS NULL OR logs_counted_for <> updated_at)
+const jobsWithLogsToCountQuery = `SELECT id, late_logs FROM jobs WHERE (logs_counted_for IS NULL OR logs_counted_for <> updated_at)
 	AND id > ? AND status IN (?, ?, ?) ORDER BY id LIMIT ?`
 
-// CountJobLogs counts the Blender logs a job that has ended keeps as
-// listed bytes, what its logs/ prefix holds, and reports whether it did.
+// CountJobLogs counts the Blender logs of job, found by
+// JobsWithLogsToCount and since ended, as listed bytes, what its logs/
+// prefix held when listed after it was found, and reports whether it did.
 // Each attempt's logs are counted on its task's row (tasks.log_bytes) as
 // the attempt ends, while the job has not ended (AddTaskLogBytes); the
 // job's own row counts what those miss (a log stored by a node killed
-// before its attempt's end was written), never less than nothing. The
-// count is for the job as it is now (logs_counted_for): a job that has
-// not ended (retried since it was listed) is left as it is, and counted
-// once it ends again.
-func (q *Queries) CountJobLogs(ctx context.Context, jobID string, listed int64) (bool, error) {
+// before its attempt's end was written), never less than nothing.
+//
+// The count is recorded as made for the job as it is now
+// (logs_counted_for), unless a log's size was recorded late since the job
+// was found: that log may have been stored after the listing, so the job
+// stays to be counted again at the next run. A job that has not ended
+// (retried since it was found) is left as it is, and counted once it ends
+// again.
+func (q *Queries) CountJobLogs(ctx context.Context, job JobLogsToCount, listed int64) (bool, error) {
 	counted := `(SELECT CAST(COALESCE(SUM(t.log_bytes), 0) AS BIGINT) FROM tasks t WHERE t.job_id = jobs.id)`
 	res, err := q.exec(ctx, `UPDATE jobs SET
 			log_bytes = CASE WHEN CAST(? AS BIGINT) > `+counted+` THEN CAST(? AS BIGINT) - `+counted+` ELSE 0 END,
-			logs_counted_for = updated_at
+			logs_counted_for = CASE WHEN late_logs = ? THEN updated_at ELSE NULL END
 		WHERE id = ? AND status IN (?, ?, ?)`,
-		append([]any{listed, listed, jobID}, endedJobStatuses...)...)
+		append([]any{listed, listed, job.LateLogs, job.ID}, endedJobStatuses...)...)
 	if err != nil {
-		return false, fmt.Errorf("count the logs of job %s: %w", jobID, err)
+		return false, fmt.Errorf("count the logs of job %s: %w", job.ID, err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err

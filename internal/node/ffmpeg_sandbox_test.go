@@ -335,3 +335,48 @@ func alive(pid int) bool {
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
 }
+
+// An ffmpeg that a hostile frame took over, confined, leaves under the
+// video's name a link to a file of the node's, or a named pipe: the node
+// stores no preview (nor that file), does not hang, and the job completes
+// with its frames.
+func TestAPreviewLeftAsALinkOrAPipeIsNotStored(t *testing.T) {
+	sb := needSandbox(t)
+	t.Parallel()
+	for name, leave := range map[string]string{
+		"link": `ln -s "$SECRET" "$last"`,
+		"pipe": `mkfifo "$last"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, enginetest.SQLite)
+			secret := filepath.Join(f.Dir, "url-signing.key")
+			if err := os.WriteFile(secret, []byte("the node's secret"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// It reads its frames, then leaves its last argument, the
+			// video's path, as the test says.
+			taken := filepath.Join(t.TempDir(), "ffmpeg")
+			script := "#!/bin/sh\nSECRET=" + secret + "\ncat >/dev/null\nfor last; do :; done\n" + leave + "\n"
+			if err := os.WriteFile(taken, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f.node.cfg.Sandbox, f.node.cfg.FFmpeg = sb, taken
+			job := f.RenderingJob(f.api, 3, 3)
+			images := grayFrames(t, 3, ".png")
+			f.renderImages(job.ID, ".png", images)
+
+			if err := f.finalize(job.ID); err != nil {
+				t.Fatalf("finalize: %v", err)
+			}
+			done := f.Job(job.ID)
+			if done.Status != farm.StatusCompleted {
+				t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+			}
+			if done.Files.VideoKey != "" || f.Exists(farm.PreviewVideoKey(job.ID)) {
+				t.Errorf("a preview was stored (%q): %q", done.Files.VideoKey, f.read(farm.PreviewVideoKey(job.ID)))
+			}
+			f.checkFramesZip(done, ".png", images)
+		})
+	}
+}

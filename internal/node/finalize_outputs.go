@@ -101,7 +101,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 		}
 		files.VideoKey = farm.PreviewVideoKey(job.ID)
 		files.VideoFPS = video.fps
-		if files.VideoSize, err = n.putFile(ctx, files.VideoKey, video.out); err != nil {
+		if files.VideoSize, err = n.objects.Put(ctx, files.VideoKey, video.video, maxPreviewBytes); err != nil {
 			return files, 0, err
 		}
 	}
@@ -290,13 +290,4 @@ func writeZip(ctx context.Context, objects objstore.Store, w io.Writer, entries 
 		}
 	}
 	return zw.Close()
-}
-
-func (n *Node) putFile(ctx context.Context, key, path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return n.objects.Put(ctx, key, f, maxPreviewBytes)
 }

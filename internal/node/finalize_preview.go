@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/sandbox"
@@ -36,8 +38,9 @@ var pipeDemuxers = map[string]string{
 // handed to it are dropped, and finish reports the failure.
 type previewEncoder struct {
 	fps      float64
-	out      string // the video, once finish returns nil
-	dir      string // where the numbered files go, for formats not piped
+	out      string   // where ffmpeg writes the video
+	video    *os.File // the video, open, once finish returns nil
+	dir      string   // where the numbered files go, for formats not piped
 	ext      string
 	cmd      *exec.Cmd         // nil when ffmpeg could not be prepared (err says why)
 	lifeline *sandbox.Lifeline // held until ffmpeg has exited
@@ -163,10 +166,12 @@ func (p *previewEncoder) wait() error {
 // frame returns where the bytes of the i-th frame of the sequence go; the
 // frames must come in order, each ended with endFrame. Numbered files are
 // numbered from 0 without gaps, which ffmpeg needs, whatever the frame
-// numbers (a job may render every fifth frame).
+// numbers (a job may render every fifth frame). Each is a new file
+// (O_EXCL): in a directory ffmpeg may write, a link found under its name
+// is not written through.
 func (p *previewEncoder) frame(i int) io.Writer {
 	if p.err == nil && p.stdin == nil {
-		p.file, p.err = os.Create(filepath.Join(p.dir, fmt.Sprintf("seq_%06d%s", i, p.ext)))
+		p.file, p.err = os.OpenFile(filepath.Join(p.dir, fmt.Sprintf("seq_%06d%s", i, p.ext)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	}
 	return p
 }
@@ -209,10 +214,51 @@ func (p *previewEncoder) finish() error {
 			p.err = fmt.Errorf("%w: %s", err, strings.TrimSpace(p.log.String()))
 		}
 	}
+	if p.err == nil {
+		p.video, p.err = openVideo(p.out)
+	}
 	if p.err != nil {
 		return fmt.Errorf("ffmpeg: %w", p.err)
 	}
 	return nil
+}
+
+// openVideo opens the video ffmpeg wrote at path. ffmpeg decodes frames a
+// hostile scene may have shaped, and may write what it likes in its
+// directory: the video is opened without following a link, without
+// blocking on a named pipe, and taken only as a regular file of one link,
+// so that nothing left under its name has the node store a file of its
+// own for the job's owner to download.
+func openVideo(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, errors.New("it left a symbolic link where the video should be")
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+	case !info.Mode().IsRegular():
+		err = fmt.Errorf("it left a file of mode %s where the video should be, not a regular file", info.Mode().Type())
+	case linkCount(info) > 1:
+		err = errors.New("it left a file of other names (hard links) where the video should be")
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// linkCount is how many names the file of info has (1 where the system
+// does not say).
+func linkCount(info os.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
 
 // stop kills ffmpeg if it still runs, when the outputs are given up on.
@@ -220,6 +266,10 @@ func (p *previewEncoder) stop() {
 	if p.file != nil {
 		p.file.Close()
 		p.file = nil
+	}
+	if p.video != nil {
+		p.video.Close()
+		p.video = nil
 	}
 	// The lifeline hangs up first, so that a sandbox still being set up
 	// ends too.

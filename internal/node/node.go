@@ -554,10 +554,19 @@ func (n *Node) outputRoot(jobID string) string {
 // task (kind: "" for a chunk, "merge-" for a merge) under the job's
 // output root: whatever an earlier attempt of the same generation left is
 // removed first. The caller removes it when the attempt ends.
+//
+// The output root is made by the node in the job's directory, which no
+// Blender session can change, but a session of the job may write in the
+// root itself: what it put at the directory's name after the removal (a
+// link elsewhere, say) makes the attempt fail rather than be followed.
 func (n *Node) freshRunDir(jobID, kind string, ref engine.TaskRef) (string, error) {
-	dir := filepath.Join(n.outputRoot(jobID), kind+ref.TaskID+"-"+strconv.Itoa(ref.Generation))
+	root := n.outputRoot(jobID)
+	dir := filepath.Join(root, kind+ref.TaskID+"-"+strconv.Itoa(ref.Generation))
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
-	return dir, os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.Mkdir(dir, 0o755)
 }

@@ -293,15 +293,15 @@ func (m *merge) work(ctx context.Context, w *waiter, job *farm.Job) error {
 		return err
 	}
 	defer os.RemoveAll(mj.Dir)
-	for _, dir := range []string{mj.PartsDir(), mj.OutputDir()} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	dir, err := m.n.openMergeDir(job.ID, mj)
+	if err != nil {
+		return err
 	}
+	defer dir.Close()
 	renderSeconds := 0.0
 	for _, p := range m.parts {
 		err := w.outlast(ctx, func(ctx context.Context) error {
-			return m.n.fetchPart(ctx, p.ObjectKey, filepath.Join(mj.PartsDir(), blender.PartFileName(p.Part)))
+			return m.n.fetchPart(ctx, p.ObjectKey, dir, filepath.Join(filepath.Base(mj.PartsDir()), blender.PartFileName(p.Part)))
 		})
 		if err != nil {
 			return fmt.Errorf("fetch part %d of frame %d: %w", p.Part+1, m.frame, err)
@@ -342,15 +342,44 @@ func (m *merge) work(ctx context.Context, w *waiter, job *farm.Job) error {
 	return nil
 }
 
-// fetchPart copies the part stored at key into path, a new file in the
-// merge's own directory, refusing one larger than a part may be.
-func (n *Node) fetchPart(ctx context.Context, key, path string) error {
+// openMergeDir makes the parts and frame folders of mj in its fresh
+// directory, and answers a handle on that directory for the parts to be
+// written through. The directory lies in the job's output root, where
+// every Blender session of the job on this node may write (a warm one
+// included, while the parts are fetched): what the node writes there must
+// not be diverted by a link such a session plants. So the handle is
+// opened from the output root's, which no session can change, and every
+// name below it is resolved within it (os.Root): a link that leads out is
+// refused, and each folder and part is made new, never found.
+func (n *Node) openMergeDir(jobID string, mj blender.MergeJob) (*os.Root, error) {
+	root, err := os.OpenRoot(n.outputRoot(jobID))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	dir, err := root.OpenRoot(filepath.Base(mj.Dir))
+	if err != nil {
+		return nil, err
+	}
+	for _, sub := range []string{mj.PartsDir(), mj.OutputDir()} {
+		if err := dir.Mkdir(filepath.Base(sub), 0o755); err != nil {
+			dir.Close()
+			return nil, err
+		}
+	}
+	return dir, nil
+}
+
+// fetchPart copies the part stored at key into name, a new file below
+// dir (the merge's own directory, see openMergeDir), refusing one larger
+// than a part may be.
+func (n *Node) fetchPart(ctx context.Context, key string, dir *os.Root, name string) error {
 	body, err := n.objects.Get(ctx, key)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

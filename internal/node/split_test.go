@@ -3,8 +3,12 @@ package node
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -394,4 +399,77 @@ func TestAMergeThatFailsIsRetriedThenFailsTheJobAndARetryMergesAgain(t *testing.
 			t.Errorf("frame 1 = %s, want completed", st)
 		}
 	})
+}
+
+// A merge writes its parts in the job's output root, where every Blender
+// session of the job on the node may write: a link such a session plants
+// while the parts are fetched, at a part's name or at the parts folder's,
+// is never written through to a file of the node's.
+func TestAMergeWritesNoPartThroughALinkASessionPlanted(t *testing.T) {
+	t.Parallel()
+	for _, planted := range []string{"part", "folder"} {
+		t.Run(planted, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, enginetest.SQLite)
+			job := f.splitJob(2)
+			for _, task := range f.Tasks(job.ID, store.TaskRender) {
+				f.blender.willRender(fakeRender{saves: []int{1}})
+				if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A file of the node's, outside every sandbox, and a folder.
+			outside := filepath.Join(f.Dir, "outside")
+			victim := filepath.Join(outside, blender.PartFileName(0))
+			if err := os.MkdirAll(outside, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(victim, []byte("the node's own file"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.node.objects = &plantingStore{Store: f.node.objects, plant: func() {
+				parts, err := filepath.Glob(filepath.Join(f.node.outputRoot(job.ID), "merge-*", "parts"))
+				if err != nil || len(parts) != 1 {
+					t.Fatalf("the merge's parts folders: %v, %v; want one", parts, err)
+				}
+				switch planted {
+				case "part":
+					err = os.Symlink(victim, filepath.Join(parts[0], blender.PartFileName(0)))
+				case "folder":
+					if err = os.Remove(parts[0]); err == nil {
+						err = os.Symlink(outside, parts[0])
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}}
+
+			err := f.mergeWork(f.Ctx, f.Tasks(job.ID, store.TaskMerge)[0], 1, 3)
+			if err == nil {
+				t.Error("the merge succeeded with a link planted in its parts; want it refused")
+			}
+			if got, err := os.ReadFile(victim); err != nil || string(got) != "the node's own file" {
+				t.Errorf("the node's file holds %q (%v) after the merge; want it untouched", got, err)
+			}
+			if left, _ := os.ReadDir(outside); len(left) != 1 {
+				t.Errorf("the outside folder holds %d files after the merge; want only the node's own", len(left))
+			}
+		})
+	}
+}
+
+// plantingStore is a store that runs plant once, as the first part is
+// fetched from it.
+type plantingStore struct {
+	objstore.Store
+	plant func()
+	once  sync.Once
+}
+
+func (s *plantingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if strings.Contains(key, "/parts/") {
+		s.once.Do(s.plant)
+	}
+	return s.Store.Get(ctx, key)
 }

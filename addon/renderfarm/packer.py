@@ -28,8 +28,11 @@ packed. The .blend and its libraries are untrusted like any file from
 elsewhere: they are opened with their scripts off (``use_scripts=False``,
 and Blender runs with --disable-autoexec), nothing they hold reaches a
 command line, and files they name outside the project are refused when they
-are hidden (``~/.ssh/…``) or belong to the system (/proc, /sys, /dev), so a
-file cannot smuggle secrets into an upload.
+are hidden (``~/.ssh/…``) or belong to the system (/proc, /sys, /dev,
+/run), so a file cannot smuggle secrets into an upload. A file is judged
+where it really is, every link resolved, as well as by the path that names
+it: /etc/mtab is /proc/self/mounts, and a link in the project folder to
+~/.ssh/id_ed25519 leads out of the project.
 
 It is run the same way by ``renderfarm pack``/``renderfarm submit`` (Go) and
 by the Blender add-on, which starts Blender's own binary so that the
@@ -80,8 +83,10 @@ STORED_EXTS = {
 }
 
 # System folders whose files are never project data: /proc/self/environ is
-# a regular file to stat() and holds the environment.
-SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run")
+# a regular file to stat() and holds the environment. /var/run is /run's
+# older name: a link to it on current systems, a folder of its own (with
+# Kubernetes' secrets mounted below it) on others.
+SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/var/run")
 
 PROGRESS = "renderfarm-pack: "
 
@@ -107,25 +112,31 @@ class Layout:
     Windows), given explicitly by tests of Windows paths.
     """
 
-    def __init__(self, main_blend, project_root, pathmod=os.path):
+    def __init__(self, main_blend, project_root, pathmod=os.path, real_root=None):
         self.pm = pathmod
         self.main = pathmod.normpath(main_blend)
         self.root = pathmod.normpath(project_root)
         self.main_zip = pathmod.basename(self.main)
+        # Where the project folder really is, every link resolved
+        # (os.path.realpath): where a file really is is judged against it.
+        self.real_root = pathmod.normpath(real_root or project_root)
 
     def _same(self, a, b):
         return self.pm.normcase(a) == self.pm.normcase(b)
 
-    def inside(self, path):
-        """The components of path below the project root, or None."""
+    def _below(self, path, root):
         path = self.pm.normpath(path)
         try:
-            common = self.pm.commonpath([path, self.root])
+            common = self.pm.commonpath([path, root])
         except ValueError:  # another drive, or relative against absolute
             return None
-        if not self._same(common, self.root):
+        if not self._same(common, root):
             return None
-        return _components(self.pm.relpath(path, self.root))
+        return _components(self.pm.relpath(path, root))
+
+    def inside(self, path):
+        """The components of path below the project root, or None."""
+        return self._below(path, self.root)
 
     def outside(self, path):
         """The zip path of a file outside the project: _outside/<root>/<path>."""
@@ -150,18 +161,43 @@ class Layout:
             parts = [LIBRARIES_DIR] + parts
         return "/".join(parts)
 
-    def refusal(self, path):
-        """Why a file may not be packed, or None. Only files outside the
-        project are judged: the project folder is the artist's own choice."""
-        if self.inside(path) is not None:
-            return None
-        norm = self.pm.normpath(path).replace("\\", "/")
+    def refusal(self, path, real=None):
+        """Why a file may not be packed, or None.
+
+        path is the file as the .blend names it; real is where it leads
+        with every link on the way resolved (os.path.realpath), None to
+        judge the name alone.
+
+        A file in the project folder is the artist's own choice, hidden or
+        not; outside it, a system file or a hidden one is refused. Where the
+        file really is gets the same judgement against where the project
+        folder really is, so a link does not carry a secret in, whether it
+        sits in the project (tex.png -> ~/.ssh/id_ed25519) or beside it
+        (/var/run -> /run). A project folder reached through a link from a
+        hidden place keeps its files; other files there stay refused."""
+        if self.inside(path) is None:
+            found = self._not_project_data(path)
+            if found is not None:
+                what, where = found
+                return "it is " + what % where
+        if real is not None and self._below(real, self.real_root) is None:
+            found = self._not_project_data(real)
+            if found is not None:
+                what, _ = found
+                return "it is a link to " + what % self.pm.normpath(real)
+        return None
+
+    def _not_project_data(self, path):
+        """Why a file outside the project is no project data, or None: what
+        it is, with a %s for where, and the part of path that shows it."""
+        path = self.pm.normpath(path)
+        norm = path.replace("\\", "/")
         for system in SYSTEM_DIRS:
             if norm == system or norm.startswith(system + "/"):
-                return "it is a system file (%s), not project data" % system
+                return "a system file (%s), not project data", system
         for part in _components(self.pm.splitdrive(path)[1]):
             if part.startswith("."):
-                return "it is in a hidden folder or is a hidden file (%s), which the packer never sends from outside the project" % part
+                return "a hidden file or one in a hidden folder (%s), which the packer never sends from outside the project", part
         return None
 
 
@@ -489,7 +525,8 @@ class Packer:
         self.main = os.path.normpath(os.path.abspath(job["blend"]))
         root = job.get("projectRoot") or os.path.dirname(self.main)
         self.root = os.path.normpath(os.path.abspath(root))
-        self.layout = Layout(self.main, self.root)
+        self.layout = Layout(self.main, self.root, real_root=os.path.realpath(self.root))
+        self.real_folders = {}  # folder: its real path (real_path)
         self.entries = Entries()
         self.missing = []
         self.refused = []
@@ -542,9 +579,21 @@ class Packer:
         self.missing.append({"blend": blend_zip, "type": ref.kind, "name": ref.name, "path": ref.stored,
                              "resolved": resolved or "", "reason": reason})
 
+    def real_path(self, path):
+        """Where path leads with every link on the way resolved, as
+        os.path.realpath answers. The files of a sequence or a cache share
+        their folder, which is resolved once: on a network drive each step
+        of a path costs a round trip."""
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        folder, name = os.path.split(path)
+        if folder not in self.real_folders:
+            self.real_folders[folder] = os.path.realpath(folder)
+        return os.path.join(self.real_folders[folder], name)
+
     def usable(self, ref, blend_zip, path):
         """Whether a file found for ref may go in the zip; notes why not."""
-        reason = self.layout.refusal(path)
+        reason = self.layout.refusal(path, self.real_path(path))
         if reason is None:
             try:
                 info = os.stat(path)

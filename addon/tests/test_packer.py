@@ -8,6 +8,7 @@ Run from the addon folder: python3 -m unittest discover -s tests
 import ntpath
 import os
 import posixpath
+import shutil
 import tempfile
 import unittest
 import zipfile
@@ -81,6 +82,8 @@ class LayoutTest(unittest.TestCase):
             "/sys/class/net/eth0/address",
             "/dev/zero",
             "/run/secrets/token",
+            # /run's older name, a folder of its own on some systems.
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
         ]
         for path in refused:
             with self.subTest(path=path):
@@ -94,6 +97,87 @@ class LayoutTest(unittest.TestCase):
         for path in allowed:
             with self.subTest(path=path):
                 self.assertIsNone(layout.refusal(path))
+
+    def test_a_file_is_judged_where_its_links_lead(self):
+        # Each path with where it really leads (os.path.realpath), judged
+        # against where the project folder really is.
+        layout = Layout("/home/ann/film/sh010.blend", "/home/ann/film", posixpath)
+        refused = [
+            # /var/lock is a link to /run/lock, /etc/mtab one to
+            # /proc/self/mounts.
+            ("/var/lock/lvm/P_global", "/run/lock/lvm/P_global", "system file"),
+            ("/etc/mtab", "/proc/4242/mounts", "system file"),
+            # A folder beside the project that links to a hidden one.
+            ("/home/ann/keys/id_ed25519", "/home/ann/.ssh/id_ed25519", "hidden"),
+            # A link in the project leads out of it all the same.
+            ("/home/ann/film/tex/wood.png", "/home/ann/.ssh/id_ed25519", "hidden"),
+            ("/home/ann/film/tex/env.png", "/proc/4242/environ", "system file"),
+            ("/home/ann/film/.hidden/wood.png", "/home/ann/.aws/credentials", "hidden"),
+        ]
+        for path, real, why in refused:
+            with self.subTest(path=path):
+                reason = layout.refusal(path, real)
+                self.assertIsNotNone(reason)
+                # The report says the file is a link, to what, and where.
+                self.assertIn("it is a link to a " + why, reason)
+                self.assertIn("(%s)" % real, reason)
+        allowed = [
+            # Links to ordinary files, from the project or beside it.
+            ("/home/ann/film/tex/wood.png", "/mnt/library/wood.png"),
+            ("/home/ann/textures/wood.png", "/mnt/library/wood.png"),
+            # A link within the project, even to a hidden folder of it.
+            ("/home/ann/film/tex/wood.png", "/home/ann/film/.versions/wood_v3.png"),
+        ]
+        for path, real in allowed:
+            with self.subTest(path=path):
+                self.assertIsNone(layout.refusal(path, real))
+
+    def test_a_project_folder_reached_through_a_link_keeps_its_files(self):
+        # ~/film is a link to ~/.sync/film: the project's files really are
+        # in a hidden folder, and are still the project's; a file elsewhere
+        # in that hidden folder is not.
+        layout = Layout("/home/ann/film/sh010.blend", "/home/ann/film", posixpath,
+                        real_root="/home/ann/.sync/film")
+        self.assertIsNone(layout.refusal("/home/ann/film/tex/wood.png", "/home/ann/.sync/film/tex/wood.png"))
+        self.assertIn("hidden", layout.refusal("/home/ann/film/tex/notes.png", "/home/ann/.sync/notes.png"))
+
+
+class LinksTest(unittest.TestCase):
+    """Packer.usable on real links, without Blender."""
+
+    def test_links_to_secrets_are_refused_and_others_packed(self):
+        with tempfile.TemporaryDirectory() as d:
+            d = os.path.realpath(d)
+            project = os.path.join(d, "project")
+            ssh = os.path.join(d, ".ssh")
+            for folder in (os.path.join(project, "tex"), ssh, os.path.join(d, "textures")):
+                os.makedirs(folder)
+            for name in ("project/sh010.blend", ".ssh/id_ed25519", "textures/wood.png"):
+                open(os.path.join(d, name), "w").close()
+            links = {
+                # In the project: to a secret, to the environment, to a texture.
+                "project/tex/key.png": ssh + "/id_ed25519",
+                "project/tex/env.png": "/proc/self/environ",
+                "project/tex/wood.png": d + "/textures/wood.png",
+                # Beside it: a plain folder that is a link to a hidden one.
+                "keys": ssh,
+            }
+            for name, target in links.items():
+                os.symlink(target, os.path.join(d, name))
+            p = packer.Packer(None, {"blend": os.path.join(project, "sh010.blend")})
+            try:
+                ref = packer.Ref("image", "tex", "//tex/x.png", None)
+                usable = {name: p.usable(ref, "sh010.blend", os.path.join(d, name))
+                          for name in ("project/tex/key.png", "project/tex/env.png",
+                                       "project/tex/wood.png", "keys/id_ed25519")}
+            finally:
+                shutil.rmtree(p.stage)
+            self.assertEqual(usable, {"project/tex/key.png": False, "project/tex/env.png": False,
+                                      "project/tex/wood.png": True, "keys/id_ed25519": False})
+            reasons = {os.path.relpath(r["path"], d): r["reason"] for r in p.refused}
+            self.assertIn("link to a hidden file", reasons["project/tex/key.png"])
+            self.assertIn("link to a system file (/proc/", reasons["project/tex/env.png"])
+            self.assertIn("(%s/id_ed25519)" % ssh, reasons["keys/id_ed25519"])
 
 
 class StoredPathTest(unittest.TestCase):

@@ -296,6 +296,78 @@ func TestPackListsMissingFilesAndRefusesHiddenOnes(t *testing.T) {
 	}
 }
 
+// A .blend can name a secret by a path that does not look like one:
+// through a plain folder that is a link into /proc or into a hidden folder,
+// or through a link inside the project itself (as /var/run is a link to
+// /run, /etc/mtab one to /proc/self/mounts). The packer judges the file a
+// path leads to: those are refused, saying where they lead, and a link to
+// an ordinary file is packed like any other file.
+func TestPackRefusesSecretsReachedThroughLinks(t *testing.T) {
+	needBlender(t)
+	dir := t.TempDir()
+	files := filepath.Join(dir, "files")
+	secret := filepath.Join(files, "outside", ".ssh", "id_ed25519.png")
+	packertest.WritePNG(t, secret, packertest.Red)
+	link := func(target, name string) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	// Beside the project.
+	environ := filepath.Join(link("/proc/self", filepath.Join(files, "outside", "process")), "environ")
+	keys := filepath.Join(link(filepath.Dir(secret), filepath.Join(files, "outside", "keys")), "id_ed25519.png")
+	// In the project, the shot's folder.
+	tex := filepath.Join(files, "project", "shots", "tex")
+	key := link(secret, filepath.Join(tex, "key.png"))
+	env := link("/proc/self/environ", filepath.Join(tex, "env.png"))
+	link(filepath.Join(files, "outside", "green.png"), filepath.Join(tex, "grass.png"))
+
+	// The report names the secret where it really is.
+	realSecret, err := filepath.EvalSymlinks(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	shot := packertest.MakeShot(t, files, packertest.Options{
+		OffCamera: []string{environ, keys, "//tex/key.png", "//tex/env.png", "//tex/grass.png"},
+	})
+	out := filepath.Join(dir, "shot.zip")
+	rep, err := packer.Pack(testContext(t), shot.Blend, out, packer.Options{})
+	if err != nil {
+		t.Fatalf("Pack: %v", err)
+	}
+	want := []string{
+		"shot.blend",
+		outside(shot.Outside), outside(shot.Library), outside(shot.LibraryTexture),
+		"seq/blue_0001.png", "seq/blue_0002.png", "tex/grass.png",
+	}
+	if got := zipNames(t, out); !slices.Equal(got, want) {
+		t.Errorf("zip entries:\n got %q\nwant %q", got, want)
+	}
+	reasons := map[string]string{}
+	for _, r := range rep.Refused {
+		reasons[r.Path] = r.Reason
+	}
+	for path, why := range map[string]string{
+		environ: "it is a link to a system file (/proc/",
+		keys:    "it is a link to a hidden file or one in a hidden folder (" + realSecret + ")",
+		key:     "it is a link to a hidden file or one in a hidden folder (" + realSecret + ")",
+		env:     "it is a link to a system file (/proc/",
+	} {
+		if !strings.HasPrefix(reasons[path], why) {
+			t.Errorf("%s: refused for %q, want a reason starting %q", path, reasons[path], why)
+		}
+	}
+	if len(rep.Refused) != 4 || len(rep.Missing) != 0 {
+		t.Errorf("refused %+v, missing %+v; want the 4 links to secrets refused, nothing missing", rep.Refused, rep.Missing)
+	}
+}
+
 // The packer refuses what the farm would refuse after a long upload: more
 // files than a project zip may hold, or more bytes than it may unpack to.
 func TestPackLimits(t *testing.T) {

@@ -28,10 +28,11 @@ packed. The .blend and its libraries are untrusted like any file from
 elsewhere: they are opened with their scripts off (``use_scripts=False``,
 and Blender runs with --disable-autoexec), nothing they hold reaches a
 command line, and files they name outside the project are refused when they
-are hidden (``~/.ssh/…``) or belong to the system (/proc, /sys, /dev,
-/run), so a file cannot smuggle secrets into an upload. A file is judged
-where it really is, every link resolved, as well as by the path that names
-it: /etc/mtab is /proc/self/mounts, and a link in the project folder to
+are hidden (``~/.ssh/…``; on Windows also by an attribute, and a user's
+AppData) or belong to the system (/proc, /sys, /dev, /run), so a file
+cannot smuggle secrets into an upload. A file is judged where it really
+is, every link resolved, as well as by the path that names it: /etc/mtab
+is /proc/self/mounts, and a link in the project folder to
 ~/.ssh/id_ed25519 leads out of the project.
 
 It is run the same way by ``renderfarm pack``/``renderfarm submit`` (Go) and
@@ -87,6 +88,12 @@ STORED_EXTS = {
 # older name: a link to it on current systems, a folder of its own (with
 # Kubernetes' secrets mounted below it) on others.
 SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/var/run")
+
+# A Windows user's AppData holds every program's settings: browsers' saved
+# passwords and cookies, tokens, keys. Windows hides it with an attribute,
+# not a dot, so it is known by its name too, which also covers it seen from
+# WSL (/mnt/c/Users/…/AppData).
+APPDATA = "appdata"
 
 PROGRESS = "renderfarm-pack: "
 
@@ -161,12 +168,13 @@ class Layout:
             parts = [LIBRARIES_DIR] + parts
         return "/".join(parts)
 
-    def refusal(self, path, real=None):
+    def refusal(self, path, real=None, marks=None):
         """Why a file may not be packed, or None.
 
         path is the file as the .blend names it; real is where it leads
         with every link on the way resolved (os.path.realpath), None to
-        judge the name alone.
+        judge the name alone; marks(p) answers what the file system marks p
+        as (file_marks), None where it marks nothing.
 
         A file in the project folder is the artist's own choice, hidden or
         not; outside it, a system file or a hidden one is refused. Where the
@@ -176,18 +184,18 @@ class Layout:
         (/var/run -> /run). A project folder reached through a link from a
         hidden place keeps its files; other files there stay refused."""
         if self.inside(path) is None:
-            found = self._not_project_data(path)
+            found = self._not_project_data(path, marks)
             if found is not None:
                 what, where = found
                 return "it is " + what % where
         if real is not None and self._below(real, self.real_root) is None:
-            found = self._not_project_data(real)
+            found = self._not_project_data(real, marks)
             if found is not None:
                 what, _ = found
                 return "it is a link to " + what % self.pm.normpath(real)
         return None
 
-    def _not_project_data(self, path):
+    def _not_project_data(self, path, marks):
         """Why a file outside the project is no project data, or None: what
         it is, with a %s for where, and the part of path that shows it."""
         path = self.pm.normpath(path)
@@ -195,10 +203,43 @@ class Layout:
         for system in SYSTEM_DIRS:
             if norm == system or norm.startswith(system + "/"):
                 return "a system file (%s), not project data", system
-        for part in _components(self.pm.splitdrive(path)[1]):
+        drive, rest = self.pm.splitdrive(path)
+        parts = _components(rest)
+        for part in parts:
             if part.startswith("."):
                 return "a hidden file or one in a hidden folder (%s), which the packer never sends from outside the project", part
+            if part.lower() == APPDATA:
+                return "a file of a user's AppData folder (%s), where programs keep their settings and passwords, which the packer never sends from outside the project", part
+        if marks is None:
+            return None
+        # The drive's own root is left out: Windows marks C:\ hidden and
+        # system.
+        for i in range(len(parts)):
+            prefix = self.pm.join(drive + self.pm.sep, *parts[:i + 1])
+            found = marks(prefix)
+            if "hidden" in found:
+                return "a file Windows hides or one in a folder it hides (%s), which the packer never sends from outside the project", prefix
+            # A folder's system attribute only tells Explorer to read its
+            # desktop.ini (C:\Windows\Fonts has it): the file's own counts.
+            if "system" in found and i == len(parts) - 1:
+                return "a system file (%s), not project data", prefix
         return None
+
+
+def file_marks(path, stat_fn=os.stat):
+    """What the file system marks path as beyond its name: "hidden" or
+    "system", from Windows' file attributes. Nothing where path cannot be
+    read or the system has no such attributes."""
+    try:
+        attributes = getattr(stat_fn(path), "st_file_attributes", 0)
+    except (OSError, ValueError):
+        return frozenset()
+    found = set()
+    if attributes & stat.FILE_ATTRIBUTE_HIDDEN:
+        found.add("hidden")
+    if attributes & stat.FILE_ATTRIBUTE_SYSTEM:
+        found.add("system")
+    return frozenset(found)
 
 
 def stored_path(blend_zip, target_zip, trailing_slash=False):
@@ -527,6 +568,18 @@ class Packer:
         self.root = os.path.normpath(os.path.abspath(root))
         self.layout = Layout(self.main, self.root, real_root=os.path.realpath(self.root))
         self.real_folders = {}  # folder: its real path (real_path)
+        # Windows hides files with an attribute as well as with a dot; other
+        # systems' stat() has nothing to add. The answers are kept: the
+        # frames of a sequence share every folder.
+        self.marks = None
+        if os.name == "nt":
+            known = {}
+
+            def marks(path):
+                if path not in known:
+                    known[path] = file_marks(path)
+                return known[path]
+            self.marks = marks
         self.entries = Entries()
         self.missing = []
         self.refused = []
@@ -593,7 +646,7 @@ class Packer:
 
     def usable(self, ref, blend_zip, path):
         """Whether a file found for ref may go in the zip; notes why not."""
-        reason = self.layout.refusal(path, self.real_path(path))
+        reason = self.layout.refusal(path, self.real_path(path), self.marks)
         if reason is None:
             try:
                 info = os.stat(path)

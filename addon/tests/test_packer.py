@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import unittest
 import zipfile
+from types import SimpleNamespace
 
 from renderfarm import packer
 from renderfarm.packer import Entries, Layout, PackError
@@ -140,6 +141,76 @@ class LayoutTest(unittest.TestCase):
                         real_root="/home/ann/.sync/film")
         self.assertIsNone(layout.refusal("/home/ann/film/tex/wood.png", "/home/ann/.sync/film/tex/wood.png"))
         self.assertIn("hidden", layout.refusal("/home/ann/film/tex/notes.png", "/home/ann/.sync/notes.png"))
+
+    def test_windows_appdata(self):
+        # A .blend downloaded into Downloads\shot reaches AppData as
+        # //../../AppData/…; Windows hides AppData with an attribute, not a
+        # dot, so its name is known.
+        layout = Layout(r"C:\Users\ann\Downloads\shot\sh010.blend", r"C:\Users\ann\Downloads\shot", ntpath)
+        refused = [
+            r"C:\Users\ann\AppData\Roaming\Mozilla\Firefox\Profiles\x1y2.default\logins.json",
+            r"C:\Users\ann\AppData\Local\Google\Chrome\User Data\Default\Login Data",
+            r"c:\users\ann\appdata\local\tex.png",
+            r"C:\Users\ann\.ssh\id_ed25519",
+        ]
+        for path in refused:
+            with self.subTest(path=path):
+                self.assertIsNotNone(layout.refusal(path))
+        self.assertIn("AppData", layout.refusal(r"C:\Users\ann\Downloads\tex.png", r"C:\Users\ann\AppData\Local\tex.png"))
+        # Seen from WSL, a user's AppData is as much a secret.
+        wsl = Layout("/home/ann/film/sh010.blend", "/home/ann/film", posixpath)
+        self.assertIsNotNone(wsl.refusal("/mnt/c/Users/ann/AppData/Roaming/gh/hosts.yml"))
+        self.assertIsNone(layout.refusal(r"D:\textures\wood.png"))
+
+    def test_windows_attributes(self):
+        # What Windows' attributes mark, as file_marks reads them.
+        marked = {
+            r"C:\ProgramData": {"hidden"},
+            r"C:\Windows\Fonts": {"system"},
+            r"D:\textures\pagefile.png": {"system"},
+            r"C:\Users\ann\film\old": {"hidden"},
+        }
+
+        def marks(path):
+            return marked.get(path, set())
+
+        layout = Layout(r"C:\Users\ann\film\sh010.blend", r"C:\Users\ann\film", ntpath)
+        cases = [
+            (r"C:\ProgramData\ssh\ssh_host_ed25519_key", None, "hides (C:\\ProgramData)"),
+            (r"D:\textures\pagefile.png", None, "system file"),
+            # A link in the project to a folder Windows hides.
+            (r"C:\Users\ann\film\tex\key.png", r"C:\ProgramData\ssh\ssh_host_ed25519_key", "link to a file Windows hides"),
+        ]
+        for path, real, want in cases:
+            with self.subTest(path=path):
+                self.assertIn(want, layout.refusal(path, real, marks) or "")
+        allowed = [
+            # A folder's system attribute is Explorer's: it reads the
+            # folder's desktop.ini. Fonts are fonts.
+            r"C:\Windows\Fonts\arial.ttf",
+            r"D:\textures\wood.png",
+            # The project's own hidden folder is the artist's choice.
+            r"C:\Users\ann\film\old\wood.png",
+        ]
+        for path in allowed:
+            with self.subTest(path=path):
+                self.assertIsNone(layout.refusal(path, path, marks))
+
+    def test_file_marks_reads_windows_attributes(self):
+        def stat_with(attributes):
+            return lambda path: SimpleNamespace(st_file_attributes=attributes)
+
+        hidden, system, directory = 0x2, 0x4, 0x10
+        self.assertEqual(packer.file_marks("x", stat_with(hidden | directory)), {"hidden"})
+        self.assertEqual(packer.file_marks("x", stat_with(hidden | system)), {"hidden", "system"})
+        self.assertEqual(packer.file_marks("x", stat_with(directory)), set())
+        # Elsewhere stat() has no attributes; a path that cannot be read
+        # has none either.
+        self.assertEqual(packer.file_marks("x", lambda path: SimpleNamespace()), set())
+
+        def gone(path):
+            raise FileNotFoundError(path)
+        self.assertEqual(packer.file_marks("x", gone), set())
 
 
 class LinksTest(unittest.TestCase):

@@ -3,6 +3,7 @@ package blendfile
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -82,10 +84,10 @@ type Project struct {
 }
 
 // CheckZip checks the project zip at zipPath against lim and the rules for a
-// project, reading only the zip's central directory: no entry is
-// decompressed, so it is cheap enough to run at upload validation. The
-// sizes it checks are those the zip declares; ExtractZip enforces the
-// limits again on the real bytes.
+// project, reading only the zip's central directory and the local header
+// of each entry: no entry is decompressed, so it is cheap enough to run at
+// upload validation. The sizes it checks are those the zip declares;
+// ExtractZip enforces the limits again on the real bytes.
 //
 // A problem with the zip itself is an *Error with one of the ZIP_ codes or
 // CodeCorruptZip; any other error is the farm's own failure.
@@ -96,7 +98,7 @@ func CheckZip(zipPath string, lim ZipLimits) (Project, error) {
 		return Project{}, err
 	}
 	defer z.close()
-	p, _, err := checkEntries(z.r, lim)
+	p, _, err := checkEntries(z, lim)
 	return p, err
 }
 
@@ -116,7 +118,7 @@ func ExtractZip(zipPath, destDir string, lim ZipLimits) (p Project, err error) {
 		return Project{}, err
 	}
 	defer z.close()
-	p, entries, err := checkEntries(z.r, lim)
+	p, entries, err := checkEntries(z, lim)
 	if err != nil {
 		return Project{}, err
 	}
@@ -181,7 +183,8 @@ type entry struct {
 
 // checkEntries applies the limits and the project rules to the central
 // directory, returning the entries to extract in zip order.
-func checkEntries(r *zip.Reader, lim ZipLimits) (Project, []entry, error) {
+func checkEntries(z *zipFile, lim ZipLimits) (Project, []entry, error) {
+	r := z.r
 	if len(r.File) > lim.MaxEntries {
 		return Project{}, nil, newError(CodeZipTooManyEntries,
 			"the zip has %d entries, more than the %d allowed; leave out what the render does not need (caches, backups, old versions) and zip again",
@@ -244,6 +247,9 @@ func checkEntries(r *zip.Reader, lim ZipLimits) (Project, []entry, error) {
 			}
 		}
 		entries = append(entries, entry{f: f, name: name, dir: dir})
+	}
+	if err := checkLayout(z); err != nil {
+		return Project{}, nil, err
 	}
 
 	// A name used as a file and as a folder cannot be extracted; finding it
@@ -510,6 +516,80 @@ func bombError(name string, size, compressed uint64, lim ZipLimits) *Error {
 		quoted(name), byteSize(compressed), byteSize(size), ratio, lim.BombRatio)
 }
 
+// span is the bytes of the zip file that an entry is stored in.
+type span struct {
+	start, end int64
+	f          *zip.File
+}
+
+// checkLayout refuses a zip whose entries share bytes, or whose data lies
+// where no entry's can. Each entry's ratio bounds what its own bytes unpack
+// to, but nothing in the format stops a thousand records of the table of
+// contents from pointing at the same small stream: each passes on its own
+// and the stream is unpacked a thousand times. Zip tools store every entry
+// in bytes of its own, and when no two entries share a byte, no byte of
+// the zip is unpacked twice.
+//
+// An entry's span runs from its local header to the end of its data.
+// archive/zip tells only where the data starts, behind the header's name
+// and extra field, so the span starts at the header's fixed 30 bytes just
+// before it: within the real span, so that entries of a sound zip never
+// seem to overlap, yet two records of one local header, even of an empty
+// file, always do.
+func checkLayout(z *zipFile) error {
+	contents := tableStart(z.r, z.size)
+	spans := make([]span, 0, len(z.r.File))
+	for _, f := range z.r.File {
+		data, err := f.DataOffset()
+		if err != nil {
+			if z.src.ioErr != nil {
+				return fmt.Errorf("blendfile: reading the local header of entry %q: %w", f.Name, z.src.ioErr)
+			}
+			return newError(CodeCorruptZip,
+				"entry %s is not where the zip's table of contents says (%v); the zip is damaged or was cut short, zip the project again and upload it",
+				quoted(f.Name), err)
+		}
+		// The sizes are the zip's own and may be anything: compared
+		// before they are added, so that the sum cannot wrap.
+		if data > z.size || f.CompressedSize64 > uint64(z.size-data) {
+			return newError(CodeCorruptZip,
+				"entry %s declares %s of data that would run past the end of the file; the zip is damaged or was cut short, zip the project again and upload it",
+				quoted(f.Name), byteSize(f.CompressedSize64))
+		}
+		end := data + int64(f.CompressedSize64)
+		if end > contents {
+			return newError(CodeCorruptZip,
+				"entry %s declares %s of data that would run into the zip's table of contents; the zip is damaged, zip the project again and upload it",
+				quoted(f.Name), byteSize(f.CompressedSize64))
+		}
+		spans = append(spans, span{start: data - 30, end: end, f: f})
+	}
+	// Sorted by start, spans that do not overlap each end before the next
+	// begins, so comparing neighbours finds any overlap. The stable sort
+	// names entries that start together in zip order.
+	slices.SortStableFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(spans); i++ {
+		if prev, s := spans[i-1], spans[i]; s.start < prev.end {
+			return newError(CodeZipBomb,
+				"entries %s and %s are stored in the same bytes of the zip, which zip tools never do and zip bombs do to unpack the same data many times; zip the project folder again with a standard zip tool and upload it",
+				quoted(prev.f.Name), quoted(s.f.Name))
+		}
+	}
+	return nil
+}
+
+// tableStart returns the latest offset at which the zip's table of
+// contents can start: its records, which archive/zip reads one after the
+// other, lie before the 22-byte end record and its comment. Any bytes
+// between them (zip64's end records) only move the real start earlier.
+func tableStart(r *zip.Reader, size int64) int64 {
+	start := size - 22 - int64(len(r.Comment))
+	for _, f := range r.File {
+		start -= 46 + int64(len(f.Name)+len(f.Extra)+len(f.Comment))
+	}
+	return start
+}
+
 // byteSize formats n bytes for a message.
 func byteSize(n uint64) string {
 	const unit = 1024
@@ -528,9 +608,10 @@ func byteSize(n uint64) string {
 
 // zipFile is an open zip and what it is read through.
 type zipFile struct {
-	f   *os.File
-	src *zipSource
-	r   *zip.Reader
+	f    *os.File
+	src  *zipSource
+	r    *zip.Reader
+	size int64 // of the file
 }
 
 func (z *zipFile) close() { z.f.Close() }
@@ -568,7 +649,7 @@ func openZip(zipPath string, lim ZipLimits) (*zipFile, error) {
 		return nil, corruptZipError(f, err)
 	}
 	src.budget = -1 // entry data is bounded by the checks on each entry
-	return &zipFile{f: f, src: src, r: r}, nil
+	return &zipFile{f: f, src: src, r: r, size: fi.Size()}, nil
 }
 
 // directoryBudget allows 2 KiB per entry (a record is 46 bytes plus name,

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -553,4 +554,189 @@ func TestExtractZipDestination(t *testing.T) {
 		}
 	}
 	equalTrees(t, tree(t, full), map[string]string{"keep.txt": "mine"})
+}
+
+// The table of contents of a zip made by zipBytes: its records, in order,
+// and the end record after them. Go's writer adds no comment, so the end
+// record is the file's last 22 bytes.
+func tableOfContents(t testing.TB, z []byte) (start int, records [][]byte) {
+	t.Helper()
+	end := z[len(z)-22:]
+	if binary.LittleEndian.Uint32(end) != 0x06054b50 {
+		t.Fatal("no end record at the end of the zip")
+	}
+	start = int(binary.LittleEndian.Uint32(end[16:]))
+	dir := z[start : start+int(binary.LittleEndian.Uint32(end[12:]))]
+	for len(dir) > 0 {
+		n := 46 + int(binary.LittleEndian.Uint16(dir[28:])) + int(binary.LittleEndian.Uint16(dir[30:])) + int(binary.LittleEndian.Uint16(dir[32:]))
+		records = append(records, bytes.Clone(dir[:n]))
+		dir = dir[n:]
+	}
+	return start, records
+}
+
+// record returns a copy of the table-of-contents record of entry name in z.
+func record(t testing.TB, z []byte, name string) []byte {
+	t.Helper()
+	_, records := tableOfContents(t, z)
+	for _, r := range records {
+		if string(r[46:46+binary.LittleEndian.Uint16(r[28:])]) == name {
+			return r
+		}
+	}
+	t.Fatalf("no record of %q in the zip", name)
+	return nil
+}
+
+// renamed returns a copy of record rec naming another entry: one more
+// entry whose data is the very bytes of the first.
+func renamed(rec []byte, name string) []byte {
+	n := int(binary.LittleEndian.Uint16(rec[28:]))
+	out := append(bytes.Clone(rec[:46]), name...)
+	out = append(out, rec[46+n:]...)
+	binary.LittleEndian.PutUint16(out[28:], uint16(len(name)))
+	return out
+}
+
+// at returns a copy of record rec whose entry's local header is at offset.
+func at(rec []byte, offset int) []byte {
+	out := bytes.Clone(rec)
+	binary.LittleEndian.PutUint32(out[42:], uint32(offset))
+	return out
+}
+
+// withRecords returns z, a zip made by zipBytes, with recs added to its
+// table of contents, which is all a reader goes by to find entries.
+func withRecords(t testing.TB, z []byte, recs ...[]byte) []byte {
+	t.Helper()
+	start, records := tableOfContents(t, z)
+	records = append(records, recs...)
+	out := bytes.Clone(z[:start])
+	for _, r := range records {
+		out = append(out, r...)
+	}
+	end := bytes.Clone(z[len(z)-22:])
+	binary.LittleEndian.PutUint16(end[8:], uint16(len(records)))
+	binary.LittleEndian.PutUint16(end[10:], uint16(len(records)))
+	binary.LittleEndian.PutUint32(end[12:], uint32(len(out)-start))
+	return append(out, end...)
+}
+
+// sharedZeros is a zip bomb that passes every check on a single entry: a
+// project whose table of contents lists one deflated MiB of zeros, about a
+// KiB in the zip and so under the ratio's minimum, under copies more names.
+func sharedZeros(t testing.TB, copies int) []byte {
+	t.Helper()
+	z := zipBytes(t, zipEntry{name: "scene.blend", body: []byte(blendBody), store: true},
+		honest(t, "tex/00000.bin", make([]byte, 1<<20)))
+	rec := record(t, z, "tex/00000.bin")
+	var recs [][]byte
+	for i := 1; i <= copies; i++ {
+		recs = append(recs, renamed(rec, fmt.Sprintf("tex/%05d.bin", i)))
+	}
+	return withRecords(t, z, recs...)
+}
+
+// wantRefusedEverywhere checks that the zip at path is refused with code
+// by CheckZip, ReadZipHeader and ExtractZip, and that ExtractZip wrote
+// nothing, neither into a destination it would create nor into an empty
+// one that exists.
+func wantRefusedEverywhere(t *testing.T, path string, lim ZipLimits, code string, parts ...string) {
+	t.Helper()
+	_, err := CheckZip(path, lim)
+	wantCode(t, err, code, parts...)
+	_, _, err = ReadZipHeader(path, lim)
+	wantCode(t, err, code, parts...)
+
+	base := t.TempDir()
+	_, err = ExtractZip(path, filepath.Join(base, "jobs", "j1"), lim)
+	wantCode(t, err, code, parts...)
+	equalTrees(t, tree(t, base), map[string]string{})
+	dest := t.TempDir()
+	_, err = ExtractZip(path, dest, lim)
+	wantCode(t, err, code, parts...)
+	equalTrees(t, tree(t, dest), map[string]string{})
+}
+
+// Entries stored in the same bytes of the zip are refused: zip tools never
+// write them, and a bomb uses them to unpack one small stream many times,
+// each copy small enough to pass the ratio on its own.
+func TestZipEntriesSharingBytesAreRefused(t *testing.T) {
+	t.Run("two thousand names for one MiB of zeros", func(t *testing.T) {
+		z := sharedZeros(t, 1999)
+		if len(z) > 200<<10 {
+			t.Fatalf("the bomb is %d bytes, meant to be about 120 KiB", len(z))
+		}
+		wantRefusedEverywhere(t, writeFile(t, z), ZipLimits{}, CodeZipBomb,
+			`"tex/00000.bin"`, `"tex/00001.bin"`, "same bytes", "zip the project folder again")
+	})
+
+	t.Run("a small file under two names", func(t *testing.T) {
+		// Nothing to unpack is large here: the layout alone is refused.
+		z := zipBytes(t, blend("scene.blend"), file("notes.txt", "shot 10, take 2"))
+		z = withRecords(t, z, renamed(record(t, z, "notes.txt"), "copy.txt"))
+		wantRefusedEverywhere(t, writeFile(t, z), ZipLimits{}, CodeZipBomb, `"notes.txt"`, `"copy.txt"`)
+	})
+
+	t.Run("an entry inside another's data", func(t *testing.T) {
+		// A stored entry whose data is a whole other entry, local header
+		// and all, and a record for that inner entry: the inner bytes are
+		// unpacked twice, once in each.
+		text := []byte(strings.Repeat("quoted ", 100))
+		inner := zipBytes(t, zipEntry{name: "inner.txt", body: text, store: true})
+		start, _ := tableOfContents(t, inner)
+		local := inner[:start]
+		z := zipBytes(t, blend("scene.blend"), zipEntry{name: "outer.bin", body: local, store: true})
+		z = withRecords(t, z, at(record(t, inner, "inner.txt"), bytes.Index(z, local)))
+		wantRefusedEverywhere(t, writeFile(t, z), ZipLimits{}, CodeZipBomb, `"outer.bin"`, `"inner.txt"`)
+	})
+
+	t.Run("a folder under two names", func(t *testing.T) {
+		z := zipBytes(t, blend("scene.blend"), folder("tex/"))
+		z = withRecords(t, z, renamed(record(t, z, "tex/"), "img/"))
+		wantRefusedEverywhere(t, writeFile(t, z), ZipLimits{}, CodeZipBomb, `"tex/"`, `"img/"`)
+	})
+}
+
+// An entry whose data, as its record declares it, runs into the table of
+// contents or past the end of the file is damaged: it is refused before
+// anything is unpacked.
+func TestZipEntryDataOutsideItsPlaceIsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		declared uint64
+		parts    []string
+	}{
+		{"into the table of contents", 3 + 50, []string{`"last.bin"`, "table of contents"}},
+		{"past the end of the file", 3 + 1<<20, []string{`"last.bin"`, "end of the file"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeZip(t, blend("scene.blend"), zipEntry{body: []byte("abc"), raw: &zip.FileHeader{
+				Name: "last.bin", Method: zip.Store, CompressedSize64: tt.declared, UncompressedSize64: tt.declared,
+			}})
+			wantRefusedEverywhere(t, path, ZipLimits{}, CodeCorruptZip, tt.parts...)
+		})
+	}
+}
+
+// Every entry in bytes of its own, however many: a zip at the entry limit
+// is accepted. (ExtractZip runs the same checks; TestExtractZip unpacks
+// stored, deflated and empty entries past them.)
+func TestZipWithManySmallEntriesIsAccepted(t *testing.T) {
+	entries := []zipEntry{blend("shot/scene.blend"), file("shot/empty.txt", ""), folder("shot/tex/")}
+	for i := range 9_997 {
+		// Stored, as zip tools store images that are compressed already.
+		entries = append(entries, zipEntry{name: fmt.Sprintf("shot/tex/%04d.png", i), body: []byte(fmt.Sprint("pixels ", i)), store: true})
+	}
+	path := writeZip(t, entries...)
+	p, err := CheckZip(path, ZipLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Entries != 10_000 || p.Root != "shot" || p.BlendPath != "scene.blend" {
+		t.Errorf("project = %+v", p)
+	}
+	if _, h, err := ReadZipHeader(path, ZipLimits{}); err != nil || h.Version != 304 {
+		t.Fatalf("header %+v, %v", h, err)
+	}
 }

@@ -26,7 +26,7 @@ func ReadZipHeader(zipPath string, lim ZipLimits) (Project, Header, error) {
 		return Project{}, Header{}, err
 	}
 	defer z.close()
-	p, entries, err := checkEntries(z.r, lim)
+	p, entries, err := checkEntries(z, lim)
 	if err != nil {
 		return Project{}, Header{}, err
 	}

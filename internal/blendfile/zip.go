@@ -29,22 +29,35 @@ type ZipLimits struct {
 	// MaxTotalBytes is the most bytes all its files may unpack to together.
 	MaxTotalBytes int64
 	// BombRatio is the highest uncompressed/compressed ratio allowed for
-	// an entry larger than BombMinBytes. Deflate reaches about 1000:1 only
-	// on degenerate data; real project files stay far below 200:1.
+	// an entry larger than BombMinBytes, and for the whole zip (all its
+	// files against the zip file's size) once its files unpack to more
+	// than BombMinTotalBytes. Deflate reaches about 1000:1 only on
+	// degenerate data; real project files stay far below 200:1.
 	BombRatio float64
 	// BombMinBytes exempts small entries from BombRatio: a tiny file of
 	// zeros compresses extremely well and harms no one.
 	BombMinBytes int64
+	// BombMinTotalBytes exempts a zip whose files unpack to no more than
+	// this from BombRatio on the whole zip. Without that bound, the small
+	// entries BombMinBytes exempts would add up: 10,000 files of a MiB of
+	// zeros, each about a KiB deflated, unpack 9.8 GiB from 10.9 MiB.
+	BombMinTotalBytes int64
 }
 
 // DefaultZipLimits returns limits that fit large real projects but no bomb:
-// 10,000 entries, 20 GiB in all, and a ratio of 200 for entries over 1 MiB.
+// 10,000 entries, 20 GiB in all, and a ratio of 200 for entries over 1 MiB
+// and for the whole zip once it unpacks to more than 256 MiB.
+//
+// Only small files can bring a real project's zip over 200:1 as a whole,
+// since every file over 1 MiB is held to it on its own: more than 256 MiB
+// of them, nearly all blank, which no real project holds.
 func DefaultZipLimits() ZipLimits {
 	return ZipLimits{
-		MaxEntries:    10_000,
-		MaxTotalBytes: 20 << 30,
-		BombRatio:     200,
-		BombMinBytes:  1 << 20,
+		MaxEntries:        10_000,
+		MaxTotalBytes:     20 << 30,
+		BombRatio:         200,
+		BombMinBytes:      1 << 20,
+		BombMinTotalBytes: 256 << 20,
 	}
 }
 
@@ -61,6 +74,9 @@ func (l ZipLimits) orDefaults() ZipLimits {
 	}
 	if l.BombMinBytes <= 0 {
 		l.BombMinBytes = d.BombMinBytes
+	}
+	if l.BombMinTotalBytes <= 0 {
+		l.BombMinTotalBytes = d.BombMinTotalBytes
 	}
 	return l
 }
@@ -250,6 +266,13 @@ func checkEntries(z *zipFile, lim ZipLimits) (Project, []entry, error) {
 	}
 	if err := checkLayout(z); err != nil {
 		return Project{}, nil, err
+	}
+	// With no bytes shared, this bounds what the whole zip unpacks to:
+	// ExtractZip writes no entry past its declared size.
+	if total > uint64(lim.BombMinTotalBytes) && float64(total) > lim.BombRatio*float64(z.size) {
+		return Project{}, nil, newError(CodeZipBomb,
+			"the zip's files unpack to %s from a zip of %s, %.0f times, over the limit of %.0f times that marks a zip bomb; small files that compress extremely well, such as blank images or caches of zeros, add up to it: if they are genuine, zip the project without compression (zip -0) or leave them out",
+			byteSize(total), byteSize(uint64(z.size)), float64(total)/float64(z.size), lim.BombRatio)
 	}
 
 	// A name used as a file and as a folder cannot be extracted; finding it

@@ -348,11 +348,11 @@ func TestCheckZipNotAFile(t *testing.T) {
 }
 
 func TestDefaultZipLimits(t *testing.T) {
-	want := ZipLimits{MaxEntries: 10_000, MaxTotalBytes: 20 << 30, BombRatio: 200, BombMinBytes: 1 << 20}
+	want := ZipLimits{MaxEntries: 10_000, MaxTotalBytes: 20 << 30, BombRatio: 200, BombMinBytes: 1 << 20, BombMinTotalBytes: 256 << 20}
 	if got := DefaultZipLimits(); got != want {
 		t.Errorf("DefaultZipLimits() = %+v, want %+v", got, want)
 	}
-	if got := (ZipLimits{MaxEntries: 5, BombRatio: -1}).orDefaults(); got != (ZipLimits{5, 20 << 30, 200, 1 << 20}) {
+	if got := (ZipLimits{MaxEntries: 5, BombRatio: -1}).orDefaults(); got != (ZipLimits{5, 20 << 30, 200, 1 << 20, 256 << 20}) {
 		t.Errorf("orDefaults = %+v", got)
 	}
 }
@@ -738,5 +738,46 @@ func TestZipWithManySmallEntriesIsAccepted(t *testing.T) {
 	}
 	if _, h, err := ReadZipHeader(path, ZipLimits{}); err != nil || h.Version != 304 {
 		t.Fatalf("header %+v, %v", h, err)
+	}
+}
+
+// zeroFiles is n entries tex/00000.bin, tex/00001.bin, …, each a MiB of
+// zeros deflated to about a KiB, in bytes of its own: small enough one by
+// one to be exempt from the ratio.
+func zeroFiles(t testing.TB, n int) []zipEntry {
+	t.Helper()
+	zeros := make([]byte, 1<<20)
+	data, crc := deflated(t, zeros), crc32.ChecksumIEEE(zeros)
+	var entries []zipEntry
+	for i := range n {
+		entries = append(entries, zipEntry{body: data, raw: &zip.FileHeader{
+			Name: fmt.Sprintf("tex/%05d.bin", i), Method: zip.Deflate, CRC32: crc,
+			CompressedSize64: uint64(len(data)), UncompressedSize64: uint64(len(zeros)),
+		}})
+	}
+	return entries
+}
+
+// Small files of zeros each pass, but the ratio holds for the whole zip
+// too once it unpacks to more than 256 MiB.
+func TestZipOfSmallFilesAddingUpToABombIsRefused(t *testing.T) {
+	path := writeZip(t, append([]zipEntry{blend("scene.blend")}, zeroFiles(t, 300)...)...)
+	wantRefusedEverywhere(t, path, ZipLimits{}, CodeZipBomb,
+		"the zip's files unpack to 300.0 MiB from a zip of", "over the limit of 200 times", "zip -0")
+
+	// Up to 256 MiB, however well it compresses, a zip harms no one.
+	p, err := CheckZip(writeZip(t, append([]zipEntry{blend("scene.blend")}, zeroFiles(t, 250)...)...), ZipLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(blendBody) + 250<<20); p.TotalBytes != want {
+		t.Errorf("total = %d, want %d", p.TotalBytes, want)
+	}
+
+	// The ratio and the size under which it does not count are the limits'.
+	path = writeZip(t, append([]zipEntry{blend("scene.blend")}, zeroFiles(t, 3)...)...)
+	wantRefusedEverywhere(t, path, ZipLimits{BombMinTotalBytes: 2 << 20}, CodeZipBomb, "3.0 MiB")
+	if _, err := CheckZip(path, ZipLimits{BombMinTotalBytes: 2 << 20, BombRatio: 10_000}); err != nil {
+		t.Errorf("with a ratio of 10,000: %v", err)
 	}
 }

@@ -72,10 +72,37 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		CreatedAt: now, UpdatedAt: now, Slug: slug, Priority: farm.DefaultPriority,
 		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
 	}
+	slugUsed := &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
+	overQuota := false
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		// The room counted above may have been taken since by a job made
+		// at the same moment from another of the workspace's uploads. The
+		// workspace's lock makes the jobs of one workspace count the room
+		// and take it one after the other, each seeing the jobs made
+		// before it.
+		if err := tx.LockWorkspace(ctx, p.WorkspaceID); err != nil {
+			return err
+		}
+		// A job made from this very slug meanwhile holds its file: that
+		// is what to answer, not the quota it now takes.
+		current, err := tx.GetUpload(ctx, p.WorkspaceID, slug)
+		if err != nil {
+			return err
+		}
+		if current.JobID != "" {
+			return slugUsed
+		}
+		st, err := tx.GetWorkspaceStorage(ctx, p.WorkspaceID, slug)
+		if err != nil {
+			return err
+		}
+		if input.Size > st.Left() {
+			overQuota = true
+			return uploadOverQuota(st, input.Size)
+		}
 		if err := tx.ClaimUpload(ctx, slug, job.ID, inputKey); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
+				return slugUsed
 			}
 			return err
 		}
@@ -88,6 +115,9 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		// No job reads the copy; the claim that won has its own.
 		if delErr := s.objects.Delete(context.WithoutCancel(ctx), inputKey); delErr != nil {
 			s.log.Warn("could not remove the input copy of a job that was not made", "key", inputKey, "err", delErr)
+		}
+		if overQuota {
+			s.removeUploadOverQuota(context.WithoutCancel(ctx), up)
 		}
 		return nil, err
 	}

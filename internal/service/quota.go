@@ -58,7 +58,10 @@ func (s *Service) checkRoomForNewUpload(ctx context.Context, workspaceID string)
 
 // checkRoomForUploadedFile refuses, at job creation, an uploaded file the
 // quota has no room for, and removes it: a bucket's presigned PUT takes
-// any file, and this is the first the farm hears of it.
+// any file, and this is the first the farm hears of it. It reads the room
+// outside any transaction, so jobs made at the same moment may each find
+// it: CreateJob counts it again under the workspace's lock, and this
+// early look only spares the copy of a file that plainly does not fit.
 func (s *Service) checkRoomForUploadedFile(ctx context.Context, up store.Upload, size int64) error {
 	st, err := s.store.GetWorkspaceStorage(ctx, up.WorkspaceID, up.Slug)
 	if err != nil {
@@ -67,10 +70,22 @@ func (s *Service) checkRoomForUploadedFile(ctx context.Context, up store.Upload,
 	if size <= st.Left() {
 		return nil
 	}
+	s.removeUploadOverQuota(ctx, up)
+	return uploadOverQuota(st, size)
+}
+
+// uploadOverQuota is the refusal of an uploaded file of size bytes that
+// the room st leaves cannot take; the caller removes the file.
+func uploadOverQuota(st store.WorkspaceStorage, size int64) error {
+	return &farm.Error{Kind: farm.KindTooLarge, Code: CodeStorageQuotaExceeded, Field: "slug", Message: quotaMessage(st, size, true)}
+}
+
+// removeUploadOverQuota removes the object of an upload refused for the
+// quota; should that fail, the sweep of stray uploads removes it later.
+func (s *Service) removeUploadOverQuota(ctx context.Context, up store.Upload) {
 	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
 		s.log.Warn("could not remove an upload over its workspace's storage quota", "key", up.ObjectKey, "err", err)
 	}
-	return &farm.Error{Kind: farm.KindTooLarge, Code: CodeStorageQuotaExceeded, Field: "slug", Message: quotaMessage(st, size, true)}
 }
 
 // checkPutFits refuses, for the local store's upload URLs, a file of size

@@ -235,6 +235,32 @@ func (q *Queries) GetWorkspaceStorage(ctx context.Context, workspaceID, exceptSl
 	return s, nil
 }
 
+// LockWorkspace takes a workspace's row until the transaction ends, so
+// that the transactions that check one of its limits against what it has
+// (its storage quota, its most webhooks) and then add to it run one at a
+// time: each waits here for the one before it to end, and its checks then
+// read what that one wrote. Without it, under READ COMMITTED, several
+// could each count the same room and all take it. ErrNotFound when there
+// is no such workspace. Take it before anything else the transaction
+// locks or writes, so that no two transactions wait for each other.
+//
+// On PostgreSQL the lock is FOR NO KEY UPDATE, as LockJob's: it excludes
+// every other LockWorkspace and write of the row, not the foreign key
+// checks of rows added to the workspace (its uploads, jobs, keys). On
+// SQLite, whose transactions run one at a time, it only checks that the
+// workspace exists.
+func (tx *Tx) LockWorkspace(ctx context.Context, workspaceID string) error {
+	var id string
+	err := tx.queryRow(ctx, `SELECT id FROM workspaces WHERE id = ?`+tx.dialect.rowLock("FOR NO KEY UPDATE"), workspaceID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("lock workspace %s: %w", workspaceID, err)
+	}
+	return nil
+}
+
 // SetWorkspaceMaxStorage sets the most bytes a workspace's objects may
 // hold (0: no limit). ErrNotFound when there is no workspace of that name.
 func (q *Queries) SetWorkspaceMaxStorage(ctx context.Context, name string, maxBytes int64) error {

@@ -1,0 +1,94 @@
+package service
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// uploadsSent are n uploads of content made through api, each file stored
+// straight in the object store as a bucket's presigned PUT stores it: the
+// farm hears nothing of it, so no size is recorded until a job is made.
+func (f *fixture) uploadsSent(n int, content string) []string {
+	f.T.Helper()
+	slugs := make([]string, n)
+	for i := range slugs {
+		ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+		if err != nil {
+			f.T.Fatalf("CreateUpload: %v", err)
+		}
+		f.PutContent(farm.UploadKey(ticket.Slug, "scene.blend"), content)
+		slugs[i] = ticket.Slug
+	}
+	return slugs
+}
+
+// createJobsAtOnce asks CreateJob for each slug, all at once: the calls
+// wait for one another and are then released together.
+func (f *fixture) createJobsAtOnce(slugs []string) ([]*farm.Job, []error) {
+	jobs, errs := make([]*farm.Job, len(slugs)), make([]error, len(slugs))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, slug := range slugs {
+		wg.Go(func() {
+			<-start
+			jobs[i], errs[i] = f.api.CreateJob(f.Ctx, f.P, slug)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return jobs, errs
+}
+
+// TestConcurrentJobsFromBucketUploadsStayWithinTheQuota: six files sent to
+// a bucket's upload URLs, where one fits the workspace's storage quota,
+// are made into jobs at the same moment. One job is made; the others are
+// refused with STORAGE_QUOTA_EXCEEDED, their files removed, and neither
+// their uploads nor a copy made for them is left in the store.
+func TestConcurrentJobsFromBucketUploadsStayWithinTheQuota(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		size := int64(len(enginetest.ValidatedScene))
+		if err := f.Store.SetWorkspaceMaxStorage(f.Ctx, "studio", size*3/2); err != nil {
+			t.Fatal(err)
+		}
+		slugs := f.uploadsSent(6, enginetest.ValidatedScene)
+
+		jobs, errs := f.createJobsAtOnce(slugs)
+
+		var made *farm.Job
+		for i, err := range errs {
+			switch {
+			case err == nil && made == nil:
+				made = jobs[i]
+			case err == nil:
+				t.Errorf("slug %d made job %s too; the quota holds one file", i, jobs[i].ID)
+			case enginetest.ErrorCode(err) != CodeStorageQuotaExceeded:
+				t.Errorf("slug %d: %v, want %s", i, err, CodeStorageQuotaExceeded)
+			}
+		}
+		if made == nil {
+			t.Fatal("no job was made; the quota has room for one file")
+		}
+		if n := f.Count("jobs", ""); n != 1 {
+			t.Errorf("%d jobs stored, want 1", n)
+		}
+		objects, err := f.Objects.List(f.Ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := farm.JobInputKey(made.ID, "scene.blend")
+		if len(objects) != 1 || objects[0].Key != want {
+			t.Errorf("objects left: %+v; want only %s, the job's input", objects, want)
+		}
+		st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UsedBytes != size {
+			t.Errorf("the workspace's files take %d bytes, want %d (the one job's input)", st.UsedBytes, size)
+		}
+	})
+}

@@ -91,17 +91,25 @@ func (s *Service) removeUploadOverQuota(ctx context.Context, up store.Upload) {
 // checkPutFits refuses, for the local store's upload URLs, a file of size
 // bytes (-1: not yet known) that its workspace's quota has no room for,
 // and records the size of one that fits, which is how the farm learns an
-// upload's size before a job is made from it.
+// upload's size before a job is made from it. The record holds the room
+// while the body comes in; the room is counted and recorded under the
+// workspace's lock, so that PUTs arriving together take it one after the
+// other rather than each finding it free.
 func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, size int64) error {
 	if size < 0 {
 		return nil
 	}
-	room, err := st.GetWorkspaceStorage(ctx, up.WorkspaceID, up.Slug)
-	if err != nil {
-		return err
-	}
-	if size > room.Left() {
-		return &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: CodeStorageQuotaExceeded, Message: quotaMessage(room, size, false)}
-	}
-	return st.RecordUploadSize(ctx, up.Slug, size)
+	return st.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
+			return err
+		}
+		room, err := tx.GetWorkspaceStorage(ctx, up.WorkspaceID, up.Slug)
+		if err != nil {
+			return err
+		}
+		if size > room.Left() {
+			return &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: CodeStorageQuotaExceeded, Message: quotaMessage(room, size, false)}
+		}
+		return tx.RecordUploadSize(ctx, up.Slug, size)
+	})
 }

@@ -1,11 +1,14 @@
 package service
 
 import (
+	"errors"
+	"net/http"
 	"sync"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 )
 
 // uploadsSent are n uploads of content made through api, each file stored
@@ -89,6 +92,65 @@ func TestConcurrentJobsFromBucketUploadsStayWithinTheQuota(t *testing.T) {
 		}
 		if st.UsedBytes != size {
 			t.Errorf("the workspace's files take %d bytes, want %d (the one job's input)", st.UsedBytes, size)
+		}
+	})
+}
+
+// TestConcurrentPutsToLocalUploadURLsStayWithinTheQuota: PUTs to the
+// local store's upload URLs arrive at the same moment where the quota has
+// room for one of their files. One is taken; the others are refused with
+// 413 STORAGE_QUOTA_EXCEEDED before they are stored, so the workspace's
+// recorded use stays within its quota. Each round leaves room for one
+// file more.
+func TestConcurrentPutsToLocalUploadURLsStayWithinTheQuota(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		const size = int64(len(enginetest.ValidatedScene))
+		accept := AcceptUploadPut(f.Store)
+		for round := int64(1); round <= 5; round++ {
+			if err := f.Store.SetWorkspaceMaxStorage(f.Ctx, "studio", round*size+size/2); err != nil {
+				t.Fatal(err)
+			}
+			keys := make([]string, 8)
+			for i := range keys {
+				ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+				if err != nil {
+					t.Fatalf("round %d: CreateUpload: %v", round, err)
+				}
+				keys[i] = farm.UploadKey(ticket.Slug, "scene.blend")
+			}
+			errs := make([]error, len(keys))
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i, key := range keys {
+				wg.Go(func() {
+					<-start
+					errs[i] = accept(f.Ctx, key, size)
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			taken := 0
+			for i, err := range errs {
+				refusal, refused := errors.AsType[*objstore.PutRefusal](err)
+				switch {
+				case err == nil:
+					taken++
+				case !refused || refusal.Status != http.StatusRequestEntityTooLarge || refusal.Code != CodeStorageQuotaExceeded:
+					t.Errorf("round %d, PUT %d: %v, want a 413 %s", round, i, err, CodeStorageQuotaExceeded)
+				}
+			}
+			if taken != 1 {
+				t.Errorf("round %d: %d PUTs taken, want 1: the quota had room for one file", round, taken)
+			}
+			st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.UsedBytes > st.MaxBytes {
+				t.Fatalf("round %d: the workspace's uploads take %d bytes, past its quota of %d", round, st.UsedBytes, st.MaxBytes)
+			}
 		}
 	})
 }

@@ -46,6 +46,13 @@ func (s *Service) CreateWebhook(ctx context.Context, p farm.Principal, rawURL st
 	}
 	hook := store.Webhook{ID: uuid.NewString(), WorkspaceID: p.WorkspaceID, URL: rawURL, Events: clean, Secret: secret, CreatedAt: time.Now().UTC()}
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		// Webhooks registered at the same moment count the workspace's
+		// webhooks one after the other, each seeing those registered
+		// before it; without the lock, each could count the same room
+		// under the limit and all be inserted.
+		if err := tx.LockWorkspace(ctx, p.WorkspaceID); err != nil {
+			return err
+		}
 		existing, err := tx.ListWebhooks(ctx, p.WorkspaceID)
 		if err != nil {
 			return err

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
@@ -26,6 +28,41 @@ func TestCreateJobRefusesAnUploadOverTheLimit(t *testing.T) {
 		}
 		if n := f.Count("jobs", ""); n != 0 {
 			t.Errorf("%d jobs made", n)
+		}
+	})
+}
+
+// TestCreateJobRefusesASlugThatIsNoUploadsSlug: a slug is the UUID that
+// POST /uploads answered, in its canonical lower-case form. Anything else
+// (a NUL, which PostgreSQL cannot store in text, another spelling of a
+// real slug's UUID, text of any length) is UPLOAD_NOT_FOUND naming the
+// field, as an unknown slug is, and the real slug still makes its job.
+func TestCreateJobRefusesASlugThatIsNoUploadsSlug(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.PutContent(farm.UploadKey(ticket.Slug, "scene.blend"), enginetest.ValidatedScene)
+		for _, slug := range []string{
+			"abc\x00def",
+			ticket.Slug[:8] + "\x00" + ticket.Slug[9:],
+			strings.ToUpper(ticket.Slug),
+			"{" + ticket.Slug + "}",
+			"urn:uuid:" + ticket.Slug,
+			strings.ReplaceAll(ticket.Slug, "-", ""),
+			ticket.Slug + "0",
+			"not-a-slug",
+			strings.Repeat("a", 10_000),
+		} {
+			_, err := f.api.CreateJob(f.Ctx, f.P, slug)
+			if fe, ok := errors.AsType[*farm.Error](err); !ok || fe.Code != farm.CodeUploadNotFound || fe.Field != "slug" {
+				t.Errorf("CreateJob(%.50q) = %v, want %s naming slug", slug, err, farm.CodeUploadNotFound)
+			}
+		}
+		if _, err := f.api.CreateJob(f.Ctx, f.P, ticket.Slug); err != nil {
+			t.Errorf("CreateJob(%s), the upload's own slug: %v", ticket.Slug, err)
 		}
 	})
 }

@@ -22,10 +22,15 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	if slug == "" {
 		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "slug", Message: "slug is required: the slug that POST /uploads answered"}
 	}
+	// Every slug is a uuid.NewString(), so nothing else can name an
+	// upload; refusing it here also keeps text PostgreSQL cannot store (a
+	// NUL) from reaching the database as a query's parameter.
+	if !isSlug(slug) {
+		return nil, uploadNotFound(slug)
+	}
 	up, err := s.store.GetUpload(ctx, p.WorkspaceID, slug)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadNotFound, Field: "slug",
-			Message: fmt.Sprintf("no upload with slug %q in this workspace; create one with POST /uploads and PUT the file to its uploadUrl", slug)}
+		return nil, uploadNotFound(slug)
 	}
 	if err != nil {
 		return nil, err

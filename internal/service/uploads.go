@@ -75,6 +75,18 @@ func checkFileName(fileName, fileType string) error {
 	return nil
 }
 
+// isSlug reports whether s is written as CreateUpload writes a slug: a
+// UUID in its canonical lower-case form, 8-4-4-4-12 hex digits.
+func isSlug(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}
+
+func uploadNotFound(slug string) error {
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadNotFound, Field: "slug",
+		Message: fmt.Sprintf("no upload with slug %q in this workspace; create one with POST /uploads and PUT the file to its uploadUrl", slug)}
+}
+
 func uploadMissing(slug string, up store.Upload) error {
 	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
 		Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}

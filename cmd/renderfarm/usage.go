@@ -51,7 +51,7 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	to := time.Now()
 	from := to.Add(-time.Duration(since))
-	if _, _, _, err := service.CheckUsagePeriod(from, to, farm.UsageByDay, to); err != nil {
+	if _, _, _, err := service.CheckUsagePeriod(&from, &to, farm.UsageByDay, to); err != nil {
 		return fmt.Errorf("%w: --since: %v", errUsage, err)
 	}
 	st, err := b.OpenStore(ctx)
@@ -72,7 +72,7 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if *workspace != "" && w.Name != *workspace {
 			continue
 		}
-		u, err := service.UsageOf(ctx, st, w.ID, from, to, farm.UsageByDay)
+		u, err := service.UsageOf(ctx, st, w.ID, &from, &to, farm.UsageByDay)
 		if err != nil {
 			return err
 		}

@@ -43,9 +43,9 @@ type Farm interface {
 	// BlenderVersions lists the Blender versions the farm's live render
 	// nodes run, which a render request may pin.
 	BlenderVersions(ctx context.Context, p farm.Principal) (*farm.BlenderOffers, error)
-	// Usage reports the workspace's use of the farm over [from, to) (zero:
-	// the defaults), grouped by "day" or "job" ("": day).
-	Usage(ctx context.Context, p farm.Principal, from, to time.Time, groupBy string) (*farm.Usage, error)
+	// Usage reports the workspace's use of the farm over [from, to) (nil
+	// when not given: the defaults), grouped by "day" or "job" ("": day).
+	Usage(ctx context.Context, p farm.Principal, from, to *time.Time, groupBy string) (*farm.Usage, error)
 
 	// CreateWebhook and RotateWebhookSecret answer the webhook with its
 	// secret; the other webhook methods answer it without.

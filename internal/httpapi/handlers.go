@@ -398,7 +398,9 @@ func (a *api) blenderVersions(w http.ResponseWriter, r *http.Request, p farm.Pri
 
 func (a *api) usage(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
 	q := r.URL.Query()
-	var period [2]time.Time
+	// A bound not given is nil, whatever time a given one names: the
+	// zero time.Time is 0001-01-01, which a client may send.
+	var period [2]*time.Time
 	for i, name := range []string{"from", "to"} {
 		v := q.Get(name)
 		if v == "" {
@@ -410,7 +412,7 @@ func (a *api) usage(w http.ResponseWriter, r *http.Request, p farm.Principal) er
 				return badParam(name, "%s must be a date (2026-01-31) or a time (2026-01-31T12:00:00Z), not %q", name, v)
 			}
 		}
-		period[i] = t
+		period[i] = &t
 	}
 	u, err := a.farm.Usage(r.Context(), p, period[0], period[1], q.Get("groupBy"))
 	if err != nil {

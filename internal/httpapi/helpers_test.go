@@ -224,8 +224,19 @@ func (f *fakeFarm) JobLog(ctx context.Context, p farm.Principal, id string) (*fa
 	return f.jobLog, nil
 }
 
-func (f *fakeFarm) Usage(ctx context.Context, p farm.Principal, from, to time.Time, groupBy string) (*farm.Usage, error) {
-	if err := f.record(call{"Usage", p, groupBy, nil}); err != nil {
+// usageBounds is the period a usage request gave the farm: each bound as
+// an RFC 3339 time, "" for one not given.
+type usageBounds struct{ From, To string }
+
+func (f *fakeFarm) Usage(ctx context.Context, p farm.Principal, from, to *time.Time, groupBy string) (*farm.Usage, error) {
+	var given usageBounds
+	if from != nil {
+		given.From = from.Format(time.RFC3339)
+	}
+	if to != nil {
+		given.To = to.Format(time.RFC3339)
+	}
+	if err := f.record(call{"Usage", p, groupBy, given}); err != nil {
 		return nil, err
 	}
 	return f.usage, nil

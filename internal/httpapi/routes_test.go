@@ -159,7 +159,7 @@ func routeCases() []routeCase {
 		{"blender versions", "GET", "/blender", "", 200,
 			call{"BlenderVersions", p, "", nil}, isListOf("versions", 2, hasKeys("version", "workers"))},
 		{"usage", "GET", "/usage", "", 200,
-			call{"Usage", p, "", nil}, hasKeys("from", "to", "groupBy", "rows", "total")},
+			call{"Usage", p, "", usageBounds{}}, hasKeys("from", "to", "groupBy", "rows", "total")},
 		{"create webhook", "POST", "/webhooks", `{"url": "https://pipeline.example.com/renderfarm", "events": ["onRenderComplete", "onStatusChange"]}`, 201,
 			call{"CreateWebhook", p, "https://pipeline.example.com/renderfarm", []string{"onRenderComplete", "onStatusChange"}}, isWebhook(true)},
 		{"list webhooks", "GET", "/webhooks", "", 200,
@@ -413,6 +413,34 @@ func TestListQuery(t *testing.T) {
 		}
 		if calls := e.farm.Calls(); len(calls) != 0 {
 			t.Errorf("%q: farm was asked %+v", tc.query, calls)
+		}
+	}
+}
+
+// TestUsageBoundsAreGivenOnlyWhenSent: a usage request's from and to
+// reach the farm as sent, whatever time they name, the zero time
+// (0001-01-01) and years the farm refuses included, and a bound not sent
+// as not given, for the farm to fill in.
+func TestUsageBoundsAreGivenOnlyWhenSent(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  usageBounds
+	}{
+		{"", usageBounds{}},
+		{"?groupBy=job", usageBounds{}},
+		{"?from=0001-01-01", usageBounds{From: "0001-01-01T00:00:00Z"}},
+		{"?to=0001-01-01T00:00:00Z", usageBounds{To: "0001-01-01T00:00:00Z"}},
+		{"?to=0000-01-02", usageBounds{To: "0000-01-02T00:00:00Z"}},
+		{"?from=0000-01-01T00:00:00%2B01:00&to=0000-01-02T00:00:00Z", usageBounds{From: "0000-01-01T00:00:00+01:00", To: "0000-01-02T00:00:00Z"}},
+		{"?from=9999-12-31T00:00:00-02:00&to=9999-12-31T23:00:00-02:00", usageBounds{From: "9999-12-31T00:00:00-02:00", To: "9999-12-31T23:00:00-02:00"}},
+	} {
+		e := newEnv(t, nil, httpapi.Options{})
+		if r := e.do(e.lenient, "GET", apiPrefix+"/usage"+tc.query, ""); r.StatusCode != 200 {
+			t.Errorf("%q: status %d: %s", tc.query, r.StatusCode, r.body)
+			continue
+		}
+		if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+			t.Errorf("%q: farm asked %+v, want the period %+v", tc.query, calls, tc.want)
 		}
 	}
 }

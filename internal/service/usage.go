@@ -14,9 +14,9 @@ import (
 // given one: the last 30 days.
 const DefaultUsagePeriod = 30 * 24 * time.Hour
 
-// Usage reports the workspace's use of the farm over [from, to) (zero
-// times: the last 30 days up to now), grouped by day or by job.
-func (s *Service) Usage(ctx context.Context, p farm.Principal, from, to time.Time, groupBy string) (*farm.Usage, error) {
+// Usage reports the workspace's use of the farm over [from, to) (nil
+// when not given: the last 30 days up to now), grouped by day or by job.
+func (s *Service) Usage(ctx context.Context, p farm.Principal, from, to *time.Time, groupBy string) (*farm.Usage, error) {
 	return UsageOf(ctx, s.store, p.WorkspaceID, from, to, groupBy)
 }
 
@@ -27,27 +27,40 @@ type UsageReader interface {
 
 // UsageOf checks a usage request and reports it: for one workspace, or
 // for every one ("": the operator's `renderfarm usage`).
-func UsageOf(ctx context.Context, st UsageReader, workspaceID string, from, to time.Time, groupBy string) (*farm.Usage, error) {
-	from, to, groupBy, err := CheckUsagePeriod(from, to, groupBy, time.Now())
+func UsageOf(ctx context.Context, st UsageReader, workspaceID string, from, to *time.Time, groupBy string) (*farm.Usage, error) {
+	start, end, groupBy, err := CheckUsagePeriod(from, to, groupBy, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	u, err := st.WorkspaceUsage(ctx, workspaceID, from, to, groupBy)
+	u, err := st.WorkspaceUsage(ctx, workspaceID, start, end, groupBy)
 	if err != nil {
 		return nil, err
 	}
 	return &u, nil
 }
 
+// A usage period lies within these years, in UTC: the farm recorded
+// nothing before 1970, and a time past 9999 has no RFC 3339 form, which
+// the answer's from and to are written in.
+const (
+	firstUsageYear = 1970
+	lastUsageYear  = 9999
+)
+
 // CheckUsagePeriod fills in a usage request's defaults (to: now; from: 30
-// days before to; groupBy: day) and refuses a period that ends before it
-// starts or is longer than farm.MaxUsageSpan, and an unknown grouping.
-func CheckUsagePeriod(from, to time.Time, groupBy string, now time.Time) (time.Time, time.Time, string, error) {
-	if to.IsZero() {
-		to = now
+// days before to; groupBy: day), a bound not given being nil, and refuses
+// a period outside the years firstUsageYear to lastUsageYear (UTC), one
+// that ends before it starts or is longer than farm.MaxUsageSpan, and an
+// unknown grouping. A bound given as Go's zero time (0001-01-01) is given,
+// and refused as outside those years.
+func CheckUsagePeriod(from, to *time.Time, groupBy string, now time.Time) (time.Time, time.Time, string, error) {
+	end := now
+	if to != nil {
+		end = *to
 	}
-	if from.IsZero() {
-		from = to.Add(-DefaultUsagePeriod)
+	start := end.Add(-DefaultUsagePeriod)
+	if from != nil {
+		start = *from
 	}
 	if groupBy == "" {
 		groupBy = farm.UsageByDay
@@ -55,16 +68,27 @@ func CheckUsagePeriod(from, to time.Time, groupBy string, now time.Time) (time.T
 	invalid := func(field, format string, args ...any) error {
 		return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: field, Message: fmt.Sprintf(format, args...)}
 	}
+	outside := func(t time.Time) bool {
+		y := t.UTC().Year()
+		return y < firstUsageYear || y > lastUsageYear
+	}
 	switch {
 	case groupBy != farm.UsageByDay && groupBy != farm.UsageByJob:
-		return from, to, groupBy, invalid("groupBy", "groupBy must be \"day\" or \"job\", not %q", groupBy)
-	case !from.Before(to):
-		return from, to, groupBy, invalid("from", "from (%s) must be before to (%s)", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
-	case to.Sub(from) > farm.MaxUsageSpan:
-		return from, to, groupBy, invalid("from", "a usage report covers at most %d days; this one asks for %.0f, so ask for a shorter period",
-			int(farm.MaxUsageSpan/(24*time.Hour)), to.Sub(from).Hours()/24)
+		return start, end, groupBy, invalid("groupBy", "groupBy must be \"day\" or \"job\", not %q", groupBy)
+	case outside(end):
+		return start, end, groupBy, invalid("to", "to (%s) must be in the years %d to %d (UTC)", end.Format(time.RFC3339), firstUsageYear, lastUsageYear)
+	case outside(start) && from == nil:
+		return start, end, groupBy, invalid("from", "from, 30 days before to by default, would be %s, before the year %d (UTC); give a from in the years %d to %d",
+			start.UTC().Format(time.RFC3339), firstUsageYear, firstUsageYear, lastUsageYear)
+	case outside(start):
+		return start, end, groupBy, invalid("from", "from (%s) must be in the years %d to %d (UTC)", start.Format(time.RFC3339), firstUsageYear, lastUsageYear)
+	case !start.Before(end):
+		return start, end, groupBy, invalid("from", "from (%s) must be before to (%s)", start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+	case end.Sub(start) > farm.MaxUsageSpan:
+		return start, end, groupBy, invalid("from", "a usage report covers at most %d days; this one asks for %.0f, so ask for a shorter period",
+			int(farm.MaxUsageSpan/(24*time.Hour)), end.Sub(start).Hours()/24)
 	}
-	return from, to, groupBy, nil
+	return start, end, groupBy, nil
 }
 
 // CountDownload counts, for the local store's download URLs

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -90,8 +91,9 @@ type Resolver interface {
 }
 
 // CheckURL checks a receiver URL: http or https, a host, no credentials,
-// and, unless allowPrivate, no address of the host in a forbidden network.
-// The message of its error says what to fix.
+// a port (when it gives one) from 1 to 65535, and, unless allowPrivate,
+// no address of the host in a forbidden network. The message of its
+// error says what to fix.
 func CheckURL(ctx context.Context, r Resolver, raw string, allowPrivate bool) error {
 	if len(raw) > MaxURLLength {
 		return fmt.Errorf("the URL is %d characters long; keep it under %d", len(raw), MaxURLLength)
@@ -109,6 +111,13 @@ func CheckURL(ctx context.Context, r Resolver, raw string, allowPrivate bool) er
 	host := u.Hostname()
 	if host == "" {
 		return fmt.Errorf("the URL has no host")
+	}
+	// url.Parse only checks that a port is digits; a port no receiver
+	// can listen on would fail every delivery.
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("the port %s is not a port: give one from 1 to 65535, or none for the scheme's own", port)
+		}
 	}
 	if allowPrivate {
 		return nil

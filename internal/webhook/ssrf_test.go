@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -157,6 +158,42 @@ func TestPublicAddressesAreAllowed(t *testing.T) {
 		}
 		if err := webhook.CheckURL(context.Background(), resolver, "https://"+hostFor(i)+"/hook", false); err != nil {
 			t.Errorf("CheckURL(%s → %s) = %v", hostFor(i), ip, err)
+		}
+	}
+}
+
+// TestCheckURLRefusesAPortNoReceiverCanListenOn: a port, when the URL
+// gives one, is 1 to 65535; 0 and anything past 65535 are refused saying
+// so, whether or not private addresses are allowed, for an address or a
+// name alike. A URL without a port, or with an empty one, takes its
+// scheme's.
+func TestCheckURLRefusesAPortNoReceiverCanListenOn(t *testing.T) {
+	resolver := fakeResolver{"pipeline.example.com": {"93.184.216.34"}}
+	for _, allowPrivate := range []bool{false, true} {
+		for _, raw := range []string{
+			"https://8.8.8.8:99999/hook",
+			"https://8.8.8.8:0/hook",
+			"https://8.8.8.8:65536/hook",
+			"http://[2001:4860:4860::8888]:70000/hook",
+			"https://pipeline.example.com:0/hook",
+			"https://pipeline.example.com:99999999999999999999/hook",
+		} {
+			err := webhook.CheckURL(context.Background(), resolver, raw, allowPrivate)
+			if err == nil || !strings.Contains(err.Error(), "1 to 65535") {
+				t.Errorf("CheckURL(%s, allowPrivate %v) = %v, want the port refused", raw, allowPrivate, err)
+			}
+		}
+		for _, raw := range []string{
+			"https://8.8.8.8:1/hook",
+			"https://8.8.8.8:65535/hook",
+			"https://pipeline.example.com:8443/hook",
+			"https://pipeline.example.com:0443/hook",
+			"https://pipeline.example.com/hook",
+			"https://pipeline.example.com:/hook",
+		} {
+			if err := webhook.CheckURL(context.Background(), resolver, raw, allowPrivate); err != nil {
+				t.Errorf("CheckURL(%s, allowPrivate %v) = %v, want it taken", raw, allowPrivate, err)
+			}
 		}
 	}
 }

@@ -66,3 +66,34 @@ func TestCreateJobRefusesASlugThatIsNoUploadsSlug(t *testing.T) {
 		}
 	})
 }
+
+// TestRequestsRacingForOneSlugAreToldItWasUsed: several POST /jobs for
+// one slug arrive at the same moment. One makes the job; each other is
+// told the slug was used (SLUG_ALREADY_USED), even when it looked for the
+// file after the winner had moved it into its job and removed the upload:
+// the file did arrive, so UPLOAD_NOT_RECEIVED would be wrong.
+func TestRequestsRacingForOneSlugAreToldItWasUsed(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		for round := range 5 {
+			slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+			slugs := make([]string, 8)
+			for i := range slugs {
+				slugs[i] = slug
+			}
+			_, errs := f.createJobsAtOnce(slugs)
+			made := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					made++
+				case enginetest.ErrorCode(err) != farm.CodeSlugUsed:
+					t.Errorf("round %d, request %d: %v, want %s", round, i, err, farm.CodeSlugUsed)
+				}
+			}
+			if made != 1 {
+				t.Errorf("round %d: %d jobs made from one slug, want 1", round, made)
+			}
+		}
+	})
+}

@@ -36,12 +36,11 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		return nil, err
 	}
 	if up.JobID != "" {
-		return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug",
-			Message: fmt.Sprintf("slug %q was already used for job %s; upload the file again to make another job", slug, up.JobID)}
+		return nil, slugUsed(slug, up.JobID)
 	}
 	info, err := s.objects.Stat(ctx, up.ObjectKey)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return nil, uploadMissing(slug, up)
+		return nil, s.uploadGone(ctx, p, up)
 	}
 	if err != nil {
 		return nil, err
@@ -61,7 +60,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	input, err := s.objects.Copy(ctx, up.ObjectKey, inputKey, s.maxInputBytes())
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
-		return nil, uploadMissing(slug, up)
+		return nil, s.uploadGone(ctx, p, up)
 	case errors.Is(err, objstore.ErrTooLarge):
 		// Replaced by a larger file since the size was checked.
 		return nil, s.refuseTooLarge(ctx, up, 0, s.maxInputBytes())
@@ -77,7 +76,6 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		CreatedAt: now, UpdatedAt: now, Slug: slug, Priority: farm.DefaultPriority,
 		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
 	}
-	slugUsed := &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug", Message: fmt.Sprintf("slug %q was already used for another job", slug)}
 	overQuota := false
 	err = s.store.InTx(ctx, func(tx *store.Tx) error {
 		// The room counted above may have been taken since by a job made
@@ -95,7 +93,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 			return err
 		}
 		if current.JobID != "" {
-			return slugUsed
+			return slugUsed(slug, current.JobID)
 		}
 		st, err := tx.GetWorkspaceStorage(ctx, p.WorkspaceID, slug)
 		if err != nil {
@@ -107,7 +105,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		}
 		if err := tx.ClaimUpload(ctx, slug, job.ID, inputKey); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return slugUsed
+				return slugUsed(slug, "")
 			}
 			return err
 		}

@@ -87,6 +87,32 @@ func uploadNotFound(slug string) error {
 		Message: fmt.Sprintf("no upload with slug %q in this workspace; create one with POST /uploads and PUT the file to its uploadUrl", slug)}
 }
 
+// slugUsed refuses a slug a job was made from: job jobID, "" when not
+// known.
+func slugUsed(slug, jobID string) error {
+	what := "a job made at the same moment"
+	if jobID != "" {
+		what = "job " + jobID
+	}
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeSlugUsed, Field: "slug",
+		Message: fmt.Sprintf("slug %q was already used for %s; upload the file again to make another job", slug, what)}
+}
+
+// uploadGone answers a request whose upload has no file in the store.
+// Either the file never arrived, or a request for the same slug made it
+// into a job a moment ago, which removes the upload's object once the
+// job is made: the upload, read again, tells which.
+func (s *Service) uploadGone(ctx context.Context, p farm.Principal, up store.Upload) error {
+	current, err := s.store.GetUpload(ctx, p.WorkspaceID, up.Slug)
+	switch {
+	case err == nil && current.JobID != "":
+		return slugUsed(up.Slug, current.JobID)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return uploadMissing(up.Slug, up)
+}
+
 func uploadMissing(slug string, up store.Upload) error {
 	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeUploadMissing, Field: "slug",
 		Message: fmt.Sprintf("the file for slug %q never arrived; PUT it to the uploadUrl (valid until %s) before creating the job", slug, up.ExpiresAt.Format(time.RFC3339))}

@@ -213,7 +213,7 @@ func measure(ctx context.Context, st *store.Store, work string, n, workspaces, s
 		}
 		served := map[string]time.Time{}
 		for _, t := range running {
-			if err := st.ClaimTask(ctx, t.ID, t.Generation, worker.ID); err != nil {
+			if err := st.ClaimTask(ctx, t.ID, t.Generation, worker.ID, 1); err != nil {
 				benchkit.Fatalf("claim: %v", err)
 			}
 			if err := st.InTx(ctx, func(tx *store.Tx) error {

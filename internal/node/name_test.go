@@ -143,7 +143,7 @@ func TestANodeRestartedAfterACrashTakesItsNameAtOnce(t *testing.T) {
 				if err := f.Store.RegisterWorker(f.Ctx, earlier); err != nil {
 					t.Fatal(err)
 				}
-				if err := f.Store.ClaimTask(f.Ctx, task.ID, task.Generation, earlier.ID); err != nil {
+				if err := f.Store.ClaimTask(f.Ctx, task.ID, task.Generation, earlier.ID, 1); err != nil {
 					t.Fatal(err)
 				}
 

@@ -503,7 +503,7 @@ func (n *Node) waitForAnotherSlot(ctx context.Context, w *waiter, ref engine.Tas
 // when the River job is a stale or duplicate holder of the task: such a
 // job must end quietly without touching anything.
 func (n *Node) claim(ctx context.Context, ref engine.TaskRef) (bool, error) {
-	err := n.store.ClaimTask(ctx, ref.TaskID, ref.Generation, n.workerID)
+	err := n.store.ClaimTask(ctx, ref.TaskID, ref.Generation, n.workerID, n.blenderThreads())
 	if errors.Is(err, store.ErrConflict) {
 		n.log.Info("task no longer ours; skipping", "task", ref.TaskID, "job", ref.JobID, "generation", ref.Generation)
 		return false, nil

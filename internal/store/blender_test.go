@@ -85,7 +85,7 @@ func TestRouteTaskMovesATaskToAnotherVersionUnderANewGeneration(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		add := jobWithTasks(t, s, "job-1")
 		add(store.Task{ID: "validate", Kind: store.TaskValidate})
-		if err := s.ClaimTask(t.Context(), "validate", 1, "node-without-4.3"); err != nil {
+		if err := s.ClaimTask(t.Context(), "validate", 1, "node-without-4.3", 1); err != nil {
 			t.Fatal(err)
 		}
 		gen, err := s.RouteTask(t.Context(), "validate", 1, "4.3.2")

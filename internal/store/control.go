@@ -25,8 +25,11 @@ var queuedAgainFrom = []farm.FrameStatus{farm.FrameQueued, farm.FrameCompleted, 
 // QueueFrame records that a frame of a job is rendered by the task
 // f.TaskID: a new frame row, or an existing frame of the job queued
 // again (a resume, a retry), which keeps its attempts, worker and last
-// error, and has no image until it completes anew. A frame that a holder
-// renders right now is not taken from it: ErrConflict.
+// error, and has no image until it completes anew. Its render seconds
+// start again from none: they were charged to the chunk that rendered
+// them, and the new chunk is charged only for what it renders
+// (FinishTask). A frame that a holder renders right now is not taken from
+// it: ErrConflict.
 func (q *Queries) QueueFrame(ctx context.Context, f Frame) error {
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(queuedAgainFrom)), ", ")
 	args := []any{f.JobID, f.Frame, f.TaskID, farm.FrameQueued, f.Worker, f.RenderSeconds, f.Attempts, "", 0, f.Error, f.UpdatedAt.UTC()}
@@ -35,7 +38,7 @@ func (q *Queries) QueueFrame(ctx context.Context, f Frame) error {
 	}
 	res, err := q.exec(ctx, `INSERT INTO frames (`+frameColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (job_id, frame) DO UPDATE SET task_id = excluded.task_id, status = excluded.status,
-			object_key = '', size_bytes = 0, updated_at = excluded.updated_at
+			object_key = '', size_bytes = 0, render_seconds = 0, updated_at = excluded.updated_at
 		WHERE frames.status IN (`+marks+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("queue frame %d: %w", f.Frame, err)

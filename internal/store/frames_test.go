@@ -277,7 +277,7 @@ func TestUpdateFrameOwned(t *testing.T) {
 			if _, err := s.RequeueTask(t.Context(), "job-1-task-a", 1); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.ClaimTask(t.Context(), "job-1-task-a", 2, "w-2"); err != nil {
+			if err := s.ClaimTask(t.Context(), "job-1-task-a", 2, "w-2", 1); err != nil {
 				t.Fatal(err)
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
@@ -303,7 +303,7 @@ func TestUpdateFrameOwned(t *testing.T) {
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
 		{"a frame of another task is refused, even to that task's holder", func(t *testing.T, s *store.Store) {
-			if err := s.ClaimTask(t.Context(), "job-1-task-b", 1, "w-1"); err != nil {
+			if err := s.ClaimTask(t.Context(), "job-1-task-b", 1, "w-1", 1); err != nil {
 				t.Fatal(err)
 			}
 		}, "job-1-task-b", 1, "w-1", store.ErrConflict},
@@ -313,7 +313,7 @@ func TestUpdateFrameOwned(t *testing.T) {
 			t.Parallel()
 			forEachStore(t, func(t *testing.T, s *store.Store) {
 				jobWithFrames(t, s, "job-1")
-				if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1"); err != nil {
+				if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1", 1); err != nil {
 					t.Fatal(err)
 				}
 				if tt.before != nil {
@@ -343,7 +343,7 @@ func TestUpdateFrameOwnedWaitsForARequeueInProgressAndIsRefused(t *testing.T) {
 	// old holder's frame arrives now. It must not land.
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		jobWithFrames(t, s, "job-1")
-		if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1"); err != nil {
+		if err := s.ClaimTask(t.Context(), "job-1-task-a", 1, "w-1", 1); err != nil {
 			t.Fatal(err)
 		}
 		blocked := awaitBlocked(t, s)

@@ -120,11 +120,14 @@ func (q *Queries) getTask(ctx context.Context, id, lock string) (Task, error) {
 // ClaimTask marks a queued task as running on a worker, but only for the
 // River job of its current generation. ErrConflict means the caller is a
 // stale or duplicate holder (the task moved on, is held by another, or was
-// finished or canceled) and must do nothing.
-func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string) error {
+// finished or canceled) and must do nothing. threads is how many threads
+// the worker gives each Blender (TaskEnd.Threads), recorded for a stop
+// that charges the chunk's completed frames without its holder
+// (CancelTasksOfJob).
+func (q *Queries) ClaimTask(ctx context.Context, id string, generation int, workerID string, threads int) error {
 	at := now()
-	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, waiting_for = '', updated_at = ?, started_at = ? WHERE id = ? AND generation = ? AND status = ?`,
-		TaskRunning, workerID, at, at, id, generation, TaskQueued)
+	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, worker_id = ?, threads = ?, waiting_for = '', updated_at = ?, started_at = ? WHERE id = ? AND generation = ? AND status = ?`,
+		TaskRunning, workerID, threads, at, at, id, generation, TaskQueued)
 	if err != nil {
 		return fmt.Errorf("claim task: %w", err)
 	}
@@ -160,15 +163,13 @@ type TaskEnd struct {
 // a finalizing) both are 0. A workspace with a render budget counts them
 // once the transaction calls CountTowardsBudget with the same end.At.
 func (q *Queries) FinishTask(ctx context.Context, id string, generation int, end TaskEnd) error {
-	const gpus = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
-	const rendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
 	at := end.At
 	if at.IsZero() {
 		at = now()
 	}
 	res, err := q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ?, finished_at = ?,
-			worker_seconds = CASE WHEN `+gpus+` > 0 THEN 0 ELSE ? * `+rendered+` END,
-			gpu_seconds = `+gpus+` * `+rendered+`,
+			worker_seconds = CASE WHEN `+taskGPUs+` > 0 THEN 0 ELSE ? * `+taskRendered+` END,
+			gpu_seconds = `+taskGPUs+` * `+taskRendered+`,
 			log_bytes = log_bytes + ?
 		WHERE id = ? AND generation = ? AND status = ?`,
 		end.Status, at, at, end.Threads, end.LogBytes, id, generation, TaskRunning)
@@ -180,6 +181,16 @@ func (q *Queries) FinishTask(ctx context.Context, id string, generation int, end
 	}
 	return nil
 }
+
+// taskGPUs is, in a statement on tasks, how many GPUs a chunk renders
+// with (0 on CPUs): its requirements'.
+const taskGPUs = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key = tasks.requirements AND r.gpu_type <> ''), 0)`
+
+// taskRendered is, in a statement on tasks, the Blender render seconds of
+// the frames the task holds: a frame queued again (a resume, a retry)
+// starts again from none (QueueFrame), so they are what the task itself
+// rendered.
+const taskRendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
 
 // EndedBy reports whether task id ended as status at generation, held by
 // the worker run workerID: whether FinishTask wrote that end (it alone
@@ -311,14 +322,40 @@ func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) (
 // locks them first, in the order of their ids (see LockWaitingChunks): a
 // chunk that a dispatch queues meanwhile is read as that dispatch wrote
 // it, with the River job to cancel.
+//
+// A chunk stopped with frames it completed is charged for them here, as
+// FinishTask charges a chunk that ends: those frames stay completed (a
+// resume renders only the others), and no end of their chunk will come.
+// Its render seconds are written with when it was stopped (finished_at),
+// which usage reports by, and added to its workspace's month if the
+// workspace has a render budget (as CountTowardsBudget adds an ended
+// chunk's), after the tasks are locked, as every transaction takes a
+// workspace's row after the tasks it writes.
 func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, error) {
 	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) ORDER BY id`+q.dialect.rowLock("FOR UPDATE"),
 		jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, err
 	}
-	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ? WHERE job_id = ? AND status IN (?, ?, ?)`,
-		TaskCanceled, now(), jobID, TaskWaiting, TaskQueued, TaskRunning)
+	at := now()
+	month := at.Format(renderMonthLayout)
+	stopped := `(SELECT COALESCE(SUM(CASE WHEN ` + taskGPUs + ` > 0 THEN ` + taskGPUs + ` ELSE tasks.threads END * ` + taskRendered + `), 0)
+		FROM tasks WHERE tasks.job_id = ? AND tasks.status IN (?, ?, ?))`
+	_, err = q.exec(ctx, `UPDATE workspaces SET
+			month_render_seconds = `+stopped+` + CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END,
+			render_month = ?
+		WHERE id = (SELECT j.workspace_id FROM jobs j WHERE j.id = ?) AND max_render_seconds_per_month IS NOT NULL
+			AND `+stopped+` > 0`,
+		jobID, TaskWaiting, TaskQueued, TaskRunning, month, month, jobID, jobID, TaskWaiting, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, fmt.Errorf("add stopped chunks' render seconds to their workspace's month: %w", err)
+	}
+	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ?,
+			worker_seconds = CASE WHEN `+taskGPUs+` > 0 THEN 0 ELSE threads * `+taskRendered+` END,
+			gpu_seconds = `+taskGPUs+` * `+taskRendered+`,
+			finished_at = CASE WHEN `+taskRendered+` > 0 THEN ? ELSE finished_at END
+		WHERE job_id = ? AND status IN (?, ?, ?)`,
+		TaskCanceled, at, at, jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
 		return nil, fmt.Errorf("cancel tasks: %w", err)
 	}

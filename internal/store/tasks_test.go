@@ -106,7 +106,7 @@ func TestClaimTask(t *testing.T) {
 				task.ID = "task-1"
 				before := add(task)
 
-				err := s.ClaimTask(t.Context(), "task-1", tt.generation, "w-1")
+				err := s.ClaimTask(t.Context(), "task-1", tt.generation, "w-1", 1)
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("ClaimTask error = %v, want %v", err, tt.wantErr)
 				}
@@ -138,7 +138,7 @@ func TestClaimTaskAtTheSameTimeHasExactlyOneWinner(t *testing.T) {
 		for i := range workers {
 			wg.Go(func() {
 				start.Wait()
-				errs[i] = s.ClaimTask(t.Context(), "task-1", 1, fmt.Sprintf("w-%d", i))
+				errs[i] = s.ClaimTask(t.Context(), "task-1", 1, fmt.Sprintf("w-%d", i), 1)
 			})
 		}
 		start.Done()
@@ -232,7 +232,7 @@ func TestReleaseTaskLetsTheSameGenerationClaimAgain(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		add := jobWithTasks(t, s, "job-1")
 		add(store.Task{ID: "task-1"})
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1", 1); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.ReleaseTask(t.Context(), "task-1", 1); err != nil {
@@ -244,7 +244,7 @@ func TestReleaseTaskLetsTheSameGenerationClaimAgain(t *testing.T) {
 		if got.Status != store.TaskQueued || got.WorkerID != "w-1" || got.Generation != 1 {
 			t.Errorf("after release: %+v, want queued, on w-1, generation 1", got)
 		}
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1", 1); err != nil {
 			t.Errorf("River's retry of the same job could not claim the released task: %v", err)
 		}
 	})
@@ -269,7 +269,7 @@ func TestRequeueTaskBumpsTheGenerationAndRefusesTheOldHolder(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		add := jobWithTasks(t, s, "job-1")
 		add(store.Task{ID: "task-1"})
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead", 1); err != nil {
 			t.Fatal(err)
 		}
 
@@ -286,14 +286,14 @@ func TestRequeueTaskBumpsTheGenerationAndRefusesTheOldHolder(t *testing.T) {
 		if err := s.FinishTask(t.Context(), "task-1", 1, store.TaskEnd{Status: store.TaskDone}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("the old holder finishing: error %v, want ErrConflict", err)
 		}
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead"); !errors.Is(err, store.ErrConflict) {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-dead", 1); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("the old River job claiming: error %v, want ErrConflict", err)
 		}
 		if _, err := s.RequeueTask(t.Context(), "task-1", 1); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("requeueing from the old generation again: error %v, want ErrConflict", err)
 		}
 		// The new generation's River job takes it.
-		if err := s.ClaimTask(t.Context(), "task-1", 2, "w-new"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 2, "w-new", 1); err != nil {
 			t.Errorf("the new generation could not claim: %v", err)
 		}
 	})
@@ -427,7 +427,7 @@ func TestOrphanedTasksAreRunningTasksWhoseWorkerIsGone(t *testing.T) {
 		add := jobWithTasks(t, s, "job-1")
 		running := func(id, worker string) {
 			add(store.Task{ID: id, Status: store.TaskQueued})
-			if err := s.ClaimTask(t.Context(), id, 1, worker); err != nil {
+			if err := s.ClaimTask(t.Context(), id, 1, worker, 1); err != nil {
 				t.Fatalf("ClaimTask(%s): %v", id, err)
 			}
 		}
@@ -520,7 +520,7 @@ func TestLockTaskKeepsARequeueWaitingUntilTheHolderCommits(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		add := jobWithTasks(t, s, "job-1")
 		add(store.Task{ID: "task-1"})
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1", 1); err != nil {
 			t.Fatal(err)
 		}
 
@@ -598,7 +598,7 @@ func TestTaskTimesRecordTheDispatchAndTheClaim(t *testing.T) {
 			t.Fatalf("after the dispatch: %+v, want dispatched after %v and not started", times, beforeDispatch)
 		}
 
-		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1"); err != nil {
+		if err := s.ClaimTask(t.Context(), "task-1", 1, "w-1", 1); err != nil {
 			t.Fatal(err)
 		}
 		claimed, err := s.TimesOfTask(t.Context(), "task-1")

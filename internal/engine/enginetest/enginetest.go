@@ -248,7 +248,7 @@ func (f *Farm) RegisterWorker(id, name string, heartbeat time.Time) {
 // ClaimAs makes a worker run hold a task, as its River job would.
 func (f *Farm) ClaimAs(workerID string, task store.Task) {
 	f.T.Helper()
-	if err := f.Store.ClaimTask(f.Ctx, task.ID, task.Generation, workerID); err != nil {
+	if err := f.Store.ClaimTask(f.Ctx, task.ID, task.Generation, workerID, 1); err != nil {
 		f.T.Fatalf("ClaimTask(%s) as %s: %v", task.ID, workerID, err)
 	}
 }

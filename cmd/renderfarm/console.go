@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -47,6 +51,200 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("TERM") != "dumb"
 }
 
+// Text from a job, a file or the farm (a scene's or camera's name, a path,
+// a warning, a failure's reason, Blender's words) is hostile: Blender
+// takes any character in a name, and a .blend may come from anyone. Raw,
+// an escape code in it would drive the terminal of whoever reads the
+// output: clear the screen, set the window's title, set the clipboard
+// (OSC 52), colour or hide text; a newline or a carriage return would
+// forge a line of output, a bidi override reorder what a line seems to
+// say. So such text is printed with those characters made visible, the
+// way Go writes them in a quoted string (\x1b, \n, \u202e) but without
+// the quotes, and a name without them prints as it is. A backslash stays
+// as it is, so that Windows paths read as usual: the output is for reading,
+// not for parsing back (--json gives the exact values).
+
+// escapeText returns s with every character that would drive a terminal
+// escaped: the C0 controls (tab and newline too), DEL, the C1 controls,
+// the bidi marks, embeddings, overrides and isolates (U+061C, U+200E,
+// U+200F, U+202A–U+202E, U+2066–U+2069), and bytes that are not UTF-8,
+// since a terminal in an 8-bit mode reads a lone 0x9b as a CSI.
+func escapeText(s string) string {
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if mustEscape(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case !mustEscape(r, size):
+			b.WriteString(s[i : i+size])
+		case r == utf8.RuneError:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < utf8.RuneSelf:
+			b.WriteString(asciiEscape(byte(r)))
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// escapeLines is escapeText for text of several lines, such as an error
+// whose message the command wrote over two lines: its newlines stay, and
+// everything else escapeText escapes is escaped in each line.
+func escapeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
+		lines[i] = escapeText(line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// mustEscape reports whether the rune r, of size bytes, is escaped.
+func mustEscape(r rune, size int) bool {
+	switch {
+	case r == utf8.RuneError:
+		return size == 1 // a byte that is not UTF-8; U+FFFD itself is text
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	}
+	return isBidiControl(r)
+}
+
+// isBidiControl reports whether r reorders or redirects the text around
+// it: the marks, embeddings, overrides and isolates of the Unicode bidi
+// algorithm.
+func isBidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
+// asciiEscape is how Go's quoted strings write an ASCII control.
+func asciiEscape(c byte) string {
+	switch c {
+	case '\a':
+		return `\a`
+	case '\b':
+		return `\b`
+	case '\f':
+		return `\f`
+	case '\n':
+		return `\n`
+	case '\r':
+		return `\r`
+	case '\t':
+		return `\t`
+	case '\v':
+		return `\v`
+	}
+	return fmt.Sprintf(`\x%02x`, c)
+}
+
+// escapeJSON writes the characters escapeText escapes that encoding/json
+// leaves as they are (DEL, the C1 controls, the bidi controls) as \u
+// escapes. JSON has such characters nowhere but inside strings, where
+// the escape means the same character.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError && r >= 0x7f && mustEscape(r, size) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return b
+	}
+	return out
+}
+
+// verbatim is text the command composed itself, whose characters are
+// meant, passed to printf or fprintf to be printed as it is.
+type verbatim string
+
+// escaped is an argument of printf or fprintf, printed as its verb,
+// flags and precision format it, then escaped, then padded to its width,
+// so that columns line up on what is printed: a string, an error, a
+// fmt.Stringer or a slice of them alike.
+type escaped struct{ v any }
+
+func (e escaped) Format(f fmt.State, verb rune) {
+	directive := "%"
+	for _, flag := range "+# " {
+		if f.Flag(int(flag)) {
+			directive += string(flag)
+		}
+	}
+	if p, ok := f.Precision(); ok {
+		directive += "." + strconv.Itoa(p)
+	}
+	s := escapeText(fmt.Sprintf(directive+string(verb), e.v))
+	if w, ok := f.Width(); ok {
+		if n := w - utf8.RuneCountInString(s); n > 0 {
+			pad := " "
+			if f.Flag('0') && !f.Flag('-') {
+				pad = "0"
+			}
+			if f.Flag('-') {
+				s += strings.Repeat(" ", n)
+			} else {
+				s = strings.Repeat(pad, n) + s
+			}
+		}
+	}
+	io.WriteString(f, s)
+}
+
+// escapeArgs wraps every argument but numbers, booleans and verbatim
+// text so that it is printed escaped. It wraps them in place: fprintf and
+// sprintf then hand their own args on to fmt unchanged in name, which is
+// what go vet's printf check needs to see them (and printf) as wrappers of
+// fmt and check every format string of the commands against its
+// arguments.
+func escapeArgs(args []any) {
+	for i, a := range args {
+		switch a := a.(type) {
+		case verbatim:
+			args[i] = string(a)
+		case escaped, nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		default:
+			args[i] = escaped{a}
+		}
+	}
+}
+
+// fprintf is fmt.Fprintf with every argument escaped (escapeArgs): the way
+// to print a line with names from a job, a file or the farm anywhere, a
+// tabwriter's rows too, where a tab in a name would also shift columns.
+func fprintf(w io.Writer, format string, args ...any) {
+	escapeArgs(args)
+	fmt.Fprintf(w, format, args...)
+}
+
+// sprintf is fmt.Sprintf with every argument escaped, for a piece of a
+// line built before it is printed.
+func sprintf(format string, args ...any) string {
+	escapeArgs(args)
+	return fmt.Sprintf(format, args...)
+}
+
 // text is where reports meant for a person go.
 func (c *console) text() io.Writer {
 	if c.json {
@@ -55,18 +253,23 @@ func (c *console) text() io.Writer {
 	return c.stdout
 }
 
+// printf prints a report for a person. The format is the command's own
+// text and goes out as written; every argument is printed escaped
+// (escapeText), since names, paths and messages come from a job, a file or
+// the farm. A piece the command composed itself is passed as verbatim.
 func (c *console) printf(format string, args ...any) {
-	fmt.Fprintf(c.text(), format, args...)
+	fprintf(c.text(), format, args...)
 }
 
 // warn prints a warning so that it stands out from the report around it:
-// in bold yellow on a terminal, in capitals in a log.
+// in bold yellow on a terminal, in capitals in a log. Both the code and the
+// message come from the farm's analysis, and are escaped.
 func (c *console) warn(code, message string) {
 	if c.color {
-		fmt.Fprintf(c.text(), "\x1b[1;33mwarning %s\x1b[0m: %s\n", code, message)
+		c.printf("\x1b[1;33mwarning %s\x1b[0m: %s\n", code, message)
 		return
 	}
-	fmt.Fprintf(c.text(), "WARNING %s: %s\n", code, message)
+	c.printf("WARNING %s: %s\n", code, message)
 }
 
 // result prints v as the command's JSON result on stdout. It does nothing
@@ -75,9 +278,22 @@ func (c *console) result(v any) error {
 	if !c.json {
 		return nil
 	}
-	enc := json.NewEncoder(c.stdout)
+	return writeJSON(c.stdout, v)
+}
+
+// writeJSON prints v as indented JSON. encoding/json already escapes the
+// C0 controls; the other characters escapeText escapes are written as
+// \u escapes too, which JSON reads back as the same string, so that a
+// name in --json output cannot drive a terminal either.
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
 }
 
 // uploadMeter shows an upload: a bar with bytes, rate and time left on a
@@ -97,7 +313,7 @@ func (c *console) uploadMeter(name string) (report func(sent, total int64), done
 			if bar == nil && total > 0 {
 				bar = progressbar.NewOptions64(total,
 					progressbar.OptionSetWriter(c.stderr),
-					progressbar.OptionSetDescription("uploading "+name),
+					progressbar.OptionSetDescription("uploading "+escapeText(name)),
 					progressbar.OptionShowBytes(true),
 					progressbar.OptionShowCount(),
 					progressbar.OptionSetPredictTime(true),
@@ -117,7 +333,7 @@ func (c *console) uploadMeter(name string) (report func(sent, total int64), done
 		}
 		if d := percent / 10; d > decile {
 			decile = d
-			fmt.Fprintf(c.stderr, "uploading %s: %d%% (%s of %s)\n", name, percent, formatBytes(sent), formatBytes(total))
+			fprintf(c.stderr, "uploading %s: %d%% (%s of %s)\n", name, percent, formatBytes(sent), formatBytes(total))
 		}
 	}
 	done = func() {
@@ -139,7 +355,7 @@ func (c *console) renderMeter() (report func(*client.Progress), done func()) {
 		report = client.ProgressChanges(func(p *client.Progress) {
 			if line := progressLine(p); line != last {
 				last = line
-				fmt.Fprintln(c.stderr, line)
+				fprintf(c.stderr, "%s\n", line)
 			}
 		})
 		return report, func() {}
@@ -171,7 +387,7 @@ func (c *console) renderMeter() (report func(*client.Progress), done func()) {
 		if bar.GetMax() != p.FramesTotal {
 			bar.ChangeMax(p.FramesTotal)
 		}
-		desc := string(p.Status)
+		desc := sprintf("%s", p.Status)
 		if p.FramesFailed > 0 {
 			desc += fmt.Sprintf(", %d failed", p.FramesFailed)
 		}
@@ -179,7 +395,7 @@ func (c *console) renderMeter() (report func(*client.Progress), done func()) {
 			desc += ", eta " + formatSeconds(*p.EtaSeconds)
 		}
 		if p.WaitingFor != "" {
-			desc += ", waiting for " + p.WaitingFor
+			desc += sprintf(", waiting for %s", p.WaitingFor)
 		}
 		bar.Describe(desc)
 		// Setting the same count again still redraws the bar, which keeps
@@ -195,9 +411,15 @@ func (c *console) renderMeter() (report func(*client.Progress), done func()) {
 }
 
 // progressLine is a job's progress as one line of a log, such as
-// "rendering: 12/24 frames, eta 8s".
+// "rendering: 12/24 frames, eta 8s", escaped.
 func progressLine(p *client.Progress) string {
-	line := fmt.Sprintf("%s: %d/%d frames", p.Status, p.FramesCompleted, p.FramesTotal)
+	return sprintf("%s: %s", p.Status, verbatim(progressCounts(p)))
+}
+
+// progressCounts is a job's progress without its status, escaped: "12/24
+// frames, eta 8s".
+func progressCounts(p *client.Progress) string {
+	line := fmt.Sprintf("%d/%d frames", p.FramesCompleted, p.FramesTotal)
 	if p.FramesFailed > 0 {
 		line += fmt.Sprintf(", %d failed", p.FramesFailed)
 	}
@@ -205,7 +427,7 @@ func progressLine(p *client.Progress) string {
 		line += ", eta " + formatSeconds(*p.EtaSeconds)
 	}
 	if p.WaitingFor != "" {
-		line += ", waiting for " + p.WaitingFor
+		line += sprintf(", waiting for %s", p.WaitingFor)
 	}
 	return line
 }

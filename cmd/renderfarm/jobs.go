@@ -58,7 +58,7 @@ func listJobs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tw := tabwriter.NewWriter(con.text(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tSTATUS\tCREATED\tFILE\tFRAMES")
 	for _, j := range list.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.CreatedAt.Local().Format("2006-01-02 15:04"), fileName(&j), frameSummary(&j))
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, j.CreatedAt.Local().Format("2006-01-02 15:04"), fileName(&j), frameSummary(&j))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -115,11 +115,12 @@ func showStatus(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // printJob shows a job the way a person checks on it: what was sent, what
-// is rendered, how far it got, and why it failed.
+// is rendered, how far it got, and why it failed. Everything in it but
+// the labels comes from the farm, and is escaped.
 func printJob(con *console, j *client.Job, p *client.Progress) {
 	con.printf("job %s: %s\n", j.ID, j.Status)
 	row := func(label, format string, args ...any) {
-		con.printf("  %-9s %s\n", label, fmt.Sprintf(format, args...))
+		con.printf("  %-9s %s\n", label, verbatim(sprintf(format, args...)))
 	}
 	if f := j.SceneFile; f != nil {
 		detail := formatBytes(f.SizeBytes)
@@ -143,7 +144,7 @@ func printJob(con *console, j *client.Job, p *client.Progress) {
 			strings.Join(fc.FrameRanges, ","), fc.FrameCount, fc.Scene, res, fc.RenderEngine, fc.SampleCount, fc.OutputFormat, blender)
 	}
 	if p != nil && p.FramesTotal > 0 {
-		row("progress", "%s", strings.TrimPrefix(progressLine(p), string(p.Status)+": "))
+		row("progress", "%s", verbatim(progressCounts(p)))
 	}
 	if j.NormalizedSeconds > 0 {
 		row("rendered", "%s of render time", formatSeconds(j.NormalizedSeconds))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -191,9 +190,7 @@ func listKeys(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt})
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(stdout, rows)
 	}
 	if len(rows) == 0 {
 		if *workspace != "" {
@@ -210,7 +207,7 @@ func listKeys(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if name == "" {
 			name = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workspace, name, r.Prefix, r.State,
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workspace, name, r.Prefix, r.State,
 			r.CreatedAt.Format(time.RFC3339), timeOr(r.LastUsedAt, "never"), timeOr(r.ExpiresAt, "never"), timeOr(r.RevokedAt, "-"))
 	}
 	return tw.Flush()

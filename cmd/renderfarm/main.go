@@ -139,14 +139,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &exit):
 		if exit.err != nil {
-			fmt.Fprintf(stderr, "renderfarm %s: %v\n", args[0], exit.err)
+			printError(stderr, args[0], exit.err)
 		}
 		return exit.code
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "renderfarm %s: %v\n", args[0], err)
+		printError(stderr, args[0], err)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "renderfarm %s: %v\n", args[0], err)
+		printError(stderr, args[0], err)
 		return 1
 	}
+}
+
+// printError prints the error a command ended with. Its message may run
+// over lines the command wrote, which stay; any other control character
+// is escaped, since an error may quote a file's names, a path or the
+// farm. (Text from the farm is escaped where it enters an error, newlines
+// included: see outcome and remote.explain.)
+func printError(stderr io.Writer, command string, err error) {
+	fmt.Fprintf(stderr, "renderfarm %s: %s\n", command, escapeLines(err.Error()))
 }

@@ -101,11 +101,12 @@ func (r *remote) explain(err error) error {
 	}
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) {
+		err = &farmTextError{err: err, farm: apiErr}
 		switch {
 		case apiErr.StatusCode == http.StatusUnauthorized:
 			return exitWith(exitUsage, "the farm at %s refused the API key (%d %s).\n"+
 				"Check --api-key or RENDERFARM_API_KEY; a new key is made on the farm's machine with: renderfarm keys create --workspace NAME",
-				r.server, apiErr.StatusCode, apiErr.Code)
+				r.server, apiErr.StatusCode, escapeText(apiErr.Code))
 		case apiErr.StatusCode >= 400 && apiErr.StatusCode < 500:
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -125,6 +126,22 @@ func (r *remote) explain(err error) error {
 	}
 	return &exitError{code: exitFailed, err: err}
 }
+
+// farmTextError is err, which wraps the farm's answer farm, with farm's
+// text escaped (escapeText) where it appears in err's: the farm's message
+// may quote a job's names, and a newline in it would otherwise start a
+// line of the command's output.
+type farmTextError struct {
+	err  error
+	farm error
+}
+
+func (e *farmTextError) Error() string {
+	text := e.farm.Error()
+	return strings.Replace(e.err.Error(), text, escapeText(text), 1)
+}
+
+func (e *farmTextError) Unwrap() error { return e.err }
 
 // otherHost is the host of the request err failed on when that is not the
 // farm's own (--server), "" otherwise.

@@ -374,16 +374,19 @@ func follow(ctx context.Context, c *client.Client, con *console, r *remote, id, 
 func outcome(job *client.Job) error {
 	switch job.Status {
 	case client.StatusFailed:
-		msg := fmt.Sprintf("job %s failed", job.ID)
+		// The reason is the farm's, often Blender's words about the
+		// file: escaped here, so that run, which keeps the lines of the
+		// command's own messages, prints a newline in it as \n.
+		msg := sprintf("job %s failed", job.ID)
 		if fr := job.FailedReason; fr != nil {
 			if fr.Type != "" {
-				msg += " during " + fr.Type
+				msg += sprintf(" during %s", fr.Type)
 			}
 			if fr.Name != "" {
-				msg += ": " + fr.Name
+				msg += sprintf(": %s", fr.Name)
 			}
 			if fr.Message != "" {
-				msg += ": " + fr.Message
+				msg += sprintf(": %s", fr.Message)
 			}
 		}
 		return &exitError{code: exitFailed, err: errors.New(msg)}

@@ -101,10 +101,10 @@ func usageReport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(tw, "WORKSPACE\tDAY\tRENDER TIME\tGPU TIME\tFRAMES\tSTORED\tTRANSFERRED\n")
 	for _, r := range reports {
 		for _, row := range r.usage.Rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, row.Day, formatSeconds(row.RenderSeconds), formatSeconds(row.GPUSeconds), row.Frames, formatBytes(row.BytesStored), formatBytes(row.BytesTransferred))
+			fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, row.Day, formatSeconds(row.RenderSeconds), formatSeconds(row.GPUSeconds), row.Frames, formatBytes(row.BytesStored), formatBytes(row.BytesTransferred))
 		}
 		t := r.usage.Total
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, "total", formatSeconds(t.RenderSeconds), formatSeconds(t.GPUSeconds), t.Frames, formatBytes(t.BytesStored), formatBytes(t.BytesTransferred))
+		fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.name, "total", formatSeconds(t.RenderSeconds), formatSeconds(t.GPUSeconds), t.Frames, formatBytes(t.BytesStored), formatBytes(t.BytesTransferred))
 	}
 	return tw.Flush()
 }

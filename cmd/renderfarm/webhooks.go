@@ -99,7 +99,7 @@ func listWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	tw := tabwriter.NewWriter(con.text(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WEBHOOK\tURL\tEVENTS\tCREATED")
 	for _, h := range hooks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.ID, h.URL, strings.Join(h.Events, ","), h.CreatedAt.Local().Format("2006-01-02 15:04"))
+		fprintf(tw, "%s\t%s\t%s\t%s\n", h.ID, h.URL, strings.Join(h.Events, ","), h.CreatedAt.Local().Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
 }
@@ -119,7 +119,7 @@ func deleteWebhook(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := c.DeleteWebhook(ctx, pos[0]); err != nil {
 		return r.explain(err)
 	}
-	fmt.Fprintf(stdout, "webhook %s deleted\n", pos[0])
+	fprintf(stdout, "webhook %s deleted\n", pos[0])
 	return nil
 }
 
@@ -162,7 +162,7 @@ func webhookDeliveries(ctx context.Context, args []string, stdout, stderr io.Wri
 		if a.NextRetryAt != nil {
 			next = a.NextRetryAt.Local().Format("15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%dms\t%s\n", a.AttemptedAt.Local().Format("2006-01-02 15:04:05"), a.Event, a.JobID, a.Attempt, result, a.DurationMs, next)
+		fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%dms\t%s\n", a.AttemptedAt.Local().Format("2006-01-02 15:04:05"), a.Event, a.JobID, a.Attempt, result, a.DurationMs, next)
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,9 +90,7 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		rows = append(rows, r)
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(stdout, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(stdout, "no workers seen")
@@ -117,14 +114,14 @@ func listWorkers(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if gpus == "" {
 			gpus = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d GiB\t%s\t%s\t%s ago\n", r.Name, r.State, blender, r.Slots, tags, gpus, r.MemoryGiB, job, chunk, time.Since(r.LastSeen).Round(time.Second))
+		fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d GiB\t%s\t%s\t%s ago\n", r.Name, r.State, blender, r.Slots, tags, gpus, r.MemoryGiB, job, chunk, time.Since(r.LastSeen).Round(time.Second))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, r := range rows {
 		if r.Sick != "" {
-			fmt.Fprintf(stdout, "%s is sick: %s; once it is mended: renderfarm workers enable %s\n", r.Name, r.Sick, r.Name)
+			fprintf(stdout, "%s is sick: %s; once it is mended: renderfarm workers enable %s\n", r.Name, r.Sick, r.Name)
 		}
 	}
 	return nil
@@ -156,9 +153,9 @@ func enableWorker(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if wasSick {
-		fmt.Fprintf(stdout, "%s is enabled: it takes work again\n", pos[0])
+		fprintf(stdout, "%s is enabled: it takes work again\n", pos[0])
 	} else {
-		fmt.Fprintf(stdout, "%s was not sick; its record of failures is cleared\n", pos[0])
+		fprintf(stdout, "%s was not sick; its record of failures is cleared\n", pos[0])
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,9 +168,7 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			MaxRenderHoursPerMonth: u.Budget / 3600, RenderHoursThisMonth: u.MonthSeconds / 3600})
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(stdout, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(stdout, "no workspaces yet (renderfarm keys create makes one)")
@@ -191,7 +188,7 @@ func workspaces(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if r.MaxStorageBytes > 0 {
 			storageLimit = formatBytes(r.MaxStorageBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Weight, limit, r.Jobs, r.Running, r.Waiting,
+		fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Weight, limit, r.Jobs, r.Running, r.Waiting,
 			formatBytes(r.StorageBytes), storageLimit, month, (time.Duration(r.RenderSeconds * float64(time.Second))).Round(time.Second))
 	}
 	return tw.Flush()

@@ -25,6 +25,7 @@ runs it straight from there.
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -74,6 +75,32 @@ def file_type(path):
     if ext == ".zip":
         return "zip"
     raise ValueError("%s is neither a .blend nor a .zip" % path)
+
+
+# Characters that drive a terminal rather than show on it: the C0 and C1
+# controls and DEL, the bidi marks, embeddings, overrides and isolates, and
+# lone surrogates (which a JSON answer may hold and no terminal can show).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _escape_char(match):
+    ch = match.group()
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    code = ord(ch)
+    return ("\\x%02x" if code < 0x80 else "\\u%04x") % code
+
+
+def printable(text):
+    """text from a job, a file or the farm (a name, a path, a warning, a
+    failure's reason) as it may be printed to a terminal: every character
+    that would drive the terminal instead of showing (an escape code that
+    clears the screen or sets the clipboard, a newline that forges a line,
+    a bidi override) written as Go and the renderfarm command write it,
+    \\x1b, \\n, \\u202e. Blender allows any character in a name, and a
+    .blend may come from anyone."""
+    return _UNPRINTABLE.sub(_escape_char, str(text))
 
 
 def safe_name(name):
@@ -379,8 +406,19 @@ def _client(args):
                   args.api_key or os.environ.get("RENDERFARM_API_KEY", ""))
 
 
+# What the command line prints of a job is the farm's text, and is
+# printed escaped (printable); its JSON is escaped by json.dumps.
+
+
 def _print_progress(job, progress):
-    print(progress_line(job, progress), file=sys.stderr, flush=True)
+    print(printable(progress_line(job, progress)), file=sys.stderr, flush=True)
+
+
+def _print_event(stage, job):
+    print("job %s: %s" % (printable(job["id"]), stage), file=sys.stderr, flush=True)
+    if stage == "validated":
+        for w in (job.get("analysis") or {}).get("warnings") or []:
+            print("warning %s: %s" % (printable(w["code"]), printable(w["message"])), file=sys.stderr, flush=True)
 
 
 def _download(client, job_id, folder):
@@ -388,7 +426,7 @@ def _download(client, job_id, folder):
         return os.path.join(folder, safe_name(output["fileName"]))
     paths = client.download_frames(job_id, dest_of)
     for p in paths:
-        print(p)
+        print(printable(p))
     return paths
 
 
@@ -425,13 +463,7 @@ def main(argv=None):
                 config["sampleCount"] = args.samples
             if args.chunk_size:
                 config["chunkSize"] = args.chunk_size
-
-            def on_event(stage, job):
-                print("job %s: %s" % (job["id"], stage), file=sys.stderr, flush=True)
-                if stage == "validated":
-                    for w in (job.get("analysis") or {}).get("warnings") or []:
-                        print("warning %s: %s" % (w["code"], w["message"]), file=sys.stderr, flush=True)
-            job = client.submit(args.file, config, on_event)
+            job = client.submit(args.file, config, _print_event)
             if args.wait or args.download:
                 job = client.wait(job["id"], on_progress=_print_progress)
                 if job["status"] == "completed" and args.download:
@@ -444,7 +476,7 @@ def main(argv=None):
             return 0 if job["status"] not in ("failed", "canceled") else 1
         if args.command == "jobs":
             for job in client.jobs()["jobs"]:
-                print("%s  %-11s  %s" % (job["id"], job["status"], job["createdAt"]))
+                print(printable("%s  %-11s  %s" % (job["id"], job["status"], job["createdAt"])))
             return 0
         if args.command == "cancel":
             print(json.dumps(client.cancel(args.job)))
@@ -453,7 +485,7 @@ def main(argv=None):
             _download(client, args.job, args.dir)
             return 0
     except (APIError, JobEnded, ValueError, OSError) as err:
-        print("renderfarm_client: %s" % err, file=sys.stderr)
+        print("renderfarm_client: %s" % printable(err), file=sys.stderr)
         return 1
     return 2
 

@@ -329,22 +329,25 @@ class RENDERFARM_OT_submit(bpy.types.Operator):
         if not bpy.app.background:
             sub.start()
             watch()
-            self.report({"INFO"}, "Submitting %s to %s" % (os.path.basename(blend), client.server))
+            self.report({"INFO"}, rfc.printable("Submitting %s to %s" % (os.path.basename(blend), client.server)))
             return {"FINISHED"}
-        # No interface to keep alive: a script waits here.
+        # No interface to keep alive: a script waits here. Blender prints
+        # the reports below to the terminal it runs in, so the farm's text
+        # in them (a failure's reason, the analysis' warnings, which quote
+        # the file's names) is escaped (rfc.printable).
         sub.run()
         state = sub.snapshot()
         if state["stage"] == "failed":
-            self.report({"ERROR"}, "renderfarm: " + state["error"])
+            self.report({"ERROR"}, "renderfarm: " + rfc.printable(state["error"]))
             return {"CANCELLED"}
         for warning in state["warnings"]:
-            self.report({"WARNING"}, warning)
+            self.report({"WARNING"}, rfc.printable(warning))
         job = state["job"]
         summary = submission.pack_summary(state["pack"]) if state["pack"] else ""
         text = "renderfarm: job %s %s (packed %s)" % (job["id"], job["status"], summary)
         if state["downloaded"]:
             text += "; %d frames downloaded to %s" % (len(state["downloaded"]), os.path.dirname(state["downloaded"][0]))
-        self.report({"INFO"}, text)
+        self.report({"INFO"}, rfc.printable(text))
         return {"FINISHED"}
 
 

@@ -1,5 +1,7 @@
 """The client's pure parts: no farm, no Blender."""
 
+import contextlib
+import io
 import unittest
 
 from renderfarm import renderfarm_client as rfc
@@ -63,6 +65,31 @@ class ClientTest(unittest.TestCase):
                          "/shots/render/shot_0002.png")
         self.assertEqual(submission.frame_destination({"frame": 3, "fileName": "../frame_0003.png"}, paths, "/out"),
                          "/out/frame_0003.png")
+
+    def test_printable_escapes_what_drives_a_terminal(self):
+        for text, want in [
+            ("shot010", "shot010"),
+            ("Sc\x1b]0;PWNED\x07\x1b[2J", "Sc\\x1b]0;PWNED\\a\\x1b[2J"),
+            ("line\r\nforged", "line\\r\\nforged"),
+            ("nul\x00 tab\t del\x7f", "nul\\x00 tab\\t del\\x7f"),
+            ("csi \x9b2J", "csi \\u009b2J"),
+            ("cam\u202eNOT \u2066x\u2069", "cam\\u202eNOT \\u2066x\\u2069"),
+            ("Café 日本", "Café 日本"),
+            ("C:\\Users\\ana", "C:\\Users\\ana"),
+        ]:
+            with self.subTest(text=text):
+                self.assertEqual(rfc.printable(text), want)
+
+    def test_command_line_prints_the_farms_text_escaped(self):
+        job = {"id": "j1", "status": "validated", "analysis": {"warnings": [
+            {"code": "MISSING_FILE", "message": "image refers to //tex\x1b[31m.png\nwarning FORGED: fine"}]}}
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rfc._print_event("validated", job)
+            rfc._print_progress({"id": "j1", "status": "rendering\x1b[2J"}, None)
+        self.assertEqual(err.getvalue(), "job j1: validated\n"
+                         "warning MISSING_FILE: image refers to //tex\\x1b[31m.png\\nwarning FORGED: fine\n"
+                         "rendering\\x1b[2J\n")
 
     def test_pack_summary(self):
         report = {"files": [{}, {}], "totalBytes": 3 << 20, "missing": [{}]}

@@ -62,3 +62,56 @@ func TestPythonUnitTests(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// stereoFrames renders frame 1 of a stereo scene whose views are written
+// apart with Blender, then asks the add-on where the farm's two images of
+// the frame go (ui.frame_paths, submission.frame_destination), as its
+// Download button and submit-with-download do.
+const stereoFrames = `
+import os, sys
+import bpy
+addon, out = sys.argv[sys.argv.index("--") + 1:]
+sys.dont_write_bytecode = True
+sys.path.insert(0, addon)
+from renderfarm import submission, ui
+scene = bpy.context.scene
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 1
+scene.cycles.use_denoising = False
+scene.render.resolution_x, scene.render.resolution_y = 16, 8
+scene.render.resolution_percentage = 100
+scene.render.use_multiview = True  # stereo 3D: the views left and right
+scene.render.image_settings.views_format = "INDIVIDUAL"
+scene.render.filepath = os.path.join(out, "render", "shot_####")
+scene.frame_start = scene.frame_end = 1
+bpy.ops.render.render(animation=True)
+written = sorted(os.path.join(out, "render", name) for name in os.listdir(os.path.join(out, "render")))
+# What GET /jobs/{id}/downloads lists for the frame.
+outputs = [{"frame": 1, "fileName": "frame_0001_L.png", "view": "left"},
+           {"frame": 1, "fileName": "frame_0001_R.png", "view": "right"}]
+paths = ui.frame_paths(scene, [1])
+destinations = [submission.frame_destination(o, paths, out) for o in outputs]
+print("renderfarm-test: Blender wrote %s, the add-on downloads to %s" % (written, destinations), flush=True)
+assert destinations == written, (destinations, written)
+`
+
+// TestStereoViewsDownloadWhereBlenderWritesThem: the two views of a
+// stereo frame download to two files, named as Blender names them
+// (shot_0001_L.png, shot_0001_R.png), not both to the frame's one path.
+func TestStereoViewsDownloadWhereBlenderWritesThem(t *testing.T) {
+	blender, err := exec.LookPath("blender")
+	if err != nil {
+		t.Skip("blender is not installed")
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(blender, "-b", "--factory-startup", "--disable-autoexec", "-noaudio", "--python-exit-code", "1",
+		"--python-expr", stereoFrames, "--", dir, t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "renderfarm-test: Blender wrote") {
+		t.Fatalf("blender: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}

@@ -102,11 +102,27 @@ def size_text(n):
 
 
 def frame_destination(output, frame_paths, folder):
-    """Where a downloaded frame goes: the path Blender would write it to
-    (frame_paths, by frame), with the extension of the file the farm made,
-    which differs when the scene writes a movie and the farm stills."""
+    """Where a downloaded frame goes: the path Blender would write it to,
+    with the extension of the file the farm made, which differs when the
+    scene writes a movie and the farm stills.
+
+    frame_paths has the path of each frame, by frame number, and for a
+    scene that renders views, the path of each view's image, by (frame,
+    view name) (ui.frame_paths). An entry of frameOutputs with a view (the
+    view's name; "stereo" for both views in one image, None for one view
+    or every view in one OpenEXR) goes to its view's path. An image of one
+    view whose path is not known goes into folder under the farm's name,
+    which has the view's suffix: on the frame's path, the views of a frame
+    would overwrite each other."""
     name = rfc.safe_name(output["fileName"])
-    path = frame_paths.get(output.get("frame")) if frame_paths else None
+    frame, view = output.get("frame"), output.get("view")
+    paths = frame_paths or {}
+    if (frame, view) in paths:
+        path = paths[(frame, view)]
+    elif view in (None, "stereo"):
+        path = paths.get(frame)
+    else:
+        path = None
     if not path:
         return os.path.join(folder, name)
     stem, ext = os.path.splitext(path)

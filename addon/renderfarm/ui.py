@@ -237,8 +237,20 @@ def expand_frames(ranges, limit=MAX_FRAMES):
 
 
 def frame_paths(scene, frames):
-    """Where Blender would write each frame: the names downloads get."""
-    return {f: bpy.path.abspath(scene.render.frame_path(frame=f)) for f in frames}
+    """Where Blender would write each frame: the names downloads get, by
+    frame (submission.frame_destination). A scene that renders views writes
+    an image per view, with the view's suffix (render.views[name].file_suffix,
+    "_L"), so each view's path is there too, by (frame, view name), as
+    frame_path names it: it takes the view's name, and takes any other
+    text for a suffix."""
+    render = scene.render
+    views = [v.name for v in render.views] if render.use_multiview else []
+    paths = {}
+    for f in frames:
+        paths[f] = bpy.path.abspath(render.frame_path(frame=f))
+        for name in views:
+            paths[(f, name)] = bpy.path.abspath(render.frame_path(frame=f, view=name))
+    return paths
 
 
 # -- pre-flight ----------------------------------------------------------------

@@ -66,6 +66,24 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(submission.frame_destination({"frame": 3, "fileName": "../frame_0003.png"}, paths, "/out"),
                          "/out/frame_0003.png")
 
+    def test_frame_destination_keeps_the_views_of_a_frame_apart(self):
+        # A stereo scene writing its views apart: the farm lists an image per
+        # view, named by the view, which the right one must not overwrite.
+        left = {"frame": 1, "fileName": "frame_0001_L.png", "view": "left"}
+        right = {"frame": 1, "fileName": "frame_0001_R.png", "view": "right"}
+        paths = {1: "/proj/render/shot_0001.png"}
+        self.assertEqual(submission.frame_destination(left, paths, "/out"), "/out/frame_0001_L.png")
+        self.assertEqual(submission.frame_destination(right, paths, "/out"), "/out/frame_0001_R.png")
+        # With each view's path as Blender names it (ui.frame_paths), there.
+        paths.update({(1, "left"): "/proj/render/shot_0001_L.png", (1, "right"): "/proj/render/shot_0001_R.png"})
+        self.assertEqual(submission.frame_destination(left, paths, "/out"), "/proj/render/shot_0001_L.png")
+        self.assertEqual(submission.frame_destination(right, paths, "/out"), "/proj/render/shot_0001_R.png")
+        # Both views in one image, or one view: the frame's own path.
+        stereo = {"frame": 1, "fileName": "frame_0001.png", "view": "stereo"}
+        self.assertEqual(submission.frame_destination(stereo, paths, "/out"), "/proj/render/shot_0001.png")
+        one = {"frame": 1, "fileName": "frame_0001.png", "view": None}
+        self.assertEqual(submission.frame_destination(one, paths, "/out"), "/proj/render/shot_0001.png")
+
     def test_printable_escapes_what_drives_a_terminal(self):
         for text, want in [
             ("shot010", "shot010"),

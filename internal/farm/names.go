@@ -143,31 +143,52 @@ func withSuffix(p, suffix string) string {
 // SafeComponent makes one component of a download name out of text from
 // a scene (a node's name, part of an output path): letters and digits of
 // ASCII, '.', '_', '-' and '+' stay, anything else becomes '_', a leading
-// dot too (no hidden files, no "." or ".."), and it is cut to
-// MaxNameComponentBytes. Empty text gives "_".
+// dot too (no hidden files, no "." or ".."). A longer name than
+// MaxNameComponentBytes is shortened in its middle (shortenMiddle): a
+// frame's name ends in what tells it apart, its frame number, view and
+// extension, so the end is kept. Empty text gives "_".
 func SafeComponent(s string) string {
-	var b strings.Builder
+	b := make([]byte, 0, min(len(s), 4*MaxNameComponentBytes))
 	for _, r := range s {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '+':
-			b.WriteRune(r)
-		case r == '.' && b.Len() > 0:
-			b.WriteRune(r)
+			b = append(b, byte(r))
+		case r == '.' && len(b) > 0:
+			b = append(b, '.')
 		default:
-			b.WriteByte('_')
-		}
-		if b.Len() >= MaxNameComponentBytes {
-			break
+			b = append(b, '_')
 		}
 	}
-	out := b.String()
-	if len(out) > MaxNameComponentBytes {
-		out = out[:MaxNameComponentBytes]
-	}
-	if out == "" {
+	if len(b) == 0 {
 		return "_"
 	}
-	return out
+	return shortenMiddle(string(b), MaxNameComponentBytes)
+}
+
+// How shortenMiddle cuts a name: it keeps the first headBytes bytes, the
+// mark, and as much of the end as the limit leaves room for.
+const (
+	cutMark   = "--"
+	headBytes = 40
+)
+
+// shortenMiddle cuts s to limit bytes when it is longer, by taking out a
+// part of its middle, which cutMark stands for: the start (a shot's name)
+// and the end (a frame's number and extension) stay. The same s always
+// gives the same name, and a cut never splits a UTF-8 character.
+func shortenMiddle(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	head := headBytes
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	tail := len(s) - (limit - head - len(cutMark))
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + cutMark + s[tail:]
 }
 
 // RelativeName turns a path Blender would write into a relative download

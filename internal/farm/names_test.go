@@ -117,3 +117,39 @@ func TestNodeFoldersAndUniqueNames(t *testing.T) {
 		t.Errorf("Unique = %q, want %q", names, want)
 	}
 }
+
+// TestALongNameKeepsItsEnd: a name longer than a component may be loses
+// part of its middle, never its end, where a frame's number and extension
+// are: the frames of a scene whose output path is long keep names of
+// their own, each ending as Blender would end it.
+func TestALongNameKeepsItsEnd(t *testing.T) {
+	png := farm.ExtensionsOf("PNG", "")
+	naming := farm.SceneNaming{Naming: farm.NamingScene, OutputPath: "//render/" + strings.Repeat("a", 118) + "_####", UseFileExtension: true}
+	want := map[int]string{
+		1:   strings.Repeat("a", 40) + "--" + strings.Repeat("a", 69) + "_0001.png",
+		2:   strings.Repeat("a", 40) + "--" + strings.Repeat("a", 69) + "_0002.png",
+		250: strings.Repeat("a", 40) + "--" + strings.Repeat("a", 69) + "_0250.png",
+	}
+	for frame, name := range want {
+		got := naming.FrameNames(frame, png, "")
+		if got.FileName != name || got.RelativePath != "render/"+name {
+			t.Errorf("frame %d: %+v, want %q in render/", frame, got, name)
+		}
+		if len(got.FileName) != farm.MaxNameComponentBytes {
+			t.Errorf("frame %d: %q is %d bytes, want %d", frame, got.FileName, len(got.FileName), farm.MaxNameComponentBytes)
+		}
+	}
+	// A name within the limit is left as it is, and a shortened one is a
+	// name SafeComponent keeps.
+	for _, s := range []string{strings.Repeat("b", farm.MaxNameComponentBytes), want[1]} {
+		if got := farm.SafeComponent(s); got != s {
+			t.Errorf("SafeComponent(%q) = %q", s, got)
+		}
+	}
+	// Text that is not ASCII is cut as its '_'s are: the same text, the
+	// same name.
+	long := strings.Repeat("ü", 200) + "_0001.exr"
+	if got := farm.SafeComponent(long); got != strings.Repeat("_", 40)+"--"+strings.Repeat("_", 69)+"_0001.exr" || got != farm.SafeComponent(long) {
+		t.Errorf("SafeComponent of a long name of ü = %q", got)
+	}
+}

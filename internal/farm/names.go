@@ -143,7 +143,9 @@ func withSuffix(p, suffix string) string {
 // SafeComponent makes one component of a download name out of text from
 // a scene (a node's name, part of an output path): letters and digits of
 // ASCII, '.', '_', '-' and '+' stay, anything else becomes '_', a leading
-// dot too (no hidden files, no "." or ".."). A longer name than
+// dot too (no hidden files, no "." or ".."). A name Windows keeps for a
+// device, or whose trailing dot it would drop, gets a '_' (windowsSafe).
+// A longer name than
 // MaxNameComponentBytes is shortened in its middle (shortenMiddle): a
 // frame's name ends in what tells it apart, its frame number, view and
 // extension, so the end is kept. Empty text gives "_".
@@ -162,7 +164,38 @@ func SafeComponent(s string) string {
 	if len(b) == 0 {
 		return "_"
 	}
-	return shortenMiddle(string(b), MaxNameComponentBytes)
+	return shortenMiddle(windowsSafe(string(b)), MaxNameComponentBytes)
+}
+
+// windowsSafe adds a '_' to a name Windows would not keep as it is, so
+// that the file an artist unzips or downloads there is the one named: a
+// device's name (CON, PRN, AUX, NUL, COM0 to COM9, LPT0 to LPT9, in any
+// case), alone or before an extension ("nul.png" is the device too),
+// gets it after the device's name, and a name ending in a dot or a space,
+// which Windows drops, at its end. (Windows also takes COM and LPT with a
+// superscript digit for devices; SafeComponent's names are ASCII and
+// never hold one.) A name this gives is left as it is by a second call.
+func windowsSafe(name string) string {
+	device, _, _ := strings.Cut(name, ".")
+	if isWindowsDevice(device) {
+		name = device + "_" + name[len(device):]
+	}
+	if strings.HasSuffix(name, ".") || strings.HasSuffix(name, " ") {
+		name += "_"
+	}
+	return name
+}
+
+func isWindowsDevice(s string) bool {
+	switch strings.ToUpper(s) {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	if len(s) != 4 || s[3] < '0' || s[3] > '9' {
+		return false
+	}
+	prefix := strings.ToUpper(s[:3])
+	return prefix == "COM" || prefix == "LPT"
 }
 
 // How shortenMiddle cuts a name: it keeps the first headBytes bytes, the
@@ -283,26 +316,31 @@ func suffixInName(suffix string) string {
 
 // NodeFolders gives each File Output node a folder of its own for its
 // files in downloads and the compositeNodesZip: its name made safe, and
-// made unique in the order given (a second "A_B" becomes "A_B_2").
+// made unique in the order given (a second "A_B" becomes "A_B_2"). Names
+// that differ only in case are the same folder on the file systems of
+// macOS and Windows, so "pass" after "Pass" is "pass_2".
 func NodeFolders(names []string) []string {
 	folders := make([]string, len(names))
 	taken := map[string]bool{}
 	for i, name := range names {
 		folder := SafeComponent(name)
-		for k := 2; taken[folder]; k++ {
-			folder = SafeComponent(name) + "_" + strconv.Itoa(k)
+		for k := 2; taken[strings.ToLower(folder)]; k++ {
+			folder = SafeComponent(SafeComponent(name) + "_" + strconv.Itoa(k))
 		}
-		taken[folder] = true
+		taken[strings.ToLower(folder)] = true
 		folders[i] = folder
 	}
 	return folders
 }
 
 // Unique makes name unique among taken (and takes it): a name already
-// taken gets "_2", "_3"… before its extension.
+// taken gets "_2", "_3"… before its extension. Names are compared as
+// macOS and Windows compare them, in any case (SafeComponent's letters
+// are ASCII, whose case strings.ToLower folds): taken holds them
+// lower-cased.
 func Unique(name string, taken map[string]bool) string {
-	if !taken[name] {
-		taken[name] = true
+	if !taken[strings.ToLower(name)] {
+		taken[strings.ToLower(name)] = true
 		return name
 	}
 	dir, file := path.Split(name)
@@ -313,8 +351,8 @@ func Unique(name string, taken map[string]bool) string {
 	stem := strings.TrimSuffix(file, ext)
 	for k := 2; ; k++ {
 		candidate := dir + stem + "_" + strconv.Itoa(k) + ext
-		if !taken[candidate] {
-			taken[candidate] = true
+		if !taken[strings.ToLower(candidate)] {
+			taken[strings.ToLower(candidate)] = true
 			return candidate
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // start and the end of the text.
 func TestShortenMiddleCutsBetweenCharacters(t *testing.T) {
 	for _, s := range []string{
-		strings.Repeat("é", 100) + ".png",      // two bytes each
+		strings.Repeat("é", 100) + ".png",     // two bytes each
 		"x" + strings.Repeat("€", 100) + "_7", // three
 		strings.Repeat("😀", 60) + "_0001",     // four
 	} {

@@ -105,7 +105,8 @@ func TestFrameNamesByNaming(t *testing.T) {
 
 func TestNodeFoldersAndUniqueNames(t *testing.T) {
 	got := farm.NodeFolders([]string{"Depth Out", "Depth_Out", "AO", "", ".."})
-	if want := []string{"Depth_Out", "Depth_Out_2", "AO", "_", "_."}; !slices.Equal(got, want) {
+	// ".." is "_.", which Windows would keep as "_": see TestNamesWindowsKeeps.
+	if want := []string{"Depth_Out", "Depth_Out_2", "AO", "_", "_._"}; !slices.Equal(got, want) {
 		t.Errorf("NodeFolders = %q, want %q", got, want)
 	}
 	taken := map[string]bool{}
@@ -151,5 +152,49 @@ func TestALongNameKeepsItsEnd(t *testing.T) {
 	long := strings.Repeat("ü", 200) + "_0001.exr"
 	if got := farm.SafeComponent(long); got != strings.Repeat("_", 40)+"--"+strings.Repeat("_", 69)+"_0001.exr" || got != farm.SafeComponent(long) {
 		t.Errorf("SafeComponent of a long name of ü = %q", got)
+	}
+}
+
+// TestNamesDifferInAnyCase: on macOS and Windows "Pass" and "pass" are one
+// folder, so File Output nodes so named get folders of their own, and
+// names a zip or a frame holds twice in any case are told apart.
+func TestNamesDifferInAnyCase(t *testing.T) {
+	if got, want := farm.NodeFolders([]string{"Pass", "pass", "PASS", "pass_2"}), []string{"Pass", "pass_2", "PASS_3", "pass_2_2"}; !slices.Equal(got, want) {
+		t.Errorf("NodeFolders = %q, want %q", got, want)
+	}
+	taken := map[string]bool{}
+	var names []string
+	for _, n := range []string{"Pass/img_0001.png", "pass/img_0001.png", "frame_0001_L.png", "frame_0001_l.png"} {
+		names = append(names, farm.Unique(n, taken))
+	}
+	if want := []string{"Pass/img_0001.png", "pass/img_0001_2.png", "frame_0001_L.png", "frame_0001_l_2.png"}; !slices.Equal(names, want) {
+		t.Errorf("Unique = %q, want %q", names, want)
+	}
+}
+
+// TestNamesWindowsKeeps: a name Windows takes for a device, with an
+// extension or without, in any case, and a name ending in a dot, which
+// Windows would drop, get a '_'; names that only look like them stay.
+func TestNamesWindowsKeeps(t *testing.T) {
+	if got, want := farm.NodeFolders([]string{"CON", "aux", "nul.", "Com7", "lpt0.tar.gz", "prn"}), []string{"CON_", "aux_", "nul_._", "Com7_", "lpt0_.tar.gz", "prn_"}; !slices.Equal(got, want) {
+		t.Errorf("NodeFolders = %q, want %q", got, want)
+	}
+	naming := farm.SceneNaming{Naming: farm.NamingFarm}
+	for slot, want := range map[string]string{"NUL.#": "NUL_.1.png", "nul.": "nul_.0001.png", "passes/aux": "passes/aux0001.png", "Con/x_#": "Con_/x_1.png"} {
+		if got := naming.NodeFileName(slot, 1, farm.ExtensionsOf("PNG", ""), ""); got != want {
+			t.Errorf("NodeFileName(%q) = %q, want %q", slot, got, want)
+		}
+	}
+	for _, s := range []string{"CONSOLE", "COM10", "LPT", "nul_", "x.con", "a.b", "COM_1"} {
+		if got := farm.SafeComponent(s); got != s {
+			t.Errorf("SafeComponent(%q) = %q, want it unchanged", s, got)
+		}
+	}
+	// What SafeComponent makes, it keeps: a second pass changes nothing.
+	for _, s := range []string{"CON", "nul.", "x.", strings.Repeat("a", 300) + ".", "AUX." + strings.Repeat("b", 300)} {
+		once := farm.SafeComponent(s)
+		if twice := farm.SafeComponent(once); twice != once || len(once) > farm.MaxNameComponentBytes {
+			t.Errorf("SafeComponent(%q) = %q, and again %q", s, once, twice)
+		}
 	}
 }

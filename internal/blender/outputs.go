@@ -217,84 +217,124 @@ func (e expectedFile) relPath() string { return path.Join(e.dir, e.name) }
 
 // frameFiles computes the files of each frame of a chunk: the layout a
 // configured session reported, the format of its frames, and how the job
-// names its downloads.
+// names its downloads. The names depend on the layout and the frame
+// alone, so every chunk of a job, wherever it runs, names a frame's files
+// alike, and no two files of the job share a name (farm.FrameNamer,
+// farm.NodeNamer).
 type frameFiles struct {
-	layout  *outputLayout
-	format  imageFormat
-	naming  farm.SceneNaming
-	folders []string // each node's folder in the downloads
+	layout *outputLayout
+	format imageFormat
+	views  []farm.View
+	// frames are the files each frame's image is written as (a view
+	// each, or one), named by frameNames.
+	frames     []viewFile
+	frameNames *farm.FrameNamer
+	nodes      []nodeFiles
+}
+
+// nodeFiles are the files a File Output node writes of each frame, in
+// the order of its slots and, in each, of the views.
+type nodeFiles struct {
+	folder string // the node's folder in the downloads
+	files  []nodeFile
+	names  *farm.NodeNamer
+}
+
+type nodeFile struct {
+	dir    string // below the chunk's output directory
+	format imageFormat
+	view   viewFile
 }
 
 func newFrameFiles(layout *outputLayout, format imageFormat, naming string) *frameFiles {
+	var views []farm.View
+	imageViews := viewsIndividual
+	if mv := layout.Multiview; mv != nil {
+		views, imageViews = mv.Views, mv.ImageViews
+	}
+	sceneNaming := farm.SceneNaming{Naming: naming, OutputPath: layout.OutputPath, UseFileExtension: layout.UseFileExtension}
+	ff := &frameFiles{layout: layout, format: format, views: views, frames: viewFiles(views, imageViews)}
+	ff.frameNames = sceneNaming.FrameNamer(extensionsOf(format), suffixesOf(ff.frames))
+
 	names := make([]string, len(layout.FileOutputNodes))
 	for i, node := range layout.FileOutputNodes {
 		names[i] = node.Name
 	}
-	return &frameFiles{layout: layout, format: format, folders: farm.NodeFolders(names),
-		naming: farm.SceneNaming{Naming: naming, OutputPath: layout.OutputPath, UseFileExtension: layout.UseFileExtension}}
-}
-
-// of lists frame's files: the frame's images first (the first is the
-// frame's own, the one the frames table records), then each node's, then
-// the preview proxy. Download names are unique within the frame, and
-// across frames as far as the frame number tells them apart.
-func (ff *frameFiles) of(frame int) []expectedFile {
-	var views []farm.View
-	imageViews := viewsIndividual
-	if mv := ff.layout.Multiview; mv != nil {
-		views, imageViews = mv.Views, mv.ImageViews
-	}
-	var files []expectedFile
-	taken := map[string]bool{}
-	exts := extensionsOf(ff.format)
-	for _, vf := range viewFiles(views, imageViews) {
-		names := ff.naming.FrameNames(frame, exts, vf.userSuffix)
-		rel := farm.Unique(names.RelativePath, taken)
-		files = append(files, expectedFile{
-			name:   fmt.Sprintf("frame_%04d%s%s", frame, vf.diskSuffix, ff.format.ext),
-			format: ff.format,
-			what:   "the frame's image" + viewWords(vf.view),
-			output: farm.FrameOutput{Kind: farm.OutputFrame, View: vf.view, FileName: path.Base(rel), RelativePath: rel},
-		})
-	}
-	for i, node := range ff.layout.FileOutputNodes {
-		folder := ff.folders[i]
-		nodeName := node.Name
-		add := func(dir string, format imageFormat, template string, vf viewFile) {
-			exts := extensionsOf(format)
-			rel := farm.Unique(folder+"/"+ff.naming.NodeFileName(template, frame, exts, vf.userSuffix), taken)
-			files = append(files, expectedFile{
-				dir:    dir,
-				name:   fmt.Sprintf("f_%04d%s%s", frame, vf.diskSuffix, format.ext),
-				format: format,
-				what:   fmt.Sprintf("the File Output node %q's image", nodeName) + viewWords(vf.view),
-				output: farm.FrameOutput{Kind: farm.OutputCompositeNode, View: vf.view, CompositeNodeName: nodeName,
-					FileName: rel, RelativePath: rel},
-			})
+	folders := farm.NodeFolders(names)
+	for i, node := range layout.FileOutputNodes {
+		nf := nodeFiles{folder: folders[i]}
+		var naming []farm.NodeFile
+		add := func(slot int, dir, template string, format imageFormat, imageViews string) {
+			for _, vf := range viewFiles(views, imageViews) {
+				nf.files = append(nf.files, nodeFile{dir: dir, format: format, view: vf})
+				naming = append(naming, farm.NodeFile{Slot: slot, Template: template, Exts: extensionsOf(format), View: suffixOf(vf)})
+			}
 		}
 		if node.Format == "OPEN_EXR_MULTILAYER" {
 			format, _ := formatOf(node.Format, "")
 			// The node's files are its base path's: the last part of it
 			// names them.
 			base := strings.ReplaceAll(node.BasePath, `\`, "/")
-			base = base[strings.LastIndexByte(base, '/')+1:]
-			for _, vf := range viewFiles(views, node.ImageViews) {
-				add(path.Join("nodes", strconv.Itoa(i)), format, base, vf)
+			add(0, path.Join("nodes", strconv.Itoa(i)), base[strings.LastIndexByte(base, '/')+1:], format, node.ImageViews)
+		} else {
+			for k, slot := range node.Slots {
+				format, _ := formatOf(slot.Format, slot.Codec)
+				add(k, path.Join("nodes", strconv.Itoa(i), strconv.Itoa(k)), slot.Path, format, slot.ImageViews)
 			}
-			continue
 		}
-		for k, slot := range node.Slots {
-			format, _ := formatOf(slot.Format, slot.Codec)
-			for _, vf := range viewFiles(views, slot.ImageViews) {
-				add(path.Join("nodes", strconv.Itoa(i), strconv.Itoa(k)), format, slot.Path, vf)
-			}
+		nf.names = sceneNaming.NodeNamer(naming)
+		ff.nodes = append(ff.nodes, nf)
+	}
+	return ff
+}
+
+// suffixOf is how a file of a view is told apart in the downloads: by
+// the view's suffix in the scene, else by the farm's.
+func suffixOf(vf viewFile) farm.ViewSuffix {
+	return farm.ViewSuffix{Scene: vf.userSuffix, Farm: vf.diskSuffix}
+}
+
+func suffixesOf(files []viewFile) []farm.ViewSuffix {
+	suffixes := make([]farm.ViewSuffix, len(files))
+	for i, vf := range files {
+		suffixes[i] = suffixOf(vf)
+	}
+	return suffixes
+}
+
+// of lists frame's files: the frame's images first (the first is the
+// frame's own, the one the frames table records), then each node's, then
+// the preview proxy.
+func (ff *frameFiles) of(frame int) []expectedFile {
+	var files []expectedFile
+	for v, vf := range ff.frames {
+		names := ff.frameNames.Names(frame, v)
+		files = append(files, expectedFile{
+			name:   fmt.Sprintf("frame_%04d%s%s", frame, vf.diskSuffix, ff.format.ext),
+			format: ff.format,
+			what:   "the frame's image" + viewWords(vf.view),
+			output: farm.FrameOutput{Kind: farm.OutputFrame, View: vf.view, FileName: names.FileName, RelativePath: names.RelativePath},
+		})
+	}
+	for i, node := range ff.layout.FileOutputNodes {
+		nf := ff.nodes[i]
+		for k, f := range nf.files {
+			rel := nf.folder + "/" + nf.names.Name(frame, k)
+			files = append(files, expectedFile{
+				dir:    f.dir,
+				name:   fmt.Sprintf("f_%04d%s%s", frame, f.view.diskSuffix, f.format.ext),
+				format: f.format,
+				what:   fmt.Sprintf("the File Output node %q's image", node.Name) + viewWords(f.view.view),
+				output: farm.FrameOutput{Kind: farm.OutputCompositeNode, View: f.view.view, CompositeNodeName: node.Name,
+					FileName: rel, RelativePath: rel},
+			})
 		}
 	}
 	if ff.layout.Proxy {
 		jpeg, _ := formatOf("JPEG", "")
 		suffix := ""
-		if len(views) > 0 {
-			suffix = diskSuffix(0, views[0])
+		if len(ff.views) > 0 {
+			suffix = diskSuffix(0, ff.views[0])
 		}
 		name := fmt.Sprintf("frame_%04d%s.jpg", frame, suffix)
 		files = append(files, expectedFile{

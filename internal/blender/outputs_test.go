@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -511,5 +512,63 @@ func TestAFrameIsTakenWithEveryFileItMakes(t *testing.T) {
 	}
 	if msg := out.frameErrors[3]; !strings.Contains(msg, "symbolic link") {
 		t.Errorf("frame 3's error = %q; want the link refused", msg)
+	}
+}
+
+// TestEveryDownloadNameOfAJobIsItsOwn: whatever the scene's names, no two
+// files of a job download under one name, in any case, and no frame
+// takes the name of the job's preview video or zips. Here the scene's
+// names would collide every way they can: an output path without
+// extensions names frame 4 preview.mp4; a view's suffix of digits runs
+// into the frame's number (frame 11 of one view and frame 1 of the other,
+// whose suffix is "1", are both shot_11.png); views' suffixes, File Output
+// nodes' names and two slots' paths differ only in case; and an output
+// path is long enough to be cut.
+func TestEveryDownloadNameOfAJobIsItsOwn(t *testing.T) {
+	png, err := formatOf("PNG", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := []farm.FileOutputSlot{{Path: "img_####", Format: "PNG", ImageViews: viewsIndividual}, {Path: "IMG_####", Format: "PNG", ImageViews: viewsIndividual}}
+	nodes := []farm.FileOutputNode{
+		{Name: "Pass", Format: "PNG", ImageViews: viewsIndividual, Slots: slots},
+		{Name: "pass", Format: "PNG", ImageViews: viewsIndividual, Slots: slots},
+	}
+	views := func(suffixes ...string) *farm.Multiview {
+		mv := &farm.Multiview{Mode: "MULTIVIEW", ImageViews: viewsIndividual}
+		for i, s := range suffixes {
+			mv.Views = append(mv.Views, farm.View{Name: "cam" + strconv.Itoa(i), Suffix: s})
+		}
+		return mv
+	}
+	for _, layout := range []*outputLayout{
+		{Format: "PNG", OutputPath: "//preview.mp#", FileOutputNodes: nodes},
+		{Format: "PNG", OutputPath: "//shot_#", UseFileExtension: true, Multiview: views("", "1")},
+		{Format: "PNG", OutputPath: "//shot_####", UseFileExtension: true, Multiview: views("_L", "_l"), FileOutputNodes: nodes},
+		{Format: "PNG", OutputPath: "//render/" + strings.Repeat("a", 118) + "_####", UseFileExtension: true},
+	} {
+		files := newFrameFiles(layout, png, farm.NamingScene)
+		frames, nodes := map[string]int{}, map[string]int{}
+		for frame := 1; frame <= 300; frame++ {
+			for _, f := range files.of(frame) {
+				o := f.output
+				taken := frames
+				if o.Kind == farm.OutputCompositeNode {
+					taken = nodes
+				} else if o.Kind != farm.OutputFrame {
+					continue
+				}
+				key := strings.ToLower(o.FileName)
+				if other, ok := taken[key]; ok {
+					t.Errorf("%s: frames %d and %d both have a file named %q", layout.OutputPath, other, frame, o.FileName)
+				}
+				taken[key] = frame
+			}
+		}
+		for _, own := range []string{"preview.mp4", "frames.zip", "compositenodes.zip"} {
+			if frame, ok := frames[own]; ok {
+				t.Errorf("%s: frame %d is named %s", layout.OutputPath, frame, own)
+			}
+		}
 	}
 }

@@ -77,7 +77,18 @@ func ExtensionsOf(format, codec string) []string {
 // extension (exts[0]) is added, replacing an image extension the path
 // ends in. The template is returned with the same folders, "//" included.
 func BlenderPath(template string, frame int, exts []string, useExt bool, suffix string) string {
-	p := withFrame(template, frame)
+	return blenderPath(template, frameDigits(frame), exts, useExt, suffix)
+}
+
+// frameDigits writes frame as Blender does in a run of '#' width long.
+func frameDigits(frame int) func(width int) string {
+	return func(width int) string { return fmt.Sprintf("%0*d", width, frame) }
+}
+
+// blenderPath is BlenderPath with the frame's digits given as digits
+// gives them for the width of the template's run of '#'.
+func blenderPath(template string, digits func(width int) string, exts []string, useExt bool, suffix string) string {
+	p := withFrame(template, digits)
 	if suffix != "" {
 		p = withSuffix(p, suffix)
 	}
@@ -91,8 +102,9 @@ func BlenderPath(template string, frame int, exts []string, useExt bool, suffix 
 // (either kind: files saved on Windows keep backslashes).
 func nameStart(p string) int { return strings.LastIndexAny(p, `/\`) + 1 }
 
-// withFrame puts frame into p as Blender's BLI_path_frame does.
-func withFrame(p string, frame int) string {
+// withFrame puts the frame's digits into p as Blender's BLI_path_frame
+// does.
+func withFrame(p string, digits func(width int) string) string {
 	start := nameStart(p)
 	end := strings.LastIndexByte(p[start:], '#')
 	if end < 0 {
@@ -106,7 +118,7 @@ func withFrame(p string, frame int) string {
 		run--
 	}
 	width := end + 1 - run
-	return p[:run] + fmt.Sprintf("%0*d", width, frame) + p[end+1:]
+	return p[:run] + digits(width) + p[end+1:]
 }
 
 // withExtension ends p in one of exts as Blender's image extension rule
@@ -284,15 +296,12 @@ type SceneNaming struct {
 
 // FrameNames names the image of frame with extensions exts (ExtensionsOf)
 // for a view whose suffix is suffix ("" for a scene of one view, or an
-// image holding every view).
+// image holding every view), as FrameNamer names the images of a writer
+// of one view: a name of the scene's that would not tell the frame apart
+// from others, or is the name of one of the job's own files, is replaced
+// by the farm's.
 func (n SceneNaming) FrameNames(frame int, exts []string, suffix string) FrameFileNames {
-	suffix = suffixInName(suffix)
-	if n.Naming != NamingScene {
-		name := RelativeName(BlenderPath("frame_####", frame, exts, true, suffix))
-		return FrameFileNames{FileName: name, RelativePath: name}
-	}
-	rel := RelativeName(BlenderPath(n.OutputPath, frame, exts, n.UseFileExtension, suffix))
-	return FrameFileNames{FileName: path.Base(rel), RelativePath: rel}
+	return n.FrameNamer(exts, []ViewSuffix{{Scene: suffix, Farm: suffix}}).Names(frame, 0)
 }
 
 // NodeFileName is where one file of a compositor File Output node goes in
@@ -300,19 +309,18 @@ func (n SceneNaming) FrameNames(frame int, exts []string, suffix string) FrameFi
 // layer file's name for a multilayer node) with the frame and the view's
 // suffix as Blender puts them, its folders made safe (RelativeName).
 // Extensions follow the scene with NamingScene and are always added
-// otherwise.
+// otherwise. NodeNamer makes such names unique.
 func (n SceneNaming) NodeFileName(slotPath string, frame int, exts []string, suffix string) string {
 	useExt := n.Naming != NamingScene || n.UseFileExtension
-	p := strings.ReplaceAll(BlenderPath(slotPath, frame, exts, useExt, suffixInName(suffix)), `\`, "/")
-	return RelativeName("//" + strings.TrimLeft(p, "/"))
+	return nameForm{template: slotPath, exts: exts, useExt: useExt, suffix: suffix, node: true}.rel(frameDigits(frame))
 }
 
 // suffixInName is a view's suffix as the farm puts it in a file's name: a
 // slash in it, which would make Blender write the view into a folder of
 // its own, is a '_'.
-func suffixInName(suffix string) string {
-	return strings.NewReplacer("/", "_", `\`, "_").Replace(suffix)
-}
+func suffixInName(suffix string) string { return slashes.Replace(suffix) }
+
+var slashes = strings.NewReplacer("/", "_", `\`, "_")
 
 // NodeFolders gives each File Output node a folder of its own for its
 // files in downloads and the compositeNodesZip: its name made safe, and

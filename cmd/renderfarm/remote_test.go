@@ -50,16 +50,11 @@ func TestRunExitsWith2AndGuidanceWhenTheKeyIsMissing(t *testing.T) {
 }
 
 func TestLocalNameKeepsDownloadsInTheFolder(t *testing.T) {
-	taken := map[string]bool{}
-	got := []string{
-		localName("frame_0001.png", 0, taken),
-		localName("../../etc/passwd", 1, taken),
-		localName(`..\..\evil.png`, 2, taken),
-		localName(".hidden", 3, taken),
-		localName("", 4, taken),
-		localName("frame_0001.png", 5, taken),
+	var got []string
+	for _, remote := range []string{"frame_0001.png", "../../etc/passwd", `..\..\evil.png`, ".hidden", "", "/", "CON.png", "shot 1é.png"} {
+		got = append(got, localName(remote))
 	}
-	want := []string{"frame_0001.png", "passwd", "evil.png", "file_0004", "file_0005", "6_frame_0001.png"}
+	want := []string{"frame_0001.png", "passwd", "evil.png", "_hidden", "file", "file", "CON_.png", "shot_1_.png"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

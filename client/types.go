@@ -609,7 +609,8 @@ type Transforms struct {
 // FileOutput is one downloadable file.
 type FileOutput struct {
 	URL string `json:"url"`
-	// FileName is unique within a job on renderfarm. It comes from the
+	// FileName is unique within a job on renderfarm, letter case aside
+	// too (a job an older farm rendered may repeat one). It comes from the
 	// server: pass it through filepath.Base before using it as a local
 	// path (see [LocalPath] for RelativePath).
 	FileName string `json:"fileName"`

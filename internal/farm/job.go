@@ -249,9 +249,11 @@ type FrameOutput struct {
 	View *string
 	// CompositeNodeName is the File Output node's name, for its images.
 	CompositeNodeName string
-	// FileName is unique within the job; RelativePath is where the file
-	// goes in a zip or a download folder (for a node's images, below the
-	// node's folder, and then the same as FileName).
+	// FileName is unique within the job, letter case aside too
+	// (FrameNamer, NodeNamer; a job an older farm rendered may repeat
+	// one). RelativePath is where the file goes in a zip or a download
+	// folder (for a node's images, below the node's folder, and then the
+	// same as FileName).
 	FileName     string
 	RelativePath string
 	ObjectKey    string

@@ -89,6 +89,13 @@ func FramesZipKey(jobID string) string { return JobPrefix(jobID) + "frames.zip" 
 // PreviewVideoKey is a job's preview video.
 func PreviewVideoKey(jobID string) string { return JobPrefix(jobID) + "preview.mp4" }
 
+// JobOutputKeys are the keys a job's finalizing stores its outputs under
+// besides the frames: its frames zip, compositeNodes zip and preview
+// video. Every finalizing of the job stores them under these same keys.
+func JobOutputKeys(jobID string) []string {
+	return []string{FramesZipKey(jobID), CompositeNodesZipKey(jobID), PreviewVideoKey(jobID)}
+}
+
 // JobLogsPrefix holds the logs kept for a job.
 func JobLogsPrefix(jobID string) string { return JobPrefix(jobID) + "logs/" }
 

@@ -21,16 +21,22 @@ const DefaultUploadRetention = 24 * time.Hour
 // a large backlog neither holds the database for long nor is read at once.
 const expireBatch = 100
 
-// deleteObjectsWorker removes objects for DeleteJob and for retention.
-// Removing what is already gone succeeds, so a retry after a crash, or a
-// second run, is harmless.
+// deleteObjectsWorker removes objects for DeleteJob, for retention, for
+// a merge (the merged frame's parts) and for a retry (the files it
+// supersedes). Removing what is already gone succeeds, so a retry after a
+// crash, or a second run, is harmless.
 type deleteObjectsWorker struct {
 	river.WorkerDefaults[engine.DeleteObjectsArgs]
 	h *Housekeeping
 }
 
 func (w *deleteObjectsWorker) Work(ctx context.Context, rj *river.Job[engine.DeleteObjectsArgs]) error {
-	h, a := w.h, rj.Args
+	return w.h.DeleteObjects(ctx, rj.Args)
+}
+
+// DeleteObjects does now what a delete_objects job does: it removes the
+// objects a names.
+func (h *Housekeeping) DeleteObjects(ctx context.Context, a engine.DeleteObjectsArgs) error {
 	for _, key := range a.Keys {
 		if err := h.objects.Delete(ctx, key); err != nil {
 			return fmt.Errorf("delete %s: %w", key, err)
@@ -39,6 +45,11 @@ func (w *deleteObjectsWorker) Work(ctx context.Context, rj *river.Job[engine.Del
 	for _, prefix := range a.Prefixes {
 		if err := h.objects.DeletePrefix(ctx, prefix); err != nil {
 			return fmt.Errorf("delete %s: %w", prefix, err)
+		}
+	}
+	if a.Outputs && a.JobID != "" {
+		if _, err := h.engine.RemoveJobOutputs(ctx, a.JobID); err != nil {
+			return fmt.Errorf("delete the zips and preview of job %s: %w", a.JobID, err)
 		}
 	}
 	return nil

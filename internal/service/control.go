@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -118,6 +119,13 @@ func (s *Service) Resume(ctx context.Context, p farm.Principal, id string) (*far
 // lands. The job then makes its zip and preview again and completes; a
 // failed job whose frames all completed only makes them again. Every
 // render node the job had blocked may take its chunks again.
+//
+// What the retry supersedes is removed with its records: the files of
+// the frames it renders again, and the job's zips and preview, which no
+// longer show the frames. Their records go in the retry's transaction
+// and their removal is queued in it (delete_objects), so that a retry
+// that then ends without finalizing (canceled, failed) leaves no file
+// that nothing records and the workspace's storage no longer counts.
 func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req farm.RetryRequest) (*farm.Job, error) {
 	var job *farm.Job
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -169,8 +177,15 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
 			return err
 		}
+		removal, err := supersededFiles(ctx, tx, job.ID, rows, frames)
+		if err != nil {
+			return err
+		}
 		if err := tx.ForgetFrameFiles(ctx, job.ID, frames); err != nil {
 			return err
+		}
+		if err := s.engine.Insert(ctx, tx, removal); err != nil {
+			return fmt.Errorf("removal of the files job %s's retry supersedes: %w", job.ID, err)
 		}
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
@@ -183,4 +198,69 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 	}
 	s.dispatch(ctx)
 	return s.present(ctx, job), nil
+}
+
+// supersededFiles is the removal of what a retry of frames retried of
+// job jobID supersedes, rows being the job's frames: the files those
+// frames recorded (their images, each view's, the File Output nodes'
+// images, the preview's proxies), but none that a frame not retried
+// refers to, and the job's zips and preview (Outputs). A holder's folder
+// (frames/{task}.{generation}/) none of whose recorded files is kept is
+// removed whole, which also takes what its holder stored and never
+// recorded, and keeps the removal small for a retry of thousands of
+// frames: nothing is stored there again, as the retry renders its frames
+// under new tasks. A frame recorded before frames had folders of their
+// own (its image right under frames/) is removed by its key.
+func supersededFiles(ctx context.Context, tx *store.Tx, jobID string, rows []store.Frame, retried []int) (engine.DeleteObjectsArgs, error) {
+	removal := engine.DeleteObjectsArgs{JobID: jobID, Outputs: true}
+	outputs, err := tx.FrameOutputsOfJob(ctx, jobID)
+	if err != nil {
+		return removal, err
+	}
+	again := make(map[int]bool, len(retried))
+	for _, f := range retried {
+		again[f] = true
+	}
+	framesPrefix := farm.JobFramesPrefix(jobID)
+	// holder is the folder of the task's holder that stored key, "" for a
+	// key of no such folder.
+	holder := func(key string) string {
+		rest, ok := strings.CutPrefix(key, framesPrefix)
+		if i := strings.Index(rest, "/"); ok && i > 0 {
+			return framesPrefix + rest[:i+1]
+		}
+		return ""
+	}
+	var gone []string
+	kept := map[string]bool{}
+	for _, f := range rows {
+		keys := make([]string, 0, 1+len(outputs[f.Frame]))
+		if f.ObjectKey != "" {
+			keys = append(keys, f.ObjectKey)
+		}
+		for _, o := range outputs[f.Frame] {
+			keys = append(keys, o.ObjectKey)
+		}
+		for _, key := range keys {
+			if again[f.Frame] {
+				gone = append(gone, key)
+			} else {
+				kept[key], kept[holder(key)] = true, true
+			}
+		}
+	}
+	listed := map[string]bool{}
+	for _, key := range gone {
+		folder := holder(key)
+		switch {
+		case kept[key], listed[key], folder != "" && listed[folder]:
+		case folder != "" && !kept[folder]:
+			listed[folder] = true
+			removal.Prefixes = append(removal.Prefixes, folder)
+		default:
+			listed[key] = true
+			removal.Keys = append(removal.Keys, key)
+		}
+	}
+	return removal, nil
 }

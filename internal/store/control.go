@@ -51,8 +51,8 @@ func (q *Queries) QueueFrame(ctx context.Context, f Frame) error {
 
 // ForgetFrameFiles removes the record of the files the given frames of a
 // job made, as a retry queues them again: each frame records its files
-// anew when it completes. The objects themselves are left for the job's
-// finalizing, which removes every image no frame names.
+// anew when it completes. The objects themselves are the caller's to
+// remove, in the same transaction (the retry queues their removal).
 func (q *Queries) ForgetFrameFiles(ctx context.Context, jobID string, frames []int) error {
 	for _, f := range frames {
 		if _, err := q.exec(ctx, `DELETE FROM frame_outputs WHERE job_id = ? AND frame = ?`, jobID, f); err != nil {

@@ -18,16 +18,37 @@ import (
 // is written with the task's end, in the statement that ends it
 // (finishTask), or as the attempt ends without one (waiter.done);
 // without, at once.
+//
+// A log is kept even when the task is no longer this holder's (it was
+// canceled, or given to another): the job's owner may read it, and the
+// job's storage counts it (CountJobLogs counts the logs of a job that
+// ended). But not once the job's files were deleted: their removal may
+// have run already, and a log stored after it would stay under the
+// deleted job's prefix for ever, which nothing lists or removes. The
+// job is looked at before the log is stored, which spares the write in
+// the common case, and again after: a deletion that commits before that
+// second look is seen there, and the log removed; one that commits after
+// it queues its removal after the log was stored, which takes it.
 func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name string, lines []string, paths farmPaths) {
 	if len(lines) == 0 {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	jobID := ref.JobID
+	if n.jobFilesDeleted(ctx, jobID) {
+		return
+	}
 	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
-	size, err := n.objects.Put(context.WithoutCancel(ctx), key, strings.NewReader(body), maxStoredLogBytes)
+	size, err := n.objects.Put(ctx, key, strings.NewReader(body), maxStoredLogBytes)
 	if err != nil {
 		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
+		return
+	}
+	if n.jobFilesDeleted(ctx, jobID) {
+		if err := n.objects.Delete(ctx, key); err != nil {
+			n.log.Warn("could not remove a Blender log stored as its job's files were deleted", "job", jobID, "key", key, "err", err)
+		}
 		return
 	}
 	if w != nil {
@@ -35,6 +56,19 @@ func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name 
 		return
 	}
 	n.recordLogBytes(ctx, ref, size)
+}
+
+// jobFilesDeleted reports whether job jobID's files were deleted (DELETE
+// /jobs/{id}), so that nothing may be stored for it any more. A job that
+// cannot be read is taken as not deleted: what is stored for it then is
+// what would have been stored before this was asked.
+func (n *Node) jobFilesDeleted(ctx context.Context, jobID string) bool {
+	job, err := n.store.GetJob(ctx, "", jobID)
+	if err != nil {
+		n.log.Warn("could not see whether a job's files were deleted", "job", jobID, "err", err)
+		return false
+	}
+	return job.Output.IsDeletedForClient
 }
 
 // chunkLogName names the log of an attempt at chunk ref: its task and

@@ -1,10 +1,13 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
@@ -12,6 +15,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -152,4 +156,136 @@ func (f *fixture) loggedBytes(jobID string) int64 {
 		f.T.Fatal(err)
 	}
 	return size
+}
+
+// hookBlender is the fake Blender that runs before, once, as the next
+// Render begins.
+type hookBlender struct {
+	*fakeBlender
+	before func()
+}
+
+func (b *hookBlender) Render(ctx context.Context, job blender.RenderJob, outputRoot string, onEvent func(blender.Event)) (*blender.RenderResult, error) {
+	if b.before != nil {
+		b.before()
+		b.before = nil
+	}
+	return b.fakeBlender.Render(ctx, job, outputRoot, onEvent)
+}
+
+// hookedBucket is the node's object store, which runs beforePut (when
+// set) before each Put, with the key, and counts the Puts of each key.
+type hookedBucket struct {
+	objstore.Store
+	mu        sync.Mutex
+	beforePut func(key string)
+	puts      map[string]int
+}
+
+func (b *hookedBucket) Put(ctx context.Context, key string, r io.Reader, maxBytes int64) (int64, error) {
+	b.mu.Lock()
+	hook := b.beforePut
+	if b.puts == nil {
+		b.puts = map[string]int{}
+	}
+	b.puts[key]++
+	b.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
+	return b.Store.Put(ctx, key, r, maxBytes)
+}
+
+// putsUnder counts the Puts of keys under prefix.
+func (b *hookedBucket) putsUnder(prefix string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for key, puts := range b.puts {
+		if strings.HasPrefix(key, prefix) {
+			n += puts
+		}
+	}
+	return n
+}
+
+// onHookedBucket puts the node's object store behind hooks.
+func (f *fixture) onHookedBucket() *hookedBucket {
+	b := &hookedBucket{Store: f.node.objects}
+	f.node.objects = b
+	return b
+}
+
+// deleteJobNow cancels the job, deletes its files and runs their removal
+// at once, as a client and the cleanup queue would while a chunk of it
+// still runs: River's cancel has not reached the chunk yet (about a
+// second on SQLite, a notification on PostgreSQL).
+func (f *fixture) deleteJobNow(jobID string) {
+	f.T.Helper()
+	if _, err := f.api.Cancel(f.Ctx, f.P, jobID); err != nil {
+		f.T.Error(err)
+	}
+	if _, err := f.api.DeleteJob(f.Ctx, f.P, jobID); err != nil {
+		f.T.Error(err)
+	}
+	f.runRemovals()
+}
+
+// TestNoLogIsKeptForAJobWhoseFilesWereDeleted: a chunk's Blender fails
+// after its job was canceled and its files deleted and removed, before
+// River's cancel reached the chunk. Its log is not stored under the
+// deleted job's prefix, where nothing would ever remove it, nor counted.
+func TestNoLogIsKeptForAJobWhoseFilesWereDeleted(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
+		bucket := f.onHookedBucket()
+		f.node.installs[0].Blender = &hookBlender{fakeBlender: f.blender, before: func() { f.deleteJobNow(job.ID) }}
+		f.blender.willRender(fakeRender{err: &blender.RenderError{Frame: 1, Line: "Error: out of memory"}})
+
+		_ = f.renderWork(context.Background(), ref, 1, enginetest.RenderAttempts)
+
+		if keys := f.storedKeys(farm.JobPrefix(job.ID)); len(keys) != 0 {
+			t.Errorf("the deleted job's prefix holds %q", keys)
+		}
+		if n := bucket.putsUnder(farm.JobLogsPrefix(job.ID)); n != 0 {
+			t.Errorf("%d logs were stored for a job already deleted, want none", n)
+		}
+		if n := f.loggedBytes(job.ID); n != 0 {
+			t.Errorf("%d bytes of logs counted, want none", n)
+		}
+	})
+}
+
+// TestALogStoredAsItsJobIsDeletedIsRemoved: the job is canceled, its
+// files deleted and removed while the chunk's log is being stored, after
+// the node saw the job still there. The node sees it deleted once the
+// log is stored, and removes the log.
+func TestALogStoredAsItsJobIsDeletedIsRemoved(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		ref := f.Ref(f.Tasks(job.ID, store.TaskRender)[0])
+		bucket := f.onHookedBucket()
+		var once sync.Once
+		bucket.beforePut = func(key string) {
+			if strings.HasPrefix(key, farm.JobLogsPrefix(job.ID)) {
+				once.Do(func() { f.deleteJobNow(job.ID) })
+			}
+		}
+		f.blender.willRender(fakeRender{err: &blender.RenderError{Frame: 1, Line: "Error: out of memory"}})
+
+		_ = f.renderWork(context.Background(), ref, 1, enginetest.RenderAttempts)
+
+		if n := bucket.putsUnder(farm.JobLogsPrefix(job.ID)); n != 1 {
+			t.Fatalf("%d logs stored, want the one the test deletes the job during", n)
+		}
+		if keys := f.storedKeys(farm.JobPrefix(job.ID)); len(keys) != 0 {
+			t.Errorf("the deleted job's prefix holds %q", keys)
+		}
+		if n := f.loggedBytes(job.ID); n != 0 {
+			t.Errorf("%d bytes of logs counted, want none", n)
+		}
+	})
 }

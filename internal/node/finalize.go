@@ -19,6 +19,8 @@ type finalizing struct {
 
 	files         farm.JobFiles
 	renderSeconds float64
+	// completed says record completed the job with files.
+	completed bool
 }
 
 func newFinalizing(n *Node, args engine.FinalizeArgs) task {
@@ -42,7 +44,7 @@ func (fin *finalizing) work(ctx context.Context, _ *waiter, job *farm.Job) error
 		return err
 	}
 	var err error
-	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref.Generation)
+	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref)
 	if ctx.Err() != nil {
 		return err
 	}
@@ -52,6 +54,7 @@ func (fin *finalizing) work(ctx context.Context, _ *waiter, job *farm.Job) error
 func (fin *finalizing) finishAs(error) store.TaskStatus { return store.TaskDone }
 
 func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.Job, workErr error) error {
+	fin.completed = false
 	if current.Status != farm.StatusFinalizing {
 		return nil
 	}
@@ -68,12 +71,34 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 	current.NormalizedSeconds = fin.renderSeconds
 	// A retried job that failed before completes with no failure left.
 	current.FailedReason = nil
-	return fin.n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted)
+	if err := fin.n.engine.MoveJob(ctx, tx, current, farm.StatusCompleted); err != nil {
+		return err
+	}
+	fin.completed = true
+	return nil
 }
 
+// done removes the zips and preview this attempt may have stored, unless
+// it completed the job with them: the job's record names none of them
+// then, and the workspace's storage does not count them. This attempt
+// may have lost its task while it stored them (the job was canceled,
+// and perhaps its files deleted and removed already, before River's
+// cancel reached it), or failed the job. Engine.RemoveJobOutputs leaves
+// them to a job that is finalizing (another attempt stores them again)
+// or completed (they are its files).
 func (fin *finalizing) done(recorded bool) {
 	if recorded {
 		fin.n.forgetJobFiles(fin.ref.JobID)
+	}
+	if fin.files.FramesZipKey == "" || recorded && fin.completed {
+		return
+	}
+	removed, err := fin.n.engine.RemoveJobOutputs(context.Background(), fin.ref.JobID)
+	switch {
+	case err != nil:
+		fin.n.log.Warn("could not remove the zips and preview of a finalizing that did not complete its job", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err)
+	case removed:
+		fin.n.log.Info("removed the zips and preview of a finalizing that did not complete its job", "job", fin.ref.JobID, "task", fin.ref.TaskID)
 	}
 }
 

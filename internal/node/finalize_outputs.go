@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -19,7 +20,13 @@ import (
 // makeOutputs removes the frame images no frame refers to, then writes the
 // frames zip, the compositeNodes zip when the frames made images of File
 // Output nodes, and, for two frames or more, the preview video; it returns
-// what it made and the Blender seconds spent.
+// what it made and the Blender seconds spent. Before each of them is
+// stored, it checks that the finalizing still holds its task (ref):
+// errNotOurs if not. Those keys are the job's, the same for every
+// finalizing of it, and one that lost its task (canceled, or given to
+// another) would otherwise write over its successor's, or store files
+// for a job that was deleted meanwhile. One that loses it as it stores
+// them removes them as it ends (finalizing.done).
 //
 // The time from the last frame stored to the job completed is what a user
 // waits for, so the work is overlapped. ffmpeg is started first, because
@@ -32,7 +39,7 @@ import (
 // a file costs ~0.3 ms on the reference machine's disk. A frame whose
 // preview comes from a proxy (an OpenEXR frame's JPEG) has its proxy read
 // for ffmpeg alone.
-func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (farm.JobFiles, float64, error) {
+func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRef) (farm.JobFiles, float64, error) {
 	var files farm.JobFiles
 	frames, err := n.store.FramesOfJob(ctx, job.ID)
 	if err != nil {
@@ -53,7 +60,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 	// Each generation of the task works in a directory of its own: an
 	// ffmpeg left running by a killed holder cannot write into its
 	// successor's.
-	dir := filepath.Join(n.jobDir(job.ID), "finalize-"+strconv.Itoa(generation))
+	dir := filepath.Join(n.jobDir(job.ID), "finalize-"+strconv.Itoa(ref.Generation))
 	if err := os.RemoveAll(dir); err != nil {
 		return files, 0, err
 	}
@@ -80,11 +87,17 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 		return files, 0, fmt.Errorf("job %s has no rendered frames", job.ID)
 	}
 
+	if err := n.stillHolds(ctx, ref); err != nil {
+		return files, 0, err
+	}
 	files.FramesZipKey = farm.FramesZipKey(job.ID)
 	if files.FramesZipSize, err = n.storeZip(ctx, files.FramesZipKey, framesZip, video); err != nil {
 		return files, 0, err
 	}
 	if len(nodesZip) > 0 {
+		if err := n.stillHolds(ctx, ref); err != nil {
+			return files, 0, err
+		}
 		files.CompositeNodesZipKey = farm.CompositeNodesZipKey(job.ID)
 		if files.CompositeNodesZipSize, err = n.storeZip(ctx, files.CompositeNodesZipKey, nodesZip, nil); err != nil {
 			return files, 0, err
@@ -99,6 +112,9 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 			n.log.Warn("preview video failed", "job", job.ID, "err", err)
 			return files, seconds, nil
 		}
+		if err := n.stillHolds(ctx, ref); err != nil {
+			return files, 0, err
+		}
 		files.VideoKey = farm.PreviewVideoKey(job.ID)
 		files.VideoFPS = video.fps
 		if files.VideoSize, err = n.objects.Put(ctx, files.VideoKey, video.video, maxPreviewBytes); err != nil {
@@ -106,6 +122,19 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, generation int) (
 		}
 	}
 	return files, seconds, nil
+}
+
+// stillHolds checks that this node still holds ref's task at its
+// generation: errNotOurs if not.
+func (n *Node) stillHolds(ctx context.Context, ref engine.TaskRef) error {
+	task, err := n.store.GetTask(ctx, ref.TaskID)
+	if err != nil {
+		return err
+	}
+	if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+		return errNotOurs
+	}
+	return nil
 }
 
 // zipEntry is one object read for a zip the finalizing makes, or for the

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -499,4 +500,109 @@ func processesWith(s string) []int {
 		}
 	}
 	return pids
+}
+
+// finalizingJob is a job of two frames, both rendered: it is finalizing.
+// The node has no ffmpeg, so its finalizing stores frames.zip alone.
+func (f *fixture) finalizingJob() *farm.Job {
+	f.T.Helper()
+	f.node.cfg.FFmpeg = filepath.Join(f.T.TempDir(), "no-ffmpeg")
+	job := f.RenderingJob(f.api, 2, 2)
+	f.renderImages(job.ID, ".png", [][]byte{[]byte("image 1"), []byte("image 2")})
+	return job
+}
+
+// whileStoringZip runs during the Put of the job's frames.zip, before
+// the zip is stored, once.
+func (f *fixture) whileStoringZip(jobID string, during func()) {
+	var once sync.Once
+	f.onHookedBucket().beforePut = func(key string) {
+		if key == farm.FramesZipKey(jobID) {
+			once.Do(during)
+		}
+	}
+}
+
+// TestNoZipIsLeftForAJobDeletedWhileItFinalizes: the job is canceled,
+// its files deleted and removed while its finalizing stores frames.zip,
+// before River's cancel reaches the finalizing. The finalizing, which can
+// no longer record the zip, removes it: nothing stays under the deleted
+// job's prefix.
+func TestNoZipIsLeftForAJobDeletedWhileItFinalizes(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		f.whileStoringZip(job.ID, func() { f.deleteJobNow(job.ID) })
+
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+
+		if keys := f.storedKeys(farm.JobPrefix(job.ID)); len(keys) != 0 {
+			t.Errorf("the deleted job's prefix holds %q", keys)
+		}
+	})
+}
+
+// TestAZipStoredAsItsJobIsCanceledIsRemoved: the job is canceled while
+// its finalizing stores frames.zip. The job records no zip, so the
+// finalizing removes the one it stored, and the job's storage counts what
+// it holds: its input and frames.
+func TestAZipStoredAsItsJobIsCanceledIsRemoved(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		f.whileStoringZip(job.ID, func() {
+			if _, err := f.api.Cancel(f.Ctx, f.P, job.ID); err != nil {
+				t.Error(err)
+			}
+		})
+
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatalf("finalize: %v", err)
+		}
+
+		canceled := f.Job(job.ID)
+		if canceled.Status != farm.StatusCanceled || canceled.Files != (farm.JobFiles{}) {
+			t.Fatalf("job = %s with files %+v, want canceled with none", canceled.Status, canceled.Files)
+		}
+		if f.Exists(farm.FramesZipKey(job.ID)) {
+			t.Error("frames.zip is stored, which the canceled job does not record")
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}
+
+// TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor: the finalizing is
+// given to another holder while it stores frames.zip (its node was given
+// up on). It stores no more and records nothing, but leaves the zip,
+// under the key its successor stores it again: the successor completes
+// the job with it.
+func TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		task := f.Tasks(job.ID, store.TaskFinalize)[0]
+		f.whileStoringZip(job.ID, func() {
+			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
+				t.Error(err)
+			}
+		})
+		stale := f.Ref(task)
+		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: stale}, 1, 1)); err != nil {
+			t.Fatalf("the finalizing given up on: %v", err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing || !f.Exists(farm.FramesZipKey(job.ID)) {
+			t.Fatalf("job = %s, frames.zip stored: %v; want finalizing, the zip left", st, f.Exists(farm.FramesZipKey(job.ID)))
+		}
+
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatalf("the successor: %v", err)
+		}
+		done := f.Job(job.ID)
+		if done.Status != farm.StatusCompleted || !f.Exists(done.Files.FramesZipKey) {
+			t.Fatalf("job = %s with files %+v; want completed, its zip stored", done.Status, done.Files)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
 }

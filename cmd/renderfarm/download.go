@@ -143,7 +143,7 @@ func fetchOutputs(ctx context.Context, c *client.Client, con *console, id, dir s
 			fetched++
 			fetchedBytes += n
 			if !con.live {
-				fmt.Fprintf(con.stderr, "downloaded %s (%s)\n", name, formatBytes(n))
+				fprintf(con.stderr, "downloaded %s (%s)\n", name, formatBytes(n))
 			}
 		}
 		report.Files = append(report.Files, entry)

@@ -35,9 +35,6 @@ func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name 
 	}
 	ctx = context.WithoutCancel(ctx)
 	jobID := ref.JobID
-	if n.jobFilesDeleted(ctx, jobID) {
-		return
-	}
 	key := farm.JobLogKey(jobID, time.Now(), name)
 	body := paths.scrub(strings.Join(lines, "\n")) + "\n"
 	size, err := n.objects.Put(ctx, key, strings.NewReader(body), maxStoredLogBytes)
@@ -45,6 +42,11 @@ func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name 
 		n.log.Warn("could not keep Blender's log", "job", jobID, "err", err)
 		return
 	}
+	// Asked after the log is stored, not before: a deletion that commits
+	// after this answer queues its removal of the job's files after the
+	// log is there, and takes it; one that committed before it is seen
+	// here. (Deleted jobs are rare, so the log is not kept from being
+	// written for them.)
 	if n.jobFilesDeleted(ctx, jobID) {
 		if err := n.objects.Delete(ctx, key); err != nil {
 			n.log.Warn("could not remove a Blender log stored as its job's files were deleted", "job", jobID, "key", key, "err", err)
@@ -63,12 +65,12 @@ func (n *Node) keepLog(ctx context.Context, w *waiter, ref engine.TaskRef, name 
 // cannot be read is taken as not deleted: what is stored for it then is
 // what would have been stored before this was asked.
 func (n *Node) jobFilesDeleted(ctx context.Context, jobID string) bool {
-	job, err := n.store.GetJob(ctx, "", jobID)
+	deleted, err := n.store.JobFilesDeleted(ctx, jobID)
 	if err != nil {
 		n.log.Warn("could not see whether a job's files were deleted", "job", jobID, "err", err)
 		return false
 	}
-	return job.Output.IsDeletedForClient
+	return deleted
 }
 
 // chunkLogName names the log of an attempt at chunk ref: its task and

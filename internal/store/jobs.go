@@ -50,6 +50,22 @@ func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
 	return nil
 }
 
+// JobFilesDeleted reports whether job id's files were deleted (DELETE
+// /jobs/{id}, job.Output.IsDeletedForClient): one column of the job's
+// row, for a render node that asks it once a chunk, after storing the
+// chunk's log. ErrNotFound for no such job.
+func (q *Queries) JobFilesDeleted(ctx context.Context, id string) (bool, error) {
+	var deleted bool
+	err := q.queryRow(ctx, `SELECT output_deleted FROM jobs WHERE id = ?`, id).Scan(&deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ErrNotFound
+	}
+	if err != nil {
+		return false, fmt.Errorf("read whether job %s's files were deleted: %w", id, err)
+	}
+	return deleted, nil
+}
+
 // GetJob finds a job of a workspace. An empty workspaceID finds any job,
 // which only the farm's own workers may do.
 func (q *Queries) GetJob(ctx context.Context, workspaceID, id string) (*farm.Job, error) {

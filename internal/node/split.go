@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -424,7 +425,7 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 	if m.parts != nil {
 		// The parts were the frame's intermediate files: removed, and
 		// forgotten, so that a retry of the frame renders them again.
-		if err := m.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Prefixes: []string{farm.JobPartsPrefix(job.ID) + strconv.Itoa(m.frame) + "/"}}); err != nil {
+		if err := m.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Prefixes: partHoldersPrefixes(job.ID, m.frame, m.parts)}); err != nil {
 			return err
 		}
 		if err := tx.ForgetParts(ctx, job.ID, m.frame); err != nil {
@@ -443,3 +444,20 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 }
 
 func (m *merge) done(bool) { m.n.tidyIfFinal(m.ref.JobID) }
+
+// partHoldersPrefixes are the prefixes under which the tasks of a merged
+// frame's parts stored them, each generation of each (farm.PartKey):
+// what the merge removes. Not the frame's whole folder of parts: the
+// removal may run late (River retries it through a bucket's outage),
+// after a retry of the frame has stored new parts there, under tasks of
+// its own.
+func partHoldersPrefixes(jobID string, frame int, parts []store.FramePart) []string {
+	var prefixes []string
+	for _, p := range parts {
+		prefix := farm.JobPartsPrefix(jobID) + strconv.Itoa(frame) + "/" + p.TaskID + "."
+		if !slices.Contains(prefixes, prefix) {
+			prefixes = append(prefixes, prefix)
+		}
+	}
+	return prefixes
+}

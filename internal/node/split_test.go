@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,4 +473,36 @@ func (s *plantingStore) Get(ctx context.Context, key string) (io.ReadCloser, err
 		s.once.Do(s.plant)
 	}
 	return s.Store.Get(ctx, key)
+}
+
+// A merge removes its frame's parts by the tasks that stored them, not
+// the frame's whole folder of parts: run late (River retries it through a
+// bucket's outage), the removal leaves the parts a retry of the frame has
+// stored since, under tasks of its own.
+func TestAMergesLateRemovalLeavesTheFramesNewParts(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.splitJob(2)
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			f.blender.willRender(fakeRender{saves: []int{1}})
+			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := f.storedKeys(farm.JobPartsPrefix(job.ID))
+		if len(old) != 2 {
+			t.Fatalf("parts stored: %q, want 2", old)
+		}
+		if err := f.mergeWork(f.Ctx, f.Tasks(job.ID, store.TaskMerge)[0], 1, 3); err != nil {
+			t.Fatal(err)
+		}
+		// A retry's part of the same frame, stored before the removal runs.
+		retried := farm.PartKey(job.ID, 1, "a-task-of-the-retry", 1, blender.PartFileName(0))
+		f.Put(retried)
+
+		f.runRemovals()
+		if left := f.storedKeys(farm.JobPartsPrefix(job.ID)); !slices.Equal(left, []string{retried}) {
+			t.Errorf("parts left after the merge's removal: %q; want only the retry's %q", left, retried)
+		}
+	})
 }

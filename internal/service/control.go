@@ -184,8 +184,10 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 		if err := tx.ForgetFrameFiles(ctx, job.ID, frames); err != nil {
 			return err
 		}
-		if err := s.engine.Insert(ctx, tx, removal); err != nil {
-			return fmt.Errorf("removal of the files job %s's retry supersedes: %w", job.ID, err)
+		for _, batch := range removalBatches(removal, maxRemovalEntries) {
+			if err := s.engine.Insert(ctx, tx, batch); err != nil {
+				return fmt.Errorf("removal of the files job %s's retry supersedes: %w", job.ID, err)
+			}
 		}
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
@@ -211,6 +213,37 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 // frames: nothing is stored there again, as the retry renders its frames
 // under new tasks. A frame recorded before frames had folders of their
 // own (its image right under frames/) is removed by its key.
+// maxRemovalEntries bounds the keys and prefixes one delete_objects job
+// names: a retry of a job of 100,000 one-frame chunks supersedes as many
+// folders, and one River job of them all would be megabytes of arguments
+// that a failure makes start over from the first.
+const maxRemovalEntries = 1000
+
+// removalBatches splits a removal into removals of at most max keys and
+// prefixes each; the first carries its other instructions (Outputs).
+func removalBatches(a engine.DeleteObjectsArgs, max int) []engine.DeleteObjectsArgs {
+	batches := []engine.DeleteObjectsArgs{{JobID: a.JobID, Outputs: a.Outputs}}
+	add := func(key, prefix string) {
+		last := &batches[len(batches)-1]
+		if len(last.Keys)+len(last.Prefixes) == max {
+			batches = append(batches, engine.DeleteObjectsArgs{JobID: a.JobID})
+			last = &batches[len(batches)-1]
+		}
+		if key != "" {
+			last.Keys = append(last.Keys, key)
+		} else {
+			last.Prefixes = append(last.Prefixes, prefix)
+		}
+	}
+	for _, key := range a.Keys {
+		add(key, "")
+	}
+	for _, prefix := range a.Prefixes {
+		add("", prefix)
+	}
+	return batches
+}
+
 func supersededFiles(ctx context.Context, tx *store.Tx, jobID string, rows []store.Frame, retried []int) (engine.DeleteObjectsArgs, error) {
 	removal := engine.DeleteObjectsArgs{JobID: jobID, Outputs: true}
 	outputs, err := tx.FrameOutputsOfJob(ctx, jobID)

@@ -2,10 +2,12 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -265,4 +267,36 @@ func TestProgressSaysWhenEveryNodeIsSetAside(t *testing.T) {
 			t.Errorf("with node-b live: waitingFor %q, %v; want none", p.WaitingFor, err)
 		}
 	})
+}
+
+// A retry's removal of what it supersedes is queued as River jobs of at
+// most maxRemovalEntries keys and prefixes each, the first alone also
+// removing the job's zips and preview; nothing is lost or repeated.
+func TestRemovalBatchesSplitALargeRemoval(t *testing.T) {
+	t.Parallel()
+	var a engine.DeleteObjectsArgs
+	a.JobID, a.Outputs = "j", true
+	for i := range 5 {
+		a.Keys = append(a.Keys, fmt.Sprintf("k%d", i))
+	}
+	for i := range 4 {
+		a.Prefixes = append(a.Prefixes, fmt.Sprintf("p%d/", i))
+	}
+	batches := removalBatches(a, 4)
+	if len(batches) != 3 {
+		t.Fatalf("%d batches of 9 entries at 4 a batch, want 3: %+v", len(batches), batches)
+	}
+	var keys, prefixes []string
+	for i, b := range batches {
+		if b.JobID != "j" || b.Outputs != (i == 0) || len(b.Keys)+len(b.Prefixes) > 4 {
+			t.Errorf("batch %d = %+v; want job j, at most 4 entries, the outputs in the first alone", i, b)
+		}
+		keys, prefixes = append(keys, b.Keys...), append(prefixes, b.Prefixes...)
+	}
+	if !slices.Equal(keys, a.Keys) || !slices.Equal(prefixes, a.Prefixes) {
+		t.Errorf("batches hold keys %q and prefixes %q; want %q and %q", keys, prefixes, a.Keys, a.Prefixes)
+	}
+	if one := removalBatches(engine.DeleteObjectsArgs{JobID: "j", Outputs: true}, 4); len(one) != 1 || !one[0].Outputs {
+		t.Errorf("a removal of the outputs alone = %+v; want one batch with them", one)
+	}
 }

@@ -54,10 +54,11 @@ func (q *Queries) QueueFrame(ctx context.Context, f Frame) error {
 // anew when it completes. The objects themselves are the caller's to
 // remove, in the same transaction (the retry queues their removal).
 func (q *Queries) ForgetFrameFiles(ctx context.Context, jobID string, frames []int) error {
-	for _, f := range frames {
-		if _, err := q.exec(ctx, `DELETE FROM frame_outputs WHERE job_id = ? AND frame = ?`, jobID, f); err != nil {
-			return fmt.Errorf("forget the files of frame %d: %w", f, err)
-		}
+	if len(frames) == 0 {
+		return nil
+	}
+	if _, err := q.exec(ctx, `DELETE FROM frame_outputs WHERE job_id = ? AND `+q.dialect.oneOf("frame"), jobID, list(q.dialect, frames)); err != nil {
+		return fmt.Errorf("forget the files of %d frames: %w", len(frames), err)
 	}
 	return nil
 }

@@ -193,8 +193,9 @@ const taskGPUs = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key =
 const taskRendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
 
 // EndedBy reports whether task id ended as status at generation, held by
-// the worker run workerID: whether FinishTask wrote that end (it alone
-// records when a task ended; a cancel leaves finished_at empty). A holder
+// the worker run workerID: whether FinishTask wrote that end (status is
+// the holder's, done or failed, which only FinishTask writes with when
+// the task ended; a cancel writes canceled). A holder
 // whose end was refused (ErrConflict) asks it to tell an end it wrote
 // itself, whose commit's reply it never got, from a task handed to
 // another meanwhile.

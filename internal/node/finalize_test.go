@@ -606,3 +606,26 @@ func TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor(t *testing.T) {
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
+
+// TestTheZipsOfAFinalizingWhoseNodeDiedGoWithTheCancel: a finalizing
+// stored frames.zip and the preview, and its node died before it could
+// end. The job is canceled while it is finalizing: the cancel removes the
+// zips and preview, which a canceled job does not record.
+func TestTheZipsOfAFinalizingWhoseNodeDiedGoWithTheCancel(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		f.Put(farm.FramesZipKey(job.ID))
+		f.Put(farm.PreviewVideoKey(job.ID))
+		if _, err := f.api.Cancel(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.runRemovals()
+		for _, key := range []string{farm.FramesZipKey(job.ID), farm.PreviewVideoKey(job.ID)} {
+			if f.Exists(key) {
+				t.Errorf("%s is stored after the cancel, which the canceled job does not record", key)
+			}
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}

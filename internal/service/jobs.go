@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -367,8 +368,17 @@ func (s *Service) Cancel(ctx context.Context, p farm.Principal, id string) (*far
 		if job.Status.IsFinal() {
 			return farm.InvalidState("cancel", job.Status, "only a job in progress can be canceled")
 		}
+		finalizing := job.Status == farm.StatusFinalizing
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusCanceled); err != nil {
 			return err
+		}
+		if finalizing {
+			// A finalizing may have stored the zips or the preview, which
+			// only a completed job records: its holder removes them as it
+			// ends, but not one whose node died.
+			if err := s.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Outputs: true}); err != nil {
+				return err
+			}
 		}
 		return s.engine.CancelWork(ctx, tx, job.ID)
 	})

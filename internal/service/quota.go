@@ -83,8 +83,22 @@ func uploadOverQuota(st store.WorkspaceStorage, size int64) error {
 // removeUploadOverQuota removes the object of an upload refused for the
 // quota; should that fail, the sweep of stray uploads removes it later.
 func (s *Service) removeUploadOverQuota(ctx context.Context, up store.Upload) {
+	s.removeRefusedUpload(ctx, up, "could not remove an upload over its workspace's storage quota")
+}
+
+// removeRefusedUpload removes the file of an upload that POST /jobs
+// refused, and then the size recorded for it (a local upload URL's PUT
+// records it), which the workspace's storage would count until the
+// upload is swept: the upload holds nothing now. Should the removal fail,
+// the size stays, as the file does, until the sweep of stray uploads.
+func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warning string) {
+	ctx = context.WithoutCancel(ctx)
 	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
-		s.log.Warn("could not remove an upload over its workspace's storage quota", "key", up.ObjectKey, "err", err)
+		s.log.Warn(warning, "key", up.ObjectKey, "err", err)
+		return
+	}
+	if err := s.store.RecordUploadSize(ctx, up.Slug, 0); err != nil {
+		s.log.Warn("could not forget the size of a refused upload", "slug", up.Slug, "err", err)
 	}
 }
 

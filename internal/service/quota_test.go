@@ -154,3 +154,40 @@ func TestConcurrentPutsToLocalUploadURLsStayWithinTheQuota(t *testing.T) {
 		}
 	})
 }
+
+// TestAnUploadRefusedAtJobCreationNoLongerCounts: a file PUT to a local
+// upload URL had its size recorded; the quota was lowered before its job
+// was asked for, and POST /jobs refused it and removed it. The
+// workspace's storage no longer counts it.
+func TestAnUploadRefusedAtJobCreationNoLongerCounts(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		size := int64(len(enginetest.ValidatedScene))
+		ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := farm.UploadKey(ticket.Slug, "scene.blend")
+		if err := AcceptUploadPut(f.Store)(f.Ctx, key, size); err != nil {
+			t.Fatalf("the PUT, with no quota: %v", err)
+		}
+		f.PutContent(key, enginetest.ValidatedScene)
+		if err := f.Store.SetWorkspaceMaxStorage(f.Ctx, "studio", size/2); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := f.api.CreateJob(f.Ctx, f.P, ticket.Slug); enginetest.ErrorCode(err) != CodeStorageQuotaExceeded {
+			t.Fatalf("CreateJob = %v, want %s", err, CodeStorageQuotaExceeded)
+		}
+		if f.Exists(key) {
+			t.Error("the refused upload's file is still stored")
+		}
+		st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UsedBytes != 0 {
+			t.Errorf("the workspace's storage counts %d bytes after its only upload was refused and removed, want 0", st.UsedBytes)
+		}
+	})
+}

@@ -121,9 +121,7 @@ func uploadMissing(slug string, up store.Upload) error {
 // refuseTooLarge drops an upload over the limit (a bucket takes any size
 // through a presigned PUT) and says so; size is 0 when unknown.
 func (s *Service) refuseTooLarge(ctx context.Context, up store.Upload, size, max int64) error {
-	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
-		s.log.Warn("could not remove an upload over the size limit", "key", up.ObjectKey, "err", err)
-	}
+	s.removeRefusedUpload(ctx, up, "could not remove an upload over the size limit")
 	what := "the uploaded file is"
 	if size > 0 {
 		what = fmt.Sprintf("the uploaded file is %d bytes,", size)

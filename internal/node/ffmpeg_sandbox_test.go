@@ -366,17 +366,7 @@ func TestAPreviewLeftAsALinkOrAPipeIsNotStored(t *testing.T) {
 			images := grayFrames(t, 3, ".png")
 			f.renderImages(job.ID, ".png", images)
 
-			if err := f.finalize(job.ID); err != nil {
-				t.Fatalf("finalize: %v", err)
-			}
-			done := f.Job(job.ID)
-			if done.Status != farm.StatusCompleted {
-				t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
-			}
-			if done.Files.VideoKey != "" || f.Exists(farm.PreviewVideoKey(job.ID)) {
-				t.Errorf("a preview was stored (%q): %q", done.Files.VideoKey, f.read(farm.PreviewVideoKey(job.ID)))
-			}
-			f.checkFramesZip(done, ".png", images)
+			f.checkCompletedWithoutPreview(job.ID, images)
 		})
 	}
 }

@@ -236,6 +236,24 @@ func (f *fixture) renderImages(jobID, ext string, images [][]byte) {
 	}
 }
 
+// checkCompletedWithoutPreview finalizes a job of PNG frames images whose
+// preview cannot be made, and checks that it completes with its zip and
+// no preview video.
+func (f *fixture) checkCompletedWithoutPreview(jobID string, images [][]byte) {
+	f.T.Helper()
+	if err := f.finalize(jobID); err != nil {
+		f.T.Fatalf("finalize: %v", err)
+	}
+	done := f.Job(jobID)
+	if done.Status != farm.StatusCompleted {
+		f.T.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
+	}
+	if done.Files.VideoKey != "" || f.Exists(farm.PreviewVideoKey(jobID)) {
+		f.T.Errorf("a preview was stored (%q): %q", done.Files.VideoKey, f.read(farm.PreviewVideoKey(jobID)))
+	}
+	f.checkFramesZip(done, ".png", images)
+}
+
 // read returns the bytes of a stored object.
 func (f *fixture) read(key string) []byte {
 	f.T.Helper()
@@ -421,17 +439,7 @@ func TestFinalizeKeepsTheZipWhenThePreviewFails(t *testing.T) {
 		}
 		f.renderImages(job.ID, ".png", images)
 
-		if err := f.finalize(job.ID); err != nil {
-			t.Fatalf("finalize: %v", err)
-		}
-		done := f.Job(job.ID)
-		if done.Status != farm.StatusCompleted {
-			t.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
-		}
-		if done.Files.VideoKey != "" || f.Exists(farm.PreviewVideoKey(job.ID)) {
-			t.Errorf("a preview was stored (%q) from images that are not images", done.Files.VideoKey)
-		}
-		f.checkFramesZip(done, ".png", images)
+		f.checkCompletedWithoutPreview(job.ID, images)
 	})
 }
 

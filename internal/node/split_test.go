@@ -32,6 +32,20 @@ func (f *fixture) splitJob(parts int) *farm.Job {
 	return f.Job(job.ID)
 }
 
+// splitJobRendered is splitJob with every part rendered and stored,
+// its frame's merge queued.
+func (f *fixture) splitJobRendered(parts int) *farm.Job {
+	f.T.Helper()
+	job := f.splitJob(parts)
+	for _, task := range f.Tasks(job.ID, store.TaskRender) {
+		f.blender.willRender(fakeRender{saves: []int{1}})
+		if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
+			f.T.Fatal(err)
+		}
+	}
+	return job
+}
+
 // partOf answers the part a task renders.
 func (f *fixture) partOf(task store.Task) store.FramePart {
 	f.T.Helper()
@@ -309,13 +323,7 @@ func TestSuspendAndResumeKeepTheStoredParts(t *testing.T) {
 func TestAMergeWhoseNodeIsLostIsMergedOnceByAnother(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.splitJob(2)
-		for _, task := range f.Tasks(job.ID, store.TaskRender) {
-			f.blender.willRender(fakeRender{saves: []int{1}})
-			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
-				t.Fatal(err)
-			}
-		}
+		job := f.splitJobRendered(2)
 		merge := f.Tasks(job.ID, store.TaskMerge)[0]
 		lost := f.Ref(merge)
 		f.RegisterWorker(f.node.workerID, "node-test", time.Now().Add(-time.Hour))
@@ -356,13 +364,7 @@ func TestAMergeWhoseNodeIsLostIsMergedOnceByAnother(t *testing.T) {
 func TestAMergeThatFailsIsRetriedThenFailsTheJobAndARetryMergesAgain(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.splitJob(2)
-		for _, task := range f.Tasks(job.ID, store.TaskRender) {
-			f.blender.willRender(fakeRender{saves: []int{1}})
-			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
-				t.Fatal(err)
-			}
-		}
+		job := f.splitJobRendered(2)
 		merge := f.Tasks(job.ID, store.TaskMerge)[0]
 		f.blender.mergeErr = errors.New("blender: part_001.exr is not an OpenEXR file")
 		for attempt := 1; attempt <= 3; attempt++ {
@@ -412,13 +414,7 @@ func TestAMergeWritesNoPartThroughALinkASessionPlanted(t *testing.T) {
 		t.Run(planted, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, enginetest.SQLite)
-			job := f.splitJob(2)
-			for _, task := range f.Tasks(job.ID, store.TaskRender) {
-				f.blender.willRender(fakeRender{saves: []int{1}})
-				if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
-					t.Fatal(err)
-				}
-			}
+			job := f.splitJobRendered(2)
 			// A file of the node's, outside every sandbox, and a folder.
 			outside := filepath.Join(f.Dir, "outside")
 			victim := filepath.Join(outside, blender.PartFileName(0))
@@ -482,13 +478,7 @@ func (s *plantingStore) Get(ctx context.Context, key string) (io.ReadCloser, err
 func TestAMergesLateRemovalLeavesTheFramesNewParts(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.splitJob(2)
-		for _, task := range f.Tasks(job.ID, store.TaskRender) {
-			f.blender.willRender(fakeRender{saves: []int{1}})
-			if err := f.renderWork(f.Ctx, f.Ref(task), 1, enginetest.RenderAttempts); err != nil {
-				t.Fatal(err)
-			}
-		}
+		job := f.splitJobRendered(2)
 		old := f.storedKeys(farm.JobPartsPrefix(job.ID))
 		if len(old) != 2 {
 			t.Fatalf("parts stored: %q, want 2", old)

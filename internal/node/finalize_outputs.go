@@ -124,19 +124,6 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRe
 	return files, seconds, nil
 }
 
-// stillHolds checks that this node still holds ref's task at its
-// generation: errNotOurs if not.
-func (n *Node) stillHolds(ctx context.Context, ref engine.TaskRef) error {
-	task, err := n.store.GetTask(ctx, ref.TaskID)
-	if err != nil {
-		return err
-	}
-	if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
-		return errNotOurs
-	}
-	return nil
-}
-
 // zipEntry is one object read for a zip the finalizing makes, or for the
 // preview video, or both.
 type zipEntry struct {

@@ -150,7 +150,7 @@ func (n *Node) countChunkFailure(ctx context.Context, ref engine.TaskRef, render
 		if err != nil {
 			return err
 		}
-		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+		if !n.holds(task, ref) {
 			return errNotOurs
 		}
 		counted, err := tx.CountChunkFailure(ctx, job.ID, worker, message)
@@ -538,7 +538,7 @@ func (n *Node) updateFrameAnd(ctx context.Context, ref engine.TaskRef, frame int
 		if err != nil {
 			return err
 		}
-		if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+		if !n.holds(task, ref) {
 			return errNotOurs
 		}
 		// The one frame, not the chunk's every frame: a chunk of a hundred

@@ -169,7 +169,7 @@ func (n *Node) holdsTask(ctx context.Context, tx *store.Tx, ref engine.TaskRef) 
 	if err != nil {
 		return err
 	}
-	if task.Generation != ref.Generation || task.Status != store.TaskRunning || task.WorkerID != n.workerID {
+	if !n.holds(task, ref) {
 		return errNotOurs
 	}
 	return nil

@@ -515,6 +515,25 @@ func (n *Node) claim(ctx context.Context, ref engine.TaskRef) (bool, error) {
 	return true, nil
 }
 
+// holds reports whether task, as read from the store, is still this
+// worker run's at ref's generation, running.
+func (n *Node) holds(task store.Task, ref engine.TaskRef) bool {
+	return task.Generation == ref.Generation && task.Status == store.TaskRunning && task.WorkerID == n.workerID
+}
+
+// stillHolds checks that this node still holds ref's task at its
+// generation: errNotOurs if not.
+func (n *Node) stillHolds(ctx context.Context, ref engine.TaskRef) error {
+	task, err := n.store.GetTask(ctx, ref.TaskID)
+	if err != nil {
+		return err
+	}
+	if !n.holds(task, ref) {
+		return errNotOurs
+	}
+	return nil
+}
+
 // release hands a task back after a passing failure, so River's retry of
 // the same job can claim it again. A release that fails is tried again,
 // with growing pauses, until it is written or ctx ends (the worker stops

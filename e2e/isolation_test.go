@@ -164,7 +164,10 @@ func TestPresignedURLsReachOnlyTheirObject(t *testing.T) {
 	if !strings.HasPrefix(pathA, "/objects/jobs/"+jobA.ID+"/") {
 		t.Fatalf("a's frame is served at %s, not under its job", pathA)
 	}
-	zipA := "/objects/jobs/" + jobA.ID + "/frames.zip"
+	zipA := mustParse(t, *downloadsA.Transforms.FramesZip).Path
+	if !strings.HasPrefix(zipA, "/objects/jobs/"+jobA.ID+"/") {
+		t.Fatalf("a's zip is served at %s, not under its job", zipA)
+	}
 	inputA := "/objects/jobs/" + jobA.ID + "/input/cube.blend"
 	refused := map[string]string{
 		"b's frame URL on a's frame":    withPath(t, frameB, pathA),

@@ -136,11 +136,10 @@ func (CountJobLogsArgs) Kind() string { return "count_job_logs" }
 
 // DeleteObjectsArgs name objects to remove: exact keys, and prefixes that
 // hold a whole folder. JobID, when set, is the job they belonged to.
-// Outputs removes that job's zips and preview video too, unless a
-// finalizing of the job may have stored them for it to keep by the time
-// the removal runs (see Engine.RemoveJobOutputs): every finalizing of a
-// job stores them under the same keys, so a removal that runs late must
-// not take those of the finalizing that followed it.
+// Outputs removes, after them, what that job's finalizings stored that
+// the job does not keep (Engine.RemoveUnkeptOutputs): a retry's removal
+// and a cancel's set it, which may run long after they were queued and
+// still take nothing a later finalizing stored.
 type DeleteObjectsArgs struct {
 	JobID    string   `json:"jobId,omitempty"`
 	Keys     []string `json:"keys,omitempty"`

@@ -9,38 +9,91 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// RemoveJobOutputs removes job jobID's zips and preview video
-// (farm.JobOutputKeys) when the job keeps none: its files were deleted, or
-// it is neither finalizing nor completed, so its record names none
-// (farm.JobFiles is empty: a retry forgets them, and only a finalizing
-// that completes the job records them). It answers whether it removed
-// them.
+// RemoveUnkeptOutputs removes what job jobID's finalizings stored that
+// the job does not keep, and answers how many of its folders' objects it
+// removed: the
+// zips and preview video of a finalizing that failed, lost its task
+// (canceled, or given to another node while its own node stalled), or
+// died, and those of a completed finalizing that a retry superseded
+// (the retry forgets the job's files in its transaction and queues this).
 //
-// Those keys are the same for every finalizing of the job, so what is
-// stored there is not always what the caller meant to remove: while the
-// job is finalizing, its finalizing stores them again and records them,
-// and once it completed they are its files. Both are left alone. That is
-// what lets a removal run late (a retry's, queued long before it runs),
-// or a finalizing that lost its task clean up after itself, without
-// taking the files of the finalizing that followed. A finalizing of the
-// job cannot begin between the look at the job and the removal unless
-// the job went from not finalizing to finalizing, with its frames
-// rendered, in that moment.
-func (e *Engine) RemoveJobOutputs(ctx context.Context, jobID string) (bool, error) {
+// Each holder of a finalize task stores in a folder of its own
+// (farm.FinalizeOutputsPrefix), and a folder is removed only once its
+// holder can neither store in it nor record it any more: its task had
+// moved on to a later generation, or ended, and the job does not record
+// its files. That holds for good, so this may run late (a retry's
+// removal, queued long before it runs) and still never takes the files
+// of a finalizing that followed: a finalize task it did not read, or a
+// generation later than the one it read, is left alone. The tasks are
+// read before the job: a holder that ends between the two reads is read
+// running, and what it recorded as it ended is read with the job.
+//
+// Zips and previews stored under the keys of farms before the outputs/
+// folders (farm.LegacyJobOutputKeys) are removed unless the job records
+// them.
+func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, error) {
+	tasks, err := e.store.TasksOfJob(ctx, jobID, store.TaskFinalize)
+	if err != nil {
+		return 0, err
+	}
 	job, err := e.store.GetJob(ctx, "", jobID)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		// A deleted job: its whole folder is removed with it.
+		return 0, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	if !job.Output.IsDeletedForClient && (job.Status == farm.StatusFinalizing || job.Status == farm.StatusCompleted) {
-		return false, nil
-	}
-	for _, key := range farm.JobOutputKeys(jobID) {
-		if err := e.objects.Delete(ctx, key); err != nil {
-			return false, fmt.Errorf("remove %s: %w", key, err)
+	kept := map[string]bool{}
+	if !job.Output.IsDeletedForClient {
+		for _, key := range []string{job.Files.FramesZipKey, job.Files.CompositeNodesZipKey, job.Files.VideoKey} {
+			kept[key] = key != ""
 		}
 	}
-	return true, nil
+	read := make(map[string]store.Task, len(tasks))
+	for _, t := range tasks {
+		read[t.ID] = t
+	}
+	// over says the holder of generation of the task taskID can store and
+	// record nothing more.
+	over := func(taskID string, generation int) bool {
+		t, ok := read[taskID]
+		if !ok {
+			return false // a finalize task made since the tasks were read
+		}
+		switch {
+		case generation < t.Generation:
+			return true
+		case generation > t.Generation:
+			return false
+		}
+		return t.Status == store.TaskDone || t.Status == store.TaskFailed || t.Status == store.TaskCanceled
+	}
+	stored, err := e.objects.List(ctx, farm.JobOutputsPrefix(jobID))
+	if err != nil {
+		return 0, fmt.Errorf("list the outputs of job %s: %w", jobID, err)
+	}
+	var unkept []string
+	for _, obj := range stored {
+		taskID, generation, ok := farm.OutputsHolder(jobID, obj.Key)
+		if ok && !kept[obj.Key] && over(taskID, generation) {
+			unkept = append(unkept, obj.Key)
+		}
+	}
+	removed := 0
+	for _, key := range unkept {
+		if err := e.objects.Delete(ctx, key); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", key, err)
+		}
+		removed++
+	}
+	for _, key := range farm.LegacyJobOutputKeys(jobID) {
+		if kept[key] {
+			continue
+		}
+		if err := e.objects.Delete(ctx, key); err != nil {
+			return removed, fmt.Errorf("remove %s: %w", key, err)
+		}
+	}
+	return removed, nil
 }

@@ -18,9 +18,13 @@ import (
 //	                                              image, a File Output node's
 //	                                              (nodes/{node}/{slot}/f_0001.exr), the
 //	                                              preview proxy (preview/frame_0001.png)
-//	jobs/{job}/frames.zip                         every frame, zipped
-//	jobs/{job}/compositeNodes.zip                 every File Output node's images, zipped
-//	jobs/{job}/preview.mp4                        the preview video
+//	jobs/{job}/outputs/{task}.{generation}/frames.zip
+//	                                              every frame, zipped, by the holder of a
+//	                                              finalize task
+//	jobs/{job}/outputs/{task}.{generation}/compositeNodes.zip
+//	                                              every File Output node's images, zipped
+//	jobs/{job}/outputs/{task}.{generation}/preview.mp4
+//	                                              the preview video
 //	jobs/{job}/logs/{time}-{name}.log             the tail of a Blender run that failed
 //
 // Removing jobs/{job}/ removes everything of a job.
@@ -79,21 +83,75 @@ func PartKey(jobID string, frame int, taskID string, generation int, fileName st
 	return JobPartsPrefix(jobID) + strconv.Itoa(frame) + "/" + taskID + "." + strconv.Itoa(generation) + "/" + fileName
 }
 
-// CompositeNodesZipKey is the zip of a job's File Output nodes' images,
-// a folder per node.
-func CompositeNodesZipKey(jobID string) string { return JobPrefix(jobID) + "compositeNodes.zip" }
+// The names a job's outputs besides its frames download as, which no
+// frame takes (see jobFileNames).
+const (
+	FramesZipName         = "frames.zip"
+	CompositeNodesZipName = "compositeNodes.zip"
+	PreviewVideoName      = "preview.mp4"
+)
 
-// FramesZipKey is the zip of a job's frames.
-func FramesZipKey(jobID string) string { return JobPrefix(jobID) + "frames.zip" }
+// JobOutputsPrefix holds what a job's finalizings stored: a folder per
+// holder of a finalize task, its zips and preview video in it.
+func JobOutputsPrefix(jobID string) string { return JobPrefix(jobID) + "outputs/" }
 
-// PreviewVideoKey is a job's preview video.
-func PreviewVideoKey(jobID string) string { return JobPrefix(jobID) + "preview.mp4" }
+// FinalizeOutputsPrefix is the folder of the holder of a finalize task's
+// generation. Every finalizing stores its outputs in a folder of its own,
+// so one that lost its task (canceled, or given to another node) can
+// neither write over its successor's files nor be mistaken for them when
+// what it left is removed: a folder whose holder no longer holds its task
+// and whose files the job does not record is never written to or
+// recorded again (see OutputsHolder).
+func FinalizeOutputsPrefix(jobID, taskID string, generation int) string {
+	return JobOutputsPrefix(jobID) + taskID + "." + strconv.Itoa(generation) + "/"
+}
 
-// JobOutputKeys are the keys a job's finalizing stores its outputs under
-// besides the frames: its frames zip, compositeNodes zip and preview
-// video. Every finalizing of the job stores them under these same keys.
-func JobOutputKeys(jobID string) []string {
-	return []string{FramesZipKey(jobID), CompositeNodesZipKey(jobID), PreviewVideoKey(jobID)}
+// FramesZipKey is the zip of a job's frames that the holder of a finalize
+// task's generation stores.
+func FramesZipKey(jobID, taskID string, generation int) string {
+	return FinalizeOutputsPrefix(jobID, taskID, generation) + FramesZipName
+}
+
+// CompositeNodesZipKey is the zip of a job's File Output nodes' images, a
+// folder per node, that the holder of a finalize task's generation stores.
+func CompositeNodesZipKey(jobID, taskID string, generation int) string {
+	return FinalizeOutputsPrefix(jobID, taskID, generation) + CompositeNodesZipName
+}
+
+// PreviewVideoKey is a job's preview video that the holder of a finalize
+// task's generation stores.
+func PreviewVideoKey(jobID, taskID string, generation int) string {
+	return FinalizeOutputsPrefix(jobID, taskID, generation) + PreviewVideoName
+}
+
+// OutputsHolder is the finalize task and generation whose folder holds
+// key, an object under jobID's outputs; false for a key of no such folder.
+func OutputsHolder(jobID, key string) (taskID string, generation int, ok bool) {
+	rest, ok := strings.CutPrefix(key, JobOutputsPrefix(jobID))
+	if !ok {
+		return "", 0, false
+	}
+	folder, name, ok := strings.Cut(rest, "/")
+	if !ok || name == "" {
+		return "", 0, false
+	}
+	dot := strings.LastIndexByte(folder, '.')
+	if dot <= 0 {
+		return "", 0, false
+	}
+	generation, err := strconv.Atoi(folder[dot+1:])
+	if err != nil || generation < 1 || strconv.Itoa(generation) != folder[dot+1:] {
+		return "", 0, false
+	}
+	return folder[:dot], generation, true
+}
+
+// LegacyJobOutputKeys are where farms before the outputs/ folders stored
+// a job's zips and preview video, the same keys for every finalizing of
+// the job: a job completed then still records them.
+func LegacyJobOutputKeys(jobID string) []string {
+	p := JobPrefix(jobID)
+	return []string{p + FramesZipName, p + CompositeNodesZipName, p + PreviewVideoName}
 }
 
 // JobLogsPrefix holds the logs kept for a job.
@@ -107,5 +165,5 @@ func JobLogKey(jobID string, at time.Time, name string) string {
 
 // DownloadName is the name an object downloads as: its key's last part,
 // which is unique within a job (a frame's file name, frames.zip,
-// preview.mp4).
+// preview.mp4): the folders keys are made of never show.
 func DownloadName(key string) string { return path.Base(key) }

@@ -40,10 +40,10 @@ type ViewSuffix struct {
 // the preview video, and the folder renderfarm download puts File Output
 // nodes' images in): no frame takes one of them.
 var jobFileNames = map[string]bool{
-	strings.ToLower(DownloadName(FramesZipKey("j"))):         true,
-	strings.ToLower(DownloadName(CompositeNodesZipKey("j"))): true,
-	strings.ToLower(DownloadName(PreviewVideoKey("j"))):      true,
-	"compositenodes": true,
+	strings.ToLower(FramesZipName):         true,
+	strings.ToLower(CompositeNodesZipName): true,
+	strings.ToLower(PreviewVideoName):      true,
+	"compositenodes":                       true,
 }
 
 // maxFrameDigits is the most digits a frame's number has.

@@ -48,7 +48,7 @@ func (h *Housekeeping) DeleteObjects(ctx context.Context, a engine.DeleteObjects
 		}
 	}
 	if a.Outputs && a.JobID != "" {
-		if _, err := h.engine.RemoveJobOutputs(ctx, a.JobID); err != nil {
+		if _, err := h.engine.RemoveUnkeptOutputs(ctx, a.JobID); err != nil {
 			return fmt.Errorf("delete the zips and preview of job %s: %w", a.JobID, err)
 		}
 	}

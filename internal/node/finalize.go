@@ -78,27 +78,26 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 	return nil
 }
 
-// done removes the zips and preview this attempt may have stored, unless
-// it completed the job with them: the job's record names none of them
-// then, and the workspace's storage does not count them. This attempt
-// may have lost its task while it stored them (the job was canceled,
-// and perhaps its files deleted and removed already, before River's
-// cancel reached it), or failed the job. Engine.RemoveJobOutputs leaves
-// them to a job that is finalizing (another attempt stores them again)
-// or completed (they are its files).
+// done removes what the job's finalizings stored that the job does not
+// keep (Engine.RemoveUnkeptOutputs), once this attempt stored anything:
+// its own zips and preview unless it completed the job with them (it
+// failed the job, or lost its task while it stored them: the job was
+// canceled, perhaps deleted, or the task given to another node), and
+// those of earlier holders of the task whose nodes died before they
+// could do the same.
 func (fin *finalizing) done(recorded bool) {
 	if recorded {
 		fin.n.forgetJobFiles(fin.ref.JobID)
 	}
-	if fin.files.FramesZipKey == "" || recorded && fin.completed {
+	if fin.files.FramesZipKey == "" {
 		return
 	}
-	removed, err := fin.n.engine.RemoveJobOutputs(context.Background(), fin.ref.JobID)
+	removed, err := fin.n.engine.RemoveUnkeptOutputs(context.Background(), fin.ref.JobID)
 	switch {
 	case err != nil:
-		fin.n.log.Warn("could not remove the zips and preview of a finalizing that did not complete its job", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err)
-	case removed:
-		fin.n.log.Info("removed the zips and preview of a finalizing that did not complete its job", "job", fin.ref.JobID, "task", fin.ref.TaskID)
+		fin.n.log.Warn("could not remove the zips and preview the job does not keep", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err)
+	case removed > 0:
+		fin.n.log.Info("removed zips and previews the job does not keep", "job", fin.ref.JobID, "task", fin.ref.TaskID, "completed", recorded && fin.completed, "count", removed)
 	}
 }
 

@@ -20,13 +20,13 @@ import (
 // makeOutputs removes the frame images no frame refers to, then writes the
 // frames zip, the compositeNodes zip when the frames made images of File
 // Output nodes, and, for two frames or more, the preview video; it returns
-// what it made and the Blender seconds spent. Before each of them is
-// stored, it checks that the finalizing still holds its task (ref):
-// errNotOurs if not. Those keys are the job's, the same for every
-// finalizing of it, and one that lost its task (canceled, or given to
-// another) would otherwise write over its successor's, or store files
-// for a job that was deleted meanwhile. One that loses it as it stores
-// them removes them as it ends (finalizing.done).
+// what it made and the Blender seconds spent. They go in the folder of
+// the finalizing's own task and generation (farm.FinalizeOutputsPrefix),
+// so that one that lost its task cannot write over its successor's.
+// Before each of them is stored, it checks that the finalizing still
+// holds its task (ref): errNotOurs if not, which stores nothing for a
+// job that was canceled or deleted meanwhile. What it stored and did not
+// complete the job with is removed as it ends (finalizing.done).
 //
 // The time from the last frame stored to the job completed is what a user
 // waits for, so the work is overlapped. ffmpeg is started first, because
@@ -90,7 +90,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRe
 	if err := n.stillHolds(ctx, ref); err != nil {
 		return files, 0, err
 	}
-	files.FramesZipKey = farm.FramesZipKey(job.ID)
+	files.FramesZipKey = farm.FramesZipKey(job.ID, ref.TaskID, ref.Generation)
 	if files.FramesZipSize, err = n.storeZip(ctx, files.FramesZipKey, framesZip, video); err != nil {
 		return files, 0, err
 	}
@@ -98,7 +98,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRe
 		if err := n.stillHolds(ctx, ref); err != nil {
 			return files, 0, err
 		}
-		files.CompositeNodesZipKey = farm.CompositeNodesZipKey(job.ID)
+		files.CompositeNodesZipKey = farm.CompositeNodesZipKey(job.ID, ref.TaskID, ref.Generation)
 		if files.CompositeNodesZipSize, err = n.storeZip(ctx, files.CompositeNodesZipKey, nodesZip, nil); err != nil {
 			return files, 0, err
 		}
@@ -115,7 +115,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRe
 		if err := n.stillHolds(ctx, ref); err != nil {
 			return files, 0, err
 		}
-		files.VideoKey = farm.PreviewVideoKey(job.ID)
+		files.VideoKey = farm.PreviewVideoKey(job.ID, ref.TaskID, ref.Generation)
 		files.VideoFPS = video.fps
 		if files.VideoSize, err = n.objects.Put(ctx, files.VideoKey, video.video, maxPreviewBytes); err != nil {
 			return files, 0, err

@@ -8,10 +8,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,12 +32,31 @@ func (f *fixture) finalize(jobID string) error {
 // finalizeAttempt is finalize on the River job's attempt of max.
 func (f *fixture) finalizeAttempt(jobID string, attempt, max int) error {
 	f.T.Helper()
-	tasks := f.Tasks(jobID, store.TaskFinalize)
-	if len(tasks) != 1 {
-		f.T.Fatalf("%d finalize tasks, want 1", len(tasks))
-	}
 	w := f.node.finalizeWorker()
-	return w.Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: f.Ref(tasks[0])}, attempt, max))
+	return w.Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: f.Ref(f.finalizeTask(jobID))}, attempt, max))
+}
+
+// finalizeTask is the job's finalize task that is not over; there must
+// be one.
+func (f *fixture) finalizeTask(jobID string) store.Task {
+	f.T.Helper()
+	var open []store.Task
+	for _, t := range f.Tasks(jobID, store.TaskFinalize) {
+		if t.Status == store.TaskQueued || t.Status == store.TaskRunning {
+			open = append(open, t)
+		}
+	}
+	if len(open) != 1 {
+		f.T.Fatalf("%d finalize tasks not over, want 1", len(open))
+	}
+	return open[0]
+}
+
+// storedOutputs lists what the job's finalizings stored and left: the
+// objects in its outputs/ folders.
+func (f *fixture) storedOutputs(jobID string) []string {
+	f.T.Helper()
+	return f.storedKeys(farm.JobOutputsPrefix(jobID))
 }
 
 // storedKeys lists the keys of the objects under prefix.
@@ -248,8 +268,8 @@ func (f *fixture) checkCompletedWithoutPreview(jobID string, images [][]byte) {
 	if done.Status != farm.StatusCompleted {
 		f.T.Fatalf("job = %s (%+v), want completed", done.Status, done.FailedReason)
 	}
-	if done.Files.VideoKey != "" || f.Exists(farm.PreviewVideoKey(jobID)) {
-		f.T.Errorf("a preview was stored (%q): %q", done.Files.VideoKey, f.read(farm.PreviewVideoKey(jobID)))
+	if stored := f.storedOutputs(jobID); done.Files.VideoKey != "" || !slices.Equal(stored, []string{done.Files.FramesZipKey}) {
+		f.T.Errorf("a preview was recorded (%q), or the outputs stored are %q, not the zip alone", done.Files.VideoKey, stored)
 	}
 	f.checkFramesZip(done, ".png", images)
 }
@@ -460,10 +480,8 @@ func TestFinalizeWithAFrameImageGoneStoresNothing(t *testing.T) {
 
 		stored := func() {
 			t.Helper()
-			for _, key := range []string{farm.FramesZipKey(job.ID), farm.PreviewVideoKey(job.ID)} {
-				if f.Exists(key) {
-					t.Errorf("%s is stored", key)
-				}
+			if keys := f.storedOutputs(job.ID); len(keys) > 0 {
+				t.Errorf("%q are stored", keys)
 			}
 			if pids := processesWith(f.node.jobDir(job.ID)); len(pids) > 0 {
 				t.Errorf("processes %v still run in the job's work directory", pids)
@@ -520,15 +538,19 @@ func (f *fixture) finalizingJob() *farm.Job {
 	return job
 }
 
-// whileStoringZip runs during the Put of the job's frames.zip, before
-// the zip is stored, once.
-func (f *fixture) whileStoringZip(jobID string, during func()) {
-	var once sync.Once
-	f.onHookedBucket().beforePut = func(key string) {
-		if key == farm.FramesZipKey(jobID) {
-			once.Do(during)
+// whileStoringZip runs during the first Put of a frames.zip of the job,
+// before the zip is stored; during may itself finalize the job, whose
+// Put it does not run again for. It answers the node's bucket, which
+// counts the Puts.
+func (f *fixture) whileStoringZip(jobID string, during func()) *hookedBucket {
+	var fired atomic.Bool
+	b := f.onHookedBucket()
+	b.beforePut = func(key string) {
+		if _, _, ok := farm.OutputsHolder(jobID, key); ok && path.Base(key) == farm.FramesZipName && fired.CompareAndSwap(false, true) {
+			during()
 		}
 	}
+	return b
 }
 
 // TestNoZipIsLeftForAJobDeletedWhileItFinalizes: the job is canceled,
@@ -574,23 +596,23 @@ func TestAZipStoredAsItsJobIsCanceledIsRemoved(t *testing.T) {
 		if canceled.Status != farm.StatusCanceled || canceled.Files != (farm.JobFiles{}) {
 			t.Fatalf("job = %s with files %+v, want canceled with none", canceled.Status, canceled.Files)
 		}
-		if f.Exists(farm.FramesZipKey(job.ID)) {
-			t.Error("frames.zip is stored, which the canceled job does not record")
+		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
+			t.Errorf("%q are stored, which the canceled job does not record", keys)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
 
-// TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor: the finalizing is
-// given to another holder while it stores frames.zip (its node was given
-// up on). It stores no more and records nothing, but leaves the zip,
-// under the key its successor stores it again: the successor completes
-// the job with it.
-func TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor(t *testing.T) {
+// TestAFinalizingGivenUpOnLeavesItsSuccessorItsOwnZip: the finalizing
+// is given to another holder while it stores frames.zip (its node was
+// given up on). It stores no more, records nothing, and removes the zip
+// it stored, which is in a folder of its own; the successor completes
+// the job with the zip it stores in its own.
+func TestAFinalizingGivenUpOnLeavesItsSuccessorItsOwnZip(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.finalizingJob()
-		task := f.Tasks(job.ID, store.TaskFinalize)[0]
+		task := f.finalizeTask(job.ID)
 		f.whileStoringZip(job.ID, func() {
 			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
 				t.Error(err)
@@ -600,16 +622,65 @@ func TestAFinalizingGivenUpOnLeavesItsZipToItsSuccessor(t *testing.T) {
 		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: stale}, 1, 1)); err != nil {
 			t.Fatalf("the finalizing given up on: %v", err)
 		}
-		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing || !f.Exists(farm.FramesZipKey(job.ID)) {
-			t.Fatalf("job = %s, frames.zip stored: %v; want finalizing, the zip left", st, f.Exists(farm.FramesZipKey(job.ID)))
+		if st, keys := f.Job(job.ID).Status, f.storedOutputs(job.ID); st != farm.StatusFinalizing || len(keys) > 0 {
+			t.Fatalf("job = %s, outputs stored %q; want finalizing, none left", st, keys)
 		}
 
 		if err := f.finalize(job.ID); err != nil {
 			t.Fatalf("the successor: %v", err)
 		}
 		done := f.Job(job.ID)
-		if done.Status != farm.StatusCompleted || !f.Exists(done.Files.FramesZipKey) {
-			t.Fatalf("job = %s with files %+v; want completed, its zip stored", done.Status, done.Files)
+		if want := farm.FramesZipKey(job.ID, task.ID, stale.Generation+1); done.Status != farm.StatusCompleted || done.Files.FramesZipKey != want {
+			t.Fatalf("job = %s with files %+v; want completed with %s", done.Status, done.Files, want)
+		}
+		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
+			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}
+
+// TestAFinalizingGivenUpOnCannotReplaceItsSuccessorsZip: the finalizing
+// is given up on while it stores frames.zip, and its successor completes
+// the job before the stale Put lands. The stale zip goes to the stale
+// holder's folder, not over the zip the job records, and is removed as
+// the stale finalizing ends: the job keeps its successor's zip, whole.
+func TestAFinalizingGivenUpOnCannotReplaceItsSuccessorsZip(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		task := f.finalizeTask(job.ID)
+		var successor []byte
+		bucket := f.whileStoringZip(job.ID, func() {
+			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
+				t.Error(err)
+				return
+			}
+			// The stale finalizing checked that it held its task before
+			// this Put; its successor now makes and records the job's zip.
+			if err := f.finalize(job.ID); err != nil {
+				t.Errorf("the successor: %v", err)
+				return
+			}
+			successor = f.read(f.Job(job.ID).Files.FramesZipKey)
+		})
+		stale := f.Ref(task)
+		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: stale}, 1, 1)); err != nil {
+			t.Fatalf("the finalizing given up on: %v", err)
+		}
+
+		done := f.Job(job.ID)
+		if done.Status != farm.StatusCompleted || done.Files.FramesZipKey != farm.FramesZipKey(job.ID, task.ID, stale.Generation+1) {
+			t.Fatalf("job = %s with files %+v; want completed with the successor's zip", done.Status, done.Files)
+		}
+		if puts := bucket.putsUnder(done.Files.FramesZipKey); puts != 1 {
+			t.Errorf("the recorded zip was stored %d times, want once, by the finalizing that recorded it", puts)
+		}
+		if got := f.read(done.Files.FramesZipKey); len(successor) == 0 || !bytes.Equal(got, successor) {
+			t.Errorf("the recorded zip changed after its finalizing completed (%d bytes, then %d)", len(successor), len(got))
+		}
+		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
+			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
@@ -623,16 +694,15 @@ func TestTheZipsOfAFinalizingWhoseNodeDiedGoWithTheCancel(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.finalizingJob()
-		f.Put(farm.FramesZipKey(job.ID))
-		f.Put(farm.PreviewVideoKey(job.ID))
+		task := f.finalizeTask(job.ID)
+		f.Put(farm.FramesZipKey(job.ID, task.ID, task.Generation))
+		f.Put(farm.PreviewVideoKey(job.ID, task.ID, task.Generation))
 		if _, err := f.api.Cancel(f.Ctx, f.P, job.ID); err != nil {
 			t.Fatal(err)
 		}
 		f.runRemovals()
-		for _, key := range []string{farm.FramesZipKey(job.ID), farm.PreviewVideoKey(job.ID)} {
-			if f.Exists(key) {
-				t.Errorf("%s is stored after the cancel, which the canceled job does not record", key)
-			}
+		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
+			t.Errorf("%q are stored after the cancel, which the canceled job does not record", keys)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
 	})

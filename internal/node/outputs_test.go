@@ -111,7 +111,7 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 		if !slices.Equal(names, want) {
 			t.Errorf("frames.zip holds %q, want %q", names, want)
 		}
-		if done.Files.CompositeNodesZipKey != farm.CompositeNodesZipKey(job.ID) {
+		if task := f.Tasks(job.ID, store.TaskFinalize)[0]; done.Files.CompositeNodesZipKey != farm.CompositeNodesZipKey(job.ID, task.ID, task.Generation) {
 			t.Fatalf("compositeNodesZipKey = %q", done.Files.CompositeNodesZipKey)
 		}
 		names, bodies := f.zipEntriesOf(done.Files.CompositeNodesZipKey, done.Files.CompositeNodesZipSize)

@@ -77,7 +77,10 @@ func TestARetryThatIsCanceledLeavesNoFileItSuperseded(t *testing.T) {
 			t.Fatalf("files = %+v, want both zips and the preview", done.Files)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
-		superseded := append(f.storedKeys(farm.JobFramesPrefix(job.ID)), farm.JobOutputKeys(job.ID)...)
+		superseded := append(f.storedKeys(farm.JobFramesPrefix(job.ID)), f.storedOutputs(job.ID)...)
+		if len(superseded) < 2+3 {
+			t.Fatalf("stored %q, want the frames' files, both zips and the preview", superseded)
+		}
 
 		if _, err := f.api.Retry(f.Ctx, f.P, job.ID, farm.RetryRequest{FrameRanges: []string{"1-2"}}); err != nil {
 			t.Fatalf("retry: %v", err)
@@ -201,9 +204,9 @@ func TestARetryKeepsAFileAnotherFrameStillRefersTo(t *testing.T) {
 
 // TestARetrysRemovalRunLateKeepsWhatTheRetryMade: the removal a retry
 // queued runs only once the retry has rendered and finalized again. The
-// frames' new files are under new keys, but the new zips and preview are
-// under the job's same keys as those the retry superseded: the removal
-// leaves them to the completed job that records them.
+// frames' new files are under new keys, and so are the new zips and
+// preview, in the folder of the new finalize task: the removal takes
+// the zip the retry superseded and leaves the one the job now records.
 func TestARetrysRemovalRunLateKeepsWhatTheRetryMade(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
@@ -212,6 +215,7 @@ func TestARetrysRemovalRunLateKeepsWhatTheRetryMade(t *testing.T) {
 		if err := f.finalize(job.ID); err != nil {
 			t.Fatal(err)
 		}
+		superseded := f.Job(job.ID).Files.FramesZipKey
 		if _, err := f.api.Retry(f.Ctx, f.P, job.ID, farm.RetryRequest{FrameRanges: []string{"1-2"}}); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
@@ -225,21 +229,19 @@ func TestARetrysRemovalRunLateKeepsWhatTheRetryMade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var finalize store.Task
-		for _, task := range f.Tasks(job.ID, store.TaskFinalize) {
-			if task.Status == store.TaskQueued {
-				finalize = task
-			}
-		}
-		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: f.Ref(finalize)}, 1, 1)); err != nil {
+		if err := f.finalize(job.ID); err != nil {
 			t.Fatal(err)
 		}
 		done := f.Job(job.ID)
-		if done.Status != farm.StatusCompleted {
-			t.Fatalf("job = %s, want completed", done.Status)
+		if done.Status != farm.StatusCompleted || done.Files.FramesZipKey == superseded {
+			t.Fatalf("job = %s with zip %s, want completed with a new zip", done.Status, done.Files.FramesZipKey)
 		}
 
 		f.runRemovals()
+
+		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
+			t.Errorf("outputs stored %q, want the zip the job records alone", keys)
+		}
 
 		for _, key := range []string{done.Files.FramesZipKey, f.Frames(job.ID)[1].ObjectKey, f.Frames(job.ID)[2].ObjectKey} {
 			if !f.Exists(key) {

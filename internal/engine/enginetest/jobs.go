@@ -167,11 +167,17 @@ func RenderConfig(chunkSize int, frameRanges ...string) *farm.RenderConfig {
 
 // FinishedJobWithFiles is a job made through api that ended in status with
 // two frames, a zip, a preview and a Blender log stored, as finalizing
-// leaves them.
+// leaves them: the zip and preview in the folder of its finalize task,
+// which is done.
 func (f *Farm) FinishedJobWithFiles(api API, status farm.Status) *farm.Job {
 	f.T.Helper()
 	job := f.InsertJob(api, status)
 	now := time.Now().UTC()
+	finalize := store.Task{ID: "finalize-" + job.ID, JobID: job.ID, Kind: store.TaskFinalize, Status: store.TaskDone,
+		Generation: 1, WorkspaceID: job.WorkspaceID, CreatedAt: now, UpdatedAt: now}
+	if err := f.Store.InsertTask(f.Ctx, finalize); err != nil {
+		f.T.Fatal(err)
+	}
 	for n := 1; n <= 2; n++ {
 		key := farm.JobFramesPrefix(job.ID) + FrameName(n)
 		fr := store.Frame{JobID: job.ID, Frame: n, TaskID: "task-" + job.ID, Status: farm.FrameCompleted,
@@ -182,8 +188,8 @@ func (f *Farm) FinishedJobWithFiles(api API, status farm.Status) *farm.Job {
 		f.Put(key)
 	}
 	job.Files = farm.JobFiles{
-		FramesZipKey: farm.FramesZipKey(job.ID), FramesZipSize: 10,
-		VideoKey: farm.PreviewVideoKey(job.ID), VideoSize: 10, VideoFPS: 24,
+		FramesZipKey: farm.FramesZipKey(job.ID, finalize.ID, 1), FramesZipSize: 10,
+		VideoKey: farm.PreviewVideoKey(job.ID, finalize.ID, 1), VideoSize: 10, VideoFPS: 24,
 		PreviewKey: farm.JobFramesPrefix(job.ID) + FrameName(1),
 	}
 	f.Put(job.Files.FramesZipKey)

@@ -10,12 +10,14 @@ import (
 )
 
 // RemoveUnkeptOutputs removes what job jobID's finalizings stored that
-// the job does not keep, and answers how many of its folders' objects it
-// removed: the
-// zips and preview video of a finalizing that failed, lost its task
-// (canceled, or given to another node while its own node stalled), or
-// died, and those of a completed finalizing that a retry superseded
-// (the retry forgets the job's files in its transaction and queues this).
+// the job does not keep, and answers how many objects of their folders it
+// removed: the zips and preview video of a finalizing that failed, lost
+// its task (canceled, or given to another node while its own node
+// stalled), or died, and those of a completed finalizing that a retry
+// superseded (the retry forgets the job's files in its transaction and
+// queues this). A holder whose River attempt failed in passing and
+// handed its task back keeps its folder for the next attempt of the same
+// generation, which stores there again.
 //
 // Each holder of a finalize task stores in a folder of its own
 // (farm.FinalizeOutputsPrefix), and a folder is removed only once its

@@ -355,9 +355,13 @@ func (e *Engine) SuspendWork(ctx context.Context, tx *store.Tx, jobID string) er
 // River jobs, in the caller's transaction: nothing their holders still
 // write counts (each write checks the task is running).
 func (e *Engine) stopTasks(ctx context.Context, tx *store.Tx, jobID string) error {
-	tasks, err := tx.CancelTasksOfJob(ctx, jobID)
+	tasks, uncharged, err := tx.CancelTasksOfJob(ctx, jobID)
 	if err != nil {
 		return err
+	}
+	for _, u := range uncharged {
+		e.log.Warn("a stopped chunk's completed frames are charged no render seconds: the node that claimed it, of a version before migration 0023, recorded no threads, and no end of its tells them",
+			"job", jobID, "task", u.TaskID, "renderSeconds", u.RenderSeconds)
 	}
 	for _, t := range tasks {
 		if t.RiverJobID == 0 {

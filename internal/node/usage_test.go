@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/blender"
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
@@ -130,6 +131,52 @@ func TestARetriedChunkIsChargedOnlyForWhatItRendered(t *testing.T) {
 		want := threads * 200
 		if usage, budget := f.chargedSeconds(); math.Abs(usage-want) > 1e-6 || math.Abs(budget-want) > 1e-6 {
 			t.Errorf("usage %g, budget spent %g render seconds after a retried chunk that rendered nothing; want both %g, the first render once", usage, budget, want)
+		}
+	})
+}
+
+// A node of a version before migration 0023 records no threads when it
+// claims a chunk, as a farm being upgraded one process at a time still
+// runs some. A chunk it holds when its job is canceled is charged for
+// its completed frames at the threads that node's own ends were charged
+// at: a node gives every Blender of its run the same threads.
+func TestAStoppedChunkClaimedWithoutThreadsIsChargedAtItsNodesThreads(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		if err := f.Store.SetWorkspaceBudget(f.Ctx, "studio", 1e6); err != nil {
+			t.Fatal(err)
+		}
+		threads := float64(f.node.blenderThreads())
+		claimWithoutThreads := func(task store.Task) engine.TaskRef {
+			ref := f.Ref(task)
+			if err := f.Store.ClaimTask(f.Ctx, ref.TaskID, ref.Generation, f.node.workerID, 0); err != nil {
+				t.Fatal(err)
+			}
+			return ref
+		}
+		job := f.RenderingJob(f.api, 4, 2)
+		chunks := f.Tasks(job.ID, store.TaskRender)
+		ended := claimWithoutThreads(chunks[0])
+		for _, n := range f.startChunk(ended) {
+			if err := f.saveFrame(ended, n, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.node.endChunk(f.Ctx, ended, nil); err != nil {
+			t.Fatal(err)
+		}
+		stopped := claimWithoutThreads(chunks[1])
+		if err := f.saveFrame(stopped, f.startChunk(stopped)[0], 50); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := f.api.Cancel(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		want := threads * (2*100 + 50)
+		if usage, budget := f.chargedSeconds(); math.Abs(usage-want) > 1e-6 || math.Abs(budget-want) > 1e-6 {
+			t.Errorf("usage %g, budget spent %g render seconds; want both %g, the stopped chunk's completed frame at the %g threads its node's ended chunk was charged at",
+				usage, budget, want, threads)
 		}
 	})
 }

@@ -298,7 +298,7 @@ func TestUpdateFrameOwned(t *testing.T) {
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},
 		{"a canceled task is refused", func(t *testing.T, s *store.Store) {
-			if _, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil {
+			if _, _, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil {
 				t.Fatal(err)
 			}
 		}, "job-1-task-a", 1, "w-1", store.ErrConflict},

@@ -192,6 +192,36 @@ const taskGPUs = `COALESCE((SELECT r.gpu_count FROM requirements r WHERE r.key =
 // rendered.
 const taskRendered = `(SELECT COALESCE(SUM(f.render_seconds), 0) FROM frames f WHERE f.task_id = tasks.id)`
 
+// stoppedTaskThreads is, in a statement on tasks, the threads a stopped
+// chunk's completed frames are charged at: those its last claim recorded
+// (ClaimTask). A node of a version before migration 0023 records none
+// (0), and in a farm upgraded one process at a time such nodes still
+// claim chunks. A chunk one of them holds is charged at the threads that
+// node's own ends were charged at: FinishTask wrote each end's
+// worker_seconds as its frames' render seconds times the node's threads,
+// which are the same for every chunk of a node's run, so that their
+// ratio is those threads. The smallest ratio is taken: a frame a retry
+// has since taken from an ended chunk can only make its ratio larger. A
+// chunk that is no longer held (its node handed it back) or whose node
+// ended none on the CPU has nothing to go by, and is charged nothing
+// (see UnchargedStop).
+const stoppedTaskThreads = `CASE WHEN tasks.threads > 0 THEN tasks.threads
+	WHEN tasks.status = '` + string(TaskRunning) + `' AND tasks.worker_id <> '' THEN COALESCE((SELECT ROUND(MIN(ended.worker_seconds /
+			NULLIF((SELECT SUM(f.render_seconds) FROM frames f WHERE f.task_id = ended.id), 0)))
+		FROM tasks ended WHERE ended.worker_id = tasks.worker_id AND ended.status IN ('` + string(TaskDone) + `', '` + string(TaskFailed) + `')
+			AND ended.worker_seconds > 0), 0)
+	ELSE 0 END`
+
+// UnchargedStop is a chunk that CancelTasksOfJob stopped with completed
+// frames and charged nothing for, having no threads to charge them at
+// (see stoppedTaskThreads): the farm's usage and budgets leave out its
+// frames' render seconds.
+type UnchargedStop struct {
+	TaskID string
+	// RenderSeconds is the Blender render time of its completed frames.
+	RenderSeconds float64
+}
+
 // EndedBy reports whether task id ended as status at generation, held by
 // the worker run workerID: whether FinishTask wrote that end (status is
 // the holder's, done or failed, which only FinishTask writes with when
@@ -324,23 +354,30 @@ func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) (
 // chunk that a dispatch queues meanwhile is read as that dispatch wrote
 // it, with the River job to cancel.
 //
-// A chunk stopped with frames it completed is charged for them here, as
-// FinishTask charges a chunk that ends: those frames stay completed (a
+// A chunk stopped with frames it completed is charged for them here, at
+// the threads its claim recorded (see stoppedTaskThreads), as FinishTask
+// charges a chunk that ends: those frames stay completed (a
 // resume renders only the others), and no end of their chunk will come.
 // Its render seconds are written with when it was stopped (finished_at),
 // which usage reports by, and added to its workspace's month if the
 // workspace has a render budget (as CountTowardsBudget adds an ended
 // chunk's), after the tasks are locked, as every transaction takes a
-// workspace's row after the tasks it writes.
-func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, error) {
+// workspace's row after the tasks it writes. The chunks on the CPU it
+// has no threads to charge at are returned as uncharged, for the caller
+// to make known.
+func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, []UnchargedStop, error) {
 	tasks, err := q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) ORDER BY id`+q.dialect.rowLock("FOR UPDATE"),
 		jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	uncharged, err := q.unchargedStops(ctx, jobID)
+	if err != nil {
+		return nil, nil, err
 	}
 	at := now()
 	month := at.Format(renderMonthLayout)
-	stopped := `(SELECT COALESCE(SUM(CASE WHEN ` + taskGPUs + ` > 0 THEN ` + taskGPUs + ` ELSE tasks.threads END * ` + taskRendered + `), 0)
+	stopped := `(SELECT COALESCE(SUM(CASE WHEN ` + taskGPUs + ` > 0 THEN ` + taskGPUs + ` ELSE ` + stoppedTaskThreads + ` END * ` + taskRendered + `), 0)
 		FROM tasks WHERE tasks.job_id = ? AND tasks.status IN (?, ?, ?))`
 	_, err = q.exec(ctx, `UPDATE workspaces SET
 			month_render_seconds = `+stopped+` + CASE WHEN render_month = ? THEN month_render_seconds ELSE 0 END,
@@ -349,18 +386,40 @@ func (q *Queries) CancelTasksOfJob(ctx context.Context, jobID string) ([]Task, e
 			AND `+stopped+` > 0`,
 		jobID, TaskWaiting, TaskQueued, TaskRunning, month, month, jobID, jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
-		return nil, fmt.Errorf("add stopped chunks' render seconds to their workspace's month: %w", err)
+		return nil, nil, fmt.Errorf("add stopped chunks' render seconds to their workspace's month: %w", err)
 	}
 	_, err = q.exec(ctx, `UPDATE tasks SET status = ?, waiting_for = '', updated_at = ?,
-			worker_seconds = CASE WHEN `+taskGPUs+` > 0 THEN 0 ELSE threads * `+taskRendered+` END,
+			worker_seconds = CASE WHEN `+taskGPUs+` > 0 THEN 0 ELSE `+stoppedTaskThreads+` * `+taskRendered+` END,
 			gpu_seconds = `+taskGPUs+` * `+taskRendered+`,
 			finished_at = CASE WHEN `+taskRendered+` > 0 THEN ? ELSE finished_at END
 		WHERE job_id = ? AND status IN (?, ?, ?)`,
 		TaskCanceled, at, at, jobID, TaskWaiting, TaskQueued, TaskRunning)
 	if err != nil {
-		return nil, fmt.Errorf("cancel tasks: %w", err)
+		return nil, nil, fmt.Errorf("cancel tasks: %w", err)
 	}
-	return tasks, nil
+	return tasks, uncharged, nil
+}
+
+// unchargedStops lists the unfinished chunks of a job on the CPU that
+// have completed frames and no threads to charge them at, as
+// CancelTasksOfJob is about to stop them.
+func (q *Queries) unchargedStops(ctx context.Context, jobID string) ([]UnchargedStop, error) {
+	rows, err := q.query(ctx, `SELECT id, `+taskRendered+` FROM tasks
+		WHERE job_id = ? AND status IN (?, ?, ?) AND `+taskGPUs+` = 0 AND `+stoppedTaskThreads+` = 0 AND `+taskRendered+` > 0
+		ORDER BY id`, jobID, TaskWaiting, TaskQueued, TaskRunning)
+	if err != nil {
+		return nil, fmt.Errorf("look for stopped chunks with no threads to charge: %w", err)
+	}
+	defer rows.Close()
+	var out []UnchargedStop
+	for rows.Next() {
+		var u UnchargedStop
+		if err := rows.Scan(&u.TaskID, &u.RenderSeconds); err != nil {
+			return nil, fmt.Errorf("look for stopped chunks with no threads to charge: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }
 
 // OrphanedTasks lists the tasks held by, or given to, a worker that is

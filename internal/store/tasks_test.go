@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -369,7 +370,7 @@ func TestCancelTasksOfJobCancelsOnlyUnfinishedTasks(t *testing.T) {
 		other := jobWithTasks(t, s, "job-2")
 		other(store.Task{ID: "other-queued", Status: store.TaskQueued})
 
-		canceled, err := s.CancelTasksOfJob(t.Context(), "job-1")
+		canceled, _, err := s.CancelTasksOfJob(t.Context(), "job-1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +394,7 @@ func TestCancelTasksOfJobCancelsOnlyUnfinishedTasks(t *testing.T) {
 				t.Errorf("task %s is %s, want %s", id, got.Status, status)
 			}
 		}
-		if again, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil || len(again) != 0 {
+		if again, _, err := s.CancelTasksOfJob(t.Context(), "job-1"); err != nil || len(again) != 0 {
 			t.Errorf("canceling again = %d tasks, %v; want none", len(again), err)
 		}
 	})
@@ -611,6 +612,69 @@ func TestTaskTimesRecordTheDispatchAndTheClaim(t *testing.T) {
 
 		if _, err := s.TimesOfTask(t.Context(), "no-such-task"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("TimesOfTask of no task: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A chunk claimed by a node of a version before migration 0023 has no
+// threads recorded. Stopped while its node holds it, it is charged at the
+// threads that node's ended chunks were charged at; handed back by its
+// node, or held by a node that ended none, it has nothing to go by: it is
+// charged nothing, and the stop says so.
+func TestCancelTasksOfJobChargesChunksClaimedWithoutThreadsWhereTheirNodeTells(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		frame := 0
+		claimAndComplete := func(id, worker string, threads int, seconds float64) {
+			t.Helper()
+			add(store.Task{ID: id, Chunk: frame})
+			if err := s.ClaimTask(t.Context(), id, 1, worker, threads); err != nil {
+				t.Fatal(err)
+			}
+			frame++
+			err := s.InsertFrame(t.Context(), store.Frame{JobID: "job-1", Frame: frame, TaskID: id, Status: farm.FrameCompleted,
+				RenderSeconds: seconds, UpdatedAt: at(0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimAndComplete("ended-by-old-node", "old-node", 0, 5)
+		if err := s.FinishTask(t.Context(), "ended-by-old-node", 1, store.TaskEnd{Status: store.TaskDone, Threads: 4}); err != nil {
+			t.Fatal(err)
+		}
+		claimAndComplete("held-by-old-node", "old-node", 0, 10)
+		claimAndComplete("handed-back-by-old-node", "old-node", 0, 7)
+		if _, err := s.ReturnToWaiting(t.Context(), "handed-back-by-old-node", 1); err != nil {
+			t.Fatal(err)
+		}
+		claimAndComplete("held-by-old-node-that-ended-none", "other-old-node", 0, 8)
+		claimAndComplete("held-by-new-node", "new-node", 2, 3)
+
+		_, uncharged, err := s.CancelTasksOfJob(t.Context(), "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		want := map[string]float64{
+			"ended-by-old-node":                20, // its own end's
+			"held-by-old-node":                 40, // 10 s at the 4 threads its node's end was charged at
+			"handed-back-by-old-node":          0,
+			"held-by-old-node-that-ended-none": 0,
+			"held-by-new-node":                 6, // 3 s at the 2 threads its claim recorded
+		}
+		for id, seconds := range want {
+			var got float64
+			if err := s.DB().QueryRowContext(t.Context(), `SELECT worker_seconds FROM tasks WHERE id = '`+id+`'`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(got-seconds) > 1e-9 {
+				t.Errorf("%s: %g worker-seconds, want %g", id, got, seconds)
+			}
+		}
+		wantUncharged := []store.UnchargedStop{{TaskID: "handed-back-by-old-node", RenderSeconds: 7}, {TaskID: "held-by-old-node-that-ended-none", RenderSeconds: 8}}
+		if !slices.Equal(uncharged, wantUncharged) {
+			t.Errorf("uncharged stops = %+v, want %+v", uncharged, wantUncharged)
 		}
 	})
 }

@@ -97,7 +97,7 @@ type localObjects struct {
 	transferIdle time.Duration
 	// acceptPut says whether an upload URL may still write its object
 	// (nil: while its signature is good).
-	acceptPut func(ctx context.Context, key string, size int64) error
+	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
 	// served counts what a download URL sent (nil: nothing is counted).
 	served func(ctx context.Context, key string, bytes int64) error
 }

@@ -44,7 +44,7 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 		accept := service.AcceptUploadPut(f.Store)
 		refusal := func(key string) *objstore.PutRefusal {
 			t.Helper()
-			err := accept(f.Ctx, key, -1)
+			err := accept(f.Ctx, key, -1, nil)
 			r, ok := errors.AsType[*objstore.PutRefusal](err)
 			if !ok {
 				t.Fatalf("AcceptUploadPut(%s) = %v, want a refusal", key, err)
@@ -89,7 +89,7 @@ func TestAJobReadsItsOwnCopyOfTheUpload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := accept(f.Ctx, farm.UploadKey(ticket.Slug, "next.blend"), -1); err != nil {
+		if err := accept(f.Ctx, farm.UploadKey(ticket.Slug, "next.blend"), -1, nil); err != nil {
 			t.Errorf("PUT to an open upload refused: %v", err)
 		}
 		if r := refusal(farm.UploadKey(uuid.NewString(), "scene.blend")); r.Status != http.StatusNotFound || r.Code != farm.CodeUploadNotFound {

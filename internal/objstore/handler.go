@@ -119,14 +119,28 @@ func (l *Local) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// acceptsPut asks the AcceptPut hook whether key still takes a PUT.
-func (l *Local) acceptsPut(ctx context.Context, key string, size int64) error {
+// acceptsPut asks the AcceptPut hook whether key still takes a PUT;
+// store is nil until the whole body is on disk (see LocalConfig.AcceptPut).
+func (l *Local) acceptsPut(ctx context.Context, key string, size int64, store func() error) error {
 	if l.acceptPut == nil {
 		return nil
 	}
-	err := l.acceptPut(ctx, key, size)
+	var storeErr error
+	if store != nil {
+		move := store
+		store = func() error {
+			storeErr = move()
+			return storeErr
+		}
+	}
+	err := l.acceptPut(ctx, key, size, store)
 	if _, refused := errors.AsType[*PutRefusal](err); err == nil || refused {
 		return err
+	}
+	if storeErr != nil && errors.Is(err, storeErr) {
+		// The hook accepted the file, and storing it failed: that is
+		// what to answer (a full disk, say), not the hook.
+		return storeErr
 	}
 	return errAcceptPutFailed{err}
 }
@@ -164,14 +178,14 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string, t *
 	// though its URL's signature is still good. Asked again just before
 	// the file is stored, so that a job made while the body streamed in
 	// wins.
-	if err := l.acceptsPut(r.Context(), key, r.ContentLength); err != nil {
+	if err := l.acceptsPut(r.Context(), key, r.ContentLength, nil); err != nil {
 		l.writePutError(w, r, key, err)
 		return
 	}
 	// A chunked body has no declared length, so the limit is enforced while
 	// streaming; write removes the partial file when the limit trips.
 	body := &readErrRecorder{r: ctxReader{r.Context(), t.reader(http.MaxBytesReader(w, r.Body, l.maxUpload))}}
-	_, err := l.write(key, body, func(n int64) error { return l.acceptsPut(r.Context(), key, n) })
+	_, err := l.write(key, body, func(n int64, store func() error) error { return l.acceptsPut(r.Context(), key, n, store) })
 	// However long the body took, the answer has its own time to go out.
 	t.extendWrite()
 	if err != nil {

@@ -37,7 +37,7 @@ func TestAcceptPutRefusesAClosedUpload(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	var asked []string
 	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(_ context.Context, k string, _ int64) error {
+		c.AcceptPut = func(_ context.Context, k string, _ int64, _ func() error) error {
 			asked = append(asked, k)
 			return closedUpload
 		}
@@ -65,7 +65,7 @@ func TestAcceptPutIsAskedAgainBeforeStoring(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	var closed atomic.Bool
 	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(context.Context, string, int64) error {
+		c.AcceptPut = func(context.Context, string, int64, func() error) error {
 			if closed.Load() {
 				return closedUpload
 			}
@@ -101,7 +101,7 @@ func TestAcceptPutIsAskedAgainBeforeStoring(t *testing.T) {
 func TestAcceptPutFailureIsUnavailable(t *testing.T) {
 	const key = "uploads/s1/scene.blend"
 	l, _, _ := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(context.Context, string, int64) error { return errors.New("database is locked") }
+		c.AcceptPut = func(context.Context, string, int64, func() error) error { return errors.New("database is locked") }
 	})
 	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
 	resp := mustDo(t, "PUT", u, strings.NewReader("scene"))
@@ -285,7 +285,7 @@ func TestAcceptPutIsToldTheSize(t *testing.T) {
 	var sizes []int64
 	tooBig := &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: "STORAGE_QUOTA_EXCEEDED", Message: "over the quota"}
 	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
-		c.AcceptPut = func(_ context.Context, _ string, size int64) error {
+		c.AcceptPut = func(_ context.Context, _ string, size int64, _ func() error) error {
 			sizes = append(sizes, size)
 			if size > 10 {
 				return tooBig
@@ -315,6 +315,43 @@ func TestAcceptPutIsToldTheSize(t *testing.T) {
 	}
 	if got := readObject(t, l, key); got != "0123456789" {
 		t.Errorf("the object became %q, want the 10 bytes accepted first", got)
+	}
+	waitNoTempFiles(t, dir)
+}
+
+// TestAcceptPutStoresTheFileItself: the hook's last call is handed the
+// storing of the file, so that what it records of the file (in a
+// transaction of its own) is written with it: the old object is there
+// until the hook stores the new one, and the new one once it has.
+func TestAcceptPutStoresTheFileItself(t *testing.T) {
+	const key = "uploads/s4/scene.blend"
+	var before, after string
+	var local *objstore.Local // l, for the hook, which is made before it
+	l, _, dir := newLocal(t, func(c *objstore.LocalConfig) {
+		c.AcceptPut = func(_ context.Context, k string, _ int64, store func() error) error {
+			if store == nil {
+				return nil
+			}
+			before = readObject(t, local, k)
+			if err := store(); err != nil {
+				return err
+			}
+			after = readObject(t, local, k)
+			return nil
+		}
+	})
+	local = l
+	mustPut(t, l, key, "first")
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+
+	if resp := mustDo(t, "PUT", u, strings.NewReader("second")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT = %d, want 200", resp.StatusCode)
+	}
+	if before != "first" || after != "second" {
+		t.Errorf("within the hook, the object was %q before it stored the file and %q after; want %q, then %q", before, after, "first", "second")
+	}
+	if got := readObject(t, l, key); got != "second" {
+		t.Errorf("the object is %q, want %q", got, "second")
 	}
 	waitNoTempFiles(t, dir)
 }

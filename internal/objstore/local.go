@@ -87,10 +87,18 @@ type LocalConfig struct {
 	// storage quota can refuse a file that would exceed it. size is the
 	// body's declared length (-1 when it is sent without one) on the first
 	// call, and the bytes received, all of them, on the second, which is
-	// the last word before the file is stored. A *PutRefusal is answered
-	// to the client as it says; any other error is the farm's own fault
-	// (503: try again). nil accepts every PUT whose signature is good.
-	AcceptPut func(ctx context.Context, key string, size int64) error
+	// the last word before the file is stored. On the second call store
+	// moves the received file into place under key (nil on the first): a
+	// hook that accepts the file calls it, once, before it returns, so
+	// that what the hook records of the file is written together with it,
+	// within the hook's own transaction and under its locks, and nothing
+	// that reads the record under those locks finds one without the
+	// other. A hook that returns nil without calling store has the file
+	// stored once it returns; one that fails after calling it leaves the
+	// file stored. A *PutRefusal is answered to the client as it says;
+	// any other error is the farm's own fault (503: try again). nil
+	// accepts every PUT whose signature is good.
+	AcceptPut func(ctx context.Context, key string, size int64, store func() error) error
 
 	// Served, if set, is told the bytes each presigned GET sent of key
 	// (a part of it for a Range request), after the answer, to count what
@@ -123,7 +131,7 @@ type Local struct {
 	root      *os.Root
 	urls      urlSigner
 	maxUpload int64
-	acceptPut func(ctx context.Context, key string, size int64) error
+	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
 	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	log       *slog.Logger
@@ -518,10 +526,12 @@ func (l *Local) checkKey(key string) error {
 
 // write streams r into a fresh temp file, syncs it and renames it over key,
 // so readers see the old object or the new one and never a mix. On any
-// failure the temp file is removed and key is untouched. beforeCommit, if
-// not nil, has the last word once the whole body is on disk: its error
-// stops the write.
-func (l *Local) write(key string, r io.Reader, beforeCommit func(n int64) error) (n int64, err error) {
+// failure the temp file is removed and key is untouched. storeWith, if
+// not nil, has the last word once the whole body is on disk: it is handed
+// the bytes written and the rename, which it calls to store them (or,
+// returning nil without calling it, has them stored after); its error
+// before it stores stops the write.
+func (l *Local) write(key string, r io.Reader, storeWith func(n int64, store func() error) error) (n int64, err error) {
 	tmp := path.Join(tmpDirName, "put-"+rand.Text())
 	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
@@ -546,15 +556,21 @@ func (l *Local) write(key string, r io.Reader, beforeCommit func(n int64) error)
 	if err = f.Close(); err != nil {
 		return n, err
 	}
-	if beforeCommit != nil {
-		if err = beforeCommit(n); err != nil {
-			return n, err
+	if storeWith == nil {
+		return n, l.commit(tmp, key)
+	}
+	stored := false
+	err = storeWith(n, func() error {
+		if stored {
+			return fmt.Errorf("objstore: %s was already stored by this write", key)
 		}
+		stored = true
+		return l.commit(tmp, key)
+	})
+	if err == nil && !stored {
+		err = l.commit(tmp, key)
 	}
-	if err = l.commit(tmp, key); err != nil {
-		return n, err
-	}
-	return n, nil
+	return n, err
 }
 
 // commit renames the finished temp file to key, creating its folders.

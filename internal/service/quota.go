@@ -105,15 +105,16 @@ func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warn
 // checkPutFits refuses, for the local store's upload URLs, a file of size
 // bytes (-1: not yet known) that its workspace's quota has no room for,
 // and records the size of one that fits, which is how the farm learns an
-// upload's size before a job is made from it. The record holds the room
-// while the body comes in; the room is counted and recorded under the
-// workspace's lock, so that PUTs arriving together take it one after the
-// other rather than each finding it free.
-func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, size int64) error {
+// upload's size before a job is made from it; storeFile, when the whole
+// file has arrived, stores it. The record holds the room while the body comes
+// in; the room is counted and recorded under the workspace's lock, so
+// that PUTs arriving together take it one after the other rather than
+// each finding it free.
+func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, size int64, storeFile func() error) error {
 	if size < 0 {
 		return nil
 	}
-	return st.InTx(ctx, func(tx *store.Tx) error {
+	err := st.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
 			return err
 		}
@@ -126,4 +127,8 @@ func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, si
 		}
 		return tx.RecordUploadSize(ctx, up.Slug, size)
 	})
+	if err != nil || storeFile == nil {
+		return err
+	}
+	return storeFile()
 }

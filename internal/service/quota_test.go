@@ -125,7 +125,7 @@ func TestConcurrentPutsToLocalUploadURLsStayWithinTheQuota(t *testing.T) {
 			for i, key := range keys {
 				wg.Go(func() {
 					<-start
-					errs[i] = accept(f.Ctx, key, size)
+					errs[i] = accept(f.Ctx, key, size, nil)
 				})
 			}
 			close(start)
@@ -168,10 +168,13 @@ func TestAnUploadRefusedAtJobCreationNoLongerCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 		key := farm.UploadKey(ticket.Slug, "scene.blend")
-		if err := AcceptUploadPut(f.Store)(f.Ctx, key, size); err != nil {
+		err = AcceptUploadPut(f.Store)(f.Ctx, key, size, func() error {
+			f.PutContent(key, enginetest.ValidatedScene)
+			return nil
+		})
+		if err != nil {
 			t.Fatalf("the PUT, with no quota: %v", err)
 		}
-		f.PutContent(key, enginetest.ValidatedScene)
 		if err := f.Store.SetWorkspaceMaxStorage(f.Ctx, "studio", size/2); err != nil {
 			t.Fatal(err)
 		}

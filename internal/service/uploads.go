@@ -144,11 +144,12 @@ const (
 // nothing the farm uses; refusing it tells the client so, and keeps a
 // deleted job's file from coming back. It also refuses a file of size
 // bytes that its workspace's storage quota has no room for (413
-// STORAGE_QUOTA_EXCEEDED), and records the size of one that fits. A
-// bucket's presigned URLs cannot be asked; there the sweep of stray
-// uploads removes what arrives late, and CreateJob checks the quota.
-func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size int64) error {
-	return func(ctx context.Context, key string, size int64) error {
+// STORAGE_QUOTA_EXCEEDED), and records the size of one that fits, then
+// stores it (storeFile, on the last call). A bucket's presigned URLs cannot
+// be asked; there the sweep of stray uploads removes what arrives late,
+// and CreateJob checks the quota.
+func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size int64, storeFile func() error) error {
+	return func(ctx context.Context, key string, size int64, storeFile func() error) error {
 		slug, ok := farm.UploadSlug(key)
 		if !ok {
 			return &objstore.PutRefusal{Status: http.StatusForbidden, Code: codeUploadNotFound,
@@ -168,6 +169,6 @@ func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size
 			return &objstore.PutRefusal{Status: http.StatusConflict, Code: codeUploadUsed,
 				Message: fmt.Sprintf("this upload was used to create job %s, which renders the file as it was then and cannot be changed; to render another file, request a new upload URL with POST /uploads, send the file there and create a job from its slug", up.JobID)}
 		}
-		return checkPutFits(ctx, st, up, size)
+		return checkPutFits(ctx, st, up, size, storeFile)
 	}
 }

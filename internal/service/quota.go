@@ -91,13 +91,31 @@ func (s *Service) removeUploadOverQuota(ctx context.Context, up store.Upload) {
 // records it), which the workspace's storage would count until the
 // upload is swept: the upload holds nothing now. Should the removal fail,
 // the size stays, as the file does, until the sweep of stray uploads.
+//
+// Both are done under the workspace's lock, under which a PUT to the
+// upload URL records its file's size and stores the file (checkPutFits):
+// a PUT that stored its file before the refusal took the lock has the
+// file removed with its size, and one that comes after records and
+// stores its own, so that the size recorded is that of what is stored.
+// Without the lock, a PUT that recorded its size before the refusal and
+// stored its file after the removal had that size forgotten, its file
+// still stored.
 func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warning string) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.objects.Delete(ctx, up.ObjectKey); err != nil {
-		s.log.Warn(warning, "key", up.ObjectKey, "err", err)
-		return
-	}
-	if err := s.store.RecordUploadSize(ctx, up.Slug, 0); err != nil {
+	var removeErr error
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
+			return err
+		}
+		if removeErr = s.objects.Delete(ctx, up.ObjectKey); removeErr != nil {
+			return removeErr
+		}
+		return tx.RecordUploadSize(ctx, up.Slug, 0)
+	})
+	switch {
+	case removeErr != nil:
+		s.log.Warn(warning, "key", up.ObjectKey, "err", removeErr)
+	case err != nil:
 		s.log.Warn("could not forget the size of a refused upload", "slug", up.Slug, "err", err)
 	}
 }
@@ -105,16 +123,18 @@ func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warn
 // checkPutFits refuses, for the local store's upload URLs, a file of size
 // bytes (-1: not yet known) that its workspace's quota has no room for,
 // and records the size of one that fits, which is how the farm learns an
-// upload's size before a job is made from it; storeFile, when the whole
-// file has arrived, stores it. The record holds the room while the body comes
-// in; the room is counted and recorded under the workspace's lock, so
-// that PUTs arriving together take it one after the other rather than
-// each finding it free.
+// upload's size before a job is made from it; storeFile, once the whole
+// file has arrived, stores it. The record holds the room while the body
+// comes in; the room is counted and recorded under the workspace's lock,
+// so that PUTs arriving together take it one after the other rather than
+// each finding it free. The file is stored under the lock too, with its
+// size, so that a refusal of the upload (removeRefusedUpload) finds both
+// or neither.
 func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, size int64, storeFile func() error) error {
 	if size < 0 {
 		return nil
 	}
-	err := st.InTx(ctx, func(tx *store.Tx) error {
+	return st.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
 			return err
 		}
@@ -125,10 +145,9 @@ func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, si
 		if size > room.Left() {
 			return &objstore.PutRefusal{Status: http.StatusRequestEntityTooLarge, Code: CodeStorageQuotaExceeded, Message: quotaMessage(room, size, false)}
 		}
-		return tx.RecordUploadSize(ctx, up.Slug, size)
+		if err := tx.RecordUploadSize(ctx, up.Slug, size); err != nil || storeFile == nil {
+			return err
+		}
+		return storeFile()
 	})
-	if err != nil || storeFile == nil {
-		return err
-	}
-	return storeFile()
 }

@@ -3,12 +3,15 @@ package service
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 // uploadsSent are n uploads of content made through api, each file stored
@@ -193,4 +196,116 @@ func TestAnUploadRefusedAtJobCreationNoLongerCounts(t *testing.T) {
 			t.Errorf("the workspace's storage counts %d bytes after its only upload was refused and removed, want 0", st.UsedBytes)
 		}
 	})
+}
+
+// TestAPutRacingARefusalOfItsUploadLeavesItsSizeAsStored: POST /jobs
+// refuses an upload's file for the quota, lowered since the file came,
+// and removes it, while a PUT to the same upload URL sends a smaller file:
+// the PUT has recorded the new size and is about to store the file as
+// the refusal goes ahead. Once both are over, the workspace's storage
+// counts the upload as it is stored: the size of the file there, or
+// nothing if none is.
+func TestAPutRacingARefusalOfItsUploadLeavesItsSizeAsStored(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		accept := AcceptUploadPut(f.Store)
+		ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := farm.UploadKey(ticket.Slug, "scene.blend")
+		refused, smaller := enginetest.ValidatedScene, enginetest.ValidatedScene[:len(enginetest.ValidatedScene)/2]
+		err = accept(f.Ctx, key, int64(len(refused)), func() error {
+			f.PutContent(key, refused)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("the first PUT, with no quota: %v", err)
+		}
+		if err := f.Store.SetWorkspaceMaxStorage(f.Ctx, "studio", int64(len(smaller))); err != nil {
+			t.Fatal(err)
+		}
+
+		recorded, release, put := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			put <- accept(f.Ctx, key, int64(len(smaller)), func() error {
+				close(recorded)
+				<-release
+				_, err := f.Objects.Put(f.Ctx, key, strings.NewReader(smaller), 1<<20)
+				return err
+			})
+		}()
+		<-recorded
+		waiting := f.lockWaiting()
+		refusal, refusalOver := make(chan error, 1), make(chan struct{})
+		go func() {
+			defer close(refusalOver)
+			_, err := f.api.CreateJob(f.Ctx, f.P, ticket.Slug)
+			refusal <- err
+		}()
+		f.awaitOverOrWaiting(refusalOver, waiting)
+		close(release)
+		if err := <-put; err != nil {
+			t.Fatalf("the second PUT: %v", err)
+		}
+		if err := <-refusal; enginetest.ErrorCode(err) != CodeStorageQuotaExceeded {
+			t.Fatalf("CreateJob = %v, want %s", err, CodeStorageQuotaExceeded)
+		}
+
+		stored := int64(0)
+		info, err := f.Objects.Stat(f.Ctx, key)
+		switch {
+		case err == nil:
+			stored = info.Size
+		case !errors.Is(err, objstore.ErrNotFound):
+			t.Fatal(err)
+		}
+		st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UsedBytes != stored {
+			t.Errorf("the workspace's storage counts %d bytes; the upload's file stored is %d bytes (0: none)", st.UsedBytes, stored)
+		}
+	})
+}
+
+// lockWaiting answers whether one of the database's transactions waits
+// for another's lock since it was called: on PostgreSQL, a session that
+// waits for a lock; on SQLite, a wait for the one connection that every
+// transaction holds while it runs.
+func (f *fixture) lockWaiting() func() bool {
+	f.T.Helper()
+	waitsBefore := f.Store.DB().Stats().WaitCount
+	return func() bool {
+		if f.Store.Dialect() == store.DialectSQLite {
+			return f.Store.DB().Stats().WaitCount > waitsBefore
+		}
+		var waiting int
+		err := f.Store.DB().QueryRowContext(f.Ctx, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		if err != nil {
+			f.T.Errorf("count the sessions waiting for a lock: %v", err)
+			return true
+		}
+		return waiting > 0
+	}
+}
+
+// awaitOverOrWaiting waits, for up to 20 s, until over is closed or
+// waiting says a transaction waits for a lock: until what runs has ended,
+// or stopped behind a transaction the test holds open.
+func (f *fixture) awaitOverOrWaiting(over <-chan struct{}, waiting func() bool) {
+	f.T.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !waiting() {
+		select {
+		case <-over:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			f.T.Fatal("after 20 s, it has neither ended nor waits for a lock")
+		}
+	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -99,12 +100,20 @@ func (s *Service) removeUploadOverQuota(ctx context.Context, up store.Upload) {
 // stores its own, so that the size recorded is that of what is stored.
 // Without the lock, a PUT that recorded its size before the refusal and
 // stored its file after the removal had that size forgotten, its file
-// still stored.
+// still stored. An upload that a job was made from meanwhile (another
+// request for the slug) is left to the job, whose input its size counts.
 func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warning string) {
 	ctx = context.WithoutCancel(ctx)
 	var removeErr error
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
+			return err
+		}
+		current, err := tx.GetUpload(ctx, up.WorkspaceID, up.Slug)
+		if errors.Is(err, store.ErrNotFound) || err == nil && current.JobID != "" {
+			return nil // swept, with its file; or made into a job
+		}
+		if err != nil {
 			return err
 		}
 		if removeErr = s.objects.Delete(ctx, up.ObjectKey); removeErr != nil {

@@ -309,3 +309,31 @@ func (f *fixture) awaitOverOrWaiting(over <-chan struct{}, waiting func() bool) 
 		}
 	}
 }
+
+// TestARefusalLeavesAnUploadMadeIntoAJobMeanwhile: a request for a slug
+// refuses its file while another request for the same slug makes a job
+// of it. The job's input, which the upload's recorded size now stands
+// for, stays counted in the workspace's storage.
+func TestARefusalLeavesAnUploadMadeIntoAJobMeanwhile(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+		refusedAsItWas, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.api.CreateJob(f.Ctx, f.P, slug); err != nil {
+			t.Fatal(err)
+		}
+
+		f.api.removeUploadOverQuota(f.Ctx, refusedAsItWas)
+
+		st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size := int64(len(enginetest.ValidatedScene)); st.UsedBytes != size {
+			t.Errorf("the workspace's storage counts %d bytes, want %d: the job's input", st.UsedBytes, size)
+		}
+	})
+}

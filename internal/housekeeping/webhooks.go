@@ -180,6 +180,13 @@ func (w *deliverWorker) Work(ctx context.Context, rj *river.Job[engine.DeliverAr
 	if err != nil {
 		return err
 	}
+	if ev.State != store.EventPending {
+		// Its delivery ended, and was recorded, on an earlier run of this
+		// River job, whose process died before River recorded the job
+		// completed; River's rescue runs it again. Sent again, the
+		// receiver would get it twice.
+		return nil
+	}
 	hook, err := h.store.GetWebhook(ctx, "", ev.WebhookID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

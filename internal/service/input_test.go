@@ -1,12 +1,14 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 )
 
 func TestCreateJobRefusesAnUploadOverTheLimit(t *testing.T) {
@@ -94,6 +96,50 @@ func TestRequestsRacingForOneSlugAreToldItWasUsed(t *testing.T) {
 			if made != 1 {
 				t.Errorf("round %d: %d jobs made from one slug, want 1", round, made)
 			}
+		}
+	})
+}
+
+// copyReplyLost is an object store whose copies land but answer an
+// error, as a bucket's does when the connection drops after the copy was
+// made (or the copy's size cannot be read after it).
+type copyReplyLost struct {
+	objstore.Store
+}
+
+func (c copyReplyLost) Copy(ctx context.Context, src, dst string, maxBytes int64) (objstore.Info, error) {
+	if _, err := c.Store.Copy(ctx, src, dst, maxBytes); err != nil {
+		return objstore.Info{}, err
+	}
+	return objstore.Info{}, errors.New("read the copy's size: connection reset by peer")
+}
+
+// TestACopyWhoseReplyWasLostLeavesNoInput: POST /jobs copies the upload
+// into the job's input, and the bucket makes the copy but its answer is
+// lost. No job is made, so no job's prefix may keep the copy: nothing
+// would ever list or remove it. The client's second try makes the job.
+func TestACopyWhoseReplyWasLostLeavesNoInput(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+		bucket := f.api.objects
+		f.api.objects = copyReplyLost{Store: bucket}
+
+		if _, err := f.api.CreateJob(f.Ctx, f.P, slug); err == nil {
+			t.Fatal("CreateJob made a job though its input's copy failed")
+		}
+		if left, _ := f.Objects.List(f.Ctx, "jobs/"); len(left) != 0 {
+			t.Errorf("objects left under jobs/ by a job that was not made: %+v", left)
+		}
+
+		f.api.objects = bucket
+		job, err := f.api.CreateJob(f.Ctx, f.P, slug)
+		if err != nil {
+			t.Fatalf("CreateJob tried again: %v", err)
+		}
+		left, _ := f.Objects.List(f.Ctx, "jobs/")
+		if len(left) != 1 || !strings.HasPrefix(left[0].Key, farm.JobPrefix(job.ID)) {
+			t.Errorf("objects under jobs/: %+v, want the input of job %s alone", left, job.ID)
 		}
 	})
 }

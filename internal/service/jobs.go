@@ -59,6 +59,12 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	jobID := uuid.NewString()
 	inputKey := farm.JobInputKey(jobID, up.FileName)
 	input, err := s.objects.Copy(ctx, up.ObjectKey, inputKey, s.maxInputBytes())
+	if err != nil {
+		// A copy that failed may still have landed (a bucket made it and
+		// the answer was lost); no job will name this key, so nothing
+		// would ever remove it.
+		s.removeUnusedInput(ctx, inputKey)
+	}
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 		return nil, s.uploadGone(ctx, p, up)
@@ -117,9 +123,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	})
 	if err != nil {
 		// No job reads the copy; the claim that won has its own.
-		if delErr := s.objects.Delete(context.WithoutCancel(ctx), inputKey); delErr != nil {
-			s.log.Warn("could not remove the input copy of a job that was not made", "key", inputKey, "err", delErr)
-		}
+		s.removeUnusedInput(ctx, inputKey)
 		if overQuota {
 			s.removeUploadOverQuota(context.WithoutCancel(ctx), up)
 		}
@@ -132,6 +136,14 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	}
 	s.cfg.Metrics.Uploaded(input.Size)
 	return s.present(ctx, job), nil
+}
+
+// removeUnusedInput removes the copy of an upload made at key for a job
+// that was not made.
+func (s *Service) removeUnusedInput(ctx context.Context, key string) {
+	if err := s.objects.Delete(context.WithoutCancel(ctx), key); err != nil {
+		s.log.Warn("could not remove the input copy of a job that was not made", "key", key, "err", err)
+	}
 }
 
 // GetJob returns one job of the workspace.

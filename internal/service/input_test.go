@@ -2,12 +2,16 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/objstore"
 )
 
@@ -140,6 +144,131 @@ func TestACopyWhoseReplyWasLostLeavesNoInput(t *testing.T) {
 		left, _ := f.Objects.List(f.Ctx, "jobs/")
 		if len(left) != 1 || !strings.HasPrefix(left[0].Key, farm.JobPrefix(job.ID)) {
 			t.Errorf("objects under jobs/: %+v, want the input of job %s alone", left, job.ID)
+		}
+	})
+}
+
+// diesAfterCopy is an object store whose copy lands, and then the
+// goroutine that asked for it ends on the spot, as the whole process
+// would if it were killed right then.
+type diesAfterCopy struct {
+	objstore.Store
+}
+
+func (d diesAfterCopy) Copy(ctx context.Context, src, dst string, maxBytes int64) (objstore.Info, error) {
+	if _, err := d.Store.Copy(ctx, src, dst, maxBytes); err != nil {
+		return objstore.Info{}, err
+	}
+	runtime.Goexit()
+	panic("unreachable")
+}
+
+// TestAnInputCopiedByAProcessKilledBeforeItsJobWasMadeIsRemoved: POST
+// /jobs copies the upload into the job's input, and the process is
+// killed before the transaction that makes the job. No row names the
+// copy; the removal queued before the copy, once it runs, takes it.
+func TestAnInputCopiedByAProcessKilledBeforeItsJobWasMadeIsRemoved(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		hk := housekeeping.New(f.Engine, housekeeping.DefaultConfig())
+		slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+		f.api.objects = diesAfterCopy{Store: f.api.objects}
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			_, _ = f.api.CreateJob(f.Ctx, f.P, slug)
+			t.Error("CreateJob went on after the copy")
+		}()
+		<-killed
+		copies, _ := f.Objects.List(f.Ctx, "jobs/")
+		if len(copies) != 1 || f.Count("jobs", "") != 0 {
+			t.Fatalf("before the removal: %d jobs, objects under jobs/ %+v; want no job and the one copy", f.Count("jobs", ""), copies)
+		}
+
+		f.runRemovals(t, hk)
+
+		if left, _ := f.Objects.List(f.Ctx, "jobs/"); len(left) != 0 {
+			t.Errorf("objects left under jobs/ by a job that was not made: %+v", left)
+		}
+	})
+}
+
+// TestAJobKeepsItsInputCopy: the removal queued in case the job would
+// not be made is taken back with the job's commit, so the job's input
+// stays, and no River job is left behind.
+func TestAJobKeepsItsInputCopy(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		hk := housekeeping.New(f.Engine, housekeeping.DefaultConfig())
+		job := f.CreatedJob(f.api)
+
+		f.runRemovals(t, hk)
+
+		if left, _ := f.Objects.List(f.Ctx, farm.JobPrefix(job.ID)); len(left) != 1 {
+			t.Errorf("objects of job %s: %+v, want its input", job.ID, left)
+		}
+		if n := len(f.RiverJobs(engine.DeleteObjectsArgs{}.Kind())); n != 0 {
+			t.Errorf("%d removals left queued after the job was made, want none", n)
+		}
+	})
+}
+
+// runRemovals runs every delete_objects River job that is still to run,
+// whenever it was scheduled for, as the cleanup queue would in time,
+// with hk, registered on the farm's engine before River was first used.
+func (f *fixture) runRemovals(t *testing.T, hk *housekeeping.Housekeeping) {
+	t.Helper()
+	for _, j := range f.RiverJobs(engine.DeleteObjectsArgs{}.Kind()) {
+		if j.State != "available" && j.State != "scheduled" {
+			continue
+		}
+		var args engine.DeleteObjectsArgs
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			t.Fatal(err)
+		}
+		if err := hk.DeleteObjects(f.Ctx, args); err != nil {
+			t.Fatalf("delete_objects %d: %v", j.ID, err)
+		}
+	}
+}
+
+// copyThen is an object store that runs then once a copy has landed.
+type copyThen struct {
+	objstore.Store
+	then func()
+}
+
+func (c copyThen) Copy(ctx context.Context, src, dst string, maxBytes int64) (objstore.Info, error) {
+	info, err := c.Store.Copy(ctx, src, dst, maxBytes)
+	if err == nil {
+		c.then()
+	}
+	return info, err
+}
+
+// TestNoJobIsMadeWithAnInputWhoseRemovalRan: the copy took longer than
+// engine.InputCopyWindow, and the removal queued in case the job would
+// not be made ran meanwhile. The job is not made (its input would be
+// gone), and the copy is removed.
+func TestNoJobIsMadeWithAnInputWhoseRemovalRan(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+		f.api.objects = copyThen{Store: f.api.objects, then: func() {
+			for _, j := range f.RiverJobs(engine.DeleteObjectsArgs{}.Kind()) {
+				f.EndRiverJob(j.ID, "completed", nil)
+			}
+		}}
+
+		_, err := f.api.CreateJob(f.Ctx, f.P, slug)
+		if !errors.Is(err, engine.ErrInputCopyTooSlow) {
+			t.Errorf("CreateJob = %v, want %v", err, engine.ErrInputCopyTooSlow)
+		}
+		if n := f.Count("jobs", ""); n != 0 {
+			t.Errorf("%d jobs made", n)
+		}
+		if left, _ := f.Objects.List(f.Ctx, "jobs/"); len(left) != 0 {
+			t.Errorf("objects left under jobs/ by a job that was not made: %+v", left)
 		}
 	})
 }

@@ -58,12 +58,18 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	// checks or Blender opens.
 	jobID := uuid.NewString()
 	inputKey := farm.JobInputKey(jobID, up.FileName)
+	// Should this process die once the copy is made and before the job
+	// is, no row would name the copy: its removal is queued first, and
+	// the transaction that makes the job takes it back.
+	guard, err := s.engine.GuardInputCopy(ctx, jobID, inputKey)
+	if err != nil {
+		return nil, err
+	}
 	input, err := s.objects.Copy(ctx, up.ObjectKey, inputKey, s.maxInputBytes())
 	if err != nil {
 		// A copy that failed may still have landed (a bucket made it and
-		// the answer was lost); no job will name this key, so nothing
-		// would ever remove it.
-		s.removeUnusedInput(ctx, inputKey)
+		// the answer was lost): no job will name this key.
+		s.removeUnusedInput(ctx, inputKey, guard)
 	}
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -119,11 +125,14 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		if err := tx.RecordUploadSize(ctx, slug, input.Size); err != nil {
 			return err
 		}
+		if err := s.engine.KeepInputCopy(ctx, tx, guard); err != nil {
+			return err
+		}
 		return tx.InsertJob(ctx, job)
 	})
 	if err != nil {
 		// No job reads the copy; the claim that won has its own.
-		s.removeUnusedInput(ctx, inputKey)
+		s.removeUnusedInput(ctx, inputKey, guard)
 		if overQuota {
 			s.removeUploadOverQuota(context.WithoutCancel(ctx), up)
 		}
@@ -139,11 +148,16 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 }
 
 // removeUnusedInput removes the copy of an upload made at key for a job
-// that was not made.
-func (s *Service) removeUnusedInput(ctx context.Context, key string) {
-	if err := s.objects.Delete(context.WithoutCancel(ctx), key); err != nil {
-		s.log.Warn("could not remove the input copy of a job that was not made", "key", key, "err", err)
+// that was not made, and then the removal guard queued for it
+// (engine.GuardInputCopy); should the copy stay, the guard removes it in
+// its time.
+func (s *Service) removeUnusedInput(ctx context.Context, key string, guard int64) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.objects.Delete(ctx, key); err != nil {
+		s.log.Warn("could not remove the input copy of a job that was not made; it is removed later", "key", key, "err", err)
+		return
 	}
+	s.engine.DropInputCopyGuard(ctx, guard)
 }
 
 // GetJob returns one job of the workspace.

@@ -217,6 +217,11 @@ type merge struct {
 	ref   engine.TaskRef
 	frame int
 	parts []store.FramePart // nil: nothing to merge (done, or not wanted)
+	// leftover are the stored parts of the frame an earlier attempt of
+	// this task merged: its node was killed once the frame was stored,
+	// before its end removed and forgot them, which this attempt's end
+	// does in its stead.
+	leftover []store.FramePart
 }
 
 func newMerge(n *Node, args engine.MergeArgs) task {
@@ -225,7 +230,7 @@ func newMerge(n *Node, args engine.MergeArgs) task {
 
 func (m *merge) load(ctx context.Context) (*farm.Job, error) {
 	var job *farm.Job
-	m.parts = nil
+	m.parts, m.leftover = nil, nil
 	err := m.n.store.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if job, err = tx.LockJob(ctx, "", m.ref.JobID); err != nil {
@@ -247,12 +252,22 @@ func (m *merge) load(ctx context.Context) (*farm.Job, error) {
 		if err != nil {
 			return err
 		}
-		if len(frames) != 1 || frames[0].Frame != m.frame || frames[0].Status == farm.FrameCompleted {
-			return nil // merged already, or no longer this task's
+		if len(frames) != 1 || frames[0].Frame != m.frame {
+			return nil // no longer this task's
 		}
 		parts, err := tx.PartsOfFrame(ctx, job.ID, m.frame)
 		if err != nil {
 			return err
+		}
+		if frames[0].Status == farm.FrameCompleted {
+			// Merged and stored by this task (only the frame's task may
+			// complete it): an earlier attempt's end never came.
+			for _, p := range parts {
+				if p.Stored() {
+					m.leftover = append(m.leftover, p)
+				}
+			}
+			return nil
 		}
 		for _, p := range parts {
 			if !p.Stored() {
@@ -422,10 +437,14 @@ func (m *merge) record(ctx context.Context, tx *store.Tx, job *farm.Job, workErr
 		}
 		return m.n.engine.CancelWork(ctx, tx, job.ID)
 	}
-	if m.parts != nil {
+	merged := m.parts
+	if merged == nil {
+		merged = m.leftover
+	}
+	if len(merged) > 0 {
 		// The parts were the frame's intermediate files: removed, and
 		// forgotten, so that a retry of the frame renders them again.
-		if err := m.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Prefixes: partHoldersPrefixes(job.ID, m.frame, m.parts)}); err != nil {
+		if err := m.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Prefixes: partHoldersPrefixes(job.ID, m.frame, merged)}); err != nil {
 			return err
 		}
 		if err := tx.ForgetParts(ctx, job.ID, m.frame); err != nil {

@@ -496,3 +496,57 @@ func TestAMergesLateRemovalLeavesTheFramesNewParts(t *testing.T) {
 		}
 	})
 }
+
+// TestAMergeKilledOnceItStoredTheFrameHasItsPartsRemovedByTheNext: the
+// node merging a frame stores the merged frame and is killed before its
+// task's end, which removes and forgets the parts, is written. The
+// reaper hands the merge out again; the next attempt finds the frame
+// merged and does not merge it again, but still removes the parts and
+// forgets them: nothing else would, and a retry of the frame would take
+// them for parts still to merge.
+func TestAMergeKilledOnceItStoredTheFrameHasItsPartsRemovedByTheNext(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.splitJobRendered(2)
+		merge := f.Tasks(job.ID, store.TaskMerge)[0]
+		killed := f.Ref(merge)
+		f.RegisterWorker(f.node.workerID, "node-test", time.Now().Add(-time.Hour))
+		f.claim(killed)
+		if err := f.saveFrame(killed, 1, 1); err != nil {
+			t.Fatalf("the merged frame stored: %v", err)
+		}
+		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := f.mergeWork(f.Ctx, f.Task(merge.ID), 1, 3); err != nil {
+			t.Fatalf("merge: %v", err)
+		}
+
+		if n := len(f.blender.merged); n != 0 {
+			t.Errorf("the frame was merged %d times again, want none: it was stored", n)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFinalizing {
+			t.Errorf("job = %s, want finalizing", st)
+		}
+		for _, p := range f.partsOf(job.ID, 1) {
+			if p.Stored() {
+				t.Errorf("part %d still recorded at %s after its frame was merged", p.Part, p.ObjectKey)
+			}
+		}
+		f.runRemovals()
+		if left := f.storedKeys(farm.JobPartsPrefix(job.ID)); len(left) != 0 {
+			t.Errorf("parts left in the bucket after their frame was merged: %q", left)
+		}
+	})
+}
+
+// partsOf answers the parts of a frame of a job as recorded.
+func (f *fixture) partsOf(jobID string, frame int) []store.FramePart {
+	f.T.Helper()
+	parts, err := f.Store.PartsOfFrame(f.Ctx, jobID, frame)
+	if err != nil {
+		f.T.Fatal(err)
+	}
+	return parts
+}

@@ -46,9 +46,12 @@ func UploadSlug(key string) (string, bool) {
 	return slug, ok && slug != "" && name != "" && !strings.Contains(name, "/")
 }
 
+// JobsPrefix holds every job's objects.
+const JobsPrefix = "jobs/"
+
 // JobPrefix holds every object of a job: its input, frames, zip, preview
 // and logs.
-func JobPrefix(jobID string) string { return "jobs/" + jobID + "/" }
+func JobPrefix(jobID string) string { return JobsPrefix + jobID + "/" }
 
 // JobInputKey is the job's own copy of its input, beside its outputs, so
 // that removing the job's prefix removes it too.

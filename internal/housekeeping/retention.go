@@ -70,13 +70,49 @@ func (w *expireUploadsWorker) Work(ctx context.Context, _ *river.Job[engine.Expi
 // ExpireUploads does now what the periodic job does every quarter of the
 // shorter of the upload retention and the upload URLs' lifetime: it
 // removes the uploads no job was made from that are older than the
-// retention, and the files sent to upload URLs too late.
+// retention, the files sent to upload URLs too late, and the parts of
+// the bucket's uploads that processes killed while storing left behind.
 func (h *Housekeeping) ExpireUploads(ctx context.Context) error {
 	if _, err := h.expireUploads(ctx, time.Now().Add(-h.cfg.UploadRetention)); err != nil {
 		return err
 	}
-	_, err := h.sweepStrayUploads(ctx)
-	return err
+	if _, err := h.sweepStrayUploads(ctx); err != nil {
+		return err
+	}
+	h.abortStaleUploads(ctx)
+	return nil
+}
+
+// staleUploadAge is how long after it began a multipart upload of the
+// farm's is taken for one whose process was killed: far longer than any
+// store of an object takes, the largest included (a job's frames zipped
+// as they are read; one upload holds at most 10,000 parts, 160 GiB at
+// the default part size, hours even on a slow link).
+const staleUploadAge = 24 * time.Hour
+
+// staleUploadAborter is a store whose writes of large objects go up in
+// parts that a killed process leaves behind (objstore.S3).
+type staleUploadAborter interface {
+	AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time) (int, error)
+}
+
+// abortStaleUploads aborts the multipart uploads under jobs/ that began
+// more than staleUploadAge ago: a render node or a serve killed while it
+// stored a frame, a part, a zip or an input never aborted its upload, and
+// its parts would stay in the bucket for ever, unlisted yet taking space.
+// A failure is only logged: the next run tries again.
+func (h *Housekeeping) abortStaleUploads(ctx context.Context) {
+	aborter, ok := h.objects.(staleUploadAborter)
+	if !ok {
+		return
+	}
+	n, err := aborter.AbortStaleUploads(ctx, farm.JobsPrefix, time.Now().Add(-staleUploadAge))
+	if err != nil {
+		h.log.Warn("could not abort the bucket's uploads that killed processes left unfinished; trying again at the next run", "err", err)
+	}
+	if n > 0 {
+		h.log.Info("aborted the bucket's uploads that killed processes left unfinished", "count", n, "older_than", staleUploadAge)
+	}
 }
 
 // sweepStrayUploads removes the objects under uploads/ that no upload may

@@ -1,6 +1,7 @@
 package housekeeping
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -197,5 +199,41 @@ func TestExpireEvery(t *testing.T) {
 		if got := expireEvery(tc.retention, tc.urlTTL); got != tc.want {
 			t.Errorf("expireEvery(%v, %v) = %v, want %v", tc.retention, tc.urlTTL, got, tc.want)
 		}
+	}
+}
+
+// staleUploadsBucket is the farm's store as a bucket whose unfinished
+// multipart uploads can be aborted, recording what it is asked.
+type staleUploadsBucket struct {
+	objstore.Store
+	prefix        string
+	startedBefore time.Time
+}
+
+func (b *staleUploadsBucket) AbortStaleUploads(_ context.Context, prefix string, startedBefore time.Time) (int, error) {
+	b.prefix, b.startedBefore = prefix, startedBefore
+	return 1, nil
+}
+
+// TestExpiringUploadsAbortsTheBucketsUploadsKilledProcessesLeft: a
+// process killed while it stored an object in parts leaves them in the
+// bucket, unlisted. The periodic expiry of uploads has the bucket abort
+// the farm's unfinished uploads begun a day ago or more, which no live
+// process is still sending.
+func TestExpiringUploadsAbortsTheBucketsUploadsKilledProcessesLeft(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, enginetest.SQLite)
+	bucket := &staleUploadsBucket{Store: f.hk.objects}
+	f.hk.objects = bucket
+
+	if err := f.hk.ExpireUploads(f.Ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if bucket.prefix != farm.JobsPrefix {
+		t.Errorf("aborted the unfinished uploads under %q, want %q, the farm's", bucket.prefix, farm.JobsPrefix)
+	}
+	if age := time.Since(bucket.startedBefore); age < staleUploadAge || age > staleUploadAge+time.Minute {
+		t.Errorf("aborted the unfinished uploads begun %s ago or more, want %s", age, staleUploadAge)
 	}
 }

@@ -945,3 +945,38 @@ func isNoSuchKey(err error) bool {
 	resp, ok := errors.AsType[minio.ErrorResponse](err)
 	return ok && resp.Code == "NoSuchKey"
 }
+
+// AbortStaleUploads aborts the multipart uploads under prefix begun
+// before startedBefore, and answers how many. A Put of more than a part,
+// or a Copy of a large object, aborts its upload when it fails; a process
+// killed meanwhile never does, and the parts it sent stay in the bucket,
+// invisible to List yet taking space (and billed), for ever. The local
+// store has nothing of the kind: it removes the temporary files of killed
+// writes as it opens.
+func (s *S3) AbortStaleUploads(ctx context.Context, prefix string, startedBefore time.Time) (int, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return 0, err
+	}
+	listCtx, stop := context.WithCancel(ctx)
+	uploads := s.client.ListIncompleteUploads(listCtx, s.bucket, s.prefix+prefix, true)
+	defer func() {
+		// The listing's goroutine ends once it has said it was stopped.
+		stop()
+		for range uploads {
+		}
+	}()
+	aborted := 0
+	for u := range uploads {
+		if u.Err != nil {
+			return aborted, fmt.Errorf("objstore: list the unfinished uploads under %q: %w", prefix, u.Err)
+		}
+		if !u.Initiated.Before(startedBefore) {
+			continue
+		}
+		if err := s.client.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err != nil {
+			return aborted, fmt.Errorf("objstore: abort the unfinished upload of %s: %w", strings.TrimPrefix(u.Key, s.prefix), err)
+		}
+		aborted++
+	}
+	return aborted, ctx.Err()
+}

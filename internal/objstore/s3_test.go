@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -675,4 +676,61 @@ func httpResponse(t *testing.T, u string) *http.Response {
 		t.Fatalf("GET %s: status %d", u, resp.StatusCode)
 	}
 	return resp
+}
+
+// TestS3AbortStaleUploadsTakesThoseAKilledProcessLeft: a process killed
+// during a multipart Put never aborts its upload, whose parts stay in the
+// bucket, invisible to List. AbortStaleUploads aborts the uploads under
+// its prefix begun before the time it is given, and leaves those begun
+// since, which a live process may still be sending, and those elsewhere.
+func TestS3AbortStaleUploadsTakesThoseAKilledProcessLeft(t *testing.T) {
+	cfg := testS3Config(t)
+	s, err := objstore.NewS3(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := s3Admin(t, cfg)
+	// What a Put killed after its first part leaves behind.
+	begin := func(key string) string {
+		t.Helper()
+		id, err := admin.NewMultipartUpload(t.Context(), cfg.Bucket, key, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := strings.Repeat("x", 5<<20)
+		if _, err := admin.PutObjectPart(t.Context(), cfg.Bucket, key, id, 1, strings.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	begin("jobs/j1/frames/t1.1/frame_0001.exr")
+	elsewhere := begin("elsewhere/backup.tar")
+	t.Cleanup(func() {
+		admin.AbortMultipartUpload(context.Background(), cfg.Bucket, "elsewhere/backup.tar", elsewhere)
+	})
+	unfinished := func() []string {
+		var keys []string
+		for u := range admin.ListIncompleteUploads(t.Context(), cfg.Bucket, "", true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			keys = append(keys, u.Key)
+		}
+		slices.Sort(keys)
+		return keys
+	}
+
+	if n, err := s.AbortStaleUploads(t.Context(), "jobs/", time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Errorf("AbortStaleUploads of those begun an hour ago = %d, %v; want none aborted", n, err)
+	}
+	if got := unfinished(); len(got) != 2 {
+		t.Fatalf("unfinished uploads = %q, want both still there", got)
+	}
+
+	if n, err := s.AbortStaleUploads(t.Context(), "jobs/", time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Errorf("AbortStaleUploads = %d, %v; want the one under jobs/ aborted", n, err)
+	}
+	if got := unfinished(); !slices.Equal(got, []string{"elsewhere/backup.tar"}) {
+		t.Errorf("unfinished uploads = %q, want only the one outside jobs/", got)
+	}
 }

@@ -155,11 +155,35 @@ func (n *Node) partSaved(ctx context.Context, w *waiter, ref engine.TaskRef, p s
 		return nil
 	}
 	if err == nil || errors.Is(err, errNotOurs) {
-		if delErr := n.objects.Delete(context.WithoutCancel(ctx), key); delErr != nil {
-			n.log.Warn("could not remove a part stored twice", "key", key, "err", delErr)
-		}
+		n.removeUnrecordedPart(context.WithoutCancel(ctx), p, key)
 	}
 	return err
+}
+
+// removeUnrecordedPart removes the copy of part p this holder stored at
+// key, which the part's record refused: another holder's copy came first,
+// or the task is no longer this holder's. Unless the record names this
+// very copy: an earlier try of this holder's record committed and its
+// answer was lost (the connection dropped as the database answered), and
+// the try again took the record for another's, or found the task handed
+// on meanwhile, whose next holder takes the part as stored. Only this
+// holder records key, so a copy not recorded now never will be; one that
+// cannot be looked up is left, an orphan the job's removal takes, rather
+// than risk a recorded part.
+func (n *Node) removeUnrecordedPart(ctx context.Context, p store.FramePart, key string) {
+	parts, err := n.store.PartsOfFrame(ctx, p.JobID, p.Frame)
+	if err != nil {
+		n.log.Warn("could not see whether a part stored twice is the one recorded; it is left", "key", key, "err", err)
+		return
+	}
+	for _, q := range parts {
+		if q.Part == p.Part && q.ObjectKey == key {
+			return
+		}
+	}
+	if err := n.objects.Delete(ctx, key); err != nil {
+		n.log.Warn("could not remove a part stored twice", "key", key, "err", err)
+	}
 }
 
 // holdsTask checks, in tx, that this node still holds ref's task at its

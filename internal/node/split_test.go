@@ -550,3 +550,57 @@ func (f *fixture) partsOf(jobID string, frame int) []store.FramePart {
 	}
 	return parts
 }
+
+// TestAPartWhoseRecordCommittedAsItsReplyWasLostIsKept: the transaction
+// that records a stored part commits, but the database's answer is lost
+// (the connection drops as it answers), and the node tries the record
+// again, as it does through any outage of the database. The try finds
+// the part recorded under this holder's own key, or the task handed to
+// another holder meanwhile (the reaper ran as the database came back),
+// who takes the part as stored: either way the part's file is kept, not
+// taken for a copy that lost.
+func TestAPartWhoseRecordCommittedAsItsReplyWasLostIsKept(t *testing.T) {
+	t.Parallel()
+	for _, handedOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "still held", true: "handed on meanwhile"}[handedOn], func(t *testing.T) {
+			t.Parallel()
+			eachFixture(t, func(t *testing.T, f *fixture) {
+				job := f.splitJob(2)
+				task := f.Tasks(job.ID, store.TaskRender)[0]
+				part := f.partOf(task)
+				ref := f.Ref(task)
+				f.claim(ref)
+				key := farm.PartKey(job.ID, part.Frame, ref.TaskID, ref.Generation, blender.PartFileName(part.Part))
+				// What the first try's transaction wrote before its reply
+				// was lost.
+				recorded := part
+				recorded.ObjectKey, recorded.RenderSeconds = key, 1.5
+				if err := f.Store.StorePart(f.Ctx, recorded); err != nil {
+					t.Fatal(err)
+				}
+				if handedOn {
+					if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "test: the holder is taken for gone"); err != nil {
+						t.Fatal(err)
+					}
+				}
+
+				var saveErr error
+				err := saveFakeFrame(t.TempDir(), part.Frame, false, func(ev blender.Event) {
+					if ev.Kind == blender.FrameSaved {
+						saveErr = f.node.partSaved(f.Ctx, nil, ref, part, ev)
+					}
+				})
+				if err != nil || (saveErr != nil) != handedOn {
+					t.Fatalf("the part stored and recorded again: %v, %v", err, saveErr)
+				}
+
+				if got := f.partOf(task).ObjectKey; got != key {
+					t.Errorf("part %d recorded at %q, want %q", part.Part, got, key)
+				}
+				if !f.Exists(key) {
+					t.Errorf("part %d recorded at %s, whose file was removed: its frame can never be merged", part.Part, key)
+				}
+			})
+		})
+	}
+}

@@ -180,3 +180,41 @@ func TestAHolderGivenUpOnCannotReplaceTheImageOfAFrame(t *testing.T) {
 		}
 	})
 }
+
+// TestAFrameWhoseRecordCommittedAsItsReplyWasLostKeepsItsFiles: the
+// transaction that records a stored frame commits, but the database's
+// answer is lost (the connection drops as it answers). By the time the
+// node tries the record again, the reaper has handed its task to
+// another holder (the database came back to the reaper first). The try
+// is refused, as every write of a holder given up on is; but the frame is
+// recorded, by this holder, under its files: they stay, or the frame
+// would name files that are gone, and its job's zip fail.
+func TestAFrameWhoseRecordCommittedAsItsReplyWasLostKeepsItsFiles(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		task := f.Tasks(job.ID, store.TaskRender)[0]
+		ref := f.startedChunk(task)
+		// What the first try wrote: the files, and the record, which
+		// committed before its reply was lost.
+		if err := f.saveFrame(ref, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+		recorded := f.Frames(job.ID)[1]
+		if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "test: the holder is taken for gone"); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := f.saveFrame(ref, 1, 2); !errors.Is(err, errNotOurs) {
+			t.Errorf("the record tried again = %v, want errNotOurs", err)
+		}
+
+		frame := f.Frames(job.ID)[1]
+		if frame.Status != farm.FrameCompleted || frame.ObjectKey != recorded.ObjectKey {
+			t.Fatalf("frame 1 = %s at %q, want completed at %q", frame.Status, frame.ObjectKey, recorded.ObjectKey)
+		}
+		if !f.Exists(frame.ObjectKey) {
+			t.Errorf("frame 1 is recorded at %s, whose file was removed", frame.ObjectKey)
+		}
+	})
+}

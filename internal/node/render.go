@@ -512,14 +512,35 @@ func (n *Node) storeFrame(ctx context.Context, w *waiter, ref engine.TaskRef, fr
 	case err == nil:
 		n.cfg.Metrics.FrameStored(n.cfg.WorkerName, renderSeconds)
 	case errors.Is(err, errNotOurs):
-		// Refused: the files stored above belong to no frame.
-		for _, o := range outputs {
-			if delErr := n.objects.Delete(context.WithoutCancel(ctx), o.ObjectKey); delErr != nil {
-				n.log.Warn("could not remove a refused frame's file", "key", o.ObjectKey, "err", delErr)
-			}
-		}
+		n.removeUnrecordedFrameFiles(context.WithoutCancel(ctx), ref, frame, outputs)
 	}
 	return err
+}
+
+// removeUnrecordedFrameFiles removes the files of frame this holder
+// stored (outputs, its image first), whose record was refused: the task
+// is no longer this holder's, so they belong to no frame. Unless the
+// frame is recorded with them: an earlier try of this record committed
+// and its answer was lost (the connection dropped as the database
+// answered), and the task was handed on before the try again. A frame is
+// recorded with all its files or none, and only this holder records
+// these keys, so the frame's image says which. Files whose frame cannot
+// be read are left, orphans that the job's finalizing or removal takes,
+// rather than risk a recorded frame's.
+func (n *Node) removeUnrecordedFrameFiles(ctx context.Context, ref engine.TaskRef, frame int, outputs []farm.FrameOutput) {
+	f, err := n.store.FrameOfTask(ctx, ref.JobID, ref.TaskID, frame)
+	switch {
+	case err == nil && f.ObjectKey == outputs[0].ObjectKey:
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		n.log.Warn("could not see whether a refused frame's files are the ones recorded; they are left", "job", ref.JobID, "frame", frame, "err", err)
+		return
+	}
+	for _, o := range outputs {
+		if err := n.objects.Delete(ctx, o.ObjectKey); err != nil {
+			n.log.Warn("could not remove a refused frame's file", "key", o.ObjectKey, "err", err)
+		}
+	}
 }
 
 // updateFrame changes one frame of the chunk, checking in the same

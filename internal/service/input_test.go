@@ -13,6 +13,8 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/housekeeping"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/outage"
+	"github.com/renderfarm/renderfarm/internal/store"
 )
 
 func TestCreateJobRefusesAnUploadOverTheLimit(t *testing.T) {
@@ -269,6 +271,39 @@ func TestNoJobIsMadeWithAnInputWhoseRemovalRan(t *testing.T) {
 		}
 		if left, _ := f.Objects.List(f.Ctx, "jobs/"); len(left) != 0 {
 			t.Errorf("objects left under jobs/ by a job that was not made: %+v", left)
+		}
+	})
+}
+
+// TestAJobWhoseCommitsAnswerWasLostIsMadeWithItsInput: the transaction
+// that makes the job commits, but the database's answer is lost (the
+// connection drops as it answers). The job is made, and keeps its input:
+// the request answers it, rather than take the outage for a job not
+// made and remove the input the job renders.
+func TestAJobWhoseCommitsAnswerWasLostIsMadeWithItsInput(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		slug := f.uploadsSent(1, enginetest.ValidatedScene)[0]
+		f.api.makeJobTx = func(ctx context.Context, fn func(*store.Tx) error) error {
+			if err := f.Store.InTx(ctx, fn); err != nil {
+				return err
+			}
+			return &outage.Error{Part: outage.Database, Err: errors.New("read the answer to COMMIT: connection reset by peer")}
+		}
+
+		job, err := f.api.CreateJob(f.Ctx, f.P, slug)
+		if err != nil {
+			t.Errorf("CreateJob = %v, want the job its committed transaction made", err)
+		}
+		up, err := f.Store.GetUploadState(f.Ctx, slug)
+		if err != nil || up.JobID == "" || job != nil && up.JobID != job.ID {
+			t.Fatalf("upload = %+v, %v; want it made into the job answered", up, err)
+		}
+		if !f.Exists(up.InputKey) {
+			t.Errorf("job %s's input %s was removed", up.JobID, up.InputKey)
+		}
+		if n := len(f.RiverJobs(engine.DeleteObjectsArgs{}.Kind())); n != 0 {
+			t.Errorf("%d removals queued, want none: the job keeps its input", n)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/objstore"
+	"github.com/renderfarm/renderfarm/internal/outage"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -90,7 +91,7 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		SceneFile: &farm.SceneFile{FileName: up.FileName, FileType: up.FileType, SizeBytes: input.Size},
 	}
 	overQuota := false
-	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+	err = s.makeJobTx(ctx, func(tx *store.Tx) error {
 		// The room counted above may have been taken since by a job made
 		// at the same moment from another of the workspace's uploads. The
 		// workspace's lock makes the jobs of one workspace count the room
@@ -130,6 +131,20 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 		}
 		return tx.InsertJob(ctx, job)
 	})
+	if outage.Is(err) {
+		// The transaction may have committed and only its answer been
+		// lost (the connection dropped as the database answered): the
+		// upload says whether it made the job. Should the database not
+		// say, the copy is left to its guard, which the job, if made,
+		// took back.
+		switch made, known := s.jobMadeFrom(ctx, slug, jobID); {
+		case made:
+			s.log.Warn("the job was made though the answer of its transaction was lost", "job", jobID, "err", err)
+			err = nil
+		case !known:
+			return nil, err
+		}
+	}
 	if err != nil {
 		// No job reads the copy; the claim that won has its own.
 		s.removeUnusedInput(ctx, inputKey, guard)
@@ -145,6 +160,16 @@ func (s *Service) CreateJob(ctx context.Context, p farm.Principal, slug string) 
 	}
 	s.cfg.Metrics.Uploaded(input.Size)
 	return s.present(ctx, job), nil
+}
+
+// jobMadeFrom reports whether the upload of slug made job jobID, and
+// whether the database could say.
+func (s *Service) jobMadeFrom(ctx context.Context, slug, jobID string) (made, known bool) {
+	up, err := s.store.GetUploadState(context.WithoutCancel(ctx), slug)
+	if err != nil {
+		return false, false
+	}
+	return up.JobID == jobID, true
 }
 
 // removeUnusedInput removes the copy of an upload made at key for a job

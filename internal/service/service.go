@@ -69,6 +69,9 @@ type Service struct {
 	store   *store.Store
 	objects objstore.Store
 	log     *slog.Logger
+	// makeJobTx runs the transaction that makes a job (the store's
+	// InTx); a test's loses the answer of one that committed.
+	makeJobTx func(ctx context.Context, fn func(tx *store.Tx) error) error
 }
 
 // New makes the service on the engine.
@@ -76,7 +79,7 @@ func New(eng *engine.Engine, cfg Config) *Service {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	return &Service{cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger()}
+	return &Service{cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(), makeJobTx: eng.Store().InTx}
 }
 
 // loadJob finds a job of the principal's workspace, as a 404 otherwise,

@@ -133,6 +133,47 @@ func TestAJobFailsAfterMaxFailedChunksAndItsNodesAreNotBlamed(t *testing.T) {
 	})
 }
 
+// TestAChunkFailureCountedAgainAfterItsAnswerWasLostCountsOnce: the
+// count of a failed attempt commits, its answer is lost, and the node
+// counts it again, as it does through an outage of the database. The
+// failure counts once against the job, the node and the node's run of
+// failures, and the try again answers as the first did, from the job's
+// count. Another attempt of the same generation (River's retry after a
+// passing failure) that fails is a failure of its own.
+func TestAChunkFailureCountedAgainAfterItsAnswerWasLostCountsOnce(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.node.cfg.MaxFailedChunks = 2
+		job := f.RenderingJob(f.api, 4, 2)
+		ref := f.startedChunk(f.Tasks(job.ID, store.TaskRender)[0])
+		failure := &blender.RenderError{Frame: 1, Line: "Error: out of memory"}
+		counted := func(want int) {
+			t.Helper()
+			if got := f.Count("job_workers", "job_id = ? AND worker_name = ? AND failed_chunks = ?", job.ID, "node-test", want); got != 1 {
+				t.Errorf("node-test's failed chunks of the job are not %d", want)
+			}
+		}
+
+		for try := 1; try <= 2; try++ {
+			failJob, err := f.node.countChunkFailure(f.Ctx, ref, 1, failure)
+			if err != nil || failJob {
+				t.Fatalf("try %d: failJob %v, %v; want the job to go on after one failure", try, failJob, err)
+			}
+			counted(1)
+		}
+
+		failJob, err := f.node.countChunkFailure(f.Ctx, ref, 2, failure)
+		if err != nil || !failJob {
+			t.Fatalf("the second attempt: failJob %v, %v; want the job to fail at --max-failed-chunks 2", failJob, err)
+		}
+		counted(2)
+		if failJob, err := f.node.countChunkFailure(f.Ctx, ref, 2, failure); err != nil || !failJob {
+			t.Errorf("the second attempt tried again: failJob %v, %v; want the first try's answer", failJob, err)
+		}
+		counted(2)
+	})
+}
+
 // TestANodeWhoseChunksFailOnThreeJobsInARowIsSick: it takes nothing,
 // not even another job's validation, until it is enabled again.
 func TestANodeWhoseChunksFailOnThreeJobsInARowIsSick(t *testing.T) {

@@ -126,8 +126,8 @@ func (c *chunk) unlockedJob(renderErr error) *farm.Job {
 
 func (c *chunk) afterUnlockedEnd(ctx context.Context) { c.n.settleAfterChunk(ctx, c.job) }
 
-func (c *chunk) countFailure(ctx context.Context, renderErr error) (bool, error) {
-	return c.n.countChunkFailure(ctx, c.ref, renderErr)
+func (c *chunk) countFailure(ctx context.Context, attempt int, renderErr error) (bool, error) {
+	return c.n.countChunkFailure(ctx, c.ref, attempt, renderErr)
 }
 
 // countChunkFailure records a failed attempt at a chunk against this node
@@ -137,7 +137,12 @@ func (c *chunk) countFailure(ctx context.Context, renderErr error) (bool, error)
 // chunks on the nodes not blocked on it reach Config.MaxFailedChunks, and
 // it fails now (failJob); else the node's run of failures takes in the
 // job, which makes it sick once it spans farm.SickAfterJobs jobs.
-func (n *Node) countChunkFailure(ctx context.Context, ref engine.TaskRef, renderErr error) (failJob bool, err error) {
+//
+// The count is tried again through an outage of the database: a try
+// whose commit went through while its answer was lost has counted the
+// attempt's failure (store.CountFailureOnce), and the next only reads
+// whether the job fails.
+func (n *Node) countChunkFailure(ctx context.Context, ref engine.TaskRef, attempt int, renderErr error) (failJob bool, err error) {
 	worker := n.cfg.WorkerName
 	message := n.farmPaths(ref.JobID, nil).scrub(renderErr.Error())
 	err = n.store.InTx(ctx, func(tx *store.Tx) error {
@@ -152,6 +157,15 @@ func (n *Node) countChunkFailure(ctx context.Context, ref engine.TaskRef, render
 		}
 		if !n.holds(task, ref) {
 			return errNotOurs
+		}
+		first, err := tx.CountFailureOnce(ctx, task.ID, ref.Generation, attempt)
+		if err != nil {
+			return err
+		}
+		if !first {
+			jobFailures, err := tx.JobChunkFailures(ctx, job.ID)
+			failJob = jobFailures >= n.cfg.MaxFailedChunks
+			return err
 		}
 		counted, err := tx.CountChunkFailure(ctx, job.ID, worker, message)
 		if err != nil {

@@ -130,10 +130,12 @@ type unlockedEnder interface {
 // failureCounter is a task whose failed attempts count against the render
 // node and the job (a chunk: see Node.countChunkFailure).
 type failureCounter interface {
-	// countFailure records that this attempt failed with workErr, and
-	// answers whether the job must now fail, whatever attempts River
-	// has left. errNotOurs: the task is no longer this holder's.
-	countFailure(ctx context.Context, workErr error) (failJob bool, err error)
+	// countFailure records that this attempt (River's attempt at the
+	// task, counting its earlier River jobs' failed ones) failed with
+	// workErr, once however often it is called for the attempt, and
+	// answers whether the job must now fail, whatever attempts River has
+	// left. errNotOurs: the task is no longer this holder's.
+	countFailure(ctx context.Context, attempt int, workErr error) (failJob bool, err error)
 }
 
 // mayTake reports whether this node may take a task of kind for ref's
@@ -237,7 +239,7 @@ func (n *Node) runTask(ctx context.Context, kind store.TaskKind, ref engine.Task
 		var failJob bool
 		err := w.persist(ctx, func(ctx context.Context) error {
 			var err error
-			failJob, err = counter.countFailure(ctx, workErr)
+			failJob, err = counter.countFailure(ctx, attempt, workErr)
 			return err
 		})
 		switch {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,6 +177,25 @@ type ChunkFailure struct {
 	JobFailures int
 	// WorkerFailures is how many failed on this node.
 	WorkerFailures int
+}
+
+// CountFailureOnce marks, in the caller's transaction, which has locked
+// the task, that the failure of the chunk's attempt at generation is
+// being counted (CountChunkFailure), and answers false if it was already:
+// a count tried again after its commit went through and its answer was
+// lost. attempt tells apart a generation's attempts, which River runs
+// again after a passing failure.
+func (q *Queries) CountFailureOnce(ctx context.Context, taskID string, generation, attempt int) (bool, error) {
+	key := strconv.Itoa(generation) + "." + strconv.Itoa(attempt)
+	res, err := q.exec(ctx, `UPDATE tasks SET counted_failure = ? WHERE id = ? AND counted_failure <> ?`, key, taskID, key)
+	if err != nil {
+		return false, fmt.Errorf("mark the failure of task %s's attempt %s counted: %w", taskID, key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // CountChunkFailure records, in the caller's transaction, that one of a

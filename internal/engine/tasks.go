@@ -330,6 +330,16 @@ func (e *Engine) Insert(ctx context.Context, tx *store.Tx, args river.JobArgs) e
 	return nil
 }
 
+// InsertLater is Insert, with the River job to run at at.
+func (e *Engine) InsertLater(ctx context.Context, tx *store.Tx, args river.JobArgs, at time.Time) error {
+	opts := e.insertOpts(args)
+	opts.ScheduledAt = at
+	if _, err := e.River().InsertTx(ctx, tx.SQL(), args, opts); err != nil {
+		return fmt.Errorf("queue %s for %s: %w", args.Kind(), at.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
 // CancelWork stops every unfinished task of a job: their River jobs are
 // canceled (a running one's context ends, which kills its Blender) and
 // their unfinished frames are marked canceled.

@@ -158,8 +158,9 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 			t.Errorf("log after the delete = %v, %v; want no lines", l, err)
 		}
 
-		if ran := f.runRemovals(); ran != 1 {
-			t.Fatalf("%d removals queued, want 1", ran)
+		// One removal to run now, and the same one an hour later.
+		if ran := f.runRemovals(); ran != 2 {
+			t.Fatalf("%d removals queued, want 2", ran)
 		}
 		if left, err := f.Objects.List(f.Ctx, farm.JobPrefix(job.ID)); err != nil || len(left) != 0 {
 			t.Errorf("objects left under %s: %v, %v", farm.JobPrefix(job.ID), left, err)
@@ -179,10 +180,10 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 		if err != nil || !again.Output.IsDeletedForClient {
 			t.Errorf("second DeleteJob = %+v, %v; want the deleted job", again, err)
 		}
-		if n := len(f.RiverJobs("delete_objects")); n != 1 {
-			t.Errorf("%d removals queued after a second delete, want still 1", n)
+		if n := len(f.RiverJobs("delete_objects")); n != 2 {
+			t.Errorf("%d removals queued after a second delete, want still 2", n)
 		}
-		if ran := f.runRemovals(); ran != 1 {
+		if ran := f.runRemovals(); ran != 2 {
 			t.Errorf("%d removals ran again", ran)
 		}
 	})

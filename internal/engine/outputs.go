@@ -32,7 +32,10 @@ import (
 //
 // Zips and previews stored under the keys of farms before the outputs/
 // folders (farm.LegacyJobOutputKeys) are removed unless the job records
-// them.
+// them or is finalizing: in a rolling update, a node of such a version
+// may be finalizing the job, storing them there and then recording them.
+// What it did not record goes with a sweep once the job has moved on (a
+// cancel's, a retry's, or the end of a finalizing of this version).
 func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, error) {
 	tasks, err := e.store.TasksOfJob(ctx, jobID, store.TaskFinalize)
 	if err != nil {
@@ -88,6 +91,9 @@ func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, er
 			return removed, fmt.Errorf("remove %s: %w", key, err)
 		}
 		removed++
+	}
+	if job.Status == farm.StatusFinalizing {
+		return removed, nil
 	}
 	for _, key := range farm.LegacyJobOutputKeys(jobID) {
 		if kept[key] {

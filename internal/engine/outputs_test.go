@@ -84,3 +84,35 @@ func (f *fixture) finalizeTask(job *farm.Job, id string, status store.TaskStatus
 	}
 	return task
 }
+
+// TestAZipAFinalizingOfAnEarlierVersionStoresIsLeftForItToRecord: in a
+// rolling update, a node of a version before the outputs/ folders
+// finalizes the job: it stores frames.zip under the job's legacy key,
+// then records it as it completes the job. A sweep that runs between the
+// two (a removal a retry queued, running late; the end of a stale holder
+// on a node of this version) must leave the zip, or the job completes
+// recording a zip that is gone.
+func TestAZipAFinalizingOfAnEarlierVersionStoresIsLeftForItToRecord(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.InsertJob(f.api, farm.StatusFinalizing)
+		task := f.finalizeTask(job, "earlier-version", store.TaskRunning)
+		legacyZip := farm.LegacyJobOutputKeys(job.ID)[0]
+		f.Put(legacyZip)
+
+		if _, err := f.Engine.RemoveUnkeptOutputs(f.Ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		// The earlier version's finalizing completes the job with its zip.
+		f.Exec(`UPDATE tasks SET status = ? WHERE id = ?`, store.TaskDone, task.ID)
+		job = f.Job(job.ID)
+		job.Status, job.Files = farm.StatusCompleted, farm.JobFiles{FramesZipKey: legacyZip, FramesZipSize: 10}
+		if err := f.Store.UpdateJob(f.Ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if !f.Exists(legacyZip) {
+			t.Errorf("%s, which the job now records, was removed while its finalizing stored it", legacyZip)
+		}
+	})
+}

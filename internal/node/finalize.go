@@ -21,6 +21,10 @@ type finalizing struct {
 	renderSeconds float64
 	// completed says record completed the job with files.
 	completed bool
+	// stored says this attempt stored a zip. Work that met an outage is
+	// done again, and files are the last pass's, which may have stored
+	// nothing before it failed.
+	stored bool
 }
 
 func newFinalizing(n *Node, args engine.FinalizeArgs) task {
@@ -45,6 +49,7 @@ func (fin *finalizing) work(ctx context.Context, _ *waiter, job *farm.Job) error
 	}
 	var err error
 	fin.files, fin.renderSeconds, err = fin.n.makeOutputs(ctx, job, fin.ref)
+	fin.stored = fin.stored || fin.files.FramesZipKey != ""
 	if ctx.Err() != nil {
 		return err
 	}
@@ -79,17 +84,20 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 }
 
 // done removes what the job's finalizings stored that the job does not
-// keep (Engine.RemoveUnkeptOutputs), once this attempt stored anything:
-// its own zips and preview unless it completed the job with them (it
-// failed the job, or lost its task while it stored them: the job was
-// canceled, perhaps deleted, or the task given to another node), and
-// those of earlier holders of the task whose nodes died before they
-// could do the same.
+// keep (Engine.RemoveUnkeptOutputs), once this attempt stored anything or
+// ended the task: its own zips and preview unless it completed the job
+// with them (it failed the job, or lost its task while it stored them:
+// the job was canceled, perhaps deleted, or the task given to another
+// node); those that earlier attempts at the same generation stored
+// before they handed the task back for River's retry, which an attempt
+// that ends the task without storing anything (it failed before) leaves
+// to no one else; and those of earlier holders of the task whose nodes
+// died before they could do the same.
 func (fin *finalizing) done(recorded bool) {
 	if recorded {
 		fin.n.forgetJobFiles(fin.ref.JobID)
 	}
-	if fin.files.FramesZipKey == "" {
+	if !recorded && !fin.stored {
 		return
 	}
 	removed, err := fin.n.engine.RemoveUnkeptOutputs(context.Background(), fin.ref.JobID)

@@ -3,7 +3,9 @@ package node
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
+	"github.com/renderfarm/renderfarm/internal/objstore"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -703,6 +706,77 @@ func TestTheZipsOfAFinalizingWhoseNodeDiedGoWithTheCancel(t *testing.T) {
 		f.runRemovals()
 		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
 			t.Errorf("%q are stored after the cancel, which the canceled job does not record", keys)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}
+
+// refusingBucket is the node's object store, which refuses what refuse
+// answers an error for, with that error: one that is no outage (a bucket
+// policy's access denied, say). A Put refused stores nothing.
+type refusingBucket struct {
+	objstore.Store
+	refuse func(op, key string) error
+}
+
+func (b *refusingBucket) Put(ctx context.Context, key string, r io.Reader, maxBytes int64) (int64, error) {
+	if err := b.refuse("Put", key); err != nil {
+		return 0, err
+	}
+	return b.Store.Put(ctx, key, r, maxBytes)
+}
+
+func (b *refusingBucket) List(ctx context.Context, prefix string) ([]objstore.Info, error) {
+	if err := b.refuse("List", prefix); err != nil {
+		return nil, err
+	}
+	return b.Store.List(ctx, prefix)
+}
+
+// TestTheLastAttemptRemovesTheZipAnEarlierOneStored: the first of two
+// attempts stores frames.zip, and the bucket refuses its preview: it
+// hands the task back for River's retry, at the same generation, and
+// leaves the zip in their folder for that retry to store again. The
+// retry, the last attempt, fails before it stores anything (the bucket
+// refuses the listing of the frames): the job fails, and the zip that
+// the failed job does not record goes as the task ends.
+func TestTheLastAttemptRemovesTheZipAnEarlierOneStored(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		f.renderImages(job.ID, ".png", grayFrames(t, 2, ".png"))
+		refused := errors.New("access denied")
+		bucket := &refusingBucket{Store: f.node.objects}
+		f.node.objects = bucket
+
+		bucket.refuse = func(op, key string) error {
+			if op == "Put" && path.Base(key) == farm.PreviewVideoName {
+				return refused
+			}
+			return nil
+		}
+		if err := f.finalizeAttempt(job.ID, 1, 2); !errors.Is(err, refused) {
+			t.Fatalf("first attempt: %v, want the preview refused", err)
+		}
+		if keys := f.storedOutputs(job.ID); len(keys) != 1 || path.Base(keys[0]) != farm.FramesZipName {
+			t.Fatalf("outputs stored after the first attempt %q, want its frames.zip", keys)
+		}
+
+		bucket.refuse = func(op, key string) error {
+			if op == "List" && key == farm.JobFramesPrefix(job.ID) {
+				return refused
+			}
+			return nil
+		}
+		if err := f.finalizeAttempt(job.ID, 2, 2); err != nil {
+			t.Fatalf("last attempt: %v", err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFailed {
+			t.Fatalf("job = %s, want failed", st)
+		}
+		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
+			t.Errorf("%q are stored, which the failed job does not record", keys)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
 	})

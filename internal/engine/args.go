@@ -138,8 +138,9 @@ func (CountJobLogsArgs) Kind() string { return "count_job_logs" }
 // hold a whole folder. JobID, when set, is the job they belonged to.
 // Outputs removes, after them, what that job's finalizings stored that
 // the job does not keep (Engine.RemoveUnkeptOutputs): a retry's removal
-// and a cancel's set it, which may run long after they were queued and
-// still take nothing a later finalizing stored.
+// sets it, and so do a cancel of a finalizing job and the reaper failing
+// one whose finalizing panicked; they may run long after they were
+// queued and still take nothing a later finalizing stored.
 type DeleteObjectsArgs struct {
 	JobID    string   `json:"jobId,omitempty"`
 	Keys     []string `json:"keys,omitempty"`

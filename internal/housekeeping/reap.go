@@ -187,7 +187,10 @@ func (h *Housekeeping) panicOf(ctx context.Context, riverJobID int64) string {
 
 // failForPanic fails the job of a task whose every attempt panicked, with
 // the panic as the reason, and cancels the job's other work. A job that
-// ended meanwhile only has its work canceled.
+// ended meanwhile only has its work canceled. A finalizing job's
+// attempts may have stored zips or a preview before they panicked, and
+// an attempt that panics removes nothing as it ends: their removal is
+// queued, as a cancel's is (engine.RemoveUnkeptOutputs).
 func (h *Housekeeping) failForPanic(ctx context.Context, t store.Task, panicked string) error {
 	stage := map[store.TaskKind]string{store.TaskValidate: farm.FailValidation, store.TaskRender: farm.FailRender, store.TaskMerge: farm.FailRender, store.TaskFinalize: farm.FailFinalize}[t.Kind]
 	return h.store.InTx(ctx, func(tx *store.Tx) error {
@@ -197,6 +200,11 @@ func (h *Housekeeping) failForPanic(ctx context.Context, t store.Task, panicked 
 		}
 		if err != nil {
 			return err
+		}
+		if job.Status == farm.StatusFinalizing {
+			if err := h.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Outputs: true}); err != nil {
+				return err
+			}
 		}
 		if farm.CanMove(job.Status, farm.StatusFailed) {
 			job.FailedReason = &farm.FailedReason{Name: "INTERNAL_ERROR", Type: stage,

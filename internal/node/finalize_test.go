@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -775,6 +777,58 @@ func TestTheLastAttemptRemovesTheZipAnEarlierOneStored(t *testing.T) {
 		if st := f.Job(job.ID).Status; st != farm.StatusFailed {
 			t.Fatalf("job = %s, want failed", st)
 		}
+		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
+			t.Errorf("%q are stored, which the failed job does not record", keys)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}
+
+// TestTheZipOfAFinalizingThatPanicsOnEveryAttemptGoesWithItsJob: every
+// attempt at the finalizing stores frames.zip, then panics. Each hands
+// the task back at the same generation and ends without sweeping; once
+// River gives up, the reaper fails the job. The zip, which the failed
+// job does not record, goes with it.
+func TestTheZipOfAFinalizingThatPanicsOnEveryAttemptGoesWithItsJob(t *testing.T) {
+	requireFFmpeg(t)
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.RenderingJob(f.api, 2, 2)
+		f.renderImages(job.ID, ".png", grayFrames(t, 2, ".png"))
+		task := f.finalizeTask(job.ID)
+		f.RegisterWorker(f.node.workerID, "node-test", time.Now())
+		const panicked = "index out of range [2] with length 2"
+		f.node.objects = &refusingBucket{Store: f.node.objects, refuse: func(op, key string) error {
+			if op == "Put" && path.Base(key) == farm.PreviewVideoName {
+				panic(panicked)
+			}
+			return nil
+		}}
+		const attempts = 2
+		for attempt := 1; attempt <= attempts; attempt++ {
+			func() {
+				defer func() {
+					if p := recover(); p != panicked {
+						t.Fatalf("attempt %d: recovered %v, want the panic", attempt, p)
+					}
+				}()
+				_ = f.finalizeAttempt(job.ID, attempt, attempts)
+			}()
+		}
+		if keys := f.storedOutputs(job.ID); len(keys) != 1 {
+			t.Fatalf("outputs stored by the attempts %q, want their frames.zip", keys)
+		}
+		f.EndRiverJob(f.Task(task.ID).RiverJobID, "discarded", &rivertype.AttemptError{
+			At: time.Now().UTC(), Attempt: attempts, Error: panicked, Trace: "goroutine 7 [running]:\nnode.(*Node).makeOutputs(...)",
+		})
+
+		if err := f.hk.ReapOrphans(f.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusFailed {
+			t.Fatalf("job = %s, want failed", st)
+		}
+		f.runRemovals()
 		if keys := f.storedOutputs(job.ID); len(keys) > 0 {
 			t.Errorf("%q are stored, which the failed job does not record", keys)
 		}

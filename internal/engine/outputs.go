@@ -21,14 +21,15 @@ import (
 //
 // Each holder of a finalize task stores in a folder of its own
 // (farm.FinalizeOutputsPrefix), and a folder is removed only once its
-// holder can neither store in it nor record it any more: its task had
-// moved on to a later generation, or ended, and the job does not record
-// its files. That holds for good, so this may run late (a retry's
-// removal, queued long before it runs) and still never takes the files
-// of a finalizing that followed: a finalize task it did not read, or a
-// generation later than the one it read, is left alone. The tasks are
-// read before the job: a holder that ends between the two reads is read
-// running, and what it recorded as it ended is read with the job.
+// holder can neither store in it nor record it any more (HoldersOver:
+// its task had moved on to a later generation, or ended) and the job
+// does not record its files. That holds for good, so this may run late
+// (a retry's removal, queued long before it runs) and still never takes
+// the files of a finalizing that followed: a finalize task it did not
+// read, or the generation it read of a task still queued or running, or
+// a later one, is left alone. The tasks are read before the job: a
+// holder that ends between the two reads is read running, and what it
+// recorded as it ended is read with the job.
 //
 // Zips and previews stored under the keys of farms before the outputs/
 // folders (farm.LegacyJobOutputKeys) are removed unless the job records
@@ -55,25 +56,7 @@ func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, er
 			kept[key] = key != ""
 		}
 	}
-	read := make(map[string]store.Task, len(tasks))
-	for _, t := range tasks {
-		read[t.ID] = t
-	}
-	// over says the holder of generation of the task taskID can store and
-	// record nothing more.
-	over := func(taskID string, generation int) bool {
-		t, ok := read[taskID]
-		if !ok {
-			return false // a finalize task made since the tasks were read
-		}
-		switch {
-		case generation < t.Generation:
-			return true
-		case generation > t.Generation:
-			return false
-		}
-		return t.Status == store.TaskDone || t.Status == store.TaskFailed || t.Status == store.TaskCanceled
-	}
+	over := HoldersOver(tasks)
 	stored, err := e.objects.List(ctx, farm.JobOutputsPrefix(jobID))
 	if err != nil {
 		return 0, fmt.Errorf("list the outputs of job %s: %w", jobID, err)
@@ -104,4 +87,29 @@ func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, er
 		}
 	}
 	return removed, nil
+}
+
+// HoldersOver answers, from a job's tasks as read, whether the holder of
+// a task's generation can store and record nothing more: the task ended
+// (an ended task is never handed out again, at any generation), or had
+// moved on to a later generation. A task that was not read (made since)
+// is not over. Once over, a holder stays so, and what it recorded is in
+// any read made after the tasks were: it records nothing once its task
+// has moved on or ended.
+func HoldersOver(tasks []store.Task) func(taskID string, generation int) bool {
+	read := make(map[string]store.Task, len(tasks))
+	for _, t := range tasks {
+		read[t.ID] = t
+	}
+	return func(taskID string, generation int) bool {
+		t, ok := read[taskID]
+		if !ok {
+			return false
+		}
+		switch t.Status {
+		case store.TaskDone, store.TaskFailed, store.TaskCanceled:
+			return true
+		}
+		return generation < t.Generation
+	}
 }

@@ -130,7 +130,21 @@ func PreviewVideoKey(jobID, taskID string, generation int) string {
 // OutputsHolder is the finalize task and generation whose folder holds
 // key, an object under jobID's outputs; false for a key of no such folder.
 func OutputsHolder(jobID, key string) (taskID string, generation int, ok bool) {
-	rest, ok := strings.CutPrefix(key, JobOutputsPrefix(jobID))
+	return holderIn(JobOutputsPrefix(jobID), key)
+}
+
+// FramesHolder is the task and generation whose folder holds key, an
+// object under jobID's frames (FrameKey); false for a key of no such
+// folder, such as a frame stored before frames had folders (right under
+// frames/).
+func FramesHolder(jobID, key string) (taskID string, generation int, ok bool) {
+	return holderIn(JobFramesPrefix(jobID), key)
+}
+
+// holderIn is the task and generation of the folder {task}.{generation}/
+// right under prefix that holds key.
+func holderIn(prefix, key string) (taskID string, generation int, ok bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
 		return "", 0, false
 	}

@@ -55,6 +55,18 @@ func TestOutputsHolderIsTheFinalizingThatStoredAnOutput(t *testing.T) {
 	}
 }
 
+func TestFramesHolderIsTheTaskThatStoredAFrame(t *testing.T) {
+	const job = "4b7c1d7e-0000-4000-8000-000000000001"
+	if task, generation, ok := farm.FramesHolder(job, farm.FrameOutputKey(job, "t1", 2, "nodes/0/0/f_0001.exr")); !ok || task != "t1" || generation != 2 {
+		t.Errorf("FramesHolder of a frame's file = %q, %d, %v; want t1, 2", task, generation, ok)
+	}
+	for _, key := range []string{farm.JobFramesPrefix(job) + "frame_0001.png", farm.FramesZipKey(job, "t1", 2)} {
+		if _, _, ok := farm.FramesHolder(job, key); ok {
+			t.Errorf("FramesHolder(%q) found a holder", key)
+		}
+	}
+}
+
 func TestUploadSlug(t *testing.T) {
 	for key, want := range map[string]string{
 		"uploads/s1/scene.blend": "s1",

@@ -119,7 +119,14 @@ func (fin *finalizing) done(recorded bool) {
 // more, so what the rows do not name is an orphan. (A worker that was
 // given up on but still runs removes the files it stores too late itself:
 // see storeFrame.)
-func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, frames []store.Frame, outputs map[int][]farm.FrameOutput) error {
+//
+// That holds while this finalizing holds its task, but it may have lost
+// it without knowing (its node stalled): the job canceled and retried
+// meanwhile renders frames again under new tasks, whose files the frames
+// as read do not name. So a file in a holder's folder is removed only
+// if that holder was over (engine.HoldersOver) in tasks, the job's tasks
+// read before frames and outputs: everything it recorded is in them.
+func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, tasks []store.Task, frames []store.Frame, outputs map[int][]farm.FrameOutput) error {
 	referenced := make(map[string]bool, len(frames))
 	for _, f := range frames {
 		if f.ObjectKey != "" {
@@ -135,9 +142,13 @@ func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, frames []st
 	if err != nil {
 		return fmt.Errorf("list the frames of job %s: %w", jobID, err)
 	}
+	over := engine.HoldersOver(tasks)
 	removed, first := 0, ""
 	for _, obj := range stored {
 		if referenced[obj.Key] {
+			continue
+		}
+		if taskID, generation, ok := farm.FramesHolder(jobID, obj.Key); ok && !over(taskID, generation) {
 			continue
 		}
 		if err := n.objects.Delete(ctx, obj.Key); err != nil {

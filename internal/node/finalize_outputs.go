@@ -41,6 +41,11 @@ import (
 // for ffmpeg alone.
 func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRef) (farm.JobFiles, float64, error) {
 	var files farm.JobFiles
+	// Read before the frames, for removeOrphanFrames.
+	tasks, err := n.store.TasksOfJob(ctx, job.ID, "")
+	if err != nil {
+		return files, 0, err
+	}
 	frames, err := n.store.FramesOfJob(ctx, job.ID)
 	if err != nil {
 		return files, 0, err
@@ -80,7 +85,7 @@ func (n *Node) makeOutputs(ctx context.Context, job *farm.Job, ref engine.TaskRe
 		// On every way out: an ffmpeg still running is stopped.
 		defer video.stop()
 	}
-	if err := n.removeOrphanFrames(ctx, job.ID, frames, outputs); err != nil {
+	if err := n.removeOrphanFrames(ctx, job.ID, tasks, frames, outputs); err != nil {
 		return files, 0, err
 	}
 	if len(done) == 0 {

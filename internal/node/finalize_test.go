@@ -835,3 +835,61 @@ func TestTheZipOfAFinalizingThatPanicsOnEveryAttemptGoesWithItsJob(t *testing.T)
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
+
+// TestAStaleFinalizingRemovesNoFrameARetryRendered: the finalizing reads
+// the job's frames, then its node stalls. Meanwhile the job is canceled,
+// frame 1 retried, rendered again under a new task and the job finalized
+// again: it completes, recording frame 1's new image. The stale
+// finalizing, resumed, looks for frame images no frame refers to. The
+// new image is not among the frames it read, but it is the job's: it
+// must stay.
+func TestAStaleFinalizingRemovesNoFrameARetryRendered(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		stale := f.Ref(f.finalizeTask(job.ID))
+		var stalled atomic.Bool
+		f.node.objects = &refusingBucket{Store: f.node.objects, refuse: func(op, key string) error {
+			if op != "List" || key != farm.JobFramesPrefix(job.ID) || !stalled.CompareAndSwap(false, true) {
+				return nil
+			}
+			if _, err := f.api.Cancel(f.Ctx, f.P, job.ID); err != nil {
+				t.Error(err)
+				return nil
+			}
+			if _, err := f.api.Retry(f.Ctx, f.P, job.ID, farm.RetryRequest{FrameRanges: []string{"1"}}); err != nil {
+				t.Error(err)
+				return nil
+			}
+			f.DispatchAll(job)
+			for _, task := range f.Tasks(job.ID, store.TaskRender) {
+				if task.Status == store.TaskQueued {
+					if err := f.node.endChunk(f.Ctx, f.renderChunk(task), nil); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			if err := f.finalize(job.ID); err != nil {
+				t.Errorf("the retry's finalizing: %v", err)
+			}
+			return nil
+		}}
+
+		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: stale}, 1, 1)); err != nil {
+			t.Fatalf("the stale finalizing: %v", err)
+		}
+
+		done := f.Job(job.ID)
+		if done.Status != farm.StatusCompleted {
+			t.Fatalf("job = %s, want completed by the retry's finalizing", done.Status)
+		}
+		for n, fr := range f.Frames(job.ID) {
+			if !f.Exists(fr.ObjectKey) {
+				t.Errorf("frame %d's image %s, which the completed job records, was removed", n, fr.ObjectKey)
+			}
+		}
+		if !f.Exists(done.Files.FramesZipKey) {
+			t.Errorf("the zip the job records, %s, was removed", done.Files.FramesZipKey)
+		}
+	})
+}

@@ -92,7 +92,8 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 // before they handed the task back for River's retry, which an attempt
 // that ends the task without storing anything (it failed before) leaves
 // to no one else; and those of earlier holders of the task whose nodes
-// died before they could do the same.
+// died before they could do the same. A sweep that fails is queued
+// (delete_objects), to be tried again.
 func (fin *finalizing) done(recorded bool) {
 	if recorded {
 		fin.n.forgetJobFiles(fin.ref.JobID)
@@ -100,10 +101,22 @@ func (fin *finalizing) done(recorded bool) {
 	if !recorded && !fin.stored {
 		return
 	}
-	removed, err := fin.n.engine.RemoveUnkeptOutputs(context.Background(), fin.ref.JobID)
+	ctx := context.Background()
+	removed, err := fin.n.removeUnkeptOutputs(ctx, fin.ref.JobID)
 	switch {
 	case err != nil:
-		fin.n.log.Warn("could not remove the zips and preview the job does not keep", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err)
+		// Once the task has ended nothing else sweeps the job's outputs
+		// (unless it is retried or canceled), and a sweep fails most
+		// likely in the very outage that failed the job: the cleanup
+		// queue, which tries again, takes it over.
+		qerr := fin.n.store.InTx(ctx, func(tx *store.Tx) error {
+			return fin.n.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: fin.ref.JobID, Outputs: true})
+		})
+		if qerr != nil {
+			fin.n.log.Error("could not remove the zips and preview the job does not keep, nor queue their removal", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err, "queueErr", qerr)
+			return
+		}
+		fin.n.log.Warn("could not remove the zips and preview the job does not keep; their removal is queued", "job", fin.ref.JobID, "task", fin.ref.TaskID, "err", err)
 	case removed > 0:
 		fin.n.log.Info("removed zips and previews the job does not keep", "job", fin.ref.JobID, "task", fin.ref.TaskID, "completed", recorded && fin.completed, "count", removed)
 	}

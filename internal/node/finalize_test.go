@@ -893,3 +893,38 @@ func TestAStaleFinalizingRemovesNoFrameARetryRendered(t *testing.T) {
 		}
 	})
 }
+
+// TestASweepThatFailsIsLeftToTheCleanupQueue: the finalizing's first
+// holder stored frames.zip and its node died; the second completes the
+// job with a zip of its own, and its sweep fails as it ends (the bucket
+// that failed it is still out, say). Nothing else would ever sweep the
+// job's outputs again, so the sweep goes to the cleanup queue, which
+// removes the first holder's zip.
+func TestASweepThatFailsIsLeftToTheCleanupQueue(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		task := f.finalizeTask(job.ID)
+		f.Put(farm.FramesZipKey(job.ID, task.ID, task.Generation))
+		if err := f.Engine.Requeue(f.Ctx, task, "its node died"); err != nil {
+			t.Fatal(err)
+		}
+		f.node.removeUnkeptOutputs = func(context.Context, string) (int, error) {
+			return 0, errors.New("the bucket does not answer")
+		}
+
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatal(err)
+		}
+		done := f.Job(job.ID)
+		if done.Status != farm.StatusCompleted {
+			t.Fatalf("job = %s, want completed", done.Status)
+		}
+
+		f.runRemovals()
+		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
+			t.Errorf("outputs stored %q, want the zip the job records alone", keys)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}

@@ -149,6 +149,9 @@ type Node struct {
 	// retryChunkLater is engine.RetryChunkLater; the tests of a failed
 	// chunk that cannot wait for another slot wrap it.
 	retryChunkLater func(ctx context.Context, ref engine.TaskRef, backoff time.Duration) error
+	// removeUnkeptOutputs is engine.RemoveUnkeptOutputs; the tests of a
+	// finalizing whose sweep fails wrap it.
+	removeUnkeptOutputs func(ctx context.Context, jobID string) (int, error)
 	// freed coalesces the dispatches of the slots freed by chunks' ends.
 	freed freedSlots
 
@@ -222,6 +225,7 @@ func New(eng *engine.Engine, installs []Install, cfg Config) (*Node, error) {
 	// the processes that render.
 	n.releaseTask = n.store.ReleaseTask
 	n.retryChunkLater = n.engine.RetryChunkLater
+	n.removeUnkeptOutputs = n.engine.RemoveUnkeptOutputs
 	// Chunks come on this run's own queue, as many at once as it has
 	// slots: the dispatcher gives it no more than that.
 	queues := map[string]int{engine.RenderQueue(n.workerID): cfg.Slots, engine.QueueControl: controlSlots}

@@ -102,9 +102,10 @@ func JobOutputsPrefix(jobID string) string { return JobPrefix(jobID) + "outputs/
 // generation. Every finalizing stores its outputs in a folder of its own,
 // so one that lost its task (canceled, or given to another node) can
 // neither write over its successor's files nor be mistaken for them when
-// what it left is removed: a folder whose holder no longer holds its task
-// and whose files the job does not record is never written to or
-// recorded again (see OutputsHolder).
+// what it left is removed: once its holder no longer holds its task, a
+// folder whose files the job does not record is never recorded, and
+// written to only by a Put its holder began before (which its holder's
+// own end removes).
 func FinalizeOutputsPrefix(jobID, taskID string, generation int) string {
 	return JobOutputsPrefix(jobID) + taskID + "." + strconv.Itoa(generation) + "/"
 }

@@ -44,7 +44,8 @@ func (e *Engine) RemoveUnkeptOutputs(ctx context.Context, jobID string) (int, er
 	}
 	job, err := e.store.GetJob(ctx, "", jobID)
 	if errors.Is(err, store.ErrNotFound) {
-		// A deleted job: its whole folder is removed with it.
+		// No such job. A deleted one (DELETE /jobs/{id}) keeps its row,
+		// its files marked deleted: it is swept below, keeping nothing.
 		return 0, nil
 	}
 	if err != nil {

@@ -88,12 +88,12 @@ func (fin *finalizing) record(ctx context.Context, tx *store.Tx, current *farm.J
 // ended the task: its own zips and preview unless it completed the job
 // with them (it failed the job, or lost its task while it stored them:
 // the job was canceled, perhaps deleted, or the task given to another
-// node); those that earlier attempts at the same generation stored
-// before they handed the task back for River's retry, which an attempt
-// that ends the task without storing anything (it failed before) leaves
-// to no one else; and those of earlier holders of the task whose nodes
-// died before they could do the same. A sweep that fails is queued
-// (delete_objects), to be tried again.
+// node); those that earlier attempts at its generation stored before
+// they handed the task back for River's retry (this attempt, which ends
+// the task, may have failed before it stored anything itself); and those
+// of earlier holders of the task whose nodes died before they could do
+// the same. A sweep that fails is queued (delete_objects), to be tried
+// again.
 func (fin *finalizing) done(recorded bool) {
 	if recorded {
 		fin.n.forgetJobFiles(fin.ref.JobID)

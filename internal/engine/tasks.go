@@ -162,9 +162,24 @@ func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 		}
 		t.Generation = gen
 		e.logRequeue(why, t)
+		if t.Kind == store.TaskFinalize {
+			// The holder given up on may still run: a Put it began
+			// before it lost the task may land in its folder after its
+			// successor's sweep, and its node die before its own.
+			sweep := DeleteObjectsArgs{JobID: t.JobID, Outputs: true}
+			if err := e.InsertLater(ctx, tx, sweep, time.Now().Add(StaleHolderSweepAfter)); err != nil {
+				return err
+			}
+		}
 		return e.insertTask(ctx, tx, t, nil)
 	})
 }
+
+// StaleHolderSweepAfter is how long after a finalize task is handed out
+// again what its job's finalizings stored and the job does not keep is
+// removed once more (RemoveUnkeptOutputs): far longer than a holder given
+// up on takes to end a Put it began.
+const StaleHolderSweepAfter = time.Hour
 
 // returnToWaiting is Requeue's for a chunk.
 func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task, why string) error {

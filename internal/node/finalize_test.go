@@ -691,6 +691,46 @@ func TestAFinalizingGivenUpOnCannotReplaceItsSuccessorsZip(t *testing.T) {
 	})
 }
 
+// TestAZipAStaleFinalizingStoredAsItsNodeDiedIsRemovedLater: the
+// finalizing is given up on while it stores frames.zip, its successor
+// completes the job, and the stale Put lands after; then the stale node
+// dies before it can remove the zip as it ends. The sweep queued when the
+// task was handed out again removes it, and leaves the successor's.
+func TestAZipAStaleFinalizingStoredAsItsNodeDiedIsRemovedLater(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.finalizingJob()
+		task := f.finalizeTask(job.ID)
+		f.whileStoringZip(job.ID, func() {
+			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := f.finalize(job.ID); err != nil {
+				t.Errorf("the successor: %v", err)
+			}
+		})
+		// The stale finalizing's work, which stores its zip after the
+		// successor completed; its node dies before done.
+		stale := f.Ref(task)
+		f.claim(stale)
+		if _, _, err := f.node.makeOutputs(f.Ctx, f.Job(job.ID), stale); err != nil && !errors.Is(err, errNotOurs) {
+			t.Fatalf("the stale finalizing's outputs: %v", err)
+		}
+		done := f.Job(job.ID)
+		if left := f.storedOutputs(job.ID); len(left) != 2 {
+			t.Fatalf("outputs stored %q, want the successor's zip and the stale one (job %s, %+v)", left, done.Status, done.Files)
+		}
+
+		f.runRemovals()
+
+		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
+			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}
+
 // TestTheZipsOfAFinalizingWhoseNodeDiedGoWithTheCancel: a finalizing
 // stored frames.zip and the preview, and its node died before it could
 // end. The job is canceled while it is finalizing: the cancel removes the

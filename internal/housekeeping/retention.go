@@ -71,7 +71,8 @@ func (w *expireUploadsWorker) Work(ctx context.Context, _ *river.Job[engine.Expi
 // shorter of the upload retention and the upload URLs' lifetime: it
 // removes the uploads no job was made from that are older than the
 // retention, the files sent to upload URLs too late, and the parts of
-// the bucket's uploads that processes killed while storing left behind.
+// the bucket's uploads (or the local store's temp files) that processes
+// killed while storing left behind.
 func (h *Housekeeping) ExpireUploads(ctx context.Context) error {
 	if _, err := h.expireUploads(ctx, time.Now().Add(-h.cfg.UploadRetention)); err != nil {
 		return err
@@ -80,7 +81,38 @@ func (h *Housekeeping) ExpireUploads(ctx context.Context) error {
 		return err
 	}
 	h.abortStaleUploads(ctx)
+	h.removeAbandonedWrites()
 	return nil
+}
+
+// abandonedWriteAge is how long a local store's temp file of a Put may go
+// unwritten before it is taken for a killed process's: far longer than a
+// live upload's body may stall (the idle timeout cuts it off first).
+const abandonedWriteAge = time.Hour
+
+// abandonedWriteRemover is a store whose Puts write temp files that a
+// killed process leaves behind (objstore.Local).
+type abandonedWriteRemover interface {
+	RemoveAbandonedWrites(untouchedSince time.Time) (int, error)
+}
+
+// removeAbandonedWrites removes the temp files of Puts that processes
+// killed while they stored a file left in the local store: a serve killed
+// in the middle of an upload's body would otherwise keep its part of the
+// file, up to the upload limit, until a restart a day later. A failure is
+// only logged: the next run tries again.
+func (h *Housekeeping) removeAbandonedWrites() {
+	remover, ok := h.objects.(abandonedWriteRemover)
+	if !ok {
+		return
+	}
+	n, err := remover.RemoveAbandonedWrites(time.Now().Add(-abandonedWriteAge))
+	if err != nil {
+		h.log.Warn("could not remove the temp files killed processes left in the local store; trying again at the next run", "err", err)
+	}
+	if n > 0 {
+		h.log.Info("removed the temp files killed processes left in the local store", "count", n, "untouched_for", abandonedWriteAge)
+	}
 }
 
 // staleUploadAge is how long after it began a multipart upload of the

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -236,5 +239,30 @@ func TestExpiringUploadsAbortsTheBucketsUploadsKilledProcessesLeft(t *testing.T)
 	}
 	if age := time.Since(bucket.startedBefore); age < staleUploadAge || age > staleUploadAge+time.Minute {
 		t.Errorf("aborted the unfinished uploads begun %s ago or more, want %s", age, staleUploadAge)
+	}
+}
+
+// TestExpiringUploadsRemovesTheTempFileOfAnUploadCutShortByAKill: a serve
+// killed in the middle of an upload's body leaves the part it received
+// in the local store's temp folder. The periodic expiry of uploads
+// removes it once it has gone an hour unwritten.
+func TestExpiringUploadsRemovesTheTempFileOfAnUploadCutShortByAKill(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, enginetest.SQLite)
+	partial := filepath.Join(f.Dir, "objects", ".tmp", "put-cut-short")
+	if err := os.WriteFile(partial, []byte("the first bytes of a .blend"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now().Add(-abandonedWriteAge - time.Minute)
+	if err := os.Chtimes(partial, killed, killed); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := f.hk.ExpireUploads(f.Ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := os.Stat(partial); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed upload's temp file is still there: %v", err)
 	}
 }

@@ -532,7 +532,7 @@ func (l *Local) checkKey(key string) error {
 // returning nil without calling it, has them stored after); its error
 // before it stores stops the write.
 func (l *Local) write(key string, r io.Reader, storeWith func(n int64, store func() error) error) (n int64, err error) {
-	tmp := path.Join(tmpDirName, "put-"+rand.Text())
+	tmp := path.Join(tmpDirName, putTempPrefix+rand.Text())
 	f, err := l.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return 0, err
@@ -665,6 +665,41 @@ func (l *Local) pruneEmptyDirs(start string) {
 		}
 	}
 	l.pruneParents(path.Dir(start))
+}
+
+// putTempPrefix starts the name of a Put's temp file (write).
+const putTempPrefix = "put-"
+
+// RemoveAbandonedWrites removes the temp files of Puts that nothing has
+// written to since untouchedSince, and answers how many. A process killed
+// while it stored a file (a serve in the middle of an upload's body, a
+// render node storing a frame) leaves its temp file behind, which NewLocal
+// removes only once it is a day old, as it opens: another process on the
+// same directory may be writing its own. A live Put writes its file as its
+// bytes come (an upload's body is cut off once it stalls past the idle
+// timeout), so a Put's file untouched for long is a killed one's. A
+// Copy's temp file is left to NewLocal: it is a hard link, with the times
+// of the file it copies, and lives for a moment only.
+func (l *Local) RemoveAbandonedWrites(untouchedSince time.Time) (int, error) {
+	entries, err := fs.ReadDir(l.root.FS(), tmpDirName)
+	if err != nil {
+		return 0, fmt.Errorf("objstore: list the temp files: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), putTempPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(untouchedSince) {
+			continue // gone meanwhile, or written to lately
+		}
+		if err := l.root.Remove(path.Join(tmpDirName, e.Name())); err != nil && !isNotExist(err) {
+			return removed, fmt.Errorf("objstore: remove an abandoned temp file: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 // removeStaleTemps deletes temp files that no live write can own any more.

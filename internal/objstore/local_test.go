@@ -659,6 +659,44 @@ func TestNewLocalRemovesStaleTempFiles(t *testing.T) {
 	}
 }
 
+// TestAbandonedWritesAreRemovedOnceUntouchedForLong: a Put's temp file
+// left by a killed process goes once it has not been written to since the
+// time given; a Put's that is being written, and a Copy's hard link
+// (which has the times of the file it copies), stay.
+func TestAbandonedWritesAreRemovedOnceUntouchedForLong(t *testing.T) {
+	dir := t.TempDir()
+	l, err := objstore.NewLocal(objstore.LocalConfig{Dir: dir, BaseURL: "http://127.0.0.1:1", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tmp := filepath.Join(dir, ".tmp")
+	hourAgo := time.Now().Add(-time.Hour)
+	for name, touched := range map[string]time.Time{
+		"put-killed": hourAgo.Add(-time.Minute),
+		"put-live":   time.Now(),
+		"copy-link":  hourAgo.Add(-48 * time.Hour),
+	} {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(tmp, name), touched, touched); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	n, err := l.RemoveAbandonedWrites(hourAgo)
+
+	if err != nil || n != 1 {
+		t.Errorf("RemoveAbandonedWrites = %d, %v; want the killed Put's file alone", n, err)
+	}
+	for name, want := range map[string]bool{"put-killed": false, "put-live": true, "copy-link": true} {
+		if _, err := os.Stat(filepath.Join(tmp, name)); (err == nil) != want {
+			t.Errorf("%s: kept %v, want %v", name, err == nil, want)
+		}
+	}
+}
+
 // TestURLsSurviveRestartAndNewHost checks that a URL keeps working when the
 // server restarts with the same secret file, even under another public URL.
 func TestURLsSurviveRestartAndNewHost(t *testing.T) {

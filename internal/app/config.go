@@ -18,6 +18,11 @@ import (
 	"github.com/renderfarm/renderfarm/internal/service"
 )
 
+// MaxUploadIdleTimeout bounds --upload-idle-timeout well below the hour
+// after which the local store's temp file of an upload that nothing writes
+// to is taken for a killed process's and removed (housekeeping).
+const MaxUploadIdleTimeout = 30 * time.Minute
+
 // Role is what a process is.
 type Role string
 
@@ -299,6 +304,11 @@ func (c Config) Validate() error {
 		}
 		if c.UploadIdleTimeout <= 0 || c.IdleTimeout <= 0 || c.MaxConnections < 0 {
 			return fmt.Errorf("%w: --upload-idle-timeout and --idle-timeout must be positive, --max-connections 0 or more", ErrUsage)
+		}
+		if c.UploadIdleTimeout > MaxUploadIdleTimeout {
+			// An upload's temp file left unwritten for an hour is taken for
+			// a killed process's and removed (housekeeping).
+			return fmt.Errorf("%w: --upload-idle-timeout (%v) may be at most %v", ErrUsage, c.UploadIdleTimeout, MaxUploadIdleTimeout)
 		}
 		if c.ServeDownloads && c.Storage == "" {
 			return fmt.Errorf("%w: --serve-downloads is for a bucket (--storage s3://…): the files in --data-dir are always downloaded from this server", ErrUsage)

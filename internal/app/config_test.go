@@ -122,6 +122,21 @@ func TestDatabaseConnectionsBoundsTheProcessNotItsConcurrency(t *testing.T) {
 	}
 }
 
+// TestUploadIdleTimeoutIsBoundedBelowTheAbandonedUploadAge: an upload
+// may stall at most half an hour before it is cut; longer, its temp file
+// could be taken for a killed process's, which goes after an hour
+// unwritten. A longer timeout is refused naming the bound.
+func TestUploadIdleTimeoutIsBoundedBelowTheAbandonedUploadAge(t *testing.T) {
+	c, err := ParseConfig(Serve, []string{"--upload-idle-timeout", "30m"}, NewFlagSet("serve", io.Discard))
+	if err != nil || c.UploadIdleTimeout != MaxUploadIdleTimeout {
+		t.Errorf("--upload-idle-timeout 30m = %v, %v", c.UploadIdleTimeout, err)
+	}
+	_, err = ParseConfig(Serve, []string{"--upload-idle-timeout", "31m"}, NewFlagSet("serve", io.Discard))
+	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "at most 30m0s") {
+		t.Errorf("--upload-idle-timeout 31m: %v, want a usage error naming the bound", err)
+	}
+}
+
 // TestServeDownloadsIsForABucket: --serve-downloads sends a bucket's
 // downloads through serve; without a bucket it would mean nothing (the
 // files in --data-dir are always served so), and is refused saying so.

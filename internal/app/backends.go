@@ -98,6 +98,9 @@ type localObjects struct {
 	// acceptPut says whether an upload URL may still write its object
 	// (nil: while its signature is good).
 	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
+	// putFailed sets right what acceptPut recorded of a PUT that then
+	// stored nothing (nil: nothing to set right).
+	putFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
 	// served counts what a download URL sent (nil: nothing is counted).
 	served func(ctx context.Context, key string, bytes int64) error
 }
@@ -115,7 +118,7 @@ func (b Backends) openObjects(ctx context.Context, opts localObjects, log *slog.
 		}
 		local, err := objstore.NewLocal(objstore.LocalConfig{
 			Dir: filepath.Join(b.DataDir, "objects"), BaseURL: opts.publicURL, Secret: secret,
-			MaxUploadBytes: opts.maxUpload, TransferIdleTimeout: opts.transferIdle, AcceptPut: opts.acceptPut, Served: opts.served, Log: log,
+			MaxUploadBytes: opts.maxUpload, TransferIdleTimeout: opts.transferIdle, AcceptPut: opts.acceptPut, PutFailed: opts.putFailed, Served: opts.served, Log: log,
 		})
 		if err != nil {
 			return nil, nil, nil, err

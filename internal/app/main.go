@@ -112,7 +112,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store), served: service.CountDownload(m.store)}
+	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store), putFailed: service.UploadPutFailed(m.store), served: service.CountDownload(m.store)}
 	if c.Role == Worker {
 		// A worker hands out no URLs, so the local store's base URL is unused.
 		local = localObjects{publicURL: "http://127.0.0.1"}

@@ -189,6 +189,7 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string, t *
 	// However long the body took, the answer has its own time to go out.
 	t.extendWrite()
 	if err != nil {
+		l.tellPutFailed(r.Context(), key)
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(body.err, &tooLarge):
@@ -206,6 +207,28 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, key string, t *
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// tellPutFailed tells the PutFailed hook that a PUT let in stored
+// nothing, for it to set right what it recorded as the PUT began.
+func (l *Local) tellPutFailed(ctx context.Context, key string) {
+	if l.putFailed == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	err := l.putFailed(ctx, key, func() (int64, bool, error) {
+		info, err := l.Stat(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return 0, false, nil
+		case err != nil:
+			return 0, false, err
+		}
+		return info.Size, true, nil
+	})
+	if err != nil {
+		l.log.Warn("objstore: could not set right what was recorded of an upload that stored nothing", "key", key, "err", err)
+	}
 }
 
 // writePutError answers a PUT that failed for a reason of the farm's:

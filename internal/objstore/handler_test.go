@@ -319,6 +319,55 @@ func TestAcceptPutIsToldTheSize(t *testing.T) {
 	waitNoTempFiles(t, dir)
 }
 
+// TestPutFailedIsToldOfAPutThatStoredNothing: a PUT the hook let begin
+// whose body stops short stores nothing, and the PutFailed hook hears of
+// it with what the key holds now (the file an earlier PUT stored), so
+// that it can set right what it recorded as the PUT began. A PUT that
+// stores its file is not reported.
+func TestPutFailedIsToldOfAPutThatStoredNothing(t *testing.T) {
+	const key = "uploads/s5/scene.blend"
+	type failure struct {
+		key    string
+		size   int64
+		stored bool
+	}
+	failed := make(chan failure, 2)
+	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) {
+		c.TransferIdleTimeout = transferIdle
+		c.PutFailed = func(_ context.Context, k string, stored func() (int64, bool, error)) error {
+			size, ok, err := stored()
+			failed <- failure{k, size, ok}
+			return err
+		}
+	})
+	u, _, _ := l.PresignPut(t.Context(), key, time.Minute)
+	if resp := mustDo(t, "PUT", u, strings.NewReader("0123456789")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first PUT: %d", resp.StatusCode)
+	}
+	select {
+	case f := <-failed:
+		t.Fatalf("a PUT that stored its file was reported failed: %+v", f)
+	default:
+	}
+
+	conn := dial(t, srv)
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n%s", requestURI(t, u), strings.Repeat("x", 100))
+	conn.Close()
+
+	select {
+	case f := <-failed:
+		if f != (failure{key, 10, true}) {
+			t.Errorf("PutFailed told %+v, want the key and the 10 bytes stored before", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("PutFailed was not told of the PUT cut short")
+	}
+	if got := readObject(t, l, key); got != "0123456789" {
+		t.Errorf("the object became %q, want the 10 bytes stored first", got)
+	}
+	waitNoTempFiles(t, dir)
+}
+
 // TestAcceptPutStoresTheFileItself: the hook's last call is handed the
 // storing of the file, so that what it records of the file (in a
 // transaction of its own) is written with it: the old object is there

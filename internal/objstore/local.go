@@ -100,6 +100,15 @@ type LocalConfig struct {
 	// accepts every PUT whose signature is good.
 	AcceptPut func(ctx context.Context, key string, size int64, store func() error) error
 
+	// PutFailed, if set, is told of a PUT that AcceptPut let begin and
+	// that then stored nothing: its body ended early, stalled, or grew
+	// past the limit, the disk was full, or AcceptPut refused it at its
+	// last word. What AcceptPut recorded of the file as the PUT began is
+	// then wrong; stored answers the size of what key holds now (false:
+	// nothing), for the hook to record that instead, under its own locks.
+	// Its error is logged.
+	PutFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
+
 	// Served, if set, is told the bytes each presigned GET sent of key
 	// (a part of it for a Range request), after the answer, to count what
 	// the farm serves. Its error is logged.
@@ -132,6 +141,7 @@ type Local struct {
 	urls      urlSigner
 	maxUpload int64
 	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
+	putFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
 	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	log       *slog.Logger
@@ -181,6 +191,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		urls:      urls,
 		maxUpload: cfg.MaxUploadBytes,
 		acceptPut: cfg.AcceptPut,
+		putFailed: cfg.PutFailed,
 		served:    cfg.Served,
 		idle:      cfg.TransferIdleTimeout,
 		log:       cfg.Log,

@@ -337,3 +337,69 @@ func TestARefusalLeavesAnUploadMadeIntoAJobMeanwhile(t *testing.T) {
 		}
 	})
 }
+
+// TestAnUploadWhosePutStoredNothingHoldsNoRoom: a PUT to a local upload
+// URL records the file's declared size as it begins, holding its
+// workspace's room while the body comes in; the artist's connection then
+// drops. The size recorded goes back to what the upload holds: nothing
+// for a first PUT, and an earlier PUT's file after it, so that a new
+// upload of the file is not refused for room the failed one never used.
+func TestAnUploadWhosePutStoredNothingHoldsNoRoom(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		accept, failed := AcceptUploadPut(f.Store), UploadPutFailed(f.Store)
+		stat := func(key string) func() (int64, bool, error) {
+			return func() (int64, bool, error) {
+				info, err := f.Objects.Stat(f.Ctx, key)
+				if errors.Is(err, objstore.ErrNotFound) {
+					return 0, false, nil
+				}
+				return info.Size, err == nil, err
+			}
+		}
+		used := func() int64 {
+			t.Helper()
+			st, err := f.Store.GetWorkspaceStorage(f.Ctx, f.P.WorkspaceID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.UsedBytes
+		}
+		ticket, err := f.api.CreateUpload(f.Ctx, f.P, "scene.blend", farm.FileTypeBlend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := farm.UploadKey(ticket.Slug, "scene.blend")
+
+		// The first PUT declares 5 MiB and is cut short.
+		if err := accept(f.Ctx, key, 5<<20, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := used(); got != 5<<20 {
+			t.Fatalf("while the body comes in, the workspace counts %d bytes, want the 5 MiB declared", got)
+		}
+		if err := failed(f.Ctx, key, stat(key)); err != nil {
+			t.Fatal(err)
+		}
+		if got := used(); got != 0 {
+			t.Errorf("after a PUT that stored nothing, the workspace counts %d bytes, want 0", got)
+		}
+
+		// A PUT stores the file; another, of 5 MiB, is then cut short.
+		if err := accept(f.Ctx, key, int64(len(enginetest.ValidatedScene)), func() error {
+			f.PutContent(key, enginetest.ValidatedScene)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := accept(f.Ctx, key, 5<<20, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := failed(f.Ctx, key, stat(key)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := used(), int64(len(enginetest.ValidatedScene)); got != want {
+			t.Errorf("after a second PUT that stored nothing, the workspace counts %d bytes, want the %d of the file stored", got, want)
+		}
+	})
+}

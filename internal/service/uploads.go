@@ -172,3 +172,46 @@ func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size
 		return checkPutFits(ctx, st, up, size, storeFile)
 	}
 }
+
+// UploadPutFailed is the local store's PutFailed hook for upload URLs. A
+// PUT records its file's declared size as it begins (checkPutFits), to
+// hold its workspace's room while the body comes in; one that then
+// stores nothing (the artist's connection dropped, say) would leave that
+// size counted until the upload expires, a day later, and a new upload
+// of the file refused for room it does not use. The record is set back
+// to what the upload holds now, an earlier PUT's file or nothing, under
+// the workspace's lock, under which a PUT records and stores. An upload
+// made into a job meanwhile is left alone: its size counts the job's
+// input.
+func UploadPutFailed(st *store.Store) func(ctx context.Context, key string, stored func() (int64, bool, error)) error {
+	return func(ctx context.Context, key string, stored func() (int64, bool, error)) error {
+		slug, ok := farm.UploadSlug(key)
+		if !ok {
+			return nil
+		}
+		up, err := st.GetUploadState(ctx, slug)
+		if errors.Is(err, store.ErrNotFound) || err == nil && (up.JobID != "" || up.ObjectKey != key) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return st.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
+				return err
+			}
+			current, err := tx.GetUpload(ctx, up.WorkspaceID, slug)
+			if errors.Is(err, store.ErrNotFound) || err == nil && current.JobID != "" {
+				return nil // swept, or made into a job
+			}
+			if err != nil {
+				return err
+			}
+			size, _, err := stored()
+			if err != nil {
+				return err
+			}
+			return tx.RecordUploadSize(ctx, slug, size)
+		})
+	}
+}

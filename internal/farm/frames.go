@@ -83,8 +83,14 @@ func parseFrameNumber(text, whole string) (int, error) {
 // ExpandFrames turns frame range strings into the sorted, distinct frames
 // they name, checking each against the scene's own range [first, last] so
 // that a request cannot render frames the file does not have.
+//
+// A frame counts against MaxFramesPerJob each time a range names it, so the
+// work of expanding is bounded too: counting only distinct frames let one
+// body of 1 MiB repeat "1-50000" a hundred thousand times, each repeat
+// adding nothing and allowed, for minutes of CPU in one request.
 func ExpandFrames(ranges []string, first, last int) ([]int, error) {
 	seen := make(map[int]bool)
+	named := 0
 	for _, s := range ranges {
 		r, err := ParseFrameRange(s)
 		if err != nil {
@@ -98,9 +104,14 @@ func ExpandFrames(ranges []string, first, last int) ([]int, error) {
 		}
 		// Count before expanding, so a huge range is refused without
 		// building it.
-		if len(seen)+(r.End-r.Start)/r.Step+1 > MaxFramesPerJob {
+		inRange := (r.End-r.Start)/r.Step + 1
+		if len(seen)+inRange > MaxFramesPerJob {
 			return nil, fmt.Errorf("frame ranges ask for more than %d frames; split the job", MaxFramesPerJob)
 		}
+		if named+inRange > MaxFramesPerJob {
+			return nil, fmt.Errorf("frame ranges name more than %d frames, counting a frame again each time another range names it; name each frame once, or split the job", MaxFramesPerJob)
+		}
+		named += inRange
 		for f := r.Start; f <= r.End; f += r.Step {
 			seen[f] = true
 		}

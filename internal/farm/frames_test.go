@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
@@ -154,6 +155,8 @@ func TestExpandFramesRefuses(t *testing.T) {
 			[]string{fmt.Sprintf("more than %d frames", farm.MaxFramesPerJob)}},
 		{"ranges that are over the limit only together", []string{"0-59999", "60000-119999"}, 0, farm.MaxFrame,
 			[]string{fmt.Sprintf("more than %d frames", farm.MaxFramesPerJob)}},
+		{"one range named again and again until its frames, counted each time, pass the limit", []string{"0-49999", "0-49999", "0-49999"}, 0, farm.MaxFrame,
+			[]string{fmt.Sprintf("name more than %d frames", farm.MaxFramesPerJob), "name each frame once"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +203,34 @@ func TestExpandFramesRefusesAHugeRangeWithoutBuildingIt(t *testing.T) {
 	}
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 64<<10 {
 		t.Errorf("refusing a million frames allocated %d bytes; it must be refused before the frames are built", allocated)
+	}
+}
+
+func TestExpandFramesRefusesARangeRepeatedPastTheLimitAtOnce(t *testing.T) {
+	// A 1 MiB body holds about a hundred thousand copies of "1-50000".
+	// Were only distinct frames counted, each copy would be accepted and
+	// walked again: minutes of CPU for one request. Counting every frame a
+	// range names refuses it at the third copy.
+	repeated := make([]string, 100_000)
+	for i := range repeated {
+		repeated[i] = "1-50000"
+	}
+	start := time.Now()
+	_, err := farm.ExpandFrames(repeated, 1, 100_000)
+	if err == nil {
+		t.Fatal("ExpandFrames accepted a range repeated 100,000 times")
+	}
+	if !strings.Contains(err.Error(), "name each frame once") {
+		t.Errorf("error %q does not say to name each frame once", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("refusing a repeated range took %v", took)
+	}
+
+	// Ranges that overlap a little, as a person writes them, are fine.
+	frames, err := farm.ExpandFrames([]string{"1-100", "50-150", "100"}, 1, 250)
+	if err != nil || len(frames) != 150 {
+		t.Errorf("ExpandFrames of overlapping ranges = %d frames, %v; want 150", len(frames), err)
 	}
 }
 

@@ -81,6 +81,14 @@ type WebhookDelivery struct {
 // every event is sent to each of them.
 const MaxWebhooksPerWorkspace = 20
 
+// MaxUnusedUploadsPerWorkspace bounds the uploads no job was made from
+// that a workspace holds at once. Each is a row and may be a file of up to
+// the farm's upload limit, kept until the upload retention removes it; a
+// pipeline makes a job from its upload moments after sending the file, so
+// a thousand waiting is far more than one ever has, while without a bound
+// a key could ask for ten a second all day.
+const MaxUnusedUploadsPerWorkspace = 1000
+
 // JobLog is the tail of the last Blender log kept for a job, the one that
 // explains a failure.
 type JobLog struct {

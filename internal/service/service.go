@@ -35,6 +35,9 @@ type Config struct {
 	// refuses them while they stream in; a bucket's presigned PUT cannot,
 	// so the size is checked again when the job is created.
 	MaxUploadBytes int64
+	// MaxUnusedUploads is how many uploads no job was made from a
+	// workspace may hold; POST /uploads past it is refused.
+	MaxUnusedUploads int
 	// WorkerTimeout is how long a worker may go without a heartbeat before
 	// it no longer counts among the workers a render is spread over.
 	WorkerTimeout time.Duration
@@ -57,6 +60,7 @@ func DefaultConfig() Config {
 		UploadURLTTL:     engine.DefaultUploadURLTTL,
 		DownloadURLTTL:   time.Hour,
 		MaxUploadBytes:   objstore.DefaultMaxUploadBytes,
+		MaxUnusedUploads: farm.MaxUnusedUploadsPerWorkspace,
 		WorkerTimeout:    engine.DefaultWorkerTimeout,
 		LocalRenderSlots: 1,
 	}
@@ -78,6 +82,10 @@ type Service struct {
 func New(eng *engine.Engine, cfg Config) *Service {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
+	}
+	// A Config written out without the limit would refuse every upload.
+	if cfg.MaxUnusedUploads <= 0 {
+		cfg.MaxUnusedUploads = farm.MaxUnusedUploadsPerWorkspace
 	}
 	return &Service{cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(), makeJobTx: eng.Store().InTx}
 }

@@ -39,14 +39,39 @@ func (s *Service) CreateUpload(ctx context.Context, p farm.Principal, fileName, 
 	if err != nil {
 		return nil, fmt.Errorf("presign upload: %w", err)
 	}
-	err = s.store.InsertUpload(ctx, store.Upload{
-		Slug: slug, WorkspaceID: p.WorkspaceID, FileName: fileName, FileType: fileType, ObjectKey: key,
-		CreatedAt: time.Now().UTC(), ExpiresAt: expires.UTC(),
+	err = s.store.InTx(ctx, func(tx *store.Tx) error {
+		// Uploads asked for at the same moment count the workspace's
+		// unused uploads one after the other, each seeing those made
+		// before it; without the lock, each could find the same room
+		// under the limit and all be inserted.
+		if err := tx.LockWorkspace(ctx, p.WorkspaceID); err != nil {
+			return err
+		}
+		unused, err := tx.CountUnclaimedUploads(ctx, p.WorkspaceID, s.cfg.MaxUnusedUploads)
+		if err != nil {
+			return err
+		}
+		if unused >= s.cfg.MaxUnusedUploads {
+			return tooManyUnusedUploads(s.cfg.MaxUnusedUploads)
+		}
+		return tx.InsertUpload(ctx, store.Upload{
+			Slug: slug, WorkspaceID: p.WorkspaceID, FileName: fileName, FileType: fileType, ObjectKey: key,
+			CreatedAt: time.Now().UTC(), ExpiresAt: expires.UTC(),
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &farm.UploadTicket{UploadURL: url, Slug: slug, ExpiresAt: expires.UTC()}, nil
+}
+
+// tooManyUnusedUploads refuses a new upload to a workspace that holds max
+// uploads no job was made from.
+func tooManyUnusedUploads(max int) error {
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest,
+		Message: fmt.Sprintf("this workspace holds %d uploads that no job was made from, the most it may; nothing was done. "+
+			"Make jobs from those whose files you sent (POST /jobs with their slug), or wait: the farm removes an upload "+
+			"no job was made from once it is older than its upload retention (24 h unless the operator set --upload-retention)", max)}
 }
 
 func checkFileName(fileName, fileType string) error {

@@ -96,3 +96,16 @@ func (q *Queries) ClaimUpload(ctx context.Context, slug, jobID, inputKey string)
 	}
 	return nil
 }
+
+// CountUnclaimedUploads counts the workspace's uploads that no job was
+// made from, stopping at limit: the caller asks only whether there is
+// room under it, so a count never reads more than limit rows.
+func (q *Queries) CountUnclaimedUploads(ctx context.Context, workspaceID string, limit int) (int, error) {
+	var n int
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM uploads WHERE workspace_id = ? AND job_id IS NULL LIMIT ?) unclaimed`,
+		workspaceID, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count unused uploads: %w", err)
+	}
+	return n, nil
+}

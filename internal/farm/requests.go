@@ -89,6 +89,14 @@ const MaxWebhooksPerWorkspace = 20
 // a key could ask for ten a second all day.
 const MaxUnusedUploadsPerWorkspace = 1000
 
+// MaxFramesInProgressPerWorkspace bounds the frames of a workspace's jobs
+// in progress (booting to finalizing, and suspended) at once. Each is a
+// row that the farm's progress answers list, GET /jobs/progress all of
+// them in one answer; a million frames is months of a large farm's work,
+// while without a bound a key could queue a job of 100,000 frames a
+// second.
+const MaxFramesInProgressPerWorkspace = 1_000_000
+
 // JobLog is the tail of the last Blender log kept for a job, the one that
 // explains a failure.
 type JobLog struct {

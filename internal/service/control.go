@@ -192,8 +192,15 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusBooting); err != nil {
 			return err
 		}
+		if err := s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(frames, job.FinalConfig.ChunkSize)); err != nil {
+			return err
+		}
+		// The job's every frame is in progress again, and listed so.
+		if err := s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(rows), "retrying this job puts back in progress its"); err != nil {
+			return err
+		}
 		s.log.Info("retrying frames of a job", "job", job.ID, "frames", strings.Join(farm.CompactRanges(frames), ","))
-		return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(frames, job.FinalConfig.ChunkSize))
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -309,7 +309,10 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		if scouts == nil {
 			all := farm.Chunks(frames, final.ChunkSize)
 			chunks = len(all)
-			return s.engine.EnqueueChunks(ctx, tx, job, all)
+			if err := s.engine.EnqueueChunks(ctx, tx, job, all); err != nil {
+				return err
+			}
+			return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(frames), "this render asks for")
 		}
 		// The scout frames render first; the others are held, with no
 		// chunk, until the job is resumed (node.recordChunk suspends it
@@ -326,7 +329,7 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 				return err
 			}
 		}
-		return nil
+		return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(frames), "this render asks for")
 	})
 	if err != nil {
 		return nil, false, err

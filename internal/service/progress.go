@@ -228,6 +228,40 @@ func offeredNames(versions []string) string {
 	return strings.Join(versions, ", ")
 }
 
+// jobsInProgress are the statuses of the jobs that are the farm's work,
+// running or paused: GET /jobs/progress reports them, and their frames
+// count against the workspace's MaxFramesInProgress.
+var jobsInProgress = []farm.Status{farm.StatusValidating, farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing, farm.StatusSuspended}
+
+// checkRoomForFrames refuses a request that put adding frames in progress
+// once its transaction wrote them, if the workspace's jobs in progress,
+// this one's now among them, have more frames than the workspace may;
+// doing says what the request does. The refusal rolls the request back.
+//
+// It takes the workspace's row, so that requests of one workspace count
+// one after the other, each seeing the frames of those before it (on
+// PostgreSQL each statement reads what was committed before it began).
+// It takes it last, after the job and tasks the request wrote, as a
+// render node's and the dispatcher's transactions take it after the tasks
+// they write (store.CountTowardsBudget, MarkServed), so that no two wait
+// for each other.
+func (s *Service) checkRoomForFrames(ctx context.Context, tx *store.Tx, workspaceID string, adding int, doing string) error {
+	if err := tx.LockWorkspace(ctx, workspaceID); err != nil {
+		return err
+	}
+	max := s.cfg.MaxFramesInProgress
+	held, err := tx.CountFramesOfJobsWithStatus(ctx, workspaceID, max+1, jobsInProgress...)
+	if err != nil {
+		return err
+	}
+	if held <= max {
+		return nil
+	}
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest,
+		Message: fmt.Sprintf("%s %d frames, which with the frames of this workspace's other jobs in progress would pass the %d frames a workspace may have in progress; nothing was done. "+
+			"Wait for some of those jobs to end, cancel some (POST /jobs/{id}/cancel), or render fewer frames", doing, adding, max)}
+}
+
 // RunningProgress reports every job of the workspace that the farm is
 // working on, and every suspended one: a suspended job is still the
 // farm's work, paused (by its owner, or once its scout frames were done),
@@ -235,7 +269,7 @@ func offeredNames(versions []string) string {
 // progress`) must see it, its frames done and why it waits, as Progress
 // reports it.
 func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
-	jobs, err := s.store.JobsWithStatus(ctx, p.WorkspaceID, farm.StatusValidating, farm.StatusBooting, farm.StatusRendering, farm.StatusFinalizing, farm.StatusSuspended)
+	jobs, err := s.store.JobsWithStatus(ctx, p.WorkspaceID, jobsInProgress...)
 	if err != nil {
 		return nil, err
 	}

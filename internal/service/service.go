@@ -38,6 +38,9 @@ type Config struct {
 	// MaxUnusedUploads is how many uploads no job was made from a
 	// workspace may hold; POST /uploads past it is refused.
 	MaxUnusedUploads int
+	// MaxFramesInProgress is how many frames a workspace's jobs in
+	// progress may have; a render or a retry past it is refused.
+	MaxFramesInProgress int
 	// WorkerTimeout is how long a worker may go without a heartbeat before
 	// it no longer counts among the workers a render is spread over.
 	WorkerTimeout time.Duration
@@ -57,12 +60,13 @@ type Config struct {
 // DefaultConfig is the service the command line's flags default to.
 func DefaultConfig() Config {
 	return Config{
-		UploadURLTTL:     engine.DefaultUploadURLTTL,
-		DownloadURLTTL:   time.Hour,
-		MaxUploadBytes:   objstore.DefaultMaxUploadBytes,
-		MaxUnusedUploads: farm.MaxUnusedUploadsPerWorkspace,
-		WorkerTimeout:    engine.DefaultWorkerTimeout,
-		LocalRenderSlots: 1,
+		UploadURLTTL:        engine.DefaultUploadURLTTL,
+		DownloadURLTTL:      time.Hour,
+		MaxUploadBytes:      objstore.DefaultMaxUploadBytes,
+		MaxUnusedUploads:    farm.MaxUnusedUploadsPerWorkspace,
+		MaxFramesInProgress: farm.MaxFramesInProgressPerWorkspace,
+		WorkerTimeout:       engine.DefaultWorkerTimeout,
+		LocalRenderSlots:    1,
 	}
 }
 
@@ -86,6 +90,9 @@ func New(eng *engine.Engine, cfg Config) *Service {
 	// A Config written out without the limit would refuse every upload.
 	if cfg.MaxUnusedUploads <= 0 {
 		cfg.MaxUnusedUploads = farm.MaxUnusedUploadsPerWorkspace
+	}
+	if cfg.MaxFramesInProgress <= 0 {
+		cfg.MaxFramesInProgress = farm.MaxFramesInProgressPerWorkspace
 	}
 	return &Service{cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(), makeJobTx: eng.Store().InTx}
 }

@@ -242,7 +242,9 @@ func (q *Queries) GetWorkspaceStorage(ctx context.Context, workspaceID, exceptSl
 // read what that one wrote. Without it, under READ COMMITTED, several
 // could each count the same room and all take it. ErrNotFound when there
 // is no such workspace. Take it before anything else the transaction
-// locks or writes, so that no two transactions wait for each other.
+// locks or writes, so that no two transactions wait for each other, or,
+// in a transaction that writes a job's tasks, after them, as a render
+// node's and the dispatcher's do (CountTowardsBudget, MarkServed).
 //
 // On PostgreSQL the lock is FOR NO KEY UPDATE, as LockJob's: it excludes
 // every other LockWorkspace and write of the row, not the foreign key

@@ -425,6 +425,13 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		if split.Mode == "" {
 			split.Mode = SplitBySamples
 		}
+		// Divided rather than multiplied, so that a huge parts cannot
+		// overflow; parts itself is checked where splits are known
+		// (blender.CheckSplit).
+		if split.Parts > 1 && len(frames) > MaxSplitPartsPerRender/split.Parts {
+			return nil, nil, InvalidField("splitFrame.parts", "splitting each of the %d frames into %d parts makes more than %d parts, each a task of its own, and a render may make at most %d; render fewer frames at a time (at most %d in %d parts), or split them into fewer parts",
+				len(frames), split.Parts, MaxSplitPartsPerRender, MaxSplitPartsPerRender, MaxSplitPartsPerRender/split.Parts, split.Parts)
+		}
 		fc.SplitFrame = &split
 	}
 	if fc.RenderEngine != "CYCLES" && fc.DenoisingEnabled {

@@ -417,6 +417,13 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 			wantField: "frameRanges", wantMessage: `frame range "20-30" is outside the scene's frames 1-24`},
 		{name: "frameRanges malformed", request: func(r *farm.RenderConfig) { r.FrameRanges = []string{"24-1"} },
 			wantField: "frameRanges", wantMessage: `write it as "1-24"`},
+		{name: "a split into more parts than a render may make, frames times parts",
+			analysis: func(a *farm.Analysis) { a.Scenes[0].FrameEnd = 100_000 },
+			request: func(r *farm.RenderConfig) {
+				r.FrameRanges = []string{"1-2000"}
+				r.SplitFrame = &farm.SplitFrame{Parts: 64}
+			},
+			wantField: "splitFrame.parts", wantMessage: "splitting each of the 2000 frames into 64 parts makes more than 100000 parts, each a task of its own, and a render may make at most 100000; render fewer frames at a time (at most 1562 in 64 parts)"},
 		{name: "frameRanges empty", request: func(r *farm.RenderConfig) { r.FrameRanges = []string{} },
 			wantField: "frameRanges", wantMessage: "no frames to render"},
 		{name: "a scene range too long to render without frameRanges",
@@ -825,5 +832,20 @@ func TestResolveConfigRefusesSettingsTheFormatLacks(t *testing.T) {
 				t.Fatalf("err = %v, want a refusal naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+func TestResolveConfigTakesASplitOfAsManyPartsAsARenderMayMake(t *testing.T) {
+	a := twoScenes()
+	a.Scenes[0].FrameEnd = 100_000
+	req := minimalRequest()
+	last := farm.MaxSplitPartsPerRender / 64
+	req.FrameRanges = []string{fmt.Sprintf("1-%d", last)}
+	req.SplitFrame = &farm.SplitFrame{Parts: 64}
+
+	fc, frames, err := farm.ResolveConfig(req, a, cpuFarm)
+
+	if err != nil || len(frames) != last || fc.PartsPerFrame() != 64 {
+		t.Errorf("ResolveConfig of %d frames in 64 parts = %d frames, %v; want them taken", last, len(frames), err)
 	}
 }

@@ -11,6 +11,14 @@ import (
 // that a typo such as "1-1000000" cannot flood the queue.
 const MaxFramesPerJob = 100_000
 
+// MaxSplitPartsPerRender bounds the parts a render request splits its
+// frames into (frames times splitFrame.parts). Each part is a task of its
+// own, inserted in the request's transaction: at the largest split, 64
+// parts, the 100,000 frames a request may have would be 6.4 million tasks
+// and as many part rows written in one request, where a split render is
+// for a few long frames.
+const MaxSplitPartsPerRender = MaxFramesPerJob
+
 // MaxFrame is the highest frame number Blender accepts.
 const MaxFrame = 1_048_574
 

@@ -126,3 +126,26 @@ func TestTheFarmsLimitOfFramesInProgressIsAMillion(t *testing.T) {
 		t.Errorf("DefaultConfig().MaxFramesInProgress = %d, want farm.MaxFramesInProgressPerWorkspace", got)
 	}
 }
+
+// TestThePartsOfSplitFramesCountAsFramesInProgress: each part of a split
+// frame is a task as a chunk is, so it counts against the limit as a
+// frame does: 5 frames in 4 parts are 25, and 10 frames more pass 30.
+func TestThePartsOfSplitFramesCountAsFramesInProgress(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.api.cfg.MaxFramesInProgress = framesInProgressForTests
+		split := enginetest.RenderConfig(1, "1-5")
+		split.SplitFrame = &farm.SplitFrame{Parts: 4}
+		f.WaitingJob(f.api, 5, split)
+		other := f.ValidatedJob(f.api, 10)
+
+		_, _, err := f.api.Render(f.Ctx, f.P, other.ID, enginetest.RenderConfig(5))
+
+		if enginetest.ErrorCode(err) != farm.CodeInvalidRequest || !strings.Contains(err.Error(), "each part of a split frame counting as a frame too") {
+			t.Fatalf("a render of 10 frames beside 5 frames in 4 parts: %v, want 400 %s saying parts count", err, farm.CodeInvalidRequest)
+		}
+		if _, _, err := f.api.Render(f.Ctx, f.P, other.ID, enginetest.RenderConfig(5, "1-5")); err != nil {
+			t.Errorf("a render of the 5 frames left: %v", err)
+		}
+	})
+}

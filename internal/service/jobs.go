@@ -295,6 +295,13 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 		if err := checkSplit(final); err != nil {
 			return err
 		}
+		// What the render puts in progress: its frames, and the parts
+		// of each when they are split.
+		adding, doing := len(frames), "this render asks for"
+		if parts := final.PartsPerFrame(); parts > 1 {
+			adding += len(frames) * parts
+			doing = "this render, its frames in parts, asks for"
+		}
 		job.RequestedConfig, job.FinalConfig = cfg, final
 		if cfg.Priority != nil {
 			job.Priority = *cfg.Priority
@@ -312,7 +319,7 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 			if err := s.engine.EnqueueChunks(ctx, tx, job, all); err != nil {
 				return err
 			}
-			return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(frames), "this render asks for")
+			return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, adding, doing)
 		}
 		// The scout frames render first; the others are held, with no
 		// chunk, until the job is resumed (node.recordChunk suspends it
@@ -329,7 +336,7 @@ func (s *Service) Render(ctx context.Context, p farm.Principal, id string, cfg *
 				return err
 			}
 		}
-		return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(frames), "this render asks for")
+		return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, adding, doing)
 	})
 	if err != nil {
 		return nil, false, err

@@ -235,8 +235,9 @@ var jobsInProgress = []farm.Status{farm.StatusValidating, farm.StatusBooting, fa
 
 // checkRoomForFrames refuses a request that put adding frames in progress
 // once its transaction wrote them, if the workspace's jobs in progress,
-// this one's now among them, have more frames than the workspace may;
-// doing says what the request does. The refusal rolls the request back.
+// this one's now among them, have more frames than the workspace may, the
+// parts of a split frame counting as frames too; doing says what the
+// request does. The refusal rolls the request back.
 //
 // It takes the workspace's row, so that requests of one workspace count
 // one after the other, each seeing the frames of those before it (on
@@ -258,7 +259,7 @@ func (s *Service) checkRoomForFrames(ctx context.Context, tx *store.Tx, workspac
 		return nil
 	}
 	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest,
-		Message: fmt.Sprintf("%s %d frames, which with the frames of this workspace's other jobs in progress would pass the %d frames a workspace may have in progress; nothing was done. "+
+		Message: fmt.Sprintf("%s %d frames, which with the frames of this workspace's other jobs in progress would pass the %d frames a workspace may have in progress (each part of a split frame counting as a frame too); nothing was done. "+
 			"Wait for some of those jobs to end, cancel some (POST /jobs/{id}/cancel), or render fewer frames", doing, adding, max)}
 }
 

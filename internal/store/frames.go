@@ -254,20 +254,28 @@ func (q *Queries) FrameOutputsOfJob(ctx context.Context, jobID string) (map[int]
 }
 
 // CountFramesOfJobsWithStatus counts the frames of the workspace's jobs in
-// one of statuses, stopping at limit: the caller asks only whether there is
-// room under it, so a count never reads more than limit rows.
+// one of statuses, and the parts of their split frames (each a task as a
+// chunk is), stopping at limit of each: the caller asks only whether
+// there is room under it, so a count never reads more than twice limit
+// rows.
 func (q *Queries) CountFramesOfJobsWithStatus(ctx context.Context, workspaceID string, limit int, statuses ...farm.Status) (int, error) {
 	if len(statuses) == 0 {
 		return 0, nil
 	}
-	args := []any{workspaceID}
-	for _, s := range statuses {
-		args = append(args, s)
+	of := func(table string) string {
+		return `(SELECT COUNT(*) FROM (SELECT 1 FROM ` + table + ` x JOIN jobs j ON j.id = x.job_id
+			WHERE j.workspace_id = ? AND j.status IN (?` + strings.Repeat(", ?", len(statuses)-1) + `) LIMIT ?) counted)`
 	}
-	args = append(args, limit)
+	var args []any
+	for range 2 {
+		args = append(args, workspaceID)
+		for _, s := range statuses {
+			args = append(args, s)
+		}
+		args = append(args, limit)
+	}
 	var n int
-	err := q.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM frames f JOIN jobs j ON j.id = f.job_id
-		WHERE j.workspace_id = ? AND j.status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`) LIMIT ?) counted`, args...).Scan(&n)
+	err := q.queryRow(ctx, `SELECT `+of("frames")+` + `+of("frame_parts"), args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count frames of jobs in progress: %w", err)
 	}

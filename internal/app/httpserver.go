@@ -31,6 +31,14 @@ const (
 	// their analyses, the dashboard's scripts) are a few hundred KB.
 	apiWriteTimeout = time.Minute
 
+	// maxHeaderBytes bounds a request's line and headers. An API request
+	// carries a key and a few standard headers, and an object URL's
+	// signature is in a query of a few hundred bytes, so 64 KiB is far
+	// more than any client sends; Go's default, 1 MiB, let each of the
+	// --max-connections connections make the server hold a megabyte. Go
+	// answers a request over it 431 itself, before any handler.
+	maxHeaderBytes = 64 << 10
+
 	// makeRoomAfter is how long a connection must have waited for a
 	// request before it may be closed to make room at the connection cap:
 	// a client sends its request as soon as it connects, so one silent for
@@ -53,13 +61,15 @@ type httpLimits struct {
 	// maxConnections caps the connections open at once
 	// (--max-connections; see connLimiter).
 	maxConnections int
+	// headerBytes is maxHeaderBytes.
+	headerBytes int
 }
 
 // serveLimits are the limits of serve's HTTP server, with the values the
 // flags give.
 func serveLimits(keepAliveIdle time.Duration, maxConnections int) httpLimits {
 	return httpLimits{header: headerTimeout, apiBody: apiBodyTimeout, apiWrite: apiWriteTimeout,
-		keepAliveIdle: keepAliveIdle, maxConnections: maxConnections}
+		keepAliveIdle: keepAliveIdle, maxConnections: maxConnections, headerBytes: maxHeaderBytes}
 }
 
 // newHTTPServer is serve's server, and the listener to serve it on: l with
@@ -72,6 +82,7 @@ func newHTTPServer(h http.Handler, l net.Listener, limits httpLimits) (*http.Ser
 	return &http.Server{
 		Handler:           boundExchanges(h, limits),
 		ReadHeaderTimeout: limits.header,
+		MaxHeaderBytes:    limits.headerBytes,
 		IdleTimeout:       limits.keepAliveIdle,
 		ConnState:         limited.ConnState,
 	}, limited

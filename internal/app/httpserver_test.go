@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,7 +17,7 @@ import (
 // they cut run in a second; only the one a test is about matters.
 var testLimits = httpLimits{
 	header: 5 * time.Second, apiBody: 300 * time.Millisecond, apiWrite: 300 * time.Millisecond,
-	keepAliveIdle: time.Minute, maxConnections: 100,
+	keepAliveIdle: time.Minute, maxConnections: 100, headerBytes: maxHeaderBytes,
 }
 
 // startServer serves h as serve does, with limits, on a free port of
@@ -60,6 +61,41 @@ func get(t *testing.T, conn net.Conn, r *bufio.Reader, path string) int {
 }
 
 func ok(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
+
+// TestHeadersOverTheLimitAreRefused: a request whose headers pass 64 KiB
+// is answered 431 and its connection closed, without reaching a handler;
+// one of 32 KiB, already far more than a client sends, is served.
+func TestHeadersOverTheLimitAreRefused(t *testing.T) {
+	if got := serveLimits(time.Minute, 100).headerBytes; got != 64<<10 {
+		t.Errorf("serve's header limit is %d bytes, want 64 KiB as docs/security.md says", got)
+	}
+	var reached atomic.Int32
+	addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		ok(w, r)
+	}), testLimits)
+	for _, tt := range []struct {
+		headerBytes int
+		want        int
+	}{
+		{32 << 10, http.StatusOK},
+		{128 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		conn := dialServer(t, addr)
+		fmt.Fprintf(conn, "GET /api/external/v1/jobs HTTP/1.1\r\nHost: farm\r\nX-Padding: %s\r\n\r\n", strings.Repeat("a", tt.headerBytes))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("a request with %d bytes of headers: %v", tt.headerBytes, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("a request with %d bytes of headers: %d, want %d", tt.headerBytes, resp.StatusCode, tt.want)
+		}
+	}
+	if n := reached.Load(); n != 1 {
+		t.Errorf("%d requests reached the handler, want the one within the limit", n)
+	}
+}
 
 // TestSlowAPIBodyIsCut: an API request whose body stalls is cut after the
 // body's time, and the handler learns that its body is incomplete.

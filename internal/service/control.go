@@ -100,7 +100,15 @@ func (s *Service) Resume(ctx context.Context, p farm.Principal, id string) (*far
 			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
 			return err
 		}
-		return s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(left, job.FinalConfig.ChunkSize))
+		if err := s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(left, job.FinalConfig.ChunkSize)); err != nil {
+			return err
+		}
+		// A split job's frames count already, but the parts of those left
+		// out until now (a scout job's) are queued only here.
+		if parts := job.FinalConfig.PartsPerFrame(); parts > 1 {
+			return s.checkRoomForFrames(ctx, tx, p.WorkspaceID, len(left)*parts, "resuming this job, its frames in parts, asks for")
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, false, err

@@ -149,3 +149,29 @@ func TestThePartsOfSplitFramesCountAsFramesInProgress(t *testing.T) {
 		}
 	})
 }
+
+// TestResumingASplitScoutJobCountsTheRestOfItsParts: a split job with
+// scout frames queues the parts of its other frames only when it is
+// resumed, so the resume counts them, and past the limit it is refused
+// and the job stays suspended.
+func TestResumingASplitScoutJobCountsTheRestOfItsParts(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.api.cfg.MaxFramesInProgress = framesInProgressForTests
+		cfg := enginetest.RenderConfig(1, "1-5")
+		cfg.SplitFrame = &farm.SplitFrame{Parts: 4}
+		cfg.ScoutFrames = &farm.ScoutFrames{Ranges: []string{"1"}}
+		scouted := f.WaitingJob(f.api, 5, cfg) // 5 frames and frame 1's 4 parts: 9
+		f.WaitingJob(f.api, 15, enginetest.RenderConfig(5))
+		f.SetStatus(scouted.ID, farm.StatusSuspended)
+
+		_, _, err := f.api.Resume(f.Ctx, f.P, scouted.ID)
+
+		if enginetest.ErrorCode(err) != farm.CodeInvalidRequest || !strings.Contains(err.Error(), "resuming this job, its frames in parts, asks for 20 frames") {
+			t.Fatalf("Resume: %v, want 400 %s counting the 20 parts of the frames not completed, 1 to 5", err, farm.CodeInvalidRequest)
+		}
+		if st := f.Job(scouted.ID).Status; st != farm.StatusSuspended {
+			t.Errorf("the job is %s after the refused resume, want suspended as before", st)
+		}
+	})
+}

@@ -50,6 +50,9 @@ func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, job *farm.Job,
 	if err != nil {
 		return err
 	}
+	if err := checkRenderTasksLeft(job, first, chunks); err != nil {
+		return err
+	}
 	if job.FinalConfig.PartsPerFrame() > 1 {
 		return e.enqueueParts(ctx, tx, job, need, first, chunks, now)
 	}
@@ -66,6 +69,26 @@ func (e *Engine) EnqueueChunks(ctx context.Context, tx *store.Tx, job *farm.Job,
 		}
 	}
 	return nil
+}
+
+// checkRenderTasksLeft refuses chunks that would take job past the
+// render tasks a job may make over its life (farm.MaxRenderTasksPerJob),
+// made is how many it made before (the next chunk's number), counting each
+// part of a split frame as a task, as enqueueParts makes them.
+func checkRenderTasksLeft(job *farm.Job, made int, chunks [][]int) error {
+	adding := len(chunks)
+	if parts := job.FinalConfig.PartsPerFrame(); parts > 1 {
+		adding = 0
+		for _, frames := range chunks {
+			adding += len(frames) * parts
+		}
+	}
+	if made+adding <= farm.MaxRenderTasksPerJob {
+		return nil
+	}
+	return &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest,
+		Message: fmt.Sprintf("job %s has made %d render tasks (chunks, and parts of split frames) over its render, resumes and retries, and this would make %d more, past the %d one job may make; nothing was done. "+
+			"Upload the file again to render it as a new job", job.ID, made, adding, farm.MaxRenderTasksPerJob)}
 }
 
 // enqueueParts is EnqueueChunks for a job whose frames are split: a

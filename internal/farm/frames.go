@@ -19,6 +19,14 @@ const MaxFramesPerJob = 100_000
 // for a few long frames.
 const MaxSplitPartsPerRender = MaxFramesPerJob
 
+// MaxRenderTasksPerJob bounds the render tasks (chunks, and the parts of
+// split frames) one job makes over its life: its render, and every resume
+// and retry, each of which makes new tasks for the frames it renders while
+// the earlier ones stay recorded. Without it, suspending and resuming a
+// job of 100,000 one-frame chunks made 100,000 task rows a cycle, two
+// requests each, without end; a million is ten renders of the largest job.
+const MaxRenderTasksPerJob = 1_000_000
+
 // MaxFrame is the highest frame number Blender accepts.
 const MaxFrame = 1_048_574
 

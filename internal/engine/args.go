@@ -140,12 +140,16 @@ func (CountJobLogsArgs) Kind() string { return "count_job_logs" }
 // the job does not keep (Engine.RemoveUnkeptOutputs): a retry's removal
 // sets it, and so do a cancel of a finalizing job and the reaper failing
 // one whose finalizing panicked; they may run long after they were
-// queued and still take nothing a later finalizing stored.
+// queued and still take nothing a later finalizing stored. OrphanFrames
+// removes the job's frame files that no frame records and whose holder
+// can record nothing more (Engine.RemoveOrphanFrames): the reaper's
+// requeue of a chunk sets it, for an hour later.
 type DeleteObjectsArgs struct {
-	JobID    string   `json:"jobId,omitempty"`
-	Keys     []string `json:"keys,omitempty"`
-	Prefixes []string `json:"prefixes,omitempty"`
-	Outputs  bool     `json:"outputs,omitempty"`
+	JobID        string   `json:"jobId,omitempty"`
+	Keys         []string `json:"keys,omitempty"`
+	Prefixes     []string `json:"prefixes,omitempty"`
+	Outputs      bool     `json:"outputs,omitempty"`
+	OrphanFrames bool     `json:"orphanFrames,omitempty"`
 }
 
 // Kind is River's name for the job.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
@@ -189,8 +190,7 @@ func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 			// The holder given up on may still run: a Put it began
 			// before it lost the task may land in its folder after its
 			// successor's sweep, and its node die before its own.
-			sweep := DeleteObjectsArgs{JobID: t.JobID, Outputs: true}
-			if err := e.InsertLater(ctx, tx, sweep, time.Now().Add(StaleHolderSweepAfter)); err != nil {
+			if err := e.sweepLater(ctx, tx, DeleteObjectsArgs{JobID: t.JobID, Outputs: true}); err != nil {
 				return err
 			}
 		}
@@ -198,11 +198,27 @@ func (e *Engine) Requeue(ctx context.Context, t store.Task, why string) error {
 	})
 }
 
-// StaleHolderSweepAfter is how long after a finalize task is handed out
-// again what its job's finalizings stored and the job does not keep is
-// removed once more (RemoveUnkeptOutputs): far longer than a holder given
-// up on takes to end a Put it began.
+// StaleHolderSweepAfter is how long after a task is handed out again what
+// a holder given up on may have stored and nothing records is removed
+// (RemoveUnkeptOutputs for a finalize task, RemoveOrphanFrames for a
+// chunk): far longer than such a holder takes to end a Put it began.
 const StaleHolderSweepAfter = time.Hour
+
+// sweepLater queues, in tx, the removal sweep (a job's unkept outputs or
+// orphan frames) to run StaleHolderSweepAfter from now, unless the same
+// sweep of the job already waits or runs: a worker given up on with a
+// hundred chunks of one job hands them all out again at once, and one
+// sweep after them all does.
+func (e *Engine) sweepLater(ctx context.Context, tx *store.Tx, sweep DeleteObjectsArgs) error {
+	opts := e.insertOpts(sweep)
+	opts.ScheduledAt = time.Now().Add(StaleHolderSweepAfter)
+	opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled}}
+	if _, err := e.River().InsertTx(ctx, tx.SQL(), sweep, opts); err != nil {
+		return fmt.Errorf("queue the late removal sweep of job %s: %w", sweep.JobID, err)
+	}
+	return nil
+}
 
 // returnToWaiting is Requeue's for a chunk.
 func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task, why string) error {
@@ -229,6 +245,12 @@ func (e *Engine) returnToWaiting(ctx context.Context, tx *store.Tx, t store.Task
 		}
 	}
 	if err := queueRenderingFrames(ctx, tx, t.ID); err != nil {
+		return err
+	}
+	// The holder given up on may still run: a frame it stores after the
+	// job's finalizing removed the orphans, its node then dying, would
+	// stay.
+	if err := e.sweepLater(ctx, tx, DeleteObjectsArgs{JobID: t.JobID, OrphanFrames: true}); err != nil {
 		return err
 	}
 	t.Generation = gen

@@ -52,6 +52,15 @@ func (h *Housekeeping) DeleteObjects(ctx context.Context, a engine.DeleteObjects
 			return fmt.Errorf("delete the zips and preview of job %s: %w", a.JobID, err)
 		}
 	}
+	if a.OrphanFrames && a.JobID != "" {
+		n, err := h.engine.RemoveOrphanFrames(ctx, a.JobID)
+		if err != nil {
+			return fmt.Errorf("delete the orphan frames of job %s: %w", a.JobID, err)
+		}
+		if n > 0 {
+			h.log.Info("removed frame files no frame records, stored by workers given up on", "job", a.JobID, "count", n)
+		}
+	}
 	return nil
 }
 

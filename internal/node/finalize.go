@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -140,40 +139,9 @@ func (fin *finalizing) done(recorded bool) {
 // if that holder was over (engine.HoldersOver) in tasks, the job's tasks
 // read before frames and outputs: everything it recorded is in them.
 func (n *Node) removeOrphanFrames(ctx context.Context, jobID string, tasks []store.Task, frames []store.Frame, outputs map[int][]farm.FrameOutput) error {
-	referenced := make(map[string]bool, len(frames))
-	for _, f := range frames {
-		if f.ObjectKey != "" {
-			referenced[f.ObjectKey] = true
-		}
-	}
-	for _, files := range outputs {
-		for _, o := range files {
-			referenced[o.ObjectKey] = true
-		}
-	}
-	stored, err := n.objects.List(ctx, farm.JobFramesPrefix(jobID))
-	if err != nil {
-		return fmt.Errorf("list the frames of job %s: %w", jobID, err)
-	}
-	over := engine.HoldersOver(tasks)
-	removed, first := 0, ""
-	for _, obj := range stored {
-		if referenced[obj.Key] {
-			continue
-		}
-		if taskID, generation, ok := farm.FramesHolder(jobID, obj.Key); ok && !over(taskID, generation) {
-			continue
-		}
-		if err := n.objects.Delete(ctx, obj.Key); err != nil {
-			return fmt.Errorf("remove orphan frame image %s: %w", obj.Key, err)
-		}
-		if removed == 0 {
-			first = obj.Key
-		}
-		removed++
-	}
+	removed, first, err := engine.RemoveUnreferencedFrames(ctx, n.objects, jobID, tasks, frames, outputs, true)
 	if removed > 0 {
 		n.log.Info("removed frame images that no frame refers to", "job", jobID, "count", removed, "first", first)
 	}
-	return nil
+	return err
 }

@@ -968,3 +968,55 @@ func TestASweepThatFailsIsLeftToTheCleanupQueue(t *testing.T) {
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
+
+// TestAFrameAChunkGivenUpOnStoredAfterTheJobFinalizedIsRemovedLater: a
+// chunk's worker is given up on and its chunk handed out again; the job
+// renders and completes without it. The stale worker then stores its
+// frame (a Put it began before) and dies before it could find the task
+// gone and remove it. The sweep the requeue queued for an hour later
+// removes that file, which no frame records, and leaves the job's own:
+// what is stored is what the workspace's storage counts. Several chunks
+// handed out at once queue one sweep.
+func TestAFrameAChunkGivenUpOnStoredAfterTheJobFinalizedIsRemovedLater(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		f.node.cfg.FFmpeg = filepath.Join(t.TempDir(), "no-ffmpeg")
+		job := f.RenderingJob(f.api, 2, 1)
+		tasks := f.Tasks(job.ID, store.TaskRender)
+		stale := []engine.TaskRef{f.startedChunk(tasks[0]), f.startedChunk(tasks[1])}
+		for _, task := range tasks {
+			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "worker stopped answering; its task is handed out again"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sweeps := len(f.RiverJobs(engine.DeleteObjectsArgs{}.Kind())); sweeps != 1 {
+			t.Errorf("%d sweeps queued for two chunks handed out again, want 1", sweeps)
+		}
+		f.DispatchAll(job)
+		for _, task := range f.Tasks(job.ID, store.TaskRender) {
+			if err := f.node.endChunk(f.Ctx, f.renderChunk(task), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.finalize(job.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Job(job.ID).Status; st != farm.StatusCompleted {
+			t.Fatalf("job = %s, want completed", st)
+		}
+		late := farm.FrameKey(job.ID, stale[0].TaskID, stale[0].Generation, "frame_0001.png")
+		f.Put(late)
+
+		f.runRemovals()
+
+		if f.Exists(late) {
+			t.Errorf("%s, stored by the chunk given up on after the job finalized, is still stored", late)
+		}
+		for n, fr := range f.Frames(job.ID) {
+			if !f.Exists(fr.ObjectKey) {
+				t.Errorf("frame %d's image %s was removed", n, fr.ObjectKey)
+			}
+		}
+		f.checkStorageIsWhatIsStored(job.ID)
+	})
+}

@@ -558,6 +558,31 @@ func (f *fixture) whileStoringZip(jobID string, during func()) *hookedBucket {
 	return b
 }
 
+// givenUpWhileStoringZip hands the job's finalize task to another holder
+// (its node was given up on) during the first Put of a frames.zip of the
+// job, then runs then, if not nil: a successor finalizing before the
+// stale Put lands. It answers the node's bucket, which counts the Puts.
+func (f *fixture) givenUpWhileStoringZip(jobID string, task store.Task, then func()) *hookedBucket {
+	return f.whileStoringZip(jobID, func() {
+		if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
+			f.T.Error(err)
+			return
+		}
+		if then != nil {
+			then()
+		}
+	})
+}
+
+// checkOnlyOutputIs checks that of what the job's finalizings stored,
+// key alone is left.
+func (f *fixture) checkOnlyOutputIs(jobID, key string) {
+	f.T.Helper()
+	if keys := f.storedOutputs(jobID); !slices.Equal(keys, []string{key}) {
+		f.T.Errorf("outputs stored %q, want %s alone", keys, key)
+	}
+}
+
 // TestNoZipIsLeftForAJobDeletedWhileItFinalizes: the job is canceled,
 // its files deleted and removed while its finalizing stores frames.zip,
 // before River's cancel reaches the finalizing. The finalizing, which can
@@ -618,11 +643,7 @@ func TestAFinalizingGivenUpOnLeavesItsSuccessorItsOwnZip(t *testing.T) {
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.finalizingJob()
 		task := f.finalizeTask(job.ID)
-		f.whileStoringZip(job.ID, func() {
-			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
-				t.Error(err)
-			}
-		})
+		f.givenUpWhileStoringZip(job.ID, task, nil)
 		stale := f.Ref(task)
 		if err := f.node.finalizeWorker().Work(f.Ctx, attemptOf(engine.FinalizeArgs{TaskRef: stale}, 1, 1)); err != nil {
 			t.Fatalf("the finalizing given up on: %v", err)
@@ -638,9 +659,7 @@ func TestAFinalizingGivenUpOnLeavesItsSuccessorItsOwnZip(t *testing.T) {
 		if want := farm.FramesZipKey(job.ID, task.ID, stale.Generation+1); done.Status != farm.StatusCompleted || done.Files.FramesZipKey != want {
 			t.Fatalf("job = %s with files %+v; want completed with %s", done.Status, done.Files, want)
 		}
-		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
-			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
-		}
+		f.checkOnlyOutputIs(job.ID, done.Files.FramesZipKey)
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
@@ -656,11 +675,7 @@ func TestAFinalizingGivenUpOnCannotReplaceItsSuccessorsZip(t *testing.T) {
 		job := f.finalizingJob()
 		task := f.finalizeTask(job.ID)
 		var successor []byte
-		bucket := f.whileStoringZip(job.ID, func() {
-			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
-				t.Error(err)
-				return
-			}
+		bucket := f.givenUpWhileStoringZip(job.ID, task, func() {
 			// The stale finalizing checked that it held its task before
 			// this Put; its successor now makes and records the job's zip.
 			if err := f.finalize(job.ID); err != nil {
@@ -684,9 +699,7 @@ func TestAFinalizingGivenUpOnCannotReplaceItsSuccessorsZip(t *testing.T) {
 		if got := f.read(done.Files.FramesZipKey); len(successor) == 0 || !bytes.Equal(got, successor) {
 			t.Errorf("the recorded zip changed after its finalizing completed (%d bytes, then %d)", len(successor), len(got))
 		}
-		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
-			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
-		}
+		f.checkOnlyOutputIs(job.ID, done.Files.FramesZipKey)
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
@@ -701,11 +714,7 @@ func TestAZipAStaleFinalizingStoredAsItsNodeDiedIsRemovedLater(t *testing.T) {
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		job := f.finalizingJob()
 		task := f.finalizeTask(job.ID)
-		f.whileStoringZip(job.ID, func() {
-			if err := f.Engine.Requeue(f.Ctx, f.Task(task.ID), "its node was given up on"); err != nil {
-				t.Error(err)
-				return
-			}
+		f.givenUpWhileStoringZip(job.ID, task, func() {
 			if err := f.finalize(job.ID); err != nil {
 				t.Errorf("the successor: %v", err)
 			}
@@ -724,9 +733,7 @@ func TestAZipAStaleFinalizingStoredAsItsNodeDiedIsRemovedLater(t *testing.T) {
 
 		f.runRemovals()
 
-		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
-			t.Errorf("outputs stored %q, want the successor's zip alone", keys)
-		}
+		f.checkOnlyOutputIs(job.ID, done.Files.FramesZipKey)
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }
@@ -962,9 +969,7 @@ func TestASweepThatFailsIsLeftToTheCleanupQueue(t *testing.T) {
 		}
 
 		f.runRemovals()
-		if keys := f.storedOutputs(job.ID); !slices.Equal(keys, []string{done.Files.FramesZipKey}) {
-			t.Errorf("outputs stored %q, want the zip the job records alone", keys)
-		}
+		f.checkOnlyOutputIs(job.ID, done.Files.FramesZipKey)
 		f.checkStorageIsWhatIsStored(job.ID)
 	})
 }

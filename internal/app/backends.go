@@ -100,7 +100,7 @@ type localObjects struct {
 	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
 	// putFailed sets right what acceptPut recorded of a PUT that then
 	// stored nothing (nil: nothing to set right).
-	putFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
+	putFailed func(ctx context.Context, key string, stored func() (int64, error)) error
 	// served counts what a download URL sent (nil: nothing is counted).
 	served func(ctx context.Context, key string, bytes int64) error
 }

@@ -216,15 +216,12 @@ func (l *Local) tellPutFailed(ctx context.Context, key string) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	err := l.putFailed(ctx, key, func() (int64, bool, error) {
+	err := l.putFailed(ctx, key, func() (int64, error) {
 		info, err := l.Stat(ctx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return 0, false, nil
-		case err != nil:
-			return 0, false, err
+		if errors.Is(err, ErrNotFound) {
+			return 0, nil
 		}
-		return info.Size, true, nil
+		return info.Size, err
 	})
 	if err != nil {
 		l.log.Warn("objstore: could not set right what was recorded of an upload that stored nothing", "key", key, "err", err)

@@ -327,16 +327,15 @@ func TestAcceptPutIsToldTheSize(t *testing.T) {
 func TestPutFailedIsToldOfAPutThatStoredNothing(t *testing.T) {
 	const key = "uploads/s5/scene.blend"
 	type failure struct {
-		key    string
-		size   int64
-		stored bool
+		key  string
+		size int64
 	}
 	failed := make(chan failure, 2)
 	l, srv, dir := newLocal(t, func(c *objstore.LocalConfig) {
 		c.TransferIdleTimeout = transferIdle
-		c.PutFailed = func(_ context.Context, k string, stored func() (int64, bool, error)) error {
-			size, ok, err := stored()
-			failed <- failure{k, size, ok}
+		c.PutFailed = func(_ context.Context, k string, stored func() (int64, error)) error {
+			size, err := stored()
+			failed <- failure{k, size}
 			return err
 		}
 	})
@@ -356,7 +355,7 @@ func TestPutFailedIsToldOfAPutThatStoredNothing(t *testing.T) {
 
 	select {
 	case f := <-failed:
-		if f != (failure{key, 10, true}) {
+		if f != (failure{key, 10}) {
 			t.Errorf("PutFailed told %+v, want the key and the 10 bytes stored before", f)
 		}
 	case <-time.After(10 * time.Second):

@@ -104,10 +104,10 @@ type LocalConfig struct {
 	// that then stored nothing: its body ended early, stalled, or grew
 	// past the limit, the disk was full, or AcceptPut refused it at its
 	// last word. What AcceptPut recorded of the file as the PUT began is
-	// then wrong; stored answers the size of what key holds now (false:
+	// then wrong; stored answers the size of what key holds now (0:
 	// nothing), for the hook to record that instead, under its own locks.
 	// Its error is logged.
-	PutFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
+	PutFailed func(ctx context.Context, key string, stored func() (int64, error)) error
 
 	// Served, if set, is told the bytes each presigned GET sent of key
 	// (a part of it for a Range request), after the answer, to count what
@@ -141,7 +141,7 @@ type Local struct {
 	urls      urlSigner
 	maxUpload int64
 	acceptPut func(ctx context.Context, key string, size int64, store func() error) error
-	putFailed func(ctx context.Context, key string, stored func() (int64, bool, error)) error
+	putFailed func(ctx context.Context, key string, stored func() (int64, error)) error
 	served    func(ctx context.Context, key string, bytes int64) error
 	idle      time.Duration
 	log       *slog.Logger

@@ -106,15 +106,8 @@ func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warn
 	ctx = context.WithoutCancel(ctx)
 	var removeErr error
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
-			return err
-		}
-		current, err := tx.GetUpload(ctx, up.WorkspaceID, up.Slug)
-		if errors.Is(err, store.ErrNotFound) || err == nil && current.JobID != "" {
-			return nil // swept, with its file; or made into a job
-		}
-		if err != nil {
-			return err
+		if unclaimed, err := lockUnclaimedUpload(ctx, tx, up.WorkspaceID, up.Slug); !unclaimed || err != nil {
+			return err // swept, with its file; or made into a job
 		}
 		if removeErr = s.objects.Delete(ctx, up.ObjectKey); removeErr != nil {
 			return removeErr
@@ -127,6 +120,25 @@ func (s *Service) removeRefusedUpload(ctx context.Context, up store.Upload, warn
 	case err != nil:
 		s.log.Warn("could not forget the size of a refused upload", "slug", up.Slug, "err", err)
 	}
+}
+
+// lockUnclaimedUpload takes the lock of workspaceID's row, under which
+// a PUT to a local upload URL records its file's size and stores it, and
+// answers whether the upload of slug is still there with no job made
+// from it: one swept is gone with its file, and the size of one made into
+// a job counts the job's input, neither to be touched.
+func lockUnclaimedUpload(ctx context.Context, tx *store.Tx, workspaceID, slug string) (bool, error) {
+	if err := tx.LockWorkspace(ctx, workspaceID); err != nil {
+		return false, err
+	}
+	up, err := tx.GetUpload(ctx, workspaceID, slug)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return up.JobID == "", nil
 }
 
 // checkPutFits refuses, for the local store's upload URLs, a file of size

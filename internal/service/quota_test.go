@@ -348,13 +348,13 @@ func TestAnUploadWhosePutStoredNothingHoldsNoRoom(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
 		accept, failed := AcceptUploadPut(f.Store), UploadPutFailed(f.Store)
-		stat := func(key string) func() (int64, bool, error) {
-			return func() (int64, bool, error) {
+		stat := func(key string) func() (int64, error) {
+			return func() (int64, error) {
 				info, err := f.Objects.Stat(f.Ctx, key)
 				if errors.Is(err, objstore.ErrNotFound) {
-					return 0, false, nil
+					return 0, nil
 				}
-				return info.Size, err == nil, err
+				return info.Size, err
 			}
 		}
 		used := func() int64 {

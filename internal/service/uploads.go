@@ -208,8 +208,8 @@ func AcceptUploadPut(st *store.Store) func(ctx context.Context, key string, size
 // the workspace's lock, under which a PUT records and stores. An upload
 // made into a job meanwhile is left alone: its size counts the job's
 // input.
-func UploadPutFailed(st *store.Store) func(ctx context.Context, key string, stored func() (int64, bool, error)) error {
-	return func(ctx context.Context, key string, stored func() (int64, bool, error)) error {
+func UploadPutFailed(st *store.Store) func(ctx context.Context, key string, stored func() (int64, error)) error {
+	return func(ctx context.Context, key string, stored func() (int64, error)) error {
 		slug, ok := farm.UploadSlug(key)
 		if !ok {
 			return nil
@@ -222,17 +222,10 @@ func UploadPutFailed(st *store.Store) func(ctx context.Context, key string, stor
 			return err
 		}
 		return st.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.LockWorkspace(ctx, up.WorkspaceID); err != nil {
+			if unclaimed, err := lockUnclaimedUpload(ctx, tx, up.WorkspaceID, slug); !unclaimed || err != nil {
 				return err
 			}
-			current, err := tx.GetUpload(ctx, up.WorkspaceID, slug)
-			if errors.Is(err, store.ErrNotFound) || err == nil && current.JobID != "" {
-				return nil // swept, or made into a job
-			}
-			if err != nil {
-				return err
-			}
-			size, _, err := stored()
+			size, err := stored()
 			if err != nil {
 				return err
 			}

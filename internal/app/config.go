@@ -122,8 +122,12 @@ type Config struct {
 	DownloadURLTTL time.Duration
 	// ServeDownloads sends a bucket's downloads through this server, so
 	// that they are counted (the local store's always are).
-	ServeDownloads      bool
-	UploadRetention     time.Duration
+	ServeDownloads  bool
+	UploadRetention time.Duration
+	// HistoryRetention is how long an ended job stays in the farm's
+	// history before it is removed, files, records and all, its usage
+	// kept by day (0: for ever).
+	HistoryRetention    time.Duration
 	UploadIdleTimeout   time.Duration
 	IdleTimeout         time.Duration
 	MaxConnections      int
@@ -273,6 +277,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "POST and DELETE requests per second one API key may send to this server (0: no limit)")
 		fs.IntVar(&c.RateLimitBurst, "rate-limit-burst", c.RateLimitBurst, "how many POST and DELETE requests one API key may send at once after a quiet spell")
 		fs.DurationVar(&c.UploadRetention, "upload-retention", c.UploadRetention, "how long an upload that no job was made from is kept before its file is removed")
+		fs.DurationVar(&c.HistoryRetention, "history-retention", c.HistoryRetention, "how long a job that ended (completed, failed or canceled) is kept, from its last change, before it is removed with its files and records; usage reports still count what it used, by day (0: keep every job for ever; otherwise at least 744h, 31 days)")
 		fs.DurationVar(&c.UploadIdleTimeout, "upload-idle-timeout", c.UploadIdleTimeout, "how long an upload to this server may send nothing, or a download from it take nothing, before it is cut (a slow but steady transfer is never cut)")
 		fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long a kept-alive connection may wait for its next request before it is closed")
 		fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "the most connections open at once; at the cap the one idle longest is closed, or a new one waits (0: half the process's open-file limit)")
@@ -309,6 +314,9 @@ func (c Config) Validate() error {
 			// An upload's temp file left unwritten for an hour is taken for
 			// a killed process's and removed (housekeeping).
 			return fmt.Errorf("%w: --upload-idle-timeout (%v) may be at most %v", ErrUsage, c.UploadIdleTimeout, MaxUploadIdleTimeout)
+		}
+		if c.HistoryRetention != 0 && c.HistoryRetention < housekeeping.MinHistoryRetention {
+			return fmt.Errorf("%w: --history-retention (%v) must be 0 (keep every job) or at least %v: a job's budget month, webhook retries and late removals all end well within it", ErrUsage, c.HistoryRetention, housekeeping.MinHistoryRetention)
 		}
 		if c.ServeDownloads && c.Storage == "" {
 			return fmt.Errorf("%w: --serve-downloads is for a bucket (--storage s3://…): the files in --data-dir are always downloaded from this server", ErrUsage)

@@ -91,6 +91,16 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 	if _, err := ParseConfig(Serve, []string{"--upload-retention", "1m"}, NewFlagSet("serve", io.Discard)); err == nil {
 		t.Error("a retention no longer than the upload URLs' life was accepted")
 	}
+	// The history is kept for ever, or at least 31 days.
+	for flag, ok := range map[string]bool{"0": true, "744h": true, "8760h": true, "24h": false, "-1h": false} {
+		c, err := ParseConfig(Serve, []string{"--history-retention", flag}, NewFlagSet("serve", io.Discard))
+		if (err == nil) != ok {
+			t.Errorf("--history-retention %s: %v, want accepted %v", flag, err, ok)
+		}
+		if ok && c.HistoryRetention.String() != map[string]string{"0": "0s", "744h": "744h0m0s", "8760h": "8760h0m0s"}[flag] {
+			t.Errorf("--history-retention %s = %v", flag, c.HistoryRetention)
+		}
+	}
 	for _, bad := range [][]string{{"--outage-tolerance", "0s"}, {"--disk-reserve", "-1"}, {"--max-failed-chunks", "0"}} {
 		if _, err := ParseConfig(Serve, bad, NewFlagSet("serve", io.Discard)); err == nil {
 			t.Errorf("%v was accepted", bad)

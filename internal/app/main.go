@@ -111,6 +111,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.store.SetFarmWorkerTimeout(ctx, c.WorkerTimeout); err != nil {
 			return err
 		}
+		if err := m.store.SetFarmHistoryRetention(ctx, c.HistoryRetention); err != nil {
+			return err
+		}
 	}
 	local := localObjects{publicURL: m.url, maxUpload: c.MaxUploadBytes, transferIdle: c.UploadIdleTimeout, acceptPut: service.AcceptUploadPut(m.store), putFailed: service.UploadPutFailed(m.store), served: service.CountDownload(m.store)}
 	if c.Role == Worker {

@@ -208,3 +208,9 @@ func (e *Engine) insertOpts(args river.JobArgs) *river.InsertOpts {
 	// The periodic jobs: the next run comes soon enough.
 	return &river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 1}
 }
+
+// RemoveHistoryArgs are the periodic remove_history job's.
+type RemoveHistoryArgs struct{}
+
+// Kind is River's name for the job.
+func (RemoveHistoryArgs) Kind() string { return "remove_history" }

@@ -103,6 +103,7 @@ func New(eng *engine.Engine, cfg Config) *Housekeeping {
 		river.AddWorker(w, &expireUploadsWorker{h: h})
 		river.AddWorker(w, &countJobLogsWorker{h: h})
 		river.AddWorker(w, &deleteObjectsWorker{h: h})
+		river.AddWorker(w, &removeHistoryWorker{h: h})
 		if cfg.DeliverWebhooks {
 			river.AddWorker(w, &deliverWorker{h: h})
 		}
@@ -110,5 +111,6 @@ func New(eng *engine.Engine, cfg Config) *Housekeeping {
 	eng.AddPeriodicJob(min(reapInterval(cfg.WorkerTimeout), maxReapPeriod), engine.ReapArgs{})
 	eng.AddPeriodicJob(expireEvery(cfg.UploadRetention, cfg.UploadURLTTL), engine.ExpireUploadsArgs{})
 	eng.AddPeriodicJob(countJobLogsEvery, engine.CountJobLogsArgs{})
+	eng.AddPeriodicJob(removeHistoryEvery, engine.RemoveHistoryArgs{})
 	return h
 }

@@ -97,3 +97,36 @@ func (q *Queries) FarmDownloadsURL(ctx context.Context) (string, error) {
 	}
 	return url, nil
 }
+
+// SetFarmHistoryRetention records how long the farm keeps an ended job
+// in its history (serve's --history-retention; 0 keeps it for ever),
+// which the periodic removal goes by on whichever process runs it.
+func (q *Queries) SetFarmHistoryRetention(ctx context.Context, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("the history retention must not be negative, not %v", d)
+	}
+	_, err := q.exec(ctx, `INSERT INTO farm_settings (name, value) VALUES ('history_retention', ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, d.String())
+	if err != nil {
+		return fmt.Errorf("record the history retention: %w", err)
+	}
+	return nil
+}
+
+// FarmHistoryRetention is how long the farm keeps an ended job in its
+// history; 0 (also when no serve has recorded one) keeps it for ever.
+func (q *Queries) FarmHistoryRetention(ctx context.Context) (time.Duration, error) {
+	var text string
+	err := q.queryRow(ctx, `SELECT value FROM farm_settings WHERE name = 'history_retention'`).Scan(&text)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the history retention: %w", err)
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("the farm's recorded history retention %q is not a duration", text)
+	}
+	return d, nil
+}

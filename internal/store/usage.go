@@ -166,6 +166,9 @@ func (q *Queries) WorkspaceUsage(ctx context.Context, workspaceID string, from, 
 	if err := ds.Err(); err != nil {
 		return u, err
 	}
+	if err := q.usageHistory(ctx, workspaceID, from, to, row); err != nil {
+		return u, fmt.Errorf("usage: %w", err)
+	}
 	u.Rows = make([]farm.UsageRow, 0, len(rows))
 	for _, r := range rows {
 		u.Rows = append(u.Rows, *r)

@@ -186,7 +186,12 @@ type Analysis struct {
 	// or through another library (they are among ExternalFiles too); a
 	// missing one drops whole objects from the render.
 	Libraries []Library `json:"libraries,omitempty"`
-	Warnings  []Warning `json:"warnings"`
+	// ScenesLeftOut is renderfarm's: how many of the file's scenes the
+	// analysis does not list (too many, or named as Blender never names
+	// one); a render cannot pick them. An ANALYSIS_TRUNCATED warning says
+	// why.
+	ScenesLeftOut int       `json:"scenesLeftOut,omitempty"`
+	Warnings      []Warning `json:"warnings"`
 }
 
 // Scene is one scene of the file as validation saw it.
@@ -325,6 +330,9 @@ const (
 	WarnNoCamera            = "NO_CAMERA"
 	WarnMovieOutput         = "MOVIE_OUTPUT"
 	WarnNewerFile           = "SAVED_WITH_NEWER_BLENDER"
+	// WarnAnalysisTruncated: the analysis lists less than the file holds
+	// (a list past its bound, a name cut); the file renders all the same.
+	WarnAnalysisTruncated = "ANALYSIS_TRUNCATED"
 )
 
 // RenderConfig is a render request (requestedRenderConfig on the wire).

@@ -12,7 +12,8 @@ import (
 )
 
 // maxInspectionBytes bounds the JSON read back from Blender: the file is
-// untrusted and could name a huge number of external files.
+// untrusted and could name a huge number of external files. The job's
+// analysis made of it is bounded much further (farm.MaxAnalysisBytes).
 const maxInspectionBytes = 16 << 20
 
 // InspectError is returned when Blender could not inspect a file: it is not

@@ -8,9 +8,12 @@ import (
 
 // AnalyzeInspection turns what Blender found in a file into the job's
 // analysis, adding a warning for everything that will make the render
-// differ from what the artist sees on their own machine.
+// differ from what the artist sees on their own machine. The inspection is
+// cut to the analysis's bounds first (see MaxAnalysisBytes), so that no
+// job stores or shows more than they allow, whatever the file holds.
 func AnalyzeInspection(ins Inspection) *Analysis {
-	a := &Analysis{Inspection: ins, Warnings: []Warning{}}
+	cuts := boundInspection(&ins)
+	a := &Analysis{Inspection: ins, Warnings: []Warning{}, ScenesLeftOut: len(cuts.badScenes) + cuts.scenesOver}
 	for _, f := range ins.ExternalFiles {
 		if f.Missing {
 			a.Warnings = append(a.Warnings, Warning{Code: WarnMissingFile, Path: f.Path,
@@ -35,7 +38,21 @@ func AnalyzeInspection(ins Inspection) *Analysis {
 		a.Warnings = append(a.Warnings, Warning{Code: WarnNewerFile,
 			Message: fmt.Sprintf("the file was saved with Blender %s, newer than this farm's %s; features it does not know are lost", ins.FileVersion, ins.BlenderVersion)})
 	}
+	a.Warnings = append(boundWarnings(a.Warnings), cuts.truncationWarnings()...)
 	return a
+}
+
+// BoundAnalysis cuts an analysis stored before the analysis had bounds to
+// them, as AnalyzeInspection cuts a new one; its warnings are kept, cut
+// to their own bound.
+func BoundAnalysis(a *Analysis) {
+	cuts := boundInspection(&a.Inspection)
+	a.ScenesLeftOut += len(cuts.badScenes) + cuts.scenesOver
+	a.RenderBlenderVersion, _ = boundText(a.RenderBlenderVersion, MaxAnalysisWordBytes)
+	if n := fitList(a.FarmBlenderVersions, MaxAnalysisViewTransforms, MaxAnalysisViewTransformsBytes); n < len(a.FarmBlenderVersions) {
+		a.FarmBlenderVersions = a.FarmBlenderVersions[:n]
+	}
+	a.Warnings = append(boundWarnings(a.Warnings), cuts.truncationWarnings()...)
 }
 
 // newerVersion reports whether version a ("4.2.1") is newer than b by major

@@ -203,6 +203,12 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		for _, s := range a.Scenes {
 			names = append(names, s.Name)
 		}
+		if a.ScenesLeftOut > 0 {
+			// The scene may be one the analysis could not list: say so,
+			// rather than that the file has no such scene.
+			return nil, nil, InvalidField("scene", "this job's analysis lists no scene %q: it lists %s, and leaves %d of the file's scenes out (too many, or named as Blender never names one; see its %s warnings); name a listed scene, or make the scene to render the active one in Blender, keep its name under %d bytes, and upload the file again",
+				sceneName, quotedNames(names), a.ScenesLeftOut, WarnAnalysisTruncated, MaxAnalysisNameBytes)
+		}
 		return nil, nil, InvalidField("scene", "the file has no scene %q; its scenes are %s", sceneName, strings.Join(names, ", "))
 	}
 

@@ -103,8 +103,13 @@ type Analysis struct {
 	RenderBlenderVersion string `json:"renderBlenderVersion,omitempty"`
 	// FarmBlenderVersions are the versions the farm's live render nodes
 	// offered at validation, oldest first.
-	FarmBlenderVersions []string  `json:"farmBlenderVersions,omitempty"`
-	Warnings            []Warning `json:"warnings"`
+	FarmBlenderVersions []string `json:"farmBlenderVersions,omitempty"`
+	// ScenesLeftOut counts the file's scenes this analysis does not list
+	// (see MaxAnalysisScenes): past its bounds, or named as Blender never
+	// names one. A render cannot pick them; an ANALYSIS_TRUNCATED warning
+	// says why. Left out when every scene is listed.
+	ScenesLeftOut int       `json:"scenesLeftOut,omitempty"`
+	Warnings      []Warning `json:"warnings"`
 }
 
 // Warning is something validation found that does not stop a render but
@@ -123,6 +128,9 @@ const (
 	WarnNoCamera            = "NO_CAMERA"
 	WarnMovieOutput         = "MOVIE_OUTPUT"
 	WarnNewerFile           = "SAVED_WITH_NEWER_BLENDER"
+	// WarnAnalysisTruncated says the analysis lists less than the file
+	// holds: a list past its bound, a name cut (see MaxAnalysisBytes).
+	WarnAnalysisTruncated = "ANALYSIS_TRUNCATED"
 )
 
 // Scene returns the scene with the given name, or the active one for "".

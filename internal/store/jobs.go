@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -339,16 +340,21 @@ func jobValues(j *farm.Job) ([]any, error) {
 		failed, requested, final, analysis, analysisID, scene, j.Output.IsDeletedForClient, files, j.SuspendedReason, j.Priority}, nil
 }
 
-// jsonOrNull encodes a pointer as JSON text, or NULL when it is nil.
+// jsonOrNull encodes a pointer as JSON text, or NULL when it is nil. It
+// writes <, > and & as they are, as the API does, so that a name of them
+// takes no more room stored than the API's bounds say (json.Marshal
+// would write each as six bytes).
 func jsonOrNull[T any](v *T) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return string(b), nil
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 func decodeJSON[T any](s sql.NullString, dst **T) error {
@@ -387,6 +393,10 @@ func scanJob(row rowScanner) (*farm.Job, error) {
 	if err := errors.Join(decodeJSON(failed, &j.FailedReason), decodeJSON(requested, &j.RequestedConfig),
 		decodeJSON(final, &j.FinalConfig), decodeJSON(analysis, &j.Analysis), decodeJSON(scene, &j.SceneFile)); err != nil {
 		return nil, fmt.Errorf("decode job %s: %w", j.ID, err)
+	}
+	if j.Analysis != nil && len(analysis.String) > farm.MaxAnalysisBytes {
+		// Stored before analyses had bounds: shown within them.
+		farm.BoundAnalysis(j.Analysis)
 	}
 	if files.Valid {
 		if err := json.Unmarshal([]byte(files.String), &j.Files); err != nil {

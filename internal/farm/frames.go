@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxFramesPerJob bounds how many frames one render request may ask for, so
@@ -29,6 +30,21 @@ const MaxRenderTasksPerJob = 1_000_000
 
 // MaxFrame is the highest frame number Blender accepts.
 const MaxFrame = 1_048_574
+
+// MaxFrameRanges bounds the frame range strings of one list in a request
+// (frameRanges, scoutFrames), and the ranges the frames they name make once
+// merged (finalConfig.frameRanges, scoutFrames). Every job carries both
+// lists in each answer, a GET /jobs page a hundred jobs: a list of 100,000
+// single frames, or two stepped ranges that interleave into as many short
+// runs, made each job's JSON a megabyte more. A thousand ranges is far
+// more than a shot's frames are ever named with ("1-250", "1-250x5", a few
+// retakes).
+const MaxFrameRanges = 1000
+
+// MaxFrameRangeBytes bounds one frame range string as sent: the longest
+// meaningful one, "1048574-1048574x1048574", is 23 bytes, and a string
+// padded with a megabyte of spaces would be stored and shown as sent.
+const MaxFrameRangeBytes = 32
 
 // FrameRange is one element of requestedRenderConfig.frameRanges:
 // "7", "1-250" or "1-250x5" (every fifth frame).
@@ -104,7 +120,19 @@ func parseFrameNumber(text, whole string) (int, error) {
 // work of expanding is bounded too: counting only distinct frames let one
 // body of 1 MiB repeat "1-50000" a hundred thousand times, each repeat
 // adding nothing and allowed, for minutes of CPU in one request.
+//
+// At most MaxFrameRanges strings of at most MaxFrameRangeBytes each are
+// read, and the frames named may make at most MaxFrameRanges ranges once
+// merged (CompactRanges), which is how the job records them.
 func ExpandFrames(ranges []string, first, last int) ([]int, error) {
+	if len(ranges) > MaxFrameRanges {
+		return nil, fmt.Errorf("%d frame ranges given; at most %d: merge frames into ranges such as \"1-250\" or \"1-250x5\", or split the job", len(ranges), MaxFrameRanges)
+	}
+	for _, s := range ranges {
+		if len(s) > MaxFrameRangeBytes {
+			return nil, fmt.Errorf("a frame range of %d bytes given (%q…); a frame range is at most %d bytes, such as \"1-250x5\"", len(s), truncateForMessage(s, 16), MaxFrameRangeBytes)
+		}
+	}
 	seen := make(map[int]bool)
 	named := 0
 	for _, s := range ranges {
@@ -140,7 +168,22 @@ func ExpandFrames(ranges []string, first, last int) ([]int, error) {
 		frames = append(frames, f)
 	}
 	sort.Ints(frames)
+	if runs := len(CompactRanges(frames)); runs > MaxFrameRanges {
+		return nil, fmt.Errorf("the frames named make %d separate ranges once merged; at most %d: name frames that run on, such as \"1-250\" or \"1-250x5\", or split the job", runs, MaxFrameRanges)
+	}
 	return frames, nil
+}
+
+// truncateForMessage is the first n bytes of s, cut at a character
+// boundary, for an error that quotes what was sent.
+func truncateForMessage(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // CompactRanges writes sorted distinct frames back as a short list of

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,18 +208,18 @@ func TestExpandFramesRefusesAHugeRangeWithoutBuildingIt(t *testing.T) {
 }
 
 func TestExpandFramesRefusesARangeRepeatedPastTheLimitAtOnce(t *testing.T) {
-	// A 1 MiB body holds about a hundred thousand copies of "1-50000".
-	// Were only distinct frames counted, each copy would be accepted and
-	// walked again: minutes of CPU for one request. Counting every frame a
-	// range names refuses it at the third copy.
-	repeated := make([]string, 100_000)
+	// A list may hold a thousand copies of "1-50000" (a 1 MiB body held
+	// a hundred thousand before lists were bounded). Were only distinct
+	// frames counted, each copy would be accepted and walked again.
+	// Counting every frame a range names refuses it at the third copy.
+	repeated := make([]string, farm.MaxFrameRanges)
 	for i := range repeated {
 		repeated[i] = "1-50000"
 	}
 	start := time.Now()
 	_, err := farm.ExpandFrames(repeated, 1, 100_000)
 	if err == nil {
-		t.Fatal("ExpandFrames accepted a range repeated 100,000 times")
+		t.Fatal("ExpandFrames accepted a range repeated 1,000 times")
 	}
 	if !strings.Contains(err.Error(), "name each frame once") {
 		t.Errorf("error %q does not say to name each frame once", err)
@@ -324,5 +325,41 @@ func TestExpandFramesChecksTheLastFrameNamed(t *testing.T) {
 	}
 	if want := []int{1, 6, 11}; !slices.Equal(frames, want) {
 		t.Errorf("frames = %v, want %v", frames, want)
+	}
+}
+
+// TestFrameRangeListsAreBounded: a list of more than MaxFrameRanges
+// strings, a string of more than MaxFrameRangeBytes (a frame padded with
+// spaces), and frames that interleave into more than MaxFrameRanges runs
+// once merged are each refused with a message that says what to send;
+// a thousand ranges, and a long stepped range, are fine.
+func TestFrameRangeListsAreBounded(t *testing.T) {
+	singles := make([]string, farm.MaxFrameRanges+1)
+	for i := range singles {
+		singles[i] = strconv.Itoa(2 * i)
+	}
+	padded := strings.Repeat(" ", 1<<20) + "7"
+	for _, tt := range []struct {
+		name   string
+		ranges []string
+		want   string
+	}{
+		{"a frame each, one too many", singles, "1001 frame ranges given; at most 1000"},
+		{"a frame padded with a megabyte of spaces", []string{padded}, "a frame range is at most 32 bytes"},
+		{"two stepped ranges that interleave", []string{"0-9000x2", "1-9000x3"}, "separate ranges once merged; at most 1000"},
+	} {
+		_, err := farm.ExpandFrames(tt.ranges, 0, farm.MaxFrame)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
+		}
+		if err != nil && len(err.Error()) > 300 {
+			t.Errorf("%s: the error is %d bytes; it must not quote what was sent whole", tt.name, len(err.Error()))
+		}
+	}
+	if frames, err := farm.ExpandFrames(singles[:farm.MaxFrameRanges], 0, farm.MaxFrame); err != nil || len(frames) != farm.MaxFrameRanges {
+		t.Errorf("a thousand single frames: %d frames, %v; want them all", len(frames), err)
+	}
+	if frames, err := farm.ExpandFrames([]string{"0-99998x2"}, 0, farm.MaxFrame); err != nil || len(frames) != 50_000 {
+		t.Errorf("every other frame of 100,000: %d frames, %v; want 50,000", len(frames), err)
 	}
 }

@@ -155,12 +155,50 @@ type DeleteObjectsArgs struct {
 // Kind is River's name for the job.
 func (DeleteObjectsArgs) Kind() string { return "delete_objects" }
 
+// controlPriority is the River priority (1 first, 4 last) of a
+// validation or a merge of which ahead of its workspace's validations and
+// merges, made before it, still wait to run. River runs a control queue's
+// jobs by priority, then in the order they were queued: without this, a
+// workspace that queues 2,000 validations at once has every other
+// workspace's next validation wait for all of them. With it, each
+// workspace's first two waiting validations and merges come before
+// anyone's third, its first eight before anyone's ninth, its first 32
+// before the rest (TestAWorkspacesManyValidationsDoNotHoldUpAnothers).
+//
+// The rank is taken when the River job is inserted: for a task queued
+// again (its holder given up on, routed to another Blender), among those
+// made before it, so that it keeps its place rather than go behind its
+// workspace's later ones. The ones queued behind keep their priority as
+// the first end; a later validation of the workspace then comes after
+// them, which is still fair, since every workspace's first few come
+// before them. River's retry of a failed attempt keeps its River job,
+// and its priority.
+func controlPriority(ahead int) int {
+	switch {
+	case ahead < 2:
+		return 1
+	case ahead < 8:
+		return 2
+	case ahead < controlPriorityCap:
+		return 3
+	}
+	return 4
+}
+
+// controlPriorityCap is how many waiting validations and merges ahead of
+// a task are counted at most: past it, the priority is the lowest.
+const controlPriorityCap = 32
+
 // argsFor is the River job that carries out task (its current
-// generation), with its queue and attempts: the one place a task becomes
-// River work, whether it is queued for the first time, handed out again
-// or routed to another Blender. frames are a chunk's, for a render task.
-// A task that needs a Blender version goes to that version's queue.
-func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.InsertOpts, error) {
+// generation), with its queue, attempts and priority: the one place a
+// task becomes River work, whether it is queued for the first time,
+// handed out again or routed to another Blender. frames are a chunk's,
+// for a render task. A task that needs a Blender version goes to that
+// version's queue. ahead is, for a validation or a merge, how many of its
+// workspace's validations and merges made before it wait to run
+// (controlPriority); finalizing keeps River's first priority, and a chunk
+// is given its slot by the dispatcher.
+func (e *Engine) argsFor(task store.Task, frames []int, ahead int) (river.JobArgs, *river.InsertOpts, error) {
 	ref := TaskRef{JobID: task.JobID, TaskID: task.ID, Generation: task.Generation}
 	switch task.Kind {
 	case store.TaskValidate:
@@ -168,7 +206,8 @@ func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.I
 		if err != nil {
 			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
 		}
-		return ValidateArgs{TaskRef: ref, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: validateAttempts}, nil
+		return ValidateArgs{TaskRef: ref, BlenderVersion: task.BlenderVersion},
+			&river.InsertOpts{Queue: queue, MaxAttempts: validateAttempts, Priority: controlPriority(ahead)}, nil
 	case store.TaskRender:
 		// A chunk goes to the queue of the worker run the dispatcher gave
 		// it to, which only that run works.
@@ -188,7 +227,8 @@ func (e *Engine) argsFor(task store.Task, frames []int) (river.JobArgs, *river.I
 		if err != nil {
 			return nil, nil, fmt.Errorf("task %s: %w", task.ID, err)
 		}
-		return MergeArgs{TaskRef: ref, Frame: task.Chunk, BlenderVersion: task.BlenderVersion}, &river.InsertOpts{Queue: queue, MaxAttempts: mergeAttempts}, nil
+		return MergeArgs{TaskRef: ref, Frame: task.Chunk, BlenderVersion: task.BlenderVersion},
+			&river.InsertOpts{Queue: queue, MaxAttempts: mergeAttempts, Priority: controlPriority(ahead)}, nil
 	case store.TaskFinalize:
 		// Finalizing runs ffmpeg, not Blender: any render node does it.
 		return FinalizeArgs{ref}, &river.InsertOpts{Queue: QueueControl, MaxAttempts: finalizeAttempts}, nil

@@ -53,7 +53,7 @@ func (e *Engine) SettleRenderingIn(ctx context.Context, tx *store.Tx, job *farm.
 		if err := e.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 			return false, err
 		}
-		_, err = e.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+		_, err = e.Enqueue(ctx, tx, job, store.TaskFinalize)
 		return err == nil, err
 	}
 	return e.suspendIfScoutsDone(ctx, tx, job)

@@ -18,9 +18,10 @@ import (
 // Enqueue records a task of a job and inserts the River job that carries
 // it out, in the caller's transaction, and answers the task's id. Chunks
 // of frames are queued with EnqueueChunks.
-func (e *Engine) Enqueue(ctx context.Context, tx *store.Tx, jobID string, kind store.TaskKind) (string, error) {
+func (e *Engine) Enqueue(ctx context.Context, tx *store.Tx, job *farm.Job, kind store.TaskKind) (string, error) {
 	now := time.Now().UTC()
-	task := store.Task{ID: uuid.NewString(), JobID: jobID, Kind: kind, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now}
+	task := store.Task{ID: uuid.NewString(), JobID: job.ID, Kind: kind, Status: store.TaskQueued, Generation: 1, CreatedAt: now, UpdatedAt: now,
+		WorkspaceID: job.WorkspaceID}
 	if err := tx.InsertTask(ctx, task); err != nil {
 		return "", err
 	}
@@ -333,8 +334,18 @@ func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string) 
 
 // insertTask inserts the River job of a task's current generation and
 // records it on the task, so that canceling the farm's job cancels it.
+// A validation or a merge is given its River priority by how many of its
+// workspace's validations and merges made before it still wait
+// (controlPriority).
 func (e *Engine) insertTask(ctx context.Context, tx *store.Tx, task store.Task, frames []int) error {
-	args, opts, err := e.argsFor(task, frames)
+	ahead := 0
+	if task.Kind == store.TaskValidate || task.Kind == store.TaskMerge {
+		var err error
+		if ahead, err = tx.ControlTasksAhead(ctx, task, controlPriorityCap); err != nil {
+			return err
+		}
+	}
+	args, opts, err := e.argsFor(task, frames, ahead)
 	if err != nil {
 		return err
 	}
@@ -355,7 +366,7 @@ func (e *Engine) insertChunkJobs(ctx context.Context, tx *store.Tx, chunks []sto
 	}
 	params := make([]river.InsertManyParams, len(chunks))
 	for i, task := range chunks {
-		args, opts, err := e.argsFor(task, frames[task.ID])
+		args, opts, err := e.argsFor(task, frames[task.ID], 0)
 		if err != nil {
 			return nil, err
 		}

@@ -206,7 +206,7 @@ func TestReaperHandsOutValidatingAndFinalizingToo(t *testing.T) {
 				var taskID string
 				err := f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
 					var err error
-					taskID, err = f.Engine.Enqueue(f.Ctx, tx, job.ID, tt.kind)
+					taskID, err = f.Engine.Enqueue(f.Ctx, tx, job, tt.kind)
 					return err
 				})
 				if err != nil {

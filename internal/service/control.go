@@ -97,7 +97,7 @@ func (s *Service) Resume(ctx context.Context, p farm.Principal, id string) (*far
 			if err := s.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 				return err
 			}
-			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+			_, err := s.engine.Enqueue(ctx, tx, job, store.TaskFinalize)
 			return err
 		}
 		if err := s.engine.EnqueueChunks(ctx, tx, job, farm.Chunks(left, job.FinalConfig.ChunkSize)); err != nil {
@@ -182,7 +182,7 @@ func (s *Service) Retry(ctx context.Context, p farm.Principal, id string, req fa
 			if err := s.engine.MoveJob(ctx, tx, job, farm.StatusFinalizing); err != nil {
 				return err
 			}
-			_, err := s.engine.Enqueue(ctx, tx, job.ID, store.TaskFinalize)
+			_, err := s.engine.Enqueue(ctx, tx, job, store.TaskFinalize)
 			return err
 		}
 		removal, err := supersededFiles(ctx, tx, job.ID, rows, frames)

@@ -235,7 +235,7 @@ func (s *Service) Validate(ctx context.Context, p farm.Principal, id string) (*f
 		if err := s.engine.MoveJob(ctx, tx, job, farm.StatusValidating); err != nil {
 			return err
 		}
-		_, err = s.engine.Enqueue(ctx, tx, job.ID, store.TaskValidate)
+		_, err = s.engine.Enqueue(ctx, tx, job, store.TaskValidate)
 		return err
 	})
 	if err != nil {

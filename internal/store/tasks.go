@@ -337,6 +337,22 @@ func (q *Queries) BlenderVersionsAwaited(ctx context.Context, jobID string) ([]s
 	return farm.SortBlenderVersions(versions), nil
 }
 
+// ControlTasksAhead counts, up to limit, the validations and merges of
+// t's workspace made before t that are queued and not yet running: the
+// River priority t's River job is given follows it. The count reads the
+// tasks_control_queued index, never more than limit entries of it.
+func (q *Queries) ControlTasksAhead(ctx context.Context, t Task, limit int) (int, error) {
+	var n int
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM tasks
+			WHERE workspace_id = ? AND kind IN (?, ?) AND status = ? AND created_at < ? AND id <> ?
+			LIMIT ?) ahead`,
+		t.WorkspaceID, TaskValidate, TaskMerge, TaskQueued, t.CreatedAt.UTC(), t.ID, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the validations and merges ahead of task %s: %w", t.ID, err)
+	}
+	return n, nil
+}
+
 // TasksOfJob lists a job's tasks, optionally of one kind.
 func (q *Queries) TasksOfJob(ctx context.Context, jobID string, kind TaskKind) ([]Task, error) {
 	query := `SELECT ` + taskColumns + ` FROM tasks WHERE job_id = ?`

@@ -326,6 +326,7 @@ type RiverJob struct {
 	State       string
 	Queue       string
 	MaxAttempts int
+	Priority    int
 	Args        []byte // JSON
 }
 
@@ -333,9 +334,9 @@ type RiverJob struct {
 // it as binary JSON).
 func (f *Farm) riverJobColumns() string {
 	if f.Store.Dialect() == store.DialectSQLite {
-		return `id, kind, state, queue, max_attempts, json(args)`
+		return `id, kind, state, queue, max_attempts, priority, json(args)`
 	}
-	return `id, kind, state, queue, max_attempts, args::text`
+	return `id, kind, state, queue, max_attempts, priority, args::text`
 }
 
 // RiverJobs lists River's jobs of one kind, oldest first.
@@ -349,7 +350,7 @@ func (f *Farm) RiverJobs(kind string) []RiverJob {
 	var out []RiverJob
 	for rows.Next() {
 		var j RiverJob
-		if err := rows.Scan(&j.ID, &j.Kind, &j.State, &j.Queue, &j.MaxAttempts, &j.Args); err != nil {
+		if err := rows.Scan(&j.ID, &j.Kind, &j.State, &j.Queue, &j.MaxAttempts, &j.Priority, &j.Args); err != nil {
 			f.T.Fatalf("scan River job: %v", err)
 		}
 		out = append(out, j)
@@ -365,7 +366,7 @@ func (f *Farm) RiverJobByID(id int64) RiverJob {
 	f.T.Helper()
 	var j RiverJob
 	err := f.Store.DB().QueryRowContext(f.Ctx, f.rebind(`SELECT `+f.riverJobColumns()+` FROM river_job WHERE id = ?`), id).
-		Scan(&j.ID, &j.Kind, &j.State, &j.Queue, &j.MaxAttempts, &j.Args)
+		Scan(&j.ID, &j.Kind, &j.State, &j.Queue, &j.MaxAttempts, &j.Priority, &j.Args)
 	if err != nil {
 		f.T.Fatalf("River job %d: %v", id, err)
 	}

@@ -308,28 +308,74 @@ func (e *Engine) logRequeue(why string, t store.Task) {
 // the render nodes that run the Blender of blenderVersion: a new
 // generation (the caller's River job can then write nothing more) and a
 // River job on that version's queue, in one transaction. A node that took
-// a validation whose file needs a Blender it lacks routes it so. A task
-// that ended meanwhile is left as it is. Chunks are never routed: the
-// dispatcher gives them only to workers that run their Blender.
-func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string) error {
+// a validation whose file needs a Blender it lacks routes it so, with
+// what it read of the file (sceneFile, recorded on the job: its header's
+// version says which Blenders open it, should the reaper have to route
+// it again, see Reroute). A task that ended meanwhile is left as it is.
+// Chunks are never routed: the dispatcher gives them only to workers
+// that run their Blender.
+func (e *Engine) Route(ctx context.Context, ref TaskRef, blenderVersion string, sceneFile *farm.SceneFile) error {
 	return e.store.InTx(ctx, func(tx *store.Tx) error {
-		t, err := tx.LockTask(ctx, ref.TaskID)
-		if err != nil {
-			return err
+		if sceneFile != nil {
+			// The job's row before its task's, as every transaction
+			// takes them.
+			if err := tx.RecordSceneFile(ctx, ref.JobID, sceneFile); err != nil {
+				return err
+			}
 		}
-		if t.Kind == store.TaskRender {
-			return fmt.Errorf("task %s is a chunk, which the dispatcher gives only to workers with its Blender; it cannot be routed", t.ID)
-		}
-		gen, err := tx.RouteTask(ctx, t.ID, ref.Generation, blenderVersion)
-		if errors.Is(err, store.ErrConflict) {
-			return nil // someone else moved it on
-		}
-		if err != nil {
-			return err
-		}
-		t.Generation, t.BlenderVersion = gen, blenderVersion
-		return e.insertTask(ctx, tx, t, nil)
+		_, err := e.route(ctx, tx, ref, blenderVersion, false)
+		return err
 	})
+}
+
+// Reroute hands a queued validation or merge, t as the caller read it,
+// to the render nodes of another Blender, blenderVersion ("" for a
+// validation: to the queue every node works, whose first taker reads the
+// file and chooses its Blender), as Route does, and cancels its River job
+// on the queue it leaves. The reaper routes so a task whose Blender's
+// nodes have all left the farm. routed is false when the task moved on
+// meanwhile (it began running, or ended), and then nothing changes.
+func (e *Engine) Reroute(ctx context.Context, t store.Task, blenderVersion string) (routed bool, err error) {
+	err = e.store.InTx(ctx, func(tx *store.Tx) error {
+		var old store.Task
+		if old, err = e.route(ctx, tx, TaskRef{JobID: t.JobID, TaskID: t.ID, Generation: t.Generation}, blenderVersion, true); err != nil || old.ID == "" {
+			return err
+		}
+		routed = true
+		if old.RiverJobID != 0 {
+			if _, err := e.River().JobCancelTx(ctx, tx.SQL(), old.RiverJobID); err != nil && !errors.Is(err, river.ErrNotFound) {
+				return fmt.Errorf("cancel the River job of task %s: %w", t.ID, err)
+			}
+		}
+		return nil
+	})
+	return routed, err
+}
+
+// route is Route's and Reroute's: it answers the task as it was before it
+// was routed, or no task (its ID empty) when it had moved on from
+// ref's generation, or, queuedOnly, began running.
+func (e *Engine) route(ctx context.Context, tx *store.Tx, ref TaskRef, blenderVersion string, queuedOnly bool) (store.Task, error) {
+	t, err := tx.LockTask(ctx, ref.TaskID)
+	if err != nil {
+		return store.Task{}, err
+	}
+	if queuedOnly && (t.Status != store.TaskQueued || t.Generation != ref.Generation) {
+		return store.Task{}, nil
+	}
+	if t.Kind == store.TaskRender {
+		return store.Task{}, fmt.Errorf("task %s is a chunk, which the dispatcher gives only to workers with its Blender; it cannot be routed", t.ID)
+	}
+	gen, err := tx.RouteTask(ctx, t.ID, ref.Generation, blenderVersion)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Task{}, nil // someone else moved it on
+	}
+	if err != nil {
+		return store.Task{}, err
+	}
+	before := t
+	t.Generation, t.BlenderVersion = gen, blenderVersion
+	return before, e.insertTask(ctx, tx, t, nil)
 }
 
 // insertTask inserts the River job of a task's current generation and

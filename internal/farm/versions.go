@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A .blend records the major.minor of the Blender that saved it ("4.3"); a
@@ -229,4 +230,34 @@ const (
 	ReasonBlenderTooOld = "BLENDER_TOO_OLD"
 	// ReasonBlenderCannotOpenFile: the chosen Blender failed to read it.
 	ReasonBlenderCannotOpenFile = "BLENDER_CANNOT_OPEN_FILE"
+	// ReasonBlenderUnavailable: the Blender a validation or a merge was
+	// routed to has had no live render node for longer than the farm's
+	// worker timeout, and no Blender the farm runs now will do instead.
+	ReasonBlenderUnavailable = "BLENDER_UNAVAILABLE"
 )
+
+// BlenderGoneForFile is the reason a job fails validation when the
+// Blender its validation was routed to, gone, has had no live render node
+// for longer than the worker timeout, and none of the versions the farm
+// offers now opens the file, saved with fileVersion.
+func BlenderGoneForFile(fileVersion, gone string, workerTimeout time.Duration, offered []string) *FailedReason {
+	return &FailedReason{Name: ReasonBlenderUnavailable, Type: FailValidation, Message: fmt.Sprintf(
+		"the file was saved with Blender %s and needs Blender %s or newer: it was to be validated by Blender %s, "+
+			"which no live render node has run for longer than the farm's worker timeout (%s), and no other Blender "+
+			"of the farm opens it (the farm runs %s); start a render node with Blender %s or newer (--blender) and submit the file again",
+		fileVersion, fileVersion, gone, workerTimeout, offeredList(parseOffered(offered)), fileVersion)}
+}
+
+// BlenderGoneForMerge is the reason a job fails when the merge of frame,
+// whose parts Blender gone rendered, waited for longer than the worker
+// timeout for a live render node with a Blender of need (gone's
+// release, or the version the render request pinned) and the farm
+// offers none.
+func BlenderGoneForMerge(jobID string, frame int, gone, need string, workerTimeout time.Duration, offered []string) *FailedReason {
+	return &FailedReason{Name: ReasonBlenderUnavailable, Type: FailRender, Message: fmt.Sprintf(
+		"the parts of frame %d were rendered with Blender %s, and merging them needs Blender %s, "+
+			"which no live render node has run for longer than the farm's worker timeout (%s) (the farm runs %s); "+
+			"start a render node with Blender %s (--blender) and retry the job (POST /jobs/%s/retry): "+
+			"the frames whose parts are all stored are merged without rendering them again",
+		frame, gone, need, workerTimeout, offeredList(parseOffered(offered)), need, jobID)}
+}

@@ -69,7 +69,9 @@ func (h *Housekeeping) workerTimeout(ctx context.Context) time.Duration {
 // stale or that stopped (and the chunks given to them that they never
 // started), and the tasks that have no live River job
 // (RepairStrandedTasks). It moves on the rendering jobs whose chunks are
-// all through and that were not moved on (settleRenderedJobs). Then it
+// all through and that were not moved on (settleRenderedJobs), and the
+// validations and merges whose Blender left the farm
+// (RouteFromGoneBlenders). Then it
 // gives waiting chunks to the live
 // workers' free slots: those it handed out, and any a dispatch missed (a
 // process that died between committing a render request and dispatching
@@ -88,6 +90,9 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 		return err
 	}
 	if err := h.settleRenderedJobs(ctx); err != nil {
+		return err
+	}
+	if err := h.RouteFromGoneBlenders(ctx); err != nil {
 		return err
 	}
 	if n, err := h.engine.DispatchIdle(ctx); err != nil {
@@ -201,20 +206,28 @@ func (h *Housekeeping) failForPanic(ctx context.Context, t store.Task, panicked 
 		if err != nil {
 			return err
 		}
-		if job.Status == farm.StatusFinalizing {
-			if err := h.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Outputs: true}); err != nil {
-				return err
-			}
-		}
-		if farm.CanMove(job.Status, farm.StatusFailed) {
-			job.FailedReason = &farm.FailedReason{Name: "INTERNAL_ERROR", Type: stage,
-				Message: fmt.Sprintf("the farm failed on this job's %s on every attempt (%s); this is a fault of the farm, logged on the server: report it to the farm's operator", t.Kind, panicked)}
-			if err := h.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
-				return err
-			}
-		}
-		return h.engine.CancelWork(ctx, tx, job.ID)
+		return h.failJobIn(ctx, tx, job, &farm.FailedReason{Name: "INTERNAL_ERROR", Type: stage,
+			Message: fmt.Sprintf("the farm failed on this job's %s on every attempt (%s); this is a fault of the farm, logged on the server: report it to the farm's operator", t.Kind, panicked)})
 	})
+}
+
+// failJobIn fails job, which tx has locked, for reason, and cancels its
+// work. A job that ended meanwhile only has its work canceled. A
+// finalizing job's attempts may have stored zips or a preview: their
+// removal is queued, as a cancel's is (engine.RemoveUnkeptOutputs).
+func (h *Housekeeping) failJobIn(ctx context.Context, tx *store.Tx, job *farm.Job, reason *farm.FailedReason) error {
+	if job.Status == farm.StatusFinalizing {
+		if err := h.engine.Insert(ctx, tx, engine.DeleteObjectsArgs{JobID: job.ID, Outputs: true}); err != nil {
+			return err
+		}
+	}
+	if farm.CanMove(job.Status, farm.StatusFailed) {
+		job.FailedReason = reason
+		if err := h.engine.MoveJob(ctx, tx, job, farm.StatusFailed); err != nil {
+			return err
+		}
+	}
+	return h.engine.CancelWork(ctx, tx, job.ID)
 }
 
 // reapInterval is how often the reaper looks for dead workers.

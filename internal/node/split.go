@@ -240,7 +240,12 @@ type merge struct {
 	n     *Node
 	ref   engine.TaskRef
 	frame int
-	parts []store.FramePart // nil: nothing to merge (done, or not wanted)
+	// blender is the Blender the merge was queued for: the job's, or,
+	// once that one's nodes all left the farm, the patch of its release
+	// the reaper routed it to ("" for a merge queued before merges
+	// named theirs: the job's).
+	blender string
+	parts   []store.FramePart // nil: nothing to merge (done, or not wanted)
 	// leftover are the stored parts of the frame an earlier attempt of
 	// this task merged: its node was killed once the frame was stored,
 	// before its end removed and forgot them, which this attempt's end
@@ -249,7 +254,7 @@ type merge struct {
 }
 
 func newMerge(n *Node, args engine.MergeArgs) task {
-	return &merge{n: n, ref: args.TaskRef, frame: args.Frame}
+	return &merge{n: n, ref: args.TaskRef, frame: args.Frame, blender: args.BlenderVersion}
 }
 
 func (m *merge) load(ctx context.Context) (*farm.Job, error) {
@@ -309,8 +314,12 @@ func (m *merge) work(ctx context.Context, w *waiter, job *farm.Job) error {
 		return nil
 	}
 	inst, want, ok := m.n.chunkBlender(job)
+	if m.blender != "" {
+		inst, ok = m.n.install(m.blender)
+		want = m.blender
+	}
 	if !ok {
-		return fmt.Errorf("this render node (%s) does not run Blender %s, which the job renders with", m.n.cfg.WorkerName, want)
+		return fmt.Errorf("this render node (%s) does not run Blender %s, which the merge needs", m.n.cfg.WorkerName, want)
 	}
 	if err := m.n.checkDiskSpace(); err != nil {
 		return err

@@ -138,7 +138,7 @@ func (n *Node) inspect(ctx context.Context, job *farm.Job, ref engine.TaskRef, r
 	}
 	inst, here := n.install(version)
 	if !here {
-		return fileCheck{}, n.route(ctx, ref, version)
+		return fileCheck{}, n.route(ctx, ref, version, &in.SceneFile)
 	}
 	// A warm Blender keeps the file loaded for the job's first chunk on
 	// this worker.

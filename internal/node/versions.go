@@ -66,10 +66,11 @@ func (n *Node) chunkBlender(job *farm.Job) (in Install, routeTo string, ok bool)
 	return Install{}, want, false
 }
 
-// route hands the task of ref to the nodes that run Blender version, and
-// ends this node's part in it: errNotOurs, which runTask takes quietly.
-func (n *Node) route(ctx context.Context, ref engine.TaskRef, version string) error {
-	if err := n.engine.Route(ctx, ref, version); err != nil {
+// route hands the task of ref to the nodes that run Blender version,
+// with what this node read of the job's file, and ends this node's part
+// in it: errNotOurs, which runTask takes quietly.
+func (n *Node) route(ctx context.Context, ref engine.TaskRef, version string, sceneFile *farm.SceneFile) error {
+	if err := n.engine.Route(ctx, ref, version, sceneFile); err != nil {
 		return err
 	}
 	n.log.Info("task needs a Blender this node does not run; handed to the nodes that run it",

@@ -109,8 +109,7 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 		offered := versionsOf(offers)
 		for _, v := range awaited {
 			if !slices.Contains(offered, v) {
-				return fmt.Sprintf("a render node with Blender %s: no live render node runs it (the farm offers %s); "+
-					"the job goes on when one starts with that Blender (--blender)", v, offeredNames(offered)), nil
+				return s.waitingForBlender(ctx, jobID, status, v, offered)
 			}
 		}
 	}
@@ -129,6 +128,35 @@ func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, sta
 	// Chunks given to a node that may no longer take them come back to
 	// wait, so this is asked whether or not one waits now.
 	return s.waitingForTaker(ctx, jobID, need.BlenderVersion)
+}
+
+// waitingForBlender says that a job's work waits for a live render node
+// with Blender version, which none of the farm's runs (it offers
+// offered). Chunks wait for it as long as it takes; a validation or a
+// merge waits a worker timeout after the last node of it was live, then
+// the reaper sends it to another Blender that will do, or fails the job
+// (housekeeping.RouteFromGoneBlenders), which this says too.
+func (s *Service) waitingForBlender(ctx context.Context, jobID string, status farm.Status, version string, offered []string) (string, error) {
+	timeout, ok, err := s.store.FarmWorkerTimeout(ctx)
+	if err != nil || !ok {
+		timeout = s.cfg.WorkerTimeout
+	}
+	if status == farm.StatusValidating {
+		return fmt.Sprintf("a render node with Blender %s to validate the file: no live render node runs it (the farm offers %s); "+
+			"if none has run it for the farm's worker timeout (%s), the validation goes to another Blender of the farm that opens the file, "+
+			"or the job fails with BLENDER_UNAVAILABLE", version, offeredNames(offered), timeout), nil
+	}
+	why := fmt.Sprintf("a render node with Blender %s: no live render node runs it (the farm offers %s); "+
+		"the job goes on when one starts with that Blender (--blender)", version, offeredNames(offered))
+	merging, err := s.store.MergesAwaiting(ctx, jobID, version)
+	if err != nil {
+		return "", err
+	}
+	if merging > 0 {
+		why += fmt.Sprintf("; its frames' merges waiting for it go, once none has run it for the farm's worker timeout (%s), "+
+			"to another patch of its release, or the job fails with BLENDER_UNAVAILABLE", timeout)
+	}
+	return why, nil
 }
 
 // waitingForRetry says, when nothing of a job renders or may be given a

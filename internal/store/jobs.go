@@ -51,6 +51,23 @@ func (q *Queries) UpdateJob(ctx context.Context, j *farm.Job) error {
 	return nil
 }
 
+// RecordSceneFile records what the node that routed a job's validation to
+// another Blender read of its file (the header's version above all),
+// while the job still validates: should that Blender's nodes all leave,
+// the reaper routes the validation again by the file's version without
+// reading the file. Only the scene_file column is written; a job that
+// moved on is left as it is.
+func (q *Queries) RecordSceneFile(ctx context.Context, jobID string, sf *farm.SceneFile) error {
+	scene, err := jsonOrNull(sf)
+	if err != nil {
+		return err
+	}
+	if _, err := q.exec(ctx, `UPDATE jobs SET scene_file = ? WHERE id = ? AND status = ?`, scene, jobID, farm.StatusValidating); err != nil {
+		return fmt.Errorf("record the scene file of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
 // JobFilesDeleted reports whether job id's files were deleted (DELETE
 // /jobs/{id}, job.Output.IsDeletedForClient): one column of the job's
 // row, for a render node that asks it once a chunk, after storing the

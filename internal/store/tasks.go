@@ -325,6 +325,28 @@ func (q *Queries) RouteTask(ctx context.Context, id string, fromGeneration int, 
 	return fromGeneration + 1, nil
 }
 
+// TasksOnBlenderQueues lists the validations and merges that are queued
+// on the control queue of a Blender version (blender_version set) and
+// not running, whose queue has not changed since before: the ones whose
+// Blender the reaper checks is still offered. Oldest first.
+func (q *Queries) TasksOnBlenderQueues(ctx context.Context, before time.Time) ([]Task, error) {
+	return q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks
+		WHERE kind IN (?, ?) AND status = ? AND blender_version <> '' AND updated_at < ?
+		ORDER BY created_at`, TaskValidate, TaskMerge, TaskQueued, before.UTC())
+}
+
+// MergesAwaiting counts a job's merges queued for Blender version and not
+// yet running.
+func (q *Queries) MergesAwaiting(ctx context.Context, jobID, version string) (int, error) {
+	var n int
+	err := q.queryRow(ctx, `SELECT COUNT(*) FROM tasks WHERE job_id = ? AND kind = ? AND status = ? AND blender_version = ?`,
+		jobID, TaskMerge, TaskQueued, version).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the merges of job %s waiting for Blender %s: %w", jobID, version, err)
+	}
+	return n, nil
+}
+
 // BlenderVersionsAwaited lists the Blender versions that a job's work
 // still to do needs (its queued and running tasks'), oldest first, so that
 // progress can say when no live node has one.

@@ -220,6 +220,32 @@ func (q *Queries) LiveBlenderVersions(ctx context.Context, since time.Time) ([]f
 	return offers, nil
 }
 
+// BlenderLastBeats answers, for each Blender version offered by a worker
+// run that beat its heart since since, the newest such heartbeat: how
+// recently a node of that version was last heard of. A version absent
+// was offered by no run heard of since then.
+func (q *Queries) BlenderLastBeats(ctx context.Context, since time.Time) (map[string]time.Time, error) {
+	rows, err := q.query(ctx, `SELECT blender_versions, heartbeat_at FROM workers WHERE heartbeat_at >= ?`, since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("read when each Blender was last offered: %w", err)
+	}
+	defer rows.Close()
+	last := map[string]time.Time{}
+	for rows.Next() {
+		var versions string
+		var beat time.Time
+		if err := rows.Scan(&versions, &beat); err != nil {
+			return nil, fmt.Errorf("read when each Blender was last offered: %w", err)
+		}
+		for _, v := range splitVersions(versions) {
+			if beat.After(last[v]) {
+				last[v] = beat.UTC()
+			}
+		}
+	}
+	return last, rows.Err()
+}
+
 // splitVersions reads a blender_versions column.
 func splitVersions(s string) []string {
 	if s == "" {

@@ -137,6 +137,19 @@ func (d Dialect) unindexed(column string) string {
 	return "+" + column
 }
 
+// utcDay is the day (YYYY-MM-DD, UTC) of the time in column, as text,
+// for grouping by day in SQL. PostgreSQL keeps a timestamptz as an
+// instant and writes it in the session's time zone unless told which.
+// SQLite keeps the text the driver wrote, Go's Time.String of a UTC time
+// (writeArgs): "2026-12-03 23:59:59.9 +0000 UTC", whose first ten
+// characters are the day.
+func (d Dialect) utcDay(column string) string {
+	if d == DialectPostgres {
+		return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+	}
+	return "substr(" + column + ", 1, 10)"
+}
+
 // rebindNumbered rewrites the ? placeholders of a query as PostgreSQL's
 // $1, $2, … in order. A ? inside a string literal ('…', a quote in it
 // doubled), a quoted identifier ("…") or a comment (-- to the end of the

@@ -166,33 +166,3 @@ func (q *Queries) RemoveWorkersSilentSince(ctx context.Context, cutoff time.Time
 	}
 	return res.RowsAffected()
 }
-
-// usageHistory adds to rows (by day or by job, as row makes them) what
-// the jobs removed from the history used on the days from from's to to's
-// (UTC dates), for workspaceID ("" for every workspace). A removed job's
-// usage is kept by day, so a period that begins or ends within a day
-// counts that day's whole.
-func (q *Queries) usageHistory(ctx context.Context, workspaceID string, from, to time.Time, row func(jobID string, at time.Time) *farm.UsageRow) error {
-	args := []any{from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly)}
-	scope := ""
-	if workspaceID != "" {
-		scope, args = " AND workspace_id = ?", append(args, workspaceID)
-	}
-	return q.scanEach(ctx, "the usage of jobs removed from the history", func(scan func(...any) error) error {
-		var jobID, on string
-		var d usageOfDay
-		if err := scan(&jobID, &on, &d.renderSeconds, &d.gpuSeconds, &d.frames, &d.bytesDownloaded); err != nil {
-			return err
-		}
-		at, err := time.Parse(time.DateOnly, on)
-		if err != nil || !at.Before(to.UTC()) {
-			return nil
-		}
-		r := row(jobID, at)
-		r.RenderSeconds += d.renderSeconds
-		r.GPUSeconds += d.gpuSeconds
-		r.Frames += int(d.frames)
-		r.BytesTransferred += d.bytesDownloaded
-		return nil
-	}, `SELECT job_id, day, render_seconds, gpu_seconds, frames, bytes_downloaded FROM usage_history WHERE day >= ? AND day <= ?`+scope, args...)
-}

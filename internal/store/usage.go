@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -62,118 +63,122 @@ func (q *Queries) RecordDownload(ctx context.Context, jobID string, bytes int64)
 // WorkspaceUsage reports what workspaceID used in [from, to), grouped by
 // day (UTC) or by job; workspaceID "" sums every workspace's. A row's
 // amounts are those of farm.UsageRow, and the total is their sum.
+//
+// The database sums: one statement answers a row per day or job, however
+// many chunks, frames and jobs the period holds (a month of a busy
+// workspace is hundreds of thousands of them), each source's rows
+// grouped by the same key and added up across the sources.
 func (q *Queries) WorkspaceUsage(ctx context.Context, workspaceID string, from, to time.Time, groupBy string) (farm.Usage, error) {
-	u := farm.Usage{From: from.UTC(), To: to.UTC(), GroupBy: groupBy}
-	rows := map[string]*farm.UsageRow{}
-	row := func(jobID string, at time.Time) *farm.UsageRow {
-		key := jobID
-		if groupBy == farm.UsageByDay {
-			key = at.UTC().Format(time.DateOnly)
+	from, to = from.UTC(), to.UTC()
+	u := farm.Usage{From: from, To: to, GroupBy: groupBy}
+	byDay := groupBy == farm.UsageByDay
+	// key is what a source's row is grouped by: its job, or the UTC day
+	// of when it happened.
+	key := func(job, at string) string {
+		if byDay {
+			return q.dialect.utcDay(at)
 		}
-		r, ok := rows[key]
-		if !ok {
-			r = &farm.UsageRow{}
-			if groupBy == farm.UsageByDay {
-				r.Day = key
-			} else {
-				r.JobID = key
-			}
-			rows[key] = r
+		return job
+	}
+	scope := func(column string) string {
+		if workspaceID == "" {
+			return ""
 		}
-		return r
+		return " AND " + column + " = ?"
 	}
-	scope, args := "", []any{from.UTC(), to.UTC()}
-	if workspaceID != "" {
-		scope, args = " AND j.workspace_id = ?", append(args, workspaceID)
-	}
-	type scanned struct {
-		jobID string
-		at    time.Time
-		n     float64
-		bytes int64
-	}
-	read := func(what, query string, add func(r *farm.UsageRow, s scanned)) error {
-		rs, err := q.query(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("usage: %s: %w", what, err)
+	var args []any
+	period := func() {
+		args = append(args, from, to)
+		if workspaceID != "" {
+			args = append(args, workspaceID)
 		}
-		defer rs.Close()
-		for rs.Next() {
-			var s scanned
-			if err := rs.Scan(&s.jobID, &s.at, &s.n, &s.bytes); err != nil {
-				return fmt.Errorf("usage: %s: %w", what, err)
-			}
-			add(row(s.jobID, s.at), s)
-		}
-		return rs.Err()
 	}
-	// Chunks ended in the period.
-	err := read("chunks", `SELECT t.job_id, t.finished_at, t.worker_seconds, 0 FROM tasks t JOIN jobs j ON j.id = t.job_id
-		WHERE t.finished_at >= ? AND t.finished_at < ? AND t.worker_seconds > 0`+scope,
-		func(r *farm.UsageRow, s scanned) { r.RenderSeconds += s.n })
-	if err != nil {
-		return u, err
-	}
-	err = read("chunks on GPUs", `SELECT t.job_id, t.finished_at, t.gpu_seconds, 0 FROM tasks t JOIN jobs j ON j.id = t.job_id
-		WHERE t.finished_at >= ? AND t.finished_at < ? AND t.gpu_seconds > 0`+scope,
-		func(r *farm.UsageRow, s scanned) { r.GPUSeconds += s.n })
-	if err != nil {
-		return u, err
-	}
+	// Downloads are kept by day (YYYY-MM-DD, UTC): a period counts those
+	// of every day it touches, from from's day to the day of its last
+	// instant (to itself is not in it).
+	firstDay, lastDay := from.Format(time.DateOnly), to.Add(-time.Nanosecond).Format(time.DateOnly)
+	// Each source gives its rows as (key, worker-seconds, GPU-seconds,
+	// frames, bytes stored, bytes served).
+	var sources []string
+	// Chunks ended in the period (the tasks_finished index, for one
+	// workspace).
+	sources = append(sources, `SELECT `+key("t.job_id", "t.finished_at")+` AS k,
+			CASE WHEN t.worker_seconds > 0 THEN t.worker_seconds ELSE 0 END AS cpu,
+			CASE WHEN t.gpu_seconds > 0 THEN t.gpu_seconds ELSE 0 END AS gpu,
+			0 AS frames, 0 AS stored, 0 AS served
+		FROM tasks t
+		WHERE t.finished_at >= ? AND t.finished_at < ? AND (t.worker_seconds > 0 OR t.gpu_seconds > 0)`+scope("t.workspace_id"))
+	period()
 	// Frames completed in the period, and the bytes their files hold.
-	err = read("frames", `SELECT f.job_id, f.updated_at, 1, CASE WHEN j.output_deleted THEN 0 ELSE
-			CAST(COALESCE((SELECT SUM(o.size_bytes) FROM frame_outputs o WHERE o.job_id = f.job_id AND o.frame = f.frame), f.size_bytes) AS BIGINT) END
+	sources = append(sources, `SELECT `+key("f.job_id", "f.updated_at")+`, 0, 0, 1,
+			CASE WHEN j.output_deleted THEN 0 ELSE CAST(COALESCE((SELECT SUM(o.size_bytes) FROM frame_outputs o
+				WHERE o.job_id = f.job_id AND o.frame = f.frame), f.size_bytes) AS BIGINT) END,
+			0
 		FROM frames f JOIN jobs j ON j.id = f.job_id
-		WHERE f.updated_at >= ? AND f.updated_at < ? AND f.status = '`+string(farm.FrameCompleted)+`'`+scope,
-		func(r *farm.UsageRow, s scanned) { r.Frames++; r.BytesStored += s.bytes })
-	if err != nil {
-		return u, err
-	}
+		WHERE f.updated_at >= ? AND f.updated_at < ? AND f.status = '`+string(farm.FrameCompleted)+`'`+scope("j.workspace_id"))
+	period()
 	// Jobs made in the period: their inputs, zips, preview videos and
 	// logs (an upload that never became a job belongs to no job, and is in
 	// the storage total only).
-	err = read("inputs", `SELECT j.id, j.created_at, 0, CASE WHEN j.output_deleted THEN 0 ELSE COALESCE(up.size_bytes, 0) + j.files_bytes + j.log_bytes
-			+ COALESCE((SELECT SUM(t.log_bytes) FROM tasks t WHERE t.job_id = j.id), 0) END
+	sources = append(sources, `SELECT `+key("j.id", "j.created_at")+`, 0, 0, 0,
+			CASE WHEN j.output_deleted THEN 0 ELSE COALESCE(up.size_bytes, 0) + j.files_bytes + j.log_bytes
+				+ COALESCE((SELECT SUM(lt.log_bytes) FROM tasks lt WHERE lt.job_id = j.id), 0) END,
+			0
 		FROM jobs j LEFT JOIN uploads up ON up.job_id = j.id
-		WHERE j.created_at >= ? AND j.created_at < ?`+scope,
-		func(r *farm.UsageRow, s scanned) { r.BytesStored += s.bytes })
-	if err != nil {
-		return u, err
+		WHERE j.created_at >= ? AND j.created_at < ?`+scope("j.workspace_id"))
+	period()
+	// Downloads served in the period's days.
+	day := "d.job_id"
+	if byDay {
+		day = "d.day"
 	}
-	// Downloads served in the period, by day.
-	dayArgs := []any{from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly)}
-	dscope := ""
+	sources = append(sources, `SELECT `+day+`, 0, 0, 0, 0, d.bytes
+		FROM downloads d
+		WHERE d.day >= ? AND d.day <= ?`+scope("d.workspace_id"))
+	args = append(args, firstDay, lastDay)
 	if workspaceID != "" {
-		dscope, dayArgs = " AND d.workspace_id = ?", append(dayArgs, workspaceID)
+		args = append(args, workspaceID)
 	}
-	ds, err := q.query(ctx, `SELECT d.job_id, d.day, d.bytes FROM downloads d WHERE d.day >= ? AND d.day <= ?`+dscope, dayArgs...)
+	// What the jobs removed from the history used (--history-retention),
+	// kept by day: counted, like downloads, on every day the period
+	// touches.
+	kept := "h.job_id"
+	if byDay {
+		kept = "h.day"
+	}
+	sources = append(sources, `SELECT `+kept+`, h.render_seconds, h.gpu_seconds, h.frames, 0, h.bytes_downloaded
+		FROM usage_history h
+		WHERE h.day >= ? AND h.day <= ?`+scope("h.workspace_id"))
+	args = append(args, firstDay, lastDay)
+	if workspaceID != "" {
+		args = append(args, workspaceID)
+	}
+	rs, err := q.query(ctx, `SELECT k, SUM(cpu), SUM(gpu), CAST(SUM(frames) AS BIGINT), CAST(SUM(stored) AS BIGINT), CAST(SUM(served) AS BIGINT)
+		FROM (`+strings.Join(sources, "\n\t\tUNION ALL ")+`) AS used
+		GROUP BY k`, args...)
 	if err != nil {
-		return u, fmt.Errorf("usage: downloads: %w", err)
-	}
-	defer ds.Close()
-	for ds.Next() {
-		var jobID, day string
-		var bytes int64
-		if err := ds.Scan(&jobID, &day, &bytes); err != nil {
-			return u, fmt.Errorf("usage: downloads: %w", err)
-		}
-		at, err := time.Parse(time.DateOnly, day)
-		if err != nil || at.Before(from.UTC().Truncate(24*time.Hour)) || !at.Before(to.UTC()) {
-			continue
-		}
-		row(jobID, at).BytesTransferred += bytes
-	}
-	if err := ds.Err(); err != nil {
-		return u, err
-	}
-	if err := q.usageHistory(ctx, workspaceID, from, to, row); err != nil {
 		return u, fmt.Errorf("usage: %w", err)
 	}
-	u.Rows = make([]farm.UsageRow, 0, len(rows))
-	for _, r := range rows {
-		u.Rows = append(u.Rows, *r)
-		u.Total.Add(*r)
+	defer rs.Close()
+	u.Rows = []farm.UsageRow{}
+	for rs.Next() {
+		var k string
+		var r farm.UsageRow
+		if err := rs.Scan(&k, &r.RenderSeconds, &r.GPUSeconds, &r.Frames, &r.BytesStored, &r.BytesTransferred); err != nil {
+			return u, fmt.Errorf("usage: %w", err)
+		}
+		if byDay {
+			r.Day = k
+		} else {
+			r.JobID = k
+		}
+		u.Rows = append(u.Rows, r)
+		u.Total.Add(r)
 	}
+	if err := rs.Err(); err != nil {
+		return u, fmt.Errorf("usage: %w", err)
+	}
+	// Sorted here, byte by byte: PostgreSQL would sort by its collation.
 	sort.Slice(u.Rows, func(i, j int) bool {
 		if u.Rows[i].Day != u.Rows[j].Day {
 			return u.Rows[i].Day < u.Rows[j].Day

@@ -19,7 +19,8 @@ import (
 
 // Progress reports a job's frames, at any status. Clients poll it, so it
 // reads the job's status and frames alone (store.JobProgress), not the
-// whole job as loadJob does.
+// whole job as loadJob does, and then reports it as RunningProgress
+// reports each job.
 func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, farm.NotFound("job", id)
@@ -31,30 +32,112 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 	if err != nil {
 		return nil, err
 	}
-	pr := progressOf(id, read.Status, read.Frames)
-	if err := s.addParts(ctx, pr); err != nil {
+	out, err := s.reportProgress(ctx, p.WorkspaceID, []store.Progress{read})
+	if err != nil {
 		return nil, err
 	}
-	pr.SuspendedReason = read.SuspendedReason
-	if pr.WaitingFor, err = s.waitingFor(ctx, p.WorkspaceID, id, read.Status, read.WaitingFor); err != nil {
+	return &out[0], nil
+}
+
+// RunningProgress reports every job of the workspace that the farm is
+// working on, and every suspended one: a suspended job is still the
+// farm's work, paused (by its owner, or once its scout frames were done),
+// and whoever watches the running jobs (the dashboard, `renderfarm
+// progress`) must see it, its frames done and why it waits, as Progress
+// reports it.
+//
+// Its cost does not grow with the number of jobs: a statement reads
+// their statuses and frames, four more how their work stands, and what
+// they may wait for of the farm is read once for them all.
+func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
+	jobs, err := s.store.JobsProgress(ctx, p.WorkspaceID, jobsInProgress...)
+	if err != nil {
 		return nil, err
 	}
-	if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, id); err != nil {
+	return s.reportProgress(ctx, p.WorkspaceID, jobs)
+}
+
+// reportProgress makes the progress of a workspace's jobs from their
+// statuses and frames (jobs): the work of every job read at once, and
+// the farm's as a job first needs it.
+func (s *Service) reportProgress(ctx context.Context, workspaceID string, jobs []store.Progress) ([]farm.Progress, error) {
+	out := make([]farm.Progress, 0, len(jobs))
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(jobs))
+	var waiting []string
+	for i, job := range jobs {
+		ids[i] = job.JobID
+		if saysWhatItWaitsFor(job.Status, job.WaitingFor) {
+			waiting = append(waiting, job.JobID)
+		}
+	}
+	work, err := s.store.WorkOfJobs(ctx, ids, waiting)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.addScoutEta(ctx, pr); err != nil {
-		return nil, err
+	fr := &farmReads{s: s, ctx: ctx, workspaceID: workspaceID, liveSince: s.liveSince()}
+	for _, job := range jobs {
+		w := work[job.JobID]
+		pr := progressOf(job.JobID, job.Status, job.Frames)
+		addParts(pr, w.Parts)
+		pr.SuspendedReason = job.SuspendedReason
+		if pr.WaitingFor, err = fr.waitingFor(job.JobID, job.Status, job.WaitingFor, w); err != nil {
+			return nil, err
+		}
+		pr.BlockedWorkers = w.BlockedWorkers
+		if err := fr.addScoutEta(pr); err != nil {
+			return nil, err
+		}
+		out = append(out, *pr)
 	}
-	return pr, nil
+	return out, nil
+}
+
+// farmReads is what the progress of a workspace's jobs reads of the farm
+// and of the workspace, beside each job's own: each read once for an
+// answer, when a job first needs it.
+type farmReads struct {
+	s           *Service
+	ctx         context.Context
+	workspaceID string
+	liveSince   time.Time
+
+	offered  lazy[[]string]
+	offers   lazy[[]farm.WorkerOffer]
+	takers   lazy[[]store.Taker]
+	sick     lazy[[]store.WorkerHealth]
+	quota    lazy[[2]int]
+	budget   lazy[[2]float64]
+	name     lazy[string]
+	expected lazy[int]
+}
+
+// lazy is a value read the first time it is asked for.
+type lazy[T any] struct {
+	read bool
+	v    T
+}
+
+func (l *lazy[T]) get(read func() (T, error)) (T, error) {
+	if !l.read {
+		v, err := read()
+		if err != nil {
+			return v, err
+		}
+		l.v, l.read = v, true
+	}
+	return l.v, nil
 }
 
 // addScoutEta gives a job suspended once its scout frames were done the
 // time its other frames will take once it is resumed.
-func (s *Service) addScoutEta(ctx context.Context, pr *farm.Progress) error {
+func (fr *farmReads) addScoutEta(pr *farm.Progress) error {
 	if pr.SuspendedReason != farm.SuspendedScoutFramesReady {
 		return nil
 	}
-	workers, err := s.expectedWorkers(ctx)
+	workers, err := fr.expected.get(func() (int, error) { return fr.s.expectedWorkers(fr.ctx) })
 	if err != nil {
 		return err
 	}
@@ -88,46 +171,52 @@ func etaOfTheRest(pr *farm.Progress, workers int) *float64 {
 // chunks. The job does not fail for any of them: the work resumes when
 // the part is back, when a node that has what it needs starts, or when
 // the workspace's other chunks end.
-func (s *Service) waitingFor(ctx context.Context, workspaceID, jobID string, status farm.Status, outage string) (string, error) {
+func (fr *farmReads) waitingFor(jobID string, status farm.Status, outage string, w store.JobWork) (string, error) {
 	if outage != "" {
 		return outage, nil
 	}
-	switch status {
-	case farm.StatusValidating, farm.StatusBooting, farm.StatusRendering:
-	default:
+	if !saysWhatItWaitsFor(status, outage) {
 		return "", nil
 	}
-	awaited, err := s.store.BlenderVersionsAwaited(ctx, jobID)
-	if err != nil {
-		return "", err
-	}
-	if len(awaited) > 0 {
-		offers, err := s.store.LiveBlenderVersions(ctx, s.liveSince())
+	if len(w.BlenderVersionsAwaited) > 0 {
+		offered, err := fr.offered.get(func() ([]string, error) {
+			offers, err := fr.s.store.LiveBlenderVersions(fr.ctx, fr.liveSince)
+			return versionsOf(offers), err
+		})
 		if err != nil {
 			return "", err
 		}
-		offered := versionsOf(offers)
-		for _, v := range awaited {
+		for _, v := range w.BlenderVersionsAwaited {
 			if !slices.Contains(offered, v) {
-				return s.waitingForBlender(ctx, jobID, status, v, offered)
+				return fr.s.waitingForBlender(fr.ctx, jobID, status, v, offered)
 			}
 		}
 	}
-	need, waiting, found, err := s.store.ChunkNeeds(ctx, jobID)
-	if err != nil || !found {
-		return "", err
+	if !w.HasChunks {
+		return "", nil
 	}
-	if waiting {
-		if why, err := s.waitingForRetry(ctx, jobID); why != "" || err != nil {
-			return why, err
+	if w.ChunkWaiting {
+		if why := waitingForRetry(w); why != "" {
+			return why, nil
 		}
-		if why, err := s.waitingForSlot(ctx, workspaceID, need); why != "" || err != nil {
+		if why, err := fr.waitingForSlot(w.Need); why != "" || err != nil {
 			return why, err
 		}
 	}
 	// Chunks given to a node that may no longer take them come back to
 	// wait, so this is asked whether or not one waits now.
-	return s.waitingForTaker(ctx, jobID, need.BlenderVersion)
+	return fr.waitingForTaker(w.Need.BlenderVersion, w.BlockedWorkers)
+}
+
+// saysWhatItWaitsFor reports whether the progress of a job in status,
+// whose tasks wait for outage ("" for none), says what else its work
+// waits for: a job whose work may be waiting for the farm.
+func saysWhatItWaitsFor(status farm.Status, outage string) bool {
+	switch status {
+	case farm.StatusValidating, farm.StatusBooting, farm.StatusRendering:
+		return outage == ""
+	}
+	return false
 }
 
 // waitingForBlender says that a job's work waits for a live render node
@@ -162,20 +251,19 @@ func (s *Service) waitingForBlender(ctx context.Context, jobID string, status fa
 // waitingForRetry says, when nothing of a job renders or may be given a
 // slot and its chunks left wait out the pause after a failed attempt,
 // when the first of them is given a slot again; "" otherwise.
-func (s *Service) waitingForRetry(ctx context.Context, jobID string) (string, error) {
-	until, failed, err := s.store.RetryWait(ctx, jobID)
-	if err != nil || until.IsZero() {
-		return "", err
+func waitingForRetry(w store.JobWork) string {
+	if w.RetryUntil.IsZero() {
+		return ""
 	}
 	return fmt.Sprintf("the next attempt of a chunk whose render failed (failed attempts so far: %d): "+
-		"it is given a render slot again from %s", failed, until.UTC().Format(time.RFC3339)), nil
+		"it is given a render slot again from %s", w.RetryFailedAttempts, w.RetryUntil.UTC().Format(time.RFC3339))
 }
 
 // waitingForSlot says why a job's waiting chunks get no render slot: no
 // live node has what they need, or their workspace is at its limit of
 // running chunks; "" when neither holds.
-func (s *Service) waitingForSlot(ctx context.Context, workspaceID string, need farm.Requirements) (string, error) {
-	workers, err := s.store.LiveWorkerOffers(ctx, s.liveSince())
+func (fr *farmReads) waitingForSlot(need farm.Requirements) (string, error) {
+	workers, err := fr.offers.get(func() ([]farm.WorkerOffer, error) { return fr.s.store.LiveWorkerOffers(fr.ctx, fr.liveSince) })
 	if err != nil {
 		return "", err
 	}
@@ -188,20 +276,26 @@ func (s *Service) waitingForSlot(ctx context.Context, workspaceID string, need f
 		return fmt.Sprintf("a render node with %s%s: no live render node has them; "+
 			"the job goes on when one that does starts (renderfarm worker --gpu, --tags)", beyond, with), nil
 	}
-	limit, running, err := s.store.WorkspaceQuota(ctx, workspaceID)
+	quota, err := fr.quota.get(func() ([2]int, error) {
+		limit, running, err := fr.s.store.WorkspaceQuota(fr.ctx, fr.workspaceID)
+		return [2]int{limit, running}, err
+	})
 	if err != nil {
 		return "", err
 	}
-	if limit > 0 && running >= limit {
+	if limit, running := quota[0], quota[1]; limit > 0 && running >= limit {
 		return fmt.Sprintf("a free render slot within its workspace's limit of %d running chunks (%d run now); "+
 			"the job goes on as the workspace's other chunks end", limit, running), nil
 	}
-	budget, spent, err := s.store.WorkspaceBudget(ctx, workspaceID)
+	month, err := fr.budget.get(func() ([2]float64, error) {
+		budget, spent, err := fr.s.store.WorkspaceBudget(fr.ctx, fr.workspaceID)
+		return [2]float64{budget, spent}, err
+	})
 	if err != nil {
 		return "", err
 	}
-	if budget > 0 && spent >= budget {
-		name, err := s.store.WorkspaceName(ctx, workspaceID)
+	if budget, spent := month[0], month[1]; budget > 0 && spent >= budget {
+		name, err := fr.name.get(func() (string, error) { return fr.s.store.WorkspaceName(fr.ctx, fr.workspaceID) })
 		if err != nil {
 			return "", err
 		}
@@ -221,22 +315,18 @@ func formatHours(seconds float64) string {
 }
 
 // waitingForTaker says, when every live render node that runs the job's
-// Blender is sick or blocked on the job, that its work waits for one
-// that may take it (farm.MayTake), naming those set aside.
-func (s *Service) waitingForTaker(ctx context.Context, jobID, blenderVersion string) (string, error) {
-	takers, err := s.store.TakersOf(ctx, jobID, "", blenderVersion, s.liveSince())
-	if err != nil || len(takers) > 0 {
+// Blender is sick or blocked on the job (blocked), that its work waits
+// for one that may take it (farm.MayTake), naming those set aside.
+func (fr *farmReads) waitingForTaker(blenderVersion string, blocked []string) (string, error) {
+	takers, err := fr.takers.get(func() ([]store.Taker, error) { return fr.s.store.LiveTakers(fr.ctx, fr.liveSince) })
+	if err != nil || slices.ContainsFunc(takers, func(t store.Taker) bool { return t.Takes(blenderVersion, blocked) }) {
 		return "", err
 	}
 	var aside []string
-	blocked, err := s.store.BlockedWorkers(ctx, jobID)
-	if err != nil {
-		return "", err
-	}
 	for _, name := range blocked {
 		aside = append(aside, name+" is blocked on this job (its chunks failed there)")
 	}
-	sick, err := s.store.SickWorkers(ctx)
+	sick, err := fr.sick.get(func() ([]store.WorkerHealth, error) { return fr.s.store.SickWorkers(fr.ctx) })
 	if err != nil {
 		return "", err
 	}
@@ -291,46 +381,6 @@ func (s *Service) checkRoomForFrames(ctx context.Context, tx *store.Tx, workspac
 			"Wait for some of those jobs to end, cancel some (POST /jobs/{id}/cancel), or render fewer frames", doing, adding, max)}
 }
 
-// RunningProgress reports every job of the workspace that the farm is
-// working on, and every suspended one: a suspended job is still the
-// farm's work, paused (by its owner, or once its scout frames were done),
-// and whoever watches the running jobs (the dashboard, `renderfarm
-// progress`) must see it, its frames done and why it waits, as Progress
-// reports it.
-func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
-	jobs, err := s.store.JobsWithStatus(ctx, p.WorkspaceID, jobsInProgress...)
-	if err != nil {
-		return nil, err
-	}
-	out := []farm.Progress{}
-	for _, job := range jobs {
-		frames, err := s.store.FrameProgressOfJob(ctx, job.ID)
-		if err != nil {
-			return nil, err
-		}
-		pr := progressOf(job.ID, job.Status, frames)
-		if err := s.addParts(ctx, pr); err != nil {
-			return nil, err
-		}
-		outage, err := s.store.WaitingFor(ctx, job.ID)
-		if err != nil {
-			return nil, err
-		}
-		if pr.WaitingFor, err = s.waitingFor(ctx, job.WorkspaceID, job.ID, job.Status, outage); err != nil {
-			return nil, err
-		}
-		if pr.BlockedWorkers, err = s.store.BlockedWorkers(ctx, job.ID); err != nil {
-			return nil, err
-		}
-		pr.SuspendedReason = job.SuspendedReason
-		if err := s.addScoutEta(ctx, pr); err != nil {
-			return nil, err
-		}
-		out = append(out, *pr)
-	}
-	return out, nil
-}
-
 // progressOf counts a job's frames and estimates the time left.
 func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *farm.Progress {
 	pr := &farm.Progress{JobID: jobID, Status: status, FramesTotal: len(frames), Frames: frames}
@@ -367,13 +417,12 @@ func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *
 }
 
 // addParts adds to a job's progress its split frames' parts
-// (frames[].parts), and while no frame is merged yet, estimates the time
-// left from the parts: the parts left times the mean part's render time,
-// shared by the parts rendering now.
-func (s *Service) addParts(ctx context.Context, pr *farm.Progress) error {
-	counts, err := s.store.PartCounts(ctx, pr.JobID)
-	if err != nil || len(counts) == 0 {
-		return err
+// (frames[].parts), counts by frame, and while no frame is merged yet,
+// estimates the time left from the parts: the parts left times the mean
+// part's render time, shared by the parts rendering now.
+func addParts(pr *farm.Progress, counts map[int]store.PartCount) {
+	if len(counts) == 0 {
+		return
 	}
 	left, done, rendering := 0, 0, 0
 	seconds := 0.0
@@ -398,7 +447,6 @@ func (s *Service) addParts(ctx context.Context, pr *farm.Progress) error {
 		eta := math.Round(float64(left)*seconds/float64(done)/float64(max(1, rendering))*10) / 10
 		pr.EtaSeconds = &eta
 	}
-	return nil
 }
 
 // Downloads lists presigned URLs of a job's frames as they land, and of

@@ -123,8 +123,8 @@ func TestBlenderVersionsAwaitedAreThoseOfTheJobsWorkLeft(t *testing.T) {
 		add(store.Task{ID: "chunk-2", BlenderVersion: "4.10.0", Chunk: 2, Status: store.TaskRunning})
 		add(store.Task{ID: "chunk-3", BlenderVersion: "3.4.1", Chunk: 3, Status: store.TaskDone})
 		add(store.Task{ID: "finalize", Kind: store.TaskFinalize})
-		got, err := s.BlenderVersionsAwaited(t.Context(), "job-1")
-		if want := []string{"4.3.2", "4.10.0"}; err != nil || !slices.Equal(got, want) {
+		work, err := s.WorkOfJobs(t.Context(), []string{"job-1"}, []string{"job-1"})
+		if got, want := work["job-1"].BlenderVersionsAwaited, []string{"4.3.2", "4.10.0"}; err != nil || !slices.Equal(got, want) {
 			t.Errorf("BlenderVersionsAwaited = %q, %v; want %q", got, err, want)
 		}
 		if got := getTask(t, s, "chunk-0"); got.BlenderVersion != "4.3.2" {

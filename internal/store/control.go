@@ -284,6 +284,44 @@ func (q *Queries) TakersOf(ctx context.Context, jobID, worker, blenderVersion st
 	return out, rows.Err()
 }
 
+// Taker is a live render node that may take the chunks of a job it is
+// not blocked on (TakersOf, for every job at once): its name and the
+// Blender versions it runs.
+type Taker struct {
+	Name            string
+	BlenderVersions []string
+}
+
+// Takes reports whether the node may take a chunk of a job on Blender
+// blenderVersion ("" for any) of which blocked are the nodes blocked on
+// it: TakersOf's rule.
+func (t Taker) Takes(blenderVersion string, blocked []string) bool {
+	return !slices.Contains(blocked, t.Name) && (blenderVersion == "" || slices.Contains(t.BlenderVersions, blenderVersion))
+}
+
+// LiveTakers lists, by name, the live render nodes that may take chunks
+// of jobs they are not blocked on: their run's heartbeat is newer than
+// liveSince, they are not stopping or stopped, and they are not sick.
+func (q *Queries) LiveTakers(ctx context.Context, liveSince time.Time) ([]Taker, error) {
+	rows, err := q.query(ctx, `SELECT DISTINCT w.name, w.blender_versions FROM workers w
+		WHERE w.heartbeat_at >= ? AND w.state NOT IN (?, ?, ?) AND w.name <> ''
+		AND NOT EXISTS (SELECT 1 FROM worker_health h WHERE h.name = w.name AND h.sick_since IS NOT NULL)
+		ORDER BY w.name`, liveSince.UTC(), WorkerGone, WorkerStopping, WorkerStopped)
+	if err != nil {
+		return nil, fmt.Errorf("list the workers that may take chunks: %w", err)
+	}
+	defer rows.Close()
+	var out []Taker
+	for rows.Next() {
+		var name, versions string
+		if err := rows.Scan(&name, &versions); err != nil {
+			return nil, err
+		}
+		out = append(out, Taker{Name: name, BlenderVersions: splitVersions(versions)})
+	}
+	return out, rows.Err()
+}
+
 // WorkerHealth is a render node's health, by name.
 type WorkerHealth struct {
 	Name string

@@ -439,48 +439,6 @@ func (q *Queries) SetWaitingPriority(ctx context.Context, jobID string, priority
 	return nil
 }
 
-// RetryWait tells, for a job of which nothing renders or may be given a
-// render slot now, and whose chunks that failed wait for their next
-// attempt (RetryLater), when the first of those waits ends, and the
-// most attempts one of them has failed. The zero time when a chunk of
-// the job is queued or running, or waits with no wait to sit out, or
-// none is in a retry wait: the job then does not wait for a retry.
-func (q *Queries) RetryWait(ctx context.Context, jobID string) (until time.Time, failedAttempts int, err error) {
-	at := now()
-	var first anyTime
-	var failed sql.NullInt64
-	err = q.queryRow(ctx, `SELECT MIN(t.retry_at), MAX(t.failed_attempts) FROM tasks t
-		WHERE t.job_id = ? AND t.kind = ? AND t.status = ? AND t.retry_at > ?
-			AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.job_id = t.job_id AND o.kind = t.kind
-				AND (o.status IN (?, ?) OR o.status = ? AND (o.retry_at IS NULL OR o.retry_at <= ?)))`,
-		jobID, TaskRender, TaskWaiting, at, TaskQueued, TaskRunning, TaskWaiting, at).Scan(&first, &failed)
-	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("the retry wait of job %s's chunks: %w", jobID, err)
-	}
-	return first.Time, int(failed.Int64), nil
-}
-
-// ChunkNeeds is what a job's chunks need of a worker (all of a job's
-// chunks need the same), and whether any of them waits for one. found is
-// false for a job without chunks.
-func (q *Queries) ChunkNeeds(ctx context.Context, jobID string) (need farm.Requirements, waiting, found bool, err error) {
-	var tags string
-	err = q.queryRow(ctx, `SELECT r.blender_version, r.gpu_type, r.gpu_count, r.minimum_ram_gib, r.tags,
-			EXISTS (SELECT 1 FROM tasks w WHERE w.job_id = ? AND w.kind = ? AND w.status = ?)
-		FROM requirements r WHERE r.key = (SELECT t.requirements FROM tasks t WHERE t.job_id = ? AND t.kind = ? LIMIT 1)`,
-		jobID, TaskRender, TaskWaiting, jobID, TaskRender).Scan(&need.BlenderVersion, &need.GPUType, &need.GPUCount, &need.MinimumRAMGiB, &tags, &waiting)
-	if errors.Is(err, sql.ErrNoRows) {
-		return need, false, false, nil
-	}
-	if err != nil {
-		return need, false, false, fmt.Errorf("what job %s's chunks need: %w", jobID, err)
-	}
-	if need.Tags, err = farm.ParseTags(tags); err != nil {
-		return need, false, false, err
-	}
-	return need, waiting, true, nil
-}
-
 // ManyChunks is how many chunks one render request may add before the
 // planner's statistics are gathered again (RefreshPlannerStats).
 const ManyChunks = 500

@@ -183,32 +183,6 @@ func (q *Queries) ListJobs(ctx context.Context, workspaceID string, status farm.
 	return jobs, total, rows.Err()
 }
 
-// JobsWithStatus returns a workspace's jobs in any of the given statuses,
-// oldest first.
-func (q *Queries) JobsWithStatus(ctx context.Context, workspaceID string, statuses ...farm.Status) ([]farm.Job, error) {
-	if len(statuses) == 0 {
-		return nil, nil
-	}
-	args := []any{workspaceID}
-	for _, s := range statuses {
-		args = append(args, s)
-	}
-	rows, err := q.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE workspace_id = ? AND status IN (?`+strings.Repeat(", ?", len(statuses)-1)+`) ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	defer rows.Close()
-	var jobs []farm.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		jobs = append(jobs, *j)
-	}
-	return jobs, rows.Err()
-}
-
 // filesBytes is what a job's finalizing stored besides its frames (the
 // zips and the preview video): jobs.files_bytes, which the workspace's
 // storage counts.

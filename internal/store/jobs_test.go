@@ -267,7 +267,7 @@ func TestListJobsReturnsWholeJobs(t *testing.T) {
 	})
 }
 
-func TestJobsWithStatusListsOldestFirst(t *testing.T) {
+func TestJobsProgressListsTheJobsOfTheStatusesOldestFirst(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, s *store.Store) {
 		ws := ensureWorkspace(t, s, "studio")
@@ -281,19 +281,19 @@ func TestJobsWithStatusListsOldestFirst(t *testing.T) {
 		theirs.Status = farm.StatusRendering
 		insertJob(t, s, theirs)
 
-		jobs, err := s.JobsWithStatus(t.Context(), ws.ID, farm.StatusRendering, farm.StatusBooting)
+		jobs, err := s.JobsProgress(t.Context(), ws.ID, farm.StatusRendering, farm.StatusBooting)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ids []string
 		for _, j := range jobs {
-			ids = append(ids, j.ID)
+			ids = append(ids, j.JobID)
 		}
 		if want := []string{"job-0", "job-2", "job-3"}; !slices.Equal(ids, want) {
-			t.Errorf("JobsWithStatus = %q, want %q", ids, want)
+			t.Errorf("JobsProgress = %q, want %q", ids, want)
 		}
-		if jobs, err := s.JobsWithStatus(t.Context(), ws.ID); err != nil || len(jobs) != 0 {
-			t.Errorf("JobsWithStatus with no statuses = %d jobs, %v; want none", len(jobs), err)
+		if jobs, err := s.JobsProgress(t.Context(), ws.ID); err != nil || len(jobs) != 0 {
+			t.Errorf("JobsProgress with no statuses = %d jobs, %v; want none", len(jobs), err)
 		}
 	})
 }

@@ -81,30 +81,6 @@ type PartCount struct {
 	Rendering int
 }
 
-// PartCounts counts each split frame's parts of a job, for its progress;
-// a job with no split frames has none.
-func (q *Queries) PartCounts(ctx context.Context, jobID string) (map[int]PartCount, error) {
-	rows, err := q.query(ctx, `SELECT p.frame, COUNT(*),
-			COALESCE(SUM(CASE WHEN p.object_key <> '' THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(p.render_seconds), 0),
-			COALESCE(SUM(CASE WHEN p.object_key = '' AND t.status = ? THEN 1 ELSE 0 END), 0)
-		FROM frame_parts p LEFT JOIN tasks t ON t.id = p.task_id WHERE p.job_id = ? GROUP BY p.frame`, TaskRunning, jobID)
-	if err != nil {
-		return nil, fmt.Errorf("count the parts of job %s: %w", jobID, err)
-	}
-	defer rows.Close()
-	out := map[int]PartCount{}
-	for rows.Next() {
-		var frame int
-		var c PartCount
-		if err := rows.Scan(&frame, &c.Total, &c.Completed, &c.Seconds, &c.Rendering); err != nil {
-			return nil, err
-		}
-		out[frame] = c
-	}
-	return out, rows.Err()
-}
-
 // MergeOfFrame reports whether a merge of a job's frame is queued,
 // running or done: a frame is merged once.
 func (q *Queries) MergeOfFrame(ctx context.Context, jobID string, frame int) (bool, error) {

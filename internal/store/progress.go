@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // Progress is what a progress report shows of a job: JobProgress's answer.
 type Progress struct {
+	JobID  string
 	Status farm.Status
 	// Frames are in frame order.
 	Frames []farm.FrameProgress
@@ -30,12 +32,15 @@ type Progress struct {
 func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (Progress, error) {
 	// The LEFT JOIN keeps the job's row when it has no frames yet: one
 	// row whose frame columns are NULL. The subquery depends on no row,
-	// so both databases compute it once for the statement.
+	// so both databases compute it once for the statement. The task's
+	// status is written in the statement, not bound: SQLite prepares a
+	// statement again at each run when a parameter meets a partial
+	// index's condition (those of tasks are on their status and kind).
 	rows, err := q.query(ctx, `SELECT j.status, j.suspended_reason, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
-			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = ?)
+			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = '`+string(TaskRunning)+`')
 		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
 		WHERE j.id = ? AND j.workspace_id = ?
-		ORDER BY f.frame`, jobID, TaskRunning, jobID, workspaceID)
+		ORDER BY f.frame`, jobID, jobID, workspaceID)
 	if err != nil {
 		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 	}
@@ -72,35 +77,253 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 	if !found {
 		return Progress{}, ErrNotFound
 	}
-	return Progress{Status: status, Frames: frames, WaitingFor: waitingFor, SuspendedReason: reason}, nil
+	return Progress{JobID: jobID, Status: status, Frames: frames, WaitingFor: waitingFor, SuspendedReason: reason}, nil
 }
 
-// WaitingFor is what one of a job's running tasks waits for, "" when none
-// waits: JobProgress's WaitingFor, for a job already read.
-func (q *Queries) WaitingFor(ctx context.Context, jobID string) (string, error) {
-	var w string
-	err := q.queryRow(ctx, `SELECT COALESCE(MAX(waiting_for), '') FROM tasks WHERE job_id = ? AND status = ?`, jobID, TaskRunning).Scan(&w)
+// JobsProgress reads JobProgress of each of a workspace's jobs in any of
+// statuses, oldest first: one statement, whatever the number of jobs.
+func (q *Queries) JobsProgress(ctx context.Context, workspaceID string, statuses ...farm.Status) ([]Progress, error) {
+	// What the jobs' running tasks wait for is read once for them all
+	// (the workspace's running tasks, a few per render slot), not once for
+	// each frame's row.
+	rows, err := q.query(ctx, `SELECT j.id, j.status, j.suspended_reason, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
+			COALESCE(w.waiting_for, '')
+		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
+			LEFT JOIN (SELECT t.job_id, MAX(t.waiting_for) AS waiting_for FROM tasks t
+				WHERE t.workspace_id = ? AND t.status = '`+string(TaskRunning)+`' GROUP BY t.job_id) w ON w.job_id = j.id
+		WHERE j.workspace_id = ? AND `+q.dialect.oneOf("j.status")+`
+		ORDER BY j.created_at, j.id, f.frame`, workspaceID, workspaceID, list(q.dialect, statusStrings(statuses)))
 	if err != nil {
-		return "", fmt.Errorf("read what job %s waits for: %w", jobID, err)
-	}
-	return w, nil
-}
-
-// FrameProgressOfJob lists a job's frames as a progress report shows
-// them, in frame order: JobProgress's frames, for a job already read.
-func (q *Queries) FrameProgressOfJob(ctx context.Context, jobID string) ([]farm.FrameProgress, error) {
-	rows, err := q.query(ctx, `SELECT frame, status, worker, render_seconds, attempts FROM frames WHERE job_id = ? ORDER BY frame`, jobID)
-	if err != nil {
-		return nil, fmt.Errorf("list frames: %w", err)
+		return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
 	}
 	defer rows.Close()
-	var frames []farm.FrameProgress
+	var (
+		out           []Progress
+		id            string
+		status        farm.Status
+		reason        string
+		frame         sql.NullInt64
+		frameStatus   sql.NullString
+		worker        sql.NullString
+		renderSeconds sql.NullFloat64
+		attempts      sql.NullInt64
+		waitingFor    string
+	)
 	for rows.Next() {
-		var f farm.FrameProgress
-		if err := rows.Scan(&f.Frame, &f.Status, &f.Worker, &f.RenderSeconds, &f.Attempts); err != nil {
+		if err := rows.Scan(&id, &status, &reason, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
+			return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].JobID != id {
+			out = append(out, Progress{JobID: id, Status: status, WaitingFor: waitingFor, SuspendedReason: reason, Frames: []farm.FrameProgress{}})
+		}
+		if frame.Valid {
+			p := &out[len(out)-1]
+			p.Frames = append(p.Frames, farm.FrameProgress{Frame: int(frame.Int64), Status: farm.FrameStatus(frameStatus.String),
+				Worker: worker.String, RenderSeconds: renderSeconds.Float64, Attempts: int(attempts.Int64)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
+	}
+	return out, nil
+}
+
+func statusStrings(statuses []farm.Status) []string {
+	out := make([]string, len(statuses))
+	for i, s := range statuses {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// JobWork is how a job's work stands, beyond its frames: what its
+// progress says it waits for is made of it.
+type JobWork struct {
+	// Parts counts each split frame's parts, by frame; empty for a job
+	// without split frames.
+	Parts map[int]PartCount
+	// BlenderVersionsAwaited are the Blender versions its work still to do
+	// needs (its waiting, queued and running tasks'), oldest first.
+	BlenderVersionsAwaited []string
+	// HasChunks is false for a job without chunks; then Need and
+	// ChunkWaiting say nothing.
+	HasChunks bool
+	// Need is what its chunks need of a worker (all of a job's chunks
+	// need the same).
+	Need farm.Requirements
+	// ChunkWaiting says whether one of its chunks waits for a render slot.
+	ChunkWaiting bool
+	// RetryUntil is, when nothing of the job renders or may be given a
+	// render slot now and its chunks that failed wait for their next
+	// attempt, when the first of those waits ends, and
+	// RetryFailedAttempts the most attempts one of them failed; the zero
+	// time when a chunk is queued or running, or waits with no wait to sit
+	// out, or none is in a retry wait.
+	RetryUntil          time.Time
+	RetryFailedAttempts int
+	// BlockedWorkers are the render nodes blocked on the job, by name.
+	BlockedWorkers []string
+}
+
+// WorkOfJobs reads how the work of each of jobIDs stands, for their
+// progress: their split frames' parts and the nodes blocked on them, and,
+// of those of them in waiting (whose progress says what their work waits
+// for), the Blender versions and chunks of their work left. Four
+// statements whatever the number of jobs, two when waiting is empty. A
+// job with no tasks, parts or blocks has the zero JobWork.
+func (q *Queries) WorkOfJobs(ctx context.Context, jobIDs, waiting []string) (map[string]JobWork, error) {
+	work := make(map[string]*JobWork, len(jobIDs))
+	of := func(id string) *JobWork {
+		w, ok := work[id]
+		if !ok {
+			w = &JobWork{}
+			work[id] = w
+		}
+		return w
+	}
+	ids, waitingIDs := list(q.dialect, jobIDs), list(q.dialect, waiting)
+	reads := []func() error{
+		func() error { return q.partsOfJobs(ctx, ids, of) },
+		func() error { return q.blockedOnJobs(ctx, ids, of) },
+	}
+	if len(waiting) > 0 {
+		reads = append(reads,
+			func() error { return q.versionsAwaitedOfJobs(ctx, waitingIDs, of) },
+			func() error { return q.chunksOfJobs(ctx, waitingIDs, of) })
+	}
+	for _, read := range reads {
+		if err := read(); err != nil {
 			return nil, err
 		}
-		frames = append(frames, f)
 	}
-	return frames, rows.Err()
+	out := make(map[string]JobWork, len(work))
+	for id, w := range work {
+		out[id] = *w
+	}
+	return out, nil
+}
+
+// partsOfJobs counts each split frame's parts: Completed of Total stored,
+// their render seconds, and those a render node holds now.
+func (q *Queries) partsOfJobs(ctx context.Context, ids any, of func(string) *JobWork) error {
+	rows, err := q.query(ctx, `SELECT p.job_id, p.frame, COUNT(*),
+			COALESCE(SUM(CASE WHEN p.object_key <> '' THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(p.render_seconds), 0),
+			COALESCE(SUM(CASE WHEN p.object_key = '' AND t.status = ? THEN 1 ELSE 0 END), 0)
+		FROM frame_parts p LEFT JOIN tasks t ON t.id = p.task_id WHERE `+q.dialect.oneOf("p.job_id")+` GROUP BY p.job_id, p.frame`, TaskRunning, ids)
+	if err != nil {
+		return fmt.Errorf("count the parts of split frames: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job string
+		var frame int
+		var c PartCount
+		if err := rows.Scan(&job, &frame, &c.Total, &c.Completed, &c.Seconds, &c.Rendering); err != nil {
+			return fmt.Errorf("count the parts of split frames: %w", err)
+		}
+		w := of(job)
+		if w.Parts == nil {
+			w.Parts = map[int]PartCount{}
+		}
+		w.Parts[frame] = c
+	}
+	return rows.Err()
+}
+
+// versionsAwaitedOfJobs lists the Blender versions the jobs' work still
+// to do needs, so that progress can say when no live node has one.
+func (q *Queries) versionsAwaitedOfJobs(ctx context.Context, ids any, of func(string) *JobWork) error {
+	rows, err := q.query(ctx, `SELECT DISTINCT job_id, blender_version FROM tasks
+		WHERE `+q.dialect.oneOf("job_id")+` AND `+q.dialect.unindexed("status")+` IN ('`+string(TaskWaiting)+`', '`+string(TaskQueued)+`', '`+string(TaskRunning)+`')
+			AND blender_version <> ''`, ids)
+	if err != nil {
+		return fmt.Errorf("the blender versions of jobs' work left: %w", err)
+	}
+	defer rows.Close()
+	var jobs []string
+	for rows.Next() {
+		var job, version string
+		if err := rows.Scan(&job, &version); err != nil {
+			return fmt.Errorf("the blender versions of jobs' work left: %w", err)
+		}
+		w := of(job)
+		if w.BlenderVersionsAwaited == nil {
+			jobs = append(jobs, job)
+		}
+		w.BlenderVersionsAwaited = append(w.BlenderVersionsAwaited, version)
+	}
+	for _, job := range jobs {
+		w := of(job)
+		w.BlenderVersionsAwaited = farm.SortBlenderVersions(w.BlenderVersionsAwaited)
+	}
+	return rows.Err()
+}
+
+// chunksOfJobs reads what the jobs' chunks need, whether one waits, and
+// the wait of those whose render failed (see JobWork.RetryUntil).
+func (q *Queries) chunksOfJobs(ctx context.Context, ids any, of func(string) *JobWork) error {
+	at := now()
+	// The kind and statuses are written in the statement, not bound: a
+	// parameter that SQLite compares with a partial index's condition
+	// (tasks_dispatched_by_workspace's kind = 'render') has it prepare
+	// the statement again at each run, which cost more than the run.
+	// A chunk is in a retry wait while it waits with a retry_at to come;
+	// busy is one that renders, is given a slot, or may be given one.
+	inRetryWait := `t.status = '` + string(TaskWaiting) + `' AND t.retry_at > ?`
+	busy := `t.status IN ('` + string(TaskQueued) + `', '` + string(TaskRunning) + `') OR t.status = '` + string(TaskWaiting) + `' AND (t.retry_at IS NULL OR t.retry_at <= ?)`
+	rows, err := q.query(ctx, `SELECT c.job_id, r.blender_version, r.gpu_type, r.gpu_count, r.minimum_ram_gib, r.tags,
+			c.waiting, c.busy, c.retry_until, c.retry_failed
+		FROM (SELECT t.job_id, MAX(t.requirements) AS requirements,
+				MAX(CASE WHEN t.status = '`+string(TaskWaiting)+`' THEN 1 ELSE 0 END) AS waiting,
+				MAX(CASE WHEN `+busy+` THEN 1 ELSE 0 END) AS busy,
+				MIN(CASE WHEN `+inRetryWait+` THEN t.retry_at END) AS retry_until,
+				MAX(CASE WHEN `+inRetryWait+` THEN t.failed_attempts END) AS retry_failed
+			FROM tasks t WHERE `+q.dialect.oneOf("t.job_id")+` AND t.kind = '`+string(TaskRender)+`' GROUP BY t.job_id) c
+		JOIN requirements r ON r.key = c.requirements`,
+		at, at, at, ids)
+	if err != nil {
+		return fmt.Errorf("what jobs' chunks need: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			job, tags     string
+			need          farm.Requirements
+			waiting, busy int
+			until         anyTime
+			failed        sql.NullInt64
+		)
+		if err := rows.Scan(&job, &need.BlenderVersion, &need.GPUType, &need.GPUCount, &need.MinimumRAMGiB, &tags, &waiting, &busy, &until, &failed); err != nil {
+			return fmt.Errorf("what jobs' chunks need: %w", err)
+		}
+		if need.Tags, err = farm.ParseTags(tags); err != nil {
+			return err
+		}
+		w := of(job)
+		w.HasChunks, w.Need, w.ChunkWaiting = true, need, waiting == 1
+		if busy == 0 && !until.IsZero() {
+			w.RetryUntil, w.RetryFailedAttempts = until.Time, int(failed.Int64)
+		}
+	}
+	return rows.Err()
+}
+
+// blockedOnJobs lists, by name, the render nodes blocked on each job.
+func (q *Queries) blockedOnJobs(ctx context.Context, ids any, of func(string) *JobWork) error {
+	rows, err := q.query(ctx, `SELECT job_id, worker_name FROM job_workers WHERE `+q.dialect.oneOf("job_id")+` AND blocked_at IS NOT NULL
+		ORDER BY job_id, worker_name`, ids)
+	if err != nil {
+		return fmt.Errorf("list the workers blocked on jobs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var job, name string
+		if err := rows.Scan(&job, &name); err != nil {
+			return fmt.Errorf("list the workers blocked on jobs: %w", err)
+		}
+		w := of(job)
+		w.BlockedWorkers = append(w.BlockedWorkers, name)
+	}
+	return rows.Err()
 }

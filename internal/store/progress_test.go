@@ -62,12 +62,12 @@ func TestJobProgressReadsTheStatusAndTheFramesInOrder(t *testing.T) {
 				t.Errorf("frame %d: JobProgress %+v, FramesOfJob %+v", f.Frame, frames[i], fp)
 			}
 		}
-		byJob, err := s.FrameProgressOfJob(t.Context(), job.ID)
+		inProgress, err := s.JobsProgress(t.Context(), ws.ID, farm.StatusRendering)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(byJob, want) {
-			t.Errorf("FrameProgressOfJob =\n%+v\nwant\n%+v", byJob, want)
+		if len(inProgress) != 1 || inProgress[0].JobID != job.ID || !slices.Equal(inProgress[0].Frames, want) {
+			t.Errorf("JobsProgress =\n%+v\nwant the job with\n%+v", inProgress, want)
 		}
 	})
 }

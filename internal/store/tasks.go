@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
 // TaskKind is what a task does; each kind is carried out by River jobs
@@ -345,18 +343,6 @@ func (q *Queries) MergesAwaiting(ctx context.Context, jobID, version string) (in
 		return 0, fmt.Errorf("count the merges of job %s waiting for Blender %s: %w", jobID, version, err)
 	}
 	return n, nil
-}
-
-// BlenderVersionsAwaited lists the Blender versions that a job's work
-// still to do needs (its queued and running tasks'), oldest first, so that
-// progress can say when no live node has one.
-func (q *Queries) BlenderVersionsAwaited(ctx context.Context, jobID string) ([]string, error) {
-	versions, err := q.queryStrings(ctx, `SELECT DISTINCT blender_version FROM tasks WHERE job_id = ? AND status IN (?, ?, ?) AND blender_version <> ''`,
-		jobID, TaskWaiting, TaskQueued, TaskRunning)
-	if err != nil {
-		return nil, fmt.Errorf("blender versions of job %s: %w", jobID, err)
-	}
-	return farm.SortBlenderVersions(versions), nil
 }
 
 // ControlTasksAhead counts, up to limit, the validations and merges of

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/farm"
+)
+
+// The progress of a workspace's running jobs reads the same statements
+// for one job as for twelve: their statuses and frames in one, how their
+// work stands (split frames' parts, the Blender versions their work
+// needs, their chunks' needs and retry waits, the nodes blocked on them)
+// in four. Each job here has 3 frames, a chunk in a retry wait, a chunk
+// done, 2 parts of a split frame and a node blocked on it.
+func TestProgressOfRunningJobsReadsAsManyStatementsForOneJobAsForMany(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		ws, err := s.EnsureWorkspace(ctx, "studio")
+		if err != nil {
+			t.Fatal(err)
+		}
+		need := farm.Requirements{BlenderVersion: "4.3.2", Tags: []string{"big"}}
+		if err := s.EnsureRequirements(ctx, need); err != nil {
+			t.Fatal(err)
+		}
+		created := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		retryAt := now().Add(time.Hour)
+		var jobs []string
+		addJob := func() {
+			t.Helper()
+			id := fmt.Sprintf("job-%02d", len(jobs))
+			jobs = append(jobs, id)
+			at := created.Add(time.Duration(len(jobs)) * time.Second)
+			if err := s.InsertJob(ctx, &farm.Job{ID: id, Status: farm.StatusRendering, WorkspaceID: ws.ID, UserID: "key-1", CreatedAt: at, UpdatedAt: at, Slug: "slug-" + id}); err != nil {
+				t.Fatal(err)
+			}
+			for c, status := range []TaskStatus{TaskWaiting, TaskDone} {
+				err := s.InsertTask(ctx, Task{ID: fmt.Sprintf("%s-c%d", id, c), JobID: id, Kind: TaskRender, Chunk: c, Status: status, Generation: 1,
+					CreatedAt: at, UpdatedAt: at, BlenderVersion: need.BlenderVersion, WorkspaceID: ws.ID, Requirements: need.Key()})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for n := 1; n <= 3; n++ {
+				if err := s.InsertFrame(ctx, Frame{JobID: id, Frame: n, TaskID: id + "-c0", Status: farm.FrameQueued, UpdatedAt: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, stmt := range []struct {
+				query string
+				args  []any
+			}{
+				{`UPDATE tasks SET retry_at = ?, failed_attempts = 2 WHERE id = ?`, []any{retryAt, id + "-c0"}},
+				{`INSERT INTO frame_parts (job_id, frame, part, task_id, object_key, render_seconds) VALUES (?, 1, 0, ?, 'k', 1.5), (?, 1, 1, ?, '', 0)`,
+					[]any{id, id + "-c0", id, id + "-c0"}},
+				{`INSERT INTO job_workers (job_id, worker_name, failed_chunks, blocked_at) VALUES (?, 'node-b', 2, ?), (?, 'node-a', 2, ?)`,
+					[]any{id, at, id, at}},
+			} {
+				if _, err := s.exec(ctx, stmt.query, stmt.args...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		want := JobWork{
+			Parts:                  map[int]PartCount{1: {PartsProgress: farm.PartsProgress{Total: 2, Completed: 1}, Seconds: 1.5}},
+			BlenderVersionsAwaited: []string{"4.3.2"},
+			HasChunks:              true, Need: need, ChunkWaiting: true,
+			RetryUntil: retryAt, RetryFailedAttempts: 2,
+			BlockedWorkers: []string{"node-a", "node-b"},
+		}
+		cost := countReads(t, s)
+		read := func() (statements int) {
+			t.Helper()
+			cost.reset()
+			progress, err := s.JobsProgress(ctx, ws.ID, farm.StatusRendering)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, p := range progress {
+				ids = append(ids, p.JobID)
+				if len(p.Frames) != 3 {
+					t.Errorf("job %s: %d frames, want 3", p.JobID, len(p.Frames))
+				}
+			}
+			if !slices.Equal(ids, jobs) {
+				t.Fatalf("JobsProgress listed %q, want %q", ids, jobs)
+			}
+			work, err := s.WorkOfJobs(ctx, ids, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				if got := work[id]; fmt.Sprint(got) != fmt.Sprint(want) || !got.RetryUntil.Equal(want.RetryUntil) {
+					t.Errorf("the work of %s =\n%+v\nwant\n%+v", id, got, want)
+				}
+			}
+			statements, _ = cost.counted()
+			return statements
+		}
+		addJob()
+		one := read()
+		for len(jobs) < 12 {
+			addJob()
+		}
+		if many := read(); one != 5 || many != one {
+			t.Errorf("the progress of 1 running job read %d statements, of 12 %d; want 5 for any number", one, many)
+		}
+		if work, err := s.WorkOfJobs(ctx, []string{"no-such-job"}, []string{"no-such-job"}); err != nil || len(work) != 0 {
+			t.Errorf("the work of a job without tasks = %+v, %v; want none", work, err)
+		}
+	})
+}

@@ -19,7 +19,7 @@ type fixture struct {
 	api *Service
 }
 
-func newFixture(t *testing.T, db enginetest.Database) *fixture {
+func newFixture(t testing.TB, db enginetest.Database) *fixture {
 	t.Helper()
 	f := &fixture{Farm: enginetest.New(t, db)}
 	cfg := DefaultConfig()

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -917,5 +918,44 @@ func TestWaitWaitsOutAFarmThatIsBrieflyUnavailable(t *testing.T) {
 	})
 	if _, err := f2.client(client.WithPollInterval(time.Millisecond)).Wait(context.Background(), "j1", client.UntilFinal, nil); err == nil || client.IsUnavailable(err) {
 		t.Errorf("Wait on a 500 = %v, want the error", err)
+	}
+}
+
+// TestDownloadsWalksEveryPage: Downloads asks for its files a page at a
+// time and joins the pages, the zip and video once; a file a page repeats
+// (a frame completed between two pages moved it on) is listed once.
+func TestDownloadsWalksEveryPage(t *testing.T) {
+	f := newFakeServer(t)
+	output := func(frame int) string {
+		return fmt.Sprintf(`{"url": "http://x/f%d.png", "fileName": "frame_%04d.png", "view": null, "legacy": false,
+			"relativePath": "frame_%04d.png", "compositeNodeName": null, "frame": %d, "sizeBytes": 1}`, frame, frame, frame, frame)
+	}
+	pages := map[string][]int{"1": {1, 2}, "2": {2, 3}, "3": {4}}
+	f.handle("GET /jobs/{id}/downloads", func(w http.ResponseWriter, r *http.Request) {
+		if got := r.URL.Query().Get("pageSize"); got != strconv.Itoa(client.DownloadsPageSize) {
+			t.Errorf("pageSize %q, want %d", got, client.DownloadsPageSize)
+		}
+		page := r.URL.Query().Get("page")
+		var outputs, urls []string
+		for _, n := range pages[page] {
+			outputs = append(outputs, output(n))
+			urls = append(urls, fmt.Sprintf("%q", fmt.Sprintf("http://x/f%d.png", n)))
+		}
+		fmt.Fprintf(w, `{"frames": [%s], "compositeNodes": [], "frameOutputs": [%s], "compositeNodeOutputs": [],
+			"transforms": {"framesZip": "http://x/frames.zip"},
+			"pagination": {"page": %s, "pageSize": 2, "total": 5, "totalPages": 3}}`,
+			strings.Join(urls, ","), strings.Join(outputs, ","), page)
+	})
+	d, err := f.client().Downloads(context.Background(), "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []int
+	for _, o := range d.FrameOutputs {
+		frames = append(frames, *o.Frame)
+	}
+	if fmt.Sprint(frames) != "[1 2 3 4]" || len(d.Frames) != 4 || d.Frames[3] != "http://x/f4.png" || d.Pagination != nil ||
+		d.Transforms.FramesZip == nil {
+		t.Errorf("downloads = frames %v, urls %v, pagination %+v; want frames 1 to 4 once, their urls, no pagination", frames, d.Frames, d.Pagination)
 	}
 }

@@ -257,15 +257,74 @@ func (c *Client) BlenderVersions(ctx context.Context) (*BlenderVersions, error) 
 
 // Downloads returns the job's output files as presigned URLs. Before the
 // job is completed the lists are empty; fetch files with
-// [Client.DownloadFile].
+// [Client.DownloadFile]. The files are asked for a page at a time
+// ([Client.DownloadsPage], DownloadsPageSize each), so a job of any size
+// is listed whole; a job still rendering may complete frames between two
+// pages, which the list then holds or not. A farm that does not page its
+// downloads answers them whole at the first.
 func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
+	var all *Downloads
+	seen := map[string]bool{}
+	for page := 1; ; page++ {
+		d, err := c.DownloadsPage(ctx, id, page, DownloadsPageSize)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = d
+			for _, o := range d.FrameOutputs {
+				seen[o.FileName] = true
+			}
+			for _, o := range d.CompositeNodeOutputs {
+				seen[o.FileName] = true
+			}
+		} else {
+			// A frame completed meanwhile moves the files after it on by
+			// one: the first of a page may be the last of the one before.
+			for i, o := range d.FrameOutputs {
+				if !seen[o.FileName] {
+					seen[o.FileName] = true
+					all.FrameOutputs = append(all.FrameOutputs, o)
+					all.Frames = append(all.Frames, d.Frames[i])
+				}
+			}
+			for i, o := range d.CompositeNodeOutputs {
+				if !seen[o.FileName] {
+					seen[o.FileName] = true
+					all.CompositeNodeOutputs = append(all.CompositeNodeOutputs, o)
+					all.CompositeNodes = append(all.CompositeNodes, d.CompositeNodes[i])
+				}
+			}
+			all.Transforms = d.Transforms
+		}
+		if d.Pagination == nil || page >= d.Pagination.TotalPages {
+			break
+		}
+	}
+	all.Pagination = nil
+	return all, nil
+}
+
+// DownloadsPageSize is how many files [Client.Downloads] asks for at a
+// time.
+const DownloadsPageSize = 10_000
+
+// DownloadsPage returns one page of the job's output files: pageSize of
+// them (at most 100,000) in frame order, frames and compositor outputs
+// together, with the zip and the video on every page. Pagination says
+// how many pages there are; a farm that does not page its downloads
+// answers every file, without it.
+func (c *Client) DownloadsPage(ctx context.Context, id string, page, pageSize int) (*Downloads, error) {
 	var out Downloads
 	op := "get downloads of job " + id
 	path, err := jobPath(op, id, "/downloads")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.call(ctx, op, http.MethodGet, path, nil, nil, &out); err != nil {
+	q := url.Values{}
+	q.Set("page", strconv.Itoa(page))
+	q.Set("pageSize", strconv.Itoa(pageSize))
+	if _, err := c.call(ctx, op, http.MethodGet, path, q, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -603,6 +603,9 @@ type Downloads struct {
 	Transforms           Transforms   `json:"transforms"`
 	FrameOutputs         []FileOutput `json:"frameOutputs"` // in frame order
 	CompositeNodeOutputs []FileOutput `json:"compositeNodeOutputs"`
+	// Pagination says which page of the job's files this is, when one was
+	// asked for ([Client.DownloadsPage]).
+	Pagination *Pagination `json:"pagination,omitempty"`
 }
 
 // Transforms are the files the farm makes from the frames after rendering.

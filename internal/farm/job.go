@@ -230,7 +230,29 @@ type Downloads struct {
 	Transforms           Transforms   `json:"transforms"`
 	FrameOutputs         []FileOutput `json:"frameOutputs"`
 	CompositeNodeOutputs []FileOutput `json:"compositeNodeOutputs"`
+	// Pagination (ours) says which of the job's files the answer lists,
+	// when the request asked for a page of them (DownloadsQuery).
+	Pagination *Pagination `json:"pagination,omitempty"`
 }
+
+// DownloadsQuery asks for one page of a job's downloads (ours): the files
+// its frames made, in frame order and each frame's own order, frames and
+// compositor outputs together, PageSize a page. The zero query asks for
+// all of them, which a job of at most MaxDownloadFiles files answers.
+type DownloadsQuery struct {
+	Page     int // 1-based; 0: every file
+	PageSize int
+}
+
+// Paging limits of a job's downloads. Each file listed is a URL signed
+// for it (about 50 µs and 1.2 KB of JSON each on S3, twice listed): a
+// job's 100,000 frames are a 120 MB answer of several seconds. A job may
+// make more files than that (1,024 a frame), so past MaxDownloadFiles the
+// answer comes a page at a time, or not at all.
+const (
+	MaxDownloadFiles         = 100_000
+	DefaultDownloadsPageSize = 1_000
+)
 
 // OutputKind says what a file a frame made is.
 type OutputKind string

@@ -137,7 +137,7 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d, err := f.api.Downloads(f.Ctx, f.P, job.ID); err != nil || len(d.FrameOutputs) != 2 || d.Transforms.Video == nil {
+		if d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{}); err != nil || len(d.FrameOutputs) != 2 || d.Transforms.Video == nil {
 			t.Fatalf("downloads before the delete = %+v, %v; want two frames and a video", d, err)
 		}
 
@@ -153,7 +153,7 @@ func TestDeleteJobRemovesItsInputAndOutputsAndKeepsItsRow(t *testing.T) {
 			t.Errorf("job row = %s %+v; want it kept, completed, marked deleted", row.Status, row.Output)
 		}
 		// The client sees nothing of the files at once, before they go.
-		d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
+		d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 		if err != nil || len(d.Frames)+len(d.FrameOutputs) != 0 || d.Transforms.FramesZip != nil || d.Transforms.Video != nil {
 			t.Errorf("downloads after the delete = %+v, %v; want the empty shape", d, err)
 		}

@@ -37,7 +37,7 @@ type Farm interface {
 	DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
 	Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error)
 	RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error)
-	Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error)
+	Downloads(ctx context.Context, p farm.Principal, id string, q farm.DownloadsQuery) (*farm.Downloads, error)
 	// JobLog answers the tail of the newest Blender log kept for a job.
 	JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error)
 	// BlenderVersions lists the Blender versions the farm's live render

@@ -102,6 +102,27 @@ func parseListQuery(v url.Values) (farm.ListQuery, error) {
 	return q, nil
 }
 
+// parseDownloadsQuery reads the page of a job's downloads asked for
+// (ours): none, for every file, or page and pageSize, either defaulting.
+func parseDownloadsQuery(v url.Values) (farm.DownloadsQuery, error) {
+	var q farm.DownloadsQuery
+	if s := v.Get("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPage {
+			return q, badParam("page", "page must be a whole number from 1 (the first page) to %d, not %q", maxPage, s)
+		}
+		q.Page = n
+	}
+	if s := v.Get("pageSize"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > farm.MaxDownloadFiles {
+			return q, badParam("pageSize", "pageSize must be a whole number from 1 to %d, not %q", farm.MaxDownloadFiles, s)
+		}
+		q.PageSize = n
+	}
+	return q, nil
+}
+
 func (a *api) runningProgress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
 	list, err := a.farm.RunningProgress(r.Context(), p)
 	if err != nil {
@@ -301,7 +322,11 @@ func (a *api) downloads(w http.ResponseWriter, r *http.Request, p farm.Principal
 	if err != nil {
 		return err
 	}
-	d, err := a.farm.Downloads(r.Context(), p, id)
+	q, err := parseDownloadsQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	d, err := a.farm.Downloads(r.Context(), p, id, q)
 	if err != nil {
 		return err
 	}

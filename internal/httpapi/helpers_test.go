@@ -210,8 +210,8 @@ func (f *fakeFarm) RunningProgress(ctx context.Context, p farm.Principal) ([]far
 	return f.running, nil
 }
 
-func (f *fakeFarm) Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error) {
-	if err := f.record(call{"Downloads", p, id, nil}); err != nil {
+func (f *fakeFarm) Downloads(ctx context.Context, p farm.Principal, id string, q farm.DownloadsQuery) (*farm.Downloads, error) {
+	if err := f.record(call{"Downloads", p, id, q}); err != nil {
 		return nil, err
 	}
 	return f.downloads, nil

@@ -153,7 +153,7 @@ func routeCases() []routeCase {
 		{"progress", "GET", "/jobs/" + jobID + "/progress", "", 200,
 			call{"Progress", p, jobID, nil}, hasKeys("jobId", "framesTotal", "frames", "etaSeconds")},
 		{"downloads", "GET", "/jobs/" + jobID + "/downloads", "", 200,
-			call{"Downloads", p, jobID, nil}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
+			call{"Downloads", p, jobID, farm.DownloadsQuery{}}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
 		{"job log", "GET", "/jobs/" + jobID + "/log", "", 200,
 			call{"JobLog", p, jobID, nil}, isListOf("lines", 2, nil)},
 		{"blender versions", "GET", "/blender", "", 200,
@@ -407,6 +407,51 @@ func TestListQuery(t *testing.T) {
 	for _, tc := range bad {
 		e := newEnv(t, nil, httpapi.Options{})
 		r := e.do(e.lenient, "GET", apiPrefix+"/jobs"+tc.query, "")
+		code, msg, field := r.apiError(t)
+		if r.StatusCode != 400 || code != farm.CodeInvalidRequest || field != tc.field || !strings.Contains(msg, tc.field) {
+			t.Errorf("%q: %d %s %q field %q; want 400 naming %s", tc.query, r.StatusCode, code, msg, field, tc.field)
+		}
+		if calls := e.farm.Calls(); len(calls) != 0 {
+			t.Errorf("%q: farm was asked %+v", tc.query, calls)
+		}
+	}
+}
+
+// TestDownloadsPageParameters: page and pageSize reach the farm as sent,
+// either alone; none asks for every file; a page before the first, or a
+// page size past farm.MaxDownloadFiles, is 400 naming it, and the farm is
+// not asked.
+func TestDownloadsPageParameters(t *testing.T) {
+	good := []struct {
+		query string
+		want  farm.DownloadsQuery
+	}{
+		{"", farm.DownloadsQuery{}},
+		{"?page=3&pageSize=500", farm.DownloadsQuery{Page: 3, PageSize: 500}},
+		{"?page=2", farm.DownloadsQuery{Page: 2}},
+		{"?pageSize=100000", farm.DownloadsQuery{PageSize: 100_000}},
+	}
+	for _, tc := range good {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.strict, "GET", apiPrefix+"/jobs/"+jobID+"/downloads"+tc.query, "")
+		if r.StatusCode != 200 {
+			t.Errorf("%q: status %d: %s", tc.query, r.StatusCode, r.body)
+			continue
+		}
+		if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+			t.Errorf("%q: farm asked %+v, want %+v", tc.query, calls, tc.want)
+		}
+	}
+	bad := []struct{ query, field string }{
+		{"?page=0", "page"},
+		{"?page=x", "page"},
+		{"?page=99999999999999999999", "page"},
+		{"?pageSize=0", "pageSize"},
+		{"?pageSize=100001", "pageSize"},
+	}
+	for _, tc := range bad {
+		e := newEnv(t, nil, httpapi.Options{})
+		r := e.do(e.lenient, "GET", apiPrefix+"/jobs/"+jobID+"/downloads"+tc.query, "")
 		code, msg, field := r.apiError(t)
 		if r.StatusCode != 400 || code != farm.CodeInvalidRequest || field != tc.field || !strings.Contains(msg, tc.field) {
 			t.Errorf("%q: %d %s %q field %q; want 400 naming %s", tc.query, r.StatusCode, code, msg, field, tc.field)

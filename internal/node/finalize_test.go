@@ -170,7 +170,7 @@ func TestFinalizeRemovesFrameImagesNoFrameRefersTo(t *testing.T) {
 		if !f.Exists(otherKey) {
 			t.Errorf("another job's image %s was removed", otherKey)
 		}
-		d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
+		d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 		if err != nil || len(d.FrameOutputs) != 3 {
 			t.Errorf("downloads = %d frames, %v; want 3", len(d.FrameOutputs), err)
 		}

@@ -82,7 +82,7 @@ func TestEveryFileOfAFrameIsStoredListedAndZipped(t *testing.T) {
 		job := f.RenderingJob(f.api, frames, 2)
 		done := f.renderAndFinalize(job.ID, func(n int) []frameFile { return stereoFrameFiles(n, proxies[n-1]) })
 
-		d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
+		d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,7 +99,7 @@ func TestARetryThatIsCanceledLeavesNoFileItSuperseded(t *testing.T) {
 			t.Errorf("the job holds %q, want its input alone", got)
 		}
 		f.checkStorageIsWhatIsStored(job.ID)
-		if d, err := f.api.Downloads(f.Ctx, f.P, job.ID); err != nil || len(d.FrameOutputs) != 0 || d.Transforms.FramesZip != nil {
+		if d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{}); err != nil || len(d.FrameOutputs) != 0 || d.Transforms.FramesZip != nil {
 			t.Errorf("downloads = %+v, %v; want nothing listed", d, err)
 		}
 	})
@@ -148,7 +148,7 @@ func TestARetryOfTheFailedFramesLeavesTheCompletedOnesAlone(t *testing.T) {
 		if n := f.Count("frame_outputs", "job_id = ? AND frame = 1", job.ID); n != 5 {
 			t.Errorf("frame 1 has %d files recorded, want its 5", n)
 		}
-		d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
+		d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 		if err != nil || len(d.FrameOutputs) != 2 || len(d.CompositeNodeOutputs) != 2 {
 			t.Errorf("downloads list %d frame outputs and %d composite node outputs, %v; want frame 1's 2 views and 2 nodes' images",
 				len(d.FrameOutputs), len(d.CompositeNodeOutputs), err)

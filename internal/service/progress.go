@@ -450,8 +450,10 @@ func addParts(pr *farm.Progress, counts map[int]store.PartCount) {
 }
 
 // Downloads lists presigned URLs of a job's frames as they land, and of
-// the zip and preview video once finalizing made them.
-func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string) (*farm.Downloads, error) {
+// the zip and preview video once finalizing made them: every file its
+// frames made, or the page of them q asks for (the zip and the video are
+// on every page).
+func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string, q farm.DownloadsQuery) (*farm.Downloads, error) {
 	job, err := s.loadJob(ctx, p, id, s.store.GetJob)
 	if err != nil {
 		return nil, err
@@ -468,35 +470,53 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string) (*
 	if err != nil {
 		return nil, err
 	}
+	// Every file listed, in order, before any is signed: signing is what
+	// costs, and only the page asked for is.
+	type listed struct {
+		frame int
+		file  farm.FrameOutput
+	}
+	var files []listed
 	for _, f := range frames {
 		if f.Status != farm.FrameCompleted || f.ObjectKey == "" {
 			continue
 		}
-		files := outputs[f.Frame]
-		if len(files) == 0 {
+		made := outputs[f.Frame]
+		if len(made) == 0 {
 			// Rendered before a frame's files were recorded one by one:
 			// its image alone, named as its key.
 			name := farm.DownloadName(f.ObjectKey)
-			files = []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: name, RelativePath: name, ObjectKey: f.ObjectKey, SizeBytes: f.SizeBytes}}
+			made = []farm.FrameOutput{{Kind: farm.OutputFrame, FileName: name, RelativePath: name, ObjectKey: f.ObjectKey, SizeBytes: f.SizeBytes}}
 		}
-		for _, o := range files {
-			if o.Kind == farm.OutputPreview {
-				continue
+		for _, o := range made {
+			if o.Kind != farm.OutputPreview {
+				files = append(files, listed{f.Frame, o})
 			}
-			out, err := s.fileOutputOf(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			frame := f.Frame
-			out.Frame = &frame
-			if o.Kind == farm.OutputCompositeNode {
-				d.CompositeNodes = append(d.CompositeNodes, out.URL)
-				d.CompositeNodeOutputs = append(d.CompositeNodeOutputs, out)
-				continue
-			}
-			d.Frames = append(d.Frames, out.URL)
-			d.FrameOutputs = append(d.FrameOutputs, out)
 		}
+	}
+	page, err := pageOfDownloads(q, len(files), s.cfg.MaxDownloadFiles)
+	if err != nil {
+		return nil, err
+	}
+	if page != nil {
+		d.Pagination = page
+		first := min((page.Page-1)*page.PageSize, len(files))
+		files = files[first:min(first+page.PageSize, len(files))]
+	}
+	for _, l := range files {
+		out, err := s.fileOutputOf(ctx, l.file)
+		if err != nil {
+			return nil, err
+		}
+		frame := l.frame
+		out.Frame = &frame
+		if l.file.Kind == farm.OutputCompositeNode {
+			d.CompositeNodes = append(d.CompositeNodes, out.URL)
+			d.CompositeNodeOutputs = append(d.CompositeNodeOutputs, out)
+			continue
+		}
+		d.Frames = append(d.Frames, out.URL)
+		d.FrameOutputs = append(d.FrameOutputs, out)
 	}
 	if key := job.Files.FramesZipKey; key != "" {
 		out, err := s.fileOutput(ctx, key, job.Files.FramesZipSize)
@@ -522,6 +542,26 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string) (*
 		d.Transforms.Video = &farm.VideoOutput{URL: out.URL, FileName: out.FileName, Codec: "h264", FPS: job.Files.VideoFPS, SizeBytes: job.Files.VideoSize}
 	}
 	return d, nil
+}
+
+// pageOfDownloads is the page q asks for of a job's total files, nil for
+// all of them; all of more than most is refused, saying how to ask for
+// them a page at a time.
+func pageOfDownloads(q farm.DownloadsQuery, total, most int) (*farm.Pagination, error) {
+	if q.Page == 0 && q.PageSize == 0 {
+		if total > most {
+			return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "page",
+				Message: fmt.Sprintf("this job made %d files to download, more than the %d one answer lists; ask for them a page at a time (GET /jobs/{id}/downloads?page=1&pageSize=%d, then page=2 …), or download transforms.framesZip, which holds every frame",
+					total, most, min(most, farm.DefaultDownloadsPageSize*10))}
+		}
+		return nil, nil
+	}
+	page := farm.Pagination{Page: max(q.Page, 1), PageSize: q.PageSize, Total: total}
+	if page.PageSize == 0 {
+		page.PageSize = farm.DefaultDownloadsPageSize
+	}
+	page.TotalPages = (total + page.PageSize - 1) / page.PageSize
+	return &page, nil
 }
 
 func (s *Service) fileOutput(ctx context.Context, key string, size int64) (farm.FileOutput, error) {

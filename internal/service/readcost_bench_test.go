@@ -71,7 +71,7 @@ func BenchmarkDownloads(b *testing.B) {
 			}
 			var size int
 			for b.Loop() {
-				d, err := f.api.Downloads(f.Ctx, f.P, job.ID)
+				d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 				if err != nil || len(d.Frames) != farm.MaxFramesPerJob {
 					b.Fatalf("%d frames, %v", len(d.Frames), err)
 				}

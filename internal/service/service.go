@@ -41,6 +41,9 @@ type Config struct {
 	// MaxFramesInProgress is how many frames a workspace's jobs in
 	// progress may have; a render or a retry past it is refused.
 	MaxFramesInProgress int
+	// MaxDownloadFiles is how many files one answer of a job's downloads
+	// lists without being asked for a page of them.
+	MaxDownloadFiles int
 	// WorkerTimeout is how long a worker may go without a heartbeat before
 	// it no longer counts among the workers a render is spread over.
 	WorkerTimeout time.Duration
@@ -65,6 +68,7 @@ func DefaultConfig() Config {
 		MaxUploadBytes:      objstore.DefaultMaxUploadBytes,
 		MaxUnusedUploads:    farm.MaxUnusedUploadsPerWorkspace,
 		MaxFramesInProgress: farm.MaxFramesInProgressPerWorkspace,
+		MaxDownloadFiles:    farm.MaxDownloadFiles,
 		WorkerTimeout:       engine.DefaultWorkerTimeout,
 		LocalRenderSlots:    1,
 	}
@@ -93,6 +97,9 @@ func New(eng *engine.Engine, cfg Config) *Service {
 	}
 	if cfg.MaxFramesInProgress <= 0 {
 		cfg.MaxFramesInProgress = farm.MaxFramesInProgressPerWorkspace
+	}
+	if cfg.MaxDownloadFiles <= 0 {
+		cfg.MaxDownloadFiles = farm.MaxDownloadFiles
 	}
 	return &Service{cfg: cfg, engine: eng, store: eng.Store(), objects: eng.Objects(), log: eng.Logger(), makeJobTx: eng.Store().InTx}
 }

@@ -96,8 +96,10 @@ export class Api {
     return this.request('GET', `/jobs/${encodeURIComponent(id)}/progress`, { signal });
   }
 
+  /** downloads answers the job's files: the first 100,000 (the most one
+   * answer lists), which is every file of all but the largest jobs. */
   downloads(id, signal) {
-    return this.request('GET', `/jobs/${encodeURIComponent(id)}/downloads`, { signal });
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}/downloads?page=1&pageSize=100000`, { signal });
   }
 
   /** logTail answers the last lines of the job's Blender log, or [] when the

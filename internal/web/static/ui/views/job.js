@@ -66,13 +66,24 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let logAsked = false;
   let focusProgress = false;
 
+  // The downloads are asked for again only once more frames are done or
+  // the status moved: each answer signs a URL for every file, which for
+  // a job of thousands of frames is the costliest read of a poll.
+  let lastDownloads = null;
+  let downloadsOf = '';
   const poller = poll(async () => {
     try {
       const job = await api.getJob(id, signal);
       let progress = null;
       let downloads = null;
       if (job.finalConfig) {
-        [progress, downloads] = await Promise.all([api.progress(id, signal), api.downloads(id, signal)]);
+        progress = await api.progress(id, signal);
+        const stand = `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
+        if (stand !== downloadsOf || !lastDownloads) {
+          lastDownloads = await api.downloads(id, signal);
+          downloadsOf = stand;
+        }
+        downloads = lastDownloads;
       }
       show(job, progress, downloads);
       setConnection(null);

@@ -37,12 +37,15 @@ func (e *Engine) enqueueWebhooks(ctx context.Context, tx *store.Tx, job *farm.Jo
 				SuspendedReason: job.SuspendedReason}
 		case webhook.EventRenderComplete:
 			p := webhook.RenderComplete{Event: event, Status: string(job.Status), JobID: job.ID, WorkspaceID: job.WorkspaceID, CompletedAt: now}
-			frames, err := e.frameURLs(ctx, tx, job.ID)
+			frames, total, err := e.frameURLs(ctx, tx, job.ID)
 			if err != nil {
 				return nil, err
 			}
 			if len(frames) > 0 {
 				p.Outputs = &webhook.Outputs{Frames: frames}
+				if total > len(frames) {
+					p.Outputs.FramesTotal = total
+				}
 			}
 			payload = p
 		case webhook.EventRenderFail:
@@ -86,17 +89,20 @@ func eventsFor(status farm.Status) []string {
 }
 
 // frameURLs presigns a job's frames for a webhook, for as long as a URL may
-// live: the same body is sent on every attempt, up to a day later.
-func (e *Engine) frameURLs(ctx context.Context, tx *store.Tx, jobID string) ([]string, error) {
+// live: the same body is sent on every attempt, up to a day later. It
+// presigns the first webhook.MaxFrameURLs, in frame order, and answers
+// how many frame images there are in all.
+func (e *Engine) frameURLs(ctx context.Context, tx *store.Tx, jobID string) ([]string, int, error) {
 	frames, err := tx.FramesOfJob(ctx, jobID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	outputs, err := tx.FrameOutputsOfJob(ctx, jobID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var urls []string
+	total := 0
 	for _, f := range frames {
 		if f.Status != farm.FrameCompleted || f.ObjectKey == "" {
 			continue
@@ -111,12 +117,16 @@ func (e *Engine) frameURLs(ctx context.Context, tx *store.Tx, jobID string) ([]s
 			if o.Kind != farm.OutputFrame {
 				continue
 			}
+			total++
+			if len(urls) == webhook.MaxFrameURLs {
+				continue
+			}
 			url, _, err := e.objects.PresignGet(ctx, o.ObjectKey, objstore.MaxPresignTTL, path.Base(o.FileName))
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			urls = append(urls, url)
 		}
 	}
-	return urls, nil
+	return urls, total, nil
 }

@@ -3,6 +3,8 @@ package engine_test
 import (
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/renderfarm/renderfarm/internal/engine"
@@ -223,6 +225,45 @@ func TestASuspendedJobSaysWhyUntilItMovesOn(t *testing.T) {
 		events := f.WebhookEvents(job.ID)
 		if len(events) != 2 || events[0].Body["suspendedReason"] != farm.SuspendedScoutFramesReady || events[1].Body["suspendedReason"] != nil {
 			t.Errorf("status change bodies = %v; want the reason with the move to suspended alone", events)
+		}
+	})
+}
+
+// TestARenderCompleteListsAtMostTenThousandFrameURLs: a job of 10,003
+// frames completes; its onRenderComplete lists the first
+// webhook.MaxFrameURLs frames' URLs, in frame order, and framesTotal says
+// how many there are; a job of a few frames lists them all, without it.
+func TestARenderCompleteListsAtMostTenThousandFrameURLs(t *testing.T) {
+	t.Parallel()
+	enginetest.EachDatabase(t, func(t *testing.T, db enginetest.Database) {
+		f := newFixture(t, db)
+		f.CreateWebhook(f.api, webhook.EventRenderComplete)
+		large := f.InsertJob(f.api, farm.StatusFinalizing)
+		const frames = webhook.MaxFrameURLs + 3
+		f.Exec(`INSERT INTO frames (job_id, frame, task_id, status, object_key, updated_at)
+			WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < `+strconv.Itoa(frames)+`)
+			SELECT ?, x, 'task-1', 'completed', 'jobs/' || ? || '/frames/frame_' || x || '.png', CURRENT_TIMESTAMP FROM n`, large.ID, large.ID)
+		small := f.FinishedJobWithFiles(f.api, farm.StatusFinalizing)
+
+		for _, job := range []*farm.Job{large, small} {
+			f.Move(job.ID, farm.StatusCompleted)
+		}
+
+		events := f.WebhookEvents(large.ID)
+		if len(events) != 1 {
+			t.Fatalf("%d events for the large job, want one onRenderComplete", len(events))
+		}
+		outputs, _ := events[0].Body["outputs"].(map[string]any)
+		urls, _ := outputs["frames"].([]any)
+		if len(urls) != webhook.MaxFrameURLs || outputs["framesTotal"] != float64(frames) {
+			t.Errorf("the large job's event lists %d frame URLs and framesTotal %v; want %d and %d", len(urls), outputs["framesTotal"], webhook.MaxFrameURLs, frames)
+		}
+		if len(urls) > 0 && !strings.Contains(urls[0].(string), "frame_1.png") {
+			t.Errorf("the first URL is %v, want frame 1's", urls[0])
+		}
+		outputs, _ = f.WebhookEvents(small.ID)[0].Body["outputs"].(map[string]any)
+		if urls, _ := outputs["frames"].([]any); len(urls) != 2 || outputs["framesTotal"] != nil {
+			t.Errorf("the small job's event: outputs %v; want its 2 frames and no framesTotal", outputs)
 		}
 	})
 }

@@ -20,7 +20,18 @@ type RenderComplete struct {
 // Outputs lists a completed job's frames as presigned download URLs.
 type Outputs struct {
 	Frames []string `json:"frames"`
+	// FramesTotal (ours) is how many frame images the job made, given only
+	// when Frames lists fewer: the first MaxFrameURLs, in frame order.
+	// GET /jobs/{id}/downloads lists them all.
+	FramesTotal int `json:"framesTotal,omitempty"`
 }
+
+// MaxFrameURLs bounds the frame URLs one onRenderComplete lists. The body
+// is fixed when the job completes, stored with each of its webhooks'
+// events, and sent whole on every attempt: about 500 bytes a URL, so 5 MB
+// at the bound, where a job of 100,000 stereo frames would have been 100
+// MB stored twenty times over and sent to a receiver given 7 s to answer.
+const MaxFrameURLs = 10_000
 
 // RenderFail is onRenderFail: a job ended failed, at any stage.
 type RenderFail struct {

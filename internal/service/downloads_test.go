@@ -83,4 +83,3 @@ func TestAJobsDownloadsComeAPageAtATime(t *testing.T) {
 		}
 	})
 }
-

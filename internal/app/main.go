@@ -125,6 +125,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.objects, m.closeObjects = objects, closeObjects
+	if c.Role == Serve && c.Storage == "" {
+		// A PUT of a serve killed mid-body left its declared size holding
+		// its workspace's room; none of that serve's PUTs goes on now.
+		if n, err := service.SettleUploadSizes(ctx, m.store, objects); err != nil {
+			log.Warn("could not set the sizes of uploads whose PUT a stopped serve left unfinished back to what they hold; they count until the uploads expire", "err", err)
+		} else if n > 0 {
+			log.Info("set the sizes of uploads whose PUT a stopped serve left unfinished back to what they hold", "uploads", n)
+		}
+	}
 	if c.Storage != "" {
 		if m.objects, objectsHandler, err = m.bucketDownloads(ctx, objects, local.served); err != nil {
 			return err

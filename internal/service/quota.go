@@ -172,3 +172,52 @@ func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, si
 		return storeFile()
 	})
 }
+
+// SettleUploadSizes sets the size recorded for each upload no job was
+// made from back to what the local store holds of it: the size of its
+// file, or 0 for none. A PUT to one of the farm's own upload URLs records
+// its file's declared size before the body comes in (checkPutFits); one
+// whose process was killed mid-body stored nothing, and its size would
+// hold its workspace's room until the upload expired, a day later. serve
+// runs it as it starts on the local store, before it takes requests: no
+// PUT of the process killed can still be going. It answers how many
+// uploads it set back.
+func SettleUploadSizes(ctx context.Context, st *store.Store, objects objstore.Store) (int, error) {
+	settled, after := 0, ""
+	for {
+		held, err := st.UnclaimedUploadsHoldingRoom(ctx, after, settleBatch)
+		if err != nil {
+			return settled, err
+		}
+		for _, up := range held {
+			after = up.Slug
+			err := st.InTx(ctx, func(tx *store.Tx) error {
+				if unclaimed, err := lockUnclaimedUpload(ctx, tx, up.WorkspaceID, up.Slug); !unclaimed || err != nil {
+					return err
+				}
+				var size int64
+				info, err := objects.Stat(ctx, up.ObjectKey)
+				switch {
+				case err == nil:
+					size = info.Size
+				case !errors.Is(err, objstore.ErrNotFound):
+					return err
+				}
+				if size == up.SizeBytes {
+					return nil
+				}
+				settled++
+				return tx.RecordUploadSize(ctx, up.Slug, size)
+			})
+			if err != nil {
+				return settled, err
+			}
+		}
+		if len(held) < settleBatch {
+			return settled, nil
+		}
+	}
+}
+
+// settleBatch is how many uploads SettleUploadSizes reads at a time.
+const settleBatch = 500

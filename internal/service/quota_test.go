@@ -403,3 +403,57 @@ func TestAnUploadWhosePutStoredNothingHoldsNoRoom(t *testing.T) {
 		}
 	})
 }
+
+// TestUploadSizesAPutKilledMidBodyLeftAreSetBackAtStart: three uploads
+// whose PUTs declared 5 MiB each and were then killed with their serve:
+// one stored nothing, one had an earlier PUT's file, and one was made
+// into a job. Settled as serve starts again, the first holds no room, the
+// second its file's, and the job's is left alone.
+func TestUploadSizesAPutKilledMidBodyLeftAreSetBackAtStart(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		accept := AcceptUploadPut(f.Store)
+		upload := func(name string) string {
+			t.Helper()
+			ticket, err := f.api.CreateUpload(f.Ctx, f.P, name, farm.FileTypeBlend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ticket.Slug
+		}
+		nothing, earlier := upload("nothing.blend"), upload("earlier.blend")
+		earlierKey := farm.UploadKey(earlier, "earlier.blend")
+		if err := accept(f.Ctx, earlierKey, int64(len(enginetest.ValidatedScene)), func() error {
+			f.PutContent(earlierKey, enginetest.ValidatedScene)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		job, _ := f.UploadedJob(f.api, enginetest.ValidatedScene)
+		jobSize := f.Count("uploads", "job_id = ? AND size_bytes > 0", job.ID)
+		for slug, name := range map[string]string{nothing: "nothing.blend", earlier: "earlier.blend"} {
+			// The PUT that the kill cut short: its size recorded, its body
+			// never stored.
+			if err := accept(f.Ctx, farm.UploadKey(slug, name), 5<<20, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		n, err := SettleUploadSizes(f.Ctx, f.Store, f.Objects)
+
+		if err != nil || n != 2 {
+			t.Fatalf("SettleUploadSizes = %d, %v; want the 2 uploads set back", n, err)
+		}
+		for slug, want := range map[string]int64{nothing: 0, earlier: int64(len(enginetest.ValidatedScene))} {
+			if got := f.Count("uploads", "slug = ? AND size_bytes = ?", slug, want); got != 1 {
+				t.Errorf("upload %s does not record %d bytes", slug, want)
+			}
+		}
+		if got := f.Count("uploads", "job_id = ? AND size_bytes > 0", job.ID); got != jobSize {
+			t.Errorf("the job's upload changed: %d rows with a size, were %d", got, jobSize)
+		}
+		if n, err := SettleUploadSizes(f.Ctx, f.Store, f.Objects); err != nil || n != 0 {
+			t.Errorf("settling again = %d, %v; want nothing to do", n, err)
+		}
+	})
+}

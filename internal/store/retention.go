@@ -41,3 +41,31 @@ func (q *Queries) DeleteUnclaimedUpload(ctx context.Context, slug string) error 
 	}
 	return nil
 }
+
+// HeldUpload is an upload no job was made from whose recorded size holds
+// room in its workspace's storage.
+type HeldUpload struct {
+	Slug, WorkspaceID, ObjectKey string
+	SizeBytes                    int64
+}
+
+// UnclaimedUploadsHoldingRoom lists up to limit uploads that no job was
+// made from and that record a size (a PUT to one of the farm's own upload
+// URLs declared or stored it), in slug order after afterSlug.
+func (q *Queries) UnclaimedUploadsHoldingRoom(ctx context.Context, afterSlug string, limit int) ([]HeldUpload, error) {
+	rows, err := q.query(ctx, `SELECT slug, workspace_id, object_key, size_bytes FROM uploads
+		WHERE job_id IS NULL AND size_bytes > 0 AND slug > ? ORDER BY slug LIMIT ?`, afterSlug, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list the uploads holding room: %w", err)
+	}
+	defer rows.Close()
+	var out []HeldUpload
+	for rows.Next() {
+		var u HeldUpload
+		if err := rows.Scan(&u.Slug, &u.WorkspaceID, &u.ObjectKey, &u.SizeBytes); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

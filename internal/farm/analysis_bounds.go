@@ -171,6 +171,12 @@ func boundInspection(ins *Inspection) analysisCuts {
 	activeName := ins.ActiveScene
 	c.text(&ins.ActiveScene, MaxAnalysisNameBytes)
 	ins.Scenes = boundScenes(ins.Scenes, activeName, &c)
+	if c.activeLeftOut {
+		// Cut, its name may be another scene's (one of exactly 256 bytes
+		// ending in "…", one with U+FFFD where it has a NUL): a render
+		// that names no scene would render that one in its stead.
+		ins.ActiveScene = ""
+	}
 
 	c.filesTotal = len(ins.ExternalFiles)
 	ins.ExternalFiles = slices.Clone(ins.ExternalFiles)

@@ -447,3 +447,38 @@ func TestARenderCannotPickASceneTheAnalysisLeftOut(t *testing.T) {
 		t.Errorf("the listed scene: %v", err)
 	}
 }
+
+// TestARenderNamingNoSceneIsRefusedWhenTheActiveOneIsLeftOutUnderAnotherScenesName:
+// the active scene's name is over the bound, and cut it is the name of
+// another scene of the file (one Blender allows, of exactly 256 bytes, or
+// a name with U+FFFD where the active one has a NUL). A render that names
+// no scene must not render that other scene in the active one's stead.
+func TestARenderNamingNoSceneIsRefusedWhenTheActiveOneIsLeftOutUnderAnotherScenesName(t *testing.T) {
+	long := "Shot" + strings.Repeat("x", farm.MaxAnalysisNameBytes)
+	for _, names := range [][2]string{
+		{long, long[:farm.MaxAnalysisNameBytes-len("…")] + "…"},
+		{"Shot\x00", "Shot\uFFFD"},
+	} {
+		in := cleanInspection()
+		in.Scenes = append(in.Scenes, in.Scenes[0])
+		in.Scenes[0].Name, in.Scenes[1].Name = names[0], names[1]
+		in.ActiveScene = names[0]
+		a := farm.AnalyzeInspection(in)
+		if len(a.Scenes) != 1 || a.Scenes[0].Name != names[1] {
+			t.Fatalf("scenes %+v: want the other scene alone, under its own name", a.Scenes)
+		}
+		if s, ok := a.Scene(""); ok {
+			t.Errorf("active %q: the analysis's active scene is %q, another scene of the file", names[0], s.Name)
+		}
+		preset := "default"
+		_, _, err := farm.ResolveConfig(&farm.RenderConfig{ColorManagementPreset: &preset}, a, farm.WorkerCaps{})
+		if err == nil || !strings.Contains(err.Error(), "leaves 1 of the file's scenes out") {
+			t.Errorf("active %q: a render naming no scene: err = %v, want it refused, the active scene left out", names[0], err)
+		}
+		// The other scene, named, renders.
+		other := names[1]
+		if _, _, err := farm.ResolveConfig(&farm.RenderConfig{ColorManagementPreset: &preset, Scene: &other}, a, farm.WorkerCaps{}); err != nil {
+			t.Errorf("the listed scene %q: %v", other, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package farm
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -206,8 +207,12 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		if a.ScenesLeftOut > 0 {
 			// The scene may be one the analysis could not list: say so,
 			// rather than that the file has no such scene.
-			return nil, nil, InvalidField("scene", "this job's analysis lists no scene %q: it lists %s, and leaves %d of the file's scenes out (too many, or named as Blender never names one; see its %s warnings); name a listed scene, or make the scene to render the active one in Blender, keep its name under %d bytes, and upload the file again",
-				sceneName, quotedNames(names), a.ScenesLeftOut, WarnAnalysisTruncated, MaxAnalysisNameBytes)
+			which := fmt.Sprintf("no scene %q", sceneName)
+			if sceneName == "" {
+				which = "the file's active scene"
+			}
+			return nil, nil, InvalidField("scene", "this job's analysis lists %s: it lists %s, and leaves %d of the file's scenes out (too many, or named as Blender never names one; see its %s warnings); name a listed scene, or make the scene to render the active one in Blender, keep its name under %d bytes, and upload the file again",
+				which, quotedNames(names), a.ScenesLeftOut, WarnAnalysisTruncated, MaxAnalysisNameBytes)
 		}
 		return nil, nil, InvalidField("scene", "the file has no scene %q; its scenes are %s", sceneName, strings.Join(names, ", "))
 	}

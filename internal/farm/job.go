@@ -138,6 +138,10 @@ func (a *Analysis) Scene(name string) (Scene, bool) {
 	if name == "" {
 		name = a.ActiveScene
 	}
+	if name == "" {
+		// The active scene was left out (see MaxAnalysisScenes).
+		return Scene{}, false
+	}
 	for _, s := range a.Scenes {
 		if s.Name == name {
 			return s, true

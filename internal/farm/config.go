@@ -381,6 +381,13 @@ func ResolveConfig(req *RenderConfig, a *Analysis, caps WorkerCaps) (*FinalConfi
 		fc.MinimumRAM = *req.MinimumRAM
 	}
 	if req.RequiredTags != nil {
+		// Counted as sent: the request is kept so (the job's
+		// requestedConfig), where a tag given 100,000 times is one tag
+		// but not a small Job object; and NormalizeTags looks for each
+		// tag among those before it, seconds for 100,000 of them.
+		if len(req.RequiredTags) > MaxTags {
+			return nil, nil, InvalidField("requiredTags", "%d tags; at most %d, each counted as often as it is given", len(req.RequiredTags), MaxTags)
+		}
 		tags, err := NormalizeTags(req.RequiredTags)
 		if err != nil {
 			return nil, nil, InvalidField("requiredTags", "%s", err)

@@ -501,6 +501,19 @@ func TestResolveConfigRefusesNamingTheField(t *testing.T) {
 				r.RequiredTags = append(r.RequiredTags, fmt.Sprintf("t%d", i))
 			}
 		}, wantField: "requiredTags", wantMessage: "17 tags; at most 16"},
+		// The request is kept as sent (the Job's requestedConfig): a tag
+		// a worker has, given 100,000 times, made every Job object of it
+		// half a megabyte.
+		{name: "requiredTags of one tag given past the bound", request: func(r *farm.RenderConfig) {
+			r.RequiredTags = slices.Repeat([]string{"fast"}, 100_000)
+		}, wantField: "requiredTags", wantMessage: "100000 tags; at most 16"},
+		// Each tag was looked for among those before it: 100,000 took
+		// seconds of the request's transaction.
+		{name: "requiredTags of 100,000 tags", request: func(r *farm.RenderConfig) {
+			for i := range 100_000 {
+				r.RequiredTags = append(r.RequiredTags, fmt.Sprintf("t%d", i))
+			}
+		}, wantField: "requiredTags", wantMessage: "100000 tags; at most 16"},
 
 		{name: "priority below the lowest", request: func(r *farm.RenderConfig) { r.Priority = ptr(-1) },
 			wantField: "priority", wantMessage: "must be between 0 (lowest) and 100 (highest), not -1; the default is 50"},

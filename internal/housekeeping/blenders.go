@@ -106,6 +106,30 @@ func (h *Housekeeping) routeFromGoneBlender(ctx context.Context, t store.Task, o
 		if current.Status != store.TaskQueued || current.Generation != t.Generation {
 			return nil // a node took it, or it ended, meanwhile
 		}
+		// What the farm runs is read again under the job's lock: a node of
+		// the task's Blender, or of one that will do, may have started
+		// since the reaper looked (it may have waited for this lock), and
+		// a job failed for want of a Blender that is back stays failed.
+		// The next run routes a task whose Blender will not come back.
+		now := time.Now()
+		heard, err := tx.BlenderLastBeats(ctx, now.Add(-2*timeout))
+		if err != nil {
+			return err
+		}
+		if _, ok := heard[t.BlenderVersion]; ok {
+			return nil
+		}
+		offers, err := tx.LiveBlenderVersions(ctx, now.Add(-timeout))
+		if err != nil || len(offers) == 0 {
+			return err
+		}
+		offered = make([]string, len(offers))
+		for i, o := range offers {
+			offered[i] = o.Version
+		}
+		if _, failure = blenderInstead(job, t, offered, timeout); failure == nil {
+			return nil
+		}
 		h.log.Warn("a task's Blender left the farm and no other will do; its job fails", "task", t.ID, "job", t.JobID, "kind", t.Kind,
 			"blender", t.BlenderVersion, "offered", offered)
 		return h.failJobIn(ctx, tx, job, failure)

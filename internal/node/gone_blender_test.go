@@ -259,3 +259,56 @@ func TestAMergeWhoseBlenderLeftFailsItsJobWithoutAPatchOfItsRelease(t *testing.T
 		}
 	})
 }
+
+// TestAJobIsNotFailedForABlenderThatCameBackWhileTheReaperWaitedForItsLock:
+// the reaper read that 4.2.3's nodes were gone and that no patch of 4.2 is
+// live (4.3.0 alone), so the merge's job is to fail; but a node of 4.2.3
+// starts while the reaper waits for the job's row (a request holds it).
+// Once it has the row, the Blender is back: the job does not fail, and
+// the merge waits on 4.2.3's queue for that node.
+func TestAJobIsNotFailedForABlenderThatCameBackWhileTheReaperWaitedForItsLock(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job, merge := f.mergeWaitingForGone423()
+		f.liveWorker("node-430", "4.3.0")
+
+		locked, back := make(chan struct{}), make(chan struct{})
+		held := make(chan error, 1)
+		go func() {
+			held <- f.Store.InTx(f.Ctx, func(tx *store.Tx) error {
+				if _, err := tx.LockJob(f.Ctx, "", job.ID); err != nil {
+					return err
+				}
+				close(locked)
+				<-back
+				now := time.Now()
+				return tx.RegisterWorker(f.Ctx, store.Worker{ID: "run-of-node-423-again", Name: "node-423", StartedAt: now, HeartbeatAt: now,
+					State: store.WorkerIdle, BlenderVersions: []string{fakeBlenderVersion}})
+			})
+		}()
+		<-locked
+		reaped := make(chan error, 1)
+		go func() { reaped <- f.hk.RouteFromGoneBlenders(f.Ctx) }()
+		if f.Store.Dialect() == store.DialectPostgres {
+			f.waitForLockWaits(1)
+		} else {
+			// The reaper's reads are the read pool's; its transaction
+			// waits for the writer.
+			time.Sleep(time.Second)
+		}
+		close(back)
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-reaped; err != nil {
+			t.Fatal(err)
+		}
+		if after := f.Job(job.ID); after.Status != farm.StatusRendering {
+			t.Fatalf("job = %s, %+v; want still rendering, its Blender back", after.Status, after.FailedReason)
+		}
+		if got := f.Task(merge.ID); got.Status != store.TaskQueued || got.Generation != merge.Generation || got.BlenderVersion != fakeBlenderVersion {
+			t.Errorf("merge = %+v, want left queued for %s", got, fakeBlenderVersion)
+		}
+		f.CheckTaskInvariant()
+	})
+}

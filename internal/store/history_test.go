@@ -150,3 +150,54 @@ func TestWorkerRunsSilentSinceTheCutoffAreRemoved(t *testing.T) {
 		}
 	})
 }
+
+// TestADownloadCountedAfterItsJobWasRemovedStaysInTheUsage: a download
+// that began before its job was removed from the history, and ended
+// after (a large zip, read from a file already open), is counted once
+// it ends: the bytes served go to what the job's usage keeps by day.
+func TestADownloadCountedAfterItsJobWasRemovedStaysInTheUsage(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		insertJob(t, s, newJob("job-old", ws.ID, time.Now().UTC()))
+		task := runningChunkRendered(t, s, store.Task{ID: "job-old-c0", JobID: "job-old", WorkspaceID: ws.ID}, map[int]float64{1: 1.25})
+		if err := s.FinishTask(ctx, task.ID, 1, store.TaskEnd{Status: store.TaskDone, Threads: 4}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordDownload(ctx, "job-old", 700); err != nil {
+			t.Fatal(err)
+		}
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			job, err := tx.LockJob(ctx, "", "job-old")
+			if err != nil {
+				return err
+			}
+			return tx.RemoveJobFromHistory(ctx, job)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		if err := s.RecordDownload(ctx, "job-old", 300); err != nil {
+			t.Fatal(err)
+		}
+		// A job the farm never had counts nothing.
+		if err := s.RecordDownload(ctx, "job-never", 50); err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		for _, groupBy := range []string{farm.UsageByJob, farm.UsageByDay} {
+			u, err := s.WorkspaceUsage(ctx, ws.ID, from, to, groupBy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Total.BytesTransferred != 1000 || groupBy == farm.UsageByJob && len(u.Rows) != 1 {
+				t.Errorf("usage by %s once the job is removed = %+v; want the 1000 bytes served, 300 of them after, all the removed job's", groupBy, u)
+			}
+		}
+		if n := countRows(t, s, "downloads"); n != 0 {
+			t.Errorf("downloads holds %d rows for a job removed, or never made", n)
+		}
+	})
+}

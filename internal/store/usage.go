@@ -48,14 +48,29 @@ const monthSecondsQuery = `COALESCE((SELECT SUM(mt.worker_seconds + mt.gpu_secon
 	WHERE mt.workspace_id = ? AND mt.finished_at >= ?), 0)`
 
 // RecordDownload adds bytes served from one of a job's objects to the
-// job's downloads of the day.
+// job's downloads of the day. A download is counted once it ends, and
+// may end after its job was removed from the history (a large file read
+// from an object already open): its bytes then go to what the job's
+// usage keeps by day (usage_history), whose rows name its workspace. A
+// job of which nothing is kept, or never made, counts nothing.
 func (q *Queries) RecordDownload(ctx context.Context, jobID string, bytes int64) error {
-	_, err := q.exec(ctx, `INSERT INTO downloads (workspace_id, job_id, day, bytes)
+	day := now().Format(time.DateOnly)
+	res, err := q.exec(ctx, `INSERT INTO downloads (workspace_id, job_id, day, bytes)
 			SELECT j.workspace_id, j.id, ?, ? FROM jobs j WHERE j.id = ?
 		ON CONFLICT (job_id, day) DO UPDATE SET bytes = downloads.bytes + excluded.bytes`,
-		now().Format(time.DateOnly), bytes, jobID)
+		day, bytes, jobID)
 	if err != nil {
 		return fmt.Errorf("record download: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	_, err = q.exec(ctx, `INSERT INTO usage_history (workspace_id, job_id, day, bytes_downloaded)
+			SELECT h.workspace_id, h.job_id, ?, ? FROM usage_history h WHERE h.job_id = ? LIMIT 1
+		ON CONFLICT (job_id, day) DO UPDATE SET bytes_downloaded = usage_history.bytes_downloaded + excluded.bytes_downloaded`,
+		day, bytes, jobID)
+	if err != nil {
+		return fmt.Errorf("record download of job %s, removed from the history: %w", jobID, err)
 	}
 	return nil
 }

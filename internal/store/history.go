@@ -83,6 +83,10 @@ func (tx *Tx) RemoveJobFromHistory(ctx context.Context, job *farm.Job) error {
 	if err != nil {
 		return err
 	}
+	// Its downloads are removed as they are read: a download counted
+	// meanwhile, into a row this reads, waits for that row's lock and is
+	// in what it reads once it goes on, rather than added after the read
+	// and removed with the row unkept (RecordDownload, on PostgreSQL).
 	err = tx.scanEach(ctx, "its downloads", func(scan func(...any) error) error {
 		var on string
 		var bytes int64
@@ -95,7 +99,7 @@ func (tx *Tx) RemoveJobFromHistory(ctx context.Context, job *farm.Job) error {
 		}
 		day(at).bytesDownloaded += bytes
 		return nil
-	}, `SELECT day, bytes FROM downloads WHERE job_id = ?`, job.ID)
+	}, `DELETE FROM downloads WHERE job_id = ? RETURNING day, bytes`, job.ID)
 	if err != nil {
 		return err
 	}
@@ -124,7 +128,6 @@ func (tx *Tx) RemoveJobFromHistory(ctx context.Context, job *farm.Job) error {
 		{"its frames", `DELETE FROM frames WHERE job_id = ?`},
 		{"its tasks", `DELETE FROM tasks WHERE job_id = ?`},
 		{"its workers' failures", `DELETE FROM job_workers WHERE job_id = ?`},
-		{"its downloads", `DELETE FROM downloads WHERE job_id = ?`},
 		{"its upload", `DELETE FROM uploads WHERE job_id = ?`},
 		{"the job", `DELETE FROM jobs WHERE id = ?`},
 	} {

@@ -201,3 +201,54 @@ func TestADownloadCountedAfterItsJobWasRemovedStaysInTheUsage(t *testing.T) {
 		}
 	})
 }
+
+// TestADownloadCountedAsItsJobIsRemovedIsKept: a download counted while
+// the job's removal is under way, its row of the day written before the
+// removal takes it, is in the usage kept of the job: what the removal
+// keeps is what it removes.
+func TestADownloadCountedAsItsJobIsRemovedIsKept(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		insertJob(t, s, newJob("job-old", ws.ID, time.Now().UTC()))
+		if err := s.RecordDownload(ctx, "job-old", 700); err != nil {
+			t.Fatal(err)
+		}
+		removed := make(chan error, 1)
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.RecordDownload(ctx, "job-old", 100); err != nil {
+				return err
+			}
+			blocked := awaitBlocked(t, s)
+			go func() {
+				removed <- s.InTx(ctx, func(tx *store.Tx) error {
+					job, err := tx.LockJob(ctx, "", "job-old")
+					if err != nil {
+						return err
+					}
+					return tx.RemoveJobFromHistory(ctx, job)
+				})
+			}()
+			blocked()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-removed; err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		u, err := s.WorkspaceUsage(ctx, ws.ID, from, to, farm.UsageByJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Total.BytesTransferred != 800 {
+			t.Errorf("bytes served once the job is removed = %d, want the 800 counted", u.Total.BytesTransferred)
+		}
+		if n := countRows(t, s, "downloads"); n != 0 {
+			t.Errorf("downloads holds %d rows once the job is removed", n)
+		}
+	})
+}

@@ -86,8 +86,7 @@ func (h *Housekeeping) RemoveHistory(ctx context.Context) (int, error) {
 }
 
 // removeJobFromHistory removes one job that ended before cutoff, and
-// queues the removal of its files (unless a client deleted them) in the
-// same transaction, so the job is either still whole or gone with its
+// queues the removal of its files in the same transaction, so the job is either still whole or gone with its
 // files on their way out. It answers false for a job that changed since
 // it was listed (a retry, or a deletion of its files), which a later run
 // looks at again.
@@ -104,18 +103,19 @@ func (h *Housekeeping) removeJobFromHistory(ctx context.Context, id string, cuto
 		if !job.Status.IsFinal() || !job.UpdatedAt.Before(cutoff) {
 			return nil
 		}
-		if !job.Output.IsDeletedForClient {
-			files := engine.DeleteObjectsArgs{Prefixes: []string{farm.JobPrefix(job.ID)}}
-			up, err := tx.GetUpload(ctx, job.WorkspaceID, job.Slug)
-			switch {
-			case err == nil:
-				files.Keys = []string{up.ObjectKey}
-			case !errors.Is(err, store.ErrNotFound):
-				return err
-			}
-			if err := h.engine.Insert(ctx, tx, files); err != nil {
-				return fmt.Errorf("removal of job %s's files: %w", job.ID, err)
-			}
+		// Queued even when a client deleted the files: that removal may
+		// have been given up on after failing every attempt, and this is
+		// the last time anything knows of the job's folder.
+		files := engine.DeleteObjectsArgs{Prefixes: []string{farm.JobPrefix(job.ID)}}
+		up, err := tx.GetUpload(ctx, job.WorkspaceID, job.Slug)
+		switch {
+		case err == nil:
+			files.Keys = []string{up.ObjectKey}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := h.engine.Insert(ctx, tx, files); err != nil {
+			return fmt.Errorf("removal of job %s's files: %w", job.ID, err)
 		}
 		if err := tx.RemoveJobFromHistory(ctx, job); err != nil {
 			return err

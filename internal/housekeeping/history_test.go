@@ -100,3 +100,31 @@ func TestARetentionBelowTheFloorIsHeldToIt(t *testing.T) {
 		}
 	})
 }
+
+// TestAJobWhoseFilesRemovalWasGivenUpOnLosesThemWithItsHistory: a client
+// deleted a job's files, and the removal was given up on (River discards
+// a job that failed every attempt); removed from the history, the job's
+// folder is removed again.
+func TestAJobWhoseFilesRemovalWasGivenUpOnLosesThemWithItsHistory(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted)
+		if _, err := f.api.DeleteJob(f.Ctx, f.P, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.Exec(`DELETE FROM river_job WHERE kind = 'delete_objects'`)
+		f.Exec(`UPDATE jobs SET updated_at = ? WHERE id = ?`, time.Now().UTC().Add(-40*24*time.Hour), job.ID)
+		if err := f.Store.SetFarmHistoryRetention(f.Ctx, MinHistoryRetention); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.hk.RemoveHistory(f.Ctx); err != nil || n != 1 {
+			t.Fatalf("RemoveHistory = %d, %v; want the job removed", n, err)
+		}
+		if ran := f.runRemovals(); ran != 1 {
+			t.Fatalf("%d removals queued, want 1", ran)
+		}
+		if left, err := f.Objects.List(f.Ctx, farm.JobPrefix(job.ID)); err != nil || len(left) != 0 {
+			t.Errorf("objects left under %s: %v, %v", farm.JobPrefix(job.ID), left, err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -172,7 +173,9 @@ func (DeleteObjectsArgs) Kind() string { return "delete_objects" }
 // the first end; a later validation of the workspace then comes after
 // them, which is still fair, since every workspace's first few come
 // before them. River's retry of a failed attempt keeps its River job,
-// and its priority.
+// and its priority. One that has waited ControlPriorityAge is raised to
+// the first priority by the reaper, so that none waits for ever while
+// other workspaces keep queueing their first few.
 func controlPriority(ahead int) int {
 	switch {
 	case ahead < 2:
@@ -184,6 +187,12 @@ func controlPriority(ahead int) int {
 	}
 	return 4
 }
+
+// ControlPriorityAge is how long a validation or merge waits at the
+// priority it was given before the reaper raises it to the first
+// (store.RaiseLongWaitingControlTasks): a workspace's later ones wait
+// behind other workspaces' first few, but not for longer than this.
+const ControlPriorityAge = 10 * time.Minute
 
 // controlPriorityCap is how many waiting validations and merges ahead of
 // a task are counted at most: past it, the priority is the lowest.

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -184,6 +185,32 @@ func TestAMergeIsRankedAmongItsWorkspacesValidations(t *testing.T) {
 		}
 		if rj.Priority != 3 || args.Frame != 1 {
 			t.Errorf("merge of frame %d at priority %d; want frame 1 at 3, behind its workspace's 8 waiting validations", args.Frame, rj.Priority)
+		}
+	})
+}
+
+// TestValidationsThatWaitedLongAreRaisedToTheFirstPriority: of a
+// workspace's twelve waiting validations, the first ten were made
+// ControlPriorityAge and more ago; raised, those of them below the first
+// priority get it, and the two made since keep theirs.
+func TestValidationsThatWaitedLongAreRaisedToTheFirstPriority(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		jobs := f.validatingJobs(f.P, 12)
+		if got := f.validationPriorities(jobs); fmt.Sprint(got) != "[1 1 2 2 2 2 2 2 3 3 3 3]" {
+			t.Fatalf("priorities as queued = %v", got)
+		}
+		for _, id := range jobs[:10] {
+			f.Exec(`UPDATE tasks SET created_at = ? WHERE job_id = ?`, time.Now().UTC().Add(-engine.ControlPriorityAge-time.Minute), id)
+		}
+
+		n, err := f.Store.RaiseLongWaitingControlTasks(f.Ctx, time.Now().Add(-engine.ControlPriorityAge))
+
+		if err != nil || n != 8 {
+			t.Errorf("RaiseLongWaitingControlTasks = %d, %v; want the 8 of the first ten below the first priority", n, err)
+		}
+		if got := f.validationPriorities(jobs); fmt.Sprint(got) != "[1 1 1 1 1 1 1 1 1 1 3 3]" {
+			t.Errorf("priorities once raised = %v, want the first ten at 1 and the last two as they were", got)
 		}
 	})
 }

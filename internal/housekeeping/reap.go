@@ -95,6 +95,11 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 	if err := h.RouteFromGoneBlenders(ctx); err != nil {
 		return err
 	}
+	if n, err := h.store.RaiseLongWaitingControlTasks(ctx, time.Now().Add(-engine.ControlPriorityAge)); err != nil {
+		return err
+	} else if n > 0 {
+		h.log.Info("validations and merges that waited long given River's first priority", "tasks", n, "waited_over", engine.ControlPriorityAge)
+	}
 	if n, err := h.engine.DispatchIdle(ctx); err != nil {
 		return err
 	} else if n > 0 {

@@ -345,6 +345,25 @@ func (q *Queries) MergesAwaiting(ctx context.Context, jobID, version string) (in
 	return n, nil
 }
 
+// RaiseLongWaitingControlTasks gives River's first priority to the River
+// jobs of the validations and merges made before before that still wait
+// to run, and answers how many it raised. A task's priority is taken when
+// its River job is inserted (engine.controlPriority): without this, a
+// workspace's 33rd waiting validation would wait for as long as other
+// workspaces keep queueing their first few, for ever on a farm never
+// idle. Raised, it runs in the order it was queued among the first
+// priority's.
+func (q *Queries) RaiseLongWaitingControlTasks(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.exec(ctx, `UPDATE river_job SET priority = 1
+		WHERE priority > 1 AND state = 'available' AND id IN (SELECT t.river_job_id FROM tasks t
+			WHERE t.kind IN (?, ?) AND t.status = ? AND t.created_at < ? AND t.river_job_id IS NOT NULL)`,
+		TaskValidate, TaskMerge, TaskQueued, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("raise the priority of validations and merges waiting since before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return res.RowsAffected()
+}
+
 // ControlTasksAhead counts, up to limit, the validations and merges of
 // t's workspace made before t that are queued and not yet running: the
 // River priority t's River job is given follows it. The count reads the

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/farm"
@@ -42,12 +44,12 @@ import (
 func (h *Housekeeping) RouteFromGoneBlenders(ctx context.Context) error {
 	timeout := h.workerTimeout(ctx)
 	now := time.Now()
-	tasks, err := h.store.TasksOnBlenderQueues(ctx, now.Add(-timeout))
-	if err != nil || len(tasks) == 0 {
-		return err
-	}
 	heard, err := h.store.BlenderLastBeats(ctx, now.Add(-2*timeout))
 	if err != nil {
+		return err
+	}
+	tasks, err := h.store.TasksOnBlenderQueues(ctx, now.Add(-timeout), slices.Collect(maps.Keys(heard)))
+	if err != nil || len(tasks) == 0 {
 		return err
 	}
 	offers, err := h.store.LiveBlenderVersions(ctx, now.Add(-timeout))
@@ -62,9 +64,6 @@ func (h *Housekeeping) RouteFromGoneBlenders(ctx context.Context) error {
 		offered[i] = o.Version
 	}
 	for _, t := range tasks {
-		if _, ok := heard[t.BlenderVersion]; ok {
-			continue
-		}
 		if err := h.routeFromGoneBlender(ctx, t, offered, timeout); err != nil {
 			h.log.Error("could not move on a task whose Blender left the farm", "task", t.ID, "job", t.JobID, "kind", t.Kind, "blender", t.BlenderVersion, "err", err)
 		}

@@ -324,13 +324,15 @@ func (q *Queries) RouteTask(ctx context.Context, id string, fromGeneration int, 
 }
 
 // TasksOnBlenderQueues lists the validations and merges that are queued
-// on the control queue of a Blender version (blender_version set) and
-// not running, whose queue has not changed since before: the ones whose
-// Blender the reaper checks is still offered. Oldest first.
-func (q *Queries) TasksOnBlenderQueues(ctx context.Context, before time.Time) ([]Task, error) {
+// on the control queue of a Blender version (blender_version set) other
+// than those of heard, and not running, whose queue has not changed since
+// before: the ones whose Blender the reaper takes for gone. Oldest first.
+// The tasks waiting on a version still heard of, however many, are not
+// read.
+func (q *Queries) TasksOnBlenderQueues(ctx context.Context, before time.Time, heard []string) ([]Task, error) {
 	return q.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks
-		WHERE kind IN (?, ?) AND status = ? AND blender_version <> '' AND updated_at < ?
-		ORDER BY created_at`, TaskValidate, TaskMerge, TaskQueued, before.UTC())
+		WHERE kind IN (?, ?) AND status = ? AND blender_version <> '' AND updated_at < ? AND `+q.dialect.noneOf("blender_version")+`
+		ORDER BY created_at`, TaskValidate, TaskMerge, TaskQueued, before.UTC(), list(q.dialect, heard))
 }
 
 // MergesAwaiting counts a job's merges queued for Blender version and not

@@ -433,6 +433,10 @@ func TestDownloadsPageParameters(t *testing.T) {
 	}
 	for _, tc := range good {
 		e := newEnv(t, nil, httpapi.Options{})
+		if tc.want.PageSize > 0 {
+			// The answer, checked against the document, says the page.
+			e.farm.downloads = &farm.Downloads{Pagination: &farm.Pagination{Page: 1, PageSize: tc.want.PageSize, Total: 5, TotalPages: 1}}
+		}
 		r := e.do(e.strict, "GET", apiPrefix+"/jobs/"+jobID+"/downloads"+tc.query, "")
 		if r.StatusCode != 200 {
 			t.Errorf("%q: status %d: %s", tc.query, r.StatusCode, r.body)

@@ -959,3 +959,74 @@ func TestDownloadsWalksEveryPage(t *testing.T) {
 		t.Errorf("downloads = frames %v, urls %v, pagination %+v; want frames 1 to 4 once, their urls, no pagination", frames, d.Frames, d.Pagination)
 	}
 }
+
+// pagedDownloads serves a job's downloads a page at a time from files
+// (frame numbers, one file each), as the farm pages them; between(page)
+// runs after each page is answered, to change the job's files meanwhile.
+// A job whose files were deleted answers the empty shape, without
+// pagination, as the farm does.
+func pagedDownloads(t *testing.T, f *fakeServer, files *[]int, deleted *bool, between func(page int)) {
+	f.handle("GET /jobs/{id}/downloads", func(w http.ResponseWriter, r *http.Request) {
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		defer between(page)
+		if *deleted {
+			fmt.Fprint(w, `{"frames": [], "compositeNodes": [], "frameOutputs": [], "compositeNodeOutputs": [], "transforms": {}}`)
+			return
+		}
+		size := 2 // the farm's pages hold two files here, whatever was asked
+		first := min((page-1)*size, len(*files))
+		var outputs, urls []string
+		for _, n := range (*files)[first:min(first+size, len(*files))] {
+			outputs = append(outputs, fmt.Sprintf(`{"url": "http://x/f%d.png", "fileName": "frame_%04d.png", "view": null,
+				"relativePath": "frame_%04d.png", "compositeNodeName": null, "frame": %d, "sizeBytes": 1}`, n, n, n, n))
+			urls = append(urls, fmt.Sprintf("%q", fmt.Sprintf("http://x/f%d.png", n)))
+		}
+		fmt.Fprintf(w, `{"frames": [%s], "compositeNodes": [], "frameOutputs": [%s], "compositeNodeOutputs": [],
+			"transforms": {"framesZip": "http://x/frames.zip"},
+			"pagination": {"page": %d, "pageSize": %d, "total": %d, "totalPages": %d}}`,
+			strings.Join(urls, ","), strings.Join(outputs, ","), page, size, len(*files), (len(*files)+size-1)/size)
+	})
+}
+
+// TestDownloadsListsEveryFileLeftWhenFilesGoBetweenPages: a retry of
+// frame 1 between the first page and the second removes its file, which
+// moves every file after it back by one: the file that moved from the
+// second page onto the first is still listed.
+func TestDownloadsListsEveryFileLeftWhenFilesGoBetweenPages(t *testing.T) {
+	f := newFakeServer(t)
+	files := []int{1, 2, 3, 4, 5}
+	deleted := false
+	pagedDownloads(t, f, &files, &deleted, func(page int) {
+		if page == 1 && files[0] == 1 {
+			files = files[1:]
+		}
+	})
+	d, err := f.client().Downloads(context.Background(), "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []int
+	for _, o := range d.FrameOutputs {
+		frames = append(frames, *o.Frame)
+	}
+	if fmt.Sprint(frames) != "[2 3 4 5]" || len(d.Frames) != 4 {
+		t.Errorf("downloads = frames %v, urls %v; want frames 2 to 5, those the job holds", frames, d.Frames)
+	}
+}
+
+// TestDownloadsOfAJobDeletedBetweenPagesListNoFile: a job deleted after
+// its first page was read answers, as a job deleted before, no file: not
+// the first page's, whose files are gone.
+func TestDownloadsOfAJobDeletedBetweenPagesListNoFile(t *testing.T) {
+	f := newFakeServer(t)
+	files := []int{1, 2, 3, 4, 5}
+	deleted := false
+	pagedDownloads(t, f, &files, &deleted, func(page int) { deleted = true })
+	d, err := f.client().Downloads(context.Background(), "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.FrameOutputs) != 0 || len(d.Frames) != 0 || d.Transforms.FramesZip != nil || d.Pagination != nil {
+		t.Errorf("downloads of a job deleted between pages = %d files (%v), zip %v; want none", len(d.FrameOutputs), d.Frames, d.Transforms.FramesZip)
+	}
+}

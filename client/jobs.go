@@ -260,8 +260,11 @@ func (c *Client) BlenderVersions(ctx context.Context) (*BlenderVersions, error) 
 // [Client.DownloadFile]. The files are asked for a page at a time
 // ([Client.DownloadsPage], DownloadsPageSize each), so a job of any size
 // is listed whole; a job still rendering may complete frames between two
-// pages, which the list then holds or not. A farm that does not page its
-// downloads answers them whole at the first.
+// pages, which the list then holds or not. Files removed between two
+// pages (a retry replaced frames, the job's files were deleted) move the
+// ones after them back onto pages already read, so the pages are then
+// read again from the first. A farm that does not page its downloads
+// answers them whole at the first.
 func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 	var all *Downloads
 	seen := map[string]bool{}
@@ -270,15 +273,24 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 		if err != nil {
 			return nil, err
 		}
-		if all == nil {
+		switch {
+		case all == nil, d.Pagination == nil:
+			// The first page; or a later one answered whole, which a job
+			// whose files were deleted meanwhile answers: none is left.
 			all = d
+			clear(seen)
 			for _, o := range d.FrameOutputs {
 				seen[o.FileName] = true
 			}
 			for _, o := range d.CompositeNodeOutputs {
 				seen[o.FileName] = true
 			}
-		} else {
+		case all.Pagination != nil && d.Pagination.Total < all.Pagination.Total:
+			// Files went: those read may be gone, and some not read yet
+			// moved back onto a page read.
+			all, page = nil, 0
+			continue
+		default:
 			// A frame completed meanwhile moves the files after it on by
 			// one: the first of a page may be the last of the one before.
 			for i, o := range d.FrameOutputs {
@@ -296,6 +308,7 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 				}
 			}
 			all.Transforms = d.Transforms
+			all.Pagination = d.Pagination
 		}
 		if d.Pagination == nil || page >= d.Pagination.TotalPages {
 			break

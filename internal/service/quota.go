@@ -180,8 +180,11 @@ func checkPutFits(ctx context.Context, st *store.Store, up store.UploadState, si
 // whose process was killed mid-body stored nothing, and its size would
 // hold its workspace's room until the upload expired, a day later. serve
 // runs it as it starts on the local store, before it takes requests: no
-// PUT of the process killed can still be going. It answers how many
-// uploads it set back.
+// PUT of the process killed can still be going. (API replicas share a
+// bucket, not a data directory; a second serve started on the same data
+// directory could have one going, and that upload would then hold no
+// room until its PUT ends, which checks the quota again before it
+// stores.) It answers how many uploads it set back.
 func SettleUploadSizes(ctx context.Context, st *store.Store, objects objstore.Store) (int, error) {
 	settled, after := 0, ""
 	for {
@@ -191,6 +194,11 @@ func SettleUploadSizes(ctx context.Context, st *store.Store, objects objstore.St
 		}
 		for _, up := range held {
 			after = up.Slug
+			// Most hold what they record: only those that do not are
+			// looked at again under their workspace's lock.
+			if info, err := objects.Stat(ctx, up.ObjectKey); err == nil && info.Size == up.SizeBytes {
+				continue
+			}
 			err := st.InTx(ctx, func(tx *store.Tx) error {
 				if unclaimed, err := lockUnclaimedUpload(ctx, tx, up.WorkspaceID, up.Slug); !unclaimed || err != nil {
 					return err

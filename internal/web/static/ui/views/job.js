@@ -66,11 +66,14 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let logAsked = false;
   let focusProgress = false;
 
-  // The downloads are asked for again only once more frames are done or
-  // the status moved: each answer signs a URL for every file, which for
-  // a job of thousands of frames is the costliest read of a poll.
+  // The downloads are asked for again only once more frames are done,
+  // the status moved, or the links are refreshLinksMs old (a suspended
+  // job, or frames that take hours, would otherwise keep links that
+  // expire): each answer signs a URL for every file, which for a job of
+  // thousands of frames is the costliest read of a poll.
   let lastDownloads = null;
   let downloadsOf = '';
+  let downloadsAt = 0;
   const poller = poll(async () => {
     try {
       const job = await api.getJob(id, signal);
@@ -79,9 +82,10 @@ export function jobView(root, { api, signal, params, setConnection }) {
       if (job.finalConfig) {
         progress = await api.progress(id, signal);
         const stand = `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
-        if (stand !== downloadsOf || !lastDownloads) {
+        if (stand !== downloadsOf || !lastDownloads || Date.now() - downloadsAt > refreshLinksMs) {
           lastDownloads = await api.downloads(id, signal);
           downloadsOf = stand;
+          downloadsAt = Date.now();
         }
         downloads = lastDownloads;
       }

@@ -74,19 +74,8 @@ const maxPage = 1<<31 - 1
 
 func parseListQuery(v url.Values) (farm.ListQuery, error) {
 	q := farm.ListQuery{Page: 1, PageSize: farm.DefaultPageSize}
-	if s := v.Get("page"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxPage {
-			return q, badParam("page", "page must be a whole number from 1 (the first page) to %d, not %q", maxPage, s)
-		}
-		q.Page = n
-	}
-	if s := v.Get("pageSize"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > farm.MaxPageSize {
-			return q, badParam("pageSize", "pageSize must be a whole number from 1 to %d, not %q", farm.MaxPageSize, s)
-		}
-		q.PageSize = n
+	if err := parsePage(v, &q.Page, &q.PageSize, farm.MaxPageSize); err != nil {
+		return q, err
 	}
 	if s := v.Get("status"); s != "" {
 		st, ok := farm.ParseStatus(s)
@@ -106,21 +95,29 @@ func parseListQuery(v url.Values) (farm.ListQuery, error) {
 // (ours): none, for every file, or page and pageSize, either defaulting.
 func parseDownloadsQuery(v url.Values) (farm.DownloadsQuery, error) {
 	var q farm.DownloadsQuery
+	err := parsePage(v, &q.Page, &q.PageSize, farm.MaxDownloadFiles)
+	return q, err
+}
+
+// parsePage reads the page and pageSize parameters a request sent into
+// page and size, leaving either not sent as it is: a page from 1 to
+// maxPage, a size from 1 to maxSize.
+func parsePage(v url.Values, page, size *int, maxSize int) error {
 	if s := v.Get("page"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPage {
-			return q, badParam("page", "page must be a whole number from 1 (the first page) to %d, not %q", maxPage, s)
+			return badParam("page", "page must be a whole number from 1 (the first page) to %d, not %q", maxPage, s)
 		}
-		q.Page = n
+		*page = n
 	}
 	if s := v.Get("pageSize"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > farm.MaxDownloadFiles {
-			return q, badParam("pageSize", "pageSize must be a whole number from 1 to %d, not %q", farm.MaxDownloadFiles, s)
+		if err != nil || n < 1 || n > maxSize {
+			return badParam("pageSize", "pageSize must be a whole number from 1 to %d, not %q", maxSize, s)
 		}
-		q.PageSize = n
+		*size = n
 	}
-	return q, nil
+	return nil
 }
 
 func (a *api) runningProgress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {

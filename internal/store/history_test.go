@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -50,13 +51,7 @@ func TestAJobRemovedFromTheHistoryKeepsItsUsage(t *testing.T) {
 		}
 		byJob, byDay := usage(farm.UsageByJob), usage(farm.UsageByDay)
 
-		err := s.InTx(ctx, func(tx *store.Tx) error {
-			job, err := tx.LockJob(ctx, "", "job-old")
-			if err != nil {
-				return err
-			}
-			return tx.RemoveJobFromHistory(ctx, job)
-		})
+		err := removeFromHistory(ctx, s, "job-old")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,13 +163,7 @@ func TestADownloadCountedAfterItsJobWasRemovedStaysInTheUsage(t *testing.T) {
 		if err := s.RecordDownload(ctx, "job-old", 700); err != nil {
 			t.Fatal(err)
 		}
-		err := s.InTx(ctx, func(tx *store.Tx) error {
-			job, err := tx.LockJob(ctx, "", "job-old")
-			if err != nil {
-				return err
-			}
-			return tx.RemoveJobFromHistory(ctx, job)
-		})
+		err := removeFromHistory(ctx, s, "job-old")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,13 +211,7 @@ func TestADownloadCountedAsItsJobIsRemovedIsKept(t *testing.T) {
 			}
 			blocked := awaitBlocked(t, s)
 			go func() {
-				removed <- s.InTx(ctx, func(tx *store.Tx) error {
-					job, err := tx.LockJob(ctx, "", "job-old")
-					if err != nil {
-						return err
-					}
-					return tx.RemoveJobFromHistory(ctx, job)
-				})
+				removed <- removeFromHistory(ctx, s, "job-old")
 			}()
 			blocked()
 			return nil
@@ -250,5 +233,17 @@ func TestADownloadCountedAsItsJobIsRemovedIsKept(t *testing.T) {
 		if n := countRows(t, s, "downloads"); n != 0 {
 			t.Errorf("downloads holds %d rows once the job is removed", n)
 		}
+	})
+}
+
+// removeFromHistory removes a job from the history as the retention does:
+// its lock taken first, in a transaction of its own.
+func removeFromHistory(ctx context.Context, s *store.Store, jobID string) error {
+	return s.InTx(ctx, func(tx *store.Tx) error {
+		job, err := tx.LockJob(ctx, "", jobID)
+		if err != nil {
+			return err
+		}
+		return tx.RemoveJobFromHistory(ctx, job)
 	})
 }

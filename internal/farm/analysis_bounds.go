@@ -186,17 +186,9 @@ func boundInspection(ins *Inspection) analysisCuts {
 		c.text(&f.Name, MaxAnalysisNameBytes)
 		c.text(&f.Path, MaxAnalysisPathBytes)
 	}
-	if n := fitList(ins.ExternalFiles, MaxAnalysisExternalFiles, MaxAnalysisExternalFilesBytes); n < len(ins.ExternalFiles) {
-		// The missing files are what the artist must fix: they go first.
-		slices.SortStableFunc(ins.ExternalFiles, func(a, b ExternalFile) int { return missingFirst(a.Missing, b.Missing) })
-		n = fitList(ins.ExternalFiles, MaxAnalysisExternalFiles, MaxAnalysisExternalFilesBytes)
-		for _, f := range ins.ExternalFiles[n:] {
-			if f.Missing {
-				c.missingLeftOut++
-			}
-		}
-		c.filesLeftOut = len(ins.ExternalFiles) - n
-		ins.ExternalFiles = ins.ExternalFiles[:n]
+	ins.ExternalFiles, c.filesLeftOut, c.missingLeftOut = fitMissingFirst(ins.ExternalFiles, MaxAnalysisExternalFiles, MaxAnalysisExternalFilesBytes,
+		func(f ExternalFile) bool { return f.Missing })
+	if c.filesLeftOut > 0 {
 		ins.ExternalFilesTruncated = true
 	}
 
@@ -208,23 +200,36 @@ func boundInspection(ins *Inspection) analysisCuts {
 		c.text(&l.Path, MaxAnalysisPathBytes)
 		c.text(&l.Parent, MaxAnalysisNameBytes)
 	}
-	if n := fitList(ins.Libraries, MaxAnalysisLibraries, MaxAnalysisLibrariesBytes); n < len(ins.Libraries) {
-		slices.SortStableFunc(ins.Libraries, func(a, b Library) int { return missingFirst(a.Missing, b.Missing) })
-		n = fitList(ins.Libraries, MaxAnalysisLibraries, MaxAnalysisLibrariesBytes)
-		c.libsLeftOut = len(ins.Libraries) - n
-		ins.Libraries = ins.Libraries[:n]
-	}
+	ins.Libraries, c.libsLeftOut, _ = fitMissingFirst(ins.Libraries, MaxAnalysisLibraries, MaxAnalysisLibrariesBytes,
+		func(l Library) bool { return l.Missing })
 	return c
 }
 
-func missingFirst(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return -1
+// fitMissingFirst cuts items (which it may reorder) to fitList's count
+// and size; when they do not all fit, the missing ones, which the artist
+// must fix, go first, each kind in its own order. It answers what it
+// keeps, how many it left out, and how many of those were missing.
+func fitMissingFirst[T any](items []T, count, limit int, missing func(T) bool) (kept []T, leftOut, missingLeftOut int) {
+	n := fitList(items, count, limit)
+	if n == len(items) {
+		return items, 0, 0
 	}
-	return 1
+	slices.SortStableFunc(items, func(a, b T) int {
+		switch ma, mb := missing(a), missing(b); {
+		case ma == mb:
+			return 0
+		case ma:
+			return -1
+		}
+		return 1
+	})
+	n = fitList(items, count, limit)
+	for _, item := range items[n:] {
+		if missing(item) {
+			missingLeftOut++
+		}
+	}
+	return items[:n], len(items) - n, missingLeftOut
 }
 
 // boundScenes bounds each scene, leaves out those whose names are not

@@ -293,20 +293,8 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 		default:
 			// A frame completed meanwhile moves the files after it on by
 			// one: the first of a page may be the last of the one before.
-			for i, o := range d.FrameOutputs {
-				if !seen[o.FileName] {
-					seen[o.FileName] = true
-					all.FrameOutputs = append(all.FrameOutputs, o)
-					all.Frames = append(all.Frames, d.Frames[i])
-				}
-			}
-			for i, o := range d.CompositeNodeOutputs {
-				if !seen[o.FileName] {
-					seen[o.FileName] = true
-					all.CompositeNodeOutputs = append(all.CompositeNodeOutputs, o)
-					all.CompositeNodes = append(all.CompositeNodes, d.CompositeNodes[i])
-				}
-			}
+			all.FrameOutputs, all.Frames = appendUnseen(all.FrameOutputs, all.Frames, d.FrameOutputs, seen)
+			all.CompositeNodeOutputs, all.CompositeNodes = appendUnseen(all.CompositeNodeOutputs, all.CompositeNodes, d.CompositeNodeOutputs, seen)
 			all.Transforms = d.Transforms
 			all.Pagination = d.Pagination
 		}
@@ -316,6 +304,21 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 	}
 	all.Pagination = nil
 	return all, nil
+}
+
+// appendUnseen adds to outputs, and their URLs to urls (the legacy list,
+// in step), the outputs of a page whose file names are not in seen, and
+// marks them seen. The URL is the output's own, so that a legacy list
+// that a server answers out of step cannot take the client past its end.
+func appendUnseen(outputs []FileOutput, urls []string, more []FileOutput, seen map[string]bool) ([]FileOutput, []string) {
+	for _, o := range more {
+		if !seen[o.FileName] {
+			seen[o.FileName] = true
+			outputs = append(outputs, o)
+			urls = append(urls, o.URL)
+		}
+	}
+	return outputs, urls
 }
 
 // DownloadsPageSize is how many files [Client.Downloads] asks for at a

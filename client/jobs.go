@@ -280,10 +280,10 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 			all = d
 			clear(seen)
 			for _, o := range d.FrameOutputs {
-				seen[o.FileName] = true
+				seen[outputKey(o)] = true
 			}
 			for _, o := range d.CompositeNodeOutputs {
-				seen[o.FileName] = true
+				seen[outputKey(o)] = true
 			}
 		case all.Pagination != nil && d.Pagination.Total < all.Pagination.Total:
 			// Files went: those read may be gone, and some not read yet
@@ -306,14 +306,26 @@ func (c *Client) Downloads(ctx context.Context, id string) (*Downloads, error) {
 	return all, nil
 }
 
+// outputKey tells one file of a job's downloads from the others: its
+// file name (unique within a job the farm renders today), with its frame
+// and place in the zip, since a job an older farm rendered may repeat a
+// file name.
+func outputKey(o FileOutput) string {
+	frame := -1
+	if o.Frame != nil {
+		frame = *o.Frame
+	}
+	return fmt.Sprintf("%d\x00%s\x00%s", frame, o.FileName, o.RelativePath)
+}
+
 // appendUnseen adds to outputs, and their URLs to urls (the legacy list,
-// in step), the outputs of a page whose file names are not in seen, and
-// marks them seen. The URL is the output's own, so that a legacy list
+// in step), the outputs of a page whose keys (outputKey) are not in seen,
+// and marks them seen. The URL is the output's own, so that a legacy list
 // that a server answers out of step cannot take the client past its end.
 func appendUnseen(outputs []FileOutput, urls []string, more []FileOutput, seen map[string]bool) ([]FileOutput, []string) {
 	for _, o := range more {
-		if !seen[o.FileName] {
-			seen[o.FileName] = true
+		if k := outputKey(o); !seen[k] {
+			seen[k] = true
 			outputs = append(outputs, o)
 			urls = append(urls, o.URL)
 		}

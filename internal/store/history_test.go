@@ -236,6 +236,54 @@ func TestADownloadCountedAsItsJobIsRemovedIsKept(t *testing.T) {
 	})
 }
 
+// A download that ends while its job's removal has read its downloads
+// and not yet committed waits for the removal, and is then kept with
+// what the job used: it leaves no row in downloads of a job that is gone.
+func TestADownloadEndingDuringItsJobsRemovalIsKeptWithItsUsage(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		insertJob(t, s, newJob("job-old", ws.ID, time.Now().UTC()))
+		if err := s.RecordDownload(ctx, "job-old", 700); err != nil {
+			t.Fatal(err)
+		}
+		counted := make(chan error, 1)
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			job, err := tx.LockJob(ctx, "", "job-old")
+			if err != nil {
+				return err
+			}
+			if err := tx.RemoveJobFromHistory(ctx, job); err != nil {
+				return err
+			}
+			blocked := awaitBlocked(t, s)
+			go func() {
+				counted <- s.RecordDownload(ctx, "job-old", 100)
+			}()
+			blocked()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-counted; err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		u, err := s.WorkspaceUsage(ctx, ws.ID, from, to, farm.UsageByJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Total.BytesTransferred != 800 {
+			t.Errorf("bytes served = %d, want the 800 counted", u.Total.BytesTransferred)
+		}
+		if n := countRows(t, s, "downloads"); n != 0 {
+			t.Errorf("downloads holds %d rows of a job that is gone", n)
+		}
+	})
+}
+
 // removeFromHistory removes a job from the history as the retention does:
 // its lock taken first, in a transaction of its own.
 func removeFromHistory(ctx context.Context, s *store.Store, jobID string) error {

@@ -95,6 +95,11 @@ func (h *Housekeeping) ReapOrphans(ctx context.Context) error {
 	if err := h.RouteFromGoneBlenders(ctx); err != nil {
 		return err
 	}
+	if n, err := h.store.GiveTasksTheirWorkspace(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		h.log.Info("tasks an older serve made without their workspace given it", "tasks", n)
+	}
 	if n, err := h.store.RaiseLongWaitingControlTasks(ctx, time.Now().Add(-engine.ControlPriorityAge)); err != nil {
 		return err
 	} else if n > 0 {

@@ -366,16 +366,38 @@ func (q *Queries) RaiseLongWaitingControlTasks(ctx context.Context, before time.
 	return res.RowsAffected()
 }
 
+// GiveTasksTheirWorkspace records, on the validations and merges queued
+// or running without a workspace, their job's: an older serve, running
+// beside newer ones through a rolling upgrade, makes them so (migration
+// 0027 gave the workspace to those made before it). Until then their
+// workspace's priority count (ControlTasksAhead) and its running work
+// (the batched progress) would miss them. Answers how many it gave.
+func (q *Queries) GiveTasksTheirWorkspace(ctx context.Context) (int64, error) {
+	res, err := q.exec(ctx, `UPDATE tasks SET workspace_id = (SELECT j.workspace_id FROM jobs j WHERE j.id = tasks.job_id)
+		WHERE workspace_id = '' AND kind <> ? AND status IN (?, ?)
+			AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = tasks.job_id AND j.workspace_id <> '')`,
+		TaskRender, TaskQueued, TaskRunning)
+	if err != nil {
+		return 0, fmt.Errorf("give tasks without a workspace their job's: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // ControlTasksAhead counts, up to limit, the validations and merges of
 // t's workspace made before t that are queued and not yet running: the
 // River priority t's River job is given follows it. The count reads the
 // tasks_control_queued index, never more than limit entries of it.
 func (q *Queries) ControlTasksAhead(ctx context.Context, t Task, limit int) (int, error) {
 	var n int
+	// Made before t, or in the same microsecond with a smaller id: of
+	// two tasks a transaction made at once, one counts the other, so a
+	// split job's merges queued together rank among themselves.
+	created := t.CreatedAt.UTC()
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM tasks
-			WHERE workspace_id = ? AND kind IN (?, ?) AND status = ? AND created_at < ? AND id <> ?
+			WHERE workspace_id = ? AND kind IN (?, ?) AND status = ? AND created_at <= ?
+				AND (created_at < ? OR id < ?)
 			LIMIT ?) ahead`,
-		t.WorkspaceID, TaskValidate, TaskMerge, TaskQueued, t.CreatedAt.UTC(), t.ID, limit).Scan(&n)
+		t.WorkspaceID, TaskValidate, TaskMerge, TaskQueued, created, created, t.ID, limit).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count the validations and merges ahead of task %s: %w", t.ID, err)
 	}

@@ -30,7 +30,10 @@ func jobWithTasks(t *testing.T, s *store.Store, jobID string) func(task store.Ta
 		if task.Generation == 0 {
 			task.Generation = 1
 		}
-		task.CreatedAt, task.UpdatedAt = at(0), at(0)
+		if task.CreatedAt.IsZero() {
+			task.CreatedAt = at(0)
+		}
+		task.UpdatedAt = task.CreatedAt
 		if err := s.InsertTask(t.Context(), task); err != nil {
 			t.Fatalf("InsertTask(%s): %v", task.ID, err)
 		}
@@ -675,6 +678,73 @@ func TestCancelTasksOfJobChargesChunksClaimedWithoutThreadsWhereTheirNodeTells(t
 		wantUncharged := []store.UnchargedStop{{TaskID: "handed-back-by-old-node", RenderSeconds: 7}, {TaskID: "held-by-old-node-that-ended-none", RenderSeconds: 8}}
 		if !slices.Equal(uncharged, wantUncharged) {
 			t.Errorf("uncharged stops = %+v, want %+v", uncharged, wantUncharged)
+		}
+	})
+}
+
+// A validation or merge counts those of its workspace queued before it;
+// of tasks made in the same microsecond (a transaction that queues a
+// split job's merges together), each counts those with a smaller id, so
+// that they do not all take the first rank.
+func TestControlTasksAheadRanksTasksMadeAtTheSameInstantByID(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		ws := ensureWorkspace(t, s, "studio")
+		var made []store.Task
+		for _, id := range []string{"merge-a", "merge-b", "merge-c"} {
+			made = append(made, add(store.Task{ID: id, Kind: store.TaskMerge, WorkspaceID: ws.ID}))
+		}
+		later := add(store.Task{ID: "validate-0", Kind: store.TaskValidate, WorkspaceID: ws.ID, CreatedAt: at(0).Add(time.Microsecond)})
+		add(store.Task{ID: "merge-running", Kind: store.TaskMerge, WorkspaceID: ws.ID, Status: store.TaskRunning})
+		for i, task := range append(made, later) {
+			n, err := s.ControlTasksAhead(t.Context(), task, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != i {
+				t.Errorf("ControlTasksAhead(%s) = %d, want %d", task.ID, n, i)
+			}
+		}
+		if n, err := s.ControlTasksAhead(t.Context(), later, 2); err != nil || n != 2 {
+			t.Errorf("ControlTasksAhead with a limit of 2 = %d, %v; want 2", n, err)
+		}
+	})
+}
+
+// Validations and merges an older serve queued without their workspace
+// (a rolling upgrade past migration 0027) are given their job's, and
+// then count for it; chunks and ended tasks are left as they are.
+func TestTasksAnOlderServeMadeWithoutAWorkspaceAreGivenTheirJobs(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		add := jobWithTasks(t, s, "job-1")
+		ws := ensureWorkspace(t, s, "studio")
+		add(store.Task{ID: "validate", Kind: store.TaskValidate})
+		add(store.Task{ID: "merge", Kind: store.TaskMerge, Status: store.TaskRunning})
+		add(store.Task{ID: "finalize-done", Kind: store.TaskFinalize, Status: store.TaskDone})
+		add(store.Task{ID: "render", Kind: store.TaskRender})
+		newer := add(store.Task{ID: "validate-newer", Kind: store.TaskValidate, WorkspaceID: ws.ID, CreatedAt: at(1)})
+		if n, err := s.ControlTasksAhead(t.Context(), newer, 32); err != nil || n != 0 {
+			t.Fatalf("before: ControlTasksAhead = %d, %v; want 0, the older serve's validation not counted", n, err)
+		}
+		n, err := s.GiveTasksTheirWorkspace(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("GiveTasksTheirWorkspace gave %d tasks their workspace, want 2 (the queued validation, the running merge)", n)
+		}
+		for id, want := range map[string]string{"validate": ws.ID, "merge": ws.ID, "finalize-done": "", "render": ""} {
+			if got := getTask(t, s, id).WorkspaceID; got != want {
+				t.Errorf("task %s's workspace = %q, want %q", id, got, want)
+			}
+		}
+		if n, err := s.ControlTasksAhead(t.Context(), newer, 32); err != nil || n != 1 {
+			t.Errorf("after: ControlTasksAhead = %d, %v; want 1, the older serve's validation", n, err)
+		}
+		if n, err := s.GiveTasksTheirWorkspace(t.Context()); err != nil || n != 0 {
+			t.Errorf("a second pass gave %d, %v; want 0", n, err)
 		}
 	})
 }

@@ -8,13 +8,17 @@ import (
 	"github.com/renderfarm/renderfarm/internal/farm"
 )
 
+// endedStatuses are the statuses of a job that ended, as a list in SQL:
+// the jobs_ended index (migration 0026) has them as its condition.
+const endedStatuses = "('" + string(farm.StatusCompleted) + "', '" + string(farm.StatusFailed) + "', '" + string(farm.StatusCanceled) + "')"
+
 // JobsEndedBefore lists up to limit jobs that ended (completed, failed or
 // canceled) and have not changed since cutoff, those that ended first
 // first: the jobs the history's retention removes (serve
 // --history-retention).
 func (q *Queries) JobsEndedBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
 	rows, err := q.query(ctx, `SELECT id FROM jobs
-		WHERE status IN ('completed', 'failed', 'canceled') AND updated_at < ?
+		WHERE status IN `+endedStatuses+` AND updated_at < ?
 		ORDER BY updated_at, id LIMIT ?`, cutoff.UTC(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs that ended before %s: %w", cutoff.UTC().Format(time.RFC3339), err)

@@ -82,6 +82,12 @@ func (q *Queries) RecordDownload(ctx context.Context, jobID string, bytes int64)
 	return nil
 }
 
+// endedJobFramesMargin is how long before a usage period a job may have
+// ended and still have a frame completed in the period counted: frames
+// are stamped by the worker that stored them, jobs by the process that
+// ended them.
+const endedJobFramesMargin = 24 * time.Hour
+
 // WorkspaceUsage reports what workspaceID used in [from, to), grouped by
 // day (UTC) or by job; workspaceID "" sums every workspace's. A row's
 // amounts are those of farm.UsageRow, and the total is their sum.
@@ -132,13 +138,22 @@ func (q *Queries) WorkspaceUsage(ctx context.Context, workspaceID string, from, 
 		WHERE t.finished_at >= ? AND t.finished_at < ? AND (t.worker_seconds > 0 OR t.gpu_seconds > 0)`+scope("t.workspace_id"))
 	period()
 	// Frames completed in the period, and the bytes their files hold.
+	// Only the frames of jobs that could have completed one in it are
+	// read: made before its end, and not ended long before it starts (a
+	// job's row changes as it ends, after its last frame; the margin
+	// covers a frame stored a moment after its job was canceled, and the
+	// clocks of the processes that wrote them). A report of the last
+	// month then reads the frames of that month's jobs, not those of
+	// every job the workspace ever ran.
 	sources = append(sources, `SELECT `+key("f.job_id", "f.updated_at")+`, 0, 0, 1,
 			CASE WHEN j.output_deleted THEN 0 ELSE CAST(COALESCE((SELECT SUM(o.size_bytes) FROM frame_outputs o
 				WHERE o.job_id = f.job_id AND o.frame = f.frame), f.size_bytes) AS BIGINT) END,
 			0
-		FROM frames f JOIN jobs j ON j.id = f.job_id
-		WHERE f.updated_at >= ? AND f.updated_at < ? AND f.status = '`+string(farm.FrameCompleted)+`'`+scope("j.workspace_id"))
+		FROM jobs j JOIN frames f ON f.job_id = j.id
+		WHERE f.updated_at >= ? AND f.updated_at < ? AND f.status = '`+string(farm.FrameCompleted)+`'`+scope("j.workspace_id")+`
+			AND j.created_at < ? AND (j.status NOT IN `+endedStatuses+` OR j.updated_at >= ?)`)
 	period()
+	args = append(args, to, from.Add(-endedJobFramesMargin))
 	// Jobs made in the period: their inputs, zips, preview videos and
 	// logs (an upload that never became a job belongs to no job, and is in
 	// the storage total only).

@@ -265,6 +265,25 @@ func TestUsageSumsWhatAddingUpEveryRowDoes(t *testing.T) {
 					seed.download(job, from.AddDate(0, 0, d).Format(time.DateOnly), int64(10*(d+3)+j))
 				}
 			}
+			// Jobs that ended before the period: one two hours before it
+			// starts, with a frame stamped in it by a worker whose clock
+			// ran ahead (counted), and one long before, whose frames are
+			// all older than the period.
+			for _, ended := range []struct {
+				name        string
+				status      farm.Status
+				at          time.Time
+				frameStamps []time.Time
+			}{
+				{"ended-just-before", farm.StatusCanceled, from.Add(-2 * time.Hour), []time.Time{from.Add(-3 * time.Hour), from.Add(time.Minute)}},
+				{"ended-long-before", farm.StatusCompleted, from.AddDate(0, 0, -50), []time.Time{from.AddDate(0, 0, -51)}},
+			} {
+				job := seed.job(ended.name, ended.at.Add(-time.Hour), 10, 0, 0)
+				for n, stamp := range ended.frameStamps {
+					seed.frame(job, n+1, farm.FrameCompleted, stamp, 77)
+				}
+				seed.exec(`UPDATE jobs SET status = ?, updated_at = ? WHERE id = ?`, ended.status, ended.at, job)
+			}
 		}
 		for _, ws := range append(workspaces, "") {
 			for _, groupBy := range []string{farm.UsageByDay, farm.UsageByJob} {

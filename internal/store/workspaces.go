@@ -39,18 +39,21 @@ type WorkspaceUsage struct {
 }
 
 // ListWorkspaceUsage lists every workspace by name with its share and
-// use, its render seconds counted over frames completed since since.
+// use, its render seconds counted over frames completed since since (of
+// the jobs that had not ended a day before it, as WorkspaceUsage reads
+// them).
 func (q *Queries) ListWorkspaceUsage(ctx context.Context, since time.Time) ([]WorkspaceUsage, error) {
 	rows, err := q.query(ctx, `SELECT ws.id, ws.name, ws.weight, COALESCE(ws.max_running_chunks, 0),
 			(SELECT COUNT(*) FROM tasks r WHERE r.workspace_id = ws.id AND r.kind = 'render' AND r.status IN ('queued', 'running')),
 			(SELECT COUNT(*) FROM tasks w WHERE w.workspace_id = ws.id AND w.status = 'waiting'),
-			COALESCE((SELECT SUM(f.render_seconds) FROM frames f JOIN jobs j ON j.id = f.job_id
-				WHERE j.workspace_id = ws.id AND f.status = ? AND f.updated_at >= ?), 0),
+			COALESCE((SELECT SUM(f.render_seconds) FROM jobs j JOIN frames f ON f.job_id = j.id
+				WHERE j.workspace_id = ws.id AND f.status = ? AND f.updated_at >= ?
+					AND (j.status NOT IN `+endedStatuses+` OR j.updated_at >= ?)), 0),
 			(SELECT COUNT(*) FROM jobs cj WHERE cj.workspace_id = ws.id AND NOT cj.output_deleted),
 			`+strings.ReplaceAll(storageUsedQuery, "?", "ws.id")+`,
 			COALESCE(ws.max_storage_bytes, 0),
 			COALESCE(ws.max_render_seconds_per_month, 0), `+strings.Replace(monthSecondsQuery, "?", "ws.id", 1)+`
-		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC(), monthStart(now()))
+		FROM workspaces ws ORDER BY ws.name`, farm.FrameCompleted, since.UTC(), since.UTC().Add(-endedJobFramesMargin), monthStart(now()))
 	if err != nil {
 		return nil, fmt.Errorf("list workspaces: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,6 +347,44 @@ func TestRenderSendsConfigAndReadsReplay(t *testing.T) {
 	want := `{"requestedRenderConfig":{"colorManagementPreset":"default","frameRanges":["1-24"],"sampleCount":32,"denoisingEnabled":false}}`
 	if bodies[0] != want {
 		t.Errorf("body =\n%s\nwant\n%s", bodies[0], want)
+	}
+}
+
+// ProgressCounts and RunningProgressCounts ask for the counters alone
+// (frames=none); Progress and RunningProgress for every frame, as
+// Renderjuice's clients do, with no parameter.
+func TestProgressCountsAskForNoFrames(t *testing.T) {
+	f := newFakeServer(t)
+	var queries []string
+	f.handle("GET /jobs/{id}/progress", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		if r.URL.Query().Get("frames") == "none" {
+			writeJSON(w, 200, `{"jobId": "j1", "status": "rendering", "framesTotal": 100000, "framesCompleted": 6, "percentComplete": 0, "etaSeconds": null}`)
+			return
+		}
+		writeJSON(w, 200, `{"jobId": "j1", "status": "rendering", "framesTotal": 1, "framesCompleted": 0, "percentComplete": 0, "etaSeconds": null,
+			"frames": [{"frame": 1, "status": "queued", "worker": "", "renderSeconds": 0, "attempts": 0}]}`)
+	})
+	f.handle("GET /jobs/progress", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		writeJSON(w, 200, `[]`)
+	})
+	c := f.client()
+	ctx := context.Background()
+	if p, err := c.ProgressCounts(ctx, "j1"); err != nil || p.FramesTotal != 100000 || len(p.Frames) != 0 {
+		t.Errorf("ProgressCounts: %+v %v", p, err)
+	}
+	if p, err := c.Progress(ctx, "j1"); err != nil || len(p.Frames) != 1 {
+		t.Errorf("Progress: %+v %v", p, err)
+	}
+	if list, err := c.RunningProgressCounts(ctx); err != nil || list == nil {
+		t.Errorf("RunningProgressCounts: %#v %v", list, err)
+	}
+	if _, err := c.RunningProgress(ctx); err != nil {
+		t.Error(err)
+	}
+	if want := []string{"frames=none", "", "frames=none", ""}; !slices.Equal(queries, want) {
+		t.Errorf("queries sent %q, want %q", queries, want)
 	}
 }
 

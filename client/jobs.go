@@ -214,13 +214,27 @@ func (c *Client) DeleteJob(ctx context.Context, id string) (*Job, error) {
 // Progress returns the job's render counters and per-frame state. It
 // answers at any status; before rendering, the counters are zero.
 func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {
+	return c.progress(ctx, id, "")
+}
+
+// ProgressCounts is [Client.Progress] without the per-frame state
+// (Frames is empty): the counters, the estimate of the time left and
+// what the job waits for. Prefer it wherever the frames are not shown:
+// a job of 100,000 frames is a report of several megabytes with them,
+// and of a few hundred bytes without. A farm that cannot leave the
+// frames out lists them anyway.
+func (c *Client) ProgressCounts(ctx context.Context, id string) (*Progress, error) {
+	return c.progress(ctx, id, "?frames=none")
+}
+
+func (c *Client) progress(ctx context.Context, id, query string) (*Progress, error) {
 	var out Progress
 	op := "get progress of job " + id
 	path, err := jobPath(op, id, "/progress")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.call(ctx, op, http.MethodGet, path, nil, nil, &out); err != nil {
+	if _, err := c.call(ctx, op, http.MethodGet, path+query, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -230,8 +244,18 @@ func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {
 // the farm is working on, for a dashboard of everything at once. It is
 // empty when nothing runs.
 func (c *Client) RunningProgress(ctx context.Context) ([]Progress, error) {
+	return c.runningProgress(ctx, "")
+}
+
+// RunningProgressCounts is [Client.RunningProgress] without each job's
+// per-frame state, as [Client.ProgressCounts] is.
+func (c *Client) RunningProgressCounts(ctx context.Context) ([]Progress, error) {
+	return c.runningProgress(ctx, "?frames=none")
+}
+
+func (c *Client) runningProgress(ctx context.Context, query string) ([]Progress, error) {
 	var out []Progress
-	if _, err := c.call(ctx, "get progress of running jobs", http.MethodGet, "/jobs/progress", nil, nil, &out); err != nil {
+	if _, err := c.call(ctx, "get progress of running jobs", http.MethodGet, "/jobs/progress"+query, nil, nil, &out); err != nil {
 		return nil, err
 	}
 	if out == nil {

@@ -554,8 +554,10 @@ type Progress struct {
 	PercentComplete float64 `json:"percentComplete"`
 	// EtaSeconds is the server's estimate of the time left; nil until it
 	// has seen enough frames to guess.
-	EtaSeconds *float64        `json:"etaSeconds"`
-	Frames     []FrameProgress `json:"frames"`
+	EtaSeconds *float64 `json:"etaSeconds"`
+	// Frames is each frame's state, in frame order; empty in the answers
+	// of [Client.ProgressCounts] and [Client.RunningProgressCounts].
+	Frames []FrameProgress `json:"frames"`
 	// WaitingFor is renderfarm's: what the job's work waits for, empty
 	// when it waits for nothing: a part of the farm that is out ("the
 	// bucket", "the database", "disk space on NODE"), or a render node

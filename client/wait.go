@@ -11,7 +11,8 @@ import (
 
 // Wait polls a job until until reports true, and returns the job as it was
 // then. A nil until means [UntilFinal]. When onProgress is not nil, Wait
-// also fetches the job's [Progress] at every poll and passes it on, for
+// also fetches the job's [Progress] at every poll, its counters without
+// the per-frame state ([Client.ProgressCounts]), and passes it on, for
 // progress bars and logs.
 //
 // If the job reaches a final status that until does not accept (say it
@@ -47,7 +48,7 @@ func (c *Client) Wait(ctx context.Context, id string, until func(*Job) bool, onP
 		}
 		last = job
 		if onProgress != nil {
-			p, err := c.Progress(ctx, id)
+			p, err := c.ProgressCounts(ctx, id)
 			if err != nil {
 				if wait, ok := unavailableFor(err, c.pollInterval); ok {
 					timer.Reset(wait)

@@ -241,8 +241,11 @@ class Client:
     def cancel(self, job_id):
         return self.request("POST", "/jobs/%s/cancel" % _id(job_id))
 
-    def progress(self, job_id):
-        return self.request("GET", "/jobs/%s/progress" % _id(job_id))
+    def progress(self, job_id, frames=True):
+        """The job's progress; frames=False asks for the counters alone,
+        without each frame's state (a job of 100,000 frames is megabytes
+        with them)."""
+        return self.request("GET", "/jobs/%s/progress%s" % (_id(job_id), "" if frames else "?frames=none"))
 
     def downloads(self, job_id):
         return self.request("GET", "/jobs/%s/downloads" % _id(job_id))

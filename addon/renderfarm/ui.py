@@ -379,7 +379,7 @@ class RENDERFARM_OT_refresh(bpy.types.Operator):
         def fetch():
             STATE.render_fields = client.render_fields()
             jobs = client.jobs(page_size=10)["jobs"]
-            STATE.farm_jobs = [(job, client.progress(job["id"]) if job["status"] not in rfc.FINAL else None) for job in jobs]
+            STATE.farm_jobs = [(job, client.progress(job["id"], frames=False) if job["status"] not in rfc.FINAL else None) for job in jobs]
             STATE.message = ""
         run_in_thread(fetch)
         return {"FINISHED"}

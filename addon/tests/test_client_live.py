@@ -60,6 +60,11 @@ class LiveTest(unittest.TestCase):
         libraries = job["analysis"]["libraries"]
         self.assertEqual([(lib["name"], lib["missing"]) for lib in libraries], [("prop.blend", False)])
         self.assertEqual(job["finalConfig"]["frameRanges"], ["1-2"])
+        # What the add-on's list of jobs asks for: the counters alone.
+        counts = self.client.progress(job["id"], frames=False)
+        self.assertEqual((counts["framesTotal"], counts["framesCompleted"]), (2, 2))
+        self.assertNotIn("frames", counts)
+        self.assertEqual([f["frame"] for f in self.client.progress(job["id"])["frames"]], [1, 2])
 
     def test_errors_carry_the_farms_code_and_message(self):
         with self.assertRaises(rfc.APIError) as caught:

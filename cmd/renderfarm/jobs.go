@@ -105,7 +105,7 @@ func showStatus(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if job.FinalConfig != nil {
 		// Counters are a nicety here; a farm that cannot give them still
 		// shows the job.
-		progress, _ = c.Progress(ctx, id)
+		progress, _ = c.ProgressCounts(ctx, id)
 	}
 	printJob(con, job, progress)
 	if err := con.result(job); err != nil {
@@ -203,7 +203,13 @@ func showProgress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	}
 
-	running, err := c.RunningProgress(ctx)
+	// A line a job needs only the counters; --json answers the reports
+	// whole, frames and all.
+	list := c.RunningProgressCounts
+	if con.json {
+		list = c.RunningProgress
+	}
+	running, err := list(ctx)
 	if err != nil {
 		return r.explain(err)
 	}
@@ -244,7 +250,7 @@ func cancelJob(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return r.explain(err)
 	}
 	con.printf("job %s: %s\n", job.ID, job.Status)
-	if p, err := c.Progress(ctx, job.ID); err == nil && p.FramesCompleted > 0 {
+	if p, err := c.ProgressCounts(ctx, job.ID); err == nil && p.FramesCompleted > 0 {
 		con.printf("%d frames were done; fetch them with: renderfarm download %s DIR\n", p.FramesCompleted, job.ID)
 	}
 	return con.result(job)

@@ -202,10 +202,18 @@ func TestDashboard(t *testing.T) {
 	jobURL := b.text(`location.href`)
 
 	// The keyboard alone: from the list, Tab to the job's link and open it.
+	// The list shows a meter a job, from progress reports asked for
+	// without their frames.
+	b.do(chromedp.Evaluate[chromedp.Void](`performance.clearResourceTimings()`))
 	b.do(chromedp.Click(chromedp.ID("nav-jobs")))
 	b.waitFor("the job in the list", `document.querySelector('#jobs-table tbody tr .badge')?.dataset.status === 'completed'`)
 	if got := b.text(`document.querySelector('#jobs-table tbody tr .meter-label').textContent`); got != "2 / 2 frames" {
 		t.Errorf("the list says %q, want 2 / 2 frames", got)
+	}
+	asked := b.text(`JSON.stringify([...new Set(performance.getEntriesByType('resource').map((e) => new URL(e.name))
+		.filter((u) => u.pathname.endsWith('/progress')).map((u) => u.pathname.replace(/.*\/jobs\//, '') + u.search))])`)
+	if asked != `["progress?frames=none","`+jobID+`/progress?frames=none"]` {
+		t.Errorf("the list asked for the progress reports %s; want the running jobs' and the completed job's, each with frames=none", asked)
 	}
 	shots.take(ctx, "09-jobs")
 	b.do(chromedp.Focus(chromedp.ID("status-filter")), chromedp.KeyEvent(kb.Tab))

@@ -35,8 +35,10 @@ type Farm interface {
 	// DeleteJob removes the input and outputs of a finished job and marks
 	// its output deleted; the job itself stays, for the workspace's history.
 	DeleteJob(ctx context.Context, p farm.Principal, id string) (*farm.Job, error)
-	Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error)
-	RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error)
+	// Progress and RunningProgress list every frame, or only count them
+	// (q).
+	Progress(ctx context.Context, p farm.Principal, id string, q farm.ProgressQuery) (*farm.Progress, error)
+	RunningProgress(ctx context.Context, p farm.Principal, q farm.ProgressQuery) ([]farm.Progress, error)
 	Downloads(ctx context.Context, p farm.Principal, id string, q farm.DownloadsQuery) (*farm.Downloads, error)
 	// JobLog answers the tail of the newest Blender log kept for a job.
 	JobLog(ctx context.Context, p farm.Principal, id string) (*farm.JobLog, error)

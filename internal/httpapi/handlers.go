@@ -99,6 +99,21 @@ func parseDownloadsQuery(v url.Values) (farm.DownloadsQuery, error) {
 	return q, err
 }
 
+// parseProgressQuery reads what a progress report is to list (ours):
+// frames=all, the default, lists every frame; frames=none only counts
+// them.
+func parseProgressQuery(v url.Values) (farm.ProgressQuery, error) {
+	var q farm.ProgressQuery
+	switch s := v.Get("frames"); s {
+	case "", "all":
+	case "none":
+		q.WithoutFrames = true
+	default:
+		return q, badParam("frames", "frames must be all (every frame listed, the default) or none (their counts only), not %q", s)
+	}
+	return q, nil
+}
+
 // parsePage reads the page and pageSize parameters a request sent into
 // page and size, leaving either not sent as it is: a page from 1 to
 // maxPage, a size from 1 to maxSize.
@@ -121,13 +136,17 @@ func parsePage(v url.Values, page, size *int, maxSize int) error {
 }
 
 func (a *api) runningProgress(w http.ResponseWriter, r *http.Request, p farm.Principal) error {
-	list, err := a.farm.RunningProgress(r.Context(), p)
+	q, err := parseProgressQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	list, err := a.farm.RunningProgress(r.Context(), p, q)
 	if err != nil {
 		return err
 	}
 	out := make([]farm.Progress, len(list))
 	for i, pr := range list {
-		out[i] = wireProgress(pr)
+		out[i] = wireProgress(pr, q)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -304,14 +323,18 @@ func (a *api) progress(w http.ResponseWriter, r *http.Request, p farm.Principal)
 	if err != nil {
 		return err
 	}
-	pr, err := a.farm.Progress(r.Context(), p, id)
+	q, err := parseProgressQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	pr, err := a.farm.Progress(r.Context(), p, id, q)
 	if err != nil {
 		return err
 	}
 	if pr == nil {
 		return errNoResult
 	}
-	return writeJSON(w, http.StatusOK, wireProgress(*pr))
+	return writeJSON(w, http.StatusOK, wireProgress(*pr, q))
 }
 
 func (a *api) downloads(w http.ResponseWriter, r *http.Request, p farm.Principal) error {

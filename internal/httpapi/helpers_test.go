@@ -196,15 +196,15 @@ func (f *fakeFarm) DeleteJob(ctx context.Context, p farm.Principal, id string) (
 	return f.job, nil
 }
 
-func (f *fakeFarm) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
-	if err := f.record(call{"Progress", p, id, nil}); err != nil {
+func (f *fakeFarm) Progress(ctx context.Context, p farm.Principal, id string, q farm.ProgressQuery) (*farm.Progress, error) {
+	if err := f.record(call{"Progress", p, id, q}); err != nil {
 		return nil, err
 	}
 	return f.progress, nil
 }
 
-func (f *fakeFarm) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
-	if err := f.record(call{"RunningProgress", p, "", nil}); err != nil {
+func (f *fakeFarm) RunningProgress(ctx context.Context, p farm.Principal, q farm.ProgressQuery) ([]farm.Progress, error) {
+	if err := f.record(call{"RunningProgress", p, "", q}); err != nil {
 		return nil, err
 	}
 	return f.running, nil

@@ -129,7 +129,7 @@ func routeCases() []routeCase {
 		{"list jobs", "GET", "/jobs", "", 200,
 			call{"ListJobs", p, "", farm.ListQuery{Page: 1, PageSize: 10}}, hasKeys("jobs", "pagination")},
 		{"running progress", "GET", "/jobs/progress", "", 200,
-			call{"RunningProgress", p, "", nil}, isArray(1)},
+			call{"RunningProgress", p, "", farm.ProgressQuery{}}, isArray(1)},
 		{"get job", "GET", "/jobs/" + jobID, "", 200,
 			call{"GetJob", p, jobID, nil}, isWrappedJob},
 		{"delete job", "DELETE", "/jobs/" + jobID, "", 200,
@@ -151,7 +151,7 @@ func routeCases() []routeCase {
 		{"retry frame ranges", "POST", "/jobs/" + jobID + "/retry", `{"frameRanges": ["12", "40-45"]}`, 200,
 			call{"Retry", p, jobID, farm.RetryRequest{FrameRanges: []string{"12", "40-45"}}}, isBareJob},
 		{"progress", "GET", "/jobs/" + jobID + "/progress", "", 200,
-			call{"Progress", p, jobID, nil}, hasKeys("jobId", "framesTotal", "frames", "etaSeconds")},
+			call{"Progress", p, jobID, farm.ProgressQuery{}}, hasKeys("jobId", "framesTotal", "frames", "etaSeconds")},
 		{"downloads", "GET", "/jobs/" + jobID + "/downloads", "", 200,
 			call{"Downloads", p, jobID, farm.DownloadsQuery{}}, hasKeys("frames", "compositeNodes", "transforms", "frameOutputs", "compositeNodeOutputs")},
 		{"job log", "GET", "/jobs/" + jobID + "/log", "", 200,
@@ -462,6 +462,52 @@ func TestDownloadsPageParameters(t *testing.T) {
 		}
 		if calls := e.farm.Calls(); len(calls) != 0 {
 			t.Errorf("%q: farm was asked %+v", tc.query, calls)
+		}
+	}
+}
+
+// TestProgressFramesParameter: frames=none asks both progress routes for
+// the counts alone, and the answer, checked against the document, has no
+// frames key; frames=all, or none sent, lists them; anything else is a
+// 400 naming the parameter, and the farm is not asked.
+func TestProgressFramesParameter(t *testing.T) {
+	counted := farm.Progress{JobID: jobID, Status: farm.StatusRendering, FramesTotal: 100_000, FramesCompleted: 5,
+		Frames: []farm.FrameProgress{{Frame: 1, Status: farm.FrameCompleted}}}
+	for _, path := range []string{"/jobs/" + jobID + "/progress", "/jobs/progress"} {
+		for _, tc := range []struct {
+			query      string
+			want       farm.ProgressQuery
+			withFrames bool
+		}{
+			{"", farm.ProgressQuery{}, true},
+			{"?frames=all", farm.ProgressQuery{}, true},
+			{"?frames=none", farm.ProgressQuery{WithoutFrames: true}, false},
+		} {
+			e := newEnv(t, nil, httpapi.Options{})
+			e.farm.progress, e.farm.running = &counted, []farm.Progress{counted}
+			r := e.do(e.strict, "GET", apiPrefix+path+tc.query, "")
+			if r.StatusCode != 200 {
+				t.Errorf("%s%s: status %d: %s", path, tc.query, r.StatusCode, r.body)
+				continue
+			}
+			if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+				t.Errorf("%s%s: farm asked %+v, want %+v", path, tc.query, calls, tc.want)
+			}
+			body := strings.TrimSpace(string(r.body))
+			if !strings.Contains(body, `"framesTotal":100000`) || strings.Contains(body, `"frames":`) != tc.withFrames {
+				t.Errorf("%s%s answered %s; want the counts, and the frames listed: %v", path, tc.query, body, tc.withFrames)
+			}
+		}
+		for _, query := range []string{"?frames=some", "?frames=NONE", "?frames=false"} {
+			e := newEnv(t, nil, httpapi.Options{})
+			r := e.do(e.lenient, "GET", apiPrefix+path+query, "")
+			code, msg, field := r.apiError(t)
+			if r.StatusCode != 400 || code != farm.CodeInvalidRequest || field != "frames" || !strings.Contains(msg, "none") {
+				t.Errorf("%s%s: %d %s %q field %q; want 400 naming frames and its values", path, query, r.StatusCode, code, msg, field)
+			}
+			if calls := e.farm.Calls(); len(calls) != 0 {
+				t.Errorf("%s%s: farm was asked %+v", path, query, calls)
+			}
 		}
 	}
 }

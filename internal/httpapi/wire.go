@@ -52,8 +52,14 @@ func wireJobPage(p farm.JobPage) farm.JobPage {
 	return p
 }
 
-func wireProgress(p farm.Progress) farm.Progress {
-	p.Frames = orEmpty(p.Frames)
+// wireProgress lists the frames, [] for a job without any, unless q
+// left them out: then the answer has no frames key.
+func wireProgress(p farm.Progress, q farm.ProgressQuery) farm.Progress {
+	if q.WithoutFrames {
+		p.Frames = nil
+	} else {
+		p.Frames = orEmpty(p.Frames)
+	}
 	return p
 }
 

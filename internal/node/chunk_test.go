@@ -368,7 +368,7 @@ func TestALastAttemptFailureLeavesTheOtherChunksFramesCanceled(t *testing.T) {
 		if frames := f.FrameStatuses(job.ID); !maps.Equal(frames, want) {
 			t.Errorf("frames = %v, want %v", frames, want)
 		}
-		pr, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		pr, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

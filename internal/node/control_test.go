@@ -43,7 +43,7 @@ func isSnoozed(err error) bool {
 
 func (f *fixture) blockedWorkers(jobID string) []string {
 	f.T.Helper()
-	pr, err := f.api.Progress(f.Ctx, f.P, jobID)
+	pr, err := f.api.Progress(f.Ctx, f.P, jobID, farm.ProgressQuery{})
 	if err != nil {
 		f.T.Fatalf("Progress: %v", err)
 	}
@@ -311,7 +311,7 @@ func TestScoutFramesRenderFirstThenTheJobWaitsForApproval(t *testing.T) {
 		if after.Status != farm.StatusSuspended || after.SuspendedReason != farm.SuspendedScoutFramesReady {
 			t.Fatalf("job = %s (%q); want suspended, its scout frames ready", after.Status, after.SuspendedReason)
 		}
-		pr, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		pr, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil || pr.EtaSeconds == nil || *pr.EtaSeconds <= 0 || pr.FramesCompleted != 3 || pr.FramesTotal != 9 {
 			t.Fatalf("progress = %+v, %v; want 3 of 9 frames and an estimate of the rest", pr, err)
 		}

@@ -205,7 +205,7 @@ func TestAQuotaOfOneRunsOneChunkAtATime(t *testing.T) {
 		}
 		limited := f.renderIn(b, 8, 0)
 		f.renderIn(a, 30, 0)
-		p, err := f.api.Progress(f.Ctx, b, limited.ID)
+		p, err := f.api.Progress(f.Ctx, b, limited.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -469,7 +469,7 @@ func TestASpentRenderBudgetStopsDispatch(t *testing.T) {
 		if n := f.runningBy()[b.WorkspaceID]; n != 1 {
 			t.Fatalf("after B spent its budget, B runs %d chunks; want 1: its running chunk goes on, the freed slot takes none of B's", n)
 		}
-		p, err := f.api.Progress(f.Ctx, b, budgeted.ID)
+		p, err := f.api.Progress(f.Ctx, b, budgeted.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -482,7 +482,7 @@ func TestASpentRenderBudgetStopsDispatch(t *testing.T) {
 		if n := f.runningBy(); n[a.WorkspaceID] != 2 || n[b.WorkspaceID] != 0 {
 			t.Fatalf("with B out of budget, A runs %d and B %d; want 2 and 0", n[a.WorkspaceID], n[b.WorkspaceID])
 		}
-		if p, err := f.api.Progress(f.Ctx, a, other.ID); err != nil || p.WaitingFor != "" {
+		if p, err := f.api.Progress(f.Ctx, a, other.ID, farm.ProgressQuery{}); err != nil || p.WaitingFor != "" {
 			t.Errorf("A's job: waitingFor %q, %v; want nothing: A has no budget", p.WaitingFor, err)
 		}
 

@@ -65,7 +65,7 @@ func TestAValidationWhoseBlenderLeftGoesToAnotherThatOpensTheFile(t *testing.T) 
 		if got := f.Task(task.ID); got.Generation != task.Generation || got.BlenderVersion != "4.5.0" {
 			t.Fatalf("a moment after 4.5.0's node died: task = %+v, want it left waiting for 4.5.0", got)
 		}
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestAMergeWhoseBlenderLeftIsMergedByAnotherPatchOfItsRelease(t *testing.T) 
 		job, merge := f.mergeWaitingForGone423()
 		f.liveWorker("node-425", "4.2.5")
 		f.liveWorker("node-430", "4.3.0")
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func (f *fixture) onSwitchableBucket() *switchableBucket {
 // waitingFor is what the job's progress says its work waits for.
 func (f *fixture) waitingFor(jobID string) string {
 	f.T.Helper()
-	p, err := f.api.Progress(f.Ctx, f.P, jobID)
+	p, err := f.api.Progress(f.Ctx, f.P, jobID, farm.ProgressQuery{})
 	if err != nil {
 		f.T.Fatal(err)
 	}

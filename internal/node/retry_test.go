@@ -54,11 +54,11 @@ func TestAFailedChunkFreesItsSlotDuringItsRetryWait(t *testing.T) {
 		}
 		// The job does not wait while a chunk of it renders; once none
 		// does, its progress says it waits for the failed chunk's retry.
-		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || strings.Contains(p.WaitingFor, "next attempt") {
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{}); err != nil || strings.Contains(p.WaitingFor, "next attempt") {
 			t.Errorf("waitingFor while chunk 1 renders = %q, %v; want no retry named", p.WaitingFor, err)
 		}
 		f.finish(onNode[0])
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -67,7 +67,7 @@ func (f *fixture) mergeWork(ctx context.Context, task store.Task, attempt, max i
 // partsProgress is frame 1's parts in the job's progress.
 func (f *fixture) partsProgress(jobID string) farm.PartsProgress {
 	f.T.Helper()
-	pr, err := f.api.Progress(f.Ctx, f.P, jobID)
+	pr, err := f.api.Progress(f.Ctx, f.P, jobID, farm.ProgressQuery{})
 	if err != nil || len(pr.Frames) != 1 || pr.Frames[0].Parts == nil {
 		f.T.Fatalf("Progress = %+v, %v; want one frame with its parts", pr, err)
 	}
@@ -98,7 +98,7 @@ func TestASplitFrameIsRenderedInPartsThenMergedOnce(t *testing.T) {
 			}
 			if i == 0 {
 				// The fake Blender renders a part in 1.5 s: 2 parts left.
-				pr, err := f.api.Progress(f.Ctx, f.P, job.ID)
+				pr, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 				if err != nil || pr.EtaSeconds == nil || *pr.EtaSeconds != 3 {
 					t.Errorf("after the first part, progress = %+v, %v; want an ETA of 3 s from the parts", pr, err)
 				}

@@ -96,14 +96,14 @@ func TestProgressSaysWhatAJobWaitsFor(t *testing.T) {
 		f.liveWorker("node-a", "3.4.1")
 		job := f.WaitingJob(f.api, 4, enginetest.RenderConfig(2)) // validated by 4.2.3, which no live node runs
 
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(p.WaitingFor, "a render node with Blender 4.2.3") || !strings.Contains(p.WaitingFor, "the farm offers 3.4.1") {
 			t.Errorf("waitingFor = %q, want it to name Blender 4.2.3 and what the farm offers", p.WaitingFor)
 		}
-		running, err := f.api.RunningProgress(f.Ctx, f.P)
+		running, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{})
 		if err != nil || len(running) != 1 || running[0].WaitingFor != p.WaitingFor {
 			t.Errorf("RunningProgress = %+v, %v; want the same waitingFor", running, err)
 		}
@@ -112,7 +112,7 @@ func TestProgressSaysWhatAJobWaitsFor(t *testing.T) {
 		}
 
 		f.liveWorker("node-b", "4.2.3")
-		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || p.WaitingFor != "" {
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{}); err != nil || p.WaitingFor != "" {
 			t.Errorf("with a 4.2.3 node live: waitingFor %q, %v; want none", p.WaitingFor, err)
 		}
 	})

@@ -250,20 +250,20 @@ func TestProgressSaysWhenEveryNodeIsSetAside(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(p.BlockedWorkers, []string{"node-a"}) || !strings.Contains(p.WaitingFor, "node-a is blocked on this job") {
 			t.Errorf("progress: blockedWorkers %v, waitingFor %q; want node-a blocked, and the job waiting for another node", p.BlockedWorkers, p.WaitingFor)
 		}
-		running, err := f.api.RunningProgress(f.Ctx, f.P)
+		running, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{})
 		if err != nil || len(running) != 1 || !slices.Equal(running[0].BlockedWorkers, p.BlockedWorkers) || running[0].WaitingFor != p.WaitingFor {
 			t.Errorf("RunningProgress = %+v, %v; want what Progress says", running, err)
 		}
 
 		f.liveWorker("node-b", "4.2.3")
-		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || p.WaitingFor != "" {
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{}); err != nil || p.WaitingFor != "" {
 			t.Errorf("with node-b live: waitingFor %q, %v; want none", p.WaitingFor, err)
 		}
 	})

@@ -17,15 +17,15 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// Progress reports a job's frames, at any status. Clients poll it, so it
-// reads the job's status and frames alone (store.JobProgress), not the
-// whole job as loadJob does, and then reports it as RunningProgress
-// reports each job.
-func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*farm.Progress, error) {
+// Progress reports a job's frames, at any status: each of them, or only
+// their counts (q). Clients poll it, so it reads the job's status and
+// frames alone (store.JobProgress), not the whole job as loadJob does,
+// and then reports it as RunningProgress reports each job.
+func (s *Service) Progress(ctx context.Context, p farm.Principal, id string, q farm.ProgressQuery) (*farm.Progress, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, farm.NotFound("job", id)
 	}
-	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id)
+	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id, !q.WithoutFrames)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, farm.NotFound("job", id)
 	}
@@ -44,13 +44,13 @@ func (s *Service) Progress(ctx context.Context, p farm.Principal, id string) (*f
 // farm's work, paused (by its owner, or once its scout frames were done),
 // and whoever watches the running jobs (the dashboard, `renderfarm
 // progress`) must see it, its frames done and why it waits, as Progress
-// reports it.
+// reports it, with its frames or only their counts (q).
 //
 // Its cost does not grow with the number of jobs: a statement reads
 // their statuses and frames, four more how their work stands, and what
 // they may wait for of the farm is read once for them all.
-func (s *Service) RunningProgress(ctx context.Context, p farm.Principal) ([]farm.Progress, error) {
-	jobs, err := s.store.JobsProgress(ctx, p.WorkspaceID, jobsInProgress...)
+func (s *Service) RunningProgress(ctx context.Context, p farm.Principal, q farm.ProgressQuery) ([]farm.Progress, error) {
+	jobs, err := s.store.JobsProgress(ctx, p.WorkspaceID, !q.WithoutFrames, jobsInProgress...)
 	if err != nil {
 		return nil, err
 	}
@@ -80,14 +80,14 @@ func (s *Service) reportProgress(ctx context.Context, workspaceID string, jobs [
 	fr := &farmReads{s: s, ctx: ctx, workspaceID: workspaceID, liveSince: s.liveSince()}
 	for _, job := range jobs {
 		w := work[job.JobID]
-		pr := progressOf(job.JobID, job.Status, job.Frames)
+		pr := progressOf(job)
 		addParts(pr, w.Parts)
 		pr.SuspendedReason = job.SuspendedReason
 		if pr.WaitingFor, err = fr.waitingFor(job.JobID, job.Status, job.WaitingFor, w); err != nil {
 			return nil, err
 		}
 		pr.BlockedWorkers = w.BlockedWorkers
-		if err := fr.addScoutEta(pr); err != nil {
+		if err := fr.addScoutEta(pr, job.Counts.CompletedSeconds); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)
@@ -133,7 +133,7 @@ func (l *lazy[T]) get(read func() (T, error)) (T, error) {
 
 // addScoutEta gives a job suspended once its scout frames were done the
 // time its other frames will take once it is resumed.
-func (fr *farmReads) addScoutEta(pr *farm.Progress) error {
+func (fr *farmReads) addScoutEta(pr *farm.Progress, completedSeconds float64) error {
 	if pr.SuspendedReason != farm.SuspendedScoutFramesReady {
 		return nil
 	}
@@ -141,20 +141,15 @@ func (fr *farmReads) addScoutEta(pr *farm.Progress) error {
 	if err != nil {
 		return err
 	}
-	pr.EtaSeconds = etaOfTheRest(pr, workers)
+	pr.EtaSeconds = etaOfTheRest(pr, completedSeconds, workers)
 	return nil
 }
 
 // etaOfTheRest estimates how long the frames a job's scouts held back
-// take once it is resumed: the scouts' mean render time for each frame
-// left, shared by the workers the farm renders on.
-func etaOfTheRest(pr *farm.Progress, workers int) *float64 {
-	var seconds float64
-	for _, f := range pr.Frames {
-		if f.Status == farm.FrameCompleted {
-			seconds += f.RenderSeconds
-		}
-	}
+// take once it is resumed: the scouts' mean render time (seconds, of the
+// completed frames) for each frame left, shared by the workers the farm
+// renders on.
+func etaOfTheRest(pr *farm.Progress, seconds float64, workers int) *float64 {
 	if pr.FramesCompleted == 0 || seconds == 0 {
 		return nil
 	}
@@ -381,35 +376,23 @@ func (s *Service) checkRoomForFrames(ctx context.Context, tx *store.Tx, workspac
 			"Wait for some of those jobs to end, cancel some (POST /jobs/{id}/cancel), or render fewer frames", doing, adding, max)}
 }
 
-// progressOf counts a job's frames and estimates the time left.
-func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *farm.Progress {
-	pr := &farm.Progress{JobID: jobID, Status: status, FramesTotal: len(frames), Frames: frames}
-	if pr.Frames == nil {
-		pr.Frames = []farm.FrameProgress{}
-	}
-	var renderSeconds float64
-	for _, f := range frames {
-		switch f.Status {
-		case farm.FrameCompleted:
-			pr.FramesCompleted++
-			renderSeconds += f.RenderSeconds
-		case farm.FrameRendering:
-			pr.FramesRendering++
-		case farm.FrameFailed:
-			pr.FramesFailed++
-		}
-	}
+// progressOf reports a job's frames, counted and, when read, listed,
+// and estimates the time left.
+func progressOf(job store.Progress) *farm.Progress {
+	c := job.Counts
+	pr := &farm.Progress{JobID: job.JobID, Status: job.Status, Frames: job.Frames,
+		FramesTotal: c.Total, FramesCompleted: c.Completed, FramesRendering: c.Rendering, FramesFailed: c.Failed}
 	switch {
-	case status == farm.StatusCompleted:
+	case job.Status == farm.StatusCompleted:
 		pr.PercentComplete = 100
 	case pr.FramesTotal > 0:
 		pr.PercentComplete = math.Round(1000*float64(pr.FramesCompleted)/float64(pr.FramesTotal)) / 10
 	}
-	if status.IsRunning() && pr.FramesCompleted > 0 && pr.FramesTotal > 0 {
+	if job.Status.IsRunning() && pr.FramesCompleted > 0 && pr.FramesTotal > 0 {
 		// Frames left times the mean frame time, shared by the workers that
 		// are rendering now.
 		parallel := max(1, pr.FramesRendering)
-		eta := float64(pr.FramesTotal-pr.FramesCompleted) * renderSeconds / float64(pr.FramesCompleted) / float64(parallel)
+		eta := float64(pr.FramesTotal-pr.FramesCompleted) * c.CompletedSeconds / float64(pr.FramesCompleted) / float64(parallel)
 		eta = math.Round(eta*10) / 10
 		pr.EtaSeconds = &eta
 	}
@@ -417,31 +400,35 @@ func progressOf(jobID string, status farm.Status, frames []farm.FrameProgress) *
 }
 
 // addParts adds to a job's progress its split frames' parts
-// (frames[].parts), counts by frame, and while no frame is merged yet,
-// estimates the time left from the parts: the parts left times the mean
-// part's render time, shared by the parts rendering now.
+// (frames[].parts, when the frames are listed), counts by frame, and
+// while no frame is merged yet, estimates the time left from the parts:
+// the parts left times the mean part's render time, shared by the parts
+// rendering now.
 func addParts(pr *farm.Progress, counts map[int]store.PartCount) {
 	if len(counts) == 0 {
 		return
 	}
 	left, done, rendering := 0, 0, 0
 	seconds := 0.0
+	for _, c := range counts {
+		if !c.FrameCompleted {
+			left += c.Total - c.Completed
+			rendering += c.Rendering
+		}
+		done += c.Completed
+		seconds += c.Seconds
+	}
 	for i, f := range pr.Frames {
 		c, ok := counts[f.Frame]
 		if !ok {
 			continue
 		}
 		parts := c.PartsProgress
-		if f.Status == farm.FrameCompleted {
+		if c.FrameCompleted {
 			// Merged: its parts' records are all it needs.
 			parts.Completed = parts.Total
-		} else {
-			left += c.Total - c.Completed
-			rendering += c.Rendering
 		}
 		pr.Frames[i].Parts = &parts
-		done += c.Completed
-		seconds += c.Seconds
 	}
 	if pr.EtaSeconds == nil && pr.Status.IsRunning() && done > 0 && seconds > 0 {
 		eta := math.Round(float64(left)*seconds/float64(done)/float64(max(1, rendering))*10) / 10

@@ -130,7 +130,7 @@ func TestProgressCountsFramesAndEstimatesTheTimeLeft(t *testing.T) {
 				job := f.InsertJob(f.api, tt.status)
 				f.insertFrames(job.ID, tt.frames...)
 
-				pr, err := f.api.Progress(f.Ctx, f.P, job.ID)
+				pr, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 
 				if err != nil {
 					t.Fatalf("Progress: %v", err)
@@ -186,7 +186,7 @@ func TestRunningProgressListsOnlyTheJobsBeingWorkedOn(t *testing.T) {
 		foreign := f.InsertJob(f.api, farm.StatusRendering)
 		f.Exec(`UPDATE jobs SET workspace_id = ? WHERE id = ?`, other.ID, foreign.ID)
 
-		list, err := f.api.RunningProgress(f.Ctx, f.P)
+		list, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{})
 
 		if err != nil {
 			t.Fatal(err)
@@ -232,7 +232,7 @@ func TestProgressOfAJobThatIsNotTheWorkspacesIsNotFound(t *testing.T) {
 		f.Exec(`UPDATE jobs SET workspace_id = ? WHERE id = ?`, other.ID, foreign.ID)
 
 		for _, id := range []string{foreign.ID, "0192f5d6-3c1e-7a4b-9e2f-6b1d2c3e4f50", "not-a-job-id"} {
-			pr, err := f.api.Progress(f.Ctx, f.P, id)
+			pr, err := f.api.Progress(f.Ctx, f.P, id, farm.ProgressQuery{})
 			if farm.KindOf(err) != farm.KindNotFound || pr != nil {
 				t.Errorf("Progress(%s) = %+v, %v; want not found", id, pr, err)
 			}
@@ -255,13 +255,13 @@ func TestRunningProgressReportsAsProgressDoes(t *testing.T) {
 		f.insertFrames(scouted.ID, done(4), done(6), queued, queued)
 		f.Exec(`UPDATE jobs SET suspended_reason = ? WHERE id = ?`, farm.SuspendedScoutFramesReady, scouted.ID)
 
-		list, err := f.api.RunningProgress(f.Ctx, f.P)
+		list, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []farm.Progress
 		for _, id := range []string{job.ID, paused.ID, scouted.ID} {
-			one, err := f.api.Progress(f.Ctx, f.P, id)
+			one, err := f.api.Progress(f.Ctx, f.P, id, farm.ProgressQuery{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -276,6 +276,68 @@ func TestRunningProgressReportsAsProgressDoes(t *testing.T) {
 		wanted, _ := json.Marshal(want)
 		if string(got) != string(wanted) {
 			t.Errorf("RunningProgress =\n%s\nwant\n%s", got, wanted)
+		}
+	})
+}
+
+// TestProgressWithoutFramesCountsAsTheFramesDo: asked without frames,
+// each report, of one job or of the running ones, is the report with
+// them, frames left out: counters, percentage, time left (from the
+// frames, from a split frame's parts, from the scouts), and what it
+// waits for, counted by the database rather than from the frames.
+func TestProgressWithoutFramesCountsAsTheFramesDo(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.InsertJob(f.api, farm.StatusRendering)
+		f.insertFrames(job.ID, done(10), done(20), rendering, failed, queued)
+		scouted := f.InsertJob(f.api, farm.StatusSuspended)
+		f.insertFrames(scouted.ID, done(4), done(6), queued, queued)
+		f.Exec(`UPDATE jobs SET suspended_reason = ? WHERE id = ?`, farm.SuspendedScoutFramesReady, scouted.ID)
+		// A split job: frame 1 merged, frame 2's parts half stored.
+		split := f.InsertJob(f.api, farm.StatusRendering)
+		f.insertFrames(split.ID, done(8), rendering)
+		for frame, stored := range map[int][]bool{1: {true, true}, 2: {true, false}} {
+			for part, ok := range stored {
+				key := ""
+				if ok {
+					key = fmt.Sprintf("jobs/%s/parts/%d/%d.exr", split.ID, frame, part)
+				}
+				f.Exec(`INSERT INTO frame_parts (job_id, frame, part, task_id, object_key, render_seconds) VALUES (?, ?, ?, 'task', ?, ?)`,
+					split.ID, frame, part, key, map[bool]float64{true: 3, false: 0}[ok])
+			}
+		}
+		empty := f.InsertJob(f.api, farm.StatusBooting)
+
+		withFrames, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{WithoutFrames: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(withFrames) != 4 || withFrames[0].FramesTotal != 5 || withFrames[0].FramesCompleted != 2 || withFrames[0].FramesFailed != 1 ||
+			withFrames[2].Frames[1].Parts == nil || withFrames[0].EtaSeconds == nil || withFrames[1].EtaSeconds == nil {
+			t.Fatalf("RunningProgress = %+v; want the 4 jobs, the first with 2 of 5 frames done and 1 failed, the split frame's parts and the times left", withFrames)
+		}
+		for i := range withFrames {
+			withFrames[i].Frames = nil
+		}
+		got, _ := json.Marshal(counted)
+		want, _ := json.Marshal(withFrames)
+		if string(got) != string(want) {
+			t.Errorf("RunningProgress without frames =\n%s\nwant\n%s", got, want)
+		}
+		for i, id := range []string{job.ID, scouted.ID, split.ID, empty.ID} {
+			one, err := f.api.Progress(f.Ctx, f.P, id, farm.ProgressQuery{WithoutFrames: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(one)
+			want, _ := json.Marshal(withFrames[i])
+			if string(got) != string(want) {
+				t.Errorf("Progress of %s without frames =\n%s\nwant\n%s", id, got, want)
+			}
 		}
 	})
 }

@@ -29,7 +29,7 @@ func BenchmarkRunningProgress(b *testing.B) {
 					f.RenderingJob(f.api, 24, 4)
 				}
 				for b.Loop() {
-					if list, err := f.api.RunningProgress(f.Ctx, f.P); err != nil || len(list) != jobs {
+					if list, err := f.api.RunningProgress(f.Ctx, f.P, farm.ProgressQuery{}); err != nil || len(list) != jobs {
 						b.Fatalf("%d jobs, %v", len(list), err)
 					}
 				}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/internal/engine/enginetest"
+	"github.com/renderfarm/renderfarm/internal/farm"
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
@@ -54,7 +55,7 @@ func TestProgressSaysATaggedJobWaitsForItsOfflineNode(t *testing.T) {
 		cfg := enginetest.RenderConfig(1)
 		cfg.RequiredTags = []string{"gpu"}
 		job := f.WaitingJob(f.api, 2, cfg)
-		p, err := f.api.Progress(f.Ctx, f.P, job.ID)
+		p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func TestProgressSaysATaggedJobWaitsForItsOfflineNode(t *testing.T) {
 		if err := f.Store.Heartbeat(f.Ctx, "run-of-node-gpu", store.WorkerIdle, ""); err != nil {
 			t.Fatal(err)
 		}
-		if p, err := f.api.Progress(f.Ctx, f.P, job.ID); err != nil || p.WaitingFor != "" {
+		if p, err := f.api.Progress(f.Ctx, f.P, job.ID, farm.ProgressQuery{}); err != nil || p.WaitingFor != "" {
 			t.Errorf("with the tagged node live: waitingFor %q, %v; want none", p.WaitingFor, err)
 		}
 	})

@@ -281,7 +281,7 @@ func TestJobsProgressListsTheJobsOfTheStatusesOldestFirst(t *testing.T) {
 		theirs.Status = farm.StatusRendering
 		insertJob(t, s, theirs)
 
-		jobs, err := s.JobsProgress(t.Context(), ws.ID, farm.StatusRendering, farm.StatusBooting)
+		jobs, err := s.JobsProgress(t.Context(), ws.ID, true, farm.StatusRendering, farm.StatusBooting)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +292,7 @@ func TestJobsProgressListsTheJobsOfTheStatusesOldestFirst(t *testing.T) {
 		if want := []string{"job-0", "job-2", "job-3"}; !slices.Equal(ids, want) {
 			t.Errorf("JobsProgress = %q, want %q", ids, want)
 		}
-		if jobs, err := s.JobsProgress(t.Context(), ws.ID); err != nil || len(jobs) != 0 {
+		if jobs, err := s.JobsProgress(t.Context(), ws.ID, true); err != nil || len(jobs) != 0 {
 			t.Errorf("JobsProgress with no statuses = %d jobs, %v; want none", len(jobs), err)
 		}
 	})

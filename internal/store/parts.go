@@ -74,11 +74,12 @@ func (q *Queries) StorePart(ctx context.Context, p FramePart) error {
 
 // PartCount is how a split frame's parts stand: Completed of Total
 // stored, in Seconds of rendering in all, and Rendering of them held by a
-// render node now.
+// render node now; FrameCompleted once the frame is merged.
 type PartCount struct {
 	farm.PartsProgress
-	Seconds   float64
-	Rendering int
+	Seconds        float64
+	Rendering      int
+	FrameCompleted bool
 }
 
 // MergeOfFrame reports whether a merge of a job's frame is queued,

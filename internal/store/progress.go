@@ -13,8 +13,10 @@ import (
 type Progress struct {
 	JobID  string
 	Status farm.Status
-	// Frames are in frame order.
+	// Frames are in frame order; nil when it was read without them.
 	Frames []farm.FrameProgress
+	// Counts counts its frames by status, whether they were read or not.
+	Counts FrameCounts
 	// WaitingFor is what one of the job's running tasks waits for while a
 	// part of the farm is out (see SetTaskWaiting); "" when none waits.
 	WaitingFor string
@@ -22,54 +24,135 @@ type Progress struct {
 	SuspendedReason string
 }
 
+// FrameCounts counts a job's frames: in all, and completed, rendering or
+// failed, with Blender's time on the completed ones.
+type FrameCounts struct {
+	Total, Completed, Rendering, Failed int
+	CompletedSeconds                    float64
+}
+
+// add counts one frame.
+func (c *FrameCounts) add(f farm.FrameProgress) {
+	c.Total++
+	switch f.Status {
+	case farm.FrameCompleted:
+		c.Completed++
+		c.CompletedSeconds += f.RenderSeconds
+	case farm.FrameRendering:
+		c.Rendering++
+	case farm.FrameFailed:
+		c.Failed++
+	}
+}
+
+// progressReads are what a progress report reads of a job's frames
+// after the job's own columns (the job being j): each frame's status,
+// worker, render time and attempts, a row each, from a join of the
+// job's frames; or, without frames, their counts (FrameCounts), one row
+// a job, summed by the database in a join of the frames of the jobs
+// jobIDs selects, grouped by job, so that a job of 100,000 frames
+// answers one row rather than 100,000. (Grouped by job down the frames'
+// primary key, and joined to the jobs after: grouping the joined rows
+// by the job's columns made SQLite sort every frame, three times slower
+// at 100,000.) args are jobIDs' arguments, for the join.
+func progressReads(withFrames bool, jobIDs string, args ...any) (columns, join string, joinArgs []any) {
+	if withFrames {
+		return `f.frame, f.status, f.worker, f.render_seconds, f.attempts`, ` LEFT JOIN frames f ON f.job_id = j.id`, nil
+	}
+	count := func(status farm.FrameStatus, what string) string {
+		return `SUM(CASE WHEN f.status = '` + string(status) + `' THEN ` + what + ` ELSE 0 END)`
+	}
+	return `COALESCE(c.total, 0), COALESCE(c.completed, 0), COALESCE(c.rendering, 0), COALESCE(c.failed, 0), COALESCE(c.seconds, 0)`,
+		` LEFT JOIN (SELECT f.job_id, COUNT(*) AS total, ` + count(farm.FrameCompleted, "1") + ` AS completed, ` +
+			count(farm.FrameRendering, "1") + ` AS rendering, ` + count(farm.FrameFailed, "1") + ` AS failed, ` +
+			count(farm.FrameCompleted, "f.render_seconds") + ` AS seconds
+			FROM frames f WHERE f.job_id IN (` + jobIDs + `) GROUP BY f.job_id) c ON c.job_id = j.id`,
+		args
+}
+
+// progressRow scans what progressReads reads of a row into p: a frame
+// appended to p.Frames and counted, or the counts.
+type progressRow struct {
+	withFrames bool
+	// Declared once, not per row: Scan takes their addresses, which would
+	// otherwise put new variables on the heap per frame.
+	frame         sql.NullInt64
+	frameStatus   sql.NullString
+	worker        sql.NullString
+	renderSeconds sql.NullFloat64
+	attempts      sql.NullInt64
+	counts        FrameCounts
+}
+
+// dest is where Scan puts progressReads' columns.
+func (r *progressRow) dest() []any {
+	if r.withFrames {
+		return []any{&r.frame, &r.frameStatus, &r.worker, &r.renderSeconds, &r.attempts}
+	}
+	c := &r.counts
+	return []any{&c.Total, &c.Completed, &c.Rendering, &c.Failed, &c.CompletedSeconds}
+}
+
+// addTo adds the row just scanned to p.
+func (r *progressRow) addTo(p *Progress) {
+	if !r.withFrames {
+		p.Counts = r.counts
+		return
+	}
+	if !r.frame.Valid {
+		return // the job's row alone: no frames yet
+	}
+	f := farm.FrameProgress{Frame: int(r.frame.Int64), Status: farm.FrameStatus(r.frameStatus.String),
+		Worker: r.worker.String, RenderSeconds: r.renderSeconds.Float64, Attempts: int(r.attempts.Int64)}
+	p.Frames = append(p.Frames, f)
+	p.Counts.add(f)
+}
+
 // JobProgress reads what a progress report shows of a job of a workspace:
-// its status, its frames in frame order, each with its status, worker,
-// render time and attempts, and what its work waits for. Clients poll it,
-// so it reads only that: not the job's JSON columns (analysis,
-// configuration), which cost more to decode than the rest of the answer,
-// nor the frames' other columns. One statement reads them all, so they
-// are of the same moment. A job of another workspace is ErrNotFound.
-func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (Progress, error) {
+// its status, its frames counted and, withFrames, each in frame order
+// with its status, worker, render time and attempts, and what its work
+// waits for. Clients poll it, so it reads only that: not the job's JSON
+// columns (analysis, configuration), which cost more to decode than the
+// rest of the answer, nor the frames' other columns. One statement reads
+// them all, so they are of the same moment. A job of another workspace
+// is ErrNotFound.
+func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string, withFrames bool) (Progress, error) {
 	// The LEFT JOIN keeps the job's row when it has no frames yet: one
 	// row whose frame columns are NULL. The subquery depends on no row,
 	// so both databases compute it once for the statement. The task's
 	// status is written in the statement, not bound: SQLite prepares a
 	// statement again at each run when a parameter meets a partial
 	// index's condition (those of tasks are on their status and kind).
-	rows, err := q.query(ctx, `SELECT j.status, j.suspended_reason, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
-			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = '`+string(TaskRunning)+`')
-		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
-		WHERE j.id = ? AND j.workspace_id = ?
-		ORDER BY f.frame`, jobID, jobID, workspaceID)
+	columns, join, joinArgs := progressReads(withFrames, `?`, jobID)
+	orderBy := ""
+	if withFrames {
+		orderBy = ` ORDER BY f.frame`
+	}
+	args := append(append([]any{jobID}, joinArgs...), jobID, workspaceID)
+	rows, err := q.query(ctx, `SELECT j.status, j.suspended_reason,
+			(SELECT COALESCE(MAX(t.waiting_for), '') FROM tasks t WHERE t.job_id = ? AND t.status = '`+string(TaskRunning)+`'),
+			`+columns+`
+		FROM jobs j`+join+`
+		WHERE j.id = ? AND j.workspace_id = ?`+orderBy, args...)
 	if err != nil {
 		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 	}
 	defer rows.Close()
-	var (
-		status farm.Status
-		reason string
-		found  bool
-		// Room for a short job's frames, which saves growing the slice
-		// five times over for each one; a longer job grows it as usual.
-		frames = make([]farm.FrameProgress, 0, 64)
-		// Declared once, not per row: Scan takes their addresses, which
-		// would otherwise put six new variables on the heap per frame.
-		frame         sql.NullInt64
-		frameStatus   sql.NullString
-		worker        sql.NullString
-		renderSeconds sql.NullFloat64
-		attempts      sql.NullInt64
-		waitingFor    string
-	)
+	// Room for a short job's frames, which saves growing the slice five
+	// times over for each one; a longer job grows it as usual.
+	p := Progress{JobID: jobID}
+	if withFrames {
+		p.Frames = make([]farm.FrameProgress, 0, 64)
+	}
+	row := &progressRow{withFrames: withFrames}
+	dest := append([]any{&p.Status, &p.SuspendedReason, &p.WaitingFor}, row.dest()...)
+	found := false
 	for rows.Next() {
-		if err := rows.Scan(&status, &reason, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 		}
 		found = true
-		if frame.Valid {
-			frames = append(frames, farm.FrameProgress{Frame: int(frame.Int64), Status: farm.FrameStatus(frameStatus.String),
-				Worker: worker.String, RenderSeconds: renderSeconds.Float64, Attempts: int(attempts.Int64)})
-		}
+		row.addTo(&p)
 	}
 	if err := rows.Err(); err != nil {
 		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
@@ -77,50 +160,51 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string) (P
 	if !found {
 		return Progress{}, ErrNotFound
 	}
-	return Progress{JobID: jobID, Status: status, Frames: frames, WaitingFor: waitingFor, SuspendedReason: reason}, nil
+	return p, nil
 }
 
 // JobsProgress reads JobProgress of each of a workspace's jobs in any of
 // statuses, oldest first: one statement, whatever the number of jobs.
-func (q *Queries) JobsProgress(ctx context.Context, workspaceID string, statuses ...farm.Status) ([]Progress, error) {
+func (q *Queries) JobsProgress(ctx context.Context, workspaceID string, withFrames bool, statuses ...farm.Status) ([]Progress, error) {
 	// What the jobs' running tasks wait for is read once for them all
 	// (the workspace's running tasks, a few per render slot), not once for
 	// each frame's row.
-	rows, err := q.query(ctx, `SELECT j.id, j.status, j.suspended_reason, f.frame, f.status, f.worker, f.render_seconds, f.attempts,
-			COALESCE(w.waiting_for, '')
-		FROM jobs j LEFT JOIN frames f ON f.job_id = j.id
+	inStatuses := list(q.dialect, statusStrings(statuses))
+	columns, join, joinArgs := progressReads(withFrames,
+		`SELECT cj.id FROM jobs cj WHERE cj.workspace_id = ? AND `+q.dialect.oneOf("cj.status"), workspaceID, inStatuses)
+	orderBy := ` ORDER BY j.created_at, j.id`
+	if withFrames {
+		orderBy += `, f.frame`
+	}
+	args := append(joinArgs, workspaceID, workspaceID, inStatuses)
+	rows, err := q.query(ctx, `SELECT j.id, j.status, j.suspended_reason, COALESCE(w.waiting_for, ''), `+columns+`
+		FROM jobs j`+join+`
 			LEFT JOIN (SELECT t.job_id, MAX(t.waiting_for) AS waiting_for FROM tasks t
 				WHERE t.workspace_id = ? AND t.status = '`+string(TaskRunning)+`' GROUP BY t.job_id) w ON w.job_id = j.id
-		WHERE j.workspace_id = ? AND `+q.dialect.oneOf("j.status")+`
-		ORDER BY j.created_at, j.id, f.frame`, workspaceID, workspaceID, list(q.dialect, statusStrings(statuses)))
+		WHERE j.workspace_id = ? AND `+q.dialect.oneOf("j.status")+orderBy, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
 	}
 	defer rows.Close()
 	var (
-		out           []Progress
-		id            string
-		status        farm.Status
-		reason        string
-		frame         sql.NullInt64
-		frameStatus   sql.NullString
-		worker        sql.NullString
-		renderSeconds sql.NullFloat64
-		attempts      sql.NullInt64
-		waitingFor    string
+		out        []Progress
+		read       Progress
+		row        = &progressRow{withFrames: withFrames}
+		waitingFor string
 	)
+	dest := append([]any{&read.JobID, &read.Status, &read.SuspendedReason, &waitingFor}, row.dest()...)
 	for rows.Next() {
-		if err := rows.Scan(&id, &status, &reason, &frame, &frameStatus, &worker, &renderSeconds, &attempts, &waitingFor); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].JobID != id {
-			out = append(out, Progress{JobID: id, Status: status, WaitingFor: waitingFor, SuspendedReason: reason, Frames: []farm.FrameProgress{}})
+		if len(out) == 0 || out[len(out)-1].JobID != read.JobID {
+			p := Progress{JobID: read.JobID, Status: read.Status, WaitingFor: waitingFor, SuspendedReason: read.SuspendedReason}
+			if withFrames {
+				p.Frames = []farm.FrameProgress{}
+			}
+			out = append(out, p)
 		}
-		if frame.Valid {
-			p := &out[len(out)-1]
-			p.Frames = append(p.Frames, farm.FrameProgress{Frame: int(frame.Int64), Status: farm.FrameStatus(frameStatus.String),
-				Worker: worker.String, RenderSeconds: renderSeconds.Float64, Attempts: int(attempts.Int64)})
-		}
+		row.addTo(&out[len(out)-1])
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
@@ -204,24 +288,29 @@ func (q *Queries) WorkOfJobs(ctx context.Context, jobIDs, waiting []string) (map
 }
 
 // partsOfJobs counts each split frame's parts: Completed of Total stored,
-// their render seconds, and those a render node holds now.
+// their render seconds, and those a render node holds now; and whether
+// the frame itself is completed (merged).
 func (q *Queries) partsOfJobs(ctx context.Context, ids any, of func(string) *JobWork) error {
 	rows, err := q.query(ctx, `SELECT p.job_id, p.frame, COUNT(*),
 			COALESCE(SUM(CASE WHEN p.object_key <> '' THEN 1 ELSE 0 END), 0),
 			COALESCE(SUM(p.render_seconds), 0),
-			COALESCE(SUM(CASE WHEN p.object_key = '' AND t.status = ? THEN 1 ELSE 0 END), 0)
-		FROM frame_parts p LEFT JOIN tasks t ON t.id = p.task_id WHERE `+q.dialect.oneOf("p.job_id")+` GROUP BY p.job_id, p.frame`, TaskRunning, ids)
+			COALESCE(SUM(CASE WHEN p.object_key = '' AND t.status = ? THEN 1 ELSE 0 END), 0),
+			MAX(CASE WHEN f.status = ? THEN 1 ELSE 0 END)
+		FROM frame_parts p LEFT JOIN tasks t ON t.id = p.task_id
+			LEFT JOIN frames f ON f.job_id = p.job_id AND f.frame = p.frame
+		WHERE `+q.dialect.oneOf("p.job_id")+` GROUP BY p.job_id, p.frame`, TaskRunning, farm.FrameCompleted, ids)
 	if err != nil {
 		return fmt.Errorf("count the parts of split frames: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var job string
-		var frame int
+		var frame, merged int
 		var c PartCount
-		if err := rows.Scan(&job, &frame, &c.Total, &c.Completed, &c.Seconds, &c.Rendering); err != nil {
+		if err := rows.Scan(&job, &frame, &c.Total, &c.Completed, &c.Seconds, &c.Rendering, &merged); err != nil {
 			return fmt.Errorf("count the parts of split frames: %w", err)
 		}
+		c.FrameCompleted = merged == 1
 		w := of(job)
 		if w.Parts == nil {
 			w.Parts = map[int]PartCount{}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestProgressOfRunningJobsReadsAsManyStatementsForOneJobAsForMany(t *testing
 		read := func() (statements int) {
 			t.Helper()
 			cost.reset()
-			progress, err := s.JobsProgress(ctx, ws.ID, farm.StatusRendering)
+			progress, err := s.JobsProgress(ctx, ws.ID, true, farm.StatusRendering)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,6 +113,69 @@ func TestProgressOfRunningJobsReadsAsManyStatementsForOneJobAsForMany(t *testing
 		}
 		if work, err := s.WorkOfJobs(ctx, []string{"no-such-job"}, []string{"no-such-job"}); err != nil || len(work) != 0 {
 			t.Errorf("the work of a job without tasks = %+v, %v; want none", work, err)
+		}
+	})
+}
+
+// Without their frames, the progress of a workspace's jobs answers a row
+// a job, whatever its frames, and counts them as reading each does: a
+// job of 2,000 frames, one without any, and a job of another workspace.
+func TestProgressWithoutFramesReadsARowAJob(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		ws, err := s.EnsureWorkspace(ctx, "studio")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := s.EnsureWorkspace(ctx, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+		statuses := []farm.FrameStatus{farm.FrameCompleted, farm.FrameRendering, farm.FrameFailed, farm.FrameQueued, farm.FrameCanceled}
+		for i, job := range []struct {
+			id, workspace string
+			frames        int
+		}{{"job-big", ws.ID, 2000}, {"job-empty", ws.ID, 0}, {"job-other", other.ID, 10}} {
+			created := at.Add(time.Duration(i) * time.Second)
+			if err := s.InsertJob(ctx, &farm.Job{ID: job.id, Status: farm.StatusRendering, WorkspaceID: job.workspace, UserID: "key-1",
+				CreatedAt: created, UpdatedAt: created, Slug: "slug-" + job.id}); err != nil {
+				t.Fatal(err)
+			}
+			for n := 1; n <= job.frames; n++ {
+				err := s.InsertFrame(ctx, Frame{JobID: job.id, Frame: n, TaskID: "t", Status: statuses[n%len(statuses)], RenderSeconds: float64(n%7) / 4, UpdatedAt: created})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		full, err := s.JobsProgress(ctx, ws.ID, true, farm.StatusRendering)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cost := countReads(t, s)
+		counted, err := s.JobsProgress(ctx, ws.ID, false, farm.StatusRendering)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if statements, rows := cost.counted(); statements != 1 || rows != 2 {
+			t.Errorf("without frames: %d rows in %d statements, want a row a job (2) in 1", rows, statements)
+		}
+		if len(full) != 2 || len(counted) != 2 || full[0].Counts.Total != 2000 || full[0].Counts.Failed != 400 {
+			t.Fatalf("with frames %+v; without %+v; want the workspace's 2 jobs, the first's 2,000 frames counted", full, counted)
+		}
+		for i := range full {
+			f, c := full[i], counted[i]
+			if c.Frames != nil || c.JobID != f.JobID || c.Status != f.Status ||
+				c.Counts.Total != f.Counts.Total || c.Counts.Completed != f.Counts.Completed || c.Counts.Rendering != f.Counts.Rendering ||
+				c.Counts.Failed != f.Counts.Failed || math.Abs(c.Counts.CompletedSeconds-f.Counts.CompletedSeconds) > 1e-9 {
+				t.Errorf("job %s without frames: %+v; want the counts of %+v and no frames", f.JobID, c, f.Counts)
+			}
+			one, err := s.JobProgress(ctx, ws.ID, f.JobID, false)
+			if err != nil || one.Counts != c.Counts || one.Frames != nil {
+				t.Errorf("JobProgress(%s) without frames = %+v, %v; want %+v", f.JobID, one, err, c.Counts)
+			}
 		}
 	})
 }

@@ -34,7 +34,9 @@ const (
 
 // jsonField is one field of a Go type as encoding/json writes it.
 type jsonField struct {
-	name      string
+	name string
+	// omitempty is true when encoding/json may leave the field out: its
+	// tag says omitempty, or omitzero.
 	omitempty bool
 	kind      reflect.Kind
 }
@@ -55,7 +57,8 @@ func jsonFields(t reflect.Type) []jsonField {
 		if name == "" {
 			name = f.Name
 		}
-		out = append(out, jsonField{name, strings.Contains(opts, "omitempty"), f.Type.Kind()})
+		omitted := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+		out = append(out, jsonField{name, omitted, f.Type.Kind()})
 	}
 	return out
 }

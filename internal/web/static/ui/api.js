@@ -83,8 +83,11 @@ export class Api {
     return this.request('GET', `/jobs?${q}`, { signal });
   }
 
+  /** runningProgress answers the counters of the running jobs, without
+   * their frames (frames=none): a list of jobs shows a meter each, and a
+   * job of 100,000 frames is megabytes with them. */
   runningProgress(signal) {
-    return this.request('GET', '/jobs/progress', { signal });
+    return this.request('GET', '/jobs/progress?frames=none', { signal });
   }
 
   async getJob(id, signal) {
@@ -94,6 +97,11 @@ export class Api {
 
   progress(id, signal) {
     return this.request('GET', `/jobs/${encodeURIComponent(id)}/progress`, { signal });
+  }
+
+  /** progressCounts is progress without the frames, as runningProgress. */
+  progressCounts(id, signal) {
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}/progress?frames=none`, { signal });
   }
 
   /** downloads answers the job's files: the first 100,000 (the most one

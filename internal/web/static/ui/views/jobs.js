@@ -92,7 +92,7 @@ export function jobsView(root, { api, signal, setConnection }) {
     const wanted = jobs.filter((j) => finalStatuses.has(j.status) && j.finalConfig && !finishedProgress.has(j.id));
     await Promise.all(wanted.map(async (j) => {
       try {
-        finishedProgress.set(j.id, await api.progress(j.id, signal));
+        finishedProgress.set(j.id, await api.progressCounts(j.id, signal));
       } catch (err) {
         if (isAbort(err)) throw err;
       }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,7 +103,13 @@ type probe struct {
 // render runs helm template with extra values and parses every object.
 func render(t *testing.T, helmPath string, extra ...string) []manifest {
 	t.Helper()
-	cmd := exec.Command(helmPath, append([]string{"template", "farm", chartDir}, extra...)...)
+	return renderRelease(t, helmPath, "farm", extra...)
+}
+
+// renderRelease is render for a release of that name.
+func renderRelease(t *testing.T, helmPath, release string, extra ...string) []manifest {
+	t.Helper()
+	cmd := exec.Command(helmPath, append([]string{"template", release, chartDir}, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -124,6 +132,60 @@ func render(t *testing.T, helmPath string, extra ...string) []manifest {
 		}
 	}
 	return objects
+}
+
+// TestChartNamesItsObjectsAsKubernetesAllows: whatever the release's
+// name (helm allows dots, and 53 characters), every object's name is
+// one the API server takes: a Service's a DNS label (letters, digits
+// and dashes, at most 63), the others DNS subdomains. A release named
+// my.farm made a Service my.farm-renderfarm, which the API server
+// refused after the Deployments were made.
+func TestChartNamesItsObjectsAsKubernetesAllows(t *testing.T) {
+	helmPath := helm(t)
+	label := regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	subdomain := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	for _, release := range []string{"farm", "my.farm", "studio.render.farm", strings.Repeat("renderfarm-", 4) + "studio-a", "renderfarm"} {
+		for name, values := range chartVariants {
+			for _, m := range renderRelease(t, helmPath, release, values...) {
+				n := m.Metadata.Name
+				ok := len(n) <= 253 && subdomain.MatchString(n)
+				if m.Kind == "Service" {
+					ok = len(n) <= 63 && label.MatchString(n)
+				}
+				if !ok {
+					t.Errorf("release %q (%s): %s %q is not a name Kubernetes takes for it", release, name, m.Kind, n)
+				}
+			}
+		}
+	}
+}
+
+// TestChartNotesSayWhatTheRenderNodesNeed: what helm prints after an
+// install names the release's namespace in each command, and, when the
+// render nodes confine Blender, the Pod Security level their namespace
+// needs: under baseline or restricted the release installs and no render
+// node pod is ever made, and the API server only warns.
+func TestChartNotesSayWhatTheRenderNodesNeed(t *testing.T) {
+	helmPath := helm(t)
+	label := "kubectl label namespace studio pod-security.kubernetes.io/enforce=privileged"
+	for name, values := range chartVariants {
+		args := append([]string{"install", "my.farm", chartDir, "--dry-run=client", "--namespace", "studio"}, values...)
+		out, err := exec.Command(helmPath, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm install --dry-run=client (%s): %v\n%s", name, err, out)
+		}
+		_, notes, ok := strings.Cut(string(out), "NOTES:\n")
+		if !ok {
+			t.Fatalf("%s: helm printed no NOTES:\n%s", name, out)
+		}
+		if !strings.Contains(notes, "kubectl exec -n studio deploy/my-farm-renderfarm-serve -- renderfarm keys create") {
+			t.Errorf("%s: the notes do not give the key command in the release's namespace:\n%s", name, notes)
+		}
+		confined := !slices.Contains(values, "worker.sandbox=none")
+		if strings.Contains(notes, label) != confined {
+			t.Errorf("%s: the notes say the namespace's Pod Security level: %v, want %v:\n%s", name, !confined, confined, notes)
+		}
+	}
 }
 
 func TestChartLints(t *testing.T) {

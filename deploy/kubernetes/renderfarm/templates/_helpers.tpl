@@ -1,9 +1,12 @@
-{{/* The name of every object of this release, with a suffix per part. */}}
+{{/* The name of every object of this release, with a suffix per part.
+A release name may hold dots (my.farm), which a Service's name may not:
+they become dashes. */}}
 {{- define "renderfarm.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- $release := .Release.Name | replace "." "-" -}}
+{{- if contains .Chart.Name $release -}}
+{{- $release | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" $release .Chart.Name | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 

@@ -87,7 +87,7 @@ func (s *Service) reportProgress(ctx context.Context, workspaceID string, jobs [
 			return nil, err
 		}
 		pr.BlockedWorkers = w.BlockedWorkers
-		if err := fr.addScoutEta(pr, job.Counts.CompletedSeconds); err != nil {
+		if err := fr.addScoutEta(pr, toTheMicrosecond(job.Counts.CompletedSeconds)); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)
@@ -376,10 +376,21 @@ func (s *Service) checkRoomForFrames(ctx context.Context, tx *store.Tx, workspac
 			"Wait for some of those jobs to end, cancel some (POST /jobs/{id}/cancel), or render fewer frames", doing, adding, max)}
 }
 
+// toTheMicrosecond rounds a sum of render seconds to the microsecond. A
+// report with its frames adds them up in Go, in frame order; one without
+// has the database add them, in its own order and way (SQLite
+// compensates for rounding). The sums then differ in their last bits,
+// which could move an estimate rounded to a tenth of a second to the
+// other side: rounded first, both reports estimate the same.
+func toTheMicrosecond(seconds float64) float64 {
+	return math.Round(seconds*1e6) / 1e6
+}
+
 // progressOf reports a job's frames, counted and, when read, listed,
 // and estimates the time left.
 func progressOf(job store.Progress) *farm.Progress {
 	c := job.Counts
+	c.CompletedSeconds = toTheMicrosecond(c.CompletedSeconds)
 	pr := &farm.Progress{JobID: job.JobID, Status: job.Status, Frames: job.Frames,
 		FramesTotal: c.Total, FramesCompleted: c.Completed, FramesRendering: c.Rendering, FramesFailed: c.Failed}
 	switch {

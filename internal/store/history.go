@@ -51,6 +51,13 @@ type usageOfDay struct {
 // deleted). The caller holds the job's lock (LockJob) in the same
 // transaction, has checked it ended, and removes its files.
 func (tx *Tx) RemoveJobFromHistory(ctx context.Context, job *farm.Job) error {
+	// FOR UPDATE, as the job's removal will take at its end anyway: a
+	// download whose count ends meanwhile waits for the removal to end
+	// (RecordDownload reads the job FOR KEY SHARE), rather than add a row
+	// to downloads after the removal read them.
+	if _, err := tx.exec(ctx, `SELECT 1 FROM jobs WHERE id = ?`+tx.dialect.rowLock("FOR UPDATE"), job.ID); err != nil {
+		return fmt.Errorf("lock job %s for its removal from the history: %w", job.ID, err)
+	}
 	days := map[string]*usageOfDay{}
 	day := func(at time.Time) *usageOfDay {
 		key := at.UTC().Format(time.DateOnly)

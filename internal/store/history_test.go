@@ -284,6 +284,38 @@ func TestADownloadEndingDuringItsJobsRemovalIsKeptWithItsUsage(t *testing.T) {
 	})
 }
 
+// A download's count does not wait for a transaction that only moves its
+// job on (LockJob), as a failing chunk, a cancel or a retry does: it
+// ends while that transaction is still open.
+func TestADownloadIsCountedWhileItsJobIsLockedToMoveOn(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		if s.Dialect() != store.DialectPostgres {
+			t.Skip("SQLite runs one writing transaction at a time")
+		}
+		ctx := t.Context()
+		ws := ensureWorkspace(t, s, "studio")
+		insertJob(t, s, newJob("job-1", ws.ID, time.Now().UTC()))
+		err := s.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.LockJob(ctx, "", "job-1"); err != nil {
+				return err
+			}
+			counted := make(chan error, 1)
+			go func() { counted <- s.RecordDownload(ctx, "job-1", 100) }()
+			select {
+			case err := <-counted:
+				return err
+			case <-time.After(10 * time.Second):
+				t.Error("after 10 s, the download's count still waited for the transaction that locked its job")
+				return nil
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // removeFromHistory removes a job from the history as the retention does:
 // its lock taken first, in a transaction of its own.
 func removeFromHistory(ctx context.Context, s *store.Store, jobID string) error {

@@ -54,16 +54,19 @@ const monthSecondsQuery = `COALESCE((SELECT SUM(mt.worker_seconds + mt.gpu_secon
 // usage keeps by day (usage_history), whose rows name its workspace. A
 // job of which nothing is kept, or never made, counts nothing.
 //
-// On PostgreSQL the job's row is read FOR SHARE, which waits for a
-// transaction that holds its lock (LockJob) to end: a removal from the
-// history that has already read and removed the job's downloads, and
-// not yet committed, would otherwise leave a row added meanwhile in
-// downloads for good, of a job no longer there. Once that removal
-// commits, the job is gone and the bytes go to usage_history.
+// On PostgreSQL the job's row is read FOR KEY SHARE, which waits only
+// for a transaction that deletes it or holds it FOR UPDATE, as a removal
+// from the history does from its start (RemoveJobFromHistory): one that
+// has already read and removed the job's downloads, and not yet
+// committed, would otherwise leave a row added meanwhile in downloads for
+// good, of a job no longer there. Once that removal commits, the job is
+// gone and the bytes go to usage_history. The transactions that only
+// move a job on (LockJob's FOR NO KEY UPDATE) do not hold a download's
+// count up, nor does it hold them.
 func (q *Queries) RecordDownload(ctx context.Context, jobID string, bytes int64) error {
 	day := now().Format(time.DateOnly)
 	res, err := q.exec(ctx, `INSERT INTO downloads (workspace_id, job_id, day, bytes)
-			SELECT j.workspace_id, j.id, ?, ? FROM jobs j WHERE j.id = ?`+q.dialect.rowLock("FOR SHARE")+`
+			SELECT j.workspace_id, j.id, ?, ? FROM jobs j WHERE j.id = ?`+q.dialect.rowLock("FOR KEY SHARE")+`
 		ON CONFLICT (job_id, day) DO UPDATE SET bytes = downloads.bytes + excluded.bytes`,
 		day, bytes, jobID)
 	if err != nil {

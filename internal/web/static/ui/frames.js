@@ -22,6 +22,8 @@ export class FrameGrid {
     this.tiles = new Map(); // frame number → tile parts
     this.aspect = '';
     this.format = 'PNG';
+    this.shownFrames = null; // what the tiles show, to skip an update that changes nothing
+    this.shownDownloads = null;
   }
 
   /** configure sets what every tile shares: the frames' shape and format. */
@@ -37,6 +39,12 @@ export class FrameGrid {
    * with the downloads (the stored files) into the tiles.
    */
   update(progress, downloads) {
+    // A large job's page gives the same frames and downloads again between
+    // its full reports (views/job.js): no tile changed, and walking tens of
+    // thousands of them at every poll would be the page's costliest work.
+    if (progress?.frames && progress.frames === this.shownFrames && downloads === this.shownDownloads) return;
+    this.shownFrames = progress?.frames;
+    this.shownDownloads = downloads;
     // A frame of a multiview scene has an image per view: its tile shows
     // the first (the left one).
     const outputs = new Map();

@@ -17,6 +17,14 @@ const pollMs = 1500;
 // Download URLs live an hour; a finished job's page refreshes them well
 // before that so its links keep working.
 const refreshLinksMs = 10 * 60 * 1000;
+// A progress report lists every frame, about 77 bytes each: 7.7 MB a poll
+// for a job of 100,000 frames. Above manyFrames the page asks at each poll
+// for the counters alone (frames=none, a couple of hundred bytes) and for
+// the frames only when the job's status moved or its list is listFramesMs
+// old: the meter and the counts stay live, the grid lags a few seconds.
+// Below it, one full report a poll costs little and keeps the grid live.
+const manyFrames = 2000;
+const listFramesMs = 10 * 1000;
 
 const failureStages = {
   validation: 'while validating the file',
@@ -74,13 +82,21 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let lastDownloads = null;
   let downloadsOf = '';
   let downloadsAt = 0;
+  // The last report with its frames of a job of more than manyFrames
+  // frames, the status it was read at and when; and the most frames the
+  // job's settings or a report counted.
+  let lastList = null;
+  let listOf = '';
+  let listAt = 0;
+  let mostFrames = 0;
+
   const poller = poll(async () => {
     try {
       const job = await api.getJob(id, signal);
       let progress = null;
       let downloads = null;
       if (job.finalConfig) {
-        progress = await api.progress(id, signal);
+        progress = await readProgress(job);
         const stand = `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
         if (stand !== downloadsOf || !lastDownloads || Date.now() - downloadsAt > refreshLinksMs) {
           lastDownloads = await api.downloads(id, signal);
@@ -111,6 +127,27 @@ export function jobView(root, { api, signal, params, setConnection }) {
     }
     return true;
   }, pollMs, signal);
+
+  // readProgress answers the job's progress: in full for a job of up to
+  // manyFrames frames; for a larger one, the fresh counters with the frames
+  // of the last full report, read again once the status moved or the list
+  // is listFramesMs old.
+  async function readProgress(job) {
+    mostFrames = Math.max(mostFrames, job.finalConfig.frameCount ?? 0);
+    if (mostFrames <= manyFrames) {
+      const progress = await api.progress(id, signal);
+      mostFrames = Math.max(mostFrames, progress.framesTotal);
+      return progress;
+    }
+    if (!lastList || job.status !== listOf || Date.now() - listAt > listFramesMs) {
+      lastList = await api.progress(id, signal);
+      listOf = job.status;
+      listAt = Date.now();
+      return lastList;
+    }
+    const counts = await api.progressCounts(id, signal);
+    return { ...counts, frames: lastList.frames };
+  }
 
   function show(job, progress, downloads) {
     const name = job.sceneFile?.fileName || 'Untitled job';
@@ -411,7 +448,8 @@ export function jobView(root, { api, signal, params, setConnection }) {
 
     const eta = p.etaSeconds === null || p.etaSeconds === undefined || finalStatuses.has(job.status) ? '—' : formatSeconds(p.etaSeconds);
     // normalizedSeconds is set when the job is finalized; until then the
-    // frames' own times add up to it.
+    // frames' own times add up to it (those of the last list, for a job of
+    // more than manyFrames).
     const spent = job.normalizedSeconds > 0 ? job.normalizedSeconds : p.frames.reduce((sum, f) => sum + (f.renderSeconds || 0), 0);
     replaceStats(live.stats, [
       ['Done', String(p.framesCompleted)],

@@ -87,7 +87,7 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 		switch r.What {
 		case "full":
 			fulls = append(fulls, r)
-		case "job", "counts":
+		case "job", "counts", "downloads":
 		default:
 			t.Errorf("request %d of the large job's progress asked %q", i, r.What)
 		}
@@ -110,6 +110,23 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	// A poll every 1.5 s: about six in ten seconds.
 	if between < 3 {
 		t.Errorf("%d polls asked for the counters between the two lists of frames, want 3 or more: %v", between, asked)
+	}
+	// Its downloads, a signed URL a file, go with the list of frames: each
+	// is asked for in a poll that read the frames, none in a poll that read
+	// the counters alone, though these moved.
+	progressBefore := ""
+	for _, r := range asked {
+		switch r.What {
+		case "full", "counts":
+			progressBefore = r.What
+		case "downloads":
+			if progressBefore != "full" {
+				t.Errorf("the large job's downloads were asked for in a poll that read %q, want only with its frames: %v", progressBefore, asked)
+			}
+		}
+	}
+	if asked.count("downloads") == 0 {
+		t.Errorf("the large job's downloads were never asked for: %v", asked)
 	}
 
 	// The status moves: the very poll that sees it asks for the frames.
@@ -234,7 +251,8 @@ func (b *browser) checkCounters(done, rendering, failed, summary string) {
 
 // request is one of the requests of a job's page, from the browser's
 // resource timing: the job ("job"), its progress with its frames ("full")
-// or without ("counts"), and when it started and ended, in ms.
+// or without ("counts"), its downloads ("downloads"), and when it started
+// and ended, in ms.
 type request struct {
 	What       string
 	Start, End float64
@@ -248,9 +266,10 @@ func (b *browser) progressAsked(jobID string) requests {
 	b.t.Helper()
 	got := b.text(fmt.Sprintf(`JSON.stringify(performance.getEntriesByType('resource')
 		.map((e) => [new URL(e.name), e])
-		.filter(([u]) => u.pathname.endsWith('/jobs/%[1]s') || u.pathname.endsWith('/jobs/%[1]s/progress'))
+		.filter(([u]) => ['', '/progress', '/downloads'].some((end) => u.pathname.endsWith('/jobs/%[1]s' + end)))
 		.map(([u, e]) => ({
-			What: u.pathname.endsWith('/progress') ? ({ '': 'full', '?frames=none': 'counts' }[u.search] ?? u.search) : 'job',
+			What: u.pathname.endsWith('/progress') ? ({ '': 'full', '?frames=none': 'counts' }[u.search] ?? u.search)
+				: u.pathname.endsWith('/downloads') ? 'downloads' : 'job',
 			Start: e.startTime, End: e.responseEnd,
 		}))
 		.sort((a, b) => a.Start - b.Start))`, jobID))

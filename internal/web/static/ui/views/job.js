@@ -18,13 +18,15 @@ const pollMs = 1500;
 // before that so its links keep working.
 const refreshLinksMs = 10 * 60 * 1000;
 // A progress report lists every frame, about 77 bytes each: 7.7 MB a poll
-// for a job of 100,000 frames. Above manyFrames the page asks at each poll
-// for the counters alone (frames=none, a couple of hundred bytes) and for
-// the frames only when the job's status moved or its list is listFramesMs
-// old: the meter and the counts stay live, the grid lags a few seconds.
+// for a job of 100,000 frames, and its downloads some 600 bytes a frame.
+// Above manyFrames the page asks at each poll for the counters alone
+// (frames=none, a couple of hundred bytes), and for the frames and their
+// downloads only when the job's status moved or its list is
+// listFramesMs old, a millisecond a frame and at least 10 s (100 s at
+// 100,000 frames): the meter and the counts stay live, the grid lags.
 // Below it, one full report a poll costs little and keeps the grid live.
 const manyFrames = 2000;
-const listFramesMs = 10 * 1000;
+const listFramesMs = (frames) => Math.max(10 * 1000, frames);
 
 const failureStages = {
   validation: 'while validating the file',
@@ -97,7 +99,9 @@ export function jobView(root, { api, signal, params, setConnection }) {
       let downloads = null;
       if (job.finalConfig) {
         progress = await readProgress(job);
-        const stand = `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
+        // A large job's downloads go with its frame list: the grid shows
+        // them together, and each answer signs a URL a file.
+        const stand = mostFrames > manyFrames ? `${job.status} ${listAt}` : `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
         if (stand !== downloadsOf || !lastDownloads || Date.now() - downloadsAt > refreshLinksMs) {
           lastDownloads = await api.downloads(id, signal);
           downloadsOf = stand;
@@ -139,7 +143,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       mostFrames = Math.max(mostFrames, progress.framesTotal);
       return progress;
     }
-    if (!lastList || job.status !== listOf || Date.now() - listAt > listFramesMs) {
+    if (!lastList || job.status !== listOf || Date.now() - listAt > listFramesMs(mostFrames)) {
       lastList = await api.progress(id, signal);
       listOf = job.status;
       listAt = Date.now();

@@ -389,9 +389,11 @@ func (q *Queries) GiveTasksTheirWorkspace(ctx context.Context) (int64, error) {
 // tasks_control_queued index, never more than limit entries of it.
 func (q *Queries) ControlTasksAhead(ctx context.Context, t Task, limit int) (int, error) {
 	var n int
-	// Made before t, or in the same microsecond with a smaller id: of
-	// two tasks a transaction made at once, one counts the other, so a
-	// split job's merges queued together rank among themselves.
+	// Made before t, or in the same microsecond with a smaller id: tasks
+	// stamped alike (made together, then ranked) count one another that
+	// way rather than all take the first rank. A task is ranked as it is
+	// queued, so one stamped alike with a smaller id but queued after it
+	// is not counted: the farm stamps each with its own time.Now().
 	created := t.CreatedAt.UTC()
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM tasks
 			WHERE workspace_id = ? AND kind IN (?, ?) AND status = ? AND created_at <= ?

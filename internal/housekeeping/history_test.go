@@ -23,6 +23,9 @@ func TestAJobEndedBeforeTheRetentionIsRemovedWithItsFiles(t *testing.T) {
 		for _, id := range []string{old.ID, stuck.ID} {
 			f.Exec(`UPDATE jobs SET updated_at = ? WHERE id = ?`, longAgo, id)
 		}
+		// The old job's frames and chunks ended as it did, 40 days ago.
+		f.Exec(`UPDATE frames SET updated_at = ? WHERE job_id = ?`, longAgo.Add(-time.Minute), old.ID)
+		f.Exec(`UPDATE tasks SET finished_at = ? WHERE job_id = ? AND finished_at IS NOT NULL`, longAgo.Add(-time.Minute), old.ID)
 		input, err := f.Store.GetUpload(f.Ctx, f.P.WorkspaceID, old.Slug)
 		if err != nil {
 			t.Fatal(err)
@@ -30,7 +33,7 @@ func TestAJobEndedBeforeTheRetentionIsRemovedWithItsFiles(t *testing.T) {
 		if left, _ := f.Objects.List(f.Ctx, farm.JobPrefix(old.ID)); len(left) != 6 {
 			t.Fatalf("the old job has %d objects before the removal, want its 6", len(left))
 		}
-		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		from, to := time.Now().Add(-41*24*time.Hour), time.Now().Add(time.Hour)
 		before, err := f.api.Usage(f.Ctx, f.P, &from, &to, farm.UsageByDay)
 		if err != nil {
 			t.Fatal(err)

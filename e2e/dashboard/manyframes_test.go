@@ -155,6 +155,26 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 		t.Errorf("the small job's progress was asked as %v; want its frames at each poll", asked)
 	}
 
+	// Once the job is completed, the poll that sees it reads its frames
+	// and downloads, and nothing more is asked for until the links are
+	// signed again, ten minutes on.
+	small.Status = rf.StatusCompleted
+	if err := st.UpdateJob(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the completed job", `document.querySelector('#job-view .badge')?.dataset.status === 'completed'`)
+	time.Sleep(2 * time.Second)
+	asked = b.progressAsked(small.ID)
+	last := 0
+	for i, r := range asked {
+		if r.What == "job" {
+			last = i
+		}
+	}
+	if after := asked[last+1:]; after.full() != 1 || after.count("downloads") > 1 || len(after) > 2 {
+		t.Errorf("after the poll that found the job completed, its page asked %v; want its frames once, and its downloads at most once", after)
+	}
+
 	for _, m := range console.exceptions() {
 		t.Errorf("uncaught exception in the page: %s", m)
 	}

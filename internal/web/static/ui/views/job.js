@@ -117,7 +117,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
         await showLog();
       }
       if (finalStatuses.has(job.status)) {
-        if (job.finalConfig) keepLinksFresh();
+        if (job.finalConfig) keepLinksFresh(progress);
         return false;
       }
     } catch (err) {
@@ -519,10 +519,19 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(live.downloadsBody, player, links);
   }
 
-  function keepLinksFresh() {
+  // keepLinksFresh signs a finished job's downloads again every
+  // refreshLinksMs, so that its links keep working. Its frames no longer
+  // change: the grid keeps those of the last report (progress), and the
+  // first round, right after the poll that read both, reads nothing.
+  function keepLinksFresh(progress) {
+    let first = true;
     poll(async () => {
+      if (first) {
+        first = false;
+        return true;
+      }
       try {
-        const [progress, downloads] = await Promise.all([api.progress(id, signal), api.downloads(id, signal)]);
+        const downloads = await api.downloads(id, signal);
         grid.update(progress, downloads);
         composites.update(downloads);
         if (live) showDownloads({ status: lastStatus }, downloads);

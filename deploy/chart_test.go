@@ -167,7 +167,9 @@ func TestChartNamesItsObjectsAsKubernetesAllows(t *testing.T) {
 // node pod is ever made, and the API server only warns.
 func TestChartNotesSayWhatTheRenderNodesNeed(t *testing.T) {
 	helmPath := helm(t)
-	label := "kubectl label namespace studio pod-security.kubernetes.io/enforce=privileged"
+	// --overwrite: a namespace that enforces baseline or restricted has
+	// the label already, and kubectl keeps it without.
+	label := "kubectl label --overwrite namespace studio pod-security.kubernetes.io/enforce=privileged"
 	for name, values := range chartVariants {
 		args := append([]string{"install", "my.farm", chartDir, "--dry-run=client", "--namespace", "studio"}, values...)
 		out, err := exec.Command(helmPath, args...).CombinedOutput()

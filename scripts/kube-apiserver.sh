@@ -41,6 +41,7 @@ build_kubernetes() {
 		local mod
 		mod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 		mkdir -p "$DIR/src"
+		rm -rf "$src.tmp" # a copy an interrupted start left
 		cp -r "$mod" "$src.tmp"
 		chmod -R u+w "$src.tmp"
 		rm -f "$src.tmp/go.work" "$src.tmp/go.work.sum"
@@ -205,7 +206,9 @@ stop() {
 	for p in kube-controller-manager kube-apiserver etcd; do
 		[ -f "$RUN/$p.pid" ] || continue
 		pid=$(cat "$RUN/$p.pid")
-		if kill "$pid" 2>/dev/null; then
+		# Only the server this script started: after a reboot the pid
+		# may be another process's.
+		if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$BIN/$p" ] && kill "$pid" 2>/dev/null; then
 			for _ in $(seq 100); do
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.2

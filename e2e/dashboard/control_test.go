@@ -105,6 +105,10 @@ func TestDashboardApprovesScoutFramesAndRetriesFrames(t *testing.T) {
 			t.Errorf("frame %d begun %d times, want %d", fr.Frame, fr.Attempts, want)
 		}
 	}
+	// The page, whose poll ended with the job, polls again from the retry
+	// on, and shows the job as the retry left it.
+	b.waitFor("the page to show frame 2's second attempt", `document.querySelector('#frame-grid li[data-frame="2"] .frame-time')?.textContent.includes('2 attempts') &&
+		document.querySelector('#job-view .badge')?.dataset.status === 'completed'`)
 	for _, m := range console.exceptions() {
 		t.Errorf("uncaught exception in the page: %s", m)
 	}

@@ -143,6 +143,14 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 		t.Errorf("the frames were asked for %d times before the job was suspended and %d after; want once more", fullsBefore, n)
 	}
 
+	// Suspended, its frames do not move: past listFramesMs, the page reads
+	// its counters still, and neither its frames nor its downloads again.
+	b.do(chromedp.Evaluate[chromedp.Void](`performance.clearResourceTimings()`))
+	time.Sleep(listFramesMs*time.Millisecond + 2*time.Second)
+	if idle := b.progressAsked(big.ID); idle.full() != 0 || idle.count("downloads") != 0 || idle.counts() < 3 {
+		t.Errorf("the suspended job's page asked %v over %d s; want its counters at each poll, and neither its frames nor its downloads", idle, listFramesMs/1000+2)
+	}
+
 	// The small job: every poll asks for its frames, none for the
 	// counters alone.
 	b.open(small)

@@ -5,7 +5,9 @@
  * poll runs task now and then again intervalMs after each run ends, until
  * task returns false or signal aborts. While the page is hidden nothing
  * runs; when it shows again, task runs at once. refresh() asks for a run
- * now, or right after the one under way, for changes the user just made.
+ * now, or right after the one under way, for changes the user just made;
+ * it starts again a poll whose task returned false (a job that ended, and
+ * is then rendered again), but not one whose signal aborted.
  *
  * @param {() => Promise<boolean|void>} task
  * @param {number} intervalMs
@@ -53,7 +55,13 @@ export function poll(task, intervalMs, signal) {
 
   return {
     refresh() {
-      if (done) return;
+      if (signal.aborted) return;
+      if (done) {
+        done = false;
+        document.addEventListener('visibilitychange', onVisibility);
+        tick();
+        return;
+      }
       if (running) {
         again = true;
         return;

@@ -91,6 +91,10 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let listOf = '';
   let listAt = 0;
   let mostFrames = 0;
+  let lastCounts = null; // the counters read since the last list
+  // framesStand is what a report says of the frames, for telling whether
+  // they moved between two reports.
+  const framesStand = (p) => `${p.framesCompleted} ${p.framesRendering} ${p.framesFailed}`;
 
   const poller = poll(async () => {
     try {
@@ -101,7 +105,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
         progress = await readProgress(job);
         // A large job's downloads go with its frame list: the grid shows
         // them together, and each answer signs a URL a file.
-        const stand = mostFrames > manyFrames ? `${job.status} ${listAt}` : `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
+        const stand = mostFrames > manyFrames && lastList ? `${listOf} ${lastList.framesCompleted} ${lastList.framesFailed}` : `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
         if (stand !== downloadsOf || !lastDownloads || Date.now() - downloadsAt > refreshLinksMs) {
           lastDownloads = await api.downloads(id, signal);
           downloadsOf = stand;
@@ -134,8 +138,9 @@ export function jobView(root, { api, signal, params, setConnection }) {
 
   // readProgress answers the job's progress: in full for a job of up to
   // manyFrames frames; for a larger one, the fresh counters with the frames
-  // of the last full report, read again once the status moved or the list
-  // is listFramesMs old.
+  // of the last full report, read again once the status moved, or once the
+  // list is listFramesMs old and the last counters say its frames moved
+  // since (a job that waits, or is suspended, is not read again).
   async function readProgress(job) {
     mostFrames = Math.max(mostFrames, job.finalConfig.frameCount ?? 0);
     if (mostFrames <= manyFrames) {
@@ -143,14 +148,16 @@ export function jobView(root, { api, signal, params, setConnection }) {
       mostFrames = Math.max(mostFrames, progress.framesTotal);
       return progress;
     }
-    if (!lastList || job.status !== listOf || Date.now() - listAt > listFramesMs(mostFrames)) {
+    const moved = lastCounts && lastList && framesStand(lastCounts) !== framesStand(lastList);
+    if (!lastList || job.status !== listOf || (moved && Date.now() - listAt > listFramesMs(mostFrames))) {
       lastList = await api.progress(id, signal);
       listOf = job.status;
       listAt = Date.now();
+      lastCounts = null;
       return lastList;
     }
-    const counts = await api.progressCounts(id, signal);
-    return { ...counts, frames: lastList.frames };
+    lastCounts = await api.progressCounts(id, signal);
+    return { ...lastCounts, frames: lastList.frames };
   }
 
   function show(job, progress, downloads) {
@@ -519,13 +526,19 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(live.downloadsBody, player, links);
   }
 
+  let linksRound = 0;
   // keepLinksFresh signs a finished job's downloads again every
   // refreshLinksMs, so that its links keep working. Its frames no longer
   // change: the grid keeps those of the last report (progress), and the
   // first round, right after the poll that read both, reads nothing.
   function keepLinksFresh(progress) {
+    // A job rendered again from this page (a retry) starts the page's
+    // poll again; once it ends again, a new round of this starts, and this
+    // one stops.
+    const round = ++linksRound;
     let first = true;
     poll(async () => {
+      if (round !== linksRound || !finalStatuses.has(lastStatus)) return false;
       if (first) {
         first = false;
         return true;

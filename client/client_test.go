@@ -388,6 +388,43 @@ func TestProgressCountsAskForNoFrames(t *testing.T) {
 	}
 }
 
+// A server that refuses frames=none (400) is asked for the whole report,
+// so that Wait and the CLI's lines work against it too.
+func TestProgressCountsFromAServerThatRefusesThemReadTheWholeReport(t *testing.T) {
+	f := newFakeServer(t)
+	var queries []string
+	refuse := func(w http.ResponseWriter, r *http.Request) bool {
+		queries = append(queries, r.URL.RawQuery)
+		if r.URL.RawQuery != "" {
+			writeJSON(w, 400, `{"error": {"code": "INVALID_REQUEST", "message": "unknown parameter frames"}}`)
+			return true
+		}
+		return false
+	}
+	f.handle("GET /jobs/{id}/progress", func(w http.ResponseWriter, r *http.Request) {
+		if !refuse(w, r) {
+			writeJSON(w, 200, `{"jobId": "j1", "status": "rendering", "framesTotal": 1, "framesCompleted": 1, "percentComplete": 100, "etaSeconds": null,
+				"frames": [{"frame": 1, "status": "completed", "worker": "w1", "renderSeconds": 1, "attempts": 1}]}`)
+		}
+	})
+	f.handle("GET /jobs/progress", func(w http.ResponseWriter, r *http.Request) {
+		if !refuse(w, r) {
+			writeJSON(w, 200, `[]`)
+		}
+	})
+	c := f.client()
+	ctx := context.Background()
+	if p, err := c.ProgressCounts(ctx, "j1"); err != nil || p.FramesCompleted != 1 || len(p.Frames) != 1 {
+		t.Errorf("ProgressCounts: %+v %v; want the whole report", p, err)
+	}
+	if list, err := c.RunningProgressCounts(ctx); err != nil || list == nil {
+		t.Errorf("RunningProgressCounts: %#v %v", list, err)
+	}
+	if want := []string{"frames=none", "", "frames=none", ""}; !slices.Equal(queries, want) {
+		t.Errorf("queries sent %q, want %q", queries, want)
+	}
+}
+
 func TestActionsUseTheirRoutes(t *testing.T) {
 	f := newFakeServer(t)
 	for action, status := range map[string]client.Status{"validate": client.StatusValidating, "cancel": client.StatusCanceled} {

@@ -222,9 +222,23 @@ func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {
 // what the job waits for. Prefer it wherever the frames are not shown:
 // a job of 100,000 frames is a report of several megabytes with them,
 // and of a few hundred bytes without. A farm that cannot leave the
-// frames out lists them anyway.
+// frames out lists them anyway, and one that refuses to be asked (400)
+// is asked for the whole report.
 func (c *Client) ProgressCounts(ctx context.Context, id string) (*Progress, error) {
-	return c.progress(ctx, id, "?frames=none")
+	p, err := c.progress(ctx, id, "?frames=none")
+	if refusedQuery(err) {
+		return c.progress(ctx, id, "")
+	}
+	return p, err
+}
+
+// refusedQuery reports whether err is a server's 400 to a progress
+// request that sent nothing but frames=none: a server that checks the
+// parameters it is sent and does not know this one (renderfarm takes it;
+// most servers ignore what they do not know).
+func refusedQuery(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest
 }
 
 func (c *Client) progress(ctx context.Context, id, query string) (*Progress, error) {
@@ -250,7 +264,11 @@ func (c *Client) RunningProgress(ctx context.Context) ([]Progress, error) {
 // RunningProgressCounts is [Client.RunningProgress] without each job's
 // per-frame state, as [Client.ProgressCounts] is.
 func (c *Client) RunningProgressCounts(ctx context.Context) ([]Progress, error) {
-	return c.runningProgress(ctx, "?frames=none")
+	list, err := c.runningProgress(ctx, "?frames=none")
+	if refusedQuery(err) {
+		return c.runningProgress(ctx, "")
+	}
+	return list, err
 }
 
 func (c *Client) runningProgress(ctx context.Context, query string) ([]Progress, error) {

@@ -80,6 +80,7 @@ func (s *Service) reportProgress(ctx context.Context, workspaceID string, jobs [
 	fr := &farmReads{s: s, ctx: ctx, workspaceID: workspaceID, liveSince: s.liveSince()}
 	for _, job := range jobs {
 		w := work[job.JobID]
+		job.Counts.CompletedSeconds = toTheMicrosecond(job.Counts.CompletedSeconds)
 		pr := progressOf(job)
 		addParts(pr, w.Parts)
 		pr.SuspendedReason = job.SuspendedReason
@@ -87,7 +88,7 @@ func (s *Service) reportProgress(ctx context.Context, workspaceID string, jobs [
 			return nil, err
 		}
 		pr.BlockedWorkers = w.BlockedWorkers
-		if err := fr.addScoutEta(pr, toTheMicrosecond(job.Counts.CompletedSeconds)); err != nil {
+		if err := fr.addScoutEta(pr, job.Counts.CompletedSeconds); err != nil {
 			return nil, err
 		}
 		out = append(out, *pr)
@@ -390,7 +391,6 @@ func toTheMicrosecond(seconds float64) float64 {
 // and estimates the time left.
 func progressOf(job store.Progress) *farm.Progress {
 	c := job.Counts
-	c.CompletedSeconds = toTheMicrosecond(c.CompletedSeconds)
 	pr := &farm.Progress{JobID: job.JobID, Status: job.Status, Frames: job.Frames,
 		FramesTotal: c.Total, FramesCompleted: c.Completed, FramesRendering: c.Rendering, FramesFailed: c.Failed}
 	switch {

@@ -225,20 +225,21 @@ func (c *Client) Progress(ctx context.Context, id string) (*Progress, error) {
 // frames out lists them anyway, and one that refuses to be asked (400)
 // is asked for the whole report.
 func (c *Client) ProgressCounts(ctx context.Context, id string) (*Progress, error) {
-	p, err := c.progress(ctx, id, "?frames=none")
-	if refusedQuery(err) {
-		return c.progress(ctx, id, "")
-	}
-	return p, err
+	return countsOrWhole(func(query string) (*Progress, error) { return c.progress(ctx, id, query) })
 }
 
-// refusedQuery reports whether err is a server's 400 to a progress
-// request that sent nothing but frames=none: a server that checks the
-// parameters it is sent and does not know this one (renderfarm takes it;
-// most servers ignore what they do not know).
-func refusedQuery(err error) bool {
+// countsOrWhole reads a progress report with the query frames=none, and
+// again with none when the server refuses it (400): a server that checks
+// the parameters it is sent and does not know this one (renderfarm takes
+// it; most servers ignore what they do not know). The request sends
+// nothing else a server could refuse.
+func countsOrWhole[T any](read func(query string) (T, error)) (T, error) {
+	v, err := read("?frames=none")
 	var ae *APIError
-	return errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
+		return read("")
+	}
+	return v, err
 }
 
 func (c *Client) progress(ctx context.Context, id, query string) (*Progress, error) {
@@ -264,11 +265,7 @@ func (c *Client) RunningProgress(ctx context.Context) ([]Progress, error) {
 // RunningProgressCounts is [Client.RunningProgress] without each job's
 // per-frame state, as [Client.ProgressCounts] is.
 func (c *Client) RunningProgressCounts(ctx context.Context) ([]Progress, error) {
-	list, err := c.runningProgress(ctx, "?frames=none")
-	if refusedQuery(err) {
-		return c.runningProgress(ctx, "")
-	}
-	return list, err
+	return countsOrWhole(func(query string) ([]Progress, error) { return c.runningProgress(ctx, query) })
 }
 
 func (c *Client) runningProgress(ctx context.Context, query string) ([]Progress, error) {

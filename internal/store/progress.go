@@ -138,10 +138,10 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string, wi
 		return Progress{}, fmt.Errorf("read progress of job %s: %w", jobID, err)
 	}
 	defer rows.Close()
-	// Room for a short job's frames, which saves growing the slice five
-	// times over for each one; a longer job grows it as usual.
 	p := Progress{JobID: jobID}
 	if withFrames {
+		// Room for a short job's frames, which saves growing the slice
+		// five times over for each one; a longer job grows it as usual.
 		p.Frames = make([]farm.FrameProgress, 0, 64)
 	}
 	row := &progressRow{withFrames: withFrames}

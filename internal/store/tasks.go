@@ -366,8 +366,8 @@ func (q *Queries) RaiseLongWaitingControlTasks(ctx context.Context, before time.
 	return res.RowsAffected()
 }
 
-// GiveTasksTheirWorkspace records, on the validations and merges queued
-// or running without a workspace, their job's: an older serve, running
+// GiveTasksTheirWorkspace records, on the validations, merges and
+// finalizings queued or running without a workspace, their job's: an older serve, running
 // beside newer ones through a rolling upgrade, makes them so (migration
 // 0027 gave the workspace to those made before it). Until then their
 // workspace's priority count (ControlTasksAhead) and its running work

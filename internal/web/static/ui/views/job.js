@@ -21,9 +21,10 @@ const refreshLinksMs = 10 * 60 * 1000;
 // for a job of 100,000 frames, and its downloads some 600 bytes a frame.
 // Above manyFrames the page asks at each poll for the counters alone
 // (frames=none, a couple of hundred bytes), and for the frames and their
-// downloads only when the job's status moved or its list is
-// listFramesMs old, a millisecond a frame and at least 10 s (100 s at
-// 100,000 frames): the meter and the counts stay live, the grid lags.
+// downloads only when the job's status moved, or when its list is
+// listFramesMs old (a millisecond a frame and at least 10 s: 100 s at
+// 100,000 frames) and the counters moved since: the meter and the counts
+// stay live, the grid lags.
 // Below it, one full report a poll costs little and keeps the grid live.
 const manyFrames = 2000;
 const listFramesMs = (frames) => Math.max(10 * 1000, frames);

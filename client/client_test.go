@@ -1026,14 +1026,21 @@ func TestDownloadsWalksEveryPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var frames []int
-	for _, o := range d.FrameOutputs {
-		frames = append(frames, *o.Frame)
-	}
+	frames := frameNumbers(d)
 	if fmt.Sprint(frames) != "[1 2 3 4]" || len(d.Frames) != 4 || d.Frames[3] != "http://x/f4.png" || d.Pagination != nil ||
 		d.Transforms.FramesZip == nil {
 		t.Errorf("downloads = frames %v, urls %v, pagination %+v; want frames 1 to 4 once, their urls, no pagination", frames, d.Frames, d.Pagination)
 	}
+}
+
+// frameNumbers lists the frame of each of a downloads answer's frame
+// outputs, in its order.
+func frameNumbers(d *client.Downloads) []int {
+	var frames []int
+	for _, o := range d.FrameOutputs {
+		frames = append(frames, *o.Frame)
+	}
+	return frames
 }
 
 // pagedDownloads serves a job's downloads a page at a time from files
@@ -1081,10 +1088,7 @@ func TestDownloadsListsEveryFileLeftWhenFilesGoBetweenPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var frames []int
-	for _, o := range d.FrameOutputs {
-		frames = append(frames, *o.Frame)
-	}
+	frames := frameNumbers(d)
 	if fmt.Sprint(frames) != "[2 3 4 5]" || len(d.Frames) != 4 {
 		t.Errorf("downloads = frames %v, urls %v; want frames 2 to 5, those the job holds", frames, d.Frames)
 	}

@@ -222,17 +222,7 @@ func TestADownloadCountedAsItsJobIsRemovedIsKept(t *testing.T) {
 		if err := <-removed; err != nil {
 			t.Fatal(err)
 		}
-		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-		u, err := s.WorkspaceUsage(ctx, ws.ID, from, to, farm.UsageByJob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.Total.BytesTransferred != 800 {
-			t.Errorf("bytes served once the job is removed = %d, want the 800 counted", u.Total.BytesTransferred)
-		}
-		if n := countRows(t, s, "downloads"); n != 0 {
-			t.Errorf("downloads holds %d rows once the job is removed", n)
-		}
+		checkServedKeptOnce(t, s, ws.ID, 800)
 	})
 }
 
@@ -270,17 +260,7 @@ func TestADownloadEndingDuringItsJobsRemovalIsKeptWithItsUsage(t *testing.T) {
 		if err := <-counted; err != nil {
 			t.Fatal(err)
 		}
-		from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-		u, err := s.WorkspaceUsage(ctx, ws.ID, from, to, farm.UsageByJob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.Total.BytesTransferred != 800 {
-			t.Errorf("bytes served = %d, want the 800 counted", u.Total.BytesTransferred)
-		}
-		if n := countRows(t, s, "downloads"); n != 0 {
-			t.Errorf("downloads holds %d rows of a job that is gone", n)
-		}
+		checkServedKeptOnce(t, s, ws.ID, 800)
 	})
 }
 
@@ -314,6 +294,24 @@ func TestADownloadIsCountedWhileItsJobIsLockedToMoveOn(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// checkServedKeptOnce checks that the bytes served of a workspace's job
+// removed from the history within the hour are want, kept in its usage,
+// and that downloads holds no row of it.
+func checkServedKeptOnce(t *testing.T, s *store.Store, workspaceID string, want int64) {
+	t.Helper()
+	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	u, err := s.WorkspaceUsage(t.Context(), workspaceID, from, to, farm.UsageByJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Total.BytesTransferred != want {
+		t.Errorf("bytes served once the job is removed = %d, want the %d counted", u.Total.BytesTransferred, want)
+	}
+	if n := countRows(t, s, "downloads"); n != 0 {
+		t.Errorf("downloads holds %d rows of a job that is gone", n)
+	}
 }
 
 // removeFromHistory removes a job from the history as the retention does:

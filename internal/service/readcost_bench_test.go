@@ -17,6 +17,7 @@ import (
 // workspace (section 8):
 //
 //	go test ./internal/service/ -run '^$' -bench 'RunningProgress|Downloads' -benchtime 20x
+//	go test ./internal/service/ -run '^$' -bench 'ProgressOfALargeJob' -benchtime 5x
 
 // BenchmarkRunningProgress is GET /jobs/progress of a workspace with 1,
 // 10 and 50 jobs of 24 frames rendering, on each database.
@@ -35,6 +36,47 @@ func BenchmarkRunningProgress(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkProgressOfALargeJob is GET /jobs/progress and GET
+// /jobs/{id}/progress of one job of 100,000 frames (farm.MaxFramesPerJob)
+// rendering, with its frames and without (frames=none): the service's
+// answer and its JSON (body-bytes: its size).
+func BenchmarkProgressOfALargeJob(b *testing.B) {
+	for _, d := range []store.Dialect{store.DialectSQLite, store.DialectPostgres} {
+		b.Run(string(d), func(b *testing.B) {
+			f := newFixture(b, enginetest.Database{Dialect: d})
+			job := f.RenderingJob(f.api, farm.MaxFramesPerJob, 100)
+			for _, c := range []struct {
+				name string
+				q    farm.ProgressQuery
+			}{{"frames=all", farm.ProgressQuery{}}, {"frames=none", farm.ProgressQuery{WithoutFrames: true}}} {
+				for _, route := range []string{"running", "one"} {
+					b.Run(route+"/"+c.name, func(b *testing.B) {
+						var size int
+						for b.Loop() {
+							var answer any
+							var err error
+							if route == "running" {
+								answer, err = f.api.RunningProgress(f.Ctx, f.P, c.q)
+							} else {
+								answer, err = f.api.Progress(f.Ctx, f.P, job.ID, c.q)
+							}
+							if err != nil {
+								b.Fatal(err)
+							}
+							body, err := json.Marshal(answer)
+							if err != nil {
+								b.Fatal(err)
+							}
+							size = len(body)
+						}
+						b.ReportMetric(float64(size), "body-bytes")
+					})
+				}
+			}
+		})
 	}
 }
 

@@ -445,3 +445,53 @@ func usageSummedInGo(q *Queries, ctx context.Context, workspaceID string, from, 
 	})
 	return u, nil
 }
+
+// BenchmarkUsageOfAWorkspaceWithOldFrames is a 30-day usage report of a
+// workspace holding 500 jobs of 1,000 frames, completed and ended 200
+// days earlier, and one job of this month: the report reads the frames of
+// the jobs that could have completed one in the period, not all 500,000.
+//
+//	go test ./internal/store/ -run '^$' -bench UsageOfAWorkspaceWithOldFrames
+func BenchmarkUsageOfAWorkspaceWithOldFrames(b *testing.B) {
+	open := map[string]func() (*Store, error){
+		"sqlite":   func() (*Store, error) { return OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "farm.db")) },
+		"postgres": func() (*Store, error) { return OpenPostgres(b.Context(), testbackends.PostgresDatabase(b, "")) },
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s, err := open[name]()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := b.Context()
+			ws, err := s.EnsureWorkspace(ctx, "studio")
+			if err != nil {
+				b.Fatal(err)
+			}
+			old := time.Now().UTC().AddDate(0, 0, -200)
+			for i := range 500 {
+				id := fmt.Sprintf("old-%03d", i)
+				err := s.InsertJob(ctx, &farm.Job{ID: id, Status: farm.StatusCompleted, WorkspaceID: ws.ID, UserID: "key-1", CreatedAt: old, UpdatedAt: old, Slug: "slug-" + id})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := s.exec(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+				INSERT INTO frames (job_id, frame, task_id, status, updated_at)
+				SELECT j.id, n.i, 'task', 'completed', ? FROM jobs j CROSS JOIN n`, old); err != nil {
+				b.Fatal(err)
+			}
+			recent := time.Now().UTC().Add(-time.Hour)
+			if err := s.InsertJob(ctx, &farm.Job{ID: "recent", Status: farm.StatusRendering, WorkspaceID: ws.ID, UserID: "key-1", CreatedAt: recent, UpdatedAt: recent, Slug: "slug-recent"}); err != nil {
+				b.Fatal(err)
+			}
+			from, to := time.Now().AddDate(0, 0, -30), time.Now()
+			for b.Loop() {
+				if _, err := s.WorkspaceUsage(ctx, ws.ID, from, to, farm.UsageByDay); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -306,13 +306,15 @@ func (c *chunkOutput) verdict(r *Runner, status exitStatus, timedOut bool) error
 	return &RenderError{Frame: unfinished, Line: r.explainRenderFailure(line, status), ExitCode: status.exitCode}
 }
 
-// explainRenderFailure is explainCrash for a render, plus one more sign of
-// the memory limit: a file that validation read fine but that Blender now
-// fails to read ("Failed to read blend file …: Missing DNA block", seen
-// with a 200 MiB limit, the allocation failing while the file loads rather
-// than killing Blender).
+// explainRenderFailure is explainCrash for a render, plus two more signs
+// of the memory limit, both seen with a 200 MiB limit, an allocation
+// failing rather than killing Blender: a file that validation read fine
+// but that Blender now fails to read ("Failed to read blend file …:
+// Missing DNA block", the allocation failing while the file loads), and
+// Python's MemoryError (one failing in the farm's session script, which
+// ends Blender with exit code 1).
 func (r *Runner) explainRenderFailure(line string, status exitStatus) string {
-	if status.signal == 0 && strings.Contains(line, "Failed to read blend file") {
+	if status.signal == 0 && (strings.Contains(line, "Failed to read blend file") || strings.Contains(line, "MemoryError")) {
 		return r.withMemoryHint(line)
 	}
 	return r.explainCrash(line, status)

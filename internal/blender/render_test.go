@@ -284,8 +284,8 @@ type errReader struct{}
 func (errReader) Read([]byte) (int, error) { return 0, os.ErrClosed }
 
 // A render under a memory limit that fails for lack of memory says the
-// limit may be why, whether Blender crashed or could not read the file it
-// read fine at validation.
+// limit may be why, whether Blender crashed, could not read the file it
+// read fine at validation, or ran out of memory in Python.
 func TestExplainRenderFailure(t *testing.T) {
 	limited, err := sandbox.New(context.Background(), sandbox.Config{Mode: sandbox.None, MemoryBytes: 200 << 20})
 	if err != nil {
@@ -302,6 +302,7 @@ func TestExplainRenderFailure(t *testing.T) {
 	}{
 		{"crash under a limit", limited, "Blender was killed by signal segmentation fault", exitStatus{exitCode: -1, signal: syscall.SIGSEGV}, true},
 		{"read failure under a limit", limited, readFailure, exitStatus{exitCode: 1}, true},
+		{"Python out of memory under a limit", limited, "MemoryError", exitStatus{exitCode: 1}, true},
 		{"another error under a limit", limited, "Error: engine 'X' is not available", exitStatus{exitCode: 1}, false},
 		{"read failure without a limit", nil, readFailure, exitStatus{exitCode: 1}, false},
 	}

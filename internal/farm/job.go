@@ -249,6 +249,11 @@ type Downloads struct {
 // the database as counts.
 type ProgressQuery struct {
 	WithoutFrames bool
+	// Frames, when set, lists only the job's frames numbered from its
+	// Start to its End, both included, and still counts them all: a page
+	// of a large job's frames, as a grid of them shows one (ours). Its
+	// Step is 1.
+	Frames *FrameRange
 }
 
 // DownloadsQuery asks for one page of a job's downloads (ours): the files
@@ -258,6 +263,11 @@ type ProgressQuery struct {
 type DownloadsQuery struct {
 	Page     int // 1-based; 0: every file
 	PageSize int
+	// Frames, when set, lists only the files of the frames numbered from
+	// its Start to its End, both included (the pages, if asked for, are
+	// of those): the files of a page of a large job's frames (ours). Its
+	// Step is 1.
+	Frames *FrameRange
 }
 
 // Paging limits of a job's downloads. Each file listed is a URL signed

@@ -430,6 +430,9 @@ func TestDownloadsPageParameters(t *testing.T) {
 		{"?page=3&pageSize=500", farm.DownloadsQuery{Page: 3, PageSize: 500}},
 		{"?page=2", farm.DownloadsQuery{Page: 2}},
 		{"?pageSize=100000", farm.DownloadsQuery{PageSize: 100_000}},
+		{"?frames=1001-2000", farm.DownloadsQuery{Frames: &farm.FrameRange{Start: 1001, End: 2000, Step: 1}}},
+		{"?frames=7&page=2&pageSize=10", farm.DownloadsQuery{Page: 2, PageSize: 10, Frames: &farm.FrameRange{Start: 7, End: 7, Step: 1}}},
+		{"?frames=0-1048574", farm.DownloadsQuery{Frames: &farm.FrameRange{Start: 0, End: farm.MaxFrame, Step: 1}}},
 	}
 	for _, tc := range good {
 		e := newEnv(t, nil, httpapi.Options{})
@@ -442,11 +445,21 @@ func TestDownloadsPageParameters(t *testing.T) {
 			t.Errorf("%q: status %d: %s", tc.query, r.StatusCode, r.body)
 			continue
 		}
-		if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+		if calls := e.farm.Calls(); len(calls) != 1 || !reflect.DeepEqual(calls[0].Arg, tc.want) {
 			t.Errorf("%q: farm asked %+v, want %+v", tc.query, calls, tc.want)
 		}
 	}
 	bad := []struct{ query, field string }{
+		{"?frames=2000-1001", "frames"},
+		{"?frames=1-250x5", "frames"},
+		{"?frames=-5", "frames"},
+		{"?frames=+5", "frames"},
+		{"?frames=1048575", "frames"},
+		{"?frames=1-99999999999999999999", "frames"},
+		{"?frames=all", "frames"},
+		{"?frames=1%20-%202", "frames"},
+		{"?frames=%E2%91%A0", "frames"},
+		{"?frames=1001-2000&page=0", "page"},
 		{"?page=0", "page"},
 		{"?page=x", "page"},
 		{"?page=99999999999999999999", "page"},
@@ -482,7 +495,12 @@ func TestProgressFramesParameter(t *testing.T) {
 			{"", farm.ProgressQuery{}, true},
 			{"?frames=all", farm.ProgressQuery{}, true},
 			{"?frames=none", farm.ProgressQuery{WithoutFrames: true}, false},
+			{"?frames=1-1000", farm.ProgressQuery{Frames: &farm.FrameRange{Start: 1, End: 1000, Step: 1}}, true},
+			{"?frames=7", farm.ProgressQuery{Frames: &farm.FrameRange{Start: 7, End: 7, Step: 1}}, true},
 		} {
+			if tc.want.Frames != nil && path == "/jobs/progress" {
+				continue // one job's, below
+			}
 			e := newEnv(t, nil, httpapi.Options{})
 			e.farm.progress, e.farm.running = &counted, []farm.Progress{counted}
 			r := e.do(e.strict, "GET", apiPrefix+path+tc.query, "")
@@ -490,7 +508,7 @@ func TestProgressFramesParameter(t *testing.T) {
 				t.Errorf("%s%s: status %d: %s", path, tc.query, r.StatusCode, r.body)
 				continue
 			}
-			if calls := e.farm.Calls(); len(calls) != 1 || calls[0].Arg != tc.want {
+			if calls := e.farm.Calls(); len(calls) != 1 || !reflect.DeepEqual(calls[0].Arg, tc.want) {
 				t.Errorf("%s%s: farm asked %+v, want %+v", path, tc.query, calls, tc.want)
 			}
 			body := strings.TrimSpace(string(r.body))
@@ -498,7 +516,12 @@ func TestProgressFramesParameter(t *testing.T) {
 				t.Errorf("%s%s answered %s; want the counts, and the frames listed: %v", path, tc.query, body, tc.withFrames)
 			}
 		}
-		for _, query := range []string{"?frames=some", "?frames=NONE", "?frames=false"} {
+		bad := []string{"?frames=some", "?frames=NONE", "?frames=false", "?frames=1000-1", "?frames=1-10x2", "?frames=1048575", "?frames=-1", "?frames=1-"}
+		if path == "/jobs/progress" {
+			// A span is one job's: the list of jobs refuses it, saying where to ask.
+			bad = append(bad, "?frames=1-1000")
+		}
+		for _, query := range bad {
 			e := newEnv(t, nil, httpapi.Options{})
 			r := e.do(e.lenient, "GET", apiPrefix+path+query, "")
 			code, msg, field := r.apiError(t)

@@ -83,3 +83,76 @@ func TestAJobsDownloadsComeAPageAtATime(t *testing.T) {
 		}
 	})
 }
+
+// TestAJobsDownloadsOfASpanOfFrames: asked for a span of frame numbers,
+// the downloads list only the files of the job's frames in it, their
+// compositor outputs with them, and sign only those URLs; the zip and the
+// video are there all the same, the bound on one answer counts the
+// span's files, and pages walk them. The job here has frames 1 to 7,
+// frame 4 with a compositor output, and a service that lists at most
+// five files in one answer.
+func TestAJobsDownloadsOfASpanOfFrames(t *testing.T) {
+	t.Parallel()
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted) // frames 1 and 2
+		now := time.Now().UTC()
+		for n := 3; n <= 7; n++ {
+			key := fmt.Sprintf("%sframe_%04d.png", farm.JobFramesPrefix(job.ID), n)
+			if err := f.Store.InsertFrame(f.Ctx, store.Frame{JobID: job.ID, Frame: n, TaskID: "task-" + job.ID, Status: farm.FrameCompleted,
+				Worker: "node-a", Attempts: 1, ObjectKey: key, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := f.Store.InsertFrameOutputs(f.Ctx, job.ID, 4, []farm.FrameOutput{
+			{Kind: farm.OutputFrame, FileName: "frame_0004.png", RelativePath: "frame_0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "frame_0004.png"},
+			{Kind: farm.OutputCompositeNode, FileName: "mask/0004.png", RelativePath: "mask/0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "mask_0004.png", CompositeNodeName: "Mask"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := f.api.cfg
+		cfg.MaxDownloadFiles = 5
+		api := New(f.Engine, cfg)
+		span := func(from, to int) *farm.FrameRange { return &farm.FrameRange{Start: from, End: to, Step: 1} }
+		listed := func(d *farm.Downloads) string {
+			var out []string
+			for _, o := range d.FrameOutputs {
+				out = append(out, fmt.Sprint(*o.Frame))
+			}
+			for _, o := range d.CompositeNodeOutputs {
+				out = append(out, fmt.Sprintf("%s@%d", *o.CompositeNodeName, *o.Frame))
+			}
+			return strings.Join(out, " ")
+		}
+		for _, tc := range []struct {
+			q    farm.DownloadsQuery
+			want string
+		}{
+			{farm.DownloadsQuery{Frames: span(3, 5)}, "3 4 5 Mask@4"},
+			{farm.DownloadsQuery{Frames: span(4, 4)}, "4 Mask@4"},
+			{farm.DownloadsQuery{Frames: span(6, 100)}, "6 7"},
+			{farm.DownloadsQuery{Frames: span(8, 1000)}, ""},
+			{farm.DownloadsQuery{Frames: span(2, 5), Page: 2, PageSize: 3}, "5 Mask@4"},
+		} {
+			d, err := api.Downloads(f.Ctx, f.P, job.ID, tc.q)
+			if err != nil {
+				t.Fatalf("frames %s: %v", tc.q.Frames, err)
+			}
+			if got := listed(d); got != tc.want {
+				t.Errorf("frames %s, page %d: listed %q; want %q", tc.q.Frames, tc.q.Page, got, tc.want)
+			}
+			if len(d.Frames) != len(d.FrameOutputs) || len(d.CompositeNodes) != len(d.CompositeNodeOutputs) {
+				t.Errorf("frames %s: the legacy lists differ from the outputs", tc.q.Frames)
+			}
+			if d.Transforms.FramesZip == nil || d.Transforms.Video == nil {
+				t.Errorf("frames %s: no zip or video", tc.q.Frames)
+			}
+		}
+		// Frames 1 to 7 make 8 files, past the 5 of one answer.
+		_, err = api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{Frames: span(1, 7)})
+		var refused *farm.Error
+		if !errors.As(err, &refused) || refused.Field != "page" || !strings.Contains(refused.Message, "frames 1-7 of this job made 8 files") {
+			t.Errorf("a span of 8 files with at most 5 an answer: %v; want a 400 naming page and the span's 8 files", err)
+		}
+	})
+}

@@ -17,15 +17,23 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// Progress reports a job's frames, at any status: each of them, or only
-// their counts (q). Clients poll it, so it reads the job's status and
+// Progress reports a job's frames, at any status: each of them, only
+// their counts, or their counts and the frames of a span of frame
+// numbers (q). Clients poll it, so it reads the job's status and
 // frames alone (store.JobProgress), not the whole job as loadJob does,
 // and then reports it as RunningProgress reports each job.
 func (s *Service) Progress(ctx context.Context, p farm.Principal, id string, q farm.ProgressQuery) (*farm.Progress, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, farm.NotFound("job", id)
 	}
-	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id, !q.WithoutFrames)
+	frames := store.AllFrames
+	switch {
+	case q.WithoutFrames:
+		frames = store.NoFrames
+	case q.Frames != nil:
+		frames = store.FramesBetween(q.Frames.Start, q.Frames.End)
+	}
+	read, err := s.store.JobProgress(ctx, p.WorkspaceID, id, frames)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, farm.NotFound("job", id)
 	}
@@ -449,8 +457,8 @@ func addParts(pr *farm.Progress, counts map[int]store.PartCount) {
 
 // Downloads lists presigned URLs of a job's frames as they land, and of
 // the zip and preview video once finalizing made them: every file its
-// frames made, or the page of them q asks for (the zip and the video are
-// on every page).
+// frames made, or those of the frames and the page of them q asks for
+// (the zip and the video are on every page).
 func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string, q farm.DownloadsQuery) (*farm.Downloads, error) {
 	job, err := s.loadJob(ctx, p, id, s.store.GetJob)
 	if err != nil {
@@ -460,11 +468,15 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string, q 
 	if job.Output.IsDeletedForClient {
 		return d, nil
 	}
-	frames, err := s.store.FramesOfJob(ctx, job.ID)
-	if err != nil {
-		return nil, err
+	var frames []store.Frame
+	var outputs map[int][]farm.FrameOutput
+	if span := q.Frames; span != nil {
+		if frames, err = s.store.FramesOfJobBetween(ctx, job.ID, span.Start, span.End); err == nil {
+			outputs, err = s.store.FrameOutputsOfJobBetween(ctx, job.ID, span.Start, span.End)
+		}
+	} else if frames, err = s.store.FramesOfJob(ctx, job.ID); err == nil {
+		outputs, err = s.store.FrameOutputsOfJob(ctx, job.ID)
 	}
-	outputs, err := s.store.FrameOutputsOfJob(ctx, job.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -548,9 +560,13 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string, q 
 func pageOfDownloads(q farm.DownloadsQuery, total, most int) (*farm.Pagination, error) {
 	if q.Page == 0 && q.PageSize == 0 {
 		if total > most {
+			made := "this job made"
+			if q.Frames != nil {
+				made = fmt.Sprintf("frames %s of this job made", q.Frames)
+			}
 			return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "page",
-				Message: fmt.Sprintf("this job made %d files to download, more than the %d one answer lists; ask for them a page at a time (GET /jobs/{id}/downloads?page=1&pageSize=%d, then page=2 …), or download transforms.framesZip, which holds every frame",
-					total, most, min(most, farm.DefaultDownloadsPageSize*10))}
+				Message: fmt.Sprintf("%s %d files to download, more than the %d one answer lists; ask for them a page at a time (GET /jobs/{id}/downloads?page=1&pageSize=%d, then page=2 …), or download transforms.framesZip, which holds every frame",
+					made, total, most, min(most, farm.DefaultDownloadsPageSize*10))}
 		}
 		return nil, nil
 	}

@@ -320,8 +320,9 @@ func TestProgressWithoutFramesCountsAsTheFramesDo(t *testing.T) {
 			withFrames[2].Frames[1].Parts == nil || withFrames[0].EtaSeconds == nil || withFrames[1].EtaSeconds == nil {
 			t.Fatalf("RunningProgress = %+v; want the 4 jobs, the first with 2 of 5 frames done and 1 failed, the split frame's parts and the times left", withFrames)
 		}
+		listed := make([][]farm.FrameProgress, len(withFrames))
 		for i := range withFrames {
-			withFrames[i].Frames = nil
+			listed[i], withFrames[i].Frames = withFrames[i].Frames, nil
 		}
 		got, _ := json.Marshal(counted)
 		want, _ := json.Marshal(withFrames)
@@ -337,6 +338,24 @@ func TestProgressWithoutFramesCountsAsTheFramesDo(t *testing.T) {
 			want, _ := json.Marshal(withFrames[i])
 			if string(got) != string(want) {
 				t.Errorf("Progress of %s without frames =\n%s\nwant\n%s", id, got, want)
+			}
+			// A span lists its frames (a split frame's parts with it), and
+			// counts and estimates as the whole report does.
+			span, err := f.api.Progress(f.Ctx, f.P, id, farm.ProgressQuery{Frames: &farm.FrameRange{Start: 2, End: 3, Step: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole := withFrames[i]
+			whole.Frames = []farm.FrameProgress{}
+			for _, fr := range listed[i] {
+				if fr.Frame >= 2 && fr.Frame <= 3 {
+					whole.Frames = append(whole.Frames, fr)
+				}
+			}
+			got, _ = json.Marshal(span)
+			want, _ = json.Marshal(whole)
+			if string(got) != string(want) {
+				t.Errorf("Progress of %s, frames 2-3 =\n%s\nwant\n%s", id, got, want)
 			}
 		}
 	})

@@ -121,6 +121,13 @@ func (q *Queries) FramesOfJob(ctx context.Context, jobID string) ([]Frame, error
 	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE job_id = ? ORDER BY frame`, jobID)
 }
 
+// FramesOfJobBetween lists a job's frames numbered from to to, both
+// included, in frame order: a page of a large job's frames, read down the
+// primary key.
+func (q *Queries) FramesOfJobBetween(ctx context.Context, jobID string, from, to int) ([]Frame, error) {
+	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE job_id = ? AND frame BETWEEN ? AND ? ORDER BY frame`, jobID, from, to)
+}
+
 // FramesOfTask lists a task's frames in frame order.
 func (q *Queries) FramesOfTask(ctx context.Context, taskID string) ([]Frame, error) {
 	return q.queryFrames(ctx, `SELECT `+frameColumns+` FROM frames WHERE task_id = ? ORDER BY frame`, taskID)
@@ -233,8 +240,20 @@ func (q *Queries) InsertFrameOutputs(ctx context.Context, jobID string, frame in
 // each frame's in their order. Frames completed before files were recorded
 // one by one have none: their image is the frame's ObjectKey.
 func (q *Queries) FrameOutputsOfJob(ctx context.Context, jobID string) (map[int][]farm.FrameOutput, error) {
+	return q.frameOutputs(ctx, ``, jobID)
+}
+
+// FrameOutputsOfJobBetween is FrameOutputsOfJob for the frames numbered
+// from to to, both included.
+func (q *Queries) FrameOutputsOfJobBetween(ctx context.Context, jobID string, from, to int) (map[int][]farm.FrameOutput, error) {
+	return q.frameOutputs(ctx, ` AND frame BETWEEN ? AND ?`, jobID, from, to)
+}
+
+// frameOutputs lists the files of a job's frames (the job's id first in
+// args) that the condition and arguments after it select.
+func (q *Queries) frameOutputs(ctx context.Context, and string, args ...any) (map[int][]farm.FrameOutput, error) {
 	rows, err := q.query(ctx, `SELECT frame, kind, view, composite_node_name, file_name, relative_path, object_key, size_bytes
-		FROM frame_outputs WHERE job_id = ? ORDER BY frame, position`, jobID)
+		FROM frame_outputs WHERE job_id = ?`+and+` ORDER BY frame, position`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list frame outputs: %w", err)
 	}

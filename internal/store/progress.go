@@ -45,35 +45,69 @@ func (c *FrameCounts) add(f farm.FrameProgress) {
 	}
 }
 
+// FramesRead says which of a job's frames a progress read lists: every
+// one (AllFrames), none (NoFrames: their counts alone), or those of a
+// span of frame numbers (FramesBetween). Each is counted in every case.
+type FramesRead struct {
+	list     bool
+	from, to int
+	span     bool
+}
+
+// AllFrames lists every frame of a job; NoFrames none.
+var (
+	AllFrames = FramesRead{list: true}
+	NoFrames  = FramesRead{}
+)
+
+// FramesBetween lists the frames numbered from to to, both included.
+func FramesBetween(from, to int) FramesRead {
+	return FramesRead{list: true, span: true, from: from, to: to}
+}
+
 // progressReads are what a progress report reads of a job's frames
-// after the job's own columns (the job being j): each frame's status,
-// worker, render time and attempts, a row each, from a join of the
-// job's frames; or, without frames, their counts (FrameCounts), one row
-// a job, summed by the database in a join of the frames of the jobs
-// jobIDs selects, grouped by job, so that a job of 100,000 frames
-// answers one row rather than 100,000. (Grouped by job down the frames'
-// primary key, and joined to the jobs after: grouping the joined rows
-// by the job's columns made SQLite sort every frame, three times slower
-// at 100,000.) args are jobIDs' arguments, for the join.
-func progressReads(withFrames bool, jobIDs string, args ...any) (columns, join string, joinArgs []any) {
-	if withFrames {
-		return `f.frame, f.status, f.worker, f.render_seconds, f.attempts`, ` LEFT JOIN frames f ON f.job_id = j.id`, nil
+// after the job's own columns (the job being j), as read says:
+//   - every frame: each frame's status, worker, render time and
+//     attempts, a row each, from a join of the job's frames, which are
+//     counted as they are read;
+//   - no frame: their counts (FrameCounts), one row a job, summed by the
+//     database in a join of the frames of the jobs jobIDs selects,
+//     grouped by job, so that a job of 100,000 frames answers one row
+//     rather than 100,000. (Grouped by job down the frames' primary key,
+//     and joined to the jobs after: grouping the joined rows by the
+//     job's columns made SQLite sort every frame, three times slower at
+//     100,000.);
+//   - a span of frames: the counts, then the frames of the span, each row
+//     carrying the counts again, read down the primary key from the
+//     span's first frame. The counts and the frames are of one
+//     statement, so of the same moment.
+//
+// args are jobIDs' arguments, for the join.
+func progressReads(read FramesRead, jobIDs string, args ...any) (columns, join string, joinArgs []any) {
+	frameColumns := `f.frame, f.status, f.worker, f.render_seconds, f.attempts`
+	if read.list && !read.span {
+		return frameColumns, ` LEFT JOIN frames f ON f.job_id = j.id`, nil
 	}
 	count := func(status farm.FrameStatus, what string) string {
 		return `SUM(CASE WHEN f.status = '` + string(status) + `' THEN ` + what + ` ELSE 0 END)`
 	}
-	return `COALESCE(c.total, 0), COALESCE(c.completed, 0), COALESCE(c.rendering, 0), COALESCE(c.failed, 0), COALESCE(c.seconds, 0)`,
-		` LEFT JOIN (SELECT f.job_id, COUNT(*) AS total, ` + count(farm.FrameCompleted, "1") + ` AS completed, ` +
-			count(farm.FrameRendering, "1") + ` AS rendering, ` + count(farm.FrameFailed, "1") + ` AS failed, ` +
-			count(farm.FrameCompleted, "f.render_seconds") + ` AS seconds
-			FROM frames f WHERE f.job_id IN (` + jobIDs + `) GROUP BY f.job_id) c ON c.job_id = j.id`,
-		args
+	columns = `COALESCE(c.total, 0), COALESCE(c.completed, 0), COALESCE(c.rendering, 0), COALESCE(c.failed, 0), COALESCE(c.seconds, 0)`
+	join = ` LEFT JOIN (SELECT f.job_id, COUNT(*) AS total, ` + count(farm.FrameCompleted, "1") + ` AS completed, ` +
+		count(farm.FrameRendering, "1") + ` AS rendering, ` + count(farm.FrameFailed, "1") + ` AS failed, ` +
+		count(farm.FrameCompleted, "f.render_seconds") + ` AS seconds
+			FROM frames f WHERE f.job_id IN (` + jobIDs + `) GROUP BY f.job_id) c ON c.job_id = j.id`
+	if !read.span {
+		return columns, join, args
+	}
+	return columns + `, ` + frameColumns, join + ` LEFT JOIN frames f ON f.job_id = j.id AND f.frame BETWEEN ? AND ?`,
+		append(append([]any{}, args...), read.from, read.to)
 }
 
 // progressRow scans what progressReads reads of a row into p: a frame
-// appended to p.Frames and counted, or the counts.
+// appended to p.Frames (and counted, when the database does not count
+// them), and the counts.
 type progressRow struct {
-	withFrames bool
+	read FramesRead
 	// Declared once, not per row: Scan takes their addresses, which would
 	// otherwise put new variables on the heap per frame.
 	frame         sql.NullInt64
@@ -86,46 +120,52 @@ type progressRow struct {
 
 // dest is where Scan puts progressReads' columns.
 func (r *progressRow) dest() []any {
-	if r.withFrames {
-		return []any{&r.frame, &r.frameStatus, &r.worker, &r.renderSeconds, &r.attempts}
-	}
+	frame := []any{&r.frame, &r.frameStatus, &r.worker, &r.renderSeconds, &r.attempts}
 	c := &r.counts
-	return []any{&c.Total, &c.Completed, &c.Rendering, &c.Failed, &c.CompletedSeconds}
+	counts := []any{&c.Total, &c.Completed, &c.Rendering, &c.Failed, &c.CompletedSeconds}
+	switch {
+	case r.read.span:
+		return append(counts, frame...)
+	case r.read.list:
+		return frame
+	}
+	return counts
 }
 
 // addTo adds the row just scanned to p.
 func (r *progressRow) addTo(p *Progress) {
-	if !r.withFrames {
+	if !r.read.list || r.read.span {
 		p.Counts = r.counts
-		return
 	}
-	if !r.frame.Valid {
-		return // the job's row alone: no frames yet
+	if !r.read.list || !r.frame.Valid {
+		return // counts alone, or the job's row alone: no frames (in the span) yet
 	}
 	f := farm.FrameProgress{Frame: int(r.frame.Int64), Status: farm.FrameStatus(r.frameStatus.String),
 		Worker: r.worker.String, RenderSeconds: r.renderSeconds.Float64, Attempts: int(r.attempts.Int64)}
 	p.Frames = append(p.Frames, f)
-	p.Counts.add(f)
+	if !r.read.span {
+		p.Counts.add(f)
+	}
 }
 
 // JobProgress reads what a progress report shows of a job of a workspace:
-// its status, its frames counted and, withFrames, each in frame order
-// with its status, worker, render time and attempts, and what its work
-// waits for. Clients poll it, so it reads only that: not the job's JSON
-// columns (analysis, configuration), which cost more to decode than the
-// rest of the answer, nor the frames' other columns. One statement reads
-// them all, so they are of the same moment. A job of another workspace
-// is ErrNotFound.
-func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string, withFrames bool) (Progress, error) {
+// its status, its frames counted and, as read says, those of them it
+// lists in frame order with their status, worker, render time and
+// attempts, and what its work waits for. Clients poll it, so it reads
+// only that: not the job's JSON columns (analysis, configuration), which
+// cost more to decode than the rest of the answer, nor the frames' other
+// columns. One statement reads them all, so they are of the same moment.
+// A job of another workspace is ErrNotFound.
+func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string, read FramesRead) (Progress, error) {
 	// The LEFT JOIN keeps the job's row when it has no frames yet: one
 	// row whose frame columns are NULL. The subquery depends on no row,
 	// so both databases compute it once for the statement. The task's
 	// status is written in the statement, not bound: SQLite prepares a
 	// statement again at each run when a parameter meets a partial
 	// index's condition (those of tasks are on their status and kind).
-	columns, join, joinArgs := progressReads(withFrames, `?`, jobID)
+	columns, join, joinArgs := progressReads(read, `?`, jobID)
 	orderBy := ""
-	if withFrames {
+	if read.list {
 		orderBy = ` ORDER BY f.frame`
 	}
 	args := append(append([]any{jobID}, joinArgs...), jobID, workspaceID)
@@ -139,12 +179,12 @@ func (q *Queries) JobProgress(ctx context.Context, workspaceID, jobID string, wi
 	}
 	defer rows.Close()
 	p := Progress{JobID: jobID}
-	if withFrames {
+	if read.list {
 		// Room for a short job's frames, which saves growing the slice
 		// five times over for each one; a longer job grows it as usual.
 		p.Frames = make([]farm.FrameProgress, 0, 64)
 	}
-	row := &progressRow{withFrames: withFrames}
+	row := &progressRow{read: read}
 	dest := append([]any{&p.Status, &p.SuspendedReason, &p.WaitingFor}, row.dest()...)
 	found := false
 	for rows.Next() {
@@ -170,7 +210,11 @@ func (q *Queries) JobsProgress(ctx context.Context, workspaceID string, withFram
 	// (the workspace's running tasks, a few per render slot), not once for
 	// each frame's row.
 	inStatuses := list(q.dialect, statusStrings(statuses))
-	columns, join, joinArgs := progressReads(withFrames,
+	read := NoFrames
+	if withFrames {
+		read = AllFrames
+	}
+	columns, join, joinArgs := progressReads(read,
 		`SELECT cj.id FROM jobs cj WHERE cj.workspace_id = ? AND `+q.dialect.oneOf("cj.status"), workspaceID, inStatuses)
 	orderBy := ` ORDER BY j.created_at, j.id`
 	if withFrames {
@@ -188,17 +232,17 @@ func (q *Queries) JobsProgress(ctx context.Context, workspaceID string, withFram
 	defer rows.Close()
 	var (
 		out        []Progress
-		read       Progress
-		row        = &progressRow{withFrames: withFrames}
+		job        Progress
+		row        = &progressRow{read: read}
 		waitingFor string
 	)
-	dest := append([]any{&read.JobID, &read.Status, &read.SuspendedReason, &waitingFor}, row.dest()...)
+	dest := append([]any{&job.JobID, &job.Status, &job.SuspendedReason, &waitingFor}, row.dest()...)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read progress of the jobs in progress: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].JobID != read.JobID {
-			p := Progress{JobID: read.JobID, Status: read.Status, WaitingFor: waitingFor, SuspendedReason: read.SuspendedReason}
+		if len(out) == 0 || out[len(out)-1].JobID != job.JobID {
+			p := Progress{JobID: job.JobID, Status: job.Status, WaitingFor: waitingFor, SuspendedReason: job.SuspendedReason}
 			if withFrames {
 				p.Frames = []farm.FrameProgress{}
 			}

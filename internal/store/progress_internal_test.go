@@ -172,10 +172,82 @@ func TestProgressWithoutFramesReadsARowAJob(t *testing.T) {
 				c.Counts.Failed != f.Counts.Failed || math.Abs(c.Counts.CompletedSeconds-f.Counts.CompletedSeconds) > 1e-9 {
 				t.Errorf("job %s without frames: %+v; want the counts of %+v and no frames", f.JobID, c, f.Counts)
 			}
-			one, err := s.JobProgress(ctx, ws.ID, f.JobID, false)
+			one, err := s.JobProgress(ctx, ws.ID, f.JobID, NoFrames)
 			if err != nil || one.Counts != c.Counts || one.Frames != nil {
 				t.Errorf("JobProgress(%s) without frames = %+v, %v; want %+v", f.JobID, one, err, c.Counts)
 			}
 		}
 	})
 }
+
+// A span of frame numbers lists the frames of a job that fall in it, in
+// one statement of a row a frame listed, and counts every frame of the
+// job as a read of them all does: here a job of every other frame from 1
+// to 3,999, read a page at a time as a grid of its frames shows them.
+func TestProgressOfASpanListsItsFramesAndCountsTheJob(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		ws, err := s.EnsureWorkspace(ctx, "studio")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+		for _, id := range []string{"job-odd", "job-empty"} {
+			if err := s.InsertJob(ctx, &farm.Job{ID: id, Status: farm.StatusRendering, WorkspaceID: ws.ID, UserID: "key-1",
+				CreatedAt: at, UpdatedAt: at, Slug: "slug-" + id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		statuses := []farm.FrameStatus{farm.FrameCompleted, farm.FrameRendering, farm.FrameFailed, farm.FrameQueued, farm.FrameCompleted}
+		for n := 1; n < 4000; n += 2 {
+			err := s.InsertFrame(ctx, Frame{JobID: "job-odd", Frame: n, TaskID: "t", Status: statuses[n%len(statuses)], Worker: fmt.Sprintf("node-%d", n%3),
+				RenderSeconds: float64(n%7) / 4, Attempts: 1 + n%2, UpdatedAt: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := s.JobProgress(ctx, ws.ID, "job-odd", AllFrames)
+		if err != nil || len(all.Frames) != 2000 {
+			t.Fatalf("every frame: %d frames, %v; want 2,000", len(all.Frames), err)
+		}
+		for _, span := range []struct {
+			from, to int
+			want     []farm.FrameProgress
+		}{
+			{1, 1000, all.Frames[:500]},
+			{1000, 1999, all.Frames[500:1000]},
+			{3999, 3999, all.Frames[1999:]},
+			{2, 2, nil},              // between two frames
+			{4000, 1048574, nil},     // past the last
+			{0, 1048574, all.Frames}, // every frame
+		} {
+			cost := countReads(t, s)
+			got, err := s.JobProgress(ctx, ws.ID, "job-odd", FramesBetween(span.from, span.to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if statements, rows := cost.counted(); statements != 1 || rows != max(1, len(span.want)) {
+				t.Errorf("frames %d-%d: %d rows in %d statements; want a row a frame listed (%d) in 1", span.from, span.to, rows, statements, len(span.want))
+			}
+			if !slices.Equal(got.Frames, span.want) {
+				t.Errorf("frames %d-%d: listed %d frames %v…; want %d from %v", span.from, span.to, len(got.Frames), head(got.Frames), len(span.want), head(span.want))
+			}
+			c := got.Counts
+			if got.Status != farm.StatusRendering || c.Total != all.Counts.Total || c.Completed != all.Counts.Completed || c.Rendering != all.Counts.Rendering ||
+				c.Failed != all.Counts.Failed || math.Abs(c.CompletedSeconds-all.Counts.CompletedSeconds) > 1e-9 {
+				t.Errorf("frames %d-%d: %s, counts %+v; want rendering, the job's %+v", span.from, span.to, got.Status, c, all.Counts)
+			}
+		}
+		empty, err := s.JobProgress(ctx, ws.ID, "job-empty", FramesBetween(1, 100))
+		if err != nil || len(empty.Frames) != 0 || empty.Counts != (FrameCounts{}) || empty.Status != farm.StatusRendering {
+			t.Errorf("a job without frames: %+v, %v; want it rendering, nothing listed or counted", empty, err)
+		}
+		if _, err := s.JobProgress(ctx, "another-workspace", "job-odd", FramesBetween(1, 100)); err != ErrNotFound {
+			t.Errorf("another workspace's job: %v; want ErrNotFound", err)
+		}
+	})
+}
+
+// head is the first frames of a list, for a message.
+func head(frames []farm.FrameProgress) []farm.FrameProgress { return frames[:min(3, len(frames))] }

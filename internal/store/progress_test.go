@@ -39,7 +39,7 @@ func TestJobProgressReadsTheStatusAndTheFramesInOrder(t *testing.T) {
 		insertJob(t, s, job)
 		want := framesForProgress(t, s, job.ID, 5)
 
-		p, err := s.JobProgress(t.Context(), ws.ID, job.ID, true)
+		p, err := s.JobProgress(t.Context(), ws.ID, job.ID, store.AllFrames)
 
 		if err != nil {
 			t.Fatal(err)
@@ -78,7 +78,7 @@ func TestJobProgressOfAJobWithoutFrames(t *testing.T) {
 		ws := ensureWorkspace(t, s, "studio")
 		insertJob(t, s, newJob("job-1", ws.ID, at(0)))
 
-		p, err := s.JobProgress(t.Context(), ws.ID, "job-1", true)
+		p, err := s.JobProgress(t.Context(), ws.ID, "job-1", store.AllFrames)
 
 		if err != nil || p.Status != farm.StatusCreated || len(p.Frames) != 0 || p.WaitingFor != "" {
 			t.Errorf("JobProgress = %+v, %v; want created, no frames, waiting for nothing", p, err)
@@ -95,7 +95,7 @@ func TestJobProgressOfAnotherWorkspacesJobIsNotFound(t *testing.T) {
 		framesForProgress(t, s, "job-1", 2)
 
 		for _, c := range []struct{ workspace, job string }{{other.ID, "job-1"}, {ws.ID, "job-2"}} {
-			p, err := s.JobProgress(t.Context(), c.workspace, c.job, true)
+			p, err := s.JobProgress(t.Context(), c.workspace, c.job, store.AllFrames)
 			if !errors.Is(err, store.ErrNotFound) || p.Frames != nil {
 				t.Errorf("JobProgress(%s, %s) = %+v, %v; want ErrNotFound", c.workspace, c.job, p, err)
 			}
@@ -146,7 +146,7 @@ func BenchmarkProgressRead(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if _, err := s.JobProgress(b.Context(), ws.ID, job.ID, true); err != nil {
+				if _, err := s.JobProgress(b.Context(), ws.ID, job.ID, store.AllFrames); err != nil {
 					b.Error(err)
 					return
 				}

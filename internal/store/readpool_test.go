@@ -43,7 +43,7 @@ func TestAReadSeesEveryWriteCommittedBeforeIt(t *testing.T) {
 			if err != nil || got.Status != want {
 				t.Fatalf("write %d: GetJob read %v, %v; want %s", i+1, got.Status, err, want)
 			}
-			p, err := s.JobProgress(ctx, ws.ID, job.ID, true)
+			p, err := s.JobProgress(ctx, ws.ID, job.ID, store.AllFrames)
 			if err != nil || p.Status != want || len(p.Frames) != i+1 {
 				t.Fatalf("write %d: JobProgress read %s with %d frames, %v; want %s with %d", i+1, p.Status, len(p.Frames), err, want, i+1)
 			}

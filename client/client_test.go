@@ -388,6 +388,34 @@ func TestProgressCountsAskForNoFrames(t *testing.T) {
 	}
 }
 
+// ProgressOfFrames and DownloadsOfFrames ask for a span of frames, and
+// read the job's render seconds with the page of frames.
+func TestASpanOfFramesIsAskedForAsASpan(t *testing.T) {
+	f := newFakeServer(t)
+	var queries []string
+	f.handle("GET /jobs/{id}/progress", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		writeJSON(w, 200, `{"jobId": "j1", "status": "rendering", "framesTotal": 100000, "framesCompleted": 2, "percentComplete": 0, "etaSeconds": null, "renderSeconds": 12.5,
+			"frames": [{"frame": 1001, "status": "completed", "worker": "a", "renderSeconds": 6, "attempts": 1}]}`)
+	})
+	f.handle("GET /jobs/{id}/downloads", func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.RawQuery)
+		writeJSON(w, 200, `{"frames": [], "compositeNodes": [], "frameOutputs": [], "compositeNodeOutputs": [], "transforms": {}}`)
+	})
+	c := f.client()
+	ctx := context.Background()
+	p, err := c.ProgressOfFrames(ctx, "j1", 1001, 2000)
+	if err != nil || p.FramesTotal != 100000 || p.RenderSeconds != 12.5 || len(p.Frames) != 1 || p.Frames[0].Frame != 1001 {
+		t.Errorf("ProgressOfFrames: %+v %v", p, err)
+	}
+	if _, err := c.DownloadsOfFrames(ctx, "j1", 7, 7); err != nil {
+		t.Error(err)
+	}
+	if want := []string{"frames=1001-2000", "frames=7-7"}; !slices.Equal(queries, want) {
+		t.Errorf("queries sent %q, want %q", queries, want)
+	}
+}
+
 // A server that refuses frames=none (400) is asked for the whole report,
 // so that Wait and the CLI's lines work against it too.
 func TestProgressCountsFromAServerThatRefusesThemReadTheWholeReport(t *testing.T) {

@@ -228,6 +228,17 @@ func (c *Client) ProgressCounts(ctx context.Context, id string) (*Progress, erro
 	return countsOrWhole(func(query string) (*Progress, error) { return c.progress(ctx, id, query) })
 }
 
+// ProgressOfFrames is [Client.Progress] listing only the frames numbered
+// from first to last, both included (renderfarm's): every frame is
+// counted, a page of them listed, as a grid of a large job's frames shows
+// them. A thousand frames are about 77 KB, whatever the job's size.
+func (c *Client) ProgressOfFrames(ctx context.Context, id string, first, last int) (*Progress, error) {
+	return c.progress(ctx, id, "?frames="+frameSpan(first, last))
+}
+
+// frameSpan is how a span of frames is asked for: "1001-2000".
+func frameSpan(first, last int) string { return strconv.Itoa(first) + "-" + strconv.Itoa(last) }
+
 // countsOrWhole reads a progress report with the query frames=none, and
 // again with none when the server refuses it (400): a server that checks
 // the parameters it is sent and does not know this one (renderfarm takes
@@ -391,6 +402,25 @@ func (c *Client) DownloadsPage(ctx context.Context, id string, page, pageSize in
 	q := url.Values{}
 	q.Set("page", strconv.Itoa(page))
 	q.Set("pageSize", strconv.Itoa(pageSize))
+	if _, err := c.call(ctx, op, http.MethodGet, path, q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DownloadsOfFrames lists the files of the frames numbered from first to
+// last, both included (renderfarm's), and the zip and the video: only
+// their URLs are signed. A span of more files than the server lists in
+// one answer is an error; ask a smaller span.
+func (c *Client) DownloadsOfFrames(ctx context.Context, id string, first, last int) (*Downloads, error) {
+	var out Downloads
+	op := "get downloads of job " + id
+	path, err := jobPath(op, id, "/downloads")
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Set("frames", frameSpan(first, last))
 	if _, err := c.call(ctx, op, http.MethodGet, path, q, nil, &out); err != nil {
 		return nil, err
 	}

@@ -555,8 +555,12 @@ type Progress struct {
 	// EtaSeconds is the server's estimate of the time left; nil until it
 	// has seen enough frames to guess.
 	EtaSeconds *float64 `json:"etaSeconds"`
+	// RenderSeconds is renderfarm's: Blender's seconds on the completed
+	// frames, summed, whichever of them Frames lists.
+	RenderSeconds float64 `json:"renderSeconds,omitempty"`
 	// Frames is each frame's state, in frame order; empty in the answers
-	// of [Client.ProgressCounts] and [Client.RunningProgressCounts].
+	// of [Client.ProgressCounts] and [Client.RunningProgressCounts], only
+	// those asked for in [Client.ProgressOfFrames]'.
 	Frames []FrameProgress `json:"frames"`
 	// WaitingFor is renderfarm's: what the job's work waits for, empty
 	// when it waits for nothing: a part of the farm that is out ("the

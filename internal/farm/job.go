@@ -179,8 +179,11 @@ type Progress struct {
 	FramesFailed    int      `json:"framesFailed"`
 	PercentComplete float64  `json:"percentComplete"`
 	EtaSeconds      *float64 `json:"etaSeconds"`
-	// Frames lists every frame; left out when asked without them
-	// (ProgressQuery.WithoutFrames), nil then.
+	// RenderSeconds is ours: Blender's seconds on the completed frames,
+	// summed, whichever of them the report lists.
+	RenderSeconds float64 `json:"renderSeconds,omitempty"`
+	// Frames lists every frame, or those the query asked for; left out
+	// when asked without them (ProgressQuery.WithoutFrames), nil then.
 	Frames []FrameProgress `json:"frames,omitzero"`
 	// WaitingFor is ours: what the job's work waits for, empty (and left
 	// out) when it waits for nothing: a part of the farm that is out ("the

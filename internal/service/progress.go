@@ -400,7 +400,8 @@ func toTheMicrosecond(seconds float64) float64 {
 func progressOf(job store.Progress) *farm.Progress {
 	c := job.Counts
 	pr := &farm.Progress{JobID: job.JobID, Status: job.Status, Frames: job.Frames,
-		FramesTotal: c.Total, FramesCompleted: c.Completed, FramesRendering: c.Rendering, FramesFailed: c.Failed}
+		FramesTotal: c.Total, FramesCompleted: c.Completed, FramesRendering: c.Rendering, FramesFailed: c.Failed,
+		RenderSeconds: c.CompletedSeconds}
 	switch {
 	case job.Status == farm.StatusCompleted:
 		pr.PercentComplete = 100

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,17 +18,19 @@ import (
 	"github.com/renderfarm/renderfarm/internal/store"
 )
 
-// listFramesMs is the job page's: how old a large job's list of frames
-// may get before the page asks for it again (views/job.js).
-const listFramesMs = 10_000
+// pageFrames is the job page's: how many frames of a job of more than
+// 2,000 it shows at a time (views/job.js).
+const pageFrames = 1000
 
-// TestDashboardJobOfManyFrames: the page of a job of 3,000 frames asks for
-// its frames once, then for the counters alone (frames=none) at each poll,
-// and for the frames again only once the list is 10 s old or the job's
-// status moved; meanwhile it shows the fresh counters, and a tile a frame.
-// A job of 10 frames asks for every frame at each poll, and never for the
-// counters alone. The jobs are rendered by no one: the farm has no render
-// node, and the test writes how their frames stand in its database.
+// TestDashboardJobOfManyFrames: the page of a job of 3,000 frames shows
+// them a thousand at a time. Each poll asks for the counters and the
+// frames of the page shown (frames=A-B), never for every frame; the
+// downloads it asks for are those of the page's frames, again only once
+// more of them are done. Its controls turn the pages, and go to the page
+// of a frame; the counters and the render time are the whole job's. A
+// job of 10 frames asks for every frame at each poll. The jobs are
+// rendered by no one: the farm has no render node, and the test writes
+// how their frames stand in its database.
 func TestDashboardJobOfManyFrames(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skipf("the dashboard test needs Chromium at %s (apt-get install chromium; scripts/test.sh installs it): %v", chromium, err)
@@ -53,110 +56,90 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.ID("api-key"), key), chromedp.Click(chromedp.ID("sign-in")))
 	b.waitFor("the job list", `document.getElementById('jobs-view') !== null`)
 
-	// The large job: its first poll asks for the frames.
+	// The large job opens on its first thousand frames; the counters and
+	// the render time (1,200 frames of 2 s) are the whole job's.
 	b.open(big)
-	b.waitFor("a tile for each of the 3,000 frames", `document.querySelectorAll('#frame-grid li.frame').length === 3000`)
+	b.checkPage(1, 1000, "Frames 1–1,000 · page 1 of 3")
 	b.checkCounters("1200", "3", "1", "1200 of 3000 done, 1 failed")
-	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-status="completed"]').length)`); n != "1200" {
-		t.Errorf("%s tiles completed, want 1200", n)
+	if got := b.stat("Render time"); got != "40 min 0 s" {
+		t.Errorf("the render time says %q; want the 1,200 completed frames' 2 s each, 40 min 0 s", got)
+	}
+	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-status="completed"]').length)`); n != "1000" {
+		t.Errorf("%s tiles completed on the first page, want 1000", n)
+	}
+	if b.text(`String(document.getElementById('frame-page-previous').disabled && document.getElementById('frame-page-first').disabled)`) != "true" {
+		t.Error("on the first page, the controls to the previous and first pages are enabled")
 	}
 
-	// More frames done: the next poll's counters say so, from a request
-	// without the frames; the tiles stay as the list said.
+	// The next page: frames 1,001 to 2,000, of which 200 are done and 3
+	// rendering.
+	b.do(chromedp.Click(chromedp.ID("frame-page-next")))
+	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")
+	b.waitFor("the second page's 200 frames done", `document.querySelectorAll('#frame-grid li[data-status="completed"]').length === 200`)
+	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-status="rendering"]').length)`); n != "3" {
+		t.Errorf("%s tiles rendering on the second page, want 3", n)
+	}
+
+	// More frames done: the next poll shows them on their tiles, and asks
+	// for the page's downloads again.
+	b.do(chromedp.Evaluate[chromedp.Void](`performance.clearResourceTimings()`))
 	setFrames(ctx, t, st, big, 1201, 1500, rf.FrameCompleted)
-	b.waitFor("the counters of 1500 frames done", `document.getElementById('frames-summary').textContent === '1500 of 3000 done, 1 failed'`)
+	b.waitFor("500 tiles completed on the second page", `document.querySelectorAll('#frame-grid li[data-status="completed"]').length === 500`)
 	b.checkCounters("1500", "0", "1", "1500 of 3000 done, 1 failed")
-	tile := b.text(`document.querySelector('#frame-grid li[data-frame="1300"]').dataset.status`)
-	if asked := b.progressAsked(big.ID); asked.full() == 1 {
-		if asked.counts() == 0 || tile != "queued" {
-			t.Errorf("the counters moved with the frames asked for once: asked %v, the tile of frame 1300 %q; want counters from frames=none and the tile as the list said, queued", asked, tile)
-		}
-	} else {
-		t.Logf("the frames were asked for again before the counters moved (a slow machine): %v", asked)
-	}
-
-	// Ten seconds on, the frames are asked for again, and the tiles show
-	// the frames done meanwhile.
-	b.waitFor("the frames asked for a second time", fmt.Sprintf(`performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/jobs/%s/progress')).length >= 2`, big.ID))
-	b.waitFor("1500 tiles completed", `document.querySelectorAll('#frame-grid li[data-status="completed"]').length === 1500`)
+	b.waitFor("the render time of 1,500 frames", `[...document.querySelectorAll('#progress-card .stat')].some((s) => s.textContent === 'Render time50 min 0 s')`)
 	asked := b.progressAsked(big.ID)
-	asked.checkPolls(t, "the large job")
-	var fulls []request
-	first := ""
-	for i, r := range asked {
-		switch r.What {
-		case "full":
-			fulls = append(fulls, r)
-		case "job", "counts", "downloads":
-		default:
-			t.Errorf("request %d of the large job's progress asked %q", i, r.What)
-		}
-		if first == "" && r.What != "job" {
-			first = r.What
-		}
-	}
-	if len(fulls) < 2 || first != "full" {
-		t.Fatalf("the large job's progress was asked as %v; want the frames first", asked)
-	}
-	if gap := fulls[1].Start - fulls[0].End; gap < listFramesMs {
-		t.Errorf("the frames were asked for again %.0f ms after the first list; want %d ms or more", gap, listFramesMs)
-	}
-	between := 0
-	for _, r := range asked {
-		if r.What == "counts" && r.Start > fulls[0].Start && r.Start < fulls[1].Start {
-			between++
-		}
-	}
-	// A poll every 1.5 s: about six in ten seconds.
-	if between < 3 {
-		t.Errorf("%d polls asked for the counters between the two lists of frames, want 3 or more: %v", between, asked)
-	}
-	// Its downloads, a signed URL a file, go with the list of frames: each
-	// is asked for in a poll that read the frames, none in a poll that read
-	// the counters alone, though these moved.
-	progressBefore := ""
-	for _, r := range asked {
-		switch r.What {
-		case "full", "counts":
-			progressBefore = r.What
-		case "downloads":
-			if progressBefore != "full" {
-				t.Errorf("the large job's downloads were asked for in a poll that read %q, want only with its frames: %v", progressBefore, asked)
-			}
-		}
-	}
-	if asked.count("downloads") == 0 {
-		t.Errorf("the large job's downloads were never asked for: %v", asked)
+	if asked.count("frames=1001-2000") == 0 || asked.count("downloads frames=1001-2000") == 0 {
+		t.Errorf("after frames of the second page were done, the page asked %v; want that page's frames and downloads", asked)
 	}
 
-	// The status moves: the very poll that sees it asks for the frames.
-	setFrames(ctx, t, st, big, 1501, 1600, rf.FrameCompleted)
-	fullsBefore := b.progressAsked(big.ID).full()
+	// A frame to go to: the page that holds it.
+	b.do(chromedp.SetValue(chromedp.ID("frame-page-go"), "3000"), chromedp.Click(chromedp.ID("frame-page-show")))
+	b.checkPage(2001, 3000, "Frames 2,001–3,000 · page 3 of 3")
+	b.waitFor("frame 3000 failed", `document.querySelector('#frame-grid li[data-frame="3000"]')?.dataset.status === 'failed'`)
+	if b.text(`String(document.getElementById('frame-page-next').disabled && document.getElementById('frame-page-last').disabled)`) != "true" {
+		t.Error("on the last page, the controls to the next and last pages are enabled")
+	}
+	// Pages turned faster than the polls answer: the grid ends on the
+	// last page turned to, with its frames alone.
+	b.do(chromedp.Click(chromedp.ID("frame-page-first")), chromedp.Click(chromedp.ID("frame-page-next")),
+		chromedp.Click(chromedp.ID("frame-page-previous")))
+	b.checkPage(1, 1000, "Frames 1–1,000 · page 1 of 3")
+	time.Sleep(2 * time.Second) // a poll of a page left would land by now
+	b.checkPage(1, 1000, "Frames 1–1,000 · page 1 of 3")
+
+	// Each poll asked for the frames of a page, never for every frame nor
+	// for the counters alone, and every download asked for was of a page's
+	// frames.
+	asked = b.progressAsked(big.ID)
+	asked.checkPolls(t, "the large job")
+	for i, r := range asked {
+		if r.What == "full" || r.What == "counts" || r.What == "downloads" {
+			t.Errorf("request %d of the large job's page asked %q: %v", i, r.What, asked)
+		}
+	}
+
+	// Suspended, nothing of the page moves: its frames are asked for at
+	// each poll, its downloads not again.
 	if _, _, err := c.Suspend(ctx, big.ID); err != nil {
 		t.Fatal(err)
 	}
 	b.waitFor("the suspended job", `document.querySelector('#job-view .badge')?.dataset.status === 'suspended'`)
-	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-status="completed"]').length)`); n != "1600" {
-		t.Errorf("once the job is suspended, %s tiles completed; want 1600, from the frames asked for as the status moved", n)
-	}
-	if n := b.progressAsked(big.ID).full(); n <= fullsBefore {
-		t.Errorf("the frames were asked for %d times before the job was suspended and %d after; want once more", fullsBefore, n)
-	}
-
-	// Suspended, its frames do not move: past listFramesMs, the page reads
-	// its counters still, and neither its frames nor its downloads again.
+	time.Sleep(2 * time.Second) // the poll that found it suspended asks for the downloads again
 	b.do(chromedp.Evaluate[chromedp.Void](`performance.clearResourceTimings()`))
-	time.Sleep(listFramesMs*time.Millisecond + 2*time.Second)
-	if idle := b.progressAsked(big.ID); idle.full() != 0 || idle.count("downloads") != 0 || idle.counts() < 3 {
-		t.Errorf("the suspended job's page asked %v over %d s; want its counters at each poll, and neither its frames nor its downloads", idle, listFramesMs/1000+2)
+	time.Sleep(5 * time.Second)
+	if idle := b.progressAsked(big.ID); idle.count("frames=1-1000") < 2 || idle.count("downloads frames=1-1000") != 0 {
+		t.Errorf("the suspended job's page asked %v over 5 s; want the first page's frames at each poll, and its downloads not again", idle)
 	}
 
 	// The small job: every poll asks for its frames, none for the
-	// counters alone.
+	// counters alone, and it has no pages.
 	b.open(small)
 	b.waitFor("a tile for each of the 10 frames", `document.querySelectorAll('#frame-grid li.frame').length === 10`)
 	b.waitFor("three polls of the small job", fmt.Sprintf(`performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/jobs/%s/progress')).length >= 3`, small.ID))
 	b.checkCounters("4", "0", "0", "4 of 10 done")
+	if b.text(`String(document.getElementById('frame-pager') === null)`) != "true" {
+		t.Error("the page of a job of 10 frames has controls to turn pages")
+	}
 	asked = b.progressAsked(small.ID)
 	asked.checkPolls(t, "the small job")
 	if asked.counts() > 0 || asked.full() < 3 {
@@ -186,6 +169,28 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	for _, m := range console.exceptions() {
 		t.Errorf("uncaught exception in the page: %s", m)
 	}
+}
+
+// checkPage waits for the grid to show the frames first to last of a
+// large job, a tile each and no other, and checks what its controls say.
+func (b *browser) checkPage(first, last int, says string) {
+	b.t.Helper()
+	b.waitFor(fmt.Sprintf("the tiles of frames %d to %d", first, last), fmt.Sprintf(`(() => {
+		const tiles = [...document.querySelectorAll('#frame-grid li.frame')].map((li) => Number(li.dataset.frame));
+		return tiles.length === %d && tiles[0] === %d && tiles[tiles.length - 1] === %d && tiles.every((n, i) => i === 0 || n === tiles[i - 1] + 1);
+	})()`, last-first+1, first, last))
+	if got := b.text(`document.getElementById('frame-page').textContent`); got != says {
+		b.t.Errorf("the page's controls say %q, want %q", got, says)
+	}
+	if last-first+1 > pageFrames {
+		b.t.Errorf("a page of %d frames, more than %d", last-first+1, pageFrames)
+	}
+}
+
+// stat is what the progress card says of term.
+func (b *browser) stat(term string) string {
+	b.t.Helper()
+	return b.text(fmt.Sprintf(`[...document.querySelectorAll('#progress-card .stat')].find((s) => s.querySelector('dt').textContent === %q)?.querySelector('dd').textContent ?? ''`, term))
 }
 
 // renderingJob is a job of frames 1 to frames whose render the farm
@@ -278,9 +283,10 @@ func (b *browser) checkCounters(done, rendering, failed, summary string) {
 }
 
 // request is one of the requests of a job's page, from the browser's
-// resource timing: the job ("job"), its progress with its frames ("full")
-// or without ("counts"), its downloads ("downloads"), and when it started
-// and ended, in ms.
+// resource timing: the job ("job"), its progress with its frames ("full"),
+// without ("counts") or with a span of them ("frames=1-1000"), its
+// downloads ("downloads", or "downloads frames=1-1000" for a span's), and
+// when it started and ended, in ms.
 type request struct {
 	What       string
 	Start, End float64
@@ -296,8 +302,8 @@ func (b *browser) progressAsked(jobID string) requests {
 		.map((e) => [new URL(e.name), e])
 		.filter(([u]) => ['', '/progress', '/downloads'].some((end) => u.pathname.endsWith('/jobs/%[1]s' + end)))
 		.map(([u, e]) => ({
-			What: u.pathname.endsWith('/progress') ? ({ '': 'full', '?frames=none': 'counts' }[u.search] ?? u.search)
-				: u.pathname.endsWith('/downloads') ? 'downloads' : 'job',
+			What: u.pathname.endsWith('/progress') ? ({ '': 'full', '?frames=none': 'counts' }[u.search] ?? u.search.slice(1))
+				: u.pathname.endsWith('/downloads') ? ({ '?page=1&pageSize=100000': 'downloads' }[u.search] ?? 'downloads ' + u.search.slice(1)) : 'job',
 			Start: e.startTime, End: e.responseEnd,
 		}))
 		.sort((a, b) => a.Start - b.Start))`, jobID))
@@ -326,7 +332,12 @@ func (rs requests) counts() int { return rs.count("counts") }
 // way, which may have read the job and not yet its progress.
 func (rs requests) checkPolls(t *testing.T, which string) {
 	t.Helper()
-	polls, progress := rs.count("job"), rs.full()+rs.counts()
+	polls, progress := rs.count("job"), 0
+	for _, r := range rs {
+		if r.What == "full" || r.What == "counts" || strings.HasPrefix(r.What, "frames=") {
+			progress++
+		}
+	}
 	if polls != progress && polls != progress+1 {
 		t.Errorf("%s's page read the job %d times and its progress %d times; want once a poll: %v", which, polls, progress, rs)
 	}

@@ -41,8 +41,9 @@ func BenchmarkRunningProgress(b *testing.B) {
 
 // BenchmarkProgressOfALargeJob is GET /jobs/progress and GET
 // /jobs/{id}/progress of one job of 100,000 frames (farm.MaxFramesPerJob)
-// rendering, with its frames and without (frames=none): the service's
-// answer and its JSON (body-bytes: its size).
+// rendering, with its frames, without (frames=none), and with a page of a
+// thousand of them (frames=A-B, one job's): the service's answer and its
+// JSON (body-bytes: its size).
 func BenchmarkProgressOfALargeJob(b *testing.B) {
 	for _, d := range []store.Dialect{store.DialectSQLite, store.DialectPostgres} {
 		b.Run(string(d), func(b *testing.B) {
@@ -51,8 +52,12 @@ func BenchmarkProgressOfALargeJob(b *testing.B) {
 			for _, c := range []struct {
 				name string
 				q    farm.ProgressQuery
-			}{{"frames=all", farm.ProgressQuery{}}, {"frames=none", farm.ProgressQuery{WithoutFrames: true}}} {
+			}{{"frames=all", farm.ProgressQuery{}}, {"frames=none", farm.ProgressQuery{WithoutFrames: true}},
+				{"frames=50001-51000", farm.ProgressQuery{Frames: &farm.FrameRange{Start: 50_001, End: 51_000, Step: 1}}}} {
 				for _, route := range []string{"running", "one"} {
+					if route == "running" && c.q.Frames != nil {
+						continue // a span is one job's
+					}
 					b.Run(route+"/"+c.name, func(b *testing.B) {
 						var size int
 						for b.Loop() {
@@ -111,19 +116,31 @@ func BenchmarkDownloads(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var size int
-			for b.Loop() {
-				d, err := f.api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
-				if err != nil || len(d.Frames) != farm.MaxFramesPerJob {
-					b.Fatalf("%d frames, %v", len(d.Frames), err)
-				}
-				body, err := json.Marshal(d)
-				if err != nil {
-					b.Fatal(err)
-				}
-				size = len(body)
+			for _, q := range []struct {
+				name   string
+				q      farm.DownloadsQuery
+				frames int
+			}{
+				{"every-frame", farm.DownloadsQuery{}, farm.MaxFramesPerJob},
+				// A page of the dashboard's grid of the job's frames.
+				{"frames=50001-51000", farm.DownloadsQuery{Frames: &farm.FrameRange{Start: 50_001, End: 51_000, Step: 1}}, 1000},
+			} {
+				b.Run(q.name, func(b *testing.B) {
+					var size int
+					for b.Loop() {
+						d, err := f.api.Downloads(f.Ctx, f.P, job.ID, q.q)
+						if err != nil || len(d.Frames) != q.frames {
+							b.Fatalf("%d frames, %v", len(d.Frames), err)
+						}
+						body, err := json.Marshal(d)
+						if err != nil {
+							b.Fatal(err)
+						}
+						size = len(body)
+					}
+					b.ReportMetric(float64(size), "body-bytes")
+				})
 			}
-			b.ReportMetric(float64(size), "body-bytes")
 		})
 	}
 }

@@ -104,6 +104,18 @@ export class Api {
     return this.request('GET', `/jobs/${encodeURIComponent(id)}/progress?frames=none`, { signal });
   }
 
+  /** progressOfFrames is progress listing only the frames numbered first
+   * to last, and counting them all: a page of a large job's frames. */
+  progressOfFrames(id, first, last, signal) {
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}/progress?frames=${first}-${last}`, { signal });
+  }
+
+  /** downloadsOfFrames answers the files of the frames numbered first to
+   * last, and the zip and the video: only their URLs are signed. */
+  downloadsOfFrames(id, first, last, signal) {
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}/downloads?frames=${first}-${last}`, { signal });
+  }
+
   /** downloads answers the job's files: the first 100,000 (the most one
    * answer lists), which is every file of all but the largest jobs. */
   downloads(id, signal) {

@@ -23,6 +23,15 @@ export class CompositeOutputs {
     this.zipLink = null;
   }
 
+  /** reset removes the images shown: the page shows another page of
+   * frames, whose downloads list their own. The zip stays. */
+  reset() {
+    this.body.replaceChildren();
+    this.groups.clear();
+    this.tiles.clear();
+    setText(this.summary, '');
+  }
+
   /** update adds the images the downloads list, and refreshes the links. */
   update(downloads) {
     const outputs = downloads?.compositeNodeOutputs ?? [];

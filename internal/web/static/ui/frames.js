@@ -26,6 +26,14 @@ export class FrameGrid {
     this.shownDownloads = null;
   }
 
+  /** reset removes every tile: the grid shows another page of frames. */
+  reset() {
+    this.list.replaceChildren();
+    this.tiles.clear();
+    this.shownFrames = null;
+    this.shownDownloads = null;
+  }
+
   /** configure sets what every tile shares: the frames' shape and format. */
   configure(finalConfig) {
     if (!finalConfig) return;
@@ -39,9 +47,8 @@ export class FrameGrid {
    * with the downloads (the stored files) into the tiles.
    */
   update(progress, downloads) {
-    // A large job's page gives the same frames and downloads again between
-    // its full reports (views/job.js): no tile changed, and walking tens of
-    // thousands of them at every poll would be the page's costliest work.
+    // A finished job's page gives the same frames again as its links are
+    // signed anew (views/job.js): no tile changed but their links.
     if (progress?.frames && progress.frames === this.shownFrames && downloads === this.shownDownloads) return;
     this.shownFrames = progress?.frames;
     this.shownDownloads = downloads;

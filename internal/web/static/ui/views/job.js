@@ -18,16 +18,15 @@ const pollMs = 1500;
 // before that so its links keep working.
 const refreshLinksMs = 10 * 60 * 1000;
 // A progress report lists every frame, about 77 bytes each: 7.7 MB a poll
-// for a job of 100,000 frames, and its downloads some 600 bytes a frame.
-// Above manyFrames the page asks at each poll for the counters alone
-// (frames=none, a couple of hundred bytes), and for the frames and their
-// downloads only when the job's status moved, or when its list is
-// listFramesMs old (a millisecond a frame and at least 10 s: 100 s at
-// 100,000 frames) and the counters moved since: the meter and the counts
-// stay live, the grid lags.
-// Below it, one full report a poll costs little and keeps the grid live.
+// for a job of 100,000 frames; its downloads some 600 bytes a frame, each
+// a URL the farm signs; and a grid of 100,000 tiles is more than a
+// browser lays out at each poll. A job of more than manyFrames frames
+// shows them pageFrames at a time: each poll asks for the counters and
+// the frames of the page shown (frames=A-B, some 77 KB), and for the
+// downloads of those frames when more of them are done. Below it, one
+// full report a poll costs little and keeps every frame in sight.
 const manyFrames = 2000;
-const listFramesMs = (frames) => Math.max(10 * 1000, frames);
+const pageFrames = 1000;
 
 const failureStages = {
   validation: 'while validating the file',
@@ -85,35 +84,36 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let lastDownloads = null;
   let downloadsOf = '';
   let downloadsAt = 0;
-  // The last report with its frames of a job of more than manyFrames
-  // frames, the status it was read at and when; and the most frames the
-  // job's settings or a report counted.
-  let lastList = null;
-  let listOf = '';
-  let listAt = 0;
-  let mostFrames = 0;
-  let lastCounts = null; // the counters read since the last list
-  // framesStand is what a report says of the frames, for telling whether
-  // they moved between two reports.
-  const framesStand = (p) => `${p.framesCompleted} ${p.framesRendering} ${p.framesFailed}`;
+  // A large job's pages of frames, each [first, last] frame numbers, once
+  // its settings are known ([] for a job shown whole), and the one shown.
+  let pages = null;
+  let pageIndex = 0;
+  let pager = null; // its controls, once built
 
   const poller = poll(async () => {
     try {
       const job = await api.getJob(id, signal);
       let progress = null;
       let downloads = null;
+      const shownPage = pageIndex;
       if (job.finalConfig) {
-        progress = await readProgress(job);
-        // A large job's downloads go with its frame list: the grid shows
-        // them together, and each answer signs a URL a file.
-        const stand = mostFrames > manyFrames && lastList ? `${listOf} ${lastList.framesCompleted} ${lastList.framesFailed}` : `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
+        pages ??= pagesOf(job.finalConfig);
+        const page = pages[pageIndex];
+        progress = page ? await api.progressOfFrames(id, page[0], page[1], signal) : await api.progress(id, signal);
+        // A page's downloads are those of its frames: asked for again
+        // once more of them are done (their count is what the report
+        // lists), or the page changed.
+        const stand = page ? `${job.status} ${page[0]}-${page[1]} ${completedOf(progress.frames)}` : `${job.status} ${progress.framesCompleted} ${job.updatedAt}`;
         if (stand !== downloadsOf || !lastDownloads || Date.now() - downloadsAt > refreshLinksMs) {
-          lastDownloads = await api.downloads(id, signal);
+          lastDownloads = page ? await api.downloadsOfFrames(id, page[0], page[1], signal) : await api.downloads(id, signal);
           downloadsOf = stand;
           downloadsAt = Date.now();
         }
         downloads = lastDownloads;
       }
+      // The user turned to another page meanwhile: what was read is of the
+      // page left, and the poll that turning asked for comes right after.
+      if (shownPage !== pageIndex) return true;
       show(job, progress, downloads);
       setConnection(null);
       replace(problem);
@@ -137,28 +137,57 @@ export function jobView(root, { api, signal, params, setConnection }) {
     return true;
   }, pollMs, signal);
 
-  // readProgress answers the job's progress: in full for a job of up to
-  // manyFrames frames; for a larger one, the fresh counters with the frames
-  // of the last full report, read again once the status moved, or once the
-  // list is listFramesMs old and the last counters say its frames moved
-  // since (a job that waits, or is suspended, is not read again).
-  async function readProgress(job) {
-    mostFrames = Math.max(mostFrames, job.finalConfig.frameCount ?? 0);
-    if (mostFrames <= manyFrames) {
-      const progress = await api.progress(id, signal);
-      mostFrames = Math.max(mostFrames, progress.framesTotal);
-      return progress;
-    }
-    const moved = lastCounts && lastList && framesStand(lastCounts) !== framesStand(lastList);
-    if (!lastList || job.status !== listOf || (moved && Date.now() - listAt > listFramesMs(mostFrames))) {
-      lastList = await api.progress(id, signal);
-      listOf = job.status;
-      listAt = Date.now();
-      lastCounts = null;
-      return lastList;
-    }
-    lastCounts = await api.progressCounts(id, signal);
-    return { ...lastCounts, frames: lastList.frames };
+  // showPage turns the grid to page index of a large job's frames, and
+  // asks for its frames and downloads at once.
+  function showPage(index) {
+    const next = Math.max(0, Math.min(pages.length - 1, index));
+    if (next === pageIndex) return;
+    pageIndex = next;
+    grid.reset();
+    composites.reset();
+    showPager();
+    poller.refresh();
+  }
+
+  // buildPager makes the controls that turn a large job's pages of frames:
+  // the first, previous, next and last page, and a frame to go to.
+  function buildPager() {
+    const button = (id, text, label, to) => {
+      const b = h('button', { type: 'button', class: 'button button-small', id, 'aria-label': label }, text);
+      b.addEventListener('click', () => showPage(to()));
+      return b;
+    };
+    const frame = h('input', { type: 'number', id: 'frame-page-go', min: '0', step: '1', inputmode: 'numeric', 'aria-label': 'Frame to show' });
+    const form = h('form', { class: 'frame-pager-go' },
+      h('label', { for: 'frame-page-go', text: 'Go to frame' }), frame,
+      h('button', { type: 'submit', class: 'button button-small', id: 'frame-page-show' }, 'Show'));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const n = Number(frame.value);
+      if (frame.value === '' || !Number.isInteger(n)) return;
+      // The page holding the frame, or the one it would fall in between
+      // the job's frames.
+      const at = pages.findIndex(([, last]) => n <= last);
+      showPage(at < 0 ? pages.length - 1 : at);
+    });
+    const label = h('span', { class: 'frame-page', id: 'frame-page', 'aria-live': 'polite' });
+    const controls = {
+      first: button('frame-page-first', '«', 'First page of frames', () => 0),
+      previous: button('frame-page-previous', '‹ Previous', 'Previous page of frames', () => pageIndex - 1),
+      next: button('frame-page-next', 'Next ›', 'Next page of frames', () => pageIndex + 1),
+      last: button('frame-page-last', '»', 'Last page of frames', () => pages.length - 1),
+    };
+    const nav = h('nav', { class: 'frame-pager', id: 'frame-pager', 'aria-label': 'Pages of frames' },
+      controls.first, controls.previous, label, controls.next, controls.last, form);
+    return { nav, label, ...controls };
+  }
+
+  function showPager() {
+    if (!pager) return;
+    const [first, last] = pages[pageIndex];
+    setText(pager.label, `Frames ${first.toLocaleString('en-US')}–${last.toLocaleString('en-US')} · page ${pageIndex + 1} of ${pages.length}`);
+    pager.first.disabled = pager.previous.disabled = pageIndex === 0;
+    pager.next.disabled = pager.last.disabled = pageIndex === pages.length - 1;
   }
 
   function show(job, progress, downloads) {
@@ -440,8 +469,13 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(sections.settings, settingsCard);
 
     const framesSummary = h('p', { class: 'muted', id: 'frames-summary' });
+    if (pages?.length) {
+      pager = buildPager();
+      showPager();
+    }
     replace(sections.frames, h('section', { id: 'frames-section', 'aria-labelledby': 'frames-title' },
       h('div', { class: 'section-head' }, h('h2', { id: 'frames-title', text: 'Frames' }), framesSummary),
+      pager?.nav,
       grid.list));
     replace(sections.composites, composites.section);
     return { meter, stats, downloadsBody, framesSummary, note: '', built: false, zipLink: null, videoLink: null };
@@ -460,9 +494,9 @@ export function jobView(root, { api, signal, params, setConnection }) {
 
     const eta = p.etaSeconds === null || p.etaSeconds === undefined || finalStatuses.has(job.status) ? '—' : formatSeconds(p.etaSeconds);
     // normalizedSeconds is set when the job is finalized; until then the
-    // frames' own times add up to it (those of the last list, for a job of
-    // more than manyFrames).
-    const spent = job.normalizedSeconds > 0 ? job.normalizedSeconds : p.frames.reduce((sum, f) => sum + (f.renderSeconds || 0), 0);
+    // completed frames' own times add up to it, which the farm sums
+    // (renderSeconds) whichever frames the report lists.
+    const spent = job.normalizedSeconds > 0 ? job.normalizedSeconds : (p.renderSeconds ?? 0);
     replaceStats(live.stats, [
       ['Done', String(p.framesCompleted)],
       ['Rendering', String(p.framesRendering)],
@@ -545,7 +579,9 @@ export function jobView(root, { api, signal, params, setConnection }) {
         return true;
       }
       try {
-        const downloads = await api.downloads(id, signal);
+        const page = pages?.[pageIndex];
+        const downloads = page ? await api.downloadsOfFrames(id, page[0], page[1], signal) : await api.downloads(id, signal);
+        if (round !== linksRound) return false; // the page was turned meanwhile
         grid.update(progress, downloads);
         composites.update(downloads);
         if (live) showDownloads({ status: lastStatus }, downloads);
@@ -579,6 +615,37 @@ export function jobView(root, { api, signal, params, setConnection }) {
     for (const s of Object.values(sections)) replace(s);
     replace(sections.status, callout('error', null, h('p', { text: err.message }), h('p', {}, h('a', { href: '#/' }, 'Back to the jobs'))));
   }
+}
+
+// pagesOf splits a job's frames into pages of pageFrames, each [first,
+// last] frame numbers, when it has more than manyFrames; [] when it is
+// shown whole. The frames come from the job's merged frame ranges ("7",
+// "1-250", "1-250x5").
+function pagesOf(config) {
+  if (!((config.frameCount ?? 0) > manyFrames) || !Array.isArray(config.frameRanges)) return [];
+  const frames = new Set();
+  for (const r of config.frameRanges) {
+    const m = /^(\d+)(?:-(\d+)(?:x(\d+))?)?$/.exec(String(r).trim());
+    if (!m) return []; // a range this page cannot read: the frames shown whole
+    const start = Number(m[1]);
+    const end = m[2] === undefined ? start : Number(m[2]);
+    const step = m[3] === undefined ? 1 : Number(m[3]);
+    for (let f = start; f <= end && step > 0; f += step) frames.add(f);
+  }
+  const sorted = [...frames].sort((a, b) => a - b);
+  if (sorted.length <= manyFrames) return [];
+  const out = [];
+  for (let i = 0; i < sorted.length; i += pageFrames) {
+    out.push([sorted[i], sorted[Math.min(i + pageFrames, sorted.length) - 1]]);
+  }
+  return out;
+}
+
+// completedOf counts the completed frames of a report's list.
+function completedOf(frames) {
+  let n = 0;
+  for (const f of frames ?? []) if (f.status === 'completed') n++;
+  return n;
 }
 
 function replaceStats(dl, pairs) {

@@ -79,6 +79,8 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-status="rendering"]').length)`); n != "3" {
 		t.Errorf("%s tiles rendering on the second page, want 3", n)
 	}
+	b.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('frames-section').scrollIntoView()`))
+	newScreenshots(t).take(bctx, "job-of-many-frames-page-2")
 
 	// More frames done: the next poll shows them on their tiles, and asks
 	// for the page's downloads again.
@@ -99,6 +101,9 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	if b.text(`String(document.getElementById('frame-page-next').disabled && document.getElementById('frame-page-last').disabled)`) != "true" {
 		t.Error("on the last page, the controls to the next and last pages are enabled")
 	}
+	// The controls below the grid turn the pages too.
+	b.do(chromedp.Click(chromedp.ID("frame-page-previous-end")))
+	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")
 	// Pages turned faster than the polls answer: the grid ends on the
 	// last page turned to, with its frames alone.
 	b.do(chromedp.Click(chromedp.ID("frame-page-first")), chromedp.Click(chromedp.ID("frame-page-next")),

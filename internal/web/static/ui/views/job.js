@@ -150,11 +150,16 @@ export function jobView(root, { api, signal, params, setConnection }) {
   }
 
   // buildPager makes the controls that turn a large job's pages of frames:
-  // the first, previous, next and last page, and a frame to go to.
+  // above the grid the first, previous, next and last page, and a frame to
+  // go to; below it, the previous and next page, which bring the new
+  // page's first frames into view.
   function buildPager() {
-    const button = (id, text, label, to) => {
+    const button = (id, text, label, to, toTop = false) => {
       const b = h('button', { type: 'button', class: 'button button-small', id, 'aria-label': label }, text);
-      b.addEventListener('click', () => showPage(to()));
+      b.addEventListener('click', () => {
+        showPage(to());
+        if (toTop) document.getElementById('frames-section')?.scrollIntoView();
+      });
       return b;
     };
     const frame = h('input', { type: 'number', id: 'frame-page-go', min: '0', step: '1', inputmode: 'numeric', 'aria-label': 'Frame to show' });
@@ -179,15 +184,24 @@ export function jobView(root, { api, signal, params, setConnection }) {
     };
     const nav = h('nav', { class: 'frame-pager', id: 'frame-pager', 'aria-label': 'Pages of frames' },
       controls.first, controls.previous, label, controls.next, controls.last, form);
-    return { nav, label, ...controls };
+    const endLabel = h('span', { class: 'frame-page' });
+    const end = {
+      previous: button('frame-page-previous-end', '‹ Previous', 'Previous page of frames', () => pageIndex - 1, true),
+      next: button('frame-page-next-end', 'Next ›', 'Next page of frames', () => pageIndex + 1, true),
+    };
+    const endNav = h('nav', { class: 'frame-pager frame-pager-end', 'aria-label': 'Pages of frames, after them' },
+      end.previous, endLabel, end.next);
+    return { nav, label, endNav, endLabel, end, ...controls };
   }
 
   function showPager() {
     if (!pager) return;
     const [first, last] = pages[pageIndex];
-    setText(pager.label, `Frames ${first.toLocaleString('en-US')}–${last.toLocaleString('en-US')} · page ${pageIndex + 1} of ${pages.length}`);
-    pager.first.disabled = pager.previous.disabled = pageIndex === 0;
-    pager.next.disabled = pager.last.disabled = pageIndex === pages.length - 1;
+    const says = `Frames ${first.toLocaleString('en-US')}–${last.toLocaleString('en-US')} · page ${pageIndex + 1} of ${pages.length}`;
+    setText(pager.label, says);
+    setText(pager.endLabel, says);
+    pager.first.disabled = pager.previous.disabled = pager.end.previous.disabled = pageIndex === 0;
+    pager.next.disabled = pager.last.disabled = pager.end.next.disabled = pageIndex === pages.length - 1;
   }
 
   function show(job, progress, downloads) {
@@ -476,7 +490,8 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(sections.frames, h('section', { id: 'frames-section', 'aria-labelledby': 'frames-title' },
       h('div', { class: 'section-head' }, h('h2', { id: 'frames-title', text: 'Frames' }), framesSummary),
       pager?.nav,
-      grid.list));
+      grid.list,
+      pager?.endNav));
     replace(sections.composites, composites.section);
     return { meter, stats, downloadsBody, framesSummary, note: '', built: false, zipLink: null, videoLink: null };
   }

@@ -148,11 +148,13 @@ func TestAJobsDownloadsOfASpanOfFrames(t *testing.T) {
 				t.Errorf("frames %s: no zip or video", tc.q.Frames)
 			}
 		}
-		// Frames 1 to 7 make 8 files, past the 5 of one answer.
+		// Frames 1 to 7 make 8 files, past the 5 of one answer: the pages
+		// to ask for instead are of the span, not of the whole job.
 		_, err = api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{Frames: span(1, 7)})
 		var refused *farm.Error
-		if !errors.As(err, &refused) || refused.Field != "page" || !strings.Contains(refused.Message, "frames 1-7 of this job made 8 files") {
-			t.Errorf("a span of 8 files with at most 5 an answer: %v; want a 400 naming page and the span's 8 files", err)
+		if !errors.As(err, &refused) || refused.Field != "page" || !strings.Contains(refused.Message, "frames 1-7 of this job made 8 files") ||
+			!strings.Contains(refused.Message, "?frames=1-7&page=1&pageSize=5") {
+			t.Errorf("a span of 8 files with at most 5 an answer: %v; want a 400 naming page and the span's 8 files, asking for the span's pages", err)
 		}
 	})
 }

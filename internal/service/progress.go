@@ -561,13 +561,15 @@ func (s *Service) Downloads(ctx context.Context, p farm.Principal, id string, q 
 func pageOfDownloads(q farm.DownloadsQuery, total, most int) (*farm.Pagination, error) {
 	if q.Page == 0 && q.PageSize == 0 {
 		if total > most {
-			made := "this job made"
+			// The pages to ask for are of the span asked for: a client
+			// following the message must keep it, or it walks every file.
+			made, span := "this job made", ""
 			if q.Frames != nil {
-				made = fmt.Sprintf("frames %s of this job made", q.Frames)
+				made, span = fmt.Sprintf("frames %s of this job made", q.Frames), fmt.Sprintf("frames=%s&", q.Frames)
 			}
 			return nil, &farm.Error{Kind: farm.KindInvalid, Code: farm.CodeInvalidRequest, Field: "page",
-				Message: fmt.Sprintf("%s %d files to download, more than the %d one answer lists; ask for them a page at a time (GET /jobs/{id}/downloads?page=1&pageSize=%d, then page=2 …), or download transforms.framesZip, which holds every frame",
-					made, total, most, min(most, farm.DefaultDownloadsPageSize*10))}
+				Message: fmt.Sprintf("%s %d files to download, more than the %d one answer lists; ask for them a page at a time (GET /jobs/{id}/downloads?%spage=1&pageSize=%d, then page=2 …), or download transforms.framesZip, which holds every frame",
+					made, total, most, span, min(most, farm.DefaultDownloadsPageSize*10))}
 		}
 		return nil, nil
 	}

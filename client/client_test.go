@@ -416,6 +416,77 @@ func TestASpanOfFramesIsAskedForAsASpan(t *testing.T) {
 	}
 }
 
+// A server that does not know a span of frames still answers one: one
+// that ignores the parameter lists every frame and file, of which the
+// client keeps the span's; one that refuses it (400, as renderfarm did
+// before spans) is asked for the whole report, of which the client keeps
+// the span's frames. A span the server would refuse anyway is refused
+// without asking.
+func TestASpanOfFramesFromAServerThatDoesNotKnowSpans(t *testing.T) {
+	every := `{"jobId": "j1", "status": "rendering", "framesTotal": 4, "framesCompleted": 4, "percentComplete": 100, "etaSeconds": null, "frames": [
+		{"frame": 1, "status": "completed", "worker": "a", "renderSeconds": 1, "attempts": 1},
+		{"frame": 2, "status": "completed", "worker": "a", "renderSeconds": 1, "attempts": 1},
+		{"frame": 3, "status": "completed", "worker": "a", "renderSeconds": 1, "attempts": 1},
+		{"frame": 4, "status": "completed", "worker": "a", "renderSeconds": 1, "attempts": 1}]}`
+	file := func(frame int) string {
+		return fmt.Sprintf(`{"url": "https://x/%d.png", "fileName": "%d.png", "relativePath": "%d.png", "frame": %d}`, frame, frame, frame, frame)
+	}
+	files := `{"frames": ["https://x/1.png", "https://x/2.png", "https://x/3.png"], "compositeNodes": ["https://x/2.png"],
+		"frameOutputs": [` + file(1) + `, ` + file(2) + `, ` + file(3) + `], "compositeNodeOutputs": [` + file(2) + `], "transforms": {}}`
+	frameNumbers := func(p *client.Progress) []int {
+		var out []int
+		for _, f := range p.Frames {
+			out = append(out, f.Frame)
+		}
+		return out
+	}
+	for _, refuses := range []bool{false, true} {
+		f := newFakeServer(t)
+		var queries []string
+		f.handle("GET /jobs/{id}/progress", func(w http.ResponseWriter, r *http.Request) {
+			queries = append(queries, r.URL.RawQuery)
+			if refuses && r.URL.RawQuery != "" {
+				writeError(w, 400, "INVALID_REQUEST", `frames must be all (every frame listed, the default) or none (their counts only), not "2-3"`, "frames")
+				return
+			}
+			writeJSON(w, 200, every)
+		})
+		f.handle("GET /jobs/{id}/downloads", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, files) })
+		c := f.client()
+		ctx := context.Background()
+		p, err := c.ProgressOfFrames(ctx, "j1", 2, 3)
+		if err != nil || p.FramesTotal != 4 || !slices.Equal(frameNumbers(p), []int{2, 3}) {
+			t.Errorf("refusing %v: ProgressOfFrames(2, 3) = %+v, %v; want frames 2 and 3 of the 4 counted", refuses, p, err)
+		}
+		want := []string{"frames=2-3"}
+		if refuses {
+			want = append(want, "")
+		}
+		if !slices.Equal(queries, want) {
+			t.Errorf("refusing %v: queries sent %q, want %q", refuses, queries, want)
+		}
+		d, err := c.DownloadsOfFrames(ctx, "j1", 3, 3)
+		if err != nil || len(d.FrameOutputs) != 1 || *d.FrameOutputs[0].Frame != 3 || !slices.Equal(d.Frames, []string{"https://x/3.png"}) ||
+			len(d.CompositeNodeOutputs) != 0 || len(d.CompositeNodes) != 0 {
+			t.Errorf("DownloadsOfFrames(3, 3) = %+v, %v; want frame 3's file alone", d, err)
+		}
+		// A server that does not number its files cannot be asked a span.
+		files = `{"frames": ["https://x/1.png"], "compositeNodes": [], "frameOutputs": [{"url": "https://x/1.png", "fileName": "1.png", "relativePath": "1.png"}],
+			"compositeNodeOutputs": [], "transforms": {}}`
+		if d, err := c.DownloadsOfFrames(ctx, "j1", 3, 3); err == nil || !strings.Contains(err.Error(), "does not say which frame") {
+			t.Errorf("DownloadsOfFrames from a server that does not number its files = %+v, %v; want an error saying so", d, err)
+		}
+		files = `{"frames": ["https://x/1.png", "https://x/2.png", "https://x/3.png"], "compositeNodes": ["https://x/2.png"],
+		"frameOutputs": [` + file(1) + `, ` + file(2) + `, ` + file(3) + `], "compositeNodeOutputs": [` + file(2) + `], "transforms": {}}`
+		for _, span := range [][2]int{{3, 2}, {-1, 5}, {0, 1048575}} {
+			queries = nil
+			if _, err := c.ProgressOfFrames(ctx, "j1", span[0], span[1]); err == nil || len(queries) != 0 {
+				t.Errorf("ProgressOfFrames(%d, %d): %v, asked %q; want an error, the server not asked", span[0], span[1], err, queries)
+			}
+		}
+	}
+}
+
 // A server that refuses frames=none (400) is asked for the whole report,
 // so that Wait and the CLI's lines work against it too.
 func TestProgressCountsFromAServerThatRefusesThemReadTheWholeReport(t *testing.T) {

@@ -229,11 +229,46 @@ func (c *Client) ProgressCounts(ctx context.Context, id string) (*Progress, erro
 }
 
 // ProgressOfFrames is [Client.Progress] listing only the frames numbered
-// from first to last, both included (renderfarm's): every frame is
-// counted, a page of them listed, as a grid of a large job's frames shows
-// them. A thousand frames are about 77 KB, whatever the job's size.
+// from first to last, both included (renderfarm's), 0 <= first <= last
+// <= 1048574: every frame is counted, a page of them listed, as a grid of
+// a large job's frames shows them. A thousand frames are about 77 KB,
+// whatever the job's size. A farm that does not know spans lists every
+// frame, of which the span's are kept, and one that refuses to be asked
+// (400) is asked for the whole report.
 func (c *Client) ProgressOfFrames(ctx context.Context, id string, first, last int) (*Progress, error) {
-	return c.progress(ctx, id, "?frames="+frameSpan(first, last))
+	op := "get progress of job " + id
+	if err := checkFrameSpan(op, first, last); err != nil {
+		return nil, err
+	}
+	p, err := c.progress(ctx, id, "?frames="+frameSpan(first, last))
+	var ae *APIError
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
+		// The span is one a farm that knows spans takes (checked above),
+		// so a 400 is a farm that does not.
+		p, err = c.progress(ctx, id, "")
+	}
+	if err != nil {
+		return nil, err
+	}
+	kept := p.Frames[:0]
+	for _, f := range p.Frames {
+		if f.Frame >= first && f.Frame <= last {
+			kept = append(kept, f)
+		}
+	}
+	p.Frames = kept
+	return p, nil
+}
+
+// maxFrame is the highest frame number Blender, and so a span, accepts.
+const maxFrame = 1_048_574
+
+// checkFrameSpan refuses a span of frames no farm takes, before asking.
+func checkFrameSpan(op string, first, last int) error {
+	if first < 0 || last < first || last > maxFrame {
+		return fmt.Errorf("%s: frames %d to %d: a span goes from a frame to one at or after it, each from 0 to %d", op, first, last, maxFrame)
+	}
+	return nil
 }
 
 // frameSpan is how a span of frames is asked for: "1001-2000".
@@ -411,10 +446,16 @@ func (c *Client) DownloadsPage(ctx context.Context, id string, page, pageSize in
 // DownloadsOfFrames lists the files of the frames numbered from first to
 // last, both included (renderfarm's), and the zip and the video: only
 // their URLs are signed. A span of more files than the server lists in
-// one answer is an error; ask a smaller span.
+// one answer is an error; ask a smaller span. A farm that does not know
+// spans (one before them ignores the parameter) lists every file, of
+// which those of the span are kept; an answer that does not say which
+// frame a file shows is an error, as no span can be told from it.
 func (c *Client) DownloadsOfFrames(ctx context.Context, id string, first, last int) (*Downloads, error) {
 	var out Downloads
 	op := "get downloads of job " + id
+	if err := checkFrameSpan(op, first, last); err != nil {
+		return nil, err
+	}
 	path, err := jobPath(op, id, "/downloads")
 	if err != nil {
 		return nil, err
@@ -423,6 +464,26 @@ func (c *Client) DownloadsOfFrames(ctx context.Context, id string, first, last i
 	q.Set("frames", frameSpan(first, last))
 	if _, err := c.call(ctx, op, http.MethodGet, path, q, nil, &out); err != nil {
 		return nil, err
+	}
+	var unnumbered bool
+	keep := func(outputs []FileOutput) ([]FileOutput, []string) {
+		kept, urls := []FileOutput{}, []string{}
+		for _, o := range outputs {
+			switch {
+			case o.Frame == nil:
+				unnumbered = true
+			case *o.Frame >= first && *o.Frame <= last:
+				kept, urls = append(kept, o), append(urls, o.URL)
+			}
+		}
+		return kept, urls
+	}
+	// The legacy lists are made again of the outputs kept, each URL the
+	// output's own, as Downloads makes them of its pages.
+	out.FrameOutputs, out.Frames = keep(out.FrameOutputs)
+	out.CompositeNodeOutputs, out.CompositeNodes = keep(out.CompositeNodeOutputs)
+	if unnumbered {
+		return nil, fmt.Errorf("%s: the server does not say which frame each file shows, so the files of frames %d to %d cannot be told from the others; list them all with Downloads", op, first, last)
 	}
 	return &out, nil
 }

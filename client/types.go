@@ -560,7 +560,7 @@ type Progress struct {
 	RenderSeconds float64 `json:"renderSeconds,omitempty"`
 	// Frames is each frame's state, in frame order; empty in the answers
 	// of [Client.ProgressCounts] and [Client.RunningProgressCounts], only
-	// those asked for in [Client.ProgressOfFrames]'.
+	// those asked for in [Client.ProgressOfFrames].
 	Frames []FrameProgress `json:"frames"`
 	// WaitingFor is renderfarm's: what the job's work waits for, empty
 	// when it waits for nothing: a part of the farm that is out ("the

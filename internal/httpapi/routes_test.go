@@ -431,6 +431,7 @@ func TestDownloadsPageParameters(t *testing.T) {
 		{"?page=2", farm.DownloadsQuery{Page: 2}},
 		{"?pageSize=100000", farm.DownloadsQuery{PageSize: 100_000}},
 		{"?frames=1001-2000", farm.DownloadsQuery{Frames: &farm.FrameRange{Start: 1001, End: 2000, Step: 1}}},
+		{"?frames=", farm.DownloadsQuery{}}, // empty, as if not sent
 		{"?frames=7&page=2&pageSize=10", farm.DownloadsQuery{Page: 2, PageSize: 10, Frames: &farm.FrameRange{Start: 7, End: 7, Step: 1}}},
 		{"?frames=0-1048574", farm.DownloadsQuery{Frames: &farm.FrameRange{Start: 0, End: farm.MaxFrame, Step: 1}}},
 	}
@@ -494,6 +495,7 @@ func TestProgressFramesParameter(t *testing.T) {
 		}{
 			{"", farm.ProgressQuery{}, true},
 			{"?frames=all", farm.ProgressQuery{}, true},
+			{"?frames=", farm.ProgressQuery{}, true}, // empty, as if not sent, as every parameter
 			{"?frames=none", farm.ProgressQuery{WithoutFrames: true}, false},
 			{"?frames=1-1000", farm.ProgressQuery{Frames: &farm.FrameRange{Start: 1, End: 1000, Step: 1}}, true},
 			{"?frames=7", farm.ProgressQuery{Frames: &farm.FrameRange{Start: 7, End: 7, Step: 1}}, true},

@@ -241,6 +241,11 @@ class Client:
     def cancel(self, job_id):
         return self.request("POST", "/jobs/%s/cancel" % _id(job_id))
 
+    # A job of more frames than this is followed by its counters alone
+    # (wait): its frames are about 77 bytes each in every poll, megabytes
+    # for the largest jobs, and a line of them is more than a panel shows.
+    MANY_FRAMES = 2000
+
     def progress(self, job_id, frames=True):
         """The job's progress; frames=False asks for the counters alone,
         without each frame's state (a job of 100,000 frames is megabytes
@@ -252,16 +257,19 @@ class Client:
 
     # -- flows ------------------------------------------------------------
 
-    def wait(self, job_id, statuses=FINAL, on_progress=None, should_stop=None, timeout=None):
+    def wait(self, job_id, statuses=FINAL, on_progress=None, should_stop=None, timeout=None, frames=True):
         """Polls until the job reaches one of statuses and answers it.
         A job that ends elsewhere raises JobEnded. on_progress(job,
-        progress) sees each poll; should_stop() ends the wait early
-        (answering None); timeout is in seconds."""
+        progress) sees each poll: with each frame's state when frames is
+        True and the job has at most MANY_FRAMES frames, else its counters
+        alone; should_stop() ends the wait early (answering None); timeout
+        is in seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.job(job_id)
             if on_progress is not None:
-                on_progress(job, self.progress(job_id))
+                listed = frames and ((job.get("finalConfig") or {}).get("frameCount") or 0) <= self.MANY_FRAMES
+                on_progress(job, self.progress(job_id, frames=listed))
             if job["status"] in statuses:
                 return job
             if job["status"] in FINAL:
@@ -468,13 +476,13 @@ def main(argv=None):
                 config["chunkSize"] = args.chunk_size
             job = client.submit(args.file, config, _print_event)
             if args.wait or args.download:
-                job = client.wait(job["id"], on_progress=_print_progress)
+                job = client.wait(job["id"], on_progress=_print_progress, frames=False)
                 if job["status"] == "completed" and args.download:
                     _download(client, job["id"], args.download)
             print(json.dumps(job))
             return 0 if job["status"] not in ("failed", "canceled") else 1
         if args.command == "status":
-            job = client.wait(args.job, on_progress=_print_progress) if args.wait else client.job(args.job)
+            job = client.wait(args.job, on_progress=_print_progress, frames=False) if args.wait else client.job(args.job)
             print(json.dumps(job))
             return 0 if job["status"] not in ("failed", "canceled") else 1
         if args.command == "jobs":

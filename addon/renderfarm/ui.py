@@ -527,8 +527,11 @@ class RENDER_PT_renderfarm(bpy.types.Panel):
             self.job_buttons(row, job)
         if state["stage"] in ("uploading", "rendering", "downloading"):
             _progress(box, state["fraction"], state["message"])
-        if state["stage"] == "rendering" and state["progress"]:
-            box.label(text=rfc.frames_by_status(state["progress"]))
+        # The frames by status, while they are listed (a job of at most
+        # Client.MANY_FRAMES frames); else the line of counters.
+        by_status = rfc.frames_by_status(state["progress"]) if state["stage"] == "rendering" else ""
+        if by_status:
+            box.label(text=by_status)
         elif state["message"]:
             box.label(text=state["message"])
         if state["pack"]:

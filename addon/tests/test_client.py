@@ -109,6 +109,27 @@ class ClientTest(unittest.TestCase):
                          "warning MISSING_FILE: image refers to //tex\\x1b[31m.png\\nwarning FORGED: fine\n"
                          "rendering\\x1b[2J\n")
 
+    def test_wait_lists_the_frames_of_a_small_job_alone(self):
+        # A job of 10 frames is followed with its frames, one of 3,000 and
+        # any job the command line follows (frames=False) by its counters.
+        class Recording(rfc.Client):
+            def __init__(self, frames):
+                super().__init__("http://farm:8080", "RF-x", poll_interval=0)
+                self.frames, self.asked = frames, []
+
+            def request(self, method, path, body=None):
+                self.asked.append(path)
+                if path.endswith("/progress") or "/progress?" in path:
+                    return {"framesTotal": self.frames, "framesCompleted": 0}
+                return {"data": {"id": "j1", "status": "completed", "finalConfig": {"frameCount": self.frames}}}
+
+        for frames, listed, want in [(10, True, "/jobs/j1/progress"), (3000, True, "/jobs/j1/progress?frames=none"),
+                                     (10, False, "/jobs/j1/progress?frames=none")]:
+            with self.subTest(frames=frames, listed=listed):
+                client = Recording(frames)
+                client.wait("j1", on_progress=lambda job, progress: None, frames=listed)
+                self.assertEqual(client.asked, ["/jobs/j1", want])
+
     def test_pack_summary(self):
         report = {"files": [{}, {}], "totalBytes": 3 << 20, "missing": [{}]}
         self.assertEqual(submission.pack_summary(report), "2 files, 3.0 MiB, 1 missing")

@@ -251,6 +251,20 @@ func TestSubmitWaitDownloadThenFollowUpCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("progress --frames lists a span of the frames and counts them all", func(t *testing.T) {
+		r := renderfarm(t, f.env(), "progress", id, "--frames", "2-3", "--json")
+		var p client.Progress
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &p) != nil || p.FramesTotal != 3 || p.FramesCompleted != 3 ||
+			len(p.Frames) != 2 || p.Frames[0].Frame != 2 || p.Frames[1].Frame != 3 {
+			t.Errorf("progress --frames 2-3: want frames 2 and 3 of 3 counted, got\n%s", r)
+		}
+		for _, bad := range [][]string{{"progress", "--frames", "1-2"}, {"progress", id, "--frames", "3-1"}, {"progress", id, "--frames", "1-3x2"}} {
+			if r := renderfarm(t, f.env(), bad...); r.code != 2 || !strings.Contains(r.stderr, "--frames") {
+				t.Errorf("%q: want exit 2 naming --frames, got\n%s", bad, r)
+			}
+		}
+	})
+
 	t.Run("cancel of a finished job is refused with the API's reason", func(t *testing.T) {
 		r := renderfarm(t, f.env(), "cancel", id)
 		if r.code != 2 || !strings.Contains(r.stderr, "400 INVALID_STATE") || !strings.Contains(r.stderr, "cannot cancel a job that is completed") {

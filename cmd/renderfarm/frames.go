@@ -28,6 +28,16 @@ func parseFrameList(s string) ([]string, error) {
 	return ranges, nil
 }
 
+// parseFrameSpan reads `progress --frames`: a span of frame numbers,
+// "1001-2000", or one frame, "7".
+func parseFrameSpan(s string) (first, last int, err error) {
+	r, err := farm.ParseFrameRange(s)
+	if err != nil || r.Step != 1 {
+		return 0, 0, fmt.Errorf("--frames %q is not a span of frames such as 1001-2000, or one frame such as 7", s)
+	}
+	return r.Start, r.End, nil
+}
+
 // parseResolution reads --resolution as width and height in pixels:
 // "1920x1080".
 func parseResolution(s string) ([]int, error) {

@@ -167,6 +167,7 @@ func showProgress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var r remote
 	r.register(fs)
 	jsonOut := fs.Bool("json", false, "print the progress as JSON on stdout (an array when no JOB is given)")
+	span := fs.String("frames", "", "with JOB, the frames to list, such as 1001-2000 or 7 (the counters still count every frame); every frame when not given")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: renderfarm progress [JOB] [flags]\n\nShows the render progress of one job, or of every job the farm is working on.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -181,8 +182,21 @@ func showProgress(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	con := newConsole(stdout, stderr, *jsonOut)
 
+	if *span != "" && len(pos) == 0 {
+		return fmt.Errorf("%w: --frames lists the frames of one job: give its JOB id", errUsage)
+	}
 	if len(pos) == 1 {
-		p, err := c.Progress(ctx, pos[0])
+		read := c.Progress
+		if *span != "" {
+			first, last, err := parseFrameSpan(*span)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			read = func(ctx context.Context, id string) (*client.Progress, error) {
+				return c.ProgressOfFrames(ctx, id, first, last)
+			}
+		}
+		p, err := read(ctx, pos[0])
 		if err != nil {
 			return r.explain(err)
 		}

@@ -76,9 +76,12 @@ type podSpec struct {
 }
 
 type container struct {
-	Name string   `yaml:"name"`
-	Args []string `yaml:"args"`
-	Env  []struct {
+	Name         string   `yaml:"name"`
+	Args         []string `yaml:"args"`
+	VolumeMounts []struct {
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+	Env []struct {
 		Name      string         `yaml:"name"`
 		Value     *string        `yaml:"value"`
 		ValueFrom map[string]any `yaml:"valueFrom"`
@@ -316,6 +319,45 @@ func TestChartLetsAStoppingWorkerHandItsChunkBack(t *testing.T) {
 		"--set", "worker.shutdownTimeoutSeconds=120", "--set", "worker.terminationGracePeriodSeconds=60").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "terminationGracePeriodSeconds (60) must be at least worker.shutdownTimeoutSeconds + 15 (135)") {
 		t.Errorf("a grace period shorter than the shutdown timeout was rendered, or refused without saying why: %v\n%s", err, out)
+	}
+}
+
+// TestChartGivesTheWorkerAWorkDirectoryItMayMakeItsOwn: the worker's
+// --work-dir, which it keeps to itself (mode 0700), lies below the
+// volume mounted for it, never at the volume's own mount point. A
+// volume's own directory is root's (an emptyDir is mode 2777, group
+// fsGroup): the worker, which runs as another user, may not change its
+// mode, and stopped at its start with "chmod /var/cache/renderfarm:
+// operation not permitted" on a real kubelet. (--data-dir is tightened
+// so only for SQLite or local objects, which the chart never uses: serve
+// works in --data-dir/work.)
+func TestChartGivesTheWorkerAWorkDirectoryItMayMakeItsOwn(t *testing.T) {
+	helmPath := helm(t)
+	for _, sandbox := range []string{"userns", "privileged", "none"} {
+		for _, m := range render(t, helmPath, "--set", "worker.sandbox="+sandbox) {
+			if m.Kind != "Deployment" {
+				continue
+			}
+			for _, c := range m.Spec.Template.Spec.Containers {
+				for _, arg := range c.Args {
+					flag, dir, ok := strings.Cut(arg, "=")
+					if !ok || flag != "--work-dir" {
+						continue
+					}
+					below := false
+					for _, v := range c.VolumeMounts {
+						mount := strings.TrimSuffix(v.MountPath, "/")
+						if filepath.Clean(dir) == mount {
+							t.Errorf("%s (sandbox %s), container %s: %s is the mount point of a volume, whose mode its process may not change; give it a directory below it", m.Metadata.Name, sandbox, c.Name, arg)
+						}
+						below = below || strings.HasPrefix(filepath.Clean(dir), mount+"/")
+					}
+					if !below {
+						t.Errorf("%s (sandbox %s), container %s: %s is on no volume: the frames would be written to the container's own layer, which is read-only", m.Metadata.Name, sandbox, c.Name, arg)
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -65,7 +65,7 @@ func (a *api) observe(next http.Handler) http.Handler {
 			}
 			// Only the path is logged: the query of an object URL is its
 			// signature, which must not end up in logs.
-			a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			a.log.LogAttrs(r.Context(), logLevelOf(r, rec.statusOrOK()), "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
@@ -79,6 +79,19 @@ func (a *api) observe(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// logLevelOf is the level a request is logged at once answered: info,
+// but for a health or readiness probe that passed, which an orchestrator
+// sends every few seconds to every replica (Kubernetes' probes, a load
+// balancer's checks) and which would otherwise be most of the log. A
+// probe that fails stays at info: it says why the replica is taken out
+// of service.
+func logLevelOf(r *http.Request, status int) slog.Level {
+	if (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") && status < 300 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // errPanic carries no farm kind, so it is answered as an internal error.

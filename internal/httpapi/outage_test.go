@@ -113,6 +113,11 @@ func TestReadyz(t *testing.T) {
 			if tt.status == 503 && r.Header.Get("Retry-After") == "" {
 				t.Error("a 503 without Retry-After")
 			}
+			// A probe that passes, sent every few seconds to every
+			// replica, is not logged at info; one that fails is.
+			if logged := strings.Contains(e.log.String(), "path=/readyz"); logged != (tt.status != 200) {
+				t.Errorf("the probe answered %d was logged at info: %v; want only a failing one:\n%s", r.StatusCode, logged, e.log)
+			}
 		})
 	}
 }

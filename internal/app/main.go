@@ -241,15 +241,17 @@ func (m *Main) ready(ctx context.Context) error {
 }
 
 // firstKey makes the first API key of a farm that has none, and logs it:
-// the one time it is shown.
+// the one time it is shown. Of the replicas that start at once on such a
+// farm one makes and logs the key; the others find it made, as every
+// later start does, and log no key.
 func (m *Main) firstKey(ctx context.Context) error {
-	n, err := m.store.CountAPIKeys(ctx)
-	if err != nil || n > 0 {
-		return err
-	}
-	key, err := service.CreateAPIKey(ctx, m.store, "default")
+	key, made, err := service.CreateFirstAPIKey(ctx, m.store, "default")
 	if err != nil {
 		return err
+	}
+	if !made {
+		m.log.Info("the farm has an API key already; no first key made (renderfarm keys create makes more)")
+		return nil
 	}
 	m.log.Info("created workspace \"default\" and its first API key; it is shown only this once", "apiKey", key)
 	return nil

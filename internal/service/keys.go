@@ -55,53 +55,105 @@ func CreateAPIKey(ctx context.Context, st *store.Store, workspace string) (strin
 	return created.Key, err
 }
 
+// CreateFirstAPIKey makes a key, as CreateAPIKey does, if the farm has
+// none, and says whether it made it: serve's first start shows the key it
+// made, the one time it is seen. The key is looked for and made under the
+// store's first-key lock (InFirstKeyTx), so of the processes that call it
+// at once on a farm without a key exactly one makes a key, and the others
+// answer made false.
+func CreateFirstAPIKey(ctx context.Context, st *store.Store, workspace string) (key string, made bool, err error) {
+	k, err := newAPIKey(NewAPIKey{Workspace: workspace})
+	if err != nil {
+		return "", false, err
+	}
+	err = st.InFirstKeyTx(ctx, func(tx *store.Tx) error {
+		n, err := tx.CountAPIKeys(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+		if _, err := k.save(ctx, tx); err != nil {
+			return err
+		}
+		made = true
+		return nil
+	})
+	if err != nil || !made {
+		return "", false, err
+	}
+	return k.key, true, nil
+}
+
 // IssueAPIKey makes the key req describes. Only the key's hash is stored,
 // so the key in the answer is the one time it is seen. A request that
 // makes no sense is refused with a *farm.Error of KindInvalid.
 func IssueAPIKey(ctx context.Context, st *store.Store, req NewAPIKey) (CreatedAPIKey, error) {
+	k, err := newAPIKey(req)
+	if err != nil {
+		return CreatedAPIKey{}, err
+	}
+	var info store.APIKeyInfo
+	err = st.InTx(ctx, func(tx *store.Tx) error {
+		info, err = k.save(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return CreatedAPIKey{}, err
+	}
+	return CreatedAPIKey{Key: k.key, Info: info}, nil
+}
+
+// apiKeyToStore is a key made and not yet stored: the key, and its row
+// in its workspace, named.
+type apiKeyToStore struct {
+	key       string
+	workspace string
+	row       store.APIKey
+}
+
+// newAPIKey makes the key req describes, refusing a request that makes
+// no sense with a *farm.Error of KindInvalid.
+func newAPIKey(req NewAPIKey) (apiKeyToStore, error) {
 	workspace := strings.TrimSpace(req.Workspace)
 	if workspace == "" {
-		return CreatedAPIKey{}, farm.Invalid(farm.CodeInvalidRequest, "a workspace name is required")
+		return apiKeyToStore{}, farm.Invalid(farm.CodeInvalidRequest, "a workspace name is required")
 	}
 	name, err := checkKeyName(req.Name)
 	if err != nil {
-		return CreatedAPIKey{}, err
+		return apiKeyToStore{}, err
 	}
 	now := time.Now().UTC()
 	var expires *time.Time
 	if !req.ExpiresAt.IsZero() {
 		if !req.ExpiresAt.After(now) {
-			return CreatedAPIKey{}, farm.Invalid(farm.CodeInvalidRequest, "the expiry %s is not in the future", req.ExpiresAt.UTC().Format(time.RFC3339))
+			return apiKeyToStore{}, farm.Invalid(farm.CodeInvalidRequest, "the expiry %s is not in the future", req.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		t := req.ExpiresAt.UTC()
 		expires = &t
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
-		return CreatedAPIKey{}, err
+		return apiKeyToStore{}, err
 	}
 	key := keyPrefix + hex.EncodeToString(raw)
-	row := store.APIKey{
+	return apiKeyToStore{key: key, workspace: workspace, row: store.APIKey{
 		ID: uuid.NewString(), Hash: hashKey(key), Prefix: key[:len(keyPrefix)+6],
 		Name: name, CreatedAt: now, ExpiresAt: expires,
-	}
-	var info store.APIKeyInfo
-	err = st.InTx(ctx, func(tx *store.Tx) error {
-		ws, err := tx.EnsureWorkspace(ctx, workspace)
-		if err != nil {
-			return err
-		}
-		row.WorkspaceID = ws.ID
-		if err := tx.InsertAPIKey(ctx, row); err != nil {
-			return err
-		}
-		info, err = tx.APIKeyInfoByID(ctx, row.ID)
-		return err
-	})
+	}}, nil
+}
+
+// save stores the key's hash in tx, creating its workspace if new, and
+// answers what may be shown of it.
+func (k apiKeyToStore) save(ctx context.Context, tx *store.Tx) (store.APIKeyInfo, error) {
+	ws, err := tx.EnsureWorkspace(ctx, k.workspace)
 	if err != nil {
-		return CreatedAPIKey{}, err
+		return store.APIKeyInfo{}, err
 	}
-	return CreatedAPIKey{Key: key, Info: info}, nil
+	row := k.row
+	row.WorkspaceID = ws.ID
+	if err := tx.InsertAPIKey(ctx, row); err != nil {
+		return store.APIKeyInfo{}, err
+	}
+	return tx.APIKeyInfoByID(ctx, row.ID)
 }
 
 // checkKeyName trims a key's name and refuses one that is too long or

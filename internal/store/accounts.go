@@ -187,11 +187,42 @@ func (q *Queries) RecordAPIKeyUse(ctx context.Context, id string, at, staleAt ti
 	return nil
 }
 
-// CountAPIKeys says how many keys exist, so a first start can make one.
+// CountAPIKeys says how many keys exist.
 func (q *Queries) CountAPIKeys(ctx context.Context) (int, error) {
 	var n int
 	err := q.queryRow(ctx, `SELECT COUNT(*) FROM api_keys`).Scan(&n)
 	return n, err
+}
+
+// firstKeyLock is the PostgreSQL advisory lock key that InFirstKeyTx
+// holds. Advisory locks are per database, so the key only has to differ
+// from other locks the farm and River take in the same database.
+const firstKeyLock int64 = 0x66697273746b6579 // "firstkey"
+
+// InFirstKeyTx runs fn in a transaction that holds the farm's first-key
+// lock: on PostgreSQL an advisory lock that one transaction at a time may
+// hold, on SQLite the write lock every transaction takes when it begins
+// (so across processes on one file too). The serve processes that start
+// together on a farm without a key (replicas of one release) therefore
+// look for a key one after the other, each seeing what the one before it
+// committed, and only the first makes one; counting and then making the
+// key, each on its own, every one of them made and logged a key.
+func (s *Store) InFirstKeyTx(ctx context.Context, fn func(tx *Tx) error) error {
+	var opts *sql.TxOptions
+	if s.dialect == DialectPostgres {
+		// READ COMMITTED whatever the server's default: the count after
+		// the lock must see the key the previous holder committed, which
+		// a snapshot taken with the lock statement would not.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	return s.inTx(ctx, opts, func(tx *Tx) error {
+		if s.dialect == DialectPostgres {
+			if _, err := tx.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, firstKeyLock); err != nil {
+				return fmt.Errorf("take the first key's lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
 }
 
 // nullTime is t for a nullable time column: NULL when t is nil.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -186,7 +187,7 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	if tools != nil {
 		nd := c.nodeConfig()
 		nd.Sandbox, nd.BlenderTempDir, nd.Metrics = tools.sandbox, tools.installs[0].runner.TempDir, m.metrics
-		if nd.MemoryBytes, err = node.MachineMemory(); err != nil {
+		if nd.MemoryBytes, err = m.nodeMemory(); err != nil {
 			return err
 		}
 		if c.GPUAuto {
@@ -219,6 +220,25 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 	// it, which River does to the jobs of a client whose start context
 	// ends.
 	return eng.Start(context.WithoutCancel(ctx))
+}
+
+// nodeMemory is the memory this node offers jobs, and logs what it is the
+// least of: in a container, a cgroup limit below the machine's memory is
+// what a render can have.
+func (m *Main) nodeMemory() (int64, error) {
+	mem, err := node.NodeMemory(os.DirFS("/"))
+	if err != nil {
+		return 0, err
+	}
+	for _, why := range mem.Unread {
+		m.log.Debug("a cgroup's memory limit could not be read; passed over", "error", why)
+	}
+	attrs := []any{"memoryGiB", farm.WorkerOffer{MemoryBytes: mem.Bytes}.MemoryGiB(), "bytes", mem.Bytes, "machine", mem.Machine}
+	if mem.CgroupFile != "" {
+		attrs = append(attrs, "cgroupLimit", mem.Cgroup, "cgroupFile", mem.CgroupFile)
+	}
+	m.log.Info("memory this node offers jobs (the least of the machine's and its cgroup's limit)", attrs...)
+	return mem.Bytes, nil
 }
 
 // ready checks, within ctx, that what this process depends on answers:

@@ -2,19 +2,61 @@ package node
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
+	"math"
 	"strconv"
 	"strings"
 )
 
-// MachineMemory is this machine's memory as the kernel reports it
-// (MemTotal in /proc/meminfo), in bytes: what the node offers a job's
-// minimumRam. 0 where there is no /proc/meminfo; such a node takes only
-// jobs that ask for no memory.
-func MachineMemory() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if os.IsNotExist(err) {
+// Memory is the memory a node offers a job's minimumRam, and what it is
+// the least of.
+type Memory struct {
+	// Bytes is what the node offers: the least of the figures below that
+	// are known; 0 where none is, and such a node takes only jobs that ask
+	// for no memory.
+	Bytes int64
+	// Machine is the machine's memory as the kernel reports it (MemTotal
+	// in /proc/meminfo); 0 where there is no /proc/meminfo.
+	Machine int64
+	// Cgroup is the least memory limit of the cgroups the process is in
+	// (a container's limit), read from CgroupFile; 0 and "" where none
+	// has one or none could be read.
+	Cgroup     int64
+	CgroupFile string
+	// Unread are the cgroup files that could not be read, and why: they
+	// are passed over, and logged.
+	Unread []string
+}
+
+// NodeMemory is the memory this node offers, read under root, the file
+// system's root (os.DirFS("/")). Only a MemTotal that cannot be read or
+// makes no sense is an error; a cgroup file that cannot be read is passed
+// over (Unread).
+func NodeMemory(root fs.FS) (Memory, error) {
+	var m Memory
+	var err error
+	if m.Machine, err = machineMemory(root); err != nil {
+		return Memory{}, err
+	}
+	limit, ok, unread := cgroupMemoryLimit(root)
+	m.Unread = unread
+	if ok {
+		m.Cgroup, m.CgroupFile = limit.bytes, limit.file
+	}
+	m.Bytes = m.Machine
+	if m.CgroupFile != "" && (m.Bytes == 0 || m.Cgroup < m.Bytes) {
+		m.Bytes = m.Cgroup
+	}
+	return m, nil
+}
+
+// machineMemory is MemTotal in /proc/meminfo under root, in bytes; 0
+// where there is no /proc/meminfo.
+func machineMemory(root fs.FS) (int64, error) {
+	f, err := root.Open("proc/meminfo")
+	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
@@ -37,7 +79,7 @@ func memTotal(lines *bufio.Scanner) (int64, error) {
 			return 0, fmt.Errorf("read this machine's memory: MemTotal is %q, not a number of kB", strings.TrimSpace(rest))
 		}
 		kb, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil || kb < 0 {
+		if err != nil || kb < 0 || kb > math.MaxInt64>>10 {
 			return 0, fmt.Errorf("read this machine's memory: MemTotal is %q, not a number of kB", strings.TrimSpace(rest))
 		}
 		return kb << 10, nil

@@ -2,8 +2,11 @@ package node
 
 import (
 	"bufio"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestMemTotalReadsTheKernelsLine(t *testing.T) {
@@ -33,9 +36,88 @@ func TestMemTotalReadsTheKernelsLine(t *testing.T) {
 	}
 }
 
-func TestMachineMemoryIsThisMachines(t *testing.T) {
-	got, err := MachineMemory()
-	if err != nil || got < 64<<20 {
-		t.Errorf("MachineMemory = %d, %v; want this machine's memory, at least 64 MiB", got, err)
+func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
+	const meminfo = "MemTotal:       24683664 kB\nMemFree:         1000 kB\n" // 23.5 GiB
+	pod := func(memoryMax string) fstest.MapFS {
+		files := fstest.MapFS{
+			"proc/meminfo":        {Data: []byte(meminfo)},
+			"proc/self/cgroup":    {Data: []byte("0::/\n")},
+			"proc/self/mountinfo": {Data: []byte(mountinfoPod)},
+		}
+		if memoryMax != "" {
+			files["sys/fs/cgroup/memory.max"] = &fstest.MapFile{Data: []byte(memoryMax)}
+		}
+		return files
 	}
+	tests := []struct {
+		name  string
+		files fstest.MapFS
+		want  Memory
+	}{
+		{
+			name:  "a pod limited to 8 GiB offers 8 GiB",
+			files: pod("8589934592\n"),
+			want:  Memory{Bytes: 8 << 30, Machine: 24683664 << 10, Cgroup: 8 << 30, CgroupFile: "/sys/fs/cgroup/memory.max"},
+		},
+		{
+			name:  "a limit above the machine's memory leaves the machine's",
+			files: pod("68719476736\n"),
+			want:  Memory{Bytes: 24683664 << 10, Machine: 24683664 << 10, Cgroup: 64 << 30, CgroupFile: "/sys/fs/cgroup/memory.max"},
+		},
+		{
+			name:  "no limit is the machine's memory",
+			files: pod("max\n"),
+			want:  Memory{Bytes: 24683664 << 10, Machine: 24683664 << 10},
+		},
+		{
+			name:  "no cgroup file is the machine's memory",
+			files: fstest.MapFS{"proc/meminfo": {Data: []byte(meminfo)}},
+			want:  Memory{Bytes: 24683664 << 10, Machine: 24683664 << 10, Unread: []string{"open proc/self/cgroup: file does not exist"}},
+		},
+		{
+			name:  "a garbled cgroup file is the machine's memory",
+			files: pod("a lot\n"),
+			want:  Memory{Bytes: 24683664 << 10, Machine: 24683664 << 10, Unread: []string{`/sys/fs/cgroup/memory.max: memory limit "a lot" is not a number of bytes`}},
+		},
+		{
+			name:  "nothing at all is 0, as before",
+			files: fstest.MapFS{},
+			want:  Memory{Unread: []string{"open proc/self/cgroup: file does not exist"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NodeMemory(tt.files)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("NodeMemory = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNodeMemoryFailsOnAGarbledMemTotalAlone(t *testing.T) {
+	_, err := NodeMemory(fstest.MapFS{"proc/meminfo": {Data: []byte("MemTotal: lots\n")}})
+	if err == nil || !strings.Contains(err.Error(), "not a number of kB") {
+		t.Errorf("NodeMemory = %v; want MemTotal's error", err)
+	}
+}
+
+func TestNodeMemoryOnThisMachineIsAtMostItsMemTotal(t *testing.T) {
+	got, err := NodeMemory(os.DirFS("/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	total, err := memTotal(bufio.NewScanner(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Machine != total || got.Bytes > total || got.Bytes < 64<<20 {
+		t.Errorf("NodeMemory = %+v; want MemTotal (%d) as Machine, and at least 64 MiB and at most it as Bytes", got, total)
+	}
+	t.Logf("this machine: %+v", got)
 }

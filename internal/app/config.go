@@ -243,7 +243,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.SandboxMode, "sandbox", c.SandboxMode, "how Blender and ffmpeg are confined: auto or bwrap (bubblewrap: no network, read-only system, writable only their own directories; the node refuses to start where bubblewrap is missing or does not work), or none (unconfined, logged as a warning at every start)")
 	fs.StringVar(&c.BwrapBinary, "bwrap", c.BwrapBinary, "the bubblewrap executable for --sandbox")
-	fs.Func("blender-memory-limit", "the memory each Blender process may allocate (its data segment, e.g. 8GiB); 0, the default, sets no limit", func(s string) error {
+	fs.Func("blender-memory-limit", "the memory each Blender process may allocate (its data segment, e.g. 8GiB), and so the most the node offers jobs' minimumRam; 0, the default, sets no limit", func(s string) error {
 		if strings.TrimSpace(s) == "0" {
 			c.BlenderMemoryBytes = 0
 			return nil

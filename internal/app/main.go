@@ -224,9 +224,10 @@ func (m *Main) startParts(ctx context.Context, tools *nodeTools) error {
 
 // nodeMemory is the memory this node offers jobs, and logs what it is the
 // least of: in a container, a cgroup limit below the machine's memory is
-// what a render can have.
+// what a render can have, and --blender-memory-limit is what one Blender
+// may allocate.
 func (m *Main) nodeMemory() (int64, error) {
-	mem, err := node.NodeMemory(os.DirFS("/"))
+	mem, err := node.NodeMemory(os.DirFS("/"), m.Config.BlenderMemoryBytes)
 	if err != nil {
 		return 0, err
 	}
@@ -237,7 +238,10 @@ func (m *Main) nodeMemory() (int64, error) {
 	if mem.CgroupFile != "" {
 		attrs = append(attrs, "cgroupLimit", mem.Cgroup, "cgroupFile", mem.CgroupFile)
 	}
-	m.log.Info("memory this node offers jobs (the least of the machine's and its cgroup's limit)", attrs...)
+	if mem.Blender > 0 {
+		attrs = append(attrs, "blenderMemoryLimit", mem.Blender)
+	}
+	m.log.Info("memory this node offers jobs (the least of the machine's, its cgroup's limit and --blender-memory-limit)", attrs...)
 	return mem.Bytes, nil
 }
 

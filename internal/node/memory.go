@@ -25,17 +25,24 @@ type Memory struct {
 	// has one or none could be read.
 	Cgroup     int64
 	CgroupFile string
+	// Blender is the memory limit of each Blender (--blender-memory-limit,
+	// its data segment); 0 where there is none. It is per render, not for
+	// the whole node, but a render is what a job's minimumRam asks memory
+	// for: a job that needs more than a Blender may allocate fails on the
+	// node however much memory the machine has.
+	Blender int64
 	// Unread are the cgroup files that could not be read, and why: they
 	// are passed over, and logged.
 	Unread []string
 }
 
 // NodeMemory is the memory this node offers, read under root, the file
-// system's root (os.DirFS("/")). Only a MemTotal that cannot be read or
+// system's root (os.DirFS("/")), and at most blenderLimit, the memory
+// limit of each Blender (0: none). Only a MemTotal that cannot be read or
 // makes no sense is an error; a cgroup file that cannot be read is passed
 // over (Unread).
-func NodeMemory(root fs.FS) (Memory, error) {
-	var m Memory
+func NodeMemory(root fs.FS, blenderLimit int64) (Memory, error) {
+	m := Memory{Blender: blenderLimit}
 	var err error
 	if m.Machine, err = machineMemory(root); err != nil {
 		return Memory{}, err
@@ -48,6 +55,9 @@ func NodeMemory(root fs.FS) (Memory, error) {
 	m.Bytes = m.Machine
 	if m.CgroupFile != "" && (m.Bytes == 0 || m.Cgroup < m.Bytes) {
 		m.Bytes = m.Cgroup
+	}
+	if m.Blender > 0 && (m.Bytes == 0 || m.Blender < m.Bytes) {
+		m.Bytes = m.Blender
 	}
 	return m, nil
 }

@@ -50,9 +50,10 @@ func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
 		return files
 	}
 	tests := []struct {
-		name  string
-		files fstest.MapFS
-		want  Memory
+		name    string
+		files   fstest.MapFS
+		blender int64
+		want    Memory
 	}{
 		{
 			name:  "a pod limited to 8 GiB offers 8 GiB",
@@ -80,6 +81,18 @@ func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
 			want:  Memory{Bytes: 24683664 << 10, Machine: 24683664 << 10, Unread: []string{`/sys/fs/cgroup/memory.max: memory limit "a lot" is not a number of bytes`}},
 		},
 		{
+			name:    "a Blender memory limit below both is what a render can have",
+			files:   pod("8589934592\n"),
+			blender: 4 << 30,
+			want:    Memory{Bytes: 4 << 30, Machine: 24683664 << 10, Cgroup: 8 << 30, CgroupFile: "/sys/fs/cgroup/memory.max", Blender: 4 << 30},
+		},
+		{
+			name:    "a Blender memory limit above the cgroup's leaves the cgroup's",
+			files:   pod("8589934592\n"),
+			blender: 16 << 30,
+			want:    Memory{Bytes: 8 << 30, Machine: 24683664 << 10, Cgroup: 8 << 30, CgroupFile: "/sys/fs/cgroup/memory.max", Blender: 16 << 30},
+		},
+		{
 			name:  "nothing at all is 0, as before",
 			files: fstest.MapFS{},
 			want:  Memory{Unread: []string{"open proc/self/cgroup: file does not exist"}},
@@ -87,7 +100,7 @@ func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NodeMemory(tt.files)
+			got, err := NodeMemory(tt.files, tt.blender)
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("NodeMemory = %+v, %v; want %+v", got, err, tt.want)
 			}
@@ -96,14 +109,14 @@ func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
 }
 
 func TestNodeMemoryFailsOnAGarbledMemTotalAlone(t *testing.T) {
-	_, err := NodeMemory(fstest.MapFS{"proc/meminfo": {Data: []byte("MemTotal: lots\n")}})
+	_, err := NodeMemory(fstest.MapFS{"proc/meminfo": {Data: []byte("MemTotal: lots\n")}}, 0)
 	if err == nil || !strings.Contains(err.Error(), "not a number of kB") {
 		t.Errorf("NodeMemory = %v; want MemTotal's error", err)
 	}
 }
 
 func TestNodeMemoryOnThisMachineIsAtMostItsMemTotal(t *testing.T) {
-	got, err := NodeMemory(os.DirFS("/"))
+	got, err := NodeMemory(os.DirFS("/"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

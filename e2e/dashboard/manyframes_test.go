@@ -136,6 +136,38 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 		t.Errorf("the suspended job's page asked %v over 5 s; want the first page's frames at each poll, and its downloads not again", idle)
 	}
 
+	// Completed, the page signs its page's links again every ten minutes
+	// (here 300 ms). A round of them under way when the page is turned
+	// draws nothing: the new page shows its own frames alone, though the
+	// round's answer lands before the new page's. The page's downloads are
+	// held (held) to answer in that order.
+	b.do(chromedp.Evaluate[chromedp.Void](`
+		window.setTimeoutOf = window.setTimeout;
+		window.setTimeout = (f, ms, ...rest) => window.setTimeoutOf(f, ms === 10 * 60 * 1000 ? 300 : ms, ...rest);
+		window.fetchOf = window.fetch;
+		window.holding = false;
+		window.held = [];
+		window.fetch = (url, init) => window.holding && String(url).includes('/downloads?')
+			? new Promise((answer) => window.held.push(() => answer(window.fetchOf(url, init))))
+			: window.fetchOf(url, init);`))
+	big.Status = rf.StatusCompleted
+	if err := st.UpdateJob(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the completed job", `document.querySelector('#job-view .badge')?.dataset.status === 'completed'`)
+	b.do(chromedp.Evaluate[chromedp.Void](`window.holding = true`))
+	b.waitFor("a round of the first page's links asked for", `window.held.length === 1`)
+	b.do(chromedp.Click(chromedp.ID("frame-page-next")))
+	b.waitFor("the second page's downloads asked for", `window.held.length === 2`)
+	b.do(chromedp.Evaluate[chromedp.Void](`window.held[0]()`))
+	time.Sleep(500 * time.Millisecond)
+	if n := b.text(`String(document.querySelectorAll('#frame-grid li[data-frame="1"]').length)`); n != "0" {
+		t.Error("the links of the first page, signed as the page was turned, drew its tiles on the second page")
+	}
+	b.do(chromedp.Evaluate[chromedp.Void](`window.holding = false; window.held.slice(1).forEach((answer) => answer())`))
+	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")
+	b.do(chromedp.Evaluate[chromedp.Void](`window.setTimeout = window.setTimeoutOf; window.fetch = window.fetchOf`))
+
 	// The small job: every poll asks for its frames, none for the
 	// counters alone, and it has no pages.
 	b.open(small)

@@ -89,6 +89,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let pages = null;
   let pageIndex = 0;
   let pager = null; // its controls, once built
+  let linksRound = 0; // keepLinksFresh's round under way
 
   const poller = poll(async () => {
     try {
@@ -143,6 +144,10 @@ export function jobView(root, { api, signal, params, setConnection }) {
     const next = Math.max(0, Math.min(pages.length - 1, index));
     if (next === pageIndex) return;
     pageIndex = next;
+    // A round of keepLinksFresh under way signs the page left and would
+    // draw its tiles into the new page's grid: it stops, and the poll
+    // asked for here starts another once it read the new page.
+    linksRound++;
     grid.reset();
     composites.reset();
     showPager();
@@ -576,7 +581,6 @@ export function jobView(root, { api, signal, params, setConnection }) {
     replace(live.downloadsBody, player, links);
   }
 
-  let linksRound = 0;
   // keepLinksFresh signs a finished job's downloads again every
   // refreshLinksMs, so that its links keep working. Its frames no longer
   // change: the grid keeps those of the last report (progress), and the
@@ -596,7 +600,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       try {
         const page = pages?.[pageIndex];
         const downloads = page ? await api.downloadsOfFrames(id, page[0], page[1], signal) : await api.downloads(id, signal);
-        if (round !== linksRound) return false; // the page was turned meanwhile
+        if (round !== linksRound) return false; // the page was turned meanwhile (showPage)
         grid.update(progress, downloads);
         composites.update(downloads);
         if (live) showDownloads({ status: lastStatus }, downloads);

@@ -104,6 +104,17 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	// The controls below the grid turn the pages too.
 	b.do(chromedp.Click(chromedp.ID("frame-page-previous-end")))
 	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")
+	// The focus follows the page turned from below the grid up to the
+	// grid's heading; and turned from the keyboard to the last page, whose
+	// control to the next page is then disabled, it is not lost either.
+	if got := b.text(`document.activeElement?.id ?? ''`); got != "frames-title" {
+		t.Errorf("after a page turned from below the grid, the focus is on %q; want the frames' heading", got)
+	}
+	b.do(chromedp.Focus(chromedp.ID("frame-page-next")), chromedp.KeyEvent("\r"))
+	b.checkPage(2001, 3000, "Frames 2,001–3,000 · page 3 of 3")
+	if got := b.text(`document.activeElement?.id ?? ''`); got != "frames-title" {
+		t.Errorf("after the last page was turned to from the keyboard, the focus is on %q; want the frames' heading", got)
+	}
 	// Pages turned faster than the polls answer: the grid ends on the
 	// last page turned to, with its frames alone.
 	b.do(chromedp.Click(chromedp.ID("frame-page-first")), chromedp.Click(chromedp.ID("frame-page-next")),

@@ -157,13 +157,21 @@ export function jobView(root, { api, signal, params, setConnection }) {
   // buildPager makes the controls that turn a large job's pages of frames:
   // above the grid the first, previous, next and last page, and a frame to
   // go to; below it, the previous and next page, which bring the new
-  // page's first frames into view.
+  // page's first frames into view. A turn from below the grid, or one
+  // that disabled the control turning it (the first or last page
+  // reached), moves the focus to the grid's heading, so that it is neither
+  // left a thousand frames below nor lost.
   function buildPager() {
     const button = (id, text, label, to, toTop = false) => {
       const b = h('button', { type: 'button', class: 'button button-small', id, 'aria-label': label }, text);
       b.addEventListener('click', () => {
         showPage(to());
         if (toTop) document.getElementById('frames-section')?.scrollIntoView();
+        if (toTop || b.disabled) {
+          const heading = document.getElementById('frames-title');
+          heading.tabIndex = -1;
+          heading.focus({ preventScroll: toTop });
+        }
       });
       return b;
     };

@@ -101,6 +101,19 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 	if b.text(`String(document.getElementById('frame-page-next').disabled && document.getElementById('frame-page-last').disabled)`) != "true" {
 		t.Error("on the last page, the controls to the next and last pages are enabled")
 	}
+	// A frame of a page's middle: its tile is brought into view, and the
+	// focus onto it. A frame not of the job shows the nearest, and says so.
+	b.do(chromedp.SetValue(chromedp.ID("frame-page-go"), "1500"), chromedp.Click(chromedp.ID("frame-page-show")))
+	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")
+	b.waitFor("frame 1500 in view, and focused", `(() => {
+		const tile = document.querySelector('#frame-grid li[data-frame="1500"]').getBoundingClientRect();
+		return tile.top >= 0 && tile.bottom <= window.innerHeight && document.activeElement?.dataset.frame === '1500';
+	})()`)
+	b.do(chromedp.SetValue(chromedp.ID("frame-page-go"), "4000"), chromedp.Click(chromedp.ID("frame-page-show")))
+	b.checkPage(2001, 3000, "Frames 2,001–3,000 · page 3 of 3")
+	if got := b.text(`document.getElementById('frame-page-said').textContent`); !strings.Contains(got, "not one of this job") {
+		t.Errorf("asked for frame 4000 of a job of frames 1 to 3000, the page says %q; want that it is not one of the job's", got)
+	}
 	// The controls below the grid turn the pages too.
 	b.do(chromedp.Click(chromedp.ID("frame-page-previous-end")))
 	b.checkPage(1001, 2000, "Frames 1,001–2,000 · page 2 of 3")

@@ -90,6 +90,8 @@ export function jobView(root, { api, signal, params, setConnection }) {
   let pageIndex = 0;
   let pager = null; // its controls, once built
   let linksRound = 0; // keepLinksFresh's round under way
+  let jobRanges = []; // the job's frame ranges, for "Go to frame"
+  let goToFrame = null; // the frame asked for there, until its tile is in view
 
   const poller = poll(async () => {
     try {
@@ -99,6 +101,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       const shownPage = pageIndex;
       if (job.finalConfig) {
         pages ??= pagesOf(job.finalConfig);
+        jobRanges = job.finalConfig.frameRanges ?? [];
         const page = pages[pageIndex];
         progress = page ? await api.progressOfFrames(id, page[0], page[1], signal) : await api.progress(id, signal);
         // A page's downloads are those of its frames: asked for again
@@ -144,6 +147,8 @@ export function jobView(root, { api, signal, params, setConnection }) {
     const next = Math.max(0, Math.min(pages.length - 1, index));
     if (next === pageIndex) return;
     pageIndex = next;
+    goToFrame = null;
+    setText(pager.said, '');
     // A round of keepLinksFresh under way signs the page left and would
     // draw its tiles into the new page's grid: it stops, and the poll
     // asked for here starts another once it read the new page.
@@ -176,17 +181,22 @@ export function jobView(root, { api, signal, params, setConnection }) {
       return b;
     };
     const frame = h('input', { type: 'number', id: 'frame-page-go', min: '0', step: '1', inputmode: 'numeric', 'aria-label': 'Frame to show' });
+    const said = h('span', { class: 'muted', id: 'frame-page-said', role: 'status' });
     const form = h('form', { class: 'frame-pager-go' },
       h('label', { for: 'frame-page-go', text: 'Go to frame' }), frame,
-      h('button', { type: 'submit', class: 'button button-small', id: 'frame-page-show' }, 'Show'));
+      h('button', { type: 'submit', class: 'button button-small', id: 'frame-page-show' }, 'Show'), said);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const n = Number(frame.value);
       if (frame.value === '' || !Number.isInteger(n)) return;
       // The page holding the frame, or the one it would fall in between
-      // the job's frames.
+      // the job's frames; its tile is brought into view once drawn.
       const at = pages.findIndex(([, last]) => n <= last);
+      const inJob = hasFrame(jobRanges, n);
       showPage(at < 0 ? pages.length - 1 : at);
+      setText(said, inJob ? '' : `Frame ${n} is not one of this job’s frames; these are the nearest.`);
+      goToFrame = inJob ? n : null;
+      showFrameAskedFor();
     });
     const label = h('span', { class: 'frame-page', id: 'frame-page', 'aria-live': 'polite' });
     const controls = {
@@ -204,7 +214,18 @@ export function jobView(root, { api, signal, params, setConnection }) {
     };
     const endNav = h('nav', { class: 'frame-pager frame-pager-end', 'aria-label': 'Pages of frames, after them' },
       end.previous, endLabel, end.next);
-    return { nav, label, endNav, endLabel, end, ...controls };
+    return { nav, label, said, endNav, endLabel, end, ...controls };
+  }
+
+  // showFrameAskedFor brings the tile of the frame "Go to frame" asked
+  // for into view, and the focus onto it, once the grid shows it.
+  function showFrameAskedFor() {
+    const tile = goToFrame === null ? null : grid.tiles.get(goToFrame);
+    if (!tile) return;
+    goToFrame = null;
+    tile.li.tabIndex = -1;
+    tile.li.scrollIntoView({ block: 'center' });
+    tile.li.focus({ preventScroll: true });
   }
 
   function showPager() {
@@ -535,6 +556,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
     live.meter.el.dataset.tone = job.status;
     setText(live.framesSummary, `${p.framesCompleted} of ${total} done${p.framesFailed ? `, ${p.framesFailed} failed` : ''}`);
     grid.update(p, downloads);
+    showFrameAskedFor();
     composites.update(downloads);
     showDownloads(job, downloads);
 
@@ -666,6 +688,19 @@ function pagesOf(config) {
     out.push([sorted[i], sorted[Math.min(i + pageFrames, sorted.length) - 1]]);
   }
   return out;
+}
+
+// hasFrame tells whether frame n is one of those the frame ranges ("7",
+// "1-250", "1-250x5") name.
+function hasFrame(ranges, n) {
+  return ranges.some((r) => {
+    const m = /^(\d+)(?:-(\d+)(?:x(\d+))?)?$/.exec(String(r).trim());
+    if (!m) return false;
+    const start = Number(m[1]);
+    const end = m[2] === undefined ? start : Number(m[2]);
+    const step = m[3] === undefined ? 1 : Number(m[3]);
+    return n >= start && n <= end && (n - start) % step === 0;
+  });
 }
 
 // completedOf counts the completed frames of a report's list.

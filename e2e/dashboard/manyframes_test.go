@@ -364,7 +364,7 @@ func (b *browser) progressAsked(jobID string) requests {
 		.filter(([u]) => ['', '/progress', '/downloads'].some((end) => u.pathname.endsWith('/jobs/%[1]s' + end)))
 		.map(([u, e]) => ({
 			What: u.pathname.endsWith('/progress') ? ({ '': 'full', '?frames=none': 'counts' }[u.search] ?? u.search.slice(1))
-				: u.pathname.endsWith('/downloads') ? ({ '?page=1&pageSize=100000': 'downloads' }[u.search] ?? 'downloads ' + u.search.slice(1)) : 'job',
+				: u.pathname.endsWith('/downloads') ? ({ '?page=1&pageSize=100000': 'downloads' }[u.search] ?? 'downloads ' + u.search.slice(1).replace('&page=1&pageSize=100000', '')) : 'job',
 			Start: e.startTime, End: e.responseEnd,
 		}))
 		.sort((a, b) => a.Start - b.Start))`, jobID))

@@ -111,9 +111,12 @@ export class Api {
   }
 
   /** downloadsOfFrames answers the files of the frames numbered first to
-   * last, and the zip and the video: only their URLs are signed. */
+   * last, and the zip and the video: only their URLs are signed. It asks
+   * for the first 100,000 of them, as downloads does: a thousand frames
+   * of many compositor outputs each may make more than one answer lists
+   * whole. */
   downloadsOfFrames(id, first, last, signal) {
-    return this.request('GET', `/jobs/${encodeURIComponent(id)}/downloads?frames=${first}-${last}`, { signal });
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}/downloads?frames=${first}-${last}&page=1&pageSize=100000`, { signal });
   }
 
   /** downloads answers the job's files: the first 100,000 (the most one

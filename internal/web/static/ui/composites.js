@@ -26,6 +26,8 @@ export class CompositeOutputs {
   /** reset removes the images shown: the page shows another page of
    * frames, whose downloads list their own. The zip stays. */
   reset() {
+    // Hidden until the new page's downloads list an output (update).
+    this.section.hidden = true;
     this.body.replaceChildren();
     this.groups.clear();
     this.tiles.clear();
@@ -35,7 +37,11 @@ export class CompositeOutputs {
   /** update adds the images the downloads list, and refreshes the links. */
   update(downloads) {
     const outputs = downloads?.compositeNodeOutputs ?? [];
-    if (outputs.length === 0) return;
+    const t = downloads?.transforms;
+    const zip = t?.compositeNodesZipOutputs ?? (t?.compositeNodesZip ? { url: t.compositeNodesZip, fileName: 'compositeNodes.zip' } : null);
+    // A page of a large job's frames may have no outputs of its own while
+    // the job's zip of them all exists.
+    if (outputs.length === 0 && !zip) return;
     this.section.hidden = false;
     for (const o of outputs) {
       const node = o.compositeNodeName ?? 'Compositor';
@@ -56,10 +62,8 @@ export class CompositeOutputs {
       this.tiles.set(o.fileName, this.tile(list, o));
     }
     const n = this.tiles.size;
-    setText(this.summary, `${n} ${n === 1 ? 'image' : 'images'} from ${this.groups.size} ${this.groups.size === 1 ? 'node' : 'nodes'}`);
+    setText(this.summary, n ? `${n} ${n === 1 ? 'image' : 'images'} from ${this.groups.size} ${this.groups.size === 1 ? 'node' : 'nodes'}` : '');
 
-    const t = downloads?.transforms;
-    const zip = t?.compositeNodesZipOutputs ?? (t?.compositeNodesZip ? { url: t.compositeNodesZip, fileName: 'compositeNodes.zip' } : null);
     if (zip && !this.zipLink) {
       this.zipLink = h('a', { class: 'button', id: 'download-composites-zip', href: zip.url, download: zip.fileName },
         'Download all compositor outputs', h('span', { class: 'button-note', text: ` .zip${zip.sizeBytes ? ` · ${formatBytes(zip.sizeBytes)}` : ''}` }));

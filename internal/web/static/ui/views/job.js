@@ -180,7 +180,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       });
       return b;
     };
-    const frame = h('input', { type: 'number', id: 'frame-page-go', min: '0', step: '1', inputmode: 'numeric', 'aria-label': 'Frame to show' });
+    const frame = h('input', { type: 'number', id: 'frame-page-go', min: '0', step: '1', inputmode: 'numeric' });
     const said = h('span', { class: 'muted', id: 'frame-page-said', role: 'status' });
     const form = h('form', { class: 'frame-pager-go' },
       h('label', { for: 'frame-page-go', text: 'Go to frame' }), frame,

@@ -9,6 +9,9 @@
 #   scripts/kube-apiserver.sh start   build what is missing, start, print the KUBECONFIG
 #   scripts/kube-apiserver.sh stop
 #   scripts/kube-apiserver.sh build   only build what is missing
+#   scripts/kube-apiserver.sh build kubelet kube-scheduler ...
+#                                     those commands of k8s.io/kubernetes too
+#                                     (scripts/kube-node.sh builds its own so)
 #
 # Then:
 #
@@ -33,8 +36,16 @@ BIN=$DIR/bin RUN=$DIR/run PKI=$DIR/run/pki
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# build_kubernetes [CMD...]: the commands of k8s.io/kubernetes that are
+# not built yet, kube-apiserver and kube-controller-manager when none is
+# named.
 build_kubernetes() {
-	[ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && return 0
+	local names=("$@") want=() p
+	[ $# -gt 0 ] || names=(kube-apiserver kube-controller-manager)
+	for p in "${names[@]}"; do
+		[ -x "$BIN/$p" ] || want+=("$p")
+	done
+	[ ${#want[@]} -eq 0 ] && return 0
 	local src=$DIR/src/kubernetes-$KUBE_VERSION staging=v0.${KUBE_VERSION#v1.}
 	if [ ! -d "$src" ]; then
 		log "k8s.io/kubernetes@$KUBE_VERSION from the module proxy"
@@ -54,12 +65,12 @@ build_kubernetes() {
 	local major=${KUBE_VERSION#v} minor
 	minor=${major#*.}
 	major=${major%%.*} minor=${minor%%.*}
-	local ldflags="-s -w" p
+	local ldflags="-s -w"
 	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 	done
 	mkdir -p "$BIN"
-	for p in kube-apiserver kube-controller-manager; do
+	for p in "${want[@]}"; do
 		log "building $p $KUBE_VERSION (minutes, once)"
 		(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$BIN/$p" "./cmd/$p")
 	done
@@ -221,8 +232,10 @@ stop() {
 mkdir -p "$RUN"
 case ${1:-} in
 build)
+	shift
 	build_kubernetes
 	build_etcd
+	[ $# -eq 0 ] || build_kubernetes "$@"
 	;;
 start) start ;;
 stop) stop ;;

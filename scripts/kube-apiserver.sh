@@ -4,7 +4,8 @@
 # with the API server's own validation, KEDA's CRDs, and a controller
 # manager that turns each Deployment into a ReplicaSet and Pods. There is
 # no kubelet and no container runtime, so the Pods stay Pending: it checks
-# the objects, not what runs in them.
+# the objects, not what runs in them. scripts/kube-node.sh adds a node
+# that runs them.
 #
 #   scripts/kube-apiserver.sh start   build what is missing, start, print the KUBECONFIG
 #   scripts/kube-apiserver.sh stop

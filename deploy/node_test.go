@@ -238,7 +238,24 @@ func TestChartOnANode(t *testing.T) {
 			if !strings.Contains(logs, want) {
 				t.Errorf("the render node's log does not say %s:\n%s", want, logs)
 			}
-			waitRegistered(t, k, ns, worker)
+			// The node offers jobs its pod's memory limit, not the
+			// machine's (which is more here).
+			if node := waitRegistered(t, k, ns, worker); node.MemoryGiB != 8 {
+				t.Errorf("the render node offers %d GiB; want its pod's limit, 8 GiB", node.MemoryGiB)
+			}
+			// The two API replicas started at once on an empty database:
+			// one of them made the farm's first key and logged it, once.
+			shown := 0
+			for _, p := range serve {
+				logs, err := k.kubectl(t.Context(), "-n", ns, "logs", p.Metadata.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				shown += strings.Count(logs, "RF-")
+			}
+			if shown != 1 {
+				t.Errorf("the API replicas' logs show %d API keys; want the first key once", shown)
+			}
 
 			key, err := k.kubectl(t.Context(), "-n", ns, "exec", "deploy/farm-renderfarm-serve", "--",
 				"renderfarm", "keys", "create", "--workspace", "node-test")
@@ -275,9 +292,16 @@ func TestChartOnANode(t *testing.T) {
 	}
 }
 
+// registeredNode is a render node as `renderfarm workers --json` lists it.
+type registeredNode struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	MemoryGiB int    `json:"memoryGiB"`
+}
+
 // waitRegistered waits until `renderfarm workers` in an API replica lists
-// the render node of pod name as idle.
-func waitRegistered(t *testing.T, k *kubeAPI, ns, name string) {
+// the render node of pod name as idle, and answers its row.
+func waitRegistered(t *testing.T, k *kubeAPI, ns, name string) registeredNode {
 	t.Helper()
 	var out string
 	var err error
@@ -286,20 +310,16 @@ func waitRegistered(t *testing.T, k *kubeAPI, ns, name string) {
 		if err != nil {
 			continue
 		}
-		var rows []struct {
-			Name  string `json:"name"`
-			State string `json:"state"`
+		var rows []registeredNode
+		if json.Unmarshal([]byte(out), &rows) != nil {
+			continue
 		}
-		if json.Unmarshal([]byte(out), &rows) == nil && slices.ContainsFunc(rows, func(r struct {
-			Name  string `json:"name"`
-			State string `json:"state"`
-		}) bool {
-			return r.Name == name && r.State == "idle"
-		}) {
-			return
+		if i := slices.IndexFunc(rows, func(r registeredNode) bool { return r.Name == name && r.State == "idle" }); i >= 0 {
+			return rows[i]
 		}
 	}
 	t.Fatalf("render node %s not registered and idle within a minute: %s %v", name, out, err)
+	return registeredNode{}
 }
 
 // submitCube uploads testdata/scenes/cube.blend, validates it and renders

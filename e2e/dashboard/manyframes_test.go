@@ -160,6 +160,27 @@ func TestDashboardJobOfManyFrames(t *testing.T) {
 		t.Errorf("the suspended job's page asked %v over 5 s; want the first page's frames at each poll, and its downloads not again", idle)
 	}
 
+	// Scout frames on other pages than the one shown: a link to each of
+	// their ranges turns the grid to its first frame. (The job is marked
+	// suspended for them here as the farm marks it once they are done.)
+	scouted := storedJob(ctx, t, st, big.ID)
+	scouted.Status, scouted.SuspendedReason = rf.StatusRendering, ""
+	if err := st.UpdateJob(ctx, scouted); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the job rendering again", `document.querySelector('#job-view .badge')?.dataset.status === 'rendering'`)
+	scouted.Status, scouted.SuspendedReason = rf.StatusSuspended, rf.SuspendedScoutFramesReady
+	scouted.FinalConfig.ScoutFrames = []string{"1", "2999-3000"}
+	if err := st.UpdateJob(ctx, scouted); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the scout frames' links", `document.querySelectorAll('#scout-frames .scout-links button').length === 2`)
+	b.do(chromedp.Click(chromedp.CSS(`#scout-frames button[data-frame="2999"]`)))
+	b.checkPage(2001, 3000, "Frames 2,001–3,000 · page 3 of 3")
+	b.waitFor("frame 2999's tile in view, with the focus", `document.activeElement?.dataset.frame === '2999'`)
+	b.do(chromedp.Click(chromedp.CSS(`#scout-frames button[data-frame="1"]`)))
+	b.checkPage(1, 1000, "Frames 1–1,000 · page 1 of 3")
+
 	// Completed, the page signs its page's links again every ten minutes
 	// (here 300 ms). A round of them under way when the page is turned
 	// draws nothing: the new page shows its own frames alone, though the

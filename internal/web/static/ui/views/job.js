@@ -189,14 +189,7 @@ export function jobView(root, { api, signal, params, setConnection }) {
       e.preventDefault();
       const n = Number(frame.value);
       if (frame.value === '' || !Number.isInteger(n)) return;
-      // The page holding the frame, or the one it would fall in between
-      // the job's frames; its tile is brought into view once drawn.
-      const at = pages.findIndex(([, last]) => n <= last);
-      const inJob = hasFrame(jobRanges, n);
-      showPage(at < 0 ? pages.length - 1 : at);
-      setText(said, inJob ? '' : `Frame ${n} is not one of this job’s frames; these are the nearest.`);
-      goToFrame = inJob ? n : null;
-      showFrameAskedFor();
+      showFrame(n);
     });
     const label = h('span', { class: 'frame-page', id: 'frame-page', 'aria-live': 'polite' });
     const controls = {
@@ -217,8 +210,20 @@ export function jobView(root, { api, signal, params, setConnection }) {
     return { nav, label, said, endNav, endLabel, end, ...controls };
   }
 
-  // showFrameAskedFor brings the tile of the frame "Go to frame" asked
-  // for into view, and the focus onto it, once the grid shows it.
+  // showFrame turns a large job's grid to the page holding frame n, or
+  // the one it would fall in between the job's frames, and brings its
+  // tile into view once drawn ("Go to frame", the scout frames' links).
+  function showFrame(n) {
+    const at = pages.findIndex(([, last]) => n <= last);
+    const inJob = hasFrame(jobRanges, n);
+    showPage(at < 0 ? pages.length - 1 : at);
+    setText(pager.said, inJob ? '' : `Frame ${n} is not one of this job’s frames; these are the nearest.`);
+    goToFrame = inJob ? n : null;
+    showFrameAskedFor();
+  }
+
+  // showFrameAskedFor brings the tile of the frame showFrame asked for
+  // into view, and the focus onto it, once the grid shows it.
   function showFrameAskedFor() {
     const tile = goToFrame === null ? null : grid.tiles.get(goToFrame);
     if (!tile) return;
@@ -328,11 +333,21 @@ export function jobView(root, { api, signal, params, setConnection }) {
     }
     const left = (progress?.framesTotal ?? 0) - (progress?.framesCompleted ?? 0);
     const eta = progress?.etaSeconds != null ? `, about ${formatSeconds(progress.etaSeconds)} at the scouts’ pace` : '';
+    const scoutFrames = job.finalConfig?.scoutFrames ?? [];
+    // A large job's scout frames may lie on pages of their own: a link to
+    // each of their ranges ("1", "1500-1502", "1-100x10") turns the grid
+    // to its first frame.
+    const firstOf = (r) => Number(/^\d+/.exec(String(r))?.[0] ?? NaN);
+    const links = pages?.length ? h('p', { class: 'scout-links' }, 'Show ', ...scoutFrames.filter((r) => Number.isInteger(firstOf(r))).flatMap((r, i) => [
+      i > 0 ? ', ' : null,
+      h('button', { type: 'button', class: 'link-button', dataset: { frame: String(firstOf(r)) }, onclick: () => showFrame(firstOf(r)) },
+        /^\d+$/.test(String(r)) ? `frame ${r}` : `frames ${r}`),
+    ])) : null;
     return h('div', { class: 'callout callout-warning', id: 'scout-frames' },
       h('p', { class: 'callout-title', text: 'Scout frames ready' }),
-      h('p', {}, 'Frames ', h('strong', { id: 'scout-list', text: (job.finalConfig?.scoutFrames ?? []).join(', ') }),
+      h('p', {}, 'Frames ', h('strong', { id: 'scout-list', text: scoutFrames.join(', ') }),
         ` are rendered: look at them below. ${left} ${left === 1 ? 'frame waits' : 'frames wait'} for your approval${eta}.`),
-      button, error);
+      links, button, error);
   }
 
   // act runs one of the job's actions from button, showing a refusal in

@@ -53,14 +53,26 @@ func NodeMemory(root fs.FS, blenderLimit int64) (Memory, error) {
 		m.Cgroup, m.CgroupFile = limit.bytes, limit.file
 	}
 	m.Bytes = m.Machine
+	limited := false
 	if m.CgroupFile != "" && (m.Bytes == 0 || m.Cgroup < m.Bytes) {
-		m.Bytes = m.Cgroup
+		m.Bytes, limited = m.Cgroup, true
 	}
 	if m.Blender > 0 && (m.Bytes == 0 || m.Blender < m.Bytes) {
-		m.Bytes = m.Blender
+		m.Bytes, limited = m.Blender, true
+	}
+	if limited {
+		// A limit is offered in whole GiB, rounded down. The farm rounds a
+		// node's memory up to whole GiB (farm.WorkerOffer.MemoryGiB), for
+		// what the kernel keeps of a machine's: a "32 GB" machine's
+		// MemTotal is some 31.3 GiB. A limit is exact, and a pod limited
+		// to 7.5 GiB cannot hold a job that asks for 8.
+		m.Bytes = m.Bytes / gibibyte * gibibyte
 	}
 	return m, nil
 }
+
+// gibibyte is the unit a node's memory is offered in.
+const gibibyte = 1 << 30
 
 // machineMemory is MemTotal in /proc/meminfo under root, in bytes; 0
 // where there is no /proc/meminfo.

@@ -93,6 +93,17 @@ func TestNodeMemoryIsTheLeastOfTheMachinesAndItsCgroups(t *testing.T) {
 			want:    Memory{Bytes: 8 << 30, Machine: 24683664 << 10, Cgroup: 8 << 30, CgroupFile: "/sys/fs/cgroup/memory.max", Blender: 16 << 30},
 		},
 		{
+			name:  "a limit of 7.5 GiB offers 7, not the 8 the farm would round it up to",
+			files: pod("8053063680\n"),
+			want:  Memory{Bytes: 7 << 30, Machine: 24683664 << 10, Cgroup: 7680 << 20, CgroupFile: "/sys/fs/cgroup/memory.max"},
+		},
+		{
+			name:    "a Blender memory limit of 3.5 GiB offers 3",
+			files:   pod("max\n"),
+			blender: 3584 << 20,
+			want:    Memory{Bytes: 3 << 30, Machine: 24683664 << 10, Blender: 3584 << 20},
+		},
+		{
 			name:  "nothing at all is 0, as before",
 			files: fstest.MapFS{},
 			want:  Memory{Unread: []string{"open proc/self/cgroup: file does not exist"}},

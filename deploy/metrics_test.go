@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -123,27 +122,8 @@ func TestEveryMetricTheAlertsAndDashboardReadIsServed(t *testing.T) {
 	c := client.New(farm.URL, farm.Key("studio"))
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	slug, err := c.UploadFile(ctx, filepath.Join("..", "testdata", "scenes", "cube.blend"), nil)
-	if err != nil {
-		t.Fatalf("upload: %v", err)
-	}
-	job, err := c.CreateJob(ctx, slug)
-	if err != nil {
-		t.Fatalf("create job: %v", err)
-	}
-	if _, err := c.Validate(ctx, job.ID); err != nil {
-		t.Fatalf("validate: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusValidated), nil); err != nil {
-		t.Fatalf("wait for validation: %v", err)
-	}
-	if _, _, err := c.Render(ctx, job.ID, client.RenderConfig{
-		ColorManagementPreset: client.String("default"),
-		FrameRanges:           []string{"1"}, SampleCount: client.Int(1), Resolution: []int{64, 36},
-	}); err != nil {
-		t.Fatalf("render: %v", err)
-	}
-	if _, err := c.Wait(ctx, job.ID, client.UntilStatus(client.StatusCompleted), nil); err != nil {
+	id := submitCube(ctx, t, c, client.RenderConfig{FrameRanges: []string{"1"}, SampleCount: client.Int(1), Resolution: []int{64, 36}})
+	if _, err := c.Wait(ctx, id, client.UntilStatus(client.StatusCompleted), nil); err != nil {
 		t.Fatalf("wait for the render: %v\n%s", err, farm.Log.String())
 	}
 

@@ -20,27 +20,9 @@ import (
 func TestAJobsDownloadsComeAPageAtATime(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted) // frames 1 and 2
-		now := time.Now().UTC()
-		for n := 3; n <= 7; n++ {
-			key := fmt.Sprintf("%sframe_%04d.png", farm.JobFramesPrefix(job.ID), n)
-			if err := f.Store.InsertFrame(f.Ctx, store.Frame{JobID: job.ID, Frame: n, TaskID: "task-" + job.ID, Status: farm.FrameCompleted,
-				Worker: "node-a", Attempts: 1, ObjectKey: key, UpdatedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := f.Store.InsertFrameOutputs(f.Ctx, job.ID, 4, []farm.FrameOutput{
-			{Kind: farm.OutputFrame, FileName: "frame_0004.png", RelativePath: "frame_0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "frame_0004.png"},
-			{Kind: farm.OutputCompositeNode, FileName: "mask/0004.png", RelativePath: "mask/0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "mask_0004.png", CompositeNodeName: "Mask"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := f.api.cfg
-		cfg.MaxDownloadFiles = 5
-		api := New(f.Engine, cfg)
+		job, api := jobOfEightFiles(t, f)
 
-		_, err = api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
+		_, err := api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{})
 		var refused *farm.Error
 		if !errors.As(err, &refused) || refused.Kind != farm.KindInvalid || refused.Field != "page" || !strings.Contains(refused.Message, "8 files") {
 			t.Fatalf("all of 8 files with at most 5 an answer: %v; want a 400 naming page and the 8 files", err)
@@ -94,25 +76,7 @@ func TestAJobsDownloadsComeAPageAtATime(t *testing.T) {
 func TestAJobsDownloadsOfASpanOfFrames(t *testing.T) {
 	t.Parallel()
 	eachFixture(t, func(t *testing.T, f *fixture) {
-		job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted) // frames 1 and 2
-		now := time.Now().UTC()
-		for n := 3; n <= 7; n++ {
-			key := fmt.Sprintf("%sframe_%04d.png", farm.JobFramesPrefix(job.ID), n)
-			if err := f.Store.InsertFrame(f.Ctx, store.Frame{JobID: job.ID, Frame: n, TaskID: "task-" + job.ID, Status: farm.FrameCompleted,
-				Worker: "node-a", Attempts: 1, ObjectKey: key, UpdatedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := f.Store.InsertFrameOutputs(f.Ctx, job.ID, 4, []farm.FrameOutput{
-			{Kind: farm.OutputFrame, FileName: "frame_0004.png", RelativePath: "frame_0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "frame_0004.png"},
-			{Kind: farm.OutputCompositeNode, FileName: "mask/0004.png", RelativePath: "mask/0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "mask_0004.png", CompositeNodeName: "Mask"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := f.api.cfg
-		cfg.MaxDownloadFiles = 5
-		api := New(f.Engine, cfg)
+		job, api := jobOfEightFiles(t, f)
 		span := func(from, to int) *farm.FrameRange { return &farm.FrameRange{Start: from, End: to, Step: 1} }
 		listed := func(d *farm.Downloads) string {
 			var out []string
@@ -150,11 +114,38 @@ func TestAJobsDownloadsOfASpanOfFrames(t *testing.T) {
 		}
 		// Frames 1 to 7 make 8 files, past the 5 of one answer: the pages
 		// to ask for instead are of the span, not of the whole job.
-		_, err = api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{Frames: span(1, 7)})
+		_, err := api.Downloads(f.Ctx, f.P, job.ID, farm.DownloadsQuery{Frames: span(1, 7)})
 		var refused *farm.Error
 		if !errors.As(err, &refused) || refused.Field != "page" || !strings.Contains(refused.Message, "frames 1-7 of this job made 8 files") ||
 			!strings.Contains(refused.Message, "?frames=1-7&page=1&pageSize=5") {
 			t.Errorf("a span of 8 files with at most 5 an answer: %v; want a 400 naming page and the span's 8 files, asking for the span's pages", err)
 		}
 	})
+}
+
+// jobOfEightFiles is a completed job of frames 1 to 7, frame 4 with a
+// compositor output too (eight files), and a service that lists at most
+// five files in one answer.
+func jobOfEightFiles(t *testing.T, f *fixture) (*farm.Job, *Service) {
+	t.Helper()
+	job := f.FinishedJobWithFiles(f.api, farm.StatusCompleted) // frames 1 and 2
+	now := time.Now().UTC()
+	for n := 3; n <= 7; n++ {
+		key := fmt.Sprintf("%sframe_%04d.png", farm.JobFramesPrefix(job.ID), n)
+		if err := f.Store.InsertFrame(f.Ctx, store.Frame{JobID: job.ID, Frame: n, TaskID: "task-" + job.ID, Status: farm.FrameCompleted,
+			Worker: "node-a", Attempts: 1, ObjectKey: key, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := f.Store.InsertFrameOutputs(f.Ctx, job.ID, 4, []farm.FrameOutput{
+		{Kind: farm.OutputFrame, FileName: "frame_0004.png", RelativePath: "frame_0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "frame_0004.png"},
+		{Kind: farm.OutputCompositeNode, FileName: "mask/0004.png", RelativePath: "mask/0004.png", ObjectKey: farm.JobFramesPrefix(job.ID) + "mask_0004.png", CompositeNodeName: "Mask"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.api.cfg
+	cfg.MaxDownloadFiles = 5
+	api := New(f.Engine, cfg)
+	return job, api
 }

@@ -337,8 +337,8 @@ export function jobView(root, { api, signal, params, setConnection }) {
     // A large job's scout frames may lie on pages of their own: a link to
     // each of their ranges ("1", "1500-1502", "1-100x10") turns the grid
     // to its first frame.
-    const firstOf = (r) => Number(/^\d+/.exec(String(r))?.[0] ?? NaN);
-    const links = pages?.length ? h('p', { class: 'scout-links' }, 'Show ', ...scoutFrames.filter((r) => Number.isInteger(firstOf(r))).flatMap((r, i) => [
+    const firstOf = (r) => parseFrameRange(r)?.start;
+    const links = pages?.length ? h('p', { class: 'scout-links' }, 'Show ', ...scoutFrames.filter((r) => firstOf(r) !== undefined).flatMap((r, i) => [
       i > 0 ? ', ' : null,
       h('button', { type: 'button', class: 'link-button', dataset: { frame: String(firstOf(r)) }, onclick: () => showFrame(firstOf(r)) },
         /^\d+$/.test(String(r)) ? `frame ${r}` : `frames ${r}`),
@@ -689,12 +689,9 @@ function pagesOf(config) {
   if (!((config.frameCount ?? 0) > manyFrames) || !Array.isArray(config.frameRanges)) return [];
   const frames = new Set();
   for (const r of config.frameRanges) {
-    const m = /^(\d+)(?:-(\d+)(?:x(\d+))?)?$/.exec(String(r).trim());
-    if (!m) return []; // a range this page cannot read: the frames shown whole
-    const start = Number(m[1]);
-    const end = m[2] === undefined ? start : Number(m[2]);
-    const step = m[3] === undefined ? 1 : Number(m[3]);
-    for (let f = start; f <= end && step > 0; f += step) frames.add(f);
+    const range = parseFrameRange(r);
+    if (!range) return []; // a range this page cannot read: the frames shown whole
+    for (let f = range.start; f <= range.end; f += range.step) frames.add(f);
   }
   const sorted = [...frames].sort((a, b) => a - b);
   if (sorted.length <= manyFrames) return [];
@@ -709,13 +706,20 @@ function pagesOf(config) {
 // "1-250", "1-250x5") name.
 function hasFrame(ranges, n) {
   return ranges.some((r) => {
-    const m = /^(\d+)(?:-(\d+)(?:x(\d+))?)?$/.exec(String(r).trim());
-    if (!m) return false;
-    const start = Number(m[1]);
-    const end = m[2] === undefined ? start : Number(m[2]);
-    const step = m[3] === undefined ? 1 : Number(m[3]);
-    return n >= start && n <= end && (n - start) % step === 0;
+    const range = parseFrameRange(r);
+    return range !== null && n >= range.start && n <= range.end && (n - range.start) % range.step === 0;
   });
+}
+
+// parseFrameRange reads a frame range as the farm writes them ("7",
+// "1-250", "1-250x5"): its start, end and step, or null.
+function parseFrameRange(r) {
+  const m = /^(\d+)(?:-(\d+)(?:x(\d+))?)?$/.exec(String(r).trim());
+  if (!m) return null;
+  const start = Number(m[1]);
+  const end = m[2] === undefined ? start : Number(m[2]);
+  const step = m[3] === undefined ? 1 : Number(m[3]);
+  return step > 0 ? { start, end, step } : null;
 }
 
 // completedOf counts the completed frames of a report's list.

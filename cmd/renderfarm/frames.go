@@ -31,9 +31,9 @@ func parseFrameList(s string) ([]string, error) {
 // parseFrameSpan reads `progress --frames`: a span of frame numbers,
 // "1001-2000", or one frame, "7".
 func parseFrameSpan(s string) (first, last int, err error) {
-	r, err := farm.ParseFrameRange(s)
-	if err != nil || r.Step != 1 {
-		return 0, 0, fmt.Errorf("--frames %q is not a span of frames such as 1001-2000, or one frame such as 7", s)
+	r, err := farm.ParseFrameSpan(s)
+	if err != nil {
+		return 0, 0, fmt.Errorf("--frames must be a span of frames such as 1001-2000, or one frame such as 7; %v", err)
 	}
 	return r.Start, r.End, nil
 }

@@ -101,6 +101,34 @@ func ParseFrameRange(s string) (FrameRange, error) {
 	return r, nil
 }
 
+// ParseFrameSpan reads a span of frame numbers, "1001-2000", or one
+// frame, "7": what a request (or `renderfarm progress --frames`) names
+// to list those frames of a job. It is stricter than ParseFrameRange: no
+// step, no spaces, digits only, each number from 0 to MaxFrame; the
+// error says what is wrong with s.
+func ParseFrameSpan(s string) (FrameRange, error) {
+	number := func(text string) (int, bool) {
+		if text == "" || len(text) > 7 || strings.Trim(text, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(text)
+		return n, err == nil && n <= MaxFrame
+	}
+	startText, endText, isSpan := strings.Cut(s, "-")
+	if !isSpan {
+		endText = startText
+	}
+	start, okStart := number(startText)
+	end, okEnd := number(endText)
+	switch {
+	case !okStart || !okEnd:
+		return FrameRange{}, fmt.Errorf("not %q: frame numbers are whole numbers from 0 to %d", s, MaxFrame)
+	case end < start:
+		return FrameRange{}, fmt.Errorf("not %q, which ends before it starts", s)
+	}
+	return FrameRange{Start: start, End: end, Step: 1}, nil
+}
+
 func parseFrameNumber(text, whole string) (int, error) {
 	n, err := strconv.Atoi(text)
 	if err != nil || text == "" || text[0] == '+' {

@@ -363,3 +363,20 @@ func TestFrameRangeListsAreBounded(t *testing.T) {
 		t.Errorf("every other frame of 100,000: %d frames, %v; want 50,000", len(frames), err)
 	}
 }
+
+// TestParseFrameSpanTakesTwoFrameNumbersOrOne: a span is "A-B" or "A",
+// digits only, from 0 to MaxFrame, never reversed, never stepped.
+func TestParseFrameSpanTakesTwoFrameNumbersOrOne(t *testing.T) {
+	for in, want := range map[string]farm.FrameRange{
+		"1001-2000": {1001, 2000, 1}, "7": {7, 7, 1}, "0-1048574": {0, farm.MaxFrame, 1}, "0000007": {7, 7, 1},
+	} {
+		if got, err := farm.ParseFrameSpan(in); err != nil || got != want {
+			t.Errorf("farm.ParseFrameSpan(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-", "1-", "-5", "+5", "2000-1001", "1-10x2", " 7", "7 ", "1 - 2", "1048575", "00000007", "１", "1-2-3", "1e3"} {
+		if got, err := farm.ParseFrameSpan(in); err == nil || !strings.Contains(err.Error(), "not ") {
+			t.Errorf("farm.ParseFrameSpan(%q) = %+v, %v; want an error saying what is wrong", in, got, err)
+		}
+	}
+}

@@ -97,7 +97,7 @@ func parseListQuery(v url.Values) (farm.ListQuery, error) {
 func parseDownloadsQuery(v url.Values) (farm.DownloadsQuery, error) {
 	var q farm.DownloadsQuery
 	if s := v.Get("frames"); s != "" {
-		span, err := parseFrameSpan(s)
+		span, err := farm.ParseFrameSpan(s)
 		if err != nil {
 			return q, badParam("frames", "frames must be a span of frame numbers such as 1001-2000, or one frame such as 7, to list only those frames' files; %v", err)
 		}
@@ -121,38 +121,13 @@ func parseProgressQuery(v url.Values, oneJob bool) (farm.ProgressQuery, error) {
 		if !oneJob {
 			return q, badParam("frames", "frames must be all (every frame listed, the default) or none (their counts only), not %q; a span of frames is for one job's progress (GET /jobs/{id}/progress?frames=1001-2000)", s)
 		}
-		span, err := parseFrameSpan(s)
+		span, err := farm.ParseFrameSpan(s)
 		if err != nil {
 			return q, badParam("frames", "frames must be all (every frame listed, the default), none (their counts only), or a span of frame numbers such as 1001-2000 (those frames listed, all of them counted); %v", err)
 		}
 		q.Frames = &span
 	}
 	return q, nil
-}
-
-// parseFrameSpan reads a span of frame numbers, "1001-2000" or "7", each
-// from 0 to farm.MaxFrame; the error says what is wrong with s.
-func parseFrameSpan(s string) (farm.FrameRange, error) {
-	number := func(text string) (int, bool) {
-		if text == "" || len(text) > 7 || strings.Trim(text, "0123456789") != "" {
-			return 0, false
-		}
-		n, err := strconv.Atoi(text)
-		return n, err == nil && n <= farm.MaxFrame
-	}
-	startText, endText, isSpan := strings.Cut(s, "-")
-	if !isSpan {
-		endText = startText
-	}
-	start, okStart := number(startText)
-	end, okEnd := number(endText)
-	switch {
-	case !okStart || !okEnd:
-		return farm.FrameRange{}, errors.New("not " + strconv.Quote(s) + `: frame numbers are whole numbers from 0 to ` + strconv.Itoa(farm.MaxFrame))
-	case end < start:
-		return farm.FrameRange{}, errors.New("not " + strconv.Quote(s) + ", which ends before it starts")
-	}
-	return farm.FrameRange{Start: start, End: end, Step: 1}, nil
 }
 
 // parsePage reads the page and pageSize parameters a request sent into
